@@ -1,0 +1,119 @@
+import type { Acquired, Peer } from "../core/peer.ts";
+import type { ObjectInfo } from "../core/object.ts";
+import type { Meta } from "../core/validate.ts";
+
+/** Chunk size of {@link ObjectHandle.stream}. */
+const STREAM_CHUNK = 1 << 20;
+
+/**
+ * A sealed object held for reading. While the handle is open the object's
+ * bytes stay valid, even if the object is deleted meanwhile; closing it
+ * detaches {@link ObjectHandle.bytes} and ends the lease.
+ *
+ * @example Read an object and release it
+ * ```ts
+ * import { connect } from "@packice/packice";
+ * await using client = await connect();
+ * const id = await client.put(new TextEncoder().encode("hello"));
+ * using handle = await client.get(id);
+ * console.log(new TextDecoder().decode(handle.bytes)); // "hello"
+ * ```
+ */
+export class ObjectHandle implements Disposable, AsyncDisposable {
+  readonly #peer: Peer;
+  readonly #acquired: Acquired;
+  readonly #bytes: Uint8Array[];
+  #closing: Promise<void> | undefined;
+
+  /** @internal Built by the client from a READ lease and the blobs' bytes. */
+  constructor(peer: Peer, acquired: Acquired, bytes: Uint8Array[]) {
+    this.#peer = peer;
+    this.#acquired = acquired;
+    this.#bytes = bytes;
+  }
+
+  /** The object id. */
+  get id(): string {
+    return this.#acquired.object.id;
+  }
+
+  /** Size in bytes. */
+  get size(): number {
+    return this.#acquired.object.size;
+  }
+
+  /** The object's metadata. */
+  get meta(): Meta {
+    return this.#acquired.object.meta;
+  }
+
+  /** Everything the peer knows of the object. */
+  get info(): ObjectInfo {
+    return this.#acquired.object;
+  }
+
+  /**
+   * The object's bytes: a zero-copy, read-only view of shared memory where the
+   * peer holds the object in memory, otherwise a copy. Length 0 once closed.
+   * Objects of several blobs: the first blob (see {@link ObjectHandle.blobs}).
+   */
+  get bytes(): Uint8Array {
+    return this.#bytes[0] ?? new Uint8Array(0);
+  }
+
+  /** The bytes of each blob, as {@link ObjectHandle.bytes}. */
+  get blobs(): readonly Uint8Array[] {
+    return this.#bytes;
+  }
+
+  /** Whether {@link ObjectHandle.close} has been called. */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * Streams copies of the bytes, so chunks stay valid after the handle closes.
+   * The handle must stay open until the stream ends.
+   */
+  stream(): ReadableStream<Uint8Array> {
+    const blobs = this.#bytes;
+    let index = 0;
+    let offset = 0;
+    return new ReadableStream<Uint8Array>({
+      pull: (controller) => {
+        while (index < blobs.length && offset >= blobs[index]!.length) {
+          index++;
+          offset = 0;
+        }
+        const current = blobs[index];
+        if (current === undefined || this.closed) {
+          controller.close();
+          return;
+        }
+        const end = Math.min(offset + STREAM_CHUNK, current.length);
+        controller.enqueue(current.slice(offset, end));
+        offset = end;
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  /** Detaches the bytes and ends the lease. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      for (const [index, blob] of this.#acquired.blobs.entries()) {
+        const view = this.#bytes[index];
+        if (view !== undefined) blob.closeView(view);
+      }
+      this.#closing = this.#peer.release(this.#acquired.lease.id).catch(() => {});
+    }
+    return this.#closing;
+  }
+
+  [Symbol.dispose](): void {
+    void this.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

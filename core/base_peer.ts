@@ -1,0 +1,444 @@
+import type { Blob } from "./blob.ts";
+import type { BlobStore, StoredObject } from "./blob_store.ts";
+import type { Clock } from "./clock.ts";
+import { systemClock } from "./clock.ts";
+import {
+  AlreadyExistsError,
+  AlreadySealedError,
+  ClosedError,
+  InvalidArgumentError,
+  NotFoundError,
+  UnknownLeaseError,
+  WrongAccessError,
+} from "./errors.ts";
+import { Access, isAccess, type Lease } from "./lease.ts";
+import { type LeaseEnd, type LeaseRecord, leaseRecord, type LeaseStore } from "./lease_store.ts";
+import type { ObjectInfo } from "./object.ts";
+import { totalSize } from "./object.ts";
+import type { AcquireOptions, Acquired, Peer, PeerStats } from "./peer.ts";
+import { newId, validateMeta, validateObjectId, validateSize, validateTtl } from "./validate.ts";
+
+/** Options shared by every peer built on {@link BasePeer}. */
+export interface BasePeerOptions {
+  /** Where the bytes live. */
+  readonly blobs: BlobStore;
+  /** Where leases and the object directory live. */
+  readonly leases: LeaseStore;
+  /** The clock that decides expiry. Default: the system clock. */
+  readonly clock?: Clock;
+  /** How often expired leases are swept, in milliseconds; 0 sweeps only when asked. Default 1000. */
+  readonly sweepInterval?: number;
+  /** This node's id in a shared lease store. */
+  readonly node?: string;
+}
+
+/** The local bytes of one incarnation of an object, counted by the leases on it. */
+interface Holding {
+  info: ObjectInfo;
+  readonly stored: StoredObject;
+  /** Live leases on this incarnation. */
+  refs: number;
+  /** Removed from lookups: freed when the last lease ends. */
+  removed: boolean;
+  sealed: boolean;
+  /** Views opened through each lease, closed when that lease ends. */
+  readonly views: Map<string, Array<[Blob, Uint8Array]>>;
+  /** Settles when a seal in progress is done, so freeing waits for it. */
+  sealing: Promise<unknown> | undefined;
+}
+
+/**
+ * The lifecycle every peer inherits: leases, seal, discard, release, expiry,
+ * and reference-counted freeing, over any {@link BlobStore} and
+ * {@link LeaseStore}. Subclasses choose the stores.
+ */
+export class BasePeer implements Peer {
+  readonly #blobs: BlobStore;
+  readonly #leases: LeaseStore;
+  readonly #clock: Clock;
+  readonly #node: string | undefined;
+  /** The current incarnation of each object held here. */
+  readonly #objects = new Map<string, Holding>();
+  /** The incarnation each local lease is on. */
+  readonly #held = new Map<string, Holding>();
+  #bytesHeld = 0;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
+
+  /** @param options The stores and clock. */
+  constructor(options: BasePeerOptions) {
+    this.#blobs = options.blobs;
+    this.#leases = options.leases;
+    this.#clock = options.clock ?? systemClock;
+    this.#node = options.node;
+    const interval = options.sweepInterval ?? 1000;
+    if (interval > 0) {
+      const sweeper = setInterval(() => this.sweep().catch(() => {}), interval);
+      Deno.unrefTimer(sweeper);
+      this.#sweeper = sweeper;
+    }
+  }
+
+  /** The blob store, for subclasses and transports that need backend details. */
+  protected get blobStore(): BlobStore {
+    return this.#blobs;
+  }
+
+  /** The clock this peer uses. */
+  get clock(): Clock {
+    return this.#clock;
+  }
+
+  /**
+   * Adopts objects found by the blob store from an earlier run, as sealed
+   * objects in lookups. Subclasses call this once before serving.
+   */
+  protected async recover(): Promise<number> {
+    const found = await this.#blobs.recover();
+    for (const { info, stored } of found) {
+      const leaseId = newId();
+      const now = this.#clock.now();
+      try {
+        await this.#leases.create(
+          { ...info, state: "CREATING" },
+          leaseRecord(leaseId, info.id, Access.CREATE, undefined, now, this.#node),
+        );
+        await this.#leases.seal(leaseId, { sealedAt: info.sealedAt ?? now });
+        await this.#leases.release(leaseId);
+      } catch (error) {
+        if (!(error instanceof AlreadyExistsError)) throw error;
+      }
+      this.#adopt(info, stored);
+    }
+    return found.length;
+  }
+
+  async acquire(
+    objectId: string | undefined,
+    access: Access,
+    options: AcquireOptions = {},
+  ): Promise<Acquired> {
+    this.#checkOpen();
+    if (!isAccess(access)) throw new InvalidArgumentError(`Invalid access: ${access}`);
+    const ttl = validateTtl(options.ttl);
+    if (access === Access.CREATE) return await this.#create(objectId, ttl, options);
+    if (objectId === undefined) {
+      throw new InvalidArgumentError(`Invalid object id: required for ${access}`);
+    }
+    validateObjectId(objectId);
+    const lease = leaseRecord(newId(), objectId, access, ttl, this.#clock.now(), this.#node);
+    const info = await this.#leases.grant(objectId, lease);
+    const holding = this.#objects.get(objectId);
+    if (holding === undefined) {
+      await this.#leases.release(lease.id);
+      throw new NotFoundError(`Object ${objectId} is not held by this peer`);
+    }
+    return this.#hand(holding, lease, info);
+  }
+
+  async #create(
+    objectId: string | undefined,
+    ttl: number | undefined,
+    options: AcquireOptions,
+  ): Promise<Acquired> {
+    const id = objectId === undefined ? newId() : validateObjectId(objectId);
+    const blobSizes = typeof options.size === "number" || options.size === undefined
+      ? [validateSize(options.size, "size")]
+      : options.size.map((size) => validateSize(size, "blob size"));
+    const meta = validateMeta(options.meta);
+    const now = this.#clock.now();
+    const info: ObjectInfo = {
+      id,
+      state: "CREATING",
+      size: totalSize(blobSizes),
+      blobSizes,
+      meta,
+      createdAt: now,
+    };
+    const lease = leaseRecord(newId(), id, Access.CREATE, ttl, now, this.#node);
+    try {
+      await this.#leases.create(info, lease);
+    } catch (error) {
+      if (!(error instanceof AlreadyExistsError)) throw error;
+      // The holder of that id may have expired without a sweep yet.
+      await this.sweep();
+      await this.#leases.create(info, lease);
+    }
+    let stored: StoredObject;
+    try {
+      stored = await this.#blobs.allocate(info);
+    } catch (error) {
+      await this.#leases.release(lease.id).catch(() => {});
+      throw error;
+    }
+    const holding = this.#adopt(info, stored);
+    return this.#hand(holding, lease, info);
+  }
+
+  async seal(leaseId: string): Promise<ObjectInfo> {
+    this.#checkOpen();
+    const lease = await this.#leases.lease(leaseId);
+    if (lease.access !== Access.CREATE) {
+      throw new WrongAccessError(
+        `Cannot seal object ${lease.objectId}: lease is ${lease.access}, not CREATE`,
+      );
+    }
+    const holding = this.#holdingOf(leaseId);
+    if (holding.sealed) {
+      throw new AlreadySealedError(`Cannot seal object ${lease.objectId}: already sealed`);
+    }
+    if (holding.sealing !== undefined) {
+      throw new AlreadySealedError(`Cannot seal object ${lease.objectId}: seal in progress`);
+    }
+    for (const opened of holding.views.values()) {
+      for (const [blob, view] of opened) blob.closeView(view);
+      opened.length = 0;
+    }
+    const sealedAt = this.#clock.now();
+    const sealing = this.#blobs.seal(holding.stored, { ...holding.info, state: "SEALED", sealedAt });
+    holding.sealing = sealing;
+    try {
+      await sealing;
+      holding.sealed = true;
+      const info = await this.#leases.seal(leaseId, { sealedAt });
+      holding.info = info;
+      return info;
+    } finally {
+      holding.sealing = undefined;
+    }
+  }
+
+  async discard(leaseId: string): Promise<void> {
+    this.#checkOpen();
+    this.#ended(await this.#leases.discard(leaseId));
+  }
+
+  async release(leaseId: string): Promise<void> {
+    this.#checkOpen();
+    this.#ended(await this.#leases.release(leaseId));
+  }
+
+  async renew(leaseId: string, ttl?: number): Promise<Lease> {
+    this.#checkOpen();
+    const lease = await this.#leases.lease(leaseId);
+    const next = validateTtl(ttl) ?? lease.ttl;
+    if (next === undefined) {
+      throw new InvalidArgumentError(`Cannot renew lease ${leaseId}: it has no TTL and none was given`);
+    }
+    return publicLease(await this.#leases.renew(leaseId, next, this.#clock.now()));
+  }
+
+  async stat(objectId: string): Promise<ObjectInfo> {
+    this.#checkOpen();
+    validateObjectId(objectId);
+    const info = await this.#leases.stat(objectId);
+    if (info === undefined) throw new NotFoundError(`No object: ${objectId}`);
+    return info;
+  }
+
+  list(): Promise<ObjectInfo[]> {
+    this.#checkOpen();
+    return this.#leases.list();
+  }
+
+  async has(objectId: string): Promise<boolean> {
+    this.#checkOpen();
+    validateObjectId(objectId);
+    return (await this.#leases.stat(objectId)) !== undefined;
+  }
+
+  async stats(): Promise<PeerStats> {
+    const counts = await this.#leases.counts();
+    return { ...counts, bytes: this.#bytesHeld, capacity: this.#blobs.capacity };
+  }
+
+  /**
+   * Ends every lease whose TTL has passed by this peer's clock: an expired
+   * CREATE lease discards its unfinished object. Runs on a timer too.
+   *
+   * @returns How many leases ended.
+   */
+  async sweep(): Promise<number> {
+    if (this.#closed) return 0;
+    const ended = await this.#leases.expire(this.#clock.now());
+    for (const end of ended) this.#ended(end);
+    return ended.length;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    const holdings = new Set([...this.#objects.values(), ...this.#held.values()]);
+    this.#objects.clear();
+    this.#held.clear();
+    for (const holding of holdings) {
+      this.#closeViews(holding);
+      await holding.sealing?.catch(() => {});
+      await this.#blobs.free(holding.stored).catch(() => {});
+    }
+    this.#bytesHeld = 0;
+    await this.#leases.close();
+    await this.#blobs.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #adopt(info: ObjectInfo, stored: StoredObject): Holding {
+    const holding: Holding = {
+      info,
+      stored,
+      refs: 0,
+      removed: false,
+      sealed: info.state === "SEALED",
+      views: new Map(),
+      sealing: undefined,
+    };
+    this.#objects.set(info.id, holding);
+    this.#bytesHeld += info.size;
+    return holding;
+  }
+
+  #hand(holding: Holding, lease: LeaseRecord, info: ObjectInfo): Acquired {
+    holding.refs++;
+    this.#held.set(lease.id, holding);
+    const views: Array<[Blob, Uint8Array]> = [];
+    holding.views.set(lease.id, views);
+    const blobs = holding.stored.blobs.map((blob) =>
+      new LeasedBlob(blob, lease, holding, views, () => this.#held.get(lease.id) === holding)
+    );
+    return { lease: publicLease(lease), object: info, blobs };
+  }
+
+  #holdingOf(leaseId: string): Holding {
+    const holding = this.#held.get(leaseId);
+    if (holding === undefined) {
+      throw new UnknownLeaseError(`Lease ${leaseId} was not granted by this peer`);
+    }
+    return holding;
+  }
+
+  #ended(end: LeaseEnd): void {
+    const holding = this.#held.get(end.lease.id);
+    if (end.removed !== undefined) {
+      const current = this.#objects.get(end.removed.id);
+      const target = holding ?? current;
+      if (target !== undefined && (holding === undefined || current === holding)) {
+        target.removed = true;
+        this.#objects.delete(end.removed.id);
+        if (target.refs === 0) this.#free(target);
+      }
+    }
+    if (holding === undefined) return;
+    this.#held.delete(end.lease.id);
+    const views = holding.views.get(end.lease.id);
+    holding.views.delete(end.lease.id);
+    for (const [blob, view] of views ?? []) blob.closeView(view);
+    holding.refs--;
+    if (holding.removed && holding.refs === 0) this.#free(holding);
+  }
+
+  #free(holding: Holding): void {
+    this.#closeViews(holding);
+    this.#bytesHeld -= holding.info.size;
+    const free = () => this.#blobs.free(holding.stored);
+    (holding.sealing ? holding.sealing.then(free, free) : free()).catch(() => {});
+  }
+
+  #closeViews(holding: Holding): void {
+    for (const opened of holding.views.values()) {
+      for (const [blob, view] of opened) blob.closeView(view);
+    }
+    holding.views.clear();
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new ClosedError("Peer is closed");
+  }
+}
+
+/** A blob as one lease sees it: bounded by the lease's access and life. */
+class LeasedBlob implements Blob {
+  readonly #blob: Blob;
+  readonly #lease: LeaseRecord;
+  readonly #holding: Holding;
+  readonly #views: Array<[Blob, Uint8Array]>;
+  readonly #live: () => boolean;
+
+  constructor(
+    blob: Blob,
+    lease: LeaseRecord,
+    holding: Holding,
+    views: Array<[Blob, Uint8Array]>,
+    live: () => boolean,
+  ) {
+    this.#blob = blob;
+    this.#lease = lease;
+    this.#holding = holding;
+    this.#views = views;
+    this.#live = live;
+  }
+
+  get size(): number {
+    return this.#blob.size;
+  }
+
+  openView(): Uint8Array | undefined {
+    this.#checkLive();
+    const view = this.#blob.openView();
+    if (view !== undefined) this.#views.push([this.#blob, view]);
+    return view;
+  }
+
+  closeView(view: Uint8Array): void {
+    const index = this.#views.findIndex(([, open]) => open === view);
+    if (index < 0) return;
+    this.#views.splice(index, 1);
+    this.#blob.closeView(view);
+  }
+
+  read(offset: number, length: number): Promise<Uint8Array> {
+    this.#checkLive();
+    checkRange(offset, length, this.#blob.size, this.#lease.objectId);
+    return this.#blob.read(offset, length);
+  }
+
+  write(offset: number, bytes: Uint8Array): Promise<void> {
+    this.#checkLive();
+    if (this.#lease.access === Access.READ) {
+      throw new WrongAccessError(`Cannot write object ${this.#lease.objectId}: lease is READ`);
+    }
+    if (this.#holding.sealed || this.#holding.sealing !== undefined) {
+      throw new AlreadySealedError(`Cannot write object ${this.#lease.objectId}: sealed`);
+    }
+    checkRange(offset, bytes.length, this.#blob.size, this.#lease.objectId);
+    return this.#blob.write(offset, bytes);
+  }
+
+  #checkLive(): void {
+    if (!this.#live()) {
+      throw new UnknownLeaseError(`Lease ${this.#lease.id} on ${this.#lease.objectId} has ended`);
+    }
+  }
+}
+
+function checkRange(offset: number, length: number, size: number, objectId: string): void {
+  validateSize(offset, "offset");
+  validateSize(length, "length");
+  if (offset + length > size) {
+    throw new InvalidArgumentError(
+      `Out of range for object ${objectId}: ${offset}+${length} is past its size ${size}`,
+    );
+  }
+}
+
+function publicLease(lease: LeaseRecord): Lease {
+  return {
+    id: lease.id,
+    objectId: lease.objectId,
+    access: lease.access,
+    ...(lease.ttl === undefined ? {} : { ttl: lease.ttl, expiresAt: lease.expiresAt! }),
+  };
+}

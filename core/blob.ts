@@ -1,0 +1,23 @@
+/**
+ * Contiguous bytes of an object, held by a backend.
+ *
+ * Writes are allowed while the object is being created; once sealed the bytes
+ * never change. A backend that holds the bytes in memory hands out zero-copy
+ * views; each view is detached by {@link Blob.closeView} or when the blob is
+ * freed, so no view outlives the memory behind it.
+ */
+export interface Blob {
+  /** Size in bytes. */
+  readonly size: number;
+  /**
+   * Opens a zero-copy view of the bytes, or returns undefined when this
+   * backend has none. Before seal the view is writable.
+   */
+  openView(): Uint8Array | undefined;
+  /** Detaches a view from {@link Blob.openView}: it drops to length 0. */
+  closeView(view: Uint8Array): void;
+  /** Copies `length` bytes from `offset` into a new array. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Copies `bytes` into the blob at `offset`. */
+  write(offset: number, bytes: Uint8Array): Promise<void>;
+}

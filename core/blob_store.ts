@@ -1,0 +1,38 @@
+import type { Blob } from "./blob.ts";
+import type { ObjectInfo } from "./object.ts";
+
+/** The bytes of one object in a backend: a blob per entry of its `blobSizes`. */
+export interface StoredObject {
+  /** The blobs, in order. */
+  readonly blobs: readonly Blob[];
+}
+
+/** An object a store found again on start, sealed and whole. */
+export interface RecoveredObject {
+  /** What is known of it. */
+  readonly info: ObjectInfo;
+  /** Its bytes. */
+  readonly stored: StoredObject;
+}
+
+/** Where the bytes of objects live: memory, files, or another tier. */
+export interface BlobStore {
+  /** Bytes allocated, sealed or not. */
+  readonly used: number;
+  /** The most bytes this store may hold. */
+  readonly capacity: number;
+  /**
+   * Allocates blobs for a new object in state CREATING.
+   *
+   * @throws {CapacityExceededError} When the bytes do not fit.
+   */
+  allocate(info: ObjectInfo): Promise<StoredObject>;
+  /** Makes the bytes immutable and durable as far as this store goes. */
+  seal(stored: StoredObject, info: ObjectInfo): Promise<void>;
+  /** Frees the bytes. Called once, after every view has been closed. */
+  free(stored: StoredObject): Promise<void>;
+  /** Sealed objects kept from an earlier run; unfinished ones are removed. */
+  recover(): Promise<RecoveredObject[]>;
+  /** Frees everything this store holds. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,108 @@
+import type { Access, Lease } from "./lease.ts";
+import type { ObjectInfo } from "./object.ts";
+
+/** A lease as a store keeps it. */
+export interface LeaseRecord extends Lease {
+  /** The node that granted the lease, for stores shared by several peers. */
+  readonly node?: string;
+}
+
+/** What ended when a lease ended: the lease, and the object if it went with it. */
+export interface LeaseEnd {
+  /** The lease that ended. */
+  readonly lease: LeaseRecord;
+  /** The object removed from lookups with it: a discarded or abandoned one. */
+  readonly removed?: ObjectInfo;
+}
+
+/**
+ * Lease state and the object directory: the part of a peer that must be
+ * atomic. Each method is one atomic step that applies the lifecycle rules of
+ * `core/lifecycle.ts`; an implementation over a shared store (Redis) lets
+ * several peers agree on one namespace.
+ */
+export interface LeaseStore {
+  /**
+   * Records a new object in state CREATING together with its CREATE lease.
+   *
+   * @throws {AlreadyExistsError} When the id is taken, by a sealed object or one being created.
+   */
+  create(info: ObjectInfo, lease: LeaseRecord): Promise<void>;
+  /**
+   * Grants a READ or WRITE lease on an existing object and returns the object.
+   *
+   * @throws {NotFoundError} When no object has the id.
+   * @throws {NotSealedError} For READ of an object still being created.
+   */
+  grant(objectId: string, lease: LeaseRecord): Promise<ObjectInfo>;
+  /**
+   * Looks up a live lease.
+   *
+   * @throws {UnknownLeaseError} When the lease was never issued or has ended.
+   * @throws {LeaseExpiredError} When its TTL has passed.
+   */
+  lease(leaseId: string): Promise<LeaseRecord>;
+  /**
+   * Seals the object of a CREATE lease; the lease stays until released.
+   *
+   * @throws {WrongAccessError} When the lease is not CREATE.
+   * @throws {AlreadySealedError} When the object is sealed already.
+   */
+  seal(leaseId: string, sealed: SealPatch): Promise<ObjectInfo>;
+  /**
+   * Removes the object of a CREATE or WRITE lease from lookups and ends the lease.
+   *
+   * @throws {WrongAccessError} For a READ lease.
+   */
+  discard(leaseId: string): Promise<LeaseEnd>;
+  /** Ends a lease; an unsealed object of a CREATE lease is removed with it. */
+  release(leaseId: string): Promise<LeaseEnd>;
+  /** Moves the expiry of a lease with a TTL to `now + ttl`. */
+  renew(leaseId: string, ttl: number, now: number): Promise<LeaseRecord>;
+  /** Ends every lease whose expiry is at or before `now`, as {@link release} does. */
+  expire(now: number): Promise<LeaseEnd[]>;
+  /** Updates fields of a sealed object that do not change its bytes. */
+  annotate(objectId: string, patch: AnnotatePatch): Promise<void>;
+  /** The object under an id, or undefined. */
+  stat(objectId: string): Promise<ObjectInfo | undefined>;
+  /** Every object in lookups. */
+  list(): Promise<ObjectInfo[]>;
+  /** Counts for metrics and tests. */
+  counts(): Promise<{ objects: number; leases: number }>;
+  /** Ends the store's connections. */
+  close(): Promise<void>;
+}
+
+/** What sealing sets on an object. */
+export interface SealPatch {
+  /** When it was sealed. */
+  readonly sealedAt: number;
+  /** A content digest, if known at seal. */
+  readonly digest?: string;
+}
+
+/** Fields of a sealed object that may change without changing its bytes. */
+export interface AnnotatePatch {
+  /** A content digest computed after seal. */
+  readonly digest?: string;
+  /** The tier now holding the bytes. */
+  readonly tier?: string;
+}
+
+/** A new lease record for `access` on `objectId`. */
+export function leaseRecord(
+  id: string,
+  objectId: string,
+  access: Access,
+  ttl: number | undefined,
+  now: number,
+  node?: string,
+): LeaseRecord {
+  return {
+    id,
+    objectId,
+    access,
+    ...(ttl === undefined ? {} : { ttl, expiresAt: now + ttl }),
+    ...(node === undefined ? {} : { node }),
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * The lifecycle rules of objects and leases, in one place. Every lease store
+ * applies these checks inside its atomic steps; the Redis store's scripts
+ * mirror them, and one conformance suite runs against every store.
+ *
+ * @module
+ */
+import {
+  AlreadySealedError,
+  LeaseExpiredError,
+  NotFoundError,
+  NotSealedError,
+  WrongAccessError,
+} from "./errors.ts";
+import { Access } from "./lease.ts";
+import type { LeaseRecord } from "./lease_store.ts";
+import type { ObjectInfo } from "./object.ts";
+
+/** READ only of sealed objects; READ and WRITE only of existing ones. */
+export function checkGrant(
+  objectId: string,
+  info: ObjectInfo | undefined,
+  access: Access,
+): ObjectInfo {
+  if (access === Access.CREATE) {
+    throw new WrongAccessError(`Cannot grant CREATE on ${objectId}: use create`);
+  }
+  if (info === undefined) throw new NotFoundError(`No object: ${objectId}`);
+  if (access === Access.READ && info.state !== "SEALED") {
+    throw new NotSealedError(`Cannot read object ${objectId}: not sealed`);
+  }
+  return info;
+}
+
+/** Seal only with a CREATE lease, and only once. */
+export function checkSeal(lease: LeaseRecord, info: ObjectInfo | undefined): ObjectInfo {
+  if (lease.access !== Access.CREATE) {
+    throw new WrongAccessError(
+      `Cannot seal object ${lease.objectId}: lease is ${lease.access}, not CREATE`,
+    );
+  }
+  if (info === undefined) throw new NotFoundError(`No object: ${lease.objectId}`);
+  if (info.state === "SEALED") {
+    throw new AlreadySealedError(`Cannot seal object ${lease.objectId}: already sealed`);
+  }
+  return info;
+}
+
+/** Discard needs CREATE or WRITE. */
+export function checkDiscard(lease: LeaseRecord): void {
+  if (lease.access === Access.READ) {
+    throw new WrongAccessError(`Cannot discard object ${lease.objectId}: lease is READ`);
+  }
+}
+
+/** Writes need CREATE or WRITE on an object not yet sealed. */
+export function checkWrite(lease: LeaseRecord, info: ObjectInfo): void {
+  if (lease.access === Access.READ) {
+    throw new WrongAccessError(`Cannot write object ${lease.objectId}: lease is READ`);
+  }
+  if (info.state === "SEALED") {
+    throw new AlreadySealedError(`Cannot write object ${lease.objectId}: sealed`);
+  }
+}
+
+/** A lease is live until its expiry. */
+export function checkLive(lease: LeaseRecord, now: number): LeaseRecord {
+  if (lease.expiresAt !== undefined && lease.expiresAt <= now) {
+    throw new LeaseExpiredError(`Lease ${lease.id} on ${lease.objectId} has expired`);
+  }
+  return lease;
+}
+
+/** Ending a CREATE lease of an unsealed object abandons the object. */
+export function endRemovesObject(lease: LeaseRecord, info: ObjectInfo | undefined): boolean {
+  return lease.access === Access.CREATE && info !== undefined && info.state === "CREATING";
+}

@@ -1,0 +1,17 @@
+/**
+ * The contracts and lifecycle of Packice: blobs, objects, leases and peers.
+ * No I/O lives here.
+ *
+ * @module
+ */
+export * from "./errors.ts";
+export * from "./clock.ts";
+export * from "./validate.ts";
+export * from "./lease.ts";
+export * from "./object.ts";
+export type * from "./blob.ts";
+export type * from "./blob_store.ts";
+export type * from "./peer.ts";
+export * from "./lease_store.ts";
+export * from "./lifecycle.ts";
+export * from "./base_peer.ts";

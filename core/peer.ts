@@ -1,0 +1,70 @@
+import type { Blob } from "./blob.ts";
+import type { Access, Lease } from "./lease.ts";
+import type { ObjectInfo } from "./object.ts";
+import type { Meta } from "./validate.ts";
+
+/** Options of {@link Peer.acquire}. */
+export interface AcquireOptions {
+  /** Lease time to live in milliseconds; without it the lease lasts until released. */
+  readonly ttl?: number;
+  /** CREATE only: the object's size in bytes, or the size of each of its blobs. */
+  readonly size?: number | readonly number[];
+  /** CREATE only: the object's metadata, a plain JSON object. */
+  readonly meta?: Meta;
+}
+
+/** What {@link Peer.acquire} hands out: the lease, the object, and its bytes. */
+export interface Acquired {
+  /** The lease; pass its id to seal, discard, release and renew. */
+  readonly lease: Lease;
+  /** The object as it was when the lease was granted. */
+  readonly object: ObjectInfo;
+  /** The object's bytes, usable while the lease lasts. */
+  readonly blobs: readonly Blob[];
+}
+
+/** Counts of what a peer holds, for metrics and tests. */
+export interface PeerStats {
+  /** Objects in lookups. */
+  readonly objects: number;
+  /** Live leases. */
+  readonly leases: number;
+  /** Bytes held, including objects deleted while still read. */
+  readonly bytes: number;
+  /** The most bytes the peer may hold. */
+  readonly capacity: number;
+}
+
+/**
+ * The control plane of Packice: a peer hands out leases on objects and never
+ * copies their bytes itself. Every peer, local or behind a transport, follows
+ * the same lifecycle rules and throws the same errors.
+ */
+export interface Peer extends AsyncDisposable {
+  /**
+   * Acquires a lease on an object.
+   *
+   * - READ: a sealed object.
+   * - CREATE: a new object of `options.size` bytes; `objectId` undefined picks a fresh id.
+   * - WRITE: an existing object, to write into it before seal or to discard it.
+   */
+  acquire(objectId: string | undefined, access: Access, options?: AcquireOptions): Promise<Acquired>;
+  /** Seals the object of a CREATE lease: its bytes never change again. */
+  seal(leaseId: string): Promise<ObjectInfo>;
+  /** Deletes the object of a CREATE or WRITE lease and ends the lease. */
+  discard(leaseId: string): Promise<void>;
+  /** Ends a lease; an unsealed object of a CREATE lease is discarded. */
+  release(leaseId: string): Promise<void>;
+  /** Extends a lease by its TTL, or by a new one. */
+  renew(leaseId: string, ttl?: number): Promise<Lease>;
+  /** What is known of an object. */
+  stat(objectId: string): Promise<ObjectInfo>;
+  /** Every object in lookups. */
+  list(): Promise<ObjectInfo[]>;
+  /** Whether an object exists, sealed or not. */
+  has(objectId: string): Promise<boolean>;
+  /** Counts of objects, leases and bytes. */
+  stats(): Promise<PeerStats>;
+  /** Ends every lease and frees everything. Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,57 @@
+import { InvalidArgumentError } from "../core/errors.ts";
+import type { Peer } from "../core/peer.ts";
+import { FileSystemPeer } from "../peers/fs_peer.ts";
+import { MemoryPeer } from "../peers/memory_peer.ts";
+import type { Logger } from "./log.ts";
+import type { DaemonOptions } from "./options.ts";
+import { formatSize } from "./size.ts";
+
+/** A running daemon: a peer and the servers that expose it. */
+export interface Daemon extends AsyncDisposable {
+  /** The peer being served. */
+  readonly peer: Peer;
+  /** Where each server listens, for people: `unix:///run/packice.sock`, `http://127.0.0.1:7070`. */
+  readonly addresses: readonly string[];
+  /** Stops every server, then closes the peer. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Builds the peer that `options` describe. */
+export async function createPeer(options: DaemonOptions): Promise<Peer> {
+  switch (options.impl) {
+    case "mem":
+      return new MemoryPeer({ capacity: options.capacity });
+    case "fs":
+      return await FileSystemPeer.open({ dir: options.dataDir!, capacity: options.capacity });
+    case "tiered":
+      throw new InvalidArgumentError("Invalid --impl: tiered is not available yet");
+  }
+}
+
+/**
+ * Starts a daemon: the peer, then each server the options ask for.
+ *
+ * @param options Parsed `serve` options.
+ * @param log Where events go.
+ */
+export async function startDaemon(options: DaemonOptions, log: Logger): Promise<Daemon> {
+  const peer = await createPeer(options);
+  const closers: Array<() => Promise<void>> = [];
+  const addresses: string[] = [];
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      for (const closer of closers.reverse()) await closer().catch((e) => log.error(String(e)));
+      await peer.close();
+    })();
+    return closing;
+  };
+  try {
+    // Servers are added here: each pushes its address and its closer.
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  log.info(`Peer: ${options.impl}, capacity ${formatSize(options.capacity)}`);
+  return { peer, addresses, close, [Symbol.asyncDispose]: close };
+}

@@ -1,0 +1,131 @@
+import { parseArgs } from "node:util";
+import { InvalidArgumentError } from "../core/errors.ts";
+import { parseSize } from "./size.ts";
+
+/** How verbose the daemon is. */
+export type LogLevel = "error" | "warn" | "info" | "debug";
+
+/** Everything `packice serve` can be told. */
+export interface DaemonOptions {
+  /** Unix socket path; undefined picks the default path. */
+  readonly socket: string;
+  /** Mode of the socket file. */
+  readonly socketMode: number;
+  /** Which peer: memory, file system, or memory over disk. */
+  readonly impl: "mem" | "fs" | "tiered";
+  /** Capacity in bytes of a mem or fs peer. */
+  readonly capacity: number;
+  /** Data directory of fs and tiered peers. */
+  readonly dataDir: string | undefined;
+  /** Hot tier budget of a tiered peer. */
+  readonly hot: number;
+  /** Cold tier budget of a tiered peer. */
+  readonly cold: number;
+  /** What a full tiered peer does: refuse writes, or drop the coldest objects. */
+  readonly mode: "store" | "cache";
+  /** `host:port` to serve HTTP on, if any. */
+  readonly http: string | undefined;
+  /** Bearer token of the HTTP server. */
+  readonly token: string | undefined;
+  /** Redis URL of a shared lease store and directory, if any. */
+  readonly redis: string | undefined;
+  /** Key prefix in Redis. */
+  readonly namespace: string;
+  /** This daemon's node id in a shared namespace. */
+  readonly node: string | undefined;
+  /** Log verbosity. */
+  readonly logLevel: LogLevel;
+}
+
+/** The usage text of `packice serve`. */
+export const SERVE_USAGE = `Usage: packice serve [options]
+
+  --socket PATH        Unix socket to serve on (default: $XDG_RUNTIME_DIR/packice.sock,
+                       else /tmp/packice-$USER.sock)
+  --socket-mode MODE   octal mode of the socket file (default 600)
+  --impl mem|fs|tiered where objects live (default mem)
+  --capacity SIZE      bytes a mem or fs peer holds, e.g. 8GiB (default 4GiB)
+  --data-dir DIR       data directory of fs and tiered peers
+  --hot SIZE           hot (memory) budget of a tiered peer (default 1GiB)
+  --cold SIZE          cold (disk) budget of a tiered peer (default 16GiB)
+  --mode store|cache   a full tiered peer refuses writes, or drops its coldest objects (default cache)
+  --http HOST:PORT     also serve HTTP (loopback unless a token is set)
+  --token TOKEN        bearer token of the HTTP server (or PACKICE_TOKEN)
+  --redis URL          keep leases and the object directory in Redis (redis:// or rediss://)
+  --namespace NAME     key prefix in Redis (default packice)
+  --node ID            this daemon's id in a shared namespace (default: host and pid)
+  --log-level LEVEL    error, warn, info or debug (default info)
+`;
+
+/** The default socket path: `$XDG_RUNTIME_DIR/packice.sock`, else one under /tmp per user. */
+export function defaultSocketPath(): string {
+  const runtime = Deno.env.get("XDG_RUNTIME_DIR");
+  if (runtime) return `${runtime}/packice.sock`;
+  const user = Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? String(Deno.uid() ?? "user");
+  return `/tmp/packice-${user}.sock`;
+}
+
+/**
+ * Parses the arguments of `packice serve`.
+ *
+ * @throws {InvalidArgumentError} For an unknown flag or a bad value.
+ */
+export function parseServeArgs(args: string[]): DaemonOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        socket: { type: "string" },
+        "socket-mode": { type: "string", default: "600" },
+        impl: { type: "string", default: "mem" },
+        capacity: { type: "string", default: "4GiB" },
+        "data-dir": { type: "string" },
+        hot: { type: "string", default: "1GiB" },
+        cold: { type: "string", default: "16GiB" },
+        mode: { type: "string", default: "cache" },
+        http: { type: "string" },
+        token: { type: "string" },
+        redis: { type: "string" },
+        namespace: { type: "string", default: "packice" },
+        node: { type: "string" },
+        "log-level": { type: "string", default: "info" },
+      },
+    }));
+  } catch (error) {
+    throw new InvalidArgumentError(`Invalid arguments: ${(error as Error).message}`);
+  }
+  const impl = oneOf(values.impl, ["mem", "fs", "tiered"] as const, "--impl");
+  if (impl !== "mem" && values["data-dir"] === undefined) {
+    throw new InvalidArgumentError(`Invalid arguments: --impl ${impl} needs --data-dir`);
+  }
+  const socketMode = Number.parseInt(values["socket-mode"], 8);
+  if (!Number.isInteger(socketMode) || socketMode < 0 || socketMode > 0o777) {
+    throw new InvalidArgumentError(`Invalid --socket-mode: ${values["socket-mode"]}`);
+  }
+  return {
+    socket: values.socket ?? defaultSocketPath(),
+    socketMode,
+    impl,
+    capacity: parseSize(values.capacity),
+    dataDir: values["data-dir"],
+    hot: parseSize(values.hot),
+    cold: parseSize(values.cold),
+    mode: oneOf(values.mode, ["store", "cache"] as const, "--mode"),
+    http: values.http,
+    token: values.token ?? (Deno.env.get("PACKICE_TOKEN") || undefined),
+    redis: values.redis,
+    namespace: values.namespace,
+    node: values.node,
+    logLevel: oneOf(values["log-level"], ["error", "warn", "info", "debug"] as const, "--log-level"),
+  };
+}
+
+function oneOf<T extends string>(value: string, choices: readonly T[], flag: string): T {
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`Invalid ${flag}: ${value} (one of ${choices.join(", ")})`);
+  }
+  return value as T;
+}

@@ -1,0 +1,50 @@
+import { createMemoryBlobStore } from "../backends/memory/mod.ts";
+import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
+import { BasePeer } from "../core/base_peer.ts";
+import type { Clock } from "../core/clock.ts";
+import type { LeaseStore } from "../core/lease_store.ts";
+import { validateSize } from "../core/validate.ts";
+
+/** The default capacity of a peer: 4 GiB. */
+export const DEFAULT_CAPACITY = 4 * 1024 ** 3;
+
+/** Options of {@link MemoryPeer}. */
+export interface MemoryPeerOptions {
+  /** The most bytes the peer holds. Default {@link DEFAULT_CAPACITY}. */
+  readonly capacity?: number;
+  /** Where leases live. Default: a {@link MemoryLeaseStore} on the peer's clock. */
+  readonly leases?: LeaseStore;
+  /** The clock that decides expiry. */
+  readonly clock?: Clock;
+  /** How often expired leases are swept, in milliseconds; 0 only on demand. */
+  readonly sweepInterval?: number;
+  /** This node's id in a shared lease store. */
+  readonly node?: string;
+}
+
+/**
+ * A peer that keeps objects in memory: each blob a sealed memfd that other
+ * processes can map, or plain memory when the native library is unavailable.
+ *
+ * @example Create, seal and read an object
+ * ```ts
+ * import { Access, MemoryPeer } from "@packice/packice";
+ * await using peer = new MemoryPeer({ capacity: 1 << 20 });
+ * const { lease, blobs } = await peer.acquire("greeting", Access.CREATE, { size: 5 });
+ * await blobs[0]!.write(0, new TextEncoder().encode("hello"));
+ * await peer.seal(lease.id);
+ * await peer.release(lease.id);
+ * console.log((await peer.stat("greeting")).state); // "SEALED"
+ * ```
+ */
+export class MemoryPeer extends BasePeer {
+  /** @param options Capacity, lease store and clock. */
+  constructor(options: MemoryPeerOptions = {}) {
+    const capacity = validateSize(options.capacity ?? DEFAULT_CAPACITY, "capacity");
+    super({
+      blobs: createMemoryBlobStore({ capacity }),
+      leases: options.leases ?? new MemoryLeaseStore(options.clock),
+      ...options,
+    });
+  }
+}

@@ -1,0 +1,7 @@
+/**
+ * The peers Packice ships: memory, file system, and later tiers.
+ *
+ * @module
+ */
+export * from "./memory_peer.ts";
+export * from "./fs_peer.ts";
