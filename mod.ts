@@ -20,3 +20,5 @@ export * from "./core/mod.ts";
 export * from "./client/mod.ts";
 export * from "./peers/mod.ts";
 export { MemoryLeaseStore } from "./backends/memory_lease_store.ts";
+export * from "./transport/uds/mod.ts";
+export * from "./transport/http/mod.ts";

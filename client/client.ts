@@ -26,6 +26,23 @@ export interface GetOptions {
 export type PutData = Uint8Array | ArrayBuffer | string | ReadableStream<Uint8Array>;
 
 /**
+ * An optional capability of a peer: store a whole object in one step. A peer
+ * behind a network offers it so that {@link Client.put} costs one round trip
+ * instead of acquire, write, seal and release.
+ */
+export interface DirectPut {
+  /**
+   * Creates, fills and seals an object.
+   *
+   * @param chunks The bytes, in order.
+   * @param size Their total length.
+   * @param options Id, metadata and TTL.
+   * @returns The sealed object.
+   */
+  putObject(chunks: readonly Uint8Array[], size: number, options: PutOptions): Promise<ObjectInfo>;
+}
+
+/**
  * The Packice client: put, get, create, delete, stat and list objects on a
  * peer, in this process or behind a transport. Get one from `connect()`.
  *
@@ -67,6 +84,7 @@ export class Client implements AsyncDisposable {
   async put(data: PutData, options: PutOptions = {}): Promise<string> {
     this.#checkOpen();
     const { chunks, total } = await toChunks(data);
+    if (offersDirectPut(this.#peer)) return (await this.#peer.putObject(chunks, total, options)).id;
     await using writer = await this.create(total, options);
     for (const chunk of chunks) await writer.write(chunk);
     await writer.seal();
@@ -151,6 +169,10 @@ export class Client implements AsyncDisposable {
   }
 }
 
+function offersDirectPut(peer: Peer): peer is Peer & DirectPut {
+  return typeof (peer as Partial<DirectPut>).putObject === "function";
+}
+
 async function viewsOf(acquired: Acquired): Promise<Uint8Array[]> {
   const views: Uint8Array[] = [];
   for (const blob of acquired.blobs) {
@@ -163,7 +185,9 @@ const encoder = new TextEncoder();
 
 async function toChunks(data: PutData): Promise<{ chunks: Uint8Array[]; total: number }> {
   if (data instanceof Uint8Array) return { chunks: [data], total: data.length };
-  if (data instanceof ArrayBuffer) return { chunks: [new Uint8Array(data)], total: data.byteLength };
+  if (data instanceof ArrayBuffer) {
+    return { chunks: [new Uint8Array(data)], total: data.byteLength };
+  }
   if (typeof data === "string") {
     const bytes = encoder.encode(data);
     return { chunks: [bytes], total: bytes.length };

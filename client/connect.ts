@@ -2,6 +2,8 @@ import { InvalidArgumentError } from "../core/errors.ts";
 import type { Peer } from "../core/peer.ts";
 import { MemoryPeer, type MemoryPeerOptions } from "../peers/memory_peer.ts";
 import { openSharedPeer } from "../transport/direct.ts";
+import { connectUnix, unixSocketPath } from "../transport/uds/connect.ts";
+import { HttpPeer } from "../transport/http/http_peer.ts";
 import { Client } from "./client.ts";
 
 /** Options of {@link connect}. */
@@ -29,7 +31,10 @@ export interface ConnectOptions {
  * console.log(await client.has(id)); // true
  * ```
  */
-export async function connect(target?: string | Peer, options: ConnectOptions = {}): Promise<Client> {
+export async function connect(
+  target?: string | Peer,
+  options: ConnectOptions = {},
+): Promise<Client> {
   const peerOptions: MemoryPeerOptions = options.capacity === undefined
     ? {}
     : { capacity: options.capacity };
@@ -47,6 +52,13 @@ export async function connect(target?: string | Peer, options: ConnectOptions = 
   return await connectRemote(target, options);
 }
 
-function connectRemote(target: string, _options: ConnectOptions): Promise<Client> {
+async function connectRemote(target: string, options: ConnectOptions): Promise<Client> {
+  if (target.startsWith("http://") || target.startsWith("https://")) {
+    const token = options.token === undefined ? {} : { token: options.token };
+    const peer = await HttpPeer.connect(target, token);
+    return new Client(peer, () => peer.close());
+  }
+  const socket = unixSocketPath(target);
+  if (socket !== undefined) return connectUnix(socket);
   return Promise.reject(new InvalidArgumentError(`Unsupported target: ${target}`));
 }

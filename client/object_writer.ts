@@ -54,7 +54,7 @@ export class ObjectWriter implements AsyncDisposable {
    * Copies bytes into the object at `offset`, by default right after the
    * previous write.
    */
-  async write(bytes: Uint8Array, offset = this.#cursor): Promise<void> {
+  async write(bytes: Uint8Array, offset: number = this.#cursor): Promise<void> {
     this.#checkOpen();
     const blob = this.#acquired.blobs[0]!;
     if (this.#buffer !== undefined && this.#acquired.blobs.length === 1) {

@@ -8,6 +8,7 @@ import {
   ClosedError,
   InvalidArgumentError,
   NotFoundError,
+  NotSealedError,
   UnknownLeaseError,
   WrongAccessError,
 } from "./errors.ts";
@@ -15,7 +16,7 @@ import { Access, isAccess, type Lease } from "./lease.ts";
 import { type LeaseEnd, type LeaseRecord, leaseRecord, type LeaseStore } from "./lease_store.ts";
 import type { ObjectInfo } from "./object.ts";
 import { totalSize } from "./object.ts";
-import type { AcquireOptions, Acquired, Peer, PeerStats } from "./peer.ts";
+import type { Acquired, AcquireOptions, Peer, PeerStats } from "./peer.ts";
 import { newId, validateMeta, validateObjectId, validateSize, validateTtl } from "./validate.ts";
 
 /** Options shared by every peer built on {@link BasePeer}. */
@@ -71,6 +72,10 @@ export class BasePeer implements Peer {
     this.#leases = options.leases;
     this.#clock = options.clock ?? systemClock;
     this.#node = options.node;
+    options.leases.attach?.({
+      get: (objectId) => sealedInfo(this.#objects.get(objectId)),
+      list: () => [...this.#objects.values()].flatMap((holding) => sealedInfo(holding) ?? []),
+    });
     const interval = options.sweepInterval ?? 1000;
     if (interval > 0) {
       const sweeper = setInterval(() => this.sweep().catch(() => {}), interval);
@@ -87,6 +92,16 @@ export class BasePeer implements Peer {
   /** The clock this peer uses. */
   get clock(): Clock {
     return this.#clock;
+  }
+
+  /**
+   * Whether `stored` holds the current incarnation of `objectId` in lookups
+   * with no lease of this peer on it, so a subclass may move its bytes or
+   * drop it. Bytes of an incarnation deleted while still read are never idle.
+   */
+  protected isIdle(objectId: string, stored: StoredObject): boolean {
+    const holding = this.#objects.get(objectId);
+    return holding !== undefined && holding.stored === stored && holding.refs === 0;
   }
 
   /**
@@ -195,7 +210,11 @@ export class BasePeer implements Peer {
       opened.length = 0;
     }
     const sealedAt = this.#clock.now();
-    const sealing = this.#blobs.seal(holding.stored, { ...holding.info, state: "SEALED", sealedAt });
+    const sealing = this.#blobs.seal(holding.stored, {
+      ...holding.info,
+      state: "SEALED",
+      sealedAt,
+    });
     holding.sealing = sealing;
     try {
       await sealing;
@@ -223,7 +242,9 @@ export class BasePeer implements Peer {
     const lease = await this.#leases.lease(leaseId);
     const next = validateTtl(ttl) ?? lease.ttl;
     if (next === undefined) {
-      throw new InvalidArgumentError(`Cannot renew lease ${leaseId}: it has no TTL and none was given`);
+      throw new InvalidArgumentError(
+        `Cannot renew lease ${leaseId}: it has no TTL and none was given`,
+      );
     }
     return publicLease(await this.#leases.renew(leaseId, next, this.#clock.now()));
   }
@@ -252,6 +273,23 @@ export class BasePeer implements Peer {
     return { ...counts, bytes: this.#bytesHeld, capacity: this.#blobs.capacity };
   }
 
+  async recordDigest(leaseId: string, digest: string): Promise<void> {
+    this.#checkOpen();
+    if (typeof digest !== "string" || digest.length === 0) {
+      throw new InvalidArgumentError("Invalid digest: expected a non-empty string");
+    }
+    const lease = await this.#leases.lease(leaseId);
+    const holding = this.#holdingOf(leaseId);
+    if (!holding.sealed) {
+      throw new NotSealedError(`Cannot record a digest of object ${lease.objectId}: not sealed`);
+    }
+    holding.info = { ...holding.info, digest };
+    // A deleted or replaced incarnation keeps its digest to itself.
+    if (this.#objects.get(lease.objectId) === holding) {
+      await this.#leases.annotate(lease.objectId, { digest });
+    }
+  }
+
   /**
    * Ends every lease whose TTL has passed by this peer's clock: an expired
    * CREATE lease discards its unfinished object. Runs on a timer too.
@@ -275,7 +313,6 @@ export class BasePeer implements Peer {
     for (const holding of holdings) {
       this.#closeViews(holding);
       await holding.sealing?.catch(() => {});
-      await this.#blobs.free(holding.stored).catch(() => {});
     }
     this.#bytesHeld = 0;
     await this.#leases.close();
@@ -385,6 +422,12 @@ class LeasedBlob implements Blob {
     return this.#blob.size;
   }
 
+  /** The backend blob's fd, while the lease lasts; see {@link Blob.fd}. */
+  get fd(): number | undefined {
+    this.#checkLive();
+    return this.#blob.fd;
+  }
+
   openView(): Uint8Array | undefined {
     this.#checkLive();
     const view = this.#blob.openView();
@@ -432,6 +475,11 @@ function checkRange(offset: number, length: number, size: number, objectId: stri
       `Out of range for object ${objectId}: ${offset}+${length} is past its size ${size}`,
     );
   }
+}
+
+/** The info of a holding whose object is sealed, the only kind a shared store may re-register. */
+function sealedInfo(holding: Holding | undefined): ObjectInfo | undefined {
+  return holding?.info.state === "SEALED" ? holding.info : undefined;
 }
 
 function publicLease(lease: LeaseRecord): Lease {

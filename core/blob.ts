@@ -10,6 +10,12 @@ export interface Blob {
   /** Size in bytes. */
   readonly size: number;
   /**
+   * A file descriptor holding the bytes that another process may map (a
+   * memfd), for transports that pass it over a Unix socket; absent for
+   * backends without one. Valid while the blob is.
+   */
+  readonly fd?: number | undefined;
+  /**
    * Opens a zero-copy view of the bytes, or returns undefined when this
    * backend has none. Before seal the view is writable.
    */
@@ -18,6 +24,12 @@ export interface Blob {
   closeView(view: Uint8Array): void;
   /** Copies `length` bytes from `offset` into a new array. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Optional, for backends whose bytes are not in memory (files): fills
+   * `target` with the bytes from `offset`, so a caller reads straight into
+   * memory it owns, such as a writable view of another blob.
+   */
+  readInto?(offset: number, target: Uint8Array): Promise<void>;
   /** Copies `bytes` into the blob at `offset`. */
   write(offset: number, bytes: Uint8Array): Promise<void>;
 }

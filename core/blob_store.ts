@@ -33,6 +33,9 @@ export interface BlobStore {
   free(stored: StoredObject): Promise<void>;
   /** Sealed objects kept from an earlier run; unfinished ones are removed. */
   recover(): Promise<RecoveredObject[]>;
-  /** Frees everything this store holds. */
+  /**
+   * Releases what the store holds in this process: memory is freed, while a
+   * durable store keeps its sealed objects for the next {@link BlobStore.recover}.
+   */
   close(): Promise<void>;
 }

@@ -71,6 +71,21 @@ export interface LeaseStore {
   counts(): Promise<{ objects: number; leases: number }>;
   /** Ends the store's connections. */
   close(): Promise<void>;
+  /**
+   * Optional, for a store shared by several peers; a peer calls it once, when
+   * constructed. The store then asks `local` what this peer holds: to register
+   * it again when the shared state lost it (a Redis that restarted empty), and
+   * to grant READ leases on it while the shared state is unreachable.
+   */
+  attach?(local: LocalObjects): void;
+}
+
+/** The sealed objects whose bytes a peer holds, as a shared {@link LeaseStore} sees them. */
+export interface LocalObjects {
+  /** The sealed object under an id, when this peer holds its bytes. */
+  get(objectId: string): ObjectInfo | undefined;
+  /** Every sealed object this peer holds. */
+  list(): ObjectInfo[];
 }
 
 /** What sealing sets on an object. */

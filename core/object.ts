@@ -23,6 +23,8 @@ export interface ObjectInfo {
   readonly digest?: string;
   /** The tier that holds the bytes, for peers with tiers. */
   readonly tier?: string;
+  /** The nodes that hold the sealed bytes and where they serve, from a shared directory. */
+  readonly holders?: readonly { node: string; address?: string }[];
 }
 
 /** Sums blob sizes. */

@@ -33,6 +33,12 @@ export interface PeerStats {
   readonly bytes: number;
   /** The most bytes the peer may hold. */
   readonly capacity: number;
+  /** Reads served from the fastest tier, for peers with tiers; absent means 0. */
+  readonly hits?: number;
+  /** Reads that had to go to a slower tier, for peers with tiers; absent means 0. */
+  readonly misses?: number;
+  /** Objects dropped to make room, for peers that evict; absent means 0. */
+  readonly evictions?: number;
 }
 
 /**
@@ -48,7 +54,11 @@ export interface Peer extends AsyncDisposable {
    * - CREATE: a new object of `options.size` bytes; `objectId` undefined picks a fresh id.
    * - WRITE: an existing object, to write into it before seal or to discard it.
    */
-  acquire(objectId: string | undefined, access: Access, options?: AcquireOptions): Promise<Acquired>;
+  acquire(
+    objectId: string | undefined,
+    access: Access,
+    options?: AcquireOptions,
+  ): Promise<Acquired>;
   /** Seals the object of a CREATE lease: its bytes never change again. */
   seal(leaseId: string): Promise<ObjectInfo>;
   /** Deletes the object of a CREATE or WRITE lease and ends the lease. */
@@ -65,6 +75,19 @@ export interface Peer extends AsyncDisposable {
   has(objectId: string): Promise<boolean>;
   /** Counts of objects, leases and bytes. */
   stats(): Promise<PeerStats>;
+  /**
+   * Optional: remembers the content digest of the sealed object a lease is
+   * on, computed by its reader, so later readers find it in
+   * {@link ObjectInfo.digest}. Transports use it for entity tags.
+   */
+  recordDigest?(leaseId: string, digest: string): Promise<void>;
+  /**
+   * Optional: figures beyond {@link PeerStats} for metrics endpoints, by
+   * name without the `packice_` prefix, Prometheus style: a name ending in
+   * `_total` is a counter, any other a gauge. A tiered peer reports bytes per
+   * tier, demotions and promotions here.
+   */
+  metrics?(): Promise<Readonly<Record<string, number>>>;
   /** Ends every lease and frees everything. Idempotent. */
   close(): Promise<void>;
 }

@@ -77,7 +77,9 @@ export function validateMeta(meta: unknown): Meta {
  */
 export function validateSize(value: unknown, what: string): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new InvalidArgumentError(`Invalid ${what}: expected a non-negative integer, got ${value}`);
+    throw new InvalidArgumentError(
+      `Invalid ${what}: expected a non-negative integer, got ${value}`,
+    );
   }
   return value;
 }
@@ -90,7 +92,9 @@ export function validateSize(value: unknown, what: string): number {
 export function validateTtl(ttl: unknown): number | undefined {
   if (ttl === undefined) return undefined;
   if (typeof ttl !== "number" || !Number.isSafeInteger(ttl) || ttl <= 0) {
-    throw new InvalidArgumentError(`Invalid ttl: expected a positive integer of milliseconds, got ${ttl}`);
+    throw new InvalidArgumentError(
+      `Invalid ttl: expected a positive integer of milliseconds, got ${ttl}`,
+    );
   }
   return ttl;
 }

@@ -1,7 +1,10 @@
-import { InvalidArgumentError } from "../core/errors.ts";
 import type { Peer } from "../core/peer.ts";
 import { FileSystemPeer } from "../peers/fs_peer.ts";
 import { MemoryPeer } from "../peers/memory_peer.ts";
+import { TieredPeer } from "../peers/tiered_peer.ts";
+import { UdsServer } from "../transport/uds/server.ts";
+import { parseListenAddress } from "../transport/http/address.ts";
+import { serveHttp } from "../transport/http/server.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
 import { formatSize } from "./size.ts";
@@ -24,7 +27,12 @@ export async function createPeer(options: DaemonOptions): Promise<Peer> {
     case "fs":
       return await FileSystemPeer.open({ dir: options.dataDir!, capacity: options.capacity });
     case "tiered":
-      throw new InvalidArgumentError("Invalid --impl: tiered is not available yet");
+      return await TieredPeer.open({
+        dir: options.dataDir!,
+        hotCapacity: options.hot,
+        coldCapacity: options.cold,
+        mode: options.mode,
+      });
   }
 }
 
@@ -48,6 +56,18 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   };
   try {
     // Servers are added here: each pushes its address and its closer.
+    const uds = await UdsServer.listen(peer, options.socket, { mode: options.socketMode, log });
+    addresses.push(uds.address);
+    closers.push(() => uds.close());
+    if (options.http !== undefined) {
+      const http = serveHttp(peer, {
+        ...parseListenAddress(options.http),
+        ...(options.token === undefined ? {} : { token: options.token }),
+        onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
+      });
+      addresses.push(http.url);
+      closers.push(() => http.close());
+    }
   } catch (error) {
     await close();
     throw error;

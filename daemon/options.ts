@@ -119,7 +119,11 @@ export function parseServeArgs(args: string[]): DaemonOptions {
     redis: values.redis,
     namespace: values.namespace,
     node: values.node,
-    logLevel: oneOf(values["log-level"], ["error", "warn", "info", "debug"] as const, "--log-level"),
+    logLevel: oneOf(
+      values["log-level"],
+      ["error", "warn", "info", "debug"] as const,
+      "--log-level",
+    ),
   };
 }
 

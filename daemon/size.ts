@@ -26,10 +26,14 @@ export function parseSize(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
   const factor = match ? units[match[2]!.toLowerCase()] : undefined;
   if (!match || factor === undefined) {
-    throw new InvalidArgumentError(`Invalid size: ${JSON.stringify(text)} (try 1048576, 512MiB, 8GiB)`);
+    throw new InvalidArgumentError(
+      `Invalid size: ${JSON.stringify(text)} (try 1048576, 512MiB, 8GiB)`,
+    );
   }
   const bytes = Math.floor(Number(match[1]) * factor);
-  if (!Number.isSafeInteger(bytes)) throw new InvalidArgumentError(`Invalid size: ${text} is too large`);
+  if (!Number.isSafeInteger(bytes)) {
+    throw new InvalidArgumentError(`Invalid size: ${text} is too large`);
+  }
   return bytes;
 }
 

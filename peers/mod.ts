@@ -1,7 +1,8 @@
 /**
- * The peers Packice ships: memory, file system, and later tiers.
+ * The peers Packice ships: memory, file system, and memory over disk.
  *
  * @module
  */
 export * from "./memory_peer.ts";
 export * from "./fs_peer.ts";
+export * from "./tiered_peer.ts";

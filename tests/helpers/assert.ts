@@ -25,7 +25,9 @@ export async function assertRejects<E extends Error>(
     thrown = error;
   }
   if (!(thrown instanceof ErrorClass)) {
-    throw new Error(`Expected ${ErrorClass.name}, got ${thrown === undefined ? "no error" : String(thrown)}`);
+    throw new Error(
+      `Expected ${ErrorClass.name}, got ${thrown === undefined ? "no error" : String(thrown)}`,
+    );
   }
   if (includes !== undefined && !thrown.message.includes(includes)) {
     throw new Error(`Expected message to include "${includes}": ${thrown.message}`);

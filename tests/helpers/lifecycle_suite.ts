@@ -144,12 +144,15 @@ export function lifecycleSuite(name: string, make: PeerFactory): void {
     await sealed(peer, "a");
   });
 
-  test("an id whose CREATE lease expired can be created again before a sweep", async (peer, clock) => {
-    await peer.acquire("a", Access.CREATE, { size: 4, ttl: 10 });
-    clock.advance(10);
-    const { lease } = await peer.acquire("a", Access.CREATE, { size: 4 });
-    await peer.release(lease.id);
-  });
+  test(
+    "an id whose CREATE lease expired can be created again before a sweep",
+    async (peer, clock) => {
+      await peer.acquire("a", Access.CREATE, { size: 4, ttl: 10 });
+      clock.advance(10);
+      const { lease } = await peer.acquire("a", Access.CREATE, { size: 4 });
+      await peer.release(lease.id);
+    },
+  );
 
   test("renew moves the expiry", async (peer, clock) => {
     const { lease } = await peer.acquire("a", Access.CREATE, { size: 1, ttl: 100 });
@@ -232,7 +235,10 @@ export function lifecycleSuite(name: string, make: PeerFactory): void {
       );
     }
     for (const size of [-1, 1.5, Number.NaN, undefined]) {
-      await assertRejects(() => peer.acquire("s", Access.CREATE, { size }), InvalidArgumentError);
+      await assertRejects(
+        () => peer.acquire("s", Access.CREATE, size === undefined ? {} : { size }),
+        InvalidArgumentError,
+      );
     }
     // deno-lint-ignore no-explicit-any
     await assertRejects(() => peer.acquire("t", "DELETE" as any), InvalidArgumentError);

@@ -1,0 +1,202 @@
+import type { Blob } from "../../core/blob.ts";
+import type { BlobStore, RecoveredObject, StoredObject } from "../../core/blob_store.ts";
+import { CapacityExceededError, ClosedError, InvalidArgumentError } from "../../core/errors.ts";
+import type { ObjectInfo } from "../../core/object.ts";
+import { validateSize } from "../../core/validate.ts";
+import { check } from "../../native/errno.ts";
+import type { Native } from "../../native/load.ts";
+import { Mapping } from "../../native/mapping.ts";
+import { blobSizes, checkRoom } from "./checks.ts";
+import { FdCloser } from "./closer.ts";
+import { MemfdBlob } from "./memfd_blob.ts";
+import type { MemfdContext } from "./memfd_blob.ts";
+import { MemfdPool } from "./memfd_pool.ts";
+import type { PreparedMemfd } from "./memfd_pool.ts";
+import { Tasks } from "./tasks.ts";
+
+/** Options of {@link MemfdBlobStore}. */
+export interface MemfdBlobStoreOptions {
+  /** The most bytes of objects the store holds. */
+  readonly capacity: number;
+  /**
+   * Bytes of memfds to keep prepared for new objects. They count against
+   * `capacity` (the pool only uses room objects do not, and gives it back
+   * when they need it), but not against {@link MemfdBlobStore.used}.
+   * Default: a quarter of the capacity, at most 256 MiB. 0 turns the pool off.
+   */
+  readonly poolBytes?: number;
+}
+
+const DEFAULT_POOL_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Objects in memfds: memory that other processes can map after receiving a
+ * blob's {@link MemfdBlob.fd} over a Unix socket, sealed against writes once
+ * the object is sealed. Needs the native library.
+ *
+ * New blobs come from a {@link MemfdPool} of memfds prepared off the JS
+ * thread, so writing an object does not pay for page allocation.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadNative } from "../../native/load.ts";
+ * import { MemfdBlobStore } from "./memfd_store.ts";
+ * const store = new MemfdBlobStore(loadNative()!, { capacity: 1 << 30 });
+ * const info = { id: "a", state: "CREATING", size: 3, blobSizes: [3], meta: {}, createdAt: 0 } as const;
+ * const stored = await store.allocate(info);
+ * await stored.blobs[0]!.write(0, new Uint8Array([1, 2, 3]));
+ * await store.seal(stored, info);
+ * await store.close();
+ * ```
+ */
+export class MemfdBlobStore implements BlobStore {
+  /** The most bytes this store may hold. */
+  readonly capacity: number;
+  readonly #native: Native;
+  readonly #tasks = new Tasks();
+  readonly #context: MemfdContext;
+  readonly #pool: MemfdPool;
+  readonly #blobs = new Set<MemfdBlob>();
+  #used = 0;
+  #closed = false;
+
+  /**
+   * Creates an empty store; its pool fills as objects are allocated.
+   *
+   * @param native The native library, from `loadNative()`.
+   * @param options Capacity and pool size.
+   * @throws {InvalidArgumentError} When an option is not a non-negative integer.
+   */
+  constructor(native: Native, options: MemfdBlobStoreOptions) {
+    this.capacity = validateSize(options.capacity, "capacity");
+    const poolBytes = validateSize(
+      options.poolBytes ?? Math.min(DEFAULT_POOL_BYTES, Math.floor(this.capacity / 4)),
+      "poolBytes",
+    );
+    this.#native = native;
+    this.#context = { native, tasks: this.#tasks, closer: new FdCloser(native, this.#tasks) };
+    this.#pool = new MemfdPool(native, poolBytes, () => this.capacity - this.#used, this.#tasks);
+  }
+
+  /** Bytes allocated to objects, sealed or not. */
+  get used(): number {
+    return this.#used;
+  }
+
+  /** Bytes of memfds prepared for new objects, ready or being made. */
+  get pooled(): number {
+    return this.#pool.bytes;
+  }
+
+  /**
+   * Allocates one memfd per blob, size-sealed, for an object in state CREATING.
+   *
+   * @throws {CapacityExceededError} When the bytes do not fit, or the kernel has no memory.
+   * @throws {InvalidArgumentError} When a blob size is invalid.
+   * @throws {ClosedError} When the store is closed.
+   */
+  async allocate(info: ObjectInfo): Promise<StoredObject> {
+    this.#checkOpen();
+    const { sizes, total } = blobSizes(info);
+    checkRoom(info, total, this.#used, this.capacity);
+    this.#used += total;
+    this.#pool.trim(this.capacity - this.#used);
+    const blobs: MemfdBlob[] = [];
+    try {
+      for (const size of sizes) blobs.push(await this.#allocateBlob(size));
+      this.#checkOpen();
+    } catch (error) {
+      // Freeing a blob gives back its own bytes; give back the rest here.
+      this.#used -= total - blobs.reduce((sum, blob) => sum + blob.size, 0);
+      await Promise.all(blobs.map((blob) => this.#freeBlob(blob)));
+      if (error instanceof CapacityExceededError) {
+        throw new CapacityExceededError(
+          `Cannot allocate ${total} bytes for object ${info.id}: ${error.message}`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+    return { blobs };
+  }
+
+  /**
+   * Seals every blob of the object against writes; see {@link MemfdBlob.seal}.
+   *
+   * @throws {AlreadySealedError} When a blob is sealed already.
+   */
+  seal(stored: StoredObject, _info: ObjectInfo): Promise<void> {
+    try {
+      for (const blob of this.#own(stored)) blob.seal();
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Frees the object's memfds, detaching every view still open. */
+  async free(stored: StoredObject): Promise<void> {
+    await Promise.all(this.#own(stored).map((blob) => this.#freeBlob(blob)));
+  }
+
+  /** Memory does not survive a restart: always empty. */
+  recover(): Promise<RecoveredObject[]> {
+    return Promise.resolve([]);
+  }
+
+  /** Frees every blob and the pool, and waits for work on other threads. Idempotent. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#pool.close();
+      await Promise.all([...this.#blobs].map((blob) => this.#freeBlob(blob)));
+      this.#context.closer.flush();
+    }
+    await this.#tasks.drain();
+  }
+
+  async #allocateBlob(size: number): Promise<MemfdBlob> {
+    const { symbols } = this.#native;
+    if (size === 0) {
+      const fd = new Int32Array(1);
+      check(symbols.pk_memfd_prepare(0n, 0, fd, null), "memfd prepare");
+      return this.#adopt({ fd: fd[0]!, pointer: null, capacity: 0 }, 0);
+    }
+    return this.#adopt(await this.#pool.obtain(size), size);
+  }
+
+  /** Cuts a prepared memfd to the blob's size and wraps it. */
+  #adopt(prepared: PreparedMemfd, size: number): MemfdBlob {
+    if (prepared.capacity !== size) {
+      const result = this.#native.symbols.pk_ftruncate(prepared.fd, BigInt(size));
+      if (result < 0) this.#pool.release(prepared);
+      check(result, "ftruncate");
+    }
+    const mapping = prepared.pointer === null
+      ? undefined
+      : new Mapping(this.#native, prepared.pointer, prepared.capacity, size);
+    const blob = new MemfdBlob(this.#context, prepared.fd, size, mapping);
+    this.#blobs.add(blob);
+    return blob;
+  }
+
+  async #freeBlob(blob: MemfdBlob): Promise<void> {
+    if (!this.#blobs.delete(blob)) return;
+    try {
+      await blob.free();
+    } finally {
+      this.#used -= blob.size;
+    }
+  }
+
+  #own(stored: StoredObject): MemfdBlob[] {
+    return stored.blobs.map((blob: Blob) => {
+      if (blob instanceof MemfdBlob) return blob;
+      throw new InvalidArgumentError("Cannot use blob: it belongs to another store");
+    });
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new ClosedError("Cannot allocate: memory store is closed");
+  }
+}

@@ -1,0 +1,476 @@
+/**
+ * The symbol table of `libpackice.so` (native/packice.c): every function
+ * returns >= 0 on success and `-errno` on failure; pointer results go through
+ * out-parameter buffers. `"buffer"` parameters take typed arrays (memory JS
+ * owns, or a view of a mapping); `"pointer"` parameters take handles such as
+ * a mapping's address. Calls that may take long have a `_nb` twin that runs
+ * on Deno's blocking thread pool (`nonblocking: true`) and returns a promise;
+ * the twins take pointers to mapped memory, which no garbage collection can
+ * free while the call runs.
+ *
+ * @module
+ */
+
+/** The ABI version native/packice.c reports from `pk_version()`. */
+export const NATIVE_ABI_VERSION = 1;
+
+/** The symbols of `libpackice.so`, for `Deno.dlopen`. */
+export const symbols = {
+  /** int32_t pk_version(void) */
+  pk_version: { parameters: [], result: "i32" },
+
+  // memfd
+  pk_memfd_create: {
+    parameters: [
+      "buffer", // const char *name (NUL-terminated)
+      "u32", // uint32_t flags (MFD_CLOEXEC is always added)
+    ],
+    result: "i32", // fd
+  },
+  pk_ftruncate: {
+    parameters: [
+      "i32", // int32_t fd
+      "i64", // int64_t size
+    ],
+    result: "i32",
+  },
+  pk_fallocate: {
+    parameters: [
+      "i32", // int32_t fd
+      "i64", // int64_t size
+    ],
+    result: "i32",
+  },
+  pk_fstat_size: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i64", // size in bytes
+  },
+  pk_add_seals: {
+    parameters: [
+      "i32", // int32_t fd
+      "i32", // int32_t seals (F_SEAL_*)
+    ],
+    result: "i32",
+  },
+  pk_get_seals: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i32", // seals
+  },
+  pk_close: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i32",
+  },
+  pk_dup: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i32", // new fd, close-on-exec
+  },
+  pk_memfd_prepare: {
+    parameters: [
+      "u64", // uint64_t size
+      "i32", // int32_t populate
+      "buffer", // int32_t *out_fd
+      "buffer", // uint64_t *out_ptr
+    ],
+    result: "i32",
+  },
+  pk_memfd_prepare_nb: {
+    name: "pk_memfd_prepare",
+    parameters: [
+      "u64", // uint64_t size
+      "i32", // int32_t populate
+      "buffer", // int32_t *out_fd
+      "buffer", // uint64_t *out_ptr
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  pk_memfd_prepare_many_nb: {
+    name: "pk_memfd_prepare_many",
+    parameters: [
+      "u32", // uint32_t count
+      "u64", // uint64_t size
+      "i32", // int32_t populate
+      "buffer", // int32_t *out_fds (count entries, each stored when ready)
+      "buffer", // uint64_t *out_ptrs (count entries; null: unmapped)
+      "buffer", // int32_t *out_done (stored last: the result)
+    ],
+    result: "i32", // how many were prepared
+    nonblocking: true,
+  },
+  pk_close_many_nb: {
+    name: "pk_close_many",
+    parameters: [
+      "buffer", // const int32_t *fds
+      "u32", // uint32_t count
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+
+  pk_unmap_seal_nb: {
+    name: "pk_unmap_seal",
+    parameters: [
+      "i32", // int32_t fd
+      "pointer", // void *ptr (null: nothing to unmap)
+      "u64", // uint64_t len
+      "i32", // int32_t seals (F_SEAL_*)
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  pk_unmap_close_nb: {
+    name: "pk_unmap_close",
+    parameters: [
+      "i32", // int32_t fd
+      "pointer", // void *ptr (null: nothing to unmap)
+      "u64", // uint64_t len
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+
+  // Mappings
+  pk_mmap: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t len
+      "i64", // int64_t offset
+      "i32", // int32_t writable
+      "i32", // int32_t populate
+      "buffer", // uint64_t *out_ptr
+    ],
+    result: "i32",
+  },
+  pk_munmap: {
+    parameters: [
+      "pointer", // void *ptr
+      "u64", // uint64_t len
+    ],
+    result: "i32",
+  },
+  pk_madvise: {
+    parameters: [
+      "pointer", // void *ptr
+      "u64", // uint64_t len
+      "i32", // int32_t advice (MADV_*)
+    ],
+    result: "i32",
+  },
+
+  // File I/O from and to memory
+  pk_pwrite_all: {
+    parameters: [
+      "i32", // int32_t fd
+      "buffer", // const void *ptr (JS memory or a view of a mapping)
+      "u64", // uint64_t len
+      "i64", // int64_t off
+    ],
+    result: "i64", // bytes written
+  },
+  pk_pwrite_all_nb: {
+    name: "pk_pwrite_all",
+    parameters: [
+      "i32", // int32_t fd
+      "pointer", // const void *ptr
+      "u64", // uint64_t len
+      "i64", // int64_t off
+    ],
+    result: "i64", // bytes written
+    nonblocking: true,
+  },
+  pk_pread_all: {
+    parameters: [
+      "i32", // int32_t fd
+      "buffer", // void *ptr (JS memory or a view of a mapping)
+      "u64", // uint64_t len
+      "i64", // int64_t off
+    ],
+    result: "i64", // bytes read, fewer at end of file
+  },
+  pk_pread_all_nb: {
+    name: "pk_pread_all",
+    parameters: [
+      "i32", // int32_t fd
+      "pointer", // void *ptr
+      "u64", // uint64_t len
+      "i64", // int64_t off
+    ],
+    result: "i64", // bytes read, fewer at end of file
+    nonblocking: true,
+  },
+  pk_copy_file_range_all: {
+    parameters: [
+      "i32", // int32_t fd_in
+      "i64", // int64_t off_in
+      "i32", // int32_t fd_out
+      "i64", // int64_t off_out
+      "u64", // uint64_t len
+    ],
+    result: "i64", // bytes copied, fewer at end of file
+  },
+  pk_copy_file_range_all_nb: {
+    name: "pk_copy_file_range_all",
+    parameters: [
+      "i32", // int32_t fd_in
+      "i64", // int64_t off_in
+      "i32", // int32_t fd_out
+      "i64", // int64_t off_out
+      "u64", // uint64_t len
+    ],
+    result: "i64", // bytes copied, fewer at end of file
+    nonblocking: true,
+  },
+  pk_sendfile_all: {
+    parameters: [
+      "i32", // int32_t out_fd
+      "i32", // int32_t in_fd
+      "i64", // int64_t off
+      "u64", // uint64_t len
+    ],
+    result: "i64", // bytes sent
+  },
+  pk_sendfile_all_nb: {
+    name: "pk_sendfile_all",
+    parameters: [
+      "i32", // int32_t out_fd
+      "i32", // int32_t in_fd
+      "i64", // int64_t off
+      "u64", // uint64_t len
+    ],
+    result: "i64", // bytes sent
+    nonblocking: true,
+  },
+  pk_open: {
+    parameters: [
+      "buffer", // const char *path (NUL-terminated)
+      "i32", // int32_t flags (O_CLOEXEC is always added)
+      "u32", // uint32_t mode
+    ],
+    result: "i32", // fd
+  },
+  pk_fsync: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i32",
+  },
+  pk_fsync_nb: {
+    name: "pk_fsync",
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+
+  // Hash
+  pk_hash64: {
+    parameters: [
+      "buffer", // const void *ptr (JS memory or a view of a mapping)
+      "u64", // uint64_t len
+      "u64", // uint64_t seed
+    ],
+    result: "u64", // XXH64
+  },
+  pk_hash64_nb: {
+    name: "pk_hash64",
+    parameters: [
+      "pointer", // const void *ptr
+      "u64", // uint64_t len
+      "u64", // uint64_t seed
+    ],
+    result: "u64", // XXH64
+    nonblocking: true,
+  },
+
+  // Unix sockets (SOCK_SEQPACKET, non-blocking, close-on-exec)
+  pk_uds_listen: {
+    parameters: [
+      "buffer", // const char *path (NUL-terminated)
+      "i32", // int32_t backlog
+    ],
+    result: "i32", // listening fd
+  },
+  pk_uds_connect: {
+    parameters: [
+      "buffer", // const char *path (NUL-terminated)
+    ],
+    result: "i32", // connected fd; -EAGAIN when the backlog is full
+  },
+  pk_accept: {
+    parameters: [
+      "i32", // int32_t lfd
+    ],
+    result: "i32", // connected fd; -EAGAIN when none is waiting
+  },
+  pk_sendmsg: {
+    parameters: [
+      "i32", // int32_t fd
+      "buffer", // const void *buf
+      "u64", // uint64_t len
+      "buffer", // const int32_t *fds (may be null)
+      "u32", // uint32_t nfds
+    ],
+    result: "i64", // bytes sent
+  },
+  pk_recvmsg: {
+    parameters: [
+      "i32", // int32_t fd
+      "buffer", // void *buf
+      "u64", // uint64_t cap
+      "buffer", // int32_t *fds_out
+      "u32", // uint32_t max_fds
+      "buffer", // int32_t *out_nfds
+      "buffer", // int32_t *out_flags (MSG_TRUNC, MSG_CTRUNC)
+    ],
+    result: "i64", // bytes received; 0 when the peer closed
+  },
+  pk_set_nonblocking: {
+    parameters: [
+      "i32", // int32_t fd
+      "i32", // int32_t on
+    ],
+    result: "i32",
+  },
+  pk_socket_peercred: {
+    parameters: [
+      "i32", // int32_t fd
+      "buffer", // int32_t *out (pid, uid, gid)
+    ],
+    result: "i32",
+  },
+  pk_setsockopt_bufsize: {
+    parameters: [
+      "i32", // int32_t fd
+      "i32", // int32_t sndbuf (0: unchanged)
+      "i32", // int32_t rcvbuf (0: unchanged)
+    ],
+    result: "i32",
+  },
+
+  // epoll and eventfd
+  pk_epoll_create: { parameters: [], result: "i32" },
+  pk_epoll_ctl: {
+    parameters: [
+      "i32", // int32_t epfd
+      "i32", // int32_t op (EPOLL_CTL_*)
+      "i32", // int32_t fd
+      "u32", // uint32_t events (EPOLL*)
+      "u64", // uint64_t data
+    ],
+    result: "i32",
+  },
+  pk_epoll_wait: {
+    parameters: [
+      "i32", // int32_t epfd
+      "buffer", // uint64_t *out_data (max entries)
+      "buffer", // uint32_t *out_events (max entries)
+      "i32", // int32_t max (at most 1024)
+      "i32", // int32_t timeout_ms (-1: forever)
+    ],
+    result: "i32", // ready entries; 0 on timeout or signal
+  },
+  pk_epoll_wait_nb: {
+    name: "pk_epoll_wait",
+    parameters: [
+      "i32", // int32_t epfd
+      "buffer", // uint64_t *out_data (max entries)
+      "buffer", // uint32_t *out_events (max entries)
+      "i32", // int32_t max (at most 1024)
+      "i32", // int32_t timeout_ms (-1: forever)
+    ],
+    result: "i32", // ready entries; 0 on timeout or signal
+    nonblocking: true,
+  },
+  pk_eventfd: { parameters: [], result: "i32" }, // non-blocking, close-on-exec
+  pk_eventfd_signal: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i32",
+  },
+  pk_eventfd_drain: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i32", // 1 when it was signalled, else 0
+  },
+
+  // ---------------------------------------------------------------------------
+  // Reactor thread and file limits, for the Unix-socket transport
+  // (transport/uds/reactor.ts).
+  pk_reactor_start: {
+    parameters: [
+      "function", // void (*ready)(int32_t count), a Deno.UnsafeCallback.threadSafe
+      "i32", // int32_t max (events per wait, at most 1024)
+      "buffer", // uint64_t *out_handle
+      "buffer", // uint64_t *out_slots (2 * max uint32: token, events)
+    ],
+    result: "i32", // the epoll fd
+  },
+  pk_reactor_stop: {
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32",
+  },
+  pk_reactor_join_nb: {
+    name: "pk_reactor_join",
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  pk_raise_nofile_limit: { parameters: [], result: "i64" }, // the new soft limit
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The functions of a loaded `libpackice.so`. */
+export type NativeSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
+
+/** Linux constants used with the native functions. */
+export const Linux = {
+  MFD_ALLOW_SEALING: 0x2,
+  F_SEAL_SEAL: 0x1,
+  F_SEAL_SHRINK: 0x2,
+  F_SEAL_GROW: 0x4,
+  F_SEAL_WRITE: 0x8,
+  F_SEAL_FUTURE_WRITE: 0x10,
+  O_RDONLY: 0o0,
+  O_WRONLY: 0o1,
+  O_RDWR: 0o2,
+  O_CREAT: 0o100,
+  O_EXCL: 0o200,
+  O_TRUNC: 0o1000,
+  O_APPEND: 0o2000,
+  O_NONBLOCK: 0o4000,
+  MADV_NORMAL: 0,
+  MADV_RANDOM: 1,
+  MADV_SEQUENTIAL: 2,
+  MADV_WILLNEED: 3,
+  MADV_DONTNEED: 4,
+  MADV_POPULATE_READ: 22,
+  MADV_POPULATE_WRITE: 23,
+  MSG_TRUNC: 0x20,
+  MSG_CTRUNC: 0x8,
+  EPOLL_CTL_ADD: 1,
+  EPOLL_CTL_DEL: 2,
+  EPOLL_CTL_MOD: 3,
+  EPOLLIN: 0x1,
+  EPOLLPRI: 0x2,
+  EPOLLOUT: 0x4,
+  EPOLLERR: 0x8,
+  EPOLLHUP: 0x10,
+  EPOLLRDHUP: 0x2000,
+  EPOLLEXCLUSIVE: 0x10000000,
+  EPOLLONESHOT: 0x40000000,
+  EPOLLET: 0x80000000,
+} as const;

@@ -1,0 +1,745 @@
+// Packice native library: memfds, mappings, file I/O from mapped memory,
+// XXH64, non-blocking Unix sockets with fd passing, and epoll.
+//
+// Linux only. Every function returns >= 0 on success and -errno on failure,
+// so a call made on another thread (Deno's `nonblocking: true`) needs no
+// thread-local errno. Pointer results go through out-parameters.
+//
+// Build: cc -O2 -shared -fPIC -o libpackice.so packice.c
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define PK_EXPORT __attribute__((visibility("default")))
+
+// Bumped whenever a signature or behaviour changes; native/load.ts refuses a
+// library whose version differs from the one it was written for.
+#define PK_ABI_VERSION 1
+
+// The most fds one message may carry (the kernel's SCM_MAX_FD).
+#define PK_MAX_FDS 253
+// The most events one pk_epoll_wait call reports.
+#define PK_EPOLL_MAX 1024
+// Chunk of the buffered fallback of pk_copy_file_range_all.
+#define PK_COPY_CHUNK (1 << 20)
+// Chunk of populating and unmapping: each step holds the address-space lock
+// briefly, and the thread yields between steps, so other threads (the JS
+// thread changing page protections for its JIT, say) are not stalled for the
+// milliseconds a whole large range takes.
+#define PK_MAP_CHUNK ((uint64_t)2 << 20)
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+static int32_t unmap_chunked(void *ptr, uint64_t len) {
+  char *p = ptr;
+  for (uint64_t off = 0; off < len; off += PK_MAP_CHUNK) {
+    uint64_t n = len - off < PK_MAP_CHUNK ? len - off : PK_MAP_CHUNK;
+    if (off > 0) sched_yield();
+    if (munmap(p + off, n) < 0) return -errno;
+  }
+  return 0;
+}
+
+// Maps `fd` read-write and shared, with every page faulted in, chunk by chunk.
+// Kernels before 5.14 lack MADV_POPULATE_WRITE: there, one MAP_POPULATE.
+static void *map_populated(int fd, uint64_t len) {
+  char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return MAP_FAILED;
+  for (uint64_t off = 0; off < len; off += PK_MAP_CHUNK) {
+    uint64_t n = len - off < PK_MAP_CHUNK ? len - off : PK_MAP_CHUNK;
+    if (off > 0) sched_yield();
+    if (madvise(p + off, n, MADV_POPULATE_WRITE) == 0) continue;
+    int error = errno;
+    unmap_chunked(p, len);
+    if (error != EINVAL || off > 0) {
+      errno = error;
+      return MAP_FAILED;
+    }
+    return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  }
+  return p;
+}
+
+PK_EXPORT int32_t pk_version(void) { return PK_ABI_VERSION; }
+
+// ---------------------------------------------------------------------------
+// memfd
+
+PK_EXPORT int32_t pk_memfd_create(const char *name, uint32_t flags) {
+  int fd = memfd_create(name, flags | MFD_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+PK_EXPORT int32_t pk_ftruncate(int32_t fd, int64_t size) {
+  return ftruncate(fd, size) < 0 ? -errno : 0;
+}
+
+PK_EXPORT int32_t pk_fallocate(int32_t fd, int64_t size) {
+  if (size == 0) return 0;
+  return fallocate(fd, 0, 0, size) < 0 ? -errno : 0;
+}
+
+PK_EXPORT int64_t pk_fstat_size(int32_t fd) {
+  struct stat st;
+  return fstat(fd, &st) < 0 ? -errno : (int64_t)st.st_size;
+}
+
+PK_EXPORT int32_t pk_add_seals(int32_t fd, int32_t seals) {
+  return fcntl(fd, F_ADD_SEALS, seals) < 0 ? -errno : 0;
+}
+
+PK_EXPORT int32_t pk_get_seals(int32_t fd) {
+  int seals = fcntl(fd, F_GET_SEALS);
+  return seals < 0 ? -errno : seals;
+}
+
+PK_EXPORT int32_t pk_close(int32_t fd) {
+  // After EINTR the fd is already released on Linux: never retry close.
+  return close(fd) < 0 && errno != EINTR ? -errno : 0;
+}
+
+PK_EXPORT int32_t pk_dup(int32_t fd) {
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return copy < 0 ? -errno : copy;
+}
+
+static int32_t prepare_one(uint64_t size, int32_t populate, int32_t *out_fd, uint64_t *out_ptr) {
+  int fd = memfd_create("packice", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return -errno;
+  void *ptr = NULL;
+  if (ftruncate(fd, (off_t)size) < 0) goto fail;
+  if (size > 0 && populate && fallocate(fd, 0, 0, (off_t)size) < 0) goto fail;
+  if (size > 0 && out_ptr != NULL) {
+    ptr = populate ? map_populated(fd, size)
+                   : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (ptr == MAP_FAILED) goto fail;
+  }
+  *out_fd = fd;
+  if (out_ptr != NULL) *out_ptr = (uint64_t)(uintptr_t)ptr;
+  return 0;
+fail:;
+  int error = errno;
+  close(fd);
+  return -error;
+}
+
+// memfd_create + ftruncate + (fallocate) + mmap read-write shared (+ populate).
+// A size of 0 gives an fd and a null pointer; a null `out_ptr` skips the mmap.
+PK_EXPORT int32_t pk_memfd_prepare(uint64_t size, int32_t populate, int32_t *out_fd,
+                                   uint64_t *out_ptr) {
+  return prepare_one(size, populate, out_fd, out_ptr);
+}
+
+// pk_memfd_prepare `count` times, for a pool filled on another thread that the
+// JS thread reads while the call runs: each out_fds[i] is stored (with release
+// order) after its memfd and out_ptrs[i] are ready, and *out_done last of all,
+// with what the call returns: how many were prepared, or -errno when not even
+// the first one could be. A null `out_ptrs` prepares unmapped memfds.
+PK_EXPORT int32_t pk_memfd_prepare_many(uint32_t count, uint64_t size, int32_t populate,
+                                        int32_t *out_fds, uint64_t *out_ptrs,
+                                        int32_t *out_done) {
+  uint32_t done = 0;
+  int32_t result = 0;
+  for (; done < count; done++) {
+    int32_t fd;
+    uint64_t ptr;
+    result = prepare_one(size, populate, &fd, out_ptrs == NULL ? NULL : &ptr);
+    if (result < 0) break;
+    if (out_ptrs != NULL) out_ptrs[done] = ptr;
+    __atomic_store_n(&out_fds[done], fd, __ATOMIC_RELEASE);
+  }
+  if (done > 0 || result >= 0) result = (int32_t)done;
+  __atomic_store_n(out_done, result, __ATOMIC_RELEASE);
+  return result;
+}
+
+// Closes `count` descriptors, for freeing on another thread; returns the first
+// error, after trying every one.
+PK_EXPORT int32_t pk_close_many(const int32_t *fds, uint32_t count) {
+  int32_t result = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (close(fds[i]) < 0 && errno != EINTR && result == 0) result = -errno;
+  }
+  return result;
+}
+
+// munmap (when `ptr` is not null) then F_ADD_SEALS: seals a memfd against
+// writes once this process's writable mapping of it is gone.
+PK_EXPORT int32_t pk_unmap_seal(int32_t fd, void *ptr, uint64_t len, int32_t seals) {
+  if (ptr != NULL) {
+    int32_t result = unmap_chunked(ptr, len);
+    if (result < 0) return result;
+  }
+  return fcntl(fd, F_ADD_SEALS, seals) < 0 ? -errno : 0;
+}
+
+// munmap (when `ptr` is not null) then close: frees a memfd, whose pages go
+// back to the kernel when the last descriptor and mapping are gone.
+PK_EXPORT int32_t pk_unmap_close(int32_t fd, void *ptr, uint64_t len) {
+  int32_t result = ptr != NULL ? unmap_chunked(ptr, len) : 0;
+  if (close(fd) < 0 && errno != EINTR && result == 0) result = -errno;
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Mappings
+
+PK_EXPORT int32_t pk_mmap(int32_t fd, uint64_t len, int64_t offset, int32_t writable,
+                          int32_t populate, uint64_t *out_ptr) {
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  int flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
+  void *ptr = mmap(NULL, len, prot, flags, fd, offset);
+  if (ptr == MAP_FAILED) return -errno;
+  *out_ptr = (uint64_t)(uintptr_t)ptr;
+  return 0;
+}
+
+PK_EXPORT int32_t pk_munmap(void *ptr, uint64_t len) { return unmap_chunked(ptr, len); }
+
+PK_EXPORT int32_t pk_madvise(void *ptr, uint64_t len, int32_t advice) {
+  return madvise(ptr, len, advice) < 0 ? -errno : 0;
+}
+
+// ---------------------------------------------------------------------------
+// File I/O straight from and to memory. Each returns the bytes moved, which is
+// less than `len` only at end of file (reads) or, for sendfile to a
+// non-blocking socket, when it would block after some progress.
+
+PK_EXPORT int64_t pk_pwrite_all(int32_t fd, const void *ptr, uint64_t len, int64_t off) {
+  const char *p = ptr;
+  uint64_t done = 0;
+  while (done < len) {
+    ssize_t n = pwrite(fd, p + done, len - done, off + (int64_t)done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    done += (uint64_t)n;
+  }
+  return (int64_t)done;
+}
+
+PK_EXPORT int64_t pk_pread_all(int32_t fd, void *ptr, uint64_t len, int64_t off) {
+  char *p = ptr;
+  uint64_t done = 0;
+  while (done < len) {
+    ssize_t n = pread(fd, p + done, len - done, off + (int64_t)done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (n == 0) break;
+    done += (uint64_t)n;
+  }
+  return (int64_t)done;
+}
+
+static int64_t copy_buffered(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
+                             uint64_t len) {
+  char *chunk = malloc(PK_COPY_CHUNK);
+  if (chunk == NULL) return -ENOMEM;
+  uint64_t done = 0;
+  int64_t result = 0;
+  while (done < len) {
+    uint64_t want = len - done < PK_COPY_CHUNK ? len - done : PK_COPY_CHUNK;
+    int64_t got = pk_pread_all(fd_in, chunk, want, off_in + (int64_t)done);
+    if (got <= 0) {
+      result = got;
+      break;
+    }
+    int64_t put = pk_pwrite_all(fd_out, chunk, (uint64_t)got, off_out + (int64_t)done);
+    if (put < 0) {
+      result = put;
+      break;
+    }
+    done += (uint64_t)got;
+    if ((uint64_t)got < want) break;
+  }
+  free(chunk);
+  return result < 0 ? result : (int64_t)done;
+}
+
+// copy_file_range until `len` bytes or end of file; falls back to a buffered
+// copy where the kernel cannot copy between the two files (EXDEV and kin).
+PK_EXPORT int64_t pk_copy_file_range_all(int32_t fd_in, int64_t off_in, int32_t fd_out,
+                                         int64_t off_out, uint64_t len) {
+  loff_t in = off_in, out = off_out;
+  uint64_t done = 0;
+  while (done < len) {
+    ssize_t n = copy_file_range(fd_in, &in, fd_out, &out, len - done, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int error = errno;
+      if (done == 0 && (error == EXDEV || error == EINVAL || error == EOPNOTSUPP ||
+                        error == ENOSYS)) {
+        return copy_buffered(fd_in, off_in, fd_out, off_out, len);
+      }
+      return -error;
+    }
+    if (n == 0) break;
+    done += (uint64_t)n;
+  }
+  return (int64_t)done;
+}
+
+PK_EXPORT int64_t pk_sendfile_all(int32_t out_fd, int32_t in_fd, int64_t off, uint64_t len) {
+  off_t pos = off;
+  uint64_t done = 0;
+  while (done < len) {
+    ssize_t n = sendfile(out_fd, in_fd, &pos, len - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN && done > 0) break;
+      return -errno;
+    }
+    if (n == 0) break;
+    done += (uint64_t)n;
+  }
+  return (int64_t)done;
+}
+
+PK_EXPORT int32_t pk_open(const char *path, int32_t flags, uint32_t mode) {
+  int fd;
+  do fd = open(path, flags | O_CLOEXEC, (mode_t)mode);
+  while (fd < 0 && errno == EINTR);
+  return fd < 0 ? -errno : fd;
+}
+
+PK_EXPORT int32_t pk_fsync(int32_t fd) { return fsync(fd) < 0 ? -errno : 0; }
+
+// ---------------------------------------------------------------------------
+// XXH64 (public algorithm by Yann Collet), little-endian reads.
+
+static const uint64_t P1 = 0x9E3779B185EBCA87ULL;
+static const uint64_t P2 = 0xC2B2AE3D27D4EB4FULL;
+static const uint64_t P3 = 0x165667B19E3779F9ULL;
+static const uint64_t P4 = 0x85EBCA77C2B2AE63ULL;
+static const uint64_t P5 = 0x27D4EB2F165667C5ULL;
+
+static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+static inline uint64_t read64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static inline uint32_t read32(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static inline uint64_t xxh_round(uint64_t acc, uint64_t input) {
+  acc += input * P2;
+  acc = rotl64(acc, 31);
+  return acc * P1;
+}
+
+static inline uint64_t xxh_merge(uint64_t acc, uint64_t val) {
+  acc ^= xxh_round(0, val);
+  return acc * P1 + P4;
+}
+
+PK_EXPORT uint64_t pk_hash64(const void *ptr, uint64_t len, uint64_t seed) {
+  const uint8_t *p = ptr;
+  const uint8_t *end = p + len;
+  uint64_t h;
+  if (len >= 32) {
+    const uint8_t *limit = end - 32;
+    uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+    do {
+      v1 = xxh_round(v1, read64(p));
+      v2 = xxh_round(v2, read64(p + 8));
+      v3 = xxh_round(v3, read64(p + 16));
+      v4 = xxh_round(v4, read64(p + 24));
+      p += 32;
+    } while (p <= limit);
+    h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
+    h = xxh_merge(h, v1);
+    h = xxh_merge(h, v2);
+    h = xxh_merge(h, v3);
+    h = xxh_merge(h, v4);
+  } else {
+    h = seed + P5;
+  }
+  h += len;
+  while (p + 8 <= end) {
+    h ^= xxh_round(0, read64(p));
+    h = rotl64(h, 27) * P1 + P4;
+    p += 8;
+  }
+  if (p + 4 <= end) {
+    h ^= (uint64_t)read32(p) * P1;
+    h = rotl64(h, 23) * P2 + P3;
+    p += 4;
+  }
+  while (p < end) {
+    h ^= (*p) * P5;
+    h = rotl64(h, 11) * P1;
+    p++;
+  }
+  h ^= h >> 33;
+  h *= P2;
+  h ^= h >> 29;
+  h *= P3;
+  h ^= h >> 32;
+  return h;
+}
+
+// ---------------------------------------------------------------------------
+// Unix sockets: SOCK_SEQPACKET, non-blocking, close-on-exec.
+
+static int32_t unix_address(const char *path, struct sockaddr_un *addr) {
+  size_t len = strlen(path);
+  if (len == 0) return -EINVAL;
+  if (len >= sizeof addr->sun_path) return -ENAMETOOLONG;
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  memcpy(addr->sun_path, path, len);
+  return 0;
+}
+
+// socket + bind + listen; the caller unlinks a stale path first and chmods after.
+PK_EXPORT int32_t pk_uds_listen(const char *path, int32_t backlog) {
+  struct sockaddr_un addr;
+  int32_t bad = unix_address(path, &addr);
+  if (bad < 0) return bad;
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, backlog) < 0) {
+    int error = errno;
+    close(fd);
+    return -error;
+  }
+  return fd;
+}
+
+// A non-blocking connect: -EAGAIN when the server's backlog is full.
+PK_EXPORT int32_t pk_uds_connect(const char *path) {
+  struct sockaddr_un addr;
+  int32_t bad = unix_address(path, &addr);
+  if (bad < 0) return bad;
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int result;
+  do result = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+  while (result < 0 && errno == EINTR);
+  if (result < 0) {
+    int error = errno;
+    close(fd);
+    return -error;
+  }
+  return fd;
+}
+
+// -EAGAIN when no connection is waiting. The new socket is non-blocking.
+PK_EXPORT int32_t pk_accept(int32_t lfd) {
+  int fd;
+  do fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  return fd < 0 ? -errno : fd;
+}
+
+// Sends one message, with `nfds` descriptors attached (SCM_RIGHTS) when > 0.
+// Returns the bytes sent; -EAGAIN when the socket buffer is full.
+PK_EXPORT int64_t pk_sendmsg(int32_t fd, const void *buf, uint64_t len, const int32_t *fds,
+                             uint32_t nfds) {
+  if (nfds > PK_MAX_FDS) return -EINVAL;
+  struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+  union {
+    char bytes[CMSG_SPACE(sizeof(int) * PK_MAX_FDS)];
+    struct cmsghdr align;
+  } control;
+  if (nfds > 0) {
+    memset(&control, 0, sizeof control);
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
+  }
+  ssize_t n;
+  do n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : (int64_t)n;
+}
+
+// Receives one message into `buf` and up to `max_fds` descriptors into
+// `fds_out` (close-on-exec); descriptors beyond `max_fds` are closed.
+// `out_flags` gets MSG_TRUNC when the message was longer than `cap` and
+// MSG_CTRUNC when descriptors were dropped. Returns the bytes received
+// (0 when the peer has closed); -EAGAIN when nothing is waiting.
+PK_EXPORT int64_t pk_recvmsg(int32_t fd, void *buf, uint64_t cap, int32_t *fds_out,
+                             uint32_t max_fds, int32_t *out_nfds, int32_t *out_flags) {
+  struct iovec iov = {.iov_base = buf, .iov_len = cap};
+  union {
+    char bytes[CMSG_SPACE(sizeof(int) * PK_MAX_FDS)];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg = {
+      .msg_iov = &iov,
+      .msg_iovlen = 1,
+      .msg_control = control.bytes,
+      .msg_controllen = sizeof control.bytes,
+  };
+  ssize_t n;
+  do n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  uint32_t got = 0;
+  int32_t flags = msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC);
+  for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL;
+       cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int received;
+      memcpy(&received, CMSG_DATA(cmsg) + i * sizeof(int), sizeof received);
+      if (got < max_fds) {
+        fds_out[got++] = received;
+      } else {
+        close(received);
+        flags |= MSG_CTRUNC;
+      }
+    }
+  }
+  *out_nfds = (int32_t)got;
+  *out_flags = flags;
+  return (int64_t)n;
+}
+
+PK_EXPORT int32_t pk_set_nonblocking(int32_t fd, int32_t on) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return -errno;
+  flags = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+  return fcntl(fd, F_SETFL, flags) < 0 ? -errno : 0;
+}
+
+// Writes pid, uid and gid of the peer process into out[0..2].
+PK_EXPORT int32_t pk_socket_peercred(int32_t fd, int32_t *out) {
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -errno;
+  out[0] = (int32_t)cred.pid;
+  out[1] = (int32_t)cred.uid;
+  out[2] = (int32_t)cred.gid;
+  return 0;
+}
+
+// Sets SO_SNDBUF and SO_RCVBUF; a size of 0 leaves that buffer as it is.
+PK_EXPORT int32_t pk_setsockopt_bufsize(int32_t fd, int32_t sndbuf, int32_t rcvbuf) {
+  if (sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) < 0) {
+    return -errno;
+  }
+  if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) < 0) {
+    return -errno;
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// epoll and eventfd
+
+PK_EXPORT int32_t pk_epoll_create(void) {
+  int fd = epoll_create1(EPOLL_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+PK_EXPORT int32_t pk_epoll_ctl(int32_t epfd, int32_t op, int32_t fd, uint32_t events,
+                               uint64_t data) {
+  struct epoll_event event = {.events = events, .data.u64 = data};
+  return epoll_ctl(epfd, op, fd, &event) < 0 ? -errno : 0;
+}
+
+// Waits up to `timeout_ms` (-1: forever) and writes the data and events of at
+// most `max` ready entries. Returns how many; 0 on timeout or signal.
+PK_EXPORT int32_t pk_epoll_wait(int32_t epfd, uint64_t *out_data, uint32_t *out_events,
+                                int32_t max, int32_t timeout_ms) {
+  struct epoll_event events[PK_EPOLL_MAX];
+  if (max <= 0) return -EINVAL;
+  if (max > PK_EPOLL_MAX) max = PK_EPOLL_MAX;
+  int n = epoll_wait(epfd, events, max, timeout_ms);
+  if (n < 0) return errno == EINTR ? 0 : -errno;
+  for (int i = 0; i < n; i++) {
+    out_data[i] = events[i].data.u64;
+    out_events[i] = events[i].events;
+  }
+  return n;
+}
+
+PK_EXPORT int32_t pk_eventfd(void) {
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  return fd < 0 ? -errno : fd;
+}
+
+// Makes the eventfd readable. A full counter already is, so EAGAIN is success.
+PK_EXPORT int32_t pk_eventfd_signal(int32_t fd) {
+  uint64_t one = 1;
+  ssize_t n;
+  do n = write(fd, &one, sizeof one);
+  while (n < 0 && errno == EINTR);
+  return n < 0 && errno != EAGAIN ? -errno : 0;
+}
+
+// Resets the eventfd. Returns 1 when it was signalled, 0 when it was not.
+PK_EXPORT int32_t pk_eventfd_drain(int32_t fd) {
+  uint64_t count;
+  ssize_t n;
+  do n = read(fd, &count, sizeof count);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return errno == EAGAIN ? 0 : -errno;
+  return 1;
+}
+
+// ===========================================================================
+// Reactor thread and file limits for the Unix-socket transport
+// (transport/uds/reactor.ts), added separately from the functions above.
+//
+// One thread per process waits in epoll_wait and reports ready events through
+// a callback that Deno runs on the JS thread (Deno.UnsafeCallback.threadSafe).
+// Calling it blocks this thread until the JS side returns, and the JS side
+// drains every ready socket before returning, so the next epoll_wait reports
+// only new events: no call is parked on Deno's blocking pool per wait.
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
+
+// The epoll data of the reactor's own eventfd; JS tokens are 32-bit.
+#define PK_REACTOR_WAKE UINT64_MAX
+
+typedef void (*pk_ready_fn)(int32_t count);
+
+struct pk_reactor {
+  int epfd;
+  int wakefd;
+  int max;
+  pk_ready_fn ready;
+  atomic_int stop;
+  pthread_t thread;
+  // For each ready entry: its 32-bit token, then its EPOLL* bits.
+  uint32_t slots[2 * PK_EPOLL_MAX];
+};
+
+static void *pk_reactor_loop(void *arg) {
+  struct pk_reactor *r = arg;
+  struct epoll_event events[PK_EPOLL_MAX];
+  while (!atomic_load(&r->stop)) {
+    int n = epoll_wait(r->epfd, events, r->max, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      r->ready(-errno);
+      break;
+    }
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+      if (events[i].data.u64 == PK_REACTOR_WAKE) {
+        uint64_t drained;
+        if (read(r->wakefd, &drained, sizeof drained) < 0) { /* already drained */ }
+        continue;
+      }
+      r->slots[2 * count] = (uint32_t)events[i].data.u64;
+      r->slots[2 * count + 1] = events[i].events;
+      count++;
+    }
+    if (count > 0 && !atomic_load(&r->stop)) r->ready(count);
+  }
+  return NULL;
+}
+
+// Keeps this library loaded until the process exits, so that the reactor
+// thread never returns into unmapped code if the library handle is closed.
+static void pk_pin_library(void) {
+  Dl_info info;
+  if (dladdr((void *)pk_pin_library, &info) != 0 && info.dli_fname != NULL) {
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  }
+}
+
+// Creates an epoll and starts the thread that waits on it. Writes the
+// reactor's handle and the address of its slots (2 * max uint32 values,
+// valid until pk_reactor_join) and returns the epoll fd.
+PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out_handle,
+                                   uint64_t *out_slots) {
+  if (max <= 0 || max > PK_EPOLL_MAX) return -EINVAL;
+  pk_pin_library();
+  struct pk_reactor *r = calloc(1, sizeof *r);
+  if (r == NULL) return -ENOMEM;
+  r->ready = ready;
+  r->max = max;
+  atomic_init(&r->stop, 0);
+  r->epfd = epoll_create1(EPOLL_CLOEXEC);
+  r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  int error = 0;
+  struct epoll_event wake = {.events = EPOLLIN, .data.u64 = PK_REACTOR_WAKE};
+  if (r->epfd < 0 || r->wakefd < 0 || epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->wakefd, &wake) < 0) {
+    error = errno;
+  } else {
+    error = pthread_create(&r->thread, NULL, pk_reactor_loop, r);
+  }
+  if (error != 0) {
+    if (r->epfd >= 0) close(r->epfd);
+    if (r->wakefd >= 0) close(r->wakefd);
+    free(r);
+    return -error;
+  }
+  *out_handle = (uint64_t)(uintptr_t)r;
+  *out_slots = (uint64_t)(uintptr_t)r->slots;
+  return r->epfd;
+}
+
+// Asks the thread to stop and wakes it. Returns at once; pk_reactor_join waits.
+PK_EXPORT int32_t pk_reactor_stop(void *handle) {
+  struct pk_reactor *r = handle;
+  atomic_store(&r->stop, 1);
+  uint64_t one = 1;
+  ssize_t n;
+  do n = write(r->wakefd, &one, sizeof one);
+  while (n < 0 && errno == EINTR);
+  return n < 0 && errno != EAGAIN ? -errno : 0;
+}
+
+// Waits for the stopped thread, then closes the epoll and frees the reactor.
+// Run it off the JS thread: the thread may be waiting for a callback to run.
+PK_EXPORT int32_t pk_reactor_join(void *handle) {
+  struct pk_reactor *r = handle;
+  int error = pthread_join(r->thread, NULL);
+  if (error != 0) return -error;
+  close(r->epfd);
+  close(r->wakefd);
+  free(r);
+  return 0;
+}
+
+// Raises this process's soft limit of open files to its hard limit, as a
+// server that holds a memfd per object and a socket per client needs.
+// Returns the new soft limit (capped at INT32_MAX).
+PK_EXPORT int64_t pk_raise_nofile_limit(void) {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) < 0) return -errno;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) < 0) return -errno;
+  }
+  return limit.rlim_cur > INT32_MAX ? INT32_MAX : (int64_t)limit.rlim_cur;
+}
