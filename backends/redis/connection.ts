@@ -1,0 +1,260 @@
+/**
+ * One connection to Redis that fails fast while Redis is away and comes back
+ * by itself: calls made while it is not ready reject at once with
+ * {@link StoreUnavailableError}, and a lost connection is retried with capped
+ * exponential backoff. Scripts are loaded on each connection and run by
+ * EVALSHA, falling back to EVAL (which loads them again) on NOSCRIPT, as after
+ * a `SCRIPT FLUSH`.
+ *
+ * @module
+ */
+import { createClient, ErrorReply } from "@redis/client";
+import {
+  ClosedError,
+  InternalError,
+  InvalidArgumentError,
+  StoreUnavailableError,
+} from "../../core/errors.ts";
+import type { Script } from "./scripts.ts";
+
+/** Where a Redis store reports connection trouble; a daemon's logger fits. */
+export interface RedisLogger {
+  /** Connection restored, state registered again. */
+  info(message: string): void;
+  /** Connection refused or lost; retrying. */
+  warn(message: string): void;
+}
+
+/** Capped exponential backoff between connection attempts. */
+export interface RedisBackoff {
+  /** The first delay in milliseconds. Default 100. */
+  readonly initial?: number;
+  /** The longest delay in milliseconds. Default 5000. */
+  readonly max?: number;
+}
+
+/** Runs a script on the connection, whether or not it is ready for other calls. */
+export type Exec = (script: Script, args: readonly string[]) => Promise<unknown>;
+
+/** Options of {@link RedisConnection}. */
+export interface RedisConnectionOptions {
+  /** `redis://[user:pass@]host:port/db` or `rediss://...`. */
+  readonly url: string;
+  /** Attempts of the first connection before {@link RedisConnection.open} gives up. */
+  readonly attempts: number;
+  /** Delays between attempts. */
+  readonly backoff: Required<RedisBackoff>;
+  /** Where trouble is reported. */
+  readonly log: RedisLogger | undefined;
+  /** Scripts loaded on each connection, so that calls seldom meet NOSCRIPT. */
+  readonly scripts: readonly Script[];
+  /**
+   * Runs on each connection before other calls are let through (`first` on
+   * the first one); when it throws, the connection is retried.
+   */
+  readonly onReady: (first: boolean, exec: Exec) => Promise<void>;
+}
+
+/** Error replies of a Redis that will serve again soon. */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN)\b/;
+/** Error replies that mean Redis cannot serve right now, not that the call was wrong. */
+const UNAVAILABLE_REPLY =
+  /^(LOADING|BUSY|MASTERDOWN|READONLY|NOAUTH|WRONGPASS|NOPERM|MISCONF|OOM)\b/;
+
+/** A Redis connection with fail-fast calls and reconnection in the background. */
+export class RedisConnection {
+  readonly #client: ReturnType<typeof createClient>;
+  readonly #options: RedisConnectionOptions;
+  /** The URL without its password, for messages. */
+  readonly #where: string;
+  #state: "connecting" | "ready" | "down" | "closed" = "connecting";
+  #first = true;
+  #sleep: { timer: ReturnType<typeof setTimeout>; wake: () => void } | undefined;
+  #reconnecting: Promise<void> | undefined;
+
+  /**
+   * @param options The URL, retry policy and setup step.
+   * @throws {InvalidArgumentError} When the URL is not a `redis://` or `rediss://` URL.
+   */
+  constructor(options: RedisConnectionOptions) {
+    this.#where = redact(options.url);
+    this.#options = options;
+    this.#client = createClient({
+      url: options.url,
+      // RESP2: this client decodes it several times faster than RESP3 for the
+      // small array replies the scripts give (measured: 100k/s against 24-70k/s).
+      RESP: 2,
+      // Fail fast: no queue of calls waiting for a connection, no reconnection
+      // inside the client; this class reconnects, with timers it can cancel.
+      disableOfflineQueue: true,
+      socket: { reconnectStrategy: false },
+    });
+    // Failures surface through the calls and the "terminated" event.
+    this.#client.on("error", () => {});
+    this.#client.on("terminated", (cause: unknown) => this.#lost(cause));
+  }
+
+  /** Whether calls go through now. */
+  get available(): boolean {
+    return this.#state === "ready";
+  }
+
+  /**
+   * Connects, retrying with backoff up to the configured attempts.
+   *
+   * @throws {StoreUnavailableError} When every attempt failed, or Redis refused the credentials.
+   */
+  async open(): Promise<void> {
+    await this.#connect(this.#options.attempts);
+  }
+
+  /**
+   * Runs a script.
+   *
+   * @throws {StoreUnavailableError} At once when Redis is not reachable now.
+   */
+  run(script: Script, args: readonly string[]): Promise<unknown> {
+    if (this.#state !== "ready") return Promise.reject(this.#unavailable());
+    return this.#exec(script, args);
+  }
+
+  /** Stops reconnecting and closes the connection. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    if (this.#sleep !== undefined) {
+      clearTimeout(this.#sleep.timer);
+      this.#sleep.wake();
+    }
+    await this.#reconnecting;
+    if (this.#client.isOpen) await this.#client.close().catch(() => this.#client.destroy());
+  }
+
+  readonly #exec: Exec = async (script, args) => {
+    try {
+      return await this.#client.sendCommand(["EVALSHA", script.sha, "0", ...args]);
+    } catch (error) {
+      if (!(error instanceof ErrorReply && error.message.startsWith("NOSCRIPT"))) {
+        throw this.#wrap(error, `script ${script.name}`);
+      }
+    }
+    try {
+      return await this.#client.sendCommand(["EVAL", script.source, "0", ...args]);
+    } catch (error) {
+      throw this.#wrap(error, `script ${script.name}`);
+    }
+  };
+
+  async #connect(attempts: number): Promise<void> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        if (this.#client.isOpen) this.#client.destroy();
+        await this.#client.connect();
+        await Promise.all(
+          this.#options.scripts.map((script) =>
+            this.#client.sendCommand(["SCRIPT", "LOAD", script.source])
+          ),
+        );
+        await this.#options.onReady(this.#first, this.#exec);
+        if (this.#state === "closed") return;
+        this.#first = false;
+        this.#state = "ready";
+        return;
+      } catch (error) {
+        if (this.#state === "closed") throw new ClosedError("Redis lease store is closed");
+        const reply = error instanceof ErrorReply
+          ? error
+          : (error as Error).cause instanceof ErrorReply
+          ? (error as Error).cause as ErrorReply
+          : undefined;
+        const reason = describe(reply ?? error);
+        // On the first connection, a refusal (wrong credentials or database) or a
+        // failing setup is not worth a retry; a Redis still starting up is.
+        const fatal = this.#first &&
+          (error instanceof InternalError ||
+            (reply !== undefined && !TRANSIENT_REPLY.test(reply.message)));
+        if (fatal || attempt >= attempts) {
+          const tries = fatal ? "" : ` (${attempt} ${attempt === 1 ? "attempt" : "attempts"})`;
+          throw new StoreUnavailableError(
+            `Cannot connect to Redis at ${this.#where}: ${reason}${tries}`,
+            { cause: error },
+          );
+        }
+        const wait = backoffDelay(attempt, this.#options.backoff);
+        this.#options.log?.warn(
+          `Cannot reach Redis at ${this.#where}: ${reason}; retrying in ${wait} ms`,
+        );
+        await new Promise<void>((wake) => {
+          this.#sleep = { timer: setTimeout(wake, wait), wake };
+        });
+        this.#sleep = undefined;
+      }
+    }
+  }
+
+  #lost(cause: unknown): void {
+    if (this.#state !== "ready") return;
+    this.#state = "down";
+    this.#options.log?.warn(`Lost Redis at ${this.#where}: ${describe(cause)}; reconnecting`);
+    this.#reconnecting = this.#connect(Infinity).then(
+      () => this.#options.log?.info(`Reconnected to Redis at ${this.#where}`),
+      () => {},
+    );
+  }
+
+  #unavailable(): StoreUnavailableError {
+    const why = this.#state === "closed" ? "the store is closed" : "reconnecting";
+    return new StoreUnavailableError(`Redis at ${this.#where} is unavailable: ${why}`);
+  }
+
+  #wrap(error: unknown, what: string): StoreUnavailableError | InternalError {
+    if (error instanceof ErrorReply) {
+      if (UNAVAILABLE_REPLY.test(error.message)) {
+        return new StoreUnavailableError(
+          `Redis at ${this.#where} refused a call: ${error.message}`,
+          {
+            cause: error,
+          },
+        );
+      }
+      return new InternalError(`Redis ${what} failed: ${error.message}`, { cause: error });
+    }
+    return new StoreUnavailableError(`Redis at ${this.#where} is unavailable: ${describe(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+/**
+ * Checks a Redis URL and returns it without its password, for messages.
+ *
+ * @throws {InvalidArgumentError} When it is not a `redis://` or `rediss://` URL.
+ */
+export function redact(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new InvalidArgumentError(`Invalid Redis URL: ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    throw new InvalidArgumentError(
+      `Invalid Redis URL: expected redis:// or rediss://, got ${parsed.protocol}//`,
+    );
+  }
+  if (parsed.password !== "") parsed.password = "***";
+  return parsed.toString();
+}
+
+/** The delay before attempt `attempt + 1`: doubling from `initial`, capped at `max`, ±20% jitter. */
+export function backoffDelay(attempt: number, backoff: Required<RedisBackoff>): number {
+  const base = Math.min(backoff.max, backoff.initial * 2 ** (attempt - 1));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+function describe(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) {
+    return [...new Set(error.errors.map(describe))].join("; ");
+  }
+  return error instanceof Error ? error.message || error.name : String(error);
+}

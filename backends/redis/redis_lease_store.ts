@@ -1,0 +1,691 @@
+import type { Clock } from "../../core/clock.ts";
+import { systemClock } from "../../core/clock.ts";
+import {
+  AlreadyExistsError,
+  InternalError,
+  InvalidArgumentError,
+  LeaseExpiredError,
+  StoreUnavailableError,
+  UnknownLeaseError,
+} from "../../core/errors.ts";
+import { Access } from "../../core/lease.ts";
+import type {
+  AnnotatePatch,
+  LeaseEnd,
+  LeaseRecord,
+  LeaseStore,
+  LocalObjects,
+  SealPatch,
+} from "../../core/lease_store.ts";
+import { checkDiscard, checkGrant, checkLive, checkSeal } from "../../core/lifecycle.ts";
+import type { ObjectInfo } from "../../core/object.ts";
+import {
+  creatingArgs,
+  decodeObject,
+  expiryArgs,
+  type Fields,
+  sealedEntry,
+  versionOf,
+} from "./codec.ts";
+import { type Exec, type RedisBackoff, RedisConnection, type RedisLogger } from "./connection.ts";
+import { type Script, SCRIPTS } from "./scripts.ts";
+
+/** Options of {@link RedisLeaseStore.connect}. */
+export interface RedisLeaseStoreOptions {
+  /** `redis://[user:pass@]host:port/db`, or `rediss://` for TLS. Default `redis://127.0.0.1:6379/0`. */
+  readonly url?: string;
+  /** Every key is `<namespace>:...`; daemons sharing a namespace share objects. Default `packice`. */
+  readonly namespace?: string;
+  /** This node's id in the namespace. Default `<hostname>-<pid>`. */
+  readonly node?: string;
+  /** Where this node serves, recorded with each object it holds. */
+  readonly address?: string;
+  /** The clock that decides expiry: pass the peer's. Default: the system clock. */
+  readonly clock?: Clock;
+  /**
+   * How long, in milliseconds, this node counts as alive after its last
+   * heartbeat (sent every third of it). Its leases without a TTL end when it
+   * stops counting. Default 15000.
+   */
+  readonly liveness?: number;
+  /** Attempts at the first connection before giving up; `Infinity` keeps trying. Default 10. */
+  readonly connectAttempts?: number;
+  /** Delays between connection attempts, also when reconnecting. */
+  readonly backoff?: RedisBackoff;
+  /** Where connection trouble and recovery are reported. Default: nowhere. */
+  readonly log?: RedisLogger;
+}
+
+/** A lease this node granted. */
+interface OwnLease {
+  record: LeaseRecord;
+  /** For a CREATE lease until seal: the object being created, which goes when the lease ends. */
+  creating: ObjectInfo | undefined;
+  /** Whether Redis has the lease, as far as this node knows. */
+  stored: boolean;
+}
+
+/** What most scripts return: a status, then the fields of the object they saw or removed. */
+type Reply = [status: string, ...fields: string[]];
+
+/** How many ended lease ids are remembered, to tell "expired" from "unknown". */
+const EXPIRED_MEMORY = 4096;
+/** Entries per script call when registering, restoring, ending or reading many. */
+const BATCH = 500;
+/** Entries a reap script ends per call, so one call never holds Redis for long. */
+const REAP_LIMIT = 1000;
+/** Objects whose last granted version is kept, so a grant need not send them again. */
+const CACHED_OBJECTS = 4096;
+
+/**
+ * Leases and the object directory in Redis, shared by every daemon on one
+ * namespace; the bytes stay on the nodes that hold them.
+ *
+ * Every state change is one Lua script applying the rules of
+ * `core/lifecycle.ts`, so daemons racing on one id agree; a refusal comes
+ * back as an error code, and the error is rebuilt here by running the same
+ * lifecycle check on the state the script saw. The sealed objects of the
+ * namespace, with their holders, are the directory that `list` and `stat`
+ * answer from on every node.
+ *
+ * Expiry: a lease with a TTL expires by the injected clock, which every
+ * script is given; its Redis key carries the same TTL as a Redis expiry, the
+ * backstop for a daemon that died, and a CREATING object's record expires
+ * with its CREATE lease. A lease without a TTL cannot carry an expiry, so it
+ * is bound to its node instead: it is a field of the node's hash, and lives as
+ * long as the node's liveness key, which a heartbeat refreshes every third of
+ * `liveness`. When that key lapses the node counts as dead, its leases can no
+ * longer block a CREATE, and any live node reaps them. This costs one write per
+ * heartbeat rather than one per lease.
+ *
+ * Outages: while Redis is unreachable, calls that need it fail at once with
+ * {@link StoreUnavailableError}, except READ leases on sealed objects this node
+ * holds (known through {@link RedisLeaseStore.attach}), which are granted and
+ * released here and reconciled when Redis is back. The connection comes back
+ * by itself; when Redis lost this node's state (it restarted empty), the node
+ * registers its objects and leases again.
+ *
+ * Reads: a grant sends the version of the object this node last saw, and
+ * Redis sends the object back only when it changed since; every change to an
+ * object gives it a new version from one namespace-wide counter.
+ *
+ * `counts().objects` is the whole namespace; `counts().leases` is this node's.
+ *
+ * @example Two daemons, one namespace
+ * ```ts ignore
+ * import { MemoryPeer, RedisLeaseStore } from "@packice/packice";
+ * const url = "redis://127.0.0.1:6379/0";
+ * const a = await RedisLeaseStore.connect({ url, namespace: "demo", node: "a" });
+ * await using peer = new MemoryPeer({ leases: a, node: a.node });
+ * const b = await RedisLeaseStore.connect({ url, namespace: "demo", node: "b" });
+ * console.log((await b.list()).map((object) => [object.id, object.holders]));
+ * await b.close();
+ * ```
+ */
+export class RedisLeaseStore implements LeaseStore {
+  /** This node's id in the namespace. */
+  readonly node: string;
+  /** The namespace: every key starts with `<namespace>:`. */
+  readonly namespace: string;
+  readonly #prefix: string;
+  readonly #address: string;
+  readonly #clock: Clock;
+  readonly #liveness: number;
+  readonly #log: RedisLogger | undefined;
+  readonly #incarnation = crypto.randomUUID();
+  readonly #connection: RedisConnection;
+  readonly #own = new Map<string, OwnLease>();
+  readonly #expired = new Set<string>();
+  /** Leases ended or renewed here while Redis was away, whose copy there must go. */
+  readonly #pendingEnds = new Set<string>();
+  /** The last version of an object a grant returned, by id. */
+  readonly #granted = new Map<string, { version: string; info: ObjectInfo }>();
+  readonly #gated: Exec;
+  #local: LocalObjects | undefined;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #ticking: Promise<void> | undefined;
+  #closed = false;
+
+  private constructor(options: RedisLeaseStoreOptions) {
+    this.namespace = checkName(options.namespace ?? "packice", "namespace");
+    this.node = checkName(options.node ?? defaultNode(), "node id");
+    this.#prefix = `${this.namespace}:`;
+    this.#address = options.address ?? "";
+    this.#clock = options.clock ?? systemClock;
+    this.#liveness = checkCount(options.liveness ?? 15_000, "liveness", 30, false);
+    this.#log = options.log;
+    this.#connection = new RedisConnection({
+      url: options.url ?? "redis://127.0.0.1:6379/0",
+      attempts: checkCount(options.connectAttempts ?? 10, "connectAttempts", 1, true),
+      backoff: {
+        initial: checkCount(options.backoff?.initial ?? 100, "backoff.initial", 1, false),
+        max: checkCount(options.backoff?.max ?? 5000, "backoff.max", 1, false),
+      },
+      log: options.log,
+      scripts: Object.values(SCRIPTS),
+      onReady: (first, exec) => this.#onReady(first, exec),
+    });
+    this.#gated = (script, args) => this.#connection.run(script, args);
+  }
+
+  /**
+   * Connects to Redis, retrying with backoff, and claims this node's id in the
+   * namespace: leases and holdings left by an earlier run of the same node id
+   * are ended.
+   *
+   * @param options The URL, namespace, node id, clock and retry policy.
+   * @returns The connected store.
+   * @throws {StoreUnavailableError} When Redis cannot be reached after every attempt,
+   *   or refuses the credentials.
+   * @throws {InvalidArgumentError} For a malformed URL or option.
+   *
+   * @example Connect, and give the store to a peer
+   * ```ts ignore
+   * import { MemoryPeer, RedisLeaseStore } from "@packice/packice";
+   * const leases = await RedisLeaseStore.connect({
+   *   url: "redis://127.0.0.1:6379/0",
+   *   namespace: "packice",
+   *   node: "node-1",
+   *   address: "http://10.0.0.1:7070",
+   * });
+   * await using peer = new MemoryPeer({ leases, node: leases.node });
+   * ```
+   */
+  static async connect(options: RedisLeaseStoreOptions = {}): Promise<RedisLeaseStore> {
+    const store = new RedisLeaseStore(options);
+    try {
+      await store.#connection.open();
+    } catch (error) {
+      await store.#connection.close();
+      throw error;
+    }
+    const heartbeat = setInterval(() => store.#tick(), Math.floor(store.#liveness / 3));
+    Deno.unrefTimer(heartbeat);
+    store.#heartbeat = heartbeat;
+    return store;
+  }
+
+  /** Whether Redis is reachable now; when not, calls that need it fail fast. */
+  get available(): boolean {
+    return this.#connection.available;
+  }
+
+  attach(local: LocalObjects): void {
+    this.#local = local;
+  }
+
+  async create(info: ObjectInfo, lease: LeaseRecord): Promise<void> {
+    const now = this.#clock.now();
+    const [status] = await this.#run(
+      SCRIPTS.create,
+      now,
+      info.id,
+      lease.id,
+      ...expiryArgs(lease, now),
+      ...creatingArgs(info),
+    ) as Reply;
+    if (status === "ALREADY_EXISTS") {
+      throw new AlreadyExistsError(`Object already exists: ${info.id}`);
+    }
+    if (status !== "OK") throw disagreement(SCRIPTS.create, status);
+    this.#own.set(lease.id, { record: this.#stamp(lease), creating: info, stored: true });
+  }
+
+  async grant(objectId: string, lease: LeaseRecord): Promise<ObjectInfo> {
+    if (lease.access === Access.CREATE) checkGrant(objectId, undefined, lease.access);
+    const now = this.#clock.now();
+    const cached = this.#granted.get(objectId);
+    let reply: Reply;
+    try {
+      reply = await this.#run(
+        SCRIPTS.grant,
+        now,
+        objectId,
+        lease.id,
+        lease.access,
+        ...expiryArgs(lease, now),
+        cached?.version ?? "",
+      ) as Reply;
+    } catch (error) {
+      const held = lease.access === Access.READ && error instanceof StoreUnavailableError
+        ? this.#local?.get(objectId)
+        : undefined;
+      if (held === undefined) throw error;
+      // Redis is away but the sealed bytes are here: the read goes on, with a
+      // lease kept on this node and put into Redis when it is back.
+      this.#own.set(lease.id, { record: this.#stamp(lease), creating: undefined, stored: false });
+      return held;
+    }
+    const [status, ...fields] = reply;
+    const info = decodeObject(objectId, fields);
+    if (status !== "OK") {
+      checkGrant(objectId, info, lease.access);
+      throw disagreement(SCRIPTS.grant, status);
+    }
+    this.#own.set(lease.id, { record: this.#stamp(lease), creating: undefined, stored: true });
+    if (info === undefined) return cached!.info;
+    this.#remember(objectId, versionOf(fields), info);
+    return info;
+  }
+
+  lease(leaseId: string): Promise<LeaseRecord> {
+    try {
+      return Promise.resolve(this.#owned(leaseId).record);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async seal(leaseId: string, sealed: SealPatch): Promise<ObjectInfo> {
+    const own = this.#owned(leaseId);
+    if (own.record.access !== Access.CREATE) checkSeal(own.record, undefined);
+    const now = this.#clock.now();
+    const [status, ...fields] = await this.#run(
+      SCRIPTS.seal,
+      now,
+      leaseId,
+      timed(own.record),
+      String(sealed.sealedAt),
+      sealed.digest ?? "",
+      this.#address,
+    ) as Reply;
+    const info = decodeObject(own.record.objectId, fields);
+    switch (status) {
+      case "OK":
+        own.creating = undefined;
+        return info!;
+      case "UNKNOWN_LEASE":
+        throw gone(own.record);
+      case "LEASE_EXPIRED":
+        checkLive(own.record, now);
+        break;
+      default:
+        checkSeal(own.record, info);
+    }
+    throw disagreement(SCRIPTS.seal, status);
+  }
+
+  async discard(leaseId: string): Promise<LeaseEnd> {
+    const own = this.#owned(leaseId);
+    checkDiscard(own.record);
+    const now = this.#clock.now();
+    const [status, ...fields] = await this.#run(
+      SCRIPTS.discard,
+      now,
+      leaseId,
+      timed(own.record),
+    ) as Reply;
+    switch (status) {
+      case "OK": {
+        this.#forget(leaseId, false);
+        const { objectId } = own.record;
+        // Gone from Redis already (deleted by another node): the bytes here go all the same.
+        const removed = decodeObject(objectId, fields) ?? own.creating ??
+          this.#local?.get(objectId);
+        return ended(own.record, removed);
+      }
+      case "UNKNOWN_LEASE":
+        throw gone(own.record);
+      case "LEASE_EXPIRED":
+        checkLive(own.record, now);
+        break;
+      case "WRONG_ACCESS":
+        checkDiscard(own.record);
+    }
+    throw disagreement(SCRIPTS.discard, status);
+  }
+
+  async release(leaseId: string): Promise<LeaseEnd> {
+    const own = this.#owned(leaseId);
+    if (!own.stored) {
+      // Granted or renewed while Redis was away, or not put back yet: it ends here,
+      // and in Redis (which may have it by now, or soon) at the next reconciliation.
+      this.#forget(leaseId, false);
+      this.#pendingEnds.add(leaseId);
+      return ended(own.record, own.creating);
+    }
+    const now = this.#clock.now();
+    let reply: Reply;
+    try {
+      reply = await this.#run(SCRIPTS.release, now, leaseId, timed(own.record)) as Reply;
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError) || own.record.access !== Access.READ) {
+        throw error;
+      }
+      // A read ends here while Redis is away; Redis hears of it when it is back.
+      this.#forget(leaseId, false);
+      this.#pendingEnds.add(leaseId);
+      return { lease: own.record };
+    }
+    const [status, ...fields] = reply;
+    switch (status) {
+      case "OK":
+      // Redis lost the lease (its expiry ran ahead of this clock, or this node was
+      // taken for dead): a release ends it here all the same.
+      case "UNKNOWN_LEASE":
+        this.#forget(leaseId, false);
+        return ended(own.record, decodeObject(own.record.objectId, fields) ?? own.creating);
+      case "LEASE_EXPIRED":
+        checkLive(own.record, now);
+    }
+    throw disagreement(SCRIPTS.release, status);
+  }
+
+  async renew(leaseId: string, ttl: number, now: number): Promise<LeaseRecord> {
+    const own = this.#owned(leaseId);
+    const expiresAt = now + ttl;
+    if (own.stored) {
+      let status = "OK";
+      try {
+        [status] = await this.#run(
+          SCRIPTS.renew,
+          now,
+          leaseId,
+          timed(own.record),
+          String(ttl),
+          String(expiresAt),
+        ) as Reply;
+      } catch (error) {
+        if (!(error instanceof StoreUnavailableError) || own.record.access !== Access.READ) {
+          throw error;
+        }
+        // Renewed here while Redis is away; its copy there is replaced when it is back.
+        own.stored = false;
+        this.#pendingEnds.add(leaseId);
+      }
+      if (status === "UNKNOWN_LEASE") throw gone(own.record);
+      if (status === "LEASE_EXPIRED") checkLive(own.record, now);
+      if (status !== "OK") throw disagreement(SCRIPTS.renew, status);
+    }
+    own.record = { ...own.record, ttl, expiresAt };
+    return own.record;
+  }
+
+  async expire(now: number): Promise<LeaseEnd[]> {
+    const due = [...this.#own.values()].filter((own) =>
+      own.record.expiresAt !== undefined && own.record.expiresAt <= now
+    );
+    if (due.length === 0) return [];
+    const replies = new Map<string, Reply>();
+    const stored = due.filter((own) => own.stored).map((own) => own.record.id);
+    try {
+      for (const ids of chunks(stored)) {
+        const out = await this.#run(SCRIPTS.end, now, "expire", ...ids) as Reply[];
+        ids.forEach((id, i) => replies.set(id, out[i]!));
+      }
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+    }
+    const ends: LeaseEnd[] = [];
+    for (const own of due) {
+      const { id, objectId } = own.record;
+      const reply = replies.get(id);
+      if (reply?.[0] === "LIVE") continue;
+      // Not reached (Redis went away, or not stored yet): it ends here, and there when Redis is back.
+      if (reply === undefined) this.#pendingEnds.add(id);
+      this.#forget(id, true);
+      ends.push(ended(own.record, decodeObject(objectId, reply?.slice(1) ?? []) ?? own.creating));
+    }
+    return ends;
+  }
+
+  async annotate(objectId: string, patch: AnnotatePatch): Promise<void> {
+    const fields: string[] = [];
+    if (patch.digest !== undefined) fields.push("digest", patch.digest);
+    if (patch.tier !== undefined) fields.push("tier", patch.tier);
+    if (fields.length === 0) return;
+    await this.#run(SCRIPTS.annotate, this.#clock.now(), objectId, ...fields);
+  }
+
+  async stat(objectId: string): Promise<ObjectInfo | undefined> {
+    const [fields] = await this.#run(SCRIPTS.get, this.#clock.now(), objectId) as Fields[];
+    return decodeObject(objectId, fields!);
+  }
+
+  async list(): Promise<ObjectInfo[]> {
+    const [sealed, creating] = await this.#run(SCRIPTS.index, this.#clock.now(), "list") as [
+      string[],
+      string[],
+    ];
+    const ids = [...sealed, ...creating];
+    const objects: ObjectInfo[] = [];
+    for (const batch of chunks(ids)) {
+      const replies = await this.#run(SCRIPTS.get, this.#clock.now(), ...batch) as Fields[];
+      batch.forEach((id, i) => {
+        const info = decodeObject(id, replies[i]!);
+        if (info !== undefined) objects.push(info);
+      });
+    }
+    return objects;
+  }
+
+  async counts(): Promise<{ objects: number; leases: number }> {
+    const [sealed, creating] = await this.#run(SCRIPTS.index, this.#clock.now(), "count") as [
+      number,
+      number,
+    ];
+    return { objects: sealed + creating, leases: this.#own.size };
+  }
+
+  /**
+   * Leaves the namespace: ends this node's leases (an object it was creating
+   * goes with its lease), drops it as holder (an object no one else holds
+   * leaves lookups), then closes the connection. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    await this.#ticking;
+    if (this.#connection.available) {
+      try {
+        for (const ids of chunks([...this.#own.keys()])) {
+          await this.#run(SCRIPTS.end, this.#clock.now(), "drop", ...ids);
+        }
+        await this.#reap(this.#gated, this.node);
+      } catch (error) {
+        this.#log?.warn(`Cannot leave namespace ${this.namespace}: ${(error as Error).message}`);
+      }
+    }
+    this.#own.clear();
+    this.#pendingEnds.clear();
+    this.#granted.clear();
+    await this.#connection.close();
+  }
+
+  /** Same as {@link RedisLeaseStore.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #run(script: Script, now: number, ...args: string[]): Promise<unknown> {
+    return this.#gated(script, [this.#prefix, String(now), this.node, ...args]);
+  }
+
+  #exec(exec: Exec, script: Script, ...args: string[]): Promise<unknown> {
+    return exec(script, [this.#prefix, String(this.#clock.now()), this.node, ...args]);
+  }
+
+  #stamp(lease: LeaseRecord): LeaseRecord {
+    return { ...lease, node: this.node };
+  }
+
+  #owned(leaseId: string): OwnLease {
+    const own = this.#own.get(leaseId);
+    if (own === undefined) {
+      if (this.#expired.has(leaseId)) throw new LeaseExpiredError(`Lease ${leaseId} has expired`);
+      throw new UnknownLeaseError(`Unknown lease: ${leaseId}`);
+    }
+    checkLive(own.record, this.#clock.now());
+    return own;
+  }
+
+  #remember(objectId: string, version: string, info: ObjectInfo): void {
+    this.#granted.delete(objectId);
+    this.#granted.set(objectId, { version, info });
+    if (this.#granted.size > CACHED_OBJECTS) {
+      this.#granted.delete(this.#granted.keys().next().value!);
+    }
+  }
+
+  #forget(leaseId: string, expired: boolean): void {
+    this.#own.delete(leaseId);
+    if (!expired) return;
+    this.#expired.add(leaseId);
+    if (this.#expired.size > EXPIRED_MEMORY) {
+      this.#expired.delete(this.#expired.values().next().value!);
+    }
+  }
+
+  /** Runs on each connection before calls go through. */
+  async #onReady(first: boolean, exec: Exec): Promise<void> {
+    if (first) {
+      if (await this.#beat(exec) === "TAKEN") {
+        this.#log?.warn(
+          `Node ${this.node} was alive in namespace ${this.namespace}: taking over from its ` +
+            `earlier run (or from another daemon with the same node id)`,
+        );
+      }
+      // Whatever an earlier run of this node id left is dead.
+      await this.#reap(exec, this.node);
+    }
+    const beat = await this.#beat(exec);
+    if (!first && beat !== "OK") await this.#registerAgain(exec, beat);
+    await this.#reconcile(exec);
+  }
+
+  /** Heartbeat, re-registration when Redis lost this node, reconciliation, and reaping of dead nodes. */
+  #tick(): void {
+    if (this.#ticking !== undefined || !this.#connection.available) return;
+    this.#ticking = (async () => {
+      const beat = await this.#beat(this.#gated);
+      if (beat !== "OK") await this.#registerAgain(this.#gated, beat);
+      await this.#reconcile(this.#gated);
+      await this.#reap(this.#gated, "");
+    })().catch((error) => {
+      if (!(error instanceof StoreUnavailableError)) {
+        this.#log?.warn(`Redis heartbeat failed: ${(error as Error).message}`);
+      }
+    }).finally(() => this.#ticking = undefined);
+  }
+
+  async #beat(exec: Exec): Promise<string> {
+    return await this.#exec(
+      exec,
+      SCRIPTS.heartbeat,
+      this.#incarnation,
+      String(this.#liveness),
+      this.#address,
+    ) as string;
+  }
+
+  async #reap(exec: Exec, node: string): Promise<void> {
+    while (await this.#exec(exec, SCRIPTS.reap, node, String(REAP_LIMIT)) === REAP_LIMIT);
+  }
+
+  /** Puts this node's objects and leases back into a Redis that lost them. */
+  async #registerAgain(exec: Exec, beat: string): Promise<void> {
+    this.#log?.warn(
+      beat === "TAKEN"
+        ? `Node ${this.node} was claimed by another daemon with the same node id: registering again`
+        : `Redis lost the state of node ${this.node} (it restarted empty, or other nodes took ` +
+          `this one for dead): registering its objects and leases again`,
+    );
+    for (const batch of chunks(this.#local?.list() ?? [])) {
+      const skipped = await this.#exec(
+        exec,
+        SCRIPTS.register,
+        this.#address,
+        JSON.stringify(batch.map(sealedEntry)),
+      ) as string[];
+      for (const id of skipped) {
+        this.#log?.warn(
+          `Cannot register object ${id}: another object under that id is being created`,
+        );
+      }
+    }
+    for (const own of this.#own.values()) own.stored = false;
+  }
+
+  /** Ends in Redis what ended here while it was away, and stores the leases it lacks. */
+  async #reconcile(exec: Exec): Promise<void> {
+    for (const ids of chunks([...this.#pendingEnds])) {
+      await this.#exec(exec, SCRIPTS.end, "drop", ...ids);
+      for (const id of ids) this.#pendingEnds.delete(id);
+    }
+    const now = this.#clock.now();
+    const missing = [...this.#own.values()].filter((own) =>
+      !own.stored && (own.record.expiresAt === undefined || own.record.expiresAt > now)
+    );
+    for (const batch of chunks(missing)) {
+      const entries = batch.map(({ record, creating }) => [
+        record.id,
+        record.objectId,
+        record.access,
+        ...expiryArgs(record, now),
+        creating === undefined ? false : creatingArgs(creating),
+      ]);
+      const statuses = await this.#exec(exec, SCRIPTS.restore, JSON.stringify(entries)) as string[];
+      batch.forEach((own, i) => {
+        if (statuses[i] === "OK") own.stored = true;
+        if (statuses[i] === "TAKEN") {
+          this.#log?.warn(
+            `Cannot restore lease ${own.record.id}: another object has the id ${own.record.objectId}`,
+          );
+        }
+      });
+    }
+  }
+}
+
+/** Whether a lease has a TTL, as the scripts take it: they look for it in one place. */
+function timed(lease: LeaseRecord): string {
+  return lease.ttl === undefined ? "0" : "1";
+}
+
+function ended(lease: LeaseRecord, removed: ObjectInfo | undefined): LeaseEnd {
+  return removed === undefined ? { lease } : { lease, removed };
+}
+
+/** A live lease that Redis no longer has. */
+function gone(lease: LeaseRecord): LeaseExpiredError {
+  return new LeaseExpiredError(`Lease ${lease.id} on ${lease.objectId} is no longer in the store`);
+}
+
+function disagreement(script: Script, status: string): InternalError {
+  return new InternalError(
+    `Redis script ${script.name} answered ${status}, which the lifecycle rules do not explain`,
+  );
+}
+
+function* chunks<T>(items: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < items.length; i += BATCH) yield items.slice(i, i + BATCH);
+}
+
+function defaultNode(): string {
+  let host = "node";
+  try {
+    host = Deno.hostname();
+  } catch {
+    // No --allow-sys: the pid alone still tells daemons on one host apart.
+  }
+  return `${host}-${Deno.pid}`;
+}
+
+function checkName(value: string, what: string): string {
+  // deno-lint-ignore no-control-regex
+  if (typeof value !== "string" || value.length === 0 || /[\u0000-\u0020\u007f]/.test(value)) {
+    throw new InvalidArgumentError(
+      `Invalid ${what}: expected a non-empty string without spaces or control characters`,
+    );
+  }
+  return value;
+}
+
+function checkCount(value: number, what: string, min: number, endless: boolean): number {
+  if (endless && value === Infinity) return value;
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new InvalidArgumentError(`Invalid ${what}: expected an integer of at least ${min}`);
+  }
+  return value;
+}
