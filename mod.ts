@@ -22,3 +22,4 @@ export * from "./peers/mod.ts";
 export { MemoryLeaseStore } from "./backends/memory_lease_store.ts";
 export * from "./transport/uds/mod.ts";
 export * from "./transport/http/mod.ts";
+export * from "./backends/redis/mod.ts";

@@ -61,6 +61,8 @@ export class Client implements AsyncDisposable {
   #closing: Promise<void> | undefined;
 
   /**
+   * Wraps a peer; most code gets a client from `connect()` instead.
+   *
    * @param peer The peer to talk to.
    * @param onClose Called once by {@link Client.close}, to close what the client owns.
    */
@@ -160,6 +162,7 @@ export class Client implements AsyncDisposable {
     return this.#closing;
   }
 
+  /** Same as `close()`, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

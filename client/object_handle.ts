@@ -109,10 +109,12 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
     return this.#closing;
   }
 
+  /** Starts `close()` without waiting, for `using`; views are detached at once. */
   [Symbol.dispose](): void {
     void this.close();
   }
 
+  /** Same as `close()`, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

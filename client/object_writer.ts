@@ -19,7 +19,8 @@ import type { Acquired, Peer } from "../core/peer.ts";
 export class ObjectWriter implements AsyncDisposable {
   readonly #peer: Peer;
   readonly #acquired: Acquired;
-  readonly #buffer: Uint8Array | undefined;
+  #buffer: Uint8Array | undefined;
+  #bufferOpened = false;
   #cursor = 0;
   #state: "open" | "sealed" | "aborted" = "open";
   #ending: Promise<unknown> | undefined;
@@ -28,7 +29,6 @@ export class ObjectWriter implements AsyncDisposable {
   constructor(peer: Peer, acquired: Acquired) {
     this.#peer = peer;
     this.#acquired = acquired;
-    this.#buffer = acquired.blobs.length === 1 ? acquired.blobs[0]!.openView() : undefined;
   }
 
   /** The new object's id. */
@@ -44,9 +44,15 @@ export class ObjectWriter implements AsyncDisposable {
   /**
    * A writable zero-copy view of the object's memory, or undefined when the
    * peer has none (files, remote peers): then use {@link ObjectWriter.write}.
-   * Detached at seal or abort.
+   * Opened on first use (a peer may write faster without one); detached at
+   * seal or abort.
    */
   get buffer(): Uint8Array | undefined {
+    if (!this.#bufferOpened && this.#state === "open") {
+      this.#bufferOpened = true;
+      const blobs = this.#acquired.blobs;
+      this.#buffer = blobs.length === 1 ? blobs[0]!.openView() : undefined;
+    }
     return this.#buffer;
   }
 
@@ -92,6 +98,7 @@ export class ObjectWriter implements AsyncDisposable {
     return this.abort();
   }
 
+  /** Same as `close()`, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

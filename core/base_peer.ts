@@ -66,7 +66,11 @@ export class BasePeer implements Peer {
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
-  /** @param options The stores and clock. */
+  /**
+   * Creates the instance.
+   *
+   * @param options The stores and clock.
+   */
   constructor(options: BasePeerOptions) {
     this.#blobs = options.blobs;
     this.#leases = options.leases;
@@ -319,6 +323,7 @@ export class BasePeer implements Peer {
     await this.#blobs.close();
   }
 
+  /** Same as `close()`, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

@@ -21,7 +21,11 @@ export const systemClock: Clock = { now: () => Date.now() };
 export class ManualClock implements Clock {
   #now: number;
 
-  /** @param start The initial time in milliseconds. */
+  /**
+   * Creates the instance.
+   *
+   * @param start The initial time in milliseconds.
+   */
   constructor(start = 0) {
     this.#now = start;
   }

@@ -49,6 +49,8 @@ export class PackiceError extends Error {
   readonly code: ErrorCode;
 
   /**
+   * Creates the error.
+   *
    * @param code The stable code.
    * @param message What went wrong, in sentence case, detail after a colon.
    * @param options Standard error options, such as `cause`.
@@ -67,7 +69,12 @@ export class PackiceError extends Error {
 
 /** No object (or no lease holder) exists under the given id. */
 export class NotFoundError extends PackiceError {
-  /** @param message What was not found. */
+  /**
+   * Creates the error.
+   *
+   * @param message What was not found.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.NOT_FOUND, message, options);
   }
@@ -75,7 +82,12 @@ export class NotFoundError extends PackiceError {
 
 /** CREATE of an id that is already taken, by a sealed object or one being created. */
 export class AlreadyExistsError extends PackiceError {
-  /** @param message Which id exists. */
+  /**
+   * Creates the error.
+   *
+   * @param message Which id exists.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.ALREADY_EXISTS, message, options);
   }
@@ -83,7 +95,12 @@ export class AlreadyExistsError extends PackiceError {
 
 /** READ of an object that is still being created. */
 export class NotSealedError extends PackiceError {
-  /** @param message Which object is unsealed. */
+  /**
+   * Creates the error.
+   *
+   * @param message Which object is unsealed.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.NOT_SEALED, message, options);
   }
@@ -91,7 +108,12 @@ export class NotSealedError extends PackiceError {
 
 /** A write to, or second seal of, an object that is already sealed. */
 export class AlreadySealedError extends PackiceError {
-  /** @param message Which object is sealed. */
+  /**
+   * Creates the error.
+   *
+   * @param message Which object is sealed.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.ALREADY_SEALED, message, options);
   }
@@ -99,7 +121,12 @@ export class AlreadySealedError extends PackiceError {
 
 /** A lease whose TTL has passed. */
 export class LeaseExpiredError extends PackiceError {
-  /** @param message Which lease expired. */
+  /**
+   * Creates the error.
+   *
+   * @param message Which lease expired.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.LEASE_EXPIRED, message, options);
   }
@@ -107,7 +134,12 @@ export class LeaseExpiredError extends PackiceError {
 
 /** A lease id the peer never issued, or one already released. */
 export class UnknownLeaseError extends PackiceError {
-  /** @param message Which lease is unknown. */
+  /**
+   * Creates the error.
+   *
+   * @param message Which lease is unknown.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.UNKNOWN_LEASE, message, options);
   }
@@ -115,7 +147,12 @@ export class UnknownLeaseError extends PackiceError {
 
 /** An operation the lease's access does not allow, such as seal with a READ lease. */
 export class WrongAccessError extends PackiceError {
-  /** @param message What was refused and why. */
+  /**
+   * Creates the error.
+   *
+   * @param message What was refused and why.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.WRONG_ACCESS, message, options);
   }
@@ -123,7 +160,12 @@ export class WrongAccessError extends PackiceError {
 
 /** A malformed id, metadata, size, offset or option. */
 export class InvalidArgumentError extends PackiceError {
-  /** @param message Which argument is wrong and how. */
+  /**
+   * Creates the error.
+   *
+   * @param message Which argument is wrong and how.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.INVALID_ARGUMENT, message, options);
   }
@@ -131,7 +173,12 @@ export class InvalidArgumentError extends PackiceError {
 
 /** The peer has no room left for the requested bytes. */
 export class CapacityExceededError extends PackiceError {
-  /** @param message How much was asked and how much is free. */
+  /**
+   * Creates the error.
+   *
+   * @param message How much was asked and how much is free.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.CAPACITY_EXCEEDED, message, options);
   }
@@ -139,7 +186,12 @@ export class CapacityExceededError extends PackiceError {
 
 /** The native library could not be loaded, so zero-copy sharing between processes is off. */
 export class NativeUnavailableError extends PackiceError {
-  /** @param message Why the library is unavailable. */
+  /**
+   * Creates the error.
+   *
+   * @param message Why the library is unavailable.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.NATIVE_UNAVAILABLE, message, options);
   }
@@ -147,7 +199,12 @@ export class NativeUnavailableError extends PackiceError {
 
 /** The metadata store (Redis) cannot be reached right now. */
 export class StoreUnavailableError extends PackiceError {
-  /** @param message What could not be reached. */
+  /**
+   * Creates the error.
+   *
+   * @param message What could not be reached.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.STORE_UNAVAILABLE, message, options);
   }
@@ -155,7 +212,12 @@ export class StoreUnavailableError extends PackiceError {
 
 /** A missing or wrong auth token. */
 export class UnauthorizedError extends PackiceError {
-  /** @param message Why the request was refused. */
+  /**
+   * Creates the error.
+   *
+   * @param message Why the request was refused.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.UNAUTHORIZED, message, options);
   }
@@ -163,7 +225,12 @@ export class UnauthorizedError extends PackiceError {
 
 /** A malformed, oversized or unknown message on a transport. */
 export class ProtocolError extends PackiceError {
-  /** @param message What was wrong with the message. */
+  /**
+   * Creates the error.
+   *
+   * @param message What was wrong with the message.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.PROTOCOL, message, options);
   }
@@ -171,7 +238,12 @@ export class ProtocolError extends PackiceError {
 
 /** Use of a client, peer, server or handle after `close()`. */
 export class ClosedError extends PackiceError {
-  /** @param message What was closed. */
+  /**
+   * Creates the error.
+   *
+   * @param message What was closed.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.CLOSED, message, options);
   }
@@ -179,7 +251,12 @@ export class ClosedError extends PackiceError {
 
 /** A failure inside the peer that is not the caller's doing. */
 export class InternalError extends PackiceError {
-  /** @param message What failed. */
+  /**
+   * Creates the error.
+   *
+   * @param message What failed.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.INTERNAL, message, options);
   }

@@ -1,3 +1,4 @@
+import { RedisLeaseStore } from "../backends/redis/mod.ts";
 import type { Peer } from "../core/peer.ts";
 import { FileSystemPeer } from "../peers/fs_peer.ts";
 import { MemoryPeer } from "../peers/memory_peer.ts";
@@ -19,21 +20,51 @@ export interface Daemon extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Builds the peer that `options` describe. */
-export async function createPeer(options: DaemonOptions): Promise<Peer> {
-  switch (options.impl) {
-    case "mem":
-      return new MemoryPeer({ capacity: options.capacity });
-    case "fs":
-      return await FileSystemPeer.open({ dir: options.dataDir!, capacity: options.capacity });
-    case "tiered":
-      return await TieredPeer.open({
-        dir: options.dataDir!,
-        hotCapacity: options.hot,
-        coldCapacity: options.cold,
-        mode: options.mode,
-      });
+/** Builds the peer that `options` describe; with `--redis`, its leases and directory live in Redis. */
+export async function createPeer(options: DaemonOptions, log?: Logger): Promise<Peer> {
+  const shared: { leases?: RedisLeaseStore; node?: string } = options.redis === undefined
+    ? {}
+    : await connectRedis(options, log);
+  try {
+    switch (options.impl) {
+      case "mem":
+        return new MemoryPeer({ capacity: options.capacity, ...shared });
+      case "fs":
+        return await FileSystemPeer.open({
+          dir: options.dataDir!,
+          capacity: options.capacity,
+          ...shared,
+        });
+      case "tiered":
+        return await TieredPeer.open({
+          dir: options.dataDir!,
+          hotCapacity: options.hot,
+          coldCapacity: options.cold,
+          mode: options.mode,
+          ...shared,
+        });
+    }
+  } catch (error) {
+    await shared.leases?.close();
+    throw error;
   }
+}
+
+/** Joins the Redis namespace, retrying with backoff until Redis answers. */
+async function connectRedis(
+  options: DaemonOptions,
+  log: Logger | undefined,
+): Promise<{ leases: RedisLeaseStore; node: string }> {
+  const leases = await RedisLeaseStore.connect({
+    url: options.redis!,
+    namespace: options.namespace,
+    ...(options.node === undefined ? {} : { node: options.node }),
+    address: options.http === undefined ? `unix://${options.socket}` : `http://${options.http}`,
+    connectAttempts: Infinity,
+    ...(log === undefined ? {} : { log }),
+  });
+  log?.info(`Leases and directory: Redis, namespace ${leases.namespace}, node ${leases.node}`);
+  return { leases, node: leases.node };
 }
 
 /**
@@ -43,7 +74,7 @@ export async function createPeer(options: DaemonOptions): Promise<Peer> {
  * @param log Where events go.
  */
 export async function startDaemon(options: DaemonOptions, log: Logger): Promise<Daemon> {
-  const peer = await createPeer(options);
+  const peer = await createPeer(options, log);
   const closers: Array<() => Promise<void>> = [];
   const addresses: string[] = [];
   let closing: Promise<void> | undefined;
@@ -72,6 +103,9 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     await close();
     throw error;
   }
-  log.info(`Peer: ${options.impl}, capacity ${formatSize(options.capacity)}`);
+  const budget = options.impl === "tiered"
+    ? `hot ${formatSize(options.hot)}, cold ${formatSize(options.cold)}, mode ${options.mode}`
+    : `capacity ${formatSize(options.capacity)}`;
+  log.info(`Peer: ${options.impl}, ${budget}`);
   return { peer, addresses, close, [Symbol.asyncDispose]: close };
 }

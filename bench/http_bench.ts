@@ -1,0 +1,231 @@
+/**
+ * The HTTP transport against bare `Deno.serve` handlers, measured in the same
+ * run with the same client:
+ *
+ * - GET of 64 MiB: Packice streaming an object vs a handler sending a 64 MiB
+ *   `Uint8Array` (target >= 0.8x).
+ * - PUT of 64 MiB: Packice creating and sealing an object vs a handler that
+ *   drains the body (target >= 0.7x).
+ * - Small requests at 32 connections with wrk, stat (`GET /v1/objects/:id/info`)
+ *   and a conditional GET answered 304, vs a handler answering `{"ok":true}`
+ *   (target >= 0.5x). (wrk cannot measure HEAD: it waits for the body the
+ *   `Content-Length` announces.)
+ *
+ * Servers run in this process; the large-body client runs in a child process
+ * (`fetch`, body streamed and dropped, one request at a time), so server and
+ * client each have a core. Each figure is the median of interleaved rounds;
+ * the large-body lines also give the CPU time this process (the servers and
+ * the peer's background threads) spent per request, which other load on the
+ * machine disturbs far less than throughput.
+ *
+ * Usage: deno run -A bench/http_bench.ts
+ */
+import process from "node:process";
+import { MemoryPeer } from "../peers/memory_peer.ts";
+import { serveHttp } from "../transport/http/server.ts";
+import { report } from "./stats.ts";
+
+const SIZE = 64 << 20;
+const ROUNDS = 5;
+const REQUESTS = 8;
+const WRK_SECONDS = 3;
+
+if (Deno.args[0] === "client") {
+  await client(Deno.args[1]!, Deno.args[2]!, Number(Deno.args[3]));
+} else {
+  await main();
+}
+
+async function main(): Promise<void> {
+  const payload = new Uint8Array(SIZE);
+  crypto.getRandomValues(payload.subarray(0, 65536));
+  for (let at = 65536; at < SIZE; at *= 2) payload.copyWithin(at, 0, at);
+
+  const abort = new AbortController();
+  const bare = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    signal: abort.signal,
+    onListen: () => {},
+  }, async (request) => {
+    const { pathname } = new URL(request.url);
+    if (pathname === "/bytes") return new Response(payload);
+    if (pathname === "/drain") {
+      for await (const _ of request.body ?? []) { /* drop */ }
+      return new Response(null, { status: 201 });
+    }
+    return Response.json({ ok: true });
+  });
+  const bareUrl = `http://127.0.0.1:${bare.addr.port}`;
+
+  await using peer = new MemoryPeer({ capacity: 2 * 1024 ** 3 });
+  await using server = serveHttp(peer, { port: 0 });
+  const seeded = await fetch(`${server.url}/v1/objects/bench`, { method: "PUT", body: payload });
+  if (seeded.status !== 201) {
+    throw new Error(`Seeding failed: ${seeded.status} ${await seeded.text()}`);
+  }
+  await seeded.body?.cancel();
+
+  try {
+    const get = await compare(
+      () => child("get", `${bareUrl}/bytes`),
+      () => child("get", `${server.url}/v1/objects/bench`),
+    );
+    report({
+      bench: "http_get_64MiB",
+      gb_per_s: get.ours.value,
+      baseline_gb_per_s: get.bare.value,
+      ratio: get.ours.value / get.bare.value,
+      target: ">= 0.8",
+      server_cpu_ms_per_request: get.ours.cpuMs / (REQUESTS + 1),
+      baseline_server_cpu_ms_per_request: get.bare.cpuMs / (REQUESTS + 1),
+    });
+
+    const put = await compare(
+      () => child("put", `${bareUrl}/drain`),
+      () => child("put", `${server.url}/v1/objects/upload`),
+    );
+    report({
+      bench: "http_put_64MiB",
+      gb_per_s: put.ours.value,
+      baseline_gb_per_s: put.bare.value,
+      ratio: put.ours.value / put.bare.value,
+      target: ">= 0.7",
+      server_cpu_ms_per_request: put.ours.cpuMs / (REQUESTS + 1),
+      baseline_server_cpu_ms_per_request: put.bare.cpuMs / (REQUESTS + 1),
+    });
+
+    if (!await hasWrk()) {
+      console.error("wrk not found: skipping the small-request figures");
+      return;
+    }
+    const stat = await compare(
+      () => wrk(`${bareUrl}/json`),
+      () => wrk(`${server.url}/v1/objects/bench/info`),
+    );
+    report({
+      bench: "http_stat_32_connections",
+      requests_per_s: stat.ours.value,
+      baseline_requests_per_s: stat.bare.value,
+      ratio: stat.ours.value / stat.bare.value,
+      target: ">= 0.5",
+      server_cpu_us_per_request: perRequest(stat.ours),
+      baseline_server_cpu_us_per_request: perRequest(stat.bare),
+    });
+    const etag = (await fetch(`${server.url}/v1/objects/bench`, { method: "HEAD" })).headers.get(
+      "etag",
+    )!;
+    const revalidate = await compare(
+      () => wrk(`${bareUrl}/json`),
+      () => wrk(`${server.url}/v1/objects/bench`, { "if-none-match": etag }),
+    );
+    report({
+      bench: "http_conditional_get_304_32_connections",
+      requests_per_s: revalidate.ours.value,
+      baseline_requests_per_s: revalidate.bare.value,
+      ratio: revalidate.ours.value / revalidate.bare.value,
+      target: ">= 0.5",
+      server_cpu_us_per_request: perRequest(revalidate.ours),
+      baseline_server_cpu_us_per_request: perRequest(revalidate.bare),
+    });
+  } finally {
+    abort.abort();
+    await bare.finished;
+  }
+}
+
+/** A figure of one side: its median, and the median CPU time of this process (the servers) per run. */
+interface Side {
+  readonly value: number;
+  readonly cpuMs: number;
+}
+
+/** Runs baseline and Packice in alternating rounds; the median of each. */
+async function compare(
+  bare: () => Promise<number>,
+  ours: () => Promise<number>,
+): Promise<{ bare: Side; ours: Side }> {
+  const bareRuns: Array<[number, number]> = [];
+  const ourRuns: Array<[number, number]> = [];
+  const run = async (side: () => Promise<number>): Promise<[number, number]> => {
+    const before = process.cpuUsage();
+    const value = await side();
+    const used = process.cpuUsage(before);
+    return [value, (used.user + used.system) / 1000];
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    bareRuns.push(await run(bare));
+    ourRuns.push(await run(ours));
+  }
+  const side = (runs: Array<[number, number]>): Side => ({
+    value: median(runs.map(([value]) => value)),
+    cpuMs: median(runs.map(([, cpu]) => cpu)),
+  });
+  return { bare: side(bareRuns), ours: side(ourRuns) };
+}
+
+/** Microseconds of server CPU per request of a wrk run, from the medians. */
+function perRequest(side: Side): number {
+  return (side.cpuMs * 1000) / (side.value * WRK_SECONDS);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** GB/s of the child client doing `mode` against `url`. */
+async function child(mode: "get" | "put", url: string): Promise<number> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL(import.meta.url).pathname, "client", mode, url, String(REQUESTS)],
+    stderr: "inherit",
+  }).output();
+  if (!output.success) throw new Error(`Bench client failed: ${mode} ${url}`);
+  return Number(new TextDecoder().decode(output.stdout).trim());
+}
+
+/**
+ * The client process: `requests` GETs draining the body, or PUTs of 64 MiB
+ * (to `url-<n>`, each object deleted after it is timed), after one warm-up;
+ * prints GB/s.
+ */
+async function client(mode: string, url: string, requests: number): Promise<void> {
+  const body = new Uint8Array(SIZE);
+  let elapsed = 0;
+  for (let i = -1; i < requests; i++) {
+    const target = mode === "put" && url.includes("/v1/") ? `${url}-${i + 1}` : url;
+    const start = performance.now();
+    const response = await fetch(target, mode === "put" ? { method: "PUT", body } : {});
+    let received = 0;
+    for await (const chunk of response.body ?? []) received += chunk.length;
+    if (!response.ok || (mode === "get" && received !== SIZE)) {
+      throw new Error(`${mode} ${target}: HTTP ${response.status}, ${received} bytes`);
+    }
+    if (i >= 0) elapsed += performance.now() - start;
+    if (target !== url) await (await fetch(target, { method: "DELETE" })).body?.cancel();
+  }
+  console.log(String((SIZE * requests) / (elapsed / 1000) / 1e9));
+}
+
+async function hasWrk(): Promise<boolean> {
+  try {
+    return (await new Deno.Command("wrk", { args: ["--version"], stdout: "null", stderr: "null" })
+      .output()).code !== 127;
+  } catch {
+    return false;
+  }
+}
+
+/** Requests per second of wrk: 1 thread, 32 connections, {@link WRK_SECONDS} seconds. */
+async function wrk(url: string, headers: Record<string, string> = {}): Promise<number> {
+  const flags = Object.entries(headers).flatMap(([name, value]) => ["-H", `${name}: ${value}`]);
+  const output = await new Deno.Command("wrk", {
+    args: ["-t1", "-c32", `-d${WRK_SECONDS}s`, ...flags, url],
+  }).output();
+  const text = new TextDecoder().decode(output.stdout);
+  const match = /Requests\/sec:\s+([\d.]+)/.exec(text);
+  if (!output.success || match === null || /Non-2xx/.test(text)) {
+    throw new Error(`wrk failed on ${url}: ${text}`);
+  }
+  return Number(match[1]);
+}

@@ -1,0 +1,376 @@
+import type { Blob } from "../../core/blob.ts";
+import type { DirectPut, PutOptions } from "../../client/client.ts";
+import {
+  ClosedError,
+  InvalidArgumentError,
+  NotFoundError,
+  ProtocolError,
+  UnknownLeaseError,
+} from "../../core/errors.ts";
+import type { Access, Lease } from "../../core/lease.ts";
+import type { ObjectInfo } from "../../core/object.ts";
+import type { Acquired, AcquireOptions, Peer, PeerStats } from "../../core/peer.ts";
+import { validateObjectId, validateSize } from "../../core/validate.ts";
+import { errorOf } from "./errors.ts";
+import {
+  type AcquireBody,
+  API_PREFIX,
+  Header,
+  headerJson,
+  leasePath,
+  objectPath,
+  type RenewBody,
+} from "./protocol.ts";
+
+/** Options of {@link HttpPeer}. */
+export interface HttpPeerOptions {
+  /** The server's bearer token. */
+  readonly token?: string;
+}
+
+/**
+ * A peer on another host, over HTTP: the same {@link Peer} API, with blobs
+ * that copy bytes over the network (`openView()` gives undefined; `read` is a
+ * ranged GET, `write` a PATCH at an offset).
+ *
+ * Leases taken without a TTL get the server's, and this peer renews them
+ * until they are released, so they last as long as they would in process
+ * while a client that vanishes loses them. Errors from the server are
+ * rebuilt as the same classes a local peer throws. Closing releases the
+ * leases still held.
+ *
+ * @example Talk to a daemon serving HTTP
+ * ```ts ignore
+ * import { Client, HttpPeer } from "@packice/packice";
+ * await using peer = await HttpPeer.connect("http://127.0.0.1:7070", { token: "secret" });
+ * const client = new Client(peer);
+ * const id = await client.put("hello");
+ * using handle = await client.get(id);
+ * console.log(new TextDecoder().decode(handle.bytes)); // "hello"
+ * ```
+ */
+export class HttpPeer implements Peer, DirectPut {
+  readonly #base: string;
+  readonly #authorization: string | undefined;
+  readonly #client: Deno.HttpClient;
+  /** Leases this peer holds, each with the timer that renews it, if any. */
+  readonly #held = new Map<string, ReturnType<typeof setInterval> | undefined>();
+  #closing: Promise<void> | undefined;
+
+  /**
+   * Connects and checks that the server answers and accepts the token.
+   *
+   * @param url The server's base URL, `http://` or `https://`.
+   * @param options The token.
+   * @returns The peer.
+   * @throws {UnauthorizedError} When the token is missing or wrong.
+   * @throws {NotFoundError} When no server answers at the URL.
+   */
+  static async connect(url: string | URL, options: HttpPeerOptions = {}): Promise<HttpPeer> {
+    const peer = new HttpPeer(url, options);
+    try {
+      await peer.stats();
+    } catch (error) {
+      await peer.close();
+      if (!(error instanceof ClosedError)) throw error;
+      // As over a Unix socket: nothing listening at the address is "not found".
+      throw new NotFoundError(
+        `Cannot connect to ${peer.url}: no server answers: ${error.message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    return peer;
+  }
+
+  /**
+   * Makes a peer without contacting the server; see {@link HttpPeer.connect}.
+   *
+   * @param url The server's base URL, `http://` or `https://`.
+   * @param options The token.
+   * @throws {InvalidArgumentError} For a URL of another scheme.
+   */
+  constructor(url: string | URL, options: HttpPeerOptions = {}) {
+    const parsed = new URL(url);
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+      throw new InvalidArgumentError(`Invalid URL: ${parsed.href}: expected http:// or https://`);
+    }
+    this.#base = `${parsed.origin}${parsed.pathname.replace(/\/+$/, "")}`;
+    this.#authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
+    this.#client = Deno.createHttpClient({});
+  }
+
+  /** The server's base URL. */
+  get url(): string {
+    return this.#base;
+  }
+
+  async acquire(
+    objectId: string | undefined,
+    access: Access,
+    options: AcquireOptions = {},
+  ): Promise<Acquired> {
+    if (objectId !== undefined) validateObjectId(objectId);
+    const body: AcquireBody = {
+      access,
+      ...(objectId === undefined ? {} : { objectId }),
+      ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+      ...(options.size === undefined ? {} : { size: options.size }),
+      ...(options.meta === undefined ? {} : { meta: options.meta }),
+    };
+    const { lease, object } = await this.#json<{ lease: Lease; object: ObjectInfo }>(
+      "POST",
+      `${API_PREFIX}/leases`,
+      body,
+    );
+    this.#hold(lease, options.ttl === undefined);
+    const blobs = object.blobSizes.map((size, index) =>
+      new HttpBlob(
+        size,
+        (offset, length) => this.#readBlob(lease.id, index, offset, length),
+        (offset, bytes) => this.#writeBlob(lease.id, index, offset, bytes),
+      )
+    );
+    return { lease, object, blobs };
+  }
+
+  seal(leaseId: string): Promise<ObjectInfo> {
+    return this.#json("POST", this.#leasePath(leaseId, "seal"));
+  }
+
+  async discard(leaseId: string): Promise<void> {
+    await this.#send("POST", this.#leasePath(leaseId, "discard"));
+    this.#drop(leaseId);
+  }
+
+  async release(leaseId: string): Promise<void> {
+    await this.#send("DELETE", this.#leasePath(leaseId));
+    this.#drop(leaseId);
+  }
+
+  renew(leaseId: string, ttl?: number): Promise<Lease> {
+    const body: RenewBody = ttl === undefined ? {} : { ttl };
+    return this.#json("POST", this.#leasePath(leaseId, "renew"), body);
+  }
+
+  stat(objectId: string): Promise<ObjectInfo> {
+    validateObjectId(objectId);
+    return this.#json("GET", `${objectPath(objectId)}/info`);
+  }
+
+  list(): Promise<ObjectInfo[]> {
+    return this.#json("GET", `${API_PREFIX}/objects`);
+  }
+
+  async has(objectId: string): Promise<boolean> {
+    try {
+      await this.stat(objectId);
+      return true;
+    } catch (error) {
+      if (error instanceof NotFoundError) return false;
+      throw error;
+    }
+  }
+
+  stats(): Promise<PeerStats> {
+    return this.#json("GET", `${API_PREFIX}/stats`);
+  }
+
+  /**
+   * Creates, fills and seals an object in one request: `PUT /v1/objects/:id`,
+   * or `POST /v1/objects` for a fresh id. {@link Client.put} uses it.
+   */
+  async putObject(
+    chunks: readonly Uint8Array[],
+    size: number,
+    options: PutOptions,
+  ): Promise<ObjectInfo> {
+    const headers: Record<string, string> = {};
+    if (options.meta !== undefined) headers[Header.META] = headerJson(options.meta);
+    if (options.ttl !== undefined) headers[Header.TTL] = String(options.ttl);
+    let body: BodyInit;
+    if (chunks.length === 1) {
+      body = chunks[0] as Uint8Array<ArrayBuffer>;
+    } else {
+      headers[Header.SIZE] = String(size);
+      body = ReadableStream.from(chunks);
+    }
+    const path = options.id === undefined
+      ? `${API_PREFIX}/objects`
+      : objectPath(validateObjectId(options.id));
+    const response = await this.#fetch(options.id === undefined ? "POST" : "PUT", path, {
+      body,
+      headers,
+    });
+    return await response.json();
+  }
+
+  /** Releases the leases still held and closes the connections. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const ids = [...this.#held.keys()];
+      for (const id of ids) this.#drop(id);
+      await Promise.all(ids.map(async (id) => {
+        const response = await this.#request("DELETE", this.#leasePath(id), {}).catch(() => {});
+        await response?.body?.cancel();
+      }));
+      this.#client.close();
+    })();
+    return this.#closing;
+  }
+
+  /** Closes the peer, as {@link HttpPeer.close} does. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** A ranged GET of a blob under a lease, into one new array. */
+  async #readBlob(leaseId: string, index: number, offset: number, length: number) {
+    const response = await this.#fetch("GET", this.#leasePath(leaseId, "blobs", index), {
+      headers: { range: `bytes=${offset}-${offset + length - 1}` },
+    });
+    const bytes = new Uint8Array(length);
+    let at = 0;
+    for await (const chunk of response.body!) {
+      if (at + chunk.length > length) {
+        throw new ProtocolError(`Response longer than the ${length} bytes asked for`);
+      }
+      bytes.set(chunk, at);
+      at += chunk.length;
+    }
+    if (at !== length) throw new ProtocolError(`Response ended after ${at} of ${length} bytes`);
+    return bytes;
+  }
+
+  /** A PATCH of bytes into a blob under a lease. */
+  async #writeBlob(leaseId: string, index: number, offset: number, bytes: Uint8Array) {
+    const path = `${this.#leasePath(leaseId, "blobs", index)}?offset=${offset}`;
+    await this.#send("PATCH", path, bytes);
+  }
+
+  /** Tracks a lease, renewing it at a third of its TTL when `keepAlive`. */
+  #hold(lease: Lease, keepAlive: boolean): void {
+    let timer: ReturnType<typeof setInterval> | undefined;
+    if (keepAlive && lease.ttl !== undefined) {
+      const renewing = setInterval(() => {
+        this.renew(lease.id).catch((error) => {
+          // A lease that ended stops being renewed; a network failure is retried next time.
+          if (!(error instanceof ClosedError) || this.#closing !== undefined) this.#drop(lease.id);
+        });
+      }, Math.max(lease.ttl / 3, 10));
+      Deno.unrefTimer(renewing);
+      timer = renewing;
+    }
+    this.#held.set(lease.id, timer);
+  }
+
+  #drop(leaseId: string): void {
+    clearInterval(this.#held.get(leaseId));
+    this.#held.delete(leaseId);
+  }
+
+  #leasePath(leaseId: string, ...rest: Array<string | number>): string {
+    if (leaseId === "" || leaseId === "." || leaseId === "..") {
+      throw new UnknownLeaseError(`Unknown lease: ${leaseId}`);
+    }
+    return leasePath(leaseId, ...rest);
+  }
+
+  async #json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const init = body === undefined
+      ? {}
+      : { body: JSON.stringify(body), headers: { "content-type": "application/json" } };
+    const response = await this.#fetch(method, path, init);
+    return await response.json() as T;
+  }
+
+  async #send(method: string, path: string, body?: Uint8Array): Promise<void> {
+    const response = await this.#fetch(
+      method,
+      path,
+      body === undefined ? {} : { body: body as Uint8Array<ArrayBuffer> },
+    );
+    await response.body?.cancel();
+  }
+
+  /** One request of an open peer; a failed response becomes the error a local peer would throw. */
+  #fetch(
+    method: string,
+    path: string,
+    init: { body?: BodyInit; headers?: Record<string, string> },
+  ): Promise<Response> {
+    if (this.#closing !== undefined) return Promise.reject(new ClosedError("Peer is closed"));
+    return this.#request(method, path, init);
+  }
+
+  async #request(
+    method: string,
+    path: string,
+    init: { body?: BodyInit; headers?: Record<string, string> },
+  ): Promise<Response> {
+    const headers: Record<string, string> = { ...init.headers };
+    if (this.#authorization !== undefined) headers.authorization = this.#authorization;
+    let response: Response;
+    try {
+      response = await fetch(`${this.#base}${path}`, {
+        method,
+        headers,
+        client: this.#client,
+        ...(init.body === undefined ? {} : { body: init.body }),
+      });
+    } catch (error) {
+      throw new ClosedError(`Cannot reach peer at ${this.#base}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    if (!response.ok) throw await errorOf(response);
+    return response;
+  }
+}
+
+/** A blob of a remote object: bytes move over HTTP under the lease. */
+class HttpBlob implements Blob {
+  readonly size: number;
+  readonly #read: (offset: number, length: number) => Promise<Uint8Array>;
+  readonly #write: (offset: number, bytes: Uint8Array) => Promise<void>;
+
+  constructor(
+    size: number,
+    read: (offset: number, length: number) => Promise<Uint8Array>,
+    write: (offset: number, bytes: Uint8Array) => Promise<void>,
+  ) {
+    this.size = size;
+    this.#read = read;
+    this.#write = write;
+  }
+
+  openView(): undefined {
+    return undefined;
+  }
+
+  closeView(_view: Uint8Array): void {}
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    this.#checkRange(offset, length);
+    return length === 0 ? new Uint8Array(0) : await this.#read(offset, length);
+  }
+
+  async write(offset: number, bytes: Uint8Array): Promise<void> {
+    if (!(bytes instanceof Uint8Array)) {
+      throw new InvalidArgumentError("Invalid bytes: expected a Uint8Array");
+    }
+    this.#checkRange(offset, bytes.length);
+    await this.#write(offset, bytes);
+  }
+
+  #checkRange(offset: number, length: number): void {
+    validateSize(offset, "offset");
+    validateSize(length, "length");
+    if (offset + length > this.size) {
+      throw new InvalidArgumentError(
+        `Out of range: ${offset}+${length} is past the blob's size ${this.size}`,
+      );
+    }
+  }
+}

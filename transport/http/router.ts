@@ -1,0 +1,103 @@
+import { InvalidArgumentError, NotFoundError } from "../../core/errors.ts";
+import { methodNotAllowed } from "./errors.ts";
+
+/** What a route handler gets. */
+export interface RouteContext {
+  /** The request. */
+  readonly request: Request;
+  /** Its parsed URL. */
+  readonly url: URL;
+  /** Path parameters, percent-decoded: `:id` gives `params.id`. */
+  readonly params: Readonly<Record<string, string>>;
+  /** The connection, and when the response has been sent. */
+  readonly info: Deno.ServeHandlerInfo;
+}
+
+/** Handles one route. */
+export type RouteHandler = (context: RouteContext) => Response | Promise<Response>;
+
+/** A matched route: its pattern names it in metrics. */
+export interface RouteMatch {
+  /** The method and pattern, such as `GET /v1/objects/:id`. */
+  readonly route: string;
+  /** The handler. */
+  readonly handler: RouteHandler;
+  /** Path parameters. */
+  readonly params: Record<string, string>;
+}
+
+interface Route {
+  readonly pattern: string;
+  readonly segments: readonly string[];
+  readonly methods: Map<string, RouteHandler>;
+}
+
+/** Maps method and path to a handler; patterns use `:name` segments. */
+export class Router {
+  readonly #routes: Route[] = [];
+
+  /**
+   * Adds a handler.
+   *
+   * @param method The method, upper case.
+   * @param pattern The path, such as `/v1/objects/:id`.
+   * @param handler What answers it.
+   */
+  add(method: string, pattern: string, handler: RouteHandler): this {
+    let route = this.#routes.find((candidate) => candidate.pattern === pattern);
+    if (route === undefined) {
+      route = { pattern, segments: pattern.split("/").slice(1), methods: new Map() };
+      this.#routes.push(route);
+    }
+    route.methods.set(method, handler);
+    return this;
+  }
+
+  /**
+   * Finds the handler of a request.
+   *
+   * @throws {NotFoundError} For a path no route has (404).
+   * @throws {HttpStatusError} 405 for a method the path does not have.
+   * @throws {InvalidArgumentError} For a parameter that is not valid percent-encoding.
+   */
+  match(method: string, pathname: string): RouteMatch {
+    const segments = pathname.split("/").slice(1);
+    for (const route of this.#routes) {
+      const params = matchSegments(route.segments, segments);
+      if (params === undefined) continue;
+      const handler = route.methods.get(method);
+      if (handler === undefined) {
+        throw methodNotAllowed(method, pathname, [...route.methods.keys()]);
+      }
+      return { route: `${method} ${route.pattern}`, handler, params };
+    }
+    throw new NotFoundError(`No route: ${pathname}`);
+  }
+}
+
+function matchSegments(
+  pattern: readonly string[],
+  path: readonly string[],
+): Record<string, string> | undefined {
+  if (pattern.length !== path.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const expected = pattern[i]!;
+    const actual = path[i]!;
+    if (expected.startsWith(":")) {
+      if (actual.length === 0) return undefined;
+      params[expected.slice(1)] = decode(actual);
+    } else if (expected !== actual) {
+      return undefined;
+    }
+  }
+  return params;
+}
+
+function decode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new InvalidArgumentError(`Invalid path segment: ${segment}: not valid percent-encoding`);
+  }
+}
