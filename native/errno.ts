@@ -87,8 +87,10 @@ export class SystemError extends Error {
 
 /**
  * Returns a native result that is not negative, as a number, and throws for
- * `-errno`: ENOMEM and ENOSPC become {@link CapacityExceededError}, EINVAL and
- * EBADF {@link InvalidArgumentError}, anything else {@link InternalError}. The
+ * `-errno`: ENOMEM and ENOSPC become {@link CapacityExceededError}, and so do
+ * EMFILE and ENFILE (a memfd per object runs into the limit of open files),
+ * EINVAL and EBADF {@link InvalidArgumentError}, anything else
+ * {@link InternalError}. The
  * message names the errno, such as `"mmap failed: ENOMEM (12)"`, and the
  * `cause` is a {@link SystemError} carrying the number.
  *
@@ -126,6 +128,8 @@ export function errnoError(errno: number, operation: string): PackiceError {
   switch (errno) {
     case Errno.ENOMEM:
     case Errno.ENOSPC:
+    case Errno.EMFILE:
+    case Errno.ENFILE:
       return new CapacityExceededError(cause.message, { cause });
     case Errno.EINVAL:
     case Errno.EBADF:

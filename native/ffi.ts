@@ -77,7 +77,7 @@ export const symbols = {
       "u64", // uint64_t size
       "i32", // int32_t populate
       "buffer", // int32_t *out_fd
-      "buffer", // uint64_t *out_ptr
+      "buffer", // uint64_t *out_ptr (null: unmapped)
     ],
     result: "i32",
   },
@@ -87,7 +87,7 @@ export const symbols = {
       "u64", // uint64_t size
       "i32", // int32_t populate
       "buffer", // int32_t *out_fd
-      "buffer", // uint64_t *out_ptr
+      "buffer", // uint64_t *out_ptr (null: unmapped)
     ],
     result: "i32",
     nonblocking: true,
@@ -114,7 +114,6 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
-
   pk_unmap_seal_nb: {
     name: "pk_unmap_seal",
     parameters: [
@@ -156,6 +155,15 @@ export const symbols = {
     ],
     result: "i32",
   },
+  pk_munmap_nb: {
+    name: "pk_munmap",
+    parameters: [
+      "pointer", // void *ptr
+      "u64", // uint64_t len
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
   pk_madvise: {
     parameters: [
       "pointer", // void *ptr
@@ -163,6 +171,43 @@ export const symbols = {
       "i32", // int32_t advice (MADV_*)
     ],
     result: "i32",
+  },
+
+  pk_copy_in: {
+    parameters: [
+      "pointer", // void *dst (mapped memory)
+      "buffer", // const void *src
+      "u64", // uint64_t len
+    ],
+    result: "void",
+  },
+  pk_copy_out: {
+    parameters: [
+      "buffer", // void *dst
+      "pointer", // const void *src (mapped memory)
+      "u64", // uint64_t len
+    ],
+    result: "void",
+  },
+  pk_zero: {
+    parameters: [
+      "pointer", // void *dst (mapped memory)
+      "u64", // uint64_t len
+    ],
+    result: "void",
+  },
+  pk_recycle_nb: {
+    name: "pk_recycle",
+    parameters: [
+      "i32", // int32_t fd
+      "pointer", // void *ptr (its read-write mapping of capacity bytes)
+      "u64", // uint64_t size (the freed object's, whose bytes stay)
+      "u64", // uint64_t capacity
+      "buffer", // int32_t *out_fd (stored when ready)
+      "buffer", // int32_t *out_done (stored last: 1 or -errno)
+    ],
+    result: "i32",
+    nonblocking: true,
   },
 
   // File I/O from and to memory
@@ -426,6 +471,22 @@ export const symbols = {
     name: "pk_reactor_join",
     parameters: [
       "pointer", // void *handle
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  pk_munmap_once: {
+    parameters: [
+      "pointer", // void *ptr
+      "u64", // uint64_t len
+    ],
+    result: "i32",
+  },
+  pk_munmap_once_nb: {
+    name: "pk_munmap_once",
+    parameters: [
+      "pointer", // void *ptr
+      "u64", // uint64_t len
     ],
     result: "i32",
     nonblocking: true,

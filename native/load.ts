@@ -144,19 +144,20 @@ function tryOpenLocal(): Native | undefined {
   const native = tryOpen(localUrl);
   if (native) return native;
   // In a `deno compile` binary the file lives in a virtual file system that
-  // Deno.readFileSync can read but dlopen cannot.
-  const cached = cachedPath();
-  if (cached === undefined) return undefined;
+  // Deno.readFileSync can read but dlopen cannot. Without a cache directory
+  // (a service without HOME), a temporary one holds the copy.
   try {
+    const cached = cachedPath() ??
+      `${Deno.makeTempDirSync({ prefix: "packice-" })}/${LIBRARY_NAME}`;
     const bytes = Deno.readFileSync(localUrl);
     if (!exists(cached) || !sameBytes(Deno.readFileSync(cached), bytes)) {
       writeAtomically(cached, (temp) => Deno.writeFileSync(temp, bytes));
     }
+    return tryOpen(cached);
   } catch (error) {
     rethrowPermission(error);
     return undefined;
   }
-  return tryOpen(cached);
 }
 
 /** Builds the library into the cache from its C source, or warns and returns undefined. */

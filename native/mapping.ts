@@ -96,6 +96,11 @@ export class Mapping implements Disposable {
     return this.#length;
   }
 
+  /** The length that was mapped, which may exceed {@link Mapping.length}. */
+  get mappedLength(): number {
+    return this.#mappedLength;
+  }
+
   /** The start of the mapping, or null once closed (and for an empty mapping). */
   get pointer(): Deno.PointerValue {
     return this.#pointer;
@@ -140,6 +145,12 @@ export class Mapping implements Disposable {
     buffer.transfer(0);
   }
 
+  /** Detaches every open view and keeps the mapping, for new views. */
+  closeViews(): void {
+    for (const buffer of this.#views) buffer.transfer(0);
+    this.#views.clear();
+  }
+
   /** Detaches every open view, then unmaps. Idempotent. */
   close(): void {
     const range = this.detach();
@@ -155,8 +166,7 @@ export class Mapping implements Disposable {
   detach(): { pointer: NonNullable<Deno.PointerValue>; length: number } | undefined {
     if (this.#done) return undefined;
     this.#done = true;
-    for (const buffer of this.#views) buffer.transfer(0);
-    this.#views.clear();
+    this.closeViews();
     const pointer = this.#pointer;
     this.#pointer = null;
     return pointer === null ? undefined : { pointer, length: this.#mappedLength };

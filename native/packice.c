@@ -215,6 +215,48 @@ PK_EXPORT int32_t pk_madvise(void *ptr, uint64_t len, int32_t advice) {
   return madvise(ptr, len, advice) < 0 ? -errno : 0;
 }
 
+// Copies between JS memory and a mapping, and zeroes mapped memory, without
+// a JS view of the mapping: each view of a large mapping counts as external
+// memory that drives V8's garbage collector.
+PK_EXPORT void pk_copy_in(void *dst, const void *src, uint64_t len) { memcpy(dst, src, len); }
+
+PK_EXPORT void pk_copy_out(void *dst, const void *src, uint64_t len) { memcpy(dst, src, len); }
+
+PK_EXPORT void pk_zero(void *dst, uint64_t len) { memset(dst, 0, len); }
+
+static int32_t recycle(int32_t fd, char *p, uint64_t size, uint64_t capacity) {
+  if (ftruncate(fd, (off_t)capacity) < 0) return -errno;
+  if (fallocate(fd, 0, (off_t)size, (off_t)(capacity - size)) < 0) return -errno;
+  uint64_t start = size & ~(uint64_t)4095;
+  for (uint64_t off = start; off < capacity; off += PK_MAP_CHUNK) {
+    uint64_t n = capacity - off < PK_MAP_CHUNK ? capacity - off : PK_MAP_CHUNK;
+    if (off > start) sched_yield();
+    if (madvise(p + off, n, MADV_POPULATE_WRITE) < 0 && errno != EINVAL) return -errno;
+  }
+  return 0;
+}
+
+// Readies the memfd of a freed object, which no other process ever received,
+// for a new one: its size back to `capacity` (the object had cut it to
+// `size`) with every page allocated and mapped read-write. The first `size`
+// bytes keep the old object's data: the new one must overwrite or zero them
+// before anyone reads them. For a pool read while the call runs, like
+// pk_memfd_prepare_many: *out_fd gets the fd (with release order) when it is
+// ready, and *out_done last, 1 or -errno. On failure the memfd is unmapped
+// and closed.
+PK_EXPORT int32_t pk_recycle(int32_t fd, void *ptr, uint64_t size, uint64_t capacity,
+                             int32_t *out_fd, int32_t *out_done) {
+  int32_t result = recycle(fd, ptr, size, capacity);
+  if (result < 0) {
+    unmap_chunked(ptr, capacity);
+    close(fd);
+  } else {
+    __atomic_store_n(out_fd, fd, __ATOMIC_RELEASE);
+  }
+  __atomic_store_n(out_done, result < 0 ? result : 1, __ATOMIC_RELEASE);
+  return result;
+}
+
 // ---------------------------------------------------------------------------
 // File I/O straight from and to memory. Each returns the bytes moved, which is
 // less than `len` only at end of file (reads) or, for sendfile to a
@@ -729,6 +771,14 @@ PK_EXPORT int32_t pk_reactor_join(void *handle) {
   close(r->wakefd);
   free(r);
   return 0;
+}
+
+// One munmap of the whole range. pk_munmap unmaps in chunks and yields
+// between them, which costs milliseconds for a large sparse mapping (a 1 GiB
+// read-only mapping with a few pages touched); this is for mappings whose
+// pages are mostly untouched, or that are unmapped off the JS thread.
+PK_EXPORT int32_t pk_munmap_once(void *ptr, uint64_t len) {
+  return munmap(ptr, len) < 0 ? -errno : 0;
 }
 
 // Raises this process's soft limit of open files to its hard limit, as a

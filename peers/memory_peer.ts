@@ -38,7 +38,11 @@ export interface MemoryPeerOptions {
  * ```
  */
 export class MemoryPeer extends BasePeer {
-  /** @param options Capacity, lease store and clock. */
+  /**
+   * Creates the instance.
+   *
+   * @param options Capacity, lease store and clock.
+   */
   constructor(options: MemoryPeerOptions = {}) {
     const capacity = validateSize(options.capacity ?? DEFAULT_CAPACITY, "capacity");
     super({

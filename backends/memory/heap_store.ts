@@ -4,21 +4,26 @@ import { AlreadySealedError, ClosedError, InvalidArgumentError } from "../../cor
 import type { ObjectInfo } from "../../core/object.ts";
 import { validateSize } from "../../core/validate.ts";
 import { blobSizes, checkRange, checkRoom } from "./checks.ts";
+import { HeapViews } from "./heap_views.ts";
+
+/** Whether views can be detached one by one, which needs FFI permission. */
+let detachable: boolean | undefined;
 
 /**
  * A blob in an `ArrayBuffer` of this process: the fallback when the native
  * library is unavailable, so bytes cannot be shared with other processes.
  *
- * Views are plain arrays over the buffer. Heap memory is garbage collected,
- * so a view left open is harmless and {@link HeapBlob.closeView} has nothing
- * to do; every view is still detached at seal (the writable ones) and at
- * free, as with memfd blobs. A view after seal is a plain array too: nothing
- * stops code from writing through it, only {@link HeapBlob.write} refuses.
+ * With FFI permission each view is an external buffer over the blob's
+ * memory that {@link HeapBlob.closeView} detaches alone; without it views
+ * are plain arrays that only seal (the writable ones) and free detach. A
+ * view after seal is writable memory too: nothing stops code from writing
+ * through it, only {@link HeapBlob.write} refuses.
  */
 export class HeapBlob implements Blob {
   /** Size in bytes. */
   readonly size: number;
   #buffer: ArrayBuffer;
+  readonly #views = new HeapViews();
   #sealed = false;
   #freed = false;
 
@@ -44,11 +49,20 @@ export class HeapBlob implements Blob {
    */
   openView(): Uint8Array {
     this.#checkLive("open a view of");
-    return new Uint8Array(this.#buffer);
+    detachable ??= Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+    return detachable ? this.#views.open(this.#buffer) : new Uint8Array(this.#buffer);
   }
 
-  /** Nothing to do on the heap: views are detached at seal and free. */
-  closeView(_view: Uint8Array): void {}
+  /**
+   * Detaches a view from {@link HeapBlob.openView}, when views are
+   * detachable one by one (with FFI permission); views are detached at seal
+   * (the writable ones) and at free in any case.
+   *
+   * @param view The view.
+   */
+  closeView(view: Uint8Array): void {
+    this.#views.close(view);
+  }
 
   /**
    * Copies `length` bytes from `offset` into a new array.
@@ -95,6 +109,7 @@ export class HeapBlob implements Blob {
   seal(): void {
     this.#checkLive("seal");
     if (this.#sealed) throw new AlreadySealedError("Cannot seal blob: already sealed");
+    this.#views.closeAll();
     this.#buffer = this.#buffer.transfer();
     this.#sealed = true;
   }
@@ -103,6 +118,7 @@ export class HeapBlob implements Blob {
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
+    this.#views.closeAll();
     this.#buffer = this.#buffer.transfer(0);
   }
 

@@ -5,8 +5,10 @@ import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
 import { Mapping } from "../../native/mapping.ts";
 import { checkRange } from "./checks.ts";
-import { LARGE_BLOB } from "./memfd_pool.ts";
+import { HeapViews } from "./heap_views.ts";
 import type { FdCloser } from "./closer.ts";
+import { LARGE_BLOB } from "./memfd_pool.ts";
+import type { MemfdPool } from "./memfd_pool.ts";
 import type { Tasks } from "./tasks.ts";
 
 /** What the blobs of one store share. */
@@ -17,9 +19,11 @@ export interface MemfdContext {
   readonly tasks: Tasks;
   /** Closes the memfds of small blobs on another thread. */
   readonly closer: FdCloser;
+  /** Takes back a private large blob's memfd for reuse; see {@link MemfdPool.recycle}. */
+  readonly pool: MemfdPool;
 }
 
-/** The seals a blob gets at allocation: its size never changes. */
+/** The seals of a blob whose fd is handed out: its size never changes. */
 export const SIZE_SEALS = Linux.F_SEAL_GROW | Linux.F_SEAL_SHRINK;
 /** The seals of a sealed blob. */
 export const FULL_SEALS = Linux.F_SEAL_WRITE | SIZE_SEALS | Linux.F_SEAL_SEAL;
@@ -27,62 +31,99 @@ export const FULL_SEALS = Linux.F_SEAL_WRITE | SIZE_SEALS | Linux.F_SEAL_SEAL;
 type State = "creating" | "sealed" | "freed";
 
 /**
- * A blob held in one memfd, which another process can map once it receives
- * {@link MemfdBlob.fd} over a Unix socket.
+ * A blob that another process can map once it receives {@link MemfdBlob.fd}
+ * over a Unix socket.
  *
- * Its size is sealed (`F_SEAL_GROW | F_SEAL_SHRINK`) before it is first
- * mapped or its fd handed out, so no process can truncate it under another's
- * mapping. While creating, views are writable; {@link MemfdBlob.seal}
- * detaches them and seals the memfd against writes, after which views are
- * read-only mappings: writing into one kills the process with SIGSEGV, like
- * any write to read-only memory.
+ * A large blob (over 256 KiB) lives in a memfd from the start, with a
+ * read-write mapping the pool has faulted in, and its bytes are copied in
+ * and out of that mapping by C without a JS view (a view of a large mapping
+ * is external memory that drives V8's garbage collector). A small blob lives
+ * in an `ArrayBuffer` until its fd is first asked for, and only then gets a
+ * memfd: most small objects never leave the process, and a memfd each would
+ * cost system calls and a file descriptor per object (a process may hold
+ * only so many, 20000 here). Asking for the fd of a small blob while
+ * creating moves its bytes into the memfd and detaches the views opened
+ * before; after seal the memfd is a sealed copy and views stay valid.
  *
- * Small blobs are read and written with `pread`/`pwrite` and mapped only for
- * views; large ones (over 256 KiB) start with a mapping the pool has already
- * faulted in, and their bytes are copied through it.
+ * While creating, views are writable; {@link MemfdBlob.seal} detaches them.
+ * Views of a sealed large blob come from a read-only mapping: writing into
+ * one kills the process with SIGSEGV, like any write to read-only memory.
+ *
+ * Kernel seals matter only to processes that hold the fd, so they are added
+ * when the fd is first handed out: `F_SEAL_GROW | F_SEAL_SHRINK` while
+ * creating, so that no process can truncate the memfd under another's
+ * mapping, and `F_SEAL_WRITE | F_SEAL_SEAL` too at seal, or when the fd is
+ * handed out after seal. A large blob whose fd stayed in this process seals
+ * without a system call, and its memfd and mapping go back to the pool when
+ * freed, to be reused instead of allocated afresh: the next blob zeroes what
+ * it does not overwrite of the old bytes before they can be read (by
+ * {@link MemfdBlob.read}, a view, the fd, or after seal).
  */
 export class MemfdBlob implements Blob {
   /** Size in bytes. */
   readonly size: number;
   readonly #native: Native;
   readonly #context: MemfdContext;
-  readonly #fd: number;
+  /** The memfd; -1 for a small blob until its fd is asked for. */
+  #fd: number;
+  /** The bytes of a small blob before it has a memfd, and its copy in this process after seal. */
+  #heap: ArrayBuffer | undefined;
+  /** Open views of `#heap`. */
+  readonly #heapViews = new HeapViews();
   #state: State = "creating";
-  /** Read-write while creating, read-only once sealed; made on demand. */
+  /** Whether the fd has been handed out, so that other processes may hold it. */
+  #shared = false;
+  /**
+   * The mapping bytes are copied through: the pool's read-write one for a
+   * large blob, kept while the blob is private; else made on demand,
+   * read-write while creating and read-only once sealed.
+   */
   #mapping: Mapping | undefined;
-  /** This blob's own view of `#mapping`, for copies in and out. */
-  #view: Uint8Array | undefined;
+  /** The read-only mapping that views of a sealed private large blob come from. */
+  #viewMapping: Mapping | undefined;
   /** Unmapping and sealing still running on another thread. */
   #sealing: Promise<void> | undefined;
-  /** Whether F_SEAL_GROW | F_SEAL_SHRINK are on. */
-  #sizeSealed = false;
+  /** Bytes at the start of a recycled memfd that may hold a freed object's data. */
+  #stale = 0;
+  /** The first `#writtenTo` bytes hold no stale data: written, or zeroed. */
+  #writtenTo = 0;
 
   /**
-   * Takes ownership of a memfd of the blob's size.
+   * Creates a small blob on the heap, or takes ownership of a large blob's
+   * memfd, which no other process holds.
    *
    * @param context What the blobs of the store share.
-   * @param fd The memfd.
-   * @param size Its size in bytes.
-   * @param mapping A read-write mapping of it, if there is one already.
+   * @param size Size in bytes.
+   * @param memfd For a large blob: its memfd, sized, a read-write mapping of
+   * it, and how many bytes at the start hold a freed object's data, which the
+   * blob zeroes unless they are overwritten before anyone can read them.
    */
-  constructor(context: MemfdContext, fd: number, size: number, mapping: Mapping | undefined) {
+  constructor(
+    context: MemfdContext,
+    size: number,
+    memfd?: { fd: number; mapping: Mapping; stale: number },
+  ) {
     this.#native = context.native;
     this.#context = context;
-    this.#fd = fd;
     this.size = size;
-    this.#mapping = mapping;
-    if (mapping) this.#sealSize();
+    this.#fd = memfd?.fd ?? -1;
+    this.#mapping = memfd?.mapping;
+    this.#stale = Math.min(memfd?.stale ?? 0, size);
+    this.#heap = memfd ? undefined : new ArrayBuffer(size);
   }
 
   /**
-   * The memfd, for passing to another process with SCM_RIGHTS. It stays open
-   * until the blob is freed; the receiver gets its own descriptor.
+   * The memfd, for passing to another process with SCM_RIGHTS; it stays
+   * open until the blob is freed, and the receiver gets its own descriptor.
+   * The first use makes the memfd of a small blob and adds the kernel seals
+   * the blob's state calls for.
    *
    * @throws {ClosedError} When the blob is freed.
+   * @throws {CapacityExceededError} When the kernel has no memory or descriptor for a small blob's memfd.
    */
   get fd(): number {
     this.#checkLive("use the fd of");
-    this.#sealSize();
+    if (!this.#shared) this.#share();
     return this.#fd;
   }
 
@@ -92,7 +133,8 @@ export class MemfdBlob implements Blob {
   }
 
   /**
-   * The memfd's seals as the kernel reports them (`F_SEAL_*` bits).
+   * The memfd's seals as the kernel reports them (`F_SEAL_*` bits); reading
+   * them hands out the fd, as {@link MemfdBlob.fd} does.
    *
    * @throws {ClosedError} When the blob is freed.
    */
@@ -101,13 +143,23 @@ export class MemfdBlob implements Blob {
   }
 
   /**
-   * Opens a zero-copy view: writable while creating, read-only once sealed.
+   * Opens a zero-copy view: writable while creating, read-only once sealed
+   * (for a small blob on the heap, an array that nothing stops writing). In
+   * a recycled memfd, the first view zeroes the old bytes that
+   * {@link MemfdBlob.write} has not overwritten, which can take as long as
+   * writing the blob.
    *
    * @returns The view; close it with {@link MemfdBlob.closeView}.
    * @throws {ClosedError} When the blob is freed.
    */
   openView(): Uint8Array {
     this.#checkLive("open a view of");
+    if (this.#heap) return this.#heapViews.open(this.#heap);
+    this.#zeroStale();
+    if (this.#privateSealed()) {
+      this.#viewMapping ??= Mapping.map(this.#native, this.#fd, this.size);
+      return this.#viewMapping.openView();
+    }
     return this.#mapped().openView();
   }
 
@@ -118,6 +170,8 @@ export class MemfdBlob implements Blob {
    * @param view The view.
    */
   closeView(view: Uint8Array): void {
+    if (this.#heapViews.close(view)) return;
+    this.#viewMapping?.closeView(view);
     this.#mapping?.closeView(view);
   }
 
@@ -131,14 +185,17 @@ export class MemfdBlob implements Blob {
     try {
       this.#checkLive("read");
       checkRange("read", offset, length, this.size);
-      if (this.size > LARGE_BLOB) {
-        return Promise.resolve(this.#ownView().slice(offset, offset + length));
+      if (this.#heap) {
+        return Promise.resolve(new Uint8Array(this.#heap.slice(offset, offset + length)));
       }
       const bytes = new Uint8Array(length);
-      check(
-        this.#native.symbols.pk_pread_all(this.#fd, bytes, BigInt(length), BigInt(offset)),
-        "pread",
-      );
+      const { symbols } = this.#native;
+      if (this.size > LARGE_BLOB) {
+        this.#zeroStale();
+        symbols.pk_copy_out(bytes, this.#at(offset), BigInt(length));
+      } else {
+        check(symbols.pk_pread_all(this.#fd, bytes, BigInt(length), BigInt(offset)), "pread");
+      }
       return Promise.resolve(bytes);
     } catch (error) {
       return Promise.reject(error);
@@ -157,16 +214,20 @@ export class MemfdBlob implements Blob {
       this.#checkLive("write");
       if (this.#state === "sealed") throw new AlreadySealedError("Cannot write blob: sealed");
       checkRange("write", offset, bytes.length, this.size);
-      if (this.size > LARGE_BLOB) {
-        this.#ownView().set(bytes, offset);
+      const { symbols } = this.#native;
+      if (this.#heap) {
+        new Uint8Array(this.#heap).set(bytes, offset);
+      } else if (this.size > LARGE_BLOB) {
+        if (this.#stale > this.#writtenTo) {
+          // Keep [0, writtenTo) free of stale data: zero any gap this write leaves.
+          const gap = Math.min(offset, this.#stale) - this.#writtenTo;
+          if (gap > 0) symbols.pk_zero(this.#at(this.#writtenTo), BigInt(gap));
+          this.#writtenTo = Math.max(this.#writtenTo, offset + bytes.length);
+        }
+        symbols.pk_copy_in(this.#at(offset), bytes, BigInt(bytes.length));
       } else if (bytes.length > 0) {
         check(
-          this.#native.symbols.pk_pwrite_all(
-            this.#fd,
-            bytes,
-            BigInt(bytes.length),
-            BigInt(offset),
-          ),
+          symbols.pk_pwrite_all(this.#fd, bytes, BigInt(bytes.length), BigInt(offset)),
           "pwrite",
         );
       }
@@ -177,10 +238,15 @@ export class MemfdBlob implements Blob {
   }
 
   /**
-   * Makes the bytes immutable; called by the store.
+   * Makes the bytes immutable; called by the store. Detaches every view.
    *
-   * Detaches every view, then seals the memfd. `F_SEAL_WRITE` can only be
-   * added once no writable shared mapping is left in any process, and
+   * A blob whose fd this process kept to itself needs no kernel seal yet,
+   * nor any system call: later views of a large one come from a read-only
+   * mapping of their own, and its read-write mapping stays, without views,
+   * for copies and for reuse.
+   *
+   * A shared blob is sealed for every process. `F_SEAL_WRITE` can only be
+   * added once no writable shared mapping of it is left anywhere, and
    * unmapping a large written mapping costs more than writing it (5 ms for
    * 64 MiB), so a large blob is first sealed with `F_SEAL_FUTURE_WRITE` (no
    * new writable mapping and no `write()` from now on, in any process) and
@@ -195,33 +261,23 @@ export class MemfdBlob implements Blob {
   seal(): void {
     this.#checkLive("seal");
     if (this.#state === "sealed") throw new AlreadySealedError("Cannot seal blob: already sealed");
-    const { symbols } = this.#native;
-    const range = this.#mapping?.detach();
-    this.#mapping = undefined;
-    this.#view = undefined;
+    if (!this.#heap) this.#zeroStale();
     this.#state = "sealed";
-    if (range && range.length > LARGE_BLOB) {
-      check(symbols.pk_add_seals(this.#fd, Linux.F_SEAL_FUTURE_WRITE), "fcntl(F_ADD_SEALS)");
-      this.#sealing = symbols.pk_unmap_seal_nb(
-        this.#fd,
-        range.pointer,
-        BigInt(range.length),
-        FULL_SEALS,
-      ).then((result) => {
-        if (result !== -Errno.EBUSY) check(result, "munmap and fcntl(F_ADD_SEALS)");
-      });
-      this.#context.tasks.track("Sealing a memfd", this.#sealing);
+    this.#heapViews.closeAll();
+    if (this.#heap) return;
+    if (!this.#shared && this.#mapping) {
+      this.#mapping.closeViews();
       return;
     }
-    if (range) check(symbols.pk_munmap(range.pointer, BigInt(range.length)), "munmap");
-    const result = symbols.pk_add_seals(this.#fd, FULL_SEALS);
-    if (result === -Errno.EBUSY) {
-      const seals = SIZE_SEALS | Linux.F_SEAL_FUTURE_WRITE;
-      check(symbols.pk_add_seals(this.#fd, seals), "fcntl(F_ADD_SEALS)");
-    } else {
-      check(result, "fcntl(F_ADD_SEALS)");
+    const range = this.#mapping?.detach();
+    this.#mapping = undefined;
+    if (range && range.length > LARGE_BLOB) {
+      this.#addSeals(Linux.F_SEAL_FUTURE_WRITE);
+      this.#unmapAndSeal(range);
+      return;
     }
-    this.#sizeSealed = true;
+    if (range) check(this.#native.symbols.pk_munmap(range.pointer, BigInt(range.length)), "munmap");
+    this.#addFullSeals();
   }
 
   /** Resolves once sealing running on another thread has ended. */
@@ -231,56 +287,163 @@ export class MemfdBlob implements Blob {
 
   /**
    * Detaches every view, unmaps and closes the memfd; called by the store.
-   * Idempotent. The memfd is closed on another thread, as giving its pages
-   * back takes microseconds per page; large blobs are also unmapped there.
+   * Idempotent. The work is done on other threads: closing gives the pages
+   * back to the kernel, microseconds per page, and the memfd of a large blob
+   * that no other process holds goes back to the pool instead.
    */
   async free(): Promise<void> {
     if (this.#state === "freed") return;
     this.#state = "freed";
+    this.#heapViews.closeAll();
+    this.#heap?.transfer(0);
+    this.#heap = undefined;
+    const { symbols } = this.#native;
+    const views = this.#viewMapping?.detach();
+    this.#viewMapping = undefined;
+    if (views) {
+      this.#context.tasks.track(
+        "Unmapping views",
+        symbols.pk_munmap_nb(views.pointer, BigInt(views.length))
+          .then((result) => check(result, "munmap")),
+      );
+    }
     const range = this.#mapping?.detach();
     this.#mapping = undefined;
-    this.#view = undefined;
-    // The seal on another thread still uses the fd: close it only after.
-    await this.settled();
-    const { symbols } = this.#native;
-    if (this.size > LARGE_BLOB) {
-      const result = await symbols.pk_unmap_close_nb(
-        this.#fd,
-        range?.pointer ?? null,
-        BigInt(range?.length ?? 0),
-      );
-      check(result, "munmap and close");
+    if (this.#fd < 0) return;
+    if (
+      range && !this.#shared && this.size > LARGE_BLOB &&
+      this.#context.pool.recycle(this.#fd, range.pointer, range.length, this.size)
+    ) {
       return;
     }
-    if (range) check(symbols.pk_munmap(range.pointer, BigInt(range.length)), "munmap");
-    this.#context.closer.close(this.#fd);
+    // Work on another thread may still use the fd and the mapping: close them only after it.
+    await this.settled();
+    if (this.size <= LARGE_BLOB) {
+      if (range) check(symbols.pk_munmap(range.pointer, BigInt(range.length)), "munmap");
+      this.#context.closer.close(this.#fd);
+      return;
+    }
+    const result = await symbols.pk_unmap_close_nb(
+      this.#fd,
+      range?.pointer ?? null,
+      BigInt(range?.length ?? 0),
+    );
+    check(result, "munmap and close");
   }
 
   #checkLive(what: string): void {
     if (this.#state === "freed") throw new ClosedError(`Cannot ${what} blob: freed`);
   }
 
-  /**
-   * Seals the size before the memfd is mapped or handed out, so that no
-   * process can truncate it under a mapping (which would raise SIGBUS).
-   */
-  #sealSize(): void {
-    if (this.#sizeSealed) return;
-    check(this.#native.symbols.pk_add_seals(this.#fd, SIZE_SEALS), "fcntl(F_ADD_SEALS)");
-    this.#sizeSealed = true;
+  /** Whether this is a sealed large blob whose fd stayed in this process. */
+  #privateSealed(): boolean {
+    return this.#state === "sealed" && !this.#shared && this.size > LARGE_BLOB;
   }
 
-  /** The mapping, made now if needed: read-write while creating, else read-only. */
+  /** Zeroes what is left of a freed object's data, before the bytes can be read. */
+  #zeroStale(): void {
+    if (this.#stale > this.#writtenTo) {
+      this.#native.symbols.pk_zero(
+        this.#at(this.#writtenTo),
+        BigInt(this.#stale - this.#writtenTo),
+      );
+    }
+    this.#stale = 0;
+  }
+
+  /** Hands the fd out for the first time: makes a small blob's memfd, and seals. */
+  #share(): void {
+    const heap = this.#heap;
+    if (heap) {
+      const fd = new Int32Array(1);
+      check(this.#native.symbols.pk_memfd_prepare(BigInt(this.size), 1, fd, null), "memfd prepare");
+      const written = this.#native.symbols.pk_pwrite_all(
+        fd[0]!,
+        new Uint8Array(heap),
+        BigInt(this.size),
+        0n,
+      );
+      if (written < 0) this.#context.closer.close(fd[0]!);
+      check(written, "pwrite");
+      this.#fd = fd[0]!;
+      // While creating, the memfd takes over: writes from other processes land there.
+      if (this.#state === "creating") {
+        this.#heapViews.closeAll();
+        heap.transfer(0);
+        this.#heap = undefined;
+      }
+    } else {
+      this.#zeroStale();
+    }
+    const privateSealed = this.#privateSealed();
+    this.#shared = true;
+    if (this.#state === "creating") this.#addSeals(SIZE_SEALS);
+    else if (privateSealed) this.#sealShared();
+    else this.#addFullSeals();
+  }
+
+  /**
+   * Seals a sealed large blob whose fd is handed out for the first time. Its
+   * mappings, made before the seals, keep `F_SEAL_WRITE` out, even the
+   * read-only one. While views of it are open, `F_SEAL_FUTURE_WRITE |
+   * F_SEAL_SEAL` (with the size seals) stop every other process from writing,
+   * and only this process keeps its mappings. Otherwise the mappings go, the
+   * read-write one on another thread as at seal, before every seal is added.
+   */
+  #sealShared(): void {
+    if (this.#viewMapping && this.#viewMapping.openViews > 0) {
+      this.#addSeals(SIZE_SEALS | Linux.F_SEAL_FUTURE_WRITE | Linux.F_SEAL_SEAL);
+      return;
+    }
+    this.#viewMapping?.close();
+    this.#viewMapping = undefined;
+    const range = this.#mapping?.detach();
+    this.#mapping = undefined;
+    this.#addSeals(SIZE_SEALS | Linux.F_SEAL_FUTURE_WRITE);
+    if (range) this.#unmapAndSeal(range);
+    else this.#addFullSeals();
+  }
+
+  /** Unmaps a large writable mapping on another thread, then adds every seal. */
+  #unmapAndSeal(range: { pointer: NonNullable<Deno.PointerValue>; length: number }): void {
+    const sealing: Promise<void> = this.#native.symbols.pk_unmap_seal_nb(
+      this.#fd,
+      range.pointer,
+      BigInt(range.length),
+      FULL_SEALS,
+    ).then((result) => {
+      if (result !== -Errno.EBUSY) check(result, "munmap and fcntl(F_ADD_SEALS)");
+    }).finally(() => {
+      if (this.#sealing === sealing) this.#sealing = undefined;
+    });
+    this.#sealing = sealing;
+    this.#context.tasks.track("Sealing a memfd", sealing);
+  }
+
+  #addSeals(seals: number): void {
+    check(this.#native.symbols.pk_add_seals(this.#fd, seals), "fcntl(F_ADD_SEALS)");
+  }
+
+  /**
+   * Adds every seal. EBUSY means a writable mapping of the blob is still
+   * open in another process: the blob then keeps `F_SEAL_FUTURE_WRITE`.
+   */
+  #addFullSeals(): void {
+    const result = this.#native.symbols.pk_add_seals(this.#fd, FULL_SEALS);
+    if (result === -Errno.EBUSY) this.#addSeals(SIZE_SEALS | Linux.F_SEAL_FUTURE_WRITE);
+    else check(result, "fcntl(F_ADD_SEALS)");
+  }
+
+  /** The mapping of the memfd, made now if needed: read-write while creating, else read-only. */
   #mapped(): Mapping {
-    this.#sealSize();
     this.#mapping ??= Mapping.map(this.#native, this.#fd, this.size, {
       writable: this.#state === "creating",
     });
     return this.#mapping;
   }
 
-  #ownView(): Uint8Array {
-    this.#view ??= this.#mapped().openView();
-    return this.#view;
+  /** The address of byte `offset` of a large blob, in its mapping. */
+  #at(offset: number): Deno.PointerValue {
+    return Deno.UnsafePointer.offset(this.#mapped().pointer!, offset);
   }
 }

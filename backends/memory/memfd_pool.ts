@@ -6,32 +6,37 @@ import type { Tasks } from "./tasks.ts";
 const PAGE_SIZE = 4096;
 
 /**
- * Blobs larger than this are written through a mapping that the pool has
- * already faulted in; smaller ones with `pwrite`, which needs no mapping.
+ * Blobs larger than this live in a memfd from the start, mapped by the pool
+ * and faulted in beforehand; smaller ones live on the heap until their fd
+ * is handed out.
  */
 export const LARGE_BLOB = 256 * 1024;
 
 /** The most memfds of one size class kept ready. */
-const MAX_PER_CLASS = 256;
+const MAX_PER_CLASS = 64;
 /** The most memfds ready or being prepared over all classes: each holds a file descriptor. */
-const MAX_ENTRIES = 1024;
-/** The most memfds prepared by one call on another thread. */
-const BATCH = 128;
-/** The most bytes prepared by one call: a large memfd gets a call of its own. */
+const MAX_ENTRIES = 256;
+/** The most bytes prepared by one call: a memfd of 8 MiB or more gets a call of its own. */
 const BATCH_BYTES = 8 * 1024 * 1024;
 /** The most preparing calls running at once, each on a thread of Deno's blocking pool. */
 const MAX_BATCHES = 2;
 /** What `out_done` holds until a preparing call has finished. */
 const NOT_DONE = -0x80000000;
 
-/** A fresh memfd, allocated and ready for a new blob. */
+/** A memfd ready for a new blob: allocated, mapped and faulted in. */
 export interface PreparedMemfd {
-  /** The memfd, sealable, with nothing written yet. */
+  /** The memfd, sealable, which no other process holds. */
   readonly fd: number;
-  /** A populated read-write shared mapping of it, for large blobs; null otherwise. */
-  readonly pointer: Deno.PointerValue;
-  /** Its size in bytes. */
+  /** Its read-write shared mapping. */
+  readonly pointer: NonNullable<Deno.PointerValue>;
+  /** Its size and the mapping's length, in bytes. */
   readonly capacity: number;
+  /**
+   * How many bytes at the start still hold a freed object's data (recycled
+   * memfds), which the new blob must overwrite or zero before they are read;
+   * the rest is zero.
+   */
+  readonly stale: number;
 }
 
 /**
@@ -49,26 +54,30 @@ export function sizeClass(size: number): number {
 }
 
 /**
- * One `pk_memfd_prepare_many` call running on another thread. The C side
- * stores each fd (and pointer) as soon as that memfd is ready, and the result
- * in `done` last, so the JS thread takes memfds while the call still runs and
- * sees it finish without waiting for the event loop, which a tight loop of
- * awaits never turns.
+ * One `pk_memfd_prepare_many` or `pk_recycle` call running on another
+ * thread. The C side stores each fd (after its pointer) as soon as that
+ * memfd is ready, and the result in `done` last, so the JS thread takes
+ * memfds while the call still runs and sees it finish without waiting for
+ * the event loop, which a tight loop of awaits never turns.
  */
 class Batch {
   readonly fds: Int32Array;
-  readonly pointers: BigUint64Array | null;
+  readonly pointers: BigUint64Array;
   readonly done = new Int32Array([NOT_DONE]);
   /** The next memfd the JS thread has not taken. */
   next = 0;
   /** Allocations waiting for this batch to finish. */
   waiters = 0;
-  settled = false;
   promise: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly count: number, readonly capacity: number, large: boolean) {
+  constructor(
+    readonly pool: ClassPool,
+    readonly count: number,
+    readonly capacity: number,
+    readonly stale = 0,
+  ) {
     this.fds = new Int32Array(count).fill(-1);
-    this.pointers = large ? new BigUint64Array(count) : null;
+    this.pointers = new BigUint64Array(count);
   }
 
   /** Takes the next memfd if the C side has stored it. */
@@ -76,9 +85,9 @@ class Batch {
     if (this.next >= this.count) return undefined;
     const fd = Atomics.load(this.fds, this.next);
     if (fd < 0) return undefined;
-    const pointer = this.pointers ? Deno.UnsafePointer.create(this.pointers[this.next]!) : null;
+    const pointer = Deno.UnsafePointer.create(this.pointers[this.next]!)!;
     this.next++;
-    return { fd, pointer, capacity: this.capacity };
+    return { fd, pointer, capacity: this.capacity, stale: this.stale };
   }
 
   /** How many memfds the call made, once it has finished; undefined before. */
@@ -96,19 +105,21 @@ class ClassPool {
 }
 
 /**
- * Memfds prepared ahead of demand on Deno's blocking thread pool, so that a
- * new object starts with memory already allocated (and, for large blobs,
- * mapped and faulted in) instead of paying 2.4 µs per page on the JS thread.
+ * Memfds for large blobs, allocated, mapped and faulted in ahead of demand
+ * on Deno's blocking thread pool, so that writing a new object does not pay
+ * 2.4 µs per page on the JS thread; and memfds of freed blobs that no other
+ * process received, handed out again.
  *
- * Each size class keeps a target count of memfds ready, which starts at one
- * and doubles whenever a take finds none, up to what fits in half the pool.
- * A take refills its class once it is a quarter short: a small class at
- * once, a large one at the next macrotask, so that faulting in a new large
- * memfd (tens of milliseconds of page allocation on another core) does not
- * compete with the write that follows the take. The pool holds at most
- * `maxBytes`, and never more than the room its store has left: ready and
- * in-flight memfds count against the store's capacity, and the store trims
- * the pool when objects need the room.
+ * A take that leaves its size class with nothing ready or coming refills
+ * the class at the next macrotask (faulting in new memory takes tens of
+ * milliseconds on another core, and should not compete with the write that
+ * follows the take), with as many memfds as its target count, which starts
+ * at one and doubles whenever a take finds none, up to what fits in half the
+ * pool. While objects are freed as fast as they are made, recycling alone
+ * keeps a class supplied and nothing new is allocated. The pool holds at
+ * most `maxBytes`, and never more than the room its store has left: ready
+ * and in-flight memfds count against the store's capacity, and the store
+ * trims the pool when objects need the room.
  */
 export class MemfdPool {
   readonly #native: Native;
@@ -123,8 +134,8 @@ export class MemfdPool {
   #bytes = 0;
   /** Memfds ready or being prepared. */
   #entries = 0;
-  /** Preparing calls that have not finished. */
-  #running = 0;
+  /** Preparing calls not yet seen to finish. */
+  readonly #running = new Set<Batch>();
   #closed = false;
 
   /**
@@ -149,25 +160,22 @@ export class MemfdPool {
 
   /**
    * A memfd for a blob of `size` bytes: one of its size class from the pool,
-   * or else a new one of exactly `size` bytes, made on this thread for a
-   * small blob, and for a large one on another thread (or taken from a
-   * preparing call already under way).
+   * one from a preparing call under way, or else a new one, made on another
+   * thread.
    *
-   * @param size Bytes, more than 0.
-   * @returns A memfd of `size` bytes or more, unmapped unless `size` > {@link LARGE_BLOB}.
+   * @param size Bytes, more than {@link LARGE_BLOB}.
+   * @returns A memfd of `size` bytes or more.
    * @throws {CapacityExceededError} When the kernel has no memory for it.
    */
   async obtain(size: number): Promise<PreparedMemfd> {
     const capacity = sizeClass(size);
-    const pool = this.#pooled(capacity) ? this.#classFor(capacity) : undefined;
-    const large = size > LARGE_BLOB;
-    if (!pool) return large ? await this.#prepareLarge(size) : this.#prepareSmall(size);
+    // A memfd of a class can be recycled later; one too large to pool is cut to size.
+    if (!this.#pooled(capacity)) return await this.#prepare(size);
+    const pool = this.#classFor(capacity);
     const taken = this.#take(pool);
     if (!taken) pool.target = Math.min(pool.target * 2, this.#maxCount(capacity));
-    if (large) this.#schedule(capacity);
-    else this.#refill(capacity);
+    if (pool.ready.length + this.#coming(pool) === 0) this.#schedule(capacity);
     if (taken) return taken;
-    if (!large) return this.#prepareSmall(size);
     const batch = pool.batches.find((batch) => batch.count - batch.next > batch.waiters);
     if (batch) {
       batch.waiters++;
@@ -176,7 +184,56 @@ export class MemfdPool {
       const landed = this.#take(pool);
       if (landed) return landed;
     }
-    return await this.#prepareLarge(size);
+    return await this.#prepare(capacity);
+  }
+
+  /**
+   * Takes back the memfd and read-write mapping of a freed blob that no other
+   * process ever received, to hand out again: reusing memory costs a fraction
+   * of allocating and faulting in fresh pages. Its first `size` bytes keep
+   * the freed blob's data, so the next blob zeroes what it does not
+   * overwrite before anyone reads it (see `PreparedMemfd.stale`): a put that
+   * writes every byte, the common case, zeroes nothing. A memfd the blob cut
+   * below its size class gets its size back on another thread.
+   *
+   * @param fd The memfd.
+   * @param pointer Its read-write mapping.
+   * @param capacity The mapping's length, which must be a size class.
+   * @param size The freed blob's size.
+   * @returns Whether the pool took it; if not, the caller frees it.
+   */
+  recycle(
+    fd: number,
+    pointer: NonNullable<Deno.PointerValue>,
+    capacity: number,
+    size: number,
+  ): boolean {
+    if (!this.#pooled(capacity) || sizeClass(capacity) !== capacity) return false;
+    const pool = this.#classFor(capacity);
+    const room = Math.min(this.#maxBytes, this.#room()) - this.#bytes;
+    const kept = pool.ready.length + this.#coming(pool);
+    if (capacity > room || this.#entries >= MAX_ENTRIES || kept >= this.#maxCount(capacity)) {
+      return false;
+    }
+    if (size === capacity) {
+      this.#bytes += capacity;
+      this.#entries++;
+      pool.ready.push({ fd, pointer, capacity, stale: size });
+      return true;
+    }
+    const batch = new Batch(pool, 1, capacity, size);
+    batch.pointers[0] = BigInt(Deno.UnsafePointer.value(pointer));
+    this.#start(batch);
+    batch.promise = this.#native.symbols.pk_recycle_nb(
+      fd,
+      pointer,
+      BigInt(size),
+      BigInt(capacity),
+      batch.fds,
+      batch.done,
+    ).then(() => this.#poll(batch));
+    this.#tasks.track("Recycling a memfd", batch.promise);
+    return true;
   }
 
   /**
@@ -187,9 +244,9 @@ export class MemfdPool {
    */
   trim(limit: number): void {
     if (this.#bytes <= limit) return;
+    this.#pollRunning();
     const classes = [...this.#classes.entries()].sort(([a], [b]) => b - a);
     for (const [, pool] of classes) {
-      this.#pollAll(pool);
       while (this.#bytes > limit && pool.ready.length > 0) {
         const entry = pool.ready.pop()!;
         this.#forget(entry);
@@ -199,20 +256,14 @@ export class MemfdPool {
   }
 
   /**
-   * Frees a memfd that was never handed to a blob, unmapping large ones on
-   * another thread.
+   * Frees a memfd that was never handed to a blob, on another thread.
    *
    * @param entry The memfd.
    */
   release(entry: PreparedMemfd): void {
-    const { symbols } = this.#native;
-    if (entry.pointer === null) {
-      check(symbols.pk_close(entry.fd), "close");
-      return;
-    }
     this.#tasks.track(
       "Releasing a pooled memfd",
-      symbols.pk_unmap_close_nb(entry.fd, entry.pointer, BigInt(entry.capacity))
+      this.#native.symbols.pk_unmap_close_nb(entry.fd, entry.pointer, BigInt(entry.capacity))
         .then((result) => check(result, "munmap and close")),
     );
   }
@@ -253,15 +304,11 @@ export class MemfdPool {
   }
 
   #take(pool: ClassPool): PreparedMemfd | undefined {
-    this.#pollAll(pool);
+    this.#pollRunning();
     let entry = pool.ready.pop();
     for (let i = 0; !entry && i < pool.batches.length; i++) entry = pool.batches[i]!.take();
     if (entry) this.#forget(entry);
     return entry;
-  }
-
-  #pollAll(pool: ClassPool): void {
-    for (const batch of [...pool.batches]) this.#poll(pool, batch);
   }
 
   #forget(entry: PreparedMemfd): void {
@@ -269,16 +316,32 @@ export class MemfdPool {
     this.#entries--;
   }
 
+  /** Memfds of a class being prepared and not yet taken. */
+  #coming(pool: ClassPool): number {
+    return pool.batches.reduce((sum, batch) => sum + batch.count - batch.next, 0);
+  }
+
+  /** Counts a batch's memfds in the pool from its start. */
+  #start(batch: Batch): void {
+    this.#bytes += batch.count * batch.capacity;
+    this.#entries += batch.count;
+    this.#running.add(batch);
+    batch.pool.batches.push(batch);
+  }
+
+  #pollRunning(): void {
+    for (const batch of this.#running) this.#poll(batch);
+  }
+
   /**
    * Retires a batch whose call has finished: its untaken memfds become ready
    * (or are released once the pool is closed) and what it failed to make is
    * no longer counted.
    */
-  #poll(pool: ClassPool, batch: Batch): void {
+  #poll(batch: Batch): void {
     const made = batch.made();
-    if (made === undefined || batch.settled) return;
-    batch.settled = true;
-    this.#running--;
+    if (made === undefined || !this.#running.delete(batch)) return;
+    const pool = batch.pool;
     pool.batches.splice(pool.batches.indexOf(batch), 1);
     const missing = batch.count - made;
     this.#bytes -= missing * batch.capacity;
@@ -293,29 +356,22 @@ export class MemfdPool {
     }
   }
 
-  /** Starts one preparing call for a class when it is a quarter or more short of its target and there is room. */
+  /** Starts one preparing call for a class that has run out, when there is room. */
   #refill(capacity: number): void {
     const pool = this.#classFor(capacity);
-    this.#pollAll(pool);
-    if (this.#closed || this.#running >= MAX_BATCHES) return;
-    const large = capacity > LARGE_BLOB;
-    const coming = pool.batches.reduce((sum, batch) => sum + batch.count - batch.next, 0);
-    const short = pool.target - pool.ready.length - coming;
-    if (short < Math.ceil(pool.target / 4)) return;
+    this.#pollRunning();
+    if (this.#closed || this.#running.size >= MAX_BATCHES) return;
+    if (pool.ready.length + this.#coming(pool) > 0) return;
     const room = Math.min(this.#maxBytes, this.#room()) - this.#bytes;
     const count = Math.min(
-      short,
-      BATCH,
+      pool.target,
       Math.max(1, Math.floor(BATCH_BYTES / capacity)),
       Math.floor(room / capacity),
       MAX_ENTRIES - this.#entries,
     );
     if (count <= 0) return;
-    const batch = new Batch(count, capacity, large);
-    this.#bytes += count * capacity;
-    this.#entries += count;
-    this.#running++;
-    pool.batches.push(batch);
+    const batch = new Batch(pool, count, capacity);
+    this.#start(batch);
     batch.promise = this.#native.symbols.pk_memfd_prepare_many_nb(
       count,
       BigInt(capacity),
@@ -324,24 +380,19 @@ export class MemfdPool {
       batch.pointers,
       batch.done,
     ).then(() => {
-      this.#poll(pool, batch);
-      // A call makes at most BATCH_BYTES: keep going to the target.
-      this.#refill(capacity);
+      this.#poll(batch);
+      // Objects may have taken the room meanwhile.
+      this.trim(Math.min(this.#maxBytes, this.#room()));
     });
     this.#tasks.track("Refilling the memfd pool", batch.promise);
   }
 
-  async #prepareLarge(size: number): Promise<PreparedMemfd> {
+  /** A new memfd of `capacity` bytes, made on another thread. */
+  async #prepare(capacity: number): Promise<PreparedMemfd> {
     const fd = new Int32Array(1);
     const pointer = new BigUint64Array(1);
-    const result = await this.#native.symbols.pk_memfd_prepare_nb(BigInt(size), 1, fd, pointer);
+    const result = await this.#native.symbols.pk_memfd_prepare_nb(BigInt(capacity), 1, fd, pointer);
     check(result, "memfd prepare");
-    return { fd: fd[0]!, pointer: Deno.UnsafePointer.create(pointer[0]!), capacity: size };
-  }
-
-  #prepareSmall(size: number): PreparedMemfd {
-    const fd = new Int32Array(1);
-    check(this.#native.symbols.pk_memfd_prepare(BigInt(size), 1, fd, null), "memfd prepare");
-    return { fd: fd[0]!, pointer: null, capacity: size };
+    return { fd: fd[0]!, pointer: Deno.UnsafePointer.create(pointer[0]!)!, capacity, stale: 0 };
   }
 }

@@ -1,7 +1,8 @@
 /**
- * Object bytes in memory: {@link MemfdBlobStore} keeps each blob in a memfd
- * that other processes can map and that is sealed against writes with the
- * object; {@link HeapBlobStore} is the pure-TypeScript fallback.
+ * Object bytes in memory. {@link MemfdBlobStore} keeps each blob in a memfd
+ * (a small one from the moment its fd is first asked for) that other
+ * processes can map and that is sealed against writes with the object;
+ * {@link HeapBlobStore} is the pure-TypeScript fallback.
  * {@link createMemoryBlobStore} picks one.
  *
  * @module
