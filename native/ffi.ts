@@ -491,6 +491,13 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  pk_fd_identity: {
+    parameters: [
+      "i32", // int32_t fd
+      "buffer", // uint64_t *out (device, inode)
+    ],
+    result: "i32",
+  },
   pk_raise_nofile_limit: { parameters: [], result: "i64" }, // the new soft limit
 } as const satisfies Deno.ForeignLibraryInterface;
 

@@ -781,6 +781,17 @@ PK_EXPORT int32_t pk_munmap_once(void *ptr, uint64_t len) {
   return munmap(ptr, len) < 0 ? -errno : 0;
 }
 
+// Writes the device and inode numbers of an open file into out[0..1]: two
+// descriptors of one live memfd give the same pair, so a process can tell
+// that a memfd it receives is one it has mapped already.
+PK_EXPORT int32_t pk_fd_identity(int32_t fd, uint64_t *out) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return -errno;
+  out[0] = (uint64_t)st.st_dev;
+  out[1] = (uint64_t)st.st_ino;
+  return 0;
+}
+
 // Raises this process's soft limit of open files to its hard limit, as a
 // server that holds a memfd per object and a socket per client needs.
 // Returns the new soft limit (capped at INT32_MAX).

@@ -1,0 +1,319 @@
+import { Errno, errnoError } from "../../native/errno.ts";
+import { Linux } from "../../native/ffi.ts";
+import type { Native } from "../../native/load.ts";
+import { MAX_FDS, MAX_MESSAGE } from "./protocol.ts";
+import type { Reactor } from "./reactor.ts";
+
+/** What a {@link Channel} tells its owner. */
+export interface ChannelHandler {
+  /**
+   * One received message. `bytes` is valid only during the call (the buffer
+   * is reused); `fds` are now owned by the handler, which must close them.
+   * `flags` has `MSG_TRUNC` when the message was longer than the buffer and
+   * `MSG_CTRUNC` when descriptors were dropped.
+   */
+  message(bytes: Uint8Array, fds: number[], flags: number): void;
+  /** The connection ended: the other side closed, an error, or overflow. Called once. */
+  closed(reason: string): void;
+  /** Everything queued has been sent; optional. */
+  drained?(): void;
+}
+
+/** Options of {@link Channel}. */
+export interface ChannelOptions {
+  /** Bytes that may wait in the send queue before the channel gives up. */
+  readonly maxQueuedBytes: number;
+  /** File descriptors that may wait in the send queue (each a duplicate) before it gives up. */
+  readonly maxQueuedFds?: number;
+  /**
+   * Stop reading while messages wait for the peer to read, so a peer that
+   * sends faster than it reads is slowed instead of growing the queue. For
+   * servers; a client must keep reading its replies.
+   */
+  readonly pauseWhileQueued?: boolean;
+}
+
+interface Queued {
+  readonly bytes: Uint8Array;
+  /** Duplicates, owned by the queue until sent. */
+  readonly fds: number[];
+}
+
+/** Buffers shared by every channel: each is used only within one synchronous call. */
+interface Scratch {
+  readonly receive: Uint8Array;
+  readonly send: Uint8Array;
+  readonly fdsIn: Int32Array;
+  readonly fdsOut: Int32Array;
+  readonly count: Int32Array;
+  readonly flags: Int32Array;
+}
+
+let scratch: Scratch | undefined;
+
+function scratchBuffers(): Scratch {
+  scratch ??= {
+    receive: new Uint8Array(MAX_MESSAGE),
+    send: new Uint8Array(MAX_MESSAGE),
+    fdsIn: new Int32Array(MAX_FDS),
+    fdsOut: new Int32Array(MAX_FDS),
+    count: new Int32Array(1),
+    flags: new Int32Array(1),
+  };
+  return scratch;
+}
+
+const IN = Linux.EPOLLIN | Linux.EPOLLRDHUP;
+const RECEIVE_CAPACITY = BigInt(MAX_MESSAGE);
+const OUT = Linux.EPOLLOUT;
+const CLOSING = Linux.EPOLLHUP | Linux.EPOLLERR;
+/** Messages read per readiness event, so one busy peer cannot starve the rest. */
+const READ_BUDGET = 64;
+
+/**
+ * One connected `SOCK_SEQPACKET` socket on the {@link Reactor}: frames queued
+ * with {@link Channel.push} go out together on {@link Channel.flush} as few
+ * messages as fit, received messages go to the handler. Every socket call is
+ * synchronous and non-blocking; when the peer's buffer is full, messages wait
+ * in a bounded queue until the socket is writable again, and a peer that lets
+ * the queue overflow is disconnected.
+ */
+export class Channel {
+  readonly #native: Native;
+  readonly #reactor: Reactor;
+  readonly #fd: number;
+  readonly #token: number;
+  readonly #handler: ChannelHandler;
+  readonly #maxQueued: number;
+  readonly #maxQueuedFds: number;
+  readonly #pauseWhileQueued: boolean;
+  /** Frames pushed since the last flush, and the fds each carries. */
+  #frames: Uint8Array[] = [];
+  #frameFds: number[][] = [];
+  /** Messages that met a full socket, oldest first. */
+  #queue: Queued[] = [];
+  #queuedBytes = 0;
+  #queuedFds = 0;
+  /** Whether the owner wants input; see {@link Channel.setReading}. */
+  #wanted = true;
+  #closed = false;
+  #removed: Promise<void> | undefined;
+
+  /**
+   * Takes over a connected non-blocking socket and registers it.
+   *
+   * @param native The native library.
+   * @param reactor The process's reactor.
+   * @param fd The socket; the channel closes it.
+   * @param handler Where messages and the end go.
+   * @param options Queue bounds and back pressure.
+   */
+  constructor(
+    native: Native,
+    reactor: Reactor,
+    fd: number,
+    handler: ChannelHandler,
+    options: ChannelOptions,
+  ) {
+    this.#native = native;
+    this.#reactor = reactor;
+    this.#fd = fd;
+    this.#handler = handler;
+    this.#maxQueued = options.maxQueuedBytes;
+    this.#maxQueuedFds = options.maxQueuedFds ?? Number.MAX_SAFE_INTEGER;
+    this.#pauseWhileQueued = options.pauseWhileQueued ?? false;
+    try {
+      this.#token = reactor.add(fd, IN, this);
+    } catch (error) {
+      native.symbols.pk_close(fd);
+      throw error;
+    }
+  }
+
+  /** Whether the channel has ended. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes waiting for the socket to become writable. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /**
+   * Adds a frame to the next message. The fds must stay open until
+   * {@link Channel.flush}, which copies them to the kernel (or duplicates them
+   * into the queue).
+   */
+  push(frame: Uint8Array, fds: readonly number[] = []): void {
+    if (this.#closed) return;
+    this.#frames.push(frame);
+    this.#frameFds.push(fds as number[]);
+  }
+
+  /** Whether frames are waiting for {@link Channel.flush}. */
+  get pending(): boolean {
+    return this.#frames.length > 0;
+  }
+
+  /** Sends every pushed frame, packed into as few messages as fit. */
+  flush(): void {
+    const frames = this.#frames;
+    const frameFds = this.#frameFds;
+    if (frames.length === 0) return;
+    this.#frames = [];
+    this.#frameFds = [];
+    if (this.#closed) return;
+    const { send, fdsOut } = scratchBuffers();
+    let length = 0;
+    let fdCount = 0;
+    let only: Uint8Array | undefined;
+    for (let i = 0; i < frames.length; i++) {
+      const frame = frames[i]!;
+      const fds = frameFds[i]!;
+      if (
+        length > 0 && (length + frame.length > MAX_MESSAGE || fdCount + fds.length > MAX_FDS)
+      ) {
+        this.#sendOrQueue(only ?? send.subarray(0, length), fdsOut, fdCount);
+        if (this.#closed) return;
+        length = fdCount = 0;
+        only = undefined;
+      }
+      if (length === 0) {
+        only = frame;
+      } else {
+        if (only !== undefined) send.set(only, 0);
+        only = undefined;
+        send.set(frame, length);
+      }
+      length += frame.length;
+      for (const fd of fds) fdsOut[fdCount++] = fd;
+    }
+    this.#sendOrQueue(only ?? send.subarray(0, length), fdsOut, fdCount);
+  }
+
+  /** Stops or resumes reading, for back pressure. */
+  setReading(on: boolean): void {
+    if (this.#closed || this.#wanted === on) return;
+    this.#wanted = on;
+    this.#watch();
+  }
+
+  /** Whether input is read now: the owner wants it, and nothing waits to go out if that pauses it. */
+  get #reading(): boolean {
+    return this.#wanted && !(this.#pauseWhileQueued && this.#queue.length > 0);
+  }
+
+  /**
+   * Closes the socket and drops what is queued. The handler's
+   * {@link ChannelHandler.closed} is not called for a close asked for here.
+   * Settles when the reactor has let go of the socket.
+   */
+  close(): Promise<void> {
+    if (!this.#closed) this.#end();
+    return this.#removed ?? Promise.resolve();
+  }
+
+  ready(events: number): void {
+    if (this.#closed) return;
+    if (events & OUT) this.#drain();
+    if (this.#closed) return;
+    if (events & Linux.EPOLLIN && this.#reading) this.#receive();
+    else if (events & CLOSING) this.#fail("connection closed");
+  }
+
+  #receive(): void {
+    const symbols = this.#native.symbols;
+    const { receive, fdsIn, count, flags } = scratchBuffers();
+    for (let budget = READ_BUDGET; budget > 0 && this.#reading; budget--) {
+      const result = Number(
+        symbols.pk_recvmsg(this.#fd, receive, RECEIVE_CAPACITY, fdsIn, MAX_FDS, count, flags),
+      );
+      if (result === -Errno.EAGAIN) return;
+      if (result <= 0) {
+        this.#fail(result === 0 ? "connection closed" : errnoError(-result, "recvmsg").message);
+        return;
+      }
+      const fds: number[] = [];
+      for (let i = 0; i < count[0]!; i++) fds.push(fdsIn[i]!);
+      this.#handler.message(receive.subarray(0, result), fds, flags[0]!);
+      if (this.#closed) return;
+    }
+  }
+
+  #sendOrQueue(bytes: Uint8Array, fds: Int32Array, count: number): void {
+    if (this.#queue.length === 0 && this.#send(bytes, fds, count)) return;
+    if (this.#closed) return;
+    const copies: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const copy = this.#native.symbols.pk_dup(fds[i]!);
+      if (copy < 0) {
+        for (const fd of copies) this.#native.symbols.pk_close(fd);
+        this.#fail(errnoError(-copy, "dup").message);
+        return;
+      }
+      copies.push(copy);
+    }
+    this.#queue.push({ bytes: bytes.slice(), fds: copies });
+    this.#queuedBytes += bytes.length;
+    this.#queuedFds += copies.length;
+    if (this.#queuedBytes > this.#maxQueued || this.#queuedFds > this.#maxQueuedFds) {
+      this.#fail(
+        `send queue over ${this.#maxQueued} bytes or ${this.#maxQueuedFds} fds: the peer does not read`,
+      );
+      return;
+    }
+    if (this.#queue.length === 1) this.#watch();
+  }
+
+  /** Sends one message now; false when the socket is full. */
+  #send(bytes: Uint8Array, fds: Int32Array, count: number): boolean {
+    const result = Number(
+      this.#native.symbols.pk_sendmsg(this.#fd, bytes, BigInt(bytes.length), fds, count),
+    );
+    if (result >= 0) return true;
+    if (result === -Errno.EAGAIN) return false;
+    this.#fail(errnoError(-result, "sendmsg").message);
+    return false;
+  }
+
+  #drain(): void {
+    const { fdsOut } = scratchBuffers();
+    while (this.#queue.length > 0) {
+      const next = this.#queue[0]!;
+      for (let i = 0; i < next.fds.length; i++) fdsOut[i] = next.fds[i]!;
+      if (!this.#send(next.bytes, fdsOut, next.fds.length)) return;
+      this.#queue.shift();
+      this.#queuedBytes -= next.bytes.length;
+      this.#queuedFds -= next.fds.length;
+      for (const fd of next.fds) this.#native.symbols.pk_close(fd);
+    }
+    this.#watch();
+    this.#handler.drained?.();
+  }
+
+  #watch(): void {
+    const events = (this.#reading ? IN : 0) | (this.#queue.length > 0 ? OUT : 0);
+    this.#reactor.modify(this.#fd, this.#token, events);
+  }
+
+  #fail(reason: string): void {
+    if (this.#closed) return;
+    this.#end();
+    this.#handler.closed(reason);
+  }
+
+  #end(): void {
+    this.#closed = true;
+    this.#frames = [];
+    this.#frameFds = [];
+    for (const queued of this.#queue) {
+      for (const fd of queued.fds) this.#native.symbols.pk_close(fd);
+    }
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#queuedFds = 0;
+    this.#removed = this.#reactor.remove(this.#fd, this.#token);
+    this.#native.symbols.pk_close(this.#fd);
+  }
+}

@@ -1,0 +1,382 @@
+/**
+ * The wire format of the Unix-socket transport, version 1.
+ *
+ * Each `SOCK_SEQPACKET` message holds one or more frames back to back, so a
+ * client can pipeline several requests in one system call. A frame is a fixed
+ * 16-byte little-endian header and a body:
+ *
+ * | offset | size | field                                             |
+ * | ------ | ---- | ------------------------------------------------- |
+ * | 0      | 2    | magic `0x4b50` (bytes `P`, `K`)                   |
+ * | 2      | 1    | protocol version, {@link PROTOCOL_VERSION}        |
+ * | 3      | 1    | operation, one of {@link Op}                      |
+ * | 4      | 4    | request id, chosen by the client, echoed in reply |
+ * | 8      | 4    | body length in bytes                              |
+ * | 12     | 1    | flags, see {@link Flag}                           |
+ * | 13     | 1    | file descriptors this frame carries               |
+ * | 14     | 2    | reserved, zero                                    |
+ *
+ * File descriptors travel as `SCM_RIGHTS` on the message, in frame order.
+ * Only replies to ACQUIRE carry them: one memfd per blob. Bodies are raw
+ * UTF-8 ids for the operations on one lease or object, small binary records
+ * for blob I/O, and JSON for the rest; an error reply's body is
+ * `{ "code", "message" }`.
+ *
+ * @module
+ */
+import { ProtocolError } from "../../core/errors.ts";
+import type { Lease } from "../../core/lease.ts";
+import type { ObjectInfo } from "../../core/object.ts";
+
+/** The protocol version this implementation speaks. */
+export const PROTOCOL_VERSION = 1;
+/** The first two bytes of every frame, `P` `K`, read as a little-endian u16. */
+export const MAGIC = 0x4b50;
+/** Bytes in a frame header. */
+export const HEADER_SIZE = 16;
+/** The largest message either side sends or accepts, below the default socket buffer. */
+export const MAX_MESSAGE = 192 * 1024;
+/** The largest body of one frame. */
+export const MAX_BODY = MAX_MESSAGE - HEADER_SIZE;
+/** Bodies longer than this are split over frames flagged {@link Flag.MORE}. */
+export const CHUNK = 128 * 1024;
+/** The most file descriptors one message carries (the kernel's `SCM_MAX_FD`). */
+export const MAX_FDS = 253;
+
+/** Operations. Requests and their replies carry the same code. */
+export const Op = {
+  /** Body JSON {@link AcquireRequest}; reply JSON {@link AcquireReply} and one fd per blob. */
+  ACQUIRE: 1,
+  /** Body the lease id; reply JSON `ObjectInfo`. */
+  SEAL: 2,
+  /** Body the lease id; empty reply. */
+  DISCARD: 3,
+  /** Body the lease id; empty reply, none when sent {@link Flag.ONE_WAY}. */
+  RELEASE: 4,
+  /** Body JSON `{ lease, ttl? }`; reply JSON `Lease`. */
+  RENEW: 5,
+  /** Body the object id; reply JSON `ObjectInfo`. */
+  STAT: 6,
+  /** Empty body; reply JSON `ObjectInfo[]`, split with {@link Flag.MORE} when long. */
+  LIST: 7,
+  /** Body the object id; reply one byte, 1 or 0. */
+  HAS: 8,
+  /** Empty body; reply JSON `PeerStats`. */
+  STATS: 9,
+  /** Blob I/O for peers without memfds: body {@link encodeRead}; reply the bytes. */
+  READ: 10,
+  /** Blob I/O for peers without memfds: body {@link encodeWrite}; empty reply. */
+  WRITE: 11,
+  /** A small object in one step: body {@link encodePutFrame}; reply JSON `ObjectInfo`. */
+  PUT: 12,
+} as const;
+
+/** One of {@link Op}. */
+export type Op = typeof Op[keyof typeof Op];
+
+/** Frame flags. */
+export const Flag = {
+  /** The frame is a reply. */
+  REPLY: 1,
+  /** The reply is an error: body JSON `{ code, message }`. */
+  ERROR: 2,
+  /** A request that wants no reply. */
+  ONE_WAY: 4,
+  /** The body continues in the next frame of the same request id. */
+  MORE: 8,
+} as const;
+
+/** The body of an ACQUIRE request. */
+export interface AcquireRequest {
+  /** Object id; absent for CREATE with a fresh id. */
+  readonly id?: string;
+  /** READ, CREATE or WRITE. */
+  readonly access: string;
+  /** Lease TTL in milliseconds. */
+  readonly ttl?: number;
+  /** CREATE: size or blob sizes. */
+  readonly size?: number | readonly number[];
+  /** CREATE: metadata. */
+  readonly meta?: unknown;
+}
+
+/** The body of an ACQUIRE reply; the message carries one fd per blob, or none. */
+export interface AcquireReply {
+  /** The lease granted. */
+  readonly lease: Lease;
+  /** The object as it was when the lease was granted. */
+  readonly object: ObjectInfo;
+}
+
+/** A parsed frame header. */
+export interface Header {
+  /** Protocol version. */
+  readonly version: number;
+  /** Operation code; unchecked. */
+  readonly op: number;
+  /** Request id. */
+  readonly id: number;
+  /** Body length in bytes. */
+  readonly length: number;
+  /** {@link Flag} bits. */
+  readonly flags: number;
+  /** File descriptors carried. */
+  readonly fds: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Builds a frame: header and body in one array.
+ *
+ * @param op The operation.
+ * @param id The request id.
+ * @param flags {@link Flag} bits.
+ * @param body The body bytes.
+ * @param fds How many file descriptors go with this frame.
+ * @returns The frame's bytes.
+ */
+export function encodeFrame(
+  op: number,
+  id: number,
+  flags: number,
+  body: Uint8Array,
+  fds = 0,
+): Uint8Array {
+  const frame = new Uint8Array(HEADER_SIZE + body.length);
+  writeHeader(frame, op, id, flags, body.length, fds);
+  frame.set(body, HEADER_SIZE);
+  return frame;
+}
+
+/** Builds a frame whose body is a string (an id, or JSON), encoded straight into the frame. */
+export function encodeTextFrame(
+  op: number,
+  id: number,
+  flags: number,
+  text: string,
+  fds = 0,
+): Uint8Array {
+  // UTF-8 needs at most three bytes per UTF-16 unit.
+  const room = new Uint8Array(HEADER_SIZE + text.length * 3);
+  const { written } = encoder.encodeInto(text, room.subarray(HEADER_SIZE));
+  writeHeader(room, op, id, flags, written, fds);
+  return room.subarray(0, HEADER_SIZE + written);
+}
+
+function writeHeader(
+  frame: Uint8Array,
+  op: number,
+  id: number,
+  flags: number,
+  length: number,
+  fds: number,
+): void {
+  if (length > MAX_BODY) throw new ProtocolError(`Frame body too large: ${length} bytes`);
+  const view = new DataView(frame.buffer, frame.byteOffset, HEADER_SIZE);
+  view.setUint16(0, MAGIC, true);
+  view.setUint8(2, PROTOCOL_VERSION);
+  view.setUint8(3, op);
+  view.setUint32(4, id, true);
+  view.setUint32(8, length, true);
+  view.setUint8(12, flags);
+  view.setUint8(13, fds);
+  view.setUint16(14, 0, true);
+}
+
+/**
+ * Reads the header of the frame at `offset` of a message.
+ *
+ * @param message The received message.
+ * @param offset Where the frame starts.
+ * @returns The header, or a description of what is wrong with it.
+ */
+export function readHeader(message: Uint8Array, offset: number): Header | string {
+  if (message.length - offset < HEADER_SIZE) {
+    return `truncated header: ${message.length - offset} bytes`;
+  }
+  const view = new DataView(message.buffer, message.byteOffset + offset, HEADER_SIZE);
+  if (view.getUint16(0, true) !== MAGIC) return "bad magic";
+  const header: Header = {
+    version: view.getUint8(2),
+    op: view.getUint8(3),
+    id: view.getUint32(4, true),
+    length: view.getUint32(8, true),
+    flags: view.getUint8(12),
+    fds: view.getUint8(13),
+  };
+  if (header.length > message.length - offset - HEADER_SIZE) {
+    return `body of ${header.length} bytes overruns the message`;
+  }
+  return header;
+}
+
+/**
+ * The operation and request id of a frame whose header may be cut or bad,
+ * to address an error reply; zeros when even those are missing.
+ *
+ * @param frame The bytes where the frame starts.
+ * @returns The operation and request id.
+ */
+export function peekHeader(frame: Uint8Array): { op: number; id: number } {
+  if (frame.length < 8) return { op: 0, id: 0 };
+  const view = new DataView(frame.buffer, frame.byteOffset, 8);
+  if (view.getUint16(0, true) !== MAGIC) return { op: 0, id: 0 };
+  return { op: view.getUint8(3), id: view.getUint32(4, true) };
+}
+
+/**
+ * Decodes a UTF-8 body.
+ *
+ * @throws {ProtocolError} When it is not valid UTF-8.
+ */
+export function decodeText(body: Uint8Array): string {
+  try {
+    return decoder.decode(body);
+  } catch {
+    throw new ProtocolError("Malformed body: not UTF-8");
+  }
+}
+
+/** Encodes a string as UTF-8. */
+export function encodeText(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+/**
+ * Decodes a JSON body.
+ *
+ * @throws {ProtocolError} When it is not UTF-8 JSON.
+ */
+export function decodeJson(body: Uint8Array): unknown {
+  try {
+    return JSON.parse(decoder.decode(body));
+  } catch {
+    throw new ProtocolError("Malformed body: not JSON");
+  }
+}
+
+/** The fields of a READ request. */
+export interface ReadRequest {
+  /** The lease. */
+  readonly lease: string;
+  /** Which blob of the object. */
+  readonly blob: number;
+  /** Where to start. */
+  readonly offset: number;
+  /** How many bytes, at most {@link CHUNK}. */
+  readonly length: number;
+}
+
+/** Encodes a READ body: u32 blob, f64 offset, u32 length, then the lease id. */
+export function encodeRead(request: ReadRequest): Uint8Array {
+  const lease = encoder.encode(request.lease);
+  const body = new Uint8Array(16 + lease.length);
+  const view = new DataView(body.buffer);
+  view.setUint32(0, request.blob, true);
+  view.setFloat64(4, request.offset, true);
+  view.setUint32(12, request.length, true);
+  body.set(lease, 16);
+  return body;
+}
+
+/** Decodes a READ body, or returns undefined when it is too short. */
+export function decodeRead(body: Uint8Array): ReadRequest | undefined {
+  if (body.length < 16) return undefined;
+  const view = new DataView(body.buffer, body.byteOffset, 16);
+  return {
+    blob: view.getUint32(0, true),
+    offset: view.getFloat64(4, true),
+    length: view.getUint32(12, true),
+    lease: decodeText(body.subarray(16)),
+  };
+}
+
+/** The fields of a WRITE request. */
+export interface WriteRequest {
+  /** The lease. */
+  readonly lease: string;
+  /** Which blob of the object. */
+  readonly blob: number;
+  /** Where to write. */
+  readonly offset: number;
+  /** The bytes, at most {@link CHUNK}. */
+  readonly bytes: Uint8Array;
+}
+
+/** Encodes a WRITE body: u32 blob, f64 offset, u32 lease id length, the lease id, the bytes. */
+export function encodeWrite(request: WriteRequest): Uint8Array {
+  const lease = encoder.encode(request.lease);
+  const body = new Uint8Array(16 + lease.length + request.bytes.length);
+  const view = new DataView(body.buffer);
+  view.setUint32(0, request.blob, true);
+  view.setFloat64(4, request.offset, true);
+  view.setUint32(12, lease.length, true);
+  body.set(lease, 16);
+  body.set(request.bytes, 16 + lease.length);
+  return body;
+}
+
+/** Decodes a WRITE body, or returns undefined when it is malformed. */
+export function decodeWrite(body: Uint8Array): WriteRequest | undefined {
+  if (body.length < 16) return undefined;
+  const view = new DataView(body.buffer, body.byteOffset, 16);
+  const leaseLength = view.getUint32(12, true);
+  if (16 + leaseLength > body.length) return undefined;
+  return {
+    blob: view.getUint32(0, true),
+    offset: view.getFloat64(4, true),
+    lease: decodeText(body.subarray(16, 16 + leaseLength)),
+    // A copy: the message buffer is reused as soon as the frame is parsed.
+    bytes: body.slice(16 + leaseLength),
+  };
+}
+
+/** The fields of a PUT request besides its bytes. */
+export interface PutRequest {
+  /** Object id; absent for a fresh one. */
+  readonly id?: string;
+  /** Metadata. */
+  readonly meta?: unknown;
+  /** TTL of the CREATE lease, while the object is written. */
+  readonly ttl?: number;
+}
+
+/**
+ * Builds a PUT frame: its body is the u32 length of the JSON fields, the
+ * JSON, then the object's bytes, all written into one array.
+ */
+export function encodePutFrame(
+  id: number,
+  request: PutRequest,
+  chunks: readonly Uint8Array[],
+  size: number,
+): Uint8Array {
+  const fields = encoder.encode(JSON.stringify(request));
+  const length = 4 + fields.length + size;
+  const frame = new Uint8Array(HEADER_SIZE + length);
+  writeHeader(frame, Op.PUT, id, 0, length, 0);
+  new DataView(frame.buffer).setUint32(HEADER_SIZE, fields.length, true);
+  frame.set(fields, HEADER_SIZE + 4);
+  let at = HEADER_SIZE + 4 + fields.length;
+  for (const chunk of chunks) {
+    frame.set(chunk, at);
+    at += chunk.length;
+  }
+  return frame;
+}
+
+/** Decodes a PUT body, copying its bytes; undefined when it is malformed. */
+export function decodePut(body: Uint8Array): { request: unknown; bytes: Uint8Array } | undefined {
+  if (body.length < 4) return undefined;
+  const length = new DataView(body.buffer, body.byteOffset, 4).getUint32(0, true);
+  if (4 + length > body.length) return undefined;
+  let request: unknown;
+  try {
+    request = JSON.parse(decoder.decode(body.subarray(4, 4 + length)));
+  } catch {
+    return undefined;
+  }
+  return { request, bytes: body.slice(4 + length) };
+}

@@ -1,0 +1,641 @@
+import {
+  AlreadyExistsError,
+  asPackiceError,
+  InvalidArgumentError,
+  NativeUnavailableError,
+  ProtocolError,
+  UnknownLeaseError,
+} from "../../core/errors.ts";
+import type { Blob } from "../../core/blob.ts";
+import { Access, isAccess } from "../../core/lease.ts";
+import type { Acquired, AcquireOptions, Peer } from "../../core/peer.ts";
+import type { Meta } from "../../core/validate.ts";
+import { Errno, errnoError } from "../../native/errno.ts";
+import { Linux } from "../../native/ffi.ts";
+import { loadNative, type Native } from "../../native/load.ts";
+import { Channel, type ChannelHandler } from "./channel.ts";
+import { connectSocket } from "./socket.ts";
+import {
+  type AcquireReply,
+  type AcquireRequest,
+  CHUNK,
+  decodeJson,
+  decodePut,
+  decodeRead,
+  decodeText,
+  decodeWrite,
+  encodeFrame,
+  encodeText,
+  encodeTextFrame,
+  Flag,
+  type Header,
+  HEADER_SIZE,
+  MAX_FDS,
+  MAX_MESSAGE,
+  Op,
+  peekHeader,
+  PROTOCOL_VERSION,
+  readHeader,
+} from "./protocol.ts";
+import { Reactor } from "./reactor.ts";
+
+/** Where a {@link UdsServer} reports events. */
+export interface UdsServerLog {
+  /** Something went wrong with one client; the server carries on. */
+  warn(message: string): void;
+  /** Connections and disconnections. */
+  debug(message: string): void;
+}
+
+/** Options of {@link UdsServer.listen}. */
+export interface UdsServerOptions {
+  /** Mode of the socket file. Default `0o600`: only this user may connect. */
+  readonly mode?: number;
+  /** Bytes of replies that may wait for a client that does not read before it is disconnected. Default 8 MiB. */
+  readonly maxQueuedBytes?: number;
+  /** Requests of one client handled at once; more wait their turn. Default 256. */
+  readonly maxInflight?: number;
+  /** Where to report events. Default: nowhere. */
+  readonly log?: UdsServerLog;
+}
+
+const silent: UdsServerLog = { warn: () => {}, debug: () => {} };
+/** Memfds that may wait for one slow client, each a duplicate held open. */
+const MAX_QUEUED_FDS = 1024;
+
+/** What every connection of a server shares. */
+interface Context {
+  readonly native: Native;
+  readonly reactor: Reactor;
+  readonly peer: Peer;
+  readonly maxQueuedBytes: number;
+  readonly maxInflight: number;
+  readonly log: UdsServerLog;
+  /** Called when a connection has ended. */
+  forget(connection: Connection): void;
+}
+const empty = new Uint8Array(0);
+
+/**
+ * Serves a {@link Peer} on a Unix socket to the processes of this host.
+ *
+ * Each blob's memfd goes to the client with the ACQUIRE reply (`SCM_RIGHTS`),
+ * so readers and writers share the object's memory without a copy. Leases
+ * belong to the connection that acquired them: when a client goes away,
+ * cleanly or not, its leases are released and its unsealed objects discarded.
+ *
+ * @example Serve a memory peer
+ * ```ts ignore
+ * import { MemoryPeer, UdsServer } from "@packice/packice";
+ * await using peer = new MemoryPeer();
+ * await using server = await UdsServer.listen(peer, "/tmp/packice-example.sock");
+ * console.log(server.address); // "unix:///tmp/packice-example.sock"
+ * ```
+ */
+export class UdsServer implements AsyncDisposable {
+  readonly #context: Context;
+  readonly #path: string;
+  readonly #fd: number;
+  readonly #token: number;
+  readonly #connections = new Set<Connection>();
+  #accepting = true;
+  /** Accept failed for want of fds or memory, and has not succeeded since: warned once. */
+  #starved = false;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * Listens on `path` and serves `peer` until closed. A socket file left by a
+   * daemon that is gone is replaced.
+   *
+   * @param peer The peer to serve; the server does not close it.
+   * @param path The socket path.
+   * @param options Socket mode, limits and log.
+   * @returns The listening server.
+   * @throws {AlreadyExistsError} When a live server answers on `path`.
+   * @throws {InvalidArgumentError} When `path` exists and is not a socket, or is too long.
+   * @throws {NativeUnavailableError} When the native library cannot be loaded.
+   *
+   * @example Share a file system peer with the processes of this host
+   * ```ts ignore
+   * import { FileSystemPeer, UdsServer } from "@packice/packice";
+   * await using peer = await FileSystemPeer.open({ dir: "/var/lib/packice" });
+   * await using server = await UdsServer.listen(peer, "/run/packice.sock", { mode: 0o660 });
+   * console.log(`Serving on ${server.address}`);
+   * ```
+   */
+  static async listen(
+    peer: Peer,
+    path: string,
+    options: UdsServerOptions = {},
+  ): Promise<UdsServer> {
+    const native = loadNative();
+    if (native === undefined) {
+      throw new NativeUnavailableError("Cannot serve on a Unix socket: native library unavailable");
+    }
+    // A memfd per object and a socket per client: the usual soft limit of 1024 is too low.
+    native.symbols.pk_raise_nofile_limit();
+    await removeStale(native, path);
+    const cPath = new TextEncoder().encode(`${path}\0`);
+    const fd = native.symbols.pk_uds_listen(cPath, 1024);
+    if (fd < 0) {
+      if (-fd === Errno.EADDRINUSE) {
+        throw new AlreadyExistsError(`Cannot listen on ${path}: address in use`);
+      }
+      throw errnoError(-fd, `listen on ${path}`);
+    }
+    try {
+      await Deno.chmod(path, options.mode ?? 0o600);
+    } catch (error) {
+      native.symbols.pk_close(fd);
+      await Deno.remove(path).catch(() => {});
+      throw error;
+    }
+    return new UdsServer(native, peer, path, fd, options);
+  }
+
+  private constructor(
+    native: Native,
+    peer: Peer,
+    path: string,
+    fd: number,
+    options: UdsServerOptions,
+  ) {
+    this.#path = path;
+    this.#fd = fd;
+    this.#context = {
+      native,
+      reactor: Reactor.of(native),
+      peer,
+      maxQueuedBytes: options.maxQueuedBytes ?? 8 * 1024 * 1024,
+      maxInflight: options.maxInflight ?? 256,
+      log: options.log ?? silent,
+      forget: (connection) => this.#connections.delete(connection),
+    };
+    try {
+      this.#token = this.#context.reactor.add(fd, Linux.EPOLLIN, { ready: () => this.#accept() });
+    } catch (error) {
+      native.symbols.pk_close(fd);
+      throw error;
+    }
+  }
+
+  /** The socket path. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** The address for people and `connect()`: `unix:///path`. */
+  get address(): string {
+    return `unix://${this.#path}`;
+  }
+
+  /** How many clients are connected. */
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  /** Accepts the connections waiting, up to a budget per turn. */
+  #accept(): void {
+    if (!this.#accepting || this.#closing !== undefined) return;
+    const { native, log } = this.#context;
+    const symbols = native.symbols;
+    for (let budget = 256; budget > 0; budget--) {
+      const fd = symbols.pk_accept(this.#fd);
+      if (fd === -Errno.EAGAIN) return;
+      if (fd < 0) {
+        if (-fd === Errno.ECONNABORTED || -fd === Errno.EINTR) continue;
+        // Out of fds or memory: stop accepting for a moment instead of spinning.
+        if (!this.#starved) {
+          log.warn(`Cannot accept connections: ${errnoError(-fd, "accept").message}`);
+        }
+        this.#starved = true;
+        this.#pause();
+        return;
+      }
+      this.#starved = false;
+      try {
+        this.#connections.add(new Connection(this.#context, fd));
+      } catch (error) {
+        log.warn(`Cannot serve a connection: ${asPackiceError(error).message}`);
+      }
+    }
+  }
+
+  /** Stops listening, disconnects every client (releasing their leases) and removes the socket. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      clearTimeout(this.#retry);
+      const removed = this.#context.reactor.remove(this.#fd, this.#token);
+      this.#context.native.symbols.pk_close(this.#fd);
+      await Deno.remove(this.#path).catch(() => {});
+      await Promise.all([...this.#connections].map((connection) => connection.close()));
+      await removed;
+    })();
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #pause(): void {
+    this.#accepting = false;
+    this.#context.reactor.modify(this.#fd, this.#token, 0);
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      if (this.#closing !== undefined) return;
+      this.#accepting = true;
+      this.#context.reactor.modify(this.#fd, this.#token, Linux.EPOLLIN);
+    }, 100);
+  }
+}
+
+/** Refuses a live server on `path` and removes a stale socket file. */
+async function removeStale(native: Native, path: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
+  if (!info.isSocket) {
+    throw new InvalidArgumentError(`Cannot listen on ${path}: it exists and is not a socket`);
+  }
+  const fd = connectSocket(native, path);
+  if (fd >= 0) {
+    native.symbols.pk_close(fd);
+    throw new AlreadyExistsError(`Cannot listen on ${path}: a server already answers there`);
+  }
+  if (-fd !== Errno.ECONNREFUSED) throw errnoError(-fd, `connect to ${path}`);
+  await Deno.remove(path);
+}
+
+/** One client of a {@link UdsServer}: its requests, replies and leases. */
+class Connection implements ChannelHandler {
+  readonly #context: Context;
+  readonly #peer: Peer;
+  readonly #channel: Channel;
+  /** Leases granted on this connection and not yet ended by it. */
+  readonly #leases = new Map<string, Acquired>();
+  #inflight = 0;
+  /** Frames received but not started yet, while too many are under way. */
+  #backlog: Uint8Array | undefined;
+  #flushing = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(context: Context, fd: number) {
+    this.#context = context;
+    this.#peer = context.peer;
+    this.#channel = new Channel(context.native, context.reactor, fd, this, {
+      maxQueuedBytes: context.maxQueuedBytes,
+      maxQueuedFds: MAX_QUEUED_FDS,
+      pauseWhileQueued: true,
+    });
+    context.log.debug(`Client connected on fd ${fd}`);
+  }
+
+  message(bytes: Uint8Array, fds: number[], flags: number): void {
+    for (const fd of fds) this.#context.native.symbols.pk_close(fd);
+    if (flags & Linux.MSG_TRUNC) {
+      // The kernel dropped the rest: answer the first frame, if it has a header.
+      const { op, id } = peekHeader(bytes);
+      this.#fail(op, id, new ProtocolError(`Message too large: over ${MAX_MESSAGE} bytes`));
+    } else if (fds.length > 0) {
+      this.#frames(bytes, "Unexpected file descriptors: clients may not send any");
+    } else {
+      this.#frames(bytes, undefined);
+    }
+    this.#scheduleFlush();
+  }
+
+  drained(): void {
+    this.#resume();
+  }
+
+  /**
+   * Starts each frame of a message, or refuses each with `refused`. Frames
+   * beyond what the connection may have under way wait in the backlog, and
+   * reading stops until it is empty again.
+   */
+  #frames(bytes: Uint8Array, refused: string | undefined): void {
+    let offset = 0;
+    while (offset < bytes.length) {
+      if (refused === undefined && !this.#mayStart()) {
+        // The message buffer is reused: keep a copy of the rest.
+        this.#backlog = bytes.slice(offset);
+        this.#channel.setReading(false);
+        return;
+      }
+      const header = readHeader(bytes, offset);
+      if (typeof header === "string") {
+        // The framing is lost: answer once and drop the rest of the message.
+        const { op, id } = peekHeader(bytes.subarray(offset));
+        this.#fail(op, id, new ProtocolError(`Malformed frame: ${header}`));
+        return;
+      }
+      const start = offset + HEADER_SIZE;
+      offset = start + header.length;
+      if (refused !== undefined) this.#fail(header.op, header.id, new ProtocolError(refused));
+      else this.#dispatch(header, bytes.subarray(start, offset));
+    }
+  }
+
+  /** Whether another request may start: few enough under way, and no replies waiting to go. */
+  #mayStart(): boolean {
+    return this.#inflight < this.#context.maxInflight && this.#channel.queuedBytes === 0;
+  }
+
+  /** Starts frames from the backlog as room frees up, then reads again. */
+  #resume(): void {
+    if (this.#channel.closed || !this.#mayStart()) return;
+    const backlog = this.#backlog;
+    this.#backlog = undefined;
+    if (backlog !== undefined) this.#frames(backlog, undefined);
+    if (this.#backlog === undefined) this.#channel.setReading(true);
+    this.#scheduleFlush();
+  }
+
+  closed(reason: string): void {
+    this.#context.log.debug(`Client disconnected: ${reason}`);
+    if (reason !== "connection closed") {
+      this.#context.log.warn(`Disconnected a client: ${reason}`);
+    }
+    void this.#end();
+  }
+
+  /** Disconnects the client and releases its leases. */
+  close(): Promise<void> {
+    this.#closing ??= this.#channel.close().then(() => this.#end());
+    return this.#closing;
+  }
+
+  async #end(): Promise<void> {
+    this.#context.forget(this);
+    const leases = [...this.#leases.keys()];
+    this.#leases.clear();
+    await Promise.all(leases.map((lease) => this.#peer.release(lease).catch(() => {})));
+  }
+
+  #dispatch(header: Header, body: Uint8Array): void {
+    const { op, id, flags } = header;
+    if (header.version !== PROTOCOL_VERSION) {
+      this.#fail(op, id, new ProtocolError(`Unsupported protocol version: ${header.version}`));
+      return;
+    }
+    if (flags & (Flag.REPLY | Flag.ERROR | Flag.MORE) || header.fds !== 0) {
+      this.#fail(op, id, new ProtocolError(`Invalid request flags: ${flags}`));
+      return;
+    }
+    let work: Promise<Uint8Array | string | undefined>;
+    try {
+      work = this.#handle(op, id, body);
+    } catch (error) {
+      if (!(flags & Flag.ONE_WAY)) this.#fail(op, id, error);
+      return;
+    }
+    this.#inflight++;
+    work.then(
+      (reply) => {
+        if (reply !== undefined && !(flags & Flag.ONE_WAY)) this.#reply(op, id, reply);
+      },
+      (error) => {
+        if (!(flags & Flag.ONE_WAY)) this.#fail(op, id, error);
+      },
+    ).finally(() => {
+      this.#inflight--;
+      if (this.#backlog !== undefined) this.#resume();
+      this.#scheduleFlush();
+    });
+  }
+
+  /** Parses a request synchronously (the body is reused after this) and starts it. */
+  #handle(op: number, id: number, body: Uint8Array): Promise<Uint8Array | string | undefined> {
+    const peer = this.#peer;
+    switch (op) {
+      case Op.ACQUIRE:
+        return this.#acquire(id, parseAcquire(body));
+      case Op.SEAL: {
+        const lease = this.#owned(decodeText(body));
+        return peer.seal(lease).then(json);
+      }
+      case Op.DISCARD: {
+        const lease = this.#owned(decodeText(body));
+        return peer.discard(lease).then(() => {
+          this.#leases.delete(lease);
+          return empty;
+        });
+      }
+      case Op.RELEASE: {
+        const lease = this.#owned(decodeText(body));
+        // Ended whatever the peer says: a lease that fails to release has expired.
+        this.#leases.delete(lease);
+        return peer.release(lease).then(() => empty);
+      }
+      case Op.RENEW: {
+        const request = parseObject(body);
+        const lease = this.#owned(stringField(request, "lease"));
+        const ttl = request.ttl as number | undefined;
+        return peer.renew(lease, ttl).then(json);
+      }
+      case Op.STAT:
+        return peer.stat(decodeText(body)).then(json);
+      case Op.LIST:
+        return peer.list().then(json);
+      case Op.HAS:
+        return peer.has(decodeText(body)).then((has) => Uint8Array.of(has ? 1 : 0));
+      case Op.STATS:
+        return peer.stats().then(json);
+      case Op.READ:
+        return this.#read(body);
+      case Op.WRITE:
+        return this.#write(body);
+      case Op.PUT:
+        return this.#put(body);
+      default:
+        throw new ProtocolError(`Unknown operation: ${op}`);
+    }
+  }
+
+  async #acquire(id: number, request: AcquireRequest): Promise<undefined> {
+    const options: AcquireOptions = {
+      ...(request.ttl === undefined ? {} : { ttl: request.ttl }),
+      ...(request.size === undefined ? {} : { size: request.size }),
+      ...(request.meta === undefined ? {} : { meta: request.meta as Meta }),
+    };
+    const acquired = await this.#peer.acquire(request.id, request.access as Access, options);
+    const leaseId = acquired.lease.id;
+    if (this.#channel.closed) {
+      await this.#peer.release(leaseId).catch(() => {});
+      return undefined;
+    }
+    let fds: number[];
+    try {
+      fds = fdsOf(acquired);
+    } catch (error) {
+      await this.#peer.release(leaseId).catch(() => {});
+      throw error;
+    }
+    this.#leases.set(leaseId, acquired);
+    const reply: AcquireReply = { lease: acquired.lease, object: acquired.object };
+    // The fds stay open until the flush of this turn: the lease holds the blobs,
+    // and only a timer (expiry) or another message (release) could end it.
+    this.#channel.push(
+      encodeTextFrame(Op.ACQUIRE, id, Flag.REPLY, json(reply), fds.length),
+      fds,
+    );
+    return undefined;
+  }
+
+  async #read(body: Uint8Array): Promise<Uint8Array> {
+    const request = decodeRead(body);
+    if (request === undefined) throw new ProtocolError("Malformed READ request");
+    if (request.length > CHUNK) {
+      throw new InvalidArgumentError(`Invalid length: at most ${CHUNK} bytes per read`);
+    }
+    return await this.#blob(request.lease, request.blob).read(request.offset, request.length);
+  }
+
+  async #write(body: Uint8Array): Promise<Uint8Array> {
+    const request = decodeWrite(body);
+    if (request === undefined) throw new ProtocolError("Malformed WRITE request");
+    await this.#blob(request.lease, request.blob).write(request.offset, request.bytes);
+    return empty;
+  }
+
+  /** Creates, writes, seals and releases a small object whose bytes came inline. */
+  async #put(body: Uint8Array): Promise<string> {
+    const decoded = decodePut(body);
+    if (decoded === undefined) throw new ProtocolError("Malformed PUT request");
+    const { bytes } = decoded;
+    const request = decoded.request as Record<string, unknown>;
+    if (request === null || typeof request !== "object" || Array.isArray(request)) {
+      throw new ProtocolError("Malformed PUT request");
+    }
+    if (request.id !== undefined && typeof request.id !== "string") {
+      throw new InvalidArgumentError("Invalid object id: expected a string");
+    }
+    const { lease, blobs } = await this.#peer.acquire(request.id, Access.CREATE, {
+      size: bytes.length,
+      ...(request.meta === undefined ? {} : { meta: request.meta as Meta }),
+      ...(request.ttl === undefined ? {} : { ttl: request.ttl as number }),
+    });
+    try {
+      await blobs[0]!.write(0, bytes);
+      return json(await this.#peer.seal(lease.id));
+    } finally {
+      await this.#peer.release(lease.id).catch(() => {});
+    }
+  }
+
+  /** A blob of a lease on this connection, for peers whose blobs have no fd. */
+  #blob(lease: string, index: number): Blob {
+    const blob = this.#leases.get(this.#owned(lease))!.blobs[index];
+    if (blob === undefined) throw new InvalidArgumentError(`Invalid blob index: ${index}`);
+    return blob;
+  }
+
+  #owned(lease: string): string {
+    if (!this.#leases.has(lease)) {
+      throw new UnknownLeaseError(`Lease ${lease} was not granted on this connection`);
+    }
+    return lease;
+  }
+
+  #reply(op: number, id: number, body: Uint8Array | string): void {
+    if (typeof body === "string" && body.length * 3 <= CHUNK) {
+      this.#channel.push(encodeTextFrame(op, id, Flag.REPLY, body));
+    } else if (typeof body === "string") {
+      this.#replyChunked(op, id, encodeText(body));
+    } else if (body.length > CHUNK) {
+      this.#replyChunked(op, id, body);
+    } else {
+      this.#channel.push(encodeFrame(op, id, Flag.REPLY, body));
+    }
+  }
+
+  #replyChunked(op: number, id: number, body: Uint8Array): void {
+    for (let at = 0; at < body.length || at === 0; at += CHUNK) {
+      const end = Math.min(at + CHUNK, body.length);
+      const more = end < body.length ? Flag.MORE : 0;
+      this.#channel.push(encodeFrame(op, id, Flag.REPLY | more, body.subarray(at, end)));
+      if (end === body.length) break;
+    }
+  }
+
+  #fail(op: number, id: number, error: unknown): void {
+    const { code, message } = asPackiceError(error);
+    this.#channel.push(encodeTextFrame(op, id, Flag.REPLY | Flag.ERROR, json({ code, message })));
+  }
+
+  /**
+   * Sends the replies gathered so far once the requests of this turn have
+   * settled (they usually do within a few microtasks), so that pipelined
+   * requests get their replies in one message.
+   */
+  #scheduleFlush(): void {
+    if (this.#flushing || !this.#channel.pending) return;
+    this.#flushing = true;
+    let hops = 0;
+    const tick = () => {
+      if (this.#inflight > 0 && hops++ < 16) {
+        queueMicrotask(tick);
+        return;
+      }
+      this.#flushing = false;
+      this.#channel.flush();
+    };
+    queueMicrotask(tick);
+  }
+}
+
+/** The fds of an acquired object's blobs, in order, or none when they have none. */
+function fdsOf(acquired: Acquired): number[] {
+  const fds: number[] = [];
+  for (const blob of acquired.blobs) {
+    const fd = blob.fd;
+    if (fd === undefined) break;
+    fds.push(fd);
+  }
+  if (fds.length !== 0 && fds.length !== acquired.blobs.length) {
+    throw new ProtocolError(`Cannot share object ${acquired.object.id}: some blobs have no fd`);
+  }
+  if (fds.length > MAX_FDS) {
+    throw new InvalidArgumentError(
+      `Cannot share object ${acquired.object.id}: ${fds.length} blobs, at most ${MAX_FDS} over a Unix socket`,
+    );
+  }
+  return fds;
+}
+
+/** A reply body as JSON text, encoded straight into its frame. */
+function json(value: unknown): string {
+  return JSON.stringify(value);
+}
+
+function parseObject(body: Uint8Array): Record<string, unknown> {
+  const value = decodeJson(body);
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ProtocolError("Malformed request body: expected a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+function stringField(value: Record<string, unknown>, name: string): string {
+  const field = value[name];
+  if (typeof field !== "string") throw new ProtocolError(`Malformed request body: ${name}`);
+  return field;
+}
+
+function parseAcquire(body: Uint8Array): AcquireRequest {
+  const request = parseObject(body);
+  if (!isAccess(request.access)) {
+    throw new InvalidArgumentError(`Invalid access: ${request.access}`);
+  }
+  if (request.id !== undefined && typeof request.id !== "string") {
+    throw new InvalidArgumentError("Invalid object id: expected a string");
+  }
+  return request as unknown as AcquireRequest;
+}

@@ -1,0 +1,573 @@
+import type { DirectPut, PutOptions } from "../../client/client.ts";
+import {
+  ClosedError,
+  errorFromCode,
+  InvalidArgumentError,
+  NativeUnavailableError,
+  NotFoundError,
+  ProtocolError,
+  UnauthorizedError,
+  UnknownLeaseError,
+} from "../../core/errors.ts";
+import { Access, type Lease } from "../../core/lease.ts";
+import type { ObjectInfo } from "../../core/object.ts";
+import type { Acquired, AcquireOptions, Peer, PeerStats } from "../../core/peer.ts";
+import { Errno, errnoError } from "../../native/errno.ts";
+import { Linux } from "../../native/ffi.ts";
+import { loadNative, type Native } from "../../native/load.ts";
+import { Channel, type ChannelHandler } from "./channel.ts";
+import { MappingCache } from "./mapping_cache.ts";
+import {
+  type AcquireReply,
+  type AcquireRequest,
+  decodeJson,
+  encodeFrame,
+  encodePutFrame,
+  encodeRead,
+  encodeTextFrame,
+  encodeWrite,
+  Flag,
+  HEADER_SIZE,
+  MAX_FDS,
+  Op,
+  readHeader,
+} from "./protocol.ts";
+import { Reactor } from "./reactor.ts";
+import { connectSocket } from "./socket.ts";
+import { type BlobOwner, type BlobSource, UdsBlob } from "./uds_blob.ts";
+
+/** Options of {@link UdsPeer.connect}. */
+export interface UdsPeerOptions {
+  /** How long to keep trying while the server's backlog is full, in milliseconds. Default 5000. */
+  readonly connectTimeout?: number;
+}
+
+/** The largest object {@link UdsPeer.putObject} sends inline. */
+const INLINE_PUT = 64 * 1024;
+
+/** Decodes a reply body (valid only during the call) and the fds that came with it. */
+type Decode<T> = (body: Uint8Array, fds: number[]) => T;
+
+interface Pending {
+  readonly decode: Decode<unknown>;
+  /** Whether the decoder takes over the fds of the reply; otherwise they are closed. */
+  readonly takesFds: boolean;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: Error) => void;
+  /** Earlier parts of a reply split with {@link Flag.MORE}. */
+  parts?: Uint8Array[];
+}
+
+/**
+ * A request body: bytes, a string (an id, or JSON) to encode straight into
+ * the frame, or a function that builds the whole frame for a request id.
+ */
+type Body = Uint8Array | string | ((id: number) => Uint8Array);
+
+/** Sends a request and resolves with its decoded reply. */
+type Call = <T>(op: number, body: Body, decode: Decode<T>) => Promise<T>;
+
+/** What a 0-length reply decodes to. */
+const none: Decode<void> = () => {};
+
+/** A lease held on this connection, with this process's hold on its blobs. */
+class HeldLease implements BlobOwner {
+  lease: Lease;
+  object: ObjectInfo;
+  readonly blobs: UdsBlob[] = [];
+  ended = false;
+  /** Sealed, as far as this side knows. */
+  done: boolean;
+  /** A seal through this lease is under way. */
+  sealing = false;
+  readonly #call: Call;
+
+  constructor(call: Call, reply: AcquireReply) {
+    this.#call = call;
+    this.lease = reply.lease;
+    this.object = reply.object;
+    this.done = reply.object.state === "SEALED";
+  }
+
+  get leaseId(): string {
+    return this.lease.id;
+  }
+
+  get objectId(): string {
+    return this.lease.objectId;
+  }
+
+  get access(): Access {
+    return this.lease.access;
+  }
+
+  get sealed(): boolean {
+    return this.done || this.sealing;
+  }
+
+  readRemote(index: number, offset: number, length: number): Promise<Uint8Array> {
+    return this.#call(
+      Op.READ,
+      encodeRead({ lease: this.lease.id, blob: index, offset, length }),
+      (body) => body.slice(),
+    );
+  }
+
+  writeRemote(index: number, offset: number, bytes: Uint8Array): Promise<void> {
+    return this.#call(
+      Op.WRITE,
+      encodeWrite({ lease: this.lease.id, blob: index, offset, bytes }),
+      none,
+    );
+  }
+
+  /** Ends the lease on this side: views detach, mappings and memfds go. */
+  end(): void {
+    this.ended = true;
+    for (const blob of this.blobs) blob.end();
+  }
+}
+
+/**
+ * A {@link Peer} in another process, reached over a Unix socket: the
+ * client side of the Packice daemon. Objects' bytes are not copied: each
+ * blob's memfd arrives with its lease and is mapped here, read-only for
+ * READ leases and read-write for CREATE leases, so `openView()` gives the
+ * daemon's memory itself. Requests are pipelined on one connection; many
+ * connections in one process share one native event-loop thread.
+ *
+ * Leases belong to the connection: closing it (or the process ending, even
+ * by a crash) ends them all. An open connection keeps the process running,
+ * so close it when done.
+ *
+ * @example Connect to a daemon
+ * ```ts ignore
+ * import { Client, UdsPeer } from "@packice/packice";
+ * await using peer = await UdsPeer.connect("/run/user/1000/packice.sock");
+ * await using client = new Client(peer);
+ * const id = await client.put("shared");
+ * using handle = await client.get(id);
+ * console.log(handle.bytes.length); // 6, mapped from the daemon's memory
+ * ```
+ */
+export class UdsPeer implements Peer, DirectPut {
+  readonly #native: Native;
+  readonly #path: string;
+  readonly #channel: Channel;
+  readonly #pending = new Map<number, Pending>();
+  readonly #leases = new Map<string, HeldLease>();
+  readonly #mappings: MappingCache;
+  #nextId = 1;
+  #flushQueued = false;
+  #lazyFlush: ReturnType<typeof setTimeout> | undefined;
+  #closedReason: string | undefined;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * Connects to a daemon's Unix socket.
+   *
+   * @param path The socket path.
+   * @param options How long to wait for a busy server.
+   * @returns The connected peer.
+   * @throws {NotFoundError} When nothing listens on `path`.
+   * @throws {UnauthorizedError} When the socket's mode does not let this user connect.
+   * @throws {NativeUnavailableError} When the native library cannot be loaded.
+   *
+   * @example Read an object another process wrote
+   * ```ts ignore
+   * import { UdsPeer } from "@packice/packice";
+   * await using peer = await UdsPeer.connect("/tmp/packice-alice.sock");
+   * const { lease, blobs } = await peer.acquire("model.bin", "READ");
+   * console.log(blobs[0]!.openView()!.length); // the object's size, no copy made
+   * await peer.release(lease.id);
+   * ```
+   */
+  static async connect(path: string, options: UdsPeerOptions = {}): Promise<UdsPeer> {
+    const native = loadNative();
+    if (native === undefined) {
+      throw new NativeUnavailableError(
+        `Cannot connect to ${path}: native library unavailable, so Unix sockets are too`,
+      );
+    }
+    const deadline = Date.now() + (options.connectTimeout ?? 5000);
+    let delay = 1;
+    for (;;) {
+      const fd = connectSocket(native, path);
+      if (fd >= 0) return new UdsPeer(native, path, fd);
+      const errno = -fd;
+      if (errno === Errno.ENOENT || errno === Errno.ECONNREFUSED) {
+        throw new NotFoundError(`Cannot connect to ${path}: no daemon listens there`);
+      }
+      if (errno === Errno.EACCES || errno === Errno.EPERM) {
+        throw new UnauthorizedError(`Cannot connect to ${path}: permission denied`);
+      }
+      if (errno !== Errno.EAGAIN || Date.now() >= deadline) {
+        throw errnoError(errno, `connect to ${path}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 50);
+    }
+  }
+
+  private constructor(native: Native, path: string, fd: number) {
+    this.#native = native;
+    this.#path = path;
+    this.#mappings = new MappingCache(native);
+    const handler: ChannelHandler = {
+      message: (bytes, fds, flags) => this.#message(bytes, fds, flags),
+      closed: (reason) => this.#shutdown(`Connection to ${path} lost: ${reason}`),
+    };
+    this.#channel = new Channel(native, Reactor.of(native), fd, handler, {
+      maxQueuedBytes: Number.MAX_SAFE_INTEGER,
+    });
+  }
+
+  /** The socket path. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** Whether {@link UdsPeer.close} has run or the connection has ended. */
+  get closed(): boolean {
+    return this.#closedReason !== undefined;
+  }
+
+  async acquire(
+    objectId: string | undefined,
+    access: Access,
+    options: AcquireOptions = {},
+  ): Promise<Acquired> {
+    if (Array.isArray(options.size) && options.size.length > MAX_FDS) {
+      throw new InvalidArgumentError(
+        `Invalid size: ${options.size.length} blobs, at most ${MAX_FDS} over a Unix socket`,
+      );
+    }
+    const request: AcquireRequest = {
+      ...(objectId === undefined ? {} : { id: objectId }),
+      access,
+      ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+      ...(options.size === undefined ? {} : { size: options.size }),
+      ...(options.meta === undefined ? {} : { meta: options.meta }),
+    };
+    const held = await this.#call(
+      Op.ACQUIRE,
+      JSON.stringify(request),
+      (body, fds) => this.#hold(decodeJson(body) as AcquireReply, fds),
+    );
+    return { lease: held.lease, object: held.object, blobs: held.blobs };
+  }
+
+  async seal(leaseId: string): Promise<ObjectInfo> {
+    const held = this.#leases.get(leaseId);
+    const sealing = held?.access === Access.CREATE && !held.sealed ? held : undefined;
+    if (sealing !== undefined) {
+      sealing.sealing = true;
+      // The daemon can seal the memfd only once no writable mapping of it is left.
+      const unmapping: Promise<void>[] = [];
+      for (const other of this.#leases.values()) {
+        if (other.objectId !== sealing.objectId) continue;
+        for (const blob of other.blobs) unmapping.push(blob.unmapWritable());
+      }
+      await Promise.all(unmapping).catch((error) => {
+        sealing.sealing = false;
+        throw error;
+      });
+    }
+    try {
+      const info = await this.#call(Op.SEAL, leaseId, (body) => decodeJson(body) as ObjectInfo);
+      if (held !== undefined) {
+        held.done = true;
+        held.object = info;
+      }
+      return info;
+    } finally {
+      if (sealing !== undefined) sealing.sealing = false;
+    }
+  }
+
+  async discard(leaseId: string): Promise<void> {
+    await this.#call(Op.DISCARD, leaseId, none);
+    this.#end(leaseId);
+  }
+
+  /**
+   * Ends a lease. The request is sent without waiting for its reply: the
+   * lease ends here at once, and on the daemon before any later request of
+   * this connection. A lease past its expiry waits for the daemon's answer.
+   */
+  release(leaseId: string): Promise<void> {
+    const held = this.#leases.get(leaseId);
+    if (held === undefined) {
+      if (this.#closedReason !== undefined) return Promise.reject(this.#closedError());
+      return Promise.reject(
+        new UnknownLeaseError(`Lease ${leaseId} was not granted on this connection`),
+      );
+    }
+    const expiresAt = held.lease.expiresAt;
+    if (expiresAt !== undefined && expiresAt <= Date.now()) {
+      return this.#call(Op.RELEASE, leaseId, none).finally(() => this.#end(leaseId));
+    }
+    this.#end(leaseId);
+    this.#send(Op.RELEASE, 0, Flag.ONE_WAY, leaseId);
+    return Promise.resolve();
+  }
+
+  async renew(leaseId: string, ttl?: number): Promise<Lease> {
+    const body = JSON.stringify({ lease: leaseId, ...(ttl === undefined ? {} : { ttl }) });
+    const lease = await this.#call(Op.RENEW, body, (reply) => decodeJson(reply) as Lease);
+    const held = this.#leases.get(leaseId);
+    if (held !== undefined) held.lease = lease;
+    return lease;
+  }
+
+  stat(objectId: string): Promise<ObjectInfo> {
+    return this.#call(Op.STAT, objectId, (body) => decodeJson(body) as ObjectInfo);
+  }
+
+  list(): Promise<ObjectInfo[]> {
+    return this.#call(Op.LIST, "", (body) => decodeJson(body) as ObjectInfo[]);
+  }
+
+  has(objectId: string): Promise<boolean> {
+    return this.#call(Op.HAS, objectId, (body) => body[0] === 1);
+  }
+
+  stats(): Promise<PeerStats> {
+    return this.#call(Op.STATS, "", (body) => decodeJson(body) as PeerStats);
+  }
+
+  /**
+   * Creates, fills and seals an object; `Client.put` uses it. Objects up
+   * to 64 KiB travel inline in one request, which costs one round trip
+   * instead of two and no memfd; larger ones are written into their memfd.
+   */
+  async putObject(
+    chunks: readonly Uint8Array[],
+    size: number,
+    options: PutOptions,
+  ): Promise<ObjectInfo> {
+    const fields = {
+      ...(options.meta === undefined ? {} : { meta: options.meta }),
+      ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+    };
+    if (size <= INLINE_PUT) {
+      const request = options.id === undefined ? fields : { id: options.id, ...fields };
+      return await this.#call(
+        Op.PUT,
+        (id) => encodePutFrame(id, request, chunks, size),
+        (reply) => decodeJson(reply) as ObjectInfo,
+      );
+    }
+    const { lease, blobs } = await this.acquire(options.id, Access.CREATE, { ...fields, size });
+    try {
+      let at = 0;
+      for (const chunk of chunks) {
+        await blobs[0]!.write(at, chunk);
+        at += chunk.length;
+      }
+      return await this.seal(lease.id);
+    } finally {
+      await this.release(lease.id).catch(() => {});
+    }
+  }
+
+  /**
+   * Ends every lease of this connection (views detach, mappings go; the
+   * daemon releases them and discards unsealed objects) and disconnects.
+   * Idempotent.
+   */
+  close(): Promise<void> {
+    this.#shutdown("Connection closed");
+    this.#closing ??= this.#channel.close();
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Sends a request and waits for its reply. */
+  #call<T>(op: number, body: Body, decode: Decode<T>): Promise<T> {
+    if (this.#closedReason !== undefined) return Promise.reject(this.#closedError());
+    const id = this.#nextId;
+    this.#nextId = id === 0xffff_ffff ? 1 : id + 1;
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    this.#pending.set(id, {
+      decode,
+      takesFds: op === Op.ACQUIRE,
+      resolve: resolve as (value: unknown) => void,
+      reject,
+    });
+    this.#send(op, id, 0, body);
+    return promise;
+  }
+
+  /** Handles a message from the daemon. */
+  #message(bytes: Uint8Array, fds: number[], flags: number): void {
+    let offset = 0;
+    let fdAt = 0;
+    const lost = flags & (Linux.MSG_TRUNC | Linux.MSG_CTRUNC);
+    try {
+      while (offset < bytes.length) {
+        const header = readHeader(bytes, offset);
+        if (typeof header === "string") {
+          this.#fail(`malformed reply: ${header}`);
+          return;
+        }
+        const body = bytes.subarray(offset + HEADER_SIZE, offset + HEADER_SIZE + header.length);
+        offset += HEADER_SIZE + header.length;
+        const frameFds = fds.slice(fdAt, fdAt + header.fds);
+        fdAt += header.fds;
+        const pending = this.#pending.get(header.id);
+        if (pending === undefined || !(header.flags & Flag.REPLY)) {
+          for (const fd of frameFds) this.#native.symbols.pk_close(fd);
+          continue;
+        }
+        if (header.flags & Flag.MORE) {
+          for (const fd of frameFds) this.#native.symbols.pk_close(fd);
+          (pending.parts ??= []).push(body.slice());
+          continue;
+        }
+        this.#pending.delete(header.id);
+        const failed = header.flags & Flag.ERROR || lost || frameFds.length !== header.fds;
+        if (failed || !pending.takesFds) {
+          for (const fd of frameFds) this.#native.symbols.pk_close(fd);
+        }
+        if (header.flags & Flag.ERROR) {
+          pending.reject(remoteError(body));
+        } else if (failed) {
+          pending.reject(new ProtocolError("Reply truncated: the message or its fds were cut"));
+        } else {
+          try {
+            pending.resolve(pending.decode(joined(pending.parts, body), frameFds));
+          } catch (error) {
+            pending.reject(error as Error);
+          }
+        }
+      }
+    } finally {
+      for (let i = fdAt; i < fds.length; i++) this.#native.symbols.pk_close(fds[i]!);
+    }
+  }
+
+  /**
+   * Takes over the memfds of an acquired object and records the lease: a
+   * READ lease maps each one read-only and closes it, a CREATE or WRITE
+   * lease keeps it until the lease ends.
+   */
+  #hold(reply: AcquireReply, fds: number[]): HeldLease {
+    const { symbols } = this.#native;
+    const held = new HeldLease((op, body, decode) => this.#call(op, body, decode), reply);
+    const sizes = reply.object.blobSizes;
+    let taken = 0;
+    try {
+      if (fds.length !== 0 && fds.length !== sizes.length) {
+        throw new ProtocolError(`Reply carries ${fds.length} fds for ${sizes.length} blobs`);
+      }
+      for (let i = 0; i < sizes.length; i++) {
+        const fd = fds[i];
+        let source: BlobSource = {};
+        if (fd !== undefined && held.access === Access.READ) {
+          try {
+            source = { shared: this.#mappings.map(fd, sizes[i]!) };
+          } finally {
+            symbols.pk_close(fd);
+            taken++;
+          }
+        } else if (fd !== undefined) {
+          source = { fd };
+          taken++;
+        }
+        held.blobs.push(new UdsBlob(this.#native, held, i, sizes[i]!, source));
+      }
+    } catch (error) {
+      for (const fd of fds.slice(taken)) symbols.pk_close(fd);
+      held.end();
+      this.#send(Op.RELEASE, 0, Flag.ONE_WAY, reply.lease.id);
+      throw error;
+    }
+    this.#leases.set(reply.lease.id, held);
+    return held;
+  }
+
+  #end(leaseId: string): void {
+    const held = this.#leases.get(leaseId);
+    if (held === undefined) return;
+    this.#leases.delete(leaseId);
+    held.end();
+  }
+
+  #send(op: number, id: number, flags: number, body: Body): void {
+    this.#channel.push(
+      typeof body === "string"
+        ? encodeTextFrame(op, id, flags, body)
+        : typeof body === "function"
+        ? body(id)
+        : encodeFrame(op, id, flags, body),
+    );
+    if (flags & Flag.ONE_WAY) {
+      // Nobody waits for a one-way request: it rides with the next request,
+      // or leaves on its own when the timer fires. The timer is not cleared
+      // by other flushes, so a stream of requests arms one now and then.
+      this.#lazyFlush ??= setTimeout(() => {
+        this.#lazyFlush = undefined;
+        this.#channel.flush();
+      }, 0);
+      return;
+    }
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    // Requests made in the same turn leave in one message.
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      this.#channel.flush();
+    });
+  }
+
+  #fail(reason: string): void {
+    this.#shutdown(`Connection to ${this.#path} failed: ${reason}`);
+    void this.#channel.close();
+  }
+
+  #shutdown(reason: string): void {
+    if (this.#closedReason !== undefined) return;
+    this.#closedReason = reason;
+    clearTimeout(this.#lazyFlush);
+    this.#lazyFlush = undefined;
+    for (const held of this.#leases.values()) held.end();
+    this.#leases.clear();
+    this.#mappings.close();
+    const error = this.#closedError();
+    for (const pending of this.#pending.values()) pending.reject(error);
+    this.#pending.clear();
+  }
+
+  #closedError(): ClosedError {
+    return new ClosedError(this.#closedReason ?? "Connection closed");
+  }
+}
+
+function joined(parts: Uint8Array[] | undefined, last: Uint8Array): Uint8Array {
+  if (parts === undefined) return last;
+  const total = parts.reduce((sum, part) => sum + part.length, last.length);
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const part of [...parts, last]) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return bytes;
+}
+
+function remoteError(body: Uint8Array): Error {
+  try {
+    const { code, message } = decodeJson(body) as { code: unknown; message: unknown };
+    if (typeof code === "string" && typeof message === "string") {
+      return errorFromCode(code, message);
+    }
+  } catch {
+    // Not JSON: described below.
+  }
+  return new ProtocolError("Malformed error reply");
+}
