@@ -42,7 +42,11 @@ export class MemoryLeaseStore implements LeaseStore {
   readonly #expired = new Set<string>();
   readonly #clock: Clock;
 
-  /** @param clock The clock that decides expiry. */
+  /**
+   * Creates the instance.
+   *
+   * @param clock The clock that decides expiry.
+   */
   constructor(clock: Clock = systemClock) {
     this.#clock = clock;
   }

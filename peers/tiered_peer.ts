@@ -21,6 +21,8 @@ export const DEFAULT_HOT_CAPACITY = 1024 ** 3;
 /** The default disk budget of a tiered peer: 16 GiB. */
 export const DEFAULT_COLD_CAPACITY = 16 * 1024 ** 3;
 
+const DEFAULT_POOL_BYTES = 256 * 1024 ** 2;
+
 /** Options of {@link TieredPeer.open}. */
 export interface TieredPeerOptions {
   /** The data directory of the disk tier; created when missing. */
@@ -49,7 +51,11 @@ export interface TieredPeerOptions {
   readonly promoteAfterReads?: number;
   /** Milliseconds within which those reads must fall. Default 60 000. */
   readonly promoteWindow?: number;
-  /** Bytes of memory kept ready for new objects, out of the memory budget; see `MemfdBlobStore`. */
+  /**
+   * Bytes of memory kept ready for new objects on top of the memory budget,
+   * made on another thread so that `create` does not pay for page allocation.
+   * Default: a quarter of the memory budget, at most 256 MiB.
+   */
   readonly poolBytes?: number;
   /** Where leases live. Default: a {@link MemoryLeaseStore} on the peer's clock. */
   readonly leases?: LeaseStore;
@@ -67,7 +73,8 @@ export interface TieredPeerOptions {
  * on disk, behind the same lifecycle and client API as every peer.
  *
  * - A new object is written to memory when it fits there now, else straight
- *   to disk: `create` never waits for memory to be freed.
+ *   to disk, its files made in the background before its first write: `create`
+ *   waits neither for memory to be freed nor for the disk.
  * - Above the high watermark, the least recently used objects that no lease
  *   holds are demoted in the background, down to the low watermark: copied
  *   from mapped memory straight into files, sealed and flushed on disk, and
@@ -135,11 +142,14 @@ export class TieredPeer extends BasePeer {
     }
     const promoteAfterReads = validateSize(options.promoteAfterReads ?? 2, "promoteAfterReads");
     const promoteWindow = validateSize(options.promoteWindow ?? 60_000, "promoteWindow");
+    const poolBytes = validateSize(
+      options.poolBytes ?? Math.min(DEFAULT_POOL_BYTES, Math.floor(hotCapacity / 4)),
+      "poolBytes",
+    );
     const cold = new FileBlobStore({ dir: options.dir, capacity: Number.MAX_SAFE_INTEGER });
-    const hot = await createMemoryBlobStore({
-      capacity: hotCapacity,
-      ...(options.poolBytes === undefined ? {} : { poolBytes: options.poolBytes }),
-    });
+    // The pool gets room of its own: with memory at its budget, as it is while
+    // demotion runs, new objects still find memory made ready on another thread.
+    const hot = await createMemoryBlobStore({ capacity: hotCapacity + poolBytes, poolBytes });
     const clock = options.clock ?? systemClock;
     const store = new TieredBlobStore({
       hot,
@@ -230,6 +240,7 @@ export class TieredPeer extends BasePeer {
       tier_cold_capacity_bytes: stats.cold.capacity,
       tier_cold_objects: stats.cold.objects,
       tier_demotions_total: stats.demotions,
+      tier_demoting_bytes: stats.demoting,
       tier_demoted_bytes_total: stats.demotedBytes,
       tier_promotions_total: stats.promotions,
       tier_promoted_bytes_total: stats.promotedBytes,

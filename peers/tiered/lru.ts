@@ -10,11 +10,6 @@ export class Lru<T> implements Iterable<T> {
     return this.#order.size;
   }
 
-  /** Whether `item` is in the order. */
-  has(item: T): boolean {
-    return this.#order.has(item);
-  }
-
   /** Makes `item` the most recently used, adding it when absent. */
   touch(item: T): void {
     this.#order.delete(item);

@@ -25,6 +25,11 @@ export class TieredObject implements StoredObject {
   hot: StoredObject | undefined;
   /** The copy on disk. */
   cold: StoredObject | undefined;
+  /**
+   * The files of a new object placed on disk, being made: uses of its blobs
+   * wait for them, and fail as they do.
+   */
+  pending: Promise<void> | undefined;
   /** Whether the copy it was written into is sealed. */
   written = false;
   /** Sealed, with every copy it needs: in the recency orders, a candidate for moves. */
@@ -66,7 +71,8 @@ export class TieredObject implements StoredObject {
  * that serves now, the hot one when there is one. A store never takes the hot
  * copy away while a lease holds the object, so views and fds handed out under
  * a lease stay valid until it ends; reads may move from the cold copy to a
- * new hot one meanwhile, and see the same bytes.
+ * new hot one meanwhile, and see the same bytes. Reads and writes of a new
+ * object whose files are still being made wait for them, in order.
  */
 export class TieredBlob implements Blob {
   /** Size in bytes. */
@@ -92,7 +98,7 @@ export class TieredBlob implements Blob {
 
   /** A view of the serving copy: the hot one's memory, or undefined when only on disk. */
   openView(): Uint8Array | undefined {
-    return this.#serving().openView();
+    return this.#object.pending === undefined ? this.#serving().openView() : undefined;
   }
 
   /** Detaches a view, whichever copy opened it. */
@@ -103,11 +109,15 @@ export class TieredBlob implements Blob {
 
   /** Copies bytes out of the serving copy. */
   read(offset: number, length: number): Promise<Uint8Array> {
+    const { pending } = this.#object;
+    if (pending !== undefined) return pending.then(() => this.read(offset, length));
     return this.#serving().read(offset, length);
   }
 
   /** Copies bytes into the object being created, in the tier it was placed in. */
   write(offset: number, bytes: Uint8Array): Promise<void> {
+    const { pending } = this.#object;
+    if (pending !== undefined) return pending.then(() => this.write(offset, bytes));
     return this.#serving().write(offset, bytes);
   }
 

@@ -32,6 +32,8 @@ export interface TierStats {
   readonly cold: TierUsage;
   /** Hot copies given up to bring memory under its low watermark. */
   readonly demotions: number;
+  /** Bytes of the objects being demoted now: more than 0 while demotion runs. */
+  readonly demoting: number;
   /** Bytes that demotions copied to disk (demoting an object already on disk copies none). */
   readonly demotedBytes: number;
   /** Objects copied back into memory after reads from disk. */
@@ -79,6 +81,12 @@ export interface TieredBlobStoreOptions {
   /** The clock of the promotion window. */
   readonly clock: Clock;
 }
+
+/**
+ * Demotions run at once: one object's flushes to disk overlap the next one's
+ * copy, where a single demoter would leave the disk idle between objects.
+ */
+const DEMOTERS = 2;
 
 interface Usage {
   bytes: number;
@@ -133,7 +141,10 @@ export class TieredBlobStore implements BlobStore {
     failures: 0,
   };
   readonly #tasks = new Set<Promise<void>>();
-  #demoting = false;
+  /** Demoters running. */
+  #demoters = 0;
+  /** Hot bytes the demoters are moving out. */
+  #outgoing = 0;
   #host: TierHost | undefined;
   #closing: Promise<void> | undefined;
 
@@ -191,6 +202,7 @@ export class TieredBlobStore implements BlobStore {
    */
   async seal(stored: StoredObject, info: ObjectInfo): Promise<void> {
     const object = this.#own(stored, "seal");
+    await object.pending;
     if (!object.written) {
       if (object.hot !== undefined) await this.#hot.seal(object.hot, info);
       else await this.#cold.seal(object.cold!, info);
@@ -201,7 +213,7 @@ export class TieredBlobStore implements BlobStore {
       this.#unreserve(object);
       this.#charge("cold", object.size);
       try {
-        await this.#copy(object, "cold");
+        await this.#move(object, this.#copy(object, "cold"));
       } catch (error) {
         // Keeps the room, so that sealing again retries the write-through.
         this.#reserved += object.size;
@@ -224,6 +236,7 @@ export class TieredBlobStore implements BlobStore {
     this.#coldLru.delete(object);
     if (this.#current.get(object.id) === object) this.#current.delete(object.id);
     this.#unreserve(object);
+    await object.pending?.catch(() => {});
     if (object.moving !== undefined) await object.moving.catch(() => {});
     await Promise.all([this.#freeCopy(object, "hot"), this.#freeCopy(object, "cold")]);
   }
@@ -236,7 +249,9 @@ export class TieredBlobStore implements BlobStore {
   async recover(): Promise<RecoveredObject[]> {
     this.#checkOpen("recover");
     const found = await this.#cold.recover();
-    found.sort((a, b) => (a.info.sealedAt ?? a.info.createdAt) - (b.info.sealedAt ?? b.info.createdAt));
+    found.sort((a, b) =>
+      (a.info.sealedAt ?? a.info.createdAt) - (b.info.sealedAt ?? b.info.createdAt)
+    );
     return found.map(({ info, stored }) => {
       const object = new TieredObject(info);
       object.cold = stored;
@@ -266,7 +281,7 @@ export class TieredBlobStore implements BlobStore {
       return tier;
     }
     this.#counts.misses++;
-    if (this.#promotionDue(object)) this.#track(this.#promote(object));
+    if (this.#promotionDue(object)) this.#startPromotion(object);
     return tier;
   }
 
@@ -276,6 +291,7 @@ export class TieredBlobStore implements BlobStore {
     return {
       hot: usage("hot", this.#options.hotCapacity),
       cold: usage("cold", this.#options.coldCapacity),
+      demoting: this.#outgoing,
       ...this.#counts,
     };
   }
@@ -311,6 +327,12 @@ export class TieredBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * Places a new object on disk without waiting for its files: making them
+   * waits on the file system's journal, for milliseconds while the disk is
+   * busy with demotions, so it runs in the background and the object's first
+   * write waits for it instead of `create`.
+   */
   async #placeCold(object: TieredObject): Promise<void> {
     if (object.reserved) {
       this.#unreserve(object);
@@ -318,12 +340,16 @@ export class TieredBlobStore implements BlobStore {
     } else {
       await this.#claimCold(object);
     }
-    try {
-      object.cold = await this.#cold.allocate(object.info);
-    } catch (error) {
+    const pending = this.#cold.allocate(object.info).then((copy) => {
+      object.cold = copy;
+      object.pending = undefined;
+    }, (error) => {
       this.#credit("cold", object.size);
       throw error;
-    }
+    });
+    object.pending = pending;
+    // Its failure reaches the writes, seal and free that wait for it.
+    this.#track(pending.catch(() => {}));
   }
 
   /**
@@ -333,47 +359,60 @@ export class TieredBlobStore implements BlobStore {
    */
   async #copy(object: TieredObject, to: Tier): Promise<void> {
     const [store, source] = to === "hot" ? [this.#hot, object.cold!] : [this.#cold, object.hot!];
-    object.moving = (async () => {
-      let copy: StoredObject | undefined;
-      try {
-        copy = await store.allocate(object.info);
-        await copyObject(source, copy);
-        await store.seal(copy, object.info);
-      } catch (error) {
-        this.#credit(to, object.size);
-        if (copy !== undefined) await store.free(copy).catch(() => {});
-        throw error;
-      }
-      object[to] = copy;
-    })();
+    let copy: StoredObject | undefined;
     try {
-      await object.moving;
-    } finally {
+      copy = await store.allocate(object.info);
+      await copyObject(source, copy);
+      await store.seal(copy, object.info);
+    } catch (error) {
+      this.#credit(to, object.size);
+      if (copy !== undefined) await store.free(copy).catch(() => {});
+      throw error;
+    }
+    object[to] = copy;
+  }
+
+  /** Marks `task` as the one move of `object` under way: no other starts, and freeing waits for it. */
+  #move(object: TieredObject, task: Promise<void>): Promise<void> {
+    const moving = task.finally(() => {
       object.moving = undefined;
+    });
+    object.moving = moving;
+    return moving;
+  }
+
+  /** Starts demoters when memory is above its high watermark, up to {@link DEMOTERS}. */
+  #kick(): void {
+    if (this.#closing !== undefined || this.#usage.hot.bytes <= this.#options.highWatermark) return;
+    while (this.#demoters < DEMOTERS) {
+      this.#demoters++;
+      this.#track(
+        this.#demoteDown().finally(() => {
+          this.#demoters--;
+        }),
+      );
     }
   }
 
-  /** Starts demotion when memory is above its high watermark and none runs. */
-  #kick(): void {
-    if (this.#demoting || this.#closing !== undefined) return;
-    if (this.#usage.hot.bytes <= this.#options.highWatermark) return;
-    this.#demoting = true;
-    this.#track(this.#demoteDown().finally(() => {
-      this.#demoting = false;
-    }));
-  }
-
-  /** Demotes the least recently used idle hot objects, one at a time, down to the low watermark. */
+  /**
+   * Demotes the least recently used idle hot objects one after the other,
+   * until memory, less what other demoters are moving out, is at the low
+   * watermark.
+   */
   async #demoteDown(): Promise<void> {
-    while (this.#closing === undefined && this.#usage.hot.bytes > this.#options.lowWatermark) {
+    const { lowWatermark } = this.#options;
+    while (this.#closing === undefined && this.#usage.hot.bytes - this.#outgoing > lowWatermark) {
       const victim = this.#idleLeast(this.#hotLru);
       if (victim === undefined) return;
+      this.#outgoing += victim.size;
       try {
-        await this.#demote(victim);
+        await this.#move(victim, this.#demote(victim));
       } catch (error) {
         this.#failed(error);
         this.#hotLru.refresh(victim);
         return;
+      } finally {
+        this.#outgoing -= victim.size;
       }
     }
   }
@@ -385,7 +424,7 @@ export class TieredBlobStore implements BlobStore {
   async #demote(object: TieredObject): Promise<void> {
     if (object.cold === undefined) {
       await this.#claimCold(object);
-      if (object.busy || object.hot === undefined) {
+      if (object.freed || object.hot === undefined) {
         this.#credit("cold", object.size);
         return;
       }
@@ -399,11 +438,16 @@ export class TieredBlobStore implements BlobStore {
     this.#track(this.#freeCopy(object, "hot"));
   }
 
-  async #promote(object: TieredObject): Promise<void> {
+  /** Starts copying the object into memory, when memory has room for it now. */
+  #startPromotion(object: TieredObject): void {
     if (object.busy || object.hot !== undefined || this.#closing !== undefined) return;
     // Memory without room now: a later read tries again.
     if (object.size > this.#options.hotCapacity - this.#usage.hot.bytes) return;
     this.#charge("hot", object.size);
+    this.#track(this.#move(object, this.#promote(object)));
+  }
+
+  async #promote(object: TieredObject): Promise<void> {
     await this.#copy(object, "hot");
     object.coldReads = 0;
     object.coldSince = undefined;
