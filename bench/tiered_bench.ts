@@ -65,6 +65,7 @@ async function demotionThroughput(): Promise<DiskRates> {
 /** Bytes per second of writing `count` copies of `bytes` to one file, with an fsync after each. */
 async function sequentialWrite(bytes: Uint8Array, count: number): Promise<number> {
   const path = `${dataDir}/baseline-${crypto.randomUUID()}`;
+  await settleDisk();
   const start = performance.now();
   {
     using file = await Deno.open(path, { write: true, createNew: true });
@@ -100,6 +101,7 @@ async function demoteAll(objectSize: number, count: number): Promise<number> {
     await using peer = await TieredPeer.open(options);
     await using client = await connect(peer);
     for (let i = 0; i < count - 1; i++) await put(client, objectSize, i);
+    await settleDisk();
     const start = performance.now();
     await put(client, objectSize, count - 1);
     await peer.settled();
@@ -113,6 +115,15 @@ async function demoteAll(objectSize: number, count: number): Promise<number> {
   }
   await Deno.remove(dir, { recursive: true });
   return total / seconds;
+}
+
+/**
+ * Lets the disk finish what earlier measurements left, so that neither side
+ * of a comparison pays for the other: flushes every file system, then waits.
+ */
+async function settleDisk(): Promise<void> {
+  await new Deno.Command("sync").output();
+  await new Promise((resolve) => setTimeout(resolve, 500));
 }
 
 async function put(client: Client, size: number, fill: number): Promise<void> {

@@ -86,7 +86,6 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     return closing;
   };
   try {
-    // Servers are added here: each pushes its address and its closer.
     const uds = await UdsServer.listen(peer, options.socket, { mode: options.socketMode, log });
     addresses.push(uds.address);
     closers.push(() => uds.close());
