@@ -23,3 +23,5 @@ export { MemoryLeaseStore } from "./backends/memory_lease_store.ts";
 export * from "./transport/uds/mod.ts";
 export * from "./transport/http/mod.ts";
 export * from "./backends/redis/mod.ts";
+export * from "./backends/memory/mod.ts";
+export * from "./backends/fs/mod.ts";
