@@ -5,9 +5,12 @@
  *   the same bytes to one file in the same directory from a buffer already
  *   touched, with an fsync after each object's worth as demotion has. The
  *   figure is the median ratio of rounds that alternate which goes first.
+ *   Each measurement starts after a `sync` and a pause, so that neither side
+ *   pays for what the other left to the disk.
  * - `create` latency while memory sits above its high watermark under a
- *   steady stream of writes, against `create` on a plain MemoryPeer under the
- *   same stream; and the same under an overload the disk cannot keep up with.
+ *   steady stream of writes faster than demotion, against `create` on a plain
+ *   MemoryPeer under the same stream; and, for information, under a stream
+ *   that demotion keeps up with.
  */
 import { type Client, connect, MemoryPeer, TieredPeer, type TieredPeerOptions } from "../mod.ts";
 import { quantile, report } from "./stats.ts";
@@ -134,25 +137,36 @@ async function put(client: Client, size: number, fill: number): Promise<void> {
 }
 
 /**
- * Reports `create` latency under a stream of 4 MiB puts while memory is above
- * its high watermark: a steady stream at a quarter of the slowest plain write
- * rate of this run, which demotion keeps up with (the target), and an overload at
- * twice the demotion rate, where memory stays full and most objects go
- * straight to disk (for information).
+ * Reports `create` latency under a steady stream of 4 MiB puts on a tiered
+ * peer whose memory has just passed its high watermark, against the same
+ * stream on a plain MemoryPeer:
+ *
+ * - the target: a stream half again as fast as demotion, so that memory
+ *   stays above its high watermark and, once full, objects go straight to
+ *   disk; `create` times count while memory is above the high watermark;
+ * - for information: a stream at a quarter of the slowest plain write of
+ *   this run, which demotion keeps up with; memory hovers at the high
+ *   watermark, and every `create` counts.
  */
 async function createLatency(disk: DiskRates): Promise<void> {
   const runs = [
     {
       bench: "tiered_create_p99_above_high_watermark",
-      rate: disk.slowestWrite / 4,
+      rate: disk.demotion * 1.5,
+      all: false,
       target: "p99 <= 5 ms",
     },
-    { bench: "tiered_create_p99_overload", rate: disk.demotion * 2, target: "none (information)" },
+    {
+      bench: "tiered_create_p99_demotion_keeps_up",
+      rate: disk.slowestWrite / 4,
+      all: true,
+      target: "none (information)",
+    },
   ];
   const payload = new Uint8Array(4 * MiB).fill(7);
-  for (const { bench, rate, target } of runs) {
+  for (const { bench, rate, all, target } of runs) {
     const baseline = await memoryStream(payload, rate);
-    const { run, stats } = await tieredStream(payload, rate);
+    const { run, stats } = await tieredStream(payload, rate, all);
     const p99 = quantile(run.times, 0.99);
     report({
       bench,
@@ -180,12 +194,11 @@ async function memoryStream(payload: Uint8Array, rate: number): Promise<number[]
 
 /**
  * A burst takes the memory of a fresh tiered peer past its high watermark,
- * then the stream runs; `create` times count while memory is above it or
- * demotion, which starts there, still runs. The low watermark is the high
- * one, so that demotion frees only what the stream brings and memory stays
- * at the high watermark, as in a busy steady state.
+ * then the stream runs; `create` times count while memory is above it, or
+ * all of them. The low watermark is the high one, so that demotion frees
+ * only what the stream brings, as in a busy steady state.
  */
-async function tieredStream(payload: Uint8Array, rate: number) {
+async function tieredStream(payload: Uint8Array, rate: number, all: boolean) {
   const hotCapacity = 256 * MiB;
   await using peer = await TieredPeer.open({
     dir: `${dataDir}/latency-${crypto.randomUUID()}`,
@@ -198,8 +211,7 @@ async function tieredStream(payload: Uint8Array, rate: number) {
   await using client = await connect(peer);
   const above = async () => (await peer.tierStats()).hot.bytes > 0.9 * hotCapacity;
   while (!await above()) await client.put(payload);
-  const demoting = async () => (await peer.tierStats()).demoting > 0 || await above();
-  const run = await stream(client, payload, rate, STREAM_SECONDS, demoting, false);
+  const run = await stream(client, payload, rate, STREAM_SECONDS, all ? () => true : above, false);
   await peer.settled();
   return { run, stats: await peer.tierStats() };
 }

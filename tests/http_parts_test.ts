@@ -108,3 +108,21 @@ Deno.test("RequestMetrics renders counters and a cumulative histogram per route"
   }
   assert(text.endsWith("\n"));
 });
+
+Deno.test("RequestMetrics renders a peer's own metrics, counters by the _total suffix", () => {
+  const text = new RequestMetrics().render(
+    { objects: 0, leases: 0, bytes: 0, capacity: 1 },
+    { demotions_total: 3, hot_bytes: 4096 },
+  );
+  const lines = text.split("\n");
+  for (
+    const expected of [
+      "# TYPE packice_demotions_total counter",
+      "packice_demotions_total 3",
+      "# TYPE packice_hot_bytes gauge",
+      "packice_hot_bytes 4096",
+    ]
+  ) {
+    assert(lines.includes(expected), `missing: ${expected}`);
+  }
+});

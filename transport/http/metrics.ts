@@ -51,8 +51,9 @@ export class RequestMetrics {
    * The Prometheus text exposition of the peer's counts and these requests.
    *
    * @param peer The peer's stats; hits, misses and evictions are 0 where the peer does not count them.
+   * @param extra The peer's own metrics (`Peer.metrics()`): a name ending in `_total` is a counter, any other a gauge.
    */
-  render(peer: PeerStats): string {
+  render(peer: PeerStats, extra: Readonly<Record<string, number>> = {}): string {
     const lines: string[] = [];
     const metric = (name: string, type: string, help: string, value: number) =>
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
@@ -78,6 +79,10 @@ export class RequestMetrics {
       "Objects dropped to make room.",
       peer.evictions ?? 0,
     );
+    for (const [name, value] of Object.entries(extra)) {
+      const type = name.endsWith("_total") ? "counter" : "gauge";
+      metric(`packice_${name}`, type, `The peer's ${name.replaceAll("_", " ")}.`, value);
+    }
 
     const requests = "packice_http_requests_total";
     lines.push(

@@ -185,10 +185,14 @@ export class HttpServer implements AsyncDisposable {
     const peer = this.#peer;
     this.#router
       .add("GET", "/healthz", () => Response.json({ status: "ok" }))
-      .add("GET", "/metrics", async () =>
-        new Response(this.#metrics.render(await peer.stats()), {
-          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-        }))
+      .add(
+        "GET",
+        "/metrics",
+        async () =>
+          new Response(this.#metrics.render(await peer.stats(), await peer.metrics?.()), {
+            headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+          }),
+      )
       .add("GET", `${API_PREFIX}/stats`, async () => Response.json(await peer.stats()))
       .add("GET", objects, async () => Response.json(await peer.list()))
       .add("POST", objects, (context) => this.#upload(context, undefined))
