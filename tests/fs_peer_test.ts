@@ -12,7 +12,7 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 }
 
 const dirs: string[] = [];
-lifecycleSuite("FileSystemPeer", async (clock) => {
+lifecycleSuite("FileSystemPeer", {}, async (clock) => {
   const dir = await Deno.makeTempDir({ prefix: "packice-fs-" });
   dirs.push(dir);
   const peer = await FileSystemPeer.open({ dir, clock, sweepInterval: 0 });

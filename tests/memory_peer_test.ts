@@ -4,6 +4,7 @@ import { lifecycleSuite } from "./helpers/lifecycle_suite.ts";
 
 lifecycleSuite(
   "MemoryPeer",
+  {},
   (clock) => Promise.resolve(new MemoryPeer({ clock, sweepInterval: 0 })),
 );
 

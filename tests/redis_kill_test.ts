@@ -1,5 +1,5 @@
 import { assertEquals, assertRejects } from "./helpers/assert.ts";
-import { startRedis } from "./helpers/redis_server.ts";
+import { redisTestOptions, startRedis } from "./helpers/redis_server.ts";
 import { RedisLeaseStore } from "../backends/redis/mod.ts";
 import { Access, AlreadyExistsError, leaseRecord, newId, type ObjectInfo } from "../core/mod.ts";
 
@@ -20,59 +20,63 @@ async function eventually(check: () => Promise<boolean>, ms: number, what: strin
   }
 }
 
-Deno.test("a SIGKILLed node's leases end: by Redis expiry, or when its liveness lapses", async () => {
-  await using redis = await startRedis();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD, redis.url, "kill", "doomed", String(LIVENESS_MS), String(TTL_MS)],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let output = "";
-  while (!output.includes("ready\n")) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error(`The child exited before it was ready: ${output}`);
-    output += value;
-  }
-  await using survivor = await RedisLeaseStore.connect({
-    url: redis.url,
-    namespace: "kill",
-    node: "survivor",
-    liveness: 300,
-  });
-  const take = (id: string) =>
-    survivor.create(creating(id), leaseRecord(newId(), id, Access.CREATE, undefined, Date.now()));
+Deno.test(
+  "a SIGKILLed node's leases end: by Redis expiry, or when its liveness lapses",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CHILD, redis.url, "kill", "doomed", String(LIVENESS_MS), String(TTL_MS)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let output = "";
+    while (!output.includes("ready\n")) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error(`The child exited before it was ready: ${output}`);
+      output += value;
+    }
+    await using survivor = await RedisLeaseStore.connect({
+      url: redis.url,
+      namespace: "kill",
+      node: "survivor",
+      liveness: 300,
+    });
+    const take = (id: string) =>
+      survivor.create(creating(id), leaseRecord(newId(), id, Access.CREATE, undefined, Date.now()));
 
-  // While the child lives, its objects are in the directory and its ids are taken.
-  assertEquals((await survivor.stat("held"))?.holders, [
-    { node: "doomed", address: "unix:///tmp/doomed.sock" },
-  ]);
-  await assertRejects(() => take("timed"), AlreadyExistsError);
-  await assertRejects(() => take("untimed"), AlreadyExistsError);
+    // While the child lives, its objects are in the directory and its ids are taken.
+    assertEquals((await survivor.stat("held"))?.holders, [
+      { node: "doomed", address: "unix:///tmp/doomed.sock" },
+    ]);
+    await assertRejects(() => take("timed"), AlreadyExistsError);
+    await assertRejects(() => take("untimed"), AlreadyExistsError);
 
-  Deno.kill(child.pid, "SIGKILL");
-  await child.status;
-  await lines.cancel();
+    Deno.kill(child.pid, "SIGKILL");
+    await child.status;
+    await lines.cancel();
 
-  // The CREATE lease without a TTL ends when the node's liveness key lapses.
-  await eventually(
-    () => take("untimed").then(() => true, () => false),
-    3 * LIVENESS_MS,
-    "untimed is free",
-  );
-  // The one with a TTL ends by its Redis expiry, and its CREATING record with it.
-  await eventually(
-    async () => (await survivor.stat("timed")) === undefined,
-    3 * TTL_MS,
-    "timed expires",
-  );
-  await take("timed");
-  // The sealed object it held leaves lookups once the survivor's heartbeat reaps the dead node.
-  await eventually(
-    async () => (await survivor.stat("held")) === undefined,
-    3 * LIVENESS_MS,
-    "held goes",
-  );
-  assertEquals((await survivor.list()).map((info) => info.id).sort(), ["timed", "untimed"]);
-});
+    // The CREATE lease without a TTL ends when the node's liveness key lapses.
+    await eventually(
+      () => take("untimed").then(() => true, () => false),
+      3 * LIVENESS_MS,
+      "untimed is free",
+    );
+    // The one with a TTL ends by its Redis expiry, and its CREATING record with it.
+    await eventually(
+      async () => (await survivor.stat("timed")) === undefined,
+      3 * TTL_MS,
+      "timed expires",
+    );
+    await take("timed");
+    // The sealed object it held leaves lookups once the survivor's heartbeat reaps the dead node.
+    await eventually(
+      async () => (await survivor.stat("held")) === undefined,
+      3 * LIVENESS_MS,
+      "held goes",
+    );
+    assertEquals((await survivor.list()).map((info) => info.id).sort(), ["timed", "untimed"]);
+  },
+);

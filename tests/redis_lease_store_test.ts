@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
-import { startRedis } from "./helpers/redis_server.ts";
+import { redisTestOptions, startRedis } from "./helpers/redis_server.ts";
 import { RedisLeaseStore, type RedisLeaseStoreOptions } from "../backends/redis/mod.ts";
 import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
 import {
@@ -88,96 +88,115 @@ function strip(value: unknown): unknown {
   return Object.fromEntries(Object.entries(rest).map(([key, inner]) => [key, strip(inner)]));
 }
 
-Deno.test("RedisLeaseStore gives the same results and errors as MemoryLeaseStore", async () => {
-  await using redis = await startRedis();
-  const memoryClock = new ManualClock(1_000_000);
-  const expected = await history(new MemoryLeaseStore(memoryClock), memoryClock);
-  const clock = new ManualClock(1_000_000);
-  await using leases = await store(redis.url, "a", { clock });
-  assertEquals(await history(leases, clock), expected);
-});
+Deno.test(
+  "RedisLeaseStore gives the same results and errors as MemoryLeaseStore",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const memoryClock = new ManualClock(1_000_000);
+    const expected = await history(new MemoryLeaseStore(memoryClock), memoryClock);
+    const clock = new ManualClock(1_000_000);
+    await using leases = await store(redis.url, "a", { clock });
+    assertEquals(await history(leases, clock), expected);
+  },
+);
 
-Deno.test("create() of one id by two nodes at once: exactly one wins", async () => {
-  await using redis = await startRedis();
-  await using a = await store(redis.url, "a");
-  await using b = await store(redis.url, "b");
-  const now = Date.now();
-  for (let round = 0; round < 50; round++) {
-    const id = `race-${round}`;
-    const results = await Promise.allSettled([
-      a.create(creating(id, now), leaseRecord(`a-${round}`, id, Access.CREATE, undefined, now)),
-      b.create(creating(id, now), leaseRecord(`b-${round}`, id, Access.CREATE, undefined, now)),
-    ]);
-    const won = results.filter((result) => result.status === "fulfilled");
-    const lost = results.filter((result) => result.status === "rejected");
-    assertEquals(won.length, 1);
-    assert(lost[0]!.reason instanceof AlreadyExistsError, String(lost[0]!.reason));
-  }
-  assertEquals((await a.counts()).objects, 50);
-});
-
-Deno.test("a seal racing a discard on another node leaves the object whole or gone", async () => {
-  await using redis = await startRedis();
-  await using a = await store(redis.url, "a");
-  await using b = await store(redis.url, "b");
-  const now = Date.now();
-  for (let round = 0; round < 30; round++) {
-    const id = `r${round}`;
-    await a.create(creating(id, now), leaseRecord(`c${round}`, id, Access.CREATE, undefined, now));
-    await b.grant(id, leaseRecord(`w${round}`, id, Access.WRITE, undefined, now));
-    const [seal, discard] = await Promise.allSettled([
-      a.seal(`c${round}`, { sealedAt: now }),
-      b.discard(`w${round}`),
-    ]);
-    assertEquals(discard.status, "fulfilled");
-    if (seal.status === "rejected") {
-      assert(seal.reason instanceof NotFoundError, String(seal.reason));
+Deno.test(
+  "create() of one id by two nodes at once: exactly one wins",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    await using a = await store(redis.url, "a");
+    await using b = await store(redis.url, "b");
+    const now = Date.now();
+    for (let round = 0; round < 50; round++) {
+      const id = `race-${round}`;
+      const results = await Promise.allSettled([
+        a.create(creating(id, now), leaseRecord(`a-${round}`, id, Access.CREATE, undefined, now)),
+        b.create(creating(id, now), leaseRecord(`b-${round}`, id, Access.CREATE, undefined, now)),
+      ]);
+      const won = results.filter((result) => result.status === "fulfilled");
+      const lost = results.filter((result) => result.status === "rejected");
+      assertEquals(won.length, 1);
+      assert(lost[0]!.reason instanceof AlreadyExistsError, String(lost[0]!.reason));
     }
-    assertEquals(await a.stat(id), undefined);
-    await a.release(`c${round}`);
-  }
-  assertEquals(await b.list(), []);
-});
+    assertEquals((await a.counts()).objects, 50);
+  },
+);
 
-Deno.test("list() and stat() on any node answer for the namespace, with holders", async () => {
-  await using redis = await startRedis();
-  await using a = await store(redis.url, "a", { address: "http://10.0.0.1:7070" });
-  await using b = await store(redis.url, "b");
-  await using other = await store(redis.url, "c", { namespace: "elsewhere" });
-  const now = Date.now();
-  await a.create(
-    creating("x", now, { k: "v" }),
-    leaseRecord("c1", "x", Access.CREATE, undefined, now),
-  );
-  await a.seal("c1", { sealedAt: now + 1 });
-  await a.release("c1");
-  await a.annotate("x", { digest: "sha256:abc" });
-  await b.create(creating("y", now), leaseRecord("c2", "y", Access.CREATE, 60_000, now));
-  const x = await b.stat("x");
-  assertEquals(x, {
-    id: "x",
-    state: "SEALED",
-    size: 3,
-    blobSizes: [1, 2],
-    meta: { k: "v" },
-    createdAt: now,
-    sealedAt: now + 1,
-    digest: "sha256:abc",
-    holders: [{ node: "a", address: "http://10.0.0.1:7070" }],
-  });
-  assertEquals((await a.list()).map((info) => [info.id, info.state]).sort(), [
-    ["x", "SEALED"],
-    ["y", "CREATING"],
-  ]);
-  assertEquals(await other.list(), []);
-  assertEquals(await other.stat("x"), undefined);
-  // A node reads what it does not hold: the directory grants, the peer says it is not held here.
-  const read = await b.grant("x", leaseRecord("r1", "x", Access.READ, undefined, now));
-  assertEquals(read.holders, [{ node: "a", address: "http://10.0.0.1:7070" }]);
-  await b.release("r1");
-});
+Deno.test(
+  "a seal racing a discard on another node leaves the object whole or gone",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    await using a = await store(redis.url, "a");
+    await using b = await store(redis.url, "b");
+    const now = Date.now();
+    for (let round = 0; round < 30; round++) {
+      const id = `r${round}`;
+      await a.create(
+        creating(id, now),
+        leaseRecord(`c${round}`, id, Access.CREATE, undefined, now),
+      );
+      await b.grant(id, leaseRecord(`w${round}`, id, Access.WRITE, undefined, now));
+      const [seal, discard] = await Promise.allSettled([
+        a.seal(`c${round}`, { sealedAt: now }),
+        b.discard(`w${round}`),
+      ]);
+      assertEquals(discard.status, "fulfilled");
+      if (seal.status === "rejected") {
+        assert(seal.reason instanceof NotFoundError, String(seal.reason));
+      }
+      assertEquals(await a.stat(id), undefined);
+      await a.release(`c${round}`);
+    }
+    assertEquals(await b.list(), []);
+  },
+);
 
-Deno.test("close() ends the node's leases and drops it as holder", async () => {
+Deno.test(
+  "list() and stat() on any node answer for the namespace, with holders",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    await using a = await store(redis.url, "a", { address: "http://10.0.0.1:7070" });
+    await using b = await store(redis.url, "b");
+    await using other = await store(redis.url, "c", { namespace: "elsewhere" });
+    const now = Date.now();
+    await a.create(
+      creating("x", now, { k: "v" }),
+      leaseRecord("c1", "x", Access.CREATE, undefined, now),
+    );
+    await a.seal("c1", { sealedAt: now + 1 });
+    await a.release("c1");
+    await a.annotate("x", { digest: "sha256:abc" });
+    await b.create(creating("y", now), leaseRecord("c2", "y", Access.CREATE, 60_000, now));
+    const x = await b.stat("x");
+    assertEquals(x, {
+      id: "x",
+      state: "SEALED",
+      size: 3,
+      blobSizes: [1, 2],
+      meta: { k: "v" },
+      createdAt: now,
+      sealedAt: now + 1,
+      digest: "sha256:abc",
+      holders: [{ node: "a", address: "http://10.0.0.1:7070" }],
+    });
+    assertEquals((await a.list()).map((info) => [info.id, info.state]).sort(), [
+      ["x", "SEALED"],
+      ["y", "CREATING"],
+    ]);
+    assertEquals(await other.list(), []);
+    assertEquals(await other.stat("x"), undefined);
+    // A node reads what it does not hold: the directory grants, the peer says it is not held here.
+    const read = await b.grant("x", leaseRecord("r1", "x", Access.READ, undefined, now));
+    assertEquals(read.holders, [{ node: "a", address: "http://10.0.0.1:7070" }]);
+    await b.release("r1");
+  },
+);
+
+Deno.test("close() ends the node's leases and drops it as holder", redisTestOptions, async () => {
   await using redis = await startRedis();
   await using b = await store(redis.url, "b");
   const a = await store(redis.url, "a");
@@ -190,53 +209,66 @@ Deno.test("close() ends the node's leases and drops it as holder", async () => {
   await b.create(creating("half", now), leaseRecord("c3", "half", Access.CREATE, undefined, now));
 });
 
-Deno.test("a CREATING object expires in Redis with its CREATE lease", async () => {
-  await using redis = await startRedis();
-  await using a = await store(redis.url, "a");
-  await using b = await store(redis.url, "b");
-  const now = Date.now();
-  await a.create(creating("x", now), leaseRecord("c1", "x", Access.CREATE, 150, now));
-  await assertRejects(
-    () =>
-      b.create(creating("x", Date.now()), leaseRecord("c2", "x", Access.CREATE, undefined, now)),
-    AlreadyExistsError,
-  );
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  assertEquals(await b.stat("x"), undefined);
-  assertEquals((await b.counts()).objects, 0);
-  await b.create(creating("x", Date.now()), leaseRecord("c3", "x", Access.CREATE, undefined, now));
-  // The first node's sweep still reports its lease, so its peer frees the bytes.
-  const [end] = await a.expire(Date.now());
-  assertEquals([end!.lease.id, end!.removed?.id], ["c1", "x"]);
-  assertEquals((await b.stat("x"))?.state, "CREATING");
-});
-
-Deno.test("connect() retries with backoff, then fails with a clear error", async () => {
-  const warnings: string[] = [];
-  const log = { info: () => {}, warn: (message: string) => warnings.push(message) };
-  const port = await (async () => {
+Deno.test(
+  "a CREATING object expires in Redis with its CREATE lease",
+  redisTestOptions,
+  async () => {
     await using redis = await startRedis();
-    return redis.port;
-  })();
-  const started = Date.now();
-  const error = await assertRejects(
-    () =>
-      RedisLeaseStore.connect({
-        url: `redis://:secret@127.0.0.1:${port}/0`,
-        connectAttempts: 3,
-        backoff: { initial: 20, max: 40 },
-        log,
-      }),
-    StoreUnavailableError,
-  );
-  assert(Date.now() - started < 2000);
-  assert(error.message.startsWith(`Cannot connect to Redis at redis://:***@127.0.0.1:${port}/0:`));
-  assert(error.message.endsWith("(3 attempts)"), error.message);
-  assertEquals(warnings.length, 2);
-  assert(warnings.every((warning) => !warning.includes("secret")));
-});
+    await using a = await store(redis.url, "a");
+    await using b = await store(redis.url, "b");
+    const now = Date.now();
+    await a.create(creating("x", now), leaseRecord("c1", "x", Access.CREATE, 150, now));
+    await assertRejects(
+      () =>
+        b.create(creating("x", Date.now()), leaseRecord("c2", "x", Access.CREATE, undefined, now)),
+      AlreadyExistsError,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assertEquals(await b.stat("x"), undefined);
+    assertEquals((await b.counts()).objects, 0);
+    await b.create(
+      creating("x", Date.now()),
+      leaseRecord("c3", "x", Access.CREATE, undefined, now),
+    );
+    // The first node's sweep still reports its lease, so its peer frees the bytes.
+    const [end] = await a.expire(Date.now());
+    assertEquals([end!.lease.id, end!.removed?.id], ["c1", "x"]);
+    assertEquals((await b.stat("x"))?.state, "CREATING");
+  },
+);
 
-Deno.test("connect() keeps trying until Redis comes up", async () => {
+Deno.test(
+  "connect() retries with backoff, then fails with a clear error",
+  redisTestOptions,
+  async () => {
+    const warnings: string[] = [];
+    const log = { info: () => {}, warn: (message: string) => warnings.push(message) };
+    const port = await (async () => {
+      await using redis = await startRedis();
+      return redis.port;
+    })();
+    const started = Date.now();
+    const error = await assertRejects(
+      () =>
+        RedisLeaseStore.connect({
+          url: `redis://:secret@127.0.0.1:${port}/0`,
+          connectAttempts: 3,
+          backoff: { initial: 20, max: 40 },
+          log,
+        }),
+      StoreUnavailableError,
+    );
+    assert(Date.now() - started < 2000);
+    assert(
+      error.message.startsWith(`Cannot connect to Redis at redis://:***@127.0.0.1:${port}/0:`),
+    );
+    assert(error.message.endsWith("(3 attempts)"), error.message);
+    assertEquals(warnings.length, 2);
+    assert(warnings.every((warning) => !warning.includes("secret")));
+  },
+);
+
+Deno.test("connect() keeps trying until Redis comes up", redisTestOptions, async () => {
   const port = await (async () => {
     await using redis = await startRedis();
     return redis.port;
@@ -256,77 +288,89 @@ Deno.test("connect() keeps trying until Redis comes up", async () => {
   assertEquals(await leases.list(), []);
 });
 
-Deno.test("a password-protected Redis: the right password works, a wrong one fails at once", async () => {
-  await using redis = await startRedis({ password: "s3cret pass" });
-  await using leases = await store(redis.url, "a");
-  const now = Date.now();
-  await leases.create(creating("x", now), leaseRecord("c1", "x", Access.CREATE, undefined, now));
-  assertEquals((await leases.stat("x"))?.state, "CREATING");
-  let warned = 0;
-  const started = Date.now();
-  for (
-    const url of [`redis://:wrong@127.0.0.1:${redis.port}/0`, `redis://127.0.0.1:${redis.port}/0`]
-  ) {
-    const error = await assertRejects(
-      () => store(url, "b", { log: { info: () => {}, warn: () => void warned++ } }),
-      StoreUnavailableError,
+Deno.test(
+  "a password-protected Redis: the right password works, a wrong one fails at once",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis({ password: "s3cret pass" });
+    await using leases = await store(redis.url, "a");
+    const now = Date.now();
+    await leases.create(creating("x", now), leaseRecord("c1", "x", Access.CREATE, undefined, now));
+    assertEquals((await leases.stat("x"))?.state, "CREATING");
+    let warned = 0;
+    const started = Date.now();
+    for (
+      const url of [`redis://:wrong@127.0.0.1:${redis.port}/0`, `redis://127.0.0.1:${redis.port}/0`]
+    ) {
+      const error = await assertRejects(
+        () => store(url, "b", { log: { info: () => {}, warn: () => void warned++ } }),
+        StoreUnavailableError,
+      );
+      assert(!error.message.includes("wrong"), error.message);
+      assert(/WRONGPASS|NOAUTH/.test(error.message), error.message);
+    }
+    assertEquals(warned, 0);
+    assert(Date.now() - started < 2000);
+  },
+);
+
+Deno.test(
+  "a system-clock store and a manual one agree on expiry by the clock they are given",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const clock: Clock = new ManualClock(Date.now());
+    await using a = await store(redis.url, "a", { clock });
+    await using b = await store(redis.url, "b");
+    const now = clock.now();
+    await a.create(creating("x", now), leaseRecord("c1", "x", Access.CREATE, 60_000, now));
+    (clock as ManualClock).advance(60_000);
+    // By b's clock the lease is live: the id stays taken.
+    await assertRejects(
+      () =>
+        b.create(
+          creating("x", Date.now()),
+          leaseRecord("c2", "x", Access.CREATE, undefined, Date.now()),
+        ),
+      AlreadyExistsError,
     );
-    assert(!error.message.includes("wrong"), error.message);
-    assert(/WRONGPASS|NOAUTH/.test(error.message), error.message);
-  }
-  assertEquals(warned, 0);
-  assert(Date.now() - started < 2000);
-});
+    // By a's clock it has expired: a's own create replaces it.
+    await a.create(
+      creating("x", clock.now()),
+      leaseRecord("c3", "x", Access.CREATE, undefined, clock.now()),
+    );
+  },
+);
 
-Deno.test("a system-clock store and a manual one agree on expiry by the clock they are given", async () => {
-  await using redis = await startRedis();
-  const clock: Clock = new ManualClock(Date.now());
-  await using a = await store(redis.url, "a", { clock });
-  await using b = await store(redis.url, "b");
-  const now = clock.now();
-  await a.create(creating("x", now), leaseRecord("c1", "x", Access.CREATE, 60_000, now));
-  (clock as ManualClock).advance(60_000);
-  // By b's clock the lease is live: the id stays taken.
-  await assertRejects(
-    () =>
-      b.create(
-        creating("x", Date.now()),
-        leaseRecord("c2", "x", Access.CREATE, undefined, Date.now()),
-      ),
-    AlreadyExistsError,
-  );
-  // By a's clock it has expired: a's own create replaces it.
-  await a.create(
-    creating("x", clock.now()),
-    leaseRecord("c3", "x", Access.CREATE, undefined, clock.now()),
-  );
-});
-
-Deno.test("grant() gives the object as it is now, after changes by other nodes", async () => {
-  await using redis = await startRedis();
-  await using a = await store(redis.url, "a");
-  await using b = await store(redis.url, "b");
-  const now = Date.now();
-  const make = async (size: number) => {
-    const info = { ...creating("x", now), size, blobSizes: [size] };
-    await a.create(info, leaseRecord(`c${size}`, "x", Access.CREATE, undefined, now));
-    await a.seal(`c${size}`, { sealedAt: now });
-    await a.release(`c${size}`);
-  };
-  const read = async () => {
-    const lease = leaseRecord(crypto.randomUUID(), "x", Access.READ, undefined, now);
-    const info = await b.grant("x", lease);
-    await b.release(lease.id);
-    return info;
-  };
-  await make(1);
-  assertEquals((await read()).size, 1);
-  assertEquals((await read()).digest, undefined);
-  await a.annotate("x", { digest: "d1" });
-  assertEquals((await read()).digest, "d1");
-  // Deleted and made again under the same id: a new object, never the cached one.
-  await a.grant("x", leaseRecord("w", "x", Access.WRITE, undefined, now));
-  await a.discard("w");
-  await make(2);
-  assertEquals([(await read()).size, (await read()).digest], [2, undefined]);
-});
+Deno.test(
+  "grant() gives the object as it is now, after changes by other nodes",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    await using a = await store(redis.url, "a");
+    await using b = await store(redis.url, "b");
+    const now = Date.now();
+    const make = async (size: number) => {
+      const info = { ...creating("x", now), size, blobSizes: [size] };
+      await a.create(info, leaseRecord(`c${size}`, "x", Access.CREATE, undefined, now));
+      await a.seal(`c${size}`, { sealedAt: now });
+      await a.release(`c${size}`);
+    };
+    const read = async () => {
+      const lease = leaseRecord(crypto.randomUUID(), "x", Access.READ, undefined, now);
+      const info = await b.grant("x", lease);
+      await b.release(lease.id);
+      return info;
+    };
+    await make(1);
+    assertEquals((await read()).size, 1);
+    assertEquals((await read()).digest, undefined);
+    await a.annotate("x", { digest: "d1" });
+    assertEquals((await read()).digest, "d1");
+    // Deleted and made again under the same id: a new object, never the cached one.
+    await a.grant("x", leaseRecord("w", "x", Access.WRITE, undefined, now));
+    await a.discard("w");
+    await make(2);
+    assertEquals([(await read()).size, (await read()).digest], [2, undefined]);
+  },
+);

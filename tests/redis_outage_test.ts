@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
-import { startRedis } from "./helpers/redis_server.ts";
+import { redisTestOptions, startRedis } from "./helpers/redis_server.ts";
 import { RedisLeaseStore, type RedisLeaseStoreOptions } from "../backends/redis/mod.ts";
 import {
   Access,
@@ -60,79 +60,87 @@ async function eventually(check: () => boolean | Promise<boolean>, what: string,
 const read = (id: string, lease: string) =>
   leaseRecord(lease, id, Access.READ, undefined, Date.now());
 
-Deno.test("Redis restarted empty: calls fail fast, held reads go on, the node registers again", async () => {
-  await using redis = await startRedis();
-  await using a = await RedisLeaseStore.connect(options(redis.url, "a"));
-  const local = holdings();
-  a.attach(local);
-  local.add(await sealedObject(a, "x"));
-  await sealedObject(a, "gone-with-redis");
-  await a.grant("x", read("x", "r1"));
+Deno.test(
+  "Redis restarted empty: calls fail fast, held reads go on, the node registers again",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    await using a = await RedisLeaseStore.connect(options(redis.url, "a"));
+    const local = holdings();
+    a.attach(local);
+    local.add(await sealedObject(a, "x"));
+    await sealedObject(a, "gone-with-redis");
+    await a.grant("x", read("x", "r1"));
 
-  await redis.stop();
-  await eventually(() => !a.available, "the store sees Redis go");
+    await redis.stop();
+    await eventually(() => !a.available, "the store sees Redis go");
 
-  // Calls that need Redis fail at once.
-  const started = performance.now();
-  const now = Date.now();
-  await assertRejects(
-    () =>
-      a.create(
-        { id: "y", state: "CREATING", size: 1, blobSizes: [1], meta: {}, createdAt: now },
-        leaseRecord("c1", "y", Access.CREATE, undefined, now),
-      ),
-    StoreUnavailableError,
-  );
-  await assertRejects(() => a.stat("x"), StoreUnavailableError);
-  await assertRejects(() => a.list(), StoreUnavailableError);
-  await assertRejects(
-    () => a.grant("gone-with-redis", read("gone-with-redis", "r2")),
-    StoreUnavailableError,
-  );
-  assert(performance.now() - started < 100, "fail fast");
+    // Calls that need Redis fail at once.
+    const started = performance.now();
+    const now = Date.now();
+    await assertRejects(
+      () =>
+        a.create(
+          { id: "y", state: "CREATING", size: 1, blobSizes: [1], meta: {}, createdAt: now },
+          leaseRecord("c1", "y", Access.CREATE, undefined, now),
+        ),
+      StoreUnavailableError,
+    );
+    await assertRejects(() => a.stat("x"), StoreUnavailableError);
+    await assertRejects(() => a.list(), StoreUnavailableError);
+    await assertRejects(
+      () => a.grant("gone-with-redis", read("gone-with-redis", "r2")),
+      StoreUnavailableError,
+    );
+    assert(performance.now() - started < 100, "fail fast");
 
-  // Reads of what this node holds keep working, leases and all.
-  assertEquals((await a.grant("x", read("x", "r3"))).id, "x");
-  await a.release("r3");
-  await a.release("r1");
-  await a.grant("x", read("x", "r4"));
-  assertEquals((await a.lease("r4")).objectId, "x");
+    // Reads of what this node holds keep working, leases and all.
+    assertEquals((await a.grant("x", read("x", "r3"))).id, "x");
+    await a.release("r3");
+    await a.release("r1");
+    await a.grant("x", read("x", "r4"));
+    assertEquals((await a.lease("r4")).objectId, "x");
 
-  await redis.restart();
-  await eventually(() => a.available, "the store reconnects");
-  await using b = await RedisLeaseStore.connect(options(redis.url, "b"));
-  const x = await b.stat("x");
-  assertEquals([x?.state, x?.holders], ["SEALED", [{ node: "a", address: "http://a:7070" }]]);
-  assertEquals(await b.stat("gone-with-redis"), undefined);
-  // The read lease taken during the outage is in Redis now, and releases there.
-  assertEquals(await redis.command("HKEYS", "outage:leases:a"), ["r4"]);
-  await a.release("r4");
-  assertEquals(await redis.command("HKEYS", "outage:leases:a"), []);
-  assertEquals((await a.counts()).objects, 1);
-});
+    await redis.restart();
+    await eventually(() => a.available, "the store reconnects");
+    await using b = await RedisLeaseStore.connect(options(redis.url, "b"));
+    const x = await b.stat("x");
+    assertEquals([x?.state, x?.holders], ["SEALED", [{ node: "a", address: "http://a:7070" }]]);
+    assertEquals(await b.stat("gone-with-redis"), undefined);
+    // The read lease taken during the outage is in Redis now, and releases there.
+    assertEquals(await redis.command("HKEYS", "outage:leases:a"), ["r4"]);
+    await a.release("r4");
+    assertEquals(await redis.command("HKEYS", "outage:leases:a"), []);
+    assertEquals((await a.counts()).objects, 1);
+  },
+);
 
-Deno.test("Redis restarted with its data: leases ended during the outage end there too", async () => {
-  await using redis = await startRedis();
-  await using a = await RedisLeaseStore.connect(options(redis.url, "a"));
-  const local = holdings();
-  a.attach(local);
-  local.add(await sealedObject(a, "x"));
-  await a.grant("x", read("x", "r1"));
-  await a.grant("x", read("x", "r2"));
-  assertEquals(await redis.command("HLEN", "outage:leases:a"), 2);
-  await redis.command("SAVE");
-  await redis.stop();
-  await eventually(() => !a.available, "the store sees Redis go");
+Deno.test(
+  "Redis restarted with its data: leases ended during the outage end there too",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    await using a = await RedisLeaseStore.connect(options(redis.url, "a"));
+    const local = holdings();
+    a.attach(local);
+    local.add(await sealedObject(a, "x"));
+    await a.grant("x", read("x", "r1"));
+    await a.grant("x", read("x", "r2"));
+    assertEquals(await redis.command("HLEN", "outage:leases:a"), 2);
+    await redis.command("SAVE");
+    await redis.stop();
+    await eventually(() => !a.available, "the store sees Redis go");
 
-  await a.release("r1");
-  await redis.restart();
-  await eventually(() => a.available, "the store reconnects");
-  assertEquals(await redis.command("HKEYS", "outage:leases:a"), ["r2"]);
-  await a.release("r2");
-  assertEquals(await redis.command("HLEN", "outage:leases:a"), 0);
-});
+    await a.release("r1");
+    await redis.restart();
+    await eventually(() => a.available, "the store reconnects");
+    assertEquals(await redis.command("HKEYS", "outage:leases:a"), ["r2"]);
+    await a.release("r2");
+    assertEquals(await redis.command("HLEN", "outage:leases:a"), 0);
+  },
+);
 
-Deno.test("a node taken for dead registers again when it finds out", async () => {
+Deno.test("a node taken for dead registers again when it finds out", redisTestOptions, async () => {
   await using redis = await startRedis();
   // a beats every second, b every 100 ms: b reaps a well before a's next beat.
   await using a = await RedisLeaseStore.connect({ ...options(redis.url, "a"), liveness: 3000 });

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { lifecycleSuite } from "./helpers/lifecycle_suite.ts";
-import { startRedis } from "./helpers/redis_server.ts";
+import { redisTestOptions, startRedis } from "./helpers/redis_server.ts";
 import { RedisLeaseStore, type RedisLeaseStoreOptions } from "../backends/redis/mod.ts";
 import { Access, type Clock, MemoryPeer, NotFoundError, StoreUnavailableError } from "../mod.ts";
 
@@ -29,7 +29,7 @@ async function redisPeer(
   });
 }
 
-lifecycleSuite("MemoryPeer with a RedisLeaseStore", async (clock) => {
+lifecycleSuite("MemoryPeer with a RedisLeaseStore", redisTestOptions, async (clock) => {
   const redis = await startRedis();
   const peer = await redisPeer(redis.url, "a", clock);
   const close = peer.close.bind(peer);
@@ -57,75 +57,83 @@ async function eventually(check: () => boolean | Promise<boolean>, what: string,
   }
 }
 
-Deno.test("peers on one namespace share the directory; bytes stay where they are", async () => {
-  await using redis = await startRedis();
-  await using a = await redisPeer(redis.url, "a");
-  await using b = await redisPeer(redis.url, "b");
-  await put(a, "from-a", "alpha");
-  await put(b, "from-b", "beta");
-  for (const peer of [a, b]) {
-    assertEquals((await peer.list()).map((info) => [info.id, info.holders]).sort(), [
-      ["from-a", [{ node: "a", address: "http://a:7070" }]],
-      ["from-b", [{ node: "b", address: "http://b:7070" }]],
-    ]);
-    assertEquals((await peer.stats()).objects, 2);
-  }
-  assert(await b.has("from-a"));
-  assertEquals((await b.stat("from-a")).size, 5);
-  await assertRejects(
-    () => b.acquire("from-a", Access.READ),
-    NotFoundError,
-    "not held by this peer",
-  );
-  assertEquals((await b.stats()).leases, 0);
-  const { lease, blobs } = await a.acquire("from-a", Access.READ);
-  assertEquals(await blobs[0]!.read(0, 5), bytes("alpha"));
-  await a.release(lease.id);
-  await assertRejects(
-    () => b.acquire("from-a", Access.WRITE),
-    NotFoundError,
-    "not held by this peer",
-  );
-  // A delete by its holder takes the object out of the directory for everyone.
-  const write = await a.acquire("from-a", Access.WRITE);
-  await a.discard(write.lease.id);
-  assertEquals(await b.has("from-a"), false);
-  assertEquals((await b.list()).map((info) => info.id), ["from-b"]);
-});
-
-Deno.test("Redis down: a peer reads what it holds, fails fast otherwise, and recovers", async () => {
-  await using redis = await startRedis();
-  const liveness = { liveness: 300, backoff: { initial: 20, max: 100 } };
-  await using a = await redisPeer(redis.url, "a", undefined, liveness);
-  await put(a, "kept", "kept!");
-  const before = await a.acquire("kept", Access.READ);
-
-  await redis.stop();
-  await eventually(async () => {
-    try {
-      await a.stat("kept");
-      return false;
-    } catch (error) {
-      return error instanceof StoreUnavailableError;
+Deno.test(
+  "peers on one namespace share the directory; bytes stay where they are",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    await using a = await redisPeer(redis.url, "a");
+    await using b = await redisPeer(redis.url, "b");
+    await put(a, "from-a", "alpha");
+    await put(b, "from-b", "beta");
+    for (const peer of [a, b]) {
+      assertEquals((await peer.list()).map((info) => [info.id, info.holders]).sort(), [
+        ["from-a", [{ node: "a", address: "http://a:7070" }]],
+        ["from-b", [{ node: "b", address: "http://b:7070" }]],
+      ]);
+      assertEquals((await peer.stats()).objects, 2);
     }
-  }, "the peer sees Redis go");
-  const started = performance.now();
-  await assertRejects(() => a.acquire("new", Access.CREATE, { size: 1 }), StoreUnavailableError);
-  await assertRejects(() => a.list(), StoreUnavailableError);
-  assert(performance.now() - started < 100, "fail fast");
-  const during = await a.acquire("kept", Access.READ);
-  assertEquals(await during.blobs[0]!.read(0, 5), bytes("kept!"));
-  assertEquals(await before.blobs[0]!.read(0, 5), bytes("kept!"));
-  await a.release(before.lease.id);
-  await a.release(during.lease.id);
-  const open = await a.acquire("kept", Access.READ);
+    assert(await b.has("from-a"));
+    assertEquals((await b.stat("from-a")).size, 5);
+    await assertRejects(
+      () => b.acquire("from-a", Access.READ),
+      NotFoundError,
+      "not held by this peer",
+    );
+    assertEquals((await b.stats()).leases, 0);
+    const { lease, blobs } = await a.acquire("from-a", Access.READ);
+    assertEquals(await blobs[0]!.read(0, 5), bytes("alpha"));
+    await a.release(lease.id);
+    await assertRejects(
+      () => b.acquire("from-a", Access.WRITE),
+      NotFoundError,
+      "not held by this peer",
+    );
+    // A delete by its holder takes the object out of the directory for everyone.
+    const write = await a.acquire("from-a", Access.WRITE);
+    await a.discard(write.lease.id);
+    assertEquals(await b.has("from-a"), false);
+    assertEquals((await b.list()).map((info) => info.id), ["from-b"]);
+  },
+);
 
-  await redis.restart();
-  await eventually(() => a.has("kept").catch(() => false), "the peer registers again");
-  await using b = await redisPeer(redis.url, "b");
-  assertEquals((await b.stat("kept")).holders, [{ node: "a", address: "http://a:7070" }]);
-  await put(a, "after", "fine");
-  await a.release(open.lease.id);
-  assertEquals((await a.stats()).leases, 0);
-  assertEquals((await b.list()).map((info) => info.id).sort(), ["after", "kept"]);
-});
+Deno.test(
+  "Redis down: a peer reads what it holds, fails fast otherwise, and recovers",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const liveness = { liveness: 300, backoff: { initial: 20, max: 100 } };
+    await using a = await redisPeer(redis.url, "a", undefined, liveness);
+    await put(a, "kept", "kept!");
+    const before = await a.acquire("kept", Access.READ);
+
+    await redis.stop();
+    await eventually(async () => {
+      try {
+        await a.stat("kept");
+        return false;
+      } catch (error) {
+        return error instanceof StoreUnavailableError;
+      }
+    }, "the peer sees Redis go");
+    const started = performance.now();
+    await assertRejects(() => a.acquire("new", Access.CREATE, { size: 1 }), StoreUnavailableError);
+    await assertRejects(() => a.list(), StoreUnavailableError);
+    assert(performance.now() - started < 100, "fail fast");
+    const during = await a.acquire("kept", Access.READ);
+    assertEquals(await during.blobs[0]!.read(0, 5), bytes("kept!"));
+    assertEquals(await before.blobs[0]!.read(0, 5), bytes("kept!"));
+    await a.release(before.lease.id);
+    await a.release(during.lease.id);
+    const open = await a.acquire("kept", Access.READ);
+
+    await redis.restart();
+    await eventually(() => a.has("kept").catch(() => false), "the peer registers again");
+    await using b = await redisPeer(redis.url, "b");
+    assertEquals((await b.stat("kept")).holders, [{ node: "a", address: "http://a:7070" }]);
+    await put(a, "after", "fine");
+    await a.release(open.lease.id);
+    assertEquals((await a.stats()).leases, 0);
+    assertEquals((await b.list()).map((info) => info.id).sort(), ["after", "kept"]);
+  },
+);

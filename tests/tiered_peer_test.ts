@@ -15,7 +15,7 @@ import {
 const KiB = 1024;
 
 for (const mode of ["cache", "store"] as const) {
-  lifecycleSuite(`TieredPeer (${mode})`, async (clock) => {
+  lifecycleSuite(`TieredPeer (${mode})`, {}, async (clock) => {
     const dir = await Deno.makeTempDir({ prefix: "packice-tiered-" });
     const peer = await TieredPeer.open({ dir, mode, clock, sweepInterval: 0 });
     const close = peer.close.bind(peer);

@@ -30,9 +30,13 @@ async function sealed(peer: BasePeer, id: string, text = "data") {
 }
 
 /** Registers the lifecycle tests for one kind of peer. */
-export function lifecycleSuite(name: string, make: PeerFactory): void {
+export function lifecycleSuite(
+  name: string,
+  options: { readonly ignore?: boolean },
+  make: PeerFactory,
+): void {
   const test = (what: string, fn: (peer: BasePeer, clock: ManualClock) => Promise<void>) =>
-    Deno.test(`${name}: ${what}`, async () => {
+    Deno.test(`${name}: ${what}`, options, async () => {
       const clock = new ManualClock(1_000_000);
       await using peer = await make(clock);
       await fn(peer, clock);
