@@ -31,6 +31,12 @@ export interface BasePeerOptions {
   readonly sweepInterval?: number;
   /** This node's id in a shared lease store. */
   readonly node?: string;
+  /**
+   * Computes a content digest of each object after seal, in the background,
+   * and records it in the lease store: a shared directory then knows every
+   * sealed object's digest. Without it, digests are computed only on demand.
+   */
+  readonly digest?: (blobs: readonly Blob[]) => Promise<string>;
 }
 
 /** The local bytes of one incarnation of an object, counted by the leases on it. */
@@ -63,6 +69,9 @@ export class BasePeer implements Peer {
   /** The incarnation each local lease is on. */
   readonly #held = new Map<string, Holding>();
   #bytesHeld = 0;
+  readonly #digest: ((blobs: readonly Blob[]) => Promise<string>) | undefined;
+  /** Digests being computed, awaited by close(). */
+  readonly #digesting = new Set<Promise<void>>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
@@ -76,6 +85,7 @@ export class BasePeer implements Peer {
     this.#leases = options.leases;
     this.#clock = options.clock ?? systemClock;
     this.#node = options.node;
+    this.#digest = options.digest;
     options.leases.attach?.({
       get: (objectId) => sealedInfo(this.#objects.get(objectId)),
       list: () => [...this.#objects.values()].flatMap((holding) => sealedInfo(holding) ?? []),
@@ -225,6 +235,7 @@ export class BasePeer implements Peer {
       holding.sealed = true;
       const info = await this.#leases.seal(leaseId, { sealedAt });
       holding.info = info;
+      if (this.#digest !== undefined) this.#digestLater(info.id, this.#digest);
       return info;
     } finally {
       holding.sealing = undefined;
@@ -309,6 +320,7 @@ export class BasePeer implements Peer {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    await Promise.all(this.#digesting);
     this.#closed = true;
     clearInterval(this.#sweeper);
     const holdings = new Set([...this.#objects.values(), ...this.#held.values()]);
@@ -326,6 +338,21 @@ export class BasePeer implements Peer {
   /** Same as `close()`, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** Computes and records the digest of a sealed object under a READ lease of its own. */
+  #digestLater(objectId: string, digest: (blobs: readonly Blob[]) => Promise<string>): void {
+    const work = (async () => {
+      const { lease, blobs } = await this.acquire(objectId, Access.READ);
+      try {
+        await this.recordDigest(lease.id, await digest(blobs));
+      } finally {
+        await this.release(lease.id);
+      }
+    })().catch(() => {
+      // Deleted or closed meanwhile: the digest is computed on demand instead.
+    }).finally(() => this.#digesting.delete(work));
+    this.#digesting.add(work);
   }
 
   #adopt(info: ObjectInfo, stored: StoredObject): Holding {
@@ -431,6 +458,17 @@ class LeasedBlob implements Blob {
   get fd(): number | undefined {
     this.#checkLive();
     return this.#blob.fd;
+  }
+
+  /**
+   * The backend blob's writable address, for a CREATE lease until the seal
+   * starts; see {@link Blob.writableAddress}.
+   */
+  get writableAddress(): bigint | undefined {
+    this.#checkLive();
+    if (this.#lease.access !== Access.CREATE) return undefined;
+    if (this.#holding.sealed || this.#holding.sealing !== undefined) return undefined;
+    return this.#blob.writableAddress;
   }
 
   openView(): Uint8Array | undefined {

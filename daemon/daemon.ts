@@ -1,3 +1,4 @@
+import { computeDigest } from "../backends/digest.ts";
 import { RedisLeaseStore } from "../backends/redis/mod.ts";
 import type { Peer } from "../core/peer.ts";
 import { FileSystemPeer } from "../peers/fs_peer.ts";
@@ -22,9 +23,13 @@ export interface Daemon extends AsyncDisposable {
 
 /** Builds the peer that `options` describe; with `--redis`, its leases and directory live in Redis. */
 export async function createPeer(options: DaemonOptions, log?: Logger): Promise<Peer> {
-  const shared: { leases?: RedisLeaseStore; node?: string } = options.redis === undefined
+  const shared: {
+    leases?: RedisLeaseStore;
+    node?: string;
+    digest?: typeof computeDigest;
+  } = options.redis === undefined
     ? {}
-    : await connectRedis(options, log);
+    : { ...await connectRedis(options, log), digest: computeDigest };
   try {
     switch (options.impl) {
       case "mem":

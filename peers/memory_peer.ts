@@ -1,3 +1,4 @@
+import type { Blob } from "../core/blob.ts";
 import { createMemoryBlobStore } from "../backends/memory/mod.ts";
 import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
 import { BasePeer } from "../core/base_peer.ts";
@@ -20,6 +21,8 @@ export interface MemoryPeerOptions {
   readonly sweepInterval?: number;
   /** This node's id in a shared lease store. */
   readonly node?: string;
+  /** Computes each object's digest after seal, for a shared directory; see `BasePeerOptions.digest`. */
+  readonly digest?: (blobs: readonly Blob[]) => Promise<string>;
 }
 
 /**

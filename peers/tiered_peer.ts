@@ -1,3 +1,4 @@
+import type { Blob } from "../core/blob.ts";
 import { FileBlobStore } from "../backends/fs/mod.ts";
 import { createMemoryBlobStore } from "../backends/memory/mod.ts";
 import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
@@ -65,6 +66,8 @@ export interface TieredPeerOptions {
   readonly sweepInterval?: number;
   /** This node's id in a shared lease store. */
   readonly node?: string;
+  /** Computes each object's digest after seal, for a shared directory; see `BasePeerOptions.digest`. */
+  readonly digest?: (blobs: readonly Blob[]) => Promise<string>;
 }
 
 /**
@@ -168,6 +171,7 @@ export class TieredPeer extends BasePeer {
       clock,
       ...(options.sweepInterval === undefined ? {} : { sweepInterval: options.sweepInterval }),
       ...(options.node === undefined ? {} : { node: options.node }),
+      ...(options.digest === undefined ? {} : { digest: options.digest }),
     });
     try {
       await peer.recover();

@@ -14,7 +14,7 @@ import { isLoopback, urlHost } from "./address.ts";
 import { BearerAuth } from "./auth.ts";
 import { blobStream, readJson, receive, uploadLength } from "./body.ts";
 import { type ByteRange, noneMatch, parseRange } from "./conditional.ts";
-import { computeDigest } from "./digest.ts";
+import { computeDigest } from "../../backends/digest.ts";
 import { describeError, errorResponse, tooLarge } from "./errors.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";

@@ -10,8 +10,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import type { Blob } from "../../core/blob.ts";
-import { loadNative } from "../../native/load.ts";
+import type { Blob } from "../core/blob.ts";
+import { loadNative } from "../native/load.ts";
 
 /** Bytes hashed per step. */
 const CHUNK = 4 << 20;
