@@ -30,6 +30,27 @@ const ROUNDS = 5;
 const REQUESTS = 8;
 const WRK_SECONDS = 3;
 
+/** How a figure is named in a report, and how its server CPU time per request is had. */
+interface Figure {
+  readonly unit: string;
+  readonly cpu: string;
+  readonly perRun: (side: Side) => number;
+}
+
+/** 64 MiB transfers: GB/s, and CPU ms per request (the requests and one warm-up). */
+const TRANSFER: Figure = {
+  unit: "gb_per_s",
+  cpu: "server_cpu_ms_per_request",
+  perRun: (side) => side.cpuMs / (REQUESTS + 1),
+};
+
+/** wrk runs: requests/s, and CPU µs per request. */
+const WRK: Figure = {
+  unit: "requests_per_s",
+  cpu: "server_cpu_us_per_request",
+  perRun: (side) => perRequest(side),
+};
+
 if (Deno.args[0] === "client") {
   await client(Deno.args[1]!, Deno.args[2]!, Number(Deno.args[3]));
 } else {
@@ -71,29 +92,13 @@ async function main(): Promise<void> {
       () => child("get", `${bareUrl}/bytes`),
       () => child("get", `${server.url}/v1/objects/bench`),
     );
-    report({
-      bench: "http_get_64MiB",
-      gb_per_s: get.ours.value,
-      baseline_gb_per_s: get.bare.value,
-      ratio: get.ours.value / get.bare.value,
-      target: ">= 0.8",
-      server_cpu_ms_per_request: get.ours.cpuMs / (REQUESTS + 1),
-      baseline_server_cpu_ms_per_request: get.bare.cpuMs / (REQUESTS + 1),
-    });
+    reportVersus("http_get_64MiB", ">= 0.8", get, TRANSFER);
 
     const put = await compare(
       () => child("put", `${bareUrl}/drain`),
       () => child("put", `${server.url}/v1/objects/upload`),
     );
-    report({
-      bench: "http_put_64MiB",
-      gb_per_s: put.ours.value,
-      baseline_gb_per_s: put.bare.value,
-      ratio: put.ours.value / put.bare.value,
-      target: ">= 0.7",
-      server_cpu_ms_per_request: put.ours.cpuMs / (REQUESTS + 1),
-      baseline_server_cpu_ms_per_request: put.bare.cpuMs / (REQUESTS + 1),
-    });
+    reportVersus("http_put_64MiB", ">= 0.7", put, TRANSFER);
 
     if (!await hasWrk()) {
       console.error("wrk not found: skipping the small-request figures");
@@ -103,15 +108,7 @@ async function main(): Promise<void> {
       () => wrk(`${bareUrl}/json`),
       () => wrk(`${server.url}/v1/objects/bench/info`),
     );
-    report({
-      bench: "http_stat_32_connections",
-      requests_per_s: stat.ours.value,
-      baseline_requests_per_s: stat.bare.value,
-      ratio: stat.ours.value / stat.bare.value,
-      target: ">= 0.5",
-      server_cpu_us_per_request: perRequest(stat.ours),
-      baseline_server_cpu_us_per_request: perRequest(stat.bare),
-    });
+    reportVersus("http_stat_32_connections", ">= 0.5", stat, WRK);
     const etag = (await fetch(`${server.url}/v1/objects/bench`, { method: "HEAD" })).headers.get(
       "etag",
     )!;
@@ -119,15 +116,7 @@ async function main(): Promise<void> {
       () => wrk(`${bareUrl}/json`),
       () => wrk(`${server.url}/v1/objects/bench`, { "if-none-match": etag }),
     );
-    report({
-      bench: "http_conditional_get_304_32_connections",
-      requests_per_s: revalidate.ours.value,
-      baseline_requests_per_s: revalidate.bare.value,
-      ratio: revalidate.ours.value / revalidate.bare.value,
-      target: ">= 0.5",
-      server_cpu_us_per_request: perRequest(revalidate.ours),
-      baseline_server_cpu_us_per_request: perRequest(revalidate.bare),
-    });
+    reportVersus("http_conditional_get_304_32_connections", ">= 0.5", revalidate, WRK);
   } finally {
     abort.abort();
     await bare.finished;
@@ -165,6 +154,25 @@ async function compare(
 }
 
 /** Microseconds of server CPU per request of a wrk run, from the medians. */
+/** Reports Packice against the baseline: each side's figure, their ratio and its target, and CPU. */
+function reportVersus(
+  bench: string,
+  target: string,
+  { bare, ours }: { bare: Side; ours: Side },
+  { unit, cpu, perRun }: Figure,
+): void {
+  report({
+    bench,
+    [unit]: ours.value,
+    [`baseline_${unit}`]: bare.value,
+    ratio: ours.value / bare.value,
+    target,
+    [cpu]: perRun(ours),
+    [`baseline_${cpu}`]: perRun(bare),
+  });
+}
+
+/** Server CPU microseconds per request of a wrk run. */
 function perRequest(side: Side): number {
   return (side.cpuMs * 1000) / (side.value * WRK_SECONDS);
 }

@@ -1,5 +1,6 @@
 import { Access, CapacityExceededError, connect, FileSystemPeer } from "../mod.ts";
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
+import { closeAlso } from "./helpers/close_also.ts";
 import { lifecycleSuite } from "./helpers/lifecycle_suite.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -11,17 +12,10 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-const dirs: string[] = [];
 lifecycleSuite("FileSystemPeer", {}, async (clock) => {
   const dir = await Deno.makeTempDir({ prefix: "packice-fs-" });
-  dirs.push(dir);
   const peer = await FileSystemPeer.open({ dir, clock, sweepInterval: 0 });
-  const close = peer.close.bind(peer);
-  peer.close = async () => {
-    await close();
-    await Deno.remove(dir, { recursive: true });
-  };
-  return peer;
+  return closeAlso(peer, () => Deno.remove(dir, { recursive: true }));
 });
 
 Deno.test("FileSystemPeer finds sealed objects after a restart and drops unfinished ones", async () => {

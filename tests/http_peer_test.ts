@@ -10,10 +10,8 @@ import {
   ClosedError,
   connect,
   HttpPeer,
-  type HttpServer,
   InvalidArgumentError,
   LeaseExpiredError,
-  ManualClock,
   MemoryPeer,
   NotFoundError,
   NotSealedError,
@@ -24,31 +22,11 @@ import {
   UnknownLeaseError,
   WrongAccessError,
 } from "../mod.ts";
+import { startHttp } from "./helpers/http_fixture.ts";
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-interface Fixture extends AsyncDisposable {
-  readonly peer: MemoryPeer;
-  readonly server: HttpServer;
-  readonly clock: ManualClock;
-}
-
-function start(options: { token?: string; capacity?: number; leaseTtl?: number } = {}): Fixture {
-  const clock = new ManualClock(1_000_000);
-  const peer = new MemoryPeer({ capacity: options.capacity ?? 64 << 20, clock, sweepInterval: 0 });
-  const server = serveHttp(peer, { port: 0, ...options });
-  return {
-    peer,
-    server,
-    clock,
-    [Symbol.asyncDispose]: async () => {
-      await server.close();
-      await peer.close();
-    },
-  };
-}
 
 function pattern(length: number, seed = 0): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(length);
@@ -57,7 +35,7 @@ function pattern(length: number, seed = 0): Uint8Array<ArrayBuffer> {
 }
 
 Deno.test("connect(http://) gives the client API: put, get, stat, list, has, delete", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   await using client = await connect(fixture.server.url);
   const id = await client.put("hello", { id: "greeting", meta: { "content-type": "text/plain" } });
   assertEquals(id, "greeting");
@@ -77,7 +55,7 @@ Deno.test("connect(http://) gives the client API: put, get, stat, list, has, del
 });
 
 Deno.test("a large object round-trips through put, get and stream", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   await using client = await connect(fixture.server.url);
   const bytes = pattern(24 << 20, 5);
   const id = await client.put(bytes);
@@ -93,7 +71,7 @@ Deno.test("a large object round-trips through put, get and stream", async () => 
 });
 
 Deno.test("put streams a ReadableStream of chunks with its size", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   await using client = await connect(fixture.server.url);
   const id = await client.put(ReadableStream.from(["ab", "cd", "e"].map((s) => encoder.encode(s))));
   await using handle = await client.get(id);
@@ -101,7 +79,7 @@ Deno.test("put streams a ReadableStream of chunks with its size", async () => {
 });
 
 Deno.test("an ObjectWriter writes parts over HTTP and seals; aborting discards", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   await using client = await connect(fixture.server.url);
   {
     await using writer = await client.create(6, { id: "parts", meta: { n: 1 } });
@@ -123,7 +101,7 @@ Deno.test("an ObjectWriter writes parts over HTTP and seals; aborting discards",
 });
 
 Deno.test("blob reads and writes under a lease move ranges over HTTP", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   await using peer = await HttpPeer.connect(fixture.server.url);
   const { lease, blobs, object } = await peer.acquire("m", Access.CREATE, { size: [3, 5] });
   assertEquals([object.blobSizes, blobs.length, blobs[0]!.openView()], [[3, 5], 2, undefined]);
@@ -152,7 +130,7 @@ async function sameError(
   ErrorClass: new (...args: any[]) => PackiceError,
   setup: (peer: Peer) => Promise<void> = async () => {},
 ): Promise<void> {
-  await using fixture = start({ capacity: 1024 });
+  await using fixture = startHttp({ capacity: 1024 });
   await using remote = await HttpPeer.connect(fixture.server.url);
   await setup(fixture.peer);
   const local = await assertRejects(() => action(fixture.peer), ErrorClass);
@@ -216,7 +194,7 @@ Deno.test("errors from the server arrive as the same classes as in process", asy
 });
 
 Deno.test("an expired lease is reported as LeaseExpiredError", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   await using peer = await HttpPeer.connect(fixture.server.url);
   const { lease } = await peer.acquire("e", Access.CREATE, { size: 1, ttl: 100 });
   fixture.clock.advance(100);
@@ -226,7 +204,7 @@ Deno.test("an expired lease is reported as LeaseExpiredError", async () => {
 });
 
 Deno.test("a wrong token fails at connect with UnauthorizedError; the right one works", async () => {
-  await using fixture = start({ token: "s3cret" });
+  await using fixture = startHttp({ token: "s3cret" });
   await assertRejects(() => connect(fixture.server.url), UnauthorizedError);
   await assertRejects(() => connect(fixture.server.url, { token: "guess" }), UnauthorizedError);
   await using client = await connect(fixture.server.url, { token: "s3cret" });
@@ -269,7 +247,7 @@ Deno.test("leases without a TTL are renewed while held; closing the peer release
 });
 
 Deno.test("closing the remote client discards its unsealed objects", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   const client = await connect(fixture.server.url);
   const writer = await client.create(4, { id: "half" });
   await writer.write(encoder.encode("ha"));
@@ -279,7 +257,7 @@ Deno.test("closing the remote client discards its unsealed objects", async () =>
 });
 
 Deno.test("16 remote clients work concurrently", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   await Promise.all(Array.from({ length: 16 }, async (_, n) => {
     await using client = await connect(fixture.server.url);
     for (let round = 0; round < 5; round++) {

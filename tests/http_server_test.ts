@@ -2,45 +2,15 @@
  * The HTTP server against real sockets: every request goes through
  * `Deno.serve` on a free loopback port, with raw `fetch` or raw TCP.
  */
-import {
-  type HttpServer,
-  type HttpServerOptions,
-  InvalidArgumentError,
-  ManualClock,
-  MemoryPeer,
-  serveHttp,
-} from "../mod.ts";
+import { type HttpServer, InvalidArgumentError, MemoryPeer, serveHttp } from "../mod.ts";
 import { startDaemon } from "../daemon/daemon.ts";
 import { createLogger } from "../daemon/log.ts";
 import { parseServeArgs } from "../daemon/options.ts";
+import { type HttpFixture, startHttp } from "./helpers/http_fixture.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./helpers/assert.ts";
+import { eventually } from "./helpers/eventually.ts";
 
 const encoder = new TextEncoder();
-
-interface Fixture extends AsyncDisposable {
-  readonly peer: MemoryPeer;
-  readonly server: HttpServer;
-  readonly clock: ManualClock;
-  /** Fetches a path of the server. */
-  fetch(path: string, init?: RequestInit): Promise<Response>;
-}
-
-/** A memory peer on a manual clock (swept only when asked) behind a server on a free port. */
-function start(options: HttpServerOptions & { capacity?: number } = {}): Fixture {
-  const clock = new ManualClock(1_000_000);
-  const peer = new MemoryPeer({ capacity: options.capacity ?? 64 << 20, clock, sweepInterval: 0 });
-  const server = serveHttp(peer, { port: 0, ...options });
-  return {
-    peer,
-    server,
-    clock,
-    fetch: (path, init) => fetch(`${server.url}${path}`, init),
-    [Symbol.asyncDispose]: async () => {
-      await server.close();
-      await peer.close();
-    },
-  };
-}
 
 /** Bytes with a pattern, so misplaced ranges show. */
 function pattern(length: number, seed = 0): Uint8Array<ArrayBuffer> {
@@ -65,7 +35,7 @@ async function assertError(response: Response, status: number, code: string): Pr
 }
 
 async function put(
-  fixture: Fixture,
+  fixture: HttpFixture,
   id: string,
   bytes: Uint8Array<ArrayBuffer>,
   headers: HeadersInit = {},
@@ -77,15 +47,6 @@ async function put(
   });
   assertEquals(response.status, 201, await response.clone().text());
   return await json(response);
-}
-
-/** Waits for a condition the server reaches after the response, such as a lease ending. */
-async function eventually(condition: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`Timed out waiting until ${what}`);
 }
 
 /** Sends raw bytes on a new TCP connection to the server, then closes it. */
@@ -101,7 +62,7 @@ async function sendRaw(server: HttpServer, ...parts: Array<string | Uint8Array>)
 }
 
 Deno.test("PUT then GET round-trips bytes with ETag, Content-Type and Content-Length", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   const bytes = pattern(3 << 20);
   const info = await put(fixture, "photo", bytes, {
     "packice-meta": JSON.stringify({ "content-type": "image/png", owner: "ann" }),
@@ -134,7 +95,7 @@ Deno.test("PUT then GET round-trips bytes with ETag, Content-Type and Content-Le
 });
 
 Deno.test("POST /v1/objects stores under a fresh id and answers with its Location", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   const response = await fixture.fetch("/v1/objects", { method: "POST", body: "fresh" });
   assertEquals(response.status, 201);
   const info = await json(response);
@@ -143,7 +104,7 @@ Deno.test("POST /v1/objects stores under a fresh id and answers with its Locatio
 });
 
 Deno.test("GET with Range answers 206 for one range and 416 past the end", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   const bytes = pattern(5 << 20);
   await put(fixture, "r", bytes);
   for (
@@ -177,7 +138,7 @@ Deno.test("GET with Range answers 206 for one range and 416 past the end", async
 });
 
 Deno.test("HEAD answers the headers of GET without a body", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   await put(fixture, "h", encoder.encode("twelve bytes"), {
     "packice-meta": '{"content-type":"text/plain"}',
   });
@@ -194,7 +155,7 @@ Deno.test("HEAD answers the headers of GET without a body", async () => {
 });
 
 Deno.test("If-None-Match with the current ETag answers 304, with another the bytes", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   await put(fixture, "c", encoder.encode("cached"));
   const first = await fixture.fetch("/v1/objects/c");
   const etag = first.headers.get("etag")!;
@@ -210,7 +171,7 @@ Deno.test("If-None-Match with the current ETag answers 304, with another the byt
 });
 
 Deno.test("an object of several blobs reads as their concatenation", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   const acquired = await json(
     await fixture.fetch("/v1/leases", {
       method: "POST",
@@ -233,7 +194,7 @@ Deno.test("an object of several blobs reads as their concatenation", async () =>
 });
 
 Deno.test("a multi-step upload writes parts at offsets, then seals", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   const response = await fixture.fetch("/v1/leases", {
     method: "POST",
     body: JSON.stringify({ objectId: "parts", access: "CREATE", size: 10, meta: { k: 1 } }),
@@ -274,7 +235,7 @@ Deno.test("a multi-step upload writes parts at offsets, then seals", async () =>
 });
 
 Deno.test("an abandoned multi-step upload expires and is discarded; renew keeps one alive", async () => {
-  await using fixture = start({ leaseTtl: 5_000 });
+  await using fixture = startHttp({ leaseTtl: 5_000 });
   const acquire = async (objectId: string) => {
     const response = await fixture.fetch("/v1/leases", {
       method: "POST",
@@ -311,7 +272,7 @@ Deno.test("an abandoned multi-step upload expires and is discarded; renew keeps 
 });
 
 Deno.test("an upload cut off mid-body is discarded, never sealed, and the server keeps serving", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   await sendRaw(
     fixture.server,
     "PUT /v1/objects/cut HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\n",
@@ -333,7 +294,7 @@ Deno.test("an upload cut off mid-body is discarded, never sealed, and the server
 });
 
 Deno.test("a streamed upload shorter or longer than Packice-Size is refused and discarded", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   for (const [declared, sent] of [[10, 5], [4, 6]] as const) {
     const response = await fixture.fetch("/v1/objects/wrong", {
       method: "PUT",
@@ -354,7 +315,7 @@ Deno.test("a streamed upload shorter or longer than Packice-Size is refused and 
 });
 
 Deno.test("a reader mid-download keeps its bytes when the object is deleted", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   const bytes = pattern(8 << 20);
   await put(fixture, "big", bytes);
   const response = await fixture.fetch("/v1/objects/big");
@@ -379,7 +340,7 @@ Deno.test("a reader mid-download keeps its bytes when the object is deleted", as
 });
 
 Deno.test("a client that disconnects mid-download ends the read lease", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   await put(fixture, "big", pattern(16 << 20));
   const response = await fixture.fetch("/v1/objects/big");
   const reader = response.body!.getReader();
@@ -390,7 +351,7 @@ Deno.test("a client that disconnects mid-download ends the read lease", async ()
 });
 
 Deno.test("a token guards every route but /healthz, compared as a bearer token", async () => {
-  await using fixture = start({ token: "s3cret" });
+  await using fixture = startHttp({ token: "s3cret" });
   await assertError(await fixture.fetch("/v1/stats"), 401, "UNAUTHORIZED");
   await assertError(
     await fixture.fetch("/v1/stats", { headers: { authorization: "Bearer wrong" } }),
@@ -423,7 +384,7 @@ Deno.test("serving beyond loopback needs a token", async () => {
 });
 
 Deno.test("bad requests get JSON errors with stable codes, and the server keeps serving", async () => {
-  await using fixture = start({ maxBodySize: 1024, maxMetaSize: 100, capacity: 4096 });
+  await using fixture = startHttp({ maxBodySize: 1024, maxMetaSize: 100, capacity: 4096 });
   const post = (path: string, body: string) => fixture.fetch(path, { method: "POST", body });
   await assertError(await post("/v1/leases", "{nope"), 400, "PROTOCOL");
   await assertError(await post("/v1/leases", "[1]"), 400, "PROTOCOL");
@@ -511,7 +472,7 @@ Deno.test("bad requests get JSON errors with stable codes, and the server keeps 
 });
 
 Deno.test("list, stat, stats and DELETE answer as JSON", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   await put(fixture, "a", encoder.encode("aa"));
   await put(fixture, "b", encoder.encode("bbb"));
   const list = await (await fixture.fetch("/v1/objects")).json() as Array<{ id: string }>;
@@ -524,7 +485,7 @@ Deno.test("list, stat, stats and DELETE answer as JSON", async () => {
 });
 
 Deno.test("/metrics counts objects, bytes, leases and requests by route", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   const scrape = async () => {
     const response = await fixture.fetch("/metrics");
     assert(response.headers.get("content-type")!.startsWith("text/plain"));
@@ -582,7 +543,7 @@ Deno.test("/metrics counts objects, bytes, leases and requests by route", async 
 });
 
 Deno.test("32 concurrent clients put, read and delete without mixing bytes", async () => {
-  await using fixture = start();
+  await using fixture = startHttp();
   await Promise.all(Array.from({ length: 32 }, async (_, client) => {
     for (let round = 0; round < 8; round++) {
       const id = `c${client}-${round}`;
@@ -598,7 +559,7 @@ Deno.test("32 concurrent clients put, read and delete without mixing bytes", asy
 });
 
 Deno.test("closing the server releases the leases its clients hold", async () => {
-  const fixture = start();
+  const fixture = startHttp();
   try {
     await put(fixture, "r", encoder.encode("read"));
     for (
@@ -650,7 +611,7 @@ Deno.test("the daemon serves HTTP beside its socket with --http, and needs a tok
 
 Deno.test("a peer's failure answers 500 INTERNAL and is reported to onError", async () => {
   const errors: unknown[] = [];
-  await using fixture = start({ onError: (error) => errors.push(error) });
+  await using fixture = startHttp({ onError: (error) => errors.push(error) });
   fixture.peer.list = () => Promise.reject(new Error("disk on fire"));
   const message = await assertError(await fixture.fetch("/v1/objects"), 500, "INTERNAL");
   assert(message.includes("disk on fire"), message);

@@ -18,23 +18,13 @@ import { FdCloser } from "../backends/memory/closer.ts";
 import { LARGE_BLOB, MemfdPool, sizeClass } from "../backends/memory/memfd_pool.ts";
 import { Tasks } from "../backends/memory/tasks.ts";
 import { Errno, SystemError } from "../native/errno.ts";
-import { Linux, symbols } from "../native/ffi.ts";
+import { Linux } from "../native/ffi.ts";
 import { loadNative } from "../native/load.ts";
 import type { Native } from "../native/load.ts";
 import { Mapping } from "../native/mapping.ts";
+import { openNative } from "./helpers/native.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./helpers/assert.ts";
-
-/** The library as the loader finds it, else the local build (for runs with PACKICE_NATIVE_LIB=none). */
-function openNative(): Native | undefined {
-  const loaded = loadNative();
-  if (loaded) return loaded;
-  const local = new URL("../native/build/libpackice.so", import.meta.url);
-  try {
-    return { path: local.pathname, symbols: Deno.dlopen(local, symbols).symbols };
-  } catch {
-    return undefined;
-  }
-}
+import { eventually } from "./helpers/eventually.ts";
 
 const native = openNative();
 const MiB = 1024 * 1024;
@@ -193,14 +183,6 @@ for (const { name, ignore, make } of stores) {
 
 const memfd = { ignore: native === undefined };
 
-/** Waits until `condition` holds, up to five seconds. */
-async function eventually(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("Condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 const pk = native?.symbols as Native["symbols"];
 
 /** Asserts that writing a sealed memfd fails every way a process could try. */
@@ -281,11 +263,11 @@ Deno.test({
       await store.free(stored);
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
-    await eventually(() => store.pooled > 0);
+    await eventually(() => store.pooled > 0, "a blob is pooled", { interval: 5 });
     assert(store.pooled <= 16 * MiB);
     // Objects take the pool's room when they need it, also from memfds still being made.
     const whole = await store.allocate(info("whole", [capacity]));
-    await eventually(() => store.pooled === 0);
+    await eventually(() => store.pooled === 0, "the pool is empty", { interval: 5 });
     await store.free(whole);
     await store.close();
   },
@@ -372,7 +354,7 @@ Deno.test({
       await store.seal(stored, object);
       assertEquals(await blob.read(0, size), full);
       await store.free(stored);
-      await eventually(() => store.pooled > 0);
+      await eventually(() => store.pooled > 0, "a blob is pooled", { interval: 5 });
     }
     assert(recycled > 0, "nothing was recycled");
     // A blob whose fd went to another process is never reused.

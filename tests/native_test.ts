@@ -6,23 +6,12 @@ import {
   PackiceError,
 } from "../core/errors.ts";
 import { check, Errno, errnoError, errnoName, SystemError } from "../native/errno.ts";
-import { Linux, symbols } from "../native/ffi.ts";
+import { Linux } from "../native/ffi.ts";
 import { loadNative } from "../native/load.ts";
 import type { Native } from "../native/load.ts";
 import { Mapping } from "../native/mapping.ts";
+import { openNative } from "./helpers/native.ts";
 import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
-
-/** The library as the loader finds it, else the local build (for runs with PACKICE_NATIVE_LIB=none). */
-function openNative(): Native | undefined {
-  const loaded = loadNative();
-  if (loaded) return loaded;
-  const local = new URL("../native/build/libpackice.so", import.meta.url);
-  try {
-    return { path: local.pathname, symbols: Deno.dlopen(local, symbols).symbols };
-  } catch {
-    return undefined;
-  }
-}
 
 const native = openNative();
 const ignore = native === undefined;

@@ -1,4 +1,6 @@
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
+import { eventually } from "./helpers/eventually.ts";
+import { spawnReady } from "./helpers/ready_child.ts";
 import { redisTestOptions, startRedis } from "./helpers/redis_server.ts";
 import { RedisLeaseStore } from "../backends/redis/mod.ts";
 import { AlreadyExistsError, connect, NotFoundError } from "../mod.ts";
@@ -8,37 +10,13 @@ const CLI = new URL("../cli.ts", import.meta.url).pathname;
 /** `packice serve --impl mem --redis ...` on a socket in `dir`, once it listens. */
 async function serve(url: string, dir: string, node: string) {
   const socket = `${dir}/${node}.sock`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "serve", "--impl", "mem", "--capacity", "16MiB", "--socket", socket]
+  const daemon = await spawnReady(
+    ["run", "-A", CLI, "serve", "--impl", "mem", "--capacity", "16MiB", "--socket", socket]
       .concat(["--redis", url, "--namespace", "daemons", "--node", node, "--log-level", "error"]),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let output = "";
-  while (!output.includes("Packice listening on")) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error(`Daemon ${node} exited before listening: ${output}`);
-    output += value;
-  }
-  return {
-    socket,
-    async stop(signal: Deno.Signal) {
-      Deno.kill(child.pid, signal);
-      const status = await child.status;
-      await lines.cancel();
-      return status;
-    },
-  };
-}
-
-async function eventually(check: () => Promise<boolean>, what: string, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+    "Packice listening on",
+    `Daemon ${node}`,
+  );
+  return { socket, stop: daemon.stop };
 }
 
 Deno.test(
@@ -69,6 +47,7 @@ Deno.test(
       await eventually(
         () => second.put("mine now", { id: "unfinished" }).then(() => true, () => false),
         "the CREATE lease of the killed daemon expires",
+        { interval: 25 },
       );
 
       // A daemon stopped by SIGTERM leaves the namespace: its node, and the objects only it held.

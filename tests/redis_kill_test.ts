@@ -1,4 +1,6 @@
 import { assertEquals, assertRejects } from "./helpers/assert.ts";
+import { eventually } from "./helpers/eventually.ts";
+import { spawnReady } from "./helpers/ready_child.ts";
 import { redisTestOptions, startRedis } from "./helpers/redis_server.ts";
 import { RedisLeaseStore } from "../backends/redis/mod.ts";
 import { Access, AlreadyExistsError, leaseRecord, newId, type ObjectInfo } from "../core/mod.ts";
@@ -11,33 +13,16 @@ function creating(id: string): ObjectInfo {
   return { id, state: "CREATING", size: 1, blobSizes: [1], meta: {}, createdAt: Date.now() };
 }
 
-/** Polls `check` until it returns true, for at most `ms`. */
-async function eventually(check: () => Promise<boolean>, ms: number, what: string) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 Deno.test(
   "a SIGKILLed node's leases end: by Redis expiry, or when its liveness lapses",
   redisTestOptions,
   async () => {
     await using redis = await startRedis();
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", CHILD, redis.url, "kill", "doomed", String(LIVENESS_MS), String(TTL_MS)],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let output = "";
-    while (!output.includes("ready\n")) {
-      const { value, done } = await lines.read();
-      if (done) throw new Error(`The child exited before it was ready: ${output}`);
-      output += value;
-    }
+    const child = await spawnReady(
+      ["run", "-A", CHILD, redis.url, "kill", "doomed", String(LIVENESS_MS), String(TTL_MS)],
+      "ready\n",
+      "The child",
+    );
     await using survivor = await RedisLeaseStore.connect({
       url: redis.url,
       namespace: "kill",
@@ -54,28 +39,26 @@ Deno.test(
     await assertRejects(() => take("timed"), AlreadyExistsError);
     await assertRejects(() => take("untimed"), AlreadyExistsError);
 
-    Deno.kill(child.pid, "SIGKILL");
-    await child.status;
-    await lines.cancel();
+    await child.stop("SIGKILL");
 
     // The CREATE lease without a TTL ends when the node's liveness key lapses.
     await eventually(
       () => take("untimed").then(() => true, () => false),
-      3 * LIVENESS_MS,
       "untimed is free",
+      { timeout: 3 * LIVENESS_MS, interval: 25 },
     );
     // The one with a TTL ends by its Redis expiry, and its CREATING record with it.
     await eventually(
       async () => (await survivor.stat("timed")) === undefined,
-      3 * TTL_MS,
       "timed expires",
+      { timeout: 3 * TTL_MS, interval: 25 },
     );
     await take("timed");
     // The sealed object it held leaves lookups once the survivor's heartbeat reaps the dead node.
     await eventually(
       async () => (await survivor.stat("held")) === undefined,
-      3 * LIVENESS_MS,
       "held goes",
+      { timeout: 3 * LIVENESS_MS, interval: 25 },
     );
     assertEquals((await survivor.list()).map((info) => info.id).sort(), ["timed", "untimed"]);
   },

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
-import { redisTestOptions, startRedis } from "./helpers/redis_server.ts";
+import { type RedisServer, redisTestOptions, startRedis } from "./helpers/redis_server.ts";
 import { RedisLeaseStore, type RedisLeaseStoreOptions } from "../backends/redis/mod.ts";
 import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
 import {
@@ -18,8 +18,32 @@ function creating(id: string, now: number, meta = {}): ObjectInfo {
   return { id, state: "CREATING", size: 3, blobSizes: [1, 2], meta, createdAt: now };
 }
 
+/** Creates object `id` on `leases`, under the CREATE lease `lease` taken at `now`. */
+function createAs(
+  leases: LeaseStore,
+  id: string,
+  lease: string,
+  now: number,
+  ttl?: number,
+  meta = {},
+): Promise<unknown> {
+  return leases.create(creating(id, now, meta), leaseRecord(lease, id, Access.CREATE, ttl, now));
+}
+
 function store(url: string, node: string, options: RedisLeaseStoreOptions = {}) {
   return RedisLeaseStore.connect({ url, namespace: "test", node, ...options });
+}
+
+/** A Redis server with stores of nodes "a" and "b" on it, closed together. */
+async function twoNodes(): Promise<
+  AsyncDisposable & { redis: RedisServer; a: RedisLeaseStore; b: RedisLeaseStore }
+> {
+  await using stack = new AsyncDisposableStack();
+  const redis = stack.use(await startRedis());
+  const a = stack.use(await store(redis.url, "a"));
+  const b = stack.use(await store(redis.url, "b"));
+  const owned = stack.move();
+  return { redis, a, b, [Symbol.asyncDispose]: () => owned.disposeAsync() };
 }
 
 /** Runs one scripted history of calls on a store; returns what each call gave or threw. */
@@ -105,15 +129,14 @@ Deno.test(
   "create() of one id by two nodes at once: exactly one wins",
   redisTestOptions,
   async () => {
-    await using redis = await startRedis();
-    await using a = await store(redis.url, "a");
-    await using b = await store(redis.url, "b");
+    await using nodes = await twoNodes();
+    const { a, b } = nodes;
     const now = Date.now();
     for (let round = 0; round < 50; round++) {
       const id = `race-${round}`;
       const results = await Promise.allSettled([
-        a.create(creating(id, now), leaseRecord(`a-${round}`, id, Access.CREATE, undefined, now)),
-        b.create(creating(id, now), leaseRecord(`b-${round}`, id, Access.CREATE, undefined, now)),
+        createAs(a, id, `a-${round}`, now),
+        createAs(b, id, `b-${round}`, now),
       ]);
       const won = results.filter((result) => result.status === "fulfilled");
       const lost = results.filter((result) => result.status === "rejected");
@@ -128,16 +151,12 @@ Deno.test(
   "a seal racing a discard on another node leaves the object whole or gone",
   redisTestOptions,
   async () => {
-    await using redis = await startRedis();
-    await using a = await store(redis.url, "a");
-    await using b = await store(redis.url, "b");
+    await using nodes = await twoNodes();
+    const { a, b } = nodes;
     const now = Date.now();
     for (let round = 0; round < 30; round++) {
       const id = `r${round}`;
-      await a.create(
-        creating(id, now),
-        leaseRecord(`c${round}`, id, Access.CREATE, undefined, now),
-      );
+      await createAs(a, id, `c${round}`, now);
       await b.grant(id, leaseRecord(`w${round}`, id, Access.WRITE, undefined, now));
       const [seal, discard] = await Promise.allSettled([
         a.seal(`c${round}`, { sealedAt: now }),
@@ -163,14 +182,11 @@ Deno.test(
     await using b = await store(redis.url, "b");
     await using other = await store(redis.url, "c", { namespace: "elsewhere" });
     const now = Date.now();
-    await a.create(
-      creating("x", now, { k: "v" }),
-      leaseRecord("c1", "x", Access.CREATE, undefined, now),
-    );
+    await createAs(a, "x", "c1", now, undefined, { k: "v" });
     await a.seal("c1", { sealedAt: now + 1 });
     await a.release("c1");
     await a.annotate("x", { digest: "sha256:abc" });
-    await b.create(creating("y", now), leaseRecord("c2", "y", Access.CREATE, 60_000, now));
+    await createAs(b, "y", "c2", now, 60_000);
     const x = await b.stat("x");
     assertEquals(x, {
       id: "x",
@@ -201,23 +217,22 @@ Deno.test("close() ends the node's leases and drops it as holder", redisTestOpti
   await using b = await store(redis.url, "b");
   const a = await store(redis.url, "a");
   const now = Date.now();
-  await a.create(creating("kept", now), leaseRecord("c1", "kept", Access.CREATE, undefined, now));
+  await createAs(a, "kept", "c1", now);
   await a.seal("c1", { sealedAt: now });
-  await a.create(creating("half", now), leaseRecord("c2", "half", Access.CREATE, 60_000, now));
+  await createAs(a, "half", "c2", now, 60_000);
   await a.close();
   assertEquals(await b.list(), []);
-  await b.create(creating("half", now), leaseRecord("c3", "half", Access.CREATE, undefined, now));
+  await createAs(b, "half", "c3", now);
 });
 
 Deno.test(
   "a CREATING object expires in Redis with its CREATE lease",
   redisTestOptions,
   async () => {
-    await using redis = await startRedis();
-    await using a = await store(redis.url, "a");
-    await using b = await store(redis.url, "b");
+    await using nodes = await twoNodes();
+    const { a, b } = nodes;
     const now = Date.now();
-    await a.create(creating("x", now), leaseRecord("c1", "x", Access.CREATE, 150, now));
+    await createAs(a, "x", "c1", now, 150);
     await assertRejects(
       () =>
         b.create(creating("x", Date.now()), leaseRecord("c2", "x", Access.CREATE, undefined, now)),
@@ -295,7 +310,7 @@ Deno.test(
     await using redis = await startRedis({ password: "s3cret pass" });
     await using leases = await store(redis.url, "a");
     const now = Date.now();
-    await leases.create(creating("x", now), leaseRecord("c1", "x", Access.CREATE, undefined, now));
+    await createAs(leases, "x", "c1", now);
     assertEquals((await leases.stat("x"))?.state, "CREATING");
     let warned = 0;
     const started = Date.now();
@@ -323,22 +338,15 @@ Deno.test(
     await using a = await store(redis.url, "a", { clock });
     await using b = await store(redis.url, "b");
     const now = clock.now();
-    await a.create(creating("x", now), leaseRecord("c1", "x", Access.CREATE, 60_000, now));
+    await createAs(a, "x", "c1", now, 60_000);
     (clock as ManualClock).advance(60_000);
     // By b's clock the lease is live: the id stays taken.
     await assertRejects(
-      () =>
-        b.create(
-          creating("x", Date.now()),
-          leaseRecord("c2", "x", Access.CREATE, undefined, Date.now()),
-        ),
+      () => createAs(b, "x", "c2", Date.now()),
       AlreadyExistsError,
     );
     // By a's clock it has expired: a's own create replaces it.
-    await a.create(
-      creating("x", clock.now()),
-      leaseRecord("c3", "x", Access.CREATE, undefined, clock.now()),
-    );
+    await createAs(a, "x", "c3", clock.now());
   },
 );
 
@@ -346,9 +354,8 @@ Deno.test(
   "grant() gives the object as it is now, after changes by other nodes",
   redisTestOptions,
   async () => {
-    await using redis = await startRedis();
-    await using a = await store(redis.url, "a");
-    await using b = await store(redis.url, "b");
+    await using nodes = await twoNodes();
+    const { a, b } = nodes;
     const now = Date.now();
     const make = async (size: number) => {
       const info = { ...creating("x", now), size, blobSizes: [size] };

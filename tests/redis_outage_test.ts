@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
+import { eventually } from "./helpers/eventually.ts";
 import { redisTestOptions, startRedis } from "./helpers/redis_server.ts";
 import { RedisLeaseStore, type RedisLeaseStoreOptions } from "../backends/redis/mod.ts";
 import {
@@ -49,12 +50,11 @@ async function sealedObject(store: RedisLeaseStore, id: string): Promise<ObjectI
   return sealed;
 }
 
-async function eventually(check: () => boolean | Promise<boolean>, what: string, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+/** Attaches fresh {@link holdings} to `store` and seals object `id` through it, held there. */
+async function holdSealed(store: RedisLeaseStore, id: string): Promise<void> {
+  const local = holdings();
+  store.attach(local);
+  local.add(await sealedObject(store, id));
 }
 
 const read = (id: string, lease: string) =>
@@ -66,9 +66,7 @@ Deno.test(
   async () => {
     await using redis = await startRedis();
     await using a = await RedisLeaseStore.connect(options(redis.url, "a"));
-    const local = holdings();
-    a.attach(local);
-    local.add(await sealedObject(a, "x"));
+    await holdSealed(a, "x");
     await sealedObject(a, "gone-with-redis");
     await a.grant("x", read("x", "r1"));
 
@@ -121,9 +119,7 @@ Deno.test(
   async () => {
     await using redis = await startRedis();
     await using a = await RedisLeaseStore.connect(options(redis.url, "a"));
-    const local = holdings();
-    a.attach(local);
-    local.add(await sealedObject(a, "x"));
+    await holdSealed(a, "x");
     await a.grant("x", read("x", "r1"));
     await a.grant("x", read("x", "r2"));
     assertEquals(await redis.command("HLEN", "outage:leases:a"), 2);
@@ -145,9 +141,7 @@ Deno.test("a node taken for dead registers again when it finds out", redisTestOp
   // a beats every second, b every 100 ms: b reaps a well before a's next beat.
   await using a = await RedisLeaseStore.connect({ ...options(redis.url, "a"), liveness: 3000 });
   await using b = await RedisLeaseStore.connect(options(redis.url, "b"));
-  const local = holdings();
-  a.attach(local);
-  local.add(await sealedObject(a, "x"));
+  await holdSealed(a, "x");
   await a.grant("x", read("x", "r1"));
   // Right after a's beat, its liveness key goes, as if a stalled past its liveness.
   await eventually(
@@ -155,7 +149,7 @@ Deno.test("a node taken for dead registers again when it finds out", redisTestOp
     "a beats",
   );
   await redis.command("DEL", "outage:alive:a");
-  await eventually(async () => (await b.stat("x")) === undefined, "b reaps a", 800);
+  await eventually(async () => (await b.stat("x")) === undefined, "b reaps a", { timeout: 800 });
   assertEquals(await redis.command("HLEN", "outage:leases:a"), 0);
   await eventually(async () => (await b.stat("x")) !== undefined, "a registers again");
   assertEquals((await b.stat("x"))?.holders, [{ node: "a", address: "http://a:7070" }]);

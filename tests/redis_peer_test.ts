@@ -1,4 +1,6 @@
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
+import { eventually } from "./helpers/eventually.ts";
+import { closeAlso } from "./helpers/close_also.ts";
 import { lifecycleSuite } from "./helpers/lifecycle_suite.ts";
 import { redisTestOptions, startRedis } from "./helpers/redis_server.ts";
 import { RedisLeaseStore, type RedisLeaseStoreOptions } from "../backends/redis/mod.ts";
@@ -32,12 +34,7 @@ async function redisPeer(
 lifecycleSuite("MemoryPeer with a RedisLeaseStore", redisTestOptions, async (clock) => {
   const redis = await startRedis();
   const peer = await redisPeer(redis.url, "a", clock);
-  const close = peer.close.bind(peer);
-  peer.close = async () => {
-    await close();
-    await redis[Symbol.asyncDispose]();
-  };
-  return peer;
+  return closeAlso(peer, () => redis[Symbol.asyncDispose]());
 });
 
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -47,14 +44,6 @@ async function put(peer: MemoryPeer, id: string, text: string): Promise<void> {
   await blobs[0]!.write(0, bytes(text));
   await peer.seal(lease.id);
   await peer.release(lease.id);
-}
-
-async function eventually(check: () => boolean | Promise<boolean>, what: string, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 Deno.test(

@@ -1,10 +1,9 @@
 import { serveHttp } from "../mod.ts";
 import { assert } from "./helpers/assert.ts";
-import { openTiered, putSettled, tempDir } from "./helpers/tiered.ts";
+import { openTempTiered, putSettled } from "./helpers/tiered.ts";
 
 Deno.test("/metrics of a tiered peer counts demotions and bytes per tier", async () => {
-  await using dir = await tempDir();
-  await using tiered = await openTiered(dir.path, { hotCapacity: 4 << 20, coldCapacity: 64 << 20 });
+  await using tiered = await openTempTiered({ hotCapacity: 4 << 20, coldCapacity: 64 << 20 });
   await using server = serveHttp(tiered.peer, { hostname: "127.0.0.1", port: 0 });
   for (let i = 0; i < 6; i++) await putSettled(tiered, `obj-${i}`, 1 << 20);
   const text = await (await fetch(new URL("/metrics", server.url))).text();

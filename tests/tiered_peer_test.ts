@@ -2,10 +2,11 @@ import { Access, InvalidArgumentError, TieredPeer } from "../mod.ts";
 import { createPeer } from "../daemon/daemon.ts";
 import { parseServeArgs } from "../daemon/options.ts";
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
+import { closeAlso } from "./helpers/close_also.ts";
 import { lifecycleSuite } from "./helpers/lifecycle_suite.ts";
 import {
   assertPattern,
-  openTiered,
+  openTempTiered,
   pattern,
   putSettled,
   tempDir,
@@ -18,18 +19,12 @@ for (const mode of ["cache", "store"] as const) {
   lifecycleSuite(`TieredPeer (${mode})`, {}, async (clock) => {
     const dir = await Deno.makeTempDir({ prefix: "packice-tiered-" });
     const peer = await TieredPeer.open({ dir, mode, clock, sweepInterval: 0 });
-    const close = peer.close.bind(peer);
-    peer.close = async () => {
-      await close();
-      await Deno.remove(dir, { recursive: true });
-    };
-    return peer;
+    return closeAlso(peer, () => Deno.remove(dir, { recursive: true }));
   });
 }
 
 Deno.test("TieredPeer places a new object in memory when it fits, else on disk at once", async () => {
-  await using dir = await tempDir();
-  await using tiered = await openTiered(dir.path, { hotCapacity: 8 * KiB, highWatermark: 1 });
+  await using tiered = await openTempTiered({ hotCapacity: 8 * KiB, highWatermark: 1 });
   const { client, peer } = tiered;
   await client.put(pattern("small", 6 * KiB), { id: "small" });
   await client.put(pattern("big", 16 * KiB), { id: "big" });
@@ -43,8 +38,7 @@ Deno.test("TieredPeer places a new object in memory when it fits, else on disk a
 });
 
 Deno.test("TieredPeer serves objects on disk through the same client API", async () => {
-  await using dir = await tempDir();
-  await using tiered = await openTiered(dir.path, {
+  await using tiered = await openTempTiered({
     hotCapacity: 4 * KiB,
     lowWatermark: 0,
     promoteAfterReads: 0,
@@ -74,8 +68,7 @@ Deno.test("TieredPeer serves objects on disk through the same client API", async
 });
 
 Deno.test("TieredPeer counts bytes per tier and moves, for metrics", async () => {
-  await using dir = await tempDir();
-  await using tiered = await openTiered(dir.path, {
+  await using tiered = await openTempTiered({
     hotCapacity: 4 * KiB,
     lowWatermark: 0.5,
     promoteAfterReads: 1,

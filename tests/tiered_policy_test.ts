@@ -2,6 +2,7 @@ import { Access, CapacityExceededError, ManualClock, NotFoundError } from "../mo
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import {
   assertPattern,
+  openTempTiered,
   openTiered,
   pattern,
   putSettled,
@@ -13,8 +14,7 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 Deno.test("TieredPeer demotes the least recently used objects first, down to the low watermark", async () => {
-  await using dir = await tempDir();
-  await using tiered = await openTiered(dir.path, {
+  await using tiered = await openTempTiered({
     hotCapacity: 10 * KiB,
     highWatermark: 0.9,
     lowWatermark: 0.5,
@@ -48,8 +48,7 @@ Deno.test("TieredPeer demotes the least recently used objects first, down to the
 });
 
 Deno.test("TieredPeer leaves objects under a lease in memory, views intact", async () => {
-  await using dir = await tempDir();
-  await using tiered = await openTiered(dir.path, { hotCapacity: 8 * KiB, lowWatermark: 0.375 });
+  await using tiered = await openTempTiered({ hotCapacity: 8 * KiB, lowWatermark: 0.375 });
   const { client, peer } = tiered;
   await client.put(pattern("held", 2 * KiB), { id: "held" });
   const reader = await peer.acquire("held", Access.READ);
@@ -117,8 +116,7 @@ Deno.test("TieredPeer promotes an object read twice from disk within the window"
 });
 
 Deno.test("TieredPeer does not promote into memory that has no room", async () => {
-  await using dir = await tempDir();
-  await using tiered = await openTiered(dir.path, {
+  await using tiered = await openTempTiered({
     hotCapacity: 4 * KiB,
     highWatermark: 1,
     promoteAfterReads: 1,
@@ -133,8 +131,7 @@ Deno.test("TieredPeer does not promote into memory that has no room", async () =
 });
 
 Deno.test("TieredPeer keeps bytes right for readers during demotion", async () => {
-  await using dir = await tempDir();
-  await using tiered = await openTiered(dir.path, {
+  await using tiered = await openTempTiered({
     hotCapacity: 24 * MiB,
     lowWatermark: 0,
     promoteAfterReads: 1,
@@ -165,8 +162,7 @@ Deno.test("TieredPeer keeps bytes right for readers during demotion", async () =
 });
 
 Deno.test("TieredPeer in cache mode drops the coldest idle objects when both tiers are full", async () => {
-  await using dir = await tempDir();
-  await using tiered = await openTiered(dir.path, {
+  await using tiered = await openTempTiered({
     mode: "cache",
     hotCapacity: 4 * KiB,
     coldCapacity: 8 * KiB,

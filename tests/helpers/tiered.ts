@@ -39,6 +39,27 @@ export async function openTiered(
   };
 }
 
+/** Opens a tiered peer, as {@link openTiered}, on a temporary directory removed after it closes. */
+export async function openTempTiered(
+  options: Omit<TieredPeerOptions, "dir"> = {},
+): Promise<TieredFixture> {
+  const dir = await tempDir();
+  try {
+    const tiered = await openTiered(dir.path, options);
+    return {
+      peer: tiered.peer,
+      client: tiered.client,
+      [Symbol.asyncDispose]: async () => {
+        await using _dir = dir;
+        await tiered[Symbol.asyncDispose]();
+      },
+    };
+  } catch (error) {
+    await dir[Symbol.asyncDispose]();
+    throw error;
+  }
+}
+
 /** Bytes that tell objects apart: byte `i` of object `id` depends on both. */
 export function pattern(id: string, size: number): Uint8Array {
   let seed = 0;
