@@ -79,7 +79,18 @@ export class ObjectWriter implements AsyncDisposable {
     this.#checkOpen();
     this.#state = "sealed";
     const leaseId = this.#acquired.lease.id;
-    const sealing = this.#peer.seal(leaseId).finally(() => this.#peer.release(leaseId));
+    const sealing = this.#peer.seal(leaseId).then(
+      async (info) => {
+        await this.#peer.release(leaseId).catch(() => {});
+        return info;
+      },
+      async (error) => {
+        // Releasing an unsealed CREATE lease discards the object.
+        this.#state = "aborted";
+        await this.#peer.release(leaseId).catch(() => {});
+        throw error;
+      },
+    );
     this.#ending = sealing.catch(() => {});
     return await sealing;
   }

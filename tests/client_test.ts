@@ -4,6 +4,8 @@ import {
   ClosedError,
   connect,
   InvalidArgumentError,
+  LeaseExpiredError,
+  ManualClock,
   MemoryPeer,
   NotFoundError,
   NotSealedError,
@@ -162,4 +164,18 @@ Deno.test("a handle closes once and detaches its zero-copy view", async () => {
 Deno.test("connect() refuses unknown targets with a typed error", async () => {
   await assertRejects(() => connect("ftp://example"), InvalidArgumentError);
   await assertRejects(() => connect("memory://"), InvalidArgumentError);
+});
+
+Deno.test("seal() after the CREATE lease expired fails and discards the object", async () => {
+  const clock = new ManualClock(0);
+  await using peer = new MemoryPeer({ clock, sweepInterval: 0 });
+  await using client = await connect(peer);
+  const writer = await client.create(3, { id: "late", ttl: 100 });
+  await writer.write(new Uint8Array([1, 2, 3]));
+  clock.advance(100);
+  await assertRejects(() => writer.seal(), LeaseExpiredError);
+  await assertRejects(() => writer.write(new Uint8Array(1)), ClosedError);
+  await peer.sweep();
+  assertEquals(await client.has("late"), false);
+  assertEquals((await peer.stats()).leases, 0);
 });
