@@ -460,17 +460,6 @@ class LeasedBlob implements Blob {
     return this.#blob.fd;
   }
 
-  /**
-   * The backend blob's writable address, for a CREATE lease until the seal
-   * starts; see {@link Blob.writableAddress}.
-   */
-  get writableAddress(): bigint | undefined {
-    this.#checkLive();
-    if (this.#lease.access !== Access.CREATE) return undefined;
-    if (this.#holding.sealed || this.#holding.sealing !== undefined) return undefined;
-    return this.#blob.writableAddress;
-  }
-
   openView(): Uint8Array | undefined {
     this.#checkLive();
     const view = this.#blob.openView();

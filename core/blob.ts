@@ -16,13 +16,6 @@ export interface Blob {
    */
   readonly fd?: number | undefined;
   /**
-   * The address, in this process, of a writable mapping of the bytes that is
-   * already faulted in, for transports that let another process copy
-   * straight into it (`process_vm_writev`); absent or undefined when there is
-   * none. Valid only until the blob is sealed or freed.
-   */
-  readonly writableAddress?: bigint | undefined;
-  /**
    * Opens a zero-copy view of the bytes, or returns undefined when this
    * backend has none. Before seal the view is writable.
    */

@@ -62,34 +62,6 @@ withDaemon(
   },
 );
 
-withDaemon(
-  "a large put from another process is copied straight into the daemon's memory, byte-exact",
-  async ({ path }) => {
-    // Over 1 MiB: the daemon sends its mapping's address, and the writer copies
-    // with process_vm_writev, which /proc/self/io does not count as written.
-    // At 1 MiB no address comes, and the writer falls back to pwrite.
-    const puts = [
-      { id: "direct", size: 8 * MiB + 4097, direct: true },
-      { id: "fallback", size: MiB, direct: false },
-    ];
-    for (const { id, size, direct } of puts) {
-      await using writer = spawnChild(["put", path, id, String(size)]);
-      const { status, stdout, stderr } = await writer.finish();
-      assertEquals(status.code, 0, stderr);
-      const report = JSON.parse(stdout);
-      assertEquals(report.mappings, 0);
-      assert(direct ? report.written < size : report.written >= size, stdout);
-    }
-    await using client = await connect(path);
-    for (const { id, size } of puts) {
-      using handle = await client.get(id);
-      assertEquals(handle.size, size);
-      const wrong = handle.bytes.findIndex((byte, i) => byte !== patternByte(id, i));
-      assertEquals(wrong, -1);
-    }
-  },
-);
-
 withDaemon("a reader that writes through its view dies with SIGSEGV", async ({ path }) => {
   await using client = await connect(path);
   await client.put(new Uint8Array(4096).fill(9), { id: "victim" });

@@ -2,7 +2,6 @@
  * A client process for the Unix-socket tests. Usage:
  *
  *   uds_child.ts write  SOCKET ID SIZE   create ID, fill it with pattern(ID), seal
- *   uds_child.ts put    SOCKET ID SIZE   create ID with two blob writes of pattern(ID), no view, seal
  *   uds_child.ts read   SOCKET ID SIZE   get ID, check pattern(ID), report the mapping
  *   uds_child.ts hold   SOCKET ID        hold READ leases on ID and an unsealed object, then wait
  *   uds_child.ts poke   SOCKET ID        get ID and write a byte through the read-only view
@@ -35,13 +34,6 @@ function memfdMappings(): { perms: string; length: number }[] {
     });
 }
 
-/** Bytes this process has passed to write(2)-like calls so far (`wchar` of /proc/self/io). */
-function bytesWritten(): number {
-  const line = Deno.readTextFileSync("/proc/self/io").split("\n")
-    .find((entry) => entry.startsWith("wchar:"));
-  return Number(line!.slice("wchar:".length));
-}
-
 const wait = () => new Promise<void>(() => {});
 
 async function main([mode, socket, id, size]: string[]): Promise<void> {
@@ -54,23 +46,6 @@ async function main([mode, socket, id, size]: string[]): Promise<void> {
       const mapped = memfdMappings().filter((m) => m.perms === "rw-s");
       await writer.seal();
       console.log(JSON.stringify({ ok: true, writableMappings: mapped.length }));
-      return;
-    }
-    case "put": {
-      // Through Blob.write only: process_vm_writev into the daemon, or pwrite to the memfd.
-      await using peer = await UdsPeer.connect(socket!);
-      const bytes = new Uint8Array(Number(size));
-      for (let i = 0; i < bytes.length; i++) bytes[i] = patternByte(id!, i);
-      const { lease, blobs } = await peer.acquire(id!, Access.CREATE, { size: bytes.length });
-      const half = Math.floor(bytes.length / 2);
-      const before = bytesWritten();
-      await blobs[0]!.write(0, bytes.subarray(0, half));
-      await blobs[0]!.write(half, bytes.subarray(half));
-      const written = bytesWritten() - before;
-      const mappings = memfdMappings().length;
-      await peer.seal(lease.id);
-      await peer.release(lease.id);
-      console.log(JSON.stringify({ ok: true, written, mappings }));
       return;
     }
     case "read": {
