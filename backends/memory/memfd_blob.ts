@@ -1,5 +1,5 @@
 import type { Blob } from "../../core/blob.ts";
-import { AlreadySealedError, ClosedError } from "../../core/errors.ts";
+import { AlreadySealedError, ClosedError, WrongAccessError } from "../../core/errors.ts";
 import { check, Errno } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
@@ -262,6 +262,11 @@ export class MemfdBlob implements Blob {
     this.#checkLive("seal");
     if (this.#state === "sealed") throw new AlreadySealedError("Cannot seal blob: already sealed");
     if (!this.#heap) this.#zeroStale();
+    if (this.#shared && this.#state === "creating") {
+      this.#sealForEveryone();
+      this.#state = "sealed";
+      return;
+    }
     this.#state = "sealed";
     this.#heapViews.closeAll();
     if (this.#heap) return;
@@ -377,9 +382,52 @@ export class MemfdBlob implements Blob {
     }
     const privateSealed = this.#privateSealed();
     this.#shared = true;
-    if (this.#state === "creating") this.#addSeals(SIZE_SEALS);
-    else if (privateSealed) this.#sealShared();
+    if (this.#state === "creating") {
+      this.#addSeals(SIZE_SEALS);
+      this.#unmapInBackground();
+    } else if (privateSealed) this.#sealShared();
     else this.#addFullSeals();
+  }
+
+  /**
+   * Drops this process's read-write mapping of a blob whose fd a writer in
+   * another process now holds, on another thread while that writer works, so
+   * that at seal no mapping of ours keeps `F_SEAL_WRITE` out.
+   */
+  #unmapInBackground(): void {
+    const range = this.#mapping?.detach();
+    this.#mapping = undefined;
+    if (range === undefined) return;
+    const unmapping: Promise<void> = this.#native.symbols
+      .pk_munmap_nb(range.pointer, BigInt(range.length))
+      .then((result) => void check(result, "munmap"))
+      .finally(() => {
+        if (this.#sealing === unmapping) this.#sealing = undefined;
+      });
+    this.#sealing = unmapping;
+    this.#context.tasks.track("Unmapping a shared memfd", unmapping);
+  }
+
+  /**
+   * Seals a blob whose fd was handed out while creating, for every process:
+   * all seals or none. `F_SEAL_WRITE` fails with EBUSY while any process still
+   * maps the memfd writable; then the seal is refused, so that no writer can
+   * change the bytes of an object that readers take as sealed.
+   *
+   * @throws {WrongAccessError} When a writable mapping is still open elsewhere.
+   */
+  #sealForEveryone(): void {
+    const range = this.#mapping?.detach();
+    this.#mapping = undefined;
+    if (range) check(this.#native.symbols.pk_munmap(range.pointer, BigInt(range.length)), "munmap");
+    const result = this.#native.symbols.pk_add_seals(this.#fd, FULL_SEALS);
+    if (result === -Errno.EBUSY) {
+      throw new WrongAccessError(
+        "Cannot seal blob: a writable mapping of it is still open in another process",
+      );
+    }
+    check(result, "fcntl(F_ADD_SEALS)");
+    this.#heapViews.closeAll();
   }
 
   /**

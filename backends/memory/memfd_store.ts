@@ -135,13 +135,11 @@ export class MemfdBlobStore implements BlobStore {
    *
    * @throws {AlreadySealedError} When a blob is sealed already.
    */
-  seal(stored: StoredObject, _info: ObjectInfo): Promise<void> {
-    try {
-      for (const blob of this.#own(stored)) blob.seal();
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  async seal(stored: StoredObject, _info: ObjectInfo): Promise<void> {
+    const blobs = this.#own(stored);
+    // A blob handed out while creating drops our mapping in the background first.
+    for (const blob of blobs) await blob.settled();
+    for (const blob of blobs) blob.seal();
   }
 
   /** Frees the object's memfds, detaching every view still open. */
