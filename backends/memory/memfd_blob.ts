@@ -399,7 +399,7 @@ export class MemfdBlob implements Blob {
     this.#mapping = undefined;
     if (range === undefined) return;
     const unmapping: Promise<void> = this.#native.symbols
-      .pk_munmap_nb(range.pointer, BigInt(range.length))
+      .pk_munmap_once_nb(range.pointer, BigInt(range.length))
       .then((result) => void check(result, "munmap"))
       .finally(() => {
         if (this.#sealing === unmapping) this.#sealing = undefined;
