@@ -5,6 +5,7 @@
  * disconnected alone; everyone else is served and nothing sealed is lost.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
+import { eventually } from "./helpers/eventually.ts";
 import { type Client, connect } from "../mod.ts";
 import {
   decodeJson,
@@ -31,7 +32,10 @@ function misbehave(name: string, fn: (daemon: DaemonProcess, client: Client) => 
       const before = await client.peer.stats();
       await fn(daemon, client);
       // Still serving, with every lease of the bad client gone and nothing sealed lost.
-      await eventually(async () => (await client.peer.stats()).leases === before.leases);
+      await eventually(
+        async () => (await client.peer.stats()).leases === before.leases,
+        "the client's leases are gone",
+      );
       await using other = await connect(daemon.path);
       using handle = await other.get("keep");
       assertEquals(handle.bytes, KEEP);
@@ -42,14 +46,6 @@ function misbehave(name: string, fn: (daemon: DaemonProcess, client: Client) => 
       await Deno.remove(dir, { recursive: true });
     }
   });
-}
-
-async function eventually(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("Condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** The error `{ code, message }` of a reply frame. */
@@ -140,7 +136,7 @@ misbehave("a client that never reads its replies", async ({ path, stderr }, clie
   for (let i = 0; i < 200; i++) if (raw.send(Op.LIST, i + 1, "") > 0) sent++;
   assert(sent > 0);
   assert(await raw.closedByServer(10_000), "the daemon disconnects a client that does not read");
-  await eventually(() => Promise.resolve(stderr().includes("does not read")));
+  await eventually(() => stderr().includes("does not read"), "the daemon logs the client");
   for (let i = 0; i < 400; i++) await client.delete(`o${i}`);
 });
 
@@ -168,7 +164,7 @@ misbehave("clients that disconnect mid-operation", async ({ path }, client) => {
   await eventually(async () => {
     const stats = await client.peer.stats();
     return stats.leases === before.leases && stats.objects === before.objects;
-  });
+  }, "the bad clients' leases and objects are gone");
   assertEquals(await client.has("gone"), false);
   assertEquals(await client.has("half"), false);
 });

@@ -4,6 +4,7 @@
  * holding leases, or sit idle by the thousand.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
+import { eventually } from "./helpers/eventually.ts";
 import { connect } from "../mod.ts";
 import { Errno } from "../native/errno.ts";
 import { Linux } from "../native/ffi.ts";
@@ -25,15 +26,6 @@ function withDaemon(name: string, fn: (daemon: DaemonProcess) => Promise<void>) 
       await Deno.remove(dir, { recursive: true });
     }
   });
-}
-
-/** Waits until `check` holds, up to five seconds. */
-async function eventually(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("Condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 withDaemon(
@@ -107,7 +99,10 @@ withDaemon("a client killed while holding leases leaves nothing behind", async (
   assertEquals(during.objects, before.objects + 1);
   const { status } = await holder.finish("SIGKILL");
   assertEquals(status.signal, "SIGKILL");
-  await eventually(async () => (await client.peer.stats()).leases === before.leases);
+  await eventually(
+    async () => (await client.peer.stats()).leases === before.leases,
+    "the client's leases are gone",
+  );
   const after = await client.peer.stats();
   assertEquals([after.objects, after.leases, after.bytes], [
     before.objects,
@@ -130,5 +125,8 @@ withDaemon("a thousand idle connections do not stop service", async ({ path }) =
     assertEquals(new TextDecoder().decode(handle.bytes), `busy ${i}`);
   }
   await idle.finish("SIGKILL");
-  await eventually(async () => (await client.peer.stats()).leases === 0);
+  await eventually(
+    async () => (await client.peer.stats()).leases === 0,
+    "no lease is left",
+  );
 });

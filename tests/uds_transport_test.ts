@@ -4,6 +4,7 @@
  * processes are in uds_process_test.ts.
  */
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
+import { eventually } from "./helpers/eventually.ts";
 import {
   Access,
   AlreadyExistsError,
@@ -66,15 +67,6 @@ function serving(
       await Deno.remove(dir, { recursive: true });
     }
   });
-}
-
-/** Waits until `check` holds, up to two seconds. */
-async function eventually(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 2000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("Condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 serving(
@@ -187,7 +179,10 @@ serving(
     await other.close();
     await other.close();
     assertEquals(view.length, 0, "views are detached when the connection closes");
-    await eventually(async () => (await peer.stats()).leases === before.leases);
+    await eventually(
+      async () => (await peer.stats()).leases === before.leases,
+      "the leases are gone",
+    );
     assertEquals(await peer.has("half"), false);
     assertEquals((await peer.stats()).objects, before.objects);
     await assertRejects(() => other.stats(), ClosedError);

@@ -58,22 +58,8 @@ export class RawConnection implements Disposable {
   /** Receives one message, polling until `timeout` ms; undefined at EOF or timeout. */
   async receive(timeout = 5000): Promise<RawReply | undefined> {
     const deadline = Date.now() + timeout;
-    const buffer = new Uint8Array(MAX_MESSAGE);
-    const fds = new Int32Array(MAX_FDS);
-    const count = new Int32Array(1);
-    const flags = new Int32Array(1);
     for (;;) {
-      const n = Number(
-        this.native.symbols.pk_recvmsg(
-          this.fd,
-          buffer,
-          BigInt(buffer.length),
-          fds,
-          MAX_FDS,
-          count,
-          flags,
-        ),
-      );
+      const { n, buffer, fds, flags } = this.#recvmsg();
       if (n > 0) {
         const frames: RawReply["frames"] = [];
         for (let at = 0; at < n;) {
@@ -85,7 +71,7 @@ export class RawConnection implements Disposable {
           });
           at += HEADER_SIZE + header.length;
         }
-        return { frames, fds: Array.from(fds.subarray(0, count[0]!)), flags: flags[0]! };
+        return { frames, fds, flags };
       }
       if (n === 0 || n !== -Errno.EAGAIN) return undefined;
       if (Date.now() > deadline) return undefined;
@@ -96,30 +82,35 @@ export class RawConnection implements Disposable {
   /** Whether the server has closed the connection (reads drained), polling until `timeout` ms. */
   async closedByServer(timeout = 5000): Promise<boolean> {
     const deadline = Date.now() + timeout;
-    const buffer = new Uint8Array(MAX_MESSAGE);
-    const fds = new Int32Array(MAX_FDS);
-    const count = new Int32Array(1);
-    const flags = new Int32Array(1);
     for (;;) {
-      const n = Number(
-        this.native.symbols.pk_recvmsg(
-          this.fd,
-          buffer,
-          BigInt(buffer.length),
-          fds,
-          MAX_FDS,
-          count,
-          flags,
-        ),
-      );
-      for (let i = 0; i < count[0]!; i++) this.native.symbols.pk_close(fds[i]!);
-      count[0] = 0;
+      const { n, fds } = this.#recvmsg();
+      for (const fd of fds) this.native.symbols.pk_close(fd);
       if (n === 0 || (n < 0 && n !== -Errno.EAGAIN)) return true;
       if (n === -Errno.EAGAIN) {
         if (Date.now() > deadline) return false;
         await new Promise((resolve) => setTimeout(resolve, 2));
       }
     }
+  }
+
+  /** One non-blocking recvmsg: the byte count (or -errno), the bytes, the fds and the flags. */
+  #recvmsg(): { n: number; buffer: Uint8Array; fds: number[]; flags: number } {
+    const buffer = new Uint8Array(MAX_MESSAGE);
+    const fds = new Int32Array(MAX_FDS);
+    const count = new Int32Array(1);
+    const flags = new Int32Array(1);
+    const n = Number(
+      this.native.symbols.pk_recvmsg(
+        this.fd,
+        buffer,
+        BigInt(buffer.length),
+        fds,
+        MAX_FDS,
+        count,
+        flags,
+      ),
+    );
+    return { n, buffer, fds: Array.from(fds.subarray(0, count[0]!)), flags: flags[0]! };
   }
 
   /** Closes the socket. Idempotent. */
