@@ -19,12 +19,10 @@ import { totalSize } from "./object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "./peer.ts";
 import { newId, validateMeta, validateObjectId, validateSize, validateTtl } from "./validate.ts";
 
-/** Options shared by every peer built on {@link BasePeer}. */
-export interface BasePeerOptions {
-  /** Where the bytes live. */
-  readonly blobs: BlobStore;
-  /** Where leases and the object directory live. */
-  readonly leases: LeaseStore;
+/** What every peer takes besides where its bytes live. */
+export interface PeerOptions {
+  /** Where leases and the object directory live. Default: in this process's memory. */
+  readonly leases?: LeaseStore;
   /** The clock that decides expiry. Default: the system clock. */
   readonly clock?: Clock;
   /** How often expired leases are swept, in milliseconds; 0 sweeps only when asked. Default 1000. */
@@ -37,6 +35,14 @@ export interface BasePeerOptions {
    * sealed object's digest. Without it, digests are computed only on demand.
    */
   readonly digest?: (blobs: readonly Blob[]) => Promise<string>;
+}
+
+/** What {@link BasePeer} takes: the stores, and the options every peer shares. */
+export interface BasePeerOptions extends PeerOptions {
+  /** Where the bytes live. */
+  readonly blobs: BlobStore;
+  /** Where leases and the object directory live. */
+  readonly leases: LeaseStore;
 }
 
 /** The local bytes of one incarnation of an object, counted by the leases on it. */
@@ -120,9 +126,19 @@ export class BasePeer implements Peer {
 
   /**
    * Adopts objects found by the blob store from an earlier run, as sealed
-   * objects in lookups. Subclasses call this once before serving.
+   * objects in lookups. Subclasses call this once before serving; on failure
+   * the peer is closed.
    */
   protected async recover(): Promise<number> {
+    try {
+      return await this.#recover();
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+  }
+
+  async #recover(): Promise<number> {
     const found = await this.#blobs.recover();
     for (const { info, stored } of found) {
       const leaseId = newId();

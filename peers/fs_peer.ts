@@ -1,28 +1,15 @@
-import type { Blob } from "../core/blob.ts";
 import { FileBlobStore } from "../backends/fs/mod.ts";
 import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
-import { BasePeer, type BasePeerOptions } from "../core/base_peer.ts";
-import type { Clock } from "../core/clock.ts";
-import type { LeaseStore } from "../core/lease_store.ts";
+import { BasePeer, type BasePeerOptions, type PeerOptions } from "../core/base_peer.ts";
 import { validateSize } from "../core/validate.ts";
 import { DEFAULT_CAPACITY } from "./memory_peer.ts";
 
 /** Options of {@link FileSystemPeer.open}. */
-export interface FileSystemPeerOptions {
+export interface FileSystemPeerOptions extends PeerOptions {
   /** The data directory; created when missing. */
   readonly dir: string;
   /** The most bytes the peer holds on disk. Default 4 GiB. */
   readonly capacity?: number;
-  /** Where leases live. Default: a {@link MemoryLeaseStore} on the peer's clock. */
-  readonly leases?: LeaseStore;
-  /** The clock that decides expiry. */
-  readonly clock?: Clock;
-  /** How often expired leases are swept, in milliseconds; 0 only on demand. */
-  readonly sweepInterval?: number;
-  /** This node's id in a shared lease store. */
-  readonly node?: string;
-  /** Computes each object's digest after seal, for a shared directory; see `BasePeerOptions.digest`. */
-  readonly digest?: (blobs: readonly Blob[]) => Promise<string>;
 }
 
 /**
@@ -57,12 +44,7 @@ export class FileSystemPeer extends BasePeer {
       leases: options.leases ?? new MemoryLeaseStore(options.clock),
       ...options,
     });
-    try {
-      await peer.recover();
-    } catch (error) {
-      await peer.close();
-      throw error;
-    }
+    await peer.recover();
     return peer;
   }
 }

@@ -1,28 +1,15 @@
-import type { Blob } from "../core/blob.ts";
 import { createMemoryBlobStore } from "../backends/memory/mod.ts";
 import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
-import { BasePeer } from "../core/base_peer.ts";
-import type { Clock } from "../core/clock.ts";
-import type { LeaseStore } from "../core/lease_store.ts";
+import { BasePeer, type PeerOptions } from "../core/base_peer.ts";
 import { validateSize } from "../core/validate.ts";
 
 /** The default capacity of a peer: 4 GiB. */
 export const DEFAULT_CAPACITY = 4 * 1024 ** 3;
 
 /** Options of {@link MemoryPeer}. */
-export interface MemoryPeerOptions {
+export interface MemoryPeerOptions extends PeerOptions {
   /** The most bytes the peer holds. Default {@link DEFAULT_CAPACITY}. */
   readonly capacity?: number;
-  /** Where leases live. Default: a {@link MemoryLeaseStore} on the peer's clock. */
-  readonly leases?: LeaseStore;
-  /** The clock that decides expiry. */
-  readonly clock?: Clock;
-  /** How often expired leases are swept, in milliseconds; 0 only on demand. */
-  readonly sweepInterval?: number;
-  /** This node's id in a shared lease store. */
-  readonly node?: string;
-  /** Computes each object's digest after seal, for a shared directory; see `BasePeerOptions.digest`. */
-  readonly digest?: (blobs: readonly Blob[]) => Promise<string>;
 }
 
 /**

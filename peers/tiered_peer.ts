@@ -1,13 +1,10 @@
-import type { Blob } from "../core/blob.ts";
 import { FileBlobStore } from "../backends/fs/mod.ts";
 import { createMemoryBlobStore } from "../backends/memory/mod.ts";
 import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
-import { BasePeer, type BasePeerOptions } from "../core/base_peer.ts";
-import type { Clock } from "../core/clock.ts";
+import { BasePeer, type BasePeerOptions, type PeerOptions } from "../core/base_peer.ts";
 import { systemClock } from "../core/clock.ts";
 import { InvalidArgumentError } from "../core/errors.ts";
 import { Access } from "../core/lease.ts";
-import type { LeaseStore } from "../core/lease_store.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, AcquireOptions, PeerStats } from "../core/peer.ts";
 import { validateSize } from "../core/validate.ts";
@@ -25,7 +22,7 @@ export const DEFAULT_COLD_CAPACITY = 16 * 1024 ** 3;
 const DEFAULT_POOL_BYTES = 256 * 1024 ** 2;
 
 /** Options of {@link TieredPeer.open}. */
-export interface TieredPeerOptions {
+export interface TieredPeerOptions extends PeerOptions {
   /** The data directory of the disk tier; created when missing. */
   readonly dir: string;
   /** Bytes the memory tier may hold. Default {@link DEFAULT_HOT_CAPACITY}. */
@@ -58,16 +55,6 @@ export interface TieredPeerOptions {
    * Default: a quarter of the memory budget, at most 256 MiB.
    */
   readonly poolBytes?: number;
-  /** Where leases live. Default: a {@link MemoryLeaseStore} on the peer's clock. */
-  readonly leases?: LeaseStore;
-  /** The clock that decides expiry and the promotion window. */
-  readonly clock?: Clock;
-  /** How often expired leases are swept, in milliseconds; 0 only on demand. */
-  readonly sweepInterval?: number;
-  /** This node's id in a shared lease store. */
-  readonly node?: string;
-  /** Computes each object's digest after seal, for a shared directory; see `BasePeerOptions.digest`. */
-  readonly digest?: (blobs: readonly Blob[]) => Promise<string>;
 }
 
 /**
@@ -173,12 +160,7 @@ export class TieredPeer extends BasePeer {
       ...(options.node === undefined ? {} : { node: options.node }),
       ...(options.digest === undefined ? {} : { digest: options.digest }),
     });
-    try {
-      await peer.recover();
-    } catch (error) {
-      await peer.close();
-      throw error;
-    }
+    await peer.recover();
     return peer;
   }
 
