@@ -1,14 +1,15 @@
 /**
  * One connection to Redis that fails fast while Redis is away and comes back
  * by itself: calls made while it is not ready reject at once with
- * {@link StoreUnavailableError}, and a lost connection is retried with capped
- * exponential backoff. Scripts are loaded on each connection and run by
+ * {@link StoreUnavailableError}, a command Redis does not answer in time
+ * rejects the same way and drops the connection (as when Redis hangs), and a
+ * lost connection is retried with capped exponential backoff. Scripts are loaded on each connection and run by
  * EVALSHA, falling back to EVAL (which loads them again) on NOSCRIPT, as after
  * a `SCRIPT FLUSH`.
  *
  * @module
  */
-import { createClient, ErrorReply } from "@redis/client";
+import { createClient, ErrorReply } from "npm:@redis/client@6.3.1";
 import {
   ClosedError,
   InternalError,
@@ -44,6 +45,11 @@ export interface RedisConnectionOptions {
   readonly attempts: number;
   /** Delays between attempts. */
   readonly backoff: Required<RedisBackoff>;
+  /**
+   * Milliseconds Redis has to answer each command, including connecting;
+   * past it the command rejects and the connection is dropped and retried.
+   */
+  readonly commandTimeout: number;
   /** Where trouble is reported. */
   readonly log: RedisLogger | undefined;
   /** Scripts loaded on each connection, so that calls seldom meet NOSCRIPT. */
@@ -132,27 +138,58 @@ export class RedisConnection {
 
   readonly #exec: Exec = async (script, args) => {
     try {
-      return await this.#client.sendCommand(["EVALSHA", script.sha, "0", ...args]);
+      return await this.#bounded(this.#client.sendCommand(["EVALSHA", script.sha, "0", ...args]));
     } catch (error) {
       if (!(error instanceof ErrorReply && error.message.startsWith("NOSCRIPT"))) {
         throw this.#wrap(error, `script ${script.name}`);
       }
     }
     try {
-      return await this.#client.sendCommand(["EVAL", script.source, "0", ...args]);
+      return await this.#bounded(this.#client.sendCommand(["EVAL", script.source, "0", ...args]));
     } catch (error) {
       throw this.#wrap(error, `script ${script.name}`);
     }
   };
 
+  /**
+   * Settles as `call` does, or rejects with {@link StoreUnavailableError} when
+   * Redis has not answered within the command timeout; the connection is then
+   * taken for lost (a reconnection drops it), as when Redis goes away. The
+   * timer is always cleared.
+   */
+  #bounded<T>(call: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const ms = this.#options.commandTimeout;
+        const error = new StoreUnavailableError(
+          `Metadata store unavailable: Redis at ${this.#where} did not answer within ${ms} ms`,
+        );
+        reject(error);
+        // Ready: reconnect in the background. Connecting: the attempt fails and
+        // the next one starts on a new socket.
+        this.#lost(error);
+      }, this.#options.commandTimeout);
+      call.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  }
+
   async #connect(attempts: number): Promise<void> {
     for (let attempt = 1;; attempt++) {
       try {
         if (this.#client.isOpen) this.#client.destroy();
-        await this.#client.connect();
+        await this.#bounded(this.#client.connect());
         await Promise.all(
           this.#options.scripts.map((script) =>
-            this.#client.sendCommand(["SCRIPT", "LOAD", script.source])
+            this.#bounded(this.#client.sendCommand(["SCRIPT", "LOAD", script.source]))
           ),
         );
         await this.#options.onReady(this.#first, this.#exec);
@@ -219,6 +256,7 @@ export class RedisConnection {
       }
       return new InternalError(`Redis ${what} failed: ${error.message}`, { cause: error });
     }
+    if (error instanceof StoreUnavailableError) return error;
     return new StoreUnavailableError(`Redis at ${this.#where} is unavailable: ${describe(error)}`, {
       cause: error,
     });
