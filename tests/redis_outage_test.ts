@@ -160,3 +160,47 @@ Deno.test("a node taken for dead registers again when it finds out", redisTestOp
   await a.release("r1");
   assertEquals(await redis.command("HLEN", "outage:leases:a"), 0);
 });
+
+Deno.test(
+  "Redis up but not answering: calls time out, held reads go on, service resumes",
+  redisTestOptions,
+  async () => {
+    const commandTimeout = 300;
+    await using redis = await startRedis();
+    // A heartbeat every 10 s: none lands while Redis is stopped, so the call below meets the hang.
+    await using a = await RedisLeaseStore.connect({
+      ...options(redis.url, "a"),
+      liveness: 30_000,
+      commandTimeout,
+    });
+    await holdSealed(a, "x");
+    const pid = redis.pid!;
+
+    Deno.kill(pid, "SIGSTOP");
+    try {
+      const started = performance.now();
+      await assertRejects(
+        () => a.stat("x"),
+        StoreUnavailableError,
+        `did not answer within ${commandTimeout} ms`,
+      );
+      const waited = performance.now() - started;
+      assert(waited >= commandTimeout - 5, `waits for the timeout, waited ${waited} ms`);
+      assert(waited < commandTimeout + 500, `bounded by the timeout, waited ${waited} ms`);
+      assert(!a.available, "the store drops the hung connection");
+
+      // Reads of what this node holds keep working.
+      assertEquals((await a.grant("x", read("x", "r1"))).id, "x");
+      await a.release("r1");
+      await assertRejects(() => a.list(), StoreUnavailableError);
+    } finally {
+      Deno.kill(pid, "SIGCONT");
+    }
+
+    await eventually(() => a.available, "the store reconnects");
+    assertEquals((await a.stat("x"))?.state, "SEALED");
+    await a.grant("x", read("x", "r2"));
+    assertEquals(await redis.command("HKEYS", "outage:leases:a"), ["r2"]);
+    await a.release("r2");
+  },
+);

@@ -3,9 +3,9 @@
  * by itself: calls made while it is not ready reject at once with
  * {@link StoreUnavailableError}, a command Redis does not answer in time
  * rejects the same way and drops the connection (as when Redis hangs), and a
- * lost connection is retried with capped exponential backoff. Scripts are loaded on each connection and run by
- * EVALSHA, falling back to EVAL (which loads them again) on NOSCRIPT, as after
- * a `SCRIPT FLUSH`.
+ * lost connection is retried with capped exponential backoff. Scripts are
+ * loaded on each connection and run by EVALSHA, falling back to EVAL (which
+ * loads them again) on NOSCRIPT, as after a `SCRIPT FLUSH`.
  *
  * @module
  */
@@ -46,8 +46,9 @@ export interface RedisConnectionOptions {
   /** Delays between attempts. */
   readonly backoff: Required<RedisBackoff>;
   /**
-   * Milliseconds Redis has to answer each command, including connecting;
-   * past it the command rejects and the connection is dropped and retried.
+   * Milliseconds Redis has to answer each call, connecting included; past it
+   * (by up to a quarter more) the call rejects and the connection is dropped
+   * and retried.
    */
   readonly commandTimeout: number;
   /** Where trouble is reported. */
@@ -77,6 +78,15 @@ export class RedisConnection {
   #first = true;
   #sleep: { timer: ReturnType<typeof setTimeout>; wake: () => void } | undefined;
   #reconnecting: Promise<void> | undefined;
+  /**
+   * When each call waiting for Redis started (`performance.now()`), oldest
+   * first: Redis answers in order, so each call that settles takes the oldest.
+   * One watchdog timer looks at the oldest, rather than a timer per call.
+   */
+  readonly #waiting: number[] = [];
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  /** Why the connection was last dropped by the watchdog, until it is ready again. */
+  #hung: string | undefined;
 
   /**
    * @param options The URL, retry policy and setup step.
@@ -111,6 +121,9 @@ export class RedisConnection {
    * @throws {StoreUnavailableError} When every attempt failed, or Redis refused the credentials.
    */
   async open(): Promise<void> {
+    const timeout = this.#options.commandTimeout;
+    this.#watchdog = setInterval(() => this.#watch(), Math.max(1, Math.floor(timeout / 4)));
+    Deno.unrefTimer(this.#watchdog);
     await this.#connect(this.#options.attempts);
   }
 
@@ -133,68 +146,69 @@ export class RedisConnection {
       this.#sleep.wake();
     }
     await this.#reconnecting;
+    // Waits for pending calls, or for the watchdog to drop them when Redis hangs.
     if (this.#client.isOpen) await this.#client.close().catch(() => this.#client.destroy());
+    clearInterval(this.#watchdog);
   }
 
   readonly #exec: Exec = async (script, args) => {
+    this.#waiting.push(performance.now());
     try {
-      return await this.#bounded(this.#client.sendCommand(["EVALSHA", script.sha, "0", ...args]));
-    } catch (error) {
-      if (!(error instanceof ErrorReply && error.message.startsWith("NOSCRIPT"))) {
+      try {
+        return await this.#client.sendCommand(["EVALSHA", script.sha, "0", ...args]);
+      } catch (error) {
+        if (!(error instanceof ErrorReply && error.message.startsWith("NOSCRIPT"))) {
+          throw this.#wrap(error, `script ${script.name}`);
+        }
+      }
+      try {
+        return await this.#client.sendCommand(["EVAL", script.source, "0", ...args]);
+      } catch (error) {
         throw this.#wrap(error, `script ${script.name}`);
       }
-    }
-    try {
-      return await this.#bounded(this.#client.sendCommand(["EVAL", script.source, "0", ...args]));
-    } catch (error) {
-      throw this.#wrap(error, `script ${script.name}`);
+    } finally {
+      this.#waiting.shift();
     }
   };
 
+  /** Settles as `call` does, watched like {@link RedisConnection.run} calls. */
+  async #watched<T>(call: Promise<T>): Promise<T> {
+    this.#waiting.push(performance.now());
+    try {
+      return await call;
+    } finally {
+      this.#waiting.shift();
+    }
+  }
+
   /**
-   * Settles as `call` does, or rejects with {@link StoreUnavailableError} when
-   * Redis has not answered within the command timeout; the connection is then
-   * taken for lost (a reconnection drops it), as when Redis goes away. The
-   * timer is always cleared.
+   * Drops the connection when the oldest waiting call has waited past the
+   * command timeout: its calls reject, and a ready connection reconnects as
+   * when Redis goes away (a connection attempt just fails, and is retried).
    */
-  #bounded<T>(call: Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const ms = this.#options.commandTimeout;
-        const error = new StoreUnavailableError(
-          `Metadata store unavailable: Redis at ${this.#where} did not answer within ${ms} ms`,
-        );
-        reject(error);
-        // Ready: reconnect in the background. Connecting: the attempt fails and
-        // the next one starts on a new socket.
-        this.#lost(error);
-      }, this.#options.commandTimeout);
-      call.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      );
-    });
+  #watch(): void {
+    const oldest = this.#waiting[0];
+    const timeout = this.#options.commandTimeout;
+    if (oldest === undefined || performance.now() - oldest < timeout) return;
+    this.#hung = `Redis at ${this.#where} did not answer within ${timeout} ms`;
+    if (this.#state === "ready") this.#lost(`no answer within ${timeout} ms`);
+    else this.#client.destroy();
   }
 
   async #connect(attempts: number): Promise<void> {
     for (let attempt = 1;; attempt++) {
       try {
         if (this.#client.isOpen) this.#client.destroy();
-        await this.#bounded(this.#client.connect());
+        await this.#watched(this.#client.connect());
         await Promise.all(
           this.#options.scripts.map((script) =>
-            this.#bounded(this.#client.sendCommand(["SCRIPT", "LOAD", script.source]))
+            this.#watched(this.#client.sendCommand(["SCRIPT", "LOAD", script.source]))
           ),
         );
         await this.#options.onReady(this.#first, this.#exec);
         if (this.#state === "closed") return;
         this.#first = false;
+        this.#hung = undefined;
         this.#state = "ready";
         return;
       } catch (error) {
@@ -204,7 +218,8 @@ export class RedisConnection {
           : (error as Error).cause instanceof ErrorReply
           ? (error as Error).cause as ErrorReply
           : undefined;
-        const reason = describe(reply ?? error);
+        const reason = this.#hung ?? describe(reply ?? error);
+        this.#hung = undefined;
         // On the first connection, a refusal (wrong credentials or database) or a
         // failing setup is not worth a retry; a Redis still starting up is.
         const fatal = this.#first &&
@@ -256,10 +271,10 @@ export class RedisConnection {
       }
       return new InternalError(`Redis ${what} failed: ${error.message}`, { cause: error });
     }
-    if (error instanceof StoreUnavailableError) return error;
-    return new StoreUnavailableError(`Redis at ${this.#where} is unavailable: ${describe(error)}`, {
-      cause: error,
-    });
+    const message = this.#hung === undefined
+      ? `Redis at ${this.#where} is unavailable: ${describe(error)}`
+      : `Metadata store unavailable: ${this.#hung}`;
+    return new StoreUnavailableError(message, { cause: error });
   }
 }
 

@@ -52,6 +52,13 @@ export interface RedisLeaseStoreOptions {
   readonly connectAttempts?: number;
   /** Delays between connection attempts, also when reconnecting. */
   readonly backoff?: RedisBackoff;
+  /**
+   * Milliseconds Redis has to answer each call. A call past it (checked every
+   * quarter of it) fails with {@link StoreUnavailableError} and the connection
+   * is dropped and retried, as when Redis goes away: this bounds calls to a
+   * Redis that is up but hung. Default 2000.
+   */
+  readonly commandTimeout?: number;
   /** Where connection trouble and recovery are reported. Default: nowhere. */
   readonly log?: RedisLogger;
 }
@@ -101,9 +108,11 @@ const CACHED_OBJECTS = 4096;
  * Outages: while Redis is unreachable, calls that need it fail at once with
  * {@link StoreUnavailableError}, except READ leases on sealed objects this node
  * holds (known through {@link RedisLeaseStore.attach}), which are granted and
- * released here and reconciled when Redis is back. The connection comes back
- * by itself; when Redis lost this node's state (it restarted empty), the node
- * registers its objects and leases again.
+ * released here and reconciled when Redis is back. A Redis that is up but does
+ * not answer (hung, stopped) counts as unreachable once a call has waited
+ * `commandTimeout` for it. The connection comes back by itself; when Redis
+ * lost this node's state (it restarted empty), the node registers its objects
+ * and leases again.
  *
  * Reads: a grant sends the version of the object this node last saw, and
  * Redis sends the object back only when it changed since; every change to an
@@ -161,6 +170,7 @@ export class RedisLeaseStore implements LeaseStore {
         initial: checkCount(options.backoff?.initial ?? 100, "backoff.initial", 1, false),
         max: checkCount(options.backoff?.max ?? 5000, "backoff.max", 1, false),
       },
+      commandTimeout: checkCount(options.commandTimeout ?? 2000, "commandTimeout", 1, false),
       log: options.log,
       scripts: Object.values(SCRIPTS),
       onReady: (first, exec) => this.#onReady(first, exec),
