@@ -5,19 +5,22 @@
  * owns, or a view of a mapping); `"pointer"` parameters take handles such as
  * a mapping's address. Calls that may take long have a `_nb` twin that runs
  * on Deno's blocking thread pool (`nonblocking: true`) and returns a promise;
- * the twins take pointers to mapped memory, which no garbage collection can
- * free while the call runs.
+ * the twins take pointers to mapped memory or to `pk_alloc` memory, which
+ * neither garbage collection nor the runtime's teardown at exit can free
+ * while the call runs.
  *
  * @module
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 1;
+export const NATIVE_ABI_VERSION = 2;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
   /** int32_t pk_version(void) */
   pk_version: { parameters: [], result: "i32" },
+  /** int32_t pk_pin(void): keeps the library mapped through dlclose, for `_nb` calls at exit */
+  pk_pin: { parameters: [], result: "i32" },
 
   // memfd
   pk_memfd_create: {
@@ -81,16 +84,19 @@ export const symbols = {
     ],
     result: "i32",
   },
-  pk_memfd_prepare_nb: {
-    name: "pk_memfd_prepare",
+  /** void *pk_alloc(uint64_t size): zeroed memory for `_nb` calls' out-parameters, or null */
+  pk_alloc: {
     parameters: [
       "u64", // uint64_t size
-      "i32", // int32_t populate
-      "buffer", // int32_t *out_fd
-      "buffer", // uint64_t *out_ptr (null: unmapped)
     ],
-    result: "i32",
-    nonblocking: true,
+    result: "pointer",
+  },
+  /** void pk_free(void *ptr) */
+  pk_free: {
+    parameters: [
+      "pointer", // void *ptr (from pk_alloc)
+    ],
+    result: "void",
   },
   pk_memfd_prepare_many_nb: {
     name: "pk_memfd_prepare_many",
@@ -98,9 +104,9 @@ export const symbols = {
       "u32", // uint32_t count
       "u64", // uint64_t size
       "i32", // int32_t populate
-      "buffer", // int32_t *out_fds (count entries, each stored when ready)
-      "buffer", // uint64_t *out_ptrs (count entries; null: unmapped)
-      "buffer", // int32_t *out_done (stored last: the result)
+      "pointer", // int32_t *out_fds (pk_alloc memory, count entries, each stored when ready)
+      "pointer", // uint64_t *out_ptrs (pk_alloc memory, count entries; null: unmapped)
+      "pointer", // int32_t *out_done (pk_alloc memory, stored last: the result)
     ],
     result: "i32", // how many were prepared
     nonblocking: true,
@@ -108,7 +114,7 @@ export const symbols = {
   pk_close_many_nb: {
     name: "pk_close_many",
     parameters: [
-      "buffer", // const int32_t *fds
+      "pointer", // const int32_t *fds (pk_alloc memory)
       "u32", // uint32_t count
     ],
     result: "i32",
@@ -203,8 +209,8 @@ export const symbols = {
       "pointer", // void *ptr (its read-write mapping of capacity bytes)
       "u64", // uint64_t size (the freed object's, whose bytes stay)
       "u64", // uint64_t capacity
-      "buffer", // int32_t *out_fd (stored when ready)
-      "buffer", // int32_t *out_done (stored last: 1 or -errno)
+      "pointer", // int32_t *out_fd (pk_alloc memory, stored when ready)
+      "pointer", // int32_t *out_done (pk_alloc memory, stored last: 1 or -errno)
     ],
     result: "i32",
     nonblocking: true,

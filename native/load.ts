@@ -230,6 +230,11 @@ function open(location: string | URL): Native {
     library.close();
     throw new Error(`${path} has ABI version ${version}, expected ${NATIVE_ABI_VERSION}`);
   }
+  // `_nb` calls may still run when the runtime closes the library at exit.
+  if (library.symbols.pk_pin() < 0) {
+    library.close();
+    throw new Error(`${path} cannot be pinned in memory`);
+  }
   return { path, symbols: library.symbols };
 }
 

@@ -8,6 +8,7 @@
 // Build: cc -O2 -shared -fPIC -o libpackice.so packice.c
 
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -27,7 +28,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 1
+#define PK_ABI_VERSION 2
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -76,6 +77,20 @@ static void *map_populated(int fd, uint64_t len) {
 }
 
 PK_EXPORT int32_t pk_version(void) { return PK_ABI_VERSION; }
+
+// Pins this library in memory for the life of the process; native/load.ts
+// calls it once a library passes its version check. Calls made with Deno's
+// `nonblocking: true` run on its blocking thread pool, and nothing waits for
+// them when the process exits: Deno closes the library (dlclose) while
+// tearing the runtime down, and a thread still inside, say,
+// pk_memfd_prepare_many then ran unmapped code and the process died with
+// SIGSEGV instead of its exit code. Reopened with RTLD_NODELETE, the library
+// stays mapped through every dlclose.
+PK_EXPORT int32_t pk_pin(void) {
+  Dl_info self;
+  if (dladdr((void *)pk_pin, &self) == 0 || self.dli_fname == NULL) return -ENOENT;
+  return dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) == NULL ? -ENOENT : 0;
+}
 
 // ---------------------------------------------------------------------------
 // memfd
@@ -145,11 +160,21 @@ PK_EXPORT int32_t pk_memfd_prepare(uint64_t size, int32_t populate, int32_t *out
   return prepare_one(size, populate, out_fd, out_ptr);
 }
 
+// Zeroed memory for the out-parameters of a call made on another thread, or
+// null. Deno does not keep a typed array alive for a `nonblocking` call, and
+// nothing waits for such calls when the process exits: results stored into
+// memory this library owns cannot land in a freed JS heap. The caller frees
+// it with pk_free once it has seen the call finish.
+PK_EXPORT void *pk_alloc(uint64_t size) { return calloc(1, size); }
+
+PK_EXPORT void pk_free(void *ptr) { free(ptr); }
+
 // pk_memfd_prepare `count` times, for a pool filled on another thread that the
-// JS thread reads while the call runs: each out_fds[i] is stored (with release
-// order) after its memfd and out_ptrs[i] are ready, and *out_done last of all,
-// with what the call returns: how many were prepared, or -errno when not even
-// the first one could be. A null `out_ptrs` prepares unmapped memfds.
+// JS thread reads while the call runs (the out-parameters are pk_alloc
+// memory): each out_fds[i] is stored (with release order) after its memfd and
+// out_ptrs[i] are ready, and *out_done last of all, with what the call
+// returns: how many were prepared, or -errno when not even the first one
+// could be. A null `out_ptrs` prepares unmapped memfds.
 PK_EXPORT int32_t pk_memfd_prepare_many(uint32_t count, uint64_t size, int32_t populate,
                                         int32_t *out_fds, uint64_t *out_ptrs,
                                         int32_t *out_done) {

@@ -6,7 +6,7 @@ import {
   PackiceError,
 } from "../core/errors.ts";
 import { check, Errno, errnoError, errnoName, SystemError } from "../native/errno.ts";
-import { Linux } from "../native/ffi.ts";
+import { Linux, NATIVE_ABI_VERSION } from "../native/ffi.ts";
 import { loadNative } from "../native/load.ts";
 import type { Native } from "../native/load.ts";
 import { Mapping } from "../native/mapping.ts";
@@ -53,7 +53,7 @@ Deno.test({
     const first = loadNative();
     assert(first !== undefined);
     assert(loadNative() === first);
-    assertEquals(first.symbols.pk_version(), 1);
+    assertEquals(first.symbols.pk_version(), NATIVE_ABI_VERSION);
   },
 });
 
@@ -126,7 +126,7 @@ Deno.test({
   async fn() {
     const fd = new Int32Array(1);
     const pointer = new BigUint64Array(1);
-    check(await pk.pk_memfd_prepare_nb(65536n, 1, fd, pointer), "memfd prepare");
+    check(pk.pk_memfd_prepare(65536n, 1, fd, pointer), "memfd prepare");
     const mapping = new Mapping(native!, Deno.UnsafePointer.create(pointer[0]!), 65536, 100);
     const view = mapping.openView();
     assertEquals(view.length, 100);
@@ -140,14 +140,18 @@ Deno.test({
     check(pk.pk_close(copy), "close");
     check(pk.pk_close(fd[0]!), "close");
 
-    const fds = new Int32Array(3).fill(-1);
-    const done = new Int32Array([-0x80000000]);
-    assertEquals(await pk.pk_memfd_prepare_many_nb(3, 4096n, 1, fds, null, done), 3);
-    assertEquals(done[0], 3);
-    for (const made of fds) {
+    // The results go to memory the library owns, which outlives the call.
+    const results = pk.pk_alloc(16n)!;
+    const out = new Deno.UnsafePointerView(results);
+    const done = Deno.UnsafePointer.offset(results, 12)!;
+    assertEquals(await pk.pk_memfd_prepare_many_nb(3, 4096n, 1, results, null, done), 3);
+    assertEquals(out.getInt32(12), 3);
+    for (let i = 0; i < 3; i++) {
+      const made = out.getInt32(i * 4);
       assertEquals(Number(pk.pk_fstat_size(made)), 4096);
       check(pk.pk_close(made), "close");
     }
+    pk.pk_free(results);
   },
 });
 

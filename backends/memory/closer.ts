@@ -1,4 +1,4 @@
-import { check } from "../../native/errno.ts";
+import { check, Errno, errnoError } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 import type { Tasks } from "./tasks.ts";
 
@@ -35,18 +35,31 @@ export class FdCloser {
     else this.#timer ??= setTimeout(() => this.flush(), 0);
   }
 
-  /** Starts closing every pending descriptor now. */
+  /**
+   * Starts closing every pending descriptor now.
+   *
+   * @throws {CapacityExceededError} When there is no memory for the list; the
+   *   descriptors stay pending.
+   */
   flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#pending.length === 0) return;
-    const fds = Int32Array.from(this.#pending);
+    const count = this.#pending.length;
+    // Memory the library owns: the runtime's teardown at exit cannot free it
+    // under the closing thread.
+    const memory = this.#native.symbols.pk_alloc(BigInt(count * 4));
+    if (memory === null) throw errnoError(Errno.ENOMEM, "allocating descriptors to close");
+    const fds = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(memory, count * 4));
+    fds.set(this.#pending);
     this.#pending = [];
     this.#tasks.track(
       "Closing memfds",
-      this.#native.symbols.pk_close_many_nb(fds, fds.length).then((result) =>
-        check(result, "close")
-      ),
+      this.#native.symbols.pk_close_many_nb(memory, count).then((result) => {
+        fds.buffer.transfer(0);
+        this.#native.symbols.pk_free(memory);
+        check(result, "close");
+      }),
     );
   }
 }

@@ -1,4 +1,4 @@
-import { check } from "../../native/errno.ts";
+import { check, Errno, errnoError } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 import type { Tasks } from "./tasks.ts";
 
@@ -59,25 +59,59 @@ export function sizeClass(size: number): number {
  * memfd is ready, and the result in `done` last, so the JS thread takes
  * memfds while the call still runs and sees it finish without waiting for
  * the event loop, which a tight loop of awaits never turns.
+ *
+ * The results go to memory the native library owns (`pk_alloc`), not to
+ * typed arrays: nothing waits for the call when the process exits, and the
+ * runtime's teardown would free JS memory under the thread still storing
+ * into it. The memory is freed only once `done` shows the call finished.
  */
 class Batch {
   readonly fds: Int32Array;
   readonly pointers: BigUint64Array;
-  readonly done = new Int32Array([NOT_DONE]);
+  readonly done: Int32Array;
+  /** The start of the C-owned results: `count` pointers, then `count` fds, then `done`. */
+  readonly #memory: Deno.PointerObject;
+  readonly #buffer: ArrayBuffer;
   /** The next memfd the JS thread has not taken. */
   next = 0;
   /** Allocations waiting for this batch to finish. */
   waiters = 0;
   promise: Promise<unknown> = Promise.resolve();
 
+  /**
+   * @throws {CapacityExceededError} When there is no memory for the results.
+   */
   constructor(
+    readonly native: Native,
     readonly pool: ClassPool,
     readonly count: number,
     readonly capacity: number,
     readonly stale = 0,
   ) {
-    this.fds = new Int32Array(count).fill(-1);
-    this.pointers = new BigUint64Array(count);
+    const bytes = count * 12 + 4;
+    const memory = native.symbols.pk_alloc(BigInt(bytes));
+    if (memory === null) throw errnoError(Errno.ENOMEM, "allocating call results");
+    this.#memory = memory;
+    this.#buffer = Deno.UnsafePointerView.getArrayBuffer(memory, bytes);
+    this.pointers = new BigUint64Array(this.#buffer, 0, count);
+    this.fds = new Int32Array(this.#buffer, count * 8, count).fill(-1);
+    this.done = new Int32Array(this.#buffer, count * 12, 1);
+    this.done[0] = NOT_DONE;
+  }
+
+  /** Where the C side stores the pointers. */
+  get pointersOut(): Deno.PointerObject {
+    return this.#memory;
+  }
+
+  /** Where the C side stores the fds. */
+  get fdsOut(): Deno.PointerObject {
+    return Deno.UnsafePointer.offset(this.#memory, this.count * 8)!;
+  }
+
+  /** Where the C side stores its result, last. */
+  get doneOut(): Deno.PointerObject {
+    return Deno.UnsafePointer.offset(this.#memory, this.count * 12)!;
   }
 
   /** Takes the next memfd if the C side has stored it. */
@@ -94,6 +128,15 @@ class Batch {
   made(): number | undefined {
     const done = Atomics.load(this.done, 0);
     return done === NOT_DONE ? undefined : Math.max(done, 0);
+  }
+
+  /**
+   * Frees the results' memory, once {@link made} has shown the call finished
+   * and every memfd has been taken; the views drop to length 0.
+   */
+  free(): void {
+    this.#buffer.transfer(0);
+    this.native.symbols.pk_free(this.#memory);
   }
 }
 
@@ -221,7 +264,7 @@ export class MemfdPool {
       pool.ready.push({ fd, pointer, capacity, stale: size });
       return true;
     }
-    const batch = new Batch(pool, 1, capacity, size);
+    const batch = new Batch(this.#native, pool, 1, capacity, size);
     batch.pointers[0] = BigInt(Deno.UnsafePointer.value(pointer));
     this.#start(batch);
     batch.promise = this.#native.symbols.pk_recycle_nb(
@@ -229,8 +272,8 @@ export class MemfdPool {
       pointer,
       BigInt(size),
       BigInt(capacity),
-      batch.fds,
-      batch.done,
+      batch.fdsOut,
+      batch.doneOut,
     ).then(() => this.#poll(batch));
     this.#tasks.track("Recycling a memfd", batch.promise);
     return true;
@@ -339,8 +382,11 @@ export class MemfdPool {
    * no longer counted.
    */
   #poll(batch: Batch): void {
+    // A retired batch's results are freed.
+    if (!this.#running.has(batch)) return;
     const made = batch.made();
-    if (made === undefined || !this.#running.delete(batch)) return;
+    if (made === undefined) return;
+    this.#running.delete(batch);
     const pool = batch.pool;
     pool.batches.splice(pool.batches.indexOf(batch), 1);
     const missing = batch.count - made;
@@ -354,6 +400,7 @@ export class MemfdPool {
         pool.ready.push(entry);
       }
     }
+    batch.free();
   }
 
   /** Starts one preparing call for a class that has run out, when there is room. */
@@ -370,15 +417,15 @@ export class MemfdPool {
       MAX_ENTRIES - this.#entries,
     );
     if (count <= 0) return;
-    const batch = new Batch(pool, count, capacity);
+    const batch = new Batch(this.#native, pool, count, capacity);
     this.#start(batch);
     batch.promise = this.#native.symbols.pk_memfd_prepare_many_nb(
       count,
       BigInt(capacity),
       1,
-      batch.fds,
-      batch.pointers,
-      batch.done,
+      batch.fdsOut,
+      batch.pointersOut,
+      batch.doneOut,
     ).then(() => {
       this.#poll(batch);
       // Objects may have taken the room meanwhile.
@@ -389,10 +436,21 @@ export class MemfdPool {
 
   /** A new memfd of `capacity` bytes, made on another thread. */
   async #prepare(capacity: number): Promise<PreparedMemfd> {
-    const fd = new Int32Array(1);
-    const pointer = new BigUint64Array(1);
-    const result = await this.#native.symbols.pk_memfd_prepare_nb(BigInt(capacity), 1, fd, pointer);
-    check(result, "memfd prepare");
-    return { fd: fd[0]!, pointer: Deno.UnsafePointer.create(pointer[0]!)!, capacity, stale: 0 };
+    // A batch of one, outside every size class.
+    const batch = new Batch(this.#native, new ClassPool(), 1, capacity);
+    try {
+      const result = await this.#native.symbols.pk_memfd_prepare_many_nb(
+        1,
+        BigInt(capacity),
+        1,
+        batch.fdsOut,
+        batch.pointersOut,
+        batch.doneOut,
+      );
+      check(result, "memfd prepare");
+      return batch.take()!;
+    } finally {
+      batch.free();
+    }
   }
 }
