@@ -40,27 +40,17 @@ export function socketDir(): Promise<string> {
  */
 export async function spawnDaemon(path: string, args: string[] = []): Promise<DaemonProcess> {
   const start = performance.now();
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...(await startTaskFlags()),
-      new URL("cli.ts", root).pathname,
-      "serve",
-      "--socket",
-      path,
-      "--log-level",
-      "warn",
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let errors = "";
-  const errorReader = (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of process.stderr) errors += decoder.decode(chunk, { stream: true });
-  })();
+  const { process, errors, errorReader } = spawnDeno([
+    "run",
+    ...(await startTaskFlags()),
+    new URL("cli.ts", root).pathname,
+    "serve",
+    "--socket",
+    path,
+    "--log-level",
+    "warn",
+    ...args,
+  ]);
   const lines = readLines(process.stdout);
   let banner = "";
   for (;;) {
@@ -68,7 +58,7 @@ export async function spawnDaemon(path: string, args: string[] = []): Promise<Da
     if (line.done) {
       const status = await process.status;
       await errorReader;
-      throw new Error(`Daemon exited with code ${status.code} before listening: ${errors}`);
+      throw new Error(`Daemon exited with code ${status.code} before listening: ${errors()}`);
     }
     banner += `${line.value}\n`;
     if (line.value.includes(`unix://${path}`)) break;
@@ -93,7 +83,7 @@ export async function spawnDaemon(path: string, args: string[] = []): Promise<Da
     process,
     banner,
     startupMs,
-    stderr: () => errors,
+    stderr: errors,
     stop,
     [Symbol.asyncDispose]: async () => {
       await stop();
@@ -118,17 +108,12 @@ export interface ChildProcess extends AsyncDisposable {
  * @param args The child's mode and arguments.
  */
 export function spawnChild(args: string[]): ChildProcess {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("uds_child.ts", import.meta.url).pathname, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let errors = "";
-  const errorReader = (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of process.stderr) errors += decoder.decode(chunk, { stream: true });
-  })();
+  const { process, errors, errorReader } = spawnDeno([
+    "run",
+    "-A",
+    new URL("uds_child.ts", import.meta.url).pathname,
+    ...args,
+  ]);
   const lines = readLines(process.stdout);
   let finished: ReturnType<ChildProcess["finish"]> | undefined;
   const finish = (signal?: Deno.Signal) => {
@@ -143,7 +128,7 @@ export function spawnChild(args: string[]): ChildProcess {
         }
       })();
       const [status] = await Promise.all([exited(process), rest, errorReader]);
-      return { status, stdout, stderr: errors };
+      return { status, stdout, stderr: errors() };
     })();
     return finished;
   };
@@ -151,7 +136,7 @@ export function spawnChild(args: string[]): ChildProcess {
     process,
     line: async () => {
       const line = await lines.next();
-      assert(!line.done, `Child ended without output: ${errors}`);
+      assert(!line.done, `Child ended without output: ${errors()}`);
       return line.value;
     },
     finish,
@@ -194,4 +179,24 @@ async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<st
     }
   }
   if (buffered.length > 0) yield buffered;
+}
+
+/** Spawns `deno ...args` with piped output, reading stderr as text in the background. */
+function spawnDeno(args: string[]): {
+  process: Deno.ChildProcess;
+  errors: () => string;
+  errorReader: Promise<void>;
+} {
+  const process = new Deno.Command(Deno.execPath(), {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let errors = "";
+  const errorReader = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of process.stderr) errors += decoder.decode(chunk, { stream: true });
+  })();
+  return { process, errors: () => errors, errorReader };
 }

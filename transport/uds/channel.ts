@@ -122,12 +122,7 @@ export class Channel {
     this.#maxQueued = options.maxQueuedBytes;
     this.#maxQueuedFds = options.maxQueuedFds ?? Number.MAX_SAFE_INTEGER;
     this.#pauseWhileQueued = options.pauseWhileQueued ?? false;
-    try {
-      this.#token = reactor.add(fd, IN, this);
-    } catch (error) {
-      native.symbols.pk_close(fd);
-      throw error;
-    }
+    this.#token = reactor.adopt(fd, IN, this);
   }
 
   /** Whether the channel has ended. */

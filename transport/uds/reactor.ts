@@ -67,6 +67,24 @@ export class Reactor {
   }
 
   /**
+   * Watches a fd the caller has just made and hands over: if it cannot be
+   * watched, it is closed before the error is thrown.
+   *
+   * @param fd A new non-blocking fd.
+   * @param events `EPOLL*` bits.
+   * @param handler Told when the fd is ready.
+   * @returns The registration's token.
+   */
+  adopt(fd: number, events: number, handler: Ready): number {
+    try {
+      return this.add(fd, events, handler);
+    } catch (error) {
+      this.#native.symbols.pk_close(fd);
+      throw error;
+    }
+  }
+
+  /**
    * Watches `fd` for `events`, starting the thread if it is not running.
    *
    * @param fd A non-blocking fd.

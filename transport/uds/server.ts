@@ -172,12 +172,7 @@ export class UdsServer implements AsyncDisposable {
       log: options.log ?? silent,
       forget: (connection) => this.#connections.delete(connection),
     };
-    try {
-      this.#token = this.#context.reactor.add(fd, Linux.EPOLLIN, { ready: () => this.#accept() });
-    } catch (error) {
-      native.symbols.pk_close(fd);
-      throw error;
-    }
+    this.#token = this.#context.reactor.adopt(fd, Linux.EPOLLIN, { ready: () => this.#accept() });
   }
 
   /** The socket path. */
