@@ -13,7 +13,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 2;
+export const NATIVE_ABI_VERSION = 3;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -472,6 +472,27 @@ export const symbols = {
       "pointer", // void *handle
     ],
     result: "i32",
+  },
+  pk_reactor_lend: {
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32",
+  },
+  pk_reactor_reclaim: {
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32",
+  },
+  pk_reactor_poll: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // uint32_t *slots (2 * max: token, events)
+      "i32", // int32_t max
+      "i64", // int64_t timeout_ns
+    ],
+    result: "i32", // ready entries; 0 on timeout
   },
   pk_reactor_join_nb: {
     name: "pk_reactor_join",

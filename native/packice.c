@@ -28,7 +28,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 2
+#define PK_ABI_VERSION 3
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -686,48 +686,103 @@ PK_EXPORT int32_t pk_eventfd_drain(int32_t fd) {
 // Calling it blocks this thread until the JS side returns, and the JS side
 // drains every ready socket before returning, so the next epoll_wait reports
 // only new events: no call is parked on Deno's blocking pool per wait.
+//
+// Each hop through the callback wakes two threads, which costs tens of
+// microseconds on a VM. So the JS thread may also wait on the sockets itself
+// for a short while, when it has just sent a request (or a reply) and the
+// answer (or the next request) is likely to come back at once: it lends the
+// wait (pk_reactor_lend), the thread parks, the JS thread waits with
+// pk_reactor_poll, and pk_reactor_reclaim hands the wait back. The sockets
+// live in an inner epoll that the JS thread waits on; the thread waits on an
+// outer one holding the inner epoll and its own eventfd, so waking the
+// thread never wakes the JS thread's wait.
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
 
-// The epoll data of the reactor's own eventfd; JS tokens are 32-bit.
-#define PK_REACTOR_WAKE UINT64_MAX
+// The outer epoll's data for the reactor's eventfd and for the inner epoll.
+#define PK_REACTOR_WAKE 0
+#define PK_REACTOR_SOCKETS 1
 
 typedef void (*pk_ready_fn)(int32_t count);
 
 struct pk_reactor {
-  int epfd;
+  int epfd;   // inner: the sockets, with the JS side's 32-bit tokens
+  int outer;  // the inner epoll and wakefd, for the thread
   int wakefd;
   int max;
   pk_ready_fn ready;
   atomic_int stop;
   pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t reclaimed;
+  int lent;  // guarded by lock: the JS thread waits on the sockets itself
   // For each ready entry: its 32-bit token, then its EPOLL* bits.
   uint32_t slots[2 * PK_EPOLL_MAX];
 };
 
+static void pk_reactor_wait_reclaimed(struct pk_reactor *r) {
+  pthread_mutex_lock(&r->lock);
+  while (r->lent && !atomic_load(&r->stop)) pthread_cond_wait(&r->reclaimed, &r->lock);
+  pthread_mutex_unlock(&r->lock);
+}
+
+static int pk_reactor_lent_now(struct pk_reactor *r) {
+  pthread_mutex_lock(&r->lock);
+  int lent = r->lent;
+  pthread_mutex_unlock(&r->lock);
+  return lent;
+}
+
+// Waits up to `timeout_ns` on the inner epoll and writes what is ready into
+// `slots`; returns the count.
+static int pk_reactor_take(struct pk_reactor *r, uint32_t *slots, int max, int64_t timeout_ns) {
+  struct epoll_event events[PK_EPOLL_MAX];
+  struct timespec wait = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
+  int n = (int)syscall(SYS_epoll_pwait2, r->epfd, events, max, &wait, NULL, 0);
+  if (n < 0 && errno == ENOSYS) {
+    int ms = (int)((timeout_ns + 999999) / 1000000);
+    n = epoll_wait(r->epfd, events, max, ms);
+  }
+  if (n < 0) return errno == EINTR ? 0 : -errno;
+  for (int i = 0; i < n; i++) {
+    slots[2 * i] = (uint32_t)events[i].data.u64;
+    slots[2 * i + 1] = events[i].events;
+  }
+  return n;
+}
+
 static void *pk_reactor_loop(void *arg) {
   struct pk_reactor *r = arg;
-  struct epoll_event events[PK_EPOLL_MAX];
+  struct epoll_event events[2];
   while (!atomic_load(&r->stop)) {
-    int n = epoll_wait(r->epfd, events, r->max, -1);
+    pk_reactor_wait_reclaimed(r);
+    if (atomic_load(&r->stop)) break;
+    int n = epoll_wait(r->outer, events, 2, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       r->ready(-errno);
       break;
     }
-    int count = 0;
+    int sockets = 0;
     for (int i = 0; i < n; i++) {
       if (events[i].data.u64 == PK_REACTOR_WAKE) {
         uint64_t drained;
         if (read(r->wakefd, &drained, sizeof drained) < 0) { /* already drained */ }
-        continue;
+      } else {
+        sockets = 1;
       }
-      r->slots[2 * count] = (uint32_t)events[i].data.u64;
-      r->slots[2 * count + 1] = events[i].events;
-      count++;
+    }
+    // Events seen while the wait is lent are the JS thread's to take: they
+    // are level-triggered, so whoever waits next sees them again.
+    if (!sockets || atomic_load(&r->stop) || pk_reactor_lent_now(r)) continue;
+    int count = pk_reactor_take(r, r->slots, r->max, 0);
+    if (count < 0) {
+      r->ready(count);
+      break;
     }
     if (count > 0 && !atomic_load(&r->stop)) r->ready(count);
   }
@@ -743,9 +798,18 @@ static void pk_pin_library(void) {
   }
 }
 
-// Creates an epoll and starts the thread that waits on it. Writes the
+static void pk_reactor_free(struct pk_reactor *r) {
+  if (r->epfd >= 0) close(r->epfd);
+  if (r->outer >= 0) close(r->outer);
+  if (r->wakefd >= 0) close(r->wakefd);
+  pthread_mutex_destroy(&r->lock);
+  pthread_cond_destroy(&r->reclaimed);
+  free(r);
+}
+
+// Creates the epolls and starts the thread that waits on them. Writes the
 // reactor's handle and the address of its slots (2 * max uint32 values,
-// valid until pk_reactor_join) and returns the epoll fd.
+// valid until pk_reactor_join) and returns the epoll fd to add sockets to.
 PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out_handle,
                                    uint64_t *out_slots) {
   if (max <= 0 || max > PK_EPOLL_MAX) return -EINVAL;
@@ -755,19 +819,23 @@ PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out
   r->ready = ready;
   r->max = max;
   atomic_init(&r->stop, 0);
+  pthread_mutex_init(&r->lock, NULL);
+  pthread_cond_init(&r->reclaimed, NULL);
   r->epfd = epoll_create1(EPOLL_CLOEXEC);
+  r->outer = epoll_create1(EPOLL_CLOEXEC);
   r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   int error = 0;
   struct epoll_event wake = {.events = EPOLLIN, .data.u64 = PK_REACTOR_WAKE};
-  if (r->epfd < 0 || r->wakefd < 0 || epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->wakefd, &wake) < 0) {
+  struct epoll_event sockets = {.events = EPOLLIN, .data.u64 = PK_REACTOR_SOCKETS};
+  if (r->epfd < 0 || r->outer < 0 || r->wakefd < 0 ||
+      epoll_ctl(r->outer, EPOLL_CTL_ADD, r->wakefd, &wake) < 0 ||
+      epoll_ctl(r->outer, EPOLL_CTL_ADD, r->epfd, &sockets) < 0) {
     error = errno;
   } else {
     error = pthread_create(&r->thread, NULL, pk_reactor_loop, r);
   }
   if (error != 0) {
-    if (r->epfd >= 0) close(r->epfd);
-    if (r->wakefd >= 0) close(r->wakefd);
-    free(r);
+    pk_reactor_free(r);
     return -error;
   }
   *out_handle = (uint64_t)(uintptr_t)r;
@@ -775,10 +843,7 @@ PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out
   return r->epfd;
 }
 
-// Asks the thread to stop and wakes it. Returns at once; pk_reactor_join waits.
-PK_EXPORT int32_t pk_reactor_stop(void *handle) {
-  struct pk_reactor *r = handle;
-  atomic_store(&r->stop, 1);
+static int32_t pk_reactor_wake(struct pk_reactor *r) {
   uint64_t one = 1;
   ssize_t n;
   do n = write(r->wakefd, &one, sizeof one);
@@ -786,15 +851,53 @@ PK_EXPORT int32_t pk_reactor_stop(void *handle) {
   return n < 0 && errno != EAGAIN ? -errno : 0;
 }
 
-// Waits for the stopped thread, then closes the epoll and frees the reactor.
+// Lends the wait to the calling (JS) thread: the reactor thread parks until
+// pk_reactor_reclaim. Returns at once.
+PK_EXPORT int32_t pk_reactor_lend(void *handle) {
+  struct pk_reactor *r = handle;
+  pthread_mutex_lock(&r->lock);
+  r->lent = 1;
+  pthread_mutex_unlock(&r->lock);
+  return pk_reactor_wake(r);
+}
+
+// Hands the wait back to the reactor thread.
+PK_EXPORT int32_t pk_reactor_reclaim(void *handle) {
+  struct pk_reactor *r = handle;
+  pthread_mutex_lock(&r->lock);
+  r->lent = 0;
+  pthread_cond_signal(&r->reclaimed);
+  pthread_mutex_unlock(&r->lock);
+  return 0;
+}
+
+// Waits on the calling thread up to `timeout_ns` for ready sockets and
+// writes at most `max` entries (token, events) into `slots`. Returns how
+// many; 0 on timeout.
+PK_EXPORT int32_t pk_reactor_poll(void *handle, uint32_t *slots, int32_t max,
+                                  int64_t timeout_ns) {
+  struct pk_reactor *r = handle;
+  if (max <= 0 || max > PK_EPOLL_MAX || timeout_ns < 0) return -EINVAL;
+  return pk_reactor_take(r, slots, max, timeout_ns);
+}
+
+// Asks the thread to stop and wakes it. Returns at once; pk_reactor_join waits.
+PK_EXPORT int32_t pk_reactor_stop(void *handle) {
+  struct pk_reactor *r = handle;
+  atomic_store(&r->stop, 1);
+  pthread_mutex_lock(&r->lock);
+  pthread_cond_signal(&r->reclaimed);
+  pthread_mutex_unlock(&r->lock);
+  return pk_reactor_wake(r);
+}
+
+// Waits for the stopped thread, then closes the epolls and frees the reactor.
 // Run it off the JS thread: the thread may be waiting for a callback to run.
 PK_EXPORT int32_t pk_reactor_join(void *handle) {
   struct pk_reactor *r = handle;
   int error = pthread_join(r->thread, NULL);
   if (error != 0) return -error;
-  close(r->epfd);
-  close(r->wakefd);
-  free(r);
+  pk_reactor_free(r);
   return 0;
 }
 

@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers";
 import { check } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
@@ -15,6 +16,16 @@ export interface Ready {
 
 /** How many events one wait reports. */
 const MAX_EVENTS = 256;
+
+/**
+ * How long the JS thread may keep the wait, in milliseconds, before it hands
+ * it back so that the event loop turns: the most that waiting here delays
+ * timers, HTTP requests and other I/O of the process.
+ */
+const LEND_BUDGET_MS = 1;
+
+/** How many times a wait steps back behind newer microtasks while work is under way. */
+const MAX_DEFERRALS = 64;
 
 /** The callback the native thread calls with the number of ready entries. */
 const READY = { parameters: ["i32"], result: "void" } as const;
@@ -40,6 +51,12 @@ interface Running {
  *
  * The thread runs while anything is registered; when the last registration
  * goes it is stopped, and its epoll closed, before `remove()` settles.
+ *
+ * Each hop from the native thread into JS wakes two threads, tens of
+ * microseconds on a VM, and so does a turn of the event loop. A caller that
+ * has just sent something whose answer should follow at once can instead
+ * have the JS thread wait itself, once the work under way has run: see
+ * {@link Reactor.waitSoon}.
  */
 export class Reactor {
   static #shared: Reactor | undefined;
@@ -59,6 +76,14 @@ export class Reactor {
   readonly #handlers = new Map<number, Ready>();
   #nextToken = 1;
   #running: Running | undefined;
+  /** The longest wait asked for since the last one, in microseconds. */
+  #wanted = 0;
+  #waitScheduled = false;
+  /** Work under way that a wait must not hold up; see {@link Reactor.busy}. */
+  #busy = 0;
+  /** Since when the JS thread has kept the wait, while the native thread parks; 0 when it has not. */
+  #lentAt = 0;
+  readonly #polled = new Uint32Array(MAX_EVENTS * 2);
   /** The stop of the previous run, which a new run waits for. */
   #stopped: Promise<void> = Promise.resolve();
 
@@ -141,6 +166,98 @@ export class Reactor {
     return this.#handlers.size === 0 ? this.#stopped : Promise.resolve();
   }
 
+  /**
+   * Has the JS thread wait itself for registered fds to become ready, up to
+   * `micros`, once the work under way has run (see {@link Reactor.busy}),
+   * and hand what is ready to the handlers as the native thread would. For
+   * right after sending a request (or a reply) whose answer (or the next
+   * request) usually comes back within microseconds: it saves the hops
+   * through the native thread and the event loop. The native thread takes
+   * the wait back when one times out, and when the event loop turns, which
+   * the JS thread lets it do at least every {@link LEND_BUDGET_MS}.
+   *
+   * @param micros The longest wait, in microseconds.
+   */
+  waitSoon(micros: number): void {
+    if (this.#running === undefined) return;
+    this.#wanted = Math.max(this.#wanted, micros);
+    this.#scheduleWait();
+  }
+
+  /** Runs {@link Reactor.#wait} once the work under way has run. */
+  #scheduleWait(): void {
+    if (this.#waitScheduled) return;
+    this.#waitScheduled = true;
+    let deferrals = 0;
+    const step = () => {
+      if (this.#busy > 0 && deferrals++ < MAX_DEFERRALS) queueMicrotask(step);
+      else this.#wait();
+    };
+    queueMicrotask(step);
+  }
+
+  /**
+   * Counts work under way, such as a request being served or a message
+   * waiting to be flushed, that {@link Reactor.waitSoon} lets run first.
+   *
+   * @param delta +1 when work starts, -1 when it ends.
+   */
+  busy(delta: number): void {
+    this.#busy += delta;
+  }
+
+  /**
+   * Waits as asked since the last wait, or hands the wait back to the native
+   * thread when nobody asked.
+   */
+  #wait(): void {
+    this.#waitScheduled = false;
+    const running = this.#running;
+    if (running === undefined) return;
+    const symbols = this.#native.symbols;
+    const micros = this.#wanted;
+    if (micros === 0) {
+      this.#reclaim(running);
+      return;
+    }
+    if (this.#lentAt === 0) {
+      check(symbols.pk_reactor_lend(running.handle), "reactor lend");
+      this.#lentAt = performance.now();
+    } else if (performance.now() - this.#lentAt > LEND_BUDGET_MS) {
+      // Let the event loop turn (timers, other I/O) before waiting again;
+      // the native thread, parked meanwhile, would not let it.
+      this.#waitScheduled = true;
+      setImmediate(() => {
+        this.#waitScheduled = false;
+        this.#lentAt = performance.now();
+        if (this.#running === running) this.#scheduleWait();
+      });
+      return;
+    }
+    this.#wanted = 0;
+    const count = symbols.pk_reactor_poll(
+      running.handle,
+      this.#polled,
+      MAX_EVENTS,
+      BigInt(Math.round(micros * 1000)),
+    );
+    if (count <= 0) {
+      this.#reclaim(running);
+      if (count < 0) console.error(`Packice: waiting on Unix sockets failed: errno ${-count}`);
+      return;
+    }
+    this.#ready(this.#polled, count);
+    // Once the handlers' work has run: another wait if one is asked for, else the end of lending.
+    this.#scheduleWait();
+  }
+
+  /** Hands the wait back to the native thread. */
+  #reclaim(running: Running): void {
+    if (this.#lentAt === 0 || this.#running !== running) return;
+    this.#lentAt = 0;
+    this.#native.symbols.pk_reactor_reclaim(running.handle);
+  }
+
   #start(): Running {
     const symbols = this.#native.symbols;
     // Events of an earlier run that is stopping are dropped: their fds are gone.
@@ -179,6 +296,7 @@ export class Reactor {
     const running = this.#running;
     if (running === undefined) return;
     this.#running = undefined;
+    this.#lentAt = 0;
     const symbols = this.#native.symbols;
     check(symbols.pk_reactor_stop(running.handle), "reactor stop");
     const previous = this.#stopped;

@@ -62,6 +62,11 @@ export interface UdsServerOptions {
 const silent: UdsServerLog = { warn: () => {}, debug: () => {} };
 /** Memfds that may wait for one slow client, each a duplicate held open. */
 const MAX_QUEUED_FDS = 1024;
+/**
+ * How long the JS thread waits itself for a next request after sending
+ * replies, in microseconds, before it leaves the wait to the event loop.
+ */
+const REQUEST_WAIT_US = 50;
 
 /** What every connection of a server shares. */
 interface Context {
@@ -392,6 +397,7 @@ class Connection implements ChannelHandler {
       return;
     }
     this.#inflight++;
+    this.#context.reactor.busy(1);
     work.then(
       (reply) => {
         if (reply !== undefined && !(flags & Flag.ONE_WAY)) this.#reply(op, id, reply);
@@ -401,6 +407,7 @@ class Connection implements ChannelHandler {
       },
     ).finally(() => {
       this.#inflight--;
+      this.#context.reactor.busy(-1);
       if (this.#backlog !== undefined) this.#resume();
       this.#scheduleFlush();
     });
@@ -581,6 +588,8 @@ class Connection implements ChannelHandler {
       }
       this.#flushing = false;
       this.#channel.flush();
+      // The client usually sends its next request as soon as it has the reply.
+      this.#context.reactor.waitSoon(REQUEST_WAIT_US);
     };
     queueMicrotask(tick);
   }

@@ -45,6 +45,13 @@ export interface UdsPeerOptions {
 /** The largest object {@link UdsPeer.putObject} sends inline. */
 const INLINE_PUT = 64 * 1024;
 
+/**
+ * How long the JS thread waits for a reply itself after sending requests, in
+ * microseconds, before it leaves the wait to the event loop: a local daemon
+ * answers most requests well within it.
+ */
+const REPLY_WAIT_US = 200;
+
 /** Decodes a reply body (valid only during the call) and the fds that came with it. */
 type Decode<T> = (body: Uint8Array, fds: number[]) => T;
 
@@ -153,6 +160,7 @@ class HeldLease implements BlobOwner {
 export class UdsPeer implements Peer, DirectPut {
   readonly #native: Native;
   readonly #path: string;
+  readonly #reactor: Reactor;
   readonly #channel: Channel;
   readonly #pending = new Map<number, Pending>();
   readonly #leases = new Map<string, HeldLease>();
@@ -217,7 +225,8 @@ export class UdsPeer implements Peer, DirectPut {
       message: (bytes, fds, flags) => this.#message(bytes, fds, flags),
       closed: (reason) => this.#shutdown(`Connection to ${path} lost: ${reason}`),
     };
-    this.#channel = new Channel(native, Reactor.of(native), fd, handler, {
+    this.#reactor = Reactor.of(native);
+    this.#channel = new Channel(native, this.#reactor, fd, handler, {
       maxQueuedBytes: Number.MAX_SAFE_INTEGER,
     });
   }
@@ -522,6 +531,7 @@ export class UdsPeer implements Peer, DirectPut {
     queueMicrotask(() => {
       this.#flushQueued = false;
       this.#channel.flush();
+      if (this.#pending.size > 0) this.#reactor.waitSoon(REPLY_WAIT_US);
     });
   }
 
