@@ -70,6 +70,8 @@ export class SystemError extends Error {
   readonly errno: number;
   /** The operation that failed, such as `"mmap"`. */
   readonly operation: string;
+  /** The errno's name, such as `"ENOSPC"`, as Deno's file system errors carry it. */
+  readonly code: string;
 
   /**
    * Describes a failed system call.
@@ -82,6 +84,7 @@ export class SystemError extends Error {
     this.name = "SystemError";
     this.errno = errno;
     this.operation = operation;
+    this.code = errnoName(errno);
   }
 }
 

@@ -526,6 +526,55 @@ export const symbols = {
     result: "i32",
   },
   pk_raise_nofile_limit: { parameters: [], result: "i64" }, // the new soft limit
+
+  // ---------------------------------------------------------------------------
+  // Background file I/O for the disk tier (backends/fs/native_io.ts): worker
+  // threads at a low priority, results reaped when the eventfd is readable.
+  pk_io_start: {
+    parameters: [
+      "i32", // int32_t threads
+      "i32", // int32_t nice (of the workers)
+      "buffer", // uint64_t *out_handle
+    ],
+    result: "i32", // the eventfd
+  },
+  pk_io_create_file: {
+    parameters: [
+      "pointer", // void *handle
+      "u32", // uint32_t id
+      "buffer", // const char *path (NUL-terminated, copied)
+      "i64", // int64_t size
+    ],
+    result: "i32", // 0 once queued; the job's result is the fd
+  },
+  pk_io_pwrite: {
+    parameters: [
+      "pointer", // void *handle
+      "u32", // uint32_t id
+      "i32", // int32_t fd
+      "pointer", // const void *src (valid until the result is reaped)
+      "u64", // uint64_t len
+      "i64", // int64_t off
+    ],
+    result: "i32", // 0 once queued; the job's result is the bytes written
+  },
+  pk_io_fsync: {
+    parameters: [
+      "pointer", // void *handle
+      "u32", // uint32_t id
+      "i32", // int32_t fd
+    ],
+    result: "i32", // 0 once queued
+  },
+  pk_io_reap: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // uint32_t *out_ids (max entries)
+      "buffer", // int64_t *out_results (max entries)
+      "i32", // int32_t max
+    ],
+    result: "i32", // finished jobs taken
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The functions of a loaded `libpackice.so`. */

@@ -932,3 +932,219 @@ PK_EXPORT int64_t pk_raise_nofile_limit(void) {
   }
   return limit.rlim_cur > INT32_MAX ? INT32_MAX : (int64_t)limit.rlim_cur;
 }
+
+// ===========================================================================
+// Background file I/O for the disk tier (backends/fs/native_io.ts).
+//
+// Long-lived worker threads, at a low CPU priority, take jobs (create a file,
+// write to it from memory, fsync it) off one queue and post each result to a
+// completion list, then signal an eventfd that the JS thread watches. Copying
+// bytes into the page cache costs a core's worth of kernel time under a
+// stream of writes; run at normal priority, as on Deno's blocking pool, it
+// keeps a 2-core machine's JS thread waiting in the run queue for
+// milliseconds. Submitting a job is a mutex and a condition variable, with no
+// thread handed a task per call.
+
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
+// Bytes one write system call moves: the kernel copies without a preemption
+// point, so a thread that wakes to run the JS event loop waits at most for
+// one chunk.
+#define PK_IO_CHUNK ((uint64_t)256 << 10)
+
+enum pk_io_kind { PK_IO_CREATE = 1, PK_IO_PWRITE = 2, PK_IO_FSYNC = 3 };
+
+struct pk_io_job {
+  struct pk_io_job *next;
+  uint32_t id;
+  int32_t kind;
+  int32_t fd;
+  const char *src;
+  uint64_t len;
+  int64_t off;
+  int64_t result;
+  char *path;
+};
+
+struct pk_io {
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  struct pk_io_job *head, *tail;
+  struct pk_io_job *done_head, *done_tail;
+  int eventfd;
+  int nice;
+};
+
+static int64_t pk_io_pwrite_chunked(int fd, const char *src, uint64_t len, int64_t off) {
+  uint64_t done = 0;
+  while (done < len) {
+    uint64_t n = len - done < PK_IO_CHUNK ? len - done : PK_IO_CHUNK;
+    int64_t wrote = pk_pwrite_all(fd, src + done, n, off + (int64_t)done);
+    if (wrote < 0) return wrote;
+    done += (uint64_t)wrote;
+  }
+  return (int64_t)done;
+}
+
+static int64_t pk_io_create(const char *path, int64_t size) {
+  int fd;
+  do fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) return -errno;
+  if (ftruncate(fd, size) < 0) {
+    int error = errno;
+    close(fd);
+    unlink(path);
+    return -error;
+  }
+  return fd;
+}
+
+static void pk_io_run(struct pk_io_job *job) {
+  switch (job->kind) {
+    case PK_IO_CREATE:
+      job->result = pk_io_create(job->path, job->off);
+      break;
+    case PK_IO_PWRITE:
+      job->result = pk_io_pwrite_chunked(job->fd, job->src, job->len, job->off);
+      break;
+    case PK_IO_FSYNC:
+      job->result = fsync(job->fd) < 0 ? -errno : 0;
+      break;
+    default:
+      job->result = -EINVAL;
+  }
+}
+
+static void *pk_io_loop(void *arg) {
+  struct pk_io *io = arg;
+  // Per thread on Linux: only this worker runs at the lower priority.
+  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), io->nice);
+  pthread_setname_np(pthread_self(), "packice-io");
+  pthread_mutex_lock(&io->lock);
+  for (;;) {
+    while (io->head == NULL) pthread_cond_wait(&io->wake, &io->lock);
+    struct pk_io_job *job = io->head;
+    io->head = job->next;
+    if (io->head == NULL) io->tail = NULL;
+    pthread_mutex_unlock(&io->lock);
+    pk_io_run(job);
+    pthread_mutex_lock(&io->lock);
+    job->next = NULL;
+    if (io->done_tail != NULL) io->done_tail->next = job;
+    else io->done_head = job;
+    io->done_tail = job;
+    pk_eventfd_signal(io->eventfd);
+  }
+  return NULL;
+}
+
+// Starts `threads` workers at nice `nice` that live as long as the process
+// (the library is pinned). Writes the handle; returns the eventfd that
+// becomes readable when results wait for pk_io_reap.
+PK_EXPORT int32_t pk_io_start(int32_t threads, int32_t nice, uint64_t *out_handle) {
+  if (threads <= 0 || threads > 64) return -EINVAL;
+  pk_pin_library();
+  struct pk_io *io = calloc(1, sizeof *io);
+  if (io == NULL) return -ENOMEM;
+  io->nice = nice;
+  io->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (io->eventfd < 0) {
+    int error = errno;
+    free(io);
+    return -error;
+  }
+  pthread_mutex_init(&io->lock, NULL);
+  pthread_cond_init(&io->wake, NULL);
+  for (int32_t i = 0; i < threads; i++) {
+    pthread_t thread;
+    int error = pthread_create(&thread, NULL, pk_io_loop, io);
+    if (error != 0 && i == 0) {
+      close(io->eventfd);
+      free(io);
+      return -error;
+    }
+    // Fewer workers than asked for still run every job.
+    if (error != 0) break;
+    pthread_detach(thread);
+  }
+  *out_handle = (uint64_t)(uintptr_t)io;
+  return io->eventfd;
+}
+
+static int32_t pk_io_submit(struct pk_io *io, struct pk_io_job *job) {
+  pthread_mutex_lock(&io->lock);
+  if (io->tail != NULL) io->tail->next = job;
+  else io->head = job;
+  io->tail = job;
+  pthread_cond_signal(&io->wake);
+  pthread_mutex_unlock(&io->lock);
+  return 0;
+}
+
+static struct pk_io_job *pk_io_job_new(uint32_t id, int32_t kind) {
+  struct pk_io_job *job = calloc(1, sizeof *job);
+  if (job != NULL) {
+    job->id = id;
+    job->kind = kind;
+  }
+  return job;
+}
+
+// Queues the creation of a new file (O_EXCL, mode 0644) of `size` bytes;
+// its result is the open fd, read-write. The path is copied.
+PK_EXPORT int32_t pk_io_create_file(void *handle, uint32_t id, const char *path, int64_t size) {
+  struct pk_io_job *job = pk_io_job_new(id, PK_IO_CREATE);
+  if (job == NULL) return -ENOMEM;
+  job->path = strdup(path);
+  if (job->path == NULL) {
+    free(job);
+    return -ENOMEM;
+  }
+  job->off = size;
+  return pk_io_submit(handle, job);
+}
+
+// Queues a write of `len` bytes from `src` at `off`; its result is the bytes
+// written. `src` must stay valid until the result is reaped.
+PK_EXPORT int32_t pk_io_pwrite(void *handle, uint32_t id, int32_t fd, const void *src,
+                               uint64_t len, int64_t off) {
+  struct pk_io_job *job = pk_io_job_new(id, PK_IO_PWRITE);
+  if (job == NULL) return -ENOMEM;
+  job->fd = fd;
+  job->src = src;
+  job->len = len;
+  job->off = off;
+  return pk_io_submit(handle, job);
+}
+
+// Queues an fsync of `fd`; its result is 0.
+PK_EXPORT int32_t pk_io_fsync(void *handle, uint32_t id, int32_t fd) {
+  struct pk_io_job *job = pk_io_job_new(id, PK_IO_FSYNC);
+  if (job == NULL) return -ENOMEM;
+  job->fd = fd;
+  return pk_io_submit(handle, job);
+}
+
+// Resets the eventfd, then takes up to `max` finished jobs: their ids and
+// results (>= 0, or -errno). Returns how many; call again while it returns `max`.
+PK_EXPORT int32_t pk_io_reap(void *handle, uint32_t *out_ids, int64_t *out_results,
+                             int32_t max) {
+  struct pk_io *io = handle;
+  pk_eventfd_drain(io->eventfd);
+  pthread_mutex_lock(&io->lock);
+  int32_t count = 0;
+  while (count < max && io->done_head != NULL) {
+    struct pk_io_job *job = io->done_head;
+    io->done_head = job->next;
+    out_ids[count] = job->id;
+    out_results[count] = job->result;
+    count++;
+    free(job->path);
+    free(job);
+  }
+  if (io->done_head == NULL) io->done_tail = NULL;
+  pthread_mutex_unlock(&io->lock);
+  return count;
+}

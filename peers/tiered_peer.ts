@@ -1,4 +1,5 @@
 import { FileBlobStore } from "../backends/fs/mod.ts";
+import { NativeFileIo } from "../backends/fs/native_io.ts";
 import { createMemoryBlobStore } from "../backends/memory/mod.ts";
 import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
 import { BasePeer, type BasePeerOptions, type PeerOptions } from "../core/base_peer.ts";
@@ -8,6 +9,7 @@ import { Access } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, AcquireOptions, PeerStats } from "../core/peer.ts";
 import { validateSize } from "../core/validate.ts";
+import { loadNative } from "../native/load.ts";
 import type { TieredObject } from "./tiered/tiered_object.ts";
 import { TieredBlobStore, type TierMode, type TierStats } from "./tiered/tiered_store.ts";
 
@@ -70,6 +72,9 @@ export interface TieredPeerOptions extends PeerOptions {
  *   from mapped memory straight into files, sealed and flushed on disk, and
  *   only then freed in memory. An object under a lease is never moved or
  *   dropped, so views into its memory stay valid until the lease ends.
+ * - With the native library, files are created, written and flushed on
+ *   worker threads at the lowest CPU priority, so that a stream of writes to
+ *   disk does not keep the JS thread, and `create`, waiting for a core.
  * - Reads of objects on disk are served from their files; the second read
  *   within a minute copies the object back into memory in the background
  *   (see {@link TieredPeerOptions.promoteAfterReads}), keeping the disk copy
@@ -136,7 +141,14 @@ export class TieredPeer extends BasePeer {
       options.poolBytes ?? Math.min(DEFAULT_POOL_BYTES, Math.floor(hotCapacity / 4)),
       "poolBytes",
     );
-    const cold = new FileBlobStore({ dir: options.dir, capacity: Number.MAX_SAFE_INTEGER });
+    const native = loadNative();
+    // Off the JS thread's CPU: a stream to disk would keep it waiting to run.
+    const files = native === undefined ? undefined : NativeFileIo.of(native);
+    const cold = new FileBlobStore({
+      dir: options.dir,
+      capacity: Number.MAX_SAFE_INTEGER,
+      ...(files === undefined ? {} : { files }),
+    });
     // The pool gets room of its own: with memory at its budget, as it is while
     // demotion runs, new objects still find memory made ready on another thread.
     const hot = await createMemoryBlobStore({ capacity: hotCapacity + poolBytes, poolBytes });

@@ -6,7 +6,8 @@ import {
   InvalidArgumentError,
 } from "../../core/errors.ts";
 import { validateSize } from "../../core/validate.ts";
-import { fromFsError, readFull, writeAll } from "./io.ts";
+import { type BlobFile, type BlobFileOpener, DenoBlobFile, denoBlobFiles } from "./blob_file.ts";
+import { fromFsError } from "./io.ts";
 
 type State = "CREATING" | "SEALING" | "SEALED" | "RELEASED";
 
@@ -23,7 +24,7 @@ export class FileBlob implements Blob {
   readonly size: number;
   readonly #label: string;
   #path: string;
-  #file: Deno.FsFile | undefined;
+  #file: BlobFile | undefined;
   #state: State;
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -33,17 +34,16 @@ export class FileBlob implements Blob {
    * @param path Where the file goes; it must not exist yet.
    * @param size The blob's size in bytes.
    * @param label The blob in messages, such as "blob 0 of abc".
+   * @param files What creates the file and then moves its bytes; by default Deno's file system calls.
    * @returns The blob, in state CREATING.
    */
-  static async create(path: string, size: number, label: string): Promise<FileBlob> {
-    const file = await Deno.open(path, { read: true, write: true, createNew: true });
-    try {
-      await file.truncate(size);
-    } catch (error) {
-      file.close();
-      throw error;
-    }
-    return new FileBlob(path, size, label, file);
+  static async create(
+    path: string,
+    size: number,
+    label: string,
+    files: BlobFileOpener = denoBlobFiles,
+  ): Promise<FileBlob> {
+    return new FileBlob(path, size, label, await files.create(path, size));
   }
 
   /**
@@ -66,11 +66,16 @@ export class FileBlob implements Blob {
    * @param label The blob in messages.
    * @param file The open file of a blob being created, or undefined for a sealed blob.
    */
-  constructor(path: string, size: number, label: string, file: Deno.FsFile | undefined) {
+  constructor(
+    path: string,
+    size: number,
+    label: string,
+    file: BlobFile | Deno.FsFile | undefined,
+  ) {
     this.size = size;
     this.#label = label;
     this.#path = path;
-    this.#file = file;
+    this.#file = file instanceof Deno.FsFile ? new DenoBlobFile(file) : file;
     this.#state = file === undefined ? "SEALED" : "CREATING";
   }
 
@@ -112,8 +117,7 @@ export class FileBlob implements Blob {
     this.#checkRange("read", offset, target.length);
     await this.#serially(async () => {
       const file = await this.#opened();
-      await file.seek(offset, Deno.SeekMode.Start);
-      if (!await readFull(file, target)) {
+      if (!await file.readInto(offset, target)) {
         throw new InternalError(
           `Cannot read ${this.#label}: file is shorter than ${this.size} bytes: ${this.#path}`,
         );
@@ -137,8 +141,7 @@ export class FileBlob implements Blob {
     this.#checkRange("write", offset, bytes.length);
     await this.#serially(async () => {
       try {
-        await file.seek(offset, Deno.SeekMode.Start);
-        await writeAll(file, bytes);
+        await file.write(offset, bytes);
       } catch (error) {
         throw fromFsError(error, `write ${bytes.length} bytes to ${this.#label}`);
       }
@@ -195,8 +198,8 @@ export class FileBlob implements Blob {
     return this.#serially(() => this.#closeFile());
   }
 
-  async #opened(): Promise<Deno.FsFile> {
-    this.#file ??= await Deno.open(this.#path, { read: true });
+  async #opened(): Promise<BlobFile> {
+    this.#file ??= await DenoBlobFile.open(this.#path);
     return this.#file;
   }
 
@@ -205,7 +208,7 @@ export class FileBlob implements Blob {
     this.#file = undefined;
   }
 
-  #writable(): Deno.FsFile {
+  #writable(): BlobFile {
     if (this.#state === "RELEASED") throw this.#released("write");
     if (this.#state !== "CREATING" || this.#file === undefined) {
       throw new AlreadySealedError(`Cannot write ${this.#label}: sealed`);

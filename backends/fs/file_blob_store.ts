@@ -11,6 +11,7 @@ import {
 import { totalSize } from "../../core/object.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { validateObjectId, validateSize } from "../../core/validate.ts";
+import type { BlobFileOpener } from "./blob_file.ts";
 import { FileBlob } from "./file_blob.ts";
 import { fromFsError, removeTree, syncDir } from "./io.ts";
 import { blobFile, Layout } from "./layout.ts";
@@ -22,6 +23,12 @@ export interface FileBlobStoreOptions {
   readonly dir: string;
   /** The most bytes of blobs the store may hold. */
   readonly capacity: number;
+  /**
+   * What creates blob files and moves their bytes until they are sealed. By
+   * default Deno's file system calls; the tiered peer passes the native
+   * library's low-priority I/O threads.
+   */
+  readonly files?: BlobFileOpener;
 }
 
 type FileObjectState = "CREATING" | "SEALED" | "FREED";
@@ -96,6 +103,7 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
   /** The most bytes of blobs this store may hold. */
   readonly capacity: number;
   readonly #layout: Layout;
+  readonly #files: BlobFileOpener | undefined;
   /** Every object allocated or recovered and not yet freed. */
   readonly #objects = new Set<FileObject>();
   /** The directories under `tmp/` of allocations under way. */
@@ -118,6 +126,7 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
     }
     this.capacity = validateSize(options.capacity, "capacity");
     this.#layout = new Layout(options.dir);
+    this.#files = options.files;
   }
 
   /** Bytes of the objects held, sealed or being created. */
@@ -157,7 +166,8 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
       await this.#prepare();
       await Deno.mkdir(dir);
       for (const [index, blobSize] of blobSizes.entries()) {
-        blobs.push(await FileBlob.create(blobFile(dir, index), blobSize, `blob ${index} of ${id}`));
+        const label = `blob ${index} of ${id}`;
+        blobs.push(await FileBlob.create(blobFile(dir, index), blobSize, label, this.#files));
       }
       this.#checkOpen(`allocate object ${id}`);
     } catch (error) {

@@ -18,3 +18,4 @@
  */
 export { FileBlobStore } from "./file_blob_store.ts";
 export type { FileBlobStoreOptions } from "./file_blob_store.ts";
+export type { BlobFile, BlobFileOpener } from "./blob_file.ts";

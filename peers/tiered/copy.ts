@@ -7,8 +7,8 @@ import { InternalError } from "../../core/errors.ts";
  * without staging them in a JS buffer: each blob goes in one transfer, from a
  * view of the source's memory straight into the target (a file write from
  * mapped memory), or from the source's file straight into a writable view of
- * the target's memory. The transfers run on Deno's blocking thread pool, not
- * on the JS thread.
+ * the target's memory. The transfers run off the JS thread: on the disk
+ * tier's I/O threads, or Deno's blocking thread pool without the native library.
  *
  * @param source The copy to read, sealed.
  * @param target The copy to write, being created, with the same blob sizes.
