@@ -7,6 +7,7 @@ import { TieredPeer } from "../peers/tiered_peer.ts";
 import { UdsServer } from "../transport/uds/server.ts";
 import { parseListenAddress } from "../transport/http/address.ts";
 import { serveHttp } from "../transport/http/server.ts";
+import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
 import { formatSize } from "./size.ts";
@@ -73,20 +74,35 @@ async function connectRedis(
 }
 
 /**
- * Starts a daemon: the peer, then each server the options ask for.
+ * Starts a daemon: the lock of its socket path, the peer, then each server the
+ * options ask for. The lock is held until the peer is closed.
  *
  * @param options Parsed `serve` options.
  * @param log Where events go.
+ * @throws {AlreadyExistsError} When another daemon holds the socket's lock or answers on it.
  */
 export async function startDaemon(options: DaemonOptions, log: Logger): Promise<Daemon> {
-  const peer = await createPeer(options, log);
+  // Taken before anything else: a daemon that loses touches neither the socket nor the
+  // data directory, where opening an fs or tiered peer removes the winner's unfinished objects.
+  const lock = await lockSocket(options.socket);
+  let peer: Peer;
+  try {
+    peer = await createPeer(options, log);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
   const closers: Array<() => Promise<void>> = [];
   const addresses: string[] = [];
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
-      for (const closer of closers.reverse()) await closer().catch((e) => log.error(String(e)));
-      await peer.close();
+      try {
+        for (const closer of closers.reverse()) await closer().catch((e) => log.error(String(e)));
+        await peer.close();
+      } finally {
+        lock.release();
+      }
     })();
     return closing;
   };

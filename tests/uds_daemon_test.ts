@@ -1,7 +1,7 @@
 /**
  * `packice serve` as a process: start-up time, address, socket mode, clean
- * shutdown on SIGINT and SIGTERM, refusal when a live daemon answers, and
- * replacement of a stale socket file.
+ * shutdown on SIGINT and SIGTERM, refusal when a live daemon holds the lock or
+ * a live server answers, and replacement of a stale socket file.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { connect } from "../mod.ts";
@@ -66,16 +66,33 @@ inDir("serve applies --socket-mode", async (dir) => {
   assertEquals((await Deno.lstat(path)).mode! & 0o777, 0o660);
 });
 
-inDir("serve refuses to start when a live daemon answers on the socket", async (dir) => {
+inDir("serve refuses to start while a live daemon holds the socket's lock", async (dir) => {
   const path = `${dir}/packice.sock`;
   await using first = await spawnDaemon(path);
   const second = await serveOnce(["--socket", path]);
   assertEquals(second.code, 1);
-  assert(second.stderr.includes("already answers"), second.stderr);
+  assert(second.stderr.includes(`holds the lock ${path}.lock`), second.stderr);
   await using client = await connect(path);
   assertEquals(await client.has("anything"), false);
   assertEquals((await first.stop()).code, 0);
 });
+
+inDir(
+  "serve refuses to start when a server that holds no lock answers on the socket",
+  async (dir) => {
+    const path = `${dir}/packice.sock`;
+    const native = loadNative()!;
+    const fd = native.symbols.pk_uds_listen(new TextEncoder().encode(`${path}\0`), 1);
+    assert(fd >= 0);
+    try {
+      const second = await serveOnce(["--socket", path]);
+      assertEquals(second.code, 1);
+      assert(second.stderr.includes("already answers"), second.stderr);
+    } finally {
+      native.symbols.pk_close(fd);
+    }
+  },
+);
 
 inDir("serve replaces a stale socket file", async (dir) => {
   const path = `${dir}/packice.sock`;

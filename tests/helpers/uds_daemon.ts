@@ -37,13 +37,18 @@ export function socketDir(): Promise<string> {
  *
  * @param path The socket path.
  * @param args More `serve` flags.
+ * @param entry The script to run in place of `cli.ts`, taking the same arguments.
  */
-export async function spawnDaemon(path: string, args: string[] = []): Promise<DaemonProcess> {
+export async function spawnDaemon(
+  path: string,
+  args: string[] = [],
+  entry: URL = new URL("cli.ts", root),
+): Promise<DaemonProcess> {
   const start = performance.now();
   const { process, errors, errorReader } = spawnDeno([
     "run",
     ...(await startTaskFlags()),
-    new URL("cli.ts", root).pathname,
+    entry.pathname,
     "serve",
     "--socket",
     path,
