@@ -10,6 +10,7 @@ import {
   NotFoundError,
   NotSealedError,
   UnknownLeaseError,
+  UnsupportedError,
   WrongAccessError,
 } from "./errors.ts";
 import { Access, isAccess, type Lease } from "./lease.ts";
@@ -178,6 +179,9 @@ export class BasePeer implements Peer {
       await this.#leases.release(lease.id);
       throw new NotFoundError(`Object ${objectId} is not held by this peer`);
     }
+    if (access === Access.READ) {
+      for (const blob of holding.stored.blobs) await blob.settled?.();
+    }
     return this.#hand(holding, lease, info);
   }
 
@@ -191,6 +195,10 @@ export class BasePeer implements Peer {
       ? [validateSize(options.size, "size")]
       : options.size.map((size) => validateSize(size, "blob size"));
     const meta = validateMeta(options.meta);
+    const memfds = options.memfds;
+    if (memfds !== undefined && this.#blobs.allocateFrom === undefined) {
+      throw new UnsupportedError("Cannot take over memfds: this peer keeps no blobs in memfds");
+    }
     const now = this.#clock.now();
     const info: ObjectInfo = {
       id,
@@ -211,7 +219,9 @@ export class BasePeer implements Peer {
     }
     let stored: StoredObject;
     try {
-      stored = await this.#blobs.allocate(info);
+      stored = memfds === undefined
+        ? await this.#blobs.allocate(info)
+        : await this.#blobs.allocateFrom!(info, memfds);
     } catch (error) {
       await this.#leases.release(lease.id).catch(() => {});
       throw error;

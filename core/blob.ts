@@ -32,4 +32,10 @@ export interface Blob {
   readInto?(offset: number, target: Uint8Array): Promise<void>;
   /** Copies `bytes` into the blob at `offset`. */
   write(offset: number, bytes: Uint8Array): Promise<void>;
+  /**
+   * Optional, for backends that seal in the background: resolves once the
+   * bytes of a sealed blob are sealed against every process that may hold
+   * them. A peer lets readers in only then.
+   */
+  settled?(): Promise<void>;
 }

@@ -27,6 +27,15 @@ export interface BlobStore {
    * @throws {CapacityExceededError} When the bytes do not fit.
    */
   allocate(info: ObjectInfo): Promise<StoredObject>;
+  /**
+   * Takes over memfds another process has filled as the blobs of a new
+   * object in state CREATING, one per blob; for stores that keep blobs in
+   * memfds. When it throws, the memfds are still the caller's.
+   *
+   * @throws {InvalidArgumentError} When a fd is not an unsealed memfd of its blob's size.
+   * @throws {CapacityExceededError} When the bytes do not fit.
+   */
+  allocateFrom?(info: ObjectInfo, memfds: readonly number[]): Promise<StoredObject>;
   /** Makes the bytes immutable and durable as far as this store goes. */
   seal(stored: StoredObject, info: ObjectInfo): Promise<void>;
   /** Frees the bytes. Called once, after every view has been closed. */

@@ -23,6 +23,7 @@ export const ErrorCode = {
   STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
   UNAUTHORIZED: "UNAUTHORIZED",
   PROTOCOL: "PROTOCOL",
+  UNSUPPORTED: "UNSUPPORTED",
   CLOSED: "CLOSED",
   INTERNAL: "INTERNAL",
 } as const;
@@ -236,6 +237,19 @@ export class ProtocolError extends PackiceError {
   }
 }
 
+/** A request this peer or its store cannot serve, such as memfds offered to a store on disk. */
+export class UnsupportedError extends PackiceError {
+  /**
+   * Creates the error.
+   *
+   * @param message What is not supported.
+   * @param options Standard error options, such as `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.UNSUPPORTED, message, options);
+  }
+}
+
 /** Use of a client, peer, server or handle after `close()`. */
 export class ClosedError extends PackiceError {
   /**
@@ -276,6 +290,7 @@ const classes: Record<ErrorCode, new (message: string) => PackiceError> = {
   STORE_UNAVAILABLE: StoreUnavailableError,
   UNAUTHORIZED: UnauthorizedError,
   PROTOCOL: ProtocolError,
+  UNSUPPORTED: UnsupportedError,
   CLOSED: ClosedError,
   INTERNAL: InternalError,
 };

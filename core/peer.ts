@@ -11,6 +11,13 @@ export interface AcquireOptions {
   readonly size?: number | readonly number[];
   /** CREATE only: the object's metadata, a plain JSON object. */
   readonly meta?: Meta;
+  /**
+   * CREATE only: memfds another process has filled, one per blob and each
+   * of its blob's size, that become the object's blobs instead of new
+   * memory; for peers that keep blobs in memfds. The peer takes them over
+   * when the call succeeds; when it throws they are still the caller's.
+   */
+  readonly memfds?: readonly number[];
 }
 
 /** What {@link Peer.acquire} hands out: the lease, the object, and its bytes. */

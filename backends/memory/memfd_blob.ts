@@ -4,11 +4,13 @@ import { check, Errno } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
 import { Mapping } from "../../native/mapping.ts";
+import { AdoptedSeal } from "./adopted_seal.ts";
 import { checkRange } from "./checks.ts";
 import { HeapViews } from "./heap_views.ts";
 import type { FdCloser } from "./closer.ts";
 import { LARGE_BLOB } from "./memfd_pool.ts";
 import type { MemfdPool } from "./memfd_pool.ts";
+import { FULL_SEALS, SIZE_SEALS } from "./seals.ts";
 import type { Tasks } from "./tasks.ts";
 
 /** What the blobs of one store share. */
@@ -22,11 +24,6 @@ export interface MemfdContext {
   /** Takes back a private large blob's memfd for reuse; see {@link MemfdPool.recycle}. */
   readonly pool: MemfdPool;
 }
-
-/** The seals of a blob whose fd is handed out: its size never changes. */
-export const SIZE_SEALS = Linux.F_SEAL_GROW | Linux.F_SEAL_SHRINK;
-/** The seals of a sealed blob. */
-export const FULL_SEALS = Linux.F_SEAL_WRITE | SIZE_SEALS | Linux.F_SEAL_SEAL;
 
 type State = "creating" | "sealed" | "freed";
 
@@ -58,6 +55,12 @@ type State = "creating" | "sealed" | "freed";
  * freed, to be reused instead of allocated afresh: the next blob zeroes what
  * it does not overwrite of the old bytes before they can be read (by
  * {@link MemfdBlob.read}, a view, the fd, or after seal).
+ *
+ * A blob can also take over a memfd that a writer in another process has
+ * filled already (see `MemfdBlobStore.allocateFrom`): sealing it cannot
+ * wait for that writer to unmap, so it gets `F_SEAL_FUTURE_WRITE` at once
+ * and every seal once the writer's mapping is gone, and readers wait for
+ * that in {@link MemfdBlob.settled}.
  */
 export class MemfdBlob implements Blob {
   /** Size in bytes. */
@@ -83,6 +86,10 @@ export class MemfdBlob implements Blob {
   #viewMapping: Mapping | undefined;
   /** Unmapping and sealing still running on another thread. */
   #sealing: Promise<void> | undefined;
+  /** Whether a writer in another process filled the memfd before this blob took it over. */
+  readonly #adopted: boolean;
+  /** The seal of such a memfd, while the writer may still map it. */
+  #adoptedSeal: AdoptedSeal | undefined;
   /** Bytes at the start of a recycled memfd that may hold a freed object's data. */
   #stale = 0;
   /** The first `#writtenTo` bytes hold no stale data: written, or zeroed. */
@@ -96,19 +103,25 @@ export class MemfdBlob implements Blob {
    * @param size Size in bytes.
    * @param memfd For a large blob: its memfd, sized, a read-write mapping of
    * it, and how many bytes at the start hold a freed object's data, which the
-   * blob zeroes unless they are overwritten before anyone can read them.
+   * blob zeroes unless they are overwritten before anyone can read them. Or
+   * a memfd another process has filled (`adopted`), with the size seals
+   * added and no mapping.
    */
   constructor(
     context: MemfdContext,
     size: number,
-    memfd?: { fd: number; mapping: Mapping; stale: number },
+    memfd?: { fd: number; mapping: Mapping; stale: number } | { fd: number; adopted: true },
   ) {
     this.#native = context.native;
     this.#context = context;
     this.size = size;
     this.#fd = memfd?.fd ?? -1;
-    this.#mapping = memfd?.mapping;
-    this.#stale = Math.min(memfd?.stale ?? 0, size);
+    this.#adopted = memfd !== undefined && "adopted" in memfd;
+    this.#shared = this.#adopted;
+    if (memfd !== undefined && "mapping" in memfd) {
+      this.#mapping = memfd.mapping;
+      this.#stale = Math.min(memfd.stale, size);
+    }
     this.#heap = memfd ? undefined : new ArrayBuffer(size);
   }
 
@@ -262,6 +275,11 @@ export class MemfdBlob implements Blob {
     this.#checkLive("seal");
     if (this.#state === "sealed") throw new AlreadySealedError("Cannot seal blob: already sealed");
     if (!this.#heap) this.#zeroStale();
+    if (this.#adopted && this.#state === "creating") {
+      this.#sealAdopted();
+      this.#state = "sealed";
+      return;
+    }
     if (this.#shared && this.#state === "creating") {
       this.#sealForEveryone();
       this.#state = "sealed";
@@ -285,8 +303,12 @@ export class MemfdBlob implements Blob {
     this.#addFullSeals();
   }
 
-  /** Resolves once sealing running on another thread has ended. */
+  /**
+   * Resolves once sealing running in the background has ended: the bytes
+   * of a sealed blob are then sealed for every process.
+   */
   async settled(): Promise<void> {
+    this.#adoptedSeal?.poke();
     await this.#sealing?.catch(() => {});
   }
 
@@ -299,6 +321,7 @@ export class MemfdBlob implements Blob {
   async free(): Promise<void> {
     if (this.#state === "freed") return;
     this.#state = "freed";
+    this.#adoptedSeal?.stop();
     this.#heapViews.closeAll();
     this.#heap?.transfer(0);
     this.#heap = undefined;
@@ -428,6 +451,42 @@ export class MemfdBlob implements Blob {
     }
     check(result, "fcntl(F_ADD_SEALS)");
     this.#heapViews.closeAll();
+  }
+
+  /**
+   * Seals a blob whose memfd another process filled and may still map
+   * read-write: `F_SEAL_FUTURE_WRITE` now (nobody maps it writable or
+   * writes to it any more), every seal once that mapping is gone, or a
+   * sealed copy of the bytes if it stays; see {@link sealOnceUnmapped}.
+   */
+  #sealAdopted(): void {
+    const result = this.#native.symbols.pk_add_seals(this.#fd, FULL_SEALS);
+    if (result !== -Errno.EBUSY) {
+      check(result, "fcntl(F_ADD_SEALS)");
+      return;
+    }
+    this.#addSeals(Linux.F_SEAL_FUTURE_WRITE);
+    const seal = this.#adoptedSeal = new AdoptedSeal(this.#native, this.#fd, this.size);
+    const filled = this.#fd;
+    const sealing: Promise<void> = seal.done
+      .then((sealed) => {
+        if (sealed === filled) return;
+        if (this.#state === "freed") {
+          this.#native.symbols.pk_close(sealed);
+          return;
+        }
+        // A mapping made meanwhile (a digest, say) shows the memfd the writer keeps.
+        this.#mapping?.close();
+        this.#mapping = undefined;
+        this.#fd = sealed;
+        this.#context.closer.close(filled);
+      })
+      .finally(() => {
+        this.#adoptedSeal = undefined;
+        if (this.#sealing === sealing) this.#sealing = undefined;
+      });
+    this.#sealing = sealing;
+    this.#context.tasks.track("Sealing a memfd another process filled", sealing);
   }
 
   /**

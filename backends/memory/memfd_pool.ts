@@ -231,6 +231,36 @@ export class MemfdPool {
   }
 
   /**
+   * A memfd for a blob of `size` bytes if one of its size class is ready
+   * now; else undefined. Call {@link MemfdPool.supply} afterwards.
+   *
+   * @param size Bytes, more than 0.
+   * @returns A memfd of `size` bytes or more, or undefined.
+   */
+  takeReady(size: number): PreparedMemfd | undefined {
+    const capacity = sizeClass(size);
+    if (!this.#pooled(capacity)) return undefined;
+    const pool = this.#classFor(capacity);
+    const taken = this.#take(pool);
+    if (!taken) pool.target = Math.min(pool.target * 2, this.#maxCount(capacity));
+    return taken;
+  }
+
+  /**
+   * Refills the size class of `size` in the background if nothing of it is
+   * ready or coming; for callers of {@link MemfdPool.takeReady}, once the
+   * work that would compete with the refill is done.
+   *
+   * @param size Bytes, more than 0.
+   */
+  supply(size: number): void {
+    const capacity = sizeClass(size);
+    if (!this.#pooled(capacity)) return;
+    const pool = this.#classFor(capacity);
+    if (pool.ready.length + this.#coming(pool) === 0) this.#schedule(capacity);
+  }
+
+  /**
    * Takes back the memfd and read-write mapping of a freed blob that no other
    * process ever received, to hand out again: reusing memory costs a fraction
    * of allocating and faulting in fresh pages. Its first `size` bytes keep

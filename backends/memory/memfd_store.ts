@@ -6,6 +6,7 @@ import { validateSize } from "../../core/validate.ts";
 import { check } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 import { Mapping } from "../../native/mapping.ts";
+import { takeAdoptable } from "./adoptable.ts";
 import { blobSizes, checkRoom } from "./checks.ts";
 import { FdCloser } from "./closer.ts";
 import { MemfdBlob } from "./memfd_blob.ts";
@@ -128,6 +129,37 @@ export class MemfdBlobStore implements BlobStore {
       throw error;
     }
     return { blobs };
+  }
+
+  /**
+   * Takes over memfds a writer in another process has filled, as the blobs
+   * of a new object, without copying a byte: the writer never faults in
+   * the daemon's memory, so it can write into pages it has ready. Each gets
+   * the size seals now; at seal, `F_SEAL_FUTURE_WRITE`, and every seal once
+   * the writer has unmapped it (see {@link MemfdBlob.seal}).
+   *
+   * @throws {InvalidArgumentError} When a fd is not an unsealed memfd of its blob's size.
+   * @throws {CapacityExceededError} When the bytes do not fit.
+   * @throws {ClosedError} When the store is closed.
+   */
+  allocateFrom(info: ObjectInfo, memfds: readonly number[]): Promise<StoredObject> {
+    this.#checkOpen();
+    const { sizes, total } = blobSizes(info);
+    if (memfds.length !== sizes.length) {
+      throw new InvalidArgumentError(
+        `Cannot take over ${memfds.length} memfds for object ${info.id} of ${sizes.length} blobs`,
+      );
+    }
+    checkRoom(info, total, this.#used, this.capacity);
+    sizes.forEach((size, i) => takeAdoptable(this.#native, memfds[i]!, size));
+    this.#used += total;
+    this.#pool.trim(this.capacity - this.#used);
+    const blobs = sizes.map((size, i) => {
+      const blob = new MemfdBlob(this.#context, size, { fd: memfds[i]!, adopted: true });
+      this.#blobs.add(blob);
+      return blob;
+    });
+    return Promise.resolve({ blobs });
   }
 
   /**

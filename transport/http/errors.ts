@@ -29,6 +29,7 @@ const STATUS: Record<ErrorCode, number> = {
   STORE_UNAVAILABLE: 503,
   UNAUTHORIZED: 401,
   PROTOCOL: 400,
+  UNSUPPORTED: 501,
   CLOSED: 503,
   INTERNAL: 500,
 };

@@ -17,7 +17,8 @@
  * | 14     | 2    | reserved, zero                                    |
  *
  * File descriptors travel as `SCM_RIGHTS` on the message, in frame order.
- * Only replies to ACQUIRE carry them: one memfd per blob. Bodies are raw
+ * Replies to ACQUIRE carry them, one memfd per blob, and so may a CREATE
+ * request: memfds the client fills itself, one per blob, become the blobs. Bodies are raw
  * UTF-8 ids for the operations on one lease or object, small binary records
  * for blob I/O, and JSON for the rest; an error reply's body is
  * `{ "code", "message" }`.
@@ -45,7 +46,12 @@ export const MAX_FDS = 253;
 
 /** Operations. Requests and their replies carry the same code. */
 export const Op = {
-  /** Body JSON {@link AcquireRequest}; reply JSON {@link AcquireReply} and one fd per blob. */
+  /**
+   * Body JSON {@link AcquireRequest}; reply JSON {@link AcquireReply} and one
+   * fd per blob. A CREATE may carry memfds of its own, one per blob (see
+   * `AcquireOptions.memfds`); a daemon that keeps no blobs in memfds answers
+   * it with an `UNSUPPORTED` error.
+   */
   ACQUIRE: 1,
   /** Body the lease id; reply JSON `ObjectInfo`. */
   SEAL: 2,

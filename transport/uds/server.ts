@@ -282,7 +282,7 @@ class Connection implements ChannelHandler {
   readonly #leases = new Map<string, Acquired>();
   #inflight = 0;
   /** Frames received but not started yet, while too many are under way. */
-  #backlog: Uint8Array | undefined;
+  #backlog: { bytes: Uint8Array; fds: number[] } | undefined;
   #flushing = false;
   #closing: Promise<void> | undefined;
 
@@ -298,17 +298,34 @@ class Connection implements ChannelHandler {
   }
 
   message(bytes: Uint8Array, fds: number[], flags: number): void {
-    for (const fd of fds) this.#context.native.symbols.pk_close(fd);
     if (flags & Linux.MSG_TRUNC) {
       // The kernel dropped the rest: answer the first frame, if it has a header.
+      this.#closeAll(fds);
       const { op, id } = peekHeader(bytes);
       this.#fail(op, id, new ProtocolError(`Message too large: over ${MAX_MESSAGE} bytes`));
-    } else if (fds.length > 0) {
-      this.#frames(bytes, "Unexpected file descriptors: clients may not send any");
+    } else if (fds.length === 0 || carriesMemfds(bytes, fds.length)) {
+      this.#frames(bytes, fds);
     } else {
-      this.#frames(bytes, undefined);
+      this.#closeAll(fds);
+      this.#refuseAll(bytes, "Unexpected file descriptors: only ACQUIRE carries any, its memfds");
     }
     this.#scheduleFlush();
+  }
+
+  /** Answers every frame of a message with a protocol error. */
+  #refuseAll(bytes: Uint8Array, reason: string): void {
+    for (let offset = 0; offset < bytes.length;) {
+      const header = readHeader(bytes, offset);
+      if (typeof header === "string") {
+        const { op, id } = peekHeader(bytes.subarray(offset));
+        this.#fail(op, id, new ProtocolError(`Malformed frame: ${header}`));
+        return;
+      }
+      offset += HEADER_SIZE + header.length;
+      if (!(header.flags & Flag.ONE_WAY)) {
+        this.#fail(header.op, header.id, new ProtocolError(reason));
+      }
+    }
   }
 
   drained(): void {
@@ -316,31 +333,44 @@ class Connection implements ChannelHandler {
   }
 
   /**
-   * Starts each frame of a message, or refuses each with `refused`. Frames
-   * beyond what the connection may have under way wait in the backlog, and
-   * reading stops until it is empty again.
+   * Starts each frame of a message, handing each ACQUIRE that carries
+   * memfds its own from `fds`, in order. Frames beyond what the connection may have under way
+   * wait in the backlog with the fds still to come, and reading stops until
+   * it is empty again. Fds left over at the end are closed.
    */
-  #frames(bytes: Uint8Array, refused: string | undefined): void {
+  #frames(bytes: Uint8Array, fds: number[]): void {
     let offset = 0;
-    while (offset < bytes.length) {
-      if (refused === undefined && !this.#mayStart()) {
-        // The message buffer is reused: keep a copy of the rest.
-        this.#backlog = bytes.slice(offset);
-        this.#channel.setReading(false);
-        return;
+    let fdAt = 0;
+    try {
+      while (offset < bytes.length) {
+        if (!this.#mayStart()) {
+          // The message buffer is reused: keep a copy of the rest.
+          this.#backlog = { bytes: bytes.slice(offset), fds: fds.slice(fdAt) };
+          fdAt = fds.length;
+          this.#channel.setReading(false);
+          return;
+        }
+        const header = readHeader(bytes, offset);
+        if (typeof header === "string") {
+          // The framing is lost: answer once and drop the rest of the message.
+          const { op, id } = peekHeader(bytes.subarray(offset));
+          this.#fail(op, id, new ProtocolError(`Malformed frame: ${header}`));
+          return;
+        }
+        const start = offset + HEADER_SIZE;
+        offset = start + header.length;
+        const body = bytes.subarray(start, offset);
+        const memfds = fds.slice(fdAt, fdAt + header.fds);
+        fdAt += header.fds;
+        this.#dispatch(header, body, memfds);
       }
-      const header = readHeader(bytes, offset);
-      if (typeof header === "string") {
-        // The framing is lost: answer once and drop the rest of the message.
-        const { op, id } = peekHeader(bytes.subarray(offset));
-        this.#fail(op, id, new ProtocolError(`Malformed frame: ${header}`));
-        return;
-      }
-      const start = offset + HEADER_SIZE;
-      offset = start + header.length;
-      if (refused !== undefined) this.#fail(header.op, header.id, new ProtocolError(refused));
-      else this.#dispatch(header, bytes.subarray(start, offset));
+    } finally {
+      this.#closeAll(fds.slice(fdAt));
     }
+  }
+
+  #closeAll(fds: readonly number[]): void {
+    for (const fd of fds) this.#context.native.symbols.pk_close(fd);
   }
 
   /** Whether another request may start: few enough under way, and no replies waiting to go. */
@@ -353,7 +383,7 @@ class Connection implements ChannelHandler {
     if (this.#channel.closed || !this.#mayStart()) return;
     const backlog = this.#backlog;
     this.#backlog = undefined;
-    if (backlog !== undefined) this.#frames(backlog, undefined);
+    if (backlog !== undefined) this.#frames(backlog.bytes, backlog.fds);
     if (this.#backlog === undefined) this.#channel.setReading(true);
     this.#scheduleFlush();
   }
@@ -374,26 +404,35 @@ class Connection implements ChannelHandler {
 
   async #end(): Promise<void> {
     this.#context.forget(this);
+    this.#closeAll(this.#backlog?.fds ?? []);
+    this.#backlog = undefined;
     const leases = [...this.#leases.keys()];
     this.#leases.clear();
     await Promise.all(leases.map((lease) => this.#peer.release(lease).catch(() => {})));
   }
 
-  #dispatch(header: Header, body: Uint8Array): void {
+  /** Starts a request; the memfds an ACQUIRE carries are closed unless the peer takes them. */
+  #dispatch(header: Header, body: Uint8Array, memfds: number[] = []): void {
     const { op, id, flags } = header;
+    const refuse = (error: unknown) => {
+      this.#closeAll(memfds);
+      if (!(flags & Flag.ONE_WAY)) this.#fail(op, id, error);
+    };
     if (header.version !== PROTOCOL_VERSION) {
-      this.#fail(op, id, new ProtocolError(`Unsupported protocol version: ${header.version}`));
+      refuse(new ProtocolError(`Unsupported protocol version: ${header.version}`));
       return;
     }
-    if (flags & (Flag.REPLY | Flag.ERROR | Flag.MORE) || header.fds !== 0) {
-      this.#fail(op, id, new ProtocolError(`Invalid request flags: ${flags}`));
+    if (flags & (Flag.REPLY | Flag.ERROR | Flag.MORE) || header.fds !== memfds.length) {
+      refuse(new ProtocolError(`Invalid request flags: ${flags}`));
       return;
     }
     let work: Promise<Uint8Array | string | undefined>;
     try {
-      work = this.#handle(op, id, body);
+      work = memfds.length === 0
+        ? this.#handle(op, id, body)
+        : this.#acquire(id, parseAcquire(body), memfds);
     } catch (error) {
-      if (!(flags & Flag.ONE_WAY)) this.#fail(op, id, error);
+      refuse(error);
       return;
     }
     this.#inflight++;
@@ -461,13 +500,24 @@ class Connection implements ChannelHandler {
     }
   }
 
-  async #acquire(id: number, request: AcquireRequest): Promise<undefined> {
+  /** Grants a lease; `memfds`, which a CREATE may carry, are closed unless the peer takes them. */
+  async #acquire(id: number, request: AcquireRequest, memfds: number[] = []): Promise<undefined> {
     const options: AcquireOptions = {
       ...(request.ttl === undefined ? {} : { ttl: request.ttl }),
       ...(request.size === undefined ? {} : { size: request.size }),
       ...(request.meta === undefined ? {} : { meta: request.meta as Meta }),
+      ...(memfds.length === 0 ? {} : { memfds }),
     };
-    const acquired = await this.#peer.acquire(request.id, request.access as Access, options);
+    let acquired: Acquired;
+    try {
+      if (memfds.length > 0 && request.access !== Access.CREATE) {
+        throw new InvalidArgumentError(`Invalid memfds: only a CREATE lease takes them`);
+      }
+      acquired = await this.#peer.acquire(request.id, request.access as Access, options);
+    } catch (error) {
+      this.#closeAll(memfds);
+      throw error;
+    }
     const leaseId = acquired.lease.id;
     if (this.#channel.closed) {
       await this.#peer.release(leaseId).catch(() => {});
@@ -631,6 +681,22 @@ function stringField(value: Record<string, unknown>, name: string): string {
   const field = value[name];
   if (typeof field !== "string") throw new ProtocolError(`Malformed request body: ${name}`);
   return field;
+}
+
+/**
+ * Whether the fds of a message are the memfds of its ACQUIRE frames, as
+ * many in all as came: no other frame may carry any.
+ */
+function carriesMemfds(bytes: Uint8Array, count: number): boolean {
+  let claimed = 0;
+  for (let offset = 0; offset < bytes.length;) {
+    const header = readHeader(bytes, offset);
+    if (typeof header === "string") return false;
+    if (header.fds !== 0 && header.op !== Op.ACQUIRE) return false;
+    claimed += header.fds;
+    offset += HEADER_SIZE + header.length;
+  }
+  return claimed === count;
 }
 
 function parseAcquire(body: Uint8Array): AcquireRequest {

@@ -8,6 +8,7 @@ import {
   ProtocolError,
   UnauthorizedError,
   UnknownLeaseError,
+  UnsupportedError,
 } from "../../core/errors.ts";
 import { Access, type Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
@@ -35,15 +36,26 @@ import {
 import { Reactor } from "./reactor.ts";
 import { connectSocket } from "./socket.ts";
 import { type BlobOwner, type BlobSource, UdsBlob } from "./uds_blob.ts";
+import { WriteAhead } from "./write_ahead.ts";
+import type { PreparedMemfd } from "../../backends/memory/memfd_pool.ts";
 
 /** Options of {@link UdsPeer.connect}. */
 export interface UdsPeerOptions {
   /** How long to keep trying while the server's backlog is full, in milliseconds. Default 5000. */
   readonly connectTimeout?: number;
+  /**
+   * Bytes of memory this process may keep ready, faulted in, for puts of
+   * 1 MiB or more (see {@link UdsPeer.putObject}); given back 2 s after the
+   * last such put. Default 256 MiB; 0 turns it off.
+   */
+  readonly writeAheadBytes?: number;
 }
 
 /** The largest object {@link UdsPeer.putObject} sends inline. */
 const INLINE_PUT = 64 * 1024;
+/** The smallest object {@link UdsPeer.putObject} writes into a memfd of its own. */
+const WRITE_AHEAD_PUT = 1024 * 1024;
+const DEFAULT_WRITE_AHEAD_BYTES = 256 * 1024 * 1024;
 
 /**
  * How long the JS thread waits for a reply itself after sending requests, in
@@ -165,6 +177,9 @@ export class UdsPeer implements Peer, DirectPut {
   readonly #pending = new Map<number, Pending>();
   readonly #leases = new Map<string, HeldLease>();
   readonly #mappings: MappingCache;
+  /** Memfds this side fills for large puts; gone when the daemon cannot take them. */
+  #writeAhead: WriteAhead | undefined;
+  #retired: Promise<void> | undefined;
   #nextId = 1;
   #flushQueued = false;
   #lazyFlush: ReturnType<typeof setTimeout> | undefined;
@@ -199,9 +214,10 @@ export class UdsPeer implements Peer, DirectPut {
     }
     const deadline = Date.now() + (options.connectTimeout ?? 5000);
     let delay = 1;
+    const writeAhead = options.writeAheadBytes ?? DEFAULT_WRITE_AHEAD_BYTES;
     for (;;) {
       const fd = connectSocket(native, path);
-      if (fd >= 0) return new UdsPeer(native, path, fd);
+      if (fd >= 0) return new UdsPeer(native, path, fd, writeAhead);
       const errno = -fd;
       if (errno === Errno.ENOENT || errno === Errno.ECONNREFUSED) {
         throw new NotFoundError(`Cannot connect to ${path}: no daemon listens there`);
@@ -217,9 +233,10 @@ export class UdsPeer implements Peer, DirectPut {
     }
   }
 
-  private constructor(native: Native, path: string, fd: number) {
+  private constructor(native: Native, path: string, fd: number, writeAheadBytes: number) {
     this.#native = native;
     this.#path = path;
+    if (writeAheadBytes > 0) this.#writeAhead = new WriteAhead(native, writeAheadBytes);
     this.#mappings = new MappingCache(native);
     const handler: ChannelHandler = {
       message: (bytes, fds, flags) => this.#message(bytes, fds, flags),
@@ -348,7 +365,11 @@ export class UdsPeer implements Peer, DirectPut {
   /**
    * Creates, fills and seals an object; `Client.put` uses it. Objects up
    * to 64 KiB travel inline in one request, which costs one round trip
-   * instead of two and no memfd; larger ones are written into their memfd.
+   * instead of two and no memfd. From 1 MiB, an object is copied into a
+   * memfd this process has faulted in ahead of time, when one of its size
+   * class is ready, and the daemon takes that memfd over: the put costs
+   * the copy, and no page faults (see `UdsPeerOptions.writeAheadBytes`).
+   * Other objects are written into the memfd the daemon gives them.
    */
   async putObject(
     chunks: readonly Uint8Array[],
@@ -359,15 +380,78 @@ export class UdsPeer implements Peer, DirectPut {
       ...(options.meta === undefined ? {} : { meta: options.meta }),
       ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
     };
+    const request = options.id === undefined ? fields : { id: options.id, ...fields };
     if (size <= INLINE_PUT) {
-      const request = options.id === undefined ? fields : { id: options.id, ...fields };
       return await this.#call(
         Op.PUT,
         (id) => encodePutFrame(id, request, chunks, size),
         (reply) => decodeJson(reply) as ObjectInfo,
       );
     }
-    const { lease, blobs } = await this.acquire(options.id, Access.CREATE, { ...fields, size });
+    const writeAhead = size >= WRITE_AHEAD_PUT ? this.#writeAhead : undefined;
+    const memfd = this.#closedReason === undefined ? writeAhead?.take(size) : undefined;
+    try {
+      if (memfd !== undefined) {
+        const info = await this.#putOwn(writeAhead!, memfd, chunks, { ...request, size });
+        if (info !== undefined) return info;
+        // This daemon keeps no blobs in memfds: write into the ones it gives.
+        this.#retired = writeAhead!.close();
+        this.#writeAhead = undefined;
+      }
+      return await this.#putInto(chunks, options.id, { ...fields, size });
+    } finally {
+      writeAhead?.done(size, memfd);
+    }
+  }
+
+  /**
+   * Puts an object through a memfd of this process's: the CREATE request
+   * that hands it over leaves first, and the bytes are copied in while it
+   * travels; then the seal. Undefined when the daemon cannot take memfds.
+   */
+  async #putOwn(
+    writeAhead: WriteAhead,
+    memfd: PreparedMemfd,
+    chunks: readonly Uint8Array[],
+    request: PutOptions & { size: number },
+  ): Promise<ObjectInfo | undefined> {
+    const acquiring = this.#call(
+      Op.ACQUIRE,
+      JSON.stringify({ ...request, access: Access.CREATE }),
+      (body, fds) => {
+        for (const fd of fds) this.#native.symbols.pk_close(fd);
+        return decodeJson(body) as AcquireReply;
+      },
+      memfd.fd,
+    );
+    try {
+      writeAhead.copy(memfd, chunks, request.size);
+    } catch (error) {
+      const granted = await acquiring.catch(() => undefined);
+      if (granted) this.#send(Op.RELEASE, 0, Flag.ONE_WAY, granted.lease.id);
+      throw error;
+    }
+    let lease: string;
+    try {
+      lease = (await acquiring).lease.id;
+    } catch (error) {
+      if (error instanceof UnsupportedError) return undefined;
+      throw error;
+    }
+    try {
+      return await this.#call(Op.SEAL, lease, (body) => decodeJson(body) as ObjectInfo);
+    } finally {
+      this.#send(Op.RELEASE, 0, Flag.ONE_WAY, lease);
+    }
+  }
+
+  /** Puts an object by writing its bytes into the memfd the daemon gives it. */
+  async #putInto(
+    chunks: readonly Uint8Array[],
+    id: string | undefined,
+    options: AcquireOptions,
+  ): Promise<ObjectInfo> {
+    const { lease, blobs } = await this.acquire(id, Access.CREATE, options);
     try {
       let at = 0;
       for (const chunk of chunks) {
@@ -387,7 +471,9 @@ export class UdsPeer implements Peer, DirectPut {
    */
   close(): Promise<void> {
     this.#shutdown("Connection closed");
-    this.#closing ??= this.#channel.close();
+    this.#closing ??= Promise.all([this.#channel.close(), this.#writeAhead?.close()]).then(
+      () => {},
+    );
     return this.#closing;
   }
 
@@ -396,8 +482,12 @@ export class UdsPeer implements Peer, DirectPut {
     return this.close();
   }
 
-  /** Sends a request and waits for its reply. */
-  #call<T>(op: number, body: Body, decode: Decode<T>): Promise<T> {
+  /**
+   * Sends a request and waits for its reply. A request with a memfd (a
+   * CREATE that hands it over) leaves at once, not at the end of the turn,
+   * so that its caller can fill the memfd while it travels.
+   */
+  #call<T>(op: number, body: Body, decode: Decode<T>, memfd?: number): Promise<T> {
     if (this.#closedReason !== undefined) return Promise.reject(this.#closedError());
     const id = this.#nextId;
     this.#nextId = id === 0xffff_ffff ? 1 : id + 1;
@@ -408,7 +498,8 @@ export class UdsPeer implements Peer, DirectPut {
       resolve: resolve as (value: unknown) => void,
       reject,
     });
-    this.#send(op, id, 0, body);
+    this.#send(op, id, 0, body, memfd);
+    if (memfd !== undefined) this.#channel.flush();
     return promise;
   }
 
@@ -507,13 +598,15 @@ export class UdsPeer implements Peer, DirectPut {
     held.end();
   }
 
-  #send(op: number, id: number, flags: number, body: Body): void {
+  #send(op: number, id: number, flags: number, body: Body, memfd?: number): void {
+    const fds = memfd === undefined ? [] : [memfd];
     this.#channel.push(
       typeof body === "string"
-        ? encodeTextFrame(op, id, flags, body)
+        ? encodeTextFrame(op, id, flags, body, fds.length)
         : typeof body === "function"
         ? body(id)
-        : encodeFrame(op, id, flags, body),
+        : encodeFrame(op, id, flags, body, fds.length),
+      fds,
     );
     if (flags & Flag.ONE_WAY) {
       // Nobody waits for a one-way request: it rides with the next request,
