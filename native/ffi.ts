@@ -13,7 +13,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 3;
+export const NATIVE_ABI_VERSION = 4;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -491,6 +491,8 @@ export const symbols = {
       "buffer", // uint32_t *slots (2 * max: token, events)
       "i32", // int32_t max
       "i64", // int64_t timeout_ns
+      "i64", // int64_t spin_ns
+      "buffer", // int64_t *out_waited_ns
     ],
     result: "i32", // ready entries; 0 on timeout
   },

@@ -2,6 +2,7 @@ import { setImmediate } from "node:timers";
 import { check } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
+import { SpinPolicy } from "./spin.ts";
 
 /** Something registered with the {@link Reactor}: told when its fd is ready. */
 export interface Ready {
@@ -84,6 +85,8 @@ export class Reactor {
   /** Since when the JS thread has kept the wait, while the native thread parks; 0 when it has not. */
   #lentAt = 0;
   readonly #polled = new Uint32Array(MAX_EVENTS * 2);
+  readonly #waited = new BigInt64Array(1);
+  readonly #spin = new SpinPolicy();
   /** The stop of the previous run, which a new run waits for. */
   #stopped: Promise<void> = Promise.resolve();
 
@@ -235,12 +238,16 @@ export class Reactor {
       return;
     }
     this.#wanted = 0;
+    const spin = this.#spin.next();
     const count = symbols.pk_reactor_poll(
       running.handle,
       this.#polled,
       MAX_EVENTS,
       BigInt(Math.round(micros * 1000)),
+      BigInt(spin),
+      this.#waited,
     );
+    this.#spin.record(spin, count > 0, Number(this.#waited[0]));
     if (count <= 0) {
       this.#reclaim(running);
       if (count < 0) console.error(`Packice: waiting on Unix sockets failed: errno ${-count}`);
