@@ -10,10 +10,13 @@
  *
  * Latencies on a small VM swing with how idle its CPUs are, so each figure
  * and its baseline are measured in alternating rounds and compared on all
- * their samples.
+ * their samples. They swing most with where the scheduler puts the two
+ * processes: waking a thread on another CPU costs about 25 µs here, on the
+ * same CPU a few. So the get is also measured against the ping-pong with
+ * both pairs pinned (`taskset`) to one CPU, and to two.
  *
- * Child roles (spawned by this script): `pingpong PATH`, `reactor-pingpong PATH`
- * and `idle PATH COUNT`.
+ * Child roles (spawned by this script): `pingpong PATH`, `reactor-pingpong PATH`,
+ * `idle PATH COUNT` and `placed-client DAEMON_PATH PING_PATH`.
  */
 import { Client, UdsPeer } from "../mod.ts";
 import { Errno } from "../native/errno.ts";
@@ -348,6 +351,20 @@ async function main(): Promise<void> {
       });
     }
 
+    // The same, with each pair of processes pinned to one CPU, then to two.
+    for (const [placement, cpus] of [["one_cpu", [0, 0]], ["two_cpus", [0, 1]]] as const) {
+      const figures = await placed(dir, cpus[0], cpus[1]);
+      if (figures === undefined) break;
+      report({
+        bench: `uds_get_1KiB_vs_pingpong_${placement}`,
+        cpus: `${cpus[0]},${cpus[1]}`,
+        get_p50_us: figures.get * 1000,
+        baseline_pingpong_p50_us: figures.pingpong * 1000,
+        ratio: figures.get / figures.pingpong,
+        target: "<= 1.5",
+      });
+    }
+
     // Get of 1 GiB vs 1 KiB.
     {
       const writer = await client.create(GiB, { id: "large" });
@@ -443,6 +460,70 @@ async function main(): Promise<void> {
   }
 }
 
+/** Whether `taskset` can pin processes here. */
+async function canPin(): Promise<boolean> {
+  try {
+    return (await new Deno.Command("taskset", { args: ["-c", "0", "true"] }).output()).success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Get and ping-pong p50s, in ms, with the daemon and the ping-pong server
+ * pinned to CPU `serverCpu` and the client measuring both to `clientCpu`;
+ * undefined when processes cannot be pinned.
+ */
+async function placed(
+  dir: string,
+  serverCpu: number,
+  clientCpu: number,
+): Promise<{ get: number; pingpong: number } | undefined> {
+  if (!await canPin()) {
+    console.error("taskset is missing: no figures with pinned processes");
+    return undefined;
+  }
+  const pin = (cpu: number, args: string[]) =>
+    new Deno.Command("taskset", {
+      args: ["-c", String(cpu), Deno.execPath(), "run", "-A", ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+  const daemonPath = `${dir}/placed-${serverCpu}-${clientCpu}.sock`;
+  const pingPath = `${dir}/placed-ping-${serverCpu}-${clientCpu}.sock`;
+  const cli = new URL("cli.ts", root).pathname;
+  const daemon = pin(serverCpu, [cli, "serve", "--socket", daemonPath, "--log-level", "warn"]);
+  const ping = pin(serverCpu, [self, "pingpong", pingPath]);
+  try {
+    await Promise.all([waitFor(daemon, daemonPath), waitFor(ping, "ready")]);
+    const client = pin(clientCpu, [self, "placed-client", daemonPath, pingPath]);
+    const output = await client.output();
+    if (!output.success) throw new Error("The pinned client failed");
+    return JSON.parse(new TextDecoder().decode(output.stdout));
+  } finally {
+    daemon.kill("SIGTERM");
+    await Promise.all([daemon.status, ping.status]);
+  }
+}
+
+/** The placed-client role: gets and ping-pongs in alternating rounds; prints their p50s in ms. */
+async function placedClient(daemonPath: string, pingPath: string): Promise<void> {
+  const [client] = await clients(daemonPath, 1);
+  const ping = new PingClient(pingPath);
+  try {
+    const id = await client!.put(new Uint8Array(KiB).fill(1));
+    const [pings = [], gets = []] = await alternate(10, 2000, () => ping.once(), async () => {
+      using handle = await client!.get(id);
+      if (handle.bytes[0] === 255) throw new Error("Unexpected byte");
+    });
+    console.log(JSON.stringify({ get: quantile(gets, 0.5), pingpong: quantile(pings, 0.5) }));
+  } finally {
+    ping.close();
+    await client!.close();
+  }
+}
+
 /** The idle role: opens `count` connections and holds them until SIGTERM. */
 async function idle(path: string, count: number): Promise<void> {
   const { symbols } = native();
@@ -463,5 +544,6 @@ if (import.meta.main) {
   if (role === "pingpong") pingServer(args[0]!);
   else if (role === "reactor-pingpong") await reactorPingServer(args[0]!);
   else if (role === "idle") await idle(args[0]!, Number(args[1]));
+  else if (role === "placed-client") await placedClient(args[0]!, args[1]!);
   else await main();
 }
