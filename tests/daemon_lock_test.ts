@@ -5,31 +5,11 @@
  */
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { type DaemonProcess, socketDir, spawnDaemon } from "./helpers/uds_daemon.ts";
+import { type DaemonProcess, exists, spawnDaemon, testInSocketDir } from "./helpers/uds_daemon.ts";
 import { connect } from "../mod.ts";
 import { loadNative } from "../native/load.ts";
 
 const gatedServe = new URL("./helpers/gated_serve_child.ts", import.meta.url);
-
-function inDir(name: string, fn: (dir: string) => Promise<void>) {
-  Deno.test(name, async () => {
-    const dir = await socketDir();
-    try {
-      await fn(dir);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  });
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Leaves a socket file at `path` that no process listens on, as a crashed daemon does. */
 function leaveStaleSocket(path: string): void {
@@ -81,7 +61,7 @@ async function gateFiles(dir: string): Promise<string[]> {
   return names.filter((name) => name.startsWith("gate")).map((name) => `${dir}/${name}`);
 }
 
-inDir("of two daemons started at once on one path, exactly one serves", async (dir) => {
+testInSocketDir("of two daemons started at once on one path, exactly one serves", async (dir) => {
   const path = `${dir}/packice.sock`;
   for (let round = 0; round < 6; round++) {
     // Every other round starts over a stale socket file, where both daemons would unlink it.
@@ -106,18 +86,25 @@ inDir("of two daemons started at once on one path, exactly one serves", async (d
   }
 });
 
-inDir("a daemon refuses at once, leaving the socket alone, while its lock is held", async (dir) => {
-  const path = `${dir}/packice.sock`;
-  leaveStaleSocket(path);
-  const before = await Deno.lstat(path);
-  using lock = await Deno.open(`${path}.lock`, { write: true, create: true });
-  await lock.lock(true);
-  const refused = await assertRejects(() => spawnDaemon(path), Error, "exited with code 1");
-  assert(refused.message.includes(`another daemon holds the lock ${path}.lock`), refused.message);
-  assertEquals((await Deno.lstat(path)).ino, before.ino, "the stale check must wait for the lock");
-});
+testInSocketDir(
+  "a daemon refuses at once, leaving the socket alone, while its lock is held",
+  async (dir) => {
+    const path = `${dir}/packice.sock`;
+    leaveStaleSocket(path);
+    const before = await Deno.lstat(path);
+    using lock = await Deno.open(`${path}.lock`, { write: true, create: true });
+    await lock.lock(true);
+    const refused = await assertRejects(() => spawnDaemon(path), Error, "exited with code 1");
+    assert(refused.message.includes(`another daemon holds the lock ${path}.lock`), refused.message);
+    assertEquals(
+      (await Deno.lstat(path)).ino,
+      before.ino,
+      "the stale check must wait for the lock",
+    );
+  },
+);
 
-inDir("a daemon starts on the path of one that was SIGKILLed", async (dir) => {
+testInSocketDir("a daemon starts on the path of one that was SIGKILLed", async (dir) => {
   const path = `${dir}/packice.sock`;
   const killed = await spawnDaemon(path);
   await roundTrip(path, "before");
@@ -128,12 +115,15 @@ inDir("a daemon starts on the path of one that was SIGKILLed", async (dir) => {
   await roundTrip(path, "after");
 });
 
-inDir("a daemon stopped by SIGTERM removes its socket, and the next one starts", async (dir) => {
-  const path = `${dir}/packice.sock`;
-  const first = await spawnDaemon(path);
-  await roundTrip(path, "first");
-  assertEquals((await first.stop("SIGTERM")).code, 0, first.stderr());
-  assertEquals(await exists(path), false);
-  await using _next = await spawnDaemon(path);
-  await roundTrip(path, "next");
-});
+testInSocketDir(
+  "a daemon stopped by SIGTERM removes its socket, and the next one starts",
+  async (dir) => {
+    const path = `${dir}/packice.sock`;
+    const first = await spawnDaemon(path);
+    await roundTrip(path, "first");
+    assertEquals((await first.stop("SIGTERM")).code, 0, first.stderr());
+    assertEquals(await exists(path), false);
+    await using _next = await spawnDaemon(path);
+    await roundTrip(path, "next");
+  },
+);

@@ -6,29 +6,9 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { connect } from "../mod.ts";
 import { loadNative } from "../native/load.ts";
-import { socketDir, spawnDaemon, startTaskFlags } from "./helpers/uds_daemon.ts";
+import { exists, spawnDaemon, startTaskFlags, testInSocketDir } from "./helpers/uds_daemon.ts";
 
 const root = new URL("../", import.meta.url);
-
-function inDir(name: string, fn: (dir: string) => Promise<void>) {
-  Deno.test(name, async () => {
-    const dir = await socketDir();
-    try {
-      await fn(dir);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  });
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Runs `cli.ts serve` to completion, for daemons that must refuse to start. */
 async function serveOnce(args: string[]) {
@@ -43,41 +23,47 @@ async function serveOnce(args: string[]) {
 }
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  inDir(`serve starts fast, serves, and on ${signal} stops and removes its socket`, async (dir) => {
-    const path = `${dir}/packice.sock`;
-    const daemon = await spawnDaemon(path);
-    assert(daemon.banner.includes(`Packice listening on unix://${path}`), daemon.banner);
-    assert(daemon.startupMs < 1000, `started in ${daemon.startupMs} ms`);
-    assertEquals((await Deno.lstat(path)).mode! & 0o777, 0o600);
-    {
-      await using client = await connect(path);
-      await client.put("up", { id: "up" });
-      assert(await client.has("up"));
-    }
-    const status = await daemon.stop(signal);
-    assertEquals(status.code, 0, daemon.stderr());
-    assertEquals(await exists(path), false);
-  });
+  testInSocketDir(
+    `serve starts fast, serves, and on ${signal} stops and removes its socket`,
+    async (dir) => {
+      const path = `${dir}/packice.sock`;
+      const daemon = await spawnDaemon(path);
+      assert(daemon.banner.includes(`Packice listening on unix://${path}`), daemon.banner);
+      assert(daemon.startupMs < 1000, `started in ${daemon.startupMs} ms`);
+      assertEquals((await Deno.lstat(path)).mode! & 0o777, 0o600);
+      {
+        await using client = await connect(path);
+        await client.put("up", { id: "up" });
+        assert(await client.has("up"));
+      }
+      const status = await daemon.stop(signal);
+      assertEquals(status.code, 0, daemon.stderr());
+      assertEquals(await exists(path), false);
+    },
+  );
 }
 
-inDir("serve applies --socket-mode", async (dir) => {
+testInSocketDir("serve applies --socket-mode", async (dir) => {
   const path = `${dir}/packice.sock`;
   await using _daemon = await spawnDaemon(path, ["--socket-mode", "660"]);
   assertEquals((await Deno.lstat(path)).mode! & 0o777, 0o660);
 });
 
-inDir("serve refuses to start while a live daemon holds the socket's lock", async (dir) => {
-  const path = `${dir}/packice.sock`;
-  await using first = await spawnDaemon(path);
-  const second = await serveOnce(["--socket", path]);
-  assertEquals(second.code, 1);
-  assert(second.stderr.includes(`holds the lock ${path}.lock`), second.stderr);
-  await using client = await connect(path);
-  assertEquals(await client.has("anything"), false);
-  assertEquals((await first.stop()).code, 0);
-});
+testInSocketDir(
+  "serve refuses to start while a live daemon holds the socket's lock",
+  async (dir) => {
+    const path = `${dir}/packice.sock`;
+    await using first = await spawnDaemon(path);
+    const second = await serveOnce(["--socket", path]);
+    assertEquals(second.code, 1);
+    assert(second.stderr.includes(`holds the lock ${path}.lock`), second.stderr);
+    await using client = await connect(path);
+    assertEquals(await client.has("anything"), false);
+    assertEquals((await first.stop()).code, 0);
+  },
+);
 
-inDir(
+testInSocketDir(
   "serve refuses to start when a server that holds no lock answers on the socket",
   async (dir) => {
     const path = `${dir}/packice.sock`;
@@ -94,7 +80,7 @@ inDir(
   },
 );
 
-inDir("serve replaces a stale socket file", async (dir) => {
+testInSocketDir("serve replaces a stale socket file", async (dir) => {
   const path = `${dir}/packice.sock`;
   const native = loadNative()!;
   const fd = native.symbols.pk_uds_listen(new TextEncoder().encode(`${path}\0`), 1);
@@ -106,7 +92,7 @@ inDir("serve replaces a stale socket file", async (dir) => {
   await client.put("fresh");
 });
 
-inDir("serve refuses a socket path that is not a socket", async (dir) => {
+testInSocketDir("serve refuses a socket path that is not a socket", async (dir) => {
   const path = `${dir}/not-a-socket`;
   await Deno.writeTextFile(path, "keep me");
   const result = await serveOnce(["--socket", path]);
@@ -115,7 +101,7 @@ inDir("serve refuses a socket path that is not a socket", async (dir) => {
   assertEquals(await Deno.readTextFile(path), "keep me");
 });
 
-inDir("deno task start serves on $XDG_RUNTIME_DIR/packice.sock", async (dir) => {
+testInSocketDir("deno task start serves on $XDG_RUNTIME_DIR/packice.sock", async (dir) => {
   const path = `${dir}/packice.sock`;
   const task = new Deno.Command(Deno.execPath(), {
     args: ["task", "-q", "start", "--log-level", "warn"],
@@ -145,7 +131,7 @@ inDir("deno task start serves on $XDG_RUNTIME_DIR/packice.sock", async (dir) => 
   assertEquals(await exists(path), false);
 });
 
-inDir("serve --impl fs shares objects that outlive the daemon", async (dir) => {
+testInSocketDir("serve --impl fs shares objects that outlive the daemon", async (dir) => {
   const path = `${dir}/packice.sock`;
   const args = ["--impl", "fs", "--data-dir", `${dir}/data`];
   const bytes = new Uint8Array(200 * 1024).map((_, i) => i % 251);

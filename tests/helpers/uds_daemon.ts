@@ -32,6 +32,28 @@ export function socketDir(): Promise<string> {
   return Deno.makeTempDir({ prefix: "packice-uds-" });
 }
 
+/** A test that gets a fresh {@link socketDir}, removed after it. */
+export function testInSocketDir(name: string, fn: (dir: string) => Promise<void>): void {
+  Deno.test(name, async () => {
+    const dir = await socketDir();
+    try {
+      await fn(dir);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+/** Whether anything, even a dangling link, is at `path`. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Spawns `cli.ts serve --socket <path> ...args` and waits until it listens.
  *
