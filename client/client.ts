@@ -1,4 +1,5 @@
 import { ClosedError, InvalidArgumentError } from "../core/errors.ts";
+import type { Blob } from "../core/blob.ts";
 import { Access } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, Peer } from "../core/peer.ts";
@@ -104,7 +105,8 @@ export class Client implements AsyncDisposable {
     this.#checkOpen();
     const acquired = await this.#peer.acquire(id, Access.READ, options);
     try {
-      return new ObjectHandle(this.#peer, acquired, await viewsOf(acquired));
+      const views = viewsOf(acquired);
+      return new ObjectHandle(this.#peer, acquired, Array.isArray(views) ? views : await views);
     } catch (error) {
       await this.#peer.release(acquired.lease.id).catch(() => {});
       throw error;
@@ -176,12 +178,23 @@ function offersDirectPut(peer: Peer): peer is Peer & DirectPut {
   return typeof (peer as Partial<DirectPut>).putObject === "function";
 }
 
-async function viewsOf(acquired: Acquired): Promise<Uint8Array[]> {
+/**
+ * The bytes of each blob: a zero-copy view where the blob offers one, else a
+ * copy. Synchronous when every blob has a view.
+ */
+function viewsOf(acquired: Acquired): Uint8Array[] | Promise<Uint8Array[]> {
   const views: Uint8Array[] = [];
-  for (const blob of acquired.blobs) {
-    views.push(blob.openView() ?? await blob.read(0, blob.size));
+  for (const [i, blob] of acquired.blobs.entries()) {
+    const view = blob.openView();
+    if (view === undefined) return withCopies(acquired.blobs.slice(i), views);
+    views.push(view);
   }
   return views;
+}
+
+async function withCopies(blobs: readonly Blob[], bytes: Uint8Array[]): Promise<Uint8Array[]> {
+  for (const blob of blobs) bytes.push(blob.openView() ?? await blob.read(0, blob.size));
+  return bytes;
 }
 
 const encoder = new TextEncoder();

@@ -18,7 +18,14 @@ import { type LeaseEnd, type LeaseRecord, leaseRecord, type LeaseStore } from ".
 import type { ObjectInfo } from "./object.ts";
 import { totalSize } from "./object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "./peer.ts";
-import { newId, validateMeta, validateObjectId, validateSize, validateTtl } from "./validate.ts";
+import {
+  type Meta,
+  newId,
+  validateMeta,
+  validateObjectId,
+  validateSize,
+  validateTtl,
+} from "./validate.ts";
 
 /** What every peer takes besides where its bytes live. */
 export interface PeerOptions {
@@ -180,9 +187,46 @@ export class BasePeer implements Peer {
       throw new NotFoundError(`Object ${objectId} is not held by this peer`);
     }
     if (access === Access.READ) {
-      for (const blob of holding.stored.blobs) await blob.settled?.();
+      for (const blob of holding.stored.blobs) {
+        const settling = blob.settled?.();
+        if (settling !== undefined) await settling;
+      }
     }
+    this.#count(holding, lease);
     return this.#hand(holding, lease, info);
+  }
+
+  /**
+   * Creates, fills and seals an object of one blob in one step, as
+   * `acquire` CREATE, a write per chunk, `seal` and `release` would, with the
+   * same lease-store operations but no leased blobs in between.
+   *
+   * @param chunks The bytes, in order.
+   * @param size Their total length.
+   * @param options Id, metadata and TTL of the CREATE lease.
+   * @returns The sealed object.
+   */
+  async putObject(
+    chunks: readonly Uint8Array[],
+    size: number,
+    options: { readonly id?: string; readonly meta?: Meta; readonly ttl?: number } = {},
+  ): Promise<ObjectInfo> {
+    this.#checkOpen();
+    const ttl = validateTtl(options.ttl);
+    const meta = options.meta === undefined ? {} : { meta: options.meta };
+    const { holding, lease } = await this.#begin(options.id, ttl, { size, ...meta });
+    try {
+      const blob = holding.stored.blobs[0]!;
+      let at = 0;
+      for (const chunk of chunks) {
+        checkRange(at, chunk.length, blob.size, lease.objectId);
+        await blob.write(at, chunk);
+        at += chunk.length;
+      }
+      return await this.seal(lease.id);
+    } finally {
+      await this.release(lease.id).catch(() => {});
+    }
   }
 
   async #create(
@@ -190,6 +234,16 @@ export class BasePeer implements Peer {
     ttl: number | undefined,
     options: AcquireOptions,
   ): Promise<Acquired> {
+    const { holding, lease, info } = await this.#begin(objectId, ttl, options);
+    return this.#hand(holding, lease, info);
+  }
+
+  /** Creates an object and its CREATE lease, and counts the lease on its holding. */
+  async #begin(
+    objectId: string | undefined,
+    ttl: number | undefined,
+    options: AcquireOptions,
+  ): Promise<{ holding: Holding; lease: LeaseRecord; info: ObjectInfo }> {
     const id = objectId === undefined ? newId() : validateObjectId(objectId);
     const blobSizes = typeof options.size === "number" || options.size === undefined
       ? [validateSize(options.size, "size")]
@@ -227,7 +281,8 @@ export class BasePeer implements Peer {
       throw error;
     }
     const holding = this.#adopt(info, stored);
-    return this.#hand(holding, lease, info);
+    this.#count(holding, lease);
+    return { holding, lease, info };
   }
 
   async seal(leaseId: string): Promise<ObjectInfo> {
@@ -396,9 +451,14 @@ export class BasePeer implements Peer {
     return holding;
   }
 
-  #hand(holding: Holding, lease: LeaseRecord, info: ObjectInfo): Acquired {
+  /** Records a new lease on `holding`. */
+  #count(holding: Holding, lease: LeaseRecord): void {
     holding.refs++;
     this.#held.set(lease.id, holding);
+  }
+
+  /** The lease and its blobs, for a lease already counted on `holding`. */
+  #hand(holding: Holding, lease: LeaseRecord, info: ObjectInfo): Acquired {
     const views: Array<[Blob, Uint8Array]> = [];
     holding.views.set(lease.id, views);
     const blobs = holding.stored.blobs.map((blob) =>

@@ -35,7 +35,8 @@ export interface Blob {
   /**
    * Optional, for backends that seal in the background: resolves once the
    * bytes of a sealed blob are sealed against every process that may hold
-   * them. A peer lets readers in only then.
+   * them, or returns undefined when nothing is under way. A peer lets
+   * readers in only then.
    */
-  settled?(): Promise<void>;
+  settled?(): Promise<void> | undefined;
 }

@@ -305,11 +305,12 @@ export class MemfdBlob implements Blob {
 
   /**
    * Resolves once sealing running in the background has ended: the bytes
-   * of a sealed blob are then sealed for every process.
+   * of a sealed blob are then sealed for every process. Undefined when
+   * none is running, so that callers need not wait a turn.
    */
-  async settled(): Promise<void> {
+  settled(): Promise<void> | undefined {
     this.#adoptedSeal?.poke();
-    await this.#sealing?.catch(() => {});
+    return this.#sealing?.catch(() => {});
   }
 
   /**

@@ -106,12 +106,33 @@ export class MemfdBlobStore implements BlobStore {
    * @throws {InvalidArgumentError} When a blob size is invalid.
    * @throws {ClosedError} When the store is closed.
    */
-  async allocate(info: ObjectInfo): Promise<StoredObject> {
-    this.#checkOpen();
-    const { sizes, total } = blobSizes(info);
-    checkRoom(info, total, this.#used, this.capacity);
-    this.#used += total;
-    this.#pool.trim(this.capacity - this.#used);
+  allocate(info: ObjectInfo): Promise<StoredObject> {
+    try {
+      this.#checkOpen();
+      const { sizes, total } = blobSizes(info);
+      checkRoom(info, total, this.#used, this.capacity);
+      this.#used += total;
+      this.#pool.trim(this.capacity - this.#used);
+      if (sizes.every((size) => size <= LARGE_BLOB)) {
+        // Small blobs live on the heap: nothing to wait for.
+        let blobs: MemfdBlob[];
+        try {
+          blobs = sizes.map((size) => new MemfdBlob(this.#context, size));
+        } catch (error) {
+          this.#used -= total;
+          throw error;
+        }
+        for (const blob of blobs) this.#blobs.add(blob);
+        return Promise.resolve({ blobs });
+      }
+      return this.#allocateLarge(info, sizes, total);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Allocates blobs of which some come from the pool, once counted in `used`. */
+  async #allocateLarge(info: ObjectInfo, sizes: number[], total: number): Promise<StoredObject> {
     const blobs: MemfdBlob[] = [];
     try {
       for (const size of sizes) blobs.push(await this.#allocateBlob(size));
@@ -170,7 +191,10 @@ export class MemfdBlobStore implements BlobStore {
   async seal(stored: StoredObject, _info: ObjectInfo): Promise<void> {
     const blobs = this.#own(stored);
     // A blob handed out while creating drops our mapping in the background first.
-    for (const blob of blobs) await blob.settled();
+    for (const blob of blobs) {
+      const settling = blob.settled();
+      if (settling !== undefined) await settling;
+    }
     for (const blob of blobs) blob.seal();
   }
 

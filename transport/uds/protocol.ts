@@ -164,11 +164,33 @@ export function encodeTextFrame(
   text: string,
   fds = 0,
 ): Uint8Array {
+  const room = new Uint8Array(textFrameRoom(text));
+  return room.subarray(0, writeTextFrame(room, op, id, flags, text, fds));
+}
+
+/** The most bytes a text frame of `text` takes. */
+export function textFrameRoom(text: string): number {
   // UTF-8 needs at most three bytes per UTF-16 unit.
-  const room = new Uint8Array(HEADER_SIZE + text.length * 3);
+  return HEADER_SIZE + text.length * 3;
+}
+
+/**
+ * Writes a text frame, as {@link encodeTextFrame} builds it, into `room`
+ * of at least {@link textFrameRoom} bytes.
+ *
+ * @returns The frame's length.
+ */
+export function writeTextFrame(
+  room: Uint8Array,
+  op: number,
+  id: number,
+  flags: number,
+  text: string,
+  fds = 0,
+): number {
   const { written } = encoder.encodeInto(text, room.subarray(HEADER_SIZE));
   writeHeader(room, op, id, flags, written, fds);
-  return room.subarray(0, HEADER_SIZE + written);
+  return HEADER_SIZE + written;
 }
 
 function writeHeader(
@@ -359,18 +381,39 @@ export function encodePutFrame(
   chunks: readonly Uint8Array[],
   size: number,
 ): Uint8Array {
-  const fields = encoder.encode(JSON.stringify(request));
-  const length = 4 + fields.length + size;
-  const frame = new Uint8Array(HEADER_SIZE + length);
-  writeHeader(frame, Op.PUT, id, 0, length, 0);
-  new DataView(frame.buffer).setUint32(HEADER_SIZE, fields.length, true);
-  frame.set(fields, HEADER_SIZE + 4);
-  let at = HEADER_SIZE + 4 + fields.length;
+  const fields = JSON.stringify(request);
+  const room = new Uint8Array(putFrameRoom(fields, size));
+  return room.subarray(0, writePutFrame(room, id, fields, chunks, size));
+}
+
+/** The most bytes a PUT frame takes, given its fields as JSON. */
+export function putFrameRoom(fields: string, size: number): number {
+  return HEADER_SIZE + 4 + fields.length * 3 + size;
+}
+
+/**
+ * Writes a PUT frame, as {@link encodePutFrame} builds it, into `room` of
+ * at least {@link putFrameRoom} bytes.
+ *
+ * @returns The frame's length.
+ */
+export function writePutFrame(
+  room: Uint8Array,
+  id: number,
+  fields: string,
+  chunks: readonly Uint8Array[],
+  size: number,
+): number {
+  const { written } = encoder.encodeInto(fields, room.subarray(HEADER_SIZE + 4));
+  const length = 4 + written + size;
+  writeHeader(room, Op.PUT, id, 0, length, 0);
+  new DataView(room.buffer, room.byteOffset + HEADER_SIZE, 4).setUint32(0, written, true);
+  let at = HEADER_SIZE + 4 + written;
   for (const chunk of chunks) {
-    frame.set(chunk, at);
+    room.set(chunk, at);
     at += chunk.length;
   }
-  return frame;
+  return HEADER_SIZE + length;
 }
 
 /** Decodes a PUT body, copying its bytes; undefined when it is malformed. */

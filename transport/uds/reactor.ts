@@ -10,7 +10,9 @@ export interface Ready {
    * Called on the JS thread with the `EPOLL*` bits that are ready. Make
    * every socket call here synchronously, without blocking, and read until
    * `EAGAIN` (or stop watching for input): the next wait starts as soon as
-   * this returns.
+   * this returns. While {@link Reactor.pollingHere}, reading one message is
+   * enough: the JS thread waits again right after, and epoll reports a fd
+   * that is still readable again.
    */
   ready(events: number): void;
 }
@@ -84,6 +86,7 @@ export class Reactor {
   #busy = 0;
   /** Since when the JS thread has kept the wait, while the native thread parks; 0 when it has not. */
   #lentAt = 0;
+  #pollingHere = false;
   readonly #polled = new Uint32Array(MAX_EVENTS * 2);
   readonly #waited = new BigInt64Array(1);
   readonly #spin = new SpinPolicy();
@@ -200,6 +203,14 @@ export class Reactor {
   }
 
   /**
+   * Whether the handlers now called were found ready by a wait on the JS
+   * thread, which waits again once they and the work they start have run.
+   */
+  get pollingHere(): boolean {
+    return this.#pollingHere;
+  }
+
+  /**
    * Counts work under way, such as a request being served or a message
    * waiting to be flushed, that {@link Reactor.waitSoon} lets run first.
    *
@@ -253,7 +264,12 @@ export class Reactor {
       if (count < 0) console.error(`Packice: waiting on Unix sockets failed: errno ${-count}`);
       return;
     }
-    this.#ready(this.#polled, count);
+    this.#pollingHere = true;
+    try {
+      this.#ready(this.#polled, count);
+    } finally {
+      this.#pollingHere = false;
+    }
     // Once the handlers' work has run: another wait if one is asked for, else the end of lending.
     this.#scheduleWait();
   }

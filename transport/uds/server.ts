@@ -10,6 +10,7 @@ import type { Blob } from "../../core/blob.ts";
 import { Access, isAccess } from "../../core/lease.ts";
 import type { Acquired, AcquireOptions, Peer } from "../../core/peer.ts";
 import type { Meta } from "../../core/validate.ts";
+import type { DirectPut } from "../../client/client.ts";
 import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import { loadNative, type Native } from "../../native/load.ts";
@@ -26,7 +27,6 @@ import {
   decodeWrite,
   encodeFrame,
   encodeText,
-  encodeTextFrame,
   Flag,
   type Header,
   HEADER_SIZE,
@@ -36,6 +36,8 @@ import {
   peekHeader,
   PROTOCOL_VERSION,
   readHeader,
+  textFrameRoom,
+  writeTextFrame,
 } from "./protocol.ts";
 import { Reactor } from "./reactor.ts";
 
@@ -439,17 +441,29 @@ class Connection implements ChannelHandler {
     this.#context.reactor.busy(1);
     work.then(
       (reply) => {
-        if (reply !== undefined && !(flags & Flag.ONE_WAY)) this.#reply(op, id, reply);
+        try {
+          if (reply !== undefined && !(flags & Flag.ONE_WAY)) this.#reply(op, id, reply);
+        } finally {
+          this.#settled();
+        }
       },
       (error) => {
-        if (!(flags & Flag.ONE_WAY)) this.#fail(op, id, error);
+        try {
+          if (!(flags & Flag.ONE_WAY)) this.#fail(op, id, error);
+        } finally {
+          this.#settled();
+        }
       },
-    ).finally(() => {
-      this.#inflight--;
-      this.#context.reactor.busy(-1);
-      if (this.#backlog !== undefined) this.#resume();
-      this.#scheduleFlush();
-    });
+    );
+  }
+
+  /** A request has been answered: the reply may go out, and the next request start. */
+  #settled(): void {
+    this.#inflight--;
+    this.#context.reactor.busy(-1);
+    this.#scheduleFlush();
+    // Replies waiting for the flush go first: the backlog resumes after it.
+    if (this.#backlog !== undefined && !this.#channel.pending) this.#resume();
   }
 
   /** Parses a request synchronously (the body is reused after this) and starts it. */
@@ -534,8 +548,10 @@ class Connection implements ChannelHandler {
     const reply: AcquireReply = { lease: acquired.lease, object: acquired.object };
     // The fds stay open until the flush of this turn: the lease holds the blobs,
     // and only a timer (expiry) or another message (release) could end it.
-    this.#channel.push(
-      encodeTextFrame(Op.ACQUIRE, id, Flag.REPLY, json(reply), fds.length),
+    const text = json(reply);
+    this.#channel.pushBuilt(
+      textFrameRoom(text),
+      (into) => writeTextFrame(into, Op.ACQUIRE, id, Flag.REPLY, text, fds.length),
       fds,
     );
     return undefined;
@@ -569,10 +585,18 @@ class Connection implements ChannelHandler {
     if (request.id !== undefined && typeof request.id !== "string") {
       throw new InvalidArgumentError("Invalid object id: expected a string");
     }
-    const { lease, blobs } = await this.#peer.acquire(request.id, Access.CREATE, {
-      size: bytes.length,
+    const options = {
       ...(request.meta === undefined ? {} : { meta: request.meta as Meta }),
       ...(request.ttl === undefined ? {} : { ttl: request.ttl as number }),
+    };
+    const peer = this.#peer as Peer & Partial<DirectPut>;
+    if (typeof peer.putObject === "function") {
+      const id = request.id === undefined ? {} : { id: request.id };
+      return json(await peer.putObject([bytes], bytes.length, { ...id, ...options }));
+    }
+    const { lease, blobs } = await this.#peer.acquire(request.id, Access.CREATE, {
+      size: bytes.length,
+      ...options,
     });
     try {
       await blobs[0]!.write(0, bytes);
@@ -598,7 +622,7 @@ class Connection implements ChannelHandler {
 
   #reply(op: number, id: number, body: Uint8Array | string): void {
     if (typeof body === "string" && body.length * 3 <= CHUNK) {
-      this.#channel.push(encodeTextFrame(op, id, Flag.REPLY, body));
+      this.#pushText(op, id, Flag.REPLY, body);
     } else if (typeof body === "string") {
       this.#replyChunked(op, id, encodeText(body));
     } else if (body.length > CHUNK) {
@@ -619,7 +643,14 @@ class Connection implements ChannelHandler {
 
   #fail(op: number, id: number, error: unknown): void {
     const { code, message } = asPackiceError(error);
-    this.#channel.push(encodeTextFrame(op, id, Flag.REPLY | Flag.ERROR, json({ code, message })));
+    this.#pushText(op, id, Flag.REPLY | Flag.ERROR, json({ code, message }));
+  }
+
+  #pushText(op: number, id: number, flags: number, text: string): void {
+    this.#channel.pushBuilt(
+      textFrameRoom(text),
+      (into) => writeTextFrame(into, op, id, flags, text),
+    );
   }
 
   /**
@@ -638,6 +669,7 @@ class Connection implements ChannelHandler {
       }
       this.#flushing = false;
       this.#channel.flush();
+      if (this.#backlog !== undefined) this.#resume();
       // The client usually sends its next request as soon as it has the reply.
       this.#context.reactor.waitSoon(REQUEST_WAIT_US);
     };

@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers";
 import type { DirectPut, PutOptions } from "../../client/client.ts";
 import {
   ClosedError,
@@ -23,15 +24,17 @@ import {
   type AcquireRequest,
   decodeJson,
   encodeFrame,
-  encodePutFrame,
   encodeRead,
-  encodeTextFrame,
   encodeWrite,
   Flag,
   HEADER_SIZE,
   MAX_FDS,
   Op,
+  putFrameRoom,
   readHeader,
+  textFrameRoom,
+  writePutFrame,
+  writeTextFrame,
 } from "./protocol.ts";
 import { Reactor } from "./reactor.ts";
 import { connectSocket } from "./socket.ts";
@@ -77,11 +80,16 @@ interface Pending {
   parts?: Uint8Array[];
 }
 
-/**
- * A request body: bytes, a string (an id, or JSON) to encode straight into
- * the frame, or a function that builds the whole frame for a request id.
- */
-type Body = Uint8Array | string | ((id: number) => Uint8Array);
+/** A whole request frame, written in place for a request id. */
+interface Built {
+  /** The most bytes the frame takes. */
+  readonly room: number;
+  /** Writes the frame into `into`; returns its length. */
+  write(into: Uint8Array, id: number): number;
+}
+
+/** A request body: bytes, a string (an id, or JSON) to encode straight into the frame, or a whole frame. */
+type Body = Uint8Array | string | Built;
 
 /** Sends a request and resolves with its decoded reply. */
 type Call = <T>(op: number, body: Body, decode: Decode<T>) => Promise<T>;
@@ -182,7 +190,7 @@ export class UdsPeer implements Peer, DirectPut {
   #retired: Promise<void> | undefined;
   #nextId = 1;
   #flushQueued = false;
-  #lazyFlush: ReturnType<typeof setTimeout> | undefined;
+  #lazyFlushQueued = false;
   #closedReason: string | undefined;
   #closing: Promise<void> | undefined;
 
@@ -382,11 +390,12 @@ export class UdsPeer implements Peer, DirectPut {
     };
     const request = options.id === undefined ? fields : { id: options.id, ...fields };
     if (size <= INLINE_PUT) {
-      return await this.#call(
-        Op.PUT,
-        (id) => encodePutFrame(id, request, chunks, size),
-        (reply) => decodeJson(reply) as ObjectInfo,
-      );
+      const fields = JSON.stringify(request);
+      const frame: Built = {
+        room: putFrameRoom(fields, size),
+        write: (into, id) => writePutFrame(into, id, fields, chunks, size),
+      };
+      return await this.#call(Op.PUT, frame, (reply) => decodeJson(reply) as ObjectInfo);
     }
     const writeAhead = size >= WRITE_AHEAD_PUT ? this.#writeAhead : undefined;
     const memfd = this.#closedReason === undefined ? writeAhead?.take(size) : undefined;
@@ -600,22 +609,27 @@ export class UdsPeer implements Peer, DirectPut {
 
   #send(op: number, id: number, flags: number, body: Body, memfd?: number): void {
     const fds = memfd === undefined ? [] : [memfd];
-    this.#channel.push(
-      typeof body === "string"
-        ? encodeTextFrame(op, id, flags, body, fds.length)
-        : typeof body === "function"
-        ? body(id)
-        : encodeFrame(op, id, flags, body, fds.length),
-      fds,
-    );
+    if (typeof body === "string") {
+      this.#channel.pushBuilt(
+        textFrameRoom(body),
+        (into) => writeTextFrame(into, op, id, flags, body, fds.length),
+        fds,
+      );
+    } else if (body instanceof Uint8Array) {
+      this.#channel.push(encodeFrame(op, id, flags, body, fds.length), fds);
+    } else {
+      this.#channel.pushBuilt(body.room, (into) => body.write(into, id), fds);
+    }
     if (flags & Flag.ONE_WAY) {
       // Nobody waits for a one-way request: it rides with the next request,
-      // or leaves on its own when the timer fires. The timer is not cleared
-      // by other flushes, so a stream of requests arms one now and then.
-      this.#lazyFlush ??= setTimeout(() => {
-        this.#lazyFlush = undefined;
+      // or leaves on its own at the end of this turn of the event loop. Not
+      // a timer: setting one costs more than the request.
+      if (this.#lazyFlushQueued) return;
+      this.#lazyFlushQueued = true;
+      setImmediate(() => {
+        this.#lazyFlushQueued = false;
         this.#channel.flush();
-      }, 0);
+      });
       return;
     }
     if (this.#flushQueued) return;
@@ -636,8 +650,6 @@ export class UdsPeer implements Peer, DirectPut {
   #shutdown(reason: string): void {
     if (this.#closedReason !== undefined) return;
     this.#closedReason = reason;
-    clearTimeout(this.#lazyFlush);
-    this.#lazyFlush = undefined;
     for (const held of this.#leases.values()) held.end();
     this.#leases.clear();
     this.#mappings.close();
