@@ -363,6 +363,14 @@ async function main(): Promise<void> {
         ratio: figures.get / figures.pingpong,
         target: "<= 1.5",
       });
+      report({
+        bench: `uds_get_1GiB_vs_1KiB_${placement}`,
+        cpus: `${cpus[0]},${cpus[1]}`,
+        get_1GiB_p50_us: figures.large * 1000,
+        get_1KiB_p50_us: figures.get * 1000,
+        ratio: figures.large / figures.get,
+        target: "<= 2",
+      });
     }
 
     // Get of 1 GiB vs 1 KiB.
@@ -470,15 +478,15 @@ async function canPin(): Promise<boolean> {
 }
 
 /**
- * Get and ping-pong p50s, in ms, with the daemon and the ping-pong server
- * pinned to CPU `serverCpu` and the client measuring both to `clientCpu`;
- * undefined when processes cannot be pinned.
+ * Get (1 KiB and 1 GiB) and ping-pong p50s, in ms, with the daemon and the
+ * ping-pong server pinned to CPU `serverCpu` and the client measuring them
+ * to `clientCpu`; undefined when processes cannot be pinned.
  */
 async function placed(
   dir: string,
   serverCpu: number,
   clientCpu: number,
-): Promise<{ get: number; pingpong: number } | undefined> {
+): Promise<{ get: number; large: number; pingpong: number } | undefined> {
   if (!await canPin()) {
     console.error("taskset is missing: no figures with pinned processes");
     return undefined;
@@ -493,7 +501,16 @@ async function placed(
   const daemonPath = `${dir}/placed-${serverCpu}-${clientCpu}.sock`;
   const pingPath = `${dir}/placed-ping-${serverCpu}-${clientCpu}.sock`;
   const cli = new URL("cli.ts", root).pathname;
-  const daemon = pin(serverCpu, [cli, "serve", "--socket", daemonPath, "--log-level", "warn"]);
+  const daemon = pin(serverCpu, [
+    cli,
+    "serve",
+    "--socket",
+    daemonPath,
+    "--capacity",
+    "2GiB",
+    "--log-level",
+    "warn",
+  ]);
   const ping = pin(serverCpu, [self, "pingpong", pingPath]);
   try {
     await Promise.all([waitFor(daemon, daemonPath), waitFor(ping, "ready")]);
@@ -513,11 +530,22 @@ async function placedClient(daemonPath: string, pingPath: string): Promise<void>
   const ping = new PingClient(pingPath);
   try {
     const id = await client!.put(new Uint8Array(KiB).fill(1));
-    const [pings = [], gets = []] = await alternate(10, 2000, () => ping.once(), async () => {
+    const writer = await client!.create(GiB);
+    writer.buffer!.fill(7);
+    await writer.seal();
+    const get = (id: string) => async () => {
       using handle = await client!.get(id);
-      if (handle.bytes[0] === 255) throw new Error("Unexpected byte");
-    });
-    console.log(JSON.stringify({ get: quantile(gets, 0.5), pingpong: quantile(pings, 0.5) }));
+      if (handle.bytes[handle.size - 1] === 255) throw new Error("Unexpected byte");
+    };
+    const [pings = [], gets = [], larges = []] = await alternate(
+      10,
+      1000,
+      () => ping.once(),
+      get(id),
+      get(writer.id),
+    );
+    const p50 = (samples: number[]) => quantile(samples, 0.5);
+    console.log(JSON.stringify({ get: p50(gets), large: p50(larges), pingpong: p50(pings) }));
   } finally {
     ping.close();
     await client!.close();
