@@ -7,6 +7,7 @@ import {
   NativeUnavailableError,
   NotFoundError,
   ProtocolError,
+  StoreUnavailableError,
   UnauthorizedError,
   UnknownLeaseError,
   UnsupportedError,
@@ -52,6 +53,13 @@ export interface UdsPeerOptions {
    * last such put. Default 256 MiB; 0 turns it off.
    */
   readonly writeAheadBytes?: number;
+  /**
+   * How long a request waits for its reply, in milliseconds, before it fails
+   * with `STORE_UNAVAILABLE`: a daemon that is stopped or hung does not hang
+   * its clients. A lease granted by a reply that comes too late is released.
+   * Default 60000; 0 waits for ever.
+   */
+  readonly requestTimeout?: number;
 }
 
 /** The largest object {@link UdsPeer.putObject} sends inline. */
@@ -59,6 +67,9 @@ const INLINE_PUT = 64 * 1024;
 /** The smallest object {@link UdsPeer.putObject} writes into a memfd of its own. */
 const WRITE_AHEAD_PUT = 1024 * 1024;
 const DEFAULT_WRITE_AHEAD_BYTES = 256 * 1024 * 1024;
+const DEFAULT_REQUEST_TIMEOUT = 60_000;
+/** How often requests are checked for time-outs, in milliseconds. */
+const SWEEP_MS = 100;
 
 /**
  * How long the JS thread waits for a reply itself after sending requests, in
@@ -71,6 +82,9 @@ const REPLY_WAIT_US = 200;
 type Decode<T> = (body: Uint8Array, fds: number[]) => T;
 
 interface Pending {
+  readonly op: number;
+  /** When the request was sent, by `performance.now()`. */
+  readonly sentAt: number;
   readonly decode: Decode<unknown>;
   /** Whether the decoder takes over the fds of the reply; otherwise they are closed. */
   readonly takesFds: boolean;
@@ -188,6 +202,9 @@ export class UdsPeer implements Peer, DirectPut {
   /** Memfds this side fills for large puts; gone when the daemon cannot take them. */
   #writeAhead: WriteAhead | undefined;
   #retired: Promise<void> | undefined;
+  readonly #requestTimeout: number;
+  /** ACQUIRE requests given up on, whose late replies would grant leases to release. */
+  readonly #abandoned = new Set<number>();
   #nextId = 1;
   #flushQueued = false;
   #lazyFlushQueued = false;
@@ -223,9 +240,10 @@ export class UdsPeer implements Peer, DirectPut {
     const deadline = Date.now() + (options.connectTimeout ?? 5000);
     let delay = 1;
     const writeAhead = options.writeAheadBytes ?? DEFAULT_WRITE_AHEAD_BYTES;
+    const timeout = options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT;
     for (;;) {
       const fd = connectSocket(native, path);
-      if (fd >= 0) return new UdsPeer(native, path, fd, writeAhead);
+      if (fd >= 0) return new UdsPeer(native, path, fd, writeAhead, timeout);
       const errno = -fd;
       if (errno === Errno.ENOENT || errno === Errno.ECONNREFUSED) {
         throw new NotFoundError(`Cannot connect to ${path}: no daemon listens there`);
@@ -241,9 +259,17 @@ export class UdsPeer implements Peer, DirectPut {
     }
   }
 
-  private constructor(native: Native, path: string, fd: number, writeAheadBytes: number) {
+  private constructor(
+    native: Native,
+    path: string,
+    fd: number,
+    writeAheadBytes: number,
+    requestTimeout: number,
+  ) {
     this.#native = native;
     this.#path = path;
+    this.#requestTimeout = requestTimeout;
+    if (requestTimeout > 0) UdsPeer.#watch(this);
     if (writeAheadBytes > 0) this.#writeAhead = new WriteAhead(native, writeAheadBytes);
     this.#mappings = new MappingCache(native);
     const handler: ChannelHandler = {
@@ -502,6 +528,8 @@ export class UdsPeer implements Peer, DirectPut {
     this.#nextId = id === 0xffff_ffff ? 1 : id + 1;
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     this.#pending.set(id, {
+      op,
+      sentAt: performance.now(),
       decode,
       takesFds: op === Op.ACQUIRE,
       resolve: resolve as (value: unknown) => void,
@@ -531,6 +559,7 @@ export class UdsPeer implements Peer, DirectPut {
         const pending = this.#pending.get(header.id);
         if (pending === undefined || !(header.flags & Flag.REPLY)) {
           for (const fd of frameFds) this.#native.symbols.pk_close(fd);
+          if (this.#abandoned.delete(header.id)) this.#releaseLate(header.flags, body);
           continue;
         }
         if (header.flags & Flag.MORE) {
@@ -642,6 +671,57 @@ export class UdsPeer implements Peer, DirectPut {
     });
   }
 
+  /** Connections whose requests time out, all checked by one timer. */
+  static readonly #timed = new Set<UdsPeer>();
+  static #sweeper: ReturnType<typeof setInterval> | undefined;
+
+  /**
+   * Checks `peer`'s requests for time-outs from now on. One timer serves every
+   * connection: setting a timer costs more than a request, and a process
+   * may hold a thousand idle connections.
+   */
+  static #watch(peer: UdsPeer): void {
+    UdsPeer.#timed.add(peer);
+    if (UdsPeer.#sweeper !== undefined) return;
+    const sweeper = UdsPeer.#sweeper = setInterval(() => {
+      for (const timed of UdsPeer.#timed) timed.#expire();
+    }, SWEEP_MS);
+    Deno.unrefTimer(sweeper);
+  }
+
+  static #unwatch(peer: UdsPeer): void {
+    if (!UdsPeer.#timed.delete(peer) || UdsPeer.#timed.size > 0) return;
+    clearInterval(UdsPeer.#sweeper);
+    UdsPeer.#sweeper = undefined;
+  }
+
+  /** Fails the requests that have waited longer than the timeout, oldest first. */
+  #expire(): void {
+    const limit = performance.now() - this.#requestTimeout;
+    for (const [id, pending] of this.#pending) {
+      if (pending.sentAt > limit) break;
+      this.#pending.delete(id);
+      if (pending.op === Op.ACQUIRE) this.#abandoned.add(id);
+      pending.reject(
+        new StoreUnavailableError(
+          `No reply from ${this.#path} within ${this.#requestTimeout} ms`,
+        ),
+      );
+    }
+  }
+
+  /** Releases the lease a reply to an abandoned ACQUIRE granted, if it granted one. */
+  #releaseLate(flags: number, body: Uint8Array): void {
+    if (!(flags & Flag.REPLY) || flags & (Flag.ERROR | Flag.MORE)) return;
+    let lease: unknown;
+    try {
+      lease = (decodeJson(body) as AcquireReply).lease?.id;
+    } catch {
+      return;
+    }
+    if (typeof lease === "string") this.#send(Op.RELEASE, 0, Flag.ONE_WAY, lease);
+  }
+
   #fail(reason: string): void {
     this.#shutdown(`Connection to ${this.#path} failed: ${reason}`);
     void this.#channel.close();
@@ -650,6 +730,8 @@ export class UdsPeer implements Peer, DirectPut {
   #shutdown(reason: string): void {
     if (this.#closedReason !== undefined) return;
     this.#closedReason = reason;
+    UdsPeer.#unwatch(this);
+    this.#abandoned.clear();
     for (const held of this.#leases.values()) held.end();
     this.#leases.clear();
     this.#mappings.close();
