@@ -12,6 +12,10 @@ export interface ConnectOptions {
   readonly capacity?: number;
   /** Bearer token for `http://` peers. */
   readonly token?: string;
+  /** For a daemon on a Unix socket: see `UdsPeerOptions.writeAheadBytes`. */
+  readonly writeAheadBytes?: number;
+  /** For a daemon on a Unix socket: see `UdsPeerOptions.requestTimeout`. */
+  readonly requestTimeout?: number;
 }
 
 /**
@@ -59,6 +63,13 @@ async function connectRemote(target: string, options: ConnectOptions): Promise<C
     return new Client(peer, () => peer.close());
   }
   const socket = unixSocketPath(target);
-  if (socket !== undefined) return connectUnix(socket);
+  if (socket !== undefined) {
+    return connectUnix(socket, {
+      ...(options.writeAheadBytes === undefined
+        ? {}
+        : { writeAheadBytes: options.writeAheadBytes }),
+      ...(options.requestTimeout === undefined ? {} : { requestTimeout: options.requestTimeout }),
+    });
+  }
   return Promise.reject(new InvalidArgumentError(`Unsupported target: ${target}`));
 }

@@ -136,6 +136,44 @@ Deno.test("large puts move to memfds the client faulted in ahead, once one is re
   }
 });
 
+Deno.test("a writer's buffer of 1 MiB or more is a memfd the client faulted in ahead", async () => {
+  const { peer, creates } = recorded(new MemoryPeer({ capacity: 256 * MiB }));
+  const { server, path, dir } = await serve(peer);
+  const writer = await client(path);
+  const reader = await client(path);
+  try {
+    const written: [string, Uint8Array][] = [];
+    for (let i = 0; i < 30 && !creates.includes(true); i++) {
+      const bytes = pattern(2 * MiB, i);
+      await using object = await writer.create(bytes.length);
+      object.buffer!.set(bytes);
+      await object.seal();
+      written.push([object.id, bytes]);
+      await sleep(50);
+    }
+    assert(creates.includes(true), `no create used the client's memfd: ${creates}`);
+    for (const [id, bytes] of written) {
+      using handle = await reader.get(id);
+      assertEquals(handle.bytes, bytes);
+    }
+    // An object given up on goes, memfd and all.
+    const before = (await peer.stats()).objects;
+    for (let i = 0; i < 5; i++) {
+      const object = await writer.create(2 * MiB);
+      object.buffer!.fill(1);
+      await object.abort();
+      await sleep(50);
+    }
+    assertEquals((await peer.stats()).objects, before);
+  } finally {
+    await writer.close();
+    await reader.close();
+    await server.close();
+    await peer.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("readers wait for the writer to unmap its memfd; one that keeps it gets a sealed copy", async () => {
   const peer = new MemoryPeer({ capacity: 64 * MiB });
   const { server, path, dir } = await serve(peer);

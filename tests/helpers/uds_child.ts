@@ -39,7 +39,8 @@ const wait = () => new Promise<void>(() => {});
 async function main([mode, socket, id, size]: string[]): Promise<void> {
   switch (mode) {
     case "write": {
-      await using client = await connect(socket!);
+      // Without memfds prepared ahead, the object's is the one writable mapping.
+      await using client = await connect(socket!, { writeAheadBytes: 0 });
       await using writer = await client.create(Number(size), { id: id! });
       const buffer = writer.buffer!;
       for (let i = 0; i < buffer.length; i++) buffer[i] = patternByte(id!, i);

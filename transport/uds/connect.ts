@@ -1,6 +1,6 @@
 import { Client } from "../../client/client.ts";
 import { InvalidArgumentError } from "../../core/errors.ts";
-import { UdsPeer } from "./uds_peer.ts";
+import { UdsPeer, type UdsPeerOptions } from "./uds_peer.ts";
 
 /**
  * The socket path of a `connect()` target that names a Unix socket: an
@@ -31,9 +31,10 @@ export function unixSocketPath(target: string): string | undefined {
  * A client of the daemon on a Unix socket, which closes its connection.
  *
  * @param path The socket path.
+ * @param options The connection's options.
  * @returns The client.
  */
-export async function connectUnix(path: string): Promise<Client> {
-  const peer = await UdsPeer.connect(path);
+export async function connectUnix(path: string, options: UdsPeerOptions = {}): Promise<Client> {
+  const peer = await UdsPeer.connect(path, options);
   return new Client(peer, () => peer.close());
 }

@@ -11,6 +11,8 @@ import { check } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 import { Mapping } from "../../native/mapping.ts";
 import type { SharedMapping } from "./mapping_cache.ts";
+import type { PreparedMemfd } from "../../backends/memory/memfd_pool.ts";
+import type { WriteAhead } from "./write_ahead.ts";
 import { CHUNK } from "./protocol.ts";
 
 /** Mappings larger than this are unmapped off the JS thread at seal. */
@@ -34,12 +36,24 @@ export interface BlobOwner {
   writeRemote(index: number, offset: number, bytes: Uint8Array): Promise<void>;
 }
 
+/** A memfd this process faulted in ahead and handed to the daemon with a CREATE. */
+export interface OwnMemfd {
+  /** The memfd, cut to the blob's size, and its read-write mapping. */
+  readonly memfd: PreparedMemfd;
+  /** The blob's size. */
+  readonly size: number;
+  /** Where the mapping goes once written: unmapped on another thread. */
+  readonly writeAhead: WriteAhead;
+}
+
 /** Where a {@link UdsBlob}'s bytes are. */
 export type BlobSource =
   /** A READ lease's read-only mapping, maybe shared with other READ leases; its memfd is closed. */
   | { readonly shared: SharedMapping }
   /** A CREATE or WRITE lease's memfd, kept until the lease ends and mapped on demand. */
   | { readonly fd: number }
+  /** A CREATE lease's memfd of this process's, mapped and faulted in already. */
+  | OwnMemfd
   /** No memfd: the server keeps the bytes elsewhere, and they move over the socket. */
   | Record<never, never>;
 
@@ -75,6 +89,8 @@ export class UdsBlob implements Blob {
   /** A view kept for reads and writes through the mapping. */
   #own: Uint8Array | undefined;
   readonly #remote: boolean;
+  /** For a memfd of this process's: unmapping goes to another thread, and the next one is prepared. */
+  readonly #writeAhead: WriteAhead | undefined;
 
   /**
    * Wraps what the daemon passed for one blob of a lease.
@@ -92,6 +108,13 @@ export class UdsBlob implements Blob {
     this.size = size;
     this.#shared = "shared" in source ? source.shared : undefined;
     this.#fd = "fd" in source ? source.fd : undefined;
+    if ("memfd" in source) {
+      const { fd, pointer, capacity } = source.memfd;
+      this.#fd = fd;
+      this.#mapping = new Mapping(native, pointer, capacity, size);
+      this.#writableMapping = true;
+      this.#writeAhead = source.writeAhead;
+    }
     this.#remote = this.#shared === undefined && this.#fd === undefined;
   }
 
@@ -174,6 +197,11 @@ export class UdsBlob implements Blob {
     if (!this.#writableMapping) return;
     const range = this.#detach();
     if (range === undefined) return;
+    if (this.#writeAhead !== undefined) {
+      // The daemon seals a memfd of a client's once it is unmapped: no need to wait.
+      this.#writeAhead.unmap(range.pointer, range.length);
+      return;
+    }
     const { symbols } = this.#native;
     const length = BigInt(range.length);
     check(
@@ -194,10 +222,13 @@ export class UdsBlob implements Blob {
       this.#shared = undefined;
     }
     const range = this.#detach();
-    if (range) {
+    if (range && this.#writeAhead !== undefined) {
+      this.#writeAhead.unmap(range.pointer, range.length);
+    } else if (range) {
       check(this.#native.symbols.pk_munmap_once(range.pointer, BigInt(range.length)), "munmap");
     }
     if (this.#fd !== undefined) this.#native.symbols.pk_close(this.#fd);
+    if (this.#fd !== undefined && this.#writeAhead !== undefined) this.#writeAhead.done(this.size);
     this.#fd = undefined;
   }
 

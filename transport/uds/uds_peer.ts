@@ -39,7 +39,7 @@ import {
 } from "./protocol.ts";
 import { Reactor } from "./reactor.ts";
 import { connectSocket } from "./socket.ts";
-import { type BlobOwner, type BlobSource, UdsBlob } from "./uds_blob.ts";
+import { type BlobOwner, type BlobSource, type OwnMemfd, UdsBlob } from "./uds_blob.ts";
 import { WriteAhead } from "./write_ahead.ts";
 import type { PreparedMemfd } from "../../backends/memory/memfd_pool.ts";
 
@@ -309,6 +309,22 @@ export class UdsPeer implements Peer, DirectPut {
       ...(options.size === undefined ? {} : { size: options.size }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
     };
+    const size = options.size;
+    const writeAhead = access === Access.CREATE && typeof size === "number" &&
+        size >= WRITE_AHEAD_PUT && options.memfds === undefined
+      ? this.#writeAhead
+      : undefined;
+    const memfd = this.#closedReason === undefined ? writeAhead?.take(size as number) : undefined;
+    // None ready: one is prepared for the next object of this size.
+    if (memfd === undefined) writeAhead?.done(size as number);
+    if (memfd !== undefined) {
+      const held = await this.#createOwn(request, {
+        memfd,
+        size: size as number,
+        writeAhead: writeAhead!,
+      });
+      if (held !== undefined) return { lease: held.lease, object: held.object, blobs: held.blobs };
+    }
     const held = await this.#call(
       Op.ACQUIRE,
       JSON.stringify(request),
@@ -317,6 +333,35 @@ export class UdsPeer implements Peer, DirectPut {
     return { lease: held.lease, object: held.object, blobs: held.blobs };
   }
 
+  /**
+   * Takes a CREATE lease on an object whose blob is a memfd this process
+   * faulted in ahead: writes into it cost no page faults. Undefined when
+   * the daemon cannot take memfds.
+   */
+  async #createOwn(request: AcquireRequest, own: OwnMemfd): Promise<HeldLease | undefined> {
+    const { memfd, size, writeAhead } = own;
+    let taken = false;
+    try {
+      return await this.#call(
+        Op.ACQUIRE,
+        JSON.stringify(request),
+        (body, fds) => {
+          // The daemon's copy of the memfd: this process has its own.
+          for (const fd of fds) this.#native.symbols.pk_close(fd);
+          taken = true;
+          return this.#hold(decodeJson(body) as AcquireReply, [], own);
+        },
+        memfd.fd,
+      );
+    } catch (error) {
+      if (!(error instanceof UnsupportedError)) throw error;
+      this.#retired = writeAhead.close();
+      this.#writeAhead = undefined;
+      return undefined;
+    } finally {
+      if (!taken) writeAhead.done(size, memfd);
+    }
+  }
   async seal(leaseId: string): Promise<ObjectInfo> {
     const held = this.#leases.get(leaseId);
     const sealing = held?.access === Access.CREATE && !held.sealed ? held : undefined;
@@ -460,7 +505,7 @@ export class UdsPeer implements Peer, DirectPut {
       memfd.fd,
     );
     try {
-      writeAhead.copy(memfd, chunks, request.size);
+      writeAhead.copy(memfd, chunks);
     } catch (error) {
       const granted = await acquiring.catch(() => undefined);
       if (granted) this.#send(Op.RELEASE, 0, Flag.ONE_WAY, granted.lease.id);
@@ -594,16 +639,21 @@ export class UdsPeer implements Peer, DirectPut {
    * READ lease maps each one read-only and closes it, a CREATE or WRITE
    * lease keeps it until the lease ends.
    */
-  #hold(reply: AcquireReply, fds: number[]): HeldLease {
+  #hold(reply: AcquireReply, fds: number[], own?: OwnMemfd): HeldLease {
     const { symbols } = this.#native;
     const held = new HeldLease((op, body, decode) => this.#call(op, body, decode), reply);
     const sizes = reply.object.blobSizes;
     let taken = 0;
     try {
+      // The blob takes the memfd over first, so that it goes with the lease whatever happens.
+      if (own !== undefined) held.blobs.push(new UdsBlob(this.#native, held, 0, own.size, own));
+      if (own !== undefined && (sizes.length !== 1 || sizes[0] !== own.size)) {
+        throw new ProtocolError(`Reply describes blobs of ${sizes} bytes for one of ${own.size}`);
+      }
       if (fds.length !== 0 && fds.length !== sizes.length) {
         throw new ProtocolError(`Reply carries ${fds.length} fds for ${sizes.length} blobs`);
       }
-      for (let i = 0; i < sizes.length; i++) {
+      for (let i = held.blobs.length; i < sizes.length; i++) {
         const fd = fds[i];
         let source: BlobSource = {};
         if (fd !== undefined && held.access === Access.READ) {

@@ -36,33 +36,63 @@ export class WriteAhead {
   }
 
   /**
-   * A ready memfd for a put of `size` bytes.
+   * A ready memfd for an object of `size` bytes, cut to that size.
    *
-   * @param size The put's size.
-   * @returns The memfd and its mapping, to fill with {@link WriteAhead.copy};
-   * undefined when none was ready. Either way, call {@link WriteAhead.done}
-   * once the put is over.
+   * @param size The object's size.
+   * @returns The memfd and its read-write mapping, to fill (see
+   * {@link WriteAhead.copy}); undefined when none was ready. Either way, call
+   * {@link WriteAhead.done} once the put is over.
    */
   take(size: number): PreparedMemfd | undefined {
     this.#keepAwhile();
-    return this.#pool.takeReady(size);
+    const memfd = this.#pool.takeReady(size);
+    if (memfd === undefined || memfd.capacity === size) return memfd;
+    const cut = this.#native.symbols.pk_ftruncate(memfd.fd, BigInt(size));
+    if (cut < 0) this.#pool.release(memfd);
+    check(cut, "ftruncate");
+    return memfd;
   }
 
   /**
-   * Copies `chunks` into a memfd from {@link WriteAhead.take} and cuts it to their size.
+   * Copies `chunks` into a memfd from {@link WriteAhead.take}.
    *
    * @param memfd The memfd.
-   * @param chunks The bytes.
-   * @param size Their length.
+   * @param chunks The bytes, at most its size.
    */
-  copy(memfd: PreparedMemfd, chunks: readonly Uint8Array[], size: number): void {
+  copy(memfd: PreparedMemfd, chunks: readonly Uint8Array[]): void {
     const { symbols } = this.#native;
     let at = 0;
     for (const chunk of chunks) {
       symbols.pk_copy_in(Deno.UnsafePointer.offset(memfd.pointer, at), chunk, BigInt(chunk.length));
       at += chunk.length;
     }
-    if (memfd.capacity !== size) check(symbols.pk_ftruncate(memfd.fd, BigInt(size)), "ftruncate");
+  }
+
+  /**
+   * Unmaps a filled memfd's mapping on another thread once the caller has
+   * gone on, in steps that each hold the address-space lock briefly: the
+   * daemon can seal the memfd for good only once no writable mapping of it
+   * is left.
+   *
+   * @param pointer The mapping.
+   * @param length Its length.
+   */
+  unmap(pointer: Deno.PointerObject, length: number): void {
+    const { symbols } = this.#native;
+    this.#tasks.track(
+      "Unmapping a filled memfd",
+      this.#later()
+        .then(() => symbols.pk_munmap_nb(pointer, BigInt(length)))
+        .then((result) => check(result, "munmap")),
+    );
+  }
+
+  /**
+   * Resolves once the caller has gone on: starting a call on another thread
+   * stalls this one for a while, and unmapping competes for the CPU.
+   */
+  #later(): Promise<void> {
+    return new Promise((resolve) => setImmediate(resolve));
   }
 
   /**
@@ -77,9 +107,8 @@ export class WriteAhead {
    * @param size The put's size.
    * @param memfd What {@link WriteAhead.take} gave, if anything.
    */
-  done(size: number, memfd: PreparedMemfd | undefined): void {
-    // Starting a call on another thread stalls this one for a while: not before the caller goes on.
-    const later = new Promise((resolve) => setImmediate(resolve));
+  done(size: number, memfd?: PreparedMemfd): void {
+    const later = this.#later();
     if (memfd !== undefined) {
       const { symbols } = this.#native;
       this.#tasks.track(
