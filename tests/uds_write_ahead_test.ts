@@ -40,11 +40,19 @@ function recorded<P extends Peer>(peer: P): { peer: P; creates: boolean[] } {
   return { peer: proxy, creates };
 }
 
-/** A server over `peer` on a fresh socket, and its path. */
-async function serve(peer: Peer): Promise<{ server: UdsServer; path: string; dir: string }> {
+/** A server over `peer` on a fresh socket; disposing of it closes both and removes the socket. */
+async function serve(peer: Peer): Promise<{ path: string } & AsyncDisposable> {
   const dir = await Deno.makeTempDir({ prefix: "packice-write-ahead-" });
   const path = `${dir}/d.sock`;
-  return { server: await UdsServer.listen(peer, path), path, dir };
+  const server = await UdsServer.listen(peer, path);
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await server.close();
+      await peer.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
 }
 
 async function client(path: string): Promise<Client> {
@@ -101,7 +109,8 @@ function holders(raw: RawConnection, fd: number): number {
 
 Deno.test("large puts move to memfds the client faulted in ahead, once one is ready", async () => {
   const { peer, creates } = recorded(new MemoryPeer({ capacity: 256 * MiB }));
-  const { server, path, dir } = await serve(peer);
+  await using served = await serve(peer);
+  const path = served.path;
   const writer = await client(path);
   const reader = await client(path);
   try {
@@ -130,15 +139,13 @@ Deno.test("large puts move to memfds the client faulted in ahead, once one is re
   } finally {
     await writer.close();
     await reader.close();
-    await server.close();
-    await peer.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
 Deno.test("a writer's buffer of 1 MiB or more is a memfd the client faulted in ahead", async () => {
   const { peer, creates } = recorded(new MemoryPeer({ capacity: 256 * MiB }));
-  const { server, path, dir } = await serve(peer);
+  await using served = await serve(peer);
+  const path = served.path;
   const writer = await client(path);
   const reader = await client(path);
   try {
@@ -168,15 +175,13 @@ Deno.test("a writer's buffer of 1 MiB or more is a memfd the client faulted in a
   } finally {
     await writer.close();
     await reader.close();
-    await server.close();
-    await peer.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
 Deno.test("readers wait for the writer to unmap its memfd; one that keeps it gets a sealed copy", async () => {
   const peer = new MemoryPeer({ capacity: 64 * MiB });
-  const { server, path, dir } = await serve(peer);
+  await using served = await serve(peer);
+  const path = served.path;
   const raw = new RawConnection(path);
   const { symbols } = raw.native;
   const mappings: { fd: number; pointer: Deno.PointerObject }[] = [];
@@ -230,15 +235,13 @@ Deno.test("readers wait for the writer to unmap its memfd; one that keeps it get
   } finally {
     for (const { pointer } of mappings) symbols.pk_munmap(pointer, BigInt(MiB));
     raw.close();
-    await server.close();
-    await peer.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
 Deno.test("memfds a CREATE cannot take are refused with a typed error and closed", async () => {
   const peer = new MemoryPeer({ capacity: 64 * MiB });
-  const { server, path, dir } = await serve(peer);
+  await using served = await serve(peer);
+  const path = served.path;
   const raw = new RawConnection(path);
   const { symbols } = raw.native;
   const keep = await client(path);
@@ -253,7 +256,7 @@ Deno.test("memfds a CREATE cannot take are refused with a typed error and closed
     symbols.pk_ftruncate(unsealable, BigInt(MiB));
     const fine = filledMemfd(raw, pattern(MiB, 4));
     symbols.pk_munmap(fine.pointer, BigInt(MiB));
-    const file = symbols.pk_open(new TextEncoder().encode(`${dir}/plain\0`), 0o102, 0o600);
+    const file = symbols.pk_open(new TextEncoder().encode(`${path}.plain\0`), 0o102, 0o600);
     const cases: [string, object, number[], string][] = [
       ["not a memfd", { access: "CREATE", size: MiB }, [file], "INVALID_ARGUMENT"],
       [
@@ -287,18 +290,15 @@ Deno.test("memfds a CREATE cannot take are refused with a typed error and closed
   } finally {
     raw.close();
     await keep.close();
-    await server.close();
-    await peer.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
 Deno.test("a daemon that keeps no memfds refuses them, and large puts go the usual way", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "packice-write-ahead-fs-" });
-  const { peer, creates } = recorded(await FileSystemPeer.open({ dir: dataDir }));
-  const { server, path, dir } = await serve(peer);
-  const writer = await client(path);
   try {
+    const { peer, creates } = recorded(await FileSystemPeer.open({ dir: dataDir }));
+    await using served = await serve(peer);
+    await using writer = await client(served.path);
     const written: [string, Uint8Array][] = [];
     for (let i = 0; i < 30 && !creates.includes(true); i++) {
       const bytes = pattern(2 * MiB, i);
@@ -314,10 +314,6 @@ Deno.test("a daemon that keeps no memfds refuses them, and large puts go the usu
       assertEquals(handle.bytes, expected);
     }
   } finally {
-    await writer.close();
-    await server.close();
-    await peer.close();
-    await Deno.remove(dir, { recursive: true });
     await Deno.remove(dataDir, { recursive: true });
   }
 });
