@@ -107,6 +107,29 @@ function holders(raw: RawConnection, fd: number): number {
   return count;
 }
 
+/**
+ * Writes objects with `write` (given a round number), 50 ms apart, until one
+ * goes through a memfd of the client's or 30 have been written; then checks
+ * that `reader` gets each back whole.
+ */
+async function writeUntilOwnMemfd(
+  creates: boolean[],
+  reader: Client,
+  write: (round: number) => Promise<[string, Uint8Array]>,
+): Promise<[string, Uint8Array][]> {
+  const written: [string, Uint8Array][] = [];
+  for (let i = 0; i < 30 && !creates.includes(true); i++) {
+    written.push(await write(i));
+    await sleep(50);
+  }
+  assert(creates.includes(true), `no object went through the client's memfd: ${creates}`);
+  for (const [id, bytes] of written) {
+    using handle = await reader.get(id);
+    assertEquals(handle.bytes, bytes);
+  }
+  return written;
+}
+
 Deno.test("large puts move to memfds the client faulted in ahead, once one is ready", async () => {
   const { peer, creates } = recorded(new MemoryPeer({ capacity: 256 * MiB }));
   await using served = await serve(peer);
@@ -114,18 +137,11 @@ Deno.test("large puts move to memfds the client faulted in ahead, once one is re
   const writer = await client(path);
   const reader = await client(path);
   try {
-    const written: [string, Uint8Array][] = [];
-    for (let i = 0; i < 30 && !creates.includes(true); i++) {
+    const written = await writeUntilOwnMemfd(creates, reader, async (i) => {
       const bytes = pattern(2 * MiB + i, i);
-      written.push([await writer.put(bytes), bytes]);
-      await sleep(50);
-    }
+      return [await writer.put(bytes), bytes];
+    });
     assertEquals(creates[0], false, "the first put found a memfd ready");
-    assert(creates.includes(true), `no put went through the client's memfd: ${creates}`);
-    for (const [id, bytes] of written) {
-      using handle = await reader.get(id);
-      assertEquals(handle.bytes, bytes);
-    }
     // Readers get the memfd only once it is sealed against every process.
     const [lastId] = written.at(-1)!;
     const { lease, blobs } = await peer.acquire(lastId, Access.READ);
@@ -149,20 +165,13 @@ Deno.test("a writer's buffer of 1 MiB or more is a memfd the client faulted in a
   const writer = await client(path);
   const reader = await client(path);
   try {
-    const written: [string, Uint8Array][] = [];
-    for (let i = 0; i < 30 && !creates.includes(true); i++) {
+    await writeUntilOwnMemfd(creates, reader, async (i) => {
       const bytes = pattern(2 * MiB, i);
       await using object = await writer.create(bytes.length);
       object.buffer!.set(bytes);
       await object.seal();
-      written.push([object.id, bytes]);
-      await sleep(50);
-    }
-    assert(creates.includes(true), `no create used the client's memfd: ${creates}`);
-    for (const [id, bytes] of written) {
-      using handle = await reader.get(id);
-      assertEquals(handle.bytes, bytes);
-    }
+      return [object.id, bytes];
+    });
     // An object given up on goes, memfd and all.
     const before = (await peer.stats()).objects;
     for (let i = 0; i < 5; i++) {
