@@ -13,7 +13,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 4;
+export const NATIVE_ABI_VERSION = 5;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -476,6 +476,7 @@ export const symbols = {
   pk_reactor_lend: {
     parameters: [
       "pointer", // void *handle
+      "i64", // int64_t budget_ns
     ],
     result: "i32",
   },
@@ -490,11 +491,10 @@ export const symbols = {
       "pointer", // void *handle
       "buffer", // uint32_t *slots (2 * max: token, events)
       "i32", // int32_t max
-      "i64", // int64_t timeout_ns
       "i64", // int64_t spin_ns
       "buffer", // int64_t *out_waited_ns
     ],
-    result: "i32", // ready entries; 0 on timeout
+    result: "i32", // ready entries; 0 once the lend's budget has run out
   },
   pk_reactor_join_nb: {
     name: "pk_reactor_join",

@@ -28,7 +28,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 4
+#define PK_ABI_VERSION 5
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -696,16 +696,24 @@ PK_EXPORT int32_t pk_eventfd_drain(int32_t fd) {
 // live in an inner epoll that the JS thread waits on; the thread waits on an
 // outer one holding the inner epoll and its own eventfd, so waking the
 // thread never wakes the JS thread's wait.
+//
+// A lent wait ends when a socket is ready or when the lend's budget, a
+// timerfd in the inner epoll armed once per lend, runs out. Not a timeout
+// per wait: on a VM, arming and cancelling a short timer reprograms the
+// local APIC timer, a VM exit each, which made every wait cost ~7 us more.
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <time.h>
 
 // The outer epoll's data for the reactor's eventfd and for the inner epoll.
 #define PK_REACTOR_WAKE 0
 #define PK_REACTOR_SOCKETS 1
+// The inner epoll's token for the lend's timerfd; the JS side's tokens start at 1.
+#define PK_REACTOR_BUDGET 0
 
 typedef void (*pk_ready_fn)(int32_t count);
 
@@ -713,6 +721,7 @@ struct pk_reactor {
   int epfd;   // inner: the sockets, with the JS side's 32-bit tokens
   int outer;  // the inner epoll and wakefd, for the thread
   int wakefd;
+  int timerfd;  // in the inner epoll: the end of the lend's budget
   int max;
   pk_ready_fn ready;
   atomic_int stop;
@@ -720,6 +729,7 @@ struct pk_reactor {
   pthread_mutex_t lock;
   pthread_cond_t reclaimed;
   int lent;  // guarded by lock: the JS thread waits on the sockets itself
+  atomic_int spent;  // the lend's budget has run out
   // For each ready entry: its 32-bit token, then its EPOLL* bits.
   uint32_t slots[2 * PK_EPOLL_MAX];
 };
@@ -737,22 +747,27 @@ static int pk_reactor_lent_now(struct pk_reactor *r) {
   return lent;
 }
 
-// Waits up to `timeout_ns` on the inner epoll and writes what is ready into
-// `slots`; returns the count.
-static int pk_reactor_take(struct pk_reactor *r, uint32_t *slots, int max, int64_t timeout_ns) {
+// Waits up to `timeout_ms` (-1: no limit) on the inner epoll and writes what
+// is ready into `slots`; returns the count. Consumes the budget's timerfd,
+// noting in `spent` that it ran out.
+static int pk_reactor_take(struct pk_reactor *r, uint32_t *slots, int max, int timeout_ms) {
   struct epoll_event events[PK_EPOLL_MAX];
-  struct timespec wait = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
-  int n = (int)syscall(SYS_epoll_pwait2, r->epfd, events, max, &wait, NULL, 0);
-  if (n < 0 && errno == ENOSYS) {
-    int ms = (int)((timeout_ns + 999999) / 1000000);
-    n = epoll_wait(r->epfd, events, max, ms);
-  }
+  int n = epoll_wait(r->epfd, events, max, timeout_ms);
   if (n < 0) return errno == EINTR ? 0 : -errno;
+  int count = 0;
   for (int i = 0; i < n; i++) {
-    slots[2 * i] = (uint32_t)events[i].data.u64;
-    slots[2 * i + 1] = events[i].events;
+    if (events[i].data.u64 == PK_REACTOR_BUDGET) {
+      uint64_t expirations;
+      if (read(r->timerfd, &expirations, sizeof expirations) == sizeof expirations) {
+        atomic_store(&r->spent, 1);
+      }
+      continue;
+    }
+    slots[2 * count] = (uint32_t)events[i].data.u64;
+    slots[2 * count + 1] = events[i].events;
+    count++;
   }
-  return n;
+  return count;
 }
 
 static void *pk_reactor_loop(void *arg) {
@@ -802,6 +817,7 @@ static void pk_reactor_free(struct pk_reactor *r) {
   if (r->epfd >= 0) close(r->epfd);
   if (r->outer >= 0) close(r->outer);
   if (r->wakefd >= 0) close(r->wakefd);
+  if (r->timerfd >= 0) close(r->timerfd);
   pthread_mutex_destroy(&r->lock);
   pthread_cond_destroy(&r->reclaimed);
   free(r);
@@ -819,17 +835,21 @@ PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out
   r->ready = ready;
   r->max = max;
   atomic_init(&r->stop, 0);
+  atomic_init(&r->spent, 0);
   pthread_mutex_init(&r->lock, NULL);
   pthread_cond_init(&r->reclaimed, NULL);
   r->epfd = epoll_create1(EPOLL_CLOEXEC);
   r->outer = epoll_create1(EPOLL_CLOEXEC);
   r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  r->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
   int error = 0;
   struct epoll_event wake = {.events = EPOLLIN, .data.u64 = PK_REACTOR_WAKE};
   struct epoll_event sockets = {.events = EPOLLIN, .data.u64 = PK_REACTOR_SOCKETS};
-  if (r->epfd < 0 || r->outer < 0 || r->wakefd < 0 ||
+  struct epoll_event budget = {.events = EPOLLIN, .data.u64 = PK_REACTOR_BUDGET};
+  if (r->epfd < 0 || r->outer < 0 || r->wakefd < 0 || r->timerfd < 0 ||
       epoll_ctl(r->outer, EPOLL_CTL_ADD, r->wakefd, &wake) < 0 ||
-      epoll_ctl(r->outer, EPOLL_CTL_ADD, r->epfd, &sockets) < 0) {
+      epoll_ctl(r->outer, EPOLL_CTL_ADD, r->epfd, &sockets) < 0 ||
+      epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->timerfd, &budget) < 0) {
     error = errno;
   } else {
     error = pthread_create(&r->thread, NULL, pk_reactor_loop, r);
@@ -851,19 +871,34 @@ static int32_t pk_reactor_wake(struct pk_reactor *r) {
   return n < 0 && errno != EAGAIN ? -errno : 0;
 }
 
-// Lends the wait to the calling (JS) thread: the reactor thread parks until
-// pk_reactor_reclaim. Returns at once.
-PK_EXPORT int32_t pk_reactor_lend(void *handle) {
+static int32_t pk_reactor_arm(struct pk_reactor *r, int64_t budget_ns) {
+  struct itimerspec at = {.it_value = {.tv_sec = budget_ns / 1000000000,
+                                       .tv_nsec = budget_ns % 1000000000}};
+  atomic_store(&r->spent, 0);
+  return timerfd_settime(r->timerfd, 0, &at, NULL) < 0 ? -errno : 0;
+}
+
+// Lends the wait to the calling (JS) thread for `budget_ns` (> 0): the
+// reactor thread parks until pk_reactor_reclaim, and pk_reactor_poll returns
+// 0 once the budget has run out. Lending again while lent renews the budget.
+// Returns at once.
+PK_EXPORT int32_t pk_reactor_lend(void *handle, int64_t budget_ns) {
   struct pk_reactor *r = handle;
+  if (budget_ns <= 0) return -EINVAL;
   pthread_mutex_lock(&r->lock);
+  int was_lent = r->lent;
   r->lent = 1;
   pthread_mutex_unlock(&r->lock);
-  return pk_reactor_wake(r);
+  int32_t armed = pk_reactor_arm(r, budget_ns);
+  if (armed < 0) return armed;
+  return was_lent ? 0 : pk_reactor_wake(r);
 }
 
 // Hands the wait back to the reactor thread.
 PK_EXPORT int32_t pk_reactor_reclaim(void *handle) {
   struct pk_reactor *r = handle;
+  struct itimerspec off = {0};
+  timerfd_settime(r->timerfd, 0, &off, NULL);
   pthread_mutex_lock(&r->lock);
   r->lent = 0;
   pthread_cond_signal(&r->reclaimed);
@@ -877,32 +912,28 @@ static int64_t pk_elapsed_ns(const struct timespec *since) {
   return (now.tv_sec - since->tv_sec) * 1000000000LL + (now.tv_nsec - since->tv_nsec);
 }
 
-// Waits on the calling thread up to `timeout_ns` for ready sockets and
-// writes at most `max` entries (token, events) into `slots`: for the first
-// `spin_ns` by polling without sleeping, then asleep. Waking a sleeping
-// thread on another CPU costs about 25 us on a VM, more than most answers
-// take to come. Stores the time waited in *out_waited_ns and returns how
-// many entries; 0 on timeout.
-PK_EXPORT int32_t pk_reactor_poll(void *handle, uint32_t *slots, int32_t max,
-                                  int64_t timeout_ns, int64_t spin_ns,
+// Waits on the calling thread, which holds the lent wait, for ready sockets
+// and writes at most `max` entries (token, events) into `slots`: for the
+// first `spin_ns` by polling without sleeping, then asleep until a socket is
+// ready or the lend's budget runs out. Waking a sleeping thread on another
+// CPU costs about 25 us on a VM, more than most answers take to come.
+// Stores the time waited in *out_waited_ns and returns how many entries; 0
+// once the budget has run out.
+PK_EXPORT int32_t pk_reactor_poll(void *handle, uint32_t *slots, int32_t max, int64_t spin_ns,
                                   int64_t *out_waited_ns) {
   struct pk_reactor *r = handle;
-  if (max <= 0 || max > PK_EPOLL_MAX || timeout_ns < 0 || spin_ns < 0) return -EINVAL;
-  if (spin_ns > timeout_ns) spin_ns = timeout_ns;
+  if (max <= 0 || max > PK_EPOLL_MAX || spin_ns < 0) return -EINVAL;
   struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
-  int n;
-  int64_t waited;
-  for (;;) {
+  int n = 0;
+  int64_t waited = 0;
+  while (!atomic_load(&r->spent)) {
     n = pk_reactor_take(r, slots, max, 0);
     waited = pk_elapsed_ns(&start);
     if (n != 0 || waited >= spin_ns) break;
   }
-  if (n == 0 && waited < timeout_ns) {
-    n = pk_reactor_take(r, slots, max, timeout_ns - waited);
-    waited = pk_elapsed_ns(&start);
-  }
-  *out_waited_ns = waited;
+  while (n == 0 && !atomic_load(&r->spent)) n = pk_reactor_take(r, slots, max, -1);
+  *out_waited_ns = pk_elapsed_ns(&start);
   return n;
 }
 

@@ -26,6 +26,7 @@ const MAX_EVENTS = 256;
  * timers, HTTP requests and other I/O of the process.
  */
 const LEND_BUDGET_MS = 1;
+const LEND_BUDGET_NS = BigInt(LEND_BUDGET_MS * 1_000_000);
 
 /** How many times a wait steps back behind newer microtasks while work is under way. */
 const MAX_DEFERRALS = 64;
@@ -79,14 +80,15 @@ export class Reactor {
   readonly #handlers = new Map<number, Ready>();
   #nextToken = 1;
   #running: Running | undefined;
-  /** The longest wait asked for since the last one, in microseconds. */
-  #wanted = 0;
+  /** Whether a wait was asked for since the last one. */
+  #wanted = false;
   #waitScheduled = false;
   /** Work under way that a wait must not hold up; see {@link Reactor.busy}. */
   #busy = 0;
   /** Since when the JS thread has kept the wait, while the native thread parks; 0 when it has not. */
   #lentAt = 0;
   #pollingHere = false;
+  #reclaimQueued = false;
   readonly #polled = new Uint32Array(MAX_EVENTS * 2);
   readonly #waited = new BigInt64Array(1);
   readonly #spin = new SpinPolicy();
@@ -173,20 +175,18 @@ export class Reactor {
   }
 
   /**
-   * Has the JS thread wait itself for registered fds to become ready, up to
-   * `micros`, once the work under way has run (see {@link Reactor.busy}),
-   * and hand what is ready to the handlers as the native thread would. For
-   * right after sending a request (or a reply) whose answer (or the next
-   * request) usually comes back within microseconds: it saves the hops
-   * through the native thread and the event loop. The native thread takes
-   * the wait back when one times out, and when the event loop turns, which
-   * the JS thread lets it do at least every {@link LEND_BUDGET_MS}.
-   *
-   * @param micros The longest wait, in microseconds.
+   * Has the JS thread wait itself for registered fds to become ready, once
+   * the work under way has run (see {@link Reactor.busy}), and hand what is
+   * ready to the handlers as the native thread would. For right after
+   * sending a request (or a reply) whose answer (or the next request)
+   * usually comes back within microseconds: it saves the hops through the
+   * native thread and the event loop. A wait lasts until something is ready
+   * or the lend's budget of {@link LEND_BUDGET_MS} runs out; then the native
+   * thread takes the wait back, and the event loop turns at least that often.
    */
-  waitSoon(micros: number): void {
+  waitSoon(): void {
     if (this.#running === undefined) return;
-    this.#wanted = Math.max(this.#wanted, micros);
+    this.#wanted = true;
     this.#scheduleWait();
   }
 
@@ -229,32 +229,30 @@ export class Reactor {
     const running = this.#running;
     if (running === undefined) return;
     const symbols = this.#native.symbols;
-    const micros = this.#wanted;
-    if (micros === 0) {
-      this.#reclaim(running);
+    if (!this.#wanted) {
+      this.#reclaimWhenIdle(running);
       return;
     }
     if (this.#lentAt === 0) {
-      check(symbols.pk_reactor_lend(running.handle), "reactor lend");
-      this.#lentAt = performance.now();
+      this.#lend(running);
     } else if (performance.now() - this.#lentAt > LEND_BUDGET_MS) {
       // Let the event loop turn (timers, other I/O) before waiting again;
       // the native thread, parked meanwhile, would not let it.
       this.#waitScheduled = true;
       setImmediate(() => {
         this.#waitScheduled = false;
-        this.#lentAt = performance.now();
-        if (this.#running === running) this.#scheduleWait();
+        if (this.#running !== running || this.#lentAt === 0) return;
+        this.#lend(running);
+        this.#scheduleWait();
       });
       return;
     }
-    this.#wanted = 0;
+    this.#wanted = false;
     const spin = this.#spin.next();
     const count = symbols.pk_reactor_poll(
       running.handle,
       this.#polled,
       MAX_EVENTS,
-      BigInt(Math.round(micros * 1000)),
       BigInt(spin),
       this.#waited,
     );
@@ -272,6 +270,27 @@ export class Reactor {
     }
     // Once the handlers' work has run: another wait if one is asked for, else the end of lending.
     this.#scheduleWait();
+  }
+
+  /** Takes the wait from the native thread, or renews its budget. */
+  #lend(running: Running): void {
+    check(this.#native.symbols.pk_reactor_lend(running.handle, LEND_BUDGET_NS), "reactor lend");
+    this.#lentAt = performance.now();
+  }
+
+  /**
+   * Hands the wait back to the native thread when the event loop turns,
+   * unless a wait is asked for before then: a client that has its answer
+   * usually sends its next request a few microtasks later, and lending the
+   * wait anew each time would cost two timer changes and a wake-up.
+   */
+  #reclaimWhenIdle(running: Running): void {
+    if (this.#lentAt === 0 || this.#reclaimQueued) return;
+    this.#reclaimQueued = true;
+    setImmediate(() => {
+      this.#reclaimQueued = false;
+      if (!this.#waitScheduled && !this.#wanted) this.#reclaim(running);
+    });
   }
 
   /** Hands the wait back to the native thread. */

@@ -64,11 +64,6 @@ export interface UdsServerOptions {
 const silent: UdsServerLog = { warn: () => {}, debug: () => {} };
 /** Memfds that may wait for one slow client, each a duplicate held open. */
 const MAX_QUEUED_FDS = 1024;
-/**
- * How long the JS thread waits itself for a next request after sending
- * replies, in microseconds, before it leaves the wait to the event loop.
- */
-const REQUEST_WAIT_US = 50;
 
 /** What every connection of a server shares. */
 interface Context {
@@ -671,7 +666,7 @@ class Connection implements ChannelHandler {
       this.#channel.flush();
       if (this.#backlog !== undefined) this.#resume();
       // The client usually sends its next request as soon as it has the reply.
-      this.#context.reactor.waitSoon(REQUEST_WAIT_US);
+      this.#context.reactor.waitSoon();
     };
     queueMicrotask(tick);
   }

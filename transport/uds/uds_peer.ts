@@ -71,13 +71,6 @@ const DEFAULT_REQUEST_TIMEOUT = 60_000;
 /** How often requests are checked for time-outs, in milliseconds. */
 const SWEEP_MS = 100;
 
-/**
- * How long the JS thread waits for a reply itself after sending requests, in
- * microseconds, before it leaves the wait to the event loop: a local daemon
- * answers most requests well within it.
- */
-const REPLY_WAIT_US = 200;
-
 /** Decodes a reply body (valid only during the call) and the fds that came with it. */
 type Decode<T> = (body: Uint8Array, fds: number[]) => T;
 
@@ -717,7 +710,7 @@ export class UdsPeer implements Peer, DirectPut {
     queueMicrotask(() => {
       this.#flushQueued = false;
       this.#channel.flush();
-      if (this.#pending.size > 0) this.#reactor.waitSoon(REPLY_WAIT_US);
+      if (this.#pending.size > 0) this.#reactor.waitSoon();
     });
   }
 
