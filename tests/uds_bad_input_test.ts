@@ -82,6 +82,12 @@ misbehave("malformed frames", async ({ path }) => {
   assertEquals(errorOf(await raw.receive()).code, "INVALID_ARGUMENT");
   raw.sendRaw(encodeFrame(Op.STAT, 8, Flag.REPLY, new TextEncoder().encode("keep")));
   assertEquals(errorOf(await raw.receive()).code, "PROTOCOL");
+  raw.sendRaw(encodeFrame(Op.OPEN, 9, 0, new Uint8Array(5)));
+  assertEquals(errorOf(await raw.receive()).message, "Malformed OPEN request");
+  const badId = new Uint8Array(14);
+  badId[13] = 0xff;
+  raw.sendRaw(encodeFrame(Op.OPEN, 10, 0, badId));
+  assertEquals(errorOf(await raw.receive()).code, "PROTOCOL");
   await stillAnswers(raw);
 });
 

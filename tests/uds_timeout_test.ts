@@ -1,6 +1,6 @@
 /**
  * Requests to a daemon that does not answer fail after `requestTimeout`, and
- * a lease granted by an ACQUIRE reply that comes too late is released.
+ * a lease granted by an ACQUIRE or OPEN reply that comes too late is released.
  */
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { StoreUnavailableError, UdsPeer } from "../mod.ts";
@@ -15,6 +15,7 @@ import {
   readHeader,
 } from "../transport/uds/protocol.ts";
 import { openNative } from "./helpers/native.ts";
+import { openReplyRoom, writeOpenReply } from "../transport/uds/open_frame.ts";
 import type { Header } from "../transport/uds/protocol.ts";
 
 const native = openNative();
@@ -61,7 +62,10 @@ class SilentServer {
   }
 
   reply(op: number, id: number, value: unknown): void {
-    const frame = encodeTextFrame(op, id, Flag.REPLY, JSON.stringify(value));
+    this.send(encodeTextFrame(op, id, Flag.REPLY, JSON.stringify(value)));
+  }
+
+  send(frame: Uint8Array): void {
     const sent = this.#native.symbols.pk_sendmsg(
       this.#connection,
       frame,
@@ -100,39 +104,51 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "a lease granted by an ACQUIRE reply that came too late is released",
-  ignore: native === undefined,
-  async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "packice-timeout-" });
-    const server = new SilentServer(native!, dir);
-    const peer = await UdsPeer.connect(server.path, { requestTimeout: 100 });
-    try {
-      const acquiring = assertRejects(
-        () => peer.acquire("late", "READ"),
-        StoreUnavailableError,
-      );
-      const request = await server.next();
-      assertEquals(request.header.op, Op.ACQUIRE);
-      await acquiring;
-      const lease = { id: "lease-1", objectId: "late", access: "READ" };
-      const object = {
-        id: "late",
-        state: "SEALED",
-        size: 0,
-        blobSizes: [0],
-        meta: {},
-        createdAt: 0,
-      };
-      server.reply(Op.ACQUIRE, request.header.id, { lease, object });
-      const release = await server.next();
-      assertEquals(release.header.op, Op.RELEASE);
-      assert(release.header.flags & Flag.ONE_WAY, "the release waits for a reply");
-      assertEquals(decodeText(release.body), "lease-1");
-    } finally {
-      await peer.close();
-      server.close();
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
+for (
+  const { op, access } of [{ op: Op.ACQUIRE, access: "WRITE" }, { op: Op.OPEN, access: "READ" }]
+) {
+  Deno.test({
+    name: `a lease granted by a ${access} lease's reply that came too late is released`,
+    ignore: native === undefined,
+    async fn() {
+      const dir = await Deno.makeTempDir({ prefix: "packice-timeout-" });
+      const server = new SilentServer(native!, dir);
+      const peer = await UdsPeer.connect(server.path, { requestTimeout: 100 });
+      try {
+        const acquiring = assertRejects(
+          () => peer.acquire("late", access as "READ" | "WRITE"),
+          StoreUnavailableError,
+        );
+        const request = await server.next();
+        assertEquals(request.header.op, op);
+        await acquiring;
+        const lease = { id: "lease-1", objectId: "late", access };
+        const object = {
+          id: "late",
+          state: "SEALED",
+          size: 0,
+          blobSizes: [0],
+          meta: {},
+          createdAt: 0,
+        };
+        if (op === Op.OPEN) {
+          const reply = { serial: 1, leaseId: lease.id, info: JSON.stringify(object) };
+          const room = new Uint8Array(openReplyRoom(reply));
+          server.send(
+            room.subarray(0, writeOpenReply(room, request.header.id, Flag.REPLY, reply, 0)),
+          );
+        } else {
+          server.reply(op, request.header.id, { lease, object });
+        }
+        const release = await server.next();
+        assertEquals(release.header.op, Op.RELEASE);
+        assert(release.header.flags & Flag.ONE_WAY, "the release waits for a reply");
+        assertEquals(decodeText(release.body), "lease-1");
+      } finally {
+        await peer.close();
+        server.close();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}

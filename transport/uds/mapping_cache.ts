@@ -9,6 +9,8 @@ const MAX_IDLE = 64;
 
 /** A read-only mapping of a sealed memfd, shared by the READ leases of one connection. */
 export interface SharedMapping {
+  /** Names the mapping in {@link MappingCache.share}. */
+  readonly key: string;
   /** The mapping; open and close views of it, never close it. */
   readonly mapping: Mapping;
   /** Called once by each lease that used it, when the lease ends. */
@@ -55,13 +57,26 @@ export class MappingCache {
     if (entry === undefined) {
       entry = { key, mapping: Mapping.map(this.#native, fd, size), users: 0, idleSince: 0 };
       this.#entries.set(key, entry);
-    } else if (entry.users === 0) {
-      this.#idle--;
     }
+    return this.#use(entry);
+  }
+
+  /**
+   * Another use of a mapping this cache still holds, by its key; undefined
+   * once it has been unmapped.
+   */
+  share(key: string): SharedMapping | undefined {
+    const entry = this.#entries.get(key);
+    return entry === undefined ? undefined : this.#use(entry);
+  }
+
+  #use(entry: Entry): SharedMapping {
+    if (entry.users === 0 && entry.idleSince !== 0) this.#idle--;
     entry.users++;
     const used = entry;
     let released = false;
     return {
+      key: used.key,
       mapping: used.mapping,
       release: () => {
         if (released) return;

@@ -18,7 +18,8 @@
  *
  * File descriptors travel as `SCM_RIGHTS` on the message, in frame order.
  * Replies to ACQUIRE carry them, one memfd per blob, and so may a CREATE
- * request: memfds the client fills itself, one per blob, become the blobs. Bodies are raw
+ * request: memfds the client fills itself, one per blob, become the blobs; so may
+ * an OPEN reply. Bodies are raw
  * UTF-8 ids for the operations on one lease or object, small binary records
  * for blob I/O, and JSON for the rest; an error reply's body is
  * `{ "code", "message" }`.
@@ -75,6 +76,11 @@ export const Op = {
   WRITE: 11,
   /** A small object in one step: body {@link encodePutFrame}; reply JSON `ObjectInfo`. */
   PUT: 12,
+  /**
+   * A READ lease in compact form, for `get`: see `open_frame.ts`. The reply
+   * carries one fd per blob, or none when the client still maps the object.
+   */
+  OPEN: 13,
 } as const;
 
 /** One of {@link Op}. */
@@ -132,6 +138,8 @@ export interface Header {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
+/** Bodies up to this many bytes are decoded in JS when they are ASCII. */
+const SHORT_TEXT = 512;
 
 /**
  * Builds a frame: header and body in one array.
@@ -193,7 +201,12 @@ export function writeTextFrame(
   return HEADER_SIZE + written;
 }
 
-function writeHeader(
+/**
+ * Writes a frame header at the start of `frame`.
+ *
+ * @throws {ProtocolError} When the body is longer than {@link MAX_BODY}.
+ */
+export function writeHeader(
   frame: Uint8Array,
   op: number,
   id: number,
@@ -260,6 +273,18 @@ export function peekHeader(frame: Uint8Array): { op: number; id: number } {
  * @throws {ProtocolError} When it is not valid UTF-8.
  */
 export function decodeText(body: Uint8Array): string {
+  // Most bodies are short ASCII (ids, small JSON): decoding those here skips
+  // a call into the runtime, which costs more than the loop.
+  if (body.length <= SHORT_TEXT) {
+    let ascii = true;
+    for (let i = 0; i < body.length; i++) {
+      if (body[i]! >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return String.fromCharCode.apply(null, body as unknown as number[]);
+  }
   try {
     return decoder.decode(body);
   } catch {
@@ -279,7 +304,7 @@ export function encodeText(text: string): Uint8Array {
  */
 export function decodeJson(body: Uint8Array): unknown {
   try {
-    return JSON.parse(decoder.decode(body));
+    return JSON.parse(decodeText(body));
   } catch {
     throw new ProtocolError("Malformed body: not JSON");
   }

@@ -40,6 +40,7 @@ import {
   writeTextFrame,
 } from "./protocol.ts";
 import { Reactor } from "./reactor.ts";
+import { decodeOpen, type OpenReply, openReplyRoom, writeOpenReply } from "./open_frame.ts";
 
 /** Where a {@link UdsServer} reports events. */
 export interface UdsServerLog {
@@ -77,6 +78,16 @@ interface Context {
   forget(connection: Connection): void;
 }
 const empty = new Uint8Array(0);
+/** How many objects a connection remembers sending to its client in OPEN replies. */
+const MAX_SENT = 1024;
+
+/** What an OPEN reply sent a client about an object, under a serial. */
+interface Sent {
+  readonly serial: number;
+  /** The info object the peer handed out: a new one whenever the object changes. */
+  readonly info: unknown;
+  readonly fds: readonly number[];
+}
 
 /**
  * Serves a {@link Peer} on a Unix socket to the processes of this host.
@@ -277,6 +288,9 @@ class Connection implements ChannelHandler {
   readonly #channel: Channel;
   /** Leases granted on this connection and not yet ended by it. */
   readonly #leases = new Map<string, Acquired>();
+  /** By object id, what the latest OPEN reply for it sent, oldest first. */
+  readonly #sent = new Map<string, Sent>();
+  #lastSerial = 0;
   #inflight = 0;
   /** Frames received but not started yet, while too many are under way. */
   #backlog: { bytes: Uint8Array; fds: number[] } | undefined;
@@ -504,6 +518,8 @@ class Connection implements ChannelHandler {
         return this.#write(body);
       case Op.PUT:
         return this.#put(body);
+      case Op.OPEN:
+        return this.#open(id, body);
       default:
         throw new ProtocolError(`Unknown operation: ${op}`);
     }
@@ -548,6 +564,62 @@ class Connection implements ChannelHandler {
       textFrameRoom(text),
       (into) => writeTextFrame(into, Op.ACQUIRE, id, Flag.REPLY, text, fds.length),
       fds,
+    );
+    return undefined;
+  }
+
+  /**
+   * Grants a READ lease in compact form (see `open_frame.ts`). The info and
+   * the fds are left out when this connection sent the client, under the
+   * serial it names, the same info object with the same fds: the same
+   * sealed bytes, which it still maps. (A tiered peer may have moved those
+   * bytes to another memfd with the same fd number meanwhile; they are the
+   * same bytes, and the client keeps the old memfd only while it reads.)
+   */
+  async #open(id: number, body: Uint8Array): Promise<undefined> {
+    const request = decodeOpen(body);
+    if (request === undefined) throw new ProtocolError("Malformed OPEN request");
+    const { objectId, known, ttl } = request;
+    const acquired = await this.#peer.acquire(
+      objectId,
+      Access.READ,
+      ttl === undefined ? {} : { ttl },
+    );
+    const leaseId = acquired.lease.id;
+    if (this.#channel.closed) {
+      await this.#peer.release(leaseId).catch(() => {});
+      return undefined;
+    }
+    let fds: number[];
+    try {
+      fds = fdsOf(acquired);
+    } catch (error) {
+      await this.#peer.release(leaseId).catch(() => {});
+      throw error;
+    }
+    this.#leases.set(leaseId, acquired);
+    const sent = this.#sent.get(objectId);
+    const same = known !== 0 && sent !== undefined && sent.serial === known &&
+      sent.info === acquired.object && sameFds(sent.fds, fds);
+    let serial = known;
+    if (!same) {
+      serial = this.#lastSerial = this.#lastSerial === 0xffff_ffff ? 1 : this.#lastSerial + 1;
+      this.#sent.delete(objectId);
+      if (this.#sent.size >= MAX_SENT) this.#sent.delete(this.#sent.keys().next().value!);
+      this.#sent.set(objectId, { serial, info: acquired.object, fds });
+    }
+    const expiresAt = acquired.lease.expiresAt;
+    const reply: OpenReply = {
+      serial,
+      leaseId,
+      ...(expiresAt === undefined ? {} : { expiresAt }),
+      ...(same ? {} : { info: json(acquired.object) }),
+    };
+    const attached = same ? [] : fds;
+    this.#channel.pushBuilt(
+      openReplyRoom(reply),
+      (into) => writeOpenReply(into, id, Flag.REPLY, reply, attached.length),
+      attached,
     );
     return undefined;
   }
@@ -689,6 +761,12 @@ function fdsOf(acquired: Acquired): number[] {
     );
   }
   return fds;
+}
+
+function sameFds(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** A reply body as JSON text, encoded straight into its frame. */

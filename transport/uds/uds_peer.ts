@@ -19,7 +19,8 @@ import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import { loadNative, type Native } from "../../native/load.ts";
 import { Channel, type ChannelHandler } from "./channel.ts";
-import { MappingCache } from "./mapping_cache.ts";
+import { MappingCache, type SharedMapping } from "./mapping_cache.ts";
+import { decodeOpenReply, openFrameRoom, type OpenRequest, writeOpenFrame } from "./open_frame.ts";
 import {
   type AcquireReply,
   type AcquireRequest,
@@ -28,6 +29,7 @@ import {
   encodeRead,
   encodeWrite,
   Flag,
+  type Header,
   HEADER_SIZE,
   MAX_FDS,
   Op,
@@ -86,6 +88,17 @@ interface Pending {
   /** Earlier parts of a reply split with {@link Flag.MORE}. */
   parts?: Uint8Array[];
 }
+
+/** An object as an OPEN reply described it, under the serial the daemon gave it. */
+interface Known {
+  readonly serial: number;
+  readonly info: ObjectInfo;
+  /** The mapping of each blob, by its key in the cache; none when the blobs have no memfds. */
+  readonly keys: readonly string[];
+}
+
+/** How many objects a connection remembers from OPEN replies. */
+const MAX_KNOWN = 1024;
 
 /** A whole request frame, written in place for a request id. */
 interface Built {
@@ -198,6 +211,10 @@ export class UdsPeer implements Peer, DirectPut {
   readonly #requestTimeout: number;
   /** ACQUIRE requests given up on, whose late replies would grant leases to release. */
   readonly #abandoned = new Set<number>();
+  /** By object id, what the latest OPEN reply said of it, oldest first. */
+  readonly #known = new Map<string, Known>();
+  /** Whether the daemon knows OPEN: older ones answer READ leases only to ACQUIRE. */
+  #opens = true;
   #nextId = 1;
   #flushQueued = false;
   #lazyFlushQueued = false;
@@ -302,6 +319,13 @@ export class UdsPeer implements Peer, DirectPut {
       ...(options.size === undefined ? {} : { size: options.size }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
     };
+    if (
+      access === Access.READ && objectId !== undefined && options.memfds === undefined &&
+      this.#opens
+    ) {
+      const held = await this.#open(objectId, options.ttl);
+      if (held !== undefined) return { lease: held.lease, object: held.object, blobs: held.blobs };
+    }
     const size = options.size;
     const writeAhead = access === Access.CREATE && typeof size === "number" &&
         size >= WRITE_AHEAD_PUT && options.memfds === undefined
@@ -569,7 +593,7 @@ export class UdsPeer implements Peer, DirectPut {
       op,
       sentAt: performance.now(),
       decode,
-      takesFds: op === Op.ACQUIRE,
+      takesFds: op === Op.ACQUIRE || op === Op.OPEN,
       resolve: resolve as (value: unknown) => void,
       reject,
     });
@@ -597,7 +621,7 @@ export class UdsPeer implements Peer, DirectPut {
         const pending = this.#pending.get(header.id);
         if (pending === undefined || !(header.flags & Flag.REPLY)) {
           for (const fd of frameFds) this.#native.symbols.pk_close(fd);
-          if (this.#abandoned.delete(header.id)) this.#releaseLate(header.flags, body);
+          if (this.#abandoned.delete(header.id)) this.#releaseLate(header, body);
           continue;
         }
         if (header.flags & Flag.MORE) {
@@ -624,6 +648,125 @@ export class UdsPeer implements Peer, DirectPut {
       }
     } finally {
       for (let i = fdAt; i < fds.length; i++) this.#native.symbols.pk_close(fds[i]!);
+    }
+  }
+
+  /**
+   * Takes a READ lease with OPEN: when this side still maps the object as
+   * the daemon last described it, the reply says so in a few bytes, with no
+   * info to parse and no fds to receive. Undefined when the daemon does not
+   * know OPEN.
+   */
+  async #open(objectId: string, ttl: number | undefined): Promise<HeldLease | undefined> {
+    const known = this.#known.get(objectId);
+    const pinned = known === undefined ? undefined : this.#pin(known);
+    const request: OpenRequest = {
+      objectId,
+      known: pinned === undefined ? 0 : known!.serial,
+      ...(ttl === undefined ? {} : { ttl }),
+    };
+    let taken = false;
+    try {
+      return await this.#call(
+        Op.OPEN,
+        { room: openFrameRoom(objectId), write: (into, id) => writeOpenFrame(into, id, request) },
+        (body, fds) => {
+          taken = true;
+          return this.#opened(objectId, ttl, known, pinned, body, fds);
+        },
+      );
+    } catch (error) {
+      if (
+        error instanceof ProtocolError && !taken &&
+        error.message === `Unknown operation: ${Op.OPEN}`
+      ) {
+        this.#opens = false;
+        return undefined;
+      }
+      throw error;
+    } finally {
+      if (!taken) { for (const shared of pinned ?? []) shared.release(); }
+    }
+  }
+
+  /** Another use of each mapping of a known object; undefined when one is gone. */
+  #pin(known: Known): SharedMapping[] | undefined {
+    const pinned: SharedMapping[] = [];
+    for (const key of known.keys) {
+      const shared = this.#mappings.share(key);
+      if (shared === undefined) {
+        for (const used of pinned) used.release();
+        this.#known.delete(known.info.id);
+        return undefined;
+      }
+      pinned.push(shared);
+    }
+    return pinned;
+  }
+
+  /** Records the lease an OPEN reply grants; owns `pinned` and `fds` from here on. */
+  #opened(
+    objectId: string,
+    ttl: number | undefined,
+    known: Known | undefined,
+    pinned: SharedMapping[] | undefined,
+    body: Uint8Array,
+    fds: number[],
+  ): HeldLease {
+    const { symbols } = this.#native;
+    const shared: SharedMapping[] = [];
+    let leaseId: string | undefined;
+    try {
+      const reply = decodeOpenReply(body);
+      if (reply === undefined) throw new ProtocolError("Malformed OPEN reply");
+      leaseId = reply.leaseId;
+      const lease: Lease = {
+        id: reply.leaseId,
+        objectId,
+        access: Access.READ,
+        ...(ttl === undefined ? {} : { ttl }),
+        ...(reply.expiresAt === undefined ? {} : { expiresAt: reply.expiresAt }),
+      };
+      let object: ObjectInfo;
+      if (reply.info === undefined) {
+        if (known === undefined || pinned === undefined || reply.serial !== known.serial) {
+          throw new ProtocolError(`OPEN reply names serial ${reply.serial}, not a known one`);
+        }
+        object = known.info;
+        shared.push(...pinned.splice(0));
+      } else {
+        object = JSON.parse(reply.info) as ObjectInfo;
+        const sizes = object.blobSizes;
+        if (fds.length !== 0 && fds.length !== sizes.length) {
+          throw new ProtocolError(`Reply carries ${fds.length} fds for ${sizes.length} blobs`);
+        }
+        for (let i = 0; i < fds.length; i++) shared.push(this.#mappings.map(fds[i]!, sizes[i]!));
+        this.#known.delete(objectId);
+        if (this.#known.size >= MAX_KNOWN) this.#known.delete(this.#known.keys().next().value!);
+        this.#known.set(objectId, {
+          serial: reply.serial,
+          info: object,
+          keys: shared.map((used) => used.key),
+        });
+      }
+      const held = new HeldLease((op, body, decode) => this.#call(op, body, decode), {
+        lease,
+        object,
+      });
+      object.blobSizes.forEach((size, index) => {
+        const source = shared.length === 0 ? {} : { shared: shared[index]! };
+        held.blobs.push(new UdsBlob(this.#native, held, index, size, source));
+      });
+      shared.length = 0;
+      this.#leases.set(lease.id, held);
+      return held;
+    } catch (error) {
+      for (const used of shared) used.release();
+      if (leaseId !== undefined) this.#send(Op.RELEASE, 0, Flag.ONE_WAY, leaseId);
+      throw error instanceof SyntaxError ? new ProtocolError("Malformed OPEN reply") : error;
+    } finally {
+      for (const used of pinned ?? []) used.release();
+      for (const fd of fds) symbols.pk_close(fd);
     }
   }
 
@@ -744,7 +887,7 @@ export class UdsPeer implements Peer, DirectPut {
     for (const [id, pending] of this.#pending) {
       if (pending.sentAt > limit) break;
       this.#pending.delete(id);
-      if (pending.op === Op.ACQUIRE) this.#abandoned.add(id);
+      if (pending.op === Op.ACQUIRE || pending.op === Op.OPEN) this.#abandoned.add(id);
       pending.reject(
         new StoreUnavailableError(
           `No reply from ${this.#path} within ${this.#requestTimeout} ms`,
@@ -754,11 +897,13 @@ export class UdsPeer implements Peer, DirectPut {
   }
 
   /** Releases the lease a reply to an abandoned ACQUIRE granted, if it granted one. */
-  #releaseLate(flags: number, body: Uint8Array): void {
-    if (!(flags & Flag.REPLY) || flags & (Flag.ERROR | Flag.MORE)) return;
+  #releaseLate(header: Header, body: Uint8Array): void {
+    if (!(header.flags & Flag.REPLY) || header.flags & (Flag.ERROR | Flag.MORE)) return;
     let lease: unknown;
     try {
-      lease = (decodeJson(body) as AcquireReply).lease?.id;
+      lease = header.op === Op.OPEN
+        ? decodeOpenReply(body)?.leaseId
+        : (decodeJson(body) as AcquireReply).lease?.id;
     } catch {
       return;
     }

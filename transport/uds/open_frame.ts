@@ -1,0 +1,163 @@
+/**
+ * The OPEN operation: a READ lease in compact binary form, for `get`, the
+ * request a reader repeats most. Nothing in it is JSON but the object's
+ * info, and that is left out, with the blobs' fds, when the object is the
+ * one the client still maps from an earlier OPEN on the connection.
+ *
+ * Request body:
+ *
+ * | offset | size | field                                                 |
+ * | ------ | ---- | ----------------------------------------------------- |
+ * | 0      | 4    | u32 serial the client still maps this object as, or 0 |
+ * | 4      | 1    | flags: 1 when a TTL follows                           |
+ * | 5      | 8    | f64 TTL in milliseconds, 0 without one                |
+ * | 13     | …    | object id, UTF-8                                      |
+ *
+ * Reply body, with one fd per blob when the info is present:
+ *
+ * | offset | size | field                                                  |
+ * | ------ | ---- | ------------------------------------------------------ |
+ * | 0      | 4    | u32 serial of the object as this reply describes it    |
+ * | 4      | 1    | flags: {@link OpenReplyFlag}                           |
+ * | 5      | 1    | lease id length in bytes, L                            |
+ * | 6      | 8    | f64 lease expiry in epoch milliseconds, 0 without one  |
+ * | 14     | L    | lease id, UTF-8                                        |
+ * | 14 + L | …    | `ObjectInfo` JSON, when flagged                        |
+ *
+ * @module
+ */
+import { decodeText, HEADER_SIZE, Op, writeHeader } from "./protocol.ts";
+
+const REQUEST_FIXED = 13;
+const REPLY_FIXED = 14;
+/** The longest lease id an OPEN reply carries. */
+const MAX_LEASE_ID = 255;
+
+const encoder = new TextEncoder();
+
+/** Flags of an OPEN reply. */
+export const OpenReplyFlag = {
+  /** The object's info follows, and its blobs' fds come with the reply. */
+  INFO: 1,
+  /** The lease expires: the expiry field is set. */
+  EXPIRES: 2,
+} as const;
+
+/** The fields of an OPEN request. */
+export interface OpenRequest {
+  /** The object. */
+  readonly objectId: string;
+  /** The serial the client still maps the object as, from an earlier reply; 0 for none. */
+  readonly known: number;
+  /** TTL of the READ lease in milliseconds. */
+  readonly ttl?: number;
+}
+
+/** The most bytes an OPEN request frame takes. */
+export function openFrameRoom(objectId: string): number {
+  return HEADER_SIZE + REQUEST_FIXED + objectId.length * 3;
+}
+
+/**
+ * Writes an OPEN request frame into `room` of at least {@link openFrameRoom} bytes.
+ *
+ * @returns The frame's length.
+ */
+export function writeOpenFrame(room: Uint8Array, id: number, request: OpenRequest): number {
+  const body = room.subarray(HEADER_SIZE);
+  const { written } = encoder.encodeInto(request.objectId, body.subarray(REQUEST_FIXED));
+  const view = new DataView(body.buffer, body.byteOffset, REQUEST_FIXED);
+  view.setUint32(0, request.known, true);
+  view.setUint8(4, request.ttl === undefined ? 0 : 1);
+  view.setFloat64(5, request.ttl ?? 0, true);
+  writeHeader(room, Op.OPEN, id, 0, REQUEST_FIXED + written, 0);
+  return HEADER_SIZE + REQUEST_FIXED + written;
+}
+
+/**
+ * Decodes an OPEN request body; undefined when it is too short.
+ *
+ * @throws {ProtocolError} When the object id is not UTF-8.
+ */
+export function decodeOpen(body: Uint8Array): OpenRequest | undefined {
+  if (body.length < REQUEST_FIXED) return undefined;
+  const view = new DataView(body.buffer, body.byteOffset, REQUEST_FIXED);
+  const objectId = decodeText(body.subarray(REQUEST_FIXED));
+  const known = view.getUint32(0, true);
+  return view.getUint8(4) & 1
+    ? { objectId, known, ttl: view.getFloat64(5, true) }
+    : { objectId, known };
+}
+
+/** The fields of an OPEN reply. */
+export interface OpenReply {
+  /** The serial of the object as this reply describes it. */
+  readonly serial: number;
+  /** The READ lease's id. */
+  readonly leaseId: string;
+  /** When the lease expires, in epoch milliseconds. */
+  readonly expiresAt?: number;
+  /** The object's info as JSON; absent when it is the object the client still maps. */
+  readonly info?: string;
+}
+
+/** The most bytes an OPEN reply frame takes. */
+export function openReplyRoom(reply: OpenReply): number {
+  return HEADER_SIZE + REPLY_FIXED + (reply.leaseId.length + (reply.info?.length ?? 0)) * 3;
+}
+
+/**
+ * Writes an OPEN reply frame into `room` of at least {@link openReplyRoom} bytes.
+ *
+ * @param fds How many fds go with the frame.
+ * @returns The frame's length.
+ */
+export function writeOpenReply(
+  room: Uint8Array,
+  id: number,
+  flags: number,
+  reply: OpenReply,
+  fds: number,
+): number {
+  const body = room.subarray(HEADER_SIZE);
+  const lease = encoder.encodeInto(reply.leaseId, body.subarray(REPLY_FIXED));
+  if (lease.written > MAX_LEASE_ID) throw new RangeError(`Lease id too long: ${reply.leaseId}`);
+  let length = REPLY_FIXED + lease.written;
+  if (reply.info !== undefined) {
+    length += encoder.encodeInto(reply.info, body.subarray(length)).written;
+  }
+  const view = new DataView(body.buffer, body.byteOffset, REPLY_FIXED);
+  view.setUint32(0, reply.serial, true);
+  view.setUint8(
+    4,
+    (reply.info === undefined ? 0 : OpenReplyFlag.INFO) |
+      (reply.expiresAt === undefined ? 0 : OpenReplyFlag.EXPIRES),
+  );
+  view.setUint8(5, lease.written);
+  view.setFloat64(6, reply.expiresAt ?? 0, true);
+  writeHeader(room, Op.OPEN, id, flags, length, fds);
+  return HEADER_SIZE + length;
+}
+
+/**
+ * Decodes an OPEN reply body; undefined when it is malformed.
+ *
+ * @throws {ProtocolError} When its text is not UTF-8.
+ */
+export function decodeOpenReply(body: Uint8Array): OpenReply | undefined {
+  if (body.length < REPLY_FIXED) return undefined;
+  const view = new DataView(body.buffer, body.byteOffset, REPLY_FIXED);
+  const flags = view.getUint8(4);
+  const leaseEnd = REPLY_FIXED + view.getUint8(5);
+  if (leaseEnd > body.length) return undefined;
+  const serial = view.getUint32(0, true);
+  const leaseId = decodeText(body.subarray(REPLY_FIXED, leaseEnd));
+  const expiresAt = flags & OpenReplyFlag.EXPIRES ? view.getFloat64(6, true) : undefined;
+  const info = flags & OpenReplyFlag.INFO ? decodeText(body.subarray(leaseEnd)) : undefined;
+  return {
+    serial,
+    leaseId,
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+    ...(info === undefined ? {} : { info }),
+  };
+}
