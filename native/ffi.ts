@@ -492,7 +492,7 @@ export const symbols = {
       "buffer", // uint32_t *slots (2 * max: token, events)
       "i32", // int32_t max
       "i64", // int64_t spin_ns
-      "buffer", // int64_t *out_waited_ns
+      "buffer", // int64_t out[2]: time waited, whether the spin lost the CPU
     ],
     result: "i32", // ready entries; 0 once the lend's budget has run out
   },

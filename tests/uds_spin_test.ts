@@ -36,3 +36,16 @@ Deno.test("a probe that pays resumes spinning", () => {
   policy.record(spin, true, 1000);
   assert(policy.next() > 0, "a paying probe did not resume spinning");
 });
+
+Deno.test("spins that find the answer only after losing the CPU stop spinning", () => {
+  const policy = new SpinPolicy();
+  const spins: number[] = [];
+  for (let i = 0; i < 70; i++) {
+    const spin = policy.next();
+    spins.push(spin);
+    // The other process ran on this CPU while this one spun: the answer was
+    // there when the spin got its CPU back, well within the spin.
+    policy.record(spin, true, spin / 2, true);
+  }
+  assertEquals(spins.slice(2, 65).filter((spin) => spin > 0).length, 0);
+});

@@ -90,7 +90,7 @@ export class Reactor {
   #pollingHere = false;
   #reclaimQueued = false;
   readonly #polled = new Uint32Array(MAX_EVENTS * 2);
-  readonly #waited = new BigInt64Array(1);
+  readonly #waited = new BigInt64Array(2);
   readonly #spin = new SpinPolicy();
   /** The stop of the previous run, which a new run waits for. */
   #stopped: Promise<void> = Promise.resolve();
@@ -256,7 +256,7 @@ export class Reactor {
       BigInt(spin),
       this.#waited,
     );
-    this.#spin.record(spin, count > 0, Number(this.#waited[0]));
+    this.#spin.record(spin, count > 0, Number(this.#waited[0]), this.#waited[1] !== 0n);
     if (count <= 0) {
       this.#reclaim(running);
       if (count < 0) console.error(`Packice: waiting on Unix sockets failed: errno ${-count}`);

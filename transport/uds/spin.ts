@@ -12,7 +12,8 @@ const MISS_COST = 4;
  * trip, while an answer from a process running on the other CPU often takes
  * less: then a short spin halves the round trip. It does not pay when the
  * other process waits for this CPU (it cannot answer until this thread
- * sleeps), nor when no answer is coming; so spins that find nothing cost
+ * sleeps: a spin that finds the answer only after losing its CPU did not
+ * pay), nor when no answer is coming; so spins that find nothing cost
  * credit, and without credit only one wait in {@link PROBE_EVERY} spins.
  */
 export class SpinPolicy {
@@ -33,10 +34,13 @@ export class SpinPolicy {
    * @param spun How long it could spin, in nanoseconds.
    * @param found Whether anything was ready.
    * @param waited How long it waited, in nanoseconds.
+   * @param lostCpu Whether the thread lost its CPU while it spun: what it
+   *   found then came because the other side got to run here, which it would
+   *   have sooner had this thread slept.
    */
-  record(spun: number, found: boolean, waited: number): void {
+  record(spun: number, found: boolean, waited: number, lostCpu = false): void {
     if (spun === 0) return;
-    if (found && waited <= spun) this.#credit = Math.min(this.#credit + 1, MAX_CREDIT);
+    if (found && waited <= spun && !lostCpu) this.#credit = Math.min(this.#credit + 1, MAX_CREDIT);
     else this.#credit = Math.max(this.#credit - MISS_COST, 0);
   }
 }
