@@ -11,6 +11,9 @@ export interface MapOptions {
   readonly populate?: boolean;
 }
 
+/** How many spare buffers a mapping keeps for its next views. */
+const MAX_SPARES = 4;
+
 /**
  * One shared memory mapping (`mmap`) and the JS views of it.
  *
@@ -19,6 +22,11 @@ export interface MapOptions {
  * (`buffer.transfer(0)`: it drops to length 0) before `munmap`: no view
  * outlives its mapping. Unmap only after I/O that uses a view has ended;
  * detaching does not stop a read or write already handed to the runtime.
+ *
+ * A closed view's memory is moved to a spare buffer (`buffer.transfer()`,
+ * zero-copy) that the next view reuses: V8 counts each new external buffer
+ * as memory allocated, and a new buffer of a large mapping per view would
+ * have it collect garbage every few hundred views.
  *
  * @example
  * ```ts ignore
@@ -37,6 +45,8 @@ export class Mapping implements Disposable {
   readonly #mappedLength: number;
   readonly #length: number;
   readonly #views = new Set<ArrayBuffer>();
+  /** Buffers over the mapping that no view uses, moved out of closed views. */
+  readonly #spares: ArrayBuffer[] = [];
   #done = false;
 
   /**
@@ -125,9 +135,10 @@ export class Mapping implements Disposable {
    */
   openView(): Uint8Array {
     if (this.#done) throw new RangeError("Cannot open a view: mapping is closed");
-    const buffer = this.#pointer === null
-      ? new ArrayBuffer(0)
-      : Deno.UnsafePointerView.getArrayBuffer(this.#pointer, this.#length);
+    const buffer = this.#spares.pop() ??
+      (this.#pointer === null
+        ? new ArrayBuffer(0)
+        : Deno.UnsafePointerView.getArrayBuffer(this.#pointer, this.#length));
     this.#views.add(buffer);
     return new Uint8Array(buffer);
   }
@@ -141,13 +152,14 @@ export class Mapping implements Disposable {
    */
   closeView(view: Uint8Array): void {
     const buffer = view.buffer;
-    if (!(buffer instanceof ArrayBuffer) || !this.#views.delete(buffer)) return;
-    buffer.transfer(0);
+    if (!(buffer instanceof ArrayBuffer) || !this.#views.delete(buffer) || buffer.detached) return;
+    if (this.#spares.length < MAX_SPARES) this.#spares.push(buffer.transfer());
+    else buffer.transfer(0);
   }
 
   /** Detaches every open view and keeps the mapping, for new views. */
   closeViews(): void {
-    for (const buffer of this.#views) buffer.transfer(0);
+    for (const buffer of this.#views) if (!buffer.detached) buffer.transfer(0);
     this.#views.clear();
   }
 
@@ -167,6 +179,8 @@ export class Mapping implements Disposable {
     if (this.#done) return undefined;
     this.#done = true;
     this.closeViews();
+    for (const spare of this.#spares) spare.transfer(0);
+    this.#spares.length = 0;
     const pointer = this.#pointer;
     this.#pointer = null;
     return pointer === null ? undefined : { pointer, length: this.#mappedLength };

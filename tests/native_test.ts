@@ -92,6 +92,39 @@ Deno.test({
 });
 
 Deno.test({
+  name: "Mapping reuses a closed view's memory for the next view; the closed one stays detached",
+  ignore,
+  fn() {
+    const fd = memfd(4096);
+    try {
+      using mapping = Mapping.map(native!, fd, 4096, { writable: true, populate: true });
+      const first = mapping.openView();
+      const firstBuffer = first.buffer;
+      first[1] = 9;
+      mapping.closeView(first);
+      const second = mapping.openView();
+      assertEquals([first.length, firstBuffer.byteLength, second.length, second[1]], [
+        0,
+        0,
+        4096,
+        9,
+      ]);
+      assert(second.buffer !== firstBuffer, "a closed view's buffer came back");
+      assert(
+        Deno.UnsafePointer.equals(Deno.UnsafePointer.of(second), mapping.pointer),
+        "the next view is not over the mapping",
+      );
+      mapping.closeView(second);
+      const third = mapping.openView();
+      mapping.close();
+      assertEquals([second.length, third.length], [0, 0]);
+    } finally {
+      check(pk.pk_close(fd), "close");
+    }
+  },
+});
+
+Deno.test({
   name: "Mapping detaches its views on closeView() and close(), and close() is idempotent",
   ignore,
   fn() {
