@@ -37,7 +37,11 @@ export function validateObjectId(id: unknown): string {
       `Invalid object id: contains a path separator or control character: ${JSON.stringify(id)}`,
     );
   }
-  if (id.length > MAX_ID_BYTES || encoder.encode(id).length > MAX_ID_BYTES) {
+  // UTF-8 takes at most three bytes per UTF-16 unit: most ids need no encoding to check.
+  if (
+    id.length > MAX_ID_BYTES ||
+    (id.length * 3 > MAX_ID_BYTES && encoder.encode(id).length > MAX_ID_BYTES)
+  ) {
     throw new InvalidArgumentError(`Invalid object id: longer than ${MAX_ID_BYTES} bytes`);
   }
   return id;

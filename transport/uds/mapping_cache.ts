@@ -82,7 +82,7 @@ export class MappingCache {
         if (released) return;
         released = true;
         if (--used.users > 0) return;
-        used.idleSince = performance.now();
+        used.idleSince = Date.now();
         this.#idle++;
         if (this.#idle > MAX_IDLE) this.#sweep(Number.POSITIVE_INFINITY);
         this.#arm();
@@ -111,7 +111,7 @@ export class MappingCache {
 
   /** Unmaps mappings idle for `age` ms or more; with an infinite age, the oldest beyond the cap. */
   #sweep(age: number): void {
-    const now = performance.now();
+    const now = Date.now();
     for (const entry of this.#entries.values()) {
       if (entry.users > 0) continue;
       const expired = age === Number.POSITIVE_INFINITY

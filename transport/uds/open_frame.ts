@@ -26,14 +26,34 @@
  *
  * @module
  */
-import { decodeText, HEADER_SIZE, Op, writeHeader } from "./protocol.ts";
+import {
+  decodeText,
+  HEADER_SIZE,
+  Op,
+  readUint32,
+  writeHeader,
+  writeText,
+  writeUint32,
+} from "./protocol.ts";
 
 const REQUEST_FIXED = 13;
 const REPLY_FIXED = 14;
 /** The longest lease id an OPEN reply carries. */
 const MAX_LEASE_ID = 255;
 
-const encoder = new TextEncoder();
+/** Converts f64 fields without a `DataView` per frame. */
+const float = new Float64Array(1);
+const floatBytes = new Uint8Array(float.buffer);
+
+function writeFloat64(bytes: Uint8Array, at: number, value: number): void {
+  float[0] = value;
+  bytes.set(floatBytes, at);
+}
+
+function readFloat64(bytes: Uint8Array, at: number): number {
+  for (let i = 0; i < 8; i++) floatBytes[i] = bytes[at + i]!;
+  return float[0]!;
+}
 
 /** Flags of an OPEN reply. */
 export const OpenReplyFlag = {
@@ -65,11 +85,10 @@ export function openFrameRoom(objectId: string): number {
  */
 export function writeOpenFrame(room: Uint8Array, id: number, request: OpenRequest): number {
   const body = room.subarray(HEADER_SIZE);
-  const { written } = encoder.encodeInto(request.objectId, body.subarray(REQUEST_FIXED));
-  const view = new DataView(body.buffer, body.byteOffset, REQUEST_FIXED);
-  view.setUint32(0, request.known, true);
-  view.setUint8(4, request.ttl === undefined ? 0 : 1);
-  view.setFloat64(5, request.ttl ?? 0, true);
+  const written = writeText(body.subarray(REQUEST_FIXED), request.objectId);
+  writeUint32(body, 0, request.known);
+  body[4] = request.ttl === undefined ? 0 : 1;
+  writeFloat64(body, 5, request.ttl ?? 0);
   writeHeader(room, Op.OPEN, id, 0, REQUEST_FIXED + written, 0);
   return HEADER_SIZE + REQUEST_FIXED + written;
 }
@@ -81,12 +100,9 @@ export function writeOpenFrame(room: Uint8Array, id: number, request: OpenReques
  */
 export function decodeOpen(body: Uint8Array): OpenRequest | undefined {
   if (body.length < REQUEST_FIXED) return undefined;
-  const view = new DataView(body.buffer, body.byteOffset, REQUEST_FIXED);
   const objectId = decodeText(body.subarray(REQUEST_FIXED));
-  const known = view.getUint32(0, true);
-  return view.getUint8(4) & 1
-    ? { objectId, known, ttl: view.getFloat64(5, true) }
-    : { objectId, known };
+  const known = readUint32(body, 0);
+  return body[4]! & 1 ? { objectId, known, ttl: readFloat64(body, 5) } : { objectId, known };
 }
 
 /** The fields of an OPEN reply. */
@@ -120,21 +136,15 @@ export function writeOpenReply(
   fds: number,
 ): number {
   const body = room.subarray(HEADER_SIZE);
-  const lease = encoder.encodeInto(reply.leaseId, body.subarray(REPLY_FIXED));
-  if (lease.written > MAX_LEASE_ID) throw new RangeError(`Lease id too long: ${reply.leaseId}`);
-  let length = REPLY_FIXED + lease.written;
-  if (reply.info !== undefined) {
-    length += encoder.encodeInto(reply.info, body.subarray(length)).written;
-  }
-  const view = new DataView(body.buffer, body.byteOffset, REPLY_FIXED);
-  view.setUint32(0, reply.serial, true);
-  view.setUint8(
-    4,
-    (reply.info === undefined ? 0 : OpenReplyFlag.INFO) |
-      (reply.expiresAt === undefined ? 0 : OpenReplyFlag.EXPIRES),
-  );
-  view.setUint8(5, lease.written);
-  view.setFloat64(6, reply.expiresAt ?? 0, true);
+  const lease = writeText(body.subarray(REPLY_FIXED), reply.leaseId);
+  if (lease > MAX_LEASE_ID) throw new RangeError(`Lease id too long: ${reply.leaseId}`);
+  let length = REPLY_FIXED + lease;
+  if (reply.info !== undefined) length += writeText(body.subarray(length), reply.info);
+  writeUint32(body, 0, reply.serial);
+  body[4] = (reply.info === undefined ? 0 : OpenReplyFlag.INFO) |
+    (reply.expiresAt === undefined ? 0 : OpenReplyFlag.EXPIRES);
+  body[5] = lease;
+  writeFloat64(body, 6, reply.expiresAt ?? 0);
   writeHeader(room, Op.OPEN, id, flags, length, fds);
   return HEADER_SIZE + length;
 }
@@ -146,13 +156,12 @@ export function writeOpenReply(
  */
 export function decodeOpenReply(body: Uint8Array): OpenReply | undefined {
   if (body.length < REPLY_FIXED) return undefined;
-  const view = new DataView(body.buffer, body.byteOffset, REPLY_FIXED);
-  const flags = view.getUint8(4);
-  const leaseEnd = REPLY_FIXED + view.getUint8(5);
+  const flags = body[4]!;
+  const leaseEnd = REPLY_FIXED + body[5]!;
   if (leaseEnd > body.length) return undefined;
-  const serial = view.getUint32(0, true);
+  const serial = readUint32(body, 0);
   const leaseId = decodeText(body.subarray(REPLY_FIXED, leaseEnd));
-  const expiresAt = flags & OpenReplyFlag.EXPIRES ? view.getFloat64(6, true) : undefined;
+  const expiresAt = flags & OpenReplyFlag.EXPIRES ? readFloat64(body, 6) : undefined;
   const info = flags & OpenReplyFlag.INFO ? decodeText(body.subarray(leaseEnd)) : undefined;
   return {
     serial,

@@ -196,7 +196,7 @@ export function writeTextFrame(
   text: string,
   fds = 0,
 ): number {
-  const { written } = encoder.encodeInto(text, room.subarray(HEADER_SIZE));
+  const written = writeText(room.subarray(HEADER_SIZE), text);
   writeHeader(room, op, id, flags, written, fds);
   return HEADER_SIZE + written;
 }
@@ -215,15 +215,47 @@ export function writeHeader(
   fds: number,
 ): void {
   if (length > MAX_BODY) throw new ProtocolError(`Frame body too large: ${length} bytes`);
-  const view = new DataView(frame.buffer, frame.byteOffset, HEADER_SIZE);
-  view.setUint16(0, MAGIC, true);
-  view.setUint8(2, PROTOCOL_VERSION);
-  view.setUint8(3, op);
-  view.setUint32(4, id, true);
-  view.setUint32(8, length, true);
-  view.setUint8(12, flags);
-  view.setUint8(13, fds);
-  view.setUint16(14, 0, true);
+  frame[0] = MAGIC & 0xff;
+  frame[1] = MAGIC >>> 8;
+  frame[2] = PROTOCOL_VERSION;
+  frame[3] = op;
+  writeUint32(frame, 4, id);
+  writeUint32(frame, 8, length);
+  frame[12] = flags;
+  frame[13] = fds;
+  frame[14] = 0;
+  frame[15] = 0;
+}
+
+/** Writes a little-endian u32 at `at`: cheaper than a `DataView` made for it. */
+export function writeUint32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value;
+  bytes[at + 1] = value >>> 8;
+  bytes[at + 2] = value >>> 16;
+  bytes[at + 3] = value >>> 24;
+}
+
+/** Reads a little-endian u32 at `at`. */
+export function readUint32(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! | bytes[at + 1]! << 8 | bytes[at + 2]! << 16 | bytes[at + 3]! << 24) >>> 0;
+}
+
+/**
+ * Writes `text` as UTF-8 at the start of `into`, which has room for three
+ * bytes per UTF-16 unit; returns the bytes written. Short ASCII text, such
+ * as ids, is copied here: cheaper than a call into the runtime.
+ */
+export function writeText(into: Uint8Array, text: string): number {
+  if (text.length <= SHORT_TEXT) {
+    let i = 0;
+    for (; i < text.length; i++) {
+      const code = text.charCodeAt(i);
+      if (code >= 0x80) break;
+      into[i] = code;
+    }
+    if (i === text.length) return i;
+  }
+  return encoder.encodeInto(text, into).written;
 }
 
 /**
@@ -237,15 +269,14 @@ export function readHeader(message: Uint8Array, offset: number): Header | string
   if (message.length - offset < HEADER_SIZE) {
     return `truncated header: ${message.length - offset} bytes`;
   }
-  const view = new DataView(message.buffer, message.byteOffset + offset, HEADER_SIZE);
-  if (view.getUint16(0, true) !== MAGIC) return "bad magic";
+  if ((message[offset]! | message[offset + 1]! << 8) !== MAGIC) return "bad magic";
   const header: Header = {
-    version: view.getUint8(2),
-    op: view.getUint8(3),
-    id: view.getUint32(4, true),
-    length: view.getUint32(8, true),
-    flags: view.getUint8(12),
-    fds: view.getUint8(13),
+    version: message[offset + 2]!,
+    op: message[offset + 3]!,
+    id: readUint32(message, offset + 4),
+    length: readUint32(message, offset + 8),
+    flags: message[offset + 12]!,
+    fds: message[offset + 13]!,
   };
   if (header.length > message.length - offset - HEADER_SIZE) {
     return `body of ${header.length} bytes overruns the message`;

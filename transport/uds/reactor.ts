@@ -27,6 +27,8 @@ const MAX_EVENTS = 256;
  */
 const LEND_BUDGET_MS = 1;
 const LEND_BUDGET_NS = BigInt(LEND_BUDGET_MS * 1_000_000);
+/** A wait that ends with the budget after this long found the sockets idle, in nanoseconds. */
+const BUSY_NS = 50_000;
 
 /** How many times a wait steps back behind newer microtasks while work is under way. */
 const MAX_DEFERRALS = 64;
@@ -85,8 +87,8 @@ export class Reactor {
   #waitScheduled = false;
   /** Work under way that a wait must not hold up; see {@link Reactor.busy}. */
   #busy = 0;
-  /** Since when the JS thread has kept the wait, while the native thread parks; 0 when it has not. */
-  #lentAt = 0;
+  /** Whether the JS thread keeps the wait, while the native thread parks. */
+  #lent = false;
   #pollingHere = false;
   #reclaimQueued = false;
   readonly #polled = new Uint32Array(MAX_EVENTS * 2);
@@ -233,33 +235,39 @@ export class Reactor {
       this.#reclaimWhenIdle(running);
       return;
     }
-    if (this.#lentAt === 0) {
-      this.#lend(running);
-    } else if (performance.now() - this.#lentAt > LEND_BUDGET_MS) {
-      // Let the event loop turn (timers, other I/O) before waiting again;
-      // the native thread, parked meanwhile, would not let it.
-      this.#waitScheduled = true;
-      setImmediate(() => {
-        this.#waitScheduled = false;
-        if (this.#running !== running || this.#lentAt === 0) return;
-        this.#lend(running);
-        this.#scheduleWait();
-      });
-      return;
-    }
+    if (!this.#lent) this.#lend(running);
     this.#wanted = false;
     const spin = this.#spin.next();
     const count = symbols.pk_reactor_poll(
       running.handle,
       this.#polled,
       MAX_EVENTS,
-      BigInt(spin),
+      spin === 0 ? 0n : BigInt(spin),
       this.#waited,
     );
-    this.#spin.record(spin, count > 0, Number(this.#waited[0]), this.#waited[1] !== 0n);
-    if (count <= 0) {
+    const waited = Number(this.#waited[0]);
+    this.#spin.record(spin, count > 0, waited, this.#waited[1] !== 0n);
+    if (count < 0) {
       this.#reclaim(running);
-      if (count < 0) console.error(`Packice: waiting on Unix sockets failed: errno ${-count}`);
+      console.error(`Packice: waiting on Unix sockets failed: errno ${-count}`);
+      return;
+    }
+    if (count === 0 && waited >= BUSY_NS) {
+      // Nothing came for a while: the native thread waits from here on.
+      this.#reclaim(running);
+      return;
+    }
+    if (count === 0) {
+      // The budget ran out while the JS thread was busy, not waiting: let
+      // the event loop turn (timers, other I/O), then wait again.
+      this.#wanted = true;
+      this.#waitScheduled = true;
+      setImmediate(() => {
+        this.#waitScheduled = false;
+        if (this.#running !== running || !this.#lent) return;
+        this.#lend(running);
+        this.#scheduleWait();
+      });
       return;
     }
     this.#pollingHere = true;
@@ -275,7 +283,7 @@ export class Reactor {
   /** Takes the wait from the native thread, or renews its budget. */
   #lend(running: Running): void {
     check(this.#native.symbols.pk_reactor_lend(running.handle, LEND_BUDGET_NS), "reactor lend");
-    this.#lentAt = performance.now();
+    this.#lent = true;
   }
 
   /**
@@ -285,7 +293,7 @@ export class Reactor {
    * wait anew each time would cost two timer changes and a wake-up.
    */
   #reclaimWhenIdle(running: Running): void {
-    if (this.#lentAt === 0 || this.#reclaimQueued) return;
+    if (!this.#lent || this.#reclaimQueued) return;
     this.#reclaimQueued = true;
     setImmediate(() => {
       this.#reclaimQueued = false;
@@ -295,8 +303,8 @@ export class Reactor {
 
   /** Hands the wait back to the native thread. */
   #reclaim(running: Running): void {
-    if (this.#lentAt === 0 || this.#running !== running) return;
-    this.#lentAt = 0;
+    if (!this.#lent || this.#running !== running) return;
+    this.#lent = false;
     this.#native.symbols.pk_reactor_reclaim(running.handle);
   }
 
@@ -338,7 +346,7 @@ export class Reactor {
     const running = this.#running;
     if (running === undefined) return;
     this.#running = undefined;
-    this.#lentAt = 0;
+    this.#lent = false;
     const symbols = this.#native.symbols;
     check(symbols.pk_reactor_stop(running.handle), "reactor stop");
     const previous = this.#stopped;

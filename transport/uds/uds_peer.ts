@@ -78,8 +78,8 @@ type Decode<T> = (body: Uint8Array, fds: number[]) => T;
 
 interface Pending {
   readonly op: number;
-  /** When the request was sent, by `performance.now()`. */
-  readonly sentAt: number;
+  /** The time-out sweep during which the request was sent: a clock without a call per request. */
+  readonly sentInSweep: number;
   readonly decode: Decode<unknown>;
   /** Whether the decoder takes over the fds of the reply; otherwise they are closed. */
   readonly takesFds: boolean;
@@ -591,7 +591,7 @@ export class UdsPeer implements Peer, DirectPut {
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     this.#pending.set(id, {
       op,
-      sentAt: performance.now(),
+      sentInSweep: UdsPeer.#sweeps,
       decode,
       takesFds: op === Op.ACQUIRE || op === Op.OPEN,
       resolve: resolve as (value: unknown) => void,
@@ -860,6 +860,8 @@ export class UdsPeer implements Peer, DirectPut {
   /** Connections whose requests time out, all checked by one timer. */
   static readonly #timed = new Set<UdsPeer>();
   static #sweeper: ReturnType<typeof setInterval> | undefined;
+  /** Time-out sweeps so far: a request sent during sweep n is at least (m - n - 1) sweeps old at sweep m. */
+  static #sweeps = 0;
 
   /**
    * Checks `peer`'s requests for time-outs from now on. One timer serves every
@@ -870,6 +872,7 @@ export class UdsPeer implements Peer, DirectPut {
     UdsPeer.#timed.add(peer);
     if (UdsPeer.#sweeper !== undefined) return;
     const sweeper = UdsPeer.#sweeper = setInterval(() => {
+      UdsPeer.#sweeps++;
       for (const timed of UdsPeer.#timed) timed.#expire();
     }, SWEEP_MS);
     Deno.unrefTimer(sweeper);
@@ -883,9 +886,8 @@ export class UdsPeer implements Peer, DirectPut {
 
   /** Fails the requests that have waited longer than the timeout, oldest first. */
   #expire(): void {
-    const limit = performance.now() - this.#requestTimeout;
     for (const [id, pending] of this.#pending) {
-      if (pending.sentAt > limit) break;
+      if ((UdsPeer.#sweeps - pending.sentInSweep - 1) * SWEEP_MS < this.#requestTimeout) break;
       this.#pending.delete(id);
       if (pending.op === Op.ACQUIRE || pending.op === Op.OPEN) this.#abandoned.add(id);
       pending.reject(
