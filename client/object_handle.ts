@@ -100,9 +100,10 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
   /** Detaches the bytes and ends the lease. Idempotent. */
   close(): Promise<void> {
     if (this.#closing === undefined) {
-      for (const [index, blob] of this.#acquired.blobs.entries()) {
+      const blobs = this.#acquired.blobs;
+      for (let index = 0; index < blobs.length; index++) {
         const view = this.#bytes[index];
-        if (view !== undefined) blob.closeView(view);
+        if (view !== undefined) blobs[index]!.closeView(view);
       }
       this.#closing = this.#peer.release(this.#acquired.lease.id).catch(() => {});
     }

@@ -425,16 +425,16 @@ class Connection implements ChannelHandler {
   /** Starts a request; the memfds an ACQUIRE carries are closed unless the peer takes them. */
   #dispatch(header: Header, body: Uint8Array, memfds: number[] = []): void {
     const { op, id, flags } = header;
-    const refuse = (error: unknown) => {
-      this.#closeAll(memfds);
-      if (!(flags & Flag.ONE_WAY)) this.#fail(op, id, error);
-    };
     if (header.version !== PROTOCOL_VERSION) {
-      refuse(new ProtocolError(`Unsupported protocol version: ${header.version}`));
+      this.#refuse(header, memfds, `Unsupported protocol version: ${header.version}`);
       return;
     }
     if (flags & (Flag.REPLY | Flag.ERROR | Flag.MORE) || header.fds !== memfds.length) {
-      refuse(new ProtocolError(`Invalid request flags: ${flags}`));
+      this.#refuse(header, memfds, `Invalid request flags: ${flags}`);
+      return;
+    }
+    if (op === Op.RELEASE && flags & Flag.ONE_WAY && memfds.length === 0) {
+      this.#releaseOneWay(body);
       return;
     }
     let work: Promise<Uint8Array | string | undefined>;
@@ -443,7 +443,7 @@ class Connection implements ChannelHandler {
         ? this.#handle(op, id, body)
         : this.#acquire(id, parseAcquire(body), memfds);
     } catch (error) {
-      refuse(error);
+      this.#refuse(header, memfds, error);
       return;
     }
     this.#inflight++;
@@ -464,6 +464,29 @@ class Connection implements ChannelHandler {
         }
       },
     );
+  }
+
+  /** Refuses a request: closes the memfds it carried, and answers unless it is one-way. */
+  #refuse(header: Header, memfds: readonly number[], error: unknown): void {
+    this.#closeAll(memfds);
+    if (header.flags & Flag.ONE_WAY) return;
+    this.#fail(header.op, header.id, typeof error === "string" ? new ProtocolError(error) : error);
+  }
+
+  /**
+   * Ends a lease whose client waits for no answer, as most releases are:
+   * there is nothing to reply and nothing for the next request to wait on.
+   */
+  #releaseOneWay(body: Uint8Array): void {
+    let lease: string;
+    try {
+      lease = this.#owned(decodeText(body));
+    } catch {
+      return;
+    }
+    // Ended whatever the peer says: a lease that fails to release has expired.
+    this.#leases.delete(lease);
+    this.#peer.release(lease).catch(() => {});
   }
 
   /** A request has been answered: the reply may go out, and the next request start. */

@@ -302,10 +302,25 @@ export class UdsPeer implements Peer, DirectPut {
     return this.#closedReason !== undefined;
   }
 
-  async acquire(
+  acquire(
     objectId: string | undefined,
     access: Access,
     options: AcquireOptions = {},
+  ): Promise<Acquired> {
+    if (
+      access === Access.READ && objectId !== undefined && options.memfds === undefined &&
+      this.#opens
+    ) {
+      return this.#open(objectId, options);
+    }
+    return this.#acquire(objectId, access, options);
+  }
+
+  /** Takes a lease with ACQUIRE, whose request and reply are JSON. */
+  async #acquire(
+    objectId: string | undefined,
+    access: Access,
+    options: AcquireOptions,
   ): Promise<Acquired> {
     if (Array.isArray(options.size) && options.size.length > MAX_FDS) {
       throw new InvalidArgumentError(
@@ -319,13 +334,6 @@ export class UdsPeer implements Peer, DirectPut {
       ...(options.size === undefined ? {} : { size: options.size }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
     };
-    if (
-      access === Access.READ && objectId !== undefined && options.memfds === undefined &&
-      this.#opens
-    ) {
-      const held = await this.#open(objectId, options.ttl);
-      if (held !== undefined) return { lease: held.lease, object: held.object, blobs: held.blobs };
-    }
     const size = options.size;
     const writeAhead = access === Access.CREATE && typeof size === "number" &&
         size >= WRITE_AHEAD_PUT && options.memfds === undefined
@@ -654,10 +662,11 @@ export class UdsPeer implements Peer, DirectPut {
   /**
    * Takes a READ lease with OPEN: when this side still maps the object as
    * the daemon last described it, the reply says so in a few bytes, with no
-   * info to parse and no fds to receive. Undefined when the daemon does not
-   * know OPEN.
+   * info to parse and no fds to receive. Against a daemon that does not
+   * know OPEN, it takes the lease with ACQUIRE.
    */
-  async #open(objectId: string, ttl: number | undefined): Promise<HeldLease | undefined> {
+  async #open(objectId: string, options: AcquireOptions): Promise<Acquired> {
+    const ttl = options.ttl;
     const known = this.#known.get(objectId);
     const pinned = known === undefined ? undefined : this.#pin(known);
     const request: OpenRequest = {
@@ -681,7 +690,7 @@ export class UdsPeer implements Peer, DirectPut {
         error.message === `Unknown operation: ${Op.OPEN}`
       ) {
         this.#opens = false;
-        return undefined;
+        return await this.#acquire(objectId, Access.READ, options);
       }
       throw error;
     } finally {
