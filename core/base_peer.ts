@@ -178,7 +178,8 @@ export class BasePeer implements Peer {
     if (objectId === undefined) {
       throw new InvalidArgumentError(`Invalid object id: required for ${access}`);
     }
-    validateObjectId(objectId);
+    // An id held here was checked when its object was made.
+    if (!this.#objects.has(objectId)) validateObjectId(objectId);
     const lease = leaseRecord(newId(), objectId, access, ttl, this.#clock.now(), this.#node);
     const info = await this.#leases.grant(objectId, lease);
     const holding = this.#objects.get(objectId);
@@ -459,10 +460,8 @@ export class BasePeer implements Peer {
 
   /** The lease and its blobs, for a lease already counted on `holding`. */
   #hand(holding: Holding, lease: LeaseRecord, info: ObjectInfo): Acquired {
-    const views: Array<[Blob, Uint8Array]> = [];
-    holding.views.set(lease.id, views);
     const blobs = holding.stored.blobs.map((blob) =>
-      new LeasedBlob(blob, lease, holding, views, () => this.#held.get(lease.id) === holding)
+      new LeasedBlob(blob, lease, holding, this.#held)
     );
     return { lease: publicLease(lease), object: info, blobs };
   }
@@ -519,21 +518,19 @@ class LeasedBlob implements Blob {
   readonly #blob: Blob;
   readonly #lease: LeaseRecord;
   readonly #holding: Holding;
-  readonly #views: Array<[Blob, Uint8Array]>;
-  readonly #live: () => boolean;
+  /** The peer's live leases, by id: this lease is live while it maps to {@link LeasedBlob.#holding}. */
+  readonly #held: ReadonlyMap<string, Holding>;
 
   constructor(
     blob: Blob,
     lease: LeaseRecord,
     holding: Holding,
-    views: Array<[Blob, Uint8Array]>,
-    live: () => boolean,
+    held: ReadonlyMap<string, Holding>,
   ) {
     this.#blob = blob;
     this.#lease = lease;
     this.#holding = holding;
-    this.#views = views;
-    this.#live = live;
+    this.#held = held;
   }
 
   get size(): number {
@@ -549,14 +546,20 @@ class LeasedBlob implements Blob {
   openView(): Uint8Array | undefined {
     this.#checkLive();
     const view = this.#blob.openView();
-    if (view !== undefined) this.#views.push([this.#blob, view]);
+    if (view === undefined) return view;
+    // Most leases open no view here (a transport hands out the fd): the list starts with the first.
+    const views = this.#holding.views;
+    let opened = views.get(this.#lease.id);
+    if (opened === undefined) views.set(this.#lease.id, opened = []);
+    opened.push([this.#blob, view]);
     return view;
   }
 
   closeView(view: Uint8Array): void {
-    const index = this.#views.findIndex(([, open]) => open === view);
+    const opened = this.#holding.views.get(this.#lease.id);
+    const index = opened?.findIndex(([, open]) => open === view) ?? -1;
     if (index < 0) return;
-    this.#views.splice(index, 1);
+    opened!.splice(index, 1);
     this.#blob.closeView(view);
   }
 
@@ -579,7 +582,7 @@ class LeasedBlob implements Blob {
   }
 
   #checkLive(): void {
-    if (!this.#live()) {
+    if (this.#held.get(this.#lease.id) !== this.#holding) {
       throw new UnknownLeaseError(`Lease ${this.#lease.id} on ${this.#lease.objectId} has ended`);
     }
   }
