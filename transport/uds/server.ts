@@ -566,19 +566,8 @@ class Connection implements ChannelHandler {
       this.#closeAll(memfds);
       throw error;
     }
-    const leaseId = acquired.lease.id;
-    if (this.#channel.closed) {
-      await this.#peer.release(leaseId).catch(() => {});
-      return undefined;
-    }
-    let fds: number[];
-    try {
-      fds = fdsOf(acquired);
-    } catch (error) {
-      await this.#peer.release(leaseId).catch(() => {});
-      throw error;
-    }
-    this.#leases.set(leaseId, acquired);
+    const fds = this.#keep(acquired);
+    if (fds === undefined) return undefined;
     const reply: AcquireReply = { lease: acquired.lease, object: acquired.object };
     // The fds stay open until the flush of this turn: the lease holds the blobs,
     // and only a timer (expiry) or another message (release) could end it.
@@ -589,6 +578,27 @@ class Connection implements ChannelHandler {
       fds,
     );
     return undefined;
+  }
+
+  /**
+   * Records a lease granted to this connection and returns its blobs' fds;
+   * undefined, with the lease released, when the client has gone meanwhile.
+   */
+  #keep(acquired: Acquired): number[] | undefined {
+    const leaseId = acquired.lease.id;
+    if (this.#channel.closed) {
+      this.#peer.release(leaseId).catch(() => {});
+      return undefined;
+    }
+    let fds: number[];
+    try {
+      fds = fdsOf(acquired);
+    } catch (error) {
+      this.#peer.release(leaseId).catch(() => {});
+      throw error;
+    }
+    this.#leases.set(leaseId, acquired);
+    return fds;
   }
 
   /**
@@ -608,19 +618,8 @@ class Connection implements ChannelHandler {
       Access.READ,
       ttl === undefined ? {} : { ttl },
     );
-    const leaseId = acquired.lease.id;
-    if (this.#channel.closed) {
-      await this.#peer.release(leaseId).catch(() => {});
-      return undefined;
-    }
-    let fds: number[];
-    try {
-      fds = fdsOf(acquired);
-    } catch (error) {
-      await this.#peer.release(leaseId).catch(() => {});
-      throw error;
-    }
-    this.#leases.set(leaseId, acquired);
+    const fds = this.#keep(acquired);
+    if (fds === undefined) return undefined;
     const sent = this.#sent.get(objectId);
     const same = known !== 0 && sent !== undefined && sent.serial === known &&
       sent.info === acquired.object && sameFds(sent.fds, fds);
@@ -634,7 +633,7 @@ class Connection implements ChannelHandler {
     const expiresAt = acquired.lease.expiresAt;
     const reply: OpenReply = {
       serial,
-      leaseId,
+      leaseId: acquired.lease.id,
       ...(expiresAt === undefined ? {} : { expiresAt }),
       ...(same ? {} : { info: json(acquired.object) }),
     };
