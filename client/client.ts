@@ -184,9 +184,10 @@ function offersDirectPut(peer: Peer): peer is Peer & DirectPut {
  */
 function viewsOf(acquired: Acquired): Uint8Array[] | Promise<Uint8Array[]> {
   const views: Uint8Array[] = [];
-  for (const [i, blob] of acquired.blobs.entries()) {
-    const view = blob.openView();
-    if (view === undefined) return withCopies(acquired.blobs.slice(i), views);
+  const blobs = acquired.blobs;
+  for (let i = 0; i < blobs.length; i++) {
+    const view = blobs[i]!.openView();
+    if (view === undefined) return withCopies(blobs.slice(i), views);
     views.push(view);
   }
   return views;

@@ -105,7 +105,7 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
         const view = this.#bytes[index];
         if (view !== undefined) blobs[index]!.closeView(view);
       }
-      this.#closing = this.#peer.release(this.#acquired.lease.id).catch(() => {});
+      this.#closing = this.#peer.release(this.#acquired.lease.id).catch(ignore);
     }
     return this.#closing;
   }
@@ -120,3 +120,6 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
     return this.close();
   }
 }
+
+/** A lease that fails to release has ended already (expired, or its connection closed). */
+function ignore(): void {}

@@ -97,6 +97,9 @@ interface Known {
   readonly keys: readonly string[];
 }
 
+/** The fds of a request that carries none. */
+const NO_FDS: readonly number[] = Object.freeze([]);
+
 /** How many objects a connection remembers from OPEN replies. */
 const MAX_KNOWN = 1024;
 
@@ -832,7 +835,7 @@ export class UdsPeer implements Peer, DirectPut {
   }
 
   #send(op: number, id: number, flags: number, body: Body, memfd?: number): void {
-    const fds = memfd === undefined ? [] : [memfd];
+    const fds = memfd === undefined ? NO_FDS : [memfd];
     if (typeof body === "string") {
       this.#channel.pushBuilt(
         textFrameRoom(body),
