@@ -62,8 +62,8 @@ interface Holding {
   /** Removed from lookups: freed when the last lease ends. */
   removed: boolean;
   sealed: boolean;
-  /** Views opened through each lease, closed when that lease ends. */
-  readonly views: Map<string, Array<[Blob, Uint8Array]>>;
+  /** Views opened through each lease, closed when that lease ends; made for the first lease handed out. */
+  views: Map<string, Array<[Blob, Uint8Array]>> | undefined;
   /** Settles when a seal in progress is done, so freeing waits for it. */
   sealing: Promise<unknown> | undefined;
 }
@@ -223,7 +223,10 @@ export class BasePeer implements Peer {
         await blob.write(at, chunk);
         at += chunk.length;
       }
-      return await this.seal(lease.id);
+      this.#checkOpen();
+      // A fresh lease on a fresh holding: nothing to check before sealing
+      // that the lease store does not check again.
+      return await this.#seal(lease.id, holding);
     } finally {
       await this.release(lease.id).catch(() => {});
     }
@@ -300,7 +303,12 @@ export class BasePeer implements Peer {
     if (holding.sealing !== undefined) {
       throw new AlreadySealedError(`Cannot seal object ${lease.objectId}: seal in progress`);
     }
-    for (const opened of holding.views.values()) {
+    return await this.#seal(leaseId, holding);
+  }
+
+  /** Seals the object of a CREATE lease on `holding` that is not sealed nor being sealed. */
+  async #seal(leaseId: string, holding: Holding): Promise<ObjectInfo> {
+    for (const opened of holding.views?.values() ?? []) {
       for (const [blob, view] of opened) blob.closeView(view);
       opened.length = 0;
     }
@@ -443,7 +451,7 @@ export class BasePeer implements Peer {
       refs: 0,
       removed: false,
       sealed: info.state === "SEALED",
-      views: new Map(),
+      views: undefined,
       sealing: undefined,
     };
     this.#objects.set(info.id, holding);
@@ -460,7 +468,7 @@ export class BasePeer implements Peer {
   /** The lease and its blobs, for a lease already counted on `holding`. */
   #hand(holding: Holding, lease: LeaseRecord, info: ObjectInfo): Acquired {
     const views: Array<[Blob, Uint8Array]> = [];
-    holding.views.set(lease.id, views);
+    (holding.views ??= new Map()).set(lease.id, views);
     const blobs = holding.stored.blobs.map((blob) =>
       new LeasedBlob(blob, lease, holding, views, () => this.#held.get(lease.id) === holding)
     );
@@ -488,8 +496,8 @@ export class BasePeer implements Peer {
     }
     if (holding === undefined) return;
     this.#held.delete(end.lease.id);
-    const views = holding.views.get(end.lease.id);
-    holding.views.delete(end.lease.id);
+    const views = holding.views?.get(end.lease.id);
+    holding.views?.delete(end.lease.id);
     for (const [blob, view] of views ?? []) blob.closeView(view);
     holding.refs--;
     if (holding.removed && holding.refs === 0) this.#free(holding);
@@ -503,10 +511,10 @@ export class BasePeer implements Peer {
   }
 
   #closeViews(holding: Holding): void {
-    for (const opened of holding.views.values()) {
+    for (const opened of holding.views?.values() ?? []) {
       for (const [blob, view] of opened) blob.closeView(view);
     }
-    holding.views.clear();
+    holding.views?.clear();
   }
 
   #checkOpen(): void {

@@ -652,14 +652,14 @@ class Connection implements ChannelHandler {
     if (request.id !== undefined && typeof request.id !== "string") {
       throw new InvalidArgumentError("Invalid object id: expected a string");
     }
-    const options = {
-      ...(request.meta === undefined ? {} : { meta: request.meta as Meta }),
-      ...(request.ttl === undefined ? {} : { ttl: request.ttl as number }),
-    };
+    const options: { meta?: Meta; ttl?: number } = {};
+    if (request.meta !== undefined) options.meta = request.meta as Meta;
+    if (request.ttl !== undefined) options.ttl = request.ttl as number;
     const peer = this.#peer as Peer & Partial<DirectPut>;
     if (typeof peer.putObject === "function") {
-      const id = request.id === undefined ? {} : { id: request.id };
-      return json(await peer.putObject([bytes], bytes.length, { ...id, ...options }));
+      const put: { id?: string; meta?: Meta; ttl?: number } = options;
+      if (request.id !== undefined) put.id = request.id;
+      return json(await peer.putObject([bytes], bytes.length, put));
     }
     const { lease, blobs } = await this.#peer.acquire(request.id, Access.CREATE, {
       size: bytes.length,
