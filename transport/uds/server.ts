@@ -371,12 +371,12 @@ class Connection implements ChannelHandler {
         const start = offset + HEADER_SIZE;
         offset = start + header.length;
         const body = bytes.subarray(start, offset);
-        const memfds = fds.slice(fdAt, fdAt + header.fds);
+        const memfds = header.fds === 0 ? NO_FDS : fds.slice(fdAt, fdAt + header.fds);
         fdAt += header.fds;
         this.#dispatch(header, body, memfds);
       }
     } finally {
-      this.#closeAll(fds.slice(fdAt));
+      if (fdAt < fds.length) this.#closeAll(fds.slice(fdAt));
     }
   }
 
@@ -423,18 +423,18 @@ class Connection implements ChannelHandler {
   }
 
   /** Starts a request; the memfds an ACQUIRE carries are closed unless the peer takes them. */
-  #dispatch(header: Header, body: Uint8Array, memfds: number[] = []): void {
+  #dispatch(header: Header, body: Uint8Array, memfds: number[] = NO_FDS): void {
     const { op, id, flags } = header;
-    const refuse = (error: unknown) => {
-      this.#closeAll(memfds);
-      if (!(flags & Flag.ONE_WAY)) this.#fail(op, id, error);
-    };
     if (header.version !== PROTOCOL_VERSION) {
-      refuse(new ProtocolError(`Unsupported protocol version: ${header.version}`));
+      this.#refuse(
+        header,
+        memfds,
+        new ProtocolError(`Unsupported protocol version: ${header.version}`),
+      );
       return;
     }
     if (flags & (Flag.REPLY | Flag.ERROR | Flag.MORE) || header.fds !== memfds.length) {
-      refuse(new ProtocolError(`Invalid request flags: ${flags}`));
+      this.#refuse(header, memfds, new ProtocolError(`Invalid request flags: ${flags}`));
       return;
     }
     let work: Promise<Uint8Array | string | undefined>;
@@ -443,7 +443,7 @@ class Connection implements ChannelHandler {
         ? this.#handle(op, id, body)
         : this.#acquire(id, parseAcquire(body), memfds);
     } catch (error) {
-      refuse(error);
+      this.#refuse(header, memfds, error);
       return;
     }
     this.#inflight++;
@@ -464,6 +464,12 @@ class Connection implements ChannelHandler {
         }
       },
     );
+  }
+
+  /** Answers a request that did not start with `error`, and closes the memfds it carries. */
+  #refuse(header: Header, memfds: readonly number[], error: unknown): void {
+    this.#closeAll(memfds);
+    if (!(header.flags & Flag.ONE_WAY)) this.#fail(header.op, header.id, error);
   }
 
   /** A request has been answered: the reply may go out, and the next request start. */
@@ -770,6 +776,9 @@ function sameFds(a: readonly number[], b: readonly number[]): boolean {
 }
 
 /** A reply body as JSON text, encoded straight into its frame. */
+/** The memfds of a frame that carries none; never changed. */
+const NO_FDS: number[] = [];
+
 function json(value: unknown): string {
   return JSON.stringify(value);
 }
