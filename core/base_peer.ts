@@ -203,22 +203,33 @@ export class BasePeer implements Peer {
    *
    * @param chunks The bytes, in order.
    * @param size Their total length.
-   * @param options Id, metadata and TTL of the CREATE lease.
+   * @param options Id, metadata and TTL of the CREATE lease; and
+   * `transfer`, which gives the chunks up to the peer: when there is one, a
+   * store may keep its memory instead of a copy, and detach it.
    * @returns The sealed object.
    */
   async putObject(
     chunks: readonly Uint8Array[],
     size: number,
-    options: { readonly id?: string; readonly meta?: Meta; readonly ttl?: number } = {},
+    options: {
+      readonly id?: string;
+      readonly meta?: Meta;
+      readonly ttl?: number;
+      readonly transfer?: boolean;
+    } = {},
   ): Promise<ObjectInfo> {
     this.#checkOpen();
     const ttl = validateTtl(options.ttl);
     const meta = options.meta === undefined ? {} : { meta: options.meta };
-    const { holding, lease } = await this.#begin(options.id, ttl, { size, ...meta });
+    // One chunk given up and the store can keep it: no copy.
+    const given = options.transfer === true && chunks.length === 1 && chunks[0]!.length === size
+      ? chunks[0]
+      : undefined;
+    const { holding, lease, filled } = await this.#begin(options.id, ttl, { size, ...meta }, given);
     try {
       const blob = holding.stored.blobs[0]!;
       let at = 0;
-      for (const chunk of chunks) {
+      for (const chunk of filled ? [] : chunks) {
         checkRange(at, chunk.length, blob.size, lease.objectId);
         await blob.write(at, chunk);
         at += chunk.length;
@@ -246,7 +257,8 @@ export class BasePeer implements Peer {
     objectId: string | undefined,
     ttl: number | undefined,
     options: AcquireOptions,
-  ): Promise<{ holding: Holding; lease: LeaseRecord; info: ObjectInfo }> {
+    given?: Uint8Array,
+  ): Promise<{ holding: Holding; lease: LeaseRecord; info: ObjectInfo; filled: boolean }> {
     const id = objectId === undefined ? newId() : validateObjectId(objectId);
     const blobSizes = typeof options.size === "number" || options.size === undefined
       ? [validateSize(options.size, "size")]
@@ -275,17 +287,21 @@ export class BasePeer implements Peer {
       await this.#leases.create(info, lease);
     }
     let stored: StoredObject;
+    const filled = given !== undefined && memfds === undefined &&
+      this.#blobs.allocateFilled !== undefined;
     try {
-      stored = memfds === undefined
-        ? await this.#blobs.allocate(info)
-        : await this.#blobs.allocateFrom!(info, memfds);
+      stored = memfds !== undefined
+        ? await this.#blobs.allocateFrom!(info, memfds)
+        : filled
+        ? await this.#blobs.allocateFilled!(info, given!)
+        : await this.#blobs.allocate(info);
     } catch (error) {
       await this.#leases.release(lease.id).catch(() => {});
       throw error;
     }
     const holding = this.#adopt(info, stored);
     this.#count(holding, lease);
-    return { holding, lease, info };
+    return { holding, lease, info, filled };
   }
 
   async seal(leaseId: string): Promise<ObjectInfo> {

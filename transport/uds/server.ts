@@ -663,8 +663,10 @@ class Connection implements ChannelHandler {
     if (request.ttl !== undefined) options.ttl = request.ttl as number;
     const peer = this.#peer as Peer & Partial<DirectPut>;
     if (typeof peer.putObject === "function") {
-      const put: { id?: string; meta?: Meta; ttl?: number } = options;
+      // The bytes are a copy of the request's, this put's to give up.
+      const put: { id?: string; meta?: Meta; ttl?: number; transfer?: boolean } = options;
       if (request.id !== undefined) put.id = request.id;
+      put.transfer = true;
       return json(await peer.putObject([bytes], bytes.length, put));
     }
     const { lease, blobs } = await this.#peer.acquire(request.id, Access.CREATE, {
