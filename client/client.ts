@@ -86,7 +86,10 @@ export class Client implements AsyncDisposable {
    */
   async put(data: PutData, options: PutOptions = {}): Promise<string> {
     this.#checkOpen();
-    const { chunks, total } = await toChunks(data);
+    // Bytes need no conversion, nor a turn to wait for one.
+    const { chunks, total } = data instanceof Uint8Array
+      ? { chunks: [data], total: data.length }
+      : await toChunks(data);
     if (offersDirectPut(this.#peer)) return (await this.#peer.putObject(chunks, total, options)).id;
     await using writer = await this.create(total, options);
     for (const chunk of chunks) await writer.write(chunk);
