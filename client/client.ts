@@ -86,8 +86,15 @@ export class Client implements AsyncDisposable {
    */
   async put(data: PutData, options: PutOptions = {}): Promise<string> {
     this.#checkOpen();
-    const { chunks, total } = await toChunks(data);
-    if (offersDirectPut(this.#peer)) return (await this.#peer.putObject(chunks, total, options)).id;
+    // Bytes need no conversion, nor a turn to wait for one.
+    const { chunks, total } = data instanceof Uint8Array
+      ? { chunks: [data], total: data.length }
+      : await toChunks(data);
+    if (offersDirectPut(this.#peer)) {
+      // A peer may keep bytes given up with `transfer`; a user's bytes stay the user's.
+      const fields = "transfer" in options ? withoutTransfer(options) : options;
+      return (await this.#peer.putObject(chunks, total, fields)).id;
+    }
     await using writer = await this.create(total, options);
     for (const chunk of chunks) await writer.write(chunk);
     await writer.seal();
@@ -196,6 +203,11 @@ function viewsOf(acquired: Acquired): Uint8Array[] | Promise<Uint8Array[]> {
 async function withCopies(blobs: readonly Blob[], bytes: Uint8Array[]): Promise<Uint8Array[]> {
   for (const blob of blobs) bytes.push(blob.openView() ?? await blob.read(0, blob.size));
   return bytes;
+}
+
+function withoutTransfer(options: PutOptions): PutOptions {
+  const { transfer: _, ...fields } = options as PutOptions & { transfer?: unknown };
+  return fields;
 }
 
 const encoder = new TextEncoder();

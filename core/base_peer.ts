@@ -62,8 +62,8 @@ interface Holding {
   /** Removed from lookups: freed when the last lease ends. */
   removed: boolean;
   sealed: boolean;
-  /** Views opened through each lease, closed when that lease ends. */
-  readonly views: Map<string, Array<[Blob, Uint8Array]>>;
+  /** Views opened through each lease, closed when that lease ends; made for the first lease handed out. */
+  views: Map<string, Array<[Blob, Uint8Array]>> | undefined;
   /** Settles when a seal in progress is done, so freeing waits for it. */
   sealing: Promise<unknown> | undefined;
 }
@@ -204,27 +204,41 @@ export class BasePeer implements Peer {
    *
    * @param chunks The bytes, in order.
    * @param size Their total length.
-   * @param options Id, metadata and TTL of the CREATE lease.
+   * @param options Id, metadata and TTL of the CREATE lease; and
+   * `transfer`, which gives the chunks up to the peer: when there is one, a
+   * store may keep its memory instead of a copy, and detach it.
    * @returns The sealed object.
    */
   async putObject(
     chunks: readonly Uint8Array[],
     size: number,
-    options: { readonly id?: string; readonly meta?: Meta; readonly ttl?: number } = {},
+    options: {
+      readonly id?: string;
+      readonly meta?: Meta;
+      readonly ttl?: number;
+      readonly transfer?: boolean;
+    } = {},
   ): Promise<ObjectInfo> {
     this.#checkOpen();
     const ttl = validateTtl(options.ttl);
     const meta = options.meta === undefined ? {} : { meta: options.meta };
-    const { holding, lease } = await this.#begin(options.id, ttl, { size, ...meta });
+    // One chunk given up and the store can keep it: no copy.
+    const given = options.transfer === true && chunks.length === 1 && chunks[0]!.length === size
+      ? chunks[0]
+      : undefined;
+    const { holding, lease, filled } = await this.#begin(options.id, ttl, { size, ...meta }, given);
     try {
       const blob = holding.stored.blobs[0]!;
       let at = 0;
-      for (const chunk of chunks) {
+      for (const chunk of filled ? [] : chunks) {
         checkRange(at, chunk.length, blob.size, lease.objectId);
         await blob.write(at, chunk);
         at += chunk.length;
       }
-      return await this.seal(lease.id);
+      this.#checkOpen();
+      // A fresh lease on a fresh holding: nothing to check before sealing
+      // that the lease store does not check again.
+      return await this.#seal(lease.id, holding);
     } finally {
       await this.release(lease.id).catch(() => {});
     }
@@ -244,7 +258,8 @@ export class BasePeer implements Peer {
     objectId: string | undefined,
     ttl: number | undefined,
     options: AcquireOptions,
-  ): Promise<{ holding: Holding; lease: LeaseRecord; info: ObjectInfo }> {
+    given?: Uint8Array,
+  ): Promise<{ holding: Holding; lease: LeaseRecord; info: ObjectInfo; filled: boolean }> {
     const id = objectId === undefined ? newId() : validateObjectId(objectId);
     const blobSizes = typeof options.size === "number" || options.size === undefined
       ? [validateSize(options.size, "size")]
@@ -273,17 +288,21 @@ export class BasePeer implements Peer {
       await this.#leases.create(info, lease);
     }
     let stored: StoredObject;
+    const filled = given !== undefined && memfds === undefined &&
+      this.#blobs.allocateFilled !== undefined;
     try {
-      stored = memfds === undefined
-        ? await this.#blobs.allocate(info)
-        : await this.#blobs.allocateFrom!(info, memfds);
+      stored = memfds !== undefined
+        ? await this.#blobs.allocateFrom!(info, memfds)
+        : filled
+        ? await this.#blobs.allocateFilled!(info, given!)
+        : await this.#blobs.allocate(info);
     } catch (error) {
       await this.#leases.release(lease.id).catch(() => {});
       throw error;
     }
     const holding = this.#adopt(info, stored);
     this.#count(holding, lease);
-    return { holding, lease, info };
+    return { holding, lease, info, filled };
   }
 
   async seal(leaseId: string): Promise<ObjectInfo> {
@@ -301,7 +320,12 @@ export class BasePeer implements Peer {
     if (holding.sealing !== undefined) {
       throw new AlreadySealedError(`Cannot seal object ${lease.objectId}: seal in progress`);
     }
-    for (const opened of holding.views.values()) {
+    return await this.#seal(leaseId, holding);
+  }
+
+  /** Seals the object of a CREATE lease on `holding` that is not sealed nor being sealed. */
+  async #seal(leaseId: string, holding: Holding): Promise<ObjectInfo> {
+    for (const opened of holding.views?.values() ?? []) {
       for (const [blob, view] of opened) blob.closeView(view);
       opened.length = 0;
     }
@@ -444,7 +468,7 @@ export class BasePeer implements Peer {
       refs: 0,
       removed: false,
       sealed: info.state === "SEALED",
-      views: new Map(),
+      views: undefined,
       sealing: undefined,
     };
     this.#objects.set(info.id, holding);
@@ -487,8 +511,8 @@ export class BasePeer implements Peer {
     }
     if (holding === undefined) return;
     this.#held.delete(end.lease.id);
-    const views = holding.views.get(end.lease.id);
-    holding.views.delete(end.lease.id);
+    const views = holding.views?.get(end.lease.id);
+    holding.views?.delete(end.lease.id);
     for (const [blob, view] of views ?? []) blob.closeView(view);
     holding.refs--;
     if (holding.removed && holding.refs === 0) this.#free(holding);
@@ -502,10 +526,10 @@ export class BasePeer implements Peer {
   }
 
   #closeViews(holding: Holding): void {
-    for (const opened of holding.views.values()) {
+    for (const opened of holding.views?.values() ?? []) {
       for (const [blob, view] of opened) blob.closeView(view);
     }
-    holding.views.clear();
+    holding.views?.clear();
   }
 
   #checkOpen(): void {
@@ -548,7 +572,7 @@ class LeasedBlob implements Blob {
     const view = this.#blob.openView();
     if (view === undefined) return view;
     // Most leases open no view here (a transport hands out the fd): the list starts with the first.
-    const views = this.#holding.views;
+    const views = this.#holding.views ??= new Map();
     let opened = views.get(this.#lease.id);
     if (opened === undefined) views.set(this.#lease.id, opened = []);
     opened.push([this.#blob, view]);
@@ -556,7 +580,7 @@ class LeasedBlob implements Blob {
   }
 
   closeView(view: Uint8Array): void {
-    const opened = this.#holding.views.get(this.#lease.id);
+    const opened = this.#holding.views?.get(this.#lease.id);
     const index = opened?.findIndex(([, open]) => open === view) ?? -1;
     if (index < 0) return;
     opened!.splice(index, 1);

@@ -36,6 +36,15 @@ export interface BlobStore {
    * @throws {CapacityExceededError} When the bytes do not fit.
    */
   allocateFrom?(info: ObjectInfo, memfds: readonly number[]): Promise<StoredObject>;
+  /**
+   * Allocates a new object of one blob in state CREATING that holds
+   * `bytes` already, its whole size, keeping their memory instead of a
+   * copy where it can: the caller gives `bytes` up, which may be detached.
+   * Optional; without it, the object is allocated and written.
+   *
+   * @throws {CapacityExceededError} When the bytes do not fit.
+   */
+  allocateFilled?(info: ObjectInfo, bytes: Uint8Array): Promise<StoredObject>;
   /** Makes the bytes immutable and durable as far as this store goes. */
   seal(stored: StoredObject, info: ObjectInfo): Promise<void>;
   /** Frees the bytes. Called once, after every view has been closed. */

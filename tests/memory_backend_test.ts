@@ -512,3 +512,35 @@ Deno.test("createMemoryBlobStore() picks memfds when the native library loads, e
   await store.close();
   assertThrows(() => createMemoryBlobStore({ capacity: -1 }), InvalidArgumentError);
 });
+
+Deno.test({
+  name: "MemfdBlobStore: allocateFilled keeps a whole small buffer, and copies anything else",
+  ...memfd,
+  async fn() {
+    const store = new MemfdBlobStore(native!, { capacity: 64 * MiB });
+    const given = new Uint8Array(4096).fill(7);
+    const object = info("filled", [4096]);
+    const stored = await store.allocateFilled(object, given);
+    // Taken over: the caller's array is detached, the blob has the bytes.
+    assertEquals(given.length, 0);
+    assertEquals(store.used, 4096);
+    const blob = stored.blobs[0] as MemfdBlob;
+    assertEquals(await blob.read(0, 4096), new Uint8Array(4096).fill(7));
+    await store.seal(stored, object);
+    using reader = Mapping.map(native!, blob.fd, blob.size);
+    assertEquals(reader.openView()[4095], 7);
+
+    // Part of a larger buffer: copied, the caller's bytes stay.
+    const larger = new Uint8Array(8192).fill(3);
+    const part = larger.subarray(4096);
+    const copied = await store.allocateFilled(info("copied", [4096]), part);
+    assertEquals(part.length, 4096);
+    assertEquals(await copied.blobs[0]!.read(0, 4096), new Uint8Array(4096).fill(3));
+    await assertRejects(
+      () => store.allocateFilled(info("wrong-size", [100]), new Uint8Array(4096)),
+      InvalidArgumentError,
+    );
+    assertEquals(store.used, 8192);
+    await store.close();
+  },
+});

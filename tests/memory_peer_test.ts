@@ -1,4 +1,5 @@
 import { CapacityExceededError, connect, MemoryPeer } from "../mod.ts";
+import { loadNative } from "../native/load.ts";
 import { assertEquals, assertRejects } from "./helpers/assert.ts";
 import { lifecycleSuite } from "./helpers/lifecycle_suite.ts";
 
@@ -27,4 +28,28 @@ Deno.test("MemoryPeer frees capacity when objects are deleted", async () => {
     await client.delete(id);
   }
   assertEquals((await peer.stats()).bytes, 0);
+});
+
+Deno.test({
+  name: "MemoryPeer putObject keeps chunks given up with transfer, and copies others",
+  // Without the native library the heap store copies: only memfd stores take chunks over.
+  ignore: loadNative() === undefined,
+}, async () => {
+  await using peer = new MemoryPeer({ sweepInterval: 0 });
+  const given = new Uint8Array(1000).fill(4);
+  const info = await peer.putObject([given], 1000, { transfer: true });
+  assertEquals(info.state, "SEALED");
+  assertEquals(given.length, 0);
+  const kept = new Uint8Array(1000).fill(5);
+  const copied = await peer.putObject([kept], 1000, {});
+  assertEquals(kept, new Uint8Array(1000).fill(5));
+  await using client = await connect(peer);
+  // A user's bytes are never given up, even when asked in untyped code.
+  const mine = new Uint8Array(1000).fill(6);
+  const put = await client.put(mine, { transfer: true } as never);
+  assertEquals(mine, new Uint8Array(1000).fill(6));
+  for (const [id, byte] of [[info.id, 4], [copied.id, 5], [put, 6]] as const) {
+    using handle = await client.get(id);
+    assertEquals(handle.bytes, new Uint8Array(1000).fill(byte));
+  }
 });

@@ -6,11 +6,12 @@
  * dropped), as they do not keep it alive.
  */
 export class HeapViews {
-  readonly #views = new Set<ArrayBuffer>();
+  /** Made for the first view: most blobs never open one, and a set each would outlive them. */
+  #views: Set<ArrayBuffer> | undefined;
 
   /** How many views are open. */
   get size(): number {
-    return this.#views.size;
+    return this.#views?.size ?? 0;
   }
 
   /**
@@ -24,7 +25,7 @@ export class HeapViews {
     const alias = pointer === null
       ? new ArrayBuffer(0)
       : Deno.UnsafePointerView.getArrayBuffer(pointer, buffer.byteLength);
-    this.#views.add(alias);
+    (this.#views ??= new Set()).add(alias);
     return new Uint8Array(alias);
   }
 
@@ -36,13 +37,14 @@ export class HeapViews {
    */
   close(view: Uint8Array): boolean {
     const buffer = view.buffer;
-    if (!(buffer instanceof ArrayBuffer) || !this.#views.delete(buffer)) return false;
+    if (!(buffer instanceof ArrayBuffer) || !this.#views?.delete(buffer)) return false;
     buffer.transfer(0);
     return true;
   }
 
   /** Detaches every open view. */
   closeAll(): void {
+    if (this.#views === undefined) return;
     for (const buffer of this.#views) buffer.transfer(0);
     this.#views.clear();
   }

@@ -105,16 +105,26 @@ export class MemfdBlob implements Blob {
    * it, and how many bytes at the start hold a freed object's data, which the
    * blob zeroes unless they are overwritten before anyone can read them. Or
    * a memfd another process has filled (`adopted`), with the size seals
-   * added and no mapping.
+   * added and no mapping. Or, for a small blob, the `heap` memory that
+   * holds its bytes already, of its size, which the blob takes over.
    */
   constructor(
     context: MemfdContext,
     size: number,
-    memfd?: { fd: number; mapping: Mapping; stale: number } | { fd: number; adopted: true },
+    memfd?:
+      | { fd: number; mapping: Mapping; stale: number }
+      | { fd: number; adopted: true }
+      | { heap: ArrayBuffer },
   ) {
     this.#native = context.native;
     this.#context = context;
     this.size = size;
+    if (memfd !== undefined && "heap" in memfd) {
+      this.#fd = -1;
+      this.#adopted = false;
+      this.#heap = memfd.heap;
+      return;
+    }
     this.#fd = memfd?.fd ?? -1;
     this.#adopted = memfd !== undefined && "adopted" in memfd;
     this.#shared = this.#adopted;

@@ -131,6 +131,41 @@ export class MemfdBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * Allocates an object of one blob that holds `bytes`: a small one takes
+   * over their memory when they span a whole `ArrayBuffer`, detaching
+   * `bytes`; other objects are allocated and written as usual.
+   *
+   * @throws {CapacityExceededError} When the bytes do not fit.
+   * @throws {InvalidArgumentError} When the object is not one blob of `bytes.length`.
+   * @throws {ClosedError} When the store is closed.
+   */
+  async allocateFilled(info: ObjectInfo, bytes: Uint8Array): Promise<StoredObject> {
+    const buffer = bytes.buffer;
+    const size = bytes.length;
+    if (
+      size > LARGE_BLOB || size === 0 || !(buffer instanceof ArrayBuffer) || buffer.resizable ||
+      bytes.byteOffset !== 0 || buffer.byteLength !== size
+    ) {
+      const stored = await this.allocate(info);
+      await stored.blobs[0]!.write(0, bytes);
+      return stored;
+    }
+    this.#checkOpen();
+    const { sizes, total } = blobSizes(info);
+    if (sizes.length !== 1 || total !== size) {
+      throw new InvalidArgumentError(
+        `Cannot fill object ${info.id} of ${sizes.length} blobs, ${total} bytes, with ${size} bytes`,
+      );
+    }
+    checkRoom(info, total, this.#used, this.capacity);
+    this.#used += total;
+    this.#pool.trim(this.capacity - this.#used);
+    const blob = new MemfdBlob(this.#context, size, { heap: buffer.transfer() });
+    this.#blobs.add(blob);
+    return { blobs: [blob] };
+  }
+
   /** Allocates blobs of which some come from the pool, once counted in `used`. */
   async #allocateLarge(info: ObjectInfo, sizes: number[], total: number): Promise<StoredObject> {
     const blobs: MemfdBlob[] = [];

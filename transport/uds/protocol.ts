@@ -460,10 +460,10 @@ export function writePutFrame(
   chunks: readonly Uint8Array[],
   size: number,
 ): number {
-  const { written } = encoder.encodeInto(fields, room.subarray(HEADER_SIZE + 4));
+  const written = writeText(room.subarray(HEADER_SIZE + 4), fields);
   const length = 4 + written + size;
   writeHeader(room, Op.PUT, id, 0, length, 0);
-  new DataView(room.buffer, room.byteOffset + HEADER_SIZE, 4).setUint32(0, written, true);
+  writeUint32(room, HEADER_SIZE, written);
   let at = HEADER_SIZE + 4 + written;
   for (const chunk of chunks) {
     room.set(chunk, at);
@@ -475,13 +475,18 @@ export function writePutFrame(
 /** Decodes a PUT body, copying its bytes; undefined when it is malformed. */
 export function decodePut(body: Uint8Array): { request: unknown; bytes: Uint8Array } | undefined {
   if (body.length < 4) return undefined;
-  const length = new DataView(body.buffer, body.byteOffset, 4).getUint32(0, true);
+  const length = readUint32(body, 0);
   if (4 + length > body.length) return undefined;
   let request: unknown;
-  try {
-    request = JSON.parse(decoder.decode(body.subarray(4, 4 + length)));
-  } catch {
-    return undefined;
+  if (length === 2 && body[4] === 0x7b && body[5] === 0x7d) {
+    // `{}`, what a put without options sends: no parse needed.
+    request = {};
+  } else {
+    try {
+      request = JSON.parse(decodeText(body.subarray(4, 4 + length)));
+    } catch {
+      return undefined;
+    }
   }
   return { request, bytes: body.slice(4 + length) };
 }

@@ -371,12 +371,12 @@ class Connection implements ChannelHandler {
         const start = offset + HEADER_SIZE;
         offset = start + header.length;
         const body = bytes.subarray(start, offset);
-        const memfds = fds.slice(fdAt, fdAt + header.fds);
+        const memfds = header.fds === 0 ? NO_FDS : fds.slice(fdAt, fdAt + header.fds);
         fdAt += header.fds;
         this.#dispatch(header, body, memfds);
       }
     } finally {
-      this.#closeAll(fds.slice(fdAt));
+      if (fdAt < fds.length) this.#closeAll(fds.slice(fdAt));
     }
   }
 
@@ -423,14 +423,18 @@ class Connection implements ChannelHandler {
   }
 
   /** Starts a request; the memfds an ACQUIRE carries are closed unless the peer takes them. */
-  #dispatch(header: Header, body: Uint8Array, memfds: number[] = []): void {
+  #dispatch(header: Header, body: Uint8Array, memfds: number[] = NO_FDS): void {
     const { op, id, flags } = header;
     if (header.version !== PROTOCOL_VERSION) {
-      this.#refuse(header, memfds, `Unsupported protocol version: ${header.version}`);
+      this.#refuse(
+        header,
+        memfds,
+        new ProtocolError(`Unsupported protocol version: ${header.version}`),
+      );
       return;
     }
     if (flags & (Flag.REPLY | Flag.ERROR | Flag.MORE) || header.fds !== memfds.length) {
-      this.#refuse(header, memfds, `Invalid request flags: ${flags}`);
+      this.#refuse(header, memfds, new ProtocolError(`Invalid request flags: ${flags}`));
       return;
     }
     if (op === Op.RELEASE && flags & Flag.ONE_WAY && memfds.length === 0) {
@@ -466,11 +470,10 @@ class Connection implements ChannelHandler {
     );
   }
 
-  /** Refuses a request: closes the memfds it carried, and answers unless it is one-way. */
+  /** Answers a request that did not start with `error`, and closes the memfds it carries. */
   #refuse(header: Header, memfds: readonly number[], error: unknown): void {
     this.#closeAll(memfds);
-    if (header.flags & Flag.ONE_WAY) return;
-    this.#fail(header.op, header.id, typeof error === "string" ? new ProtocolError(error) : error);
+    if (!(header.flags & Flag.ONE_WAY)) this.#fail(header.op, header.id, error);
   }
 
   /**
@@ -674,14 +677,16 @@ class Connection implements ChannelHandler {
     if (request.id !== undefined && typeof request.id !== "string") {
       throw new InvalidArgumentError("Invalid object id: expected a string");
     }
-    const options = {
-      ...(request.meta === undefined ? {} : { meta: request.meta as Meta }),
-      ...(request.ttl === undefined ? {} : { ttl: request.ttl as number }),
-    };
+    const options: { meta?: Meta; ttl?: number } = {};
+    if (request.meta !== undefined) options.meta = request.meta as Meta;
+    if (request.ttl !== undefined) options.ttl = request.ttl as number;
     const peer = this.#peer as Peer & Partial<DirectPut>;
     if (typeof peer.putObject === "function") {
-      const id = request.id === undefined ? {} : { id: request.id };
-      return json(await peer.putObject([bytes], bytes.length, { ...id, ...options }));
+      // The bytes are a copy of the request's, this put's to give up.
+      const put: { id?: string; meta?: Meta; ttl?: number; transfer?: boolean } = options;
+      if (request.id !== undefined) put.id = request.id;
+      put.transfer = true;
+      return json(await peer.putObject([bytes], bytes.length, put));
     }
     const { lease, blobs } = await this.#peer.acquire(request.id, Access.CREATE, {
       size: bytes.length,
@@ -790,6 +795,9 @@ function sameFds(a: readonly number[], b: readonly number[]): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
+
+/** The memfds of a frame that carries none; never changed. */
+const NO_FDS: number[] = [];
 
 /** A reply body as JSON text, encoded straight into its frame. */
 function json(value: unknown): string {

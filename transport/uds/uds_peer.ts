@@ -97,9 +97,6 @@ interface Known {
   readonly keys: readonly string[];
 }
 
-/** The fds of a request that carries none. */
-const NO_FDS: readonly number[] = Object.freeze([]);
-
 /** How many objects a connection remembers from OPEN replies. */
 const MAX_KNOWN = 1024;
 
@@ -119,6 +116,10 @@ type Call = <T>(op: number, body: Body, decode: Decode<T>) => Promise<T>;
 
 /** What a 0-length reply decodes to. */
 const none: Decode<void> = () => {};
+/** Decodes a reply whose body is an `ObjectInfo`. */
+const decodeInfo: Decode<ObjectInfo> = (body) => decodeJson(body) as ObjectInfo;
+/** The fds of a frame that carries none; never changed. */
+const NO_FDS: number[] = [];
 
 /** A lease held on this connection, with this process's hold on its blobs. */
 class HeldLease implements BlobOwner {
@@ -483,18 +484,20 @@ export class UdsPeer implements Peer, DirectPut {
     size: number,
     options: PutOptions,
   ): Promise<ObjectInfo> {
-    const fields = {
+    const plain = options.id === undefined && options.meta === undefined &&
+      options.ttl === undefined;
+    const fields = plain ? {} : {
       ...(options.meta === undefined ? {} : { meta: options.meta }),
       ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
     };
     const request = options.id === undefined ? fields : { id: options.id, ...fields };
     if (size <= INLINE_PUT) {
-      const fields = JSON.stringify(request);
+      const fields = plain ? "{}" : JSON.stringify(request);
       const frame: Built = {
         room: putFrameRoom(fields, size),
         write: (into, id) => writePutFrame(into, id, fields, chunks, size),
       };
-      return await this.#call(Op.PUT, frame, (reply) => decodeJson(reply) as ObjectInfo);
+      return await this.#call(Op.PUT, frame, decodeInfo);
     }
     const writeAhead = size >= WRITE_AHEAD_PUT ? this.#writeAhead : undefined;
     const memfd = this.#closedReason === undefined ? writeAhead?.take(size) : undefined;
@@ -627,7 +630,7 @@ export class UdsPeer implements Peer, DirectPut {
         }
         const body = bytes.subarray(offset + HEADER_SIZE, offset + HEADER_SIZE + header.length);
         offset += HEADER_SIZE + header.length;
-        const frameFds = fds.slice(fdAt, fdAt + header.fds);
+        const frameFds = header.fds === 0 ? NO_FDS : fds.slice(fdAt, fdAt + header.fds);
         fdAt += header.fds;
         const pending = this.#pending.get(header.id);
         if (pending === undefined || !(header.flags & Flag.REPLY)) {
