@@ -93,14 +93,26 @@ export function writeOpenFrame(room: Uint8Array, id: number, request: OpenReques
   return HEADER_SIZE + REQUEST_FIXED + written;
 }
 
+/** Decodes the text fields of a frame. */
+export interface TextDecoding {
+  /** @throws {ProtocolError} When the bytes are not UTF-8. */
+  decode(bytes: Uint8Array): string;
+}
+
+const plainText: TextDecoding = { decode: decodeText };
+
 /**
  * Decodes an OPEN request body; undefined when it is too short.
  *
+ * @param texts Decodes the object id.
  * @throws {ProtocolError} When the object id is not UTF-8.
  */
-export function decodeOpen(body: Uint8Array): OpenRequest | undefined {
+export function decodeOpen(
+  body: Uint8Array,
+  texts: TextDecoding = plainText,
+): OpenRequest | undefined {
   if (body.length < REQUEST_FIXED) return undefined;
-  const objectId = decodeText(body.subarray(REQUEST_FIXED));
+  const objectId = texts.decode(body.subarray(REQUEST_FIXED));
   const known = readUint32(body, 0);
   return body[4]! & 1 ? { objectId, known, ttl: readFloat64(body, 5) } : { objectId, known };
 }

@@ -41,6 +41,7 @@ import {
 } from "./protocol.ts";
 import { Reactor } from "./reactor.ts";
 import { decodeOpen, type OpenReply, openReplyRoom, writeOpenReply } from "./open_frame.ts";
+import { RecentTexts } from "./recent_texts.ts";
 
 /** Where a {@link UdsServer} reports events. */
 export interface UdsServerLog {
@@ -291,6 +292,8 @@ class Connection implements ChannelHandler {
   /** By object id, what the latest OPEN reply for it sent, oldest first. */
   readonly #sent = new Map<string, Sent>();
   #lastSerial = 0;
+  /** Object ids opened and lease ids granted lately, to decode them again without a new string. */
+  readonly #recent = new RecentTexts(8);
   #inflight = 0;
   /** Frames received but not started yet, while too many are under way. */
   #backlog: { bytes: Uint8Array; fds: number[] } | undefined;
@@ -483,7 +486,7 @@ class Connection implements ChannelHandler {
   #releaseOneWay(body: Uint8Array): void {
     let lease: string;
     try {
-      lease = this.#owned(decodeText(body));
+      lease = this.#owned(this.#recent.decode(body));
     } catch {
       return;
     }
@@ -613,7 +616,7 @@ class Connection implements ChannelHandler {
    * same bytes, and the client keeps the old memfd only while it reads.)
    */
   async #open(id: number, body: Uint8Array): Promise<undefined> {
-    const request = decodeOpen(body);
+    const request = decodeOpen(body, this.#recent);
     if (request === undefined) throw new ProtocolError("Malformed OPEN request");
     const { objectId, known, ttl } = request;
     const acquired = await this.#peer.acquire(
@@ -623,6 +626,8 @@ class Connection implements ChannelHandler {
     );
     const fds = this.#keep(acquired);
     if (fds === undefined) return undefined;
+    // Its release will spell it.
+    this.#recent.add(acquired.lease.id);
     const sent = this.#sent.get(objectId);
     const same = known !== 0 && sent !== undefined && sent.serial === known &&
       sent.info === acquired.object && sameFds(sent.fds, fds);
