@@ -42,6 +42,7 @@ import {
 import { Reactor } from "./reactor.ts";
 import { decodeOpen, type OpenReply, openReplyRoom, writeOpenReply } from "./open_frame.ts";
 import { RecentTexts } from "./recent_texts.ts";
+import { setNewest } from "./newest.ts";
 
 /** Where a {@link UdsServer} reports events. */
 export interface UdsServerLog {
@@ -634,9 +635,7 @@ class Connection implements ChannelHandler {
     let serial = known;
     if (!same) {
       serial = this.#lastSerial = this.#lastSerial === 0xffff_ffff ? 1 : this.#lastSerial + 1;
-      this.#sent.delete(objectId);
-      if (this.#sent.size >= MAX_SENT) this.#sent.delete(this.#sent.keys().next().value!);
-      this.#sent.set(objectId, { serial, info: acquired.object, fds });
+      setNewest(this.#sent, objectId, { serial, info: acquired.object, fds }, MAX_SENT);
     }
     const expiresAt = acquired.lease.expiresAt;
     const reply: OpenReply = {

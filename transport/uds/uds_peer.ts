@@ -20,6 +20,7 @@ import { Linux } from "../../native/ffi.ts";
 import { loadNative, type Native } from "../../native/load.ts";
 import { Channel, type ChannelHandler } from "./channel.ts";
 import { MappingCache, type SharedMapping } from "./mapping_cache.ts";
+import { setNewest } from "./newest.ts";
 import { decodeOpenReply, openFrameRoom, type OpenRequest, writeOpenFrame } from "./open_frame.ts";
 import {
   type AcquireReply,
@@ -756,13 +757,8 @@ export class UdsPeer implements Peer, DirectPut {
           throw new ProtocolError(`Reply carries ${fds.length} fds for ${sizes.length} blobs`);
         }
         for (let i = 0; i < fds.length; i++) shared.push(this.#mappings.map(fds[i]!, sizes[i]!));
-        this.#known.delete(objectId);
-        if (this.#known.size >= MAX_KNOWN) this.#known.delete(this.#known.keys().next().value!);
-        this.#known.set(objectId, {
-          serial: reply.serial,
-          info: object,
-          keys: shared.map((used) => used.key),
-        });
+        const keys = shared.map((used) => used.key);
+        setNewest(this.#known, objectId, { serial: reply.serial, info: object, keys }, MAX_KNOWN);
       }
       const held = new HeldLease((op, body, decode) => this.#call(op, body, decode), {
         lease,
