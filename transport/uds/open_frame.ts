@@ -41,7 +41,10 @@ const REPLY_FIXED = 14;
 /** The longest lease id an OPEN reply carries. */
 const MAX_LEASE_ID = 255;
 
-/** Converts f64 fields without a `DataView` per frame. */
+/**
+ * Converts f64 fields without a `DataView` per frame, in the platform's byte
+ * order: little-endian, as the protocol says, on x86-64 and AArch64.
+ */
 const float = new Float64Array(1);
 const floatBytes = new Uint8Array(float.buffer);
 
