@@ -17,8 +17,16 @@ function niceOfThreads(name: string): number[] {
   const nice: number[] = [];
   for (const task of Deno.readDirSync("/proc/self/task")) {
     const dir = `/proc/self/task/${task.name}`;
-    if (Deno.readTextFileSync(`${dir}/comm`).trim() !== name) continue;
-    const stat = Deno.readTextFileSync(`${dir}/stat`);
+    let comm: string, stat: string;
+    try {
+      comm = Deno.readTextFileSync(`${dir}/comm`);
+      stat = Deno.readTextFileSync(`${dir}/stat`);
+    } catch (error) {
+      // Threads of other tests come and go between the listing and the read.
+      if (error instanceof Deno.errors.NotFound) continue;
+      throw error;
+    }
+    if (comm.trim() !== name) continue;
     // Fields after the command's closing parenthesis; nice is the 19th field of the line.
     nice.push(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]));
   }

@@ -1,0 +1,60 @@
+/**
+ * The object directory (the tracker): who holds which sealed object, with
+ * the digests a fetcher verifies bytes against. Two homes implement it: the
+ * Redis directory (`--redis`, also on Redis Cluster) and the embedded one
+ * kept by the members themselves (rendezvous hashing over live members).
+ *
+ * @module
+ */
+
+/** A daemon that holds an object's bytes, and where it serves them over HTTP. */
+export interface Holder {
+  /** The holder's node id, unique in the cluster. */
+  readonly node: string;
+  /** Its HTTP base URL, such as `http://127.0.0.1:7070`. */
+  readonly address: string;
+  /**
+   * Pieces it holds while still receiving the object, as a bitfield (bit i of
+   * byte i >> 3, most significant first); absent for a holder of the whole
+   * sealed object.
+   */
+  readonly pieces?: Uint8Array;
+}
+
+/** What the directory records of one sealed object's content. */
+export interface ContentRecord {
+  /** The object id. */
+  readonly id: string;
+  /** Total size in bytes. */
+  readonly size: number;
+  /** Content digest of the whole object, `sha256:<hex>`. */
+  readonly digest: string;
+  /** Piece length in bytes; the last piece may be shorter. */
+  readonly pieceSize: number;
+  /** Digest of each piece in order, `sha256:<hex>`. */
+  readonly pieceDigests: readonly string[];
+}
+
+/** A directory entry: the content and the holders of exactly that content. */
+export interface DirectoryEntry extends ContentRecord {
+  /** Holders of this content; never holders of other bytes under the same id. */
+  readonly holders: readonly Holder[];
+}
+
+/**
+ * The directory's contract. Holders are kept per content digest: an
+ * announce whose digest differs from the entry already recorded under the
+ * id is refused with `ConflictError` (code `CONFLICT`) and never merged.
+ */
+export interface Directory extends AsyncDisposable {
+  /** Records `holder` as holding `record`'s content; refuses a conflicting digest. */
+  announce(record: ContentRecord, holder: Holder): Promise<void>;
+  /** Removes `node` as a holder of `id`; the entry goes when no holder is left. */
+  withdraw(id: string, node: string): Promise<void>;
+  /** The entry of `id`, or undefined when no one holds it. */
+  lookup(id: string): Promise<DirectoryEntry | undefined>;
+  /** Forgets `id` cluster-wide (a delete); holders learn of it and drop their copies. */
+  remove(id: string): Promise<void>;
+  /** Ends the directory's connections and timers. Idempotent. */
+  close(): Promise<void>;
+}
