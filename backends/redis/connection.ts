@@ -9,6 +9,7 @@
  *
  * @module
  */
+// @ts-types="./redis_client.d.ts"
 import { createClient, ErrorReply } from "npm:@redis/client@6.3.1";
 import {
   ClosedError,
