@@ -1,3 +1,4 @@
+import denoJson from "../deno.json" with { type: "json" };
 import { computeDigest } from "../backends/digest.ts";
 import { RedisLeaseStore } from "../backends/redis/mod.ts";
 import type { Peer } from "../core/peer.ts";
@@ -5,8 +6,12 @@ import { FileSystemPeer } from "../peers/fs_peer.ts";
 import { MemoryPeer } from "../peers/memory_peer.ts";
 import { TieredPeer } from "../peers/tiered_peer.ts";
 import { UdsServer } from "../transport/uds/server.ts";
-import { parseListenAddress } from "../transport/http/address.ts";
+import { isLoopback, parseListenAddress } from "../transport/http/address.ts";
 import { serveHttp } from "../transport/http/server.ts";
+import { formatRequest } from "../transport/http/request_log.ts";
+import { randomToken, tokenFilePath, writeTokenFile } from "../transport/http/token_file.ts";
+import { loadNative } from "../native/load.ts";
+import type { DaemonStatus } from "../core/status.ts";
 import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -18,6 +23,10 @@ export interface Daemon extends AsyncDisposable {
   readonly peer: Peer;
   /** Where each server listens, for people: `unix:///run/packice.sock`, `http://127.0.0.1:7070`. */
   readonly addresses: readonly string[];
+  /** The file holding the HTTP token the daemon made, if it made one. */
+  readonly tokenFile: string | undefined;
+  /** What `packice status` shows. */
+  status(): Promise<DaemonStatus>;
   /** Stops every server, then closes the peer. Idempotent. */
   close(): Promise<void>;
 }
@@ -92,8 +101,23 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     lock.release();
     throw error;
   }
+  const started = performance.now();
   const closers: Array<() => Promise<void>> = [];
   const addresses: string[] = [];
+  let clients = () => 0;
+  const zeroCopy = loadNative() !== undefined && options.impl !== "fs";
+  const status = async (): Promise<DaemonStatus> => ({
+    version: denoJson.version,
+    pid: Deno.pid,
+    uptime: Math.round(performance.now() - started) / 1000,
+    zeroCopy,
+    impl: options.impl,
+    addresses: [...addresses],
+    clients: clients(),
+    stats: await peer.stats(),
+    metrics: await peer.metrics?.() ?? {},
+  });
+  let tokenFile: string | undefined;
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
@@ -107,17 +131,37 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     return closing;
   };
   try {
-    const uds = await UdsServer.listen(peer, options.socket, { mode: options.socketMode, log });
+    const uds = await UdsServer.listen(peer, options.socket, {
+      mode: options.socketMode,
+      log,
+      status,
+    });
     addresses.push(uds.address);
     closers.push(() => uds.close());
+    clients = () => uds.connections;
     if (options.http !== undefined) {
+      const listen = parseListenAddress(options.http);
+      // A token always: without one, any local user could list and delete objects over
+      // loopback, which the socket's mode 0600 forbids them.
+      const made = options.token === undefined && isLoopback(listen.hostname)
+        ? randomToken()
+        : undefined;
+      const token = options.token ?? made;
       const http = serveHttp(peer, {
-        ...parseListenAddress(options.http),
-        ...(options.token === undefined ? {} : { token: options.token }),
+        ...listen,
+        ...(token === undefined ? {} : { token }),
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
+        onRequest: (entry) => (entry.status >= 400 ? log.info : log.debug)(formatRequest(entry)),
+        status,
       });
       addresses.push(http.url);
       closers.push(() => http.close());
+      if (made !== undefined) {
+        const path = tokenFilePath(options.socket);
+        await writeTokenFile(path, { token: made, urls: [http.url] });
+        tokenFile = path;
+        closers.push(() => Deno.remove(path).catch(() => {}));
+      }
     }
   } catch (error) {
     await close();
@@ -126,6 +170,22 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   const budget = options.impl === "tiered"
     ? `hot ${formatSize(options.hot)}, cold ${formatSize(options.cold)}, mode ${options.mode}`
     : `capacity ${formatSize(options.capacity)}`;
-  log.info(`Peer: ${options.impl}, ${budget}`);
-  return { peer, addresses, close, [Symbol.asyncDispose]: close };
+  const token = tokenFile !== undefined
+    ? `; HTTP token made and written to ${tokenFile}`
+    : options.tokenFrom !== undefined
+    ? `; HTTP token from ${options.tokenFrom}`
+    : "";
+  log.info(
+    `Packice ${denoJson.version} (pid ${Deno.pid}): ${options.impl} peer, ${budget}, on ${
+      addresses.join(", ")
+    }; zero-copy sharing ${zeroCopy ? "on" : "off"}${token}`,
+  );
+  return {
+    peer,
+    addresses,
+    tokenFile,
+    status,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
 }

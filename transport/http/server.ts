@@ -3,7 +3,9 @@ import { type Clock, systemClock } from "../../core/clock.ts";
 import {
   ErrorCode,
   InvalidArgumentError,
+  NotFoundError,
   NotSealedError,
+  type PackiceError,
   ProtocolError,
 } from "../../core/errors.ts";
 import { Access, isAccess } from "../../core/lease.ts";
@@ -16,6 +18,8 @@ import { blobStream, readJson, receive, uploadLength } from "./body.ts";
 import { type ByteRange, noneMatch, parseRange } from "./conditional.ts";
 import { computeDigest } from "../../backends/digest.ts";
 import { describeError, errorResponse, tooLarge } from "./errors.ts";
+import type { HttpRequestEntry } from "./request_log.ts";
+import type { DaemonStatus } from "../../core/status.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
 import { type AcquireBody, API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
@@ -48,6 +52,10 @@ export interface HttpServerOptions {
   readonly clock?: Clock;
   /** Called with each unexpected failure (500 INTERNAL), such as to log it. Default: `console.error`. */
   readonly onError?: (error: unknown) => void;
+  /** Called once per request when its response is ready, such as to log it. */
+  readonly onRequest?: (entry: HttpRequestEntry) => void;
+  /** Answers `GET /v1/status`; without it that route is 404. */
+  readonly status?: () => Promise<DaemonStatus>;
 }
 
 /** JSON bodies of control requests may hold metadata and this much more. */
@@ -92,6 +100,8 @@ export class HttpServer implements AsyncDisposable {
   readonly #maxBodySize: number;
   readonly #maxMetaSize: number;
   readonly #onError: (error: unknown) => void;
+  readonly #onRequest: ((entry: HttpRequestEntry) => void) | undefined;
+  readonly #status: (() => Promise<DaemonStatus>) | undefined;
   readonly #leases: LeaseTable;
   readonly #metrics = new RequestMetrics();
   readonly #router = new Router();
@@ -117,16 +127,31 @@ export class HttpServer implements AsyncDisposable {
     this.#maxBodySize = validateSize(options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE, "maxBodySize");
     this.#maxMetaSize = validateSize(options.maxMetaSize ?? MAX_META_BYTES, "maxMetaSize");
     this.#onError = options.onError ?? ((error) => console.error(error));
+    this.#onRequest = options.onRequest;
+    this.#status = options.status;
     this.#leases = new LeaseTable(
       options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
     );
     this.#routes();
-    this.#server = Deno.serve({
-      hostname,
-      port: options.port ?? 7070,
-      signal: this.#abort.signal,
-      onListen: () => {},
-    }, (request, info) => this.#handle(request, info));
+    const port = options.port ?? 7070;
+    try {
+      this.#server = Deno.serve({
+        hostname,
+        port,
+        signal: this.#abort.signal,
+        onListen: () => {},
+      }, (request, info) => this.#handle(request, info));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+      throw new Deno.errors.AddrInUse(
+        `Cannot serve HTTP on ${
+          urlHost(hostname, port)
+        }: address in use by another process: choose another port, such as --http ${
+          urlHost(hostname, 0)
+        } for a free one`,
+        { cause: error },
+      );
+    }
     this.addr = this.#server.addr;
     this.url = `http://${urlHost(this.addr.hostname, this.addr.port)}`;
     const pruner = setInterval(() => this.#leases.prune(), Math.min(this.#leaseTtl, 60_000));
@@ -164,6 +189,7 @@ export class HttpServer implements AsyncDisposable {
     const started = performance.now();
     let route = "unmatched";
     let response: Response;
+    let refused: PackiceError | undefined;
     try {
       const url = new URL(request.url);
       const match = this.#router.match(request.method, url.pathname);
@@ -174,8 +200,19 @@ export class HttpServer implements AsyncDisposable {
       const { status, error, headers } = describeError(thrown);
       if (error.code === ErrorCode.INTERNAL) this.#onError(thrown);
       response = errorResponse(status, error, headers, request.method === "HEAD");
+      refused = error;
     }
-    this.#metrics.observe(route, response.status, (performance.now() - started) / 1000);
+    const seconds = (performance.now() - started) / 1000;
+    this.#metrics.observe(route, response.status, seconds);
+    this.#onRequest?.({
+      method: request.method,
+      path: new URL(request.url).pathname,
+      route,
+      status: response.status,
+      ms: seconds * 1000,
+      remote: remoteOf(info.remoteAddr),
+      ...(refused === undefined ? {} : { error: refused.toJSON() }),
+    });
     return response;
   }
 
@@ -194,6 +231,12 @@ export class HttpServer implements AsyncDisposable {
           }),
       )
       .add("GET", `${API_PREFIX}/stats`, async () => Response.json(await peer.stats()))
+      .add("GET", `${API_PREFIX}/status`, async () => {
+        if (this.#status === undefined) {
+          throw new NotFoundError("No status: this server is not a daemon");
+        }
+        return Response.json(await this.#status());
+      })
       .add("GET", objects, async () => Response.json(await peer.list()))
       .add("POST", objects, (context) => this.#upload(context, undefined))
       .add("PUT", `${objects}/:id`, (context) => this.#upload(context, context.params.id))
@@ -402,6 +445,12 @@ function asObject(value: unknown): Record<string, unknown> {
     throw new ProtocolError("Malformed JSON body: expected an object");
   }
   return value as Record<string, unknown>;
+}
+
+function remoteOf(addr: Deno.Addr): string {
+  return addr.transport === "tcp" || addr.transport === "udp"
+    ? urlHost(addr.hostname, addr.port)
+    : addr.transport;
 }
 
 function etagOf(digest: string): string {

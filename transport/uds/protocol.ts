@@ -81,6 +81,8 @@ export const Op = {
    * carries one fd per blob, or none when the client still maps the object.
    */
   OPEN: 13,
+  /** Empty body; reply JSON `DaemonStatus`, or `UNSUPPORTED` from a server not run by a daemon. */
+  STATUS: 14,
 } as const;
 
 /** One of {@link Op}. */

@@ -5,7 +5,9 @@ import {
   NativeUnavailableError,
   ProtocolError,
   UnknownLeaseError,
+  UnsupportedError,
 } from "../../core/errors.ts";
+import type { DaemonStatus } from "../../core/status.ts";
 import type { Blob } from "../../core/blob.ts";
 import { Access, isAccess } from "../../core/lease.ts";
 import type { Acquired, AcquireOptions, Peer } from "../../core/peer.ts";
@@ -62,6 +64,8 @@ export interface UdsServerOptions {
   readonly maxInflight?: number;
   /** Where to report events. Default: nowhere. */
   readonly log?: UdsServerLog;
+  /** Answers STATUS requests; without it they fail with `UNSUPPORTED`. */
+  readonly status?: () => Promise<DaemonStatus>;
 }
 
 const silent: UdsServerLog = { warn: () => {}, debug: () => {} };
@@ -76,6 +80,7 @@ interface Context {
   readonly maxQueuedBytes: number;
   readonly maxInflight: number;
   readonly log: UdsServerLog;
+  readonly status: (() => Promise<DaemonStatus>) | undefined;
   /** Called when a connection has ended. */
   forget(connection: Connection): void;
 }
@@ -185,6 +190,7 @@ export class UdsServer implements AsyncDisposable {
       maxQueuedBytes: options.maxQueuedBytes ?? 8 * 1024 * 1024,
       maxInflight: options.maxInflight ?? 256,
       log: options.log ?? silent,
+      status: options.status,
       forget: (connection) => this.#connections.delete(connection),
     };
     this.#token = this.#context.reactor.adopt(fd, Linux.EPOLLIN, { ready: () => this.#accept() });
@@ -542,6 +548,13 @@ class Connection implements ChannelHandler {
         return peer.has(decodeText(body)).then((has) => Uint8Array.of(has ? 1 : 0));
       case Op.STATS:
         return peer.stats().then(json);
+      case Op.STATUS: {
+        const status = this.#context.status;
+        if (status === undefined) {
+          throw new UnsupportedError("No status: this server is not a daemon");
+        }
+        return status().then(json);
+      }
       case Op.READ:
         return this.#read(body);
       case Op.WRITE:
