@@ -1,3 +1,4 @@
+import { fstatSync } from "node:fs";
 import type { PutOptions } from "../client/mod.ts";
 import type { Meta } from "../core/validate.ts";
 import { open, parse, positionals, TARGET_FLAGS, TARGET_USAGE, UsageError } from "./command.ts";
@@ -32,21 +33,27 @@ export async function put(args: string[]): Promise<number> {
     ...(values.ttl === undefined ? {} : { ttl: parseDuration(values.ttl, "--ttl") }),
   };
   const fromStdin = path === "-";
-  const name = fromStdin ? "/dev/stdin" : path!;
-  // Standard input redirected from a file has a size, and goes in like a file.
-  const info = await Deno.stat(name);
+  // Standard input redirected from a file has a size, and goes in as a file does.
+  const { isFile, size } = fromStdin ? stdinInfo() : await Deno.stat(path!);
+  if (!fromStdin && !isFile) throw new UsageError(`not a regular file: ${path}`);
   await using client = await open(values);
   let id: string;
-  if (info.isFile) {
-    using file = await Deno.open(name);
-    id = await putSized(client, file, info.size, options, `put ${path}`);
-  } else if (fromStdin) {
-    id = await putStream(client, Deno.stdin.readable, options, "put -");
+  if (fromStdin) {
+    id = isFile
+      ? await putSized(client, Deno.stdin, size, options, "put -")
+      : await putStream(client, Deno.stdin.readable, options, "put -");
   } else {
-    throw new UsageError(`not a regular file: ${path}`);
+    using file = await Deno.open(path!);
+    id = await putSized(client, file, size, options, `put ${path}`);
   }
   console.log(id);
   return 0;
+}
+
+/** Whether standard input is a file, and its size; `/dev/stdin` would need every permission. */
+function stdinInfo(): { isFile: boolean; size: number } {
+  const info = fstatSync(0);
+  return { isFile: info.isFile(), size: info.size };
 }
 
 /** `KEY=VALUE` pairs as metadata of strings. */
