@@ -16,7 +16,7 @@ export interface RunOptions {
   /** Environment on top of this process's (without PACKICE_* unless given here). */
   readonly env?: Record<string, string>;
   /** Bytes written to its standard input, through a pipe. */
-  readonly stdin?: Uint8Array;
+  readonly stdin?: Uint8Array | ReadableStream<Uint8Array>;
   /** Its working directory. */
   readonly cwd?: string;
 }
@@ -40,12 +40,15 @@ export async function runCli(args: string[], options: RunOptions = {}): Promise<
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(options.stdin);
-    await writer.close();
-  }
-  const { code, stdout, stderr } = await child.output();
+  const input = options.stdin instanceof ReadableStream
+    ? options.stdin
+    : options.stdin === undefined
+    ? undefined
+    : ReadableStream.from([options.stdin]);
+  const [{ code, stdout, stderr }] = await Promise.all([
+    child.output(),
+    input?.pipeTo(child.stdin),
+  ]);
   const decoder = new TextDecoder();
   return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr), bytes: stdout };
 }
