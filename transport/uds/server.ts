@@ -15,7 +15,7 @@ import type { Meta } from "../../core/validate.ts";
 import type { DirectPut } from "../../client/client.ts";
 import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
-import { loadNative, type Native } from "../../native/load.ts";
+import { ensureNative, type Native } from "../../native/load.ts";
 import { Channel, type ChannelHandler } from "./channel.ts";
 import { connectSocket } from "./socket.ts";
 import {
@@ -149,7 +149,7 @@ export class UdsServer implements AsyncDisposable {
     path: string,
     options: UdsServerOptions = {},
   ): Promise<UdsServer> {
-    const native = loadNative();
+    const native = await ensureNative();
     if (native === undefined) {
       throw new NativeUnavailableError("Cannot serve on a Unix socket: native library unavailable");
     }

@@ -17,7 +17,7 @@ import type { Acquired, AcquireOptions, Peer, PeerStats } from "../../core/peer.
 import type { DaemonStatus, StatusSource } from "../../core/status.ts";
 import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
-import { loadNative, type Native } from "../../native/load.ts";
+import { ensureNative, type Native } from "../../native/load.ts";
 import { Channel, type ChannelHandler } from "./channel.ts";
 import { MappingCache, type SharedMapping } from "./mapping_cache.ts";
 import { setNewest } from "./newest.ts";
@@ -246,7 +246,7 @@ export class UdsPeer implements Peer, DirectPut, StatusSource {
    * ```
    */
   static async connect(path: string, options: UdsPeerOptions = {}): Promise<UdsPeer> {
-    const native = loadNative();
+    const native = await ensureNative();
     if (native === undefined) {
       throw new NativeUnavailableError(
         `Cannot connect to ${path}: native library unavailable, so Unix sockets are too`,
