@@ -25,7 +25,27 @@ export const EXIT_USAGE = 2;
 /** A local file could not be read or written. */
 export const EXIT_FILE = 18;
 
-/** The exit code table as `--help` shows it. */
+/** What each code means to someone at a shell. */
+const MEANINGS: Readonly<Record<ErrorCode, string>> = {
+  INTERNAL: "a failure inside the daemon, or any other",
+  NOT_FOUND: "no such object",
+  ALREADY_EXISTS: "the id is taken",
+  NOT_SEALED: "the object is still being written",
+  ALREADY_SEALED: "the object is sealed",
+  LEASE_EXPIRED: "a lease ended, as when the daemon restarted",
+  UNKNOWN_LEASE: "a lease the daemon does not know",
+  WRONG_ACCESS: "the lease does not allow it",
+  INVALID_ARGUMENT: "a bad id, size, metadata or TTL",
+  CAPACITY_EXCEEDED: "the daemon is full",
+  NATIVE_UNAVAILABLE: "the native library is missing: no Unix socket",
+  STORE_UNAVAILABLE: "no daemon answers at the target (or its Redis is away)",
+  UNAUTHORIZED: "a missing or wrong token, or no permission",
+  PROTOCOL: "a malformed message from the other side",
+  UNSUPPORTED: "the target cannot do it",
+  CLOSED: "the connection closed",
+};
+
+/** The exit code table as `--help` and the README show it. */
 export function exitCodeHelp(): string {
   const rows: Array<[number, string]> = [
     [0, "success"],
@@ -33,7 +53,7 @@ export function exitCodeHelp(): string {
     [EXIT_FILE, "a local file could not be read or written"],
     ...Object.entries(EXIT_CODES).map(([code, exit]): [number, string] => [
       exit,
-      code === "INTERNAL" ? "INTERNAL, or any other failure" : code,
+      `${code}: ${MEANINGS[code as ErrorCode]}`,
     ]),
   ];
   rows.sort(([a], [b]) => a - b);

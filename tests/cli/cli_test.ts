@@ -165,6 +165,8 @@ testInSocketDir("over HTTP, the CLI finds the token the daemon made for its user
   const put = await runCli(["put", `${dir}/x`, "--id", "x"], { env });
   assertEquals([put.code, put.stdout], [0, "x\n"], put.stderr);
   assertEquals((await runCli(["cat", "x"], { env })).stdout, "over http");
+  const status = JSON.parse((await runCli(["status", "--json"], { env })).stdout);
+  assert(status.addresses.includes(url), status.addresses);
   // Elsewhere the file is not found by itself: the error says how to give it.
   const refused = await runCli(["ls"], { env: { PACKICE_TARGET: url } });
   assertEquals(refused.code, EXIT_CODES.UNAUTHORIZED);
