@@ -157,7 +157,7 @@ testInSocketDir("no daemon: the error names the socket and says what to do", asy
 testInSocketDir("over HTTP, the CLI finds the token the daemon made for its user", async (dir) => {
   // The default socket of this user, so that the token file is where clients look.
   const socket = `${dir}/packice.sock`;
-  await using daemon = await spawnDaemon(socket, ["--http", "127.0.0.1:0"]);
+  await using _daemon = await spawnDaemon(socket, ["--http", "127.0.0.1:0"]);
   const url = (await Deno.readTextFile(`${socket}.token`)).split("\n")[1]!;
   assert(url.startsWith("http://127.0.0.1:"), url);
   const env = { XDG_RUNTIME_DIR: dir, PACKICE_TARGET: url };
