@@ -18,7 +18,6 @@ import { cat, CAT_USAGE, get, GET_USAGE } from "./cli/get.ts";
 import { ls, LS_USAGE } from "./cli/ls.ts";
 import { put, PUT_USAGE } from "./cli/put.ts";
 import { rm, RM_USAGE } from "./cli/rm.ts";
-import { serve } from "./cli/serve.ts";
 import { stat, STAT_USAGE } from "./cli/stat.ts";
 import { status, STATUS_USAGE } from "./cli/status.ts";
 
@@ -66,8 +65,11 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; usage
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
-    case "serve":
+    case "serve": {
+      // Loaded only to serve: the daemon's modules (Redis among them) would slow every other command.
+      const { serve } = await import("./cli/serve.ts");
       return await serve(rest);
+    }
     case "version":
     case "--version":
       console.log(denoJson.version);
