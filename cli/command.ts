@@ -52,9 +52,15 @@ export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(
   }
 }
 
-/** The target a command talks to, for messages. */
+/**
+ * The target a command talks to: `--target`, else `PACKICE_TARGET`, else the
+ * default socket. A bare relative path (`packice.sock`) names a socket too.
+ */
 export function targetOf(flag: string | undefined): string {
-  return flag ?? localTarget();
+  const target = flag === undefined || flag === "local" ? localTarget() : flag;
+  return target.includes("://") || target.startsWith("/") || target.startsWith(".")
+    ? target
+    : `./${target}`;
 }
 
 /**

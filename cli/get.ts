@@ -60,7 +60,7 @@ export async function cat(args: string[]): Promise<number> {
 
 async function toStdout(client: Awaited<ReturnType<typeof open>>, id: string): Promise<number> {
   try {
-    await getTo(client, id, Deno.stdout, `get ${id}`);
+    await getTo(client, id, Deno.stdout, Deno.stdout.isTerminal() ? undefined : `get ${id}`);
   } catch (error) {
     // A reader that stopped early, as `| head` does, is not a failure.
     if (error instanceof Deno.errors.BrokenPipe) return 0;

@@ -77,6 +77,7 @@ export async function putStream(
 /**
  * Writes an object to a sink: from the mapping itself where the peer maps it
  * (a local daemon), else in ranged reads of {@link CHUNK} bytes.
+ * With a label, a progress bar.
  *
  * @returns What the peer said of the object.
  */
@@ -84,12 +85,13 @@ export async function getTo(
   client: Client,
   id: string,
   sink: Sink,
-  label: string,
+  label: string | undefined,
 ): Promise<ObjectInfo> {
   const peer = client.peer;
   const { lease, object, blobs } = await peer.acquire(id, Access.READ);
   try {
-    const progress = new Progress(label, object.size);
+    // No label, no bar: the bytes themselves go to the terminal.
+    const progress = label === undefined ? undefined : new Progress(label, object.size);
     for (const blob of blobs) {
       const view = blob.openView();
       try {
@@ -97,13 +99,13 @@ export async function getTo(
           const length = Math.min(CHUNK, blob.size - at);
           const bytes = view?.subarray(at, at + length) ?? await blob.read(at, length);
           await writeAll(sink, bytes);
-          progress.add(length);
+          progress?.add(length);
         }
       } finally {
         if (view !== undefined) blob.closeView(view);
       }
     }
-    progress.finish();
+    progress?.finish();
     return object;
   } finally {
     await peer.release(lease.id).catch(() => {});
