@@ -66,8 +66,12 @@ export async function connect(
   options: ConnectOptions = {},
 ): Promise<Client> {
   if (typeof target !== "string" && target !== undefined) return new Client(target);
-  // Before any peer is made: loaded by URL, the library needs its source fetched first.
-  await ensureNative();
+  const inProcess = target === undefined || target.startsWith("memory://");
+  // Before any peer is made: loaded by URL, the library needs its source fetched first. A
+  // peer in this process works without it, so a permission missing for that is no failure.
+  await ensureNative().catch((error) => {
+    if (!inProcess || !(error instanceof Deno.errors.NotCapable)) throw error;
+  });
   const peerOptions: MemoryPeerOptions = options.capacity === undefined
     ? {}
     : { capacity: options.capacity };

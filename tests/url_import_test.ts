@@ -81,6 +81,32 @@ console.log(new TextDecoder().decode(handle.bytes));
       }).output();
       return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
     };
+    // A private peer needs no library: without the permissions to build one, it still works.
+    const inProcess = `${dir}/private.ts`;
+    await Deno.writeTextFile(
+      inProcess,
+      `import { connect } from "http://${host}/mod.ts";
+await using client = await connect();
+console.log(await client.has(await client.put("private")));
+`,
+    );
+    const { code, stdout } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-config",
+        "--no-lock",
+        `--allow-import=${host}`,
+        "--allow-read",
+        "--allow-env",
+        "--allow-ffi",
+        inProcess,
+      ],
+      env: { DENO_DIR: denoDir, XDG_CACHE_HOME: cache, HOME: dir },
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    assertEquals([code, decoder.decode(stdout)], [0, "true\n"]);
+
     // First use: the permissions the README lists to build the library. Without it a
     // Unix socket cannot be used at all, so the socket's answer shows it was built.
     const first = await run([
