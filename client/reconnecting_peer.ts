@@ -111,7 +111,7 @@ export class ReconnectingPeer implements Peer, DirectPut, StatusSource {
 
   /** The connected peer, connecting again when the last connection was lost. */
   #peer(): UdsPeer | Promise<UdsPeer> {
-    if (this.#closing !== undefined) throw new ClosedError("Peer is closed");
+    if (this.#closing !== undefined) return Promise.reject(new ClosedError("Peer is closed"));
     if (!this.#current.closed) return this.#current;
     this.#reconnecting ??= (async () => {
       const lost = this.#current;
