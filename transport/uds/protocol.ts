@@ -82,7 +82,7 @@ export const Op = {
    */
   OPEN: 13,
   /** Empty body; reply JSON `DaemonStatus`, or `UNSUPPORTED` from a server not run by a daemon. */
-  STATUS: 14,
+  STATUS: 15,
 } as const;
 
 /** One of {@link Op}. */
