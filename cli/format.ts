@@ -14,7 +14,7 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 86400)}d ${Math.floor(s / 3600) % 24}h`;
 }
 
-/** An epoch time in milliseconds as local ISO-like text, to the second. */
+/** An epoch time in milliseconds as UTC text to the second: `2026-12-06 16:16:43Z`. */
 export function formatTime(ms: number): string {
   return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
 }
