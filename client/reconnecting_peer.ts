@@ -87,6 +87,10 @@ export class ReconnectingPeer implements Peer, DirectPut, StatusSource {
     return this.#read((peer) => peer.status());
   }
 
+  metrics(): Promise<Readonly<Record<string, number>>> {
+    return this.#read((peer: Peer) => peer.metrics?.() ?? Promise.resolve({}));
+  }
+
   async putObject(
     chunks: readonly Uint8Array[],
     size: number,
