@@ -13,6 +13,7 @@
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { report, UsageError } from "./cli/command.ts";
+import { serve } from "./cli/serve.ts";
 import { EXIT_USAGE, exitCodeHelp } from "./cli/exit_codes.ts";
 import { cat, CAT_USAGE, get, GET_USAGE } from "./cli/get.ts";
 import { ls, LS_USAGE } from "./cli/ls.ts";
@@ -65,11 +66,8 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; usage
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
-    case "serve": {
-      // Loaded only to serve: the daemon's modules (Redis among them) would slow every other command.
-      const { serve } = await import("./cli/serve.ts");
+    case "serve":
       return await serve(rest);
-    }
     case "version":
     case "--version":
       console.log(denoJson.version);

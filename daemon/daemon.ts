@@ -1,6 +1,6 @@
 import denoJson from "../deno.json" with { type: "json" };
 import { computeDigest } from "../backends/digest.ts";
-import { RedisLeaseStore } from "../backends/redis/mod.ts";
+import type { RedisLeaseStore } from "../backends/redis/mod.ts";
 import type { Peer } from "../core/peer.ts";
 import { FileSystemPeer } from "../peers/fs_peer.ts";
 import { MemoryPeer } from "../peers/memory_peer.ts";
@@ -70,6 +70,8 @@ async function connectRedis(
   options: DaemonOptions,
   log: Logger | undefined,
 ): Promise<{ leases: RedisLeaseStore; node: string }> {
+  // Loaded only when asked for: the Redis client is most of what a daemon would load at start.
+  const { RedisLeaseStore } = await import("../backends/redis/mod.ts");
   const leases = await RedisLeaseStore.connect({
     url: options.redis!,
     namespace: options.namespace,
