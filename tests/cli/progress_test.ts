@@ -9,12 +9,15 @@ import { spawnDaemon, startTaskFlags, testInSocketDir } from "../helpers/uds_dae
 const deno = Deno.execPath();
 const cli = new URL("../../cli.ts", import.meta.url).pathname;
 
+let sessions = 0;
+
 /** A tmux server of its own, with one window running `command`. */
 async function tmux(
   dir: string,
   command: string,
 ): Promise<AsyncDisposable & { screen(): Promise<string> }> {
-  const socket = `${dir}/tmux.sock`;
+  // A server of its own each time: one that is still exiting keeps its socket for a while.
+  const socket = `${dir}/tmux-${++sessions}.sock`;
   const run = async (...args: string[]) => {
     const { code, stdout, stderr } = await new Deno.Command("tmux", {
       args: ["-S", socket, ...args],
