@@ -1,0 +1,123 @@
+/**
+ * Bodies in and out of Packice: a stream written into a new object without
+ * holding it whole, and an object read out as a byte stream.
+ */
+import type { Client } from "../client/client.ts";
+import type { ObjectHandle } from "../client/object_handle.ts";
+import type { Meta } from "../core/validate.ts";
+
+/** Writes to a peer without memory of its own go out in pieces of at least this size. */
+const WRITE_BATCH = 1 << 20;
+/** The size of the chunks a body stream allocates for readers that bring no buffer. */
+const READ_CHUNK = 256 << 10;
+
+/**
+ * Stores a stream as a new sealed object and returns its id.
+ *
+ * With `size` known (a `Content-Length`), the bytes go straight into the new
+ * object as they arrive, and memory stays bounded whatever the size; a body
+ * that turns out longer or shorter is refused and nothing is stored. Without
+ * it, `client.put(stream)` stores it (which holds the whole body until the
+ * client learns to store a stream of unknown length in bounded memory).
+ *
+ * @throws {TypeError} When the body's length differs from `size`.
+ */
+export async function putBody(
+  client: Client,
+  body: ReadableStream<Uint8Array>,
+  options: { id: string; meta?: Meta; size?: number },
+): Promise<string> {
+  const { id, size } = options;
+  const meta = options.meta === undefined ? {} : { meta: options.meta };
+  if (size === undefined) return await client.put(body, { id, ...meta });
+  const reader = body.getReader();
+  try {
+    await using writer = await client.create(size, { id, ...meta });
+    const buffer = writer.buffer;
+    let written = 0;
+    let pending: Uint8Array[] = [];
+    let pendingBytes = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (written + pendingBytes + value.length > size) throw lengthMismatch(size, "longer");
+      if (buffer !== undefined) {
+        buffer.set(value, written);
+        written += value.length;
+        continue;
+      }
+      pending.push(value);
+      pendingBytes += value.length;
+      if (pendingBytes >= WRITE_BATCH) {
+        await writer.write(concat(pending, pendingBytes), written);
+        written += pendingBytes;
+        pending = [];
+        pendingBytes = 0;
+      }
+    }
+    if (pendingBytes > 0) await writer.write(concat(pending, pendingBytes), written);
+    if (written + pendingBytes !== size) throw lengthMismatch(size, "shorter");
+    await writer.seal();
+    return writer.id;
+  } catch (error) {
+    await reader.cancel(error).catch(() => {});
+    throw error;
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/**
+ * The bytes of an open handle as a byte stream that closes the handle when
+ * it ends, is cancelled or fails. Each chunk is copied straight out of the
+ * handle's bytes (shared memory where the peer maps it) into a buffer the
+ * reader owns, so chunks stay valid after the lease ends; a BYOB reader gets
+ * them in its own buffer. Nothing is read ahead of the reader.
+ */
+export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
+  const blobs = handle.blobs;
+  let index = 0;
+  let offset = 0;
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: READ_CHUNK,
+    pull: async (controller) => {
+      while (index < blobs.length && offset >= blobs[index]!.length) {
+        index++;
+        offset = 0;
+      }
+      const current = blobs[index];
+      const request = controller.byobRequest!;
+      if (current === undefined) {
+        await handle.close();
+        controller.close();
+        request.respond(0);
+        return;
+      }
+      if (handle.closed) throw new TypeError(`Cannot read object ${handle.id}: handle closed`);
+      const view = request.view!;
+      const length = Math.min(view.byteLength, current.length - offset);
+      new Uint8Array(view.buffer, view.byteOffset, length).set(
+        current.subarray(offset, offset + length),
+      );
+      offset += length;
+      request.respond(length);
+    },
+    cancel: () => handle.close(),
+  });
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+function lengthMismatch(size: number, how: string): TypeError {
+  return new TypeError(`Cannot store body: ${how} than its declared length of ${size} bytes`);
+}
