@@ -16,6 +16,9 @@ import { IndexChain } from "./index_chain.ts";
 
 export type { CacheQueryOptions } from "./cache_entry.ts";
 
+/** Headers of a 304 answer that describe its own (empty) body, not the stored one. */
+const UNMERGED_HEADERS = new Set(["content-length", "content-encoding", "transfer-encoding"]);
+
 /** How often a read retries when a writer deletes the body it was about to open. */
 const READ_ATTEMPTS = 8;
 
@@ -180,6 +183,27 @@ export class PackiceCache {
     return removed.length > 0;
   }
 
+  /**
+   * @internal Merges the headers of a 304 answer into the entries the
+   * request matches, keeping their bodies, as HTTP caches do on revalidation.
+   */
+  async refresh(request: RequestInfo | URL, fresh: Headers): Promise<void> {
+    const query = toQuery(request);
+    await this.#index.update((current) => {
+      let changed = false;
+      const entries = current.entries.map((entry) => {
+        if (!matches(query, entry)) return entry;
+        changed = true;
+        const headers = new Headers(entry.headers);
+        for (const [name, value] of fresh) {
+          if (!UNMERGED_HEADERS.has(name)) headers.set(name, value);
+        }
+        return { ...entry, headers: [...headers] };
+      });
+      return changed ? { value: { entries }, result: undefined } : { result: undefined };
+    });
+  }
+
   /** @internal Deletes every object of the cache, for `PackiceCacheStorage.delete`. */
   async destroy(): Promise<void> {
     const { value } = await this.#index.read();
@@ -252,7 +276,9 @@ export class PackiceCache {
       const gone: CacheEntry[] = [];
       for (const entry of added) {
         const query = entryQuery(entry);
-        if (added.some((other) => other !== entry && entries.includes(other) && matches(query, other))) {
+        if (
+          added.some((other) => other !== entry && entries.includes(other) && matches(query, other))
+        ) {
           throw new DOMException("Cannot add one request twice in one batch", "InvalidStateError");
         }
         const kept: CacheEntry[] = [];

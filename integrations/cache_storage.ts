@@ -80,7 +80,10 @@ export class PackiceCacheStorage {
     const uid = await this.#index.update((current) => {
       const found = current.caches.find((cache) => cache.name === cacheName);
       if (found !== undefined) return { result: found.uid };
-      return { value: { caches: [...current.caches, { name: cacheName, uid: fresh }] }, result: fresh };
+      return {
+        value: { caches: [...current.caches, { name: cacheName, uid: fresh }] },
+        result: fresh,
+      };
     });
     return this.#cache(uid);
   }

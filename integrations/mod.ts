@@ -16,3 +16,4 @@
  */
 export * from "./cache.ts";
 export * from "./cache_storage.ts";
+export * from "./cached_fetch.ts";

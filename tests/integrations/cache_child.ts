@@ -14,7 +14,10 @@ if (mode === "put") {
     await cache.put(`https://example.com/${tag}/${i}`, new Response(`${tag}:${i}`));
     // Everyone also replaces one shared entry: a reader must see one whole version of it.
     const body = `${tag}:${i}:`.padEnd(4096, tag!);
-    await cache.put("https://example.com/shared", new Response(body, { headers: { "x-tag": tag! } }));
+    await cache.put(
+      "https://example.com/shared",
+      new Response(body, { headers: { "x-tag": tag! } }),
+    );
   }
   console.log("done");
 } else {

@@ -11,9 +11,12 @@ Deno.test("concurrent puts from two clients lose no entry, and readers see whole
   const writes = [cacheA, cacheB].map(async (cache, who) => {
     for (let i = 0; i < 20; i++) {
       await cache.put(`https://example.com/${who}/${i}`, new Response(`${who}:${i}`));
-      await cache.put("https://example.com/x", new Response(`${who}`.repeat(1000), {
-        headers: { "x-who": `${who}` },
-      }));
+      await cache.put(
+        "https://example.com/x",
+        new Response(`${who}`.repeat(1000), {
+          headers: { "x-who": `${who}` },
+        }),
+      );
     }
   });
   let reads = 0;

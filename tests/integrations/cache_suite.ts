@@ -18,23 +18,26 @@ export async function cacheSemantics(t: Deno.TestContext, client: Client): Promi
       await fn(await caches.open(`c${n++}`));
     });
 
-  await step("a string key is a GET of that URL; match gives status, text and headers", async (cache) => {
-    await cache.put(
-      URL_A,
-      new Response("hello", {
-        status: 201,
-        statusText: "Made",
-        headers: { "content-type": "text/plain", "x-a": "1" },
-      }),
-    );
-    const response = await cache.match(new Request(URL_A));
-    assert(response);
-    assertEquals(response.status, 201);
-    assertEquals(response.statusText, "Made");
-    assertEquals(response.headers.get("x-a"), "1");
-    assertEquals(await response.text(), "hello");
-    assertEquals(await cache.match("https://example.com/b"), undefined);
-  });
+  await step(
+    "a string key is a GET of that URL; match gives status, text and headers",
+    async (cache) => {
+      await cache.put(
+        URL_A,
+        new Response("hello", {
+          status: 201,
+          statusText: "Made",
+          headers: { "content-type": "text/plain", "x-a": "1" },
+        }),
+      );
+      const response = await cache.match(new Request(URL_A));
+      assert(response);
+      assertEquals(response.status, 201);
+      assertEquals(response.statusText, "Made");
+      assertEquals(response.headers.get("x-a"), "1");
+      assertEquals(await response.text(), "hello");
+      assertEquals(await cache.match("https://example.com/b"), undefined);
+    },
+  );
 
   await step("the fragment is ignored", async (cache) => {
     await cache.put(`${URL_A}#one`, new Response("x"));
@@ -66,7 +69,10 @@ export async function cacheSemantics(t: Deno.TestContext, client: Client): Promi
     assertEquals(await (await cache.match(en))?.text(), "hello");
     assertEquals(await (await cache.match(fr))?.text(), "bonjour");
     assertEquals(await cache.match(URL_A), undefined);
-    assertEquals(await texts(await cache.matchAll(URL_A, { ignoreVary: true })), ["hello", "bonjour"]);
+    assertEquals(await texts(await cache.matchAll(URL_A, { ignoreVary: true })), [
+      "hello",
+      "bonjour",
+    ]);
     assertEquals(await (await cache.match(URL_A, { ignoreVary: true }))?.text(), "hello");
   });
 
@@ -90,19 +96,22 @@ export async function cacheSemantics(t: Deno.TestContext, client: Client): Promi
     assertEquals((await cache.keys()).length, 0);
   });
 
-  await step("put replaces the entry it matches and moves it last; keys keep insertion order", async (cache) => {
-    for (const path of ["1", "2", "3"]) {
-      await cache.put(`https://example.com/${path}`, new Response(path));
-    }
-    await cache.put("https://example.com/1", new Response("one"));
-    assertEquals((await cache.keys()).map((request) => new URL(request.url).pathname), [
-      "/2",
-      "/3",
-      "/1",
-    ]);
-    assertEquals(await (await cache.match("https://example.com/1"))?.text(), "one");
-    assertEquals(await texts(await cache.matchAll()), ["2", "3", "one"]);
-  });
+  await step(
+    "put replaces the entry it matches and moves it last; keys keep insertion order",
+    async (cache) => {
+      for (const path of ["1", "2", "3"]) {
+        await cache.put(`https://example.com/${path}`, new Response(path));
+      }
+      await cache.put("https://example.com/1", new Response("one"));
+      assertEquals((await cache.keys()).map((request) => new URL(request.url).pathname), [
+        "/2",
+        "/3",
+        "/1",
+      ]);
+      assertEquals(await (await cache.match("https://example.com/1"))?.text(), "one");
+      assertEquals(await texts(await cache.matchAll()), ["2", "3", "one"]);
+    },
+  );
 
   await step("delete says whether it removed something", async (cache) => {
     await cache.put(URL_A, new Response("x"));
@@ -131,20 +140,25 @@ export async function cacheSemantics(t: Deno.TestContext, client: Client): Promi
     assertEquals(new Uint8Array(await response!.arrayBuffer()), bytes);
   });
 
-  await step("a body longer than its Content-Length is refused and nothing is stored", async (cache) => {
-    await assertRejects(
-      () =>
-        cache.put(URL_A, new Response("too long", { headers: { "content-length": "3" } })),
-      TypeError,
-      "longer",
-    );
-    assertEquals((await cache.keys()).length, 0);
-  });
+  await step(
+    "a body longer than its Content-Length is refused and nothing is stored",
+    async (cache) => {
+      await assertRejects(
+        () => cache.put(URL_A, new Response("too long", { headers: { "content-length": "3" } })),
+        TypeError,
+        "longer",
+      );
+      assertEquals((await cache.keys()).length, 0);
+    },
+  );
 
   await step("a body without a length, and responses without bodies", async (cache) => {
     const body = ReadableStream.from([new Uint8Array([1, 2]), new Uint8Array([3])]);
     await cache.put(URL_A, new Response(body));
-    assertEquals(new Uint8Array(await (await cache.match(URL_A))!.arrayBuffer()), new Uint8Array([1, 2, 3]));
+    assertEquals(
+      new Uint8Array(await (await cache.match(URL_A))!.arrayBuffer()),
+      new Uint8Array([1, 2, 3]),
+    );
     await cache.put("https://example.com/none", new Response(null, { status: 204 }));
     const none = await cache.match("https://example.com/none");
     assertEquals(none?.status, 204);

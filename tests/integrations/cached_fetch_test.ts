@@ -1,0 +1,111 @@
+import { connect } from "../../mod.ts";
+import { createCachedFetch, PackiceCacheStorage } from "../../integrations/mod.ts";
+import { assertEquals, assertRejects } from "../helpers/assert.ts";
+import { startOrigin } from "./origin.ts";
+
+const DAY = "Wed, 21 Oct 2015 07:28:00 GMT";
+
+async function setup() {
+  const client = await connect();
+  const origin = startOrigin({
+    "/fresh": {
+      body: "fresh",
+      headers: { "cache-control": "max-age=3600", date: new Date().toUTCString() },
+    },
+    "/etag": { body: "tagged", headers: { etag: '"v1"' } },
+    "/modified": { body: "dated", headers: { "last-modified": DAY } },
+    "/plain": { body: "plain" },
+    "/nostore": { body: "secret", headers: { "cache-control": "no-store" } },
+    "/error": { body: "broken", status: 500 },
+  });
+  const cache = await new PackiceCacheStorage(client).open("fetch");
+  const fetch = createCachedFetch({ cache });
+  return {
+    origin,
+    cache,
+    fetch,
+    text: async (path: string, init?: RequestInit) =>
+      await (await fetch(`${origin.url}${path}`, init)).text(),
+    [Symbol.asyncDispose]: async () => {
+      await origin[Symbol.asyncDispose]();
+      await client.close();
+    },
+  };
+}
+
+Deno.test("cachedFetch serves a fresh stored response without asking the origin", async () => {
+  await using t = await setup();
+  assertEquals(await t.text("/fresh"), "fresh");
+  assertEquals(await t.text("/fresh"), "fresh");
+  assertEquals(t.origin.count("/fresh"), 1);
+});
+
+Deno.test("cachedFetch revalidates with If-None-Match and serves the stored body on 304", async () => {
+  await using t = await setup();
+  assertEquals(await t.text("/etag"), "tagged");
+  const again = await t.fetch(`${t.origin.url}/etag`);
+  assertEquals(again.status, 200);
+  assertEquals(await again.text(), "tagged");
+  assertEquals(t.origin.requests, ["GET /etag", 'GET /etag "v1"']);
+});
+
+Deno.test("cachedFetch revalidates with If-Modified-Since", async () => {
+  await using t = await setup();
+  assertEquals(await t.text("/modified"), "dated");
+  assertEquals(await t.text("/modified"), "dated");
+  assertEquals(t.origin.requests, ["GET /modified", `GET /modified ${DAY}`]);
+});
+
+Deno.test("cachedFetch refetches a stale response without validators", async () => {
+  await using t = await setup();
+  assertEquals(await t.text("/plain"), "plain");
+  assertEquals(await t.text("/plain"), "plain");
+  assertEquals(t.origin.count("/plain"), 2);
+});
+
+Deno.test("cachedFetch honours init.cache", async (t) => {
+  await using s = await setup();
+  await t.step("force-cache serves any stored response", async () => {
+    await s.text("/plain");
+    assertEquals(await s.text("/plain", { cache: "force-cache" }), "plain");
+    assertEquals(s.origin.count("/plain"), 1);
+  });
+  await t.step("only-if-cached serves stored and never goes out", async () => {
+    assertEquals(await s.text("/plain", { cache: "only-if-cached" }), "plain");
+    await assertRejects(
+      () => s.fetch(`${s.origin.url}/etag`, { cache: "only-if-cached" }),
+      TypeError,
+    );
+    assertEquals(s.origin.count("/etag"), 0);
+  });
+  await t.step("no-cache revalidates even a fresh response", async () => {
+    await s.text("/fresh");
+    await s.text("/fresh", { cache: "no-cache" });
+    assertEquals(s.origin.count("/fresh"), 2);
+  });
+  await t.step("reload fetches and stores", async () => {
+    await s.text("/fresh", { cache: "reload" });
+    assertEquals(s.origin.count("/fresh"), 3);
+    await s.text("/fresh");
+    assertEquals(s.origin.count("/fresh"), 3);
+  });
+  await t.step("no-store fetches and leaves the cache alone", async () => {
+    assertEquals(await s.text("/modified", { cache: "no-store" }), "dated");
+    assertEquals(await s.cache.match(`${s.origin.url}/modified`), undefined);
+  });
+});
+
+Deno.test("cachedFetch never stores non-GET requests, errors or no-store responses", async () => {
+  await using t = await setup();
+  assertEquals(await t.text("/nostore"), "secret");
+  assertEquals(await t.text("/nostore"), "secret");
+  assertEquals(t.origin.count("/nostore"), 2);
+  const error = await t.fetch(`${t.origin.url}/error`);
+  assertEquals(error.status, 500);
+  await error.body?.cancel();
+  await (await t.fetch(`${t.origin.url}/fresh`, { method: "POST", body: "x" })).body?.cancel();
+  await (await t.fetch(`${t.origin.url}/fresh`, { headers: { "cache-control": "no-store" } }))
+    .text();
+  assertEquals((await t.cache.keys()).length, 0);
+  assertEquals(t.origin.count("/fresh"), 2);
+});
