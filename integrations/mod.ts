@@ -17,3 +17,4 @@
 export * from "./cache.ts";
 export * from "./cache_storage.ts";
 export * from "./cached_fetch.ts";
+export * from "./files.ts";
