@@ -3,11 +3,14 @@
  * downloads them from the model host, every later load (in this process or
  * any other sharing the peer) reads them from Packice.
  *
- *   deno run -A examples/transformers_cache.ts                  # a private peer, a local model host
- *   deno task start --socket /tmp/packice.sock &                # or share a daemon between processes:
- *   deno run -A examples/transformers_cache.ts --socket /tmp/packice.sock --host http://127.0.0.1:8000/
+ *   deno run -A --lock=examples/transformers.lock examples/transformers_cache.ts
+ *   deno task start --socket /tmp/packice.sock &       # or share a daemon between processes:
+ *   deno run -A --lock=examples/transformers.lock examples/transformers_cache.ts \
+ *     --socket /tmp/packice.sock --host http://127.0.0.1:8000/
  *
- * Without `--host` it serves a tiny generated tokenizer itself and loads it twice.
+ * Without `--host` it serves a tiny generated tokenizer itself and loads it twice. The lockfile
+ * of its own keeps transformers.js's large npm dependency tree (onnxruntime, sharp) out of the
+ * project's `deno.lock`, whose type resolution it would otherwise change.
  */
 import { parseArgs } from "node:util";
 import { AutoConfig, AutoTokenizer, env } from "npm:@huggingface/transformers@4.3.1";

@@ -53,6 +53,8 @@ export class PackiceCacheStorage {
   readonly #opened = new Map<string, PackiceCache>();
 
   /**
+   * A storage of caches on the peer behind `client`.
+   *
    * @param client The client of the peer that holds the caches.
    * @param options The namespace.
    * @throws {TypeError} When the namespace has other characters or is too long.

@@ -80,5 +80,7 @@ export async function getFile(client: Client, id: string, path: string | URL): P
 }
 
 function changed(path: string | URL, size: number): TypeError {
-  return new TypeError(`Cannot store ${path}: its size changed from ${size} bytes while it was read`);
+  return new TypeError(
+    `Cannot store ${path}: its size changed from ${size} bytes while it was read`,
+  );
 }

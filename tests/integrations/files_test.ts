@@ -28,7 +28,10 @@ async function fileSteps(t: Deno.TestContext, client: Client): Promise<void> {
 
     await t.step("getFile of a missing object leaves no file behind", async () => {
       await assertRejects(() => getFile(client, "missing", `${dir}/none`), NotFoundError);
-      assertEquals([...Deno.readDirSync(dir)].some((entry) => entry.name.startsWith("none")), false);
+      assertEquals(
+        [...Deno.readDirSync(dir)].some((entry) => entry.name.startsWith("none")),
+        false,
+      );
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -55,13 +55,16 @@ async function streamSteps(t: Deno.TestContext, client: Client): Promise<void> {
     await eventually(async () => (await leases()) === 0, "the lease ends");
   });
 
-  await t.step("closing the handle mid-stream fails the stream instead of ending it short", async () => {
-    const handle = await client.get(id);
-    const reader = handle.stream().getReader();
-    await reader.read();
-    await handle.close();
-    await assertRejects(() => reader.read(), ClosedError);
-  });
+  await t.step(
+    "closing the handle mid-stream fails the stream instead of ending it short",
+    async () => {
+      const handle = await client.get(id);
+      const reader = handle.stream().getReader();
+      await reader.read();
+      await handle.close();
+      await assertRejects(() => reader.read(), ClosedError);
+    },
+  );
 
   await t.step("put(stream) rejects with the stream's error and stores nothing", async () => {
     const before = (await client.list()).length;

@@ -4,10 +4,12 @@ import { tinyTokenizerFiles } from "../../examples/tiny_tokenizer.ts";
 import { type OriginFile, startOrigin } from "./origin.ts";
 
 const example = new URL("../../examples/transformers_cache.ts", import.meta.url).pathname;
+// transformers.js's npm packages stay out of the project's lockfile (see the example).
+const lock = new URL("../../examples/transformers.lock", import.meta.url).pathname;
 
 async function load(socket: string, host: string): Promise<string> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", example, "--socket", socket, "--host", host],
+    args: ["run", "-A", `--lock=${lock}`, example, "--socket", socket, "--host", host],
     stdout: "piped",
     stderr: "piped",
   }).output();
