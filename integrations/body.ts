@@ -34,29 +34,34 @@ export async function putBody(
   try {
     await using writer = await client.create(size, { id, ...meta });
     const buffer = writer.buffer;
+    // Without memory of the peer's own, pieces gather in one batch buffer, so a write
+    // carries at least WRITE_BATCH bytes and no chunk is held after its turn.
+    const batch = buffer === undefined ? new Uint8Array(Math.min(WRITE_BATCH, size)) : undefined;
     let written = 0;
-    let pending: Uint8Array[] = [];
-    let pendingBytes = 0;
+    let batched = 0;
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (written + pendingBytes + value.length > size) throw lengthMismatch(size, "longer");
-      if (buffer !== undefined) {
-        buffer.set(value, written);
+      if (written + batched + value.length > size) throw lengthMismatch(size, "longer");
+      if (batch === undefined) {
+        buffer!.set(value, written);
         written += value.length;
         continue;
       }
-      pending.push(value);
-      pendingBytes += value.length;
-      if (pendingBytes >= WRITE_BATCH) {
-        await writer.write(concat(pending, pendingBytes), written);
-        written += pendingBytes;
-        pending = [];
-        pendingBytes = 0;
+      for (let taken = 0; taken < value.length;) {
+        const piece = value.subarray(taken, taken + batch.length - batched);
+        batch.set(piece, batched);
+        batched += piece.length;
+        taken += piece.length;
+        if (batched === batch.length) {
+          await writer.write(batch, written);
+          written += batched;
+          batched = 0;
+        }
       }
     }
-    if (pendingBytes > 0) await writer.write(concat(pending, pendingBytes), written);
-    if (written + pendingBytes !== size) throw lengthMismatch(size, "shorter");
+    if (batched > 0) await writer.write(batch!.subarray(0, batched), written);
+    if (written + batched !== size) throw lengthMismatch(size, "shorter");
     await writer.seal();
     return writer.id;
   } catch (error) {
@@ -105,17 +110,6 @@ export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
     },
     cancel: () => handle.close(),
   });
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
 }
 
 function lengthMismatch(size: number, how: string): TypeError {

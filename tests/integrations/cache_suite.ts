@@ -140,6 +140,26 @@ export async function cacheSemantics(t: Deno.TestContext, client: Client): Promi
     assertEquals(new Uint8Array(await response!.arrayBuffer()), bytes);
   });
 
+  await step("a body of known length is taken chunk by chunk, never read ahead", async (cache) => {
+    // The source refills one buffer for every chunk: a reader that held chunks, or read
+    // ahead of what it stored, would store the last fill many times over.
+    const chunk = new Uint8Array(256 << 10);
+    const count = 40;
+    let pulled = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulled === count) return controller.close();
+        controller.enqueue(chunk.fill(pulled++));
+      },
+    }, { highWaterMark: 0 });
+    await cache.put(
+      URL_A,
+      new Response(body, { headers: { "content-length": String(count * chunk.length) } }),
+    );
+    const stored = new Uint8Array(await (await cache.match(URL_A))!.arrayBuffer());
+    for (let i = 0; i < count; i++) assertEquals(stored[i * chunk.length + 7], i);
+  });
+
   await step(
     "a body longer than its Content-Length is refused and nothing is stored",
     async (cache) => {
