@@ -1,6 +1,6 @@
 import type { Client } from "../client/client.ts";
 import type { ObjectHandle } from "../client/object_handle.ts";
-import { NotFoundError } from "../core/errors.ts";
+import { AlreadyExistsError, NotFoundError } from "../core/errors.ts";
 import { bodyStream, putBody } from "./body.ts";
 import {
   type CacheEntry,
@@ -18,6 +18,11 @@ export type { CacheQueryOptions } from "./cache_entry.ts";
 
 /** Headers of a 304 answer that describe its own (empty) body, not the stored one. */
 const UNMERGED_HEADERS = new Set(["content-length", "content-encoding", "transfer-encoding"]);
+
+/** How long a lock of {@link PackiceCache.once} lasts when its holder neither ends nor dies. */
+const LOCK_TTL_MS = 60_000;
+/** How often a caller waiting on such a lock looks whether it is gone. */
+const LOCK_POLL_MS = 10;
 
 /** How often a read retries when a writer deletes the body it was about to open. */
 const READ_ATTEMPTS = 8;
@@ -48,6 +53,7 @@ const READ_ATTEMPTS = 8;
 export class PackiceCache {
   readonly #client: Client;
   readonly #bodyPrefix: string;
+  readonly #lockPrefix: string;
   readonly #index: IndexChain<CacheIndex>;
 
   /**
@@ -60,6 +66,7 @@ export class PackiceCache {
   constructor(client: Client, prefix: string) {
     this.#client = client;
     this.#bodyPrefix = `${prefix}b.`;
+    this.#lockPrefix = `${prefix}l.`;
     this.#index = new IndexChain(client, `${prefix}i.`, () => ({ entries: [] }));
   }
 
@@ -202,6 +209,34 @@ export class PackiceCache {
       });
       return changed ? { value: { entries }, result: undefined } : { result: undefined };
     });
+  }
+
+  /**
+   * @internal Runs `fn` unless a caller in any process sharing the peer is
+   * running it for the same key; then waits until that one ends and returns
+   * `{ ran: false }`. The lock is an object under CREATE that is never
+   * sealed, so it ends with its holder: released, expired, or its
+   * connection gone.
+   */
+  async once<T>(
+    key: string,
+    fn: () => Promise<T>,
+  ): Promise<{ ran: true; value: T } | { ran: false }> {
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
+    const id = `${this.#lockPrefix}${Array.from(new Uint8Array(digest), hex).join("")}`;
+    let lock;
+    try {
+      lock = await this.#client.create(0, { id, ttl: LOCK_TTL_MS });
+    } catch (error) {
+      if (!(error instanceof AlreadyExistsError)) throw error;
+      const deadline = Date.now() + LOCK_TTL_MS;
+      while (Date.now() < deadline && await this.#client.has(id)) {
+        await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+      }
+      return { ran: false };
+    }
+    await using _ = lock;
+    return { ran: true, value: await fn() };
   }
 
   /** @internal Deletes every object of the cache, for `PackiceCacheStorage.delete`. */
@@ -353,4 +388,8 @@ function toResponse(entry: CacheEntry, handle: ObjectHandle | undefined): Respon
     Object.defineProperty(response, "url", { value: entry.responseUrl });
   }
   return response;
+}
+
+function hex(byte: number): string {
+  return byte.toString(16).padStart(2, "0");
 }

@@ -32,6 +32,8 @@ export interface CachedFetchOptions {
  *   never a response or request with `Cache-Control: no-store`, nor `Vary: *`.
  * - A fetched body is stored first (streamed into Packice without being held
  *   whole when its length is known) and then served from Packice.
+ * - Misses of one URL at once, in any processes sharing the peer, download
+ *   it once: the first fetches, the others wait and read its entry.
  *
  * @example Cache responses of a local server in a private peer
  * ```ts ignore
@@ -67,7 +69,10 @@ export function createCachedFetch(options: CachedFetchOptions): FetchFunction {
           `Cannot fetch ${request.url}: not cached and cache is "only-if-cached"`,
         );
       }
-      return await fetchAndStore(cache, network, request);
+      // One download per peer: whoever misses first fetches, the others wait for its entry.
+      const first = await cache.once(request.url, () => fetchAndStore(cache, network, request));
+      if (first.ran) return first.value;
+      return (await cache.match(request)) ?? await fetchAndStore(cache, network, request);
     }
     if (mode === "force-cache" || mode === "only-if-cached") return stored;
     if (mode === "default" && isFresh(stored.headers)) return stored;

@@ -2,6 +2,7 @@ import { connect } from "../../mod.ts";
 import { createCachedFetch, PackiceCacheStorage } from "../../integrations/mod.ts";
 import { assertEquals, assertRejects } from "../helpers/assert.ts";
 import { startOrigin } from "./origin.ts";
+import { socketDir, spawnDaemon } from "../helpers/uds_daemon.ts";
 
 const DAY = "Wed, 21 Oct 2015 07:28:00 GMT";
 
@@ -108,4 +109,42 @@ Deno.test("cachedFetch never stores non-GET requests, errors or no-store respons
     .text();
   assertEquals((await t.cache.keys()).length, 0);
   assertEquals(t.origin.count("/fresh"), 2);
+});
+
+Deno.test("cachedFetch downloads a URL once when it is missed twice at once", async () => {
+  await using client = await connect();
+  await using origin = startOrigin({ "/slow": { body: "slow", delay: 200 } });
+  const fetch = createCachedFetch({ cache: new PackiceCacheStorage(client).open("fetch") });
+  const texts = await Promise.all(
+    [1, 2, 3].map(async () => await (await fetch(`${origin.url}/slow`)).text()),
+  );
+  assertEquals(texts, ["slow", "slow", "slow"]);
+  assertEquals(origin.count("/slow"), 1);
+});
+
+Deno.test("processes sharing a daemon download a URL they miss at once only once", async () => {
+  await using origin = startOrigin({ "/slow": { body: "slow", delay: 500 } });
+  const dir = await socketDir();
+  try {
+    await using daemon = await spawnDaemon(`${dir}/packice.sock`);
+    const child = () =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("fetch_child.ts", import.meta.url).pathname,
+          daemon.path,
+          `${origin.url}/slow`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const outputs = await Promise.all([child(), child()]);
+    for (const output of outputs) {
+      assertEquals(new TextDecoder().decode(output.stdout), "slow\n");
+    }
+    assertEquals(origin.count("/slow"), 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -5,6 +5,8 @@ export interface OriginFile {
   readonly body: string | Uint8Array<ArrayBuffer>;
   readonly headers?: Record<string, string>;
   readonly status?: number;
+  /** Milliseconds to wait before answering. */
+  readonly delay?: number;
 }
 
 /** The origin, its URL and what it was asked. */
@@ -29,7 +31,7 @@ export function startOrigin(files: Record<string, OriginFile>): Origin {
     port: 0,
     signal: abort.signal,
     onListen: () => {},
-  }, (request) => {
+  }, async (request) => {
     const path = new URL(request.url).pathname;
     const conditional = [
       request.headers.get("if-none-match"),
@@ -38,6 +40,7 @@ export function startOrigin(files: Record<string, OriginFile>): Origin {
     requests.push(`${request.method} ${path}${conditional.length ? ` ${conditional}` : ""}`);
     const file = files[path];
     if (file === undefined) return new Response("not found", { status: 404 });
+    if (file.delay) await new Promise((resolve) => setTimeout(resolve, file.delay));
     const headers = new Headers(file.headers);
     const etag = headers.get("etag");
     const modified = headers.get("last-modified");
