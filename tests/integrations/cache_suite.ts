@@ -205,6 +205,15 @@ export async function cacheSemantics(t: Deno.TestContext, client: Client): Promi
     await eventually(async () => (await leases()) === 0, "the body's lease ends");
   });
 
+  await step("matchHandle gives the body as an object handle to read in place", async (cache) => {
+    await cache.put(URL_A, new Response("in place", { headers: { "x-a": "1" } }));
+    const found = await cache.matchHandle(URL_A);
+    assertEquals(found?.response.headers.get("x-a"), "1");
+    assertEquals(new TextDecoder().decode(found?.handle?.bytes), "in place");
+    await found?.handle?.close();
+    assertEquals(await cache.matchHandle("https://example.com/none"), undefined);
+  });
+
   await t.step("CacheStorage: open, has, keys, match, delete", async () => {
     const storage = new PackiceCacheStorage(client, { namespace: `s${crypto.randomUUID()}` });
     assertEquals(await storage.has("one"), false);
