@@ -9,7 +9,7 @@ import type { Meta } from "../core/validate.ts";
 /** Writes to a peer without memory of its own go out in pieces of at least this size. */
 const WRITE_BATCH = 1 << 20;
 /** The size of the chunks a body stream allocates for readers that bring no buffer. */
-const READ_CHUNK = 256 << 10;
+const READ_CHUNK = 1 << 20;
 
 /**
  * Stores a stream as a new sealed object and returns its id.
@@ -85,7 +85,7 @@ export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
   let offset = 0;
   return new ReadableStream({
     type: "bytes",
-    autoAllocateChunkSize: READ_CHUNK,
+    autoAllocateChunkSize: Math.max(1, Math.min(READ_CHUNK, handle.size)),
     pull: async (controller) => {
       while (index < blobs.length && offset >= blobs[index]!.length) {
         index++;
