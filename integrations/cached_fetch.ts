@@ -56,7 +56,8 @@ export function createCachedFetch(options: CachedFetchOptions): FetchFunction {
     }
     const cache = await options.cache;
     if (request.method === "HEAD") {
-      const stored = mode === "reload" ? undefined : await cache.match(request);
+      const asGet = new Request(request, { method: "GET" });
+      const stored = mode === "reload" ? undefined : await cache.match(asGet);
       if (stored === undefined) return await network(request);
       await stored.body?.cancel();
       return new Response(null, stored);

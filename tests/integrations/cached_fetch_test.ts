@@ -148,3 +148,41 @@ Deno.test("processes sharing a daemon download a URL they miss at once only once
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cachedFetch without setup uses the peer PACKICE_TARGET names", async () => {
+  await using origin = startOrigin({ "/page": { body: "page", headers: { etag: '"p"' } } });
+  const dir = await socketDir();
+  try {
+    await using daemon = await spawnDaemon(`${dir}/packice.sock`);
+    const script = `
+      import { cachedFetch } from ${JSON.stringify(new URL("../../mod.ts", import.meta.url).href)};
+      const response = await cachedFetch(${JSON.stringify(`${origin.url}/page`)}, {
+        cache: "force-cache",
+      });
+      console.log(await response.text());
+      Deno.exit(0);
+    `;
+    for (let run = 0; run < 2; run++) {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--ext=ts", script],
+        env: { PACKICE_TARGET: daemon.path },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(new TextDecoder().decode(output.stdout), "page\n");
+    }
+    assertEquals(origin.count("/page"), 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cachedFetch answers HEAD from a stored response", async () => {
+  await using t = await setup();
+  await t.text("/fresh");
+  const head = await t.fetch(`${t.origin.url}/fresh`, { method: "HEAD" });
+  assertEquals(head.status, 200);
+  assertEquals(head.headers.get("cache-control"), "max-age=3600");
+  assertEquals(head.body, null);
+  assertEquals(t.origin.count("/fresh"), 1);
+});
