@@ -24,6 +24,9 @@ const LOCK_TTL_MS = 60_000;
 /** How often a caller waiting on such a lock looks whether it is gone. */
 const LOCK_POLL_MS = 10;
 
+/** How much of a URL a body's metadata keeps, for people listing objects. */
+const MAX_URL_META = 2048;
+
 /** How often a read retries when a writer deletes the body it was about to open. */
 const READ_ATTEMPTS = 8;
 
@@ -323,14 +326,17 @@ export class PackiceCache {
         : undefined;
       stored = await putBody(this.#client, body, {
         id,
-        meta: { url: request.url },
+        meta: { url: request.url.slice(0, MAX_URL_META) },
         ...(declared === undefined ? {} : { size: declared }),
       });
     }
     return {
       url: toQuery(request).url,
       method: "GET",
-      requestHeaders: [...request.headers],
+      requestHeaders: varyFields(response.headers).flatMap((field) => {
+        const value = request.headers.get(field);
+        return value === null ? [] : [[field, value] as [string, string]];
+      }),
       type: response.type === "error" ? "error" : "default",
       status: response.status,
       statusText: response.statusText,

@@ -20,7 +20,11 @@ export interface CacheEntry {
   readonly url: string;
   /** The request's method: always GET, as `put` refuses others. */
   readonly method: string;
-  /** The request's headers, for `Vary` and `keys()`. */
+  /**
+   * The request's headers that the response's `Vary` names, the only ones
+   * matching needs: a cache shared by processes keeps no other request
+   * header (such as `Authorization`), so `keys()` returns requests with these.
+   */
   readonly requestHeaders: [string, string][];
   /** "default", or "error" for `Response.error()`. */
   readonly type: "default" | "error";

@@ -76,6 +76,16 @@ export async function cacheSemantics(t: Deno.TestContext, client: Client): Promi
     assertEquals(await (await cache.match(URL_A, { ignoreVary: true }))?.text(), "hello");
   });
 
+  await step("keys keep only the request headers Vary names, never credentials", async (cache) => {
+    const request = new Request(URL_A, {
+      headers: { accept: "text/plain", authorization: "Bearer secret" },
+    });
+    await cache.put(request, new Response("x", { headers: { vary: "Accept" } }));
+    const [key] = await cache.keys();
+    assertEquals([...key!.headers], [["accept", "text/plain"]]);
+    assertEquals(await (await cache.match(request))?.text(), "x");
+  });
+
   await step("put refuses what the specification refuses, with a TypeError", async (cache) => {
     const post = new Request(URL_A, { method: "POST", body: "x" });
     await assertRejects(() => cache.put(post, new Response("x")), TypeError, "GET");
