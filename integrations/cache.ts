@@ -1,6 +1,7 @@
 import type { Client } from "../client/client.ts";
 import type { ObjectHandle } from "../client/object_handle.ts";
 import { AlreadyExistsError, NotFoundError } from "../core/errors.ts";
+import { Access } from "../core/lease.ts";
 import { bodyStream, putBody } from "./body.ts";
 import {
   type CacheEntry,
@@ -19,8 +20,8 @@ export type { CacheQueryOptions } from "./cache_entry.ts";
 /** Headers of a 304 answer that describe its own (empty) body, not the stored one. */
 const UNMERGED_HEADERS = new Set(["content-length", "content-encoding", "transfer-encoding"]);
 
-/** How long a lock of {@link PackiceCache.once} lasts when its holder neither ends nor dies. */
-const LOCK_TTL_MS = 60_000;
+/** How long a lock of {@link PackiceCache.once} outlives a holder that stops renewing it. */
+const LOCK_TTL_MS = 15_000;
 /** How often a caller waiting on such a lock looks whether it is gone. */
 const LOCK_POLL_MS = 10;
 
@@ -244,7 +245,7 @@ export class PackiceCache {
    * @internal Runs `fn` unless a caller in any process sharing the peer is
    * running it for the same key; then waits until that one ends and returns
    * `{ ran: false }`. The lock is an object under CREATE that is never
-   * sealed, so it ends with its holder: released, expired, or its
+   * sealed, so it ends with its holder: released, expired unrenewed, or its
    * connection gone.
    */
   async once<T>(
@@ -253,19 +254,26 @@ export class PackiceCache {
   ): Promise<{ ran: true; value: T } | { ran: false }> {
     const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
     const id = `${this.#lockPrefix}${Array.from(new Uint8Array(digest), hex).join("")}`;
-    let lock;
+    const peer = this.#client.peer;
+    let lease;
     try {
-      lock = await this.#client.create(0, { id, ttl: LOCK_TTL_MS });
+      ({ lease } = await peer.acquire(id, Access.CREATE, { size: 0, ttl: LOCK_TTL_MS }));
     } catch (error) {
       if (!(error instanceof AlreadyExistsError)) throw error;
-      const deadline = Date.now() + LOCK_TTL_MS;
-      while (Date.now() < deadline && await this.#client.has(id)) {
+      while (await this.#client.has(id)) {
         await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
       }
       return { ran: false };
     }
-    await using _ = lock;
-    return { ran: true, value: await fn() };
+    // Renewed while the holder lives, so a long download keeps it and a dead holder's expires.
+    const renewal = setInterval(() => peer.renew(lease.id).catch(() => {}), LOCK_TTL_MS / 3);
+    try {
+      return { ran: true, value: await fn() };
+    } finally {
+      clearInterval(renewal);
+      // Releasing an unsealed CREATE lease discards the lock object.
+      await peer.release(lease.id).catch(() => {});
+    }
   }
 
   /** @internal Deletes every object of the cache, for `PackiceCacheStorage.delete`. */

@@ -1,6 +1,7 @@
 import { connect } from "../../mod.ts";
 import { createCachedFetch, PackiceCacheStorage } from "../../integrations/mod.ts";
-import { assertEquals, assertRejects } from "../helpers/assert.ts";
+import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
+import { eventually } from "../helpers/eventually.ts";
 import { startOrigin } from "./origin.ts";
 import { socketDir, spawnDaemon } from "../helpers/uds_daemon.ts";
 
@@ -185,4 +186,37 @@ Deno.test("cachedFetch answers HEAD from a stored response", async () => {
   assertEquals(head.headers.get("cache-control"), "max-age=3600");
   assertEquals(head.body, null);
   assertEquals(t.origin.count("/fresh"), 1);
+});
+
+Deno.test("a process killed mid-download leaves no lock: the next miss downloads at once", async () => {
+  // The first request hangs; any later one is answered at once.
+  await using origin = startOrigin({
+    "/hang": { body: "done", delay: (asked) => asked === 0 ? 60_000 : 0 },
+  });
+  const dir = await socketDir();
+  try {
+    await using daemon = await spawnDaemon(`${dir}/packice.sock`);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("fetch_child.ts", import.meta.url).pathname,
+        daemon.path,
+        `${origin.url}/hang`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await eventually(() => origin.count("/hang") === 1, "the child is downloading");
+    child.kill("SIGKILL");
+    await child.status;
+    await using client = await connect(daemon.path);
+    const fetch = createCachedFetch({ cache: new PackiceCacheStorage(client).open("fetch") });
+    const started = performance.now();
+    assertEquals(await (await fetch(`${origin.url}/hang`)).text(), "done");
+    assert(performance.now() - started < 5_000, "the dead child's lock did not hold it up");
+    assertEquals(origin.count("/hang"), 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

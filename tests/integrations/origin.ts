@@ -5,8 +5,8 @@ export interface OriginFile {
   readonly body: string | Uint8Array<ArrayBuffer>;
   readonly headers?: Record<string, string>;
   readonly status?: number;
-  /** Milliseconds to wait before answering. */
-  readonly delay?: number;
+  /** Milliseconds to wait before answering, or a function of how many times the file was asked for. */
+  readonly delay?: number | ((asked: number) => number);
 }
 
 /** The origin, its URL and what it was asked. */
@@ -40,7 +40,9 @@ export function startOrigin(files: Record<string, OriginFile>): Origin {
     requests.push(`${request.method} ${path}${conditional.length ? ` ${conditional}` : ""}`);
     const file = files[path];
     if (file === undefined) return new Response("not found", { status: 404 });
-    if (file.delay) await new Promise((resolve) => setTimeout(resolve, file.delay));
+    const asked = requests.filter((line) => line.split(" ")[1] === path).length - 1;
+    const delay = typeof file.delay === "function" ? file.delay(asked) : file.delay ?? 0;
+    if (delay > 0) await sleep(delay, abort.signal);
     const headers = new Headers(file.headers);
     const etag = headers.get("etag");
     const modified = headers.get("last-modified");
@@ -62,4 +64,17 @@ export function startOrigin(files: Record<string, OriginFile>): Origin {
       await server.finished;
     },
   };
+}
+
+/** Waits, or stops waiting when the server stops. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
 }
