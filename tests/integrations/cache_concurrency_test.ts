@@ -73,3 +73,29 @@ Deno.test("processes sharing a daemon put into one Web Cache at once and lose no
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a writer that dies holding the next index version does not block the others", async () => {
+  const dir = await socketDir();
+  try {
+    await using daemon = await spawnDaemon(`${dir}/packice.sock`);
+    await using client = await connect(daemon.path);
+    const cache = await new PackiceCacheStorage(client).open("crash");
+    await cache.put("https://example.com/1", new Response("1"));
+    const index = (await client.list()).map((info) => info.id).find((id) =>
+      /^packice-cache\..*\.i\.1$/.test(id)
+    )!;
+    // Another connection reserves the next version, as a writer about to commit does, and dies.
+    const doomed = await connect(daemon.path);
+    await doomed.create(2, { id: index.replace(/1$/, "2") });
+    let stored = false;
+    const put = cache.put("https://example.com/2", new Response("2")).then(() => stored = true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assertEquals(stored, false, "the put waits while the reservation lives");
+    await doomed.close();
+    await put;
+    assertEquals((await cache.keys()).length, 2);
+    assertEquals(await (await cache.match("https://example.com/2"))?.text(), "2");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
