@@ -30,7 +30,8 @@ export interface CachedFetchOptions {
  *   `ETag` / `Last-Modified`; a 304 serves the stored body with the new headers.
  * - Only GET requests and successful responses (2xx but 206) are stored;
  *   never a response or request with `Cache-Control: no-store`, nor `Vary: *`.
- * - A fetched body is stored first (streamed into Packice without being held
+ * - A body is stored as `fetch` hands it over, decoded, so its stored headers
+ *   carry no `Content-Encoding`. A fetched body is stored first (streamed into Packice without being held
  *   whole when its length is known) and then served from Packice.
  * - Misses of one URL at once, in any processes sharing the peer, download
  *   it once: the first fetches, the others wait and read its entry.
@@ -152,12 +153,30 @@ async function store(
 ): Promise<Response> {
   if (!storable(request, response)) return response;
   try {
-    await cache.put(request, response);
+    await cache.put(request, decoded(response));
   } catch {
     // The body is spent: a cache that cannot keep it answers from the network again.
     return await network(request);
   }
   return (await cache.match(request)) ?? await network(request);
+}
+
+/**
+ * The response as `fetch` hands it over: its body already decoded. Stored as it
+ * is, `Content-Encoding` and `Content-Length` would describe bytes it no longer has.
+ */
+function decoded(response: Response): Response {
+  if (!response.headers.has("content-encoding")) return response;
+  const headers = new Headers(response.headers);
+  headers.delete("content-encoding");
+  headers.delete("content-length");
+  const copy = new Response(response.body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers,
+  });
+  Object.defineProperty(copy, "url", { value: response.url });
+  return copy;
 }
 
 function storable(request: Request, response: Response): boolean {

@@ -220,3 +220,22 @@ Deno.test("a process killed mid-download leaves no lock: the next miss downloads
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cachedFetch stores a compressed response decoded, with headers that say so", async () => {
+  await using client = await connect();
+  const text = "compressible ".repeat(1000);
+  const gzip = new Uint8Array(
+    await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip")))
+      .arrayBuffer(),
+  );
+  await using origin = startOrigin({
+    "/gz": { body: gzip, headers: { "content-encoding": "gzip", "cache-control": "max-age=60" } },
+  });
+  const cache = await new PackiceCacheStorage(client).open("fetch");
+  const fetch = createCachedFetch({ cache });
+  assertEquals(await (await fetch(`${origin.url}/gz`)).text(), text);
+  const again = await fetch(`${origin.url}/gz`, { cache: "force-cache" });
+  assertEquals(again.headers.get("content-encoding"), null);
+  assertEquals(await again.text(), text);
+  assertEquals(origin.count("/gz"), 1);
+});
