@@ -20,7 +20,12 @@ if ((mode !== "put" && mode !== "get") || socket === undefined || id === undefin
 await using client = await connect(socket);
 const start = performance.now();
 if (mode === "put") {
-  const stored = await putFile(client, id, { id: id.split("/").pop()! });
+  const name = id.split("/").pop()!;
+  if (await client.has(name)) {
+    console.log(`${name} is already stored; delete it first to store it again`);
+    Deno.exit(0);
+  }
+  const stored = await putFile(client, id, { id: name });
   const { size } = await client.stat(stored);
   console.log(`stored ${stored}: ${size} bytes in ${(performance.now() - start).toFixed(1)} ms`);
 } else {
