@@ -4,6 +4,7 @@
  */
 import type { Client } from "../client/client.ts";
 import type { ObjectHandle } from "../client/object_handle.ts";
+import { ClosedError } from "../core/errors.ts";
 import type { Meta } from "../core/validate.ts";
 
 /** Writes to a peer without memory of its own go out in pieces of at least this size. */
@@ -87,6 +88,7 @@ export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
     type: "bytes",
     autoAllocateChunkSize: Math.max(1, Math.min(READ_CHUNK, handle.size)),
     pull: async (controller) => {
+      if (handle.closed) throw new ClosedError(`Cannot read object ${handle.id}: handle closed`);
       while (index < blobs.length && offset >= blobs[index]!.length) {
         index++;
         offset = 0;
@@ -99,7 +101,6 @@ export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
         request.respond(0);
         return;
       }
-      if (handle.closed) throw new TypeError(`Cannot read object ${handle.id}: handle closed`);
       const view = request.view!;
       const length = Math.min(view.byteLength, current.length - offset);
       new Uint8Array(view.buffer, view.byteOffset, length).set(
