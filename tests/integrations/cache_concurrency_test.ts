@@ -99,3 +99,24 @@ Deno.test("a writer that dies holding the next index version does not block the 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("one daemon's Web Cache is shared by a Unix socket client and an HTTP client", async () => {
+  const dir = await socketDir();
+  try {
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = probe.addr.port;
+    probe.close();
+    await using daemon = await spawnDaemon(`${dir}/packice.sock`, ["--http", `127.0.0.1:${port}`]);
+    const http = `http://127.0.0.1:${port}`;
+    await using local = await connect(daemon.path);
+    await using remote = await connect(http);
+    const written = await new PackiceCacheStorage(local).open("both");
+    await written.put("https://example.com/x", new Response("over the socket"));
+    const read = await new PackiceCacheStorage(remote).open("both");
+    assertEquals(await (await read.match("https://example.com/x"))?.text(), "over the socket");
+    await read.put("https://example.com/y", new Response("over HTTP"));
+    assertEquals(await (await written.match("https://example.com/y"))?.text(), "over HTTP");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
