@@ -64,7 +64,7 @@ export function toQuery(request: RequestInfo | URL): RequestQuery {
 }
 
 /** The URL without its fragment. */
-export function withoutFragment(url: string): string {
+function withoutFragment(url: string): string {
   const hash = url.indexOf("#");
   return hash < 0 ? url : url.slice(0, hash);
 }

@@ -52,11 +52,6 @@ export class IndexChain<T> {
     this.#empty = empty;
   }
 
-  /** The id prefix of this chain's versions. */
-  get prefix(): string {
-    return this.#prefix;
-  }
-
   /** The current value. Treat it as read-only: it may be shared with later reads. */
   async read(): Promise<Version<T>> {
     const deadline = Date.now() + UPDATE_DEADLINE_MS;
