@@ -84,7 +84,11 @@ export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
   const blobs = handle.blobs;
   let index = 0;
   let offset = 0;
-  return new ReadableStream({
+  const close = () => {
+    unreadBodies.unregister(handle);
+    return handle.close();
+  };
+  const stream = new ReadableStream({
     type: "bytes",
     autoAllocateChunkSize: Math.max(1, Math.min(READ_CHUNK, handle.size)),
     pull: async (controller) => {
@@ -96,7 +100,7 @@ export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
       const current = blobs[index];
       const request = controller.byobRequest!;
       if (current === undefined) {
-        await handle.close();
+        await close();
         controller.close();
         request.respond(0);
         return;
@@ -109,9 +113,20 @@ export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
       offset += length;
       request.respond(length);
     },
-    cancel: () => handle.close(),
+    cancel: close,
   });
+  unreadBodies.register(stream, handle, handle);
+  return stream;
 }
+
+/**
+ * A backstop for bodies dropped unread (`if (await cache.match(url))`): once
+ * nothing can read a body stream any more, its lease ends. Reading to the end
+ * or cancelling ends it at once; garbage collection is only the safety net.
+ * No view of the handle's memory ever leaves the stream, so closing it then
+ * is safe.
+ */
+const unreadBodies = new FinalizationRegistry<ObjectHandle>((handle) => void handle.close());
 
 function lengthMismatch(size: number, how: string): TypeError {
   return new TypeError(`Cannot store body: ${how} than its declared length of ${size} bytes`);

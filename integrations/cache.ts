@@ -77,7 +77,8 @@ export class PackiceCache {
   /**
    * The first stored response that matches the request, or undefined. Read
    * or cancel its body: until then it holds a lease on the body's object, as
-   * an unread `fetch` body holds its connection.
+   * an unread `fetch` body holds its connection (a body dropped unread lets
+   * go of it when garbage-collected, a safety net only).
    *
    * @param request A request, or a URL to GET.
    * @param options How to match.

@@ -120,3 +120,18 @@ Deno.test("Web Streams over a Unix socket daemon behave as streams users expect"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a matched body dropped unread ends its lease once it is garbage", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc",
+      new URL("gc_child.ts", import.meta.url).pathname,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(new TextDecoder().decode(output.stderr), "");
+  assertEquals(new TextDecoder().decode(output.stdout), "10 0\n");
+});
