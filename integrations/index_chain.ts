@@ -1,4 +1,6 @@
 import type { Client } from "../client/client.ts";
+import { ObjectWriter } from "../client/object_writer.ts";
+import { Access } from "../core/lease.ts";
 import {
   AlreadyExistsError,
   NotFoundError,
@@ -115,17 +117,19 @@ export class IndexChain<T> {
 
   async #commit(version: number, value: T): Promise<boolean> {
     const bytes = new TextEncoder().encode(JSON.stringify(value));
-    let writer;
+    const peer = this.#client.peer;
+    let acquired;
     try {
-      writer = await this.#client.create(bytes.length, {
-        id: this.#prefix + version,
+      // The TTL is the reservation's (the lease's) alone: a sealed version must never expire.
+      acquired = await peer.acquire(this.#prefix + version, Access.CREATE, {
+        size: bytes.length,
         ttl: RESERVATION_TTL_MS,
       });
     } catch (error) {
       if (error instanceof AlreadyExistsError) return false;
       throw error;
     }
-    await using _ = writer;
+    await using writer = new ObjectWriter(peer, acquired);
     await writer.write(bytes);
     if (!(await this.#fresh(version))) return false;
     try {

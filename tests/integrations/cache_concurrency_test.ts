@@ -1,4 +1,4 @@
-import { connect } from "../../mod.ts";
+import { connect, ManualClock, MemoryPeer } from "../../mod.ts";
 import { PackiceCacheStorage } from "../../integrations/mod.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { socketDir, spawnDaemon } from "../helpers/uds_daemon.ts";
@@ -119,4 +119,18 @@ Deno.test("one daemon's Web Cache is shared by a Unix socket client and an HTTP 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("entries outlive every TTL the cache uses for its reservations and locks", async () => {
+  const clock = new ManualClock(1_000_000);
+  await using peer = new MemoryPeer({ clock, sweepInterval: 0 });
+  await using client = await connect(peer);
+  const cache = await new PackiceCacheStorage(client).open("long");
+  await cache.put("https://example.com/a", new Response("a"));
+  await cache.put("https://example.com/b", new Response("b"));
+  clock.advance(24 * 3600_000);
+  await peer.sweep();
+  assertEquals((await cache.keys()).length, 2);
+  assertEquals(await (await cache.match("https://example.com/b"))?.text(), "b");
+  assertEquals(await new PackiceCacheStorage(client).keys(), ["long"]);
 });
