@@ -124,7 +124,10 @@ Deno.test("cachedFetch downloads a URL once when it is missed twice at once", as
 });
 
 Deno.test("processes sharing a daemon download a URL they miss at once only once", async () => {
-  await using origin = startOrigin({ "/slow": { body: "slow", delay: 500 } });
+  // Fresh for a minute, so a child that starts after the other's download ends gets a hit too.
+  await using origin = startOrigin({
+    "/slow": { body: "slow", delay: 1500, headers: { "cache-control": "max-age=60" } },
+  });
   const dir = await socketDir();
   try {
     await using daemon = await spawnDaemon(`${dir}/packice.sock`);
