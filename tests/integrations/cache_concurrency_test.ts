@@ -106,10 +106,16 @@ Deno.test("one daemon's Web Cache is shared by a Unix socket client and an HTTP 
     const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = probe.addr.port;
     probe.close();
-    await using daemon = await spawnDaemon(`${dir}/packice.sock`, ["--http", `127.0.0.1:${port}`]);
+    const token = crypto.randomUUID();
+    await using daemon = await spawnDaemon(`${dir}/packice.sock`, [
+      "--http",
+      `127.0.0.1:${port}`,
+      "--token",
+      token,
+    ]);
     const http = `http://127.0.0.1:${port}`;
     await using local = await connect(daemon.path);
-    await using remote = await connect(http);
+    await using remote = await connect(http, { token });
     const written = await new PackiceCacheStorage(local).open("both");
     await written.put("https://example.com/x", new Response("over the socket"));
     const read = await new PackiceCacheStorage(remote).open("both");
