@@ -468,15 +468,16 @@ export class MemfdBlob implements Blob {
    * Seals a blob whose memfd another process filled and may still map
    * read-write: `F_SEAL_FUTURE_WRITE` now (nobody maps it writable or
    * writes to it any more), every seal once that mapping is gone, or a
-   * sealed copy of the bytes if it stays; see {@link sealOnceUnmapped}.
+   * sealed copy of the bytes if it stays or its writer has forbidden more
+   * seals; see {@link AdoptedSeal}.
    */
   #sealAdopted(): void {
-    const result = this.#native.symbols.pk_add_seals(this.#fd, FULL_SEALS);
-    if (result !== -Errno.EBUSY) {
-      check(result, "fcntl(F_ADD_SEALS)");
-      return;
-    }
-    this.#addSeals(Linux.F_SEAL_FUTURE_WRITE);
+    const { symbols } = this.#native;
+    const result = symbols.pk_add_seals(this.#fd, FULL_SEALS);
+    if (result === 0) return;
+    // Else EBUSY, the writer's mapping is still there, or EPERM, the writer has forbidden
+    // more seals (then this one fails too, and only a copy can be sealed).
+    symbols.pk_add_seals(this.#fd, Linux.F_SEAL_FUTURE_WRITE);
     const seal = this.#adoptedSeal = new AdoptedSeal(this.#native, this.#fd, this.size);
     const filled = this.#fd;
     const sealing: Promise<void> = seal.done
