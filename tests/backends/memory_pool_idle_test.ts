@@ -1,0 +1,50 @@
+/**
+ * The pool of memfds prepared for new objects is given back once the peer
+ * goes idle, and `metrics()` and `/metrics` count it.
+ */
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { eventually } from "../helpers/eventually.ts";
+import { connect, MemoryPeer, serveHttp } from "../../mod.ts";
+import { loadNative } from "../../native/load.ts";
+
+const MiB = 1 << 20;
+
+async function poolOf(peer: MemoryPeer): Promise<[number, number]> {
+  const metrics = await peer.metrics();
+  return [metrics.memory_pool_bytes!, metrics.memory_pool_memfds!];
+}
+
+Deno.test({
+  name: "an idle peer gives its prepared memfds back, and its metrics count them",
+  ignore: loadNative() === undefined,
+  fn: async () => {
+    await using peer = new MemoryPeer({ capacity: 256 * MiB, poolIdleMs: 150 });
+    await using client = await connect(peer);
+    const server = serveHttp(peer, { port: 0 });
+    try {
+      const scrape = async () => {
+        const text = await (await fetch(`${server.url}/metrics`)).text();
+        const value = (name: string) =>
+          Number(text.match(new RegExp(`^${name} (\\d+)$`, "m"))?.[1]);
+        return [value("packice_memory_pool_bytes"), value("packice_memory_pool_memfds")];
+      };
+      assertEquals(await poolOf(peer), [0, 0]);
+      for (let round = 0; round < 2; round++) {
+        for (let i = 0; i < 6; i++) await client.put(new Uint8Array(MiB), { id: `o${i}` });
+        await eventually(async () => (await poolOf(peer))[0] > 0, "the pool fills");
+        const [bytes, memfds] = await poolOf(peer);
+        assert(memfds > 0 && bytes >= memfds * MiB, `${bytes} bytes in ${memfds} memfds`);
+        for (let i = 0; i < 6; i++) await client.delete(`o${i}`);
+        await eventually(
+          async () => (await poolOf(peer))[0] === 0,
+          "the idle pool is empty",
+          { timeout: 5000 },
+        );
+        assertEquals(await poolOf(peer), [0, 0]);
+        assertEquals(await scrape(), [0, 0]);
+      }
+    } finally {
+      await server.close();
+    }
+  },
+});
