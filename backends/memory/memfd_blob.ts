@@ -1,6 +1,12 @@
 import type { Blob } from "../../core/blob.ts";
-import { AlreadySealedError, ClosedError, WrongAccessError } from "../../core/errors.ts";
-import { check, Errno } from "../../native/errno.ts";
+import {
+  AlreadySealedError,
+  ClosedError,
+  InvalidArgumentError,
+  PackiceError,
+  WrongAccessError,
+} from "../../core/errors.ts";
+import { check, Errno, SystemError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
 import { Mapping } from "../../native/mapping.ts";
@@ -256,7 +262,7 @@ export class MemfdBlob implements Blob {
       }
       return Promise.resolve();
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(this.#adopted ? sealedByWriter(error) : error);
     }
   }
 
@@ -555,9 +561,13 @@ export class MemfdBlob implements Blob {
 
   /** The mapping of the memfd, made now if needed: read-write while creating, else read-only. */
   #mapped(): Mapping {
-    this.#mapping ??= Mapping.map(this.#native, this.#fd, this.size, {
-      writable: this.#state === "creating",
-    });
+    try {
+      this.#mapping ??= Mapping.map(this.#native, this.#fd, this.size, {
+        writable: this.#state === "creating",
+      });
+    } catch (error) {
+      throw this.#adopted ? sealedByWriter(error) : error;
+    }
     return this.#mapping;
   }
 
@@ -565,4 +575,18 @@ export class MemfdBlob implements Blob {
   #at(offset: number): Deno.PointerValue {
     return Deno.UnsafePointer.offset(this.#mapped().pointer!, offset);
   }
+}
+
+/**
+ * The error for a write, or a writable mapping, refused with EPERM by a
+ * memfd another process filled: it has sealed the memfd against writes since
+ * handing it over.
+ */
+function sealedByWriter(error: unknown): unknown {
+  if (!(error instanceof PackiceError) || !(error.cause instanceof SystemError)) return error;
+  if (error.cause.errno !== Errno.EPERM) return error;
+  return new InvalidArgumentError(
+    "Cannot write blob: the process that handed its memfd over has sealed it against writes",
+    { cause: error },
+  );
 }

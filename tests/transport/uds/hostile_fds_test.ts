@@ -10,7 +10,14 @@ import { assert, assertEquals } from "../../helpers/assert.ts";
 import { Hostile, memfd, MFD_ALLOW_SEALING, MFD_HUGETLB, O } from "../../helpers/hostile_fd.ts";
 import { RawConnection, type RawReply } from "../../helpers/uds_raw.ts";
 import { type DaemonProcess, socketDir, spawnDaemon } from "../../helpers/uds_daemon.ts";
-import { decodeJson, encodeFrame, Flag, Op } from "../../../transport/uds/protocol.ts";
+import {
+  decodeJson,
+  encodeFrame,
+  encodeRead,
+  encodeWrite,
+  Flag,
+  Op,
+} from "../../../transport/uds/protocol.ts";
 import { Linux } from "../../../native/ffi.ts";
 import { connect } from "../../../mod.ts";
 
@@ -182,7 +189,14 @@ Deno.test("memfds shrunk and grown while the daemon takes them over never fault 
       }
     }
     assert(refused > 0 || kept.length > 0);
-    for (const id of kept) assertEquals((await httpGet(http, id)).length, MIB);
+    for (const id of kept) {
+      // The last byte: the daemon reads it from its mapping of the whole memfd.
+      const response = await fetch(`${http}/v1/objects/${id}`, {
+        headers: { range: `bytes=${MIB - 1}-${MIB - 1}` },
+      });
+      assertEquals(response.status, 206, id);
+      assertEquals([...new Uint8Array(await response.arrayBuffer())], [0]);
+    }
     await using client = await connect(daemon.path);
     for (const id of kept) {
       using handle = await client.get(id);
@@ -271,6 +285,45 @@ Deno.test("a writer that forbids more seals cannot change its object after seal"
         }
         native.symbols.pk_close(fd);
       }
+    }
+  });
+});
+
+Deno.test("a memfd its writer seals against writes after the take-over is read and written with typed errors", async () => {
+  await withDaemon(async ({ daemon }) => {
+    using raw = new RawConnection(daemon.path);
+    const { native } = raw;
+    for (const size of [4096, MIB]) {
+      const fd = memfd(native, size);
+      try {
+        createWith(raw, `late${size}`, size, fd);
+        const reply = await answer(raw);
+        assert(!isError(reply), JSON.stringify(reply));
+        assertEquals(native.symbols.pk_add_seals(fd, Linux.F_SEAL_FUTURE_WRITE), 0);
+        const bytes = new Uint8Array(16).fill(7);
+        raw.send(Op.WRITE, 5, encodeWrite({ lease: reply.lease, blob: 0, offset: 0, bytes }));
+        const written = await answer(raw);
+        assert(isError(written), `write into a ${size}-byte blob is refused`);
+        assertEquals(written.code, "INVALID_ARGUMENT", written.message);
+        raw.send(Op.READ, 6, encodeRead({ lease: reply.lease, blob: 0, offset: 0, length: 16 }));
+        const read = await raw.receive();
+        const frame = read!.frames[0]!;
+        if (frame.header.flags & Flag.ERROR) {
+          const error = decodeJson(frame.body) as { code: string; message: string };
+          assertEquals(error.code, "INVALID_ARGUMENT", error.message);
+        } else {
+          assertEquals([...frame.body], new Array(16).fill(0));
+        }
+        const sealed = await sealAndRelease(raw, reply.lease);
+        assert(!isError(sealed), JSON.stringify(sealed));
+      } finally {
+        native.symbols.pk_close(fd);
+      }
+    }
+    await using client = await connect(daemon.path);
+    for (const size of [4096, MIB]) {
+      using handle = await client.get(`late${size}`);
+      assertEquals(handle.bytes, new Uint8Array(size));
     }
   });
 });
