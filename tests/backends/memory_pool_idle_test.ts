@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { eventually } from "../helpers/eventually.ts";
-import { connect, MemoryPeer, serveHttp } from "../../mod.ts";
+import { connect, MemoryPeer, serveHttp, TieredPeer } from "../../mod.ts";
 import { loadNative } from "../../native/load.ts";
 
 const MiB = 1 << 20;
@@ -45,6 +45,30 @@ Deno.test({
       }
     } finally {
       await server.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "an idle tiered peer gives its prepared memory back, and its metrics count it",
+  ignore: loadNative() === undefined,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "packice-pool-" });
+    try {
+      await using peer = await TieredPeer.open({
+        dir,
+        hotCapacity: 64 * MiB,
+        coldCapacity: 64 * MiB,
+        poolIdleMs: 150,
+      });
+      await using client = await connect(peer);
+      for (let i = 0; i < 4; i++) await client.put(new Uint8Array(MiB), { id: `o${i}` });
+      const pooled = async () => (await peer.metrics()).memory_pool_bytes!;
+      await eventually(async () => await pooled() > 0, "the pool fills");
+      await eventually(async () => await pooled() === 0, "the idle pool is empty");
+      assertEquals((await peer.metrics()).memory_pool_memfds, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
