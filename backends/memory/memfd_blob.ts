@@ -586,7 +586,7 @@ function sealedByWriter(error: unknown): unknown {
   if (!(error instanceof PackiceError) || !(error.cause instanceof SystemError)) return error;
   if (error.cause.errno !== Errno.EPERM) return error;
   return new InvalidArgumentError(
-    "Cannot write blob: the process that handed its memfd over has sealed it against writes",
+    "Cannot write or map blob: the process that handed its memfd over has sealed it against writes",
     { cause: error },
   );
 }
