@@ -14,7 +14,8 @@ import { Header } from "./protocol.ts";
 /** Bytes per chunk of a response body. */
 const SEND_CHUNK = 1 << 20;
 
-const decoder = new TextDecoder();
+// A leading U+FEFF is text, as on every transport: JSON then refuses it.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Reads a JSON request body of at most `limit` bytes; an empty body gives `{}`.

@@ -137,7 +137,8 @@ export interface Header {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// A leading U+FEFF is part of the text, an object id say, not a byte-order mark to drop.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 /** Bodies up to this many bytes are decoded in JS when they are ASCII. */
 const SHORT_TEXT = 512;
 
