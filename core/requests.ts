@@ -182,7 +182,9 @@ function sizeOf(size: unknown): number | number[] {
 
 function metaOf(meta: unknown): Meta {
   if (!isPlainObject(meta)) {
-    throw new InvalidArgumentError(`Invalid meta: expected a plain JSON object, got ${shown(meta)}`);
+    throw new InvalidArgumentError(
+      `Invalid meta: expected a plain JSON object, got ${shown(meta)}`,
+    );
   }
   return meta as Meta;
 }

@@ -29,10 +29,10 @@
 import { ProtocolError } from "../../core/errors.ts";
 import { isPlainObject } from "../../core/plain_object.ts";
 import {
-  acquireRequest,
   type AcquireRequest as CheckedAcquire,
-  renewRequest,
+  acquireRequest,
   type RenewRequest,
+  renewRequest,
 } from "../../core/requests.ts";
 import type { Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
