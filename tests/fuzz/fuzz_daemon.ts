@@ -25,6 +25,8 @@ export interface FuzzDaemon extends AsyncDisposable {
    * `mayHaveMade`, all removed here), and the seeds are unchanged.
    */
   settle(mayHaveMade: number): Promise<void>;
+  /** After a failed case: removes what it left, as far as it can, for the cases that follow. */
+  reset(): Promise<void>;
 }
 
 /** The seeds' bytes: a pattern, a page of it, and nothing. */
@@ -119,12 +121,25 @@ export async function startFuzzDaemon(): Promise<FuzzDaemon> {
     }
   };
 
+  const reset = async () => {
+    if (exited) return;
+    logged = daemon.stderr().length;
+    await eventually(async () => (await client.peer.stats()).leases === 0, "leases end")
+      .catch(() => {});
+    for (const info of await client.list()) {
+      if (!(SEED_IDS as readonly string[]).includes(info.id)) {
+        await client.delete(info.id).catch(() => {});
+      }
+    }
+  };
+
   return {
     socket,
     http,
     client,
     daemon,
     settle,
+    reset,
     [Symbol.asyncDispose]: async () => {
       try {
         await client.close();
