@@ -11,7 +11,9 @@
 import { assert } from "../helpers/assert.ts";
 import { fc, fuzz } from "./budget.ts";
 import { type FuzzDaemon, SEED_IDS, startFuzzDaemon } from "./fuzz_daemon.ts";
-import { acquireFields, anyId, oddId, safeId, ttl, wild } from "./values.ts";
+import { acquireFields, anyId, oddId, ttl, wild } from "./values.ts";
+
+const encoder = new TextEncoder();
 
 /** A lease a case was granted earlier (by index), or a string that is none. */
 type LeaseRef = { known: number } | { text: string };
@@ -37,6 +39,8 @@ interface Call {
   readonly body: Body;
   /** Sent over raw TCP with this Content-Length, whatever the body's length. */
   readonly declared: number | undefined;
+  /** Sent over raw TCP in chunks (when not `declared`), the last one left out when cut. */
+  readonly chunked: { readonly cut: boolean } | undefined;
 }
 
 const leaseRef: fc.Arbitrary<LeaseRef> = fc.oneof(
@@ -116,6 +120,10 @@ const headers: fc.Arbitrary<Record<string, string>> = fc.record({
     fc.string({ maxLength: 6 }),
   ),
   "content-type": fc.constantFrom("application/json", "text/plain", "application/octet-stream"),
+  "packice-size": fc.oneof(
+    fc.constantFrom("0", "1", "100", "5000", "-1", "x", "1e3", "99999999999999999999"),
+    fc.nat(6000).map(String),
+  ),
 }, { requiredKeys: [] });
 
 const body: fc.Arbitrary<Body> = fc.oneof(
@@ -143,6 +151,7 @@ const call: fc.Arbitrary<Call> = fc.record({
   headers,
   body,
   declared: fc.option(fc.nat(6000), { nil: undefined, freq: 5 }),
+  chunked: fc.option(fc.record({ cut: fc.boolean() }), { nil: undefined, freq: 6 }),
 }).map((call) => {
   // A DELETE may remove its object: never a seed.
   if (
@@ -193,7 +202,6 @@ function pathOf(run: Run, { target, rawParams }: Call): string {
 
 function bodyBytes(body: Body): Uint8Array<ArrayBuffer> | undefined {
   if (body === undefined) return undefined;
-  const encoder = new TextEncoder();
   if ("bytes" in body) return body.bytes;
   if ("text" in body) return encoder.encode(body.text);
   return encoder.encode(JSON.stringify(body.json) ?? "");
@@ -256,7 +264,7 @@ async function viaFetch(
   }
 }
 
-/** Sends a call over raw TCP with the Content-Length it declares. */
+/** Sends a call over raw TCP with the Content-Length it declares, or in chunks. */
 async function viaTcp(daemon: FuzzDaemon, run: Run, call: Call): Promise<void> {
   const path = pathOf(run, call);
   const bytes = bodyBytes(call.body) ?? new Uint8Array();
@@ -265,13 +273,31 @@ async function viaTcp(daemon: FuzzDaemon, run: Run, call: Call): Promise<void> {
   for (const [name, value] of Object.entries(call.headers)) {
     if (/^[\x20-\x7e]*$/.test(value)) head.push(`${name}: ${value}`);
   }
-  head.push(`content-length: ${call.declared}`);
+  let tail = bytes;
+  if (call.declared !== undefined) {
+    head.push(`content-length: ${call.declared}`);
+  } else {
+    head.push("transfer-encoding: chunked");
+    const half = bytes.length >> 1;
+    const chunks = [bytes.subarray(0, half), bytes.subarray(half)].filter((c) => c.length > 0);
+    const parts = chunks.flatMap((chunk) => [
+      encoder.encode(`${chunk.length.toString(16)}\r\n`),
+      chunk,
+      encoder.encode("\r\n"),
+    ]);
+    if (!call.chunked?.cut) parts.push(encoder.encode("0\r\n\r\n"));
+    tail = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+    let at = 0;
+    for (const part of parts) {
+      tail.set(part, at);
+      at += part.length;
+    }
+  }
   const url = new URL(daemon.http);
   const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
   try {
-    const encoder = new TextEncoder();
     await conn.write(encoder.encode(`${head.join("\r\n")}\r\n\r\n`)).catch(() => 0);
-    if (bytes.length > 0) await conn.write(bytes).catch(() => 0);
+    if (tail.length > 0) await conn.write(tail).catch(() => 0);
     await conn.closeWrite().catch(() => {});
     const chunks: Uint8Array[] = [];
     const timer = setTimeout(() => conn.close(), 10_000);
@@ -323,7 +349,7 @@ Deno.test(NAME, async () => {
       try {
         for (const call of calls) {
           if (call.method === "PUT" || call.method === "POST") mayHaveMade++;
-          if (call.declared !== undefined) await viaTcp(daemon, run, call);
+          if (call.declared !== undefined || call.chunked) await viaTcp(daemon, run, call);
           else await viaFetch(daemon, run, call);
         }
       } catch (error) {
@@ -335,5 +361,5 @@ Deno.test(NAME, async () => {
       await daemon.settle(mayHaveMade);
     },
   );
-  await fuzz(NAME, property, 120);
+  await fuzz(NAME, property, 200);
 });

@@ -24,7 +24,7 @@ import {
 } from "../../transport/uds/protocol.ts";
 import { fc, fuzz } from "./budget.ts";
 import { type FuzzDaemon, SEED_IDS, startFuzzDaemon } from "./fuzz_daemon.ts";
-import { acquireFields, anyId, oddId, ttl, wild } from "./values.ts";
+import { acquireFields, anyId, oddId, putFields, ttl, wild } from "./values.ts";
 
 /** A lease a case was granted earlier (by index), or a string that is none. */
 type LeaseRef = { known: number } | { text: string };
@@ -105,10 +105,7 @@ function bodyFor(op: number): fc.Arbitrary<Body> {
       data: fc.uint8Array({ maxLength: 5000 }),
     }).map((fields) => ({ kind: "io" as const, ...fields })),
     [Op.PUT]: fc.record({
-      fields: fc.oneof(
-        { weight: 3, arbitrary: fc.record({ id: anyId, meta: wild, ttl }, { requiredKeys: [] }) },
-        { weight: 1, arbitrary: wild },
-      ),
+      fields: fc.oneof({ weight: 5, arbitrary: putFields }, { weight: 1, arbitrary: wild }),
       bytes: fc.uint8Array({ maxLength: 8192 }),
       lie: fc.option(fc.constantFrom(0, 1, 3, 0xffff_ffff), { nil: undefined, freq: 4 }),
     }).map((fields) => ({ kind: "put" as const, ...fields })),
@@ -365,5 +362,5 @@ Deno.test(NAME, async () => {
       await daemon.settle(mayHaveMade);
     },
   );
-  await fuzz(NAME, property, 150);
+  await fuzz(NAME, property, 250);
 });
