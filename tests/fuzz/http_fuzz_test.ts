@@ -257,11 +257,16 @@ async function viaFetch(
   const response = await fetch(request);
   const text = new TextDecoder().decode(await response.arrayBuffer());
   const json = checkAnswer(what, response.status, text, call.method !== "HEAD");
-  if (response.status === 201 && call.target.kind === "leases" && json !== undefined) {
-    const lease = (json.lease as { id?: unknown } | undefined)?.id;
-    assert(typeof lease === "string", `${what}: 201 without a lease: ${text}`);
-    run.leases.push(lease);
-  }
+  learn(run, response.status, json);
+}
+
+/**
+ * Remembers the lease a 201 answer grants, whichever path asked for it: a
+ * path given as it is may resolve to another (`/v1/leases/../leases`).
+ */
+function learn(run: Run, status: number, json: Record<string, unknown> | undefined): void {
+  const lease = (json?.lease as { id?: unknown } | undefined)?.id;
+  if (status === 201 && typeof lease === "string") run.leases.push(lease);
 }
 
 /** Sends a call over raw TCP with the Content-Length it declares, or in chunks. */
@@ -316,10 +321,7 @@ async function viaTcp(daemon: FuzzDaemon, run: Run, call: Call): Promise<void> {
     assert(status !== undefined, `${call.method} ${path} over TCP: no answer: ${answer}`);
     const text = answer.slice(answer.indexOf("\r\n\r\n") + 4);
     const json = checkAnswer(`${call.method} ${path} over TCP`, Number(status), text, false);
-    if (Number(status) === 201 && call.target.kind === "leases" && json !== undefined) {
-      const lease = (json.lease as { id?: unknown } | undefined)?.id;
-      if (typeof lease === "string") run.leases.push(lease);
-    }
+    learn(run, Number(status), json);
   } finally {
     try {
       conn.close();
