@@ -288,6 +288,10 @@ export function lifecycleSuite(
       await assertRejects(() => peer.stat(any(id)), InvalidArgumentError);
       await assertRejects(() => peer.has(any(id)), InvalidArgumentError);
     }
+    await assertRejects(() => peer.putObject(any("abc"), 3), InvalidArgumentError, "chunks");
+    await assertRejects(() => peer.putObject([any("abc")], 3), InvalidArgumentError, "chunks");
+    await assertRejects(() => peer.putObject([], any("0")), InvalidArgumentError, "size");
+    await assertRejects(() => peer.putObject([], 0, any(null)), InvalidArgumentError, "options");
     const { lease, blobs } = await peer.acquire("w", Access.CREATE, { size: 4, ttl: 60_000 });
     await assertRejects(() => peer.renew(lease.id, any("5")), InvalidArgumentError, "ttl");
     await assertRejects(() => blobs[0]!.write(0, any("abcd")), InvalidArgumentError, "bytes");
