@@ -1,9 +1,10 @@
 /**
  * How long a fuzz property runs, and how a failure is replayed.
  *
- * In `deno task test` each property runs a few hundred cases, a few seconds.
- * `deno task fuzz` sets `PACKICE_FUZZ_LONG=1`: each property then runs for
- * `PACKICE_FUZZ_SECONDS` (default 120). Either way:
+ * In `deno task test` each property runs a few hundred cases, a few seconds,
+ * against a memory daemon. `deno task fuzz` sets `PACKICE_FUZZ_LONG=1`: each
+ * property then runs for `PACKICE_FUZZ_SECONDS` (default 120), against
+ * memory, file and tiered daemons. Either way:
  *
  * - `PACKICE_FUZZ_RUNS=N` runs exactly N cases (no time limit);
  * - `PACKICE_FUZZ_SEED=S` starts from seed S, and with `PACKICE_FUZZ_PATH=P`

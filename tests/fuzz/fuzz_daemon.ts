@@ -57,16 +57,47 @@ function assertNoErrors(daemon: DaemonProcess, from: number, to?: number): void 
   assertEquals(errors, [], "the daemon logged errors");
 }
 
-/** Starts the daemon (memory peer, 256 MiB) and puts the seeds. */
-export async function startFuzzDaemon(): Promise<FuzzDaemon> {
+/** Where a fuzzed daemon keeps its objects. */
+export type FuzzImpl = "mem" | "fs" | "tiered";
+
+/**
+ * The kinds of peer to fuzz: memory in `deno task test`, and files and
+ * tiers too in `deno task fuzz`.
+ */
+export const FUZZ_IMPLS: readonly FuzzImpl[] = Deno.env.get("PACKICE_FUZZ_LONG") === "1"
+  ? ["mem", "fs", "tiered"]
+  : ["mem"];
+
+/** The flags of each kind of peer: small budgets, so sizes past them are tried too. */
+function implFlags(impl: FuzzImpl, dir: string): string[] {
+  switch (impl) {
+    case "mem":
+      return ["--capacity", "256MiB"];
+    case "fs":
+      return ["--impl", "fs", "--data-dir", `${dir}/data`, "--capacity", "256MiB"];
+    case "tiered":
+      return [
+        "--impl",
+        "tiered",
+        "--data-dir",
+        `${dir}/data`,
+        "--hot",
+        "32MiB",
+        "--cold",
+        "256MiB",
+      ];
+  }
+}
+
+/** Starts the daemon and puts the seeds. */
+export async function startFuzzDaemon(impl: FuzzImpl): Promise<FuzzDaemon> {
   const dir = await socketDir();
   const socket = `${dir}/packice.sock`;
   const port = freePort();
   const daemon = await spawnDaemon(socket, [
     "--http",
     `127.0.0.1:${port}`,
-    "--capacity",
-    "256MiB",
+    ...implFlags(impl, dir),
   ]);
   let exited = false;
   daemon.process.status.then(() => exited = true);

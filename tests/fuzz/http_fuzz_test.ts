@@ -10,7 +10,7 @@
  */
 import { assert } from "../helpers/assert.ts";
 import { fc, fuzz } from "./budget.ts";
-import { type FuzzDaemon, SEED_IDS, startFuzzDaemon } from "./fuzz_daemon.ts";
+import { FUZZ_IMPLS, type FuzzDaemon, SEED_IDS, startFuzzDaemon } from "./fuzz_daemon.ts";
 import { acquireFields, anyId, oddId, ttl, wild } from "./values.ts";
 
 const encoder = new TextEncoder();
@@ -339,29 +339,31 @@ async function releaseAll(daemon: FuzzDaemon, run: Run): Promise<void> {
   }
 }
 
-const NAME = "fuzz: the HTTP routes answer every request without a 500 and lose nothing";
-
-Deno.test(NAME, async () => {
-  await using daemon = await startFuzzDaemon();
-  const property = fc.asyncProperty(
-    fc.array(call, { minLength: 1, maxLength: 12 }),
-    async (calls) => {
-      const run: Run = { leases: [] };
-      let mayHaveMade = 0;
-      try {
-        for (const call of calls) {
-          if (call.method === "PUT" || call.method === "POST") mayHaveMade++;
-          if (call.declared !== undefined || call.chunked) await viaTcp(daemon, run, call);
-          else await viaFetch(daemon, run, call);
+for (const impl of FUZZ_IMPLS) {
+  const name =
+    `fuzz (${impl}): the HTTP routes answer every request without a 500 and lose nothing`;
+  Deno.test(name, async () => {
+    await using daemon = await startFuzzDaemon(impl);
+    const property = fc.asyncProperty(
+      fc.array(call, { minLength: 1, maxLength: 12 }),
+      async (calls) => {
+        const run: Run = { leases: [] };
+        let mayHaveMade = 0;
+        try {
+          for (const call of calls) {
+            if (call.method === "PUT" || call.method === "POST") mayHaveMade++;
+            if (call.declared !== undefined || call.chunked) await viaTcp(daemon, run, call);
+            else await viaFetch(daemon, run, call);
+          }
+        } catch (error) {
+          await releaseAll(daemon, run).catch(() => {});
+          await daemon.reset();
+          throw error;
         }
-      } catch (error) {
-        await releaseAll(daemon, run).catch(() => {});
-        await daemon.reset();
-        throw error;
-      }
-      await releaseAll(daemon, run);
-      await daemon.settle(mayHaveMade);
-    },
-  );
-  await fuzz(NAME, property, 200);
-});
+        await releaseAll(daemon, run);
+        await daemon.settle(mayHaveMade);
+      },
+    );
+    await fuzz(name, property, 200);
+  });
+}

@@ -23,7 +23,7 @@ import {
   writeUint32,
 } from "../../transport/uds/protocol.ts";
 import { fc, fuzz } from "./budget.ts";
-import { type FuzzDaemon, SEED_IDS, startFuzzDaemon } from "./fuzz_daemon.ts";
+import { FUZZ_IMPLS, type FuzzDaemon, SEED_IDS, startFuzzDaemon } from "./fuzz_daemon.ts";
 import { acquireFields, anyId, oddId, putFields, ttl, wild } from "./values.ts";
 
 /** A lease a case was granted earlier (by index), or a string that is none. */
@@ -158,7 +158,33 @@ const fd: fc.Arbitrary<Fd> = fc.oneof(
   { weight: 1, arbitrary: fc.constant("socket" as const) },
 );
 
+/** An ACQUIRE CREATE that hands over memfds of its blobs' sizes, as a writing client does. */
+const adoption: fc.Arbitrary<Message> = fc.record({
+  size: fc.constantFrom(0, 1, 100, 4096, 1 << 20),
+  blobs: fc.integer({ min: 1, max: 2 }),
+  sealable: fc.boolean(),
+  id: fc.option(fc.constantFrom("fz-a", "fz-b"), { nil: undefined }),
+  requestId: fc.nat(0x7fff_ffff),
+}).map(({ size, blobs, sealable, id, requestId }) => ({
+  frames: [{
+    op: Op.ACQUIRE,
+    id: requestId,
+    flags: 0,
+    version: PROTOCOL_VERSION,
+    body: {
+      kind: "json" as const,
+      value: { access: "CREATE", size: blobs === 1 ? size : new Array(blobs).fill(size), id },
+    },
+    declaredFds: undefined,
+    lengthLie: undefined,
+  }],
+  fds: new Array(blobs).fill({ memfd: size, sealable }),
+  cut: undefined,
+  raw: undefined,
+}));
+
 const message: fc.Arbitrary<Message> = fc.oneof(
+  { weight: 2, arbitrary: adoption },
   {
     weight: 12,
     arbitrary: fc.record({
@@ -345,22 +371,24 @@ async function runCase(daemon: FuzzDaemon, messages: readonly Message[]): Promis
   return mayHaveMade;
 }
 
-const NAME = "fuzz: the Unix socket answers every frame without INTERNAL and loses nothing";
-
-Deno.test(NAME, async () => {
-  await using daemon = await startFuzzDaemon();
-  const property = fc.asyncProperty(
-    fc.array(message, { minLength: 1, maxLength: 8 }),
-    async (messages) => {
-      let mayHaveMade: number;
-      try {
-        mayHaveMade = await runCase(daemon, messages);
-      } catch (error) {
-        await daemon.reset();
-        throw error;
-      }
-      await daemon.settle(mayHaveMade);
-    },
-  );
-  await fuzz(NAME, property, 250);
-});
+for (const impl of FUZZ_IMPLS) {
+  const name =
+    `fuzz (${impl}): the Unix socket answers every frame without INTERNAL and loses nothing`;
+  Deno.test(name, async () => {
+    await using daemon = await startFuzzDaemon(impl);
+    const property = fc.asyncProperty(
+      fc.array(message, { minLength: 1, maxLength: 8 }),
+      async (messages) => {
+        let mayHaveMade: number;
+        try {
+          mayHaveMade = await runCase(daemon, messages);
+        } catch (error) {
+          await daemon.reset();
+          throw error;
+        }
+        await daemon.settle(mayHaveMade);
+      },
+    );
+    await fuzz(name, property, 250);
+  });
+}
