@@ -318,7 +318,10 @@ async function viaTcp(daemon: FuzzDaemon, run: Run, call: Call): Promise<void> {
     }
     const answer = new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
     const [, status] = /^HTTP\/1\.1 (\d{3})/.exec(answer) ?? [];
-    assert(status !== undefined, `${call.method} ${path} over TCP: no answer: ${answer}`);
+    // Deno.serve ends a connection its client half-closed, whether or not the
+    // answer is out: a slow answer may be lost or cut. The checks after the case
+    // still find a lease or object the exchange left behind.
+    if (status === undefined) return;
     const text = answer.slice(answer.indexOf("\r\n\r\n") + 4);
     const json = checkAnswer(`${call.method} ${path} over TCP`, Number(status), text, false);
     learn(run, Number(status), json);
