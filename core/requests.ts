@@ -8,7 +8,9 @@
  * renames it before the check. LIST and STATS take nothing.
  *
  * Checks of a string or number are a few `typeof` tests: the hot paths of
- * the transports call these without a cost worth measuring.
+ * the transports call these without a cost worth measuring. Binary frames
+ * (the socket's OPEN, READ and WRITE) decode to fields of the right types by
+ * their layout; the peer checks their values.
  *
  * @module
  */
@@ -121,6 +123,17 @@ export function renewRequest(value: unknown): RenewRequest {
   const leaseId = validateLeaseId(request.leaseId);
   const ttl = validateTtl(request.ttl);
   return ttl === undefined ? { leaseId } : { leaseId, ttl };
+}
+
+/**
+ * Checks the object id of GET, a READ lease on an object. (The socket's
+ * OPEN, the same for `get`, decodes its id as a string; the peer checks it,
+ * once per object it holds.)
+ *
+ * @throws {InvalidArgumentError} When it is not a valid object id.
+ */
+export function getRequest(objectId: unknown): string {
+  return validateObjectId(objectId);
 }
 
 /**

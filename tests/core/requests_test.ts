@@ -4,6 +4,7 @@ import {
   acquireRequest,
   deleteRequest,
   discardRequest,
+  getRequest,
   hasRequest,
   putRequest,
   releaseRequest,
@@ -65,7 +66,7 @@ Deno.test("the lease and object id requests check their one field", () => {
     refuses(() => check(""), "Invalid lease id");
     refuses(() => check("x".repeat(256)), "Invalid lease id");
   }
-  for (const check of [statRequest, hasRequest, deleteRequest]) {
+  for (const check of [getRequest, statRequest, hasRequest, deleteRequest]) {
     assertEquals(check("id"), "id");
     refuses(() => check(7), "Invalid object id");
     refuses(() => check(".."), "Invalid object id");

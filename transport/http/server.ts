@@ -13,6 +13,7 @@ import {
   acquireRequest,
   deleteRequest,
   discardRequest,
+  getRequest,
   putRequest,
   releaseRequest,
   renewRequest,
@@ -303,7 +304,7 @@ export class HttpServer implements AsyncDisposable {
   /** GET and HEAD /v1/objects/:id: the bytes, with entity tag, range and type. */
   async #download({ request, params, info }: RouteContext, head: boolean): Promise<Response> {
     const peer = this.#peer;
-    const id = params.id!;
+    const id = getRequest(params.id);
     const ifNoneMatch = request.headers.get("if-none-match");
     if (head || ifNoneMatch !== null) {
       // Answered from the directory when the digest is known: no lease needed.
