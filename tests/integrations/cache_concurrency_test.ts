@@ -140,3 +140,14 @@ Deno.test("entries outlive every TTL the cache uses for its reservations and loc
   assertEquals(await (await cache.match("https://example.com/b"))?.text(), "b");
   assertEquals(await new PackiceCacheStorage(client).keys(), ["long"]);
 });
+
+Deno.test("storages opening one new name at once get the same cache", async () => {
+  await using client = await connect();
+  const storages = Array.from({ length: 4 }, () => new PackiceCacheStorage(client));
+  const caches = await Promise.all(storages.map((storage) => storage.open("same")));
+  await caches[0]!.put("https://example.com/x", new Response("x"));
+  for (const cache of caches) {
+    assertEquals(await (await cache.match("https://example.com/x"))?.text(), "x");
+  }
+  assertEquals(await storages[3]!.keys(), ["same"]);
+});
