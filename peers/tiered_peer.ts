@@ -226,11 +226,12 @@ export class TieredPeer extends BasePeer {
 
   /**
    * The tier figures for a metrics endpoint: `tier_hot_bytes`,
-   * `tier_demotions_total` and the like; see `Peer.metrics`.
+   * `tier_demotions_total` and the like, with the lease store's; see `Peer.metrics`.
    */
-  async metrics(): Promise<Readonly<Record<string, number>>> {
+  override async metrics(): Promise<Readonly<Record<string, number>>> {
     const stats = await this.tierStats();
     return {
+      ...await super.metrics(),
       tier_hot_bytes: stats.hot.bytes,
       tier_hot_capacity_bytes: stats.hot.capacity,
       tier_hot_objects: stats.hot.objects,

@@ -31,6 +31,8 @@ function holdings(): LocalObjects & { add(info: ObjectInfo): void } {
     add: (info) => held.set(info.id, info),
     get: (id) => held.get(id),
     list: () => [...held.values()],
+    digest: (id) => Promise.resolve(held.get(id)?.digest),
+    forfeit: (id) => held.delete(id),
   };
 }
 
@@ -84,7 +86,7 @@ Deno.test(
         ),
       StoreUnavailableError,
     );
-    await assertRejects(() => a.stat("x"), StoreUnavailableError);
+    await assertRejects(() => a.stat("gone-with-redis"), StoreUnavailableError);
     await assertRejects(() => a.list(), StoreUnavailableError);
     await assertRejects(
       () => a.grant("gone-with-redis", read("gone-with-redis", "r2")),
@@ -93,6 +95,7 @@ Deno.test(
     assert(performance.now() - started < 100, "fail fast");
 
     // Reads of what this node holds keep working, leases and all.
+    assertEquals((await a.stat("x"))?.id, "x");
     assertEquals((await a.grant("x", read("x", "r3"))).id, "x");
     await a.release("r3");
     await a.release("r1");
@@ -180,7 +183,7 @@ Deno.test(
     try {
       const started = performance.now();
       await assertRejects(
-        () => a.stat("x"),
+        () => a.stat("not-here"),
         StoreUnavailableError,
         `did not answer within ${commandTimeout} ms`,
       );

@@ -99,7 +99,7 @@ Deno.test(
     await redis.stop();
     await eventually(async () => {
       try {
-        await a.stat("kept");
+        await a.stat("elsewhere");
         return false;
       } catch (error) {
         return error instanceof StoreUnavailableError;
@@ -109,6 +109,7 @@ Deno.test(
     await assertRejects(() => a.acquire("new", Access.CREATE, { size: 1 }), StoreUnavailableError);
     await assertRejects(() => a.list(), StoreUnavailableError);
     assert(performance.now() - started < 100, "fail fast");
+    assertEquals((await a.stat("kept")).size, 5);
     const during = await a.acquire("kept", Access.READ);
     assertEquals(await during.blobs[0]!.read(0, 5), bytes("kept!"));
     assertEquals(await before.blobs[0]!.read(0, 5), bytes("kept!"));

@@ -28,6 +28,7 @@ import {
   versionOf,
 } from "./codec.ts";
 import { type Exec, type RedisBackoff, RedisConnection, type RedisLogger } from "./connection.ts";
+import { Deadline, LATE } from "./deadline.ts";
 import { type Script, SCRIPTS } from "./scripts.ts";
 
 /** Options of {@link RedisLeaseStore.connect}. */
@@ -59,6 +60,12 @@ export interface RedisLeaseStoreOptions {
    * Redis that is up but hung. Default 2000.
    */
   readonly commandTimeout?: number;
+  /**
+   * Milliseconds a READ of an object this node holds waits for Redis before
+   * it is served here all the same, as during an outage; until Redis answers
+   * again, such reads do not wait for it at all. Default 200.
+   */
+  readonly readFailover?: number;
   /** Where connection trouble and recovery are reported. Default: nowhere. */
   readonly log?: RedisLogger;
 }
@@ -83,6 +90,8 @@ const BATCH = 500;
 const REAP_LIMIT = 1000;
 /** Objects whose last granted version is kept, so a grant need not send them again. */
 const CACHED_OBJECTS = 4096;
+/** Objects whose copy here is checked against Redis per tick, at most. */
+const VERIFY_LIMIT = 100;
 
 /**
  * Leases and the object directory in Redis, shared by every daemon on one
@@ -108,11 +117,23 @@ const CACHED_OBJECTS = 4096;
  * Outages: while Redis is unreachable, calls that need it fail at once with
  * {@link StoreUnavailableError}, except READ leases on sealed objects this node
  * holds (known through {@link RedisLeaseStore.attach}), which are granted and
- * released here and reconciled when Redis is back. A Redis that is up but does
- * not answer (hung, stopped) counts as unreachable once a call has waited
- * `commandTimeout` for it. The connection comes back by itself; when Redis
- * lost this node's state (it restarted empty), the node registers its objects
- * and leases again.
+ * released here and reconciled when Redis is back; `stat` of such an object
+ * answers with the copy here. A Redis that is up but does not answer (hung,
+ * stopped) counts as unreachable once a call has waited `commandTimeout` for
+ * it, and a READ of an object held here waits for it only `readFailover`. The
+ * connection comes back by itself; when Redis lost this node's state (it
+ * restarted empty, or other nodes took this one for dead), the node registers
+ * its objects and leases again.
+ *
+ * One id, one content: holders are recorded per content. A copy registered
+ * again joins an object Redis records only when its size, blob sizes and
+ * digest match (the digest is computed here when not known yet); a copy that
+ * does not match is dropped on this node (see {@link LocalObjects.forfeit}),
+ * logged and counted (`directory_conflicts_total` in
+ * {@link RedisLeaseStore.metrics}), and a copy that cannot be checked yet (the
+ * record has no digest so far) is checked again at each heartbeat, served by
+ * no one meanwhile: a peer serves its copy only while Redis lists it as a
+ * holder.
  *
  * Reads: a grant sends the version of the object this node last saw, and
  * Redis sends the object back only when it changed since; every change to an
@@ -149,10 +170,17 @@ export class RedisLeaseStore implements LeaseStore {
   readonly #pendingEnds = new Set<string>();
   /** The last version of an object a grant returned, by id. */
   readonly #granted = new Map<string, { version: string; info: ObjectInfo }>();
+  /** Ids of copies held here that Redis does not list as this node's yet: checked at each tick. */
+  readonly #unverified = new Set<string>();
+  readonly #readFailover: Deadline;
+  /** Set when a read found Redis slow: reads of objects held here skip it until it answers. */
+  #degraded = false;
+  readonly #counters = { conflicts: 0, localReads: 0 };
   readonly #gated: Exec;
   #local: LocalObjects | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #ticking: Promise<void> | undefined;
+  #verifying: Promise<void> | undefined;
   #closed = false;
 
   private constructor(options: RedisLeaseStoreOptions) {
@@ -163,6 +191,9 @@ export class RedisLeaseStore implements LeaseStore {
     this.#clock = options.clock ?? systemClock;
     this.#liveness = checkCount(options.liveness ?? 15_000, "liveness", 30, false);
     this.#log = options.log;
+    this.#readFailover = new Deadline(
+      checkCount(options.readFailover ?? 200, "readFailover", 1, false),
+    );
     this.#connection = new RedisConnection({
       url: options.url ?? "redis://127.0.0.1:6379/0",
       attempts: checkCount(options.connectAttempts ?? 10, "connectAttempts", 1, true),
@@ -244,10 +275,12 @@ export class RedisLeaseStore implements LeaseStore {
   async grant(objectId: string, lease: LeaseRecord): Promise<ObjectInfo> {
     if (lease.access === Access.CREATE) checkGrant(objectId, undefined, lease.access);
     const now = this.#clock.now();
+    const held = lease.access === Access.READ ? this.#local?.get(objectId) : undefined;
+    if (held !== undefined && this.#degraded) return this.#readHere(lease, held);
     const cached = this.#granted.get(objectId);
     let reply: Reply;
     try {
-      reply = await this.#run(
+      const call = this.#run(
         SCRIPTS.grant,
         now,
         objectId,
@@ -255,16 +288,20 @@ export class RedisLeaseStore implements LeaseStore {
         lease.access,
         ...expiryArgs(lease, now),
         cached?.version ?? "",
-      ) as Reply;
+      ) as Promise<Reply>;
+      if (held === undefined) {
+        reply = await call;
+      } else {
+        const answer = await this.#readFailover.within(call);
+        if (answer === LATE) {
+          this.#slow(call);
+          return this.#readHere(lease, held);
+        }
+        reply = answer;
+      }
     } catch (error) {
-      const held = lease.access === Access.READ && error instanceof StoreUnavailableError
-        ? this.#local?.get(objectId)
-        : undefined;
-      if (held === undefined) throw error;
-      // Redis is away but the sealed bytes are here: the read goes on, with a
-      // lease kept on this node and put into Redis when it is back.
-      this.#own.set(lease.id, { record: this.#stamp(lease), creating: undefined, stored: false });
-      return held;
+      if (held === undefined || !(error instanceof StoreUnavailableError)) throw error;
+      return this.#readHere(lease, held);
     }
     const [status, ...fields] = reply;
     const info = decodeObject(objectId, fields);
@@ -275,7 +312,31 @@ export class RedisLeaseStore implements LeaseStore {
     this.#own.set(lease.id, { record: this.#stamp(lease), creating: undefined, stored: true });
     if (info === undefined) return cached!.info;
     this.#remember(objectId, versionOf(fields), info);
+    // A copy here that Redis does not list is checked against its record at the next tick.
+    if (held !== undefined && !listed(info, this.node)) this.#unverified.add(objectId);
     return info;
+  }
+
+  /**
+   * A READ of a sealed object held here, while Redis is away or slow: the
+   * lease is kept on this node and put into Redis when it answers again.
+   */
+  #readHere(lease: LeaseRecord, held: ObjectInfo): ObjectInfo {
+    this.#own.set(lease.id, { record: this.#stamp(lease), creating: undefined, stored: false });
+    this.#counters.localReads++;
+    return held;
+  }
+
+  /** A read waited `readFailover` for `call`: reads skip Redis until it answers one. */
+  #slow(call: Promise<unknown>): void {
+    if (!this.#degraded) {
+      this.#degraded = true;
+      this.#log?.warn(
+        `Redis did not answer a read within ${this.#readFailover.ms} ms: objects held here ` +
+          `are read without it until it answers`,
+      );
+    }
+    call.then(() => this.#degraded = false, () => {});
   }
 
   lease(leaseId: string): Promise<LeaseRecord> {
@@ -347,7 +408,7 @@ export class RedisLeaseStore implements LeaseStore {
 
   async release(leaseId: string): Promise<LeaseEnd> {
     const own = this.#owned(leaseId);
-    if (!own.stored) {
+    if (!own.stored || (this.#degraded && own.record.access === Access.READ)) {
       // Granted or renewed while Redis was away, or not put back yet: it ends here,
       // and in Redis (which may have it by now, or soon) at the next reconciliation.
       this.#forget(leaseId, false);
@@ -448,8 +509,15 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async stat(objectId: string): Promise<ObjectInfo | undefined> {
-    const [fields] = await this.#run(SCRIPTS.get, this.#clock.now(), objectId) as Fields[];
-    return decodeObject(objectId, fields!);
+    let fields: Fields;
+    try {
+      [fields] = await this.#run(SCRIPTS.get, this.#clock.now(), objectId) as [Fields];
+    } catch (error) {
+      const held = error instanceof StoreUnavailableError ? this.#local?.get(objectId) : undefined;
+      if (held === undefined) throw error;
+      return held;
+    }
+    return decodeObject(objectId, fields);
   }
 
   async list(): Promise<ObjectInfo[]> {
@@ -477,6 +545,29 @@ export class RedisLeaseStore implements LeaseStore {
     return { objects: sealed + creating, leases: this.#own.size };
   }
 
+  conflict(local: ObjectInfo, recorded: ObjectInfo): void {
+    this.#dropped(local, `Redis records other bytes under that id (${describeContent(recorded)})`);
+  }
+
+  /**
+   * Figures for a metrics endpoint: `directory_conflicts_total` (copies held
+   * here dropped because Redis records other bytes under their id),
+   * `directory_local_reads_total` (READ leases granted here while Redis was
+   * away or slow), `directory_unverified_objects` (copies held here waiting
+   * to be checked against Redis) and `directory_available` (1 while Redis is
+   * reachable).
+   *
+   * @returns The figures, by name.
+   */
+  metrics(): Readonly<Record<string, number>> {
+    return {
+      directory_conflicts_total: this.#counters.conflicts,
+      directory_local_reads_total: this.#counters.localReads,
+      directory_unverified_objects: this.#unverified.size,
+      directory_available: this.#connection.available ? 1 : 0,
+    };
+  }
+
   /**
    * Leaves the namespace: ends this node's leases (an object it was creating
    * goes with its lease), drops it as holder (an object no one else holds
@@ -487,6 +578,8 @@ export class RedisLeaseStore implements LeaseStore {
     this.#closed = true;
     clearInterval(this.#heartbeat);
     await this.#ticking;
+    await this.#verifying;
+    this.#readFailover.close();
     if (this.#connection.available) {
       try {
         for (const ids of chunks([...this.#own.keys()])) {
@@ -500,6 +593,7 @@ export class RedisLeaseStore implements LeaseStore {
     this.#own.clear();
     this.#pendingEnds.clear();
     this.#granted.clear();
+    this.#unverified.clear();
     await this.#connection.close();
   }
 
@@ -562,6 +656,7 @@ export class RedisLeaseStore implements LeaseStore {
     const beat = await this.#beat(exec);
     if (!first && beat !== "OK") await this.#registerAgain(exec, beat);
     await this.#reconcile(exec);
+    this.#degraded = false;
   }
 
   /** Heartbeat, re-registration when Redis lost this node, reconciliation, and reaping of dead nodes. */
@@ -572,6 +667,12 @@ export class RedisLeaseStore implements LeaseStore {
       if (beat !== "OK") await this.#registerAgain(this.#gated, beat);
       await this.#reconcile(this.#gated);
       await this.#reap(this.#gated, "");
+      // Apart from the heartbeat, which hashing large copies must not hold up.
+      this.#verifying ??= this.#verify(this.#gated).catch((error) => {
+        if (!(error instanceof StoreUnavailableError)) {
+          this.#log?.warn(`Cannot check copies held here: ${(error as Error).message}`);
+        }
+      }).finally(() => this.#verifying = undefined);
     })().catch((error) => {
       if (!(error instanceof StoreUnavailableError)) {
         this.#log?.warn(`Redis heartbeat failed: ${(error as Error).message}`);
@@ -602,19 +703,68 @@ export class RedisLeaseStore implements LeaseStore {
           `this one for dead): registering its objects and leases again`,
     );
     for (const batch of chunks(this.#local?.list() ?? [])) {
-      const skipped = await this.#exec(
-        exec,
-        SCRIPTS.register,
-        this.#address,
-        JSON.stringify(batch.map(sealedEntry)),
-      ) as string[];
-      for (const id of skipped) {
-        this.#log?.warn(
-          `Cannot register object ${id}: another object under that id is being created`,
-        );
-      }
+      await this.#register(exec, batch, false);
     }
     for (const own of this.#own.values()) own.stored = false;
+  }
+
+  /**
+   * Checks copies held here that Redis does not list as this node's against
+   * the record under their id, with their digest (computed here if need be):
+   * the same bytes join as holder, other bytes are dropped here.
+   */
+  async #verify(exec: Exec): Promise<void> {
+    const local = this.#local;
+    if (this.#unverified.size === 0 || local === undefined) return;
+    const ids = [...this.#unverified].slice(0, VERIFY_LIMIT);
+    const batch: ObjectInfo[] = [];
+    for (const id of ids) {
+      const digest = await local.digest(id);
+      const info = local.get(id);
+      if (info !== undefined) batch.push(digest === undefined ? info : { ...info, digest });
+    }
+    for (const id of ids) this.#unverified.delete(id);
+    try {
+      if (batch.length > 0) await this.#register(exec, batch, true);
+    } catch (error) {
+      for (const { id } of batch) this.#unverified.add(id);
+      throw error;
+    }
+  }
+
+  #dropped(local: ObjectInfo, why: string): void {
+    this.#counters.conflicts++;
+    this.#log?.warn(
+      `Dropped the copy of object ${local.id} held here (${describeContent(local)}): ${why}`,
+    );
+  }
+
+  /** Registers copies held here as holders; `join`: only of objects Redis records. */
+  async #register(exec: Exec, batch: readonly ObjectInfo[], join: boolean): Promise<void> {
+    const statuses = await this.#exec(
+      exec,
+      SCRIPTS.register,
+      this.#address,
+      JSON.stringify(batch.map((info) => sealedEntry(info, join))),
+    ) as string[];
+    batch.forEach((info, i) => {
+      const { id } = info;
+      switch (statuses[i]) {
+        case "CONFLICT":
+          this.#local?.forfeit(id);
+          this.#granted.delete(id);
+          this.#dropped(info, "Redis records other bytes under that id");
+          break;
+        case "GONE":
+          // Deleted (or reaped) since it was found unlisted: the copy here goes too.
+          this.#local?.forfeit(id);
+          this.#log?.info(`Dropped the copy of object ${id} held here: Redis no longer has it`);
+          break;
+        case "PENDING":
+        case "CREATING":
+          this.#unverified.add(id);
+      }
+    });
   }
 
   /** Ends in Redis what ended here while it was away, and stores the leases it lacks. */
@@ -651,6 +801,16 @@ export class RedisLeaseStore implements LeaseStore {
 /** Whether a lease has a TTL, as the scripts take it: they look for it in one place. */
 function timed(lease: LeaseRecord): string {
   return lease.ttl === undefined ? "0" : "1";
+}
+
+/** Whether Redis lists `node` as a holder of the object. */
+function listed(info: ObjectInfo, node: string): boolean {
+  for (const holder of info.holders ?? []) if (holder.node === node) return true;
+  return false;
+}
+
+function describeContent(info: ObjectInfo): string {
+  return `${info.size} bytes, digest ${info.digest ?? "unknown"}`;
 }
 
 function ended(lease: LeaseRecord, removed: ObjectInfo | undefined): LeaseEnd {

@@ -452,37 +452,55 @@ return limit - budget
   ),
 
   /**
-   * Registers this node as holder of sealed objects, recording those Redis
-   * lacks. ARGV[4]: address; ARGV[5]: JSON array of
-   * [id, size, blobs, meta, createdAt, sealedAt, digest, tier], all strings.
-   * Returns the ids it skipped: another object under the id is being created.
+   * Registers this node as holder of sealed objects it holds, recording those
+   * Redis lacks. Holders are kept per content: a copy joins an object already
+   * recorded only when its size, blob sizes and digest match the record's.
+   * ARGV[4]: address; ARGV[5]: JSON array of
+   * [id, size, blobs, meta, createdAt, sealedAt, digest, tier, join], all
+   * strings but `join`, true to join a recorded object only, never record one.
+   * Returns a status per entry: 'OK' (holder now), 'CONFLICT' (the record
+   * has other bytes), 'PENDING' (a digest is missing on either side, or of
+   * another algorithm: ask again once both are known), 'CREATING' (another
+   * object under the id is being created) or 'GONE' (nothing to join).
    */
   register: script(
     "register",
     ["bump"],
     `
-local skipped = {}
+local out = {}
+local function algo(d) return string.sub(d, 1, (string.find(d, ':', 1, true) or 0)) end
 for _, x in ipairs(cjson.decode(ARGV[5])) do
-  local id = x[1]
+  local id, digest = x[1], x[7]
   local o = P .. 'o:' .. id
-  local state = redis.call('HGET', o, 'state')
-  if not state then
-    redis.call('HSET', o, 'state', 'SEALED', 'size', x[2], 'blobs', x[3], 'meta', x[4],
-      'createdAt', x[5], 'sealedAt', x[6], 'creator', '', 'cnode', '')
-    if x[7] ~= '' then redis.call('HSET', o, 'digest', x[7]) end
-    if x[8] ~= '' then redis.call('HSET', o, 'tier', x[8]) end
-    redis.call('SADD', P .. 'sealed', id)
-    state = 'SEALED'
+  local cur = redis.call('HMGET', o, 'state', 'size', 'blobs', 'digest', '@' .. NODE)
+  local status = 'OK'
+  if not cur[1] then
+    if x[9] then
+      status = 'GONE'
+    else
+      redis.call('HSET', o, 'state', 'SEALED', 'size', x[2], 'blobs', x[3], 'meta', x[4],
+        'createdAt', x[5], 'sealedAt', x[6], 'creator', '', 'cnode', '')
+      if digest ~= '' then redis.call('HSET', o, 'digest', digest) end
+      if x[8] ~= '' then redis.call('HSET', o, 'tier', x[8]) end
+      redis.call('SADD', P .. 'sealed', id)
+    end
+  elseif cur[1] ~= 'SEALED' then
+    status = 'CREATING'
+  elseif cur[2] ~= x[2] or cur[3] ~= x[3] then
+    status = 'CONFLICT'
+  elseif digest ~= '' and cur[4] and algo(digest) == algo(cur[4]) then
+    if digest ~= cur[4] then status = 'CONFLICT' end
+  elseif not cur[5] then
+    status = 'PENDING'
   end
-  if state == 'SEALED' then
+  if status == 'OK' then
     redis.call('HSET', o, '@' .. NODE, ARGV[4])
     bump(o)
     redis.call('SADD', P .. 'held:' .. NODE, id)
-  else
-    skipped[#skipped + 1] = id
   end
+  out[#out + 1] = status
 end
-return skipped
+return out
 `,
   ),
 
