@@ -27,14 +27,40 @@ import {
   sealedEntry,
   versionOf,
 } from "./codec.ts";
-import { type Exec, type RedisBackoff, RedisConnection, type RedisLogger } from "./connection.ts";
+import {
+  type Exec,
+  isClusterUrl,
+  type RedisBackoff,
+  RedisConnection,
+  type RedisLogger,
+} from "./connection.ts";
 import { Deadline, LATE } from "./deadline.ts";
-import { type Script, SCRIPTS } from "./scripts.ts";
+import {
+  leaseKey,
+  nodeKeys,
+  objectKey,
+  type Script,
+  SCRIPTS,
+  shardKeys,
+  shardOf,
+} from "./scripts.ts";
 
 /** Options of {@link RedisLeaseStore.connect}. */
 export interface RedisLeaseStoreOptions {
-  /** `redis://[user:pass@]host:port/db`, or `rediss://` for TLS. Default `redis://127.0.0.1:6379/0`. */
+  /**
+   * `redis://[user:pass@]host:port/db`, or `rediss://` for TLS; for a Redis
+   * Cluster, `redis+cluster://[user:pass@]host:port,host:port,...` (or
+   * `rediss+cluster://`) with some of its masters. Default
+   * `redis://127.0.0.1:6379/0`.
+   */
   readonly url?: string;
+  /**
+   * How many hash slots the objects of the namespace are spread over, each
+   * with its own indexes: `list` and `counts` make one call per shard. Every
+   * daemon of a namespace must use the same count. Default 1 for a standalone
+   * Redis, 64 for a cluster.
+   */
+  readonly shards?: number;
   /** Every key is `<namespace>:...`; daemons sharing a namespace share objects. Default `packice`. */
   readonly namespace?: string;
   /** This node's id in the namespace. Default `<hostname>-<pid>`. */
@@ -157,7 +183,10 @@ export class RedisLeaseStore implements LeaseStore {
   readonly node: string;
   /** The namespace: every key starts with `<namespace>:`. */
   readonly namespace: string;
-  readonly #prefix: string;
+  readonly #shards: number;
+  /** The fixed keys of each shard, as shard scripts take them first. */
+  readonly #shardKeys: readonly string[][];
+  readonly #nodeKeys: readonly string[];
   readonly #address: string;
   readonly #clock: Clock;
   readonly #liveness: number;
@@ -167,7 +196,7 @@ export class RedisLeaseStore implements LeaseStore {
   readonly #own = new Map<string, OwnLease>();
   readonly #expired = new Set<string>();
   /** Leases ended or renewed here while Redis was away, whose copy there must go. */
-  readonly #pendingEnds = new Set<string>();
+  readonly #pendingEnds = new Map<string, LeaseRecord>();
   /** The last version of an object a grant returned, by id. */
   readonly #granted = new Map<string, { version: string; info: ObjectInfo }>();
   /** Ids of copies held here that Redis does not list as this node's yet: checked at each tick. */
@@ -186,7 +215,10 @@ export class RedisLeaseStore implements LeaseStore {
   private constructor(options: RedisLeaseStoreOptions) {
     this.namespace = checkName(options.namespace ?? "packice", "namespace");
     this.node = checkName(options.node ?? defaultNode(), "node id");
-    this.#prefix = `${this.namespace}:`;
+    const url = options.url ?? "redis://127.0.0.1:6379/0";
+    this.#shards = checkCount(options.shards ?? (isClusterUrl(url) ? 64 : 1), "shards", 1, false);
+    this.#shardKeys = Array.from({ length: this.#shards }, (_, s) => shardKeys(this.namespace, s));
+    this.#nodeKeys = nodeKeys(this.namespace);
     this.#address = options.address ?? "";
     this.#clock = options.clock ?? systemClock;
     this.#liveness = checkCount(options.liveness ?? 15_000, "liveness", 30, false);
@@ -195,7 +227,7 @@ export class RedisLeaseStore implements LeaseStore {
       checkCount(options.readFailover ?? 200, "readFailover", 1, false),
     );
     this.#connection = new RedisConnection({
-      url: options.url ?? "redis://127.0.0.1:6379/0",
+      url,
       attempts: checkCount(options.connectAttempts ?? 10, "connectAttempts", 1, true),
       backoff: {
         initial: checkCount(options.backoff?.initial ?? 100, "backoff.initial", 1, false),
@@ -206,7 +238,7 @@ export class RedisLeaseStore implements LeaseStore {
       scripts: Object.values(SCRIPTS),
       onReady: (first, exec) => this.#onReady(first, exec),
     });
-    this.#gated = (script, args) => this.#connection.run(script, args);
+    this.#gated = (script, keys, args) => this.#connection.run(script, keys, args);
   }
 
   /**
@@ -257,18 +289,27 @@ export class RedisLeaseStore implements LeaseStore {
 
   async create(info: ObjectInfo, lease: LeaseRecord): Promise<void> {
     const now = this.#clock.now();
-    const [status] = await this.#run(
-      SCRIPTS.create,
-      now,
-      info.id,
-      lease.id,
-      ...expiryArgs(lease, now),
-      ...creatingArgs(info),
-    ) as Reply;
-    if (status === "ALREADY_EXISTS") {
-      throw new AlreadyExistsError(`Object already exists: ${info.id}`);
+    // An object whose creator's node may be dead: asked, then replaced if it is.
+    let dead = "";
+    for (;;) {
+      const [status, node] = await this.#onObject(
+        this.#gated,
+        SCRIPTS.create,
+        info.id,
+        now,
+        [lease.id],
+        [info.id, lease.id, ...expiryArgs(lease, now), ...creatingArgs(info), dead],
+      ) as Reply;
+      if (status === "ASK" && node !== dead && !await this.#alive(node!)) {
+        dead = node!;
+        continue;
+      }
+      if (status === "ALREADY_EXISTS" || status === "ASK") {
+        throw new AlreadyExistsError(`Object already exists: ${info.id}`);
+      }
+      if (status !== "OK") throw disagreement(SCRIPTS.create, status);
+      break;
     }
-    if (status !== "OK") throw disagreement(SCRIPTS.create, status);
     this.#own.set(lease.id, { record: this.#stamp(lease), creating: info, stored: true });
   }
 
@@ -280,15 +321,13 @@ export class RedisLeaseStore implements LeaseStore {
     const cached = this.#granted.get(objectId);
     let reply: Reply;
     try {
-      const call = this.#run(
-        SCRIPTS.grant,
-        now,
+      const call = this.#onObject(this.#gated, SCRIPTS.grant, objectId, now, [lease.id], [
         objectId,
         lease.id,
         lease.access,
         ...expiryArgs(lease, now),
         cached?.version ?? "",
-      ) as Promise<Reply>;
+      ]) as Promise<Reply>;
       if (held === undefined) {
         reply = await call;
       } else {
@@ -351,15 +390,11 @@ export class RedisLeaseStore implements LeaseStore {
     const own = this.#owned(leaseId);
     if (own.record.access !== Access.CREATE) checkSeal(own.record, undefined);
     const now = this.#clock.now();
-    const [status, ...fields] = await this.#run(
-      SCRIPTS.seal,
-      now,
-      leaseId,
-      timed(own.record),
+    const [status, ...fields] = await this.#onLease(SCRIPTS.seal, own.record, now, [
       String(sealed.sealedAt),
       sealed.digest ?? "",
       this.#address,
-    ) as Reply;
+    ]) as Reply;
     const info = decodeObject(own.record.objectId, fields);
     switch (status) {
       case "OK":
@@ -380,12 +415,7 @@ export class RedisLeaseStore implements LeaseStore {
     const own = this.#owned(leaseId);
     checkDiscard(own.record);
     const now = this.#clock.now();
-    const [status, ...fields] = await this.#run(
-      SCRIPTS.discard,
-      now,
-      leaseId,
-      timed(own.record),
-    ) as Reply;
+    const [status, ...fields] = await this.#onLease(SCRIPTS.discard, own.record, now) as Reply;
     switch (status) {
       case "OK": {
         this.#forget(leaseId, false);
@@ -412,20 +442,20 @@ export class RedisLeaseStore implements LeaseStore {
       // Granted or renewed while Redis was away, or not put back yet: it ends here,
       // and in Redis (which may have it by now, or soon) at the next reconciliation.
       this.#forget(leaseId, false);
-      this.#pendingEnds.add(leaseId);
+      this.#pendingEnds.set(leaseId, own.record);
       return ended(own.record, own.creating);
     }
     const now = this.#clock.now();
     let reply: Reply;
     try {
-      reply = await this.#run(SCRIPTS.release, now, leaseId, timed(own.record)) as Reply;
+      reply = await this.#onLease(SCRIPTS.release, own.record, now) as Reply;
     } catch (error) {
       if (!(error instanceof StoreUnavailableError) || own.record.access !== Access.READ) {
         throw error;
       }
       // A read ends here while Redis is away; Redis hears of it when it is back.
       this.#forget(leaseId, false);
-      this.#pendingEnds.add(leaseId);
+      this.#pendingEnds.set(leaseId, own.record);
       return { lease: own.record };
     }
     const [status, ...fields] = reply;
@@ -448,21 +478,17 @@ export class RedisLeaseStore implements LeaseStore {
     if (own.stored) {
       let status = "OK";
       try {
-        [status] = await this.#run(
-          SCRIPTS.renew,
-          now,
-          leaseId,
-          timed(own.record),
+        [status] = await this.#onLease(SCRIPTS.renew, own.record, now, [
           String(ttl),
           String(expiresAt),
-        ) as Reply;
+        ]) as Reply;
       } catch (error) {
         if (!(error instanceof StoreUnavailableError) || own.record.access !== Access.READ) {
           throw error;
         }
         // Renewed here while Redis is away; its copy there is replaced when it is back.
         own.stored = false;
-        this.#pendingEnds.add(leaseId);
+        this.#pendingEnds.set(leaseId, own.record);
       }
       if (status === "UNKNOWN_LEASE") throw gone(own.record);
       if (status === "LEASE_EXPIRED") checkLive(own.record, now);
@@ -478,12 +504,9 @@ export class RedisLeaseStore implements LeaseStore {
     );
     if (due.length === 0) return [];
     const replies = new Map<string, Reply>();
-    const stored = due.filter((own) => own.stored).map((own) => own.record.id);
+    const stored = due.filter((own) => own.stored).map((own) => own.record);
     try {
-      for (const ids of chunks(stored)) {
-        const out = await this.#run(SCRIPTS.end, now, "expire", ...ids) as Reply[];
-        ids.forEach((id, i) => replies.set(id, out[i]!));
-      }
+      await this.#end(this.#gated, "expire", stored, now, replies);
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
     }
@@ -493,7 +516,7 @@ export class RedisLeaseStore implements LeaseStore {
       const reply = replies.get(id);
       if (reply?.[0] === "LIVE") continue;
       // Not reached (Redis went away, or not stored yet): it ends here, and there when Redis is back.
-      if (reply === undefined) this.#pendingEnds.add(id);
+      if (reply === undefined) this.#pendingEnds.set(id, own.record);
       this.#forget(id, true);
       ends.push(ended(own.record, decodeObject(objectId, reply?.slice(1) ?? []) ?? own.creating));
     }
@@ -505,13 +528,20 @@ export class RedisLeaseStore implements LeaseStore {
     if (patch.digest !== undefined) fields.push("digest", patch.digest);
     if (patch.tier !== undefined) fields.push("tier", patch.tier);
     if (fields.length === 0) return;
-    await this.#run(SCRIPTS.annotate, this.#clock.now(), objectId, ...fields);
+    await this.#onObject(this.#gated, SCRIPTS.annotate, objectId, this.#clock.now(), [], fields);
   }
 
   async stat(objectId: string): Promise<ObjectInfo | undefined> {
     let fields: Fields;
     try {
-      [fields] = await this.#run(SCRIPTS.get, this.#clock.now(), objectId) as [Fields];
+      [fields] = await this.#onObject(
+        this.#gated,
+        SCRIPTS.get,
+        objectId,
+        this.#clock.now(),
+        [],
+        [],
+      ) as [Fields];
     } catch (error) {
       const held = error instanceof StoreUnavailableError ? this.#local?.get(objectId) : undefined;
       if (held === undefined) throw error;
@@ -521,28 +551,41 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async list(): Promise<ObjectInfo[]> {
-    const [sealed, creating] = await this.#run(SCRIPTS.index, this.#clock.now(), "list") as [
-      string[],
-      string[],
-    ];
-    const ids = [...sealed, ...creating];
-    const objects: ObjectInfo[] = [];
-    for (const batch of chunks(ids)) {
-      const replies = await this.#run(SCRIPTS.get, this.#clock.now(), ...batch) as Fields[];
-      batch.forEach((id, i) => {
-        const info = decodeObject(id, replies[i]!);
-        if (info !== undefined) objects.push(info);
-      });
-    }
-    return objects;
+    const shards = await Promise.all(this.#shardKeys.map(async (keys, shard) => {
+      const now = String(this.#clock.now());
+      const [sealed, creating] = await this.#gated(SCRIPTS.index, keys, [
+        now,
+        this.node,
+        "list",
+      ]) as [
+        string[],
+        string[],
+      ];
+      const objects: ObjectInfo[] = [];
+      for (const batch of chunks([...sealed, ...creating])) {
+        const replies = await this.#gated(
+          SCRIPTS.get,
+          [...keys, ...batch.map((id) => objectKey(this.namespace, shard, id))],
+          [now, this.node],
+        ) as Fields[];
+        batch.forEach((id, i) => {
+          const info = decodeObject(id, replies[i]!);
+          if (info !== undefined) objects.push(info);
+        });
+      }
+      return objects;
+    }));
+    return shards.flat();
   }
 
   async counts(): Promise<{ objects: number; leases: number }> {
-    const [sealed, creating] = await this.#run(SCRIPTS.index, this.#clock.now(), "count") as [
-      number,
-      number,
-    ];
-    return { objects: sealed + creating, leases: this.#own.size };
+    const now = String(this.#clock.now());
+    const counts = await Promise.all(
+      this.#shardKeys.map((keys) => this.#gated(SCRIPTS.index, keys, [now, this.node, "count"])),
+    ) as [number, number][];
+    let objects = 0;
+    for (const [sealed, creating] of counts) objects += sealed + creating;
+    return { objects, leases: this.#own.size };
   }
 
   conflict(local: ObjectInfo, recorded: ObjectInfo): void {
@@ -582,9 +625,8 @@ export class RedisLeaseStore implements LeaseStore {
     this.#readFailover.close();
     if (this.#connection.available) {
       try {
-        for (const ids of chunks([...this.#own.keys()])) {
-          await this.#run(SCRIPTS.end, this.#clock.now(), "drop", ...ids);
-        }
+        const records = [...this.#own.values()].map((own) => own.record);
+        await this.#end(this.#gated, "drop", records, this.#clock.now());
         await this.#reap(this.#gated, this.node);
       } catch (error) {
         this.#log?.warn(`Cannot leave namespace ${this.namespace}: ${(error as Error).message}`);
@@ -602,12 +644,81 @@ export class RedisLeaseStore implements LeaseStore {
     return this.close();
   }
 
-  #run(script: Script, now: number, ...args: string[]): Promise<unknown> {
-    return this.#gated(script, [this.#prefix, String(now), this.node, ...args]);
+  /**
+   * Runs a shard script about one object: the keys of its shard, its own key,
+   * and the keys of the leases `leases` on it.
+   */
+  #onObject(
+    exec: Exec,
+    script: Script,
+    objectId: string,
+    now: number,
+    leases: readonly string[],
+    args: readonly string[],
+  ): Promise<unknown> {
+    const shard = shardOf(objectId, this.#shards);
+    const keys = [...this.#shardKeys[shard]!, objectKey(this.namespace, shard, objectId)];
+    for (const lease of leases) keys.push(leaseKey(this.namespace, shard, lease));
+    return exec(script, keys, [String(now), this.node, ...args]);
   }
 
-  #exec(exec: Exec, script: Script, ...args: string[]): Promise<unknown> {
-    return exec(script, [this.#prefix, String(this.#clock.now()), this.node, ...args]);
+  /** Runs a shard script about one lease of this node. */
+  #onLease(
+    script: Script,
+    lease: LeaseRecord,
+    now: number,
+    args: readonly string[] = [],
+  ): Promise<unknown> {
+    return this.#onObject(this.#gated, script, lease.objectId, now, [lease.id], [
+      lease.id,
+      lease.access,
+      lease.objectId,
+      timed(lease),
+      ...args,
+    ]);
+  }
+
+  /** Ends leases of this node, shard by shard; each reply goes into `replies`, by lease id. */
+  async #end(
+    exec: Exec,
+    mode: "expire" | "drop",
+    leases: readonly LeaseRecord[],
+    now: number,
+    replies?: Map<string, Reply>,
+  ): Promise<void> {
+    for (const [shard, records] of this.#byShard(leases, (lease) => lease.objectId)) {
+      for (const batch of chunks(records)) {
+        const keys = [...this.#shardKeys[shard]!];
+        const args = [String(now), this.node, mode];
+        for (const lease of batch) {
+          keys.push(
+            objectKey(this.namespace, shard, lease.objectId),
+            leaseKey(this.namespace, shard, lease.id),
+          );
+          args.push(lease.id, lease.access, lease.objectId);
+        }
+        const out = await exec(SCRIPTS.end, keys, args) as Reply[];
+        batch.forEach((lease, i) => replies?.set(lease.id, out[i]!));
+      }
+    }
+  }
+
+  /** Items grouped by the shard of their object id. */
+  #byShard<T>(items: readonly T[], idOf: (item: T) => string): Map<number, T[]> {
+    const shards = new Map<number, T[]>();
+    for (const item of items) {
+      const shard = shardOf(idOf(item), this.#shards);
+      let list = shards.get(shard);
+      if (list === undefined) shards.set(shard, list = []);
+      list.push(item);
+    }
+    return shards;
+  }
+
+  /** Whether `node` is alive in the namespace. */
+  async #alive(node: string): Promise<boolean> {
+    const now = String(this.#clock.now());
+    return await this.#gated(SCRIPTS.dead, this.#nodeKeys, [now, this.node, node]) === "1";
   }
 
   #stamp(lease: LeaseRecord): LeaseRecord {
@@ -681,17 +792,49 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async #beat(exec: Exec): Promise<string> {
-    return await this.#exec(
-      exec,
-      SCRIPTS.heartbeat,
+    return await exec(SCRIPTS.heartbeat, this.#nodeKeys, [
+      String(this.#clock.now()),
+      this.node,
       this.#incarnation,
       String(this.#liveness),
       this.#address,
-    ) as string;
+    ]) as string;
   }
 
+  /**
+   * Ends the state of dead nodes: their leases without a TTL (abandoning the
+   * objects they were creating) and their holdings (a sealed object left
+   * without a holder leaves lookups), shard by shard, then forgets them.
+   * Leases with a TTL end by their Redis expiry. `node`: one node to reap
+   * whether or not it looks alive (this node's earlier run, or itself when
+   * closing), or '' for every node whose liveness lapsed.
+   */
   async #reap(exec: Exec, node: string): Promise<void> {
-    while (await this.#exec(exec, SCRIPTS.reap, node, String(REAP_LIMIT)) === REAP_LIMIT);
+    const now = () => String(this.#clock.now());
+    const nodes = node !== ""
+      ? [node]
+      : await exec(SCRIPTS.dead, this.#nodeKeys, [now(), this.node, ""]) as string[];
+    for (const dead of nodes) {
+      for (let shard = 0; shard < this.#shards; shard++) {
+        const keys = this.#shardKeys[shard]!;
+        for (;;) {
+          const [leases, held] = await exec(SCRIPTS.owned, keys, [
+            now(),
+            this.node,
+            dead,
+            String(REAP_LIMIT),
+          ]) as [string[], string[]];
+          if (leases.length === 0 && held.length === 0) break;
+          const objects = [...leases.map(objectOfMember), ...held];
+          await exec(
+            SCRIPTS.reap,
+            [...keys, ...objects.map((id) => objectKey(this.namespace, shard, id))],
+            [now(), this.node, dead, String(leases.length), ...leases, ...held],
+          );
+        }
+      }
+      await exec(SCRIPTS.forget, this.#nodeKeys, [now(), this.node, dead, node === "" ? "" : "1"]);
+    }
   }
 
   /** Puts this node's objects and leases back into a Redis that lost them. */
@@ -702,8 +845,8 @@ export class RedisLeaseStore implements LeaseStore {
         : `Redis lost the state of node ${this.node} (it restarted empty, or other nodes took ` +
           `this one for dead): registering its objects and leases again`,
     );
-    for (const batch of chunks(this.#local?.list() ?? [])) {
-      await this.#register(exec, batch, false);
+    for (const objects of this.#byShard(this.#local?.list() ?? [], (info) => info.id).values()) {
+      for (const batch of chunks(objects)) await this.#register(exec, batch, false);
     }
     for (const own of this.#own.values()) own.stored = false;
   }
@@ -725,7 +868,9 @@ export class RedisLeaseStore implements LeaseStore {
     }
     for (const id of ids) this.#unverified.delete(id);
     try {
-      if (batch.length > 0) await this.#register(exec, batch, true);
+      for (const objects of this.#byShard(batch, (info) => info.id).values()) {
+        await this.#register(exec, objects, true);
+      }
     } catch (error) {
       for (const { id } of batch) this.#unverified.add(id);
       throw error;
@@ -739,13 +884,24 @@ export class RedisLeaseStore implements LeaseStore {
     );
   }
 
-  /** Registers copies held here as holders; `join`: only of objects Redis records. */
+  /**
+   * Registers copies held here, all on one shard, as holders; `join`: only of
+   * objects Redis records.
+   */
   async #register(exec: Exec, batch: readonly ObjectInfo[], join: boolean): Promise<void> {
-    const statuses = await this.#exec(
-      exec,
+    const shard = shardOf(batch[0]!.id, this.#shards);
+    const statuses = await exec(
       SCRIPTS.register,
-      this.#address,
-      JSON.stringify(batch.map((info) => sealedEntry(info, join))),
+      [
+        ...this.#shardKeys[shard]!,
+        ...batch.map((info) => objectKey(this.namespace, shard, info.id)),
+      ],
+      [
+        String(this.#clock.now()),
+        this.node,
+        this.#address,
+        JSON.stringify(batch.map((info) => sealedEntry(info, join))),
+      ],
     ) as string[];
     batch.forEach((info, i) => {
       const { id } = info;
@@ -769,38 +925,60 @@ export class RedisLeaseStore implements LeaseStore {
 
   /** Ends in Redis what ended here while it was away, and stores the leases it lacks. */
   async #reconcile(exec: Exec): Promise<void> {
-    for (const ids of chunks([...this.#pendingEnds])) {
-      await this.#exec(exec, SCRIPTS.end, "drop", ...ids);
-      for (const id of ids) this.#pendingEnds.delete(id);
-    }
+    const pending = [...this.#pendingEnds.values()];
+    await this.#end(exec, "drop", pending, this.#clock.now());
+    for (const lease of pending) this.#pendingEnds.delete(lease.id);
     const now = this.#clock.now();
     const missing = [...this.#own.values()].filter((own) =>
       !own.stored && (own.record.expiresAt === undefined || own.record.expiresAt > now)
     );
-    for (const batch of chunks(missing)) {
-      const entries = batch.map(({ record, creating }) => [
+    for (const [shard, leases] of this.#byShard(missing, (own) => own.record.objectId)) {
+      for (const batch of chunks(leases)) await this.#restore(exec, shard, batch, now);
+    }
+  }
+
+  /** Puts leases of this node, all on one shard, back into Redis. */
+  async #restore(exec: Exec, shard: number, batch: OwnLease[], now: number): Promise<void> {
+    const keys = [...this.#shardKeys[shard]!];
+    const entries = batch.map(({ record, creating }) => {
+      keys.push(
+        objectKey(this.namespace, shard, record.objectId),
+        leaseKey(this.namespace, shard, record.id),
+      );
+      return [
         record.id,
         record.objectId,
         record.access,
         ...expiryArgs(record, now),
         creating === undefined ? false : creatingArgs(creating),
-      ]);
-      const statuses = await this.#exec(exec, SCRIPTS.restore, JSON.stringify(entries)) as string[];
-      batch.forEach((own, i) => {
-        if (statuses[i] === "OK") own.stored = true;
-        if (statuses[i] === "TAKEN") {
-          this.#log?.warn(
-            `Cannot restore lease ${own.record.id}: another object has the id ${own.record.objectId}`,
-          );
-        }
-      });
-    }
+      ];
+    });
+    const statuses = await exec(SCRIPTS.restore, keys, [
+      String(now),
+      this.node,
+      JSON.stringify(entries),
+    ]) as string[];
+    batch.forEach((own, i) => {
+      if (statuses[i] === "OK") own.stored = true;
+      if (statuses[i] === "TAKEN") {
+        this.#log?.warn(
+          `Cannot restore lease ${own.record.id}: another object has the id ${own.record.objectId}`,
+        );
+      }
+    });
   }
 }
 
 /** Whether a lease has a TTL, as the scripts take it: they look for it in one place. */
 function timed(lease: LeaseRecord): string {
   return lease.ttl === undefined ? "0" : "1";
+}
+
+/** The object id of a member of a shard's leases without a TTL: `node\nlease\nACCESS\nobject`. */
+function objectOfMember(member: string): string {
+  let at = -1;
+  for (let i = 0; i < 3; i++) at = member.indexOf("\n", at + 1);
+  return member.slice(at + 1);
 }
 
 /** Whether Redis lists `node` as a holder of the object. */
