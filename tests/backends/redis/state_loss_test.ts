@@ -2,17 +2,19 @@
  * Redis losing its state under two daemons (peers in processes of their own on
  * one namespace): wiped, or with a daemon frozen past its liveness while the
  * other puts the same id with other bytes. No daemon may then serve bytes other
- * than the directory's under that id.
+ * than the directory's under that id. On a standalone Redis and on a Redis
+ * Cluster.
  */
 import { assert, assertEquals } from "../../helpers/assert.ts";
 import { eventually } from "../../helpers/eventually.ts";
 import { redisTestOptions, startRedis } from "../../helpers/redis_server.ts";
+import { startRedisCluster } from "../../helpers/redis_cluster.ts";
+import type { Target } from "../../helpers/lease_store_cases.ts";
 import { computeDigest } from "../../../backends/digest.ts";
 import { RedisLeaseStore } from "../../../backends/redis/mod.ts";
 import type { Blob } from "../../../core/mod.ts";
 
 const CHILD = new URL("../../helpers/redis_peer_child.ts", import.meta.url).pathname;
-const NAMESPACE = "loss";
 const LIVENESS = 450;
 
 interface Daemon extends AsyncDisposable {
@@ -20,9 +22,9 @@ interface Daemon extends AsyncDisposable {
   readonly pid: number;
 }
 
-async function startDaemon(redisUrl: string, node: string): Promise<Daemon> {
+async function startDaemon(target: Target, node: string): Promise<Daemon> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD, redisUrl, NAMESPACE, node, String(LIVENESS)],
+    args: ["run", "-A", CHILD, target.url, target.namespace, node, String(LIVENESS)],
     stdin: "null",
     stdout: "piped",
     stderr: "null",
@@ -112,53 +114,100 @@ async function assertOneContent(
   }
 }
 
+/** The directory as any node sees it, for the test to check against. */
+function observer(target: Target): Promise<RedisLeaseStore> {
+  return RedisLeaseStore.connect({
+    url: target.url,
+    namespace: target.namespace,
+    node: "observer",
+    backoff: { initial: 20, max: 100 },
+  });
+}
+
+async function digested(directory: RedisLeaseStore, ids: readonly string[]): Promise<void> {
+  for (const id of ids) {
+    await eventually(
+      async () => (await directory.stat(id))?.digest !== undefined,
+      `${id} digested`,
+    );
+  }
+}
+
+/** a puts, is frozen past its liveness and reaped; b puts the same ids; a resumes. */
+async function frozen(target: Target): Promise<void> {
+  await using a = await startDaemon(target, "a");
+  await using b = await startDaemon(target, "b");
+  await using directory = await observer(target);
+  // x: other size; y: same size, other bytes; z: the same bytes on both.
+  await put(a, "x", "14 bytes of a.");
+  await put(a, "y", "15 bytes of a..");
+  await put(a, "z", "the same bytes");
+  await digested(directory, ["x", "y", "z"]);
+
+  Deno.kill(a.pid, "SIGSTOP");
+  try {
+    await eventually(async () => (await directory.list()).length === 0, "b reaps a", {
+      timeout: 10 * LIVENESS,
+    });
+    await put(b, "x", "15 bytes of b..");
+    await put(b, "y", "15 bytes of b..");
+    await put(b, "z", "the same bytes");
+  } finally {
+    Deno.kill(a.pid, "SIGCONT");
+  }
+
+  await eventually(
+    async () => await metric(a, "directory_conflicts_total") === 2,
+    "a drops x and y",
+  );
+  await eventually(
+    async () => (await directory.stat("z"))?.holders?.length === 2,
+    "a joins b as a holder of the same bytes",
+  );
+  for (const id of ["x", "y", "z"]) await assertOneContent(directory, { a, b }, id);
+  assertEquals(await served(a, "x"), undefined);
+  assertEquals(new TextDecoder().decode(await served(b, "x")), "15 bytes of b..");
+  assertEquals(new TextDecoder().decode(await served(a, "z")), "the same bytes");
+}
+
+/** a puts and is frozen; Redis loses everything (`wipe`); b puts the same ids; a resumes. */
+async function wiped(target: Target, wipe: () => Promise<void>): Promise<void> {
+  await using a = await startDaemon(target, "a");
+  await using b = await startDaemon(target, "b");
+  await using directory = await observer(target);
+  await put(a, "x", "14 bytes of a.");
+  await put(a, "y", "15 bytes of a..");
+  await put(a, "kept", "only a has it");
+  await digested(directory, ["x", "y", "kept"]);
+
+  Deno.kill(a.pid, "SIGSTOP");
+  try {
+    await wipe();
+    await eventually(
+      () => put(b, "x", "15 bytes of b..").then(() => true, () => false),
+      "b is back",
+    );
+    await put(b, "y", "15 bytes of b..");
+  } finally {
+    Deno.kill(a.pid, "SIGCONT");
+  }
+
+  await eventually(
+    async () => await metric(a, "directory_conflicts_total") === 2,
+    "a drops x and y",
+  );
+  await eventually(async () => (await directory.stat("kept")) !== undefined, "a registers again");
+  for (const id of ["x", "y", "kept"]) await assertOneContent(directory, { a, b }, id);
+  assertEquals(new TextDecoder().decode(await served(a, "kept")), "only a has it");
+  assertEquals((await directory.stat("x"))?.holders?.map((holder) => holder.node), ["b"]);
+}
+
 Deno.test(
   "a daemon frozen past its liveness never serves its old bytes under an id put again elsewhere",
   redisTestOptions,
   async () => {
     await using redis = await startRedis();
-    await using a = await startDaemon(redis.url, "a");
-    await using b = await startDaemon(redis.url, "b");
-    await using directory = await RedisLeaseStore.connect({
-      url: redis.url,
-      namespace: NAMESPACE,
-      node: "observer",
-    });
-    // x: other size; y: same size, other bytes; z: the same bytes on both.
-    await put(a, "x", "14 bytes of a.");
-    await put(a, "y", "15 bytes of a..");
-    await put(a, "z", "the same bytes");
-    for (const id of ["x", "y", "z"]) {
-      await eventually(
-        async () => (await directory.stat(id))?.digest !== undefined,
-        `${id} digested`,
-      );
-    }
-
-    Deno.kill(a.pid, "SIGSTOP");
-    try {
-      await eventually(async () => (await directory.list()).length === 0, "b reaps a", {
-        timeout: 10 * LIVENESS,
-      });
-      await put(b, "x", "15 bytes of b..");
-      await put(b, "y", "15 bytes of b..");
-      await put(b, "z", "the same bytes");
-    } finally {
-      Deno.kill(a.pid, "SIGCONT");
-    }
-
-    await eventually(
-      async () => await metric(a, "directory_conflicts_total") === 2,
-      "a drops x and y",
-    );
-    await eventually(
-      async () => (await directory.stat("z"))?.holders?.length === 2,
-      "a joins b as a holder of the same bytes",
-    );
-    for (const id of ["x", "y", "z"]) await assertOneContent(directory, { a, b }, id);
-    assertEquals(await served(a, "x"), undefined);
-    assertEquals(new TextDecoder().decode(await served(b, "x")), "15 bytes of b..");
-    assertEquals(new TextDecoder().decode(await served(a, "z")), "the same bytes");
+    await frozen({ url: redis.url, namespace: "loss" });
   },
 );
 
@@ -167,45 +216,22 @@ Deno.test(
   redisTestOptions,
   async () => {
     await using redis = await startRedis();
-    await using a = await startDaemon(redis.url, "a");
-    await using b = await startDaemon(redis.url, "b");
-    await using directory = await RedisLeaseStore.connect({
-      url: redis.url,
-      namespace: NAMESPACE,
-      node: "observer",
-      backoff: { initial: 20, max: 100 },
-    });
-    await put(a, "x", "14 bytes of a.");
-    await put(a, "y", "15 bytes of a..");
-    await put(a, "kept", "only a has it");
-    for (const id of ["x", "y", "kept"]) {
-      await eventually(
-        async () => (await directory.stat(id))?.digest !== undefined,
-        `${id} digested`,
-      );
-    }
-
-    // a stays away while Redis comes back empty and b puts the same ids with other bytes.
-    Deno.kill(a.pid, "SIGSTOP");
-    try {
+    await wiped({ url: redis.url, namespace: "loss" }, async () => {
       await redis.stop();
       await redis.restart();
-      await eventually(
-        () => put(b, "x", "15 bytes of b..").then(() => true, () => false),
-        "b is back",
-      );
-      await put(b, "y", "15 bytes of b..");
-    } finally {
-      Deno.kill(a.pid, "SIGCONT");
-    }
+    });
+  },
+);
 
-    await eventually(
-      async () => await metric(a, "directory_conflicts_total") === 2,
-      "a drops x and y",
-    );
-    await eventually(async () => (await directory.stat("kept")) !== undefined, "a registers again");
-    for (const id of ["x", "y", "kept"]) await assertOneContent(directory, { a, b }, id);
-    assertEquals(new TextDecoder().decode(await served(a, "kept")), "only a has it");
-    assertEquals((await directory.stat("x"))?.holders?.map((holder) => holder.node), ["b"]);
+Deno.test(
+  "on a Redis Cluster: frozen past liveness, or every master wiped by FLUSHALL, one id keeps one content",
+  redisTestOptions,
+  async (t) => {
+    await using cluster = await startRedisCluster();
+    await t.step("frozen", () => frozen({ url: cluster.url, namespace: "frozen" }));
+    await t.step("wiped", () =>
+      wiped({ url: cluster.url, namespace: "wiped" }, async () => {
+        for (const port of cluster.ports) await cluster.cli(port, "FLUSHALL");
+      }));
   },
 );
