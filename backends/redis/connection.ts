@@ -86,10 +86,10 @@ export interface RedisConnectionOptions {
 }
 
 /** Error replies of a Redis that will serve again soon. */
-const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN)\b/;
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/;
 /** Error replies that mean Redis cannot serve right now, not that the call was wrong. */
 const UNAVAILABLE_REPLY =
-  /^(LOADING|BUSY|MASTERDOWN|READONLY|NOAUTH|WRONGPASS|NOPERM|MISCONF|OOM)\b/;
+  /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOAUTH|WRONGPASS|NOPERM|MISCONF|OOM)\b/;
 
 /** A Redis connection with fail-fast calls and reconnection in the background. */
 export class RedisConnection {
@@ -374,8 +374,10 @@ function link(url: string, lost: (cause: unknown) => void): Link {
     },
     ...common,
   });
+  // A node's connection that fails stays closed (no reconnection inside the
+  // client): the whole cluster connection counts as lost, and is made again.
   cluster.on("error", () => {});
-  cluster.on("node-error", () => {});
+  cluster.on("node-error", (error: unknown) => lost(error));
   cluster.on("node-disconnect", () => lost("a cluster node disconnected"));
   return {
     get isOpen() {

@@ -22,6 +22,13 @@ export interface RedisCluster extends AsyncDisposable {
   readonly ports: readonly number[];
   /** Runs `redis-cli -c -p <port> <args>` (following redirections) and returns its output. */
   cli(port: number, ...args: string[]): Promise<string>;
+  /** Stops the master on `port` by its pid and waits for it to exit. */
+  stop(port: number, signal?: Deno.Signal): Promise<void>;
+  /**
+   * Starts the master on `port` again, empty but with its cluster
+   * configuration, and waits until the cluster serves every slot again.
+   */
+  restart(port: number): Promise<void>;
 }
 
 const MASTERS = 3;
@@ -34,17 +41,34 @@ const READY_TIMEOUT_MS = 15_000;
  */
 export async function startRedisCluster(): Promise<RedisCluster> {
   const dir = await Deno.makeTempDir({ prefix: "packice-redis-cluster-" });
-  const children: Deno.ChildProcess[] = [];
-  const stop = async () => {
-    for (const child of children) {
-      try {
-        Deno.kill(child.pid, "SIGKILL");
-      } catch {
-        // Exited already.
-      }
-      await child.status;
+  const children = new Map<number, Deno.ChildProcess>();
+  const stopOne = async (port: number, signal: Deno.Signal = "SIGKILL") => {
+    const child = children.get(port);
+    if (child === undefined) return;
+    children.delete(port);
+    try {
+      Deno.kill(child.pid, signal);
+    } catch {
+      // Exited already.
     }
+    await child.status;
+  };
+  const stop = async () => {
+    for (const port of [...children.keys()]) await stopOne(port);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  const spawn = (port: number) => {
+    children.set(
+      port,
+      new Deno.Command("redis-server", {
+        args: ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"]
+          .concat(["--cluster-config-file", `${dir}/${port}/nodes.conf`, "--dir", `${dir}/${port}`])
+          .concat(["--save", "", "--appendonly", "no"]),
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn(),
+    );
   };
   const cli = async (port: number, ...args: string[]) => {
     const output = await new Deno.Command("redis-cli", {
@@ -57,16 +81,7 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     const ports = clusterPorts(MASTERS);
     for (const port of ports) {
       await Deno.mkdir(`${dir}/${port}`);
-      children.push(
-        new Deno.Command("redis-server", {
-          args: ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"]
-            .concat(["--cluster-config-file", `${dir}/${port}/nodes.conf`, "--dir", `${dir}/${port}`])
-            .concat(["--save", "", "--appendonly", "no"]),
-          stdin: "null",
-          stdout: "null",
-          stderr: "null",
-        }).spawn(),
-      );
+      spawn(port);
     }
     await until(async () => {
       for (const port of ports) if ((await cli(port, "PING")).trim() !== "PONG") return false;
@@ -84,16 +99,24 @@ export async function startRedisCluster(): Promise<RedisCluster> {
         `redis-cli --cluster create failed: ${new TextDecoder().decode(created.stdout)}`,
       );
     }
-    await until(async () => {
-      for (const port of ports) {
-        if (!(await cli(port, "CLUSTER", "INFO")).includes("cluster_state:ok")) return false;
-      }
-      return true;
-    }, "every node reports cluster_state:ok");
+    const ready = () =>
+      until(async () => {
+        for (const port of ports) {
+          if (!(await cli(port, "CLUSTER", "INFO")).includes("cluster_state:ok")) return false;
+        }
+        return true;
+      }, "every node reports cluster_state:ok");
+    await ready();
     return {
       url: `redis+cluster://${ports.map((port) => `127.0.0.1:${port}`).join(",")}`,
       ports,
       cli,
+      stop: stopOne,
+      restart: async (port) => {
+        if (children.has(port)) throw new Error(`Cannot restart the master on ${port}: it runs`);
+        spawn(port);
+        await ready();
+      },
       [Symbol.asyncDispose]: stop,
     };
   } catch (error) {

@@ -4,12 +4,13 @@
  * and daemons sharing a namespace through `--redis redis+cluster://...`.
  */
 import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
+import { eventually } from "../../helpers/eventually.ts";
 import { LEASE_STORE_CASES, store } from "../../helpers/lease_store_cases.ts";
 import { spawnReady } from "../../helpers/ready_child.ts";
 import { startRedisCluster } from "../../helpers/redis_cluster.ts";
 import { redisTestOptions } from "../../helpers/redis_server.ts";
 import { RedisLeaseStore } from "../../../backends/redis/mod.ts";
-import { connect, MemoryPeer, NotFoundError } from "../../../mod.ts";
+import { connect, MemoryPeer, NotFoundError, StoreUnavailableError } from "../../../mod.ts";
 
 const CLI = new URL("../../../cli.ts", import.meta.url).pathname;
 
@@ -56,6 +57,48 @@ Deno.test("the Redis lease store on a three-master Redis Cluster", redisTestOpti
     for (const port of cluster.ports) {
       assertEquals(await cluster.cli(port, "--scan", "--pattern", "{leave:*}:o:*"), "");
     }
+  });
+
+  await t.step("a master going away: held reads go on, the node registers again", async () => {
+    const target = { url: cluster.url, namespace: "away" };
+    const leases = await store(target, "a", {
+      liveness: 600,
+      backoff: { initial: 20, max: 200 },
+      log: { info: () => {}, warn: () => {} },
+    });
+    await using a = new MemoryPeer({ leases, node: "a" });
+    await using client = await connect(a);
+    const ids = Array.from({ length: 20 }, (_, i) => `held-${i}`);
+    for (const id of ids) await client.put(`bytes of ${id}`, { id });
+    let reads = 0;
+    let slowest = 0;
+    const failures: string[] = [];
+    let reading = true;
+    const stream = (async () => {
+      while (reading) {
+        const id = ids[reads++ % ids.length]!;
+        const started = performance.now();
+        try {
+          using handle = await client.get(id);
+          if (new TextDecoder().decode(handle.bytes) !== `bytes of ${id}`) failures.push(id);
+        } catch (error) {
+          failures.push(`${id}: ${(error as Error).message}`);
+        }
+        slowest = Math.max(slowest, performance.now() - started);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    })();
+    const port = cluster.ports[1]!;
+    await cluster.stop(port);
+    await eventually(() => !leases.available, "the store sees the cluster go");
+    await assertRejects(() => client.list(), StoreUnavailableError);
+    await cluster.restart(port);
+    await eventually(() => leases.available, "the store is back", { timeout: 10_000 });
+    reading = false;
+    await stream;
+    assertEquals(failures, []);
+    assert(slowest < 1000, `no read waited for Redis: the slowest took ${slowest} ms`);
+    assertEquals((await client.list()).map((info) => info.id).sort(), ids.toSorted());
   });
 
   await t.step("daemons with --redis redis+cluster:// share one namespace", async () => {
