@@ -130,15 +130,21 @@ const VERIFY_LIMIT = 100;
  * namespace, with their holders, are the directory that `list` and `stat`
  * answer from on every node.
  *
+ * Redis Cluster: with a `redis+cluster://` URL the namespace is spread over
+ * `shards` hash slots by object id; every script touches keys of one slot
+ * only, all passed in KEYS (see `scripts.ts`). A call about one object costs
+ * the same as on a standalone Redis; `list` and `counts` make one call per
+ * shard, and reaping a dead node one pass per shard.
+ *
  * Expiry: a lease with a TTL expires by the injected clock, which every
  * script is given; its Redis key carries the same TTL as a Redis expiry, the
  * backstop for a daemon that died, and a CREATING object's record expires
  * with its CREATE lease. A lease without a TTL cannot carry an expiry, so it
- * is bound to its node instead: it is a field of the node's hash, and lives as
- * long as the node's liveness key, which a heartbeat refreshes every third of
- * `liveness`. When that key lapses the node counts as dead, its leases can no
- * longer block a CREATE, and any live node reaps them. This costs one write per
- * heartbeat rather than one per lease.
+ * is bound to its node instead: it lives as long as the node's liveness,
+ * which a heartbeat extends every third of `liveness`. When that lapses the
+ * node counts as dead, its leases can no longer block a CREATE, and any live
+ * node reaps them. This costs one write per heartbeat rather than one per
+ * lease.
  *
  * Outages: while Redis is unreachable, calls that need it fail at once with
  * {@link StoreUnavailableError}, except READ leases on sealed objects this node
@@ -163,7 +169,7 @@ const VERIFY_LIMIT = 100;
  *
  * Reads: a grant sends the version of the object this node last saw, and
  * Redis sends the object back only when it changed since; every change to an
- * object gives it a new version from one namespace-wide counter.
+ * object gives it a new version from its shard's counter.
  *
  * `counts().objects` is the whole namespace; `counts().leases` is this node's.
  *
