@@ -4,15 +4,13 @@
  * port, +10000, free too), joined by `redis-cli --cluster create`, ready once
  * every node reports `cluster_state:ok`. Stopped by pid with `await using`:
  *
+ * Tests that use it take `redisTestOptions`: `redis-cli` comes with `redis-server`.
+ *
  * ```ts ignore
  * await using cluster = await startRedisCluster();
  * const store = await RedisLeaseStore.connect({ url: cluster.url });
  * ```
  */
-import { redisTestOptions } from "./redis_server.ts";
-
-/** Like {@link redisTestOptions}, for tests that also need `redis-cli`. */
-export const redisClusterTestOptions: { readonly ignore: boolean } = redisTestOptions;
 
 /** A running cluster. */
 export interface RedisCluster extends AsyncDisposable {
