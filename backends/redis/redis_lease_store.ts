@@ -152,7 +152,8 @@ const VERIFY_LIMIT = 100;
  * released here and reconciled when Redis is back; `stat` of such an object
  * answers with the copy here. A Redis that is up but does not answer (hung,
  * stopped) counts as unreachable once a call has waited `commandTimeout` for
- * it, and a READ of an object held here waits for it only `readFailover`. The
+ * it, and a READ or `stat` of an object held here waits for it only
+ * `readFailover`. The
  * connection comes back by itself; when Redis lost this node's state (it
  * restarted empty, or other nodes took this one for dead), the node registers
  * its objects and leases again.
@@ -372,7 +373,7 @@ export class RedisLeaseStore implements LeaseStore {
     return held;
   }
 
-  /** A read waited `readFailover` for `call`: reads skip Redis until it answers one. */
+  /** A read waited `readFailover` for `call`: reads of objects held here skip Redis until it answers. */
   #slow(call: Promise<unknown>): void {
     if (!this.#degraded) {
       this.#degraded = true;
@@ -538,19 +539,19 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async stat(objectId: string): Promise<ObjectInfo | undefined> {
+    const held = this.#local?.get(objectId);
+    if (held !== undefined && this.#degraded) return held;
     let fields: Fields;
     try {
-      [fields] = await this.#onObject(
-        this.#gated,
-        SCRIPTS.get,
-        objectId,
-        this.#clock.now(),
-        [],
-        [],
-      ) as [Fields];
+      const call = this.#onObject(this.#gated, SCRIPTS.get, objectId, this.#clock.now(), [], []);
+      const answer = held === undefined ? await call : await this.#readFailover.within(call);
+      if (answer === LATE) {
+        this.#slow(call);
+        return held;
+      }
+      [fields] = answer as [Fields];
     } catch (error) {
-      const held = error instanceof StoreUnavailableError ? this.#local?.get(objectId) : undefined;
-      if (held === undefined) throw error;
+      if (held === undefined || !(error instanceof StoreUnavailableError)) throw error;
       return held;
     }
     return decodeObject(objectId, fields);

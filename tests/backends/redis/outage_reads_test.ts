@@ -10,6 +10,13 @@ import { redisTestOptions, startRedis } from "../../helpers/redis_server.ts";
 import { connect, StoreUnavailableError } from "../../../mod.ts";
 
 const CLI = new URL("../../../cli.ts", import.meta.url).pathname;
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
 /** Well under the daemon's Redis command timeout (2 s). */
 const BOUND_MS = 1000;
 
@@ -20,9 +27,11 @@ Deno.test(
     await using redis = await startRedis();
     const dir = await Deno.makeTempDir({ prefix: "packice-outage-" });
     const socket = `${dir}/a.sock`;
+    const http = `127.0.0.1:${freePort()}`;
     const daemon = await spawnReady(
       ["run", "-A", CLI, "serve", "--impl", "mem", "--capacity", "16MiB", "--socket", socket]
-        .concat(["--redis", redis.url, "--namespace", "reads", "--log-level", "error"]),
+        .concat(["--http", http, "--redis", redis.url, "--namespace", "reads"])
+        .concat(["--log-level", "error"]),
       "Packice listening on",
       "Daemon",
     );
@@ -40,9 +49,16 @@ Deno.test(
           const id = ids[gets % ids.length]!;
           const started = performance.now();
           try {
+            // Over the Unix socket, and over HTTP: a GET, and a HEAD answered from the directory.
             using handle = await client.get(id);
             if (new TextDecoder().decode(handle.bytes) !== `bytes of ${id}`) {
               failures.push(`${id}: wrong bytes`);
+            }
+            const method = gets % 2 === 0 ? "GET" : "HEAD";
+            const response = await fetch(`http://${http}/v1/objects/${id}`, { method });
+            const body = await response.text();
+            if (response.status !== 200 || (method === "GET" && body !== `bytes of ${id}`)) {
+              failures.push(`${id}: HTTP ${method} answered ${response.status} ${body}`);
             }
           } catch (error) {
             failures.push(`${id}: ${(error as Error).message}`);
