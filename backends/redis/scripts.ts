@@ -397,14 +397,27 @@ return out
 `,
   ),
 
-  /** KEYS[6]: an object; ARGV[3..]: field, value pairs to set, if it exists. */
+  /**
+   * KEYS[6]: an object; ARGV[3..]: field, value pairs to set, if it exists.
+   * A digest is recorded only by a holder, and never over another one: the
+   * record's digest is the content its holders were checked against.
+   */
   annotate: script(
     "annotate",
     ["bump"],
     `
 local o = KEYS[6]
-if #ARGV < 4 or redis.call('EXISTS', o) == 0 then return { 'OK' } end
-redis.call('HSET', o, unpack(ARGV, 3))
+if redis.call('EXISTS', o) == 0 then return { 'OK' } end
+local cur = redis.call('HMGET', o, 'digest', '@' .. NODE)
+local set = {}
+for i = 3, #ARGV - 1, 2 do
+  if ARGV[i] ~= 'digest' or (cur[2] and (not cur[1] or cur[1] == ARGV[i + 1])) then
+    set[#set + 1] = ARGV[i]
+    set[#set + 1] = ARGV[i + 1]
+  end
+end
+if #set == 0 then return { 'OK' } end
+redis.call('HSET', o, unpack(set))
 bump(o)
 return { 'OK' }
 `,

@@ -129,6 +129,20 @@ function strip(value: unknown): unknown {
 
 /** The cases, by test name. */
 export const LEASE_STORE_CASES: Record<string, (target: Target) => Promise<void>> = {
+  "annotate() records a digest only from a holder, and never over another one": async (target) => {
+    await using nodes = await twoNodes(target);
+    const { a, b } = nodes;
+    const now = Date.now();
+    await createAs(a, "x", "c1", now);
+    await a.seal("c1", { sealedAt: now });
+    await a.release("c1");
+    await b.annotate("x", { digest: "xxh64:000000000000000b" });
+    assertEquals((await b.stat("x"))?.digest, undefined);
+    await a.annotate("x", { digest: "xxh64:000000000000000a", tier: "hot" });
+    await a.annotate("x", { digest: "xxh64:00000000000000ff" });
+    const x = await b.stat("x");
+    assertEquals([x?.digest, x?.tier], ["xxh64:000000000000000a", "hot"]);
+  },
   "RedisLeaseStore gives the same results and errors as MemoryLeaseStore": async (target) => {
     const memoryClock = new ManualClock(1_000_000);
     const expected = await history(new MemoryLeaseStore(memoryClock), memoryClock);
