@@ -194,6 +194,8 @@ export class RedisLeaseStore implements LeaseStore {
   /** The fixed keys of each shard, as shard scripts take them first. */
   readonly #shardKeys: readonly string[][];
   readonly #nodeKeys: readonly string[];
+  /** The epoch of each shard as this node last saw it: another one means the shard lost its state. */
+  readonly #epochs: (string | undefined)[];
   readonly #address: string;
   readonly #clock: Clock;
   readonly #liveness: number;
@@ -226,6 +228,7 @@ export class RedisLeaseStore implements LeaseStore {
     this.#shards = checkCount(options.shards ?? (isClusterUrl(url) ? 64 : 1), "shards", 1, false);
     this.#shardKeys = Array.from({ length: this.#shards }, (_, s) => shardKeys(this.namespace, s));
     this.#nodeKeys = nodeKeys(this.namespace);
+    this.#epochs = new Array(this.#shards).fill(undefined);
     this.#address = options.address ?? "";
     this.#clock = options.clock ?? systemClock;
     this.#liveness = checkCount(options.liveness ?? 15_000, "liveness", 30, false);
@@ -406,6 +409,7 @@ export class RedisLeaseStore implements LeaseStore {
     switch (status) {
       case "OK":
         own.creating = undefined;
+        this.#learnEpoch(own.record.objectId, versionOf(fields));
         return info!;
       case "UNKNOWN_LEASE":
         throw gone(own.record);
@@ -784,6 +788,7 @@ export class RedisLeaseStore implements LeaseStore {
       const beat = await this.#beat(this.#gated);
       if (beat !== "OK") await this.#registerAgain(this.#gated, beat);
       await this.#reconcile(this.#gated);
+      await this.#checkEpochs(this.#gated);
       await this.#reap(this.#gated, "");
       // Apart from the heartbeat, which hashing large copies must not hold up.
       this.#verifying ??= this.#verify(this.#gated).catch((error) => {
@@ -852,10 +857,40 @@ export class RedisLeaseStore implements LeaseStore {
         : `Redis lost the state of node ${this.node} (it restarted empty, or other nodes took ` +
           `this one for dead): registering its objects and leases again`,
     );
+    this.#granted.clear();
+    this.#epochs.fill(undefined);
     for (const objects of this.#byShard(this.#local?.list() ?? [], (info) => info.id).values()) {
       for (const batch of chunks(objects)) await this.#register(exec, batch, false);
     }
     for (const own of this.#own.values()) own.stored = false;
+  }
+
+  /** Remembers the epoch of an object's shard from a version, when not known yet. */
+  #learnEpoch(objectId: string, version: string): void {
+    const shard = shardOf(objectId, this.#shards);
+    this.#epochs[shard] ??= version.slice(0, version.indexOf(".")) || undefined;
+  }
+
+  /**
+   * Registers again the objects held here on each shard that lost its state
+   * since this node last looked (on a cluster, a master restarted empty while
+   * the one keeping node liveness stayed up).
+   */
+  async #checkEpochs(exec: Exec): Promise<void> {
+    const held = this.#byShard(this.#local?.list() ?? [], (info) => info.id);
+    for (const [shard, objects] of held) {
+      const now = String(this.#clock.now());
+      const epoch = await exec(SCRIPTS.epoch, this.#shardKeys[shard]!, [now, this.node]) as string;
+      const seen = this.#epochs[shard];
+      this.#epochs[shard] = epoch;
+      if (seen === undefined || seen === epoch) continue;
+      this.#log?.warn(
+        `Redis lost the objects of shard ${shard} of namespace ${this.namespace}: ` +
+          `registering the ${objects.length} held here again`,
+      );
+      this.#granted.clear();
+      for (const batch of chunks(objects)) await this.#register(exec, batch, false);
+    }
   }
 
   /**

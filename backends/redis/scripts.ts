@@ -25,7 +25,8 @@
  * - `KEYS[3]` `{ns:s}:sealed`: the ids of sealed objects.
  * - `KEYS[4]` `{ns:s}:creating`: ids of objects being created, scored by when
  *   their record expires in Redis time.
- * - `KEYS[5]` `{ns:s}:version`: the counter object versions come from.
+ * - `KEYS[5]` `{ns:s}:version`: where object versions come from, a hash: the
+ *   shard's `epoch` (new when the shard lost its state) and a counter `n`.
  *
  * then the keys of the call: `{ns:s}:o:<id>`, an object, a hash: `state`,
  * `size`, `blobs`, `meta`, `createdAt`, `sealedAt`, `digest`, `tier`,
@@ -102,12 +103,28 @@ local function server_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end`,
   },
-  // Gives an object a new version: every change to its hash calls it.
-  bump: {
+  // The shard's epoch: the Redis time its state began, made on first use, so
+  // a shard that lost its state (a master restarted empty) has a new one.
+  epoch: {
     uses: [],
     code: `
+local function epoch()
+  local e = redis.call('HGET', VERSION, 'epoch')
+  if not e then
+    local t = redis.call('TIME')
+    e = t[1] .. string.format('%06d', tonumber(t[2]))
+    redis.call('HSET', VERSION, 'epoch', e)
+  end
+  return e
+end`,
+  },
+  // Gives an object a new version, \`<epoch>.<counter>\`, never reused even
+  // after the shard lost its state: every change to its hash calls it.
+  bump: {
+    uses: ["epoch"],
+    code: `
 local function bump(o)
-  redis.call('HSET', o, 'v', redis.call('INCR', VERSION))
+  redis.call('HSET', o, 'v', epoch() .. '.' .. redis.call('HINCRBY', VERSION, 'n', 1))
 end`,
   },
   // The member of a lease without a TTL in U.
@@ -434,6 +451,9 @@ return out
 `,
   ),
 
+  /** Returns the shard's epoch: another one than before means the shard lost its state. */
+  epoch: script("epoch", ["epoch"], "return epoch()"),
+
   /**
    * ARGV[3]: 'count' or 'list'. Forgets the ids of the shard's CREATING
    * objects whose record expired, then returns the counts, or the ids, of
@@ -553,7 +573,7 @@ for i, x in ipairs(cjson.decode(ARGV[4])) do
   elseif not cur[5] then
     status = 'PENDING'
   end
-  if status == 'OK' then
+  if status == 'OK' and not cur[5] then
     redis.call('HSET', o, '@' .. NODE, ARGV[3])
     bump(o)
     redis.call('ZADD', H, 0, NODE .. '\\n' .. id)

@@ -101,6 +101,40 @@ Deno.test("the Redis lease store on a three-master Redis Cluster", redisTestOpti
     assertEquals((await client.list()).map((info) => info.id).sort(), ids.toSorted());
   });
 
+  await t.step(
+    "a master wiped while node liveness stays up: its objects are registered again",
+    async () => {
+      const target = { url: cluster.url, namespace: "partial" };
+      const quiet = { info: () => {}, warn: () => {} };
+      await using observer = await store(target, "observer");
+      const leases = await store(target, "a", { liveness: 600, log: quiet });
+      await using a = new MemoryPeer({ leases, node: "a" });
+      await using client = await connect(a);
+      const ids = Array.from({ length: 30 }, (_, i) => `partial-${i}`);
+      for (const id of ids) await client.put(`bytes of ${id}`, { id });
+      // A master with objects of the namespace, but not the slot of node liveness.
+      const slot = (await cluster.cli(cluster.ports[0]!, "CLUSTER", "KEYSLOT", "{partial}")).trim();
+      let wiped: number | undefined;
+      for (const port of cluster.ports) {
+        const liveness = Number(await cluster.cli(port, "CLUSTER", "COUNTKEYSINSLOT", slot));
+        const objects = await cluster.cli(port, "--scan", "--pattern", "{partial:*}:o:*");
+        if (liveness === 0 && objects.trim() !== "") wiped = port;
+      }
+      assert(wiped !== undefined, "a master holds objects but not node liveness");
+      await cluster.cli(wiped, "FLUSHALL");
+      assert((await observer.list()).length < ids.length, "the wipe lost objects");
+      await eventually(
+        async () => (await observer.list()).length === ids.length,
+        "a registers the lost objects again",
+      );
+      assertEquals((await observer.stat("partial-3"))?.holders, [{ node: "a" }]);
+      for (const id of ids) {
+        using handle = await client.get(id);
+        assertEquals(new TextDecoder().decode(handle.bytes), `bytes of ${id}`);
+      }
+    },
+  );
+
   await t.step("daemons with --redis redis+cluster:// share one namespace", async () => {
     const dir = await Deno.makeTempDir({ prefix: "packice-cluster-" });
     const serve = (node: string) =>
