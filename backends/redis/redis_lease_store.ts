@@ -872,25 +872,31 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   /**
-   * Registers again the objects held here on each shard that lost its state
-   * since this node last looked (on a cluster, a master restarted empty while
-   * the one keeping node liveness stayed up).
+   * Registers again the objects and leases held here on each shard that lost
+   * its state since this node last looked (on a cluster, a master restarted
+   * empty while the one keeping node liveness stayed up).
    */
   async #checkEpochs(exec: Exec): Promise<void> {
     const held = this.#byShard(this.#local?.list() ?? [], (info) => info.id);
-    for (const [shard, objects] of held) {
+    const leases = this.#byShard([...this.#own.values()], (own) => own.record.objectId);
+    let lost = false;
+    for (const shard of new Set([...held.keys(), ...leases.keys()])) {
       const now = String(this.#clock.now());
       const epoch = await exec(SCRIPTS.epoch, this.#shardKeys[shard]!, [now, this.node]) as string;
       const seen = this.#epochs[shard];
       this.#epochs[shard] = epoch;
       if (seen === undefined || seen === epoch) continue;
+      const objects = held.get(shard) ?? [];
       this.#log?.warn(
-        `Redis lost the objects of shard ${shard} of namespace ${this.namespace}: ` +
-          `registering the ${objects.length} held here again`,
+        `Redis lost shard ${shard} of namespace ${this.namespace}: registering the ` +
+          `${objects.length} objects and ${leases.get(shard)?.length ?? 0} leases held here again`,
       );
+      lost = true;
       this.#granted.clear();
       for (const batch of chunks(objects)) await this.#register(exec, batch, false);
+      for (const own of leases.get(shard) ?? []) own.stored = false;
     }
+    if (lost) await this.#reconcile(exec);
   }
 
   /**
