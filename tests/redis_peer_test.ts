@@ -119,10 +119,13 @@ Deno.test(
 
     await redis.restart();
     await using b = await redisPeer(redis.url, "b");
-    // Registered again before a's calls go through Redis again.
     await eventually(() => b.has("kept"), "the peer registers again");
     assertEquals((await b.stat("kept")).holders, [{ node: "a", address: "http://a:7070" }]);
-    await put(a, "after", "fine");
+    // a's calls go through once it has put its state back.
+    await eventually(
+      () => put(a, "after", "fine").then(() => true, () => false),
+      "a is back in Redis",
+    );
     await a.release(open.lease.id);
     assertEquals((await a.stats()).leases, 0);
     assertEquals((await b.list()).map((info) => info.id).sort(), ["after", "kept"]);
