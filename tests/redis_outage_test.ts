@@ -61,8 +61,7 @@ async function holdSealed(store: RedisLeaseStore, id: string): Promise<void> {
 
 /** The ids of the leases without a TTL that node `node` has in Redis. */
 async function leasesOf(redis: RedisServer, node: string): Promise<string[]> {
-  const members = await redis.command("ZRANGEBYLEX", "{outage:0}:u", `[${node}\n`, `(${node}\v`);
-  return (members as string[]).map((member) => member.split("\n")[1]!);
+  return await redis.command("HKEYS", `{outage:0}:leases:${node}`) as string[];
 }
 
 /** Milliseconds of liveness node `node` has left, by Redis time. */

@@ -38,6 +38,7 @@ import { Deadline, LATE } from "./deadline.ts";
 import {
   leaseKey,
   nodeKeys,
+  nodeLeasesKey,
   objectKey,
   type Script,
   SCRIPTS,
@@ -226,7 +227,10 @@ export class RedisLeaseStore implements LeaseStore {
     this.node = checkName(options.node ?? defaultNode(), "node id");
     const url = options.url ?? "redis://127.0.0.1:6379/0";
     this.#shards = checkCount(options.shards ?? (isClusterUrl(url) ? 64 : 1), "shards", 1, false);
-    this.#shardKeys = Array.from({ length: this.#shards }, (_, s) => shardKeys(this.namespace, s));
+    this.#shardKeys = Array.from(
+      { length: this.#shards },
+      (_, s) => shardKeys(this.namespace, s, this.node),
+    );
     this.#nodeKeys = nodeKeys(this.namespace);
     this.#epochs = new Array(this.#shards).fill(undefined);
     this.#address = options.address ?? "";
@@ -309,6 +313,7 @@ export class RedisLeaseStore implements LeaseStore {
         now,
         [lease.id],
         [info.id, lease.id, ...expiryArgs(lease, now), ...creatingArgs(info), dead],
+        dead === "" ? [] : [nodeLeasesKey(this.namespace, shardOf(info.id, this.#shards), dead)],
       ) as Reply;
       if (status === "ASK" && node !== dead && !await this.#alive(node!)) {
         dead = node!;
@@ -657,7 +662,7 @@ export class RedisLeaseStore implements LeaseStore {
 
   /**
    * Runs a shard script about one object: the keys of its shard, its own key,
-   * and the keys of the leases `leases` on it.
+   * the keys of the leases `leases` on it, then `extra` keys.
    */
   #onObject(
     exec: Exec,
@@ -666,10 +671,12 @@ export class RedisLeaseStore implements LeaseStore {
     now: number,
     leases: readonly string[],
     args: readonly string[],
+    extra: readonly string[] = [],
   ): Promise<unknown> {
     const shard = shardOf(objectId, this.#shards);
     const keys = [...this.#shardKeys[shard]!, objectKey(this.namespace, shard, objectId)];
     for (const lease of leases) keys.push(leaseKey(this.namespace, shard, lease));
+    keys.push(...extra);
     return exec(script, keys, [String(now), this.node, ...args]);
   }
 
@@ -706,7 +713,7 @@ export class RedisLeaseStore implements LeaseStore {
             objectKey(this.namespace, shard, lease.objectId),
             leaseKey(this.namespace, shard, lease.id),
           );
-          args.push(lease.id, lease.access, lease.objectId);
+          args.push(lease.id);
         }
         const out = await exec(SCRIPTS.end, keys, args) as Reply[];
         batch.forEach((lease, i) => replies?.set(lease.id, out[i]!));
@@ -828,16 +835,17 @@ export class RedisLeaseStore implements LeaseStore {
       : await exec(SCRIPTS.dead, this.#nodeKeys, [now(), this.node, ""]) as string[];
     for (const dead of nodes) {
       for (let shard = 0; shard < this.#shards; shard++) {
-        const keys = this.#shardKeys[shard]!;
+        const keys = shardKeys(this.namespace, shard, dead);
         for (;;) {
-          const [leases, held] = await exec(SCRIPTS.owned, keys, [
+          const [pairs, held] = await exec(SCRIPTS.owned, keys, [
             now(),
             this.node,
             dead,
             String(REAP_LIMIT),
           ]) as [string[], string[]];
-          if (leases.length === 0 && held.length === 0) break;
-          const objects = [...leases.map(objectOfMember), ...held];
+          if (pairs.length === 0 && held.length === 0) break;
+          const leases = pairs.filter((_, i) => i % 2 === 0);
+          const objects = [...pairs.filter((_, i) => i % 2 === 1).map(objectOfLease), ...held];
           await exec(
             SCRIPTS.reap,
             [...keys, ...objects.map((id) => objectKey(this.namespace, shard, id))],
@@ -1022,11 +1030,9 @@ function timed(lease: LeaseRecord): string {
   return lease.ttl === undefined ? "0" : "1";
 }
 
-/** The object id of a member of a shard's leases without a TTL: `node\nlease\nACCESS\nobject`. */
-function objectOfMember(member: string): string {
-  let at = -1;
-  for (let i = 0; i < 3; i++) at = member.indexOf("\n", at + 1);
-  return member.slice(at + 1);
+/** The object id of a lease without a TTL as Redis keeps it: `ACCESS:objectId`. */
+function objectOfLease(value: string): string {
+  return value.slice(value.indexOf(":") + 1);
 }
 
 /** Whether Redis lists `node` as a holder of the object. */

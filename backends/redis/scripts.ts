@@ -18,9 +18,9 @@
  * Shard scripts take `ARGV[1]` the caller's clock in milliseconds (expiry is
  * decided by it; Redis expiries are the backstop) and `ARGV[2]` the caller's
  * node id, and first the shard's own keys (see {@link shardKeys}):
- * - `KEYS[1]` `{ns:s}:u`: leases without a TTL, a sorted set of
- *   `node\nlease\nACCESS\nobject` (score 0, so a node's are one lex range).
- *   They live as long as their node is alive.
+ * - `KEYS[1]` `{ns:s}:leases:<node>`: the node's leases without a TTL on the
+ *   shard, a hash lease id to `ACCESS:objectId`. They live as long as their
+ *   node is alive. The caller's node, or the dead node a reap is about.
  * - `KEYS[2]` `{ns:s}:h`: holders, a sorted set of `node\nobject`.
  * - `KEYS[3]` `{ns:s}:sealed`: the ids of sealed objects.
  * - `KEYS[4]` `{ns:s}:creating`: ids of objects being created, scored by when
@@ -58,10 +58,21 @@ function shardTag(namespace: string, shard: number): string {
   return `{${namespace}:${shard}}`;
 }
 
-/** The fixed keys of a shard, as every shard script takes them first. */
-export function shardKeys(namespace: string, shard: number): string[] {
+/** The fixed keys of a shard for `node`, as every shard script takes them first. */
+export function shardKeys(namespace: string, shard: number, node: string): string[] {
   const tag = shardTag(namespace, shard);
-  return [`${tag}:u`, `${tag}:h`, `${tag}:sealed`, `${tag}:creating`, `${tag}:version`];
+  return [
+    nodeLeasesKey(namespace, shard, node),
+    `${tag}:h`,
+    `${tag}:sealed`,
+    `${tag}:creating`,
+    `${tag}:version`,
+  ];
+}
+
+/** The key of a node's leases without a TTL on a shard. */
+export function nodeLeasesKey(namespace: string, shard: number, node: string): string {
+  return `${shardTag(namespace, shard)}:leases:${node}`;
 }
 
 /** The key of an object's hash. */
@@ -127,20 +138,13 @@ local function bump(o)
   redis.call('HSET', o, 'v', epoch() .. '.' .. redis.call('HINCRBY', VERSION, 'n', 1))
 end`,
   },
-  // The member of a lease without a TTL in U.
-  member: {
+  // A lease of this call's node as {object, access, expiresAt, timed}, or nil when the
+  // store lacks it. lk: its key if it has a TTL; timed: '1' or '0' when the caller
+  // knows which, to look in one place.
+  get_lease: {
     uses: [],
     code: `
-local function member(node, id, access, object)
-  return node .. '\\n' .. id .. '\\n' .. access .. '\\n' .. object
-end`,
-  },
-  // A lease as {object, access, expiresAt, timed}, or nil when the store lacks it.
-  // lk: its key if it has a TTL; timed: '1' or '0' when the caller knows which, to look in one place.
-  get_lease: {
-    uses: ["member"],
-    code: `
-local function get_lease(lk, id, node, access, object, timed)
+local function get_lease(lk, id, timed)
   if timed ~= '0' then
     local f = redis.call('HMGET', lk, 'object', 'access', 'expiresAt')
     if f[1] then
@@ -148,9 +152,11 @@ local function get_lease(lk, id, node, access, object, timed)
     end
   end
   if timed == '1' then return nil end
-  local m = member(node, id, access, object)
-  if not redis.call('ZSCORE', U, m) then return nil end
-  return { m = m, object = object, access = access, timed = false }
+  local v = redis.call('HGET', U, id)
+  if not v then return nil end
+  local at = string.find(v, ':', 1, true)
+  return { id = id, object = string.sub(v, at + 1), access = string.sub(v, 1, at - 1),
+    timed = false }
 end`,
   },
   // lifecycle.checkLive: a lease is live until its expiry.
@@ -162,11 +168,11 @@ local function expired(l)
 end`,
   },
   put_lease: {
-    uses: ["member"],
+    uses: [],
     code: `
 local function put_lease(lk, id, object, access, ttl, expires_at, px)
   if ttl == '' then
-    redis.call('ZADD', U, 0, member(NODE, id, access, object))
+    redis.call('HSET', U, id, access .. ':' .. object)
   else
     redis.call('HSET', lk, 'object', object, 'access', access, 'node', NODE, 'ttl', ttl,
       'expiresAt', expires_at)
@@ -178,7 +184,7 @@ end`,
     uses: [],
     code: `
 local function drop_lease(l)
-  if l.timed then redis.call('DEL', l.key) else redis.call('ZREM', U, l.m) end
+  if l.timed then redis.call('DEL', l.key) else redis.call('HDEL', U, l.id) end
 end`,
   },
   // Removes an object from lookups and from the holder index; returns its fields.
@@ -241,15 +247,16 @@ const NODES = "local NODE = ARGV[2]\nlocal ALIVE, INC, NODES = KEYS[1], KEYS[2],
  */
 export const SCRIPTS = {
   /**
-   * KEYS[6..7]: object, lease. ARGV[3..]: objectId, leaseId, ttl, expiresAt,
-   * px, size, blobs, meta, createdAt, and a node known to be dead ('' for
-   * none). An object still CREATING whose CREATE lease has ended is
-   * replaced; when that lease has no TTL and its node is another, the reply
-   * is `{'ASK', node}`: call again naming the node if it is dead.
+   * KEYS[6..7]: object, lease, and with a node known to be dead, KEYS[8]:
+   * its leases on the shard. ARGV[3..]: objectId, leaseId, ttl, expiresAt,
+   * px, size, blobs, meta, createdAt, and that node ('' for none). An object
+   * still CREATING whose CREATE lease has ended is replaced; when that lease
+   * has no TTL and its node is another, the reply is `{'ASK', node}`: call
+   * again naming the node if it is dead.
    */
   create: script(
     "create",
-    ["member", "remove_object", "put_lease", "server_ms", "bump"],
+    ["remove_object", "put_lease", "server_ms", "bump"],
     `
 local id, lid, ttl, px = ARGV[3], ARGV[4], ARGV[5], ARGV[7]
 local o, lk = KEYS[6], KEYS[7]
@@ -258,13 +265,12 @@ if cur[1] then
   if cur[1] ~= 'CREATING' then return { 'ALREADY_EXISTS' } end
   if cur[4] and cur[4] ~= '' then
     if tonumber(cur[4]) > NOW then return { 'ALREADY_EXISTS' } end
+  elseif cur[3] == NODE then
+    if redis.call('HEXISTS', U, cur[2]) == 1 then return { 'ALREADY_EXISTS' } end
+  elseif cur[3] ~= ARGV[12] then
+    return { 'ASK', cur[3] }
   else
-    local m = member(cur[3], cur[2], 'CREATE', id)
-    if redis.call('ZSCORE', U, m) then
-      if cur[3] == NODE then return { 'ALREADY_EXISTS' } end
-      if cur[3] ~= ARGV[12] then return { 'ASK', cur[3] } end
-      redis.call('ZREM', U, m)
-    end
+    redis.call('HDEL', KEYS[8], cur[2])
   end
   remove_object(o, id)
 end
@@ -310,7 +316,7 @@ return { 'OK', unpack(redis.call('HGETALL', o)) }
     ["get_lease", "expired", "bump"],
     `
 local lid, id, o = ARGV[3], ARGV[5], KEYS[6]
-local l = get_lease(KEYS[7], lid, NODE, ARGV[4], id, ARGV[6])
+local l = get_lease(KEYS[7], lid, ARGV[6])
 if not l then return { 'UNKNOWN_LEASE' } end
 if expired(l) then return { 'LEASE_EXPIRED' } end
 if l.access ~= 'CREATE' then return { 'WRONG_ACCESS' } end
@@ -334,7 +340,7 @@ return { 'OK', unpack(redis.call('HGETALL', o)) }
     ["get_lease", "expired", "drop_lease", "remove_object"],
     `
 local lid, id, o = ARGV[3], ARGV[5], KEYS[6]
-local l = get_lease(KEYS[7], lid, NODE, ARGV[4], id, ARGV[6])
+local l = get_lease(KEYS[7], lid, ARGV[6])
 if not l then return { 'UNKNOWN_LEASE' } end
 if expired(l) then return { 'LEASE_EXPIRED' } end
 if l.access == 'READ' then return { 'WRONG_ACCESS' } end
@@ -353,7 +359,7 @@ return { 'OK' }
     ["get_lease", "expired", "end_lease"],
     `
 local lid = ARGV[3]
-local l = get_lease(KEYS[7], lid, NODE, ARGV[4], ARGV[5], ARGV[6])
+local l = get_lease(KEYS[7], lid, ARGV[6])
 if not l then return { 'UNKNOWN_LEASE' } end
 if expired(l) then return { 'LEASE_EXPIRED' } end
 return { 'OK', unpack(end_lease(KEYS[6], lid, l)) }
@@ -369,10 +375,10 @@ return { 'OK', unpack(end_lease(KEYS[6], lid, l)) }
     ["get_lease", "expired", "put_lease", "server_ms"],
     `
 local lid, id, ttl, o = ARGV[3], ARGV[5], ARGV[7], KEYS[6]
-local l = get_lease(KEYS[7], lid, NODE, ARGV[4], id, ARGV[6])
+local l = get_lease(KEYS[7], lid, ARGV[6])
 if not l then return { 'UNKNOWN_LEASE' } end
 if expired(l) then return { 'LEASE_EXPIRED' } end
-if not l.timed then redis.call('ZREM', U, l.m) end
+if not l.timed then redis.call('HDEL', U, lid) end
 put_lease(KEYS[7], lid, id, l.access, ttl, ARGV[8], ttl)
 if l.access == 'CREATE' then
   local cur = redis.call('HMGET', o, 'state', 'creator')
@@ -389,7 +395,7 @@ return { 'OK' }
   /**
    * Leases of this node: KEYS[6..] an object key and a lease key per lease;
    * ARGV[3]: 'expire' ends the leases past their expiry, 'drop' ends them
-   * all; ARGV[4..]: lease id, access, object id per lease. Returns per lease
+   * all; ARGV[4..]: the lease ids. Returns per lease
    * `{'OK', ...removedFields}`, `{'LIVE'}` (not expired) or `{'GONE'}` (not in
    * the store).
    */
@@ -398,10 +404,10 @@ return { 'OK' }
     ["get_lease", "expired", "end_lease"],
     `
 local out = {}
-for i = 0, (#ARGV - 3) / 3 - 1 do
-  local lid = ARGV[4 + 3 * i]
+for i = 0, #ARGV - 4 do
+  local lid = ARGV[4 + i]
   local o, lk = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
-  local l = get_lease(lk, lid, NODE, ARGV[5 + 3 * i], ARGV[6 + 3 * i], '')
+  local l = get_lease(lk, lid, '')
   if not l then
     out[#out + 1] = { 'GONE' }
   elseif ARGV[3] == 'expire' and not expired(l) then
@@ -472,20 +478,22 @@ return { redis.call('SMEMBERS', SEALED), redis.call('ZRANGE', CREATING, 0, -1) }
   ),
 
   /**
-   * ARGV[3]: a node; ARGV[4]: the most entries of each kind. Returns the
-   * node's leases without a TTL on this shard (members of U) and the ids of
-   * the objects it holds here, for {@link SCRIPTS.reap}.
+   * KEYS[1]: the leases of node ARGV[3] on the shard; ARGV[4]: the most
+   * entries of each kind. Returns some of the node's leases without a TTL on
+   * this shard, as lease id, `ACCESS:objectId` pairs, and the ids of objects
+   * it holds here, for {@link SCRIPTS.reap}.
    */
   owned: script(
     "owned",
     [],
     `
-local from, to, n = '[' .. ARGV[3] .. '\\n', '(' .. ARGV[3] .. '\\v', ARGV[4]
+local node, n = ARGV[3], tonumber(ARGV[4])
 local held = {}
-for i, m in ipairs(redis.call('ZRANGEBYLEX', H, from, to, 'LIMIT', 0, n)) do
-  held[i] = string.sub(m, #ARGV[3] + 2)
+for i, m in ipairs(redis.call('ZRANGEBYLEX', H, '[' .. node .. '\\n', '(' .. node .. '\\v',
+  'LIMIT', 0, n)) do
+  held[i] = string.sub(m, #node + 2)
 end
-return { redis.call('ZRANGEBYLEX', U, from, to, 'LIMIT', 0, n), held }
+return { redis.call('HRANDFIELD', U, n, 'WITHVALUES'), held }
 `,
   ),
 
@@ -493,25 +501,21 @@ return { redis.call('ZRANGEBYLEX', U, from, to, 'LIMIT', 0, n), held }
    * Ends a dead node's state on one shard, as listed by the caller from the
    * shard's indexes: its leases without a TTL (abandoning the objects they
    * were creating) and its holdings (a sealed object left without a holder
-   * leaves lookups). Leases with a TTL end by their Redis expiry. KEYS[6..]:
-   * the object of each lease, then of each holding; ARGV[3]: the node;
-   * ARGV[4]: how many leases; ARGV[5..]: the lease members of U, then the
-   * object ids it holds. An entry no longer there is skipped.
+   * leaves lookups). Leases with a TTL end by their Redis expiry. KEYS[1]:
+   * the node's leases on the shard; KEYS[6..]: the object of each lease, then
+   * of each holding; ARGV[3]: the node; ARGV[4]: how many leases; ARGV[5..]:
+   * the lease ids, then the object ids it holds. An entry no longer there is
+   * skipped.
    */
   reap: script(
     "reap",
-    ["end_lease", "remove_object", "bump"],
+    ["get_lease", "end_lease", "remove_object", "bump"],
     `
 local node, leases = ARGV[3], tonumber(ARGV[4])
 for i = 1, leases do
-  local m = ARGV[4 + i]
-  if redis.call('ZSCORE', U, m) then
-    local a = string.find(m, '\\n', #node + 2, true)
-    local b = string.find(m, '\\n', a + 1, true)
-    local l = { m = m, access = string.sub(m, a + 1, b - 1), object = string.sub(m, b + 1),
-      timed = false }
-    end_lease(KEYS[5 + i], string.sub(m, #node + 2, a - 1), l)
-  end
+  local lid = ARGV[4 + i]
+  local l = get_lease(false, lid, '0')
+  if l then end_lease(KEYS[5 + i], lid, l) end
 end
 for i = leases + 1, #ARGV - 4 do
   local id, o = ARGV[4 + i], KEYS[5 + i]
@@ -601,7 +605,7 @@ for i, x in ipairs(cjson.decode(ARGV[3])) do
   local lid, id, access, ttl, px, c = x[1], x[2], x[3], x[4], x[6], x[7]
   local o, lk = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
   local status = 'OK'
-  if not get_lease(lk, lid, NODE, access, id, '') then
+  if not get_lease(lk, lid, '') then
     local cur = redis.call('HMGET', o, 'state', 'creator')
     if type(c) == 'table' then
       if not cur[1] then
