@@ -58,7 +58,8 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --token-file FILE    read the bearer token of the HTTP server from FILE (first line)
   --token TOKEN        the bearer token itself; prefer PACKICE_TOKEN or --token-file,
                        as other users can read the command line
-  --redis URL          keep leases and the object directory in Redis (redis:// or rediss://)
+  --redis URL          keep leases and the object directory in Redis (redis://, rediss://,
+                       or redis+cluster://host:port,host:port for a Redis Cluster)
   --namespace NAME     key prefix in Redis (default packice)
   --node ID            this daemon's id in a shared namespace (default: host and pid)
   --log-level LEVEL    error, warn, info or debug (default info)
