@@ -37,6 +37,8 @@ Deno.test(
     );
     try {
       await using client = await connect(socket);
+      // The token the daemon made for its HTTP server, as a client of its user finds it.
+      const token = (await Deno.readTextFile(`${socket}.token`)).split("\n")[0]!;
       const ids = ["one", "two", "three"];
       for (const id of ids) await client.put(`bytes of ${id}`, { id });
 
@@ -55,7 +57,10 @@ Deno.test(
               failures.push(`${id}: wrong bytes`);
             }
             const method = gets % 2 === 0 ? "GET" : "HEAD";
-            const response = await fetch(`http://${http}/v1/objects/${id}`, { method });
+            const response = await fetch(`http://${http}/v1/objects/${id}`, {
+              method,
+              headers: { authorization: `Bearer ${token}` },
+            });
             const body = await response.text();
             if (response.status !== 200 || (method === "GET" && body !== `bytes of ${id}`)) {
               failures.push(`${id}: HTTP ${method} answered ${response.status} ${body}`);
