@@ -15,6 +15,8 @@ export interface PutOptions {
   readonly meta?: Meta;
   /** TTL in milliseconds of the CREATE lease: an unfinished object expires after it. */
   readonly ttl?: number;
+  /** In a cluster: only this host's copy, never one fetched from another daemon. */
+  readonly local?: boolean;
 }
 
 /** Options of {@link Client.get}. */

@@ -253,6 +253,7 @@ export class HttpServer implements AsyncDisposable {
       ttl: body.ttl ?? this.#leaseTtl,
       ...(body.size === undefined ? {} : { size: body.size }),
       ...(body.meta === undefined ? {} : { meta: body.meta }),
+      ...(body.local === true ? { local: true } : {}),
     });
     this.#leases.add(acquired);
     return Response.json({ lease: acquired.lease, object: acquired.object }, { status: 201 });
@@ -292,7 +293,10 @@ export class HttpServer implements AsyncDisposable {
   }
 
   /** GET and HEAD /v1/objects/:id: the bytes, with entity tag, range and type. */
-  async #download({ request, params, info }: RouteContext, head: boolean): Promise<Response> {
+  async #download(
+    { request, params, info, url }: RouteContext,
+    head: boolean,
+  ): Promise<Response> {
     const peer = this.#peer;
     const id = params.id!;
     const ifNoneMatch = request.headers.get("if-none-match");
@@ -307,7 +311,9 @@ export class HttpServer implements AsyncDisposable {
         if (head) return new Response(null, { headers: objectHeaders(known, known.digest) });
       }
     }
-    const acquired = await peer.acquire(id, Access.READ);
+    // `?local=1`: this host's copy only, as daemons ask each other.
+    const local = url.searchParams.get("local") === "1";
+    const acquired = await peer.acquire(id, Access.READ, local ? { local } : {});
     let sent = false;
     try {
       const object = acquired.object;
