@@ -15,14 +15,14 @@ export interface PutOptions {
   readonly meta?: Meta;
   /** TTL in milliseconds of the CREATE lease: an unfinished object expires after it. */
   readonly ttl?: number;
-  /** In a cluster: only this host's copy, never one fetched from another daemon. */
-  readonly local?: boolean;
 }
 
 /** Options of {@link Client.get}. */
 export interface GetOptions {
   /** TTL in milliseconds of the READ lease; without it the lease lasts until the handle closes. */
   readonly ttl?: number;
+  /** In a cluster: only this host's copy, never one fetched from another daemon. */
+  readonly local?: boolean;
 }
 
 /** What {@link Client.put} accepts. */
