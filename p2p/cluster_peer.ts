@@ -328,8 +328,15 @@ export class ClusterPeer implements Peer {
     }
     try {
       const acquired = await this.#home.acquire(id, Access.READ, options);
-      this.#counts.cluster_local_hits_total++;
-      return acquired;
+      if (this.#holds(acquired.object)) {
+        this.#counts.cluster_local_hits_total++;
+        return acquired;
+      }
+      // A shared lease store granted another incarnation of the id (deleted
+      // elsewhere, then put again) than the bytes held here: those go.
+      await this.#home.release(acquired.lease.id).catch(() => {});
+      this.#forgetSealed(id);
+      throw new NotFoundError(`No object: ${id} (the copy here was replaced)`);
     } catch (error) {
       if (!(error instanceof NotFoundError) || options.local === true) throw error;
       let flight = this.#fetching.get(id);
@@ -433,14 +440,28 @@ export class ClusterPeer implements Peer {
     if (copy !== undefined) await this.#dropCopy(id, copy);
   }
 
+  /**
+   * Whether the object a home lease was granted on is the incarnation whose
+   * bytes are here: a shared lease store lists the holders of each.
+   */
+  #holds(object: ObjectInfo): boolean {
+    const holders = object.holders;
+    if (holders === undefined) return true;
+    for (const holder of holders) if (holder.node === this.#node) return true;
+    return false;
+  }
+
   /** A removal for this node: drops the copy or home object of exactly that content. */
   #removed({ id, digest }: Removal): void {
     if (this.#copies.get(id) === digest) this.#later(this.#dropCopy(id, digest));
-    if (this.#sealed.get(id) === digest) {
-      this.#sealed.delete(id);
-      const home = this.#home as Peer & { forget?: (objectId: string) => boolean };
-      if (home.forget?.(id) === true) this.#counts.cluster_dropped_total++;
-    }
+    if (this.#sealed.get(id) === digest) this.#forgetSealed(id);
+  }
+
+  /** Drops the bytes of an object sealed here whose record is gone. */
+  #forgetSealed(id: string): void {
+    this.#sealed.delete(id);
+    const home = this.#home as Peer & { forget?: (objectId: string) => boolean };
+    if (home.forget?.(id) === true) this.#counts.cluster_dropped_total++;
   }
 
   /** Removes a fetched copy; readers keep its bytes until they release. */
@@ -626,9 +647,27 @@ export class ClusterPeer implements Peer {
     this.#counts.cluster_source_failures_total++;
     if (error.fault === "digest") this.#counts.cluster_verify_failures_total++;
     this.#log.warn(`Skipping a holder of object ${id}: ${error.message}`);
-    if (error.fault !== "unreachable") return;
-    this.#counts.cluster_withdrawn_total++;
-    this.#later(this.#directory.withdraw(id, error.holder.node));
+    if (error.fault === "status" || error.fault === "digest") return;
+    // Cut off, silent or unreachable: withdrawn if it does not answer a health check.
+    this.#later((async () => {
+      if (await this.#healthy(error.holder)) return;
+      this.#counts.cluster_withdrawn_total++;
+      this.#log.warn(`Withdrawing holder ${error.holder.node} of object ${id}: it does not answer`);
+      await this.#directory.withdraw(id, error.holder.node);
+    })());
+  }
+
+  /** Whether `holder` answers `GET /healthz` within 2 s. */
+  async #healthy(holder: Holder): Promise<boolean> {
+    try {
+      const response = await fetch(`${holder.address}/healthz`, {
+        signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(2000)]),
+      });
+      await response.body?.cancel();
+      return response.ok;
+    } catch {
+      return false;
+    }
   }
 
   #later(work: Promise<void>): void {

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { pattern, sameBytes, startClusterDaemon } from "../helpers/cluster.ts";
+import { startProxy } from "../helpers/proxy.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { connect, NotFoundError } from "../../mod.ts";
 
@@ -35,6 +36,234 @@ Deno.test(
         assertEquals(second.cluster_fetches_total, 1);
         assertEquals(second.cluster_local_hits_total, first.cluster_local_hits_total! + 1);
       }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+/** The directory entry key of `id` in the test namespace. */
+const entry = (id: string) => `cluster:dir:{${id}}`;
+
+Deno.test(
+  "a holder that corrupts bytes is caught: nothing wrong is sealed, another holder is used",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir({ prefix: "packice-cluster-" });
+    try {
+      await using a = await startClusterDaemon(redis.url, dir, "a");
+      await using b = await startClusterDaemon(redis.url, dir, "b");
+      const bytes = pattern(9 << 20, 2);
+      {
+        await using client = await connect(a.socket);
+        await client.put(bytes, { id: "x" });
+      }
+      let honest = false;
+      await using liar = startProxy(a.url, {
+        corrupt: true,
+        // Once asked, the liar lets the honest holder back into the directory.
+        onRequest: async () => {
+          if (honest) await redis.command("HSET", entry("x"), "@a", a.url);
+        },
+      });
+      await redis.command("HDEL", entry("x"), "@a");
+      await redis.command("HSET", entry("x"), "@liar", liar.url);
+      await using client = await connect(b.socket);
+
+      // The liar alone: a typed miss, and nothing sealed.
+      await assertRejects(() => client.get("x"), NotFoundError, "bytes hash to");
+      await assertRejects(() => client.get("x", { local: true }), NotFoundError);
+      const caught = await b.metrics();
+      assert(caught.cluster_verify_failures_total! >= 1);
+      assertEquals(caught.cluster_fetches_total, 0);
+
+      // The liar first, then the honest holder: the right bytes.
+      honest = true;
+      await redis.command("HSET", entry("x"), "@liar", liar.url);
+      using handle = await client.get("x");
+      assert(sameBytes(handle.bytes, bytes));
+      const after = await b.metrics();
+      assert(after.cluster_verify_failures_total! > caught.cluster_verify_failures_total!);
+      assertEquals(after.cluster_fetches_total, 1);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "a holder killed mid-transfer is withdrawn and another holder is tried",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir({ prefix: "packice-cluster-" });
+    try {
+      const a = await startClusterDaemon(redis.url, dir, "a");
+      await using b = await startClusterDaemon(redis.url, dir, "b");
+      await using c = await startClusterDaemon(redis.url, dir, "c");
+      const bytes = pattern(24 << 20, 3);
+      {
+        await using client = await connect(a.socket);
+        await client.put(bytes, { id: "big" });
+      }
+      {
+        await using client = await connect(c.socket);
+        using handle = await client.get("big");
+        assert(sameBytes(handle.bytes, bytes));
+      }
+      // Only a behind a slow proxy is listed; once it has sent 2 MiB, c comes
+      // back and a is killed.
+      let killed = false;
+      await using slow = startProxy(a.url, {
+        rate: 16 << 20,
+        onBytes: (sent) => {
+          if (sent < 2 << 20 || killed) return;
+          killed = true;
+          redis.command("HSET", entry("big"), "@c", c.url).then(() => a.stop("SIGKILL"));
+        },
+      });
+      await redis.command("HDEL", entry("big"), "@c");
+      await redis.command("HSET", entry("big"), "@a", slow.url);
+      await using client = await connect(b.socket);
+      using handle = await client.get("big");
+      assert(killed);
+      assertEquals((await a.stop()).signal, "SIGKILL");
+      assert(sameBytes(handle.bytes, bytes));
+      const metrics = await b.metrics();
+      assert(metrics.cluster_withdrawn_total! >= 1);
+      assertEquals(metrics.cluster_fetches_total, 1);
+      assertEquals(await redis.command("HEXISTS", entry("big"), "@a"), 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "delete on any daemon removes an object cluster-wide; a new put under its id is served new",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir({ prefix: "packice-cluster-" });
+    try {
+      await using a = await startClusterDaemon(redis.url, dir, "a");
+      await using b = await startClusterDaemon(redis.url, dir, "b");
+      await using c = await startClusterDaemon(redis.url, dir, "c");
+      await using onA = await connect(a.socket);
+      await using onB = await connect(b.socket);
+      await using onC = await connect(c.socket);
+      const old = pattern(5 << 20, 4);
+      await onA.put(old, { id: "doc" });
+      for (const client of [onB, onC]) {
+        using handle = await client.get("doc");
+        assert(sameBytes(handle.bytes, old));
+      }
+      // A reader on a keeps its bytes through the delete.
+      using reading = await onA.get("doc");
+      await onC.delete("doc");
+      for (const client of [onA, onB, onC]) {
+        await assertRejects(() => client.get("doc"), NotFoundError);
+      }
+      assert(sameBytes(reading.bytes, old));
+
+      const fresh = pattern(6 << 20, 5);
+      await onB.put(fresh, { id: "doc" });
+      for (const client of [onA, onB, onC]) {
+        using handle = await client.get("doc");
+        assert(sameBytes(handle.bytes, fresh));
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "concurrent gets of one missing object on a daemon start one transfer",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir({ prefix: "packice-cluster-" });
+    try {
+      await using a = await startClusterDaemon(redis.url, dir, "a");
+      await using b = await startClusterDaemon(redis.url, dir, "b");
+      const bytes = pattern(10 << 20, 6);
+      {
+        await using client = await connect(a.socket);
+        await client.put(bytes, { id: "hot" });
+      }
+      await using counting = startProxy(a.url, { rate: 64 << 20 });
+      await redis.command("HSET", entry("hot"), "@a", counting.url);
+      const clients = await Promise.all(Array.from({ length: 8 }, () => connect(b.socket)));
+      try {
+        const handles = await Promise.all(clients.map((client) => client.get("hot")));
+        for (const handle of handles) {
+          assert(sameBytes(handle.bytes, bytes));
+          handle.close();
+        }
+      } finally {
+        await Promise.all(clients.map((client) => client.close()));
+      }
+      const ranges = counting.requests.filter((request) => request.includes("bytes="));
+      assertEquals(ranges.length, 3, counting.requests.join("\n"));
+      assertEquals((await b.metrics()).cluster_fetches_total, 1);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "forged directory entries end in a typed error, nothing sealed, the daemon alive",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir({ prefix: "packice-cluster-" });
+    try {
+      await using a = await startClusterDaemon(redis.url, dir, "a");
+      await using b = await startClusterDaemon(redis.url, dir, "b");
+      await using onA = await connect(a.socket);
+      await using onB = await connect(b.socket);
+      const zero = `sha256:${"0".repeat(64)}`;
+
+      // An object no one holds, at an unreachable address and at a daemon without it.
+      await redis.command(
+        "HSET",
+        entry("ghost"),
+        "size",
+        "100",
+        "digest",
+        zero,
+        "pieceSize",
+        String(4 << 20),
+        "pieces",
+        "0".repeat(64),
+        "@gone",
+        "http://127.0.0.1:9",
+        "@a",
+        a.url,
+      );
+      await assertRejects(() => onB.get("ghost"), NotFoundError, "no holder could send it");
+      assertEquals(await redis.command("HEXISTS", entry("ghost"), "@gone"), 0);
+
+      // A real object under a wrong size, then under a wrong digest.
+      const bytes = pattern(5 << 20, 7);
+      await onA.put(bytes, { id: "real" });
+      const digest = await redis.command("HGET", entry("real"), "digest") as string;
+      await redis.command("HSET", entry("real"), "size", String(bytes.length + (4 << 20)));
+      await assertRejects(() => onB.get("real"), NotFoundError, "Invalid directory record");
+      await redis.command("HSET", entry("real"), "size", String(bytes.length), "digest", zero);
+      await assertRejects(() => onB.get("real"), NotFoundError, "the whole is not");
+      await assertRejects(() => onB.get("real", { local: true }), NotFoundError);
+      const metrics = await b.metrics();
+      assert(metrics.cluster_verify_failures_total! >= 1);
+      assertEquals(metrics.cluster_fetches_total, 0);
+
+      // Put right again, the same daemon fetches it.
+      await redis.command("HSET", entry("real"), "digest", digest);
+      using handle = await onB.get("real");
+      assert(sameBytes(handle.bytes, bytes));
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
