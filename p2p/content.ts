@@ -3,7 +3,7 @@
  * computed at seal by its first holder and checked by every fetcher.
  *
  * Piece size follows Dragonfly: the next power of two of size / 500, clamped
- * to 4–64 MiB. Up to 2 GiB that is 4 MiB, Kraken's piece and the chunk the
+ * to 4–64 MiB. Up to 2000 MiB that is 4 MiB, Kraken's piece and the chunk the
  * rest of Packice reads in; above it pieces grow so that a record never lists
  * more than about 500 digests (35 KB), while a piece stays small enough to
  * refetch cheaply from another source when one fails.
