@@ -134,7 +134,11 @@ export class ClusterPeer implements Peer {
   readonly #unsubscribe: (() => void) | undefined;
   #closed: Promise<void> | undefined;
 
-  /** @param options The peers, the directory and this daemon's place in the cluster. */
+  /**
+   * Creates the peer; it owns `home`, `replicas` and `directory` and closes them.
+   *
+   * @param options The peers, the directory and this daemon's place in the cluster.
+   */
   constructor(options: ClusterPeerOptions) {
     this.#home = options.home;
     this.#replicas = options.replicas;

@@ -27,7 +27,7 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
  *
  * @example
  * ```ts
- * import { pieceSizeFor } from "./content.ts";
+ * import { pieceSizeFor } from "@packice/packice";
  * console.log(pieceSizeFor(256 << 20)); // 4194304
  * console.log(pieceSizeFor(10 * 1024 ** 3)); // 33554432
  * ```

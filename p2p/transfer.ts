@@ -25,7 +25,14 @@ export class SourceError extends Error {
   /** The holder. */
   readonly holder: Holder;
 
-  /** @param fault What went wrong. @param holder The holder. @param message Detail. */
+  /**
+   * Creates the error.
+   *
+   * @param fault What went wrong.
+   * @param holder The holder.
+   * @param message Detail.
+   * @param options Standard error options, such as `cause`.
+   */
   constructor(fault: SourceFault, holder: Holder, message: string, options?: ErrorOptions) {
     super(`Holder ${holder.node} at ${holder.address}: ${message}`, options);
     this.fault = fault;
@@ -60,8 +67,11 @@ export class Transfer {
   #hashed = 0;
 
   /**
+   * Starts a transfer; nothing is fetched before {@link Transfer.from}.
+   *
    * @param record The object's content record, checked already.
    * @param view The CREATE blob's writable view, `record.size` bytes.
+   * @param options Token, requests in flight, piece timeouts.
    */
   constructor(record: ContentRecord, view: Uint8Array, options: TransferOptions = {}) {
     this.#record = record;

@@ -124,7 +124,7 @@ const DROPS_PER_POLL = 500;
  *
  * @example Announce, look up, remove
  * ```ts ignore
- * import { RedisDirectory } from "./redis.ts";
+ * import { RedisDirectory } from "@packice/packice";
  * await using directory = await RedisDirectory.connect({ url: "redis://127.0.0.1:6379/0", node: "a" });
  * const entry = await directory.lookup("model.bin");
  * console.log(entry?.holders.map((holder) => holder.address));
@@ -255,6 +255,7 @@ export class RedisDirectory implements Directory {
     await this.#connection.close();
   }
 
+  /** Same as {@link RedisDirectory.close}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
