@@ -630,7 +630,8 @@ export class ClusterPeer implements Peer {
       );
       if (!response.ok) {
         await response.body?.cancel();
-        throw new SourceError("status", holder, `answered ${response.status} to info`);
+        const fault = response.status === 404 ? "missing" : "status";
+        throw new SourceError(fault, holder, `answered ${response.status} to info`);
       }
       info = await response.json();
     } catch (error) {
@@ -652,11 +653,16 @@ export class ClusterPeer implements Peer {
     if (error.fault === "digest") this.#counts.cluster_verify_failures_total++;
     this.#log.warn(`Skipping a holder of object ${id}: ${error.message}`);
     if (error.fault === "status" || error.fault === "digest") return;
-    // Cut off, silent or unreachable: withdrawn if it does not answer a health check.
+    // Without the object (dropped, evicted): withdrawn. Cut off, silent or
+    // unreachable: withdrawn if it does not answer a health check either.
     this.#later((async () => {
-      if (await this.#healthy(error.holder)) return;
+      if (error.fault !== "missing" && await this.#healthy(error.holder)) return;
       this.#counts.cluster_withdrawn_total++;
-      this.#log.warn(`Withdrawing holder ${error.holder.node} of object ${id}: it does not answer`);
+      this.#log.warn(
+        `Withdrawing holder ${error.holder.node} of object ${id}: ${
+          error.fault === "missing" ? "it does not hold it" : "it does not answer"
+        }`,
+      );
       await this.#directory.withdraw(id, error.holder.node);
     })());
   }

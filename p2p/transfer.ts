@@ -15,8 +15,12 @@
 import type { ContentRecord, Holder } from "./directory.ts";
 import { pieceCount, sha256, type WholeHash, wholeHash } from "./content.ts";
 
-/** Why a source was given up. */
-export type SourceFault = "unreachable" | "status" | "length" | "digest" | "timeout";
+/**
+ * Why a source was given up: it could not be reached or was cut off, it
+ * answered 404 (it does not hold the object), another unexpected status, a
+ * wrong length, bytes that do not match their digest, or too late.
+ */
+export type SourceFault = "unreachable" | "missing" | "status" | "length" | "digest" | "timeout";
 
 /** A source that could not supply its pieces; the transfer goes on with another. */
 export class SourceError extends Error {
@@ -159,7 +163,10 @@ export class Transfer {
     }
     if (response.status !== 206 || response.body === null) {
       await response.body?.cancel();
-      throw fault("status", `answered ${response.status} to a range request`);
+      throw fault(
+        response.status === 404 ? "missing" : "status",
+        `answered ${response.status} to a range request`,
+      );
     }
     if (response.headers.get("content-range") !== `bytes ${start}-${end - 1}/${size}`) {
       await response.body.cancel();
