@@ -26,8 +26,8 @@ export interface Daemon extends AsyncDisposable {
 
 /** Builds the peer that `options` describe; with `--redis`, its leases and directory live in Redis. */
 export async function createPeer(options: DaemonOptions, log?: Logger): Promise<Peer> {
-  const shared = options.redis === undefined ? {} : await connectRedis(options, log);
-  return await peerOver(options, { ...shared, digest: computeDigest });
+  if (options.redis === undefined) return await peerOver(options, {});
+  return await peerOver(options, { ...await connectRedis(options, log), digest: computeDigest });
 }
 
 /** The peer of `options` over the lease store given, which it closes on failure. */

@@ -126,6 +126,8 @@ export class ClusterPeer implements Peer {
   readonly #homeWrites = new Map<string, string>();
   /** WRITE leases on objects this daemon does not hold, by lease id: only a discard is possible. */
   readonly #remoteWrites = new Map<string, string>();
+  /** Copies being dropped, by id: a new copy of the id waits for its predecessor to go. */
+  readonly #dropping = new Map<string, Promise<void>>();
   /** Fetches under way, by id. */
   readonly #fetching = new Map<string, Promise<void>>();
   /** Announces and digests under way, awaited by close(). */
@@ -473,16 +475,33 @@ export class ClusterPeer implements Peer {
     if (this.#copies.get(id) !== digest) return;
     this.#copies.delete(id);
     this.#counts.cluster_dropped_total++;
+    const dropping = (async () => {
+      try {
+        const { lease } = await this.#replicas.acquire(id, Access.WRITE);
+        await this.#replicas.discard(lease.id);
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+      }
+    })().finally(() => this.#dropping.delete(id));
+    this.#dropping.set(id, dropping);
+    await dropping;
+  }
+
+  /**
+   * Computes the content record of an object just sealed here, records its
+   * digest, announces it. The seal stands whatever happens here (the object
+   * deleted at once, the directory away): a failure is reported, and the
+   * object is then served by this daemon only.
+   */
+  async #announceSealed(id: string): Promise<void> {
     try {
-      const { lease } = await this.#replicas.acquire(id, Access.WRITE);
-      await this.#replicas.discard(lease.id);
+      await this.#recordAndAnnounce(id);
     } catch (error) {
-      if (!(error instanceof NotFoundError)) throw error;
+      this.#log.warn(`Cannot record or announce object ${id}: ${(error as Error).message}`);
     }
   }
 
-  /** Computes the content record of an object just sealed here, records its digest, announces it. */
-  async #announceSealed(id: string): Promise<void> {
+  async #recordAndAnnounce(id: string): Promise<void> {
     const copy = this.#copies.get(id);
     if (copy !== undefined) await this.#dropCopy(id, copy);
     const { lease, blobs } = await this.#home.acquire(id, Access.READ, { local: true });
@@ -539,6 +558,7 @@ export class ClusterPeer implements Peer {
         try {
           if (created === undefined) {
             const meta = await this.#metaFrom(holder, record);
+            await this.#dropping.get(id)?.catch(() => {});
             created = await this.#replicas.acquire(id, Access.CREATE, { size: record.size, meta });
             view = record.size === 0 ? new Uint8Array(0) : created.blobs[0]!.openView();
             if (view === undefined) {
