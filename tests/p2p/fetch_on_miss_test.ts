@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { eventually } from "../helpers/eventually.ts";
-import { pattern, sameBytes, startClusterDaemon } from "../helpers/cluster.ts";
+import { pattern, sameBytes, startClusterDaemon, TOKEN } from "../helpers/cluster.ts";
 import { startProxy } from "../helpers/proxy.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { connect, NotFoundError } from "../../mod.ts";
@@ -37,6 +37,25 @@ Deno.test(
         assertEquals(second.cluster_fetches_total, 1);
         assertEquals(second.cluster_local_hits_total, first.cluster_local_hits_total! + 1);
       }
+      // Over HTTP too: put on a, fetched on miss by c for an HTTP client; `local` carried over.
+      const small = pattern(100_000, 9);
+      {
+        await using overHttp = await connect(a.url, { token: TOKEN });
+        await overHttp.put(small, { id: "over-http" });
+      }
+      await using overHttp = await connect(c.url, { token: TOKEN });
+      await assertRejects(() => overHttp.get("over-http", { local: true }), NotFoundError);
+      using handle = await overHttp.get("over-http");
+      assert(sameBytes(handle.bytes, small));
+      const bare = await fetch(`${b.url}/v1/objects/over-http?local=1`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      assertEquals(bare.status, 404);
+      await bare.body?.cancel();
+      const fetched = await fetch(`${b.url}/v1/objects/over-http`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      assert(sameBytes(new Uint8Array(await fetched.arrayBuffer()), small));
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
