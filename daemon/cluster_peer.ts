@@ -16,6 +16,7 @@ import type { RedisLeaseStore } from "../backends/redis/mod.ts";
 import { MemoryPeer } from "../peers/memory_peer.ts";
 import { ClusterPeer, type ClusterPeerOptions } from "../p2p/cluster_peer.ts";
 import type { Directory } from "../p2p/directory.ts";
+import type { Members } from "../p2p/members.ts";
 import { RedisDirectory } from "../p2p/directory/redis.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -24,6 +25,8 @@ import type { DaemonOptions } from "./options.ts";
 export interface ClusterWiring {
   /** Who holds what. The cluster peer owns it and closes it. */
   readonly directory: Directory;
+  /** The members, when gossip runs; see {@link ClusterPeerOptions.members}. */
+  readonly members?: Members | undefined;
   /** This daemon's node id. */
   readonly node: string;
   /** Bytes the peer of fetched copies may hold. */
@@ -57,6 +60,7 @@ export function wrapCluster(home: Peer, wiring: ClusterWiring): ClusterPeer {
     home,
     replicas: new MemoryPeer({ capacity: wiring.capacity }),
     directory: wiring.directory,
+    members: wiring.members,
     node: wiring.node,
     address: wiring.address,
     token: wiring.token,

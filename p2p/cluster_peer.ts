@@ -17,6 +17,7 @@ import type { Meta } from "../core/validate.ts";
 import { checkRecord, contentRecord } from "./content.ts";
 import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
 import type { ContentRecord, Directory, Holder, Removal } from "./directory.ts";
+import type { Members } from "./members.ts";
 import { SourceError, Transfer, type TransferOptions } from "./transfer.ts";
 
 /** Where a cluster peer reports holders it gave up and entries it could not announce. */
@@ -39,6 +40,12 @@ export interface ClusterPeerOptions {
   readonly replicas: Peer;
   /** Who holds what. */
   readonly directory: Directory;
+  /**
+   * The cluster's members, when gossip runs: holders it knows to be dead or
+   * gone are not asked, and are withdrawn. Without it every listed holder is
+   * tried.
+   */
+  readonly members?: Members | undefined;
   /** This daemon's node id. */
   readonly node: string;
   /**
@@ -108,6 +115,7 @@ export class ClusterPeer implements Peer {
   readonly #home: Peer;
   readonly #replicas: Peer;
   readonly #directory: Directory;
+  readonly #members: Members | undefined;
   readonly #node: string;
   #address: string | undefined;
   readonly #token: string | undefined;
@@ -145,6 +153,7 @@ export class ClusterPeer implements Peer {
     this.#home = options.home;
     this.#replicas = options.replicas;
     this.#directory = options.directory;
+    this.#members = options.members;
     this.#node = options.node;
     this.#address = options.address;
     this.#token = options.token;
@@ -532,7 +541,9 @@ export class ClusterPeer implements Peer {
   async #fetch(id: string, notFound: NotFoundError): Promise<void> {
     const started = performance.now();
     const entry = await this.#directory.lookup(id);
-    const holders = shuffled(entry?.holders.filter((holder) => holder.node !== this.#node) ?? []);
+    const holders = shuffled(
+      entry?.holders.filter((holder) => this.#worthAsking(id, holder)) ?? [],
+    );
     if (entry === undefined || holders.length === 0) {
       this.#counts.cluster_misses_total++;
       throw notFound;
@@ -633,9 +644,22 @@ export class ClusterPeer implements Peer {
     if (entry === undefined || entry.digest !== record.digest) return [];
     return shuffled(
       entry.holders.filter((holder) =>
-        holder.node !== this.#node && !tried.has(`${holder.node} ${holder.address}`)
+        !tried.has(`${holder.node} ${holder.address}`) && this.#worthAsking(record.id, holder)
       ),
     );
+  }
+
+  /**
+   * Whether to fetch from `holder`: not this daemon, and not a member that
+   * membership knows to be dead or gone (withdrawn, then).
+   */
+  #worthAsking(id: string, holder: Holder): boolean {
+    if (holder.node === this.#node) return false;
+    const state = this.#members?.list().find((member) => member.node === holder.node)?.state;
+    if (state !== "dead" && state !== "left") return true;
+    this.#counts.cluster_withdrawn_total++;
+    this.#later(this.#directory.withdraw(id, holder.node));
+    return false;
   }
 
   /** The metadata of `id` as `holder` has it, checked against the record. */
