@@ -9,6 +9,10 @@ export interface ProxyOptions {
   readonly onRequest?: (request: Request) => Promise<void> | void;
   /** Flips one byte of every range response (206). */
   readonly corrupt?: boolean;
+  /** Answers every range request with this status and no body, instead of forwarding it. */
+  readonly rangeStatus?: number;
+  /** Ends every range response this many bytes early. */
+  readonly shortBy?: number;
   /** Bytes per second of response bodies; unlimited without it. */
   readonly rate?: number;
   /** Called with the response bytes sent so far, after each chunk. */
@@ -37,6 +41,9 @@ export function startProxy(target: string, options: ProxyOptions = {}): Proxy {
       const range = request.headers.get("range");
       requests.push(`${request.method} ${url.pathname}${range === null ? "" : ` ${range}`}`);
       await options.onRequest?.(request);
+      if (range !== null && options.rangeStatus !== undefined) {
+        return new Response("refused by the test", { status: options.rangeStatus });
+      }
       let upstream: Response;
       try {
         upstream = await fetch(`${target}${url.pathname}${url.search}`, {
@@ -48,6 +55,9 @@ export function startProxy(target: string, options: ProxyOptions = {}): Proxy {
       }
       if (upstream.body === null) return upstream;
       const corrupt = options.corrupt === true && upstream.status === 206;
+      let left = upstream.status === 206 && options.shortBy !== undefined
+        ? Number(upstream.headers.get("content-length")) - options.shortBy
+        : Infinity;
       let first = true;
       const reader = upstream.body.getReader();
       const body = new ReadableStream<Uint8Array>({
@@ -60,13 +70,18 @@ export function startProxy(target: string, options: ProxyOptions = {}): Proxy {
             return controller.close();
           }
           const { done, value } = read;
-          if (done) return controller.close();
+          if (done || left <= 0) {
+            if (!done) await reader.cancel();
+            return controller.close();
+          }
           let chunk = value;
           if (corrupt && first && chunk.length > 0) {
             chunk = chunk.slice();
             chunk[0]! ^= 0xff;
           }
           first = false;
+          if (chunk.length > left) chunk = chunk.subarray(0, left);
+          left -= chunk.length;
           for (let at = 0; at < chunk.length; at += SLICE) {
             const slice = chunk.subarray(at, at + SLICE);
             if (options.rate !== undefined) {

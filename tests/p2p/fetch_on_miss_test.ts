@@ -113,6 +113,44 @@ Deno.test(
 );
 
 Deno.test(
+  "holders answering 500 or a short body are skipped, not withdrawn; another one is used",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir({ prefix: "packice-cluster-" });
+    try {
+      await using a = await startClusterDaemon(redis.url, dir, "a");
+      await using b = await startClusterDaemon(redis.url, dir, "b");
+      const bytes = pattern(6 << 20, 8);
+      {
+        await using client = await connect(a.socket);
+        await client.put(bytes, { id: "y" });
+      }
+      await using failing = startProxy(a.url, { rangeStatus: 500 });
+      await using short = startProxy(a.url, { shortBy: 1000 });
+      await redis.command("HDEL", entry("y"), "@a");
+      await redis.command("HSET", entry("y"), "@failing", failing.url, "@short", short.url);
+      await using client = await connect(b.socket);
+      const error = await assertRejects(() => client.get("y"), NotFoundError);
+      assert(error.message.includes("answered 500"), error.message);
+      assert(error.message.includes("cut off"), error.message);
+      await assertRejects(() => client.get("y", { local: true }), NotFoundError);
+      // Both answer a health check: they stay listed.
+      assertEquals(await redis.command("HLEN", entry("y")), 6);
+      const failed = await b.metrics();
+      assert(failed.cluster_source_failures_total! >= 2);
+      assert(failed.cluster_misses_total! >= 1);
+
+      await redis.command("HSET", entry("y"), "@a", a.url);
+      using handle = await client.get("y");
+      assert(sameBytes(handle.bytes, bytes));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
   "a holder killed mid-transfer is withdrawn and another holder is tried",
   redisTestOptions,
   async () => {
