@@ -595,7 +595,7 @@ export class ClusterPeer implements Peer {
           `Cannot fetch object ${id}: no holder could send it (${failures.join("; ")})`,
         );
       }
-      if (!transfer.verifyWhole()) {
+      if (!await transfer.verifyWhole()) {
         this.#counts.cluster_verify_failures_total++;
         this.#counts.cluster_misses_total++;
         throw new NotFoundError(
@@ -608,7 +608,7 @@ export class ClusterPeer implements Peer {
       await this.#replicas.recordDigest?.(created!.lease.id, record.digest);
       this.#copies.set(id, record.digest);
     } finally {
-      transfer?.close();
+      await transfer?.close();
       if (created !== undefined) {
         const lease = created.lease.id;
         // Nothing unverified stays: an unsealed CREATE is discarded.

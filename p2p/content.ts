@@ -10,10 +10,10 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import type { Blob } from "../core/blob.ts";
 import { InvalidArgumentError } from "../core/errors.ts";
 import type { ContentRecord } from "./directory.ts";
+import { sha256, wholeHash } from "./sha256.ts";
 
 /** The smallest piece, and the piece of every object up to 2 GiB: 4 MiB. */
 export const MIN_PIECE_SIZE = 4 << 20;
@@ -46,34 +46,8 @@ export function pieceCount(size: number, pieceSize: number): number {
 }
 
 /**
- * The SHA-256 of `bytes` as `sha256:<hex>`, computed off the JS thread.
- *
- * @param bytes A view; it must not change until the promise settles.
- */
-export async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  return `sha256:${hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)))}`;
-}
-
-/** An incremental SHA-256 of a whole object, fed in order. */
-export interface WholeHash {
-  /** Adds the next bytes. */
-  update(bytes: Uint8Array): void;
-  /** The digest, `sha256:<hex>`; call once, after the last update. */
-  digest(): string;
-}
-
-/** Starts a {@link WholeHash}. */
-export function wholeHash(): WholeHash {
-  const hash = createHash("sha256");
-  return {
-    update: (bytes) => void hash.update(bytes),
-    digest: () => `sha256:${hash.digest("hex")}`,
-  };
-}
-
-/**
- * Computes the content record of a sealed object: the whole digest on this
- * thread while the pieces are hashed on others, through views where the
+ * Computes the content record of a sealed object: the whole and the pieces
+ * hashed side by side on other threads (see `sha256.ts`), through views where the
  * backend has them (no copy into JS) and in reads of one piece otherwise.
  *
  * @param id The object id.
@@ -119,9 +93,12 @@ export async function contentRecord(id: string, blobs: readonly Blob[]): Promise
       }
     }
     if (spanning !== undefined) pieces.push(sha256(spanning.subarray(0, filled)));
-    return { id, size, digest: whole.digest(), pieceSize, pieceDigests: await Promise.all(pieces) };
+    const digest = await whole.digest();
+    return { id, size, digest, pieceSize, pieceDigests: await Promise.all(pieces) };
   } finally {
+    // Nothing may still read a view when it closes.
     await Promise.allSettled(pieces);
+    await whole.settled();
     for (const [blob, view] of views) blob.closeView(view);
   }
 }
@@ -150,10 +127,4 @@ export function checkRecord(record: ContentRecord, maxSize: number): ContentReco
     throw new InvalidArgumentError(`Invalid directory record of object ${id}: ${problem}`);
   }
   return record;
-}
-
-function hex(bytes: Uint8Array): string {
-  let text = "";
-  for (const byte of bytes) text += byte.toString(16).padStart(2, "0");
-  return text;
 }

@@ -13,10 +13,8 @@ export {
   MIN_PIECE_SIZE,
   pieceCount,
   pieceSizeFor,
-  sha256,
-  type WholeHash,
-  wholeHash,
 } from "./content.ts";
+export { sha256, type WholeHash, wholeHash } from "./sha256.ts";
 export { RedisDirectory, type RedisDirectoryOptions } from "./directory/redis.ts";
 export { SourceError, type SourceFault, Transfer, type TransferOptions } from "./transfer.ts";
 export { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";

@@ -13,7 +13,8 @@
  * @module
  */
 import type { ContentRecord, Holder } from "./directory.ts";
-import { pieceCount, sha256, type WholeHash, wholeHash } from "./content.ts";
+import { pieceCount } from "./content.ts";
+import { sha256, type WholeHash, wholeHash } from "./sha256.ts";
 
 /**
  * Why a source was given up: it could not be reached or was cut off, it
@@ -123,17 +124,22 @@ export class Transfer {
    *
    * @returns Whether it is the record's content digest.
    */
-  verifyWhole(): boolean {
-    return this.#hashed === this.#verified.length && this.#whole.digest() === this.#record.digest;
+  async verifyWhole(): Promise<boolean> {
+    if (this.#hashed !== this.#verified.length) return false;
+    return await this.#whole.digest() === this.#record.digest;
   }
 
-  /** Ends the HTTP client. Idempotent. */
-  close(): void {
+  /**
+   * Ends the HTTP client, and settles once no hash reads the view any more:
+   * only then may the blob behind it go. Idempotent.
+   */
+  async close(): Promise<void> {
     try {
       this.#client.close();
     } catch {
       // Closed already.
     }
+    await this.#whole.settled();
   }
 
   async #piece(holder: Holder, piece: number, signal: AbortSignal): Promise<void> {

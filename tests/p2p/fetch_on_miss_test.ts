@@ -193,6 +193,7 @@ Deno.test(
       await eventually(
         async () => await redis.command("HEXISTS", entry("big"), "@a") === 0,
         "a is withdrawn",
+        { timeout: 15_000 },
       );
       assertEquals((await b.metrics()).cluster_withdrawn_total, 1);
     } finally {
@@ -310,6 +311,7 @@ Deno.test(
       await eventually(
         async () => await redis.command("EXISTS", entry("ghost")) === 0,
         "the forged holders are withdrawn, and the entry with them",
+        { timeout: 15_000 },
       );
 
       // A real object under a wrong size, then under a wrong digest.
