@@ -7,7 +7,7 @@ import type { Member, Members } from "../../p2p/members.ts";
 const TOKEN = "in-process";
 
 /** Two cluster peers in this process, a serving over HTTP, on one in-memory directory. */
-async function pair(members?: Members) {
+function pair(members?: Members) {
   const entries: Entries = new Map();
   const a = new ClusterPeer({
     home: new MemoryPeer({ capacity: 64 << 20 }),
@@ -40,7 +40,7 @@ async function pair(members?: Members) {
 }
 
 Deno.test("ClusterPeer fetches on miss for an in-process client", async () => {
-  await using cluster = await pair();
+  await using cluster = pair();
   await using onA = await connect(cluster.a);
   await using onB = await connect(cluster.b);
   const bytes = pattern(5 << 20, 11);
@@ -66,7 +66,7 @@ Deno.test("ClusterPeer skips and withdraws holders that membership knows to be d
     live: () => [],
     onChange: () => () => {},
   };
-  await using cluster = await pair(members);
+  await using cluster = pair(members);
   await using onA = await connect(cluster.a);
   await using onB = await connect(cluster.b);
   await onA.put(pattern(1000, 12), { id: "w" });
