@@ -15,8 +15,8 @@ export interface ProxyOptions {
   readonly shortBy?: number;
   /** Bytes per second of response bodies; unlimited without it. */
   readonly rate?: number;
-  /** Called with the response bytes sent so far, after each chunk. */
-  readonly onBytes?: (sent: number) => void;
+  /** Called with the response bytes sent so far, after each chunk; the next waits for it. */
+  readonly onBytes?: (sent: number) => Promise<void> | void;
 }
 
 /** A running proxy. */
@@ -89,7 +89,7 @@ export function startProxy(target: string, options: ProxyOptions = {}): Proxy {
             }
             controller.enqueue(slice);
             sent += slice.length;
-            options.onBytes?.(sent);
+            await options.onBytes?.(sent);
           }
         },
         cancel: (reason) => reader.cancel(reason),

@@ -175,10 +175,12 @@ Deno.test(
       let killed = false;
       await using slow = startProxy(a.url, {
         rate: 16 << 20,
-        onBytes: (sent) => {
+        // Nothing more passes until a is dead.
+        onBytes: async (sent) => {
           if (sent < 2 << 20 || killed) return;
           killed = true;
-          redis.command("HSET", entry("big"), "@c", c.url).then(() => a.stop("SIGKILL"));
+          await redis.command("HSET", entry("big"), "@c", c.url);
+          await a.stop("SIGKILL");
         },
       });
       await redis.command("HDEL", entry("big"), "@c");
