@@ -21,8 +21,6 @@ export const MIN_PIECE_SIZE = 4 << 20;
 export const MAX_PIECE_SIZE = 64 << 20;
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-/** Steps of the whole hash between turns given to other work: about 10 ms each. */
-const YIELD_EVERY = 4;
 
 /**
  * The piece size of an object of `size` bytes.
@@ -64,20 +62,21 @@ export async function contentRecord(id: string, blobs: readonly Blob[]): Promise
     // A piece that spans two blobs is hashed in one piece-sized copy.
     let spanning: Uint8Array<ArrayBuffer> | undefined;
     let filled = 0;
-    let hashed = 0;
     for (const blob of blobs) {
       const view = blob.openView();
-      if (view !== undefined) views.push([blob, view]);
+      if (view !== undefined) {
+        views.push([blob, view]);
+        // One call for the whole blob: it runs beside the pieces.
+        whole.update(view);
+      }
       let offset = 0;
       while (offset < blob.size) {
         const want = spanning === undefined ? pieceSize : pieceSize - filled;
         const length = Math.min(want, blob.size - offset);
         const bytes = (view?.subarray(offset, offset + length) ??
           await blob.read(offset, length)) as Uint8Array<ArrayBuffer>;
-        whole.update(bytes);
+        if (view === undefined) whole.update(bytes);
         offset += length;
-        // The whole hashes on this thread: other requests get a turn every few pieces.
-        if (++hashed % YIELD_EVERY === 0) await new Promise((turn) => setTimeout(turn, 0));
         if (spanning === undefined && length === pieceSize) {
           pieces.push(sha256(bytes));
           continue;
