@@ -311,14 +311,20 @@ export class ClusterPeer implements Peer {
   }
 
   /**
-   * Stops fetches under way (their unfinished objects are discarded), then
-   * closes both peers and the directory. Idempotent.
+   * Stops fetches under way (their unfinished objects are discarded),
+   * withdraws this daemon from the directory entries of what it held (a
+   * clean shutdown leaves), then closes both peers and the directory.
+   * Idempotent.
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#abort.abort(new NotFoundError("Peer is closing"));
       this.#unsubscribe?.();
       await Promise.allSettled([...this.#fetching.values(), ...this.#background]);
+      if (this.#address !== undefined) {
+        const held = new Set([...this.#sealed.keys(), ...this.#copies.keys()]);
+        await Promise.allSettled([...held].map((id) => this.#directory.withdraw(id, this.#node)));
+      }
       await this.#replicas.close();
       await this.#home.close();
       await this.#directory.close();

@@ -56,6 +56,12 @@ Deno.test(
         headers: { authorization: `Bearer ${TOKEN}` },
       });
       assert(sameBytes(new Uint8Array(await fetched.arrayBuffer()), small));
+
+      // A daemon that stops cleanly leaves the entries of what it held.
+      assertEquals(await redis.command("HEXISTS", "cluster:dir:{weights}", "@b"), 1);
+      assertEquals((await b.stop("SIGTERM")).code, 0);
+      assertEquals(await redis.command("HEXISTS", "cluster:dir:{weights}", "@b"), 0);
+      assertEquals(await redis.command("HEXISTS", "cluster:dir:{weights}", "@c"), 1);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
