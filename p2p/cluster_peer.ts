@@ -702,9 +702,9 @@ export class ClusterPeer implements Peer {
     this.#counts.cluster_source_failures_total++;
     if (error.fault === "digest") this.#counts.cluster_verify_failures_total++;
     this.#log.warn(`Skipping a holder of object ${id}: ${error.message}`);
-    if (error.fault === "status" || error.fault === "digest") return;
-    // Without the object (dropped, evicted): withdrawn. Cut off, silent or
-    // unreachable: withdrawn if it does not answer a health check either.
+    if (error.fault === "digest") return;
+    // Without the object (dropped, evicted): withdrawn. Cut off, silent,
+    // unreachable or failing: withdrawn if it does not answer a health check either.
     this.#later((async () => {
       if (error.fault !== "missing" && await this.#healthy(error.holder)) return;
       this.#counts.cluster_withdrawn_total++;
