@@ -15,8 +15,12 @@ export interface ProxyOptions {
   readonly shortBy?: number;
   /** Bytes per second of response bodies; unlimited without it. */
   readonly rate?: number;
-  /** Called with the response bytes sent so far, after each chunk; the next waits for it. */
-  readonly onBytes?: (sent: number) => Promise<void> | void;
+  /**
+   * Called with the response bytes sent so far, after each chunk; the next
+   * waits for it. Once it returns true, every response ends at once, short,
+   * as a holder's that died.
+   */
+  readonly onBytes?: (sent: number) => Promise<boolean | void> | boolean | void;
 }
 
 /** A running proxy. */
@@ -34,6 +38,7 @@ export function startProxy(target: string, options: ProxyOptions = {}): Proxy {
   const requests: string[] = [];
   const abort = new AbortController();
   let sent = 0;
+  let dead = false;
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, signal: abort.signal, onListen: () => {} },
     async (request) => {
@@ -62,6 +67,7 @@ export function startProxy(target: string, options: ProxyOptions = {}): Proxy {
       const reader = upstream.body.getReader();
       const body = new ReadableStream<Uint8Array>({
         async pull(controller) {
+          if (dead) return controller.close();
           let read: ReadableStreamReadResult<Uint8Array>;
           try {
             read = await reader.read();
@@ -89,7 +95,8 @@ export function startProxy(target: string, options: ProxyOptions = {}): Proxy {
             }
             controller.enqueue(slice);
             sent += slice.length;
-            await options.onBytes?.(sent);
+            if (await options.onBytes?.(sent) === true) dead = true;
+            if (dead) return controller.close();
           }
         },
         cancel: (reason) => reader.cancel(reason),

@@ -157,7 +157,7 @@ Deno.test(
 );
 
 Deno.test(
-  "a holder killed mid-transfer is withdrawn and another holder is tried",
+  "a holder killed mid-transfer is withdrawn; another holder sends only the pieces still missing",
   redisTestOptions,
   async () => {
     await using redis = await startRedis();
@@ -176,17 +176,22 @@ Deno.test(
         using handle = await client.get("big");
         assert(sameBytes(handle.bytes, bytes));
       }
-      // Only a behind a slow proxy is listed; once it has sent 2 MiB, c comes
-      // back and a is killed.
+      // Only a behind a slow proxy is listed; once it has sent 14 MiB (two
+      // pieces of 4 MiB at least), c comes back and a is killed.
       let killed = false;
+      let dying: Promise<unknown> | undefined;
+      await using throughC = startProxy(c.url);
       await using slow = startProxy(a.url, {
         rate: 16 << 20,
-        // Nothing more passes until a is dead.
+        // Nothing more passes, on any response, until a is dead; then they end short.
         onBytes: async (sent) => {
-          if (sent < 2 << 20 || killed) return;
-          killed = true;
-          await redis.command("HSET", entry("big"), "@c", c.url);
-          await a.stop("SIGKILL");
+          if (sent >= 14 << 20 && dying === undefined) {
+            killed = true;
+            dying = redis.command("HSET", entry("big"), "@c", throughC.url)
+              .then(() => a.stop("SIGKILL"));
+          }
+          await dying;
+          return killed;
         },
       });
       await redis.command("HDEL", entry("big"), "@c");
@@ -197,6 +202,8 @@ Deno.test(
       assertEquals((await a.stop()).signal, "SIGKILL");
       assert(sameBytes(handle.bytes, bytes));
       assertEquals((await b.metrics()).cluster_fetches_total, 1);
+      const resumed = throughC.requests.filter((request) => request.includes("bytes="));
+      assert(resumed.length > 0 && resumed.length < 6, throughC.requests.join("\n"));
       // The dead holder is withdrawn once it fails a health check too.
       await eventually(
         async () => await redis.command("HEXISTS", entry("big"), "@a") === 0,
