@@ -57,63 +57,59 @@ export interface RedisDirectoryOptions {
 }
 
 function script(name: string, body: string): Script {
-  const source = `local P = ARGV[1]\n${body.trim()}`;
+  const source = body.trim();
   return { name, source, sha: createHash("sha1").update(source).digest("hex") };
 }
 
+/** Each script takes its one key in `KEYS[1]`, so it runs on Redis Cluster too. */
 const SCRIPTS = {
-  /** ARGV[2..]: id, size, digest, pieceSize, pieces, node, address, join ('1' or ''). */
+  /** KEYS[1]: the entry; ARGV: size, digest, pieceSize, pieces, node, address, join ('1' or ''). */
   announce: script(
     "dir_announce",
     `
-local k = P .. 'dir:{' .. ARGV[2] .. '}'
+local k = KEYS[1]
 local cur = redis.call('HGET', k, 'digest')
-if cur and cur ~= ARGV[4] then return { 'CONFLICT', cur } end
+if cur and cur ~= ARGV[2] then return { 'CONFLICT', cur } end
 if not cur then
-  if ARGV[9] == '1' then return { 'NOT_FOUND' } end
-  redis.call('HSET', k, 'size', ARGV[3], 'digest', ARGV[4], 'pieceSize', ARGV[5], 'pieces', ARGV[6])
+  if ARGV[7] == '1' then return { 'NOT_FOUND' } end
+  redis.call('HSET', k, 'size', ARGV[1], 'digest', ARGV[2], 'pieceSize', ARGV[3], 'pieces', ARGV[4])
 end
-redis.call('HSET', k, '@' .. ARGV[7], ARGV[8])
+redis.call('HSET', k, '@' .. ARGV[5], ARGV[6])
 return { 'OK' }
 `,
   ),
-  /** ARGV[2..]: id, node. */
+  /** KEYS[1]: the entry; ARGV[1]: node. The entry goes with its last holder. */
   withdraw: script(
     "dir_withdraw",
     `
-local k = P .. 'dir:{' .. ARGV[2] .. '}'
-redis.call('HDEL', k, '@' .. ARGV[3])
-for _, name in ipairs(redis.call('HKEYS', k)) do
+redis.call('HDEL', KEYS[1], '@' .. ARGV[1])
+for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.byte(name, 1) == 64 then return 'OK' end
 end
-redis.call('DEL', k)
+redis.call('DEL', KEYS[1])
 return 'OK'
 `,
   ),
-  /** ARGV[2]: id. */
-  lookup: script("dir_lookup", "return redis.call('HGETALL', P .. 'dir:{' .. ARGV[2] .. '}')"),
-  /** ARGV[2]: id. Tells each holder to drop its copy, then forgets the entry. */
+  /** KEYS[1]: the entry. */
+  lookup: script("dir_lookup", "return redis.call('HGETALL', KEYS[1])"),
+  /** KEYS[1]: the entry. Forgets it; returns its digest, then its holders' node ids. */
   remove: script(
     "dir_remove",
     `
-local k = P .. 'dir:{' .. ARGV[2] .. '}'
-local f = redis.call('HGETALL', k)
-local digest = ''
-for i = 1, #f, 2 do if f[i] == 'digest' then digest = f[i + 1] end end
+local f = redis.call('HGETALL', KEYS[1])
+local out = { '' }
 for i = 1, #f, 2 do
-  if string.byte(f[i], 1) == 64 then
-    redis.call('SADD', P .. 'drops:{' .. string.sub(f[i], 2) .. '}', digest .. ' ' .. ARGV[2])
-  end
+  if f[i] == 'digest' then out[1] = f[i + 1] end
+  if string.byte(f[i], 1) == 64 then out[#out + 1] = string.sub(f[i], 2) end
 end
-redis.call('DEL', k)
-return 'OK'
+redis.call('DEL', KEYS[1])
+return out
 `,
   ),
-  /** ARGV[2..]: node, count. The removals sent to the node, taken. */
-  drops: script(
-    "dir_drops",
-    "return redis.call('SPOP', P .. 'drops:{' .. ARGV[2] .. '}', ARGV[3])",
-  ),
+  /** KEYS[1]: a node's removals; ARGV[1]: `<digest> <id>`. */
+  tell: script("dir_tell", "return redis.call('SADD', KEYS[1], ARGV[1])"),
+  /** KEYS[1]: a node's removals; ARGV[1]: how many to take. */
+  drops: script("dir_drops", "return redis.call('SPOP', KEYS[1], ARGV[1])"),
 } as const satisfies Record<string, Script>;
 
 /** Removals taken per poll. */
@@ -182,7 +178,7 @@ export class RedisDirectory implements Directory {
     const pieces = record.pieceDigests.map((digest) => digest.slice("sha256:".length)).join("");
     const [status, current] = await this.#run(
       SCRIPTS.announce,
-      record.id,
+      this.#entry(record.id),
       String(record.size),
       record.digest,
       String(record.pieceSize),
@@ -203,11 +199,11 @@ export class RedisDirectory implements Directory {
   }
 
   async withdraw(id: string, node: string): Promise<void> {
-    await this.#run(SCRIPTS.withdraw, id, node);
+    await this.#run(SCRIPTS.withdraw, this.#entry(id), node);
   }
 
   async lookup(id: string): Promise<DirectoryEntry | undefined> {
-    const fields = await this.#run(SCRIPTS.lookup, id) as string[];
+    const fields = await this.#run(SCRIPTS.lookup, this.#entry(id)) as string[];
     if (fields.length === 0) return undefined;
     const values = new Map<string, string>();
     const holders: Holder[] = [];
@@ -235,7 +231,11 @@ export class RedisDirectory implements Directory {
   }
 
   async remove(id: string): Promise<void> {
-    await this.#run(SCRIPTS.remove, id);
+    const [digest, ...holders] = await this.#run(SCRIPTS.remove, this.#entry(id)) as string[];
+    // Each node's removals live in a slot of their own: one call per holder.
+    await Promise.all(
+      holders.map((node) => this.#run(SCRIPTS.tell, this.#drops(node), `${digest} ${id}`)),
+    );
   }
 
   onRemove(listener: (removal: Removal) => void): () => void {
@@ -263,7 +263,11 @@ export class RedisDirectory implements Directory {
   #poll(): void {
     if (this.#polling !== undefined || !this.#connection.available) return;
     this.#polling = (async () => {
-      const taken = await this.#run(SCRIPTS.drops, this.node, String(DROPS_PER_POLL)) as string[];
+      const taken = await this.#run(
+        SCRIPTS.drops,
+        this.#drops(this.node),
+        String(DROPS_PER_POLL),
+      ) as string[];
       for (const entry of taken) {
         const space = entry.indexOf(" ");
         const removal = { digest: entry.slice(0, space), id: entry.slice(space + 1) };
@@ -276,7 +280,17 @@ export class RedisDirectory implements Directory {
     }).finally(() => this.#polling = undefined);
   }
 
-  #run(script: Script, ...args: string[]): Promise<unknown> {
-    return this.#connection.run(script, [this.#prefix, ...args]);
+  #run(script: Script, key: string, ...args: string[]): Promise<unknown> {
+    return this.#connection.run(script, [key], args);
+  }
+
+  /** The key of `id`'s entry. */
+  #entry(id: string): string {
+    return `${this.#prefix}dir:{${id}}`;
+  }
+
+  /** The key of `node`'s removals. */
+  #drops(node: string): string {
+    return `${this.#prefix}drops:{${node}}`;
   }
 }

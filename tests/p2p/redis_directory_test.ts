@@ -1,6 +1,7 @@
 import { assertEquals, assertRejects } from "../helpers/assert.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
+import { startRedisCluster } from "../helpers/redis_cluster.ts";
 import { RedisDirectory } from "../../p2p/directory/redis.ts";
 import type { ContentRecord, Removal } from "../../p2p/directory.ts";
 import { ConflictError, NotFoundError } from "../../mod.ts";
@@ -74,5 +75,37 @@ Deno.test(
     await eventually(() => heard.length === 1, "two hears of the removal", { interval: 10 });
     assertEquals(heard, [{ id: "x", digest: digest("a") }]);
     stop();
+  },
+);
+
+Deno.test(
+  "RedisDirectory works on a three-master Redis Cluster: entries and removals spread over slots",
+  redisTestOptions,
+  async () => {
+    await using cluster = await startRedisCluster();
+    await using one = await RedisDirectory.connect({
+      url: cluster.url,
+      node: "one",
+      pollInterval: 20,
+    });
+    await using two = await RedisDirectory.connect({
+      url: cluster.url,
+      node: "two",
+      pollInterval: 20,
+    });
+    const heard: Removal[] = [];
+    two.onRemove((removal) => heard.push(removal));
+    const ids = Array.from({ length: 12 }, (_, i) => `object-${i}`);
+    for (const id of ids) {
+      await one.announce(record(id, "a"), { node: "one", address: "http://a" });
+      await two.announce(record(id, "a"), { node: "two", address: "http://b" }, { existing: true });
+    }
+    for (const id of ids) assertEquals((await two.lookup(id))?.holders.length, 2);
+    for (const id of ids) await one.remove(id);
+    for (const id of ids) assertEquals(await one.lookup(id), undefined);
+    await eventually(() => heard.length === ids.length, "two hears of every removal", {
+      interval: 10,
+    });
+    assertEquals(heard.map((removal) => removal.id).sort(), [...ids].sort());
   },
 );
