@@ -362,6 +362,14 @@ export const symbols = {
     ],
     result: "void",
   },
+  pk_sha256_update: {
+    parameters: [
+      "buffer", // void *ctx
+      "buffer", // const void *data
+      "u64", // uint64_t len
+    ],
+    result: "void",
+  },
   pk_sha256_update_nb: {
     name: "pk_sha256_update",
     parameters: [

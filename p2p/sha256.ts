@@ -13,6 +13,14 @@ import { loadNative, type Native } from "../native/load.ts";
 
 let native: { symbols: Native["symbols"] | undefined } | undefined;
 
+/**
+ * Inputs shorter than this hash on the JS thread. Besides saving a trip to
+ * the thread pool, this keeps small typed arrays, whose bytes V8 may keep in
+ * its heap and move while a call on another thread reads them, off that path:
+ * a view this long sits in a buffer of its own, outside the heap.
+ */
+const OFF_THREAD_MIN = 64 << 10;
+
 /** The native library's symbols, or undefined when it cannot be loaded. */
 function symbols(): Native["symbols"] | undefined {
   if (native === undefined) {
@@ -44,7 +52,11 @@ export async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   if (lib === undefined) {
     return `sha256:${hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)))}`;
   }
-  const out = new Uint8Array(32);
+  if (bytes.length < OFF_THREAD_MIN) {
+    return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  }
+  // A buffer of its own: never in V8's heap, so it stays put while the call writes it.
+  const out = new Uint8Array(new ArrayBuffer(32));
   await lib.pk_sha256_nb(pointerOf(bytes), BigInt(bytes.length), pointerOf(out));
   // Kept alive until the call is done.
   void bytes.length;
@@ -75,11 +87,15 @@ export function wholeHash(): WholeHash {
       settled: () => Promise.resolve(),
     };
   }
-  const context = new Uint8Array(lib.pk_sha256_ctx_size());
+  const context = new Uint8Array(new ArrayBuffer(lib.pk_sha256_ctx_size()));
   lib.pk_sha256_init(context);
   let chain: Promise<void> = Promise.resolve();
   return {
     update(bytes) {
+      if (bytes.length < OFF_THREAD_MIN) {
+        chain = chain.then(() => lib.pk_sha256_update(context, bytes, BigInt(bytes.length)));
+        return;
+      }
       chain = chain.then(async () => {
         await lib.pk_sha256_update_nb(
           pointerOf(context),
