@@ -8,7 +8,6 @@ import { UdsServer } from "../transport/uds/server.ts";
 import { parseListenAddress } from "../transport/http/address.ts";
 import { serveHttp } from "../transport/http/server.ts";
 import type { ClusterPeer } from "../p2p/cluster_peer.ts";
-import { redisWiring, wrapCluster } from "./cluster_peer.ts";
 import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -99,6 +98,8 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
       const shared = await connectRedis(options, log);
       const home = await peerOver(options, shared);
       try {
+        // Loaded only for a cluster: a daemon on its own starts as fast as before.
+        const { redisWiring, wrapCluster } = await import("./cluster_peer.ts");
         peer = cluster = wrapCluster(home, {
           ...await redisWiring(options, shared.leases, log),
           capacity: options.impl === "tiered" ? options.hot : options.capacity,
