@@ -21,6 +21,16 @@ let native: { symbols: Native["symbols"] | undefined } | undefined;
  */
 const OFF_THREAD_MIN = 64 << 10;
 
+/**
+ * One-call hashes running on the thread pool at once, process-wide. That
+ * pool (32 threads) also serves file-system calls and DNS: a 256 MiB record
+ * queues 64 piece hashes, which must not take it over. Two keep two cores
+ * busy; a whole-object hash runs beside them.
+ */
+const HASH_THREADS = 2;
+let hashing = 0;
+const waiting: Array<() => void> = [];
+
 /** The native library's symbols, or undefined when it cannot be loaded. */
 function symbols(): Native["symbols"] | undefined {
   if (native === undefined) {
@@ -57,7 +67,14 @@ export async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   }
   // A buffer of its own: never in V8's heap, so it stays put while the call writes it.
   const out = new Uint8Array(new ArrayBuffer(32));
-  await lib.pk_sha256_nb(pointerOf(bytes), BigInt(bytes.length), pointerOf(out));
+  if (hashing >= HASH_THREADS) await new Promise<void>((go) => waiting.push(go));
+  hashing++;
+  try {
+    await lib.pk_sha256_nb(pointerOf(bytes), BigInt(bytes.length), pointerOf(out));
+  } finally {
+    hashing--;
+    waiting.shift()?.();
+  }
   // Kept alive until the call is done.
   void bytes.length;
   return `sha256:${hex(out)}`;
