@@ -523,22 +523,35 @@ export class ClusterPeer implements Peer {
     let record: ContentRecord;
     try {
       record = await contentRecord(id, blobs);
-      this.#sealed.set(id, record.digest);
-      await this.#home.recordDigest?.(lease.id, record.digest);
-    } finally {
+    } catch (error) {
       await this.#home.release(lease.id).catch(() => {});
+      throw error;
     }
+    this.#sealed.set(id, record.digest);
+    // The digest goes to the lease store while the directory hears of the holder.
+    const recorded = (async () => {
+      try {
+        await this.#home.recordDigest?.(lease.id, record.digest);
+      } finally {
+        await this.#home.release(lease.id).catch(() => {});
+      }
+    })();
+    await Promise.all([recorded, this.#announce(record)]);
+  }
+
+  /** Announces this daemon as holder of `record`, an object sealed here. */
+  async #announce(record: ContentRecord): Promise<void> {
     if (this.#address === undefined) return;
     const holder: Holder = { node: this.#node, address: this.#address };
     try {
       await this.#directory.announce(record, holder);
     } catch (error) {
       if (!(error instanceof ConflictError) || this.#removeShared === undefined) {
-        this.#log.warn(`Cannot announce object ${id}: ${(error as Error).message}`);
+        this.#log.warn(`Cannot announce object ${record.id}: ${(error as Error).message}`);
         return;
       }
       // The shared lease store let this seal through: the other entry is stale.
-      await this.#directory.remove(id);
+      await this.#directory.remove(record.id);
       await this.#directory.announce(record, holder);
     }
   }
