@@ -3,18 +3,22 @@
 /** Clock ticks per second of /proc times (`getconf CLK_TCK`; 100 on Linux everywhere). */
 const TICKS_PER_SECOND = 100;
 
+/** CPU time (user + system) a process has used, in milliseconds, from /proc/PID/stat. */
+export function cpuMs(pid: number | "self"): number {
+  return statCpuMs(Deno.readTextFileSync(`/proc/${pid}/stat`));
+}
+
 /**
- * CPU time (user + system) a process has used, in milliseconds, from
- * /proc/PID/stat; with `children`, also that of the children it has waited for.
+ * CPU time in milliseconds from the text of a /proc/PID/stat: the process's
+ * own (utime + stime), or with `waited` that of the children it has waited
+ * for (cutime + cstime).
  */
-export function cpuMs(pid: number | "self", children = false): number {
-  const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ").map(Number);
-  // utime, stime, cutime, cstime are fields 14-17 of the line, 12-15 here (from field 3).
-  const own = fields[11]! + fields[12]!;
-  const waited = children ? fields[13]! + fields[14]! : 0;
-  return ((own + waited) * 1000) / TICKS_PER_SECOND;
+export function statCpuMs(stat: string, waited = false): number {
+  // Fields after the command name, which is in parentheses and may hold spaces:
+  // utime, stime, cutime, cstime are fields 14-17 of the line, 12-15 from field 3.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+  const ticks = waited ? fields[13]! + fields[14]! : fields[11]! + fields[12]!;
+  return (ticks * 1000) / TICKS_PER_SECOND;
 }
 
 /** Whether `command` runs here (looked up on the PATH). */

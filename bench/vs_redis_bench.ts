@@ -24,7 +24,7 @@
  * Child role (spawned by this script): `load SOCKET MODE CONNECTIONS IN_FLIGHT LIMIT`.
  */
 import { Client, UdsPeer } from "../mod.ts";
-import { cpuMs, installed, median, startDaemon, stop } from "./processes.ts";
+import { cpuMs, installed, median, startDaemon, statCpuMs, stop } from "./processes.ts";
 import { report } from "./stats.ts";
 
 const CONNECTIONS = 32;
@@ -176,8 +176,7 @@ async function redisBenchmark(
   const serverMs = cpuMs(serverPid) - before;
   const text = new TextDecoder().decode(output.stdout);
   const rate = Number(/: ([\d.]+) requests per second/.exec(text)?.[1]);
-  const stat = text.slice(text.lastIndexOf(")") + 2).split(" ").map(Number);
-  const clientMs = ((stat[13] ?? NaN) + (stat[14] ?? NaN)) * 10;
+  const clientMs = statCpuMs(text, true);
   if (!output.success || !Number.isFinite(rate)) {
     throw new Error(`Cannot read redis-benchmark ${args.join(" ")}: ${text}`);
   }
