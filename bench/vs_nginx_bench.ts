@@ -1,7 +1,8 @@
 /**
  * The daemon's HTTP GET against nginx serving the same bytes from tmpfs, in
  * the same run with the same client (curl, `-o /dev/null -w %{speed_download}`,
- * one request at a time), for a 64 MiB and a 1 MiB object:
+ * one request at a time), for a 64 MiB and a 1 MiB object, and for 64 MiB
+ * with the Deno `fetch` client of `http_bench.ts` too:
  *
  * - nginx (Debian package): a config written here in a temp dir, `sendfile on`,
  *   one worker, a free loopback port, the file in /dev/shm; run as this user
@@ -20,6 +21,9 @@ import { report } from "./stats.ts";
 
 const REQUESTS = 15;
 const SIZES: ReadonlyArray<[string, number]> = [["64MiB", 64 << 20], ["1MiB", 1 << 20]];
+/** The size the Deno fetch client of `http_bench.ts` downloads, in rounds of 8 requests. */
+const FETCH_SIZE = 64 << 20;
+const FETCH_ROUNDS = 5;
 
 async function main(): Promise<void> {
   const missing = ["nginx", "curl"].filter((tool) => !installed(tool, "-v"));
@@ -72,6 +76,22 @@ async function main(): Promise<void> {
         client: "curl",
         requests: REQUESTS,
       });
+      if (size === FETCH_SIZE) {
+        const fetched = { theirs: [] as number[], ours: [] as number[] };
+        for (let round = 0; round < FETCH_ROUNDS; round++) {
+          fetched.theirs.push(await fetchClient(nginxUrl));
+          fetched.ours.push(await fetchClient(ourUrl));
+        }
+        report({
+          bench: `vs_nginx_http_get_${name}_fetch`,
+          gb_per_s: median(fetched.ours),
+          baseline_nginx_gb_per_s: median(fetched.theirs),
+          ratio: median(fetched.ours) / median(fetched.theirs),
+          target: ">= 0.9",
+          client: "deno fetch, body streamed and dropped",
+          rounds: FETCH_ROUNDS,
+        });
+      }
     }
   } finally {
     await stop(daemon);
@@ -152,6 +172,17 @@ async function curl(url: string, size: number): Promise<number> {
     throw new Error(`curl ${url} failed: ${received} of ${size} bytes`);
   }
   return speed!;
+}
+
+/** GB/s of the `fetch` client of `http_bench.ts`, in a process of its own, getting `url`. */
+async function fetchClient(url: string): Promise<number> {
+  const script = new URL("http_bench.ts", import.meta.url).pathname;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, "client", "get", url, "8"],
+    stderr: "inherit",
+  }).output();
+  if (!output.success) throw new Error(`The fetch client failed on ${url}`);
+  return Number(new TextDecoder().decode(output.stdout).trim());
 }
 
 function freePort(): number {
