@@ -18,6 +18,7 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   PROTOCOL: 15,
   UNSUPPORTED: 16,
   CLOSED: 17,
+  CONFLICT: 19,
 };
 
 /** Bad usage: an unknown command or flag, a missing argument. */
@@ -43,6 +44,7 @@ const MEANINGS: Readonly<Record<ErrorCode, string>> = {
   PROTOCOL: "a malformed message from the other side",
   UNSUPPORTED: "the target cannot do it",
   CLOSED: "the connection closed",
+  CONFLICT: "two holders of the id have different content",
 };
 
 /** The exit code table as `--help` and the README show it. */

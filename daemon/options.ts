@@ -108,6 +108,12 @@ export function parseServeArgs(args: string[]): DaemonOptions {
     );
   }
   const token = tokenOf(values.token, values["token-file"]);
+  if (values.redis !== undefined && values.http !== undefined && token.token === undefined) {
+    // A token made at start would be this daemon's alone, and its members could not fetch.
+    throw new InvalidArgumentError(
+      "Invalid arguments: with --redis and --http the daemon is a member of a cluster, whose members share a bearer token: set PACKICE_TOKEN or --token-file",
+    );
+  }
   const socketMode = Number.parseInt(values["socket-mode"], 8);
   if (!Number.isInteger(socketMode) || socketMode < 0 || socketMode > 0o777) {
     throw new InvalidArgumentError(`Invalid --socket-mode: ${values["socket-mode"]}`);

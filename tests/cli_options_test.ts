@@ -65,3 +65,13 @@ Deno.test("parseServeArgs() reads the token from --token-file, and refuses it wi
     await Deno.remove(file);
   }
 });
+
+Deno.test("parseServeArgs() asks a cluster member (--redis with --http) for a shared token", () => {
+  const error = assertThrows(
+    () => parseServeArgs(["--redis", "redis://127.0.0.1:1", "--http", "127.0.0.1:0"]),
+    InvalidArgumentError,
+  );
+  assert(error.message.includes("PACKICE_TOKEN"), error.message);
+  const options = parseServeArgs(["--redis", "redis://x:1", "--http", ":0", "--token", "t"]);
+  assertEquals(options.token, "t");
+});

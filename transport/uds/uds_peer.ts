@@ -340,6 +340,7 @@ export class UdsPeer implements Peer, DirectPut, StatusSource {
       ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
       ...(options.size === undefined ? {} : { size: options.size }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
+      ...(options.local === true ? { local: true } : {}),
     };
     const size = options.size;
     const writeAhead = access === Access.CREATE && typeof size === "number" &&
@@ -691,6 +692,7 @@ export class UdsPeer implements Peer, DirectPut, StatusSource {
       objectId,
       known: pinned === undefined ? 0 : known!.serial,
       ...(ttl === undefined ? {} : { ttl }),
+      ...(options.local === true ? { local: true } : {}),
     };
     let taken = false;
     try {
