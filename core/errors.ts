@@ -25,6 +25,7 @@ export const ErrorCode = {
   PROTOCOL: "PROTOCOL",
   UNSUPPORTED: "UNSUPPORTED",
   CLOSED: "CLOSED",
+  CONFLICT: "CONFLICT",
   INTERNAL: "INTERNAL",
 } as const;
 
@@ -263,6 +264,19 @@ export class ClosedError extends PackiceError {
   }
 }
 
+/** A directory announce of other content under an id already recorded with a different digest. */
+export class ConflictError extends PackiceError {
+  /**
+   * Creates the error.
+   *
+   * @param message Which id, and both digests.
+   * @param options Standard error options, such as `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.CONFLICT, message, options);
+  }
+}
+
 /** A failure inside the peer that is not the caller's doing. */
 export class InternalError extends PackiceError {
   /**
@@ -292,6 +306,7 @@ const classes: Record<ErrorCode, new (message: string) => PackiceError> = {
   PROTOCOL: ProtocolError,
   UNSUPPORTED: UnsupportedError,
   CLOSED: ClosedError,
+  CONFLICT: ConflictError,
   INTERNAL: InternalError,
 };
 

@@ -139,6 +139,21 @@ export class InProcessNetwork implements ClusterTransport {
     this.#handlers.delete(address);
   }
 
+  /**
+   * The transport of the member at `address`: its messages go nowhere once
+   * the address is unregistered, as a killed process sends nothing.
+   */
+  from(address: string): ClusterTransport {
+    return {
+      send: (to, path, body, timeout, signal) => {
+        if (!this.#handlers.has(address)) {
+          return Promise.reject(new StoreUnavailableError(`Member ${address} is gone`));
+        }
+        return this.send(to, path, body, timeout, signal);
+      },
+    };
+  }
+
   /** Pauses or resumes `address`: while paused, messages to it hang until their timeout. */
   pause(address: string, paused: boolean): void {
     if (paused) this.#paused.add(address);
@@ -164,15 +179,20 @@ export class InProcessNetwork implements ClusterTransport {
     }
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
     const timer = setTimeout(
-      () => reject(new StoreUnavailableError(`Cannot reach member ${address} (${path}): no answer in time`)),
+      () =>
+        reject(
+          new StoreUnavailableError(`Cannot reach member ${address} (${path}): no answer in time`),
+        ),
       Math.max(1, timeout),
     );
-    const abort = () => reject(new StoreUnavailableError(`Cannot reach member ${address}: aborted`));
+    const abort = () =>
+      reject(new StoreUnavailableError(`Cannot reach member ${address}: aborted`));
     signal?.addEventListener("abort", abort, { once: true });
     if (!this.#paused.has(address)) {
       handler(path, JSON.parse(JSON.stringify(body))).then(
         (reply) => resolve(JSON.parse(JSON.stringify(reply ?? {}))),
-        (error) => reject(errorFromCode(error?.code ?? "INTERNAL", String(error?.message ?? error))),
+        (error) =>
+          reject(errorFromCode(error?.code ?? "INTERNAL", String(error?.message ?? error))),
       );
     }
     try {

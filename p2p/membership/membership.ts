@@ -135,7 +135,9 @@ export class Membership implements Members, AsyncDisposable {
       log: (message) => this.#log.info(message),
     });
     this.#table.onChange((member) => {
-      this.#log.debug(`Member ${member.node} is ${member.state} (incarnation ${member.incarnation})`);
+      this.#log.debug(
+        `Member ${member.node} is ${member.state} (incarnation ${member.incarnation})`,
+      );
       if (
         member.node !== this.self && member.state === "alive" && !this.#order.includes(member.node)
       ) {
@@ -169,7 +171,9 @@ export class Membership implements Members, AsyncDisposable {
 
   /** Members alive or suspect, this one included while it has not left. */
   live(): readonly Member[] {
-    return this.#table.list().filter((entry) => entry.state === "alive" || entry.state === "suspect")
+    return this.#table.list().filter((entry) =>
+      entry.state === "alive" || entry.state === "suspect"
+    )
       .map(toMember);
   }
 
@@ -234,10 +238,12 @@ export class Membership implements Members, AsyncDisposable {
     const update = this.#table.leave();
     const targets = this.#pick(LEAVE_FANOUT, (m) => m.state === "alive" || m.state === "suspect");
     const timeout = Math.min(this.config.requestTimeout, 4 * this.config.probeTimeout);
-    await Promise.all(targets.map((target) =>
-      this.#send(target.address, "gossip", this.#envelope(target.node, [update]), timeout)
-        .catch(() => {})
-    ));
+    await Promise.all(
+      targets.map((target) =>
+        this.#send(target.address, "gossip", this.#envelope(target.node, [update]), timeout)
+          .catch(() => {})
+      ),
+    );
   }
 
   /** Leaves, stops every loop and waits for requests under way. Idempotent. */
@@ -560,9 +566,12 @@ export class Membership implements Members, AsyncDisposable {
   #gossipTick(): void {
     if (this.#queue.size > 0) {
       const now = this.#timers.now();
-      const targets = this.#pick(this.config.gossipNodes, (m) =>
-        m.state === "alive" || m.state === "suspect" ||
-        (m.state === "dead" && now - m.changedAt < this.config.gossipToTheDeadTime));
+      const targets = this.#pick(
+        this.config.gossipNodes,
+        (m) =>
+          m.state === "alive" || m.state === "suspect" ||
+          (m.state === "dead" && now - m.changedAt < this.config.gossipToTheDeadTime),
+      );
       for (const target of targets) {
         const updates = this.#piggyback();
         if (updates.length === 0) break;

@@ -119,7 +119,9 @@ export function nodeId(value: unknown, what: string): string {
     // deno-lint-ignore no-control-regex
     /[\x00-\x1f\x7f]/.test(value)
   ) {
-    throw new ProtocolError(`Malformed ${what}: expected a node id of 1 to 256 printable characters`);
+    throw new ProtocolError(
+      `Malformed ${what}: expected a node id of 1 to 256 printable characters`,
+    );
   }
   return value;
 }
@@ -139,7 +141,9 @@ export function baseUrl(value: unknown, what: string): string {
     url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "" ||
     (url.pathname !== "/" && url.pathname !== "")
   ) {
-    throw new ProtocolError(`Malformed ${what}: expected an http(s) base URL such as http://10.0.0.1:7070`);
+    throw new ProtocolError(
+      `Malformed ${what}: expected an http(s) base URL such as http://10.0.0.1:7070`,
+    );
   }
   return url.origin;
 }
@@ -182,7 +186,12 @@ export function parseUpdate(value: unknown): Update {
       };
     case "suspect":
     case "dead":
-      return { kind: fields.kind, node, incarnation: inc, from: nodeId(fields.from, "update from") };
+      return {
+        kind: fields.kind,
+        node,
+        incarnation: inc,
+        from: nodeId(fields.from, "update from"),
+      };
     default:
       throw new ProtocolError(
         `Malformed update kind: ${JSON.stringify(fields.kind)} (one of alive, suspect, dead)`,
@@ -234,7 +243,9 @@ export function parseMemberRecord(value: unknown): MemberRecord {
 /** Parses a sync body. */
 export function parseSync(value: unknown): SyncBody {
   const fields = object(value, "sync");
-  if (typeof fields.join !== "boolean") throw new ProtocolError("Malformed sync join: expected a boolean");
+  if (typeof fields.join !== "boolean") {
+    throw new ProtocolError("Malformed sync join: expected a boolean");
+  }
   return {
     ...parseEnvelope(value, "sync"),
     join: fields.join,
