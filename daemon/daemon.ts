@@ -7,6 +7,7 @@ import { TieredPeer } from "../peers/tiered_peer.ts";
 import { UdsServer } from "../transport/uds/server.ts";
 import { parseListenAddress } from "../transport/http/address.ts";
 import { serveHttp } from "../transport/http/server.ts";
+import { type Cluster, createCluster } from "./cluster.ts";
 import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -18,6 +19,8 @@ export interface Daemon extends AsyncDisposable {
   readonly peer: Peer;
   /** Where each server listens, for people: `unix:///run/packice.sock`, `http://127.0.0.1:7070`. */
   readonly addresses: readonly string[];
+  /** Membership and the embedded directory, for a daemon with `--http`. */
+  readonly cluster: Cluster | undefined;
   /** Stops every server, then closes the peer. Idempotent. */
   close(): Promise<void>;
 }
@@ -94,6 +97,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   }
   const closers: Array<() => Promise<void>> = [];
   const addresses: string[] = [];
+  let cluster: Cluster | undefined;
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
@@ -111,13 +115,19 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     addresses.push(uds.address);
     closers.push(() => uds.close());
     if (options.http !== undefined) {
+      const member = cluster = createCluster(options, peer, log);
       const http = serveHttp(peer, {
         ...parseListenAddress(options.http),
         ...(options.token === undefined ? {} : { token: options.token }),
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
+        routes: member.routes,
+        metricsText: () => member.metricsText(),
       });
       addresses.push(http.url);
       closers.push(() => http.close());
+      // Closed before the server, so it leaves while it still answers.
+      closers.push(() => member.close());
+      await member.start(http.url);
     }
   } catch (error) {
     await close();
@@ -127,5 +137,5 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     ? `hot ${formatSize(options.hot)}, cold ${formatSize(options.cold)}, mode ${options.mode}`
     : `capacity ${formatSize(options.capacity)}`;
   log.info(`Peer: ${options.impl}, ${budget}`);
-  return { peer, addresses, close, [Symbol.asyncDispose]: close };
+  return { peer, addresses, cluster, close, [Symbol.asyncDispose]: close };
 }
