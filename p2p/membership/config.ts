@@ -114,6 +114,19 @@ export function pushPullScale(interval: number, n: number): number {
 }
 
 /**
+ * How long a change (such as a new member) takes to reach every member by
+ * gossip alone: each member sends it on for `retransmitLimit` gossip rounds,
+ * to `gossipNodes` members each. Push/pull repairs what gossip missed within
+ * a `pushPullInterval`.
+ *
+ * @param config The profile.
+ * @param n Members.
+ */
+export function disseminationBound(config: GossipConfig, n: number): number {
+  return retransmitLimit(config.retransmitMult, n) * config.gossipInterval;
+}
+
+/**
  * The documented failure-detection bounds for `n` members, in milliseconds,
  * on healthy members (awareness 0; an overloaded member stretches its own
  * share by up to `awarenessMaxMultiplier`).

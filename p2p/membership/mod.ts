@@ -11,6 +11,7 @@
  * @module
  */
 export {
+  disseminationBound,
   failureDetectionBounds,
   GOSSIP_PROFILES,
   type GossipConfig,

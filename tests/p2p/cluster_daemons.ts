@@ -43,7 +43,7 @@ export interface ClusterDaemons extends AsyncDisposable {
 /** Starts `nodes` daemons, each after the first joining through it. */
 export async function startCluster(
   nodes: readonly string[],
-  extra: readonly string[] = [],
+  { profile = "test", extra = [] }: { profile?: "lan" | "test"; extra?: readonly string[] } = {},
 ): Promise<ClusterDaemons> {
   const dir = await Deno.makeTempDir({ prefix: "packice-cluster-" });
   const flags = await startTaskFlags();
@@ -66,7 +66,7 @@ export async function startCluster(
         "--node",
         node,
         "--gossip-profile",
-        "test",
+        profile,
         "--capacity",
         "64MiB",
         "--log-level",
