@@ -25,8 +25,8 @@ export const ErrorCode = {
   PROTOCOL: "PROTOCOL",
   UNSUPPORTED: "UNSUPPORTED",
   CLOSED: "CLOSED",
-  CONFLICT: "CONFLICT",
   INTERNAL: "INTERNAL",
+  CONFLICT: "CONFLICT",
 } as const;
 
 /** One of the stable error codes. */
@@ -264,19 +264,6 @@ export class ClosedError extends PackiceError {
   }
 }
 
-/** A directory announce of other content under an id already recorded with a different digest. */
-export class ConflictError extends PackiceError {
-  /**
-   * Creates the error.
-   *
-   * @param message Which id, and both digests.
-   * @param options Standard error options, such as `cause`.
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(ErrorCode.CONFLICT, message, options);
-  }
-}
-
 /** A failure inside the peer that is not the caller's doing. */
 export class InternalError extends PackiceError {
   /**
@@ -287,6 +274,22 @@ export class InternalError extends PackiceError {
    */
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.INTERNAL, message, options);
+  }
+}
+
+/**
+ * Another content is recorded under the id: a directory refuses to list a
+ * holder of other bytes under the same id.
+ */
+export class ConflictError extends PackiceError {
+  /**
+   * Creates the error.
+   *
+   * @param message Which id, and which digests disagree.
+   * @param options Standard error options, such as `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.CONFLICT, message, options);
   }
 }
 
@@ -306,8 +309,8 @@ const classes: Record<ErrorCode, new (message: string) => PackiceError> = {
   PROTOCOL: ProtocolError,
   UNSUPPORTED: UnsupportedError,
   CLOSED: ClosedError,
-  CONFLICT: ConflictError,
   INTERNAL: InternalError,
+  CONFLICT: ConflictError,
 };
 
 /**

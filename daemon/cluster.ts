@@ -85,9 +85,9 @@ export function createCluster(options: DaemonOptions, peer: Peer, log: Logger): 
     members: membership,
     transport,
     requestTimeout: config.requestTimeout,
-    onRemoved: (id, digest) => dropLocal(peer, id, digest, log),
     log: log.warn,
   });
+  directory?.onRemove(({ id, digest }) => void dropLocal(peer, id, digest, log));
   const routes = clusterRoutes(membership, (path, body) => {
     if (path.startsWith("directory/") && directory !== undefined) {
       return directory.handle(path.slice("directory/".length), body);

@@ -17,7 +17,14 @@ import {
   StoreUnavailableError,
 } from "../../core/errors.ts";
 import type { ClusterTransport } from "../cluster_transport.ts";
-import type { ContentRecord, Directory, DirectoryEntry, Holder } from "../directory.ts";
+import type {
+  AnnounceOptions,
+  ContentRecord,
+  Directory,
+  DirectoryEntry,
+  Holder,
+  Removal,
+} from "../directory.ts";
 import type { Member, Members } from "../members.ts";
 import { systemTimers, type TimerHandle, type Timers } from "../membership/timers.ts";
 import { EntryStore } from "./entry_store.ts";
@@ -53,11 +60,6 @@ export interface EmbeddedDirectoryOptions {
   readonly settle?: number;
   /** Milliseconds a removed object's content is refused if announced again. Default 60 s. */
   readonly tombstoneTtl?: number;
-  /**
-   * Called when the object `id` with content `digest` was removed cluster-wide
-   * and this member holds it: drop the local copy (if it still has that digest).
-   */
-  readonly onRemoved?: (id: string, digest: string) => void | Promise<void>;
   /** The clock. Default: the system's. */
   readonly timers?: Timers;
   /** Where failures go. Default: nowhere. */
@@ -98,7 +100,7 @@ export class EmbeddedDirectory implements Directory {
   readonly #replicas: number;
   readonly #timeout: number;
   readonly #settle: number;
-  readonly #onRemoved: ((id: string, digest: string) => void | Promise<void>) | undefined;
+  readonly #removalListeners = new Set<(removal: Removal) => void>();
   readonly #timers: Timers;
   readonly #log: (message: string) => void;
   readonly #store: EntryStore;
@@ -120,7 +122,6 @@ export class EmbeddedDirectory implements Directory {
     }
     this.#timeout = options.requestTimeout ?? 5000;
     this.#settle = options.settle ?? 200;
-    this.#onRemoved = options.onRemoved;
     this.#timers = options.timers ?? systemTimers;
     this.#log = options.log ?? (() => {});
     this.#store = new EntryStore(this.#timers, options.tombstoneTtl ?? 60_000);
@@ -142,13 +143,19 @@ export class EmbeddedDirectory implements Directory {
   /**
    * Records `holder` as holding `record`'s content, on every owner.
    *
+   * @param options `existing`: only join an entry of the same content (a fetched copy).
    * @throws {ConflictError} When an owner has other content under the id.
-   * @throws {NotFoundError} When the content was just removed cluster-wide.
+   * @throws {NotFoundError} When the content was just removed cluster-wide, or
+   *   with `existing` when no owner has an entry to join.
    * @throws {StoreUnavailableError} When no owner could be reached.
    */
-  async announce(record: ContentRecord, holder: Holder): Promise<void> {
+  async announce(
+    record: ContentRecord,
+    holder: Holder,
+    options: AnnounceOptions = {},
+  ): Promise<void> {
     this.#open();
-    const item = checked(record, holder);
+    const item = { ...checked(record, holder), existing: options.existing === true };
     const targets = this.owners(record.id);
     const statuses = await Promise.all(targets.map((owner) => this.#announceTo(owner, [item])));
     const reached = statuses.filter((s) => s !== undefined).map((s) => s![0]!);
@@ -168,6 +175,9 @@ export class EmbeddedDirectory implements Directory {
     }
     if (reached.includes("removed")) {
       throw new NotFoundError(`Cannot announce object ${record.id}: it was just deleted`);
+    }
+    if (reached.length > 0 && !reached.includes("ok")) {
+      throw new NotFoundError(`Cannot announce object ${record.id}: no entry to join`);
     }
     if (reached.length === 0) {
       throw new StoreUnavailableError(
@@ -258,11 +268,21 @@ export class EmbeddedDirectory implements Directory {
     );
   }
 
+  /**
+   * Calls `listener` for each removal of content this member holds, so it
+   * drops its copy. Returns the unsubscribe.
+   */
+  onRemove(listener: (removal: Removal) => void): () => void {
+    this.#removalListeners.add(listener);
+    return () => this.#removalListeners.delete(listener);
+  }
+
   /** Stops listening to the membership and ends requests under way. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#unsubscribe();
+    this.#removalListeners.clear();
     if (this.#pass !== undefined) this.#timers.clearTimeout(this.#pass);
     this.#abort.abort();
     await Promise.allSettled([...this.#tasks]);
@@ -283,8 +303,8 @@ export class EmbeddedDirectory implements Directory {
     switch (path) {
       case "announce":
         return {
-          statuses: parseAnnounce(body).map(({ record, holder }) =>
-            this.#store.announce(record, holder)
+          statuses: parseAnnounce(body).map(({ record, holder, existing }) =>
+            this.#store.announce(record, holder, existing)
           ),
         };
       case "withdraw":
@@ -301,7 +321,7 @@ export class EmbeddedDirectory implements Directory {
       }
       case "drop": {
         const { id, digest } = parseId(body, "drop");
-        await this.#drop(id, digest);
+        this.#drop(id, digest);
         return {};
       }
       default:
@@ -313,11 +333,18 @@ export class EmbeddedDirectory implements Directory {
     if (this.#closed) throw new StoreUnavailableError("The cluster directory is closed");
   }
 
-  async #drop(id: string, digest: string | undefined): Promise<void> {
+  #drop(id: string, digest: string | undefined): void {
     const mine = this.#held.get(id);
     if (digest !== undefined && mine !== undefined && mine.record.digest !== digest) return;
     this.#held.delete(id);
-    if (digest !== undefined) await this.#onRemoved?.(id, digest);
+    if (digest === undefined) return;
+    for (const listener of this.#removalListeners) {
+      try {
+        listener({ id, digest });
+      } catch (error) {
+        this.#log(`A removal listener failed: ${(error as Error)?.message ?? error}`);
+      }
+    }
   }
 
   /** Sends to `owner`, or answers locally when the owner is this member. */
@@ -340,9 +367,10 @@ export class EmbeddedDirectory implements Directory {
   async #announceTo(owner: Member, items: AnnounceItem[]): Promise<AnnounceStatus[] | undefined> {
     try {
       const reply = await this.#call(owner, "announce", {
-        items: items.map(({ record, holder }) => ({
+        items: items.map(({ record, holder, existing }) => ({
           record: recordJson(record),
           holder: holderJson(holder),
+          ...(existing === true ? { existing } : {}),
         })),
       });
       return parseStatuses(reply, items.length);
@@ -373,7 +401,7 @@ export class EmbeddedDirectory implements Directory {
   }
 
   async #dropAt(holder: Holder, id: string, digest: string): Promise<void> {
-    if (holder.node === this.#members.self) return await this.#drop(id, digest);
+    if (holder.node === this.#members.self) return this.#drop(id, digest);
     await this.#call(holder, "drop", { id, digest });
   }
 
@@ -432,7 +460,7 @@ export class EmbeddedDirectory implements Directory {
         statuses.forEach((status, i) => {
           if (status === "removed") {
             const { id, digest } = batch[i]!.record;
-            this.#drop(id, digest).catch(() => {});
+            this.#drop(id, digest);
           }
         });
       }

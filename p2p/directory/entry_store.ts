@@ -45,9 +45,10 @@ export class EntryStore {
 
   /**
    * Adds `holder` to the entry of `record.id`: `conflict` when the entry has
-   * another digest, `removed` when this content was removed a moment ago.
+   * another digest, `removed` when this content was removed a moment ago,
+   * `missing` when there is no entry and only an `existing` one may take it.
    */
-  announce(record: ContentRecord, holder: Holder): AnnounceStatus {
+  announce(record: ContentRecord, holder: Holder, existing = false): AnnounceStatus {
     const tombstone = this.#tombstones.get(record.id);
     if (tombstone !== undefined) {
       if (tombstone.until > this.#timers.now() && tombstone.digest === record.digest) {
@@ -57,6 +58,7 @@ export class EntryStore {
     }
     const stored = this.#entries.get(record.id);
     if (stored === undefined) {
+      if (existing) return "missing";
       this.#entries.set(record.id, { record, holders: new Map([[holder.node, holder]]) });
       return "ok";
     }

@@ -17,14 +17,20 @@ export interface HolderJson {
   readonly pieces?: string;
 }
 
-/** One announce: the content and the holder. */
+/** One announce: the content, the holder, and whether only an existing entry may take it. */
 export interface AnnounceItem {
   readonly record: ContentRecord;
   readonly holder: Holder;
+  readonly existing?: boolean;
 }
 
-/** What an owner says of one announce. */
-export type AnnounceStatus = "ok" | "conflict" | "removed";
+/**
+ * What an owner says of one announce: taken, other content recorded,
+ * content just removed, or no entry to join (with `existing`).
+ */
+export type AnnounceStatus = "ok" | "conflict" | "removed" | "missing";
+
+const STATUSES: readonly AnnounceStatus[] = ["ok", "conflict", "removed", "missing"];
 
 /** The most items one batch carries. */
 export const MAX_BATCH = 1000;
@@ -134,7 +140,14 @@ export function parseAnnounce(value: unknown): AnnounceItem[] {
   const fields = object(value, "announce");
   return array(fields.items, MAX_BATCH, "announce items").map((item) => {
     const parts = object(item, "announce item");
-    return { record: parseRecord(parts.record), holder: parseHolder(parts.holder) };
+    if (parts.existing !== undefined && typeof parts.existing !== "boolean") {
+      throw new ProtocolError("Malformed announce existing: expected a boolean");
+    }
+    return {
+      record: parseRecord(parts.record),
+      holder: parseHolder(parts.holder),
+      existing: parts.existing === true,
+    };
   });
 }
 
@@ -166,10 +179,10 @@ export function parseStatuses(value: unknown, expected: number): AnnounceStatus[
     );
   }
   return statuses.map((status) => {
-    if (status !== "ok" && status !== "conflict" && status !== "removed") {
+    if (!STATUSES.includes(status as AnnounceStatus)) {
       throw new ProtocolError(`Malformed announce status: ${JSON.stringify(status)}`);
     }
-    return status;
+    return status as AnnounceStatus;
   });
 }
 

@@ -106,7 +106,9 @@ export async function startCluster(
       process,
       members: async () => {
         const response = await fetch(`${url}/v1/cluster/members`, { headers });
-        if (!response.ok) throw new Error(`${node}: HTTP ${response.status}: ${await response.text()}`);
+        if (!response.ok) {
+          throw new Error(`${node}: HTTP ${response.status}: ${await response.text()}`);
+        }
         return (await response.json()).members;
       },
       metric: async (name) => {

@@ -27,10 +27,13 @@ async function testMember(seed: string) {
   const server = serveHttp(peer, {
     port: 0,
     token: TOKEN,
-    routes: clusterRoutes(membership, (path, body) =>
-      path.startsWith("directory/")
-        ? directory.handle(path.slice("directory/".length), body)
-        : membership.handle(path, body)),
+    routes: clusterRoutes(
+      membership,
+      (path, body) =>
+        path.startsWith("directory/")
+          ? directory.handle(path.slice("directory/".length), body)
+          : membership.handle(path, body),
+    ),
   });
   await membership.start(server.url, [seed]);
   return {
@@ -71,10 +74,14 @@ Deno.test("the embedded directory on real daemons: owners keep entries, a killed
   await using cluster = await startCluster(["a", "b", "c"]);
   const [a, b, c] = cluster.daemons as [ClusterDaemon, ClusterDaemon, ClusterDaemon];
   await using tester = await testMember(a.url);
-  await eventually(async () => {
-    const views = await Promise.all(cluster.daemons.map((d) => d.members()));
-    return views.every((v) => v.filter((m) => m.state === "alive").length === 4);
-  }, "the daemons see the tester", { timeout: 5000, interval: 50 });
+  await eventually(
+    async () => {
+      const views = await Promise.all(cluster.daemons.map((d) => d.members()));
+      return views.every((v) => v.filter((m) => m.state === "alive").length === 4);
+    },
+    "the daemons see the tester",
+    { timeout: 5000, interval: 50 },
+  );
 
   const record = await put(b, "shared", "hello cluster");
   await put(c, "shared", "hello cluster");
@@ -93,17 +100,25 @@ Deno.test("the embedded directory on real daemons: owners keep entries, a killed
 
   // SIGKILL c: within the failure-detection bound only b is left as a holder.
   await c.signal("SIGKILL");
-  await eventually(async () => {
-    const entry = await tester.directory.lookup("shared");
-    return entry?.holders.length === 1 && entry.holders[0]!.node === "b";
-  }, "c's holding leaves", { timeout: 6000, interval: 50 });
+  await eventually(
+    async () => {
+      const entry = await tester.directory.lookup("shared");
+      return entry?.holders.length === 1 && entry.holders[0]!.node === "b";
+    },
+    "c's holding leaves",
+    { timeout: 6000, interval: 50 },
+  );
 
   // A cluster-wide delete: b drops its copy, and the directory forgets the object.
   await tester.directory.remove("shared");
-  await eventually(async () => {
-    const response = await fetch(`${b.url}/v1/objects/shared/info`, { headers });
-    await response.body?.cancel();
-    return response.status === 404;
-  }, "b dropped its copy", { timeout: 2000 });
+  await eventually(
+    async () => {
+      const response = await fetch(`${b.url}/v1/objects/shared/info`, { headers });
+      await response.body?.cancel();
+      return response.status === 404;
+    },
+    "b dropped its copy",
+    { timeout: 2000 },
+  );
   assertEquals(await tester.directory.lookup("shared"), undefined);
 });

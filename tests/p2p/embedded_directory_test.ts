@@ -1,5 +1,10 @@
 /** The embedded directory between members in one process, on the test profile. */
-import { ConflictError, InvalidArgumentError, ProtocolError } from "../../core/errors.ts";
+import {
+  ConflictError,
+  InvalidArgumentError,
+  NotFoundError,
+  ProtocolError,
+} from "../../core/errors.ts";
 import type { ContentRecord } from "../../p2p/directory.ts";
 import { owners } from "../../p2p/directory/rendezvous.ts";
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
@@ -131,9 +136,22 @@ Deno.test("a dead member's holdings leave, and entries survive the death of an o
     "every entry lists a alone",
     { timeout: 2000 },
   );
-  // Every owned entry is on its two live owners again.
-  const total = others.reduce((sum, m) => sum + m.directory.stats().entries, 0);
-  assertEquals(total, ids.length * 2);
+  // Every entry is kept by its two live owners again, once a has announced to the new ones.
+  await eventually(
+    () => others.reduce((sum, m) => sum + m.directory.stats().entries, 0) === ids.length * 2,
+    "every entry on two owners",
+    { timeout: 2000 },
+  );
+  for (const id of ids) {
+    const chosen = owners(id, others.map((m) => m.node), 2);
+    for (const member of others) {
+      assertEquals(
+        (await member.directory.handle("lookup", { id }) as { entry: unknown }).entry !== null,
+        chosen.includes(member.node),
+        `${id} on ${member.node}`,
+      );
+    }
+  }
 });
 
 Deno.test("malformed directory messages are refused and nothing is applied", async () => {
@@ -159,4 +177,18 @@ Deno.test("malformed directory messages are refused and nothing is applied", asy
     ProtocolError,
   );
   assertEquals(a.stats().entries, 0);
+});
+
+Deno.test("an announce with existing only joins an entry of the same content", async () => {
+  await using cluster = await inProcessCluster(["a", "b", "c"]);
+  await joined(cluster.members);
+  const [a, b] = cluster.members as [InProcessMember, InProcessMember];
+  await assertRejects(
+    () => b.directory.announce(record("x"), holderOf(b), { existing: true }),
+    NotFoundError,
+    "no entry",
+  );
+  await a.directory.announce(record("x"), holderOf(a));
+  await b.directory.announce(record("x"), holderOf(b), { existing: true });
+  assertEquals((await a.directory.lookup("x"))?.holders.length, 2);
 });

@@ -39,7 +39,6 @@ export async function inProcessCluster(nodes: readonly string[]): Promise<InProc
       transport,
       settle: 20,
       requestTimeout: 500,
-      onRemoved: (id) => void dropped.push(id),
     });
     network.register(
       address,
@@ -48,6 +47,7 @@ export async function inProcessCluster(nodes: readonly string[]): Promise<InProc
           ? directory.handle(path.slice("directory/".length), body)
           : membership.handle(path, body),
     );
+    directory.onRemove(({ id }) => void dropped.push(id));
     const member = { node, address, membership, directory, dropped };
     members.push(member);
     await membership.start(address, members.length === 1 ? [] : [members[0]!.address]);

@@ -17,12 +17,16 @@ async function allSee(daemons: readonly ClusterDaemon[], node: string, state: st
 }
 
 async function converged(daemons: readonly ClusterDaemon[]): Promise<void> {
-  await eventually(async () => {
-    const views = await Promise.all(daemons.map((d) => d.members()));
-    return views.every((members) =>
-      members.length === daemons.length && members.every((m) => m.state === "alive")
-    );
-  }, `all ${daemons.length} daemons see each other alive`, { timeout: 5000, interval: 50 });
+  await eventually(
+    async () => {
+      const views = await Promise.all(daemons.map((d) => d.members()));
+      return views.every((members) =>
+        members.length === daemons.length && members.every((m) => m.state === "alive")
+      );
+    },
+    `all ${daemons.length} daemons see each other alive`,
+    { timeout: 5000, interval: 50 },
+  );
 }
 
 Deno.test("daemons that --join see each other alive; a clean shutdown shows left", async () => {
@@ -60,7 +64,12 @@ Deno.test("a SIGKILLed daemon is suspected, then dead within the documented boun
 Deno.test("a daemon paused with SIGSTOP refutes and stays; no healthy member is declared dead", async () => {
   await using cluster = await startCluster(["a", "b", "c", "d"]);
   await converged(cluster.daemons);
-  const [a, b, c, d] = cluster.daemons as [ClusterDaemon, ClusterDaemon, ClusterDaemon, ClusterDaemon];
+  const [a, b, c, d] = cluster.daemons as [
+    ClusterDaemon,
+    ClusterDaemon,
+    ClusterDaemon,
+    ClusterDaemon,
+  ];
   await d.signal("SIGSTOP");
   await eventually(
     async () => (await a.members()).some((m) => m.node === "d" && m.state !== "alive"),

@@ -31,8 +31,8 @@ const STATUS: Record<ErrorCode, number> = {
   PROTOCOL: 400,
   UNSUPPORTED: 501,
   CLOSED: 503,
-  CONFLICT: 409,
   INTERNAL: 500,
+  CONFLICT: 409,
 };
 
 /**
