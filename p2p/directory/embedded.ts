@@ -299,7 +299,15 @@ export class EmbeddedDirectory implements Directory {
    *
    * @throws {ProtocolError} For a malformed message (nothing of it applied).
    */
-  async handle(path: string, body: unknown): Promise<unknown> {
+  handle(path: string, body: unknown): Promise<unknown> {
+    try {
+      return Promise.resolve(this.#answer(path, body));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #answer(path: string, body: unknown): unknown {
     switch (path) {
       case "announce":
         return {
