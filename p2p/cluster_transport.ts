@@ -45,7 +45,11 @@ export interface HttpClusterTransportOptions {
 export class HttpClusterTransport implements ClusterTransport {
   readonly #headers: Record<string, string>;
 
-  /** @param options The cluster token. */
+  /**
+   * Creates the transport.
+   *
+   * @param options The cluster token.
+   */
   constructor(options: HttpClusterTransportOptions = {}) {
     this.#headers = { "content-type": "application/json" };
     if (options.token !== undefined) this.#headers.authorization = `Bearer ${options.token}`;

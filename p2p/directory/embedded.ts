@@ -112,7 +112,11 @@ export class EmbeddedDirectory implements Directory {
   #reannounced = 0;
   #closed = false;
 
-  /** @param options The membership, transport, replicas and hooks. */
+  /**
+   * Creates the directory of a member; it follows the membership at once.
+   *
+   * @param options The membership, transport, replicas and timing.
+   */
   constructor(options: EmbeddedDirectoryOptions) {
     this.#members = options.members;
     this.#transport = options.transport;

@@ -32,8 +32,11 @@ import { systemTimers, type TimerHandle, type Timers } from "./timers.ts";
 
 /** Where the membership reports what it does. */
 export interface MembershipLog {
+  /** Joins, verdicts, refutations. */
   info(message: string): void;
+  /** Refused gossip, seeds that do not answer. */
   warn(message: string): void;
+  /** Every state change. */
   debug(message: string): void;
 }
 
@@ -118,7 +121,11 @@ export class Membership implements Members, AsyncDisposable {
   #stopped = false;
   #closing: Promise<void> | undefined;
 
-  /** @param options Node id, transport, profile, clock and log. */
+  /**
+   * Creates a member; {@link Membership.start} starts it.
+   *
+   * @param options Node id, transport, profile, clock and log.
+   */
   constructor(options: MembershipOptions) {
     this.config = options.config ?? LAN_PROFILE;
     this.#transport = options.transport;
