@@ -28,7 +28,7 @@ import type {
 import type { Member, Members } from "../members.ts";
 import { systemTimers, type TimerHandle, type Timers } from "../membership/timers.ts";
 import { EntryStore } from "./entry_store.ts";
-import { owners } from "./rendezvous.ts";
+import { owners, weight } from "./rendezvous.ts";
 import {
   type AnnounceItem,
   type AnnounceStatus,
@@ -81,6 +81,8 @@ interface Held {
   readonly holder: Holder;
   /** The owners it was last announced to. */
   owners: readonly string[];
+  /** The least weight among them; -Infinity while there are fewer than `replicas`. */
+  floor: number;
 }
 
 /**
@@ -109,6 +111,11 @@ export class EmbeddedDirectory implements Directory {
   readonly #tasks = new Set<Promise<unknown>>();
   readonly #unsubscribe: () => void;
   #pass: TimerHandle | undefined;
+  /** Members that became alive, or left the live set, since the last pass. */
+  readonly #joined = new Set<string>();
+  readonly #departed = new Set<string>();
+  /** The last pass could not reach an owner: the next one looks at every object. */
+  #retry = false;
   #reannounced = 0;
   #closed = false;
 
@@ -194,7 +201,7 @@ export class EmbeddedDirectory implements Directory {
       this.#held.set(record.id, {
         record: item.record,
         holder: item.holder,
-        owners: targets.map((t) => t.node),
+        ...this.#ownersOf(record.id, targets.map((t) => t.node)),
       });
     }
   }
@@ -417,11 +424,31 @@ export class EmbeddedDirectory implements Directory {
     await this.#call(holder, "drop", { id, digest });
   }
 
+  /** The owners of `id` and the least weight among them. */
+  #ownersOf(id: string, chosen: readonly string[]): { owners: string[]; floor: number } {
+    const floor = chosen.length < this.#replicas
+      ? -Infinity
+      : Math.min(...chosen.map((node) => weight(node, id)));
+    return { owners: [...chosen], floor };
+  }
+
   /** A member changed: owners forget a departed holder; holders announce again, once things settle. */
   #changed(member: Member): void {
-    if (this.#closed) return;
-    if (member.state === "dead" || member.state === "left") this.#store.dropHolder(member.node);
-    if (member.node === this.#members.self) return;
+    if (this.#closed || member.node === this.#members.self) return;
+    if (member.state === "dead" || member.state === "left") {
+      this.#store.dropHolder(member.node);
+      this.#joined.delete(member.node);
+      this.#departed.add(member.node);
+    } else if (member.state === "alive") {
+      this.#departed.delete(member.node);
+      this.#joined.add(member.node);
+    } else {
+      return; // A suspect is still live: no owner changes.
+    }
+    this.#schedulePass(this.#settle);
+  }
+
+  #schedulePass(delay: number): void {
     if (this.#pass !== undefined) this.#timers.clearTimeout(this.#pass);
     this.#pass = this.#timers.setTimeout(() => {
       this.#pass = undefined;
@@ -430,22 +457,33 @@ export class EmbeddedDirectory implements Directory {
       );
       this.#tasks.add(task);
       task.finally(() => this.#tasks.delete(task));
-    }, this.#settle);
+    }, delay);
   }
 
   /**
-   * Announces each held object to owners it was not announced to, and
+   * Announces each held object whose owners changed to its new owners, and
    * forgets owned entries this member no longer owns (their holders announce
-   * them to the new owners).
+   * them to the new owners). Only objects a change can move are looked at:
+   * those a departed member owned, and those a newcomer outweighs an owner of.
    */
   async #reannounce(): Promise<void> {
+    const joined = [...this.#joined];
+    const departed = new Set(this.#departed);
+    this.#joined.clear();
+    this.#departed.clear();
+    const full = this.#retry;
+    this.#retry = false;
     const live = this.#members.live();
     const nodes = live.map((m) => m.node);
     const byNode = new Map(live.map((m) => [m.node, m]));
     const batches = new Map<string, AnnounceItem[]>();
     const moved: Array<[Held, string[]]> = [];
     for (const held of this.#held.values()) {
-      const now = owners(held.record.id, nodes, this.#replicas);
+      const id = held.record.id;
+      const touched = full || held.owners.some((node) => departed.has(node)) ||
+        joined.some((node) => weight(node, id) > held.floor);
+      if (!touched) continue;
+      const now = owners(id, nodes, this.#replicas);
       const fresh = now.filter((node) => !held.owners.includes(node));
       if (fresh.length === 0 && now.length === held.owners.length) continue;
       moved.push([held, now]);
@@ -457,6 +495,8 @@ export class EmbeddedDirectory implements Directory {
     }
     const self = this.#members.self;
     for (const id of this.#store.ids()) {
+      const mine = weight(self, id);
+      if (!joined.some((node) => weight(node, id) > mine)) continue;
       if (!owners(id, nodes, this.#replicas).includes(self)) this.#store.forget(id);
     }
     const failed = new Set<string>();
@@ -478,8 +518,12 @@ export class EmbeddedDirectory implements Directory {
       }
     }));
     for (const [held, now] of moved) {
-      // Owners that did not answer are tried again at the next change.
-      held.owners = now.filter((node) => !failed.has(node));
+      // An owner that did not answer is tried again by the next pass.
+      Object.assign(held, this.#ownersOf(held.record.id, now.filter((node) => !failed.has(node))));
+    }
+    if (failed.size > 0 && !this.#closed) {
+      this.#retry = true;
+      this.#schedulePass(Math.max(1000, this.#settle));
     }
   }
 }

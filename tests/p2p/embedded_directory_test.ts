@@ -192,3 +192,31 @@ Deno.test("an announce with existing only joins an entry of the same content", a
   await b.directory.announce(record("x"), holderOf(b), { existing: true });
   assertEquals((await a.directory.lookup("x"))?.holders.length, 2);
 });
+
+Deno.test("a member that joins takes over the entries it wins; the old owners forget them", async () => {
+  await using cluster = await inProcessCluster(["a", "b", "c"]);
+  await joined(cluster.members);
+  const a = cluster.members[0]!;
+  const ids = Array.from({ length: 60 }, (_, i) => `obj-${i}`);
+  for (const id of ids) await a.directory.announce(record(id), holderOf(a));
+  await cluster.add("d");
+  await joined(cluster.members);
+  const nodes = cluster.members.map((m) => m.node);
+  await eventually(
+    async () => {
+      for (const id of ids) {
+        const chosen = owners(id, nodes, 2);
+        for (const member of cluster.members) {
+          const { entry } = await member.directory.handle("lookup", { id }) as { entry: unknown };
+          if ((entry !== null) !== chosen.includes(member.node)) return false;
+        }
+      }
+      return true;
+    },
+    "every entry on exactly its two owners",
+    { timeout: 3000 },
+  );
+  assert(cluster.members[3]!.directory.stats().entries > 0, "d owns some entries");
+  assert(a.directory.stats().reannounced > 0);
+  assert(a.directory.stats().reannounced < ids.length, "only the entries d won moved");
+});
