@@ -132,9 +132,12 @@ export function disseminationBound(config: GossipConfig, n: number): number {
  * share by up to `awarenessMaxMultiplier`).
  *
  * - `suspect`: every live member probes each other once per round of
- *   `n - 1` probe intervals (a shuffled round robin), so the first probe of a
- *   failed member comes within one round, and it is suspected one probe
- *   interval later (direct then indirect probes).
+ *   `n - 1` probe intervals (a shuffled round robin), so some member probes a
+ *   failed one within a round, and suspects it one probe interval later
+ *   (direct, then indirect probes). Past 15 members the bound is 15 probe
+ *   intervals: with `n - 1` members each probing one member per interval, the
+ *   chance that none has probed it after k intervals is about e^-k, below
+ *   one in a million at k = 14.
  * - `dead`: suspicion lasts between `suspicionTimeout` (with `suspicionMult - 2`
  *   independent confirmations) and `suspicionMaxTimeoutMult` times that
  *   (without); a few gossip rounds carry the verdict to everyone.
@@ -146,7 +149,7 @@ export function failureDetectionBounds(
   config: GossipConfig,
   n: number,
 ): { suspect: number; dead: number; deadTypical: number } {
-  const round = Math.max(1, n - 1) * config.probeInterval;
+  const round = Math.min(Math.max(1, n - 1), 14) * config.probeInterval;
   const suspect = round + config.probeInterval;
   const least = suspicionTimeout(config.suspicionMult, n, config.probeInterval);
   const spread = 4 * config.gossipInterval;

@@ -248,3 +248,10 @@ Deno.test("MemberTable: with enough members, confirmations shorten suspicion", (
   timers.advance(0);
   assertEquals(t.get("a")!.state, "dead");
 });
+
+Deno.test("failureDetectionBounds() stops growing with rounds past 15 members", () => {
+  const big = failureDetectionBounds(LAN_PROFILE, 500);
+  assertEquals(big.suspect, 15_000);
+  // Suspicion at most 6 x 4 x log10(500) s, then four gossip rounds.
+  assertEquals(big.dead, 15_000 + suspicionTimeout(4, 500, 1000) * 6 + 800);
+});
