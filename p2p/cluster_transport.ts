@@ -132,6 +132,7 @@ export type ClusterHandler = (path: string, body: unknown) => Promise<unknown>;
 export class InProcessNetwork implements ClusterTransport {
   readonly #handlers = new Map<string, ClusterHandler>();
   readonly #paused = new Set<string>();
+  readonly #lag = new Map<string, number>();
 
   /** Makes `address` answer with `handler`. */
   register(address: string, handler: ClusterHandler): void {
@@ -143,17 +144,32 @@ export class InProcessNetwork implements ClusterTransport {
     this.#handlers.delete(address);
   }
 
+  /** Delays every message the member at `address` sends by `ms`, as an overloaded process's. */
+  lag(address: string, ms: number): void {
+    this.#lag.set(address, ms);
+  }
+
   /**
    * The transport of the member at `address`: its messages go nowhere once
-   * the address is unregistered, as a killed process sends nothing.
+   * the address is unregistered, as a killed process sends nothing, and
+   * they wait out its {@link InProcessNetwork.lag} first.
    */
   from(address: string): ClusterTransport {
     return {
-      send: (to, path, body, timeout, signal) => {
+      send: async (to, path, body, timeout, signal) => {
         if (!this.#handlers.has(address)) {
-          return Promise.reject(new StoreUnavailableError(`Member ${address} is gone`));
+          throw new StoreUnavailableError(`Member ${address} is gone`);
         }
-        return this.send(to, path, body, timeout, signal);
+        const lag = this.#lag.get(address) ?? 0;
+        if (lag > 0) {
+          await sleep(Math.min(lag, timeout), signal);
+          if (lag >= timeout) {
+            throw new StoreUnavailableError(
+              `Cannot reach member ${to} (${path}): no answer in time`,
+            );
+          }
+        }
+        return await this.send(to, path, body, timeout - lag, signal);
       },
     };
   }
@@ -206,4 +222,17 @@ export class InProcessNetwork implements ClusterTransport {
       signal?.removeEventListener("abort", abort);
     }
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }

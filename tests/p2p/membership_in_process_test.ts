@@ -92,3 +92,26 @@ Deno.test("gossip that is malformed, replayed or misaddressed is refused and cou
   assertEquals(a.counters().rejected, 4);
   assertEquals(a.live().length, 1, "nothing of the refused messages was applied");
 });
+
+Deno.test("an overloaded member stretches its own timeouts and declares no healthy member dead", async () => {
+  await using cluster = await inProcessCluster(["a", "b", "c", "d", "e"]);
+  await eventually(() => cluster.members.every((m) => m.membership.live().length === 5), "joined");
+  const slow = cluster.members[4]!;
+  // Everything e sends takes longer than a probe may.
+  cluster.network.lag(slow.address, TEST_PROFILE.probeTimeout * 1.5);
+  const deadline = Date.now() + 3000;
+  let worst = 0;
+  while (Date.now() < deadline) {
+    for (const member of cluster.members) {
+      assert(
+        member.membership.list().every((m) => m.state !== "dead"),
+        `${member.node} saw a death`,
+      );
+    }
+    worst = Math.max(worst, slow.membership.health);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert(worst > 0, "e's local health score rose");
+  assert(slow.membership.counters().probeFailures > 0, "e's probes failed");
+  cluster.network.lag(slow.address, 0);
+});
