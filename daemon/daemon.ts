@@ -7,7 +7,7 @@ import { TieredPeer } from "../peers/tiered_peer.ts";
 import { UdsServer } from "../transport/uds/server.ts";
 import { parseListenAddress } from "../transport/http/address.ts";
 import { serveHttp } from "../transport/http/server.ts";
-import { type Cluster, createCluster } from "./cluster.ts";
+import { type ClusterMember, createClusterMember } from "./cluster_member.ts";
 import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -20,7 +20,7 @@ export interface Daemon extends AsyncDisposable {
   /** Where each server listens, for people: `unix:///run/packice.sock`, `http://127.0.0.1:7070`. */
   readonly addresses: readonly string[];
   /** Membership and the embedded directory, for a daemon with `--http`. */
-  readonly cluster: Cluster | undefined;
+  readonly member: ClusterMember | undefined;
   /** Stops every server, then closes the peer. Idempotent. */
   close(): Promise<void>;
 }
@@ -97,7 +97,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   }
   const closers: Array<() => Promise<void>> = [];
   const addresses: string[] = [];
-  let cluster: Cluster | undefined;
+  let clusterMember: ClusterMember | undefined;
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
@@ -115,7 +115,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     addresses.push(uds.address);
     closers.push(() => uds.close());
     if (options.http !== undefined) {
-      const member = cluster = createCluster(options, peer, log);
+      const member = clusterMember = createClusterMember(options, peer, log);
       const http = serveHttp(peer, {
         ...parseListenAddress(options.http),
         ...(options.token === undefined ? {} : { token: options.token }),
@@ -137,5 +137,5 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     ? `hot ${formatSize(options.hot)}, cold ${formatSize(options.cold)}, mode ${options.mode}`
     : `capacity ${formatSize(options.capacity)}`;
   log.info(`Peer: ${options.impl}, ${budget}`);
-  return { peer, addresses, cluster, close, [Symbol.asyncDispose]: close };
+  return { peer, addresses, member: clusterMember, close, [Symbol.asyncDispose]: close };
 }

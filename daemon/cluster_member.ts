@@ -18,8 +18,8 @@ import type { HttpRoute } from "../transport/http/server.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
 
-/** The cluster side of a daemon. */
-export interface Cluster extends AsyncDisposable {
+/** The daemon as a member of its cluster: membership, and the embedded directory without Redis. */
+export interface ClusterMember extends AsyncDisposable {
   /** The membership: the live members and their changes. */
   readonly membership: Membership;
   /** The embedded directory, when the daemon has no `--redis`. */
@@ -58,7 +58,7 @@ export function memberUrl(text: string, flag: string): string {
 }
 
 /**
- * Builds the cluster side of a daemon; {@link Cluster.start} starts it once
+ * Builds the cluster side of a daemon; {@link ClusterMember.start} starts it once
  * the HTTP server listens.
  *
  * @param options The daemon's options: `--node`, `--join`, `--advertise`, `--gossip-profile`, `--token`.
@@ -66,7 +66,11 @@ export function memberUrl(text: string, flag: string): string {
  * @param log Where events go.
  * @throws {InvalidArgumentError} For a bad `--join` or `--advertise`.
  */
-export function createCluster(options: DaemonOptions, peer: Peer, log: Logger): Cluster {
+export function createClusterMember(
+  options: DaemonOptions,
+  peer: Peer,
+  log: Logger,
+): ClusterMember {
   const seeds = options.join.map((seed) => memberUrl(seed, "--join"));
   const advertise = options.advertise === undefined
     ? undefined
