@@ -62,15 +62,10 @@ export function memberUrl(text: string, flag: string): string {
  * the HTTP server listens.
  *
  * @param options The daemon's options: `--node`, `--join`, `--advertise`, `--gossip-profile`, `--token`.
- * @param peer The daemon's peer: a cluster-wide delete drops its copy.
  * @param log Where events go.
  * @throws {InvalidArgumentError} For a bad `--join` or `--advertise`.
  */
-export function createClusterMember(
-  options: DaemonOptions,
-  peer: Peer,
-  log: Logger,
-): ClusterMember {
+export function createClusterMember(options: DaemonOptions, log: Logger): ClusterMember {
   const seeds = options.join.map((seed) => memberUrl(seed, "--join"));
   const advertise = options.advertise === undefined
     ? undefined
@@ -91,7 +86,6 @@ export function createClusterMember(
     requestTimeout: config.requestTimeout,
     log: log.warn,
   });
-  directory?.onRemove(({ id, digest }) => void dropLocal(peer, id, digest, log));
   const routes = clusterRoutes(membership, (path, body) => {
     if (path.startsWith("directory/") && directory !== undefined) {
       return directory.handle(path.slice("directory/".length), body);
@@ -130,8 +124,16 @@ export function createClusterMember(
   };
 }
 
-/** Drops the local copy of a removed object, if it still has the removed content. */
-async function dropLocal(peer: Peer, id: string, digest: string, log: Logger): Promise<void> {
+/**
+ * Drops the local copy of an object removed cluster-wide, if it still has
+ * the removed content (a peer that knows no digest drops it as well).
+ */
+export async function dropLocal(
+  peer: Peer,
+  id: string,
+  digest: string,
+  log: Logger,
+): Promise<void> {
   try {
     const info = await peer.stat(id);
     if (info.digest !== undefined && info.digest !== digest) return;

@@ -7,7 +7,7 @@ import { TieredPeer } from "../peers/tiered_peer.ts";
 import { UdsServer } from "../transport/uds/server.ts";
 import { parseListenAddress } from "../transport/http/address.ts";
 import { serveHttp } from "../transport/http/server.ts";
-import { type ClusterMember, createClusterMember } from "./cluster_member.ts";
+import { type ClusterMember, createClusterMember, dropLocal } from "./cluster_member.ts";
 import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -115,7 +115,8 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     addresses.push(uds.address);
     closers.push(() => uds.close());
     if (options.http !== undefined) {
-      const member = clusterMember = createClusterMember(options, peer, log);
+      const member = clusterMember = createClusterMember(options, log);
+      member.directory?.onRemove(({ id, digest }) => void dropLocal(peer, id, digest, log));
       const http = serveHttp(peer, {
         ...parseListenAddress(options.http),
         ...(options.token === undefined ? {} : { token: options.token }),
