@@ -83,7 +83,8 @@ export function createClusterMember(options: DaemonOptions, log: Logger): Cluste
   const directory = options.redis !== undefined ? undefined : new EmbeddedDirectory({
     members: membership,
     transport,
-    requestTimeout: config.requestTimeout,
+    // Short: a lookup or announce must not wait long on a member that hangs.
+    requestTimeout: Math.max(4 * config.probeTimeout, 1000),
     log: log.warn,
   });
   const routes = clusterRoutes(membership, (path, body) => {

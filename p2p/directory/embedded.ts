@@ -13,7 +13,6 @@ import {
   ConflictError,
   InvalidArgumentError,
   NotFoundError,
-  PackiceError,
   StoreUnavailableError,
 } from "../../core/errors.ts";
 import type { ClusterTransport } from "../cluster_transport.ts";
@@ -45,6 +44,9 @@ import {
   recordJson,
 } from "./wire.ts";
 import { object } from "../membership/messages.ts";
+
+/** Milliseconds a lookup waits for the other owners once one has answered with an entry. */
+export const LOOKUP_GRACE = 50;
 
 /** Options of {@link EmbeddedDirectory}. */
 export interface EmbeddedDirectoryOptions {
@@ -220,14 +222,16 @@ export class EmbeddedDirectory implements Directory {
 
   /**
    * The entry of `id` from its owners, with the holders that are live members;
-   * undefined when no live member holds it.
+   * undefined when no live member holds it. Once one owner has answered with
+   * an entry, the others get {@link LOOKUP_GRACE} ms more, so an owner that
+   * hangs (paused, overloaded) does not hold the lookup up.
    *
    * @throws {StoreUnavailableError} When no owner could be reached.
    */
   async lookup(id: string): Promise<DirectoryEntry | undefined> {
     this.#open();
     const targets = this.owners(id);
-    const answers = await Promise.all(targets.map((owner) => this.#lookupAt(owner, id)));
+    const answers = await this.#answers(targets.map((owner) => this.#lookupAt(owner, id)));
     const reached = answers.filter((a) => a !== null);
     if (targets.length > 0 && reached.length === 0) {
       throw new StoreUnavailableError(`Cannot look up object ${id}: no owner answered`);
@@ -414,9 +418,35 @@ export class EmbeddedDirectory implements Directory {
       const entry = object(await this.#call(owner, "lookup", { id }), "lookup reply").entry;
       return entry === null || entry === undefined ? undefined : parseEntry(entry);
     } catch (error) {
-      if (error instanceof PackiceError && !(error instanceof StoreUnavailableError)) throw error;
+      this.#log(`Cannot look up ${id} at ${owner.node}: ${(error as Error).message}`);
       return null;
     }
+  }
+
+  /**
+   * The owners' answers, in owner order: all of them, or those in by
+   * {@link LOOKUP_GRACE} ms after the first entry (the rest count as unreached).
+   */
+  async #answers(
+    pending: Promise<DirectoryEntry | undefined | null>[],
+  ): Promise<Array<DirectoryEntry | undefined | null>> {
+    const answers: Array<DirectoryEntry | undefined | null> = pending.map(() => null);
+    const { promise: enough, resolve } = Promise.withResolvers<void>();
+    let timer: TimerHandle | undefined;
+    let left = pending.length;
+    if (left === 0) resolve();
+    pending.forEach((answer, i) =>
+      answer.then((value) => {
+        answers[i] = value;
+        if (--left === 0) resolve();
+        else if (value && timer === undefined) {
+          timer = this.#timers.setTimeout(resolve, LOOKUP_GRACE);
+        }
+      })
+    );
+    await enough;
+    if (timer !== undefined) this.#timers.clearTimeout(timer);
+    return [...answers];
   }
 
   async #dropAt(holder: Holder, id: string, digest: string): Promise<void> {

@@ -220,3 +220,23 @@ Deno.test("a member that joins takes over the entries it wins; the old owners fo
   assert(a.directory.stats().reannounced > 0);
   assert(a.directory.stats().reannounced < ids.length, "only the entries d won moved");
 });
+
+Deno.test("a lookup does not wait for an owner that hangs once the other has answered", async () => {
+  await using cluster = await inProcessCluster(["a", "b", "c"]);
+  await joined(cluster.members);
+  const [a] = cluster.members as [InProcessMember];
+  await a.directory.announce(record("x"), holderOf(a));
+  const asker =
+    cluster.members.find((m) => !a.directory.owners("x").some((o) => o.node === m.node)) ??
+      a;
+  const hung = cluster.members.find((m) =>
+    m !== asker && asker.directory.owners("x").some((o) => o.node === m.node)
+  )!;
+  cluster.network.pause(hung.address, true);
+  const started = performance.now();
+  const entry = await asker.directory.lookup("x");
+  const took = performance.now() - started;
+  cluster.network.pause(hung.address, false);
+  assertEquals(entry?.holders.map((h) => h.node), ["a"]);
+  assert(took < 400, `lookup took ${took} ms with the request timeout at 500 ms`);
+});
