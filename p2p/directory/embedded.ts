@@ -172,13 +172,16 @@ export class EmbeddedDirectory implements Directory {
     const targets = this.owners(record.id);
     const statuses = await Promise.all(targets.map((owner) => this.#announceTo(owner, [item])));
     const reached = statuses.filter((s) => s !== undefined).map((s) => s![0]!);
-    if (reached.includes("conflict")) {
-      // Undo where it was taken, so no owner keeps holders of two contents.
+    const refused = reached.includes("conflict") || reached.includes("removed");
+    if (refused) {
+      // Undo where it was taken, so no owner keeps a holder the others refused.
       await Promise.all(
         targets.map((owner, i) =>
           statuses[i]?.[0] === "ok" && this.#withdrawAt(owner, record.id, holder.node)
         ),
       );
+    }
+    if (reached.includes("conflict")) {
       const current = await this.lookup(record.id).catch(() => undefined);
       throw new ConflictError(
         `Cannot announce object ${record.id} with digest ${record.digest}: the directory holds ${

@@ -167,7 +167,8 @@ export class MemberTable {
     let entry = this.#entries.get(update.node);
     const isLocal = update.node === this.#self;
     if (entry === undefined) {
-      entry = { ...update, state: "alive", changedAt: this.#timers.now() };
+      const { node, address, incarnation, boot } = update;
+      entry = { node, address, state: "alive", incarnation, boot, changedAt: this.#timers.now() };
       this.#entries.set(update.node, entry);
       this.#queue.push(update);
       this.#emit(entry);
