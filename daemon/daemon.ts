@@ -116,6 +116,8 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     closers.push(() => uds.close());
     if (options.http !== undefined) {
       const member = clusterMember = createClusterMember(options, log);
+      // A peer that follows the directory itself (the fetch-on-miss ClusterPeer)
+      // subscribes in its place: then this line goes.
       member.directory?.onRemove(({ id, digest }) => void dropLocal(peer, id, digest, log));
       const http = serveHttp(peer, {
         ...parseListenAddress(options.http),
