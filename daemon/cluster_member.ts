@@ -26,7 +26,7 @@ export interface ClusterMember extends AsyncDisposable {
   readonly directory: EmbeddedDirectory | undefined;
   /** The routes to add to the HTTP server. */
   readonly routes: readonly HttpRoute[];
-  /** Prometheus text of the membership. */
+  /** Prometheus text of the membership and the embedded directory. */
   metricsText(): string;
   /** Starts gossip with this daemon at `url` (or `--advertise`), and joins through `--join`. */
   start(url: string): Promise<void>;
@@ -105,7 +105,7 @@ export function createClusterMember(options: DaemonOptions, log: Logger): Cluste
     membership,
     directory,
     routes,
-    metricsText: () => membership.metricsText(),
+    metricsText: () => membership.metricsText() + (directory?.metricsText() ?? ""),
     start: async (url) => {
       const address = advertise ?? url;
       if (advertise === undefined && /\/\/(0\.0\.0\.0|\[::\])/.test(url)) {

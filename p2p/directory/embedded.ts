@@ -146,6 +146,23 @@ export class EmbeddedDirectory implements Directory {
     return { entries: this.#store.size, held: this.#held.size, reannounced: this.#reannounced };
   }
 
+  /** Prometheus text: entries kept as an owner, objects held, entries announced again. */
+  metricsText(): string {
+    const { entries, held, reannounced } = this.stats();
+    return [
+      "# HELP packice_cluster_directory_entries Directory entries this daemon keeps as an owner.",
+      "# TYPE packice_cluster_directory_entries gauge",
+      `packice_cluster_directory_entries ${entries}`,
+      "# HELP packice_cluster_directory_held Objects this daemon announced as their holder.",
+      "# TYPE packice_cluster_directory_held gauge",
+      `packice_cluster_directory_held ${held}`,
+      "# HELP packice_cluster_directory_reannounced_total Entries announced again after membership changes.",
+      "# TYPE packice_cluster_directory_reannounced_total counter",
+      `packice_cluster_directory_reannounced_total ${reannounced}`,
+      "",
+    ].join("\n");
+  }
+
   /** The live members that own the entry of `id`, highest weight first. */
   owners(id: string): Member[] {
     const live = this.#members.live();

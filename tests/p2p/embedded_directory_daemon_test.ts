@@ -98,6 +98,11 @@ Deno.test("the embedded directory on real daemons: owners keep entries, a killed
     else assertEquals(entry, null);
   }
 
+  const kept = await Promise.all(
+    cluster.daemons.map((d) => d.metric("packice_cluster_directory_entries")),
+  );
+  assertEquals(kept.reduce((sum, n) => sum + n, 0), owners.filter((o) => o !== "tester").length);
+
   // SIGKILL c: within the failure-detection bound only b is left as a holder.
   await c.signal("SIGKILL");
   await eventually(
