@@ -13,7 +13,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 5;
+export const NATIVE_ABI_VERSION = 6;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -49,6 +49,12 @@ export const symbols = {
       "i32", // int32_t fd
     ],
     result: "i64", // size in bytes
+  },
+  pk_fstatfs_type: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i64", // statfs f_type, such as Linux.TMPFS_MAGIC
   },
   pk_add_seals: {
     parameters: [
@@ -590,6 +596,7 @@ export const Linux = {
   F_SEAL_GROW: 0x4,
   F_SEAL_WRITE: 0x8,
   F_SEAL_FUTURE_WRITE: 0x10,
+  TMPFS_MAGIC: 0x01021994,
   O_RDONLY: 0o0,
   O_WRONLY: 0o1,
   O_RDWR: 0o2,
