@@ -57,7 +57,8 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --mode store|cache   a full tiered peer refuses writes, or drops its coldest objects (default cache)
   --http HOST:PORT     also serve HTTP (loopback unless a token is set)
   --token TOKEN        bearer token of the HTTP server (or PACKICE_TOKEN)
-  --redis URL          keep leases and the object directory in Redis (redis:// or rediss://)
+  --redis URL          keep leases and the object directory in Redis (redis://, rediss://,
+                       or redis+cluster://host:port,host:port for a Redis Cluster)
   --namespace NAME     key prefix in Redis (default packice)
   --node ID            this daemon's id in a shared namespace and the cluster (default: host and pid)
   --join HOST:PORT,... join the cluster through any of these members (needs --http)
