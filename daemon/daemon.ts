@@ -93,8 +93,28 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   const lock = await lockSocket(options.socket);
   let peer: Peer;
   let cluster: ClusterPeer | undefined;
+  let clusterMember: ClusterMember | undefined;
   try {
-    if (options.redis === undefined) {
+    if (options.redis === undefined && options.http !== undefined) {
+      // A cluster over the embedded directory: gossip membership, fetch on miss.
+      const home = await createPeer(options, log);
+      try {
+        const { createClusterMember } = await import("./cluster_member.ts");
+        const { wrapCluster } = await import("./cluster_peer.ts");
+        const member = clusterMember = createClusterMember(options, log);
+        peer = cluster = wrapCluster(home, {
+          directory: member.directory!,
+          members: member.membership,
+          node: member.membership.self,
+          capacity: options.impl === "tiered" ? options.hot : options.capacity,
+          token: options.token,
+          log,
+        });
+      } catch (error) {
+        await home.close();
+        throw error;
+      }
+    } else if (options.redis === undefined) {
       peer = await createPeer(options, log);
     } else {
       // In a cluster, content digests are computed at seal by the cluster peer.
@@ -120,7 +140,6 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   }
   const closers: Array<() => Promise<void>> = [];
   const addresses: string[] = [];
-  let clusterMember: ClusterMember | undefined;
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
@@ -138,11 +157,10 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     addresses.push(uds.address);
     closers.push(() => uds.close());
     if (options.http !== undefined) {
-      const { createClusterMember, dropLocal } = await import("./cluster_member.ts");
-      const member = clusterMember = createClusterMember(options, log);
-      // The embedded directory's removals drop local copies here; wrapping the
-      // peer in a ClusterPeer over that directory would take this over.
-      member.directory?.onRemove(({ id, digest }) => void dropLocal(peer, id, digest, log));
+      const member = clusterMember ??= (await import("./cluster_member.ts")).createClusterMember(
+        options,
+        log,
+      );
       const http = serveHttp(peer, {
         ...parseListenAddress(options.http),
         ...(options.token === undefined ? {} : { token: options.token }),
