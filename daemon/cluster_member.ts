@@ -6,8 +6,6 @@
  * @module
  */
 import { InvalidArgumentError } from "../core/errors.ts";
-import { Access } from "../core/lease.ts";
-import type { Peer } from "../core/peer.ts";
 import { HttpClusterTransport } from "../p2p/cluster_transport.ts";
 import { clusterRoutes } from "../p2p/cluster_routes.ts";
 import { EmbeddedDirectory } from "../p2p/directory/embedded.ts";
@@ -123,24 +121,4 @@ export function createClusterMember(options: DaemonOptions, log: Logger): Cluste
     close,
     [Symbol.asyncDispose]: close,
   };
-}
-
-/**
- * Drops the local copy of an object removed cluster-wide, if it still has
- * the removed content (a peer that knows no digest drops it as well).
- */
-export async function dropLocal(
-  peer: Peer,
-  id: string,
-  digest: string,
-  log: Logger,
-): Promise<void> {
-  try {
-    const info = await peer.stat(id);
-    if (info.digest !== undefined && info.digest !== digest) return;
-    const { lease } = await peer.acquire(id, Access.WRITE);
-    await peer.discard(lease.id);
-  } catch (error) {
-    log.debug(`Cluster delete of ${id}: ${(error as Error).message}`);
-  }
 }
