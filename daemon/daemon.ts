@@ -13,6 +13,7 @@ import { randomToken, tokenFilePath, writeTokenFile } from "../transport/http/to
 import { loadNative } from "../native/load.ts";
 import type { DaemonStatus } from "../core/status.ts";
 import type { ClusterPeer } from "../p2p/cluster_peer.ts";
+import type { ClusterMember } from "./cluster_member.ts";
 import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -28,6 +29,8 @@ export interface Daemon extends AsyncDisposable {
   readonly tokenFile: string | undefined;
   /** What `packice status` shows. */
   status(): Promise<DaemonStatus>;
+  /** Membership and the embedded directory, for a daemon with `--http`. */
+  readonly member: ClusterMember | undefined;
   /** Stops every server, then closes the peer. Idempotent. */
   close(): Promise<void>;
 }
@@ -96,13 +99,41 @@ async function connectRedis(
  * @throws {AlreadyExistsError} When another daemon holds the socket's lock or answers on it.
  */
 export async function startDaemon(options: DaemonOptions, log: Logger): Promise<Daemon> {
+  // A token always on HTTP: without one, any local user could list and delete objects over
+  // loopback, which the socket's mode 0600 forbids them. Made first, so that the cluster
+  // member and peer speak with the token the server takes.
+  const made = options.http !== undefined && options.token === undefined &&
+      isLoopback(parseListenAddress(options.http).hostname)
+    ? randomToken()
+    : undefined;
+  if (made !== undefined) options = { ...options, token: made };
   // Taken before anything else: a daemon that loses touches neither the socket nor the
   // data directory, where opening an fs or tiered peer removes the winner's unfinished objects.
   const lock = await lockSocket(options.socket);
   let peer: Peer;
   let cluster: ClusterPeer | undefined;
+  let clusterMember: ClusterMember | undefined;
   try {
-    if (options.redis === undefined) {
+    if (options.redis === undefined && options.http !== undefined) {
+      // A cluster over the embedded directory: gossip membership, fetch on miss.
+      const home = await createPeer(options, log);
+      try {
+        const { createClusterMember } = await import("./cluster_member.ts");
+        const { wrapCluster } = await import("./cluster_peer.ts");
+        const member = clusterMember = createClusterMember(options, log);
+        peer = cluster = wrapCluster(home, {
+          directory: member.directory!,
+          members: member.membership,
+          node: member.membership.self,
+          capacity: options.impl === "tiered" ? options.hot : options.capacity,
+          token: options.token,
+          log,
+        });
+      } catch (error) {
+        await home.close();
+        throw error;
+      }
+    } else if (options.redis === undefined) {
       peer = await createPeer(options, log);
     } else {
       // In a cluster, content digests are computed at seal by the cluster peer.
@@ -165,29 +196,32 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     closers.push(() => uds.close());
     clients = () => uds.connections;
     if (options.http !== undefined) {
-      const listen = parseListenAddress(options.http);
-      // A token always: without one, any local user could list and delete objects over
-      // loopback, which the socket's mode 0600 forbids them.
-      const made = options.token === undefined && isLoopback(listen.hostname)
-        ? randomToken()
-        : undefined;
-      const token = options.token ?? made;
+      const token = options.token;
+      const member = clusterMember ??= (await import("./cluster_member.ts")).createClusterMember(
+        options,
+        log,
+      );
       const http = serveHttp(peer, {
-        ...listen,
+        ...parseListenAddress(options.http),
         ...(token === undefined ? {} : { token }),
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
         onRequest: (entry) => (entry.status >= 400 ? log.info : log.debug)(formatRequest(entry)),
         status,
+        routes: member.routes,
+        metricsText: () => member.metricsText(),
       });
       addresses.push(http.url);
       closers.push(() => http.close());
+      // Closed before the server, so it leaves while it still answers.
+      closers.push(() => member.close());
       if (made !== undefined) {
         const path = tokenFilePath(options.socket);
         await writeTokenFile(path, { token: made, urls: [http.url] });
         tokenFile = path;
         closers.push(() => Deno.remove(path).catch(() => {}));
       }
-      if (cluster !== undefined) cluster.address = http.url;
+      await member.start(http.url);
+      if (cluster !== undefined) cluster.address = member.membership.address;
     }
   } catch (error) {
     await close();
@@ -211,6 +245,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     addresses,
     tokenFile,
     status,
+    member: clusterMember,
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -34,8 +34,14 @@ export interface DaemonOptions {
   readonly redis: string | undefined;
   /** Key prefix in Redis. */
   readonly namespace: string;
-  /** This daemon's node id in a shared namespace. */
+  /** This daemon's node id in a shared namespace and in the cluster. */
   readonly node: string | undefined;
+  /** Members to join the cluster through, as `host:port` or base URLs. */
+  readonly join: readonly string[];
+  /** The base URL other members reach this daemon at; default the bound HTTP address. */
+  readonly advertise: string | undefined;
+  /** Gossip timing: memberlist's LAN defaults, or five times faster for tests. */
+  readonly gossipProfile: "lan" | "test";
   /** Log verbosity. */
   readonly logLevel: LogLevel;
 }
@@ -61,7 +67,10 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --redis URL          keep leases and the object directory in Redis (redis://, rediss://,
                        or redis+cluster://host:port,host:port for a Redis Cluster)
   --namespace NAME     key prefix in Redis (default packice)
-  --node ID            this daemon's id in a shared namespace (default: host and pid)
+  --node ID            this daemon's id in a shared namespace and the cluster (default: host and pid)
+  --join HOST:PORT,... join the cluster through any of these members (needs --http)
+  --advertise URL      the address other members use (default: the bound HTTP address)
+  --gossip-profile P   lan (memberlist's LAN timing, default) or test (five times faster)
   --log-level LEVEL    error, warn, info or debug (default info)
 `;
 
@@ -92,6 +101,9 @@ export function parseServeArgs(args: string[]): DaemonOptions {
         redis: { type: "string" },
         namespace: { type: "string", default: "packice" },
         node: { type: "string" },
+        join: { type: "string", multiple: true },
+        advertise: { type: "string" },
+        "gossip-profile": { type: "string", default: "lan" },
         "log-level": { type: "string", default: "info" },
       },
     }));
@@ -102,16 +114,22 @@ export function parseServeArgs(args: string[]): DaemonOptions {
   if (impl !== "mem" && values["data-dir"] === undefined) {
     throw new InvalidArgumentError(`Invalid arguments: --impl ${impl} needs --data-dir`);
   }
+  const join = (values.join ?? []).flatMap((list) => list.split(",")).map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if ((join.length > 0 || values.advertise !== undefined) && values.http === undefined) {
+    throw new InvalidArgumentError("Invalid arguments: --join and --advertise need --http");
+  }
   if (impl === "mem" && values["data-dir"] !== undefined) {
     throw new InvalidArgumentError(
       "Invalid arguments: --data-dir is for --impl fs or tiered; a mem peer keeps nothing on disk",
     );
   }
   const token = tokenOf(values.token, values["token-file"]);
-  if (values.redis !== undefined && values.http !== undefined && token.token === undefined) {
+  const member = values.redis !== undefined || join.length > 0;
+  if (member && values.http !== undefined && token.token === undefined) {
     // A token made at start would be this daemon's alone, and its members could not fetch.
     throw new InvalidArgumentError(
-      "Invalid arguments: with --redis and --http the daemon is a member of a cluster, whose members share a bearer token: set PACKICE_TOKEN or --token-file",
+      "Invalid arguments: with --http and --redis or --join the daemon is a member of a cluster, whose members share a bearer token: set PACKICE_TOKEN or --token-file",
     );
   }
   const socketMode = Number.parseInt(values["socket-mode"], 8);
@@ -132,6 +150,9 @@ export function parseServeArgs(args: string[]): DaemonOptions {
     redis: values.redis,
     namespace: values.namespace,
     node: values.node,
+    join,
+    advertise: values.advertise,
+    gossipProfile: oneOf(values["gossip-profile"], ["lan", "test"] as const, "--gossip-profile"),
     logLevel: oneOf(
       values["log-level"],
       ["error", "warn", "info", "debug"] as const,

@@ -34,7 +34,7 @@ import type { DaemonStatus } from "../../core/status.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
 import { API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
-import { type RouteContext, Router } from "./router.ts";
+import { type RouteContext, type RouteHandler, Router } from "./router.ts";
 
 /** The default TTL of leases held by HTTP clients: 30 seconds. */
 export const DEFAULT_LEASE_TTL = 30_000;
@@ -67,6 +67,20 @@ export interface HttpServerOptions {
   readonly onRequest?: (entry: HttpRequestEntry) => void;
   /** Answers `GET /v1/status`; without it that route is 404. */
   readonly status?: () => Promise<DaemonStatus>;
+  /** More routes, such as the cluster's under `/v1/cluster`; they need the token as every other. */
+  readonly routes?: readonly HttpRoute[];
+  /** More Prometheus text for `/metrics`, such as the cluster's counts. */
+  readonly metricsText?: () => string;
+}
+
+/** A route added to the server: method, `:name` pattern and handler. */
+export interface HttpRoute {
+  /** The method, upper case. */
+  readonly method: string;
+  /** The path, such as `/v1/cluster/ping`. */
+  readonly pattern: string;
+  /** What answers it. */
+  readonly handler: RouteHandler;
 }
 
 /** JSON bodies of control requests may hold metadata and this much more. */
@@ -113,6 +127,7 @@ export class HttpServer implements AsyncDisposable {
   readonly #onError: (error: unknown) => void;
   readonly #onRequest: ((entry: HttpRequestEntry) => void) | undefined;
   readonly #status: (() => Promise<DaemonStatus>) | undefined;
+  readonly #metricsText: (() => string) | undefined;
   readonly #leases: LeaseTable;
   readonly #metrics = new RequestMetrics();
   readonly #router = new Router();
@@ -143,7 +158,11 @@ export class HttpServer implements AsyncDisposable {
     this.#leases = new LeaseTable(
       options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
     );
+    this.#metricsText = options.metricsText;
     this.#routes();
+    for (const route of options.routes ?? []) {
+      this.#router.add(route.method, route.pattern, route.handler);
+    }
     const port = options.port ?? 7070;
     try {
       this.#server = Deno.serve({
@@ -237,9 +256,13 @@ export class HttpServer implements AsyncDisposable {
         "GET",
         "/metrics",
         async () =>
-          new Response(this.#metrics.render(await peer.stats(), await peer.metrics?.()), {
-            headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-          }),
+          new Response(
+            this.#metrics.render(await peer.stats(), await peer.metrics?.()) +
+              (this.#metricsText?.() ?? ""),
+            {
+              headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+            },
+          ),
       )
       .add("GET", `${API_PREFIX}/stats`, async () => Response.json(await peer.stats()))
       .add("GET", `${API_PREFIX}/status`, async () => {
