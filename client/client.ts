@@ -13,7 +13,12 @@ export interface PutOptions {
   readonly id?: string;
   /** Metadata, a plain JSON object. */
   readonly meta?: Meta;
-  /** TTL in milliseconds of the CREATE lease: an unfinished object expires after it. */
+  /**
+   * The object's time to live in milliseconds, from now: at the deadline it
+   * leaves lookups as a delete does, sealed or not (an unfinished object is
+   * discarded); readers holding it keep their bytes until they close. The
+   * CREATE lease ends at the same deadline. Without it the object stays.
+   */
   readonly ttl?: number;
 }
 
@@ -131,7 +136,7 @@ export class Client implements AsyncDisposable {
     const acquired = await this.#peer.acquire(options.id, Access.CREATE, {
       size,
       ...(options.meta === undefined ? {} : { meta: options.meta }),
-      ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+      ...(options.ttl === undefined ? {} : { ttl: options.ttl, objectTtl: options.ttl }),
     });
     return new ObjectWriter(this.#peer, acquired);
   }

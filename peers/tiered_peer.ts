@@ -5,6 +5,7 @@ import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
 import { BasePeer, type BasePeerOptions, type PeerOptions } from "../core/base_peer.ts";
 import { systemClock } from "../core/clock.ts";
 import { InvalidArgumentError } from "../core/errors.ts";
+import { validateMode } from "../core/mode.ts";
 import { Access } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, AcquireOptions, PeerStats } from "../core/peer.ts";
@@ -124,10 +125,7 @@ export class TieredPeer extends BasePeer {
       options.coldCapacity ?? DEFAULT_COLD_CAPACITY,
       "coldCapacity",
     );
-    const mode = options.mode ?? "cache";
-    if (mode !== "store" && mode !== "cache") {
-      throw new InvalidArgumentError(`Invalid mode: ${mode} (one of store, cache)`);
-    }
+    const mode = validateMode(options.mode, "cache");
     const high = fraction(options.highWatermark ?? 0.9, "highWatermark");
     const low = fraction(options.lowWatermark ?? 0.75, "lowWatermark");
     if (low > high) {

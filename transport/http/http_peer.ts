@@ -116,6 +116,7 @@ export class HttpPeer implements Peer, DirectPut {
       access,
       ...(objectId === undefined ? {} : { objectId }),
       ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+      ...(options.objectTtl === undefined ? {} : { objectTtl: options.objectTtl }),
       ...(options.size === undefined ? {} : { size: options.size }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
     };

@@ -251,6 +251,7 @@ export class HttpServer implements AsyncDisposable {
     }
     const acquired = await this.#peer.acquire(body.objectId, body.access, {
       ttl: body.ttl ?? this.#leaseTtl,
+      ...(body.objectTtl === undefined ? {} : { objectTtl: body.objectTtl }),
       ...(body.size === undefined ? {} : { size: body.size }),
       ...(body.meta === undefined ? {} : { meta: body.meta }),
     });
@@ -262,15 +263,18 @@ export class HttpServer implements AsyncDisposable {
    * PUT /v1/objects/:id and POST /v1/objects: creates, fills and seals an
    * object in one request. A body cut off or of the wrong length discards it.
    */
-  async #upload({ request }: RouteContext, id: string | undefined): Promise<Response> {
+  async #upload({ request, url }: RouteContext, id: string | undefined): Promise<Response> {
     const size = uploadLength(request, this.#maxBodySize);
     const meta = this.#metaOf(request);
-    const ttlHeader = request.headers.get(Header.TTL);
-    const ttl = ttlHeader === null ? this.#leaseTtl : validateTtl(Number(ttlHeader))!;
+    // The object's TTL, from `?ttl=` or the header; the lease's is the server's own.
+    const ttlText = url.searchParams.get("ttl") ?? request.headers.get(Header.TTL);
+    const objectTtl = ttlText === null ? undefined : validateTtl(Number(ttlText));
+    const ttl = this.#leaseTtl;
     const peer = this.#peer;
     const { lease, blobs } = await peer.acquire(id, Access.CREATE, {
       size,
       ttl,
+      ...(objectTtl === undefined ? {} : { objectTtl }),
       ...(meta === undefined ? {} : { meta }),
     });
     let info: ObjectInfo;

@@ -106,6 +106,8 @@ export interface AcquireRequest {
   readonly access: string;
   /** Lease TTL in milliseconds. */
   readonly ttl?: number;
+  /** CREATE: the object's TTL in milliseconds, from the create. */
+  readonly objectTtl?: number;
   /** CREATE: size or blob sizes. */
   readonly size?: number | readonly number[];
   /** CREATE: metadata. */

@@ -559,6 +559,7 @@ class Connection implements ChannelHandler {
   async #acquire(id: number, request: AcquireRequest, memfds: number[] = []): Promise<undefined> {
     const options: AcquireOptions = {
       ...(request.ttl === undefined ? {} : { ttl: request.ttl }),
+      ...(request.objectTtl === undefined ? {} : { objectTtl: request.objectTtl }),
       ...(request.size === undefined ? {} : { size: request.size }),
       ...(request.meta === undefined ? {} : { meta: request.meta as Meta }),
       ...(memfds.length === 0 ? {} : { memfds }),
@@ -695,6 +696,7 @@ class Connection implements ChannelHandler {
     const { lease, blobs } = await this.#peer.acquire(request.id, Access.CREATE, {
       size: bytes.length,
       ...options,
+      ...(options.ttl === undefined ? {} : { objectTtl: options.ttl }),
     });
     try {
       await blobs[0]!.write(0, bytes);

@@ -336,6 +336,7 @@ export class UdsPeer implements Peer, DirectPut {
       ...(objectId === undefined ? {} : { id: objectId }),
       access,
       ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+      ...(options.objectTtl === undefined ? {} : { objectTtl: options.objectTtl }),
       ...(options.size === undefined ? {} : { size: options.size }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
     };
@@ -489,7 +490,7 @@ export class UdsPeer implements Peer, DirectPut {
       options.ttl === undefined;
     const fields = plain ? {} : {
       ...(options.meta === undefined ? {} : { meta: options.meta }),
-      ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+      ...(options.ttl === undefined ? {} : { ttl: options.ttl, objectTtl: options.ttl }),
     };
     const request = options.id === undefined ? fields : { id: options.id, ...fields };
     if (size <= INLINE_PUT) {
