@@ -4,6 +4,7 @@ import { Access } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, Peer } from "../core/peer.ts";
 import type { Meta } from "../core/validate.ts";
+import { metricsOf } from "../core/metrics.ts";
 import { ObjectHandle } from "./object_handle.ts";
 import { ObjectWriter } from "./object_writer.ts";
 
@@ -168,6 +169,27 @@ export class Client implements AsyncDisposable {
   list(): Promise<ObjectInfo[]> {
     this.#checkOpen();
     return this.#peer.list();
+  }
+
+  /**
+   * The peer's figures by name, without the `packice_` prefix, as `/metrics`
+   * prints them: objects, bytes, capacity, leases, hits, misses, evictions
+   * and expirations of every peer, what the peer adds (tiers), and for a
+   * daemon on a Unix socket its server's counters (`uds_clients`,
+   * `uds_requests_total{op="open"}`, …). A name ending in `_total` is a counter.
+   *
+   * @example
+   * ```ts
+   * import { connect } from "@packice/packice";
+   * await using client = await connect();
+   * await client.put("x");
+   * console.log((await client.metrics()).objects); // 1
+   * ```
+   */
+  async metrics(): Promise<Record<string, number>> {
+    this.#checkOpen();
+    const [stats, extra] = await Promise.all([this.#peer.stats(), this.#peer.metrics?.()]);
+    return metricsOf(stats, extra);
   }
 
   /** Closes the client and what it owns. Idempotent. */

@@ -338,12 +338,15 @@ export class BasePeer implements Peer {
     const filled = given !== undefined && memfds === undefined &&
       this.#blobs.allocateFilled !== undefined;
     try {
-      stored = await this.#withRoom(info, () =>
-        memfds !== undefined
-          ? this.#blobs.allocateFrom!(info, memfds)
-          : filled
-          ? this.#blobs.allocateFilled!(info, given!)
-          : this.#blobs.allocate(info));
+      stored = await this.#withRoom(
+        info,
+        () =>
+          memfds !== undefined
+            ? this.#blobs.allocateFrom!(info, memfds)
+            : filled
+            ? this.#blobs.allocateFilled!(info, given!)
+            : this.#blobs.allocate(info),
+      );
     } catch (error) {
       await this.#leases.release(lease.id).catch(() => {});
       throw error;

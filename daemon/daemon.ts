@@ -34,11 +34,12 @@ export async function createPeer(options: DaemonOptions, log?: Logger): Promise<
   try {
     switch (options.impl) {
       case "mem":
-        return new MemoryPeer({ capacity: options.capacity, ...shared });
+        return new MemoryPeer({ capacity: options.capacity, mode: options.mode, ...shared });
       case "fs":
         return await FileSystemPeer.open({
           dir: options.dataDir!,
           capacity: options.capacity,
+          mode: options.mode,
           ...shared,
         });
       case "tiered":
@@ -115,6 +116,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         ...parseListenAddress(options.http),
         ...(options.token === undefined ? {} : { token: options.token }),
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
+        metrics: () => uds.metrics(),
       });
       addresses.push(http.url);
       closers.push(() => http.close());
@@ -125,7 +127,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   }
   const budget = options.impl === "tiered"
     ? `hot ${formatSize(options.hot)}, cold ${formatSize(options.cold)}, mode ${options.mode}`
-    : `capacity ${formatSize(options.capacity)}`;
+    : `capacity ${formatSize(options.capacity)}, mode ${options.mode}`;
   log.info(`Peer: ${options.impl}, ${budget}`);
   return { peer, addresses, close, [Symbol.asyncDispose]: close };
 }

@@ -48,6 +48,8 @@ export interface HttpServerOptions {
   readonly clock?: Clock;
   /** Called with each unexpected failure (500 INTERNAL), such as to log it. Default: `console.error`. */
   readonly onError?: (error: unknown) => void;
+  /** More figures for `/metrics`, by name as `Peer.metrics()` gives them, such as a Unix-socket server's. */
+  readonly metrics?: () => Readonly<Record<string, number>>;
 }
 
 /** JSON bodies of control requests may hold metadata and this much more. */
@@ -98,6 +100,7 @@ export class HttpServer implements AsyncDisposable {
   readonly #abort = new AbortController();
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #pruner: ReturnType<typeof setInterval>;
+  readonly #moreMetrics: (() => Readonly<Record<string, number>>) | undefined;
   #closing: Promise<void> | undefined;
 
   /** Use {@link serveHttp}. */
@@ -117,6 +120,7 @@ export class HttpServer implements AsyncDisposable {
     this.#maxBodySize = validateSize(options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE, "maxBodySize");
     this.#maxMetaSize = validateSize(options.maxMetaSize ?? MAX_META_BYTES, "maxMetaSize");
     this.#onError = options.onError ?? ((error) => console.error(error));
+    this.#moreMetrics = options.metrics;
     this.#leases = new LeaseTable(
       options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
     );
@@ -189,9 +193,15 @@ export class HttpServer implements AsyncDisposable {
         "GET",
         "/metrics",
         async () =>
-          new Response(this.#metrics.render(await peer.stats(), await peer.metrics?.()), {
-            headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-          }),
+          new Response(
+            this.#metrics.render(await peer.stats(), {
+              ...await peer.metrics?.(),
+              ...this.#moreMetrics?.(),
+            }),
+            {
+              headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+            },
+          ),
       )
       .add("GET", `${API_PREFIX}/stats`, async () => Response.json(await peer.stats()))
       .add("GET", objects, async () => Response.json(await peer.list()))

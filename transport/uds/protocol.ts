@@ -81,6 +81,12 @@ export const Op = {
    * carries one fd per blob, or none when the client still maps the object.
    */
   OPEN: 13,
+  /**
+   * Empty body; reply JSON `Record<string, number>`: the peer's own metrics
+   * (`Peer.metrics()`) and the server's counters, by name without the
+   * `packice_` prefix.
+   */
+  METRICS: 14,
 } as const;
 
 /** One of {@link Op}. */

@@ -473,6 +473,15 @@ export class UdsPeer implements Peer, DirectPut {
   }
 
   /**
+   * The daemon's peer metrics and its socket server's counters (requests,
+   * errors and bytes per operation, clients), with one METRICS request; see
+   * `UdsServer.metrics()`.
+   */
+  metrics(): Promise<Record<string, number>> {
+    return this.#call(Op.METRICS, "", (body) => decodeJson(body) as Record<string, number>);
+  }
+
+  /**
    * Creates, fills and seals an object; `Client.put` uses it. Objects up
    * to 64 KiB travel inline in one request, which costs one round trip
    * instead of two and no memfd. From 1 MiB, an object is copied into a
