@@ -1,8 +1,10 @@
-import { ClosedError, InvalidArgumentError } from "../core/errors.ts";
+import { ClosedError, InvalidArgumentError, UnsupportedError } from "../core/errors.ts";
+import { MemfdSpool } from "../backends/memory/spool.ts";
+import { loadNative } from "../native/load.ts";
 import type { Blob } from "../core/blob.ts";
 import { Access } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
-import type { Acquired, Peer } from "../core/peer.ts";
+import type { Acquired, AcquireOptions, Peer } from "../core/peer.ts";
 import type { Meta } from "../core/validate.ts";
 import { metricsOf } from "../core/metrics.ts";
 import { ObjectHandle } from "./object_handle.ts";
@@ -92,10 +94,19 @@ export class Client implements AsyncDisposable {
    */
   async put(data: PutData, options: PutOptions = {}): Promise<string> {
     this.#checkOpen();
+    if (data instanceof ReadableStream) return await this.#putStream(data, options);
     // Bytes need no conversion, nor a turn to wait for one.
     const { chunks, total } = data instanceof Uint8Array
       ? { chunks: [data], total: data.length }
-      : await toChunks(data);
+      : toChunks(data);
+    return await this.#putChunks(chunks, total, options);
+  }
+
+  async #putChunks(
+    chunks: readonly Uint8Array[],
+    total: number,
+    options: PutOptions,
+  ): Promise<string> {
     if (offersDirectPut(this.#peer)) {
       // A peer may keep bytes given up with `transfer`; a user's bytes stay the user's.
       const fields = "transfer" in options ? withoutTransfer(options) : options;
@@ -103,6 +114,72 @@ export class Client implements AsyncDisposable {
     }
     await using writer = await this.create(total, options);
     for (const chunk of chunks) await writer.write(chunk);
+    await writer.seal();
+    return writer.id;
+  }
+
+  /**
+   * Puts a stream of a length not known ahead with bounded memory: the first
+   * {@link SPOOL_AFTER} bytes are gathered in memory, and a longer stream
+   * goes on into a memfd that is never mapped here (see `MemfdSpool`). That
+   * memfd becomes the object's blob without a copy where the peer keeps
+   * blobs in memfds (a local daemon, a `MemoryPeer`), else it is copied in
+   * chunks. Without the native library a stream is gathered in memory.
+   */
+  async #putStream(stream: ReadableStream<Uint8Array>, options: PutOptions): Promise<string> {
+    const reader = stream.getReader();
+    const read = async () => {
+      const next = await reader.read();
+      if (!next.done && !(next.value instanceof Uint8Array)) {
+        throw new InvalidArgumentError("Invalid stream: chunks must be Uint8Array");
+      }
+      return next;
+    };
+    try {
+      const chunks: Uint8Array[] = [];
+      let total = 0;
+      const native = loadNative();
+      for (;;) {
+        const next = await read();
+        if (next.done) return await this.#putChunks(chunks, total, options);
+        chunks.push(next.value);
+        total += next.value.length;
+        if (total > SPOOL_AFTER && native !== undefined) break;
+      }
+      using spool = new MemfdSpool(native!);
+      for (const chunk of chunks.splice(0)) spool.write(chunk);
+      for (let next = await read(); !next.done; next = await read()) spool.write(next.value);
+      return await this.#putSpool(spool, options);
+    } catch (error) {
+      await reader.cancel(error).catch(() => {});
+      throw error;
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  /** Makes the bytes of a spool an object: its memfd where the peer takes one, else a copy. */
+  async #putSpool(spool: MemfdSpool, options: PutOptions): Promise<string> {
+    const size = spool.size;
+    let acquired: Acquired | undefined;
+    try {
+      acquired = await this.#peer.acquire(options.id, Access.CREATE, {
+        ...createOptions(size, options),
+        memfds: [spool.fd],
+      });
+      spool.disown();
+    } catch (error) {
+      if (!(error instanceof UnsupportedError)) throw error;
+    }
+    if (acquired !== undefined) {
+      try {
+        return (await this.#peer.seal(acquired.lease.id)).id;
+      } finally {
+        await this.#peer.release(acquired.lease.id).catch(() => {});
+      }
+    }
+    await using writer = await this.create(size, options);
+    for (const chunk of spool.chunks(SPOOL_CHUNK)) await writer.write(chunk);
     await writer.seal();
     return writer.id;
   }
@@ -134,11 +211,11 @@ export class Client implements AsyncDisposable {
    */
   async create(size: number, options: PutOptions = {}): Promise<ObjectWriter> {
     this.#checkOpen();
-    const acquired = await this.#peer.acquire(options.id, Access.CREATE, {
-      size,
-      ...(options.meta === undefined ? {} : { meta: options.meta }),
-      ...(options.ttl === undefined ? {} : { ttl: options.ttl, objectTtl: options.ttl }),
-    });
+    const acquired = await this.#peer.acquire(
+      options.id,
+      Access.CREATE,
+      createOptions(size, options),
+    );
     return new ObjectWriter(this.#peer, acquired);
   }
 
@@ -237,9 +314,23 @@ function withoutTransfer(options: PutOptions): PutOptions {
   return fields;
 }
 
+/** The options of the CREATE lease of `put` and `create`: a TTL is the object's and the lease's. */
+function createOptions(size: number, options: PutOptions): AcquireOptions {
+  return {
+    size,
+    ...(options.meta === undefined ? {} : { meta: options.meta }),
+    ...(options.ttl === undefined ? {} : { ttl: options.ttl, objectTtl: options.ttl }),
+  };
+}
+
+/** Bytes of a stream gathered in memory before the rest goes into a memfd. */
+const SPOOL_AFTER = 4 << 20;
+/** Bytes per write when a spool is copied into an object. */
+const SPOOL_CHUNK = 1 << 20;
+
 const encoder = new TextEncoder();
 
-async function toChunks(data: PutData): Promise<{ chunks: Uint8Array[]; total: number }> {
+function toChunks(data: Exclude<PutData, ReadableStream>): { chunks: Uint8Array[]; total: number } {
   if (data instanceof Uint8Array) return { chunks: [data], total: data.length };
   if (data instanceof ArrayBuffer) {
     return { chunks: [new Uint8Array(data)], total: data.byteLength };
@@ -247,18 +338,6 @@ async function toChunks(data: PutData): Promise<{ chunks: Uint8Array[]; total: n
   if (typeof data === "string") {
     const bytes = encoder.encode(data);
     return { chunks: [bytes], total: bytes.length };
-  }
-  if (data instanceof ReadableStream) {
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    for await (const chunk of data) {
-      if (!(chunk instanceof Uint8Array)) {
-        throw new InvalidArgumentError("Invalid stream: chunks must be Uint8Array");
-      }
-      chunks.push(chunk);
-      total += chunk.length;
-    }
-    return { chunks, total };
   }
   throw new InvalidArgumentError(
     "Invalid data: expected Uint8Array, ArrayBuffer, string or ReadableStream",

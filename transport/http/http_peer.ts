@@ -6,6 +6,7 @@ import {
   NotFoundError,
   ProtocolError,
   UnknownLeaseError,
+  UnsupportedError,
 } from "../../core/errors.ts";
 import type { Access, Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
@@ -112,6 +113,9 @@ export class HttpPeer implements Peer, DirectPut {
     options: AcquireOptions = {},
   ): Promise<Acquired> {
     if (objectId !== undefined) validateObjectId(objectId);
+    if (options.memfds !== undefined) {
+      throw new UnsupportedError("Cannot hand over memfds: this peer is behind HTTP");
+    }
     const body: AcquireBody = {
       access,
       ...(objectId === undefined ? {} : { objectId }),

@@ -340,6 +340,7 @@ export class UdsPeer implements Peer, DirectPut {
       ...(options.size === undefined ? {} : { size: options.size }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
     };
+    if (options.memfds !== undefined) return await this.#createFrom(request, options.memfds);
     const size = options.size;
     const writeAhead = access === Access.CREATE && typeof size === "number" &&
         size >= WRITE_AHEAD_PUT && options.memfds === undefined
@@ -361,6 +362,28 @@ export class UdsPeer implements Peer, DirectPut {
       JSON.stringify(request),
       (body, fds) => this.#hold(decodeJson(body) as AcquireReply, fds),
     );
+    return { lease: held.lease, object: held.object, blobs: held.blobs };
+  }
+
+  /**
+   * Takes a CREATE lease on an object whose blobs are memfds the caller
+   * filled (`AcquireOptions.memfds`), handed to the daemon with the request:
+   * one, the most a request carries. This process's descriptor is closed
+   * once the daemon has taken its own.
+   */
+  async #createFrom(request: AcquireRequest, memfds: readonly number[]): Promise<Acquired> {
+    if (memfds.length !== 1) {
+      throw new UnsupportedError(
+        `Cannot hand over ${memfds.length} memfds: one per request over a Unix socket`,
+      );
+    }
+    const held = await this.#call(
+      Op.ACQUIRE,
+      JSON.stringify(request),
+      (body, fds) => this.#hold(decodeJson(body) as AcquireReply, fds),
+      memfds[0],
+    );
+    this.#native.symbols.pk_close(memfds[0]!);
     return { lease: held.lease, object: held.object, blobs: held.blobs };
   }
 
