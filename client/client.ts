@@ -52,6 +52,23 @@ export interface DirectPut {
 }
 
 /**
+ * An optional capability of a peer behind a network: store a whole object
+ * whose bytes come from an iterable, one chunk held at a time, in one
+ * request. {@link Client.put} uses it for streams too long to gather.
+ */
+export interface StreamPut {
+  /**
+   * Creates, fills and seals an object.
+   *
+   * @param chunks The bytes, in order, taken one at a time.
+   * @param size Their total length.
+   * @param options Id, metadata and TTL.
+   * @returns The sealed object.
+   */
+  putStream(chunks: Iterable<Uint8Array>, size: number, options: PutOptions): Promise<ObjectInfo>;
+}
+
+/**
  * The Packice client: put, get, create, delete, stat and list objects on a
  * peer, in this process or behind a transport. Get one from `connect()`.
  *
@@ -158,9 +175,16 @@ export class Client implements AsyncDisposable {
     }
   }
 
-  /** Makes the bytes of a spool an object: its memfd where the peer takes one, else a copy. */
+  /**
+   * Makes the bytes of a spool an object: its memfd where the peer takes
+   * one, else a copy in chunks, in one request where the peer offers it.
+   */
   async #putSpool(spool: MemfdSpool, options: PutOptions): Promise<string> {
     const size = spool.size;
+    const peer = this.#peer as Peer & Partial<StreamPut>;
+    if (typeof peer.putStream === "function") {
+      return (await peer.putStream(spool.chunks(SPOOL_CHUNK), size, options)).id;
+    }
     let acquired: Acquired | undefined;
     try {
       acquired = await this.#peer.acquire(options.id, Access.CREATE, {

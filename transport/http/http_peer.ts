@@ -1,5 +1,5 @@
 import type { Blob } from "../../core/blob.ts";
-import type { DirectPut, PutOptions } from "../../client/client.ts";
+import type { DirectPut, PutOptions, StreamPut } from "../../client/client.ts";
 import {
   ClosedError,
   InvalidArgumentError,
@@ -50,7 +50,7 @@ export interface HttpPeerOptions {
  * console.log(new TextDecoder().decode(handle.bytes)); // "hello"
  * ```
  */
-export class HttpPeer implements Peer, DirectPut {
+export class HttpPeer implements Peer, DirectPut, StreamPut {
   readonly #base: string;
   readonly #authorization: string | undefined;
   readonly #client: Deno.HttpClient;
@@ -186,21 +186,32 @@ export class HttpPeer implements Peer, DirectPut {
    * Creates, fills and seals an object in one request: `PUT /v1/objects/:id`,
    * or `POST /v1/objects` for a fresh id. {@link Client.put} uses it.
    */
-  async putObject(
+  putObject(
     chunks: readonly Uint8Array[],
     size: number,
     options: PutOptions,
   ): Promise<ObjectInfo> {
-    const headers: Record<string, string> = {};
+    return chunks.length === 1
+      ? this.#upload(chunks[0] as Uint8Array<ArrayBuffer>, {}, options)
+      : this.putStream(chunks, size, options);
+  }
+
+  /**
+   * Creates, fills and seals an object in one request whose body is
+   * streamed from `chunks` as they come, with `Packice-Size`: only a chunk
+   * at a time is held. {@link Client.put} uses it for long streams.
+   */
+  putStream(chunks: Iterable<Uint8Array>, size: number, options: PutOptions): Promise<ObjectInfo> {
+    return this.#upload(ReadableStream.from(chunks), { [Header.SIZE]: String(size) }, options);
+  }
+
+  async #upload(
+    body: BodyInit,
+    headers: Record<string, string>,
+    options: PutOptions,
+  ): Promise<ObjectInfo> {
     if (options.meta !== undefined) headers[Header.META] = headerJson(options.meta);
     if (options.ttl !== undefined) headers[Header.TTL] = String(options.ttl);
-    let body: BodyInit;
-    if (chunks.length === 1) {
-      body = chunks[0] as Uint8Array<ArrayBuffer>;
-    } else {
-      headers[Header.SIZE] = String(size);
-      body = ReadableStream.from(chunks);
-    }
     const path = options.id === undefined
       ? `${API_PREFIX}/objects`
       : objectPath(validateObjectId(options.id));
