@@ -46,17 +46,21 @@ testInSocketDir("an object put with a TTL over the socket expires in the daemon"
   const path = `${dir}/p.sock`;
   await using _daemon = await spawnDaemon(path);
   await using client = await connect(path);
-  const small = await client.put("hello", { ttl: 150 });
-  const large = await client.put(new Uint8Array(2 * MiB), { ttl: 150 });
-  await using writer = await client.create(3, { ttl: 150 });
+  const small = await client.put("hello", { ttl: 1500 });
+  const large = await client.put(new Uint8Array(2 * MiB), { ttl: 1500 });
+  await using writer = await client.create(3, { ttl: 1500 });
   await writer.write(new Uint8Array([1, 2, 3]));
   await writer.seal();
   for (const id of [small, large, writer.id]) {
     const info = await client.stat(id);
-    assertEquals(info.expiresAt, info.createdAt + 150);
+    assertEquals(info.expiresAt, info.createdAt + 1500);
   }
   using reader = await client.get(large);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // The daemon's timer removes them; nothing here looks them up until then.
+  const deadline = Date.now() + 10_000;
+  while ((await client.metrics()).expirations_total! < 3 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   for (const id of [small, large, writer.id]) assertEquals(await client.has(id), false);
   assertEquals(reader.bytes.length, 2 * MiB);
   assertEquals((await client.metrics()).expirations_total, 3);
