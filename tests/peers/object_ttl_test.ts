@@ -1,6 +1,7 @@
 import {
   Access,
   connect,
+  FileSystemPeer,
   ManualClock,
   MemoryPeer,
   NotFoundError,
@@ -63,4 +64,25 @@ Deno.test("objects expire on one timer, in real time", async () => {
   assertEquals((await peer.stats()).expirations, 1);
   assertEquals(await peer.has(early), false);
   assertEquals(await peer.has(late), true);
+});
+
+Deno.test("a FileSystemPeer keeps an object's deadline across a restart", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "packice-ttl-" });
+  try {
+    const clock = new ManualClock(0);
+    {
+      await using peer = await FileSystemPeer.open({ dir, clock, sweepInterval: 0 });
+      await using client = await connect(peer);
+      await client.put("short", { id: "short", ttl: 100 });
+      await client.put("long", { id: "long" });
+    }
+    clock.advance(100);
+    await using peer = await FileSystemPeer.open({ dir, clock, sweepInterval: 0 });
+    assertEquals(await peer.has("short"), false);
+    assertEquals(await peer.has("long"), true);
+    await peer.sweep();
+    assertEquals((await peer.stats()).objects, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
