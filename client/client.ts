@@ -1,5 +1,5 @@
-import { ClosedError, InvalidArgumentError, UnsupportedError } from "../core/errors.ts";
-import { MemfdSpool } from "../backends/memory/spool.ts";
+import { ClosedError, InvalidArgumentError } from "../core/errors.ts";
+import { MemfdSpool, storeSpool } from "../backends/memory/spool.ts";
 import { loadNative } from "../native/load.ts";
 import type { Blob } from "../core/blob.ts";
 import { Access } from "../core/lease.ts";
@@ -185,27 +185,8 @@ export class Client implements AsyncDisposable {
     if (typeof peer.putStream === "function") {
       return (await peer.putStream(spool.chunks(SPOOL_CHUNK), size, options)).id;
     }
-    let acquired: Acquired | undefined;
-    try {
-      acquired = await this.#peer.acquire(options.id, Access.CREATE, {
-        ...createOptions(size, options),
-        memfds: [spool.fd],
-      });
-      spool.disown();
-    } catch (error) {
-      if (!(error instanceof UnsupportedError)) throw error;
-    }
-    if (acquired !== undefined) {
-      try {
-        return (await this.#peer.seal(acquired.lease.id)).id;
-      } finally {
-        await this.#peer.release(acquired.lease.id).catch(() => {});
-      }
-    }
-    await using writer = await this.create(size, options);
-    for (const chunk of spool.chunks(SPOOL_CHUNK)) await writer.write(chunk);
-    await writer.seal();
-    return writer.id;
+    const { size: _, ...fields } = createOptions(size, options);
+    return (await storeSpool(this.#peer, spool, options.id, fields, SPOOL_CHUNK)).id;
   }
 
   /**

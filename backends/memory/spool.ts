@@ -1,4 +1,7 @@
-import { ClosedError } from "../../core/errors.ts";
+import { ClosedError, UnsupportedError } from "../../core/errors.ts";
+import { Access } from "../../core/lease.ts";
+import type { ObjectInfo } from "../../core/object.ts";
+import type { Acquired, AcquireOptions, Peer } from "../../core/peer.ts";
 import { check } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
@@ -97,5 +100,57 @@ export class MemfdSpool implements Disposable {
   /** Same as `close()`, for `using`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+/**
+ * Makes the bytes of a spool a sealed object on `peer`: the spool's memfd
+ * becomes its blob without a copy where the peer takes memfds
+ * (`AcquireOptions.memfds`), else they are written in chunks. On failure
+ * the object is discarded.
+ *
+ * @param peer The peer.
+ * @param spool The bytes; its memfd is given away when the peer takes it.
+ * @param objectId The object id; a fresh one when undefined.
+ * @param options The CREATE lease's TTL, the object's TTL and metadata.
+ * @param chunk The most bytes per write when the bytes are copied.
+ * @returns The sealed object.
+ */
+export async function storeSpool(
+  peer: Peer,
+  spool: MemfdSpool,
+  objectId: string | undefined,
+  options: Omit<AcquireOptions, "size" | "memfds">,
+  chunk = 1 << 20,
+): Promise<ObjectInfo> {
+  const size = spool.size;
+  let acquired: Acquired | undefined;
+  try {
+    acquired = await peer.acquire(objectId, Access.CREATE, {
+      ...options,
+      size,
+      memfds: [spool.fd],
+    });
+    spool.disown();
+  } catch (error) {
+    if (!(error instanceof UnsupportedError)) throw error;
+  }
+  const copy = acquired === undefined;
+  acquired ??= await peer.acquire(objectId, Access.CREATE, { ...options, size });
+  const lease = acquired.lease.id;
+  try {
+    if (copy) {
+      let at = 0;
+      for (const bytes of spool.chunks(chunk)) {
+        await acquired.blobs[0]!.write(at, bytes);
+        at += bytes.length;
+      }
+    }
+    return await peer.seal(lease);
+  } catch (error) {
+    await peer.discard(lease).catch(() => {});
+    throw error;
+  } finally {
+    await peer.release(lease).catch(() => {});
   }
 }
