@@ -32,14 +32,15 @@ testInSocketDir(
 );
 
 Deno.test("a stream of unknown length goes over HTTP with little client memory", async () => {
-  await using peer = new MemoryPeer({ capacity: 256 * MiB, sweepInterval: 0 });
+  await using peer = new MemoryPeer({ capacity: 512 * MiB, sweepInterval: 0 });
   await using server = serveHttp(peer, { port: 0 });
-  const { id, growth } = await putFromChild(server.url, 128);
-  // The HTTP client's own buffers come on top, whatever the stream's length.
-  assert(growth < 64 * MiB, `client RSS grew by ${(growth / MiB).toFixed(1)} MiB`);
+  const { id, growth } = await putFromChild(server.url, 256);
+  // The HTTP client's buffers, and chunks read from the spool that wait for a
+  // collection, come on top; they do not grow with the stream.
+  assert(growth < 96 * MiB, `client RSS grew by ${(growth / MiB).toFixed(1)} MiB`);
   await using client = await connect(peer);
   using handle = await client.get(id);
-  assertEquals(handle.size, 128 * MiB);
+  assertEquals(handle.size, 256 * MiB);
   assertEquals(checkPattern(handle.bytes, 64 * 1024), -1);
 });
 
