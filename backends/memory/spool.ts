@@ -126,12 +126,15 @@ export async function storeSpool(
   const size = spool.size;
   let acquired: Acquired | undefined;
   try {
-    acquired = await peer.acquire(objectId, Access.CREATE, {
-      ...options,
-      size,
-      memfds: [spool.fd],
-    });
-    spool.disown();
+    // An empty memfd is no blob worth taking over.
+    if (size > 0) {
+      acquired = await peer.acquire(objectId, Access.CREATE, {
+        ...options,
+        size,
+        memfds: [spool.fd],
+      });
+      spool.disown();
+    }
   } catch (error) {
     if (!(error instanceof UnsupportedError)) throw error;
   }

@@ -12,7 +12,9 @@ import type { Acquired, Peer } from "../../core/peer.ts";
 import { MAX_META_BYTES, type Meta, validateSize, validateTtl } from "../../core/validate.ts";
 import { isLoopback, urlHost } from "./address.ts";
 import { BearerAuth } from "./auth.ts";
-import { blobStream, readJson, receive, uploadLength } from "./body.ts";
+import { blobStream, readJson, receive, spoolBody, uploadLength } from "./body.ts";
+import { MemfdSpool, storeSpool } from "../../backends/memory/spool.ts";
+import { loadNative } from "../../native/load.ts";
 import { type ByteRange, noneMatch, parseRange } from "./conditional.ts";
 import { computeDigest } from "../../backends/digest.ts";
 import { describeError, errorResponse, tooLarge } from "./errors.ts";
@@ -272,21 +274,31 @@ export class HttpServer implements AsyncDisposable {
   /**
    * PUT /v1/objects/:id and POST /v1/objects: creates, fills and seals an
    * object in one request. A body cut off or of the wrong length discards it.
+   * A body of no declared length (chunked) is gathered in a memfd first,
+   * where the native library loads; else it is refused with 411.
    */
   async #upload({ request, url }: RouteContext, id: string | undefined): Promise<Response> {
-    const size = uploadLength(request, this.#maxBodySize);
+    const native = loadNative();
+    const size = uploadLength(request, this.#maxBodySize, native !== undefined);
     const meta = this.#metaOf(request);
     // The object's TTL, from `?ttl=` or the header; the lease's is the server's own.
     const ttlText = url.searchParams.get("ttl") ?? request.headers.get(Header.TTL);
     const objectTtl = ttlText === null ? undefined : validateTtl(Number(ttlText));
     const ttl = this.#leaseTtl;
-    const peer = this.#peer;
-    const { lease, blobs } = await peer.acquire(id, Access.CREATE, {
-      size,
+    const fields = {
       ttl,
       ...(objectTtl === undefined ? {} : { objectTtl }),
       ...(meta === undefined ? {} : { meta }),
-    });
+    };
+    const peer = this.#peer;
+    if (size === undefined) {
+      // A body of unknown length goes into a memfd first, then becomes the object.
+      using spool = new MemfdSpool(native!);
+      await spoolBody(request.body, spool, this.#maxBodySize);
+      const info = await storeSpool(peer, spool, id, fields);
+      return Response.json(info, { status: 201, headers: { location: objectPath(info.id) } });
+    }
+    const { lease, blobs } = await peer.acquire(id, Access.CREATE, { size, ...fields });
     let info: ObjectInfo;
     try {
       const blob = blobs[0]!;
