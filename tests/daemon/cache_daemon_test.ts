@@ -65,3 +65,20 @@ testInSocketDir("an object put with a TTL over the socket expires in the daemon"
   assertEquals(reader.bytes.length, 2 * MiB);
   assertEquals((await client.metrics()).expirations_total, 3);
 });
+
+testInSocketDir("a daemon's /metrics includes its socket's counters", async (dir) => {
+  const path = `${dir}/p.sock`;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  await using _daemon = await spawnDaemon(path, ["--http", `127.0.0.1:${port}`]);
+  const url = `http://127.0.0.1:${port}`;
+  await using client = await connect(path);
+  const id = await client.put("x");
+  (await client.get(id)).close();
+  const text = await (await fetch(`${url}/metrics`)).text();
+  assert(/^packice_uds_requests_total\{op="open"\} 1$/m.test(text), text);
+  assert(/^packice_uds_clients 1$/m.test(text), text);
+  assert(/^packice_hits_total 1$/m.test(text), text);
+  assertEquals(text.match(/^# TYPE packice_uds_requests_total counter$/gm)?.length, 1);
+});
