@@ -158,6 +158,19 @@ export class BasePeer implements Peer {
   }
 
   /**
+   * Deletes the incarnation of `objectId` whose bytes are `stored` from
+   * lookups, as a delete does, unless it is no longer the current one; its
+   * bytes are freed once its readers let go. For subclasses that drop
+   * objects to make room.
+   *
+   * @returns Whether it was removed.
+   */
+  protected async drop(objectId: string, stored: StoredObject): Promise<boolean> {
+    const holding = this.#objects.get(objectId);
+    return holding !== undefined && holding.stored === stored && await this.#remove(holding);
+  }
+
+  /**
    * Adopts objects found by the blob store from an earlier run, as sealed
    * objects in lookups. Subclasses call this once before serving; on failure
    * the peer is closed.

@@ -11,7 +11,6 @@ import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, AcquireOptions, PeerStats } from "../core/peer.ts";
 import { validateSize } from "../core/validate.ts";
 import { loadNative } from "../native/load.ts";
-import type { TieredObject } from "./tiered/tiered_object.ts";
 import { TieredBlobStore, type TierMode, type TierStats } from "./tiered/tiered_store.ts";
 
 export type { Tier } from "./tiered/tiered_object.ts";
@@ -108,7 +107,7 @@ export class TieredPeer extends BasePeer {
     this.#store = store;
     store.attach({
       isIdle: (object) => this.isIdle(object.id, object),
-      drop: (object) => this.#drop(object),
+      drop: (object) => this.drop(object.id, object),
     });
   }
 
@@ -258,21 +257,6 @@ export class TieredPeer extends BasePeer {
     return object === undefined ? info : { ...info, tier: object.tier };
   }
 
-  /** Deletes an idle object from lookups to make room on disk, unless it changed meanwhile. */
-  async #drop(object: TieredObject): Promise<boolean> {
-    let leaseId: string | undefined;
-    try {
-      leaseId = (await super.acquire(object.id, Access.WRITE)).lease.id;
-      if (this.#store.current(object.id) === object) {
-        await this.discard(leaseId);
-        return true;
-      }
-    } catch {
-      // Deleted meanwhile, or the peer is closing: nothing to drop.
-    }
-    if (leaseId !== undefined) await this.release(leaseId).catch(() => {});
-    return false;
-  }
 }
 
 function fraction(value: number, name: string): number {
