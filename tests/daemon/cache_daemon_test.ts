@@ -26,6 +26,8 @@ testInSocketDir(
     assert(figures.uds_written_object_bytes_total! >= 6 * MiB);
     assertEquals(figures.uds_read_object_bytes_total, 10 * MiB);
     assert(figures.uds_received_bytes_total! > 0 && figures.uds_sent_bytes_total! > 0);
+    // An OPEN frame: a 16-byte header and a body of at least the object id.
+    assert(figures['uds_request_bytes_total{op="open"}']! >= 10 * (16 + ids[5]!.length));
   },
 );
 

@@ -1,7 +1,8 @@
 /**
- * Counters of a Unix-socket server: requests and errors per operation, bytes
- * on the socket, object bytes handed out and stored, and clients. Plain
- * integers bumped in place, so that counting costs no allocation per request.
+ * Counters of a Unix-socket server: requests, errors and request bytes per
+ * operation, bytes on the socket, object bytes handed out and stored, and
+ * clients. Plain numbers bumped in place, so that counting costs no
+ * allocation per request.
  *
  * @module
  */
@@ -28,6 +29,8 @@ export class UdsMetrics implements ByteCounters {
   readonly requests: Float64Array = new Float64Array(OP_NAMES.length);
   /** Error replies, by operation code. */
   readonly errors: Float64Array = new Float64Array(OP_NAMES.length);
+  /** Bytes of request frames, headers included, by operation code. */
+  readonly requestBytes: Float64Array = new Float64Array(OP_NAMES.length);
   sent = 0;
   received = 0;
   /** Object bytes under READ leases granted: what clients mapped or read. */
@@ -39,9 +42,11 @@ export class UdsMetrics implements ByteCounters {
   /** Clients connected now. */
   clients = 0;
 
-  /** Counts a request of operation `op`; unknown codes are not counted. */
-  request(op: number): void {
-    if (op < this.requests.length) this.requests[op]!++;
+  /** Counts a request of operation `op` in a frame of `bytes`; unknown codes are not counted. */
+  request(op: number, bytes: number): void {
+    if (op >= this.requests.length) return;
+    this.requests[op]!++;
+    this.requestBytes[op]! += bytes;
   }
 
   /** Counts an error reply to a request of operation `op`. */
@@ -62,9 +67,12 @@ export class UdsMetrics implements ByteCounters {
       uds_read_object_bytes_total: this.readBytes,
       uds_written_object_bytes_total: this.writtenBytes,
     };
-    for (
-      const [family, counts] of [["requests", this.requests], ["errors", this.errors]] as const
-    ) {
+    const families = [
+      ["requests", this.requests],
+      ["errors", this.errors],
+      ["request_bytes", this.requestBytes],
+    ] as const;
+    for (const [family, counts] of families) {
       OP_NAMES.forEach((name, code) => {
         if (name !== undefined) figures[`uds_${family}_total{op="${name}"}`] = counts[code]!;
       });

@@ -448,7 +448,7 @@ class Connection implements ChannelHandler {
   /** Starts a request; the memfds an ACQUIRE carries are closed unless the peer takes them. */
   #dispatch(header: Header, body: Uint8Array, memfds: number[] = NO_FDS): void {
     const { op, id, flags } = header;
-    this.#context.metrics.request(op);
+    this.#context.metrics.request(op, HEADER_SIZE + header.length);
     if (header.version !== PROTOCOL_VERSION) {
       this.#refuse(
         header,
