@@ -626,6 +626,7 @@ export class BasePeer implements Peer {
    */
   async #remove(holding: Holding): Promise<boolean> {
     const id = holding.info.id;
+    if (this.#objects.get(id) !== holding) return false;
     const lease = leaseRecord(newId(), id, Access.WRITE, undefined, this.#clock.now(), this.#node);
     try {
       await this.#leases.grant(id, lease);
