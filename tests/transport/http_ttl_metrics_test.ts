@@ -39,3 +39,14 @@ Deno.test("/metrics counts hits of a memory peer, once per family", async () => 
   assertEquals(text.match(/^# TYPE packice_hits_total /gm)?.length, 1);
   assertEquals((await client.metrics()).hits_total, 3);
 });
+
+Deno.test("Client.metrics() over HTTP reads the server's /metrics", async () => {
+  await using http = startHttp();
+  await using client = await connect(http.server.url);
+  const id = await client.put("x");
+  (await client.get(id)).close();
+  const figures = await client.metrics();
+  assertEquals(figures.objects, 1);
+  assertEquals(figures.hits_total, 1);
+  assertEquals(figures['http_requests_total{route="POST /v1/objects",status="201"}'], 1);
+});

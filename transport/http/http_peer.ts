@@ -183,6 +183,22 @@ export class HttpPeer implements Peer, DirectPut, StreamPut {
   }
 
   /**
+   * The server's `/metrics`, by name without the `packice_` prefix (labels
+   * kept, as in `http_requests_total{route="…",status="200"}`): the peer's
+   * own metrics, and what the server counts.
+   */
+  async metrics(): Promise<Record<string, number>> {
+    const response = await this.#fetch("GET", "/metrics", {});
+    const figures: Record<string, number> = {};
+    for (const line of (await response.text()).split("\n")) {
+      // Label values may hold spaces; the value is what follows the last one.
+      const match = /^packice_(.+) (\S+)$/.exec(line);
+      if (match !== null) figures[match[1]!] = Number(match[2]);
+    }
+    return figures;
+  }
+
+  /**
    * Creates, fills and seals an object in one request: `PUT /v1/objects/:id`,
    * or `POST /v1/objects` for a fresh id. {@link Client.put} uses it.
    */
