@@ -258,7 +258,8 @@ export class Client implements AsyncDisposable {
    * prints them: objects, bytes, capacity, leases, hits, misses, evictions
    * and expirations of every peer, what the peer adds (tiers), and for a
    * daemon on a Unix socket its server's counters (`uds_clients`,
-   * `uds_requests_total{op="open"}`, …). A name ending in `_total` is a counter.
+   * `uds_requests_total{op="open"}`, …), or over HTTP what the server's
+   * `/metrics` prints. A name ending in `_total` is a counter.
    *
    * @example
    * ```ts
