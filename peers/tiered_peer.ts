@@ -256,7 +256,6 @@ export class TieredPeer extends BasePeer {
     const object = this.#store.current(info.id);
     return object === undefined ? info : { ...info, tier: object.tier };
   }
-
 }
 
 function fraction(value: number, name: string): number {
