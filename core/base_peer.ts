@@ -15,7 +15,7 @@ import {
   UnsupportedError,
   WrongAccessError,
 } from "./errors.ts";
-import { Access, isAccess, type Lease } from "./lease.ts";
+import { Access, type Lease } from "./lease.ts";
 import { type LeaseEnd, type LeaseRecord, leaseRecord, type LeaseStore } from "./lease_store.ts";
 import { isExpired, objectDeadline } from "./lifecycle.ts";
 import { Lru } from "./lru.ts";
@@ -23,9 +23,13 @@ import { type PeerMode, validateMode } from "./mode.ts";
 import type { ObjectInfo } from "./object.ts";
 import { totalSize } from "./object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "./peer.ts";
+import { shown } from "./shown.ts";
 import {
   type Meta,
   newId,
+  validateAccess,
+  validateBlobSizes,
+  validateLeaseId,
   validateMeta,
   validateObjectId,
   validateSize,
@@ -210,14 +214,15 @@ export class BasePeer implements Peer {
     options: AcquireOptions = {},
   ): Promise<Acquired> {
     this.#checkOpen();
-    if (!isAccess(access)) throw new InvalidArgumentError(`Invalid access: ${access}`);
+    validateAccess(access);
+    checkOptions(options);
     const ttl = validateTtl(options.ttl);
     if (access === Access.CREATE) return await this.#create(objectId, ttl, options);
     if (objectId === undefined) {
       throw new InvalidArgumentError(`Invalid object id: required for ${access}`);
     }
     // An id held here was checked when its object was made.
-    if (!this.#objects.has(objectId)) validateObjectId(objectId);
+    if (typeof objectId !== "string" || !this.#objects.has(objectId)) validateObjectId(objectId);
     const now = this.#clock.now();
     const lease = leaseRecord(newId(), objectId, access, ttl, now, this.#node);
     let info: ObjectInfo;
@@ -272,6 +277,9 @@ export class BasePeer implements Peer {
     } = {},
   ): Promise<ObjectInfo> {
     this.#checkOpen();
+    checkChunks(chunks);
+    validateSize(size, "size");
+    checkOptions(options);
     const ttl = validateTtl(options.ttl);
     // Given to put, a TTL is the object's too: see `objectDeadline`.
     const fields: AcquireOptions = {
@@ -318,12 +326,11 @@ export class BasePeer implements Peer {
     given?: Uint8Array,
   ): Promise<{ holding: Holding; lease: LeaseRecord; info: ObjectInfo; filled: boolean }> {
     const id = objectId === undefined ? newId() : validateObjectId(objectId);
-    const blobSizes = typeof options.size === "number" || options.size === undefined
-      ? [validateSize(options.size, "size")]
-      : options.size.map((size) => validateSize(size, "blob size"));
+    const blobSizes = validateBlobSizes(options.size);
     const meta = validateMeta(options.meta);
     const objectTtl = validateTtl(options.objectTtl);
     const memfds = options.memfds;
+    if (memfds !== undefined) checkMemfds(memfds);
     if (memfds !== undefined && this.#blobs.allocateFrom === undefined) {
       throw new UnsupportedError("Cannot take over memfds: this peer keeps no blobs in memfds");
     }
@@ -371,6 +378,7 @@ export class BasePeer implements Peer {
 
   async seal(leaseId: string): Promise<ObjectInfo> {
     this.#checkOpen();
+    validateLeaseId(leaseId);
     const lease = await this.#leases.lease(leaseId);
     if (lease.access !== Access.CREATE) {
       throw new WrongAccessError(
@@ -420,18 +428,22 @@ export class BasePeer implements Peer {
 
   async discard(leaseId: string): Promise<void> {
     this.#checkOpen();
+    validateLeaseId(leaseId);
     this.#ended(await this.#leases.discard(leaseId));
   }
 
   async release(leaseId: string): Promise<void> {
     this.#checkOpen();
+    validateLeaseId(leaseId);
     this.#ended(await this.#leases.release(leaseId));
   }
 
   async renew(leaseId: string, ttl?: number): Promise<Lease> {
     this.#checkOpen();
+    validateLeaseId(leaseId);
+    const given = validateTtl(ttl);
     const lease = await this.#leases.lease(leaseId);
-    const next = validateTtl(ttl) ?? lease.ttl;
+    const next = given ?? lease.ttl;
     if (next === undefined) {
       throw new InvalidArgumentError(
         `Cannot renew lease ${leaseId}: it has no TTL and none was given`,
@@ -478,6 +490,7 @@ export class BasePeer implements Peer {
 
   async recordDigest(leaseId: string, digest: string): Promise<void> {
     this.#checkOpen();
+    validateLeaseId(leaseId);
     if (typeof digest !== "string" || digest.length === 0) {
       throw new InvalidArgumentError("Invalid digest: expected a non-empty string");
     }
@@ -804,6 +817,9 @@ class LeasedBlob implements Blob {
 
   write(offset: number, bytes: Uint8Array): Promise<void> {
     this.#checkLive();
+    if (!(bytes instanceof Uint8Array)) {
+      throw new InvalidArgumentError(`Invalid bytes: expected a Uint8Array, got ${shown(bytes)}`);
+    }
     if (this.#lease.access === Access.READ) {
       throw new WrongAccessError(`Cannot write object ${this.#lease.objectId}: lease is READ`);
     }
@@ -828,6 +844,28 @@ function checkRange(offset: number, length: number, size: number, objectId: stri
     throw new InvalidArgumentError(
       `Out of range for object ${objectId}: ${offset}+${length} is past its size ${size}`,
     );
+  }
+}
+
+/** Options of an in-process call: absent or an object; each field is checked where it is used. */
+function checkOptions(options: unknown): void {
+  if (options === null || typeof options !== "object") {
+    throw new InvalidArgumentError(`Invalid options: expected an object, got ${shown(options)}`);
+  }
+}
+
+/** The chunks of a put: a loop, not a callback, as small puts are a hot path. */
+function checkChunks(chunks: unknown): void {
+  let valid = Array.isArray(chunks);
+  for (let i = 0; valid && i < (chunks as unknown[]).length; i++) {
+    valid = (chunks as unknown[])[i] instanceof Uint8Array;
+  }
+  if (!valid) throw new InvalidArgumentError("Invalid chunks: expected an array of Uint8Array");
+}
+
+function checkMemfds(memfds: unknown): void {
+  if (!Array.isArray(memfds) || !memfds.every((fd) => Number.isSafeInteger(fd) && fd >= 0)) {
+    throw new InvalidArgumentError("Invalid memfds: expected an array of file descriptors");
   }
 }
 

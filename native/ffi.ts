@@ -52,6 +52,12 @@ export const symbols = {
     ],
     result: "i64", // size in bytes
   },
+  pk_fstatfs_type: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i64", // statfs f_type, such as Linux.TMPFS_MAGIC
+  },
   pk_add_seals: {
     parameters: [
       "i32", // int32_t fd
@@ -592,6 +598,7 @@ export const Linux = {
   F_SEAL_GROW: 0x4,
   F_SEAL_WRITE: 0x8,
   F_SEAL_FUTURE_WRITE: 0x10,
+  TMPFS_MAGIC: 0x01021994,
   O_RDONLY: 0o0,
   O_WRONLY: 0o1,
   O_RDWR: 0o2,

@@ -22,6 +22,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -238,6 +239,12 @@ PK_EXPORT int32_t pk_fallocate(int32_t fd, int64_t size) {
 PK_EXPORT int64_t pk_fstat_size(int32_t fd) {
   struct stat st;
   return fstat(fd, &st) < 0 ? -errno : (int64_t)st.st_size;
+}
+
+// The type of the file system `fd` lives on (statfs f_type, such as TMPFS_MAGIC).
+PK_EXPORT int64_t pk_fstatfs_type(int32_t fd) {
+  struct statfs st;
+  return fstatfs(fd, &st) < 0 ? -errno : (int64_t)st.f_type;
 }
 
 PK_EXPORT int32_t pk_add_seals(int32_t fd, int32_t seals) {
@@ -1180,7 +1187,8 @@ static int64_t pk_io_pwrite_chunked(int fd, const char *src, uint64_t len, int64
 
 static int64_t pk_io_create(const char *path, int64_t size) {
   int fd;
-  do fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  // Only the owner reads objects from disk, as backends/fs/modes.ts says.
+  do fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   while (fd < 0 && errno == EINTR);
   if (fd < 0) return -errno;
   if (ftruncate(fd, size) < 0) {

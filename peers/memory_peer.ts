@@ -1,4 +1,5 @@
-import { createMemoryBlobStore } from "../backends/memory/mod.ts";
+import { createMemoryBlobStore, type MemoryBlobStore } from "../backends/memory/mod.ts";
+import { poolMetrics } from "../backends/memory/create.ts";
 import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
 import { BasePeer, type PeerOptions } from "../core/base_peer.ts";
 import { validateSize } from "../core/validate.ts";
@@ -10,6 +11,11 @@ export const DEFAULT_CAPACITY = 4 * 1024 ** 3;
 export interface MemoryPeerOptions extends PeerOptions {
   /** The most bytes the peer holds. Default {@link DEFAULT_CAPACITY}. */
   readonly capacity?: number;
+  /**
+   * Milliseconds without a new large object or a freed one after which the
+   * memory prepared for new objects is given back. Default 2000.
+   */
+  readonly poolIdleMs?: number;
 }
 
 /**
@@ -31,6 +37,8 @@ export interface MemoryPeerOptions extends PeerOptions {
  * ```
  */
 export class MemoryPeer extends BasePeer {
+  readonly #blobs: MemoryBlobStore;
+
   /**
    * Creates the instance.
    *
@@ -38,10 +46,24 @@ export class MemoryPeer extends BasePeer {
    */
   constructor(options: MemoryPeerOptions = {}) {
     const capacity = validateSize(options.capacity ?? DEFAULT_CAPACITY, "capacity");
+    const blobs = createMemoryBlobStore({
+      capacity,
+      ...(options.poolIdleMs === undefined ? {} : { poolIdleMs: options.poolIdleMs }),
+    });
     super({
-      blobs: createMemoryBlobStore({ capacity }),
+      blobs,
       leases: options.leases ?? new MemoryLeaseStore(options.clock),
       ...options,
     });
+    this.#blobs = blobs;
+  }
+
+  /**
+   * Figures for a metrics endpoint beyond the peer's stats: the bytes and
+   * memfds prepared for new objects (`memory_pool_bytes`,
+   * `memory_pool_memfds`), which count against no object; see `Peer.metrics`.
+   */
+  metrics(): Promise<Readonly<Record<string, number>>> {
+    return Promise.resolve(poolMetrics(this.#blobs));
   }
 }

@@ -1,6 +1,7 @@
 import { FileBlobStore } from "../backends/fs/mod.ts";
 import { NativeFileIo } from "../backends/fs/native_io.ts";
-import { createMemoryBlobStore } from "../backends/memory/mod.ts";
+import { createMemoryBlobStore, type MemoryBlobStore } from "../backends/memory/mod.ts";
+import { poolMetrics } from "../backends/memory/create.ts";
 import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
 import { BasePeer, type BasePeerOptions, type PeerOptions } from "../core/base_peer.ts";
 import { systemClock } from "../core/clock.ts";
@@ -57,6 +58,11 @@ export interface TieredPeerOptions extends PeerOptions {
    * Default: a quarter of the memory budget, at most 256 MiB.
    */
   readonly poolBytes?: number;
+  /**
+   * Milliseconds without a new object in memory or a freed one after which
+   * that memory is given back. Default 2000.
+   */
+  readonly poolIdleMs?: number;
 }
 
 /**
@@ -101,10 +107,16 @@ export interface TieredPeerOptions extends PeerOptions {
  */
 export class TieredPeer extends BasePeer {
   readonly #store: TieredBlobStore;
+  readonly #hot: MemoryBlobStore;
 
-  private constructor(store: TieredBlobStore, options: Omit<BasePeerOptions, "blobs">) {
+  private constructor(
+    store: TieredBlobStore,
+    hot: MemoryBlobStore,
+    options: Omit<BasePeerOptions, "blobs">,
+  ) {
     super({ ...options, blobs: store });
     this.#store = store;
+    this.#hot = hot;
     store.attach({
       isIdle: (object) => this.isIdle(object.id, object),
       drop: (object) => this.drop(object.id, object),
@@ -148,7 +160,11 @@ export class TieredPeer extends BasePeer {
     });
     // The pool gets room of its own: with memory at its budget, as it is while
     // demotion runs, new objects still find memory made ready on another thread.
-    const hot = await createMemoryBlobStore({ capacity: hotCapacity + poolBytes, poolBytes });
+    const hot = createMemoryBlobStore({
+      capacity: hotCapacity + poolBytes,
+      poolBytes,
+      ...(options.poolIdleMs === undefined ? {} : { poolIdleMs: options.poolIdleMs }),
+    });
     const clock = options.clock ?? systemClock;
     const store = new TieredBlobStore({
       hot,
@@ -162,7 +178,7 @@ export class TieredPeer extends BasePeer {
       promoteWindow,
       clock,
     });
-    const peer = new TieredPeer(store, {
+    const peer = new TieredPeer(store, hot, {
       leases: options.leases ?? new MemoryLeaseStore(clock),
       clock,
       ...(options.sweepInterval === undefined ? {} : { sweepInterval: options.sweepInterval }),
@@ -223,7 +239,8 @@ export class TieredPeer extends BasePeer {
 
   /**
    * The tier figures for a metrics endpoint: `tier_hot_bytes`,
-   * `tier_demotions_total` and the like; see `Peer.metrics`.
+   * `tier_demotions_total` and the like, and the memory prepared for new
+   * objects (`memory_pool_bytes`, `memory_pool_memfds`); see `Peer.metrics`.
    */
   async metrics(): Promise<Readonly<Record<string, number>>> {
     const stats = await this.tierStats();
@@ -241,6 +258,7 @@ export class TieredPeer extends BasePeer {
       tier_promoted_bytes_total: stats.promotedBytes,
       tier_drops_total: stats.drops,
       tier_move_failures_total: stats.failures,
+      ...poolMetrics(this.#hot),
     };
   }
 

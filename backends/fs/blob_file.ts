@@ -1,4 +1,5 @@
 import { readFull, writeAll } from "./io.ts";
+import { FILE_MODE } from "./modes.ts";
 
 /** The open file of one blob: how a `FileBlob` reads, writes and flushes it. */
 export interface BlobFile {
@@ -64,7 +65,12 @@ export class DenoBlobFile implements BlobFile {
 /** Creates blob files with Deno's file system calls, on its blocking thread pool. */
 export const denoBlobFiles: BlobFileOpener = {
   async create(path: string, size: number): Promise<BlobFile> {
-    const file = await Deno.open(path, { read: true, write: true, createNew: true });
+    const file = await Deno.open(path, {
+      read: true,
+      write: true,
+      createNew: true,
+      mode: FILE_MODE,
+    });
     try {
       await file.truncate(size);
     } catch (error) {

@@ -16,10 +16,15 @@ import { FileBlob } from "./file_blob.ts";
 import { fromFsError, removeTree, syncDir } from "./io.ts";
 import { blobFile, Layout } from "./layout.ts";
 import { readSealedObject, writeMetaFile } from "./meta_file.ts";
+import { DIR_MODE, privateDir } from "./modes.ts";
 
 /** Options of {@link FileBlobStore}. */
 export interface FileBlobStoreOptions {
-  /** The data directory; created when missing. */
+  /**
+   * The data directory; created when missing. It and the directories in it
+   * are made (or, when looser, tightened to) mode 0700, and files in it are
+   * created 0600: only the owner reads objects from disk.
+   */
   readonly dir: string;
   /** The most bytes of blobs the store may hold. */
   readonly capacity: number;
@@ -164,7 +169,7 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
     this.#allocating.add(dir);
     try {
       await this.#prepare();
-      await Deno.mkdir(dir);
+      await Deno.mkdir(dir, { mode: DIR_MODE });
       for (const [index, blobSize] of blobSizes.entries()) {
         const label = `blob ${index} of ${id}`;
         blobs.push(await FileBlob.create(blobFile(dir, index), blobSize, label, this.#files));
@@ -357,8 +362,9 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
 
   async #prepare(): Promise<void> {
     if (this.#prepared) return;
-    await Deno.mkdir(this.#layout.tmp, { recursive: true });
-    await Deno.mkdir(this.#layout.objects, { recursive: true });
+    await privateDir(this.#layout.root);
+    await privateDir(this.#layout.tmp);
+    await privateDir(this.#layout.objects);
     this.#prepared = true;
   }
 

@@ -3,6 +3,7 @@ import type { ObjectInfo } from "../../core/object.ts";
 import { MAX_META_BYTES, validateMeta } from "../../core/validate.ts";
 import { writeAll } from "./io.ts";
 import { blobFile, metaFile } from "./layout.ts";
+import { FILE_MODE } from "./modes.ts";
 
 /** The largest meta file read back: the metadata plus room for the other fields. */
 const MAX_META_FILE_BYTES = MAX_META_BYTES + 64 * 1024;
@@ -16,7 +17,12 @@ const encoder = new TextEncoder();
  * @param info What to write.
  */
 export async function writeMetaFile(dir: string, info: ObjectInfo): Promise<void> {
-  using file = await Deno.open(metaFile(dir), { write: true, create: true, truncate: true });
+  using file = await Deno.open(metaFile(dir), {
+    write: true,
+    create: true,
+    truncate: true,
+    mode: FILE_MODE,
+  });
   await writeAll(file, encoder.encode(JSON.stringify(info)));
   await file.sync();
 }

@@ -16,9 +16,9 @@ const MAX_PAUSE_MS = 64;
  * its own read-write mapping, once that mapping is gone: `F_SEAL_WRITE`
  * fails with EBUSY while it is not. It tries again after pauses that grow,
  * and at once and soon after when {@link AdoptedSeal.poke}d by a reader. If the writer still maps the memfd
- * after about a second, the bytes are copied into a new memfd, sealed at
- * once, so that a writer that keeps its mapping can change nothing anyone
- * reads.
+ * after about a second, or has added `F_SEAL_SEAL` itself, the bytes are
+ * copied into a new memfd, sealed at once, so that a writer that keeps its
+ * mapping can change nothing anyone reads.
  */
 export class AdoptedSeal {
   /** The memfd that holds the sealed bytes: the one given, or the copy, which the caller then owns. */
@@ -34,7 +34,8 @@ export class AdoptedSeal {
    * Starts sealing.
    *
    * @param native The native library.
-   * @param fd The memfd, with `F_SEAL_FUTURE_WRITE` and the size seals added.
+   * @param fd The memfd, with the size seals added, and `F_SEAL_FUTURE_WRITE` unless its writer
+   * forbade more seals.
    * @param size Its size in bytes.
    */
   constructor(native: Native, fd: number, size: number) {
@@ -66,7 +67,8 @@ export class AdoptedSeal {
       if (this.#stopped) return this.#fd;
       const result = symbols.pk_add_seals(this.#fd, FULL_SEALS);
       if (result === 0) return this.#fd;
-      if (result !== -Errno.EBUSY) throw errnoError(-result, "fcntl(F_ADD_SEALS)");
+      // EPERM: the writer has forbidden more seals, so only a copy can be sealed.
+      if (result !== -Errno.EBUSY) break;
     }
     return await this.#sealedCopy();
   }

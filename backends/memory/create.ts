@@ -35,3 +35,19 @@ export function createMemoryBlobStore(options: MemoryBlobStoreOptions): MemoryBl
   const native = loadNative();
   return native ? new MemfdBlobStore(native, options) : new HeapBlobStore(options);
 }
+
+/**
+ * The figures of a memory store's pool of prepared memfds, for
+ * `Peer.metrics()`: `memory_pool_bytes` and `memory_pool_memfds` (both 0
+ * on the heap, which has no pool).
+ *
+ * @param store The store.
+ * @returns The figures by metric name.
+ */
+export function poolMetrics(store: MemoryBlobStore): Record<string, number> {
+  const memfds = store instanceof MemfdBlobStore;
+  return {
+    memory_pool_bytes: memfds ? store.pooled : 0,
+    memory_pool_memfds: memfds ? store.pooledMemfds : 0,
+  };
+}

@@ -1,6 +1,12 @@
 import type { Blob } from "../../core/blob.ts";
-import { AlreadySealedError, ClosedError, WrongAccessError } from "../../core/errors.ts";
-import { check, Errno } from "../../native/errno.ts";
+import {
+  AlreadySealedError,
+  ClosedError,
+  InvalidArgumentError,
+  PackiceError,
+  WrongAccessError,
+} from "../../core/errors.ts";
+import { check, Errno, SystemError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
 import { Mapping } from "../../native/mapping.ts";
@@ -264,7 +270,7 @@ export class MemfdBlob implements Blob {
       }
       return Promise.resolve();
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(this.#adopted ? sealedByWriter(error) : error);
     }
   }
 
@@ -476,15 +482,16 @@ export class MemfdBlob implements Blob {
    * Seals a blob whose memfd another process filled and may still map
    * read-write: `F_SEAL_FUTURE_WRITE` now (nobody maps it writable or
    * writes to it any more), every seal once that mapping is gone, or a
-   * sealed copy of the bytes if it stays; see {@link sealOnceUnmapped}.
+   * sealed copy of the bytes if it stays or its writer has forbidden more
+   * seals; see {@link AdoptedSeal}.
    */
   #sealAdopted(): void {
-    const result = this.#native.symbols.pk_add_seals(this.#fd, FULL_SEALS);
-    if (result !== -Errno.EBUSY) {
-      check(result, "fcntl(F_ADD_SEALS)");
-      return;
-    }
-    this.#addSeals(Linux.F_SEAL_FUTURE_WRITE);
+    const { symbols } = this.#native;
+    const result = symbols.pk_add_seals(this.#fd, FULL_SEALS);
+    if (result === 0) return;
+    // Else EBUSY, the writer's mapping is still there, or EPERM, the writer has forbidden
+    // more seals (then this one fails too, and only a copy can be sealed).
+    symbols.pk_add_seals(this.#fd, Linux.F_SEAL_FUTURE_WRITE);
     const seal = this.#adoptedSeal = new AdoptedSeal(this.#native, this.#fd, this.size);
     const filled = this.#fd;
     const sealing: Promise<void> = seal.done
@@ -562,9 +569,13 @@ export class MemfdBlob implements Blob {
 
   /** The mapping of the memfd, made now if needed: read-write while creating, else read-only. */
   #mapped(): Mapping {
-    this.#mapping ??= Mapping.map(this.#native, this.#fd, this.size, {
-      writable: this.#state === "creating",
-    });
+    try {
+      this.#mapping ??= Mapping.map(this.#native, this.#fd, this.size, {
+        writable: this.#state === "creating",
+      });
+    } catch (error) {
+      throw this.#adopted ? sealedByWriter(error) : error;
+    }
     return this.#mapping;
   }
 
@@ -572,4 +583,18 @@ export class MemfdBlob implements Blob {
   #at(offset: number): Deno.PointerValue {
     return Deno.UnsafePointer.offset(this.#mapped().pointer!, offset);
   }
+}
+
+/**
+ * The error for a write, or a writable mapping, refused with EPERM by a
+ * memfd another process filled: it has sealed the memfd against writes since
+ * handing it over.
+ */
+function sealedByWriter(error: unknown): unknown {
+  if (!(error instanceof PackiceError) || !(error.cause instanceof SystemError)) return error;
+  if (error.cause.errno !== Errno.EPERM) return error;
+  return new InvalidArgumentError(
+    "Cannot write or map blob: the process that handed its memfd over has sealed it against writes",
+    { cause: error },
+  );
 }

@@ -23,6 +23,13 @@ const MAX_BATCHES = 2;
 /** What `out_done` holds until a preparing call has finished. */
 const NOT_DONE = -0x80000000;
 
+/**
+ * How long a pool stays full without use, in milliseconds, before it gives
+ * its ready memfds back: long enough to carry a burst of writes over its
+ * pauses, short enough that an idle process holds no memory it does not use.
+ */
+export const POOL_IDLE_MS = 2000;
+
 /** A memfd ready for a new blob: allocated, mapped and faulted in. */
 export interface PreparedMemfd {
   /** The memfd, sealable, which no other process holds. */
@@ -162,13 +169,15 @@ class ClassPool {
  * keeps a class supplied and nothing new is allocated. The pool holds at
  * most `maxBytes`, and never more than the room its store has left: ready
  * and in-flight memfds count against the store's capacity, and the store
- * trims the pool when objects need the room.
+ * trims the pool when objects need the room. After `idleMs` without a
+ * take or a recycle, every ready memfd is given back.
  */
 export class MemfdPool {
   readonly #native: Native;
   readonly #maxBytes: number;
   readonly #room: () => number;
   readonly #tasks: Tasks;
+  readonly #idleMs: number;
   readonly #classes = new Map<number, ClassPool>();
   /** Size classes taken from since the last refill. */
   readonly #wanted = new Set<number>();
@@ -179,6 +188,10 @@ export class MemfdPool {
   #entries = 0;
   /** Preparing calls not yet seen to finish. */
   readonly #running = new Set<Batch>();
+  /** When the pool was last used, by `performance.now()`. */
+  #lastUse = 0;
+  /** The one timer that looks whether the pool has been idle long enough. */
+  #idle: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
   /**
@@ -188,17 +201,30 @@ export class MemfdPool {
    * @param maxBytes The most bytes to keep ready; 0 turns pooling off.
    * @param room How many bytes the store has left for the pool.
    * @param tasks Where background work is tracked.
+   * @param idleMs Milliseconds without use after which ready memfds are given back; 0 keeps them.
    */
-  constructor(native: Native, maxBytes: number, room: () => number, tasks: Tasks) {
+  constructor(
+    native: Native,
+    maxBytes: number,
+    room: () => number,
+    tasks: Tasks,
+    idleMs = POOL_IDLE_MS,
+  ) {
     this.#native = native;
     this.#maxBytes = maxBytes;
     this.#room = room;
     this.#tasks = tasks;
+    this.#idleMs = maxBytes > 0 ? idleMs : 0;
   }
 
   /** Bytes of memfds ready or being prepared. */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** Memfds ready or being prepared. */
+  get memfds(): number {
+    return this.#entries;
   }
 
   /**
@@ -211,6 +237,7 @@ export class MemfdPool {
    * @throws {CapacityExceededError} When the kernel has no memory for it.
    */
   async obtain(size: number): Promise<PreparedMemfd> {
+    this.#used();
     const capacity = sizeClass(size);
     // A memfd of a class can be recycled later; one too large to pool is cut to size.
     if (!this.#pooled(capacity)) return await this.#prepare(size);
@@ -238,6 +265,7 @@ export class MemfdPool {
    * @returns A memfd of `size` bytes or more, or undefined.
    */
   takeReady(size: number): PreparedMemfd | undefined {
+    this.#used();
     const capacity = sizeClass(size);
     if (!this.#pooled(capacity)) return undefined;
     const pool = this.#classFor(capacity);
@@ -282,6 +310,7 @@ export class MemfdPool {
     size: number,
   ): boolean {
     if (!this.#pooled(capacity) || sizeClass(capacity) !== capacity) return false;
+    this.#used();
     const pool = this.#classFor(capacity);
     const room = Math.min(this.#maxBytes, this.#room()) - this.#bytes;
     const kept = pool.ready.length + this.#coming(pool);
@@ -345,8 +374,32 @@ export class MemfdPool {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#idle);
+    this.#idle = undefined;
     this.#wanted.clear();
     this.trim(0);
+  }
+
+  /**
+   * Notes a use, and has the pool looked at once it may have gone idle. A
+   * timer costs about 0.1 ms to set or clear here, so one runs at a time,
+   * not one per use: when it fires early, it waits for the rest.
+   */
+  #used(): void {
+    this.#lastUse = performance.now();
+    if (this.#idle === undefined && this.#idleMs > 0 && !this.#closed) this.#idleIn(this.#idleMs);
+  }
+
+  #idleIn(delay: number): void {
+    const idle = this.#idle = setTimeout(() => {
+      this.#idle = undefined;
+      const left = this.#lastUse + this.#idleMs - performance.now();
+      if (left > 0) return this.#idleIn(left);
+      this.trim(0);
+      // Memfds still being prepared are given back once they land.
+      if (this.#bytes > 0) this.#idleIn(this.#idleMs);
+    }, delay);
+    Deno.unrefTimer(idle);
   }
 
   #pooled(capacity: number): boolean {

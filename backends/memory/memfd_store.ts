@@ -11,7 +11,7 @@ import { blobSizes, checkRoom } from "./checks.ts";
 import { FdCloser } from "./closer.ts";
 import { MemfdBlob } from "./memfd_blob.ts";
 import type { MemfdContext } from "./memfd_blob.ts";
-import { LARGE_BLOB, MemfdPool } from "./memfd_pool.ts";
+import { LARGE_BLOB, MemfdPool, POOL_IDLE_MS } from "./memfd_pool.ts";
 import type { PreparedMemfd } from "./memfd_pool.ts";
 import { Tasks } from "./tasks.ts";
 
@@ -27,6 +27,12 @@ export interface MemfdBlobStoreOptions {
    * capacity, at most 256 MiB. 0 turns the pool off.
    */
   readonly poolBytes?: number;
+  /**
+   * Milliseconds without a new large blob or a freed one after which the
+   * pool gives its memfds back, so that an idle process holds no memory
+   * it does not use. Default 2000; 0 keeps them.
+   */
+  readonly poolIdleMs?: number;
 }
 
 const DEFAULT_POOL_BYTES = 256 * 1024 * 1024;
@@ -69,7 +75,7 @@ export class MemfdBlobStore implements BlobStore {
    * Creates an empty store; its pool fills as objects are allocated.
    *
    * @param native The native library, from `loadNative()`.
-   * @param options Capacity and pool size.
+   * @param options Capacity, pool size and how soon an idle pool empties.
    * @throws {InvalidArgumentError} When an option is not a non-negative integer.
    */
   constructor(native: Native, options: MemfdBlobStoreOptions) {
@@ -79,7 +85,13 @@ export class MemfdBlobStore implements BlobStore {
       "poolBytes",
     );
     this.#native = native;
-    this.#pool = new MemfdPool(native, poolBytes, () => this.capacity - this.#used, this.#tasks);
+    this.#pool = new MemfdPool(
+      native,
+      poolBytes,
+      () => this.capacity - this.#used,
+      this.#tasks,
+      validateSize(options.poolIdleMs ?? POOL_IDLE_MS, "poolIdleMs"),
+    );
     this.#context = {
       native,
       tasks: this.#tasks,
@@ -96,6 +108,11 @@ export class MemfdBlobStore implements BlobStore {
   /** Bytes of memfds prepared for new objects, ready or being made. */
   get pooled(): number {
     return this.#pool.bytes;
+  }
+
+  /** How many memfds are prepared for new objects, ready or being made. */
+  get pooledMemfds(): number {
+    return this.#pool.memfds;
   }
 
   /**

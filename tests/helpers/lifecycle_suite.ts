@@ -252,6 +252,58 @@ export function lifecycleSuite(
     await peer.release(lease.id);
   });
 
+  test("garbage from an in-process caller gets INVALID_ARGUMENT, never a TypeError", async (peer) => {
+    await sealed(peer, "keep", "safe");
+    // deno-lint-ignore no-explicit-any
+    const any = (value: unknown) => value as any;
+    // Issue 17: a size that is not a number called `.map` on it.
+    for (const size of [null, "5", {}, [], [1, "x"], [null], true]) {
+      await assertRejects(
+        () => peer.acquire("s", Access.CREATE, { size: any(size) }),
+        InvalidArgumentError,
+        "size",
+      );
+    }
+    for (const options of [null, "x", 5]) {
+      await assertRejects(
+        () => peer.acquire("s", Access.CREATE, any(options)),
+        InvalidArgumentError,
+      );
+    }
+    for (const id of [42, null, {}, ["keep"]]) {
+      await assertRejects(() => peer.acquire(any(id), Access.READ), InvalidArgumentError);
+    }
+    await assertRejects(() => peer.acquire(undefined, Access.READ), InvalidArgumentError);
+    await assertRejects(
+      () => peer.acquire("s", Access.CREATE, { size: 1, memfds: any(["x"]) }),
+      InvalidArgumentError,
+    );
+    for (const leaseId of [undefined, null, 42, {}, "", "x".repeat(300)]) {
+      await assertRejects(() => peer.seal(any(leaseId)), InvalidArgumentError, "lease id");
+      await assertRejects(() => peer.discard(any(leaseId)), InvalidArgumentError, "lease id");
+      await assertRejects(() => peer.release(any(leaseId)), InvalidArgumentError, "lease id");
+      await assertRejects(() => peer.renew(any(leaseId), 10), InvalidArgumentError, "lease id");
+    }
+    for (const id of [undefined, null, 7, {}]) {
+      await assertRejects(() => peer.stat(any(id)), InvalidArgumentError);
+      await assertRejects(() => peer.has(any(id)), InvalidArgumentError);
+    }
+    await assertRejects(() => peer.putObject(any("abc"), 3), InvalidArgumentError, "chunks");
+    await assertRejects(() => peer.putObject([any("abc")], 3), InvalidArgumentError, "chunks");
+    await assertRejects(() => peer.putObject([], any("0")), InvalidArgumentError, "size");
+    await assertRejects(() => peer.putObject([], 0, any(null)), InvalidArgumentError, "options");
+    const { lease, blobs } = await peer.acquire("w", Access.CREATE, { size: 4, ttl: 60_000 });
+    await assertRejects(() => peer.renew(lease.id, any("5")), InvalidArgumentError, "ttl");
+    await assertRejects(() => blobs[0]!.write(0, any("abcd")), InvalidArgumentError, "bytes");
+    await assertRejects(() => blobs[0]!.write(any(null), bytes("ab")), InvalidArgumentError);
+    await assertRejects(() => blobs[0]!.read(0, any("2")), InvalidArgumentError);
+    await peer.release(lease.id);
+    assertEquals((await peer.stats()).leases, 0);
+    const read = await peer.acquire("keep", Access.READ);
+    assertEquals(await read.blobs[0]!.read(0, 4), bytes("safe"));
+    await peer.release(read.lease.id);
+  });
+
   test("several blobs per object", async (peer) => {
     const { lease, blobs } = await peer.acquire("m", Access.CREATE, { size: [2, 3] });
     await blobs[0]!.write(0, bytes("ab"));

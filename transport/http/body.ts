@@ -15,13 +15,14 @@ import { Header } from "./protocol.ts";
 /** Bytes per chunk of a response body. */
 const SEND_CHUNK = 1 << 20;
 
-const decoder = new TextDecoder();
+// A leading U+FEFF is text, as on every transport: JSON then refuses it.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Reads a JSON request body of at most `limit` bytes; an empty body gives `{}`.
  *
  * @throws {HttpStatusError} 413 when the body is larger than `limit`.
- * @throws {ProtocolError} When it is not JSON.
+ * @throws {ProtocolError} When it is cut off or not JSON.
  */
 export async function readJson(request: Request, limit: number): Promise<unknown> {
   const declared = request.headers.get("content-length");
@@ -30,10 +31,17 @@ export async function readJson(request: Request, limit: number): Promise<unknown
   }
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for await (const chunk of request.body ?? []) {
-    total += chunk.length;
-    if (total > limit) throw tooLarge(`Request body too large: over the limit of ${limit} bytes`);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of request.body ?? []) {
+      total += chunk.length;
+      if (total > limit) throw tooLarge(`Request body too large: over the limit of ${limit} bytes`);
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof HttpStatusError) throw error;
+    throw new ProtocolError(
+      `Request body cut off after ${total} bytes: ${(error as Error).message}`,
+    );
   }
   if (total === 0) return {};
   const bytes = new Uint8Array(total);

@@ -6,10 +6,21 @@ import {
   NotSealedError,
   ProtocolError,
 } from "../../core/errors.ts";
-import { Access, isAccess } from "../../core/lease.ts";
+import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import type { Acquired, Peer } from "../../core/peer.ts";
-import { MAX_META_BYTES, type Meta, validateSize, validateTtl } from "../../core/validate.ts";
+import {
+  acquireRequest,
+  deleteRequest,
+  discardRequest,
+  getRequest,
+  putRequest,
+  releaseRequest,
+  renewRequest,
+  sealRequest,
+  statRequest,
+} from "../../core/requests.ts";
+import { MAX_META_BYTES, validateSize, validateTtl } from "../../core/validate.ts";
 import { isLoopback, urlHost } from "./address.ts";
 import { BearerAuth } from "./auth.ts";
 import { blobStream, readJson, receive, spoolBody, uploadLength } from "./body.ts";
@@ -20,7 +31,7 @@ import { computeDigest } from "../../backends/digest.ts";
 import { describeError, errorResponse, tooLarge } from "./errors.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
-import { type AcquireBody, API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
+import { API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
 import { type RouteContext, Router } from "./router.ts";
 
 /** The default TTL of leases held by HTTP clients: 30 seconds. */
@@ -212,34 +223,37 @@ export class HttpServer implements AsyncDisposable {
       .add("GET", `${objects}/:id`, (context) => this.#download(context, false))
       .add("HEAD", `${objects}/:id`, (context) => this.#download(context, true))
       .add("DELETE", `${objects}/:id`, async ({ params }) => {
-        const { lease } = await peer.acquire(params.id!, Access.WRITE);
+        const { lease } = await peer.acquire(deleteRequest(params.id), Access.WRITE);
         await peer.discard(lease.id);
         return new Response(null, { status: 204 });
       })
       .add(
         "GET",
         `${objects}/:id/info`,
-        async ({ params }) => Response.json(await peer.stat(params.id!)),
+        async ({ params }) => Response.json(await peer.stat(statRequest(params.id))),
       )
       .add("POST", leases, (context) => this.#acquire(context))
       .add("DELETE", `${leases}/:lease`, async ({ params }) => {
-        await peer.release(params.lease!);
-        this.#leases.delete(params.lease!);
+        const leaseId = releaseRequest(params.lease);
+        await peer.release(leaseId);
+        this.#leases.delete(leaseId);
         return new Response(null, { status: 204 });
       })
       .add(
         "POST",
         `${leases}/:lease/seal`,
-        async ({ params }) => Response.json(await peer.seal(params.lease!)),
+        async ({ params }) => Response.json(await peer.seal(sealRequest(params.lease))),
       )
       .add("POST", `${leases}/:lease/discard`, async ({ params }) => {
-        await peer.discard(params.lease!);
-        this.#leases.delete(params.lease!);
+        const leaseId = discardRequest(params.lease);
+        await peer.discard(leaseId);
+        this.#leases.delete(leaseId);
         return new Response(null, { status: 204 });
       })
       .add("POST", `${leases}/:lease/renew`, async ({ request, params }) => {
         const body = asObject(await readJson(request, JSON_OVERHEAD));
-        const lease = await peer.renew(params.lease!, body.ttl as number | undefined);
+        const { leaseId, ttl } = renewRequest({ ...body, leaseId: params.lease });
+        const lease = await peer.renew(leaseId, ttl);
         this.#leases.renewed(lease);
         return Response.json(lease);
       })
@@ -249,23 +263,14 @@ export class HttpServer implements AsyncDisposable {
 
   /** POST /v1/leases: every lease an HTTP client holds has a TTL. */
   async #acquire({ request }: RouteContext): Promise<Response> {
-    const body = asObject(await readJson(request, this.#maxMetaSize + JSON_OVERHEAD)) as Partial<
-      AcquireBody
-    >;
-    if (!isAccess(body.access)) {
-      throw new InvalidArgumentError(`Invalid access: ${JSON.stringify(body.access)}`);
-    }
-    if (body.objectId !== undefined && typeof body.objectId !== "string") {
-      throw new InvalidArgumentError("Invalid object id: expected a string");
-    }
-    if (body.meta !== undefined) {
-      this.#checkMetaSize(encoder.encode(JSON.stringify(body.meta)).length);
-    }
-    const acquired = await this.#peer.acquire(body.objectId, body.access, {
-      ttl: body.ttl ?? this.#leaseTtl,
-      ...(body.objectTtl === undefined ? {} : { objectTtl: body.objectTtl }),
-      ...(body.size === undefined ? {} : { size: body.size }),
-      ...(body.meta === undefined ? {} : { meta: body.meta }),
+    const body = asObject(await readJson(request, this.#maxMetaSize + JSON_OVERHEAD));
+    const { objectId, access, ttl, objectTtl, size, meta } = acquireRequest(body);
+    if (meta !== undefined) this.#checkMetaSize(encoder.encode(JSON.stringify(meta)).length);
+    const acquired = await this.#peer.acquire(objectId, access, {
+      ttl: ttl ?? this.#leaseTtl,
+      ...(objectTtl === undefined ? {} : { objectTtl }),
+      ...(size === undefined ? {} : { size }),
+      ...(meta === undefined ? {} : { meta }),
     });
     this.#leases.add(acquired);
     return Response.json({ lease: acquired.lease, object: acquired.object }, { status: 201 });
@@ -280,14 +285,18 @@ export class HttpServer implements AsyncDisposable {
   async #upload({ request, url }: RouteContext, id: string | undefined): Promise<Response> {
     const native = loadNative();
     const size = uploadLength(request, this.#maxBodySize, native !== undefined);
-    const meta = this.#metaOf(request);
     // The object's TTL, from `?ttl=` or the header; the lease's is the server's own.
     const ttlText = url.searchParams.get("ttl") ?? request.headers.get(Header.TTL);
-    const objectTtl = ttlText === null ? undefined : validateTtl(Number(ttlText));
+    const put = putRequest({
+      id,
+      meta: this.#metaOf(request),
+      ttl: ttlText === null ? undefined : ttlNumber(ttlText),
+    });
+    const { meta } = put;
     const ttl = this.#leaseTtl;
     const fields = {
       ttl,
-      ...(objectTtl === undefined ? {} : { objectTtl }),
+      ...(put.ttl === undefined ? {} : { objectTtl: put.ttl }),
       ...(meta === undefined ? {} : { meta }),
     };
     const peer = this.#peer;
@@ -295,10 +304,10 @@ export class HttpServer implements AsyncDisposable {
       // A body of unknown length goes into a memfd first, then becomes the object.
       using spool = new MemfdSpool(native!);
       await spoolBody(request.body, spool, this.#maxBodySize);
-      const info = await storeSpool(peer, spool, id, fields);
+      const info = await storeSpool(peer, spool, put.id, fields);
       return Response.json(info, { status: 201, headers: { location: objectPath(info.id) } });
     }
-    const { lease, blobs } = await peer.acquire(id, Access.CREATE, { size, ...fields });
+    const { lease, blobs } = await peer.acquire(put.id, Access.CREATE, { size, ...fields });
     let info: ObjectInfo;
     try {
       const blob = blobs[0]!;
@@ -320,7 +329,7 @@ export class HttpServer implements AsyncDisposable {
   /** GET and HEAD /v1/objects/:id: the bytes, with entity tag, range and type. */
   async #download({ request, params, info }: RouteContext, head: boolean): Promise<Response> {
     const peer = this.#peer;
-    const id = params.id!;
+    const id = getRequest(params.id);
     const ifNoneMatch = request.headers.get("if-none-match");
     if (head || ifNoneMatch !== null) {
       // Answered from the directory when the digest is known: no lease needed.
@@ -409,7 +418,7 @@ export class HttpServer implements AsyncDisposable {
   }
 
   /** The metadata of an upload, from its `Packice-Meta` header (ASCII: one byte a character). */
-  #metaOf(request: Request): Meta | undefined {
+  #metaOf(request: Request): unknown {
     const text = request.headers.get(Header.META);
     if (text === null) return undefined;
     this.#checkMetaSize(text.length);
@@ -428,6 +437,12 @@ function asObject(value: unknown): Record<string, unknown> {
     throw new ProtocolError("Malformed JSON body: expected an object");
   }
   return value as Record<string, unknown>;
+}
+
+/** A TTL header's number, of digits only; any other text is left for the check to refuse. */
+function ttlNumber(text: string): number | string {
+  const trimmed = text.trim();
+  return /^\d+$/.test(trimmed) ? Number(trimmed) : text;
 }
 
 function etagOf(digest: string): string {

@@ -267,6 +267,11 @@ export class Channel {
       );
       if (result === -Errno.EAGAIN) return;
       if (result <= 0) {
+        // A message of no bytes reads as the end of the connection: its fds are closed with it.
+        // (A failed read sets no count.)
+        if (result === 0) {
+          for (let i = 0; i < count[0]!; i++) symbols.pk_close(fdsIn[i]!);
+        }
         this.#fail(result === 0 ? "connection closed" : errnoError(-result, "recvmsg").message);
         return;
       }

@@ -27,6 +27,13 @@
  * @module
  */
 import { ProtocolError } from "../../core/errors.ts";
+import { isPlainObject } from "../../core/plain_object.ts";
+import {
+  type AcquireRequest as CheckedAcquire,
+  acquireRequest,
+  type RenewRequest,
+  renewRequest,
+} from "../../core/requests.ts";
 import type { Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 
@@ -145,7 +152,8 @@ export interface Header {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// A leading U+FEFF is part of the text, an object id say, not a byte-order mark to drop.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 /** Bodies up to this many bytes are decoded in JS when they are ASCII. */
 const SHORT_TEXT = 512;
 
@@ -347,6 +355,42 @@ export function decodeJson(body: Uint8Array): unknown {
   } catch {
     throw new ProtocolError("Malformed body: not JSON");
   }
+}
+
+/**
+ * Decodes a JSON body that must hold an object.
+ *
+ * @throws {ProtocolError} When it is not UTF-8 JSON of an object.
+ */
+export function decodeObject(body: Uint8Array): Record<string, unknown> {
+  const value = decodeJson(body);
+  if (!isPlainObject(value)) {
+    throw new ProtocolError("Malformed request body: expected a JSON object");
+  }
+  return value;
+}
+
+/**
+ * Decodes and checks an ACQUIRE body, {@link AcquireRequest}, whose object
+ * id travels as `id`.
+ *
+ * @throws {ProtocolError} When it is not a JSON object.
+ * @throws {InvalidArgumentError} When a field is wrong.
+ */
+export function decodeAcquire(body: Uint8Array): CheckedAcquire {
+  const { id, ...fields } = decodeObject(body);
+  return acquireRequest({ ...fields, objectId: id });
+}
+
+/**
+ * Decodes and checks a RENEW body, `{ lease, ttl? }`.
+ *
+ * @throws {ProtocolError} When it is not a JSON object.
+ * @throws {InvalidArgumentError} When a field is wrong.
+ */
+export function decodeRenew(body: Uint8Array): RenewRequest {
+  const { lease, ttl } = decodeObject(body);
+  return renewRequest({ leaseId: lease, ttl });
 }
 
 /** The fields of a READ request. */

@@ -7,10 +7,18 @@ import {
   UnknownLeaseError,
 } from "../../core/errors.ts";
 import type { Blob } from "../../core/blob.ts";
-import { Access, isAccess } from "../../core/lease.ts";
+import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import type { Acquired, AcquireOptions, Peer } from "../../core/peer.ts";
-import type { Meta } from "../../core/validate.ts";
+import {
+  type AcquireRequest,
+  discardRequest,
+  hasRequest,
+  putRequest,
+  releaseRequest,
+  sealRequest,
+  statRequest,
+} from "../../core/requests.ts";
 import type { DirectPut } from "../../client/client.ts";
 import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
@@ -19,11 +27,11 @@ import { Channel, type ChannelHandler } from "./channel.ts";
 import { connectSocket } from "./socket.ts";
 import {
   type AcquireReply,
-  type AcquireRequest,
   CHUNK,
-  decodeJson,
+  decodeAcquire,
   decodePut,
   decodeRead,
+  decodeRenew,
   decodeText,
   decodeWrite,
   encodeFrame,
@@ -469,7 +477,7 @@ class Connection implements ChannelHandler {
     try {
       work = memfds.length === 0
         ? this.#handle(op, id, body)
-        : this.#acquire(id, parseAcquire(body), memfds);
+        : this.#acquire(id, decodeAcquire(body), memfds);
     } catch (error) {
       this.#refuse(header, memfds, error);
       return;
@@ -507,7 +515,7 @@ class Connection implements ChannelHandler {
   #releaseOneWay(body: Uint8Array): void {
     let lease: string;
     try {
-      lease = this.#owned(this.#recent.decode(body));
+      lease = this.#owned(releaseRequest(this.#recent.decode(body)));
     } catch {
       return;
     }
@@ -530,36 +538,34 @@ class Connection implements ChannelHandler {
     const peer = this.#peer;
     switch (op) {
       case Op.ACQUIRE:
-        return this.#acquire(id, parseAcquire(body));
+        return this.#acquire(id, decodeAcquire(body));
       case Op.SEAL: {
-        const lease = this.#owned(decodeText(body));
+        const lease = this.#owned(sealRequest(decodeText(body)));
         return peer.seal(lease).then((info) => this.#written(info));
       }
       case Op.DISCARD: {
-        const lease = this.#owned(decodeText(body));
+        const lease = this.#owned(discardRequest(decodeText(body)));
         return peer.discard(lease).then(() => {
           this.#leases.delete(lease);
           return empty;
         });
       }
       case Op.RELEASE: {
-        const lease = this.#owned(decodeText(body));
+        const lease = this.#owned(releaseRequest(decodeText(body)));
         // Ended whatever the peer says: a lease that fails to release has expired.
         this.#leases.delete(lease);
         return peer.release(lease).then(() => empty);
       }
       case Op.RENEW: {
-        const request = parseObject(body);
-        const lease = this.#owned(stringField(request, "lease"));
-        const ttl = request.ttl as number | undefined;
-        return peer.renew(lease, ttl).then(json);
+        const { leaseId, ttl } = decodeRenew(body);
+        return peer.renew(this.#owned(leaseId), ttl).then(json);
       }
       case Op.STAT:
-        return peer.stat(decodeText(body)).then(json);
+        return peer.stat(statRequest(decodeText(body))).then(json);
       case Op.LIST:
         return peer.list().then(json);
       case Op.HAS:
-        return peer.has(decodeText(body)).then((has) => Uint8Array.of(has ? 1 : 0));
+        return peer.has(hasRequest(decodeText(body))).then((has) => Uint8Array.of(has ? 1 : 0));
       case Op.STATS:
         return peer.stats().then(json);
       case Op.READ:
@@ -583,7 +589,7 @@ class Connection implements ChannelHandler {
       ...(request.ttl === undefined ? {} : { ttl: request.ttl }),
       ...(request.objectTtl === undefined ? {} : { objectTtl: request.objectTtl }),
       ...(request.size === undefined ? {} : { size: request.size }),
-      ...(request.meta === undefined ? {} : { meta: request.meta as Meta }),
+      ...(request.meta === undefined ? {} : { meta: request.meta }),
       ...(memfds.length === 0 ? {} : { memfds }),
     };
     let acquired: Acquired;
@@ -591,7 +597,7 @@ class Connection implements ChannelHandler {
       if (memfds.length > 0 && request.access !== Access.CREATE) {
         throw new InvalidArgumentError(`Invalid memfds: only a CREATE lease takes them`);
       }
-      acquired = await this.#peer.acquire(request.id, request.access as Access, options);
+      acquired = await this.#peer.acquire(request.objectId, request.access, options);
     } catch (error) {
       this.#closeAll(memfds);
       throw error;
@@ -701,28 +707,18 @@ class Connection implements ChannelHandler {
     const decoded = decodePut(body);
     if (decoded === undefined) throw new ProtocolError("Malformed PUT request");
     const { bytes } = decoded;
-    const request = decoded.request as Record<string, unknown>;
-    if (request === null || typeof request !== "object" || Array.isArray(request)) {
-      throw new ProtocolError("Malformed PUT request");
-    }
-    if (request.id !== undefined && typeof request.id !== "string") {
-      throw new InvalidArgumentError("Invalid object id: expected a string");
-    }
-    const options: { meta?: Meta; ttl?: number } = {};
-    if (request.meta !== undefined) options.meta = request.meta as Meta;
-    if (request.ttl !== undefined) options.ttl = request.ttl as number;
+    const request = putRequest(decoded.request);
     const peer = this.#peer as Peer & Partial<DirectPut>;
     if (typeof peer.putObject === "function") {
       // The bytes are a copy of the request's, this put's to give up.
-      const put: { id?: string; meta?: Meta; ttl?: number; transfer?: boolean } = options;
-      if (request.id !== undefined) put.id = request.id;
-      put.transfer = true;
+      const put = { ...request, transfer: true };
       return this.#written(await peer.putObject([bytes], bytes.length, put));
     }
-    const { lease, blobs } = await this.#peer.acquire(request.id, Access.CREATE, {
+    const { id, meta, ttl } = request;
+    const { lease, blobs } = await this.#peer.acquire(id, Access.CREATE, {
       size: bytes.length,
-      ...options,
-      ...(options.ttl === undefined ? {} : { objectTtl: options.ttl }),
+      ...(meta === undefined ? {} : { meta }),
+      ...(ttl === undefined ? {} : { ttl, objectTtl: ttl }),
     });
     try {
       await blobs[0]!.write(0, bytes);
@@ -849,20 +845,6 @@ function json(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function parseObject(body: Uint8Array): Record<string, unknown> {
-  const value = decodeJson(body);
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new ProtocolError("Malformed request body: expected a JSON object");
-  }
-  return value as Record<string, unknown>;
-}
-
-function stringField(value: Record<string, unknown>, name: string): string {
-  const field = value[name];
-  if (typeof field !== "string") throw new ProtocolError(`Malformed request body: ${name}`);
-  return field;
-}
-
 /**
  * Whether the fds of a message are the memfds of its ACQUIRE frames, as
  * many in all as came: no other frame may carry any.
@@ -877,15 +859,4 @@ function carriesMemfds(bytes: Uint8Array, count: number): boolean {
     offset += HEADER_SIZE + header.length;
   }
   return claimed === count;
-}
-
-function parseAcquire(body: Uint8Array): AcquireRequest {
-  const request = parseObject(body);
-  if (!isAccess(request.access)) {
-    throw new InvalidArgumentError(`Invalid access: ${request.access}`);
-  }
-  if (request.id !== undefined && typeof request.id !== "string") {
-    throw new InvalidArgumentError("Invalid object id: expected a string");
-  }
-  return request as unknown as AcquireRequest;
 }

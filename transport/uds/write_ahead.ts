@@ -1,11 +1,8 @@
 import { setImmediate } from "node:timers";
 import { check } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
-import { MemfdPool, type PreparedMemfd } from "../../backends/memory/memfd_pool.ts";
+import { MemfdPool, POOL_IDLE_MS, type PreparedMemfd } from "../../backends/memory/memfd_pool.ts";
 import { Tasks } from "../../backends/memory/tasks.ts";
-
-/** How long memfds stay ready after the last large put, in milliseconds. */
-const IDLE_MS = 2000;
 
 /**
  * Memfds a client fills itself for large puts, allocated, mapped and
@@ -17,14 +14,12 @@ const IDLE_MS = 2000;
  *
  * A put that finds no memfd of its size class ready goes the usual way and
  * has one prepared for the next put of that class (see {@link MemfdPool}).
- * Ready memfds are given back after {@link IDLE_MS} without a large put.
+ * Ready memfds are given back after {@link POOL_IDLE_MS} without a large put.
  */
 export class WriteAhead {
   readonly #native: Native;
   readonly #tasks = new Tasks();
   readonly #pool: MemfdPool;
-  #idle: ReturnType<typeof setTimeout> | undefined;
-  #lastUse = 0;
 
   /**
    * @param native The native library.
@@ -32,7 +27,7 @@ export class WriteAhead {
    */
   constructor(native: Native, maxBytes: number) {
     this.#native = native;
-    this.#pool = new MemfdPool(native, maxBytes, () => maxBytes, this.#tasks);
+    this.#pool = new MemfdPool(native, maxBytes, () => maxBytes, this.#tasks, POOL_IDLE_MS);
   }
 
   /**
@@ -44,7 +39,6 @@ export class WriteAhead {
    * {@link WriteAhead.done} once the put is over.
    */
   take(size: number): PreparedMemfd | undefined {
-    this.#keepAwhile();
     const memfd = this.#pool.takeReady(size);
     if (memfd === undefined || memfd.capacity === size) return memfd;
     const cut = this.#native.symbols.pk_ftruncate(memfd.fd, BigInt(size));
@@ -123,27 +117,7 @@ export class WriteAhead {
 
   /** Gives back every ready memfd and waits for work on other threads. */
   async close(): Promise<void> {
-    clearTimeout(this.#idle);
     this.#pool.close();
     await this.#tasks.drain();
-  }
-
-  /**
-   * Gives back the ready memfds once large puts stop. A timer costs about
-   * 0.1 ms to set or clear here, so one is armed at a time, not one per put.
-   */
-  #keepAwhile(): void {
-    this.#lastUse = performance.now();
-    if (this.#idle !== undefined) return;
-    const check = (delay: number) => {
-      const idle = this.#idle = setTimeout(() => {
-        const left = this.#lastUse + IDLE_MS - performance.now();
-        if (left > 0) return check(left);
-        this.#idle = undefined;
-        this.#pool.trim(0);
-      }, delay);
-      Deno.unrefTimer(idle);
-    };
-    check(IDLE_MS);
   }
 }
