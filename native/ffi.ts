@@ -13,7 +13,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 6;
+export const NATIVE_ABI_VERSION = 7;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
