@@ -18,6 +18,7 @@
  */
 export * from "./core/mod.ts";
 export * from "./client/mod.ts";
+export * from "./integrations/mod.ts";
 export * from "./peers/mod.ts";
 export { MemoryLeaseStore } from "./backends/memory_lease_store.ts";
 export * from "./transport/uds/mod.ts";

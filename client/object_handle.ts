@@ -1,3 +1,4 @@
+import { ClosedError } from "../core/errors.ts";
 import type { Acquired, Peer } from "../core/peer.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Meta } from "../core/validate.ts";
@@ -74,20 +75,26 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
 
   /**
    * Streams copies of the bytes, so chunks stay valid after the handle closes.
-   * The handle must stay open until the stream ends.
+   * Nothing is read ahead of the reader. The stream closes the handle when it
+   * ends or is cancelled (a reader that stops early leaks no lease), and fails
+   * if the handle is closed before the end.
    */
   stream(): ReadableStream<Uint8Array> {
     const blobs = this.#bytes;
     let index = 0;
     let offset = 0;
     return new ReadableStream<Uint8Array>({
-      pull: (controller) => {
+      pull: async (controller) => {
+        if (this.closed) {
+          throw new ClosedError(`Cannot read object ${this.id}: the handle was closed`);
+        }
         while (index < blobs.length && offset >= blobs[index]!.length) {
           index++;
           offset = 0;
         }
         const current = blobs[index];
-        if (current === undefined || this.closed) {
+        if (current === undefined) {
+          await this.close();
           controller.close();
           return;
         }
@@ -95,6 +102,7 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
         controller.enqueue(current.slice(offset, end));
         offset = end;
       },
+      cancel: () => this.close(),
     }, { highWaterMark: 0 });
   }
 

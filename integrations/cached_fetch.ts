@@ -1,0 +1,230 @@
+import { connect } from "../client/connect.ts";
+import type { PackiceCache } from "./cache.ts";
+import { PackiceCacheStorage } from "./cache_storage.ts";
+
+/** A function with the signature of `fetch`. */
+export type FetchFunction = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+
+/** Options of {@link createCachedFetch}. */
+export interface CachedFetchOptions {
+  /** Where responses are kept. */
+  readonly cache: PackiceCache | Promise<PackiceCache>;
+  /**
+   * What answers a miss: the network by default. A daemon's read-through
+   * (one download per cluster) plugs in here.
+   */
+  readonly fetch?: FetchFunction;
+}
+
+/**
+ * A drop-in `fetch` that answers GET requests from a {@link PackiceCache}
+ * when it can and from the network otherwise, storing what it fetched.
+ *
+ * - `init.cache` is honoured: `default` serves a stored response while it is
+ *   fresh (`Cache-Control: max-age`, `Expires`) and revalidates a stale one;
+ *   `no-cache` always revalidates; `force-cache` serves any stored response;
+ *   `only-if-cached` never goes to the network and rejects with a TypeError
+ *   on a miss; `reload` fetches and stores; `no-store` fetches and leaves the
+ *   cache alone.
+ * - Revalidation sends `If-None-Match` / `If-Modified-Since` from the stored
+ *   `ETag` / `Last-Modified`; a 304 serves the stored body with the new headers.
+ * - Only GET requests and successful responses (2xx but 206) are stored;
+ *   never a response or request with `Cache-Control: no-store`, nor `Vary: *`.
+ * - A body is stored as `fetch` hands it over, decoded, so its stored headers
+ *   carry no `Content-Encoding`. A fetched body is stored first (streamed into Packice without being held
+ *   whole when its length is known) and then served from Packice.
+ * - Misses of one URL at once, in any processes sharing the peer, download
+ *   it once: the first fetches, the others wait and read its entry.
+ *
+ * @example Cache responses of a local server in a private peer
+ * ```ts ignore
+ * import { connect } from "@packice/packice";
+ * import { createCachedFetch, PackiceCacheStorage } from "@packice/packice/integrations";
+ * await using client = await connect("/tmp/packice.sock");
+ * const cachedFetch = createCachedFetch({
+ *   cache: new PackiceCacheStorage(client).open("http"),
+ * });
+ * const response = await cachedFetch("https://example.com/model.bin");
+ * ```
+ */
+export function createCachedFetch(options: CachedFetchOptions): FetchFunction {
+  const network = options.fetch ?? globalThis.fetch;
+  return async (input, init) => {
+    const request = new Request(input, withoutCacheMode(init));
+    const mode = init?.cache ?? "default";
+    if ((request.method !== "GET" && request.method !== "HEAD") || mode === "no-store") {
+      return await network(request);
+    }
+    const cache = await options.cache;
+    if (request.method === "HEAD") {
+      const asGet = new Request(request, { method: "GET" });
+      const stored = mode === "reload" ? undefined : await cache.match(asGet);
+      if (stored === undefined) return await network(request);
+      await stored.body?.cancel();
+      return new Response(null, stored);
+    }
+    if (mode === "reload") return await fetchAndStore(cache, network, request);
+    const stored = await cache.match(request);
+    if (stored === undefined) {
+      if (mode === "only-if-cached") {
+        throw new TypeError(
+          `Cannot fetch ${request.url}: not cached and cache is "only-if-cached"`,
+        );
+      }
+      // One download per peer: whoever misses first fetches, the others wait for its entry.
+      const first = await cache.once(request.url, () => fetchAndStore(cache, network, request));
+      if (first.ran) return first.value;
+      return (await cache.match(request)) ?? await fetchAndStore(cache, network, request);
+    }
+    if (mode === "force-cache" || mode === "only-if-cached") return stored;
+    if (mode === "default" && isFresh(stored.headers)) return stored;
+    const conditional = validators(stored.headers);
+    if (conditional === undefined) {
+      await stored.body?.cancel();
+      return await fetchAndStore(cache, network, request);
+    }
+    const headers = new Headers(request.headers);
+    for (const [name, value] of conditional) headers.set(name, value);
+    const answer = await network(new Request(request, { headers }));
+    if (answer.status !== 304) {
+      await stored.body?.cancel();
+      return await store(cache, network, request, answer);
+    }
+    await answer.body?.cancel();
+    await cache.refresh(request, answer.headers);
+    const merged = new Headers(stored.headers);
+    for (const [name, value] of answer.headers) {
+      if (name !== "content-length") merged.set(name, value);
+    }
+    return new Response(stored.body, {
+      status: stored.status,
+      statusText: stored.statusText,
+      headers: merged,
+    });
+  };
+}
+
+let defaultFetch: FetchFunction | undefined;
+
+/**
+ * {@link createCachedFetch} over a default cache, the cache `fetch` of a
+ * {@link PackiceCacheStorage} on the peer `PACKICE_TARGET` names (a socket
+ * path or URL, as `connect` takes; read where `--allow-env` grants it), else
+ * on a private in-memory peer of this process.
+ *
+ * @example Fetch through the cache
+ * ```ts ignore
+ * import { cachedFetch } from "@packice/packice/integrations";
+ * const first = await cachedFetch("https://example.com/data.json");
+ * const again = await cachedFetch("https://example.com/data.json", { cache: "force-cache" });
+ * ```
+ */
+export function cachedFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  defaultFetch ??= createCachedFetch({
+    cache: (async () => {
+      const client = await connect(defaultTarget());
+      return await new PackiceCacheStorage(client).open("fetch");
+    })(),
+  });
+  return defaultFetch(input, init);
+}
+
+function defaultTarget(): string | undefined {
+  try {
+    return Deno.env.get("PACKICE_TARGET");
+  } catch {
+    return undefined;
+  }
+}
+
+async function fetchAndStore(
+  cache: PackiceCache,
+  network: FetchFunction,
+  request: Request,
+): Promise<Response> {
+  return await store(cache, network, request, await network(request));
+}
+
+async function store(
+  cache: PackiceCache,
+  network: FetchFunction,
+  request: Request,
+  response: Response,
+): Promise<Response> {
+  if (!storable(request, response)) return response;
+  try {
+    await cache.put(request, decoded(response));
+  } catch {
+    // The body is spent: a cache that cannot keep it answers from the network again.
+    return await network(request);
+  }
+  return (await cache.match(request)) ?? await network(request);
+}
+
+/**
+ * The response as `fetch` hands it over: its body already decoded. Stored as it
+ * is, `Content-Encoding` and `Content-Length` would describe bytes it no longer has.
+ */
+function decoded(response: Response): Response {
+  if (!response.headers.has("content-encoding")) return response;
+  const headers = new Headers(response.headers);
+  headers.delete("content-encoding");
+  headers.delete("content-length");
+  const copy = new Response(response.body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers,
+  });
+  Object.defineProperty(copy, "url", { value: response.url });
+  return copy;
+}
+
+function storable(request: Request, response: Response): boolean {
+  if (!response.ok || response.status === 206) return false;
+  if (noStore(request.headers) || noStore(response.headers)) return false;
+  return !(response.headers.get("vary") ?? "").split(",").some((field) => field.trim() === "*");
+}
+
+function noStore(headers: Headers): boolean {
+  return directives(headers).has("no-store");
+}
+
+/** Cache-Control directives by lowercase name, with their values. */
+function directives(headers: Headers): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const part of (headers.get("cache-control") ?? "").split(",")) {
+    const [name, value = ""] = part.split("=", 2);
+    if (name?.trim()) found.set(name.trim().toLowerCase(), value.trim().replace(/^"|"$/g, ""));
+  }
+  return found;
+}
+
+/** Whether a stored response may be served without asking the origin. */
+function isFresh(headers: Headers): boolean {
+  const control = directives(headers);
+  if (control.has("no-cache")) return false;
+  if (control.has("immutable")) return true;
+  const date = Date.parse(headers.get("date") ?? "");
+  if (Number.isNaN(date)) return false;
+  const age = Math.max(0, Date.now() - date) / 1000 + (Number(headers.get("age")) || 0);
+  const maxAge = control.get("s-maxage") ?? control.get("max-age");
+  if (maxAge !== undefined) return /^\d+$/.test(maxAge) && age < Number(maxAge);
+  const expires = Date.parse(headers.get("expires") ?? "");
+  return !Number.isNaN(expires) && Date.now() < expires;
+}
+
+/** The conditional headers that revalidate a stored response, if it has validators. */
+function validators(headers: Headers): [string, string][] | undefined {
+  const found: [string, string][] = [];
+  const etag = headers.get("etag");
+  if (etag !== null) found.push(["if-none-match", etag]);
+  const modified = headers.get("last-modified");
+  if (modified !== null) found.push(["if-modified-since", modified]);
+  return found.length === 0 ? undefined : found;
+}
+
+function withoutCacheMode(init: RequestInit | undefined): RequestInit | undefined {
+  if (init?.cache === undefined) return init;
+  const { cache: _, ...rest } = init;
+  return rest;
+}
