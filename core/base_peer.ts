@@ -21,7 +21,7 @@ import { isExpired, objectDeadline } from "./lifecycle.ts";
 import { Lru } from "./lru.ts";
 import { type PeerMode, validateMode } from "./mode.ts";
 import type { ObjectInfo } from "./object.ts";
-import { totalSize } from "./object.ts";
+import { sameContent, totalSize } from "./object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "./peer.ts";
 import { shown } from "./shown.ts";
 import {
@@ -132,6 +132,8 @@ export class BasePeer implements Peer {
     options.leases.attach?.({
       get: (objectId) => sealedInfo(this.#objects.get(objectId)),
       list: () => [...this.#objects.values()].flatMap((holding) => sealedInfo(holding) ?? []),
+      digest: (objectId) => this.#digestHeld(objectId),
+      forfeit: (objectId) => this.#forfeit(objectId),
     });
     const interval = options.sweepInterval ?? 1000;
     if (interval > 0) {
@@ -233,13 +235,15 @@ export class BasePeer implements Peer {
       throw error;
     }
     const holding = this.#objects.get(objectId);
-    if (holding === undefined || isExpired(holding.info, now)) {
+    if (holding !== undefined && isExpired(holding.info, now)) {
       await this.#leases.release(lease.id);
       if (access === Access.READ) this.#misses++;
-      if (holding !== undefined) {
-        await this.#expireDue();
-        throw new NotFoundError(`No object: ${objectId}`);
-      }
+      await this.#expireDue();
+      throw new NotFoundError(`No object: ${objectId}`);
+    }
+    if (holding === undefined || (access === Access.READ && !this.#serves(holding, info))) {
+      await this.#leases.release(lease.id);
+      if (access === Access.READ) this.#misses++;
       throw new NotFoundError(`Object ${objectId} is not held by this peer`);
     }
     if (access === Access.READ) {
@@ -544,6 +548,64 @@ export class BasePeer implements Peer {
   /** Same as `close()`, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /**
+   * Figures for a metrics endpoint, from the lease store; see `Peer.metrics`.
+   *
+   * @returns The lease store's figures, such as a shared directory's conflicts.
+   */
+  metrics(): Promise<Readonly<Record<string, number>>> {
+    return Promise.resolve(this.#leases.metrics?.() ?? {});
+  }
+
+  /**
+   * Whether the bytes held here are the object the store records under their
+   * id: a size, blob sizes or digest taken from the store but not matching
+   * these bytes would be served with them. A copy that certainly differs is
+   * dropped; a shared store that lists holders serves only from the holders it
+   * has checked, so a copy not listed yet waits until it is.
+   */
+  #serves(holding: Holding, info: ObjectInfo): boolean {
+    if (info === holding.info || !holding.sealed) return true;
+    if (!sameContent(holding.info, info)) {
+      this.#forfeit(info.id);
+      this.#leases.conflict?.(holding.info, info);
+      return false;
+    }
+    const holders = info.holders;
+    if (holders === undefined || this.#node === undefined) return true;
+    for (const holder of holders) if (holder.node === this.#node) return true;
+    return false;
+  }
+
+  /** Drops the sealed copy held here of `objectId`, once its readers let go. */
+  #forfeit(objectId: string): void {
+    const holding = this.#objects.get(objectId);
+    if (holding === undefined || !holding.sealed) return;
+    holding.removed = true;
+    this.#objects.delete(objectId);
+    if (holding.refs === 0) this.#free(holding);
+  }
+
+  /** The digest of a sealed object held here, computed from its bytes when not known yet. */
+  async #digestHeld(objectId: string): Promise<string | undefined> {
+    const holding = this.#objects.get(objectId);
+    if (holding === undefined || !holding.sealed) return undefined;
+    if (holding.info.digest !== undefined || this.#digest === undefined) {
+      return holding.info.digest;
+    }
+    // Counted as a reader, so the bytes stay while they are hashed.
+    holding.refs++;
+    try {
+      for (const blob of holding.stored.blobs) await blob.settled?.();
+      const digest = await this.#digest(holding.stored.blobs);
+      holding.info = { ...holding.info, digest };
+      return digest;
+    } finally {
+      holding.refs--;
+      if (holding.removed && holding.refs === 0) this.#free(holding);
+    }
   }
 
   /** Computes and records the digest of a sealed object under a READ lease of its own. */

@@ -72,10 +72,18 @@ export interface LeaseStore {
   /** Ends the store's connections. */
   close(): Promise<void>;
   /**
+   * Optional: the peer dropped its copy of `local.id` because the store
+   * records other bytes under that id (`recorded`); a shared store reports it.
+   */
+  conflict?(local: ObjectInfo, recorded: ObjectInfo): void;
+  /** Optional: figures for a metrics endpoint, named as in `Peer.metrics`. */
+  metrics?(): Readonly<Record<string, number>>;
+  /**
    * Optional, for a store shared by several peers; a peer calls it once, when
    * constructed. The store then asks `local` what this peer holds: to register
-   * it again when the shared state lost it (a Redis that restarted empty), and
-   * to grant READ leases on it while the shared state is unreachable.
+   * it again when the shared state lost it (a Redis that restarted empty), to
+   * grant READ leases on it while the shared state is unreachable, and to
+   * drop a copy whose id the shared state gives to other bytes.
    */
   attach?(local: LocalObjects): void;
 }
@@ -86,6 +94,18 @@ export interface LocalObjects {
   get(objectId: string): ObjectInfo | undefined;
   /** Every sealed object this peer holds. */
   list(): ObjectInfo[];
+  /**
+   * The content digest of the sealed object under an id, computed from the
+   * bytes held here when not known yet; undefined when this peer holds no such
+   * object or cannot compute digests.
+   */
+  digest(objectId: string): Promise<string | undefined>;
+  /**
+   * Drops the copy held here of a sealed object whose id the shared state
+   * gives to other bytes: it leaves lookups at once, and its memory goes when
+   * its last reader lets go.
+   */
+  forfeit(objectId: string): void;
 }
 
 /** What sealing sets on an object. */

@@ -39,3 +39,27 @@ export function totalSize(blobSizes: readonly number[]): number {
   for (const size of blobSizes) total += size;
   return total;
 }
+
+/**
+ * Whether two records of one id describe the same bytes, as far as they
+ * tell: the same size and blob sizes, and the same digest where both have one
+ * of the same algorithm (the part before `:`). Records that cannot be told
+ * apart by these are the same content here; a shared directory asks for
+ * digests before it counts a copy as one of its holders.
+ *
+ * @param a One record.
+ * @param b The other.
+ * @returns False when they certainly describe different bytes.
+ */
+export function sameContent(a: ObjectInfo, b: ObjectInfo): boolean {
+  if (a.size !== b.size || a.blobSizes.length !== b.blobSizes.length) return false;
+  for (let i = 0; i < a.blobSizes.length; i++) {
+    if (a.blobSizes[i] !== b.blobSizes[i]) return false;
+  }
+  if (a.digest === undefined || b.digest === undefined) return true;
+  return a.digest === b.digest || algorithm(a.digest) !== algorithm(b.digest);
+}
+
+function algorithm(digest: string): string {
+  return digest.slice(0, digest.indexOf(":") + 1);
+}

@@ -51,7 +51,8 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --mode cache|store   a full peer drops its least recently read objects, or refuses writes (default cache)
   --http HOST:PORT     also serve HTTP (loopback unless a token is set)
   --token TOKEN        bearer token of the HTTP server (or PACKICE_TOKEN)
-  --redis URL          keep leases and the object directory in Redis (redis:// or rediss://)
+  --redis URL          keep leases and the object directory in Redis (redis://, rediss://,
+                       or redis+cluster://host:port,host:port for a Redis Cluster)
   --namespace NAME     key prefix in Redis (default packice)
   --node ID            this daemon's id in a shared namespace (default: host and pid)
   --log-level LEVEL    error, warn, info or debug (default info)

@@ -61,9 +61,10 @@ export class MemoryPeer extends BasePeer {
   /**
    * Figures for a metrics endpoint beyond the peer's stats: the bytes and
    * memfds prepared for new objects (`memory_pool_bytes`,
-   * `memory_pool_memfds`), which count against no object; see `Peer.metrics`.
+   * `memory_pool_memfds`), which count against no object, and the lease
+   * store's figures; see `Peer.metrics`.
    */
-  metrics(): Promise<Readonly<Record<string, number>>> {
-    return Promise.resolve(poolMetrics(this.#blobs));
+  override async metrics(): Promise<Readonly<Record<string, number>>> {
+    return { ...await super.metrics(), ...poolMetrics(this.#blobs) };
   }
 }

@@ -239,12 +239,14 @@ export class TieredPeer extends BasePeer {
 
   /**
    * The tier figures for a metrics endpoint: `tier_hot_bytes`,
-   * `tier_demotions_total` and the like, and the memory prepared for new
-   * objects (`memory_pool_bytes`, `memory_pool_memfds`); see `Peer.metrics`.
+   * `tier_demotions_total` and the like, the memory prepared for new
+   * objects (`memory_pool_bytes`, `memory_pool_memfds`), and the lease
+   * store's figures; see `Peer.metrics`.
    */
-  async metrics(): Promise<Readonly<Record<string, number>>> {
+  override async metrics(): Promise<Readonly<Record<string, number>>> {
     const stats = await this.tierStats();
     return {
+      ...await super.metrics(),
       tier_hot_bytes: stats.hot.bytes,
       tier_hot_capacity_bytes: stats.hot.capacity,
       tier_hot_objects: stats.hot.objects,

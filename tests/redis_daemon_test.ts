@@ -52,7 +52,8 @@ Deno.test(
 
       // A daemon stopped by SIGTERM leaves the namespace: its node, and the objects only it held.
       assertEquals((await two.stop("SIGTERM")).code, 0);
-      assertEquals(await redis.command("EXISTS", "daemons:alive:two"), 0);
+      assertEquals(await redis.command("ZSCORE", "{daemons}:alive", "two"), null);
+      assertEquals(await redis.command("HEXISTS", "{daemons}:nodes", "two"), 0);
       await using observer = await RedisLeaseStore.connect({
         url: redis.url,
         namespace: "daemons",

@@ -1,256 +1,15 @@
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
-import { type RedisServer, redisTestOptions, startRedis } from "./helpers/redis_server.ts";
-import { RedisLeaseStore, type RedisLeaseStoreOptions } from "../backends/redis/mod.ts";
-import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
-import {
-  Access,
-  AlreadyExistsError,
-  type Clock,
-  leaseRecord,
-  type LeaseStore,
-  ManualClock,
-  NotFoundError,
-  type ObjectInfo,
-  StoreUnavailableError,
-} from "../core/mod.ts";
+import { createAs, LEASE_STORE_CASES, store } from "./helpers/lease_store_cases.ts";
+import { redisTestOptions, startRedis } from "./helpers/redis_server.ts";
+import { RedisLeaseStore } from "../backends/redis/mod.ts";
+import { StoreUnavailableError } from "../core/mod.ts";
 
-function creating(id: string, now: number, meta = {}): ObjectInfo {
-  return { id, state: "CREATING", size: 3, blobSizes: [1, 2], meta, createdAt: now };
-}
-
-/** Creates object `id` on `leases`, under the CREATE lease `lease` taken at `now`. */
-function createAs(
-  leases: LeaseStore,
-  id: string,
-  lease: string,
-  now: number,
-  ttl?: number,
-  meta = {},
-): Promise<unknown> {
-  return leases.create(creating(id, now, meta), leaseRecord(lease, id, Access.CREATE, ttl, now));
-}
-
-function store(url: string, node: string, options: RedisLeaseStoreOptions = {}) {
-  return RedisLeaseStore.connect({ url, namespace: "test", node, ...options });
-}
-
-/** A Redis server with stores of nodes "a" and "b" on it, closed together. */
-async function twoNodes(): Promise<
-  AsyncDisposable & { redis: RedisServer; a: RedisLeaseStore; b: RedisLeaseStore }
-> {
-  await using stack = new AsyncDisposableStack();
-  const redis = stack.use(await startRedis());
-  const a = stack.use(await store(redis.url, "a"));
-  const b = stack.use(await store(redis.url, "b"));
-  const owned = stack.move();
-  return { redis, a, b, [Symbol.asyncDispose]: () => owned.disposeAsync() };
-}
-
-/** Runs one scripted history of calls on a store; returns what each call gave or threw. */
-async function history(leases: LeaseStore, clock: ManualClock): Promise<unknown[]> {
-  const out: unknown[] = [];
-  const step = async (fn: () => Promise<unknown>) => {
-    try {
-      const value = await fn();
-      out.push(["ok", strip(value)]);
-    } catch (error) {
-      out.push([(error as Error).constructor.name, (error as Error).message]);
-    }
-  };
-  const lease = (id: string, object: string, access: Access, ttl?: number) =>
-    leaseRecord(id, object, access, ttl, clock.now());
-  await step(() =>
-    leases.create(creating("x", clock.now(), { k: "v" }), lease("c1", "x", Access.CREATE, 1000))
-  );
-  await step(() => leases.create(creating("x", clock.now()), lease("c2", "x", Access.CREATE)));
-  await step(() => leases.grant("x", lease("r1", "x", Access.READ)));
-  await step(() => leases.grant("x", lease("w1", "x", Access.WRITE)));
-  await step(() => leases.grant("x", lease("c3", "x", Access.CREATE)));
-  await step(() => leases.grant("nope", lease("r0", "nope", Access.READ)));
-  await step(() => leases.seal("w1", { sealedAt: clock.now() }));
-  await step(() => leases.seal("c1", { sealedAt: clock.now(), digest: "d1" }));
-  await step(() => leases.seal("c1", { sealedAt: clock.now() }));
-  await step(() => leases.grant("x", lease("r2", "x", Access.READ)));
-  await step(() => leases.seal("r2", { sealedAt: clock.now() }));
-  await step(() => leases.discard("r2"));
-  await step(() => leases.release("r2"));
-  await step(() => leases.release("r2"));
-  await step(() => leases.release("no-such-lease"));
-  await step(() => leases.grant("x", lease("r3", "x", Access.READ, 50)));
-  clock.advance(60);
-  await step(() => leases.lease("r3"));
-  await step(() => leases.release("r3"));
-  await step(() => leases.expire(clock.now()));
-  await step(() => leases.release("r3"));
-  await step(() => leases.create(creating("y", clock.now()), lease("c4", "y", Access.CREATE, 100)));
-  clock.advance(90);
-  await step(() => leases.renew("c4", 100, clock.now()));
-  clock.advance(90);
-  await step(() => leases.expire(clock.now()));
-  await step(() => leases.seal("c4", { sealedAt: clock.now() }));
-  await step(() => leases.release("c4"));
-  await step(() => leases.discard("w1"));
-  await step(() => leases.stat("x"));
-  await step(() => leases.create(creating("z", clock.now()), lease("c5", "z", Access.CREATE, 10)));
-  clock.advance(10);
-  await step(() => leases.seal("c5", { sealedAt: clock.now() }));
-  await step(() => leases.expire(clock.now()));
-  await step(() => leases.stat("z"));
-  await step(() => leases.annotate("y", { digest: "d2", tier: "hot" }));
-  await step(() => leases.stat("y"));
-  await step(() => leases.list());
-  await step(() => leases.counts());
-  await step(() => leases.release("c1"));
-  return out;
-}
-
-/** Drops what only a shared directory records, to compare with the memory store. */
-function strip(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(strip);
-  if (value === null || typeof value !== "object") return value;
-  const { holders: _holders, node: _node, ...rest } = value as Record<string, unknown>;
-  return Object.fromEntries(Object.entries(rest).map(([key, inner]) => [key, strip(inner)]));
-}
-
-Deno.test(
-  "RedisLeaseStore gives the same results and errors as MemoryLeaseStore",
-  redisTestOptions,
-  async () => {
+for (const [name, run] of Object.entries(LEASE_STORE_CASES)) {
+  Deno.test(name, redisTestOptions, async () => {
     await using redis = await startRedis();
-    const memoryClock = new ManualClock(1_000_000);
-    const expected = await history(new MemoryLeaseStore(memoryClock), memoryClock);
-    const clock = new ManualClock(1_000_000);
-    await using leases = await store(redis.url, "a", { clock });
-    assertEquals(await history(leases, clock), expected);
-  },
-);
-
-Deno.test(
-  "create() of one id by two nodes at once: exactly one wins",
-  redisTestOptions,
-  async () => {
-    await using nodes = await twoNodes();
-    const { a, b } = nodes;
-    const now = Date.now();
-    for (let round = 0; round < 50; round++) {
-      const id = `race-${round}`;
-      const results = await Promise.allSettled([
-        createAs(a, id, `a-${round}`, now),
-        createAs(b, id, `b-${round}`, now),
-      ]);
-      const won = results.filter((result) => result.status === "fulfilled");
-      const lost = results.filter((result) => result.status === "rejected");
-      assertEquals(won.length, 1);
-      assert(lost[0]!.reason instanceof AlreadyExistsError, String(lost[0]!.reason));
-    }
-    assertEquals((await a.counts()).objects, 50);
-  },
-);
-
-Deno.test(
-  "a seal racing a discard on another node leaves the object whole or gone",
-  redisTestOptions,
-  async () => {
-    await using nodes = await twoNodes();
-    const { a, b } = nodes;
-    const now = Date.now();
-    for (let round = 0; round < 30; round++) {
-      const id = `r${round}`;
-      await createAs(a, id, `c${round}`, now);
-      await b.grant(id, leaseRecord(`w${round}`, id, Access.WRITE, undefined, now));
-      const [seal, discard] = await Promise.allSettled([
-        a.seal(`c${round}`, { sealedAt: now }),
-        b.discard(`w${round}`),
-      ]);
-      assertEquals(discard.status, "fulfilled");
-      if (seal.status === "rejected") {
-        assert(seal.reason instanceof NotFoundError, String(seal.reason));
-      }
-      assertEquals(await a.stat(id), undefined);
-      await a.release(`c${round}`);
-    }
-    assertEquals(await b.list(), []);
-  },
-);
-
-Deno.test(
-  "list() and stat() on any node answer for the namespace, with holders",
-  redisTestOptions,
-  async () => {
-    await using redis = await startRedis();
-    await using a = await store(redis.url, "a", { address: "http://10.0.0.1:7070" });
-    await using b = await store(redis.url, "b");
-    await using other = await store(redis.url, "c", { namespace: "elsewhere" });
-    const now = Date.now();
-    await createAs(a, "x", "c1", now, undefined, { k: "v" });
-    await a.seal("c1", { sealedAt: now + 1 });
-    await a.release("c1");
-    await a.annotate("x", { digest: "sha256:abc" });
-    await createAs(b, "y", "c2", now, 60_000);
-    const x = await b.stat("x");
-    assertEquals(x, {
-      id: "x",
-      state: "SEALED",
-      size: 3,
-      blobSizes: [1, 2],
-      meta: { k: "v" },
-      createdAt: now,
-      sealedAt: now + 1,
-      digest: "sha256:abc",
-      holders: [{ node: "a", address: "http://10.0.0.1:7070" }],
-    });
-    assertEquals((await a.list()).map((info) => [info.id, info.state]).sort(), [
-      ["x", "SEALED"],
-      ["y", "CREATING"],
-    ]);
-    assertEquals(await other.list(), []);
-    assertEquals(await other.stat("x"), undefined);
-    // A node reads what it does not hold: the directory grants, the peer says it is not held here.
-    const read = await b.grant("x", leaseRecord("r1", "x", Access.READ, undefined, now));
-    assertEquals(read.holders, [{ node: "a", address: "http://10.0.0.1:7070" }]);
-    await b.release("r1");
-  },
-);
-
-Deno.test("close() ends the node's leases and drops it as holder", redisTestOptions, async () => {
-  await using redis = await startRedis();
-  await using b = await store(redis.url, "b");
-  const a = await store(redis.url, "a");
-  const now = Date.now();
-  await createAs(a, "kept", "c1", now);
-  await a.seal("c1", { sealedAt: now });
-  await createAs(a, "half", "c2", now, 60_000);
-  await a.close();
-  assertEquals(await b.list(), []);
-  await createAs(b, "half", "c3", now);
-});
-
-Deno.test(
-  "a CREATING object expires in Redis with its CREATE lease",
-  redisTestOptions,
-  async () => {
-    await using nodes = await twoNodes();
-    const { a, b } = nodes;
-    const now = Date.now();
-    await createAs(a, "x", "c1", now, 150);
-    await assertRejects(
-      () =>
-        b.create(creating("x", Date.now()), leaseRecord("c2", "x", Access.CREATE, undefined, now)),
-      AlreadyExistsError,
-    );
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    assertEquals(await b.stat("x"), undefined);
-    assertEquals((await b.counts()).objects, 0);
-    await b.create(
-      creating("x", Date.now()),
-      leaseRecord("c3", "x", Access.CREATE, undefined, now),
-    );
-    // The first node's sweep still reports its lease, so its peer frees the bytes.
-    const [end] = await a.expire(Date.now());
-    assertEquals([end!.lease.id, end!.removed?.id], ["c1", "x"]);
-    assertEquals((await b.stat("x"))?.state, "CREATING");
-  },
-);
+    await run({ url: redis.url, namespace: "test" });
+  });
+}
 
 Deno.test(
   "connect() retries with backoff, then fails with a clear error",
@@ -308,7 +67,7 @@ Deno.test(
   redisTestOptions,
   async () => {
     await using redis = await startRedis({ password: "s3cret pass" });
-    await using leases = await store(redis.url, "a");
+    await using leases = await store({ url: redis.url, namespace: "test" }, "a");
     const now = Date.now();
     await createAs(leases, "x", "c1", now);
     assertEquals((await leases.stat("x"))?.state, "CREATING");
@@ -318,7 +77,10 @@ Deno.test(
       const url of [`redis://:wrong@127.0.0.1:${redis.port}/0`, `redis://127.0.0.1:${redis.port}/0`]
     ) {
       const error = await assertRejects(
-        () => store(url, "b", { log: { info: () => {}, warn: () => void warned++ } }),
+        () =>
+          store({ url, namespace: "test" }, "b", {
+            log: { info: () => {}, warn: () => void warned++ },
+          }),
         StoreUnavailableError,
       );
       assert(!error.message.includes("wrong"), error.message);
@@ -326,58 +88,5 @@ Deno.test(
     }
     assertEquals(warned, 0);
     assert(Date.now() - started < 2000);
-  },
-);
-
-Deno.test(
-  "a system-clock store and a manual one agree on expiry by the clock they are given",
-  redisTestOptions,
-  async () => {
-    await using redis = await startRedis();
-    const clock: Clock = new ManualClock(Date.now());
-    await using a = await store(redis.url, "a", { clock });
-    await using b = await store(redis.url, "b");
-    const now = clock.now();
-    await createAs(a, "x", "c1", now, 60_000);
-    (clock as ManualClock).advance(60_000);
-    // By b's clock the lease is live: the id stays taken.
-    await assertRejects(
-      () => createAs(b, "x", "c2", Date.now()),
-      AlreadyExistsError,
-    );
-    // By a's clock it has expired: a's own create replaces it.
-    await createAs(a, "x", "c3", clock.now());
-  },
-);
-
-Deno.test(
-  "grant() gives the object as it is now, after changes by other nodes",
-  redisTestOptions,
-  async () => {
-    await using nodes = await twoNodes();
-    const { a, b } = nodes;
-    const now = Date.now();
-    const make = async (size: number) => {
-      const info = { ...creating("x", now), size, blobSizes: [size] };
-      await a.create(info, leaseRecord(`c${size}`, "x", Access.CREATE, undefined, now));
-      await a.seal(`c${size}`, { sealedAt: now });
-      await a.release(`c${size}`);
-    };
-    const read = async () => {
-      const lease = leaseRecord(crypto.randomUUID(), "x", Access.READ, undefined, now);
-      const info = await b.grant("x", lease);
-      await b.release(lease.id);
-      return info;
-    };
-    await make(1);
-    assertEquals((await read()).size, 1);
-    assertEquals((await read()).digest, undefined);
-    await a.annotate("x", { digest: "d1" });
-    assertEquals((await read()).digest, "d1");
-    // Deleted and made again under the same id: a new object, never the cached one.
-    await a.grant("x", leaseRecord("w", "x", Access.WRITE, undefined, now));
-    await a.discard("w");
-    await make(2);
-    assertEquals([(await read()).size, (await read()).digest], [2, undefined]);
   },
 );

@@ -99,7 +99,7 @@ Deno.test(
     await redis.stop();
     await eventually(async () => {
       try {
-        await a.stat("kept");
+        await a.stat("elsewhere");
         return false;
       } catch (error) {
         return error instanceof StoreUnavailableError;
@@ -109,6 +109,7 @@ Deno.test(
     await assertRejects(() => a.acquire("new", Access.CREATE, { size: 1 }), StoreUnavailableError);
     await assertRejects(() => a.list(), StoreUnavailableError);
     assert(performance.now() - started < 100, "fail fast");
+    assertEquals((await a.stat("kept")).size, 5);
     const during = await a.acquire("kept", Access.READ);
     assertEquals(await during.blobs[0]!.read(0, 5), bytes("kept!"));
     assertEquals(await before.blobs[0]!.read(0, 5), bytes("kept!"));
@@ -117,10 +118,14 @@ Deno.test(
     const open = await a.acquire("kept", Access.READ);
 
     await redis.restart();
-    await eventually(() => a.has("kept").catch(() => false), "the peer registers again");
     await using b = await redisPeer(redis.url, "b");
+    await eventually(() => b.has("kept"), "the peer registers again");
     assertEquals((await b.stat("kept")).holders, [{ node: "a", address: "http://a:7070" }]);
-    await put(a, "after", "fine");
+    // a's calls go through once it has put its state back.
+    await eventually(
+      () => put(a, "after", "fine").then(() => true, () => false),
+      "a is back in Redis",
+    );
     await a.release(open.lease.id);
     assertEquals((await a.stats()).leases, 0);
     assertEquals((await b.list()).map((info) => info.id).sort(), ["after", "kept"]);

@@ -60,14 +60,18 @@ export function creatingArgs(info: ObjectInfo): [string, string, string, string]
   ];
 }
 
-/** A sealed object as the register script takes it. */
-export function sealedEntry(info: ObjectInfo): string[] {
+/**
+ * A sealed object as the register script takes it; `join` when it may only
+ * join an object Redis records, never record one.
+ */
+export function sealedEntry(info: ObjectInfo, join = false): (string | boolean)[] {
   return [
     info.id,
     ...creatingArgs(info),
     String(info.sealedAt ?? info.createdAt),
     info.digest ?? "",
     info.tier ?? "",
+    join,
   ];
 }
 

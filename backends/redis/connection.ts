@@ -7,9 +7,13 @@
  * loaded on each connection and run by EVALSHA, falling back to EVAL (which
  * loads them again) on NOSCRIPT, as after a `SCRIPT FLUSH`.
  *
+ * A `redis+cluster://host:port,host:port/` URL (or `rediss+cluster://`) names
+ * the seed nodes of a Redis Cluster: each call goes to the master of the slot
+ * of its first key, and a node that goes away counts as Redis going away.
+ *
  * @module
  */
-import { createClient, ErrorReply } from "npm:@redis/client@6.3.1";
+import { createClient, createCluster, ErrorReply } from "npm:@redis/client@6.3.1";
 import {
   ClosedError,
   InternalError,
@@ -34,8 +38,27 @@ export interface RedisBackoff {
   readonly max?: number;
 }
 
-/** Runs a script on the connection, whether or not it is ready for other calls. */
-export type Exec = (script: Script, args: readonly string[]) => Promise<unknown>;
+/**
+ * Runs a script with its keys (all in one hash slot) and arguments on the
+ * connection, whether or not it is ready for other calls.
+ */
+export type Exec = (
+  script: Script,
+  keys: readonly string[],
+  args: readonly string[],
+) => Promise<unknown>;
+
+/** What this class needs of a client, a standalone one or a cluster. */
+interface Link {
+  readonly isOpen: boolean;
+  connect(): Promise<unknown>;
+  close(): Promise<unknown>;
+  destroy(): void;
+  /** Sends a command to the node serving `key`'s slot (any node when undefined). */
+  send(key: string | undefined, args: string[]): Promise<unknown>;
+  /** Whether scripts are loaded up front (a cluster loads each on its node at first use). */
+  readonly preload: boolean;
+}
 
 /** Options of {@link RedisConnection}. */
 export interface RedisConnectionOptions {
@@ -63,14 +86,14 @@ export interface RedisConnectionOptions {
 }
 
 /** Error replies of a Redis that will serve again soon. */
-const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN)\b/;
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/;
 /** Error replies that mean Redis cannot serve right now, not that the call was wrong. */
 const UNAVAILABLE_REPLY =
-  /^(LOADING|BUSY|MASTERDOWN|READONLY|NOAUTH|WRONGPASS|NOPERM|MISCONF|OOM)\b/;
+  /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOAUTH|WRONGPASS|NOPERM|MISCONF|OOM)\b/;
 
 /** A Redis connection with fail-fast calls and reconnection in the background. */
 export class RedisConnection {
-  readonly #client: ReturnType<typeof createClient>;
+  readonly #client: Link;
   readonly #options: RedisConnectionOptions;
   /** The URL without its password, for messages. */
   readonly #where: string;
@@ -95,19 +118,7 @@ export class RedisConnection {
   constructor(options: RedisConnectionOptions) {
     this.#where = redact(options.url);
     this.#options = options;
-    this.#client = createClient({
-      url: options.url,
-      // RESP2: this client decodes it several times faster than RESP3 for the
-      // small array replies the scripts give (measured: 100k/s against 24-70k/s).
-      RESP: 2,
-      // Fail fast: no queue of calls waiting for a connection, no reconnection
-      // inside the client; this class reconnects, with timers it can cancel.
-      disableOfflineQueue: true,
-      socket: { reconnectStrategy: false },
-    });
-    // Failures surface through the calls and the "terminated" event.
-    this.#client.on("error", () => {});
-    this.#client.on("terminated", (cause: unknown) => this.#lost(cause));
+    this.#client = link(options.url, (cause) => this.#lost(cause));
   }
 
   /** Whether calls go through now. */
@@ -128,13 +139,13 @@ export class RedisConnection {
   }
 
   /**
-   * Runs a script.
+   * Runs a script with its keys (all in one hash slot) and arguments.
    *
    * @throws {StoreUnavailableError} At once when Redis is not reachable now.
    */
-  run(script: Script, args: readonly string[]): Promise<unknown> {
+  run(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     if (this.#state !== "ready") return Promise.reject(this.#unavailable());
-    return this.#exec(script, args);
+    return this.#exec(script, keys, args);
   }
 
   /** Stops reconnecting and closes the connection. Idempotent. */
@@ -151,18 +162,20 @@ export class RedisConnection {
     clearInterval(this.#watchdog);
   }
 
-  readonly #exec: Exec = async (script, args) => {
+  readonly #exec: Exec = async (script, keys, args) => {
     this.#waiting.push(performance.now());
+    const key = keys[0];
+    const count = String(keys.length);
     try {
       try {
-        return await this.#client.sendCommand(["EVALSHA", script.sha, "0", ...args]);
+        return await this.#client.send(key, ["EVALSHA", script.sha, count, ...keys, ...args]);
       } catch (error) {
         if (!(error instanceof ErrorReply && error.message.startsWith("NOSCRIPT"))) {
           throw this.#wrap(error, `script ${script.name}`);
         }
       }
       try {
-        return await this.#client.sendCommand(["EVAL", script.source, "0", ...args]);
+        return await this.#client.send(key, ["EVAL", script.source, count, ...keys, ...args]);
       } catch (error) {
         throw this.#wrap(error, `script ${script.name}`);
       }
@@ -200,11 +213,13 @@ export class RedisConnection {
       try {
         if (this.#client.isOpen) this.#client.destroy();
         await this.#watched(this.#client.connect());
-        await Promise.all(
-          this.#options.scripts.map((script) =>
-            this.#watched(this.#client.sendCommand(["SCRIPT", "LOAD", script.source]))
-          ),
-        );
+        if (this.#client.preload) {
+          await Promise.all(
+            this.#options.scripts.map((script) =>
+              this.#watched(this.#client.send(undefined, ["SCRIPT", "LOAD", script.source]))
+            ),
+          );
+        }
         await this.#options.onReady(this.#first, this.#exec);
         if (this.#state === "closed") return;
         this.#first = false;
@@ -278,25 +293,102 @@ export class RedisConnection {
   }
 }
 
+/** The protocols of a Redis URL, and whether each names a cluster. */
+const PROTOCOLS: Record<string, boolean> = {
+  "redis:": false,
+  "rediss:": false,
+  "redis+cluster:": true,
+  "rediss+cluster:": true,
+};
+
 /**
  * Checks a Redis URL and returns it without its password, for messages.
  *
- * @throws {InvalidArgumentError} When it is not a `redis://` or `rediss://` URL.
+ * @throws {InvalidArgumentError} When it is not a `redis://`, `rediss://`,
+ *   `redis+cluster://` or `rediss+cluster://` URL.
  */
 export function redact(url: string): string {
+  const parsed = parseUrl(url);
+  if (parsed.password === "") return url;
+  return url.replace(/^([a-z+]+:\/\/[^:@/]*):[^@/]*@/, "$1:***@");
+}
+
+/** Whether a Redis URL names a cluster (`redis+cluster://`). */
+export function isClusterUrl(url: string): boolean {
+  return PROTOCOLS[parseUrl(url).protocol] === true;
+}
+
+function parseUrl(url: string): URL {
   let parsed: URL;
   try {
-    parsed = new URL(url);
+    // A cluster URL lists its seeds where the host goes: parse with the first seed alone.
+    parsed = new URL(url.replace(/^([a-z+]+:\/\/(?:[^@/]*@)?[^,/]*)(?:,[^/]*)?/, "$1"));
   } catch {
     throw new InvalidArgumentError(`Invalid Redis URL: ${JSON.stringify(url)}`);
   }
-  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+  if (!(parsed.protocol in PROTOCOLS)) {
     throw new InvalidArgumentError(
-      `Invalid Redis URL: expected redis:// or rediss://, got ${parsed.protocol}//`,
+      `Invalid Redis URL: expected redis://, rediss://, redis+cluster:// or ` +
+        `rediss+cluster://, got ${parsed.protocol}//`,
     );
   }
-  if (parsed.password !== "") parsed.password = "***";
-  return parsed.toString();
+  return parsed;
+}
+
+/** The client of a URL: a standalone Redis, or the seeds of a cluster. */
+function link(url: string, lost: (cause: unknown) => void): Link {
+  const parsed = parseUrl(url);
+  // Fail fast: no queue of calls waiting for a connection, no reconnection
+  // inside the client; RedisConnection reconnects, with timers it can cancel.
+  const common = {
+    // RESP2: this client decodes it several times faster than RESP3 for the
+    // small array replies the scripts give (measured: 100k/s against 24-70k/s).
+    RESP: 2,
+    disableOfflineQueue: true,
+  } as const;
+  if (!isClusterUrl(url)) {
+    const client = createClient({ url, ...common, socket: { reconnectStrategy: false } });
+    // Failures surface through the calls and the "terminated" event.
+    client.on("error", () => {});
+    client.on("terminated", lost);
+    return {
+      get isOpen() {
+        return client.isOpen;
+      },
+      connect: () => client.connect(),
+      close: () => client.close(),
+      destroy: () => client.destroy(),
+      send: (_key, args) => client.sendCommand(args),
+      preload: true,
+    };
+  }
+  const tls = parsed.protocol === "rediss+cluster:";
+  const seeds = url.replace(/^[a-z+]+:\/\/(?:[^@/]*@)?/, "").split("/")[0]!.split(",");
+  const cluster = createCluster({
+    rootNodes: seeds.map((seed) => ({ url: `${tls ? "rediss" : "redis"}://${seed}` })),
+    defaults: {
+      ...(parsed.username === "" ? {} : { username: decodeURIComponent(parsed.username) }),
+      ...(parsed.password === "" ? {} : { password: decodeURIComponent(parsed.password) }),
+      disableOfflineQueue: true,
+      socket: { reconnectStrategy: false, ...(tls ? { tls: true } : {}) },
+    },
+    ...common,
+  });
+  // A node's connection that fails stays closed (no reconnection inside the
+  // client): the whole cluster connection counts as lost, and is made again.
+  cluster.on("error", () => {});
+  cluster.on("node-error", (error: unknown) => lost(error));
+  cluster.on("node-disconnect", () => lost("a cluster node disconnected"));
+  return {
+    get isOpen() {
+      return cluster.isOpen;
+    },
+    connect: () => cluster.connect(),
+    close: () => cluster.close(),
+    destroy: () => cluster.destroy(),
+    send: (key, args) => cluster.sendCommand(key, false, args),
+    preload: false,
+  };
 }
 
 /** The delay before attempt `attempt + 1`: doubling from `initial`, capped at `max`, ±20% jitter. */

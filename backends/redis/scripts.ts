@@ -8,28 +8,36 @@
  * Replies are flat arrays: a status (`OK` or an error code), then the fields
  * of the object the script saw or removed, if any.
  *
- * Every script takes `ARGV[1]` the key prefix, `ARGV[2]` the caller's clock
- * in milliseconds (expiry is decided by it; Redis expiries are the backstop),
- * and `ARGV[3]` the caller's node id. Keys are built inside the scripts from
- * the prefix, so the store needs a standalone Redis (not a cluster).
+ * Redis Cluster: every key a script touches is passed in KEYS, and all of
+ * them are in one hash slot. Objects are spread over `shards` slots by their
+ * id ({@link shardOf}); each shard keeps its objects and the indexes over them
+ * under one hash tag, so no script spans two slots. Node liveness lives under
+ * a tag of its own, and what needs both (reaping a dead node, replacing an
+ * object whose creator's node died) takes two steps from the TypeScript side.
  *
- * Keys, under the prefix:
- * - `o:<id>`: an object, a hash: `state`, `size`, `blobs`, `meta`,
- *   `createdAt`, `sealedAt`, `digest`, `tier`, `creator` (the CREATE lease),
- *   `cnode` (its node), `v` (a version from the `version` counter, new on
- *   every change, so a reader's cached copy is checked without sending the
- *   hash), and one `@<node>` field per holder, valued with the address that
- *   node serves on. A CREATING object expires with a CREATE lease that has a
- *   TTL; seal persists it.
- * - `l:<lease>`: a lease with a TTL, a hash with a Redis expiry.
- * - `leases:<node>`: the node's leases without a TTL, a hash lease id to
- *   `ACCESS:objectId`. They live as long as the node's liveness key.
- * - `alive:<node>`: the node's liveness key, refreshed by its heartbeat.
- * - `held:<node>`: the ids of the sealed objects the node holds.
- * - `nodes`: every node with state here, a hash node to address.
- * - `sealed`: the ids of sealed objects; `creating`: the ids of objects being
- *   created, scored by when their record expires in Redis time.
- * - `version`: the counter object versions come from.
+ * Shard scripts take `ARGV[1]` the caller's clock in milliseconds (expiry is
+ * decided by it; Redis expiries are the backstop) and `ARGV[2]` the caller's
+ * node id, and first the shard's own keys (see {@link shardKeys}):
+ * - `KEYS[1]` `{ns:s}:leases:<node>`: the node's leases without a TTL on the
+ *   shard, a hash lease id to `ACCESS:objectId`. They live as long as their
+ *   node is alive. The caller's node, or the dead node a reap is about.
+ * - `KEYS[2]` `{ns:s}:h`: holders, a sorted set of `node\nobject`.
+ * - `KEYS[3]` `{ns:s}:sealed`: the ids of sealed objects.
+ * - `KEYS[4]` `{ns:s}:creating`: ids of objects being created, scored by when
+ *   their record expires in Redis time.
+ * - `KEYS[5]` `{ns:s}:version`: where object versions come from, a hash: the
+ *   shard's `epoch` (new when the shard lost its state) and a counter `n`.
+ *
+ * then the keys of the call: `{ns:s}:o:<id>`, an object, a hash: `state`,
+ * `size`, `blobs`, `meta`, `createdAt`, `sealedAt`, `digest`, `tier`,
+ * `creator` (the CREATE lease), `cnode` (its node), `cexp` (its expiry, empty
+ * without a TTL), `v` (a version, new on every change, so a reader's cached
+ * copy is checked without sending the hash), and one `@<node>` field per
+ * holder, valued with the address that node serves on; and
+ * `{ns:s}:l:<lease>`, a lease with a TTL, a hash with a Redis expiry.
+ *
+ * Node scripts take `{ns}:alive` (node to the Redis time its liveness ends),
+ * `{ns}:inc` (node to its incarnation) and `{ns}:nodes` (node to address).
  *
  * @module
  */
@@ -43,6 +51,53 @@ export interface Script {
   readonly source: string;
   /** The SHA1 of the source, as Redis caches it. */
   readonly sha: string;
+}
+
+/** The hash tag of shard `shard` of namespace `namespace`. */
+function shardTag(namespace: string, shard: number): string {
+  return `{${namespace}:${shard}}`;
+}
+
+/** The fixed keys of a shard for `node`, as every shard script takes them first. */
+export function shardKeys(namespace: string, shard: number, node: string): string[] {
+  const tag = shardTag(namespace, shard);
+  return [
+    nodeLeasesKey(namespace, shard, node),
+    `${tag}:h`,
+    `${tag}:sealed`,
+    `${tag}:creating`,
+    `${tag}:version`,
+  ];
+}
+
+/** The key of a node's leases without a TTL on a shard. */
+export function nodeLeasesKey(namespace: string, shard: number, node: string): string {
+  return `${shardTag(namespace, shard)}:leases:${node}`;
+}
+
+/** The key of an object's hash. */
+export function objectKey(namespace: string, shard: number, id: string): string {
+  return `${shardTag(namespace, shard)}:o:${id}`;
+}
+
+/** The key a lease with a TTL has, on the shard of its object. */
+export function leaseKey(namespace: string, shard: number, lease: string): string {
+  return `${shardTag(namespace, shard)}:l:${lease}`;
+}
+
+/** The keys of node liveness, as node scripts take them. */
+export function nodeKeys(namespace: string): string[] {
+  return [`{${namespace}}:alive`, `{${namespace}}:inc`, `{${namespace}}:nodes`];
+}
+
+const encoder = new TextEncoder();
+
+/** The shard of an object id: FNV-1a of its UTF-8 bytes, modulo `shards`. */
+export function shardOf(id: string, shards: number): number {
+  if (shards === 1) return 0;
+  let hash = 0x811c9dc5;
+  for (const byte of encoder.encode(id)) hash = Math.imul(hash ^ byte, 0x01000193);
+  return (hash >>> 0) % shards;
 }
 
 /**
@@ -59,31 +114,49 @@ local function server_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end`,
   },
-  // Gives an object a new version: every change to its hash calls it.
-  bump: {
+  // The shard's epoch: the Redis time its state began, made on first use, so
+  // a shard that lost its state (a master restarted empty) has a new one.
+  epoch: {
     uses: [],
     code: `
-local function bump(o)
-  redis.call('HSET', o, 'v', redis.call('INCR', P .. 'version'))
+local function epoch()
+  local e = redis.call('HGET', VERSION, 'epoch')
+  if not e then
+    local t = redis.call('TIME')
+    e = t[1] .. string.format('%06d', tonumber(t[2]))
+    redis.call('HSET', VERSION, 'epoch', e)
+  end
+  return e
 end`,
   },
-  // A lease of `node` as {object, access, expiresAt, timed}, or nil when the store lacks it.
-  // `timed`: '1' or '0' when the caller knows whether it has a TTL, to look in one place.
+  // Gives an object a new version, \`<epoch>.<counter>\`, never reused even
+  // after the shard lost its state: every change to its hash calls it.
+  bump: {
+    uses: ["epoch"],
+    code: `
+local function bump(o)
+  redis.call('HSET', o, 'v', epoch() .. '.' .. redis.call('HINCRBY', VERSION, 'n', 1))
+end`,
+  },
+  // A lease of this call's node as {object, access, expiresAt, timed}, or nil when the
+  // store lacks it. lk: its key if it has a TTL; timed: '1' or '0' when the caller
+  // knows which, to look in one place.
   get_lease: {
     uses: [],
     code: `
-local function get_lease(id, node, timed)
+local function get_lease(lk, id, timed)
   if timed ~= '0' then
-    local f = redis.call('HMGET', P .. 'l:' .. id, 'object', 'access', 'expiresAt')
+    local f = redis.call('HMGET', lk, 'object', 'access', 'expiresAt')
     if f[1] then
-      return { object = f[1], access = f[2], expiresAt = tonumber(f[3]), timed = true }
+      return { key = lk, object = f[1], access = f[2], expiresAt = tonumber(f[3]), timed = true }
     end
   end
   if timed == '1' then return nil end
-  local v = redis.call('HGET', P .. 'leases:' .. node, id)
+  local v = redis.call('HGET', U, id)
   if not v then return nil end
   local at = string.find(v, ':', 1, true)
-  return { object = string.sub(v, at + 1), access = string.sub(v, 1, at - 1), timed = false }
+  return { id = id, object = string.sub(v, at + 1), access = string.sub(v, 1, at - 1),
+    timed = false }
 end`,
   },
   // lifecycle.checkLive: a lease is live until its expiry.
@@ -97,72 +170,56 @@ end`,
   put_lease: {
     uses: [],
     code: `
-local function put_lease(id, object, access, ttl, expires_at, px)
+local function put_lease(lk, id, object, access, ttl, expires_at, px)
   if ttl == '' then
-    redis.call('HSET', P .. 'leases:' .. NODE, id, access .. ':' .. object)
+    redis.call('HSET', U, id, access .. ':' .. object)
   else
-    local k = P .. 'l:' .. id
-    redis.call('HSET', k, 'object', object, 'access', access, 'node', NODE, 'ttl', ttl,
+    redis.call('HSET', lk, 'object', object, 'access', access, 'node', NODE, 'ttl', ttl,
       'expiresAt', expires_at)
-    redis.call('PEXPIRE', k, px)
+    redis.call('PEXPIRE', lk, px)
   end
 end`,
   },
   drop_lease: {
     uses: [],
     code: `
-local function drop_lease(id, node, l)
-  if l.timed then
-    redis.call('DEL', P .. 'l:' .. id)
-  else
-    redis.call('HDEL', P .. 'leases:' .. node, id)
-  end
+local function drop_lease(l)
+  if l.timed then redis.call('DEL', l.key) else redis.call('HDEL', U, l.id) end
 end`,
   },
-  // Removes an object from lookups and from its holders' sets; returns its fields.
+  // Removes an object from lookups and from the holder index; returns its fields.
   remove_object: {
     uses: [],
     code: `
-local function remove_object(id)
-  local f = redis.call('HGETALL', P .. 'o:' .. id)
+local function remove_object(o, id)
+  local f = redis.call('HGETALL', o)
   for i = 1, #f, 2 do
-    if string.byte(f[i], 1) == 64 then redis.call('SREM', P .. 'held:' .. string.sub(f[i], 2), id) end
+    if string.byte(f[i], 1) == 64 then redis.call('ZREM', H, string.sub(f[i], 2) .. '\\n' .. id) end
   end
-  redis.call('DEL', P .. 'o:' .. id)
-  redis.call('SREM', P .. 'sealed', id)
-  redis.call('ZREM', P .. 'creating', id)
+  redis.call('DEL', o)
+  redis.call('SREM', SEALED, id)
+  redis.call('ZREM', CREATING, id)
   return f
 end`,
   },
-  // Ends a lease. lifecycle.endRemovesObject: ending the CREATE lease of an
-  // unsealed object abandons the object. Returns the removed object's fields, or {}.
+  // Ends a lease on the object in key o. lifecycle.endRemovesObject: ending the
+  // CREATE lease of an unsealed object abandons the object. Returns the removed
+  // object's fields, or {}.
   end_lease: {
     uses: ["drop_lease", "remove_object"],
     code: `
-local function end_lease(id, node, l)
-  drop_lease(id, node, l)
+local function end_lease(o, id, l)
+  drop_lease(l)
   if l.access ~= 'CREATE' then return {} end
-  local o = redis.call('HMGET', P .. 'o:' .. l.object, 'state', 'creator')
-  if o[1] == 'CREATING' and o[2] == id then return remove_object(l.object) end
+  local cur = redis.call('HMGET', o, 'state', 'creator')
+  if cur[1] == 'CREATING' and cur[2] == id then return remove_object(o, l.object) end
   return {}
-end`,
-  },
-  // Whether the CREATE lease that made an object has ended: released, past its
-  // expiry, or without a TTL and of a node whose liveness key is gone.
-  abandoned: {
-    uses: ["get_lease", "expired"],
-    code: `
-local function abandoned(creator, cnode)
-  local l = get_lease(creator, cnode)
-  if not l then return true end
-  if l.timed then return expired(l) end
-  return redis.call('EXISTS', P .. 'alive:' .. cnode) == 0
 end`,
   },
 };
 
 /** Builds a script: the common arguments, the helpers it uses (after theirs), then its body. */
-function script(name: string, uses: readonly string[], body: string): Script {
+function script(name: string, uses: readonly string[], body: string, prelude = SHARD): Script {
   const included: string[] = [];
   const include = (helper: string) => {
     if (included.includes(helper)) return;
@@ -171,141 +228,164 @@ function script(name: string, uses: readonly string[], body: string): Script {
   };
   uses.forEach(include);
   const source = [
-    "local P, NOW, NODE = ARGV[1], tonumber(ARGV[2]), ARGV[3]",
+    prelude,
     ...included.map((helper) => HELPERS[helper]!.code.trim()),
     body.trim(),
   ].join("\n");
   return { name, source, sha: createHash("sha1").update(source).digest("hex") };
 }
 
-/** The scripts, by operation. */
+const SHARD = "local NOW, NODE = tonumber(ARGV[1]), ARGV[2]\n" +
+  "local U, H, SEALED, CREATING, VERSION = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]";
+const NODES = "local NODE = ARGV[2]\nlocal ALIVE, INC, NODES = KEYS[1], KEYS[2], KEYS[3]";
+
+/**
+ * The scripts, by operation. Those about one lease take, after the shard's
+ * keys, `KEYS[6]` the object's key and `KEYS[7]` the lease's key, and
+ * `ARGV[3..6]`: lease id, access, object id, and whether it has a TTL
+ * ('1', '0', or '' when unknown).
+ */
 export const SCRIPTS = {
   /**
-   * ARGV[4..]: objectId, leaseId, ttl, expiresAt, px, size, blobs, meta, createdAt.
-   * An object still CREATING whose CREATE lease has ended is replaced.
+   * KEYS[6..7]: object, lease, and with a node known to be dead, KEYS[8]:
+   * its leases on the shard. ARGV[3..]: objectId, leaseId, ttl, expiresAt,
+   * px, size, blobs, meta, createdAt, and that node ('' for none). An object
+   * still CREATING whose CREATE lease has ended is replaced; when that lease
+   * has no TTL and its node is another, the reply is `{'ASK', node}`: call
+   * again naming the node if it is dead.
    */
   create: script(
     "create",
-    ["abandoned", "get_lease", "drop_lease", "remove_object", "put_lease", "server_ms", "bump"],
+    ["remove_object", "put_lease", "server_ms", "bump"],
     `
-local id, lid, ttl, px = ARGV[4], ARGV[5], ARGV[6], ARGV[8]
-local o = P .. 'o:' .. id
-local cur = redis.call('HMGET', o, 'state', 'creator', 'cnode')
+local id, lid, ttl, px = ARGV[3], ARGV[4], ARGV[5], ARGV[7]
+local o, lk = KEYS[6], KEYS[7]
+local cur = redis.call('HMGET', o, 'state', 'creator', 'cnode', 'cexp')
 if cur[1] then
-  if cur[1] ~= 'CREATING' or not abandoned(cur[2], cur[3]) then return { 'ALREADY_EXISTS' } end
-  local old = get_lease(cur[2], cur[3])
-  if old then drop_lease(cur[2], cur[3], old) end
-  remove_object(id)
+  if cur[1] ~= 'CREATING' then return { 'ALREADY_EXISTS' } end
+  if cur[4] and cur[4] ~= '' then
+    if tonumber(cur[4]) > NOW then return { 'ALREADY_EXISTS' } end
+  elseif cur[3] == NODE then
+    if redis.call('HEXISTS', U, cur[2]) == 1 then return { 'ALREADY_EXISTS' } end
+  elseif cur[3] ~= ARGV[12] then
+    return { 'ASK', cur[3] }
+  else
+    redis.call('HDEL', KEYS[8], cur[2])
+  end
+  remove_object(o, id)
 end
-redis.call('HSET', o, 'state', 'CREATING', 'size', ARGV[9], 'blobs', ARGV[10], 'meta', ARGV[11],
-  'createdAt', ARGV[12], 'creator', lid, 'cnode', NODE)
+redis.call('HSET', o, 'state', 'CREATING', 'size', ARGV[8], 'blobs', ARGV[9], 'meta', ARGV[10],
+  'createdAt', ARGV[11], 'creator', lid, 'cnode', NODE, 'cexp', ARGV[6])
 bump(o)
-put_lease(lid, id, 'CREATE', ttl, ARGV[7], px)
+put_lease(lk, lid, id, 'CREATE', ttl, ARGV[6], px)
 if ttl == '' then
-  redis.call('ZADD', P .. 'creating', '+inf', id)
+  redis.call('ZADD', CREATING, '+inf', id)
 else
   redis.call('PEXPIRE', o, px)
-  redis.call('ZADD', P .. 'creating', server_ms() + tonumber(px), id)
+  redis.call('ZADD', CREATING, server_ms() + tonumber(px), id)
 end
 return { 'OK' }
 `,
   ),
 
   /**
-   * ARGV[4..]: objectId, leaseId, access (READ or WRITE), ttl, expiresAt, px,
-   * and the version of the caller's copy of the object ('' for none): the
-   * fields come back only when that copy is stale. lifecycle.checkGrant.
+   * KEYS[6..7]: object, lease. ARGV[3..]: objectId, leaseId, access (READ or
+   * WRITE), ttl, expiresAt, px, and the version of the caller's copy of the
+   * object ('' for none): the fields come back only when that copy is stale.
+   * lifecycle.checkGrant.
    */
   grant: script(
     "grant",
     ["put_lease"],
     `
-local o = P .. 'o:' .. ARGV[4]
+local o = KEYS[6]
 local cur = redis.call('HMGET', o, 'state', 'v')
 if not cur[1] then return { 'NOT_FOUND' } end
-if ARGV[6] == 'READ' and cur[1] ~= 'SEALED' then
+if ARGV[5] == 'READ' and cur[1] ~= 'SEALED' then
   return { 'NOT_SEALED', unpack(redis.call('HGETALL', o)) }
 end
-put_lease(ARGV[5], ARGV[4], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
-if cur[2] == ARGV[10] then return { 'OK' } end
+put_lease(KEYS[7], ARGV[4], ARGV[3], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+if cur[2] == ARGV[9] then return { 'OK' } end
 return { 'OK', unpack(redis.call('HGETALL', o)) }
 `,
   ),
 
-  /** ARGV[4..]: leaseId, timed, sealedAt, digest (or ''), address. lifecycle.checkSeal. */
+  /** A lease, then ARGV[7..]: sealedAt, digest (or ''), address. lifecycle.checkSeal. */
   seal: script(
     "seal",
     ["get_lease", "expired", "bump"],
     `
-local lid = ARGV[4]
-local l = get_lease(lid, NODE, ARGV[5])
+local lid, id, o = ARGV[3], ARGV[5], KEYS[6]
+local l = get_lease(KEYS[7], lid, ARGV[6])
 if not l then return { 'UNKNOWN_LEASE' } end
 if expired(l) then return { 'LEASE_EXPIRED' } end
 if l.access ~= 'CREATE' then return { 'WRONG_ACCESS' } end
-local o = P .. 'o:' .. l.object
 local cur = redis.call('HMGET', o, 'state', 'creator')
 if not cur[1] or cur[2] ~= lid then return { 'NOT_FOUND' } end
 if cur[1] == 'SEALED' then return { 'ALREADY_SEALED', unpack(redis.call('HGETALL', o)) } end
-redis.call('HSET', o, 'state', 'SEALED', 'sealedAt', ARGV[6], '@' .. NODE, ARGV[8])
-if ARGV[7] ~= '' then redis.call('HSET', o, 'digest', ARGV[7]) end
+redis.call('HSET', o, 'state', 'SEALED', 'sealedAt', ARGV[7], '@' .. NODE, ARGV[9])
+if ARGV[8] ~= '' then redis.call('HSET', o, 'digest', ARGV[8]) end
 bump(o)
 redis.call('PERSIST', o)
-redis.call('ZREM', P .. 'creating', l.object)
-redis.call('SADD', P .. 'sealed', l.object)
-redis.call('SADD', P .. 'held:' .. NODE, l.object)
+redis.call('ZREM', CREATING, id)
+redis.call('SADD', SEALED, id)
+redis.call('ZADD', H, 0, NODE .. '\\n' .. id)
 return { 'OK', unpack(redis.call('HGETALL', o)) }
 `,
   ),
 
-  /** ARGV[4..]: leaseId, timed. lifecycle.checkDiscard; the object leaves lookups in any state. */
+  /** A lease. lifecycle.checkDiscard; the object leaves lookups in any state. */
   discard: script(
     "discard",
     ["get_lease", "expired", "drop_lease", "remove_object"],
     `
-local lid = ARGV[4]
-local l = get_lease(lid, NODE, ARGV[5])
+local lid, id, o = ARGV[3], ARGV[5], KEYS[6]
+local l = get_lease(KEYS[7], lid, ARGV[6])
 if not l then return { 'UNKNOWN_LEASE' } end
 if expired(l) then return { 'LEASE_EXPIRED' } end
 if l.access == 'READ' then return { 'WRONG_ACCESS' } end
-drop_lease(lid, NODE, l)
-local cur = redis.call('HMGET', P .. 'o:' .. l.object, 'state', 'creator')
+drop_lease(l)
+local cur = redis.call('HMGET', o, 'state', 'creator')
 if cur[1] and (l.access ~= 'CREATE' or cur[2] == lid) then
-  return { 'OK', unpack(remove_object(l.object)) }
+  return { 'OK', unpack(remove_object(o, id)) }
 end
 return { 'OK' }
 `,
   ),
 
-  /** ARGV[4..]: leaseId, timed. */
+  /** A lease. */
   release: script(
     "release",
     ["get_lease", "expired", "end_lease"],
     `
-local lid = ARGV[4]
-local l = get_lease(lid, NODE, ARGV[5])
+local lid = ARGV[3]
+local l = get_lease(KEYS[7], lid, ARGV[6])
 if not l then return { 'UNKNOWN_LEASE' } end
 if expired(l) then return { 'LEASE_EXPIRED' } end
-return { 'OK', unpack(end_lease(lid, NODE, l)) }
+return { 'OK', unpack(end_lease(KEYS[6], lid, l)) }
 `,
   ),
 
-  /** ARGV[4..]: leaseId, timed, ttl, expiresAt. A CREATING object's record follows its CREATE lease. */
+  /**
+   * A lease, then ARGV[7..]: ttl, expiresAt. A CREATING object's record
+   * follows its CREATE lease.
+   */
   renew: script(
     "renew",
     ["get_lease", "expired", "put_lease", "server_ms"],
     `
-local lid, ttl = ARGV[4], ARGV[6]
-local l = get_lease(lid, NODE, ARGV[5])
+local lid, id, ttl, o = ARGV[3], ARGV[5], ARGV[7], KEYS[6]
+local l = get_lease(KEYS[7], lid, ARGV[6])
 if not l then return { 'UNKNOWN_LEASE' } end
 if expired(l) then return { 'LEASE_EXPIRED' } end
-if not l.timed then redis.call('HDEL', P .. 'leases:' .. NODE, lid) end
-put_lease(lid, l.object, l.access, ttl, ARGV[7], ttl)
+if not l.timed then redis.call('HDEL', U, lid) end
+put_lease(KEYS[7], lid, id, l.access, ttl, ARGV[8], ttl)
 if l.access == 'CREATE' then
-  local o = P .. 'o:' .. l.object
   local cur = redis.call('HMGET', o, 'state', 'creator')
   if cur[1] == 'CREATING' and cur[2] == lid then
+    redis.call('HSET', o, 'cexp', ARGV[8])
     redis.call('PEXPIRE', o, ttl)
-    redis.call('ZADD', P .. 'creating', server_ms() + tonumber(ttl), l.object)
+    redis.call('ZADD', CREATING, server_ms() + tonumber(ttl), id)
   end
 end
 return { 'OK' }
@@ -313,208 +393,230 @@ return { 'OK' }
   ),
 
   /**
-   * ARGV[4]: 'expire' ends the leases past their expiry, 'drop' ends them all;
-   * ARGV[5..]: lease ids of this node. Returns per lease `{'OK', ...removedFields}`,
-   * `{'LIVE'}` (not expired) or `{'GONE'}` (not in the store).
+   * Leases of this node: KEYS[6..] an object key and a lease key per lease;
+   * ARGV[3]: 'expire' ends the leases past their expiry, 'drop' ends them
+   * all; ARGV[4..]: the lease ids. Returns per lease
+   * `{'OK', ...removedFields}`, `{'LIVE'}` (not expired) or `{'GONE'}` (not in
+   * the store).
    */
   end: script(
     "end",
     ["get_lease", "expired", "end_lease"],
     `
 local out = {}
-for i = 5, #ARGV do
-  local lid = ARGV[i]
-  local l = get_lease(lid, NODE)
+for i = 0, #ARGV - 4 do
+  local lid = ARGV[4 + i]
+  local o, lk = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
+  local l = get_lease(lk, lid, '')
   if not l then
     out[#out + 1] = { 'GONE' }
-  elseif ARGV[4] == 'expire' and not expired(l) then
+  elseif ARGV[3] == 'expire' and not expired(l) then
     out[#out + 1] = { 'LIVE' }
   else
-    out[#out + 1] = { 'OK', unpack(end_lease(lid, NODE, l)) }
+    out[#out + 1] = { 'OK', unpack(end_lease(o, lid, l)) }
   end
 end
 return out
 `,
   ),
 
-  /** ARGV[4]: objectId; ARGV[5..]: field, value pairs to set, on an object that exists. */
+  /**
+   * KEYS[6]: an object; ARGV[3..]: field, value pairs to set, if it exists.
+   * A digest is recorded only by a holder, and never over another one: the
+   * record's digest is the content its holders were checked against.
+   */
   annotate: script(
     "annotate",
     ["bump"],
     `
-local o = P .. 'o:' .. ARGV[4]
-if #ARGV < 6 or redis.call('EXISTS', o) == 0 then return { 'OK' } end
-redis.call('HSET', o, unpack(ARGV, 5))
+local o = KEYS[6]
+if redis.call('EXISTS', o) == 0 then return { 'OK' } end
+local cur = redis.call('HMGET', o, 'digest', '@' .. NODE)
+local set = {}
+for i = 3, #ARGV - 1, 2 do
+  if ARGV[i] ~= 'digest' or (cur[2] and (not cur[1] or cur[1] == ARGV[i + 1])) then
+    set[#set + 1] = ARGV[i]
+    set[#set + 1] = ARGV[i + 1]
+  end
+end
+if #set == 0 then return { 'OK' } end
+redis.call('HSET', o, unpack(set))
 bump(o)
 return { 'OK' }
 `,
   ),
 
-  /** ARGV[4..]: object ids. Returns the fields of each, {} for one not in lookups. */
+  /** KEYS[6..]: objects. Returns the fields of each, {} for one not in lookups. */
   get: script(
     "get",
     [],
     `
 local out = {}
-for i = 4, #ARGV do out[#out + 1] = redis.call('HGETALL', P .. 'o:' .. ARGV[i]) end
+for i = 6, #KEYS do out[#out + 1] = redis.call('HGETALL', KEYS[i]) end
 return out
 `,
   ),
 
+  /** Returns the shard's epoch: another one than before means the shard lost its state. */
+  epoch: script("epoch", ["epoch"], "return epoch()"),
+
   /**
-   * ARGV[4]: 'count' or 'list'. Forgets the ids of CREATING objects whose
-   * record expired, then returns the counts, or the ids, of sealed and of
-   * creating objects.
+   * ARGV[3]: 'count' or 'list'. Forgets the ids of the shard's CREATING
+   * objects whose record expired, then returns the counts, or the ids, of
+   * sealed and of creating objects.
    */
   index: script(
     "index",
     ["server_ms"],
     `
-redis.call('ZREMRANGEBYSCORE', P .. 'creating', '-inf', server_ms())
-if ARGV[4] == 'count' then
-  return { redis.call('SCARD', P .. 'sealed'), redis.call('ZCARD', P .. 'creating') }
+redis.call('ZREMRANGEBYSCORE', CREATING, '-inf', server_ms())
+if ARGV[3] == 'count' then
+  return { redis.call('SCARD', SEALED), redis.call('ZCARD', CREATING) }
 end
-return { redis.call('SMEMBERS', P .. 'sealed'), redis.call('ZRANGE', P .. 'creating', 0, -1) }
+return { redis.call('SMEMBERS', SEALED), redis.call('ZRANGE', CREATING, 0, -1) }
 `,
   ),
 
   /**
-   * ARGV[4..]: incarnation, liveness ms, address. Refreshes this node's
-   * liveness key. Returns 'OK', 'LOST' when the key was gone (Redis lost its
-   * state, or other nodes took this one for dead), or 'TAKEN' when another
-   * incarnation had set it.
+   * KEYS[1]: the leases of node ARGV[3] on the shard; ARGV[4]: the most
+   * entries of each kind. Returns some of the node's leases without a TTL on
+   * this shard, as lease id, `ACCESS:objectId` pairs, and the ids of objects
+   * it holds here, for {@link SCRIPTS.reap}.
    */
-  heartbeat: script(
-    "heartbeat",
+  owned: script(
+    "owned",
     [],
     `
-local alive = P .. 'alive:' .. NODE
-local cur = redis.call('GET', alive)
-redis.call('SET', alive, ARGV[4], 'PX', ARGV[5])
-redis.call('HSET', P .. 'nodes', NODE, ARGV[6])
-if cur == ARGV[4] then return 'OK' end
-if cur then return 'TAKEN' end
-return 'LOST'
+local node, n = ARGV[3], tonumber(ARGV[4])
+local held = {}
+for i, m in ipairs(redis.call('ZRANGEBYLEX', H, '[' .. node .. '\\n', '(' .. node .. '\\v',
+  'LIMIT', 0, n)) do
+  held[i] = string.sub(m, #node + 2)
+end
+return { redis.call('HRANDFIELD', U, n, 'WITHVALUES'), held }
 `,
   ),
 
   /**
-   * Ends the state of dead nodes: their leases without a TTL (abandoning the
-   * objects they were creating) and their holdings (a sealed object left
-   * without a holder leaves lookups). Leases with a TTL end by their Redis
-   * expiry. ARGV[4]: one node to reap whether or not it looks alive (this
-   * node's earlier run, or itself when closing), or '' for every node whose
-   * liveness key is gone; ARGV[5]: the most entries to end in this call.
-   * Returns how many it ended: call again while that equals the limit.
+   * Ends a dead node's state on one shard, as listed by the caller from the
+   * shard's indexes: its leases without a TTL (abandoning the objects they
+   * were creating) and its holdings (a sealed object left without a holder
+   * leaves lookups). Leases with a TTL end by their Redis expiry. KEYS[1]:
+   * the node's leases on the shard; KEYS[6..]: the object of each lease, then
+   * of each holding; ARGV[3]: the node; ARGV[4]: how many leases; ARGV[5..]:
+   * the lease ids, then the object ids it holds. An entry no longer there is
+   * skipped.
    */
   reap: script(
     "reap",
     ["get_lease", "end_lease", "remove_object", "bump"],
     `
-local limit = tonumber(ARGV[5])
-local budget = limit
-local function reap(node, forced)
-  local leases = P .. 'leases:' .. node
-  for _, lid in ipairs(redis.call('HRANDFIELD', leases, budget)) do
-    local l = get_lease(lid, node, '0')
-    if l then end_lease(lid, node, l) else redis.call('HDEL', leases, lid) end
-    budget = budget - 1
-  end
-  if budget <= 0 then return end
-  for _, id in ipairs(redis.call('SPOP', P .. 'held:' .. node, budget)) do
-    local o = P .. 'o:' .. id
+local node, leases = ARGV[3], tonumber(ARGV[4])
+for i = 1, leases do
+  local lid = ARGV[4 + i]
+  local l = get_lease(false, lid, '0')
+  if l then end_lease(KEYS[5 + i], lid, l) end
+end
+for i = leases + 1, #ARGV - 4 do
+  local id, o = ARGV[4 + i], KEYS[5 + i]
+  if redis.call('ZREM', H, node .. '\\n' .. id) == 1 then
     redis.call('HDEL', o, '@' .. node)
     local held = false
     for _, name in ipairs(redis.call('HKEYS', o)) do
       if string.byte(name, 1) == 64 then held = true break end
     end
     if not held and redis.call('HGET', o, 'state') == 'SEALED' then
-      remove_object(id)
+      remove_object(o, id)
     elseif redis.call('EXISTS', o) == 1 then
       bump(o)
     end
-    budget = budget - 1
-  end
-  if budget <= 0 then return end
-  redis.call('HDEL', P .. 'nodes', node)
-  if forced then redis.call('DEL', P .. 'alive:' .. node) end
-end
-if ARGV[4] ~= '' then
-  reap(ARGV[4], true)
-else
-  for _, node in ipairs(redis.call('HKEYS', P .. 'nodes')) do
-    if budget <= 0 then break end
-    if node ~= NODE and redis.call('EXISTS', P .. 'alive:' .. node) == 0 then reap(node, false) end
   end
 end
-return limit - budget
+return 'OK'
 `,
   ),
 
   /**
-   * Registers this node as holder of sealed objects, recording those Redis
-   * lacks. ARGV[4]: address; ARGV[5]: JSON array of
-   * [id, size, blobs, meta, createdAt, sealedAt, digest, tier], all strings.
-   * Returns the ids it skipped: another object under the id is being created.
+   * Registers this node as holder of sealed objects it holds, recording those
+   * Redis lacks. Holders are kept per content: a copy joins an object already
+   * recorded only when its size, blob sizes and digest match the record's.
+   * KEYS[6..]: the objects; ARGV[3]: address; ARGV[4]: JSON array of
+   * [id, size, blobs, meta, createdAt, sealedAt, digest, tier, join], all
+   * strings but `join`, true to join a recorded object only, never record one.
+   * Returns a status per entry: 'OK' (holder now), 'CONFLICT' (the record
+   * has other bytes), 'PENDING' (a digest is missing on either side, or of
+   * another algorithm: ask again once both are known), 'CREATING' (another
+   * object under the id is being created) or 'GONE' (nothing to join).
    */
   register: script(
     "register",
     ["bump"],
     `
-local skipped = {}
-for _, x in ipairs(cjson.decode(ARGV[5])) do
-  local id = x[1]
-  local o = P .. 'o:' .. id
-  local state = redis.call('HGET', o, 'state')
-  if not state then
-    redis.call('HSET', o, 'state', 'SEALED', 'size', x[2], 'blobs', x[3], 'meta', x[4],
-      'createdAt', x[5], 'sealedAt', x[6], 'creator', '', 'cnode', '')
-    if x[7] ~= '' then redis.call('HSET', o, 'digest', x[7]) end
-    if x[8] ~= '' then redis.call('HSET', o, 'tier', x[8]) end
-    redis.call('SADD', P .. 'sealed', id)
-    state = 'SEALED'
+local out = {}
+local function algo(d) return string.sub(d, 1, (string.find(d, ':', 1, true) or 0)) end
+for i, x in ipairs(cjson.decode(ARGV[4])) do
+  local id, digest, o = x[1], x[7], KEYS[5 + i]
+  local cur = redis.call('HMGET', o, 'state', 'size', 'blobs', 'digest', '@' .. NODE)
+  local status = 'OK'
+  if not cur[1] then
+    if x[9] then
+      status = 'GONE'
+    else
+      redis.call('HSET', o, 'state', 'SEALED', 'size', x[2], 'blobs', x[3], 'meta', x[4],
+        'createdAt', x[5], 'sealedAt', x[6], 'creator', '', 'cnode', '')
+      if digest ~= '' then redis.call('HSET', o, 'digest', digest) end
+      if x[8] ~= '' then redis.call('HSET', o, 'tier', x[8]) end
+      redis.call('SADD', SEALED, id)
+    end
+  elseif cur[1] ~= 'SEALED' then
+    status = 'CREATING'
+  elseif cur[2] ~= x[2] or cur[3] ~= x[3] then
+    status = 'CONFLICT'
+  elseif digest ~= '' and cur[4] and algo(digest) == algo(cur[4]) then
+    if digest ~= cur[4] then status = 'CONFLICT' end
+  elseif not cur[5] then
+    status = 'PENDING'
   end
-  if state == 'SEALED' then
-    redis.call('HSET', o, '@' .. NODE, ARGV[4])
+  if status == 'OK' and not cur[5] then
+    redis.call('HSET', o, '@' .. NODE, ARGV[3])
     bump(o)
-    redis.call('SADD', P .. 'held:' .. NODE, id)
-  else
-    skipped[#skipped + 1] = id
+    redis.call('ZADD', H, 0, NODE .. '\\n' .. id)
   end
+  out[#out + 1] = status
 end
-return skipped
+return out
 `,
   ),
 
   /**
-   * Puts back leases of this node that Redis lacks. ARGV[4]: JSON array of
-   * [leaseId, objectId, access, ttl, expiresAt, px, creating], where
-   * `creating` is [size, blobs, meta, createdAt] for the CREATE lease of an
-   * unsealed object (recorded again if missing) and false otherwise. Returns
-   * per lease 'OK', 'GONE' (its object left lookups) or 'TAKEN' (another
-   * object has the id).
+   * Puts back leases of this node that Redis lacks. KEYS[6..]: an object key
+   * and a lease key per lease; ARGV[3]: JSON array of [leaseId, objectId,
+   * access, ttl, expiresAt, px, creating], where `creating` is [size, blobs,
+   * meta, createdAt] for the CREATE lease of an unsealed object (recorded
+   * again if missing) and false otherwise. Returns per lease 'OK', 'GONE'
+   * (its object left lookups) or 'TAKEN' (another object has the id).
    */
   restore: script(
     "restore",
     ["get_lease", "put_lease", "server_ms", "bump"],
     `
 local out = {}
-for _, x in ipairs(cjson.decode(ARGV[4])) do
+for i, x in ipairs(cjson.decode(ARGV[3])) do
   local lid, id, access, ttl, px, c = x[1], x[2], x[3], x[4], x[6], x[7]
-  local o = P .. 'o:' .. id
+  local o, lk = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
   local status = 'OK'
-  if not get_lease(lid, NODE) then
+  if not get_lease(lk, lid, '') then
     local cur = redis.call('HMGET', o, 'state', 'creator')
     if type(c) == 'table' then
       if not cur[1] then
         redis.call('HSET', o, 'state', 'CREATING', 'size', c[1], 'blobs', c[2], 'meta', c[3],
-          'createdAt', c[4], 'creator', lid, 'cnode', NODE)
+          'createdAt', c[4], 'creator', lid, 'cnode', NODE, 'cexp', x[5])
         bump(o)
         if ttl == '' then
-          redis.call('ZADD', P .. 'creating', '+inf', id)
+          redis.call('ZADD', CREATING, '+inf', id)
         else
           redis.call('PEXPIRE', o, px)
-          redis.call('ZADD', P .. 'creating', server_ms() + tonumber(px), id)
+          redis.call('ZADD', CREATING, server_ms() + tonumber(px), id)
         end
       elseif cur[2] ~= lid then
         status = 'TAKEN'
@@ -522,11 +624,78 @@ for _, x in ipairs(cjson.decode(ARGV[4])) do
     elseif not cur[1] then
       status = 'GONE'
     end
-    if status == 'OK' then put_lease(lid, id, access, ttl, x[5], px) end
+    if status == 'OK' then put_lease(lk, lid, id, access, ttl, x[5], px) end
   end
   out[#out + 1] = status
 end
 return out
 `,
+  ),
+
+  /**
+   * ARGV[3..]: incarnation, liveness ms, address. Extends this node's
+   * liveness. Returns 'OK', 'LOST' when it had lapsed or was gone (Redis lost
+   * its state, or other nodes took this one for dead), or 'TAKEN' when
+   * another incarnation had set it.
+   */
+  heartbeat: script(
+    "heartbeat",
+    ["server_ms"],
+    `
+local now = server_ms()
+local until_ms = redis.call('ZSCORE', ALIVE, NODE)
+local inc = redis.call('HGET', INC, NODE)
+redis.call('ZADD', ALIVE, now + tonumber(ARGV[4]), NODE)
+redis.call('HSET', INC, NODE, ARGV[3])
+redis.call('HSET', NODES, NODE, ARGV[5])
+if not until_ms or tonumber(until_ms) <= now then return 'LOST' end
+if inc == ARGV[3] then return 'OK' end
+return 'TAKEN'
+`,
+    NODES,
+  ),
+
+  /**
+   * ARGV[3]: '' for the nodes other than this one whose liveness lapsed, or a
+   * node id: '1' when that node is alive, else '0'.
+   */
+  dead: script(
+    "dead",
+    ["server_ms"],
+    `
+local now = server_ms()
+if ARGV[3] ~= '' then
+  local until_ms = redis.call('ZSCORE', ALIVE, ARGV[3])
+  if until_ms and tonumber(until_ms) > now then return '1' end
+  return '0'
+end
+local out = {}
+for _, node in ipairs(redis.call('HKEYS', NODES)) do
+  local until_ms = redis.call('ZSCORE', ALIVE, node)
+  if node ~= NODE and (not until_ms or tonumber(until_ms) <= now) then out[#out + 1] = node end
+end
+return out
+`,
+    NODES,
+  ),
+
+  /**
+   * Forgets a node whose state every shard has ended. ARGV[3]: the node;
+   * ARGV[4]: '1' to forget it even if it looks alive (this node's earlier run,
+   * or itself when closing).
+   */
+  forget: script(
+    "forget",
+    ["server_ms"],
+    `
+local node = ARGV[3]
+local until_ms = redis.call('ZSCORE', ALIVE, node)
+if ARGV[4] ~= '1' and until_ms and tonumber(until_ms) > server_ms() then return 'ALIVE' end
+redis.call('ZREM', ALIVE, node)
+redis.call('HDEL', INC, node)
+redis.call('HDEL', NODES, node)
+return 'OK'
+`,
+    NODES,
   ),
 } as const satisfies Record<string, Script>;
