@@ -584,6 +584,7 @@ export class BasePeer implements Peer {
     const holding = this.#objects.get(objectId);
     if (holding === undefined || !holding.sealed) return;
     holding.removed = true;
+    this.#recency.delete(holding);
     this.#objects.delete(objectId);
     if (holding.refs === 0) this.#free(holding);
   }
