@@ -123,6 +123,7 @@ export class HttpPeer implements Peer, DirectPut, StreamPut {
       ...(options.objectTtl === undefined ? {} : { objectTtl: options.objectTtl }),
       ...(options.size === undefined ? {} : { size: options.size }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
+      ...(options.local === true ? { local: true } : {}),
     };
     const { lease, object } = await this.#json<{ lease: Lease; object: ObjectInfo }>(
       "POST",

@@ -339,6 +339,7 @@ export class UdsPeer implements Peer, DirectPut {
       ...(options.objectTtl === undefined ? {} : { objectTtl: options.objectTtl }),
       ...(options.size === undefined ? {} : { size: options.size }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
+      ...(options.local === true ? { local: true } : {}),
     };
     if (options.memfds !== undefined) return await this.#createFrom(request, options.memfds);
     const size = options.size;
@@ -713,6 +714,7 @@ export class UdsPeer implements Peer, DirectPut {
       objectId,
       known: pinned === undefined ? 0 : known!.serial,
       ...(ttl === undefined ? {} : { ttl }),
+      ...(options.local === true ? { local: true } : {}),
     };
     let taken = false;
     try {
