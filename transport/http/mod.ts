@@ -53,9 +53,11 @@
 export {
   DEFAULT_LEASE_TTL,
   DEFAULT_MAX_BODY_SIZE,
+  type HttpRoute,
   HttpServer,
   type HttpServerOptions,
   serveHttp,
 } from "./server.ts";
 export { HttpPeer, type HttpPeerOptions } from "./http_peer.ts";
+export type { RouteContext, RouteHandler } from "./router.ts";
 export { isLoopback, type ListenAddress, parseListenAddress } from "./address.ts";

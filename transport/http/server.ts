@@ -32,7 +32,7 @@ import { describeError, errorResponse, tooLarge } from "./errors.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
 import { API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
-import { type RouteContext, Router } from "./router.ts";
+import { type RouteContext, type RouteHandler, Router } from "./router.ts";
 
 /** The default TTL of leases held by HTTP clients: 30 seconds. */
 export const DEFAULT_LEASE_TTL = 30_000;
@@ -63,6 +63,20 @@ export interface HttpServerOptions {
   readonly onError?: (error: unknown) => void;
   /** More figures for `/metrics`, by name as `Peer.metrics()` gives them, such as a Unix-socket server's. */
   readonly metrics?: () => Readonly<Record<string, number>>;
+  /** More routes, such as the cluster's under `/v1/cluster`; they need the token as every other. */
+  readonly routes?: readonly HttpRoute[];
+  /** More Prometheus text for `/metrics`, such as the cluster's counts. */
+  readonly metricsText?: () => string;
+}
+
+/** A route added to the server: method, `:name` pattern and handler. */
+export interface HttpRoute {
+  /** The method, upper case. */
+  readonly method: string;
+  /** The path, such as `/v1/cluster/ping`. */
+  readonly pattern: string;
+  /** What answers it. */
+  readonly handler: RouteHandler;
 }
 
 /** JSON bodies of control requests may hold metadata and this much more. */
@@ -107,6 +121,7 @@ export class HttpServer implements AsyncDisposable {
   readonly #maxBodySize: number;
   readonly #maxMetaSize: number;
   readonly #onError: (error: unknown) => void;
+  readonly #metricsText: (() => string) | undefined;
   readonly #leases: LeaseTable;
   readonly #metrics = new RequestMetrics();
   readonly #router = new Router();
@@ -137,7 +152,11 @@ export class HttpServer implements AsyncDisposable {
     this.#leases = new LeaseTable(
       options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
     );
+    this.#metricsText = options.metricsText;
     this.#routes();
+    for (const route of options.routes ?? []) {
+      this.#router.add(route.method, route.pattern, route.handler);
+    }
     this.#server = Deno.serve({
       hostname,
       port: options.port ?? 7070,
@@ -210,7 +229,7 @@ export class HttpServer implements AsyncDisposable {
             this.#metrics.render(await peer.stats(), {
               ...await peer.metrics?.(),
               ...this.#moreMetrics?.(),
-            }),
+            }) + (this.#metricsText?.() ?? ""),
             {
               headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
             },
