@@ -630,6 +630,8 @@ export class BasePeer implements Peer {
   #digestLater(objectId: string, digest: (blobs: readonly Blob[]) => Promise<string>): void {
     const work = (async () => {
       const { lease, blobs } = await this.acquire(objectId, Access.READ);
+      // This peer's own read, not a client's: no hit.
+      this.#hits--;
       try {
         await this.recordDigest(lease.id, await digest(blobs));
       } finally {

@@ -81,6 +81,7 @@ testInSocketDir("a daemon's /metrics includes its socket's counters", async (dir
   const text = await (await fetch(`${url}/metrics`)).text();
   assert(/^packice_uds_requests_total\{op="open"\} 1$/m.test(text), text);
   assert(/^packice_uds_clients 1$/m.test(text), text);
-  assert(/^packice_hits_total 1$/m.test(text), text);
+  // With --http the daemon reads a new object once itself, to announce it to a cluster.
+  assert(/^packice_hits_total [12]$/m.test(text), text);
   assertEquals(text.match(/^# TYPE packice_uds_requests_total counter$/gm)?.length, 1);
 });
