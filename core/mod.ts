@@ -15,4 +15,6 @@ export type * from "./peer.ts";
 export type * from "./status.ts";
 export * from "./lease_store.ts";
 export * from "./lifecycle.ts";
+export * from "./mode.ts";
+export * from "./metrics.ts";
 export * from "./base_peer.ts";

@@ -49,11 +49,12 @@ async function peerOver(
   try {
     switch (options.impl) {
       case "mem":
-        return new MemoryPeer({ capacity: options.capacity, ...shared });
+        return new MemoryPeer({ capacity: options.capacity, mode: options.mode, ...shared });
       case "fs":
         return await FileSystemPeer.open({
           dir: options.dataDir!,
           capacity: options.capacity,
+          mode: options.mode,
           ...shared,
         });
       case "tiered":
@@ -207,6 +208,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
         onRequest: (entry) => (entry.status >= 400 ? log.info : log.debug)(formatRequest(entry)),
         status,
+        metrics: () => uds.metrics(),
         routes: member.routes,
         metricsText: () => member.metricsText(),
       });
@@ -229,7 +231,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   }
   const budget = options.impl === "tiered"
     ? `hot ${formatSize(options.hot)}, cold ${formatSize(options.cold)}, mode ${options.mode}`
-    : `capacity ${formatSize(options.capacity)}`;
+    : `capacity ${formatSize(options.capacity)}, mode ${options.mode}`;
   const token = tokenFile !== undefined
     ? `; HTTP token made and written to ${tokenFile}`
     : options.tokenFrom !== undefined
