@@ -3,7 +3,9 @@ import { type Clock, systemClock } from "../../core/clock.ts";
 import {
   ErrorCode,
   InvalidArgumentError,
+  NotFoundError,
   NotSealedError,
+  type PackiceError,
   ProtocolError,
 } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
@@ -29,6 +31,8 @@ import { loadNative } from "../../native/load.ts";
 import { type ByteRange, noneMatch, parseRange } from "./conditional.ts";
 import { computeDigest } from "../../backends/digest.ts";
 import { describeError, errorResponse, tooLarge } from "./errors.ts";
+import type { HttpRequestEntry } from "./request_log.ts";
+import type { DaemonStatus } from "../../core/status.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
 import { API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
@@ -61,6 +65,10 @@ export interface HttpServerOptions {
   readonly clock?: Clock;
   /** Called with each unexpected failure (500 INTERNAL), such as to log it. Default: `console.error`. */
   readonly onError?: (error: unknown) => void;
+  /** Called once per request when its response is ready, such as to log it. */
+  readonly onRequest?: (entry: HttpRequestEntry) => void;
+  /** Answers `GET /v1/status`; without it that route is 404. */
+  readonly status?: () => Promise<DaemonStatus>;
   /** More figures for `/metrics`, by name as `Peer.metrics()` gives them, such as a Unix-socket server's. */
   readonly metrics?: () => Readonly<Record<string, number>>;
   /** More routes, such as the cluster's under `/v1/cluster`; they need the token as every other. */
@@ -121,6 +129,8 @@ export class HttpServer implements AsyncDisposable {
   readonly #maxBodySize: number;
   readonly #maxMetaSize: number;
   readonly #onError: (error: unknown) => void;
+  readonly #onRequest: ((entry: HttpRequestEntry) => void) | undefined;
+  readonly #status: (() => Promise<DaemonStatus>) | undefined;
   readonly #metricsText: (() => string) | undefined;
   readonly #leases: LeaseTable;
   readonly #metrics = new RequestMetrics();
@@ -148,6 +158,8 @@ export class HttpServer implements AsyncDisposable {
     this.#maxBodySize = validateSize(options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE, "maxBodySize");
     this.#maxMetaSize = validateSize(options.maxMetaSize ?? MAX_META_BYTES, "maxMetaSize");
     this.#onError = options.onError ?? ((error) => console.error(error));
+    this.#onRequest = options.onRequest;
+    this.#status = options.status;
     this.#moreMetrics = options.metrics;
     this.#leases = new LeaseTable(
       options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
@@ -157,12 +169,25 @@ export class HttpServer implements AsyncDisposable {
     for (const route of options.routes ?? []) {
       this.#router.add(route.method, route.pattern, route.handler);
     }
-    this.#server = Deno.serve({
-      hostname,
-      port: options.port ?? 7070,
-      signal: this.#abort.signal,
-      onListen: () => {},
-    }, (request, info) => this.#handle(request, info));
+    const port = options.port ?? 7070;
+    try {
+      this.#server = Deno.serve({
+        hostname,
+        port,
+        signal: this.#abort.signal,
+        onListen: () => {},
+      }, (request, info) => this.#handle(request, info));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+      throw new Deno.errors.AddrInUse(
+        `Cannot serve HTTP on ${
+          urlHost(hostname, port)
+        }: address in use by another process: choose another port, such as --http ${
+          urlHost(hostname, 0)
+        } for a free one`,
+        { cause: error },
+      );
+    }
     this.addr = this.#server.addr;
     this.url = `http://${urlHost(this.addr.hostname, this.addr.port)}`;
     const pruner = setInterval(() => this.#leases.prune(), Math.min(this.#leaseTtl, 60_000));
@@ -200,6 +225,7 @@ export class HttpServer implements AsyncDisposable {
     const started = performance.now();
     let route = "unmatched";
     let response: Response;
+    let refused: PackiceError | undefined;
     try {
       const url = new URL(request.url);
       const match = this.#router.match(request.method, url.pathname);
@@ -210,8 +236,19 @@ export class HttpServer implements AsyncDisposable {
       const { status, error, headers } = describeError(thrown);
       if (error.code === ErrorCode.INTERNAL) this.#onError(thrown);
       response = errorResponse(status, error, headers, request.method === "HEAD");
+      refused = error;
     }
-    this.#metrics.observe(route, response.status, (performance.now() - started) / 1000);
+    const seconds = (performance.now() - started) / 1000;
+    this.#metrics.observe(route, response.status, seconds);
+    this.#onRequest?.({
+      method: request.method,
+      path: new URL(request.url).pathname,
+      route,
+      status: response.status,
+      ms: seconds * 1000,
+      remote: remoteOf(info.remoteAddr),
+      ...(refused === undefined ? {} : { error: refused.toJSON() }),
+    });
     return response;
   }
 
@@ -236,6 +273,12 @@ export class HttpServer implements AsyncDisposable {
           ),
       )
       .add("GET", `${API_PREFIX}/stats`, async () => Response.json(await peer.stats()))
+      .add("GET", `${API_PREFIX}/status`, async () => {
+        if (this.#status === undefined) {
+          throw new NotFoundError("No status: this server is not a daemon");
+        }
+        return Response.json(await this.#status());
+      })
       .add("GET", objects, async () => Response.json(await peer.list()))
       .add("POST", objects, (context) => this.#upload(context, undefined))
       .add("PUT", `${objects}/:id`, (context) => this.#upload(context, context.params.id))
@@ -462,6 +505,12 @@ function asObject(value: unknown): Record<string, unknown> {
     throw new ProtocolError("Malformed JSON body: expected an object");
   }
   return value as Record<string, unknown>;
+}
+
+function remoteOf(addr: Deno.Addr): string {
+  return addr.transport === "tcp" || addr.transport === "udp"
+    ? urlHost(addr.hostname, addr.port)
+    : addr.transport;
 }
 
 /** A TTL header's number, of digits only; any other text is left for the check to refuse. */
