@@ -16,8 +16,8 @@ import {
   MemfdBlobStore,
 } from "../backends/memory/mod.ts";
 import { FdCloser } from "../backends/memory/closer.ts";
-import { LARGE_BLOB, MemfdPool, sizeClass } from "../backends/memory/memfd_pool.ts";
-import { Tasks } from "../backends/memory/tasks.ts";
+import { LARGE_BLOB, MemfdPool, sizeClass } from "../native/memfd_pool.ts";
+import { Tasks } from "../native/tasks.ts";
 import { Errno, SystemError } from "../native/errno.ts";
 import { Linux } from "../native/ffi.ts";
 import { loadNative } from "../native/load.ts";

@@ -7,7 +7,7 @@
 import { Errno } from "../native/errno.ts";
 import { Linux } from "../native/ffi.ts";
 import type { Native } from "../native/load.ts";
-import { Reactor } from "../transport/uds/reactor.ts";
+import { Reactor } from "../native/reactor.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { openNative } from "./helpers/native.ts";
 

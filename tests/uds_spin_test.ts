@@ -1,5 +1,5 @@
 /** When waits on the JS thread spin before they sleep (transport/uds/spin.ts). */
-import { SpinPolicy } from "../transport/uds/spin.ts";
+import { SpinPolicy } from "../native/spin.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 
 Deno.test("waits spin while answers come within the spin", () => {

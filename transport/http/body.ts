@@ -6,7 +6,7 @@
  * @module
  */
 import type { Blob } from "../../core/blob.ts";
-import type { MemfdSpool } from "../../backends/memory/spool.ts";
+import type { MemfdSpool } from "../../native/spool.ts";
 import { ProtocolError } from "../../core/errors.ts";
 import type { ByteRange } from "./conditional.ts";
 import { HttpStatusError, tooLarge } from "./errors.ts";

@@ -26,7 +26,7 @@ import { MAX_META_BYTES, validateSize, validateTtl } from "../../core/validate.t
 import { isLoopback, urlHost } from "./address.ts";
 import { BearerAuth } from "./auth.ts";
 import { blobStream, readJson, receive, spoolBody, uploadLength } from "./body.ts";
-import { MemfdSpool, storeSpool } from "../../backends/memory/spool.ts";
+import { MemfdSpool, storeSpool } from "../../native/spool.ts";
 import { loadNative } from "../../native/load.ts";
 import { type ByteRange, noneMatch, parseRange } from "./conditional.ts";
 import { computeDigest } from "../../backends/digest.ts";

@@ -11,7 +11,7 @@ import type { DaemonStatus } from "../../core/status.ts";
 import type { Blob } from "../../core/blob.ts";
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
-import type { Acquired, AcquireOptions, Peer } from "../../core/peer.ts";
+import type { Acquired, AcquireOptions, DirectPut, Peer } from "../../core/peer.ts";
 import {
   type AcquireRequest,
   discardRequest,
@@ -21,7 +21,6 @@ import {
   sealRequest,
   statRequest,
 } from "../../core/requests.ts";
-import type { DirectPut } from "../../client/client.ts";
 import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import { ensureNative, type Native } from "../../native/load.ts";
@@ -50,7 +49,7 @@ import {
   textFrameRoom,
   writeTextFrame,
 } from "./protocol.ts";
-import { Reactor } from "./reactor.ts";
+import { Reactor } from "../../native/reactor.ts";
 import { UdsMetrics } from "./metrics.ts";
 import { decodeOpen, type OpenReply, openReplyRoom, writeOpenReply } from "./open_frame.ts";
 import { RecentTexts } from "./recent_texts.ts";

@@ -1,7 +1,7 @@
 import { setImmediate } from "node:timers";
-import { check } from "../../native/errno.ts";
-import { Linux } from "../../native/ffi.ts";
-import type { Native } from "../../native/load.ts";
+import { check } from "./errno.ts";
+import { Linux } from "./ffi.ts";
+import type { Native } from "./load.ts";
 import { SpinPolicy } from "./spin.ts";
 
 /** Something registered with the {@link Reactor}: told when its fd is ready. */

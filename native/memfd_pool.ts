@@ -1,5 +1,5 @@
-import { check, Errno, errnoError } from "../../native/errno.ts";
-import type { Native } from "../../native/load.ts";
+import { check, Errno, errnoError } from "./errno.ts";
+import type { Native } from "./load.ts";
 import type { Tasks } from "./tasks.ts";
 
 /** The page size size classes round to. */

@@ -1,10 +1,10 @@
-import { ClosedError, UnsupportedError } from "../../core/errors.ts";
-import { Access } from "../../core/lease.ts";
-import type { ObjectInfo } from "../../core/object.ts";
-import type { Acquired, AcquireOptions, Peer } from "../../core/peer.ts";
-import { check } from "../../native/errno.ts";
-import { Linux } from "../../native/ffi.ts";
-import type { Native } from "../../native/load.ts";
+import { ClosedError, UnsupportedError } from "../core/errors.ts";
+import { Access } from "../core/lease.ts";
+import type { ObjectInfo } from "../core/object.ts";
+import type { Acquired, AcquireOptions, Peer } from "../core/peer.ts";
+import { check } from "./errno.ts";
+import { Linux } from "./ffi.ts";
+import type { Native } from "./load.ts";
 
 const NAME = new TextEncoder().encode("packice\0");
 
@@ -17,7 +17,7 @@ const NAME = new TextEncoder().encode("packice\0");
  *
  * @example
  * ```ts ignore
- * import { loadNative } from "../../native/load.ts";
+ * import { loadNative } from "./load.ts";
  * import { MemfdSpool } from "./spool.ts";
  * using spool = new MemfdSpool(loadNative()!);
  * spool.write(new Uint8Array([1, 2, 3]));
