@@ -197,8 +197,9 @@ export async function soakPhase(impl: SoakImpl, options: SoakOptions): Promise<P
     if (final.fds > fdsBefore + options.bounds.fdSlack) {
       failures.push(`fds went from ${fdsBefore} before the clients to ${final.fds} when idle`);
     }
-    const errors = daemon.stderr().split("\n").filter((line) => / ERROR /.test(line));
-    failures.push(...errors.slice(0, 10).map((line) => `daemon logged: ${line}`));
+    // An error it logged is a failure; a warning (a client disconnected for what it sent) too.
+    const logged = daemon.stderr().split("\n").filter((line) => / (ERROR|WARN) /.test(line));
+    failures.push(...logged.slice(0, 10).map((line) => `daemon logged: ${line}`));
     if (exited) failures.push(`the daemon died: ${daemon.stderr()}`);
     await client.close();
     const status = await daemon.stop();

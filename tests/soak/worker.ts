@@ -273,7 +273,11 @@ async function main(config: WorkerConfig): Promise<WorkerResult> {
               id,
               ttl: EXPIRE_TTL_MS,
             });
-            await writer.write(head);
+            // On a loaded machine the lease may end before the write: then it is gone already.
+            await writer.write(head).catch((error) => {
+              const code = codeOf(error);
+              if (code !== ErrorCode.LEASE_EXPIRED && code !== ErrorCode.UNKNOWN_LEASE) throw error;
+            });
             slots.set(id, {
               state: "expiring",
               generation,
@@ -299,6 +303,8 @@ async function main(config: WorkerConfig): Promise<WorkerResult> {
         throw new Error(`Unknown kind ${kind}`);
       } catch (error) {
         fail(kind, id, error);
+        // A lost connection is counted once; the lane goes on with a new one.
+        if (codeOf(error) === ErrorCode.CLOSED) client = await open();
         return "failed";
       }
     };
