@@ -62,6 +62,8 @@ const MiB = 2 ** 20;
 const WORKER = new URL("./worker.ts", import.meta.url).pathname;
 /** Ids per lane. */
 const SLOTS = 6;
+/** Fds an idle, empty daemon may hold beyond those it held before the clients came. */
+const IDLE_FD_SLACK = 4;
 /** How long the daemon keeps unused prepared memory before giving it back, plus a margin. */
 const POOL_IDLE_MS = 3_000;
 
@@ -194,7 +196,7 @@ export async function soakPhase(impl: SoakImpl, options: SoakOptions): Promise<P
     const flat = flatness(samples, options.bounds);
     failures.push(...flat.problems);
     // Idle and empty, the daemon holds what it held before: its own fds and this client's.
-    if (final.fds > fdsBefore + options.bounds.fdSlack) {
+    if (final.fds > fdsBefore + IDLE_FD_SLACK) {
       failures.push(`fds went from ${fdsBefore} before the clients to ${final.fds} when idle`);
     }
     // An error it logged is a failure; a warning (a client disconnected for what it sent) too.
@@ -224,6 +226,21 @@ export async function soakPhase(impl: SoakImpl, options: SoakOptions): Promise<P
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * What "flat" allows in a soak: the last third's max RSS within 20% plus two
+ * of the largest objects of the middle third's (the objects alive at a peak
+ * differ from one third to the next), and its max fd count within the fds of
+ * every object the clients may hold at once (a memfd each in memory), a
+ * connection per lane, and 16 more.
+ */
+export function soakBounds(workers: number, lanes: number, maxSize: number): FlatBounds {
+  return {
+    memoryRatio: 0.2,
+    memorySlack: 2 * maxSize,
+    fdSlack: workers * lanes * (SLOTS + 1) + 16,
+  };
 }
 
 /** Soaks each kind of daemon in turn. */
@@ -298,7 +315,7 @@ if (import.meta.main) {
     workers: Number(values.workers),
     lanes: Number(values.lanes),
     maxSize: parseSize(values["max-size"]),
-    bounds: { memoryRatio: 0.15, memorySlack: 64 * MiB, fdSlack: 8 },
+    bounds: soakBounds(Number(values.workers), Number(values.lanes), parseSize(values["max-size"])),
   };
   const reports = await runSoak(options);
   console.log(formatReport(reports));

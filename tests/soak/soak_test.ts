@@ -16,7 +16,8 @@ Deno.test("soak in miniature: every read matches its digest, nothing fails, noth
     workers: 2,
     lanes: 2,
     maxSize: 4 * MiB,
-    bounds: { memoryRatio: 0.5, memorySlack: 128 * MiB, fdSlack: 16 },
+    // Looser than the soak's: with 4 s a third, the middle third is barely warm.
+    bounds: { memoryRatio: 0.5, memorySlack: 128 * MiB, fdSlack: 2 * 2 * 7 + 32 },
   });
   assert(report !== undefined);
   assertEquals(report.failures, [], formatReport([report]));
