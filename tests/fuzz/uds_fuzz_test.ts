@@ -208,9 +208,22 @@ const message: fc.Arbitrary<Message> = fc.oneof(
   },
 );
 
-/** What a case learned: the leases it was granted. */
+/** What a case learned: the leases it was granted, and the requests still to be answered. */
 interface Run {
   readonly leases: string[];
+  /** By request id, how many answers are due: one per frame the daemon could read. */
+  readonly due: Map<number, number>;
+}
+
+/**
+ * The requests of a message that must each get one answer: all of them,
+ * error or not, unless the framing is broken (one answer for the message)
+ * or the frame wants none.
+ */
+function dueOf(message: Message): number[] {
+  if (message.raw !== undefined || message.cut !== undefined) return [];
+  if (message.frames.some((frame) => frame.lengthLie !== undefined)) return [];
+  return message.frames.filter((frame) => !(frame.flags & Flag.ONE_WAY)).map((frame) => frame.id);
 }
 
 const encoder = new TextEncoder();
@@ -314,12 +327,19 @@ const SENTINEL = 0xf000_0000;
  * Reads replies until the sentinel `id` is answered, checking each: no
  * INTERNAL, and learning leases from ACQUIRE and OPEN replies.
  */
-async function readUntil(raw: RawConnection, run: Run, id: number, what: string): Promise<void> {
-  for (;;) {
+async function readUntil(
+  raw: RawConnection,
+  run: Run,
+  done: () => boolean,
+  what: string,
+): Promise<void> {
+  while (!done()) {
     const reply = await raw.receive(10_000);
-    assert(reply !== undefined, `${what}: the daemon did not answer (or hung up)`);
+    assert(
+      reply !== undefined,
+      `${what}: the daemon did not answer (or hung up); unanswered: ${[...run.due.keys()]}`,
+    );
     for (const fd of reply.fds) raw.native.symbols.pk_close(fd);
-    let done = false;
     for (const { header, body } of reply.frames) {
       assert(header.flags & Flag.REPLY, `${what}: a frame that is not a reply`);
       if (header.flags & Flag.ERROR) {
@@ -335,20 +355,24 @@ async function readUntil(raw: RawConnection, run: Run, id: number, what: string)
         assert(open !== undefined, `${what}: a malformed OPEN reply`);
         run.leases.push(open.leaseId);
       }
-      if (header.id === id) done = true;
+      const due = run.due.get(header.id);
+      if (due !== undefined && !(header.flags & Flag.MORE)) {
+        if (due === 1) run.due.delete(header.id);
+        else run.due.set(header.id, due - 1);
+      }
     }
-    if (done) return;
   }
 }
 
 async function runCase(daemon: FuzzDaemon, messages: readonly Message[]): Promise<number> {
-  const run: Run = { leases: [] };
+  const run: Run = { leases: [], due: new Map() };
   let mayHaveMade = 0;
   using raw = new RawConnection(daemon.socket);
   for (const [index, message] of messages.entries()) {
     for (const frame of message.frames) {
       if (frame.op === Op.PUT || frame.op === Op.SEAL) mayHaveMade++;
     }
+    for (const id of dueOf(message)) run.due.set(id, (run.due.get(id) ?? 0) + 1);
     const bytes = messageBytes(run, message);
     const fds = openFds(raw, message.fds);
     try {
@@ -362,12 +386,15 @@ async function runCase(daemon: FuzzDaemon, messages: readonly Message[]): Promis
         await raw.closedByServer(),
         "the daemon keeps a connection that sent an empty message",
       );
-      break;
+      return mayHaveMade;
     }
     const sentinel = SENTINEL + index;
+    run.due.set(sentinel, 1);
     raw.send(Op.HAS, sentinel, SEED_IDS[0]);
-    await readUntil(raw, run, sentinel, `message ${index}`);
+    await readUntil(raw, run, () => !run.due.has(sentinel), `message ${index}`);
   }
+  // Every request is answered, the slow ones too.
+  await readUntil(raw, run, () => run.due.size === 0, "the last answers");
   return mayHaveMade;
 }
 
