@@ -26,3 +26,4 @@ export * from "./transport/http/mod.ts";
 export * from "./backends/redis/mod.ts";
 export * from "./backends/memory/mod.ts";
 export * from "./backends/fs/mod.ts";
+export * from "./p2p/mod.ts";

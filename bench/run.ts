@@ -3,14 +3,20 @@
  * Each script measures its baseline in the same run and prints one JSON line
  * per figure: `{"bench": name, ...figures, "ratio": x, "target": y}`.
  *
- * Usage: deno task bench [name-filter]
+ * Every line also says what it ran on: `cpu`, `cores`, `load_at_start`.
+ *
+ * Usage: deno task bench [name-filter]. A filter that names one script
+ * (`redis` for `redis_bench.ts`, `vs_redis` for `vs_redis_bench.ts`) runs
+ * that one; any other runs every script whose name holds it.
  */
 const filter = Deno.args[0] ?? "";
 const dir = new URL(".", import.meta.url);
-const scripts = [...Deno.readDirSync(dir)]
+const all = [...Deno.readDirSync(dir)]
   .map((entry) => entry.name)
-  .filter((name) => name.endsWith("_bench.ts") && name.includes(filter))
+  .filter((name) => name.endsWith("_bench.ts"))
   .sort();
+const named = all.filter((name) => [`${filter}_bench.ts`, `${filter}.ts`, filter].includes(name));
+const scripts = named.length > 0 ? named : all.filter((name) => name.includes(filter));
 let failed = 0;
 for (const script of scripts) {
   console.error(`== ${script}`);

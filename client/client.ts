@@ -21,6 +21,8 @@ export interface PutOptions {
 export interface GetOptions {
   /** TTL in milliseconds of the READ lease; without it the lease lasts until the handle closes. */
   readonly ttl?: number;
+  /** In a cluster: only this host's copy, never one fetched from another daemon. */
+  readonly local?: boolean;
 }
 
 /** What {@link Client.put} accepts. */

@@ -427,6 +427,22 @@ export class BasePeer implements Peer {
   }
 
   /**
+   * Removes a sealed object from this peer's lookups without asking the
+   * lease store: for a copy whose shared record another node removed (a
+   * cluster-wide delete). Its memory is freed when its last lease ends.
+   *
+   * @returns Whether this peer held the object.
+   */
+  forget(objectId: string): boolean {
+    const holding = this.#objects.get(objectId);
+    if (holding === undefined || !holding.sealed) return false;
+    holding.removed = true;
+    this.#objects.delete(objectId);
+    if (holding.refs === 0) this.#free(holding);
+    return true;
+  }
+
+  /**
    * Ends every lease whose TTL has passed by this peer's clock: an expired
    * CREATE lease discards its unfinished object. Runs on a timer too.
    *

@@ -26,6 +26,7 @@ export const ErrorCode = {
   UNSUPPORTED: "UNSUPPORTED",
   CLOSED: "CLOSED",
   INTERNAL: "INTERNAL",
+  CONFLICT: "CONFLICT",
 } as const;
 
 /** One of the stable error codes. */
@@ -276,6 +277,22 @@ export class InternalError extends PackiceError {
   }
 }
 
+/**
+ * Another content is recorded under the id: a directory refuses to list a
+ * holder of other bytes under the same id.
+ */
+export class ConflictError extends PackiceError {
+  /**
+   * Creates the error.
+   *
+   * @param message Which id, and which digests disagree.
+   * @param options Standard error options, such as `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.CONFLICT, message, options);
+  }
+}
+
 const classes: Record<ErrorCode, new (message: string) => PackiceError> = {
   NOT_FOUND: NotFoundError,
   ALREADY_EXISTS: AlreadyExistsError,
@@ -293,6 +310,7 @@ const classes: Record<ErrorCode, new (message: string) => PackiceError> = {
   UNSUPPORTED: UnsupportedError,
   CLOSED: ClosedError,
   INTERNAL: InternalError,
+  CONFLICT: ConflictError,
 };
 
 /**

@@ -18,6 +18,11 @@ export interface AcquireOptions {
    * when the call succeeds; when it throws they are still the caller's.
    */
   readonly memfds?: readonly number[];
+  /**
+   * READ only, in a cluster: answer from this host's copies and never fetch
+   * the object from another daemon. Daemons fetching from each other set it.
+   */
+  readonly local?: boolean;
 }
 
 /** What {@link Peer.acquire} hands out: the lease, the object, and its bytes. */

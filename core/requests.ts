@@ -39,6 +39,8 @@ export interface AcquireRequest {
   readonly size?: number | readonly number[];
   /** Metadata, a plain object; its size is the peer's to check. */
   readonly meta?: Meta;
+  /** READ in a cluster: this host's copy only (see `AcquireOptions.local`). */
+  readonly local?: boolean;
 }
 
 /** RENEW, checked. */
@@ -63,14 +65,17 @@ export interface PutRequest {
 const NO_PUT_OPTIONS: PutRequest = Object.freeze({});
 
 /**
- * Checks ACQUIRE `{ objectId?, access, ttl?, size?, meta? }`.
+ * Checks ACQUIRE `{ objectId?, access, ttl?, size?, meta?, local? }`.
  *
  * @throws {InvalidArgumentError} When it is not an object or a field is wrong.
  */
 export function acquireRequest(value: unknown): AcquireRequest {
   const request = requestObject(value, "ACQUIRE");
   const access = validateAccess(request.access);
-  const { objectId, ttl, size, meta } = request;
+  const { objectId, ttl, size, meta, local } = request;
+  if (local !== undefined && typeof local !== "boolean") {
+    throw new InvalidArgumentError(`Invalid local: expected true or false, got ${shown(local)}`);
+  }
   if (objectId === undefined && access !== Access.CREATE) {
     throw new InvalidArgumentError(`Invalid object id: ${access} needs one`);
   }
@@ -83,6 +88,7 @@ export function acquireRequest(value: unknown): AcquireRequest {
     ...(ttl === undefined ? {} : { ttl: validateTtl(ttl)! }),
     ...(size === undefined ? {} : { size: sizeOf(size) }),
     ...(meta === undefined ? {} : { meta: metaOf(meta) }),
+    ...(local === true ? { local } : {}),
   };
 }
 

@@ -7,6 +7,7 @@ import { TieredPeer } from "../peers/tiered_peer.ts";
 import { UdsServer } from "../transport/uds/server.ts";
 import { parseListenAddress } from "../transport/http/address.ts";
 import { serveHttp } from "../transport/http/server.ts";
+import type { ClusterPeer } from "../p2p/cluster_peer.ts";
 import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -24,13 +25,15 @@ export interface Daemon extends AsyncDisposable {
 
 /** Builds the peer that `options` describe; with `--redis`, its leases and directory live in Redis. */
 export async function createPeer(options: DaemonOptions, log?: Logger): Promise<Peer> {
-  const shared: {
-    leases?: RedisLeaseStore;
-    node?: string;
-    digest?: typeof computeDigest;
-  } = options.redis === undefined
-    ? {}
-    : { ...await connectRedis(options, log), digest: computeDigest };
+  if (options.redis === undefined) return await peerOver(options, {});
+  return await peerOver(options, { ...await connectRedis(options, log), digest: computeDigest });
+}
+
+/** The peer of `options` over the lease store given, which it closes on failure. */
+async function peerOver(
+  options: DaemonOptions,
+  shared: { leases?: RedisLeaseStore; node?: string; digest?: typeof computeDigest },
+): Promise<Peer> {
   try {
     switch (options.impl) {
       case "mem":
@@ -86,8 +89,28 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   // data directory, where opening an fs or tiered peer removes the winner's unfinished objects.
   const lock = await lockSocket(options.socket);
   let peer: Peer;
+  let cluster: ClusterPeer | undefined;
   try {
-    peer = await createPeer(options, log);
+    if (options.redis === undefined) {
+      peer = await createPeer(options, log);
+    } else {
+      // In a cluster, content digests are computed at seal by the cluster peer.
+      const shared = await connectRedis(options, log);
+      const home = await peerOver(options, shared);
+      try {
+        // Loaded only for a cluster: a daemon on its own starts as fast as before.
+        const { redisWiring, wrapCluster } = await import("./cluster_peer.ts");
+        peer = cluster = wrapCluster(home, {
+          ...await redisWiring(options, shared.leases, log),
+          capacity: options.impl === "tiered" ? options.hot : options.capacity,
+          token: options.token,
+          log,
+        });
+      } catch (error) {
+        await home.close();
+        throw error;
+      }
+    }
   } catch (error) {
     lock.release();
     throw error;
@@ -118,6 +141,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
       });
       addresses.push(http.url);
       closers.push(() => http.close());
+      if (cluster !== undefined) cluster.address = http.url;
     }
   } catch (error) {
     await close();

@@ -13,7 +13,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 6;
+export const NATIVE_ABI_VERSION = 7;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -345,6 +345,56 @@ export const symbols = {
       "u64", // uint64_t seed
     ],
     result: "u64", // XXH64
+    nonblocking: true,
+  },
+
+  // SHA-256, with the x86 SHA extensions where the CPU has them
+  pk_sha256_accel: {
+    parameters: [
+      "i32", // int32_t force_c: 1 plain C from now on, 0 look at the CPU again, -1 neither
+    ],
+    result: "i32", // 1 when the SHA extensions are used
+  },
+  pk_sha256_ctx_size: { parameters: [], result: "i32" },
+  pk_sha256_init: {
+    parameters: [
+      "buffer", // void *ctx (pk_sha256_ctx_size bytes)
+    ],
+    result: "void",
+  },
+  pk_sha256_update: {
+    parameters: [
+      "buffer", // void *ctx
+      "buffer", // const void *data
+      "u64", // uint64_t len
+    ],
+    result: "void",
+  },
+  pk_sha256_update_nb: {
+    name: "pk_sha256_update",
+    parameters: [
+      "pointer", // void *ctx
+      "pointer", // const void *data
+      "u64", // uint64_t len
+    ],
+    result: "void",
+    nonblocking: true,
+  },
+  pk_sha256_final: {
+    parameters: [
+      "buffer", // void *ctx
+      "buffer", // void *out (32 bytes)
+    ],
+    result: "void",
+  },
+  pk_sha256_nb: {
+    name: "pk_sha256",
+    parameters: [
+      "pointer", // const void *data
+      "u64", // uint64_t len
+      "pointer", // void *out (32 bytes)
+    ],
+    result: "void",
     nonblocking: true,
   },
 

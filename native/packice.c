@@ -29,7 +29,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 6
+#define PK_ABI_VERSION 7
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -474,6 +474,204 @@ PK_EXPORT uint64_t pk_hash64(const void *ptr, uint64_t len, uint64_t seed) {
   h *= P3;
   h ^= h >> 32;
   return h;
+}
+
+// ---------------------------------------------------------------------------
+// SHA-256 (FIPS 180-4) of memory the caller owns or maps, for content digests:
+// with the x86 SHA extensions where the CPU has them, in plain C otherwise.
+// JS calls the `_nb` forms on Deno's thread pool, so a large object hashes
+// off the JS thread and without a copy (WebCrypto copies its input).
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2};
+
+#define PK_ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha256_blocks_c(uint32_t h[8], const uint8_t *p, size_t blocks) {
+  while (blocks--) {
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++) {
+      w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+             (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
+    }
+    for (int i = 16; i < 64; i++) {
+      uint32_t s0 = PK_ROR(w[i - 15], 7) ^ PK_ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+      uint32_t s1 = PK_ROR(w[i - 2], 17) ^ PK_ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+    for (int i = 0; i < 64; i++) {
+      uint32_t t1 = k + (PK_ROR(e, 6) ^ PK_ROR(e, 11) ^ PK_ROR(e, 25)) + ((e & f) ^ (~e & g)) +
+                    K256[i] + w[i];
+      uint32_t t2 = (PK_ROR(a, 2) ^ PK_ROR(a, 13) ^ PK_ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+      k = g;
+      g = f;
+      f = e;
+      e = d + t1;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+    h[5] += f;
+    h[6] += g;
+    h[7] += k;
+    p += 64;
+  }
+}
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+__attribute__((target("sha,sse4.1,ssse3"))) static void sha256_blocks_ni(uint32_t h[8],
+                                                                         const uint8_t *p,
+                                                                         size_t blocks) {
+  const __m128i mask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[0]), 0xB1);    // CDAB
+  __m128i state1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[4]), 0x1B); // EFGH
+  __m128i state0 = _mm_alignr_epi8(tmp, state1, 8);                                  // ABEF
+  state1 = _mm_blend_epi16(state1, tmp, 0xF0);                                       // CDGH
+  while (blocks--) {
+    const __m128i abef = state0, cdgh = state1;
+    __m128i w[4];
+    for (int i = 0; i < 16; i++) {
+      if (i < 4) {
+        w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), mask);
+      } else {
+        // W[i-4], W[i-3], W[i-2], W[i-1] sit at i, i+1, i+2, i+3 (mod 4).
+        __m128i x = _mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]);
+        x = _mm_add_epi32(x, _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
+        w[i & 3] = _mm_sha256msg2_epu32(x, w[(i + 3) & 3]);
+      }
+      __m128i m = _mm_add_epi32(w[i & 3], _mm_loadu_si128((const __m128i *)&K256[4 * i]));
+      state1 = _mm_sha256rnds2_epu32(state1, state0, m);
+      state0 = _mm_sha256rnds2_epu32(state0, state1, _mm_shuffle_epi32(m, 0x0E));
+    }
+    state0 = _mm_add_epi32(state0, abef);
+    state1 = _mm_add_epi32(state1, cdgh);
+    p += 64;
+  }
+  tmp = _mm_shuffle_epi32(state0, 0x1B);       // FEBA
+  state1 = _mm_shuffle_epi32(state1, 0xB1);    // DCHG
+  state0 = _mm_blend_epi16(tmp, state1, 0xF0); // DCBA
+  state1 = _mm_alignr_epi8(state1, tmp, 8);    // ABEF
+  _mm_storeu_si128((__m128i *)&h[0], state0);
+  _mm_storeu_si128((__m128i *)&h[4], state1);
+}
+
+static int sha256_has_ni(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3)) return 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+  return (b >> 29) & 1;
+}
+#endif
+
+// 1: the SHA extensions, 0: plain C; -1 until the first call looks.
+static _Atomic int sha256_ni = -1;
+
+static void sha256_blocks(uint32_t h[8], const uint8_t *p, size_t blocks) {
+#if defined(__x86_64__)
+  int ni = sha256_ni;
+  if (ni < 0) sha256_ni = ni = sha256_has_ni();
+  if (ni) {
+    sha256_blocks_ni(h, p, blocks);
+    return;
+  }
+#endif
+  sha256_blocks_c(h, p, blocks);
+}
+
+// Which implementation runs: 1 for the SHA extensions. `force_c` 1 makes every
+// later call use plain C (for tests of that path); 0 looks at the CPU again.
+PK_EXPORT int32_t pk_sha256_accel(int32_t force_c) {
+  if (force_c == 1) sha256_ni = 0;
+  if (force_c == 0) sha256_ni = -1;
+  uint32_t h[8] = {0};
+  uint8_t block[64] = {0};
+  sha256_blocks(h, block, 1);
+  return sha256_ni;
+}
+
+// An incremental hash; JS keeps it in a buffer of PK_SHA256_CTX bytes.
+struct pk_sha256 {
+  uint32_t h[8];
+  uint64_t total;
+  uint8_t buf[64];
+};
+#define PK_SHA256_CTX ((int32_t)sizeof(struct pk_sha256))
+
+PK_EXPORT int32_t pk_sha256_ctx_size(void) { return PK_SHA256_CTX; }
+
+PK_EXPORT void pk_sha256_init(void *ctx) {
+  static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  struct pk_sha256 *s = ctx;
+  memcpy(s->h, h0, sizeof h0);
+  s->total = 0;
+}
+
+PK_EXPORT void pk_sha256_update(void *ctx, const void *data, uint64_t len) {
+  struct pk_sha256 *s = ctx;
+  const uint8_t *p = data;
+  size_t used = s->total % 64;
+  s->total += len;
+  if (used > 0) {
+    size_t take = 64 - used < len ? 64 - used : len;
+    memcpy(s->buf + used, p, take);
+    p += take;
+    len -= take;
+    if (used + take < 64) return;
+    sha256_blocks(s->h, s->buf, 1);
+  }
+  sha256_blocks(s->h, p, len / 64);
+  memcpy(s->buf, p + (len & ~(uint64_t)63), len % 64);
+}
+
+// Writes the 32-byte digest to `out`; the context is spent.
+PK_EXPORT void pk_sha256_final(void *ctx, void *out) {
+  struct pk_sha256 *s = ctx;
+  size_t used = s->total % 64;
+  uint64_t bits = s->total * 8;
+  s->buf[used++] = 0x80;
+  if (used > 56) {
+    memset(s->buf + used, 0, 64 - used);
+    sha256_blocks(s->h, s->buf, 1);
+    used = 0;
+  }
+  memset(s->buf + used, 0, 56 - used);
+  for (int i = 0; i < 8; i++) s->buf[63 - i] = (uint8_t)(bits >> (8 * i));
+  sha256_blocks(s->h, s->buf, 1);
+  uint8_t *o = out;
+  for (int i = 0; i < 8; i++) {
+    o[4 * i] = (uint8_t)(s->h[i] >> 24);
+    o[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
+    o[4 * i + 2] = (uint8_t)(s->h[i] >> 8);
+    o[4 * i + 3] = (uint8_t)s->h[i];
+  }
+}
+
+// The SHA-256 of `len` bytes at `data`, written to the 32 bytes at `out`.
+PK_EXPORT void pk_sha256(const void *data, uint64_t len, void *out) {
+  struct pk_sha256 s;
+  pk_sha256_init(&s);
+  pk_sha256_update(&s, data, len);
+  pk_sha256_final(&s, out);
 }
 
 // ---------------------------------------------------------------------------

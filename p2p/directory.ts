@@ -41,6 +41,24 @@ export interface DirectoryEntry extends ContentRecord {
   readonly holders: readonly Holder[];
 }
 
+/** Options of {@link Directory.announce}. */
+export interface AnnounceOptions {
+  /**
+   * Only join an entry recorded with the same digest; when there is none,
+   * refuse with `NotFoundError`. A fetched copy is announced so: an object
+   * removed while it was being fetched does not come back.
+   */
+  readonly existing?: boolean;
+}
+
+/** An object a holder must drop: removed cluster-wide while it held that content. */
+export interface Removal {
+  /** The object id. */
+  readonly id: string;
+  /** The content removed; a holder of other content under the id keeps it. */
+  readonly digest: string;
+}
+
 /**
  * The directory's contract. Holders are kept per content digest: an
  * announce whose digest differs from the entry already recorded under the
@@ -48,13 +66,18 @@ export interface DirectoryEntry extends ContentRecord {
  */
 export interface Directory extends AsyncDisposable {
   /** Records `holder` as holding `record`'s content; refuses a conflicting digest. */
-  announce(record: ContentRecord, holder: Holder): Promise<void>;
+  announce(record: ContentRecord, holder: Holder, options?: AnnounceOptions): Promise<void>;
   /** Removes `node` as a holder of `id`; the entry goes when no holder is left. */
   withdraw(id: string, node: string): Promise<void>;
   /** The entry of `id`, or undefined when no one holds it. */
   lookup(id: string): Promise<DirectoryEntry | undefined>;
   /** Forgets `id` cluster-wide (a delete); holders learn of it and drop their copies. */
   remove(id: string): Promise<void>;
+  /**
+   * Optional: calls `listener` for each removal of content this node holds,
+   * so it drops its copy (after its readers release). Returns an unsubscribe.
+   */
+  onRemove?(listener: (removal: Removal) => void): () => void;
   /** Ends the directory's connections and timers. Idempotent. */
   close(): Promise<void>;
 }

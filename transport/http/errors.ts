@@ -32,6 +32,7 @@ const STATUS: Record<ErrorCode, number> = {
   UNSUPPORTED: 501,
   CLOSED: 503,
   INTERNAL: 500,
+  CONFLICT: 409,
 };
 
 /**

@@ -118,6 +118,7 @@ export class HttpPeer implements Peer, DirectPut {
       ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
       ...(options.size === undefined ? {} : { size: options.size }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
+      ...(options.local === true ? { local: true } : {}),
     };
     const { lease, object } = await this.#json<{ lease: Lease; object: ObjectInfo }>(
       "POST",

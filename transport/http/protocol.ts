@@ -57,6 +57,8 @@ export interface AcquireBody {
   readonly size?: number | readonly number[];
   /** CREATE only: metadata. */
   readonly meta?: Meta;
+  /** READ only: this host's copy only (see `AcquireOptions.local`). */
+  readonly local?: boolean;
 }
 
 /** The body of `POST /v1/leases/:lease/renew`. */

@@ -252,12 +252,13 @@ export class HttpServer implements AsyncDisposable {
   /** POST /v1/leases: every lease an HTTP client holds has a TTL. */
   async #acquire({ request }: RouteContext): Promise<Response> {
     const body = asObject(await readJson(request, this.#maxMetaSize + JSON_OVERHEAD));
-    const { objectId, access, ttl, size, meta } = acquireRequest(body);
+    const { objectId, access, ttl, size, meta, local } = acquireRequest(body);
     if (meta !== undefined) this.#checkMetaSize(encoder.encode(JSON.stringify(meta)).length);
     const acquired = await this.#peer.acquire(objectId, access, {
       ttl: ttl ?? this.#leaseTtl,
       ...(size === undefined ? {} : { size }),
       ...(meta === undefined ? {} : { meta }),
+      ...(local === true ? { local } : {}),
     });
     this.#leases.add(acquired);
     return Response.json({ lease: acquired.lease, object: acquired.object }, { status: 201 });
@@ -302,7 +303,10 @@ export class HttpServer implements AsyncDisposable {
   }
 
   /** GET and HEAD /v1/objects/:id: the bytes, with entity tag, range and type. */
-  async #download({ request, params, info }: RouteContext, head: boolean): Promise<Response> {
+  async #download(
+    { request, params, info, url }: RouteContext,
+    head: boolean,
+  ): Promise<Response> {
     const peer = this.#peer;
     const id = getRequest(params.id);
     const ifNoneMatch = request.headers.get("if-none-match");
@@ -317,7 +321,9 @@ export class HttpServer implements AsyncDisposable {
         if (head) return new Response(null, { headers: objectHeaders(known, known.digest) });
       }
     }
-    const acquired = await peer.acquire(id, Access.READ);
+    // `?local=1`: this host's copy only, as daemons ask each other.
+    const local = url.searchParams.get("local") === "1";
+    const acquired = await peer.acquire(id, Access.READ, local ? { local } : {});
     let sent = false;
     try {
       const object = acquired.object;

@@ -9,7 +9,7 @@
  * | offset | size | field                                                 |
  * | ------ | ---- | ----------------------------------------------------- |
  * | 0      | 4    | u32 serial the client still maps this object as, or 0 |
- * | 4      | 1    | flags: 1 when a TTL follows                           |
+ * | 4      | 1    | flags: 1 when a TTL follows, 2 for a local-only read  |
  * | 5      | 8    | f64 TTL in milliseconds, 0 without one                |
  * | 13     | …    | object id, UTF-8                                      |
  *
@@ -74,6 +74,8 @@ export interface OpenRequest {
   readonly known: number;
   /** TTL of the READ lease in milliseconds. */
   readonly ttl?: number;
+  /** Only this host's copy (see `AcquireOptions.local`). */
+  readonly local?: boolean;
 }
 
 /** The most bytes an OPEN request frame takes. */
@@ -90,7 +92,7 @@ export function writeOpenFrame(room: Uint8Array, id: number, request: OpenReques
   const body = room.subarray(HEADER_SIZE);
   const written = writeText(body.subarray(REQUEST_FIXED), request.objectId);
   writeUint32(body, 0, request.known);
-  body[4] = request.ttl === undefined ? 0 : 1;
+  body[4] = (request.ttl === undefined ? 0 : 1) | (request.local === true ? 2 : 0);
   writeFloat64(body, 5, request.ttl ?? 0);
   writeHeader(room, Op.OPEN, id, 0, REQUEST_FIXED + written, 0);
   return HEADER_SIZE + REQUEST_FIXED + written;
@@ -117,7 +119,11 @@ export function decodeOpen(
   if (body.length < REQUEST_FIXED) return undefined;
   const objectId = texts.decode(body.subarray(REQUEST_FIXED));
   const known = readUint32(body, 0);
-  return body[4]! & 1 ? { objectId, known, ttl: readFloat64(body, 5) } : { objectId, known };
+  const flags = body[4]!;
+  const request: OpenRequest = flags & 1
+    ? { objectId, known, ttl: readFloat64(body, 5) }
+    : { objectId, known };
+  return flags & 2 ? { ...request, local: true } : request;
 }
 
 /** The fields of an OPEN reply. */

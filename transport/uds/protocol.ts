@@ -117,6 +117,8 @@ export interface AcquireRequest {
   readonly size?: number | readonly number[];
   /** CREATE: metadata. */
   readonly meta?: unknown;
+  /** READ: only this host's copy (see `AcquireOptions.local`). */
+  readonly local?: boolean;
 }
 
 /** The body of an ACQUIRE reply; the message carries one fd per blob, or none. */

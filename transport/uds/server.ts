@@ -88,6 +88,9 @@ interface Context {
   forget(connection: Connection): void;
 }
 const empty = new Uint8Array(0);
+/** The options of most OPENs, and of local-only ones: shared, as no peer changes its options. */
+const NO_OPTIONS: AcquireOptions = Object.freeze({});
+const LOCAL: AcquireOptions = Object.freeze({ local: true });
 /** How many objects a connection remembers sending to its client in OPEN replies. */
 const MAX_SENT = 1024;
 
@@ -576,6 +579,7 @@ class Connection implements ChannelHandler {
       ...(request.size === undefined ? {} : { size: request.size }),
       ...(request.meta === undefined ? {} : { meta: request.meta }),
       ...(memfds.length === 0 ? {} : { memfds }),
+      ...(request.local === true ? { local: true } : {}),
     };
     let acquired: Acquired;
     try {
@@ -633,11 +637,11 @@ class Connection implements ChannelHandler {
   async #open(id: number, body: Uint8Array): Promise<undefined> {
     const request = decodeOpen(body, this.#recent);
     if (request === undefined) throw new ProtocolError("Malformed OPEN request");
-    const { objectId, known, ttl } = request;
+    const { objectId, known, ttl, local } = request;
     const acquired = await this.#peer.acquire(
       objectId,
       Access.READ,
-      ttl === undefined ? {} : { ttl },
+      ttl === undefined ? (local ? LOCAL : NO_OPTIONS) : { ttl, ...(local ? LOCAL : {}) },
     );
     const fds = this.#keep(acquired);
     if (fds === undefined) return undefined;

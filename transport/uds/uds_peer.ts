@@ -338,6 +338,7 @@ export class UdsPeer implements Peer, DirectPut {
       ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
       ...(options.size === undefined ? {} : { size: options.size }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
+      ...(options.local === true ? { local: true } : {}),
     };
     const size = options.size;
     const writeAhead = access === Access.CREATE && typeof size === "number" &&
@@ -680,6 +681,7 @@ export class UdsPeer implements Peer, DirectPut {
       objectId,
       known: pinned === undefined ? 0 : known!.serial,
       ...(ttl === undefined ? {} : { ttl }),
+      ...(options.local === true ? { local: true } : {}),
     };
     let taken = false;
     try {

@@ -1,0 +1,195 @@
+/**
+ * The daemon's HTTP GET against nginx serving the same bytes from tmpfs, in
+ * the same run with the same client (curl, `-o /dev/null -w %{speed_download}`,
+ * one request at a time), for a 64 MiB and a 1 MiB object, and for 64 MiB
+ * with the Deno `fetch` client of `http_bench.ts` too:
+ *
+ * - nginx (Debian package): a config written here in a temp dir, `sendfile on`,
+ *   one worker, a free loopback port, the file in /dev/shm; run as this user
+ *   with `-p`, `-c` and `-g 'daemon off;'`, stopped by its pid;
+ * - Packice: the daemon (`deno run cli.ts serve --http`), the object put
+ *   over its Unix socket, `GET /v1/objects/:id`.
+ *
+ * Requests alternate between the two; each figure is the median of
+ * {@link REQUESTS}, with each server's CPU per request (/proc/PID/stat of the
+ * daemon, of nginx's master and worker). Target: >= 0.9x nginx. Without
+ * nginx or curl it installs nothing and says it skipped the pair.
+ */
+import { connect } from "../mod.ts";
+import { cpuMs, installed, median, startDaemon, stop } from "./processes.ts";
+import { report } from "./stats.ts";
+
+const REQUESTS = 15;
+const SIZES: ReadonlyArray<[string, number]> = [["64MiB", 64 << 20], ["1MiB", 1 << 20]];
+/** The size the Deno fetch client of `http_bench.ts` downloads, in rounds of 8 requests. */
+const FETCH_SIZE = 64 << 20;
+const FETCH_ROUNDS = 5;
+
+async function main(): Promise<void> {
+  const missing = ["nginx", "curl"].filter((tool) => !installed(tool, "-v"));
+  if (missing.length > 0) {
+    console.error(
+      `${missing.join(" and ")} not found: skipping Packice vs nginx (installs nothing)`,
+    );
+    report({ bench: "vs_nginx", skipped: `${missing.join(", ")} not installed` });
+    return;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "packice-vs-nginx-" });
+  const files = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "packice-vs-nginx-" });
+  const nginxPort = freePort();
+  const httpPort = freePort();
+  const nginx = await startNginx(dir, files, nginxPort);
+  const daemon = await startDaemon(`${dir}/daemon.sock`, `127.0.0.1:${httpPort}`);
+  try {
+    await using client = await connect(`${dir}/daemon.sock`);
+    for (const [name, size] of SIZES) {
+      const bytes = new Uint8Array(size);
+      crypto.getRandomValues(bytes.subarray(0, 65536));
+      for (let at = 65536; at < size; at *= 2) bytes.copyWithin(at, 0, at);
+      await Deno.writeFile(`${files}/${name}`, bytes);
+      await client.put(bytes, { id: name });
+      const nginxUrl = `http://127.0.0.1:${nginxPort}/${name}`;
+      const ourUrl = `http://127.0.0.1:${httpPort}/v1/objects/${name}`;
+      // One untimed request each: page cache, V8's optimizations.
+      await curl(nginxUrl, size);
+      await curl(ourUrl, size);
+      const theirs = { speeds: [] as number[], cpuMs: 0 };
+      const ours = { speeds: [] as number[], cpuMs: 0 };
+      const nginxPids = [nginx.pid, ...childrenOf(nginx.pid)];
+      const nginxCpu = () => nginxPids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+      for (let i = 0; i < REQUESTS; i++) {
+        let before = nginxCpu();
+        theirs.speeds.push(await curl(nginxUrl, size));
+        theirs.cpuMs += nginxCpu() - before;
+        before = cpuMs(daemon.pid);
+        ours.speeds.push(await curl(ourUrl, size));
+        ours.cpuMs += cpuMs(daemon.pid) - before;
+      }
+      report({
+        bench: `vs_nginx_http_get_${name}`,
+        gb_per_s: median(ours.speeds) / 1e9,
+        baseline_nginx_gb_per_s: median(theirs.speeds) / 1e9,
+        ratio: median(ours.speeds) / median(theirs.speeds),
+        target: ">= 0.9",
+        server_cpu_ms_per_request: ours.cpuMs / REQUESTS,
+        baseline_server_cpu_ms_per_request: theirs.cpuMs / REQUESTS,
+        client: "curl",
+        requests: REQUESTS,
+      });
+      if (size === FETCH_SIZE) {
+        const fetched = { theirs: [] as number[], ours: [] as number[] };
+        for (let round = 0; round < FETCH_ROUNDS; round++) {
+          fetched.theirs.push(await fetchClient(nginxUrl));
+          fetched.ours.push(await fetchClient(ourUrl));
+        }
+        report({
+          bench: `vs_nginx_http_get_${name}_fetch`,
+          gb_per_s: median(fetched.ours),
+          baseline_nginx_gb_per_s: median(fetched.theirs),
+          ratio: median(fetched.ours) / median(fetched.theirs),
+          target: ">= 0.9",
+          client: "deno fetch, body streamed and dropped",
+          rounds: FETCH_ROUNDS,
+        });
+      }
+    }
+  } finally {
+    await stop(daemon);
+    await stop(nginx);
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(files, { recursive: true });
+  }
+}
+
+/** Starts nginx in the foreground with a config of its own in `dir`, serving `root`. */
+async function startNginx(dir: string, root: string, port: number): Promise<Deno.ChildProcess> {
+  // As root, nginx would hand its worker to `nobody`, who may not read a 0700 temp dir.
+  const user = Deno.uid() === 0 ? "user root root;" : "";
+  const temp = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+    .map((kind) => `${kind}_temp_path ${dir}/${kind};`).join(" ");
+  await Deno.writeTextFile(
+    `${dir}/nginx.conf`,
+    `${user}
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  ${temp}
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+  }
+}
+`,
+  );
+  const nginx = new Deno.Command("nginx", {
+    args: ["-p", dir, "-c", `${dir}/nginx.conf`, "-g", "daemon off;"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      if (childrenOf(nginx.pid).length > 0) return nginx;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await stop(nginx);
+  throw new Error(`nginx did not listen on port ${port}: see ${dir}/error.log`);
+}
+
+/** Pids whose parent is `pid` (nginx's workers). */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) children.push(Number(entry.name));
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return children;
+}
+
+/** Bytes per second of one curl download of `url`, checking its size. */
+async function curl(url: string, size: number): Promise<number> {
+  const output = await new Deno.Command("curl", {
+    args: ["-s", "-f", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}", url],
+  }).output();
+  const [speed, received] = new TextDecoder().decode(output.stdout).split(" ").map(Number);
+  if (!output.success || received !== size) {
+    throw new Error(`curl ${url} failed: ${received} of ${size} bytes`);
+  }
+  return speed!;
+}
+
+/** GB/s of the `fetch` client of `http_bench.ts`, in a process of its own, getting `url`. */
+async function fetchClient(url: string): Promise<number> {
+  const script = new URL("http_bench.ts", import.meta.url).pathname;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, "client", "get", url, "8"],
+    stderr: "inherit",
+  }).output();
+  if (!output.success) throw new Error(`The fetch client failed on ${url}`);
+  return Number(new TextDecoder().decode(output.stdout).trim());
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+if (import.meta.main) await main();

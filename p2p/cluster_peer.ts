@@ -1,0 +1,761 @@
+/**
+ * A daemon's peer in a cluster: its own peer, plus fetch on miss from the
+ * other daemons through the object directory.
+ *
+ * @module
+ */
+import { Access, type Lease } from "../core/lease.ts";
+import {
+  ConflictError,
+  NotFoundError,
+  StoreUnavailableError,
+  UnsupportedError,
+} from "../core/errors.ts";
+import type { ObjectInfo } from "../core/object.ts";
+import type { Acquired, AcquireOptions, Peer, PeerStats } from "../core/peer.ts";
+import type { Meta } from "../core/validate.ts";
+import { checkRecord, contentRecord } from "./content.ts";
+import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
+import type { ContentRecord, Directory, Holder, Removal } from "./directory.ts";
+import type { Members } from "./members.ts";
+import { SourceError, Transfer, type TransferOptions } from "./transfer.ts";
+
+/** Where a cluster peer reports holders it gave up and entries it could not announce. */
+export interface ClusterLog {
+  /** A fetch that moved to another holder, an announce that failed. */
+  warn(message: string): void;
+  /** A fetch done. */
+  debug(message: string): void;
+}
+
+/** Options of {@link ClusterPeer}. */
+export interface ClusterPeerOptions {
+  /** The daemon's own peer: objects created here, with its lease store (shared or not). */
+  readonly home: Peer;
+  /**
+   * Where copies fetched from other daemons live: a peer of this process's
+   * own (a `MemoryPeer` with its own lease store), so a copy never competes
+   * with an id in a shared lease store.
+   */
+  readonly replicas: Peer;
+  /** Who holds what. */
+  readonly directory: Directory;
+  /**
+   * The cluster's members, when gossip runs: holders it knows to be dead or
+   * gone are not asked, and are withdrawn. Without it every listed holder is
+   * tried.
+   */
+  readonly members?: Members | undefined;
+  /** This daemon's node id. */
+  readonly node: string;
+  /**
+   * This daemon's HTTP base URL, which other daemons fetch from. Without it
+   * the daemon fetches but is never announced as a holder.
+   */
+  readonly address?: string | undefined;
+  /** The cluster token other daemons' HTTP servers want. */
+  readonly token?: string | undefined;
+  /**
+   * With a lease store shared by the cluster (Redis): removes an object
+   * from it when this daemon holds no copy (a delete of an object held
+   * elsewhere). Its presence also means a seal the store admitted makes any
+   * other entry under the id stale, to be replaced.
+   */
+  readonly removeShared?: ((objectId: string) => Promise<void>) | undefined;
+  /** The largest object this daemon fetches, in bytes. Default: unbounded. */
+  readonly maxObjectSize?: number;
+  /** Pieces in flight and piece timeouts of each transfer. */
+  readonly transfer?: Pick<TransferOptions, "inFlight" | "pieceTimeout">;
+  /** Where failures are reported. Default: nowhere. */
+  readonly log?: ClusterLog;
+}
+
+/** The one-call put the transports use when a peer offers it (see `BasePeer.putObject`). */
+type PutObject = (
+  chunks: readonly Uint8Array[],
+  size: number,
+  options?: { id?: string; meta?: Meta; ttl?: number; transfer?: boolean },
+) => Promise<ObjectInfo>;
+
+const quiet: ClusterLog = { warn: () => {}, debug: () => {} };
+
+/**
+ * A {@link Peer} that answers a READ of an object it does not hold by fetching
+ * it from a daemon that does: holders from the {@link Directory}, bytes over
+ * HTTP (`GET /v1/objects/:id?local=1` with a `Range` per piece, the cluster
+ * token as bearer) straight into a local CREATE blob, each piece and the whole
+ * checked against the digests recorded at seal, then sealed, announced, and
+ * handed out like any local object (zero-copy to a Unix socket client).
+ *
+ * - Every object sealed here gets its content record (SHA-256 of the whole
+ *   and of each piece) before its seal returns, and is announced.
+ * - Concurrent reads of one missing id start one fetch.
+ * - A holder that is unreachable, answers wrongly, stalls or sends bytes that
+ *   do not verify is skipped (and withdrawn when unreachable); no holder left
+ *   gives `NotFoundError`. Nothing unverified is sealed.
+ * - `acquire(id, READ, { local: true })` never fetches.
+ * - A fetched copy is checked against the directory on each read, so an
+ *   object deleted (and maybe put again with other bytes) is never served
+ *   from an old copy; `delete` anywhere removes the object cluster-wide.
+ *
+ * @example Wrap a daemon's peer
+ * ```ts ignore
+ * import { ClusterPeer, MemoryPeer } from "@packice/packice";
+ * const peer = new ClusterPeer({
+ *   home: new MemoryPeer(),
+ *   replicas: new MemoryPeer(),
+ *   directory, // a Directory, such as RedisDirectory
+ *   node: "node-1",
+ *   address: "http://10.0.0.1:7070",
+ *   token: Deno.env.get("PACKICE_TOKEN"),
+ * });
+ * ```
+ */
+export class ClusterPeer implements Peer {
+  readonly #home: Peer;
+  readonly #replicas: Peer;
+  readonly #directory: Directory;
+  readonly #members: Members | undefined;
+  readonly #node: string;
+  #address: string | undefined;
+  readonly #token: string | undefined;
+  readonly #removeShared: ((objectId: string) => Promise<void>) | undefined;
+  readonly #maxObjectSize: number;
+  readonly #transfer: Pick<TransferOptions, "inFlight" | "pieceTimeout">;
+  readonly #log: ClusterLog;
+  readonly #counts: ClusterCounts = clusterCounts();
+  /** Fetched copies held in `replicas`, by id, with their content digest. */
+  readonly #copies = new Map<string, string>();
+  /** The content digest of objects sealed in `home`, by id. */
+  readonly #sealed = new Map<string, string>();
+  /** Leases granted by `replicas`. */
+  readonly #replicaLeases = new Set<string>();
+  /** WRITE leases of `home`, by lease id: their discard is a cluster-wide delete. */
+  readonly #homeWrites = new Map<string, string>();
+  /** WRITE leases on objects this daemon does not hold, by lease id: only a discard is possible. */
+  readonly #remoteWrites = new Map<string, string>();
+  /** Copies being dropped, by id: a new copy of the id waits for its predecessor to go. */
+  readonly #dropping = new Map<string, Promise<void>>();
+  /** Fetches under way, by id. */
+  readonly #fetching = new Map<string, Promise<void>>();
+  /** Announces and digests under way, awaited by close(). */
+  readonly #background = new Set<Promise<void>>();
+  readonly #abort = new AbortController();
+  readonly #unsubscribe: (() => void) | undefined;
+  #closed: Promise<void> | undefined;
+
+  /**
+   * Creates the peer; it owns `home`, `replicas` and `directory` and closes them.
+   *
+   * @param options The peers, the directory and this daemon's place in the cluster.
+   */
+  constructor(options: ClusterPeerOptions) {
+    this.#home = options.home;
+    this.#replicas = options.replicas;
+    this.#directory = options.directory;
+    this.#members = options.members;
+    this.#node = options.node;
+    this.#address = options.address;
+    this.#token = options.token;
+    this.#removeShared = options.removeShared;
+    this.#maxObjectSize = options.maxObjectSize ?? Number.MAX_SAFE_INTEGER;
+    this.#transfer = options.transfer ?? {};
+    this.#log = options.log ?? quiet;
+    this.#unsubscribe = options.directory.onRemove?.((removal) => this.#removed(removal));
+  }
+
+  /**
+   * This daemon's HTTP base URL as other daemons reach it; set it once the
+   * HTTP server listens (its real port when bound to port 0).
+   */
+  get address(): string | undefined {
+    return this.#address;
+  }
+
+  set address(url: string | undefined) {
+    this.#address = url;
+  }
+
+  /** What this peer counted: local hits, fetches, misses, verification failures. */
+  get counts(): Readonly<ClusterCounts> {
+    return this.#counts;
+  }
+
+  async acquire(
+    objectId: string | undefined,
+    access: Access,
+    options: AcquireOptions = {},
+  ): Promise<Acquired> {
+    if (objectId !== undefined) {
+      if (access === Access.READ) return await this.#read(objectId, options);
+      if (access === Access.WRITE) return await this.#write(objectId, options);
+    }
+    return await this.#home.acquire(objectId, access, options);
+  }
+
+  async seal(leaseId: string): Promise<ObjectInfo> {
+    const info = await this.#home.seal(leaseId);
+    await this.#announceSealed(info.id);
+    return info;
+  }
+
+  /** Stores a sealed object in one step, as `BasePeer.putObject`, and announces it. */
+  async putObject(
+    chunks: readonly Uint8Array[],
+    size: number,
+    options: { id?: string; meta?: Meta; ttl?: number; transfer?: boolean } = {},
+  ): Promise<ObjectInfo> {
+    const put = (this.#home as Peer & { putObject?: PutObject }).putObject;
+    let info: ObjectInfo;
+    if (put !== undefined) {
+      info = await put.call(this.#home, chunks, size, options);
+    } else {
+      const { lease, blobs } = await this.#home.acquire(options.id, Access.CREATE, {
+        size,
+        ...(options.meta === undefined ? {} : { meta: options.meta }),
+        ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+      });
+      try {
+        let at = 0;
+        for (const chunk of chunks) {
+          await blobs[0]!.write(at, chunk);
+          at += chunk.length;
+        }
+        info = await this.#home.seal(lease.id);
+      } finally {
+        await this.#home.release(lease.id).catch(() => {});
+      }
+    }
+    await this.#announceSealed(info.id);
+    return info;
+  }
+
+  async discard(leaseId: string): Promise<void> {
+    const remote = this.#remoteWrites.get(leaseId);
+    if (remote !== undefined) {
+      this.#remoteWrites.delete(leaseId);
+      await this.#removeShared?.(remote);
+      await this.#removeEverywhere(remote);
+      return;
+    }
+    if (this.#replicaLeases.has(leaseId)) {
+      this.#replicaLeases.delete(leaseId);
+      return await this.#replicas.discard(leaseId);
+    }
+    await this.#home.discard(leaseId);
+    const deleted = this.#homeWrites.get(leaseId);
+    if (deleted !== undefined) {
+      this.#homeWrites.delete(leaseId);
+      this.#sealed.delete(deleted);
+      await this.#removeEverywhere(deleted);
+    }
+  }
+
+  release(leaseId: string): Promise<void> {
+    if (this.#replicaLeases.delete(leaseId)) return this.#replicas.release(leaseId);
+    if (this.#remoteWrites.delete(leaseId)) return Promise.resolve();
+    if (this.#homeWrites.size > 0) this.#homeWrites.delete(leaseId);
+    return this.#home.release(leaseId);
+  }
+
+  renew(leaseId: string, ttl?: number): Promise<Lease> {
+    const remote = this.#remoteWrites.get(leaseId);
+    if (remote !== undefined) {
+      return Promise.resolve({
+        id: leaseId,
+        objectId: remote,
+        access: Access.WRITE,
+        ...(ttl === undefined ? {} : { ttl, expiresAt: Date.now() + ttl }),
+      });
+    }
+    return this.#peerOf(leaseId).renew(leaseId, ttl);
+  }
+
+  async stat(objectId: string): Promise<ObjectInfo> {
+    try {
+      return await this.#home.stat(objectId);
+    } catch (error) {
+      if (!(error instanceof NotFoundError) || !this.#copies.has(objectId)) throw error;
+      return await this.#replicas.stat(objectId);
+    }
+  }
+
+  async list(): Promise<ObjectInfo[]> {
+    const listed = await this.#home.list();
+    const ids = new Set(listed.map((info) => info.id));
+    for (const info of await this.#replicas.list()) if (!ids.has(info.id)) listed.push(info);
+    return listed;
+  }
+
+  async has(objectId: string): Promise<boolean> {
+    return this.#copies.has(objectId) || await this.#home.has(objectId);
+  }
+
+  async stats(): Promise<PeerStats> {
+    const [home, replicas] = await Promise.all([this.#home.stats(), this.#replicas.stats()]);
+    return {
+      ...home,
+      leases: home.leases + replicas.leases,
+      bytes: home.bytes + replicas.bytes,
+      capacity: home.capacity + replicas.capacity,
+    };
+  }
+
+  recordDigest(leaseId: string, digest: string): Promise<void> {
+    const peer = this.#peerOf(leaseId);
+    return peer.recordDigest?.(leaseId, digest) ?? Promise.resolve();
+  }
+
+  async metrics(): Promise<Readonly<Record<string, number>>> {
+    return { ...await this.#home.metrics?.(), ...this.#counts };
+  }
+
+  /**
+   * Stops fetches under way (their unfinished objects are discarded),
+   * withdraws this daemon from the directory entries of what it held (a
+   * clean shutdown leaves), then closes both peers and the directory.
+   * Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#abort.abort(new NotFoundError("Peer is closing"));
+      this.#unsubscribe?.();
+      await Promise.allSettled([...this.#fetching.values(), ...this.#background]);
+      if (this.#address !== undefined) {
+        const held = new Set([...this.#sealed.keys(), ...this.#copies.keys()]);
+        await Promise.allSettled([...held].map((id) => this.#directory.withdraw(id, this.#node)));
+      }
+      await this.#replicas.close();
+      await this.#home.close();
+      await this.#directory.close();
+    })();
+    return this.#closed;
+  }
+
+  /** Same as {@link ClusterPeer.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #peerOf(leaseId: string): Peer {
+    return this.#replicaLeases.has(leaseId) ? this.#replicas : this.#home;
+  }
+
+  async #read(id: string, options: AcquireOptions): Promise<Acquired> {
+    const copy = this.#copies.get(id);
+    if (copy !== undefined) {
+      const acquired = await this.#readCopy(id, copy, options, true);
+      if (acquired !== undefined) return acquired;
+    }
+    try {
+      const acquired = await this.#home.acquire(id, Access.READ, options);
+      if (this.#holds(acquired.object)) {
+        this.#counts.cluster_local_hits_total++;
+        return acquired;
+      }
+      // A shared lease store granted another incarnation of the id (deleted
+      // elsewhere, then put again) than the bytes held here: those go.
+      await this.#home.release(acquired.lease.id).catch(() => {});
+      this.#forgetSealed(id);
+      throw new NotFoundError(`No object: ${id} (the copy here was replaced)`);
+    } catch (error) {
+      if (!(error instanceof NotFoundError) || options.local === true) throw error;
+      let flight = this.#fetching.get(id);
+      if (flight === undefined) {
+        flight = this.#fetch(id, error).finally(() => this.#fetching.delete(id));
+        this.#fetching.set(id, flight);
+      }
+      await flight;
+    }
+    const fetched = this.#copies.get(id);
+    const acquired = fetched === undefined
+      ? undefined
+      : await this.#readCopy(id, fetched, options, false);
+    if (acquired === undefined) throw new NotFoundError(`No object: ${id}`);
+    return acquired;
+  }
+
+  /**
+   * A READ lease on the fetched copy of `id`; undefined, with the copy
+   * dropped, when the directory no longer lists its content.
+   */
+  async #readCopy(
+    id: string,
+    digest: string,
+    options: AcquireOptions,
+    check: boolean,
+  ): Promise<Acquired | undefined> {
+    let acquired: Acquired;
+    try {
+      acquired = await this.#replicas.acquire(id, Access.READ, options);
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+      if (this.#copies.get(id) === digest) this.#copies.delete(id);
+      return undefined;
+    }
+    if (check) {
+      let current: string | undefined;
+      try {
+        current = (await this.#directory.lookup(id))?.digest;
+      } catch (error) {
+        // The directory is away: the copy is served as it stands.
+        if (!(error instanceof StoreUnavailableError)) {
+          await this.#replicas.release(acquired.lease.id).catch(() => {});
+          throw error;
+        }
+        current = digest;
+      }
+      if (current !== digest) {
+        await this.#replicas.release(acquired.lease.id).catch(() => {});
+        await this.#dropCopy(id, digest);
+        return undefined;
+      }
+      this.#counts.cluster_local_hits_total++;
+    }
+    this.#replicaLeases.add(acquired.lease.id);
+    return acquired;
+  }
+
+  async #write(id: string, options: AcquireOptions): Promise<Acquired> {
+    let info: ObjectInfo | undefined;
+    try {
+      const acquired = await this.#home.acquire(id, Access.WRITE, options);
+      this.#homeWrites.set(acquired.lease.id, id);
+      return acquired;
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+      // Held elsewhere, or only as a copy here: a WRITE lease allows its delete.
+      info = await this.#home.stat(id).catch(() => undefined);
+      const entry = info === undefined && !this.#copies.has(id)
+        ? await this.#directory.lookup(id)
+        : undefined;
+      if (info === undefined && entry !== undefined) {
+        info = {
+          id,
+          state: "SEALED",
+          size: entry.size,
+          blobSizes: [entry.size],
+          meta: {},
+          createdAt: 0,
+          digest: entry.digest,
+        };
+      }
+      info ??= this.#copies.has(id) ? await this.#replicas.stat(id) : undefined;
+      if (info === undefined) throw error;
+    }
+    const ttl = options.ttl;
+    const lease: Lease = {
+      id: `cluster-${crypto.randomUUID()}`,
+      objectId: id,
+      access: Access.WRITE,
+      ...(ttl === undefined ? {} : { ttl, expiresAt: Date.now() + ttl }),
+    };
+    this.#remoteWrites.set(lease.id, id);
+    return { lease, object: info, blobs: [] };
+  }
+
+  /** Forgets `id` in the directory, which tells every holder, and drops the copy here. */
+  async #removeEverywhere(id: string): Promise<void> {
+    await this.#directory.remove(id);
+    const copy = this.#copies.get(id);
+    if (copy !== undefined) await this.#dropCopy(id, copy);
+  }
+
+  /**
+   * Whether the object a home lease was granted on is the incarnation whose
+   * bytes are here: a shared lease store lists the holders of each.
+   */
+  #holds(object: ObjectInfo): boolean {
+    const holders = object.holders;
+    if (holders === undefined) return true;
+    for (const holder of holders) if (holder.node === this.#node) return true;
+    return false;
+  }
+
+  /** A removal for this node: drops the copy or home object of exactly that content. */
+  #removed({ id, digest }: Removal): void {
+    if (this.#copies.get(id) === digest) this.#later(this.#dropCopy(id, digest));
+    if (this.#sealed.get(id) === digest) this.#forgetSealed(id);
+  }
+
+  /** Drops the bytes of an object sealed here whose record is gone. */
+  #forgetSealed(id: string): void {
+    this.#sealed.delete(id);
+    const home = this.#home as Peer & { forget?: (objectId: string) => boolean };
+    if (home.forget?.(id) === true) this.#counts.cluster_dropped_total++;
+  }
+
+  /** Removes a fetched copy; readers keep its bytes until they release. */
+  async #dropCopy(id: string, digest: string): Promise<void> {
+    if (this.#copies.get(id) !== digest) return;
+    this.#copies.delete(id);
+    this.#counts.cluster_dropped_total++;
+    const dropping = (async () => {
+      try {
+        const { lease } = await this.#replicas.acquire(id, Access.WRITE);
+        await this.#replicas.discard(lease.id);
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+      }
+    })().finally(() => this.#dropping.delete(id));
+    this.#dropping.set(id, dropping);
+    await dropping;
+  }
+
+  /**
+   * Computes the content record of an object just sealed here, records its
+   * digest, announces it. The seal stands whatever happens here (the object
+   * deleted at once, the directory away): a failure is reported, and the
+   * object is then served by this daemon only.
+   */
+  async #announceSealed(id: string): Promise<void> {
+    try {
+      await this.#recordAndAnnounce(id);
+    } catch (error) {
+      this.#log.warn(`Cannot record or announce object ${id}: ${(error as Error).message}`);
+    }
+  }
+
+  async #recordAndAnnounce(id: string): Promise<void> {
+    const copy = this.#copies.get(id);
+    if (copy !== undefined) await this.#dropCopy(id, copy);
+    const { lease, blobs } = await this.#home.acquire(id, Access.READ, { local: true });
+    let record: ContentRecord;
+    try {
+      record = await contentRecord(id, blobs);
+    } catch (error) {
+      await this.#home.release(lease.id).catch(() => {});
+      throw error;
+    }
+    this.#sealed.set(id, record.digest);
+    // The digest goes to the lease store while the directory hears of the holder.
+    const recorded = (async () => {
+      try {
+        await this.#home.recordDigest?.(lease.id, record.digest);
+      } finally {
+        await this.#home.release(lease.id).catch(() => {});
+      }
+    })();
+    await Promise.all([recorded, this.#announce(record)]);
+  }
+
+  /** Announces this daemon as holder of `record`, an object sealed here. */
+  async #announce(record: ContentRecord): Promise<void> {
+    if (this.#address === undefined) return;
+    const holder: Holder = { node: this.#node, address: this.#address };
+    try {
+      await this.#directory.announce(record, holder);
+    } catch (error) {
+      if (!(error instanceof ConflictError) || this.#removeShared === undefined) {
+        this.#log.warn(`Cannot announce object ${record.id}: ${(error as Error).message}`);
+        return;
+      }
+      // The shared lease store let this seal through: the other entry is stale.
+      await this.#directory.remove(record.id);
+      await this.#directory.announce(record, holder);
+    }
+  }
+
+  /** Fetches `id` from its holders into a copy in `replicas`, or throws `NotFoundError`. */
+  async #fetch(id: string, notFound: NotFoundError): Promise<void> {
+    const started = performance.now();
+    const entry = await this.#directory.lookup(id);
+    const holders = shuffled(
+      entry?.holders.filter((holder) => this.#worthAsking(id, holder)) ?? [],
+    );
+    if (entry === undefined || holders.length === 0) {
+      this.#counts.cluster_misses_total++;
+      throw notFound;
+    }
+    let record: ContentRecord;
+    try {
+      record = checkRecord(entry, this.#maxObjectSize);
+    } catch (error) {
+      this.#counts.cluster_misses_total++;
+      this.#log.warn((error as Error).message);
+      throw new NotFoundError(`Cannot fetch object ${id}: ${(error as Error).message}`);
+    }
+    let created: Acquired | undefined;
+    let view: Uint8Array | undefined;
+    let transfer: Transfer | undefined;
+    let sealed = false;
+    const failures: string[] = [];
+    const tried = new Set<string>();
+    try {
+      for (let next = holders; next.length > 0; next = await this.#untried(record, tried)) {
+        const holder = next[0]!;
+        tried.add(`${holder.node} ${holder.address}`);
+        try {
+          if (created === undefined) {
+            const meta = await this.#metaFrom(holder, record);
+            await this.#dropping.get(id)?.catch(() => {});
+            created = await this.#replicas.acquire(id, Access.CREATE, { size: record.size, meta });
+            view = record.size === 0 ? new Uint8Array(0) : created.blobs[0]!.openView();
+            if (view === undefined) {
+              throw new UnsupportedError("Cannot fetch into a peer whose blobs have no view");
+            }
+            transfer = new Transfer(record, view, {
+              token: this.#token,
+              ...this.#transfer,
+              onBytes: (bytes) => this.#counts.cluster_fetch_bytes_total += bytes,
+            });
+          }
+          await transfer!.from(holder, this.#abort.signal);
+          if (transfer!.missing === 0) break;
+        } catch (error) {
+          if (!(error instanceof SourceError)) throw error;
+          failures.push(error.message);
+          this.#sourceFailed(id, error);
+        }
+      }
+      if (transfer === undefined || transfer.missing > 0) {
+        this.#counts.cluster_misses_total++;
+        throw new NotFoundError(
+          `Cannot fetch object ${id}: no holder could send it (${failures.join("; ")})`,
+        );
+      }
+      if (!await transfer.verifyWhole()) {
+        this.#counts.cluster_verify_failures_total++;
+        this.#counts.cluster_misses_total++;
+        throw new NotFoundError(
+          `Cannot fetch object ${id}: its pieces verify but the whole is not ${record.digest}`,
+        );
+      }
+      if (view!.length > 0) created!.blobs[0]!.closeView(view!);
+      await this.#replicas.seal(created!.lease.id);
+      sealed = true;
+      await this.#replicas.recordDigest?.(created!.lease.id, record.digest);
+      this.#copies.set(id, record.digest);
+    } finally {
+      await transfer?.close();
+      if (created !== undefined) {
+        const lease = created.lease.id;
+        // Nothing unverified stays: an unsealed CREATE is discarded.
+        await (sealed ? this.#replicas.release(lease) : this.#replicas.discard(lease))
+          .catch(() => {});
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    this.#counts.cluster_fetches_total++;
+    this.#counts.cluster_fetch_seconds_total += seconds;
+    this.#log.debug(`Fetched object ${id} (${record.size} bytes) in ${seconds.toFixed(3)} s`);
+    if (this.#address === undefined) return;
+    try {
+      await this.#directory.announce(record, { node: this.#node, address: this.#address }, {
+        existing: true,
+      });
+    } catch (error) {
+      if (error instanceof NotFoundError || error instanceof ConflictError) {
+        // Removed, or replaced, while it was on its way: the copy goes.
+        await this.#dropCopy(id, record.digest);
+        throw new NotFoundError(`No object: ${id} (removed while it was fetched)`);
+      }
+      this.#log.warn(`Cannot announce the copy of object ${id}: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * Holders of the record's content not tried yet, in random order: the
+   * directory is asked again, as holders come and go during a transfer.
+   */
+  async #untried(record: ContentRecord, tried: ReadonlySet<string>): Promise<Holder[]> {
+    const entry = await this.#directory.lookup(record.id);
+    if (entry === undefined || entry.digest !== record.digest) return [];
+    return shuffled(
+      entry.holders.filter((holder) =>
+        !tried.has(`${holder.node} ${holder.address}`) && this.#worthAsking(record.id, holder)
+      ),
+    );
+  }
+
+  /**
+   * Whether to fetch from `holder`: not this daemon, and not a member that
+   * membership knows to be dead or gone (withdrawn, then).
+   */
+  #worthAsking(id: string, holder: Holder): boolean {
+    if (holder.node === this.#node) return false;
+    const state = this.#members?.list().find((member) => member.node === holder.node)?.state;
+    if (state !== "dead" && state !== "left") return true;
+    this.#counts.cluster_withdrawn_total++;
+    this.#later(this.#directory.withdraw(id, holder.node));
+    return false;
+  }
+
+  /** The metadata of `id` as `holder` has it, checked against the record. */
+  async #metaFrom(holder: Holder, record: ContentRecord): Promise<Meta> {
+    const headers: Record<string, string> = {};
+    if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`;
+    let info: Partial<ObjectInfo>;
+    try {
+      const response = await fetch(
+        `${holder.address}/v1/objects/${encodeURIComponent(record.id)}/info`,
+        { headers, signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(4000)]) },
+      );
+      if (!response.ok) {
+        await response.body?.cancel();
+        const fault = response.status === 404 ? "missing" : "status";
+        throw new SourceError(fault, holder, `answered ${response.status} to info`);
+      }
+      info = await response.json();
+    } catch (error) {
+      if (error instanceof SourceError || this.#abort.signal.aborted) throw error;
+      throw new SourceError("unreachable", holder, (error as Error).message, { cause: error });
+    }
+    if (info.state !== "SEALED" || info.size !== record.size) {
+      throw new SourceError(
+        "length",
+        holder,
+        `holds ${record.id} as ${info.state} of ${info.size} bytes, not SEALED of ${record.size}`,
+      );
+    }
+    return info.meta ?? {};
+  }
+
+  #sourceFailed(id: string, error: SourceError): void {
+    this.#counts.cluster_source_failures_total++;
+    if (error.fault === "digest") this.#counts.cluster_verify_failures_total++;
+    this.#log.warn(`Skipping a holder of object ${id}: ${error.message}`);
+    if (error.fault === "digest") return;
+    // Without the object (dropped, evicted): withdrawn. Cut off, silent,
+    // unreachable or failing: withdrawn if it does not answer a health check either.
+    this.#later((async () => {
+      if (error.fault !== "missing" && await this.#healthy(error.holder)) return;
+      this.#counts.cluster_withdrawn_total++;
+      this.#log.warn(
+        `Withdrawing holder ${error.holder.node} of object ${id}: ${
+          error.fault === "missing" ? "it does not hold it" : "it does not answer"
+        }`,
+      );
+      await this.#directory.withdraw(id, error.holder.node);
+    })());
+  }
+
+  /** Whether `holder` answers `GET /healthz` within 2 s. */
+  async #healthy(holder: Holder): Promise<boolean> {
+    try {
+      const response = await fetch(`${holder.address}/healthz`, {
+        signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(2000)]),
+      });
+      await response.body?.cancel();
+      return response.ok;
+    } catch {
+      return false;
+    }
+  }
+
+  #later(work: Promise<void>): void {
+    const done = work.catch((error) => this.#log.warn(String(error))).finally(() =>
+      this.#background.delete(done)
+    );
+    this.#background.add(done);
+  }
+}
+
+/** The holders in random order, so readers spread over them. */
+function shuffled<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}

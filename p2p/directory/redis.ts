@@ -1,0 +1,296 @@
+/**
+ * The object directory in Redis, beside the Redis lease store of the same
+ * namespace: the store keeps who created which object and its leases; this
+ * keeps, per object, the content record (digests) and every daemon that
+ * holds exactly that content, fetched copies included.
+ *
+ * Keys, under `<namespace>:`:
+ * - `dir:{<id>}`: a hash: `size`, `digest`, `pieceSize`, `pieces` (the piece
+ *   digests' hex, concatenated), and one `@<node>` field per holder valued
+ *   with its address. The braces keep an object's keys in one Redis Cluster
+ *   hash slot.
+ * - `drops:{<node>}`: a set of `<digest> <id>` the node must drop: a
+ *   removal puts one entry in the set of each holder, which polls it.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import {
+  ConflictError,
+  InvalidArgumentError,
+  NotFoundError,
+  StoreUnavailableError,
+} from "../../core/errors.ts";
+import {
+  type RedisBackoff,
+  RedisConnection,
+  type RedisLogger,
+} from "../../backends/redis/connection.ts";
+import type { Script } from "../../backends/redis/scripts.ts";
+import type {
+  AnnounceOptions,
+  ContentRecord,
+  Directory,
+  DirectoryEntry,
+  Holder,
+  Removal,
+} from "../directory.ts";
+
+/** Options of {@link RedisDirectory.connect}. */
+export interface RedisDirectoryOptions {
+  /** `redis://[user:pass@]host:port/db`. Default `redis://127.0.0.1:6379/0`. */
+  readonly url?: string;
+  /** Key prefix, the same as the lease store's. Default `packice`. */
+  readonly namespace?: string;
+  /** This daemon's node id: removals of objects it holds are sent to it. */
+  readonly node: string;
+  /** How often this node's removals are polled, in milliseconds. Default 500. */
+  readonly pollInterval?: number;
+  /** Attempts at the first connection; `Infinity` keeps trying. Default 10. */
+  readonly connectAttempts?: number;
+  /** Delays between connection attempts. */
+  readonly backoff?: RedisBackoff;
+  /** Milliseconds Redis has to answer each call. Default 2000. */
+  readonly commandTimeout?: number;
+  /** Where connection trouble is reported. */
+  readonly log?: RedisLogger;
+}
+
+function script(name: string, body: string): Script {
+  const source = body.trim();
+  return { name, source, sha: createHash("sha1").update(source).digest("hex") };
+}
+
+/** Each script takes its one key in `KEYS[1]`, so it runs on Redis Cluster too. */
+const SCRIPTS = {
+  /** KEYS[1]: the entry; ARGV: size, digest, pieceSize, pieces, node, address, join ('1' or ''). */
+  announce: script(
+    "dir_announce",
+    `
+local k = KEYS[1]
+local cur = redis.call('HGET', k, 'digest')
+if cur and cur ~= ARGV[2] then return { 'CONFLICT', cur } end
+if not cur then
+  if ARGV[7] == '1' then return { 'NOT_FOUND' } end
+  redis.call('HSET', k, 'size', ARGV[1], 'digest', ARGV[2], 'pieceSize', ARGV[3], 'pieces', ARGV[4])
+end
+redis.call('HSET', k, '@' .. ARGV[5], ARGV[6])
+return { 'OK' }
+`,
+  ),
+  /** KEYS[1]: the entry; ARGV[1]: node. The entry goes with its last holder. */
+  withdraw: script(
+    "dir_withdraw",
+    `
+redis.call('HDEL', KEYS[1], '@' .. ARGV[1])
+for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.byte(name, 1) == 64 then return 'OK' end
+end
+redis.call('DEL', KEYS[1])
+return 'OK'
+`,
+  ),
+  /** KEYS[1]: the entry. */
+  lookup: script("dir_lookup", "return redis.call('HGETALL', KEYS[1])"),
+  /** KEYS[1]: the entry. Forgets it; returns its digest, then its holders' node ids. */
+  remove: script(
+    "dir_remove",
+    `
+local f = redis.call('HGETALL', KEYS[1])
+local out = { '' }
+for i = 1, #f, 2 do
+  if f[i] == 'digest' then out[1] = f[i + 1] end
+  if string.byte(f[i], 1) == 64 then out[#out + 1] = string.sub(f[i], 2) end
+end
+redis.call('DEL', KEYS[1])
+return out
+`,
+  ),
+  /** KEYS[1]: a node's removals; ARGV[1]: `<digest> <id>`. */
+  tell: script("dir_tell", "return redis.call('SADD', KEYS[1], ARGV[1])"),
+  /** KEYS[1]: a node's removals; ARGV[1]: how many to take. */
+  drops: script("dir_drops", "return redis.call('SPOP', KEYS[1], ARGV[1])"),
+} as const satisfies Record<string, Script>;
+
+/** Removals taken per poll. */
+const DROPS_PER_POLL = 500;
+
+/**
+ * A {@link Directory} in Redis.
+ *
+ * @example Announce, look up, remove
+ * ```ts ignore
+ * import { RedisDirectory } from "@packice/packice";
+ * await using directory = await RedisDirectory.connect({ url: "redis://127.0.0.1:6379/0", node: "a" });
+ * const entry = await directory.lookup("model.bin");
+ * console.log(entry?.holders.map((holder) => holder.address));
+ * ```
+ */
+export class RedisDirectory implements Directory {
+  /** This daemon's node id. */
+  readonly node: string;
+  readonly #prefix: string;
+  readonly #connection: RedisConnection;
+  readonly #listeners = new Set<(removal: Removal) => void>();
+  readonly #pollInterval: number;
+  readonly #log: RedisLogger | undefined;
+  #poller: ReturnType<typeof setInterval> | undefined;
+  #polling: Promise<void> | undefined;
+  #closed = false;
+
+  private constructor(options: RedisDirectoryOptions) {
+    this.node = options.node;
+    this.#prefix = `${options.namespace ?? "packice"}:`;
+    this.#pollInterval = options.pollInterval ?? 500;
+    this.#log = options.log;
+    this.#connection = new RedisConnection({
+      url: options.url ?? "redis://127.0.0.1:6379/0",
+      attempts: options.connectAttempts ?? 10,
+      backoff: { initial: options.backoff?.initial ?? 100, max: options.backoff?.max ?? 5000 },
+      commandTimeout: options.commandTimeout ?? 2000,
+      log: options.log,
+      scripts: Object.values(SCRIPTS),
+      onReady: () => Promise.resolve(),
+    });
+  }
+
+  /**
+   * Connects to Redis, retrying with backoff.
+   *
+   * @throws {StoreUnavailableError} When Redis cannot be reached.
+   */
+  static async connect(options: RedisDirectoryOptions): Promise<RedisDirectory> {
+    const directory = new RedisDirectory(options);
+    try {
+      await directory.#connection.open();
+    } catch (error) {
+      await directory.#connection.close();
+      throw error;
+    }
+    return directory;
+  }
+
+  async announce(
+    record: ContentRecord,
+    holder: Holder,
+    options: AnnounceOptions = {},
+  ): Promise<void> {
+    const pieces = record.pieceDigests.map((digest) => digest.slice("sha256:".length)).join("");
+    const [status, current] = await this.#run(
+      SCRIPTS.announce,
+      this.#entry(record.id),
+      String(record.size),
+      record.digest,
+      String(record.pieceSize),
+      pieces,
+      holder.node,
+      holder.address,
+      options.existing ? "1" : "",
+    ) as [string, string?];
+    if (status === "CONFLICT") {
+      throw new ConflictError(
+        `Cannot announce object ${record.id}: the directory records other content (${current}), ` +
+          `not ${record.digest}`,
+      );
+    }
+    if (status === "NOT_FOUND") {
+      throw new NotFoundError(`Cannot join object ${record.id}: no longer in the directory`);
+    }
+  }
+
+  async withdraw(id: string, node: string): Promise<void> {
+    await this.#run(SCRIPTS.withdraw, this.#entry(id), node);
+  }
+
+  async lookup(id: string): Promise<DirectoryEntry | undefined> {
+    const fields = await this.#run(SCRIPTS.lookup, this.#entry(id)) as string[];
+    if (fields.length === 0) return undefined;
+    const values = new Map<string, string>();
+    const holders: Holder[] = [];
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const name = fields[i]!;
+      if (name.startsWith("@")) holders.push({ node: name.slice(1), address: fields[i + 1]! });
+      else values.set(name, fields[i + 1]!);
+    }
+    const pieces = values.get("pieces") ?? "";
+    if (pieces.length % 64 !== 0) {
+      throw new InvalidArgumentError(`Invalid directory record of object ${id}: piece digests`);
+    }
+    const pieceDigests: string[] = [];
+    for (let at = 0; at < pieces.length; at += 64) {
+      pieceDigests.push(`sha256:${pieces.slice(at, at + 64)}`);
+    }
+    return {
+      id,
+      size: Number(values.get("size")),
+      digest: values.get("digest") ?? "",
+      pieceSize: Number(values.get("pieceSize")),
+      pieceDigests,
+      holders,
+    };
+  }
+
+  async remove(id: string): Promise<void> {
+    const [digest, ...holders] = await this.#run(SCRIPTS.remove, this.#entry(id)) as string[];
+    // Each node's removals live in a slot of their own: one call per holder.
+    await Promise.all(
+      holders.map((node) => this.#run(SCRIPTS.tell, this.#drops(node), `${digest} ${id}`)),
+    );
+  }
+
+  onRemove(listener: (removal: Removal) => void): () => void {
+    this.#listeners.add(listener);
+    if (this.#poller === undefined && !this.#closed) {
+      this.#poller = setInterval(() => this.#poll(), this.#pollInterval);
+      Deno.unrefTimer(this.#poller);
+    }
+    return () => this.#listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#poller);
+    await this.#polling;
+    await this.#connection.close();
+  }
+
+  /** Same as {@link RedisDirectory.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #poll(): void {
+    if (this.#polling !== undefined || !this.#connection.available) return;
+    this.#polling = (async () => {
+      const taken = await this.#run(
+        SCRIPTS.drops,
+        this.#drops(this.node),
+        String(DROPS_PER_POLL),
+      ) as string[];
+      for (const entry of taken) {
+        const space = entry.indexOf(" ");
+        const removal = { digest: entry.slice(0, space), id: entry.slice(space + 1) };
+        for (const listener of this.#listeners) listener(removal);
+      }
+    })().catch((error) => {
+      if (!(error instanceof StoreUnavailableError)) {
+        this.#log?.warn(`Cannot poll removals of node ${this.node}: ${(error as Error).message}`);
+      }
+    }).finally(() => this.#polling = undefined);
+  }
+
+  #run(script: Script, key: string, ...args: string[]): Promise<unknown> {
+    return this.#connection.run(script, [key], args);
+  }
+
+  /** The key of `id`'s entry. */
+  #entry(id: string): string {
+    return `${this.#prefix}dir:{${id}}`;
+  }
+
+  /** The key of `node`'s removals. */
+  #drops(node: string): string {
+    return `${this.#prefix}drops:{${node}}`;
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * The cluster layer: membership and directory contracts, content records,
+ * the Redis directory, and the cluster peer that fetches on miss.
+ *
+ * @module
+ */
+export type * from "./directory.ts";
+export type * from "./members.ts";
+export {
+  checkRecord,
+  contentRecord,
+  MAX_PIECE_SIZE,
+  MIN_PIECE_SIZE,
+  pieceCount,
+  pieceSizeFor,
+} from "./content.ts";
+export { sha256, type WholeHash, wholeHash } from "./sha256.ts";
+export { RedisDirectory, type RedisDirectoryOptions } from "./directory/redis.ts";
+export { SourceError, type SourceFault, Transfer, type TransferOptions } from "./transfer.ts";
+export { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
+export { type ClusterLog, ClusterPeer, type ClusterPeerOptions } from "./cluster_peer.ts";

@@ -1,0 +1,131 @@
+/**
+ * Daemons of one cluster for tests: `packice serve --redis --http
+ * 127.0.0.1:0` each, on loopback, stopped by their pid.
+ */
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+
+/** A running daemon of a test cluster. */
+export interface ClusterDaemon extends AsyncDisposable {
+  /** Its node id. */
+  readonly node: string;
+  /** Its Unix socket. */
+  readonly socket: string;
+  /** Its HTTP base URL. */
+  readonly url: string;
+  /** Its pid. */
+  readonly pid: number;
+  /** Its `/metrics` as name to value. */
+  metrics(): Promise<Record<string, number>>;
+  /** Sends `signal` and waits for the exit. Idempotent. */
+  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+}
+
+/** The token every test cluster uses. */
+export const TOKEN = "cluster-secret";
+
+/** Starts a daemon named `node` in `dir`, in the Redis namespace `namespace`. */
+export async function startClusterDaemon(
+  redisUrl: string,
+  dir: string,
+  node: string,
+  namespace = "cluster",
+  extra: string[] = [],
+): Promise<ClusterDaemon> {
+  const socket = `${dir}/${node}.sock`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      CLI,
+      "serve",
+      "--impl",
+      "mem",
+      "--capacity",
+      "256MiB",
+      "--socket",
+      socket,
+      "--http",
+      "127.0.0.1:0",
+      "--token",
+      TOKEN,
+      "--redis",
+      redisUrl,
+      "--namespace",
+      namespace,
+      "--node",
+      node,
+      "--log-level",
+      Deno.env.get("PACKICE_TEST_LOG") ?? "error",
+      ...extra,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let output = "";
+  let url: string | undefined;
+  while (url === undefined) {
+    const { value, done } = await lines.read();
+    if (done) throw new Error(`Daemon ${node} exited before it was ready: ${output}`);
+    output += value;
+    url = /Packice listening on (http:\/\/\S+)/.exec(output)?.[1];
+  }
+  // The rest of its output is not needed.
+  lines.cancel().catch(() => {});
+  let stopped: Promise<Deno.CommandStatus> | undefined;
+  const stop = (signal: Deno.Signal = "SIGTERM") => {
+    stopped ??= (async () => {
+      try {
+        Deno.kill(child.pid, signal);
+      } catch {
+        // Exited already.
+      }
+      return await child.status;
+    })();
+    return stopped;
+  };
+  return {
+    node,
+    socket,
+    url,
+    pid: child.pid,
+    async metrics() {
+      const response = await fetch(`${url}/metrics`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      const text = await response.text();
+      const values: Record<string, number> = {};
+      for (const line of text.split("\n")) {
+        const match = /^packice_(\w+) (\S+)$/.exec(line);
+        if (match) values[match[1]!] = Number(match[2]);
+      }
+      return values;
+    },
+    stop,
+    [Symbol.asyncDispose]: async () => void await stop(),
+  };
+}
+
+/** Bytes of `size` that differ from object to object with `seed`. */
+export function pattern(size: number, seed: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  let x = seed * 2654435761 >>> 0 || 1;
+  for (let i = 0; i < size; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    bytes[i] = x & 255;
+    bytes[i + 1] = (x >>> 8) & 255;
+    bytes[i + 2] = (x >>> 16) & 255;
+    bytes[i + 3] = (x >>> 24) & 255;
+  }
+  return bytes;
+}
+
+/** Whether two byte arrays are equal, without one assertion per byte. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,66 @@
+import { createHash } from "node:crypto";
+import { assertEquals, assertThrows } from "../helpers/assert.ts";
+import { pattern } from "../helpers/cluster.ts";
+import {
+  checkRecord,
+  contentRecord,
+  MAX_PIECE_SIZE,
+  MIN_PIECE_SIZE,
+  pieceSizeFor,
+} from "../../p2p/content.ts";
+import { InvalidArgumentError, MemoryPeer } from "../../mod.ts";
+import { Access } from "../../core/lease.ts";
+
+const hex = (bytes: Uint8Array) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+
+Deno.test("pieceSizeFor() is the power of two of size/500, clamped to 4-64 MiB", () => {
+  assertEquals(pieceSizeFor(0), MIN_PIECE_SIZE);
+  assertEquals(pieceSizeFor(256 << 20), MIN_PIECE_SIZE);
+  assertEquals(pieceSizeFor(500 * (4 << 20)), 4 << 20);
+  assertEquals(pieceSizeFor(500 * (4 << 20) + 1), 8 << 20);
+  assertEquals(pieceSizeFor(10 * 1024 ** 3), 32 << 20);
+  assertEquals(pieceSizeFor(1024 ** 4), MAX_PIECE_SIZE);
+});
+
+Deno.test("contentRecord() hashes the whole object and each piece, across blobs", async () => {
+  await using peer = new MemoryPeer({ capacity: 64 << 20 });
+  const bytes = pattern((9 << 20) + 5, 1);
+  // Three blobs whose borders fall inside pieces.
+  const sizes = [3 << 20, (5 << 20) + 1, (1 << 20) + 4];
+  const { lease, blobs } = await peer.acquire("split", Access.CREATE, { size: sizes });
+  let at = 0;
+  for (const [i, size] of sizes.entries()) {
+    await blobs[i]!.write(0, bytes.subarray(at, at + size));
+    at += size;
+  }
+  await peer.seal(lease.id);
+  const record = await contentRecord("split", blobs);
+  await peer.release(lease.id);
+  const piece = MIN_PIECE_SIZE;
+  assertEquals(record, {
+    id: "split",
+    size: bytes.length,
+    digest: hex(bytes),
+    pieceSize: piece,
+    pieceDigests: [0, 1, 2].map((i) => hex(bytes.subarray(i * piece, (i + 1) * piece))),
+  });
+  assertEquals(checkRecord(record, bytes.length), record);
+});
+
+Deno.test("checkRecord() refuses records whose fields disagree", () => {
+  const digest = `sha256:${"a".repeat(64)}`;
+  const good = { id: "x", size: 10, digest, pieceSize: MIN_PIECE_SIZE, pieceDigests: [digest] };
+  checkRecord(good, 100);
+  const bad = [
+    { ...good, size: -1 },
+    { ...good, size: 1000 },
+    { ...good, pieceSize: 1024 },
+    { ...good, pieceDigests: [] },
+    { ...good, digest: "xxh64:00" },
+    { ...good, pieceDigests: ["sha256:zz"] },
+  ];
+  for (const record of bad) {
+    const error = assertThrows(() => checkRecord(record, 100), InvalidArgumentError);
+    assertEquals(error.message.startsWith("Invalid directory record of object x: "), true);
+  }
+});
