@@ -31,8 +31,14 @@ export interface DaemonOptions {
   readonly redis: string | undefined;
   /** Key prefix in Redis. */
   readonly namespace: string;
-  /** This daemon's node id in a shared namespace. */
+  /** This daemon's node id in a shared namespace and in the cluster. */
   readonly node: string | undefined;
+  /** Members to join the cluster through, as `host:port` or base URLs. */
+  readonly join: readonly string[];
+  /** The base URL other members reach this daemon at; default the bound HTTP address. */
+  readonly advertise: string | undefined;
+  /** Gossip timing: memberlist's LAN defaults, or five times faster for tests. */
+  readonly gossipProfile: "lan" | "test";
   /** Log verbosity. */
   readonly logLevel: LogLevel;
 }
@@ -48,13 +54,16 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --data-dir DIR       data directory of fs and tiered peers
   --hot SIZE           hot (memory) budget of a tiered peer (default 1GiB)
   --cold SIZE          cold (disk) budget of a tiered peer (default 16GiB)
-  --mode store|cache   a full tiered peer refuses writes, or drops its coldest objects (default cache)
+  --mode cache|store   a full peer drops its least recently read objects, or refuses writes (default cache)
   --http HOST:PORT     also serve HTTP (loopback unless a token is set)
   --token TOKEN        bearer token of the HTTP server (or PACKICE_TOKEN)
   --redis URL          keep leases and the object directory in Redis (redis://, rediss://,
                        or redis+cluster://host:port,host:port for a Redis Cluster)
   --namespace NAME     key prefix in Redis (default packice)
-  --node ID            this daemon's id in a shared namespace (default: host and pid)
+  --node ID            this daemon's id in a shared namespace and the cluster (default: host and pid)
+  --join HOST:PORT,... join the cluster through any of these members (needs --http)
+  --advertise URL      the address other members use (default: the bound HTTP address)
+  --gossip-profile P   lan (memberlist's LAN timing, default) or test (five times faster)
   --log-level LEVEL    error, warn, info or debug (default info)
 `;
 
@@ -92,6 +101,9 @@ export function parseServeArgs(args: string[]): DaemonOptions {
         redis: { type: "string" },
         namespace: { type: "string", default: "packice" },
         node: { type: "string" },
+        join: { type: "string", multiple: true },
+        advertise: { type: "string" },
+        "gossip-profile": { type: "string", default: "lan" },
         "log-level": { type: "string", default: "info" },
       },
     }));
@@ -101,6 +113,11 @@ export function parseServeArgs(args: string[]): DaemonOptions {
   const impl = oneOf(values.impl, ["mem", "fs", "tiered"] as const, "--impl");
   if (impl !== "mem" && values["data-dir"] === undefined) {
     throw new InvalidArgumentError(`Invalid arguments: --impl ${impl} needs --data-dir`);
+  }
+  const join = (values.join ?? []).flatMap((list) => list.split(",")).map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if ((join.length > 0 || values.advertise !== undefined) && values.http === undefined) {
+    throw new InvalidArgumentError("Invalid arguments: --join and --advertise need --http");
   }
   const socketMode = Number.parseInt(values["socket-mode"], 8);
   if (!Number.isInteger(socketMode) || socketMode < 0 || socketMode > 0o777) {
@@ -120,6 +137,9 @@ export function parseServeArgs(args: string[]): DaemonOptions {
     redis: values.redis,
     namespace: values.namespace,
     node: values.node,
+    join,
+    advertise: values.advertise,
+    gossipProfile: oneOf(values["gossip-profile"], ["lan", "test"] as const, "--gossip-profile"),
     logLevel: oneOf(
       values["log-level"],
       ["error", "warn", "info", "debug"] as const,

@@ -23,14 +23,16 @@ import {
 import { MAX_META_BYTES, validateSize, validateTtl } from "../../core/validate.ts";
 import { isLoopback, urlHost } from "./address.ts";
 import { BearerAuth } from "./auth.ts";
-import { blobStream, readJson, receive, uploadLength } from "./body.ts";
+import { blobStream, readJson, receive, spoolBody, uploadLength } from "./body.ts";
+import { MemfdSpool, storeSpool } from "../../backends/memory/spool.ts";
+import { loadNative } from "../../native/load.ts";
 import { type ByteRange, noneMatch, parseRange } from "./conditional.ts";
 import { computeDigest } from "../../backends/digest.ts";
 import { describeError, errorResponse, tooLarge } from "./errors.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
 import { API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
-import { type RouteContext, Router } from "./router.ts";
+import { type RouteContext, type RouteHandler, Router } from "./router.ts";
 
 /** The default TTL of leases held by HTTP clients: 30 seconds. */
 export const DEFAULT_LEASE_TTL = 30_000;
@@ -59,6 +61,22 @@ export interface HttpServerOptions {
   readonly clock?: Clock;
   /** Called with each unexpected failure (500 INTERNAL), such as to log it. Default: `console.error`. */
   readonly onError?: (error: unknown) => void;
+  /** More figures for `/metrics`, by name as `Peer.metrics()` gives them, such as a Unix-socket server's. */
+  readonly metrics?: () => Readonly<Record<string, number>>;
+  /** More routes, such as the cluster's under `/v1/cluster`; they need the token as every other. */
+  readonly routes?: readonly HttpRoute[];
+  /** More Prometheus text for `/metrics`, such as the cluster's counts. */
+  readonly metricsText?: () => string;
+}
+
+/** A route added to the server: method, `:name` pattern and handler. */
+export interface HttpRoute {
+  /** The method, upper case. */
+  readonly method: string;
+  /** The path, such as `/v1/cluster/ping`. */
+  readonly pattern: string;
+  /** What answers it. */
+  readonly handler: RouteHandler;
 }
 
 /** JSON bodies of control requests may hold metadata and this much more. */
@@ -103,12 +121,14 @@ export class HttpServer implements AsyncDisposable {
   readonly #maxBodySize: number;
   readonly #maxMetaSize: number;
   readonly #onError: (error: unknown) => void;
+  readonly #metricsText: (() => string) | undefined;
   readonly #leases: LeaseTable;
   readonly #metrics = new RequestMetrics();
   readonly #router = new Router();
   readonly #abort = new AbortController();
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #pruner: ReturnType<typeof setInterval>;
+  readonly #moreMetrics: (() => Readonly<Record<string, number>>) | undefined;
   #closing: Promise<void> | undefined;
 
   /** Use {@link serveHttp}. */
@@ -128,10 +148,15 @@ export class HttpServer implements AsyncDisposable {
     this.#maxBodySize = validateSize(options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE, "maxBodySize");
     this.#maxMetaSize = validateSize(options.maxMetaSize ?? MAX_META_BYTES, "maxMetaSize");
     this.#onError = options.onError ?? ((error) => console.error(error));
+    this.#moreMetrics = options.metrics;
     this.#leases = new LeaseTable(
       options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
     );
+    this.#metricsText = options.metricsText;
     this.#routes();
+    for (const route of options.routes ?? []) {
+      this.#router.add(route.method, route.pattern, route.handler);
+    }
     this.#server = Deno.serve({
       hostname,
       port: options.port ?? 7070,
@@ -200,9 +225,15 @@ export class HttpServer implements AsyncDisposable {
         "GET",
         "/metrics",
         async () =>
-          new Response(this.#metrics.render(await peer.stats(), await peer.metrics?.()), {
-            headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-          }),
+          new Response(
+            this.#metrics.render(await peer.stats(), {
+              ...await peer.metrics?.(),
+              ...this.#moreMetrics?.(),
+            }) + (this.#metricsText?.() ?? ""),
+            {
+              headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+            },
+          ),
       )
       .add("GET", `${API_PREFIX}/stats`, async () => Response.json(await peer.stats()))
       .add("GET", objects, async () => Response.json(await peer.list()))
@@ -252,10 +283,11 @@ export class HttpServer implements AsyncDisposable {
   /** POST /v1/leases: every lease an HTTP client holds has a TTL. */
   async #acquire({ request }: RouteContext): Promise<Response> {
     const body = asObject(await readJson(request, this.#maxMetaSize + JSON_OVERHEAD));
-    const { objectId, access, ttl, size, meta, local } = acquireRequest(body);
+    const { objectId, access, ttl, objectTtl, size, meta, local } = acquireRequest(body);
     if (meta !== undefined) this.#checkMetaSize(encoder.encode(JSON.stringify(meta)).length);
     const acquired = await this.#peer.acquire(objectId, access, {
       ttl: ttl ?? this.#leaseTtl,
+      ...(objectTtl === undefined ? {} : { objectTtl }),
       ...(size === undefined ? {} : { size }),
       ...(meta === undefined ? {} : { meta }),
       ...(local === true ? { local } : {}),
@@ -267,23 +299,35 @@ export class HttpServer implements AsyncDisposable {
   /**
    * PUT /v1/objects/:id and POST /v1/objects: creates, fills and seals an
    * object in one request. A body cut off or of the wrong length discards it.
+   * A body of no declared length (chunked) is gathered in a memfd first,
+   * where the native library loads; else it is refused with 411.
    */
-  async #upload({ request }: RouteContext, id: string | undefined): Promise<Response> {
-    const size = uploadLength(request, this.#maxBodySize);
-    const ttlHeader = request.headers.get(Header.TTL);
-    const fields = putRequest({
+  async #upload({ request, url }: RouteContext, id: string | undefined): Promise<Response> {
+    const native = loadNative();
+    const size = uploadLength(request, this.#maxBodySize, native !== undefined);
+    // The object's TTL, from `?ttl=` or the header; the lease's is the server's own.
+    const ttlText = url.searchParams.get("ttl") ?? request.headers.get(Header.TTL);
+    const put = putRequest({
       id,
       meta: this.#metaOf(request),
-      ttl: ttlHeader === null ? undefined : ttlNumber(ttlHeader),
+      ttl: ttlText === null ? undefined : ttlNumber(ttlText),
     });
-    const { meta } = fields;
-    const ttl = fields.ttl ?? this.#leaseTtl;
-    const peer = this.#peer;
-    const { lease, blobs } = await peer.acquire(fields.id, Access.CREATE, {
-      size,
+    const { meta } = put;
+    const ttl = this.#leaseTtl;
+    const fields = {
       ttl,
+      ...(put.ttl === undefined ? {} : { objectTtl: put.ttl }),
       ...(meta === undefined ? {} : { meta }),
-    });
+    };
+    const peer = this.#peer;
+    if (size === undefined) {
+      // A body of unknown length goes into a memfd first, then becomes the object.
+      using spool = new MemfdSpool(native!);
+      await spoolBody(request.body, spool, this.#maxBodySize);
+      const info = await storeSpool(peer, spool, put.id, fields);
+      return Response.json(info, { status: 201, headers: { location: objectPath(info.id) } });
+    }
+    const { lease, blobs } = await peer.acquire(put.id, Access.CREATE, { size, ...fields });
     let info: ObjectInfo;
     try {
       const blob = blobs[0]!;
