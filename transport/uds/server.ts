@@ -330,6 +330,8 @@ class Connection implements ChannelHandler {
   /** Object ids opened and lease ids granted lately, to decode them again without a new string. */
   readonly #recent = new RecentTexts(8);
   #inflight = 0;
+  /** Bytes of the READs under way: replies the send queue may yet have to hold. */
+  #reading = 0;
   /** Frames received but not started yet, while too many are under way. */
   #backlog: { bytes: Uint8Array; fds: number[] } | undefined;
   #flushing = false;
@@ -423,9 +425,15 @@ class Connection implements ChannelHandler {
     for (const fd of fds) this.#context.native.symbols.pk_close(fd);
   }
 
-  /** Whether another request may start: few enough under way, and no replies waiting to go. */
+  /**
+   * Whether another request may start: few enough under way, no replies
+   * waiting to go, and room in the send queue for the replies of every READ
+   * under way plus one more, so that a client that pipelines the READs of a
+   * large object and reads their replies late is slowed down, not cut off.
+   */
   #mayStart(): boolean {
-    return this.#inflight < this.#context.maxInflight && this.#channel.queuedBytes === 0;
+    return this.#inflight < this.#context.maxInflight && this.#channel.queuedBytes === 0 &&
+      (this.#reading === 0 || this.#reading + CHUNK <= this.#context.maxQueuedBytes / 2);
   }
 
   /** Starts frames from the backlog as room frees up, then reads again. */
@@ -708,7 +716,12 @@ class Connection implements ChannelHandler {
     if (request.length > CHUNK) {
       throw new InvalidArgumentError(`Invalid length: at most ${CHUNK} bytes per read`);
     }
-    return await this.#blob(request.lease, request.blob).read(request.offset, request.length);
+    this.#reading += request.length;
+    try {
+      return await this.#blob(request.lease, request.blob).read(request.offset, request.length);
+    } finally {
+      this.#reading -= request.length;
+    }
   }
 
   async #write(body: Uint8Array): Promise<Uint8Array> {
