@@ -493,11 +493,9 @@ static int64_t pk_io_pwrite_chunked(int fd, const char *src, uint64_t len, int64
 }
 
 static int64_t pk_io_create(const char *path, int64_t size) {
-  int fd;
   // Only the owner reads objects from disk, as backends/fs/modes.ts says.
-  do fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  while (fd < 0 && errno == EINTR);
-  if (fd < 0) return -errno;
+  int fd = pk_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return fd;
   if (ftruncate(fd, size) < 0) {
     int error = errno;
     close(fd);
