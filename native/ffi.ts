@@ -368,7 +368,8 @@ export const symbols = {
   pk_raise_nofile_limit: { parameters: [], result: "i64" }, // the new soft limit
 
   // 7. epoll, eventfd and the reactor thread (native/reactor.ts)
-  // pk_epoll_create and pk_epoll_wait: bench/uds_bench.ts's own server loop.
+  // pk_epoll_create and pk_epoll_wait: used only by bench/uds_bench.ts's own
+  // server loop (and tests/native/native_test.ts); the reactor uses pk_epoll_ctl.
   pk_epoll_create: { parameters: [], result: "i32" },
   pk_epoll_ctl: {
     parameters: [
