@@ -244,8 +244,8 @@ PK_EXPORT int32_t pk_memfd_prepare_many(uint32_t count, uint64_t size, int32_t p
   uint32_t done = 0;
   int32_t result = 0;
   for (; done < count; done++) {
-    int32_t fd;
-    uint64_t ptr;
+    int32_t fd = -1;
+    uint64_t ptr = 0;
     result = prepare_one(size, populate, &fd, out_ptrs == NULL ? NULL : &ptr);
     if (result < 0) break;
     if (out_ptrs != NULL) out_ptrs[done] = ptr;
