@@ -18,7 +18,10 @@ import { checkRecord, contentRecord } from "./content.ts";
 import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
 import type { ContentRecord, Directory, Holder, Removal } from "./directory.ts";
 import type { Members } from "./members.ts";
-import { SourceError, Transfer, type TransferOptions } from "./transfer.ts";
+import { healthy, metaFrom } from "./holder_http.ts";
+import { blocks, SourceError, sourceKey } from "./source_error.ts";
+import { Blocklist } from "./swarm/blocklist.ts";
+import { Transfer, type TransferOptions } from "./transfer.ts";
 
 /** Where a cluster peer reports holders it gave up and entries it could not announce. */
 export interface ClusterLog {
@@ -64,8 +67,13 @@ export interface ClusterPeerOptions {
   readonly removeShared?: ((objectId: string) => Promise<void>) | undefined;
   /** The largest object this daemon fetches, in bytes. Default: unbounded. */
   readonly maxObjectSize?: number;
-  /** Pieces in flight and piece timeouts of each transfer. */
-  readonly transfer?: Pick<TransferOptions, "inFlight" | "pieceTimeout">;
+  /** Pieces in flight, sources at once and piece timeouts of each transfer. */
+  readonly transfer?: Pick<TransferOptions, "inFlight" | "pieceTimeout" | "maxSources">;
+  /**
+   * How long a source whose bytes do not verify, that times out or is far
+   * slower than its own mean is not asked again, in ms. Default 30 000.
+   */
+  readonly blockMs?: number;
   /** Where failures are reported. Default: nowhere. */
   readonly log?: ClusterLog;
 }
@@ -121,7 +129,8 @@ export class ClusterPeer implements Peer {
   readonly #token: string | undefined;
   readonly #removeShared: ((objectId: string) => Promise<void>) | undefined;
   readonly #maxObjectSize: number;
-  readonly #transfer: Pick<TransferOptions, "inFlight" | "pieceTimeout">;
+  readonly #transfer: Pick<TransferOptions, "inFlight" | "pieceTimeout" | "maxSources">;
+  readonly #blocklist: Blocklist;
   readonly #log: ClusterLog;
   readonly #counts: ClusterCounts = clusterCounts();
   /** Fetched copies held in `replicas`, by id, with their content digest. */
@@ -160,6 +169,7 @@ export class ClusterPeer implements Peer {
     this.#removeShared = options.removeShared;
     this.#maxObjectSize = options.maxObjectSize ?? Number.MAX_SAFE_INTEGER;
     this.#transfer = options.transfer ?? {};
+    this.#blocklist = new Blocklist(options.blockMs ?? 30_000);
     this.#log = options.log ?? quiet;
     this.#unsubscribe = options.directory.onRemove?.((removal) => this.#removed(removal));
   }
@@ -580,33 +590,48 @@ export class ClusterPeer implements Peer {
     let transfer: Transfer | undefined;
     let sealed = false;
     const failures: string[] = [];
-    const tried = new Set<string>();
+    let first: readonly Holder[] | undefined = holders;
+    const sources = {
+      more: async () => {
+        const next = first ?? await this.#current(record);
+        first = undefined;
+        return next;
+      },
+      failed: (error: SourceError) => this.#sourceFailed(id, error),
+    };
     try {
-      for (let next = holders; next.length > 0; next = await this.#untried(record, tried)) {
-        const holder = next[0]!;
-        tried.add(`${holder.node} ${holder.address}`);
+      // The metadata from the first holder that answers; the pieces from all of them.
+      for (const holder of holders) {
+        if (created !== undefined) break;
+        if (this.#blocklist.blocked(sourceKey(holder))) {
+          failures.push(`Holder ${holder.node} at ${holder.address}: on the blocklist`);
+          first = first?.filter((other) => other !== holder);
+          continue;
+        }
         try {
-          if (created === undefined) {
-            const meta = await this.#metaFrom(holder, record);
-            await this.#dropping.get(id)?.catch(() => {});
-            created = await this.#replicas.acquire(id, Access.CREATE, { size: record.size, meta });
-            view = record.size === 0 ? new Uint8Array(0) : created.blobs[0]!.openView();
-            if (view === undefined) {
-              throw new UnsupportedError("Cannot fetch into a peer whose blobs have no view");
-            }
-            transfer = new Transfer(record, view, {
-              token: this.#token,
-              ...this.#transfer,
-              onBytes: (bytes) => this.#counts.cluster_fetch_bytes_total += bytes,
-            });
-          }
-          await transfer!.from(holder, this.#abort.signal);
-          if (transfer!.missing === 0) break;
+          const meta = await metaFrom(holder, record, this.#token, this.#abort.signal);
+          await this.#dropping.get(id)?.catch(() => {});
+          created = await this.#replicas.acquire(id, Access.CREATE, { size: record.size, meta });
         } catch (error) {
           if (!(error instanceof SourceError)) throw error;
           failures.push(error.message);
+          first = first?.filter((other) => other !== holder);
           this.#sourceFailed(id, error);
         }
+      }
+      if (created !== undefined) {
+        view = record.size === 0 ? new Uint8Array(0) : created.blobs[0]!.openView();
+        if (view === undefined) {
+          throw new UnsupportedError("Cannot fetch into a peer whose blobs have no view");
+        }
+        transfer = new Transfer(record, view, {
+          token: this.#token,
+          ...this.#transfer,
+          blocklist: this.#blocklist,
+          onBytes: (bytes) => this.#counts.cluster_fetch_bytes_total += bytes,
+        });
+        await transfer.run(sources, this.#abort.signal);
+        failures.push(...transfer.failures);
       }
       if (transfer === undefined || transfer.missing > 0) {
         this.#counts.cluster_misses_total++;
@@ -655,17 +680,13 @@ export class ClusterPeer implements Peer {
   }
 
   /**
-   * Holders of the record's content not tried yet, in random order: the
-   * directory is asked again, as holders come and go during a transfer.
+   * Holders of the record's content as the directory lists them now, in
+   * random order: holders come and go during a transfer.
    */
-  async #untried(record: ContentRecord, tried: ReadonlySet<string>): Promise<Holder[]> {
+  async #current(record: ContentRecord): Promise<Holder[]> {
     const entry = await this.#directory.lookup(record.id);
     if (entry === undefined || entry.digest !== record.digest) return [];
-    return shuffled(
-      entry.holders.filter((holder) =>
-        !tried.has(`${holder.node} ${holder.address}`) && this.#worthAsking(record.id, holder)
-      ),
-    );
+    return shuffled(entry.holders.filter((holder) => this.#worthAsking(record.id, holder)));
   }
 
   /**
@@ -681,45 +702,16 @@ export class ClusterPeer implements Peer {
     return false;
   }
 
-  /** The metadata of `id` as `holder` has it, checked against the record. */
-  async #metaFrom(holder: Holder, record: ContentRecord): Promise<Meta> {
-    const headers: Record<string, string> = {};
-    if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`;
-    let info: Partial<ObjectInfo>;
-    try {
-      const response = await fetch(
-        `${holder.address}/v1/objects/${encodeURIComponent(record.id)}/info`,
-        { headers, signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(4000)]) },
-      );
-      if (!response.ok) {
-        await response.body?.cancel();
-        const fault = response.status === 404 ? "missing" : "status";
-        throw new SourceError(fault, holder, `answered ${response.status} to info`);
-      }
-      info = await response.json();
-    } catch (error) {
-      if (error instanceof SourceError || this.#abort.signal.aborted) throw error;
-      throw new SourceError("unreachable", holder, (error as Error).message, { cause: error });
-    }
-    if (info.state !== "SEALED" || info.size !== record.size) {
-      throw new SourceError(
-        "length",
-        holder,
-        `holds ${record.id} as ${info.state} of ${info.size} bytes, not SEALED of ${record.size}`,
-      );
-    }
-    return info.meta ?? {};
-  }
-
   #sourceFailed(id: string, error: SourceError): void {
     this.#counts.cluster_source_failures_total++;
     if (error.fault === "digest") this.#counts.cluster_verify_failures_total++;
+    if (blocks(error.fault)) this.#counts.cluster_blocked_total++;
     this.#log.warn(`Skipping a holder of object ${id}: ${error.message}`);
     if (error.fault === "digest") return;
     // Without the object (dropped, evicted): withdrawn. Cut off, silent,
     // unreachable or failing: withdrawn if it does not answer a health check either.
     this.#later((async () => {
-      if (error.fault !== "missing" && await this.#healthy(error.holder)) return;
+      if (error.fault !== "missing" && await healthy(error.holder, this.#abort.signal)) return;
       this.#counts.cluster_withdrawn_total++;
       this.#log.warn(
         `Withdrawing holder ${error.holder.node} of object ${id}: ${
@@ -728,19 +720,6 @@ export class ClusterPeer implements Peer {
       );
       await this.#directory.withdraw(id, error.holder.node);
     })());
-  }
-
-  /** Whether `holder` answers `GET /healthz` within 2 s. */
-  async #healthy(holder: Holder): Promise<boolean> {
-    try {
-      const response = await fetch(`${holder.address}/healthz`, {
-        signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(2000)]),
-      });
-      await response.body?.cancel();
-      return response.ok;
-    } catch {
-      return false;
-    }
   }
 
   #later(work: Promise<void>): void {
