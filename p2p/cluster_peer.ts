@@ -5,23 +5,17 @@
  * @module
  */
 import { Access, type Lease } from "../core/lease.ts";
-import {
-  ConflictError,
-  NotFoundError,
-  StoreUnavailableError,
-  UnsupportedError,
-} from "../core/errors.ts";
+import { ConflictError, NotFoundError, StoreUnavailableError } from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "../core/peer.ts";
 import type { Meta } from "../core/validate.ts";
-import { checkRecord, contentRecord } from "./content.ts";
+import { contentRecord } from "./content.ts";
 import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
 import type { ContentRecord, Directory, Holder, Removal } from "./directory.ts";
 import type { Members } from "./members.ts";
-import { healthy, metaFrom } from "./holder_http.ts";
-import { blocks, SourceError, sourceKey } from "./source_error.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
-import { Transfer, type TransferOptions } from "./transfer.ts";
+import type { TransferOptions } from "./transfer.ts";
+import { Fetcher } from "./fetcher.ts";
 
 /** Where a cluster peer reports holders it gave up and entries it could not announce. */
 export interface ClusterLog {
@@ -123,14 +117,10 @@ export class ClusterPeer implements Peer {
   readonly #home: Peer;
   readonly #replicas: Peer;
   readonly #directory: Directory;
-  readonly #members: Members | undefined;
   readonly #node: string;
   #address: string | undefined;
-  readonly #token: string | undefined;
   readonly #removeShared: ((objectId: string) => Promise<void>) | undefined;
-  readonly #maxObjectSize: number;
-  readonly #transfer: Pick<TransferOptions, "inFlight" | "pieceTimeout" | "maxSources">;
-  readonly #blocklist: Blocklist;
+  readonly #fetcher: Fetcher;
   readonly #log: ClusterLog;
   readonly #counts: ClusterCounts = clusterCounts();
   /** Fetched copies held in `replicas`, by id, with their content digest. */
@@ -162,15 +152,24 @@ export class ClusterPeer implements Peer {
     this.#home = options.home;
     this.#replicas = options.replicas;
     this.#directory = options.directory;
-    this.#members = options.members;
     this.#node = options.node;
     this.#address = options.address;
-    this.#token = options.token;
     this.#removeShared = options.removeShared;
-    this.#maxObjectSize = options.maxObjectSize ?? Number.MAX_SAFE_INTEGER;
-    this.#transfer = options.transfer ?? {};
-    this.#blocklist = new Blocklist(options.blockMs ?? 30_000);
     this.#log = options.log ?? quiet;
+    this.#fetcher = new Fetcher({
+      replicas: options.replicas,
+      directory: options.directory,
+      members: options.members,
+      node: options.node,
+      token: options.token,
+      maxObjectSize: options.maxObjectSize ?? Number.MAX_SAFE_INTEGER,
+      transfer: options.transfer ?? {},
+      blocklist: new Blocklist(options.blockMs ?? 30_000),
+      log: this.#log,
+      counts: this.#counts,
+      signal: this.#abort.signal,
+      later: (work) => this.#later(work),
+    });
     this.#unsubscribe = options.directory.onRemove?.((removal) => this.#removed(removal));
   }
 
@@ -569,97 +568,10 @@ export class ClusterPeer implements Peer {
   /** Fetches `id` from its holders into a copy in `replicas`, or throws `NotFoundError`. */
   async #fetch(id: string, notFound: NotFoundError): Promise<void> {
     const started = performance.now();
-    const entry = await this.#directory.lookup(id);
-    const holders = shuffled(
-      entry?.holders.filter((holder) => this.#worthAsking(id, holder)) ?? [],
-    );
-    if (entry === undefined || holders.length === 0) {
-      this.#counts.cluster_misses_total++;
-      throw notFound;
-    }
-    let record: ContentRecord;
-    try {
-      record = checkRecord(entry, this.#maxObjectSize);
-    } catch (error) {
-      this.#counts.cluster_misses_total++;
-      this.#log.warn((error as Error).message);
-      throw new NotFoundError(`Cannot fetch object ${id}: ${(error as Error).message}`);
-    }
-    let created: Acquired | undefined;
-    let view: Uint8Array | undefined;
-    let transfer: Transfer | undefined;
-    let sealed = false;
-    const failures: string[] = [];
-    let first: readonly Holder[] | undefined = holders;
-    const sources = {
-      more: async () => {
-        const next = first ?? await this.#current(record);
-        first = undefined;
-        return next;
-      },
-      failed: (error: SourceError) => this.#sourceFailed(id, error),
-    };
-    try {
-      // The metadata from the first holder that answers; the pieces from all of them.
-      for (const holder of holders) {
-        if (created !== undefined) break;
-        if (this.#blocklist.blocked(sourceKey(holder))) {
-          failures.push(`Holder ${holder.node} at ${holder.address}: on the blocklist`);
-          first = first?.filter((other) => other !== holder);
-          continue;
-        }
-        try {
-          const meta = await metaFrom(holder, record, this.#token, this.#abort.signal);
-          await this.#dropping.get(id)?.catch(() => {});
-          created = await this.#replicas.acquire(id, Access.CREATE, { size: record.size, meta });
-        } catch (error) {
-          if (!(error instanceof SourceError)) throw error;
-          failures.push(error.message);
-          first = first?.filter((other) => other !== holder);
-          this.#sourceFailed(id, error);
-        }
-      }
-      if (created !== undefined) {
-        view = record.size === 0 ? new Uint8Array(0) : created.blobs[0]!.openView();
-        if (view === undefined) {
-          throw new UnsupportedError("Cannot fetch into a peer whose blobs have no view");
-        }
-        transfer = new Transfer(record, view, {
-          token: this.#token,
-          ...this.#transfer,
-          blocklist: this.#blocklist,
-          onBytes: (bytes) => this.#counts.cluster_fetch_bytes_total += bytes,
-        });
-        await transfer.run(sources, this.#abort.signal);
-        failures.push(...transfer.failures);
-      }
-      if (transfer === undefined || transfer.missing > 0) {
-        this.#counts.cluster_misses_total++;
-        throw new NotFoundError(
-          `Cannot fetch object ${id}: no holder could send it (${failures.join("; ")})`,
-        );
-      }
-      if (!await transfer.verifyWhole()) {
-        this.#counts.cluster_verify_failures_total++;
-        this.#counts.cluster_misses_total++;
-        throw new NotFoundError(
-          `Cannot fetch object ${id}: its pieces verify but the whole is not ${record.digest}`,
-        );
-      }
-      if (view!.length > 0) created!.blobs[0]!.closeView(view!);
-      await this.#replicas.seal(created!.lease.id);
-      sealed = true;
-      await this.#replicas.recordDigest?.(created!.lease.id, record.digest);
-      this.#copies.set(id, record.digest);
-    } finally {
-      await transfer?.close();
-      if (created !== undefined) {
-        const lease = created.lease.id;
-        // Nothing unverified stays: an unsealed CREATE is discarded.
-        await (sealed ? this.#replicas.release(lease) : this.#replicas.discard(lease))
-          .catch(() => {});
-      }
-    }
+    const record = await this.#fetcher.fetch(id, notFound, {
+      before: async () => await this.#dropping.get(id)?.catch(() => {}),
+      sealed: (record) => void this.#copies.set(id, record.digest),
+    });
     const seconds = (performance.now() - started) / 1000;
     this.#counts.cluster_fetches_total++;
     this.#counts.cluster_fetch_seconds_total += seconds;
@@ -679,62 +591,10 @@ export class ClusterPeer implements Peer {
     }
   }
 
-  /**
-   * Holders of the record's content as the directory lists them now, in
-   * random order: holders come and go during a transfer.
-   */
-  async #current(record: ContentRecord): Promise<Holder[]> {
-    const entry = await this.#directory.lookup(record.id);
-    if (entry === undefined || entry.digest !== record.digest) return [];
-    return shuffled(entry.holders.filter((holder) => this.#worthAsking(record.id, holder)));
-  }
-
-  /**
-   * Whether to fetch from `holder`: not this daemon, and not a member that
-   * membership knows to be dead or gone (withdrawn, then).
-   */
-  #worthAsking(id: string, holder: Holder): boolean {
-    if (holder.node === this.#node) return false;
-    const state = this.#members?.list().find((member) => member.node === holder.node)?.state;
-    if (state !== "dead" && state !== "left") return true;
-    this.#counts.cluster_withdrawn_total++;
-    this.#later(this.#directory.withdraw(id, holder.node));
-    return false;
-  }
-
-  #sourceFailed(id: string, error: SourceError): void {
-    this.#counts.cluster_source_failures_total++;
-    if (error.fault === "digest") this.#counts.cluster_verify_failures_total++;
-    if (blocks(error.fault)) this.#counts.cluster_blocked_total++;
-    this.#log.warn(`Skipping a holder of object ${id}: ${error.message}`);
-    if (error.fault === "digest") return;
-    // Without the object (dropped, evicted): withdrawn. Cut off, silent,
-    // unreachable or failing: withdrawn if it does not answer a health check either.
-    this.#later((async () => {
-      if (error.fault !== "missing" && await healthy(error.holder, this.#abort.signal)) return;
-      this.#counts.cluster_withdrawn_total++;
-      this.#log.warn(
-        `Withdrawing holder ${error.holder.node} of object ${id}: ${
-          error.fault === "missing" ? "it does not hold it" : "it does not answer"
-        }`,
-      );
-      await this.#directory.withdraw(id, error.holder.node);
-    })());
-  }
-
   #later(work: Promise<void>): void {
     const done = work.catch((error) => this.#log.warn(String(error))).finally(() =>
       this.#background.delete(done)
     );
     this.#background.add(done);
   }
-}
-
-/** The holders in random order, so readers spread over them. */
-function shuffled<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
-  return items;
 }
