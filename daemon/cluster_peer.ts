@@ -39,6 +39,8 @@ export interface ClusterWiring {
   readonly removeShared?: ((objectId: string) => Promise<void>) | undefined;
   /** Where fetch failures go. */
   readonly log?: Logger;
+  /** See {@link ClusterPeerOptions.maxDownloadRate}. */
+  readonly maxDownloadRate?: number | undefined;
   /** Transfer tuning. */
   readonly transfer?: ClusterPeerOptions["transfer"];
 }
@@ -66,6 +68,7 @@ export function wrapCluster(home: Peer, wiring: ClusterWiring): ClusterPeer {
     token: wiring.token,
     removeShared: wiring.removeShared,
     maxObjectSize: wiring.capacity,
+    maxDownloadRate: wiring.maxDownloadRate,
     ...(wiring.transfer === undefined ? {} : { transfer: wiring.transfer }),
     ...(wiring.log === undefined ? {} : { log: wiring.log }),
   });

@@ -104,6 +104,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
           ...await redisWiring(options, shared.leases, log),
           capacity: options.impl === "tiered" ? options.hot : options.capacity,
           token: options.token,
+          maxDownloadRate: options.maxDownloadRate,
           log,
         });
       } catch (error) {
@@ -138,6 +139,8 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         ...parseListenAddress(options.http),
         ...(options.token === undefined ? {} : { token: options.token }),
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
+        maxUploadRate: options.maxUploadRate,
+        maxUploads: options.maxUploads,
       });
       addresses.push(http.url);
       closers.push(() => http.close());

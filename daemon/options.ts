@@ -35,6 +35,12 @@ export interface DaemonOptions {
   readonly node: string | undefined;
   /** Log verbosity. */
   readonly logLevel: LogLevel;
+  /** Bytes a second of object bodies this daemon's HTTP server sends, if limited. */
+  readonly maxUploadRate: number | undefined;
+  /** Bytes a second this daemon's cluster transfers receive, if limited. */
+  readonly maxDownloadRate: number | undefined;
+  /** Object bodies the HTTP server sends at once, if limited (more wait in line). */
+  readonly maxUploads: number | undefined;
 }
 
 /** The usage text of `packice serve`. */
@@ -56,6 +62,9 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --namespace NAME     key prefix in Redis (default packice)
   --node ID            this daemon's id in a shared namespace (default: host and pid)
   --log-level LEVEL    error, warn, info or debug (default info)
+  --max-upload-rate RATE    bytes a second of object bodies served over HTTP, e.g. 200MB
+  --max-download-rate RATE  bytes a second fetched from other daemons, e.g. 200MB
+  --max-uploads N      object bodies served over HTTP at once; more wait in line
 `;
 
 /** The default socket path: `$XDG_RUNTIME_DIR/packice.sock`, else one under /tmp per user. */
@@ -93,6 +102,9 @@ export function parseServeArgs(args: string[]): DaemonOptions {
         namespace: { type: "string", default: "packice" },
         node: { type: "string" },
         "log-level": { type: "string", default: "info" },
+        "max-upload-rate": { type: "string" },
+        "max-download-rate": { type: "string" },
+        "max-uploads": { type: "string" },
       },
     }));
   } catch (error) {
@@ -125,7 +137,27 @@ export function parseServeArgs(args: string[]): DaemonOptions {
       ["error", "warn", "info", "debug"] as const,
       "--log-level",
     ),
+    maxUploadRate: rate(values["max-upload-rate"], "--max-upload-rate"),
+    maxDownloadRate: rate(values["max-download-rate"], "--max-download-rate"),
+    maxUploads: count(values["max-uploads"], "--max-uploads"),
   };
+}
+
+/** A rate in bytes a second, more than 0, such as `200MB`. */
+function rate(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const bytes = parseSize(text);
+  if (bytes === 0) throw new InvalidArgumentError(`Invalid ${flag}: ${text} (more than 0)`);
+  return bytes;
+}
+
+/** A whole number, 1 or more. */
+function count(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < 1) {
+    throw new InvalidArgumentError(`Invalid ${flag}: ${text} (a whole number, 1 or more)`);
+  }
+  return Number(text);
 }
 
 function oneOf<T extends string>(value: string, choices: readonly T[], flag: string): T {

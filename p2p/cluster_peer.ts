@@ -16,6 +16,7 @@ import type { Members } from "./members.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferOptions } from "./transfer.ts";
 import { Fetcher } from "./fetcher.ts";
+import { TokenBucket } from "../transport/rate_limit.ts";
 
 /** Where a cluster peer reports holders it gave up and entries it could not announce. */
 export interface ClusterLog {
@@ -68,6 +69,8 @@ export interface ClusterPeerOptions {
    * slower than its own mean is not asked again, in ms. Default 30 000.
    */
   readonly blockMs?: number;
+  /** Bytes a second this daemon receives in all its transfers together. Default: unlimited. */
+  readonly maxDownloadRate?: number | undefined;
   /** Where failures are reported. Default: nowhere. */
   readonly log?: ClusterLog;
 }
@@ -163,7 +166,12 @@ export class ClusterPeer implements Peer {
       node: options.node,
       token: options.token,
       maxObjectSize: options.maxObjectSize ?? Number.MAX_SAFE_INTEGER,
-      transfer: options.transfer ?? {},
+      transfer: {
+        ...options.transfer,
+        rate: options.maxDownloadRate === undefined
+          ? undefined
+          : new TokenBucket(options.maxDownloadRate),
+      },
       blocklist: new Blocklist(options.blockMs ?? 30_000),
       log: this.#log,
       counts: this.#counts,

@@ -33,7 +33,7 @@ export interface FetcherOptions {
   readonly node: string;
   readonly token: string | undefined;
   readonly maxObjectSize: number;
-  readonly transfer: Pick<TransferOptions, "inFlight" | "pieceTimeout" | "maxSources">;
+  readonly transfer: Pick<TransferOptions, "inFlight" | "pieceTimeout" | "maxSources" | "rate">;
   readonly blocklist: Blocklist;
   readonly log: ClusterLog;
   readonly counts: ClusterCounts;

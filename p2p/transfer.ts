@@ -27,6 +27,7 @@ import { PiecePicker } from "./swarm/piece_picker.ts";
 import { requestPiece } from "./swarm/piece_request.ts";
 import type { PieceTimeout } from "./swarm/piece_timeout.ts";
 import { SourceSpeed } from "./swarm/source_speed.ts";
+import { sleep, type TokenBucket } from "../transport/rate_limit.ts";
 
 /** Options of {@link Transfer}. */
 export interface TransferOptions {
@@ -45,6 +46,8 @@ export interface TransferOptions {
   readonly blocklist?: Blocklist;
   /** Called with the bytes of each chunk as it lands, for metrics. */
   readonly onBytes?: (bytes: number) => void;
+  /** The daemon's download rate limit, shared by its transfers. Default: unlimited. */
+  readonly rate?: TokenBucket | undefined;
 }
 
 /** Where a transfer finds sources and reports the ones it gives up. */
@@ -205,7 +208,7 @@ export class Transfer {
         const pick = this.#picker.next(() => true, source.mine);
         if (pick === undefined) {
           // All in flight elsewhere: wait for a piece to verify, come back or straggle.
-          await Promise.race([this.#changed.promise, aborted, delay(ENDGAME_POLL_MS, stop)]);
+          await Promise.race([this.#changed.promise, aborted, sleep(ENDGAME_POLL_MS, stop)]);
           continue;
         }
         try {
@@ -253,7 +256,9 @@ export class Transfer {
         token: this.#options.token,
         timeout: this.#options.pieceTimeout,
         signal: AbortSignal.any([stop, cancel.signal]),
-        onChunk: (bytes) => {
+        onChunk: async (bytes) => {
+          if (this.#picker.done(piece)) return false;
+          await this.#options.rate?.take(bytes, stop);
           if (this.#picker.done(piece)) return false;
           this.#options.onBytes?.(bytes);
           return true;
@@ -294,19 +299,6 @@ export class Transfer {
 
 /** How often an idle source looks for a straggling piece to duplicate. */
 const ENDGAME_POLL_MS = 100;
-
-/** A promise settled after `ms`, or at once when `signal` aborts; its timer never outlives it. */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
-}
 
 /** A promise settled when `signal` aborts (never rejected). */
 function abortion(signal: AbortSignal): Promise<void> {

@@ -24,8 +24,11 @@ export interface PieceRequest {
   readonly timeout?: PieceTimeout | undefined;
   /** Ends the request without a fault of the source (a cancelled transfer or endgame loser). */
   readonly signal: AbortSignal;
-  /** Called before each chunk is written, with its length; false stops the request quietly. */
-  readonly onChunk?: (bytes: number) => boolean;
+  /**
+   * Awaited before each chunk is written, with its length (a rate limit
+   * waits here); false stops the request quietly.
+   */
+  readonly onChunk?: (bytes: number) => Promise<boolean> | boolean;
 }
 
 /**
@@ -80,7 +83,7 @@ export async function requestPiece(request: PieceRequest): Promise<boolean> {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (signal.aborted || request.onChunk?.(value.length) === false) {
+      if (signal.aborted || await request.onChunk?.(value.length) === false || signal.aborted) {
         await reader.cancel().catch(() => {});
         return false;
       }

@@ -57,3 +57,4 @@ export {
 } from "./server.ts";
 export { HttpPeer, type HttpPeerOptions } from "./http_peer.ts";
 export { isLoopback, type ListenAddress, parseListenAddress } from "./address.ts";
+export { limitStream, type RateClock, Slots, TokenBucket } from "../rate_limit.ts";

@@ -31,6 +31,7 @@ import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
 import { API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
 import { type RouteContext, Router } from "./router.ts";
+import { limitStream, Slots, TokenBucket } from "../rate_limit.ts";
 
 /** The default TTL of leases held by HTTP clients: 30 seconds. */
 export const DEFAULT_LEASE_TTL = 30_000;
@@ -59,6 +60,13 @@ export interface HttpServerOptions {
   readonly clock?: Clock;
   /** Called with each unexpected failure (500 INTERNAL), such as to log it. Default: `console.error`. */
   readonly onError?: (error: unknown) => void;
+  /** Bytes a second of object bodies sent (uploads to other daemons). Default: unlimited. */
+  readonly maxUploadRate?: number | undefined;
+  /**
+   * Object bodies sent at once; a request beyond waits in line for a slot,
+   * holding no lease. Default: unlimited.
+   */
+  readonly maxUploads?: number | undefined;
 }
 
 /** JSON bodies of control requests may hold metadata and this much more. */
@@ -103,6 +111,8 @@ export class HttpServer implements AsyncDisposable {
   readonly #maxBodySize: number;
   readonly #maxMetaSize: number;
   readonly #onError: (error: unknown) => void;
+  readonly #uploadRate: TokenBucket | undefined;
+  readonly #uploads: Slots | undefined;
   readonly #leases: LeaseTable;
   readonly #metrics = new RequestMetrics();
   readonly #router = new Router();
@@ -128,6 +138,10 @@ export class HttpServer implements AsyncDisposable {
     this.#maxBodySize = validateSize(options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE, "maxBodySize");
     this.#maxMetaSize = validateSize(options.maxMetaSize ?? MAX_META_BYTES, "maxMetaSize");
     this.#onError = options.onError ?? ((error) => console.error(error));
+    this.#uploadRate = options.maxUploadRate === undefined
+      ? undefined
+      : new TokenBucket(options.maxUploadRate);
+    this.#uploads = options.maxUploads === undefined ? undefined : new Slots(options.maxUploads);
     this.#leases = new LeaseTable(
       options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
     );
@@ -323,7 +337,15 @@ export class HttpServer implements AsyncDisposable {
     }
     // `?local=1`: this host's copy only, as daemons ask each other.
     const local = url.searchParams.get("local") === "1";
-    const acquired = await peer.acquire(id, Access.READ, local ? { local } : {});
+    // In line for an upload slot before any lease is taken.
+    const free = await this.#uploads?.acquire();
+    let acquired: Acquired;
+    try {
+      acquired = await peer.acquire(id, Access.READ, local ? { local } : {});
+    } catch (error) {
+      free?.();
+      throw error;
+    }
     let sent = false;
     try {
       const object = acquired.object;
@@ -339,15 +361,22 @@ export class HttpServer implements AsyncDisposable {
         headers["content-length"] = String(range.end - range.start);
       }
       if (bytes.end === bytes.start) return new Response(null, { status, headers });
-      const body = await blobStream(acquired.blobs, bytes, true);
+      const stream = await blobStream(acquired.blobs, bytes, true);
+      const body = this.#uploadRate === undefined ? stream : limitStream(stream, this.#uploadRate);
       // Views of the blobs' memory are sent as they are: the lease holds
       // that memory until the response is out.
-      const release = () => peer.release(acquired.lease.id).catch(() => {});
+      const release = () => {
+        free?.();
+        return peer.release(acquired.lease.id).catch(() => {});
+      };
       info.completed.then(release, release);
       sent = true;
       return new Response(body, { status, headers });
     } finally {
-      if (!sent) await peer.release(acquired.lease.id).catch(() => {});
+      if (!sent) {
+        free?.();
+        await peer.release(acquired.lease.id).catch(() => {});
+      }
     }
   }
 
