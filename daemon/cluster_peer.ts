@@ -39,6 +39,8 @@ export interface ClusterWiring {
   readonly removeShared?: ((objectId: string) => Promise<void>) | undefined;
   /** Where fetch failures go. */
   readonly log?: Logger;
+  /** See {@link ClusterPeerOptions.transferBudget}. */
+  readonly transferBudget?: number | undefined;
   /** See {@link ClusterPeerOptions.maxDownloadRate}. */
   readonly maxDownloadRate?: number | undefined;
   /** Transfer tuning. */
@@ -69,6 +71,7 @@ export function wrapCluster(home: Peer, wiring: ClusterWiring): ClusterPeer {
     removeShared: wiring.removeShared,
     maxObjectSize: wiring.capacity,
     maxDownloadRate: wiring.maxDownloadRate,
+    transferBudget: wiring.transferBudget,
     ...(wiring.transfer === undefined ? {} : { transfer: wiring.transfer }),
     ...(wiring.log === undefined ? {} : { log: wiring.log }),
   });

@@ -105,6 +105,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
           capacity: options.impl === "tiered" ? options.hot : options.capacity,
           token: options.token,
           maxDownloadRate: options.maxDownloadRate,
+          transferBudget: options.transferBudget,
           log,
         });
       } catch (error) {

@@ -41,6 +41,8 @@ export interface DaemonOptions {
   readonly maxDownloadRate: number | undefined;
   /** Object bodies the HTTP server sends at once, if limited (more wait in line). */
   readonly maxUploads: number | undefined;
+  /** Bytes of objects this daemon's cluster fetches hold at once, if bounded. */
+  readonly transferBudget: number | undefined;
 }
 
 /** The usage text of `packice serve`. */
@@ -65,6 +67,8 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --max-upload-rate RATE    bytes a second of object bodies served over HTTP, e.g. 200MB
   --max-download-rate RATE  bytes a second fetched from other daemons, e.g. 200MB
   --max-uploads N      object bodies served over HTTP at once; more wait in line
+  --transfer-budget SIZE  bytes of objects on their way from other daemons at once; more wait
+                       up to 30 s, then fail with CAPACITY_EXCEEDED
 `;
 
 /** The default socket path: `$XDG_RUNTIME_DIR/packice.sock`, else one under /tmp per user. */
@@ -105,6 +109,7 @@ export function parseServeArgs(args: string[]): DaemonOptions {
         "max-upload-rate": { type: "string" },
         "max-download-rate": { type: "string" },
         "max-uploads": { type: "string" },
+        "transfer-budget": { type: "string" },
       },
     }));
   } catch (error) {
@@ -137,14 +142,15 @@ export function parseServeArgs(args: string[]): DaemonOptions {
       ["error", "warn", "info", "debug"] as const,
       "--log-level",
     ),
-    maxUploadRate: rate(values["max-upload-rate"], "--max-upload-rate"),
-    maxDownloadRate: rate(values["max-download-rate"], "--max-download-rate"),
+    maxUploadRate: positiveSize(values["max-upload-rate"], "--max-upload-rate"),
+    maxDownloadRate: positiveSize(values["max-download-rate"], "--max-download-rate"),
     maxUploads: count(values["max-uploads"], "--max-uploads"),
+    transferBudget: positiveSize(values["transfer-budget"], "--transfer-budget"),
   };
 }
 
-/** A rate in bytes a second, more than 0, such as `200MB`. */
-function rate(text: string | undefined, flag: string): number | undefined {
+/** A size more than 0, such as `200MB` (a rate in bytes a second, a budget in bytes). */
+function positiveSize(text: string | undefined, flag: string): number | undefined {
   if (text === undefined) return undefined;
   const bytes = parseSize(text);
   if (bytes === 0) throw new InvalidArgumentError(`Invalid ${flag}: ${text} (more than 0)`);

@@ -17,6 +17,7 @@ import { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferOptions } from "./transfer.ts";
 import { Fetcher } from "./fetcher.ts";
 import { TokenBucket } from "../transport/rate_limit.ts";
+import { TransferBudget } from "./swarm/transfer_budget.ts";
 
 /** Where a cluster peer reports holders it gave up and entries it could not announce. */
 export interface ClusterLog {
@@ -69,6 +70,12 @@ export interface ClusterPeerOptions {
    * slower than its own mean is not asked again, in ms. Default 30 000.
    */
   readonly blockMs?: number;
+  /**
+   * Bytes this daemon's fetches may hold at once (objects on their way); a
+   * fetch beyond waits up to 30 s for room, then fails with
+   * `CapacityExceededError`. Default: unbounded.
+   */
+  readonly transferBudget?: number | undefined;
   /** Bytes a second this daemon receives in all its transfers together. Default: unlimited. */
   readonly maxDownloadRate?: number | undefined;
   /** Where failures are reported. Default: nowhere. */
@@ -173,6 +180,9 @@ export class ClusterPeer implements Peer {
           : new TokenBucket(options.maxDownloadRate),
       },
       blocklist: new Blocklist(options.blockMs ?? 30_000),
+      budget: options.transferBudget === undefined
+        ? undefined
+        : new TransferBudget(options.transferBudget),
       log: this.#log,
       counts: this.#counts,
       signal: this.#abort.signal,

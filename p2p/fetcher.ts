@@ -15,6 +15,7 @@ import { healthy, metaFrom } from "./holder_http.ts";
 import type { Members } from "./members.ts";
 import { blocks, SourceError, sourceKey } from "./source_error.ts";
 import type { Blocklist } from "./swarm/blocklist.ts";
+import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { Transfer, type TransferOptions } from "./transfer.ts";
 
 /** What a fetch tells its cluster peer. */
@@ -35,6 +36,8 @@ export interface FetcherOptions {
   readonly maxObjectSize: number;
   readonly transfer: Pick<TransferOptions, "inFlight" | "pieceTimeout" | "maxSources" | "rate">;
   readonly blocklist: Blocklist;
+  /** Bytes this daemon's fetches may hold at once. Default: unbounded. */
+  readonly budget?: TransferBudget | undefined;
   readonly log: ClusterLog;
   readonly counts: ClusterCounts;
   /** Aborted when the peer closes. */
@@ -53,6 +56,7 @@ export class Fetcher {
   readonly #maxObjectSize: number;
   readonly #transfer: FetcherOptions["transfer"];
   readonly #blocklist: Blocklist;
+  readonly #budget: TransferBudget | undefined;
   readonly #log: ClusterLog;
   readonly #counts: ClusterCounts;
   readonly #signal: AbortSignal;
@@ -68,6 +72,7 @@ export class Fetcher {
     this.#maxObjectSize = options.maxObjectSize;
     this.#transfer = options.transfer;
     this.#blocklist = options.blocklist;
+    this.#budget = options.budget;
     this.#log = options.log;
     this.#counts = options.counts;
     this.#signal = options.signal;
@@ -97,6 +102,8 @@ export class Fetcher {
       this.#log.warn((error as Error).message);
       throw new NotFoundError(`Cannot fetch object ${id}: ${(error as Error).message}`);
     }
+    // Room in the transfer budget before any blob exists: waits, or refuses typed.
+    const reservation = await this.#budget?.reserve(record.size, `object ${id}`, this.#signal);
     let created: Acquired | undefined;
     let view: Uint8Array | undefined;
     let transfer: Transfer | undefined;
@@ -165,6 +172,7 @@ export class Fetcher {
       hooks.sealed(record);
     } finally {
       await transfer?.close();
+      reservation?.release();
       if (created !== undefined) {
         const lease = created.lease.id;
         // Nothing unverified stays: an unsealed CREATE is discarded.
