@@ -142,6 +142,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
         maxUploadRate: options.maxUploadRate,
         maxUploads: options.maxUploads,
+        repeatWindowMs: options.maxUploads === undefined ? 0 : 400,
       });
       addresses.push(http.url);
       closers.push(() => http.close());

@@ -184,6 +184,7 @@ export class ClusterPeer implements Peer {
         ? undefined
         : new TransferBudget(options.transferBudget),
       log: this.#log,
+      address: () => this.#address,
       counts: this.#counts,
       signal: this.#abort.signal,
       later: (work) => this.#later(work),
@@ -201,6 +202,18 @@ export class ClusterPeer implements Peer {
 
   set address(url: string | undefined) {
     this.#address = url;
+  }
+
+  /**
+   * Bytes of an object still on its way here, as a partial holder serves
+   * them: `read` copies a byte range whose pieces are all verified.
+   *
+   * @returns Undefined when no fetch of `objectId` is under way.
+   */
+  partial(
+    objectId: string,
+  ): { size: number; read(start: number, end: number): Uint8Array | undefined } | undefined {
+    return this.#fetcher.partial(objectId);
   }
 
   /** What this peer counted: local hits, fetches, misses, verification failures. */

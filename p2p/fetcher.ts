@@ -5,7 +5,8 @@
  * @module
  */
 import { Access } from "../core/lease.ts";
-import { NotFoundError, UnsupportedError } from "../core/errors.ts";
+import { ConflictError, NotFoundError, UnsupportedError } from "../core/errors.ts";
+import { sleep } from "../transport/rate_limit.ts";
 import type { Acquired, Peer } from "../core/peer.ts";
 import { checkRecord } from "./content.ts";
 import type { ClusterCounts } from "./cluster_metrics.ts";
@@ -17,6 +18,9 @@ import { blocks, SourceError, sourceKey } from "./source_error.ts";
 import type { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { Transfer, type TransferOptions } from "./transfer.ts";
+
+/** How often a transfer under way announces its new pieces. */
+const RELAY_ANNOUNCE_MS = 50;
 
 /** What a fetch tells its cluster peer. */
 export interface FetchHooks {
@@ -39,6 +43,8 @@ export interface FetcherOptions {
   /** Bytes this daemon's fetches may hold at once. Default: unbounded. */
   readonly budget?: TransferBudget | undefined;
   readonly log: ClusterLog;
+  /** This daemon's HTTP base URL, once known: a daemon with one relays pieces. */
+  readonly address: () => string | undefined;
   readonly counts: ClusterCounts;
   /** Aborted when the peer closes. */
   readonly signal: AbortSignal;
@@ -58,9 +64,13 @@ export class Fetcher {
   readonly #blocklist: Blocklist;
   readonly #budget: TransferBudget | undefined;
   readonly #log: ClusterLog;
+  readonly #address: () => string | undefined;
   readonly #counts: ClusterCounts;
   readonly #signal: AbortSignal;
   readonly #later: (work: Promise<void>) => void;
+
+  /** Transfers under way, by id: their verified pieces are served to others. */
+  readonly #partials = new Map<string, Transfer>();
 
   /** Creates a fetcher working with the peer's parts. */
   constructor(options: FetcherOptions) {
@@ -74,6 +84,7 @@ export class Fetcher {
     this.#blocklist = options.blocklist;
     this.#budget = options.budget;
     this.#log = options.log;
+    this.#address = options.address;
     this.#counts = options.counts;
     this.#signal = options.signal;
     this.#later = options.later;
@@ -149,7 +160,13 @@ export class Fetcher {
           blocklist: this.#blocklist,
           onBytes: (bytes) => this.#counts.cluster_fetch_bytes_total += bytes,
         });
-        await transfer.run(sources, this.#signal);
+        this.#partials.set(id, transfer);
+        try {
+          await this.#relaying(record, transfer, transfer.run(sources, this.#signal));
+        } finally {
+          // Before the view closes: no partial read may touch it after.
+          this.#partials.delete(id);
+        }
         failures.push(...transfer.failures);
       }
       if (transfer === undefined || transfer.missing > 0) {
@@ -181,6 +198,57 @@ export class Fetcher {
       }
     }
     return record;
+  }
+
+  /**
+   * The verified bytes of an object on its way here, for a partial read by
+   * another daemon.
+   *
+   * @returns Undefined when no transfer of `id` is under way.
+   */
+  partial(
+    id: string,
+  ): { size: number; read(start: number, end: number): Uint8Array | undefined } | undefined {
+    const transfer = this.#partials.get(id);
+    if (transfer === undefined) return undefined;
+    return { size: transfer.size, read: (start, end) => transfer.copyVerified(start, end) };
+  }
+
+  /**
+   * Awaits `running` while announcing this daemon as a partial holder of the
+   * record, with the pieces it has, whenever it has more: other daemons
+   * fetch those from it at once. A transfer that fails is withdrawn.
+   */
+  async #relaying(record: ContentRecord, transfer: Transfer, running: Promise<void>) {
+    const address = this.#address();
+    if (address === undefined) return await running;
+    const stop = new AbortController();
+    let announced = 0;
+    const announcing = (async () => {
+      while (!stop.signal.aborted) {
+        await sleep(RELAY_ANNOUNCE_MS, stop.signal);
+        const verified = transfer.verified;
+        if (stop.signal.aborted || verified === announced || transfer.missing === 0) continue;
+        announced = verified;
+        const holder = { node: this.#node, address, pieces: transfer.bitfield() };
+        try {
+          await this.#directory.announce(record, holder, { existing: true });
+        } catch (error) {
+          // Removed or replaced meanwhile: the transfer's own end tells.
+          if (error instanceof NotFoundError || error instanceof ConflictError) continue;
+          this.#log.warn(`Cannot announce pieces of ${record.id}: ${(error as Error).message}`);
+        }
+      }
+    })();
+    try {
+      await running;
+    } finally {
+      stop.abort();
+      await announcing;
+      if (announced > 0 && transfer.missing > 0) {
+        this.#later(this.#directory.withdraw(record.id, this.#node));
+      }
+    }
   }
 
   /**

@@ -9,7 +9,8 @@ import type { Holder } from "./directory.ts";
  * Why a source was given up: it could not be reached or was cut off, it
  * answered 404 (it does not hold the object), another unexpected status, a
  * wrong length, bytes that do not match their digest, too late (the piece
- * timeout), or far slower than its own mean.
+ * timeout), far slower than its own mean, or busy (503: all its upload slots
+ * taken, or a partial holder without the piece yet; asked again shortly).
  */
 export type SourceFault =
   | "unreachable"
@@ -18,7 +19,8 @@ export type SourceFault =
   | "length"
   | "digest"
   | "timeout"
-  | "slow";
+  | "slow"
+  | "busy";
 
 /** A source that could not supply its pieces; the transfer goes on with another. */
 export class SourceError extends Error {

@@ -27,6 +27,7 @@ import { PiecePicker } from "./swarm/piece_picker.ts";
 import { requestPiece } from "./swarm/piece_request.ts";
 import type { PieceTimeout } from "./swarm/piece_timeout.ts";
 import { SourceSpeed } from "./swarm/source_speed.ts";
+import { bitfieldOf, hasPiece } from "./swarm/bitfield.ts";
 import { sleep, type TokenBucket } from "../transport/rate_limit.ts";
 
 /** Options of {@link Transfer}. */
@@ -63,7 +64,17 @@ interface Source {
   readonly stop: AbortController;
   readonly mine: Set<number>;
   readonly speed: SourceSpeed;
+  /** The pieces a partial holder has, as last listed; undefined for a whole copy. */
+  pieces: Uint8Array | undefined;
+  /** Whether the source has a piece (of `pieces`). */
+  readonly has: (piece: number) => boolean;
 }
+
+/** How long a lane waits after a 503 before asking its source again (jittered). */
+const BUSY_BACKOFF_MS = 150;
+
+/** How often the directory is asked again during a transfer: partial holders gain pieces. */
+const REFRESH_MS = 100;
 
 /** The pieces of one object arriving into `view`, verified as they complete. */
 export class Transfer {
@@ -72,6 +83,8 @@ export class Transfer {
   readonly #options: TransferOptions;
   readonly #client: Deno.HttpClient;
   readonly #picker: PiecePicker;
+  /** Pieces of the object. */
+  readonly #pieces: number;
   readonly #blocklist: Blocklist;
   readonly #whole: WholeHash = wholeHash();
   /** Abort controllers of the requests of each piece, cancelled when it verifies. */
@@ -94,8 +107,14 @@ export class Transfer {
     this.#view = view;
     this.#options = options;
     this.#client = Deno.createHttpClient({});
-    this.#picker = new PiecePicker(pieceCount(record.size, record.pieceSize));
+    this.#pieces = pieceCount(record.size, record.pieceSize);
+    this.#picker = new PiecePicker(this.#pieces);
     this.#blocklist = options.blocklist ?? new Blocklist();
+  }
+
+  /** The object's size in bytes. */
+  get size(): number {
+    return this.#record.size;
   }
 
   /** Pieces still missing. */
@@ -119,25 +138,39 @@ export class Transfer {
     const stops = new Set<AbortController>();
     const maxSources = Math.max(1, this.#options.maxSources ?? 8);
     let waiting: Holder[] = [];
+    const active = new Map<string, Source>();
+    let looked = -Infinity;
     try {
       while (this.#picker.missing > 0 && signal?.aborted !== true) {
-        if (running.size < maxSources && waiting.length === 0) {
-          waiting = (await sources.more()).filter((holder) => this.#fresh(holder, true));
+        const now = performance.now();
+        if ((running.size < maxSources && waiting.length === 0) || now - looked >= REFRESH_MS) {
+          looked = now;
+          const listed = await sources.more();
+          for (const holder of listed) {
+            const source = active.get(sourceKey(holder));
+            if (source !== undefined) this.#update(source, holder.pieces);
+          }
+          waiting = listed.filter((holder) => this.#fresh(holder, true));
         }
         while (running.size < maxSources && waiting.length > 0) {
           const holder = waiting.shift()!;
           if (!this.#fresh(holder)) continue;
-          this.#tried.add(sourceKey(holder));
+          const key = sourceKey(holder);
+          this.#tried.add(key);
           const source: Source = {
             holder,
             stop: new AbortController(),
             mine: new Set(),
             speed: new SourceSpeed(),
+            pieces: holder.pieces,
+            has: (piece) => source.pieces === undefined || hasPiece(source.pieces, piece),
           };
           stops.add(source.stop);
-          this.#picker.addSource();
+          active.set(key, source);
+          this.#picker.addSource(source.has, source.pieces !== undefined);
           const done = this.#source(source, sources, signal).finally(() => {
-            this.#picker.removeSource();
+            this.#picker.removeSource(source.has, source.pieces !== undefined);
+            active.delete(key);
             stops.delete(source.stop);
             running.delete(done);
             this.#pulse();
@@ -145,14 +178,47 @@ export class Transfer {
           running.add(done);
         }
         if (running.size === 0) break;
-        // Sources end when nothing is missing or when they fail: then others take their place.
-        await Promise.race(running);
+        // Sources end when nothing is missing or when they fail; partial ones gain pieces.
+        const tick = new AbortController();
+        await Promise.race([...running, sleep(REFRESH_MS, tick.signal)]);
+        tick.abort();
       }
     } finally {
       for (const stop of stops) stop.abort();
       await Promise.allSettled(running);
     }
     if (signal?.aborted) throw signal.reason;
+  }
+
+  /** The bitfield of the pieces verified so far. */
+  bitfield(): Uint8Array {
+    return bitfieldOf(this.#pieces, (piece) => this.#picker.done(piece));
+  }
+
+  /** Pieces verified so far. */
+  get verified(): number {
+    return this.#pieces - this.#picker.missing;
+  }
+
+  /**
+   * A copy of bytes `start` to `end` (exclusive) when every piece they touch
+   * is verified: a partial holder serves them to others at once.
+   */
+  copyVerified(start: number, end: number): Uint8Array | undefined {
+    const { size, pieceSize } = this.#record;
+    if (start < 0 || end > size || start >= end) return undefined;
+    for (let piece = Math.floor(start / pieceSize); piece * pieceSize < end; piece++) {
+      if (!this.#picker.done(piece)) return undefined;
+    }
+    return this.#view.slice(start, end);
+  }
+
+  /** A source's pieces as the directory lists them now; the picker's counts follow. */
+  #update(source: Source, pieces: Uint8Array | undefined): void {
+    this.#picker.removeSource(source.has, source.pieces !== undefined);
+    source.pieces = pieces;
+    this.#picker.addSource(source.has, source.pieces !== undefined);
+    this.#pulse();
   }
 
   /**
@@ -205,7 +271,7 @@ export class Transfer {
     const aborted = abortion(stop);
     await Promise.all(Array.from({ length: lanes }, async () => {
       while (this.#picker.missing > 0 && !stop.aborted) {
-        const pick = this.#picker.next(() => true, source.mine);
+        const pick = this.#picker.next(source.has, source.mine, source.pieces === undefined);
         if (pick === undefined) {
           // All in flight elsewhere: wait for a piece to verify, come back or straggle.
           await Promise.race([this.#changed.promise, aborted, sleep(ENDGAME_POLL_MS, stop)]);
@@ -215,6 +281,11 @@ export class Transfer {
           await this.#piece(source, pick.piece, pick.duplicate, stop);
         } catch (error) {
           if (!(error instanceof SourceError)) throw error;
+          if (error.fault === "busy") {
+            // The piece went back to the others; this source is asked again shortly.
+            await sleep(BUSY_BACKOFF_MS * (0.5 + Math.random()), stop);
+            continue;
+          }
           failure ??= error;
           source.stop.abort();
         }

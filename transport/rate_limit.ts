@@ -110,10 +110,21 @@ export class Slots {
     return this.#waiting.length;
   }
 
+  /** A slot if one is free now, else undefined; the returned function frees it. */
+  tryAcquire(): (() => void) | undefined {
+    if (this.#used >= this.#limit || this.#waiting.length > 0) return undefined;
+    this.#used++;
+    return this.#freer();
+  }
+
   /** Waits for a slot; the returned function frees it (once; later calls do nothing). */
   async acquire(): Promise<() => void> {
     if (this.#used < this.#limit) this.#used++;
     else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    return this.#freer();
+  }
+
+  #freer(): () => void {
     let held = true;
     return () => {
       if (!held) return;

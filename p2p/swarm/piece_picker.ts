@@ -8,6 +8,10 @@
  * wins. Duplicating only stragglers keeps the endgame's waste to the pieces
  * that would otherwise hold the transfer up.
  *
+ * A holder of the whole object is not asked for a piece that a partial holder
+ * (a daemon still receiving it) has: in a broadcast the first holder then
+ * sends each piece about once, and the receivers relay it to each other.
+ *
  * @module
  */
 import { type Clock, monotonic } from "./clock.ts";
@@ -25,6 +29,7 @@ export class PiecePicker {
   readonly #done: boolean[];
   readonly #requests: number[];
   readonly #holders: number[];
+  readonly #partials: number[];
   readonly #started: number[];
   readonly #random: () => number;
   readonly #clock: Clock;
@@ -43,6 +48,7 @@ export class PiecePicker {
     this.#done = new Array(count).fill(false);
     this.#requests = new Array(count).fill(0);
     this.#holders = new Array(count).fill(0);
+    this.#partials = new Array(count).fill(0);
     this.#started = new Array(count).fill(0);
     this.#random = random;
     this.#clock = clock;
@@ -59,25 +65,33 @@ export class PiecePicker {
     return this.#done[piece] === true;
   }
 
-  /** Counts a source holding the pieces for which `has` is true (all, for a full holder). */
-  addSource(has: (piece: number) => boolean = () => true): void {
-    for (let piece = 0; piece < this.#holders.length; piece++) {
-      if (has(piece)) this.#holders[piece]!++;
-    }
+  /**
+   * Counts a source holding the pieces for which `has` is true: all for a
+   * full holder, some for a `partial` one.
+   */
+  addSource(has: (piece: number) => boolean = () => true, partial = false): void {
+    this.#count(has, partial, 1);
   }
 
   /** Uncounts a source added with {@link PiecePicker.addSource}. */
-  removeSource(has: (piece: number) => boolean = () => true): void {
+  removeSource(has: (piece: number) => boolean = () => true, partial = false): void {
+    this.#count(has, partial, -1);
+  }
+
+  #count(has: (piece: number) => boolean, partial: boolean, by: number): void {
     for (let piece = 0; piece < this.#holders.length; piece++) {
-      if (has(piece)) this.#holders[piece]!--;
+      if (!has(piece)) continue;
+      this.#holders[piece]! += by;
+      if (partial) this.#partials[piece]! += by;
     }
   }
 
   /**
    * The next piece for a source that holds `has` and fetches `mine` already,
-   * marked requested; undefined when there is nothing for it.
+   * marked requested; undefined when there is nothing for it. A `full`
+   * holder gets no piece a partial holder has, but in the endgame.
    */
-  next(has: (piece: number) => boolean, mine: ReadonlySet<number>): Pick | undefined {
+  next(has: (piece: number) => boolean, mine: ReadonlySet<number>, full = false): Pick | undefined {
     let best = -1;
     let bestRarity = Infinity;
     let ties = 0;
@@ -91,6 +105,7 @@ export class PiecePicker {
         if (requests === 1 && endgame < 0 && this.#started[piece]! < straggling) endgame = piece;
         continue;
       }
+      if (full && this.#partials[piece]! > 0) continue;
       const rarity = this.#holders[piece]!;
       if (rarity < bestRarity) {
         best = piece;

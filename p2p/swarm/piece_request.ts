@@ -62,10 +62,8 @@ export async function requestPiece(request: PieceRequest): Promise<boolean> {
   }
   if (response.status !== 206 || response.body === null) {
     await response.body?.cancel();
-    throw fault(
-      response.status === 404 ? "missing" : "status",
-      `answered ${response.status} to a range request`,
-    );
+    const kind = response.status === 404 ? "missing" : response.status === 503 ? "busy" : "status";
+    throw fault(kind, `answered ${response.status} to a range request`);
   }
   if (response.headers.get("content-range") !== `bytes ${start}-${end - 1}/${size}`) {
     await response.body.cancel();

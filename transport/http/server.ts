@@ -3,8 +3,10 @@ import { type Clock, systemClock } from "../../core/clock.ts";
 import {
   ErrorCode,
   InvalidArgumentError,
+  NotFoundError,
   NotSealedError,
   ProtocolError,
+  StoreUnavailableError,
 } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
@@ -26,12 +28,13 @@ import { BearerAuth } from "./auth.ts";
 import { blobStream, readJson, receive, uploadLength } from "./body.ts";
 import { type ByteRange, noneMatch, parseRange } from "./conditional.ts";
 import { computeDigest } from "../../backends/digest.ts";
-import { describeError, errorResponse, tooLarge } from "./errors.ts";
+import { describeError, errorResponse, HttpStatusError, tooLarge } from "./errors.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
 import { API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
 import { type RouteContext, Router } from "./router.ts";
 import { limitStream, Slots, TokenBucket } from "../rate_limit.ts";
+import { RepeatGuard } from "./repeat_guard.ts";
 
 /** The default TTL of leases held by HTTP clients: 30 seconds. */
 export const DEFAULT_LEASE_TTL = 30_000;
@@ -63,10 +66,19 @@ export interface HttpServerOptions {
   /** Bytes a second of object bodies sent (uploads to other daemons). Default: unlimited. */
   readonly maxUploadRate?: number | undefined;
   /**
-   * Object bodies sent at once; a request beyond waits in line for a slot,
-   * holding no lease. Default: unlimited.
+   * Object bodies sent at once. Beyond it, another daemon's request
+   * (`?local=1`) is answered 503 with `Retry-After` (it asks another source
+   * meanwhile); a client's waits in line for a slot, holding no lease.
+   * Default: unlimited.
    */
   readonly maxUploads?: number | undefined;
+  /**
+   * Milliseconds during which a range sent to another daemon (`?local=1`)
+   * is not sent again: a repeat is answered 503, so that receivers of a
+   * broadcast relay it to each other (see `repeat_guard.ts`). 0 turns it
+   * off. Default 0; the daemon sets 400 with `--max-uploads`.
+   */
+  readonly repeatWindowMs?: number | undefined;
 }
 
 /** JSON bodies of control requests may hold metadata and this much more. */
@@ -113,6 +125,7 @@ export class HttpServer implements AsyncDisposable {
   readonly #onError: (error: unknown) => void;
   readonly #uploadRate: TokenBucket | undefined;
   readonly #uploads: Slots | undefined;
+  readonly #repeats: RepeatGuard;
   readonly #leases: LeaseTable;
   readonly #metrics = new RequestMetrics();
   readonly #router = new Router();
@@ -142,6 +155,7 @@ export class HttpServer implements AsyncDisposable {
       ? undefined
       : new TokenBucket(options.maxUploadRate);
     this.#uploads = options.maxUploads === undefined ? undefined : new Slots(options.maxUploads);
+    this.#repeats = new RepeatGuard(options.repeatWindowMs ?? 0);
     this.#leases = new LeaseTable(
       options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
     );
@@ -337,14 +351,45 @@ export class HttpServer implements AsyncDisposable {
     }
     // `?local=1`: this host's copy only, as daemons ask each other.
     const local = url.searchParams.get("local") === "1";
-    // In line for an upload slot before any lease is taken.
-    const free = await this.#uploads?.acquire();
+    // An upload slot before any lease is taken: another daemon (`local`) is
+    // told to come back (503), as it can ask another source meanwhile; a
+    // client waits in line.
+    const rangeText = request.headers.get("range");
+    if (local && rangeText !== null && !this.#repeats.admit(`${id} ${rangeText}`)) {
+      throw new HttpStatusError(
+        503,
+        new StoreUnavailableError(`Busy: range ${rangeText} of ${id} was just sent; retry shortly`),
+        { "retry-after": "1" },
+      );
+    }
+    const free = local ? this.#uploads?.tryAcquire() : await this.#uploads?.acquire();
+    if (local && this.#uploads !== undefined && free === undefined) {
+      throw new HttpStatusError(
+        503,
+        new StoreUnavailableError(`Busy: ${this.#uploads.used} uploads at once; retry shortly`),
+        { "retry-after": "1" },
+      );
+    }
     let acquired: Acquired;
     try {
       acquired = await peer.acquire(id, Access.READ, local ? { local } : {});
     } catch (error) {
-      free?.();
-      throw error;
+      const partial = local && error instanceof NotFoundError
+        ? (peer as Peer & PartialHolder).partial?.(id)
+        : undefined;
+      if (partial === undefined || !request.headers.has("range")) {
+        free?.();
+        throw error;
+      }
+      let response: Response;
+      try {
+        response = this.#partialRange(request, id, partial);
+      } catch (refused) {
+        free?.();
+        throw refused;
+      }
+      if (free !== undefined) info.completed.then(free, free);
+      return response;
     }
     let sent = false;
     try {
@@ -378,6 +423,33 @@ export class HttpServer implements AsyncDisposable {
         await peer.release(acquired.lease.id).catch(() => {});
       }
     }
+  }
+
+  /**
+   * A range of an object still on its way to this daemon, from the pieces
+   * it has verified (a partial holder relaying them); 503 for a range it
+   * does not have yet, so the asker tries elsewhere without withdrawing it.
+   */
+  #partialRange(
+    request: Request,
+    id: string,
+    partial: Partial,
+  ): Response {
+    const range = parseRange(request.headers.get("range"), partial.size);
+    const bytes = range === undefined ? undefined : partial.read(range.start, range.end);
+    if (range === undefined || bytes === undefined) {
+      throw new StoreUnavailableError(
+        `Cannot read object ${id} yet: on its way here, the range asked is not in`,
+      );
+    }
+    const headers = {
+      "content-type": "application/octet-stream",
+      "content-length": String(bytes.length),
+      "content-range": `bytes ${range.start}-${range.end - 1}/${partial.size}`,
+    };
+    const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream();
+    const body = this.#uploadRate === undefined ? stream : limitStream(stream, this.#uploadRate);
+    return new Response(body, { status: 206, headers });
   }
 
   /** The digest of an object read under a lease, remembered by peers that can. */
@@ -441,6 +513,17 @@ export class HttpServer implements AsyncDisposable {
 }
 
 const encoder = new TextEncoder();
+
+/** An object on its way to a peer, whose verified ranges it serves. */
+interface Partial {
+  readonly size: number;
+  read(start: number, end: number): Uint8Array | undefined;
+}
+
+/** A peer that relays objects it is still receiving (the cluster peer). */
+interface PartialHolder {
+  partial?(id: string): Partial | undefined;
+}
 
 function asObject(value: unknown): Record<string, unknown> {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
