@@ -37,7 +37,7 @@ try {
     "--max-upload-rate",
     RATE_TEXT,
     "--max-uploads",
-    "2",
+    Deno.env.get("PACKICE_SWARM_SLOTS") ?? "2",
   ];
   await using holder = await startClusterDaemon(redis.url, dir, "h", "bench", flags);
   const receivers = await Promise.all(
