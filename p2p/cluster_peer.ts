@@ -399,7 +399,15 @@ export class ClusterPeer implements Peer {
       this.#forgetSealed(id);
       throw new NotFoundError(`No object: ${id} (the copy here was replaced)`);
     } catch (error) {
-      if (!(error instanceof NotFoundError) || options.local === true) throw error;
+      if (!(error instanceof NotFoundError)) throw error;
+      if (options.local === true) {
+        // On its way here: busy, not missing, so that a daemon asking for a
+        // piece (its HTTP server serves those it has) does not withdraw it.
+        if (this.#fetching.has(id)) {
+          throw new StoreUnavailableError(`Cannot read object ${id} yet: on its way here`);
+        }
+        throw error;
+      }
       let flight = this.#fetching.get(id);
       if (flight === undefined) {
         flight = this.#fetch(id, error).finally(() => this.#fetching.delete(id));

@@ -50,7 +50,6 @@ Deno.test(
         return (result as PromiseFulfilledResult<number>).value;
       });
       assert(killed !== undefined, "r5 was killed midway");
-      console.log(`uploaded ${(uploaded / bytes.length).toFixed(2)}x, finish times ${times}`);
       assert(
         uploaded <= 1.5 * bytes.length,
         `the holder uploaded ${

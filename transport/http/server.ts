@@ -374,9 +374,10 @@ export class HttpServer implements AsyncDisposable {
     try {
       acquired = await peer.acquire(id, Access.READ, local ? { local } : {});
     } catch (error) {
-      const partial = local && error instanceof NotFoundError
-        ? (peer as Peer & PartialHolder).partial?.(id)
-        : undefined;
+      const partial =
+        local && (error instanceof NotFoundError || error instanceof StoreUnavailableError)
+          ? (peer as Peer & PartialHolder).partial?.(id)
+          : undefined;
       if (partial === undefined || !request.headers.has("range")) {
         free?.();
         throw error;
