@@ -28,13 +28,12 @@ import { BearerAuth } from "./auth.ts";
 import { blobStream, readJson, receive, uploadLength } from "./body.ts";
 import { type ByteRange, noneMatch, parseRange } from "./conditional.ts";
 import { computeDigest } from "../../backends/digest.ts";
-import { describeError, errorResponse, HttpStatusError, tooLarge } from "./errors.ts";
+import { describeError, errorResponse, tooLarge } from "./errors.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
 import { API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
 import { type RouteContext, Router } from "./router.ts";
-import { limitStream, Slots, TokenBucket } from "../rate_limit.ts";
-import { RepeatGuard } from "./repeat_guard.ts";
+import { type PartialHolder, UploadGate } from "./upload_gate.ts";
 
 /** The default TTL of leases held by HTTP clients: 30 seconds. */
 export const DEFAULT_LEASE_TTL = 30_000;
@@ -123,9 +122,7 @@ export class HttpServer implements AsyncDisposable {
   readonly #maxBodySize: number;
   readonly #maxMetaSize: number;
   readonly #onError: (error: unknown) => void;
-  readonly #uploadRate: TokenBucket | undefined;
-  readonly #uploads: Slots | undefined;
-  readonly #repeats: RepeatGuard;
+  readonly #uploads: UploadGate;
   readonly #leases: LeaseTable;
   readonly #metrics = new RequestMetrics();
   readonly #router = new Router();
@@ -151,11 +148,7 @@ export class HttpServer implements AsyncDisposable {
     this.#maxBodySize = validateSize(options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE, "maxBodySize");
     this.#maxMetaSize = validateSize(options.maxMetaSize ?? MAX_META_BYTES, "maxMetaSize");
     this.#onError = options.onError ?? ((error) => console.error(error));
-    this.#uploadRate = options.maxUploadRate === undefined
-      ? undefined
-      : new TokenBucket(options.maxUploadRate);
-    this.#uploads = options.maxUploads === undefined ? undefined : new Slots(options.maxUploads);
-    this.#repeats = new RepeatGuard(options.repeatWindowMs ?? 0);
+    this.#uploads = new UploadGate(options);
     this.#leases = new LeaseTable(
       options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
     );
@@ -351,25 +344,7 @@ export class HttpServer implements AsyncDisposable {
     }
     // `?local=1`: this host's copy only, as daemons ask each other.
     const local = url.searchParams.get("local") === "1";
-    // An upload slot before any lease is taken: another daemon (`local`) is
-    // told to come back (503), as it can ask another source meanwhile; a
-    // client waits in line.
-    const rangeText = request.headers.get("range");
-    if (local && rangeText !== null && !this.#repeats.admit(`${id} ${rangeText}`)) {
-      throw new HttpStatusError(
-        503,
-        new StoreUnavailableError(`Busy: range ${rangeText} of ${id} was just sent; retry shortly`),
-        { "retry-after": "1" },
-      );
-    }
-    const free = local ? this.#uploads?.tryAcquire() : await this.#uploads?.acquire();
-    if (local && this.#uploads !== undefined && free === undefined) {
-      throw new HttpStatusError(
-        503,
-        new StoreUnavailableError(`Busy: ${this.#uploads.used} uploads at once; retry shortly`),
-        { "retry-after": "1" },
-      );
-    }
+    const free = await this.#uploads.enter(id, local, request.headers.get("range"));
     let acquired: Acquired;
     try {
       acquired = await peer.acquire(id, Access.READ, local ? { local } : {});
@@ -384,7 +359,7 @@ export class HttpServer implements AsyncDisposable {
       }
       let response: Response;
       try {
-        response = this.#partialRange(request, id, partial);
+        response = this.#uploads.partialRange(request, id, partial);
       } catch (refused) {
         free?.();
         throw refused;
@@ -408,7 +383,7 @@ export class HttpServer implements AsyncDisposable {
       }
       if (bytes.end === bytes.start) return new Response(null, { status, headers });
       const stream = await blobStream(acquired.blobs, bytes, true);
-      const body = this.#uploadRate === undefined ? stream : limitStream(stream, this.#uploadRate);
+      const body = this.#uploads.limit(stream);
       // Views of the blobs' memory are sent as they are: the lease holds
       // that memory until the response is out.
       const release = () => {
@@ -424,33 +399,6 @@ export class HttpServer implements AsyncDisposable {
         await peer.release(acquired.lease.id).catch(() => {});
       }
     }
-  }
-
-  /**
-   * A range of an object still on its way to this daemon, from the pieces
-   * it has verified (a partial holder relaying them); 503 for a range it
-   * does not have yet, so the asker tries elsewhere without withdrawing it.
-   */
-  #partialRange(
-    request: Request,
-    id: string,
-    partial: Partial,
-  ): Response {
-    const range = parseRange(request.headers.get("range"), partial.size);
-    const bytes = range === undefined ? undefined : partial.read(range.start, range.end);
-    if (range === undefined || bytes === undefined) {
-      throw new StoreUnavailableError(
-        `Cannot read object ${id} yet: on its way here, the range asked is not in`,
-      );
-    }
-    const headers = {
-      "content-type": "application/octet-stream",
-      "content-length": String(bytes.length),
-      "content-range": `bytes ${range.start}-${range.end - 1}/${partial.size}`,
-    };
-    const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream();
-    const body = this.#uploadRate === undefined ? stream : limitStream(stream, this.#uploadRate);
-    return new Response(body, { status: 206, headers });
   }
 
   /** The digest of an object read under a lease, remembered by peers that can. */
@@ -514,17 +462,6 @@ export class HttpServer implements AsyncDisposable {
 }
 
 const encoder = new TextEncoder();
-
-/** An object on its way to a peer, whose verified ranges it serves. */
-interface Partial {
-  readonly size: number;
-  read(start: number, end: number): Uint8Array | undefined;
-}
-
-/** A peer that relays objects it is still receiving (the cluster peer). */
-interface PartialHolder {
-  partial?(id: string): Partial | undefined;
-}
 
 function asObject(value: unknown): Record<string, unknown> {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
