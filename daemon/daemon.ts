@@ -8,6 +8,7 @@ import { UdsServer } from "../transport/uds/server.ts";
 import { parseListenAddress } from "../transport/http/address.ts";
 import { serveHttp } from "../transport/http/server.ts";
 import type { ClusterPeer } from "../p2p/cluster_peer.ts";
+import type { ClusterMember } from "./cluster_member.ts";
 import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -19,6 +20,8 @@ export interface Daemon extends AsyncDisposable {
   readonly peer: Peer;
   /** Where each server listens, for people: `unix:///run/packice.sock`, `http://127.0.0.1:7070`. */
   readonly addresses: readonly string[];
+  /** Membership and the embedded directory, for a daemon with `--http`. */
+  readonly member: ClusterMember | undefined;
   /** Stops every server, then closes the peer. Idempotent. */
   close(): Promise<void>;
 }
@@ -90,8 +93,30 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   const lock = await lockSocket(options.socket);
   let peer: Peer;
   let cluster: ClusterPeer | undefined;
+  let clusterMember: ClusterMember | undefined;
   try {
-    if (options.redis === undefined) {
+    if (options.redis === undefined && options.http !== undefined) {
+      // A cluster over the embedded directory: gossip membership, fetch on miss.
+      const home = await createPeer(options, log);
+      try {
+        const { createClusterMember } = await import("./cluster_member.ts");
+        const { wrapCluster } = await import("./cluster_peer.ts");
+        const member = clusterMember = createClusterMember(options, log);
+        peer = cluster = wrapCluster(home, {
+          directory: member.directory!,
+          members: member.membership,
+          node: member.membership.self,
+          capacity: options.impl === "tiered" ? options.hot : options.capacity,
+          token: options.token,
+          maxDownloadRate: options.maxDownloadRate,
+          transferBudget: options.transferBudget,
+          log,
+        });
+      } catch (error) {
+        await home.close();
+        throw error;
+      }
+    } else if (options.redis === undefined) {
       peer = await createPeer(options, log);
     } else {
       // In a cluster, content digests are computed at seal by the cluster peer.
@@ -136,17 +161,26 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     addresses.push(uds.address);
     closers.push(() => uds.close());
     if (options.http !== undefined) {
+      const member = clusterMember ??= (await import("./cluster_member.ts")).createClusterMember(
+        options,
+        log,
+      );
       const http = serveHttp(peer, {
         ...parseListenAddress(options.http),
         ...(options.token === undefined ? {} : { token: options.token }),
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
+        routes: member.routes,
+        metricsText: () => member.metricsText(),
         maxUploadRate: options.maxUploadRate,
         maxUploads: options.maxUploads,
         repeatWindowMs: options.maxUploads === undefined ? 0 : 400,
       });
       addresses.push(http.url);
       closers.push(() => http.close());
-      if (cluster !== undefined) cluster.address = http.url;
+      // Closed before the server, so it leaves while it still answers.
+      closers.push(() => member.close());
+      await member.start(http.url);
+      if (cluster !== undefined) cluster.address = member.membership.address;
     }
   } catch (error) {
     await close();
@@ -156,5 +190,5 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     ? `hot ${formatSize(options.hot)}, cold ${formatSize(options.cold)}, mode ${options.mode}`
     : `capacity ${formatSize(options.capacity)}`;
   log.info(`Peer: ${options.impl}, ${budget}`);
-  return { peer, addresses, close, [Symbol.asyncDispose]: close };
+  return { peer, addresses, member: clusterMember, close, [Symbol.asyncDispose]: close };
 }

@@ -31,8 +31,14 @@ export interface DaemonOptions {
   readonly redis: string | undefined;
   /** Key prefix in Redis. */
   readonly namespace: string;
-  /** This daemon's node id in a shared namespace. */
+  /** This daemon's node id in a shared namespace and in the cluster. */
   readonly node: string | undefined;
+  /** Members to join the cluster through, as `host:port` or base URLs. */
+  readonly join: readonly string[];
+  /** The base URL other members reach this daemon at; default the bound HTTP address. */
+  readonly advertise: string | undefined;
+  /** Gossip timing: memberlist's LAN defaults, or five times faster for tests. */
+  readonly gossipProfile: "lan" | "test";
   /** Log verbosity. */
   readonly logLevel: LogLevel;
   /** Bytes a second of object bodies this daemon's HTTP server sends, if limited. */
@@ -62,7 +68,10 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --redis URL          keep leases and the object directory in Redis (redis://, rediss://,
                        or redis+cluster://host:port,host:port for a Redis Cluster)
   --namespace NAME     key prefix in Redis (default packice)
-  --node ID            this daemon's id in a shared namespace (default: host and pid)
+  --node ID            this daemon's id in a shared namespace and the cluster (default: host and pid)
+  --join HOST:PORT,... join the cluster through any of these members (needs --http)
+  --advertise URL      the address other members use (default: the bound HTTP address)
+  --gossip-profile P   lan (memberlist's LAN timing, default) or test (five times faster)
   --log-level LEVEL    error, warn, info or debug (default info)
   --max-upload-rate RATE    bytes a second of object bodies served over HTTP, e.g. 200MB
   --max-download-rate RATE  bytes a second fetched from other daemons, e.g. 200MB
@@ -107,6 +116,9 @@ export function parseServeArgs(args: string[]): DaemonOptions {
         redis: { type: "string" },
         namespace: { type: "string", default: "packice" },
         node: { type: "string" },
+        join: { type: "string", multiple: true },
+        advertise: { type: "string" },
+        "gossip-profile": { type: "string", default: "lan" },
         "log-level": { type: "string", default: "info" },
         "max-upload-rate": { type: "string" },
         "max-download-rate": { type: "string" },
@@ -120,6 +132,11 @@ export function parseServeArgs(args: string[]): DaemonOptions {
   const impl = oneOf(values.impl, ["mem", "fs", "tiered"] as const, "--impl");
   if (impl !== "mem" && values["data-dir"] === undefined) {
     throw new InvalidArgumentError(`Invalid arguments: --impl ${impl} needs --data-dir`);
+  }
+  const join = (values.join ?? []).flatMap((list) => list.split(",")).map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if ((join.length > 0 || values.advertise !== undefined) && values.http === undefined) {
+    throw new InvalidArgumentError("Invalid arguments: --join and --advertise need --http");
   }
   const socketMode = Number.parseInt(values["socket-mode"], 8);
   if (!Number.isInteger(socketMode) || socketMode < 0 || socketMode > 0o777) {
@@ -139,6 +156,9 @@ export function parseServeArgs(args: string[]): DaemonOptions {
     redis: values.redis,
     namespace: values.namespace,
     node: values.node,
+    join,
+    advertise: values.advertise,
+    gossipProfile: oneOf(values["gossip-profile"], ["lan", "test"] as const, "--gossip-profile"),
     logLevel: oneOf(
       values["log-level"],
       ["error", "warn", "info", "debug"] as const,

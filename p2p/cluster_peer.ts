@@ -529,8 +529,24 @@ export class ClusterPeer implements Peer {
   /** Drops the bytes of an object sealed here whose record is gone. */
   #forgetSealed(id: string): void {
     this.#sealed.delete(id);
+    if (this.#removeShared === undefined) {
+      // The lease store is this daemon's own: the object leaves through it.
+      this.#later(this.#discardHome(id));
+      return;
+    }
     const home = this.#home as Peer & { forget?: (objectId: string) => boolean };
     if (home.forget?.(id) === true) this.#counts.cluster_dropped_total++;
+  }
+
+  /** Deletes an object of `home` (readers keep its bytes until they release). */
+  async #discardHome(id: string): Promise<void> {
+    try {
+      const { lease } = await this.#home.acquire(id, Access.WRITE);
+      await this.#home.discard(lease.id);
+      this.#counts.cluster_dropped_total++;
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+    }
   }
 
   /** Removes a fetched copy; readers keep its bytes until they release. */

@@ -51,10 +51,12 @@
 export {
   DEFAULT_LEASE_TTL,
   DEFAULT_MAX_BODY_SIZE,
+  type HttpRoute,
   HttpServer,
   type HttpServerOptions,
   serveHttp,
 } from "./server.ts";
 export { HttpPeer, type HttpPeerOptions } from "./http_peer.ts";
+export type { RouteContext, RouteHandler } from "./router.ts";
 export { isLoopback, type ListenAddress, parseListenAddress } from "./address.ts";
 export { limitStream, type RateClock, Slots, TokenBucket } from "../rate_limit.ts";

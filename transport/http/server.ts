@@ -32,7 +32,7 @@ import { describeError, errorResponse, tooLarge } from "./errors.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
 import { API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
-import { type RouteContext, Router } from "./router.ts";
+import { type RouteContext, type RouteHandler, Router } from "./router.ts";
 import { type PartialHolder, UploadGate } from "./upload_gate.ts";
 
 /** The default TTL of leases held by HTTP clients: 30 seconds. */
@@ -78,6 +78,20 @@ export interface HttpServerOptions {
    * off. Default 0; the daemon sets 400 with `--max-uploads`.
    */
   readonly repeatWindowMs?: number | undefined;
+  /** More routes, such as the cluster's under `/v1/cluster`; they need the token as every other. */
+  readonly routes?: readonly HttpRoute[];
+  /** More Prometheus text for `/metrics`, such as the cluster's counts. */
+  readonly metricsText?: () => string;
+}
+
+/** A route added to the server: method, `:name` pattern and handler. */
+export interface HttpRoute {
+  /** The method, upper case. */
+  readonly method: string;
+  /** The path, such as `/v1/cluster/ping`. */
+  readonly pattern: string;
+  /** What answers it. */
+  readonly handler: RouteHandler;
 }
 
 /** JSON bodies of control requests may hold metadata and this much more. */
@@ -123,6 +137,7 @@ export class HttpServer implements AsyncDisposable {
   readonly #maxMetaSize: number;
   readonly #onError: (error: unknown) => void;
   readonly #uploads: UploadGate;
+  readonly #metricsText: (() => string) | undefined;
   readonly #leases: LeaseTable;
   readonly #metrics = new RequestMetrics();
   readonly #router = new Router();
@@ -152,7 +167,11 @@ export class HttpServer implements AsyncDisposable {
     this.#leases = new LeaseTable(
       options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
     );
+    this.#metricsText = options.metricsText;
     this.#routes();
+    for (const route of options.routes ?? []) {
+      this.#router.add(route.method, route.pattern, route.handler);
+    }
     this.#server = Deno.serve({
       hostname,
       port: options.port ?? 7070,
@@ -221,9 +240,13 @@ export class HttpServer implements AsyncDisposable {
         "GET",
         "/metrics",
         async () =>
-          new Response(this.#metrics.render(await peer.stats(), await peer.metrics?.()), {
-            headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-          }),
+          new Response(
+            this.#metrics.render(await peer.stats(), await peer.metrics?.()) +
+              (this.#metricsText?.() ?? ""),
+            {
+              headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+            },
+          ),
       )
       .add("GET", `${API_PREFIX}/stats`, async () => Response.json(await peer.stats()))
       .add("GET", objects, async () => Response.json(await peer.list()))

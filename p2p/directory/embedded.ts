@@ -1,0 +1,591 @@
+/**
+ * The directory kept by the members themselves, for a cluster without Redis:
+ * each object's entry lives on the `replicas` live members of highest
+ * rendezvous weight for its id (two by default), so no member is a single
+ * point of failure and none holds the whole directory. Holders announce to
+ * the owners, and announce again to the new owners whenever membership
+ * changes; owners drop a dead or departed member's holdings as soon as the
+ * membership says so.
+ *
+ * @module
+ */
+import {
+  ConflictError,
+  InvalidArgumentError,
+  NotFoundError,
+  StoreUnavailableError,
+} from "../../core/errors.ts";
+import type { ClusterTransport } from "../cluster_transport.ts";
+import type {
+  AnnounceOptions,
+  ContentRecord,
+  Directory,
+  DirectoryEntry,
+  Holder,
+  Removal,
+} from "../directory.ts";
+import type { Member, Members } from "../members.ts";
+import { systemTimers, type TimerHandle, type Timers } from "../membership/timers.ts";
+import { EntryStore } from "./entry_store.ts";
+import { owners, weight } from "./rendezvous.ts";
+import {
+  type AnnounceItem,
+  type AnnounceStatus,
+  entryJson,
+  holderJson,
+  MAX_BATCH,
+  parseAnnounce,
+  parseEntry,
+  parseHolder,
+  parseId,
+  parseRecord,
+  parseStatuses,
+  parseWithdraw,
+  recordJson,
+} from "./wire.ts";
+import { object } from "../membership/messages.ts";
+
+/** Milliseconds a lookup waits for the other owners once one has answered with an entry. */
+export const LOOKUP_GRACE = 50;
+
+/** Options of {@link EmbeddedDirectory}. */
+export interface EmbeddedDirectoryOptions {
+  /** The membership: its live members own entries, and its changes move them. */
+  readonly members: Members;
+  /** How directory messages reach other members: `HttpClusterTransport` with the cluster token. */
+  readonly transport: ClusterTransport;
+  /** Owners of each entry. Default 2. */
+  readonly replicas?: number;
+  /** Milliseconds a directory request may take. Default 5000. */
+  readonly requestTimeout?: number;
+  /** Milliseconds to let membership changes settle before announcing again. Default 200. */
+  readonly settle?: number;
+  /** Milliseconds a removed object's content is refused if announced again. Default 60 s. */
+  readonly tombstoneTtl?: number;
+  /** The clock. Default: the system's. */
+  readonly timers?: Timers;
+  /** Where failures go. Default: nowhere. */
+  readonly log?: (message: string) => void;
+}
+
+/** Counts for `/metrics` and tests. */
+export interface EmbeddedDirectoryStats {
+  /** Entries this member keeps as an owner. */
+  readonly entries: number;
+  /** Objects this member announced as their holder. */
+  readonly held: number;
+  /** Entries announced again after membership changes. */
+  readonly reannounced: number;
+}
+
+interface Held {
+  readonly record: ContentRecord;
+  readonly holder: Holder;
+  /** The owners it was last announced to. */
+  owners: readonly string[];
+  /** The least weight among them; -Infinity while there are fewer than `replicas`. */
+  floor: number;
+}
+
+/**
+ * The embedded directory: {@link Directory} over the members' own memory.
+ *
+ * @example Wire it to a membership and serve its routes
+ * ```ts ignore
+ * const directory = new EmbeddedDirectory({ members: membership, transport });
+ * // `POST /v1/cluster/directory/<kind>` → directory.handle(kind, body)
+ * await directory.announce(record, { node: membership.self, address: membership.address });
+ * const entry = await directory.lookup(record.id);
+ * ```
+ */
+export class EmbeddedDirectory implements Directory {
+  readonly #members: Members;
+  readonly #transport: ClusterTransport;
+  readonly #replicas: number;
+  readonly #timeout: number;
+  readonly #settle: number;
+  readonly #removalListeners = new Set<(removal: Removal) => void>();
+  readonly #timers: Timers;
+  readonly #log: (message: string) => void;
+  readonly #store: EntryStore;
+  readonly #held = new Map<string, Held>();
+  readonly #abort = new AbortController();
+  readonly #tasks = new Set<Promise<unknown>>();
+  readonly #unsubscribe: () => void;
+  #pass: TimerHandle | undefined;
+  /** Members that became alive, or left the live set, since the last pass. */
+  readonly #joined = new Set<string>();
+  readonly #departed = new Set<string>();
+  /** The last pass could not reach an owner: the next one looks at every object. */
+  #retry = false;
+  #reannounced = 0;
+  #closed = false;
+
+  /**
+   * Creates the directory of a member; it follows the membership at once.
+   *
+   * @param options The membership, transport, replicas and timing.
+   */
+  constructor(options: EmbeddedDirectoryOptions) {
+    this.#members = options.members;
+    this.#transport = options.transport;
+    this.#replicas = options.replicas ?? 2;
+    if (!Number.isInteger(this.#replicas) || this.#replicas < 1) {
+      throw new RangeError(`Invalid replicas: ${options.replicas}: expected a positive integer`);
+    }
+    this.#timeout = options.requestTimeout ?? 5000;
+    this.#settle = options.settle ?? 200;
+    this.#timers = options.timers ?? systemTimers;
+    this.#log = options.log ?? (() => {});
+    this.#store = new EntryStore(this.#timers, options.tombstoneTtl ?? 60_000);
+    this.#unsubscribe = this.#members.onChange((member) => this.#changed(member));
+  }
+
+  /** Counts of entries kept and objects held. */
+  stats(): EmbeddedDirectoryStats {
+    return { entries: this.#store.size, held: this.#held.size, reannounced: this.#reannounced };
+  }
+
+  /** Prometheus text: entries kept as an owner, objects held, entries announced again. */
+  metricsText(): string {
+    const { entries, held, reannounced } = this.stats();
+    return [
+      "# HELP packice_cluster_directory_entries Directory entries this daemon keeps as an owner.",
+      "# TYPE packice_cluster_directory_entries gauge",
+      `packice_cluster_directory_entries ${entries}`,
+      "# HELP packice_cluster_directory_held Objects this daemon announced as their holder.",
+      "# TYPE packice_cluster_directory_held gauge",
+      `packice_cluster_directory_held ${held}`,
+      "# HELP packice_cluster_directory_reannounced_total Entries announced again after membership changes.",
+      "# TYPE packice_cluster_directory_reannounced_total counter",
+      `packice_cluster_directory_reannounced_total ${reannounced}`,
+      "",
+    ].join("\n");
+  }
+
+  /** The live members that own the entry of `id`, highest weight first. */
+  owners(id: string): Member[] {
+    const live = this.#members.live();
+    const chosen = owners(id, live.map((m) => m.node), this.#replicas);
+    return chosen.map((node) => live.find((m) => m.node === node)!);
+  }
+
+  /**
+   * Records `holder` as holding `record`'s content, on every owner.
+   *
+   * @param options `existing`: only join an entry of the same content (a fetched copy).
+   * @throws {ConflictError} When an owner has other content under the id.
+   * @throws {NotFoundError} When the content was just removed cluster-wide, or
+   *   with `existing` when no owner has an entry to join.
+   * @throws {StoreUnavailableError} When no owner could be reached.
+   */
+  async announce(
+    record: ContentRecord,
+    holder: Holder,
+    options: AnnounceOptions = {},
+  ): Promise<void> {
+    this.#open();
+    const item = { ...checked(record, holder), existing: options.existing === true };
+    const targets = this.owners(record.id);
+    const statuses = await Promise.all(targets.map((owner) => this.#announceTo(owner, [item])));
+    const reached = statuses.filter((s) => s !== undefined).map((s) => s![0]!);
+    const refused = reached.includes("conflict") || reached.includes("removed");
+    if (refused) {
+      // Undo where it was taken, so no owner keeps a holder the others refused.
+      await Promise.all(
+        targets.map((owner, i) =>
+          statuses[i]?.[0] === "ok" && this.#withdrawAt(owner, record.id, holder.node)
+        ),
+      );
+    }
+    if (reached.includes("conflict")) {
+      const current = await this.lookup(record.id).catch(() => undefined);
+      throw new ConflictError(
+        `Cannot announce object ${record.id} with digest ${record.digest}: the directory holds ${
+          current?.digest ?? "other content"
+        } under this id`,
+      );
+    }
+    if (reached.includes("removed")) {
+      throw new NotFoundError(`Cannot announce object ${record.id}: it was just deleted`);
+    }
+    if (reached.length > 0 && !reached.includes("ok")) {
+      throw new NotFoundError(`Cannot announce object ${record.id}: no entry to join`);
+    }
+    if (reached.length === 0) {
+      throw new StoreUnavailableError(
+        `Cannot announce object ${record.id}: none of its owners answered (${
+          targets.map((t) => t.node).join(", ")
+        })`,
+      );
+    }
+    if (holder.node === this.#members.self) {
+      this.#held.set(record.id, {
+        record: item.record,
+        holder: item.holder,
+        ...this.#ownersOf(record.id, targets.map((t) => t.node)),
+      });
+    }
+  }
+
+  /** Removes `node` as a holder of `id` on every owner. */
+  async withdraw(id: string, node: string): Promise<void> {
+    this.#open();
+    if (node === this.#members.self) this.#held.delete(id);
+    const results = await Promise.all(
+      this.owners(id).map((owner) => this.#withdrawAt(owner, id, node)),
+    );
+    if (!results.includes(true)) {
+      throw new StoreUnavailableError(`Cannot withdraw object ${id}: no owner answered`);
+    }
+  }
+
+  /**
+   * The entry of `id` from its owners, with the holders that are live members;
+   * undefined when no live member holds it. Once one owner has answered with
+   * an entry, the others get {@link LOOKUP_GRACE} ms more, so an owner that
+   * hangs (paused, overloaded) does not hold the lookup up.
+   *
+   * @throws {StoreUnavailableError} When no owner could be reached.
+   */
+  async lookup(id: string): Promise<DirectoryEntry | undefined> {
+    this.#open();
+    const targets = this.owners(id);
+    const answers = await this.#answers(targets.map((owner) => this.#lookupAt(owner, id)));
+    const reached = answers.filter((a) => a !== null);
+    if (targets.length > 0 && reached.length === 0) {
+      throw new StoreUnavailableError(`Cannot look up object ${id}: no owner answered`);
+    }
+    // The first owner's content wins; holders of the same content are merged.
+    const first = reached.find((a) => a !== undefined);
+    if (first === undefined) return undefined;
+    const live = new Set(this.#members.live().map((m) => m.node));
+    const holders = new Map<string, Holder>();
+    for (const answer of reached) {
+      if (answer?.digest !== first.digest) continue;
+      for (const holder of answer.holders) {
+        if (live.has(holder.node)) holders.set(holder.node, holder);
+      }
+    }
+    if (holders.size === 0) return undefined;
+    return { ...recordJson(first), holders: [...holders.values()] };
+  }
+
+  /**
+   * Forgets `id` cluster-wide: its owners drop the entry (and refuse its
+   * content for a while), then every holder is told to drop its copy.
+   */
+  async remove(id: string): Promise<void> {
+    this.#open();
+    const removed = await Promise.all(
+      this.owners(id).map((owner) => this.#call(owner, "remove", { id }).catch(() => undefined)),
+    );
+    const holders = new Map<string, { holder: Holder; digest: string }>();
+    for (const reply of removed) {
+      if (reply === undefined) continue;
+      const entry = object(reply, "remove reply").entry;
+      if (entry === null || entry === undefined) continue;
+      const parsed = parseEntry(entry);
+      for (const holder of parsed.holders) {
+        holders.set(holder.node, { holder, digest: parsed.digest });
+      }
+    }
+    const mine = this.#held.get(id);
+    if (mine !== undefined) {
+      holders.set(this.#members.self, { holder: mine.holder, digest: mine.record.digest });
+    }
+    await Promise.all(
+      [...holders.values()].map(({ holder, digest }) =>
+        this.#dropAt(holder, id, digest).catch((error) =>
+          this.#log(`Cannot tell ${holder.node} to drop ${id}: ${error.message}`)
+        )
+      ),
+    );
+  }
+
+  /**
+   * Calls `listener` for each removal of content this member holds, so it
+   * drops its copy. Returns the unsubscribe.
+   */
+  onRemove(listener: (removal: Removal) => void): () => void {
+    this.#removalListeners.add(listener);
+    return () => this.#removalListeners.delete(listener);
+  }
+
+  /** Stops listening to the membership and ends requests under way. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe();
+    this.#removalListeners.clear();
+    if (this.#pass !== undefined) this.#timers.clearTimeout(this.#pass);
+    this.#abort.abort();
+    await Promise.allSettled([...this.#tasks]);
+  }
+
+  /** Closes, as {@link EmbeddedDirectory.close} does. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
+   * Answers a directory message from another member: `announce`,
+   * `withdraw`, `lookup`, `remove` or `drop`.
+   *
+   * @throws {ProtocolError} For a malformed message (nothing of it applied).
+   */
+  handle(path: string, body: unknown): Promise<unknown> {
+    try {
+      return Promise.resolve(this.#answer(path, body));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #answer(path: string, body: unknown): unknown {
+    switch (path) {
+      case "announce":
+        return {
+          statuses: parseAnnounce(body).map(({ record, holder, existing }) =>
+            this.#store.announce(record, holder, existing)
+          ),
+        };
+      case "withdraw":
+        for (const { id, node } of parseWithdraw(body)) this.#store.withdraw(id, node);
+        return {};
+      case "lookup": {
+        const entry = this.#store.lookup(parseId(body, "lookup").id);
+        return { entry: entry === undefined ? null : entryJson(entry) };
+      }
+      case "remove": {
+        const { id } = parseId(body, "remove");
+        const entry = this.#store.remove(id, this.#held.get(id)?.record.digest);
+        return { entry: entry === undefined ? null : entryJson(entry) };
+      }
+      case "drop": {
+        const { id, digest } = parseId(body, "drop");
+        this.#drop(id, digest);
+        return {};
+      }
+      default:
+        throw new NotFoundError(`No directory route: ${path}`);
+    }
+  }
+
+  #open(): void {
+    if (this.#closed) throw new StoreUnavailableError("The cluster directory is closed");
+  }
+
+  #drop(id: string, digest: string | undefined): void {
+    const mine = this.#held.get(id);
+    if (digest !== undefined && mine !== undefined && mine.record.digest !== digest) return;
+    this.#held.delete(id);
+    if (digest === undefined) return;
+    for (const listener of this.#removalListeners) {
+      try {
+        listener({ id, digest });
+      } catch (error) {
+        this.#log(`A removal listener failed: ${(error as Error)?.message ?? error}`);
+      }
+    }
+  }
+
+  /** Sends to `owner`, or answers locally when the owner is this member. */
+  async #call(owner: Member | Holder, path: string, body: unknown): Promise<unknown> {
+    if (owner.node === this.#members.self) return await this.handle(path, body);
+    const task = this.#transport.send(
+      owner.address,
+      `directory/${path}`,
+      body,
+      this.#timeout,
+      this.#abort.signal,
+    );
+    this.#tasks.add(task);
+    const forget = () => this.#tasks.delete(task);
+    task.then(forget, forget);
+    return await task;
+  }
+
+  /** The statuses of a batch at one owner, or undefined when it could not be reached. */
+  async #announceTo(owner: Member, items: AnnounceItem[]): Promise<AnnounceStatus[] | undefined> {
+    try {
+      const reply = await this.#call(owner, "announce", {
+        items: items.map(({ record, holder, existing }) => ({
+          record: recordJson(record),
+          holder: holderJson(holder),
+          ...(existing === true ? { existing } : {}),
+        })),
+      });
+      return parseStatuses(reply, items.length);
+    } catch (error) {
+      this.#log(`Cannot announce to ${owner.node}: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  async #withdrawAt(owner: Member, id: string, node: string): Promise<boolean> {
+    try {
+      await this.#call(owner, "withdraw", { items: [{ id, node }] });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The owner's entry, undefined when it has none, null when it could not be reached. */
+  async #lookupAt(owner: Member, id: string): Promise<DirectoryEntry | undefined | null> {
+    try {
+      const entry = object(await this.#call(owner, "lookup", { id }), "lookup reply").entry;
+      return entry === null || entry === undefined ? undefined : parseEntry(entry);
+    } catch (error) {
+      this.#log(`Cannot look up ${id} at ${owner.node}: ${(error as Error).message}`);
+      return null;
+    }
+  }
+
+  /**
+   * The owners' answers, in owner order: all of them, or those in by
+   * {@link LOOKUP_GRACE} ms after the first entry (the rest count as unreached).
+   */
+  async #answers(
+    pending: Promise<DirectoryEntry | undefined | null>[],
+  ): Promise<Array<DirectoryEntry | undefined | null>> {
+    const answers: Array<DirectoryEntry | undefined | null> = pending.map(() => null);
+    const { promise: enough, resolve } = Promise.withResolvers<void>();
+    let timer: TimerHandle | undefined;
+    let left = pending.length;
+    if (left === 0) resolve();
+    pending.forEach((answer, i) =>
+      answer.then((value) => {
+        answers[i] = value;
+        if (--left === 0) resolve();
+        else if (value && timer === undefined) {
+          timer = this.#timers.setTimeout(resolve, LOOKUP_GRACE);
+        }
+      })
+    );
+    await enough;
+    if (timer !== undefined) this.#timers.clearTimeout(timer);
+    return [...answers];
+  }
+
+  async #dropAt(holder: Holder, id: string, digest: string): Promise<void> {
+    if (holder.node === this.#members.self) return this.#drop(id, digest);
+    await this.#call(holder, "drop", { id, digest });
+  }
+
+  /** The owners of `id` and the least weight among them. */
+  #ownersOf(id: string, chosen: readonly string[]): { owners: string[]; floor: number } {
+    const floor = chosen.length < this.#replicas
+      ? -Infinity
+      : Math.min(...chosen.map((node) => weight(node, id)));
+    return { owners: [...chosen], floor };
+  }
+
+  /** A member changed: owners forget a departed holder; holders announce again, once things settle. */
+  #changed(member: Member): void {
+    if (this.#closed || member.node === this.#members.self) return;
+    if (member.state === "dead" || member.state === "left") {
+      this.#store.dropHolder(member.node);
+      this.#joined.delete(member.node);
+      this.#departed.add(member.node);
+    } else if (member.state === "alive") {
+      this.#departed.delete(member.node);
+      this.#joined.add(member.node);
+    } else {
+      return; // A suspect is still live: no owner changes.
+    }
+    this.#schedulePass(this.#settle);
+  }
+
+  #schedulePass(delay: number): void {
+    if (this.#pass !== undefined) this.#timers.clearTimeout(this.#pass);
+    this.#pass = this.#timers.setTimeout(() => {
+      this.#pass = undefined;
+      const task = this.#reannounce().catch((error) =>
+        this.#log(`Re-announce failed: ${error.message}`)
+      );
+      this.#tasks.add(task);
+      task.finally(() => this.#tasks.delete(task));
+    }, delay);
+  }
+
+  /**
+   * Announces each held object whose owners changed to its new owners, and
+   * forgets owned entries this member no longer owns (their holders announce
+   * them to the new owners). Only objects a change can move are looked at:
+   * those a departed member owned, and those a newcomer outweighs an owner of.
+   */
+  async #reannounce(): Promise<void> {
+    const joined = [...this.#joined];
+    const departed = new Set(this.#departed);
+    this.#joined.clear();
+    this.#departed.clear();
+    const full = this.#retry;
+    this.#retry = false;
+    const live = this.#members.live();
+    const nodes = live.map((m) => m.node);
+    const byNode = new Map(live.map((m) => [m.node, m]));
+    const batches = new Map<string, AnnounceItem[]>();
+    const moved: Array<[Held, string[]]> = [];
+    for (const held of this.#held.values()) {
+      const id = held.record.id;
+      const touched = full || held.owners.some((node) => departed.has(node)) ||
+        joined.some((node) => weight(node, id) > held.floor);
+      if (!touched) continue;
+      const now = owners(id, nodes, this.#replicas);
+      const fresh = now.filter((node) => !held.owners.includes(node));
+      if (fresh.length === 0 && now.length === held.owners.length) continue;
+      moved.push([held, now]);
+      for (const node of fresh) {
+        let batch = batches.get(node);
+        if (batch === undefined) batches.set(node, batch = []);
+        batch.push({ record: held.record, holder: held.holder });
+      }
+    }
+    const self = this.#members.self;
+    for (const id of this.#store.ids()) {
+      const mine = weight(self, id);
+      if (!joined.some((node) => weight(node, id) > mine)) continue;
+      if (!owners(id, nodes, this.#replicas).includes(self)) this.#store.forget(id);
+    }
+    const failed = new Set<string>();
+    await Promise.all([...batches].map(async ([node, items]) => {
+      for (let at = 0; at < items.length; at += MAX_BATCH) {
+        const batch = items.slice(at, at + MAX_BATCH);
+        const statuses = await this.#announceTo(byNode.get(node)!, batch);
+        if (statuses === undefined) {
+          failed.add(node);
+          return;
+        }
+        this.#reannounced += batch.length;
+        statuses.forEach((status, i) => {
+          if (status === "removed") {
+            const { id, digest } = batch[i]!.record;
+            this.#drop(id, digest);
+          }
+        });
+      }
+    }));
+    for (const [held, now] of moved) {
+      // An owner that did not answer is tried again by the next pass.
+      Object.assign(held, this.#ownersOf(held.record.id, now.filter((node) => !failed.has(node))));
+    }
+    if (failed.size > 0 && !this.#closed) {
+      this.#retry = true;
+      this.#schedulePass(Math.max(1000, this.#settle));
+    }
+  }
+}
+
+/** Checks an announce from this process's caller, as a receiving owner would. */
+function checked(record: ContentRecord, holder: Holder): AnnounceItem {
+  try {
+    return {
+      record: parseRecord(recordJson(record)),
+      holder: parseHolder(holderJson(holder)),
+    };
+  } catch (error) {
+    throw new InvalidArgumentError(`Invalid announce: ${(error as Error).message}`);
+  }
+}
