@@ -69,6 +69,8 @@ export class Fetcher {
   readonly #signal: AbortSignal;
   readonly #later: (work: Promise<void>) => void;
 
+  /** Withdrawals of dead holders under way, by `id node`. */
+  readonly #withdrawing = new Set<string>();
   /** Transfers under way, by id: their verified pieces are served to others. */
   readonly #partials = new Map<string, Transfer>();
 
@@ -269,8 +271,14 @@ export class Fetcher {
     if (holder.node === this.#node) return false;
     const state = this.#members?.list().find((member) => member.node === holder.node)?.state;
     if (state !== "dead" && state !== "left") return true;
+    // Transfers look holders up again and again: one withdrawal at a time.
+    const key = `${id} ${holder.node}`;
+    if (this.#withdrawing.has(key)) return false;
+    this.#withdrawing.add(key);
     this.#counts.cluster_withdrawn_total++;
-    this.#later(this.#directory.withdraw(id, holder.node));
+    this.#later(
+      this.#directory.withdraw(id, holder.node).finally(() => this.#withdrawing.delete(key)),
+    );
     return false;
   }
 
