@@ -62,3 +62,45 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "the endgame asks a second source for a straggling piece and cancels the loser",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir({ prefix: "packice-swarm-" });
+    try {
+      await using a = await startClusterDaemon(redis.url, dir, "a");
+      await using b = await startClusterDaemon(redis.url, dir, "b");
+      await using c = await startClusterDaemon(redis.url, dir, "c");
+      const bytes = pattern(32 << 20, 9);
+      {
+        await using client = await connect(a.socket);
+        await client.put(bytes, { id: "tail" });
+      }
+      {
+        await using client = await connect(b.socket);
+        using handle = await client.get("tail");
+        assert(sameBytes(handle.bytes, bytes));
+      }
+      // a at 1 MiB/s: a piece of 4 MiB from it alone would take 4 s.
+      await using slow = startProxy(a.url, { rate: 1 << 20 });
+      await using fast = startProxy(b.url);
+      await redis.command("HDEL", entry("tail"), "@a", "@b");
+      await redis.command("HSET", entry("tail"), "@a", slow.url, "@b", fast.url);
+      await using client = await connect(c.socket);
+      const started = performance.now();
+      using handle = await client.get("tail");
+      const seconds = (performance.now() - started) / 1000;
+      assert(sameBytes(handle.bytes, bytes));
+      assert(ranges(slow).length >= 1, "the slow source was asked");
+      assert(seconds < 3, `${seconds} s: the straggling pieces waited for the slow source`);
+      const metrics = await c.metrics();
+      // The slow source's pieces came from the fast one too: at most their few bytes twice.
+      assert(metrics.cluster_fetch_bytes_total! < bytes.length + (4 << 20));
+      assertEquals(metrics.cluster_fetches_total, 1);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
