@@ -93,6 +93,8 @@ export class Transfer {
   readonly #failures: string[] = [];
   /** Pieces before this one are verified and in the whole hash. */
   #hashed = 0;
+  /** Sources running now. */
+  #sources = 0;
   #changed = Promise.withResolvers<void>();
 
   /**
@@ -173,9 +175,11 @@ export class Transfer {
             active.delete(key);
             stops.delete(source.stop);
             running.delete(done);
+            this.#sources = running.size;
             this.#pulse();
           });
           running.add(done);
+          this.#sources = running.size;
         }
         if (running.size === 0) break;
         // Sources end when nothing is missing or when they fail; partial ones gain pieces.
@@ -338,7 +342,8 @@ export class Transfer {
       if (!verified || this.#picker.done(piece)) return;
       if (duplicate) this.#view.set(target, start);
       for (const other of requests) if (other !== cancel) other.abort();
-      slow = source.speed.record(length, performance.now() - began);
+      // Far behind its own mean: given up only while other sources remain.
+      slow = source.speed.record(length, performance.now() - began) && this.#sources > 1;
     } finally {
       requests.delete(cancel);
       if (requests.size === 0) this.#requests.delete(piece);
