@@ -10,7 +10,7 @@ import { sleep } from "../transport/rate_limit.ts";
 import type { Acquired, Peer } from "../core/peer.ts";
 import { checkRecord } from "./content.ts";
 import type { ClusterCounts } from "./cluster_metrics.ts";
-import type { ClusterLog } from "./cluster_peer.ts";
+import type { ClusterLog } from "./cluster_options.ts";
 import type { ContentRecord, Directory, Holder } from "./directory.ts";
 import { healthy, metaFrom } from "./holder_http.ts";
 import type { Members } from "./members.ts";

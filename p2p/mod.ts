@@ -23,5 +23,6 @@ export { type Pick, PiecePicker } from "./swarm/piece_picker.ts";
 export { pieceDeadline, type PieceTimeout } from "./swarm/piece_timeout.ts";
 export { SourceSpeed } from "./swarm/source_speed.ts";
 export { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
-export { type ClusterLog, ClusterPeer, type ClusterPeerOptions } from "./cluster_peer.ts";
+export type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
+export { ClusterPeer } from "./cluster_peer.ts";
 export { type Reservation, TransferBudget } from "./swarm/transfer_budget.ts";
