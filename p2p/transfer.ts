@@ -147,7 +147,14 @@ export class Transfer {
         const now = performance.now();
         if ((running.size < maxSources && waiting.length === 0) || now - looked >= REFRESH_MS) {
           looked = now;
-          const listed = await sources.more();
+          let listed: readonly Holder[];
+          try {
+            listed = await sources.more();
+          } catch (error) {
+            // The directory away (Redis down): the sources running go on.
+            if (running.size === 0) throw error;
+            listed = [];
+          }
           for (const holder of listed) {
             const source = active.get(sourceKey(holder));
             if (source !== undefined) this.#update(source, holder.pieces);

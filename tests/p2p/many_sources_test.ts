@@ -104,3 +104,36 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "Redis down during a transfer: the transfer already running finishes",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir({ prefix: "packice-swarm-" });
+    try {
+      await using a = await startClusterDaemon(redis.url, dir, "a");
+      await using b = await startClusterDaemon(redis.url, dir, "b");
+      const bytes = pattern(24 << 20, 17);
+      {
+        await using client = await connect(a.socket);
+        await client.put(bytes, { id: "outage" });
+      }
+      // 24 MiB at 16 MiB/s: Redis stops once the first 4 MiB are through.
+      let stopping: Promise<void> | undefined;
+      await using slow = startProxy(a.url, {
+        rate: 16 << 20,
+        onBytes: async (sent) => {
+          if (sent >= 4 << 20) await (stopping ??= redis.stop("SIGKILL"));
+        },
+      });
+      await redis.command("HSET", entry("outage"), "@a", slow.url);
+      await using client = await connect(b.socket);
+      using handle = await client.get("outage");
+      assert(stopping !== undefined, "Redis was stopped midway");
+      assert(sameBytes(handle.bytes, bytes));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
