@@ -1,9 +1,12 @@
 import { ClosedError, InvalidArgumentError } from "../core/errors.ts";
+import { MemfdSpool, storeSpool } from "../backends/memory/spool.ts";
+import { loadNative } from "../native/load.ts";
 import type { Blob } from "../core/blob.ts";
 import { Access } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
-import type { Acquired, Peer } from "../core/peer.ts";
+import type { Acquired, AcquireOptions, Peer } from "../core/peer.ts";
 import type { Meta } from "../core/validate.ts";
+import { metricsOf } from "../core/metrics.ts";
 import { ObjectHandle } from "./object_handle.ts";
 import { ObjectWriter } from "./object_writer.ts";
 
@@ -13,7 +16,12 @@ export interface PutOptions {
   readonly id?: string;
   /** Metadata, a plain JSON object. */
   readonly meta?: Meta;
-  /** TTL in milliseconds of the CREATE lease: an unfinished object expires after it. */
+  /**
+   * The object's time to live in milliseconds, from now: at the deadline it
+   * leaves lookups as a delete does, sealed or not (an unfinished object is
+   * discarded); readers holding it keep their bytes until they close. The
+   * CREATE lease ends at the same deadline. Without it the object stays.
+   */
   readonly ttl?: number;
 }
 
@@ -43,6 +51,23 @@ export interface DirectPut {
    * @returns The sealed object.
    */
   putObject(chunks: readonly Uint8Array[], size: number, options: PutOptions): Promise<ObjectInfo>;
+}
+
+/**
+ * An optional capability of a peer behind a network: store a whole object
+ * whose bytes come from an iterable, one chunk held at a time, in one
+ * request. {@link Client.put} uses it for streams too long to gather.
+ */
+export interface StreamPut {
+  /**
+   * Creates, fills and seals an object.
+   *
+   * @param chunks The bytes, in order, taken one at a time.
+   * @param size Their total length.
+   * @param options Id, metadata and TTL.
+   * @returns The sealed object.
+   */
+  putStream(chunks: Iterable<Uint8Array>, size: number, options: PutOptions): Promise<ObjectInfo>;
 }
 
 /**
@@ -88,10 +113,19 @@ export class Client implements AsyncDisposable {
    */
   async put(data: PutData, options: PutOptions = {}): Promise<string> {
     this.#checkOpen();
+    if (data instanceof ReadableStream) return await this.#putStream(data, options);
     // Bytes need no conversion, nor a turn to wait for one.
     const { chunks, total } = data instanceof Uint8Array
       ? { chunks: [data], total: data.length }
-      : await toChunks(data);
+      : toChunks(data);
+    return await this.#putChunks(chunks, total, options);
+  }
+
+  async #putChunks(
+    chunks: readonly Uint8Array[],
+    total: number,
+    options: PutOptions,
+  ): Promise<string> {
     if (offersDirectPut(this.#peer)) {
       // A peer may keep bytes given up with `transfer`; a user's bytes stay the user's.
       const fields = "transfer" in options ? withoutTransfer(options) : options;
@@ -101,6 +135,60 @@ export class Client implements AsyncDisposable {
     for (const chunk of chunks) await writer.write(chunk);
     await writer.seal();
     return writer.id;
+  }
+
+  /**
+   * Puts a stream of a length not known ahead with bounded memory: the first
+   * {@link SPOOL_AFTER} bytes are gathered in memory, and a longer stream
+   * goes on into a memfd that is never mapped here (see `MemfdSpool`). That
+   * memfd becomes the object's blob without a copy where the peer keeps
+   * blobs in memfds (a local daemon, a `MemoryPeer`), else it is copied in
+   * chunks. Without the native library a stream is gathered in memory.
+   */
+  async #putStream(stream: ReadableStream<Uint8Array>, options: PutOptions): Promise<string> {
+    const reader = stream.getReader();
+    const read = async () => {
+      const next = await reader.read();
+      if (!next.done && !(next.value instanceof Uint8Array)) {
+        throw new InvalidArgumentError("Invalid stream: chunks must be Uint8Array");
+      }
+      return next;
+    };
+    try {
+      const chunks: Uint8Array[] = [];
+      let total = 0;
+      const native = loadNative();
+      for (;;) {
+        const next = await read();
+        if (next.done) return await this.#putChunks(chunks, total, options);
+        chunks.push(next.value);
+        total += next.value.length;
+        if (total > SPOOL_AFTER && native !== undefined) break;
+      }
+      using spool = new MemfdSpool(native!);
+      for (const chunk of chunks.splice(0)) spool.write(chunk);
+      for (let next = await read(); !next.done; next = await read()) spool.write(next.value);
+      return await this.#putSpool(spool, options);
+    } catch (error) {
+      await reader.cancel(error).catch(() => {});
+      throw error;
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  /**
+   * Makes the bytes of a spool an object: its memfd where the peer takes
+   * one, else a copy in chunks, in one request where the peer offers it.
+   */
+  async #putSpool(spool: MemfdSpool, options: PutOptions): Promise<string> {
+    const size = spool.size;
+    const peer = this.#peer as Peer & Partial<StreamPut>;
+    if (typeof peer.putStream === "function") {
+      return (await peer.putStream(spool.chunks(SPOOL_CHUNK), size, options)).id;
+    }
+    const { size: _, ...fields } = createOptions(size, options);
+    return (await storeSpool(this.#peer, spool, options.id, fields, SPOOL_CHUNK)).id;
   }
 
   /**
@@ -130,11 +218,11 @@ export class Client implements AsyncDisposable {
    */
   async create(size: number, options: PutOptions = {}): Promise<ObjectWriter> {
     this.#checkOpen();
-    const acquired = await this.#peer.acquire(options.id, Access.CREATE, {
-      size,
-      ...(options.meta === undefined ? {} : { meta: options.meta }),
-      ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
-    });
+    const acquired = await this.#peer.acquire(
+      options.id,
+      Access.CREATE,
+      createOptions(size, options),
+    );
     return new ObjectWriter(this.#peer, acquired);
   }
 
@@ -165,6 +253,28 @@ export class Client implements AsyncDisposable {
   list(): Promise<ObjectInfo[]> {
     this.#checkOpen();
     return this.#peer.list();
+  }
+
+  /**
+   * The peer's figures by name, without the `packice_` prefix, as `/metrics`
+   * prints them: objects, bytes, capacity, leases, hits, misses, evictions
+   * and expirations of every peer, what the peer adds (tiers), and for a
+   * daemon on a Unix socket its server's counters (`uds_clients`,
+   * `uds_requests_total{op="open"}`, …), or over HTTP what the server's
+   * `/metrics` prints. A name ending in `_total` is a counter.
+   *
+   * @example
+   * ```ts
+   * import { connect } from "@packice/packice";
+   * await using client = await connect();
+   * await client.put("x");
+   * console.log((await client.metrics()).objects); // 1
+   * ```
+   */
+  async metrics(): Promise<Record<string, number>> {
+    this.#checkOpen();
+    const [stats, extra] = await Promise.all([this.#peer.stats(), this.#peer.metrics?.()]);
+    return metricsOf(stats, extra);
   }
 
   /** Closes the client and what it owns. Idempotent. */
@@ -212,9 +322,23 @@ function withoutTransfer(options: PutOptions): PutOptions {
   return fields;
 }
 
+/** The options of the CREATE lease of `put` and `create`: a TTL is the object's and the lease's. */
+function createOptions(size: number, options: PutOptions): AcquireOptions {
+  return {
+    size,
+    ...(options.meta === undefined ? {} : { meta: options.meta }),
+    ...(options.ttl === undefined ? {} : { ttl: options.ttl, objectTtl: options.ttl }),
+  };
+}
+
+/** Bytes of a stream gathered in memory before the rest goes into a memfd. */
+const SPOOL_AFTER = 4 << 20;
+/** Bytes per write when a spool is copied into an object. */
+const SPOOL_CHUNK = 1 << 20;
+
 const encoder = new TextEncoder();
 
-async function toChunks(data: PutData): Promise<{ chunks: Uint8Array[]; total: number }> {
+function toChunks(data: Exclude<PutData, ReadableStream>): { chunks: Uint8Array[]; total: number } {
   if (data instanceof Uint8Array) return { chunks: [data], total: data.length };
   if (data instanceof ArrayBuffer) {
     return { chunks: [new Uint8Array(data)], total: data.byteLength };
@@ -222,18 +346,6 @@ async function toChunks(data: PutData): Promise<{ chunks: Uint8Array[]; total: n
   if (typeof data === "string") {
     const bytes = encoder.encode(data);
     return { chunks: [bytes], total: bytes.length };
-  }
-  if (data instanceof ReadableStream) {
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    for await (const chunk of data) {
-      if (!(chunk instanceof Uint8Array)) {
-        throw new InvalidArgumentError("Invalid stream: chunks must be Uint8Array");
-      }
-      chunks.push(chunk);
-      total += chunk.length;
-    }
-    return { chunks, total };
   }
   throw new InvalidArgumentError(
     "Invalid data: expected Uint8Array, ArrayBuffer, string or ReadableStream",

@@ -23,6 +23,7 @@ const STREAM_CHUNK = 1 << 20;
 export class ObjectHandle implements Disposable, AsyncDisposable {
   readonly #peer: Peer;
   readonly #acquired: Acquired;
+  /** Emptied by {@link ObjectHandle.close}. */
   readonly #bytes: Uint8Array[];
   #closing: Promise<void> | undefined;
 
@@ -113,6 +114,8 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
         const view = this.#bytes[index];
         if (view !== undefined) blobs[index]!.closeView(view);
       }
+      // A copy that cannot be detached (an immutable one) is no longer handed out either.
+      this.#bytes.length = 0;
       this.#closing = this.#peer.release(this.#acquired.lease.id).catch(ignore);
     }
     return this.#closing;

@@ -2,9 +2,11 @@ import type { Blob } from "./blob.ts";
 import type { BlobStore, StoredObject } from "./blob_store.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
+import { Deadlines } from "./deadlines.ts";
 import {
   AlreadyExistsError,
   AlreadySealedError,
+  CapacityExceededError,
   ClosedError,
   InvalidArgumentError,
   NotFoundError,
@@ -15,6 +17,9 @@ import {
 } from "./errors.ts";
 import { Access, type Lease } from "./lease.ts";
 import { type LeaseEnd, type LeaseRecord, leaseRecord, type LeaseStore } from "./lease_store.ts";
+import { isExpired, objectDeadline } from "./lifecycle.ts";
+import { Lru } from "./lru.ts";
+import { type PeerMode, validateMode } from "./mode.ts";
 import type { ObjectInfo } from "./object.ts";
 import { sameContent, totalSize } from "./object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "./peer.ts";
@@ -47,6 +52,12 @@ export interface PeerOptions {
    * sealed object's digest. Without it, digests are computed only on demand.
    */
   readonly digest?: (blobs: readonly Blob[]) => Promise<string>;
+  /**
+   * When a new object does not fit: `"cache"` drops the least recently used
+   * sealed objects that no lease holds until it does, `"store"` refuses it
+   * with a `CapacityExceededError`. Default `"store"`.
+   */
+  readonly mode?: PeerMode;
 }
 
 /** What {@link BasePeer} takes: the stores, and the options every peer shares. */
@@ -70,6 +81,8 @@ interface Holding {
   views: Map<string, Array<[Blob, Uint8Array]>> | undefined;
   /** Settles when a seal in progress is done, so freeing waits for it. */
   sealing: Promise<unknown> | undefined;
+  /** Settles when the bytes are freed, once freeing has started. */
+  freed: Promise<void> | undefined;
 }
 
 /**
@@ -92,6 +105,17 @@ export class BasePeer implements Peer {
   readonly #digesting = new Set<Promise<void>>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  readonly #mode: PeerMode;
+  /** Sealed objects held here from least to most recently read, in cache mode. */
+  readonly #recency = new Lru<Holding>();
+  /** Objects with a TTL, by deadline; one timer waits for the nearest. */
+  readonly #deadlines = new Deadlines<Holding>();
+  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #hits = 0;
+  #misses = 0;
+  #evictions = 0;
+  #expirations = 0;
 
   /**
    * Creates the instance.
@@ -104,6 +128,7 @@ export class BasePeer implements Peer {
     this.#clock = options.clock ?? systemClock;
     this.#node = options.node;
     this.#digest = options.digest;
+    this.#mode = validateMode(options.mode, "store");
     options.leases.attach?.({
       get: (objectId) => sealedInfo(this.#objects.get(objectId)),
       list: () => [...this.#objects.values()].flatMap((holding) => sealedInfo(holding) ?? []),
@@ -136,6 +161,19 @@ export class BasePeer implements Peer {
   protected isIdle(objectId: string, stored: StoredObject): boolean {
     const holding = this.#objects.get(objectId);
     return holding !== undefined && holding.stored === stored && holding.refs === 0;
+  }
+
+  /**
+   * Deletes the incarnation of `objectId` whose bytes are `stored` from
+   * lookups, as a delete does, unless it is no longer the current one; its
+   * bytes are freed once its readers let go. For subclasses that drop
+   * objects to make room.
+   *
+   * @returns Whether it was removed.
+   */
+  protected async drop(objectId: string, stored: StoredObject): Promise<boolean> {
+    const holding = this.#objects.get(objectId);
+    return holding !== undefined && holding.stored === stored && await this.#remove(holding);
   }
 
   /**
@@ -187,14 +225,30 @@ export class BasePeer implements Peer {
     }
     // An id held here was checked when its object was made.
     if (typeof objectId !== "string" || !this.#objects.has(objectId)) validateObjectId(objectId);
-    const lease = leaseRecord(newId(), objectId, access, ttl, this.#clock.now(), this.#node);
-    const info = await this.#leases.grant(objectId, lease);
+    const now = this.#clock.now();
+    const lease = leaseRecord(newId(), objectId, access, ttl, now, this.#node);
+    let info: ObjectInfo;
+    try {
+      info = await this.#leases.grant(objectId, lease);
+    } catch (error) {
+      if (access === Access.READ && error instanceof NotFoundError) this.#misses++;
+      throw error;
+    }
     const holding = this.#objects.get(objectId);
+    if (holding !== undefined && isExpired(holding.info, now)) {
+      await this.#leases.release(lease.id);
+      if (access === Access.READ) this.#misses++;
+      await this.#expireDue();
+      throw new NotFoundError(`No object: ${objectId}`);
+    }
     if (holding === undefined || (access === Access.READ && !this.#serves(holding, info))) {
       await this.#leases.release(lease.id);
+      if (access === Access.READ) this.#misses++;
       throw new NotFoundError(`Object ${objectId} is not held by this peer`);
     }
     if (access === Access.READ) {
+      this.#hits++;
+      if (this.#mode === "cache") this.#recency.refresh(holding);
       for (const blob of holding.stored.blobs) {
         const settling = blob.settled?.();
         if (settling !== undefined) await settling;
@@ -231,12 +285,17 @@ export class BasePeer implements Peer {
     validateSize(size, "size");
     checkOptions(options);
     const ttl = validateTtl(options.ttl);
-    const meta = options.meta === undefined ? {} : { meta: options.meta };
+    // Given to put, a TTL is the object's too: see `objectDeadline`.
+    const fields: AcquireOptions = {
+      size,
+      ...(options.meta === undefined ? {} : { meta: options.meta }),
+      ...(ttl === undefined ? {} : { objectTtl: ttl }),
+    };
     // One chunk given up and the store can keep it: no copy.
     const given = options.transfer === true && chunks.length === 1 && chunks[0]!.length === size
       ? chunks[0]
       : undefined;
-    const { holding, lease, filled } = await this.#begin(options.id, ttl, { size, ...meta }, given);
+    const { holding, lease, filled } = await this.#begin(options.id, ttl, fields, given);
     try {
       const blob = holding.stored.blobs[0]!;
       let at = 0;
@@ -273,12 +332,14 @@ export class BasePeer implements Peer {
     const id = objectId === undefined ? newId() : validateObjectId(objectId);
     const blobSizes = validateBlobSizes(options.size);
     const meta = validateMeta(options.meta);
+    const objectTtl = validateTtl(options.objectTtl);
     const memfds = options.memfds;
     if (memfds !== undefined) checkMemfds(memfds);
     if (memfds !== undefined && this.#blobs.allocateFrom === undefined) {
       throw new UnsupportedError("Cannot take over memfds: this peer keeps no blobs in memfds");
     }
     const now = this.#clock.now();
+    const expiresAt = objectDeadline(now, objectTtl);
     const info: ObjectInfo = {
       id,
       state: "CREATING",
@@ -286,6 +347,7 @@ export class BasePeer implements Peer {
       blobSizes,
       meta,
       createdAt: now,
+      ...(expiresAt === undefined ? {} : { expiresAt }),
     };
     const lease = leaseRecord(newId(), id, Access.CREATE, ttl, now, this.#node);
     try {
@@ -300,11 +362,15 @@ export class BasePeer implements Peer {
     const filled = given !== undefined && memfds === undefined &&
       this.#blobs.allocateFilled !== undefined;
     try {
-      stored = memfds !== undefined
-        ? await this.#blobs.allocateFrom!(info, memfds)
-        : filled
-        ? await this.#blobs.allocateFilled!(info, given!)
-        : await this.#blobs.allocate(info);
+      stored = await this.#withRoom(
+        info,
+        () =>
+          memfds !== undefined
+            ? this.#blobs.allocateFrom!(info, memfds)
+            : filled
+            ? this.#blobs.allocateFilled!(info, given!)
+            : this.#blobs.allocate(info),
+      );
     } catch (error) {
       await this.#leases.release(lease.id).catch(() => {});
       throw error;
@@ -349,8 +415,14 @@ export class BasePeer implements Peer {
     try {
       await sealing;
       holding.sealed = true;
-      const info = await this.#leases.seal(leaseId, { sealedAt });
+      const sealed = await this.#leases.seal(leaseId, { sealedAt });
+      // A shared store may not keep the deadline; this peer does.
+      const expiresAt = holding.info.expiresAt;
+      const info = expiresAt === undefined || sealed.expiresAt !== undefined
+        ? sealed
+        : { ...sealed, expiresAt };
       holding.info = info;
+      if (this.#mode === "cache" && !holding.removed) this.#recency.touch(holding);
       if (this.#digest !== undefined) this.#digestLater(info.id, this.#digest);
       return info;
     } finally {
@@ -388,24 +460,36 @@ export class BasePeer implements Peer {
     this.#checkOpen();
     validateObjectId(objectId);
     const info = await this.#leases.stat(objectId);
-    if (info === undefined) throw new NotFoundError(`No object: ${objectId}`);
+    if (info === undefined || this.#hasExpired(objectId)) {
+      throw new NotFoundError(`No object: ${objectId}`);
+    }
     return info;
   }
 
-  list(): Promise<ObjectInfo[]> {
+  async list(): Promise<ObjectInfo[]> {
     this.#checkOpen();
-    return this.#leases.list();
+    const infos = await this.#leases.list();
+    if (this.#deadlines.size === 0) return infos;
+    return infos.filter((info) => !this.#hasExpired(info.id));
   }
 
   async has(objectId: string): Promise<boolean> {
     this.#checkOpen();
     validateObjectId(objectId);
-    return (await this.#leases.stat(objectId)) !== undefined;
+    return (await this.#leases.stat(objectId)) !== undefined && !this.#hasExpired(objectId);
   }
 
   async stats(): Promise<PeerStats> {
     const counts = await this.#leases.counts();
-    return { ...counts, bytes: this.#bytesHeld, capacity: this.#blobs.capacity };
+    return {
+      ...counts,
+      bytes: this.#bytesHeld,
+      capacity: this.#blobs.capacity,
+      hits: this.#hits,
+      misses: this.#misses,
+      evictions: this.#evictions,
+      expirations: this.#expirations,
+    };
   }
 
   async recordDigest(leaseId: string, digest: string): Promise<void> {
@@ -437,14 +521,16 @@ export class BasePeer implements Peer {
     const holding = this.#objects.get(objectId);
     if (holding === undefined || !holding.sealed) return false;
     holding.removed = true;
+    this.#recency.delete(holding);
     this.#objects.delete(objectId);
     if (holding.refs === 0) this.#free(holding);
     return true;
   }
 
   /**
-   * Ends every lease whose TTL has passed by this peer's clock: an expired
-   * CREATE lease discards its unfinished object. Runs on a timer too.
+   * Ends every lease whose TTL has passed by this peer's clock (an expired
+   * CREATE lease discards its unfinished object), and removes the objects
+   * whose deadline has come (see `objectDeadline`). Runs on timers too.
    *
    * @returns How many leases ended.
    */
@@ -452,6 +538,7 @@ export class BasePeer implements Peer {
     if (this.#closed) return 0;
     const ended = await this.#leases.expire(this.#clock.now());
     for (const end of ended) this.#ended(end);
+    await this.#expireDue();
     return ended.length;
   }
 
@@ -460,6 +547,9 @@ export class BasePeer implements Peer {
     await Promise.all(this.#digesting);
     this.#closed = true;
     clearInterval(this.#sweeper);
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlines.clear();
+    this.#recency.clear();
     const holdings = new Set([...this.#objects.values(), ...this.#held.values()]);
     this.#objects.clear();
     this.#held.clear();
@@ -511,6 +601,7 @@ export class BasePeer implements Peer {
     const holding = this.#objects.get(objectId);
     if (holding === undefined || !holding.sealed) return;
     holding.removed = true;
+    this.#recency.delete(holding);
     this.#objects.delete(objectId);
     if (holding.refs === 0) this.#free(holding);
   }
@@ -539,6 +630,8 @@ export class BasePeer implements Peer {
   #digestLater(objectId: string, digest: (blobs: readonly Blob[]) => Promise<string>): void {
     const work = (async () => {
       const { lease, blobs } = await this.acquire(objectId, Access.READ);
+      // This peer's own read, not a client's: no hit.
+      this.#hits--;
       try {
         await this.recordDigest(lease.id, await digest(blobs));
       } finally {
@@ -559,10 +652,131 @@ export class BasePeer implements Peer {
       sealed: info.state === "SEALED",
       views: undefined,
       sealing: undefined,
+      freed: undefined,
     };
     this.#objects.set(info.id, holding);
     this.#bytesHeld += info.size;
+    if (holding.sealed && this.#mode === "cache") this.#recency.touch(holding);
+    if (info.expiresAt !== undefined) this.#addDeadline(info.expiresAt, holding);
     return holding;
+  }
+
+  /**
+   * Runs `allocate`; in cache mode, when it finds no room, drops the least
+   * recently used idle objects until it does, or throws when dropping every
+   * idle object would not make room.
+   */
+  async #withRoom(info: ObjectInfo, allocate: () => Promise<StoredObject>): Promise<StoredObject> {
+    while (true) {
+      try {
+        return await allocate();
+      } catch (error) {
+        if (
+          this.#mode !== "cache" || !(error instanceof CapacityExceededError) ||
+          !await this.#evictFor(info.size)
+        ) throw error;
+      }
+    }
+  }
+
+  /**
+   * Drops idle sealed objects, least recently read first, until `size` more
+   * bytes fit in the blob store, and waits until their bytes are freed.
+   *
+   * @returns Whether any was dropped; false when all of them would not make room.
+   */
+  async #evictFor(size: number): Promise<boolean> {
+    const { capacity, used } = this.#blobs;
+    if (size > capacity) return false;
+    const needed = used + size - capacity;
+    const victims: Holding[] = [];
+    let found = 0;
+    let steps = this.#recency.size;
+    for (const holding of this.#recency) {
+      if (found >= needed || steps-- <= 0) break;
+      if (
+        holding.refs === 0 && holding.sealed && !holding.removed &&
+        this.#objects.get(holding.info.id) === holding
+      ) {
+        victims.push(holding);
+        found += holding.info.size;
+      }
+    }
+    if (found < needed || victims.length === 0) return false;
+    let dropped = 0;
+    for (const holding of victims) {
+      if (await this.#remove(holding)) {
+        dropped++;
+        this.#evictions++;
+        await holding.freed;
+      }
+    }
+    return dropped > 0;
+  }
+
+  /**
+   * Removes an incarnation from lookups as a delete does, through a WRITE
+   * lease of its own, unless it is no longer the current one. Its bytes are
+   * freed once its readers let go.
+   */
+  async #remove(holding: Holding): Promise<boolean> {
+    const id = holding.info.id;
+    if (this.#objects.get(id) !== holding) return false;
+    const lease = leaseRecord(newId(), id, Access.WRITE, undefined, this.#clock.now(), this.#node);
+    try {
+      await this.#leases.grant(id, lease);
+    } catch {
+      return false; // Deleted meanwhile.
+    }
+    if (this.#objects.get(id) !== holding || this.#closed) {
+      await this.#leases.release(lease.id).catch(() => {});
+      return false;
+    }
+    this.#count(holding, lease);
+    try {
+      this.#ended(await this.#leases.discard(lease.id));
+      return true;
+    } catch {
+      await this.release(lease.id).catch(() => {});
+      return false;
+    }
+  }
+
+  /** Whether the object under `objectId` held here has passed its deadline; starts its removal. */
+  #hasExpired(objectId: string): boolean {
+    const holding = this.#objects.get(objectId);
+    if (holding === undefined || !isExpired(holding.info, this.#clock.now())) return false;
+    this.#expireDue().catch(() => {});
+    return true;
+  }
+
+  #addDeadline(at: number, holding: Holding): void {
+    this.#deadlines.add(at, holding);
+    if (at < this.#timerAt) this.#armDeadlines();
+  }
+
+  /** Sets the one timer for the nearest deadline. */
+  #armDeadlines(): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
+    this.#timerAt = this.#deadlines.next ?? Infinity;
+    if (this.#timerAt === Infinity || this.#closed) return;
+    const delay = Math.min(Math.max(this.#timerAt - this.#clock.now(), 0), 2 ** 31 - 1);
+    const timer = setTimeout(() => {
+      this.#deadlineTimer = undefined;
+      this.#expireDue().catch(() => {});
+    }, delay);
+    Deno.unrefTimer(timer);
+    this.#deadlineTimer = timer;
+  }
+
+  /** Removes every object whose deadline has come, then waits for the next. */
+  async #expireDue(): Promise<void> {
+    const due = this.#deadlines.due(this.#clock.now());
+    this.#armDeadlines();
+    for (const holding of due) {
+      if (!holding.removed && await this.#remove(holding)) this.#expirations++;
+    }
   }
 
   /** Records a new lease on `holding`. */
@@ -594,6 +808,7 @@ export class BasePeer implements Peer {
       const target = holding ?? current;
       if (target !== undefined && (holding === undefined || current === holding)) {
         target.removed = true;
+        this.#recency.delete(target);
         this.#objects.delete(end.removed.id);
         if (target.refs === 0) this.#free(target);
       }
@@ -611,7 +826,7 @@ export class BasePeer implements Peer {
     this.#closeViews(holding);
     this.#bytesHeld -= holding.info.size;
     const free = () => this.#blobs.free(holding.stored);
-    (holding.sealing ? holding.sealing.then(free, free) : free()).catch(() => {});
+    holding.freed = (holding.sealing ? holding.sealing.then(free, free) : free()).catch(() => {});
   }
 
   #closeViews(holding: Holding): void {

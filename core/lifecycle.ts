@@ -71,6 +71,27 @@ export function checkLive(lease: LeaseRecord, now: number): LeaseRecord {
   return lease;
 }
 
+/**
+ * The deadline of an object given a time to live at create: the TTL counts
+ * from the create, whether the object is sealed by then or not, as a Redis
+ * `SET key value PX ttl` does. At its deadline the object leaves lookups as a
+ * delete does (an unfinished one is discarded); readers that hold a lease on
+ * it keep its bytes until they release it. `Client.put` and `Client.create`
+ * give their `ttl` both to the object and to the CREATE lease.
+ *
+ * @param createdAt When the object was created, in epoch milliseconds.
+ * @param ttl Its time to live in milliseconds; undefined for an object that stays.
+ * @returns The deadline in epoch milliseconds, or undefined.
+ */
+export function objectDeadline(createdAt: number, ttl: number | undefined): number | undefined {
+  return ttl === undefined ? undefined : createdAt + ttl;
+}
+
+/** An object with a deadline has expired at it: lookups no longer find it. */
+export function isExpired(info: ObjectInfo, now: number): boolean {
+  return info.expiresAt !== undefined && info.expiresAt <= now;
+}
+
 /** Ending a CREATE lease of an unsealed object abandons the object. */
 export function endRemovesObject(lease: LeaseRecord, info: ObjectInfo | undefined): boolean {
   return lease.access === Access.CREATE && info !== undefined && info.state === "CREATING";

@@ -14,4 +14,6 @@ export type * from "./blob_store.ts";
 export type * from "./peer.ts";
 export * from "./lease_store.ts";
 export * from "./lifecycle.ts";
+export * from "./mode.ts";
+export * from "./metrics.ts";
 export * from "./base_peer.ts";

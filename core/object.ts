@@ -19,6 +19,12 @@ export interface ObjectInfo {
   readonly createdAt: number;
   /** When the object was sealed, in epoch milliseconds. */
   readonly sealedAt?: number;
+  /**
+   * When the object leaves lookups, in epoch milliseconds: its create time
+   * plus the TTL it was created with (see `objectDeadline`); absent for an
+   * object that stays until deleted.
+   */
+  readonly expiresAt?: number;
   /** A digest of the content, where the peer has computed one. */
   readonly digest?: string;
   /** The tier that holds the bytes, for peers with tiers. */

@@ -7,6 +7,12 @@ import type { Meta } from "./validate.ts";
 export interface AcquireOptions {
   /** Lease time to live in milliseconds; without it the lease lasts until released. */
   readonly ttl?: number;
+  /**
+   * CREATE only: the object's time to live in milliseconds, counted from the
+   * create; at `createdAt + objectTtl` the object leaves lookups, sealed or
+   * not (see `objectDeadline`). Without it the object stays until deleted.
+   */
+  readonly objectTtl?: number;
   /** CREATE only: the object's size in bytes, or the size of each of its blobs. */
   readonly size?: number | readonly number[];
   /** CREATE only: the object's metadata, a plain JSON object. */
@@ -45,12 +51,17 @@ export interface PeerStats {
   readonly bytes: number;
   /** The most bytes the peer may hold. */
   readonly capacity: number;
-  /** Reads served from the fastest tier, for peers with tiers; absent means 0. */
+  /** READ leases granted; for peers with tiers, those served from the fastest tier. Absent means 0. */
   readonly hits?: number;
-  /** Reads that had to go to a slower tier, for peers with tiers; absent means 0. */
+  /**
+   * READ leases asked for objects not found; for peers with tiers, reads that
+   * had to go to a slower tier. Absent means 0.
+   */
   readonly misses?: number;
   /** Objects dropped to make room, for peers that evict; absent means 0. */
   readonly evictions?: number;
+  /** Objects that left lookups at the end of their TTL; absent means 0. */
+  readonly expirations?: number;
 }
 
 /**

@@ -35,6 +35,8 @@ export interface AcquireRequest {
   readonly access: Access;
   /** Lease TTL in milliseconds. */
   readonly ttl?: number;
+  /** CREATE: the object's TTL in milliseconds, from the create (see `objectDeadline`). */
+  readonly objectTtl?: number;
   /** The size, or each blob's size; required by CREATE. */
   readonly size?: number | readonly number[];
   /** Metadata, a plain object; its size is the peer's to check. */
@@ -57,7 +59,7 @@ export interface PutRequest {
   readonly id?: string;
   /** Metadata, a plain object; its size is the peer's to check. */
   readonly meta?: Meta;
-  /** TTL of the CREATE lease while the bytes are written. */
+  /** The object's TTL, from the create (see `objectDeadline`), and its CREATE lease's. */
   readonly ttl?: number;
 }
 
@@ -65,14 +67,14 @@ export interface PutRequest {
 const NO_PUT_OPTIONS: PutRequest = Object.freeze({});
 
 /**
- * Checks ACQUIRE `{ objectId?, access, ttl?, size?, meta?, local? }`.
+ * Checks ACQUIRE `{ objectId?, access, ttl?, objectTtl?, size?, meta?, local? }`.
  *
  * @throws {InvalidArgumentError} When it is not an object or a field is wrong.
  */
 export function acquireRequest(value: unknown): AcquireRequest {
   const request = requestObject(value, "ACQUIRE");
   const access = validateAccess(request.access);
-  const { objectId, ttl, size, meta, local } = request;
+  const { objectId, ttl, objectTtl, size, meta, local } = request;
   if (local !== undefined && typeof local !== "boolean") {
     throw new InvalidArgumentError(`Invalid local: expected true or false, got ${shown(local)}`);
   }
@@ -86,6 +88,7 @@ export function acquireRequest(value: unknown): AcquireRequest {
     ...(objectId === undefined ? {} : { objectId: validateObjectId(objectId) }),
     access,
     ...(ttl === undefined ? {} : { ttl: validateTtl(ttl)! }),
+    ...(objectTtl === undefined ? {} : { objectTtl: validateTtl(objectTtl)! }),
     ...(size === undefined ? {} : { size: sizeOf(size) }),
     ...(meta === undefined ? {} : { meta: metaOf(meta) }),
     ...(local === true ? { local } : {}),

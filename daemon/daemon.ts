@@ -40,11 +40,12 @@ async function peerOver(
   try {
     switch (options.impl) {
       case "mem":
-        return new MemoryPeer({ capacity: options.capacity, ...shared });
+        return new MemoryPeer({ capacity: options.capacity, mode: options.mode, ...shared });
       case "fs":
         return await FileSystemPeer.open({
           dir: options.dataDir!,
           capacity: options.capacity,
+          mode: options.mode,
           ...shared,
         });
       case "tiered":
@@ -169,6 +170,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         ...parseListenAddress(options.http),
         ...(options.token === undefined ? {} : { token: options.token }),
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
+        metrics: () => uds.metrics(),
         routes: member.routes,
         metricsText: () => member.metricsText(),
         maxUploadRate: options.maxUploadRate,
@@ -188,7 +190,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   }
   const budget = options.impl === "tiered"
     ? `hot ${formatSize(options.hot)}, cold ${formatSize(options.cold)}, mode ${options.mode}`
-    : `capacity ${formatSize(options.capacity)}`;
+    : `capacity ${formatSize(options.capacity)}, mode ${options.mode}`;
   log.info(`Peer: ${options.impl}, ${budget}`);
   return { peer, addresses, member: clusterMember, close, [Symbol.asyncDispose]: close };
 }

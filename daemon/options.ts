@@ -62,7 +62,7 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --data-dir DIR       data directory of fs and tiered peers
   --hot SIZE           hot (memory) budget of a tiered peer (default 1GiB)
   --cold SIZE          cold (disk) budget of a tiered peer (default 16GiB)
-  --mode store|cache   a full tiered peer refuses writes, or drops its coldest objects (default cache)
+  --mode cache|store   a full peer drops its least recently read objects, or refuses writes (default cache)
   --http HOST:PORT     also serve HTTP (loopback unless a token is set)
   --token TOKEN        bearer token of the HTTP server (or PACKICE_TOKEN)
   --redis URL          keep leases and the object directory in Redis (redis://, rediss://,

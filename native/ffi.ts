@@ -13,7 +13,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 7;
+export const NATIVE_ABI_VERSION = 8;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -21,6 +21,8 @@ export const symbols = {
   pk_version: { parameters: [], result: "i32" },
   /** int32_t pk_pin(void): keeps the library mapped through dlclose, for `_nb` calls at exit */
   pk_pin: { parameters: [], result: "i32" },
+  /** int32_t pk_report_sealed_writes(void): says why on stderr when a write into a sealed object's read-only mapping ends the process */
+  pk_report_sealed_writes: { parameters: [], result: "i32" },
 
   // memfd
   pk_memfd_create: {

@@ -235,6 +235,9 @@ function open(location: string | URL): Native {
     library.close();
     throw new Error(`${path} cannot be pinned in memory`);
   }
+  // A write into a sealed object's read-only mapping cannot be caught: it is
+  // made to say why before it ends the process. Best effort.
+  library.symbols.pk_report_sealed_writes();
   return { path, symbols: library.symbols };
 }
 

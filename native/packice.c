@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 7
+#define PK_ABI_VERSION 8
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -91,6 +92,131 @@ PK_EXPORT int32_t pk_pin(void) {
   Dl_info self;
   if (dladdr((void *)pk_pin, &self) == 0 || self.dli_fname == NULL) return -ENOENT;
   return dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) == NULL ? -ENOENT : 0;
+}
+
+// ---------------------------------------------------------------------------
+// A last word for a write into a sealed object
+//
+// Sealed objects are mapped read-only, and JS cannot make a write into
+// read-only memory an exception: the process gets SIGSEGV. This handler runs
+// first and, when the fault is a write into a read-only mapping of a Packice
+// memfd, says so on stderr before the process dies of that same SIGSEGV.
+// Every other fault goes to the handler that was installed before (Rust's
+// stack-overflow report, V8's WebAssembly trap handler) or to the default.
+// Only async-signal-safe calls (open, read, write, close, sigaction).
+
+static struct sigaction pk_prior_segv;
+// Lines of /proc/self/maps, in static memory: a fault on an alternate signal
+// stack of a few KiB has no room for them.
+static char pk_maps[8192];
+static volatile sig_atomic_t pk_maps_busy;
+
+static uintptr_t pk_parse_hex(const char **at, const char *end) {
+  uintptr_t value = 0;
+  for (; *at < end; (*at)++) {
+    char c = **at;
+    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) break;
+    value = value * 16 + (uintptr_t)digit;
+  }
+  return value;
+}
+
+// Whether the line of /proc/self/maps in [line, end) maps `addr` read-only
+// from a Packice memfd: "start-end r--s offset dev inode /memfd:packice (deleted)".
+static int pk_sealed_line(const char *line, const char *end, uintptr_t addr) {
+  const char *at = line;
+  uintptr_t start = pk_parse_hex(&at, end);
+  if (at >= end || *at != '-') return 0;
+  at++;
+  uintptr_t stop = pk_parse_hex(&at, end);
+  if (addr < start || addr >= stop || end - at < 5) return 0;
+  if (at[2] == 'w') return 0;
+  static const char name[] = "/memfd:packice";
+  for (const char *p = at; p + sizeof name - 1 <= end; p++) {
+    if (memcmp(p, name, sizeof name - 1) == 0) return 1;
+  }
+  return 0;
+}
+
+static int pk_in_sealed_mapping(uintptr_t addr) {
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  size_t have = 0;
+  int found = 0;
+  for (;;) {
+    ssize_t n = read(fd, pk_maps + have, sizeof pk_maps - have);
+    if (n <= 0) break;
+    have += (size_t)n;
+    char *line = pk_maps;
+    char *newline;
+    while ((newline = memchr(line, '\n', have - (size_t)(line - pk_maps))) != NULL) {
+      if (pk_sealed_line(line, newline, addr)) found = 1;
+      line = newline + 1;
+    }
+    have -= (size_t)(line - pk_maps);
+    memmove(pk_maps, line, have);
+    // A line longer than the buffer: drop it.
+    if (have == sizeof pk_maps) have = 0;
+    if (found) break;
+  }
+  close(fd);
+  return found;
+}
+
+static void pk_say(const char *text) {
+  size_t length = strlen(text);
+  while (length > 0) {
+    ssize_t n = write(2, text, length);
+    if (n <= 0) return;
+    text += n;
+    length -= (size_t)n;
+  }
+}
+
+static void pk_on_segv(int sig, siginfo_t *info, void *context) {
+  if (info != NULL && info->si_code == SEGV_ACCERR && !pk_maps_busy) {
+    pk_maps_busy = 1;
+    int sealed = pk_in_sealed_mapping((uintptr_t)info->si_addr);
+    pk_maps_busy = 0;
+    if (sealed) {
+      char hex[2 + 16 + 1];
+      uintptr_t addr = (uintptr_t)info->si_addr;
+      hex[0] = '0';
+      hex[1] = 'x';
+      for (int i = 0; i < 16; i++) hex[2 + i] = "0123456789abcdef"[(addr >> (60 - 4 * i)) & 15];
+      hex[18] = '\0';
+      pk_say("packice: this process wrote into the read-only memory of a sealed object at ");
+      pk_say(hex);
+      pk_say(": sealed objects are immutable, and the write ends the process with SIGSEGV. "
+             "Copy the bytes first (handle.bytes.slice()) to change them.\n");
+      // The write runs again on return and now ends the process, as it would have.
+      signal(SIGSEGV, SIG_DFL);
+      return;
+    }
+  }
+  if (pk_prior_segv.sa_flags & SA_SIGINFO) {
+    pk_prior_segv.sa_sigaction(sig, info, context);
+  } else if (pk_prior_segv.sa_handler == SIG_DFL || pk_prior_segv.sa_handler == SIG_IGN) {
+    signal(SIGSEGV, SIG_DFL);
+  } else {
+    pk_prior_segv.sa_handler(sig);
+  }
+}
+
+// Installs the handler once per process; native/load.ts calls it when it loads
+// the library. Returns 0, or -errno.
+PK_EXPORT int32_t pk_report_sealed_writes(void) {
+  static int installed;
+  if (installed) return 0;
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_sigaction = pk_on_segv;
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  if (sigaction(SIGSEGV, &action, &pk_prior_segv) < 0) return -errno;
+  installed = 1;
+  return 0;
 }
 
 // ---------------------------------------------------------------------------

@@ -14,7 +14,9 @@ export interface FileSystemPeerOptions extends PeerOptions {
 
 /**
  * A peer that keeps objects as files in a data directory. Sealed objects
- * survive a restart; unfinished ones are removed when the peer opens.
+ * survive a restart; unfinished ones are removed when the peer opens. With
+ * `mode: "cache"` a full peer deletes its least recently read objects that
+ * no lease holds to make room; by default (`"store"`) it refuses new objects.
  *
  * @example Objects outlive the peer
  * ```ts ignore

@@ -7,7 +7,7 @@ import { validateSize } from "../core/validate.ts";
 /** The default capacity of a peer: 4 GiB. */
 export const DEFAULT_CAPACITY = 4 * 1024 ** 3;
 
-/** Options of {@link MemoryPeer}. */
+/** Options of {@link MemoryPeer}; see `PeerOptions.mode` for what a full peer does. */
 export interface MemoryPeerOptions extends PeerOptions {
   /** The most bytes the peer holds. Default {@link DEFAULT_CAPACITY}. */
   readonly capacity?: number;
@@ -21,6 +21,9 @@ export interface MemoryPeerOptions extends PeerOptions {
 /**
  * A peer that keeps objects in memory: each blob a sealed memfd that other
  * processes can map, or plain memory when the native library is unavailable.
+ * With `mode: "cache"` a full peer drops its least recently read objects
+ * that no lease holds to make room; by default (`"store"`) it refuses new
+ * objects with a `CapacityExceededError` instead.
  *
  * @example Create, seal and read an object
  * ```ts
@@ -39,7 +42,7 @@ export class MemoryPeer extends BasePeer {
   /**
    * Creates the instance.
    *
-   * @param options Capacity, lease store and clock.
+   * @param options Capacity, mode, lease store and clock.
    */
   constructor(options: MemoryPeerOptions = {}) {
     const capacity = validateSize(options.capacity ?? DEFAULT_CAPACITY, "capacity");

@@ -6,12 +6,12 @@ import { MemoryLeaseStore } from "../backends/memory_lease_store.ts";
 import { BasePeer, type BasePeerOptions, type PeerOptions } from "../core/base_peer.ts";
 import { systemClock } from "../core/clock.ts";
 import { InvalidArgumentError } from "../core/errors.ts";
+import { validateMode } from "../core/mode.ts";
 import { Access } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, AcquireOptions, PeerStats } from "../core/peer.ts";
 import { validateSize } from "../core/validate.ts";
 import { loadNative } from "../native/load.ts";
-import type { TieredObject } from "./tiered/tiered_object.ts";
 import { TieredBlobStore, type TierMode, type TierStats } from "./tiered/tiered_store.ts";
 
 export type { Tier } from "./tiered/tiered_object.ts";
@@ -119,7 +119,7 @@ export class TieredPeer extends BasePeer {
     this.#hot = hot;
     store.attach({
       isIdle: (object) => this.isIdle(object.id, object),
-      drop: (object) => this.#drop(object),
+      drop: (object) => this.drop(object.id, object),
     });
   }
 
@@ -136,10 +136,7 @@ export class TieredPeer extends BasePeer {
       options.coldCapacity ?? DEFAULT_COLD_CAPACITY,
       "coldCapacity",
     );
-    const mode = options.mode ?? "cache";
-    if (mode !== "store" && mode !== "cache") {
-      throw new InvalidArgumentError(`Invalid mode: ${mode} (one of store, cache)`);
-    }
+    const mode = validateMode(options.mode, "cache");
     const high = fraction(options.highWatermark ?? 0.9, "highWatermark");
     const low = fraction(options.lowWatermark ?? 0.75, "lowWatermark");
     if (low > high) {
@@ -278,22 +275,6 @@ export class TieredPeer extends BasePeer {
   #withTier(info: ObjectInfo): ObjectInfo {
     const object = this.#store.current(info.id);
     return object === undefined ? info : { ...info, tier: object.tier };
-  }
-
-  /** Deletes an idle object from lookups to make room on disk, unless it changed meanwhile. */
-  async #drop(object: TieredObject): Promise<boolean> {
-    let leaseId: string | undefined;
-    try {
-      leaseId = (await super.acquire(object.id, Access.WRITE)).lease.id;
-      if (this.#store.current(object.id) === object) {
-        await this.discard(leaseId);
-        return true;
-      }
-    } catch {
-      // Deleted meanwhile, or the peer is closing: nothing to drop.
-    }
-    if (leaseId !== undefined) await this.release(leaseId).catch(() => {});
-    return false;
   }
 }
 

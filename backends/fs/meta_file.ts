@@ -61,10 +61,11 @@ export async function readSealedObject(dir: string, id: string): Promise<ObjectI
 /** The {@link ObjectInfo} of a sealed object `id` in parsed JSON, or undefined when it is not one. */
 function parseSealedInfo(value: unknown, id: string): ObjectInfo | undefined {
   if (!isRecord(value) || value.id !== id || value.state !== "SEALED") return undefined;
-  const { size, blobSizes, meta, createdAt, sealedAt, digest, tier } = value;
+  const { size, blobSizes, meta, createdAt, sealedAt, expiresAt, digest, tier } = value;
   if (!Array.isArray(blobSizes) || !blobSizes.every(isSize)) return undefined;
   if (size !== totalSize(blobSizes) || !isRecord(meta) || !isTime(createdAt)) return undefined;
   if (sealedAt !== undefined && !isTime(sealedAt)) return undefined;
+  if (expiresAt !== undefined && !isTime(expiresAt)) return undefined;
   if (digest !== undefined && typeof digest !== "string") return undefined;
   if (tier !== undefined && typeof tier !== "string") return undefined;
   return {
@@ -75,6 +76,7 @@ function parseSealedInfo(value: unknown, id: string): ObjectInfo | undefined {
     meta: validateMeta(meta),
     createdAt,
     ...(sealedAt === undefined ? {} : { sealedAt }),
+    ...(expiresAt === undefined ? {} : { expiresAt }),
     ...(digest === undefined ? {} : { digest }),
     ...(tier === undefined ? {} : { tier }),
   };

@@ -16,8 +16,8 @@ let detachable: boolean | undefined;
  * With FFI permission each view is an external buffer over the blob's
  * memory that {@link HeapBlob.closeView} detaches alone; without it views
  * are plain arrays that only seal (the writable ones) and free detach. A
- * view after seal is writable memory too: nothing stops code from writing
- * through it, only {@link HeapBlob.write} refuses.
+ * view after seal is a copy of the bytes made for its reader (immutable where
+ * the runtime allows), so nothing written into it changes the object.
  */
 export class HeapBlob implements Blob {
   /** Size in bytes. */
@@ -49,6 +49,8 @@ export class HeapBlob implements Blob {
    */
   openView(): Uint8Array {
     this.#checkLive("open a view of");
+    // No page of a heap buffer can be made read-only: a reader of sealed bytes gets a copy.
+    if (this.#sealed) return this.#views.openCopy(this.#buffer);
     detachable ??= Deno.permissions.querySync({ name: "ffi" }).state === "granted";
     return detachable ? this.#views.open(this.#buffer) : new Uint8Array(this.#buffer);
   }

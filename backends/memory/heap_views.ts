@@ -1,3 +1,12 @@
+/** An `ArrayBuffer` where the runtime has immutable ones. */
+interface Freezable extends ArrayBuffer {
+  transferToImmutable(): ArrayBuffer;
+}
+
+/** Whether this runtime has immutable `ArrayBuffer`s: Deno 2.9 only with `--v8-flags=--js-immutable-arraybuffer`. */
+const canFreeze = typeof (ArrayBuffer.prototype as Partial<Freezable>).transferToImmutable ===
+  "function";
+
 /**
  * Views of an `ArrayBuffer` that can be detached one by one: each is an
  * external buffer over the same memory (which needs FFI permission), so
@@ -27,6 +36,23 @@ export class HeapViews {
       : Deno.UnsafePointerView.getArrayBuffer(pointer, buffer.byteLength);
     (this.#views ??= new Set()).add(alias);
     return new Uint8Array(alias);
+  }
+
+  /**
+   * Opens a view of a copy of the whole of `buffer`, for a reader of sealed
+   * bytes: nothing written into it reaches `buffer`. Where the runtime has
+   * immutable `ArrayBuffer`s (V8's `--js-immutable-arraybuffer`), the copy is
+   * one, and a write into it throws a `TypeError`; {@link HeapViews.close}
+   * cannot detach such a copy, which the garbage collector frees instead.
+   *
+   * @param buffer The sealed bytes.
+   * @returns A view that {@link HeapViews.close} detaches, where it can.
+   */
+  openCopy(buffer: ArrayBuffer): Uint8Array {
+    const copy = buffer.slice(0);
+    if (canFreeze) return new Uint8Array((copy as Freezable).transferToImmutable());
+    (this.#views ??= new Set()).add(copy);
+    return new Uint8Array(copy);
   }
 
   /**

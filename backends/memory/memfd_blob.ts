@@ -50,7 +50,9 @@ type State = "creating" | "sealed" | "freed";
  *
  * While creating, views are writable; {@link MemfdBlob.seal} detaches them.
  * Views of a sealed large blob come from a read-only mapping: writing into
- * one kills the process with SIGSEGV, like any write to read-only memory.
+ * one kills the process with SIGSEGV, like any write to read-only memory
+ * (the native library prints why first); views of a sealed small blob are
+ * copies, so a write into one changes nothing but that copy.
  *
  * Kernel seals matter only to processes that hold the fd, so they are added
  * when the fd is first handed out: `F_SEAL_GROW | F_SEAL_SHRINK` while
@@ -172,8 +174,9 @@ export class MemfdBlob implements Blob {
   }
 
   /**
-   * Opens a zero-copy view: writable while creating, read-only once sealed
-   * (for a small blob on the heap, an array that nothing stops writing). In
+   * Opens a view: zero-copy and writable while creating; once sealed, a
+   * read-only mapping, or for a small blob on the heap a copy made for this
+   * reader (see `HeapViews.openCopy`). In
    * a recycled memfd, the first view zeroes the old bytes that
    * {@link MemfdBlob.write} has not overwritten, which can take as long as
    * writing the blob.
@@ -183,7 +186,12 @@ export class MemfdBlob implements Blob {
    */
   openView(): Uint8Array {
     this.#checkLive("open a view of");
-    if (this.#heap) return this.#heapViews.open(this.#heap);
+    if (this.#heap) {
+      // No page of a heap buffer can be made read-only: a reader of sealed bytes gets a copy.
+      return this.#state === "sealed"
+        ? this.#heapViews.openCopy(this.#heap)
+        : this.#heapViews.open(this.#heap);
+    }
     this.#zeroStale();
     if (this.#privateSealed()) {
       this.#viewMapping ??= Mapping.map(this.#native, this.#fd, this.size);

@@ -8,11 +8,12 @@ import {
 } from "../../core/errors.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { copyObject } from "./copy.ts";
-import { Lru } from "./lru.ts";
+import { Lru } from "../../core/lru.ts";
+import type { PeerMode } from "../../core/mode.ts";
 import { type Tier, TieredObject } from "./tiered_object.ts";
 
 /** What a tiered peer does when both tiers are full: refuse writes, or drop the coldest objects. */
-export type TierMode = "store" | "cache";
+export type TierMode = PeerMode;
 
 /** Bytes and objects held in one tier. */
 export interface TierUsage {

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Blob } from "../../core/blob.ts";
+import type { MemfdSpool } from "../../backends/memory/spool.ts";
 import { ProtocolError } from "../../core/errors.ts";
 import type { ByteRange } from "./conditional.ts";
 import { HttpStatusError, tooLarge } from "./errors.ts";
@@ -58,12 +59,24 @@ export async function readJson(request: Request, limit: number): Promise<unknown
 
 /**
  * The length of an upload: `Content-Length`, else the `Packice-Size` of a
- * body streamed without one.
+ * body streamed without one; undefined when there is neither and
+ * `unknownOk`, for a server that can spool the body (see {@link spoolBody}).
  *
- * @throws {HttpStatusError} 411 when there is neither, 413 above `limit`.
+ * @throws {HttpStatusError} 411 when there is neither and not `unknownOk`, 413 above `limit`.
  */
-export function uploadLength(request: Request, limit: number): number {
+export function uploadLength(request: Request, limit: number): number;
+export function uploadLength(
+  request: Request,
+  limit: number,
+  unknownOk: boolean,
+): number | undefined;
+export function uploadLength(
+  request: Request,
+  limit: number,
+  unknownOk = false,
+): number | undefined {
   const text = request.headers.get("content-length") ?? request.headers.get(Header.SIZE);
+  if (text === null && unknownOk) return undefined;
   if (text === null) {
     throw new HttpStatusError(
       411,
@@ -74,6 +87,47 @@ export function uploadLength(request: Request, limit: number): number {
   if (!Number.isSafeInteger(length)) throw new ProtocolError(`Invalid upload length: ${text}`);
   if (length > limit) throw tooLarge(`Upload too large: ${length} bytes, the limit is ${limit}`);
   return length;
+}
+
+/**
+ * Appends a request body of a length not declared to a spool as it
+ * arrives, holding one chunk at a time.
+ *
+ * @param body The request body.
+ * @param spool Where the bytes go.
+ * @param limit The most bytes the body may carry.
+ * @throws {HttpStatusError} 413 when the body carries more than `limit` bytes.
+ * @throws {ProtocolError} When the body is cut off.
+ */
+export async function spoolBody(
+  body: ReadableStream<Uint8Array> | null,
+  spool: MemfdSpool,
+  limit: number,
+): Promise<void> {
+  if (body === null) return;
+  const reader = body.getReader();
+  try {
+    while (true) {
+      let next: ReadableStreamReadResult<Uint8Array>;
+      try {
+        next = await reader.read();
+      } catch (error) {
+        throw new ProtocolError(
+          `Upload cut off after ${spool.size} bytes: ${(error as Error).message}`,
+        );
+      }
+      if (next.done) return;
+      if (spool.size + next.value.length > limit) {
+        throw tooLarge(`Upload too large: over the limit of ${limit} bytes`);
+      }
+      spool.write(next.value);
+    }
+  } catch (error) {
+    await reader.cancel(error).catch(() => {});
+    throw error;
+  } finally {
+    reader.releaseLock();
+  }
 }
 
 /**

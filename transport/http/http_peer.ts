@@ -1,11 +1,12 @@
 import type { Blob } from "../../core/blob.ts";
-import type { DirectPut, PutOptions } from "../../client/client.ts";
+import type { DirectPut, PutOptions, StreamPut } from "../../client/client.ts";
 import {
   ClosedError,
   InvalidArgumentError,
   NotFoundError,
   ProtocolError,
   UnknownLeaseError,
+  UnsupportedError,
 } from "../../core/errors.ts";
 import type { Access, Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
@@ -49,7 +50,7 @@ export interface HttpPeerOptions {
  * console.log(new TextDecoder().decode(handle.bytes)); // "hello"
  * ```
  */
-export class HttpPeer implements Peer, DirectPut {
+export class HttpPeer implements Peer, DirectPut, StreamPut {
   readonly #base: string;
   readonly #authorization: string | undefined;
   readonly #client: Deno.HttpClient;
@@ -112,10 +113,14 @@ export class HttpPeer implements Peer, DirectPut {
     options: AcquireOptions = {},
   ): Promise<Acquired> {
     if (objectId !== undefined) validateObjectId(objectId);
+    if (options.memfds !== undefined) {
+      throw new UnsupportedError("Cannot hand over memfds: this peer is behind HTTP");
+    }
     const body: AcquireBody = {
       access,
       ...(objectId === undefined ? {} : { objectId }),
       ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+      ...(options.objectTtl === undefined ? {} : { objectTtl: options.objectTtl }),
       ...(options.size === undefined ? {} : { size: options.size }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
       ...(options.local === true ? { local: true } : {}),
@@ -179,24 +184,51 @@ export class HttpPeer implements Peer, DirectPut {
   }
 
   /**
+   * The server's `/metrics`, by name without the `packice_` prefix (labels
+   * kept, as in `http_requests_total{route="…",status="200"}`): the peer's
+   * own metrics, and what the server counts.
+   */
+  async metrics(): Promise<Record<string, number>> {
+    const response = await this.#fetch("GET", "/metrics", {});
+    const figures: Record<string, number> = {};
+    for (const line of (await response.text()).split("\n")) {
+      // Label values may hold spaces; the value is what follows the last one.
+      const match = /^packice_(.+) (\S+)$/.exec(line);
+      if (match !== null) figures[match[1]!] = Number(match[2]);
+    }
+    return figures;
+  }
+
+  /**
    * Creates, fills and seals an object in one request: `PUT /v1/objects/:id`,
    * or `POST /v1/objects` for a fresh id. {@link Client.put} uses it.
    */
-  async putObject(
+  putObject(
     chunks: readonly Uint8Array[],
     size: number,
     options: PutOptions,
   ): Promise<ObjectInfo> {
-    const headers: Record<string, string> = {};
+    return chunks.length === 1
+      ? this.#upload(chunks[0] as Uint8Array<ArrayBuffer>, {}, options)
+      : this.putStream(chunks, size, options);
+  }
+
+  /**
+   * Creates, fills and seals an object in one request whose body is
+   * streamed from `chunks` as they come, with `Packice-Size`: only a chunk
+   * at a time is held. {@link Client.put} uses it for long streams.
+   */
+  putStream(chunks: Iterable<Uint8Array>, size: number, options: PutOptions): Promise<ObjectInfo> {
+    return this.#upload(ReadableStream.from(chunks), { [Header.SIZE]: String(size) }, options);
+  }
+
+  async #upload(
+    body: BodyInit,
+    headers: Record<string, string>,
+    options: PutOptions,
+  ): Promise<ObjectInfo> {
     if (options.meta !== undefined) headers[Header.META] = headerJson(options.meta);
     if (options.ttl !== undefined) headers[Header.TTL] = String(options.ttl);
-    let body: BodyInit;
-    if (chunks.length === 1) {
-      body = chunks[0] as Uint8Array<ArrayBuffer>;
-    } else {
-      headers[Header.SIZE] = String(size);
-      body = ReadableStream.from(chunks);
-    }
     const path = options.id === undefined
       ? `${API_PREFIX}/objects`
       : objectPath(validateObjectId(options.id));

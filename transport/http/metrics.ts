@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { metricsOf, STATS_METRICS } from "../../core/metrics.ts";
 import type { PeerStats } from "../../core/peer.ts";
 
 /** Upper bounds in seconds of the latency histogram buckets. */
@@ -55,33 +56,18 @@ export class RequestMetrics {
    */
   render(peer: PeerStats, extra: Readonly<Record<string, number>> = {}): string {
     const lines: string[] = [];
-    const metric = (name: string, type: string, help: string, value: number) =>
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
-    metric("packice_objects", "gauge", "Objects in lookups.", peer.objects);
-    metric(
-      "packice_bytes",
-      "gauge",
-      "Bytes held, including deleted objects still read.",
-      peer.bytes,
-    );
-    metric("packice_capacity_bytes", "gauge", "The most bytes the peer may hold.", peer.capacity);
-    metric("packice_leases", "gauge", "Live leases.", peer.leases);
-    metric("packice_hits_total", "counter", "Reads served from the fastest tier.", peer.hits ?? 0);
-    metric(
-      "packice_misses_total",
-      "counter",
-      "Reads that had to go to a slower tier.",
-      peer.misses ?? 0,
-    );
-    metric(
-      "packice_evictions_total",
-      "counter",
-      "Objects dropped to make room.",
-      peer.evictions ?? 0,
-    );
-    for (const [name, value] of Object.entries(extra)) {
-      const type = name.endsWith("_total") ? "counter" : "gauge";
-      metric(`packice_${name}`, type, `The peer's ${name.replaceAll("_", " ")}.`, value);
+    const helps = new Map(STATS_METRICS.map(({ name, help }) => [name, help]));
+    // A family is described once, before its first series: `uds_requests_total{op="open"}`.
+    let family = "";
+    for (const [name, value] of Object.entries(metricsOf(peer, extra))) {
+      const base = name.split("{", 1)[0]!;
+      if (base !== family) {
+        family = base;
+        const help = helps.get(base) ?? `The peer's ${base.replaceAll("_", " ")}.`;
+        const type = base.endsWith("_total") ? "counter" : "gauge";
+        lines.push(`# HELP packice_${base} ${help}`, `# TYPE packice_${base} ${type}`);
+      }
+      lines.push(`packice_${name} ${value}`);
     }
 
     const requests = "packice_http_requests_total";

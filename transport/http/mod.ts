@@ -9,7 +9,9 @@
  * - Routes are listed in `protocol.ts`: JSON control under `/v1`, object bytes
  *   as HTTP bodies streamed both ways. `PUT /v1/objects/:id` stores and seals
  *   an object in one request (`Content-Length`, or `Packice-Size` for a
- *   chunked body; metadata as JSON in `Packice-Meta`). A body cut off or of
+ *   chunked body; metadata as JSON in `Packice-Meta`; its TTL as `?ttl=` or
+ *   `Packice-TTL`). A chunked body of no declared length is gathered in a
+ *   memfd, not in memory, before it becomes the object. A body cut off or of
  *   the wrong length discards the object: nothing half-written is sealed.
  * - `GET /v1/objects/:id` answers `Range` (one range: 206, or 416), `HEAD`,
  *   an `ETag` from the content digest (computed on first need, then kept by

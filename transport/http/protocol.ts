@@ -11,7 +11,7 @@
  * | GET        | `/v1/stats`                       | the peer's counts                                   |
  * | GET        | `/v1/objects`                     | every object, as JSON                               |
  * | POST       | `/v1/objects`                     | create and seal an object under a fresh id          |
- * | PUT        | `/v1/objects/:id`                 | create and seal an object in one request            |
+ * | PUT        | `/v1/objects/:id`                 | create and seal in one request; `?ttl=` its TTL     |
  * | GET, HEAD  | `/v1/objects/:id`                 | the bytes: `Range`, `ETag`, `If-None-Match`         |
  * | DELETE     | `/v1/objects/:id`                 | delete                                              |
  * | GET        | `/v1/objects/:id/info`            | what is known of an object                          |
@@ -38,7 +38,7 @@ export const Header = {
   META: "packice-meta",
   /** Size of an upload whose body is streamed without `Content-Length`. */
   SIZE: "packice-size",
-  /** TTL in milliseconds of the lease a one-request upload holds. */
+  /** The TTL in milliseconds of an object uploaded in one request (or `?ttl=`); see `objectDeadline`. */
   TTL: "packice-ttl",
 } as const;
 
@@ -53,6 +53,8 @@ export interface AcquireBody {
   readonly access: Access;
   /** Lease TTL in milliseconds; the server's default when absent. */
   readonly ttl?: number;
+  /** CREATE only: the object's TTL in milliseconds, from the create. */
+  readonly objectTtl?: number;
   /** CREATE only: the size, or each blob's size. */
   readonly size?: number | readonly number[];
   /** CREATE only: metadata. */

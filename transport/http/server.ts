@@ -25,7 +25,9 @@ import {
 import { MAX_META_BYTES, validateSize, validateTtl } from "../../core/validate.ts";
 import { isLoopback, urlHost } from "./address.ts";
 import { BearerAuth } from "./auth.ts";
-import { blobStream, readJson, receive, uploadLength } from "./body.ts";
+import { blobStream, readJson, receive, spoolBody, uploadLength } from "./body.ts";
+import { MemfdSpool, storeSpool } from "../../backends/memory/spool.ts";
+import { loadNative } from "../../native/load.ts";
 import { type ByteRange, noneMatch, parseRange } from "./conditional.ts";
 import { computeDigest } from "../../backends/digest.ts";
 import { describeError, errorResponse, tooLarge } from "./errors.ts";
@@ -78,6 +80,8 @@ export interface HttpServerOptions {
    * off. Default 0; the daemon sets 400 with `--max-uploads`.
    */
   readonly repeatWindowMs?: number | undefined;
+  /** More figures for `/metrics`, by name as `Peer.metrics()` gives them, such as a Unix-socket server's. */
+  readonly metrics?: () => Readonly<Record<string, number>>;
   /** More routes, such as the cluster's under `/v1/cluster`; they need the token as every other. */
   readonly routes?: readonly HttpRoute[];
   /** More Prometheus text for `/metrics`, such as the cluster's counts. */
@@ -144,6 +148,7 @@ export class HttpServer implements AsyncDisposable {
   readonly #abort = new AbortController();
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #pruner: ReturnType<typeof setInterval>;
+  readonly #moreMetrics: (() => Readonly<Record<string, number>>) | undefined;
   #closing: Promise<void> | undefined;
 
   /** Use {@link serveHttp}. */
@@ -164,6 +169,7 @@ export class HttpServer implements AsyncDisposable {
     this.#maxMetaSize = validateSize(options.maxMetaSize ?? MAX_META_BYTES, "maxMetaSize");
     this.#onError = options.onError ?? ((error) => console.error(error));
     this.#uploads = new UploadGate(options);
+    this.#moreMetrics = options.metrics;
     this.#leases = new LeaseTable(
       options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
     );
@@ -241,8 +247,10 @@ export class HttpServer implements AsyncDisposable {
         "/metrics",
         async () =>
           new Response(
-            this.#metrics.render(await peer.stats(), await peer.metrics?.()) +
-              (this.#metricsText?.() ?? ""),
+            this.#metrics.render(await peer.stats(), {
+              ...await peer.metrics?.(),
+              ...this.#moreMetrics?.(),
+            }) + (this.#metricsText?.() ?? ""),
             {
               headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
             },
@@ -296,10 +304,11 @@ export class HttpServer implements AsyncDisposable {
   /** POST /v1/leases: every lease an HTTP client holds has a TTL. */
   async #acquire({ request }: RouteContext): Promise<Response> {
     const body = asObject(await readJson(request, this.#maxMetaSize + JSON_OVERHEAD));
-    const { objectId, access, ttl, size, meta, local } = acquireRequest(body);
+    const { objectId, access, ttl, objectTtl, size, meta, local } = acquireRequest(body);
     if (meta !== undefined) this.#checkMetaSize(encoder.encode(JSON.stringify(meta)).length);
     const acquired = await this.#peer.acquire(objectId, access, {
       ttl: ttl ?? this.#leaseTtl,
+      ...(objectTtl === undefined ? {} : { objectTtl }),
       ...(size === undefined ? {} : { size }),
       ...(meta === undefined ? {} : { meta }),
       ...(local === true ? { local } : {}),
@@ -311,23 +320,35 @@ export class HttpServer implements AsyncDisposable {
   /**
    * PUT /v1/objects/:id and POST /v1/objects: creates, fills and seals an
    * object in one request. A body cut off or of the wrong length discards it.
+   * A body of no declared length (chunked) is gathered in a memfd first,
+   * where the native library loads; else it is refused with 411.
    */
-  async #upload({ request }: RouteContext, id: string | undefined): Promise<Response> {
-    const size = uploadLength(request, this.#maxBodySize);
-    const ttlHeader = request.headers.get(Header.TTL);
-    const fields = putRequest({
+  async #upload({ request, url }: RouteContext, id: string | undefined): Promise<Response> {
+    const native = loadNative();
+    const size = uploadLength(request, this.#maxBodySize, native !== undefined);
+    // The object's TTL, from `?ttl=` or the header; the lease's is the server's own.
+    const ttlText = url.searchParams.get("ttl") ?? request.headers.get(Header.TTL);
+    const put = putRequest({
       id,
       meta: this.#metaOf(request),
-      ttl: ttlHeader === null ? undefined : ttlNumber(ttlHeader),
+      ttl: ttlText === null ? undefined : ttlNumber(ttlText),
     });
-    const { meta } = fields;
-    const ttl = fields.ttl ?? this.#leaseTtl;
-    const peer = this.#peer;
-    const { lease, blobs } = await peer.acquire(fields.id, Access.CREATE, {
-      size,
+    const { meta } = put;
+    const ttl = this.#leaseTtl;
+    const fields = {
       ttl,
+      ...(put.ttl === undefined ? {} : { objectTtl: put.ttl }),
       ...(meta === undefined ? {} : { meta }),
-    });
+    };
+    const peer = this.#peer;
+    if (size === undefined) {
+      // A body of unknown length goes into a memfd first, then becomes the object.
+      using spool = new MemfdSpool(native!);
+      await spoolBody(request.body, spool, this.#maxBodySize);
+      const info = await storeSpool(peer, spool, put.id, fields);
+      return Response.json(info, { status: 201, headers: { location: objectPath(info.id) } });
+    }
+    const { lease, blobs } = await peer.acquire(put.id, Access.CREATE, { size, ...fields });
     let info: ObjectInfo;
     try {
       const blob = blobs[0]!;

@@ -1,6 +1,7 @@
 import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
+import type { ByteCounters } from "./metrics.ts";
 import { MAX_FDS, MAX_MESSAGE } from "./protocol.ts";
 import type { Reactor } from "./reactor.ts";
 
@@ -31,6 +32,8 @@ export interface ChannelOptions {
    * servers; a client must keep reading its replies.
    */
   readonly pauseWhileQueued?: boolean;
+  /** Where to count the bytes sent and received; optional. */
+  readonly counters?: ByteCounters;
 }
 
 interface Queued {
@@ -89,6 +92,7 @@ export class Channel {
   readonly #maxQueued: number;
   readonly #maxQueuedFds: number;
   readonly #pauseWhileQueued: boolean;
+  readonly #counters: ByteCounters;
   /** Frames pushed since the last flush, and the fds each carries. */
   #frames: Uint8Array[] = [];
   #frameFds: number[][] = [];
@@ -130,6 +134,7 @@ export class Channel {
     this.#maxQueued = options.maxQueuedBytes;
     this.#maxQueuedFds = options.maxQueuedFds ?? Number.MAX_SAFE_INTEGER;
     this.#pauseWhileQueued = options.pauseWhileQueued ?? false;
+    this.#counters = options.counters ?? { sent: 0, received: 0 };
     this.#token = reactor.adopt(fd, IN, this);
   }
 
@@ -270,6 +275,7 @@ export class Channel {
         this.#fail(result === 0 ? "connection closed" : errnoError(-result, "recvmsg").message);
         return;
       }
+      this.#counters.received += result;
       const fds: number[] = [];
       for (let i = 0; i < count[0]!; i++) fds.push(fdsIn[i]!);
       this.#handler.message(receive.subarray(0, result), fds, flags[0]!);
@@ -308,7 +314,10 @@ export class Channel {
     const result = Number(
       this.#native.symbols.pk_sendmsg(this.#fd, bytes, BigInt(bytes.length), fds, count),
     );
-    if (result >= 0) return true;
+    if (result >= 0) {
+      this.#counters.sent += result;
+      return true;
+    }
     if (result === -Errno.EAGAIN) return false;
     this.#fail(errnoError(-result, "sendmsg").message);
     return false;

@@ -88,6 +88,12 @@ export const Op = {
    * carries one fd per blob, or none when the client still maps the object.
    */
   OPEN: 13,
+  /**
+   * Empty body; reply JSON `Record<string, number>`: the peer's own metrics
+   * (`Peer.metrics()`) and the server's counters, by name without the
+   * `packice_` prefix.
+   */
+  METRICS: 14,
 } as const;
 
 /** One of {@link Op}. */
@@ -113,6 +119,8 @@ export interface AcquireRequest {
   readonly access: string;
   /** Lease TTL in milliseconds. */
   readonly ttl?: number;
+  /** CREATE: the object's TTL in milliseconds, from the create. */
+  readonly objectTtl?: number;
   /** CREATE: size or blob sizes. */
   readonly size?: number | readonly number[];
   /** CREATE: metadata. */

@@ -8,6 +8,7 @@ import {
 } from "../../core/errors.ts";
 import type { Blob } from "../../core/blob.ts";
 import { Access } from "../../core/lease.ts";
+import type { ObjectInfo } from "../../core/object.ts";
 import type { Acquired, AcquireOptions, Peer } from "../../core/peer.ts";
 import {
   type AcquireRequest,
@@ -48,6 +49,7 @@ import {
   writeTextFrame,
 } from "./protocol.ts";
 import { Reactor } from "./reactor.ts";
+import { UdsMetrics } from "./metrics.ts";
 import { decodeOpen, type OpenReply, openReplyRoom, writeOpenReply } from "./open_frame.ts";
 import { RecentTexts } from "./recent_texts.ts";
 import { setNewest } from "./newest.ts";
@@ -84,6 +86,7 @@ interface Context {
   readonly maxQueuedBytes: number;
   readonly maxInflight: number;
   readonly log: UdsServerLog;
+  readonly metrics: UdsMetrics;
   /** Called when a connection has ended. */
   forget(connection: Connection): void;
 }
@@ -196,7 +199,10 @@ export class UdsServer implements AsyncDisposable {
       maxQueuedBytes: options.maxQueuedBytes ?? 8 * 1024 * 1024,
       maxInflight: options.maxInflight ?? 256,
       log: options.log ?? silent,
-      forget: (connection) => this.#connections.delete(connection),
+      metrics: new UdsMetrics(),
+      forget: (connection) => {
+        if (this.#connections.delete(connection)) this.#context.metrics.clients--;
+      },
     };
     this.#token = this.#context.reactor.adopt(fd, Linux.EPOLLIN, { ready: () => this.#accept() });
   }
@@ -214,6 +220,16 @@ export class UdsServer implements AsyncDisposable {
   /** How many clients are connected. */
   get connections(): number {
     return this.#connections.size;
+  }
+
+  /**
+   * The server's counters by name, as `Peer.metrics()` gives them: requests
+   * and errors per operation (`uds_requests_total{op="open"}`), bytes on the
+   * socket, object bytes read and written, and clients. Clients get the same
+   * figures, with the peer's, from the METRICS operation (`Client.metrics()`).
+   */
+  metrics(): Record<string, number> {
+    return this.#context.metrics.snapshot();
   }
 
   /** Accepts the connections waiting, up to a budget per turn. */
@@ -237,6 +253,8 @@ export class UdsServer implements AsyncDisposable {
       this.#starved = false;
       try {
         this.#connections.add(new Connection(this.#context, fd));
+        this.#context.metrics.accepted++;
+        this.#context.metrics.clients++;
       } catch (error) {
         log.warn(`Cannot serve a connection: ${asPackiceError(error).message}`);
       }
@@ -319,6 +337,7 @@ class Connection implements ChannelHandler {
       maxQueuedBytes: context.maxQueuedBytes,
       maxQueuedFds: MAX_QUEUED_FDS,
       pauseWhileQueued: true,
+      counters: context.metrics,
     });
     context.log.debug(`Client connected on fd ${fd}`);
   }
@@ -440,6 +459,7 @@ class Connection implements ChannelHandler {
   /** Starts a request; the memfds an ACQUIRE carries are closed unless the peer takes them. */
   #dispatch(header: Header, body: Uint8Array, memfds: number[] = NO_FDS): void {
     const { op, id, flags } = header;
+    this.#context.metrics.request(op, HEADER_SIZE + header.length);
     if (header.version !== PROTOCOL_VERSION) {
       this.#refuse(
         header,
@@ -524,7 +544,7 @@ class Connection implements ChannelHandler {
         return this.#acquire(id, decodeAcquire(body));
       case Op.SEAL: {
         const lease = this.#owned(sealRequest(decodeText(body)));
-        return peer.seal(lease).then(json);
+        return peer.seal(lease).then((info) => this.#written(info));
       }
       case Op.DISCARD: {
         const lease = this.#owned(discardRequest(decodeText(body)));
@@ -559,6 +579,8 @@ class Connection implements ChannelHandler {
         return this.#put(body);
       case Op.OPEN:
         return this.#open(id, body);
+      case Op.METRICS:
+        return this.#metrics();
       default:
         throw new ProtocolError(`Unknown operation: ${op}`);
     }
@@ -568,6 +590,7 @@ class Connection implements ChannelHandler {
   async #acquire(id: number, request: AcquireRequest, memfds: number[] = []): Promise<undefined> {
     const options: AcquireOptions = {
       ...(request.ttl === undefined ? {} : { ttl: request.ttl }),
+      ...(request.objectTtl === undefined ? {} : { objectTtl: request.objectTtl }),
       ...(request.size === undefined ? {} : { size: request.size }),
       ...(request.meta === undefined ? {} : { meta: request.meta }),
       ...(memfds.length === 0 ? {} : { memfds }),
@@ -585,6 +608,9 @@ class Connection implements ChannelHandler {
     }
     const fds = this.#keep(acquired);
     if (fds === undefined) return undefined;
+    if (acquired.lease.access === Access.READ) {
+      this.#context.metrics.readBytes += acquired.object.size;
+    }
     const reply: AcquireReply = { lease: acquired.lease, object: acquired.object };
     // The fds stay open until the flush of this turn: the lease holds the blobs,
     // and only a timer (expiry) or another message (release) could end it.
@@ -637,6 +663,7 @@ class Connection implements ChannelHandler {
     );
     const fds = this.#keep(acquired);
     if (fds === undefined) return undefined;
+    this.#context.metrics.readBytes += acquired.object.size;
     // Its release will spell it.
     this.#recent.add(acquired.lease.id);
     const sent = this.#sent.get(objectId);
@@ -689,17 +716,17 @@ class Connection implements ChannelHandler {
     if (typeof peer.putObject === "function") {
       // The bytes are a copy of the request's, this put's to give up.
       const put = { ...request, transfer: true };
-      return json(await peer.putObject([bytes], bytes.length, put));
+      return this.#written(await peer.putObject([bytes], bytes.length, put));
     }
     const { id, meta, ttl } = request;
     const { lease, blobs } = await this.#peer.acquire(id, Access.CREATE, {
       size: bytes.length,
       ...(meta === undefined ? {} : { meta }),
-      ...(ttl === undefined ? {} : { ttl }),
+      ...(ttl === undefined ? {} : { ttl, objectTtl: ttl }),
     });
     try {
       await blobs[0]!.write(0, bytes);
-      return json(await this.#peer.seal(lease.id));
+      return this.#written(await this.#peer.seal(lease.id));
     } finally {
       await this.#peer.release(lease.id).catch(() => {});
     }
@@ -740,7 +767,20 @@ class Connection implements ChannelHandler {
     }
   }
 
+  /** Counts the bytes of an object sealed through this server; its info as the reply. */
+  #written(info: ObjectInfo): string {
+    this.#context.metrics.writtenBytes += info.size;
+    return json(info);
+  }
+
+  /** The peer's metrics and the server's counters, for METRICS. */
+  async #metrics(): Promise<string> {
+    const own = await this.#peer.metrics?.();
+    return json({ ...own, ...this.#context.metrics.snapshot() });
+  }
+
   #fail(op: number, id: number, error: unknown): void {
+    this.#context.metrics.error(op);
     const { code, message } = asPackiceError(error);
     this.#pushText(op, id, Flag.REPLY | Flag.ERROR, json({ code, message }));
   }

@@ -336,10 +336,12 @@ export class UdsPeer implements Peer, DirectPut {
       ...(objectId === undefined ? {} : { id: objectId }),
       access,
       ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+      ...(options.objectTtl === undefined ? {} : { objectTtl: options.objectTtl }),
       ...(options.size === undefined ? {} : { size: options.size }),
       ...(options.meta === undefined ? {} : { meta: options.meta }),
       ...(options.local === true ? { local: true } : {}),
     };
+    if (options.memfds !== undefined) return await this.#createFrom(request, options.memfds);
     const size = options.size;
     const writeAhead = access === Access.CREATE && typeof size === "number" &&
         size >= WRITE_AHEAD_PUT && options.memfds === undefined
@@ -361,6 +363,28 @@ export class UdsPeer implements Peer, DirectPut {
       JSON.stringify(request),
       (body, fds) => this.#hold(decodeJson(body) as AcquireReply, fds),
     );
+    return { lease: held.lease, object: held.object, blobs: held.blobs };
+  }
+
+  /**
+   * Takes a CREATE lease on an object whose blobs are memfds the caller
+   * filled (`AcquireOptions.memfds`), handed to the daemon with the request:
+   * one, the most a request carries. This process's descriptor is closed
+   * once the daemon has taken its own.
+   */
+  async #createFrom(request: AcquireRequest, memfds: readonly number[]): Promise<Acquired> {
+    if (memfds.length !== 1) {
+      throw new UnsupportedError(
+        `Cannot hand over ${memfds.length} memfds: one per request over a Unix socket`,
+      );
+    }
+    const held = await this.#call(
+      Op.ACQUIRE,
+      JSON.stringify(request),
+      (body, fds) => this.#hold(decodeJson(body) as AcquireReply, fds),
+      memfds[0],
+    );
+    this.#native.symbols.pk_close(memfds[0]!);
     return { lease: held.lease, object: held.object, blobs: held.blobs };
   }
 
@@ -473,6 +497,15 @@ export class UdsPeer implements Peer, DirectPut {
   }
 
   /**
+   * The daemon's peer metrics and its socket server's counters (requests,
+   * errors and bytes per operation, clients), with one METRICS request; see
+   * `UdsServer.metrics()`.
+   */
+  metrics(): Promise<Record<string, number>> {
+    return this.#call(Op.METRICS, "", (body) => decodeJson(body) as Record<string, number>);
+  }
+
+  /**
    * Creates, fills and seals an object; `Client.put` uses it. Objects up
    * to 64 KiB travel inline in one request, which costs one round trip
    * instead of two and no memfd. From 1 MiB, an object is copied into a
@@ -490,7 +523,7 @@ export class UdsPeer implements Peer, DirectPut {
       options.ttl === undefined;
     const fields = plain ? {} : {
       ...(options.meta === undefined ? {} : { meta: options.meta }),
-      ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+      ...(options.ttl === undefined ? {} : { ttl: options.ttl, objectTtl: options.ttl }),
     };
     const request = options.id === undefined ? fields : { id: options.id, ...fields };
     if (size <= INLINE_PUT) {

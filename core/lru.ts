@@ -26,6 +26,11 @@ export class Lru<T> implements Iterable<T> {
     this.#order.delete(item);
   }
 
+  /** Takes every item out of the order. */
+  clear(): void {
+    this.#order.clear();
+  }
+
   /**
    * The items from least to most recently used. An item touched while
    * iterating is visited again at the end: bound the walk by {@link Lru.size}.
