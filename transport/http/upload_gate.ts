@@ -53,19 +53,25 @@ export class UploadGate {
    * told to come back (503), as it can ask another source meanwhile; a
    * client waits in line.
    *
-   * @returns The slot's release, when slots are limited.
+   * @returns What to call when the body is out (or refused), when anything is to be freed.
    * @throws {HttpStatusError} 503 to a daemon when no slot is free, or the range was just sent.
    */
   async enter(id: string, local: boolean, range: string | null): Promise<(() => void) | undefined> {
     if (!local) return await this.#slots?.acquire();
-    if (range !== null && !this.#repeats.admit(`${id} ${range}`)) {
-      throw busy(`Busy: range ${range} of ${id} was just sent; retry shortly`);
-    }
     const free = this.#slots?.tryAcquire();
     if (this.#slots !== undefined && free === undefined) {
       throw busy(`Busy: ${this.#slots.used} uploads at once; retry shortly`);
     }
-    return free;
+    if (range === null) return free;
+    const sent = this.#repeats.admit(`${id} ${range}`);
+    if (sent === undefined) {
+      free?.();
+      throw busy(`Busy: range ${range} of ${id} is being or was just sent; retry shortly`);
+    }
+    return () => {
+      sent();
+      free?.();
+    };
   }
 
   /** `stream` at the upload rate. */
