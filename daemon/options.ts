@@ -77,7 +77,7 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --max-download-rate RATE  bytes a second fetched from other daemons, e.g. 200MB
   --max-uploads N      object bodies served over HTTP at once; more clients wait in line,
                        more daemons get 503 (and a range sent to a daemon is not sent
-                       again for 400 ms: receivers of a broadcast relay it)
+                       again until 400 ms after: receivers of a broadcast relay it)
   --transfer-budget SIZE  bytes of objects on their way from other daemons at once; more wait
                        up to 30 s, then fail with CAPACITY_EXCEEDED
 `;

@@ -74,8 +74,8 @@ export interface HttpServerOptions {
    */
   readonly maxUploads?: number | undefined;
   /**
-   * Milliseconds during which a range sent to another daemon (`?local=1`)
-   * is not sent again: a repeat is answered 503, so that receivers of a
+   * Milliseconds after a range was sent to another daemon (`?local=1`)
+   * during which it is not sent again (nor while it is sent): a repeat is answered 503, so that receivers of a
    * broadcast relay it to each other (see `repeat_guard.ts`). 0 turns it
    * off. Default 0; the daemon sets 400 with `--max-uploads`.
    */
