@@ -1,28 +1,61 @@
 /**
- * The Packice daemon and tools: `packice serve` runs a peer behind its
- * transports; `packice version` prints the version.
+ * The Packice command line: `packice serve` runs the daemon; `put`, `get`,
+ * `cat`, `ls`, `stat`, `rm` and `status` talk to it.
  *
- * @example Start the daemon on its default socket
+ * @example Start the daemon on its default socket, then use it
  * ```sh
  * deno run -A jsr:@packice/packice/cli serve --capacity 8GiB
+ * packice put model.bin --id model.bin
+ * packice get model.bin -o /tmp/model.bin
  * ```
  *
  * @module
  */
 import denoJson from "./deno.json" with { type: "json" };
-import { PackiceError } from "./core/errors.ts";
-import { startDaemon } from "./daemon/daemon.ts";
-import { createLogger } from "./daemon/log.ts";
-import { parseServeArgs, SERVE_USAGE } from "./daemon/options.ts";
+import { report, UsageError } from "./cli/command.ts";
+import { serve } from "./cli/serve.ts";
+import { EXIT_USAGE, exitCodeHelp } from "./cli/exit_codes.ts";
+import { cat, CAT_USAGE, get, GET_USAGE } from "./cli/get.ts";
+import { ls, LS_USAGE } from "./cli/ls.ts";
+import { put, PUT_USAGE } from "./cli/put.ts";
+import { rm, RM_USAGE } from "./cli/rm.ts";
+import { stat, STAT_USAGE } from "./cli/stat.ts";
+import { status, STATUS_USAGE } from "./cli/status.ts";
 
 const USAGE = `Packice ${denoJson.version}: a peer-to-peer cache of immutable objects
 
 Usage: packice <command> [options]
 
 Commands:
-  serve     run the daemon (see packice serve --help)
-  version   print the version
+  serve                 run the daemon (see packice serve --help)
+  put FILE|-            store a file or standard input; prints the id
+  get ID [-o FILE|-]    write an object to a file or standard output
+  cat ID                write an object to standard output
+  ls [--long] [--json]  list objects
+  stat ID [--json]      show an object
+  rm ID...              delete objects
+  status [--json]       show the daemon: capacity, use, clients, version
+  version               print the version
+
+Commands that talk to a daemon find it by --target, else PACKICE_TARGET, else
+the daemon's default socket ($XDG_RUNTIME_DIR/packice.sock, or
+/tmp/packice-$USER.sock); an http(s) target takes --token, else PACKICE_TOKEN,
+else the token file PACKICE_TOKEN_FILE names or the local daemon wrote.
+Transfers that take more than a second show a progress bar on a terminal.
+
+Exit codes:
+${exitCodeHelp()}
 `;
+
+const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; usage: string }> = {
+  put: { run: put, usage: PUT_USAGE },
+  get: { run: get, usage: GET_USAGE },
+  cat: { run: cat, usage: CAT_USAGE },
+  ls: { run: ls, usage: LS_USAGE },
+  stat: { run: stat, usage: STAT_USAGE },
+  rm: { run: rm, usage: RM_USAGE },
+  status: { run: status, usage: STATUS_USAGE },
+};
 
 /**
  * Runs the command line.
@@ -34,10 +67,6 @@ export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
     case "serve":
-      if (rest.includes("--help") || rest.includes("-h")) {
-        console.log(SERVE_USAGE);
-        return 0;
-      }
       return await serve(rest);
     case "version":
     case "--version":
@@ -49,41 +78,17 @@ export async function main(args: string[]): Promise<number> {
     case "-h":
       console.log(USAGE);
       return 0;
-    default:
-      console.error(`Unknown command: ${command}\n\n${USAGE}`);
-      return 2;
   }
-}
-
-async function serve(args: string[]): Promise<number> {
-  let options;
+  const entry = COMMANDS[command];
+  if (entry === undefined) {
+    console.error(`packice: unknown command: ${command}\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
   try {
-    options = parseServeArgs(args);
+    return await entry.run(rest);
   } catch (error) {
-    console.error(`${(error as Error).message}\n\n${SERVE_USAGE}`);
-    return 2;
+    return report(error, error instanceof UsageError ? entry.usage : undefined);
   }
-  const log = createLogger(options.logLevel);
-  let daemon;
-  try {
-    daemon = await startDaemon(options, log);
-  } catch (error) {
-    log.error(error instanceof PackiceError ? `${error.code}: ${error.message}` : String(error));
-    return 1;
-  }
-  for (const address of daemon.addresses) console.log(`Packice listening on ${address}`);
-  const stopped = Promise.withResolvers<string>();
-  const signals = ["SIGINT", "SIGTERM"] as const;
-  const handlers = signals.map((signal) => {
-    const handler = () => stopped.resolve(signal);
-    Deno.addSignalListener(signal, handler);
-    return [signal, handler] as const;
-  });
-  const signal = await stopped.promise;
-  for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
-  log.info(`${signal}: shutting down`);
-  await daemon.close();
-  return 0;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

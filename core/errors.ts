@@ -199,7 +199,12 @@ export class NativeUnavailableError extends PackiceError {
   }
 }
 
-/** The metadata store (Redis) cannot be reached right now. */
+/**
+ * A daemon, or the store it keeps leases in (Redis), cannot be reached right
+ * now: nothing listens at the address, or it does not answer in time. Never
+ * NOT_FOUND, so code that treats NOT_FOUND as a miss does not take "daemon
+ * down" for one.
+ */
 export class StoreUnavailableError extends PackiceError {
   /**
    * Creates the error.

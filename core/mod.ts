@@ -12,6 +12,7 @@ export * from "./object.ts";
 export type * from "./blob.ts";
 export type * from "./blob_store.ts";
 export type * from "./peer.ts";
+export type * from "./status.ts";
 export * from "./lease_store.ts";
 export * from "./lifecycle.ts";
 export * from "./mode.ts";

@@ -1,12 +1,17 @@
+import denoJson from "../deno.json" with { type: "json" };
 import { computeDigest } from "../backends/digest.ts";
-import { RedisLeaseStore } from "../backends/redis/mod.ts";
+import type { RedisLeaseStore } from "../backends/redis/mod.ts";
 import type { Peer } from "../core/peer.ts";
 import { FileSystemPeer } from "../peers/fs_peer.ts";
 import { MemoryPeer } from "../peers/memory_peer.ts";
 import { TieredPeer } from "../peers/tiered_peer.ts";
 import { UdsServer } from "../transport/uds/server.ts";
-import { parseListenAddress } from "../transport/http/address.ts";
+import { isLoopback, parseListenAddress } from "../transport/http/address.ts";
 import { serveHttp } from "../transport/http/server.ts";
+import { formatRequest } from "../transport/http/request_log.ts";
+import { randomToken, tokenFilePath, writeTokenFile } from "../transport/http/token_file.ts";
+import { loadNative } from "../native/load.ts";
+import type { DaemonStatus } from "../core/status.ts";
 import type { ClusterPeer } from "../p2p/cluster_peer.ts";
 import type { ClusterMember } from "./cluster_member.ts";
 import { lockSocket } from "./lock.ts";
@@ -20,6 +25,10 @@ export interface Daemon extends AsyncDisposable {
   readonly peer: Peer;
   /** Where each server listens, for people: `unix:///run/packice.sock`, `http://127.0.0.1:7070`. */
   readonly addresses: readonly string[];
+  /** The file holding the HTTP token the daemon made, if it made one. */
+  readonly tokenFile: string | undefined;
+  /** What `packice status` shows. */
+  status(): Promise<DaemonStatus>;
   /** Membership and the embedded directory, for a daemon with `--http`. */
   readonly member: ClusterMember | undefined;
   /** Stops every server, then closes the peer. Idempotent. */
@@ -68,6 +77,8 @@ async function connectRedis(
   options: DaemonOptions,
   log: Logger | undefined,
 ): Promise<{ leases: RedisLeaseStore; node: string }> {
+  // Loaded only when asked for: the Redis client is most of what a daemon would load at start.
+  const { RedisLeaseStore } = await import("../backends/redis/mod.ts");
   const leases = await RedisLeaseStore.connect({
     url: options.redis!,
     namespace: options.namespace,
@@ -89,6 +100,14 @@ async function connectRedis(
  * @throws {AlreadyExistsError} When another daemon holds the socket's lock or answers on it.
  */
 export async function startDaemon(options: DaemonOptions, log: Logger): Promise<Daemon> {
+  // A token always on HTTP: without one, any local user could list and delete objects over
+  // loopback, which the socket's mode 0600 forbids them. Made first, so that the cluster
+  // member and peer speak with the token the server takes.
+  const made = options.http !== undefined && options.token === undefined &&
+      isLoopback(parseListenAddress(options.http).hostname)
+    ? randomToken()
+    : undefined;
+  if (made !== undefined) options = { ...options, token: made };
   // Taken before anything else: a daemon that loses touches neither the socket nor the
   // data directory, where opening an fs or tiered peer removes the winner's unfinished objects.
   const lock = await lockSocket(options.socket);
@@ -143,8 +162,23 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     lock.release();
     throw error;
   }
+  const started = performance.now();
   const closers: Array<() => Promise<void>> = [];
   const addresses: string[] = [];
+  let clients = () => 0;
+  const zeroCopy = loadNative() !== undefined && options.impl !== "fs";
+  const status = async (): Promise<DaemonStatus> => ({
+    version: denoJson.version,
+    pid: Deno.pid,
+    uptime: Math.round(performance.now() - started) / 1000,
+    zeroCopy,
+    impl: options.impl,
+    addresses: [...addresses],
+    clients: clients(),
+    stats: await peer.stats(),
+    metrics: await peer.metrics?.() ?? {},
+  });
+  let tokenFile: string | undefined;
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
@@ -158,18 +192,26 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     return closing;
   };
   try {
-    const uds = await UdsServer.listen(peer, options.socket, { mode: options.socketMode, log });
+    const uds = await UdsServer.listen(peer, options.socket, {
+      mode: options.socketMode,
+      log,
+      status,
+    });
     addresses.push(uds.address);
     closers.push(() => uds.close());
+    clients = () => uds.connections;
     if (options.http !== undefined) {
+      const token = options.token;
       const member = clusterMember ??= (await import("./cluster_member.ts")).createClusterMember(
         options,
         log,
       );
       const http = serveHttp(peer, {
         ...parseListenAddress(options.http),
-        ...(options.token === undefined ? {} : { token: options.token }),
+        ...(token === undefined ? {} : { token }),
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
+        onRequest: (entry) => (entry.status >= 400 ? log.info : log.debug)(formatRequest(entry)),
+        status,
         metrics: () => uds.metrics(),
         routes: member.routes,
         metricsText: () => member.metricsText(),
@@ -181,6 +223,12 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
       closers.push(() => http.close());
       // Closed before the server, so it leaves while it still answers.
       closers.push(() => member.close());
+      if (made !== undefined) {
+        const path = tokenFilePath(options.socket);
+        await writeTokenFile(path, { token: made, urls: [http.url] });
+        tokenFile = path;
+        closers.push(() => Deno.remove(path).catch(() => {}));
+      }
       await member.start(http.url);
       if (cluster !== undefined) cluster.address = member.membership.address;
     }
@@ -191,6 +239,23 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   const budget = options.impl === "tiered"
     ? `hot ${formatSize(options.hot)}, cold ${formatSize(options.cold)}, mode ${options.mode}`
     : `capacity ${formatSize(options.capacity)}, mode ${options.mode}`;
-  log.info(`Peer: ${options.impl}, ${budget}`);
-  return { peer, addresses, member: clusterMember, close, [Symbol.asyncDispose]: close };
+  const token = tokenFile !== undefined
+    ? `; HTTP token made and written to ${tokenFile}`
+    : options.tokenFrom !== undefined
+    ? `; HTTP token from ${options.tokenFrom}`
+    : "";
+  log.info(
+    `Packice ${denoJson.version} (pid ${Deno.pid}): ${options.impl} peer, ${budget}, on ${
+      addresses.join(", ")
+    }; zero-copy sharing ${zeroCopy ? "on" : "off"}${token}`,
+  );
+  return {
+    peer,
+    addresses,
+    tokenFile,
+    status,
+    member: clusterMember,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
 }

@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { InvalidArgumentError } from "../core/errors.ts";
+import { defaultSocketPath } from "../transport/uds/default_socket.ts";
 import { parseSize } from "./size.ts";
 
 /** How verbose the daemon is. */
@@ -25,8 +26,10 @@ export interface DaemonOptions {
   readonly mode: "store" | "cache";
   /** `host:port` to serve HTTP on, if any. */
   readonly http: string | undefined;
-  /** Bearer token of the HTTP server. */
+  /** Bearer token of the HTTP server; undefined makes a random one, kept in `<socket>.token`. */
   readonly token: string | undefined;
+  /** Where the token came from, for the startup line. */
+  readonly tokenFrom: "--token" | "--token-file" | "PACKICE_TOKEN" | undefined;
   /** Redis URL of a shared lease store and directory, if any. */
   readonly redis: string | undefined;
   /** Key prefix in Redis. */
@@ -63,8 +66,12 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --hot SIZE           hot (memory) budget of a tiered peer (default 1GiB)
   --cold SIZE          cold (disk) budget of a tiered peer (default 16GiB)
   --mode cache|store   a full peer drops its least recently read objects, or refuses writes (default cache)
-  --http HOST:PORT     also serve HTTP (loopback unless a token is set)
-  --token TOKEN        bearer token of the HTTP server (or PACKICE_TOKEN)
+  --http HOST:PORT     also serve HTTP; on loopback without a token, a random one is
+                       made and written to <socket>.token (mode 600), where clients
+                       of this user find it; other addresses need a token
+  --token-file FILE    read the bearer token of the HTTP server from FILE (first line)
+  --token TOKEN        the bearer token itself; prefer PACKICE_TOKEN or --token-file,
+                       as other users can read the command line
   --redis URL          keep leases and the object directory in Redis (redis://, rediss://,
                        or redis+cluster://host:port,host:port for a Redis Cluster)
   --namespace NAME     key prefix in Redis (default packice)
@@ -82,14 +89,6 @@ export const SERVE_USAGE = `Usage: packice serve [options]
                        up to 30 s, then fail with CAPACITY_EXCEEDED
 `;
 
-/** The default socket path: `$XDG_RUNTIME_DIR/packice.sock`, else one under /tmp per user. */
-export function defaultSocketPath(): string {
-  const runtime = Deno.env.get("XDG_RUNTIME_DIR");
-  if (runtime) return `${runtime}/packice.sock`;
-  const user = Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? String(Deno.uid() ?? "user");
-  return `/tmp/packice-${user}.sock`;
-}
-
 /**
  * Parses the arguments of `packice serve`.
  *
@@ -99,7 +98,7 @@ export function parseServeArgs(args: string[]): DaemonOptions {
   let values;
   try {
     ({ values } = parseArgs({
-      args,
+      args: joinNegativeValues(args),
       strict: true,
       allowPositionals: false,
       options: {
@@ -113,6 +112,7 @@ export function parseServeArgs(args: string[]): DaemonOptions {
         mode: { type: "string", default: "cache" },
         http: { type: "string" },
         token: { type: "string" },
+        "token-file": { type: "string" },
         redis: { type: "string" },
         namespace: { type: "string", default: "packice" },
         node: { type: "string" },
@@ -138,6 +138,19 @@ export function parseServeArgs(args: string[]): DaemonOptions {
   if ((join.length > 0 || values.advertise !== undefined) && values.http === undefined) {
     throw new InvalidArgumentError("Invalid arguments: --join and --advertise need --http");
   }
+  if (impl === "mem" && values["data-dir"] !== undefined) {
+    throw new InvalidArgumentError(
+      "Invalid arguments: --data-dir is for --impl fs or tiered; a mem peer keeps nothing on disk",
+    );
+  }
+  const token = tokenOf(values.token, values["token-file"]);
+  const member = values.redis !== undefined || join.length > 0;
+  if (member && values.http !== undefined && token.token === undefined) {
+    // A token made at start would be this daemon's alone, and its members could not fetch.
+    throw new InvalidArgumentError(
+      "Invalid arguments: with --http and --redis or --join the daemon is a member of a cluster, whose members share a bearer token: set PACKICE_TOKEN or --token-file",
+    );
+  }
   const socketMode = Number.parseInt(values["socket-mode"], 8);
   if (!Number.isInteger(socketMode) || socketMode < 0 || socketMode > 0o777) {
     throw new InvalidArgumentError(`Invalid --socket-mode: ${values["socket-mode"]}`);
@@ -146,13 +159,13 @@ export function parseServeArgs(args: string[]): DaemonOptions {
     socket: values.socket ?? defaultSocketPath(),
     socketMode,
     impl,
-    capacity: parseSize(values.capacity),
+    capacity: sizeFlag(values.capacity, "--capacity", 1),
     dataDir: values["data-dir"],
-    hot: parseSize(values.hot),
-    cold: parseSize(values.cold),
+    hot: sizeFlag(values.hot, "--hot", 0),
+    cold: sizeFlag(values.cold, "--cold", 0),
     mode: oneOf(values.mode, ["store", "cache"] as const, "--mode"),
     http: values.http,
-    token: values.token ?? (Deno.env.get("PACKICE_TOKEN") || undefined),
+    ...token,
     redis: values.redis,
     namespace: values.namespace,
     node: values.node,
@@ -186,6 +199,78 @@ function count(text: string | undefined, flag: string): number | undefined {
     throw new InvalidArgumentError(`Invalid ${flag}: ${text} (a whole number, 1 or more)`);
   }
   return Number(text);
+}
+
+/** Options that take a value, whose value may start with a dash (`--capacity -1`). */
+const VALUE_FLAGS = new Set(["--capacity", "--hot", "--cold", "--socket-mode"]);
+
+/**
+ * Joins `--capacity -1` into `--capacity=-1`, which parseArgs would call an
+ * ambiguous argument, so that the size parser can say what is wrong with it.
+ */
+function joinNegativeValues(args: readonly string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    if (VALUE_FLAGS.has(arg) && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  return joined;
+}
+
+function sizeFlag(text: string, flag: string, least: number): number {
+  if (/^\s*-/.test(text)) {
+    throw new InvalidArgumentError(`Invalid ${flag}: ${text}: a size cannot be negative`);
+  }
+  let bytes: number;
+  try {
+    bytes = parseSize(text);
+  } catch (error) {
+    throw new InvalidArgumentError(`Invalid ${flag}: ${(error as Error).message}`);
+  }
+  if (bytes < least) {
+    throw new InvalidArgumentError(
+      `Invalid ${flag}: ${text}: must be at least ${least} byte (try 512MiB or 8GiB)`,
+    );
+  }
+  return bytes;
+}
+
+/** The token of `--token`, `--token-file` or `PACKICE_TOKEN`, at most one of the flags. */
+function tokenOf(
+  flag: string | undefined,
+  file: string | undefined,
+): Pick<DaemonOptions, "token" | "tokenFrom"> {
+  if (flag !== undefined && file !== undefined) {
+    throw new InvalidArgumentError(
+      "Invalid arguments: --token and --token-file exclude each other",
+    );
+  }
+  if (flag !== undefined) return { token: nonEmpty(flag, "--token"), tokenFrom: "--token" };
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(file);
+    } catch (error) {
+      throw new InvalidArgumentError(`Invalid --token-file: ${file}: ${(error as Error).message}`);
+    }
+    const token = text.split("\n")[0]!.trim();
+    return { token: nonEmpty(token, `--token-file ${file}`), tokenFrom: "--token-file" };
+  }
+  const env = Deno.env.get("PACKICE_TOKEN");
+  return env
+    ? { token: env, tokenFrom: "PACKICE_TOKEN" }
+    : { token: undefined, tokenFrom: undefined };
+}
+
+function nonEmpty(token: string, from: string): string {
+  if (token.length === 0) throw new InvalidArgumentError(`Invalid ${from}: the token is empty`);
+  return token;
 }
 
 function oneOf<T extends string>(value: string, choices: readonly T[], flag: string): T {

@@ -11,16 +11,15 @@
 const root = new URL("../", import.meta.url);
 const library = "native/build/libpackice.so";
 
-/** The permissions of the binary: those of the `start` task. */
-const PERMISSIONS: readonly string[] = [
-  "--allow-ffi",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-net=127.0.0.1",
-  "--allow-run=cc,gcc",
-  "--allow-sys",
-];
+/**
+ * The permissions of the binary: those of the `start` task, read from
+ * deno.json so that the two never differ.
+ */
+async function startPermissions(): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
+  const task: string = config.tasks.start;
+  return task.split(/\s+/).filter((word) => word.startsWith("--allow-"));
+}
 
 /**
  * Runs `deno compile` for `cli.ts` into `./packice`.
@@ -43,7 +42,7 @@ export async function compileBinary(): Promise<boolean> {
   }
   const args = [
     "compile",
-    ...PERMISSIONS,
+    ...await startPermissions(),
     "--include",
     library,
     "--output",

@@ -38,8 +38,9 @@ let ensuring: Promise<Native | undefined> | undefined;
  * one console warning) when it is unavailable or turned off with
  * `PACKICE_NATIVE_LIB=none`. The outcome is kept for the process.
  * Synchronous: it builds the library only from a local source file, so when
- * this module was loaded over the network, call {@link ensureNative} first,
- * which fetches the source to build it.
+ * this module was loaded over the network, {@link ensureNative} runs first
+ * (`connect()`, `UdsPeer.connect` and `UdsServer.listen` call it), which
+ * fetches the source to build it.
  *
  * @returns The library, or undefined.
  * @throws {NativeUnavailableError} When `PACKICE_NATIVE_LIB` names a library that does not load.
@@ -58,7 +59,7 @@ export function loadNative(): Native | undefined {
   if (found !== "missing") return settle(found);
   if (sourceUrl.protocol !== "file:") {
     return settle(warnUnavailable(
-      `${sourceUrl} is remote and cannot be fetched synchronously: await ensureNative() first`,
+      `${sourceUrl} is remote and cannot be fetched synchronously: connect() fetches it, or await ensureNative() first`,
     ));
   }
   let source: string | Error;

@@ -16,12 +16,11 @@ Deno.test("parseRange() reads one byte range, open-ended and suffix ranges", () 
   assertEquals(parseRange("bytes=-3", 10), { start: 7, end: 10 });
   assertEquals(parseRange("bytes=-30", 10), { start: 0, end: 10 });
   assertEquals(parseRange("items=0-1", 10), undefined, "other units are ignored");
+  assertEquals(parseRange("bytes=0-1,3-4", 10), undefined, "several ranges: the whole object");
 });
 
-Deno.test("parseRange() refuses malformed, multiple and unsatisfiable ranges with 416", () => {
-  for (
-    const header of ["bytes=", "bytes=a-b", "bytes=5-2", "bytes=0-1,3-4", "bytes=10-", "bytes=-0"]
-  ) {
+Deno.test("parseRange() refuses malformed and unsatisfiable ranges with 416", () => {
+  for (const header of ["bytes=", "bytes=a-b", "bytes=5-2", "bytes=10-", "bytes=-0"]) {
     const error = assertThrows(() => parseRange(header, 10), HttpStatusError);
     assertEquals(error.status, 416, header);
     assertEquals(error.headers["content-range"], "bytes */10");

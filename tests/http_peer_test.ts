@@ -18,6 +18,7 @@ import {
   type PackiceError,
   type Peer,
   serveHttp,
+  StoreUnavailableError,
   UnauthorizedError,
   UnknownLeaseError,
   WrongAccessError,
@@ -211,11 +212,11 @@ Deno.test("a wrong token fails at connect with UnauthorizedError; the right one 
   assertEquals(await client.has("x"), false);
 });
 
-Deno.test("connect fails with NotFoundError where no server answers; bad URLs are refused", async () => {
+Deno.test("connect fails with StoreUnavailableError, not NOT_FOUND, where no server answers; bad URLs are refused", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr;
   listener.close();
-  await assertRejects(() => connect(`http://127.0.0.1:${port}`), NotFoundError);
+  await assertRejects(() => connect(`http://127.0.0.1:${port}`), StoreUnavailableError);
   await assertRejects(() => connect("ftp://example.org"), InvalidArgumentError);
 });
 

@@ -13,6 +13,7 @@
  *
  * @module
  */
+// @ts-types="./redis_client.d.ts"
 import { createClient, createCluster, ErrorReply } from "npm:@redis/client@6.3.1";
 import {
   ClosedError,

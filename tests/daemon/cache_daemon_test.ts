@@ -78,7 +78,11 @@ testInSocketDir("a daemon's /metrics includes its socket's counters", async (dir
   await using client = await connect(path);
   const id = await client.put("x");
   (await client.get(id)).close();
-  const text = await (await fetch(`${url}/metrics`)).text();
+  // The token the daemon made, as a client of its user finds it.
+  const token = (await Deno.readTextFile(`${path}.token`)).split("\n")[0]!;
+  const text = await (await fetch(`${url}/metrics`, {
+    headers: { authorization: `Bearer ${token}` },
+  })).text();
   assert(/^packice_uds_requests_total\{op="open"\} 1$/m.test(text), text);
   assert(/^packice_uds_clients 1$/m.test(text), text);
   // With --http the daemon reads a new object once itself, to announce it to a cluster.

@@ -16,6 +16,8 @@ export interface FuzzDaemon extends AsyncDisposable {
   readonly socket: string;
   /** The HTTP base URL. */
   readonly http: string;
+  /** `Bearer <token>`: the token the daemon made, from its token file. */
+  readonly authorization: string;
   /** A client on the socket, for the checks. */
   readonly client: Client;
   readonly daemon: DaemonProcess;
@@ -109,6 +111,7 @@ export async function startFuzzDaemon(impl: FuzzImpl): Promise<FuzzDaemon> {
     digests.push(await digestOf(bytes));
   }
   const http = `http://127.0.0.1:${port}`;
+  const token = (await Deno.readTextFile(`${socket}.token`)).split("\n")[0]!;
   await eventually(async () => {
     try {
       return (await fetch(`${http}/healthz`)).ok;
@@ -167,6 +170,7 @@ export async function startFuzzDaemon(impl: FuzzImpl): Promise<FuzzDaemon> {
   return {
     socket,
     http,
+    authorization: `Bearer ${token}`,
     client,
     daemon,
     settle,

@@ -246,7 +246,7 @@ async function viaFetch(
   try {
     request = new Request(`${daemon.http}${path}`, {
       method: call.method,
-      headers: call.headers,
+      headers: { authorization: daemon.authorization, ...call.headers },
       ...(bytes === undefined ? {} : { body: bytes }),
       signal: AbortSignal.timeout(10_000),
     });
@@ -274,7 +274,12 @@ async function viaTcp(daemon: FuzzDaemon, run: Run, call: Call): Promise<void> {
   const path = pathOf(run, call);
   const bytes = bodyBytes(call.body) ?? new Uint8Array();
   if (!/^[A-Z]+$/.test(call.method) || /[\s]/.test(path)) return;
-  const head = [`${call.method} ${path} HTTP/1.1`, "host: 127.0.0.1", "connection: close"];
+  const head = [
+    `${call.method} ${path} HTTP/1.1`,
+    "host: 127.0.0.1",
+    "connection: close",
+    `authorization: ${daemon.authorization}`,
+  ];
   for (const [name, value] of Object.entries(call.headers)) {
     if (/^[\x20-\x7e]*$/.test(value)) head.push(`${name}: ${value}`);
   }
@@ -340,7 +345,10 @@ async function viaTcp(daemon: FuzzDaemon, run: Run, call: Call): Promise<void> {
 async function releaseAll(daemon: FuzzDaemon, run: Run): Promise<void> {
   for (const lease of run.leases) {
     const path = `/v1/leases/${encodeURIComponent(lease)}`;
-    await (await fetch(`${daemon.http}${path}`, { method: "DELETE" })).body?.cancel();
+    await (await fetch(`${daemon.http}${path}`, {
+      method: "DELETE",
+      headers: { authorization: daemon.authorization },
+    })).body?.cancel();
   }
 }
 

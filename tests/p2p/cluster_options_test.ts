@@ -16,6 +16,8 @@ Deno.test("parseServeArgs() takes --join lists, --advertise and --gossip-profile
     "http://10.0.0.9:7070",
     "--gossip-profile",
     "test",
+    "--token",
+    "shared by the members",
   ]);
   assertEquals(options.join, ["10.0.0.1:7070", "10.0.0.2:7070", "http://10.0.0.3:7070"]);
   assertEquals(options.advertise, "http://10.0.0.9:7070");

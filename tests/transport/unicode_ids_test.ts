@@ -75,7 +75,9 @@ Deno.test("ids of awkward Unicode round-trip over the Unix socket and HTTP", asy
       for (const id of IDS) await client.delete(id).catch(() => {});
     }
     {
-      await using client = await connect(`http://127.0.0.1:${port}`);
+      // The token the daemon made, as a client of its user finds it.
+      const token = (await Deno.readTextFile(`${daemon.path}.token`)).split("\n")[0]!;
+      await using client = await connect(`http://127.0.0.1:${port}`, { token });
       await roundTrip(client);
     }
     assertEquals((await daemon.stop()).code, 0, daemon.stderr());

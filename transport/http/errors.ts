@@ -96,7 +96,11 @@ export function describeError(
     return { status: thrown.status, error: thrown.error, headers: thrown.headers };
   }
   const error = asPackiceError(thrown);
-  return { status: STATUS[error.code] ?? 500, error, headers: {} };
+  // RFC 9110: a 401 says how to authenticate.
+  const headers: Record<string, string> = error.code === ErrorCode.UNAUTHORIZED
+    ? { "www-authenticate": 'Bearer realm="packice"' }
+    : {};
+  return { status: STATUS[error.code] ?? 500, error, headers };
 }
 
 /** The JSON response of an error, `{ "error": { "code", "message" } }`. */

@@ -5,9 +5,11 @@ import {
   InvalidArgumentError,
   NotFoundError,
   ProtocolError,
+  StoreUnavailableError,
   UnknownLeaseError,
   UnsupportedError,
 } from "../../core/errors.ts";
+import type { DaemonStatus, StatusSource } from "../../core/status.ts";
 import type { Access, Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "../../core/peer.ts";
@@ -50,7 +52,7 @@ export interface HttpPeerOptions {
  * console.log(new TextDecoder().decode(handle.bytes)); // "hello"
  * ```
  */
-export class HttpPeer implements Peer, DirectPut, StreamPut {
+export class HttpPeer implements Peer, DirectPut, StreamPut, StatusSource {
   readonly #base: string;
   readonly #authorization: string | undefined;
   readonly #client: Deno.HttpClient;
@@ -65,7 +67,7 @@ export class HttpPeer implements Peer, DirectPut, StreamPut {
    * @param options The token.
    * @returns The peer.
    * @throws {UnauthorizedError} When the token is missing or wrong.
-   * @throws {NotFoundError} When no server answers at the URL.
+   * @throws {StoreUnavailableError} When no server answers at the URL.
    */
   static async connect(url: string | URL, options: HttpPeerOptions = {}): Promise<HttpPeer> {
     const peer = new HttpPeer(url, options);
@@ -74,12 +76,10 @@ export class HttpPeer implements Peer, DirectPut, StreamPut {
     } catch (error) {
       await peer.close();
       if (!(error instanceof ClosedError)) throw error;
-      // As over a Unix socket: nothing listening at the address is "not found".
-      throw new NotFoundError(
+      // As over a Unix socket: nothing listening is unavailable, never a missing object.
+      throw new StoreUnavailableError(
         `Cannot connect to ${peer.url}: no server answers: ${error.message}`,
-        {
-          cause: error,
-        },
+        { cause: error },
       );
     }
     return peer;
@@ -181,6 +181,15 @@ export class HttpPeer implements Peer, DirectPut, StreamPut {
 
   stats(): Promise<PeerStats> {
     return this.#json("GET", `${API_PREFIX}/stats`);
+  }
+
+  /**
+   * The status of the daemon behind the server.
+   *
+   * @throws {NotFoundError} From a server that is not a daemon (no `/v1/status`).
+   */
+  status(): Promise<DaemonStatus> {
+    return this.#json("GET", `${API_PREFIX}/status`);
   }
 
   /**

@@ -13,12 +13,14 @@
  *   `Packice-TTL`). A chunked body of no declared length is gathered in a
  *   memfd, not in memory, before it becomes the object. A body cut off or of
  *   the wrong length discards the object: nothing half-written is sealed.
- * - `GET /v1/objects/:id` answers `Range` (one range: 206, or 416), `HEAD`,
+ * - `GET /v1/objects/:id` answers `Range` (one range: 206, or 416; several:
+ *   the whole object, 200), `HEAD`,
  *   an `ETag` from the content digest (computed on first need, then kept by
  *   the peer), `If-None-Match` (304), and `Content-Type` from
  *   `meta["content-type"]`.
  * - Auth: with a token, every request but `GET /healthz` needs
- *   `Authorization: Bearer <token>`, compared in constant time. A server on an
+ *   `Authorization: Bearer <token>`, compared in constant time; a 401 says
+ *   `WWW-Authenticate: Bearer realm="packice"`. A server on an
  *   address other than loopback refuses to start without a token.
  * - Leases of HTTP clients always carry a TTL (default 30 s,
  *   `leaseTtl`): an abandoned upload expires and is discarded; `renew` keeps a
@@ -62,3 +64,4 @@ export { HttpPeer, type HttpPeerOptions } from "./http_peer.ts";
 export type { RouteContext, RouteHandler } from "./router.ts";
 export { isLoopback, type ListenAddress, parseListenAddress } from "./address.ts";
 export { limitStream, type RateClock, Slots, TokenBucket } from "../rate_limit.ts";
+export { formatRequest, type HttpRequestEntry } from "./request_log.ts";

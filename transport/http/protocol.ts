@@ -9,6 +9,7 @@
  * | GET        | `/healthz`                        | `{"status":"ok"}` without auth                      |
  * | GET        | `/metrics`                        | Prometheus text                                     |
  * | GET        | `/v1/stats`                       | the peer's counts                                   |
+ * | GET        | `/v1/status`                      | the daemon's `DaemonStatus` (404 from a bare server) |
  * | GET        | `/v1/objects`                     | every object, as JSON                               |
  * | POST       | `/v1/objects`                     | create and seal an object under a fresh id          |
  * | PUT        | `/v1/objects/:id`                 | create and seal in one request; `?ttl=` its TTL     |

@@ -5,6 +5,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
   NotSealedError,
+  type PackiceError,
   ProtocolError,
   StoreUnavailableError,
 } from "../../core/errors.ts";
@@ -31,6 +32,8 @@ import { loadNative } from "../../native/load.ts";
 import { type ByteRange, noneMatch, parseRange } from "./conditional.ts";
 import { computeDigest } from "../../backends/digest.ts";
 import { describeError, errorResponse, tooLarge } from "./errors.ts";
+import type { HttpRequestEntry } from "./request_log.ts";
+import type { DaemonStatus } from "../../core/status.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
 import { API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
@@ -75,11 +78,15 @@ export interface HttpServerOptions {
   readonly maxUploads?: number | undefined;
   /**
    * Milliseconds after a range was sent to another daemon (`?local=1`)
-   * during which it is not sent again (nor while it is sent): a repeat is answered 503, so that receivers of a
-   * broadcast relay it to each other (see `repeat_guard.ts`). 0 turns it
-   * off. Default 0; the daemon sets 400 with `--max-uploads`.
+   * during which it is not sent again (nor while it is sent): a repeat is
+   * answered 503, so that receivers of a broadcast relay it to each other
+   * (see `repeat_guard.ts`). 0 turns it off. Default 0; the daemon sets 400 with `--max-uploads`.
    */
   readonly repeatWindowMs?: number | undefined;
+  /** Called once per request when its response is ready, such as to log it. */
+  readonly onRequest?: (entry: HttpRequestEntry) => void;
+  /** Answers `GET /v1/status`; without it that route is 404. */
+  readonly status?: () => Promise<DaemonStatus>;
   /** More figures for `/metrics`, by name as `Peer.metrics()` gives them, such as a Unix-socket server's. */
   readonly metrics?: () => Readonly<Record<string, number>>;
   /** More routes, such as the cluster's under `/v1/cluster`; they need the token as every other. */
@@ -141,6 +148,8 @@ export class HttpServer implements AsyncDisposable {
   readonly #maxMetaSize: number;
   readonly #onError: (error: unknown) => void;
   readonly #uploads: UploadGate;
+  readonly #onRequest: ((entry: HttpRequestEntry) => void) | undefined;
+  readonly #status: (() => Promise<DaemonStatus>) | undefined;
   readonly #metricsText: (() => string) | undefined;
   readonly #leases: LeaseTable;
   readonly #metrics = new RequestMetrics();
@@ -169,6 +178,8 @@ export class HttpServer implements AsyncDisposable {
     this.#maxMetaSize = validateSize(options.maxMetaSize ?? MAX_META_BYTES, "maxMetaSize");
     this.#onError = options.onError ?? ((error) => console.error(error));
     this.#uploads = new UploadGate(options);
+    this.#onRequest = options.onRequest;
+    this.#status = options.status;
     this.#moreMetrics = options.metrics;
     this.#leases = new LeaseTable(
       options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
@@ -178,12 +189,25 @@ export class HttpServer implements AsyncDisposable {
     for (const route of options.routes ?? []) {
       this.#router.add(route.method, route.pattern, route.handler);
     }
-    this.#server = Deno.serve({
-      hostname,
-      port: options.port ?? 7070,
-      signal: this.#abort.signal,
-      onListen: () => {},
-    }, (request, info) => this.#handle(request, info));
+    const port = options.port ?? 7070;
+    try {
+      this.#server = Deno.serve({
+        hostname,
+        port,
+        signal: this.#abort.signal,
+        onListen: () => {},
+      }, (request, info) => this.#handle(request, info));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+      throw new Deno.errors.AddrInUse(
+        `Cannot serve HTTP on ${
+          urlHost(hostname, port)
+        }: address in use by another process: choose another port, such as --http ${
+          urlHost(hostname, 0)
+        } for a free one`,
+        { cause: error },
+      );
+    }
     this.addr = this.#server.addr;
     this.url = `http://${urlHost(this.addr.hostname, this.addr.port)}`;
     const pruner = setInterval(() => this.#leases.prune(), Math.min(this.#leaseTtl, 60_000));
@@ -221,6 +245,7 @@ export class HttpServer implements AsyncDisposable {
     const started = performance.now();
     let route = "unmatched";
     let response: Response;
+    let refused: PackiceError | undefined;
     try {
       const url = new URL(request.url);
       const match = this.#router.match(request.method, url.pathname);
@@ -231,8 +256,19 @@ export class HttpServer implements AsyncDisposable {
       const { status, error, headers } = describeError(thrown);
       if (error.code === ErrorCode.INTERNAL) this.#onError(thrown);
       response = errorResponse(status, error, headers, request.method === "HEAD");
+      refused = error;
     }
-    this.#metrics.observe(route, response.status, (performance.now() - started) / 1000);
+    const seconds = (performance.now() - started) / 1000;
+    this.#metrics.observe(route, response.status, seconds);
+    this.#onRequest?.({
+      method: request.method,
+      path: new URL(request.url).pathname,
+      route,
+      status: response.status,
+      ms: seconds * 1000,
+      remote: remoteOf(info.remoteAddr),
+      ...(refused === undefined ? {} : { error: refused.toJSON() }),
+    });
     return response;
   }
 
@@ -257,6 +293,12 @@ export class HttpServer implements AsyncDisposable {
           ),
       )
       .add("GET", `${API_PREFIX}/stats`, async () => Response.json(await peer.stats()))
+      .add("GET", `${API_PREFIX}/status`, async () => {
+        if (this.#status === undefined) {
+          throw new NotFoundError("No status: this server is not a daemon");
+        }
+        return Response.json(await this.#status());
+      })
       .add("GET", objects, async () => Response.json(await peer.list()))
       .add("POST", objects, (context) => this.#upload(context, undefined))
       .add("PUT", `${objects}/:id`, (context) => this.#upload(context, context.params.id))
@@ -512,6 +554,12 @@ function asObject(value: unknown): Record<string, unknown> {
     throw new ProtocolError("Malformed JSON body: expected an object");
   }
   return value as Record<string, unknown>;
+}
+
+function remoteOf(addr: Deno.Addr): string {
+  return addr.transport === "tcp" || addr.transport === "udp"
+    ? urlHost(addr.hostname, addr.port)
+    : addr.transport;
 }
 
 /** A TTL header's number, of digits only; any other text is left for the check to refuse. */

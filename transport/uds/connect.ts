@@ -1,6 +1,4 @@
-import { Client } from "../../client/client.ts";
 import { InvalidArgumentError } from "../../core/errors.ts";
-import { UdsPeer, type UdsPeerOptions } from "./uds_peer.ts";
 
 /**
  * The socket path of a `connect()` target that names a Unix socket: an
@@ -25,16 +23,4 @@ export function unixSocketPath(target: string): string | undefined {
     throw new InvalidArgumentError(`Invalid target: ${target} (try unix:///path/to/packice.sock)`);
   }
   return path;
-}
-
-/**
- * A client of the daemon on a Unix socket, which closes its connection.
- *
- * @param path The socket path.
- * @param options The connection's options.
- * @returns The client.
- */
-export async function connectUnix(path: string, options: UdsPeerOptions = {}): Promise<Client> {
-  const peer = await UdsPeer.connect(path, options);
-  return new Client(peer, () => peer.close());
 }

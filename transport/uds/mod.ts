@@ -18,6 +18,7 @@
  *
  * @module
  */
+export { defaultSocketPath } from "./default_socket.ts";
 export { UdsServer } from "./server.ts";
 export type { UdsServerLog, UdsServerOptions } from "./server.ts";
 export { UdsPeer } from "./uds_peer.ts";

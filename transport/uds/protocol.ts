@@ -94,6 +94,8 @@ export const Op = {
    * `packice_` prefix.
    */
   METRICS: 14,
+  /** Empty body; reply JSON `DaemonStatus`, or `UNSUPPORTED` from a server not run by a daemon. */
+  STATUS: 15,
 } as const;
 
 /** One of {@link Op}. */

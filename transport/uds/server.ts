@@ -5,7 +5,9 @@ import {
   NativeUnavailableError,
   ProtocolError,
   UnknownLeaseError,
+  UnsupportedError,
 } from "../../core/errors.ts";
+import type { DaemonStatus } from "../../core/status.ts";
 import type { Blob } from "../../core/blob.ts";
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
@@ -22,7 +24,7 @@ import {
 import type { DirectPut } from "../../client/client.ts";
 import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
-import { loadNative, type Native } from "../../native/load.ts";
+import { ensureNative, type Native } from "../../native/load.ts";
 import { Channel, type ChannelHandler } from "./channel.ts";
 import { connectSocket } from "./socket.ts";
 import {
@@ -72,6 +74,8 @@ export interface UdsServerOptions {
   readonly maxInflight?: number;
   /** Where to report events. Default: nowhere. */
   readonly log?: UdsServerLog;
+  /** Answers STATUS requests; without it they fail with `UNSUPPORTED`. */
+  readonly status?: () => Promise<DaemonStatus>;
 }
 
 const silent: UdsServerLog = { warn: () => {}, debug: () => {} };
@@ -86,6 +90,7 @@ interface Context {
   readonly maxQueuedBytes: number;
   readonly maxInflight: number;
   readonly log: UdsServerLog;
+  readonly status: (() => Promise<DaemonStatus>) | undefined;
   readonly metrics: UdsMetrics;
   /** Called when a connection has ended. */
   forget(connection: Connection): void;
@@ -158,7 +163,7 @@ export class UdsServer implements AsyncDisposable {
     path: string,
     options: UdsServerOptions = {},
   ): Promise<UdsServer> {
-    const native = loadNative();
+    const native = await ensureNative();
     if (native === undefined) {
       throw new NativeUnavailableError("Cannot serve on a Unix socket: native library unavailable");
     }
@@ -199,6 +204,7 @@ export class UdsServer implements AsyncDisposable {
       maxQueuedBytes: options.maxQueuedBytes ?? 8 * 1024 * 1024,
       maxInflight: options.maxInflight ?? 256,
       log: options.log ?? silent,
+      status: options.status,
       metrics: new UdsMetrics(),
       forget: (connection) => {
         if (this.#connections.delete(connection)) this.#context.metrics.clients--;
@@ -571,6 +577,13 @@ class Connection implements ChannelHandler {
         return peer.has(hasRequest(decodeText(body))).then((has) => Uint8Array.of(has ? 1 : 0));
       case Op.STATS:
         return peer.stats().then(json);
+      case Op.STATUS: {
+        const status = this.#context.status;
+        if (status === undefined) {
+          throw new UnsupportedError("No status: this server is not a daemon");
+        }
+        return status().then(json);
+      }
       case Op.READ:
         return this.#read(body);
       case Op.WRITE:

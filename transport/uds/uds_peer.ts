@@ -5,7 +5,6 @@ import {
   errorFromCode,
   InvalidArgumentError,
   NativeUnavailableError,
-  NotFoundError,
   ProtocolError,
   StoreUnavailableError,
   UnauthorizedError,
@@ -15,9 +14,10 @@ import {
 import { Access, type Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "../../core/peer.ts";
+import type { DaemonStatus, StatusSource } from "../../core/status.ts";
 import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
-import { loadNative, type Native } from "../../native/load.ts";
+import { ensureNative, type Native } from "../../native/load.ts";
 import { Channel, type ChannelHandler } from "./channel.ts";
 import { MappingCache, type SharedMapping } from "./mapping_cache.ts";
 import { setNewest } from "./newest.ts";
@@ -202,7 +202,7 @@ class HeldLease implements BlobOwner {
  * console.log(handle.bytes.length); // 6, mapped from the daemon's memory
  * ```
  */
-export class UdsPeer implements Peer, DirectPut {
+export class UdsPeer implements Peer, DirectPut, StatusSource {
   readonly #native: Native;
   readonly #path: string;
   readonly #reactor: Reactor;
@@ -232,7 +232,7 @@ export class UdsPeer implements Peer, DirectPut {
    * @param path The socket path.
    * @param options How long to wait for a busy server.
    * @returns The connected peer.
-   * @throws {NotFoundError} When nothing listens on `path`.
+   * @throws {StoreUnavailableError} When nothing listens on `path`.
    * @throws {UnauthorizedError} When the socket's mode does not let this user connect.
    * @throws {NativeUnavailableError} When the native library cannot be loaded.
    *
@@ -246,7 +246,7 @@ export class UdsPeer implements Peer, DirectPut {
    * ```
    */
   static async connect(path: string, options: UdsPeerOptions = {}): Promise<UdsPeer> {
-    const native = loadNative();
+    const native = await ensureNative();
     if (native === undefined) {
       throw new NativeUnavailableError(
         `Cannot connect to ${path}: native library unavailable, so Unix sockets are too`,
@@ -261,7 +261,9 @@ export class UdsPeer implements Peer, DirectPut {
       if (fd >= 0) return new UdsPeer(native, path, fd, writeAhead, timeout);
       const errno = -fd;
       if (errno === Errno.ENOENT || errno === Errno.ECONNREFUSED) {
-        throw new NotFoundError(`Cannot connect to ${path}: no daemon listens there`);
+        throw new StoreUnavailableError(
+          `Cannot connect to ${path}: no daemon listens there: start one with \`packice serve\``,
+        );
       }
       if (errno === Errno.EACCES || errno === Errno.EPERM) {
         throw new UnauthorizedError(`Cannot connect to ${path}: permission denied`);
@@ -494,6 +496,15 @@ export class UdsPeer implements Peer, DirectPut {
 
   stats(): Promise<PeerStats> {
     return this.#call(Op.STATS, "", (body) => decodeJson(body) as PeerStats);
+  }
+
+  /**
+   * The daemon's status: version, uptime, clients, whether it shares memory.
+   *
+   * @throws {UnsupportedError} From a server that is not a daemon.
+   */
+  status(): Promise<DaemonStatus> {
+    return this.#call(Op.STATUS, "", (body) => decodeJson(body) as DaemonStatus);
   }
 
   /**

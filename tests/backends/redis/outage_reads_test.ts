@@ -31,12 +31,14 @@ Deno.test(
     const daemon = await spawnReady(
       ["run", "-A", CLI, "serve", "--impl", "mem", "--capacity", "16MiB", "--socket", socket]
         .concat(["--http", http, "--redis", redis.url, "--namespace", "reads"])
+        .concat(["--token", "outage-test-token"])
         .concat(["--log-level", "error"]),
       "Packice listening on",
       "Daemon",
     );
     try {
       await using client = await connect(socket);
+      const token = "outage-test-token";
       const ids = ["one", "two", "three"];
       for (const id of ids) await client.put(`bytes of ${id}`, { id });
 
@@ -55,7 +57,10 @@ Deno.test(
               failures.push(`${id}: wrong bytes`);
             }
             const method = gets % 2 === 0 ? "GET" : "HEAD";
-            const response = await fetch(`http://${http}/v1/objects/${id}`, { method });
+            const response = await fetch(`http://${http}/v1/objects/${id}`, {
+              method,
+              headers: { authorization: `Bearer ${token}` },
+            });
             const body = await response.text();
             if (response.status !== 200 || (method === "GET" && body !== `bytes of ${id}`)) {
               failures.push(`${id}: HTTP ${method} answered ${response.status} ${body}`);

@@ -26,6 +26,8 @@ const MIB = 1 << 20;
 interface Daemon {
   readonly daemon: DaemonProcess;
   readonly http: string;
+  /** `Authorization` with the token the daemon made, from its token file. */
+  readonly auth: { readonly authorization: string };
 }
 
 /** Runs `fn` against a daemon that also serves HTTP, and checks it exits cleanly after. */
@@ -39,7 +41,12 @@ async function withDaemon(fn: (daemon: Daemon) => Promise<void>): Promise<void> 
       "--http",
       `127.0.0.1:${port}`,
     ]);
-    await fn({ daemon, http: `http://127.0.0.1:${port}` });
+    const token = (await Deno.readTextFile(`${daemon.path}.token`)).split("\n")[0]!;
+    await fn({
+      daemon,
+      http: `http://127.0.0.1:${port}`,
+      auth: { authorization: `Bearer ${token}` },
+    });
     assertEquals((await daemon.stop()).code, 0, daemon.stderr());
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -83,8 +90,8 @@ function fill(raw: RawConnection, fd: number, size: number, byte: number): numbe
   );
 }
 
-async function httpGet(http: string, id: string): Promise<Uint8Array> {
-  const response = await fetch(`${http}/v1/objects/${encodeURIComponent(id)}`);
+async function httpGet({ http, auth }: Daemon, id: string): Promise<Uint8Array> {
+  const response = await fetch(`${http}/v1/objects/${encodeURIComponent(id)}`, { headers: auth });
   assertEquals(response.status, 200, `GET ${id}`);
   return new Uint8Array(await response.arrayBuffer());
 }
@@ -162,7 +169,7 @@ Deno.test("the daemon refuses fds other than an unsealed memfd of the blob's siz
 
 Deno.test("memfds shrunk and grown while the daemon takes them over never fault a reader", async () => {
   using hostile = await Hostile.build();
-  await withDaemon(async ({ daemon, http }) => {
+  await withDaemon(async ({ daemon, http, auth }) => {
     using raw = new RawConnection(daemon.path);
     const { native } = raw;
     const kept: string[] = [];
@@ -192,7 +199,7 @@ Deno.test("memfds shrunk and grown while the daemon takes them over never fault 
     for (const id of kept) {
       // The last byte: the daemon reads it from its mapping of the whole memfd.
       const response = await fetch(`${http}/v1/objects/${id}`, {
-        headers: { range: `bytes=${MIB - 1}-${MIB - 1}` },
+        headers: { ...auth, range: `bytes=${MIB - 1}-${MIB - 1}` },
       });
       assertEquals(response.status, 206, id);
       assertEquals([...new Uint8Array(await response.arrayBuffer())], [0]);
@@ -208,7 +215,8 @@ Deno.test("memfds shrunk and grown while the daemon takes them over never fault 
 
 Deno.test("memfds that gain seals while the daemon takes them over seal or are refused", async () => {
   using hostile = await Hostile.build();
-  await withDaemon(async ({ daemon, http }) => {
+  await withDaemon(async (served) => {
+    const { daemon } = served;
     using raw = new RawConnection(daemon.path);
     const { native } = raw;
     const kept: Array<[string, number]> = [];
@@ -236,7 +244,7 @@ Deno.test("memfds that gain seals while the daemon takes them over seal or are r
     assert(kept.length > 0, "some memfds were taken over");
     await using client = await connect(daemon.path);
     for (const [id, byte] of kept) {
-      assertEquals(await httpGet(http, id), new Uint8Array(MIB).fill(byte));
+      assertEquals(await httpGet(served, id), new Uint8Array(MIB).fill(byte));
       using handle = await client.get(id);
       assertEquals(handle.bytes, new Uint8Array(MIB).fill(byte));
     }
@@ -244,7 +252,8 @@ Deno.test("memfds that gain seals while the daemon takes them over seal or are r
 });
 
 Deno.test("a writer that forbids more seals cannot change its object after seal", async () => {
-  await withDaemon(async ({ daemon, http }) => {
+  await withDaemon(async (served) => {
+    const { daemon } = served;
     using raw = new RawConnection(daemon.path);
     const { native } = raw;
     for (const keepMapping of [false, true]) {
@@ -269,10 +278,10 @@ Deno.test("a writer that forbids more seals cannot change its object after seal"
         const sealed = await answer(raw);
         assert(!isError(sealed), JSON.stringify(sealed));
         if (keepMapping) assertEquals(native.symbols.pk_add_seals(fd, Linux.F_SEAL_SEAL), 0);
-        const first = await httpGet(http, id);
+        const first = await httpGet(served, id);
         if (keepMapping) new Uint8Array(buffer).fill(0x42);
         else fill(raw, fd, MIB, 0x42);
-        assertEquals(await httpGet(http, id), first);
+        assertEquals(await httpGet(served, id), first);
         await using client = await connect(daemon.path);
         using handle = await client.get(id);
         assertEquals(handle.bytes, first);

@@ -1,0 +1,30 @@
+import { open, parse, report, TARGET_FLAGS, TARGET_USAGE, UsageError } from "./command.ts";
+
+/** The usage text of `packice rm`. */
+export const RM_USAGE = `Usage: packice rm ID...
+
+Deletes objects. Readers that hold one keep its bytes until they let go. Each
+id that fails is reported; the exit code is that of the first failure.
+
+${TARGET_USAGE}`;
+
+/** `packice rm`. */
+export async function rm(args: string[]): Promise<number> {
+  const { values, positionals: ids } = parse(args, TARGET_FLAGS);
+  if (values.help) {
+    console.log(RM_USAGE);
+    return 0;
+  }
+  if (ids.length === 0) throw new UsageError("missing ID");
+  await using client = await open(values);
+  let code = 0;
+  for (const id of ids) {
+    try {
+      await client.delete(id);
+    } catch (error) {
+      const failed = report(error);
+      if (code === 0) code = failed;
+    }
+  }
+  return code;
+}

@@ -1,0 +1,166 @@
+import type { DirectPut, PutOptions } from "./client.ts";
+import { ClosedError, LeaseExpiredError, UnknownLeaseError } from "../core/errors.ts";
+import { Access, type Lease } from "../core/lease.ts";
+import type { ObjectInfo } from "../core/object.ts";
+import type { Acquired, AcquireOptions, Peer, PeerStats } from "../core/peer.ts";
+import type { DaemonStatus, StatusSource } from "../core/status.ts";
+import type { UdsPeer } from "../transport/uds/uds_peer.ts";
+
+/**
+ * A daemon's peer over a Unix socket that outlives the daemon's restarts: a
+ * call after the connection was lost connects again, and a call that only
+ * reads and fails because the connection went down under it is tried once
+ * more on a new one. Leases do not survive: one granted before the loss ends
+ * with {@link LeaseExpiredError}, its views detached.
+ */
+export class ReconnectingPeer implements Peer, DirectPut, StatusSource {
+  readonly #connect: () => Promise<UdsPeer>;
+  #current: UdsPeer;
+  #reconnecting: Promise<UdsPeer> | undefined;
+  /** Leases that write (CREATE, WRITE), by the connection that granted them. */
+  readonly #writers = new Map<string, UdsPeer>();
+  /** Connections lost so far. */
+  #lost = 0;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * @param first The connected peer.
+   * @param connect Connects again, to the same socket.
+   */
+  constructor(first: UdsPeer, connect: () => Promise<UdsPeer>) {
+    this.#current = first;
+    this.#connect = connect;
+  }
+
+  /** The socket path. */
+  get path(): string {
+    return this.#current.path;
+  }
+
+  async acquire(
+    objectId: string | undefined,
+    access: Access,
+    options?: AcquireOptions,
+  ): Promise<Acquired> {
+    if (access === Access.READ) {
+      return await this.#read((peer) => peer.acquire(objectId, access, options));
+    }
+    const peer = await this.#peer();
+    const acquired = await peer.acquire(objectId, access, options);
+    this.#writers.set(acquired.lease.id, peer);
+    return acquired;
+  }
+
+  seal(leaseId: string): Promise<ObjectInfo> {
+    return this.#onLease(leaseId, (peer) => peer.seal(leaseId), true);
+  }
+
+  discard(leaseId: string): Promise<void> {
+    return this.#onLease(leaseId, (peer) => peer.discard(leaseId), true);
+  }
+
+  release(leaseId: string): Promise<void> {
+    return this.#onLease(leaseId, (peer) => peer.release(leaseId), true);
+  }
+
+  renew(leaseId: string, ttl?: number): Promise<Lease> {
+    return this.#onLease(leaseId, (peer) => peer.renew(leaseId, ttl), false);
+  }
+
+  stat(objectId: string): Promise<ObjectInfo> {
+    return this.#read((peer) => peer.stat(objectId));
+  }
+
+  list(): Promise<ObjectInfo[]> {
+    return this.#read((peer) => peer.list());
+  }
+
+  has(objectId: string): Promise<boolean> {
+    return this.#read((peer) => peer.has(objectId));
+  }
+
+  stats(): Promise<PeerStats> {
+    return this.#read((peer) => peer.stats());
+  }
+
+  status(): Promise<DaemonStatus> {
+    return this.#read((peer) => peer.status());
+  }
+
+  metrics(): Promise<Readonly<Record<string, number>>> {
+    return this.#read((peer: Peer) => peer.metrics?.() ?? Promise.resolve({}));
+  }
+
+  async putObject(
+    chunks: readonly Uint8Array[],
+    size: number,
+    options: PutOptions,
+  ): Promise<ObjectInfo> {
+    return await (await this.#peer()).putObject(chunks, size, options);
+  }
+
+  /** Closes the connection; no other is made. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#reconnecting?.catch(() => {});
+      await this.#current.close();
+    })();
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** The connected peer, connecting again when the last connection was lost. */
+  #peer(): UdsPeer | Promise<UdsPeer> {
+    if (this.#closing !== undefined) return Promise.reject(new ClosedError("Peer is closed"));
+    if (!this.#current.closed) return this.#current;
+    this.#reconnecting ??= (async () => {
+      const lost = this.#current;
+      try {
+        const peer = await this.#connect();
+        this.#lost++;
+        this.#current = peer;
+        for (const [lease, owner] of this.#writers) if (owner === lost) this.#writers.delete(lease);
+        void lost.close();
+        return peer;
+      } finally {
+        this.#reconnecting = undefined;
+      }
+    })();
+    return this.#reconnecting;
+  }
+
+  /** A call that changes nothing: tried once more when the connection is lost under it. */
+  #read<T>(call: (peer: UdsPeer) => Promise<T>): Promise<T> {
+    const current = this.#current;
+    // The common case costs no extra turn: a live connection and a call that succeeds.
+    const first = !current.closed && this.#closing === undefined
+      ? call(current)
+      : Promise.resolve(this.#peer()).then(call);
+    return first.catch(async (error) => {
+      if (!(error instanceof ClosedError) || this.#closing !== undefined) throw error;
+      if (this.#current === current && !current.closed) throw error;
+      return await call(await this.#peer());
+    });
+  }
+
+  /** A call on a lease, on the connection that granted it. */
+  #onLease<T>(leaseId: string, call: (peer: UdsPeer) => Promise<T>, ends: boolean): Promise<T> {
+    const owner = this.#writers.get(leaseId);
+    if (ends && owner !== undefined) this.#writers.delete(leaseId);
+    const peer = owner ?? this.#current;
+    return call(peer).catch((error) => {
+      const lost = peer.closed && this.#closing === undefined;
+      if (lost || (this.#lost > 0 && owner === undefined && error instanceof UnknownLeaseError)) {
+        throw new LeaseExpiredError(
+          `Lease ${leaseId} ended: the connection to the daemon at ${peer.path} was lost (did it restart?)`,
+          { cause: error },
+        );
+      }
+      throw error;
+    });
+  }
+}

@@ -1,0 +1,32 @@
+import type { PeerStats } from "./peer.ts";
+
+/**
+ * What a running daemon says of itself: `packice status`, the Unix socket's
+ * STATUS request and `GET /v1/status` give it.
+ */
+export interface DaemonStatus {
+  /** The Packice version of the daemon. */
+  readonly version: string;
+  /** Its process id. */
+  readonly pid: number;
+  /** Seconds since it started. */
+  readonly uptime: number;
+  /** Whether it shares memory with clients on this host without copies (the native library loaded). */
+  readonly zeroCopy: boolean;
+  /** Which peer it serves: `mem`, `fs`, `tiered` or another kind. */
+  readonly impl: string;
+  /** Where it listens, such as `unix:///run/packice.sock` and `http://127.0.0.1:7070`. */
+  readonly addresses: readonly string[];
+  /** Clients connected to its Unix socket. */
+  readonly clients: number;
+  /** Its peer's counts of objects, leases and bytes. */
+  readonly stats: PeerStats;
+  /** Its peer's own figures, such as the bytes of each tier (see `Peer.metrics`). */
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+/** An optional capability of a peer behind a transport: ask the daemon for its status. */
+export interface StatusSource {
+  /** The status of the daemon serving this peer. */
+  status(): Promise<DaemonStatus>;
+}
