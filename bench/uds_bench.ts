@@ -22,7 +22,7 @@ import { Client, UdsPeer } from "../mod.ts";
 import { Errno } from "../native/errno.ts";
 import { Linux } from "../native/ffi.ts";
 import { loadNative, type Native } from "../native/load.ts";
-import { Reactor } from "../transport/uds/reactor.ts";
+import { Reactor } from "../native/reactor.ts";
 import { quantile, report, timeEach } from "./stats.ts";
 
 const KiB = 1024;

@@ -1,29 +1,23 @@
 import { ClosedError, InvalidArgumentError } from "../core/errors.ts";
-import { MemfdSpool, storeSpool } from "../backends/memory/spool.ts";
+import { MemfdSpool, storeSpool } from "../native/spool.ts";
 import { loadNative } from "../native/load.ts";
 import type { Blob } from "../core/blob.ts";
 import { Access } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
-import type { Acquired, AcquireOptions, Peer } from "../core/peer.ts";
-import type { Meta } from "../core/validate.ts";
+import {
+  type Acquired,
+  type AcquireOptions,
+  type DirectPutOptions,
+  offersDirectPut,
+  type Peer,
+  type PutOptions,
+  type StreamPut,
+} from "../core/peer.ts";
 import { metricsOf } from "../core/metrics.ts";
 import { ObjectHandle } from "./object_handle.ts";
 import { ObjectWriter } from "./object_writer.ts";
 
-/** Options of {@link Client.put} and {@link Client.create}. */
-export interface PutOptions {
-  /** The object id; a fresh one when absent. */
-  readonly id?: string;
-  /** Metadata, a plain JSON object. */
-  readonly meta?: Meta;
-  /**
-   * The object's time to live in milliseconds, from now: at the deadline it
-   * leaves lookups as a delete does, sealed or not (an unfinished object is
-   * discarded); readers holding it keep their bytes until they close. The
-   * CREATE lease ends at the same deadline. Without it the object stays.
-   */
-  readonly ttl?: number;
-}
+export type { PutOptions };
 
 /** Options of {@link Client.get}. */
 export interface GetOptions {
@@ -35,40 +29,6 @@ export interface GetOptions {
 
 /** What {@link Client.put} accepts. */
 export type PutData = Uint8Array | ArrayBuffer | string | ReadableStream<Uint8Array>;
-
-/**
- * An optional capability of a peer: store a whole object in one step. A peer
- * behind a network offers it so that {@link Client.put} costs one round trip
- * instead of acquire, write, seal and release.
- */
-export interface DirectPut {
-  /**
-   * Creates, fills and seals an object.
-   *
-   * @param chunks The bytes, in order.
-   * @param size Their total length.
-   * @param options Id, metadata and TTL.
-   * @returns The sealed object.
-   */
-  putObject(chunks: readonly Uint8Array[], size: number, options: PutOptions): Promise<ObjectInfo>;
-}
-
-/**
- * An optional capability of a peer behind a network: store a whole object
- * whose bytes come from an iterable, one chunk held at a time, in one
- * request. {@link Client.put} uses it for streams too long to gather.
- */
-export interface StreamPut {
-  /**
-   * Creates, fills and seals an object.
-   *
-   * @param chunks The bytes, in order, taken one at a time.
-   * @param size Their total length.
-   * @param options Id, metadata and TTL.
-   * @returns The sealed object.
-   */
-  putStream(chunks: Iterable<Uint8Array>, size: number, options: PutOptions): Promise<ObjectInfo>;
-}
 
 /**
  * The Packice client: put, get, create, delete, stat and list objects on a
@@ -293,10 +253,6 @@ export class Client implements AsyncDisposable {
   }
 }
 
-function offersDirectPut(peer: Peer): peer is Peer & DirectPut {
-  return typeof (peer as Partial<DirectPut>).putObject === "function";
-}
-
 /**
  * The bytes of each blob: a zero-copy view where the blob offers one, else a
  * copy. Synchronous when every blob has a view.
@@ -318,7 +274,7 @@ async function withCopies(blobs: readonly Blob[], bytes: Uint8Array[]): Promise<
 }
 
 function withoutTransfer(options: PutOptions): PutOptions {
-  const { transfer: _, ...fields } = options as PutOptions & { transfer?: unknown };
+  const { transfer: _, ...fields } = options as DirectPutOptions;
   return fields;
 }
 

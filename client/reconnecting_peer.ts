@@ -1,8 +1,14 @@
-import type { DirectPut, PutOptions } from "./client.ts";
+import type {
+  Acquired,
+  AcquireOptions,
+  DirectPut,
+  Peer,
+  PeerStats,
+  PutOptions,
+} from "../core/peer.ts";
 import { ClosedError, LeaseExpiredError, UnknownLeaseError } from "../core/errors.ts";
 import { Access, type Lease } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
-import type { Acquired, AcquireOptions, Peer, PeerStats } from "../core/peer.ts";
 import type { DaemonStatus, StatusSource } from "../core/status.ts";
 import type { UdsPeer } from "../transport/uds/uds_peer.ts";
 

@@ -22,10 +22,9 @@ import { Lru } from "./lru.ts";
 import { type PeerMode, validateMode } from "./mode.ts";
 import type { ObjectInfo } from "./object.ts";
 import { sameContent, totalSize } from "./object.ts";
-import type { Acquired, AcquireOptions, Peer, PeerStats } from "./peer.ts";
+import type { Acquired, AcquireOptions, DirectPutOptions, Peer, PeerStats } from "./peer.ts";
 import { shown } from "./shown.ts";
 import {
-  type Meta,
   newId,
   validateAccess,
   validateBlobSizes,
@@ -273,12 +272,7 @@ export class BasePeer implements Peer {
   async putObject(
     chunks: readonly Uint8Array[],
     size: number,
-    options: {
-      readonly id?: string;
-      readonly meta?: Meta;
-      readonly ttl?: number;
-      readonly transfer?: boolean;
-    } = {},
+    options: DirectPutOptions = {},
   ): Promise<ObjectInfo> {
     this.#checkOpen();
     checkChunks(chunks);

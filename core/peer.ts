@@ -114,3 +114,72 @@ export interface Peer extends AsyncDisposable {
   /** Ends every lease and frees everything. Idempotent. */
   close(): Promise<void>;
 }
+
+/** Options of a one-step put: {@link DirectPut.putObject}, `Client.put` and `Client.create`. */
+export interface PutOptions {
+  /** The object id; a fresh one when absent. */
+  readonly id?: string;
+  /** Metadata, a plain JSON object. */
+  readonly meta?: Meta;
+  /**
+   * The object's time to live in milliseconds, from now: at the deadline it
+   * leaves lookups as a delete does, sealed or not (an unfinished object is
+   * discarded); readers holding it keep their bytes until they close. The
+   * CREATE lease ends at the same deadline. Without it the object stays.
+   */
+  readonly ttl?: number;
+}
+
+/** Options of {@link DirectPut.putObject} as a transport's server calls it. */
+export interface DirectPutOptions extends PutOptions {
+  /**
+   * Gives the chunks up to the peer: when there is one chunk, a store may
+   * keep its memory instead of a copy, and detach it. Only for bytes the
+   * caller owns and will not touch again, such as a request just received.
+   */
+  readonly transfer?: boolean;
+}
+
+/**
+ * An optional capability of a peer: store a whole object in one step. A peer
+ * behind a network offers it so that a put costs one round trip instead of
+ * acquire, write, seal and release; an in-process peer offers it to skip the
+ * leased blobs in between.
+ */
+export interface DirectPut {
+  /**
+   * Creates, fills and seals an object.
+   *
+   * @param chunks The bytes, in order.
+   * @param size Their total length.
+   * @param options Id, metadata, TTL, and whether the chunks are given up.
+   * @returns The sealed object.
+   */
+  putObject(
+    chunks: readonly Uint8Array[],
+    size: number,
+    options: DirectPutOptions,
+  ): Promise<ObjectInfo>;
+}
+
+/**
+ * An optional capability of a peer behind a network: store a whole object
+ * whose bytes come from an iterable, one chunk held at a time, in one
+ * request. A client uses it for streams too long to gather.
+ */
+export interface StreamPut {
+  /**
+   * Creates, fills and seals an object.
+   *
+   * @param chunks The bytes, in order, taken one at a time.
+   * @param size Their total length.
+   * @param options Id, metadata and TTL.
+   * @returns The sealed object.
+   */
+  putStream(chunks: Iterable<Uint8Array>, size: number, options: PutOptions): Promise<ObjectInfo>;
+}
+
+/** Whether `peer` offers {@link DirectPut}. */
+export function offersDirectPut(peer: Peer): peer is Peer & DirectPut {
+  return typeof (peer as Partial<DirectPut>).putObject === "function";
+}

@@ -515,7 +515,7 @@ export const symbols = {
 
   // ---------------------------------------------------------------------------
   // Reactor thread and file limits, for the Unix-socket transport
-  // (transport/uds/reactor.ts).
+  // (native/reactor.ts).
   pk_reactor_start: {
     parameters: [
       "function", // void (*ready)(int32_t count), a Deno.UnsafeCallback.threadSafe

@@ -1,7 +1,7 @@
 import { check, Errno, SystemError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
-import { Reactor } from "../../transport/uds/reactor.ts";
+import { Reactor } from "../../native/reactor.ts";
 import type { BlobFile, BlobFileOpener } from "./blob_file.ts";
 
 /** Workers: one object's fsync overlaps the next one's write. */

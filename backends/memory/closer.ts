@@ -1,6 +1,6 @@
 import { check, Errno, errnoError } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
-import type { Tasks } from "./tasks.ts";
+import type { Tasks } from "../../native/tasks.ts";
 
 /** How many descriptors one call closes. */
 const BATCH = 256;

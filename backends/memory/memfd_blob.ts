@@ -14,10 +14,10 @@ import { AdoptedSeal } from "./adopted_seal.ts";
 import { checkRange } from "./checks.ts";
 import { HeapViews } from "./heap_views.ts";
 import type { FdCloser } from "./closer.ts";
-import { LARGE_BLOB } from "./memfd_pool.ts";
-import type { MemfdPool } from "./memfd_pool.ts";
+import { LARGE_BLOB } from "../../native/memfd_pool.ts";
+import type { MemfdPool } from "../../native/memfd_pool.ts";
 import { FULL_SEALS, SIZE_SEALS } from "./seals.ts";
-import type { Tasks } from "./tasks.ts";
+import type { Tasks } from "../../native/tasks.ts";
 
 /** What the blobs of one store share. */
 export interface MemfdContext {

@@ -11,9 +11,9 @@ import { blobSizes, checkRoom } from "./checks.ts";
 import { FdCloser } from "./closer.ts";
 import { MemfdBlob } from "./memfd_blob.ts";
 import type { MemfdContext } from "./memfd_blob.ts";
-import { LARGE_BLOB, MemfdPool, POOL_IDLE_MS } from "./memfd_pool.ts";
-import type { PreparedMemfd } from "./memfd_pool.ts";
-import { Tasks } from "./tasks.ts";
+import { LARGE_BLOB, MemfdPool, POOL_IDLE_MS } from "../../native/memfd_pool.ts";
+import type { PreparedMemfd } from "../../native/memfd_pool.ts";
+import { Tasks } from "../../native/tasks.ts";
 
 /** Options of {@link MemfdBlobStore}. */
 export interface MemfdBlobStoreOptions {

@@ -1,5 +1,13 @@
 import type { Blob } from "../../core/blob.ts";
-import type { DirectPut, PutOptions, StreamPut } from "../../client/client.ts";
+import type {
+  Acquired,
+  AcquireOptions,
+  DirectPut,
+  Peer,
+  PeerStats,
+  PutOptions,
+  StreamPut,
+} from "../../core/peer.ts";
 import {
   ClosedError,
   InvalidArgumentError,
@@ -12,7 +20,6 @@ import {
 import type { DaemonStatus, StatusSource } from "../../core/status.ts";
 import type { Access, Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
-import type { Acquired, AcquireOptions, Peer, PeerStats } from "../../core/peer.ts";
 import { validateObjectId, validateSize } from "../../core/validate.ts";
 import { errorOf } from "./errors.ts";
 import {

@@ -21,14 +21,14 @@ export interface TokenFile {
 }
 
 /**
- * A fresh random token: 32 bytes, base64url.
+ * A fresh random token: 32 bytes in hex, so that it never starts with a dash
+ * that a command line would take for an option.
  *
  * @returns The token.
  */
 export function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
-    .replace(/=+$/, "");
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 /**

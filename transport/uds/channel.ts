@@ -3,7 +3,7 @@ import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
 import type { ByteCounters } from "./metrics.ts";
 import { MAX_FDS, MAX_MESSAGE } from "./protocol.ts";
-import type { Reactor } from "./reactor.ts";
+import type { Reactor } from "../../native/reactor.ts";
 
 /** What a {@link Channel} tells its owner. */
 export interface ChannelHandler {

@@ -11,7 +11,7 @@ import type { DaemonStatus } from "../../core/status.ts";
 import type { Blob } from "../../core/blob.ts";
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
-import type { Acquired, AcquireOptions, Peer } from "../../core/peer.ts";
+import type { Acquired, AcquireOptions, DirectPut, Peer } from "../../core/peer.ts";
 import {
   type AcquireRequest,
   discardRequest,
@@ -21,7 +21,6 @@ import {
   sealRequest,
   statRequest,
 } from "../../core/requests.ts";
-import type { DirectPut } from "../../client/client.ts";
 import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import { ensureNative, type Native } from "../../native/load.ts";
@@ -50,7 +49,7 @@ import {
   textFrameRoom,
   writeTextFrame,
 } from "./protocol.ts";
-import { Reactor } from "./reactor.ts";
+import { Reactor } from "../../native/reactor.ts";
 import { UdsMetrics } from "./metrics.ts";
 import { decodeOpen, type OpenReply, openReplyRoom, writeOpenReply } from "./open_frame.ts";
 import { RecentTexts } from "./recent_texts.ts";
@@ -331,6 +330,8 @@ class Connection implements ChannelHandler {
   /** Object ids opened and lease ids granted lately, to decode them again without a new string. */
   readonly #recent = new RecentTexts(8);
   #inflight = 0;
+  /** Bytes of the READs under way: replies the send queue may yet have to hold. */
+  #reading = 0;
   /** Frames received but not started yet, while too many are under way. */
   #backlog: { bytes: Uint8Array; fds: number[] } | undefined;
   #flushing = false;
@@ -424,9 +425,15 @@ class Connection implements ChannelHandler {
     for (const fd of fds) this.#context.native.symbols.pk_close(fd);
   }
 
-  /** Whether another request may start: few enough under way, and no replies waiting to go. */
+  /**
+   * Whether another request may start: few enough under way, no replies
+   * waiting to go, and room in the send queue for the replies of every READ
+   * under way plus one more, so that a client that pipelines the READs of a
+   * large object and reads their replies late is slowed down, not cut off.
+   */
   #mayStart(): boolean {
-    return this.#inflight < this.#context.maxInflight && this.#channel.queuedBytes === 0;
+    return this.#inflight < this.#context.maxInflight && this.#channel.queuedBytes === 0 &&
+      (this.#reading === 0 || this.#reading + CHUNK <= this.#context.maxQueuedBytes / 2);
   }
 
   /** Starts frames from the backlog as room frees up, then reads again. */
@@ -709,7 +716,12 @@ class Connection implements ChannelHandler {
     if (request.length > CHUNK) {
       throw new InvalidArgumentError(`Invalid length: at most ${CHUNK} bytes per read`);
     }
-    return await this.#blob(request.lease, request.blob).read(request.offset, request.length);
+    this.#reading += request.length;
+    try {
+      return await this.#blob(request.lease, request.blob).read(request.offset, request.length);
+    } finally {
+      this.#reading -= request.length;
+    }
   }
 
   async #write(body: Uint8Array): Promise<Uint8Array> {

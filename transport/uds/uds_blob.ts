@@ -11,7 +11,7 @@ import { check } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 import { Mapping } from "../../native/mapping.ts";
 import type { SharedMapping } from "./mapping_cache.ts";
-import type { PreparedMemfd } from "../../backends/memory/memfd_pool.ts";
+import type { PreparedMemfd } from "../../native/memfd_pool.ts";
 import type { WriteAhead } from "./write_ahead.ts";
 import { CHUNK } from "./protocol.ts";
 

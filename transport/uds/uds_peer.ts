@@ -1,5 +1,12 @@
 import { setImmediate } from "node:timers";
-import type { DirectPut, PutOptions } from "../../client/client.ts";
+import type {
+  Acquired,
+  AcquireOptions,
+  DirectPut,
+  Peer,
+  PeerStats,
+  PutOptions,
+} from "../../core/peer.ts";
 import {
   ClosedError,
   errorFromCode,
@@ -13,7 +20,6 @@ import {
 } from "../../core/errors.ts";
 import { Access, type Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
-import type { Acquired, AcquireOptions, Peer, PeerStats } from "../../core/peer.ts";
 import type { DaemonStatus, StatusSource } from "../../core/status.ts";
 import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
@@ -40,11 +46,11 @@ import {
   writePutFrame,
   writeTextFrame,
 } from "./protocol.ts";
-import { Reactor } from "./reactor.ts";
+import { Reactor } from "../../native/reactor.ts";
 import { connectSocket } from "./socket.ts";
 import { type BlobOwner, type BlobSource, type OwnMemfd, UdsBlob } from "./uds_blob.ts";
 import { WriteAhead } from "./write_ahead.ts";
-import type { PreparedMemfd } from "../../backends/memory/memfd_pool.ts";
+import type { PreparedMemfd } from "../../native/memfd_pool.ts";
 
 /** Options of {@link UdsPeer.connect}. */
 export interface UdsPeerOptions {

@@ -1,8 +1,8 @@
 import { setImmediate } from "node:timers";
 import { check } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
-import { MemfdPool, POOL_IDLE_MS, type PreparedMemfd } from "../../backends/memory/memfd_pool.ts";
-import { Tasks } from "../../backends/memory/tasks.ts";
+import { MemfdPool, POOL_IDLE_MS, type PreparedMemfd } from "../../native/memfd_pool.ts";
+import { Tasks } from "../../native/tasks.ts";
 
 /**
  * Memfds a client fills itself for large puts, allocated, mapped and

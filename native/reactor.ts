@@ -1,0 +1,377 @@
+import { setImmediate } from "node:timers";
+import { check } from "./errno.ts";
+import { Linux } from "./ffi.ts";
+import type { Native } from "./load.ts";
+import { SpinPolicy } from "./spin.ts";
+
+/** Something registered with the {@link Reactor}: told when its fd is ready. */
+export interface Ready {
+  /**
+   * Called on the JS thread with the `EPOLL*` bits that are ready. Make
+   * every socket call here synchronously, without blocking, and read until
+   * `EAGAIN` (or stop watching for input): the next wait starts as soon as
+   * this returns. While {@link Reactor.pollingHere}, reading one message is
+   * enough: the JS thread waits again right after, and epoll reports a fd
+   * that is still readable again.
+   */
+  ready(events: number): void;
+}
+
+/** How many events one wait reports. */
+const MAX_EVENTS = 256;
+
+/**
+ * How long the JS thread may keep the wait, in milliseconds, before it hands
+ * it back so that the event loop turns: the most that waiting here delays
+ * timers, HTTP requests and other I/O of the process.
+ */
+const LEND_BUDGET_MS = 1;
+const LEND_BUDGET_NS = BigInt(LEND_BUDGET_MS * 1_000_000);
+/** A wait that ends with the budget after this long found the sockets idle, in nanoseconds. */
+const BUSY_NS = 50_000;
+
+/** How many times a wait steps back behind newer microtasks while work is under way. */
+const MAX_DEFERRALS = 64;
+
+/** The callback the native thread calls with the number of ready entries. */
+const READY = { parameters: ["i32"], result: "void" } as const;
+
+/** One run of the native reactor thread. */
+interface Running {
+  readonly handle: NonNullable<Deno.PointerValue>;
+  readonly epfd: number;
+  readonly callback: Deno.UnsafeCallback<typeof READY>;
+  /** The thread's memory holding the ready entries, detached when it stops. */
+  readonly memory: ArrayBuffer;
+  /** Token and events of each ready entry. */
+  readonly slots: Uint32Array;
+}
+
+/**
+ * The one event loop of this process's Unix sockets: a native thread waits
+ * in `epoll_wait` and hands the ready fds to the JS thread through a
+ * thread-safe callback, where every socket call is made synchronously.
+ * Servers and client connections all share it, so a process with a thousand
+ * connections uses one thread, and never parks a call per connection on
+ * Deno's blocking pool (it has only 32 threads).
+ *
+ * The thread runs while anything is registered; when the last registration
+ * goes it is stopped, and its epoll closed, before `remove()` settles.
+ *
+ * Each hop from the native thread into JS wakes two threads, tens of
+ * microseconds on a VM, and so does a turn of the event loop. A caller that
+ * has just sent something whose answer should follow at once can instead
+ * have the JS thread wait itself, once the work under way has run: see
+ * {@link Reactor.waitSoon}.
+ */
+export class Reactor {
+  static #shared: Reactor | undefined;
+
+  /**
+   * The process's reactor.
+   *
+   * @param native The native library.
+   * @returns The shared reactor.
+   */
+  static of(native: Native): Reactor {
+    Reactor.#shared ??= new Reactor(native);
+    return Reactor.#shared;
+  }
+
+  readonly #native: Native;
+  readonly #handlers = new Map<number, Ready>();
+  #nextToken = 1;
+  #running: Running | undefined;
+  /** Whether a wait was asked for since the last one. */
+  #wanted = false;
+  #waitScheduled = false;
+  /** Work under way that a wait must not hold up; see {@link Reactor.busy}. */
+  #busy = 0;
+  /** Whether the JS thread keeps the wait, while the native thread parks. */
+  #lent = false;
+  #pollingHere = false;
+  #reclaimQueued = false;
+  readonly #polled = new Uint32Array(MAX_EVENTS * 2);
+  readonly #waited = new BigInt64Array(2);
+  readonly #spin = new SpinPolicy();
+  /** The stop of the previous run, which a new run waits for. */
+  #stopped: Promise<void> = Promise.resolve();
+
+  private constructor(native: Native) {
+    this.#native = native;
+  }
+
+  /**
+   * Watches a fd the caller has just made and hands over: if it cannot be
+   * watched, it is closed before the error is thrown.
+   *
+   * @param fd A new non-blocking fd.
+   * @param events `EPOLL*` bits.
+   * @param handler Told when the fd is ready.
+   * @returns The registration's token.
+   */
+  adopt(fd: number, events: number, handler: Ready): number {
+    try {
+      return this.add(fd, events, handler);
+    } catch (error) {
+      this.#native.symbols.pk_close(fd);
+      throw error;
+    }
+  }
+
+  /**
+   * Watches `fd` for `events`, starting the thread if it is not running.
+   *
+   * @param fd A non-blocking fd.
+   * @param events `EPOLL*` bits.
+   * @param handler Told when the fd is ready.
+   * @returns The registration's token, for {@link Reactor.modify} and {@link Reactor.remove}.
+   */
+  add(fd: number, events: number, handler: Ready): number {
+    const running = this.#running ?? this.#start();
+    const token = this.#nextToken;
+    this.#nextToken = token === 0xffff_ffff ? 1 : token + 1;
+    try {
+      check(
+        this.#native.symbols.pk_epoll_ctl(
+          running.epfd,
+          Linux.EPOLL_CTL_ADD,
+          fd,
+          events,
+          BigInt(token),
+        ),
+        "epoll_ctl",
+      );
+    } catch (error) {
+      if (this.#handlers.size === 0) this.#stop();
+      throw error;
+    }
+    this.#handlers.set(token, handler);
+    return token;
+  }
+
+  /** Changes the events watched on a registered fd. */
+  modify(fd: number, token: number, events: number): void {
+    if (!this.#handlers.has(token) || this.#running === undefined) return;
+    check(
+      this.#native.symbols.pk_epoll_ctl(
+        this.#running.epfd,
+        Linux.EPOLL_CTL_MOD,
+        fd,
+        events,
+        BigInt(token),
+      ),
+      "epoll_ctl",
+    );
+  }
+
+  /**
+   * Stops watching `fd`; call before closing it. When nothing is left
+   * registered the thread stops, and the returned promise settles once it has.
+   */
+  remove(fd: number, token: number): Promise<void> {
+    if (!this.#handlers.delete(token) || this.#running === undefined) return Promise.resolve();
+    this.#native.symbols.pk_epoll_ctl(this.#running.epfd, Linux.EPOLL_CTL_DEL, fd, 0, 0n);
+    if (this.#handlers.size === 0) this.#stop();
+    return this.#handlers.size === 0 ? this.#stopped : Promise.resolve();
+  }
+
+  /**
+   * Has the JS thread wait itself for registered fds to become ready, once
+   * the work under way has run (see {@link Reactor.busy}), and hand what is
+   * ready to the handlers as the native thread would. For right after
+   * sending a request (or a reply) whose answer (or the next request)
+   * usually comes back within microseconds: it saves the hops through the
+   * native thread and the event loop. A wait lasts until something is ready
+   * or the lend's budget of {@link LEND_BUDGET_MS} runs out; then the native
+   * thread takes the wait back, and the event loop turns at least that often.
+   */
+  waitSoon(): void {
+    if (this.#running === undefined) return;
+    this.#wanted = true;
+    this.#scheduleWait();
+  }
+
+  /** Runs {@link Reactor.#wait} once the work under way has run. */
+  #scheduleWait(): void {
+    if (this.#waitScheduled) return;
+    this.#waitScheduled = true;
+    let deferrals = 0;
+    const step = () => {
+      if (this.#busy > 0 && deferrals++ < MAX_DEFERRALS) queueMicrotask(step);
+      else this.#wait();
+    };
+    queueMicrotask(step);
+  }
+
+  /**
+   * Whether the handlers now called were found ready by a wait on the JS
+   * thread, which waits again once they and the work they start have run.
+   */
+  get pollingHere(): boolean {
+    return this.#pollingHere;
+  }
+
+  /**
+   * Counts work under way, such as a request being served or a message
+   * waiting to be flushed, that {@link Reactor.waitSoon} lets run first.
+   *
+   * @param delta +1 when work starts, -1 when it ends.
+   */
+  busy(delta: number): void {
+    this.#busy += delta;
+  }
+
+  /**
+   * Waits as asked since the last wait, or hands the wait back to the native
+   * thread when nobody asked.
+   */
+  #wait(): void {
+    this.#waitScheduled = false;
+    const running = this.#running;
+    if (running === undefined) return;
+    const symbols = this.#native.symbols;
+    if (!this.#wanted) {
+      this.#reclaimWhenIdle(running);
+      return;
+    }
+    if (!this.#lent) this.#lend(running);
+    this.#wanted = false;
+    const spin = this.#spin.next();
+    const count = symbols.pk_reactor_poll(
+      running.handle,
+      this.#polled,
+      MAX_EVENTS,
+      spin === 0 ? 0n : BigInt(spin),
+      this.#waited,
+    );
+    const waited = Number(this.#waited[0]);
+    this.#spin.record(spin, count > 0, waited, this.#waited[1] !== 0n);
+    if (count < 0) {
+      this.#reclaim(running);
+      console.error(`Packice: waiting on Unix sockets failed: errno ${-count}`);
+      return;
+    }
+    if (count === 0 && waited >= BUSY_NS) {
+      // Nothing came for a while: the native thread waits from here on.
+      this.#reclaim(running);
+      return;
+    }
+    if (count === 0) {
+      // The budget ran out while the JS thread was busy, not waiting: let
+      // the event loop turn (timers, other I/O), then wait again.
+      this.#wanted = true;
+      this.#waitScheduled = true;
+      setImmediate(() => {
+        this.#waitScheduled = false;
+        if (this.#running !== running || !this.#lent) return;
+        this.#lend(running);
+        this.#scheduleWait();
+      });
+      return;
+    }
+    this.#pollingHere = true;
+    try {
+      this.#ready(this.#polled, count);
+    } finally {
+      this.#pollingHere = false;
+    }
+    // Once the handlers' work has run: another wait if one is asked for, else the end of lending.
+    this.#scheduleWait();
+  }
+
+  /** Takes the wait from the native thread, or renews its budget. */
+  #lend(running: Running): void {
+    check(this.#native.symbols.pk_reactor_lend(running.handle, LEND_BUDGET_NS), "reactor lend");
+    this.#lent = true;
+  }
+
+  /**
+   * Hands the wait back to the native thread when the event loop turns,
+   * unless a wait is asked for before then: a client that has its answer
+   * usually sends its next request a few microtasks later, and lending the
+   * wait anew each time would cost two timer changes and a wake-up.
+   */
+  #reclaimWhenIdle(running: Running): void {
+    if (!this.#lent || this.#reclaimQueued) return;
+    this.#reclaimQueued = true;
+    setImmediate(() => {
+      this.#reclaimQueued = false;
+      if (!this.#waitScheduled && !this.#wanted) this.#reclaim(running);
+    });
+  }
+
+  /** Hands the wait back to the native thread. */
+  #reclaim(running: Running): void {
+    if (!this.#lent || this.#running !== running) return;
+    this.#lent = false;
+    this.#native.symbols.pk_reactor_reclaim(running.handle);
+  }
+
+  #start(): Running {
+    const symbols = this.#native.symbols;
+    // Events of an earlier run that is stopping are dropped: their fds are gone.
+    let current: Running | undefined;
+    const callback = Deno.UnsafeCallback.threadSafe(READY, (count) => {
+      if (current !== undefined && current === this.#running) this.#ready(current.slots, count);
+    });
+    const handle = new BigUint64Array(1);
+    const slots = new BigUint64Array(1);
+    let epfd: number;
+    try {
+      epfd = check(
+        symbols.pk_reactor_start(callback.pointer, MAX_EVENTS, handle, slots),
+        "reactor start",
+      );
+    } catch (error) {
+      callback.close();
+      throw error;
+    }
+    const memory = Deno.UnsafePointerView.getArrayBuffer(
+      Deno.UnsafePointer.create(slots[0]!)!,
+      MAX_EVENTS * 2 * Uint32Array.BYTES_PER_ELEMENT,
+    );
+    const running: Running = {
+      handle: Deno.UnsafePointer.create(handle[0]!)!,
+      epfd,
+      callback,
+      memory,
+      slots: new Uint32Array(memory),
+    };
+    this.#running = current = running;
+    return running;
+  }
+
+  #stop(): void {
+    const running = this.#running;
+    if (running === undefined) return;
+    this.#running = undefined;
+    this.#lent = false;
+    const symbols = this.#native.symbols;
+    check(symbols.pk_reactor_stop(running.handle), "reactor stop");
+    const previous = this.#stopped;
+    this.#stopped = (async () => {
+      await previous;
+      // The thread may be waiting for one last callback: join off this thread.
+      check(await symbols.pk_reactor_join_nb(running.handle), "reactor join");
+      running.memory.transfer(0);
+      running.callback.close();
+    })();
+  }
+
+  #ready(slots: Uint32Array, count: number): void {
+    if (count < 0) {
+      console.error(`Packice: the Unix socket reactor failed: errno ${-count}`);
+      return;
+    }
+    for (let i = 0; i < count; i++) {
+      const handler = this.#handlers.get(slots[i * 2]!);
+      if (handler === undefined) continue;
+      try {
+        handler.ready(slots[i * 2 + 1]!);
+      } catch (error) {
+        console.error("Packice: a Unix socket handler failed:", error);
+      }
+    }
+  }
+}
