@@ -26,3 +26,27 @@ export { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
 export type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
 export { ClusterPeer } from "./cluster_peer.ts";
 export { type Reservation, TransferBudget } from "./swarm/transfer_budget.ts";
+export {
+  GOSSIP_PROFILES,
+  type GossipConfig,
+  LAN_PROFILE,
+  Membership,
+  type MembershipCounters,
+  type MembershipLog,
+  type MembershipOptions,
+  systemTimers,
+  TEST_PROFILE,
+  type TimerHandle,
+  type Timers,
+} from "./membership/mod.ts";
+export {
+  EmbeddedDirectory,
+  type EmbeddedDirectoryOptions,
+  type EmbeddedDirectoryStats,
+} from "./directory/mod.ts";
+export {
+  type ClusterHandler,
+  type ClusterTransport,
+  HttpClusterTransport,
+  InProcessNetwork,
+} from "./cluster_transport.ts";
