@@ -13,18 +13,19 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 8;
+export const NATIVE_ABI_VERSION = 9;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
+  // Grouped and numbered as the sections of native/packice.c (its section 2
+  // holds only helpers that the library does not export).
+  // 1. Library: ABI version and pinning
   /** int32_t pk_version(void) */
   pk_version: { parameters: [], result: "i32" },
   /** int32_t pk_pin(void): keeps the library mapped through dlclose, for `_nb` calls at exit */
   pk_pin: { parameters: [], result: "i32" },
-  /** int32_t pk_report_sealed_writes(void): says why on stderr when a write into a sealed object's read-only mapping ends the process */
-  pk_report_sealed_writes: { parameters: [], result: "i32" },
 
-  // memfd
+  // 3. memfd and seals, and the memfd pool's calls
   pk_memfd_create: {
     parameters: [
       "buffer", // const char *name (NUL-terminated)
@@ -33,13 +34,6 @@ export const symbols = {
     result: "i32", // fd
   },
   pk_ftruncate: {
-    parameters: [
-      "i32", // int32_t fd
-      "i64", // int64_t size
-    ],
-    result: "i32",
-  },
-  pk_fallocate: {
     parameters: [
       "i32", // int32_t fd
       "i64", // int64_t size
@@ -82,6 +76,13 @@ export const symbols = {
       "i32", // int32_t fd
     ],
     result: "i32", // new fd, close-on-exec
+  },
+  pk_fd_identity: {
+    parameters: [
+      "i32", // int32_t fd
+      "buffer", // uint64_t *out (device, inode)
+    ],
+    result: "i32",
   },
   pk_memfd_prepare: {
     parameters: [
@@ -149,8 +150,21 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  pk_recycle_nb: {
+    name: "pk_recycle",
+    parameters: [
+      "i32", // int32_t fd
+      "pointer", // void *ptr (its read-write mapping of capacity bytes)
+      "u64", // uint64_t size (the freed object's, whose bytes stay)
+      "u64", // uint64_t capacity
+      "pointer", // int32_t *out_fd (pk_alloc memory, stored when ready)
+      "pointer", // int32_t *out_done (pk_alloc memory, stored last: 1 or -errno)
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
 
-  // Mappings
+  // 4. Mappings and copies into and out of them
   pk_mmap: {
     parameters: [
       "i32", // int32_t fd
@@ -178,15 +192,22 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
-  pk_madvise: {
+  pk_munmap_once: {
     parameters: [
       "pointer", // void *ptr
       "u64", // uint64_t len
-      "i32", // int32_t advice (MADV_*)
     ],
     result: "i32",
   },
-
+  pk_munmap_once_nb: {
+    name: "pk_munmap_once",
+    parameters: [
+      "pointer", // void *ptr
+      "u64", // uint64_t len
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
   pk_copy_in: {
     parameters: [
       "pointer", // void *dst (mapped memory)
@@ -210,21 +231,10 @@ export const symbols = {
     ],
     result: "void",
   },
-  pk_recycle_nb: {
-    name: "pk_recycle",
-    parameters: [
-      "i32", // int32_t fd
-      "pointer", // void *ptr (its read-write mapping of capacity bytes)
-      "u64", // uint64_t size (the freed object's, whose bytes stay)
-      "u64", // uint64_t capacity
-      "pointer", // int32_t *out_fd (pk_alloc memory, stored when ready)
-      "pointer", // int32_t *out_done (pk_alloc memory, stored last: 1 or -errno)
-    ],
-    result: "i32",
-    nonblocking: true,
-  },
 
-  // File I/O from and to memory
+  // 5. Files: I/O from and to memory, and the background I/O queue of the disk
+  // tier (backends/fs/native_io.ts): worker threads at a low priority, results
+  // reaped when the eventfd is readable
   pk_pwrite_all: {
     parameters: [
       "i32", // int32_t fd
@@ -234,17 +244,6 @@ export const symbols = {
     ],
     result: "i64", // bytes written
   },
-  pk_pwrite_all_nb: {
-    name: "pk_pwrite_all",
-    parameters: [
-      "i32", // int32_t fd
-      "pointer", // const void *ptr
-      "u64", // uint64_t len
-      "i64", // int64_t off
-    ],
-    result: "i64", // bytes written
-    nonblocking: true,
-  },
   pk_pread_all: {
     parameters: [
       "i32", // int32_t fd
@@ -253,27 +252,6 @@ export const symbols = {
       "i64", // int64_t off
     ],
     result: "i64", // bytes read, fewer at end of file
-  },
-  pk_pread_all_nb: {
-    name: "pk_pread_all",
-    parameters: [
-      "i32", // int32_t fd
-      "pointer", // void *ptr
-      "u64", // uint64_t len
-      "i64", // int64_t off
-    ],
-    result: "i64", // bytes read, fewer at end of file
-    nonblocking: true,
-  },
-  pk_copy_file_range_all: {
-    parameters: [
-      "i32", // int32_t fd_in
-      "i64", // int64_t off_in
-      "i32", // int32_t fd_out
-      "i64", // int64_t off_out
-      "u64", // uint64_t len
-    ],
-    result: "i64", // bytes copied, fewer at end of file
   },
   pk_copy_file_range_all_nb: {
     name: "pk_copy_file_range_all",
@@ -287,26 +265,10 @@ export const symbols = {
     result: "i64", // bytes copied, fewer at end of file
     nonblocking: true,
   },
-  pk_sendfile_all: {
-    parameters: [
-      "i32", // int32_t out_fd
-      "i32", // int32_t in_fd
-      "i64", // int64_t off
-      "u64", // uint64_t len
-    ],
-    result: "i64", // bytes sent
-  },
-  pk_sendfile_all_nb: {
-    name: "pk_sendfile_all",
-    parameters: [
-      "i32", // int32_t out_fd
-      "i32", // int32_t in_fd
-      "i64", // int64_t off
-      "u64", // uint64_t len
-    ],
-    result: "i64", // bytes sent
-    nonblocking: true,
-  },
+  // pk_open: used only by tests of real behaviour: a sealed memfd reopened
+  // through /proc/self/fd stays sealed (tests/helpers/uds_child.ts), a plain
+  // file is refused as a blob (tests/transport/uds/uds_write_ahead_test.ts),
+  // /dev/full gives ENOSPC (tests/backends/fs/tiered_io_test.ts).
   pk_open: {
     parameters: [
       "buffer", // const char *path (NUL-terminated)
@@ -315,22 +277,171 @@ export const symbols = {
     ],
     result: "i32", // fd
   },
-  pk_fsync: {
+  pk_io_start: {
+    parameters: [
+      "i32", // int32_t threads
+      "i32", // int32_t nice (of the workers)
+      "buffer", // uint64_t *out_handle
+    ],
+    result: "i32", // the eventfd
+  },
+  pk_io_create_file: {
+    parameters: [
+      "pointer", // void *handle
+      "u32", // uint32_t id
+      "buffer", // const char *path (NUL-terminated, copied)
+      "i64", // int64_t size
+    ],
+    result: "i32", // 0 once queued; the job's result is the fd
+  },
+  pk_io_pwrite: {
+    parameters: [
+      "pointer", // void *handle
+      "u32", // uint32_t id
+      "i32", // int32_t fd
+      "pointer", // const void *src (valid until the result is reaped)
+      "u64", // uint64_t len
+      "i64", // int64_t off
+    ],
+    result: "i32", // 0 once queued; the job's result is the bytes written
+  },
+  pk_io_fsync: {
+    parameters: [
+      "pointer", // void *handle
+      "u32", // uint32_t id
+      "i32", // int32_t fd
+    ],
+    result: "i32", // 0 once queued
+  },
+  pk_io_reap: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // uint32_t *out_ids (max entries)
+      "buffer", // int64_t *out_results (max entries)
+      "i32", // int32_t max
+    ],
+    result: "i32", // finished jobs taken
+  },
+
+  // 6. Unix sockets and SCM_RIGHTS (SOCK_SEQPACKET, non-blocking, close-on-exec)
+  pk_uds_listen: {
+    parameters: [
+      "buffer", // const char *path (NUL-terminated)
+      "i32", // int32_t backlog
+    ],
+    result: "i32", // listening fd
+  },
+  pk_uds_connect: {
+    parameters: [
+      "buffer", // const char *path (NUL-terminated)
+    ],
+    result: "i32", // connected fd; -EAGAIN when the backlog is full
+  },
+  pk_accept: {
+    parameters: [
+      "i32", // int32_t lfd
+    ],
+    result: "i32", // connected fd; -EAGAIN when none is waiting
+  },
+  pk_sendmsg: {
     parameters: [
       "i32", // int32_t fd
+      "buffer", // const void *buf
+      "u64", // uint64_t len
+      "buffer", // const int32_t *fds (may be null)
+      "u32", // uint32_t nfds
+    ],
+    result: "i64", // bytes sent
+  },
+  pk_recvmsg: {
+    parameters: [
+      "i32", // int32_t fd
+      "buffer", // void *buf
+      "u64", // uint64_t cap
+      "buffer", // int32_t *fds_out
+      "u32", // uint32_t max_fds
+      "buffer", // int32_t *out_nfds
+      "buffer", // int32_t *out_flags (MSG_TRUNC, MSG_CTRUNC)
+    ],
+    result: "i64", // bytes received; 0 when the peer closed
+  },
+  pk_raise_nofile_limit: { parameters: [], result: "i64" }, // the new soft limit
+
+  // 7. epoll, eventfd and the reactor thread (native/reactor.ts)
+  // pk_epoll_create and pk_epoll_wait: used only by bench/uds_bench.ts's own
+  // server loop (and tests/native/native_test.ts); the reactor uses pk_epoll_ctl.
+  pk_epoll_create: { parameters: [], result: "i32" },
+  pk_epoll_ctl: {
+    parameters: [
+      "i32", // int32_t epfd
+      "i32", // int32_t op (EPOLL_CTL_*)
+      "i32", // int32_t fd
+      "u32", // uint32_t events (EPOLL*)
+      "u64", // uint64_t data
     ],
     result: "i32",
   },
-  pk_fsync_nb: {
-    name: "pk_fsync",
+  pk_epoll_wait: {
     parameters: [
-      "i32", // int32_t fd
+      "i32", // int32_t epfd
+      "buffer", // uint64_t *out_data (max entries)
+      "buffer", // uint32_t *out_events (max entries)
+      "i32", // int32_t max (at most 1024)
+      "i32", // int32_t timeout_ms (-1: forever)
+    ],
+    result: "i32", // ready entries; 0 on timeout or signal
+  },
+  // pk_eventfd: used only by a test of real behaviour, an fd that is not a
+  // memfd sent to a server (tests/transport/uds/hostile_fds_test.ts).
+  pk_eventfd: { parameters: [], result: "i32" }, // non-blocking, close-on-exec
+  pk_reactor_start: {
+    parameters: [
+      "function", // void (*ready)(int32_t count), a Deno.UnsafeCallback.threadSafe
+      "i32", // int32_t max (events per wait, at most 1024)
+      "buffer", // uint64_t *out_handle
+      "buffer", // uint64_t *out_slots (2 * max uint32: token, events)
+    ],
+    result: "i32", // the epoll fd
+  },
+  pk_reactor_stop: {
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32",
+  },
+  pk_reactor_lend: {
+    parameters: [
+      "pointer", // void *handle
+      "i64", // int64_t budget_ns
+    ],
+    result: "i32",
+  },
+  pk_reactor_reclaim: {
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32",
+  },
+  pk_reactor_poll: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // uint32_t *slots (2 * max: token, events)
+      "i32", // int32_t max
+      "i64", // int64_t spin_ns
+      "buffer", // int64_t out[2]: time waited, whether the spin lost the CPU
+    ],
+    result: "i32", // ready entries; 0 once the lend's budget has run out
+  },
+  pk_reactor_join_nb: {
+    name: "pk_reactor_join",
+    parameters: [
+      "pointer", // void *handle
     ],
     result: "i32",
     nonblocking: true,
   },
 
-  // Hash
+  // 8. Hashing: XXH64 and SHA-256 (with the x86 SHA extensions where the CPU has them)
   pk_hash64: {
     parameters: [
       "buffer", // const void *ptr (JS memory or a view of a mapping)
@@ -339,18 +450,8 @@ export const symbols = {
     ],
     result: "u64", // XXH64
   },
-  pk_hash64_nb: {
-    name: "pk_hash64",
-    parameters: [
-      "pointer", // const void *ptr
-      "u64", // uint64_t len
-      "u64", // uint64_t seed
-    ],
-    result: "u64", // XXH64
-    nonblocking: true,
-  },
-
-  // SHA-256, with the x86 SHA extensions where the CPU has them
+  // pk_sha256_accel: used only by tests/p2p/sha256_test.ts, to run the digests
+  // through the plain-C path on a CPU with the SHA extensions.
   pk_sha256_accel: {
     parameters: [
       "i32", // int32_t force_c: 1 plain C from now on, 0 look at the CPU again, -1 neither
@@ -400,241 +501,9 @@ export const symbols = {
     nonblocking: true,
   },
 
-  // Unix sockets (SOCK_SEQPACKET, non-blocking, close-on-exec)
-  pk_uds_listen: {
-    parameters: [
-      "buffer", // const char *path (NUL-terminated)
-      "i32", // int32_t backlog
-    ],
-    result: "i32", // listening fd
-  },
-  pk_uds_connect: {
-    parameters: [
-      "buffer", // const char *path (NUL-terminated)
-    ],
-    result: "i32", // connected fd; -EAGAIN when the backlog is full
-  },
-  pk_accept: {
-    parameters: [
-      "i32", // int32_t lfd
-    ],
-    result: "i32", // connected fd; -EAGAIN when none is waiting
-  },
-  pk_sendmsg: {
-    parameters: [
-      "i32", // int32_t fd
-      "buffer", // const void *buf
-      "u64", // uint64_t len
-      "buffer", // const int32_t *fds (may be null)
-      "u32", // uint32_t nfds
-    ],
-    result: "i64", // bytes sent
-  },
-  pk_recvmsg: {
-    parameters: [
-      "i32", // int32_t fd
-      "buffer", // void *buf
-      "u64", // uint64_t cap
-      "buffer", // int32_t *fds_out
-      "u32", // uint32_t max_fds
-      "buffer", // int32_t *out_nfds
-      "buffer", // int32_t *out_flags (MSG_TRUNC, MSG_CTRUNC)
-    ],
-    result: "i64", // bytes received; 0 when the peer closed
-  },
-  pk_set_nonblocking: {
-    parameters: [
-      "i32", // int32_t fd
-      "i32", // int32_t on
-    ],
-    result: "i32",
-  },
-  pk_socket_peercred: {
-    parameters: [
-      "i32", // int32_t fd
-      "buffer", // int32_t *out (pid, uid, gid)
-    ],
-    result: "i32",
-  },
-  pk_setsockopt_bufsize: {
-    parameters: [
-      "i32", // int32_t fd
-      "i32", // int32_t sndbuf (0: unchanged)
-      "i32", // int32_t rcvbuf (0: unchanged)
-    ],
-    result: "i32",
-  },
-
-  // epoll and eventfd
-  pk_epoll_create: { parameters: [], result: "i32" },
-  pk_epoll_ctl: {
-    parameters: [
-      "i32", // int32_t epfd
-      "i32", // int32_t op (EPOLL_CTL_*)
-      "i32", // int32_t fd
-      "u32", // uint32_t events (EPOLL*)
-      "u64", // uint64_t data
-    ],
-    result: "i32",
-  },
-  pk_epoll_wait: {
-    parameters: [
-      "i32", // int32_t epfd
-      "buffer", // uint64_t *out_data (max entries)
-      "buffer", // uint32_t *out_events (max entries)
-      "i32", // int32_t max (at most 1024)
-      "i32", // int32_t timeout_ms (-1: forever)
-    ],
-    result: "i32", // ready entries; 0 on timeout or signal
-  },
-  pk_epoll_wait_nb: {
-    name: "pk_epoll_wait",
-    parameters: [
-      "i32", // int32_t epfd
-      "buffer", // uint64_t *out_data (max entries)
-      "buffer", // uint32_t *out_events (max entries)
-      "i32", // int32_t max (at most 1024)
-      "i32", // int32_t timeout_ms (-1: forever)
-    ],
-    result: "i32", // ready entries; 0 on timeout or signal
-    nonblocking: true,
-  },
-  pk_eventfd: { parameters: [], result: "i32" }, // non-blocking, close-on-exec
-  pk_eventfd_signal: {
-    parameters: [
-      "i32", // int32_t fd
-    ],
-    result: "i32",
-  },
-  pk_eventfd_drain: {
-    parameters: [
-      "i32", // int32_t fd
-    ],
-    result: "i32", // 1 when it was signalled, else 0
-  },
-
-  // ---------------------------------------------------------------------------
-  // Reactor thread and file limits, for the Unix-socket transport
-  // (native/reactor.ts).
-  pk_reactor_start: {
-    parameters: [
-      "function", // void (*ready)(int32_t count), a Deno.UnsafeCallback.threadSafe
-      "i32", // int32_t max (events per wait, at most 1024)
-      "buffer", // uint64_t *out_handle
-      "buffer", // uint64_t *out_slots (2 * max uint32: token, events)
-    ],
-    result: "i32", // the epoll fd
-  },
-  pk_reactor_stop: {
-    parameters: [
-      "pointer", // void *handle
-    ],
-    result: "i32",
-  },
-  pk_reactor_lend: {
-    parameters: [
-      "pointer", // void *handle
-      "i64", // int64_t budget_ns
-    ],
-    result: "i32",
-  },
-  pk_reactor_reclaim: {
-    parameters: [
-      "pointer", // void *handle
-    ],
-    result: "i32",
-  },
-  pk_reactor_poll: {
-    parameters: [
-      "pointer", // void *handle
-      "buffer", // uint32_t *slots (2 * max: token, events)
-      "i32", // int32_t max
-      "i64", // int64_t spin_ns
-      "buffer", // int64_t out[2]: time waited, whether the spin lost the CPU
-    ],
-    result: "i32", // ready entries; 0 once the lend's budget has run out
-  },
-  pk_reactor_join_nb: {
-    name: "pk_reactor_join",
-    parameters: [
-      "pointer", // void *handle
-    ],
-    result: "i32",
-    nonblocking: true,
-  },
-  pk_munmap_once: {
-    parameters: [
-      "pointer", // void *ptr
-      "u64", // uint64_t len
-    ],
-    result: "i32",
-  },
-  pk_munmap_once_nb: {
-    name: "pk_munmap_once",
-    parameters: [
-      "pointer", // void *ptr
-      "u64", // uint64_t len
-    ],
-    result: "i32",
-    nonblocking: true,
-  },
-  pk_fd_identity: {
-    parameters: [
-      "i32", // int32_t fd
-      "buffer", // uint64_t *out (device, inode)
-    ],
-    result: "i32",
-  },
-  pk_raise_nofile_limit: { parameters: [], result: "i64" }, // the new soft limit
-
-  // ---------------------------------------------------------------------------
-  // Background file I/O for the disk tier (backends/fs/native_io.ts): worker
-  // threads at a low priority, results reaped when the eventfd is readable.
-  pk_io_start: {
-    parameters: [
-      "i32", // int32_t threads
-      "i32", // int32_t nice (of the workers)
-      "buffer", // uint64_t *out_handle
-    ],
-    result: "i32", // the eventfd
-  },
-  pk_io_create_file: {
-    parameters: [
-      "pointer", // void *handle
-      "u32", // uint32_t id
-      "buffer", // const char *path (NUL-terminated, copied)
-      "i64", // int64_t size
-    ],
-    result: "i32", // 0 once queued; the job's result is the fd
-  },
-  pk_io_pwrite: {
-    parameters: [
-      "pointer", // void *handle
-      "u32", // uint32_t id
-      "i32", // int32_t fd
-      "pointer", // const void *src (valid until the result is reaped)
-      "u64", // uint64_t len
-      "i64", // int64_t off
-    ],
-    result: "i32", // 0 once queued; the job's result is the bytes written
-  },
-  pk_io_fsync: {
-    parameters: [
-      "pointer", // void *handle
-      "u32", // uint32_t id
-      "i32", // int32_t fd
-    ],
-    result: "i32", // 0 once queued
-  },
-  pk_io_reap: {
-    parameters: [
-      "pointer", // void *handle
-      "buffer", // uint32_t *out_ids (max entries)
-      "buffer", // int64_t *out_results (max entries)
-      "i32", // int32_t max
-    ],
-    result: "i32", // finished jobs taken
-  },
+  // 9. Signal report
+  /** int32_t pk_report_sealed_writes(void): says why on stderr when a write into a sealed object's read-only mapping ends the process */
+  pk_report_sealed_writes: { parameters: [], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The functions of a loaded `libpackice.so`. */
@@ -649,33 +518,18 @@ export const Linux = {
   F_SEAL_WRITE: 0x8,
   F_SEAL_FUTURE_WRITE: 0x10,
   TMPFS_MAGIC: 0x01021994,
-  O_RDONLY: 0o0,
   O_WRONLY: 0o1,
   O_RDWR: 0o2,
   O_CREAT: 0o100,
-  O_EXCL: 0o200,
   O_TRUNC: 0o1000,
-  O_APPEND: 0o2000,
-  O_NONBLOCK: 0o4000,
-  MADV_NORMAL: 0,
-  MADV_RANDOM: 1,
-  MADV_SEQUENTIAL: 2,
-  MADV_WILLNEED: 3,
-  MADV_DONTNEED: 4,
-  MADV_POPULATE_READ: 22,
-  MADV_POPULATE_WRITE: 23,
   MSG_TRUNC: 0x20,
   MSG_CTRUNC: 0x8,
   EPOLL_CTL_ADD: 1,
   EPOLL_CTL_DEL: 2,
   EPOLL_CTL_MOD: 3,
   EPOLLIN: 0x1,
-  EPOLLPRI: 0x2,
   EPOLLOUT: 0x4,
   EPOLLERR: 0x8,
   EPOLLHUP: 0x10,
   EPOLLRDHUP: 0x2000,
-  EPOLLEXCLUSIVE: 0x10000000,
-  EPOLLONESHOT: 0x40000000,
-  EPOLLET: 0x80000000,
 } as const;

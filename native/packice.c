@@ -1,36 +1,56 @@
-// Packice native library: memfds, mappings, file I/O from mapped memory,
-// XXH64, non-blocking Unix sockets with fd passing, and epoll.
+// Packice native library (libpackice.so), loaded by native/load.ts through the
+// symbol table in native/ffi.ts, whose order this file follows.
 //
 // Linux only. Every function returns >= 0 on success and -errno on failure,
 // so a call made on another thread (Deno's `nonblocking: true`) needs no
 // thread-local errno. Pointer results go through out-parameters.
 //
-// Build: cc -O2 -shared -fPIC -o libpackice.so packice.c
+// Build (native/build.ts): cc -O2 -shared -fPIC -Wall -Wextra -o libpackice.so packice.c
+//
+// Contents
+//   1. Library: ABI version and pinning
+//   2. Shared helpers: chunked mapping, eventfd
+//   3. memfd and seals, and the memfd pool's calls
+//   4. Mappings and copies into and out of them
+//   5. Files: I/O from and to memory, and the background I/O queue of the disk tier
+//   6. Unix sockets and SCM_RIGHTS
+//   7. epoll, eventfd and the reactor thread
+//   8. Hashing: XXH64 and SHA-256
+//   9. Signal report: a write into a sealed object
 
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/sendfile.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
+#include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 #define PK_EXPORT __attribute__((visibility("default")))
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 8
+#define PK_ABI_VERSION 9
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -47,6 +67,31 @@
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
+
+// ===========================================================================
+// 1. Library: ABI version and pinning
+// ===========================================================================
+
+PK_EXPORT int32_t pk_version(void) { return PK_ABI_VERSION; }
+
+// Pins this library in memory for the life of the process; native/load.ts
+// calls it once a library passes its version check. Calls made with Deno's
+// `nonblocking: true` run on its blocking thread pool, and nothing waits for
+// them when the process exits: Deno closes the library (dlclose) while
+// tearing the runtime down, and a thread still inside, say,
+// pk_memfd_prepare_many then ran unmapped code and the process died with
+// SIGSEGV instead of its exit code. Reopened with RTLD_NODELETE, the library
+// stays mapped through every dlclose. The reactor and I/O threads pin it too,
+// so that they never return into unmapped code.
+PK_EXPORT int32_t pk_pin(void) {
+  Dl_info self;
+  if (dladdr((void *)pk_pin, &self) == 0 || self.dli_fname == NULL) return -ENOENT;
+  return dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) == NULL ? -ENOENT : 0;
+}
+
+// ===========================================================================
+// 2. Shared helpers: chunked mapping, eventfd
+// ===========================================================================
 
 static int32_t unmap_chunked(void *ptr, uint64_t len) {
   char *p = ptr;
@@ -78,149 +123,28 @@ static void *map_populated(int fd, uint64_t len) {
   return p;
 }
 
-PK_EXPORT int32_t pk_version(void) { return PK_ABI_VERSION; }
-
-// Pins this library in memory for the life of the process; native/load.ts
-// calls it once a library passes its version check. Calls made with Deno's
-// `nonblocking: true` run on its blocking thread pool, and nothing waits for
-// them when the process exits: Deno closes the library (dlclose) while
-// tearing the runtime down, and a thread still inside, say,
-// pk_memfd_prepare_many then ran unmapped code and the process died with
-// SIGSEGV instead of its exit code. Reopened with RTLD_NODELETE, the library
-// stays mapped through every dlclose.
-PK_EXPORT int32_t pk_pin(void) {
-  Dl_info self;
-  if (dladdr((void *)pk_pin, &self) == 0 || self.dli_fname == NULL) return -ENOENT;
-  return dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) == NULL ? -ENOENT : 0;
+// Makes the eventfd readable. A full counter already is, so EAGAIN is success.
+static int32_t eventfd_signal(int fd) {
+  uint64_t one = 1;
+  ssize_t n;
+  do n = write(fd, &one, sizeof one);
+  while (n < 0 && errno == EINTR);
+  return n < 0 && errno != EAGAIN ? -errno : 0;
 }
 
-// ---------------------------------------------------------------------------
-// A last word for a write into a sealed object
-//
-// Sealed objects are mapped read-only, and JS cannot make a write into
-// read-only memory an exception: the process gets SIGSEGV. This handler runs
-// first and, when the fault is a write into a read-only mapping of a Packice
-// memfd, says so on stderr before the process dies of that same SIGSEGV.
-// Every other fault goes to the handler that was installed before (Rust's
-// stack-overflow report, V8's WebAssembly trap handler) or to the default.
-// Only async-signal-safe calls (open, read, write, close, sigaction).
-
-static struct sigaction pk_prior_segv;
-// Lines of /proc/self/maps, in static memory: a fault on an alternate signal
-// stack of a few KiB has no room for them.
-static char pk_maps[8192];
-static volatile sig_atomic_t pk_maps_busy;
-
-static uintptr_t pk_parse_hex(const char **at, const char *end) {
-  uintptr_t value = 0;
-  for (; *at < end; (*at)++) {
-    char c = **at;
-    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (digit < 0) break;
-    value = value * 16 + (uintptr_t)digit;
-  }
-  return value;
+// Resets the eventfd. Returns 1 when it was signalled, 0 when it was not.
+static int32_t eventfd_drain(int fd) {
+  uint64_t count;
+  ssize_t n;
+  do n = read(fd, &count, sizeof count);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return errno == EAGAIN ? 0 : -errno;
+  return 1;
 }
 
-// Whether the line of /proc/self/maps in [line, end) maps `addr` read-only
-// from a Packice memfd: "start-end r--s offset dev inode /memfd:packice (deleted)".
-static int pk_sealed_line(const char *line, const char *end, uintptr_t addr) {
-  const char *at = line;
-  uintptr_t start = pk_parse_hex(&at, end);
-  if (at >= end || *at != '-') return 0;
-  at++;
-  uintptr_t stop = pk_parse_hex(&at, end);
-  if (addr < start || addr >= stop || end - at < 5) return 0;
-  if (at[2] == 'w') return 0;
-  static const char name[] = "/memfd:packice";
-  for (const char *p = at; p + sizeof name - 1 <= end; p++) {
-    if (memcmp(p, name, sizeof name - 1) == 0) return 1;
-  }
-  return 0;
-}
-
-static int pk_in_sealed_mapping(uintptr_t addr) {
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  size_t have = 0;
-  int found = 0;
-  for (;;) {
-    ssize_t n = read(fd, pk_maps + have, sizeof pk_maps - have);
-    if (n <= 0) break;
-    have += (size_t)n;
-    char *line = pk_maps;
-    char *newline;
-    while ((newline = memchr(line, '\n', have - (size_t)(line - pk_maps))) != NULL) {
-      if (pk_sealed_line(line, newline, addr)) found = 1;
-      line = newline + 1;
-    }
-    have -= (size_t)(line - pk_maps);
-    memmove(pk_maps, line, have);
-    // A line longer than the buffer: drop it.
-    if (have == sizeof pk_maps) have = 0;
-    if (found) break;
-  }
-  close(fd);
-  return found;
-}
-
-static void pk_say(const char *text) {
-  size_t length = strlen(text);
-  while (length > 0) {
-    ssize_t n = write(2, text, length);
-    if (n <= 0) return;
-    text += n;
-    length -= (size_t)n;
-  }
-}
-
-static void pk_on_segv(int sig, siginfo_t *info, void *context) {
-  if (info != NULL && info->si_code == SEGV_ACCERR && !pk_maps_busy) {
-    pk_maps_busy = 1;
-    int sealed = pk_in_sealed_mapping((uintptr_t)info->si_addr);
-    pk_maps_busy = 0;
-    if (sealed) {
-      char hex[2 + 16 + 1];
-      uintptr_t addr = (uintptr_t)info->si_addr;
-      hex[0] = '0';
-      hex[1] = 'x';
-      for (int i = 0; i < 16; i++) hex[2 + i] = "0123456789abcdef"[(addr >> (60 - 4 * i)) & 15];
-      hex[18] = '\0';
-      pk_say("packice: this process wrote into the read-only memory of a sealed object at ");
-      pk_say(hex);
-      pk_say(": sealed objects are immutable, and the write ends the process with SIGSEGV. "
-             "Copy the bytes first (handle.bytes.slice()) to change them.\n");
-      // The write runs again on return and now ends the process, as it would have.
-      signal(SIGSEGV, SIG_DFL);
-      return;
-    }
-  }
-  if (pk_prior_segv.sa_flags & SA_SIGINFO) {
-    pk_prior_segv.sa_sigaction(sig, info, context);
-  } else if (pk_prior_segv.sa_handler == SIG_DFL || pk_prior_segv.sa_handler == SIG_IGN) {
-    signal(SIGSEGV, SIG_DFL);
-  } else {
-    pk_prior_segv.sa_handler(sig);
-  }
-}
-
-// Installs the handler once per process; native/load.ts calls it when it loads
-// the library. Returns 0, or -errno.
-PK_EXPORT int32_t pk_report_sealed_writes(void) {
-  static int installed;
-  if (installed) return 0;
-  struct sigaction action;
-  memset(&action, 0, sizeof action);
-  action.sa_sigaction = pk_on_segv;
-  action.sa_flags = SA_SIGINFO | SA_ONSTACK;
-  sigemptyset(&action.sa_mask);
-  if (sigaction(SIGSEGV, &action, &pk_prior_segv) < 0) return -errno;
-  installed = 1;
-  return 0;
-}
-
-// ---------------------------------------------------------------------------
-// memfd
+// ===========================================================================
+// 3. memfd and seals, and the memfd pool's calls
+// ===========================================================================
 
 PK_EXPORT int32_t pk_memfd_create(const char *name, uint32_t flags) {
   int fd = memfd_create(name, flags | MFD_CLOEXEC);
@@ -229,11 +153,6 @@ PK_EXPORT int32_t pk_memfd_create(const char *name, uint32_t flags) {
 
 PK_EXPORT int32_t pk_ftruncate(int32_t fd, int64_t size) {
   return ftruncate(fd, size) < 0 ? -errno : 0;
-}
-
-PK_EXPORT int32_t pk_fallocate(int32_t fd, int64_t size) {
-  if (size == 0) return 0;
-  return fallocate(fd, 0, 0, size) < 0 ? -errno : 0;
 }
 
 PK_EXPORT int64_t pk_fstat_size(int32_t fd) {
@@ -264,6 +183,17 @@ PK_EXPORT int32_t pk_close(int32_t fd) {
 PK_EXPORT int32_t pk_dup(int32_t fd) {
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   return copy < 0 ? -errno : copy;
+}
+
+// Writes the device and inode numbers of an open file into out[0..1]: two
+// descriptors of one live memfd give the same pair, so a process can tell
+// that a memfd it receives is one it has mapped already.
+PK_EXPORT int32_t pk_fd_identity(int32_t fd, uint64_t *out) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return -errno;
+  out[0] = (uint64_t)st.st_dev;
+  out[1] = (uint64_t)st.st_ino;
+  return 0;
 }
 
 static int32_t prepare_one(uint64_t size, int32_t populate, int32_t *out_fd, uint64_t *out_ptr) {
@@ -314,8 +244,8 @@ PK_EXPORT int32_t pk_memfd_prepare_many(uint32_t count, uint64_t size, int32_t p
   uint32_t done = 0;
   int32_t result = 0;
   for (; done < count; done++) {
-    int32_t fd;
-    uint64_t ptr;
+    int32_t fd = -1;
+    uint64_t ptr = 0;
     result = prepare_one(size, populate, &fd, out_ptrs == NULL ? NULL : &ptr);
     if (result < 0) break;
     if (out_ptrs != NULL) out_ptrs[done] = ptr;
@@ -354,34 +284,6 @@ PK_EXPORT int32_t pk_unmap_close(int32_t fd, void *ptr, uint64_t len) {
   return result;
 }
 
-// ---------------------------------------------------------------------------
-// Mappings
-
-PK_EXPORT int32_t pk_mmap(int32_t fd, uint64_t len, int64_t offset, int32_t writable,
-                          int32_t populate, uint64_t *out_ptr) {
-  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  int flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
-  void *ptr = mmap(NULL, len, prot, flags, fd, offset);
-  if (ptr == MAP_FAILED) return -errno;
-  *out_ptr = (uint64_t)(uintptr_t)ptr;
-  return 0;
-}
-
-PK_EXPORT int32_t pk_munmap(void *ptr, uint64_t len) { return unmap_chunked(ptr, len); }
-
-PK_EXPORT int32_t pk_madvise(void *ptr, uint64_t len, int32_t advice) {
-  return madvise(ptr, len, advice) < 0 ? -errno : 0;
-}
-
-// Copies between JS memory and a mapping, and zeroes mapped memory, without
-// a JS view of the mapping: each view of a large mapping counts as external
-// memory that drives V8's garbage collector.
-PK_EXPORT void pk_copy_in(void *dst, const void *src, uint64_t len) { memcpy(dst, src, len); }
-
-PK_EXPORT void pk_copy_out(void *dst, const void *src, uint64_t len) { memcpy(dst, src, len); }
-
-PK_EXPORT void pk_zero(void *dst, uint64_t len) { memset(dst, 0, len); }
-
 static int32_t recycle(int32_t fd, char *p, uint64_t size, uint64_t capacity) {
   if (ftruncate(fd, (off_t)capacity) < 0) return -errno;
   if (fallocate(fd, 0, (off_t)size, (off_t)(capacity - size)) < 0) return -errno;
@@ -415,10 +317,46 @@ PK_EXPORT int32_t pk_recycle(int32_t fd, void *ptr, uint64_t size, uint64_t capa
   return result;
 }
 
-// ---------------------------------------------------------------------------
-// File I/O straight from and to memory. Each returns the bytes moved, which is
-// less than `len` only at end of file (reads) or, for sendfile to a
-// non-blocking socket, when it would block after some progress.
+// ===========================================================================
+// 4. Mappings and copies into and out of them
+// ===========================================================================
+
+PK_EXPORT int32_t pk_mmap(int32_t fd, uint64_t len, int64_t offset, int32_t writable,
+                          int32_t populate, uint64_t *out_ptr) {
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  int flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
+  void *ptr = mmap(NULL, len, prot, flags, fd, offset);
+  if (ptr == MAP_FAILED) return -errno;
+  *out_ptr = (uint64_t)(uintptr_t)ptr;
+  return 0;
+}
+
+PK_EXPORT int32_t pk_munmap(void *ptr, uint64_t len) { return unmap_chunked(ptr, len); }
+
+// One munmap of the whole range. pk_munmap unmaps in chunks and yields
+// between them, which costs milliseconds for a large sparse mapping (a 1 GiB
+// read-only mapping with a few pages touched); this is for mappings whose
+// pages are mostly untouched, or that are unmapped off the JS thread.
+PK_EXPORT int32_t pk_munmap_once(void *ptr, uint64_t len) {
+  return munmap(ptr, len) < 0 ? -errno : 0;
+}
+
+// Copies between JS memory and a mapping, and zeroes mapped memory, without
+// a JS view of the mapping: each view of a large mapping counts as external
+// memory that drives V8's garbage collector.
+PK_EXPORT void pk_copy_in(void *dst, const void *src, uint64_t len) { memcpy(dst, src, len); }
+
+PK_EXPORT void pk_copy_out(void *dst, const void *src, uint64_t len) { memcpy(dst, src, len); }
+
+PK_EXPORT void pk_zero(void *dst, uint64_t len) { memset(dst, 0, len); }
+
+// ===========================================================================
+// 5. Files: I/O from and to memory, and the background I/O queue
+// of the disk tier
+// ===========================================================================
+
+// I/O straight from and to memory. Each returns the bytes moved, which is
+// less than `len` only at end of file.
 
 PK_EXPORT int64_t pk_pwrite_all(int32_t fd, const void *ptr, uint64_t len, int64_t off) {
   const char *p = ptr;
@@ -497,22 +435,6 @@ PK_EXPORT int64_t pk_copy_file_range_all(int32_t fd_in, int64_t off_in, int32_t 
   return (int64_t)done;
 }
 
-PK_EXPORT int64_t pk_sendfile_all(int32_t out_fd, int32_t in_fd, int64_t off, uint64_t len) {
-  off_t pos = off;
-  uint64_t done = 0;
-  while (done < len) {
-    ssize_t n = sendfile(out_fd, in_fd, &pos, len - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN && done > 0) break;
-      return -errno;
-    }
-    if (n == 0) break;
-    done += (uint64_t)n;
-  }
-  return (int64_t)done;
-}
-
 PK_EXPORT int32_t pk_open(const char *path, int32_t flags, uint32_t mode) {
   int fd;
   do fd = open(path, flags | O_CLOEXEC, (mode_t)mode);
@@ -520,9 +442,669 @@ PK_EXPORT int32_t pk_open(const char *path, int32_t flags, uint32_t mode) {
   return fd < 0 ? -errno : fd;
 }
 
-PK_EXPORT int32_t pk_fsync(int32_t fd) { return fsync(fd) < 0 ? -errno : 0; }
+// Background file I/O for the disk tier (backends/fs/native_io.ts).
+//
+// Long-lived worker threads, at a low CPU priority, take jobs (create a file,
+// write to it from memory, fsync it) off one queue and post each result to a
+// completion list, then signal an eventfd that the JS thread watches. Copying
+// bytes into the page cache costs a core's worth of kernel time under a
+// stream of writes; run at normal priority, as on Deno's blocking pool, it
+// keeps a 2-core machine's JS thread waiting in the run queue for
+// milliseconds. Submitting a job is a mutex and a condition variable, with no
+// thread handed a task per call.
 
-// ---------------------------------------------------------------------------
+// Bytes one write system call moves: the kernel copies without a preemption
+// point, so a thread that wakes to run the JS event loop waits at most for
+// one chunk.
+#define PK_IO_CHUNK ((uint64_t)256 << 10)
+
+enum pk_io_kind { PK_IO_CREATE = 1, PK_IO_PWRITE = 2, PK_IO_FSYNC = 3 };
+
+struct pk_io_job {
+  struct pk_io_job *next;
+  uint32_t id;
+  int32_t kind;
+  int32_t fd;
+  const char *src;
+  uint64_t len;
+  int64_t off;
+  int64_t result;
+  char *path;
+};
+
+struct pk_io {
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  struct pk_io_job *head, *tail;
+  struct pk_io_job *done_head, *done_tail;
+  int eventfd;
+  int nice;
+};
+
+static int64_t pk_io_pwrite_chunked(int fd, const char *src, uint64_t len, int64_t off) {
+  uint64_t done = 0;
+  while (done < len) {
+    uint64_t n = len - done < PK_IO_CHUNK ? len - done : PK_IO_CHUNK;
+    int64_t wrote = pk_pwrite_all(fd, src + done, n, off + (int64_t)done);
+    if (wrote < 0) return wrote;
+    done += (uint64_t)wrote;
+  }
+  return (int64_t)done;
+}
+
+static int64_t pk_io_create(const char *path, int64_t size) {
+  // Only the owner reads objects from disk, as backends/fs/modes.ts says.
+  int fd = pk_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return fd;
+  if (ftruncate(fd, size) < 0) {
+    int error = errno;
+    close(fd);
+    unlink(path);
+    return -error;
+  }
+  return fd;
+}
+
+static void pk_io_run(struct pk_io_job *job) {
+  switch (job->kind) {
+    case PK_IO_CREATE:
+      job->result = pk_io_create(job->path, job->off);
+      break;
+    case PK_IO_PWRITE:
+      job->result = pk_io_pwrite_chunked(job->fd, job->src, job->len, job->off);
+      break;
+    case PK_IO_FSYNC:
+      job->result = fsync(job->fd) < 0 ? -errno : 0;
+      break;
+    default:
+      job->result = -EINVAL;
+  }
+}
+
+static void *pk_io_loop(void *arg) {
+  struct pk_io *io = arg;
+  // Per thread on Linux: only this worker runs at the lower priority.
+  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), io->nice);
+  pthread_setname_np(pthread_self(), "packice-io");
+  pthread_mutex_lock(&io->lock);
+  for (;;) {
+    while (io->head == NULL) pthread_cond_wait(&io->wake, &io->lock);
+    struct pk_io_job *job = io->head;
+    io->head = job->next;
+    if (io->head == NULL) io->tail = NULL;
+    pthread_mutex_unlock(&io->lock);
+    pk_io_run(job);
+    pthread_mutex_lock(&io->lock);
+    job->next = NULL;
+    if (io->done_tail != NULL) io->done_tail->next = job;
+    else io->done_head = job;
+    io->done_tail = job;
+    eventfd_signal(io->eventfd);
+  }
+  return NULL;
+}
+
+// Starts `threads` workers at nice `nice` that live as long as the process
+// (the library is pinned). Writes the handle; returns the eventfd that
+// becomes readable when results wait for pk_io_reap.
+PK_EXPORT int32_t pk_io_start(int32_t threads, int32_t nice, uint64_t *out_handle) {
+  if (threads <= 0 || threads > 64) return -EINVAL;
+  pk_pin();
+  struct pk_io *io = calloc(1, sizeof *io);
+  if (io == NULL) return -ENOMEM;
+  io->nice = nice;
+  io->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (io->eventfd < 0) {
+    int error = errno;
+    free(io);
+    return -error;
+  }
+  pthread_mutex_init(&io->lock, NULL);
+  pthread_cond_init(&io->wake, NULL);
+  for (int32_t i = 0; i < threads; i++) {
+    pthread_t thread;
+    int error = pthread_create(&thread, NULL, pk_io_loop, io);
+    if (error != 0 && i == 0) {
+      close(io->eventfd);
+      free(io);
+      return -error;
+    }
+    // Fewer workers than asked for still run every job.
+    if (error != 0) break;
+    pthread_detach(thread);
+  }
+  *out_handle = (uint64_t)(uintptr_t)io;
+  return io->eventfd;
+}
+
+static int32_t pk_io_submit(struct pk_io *io, struct pk_io_job *job) {
+  pthread_mutex_lock(&io->lock);
+  if (io->tail != NULL) io->tail->next = job;
+  else io->head = job;
+  io->tail = job;
+  pthread_cond_signal(&io->wake);
+  pthread_mutex_unlock(&io->lock);
+  return 0;
+}
+
+static struct pk_io_job *pk_io_job_new(uint32_t id, int32_t kind) {
+  struct pk_io_job *job = calloc(1, sizeof *job);
+  if (job != NULL) {
+    job->id = id;
+    job->kind = kind;
+  }
+  return job;
+}
+
+// Queues the creation of a new file (O_EXCL, mode 0644) of `size` bytes;
+// its result is the open fd, read-write. The path is copied.
+PK_EXPORT int32_t pk_io_create_file(void *handle, uint32_t id, const char *path, int64_t size) {
+  struct pk_io_job *job = pk_io_job_new(id, PK_IO_CREATE);
+  if (job == NULL) return -ENOMEM;
+  job->path = strdup(path);
+  if (job->path == NULL) {
+    free(job);
+    return -ENOMEM;
+  }
+  job->off = size;
+  return pk_io_submit(handle, job);
+}
+
+// Queues a write of `len` bytes from `src` at `off`; its result is the bytes
+// written. `src` must stay valid until the result is reaped.
+PK_EXPORT int32_t pk_io_pwrite(void *handle, uint32_t id, int32_t fd, const void *src,
+                               uint64_t len, int64_t off) {
+  struct pk_io_job *job = pk_io_job_new(id, PK_IO_PWRITE);
+  if (job == NULL) return -ENOMEM;
+  job->fd = fd;
+  job->src = src;
+  job->len = len;
+  job->off = off;
+  return pk_io_submit(handle, job);
+}
+
+// Queues an fsync of `fd`; its result is 0.
+PK_EXPORT int32_t pk_io_fsync(void *handle, uint32_t id, int32_t fd) {
+  struct pk_io_job *job = pk_io_job_new(id, PK_IO_FSYNC);
+  if (job == NULL) return -ENOMEM;
+  job->fd = fd;
+  return pk_io_submit(handle, job);
+}
+
+// Resets the eventfd, then takes up to `max` finished jobs: their ids and
+// results (>= 0, or -errno). Returns how many; call again while it returns `max`.
+PK_EXPORT int32_t pk_io_reap(void *handle, uint32_t *out_ids, int64_t *out_results,
+                             int32_t max) {
+  struct pk_io *io = handle;
+  eventfd_drain(io->eventfd);
+  pthread_mutex_lock(&io->lock);
+  int32_t count = 0;
+  while (count < max && io->done_head != NULL) {
+    struct pk_io_job *job = io->done_head;
+    io->done_head = job->next;
+    out_ids[count] = job->id;
+    out_results[count] = job->result;
+    count++;
+    free(job->path);
+    free(job);
+  }
+  if (io->done_head == NULL) io->done_tail = NULL;
+  pthread_mutex_unlock(&io->lock);
+  return count;
+}
+
+// ===========================================================================
+// 6. Unix sockets and SCM_RIGHTS
+// SOCK_SEQPACKET, non-blocking, close-on-exec.
+// ===========================================================================
+
+static int32_t unix_address(const char *path, struct sockaddr_un *addr) {
+  size_t len = strlen(path);
+  if (len == 0) return -EINVAL;
+  if (len >= sizeof addr->sun_path) return -ENAMETOOLONG;
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  memcpy(addr->sun_path, path, len);
+  return 0;
+}
+
+// socket + bind + listen; the caller unlinks a stale path first and chmods after.
+PK_EXPORT int32_t pk_uds_listen(const char *path, int32_t backlog) {
+  struct sockaddr_un addr;
+  int32_t bad = unix_address(path, &addr);
+  if (bad < 0) return bad;
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, backlog) < 0) {
+    int error = errno;
+    close(fd);
+    return -error;
+  }
+  return fd;
+}
+
+// A non-blocking connect: -EAGAIN when the server's backlog is full.
+PK_EXPORT int32_t pk_uds_connect(const char *path) {
+  struct sockaddr_un addr;
+  int32_t bad = unix_address(path, &addr);
+  if (bad < 0) return bad;
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int result;
+  do result = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+  while (result < 0 && errno == EINTR);
+  if (result < 0) {
+    int error = errno;
+    close(fd);
+    return -error;
+  }
+  return fd;
+}
+
+// -EAGAIN when no connection is waiting. The new socket is non-blocking.
+PK_EXPORT int32_t pk_accept(int32_t lfd) {
+  int fd;
+  do fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  return fd < 0 ? -errno : fd;
+}
+
+// Sends one message, with `nfds` descriptors attached (SCM_RIGHTS) when > 0.
+// Returns the bytes sent; -EAGAIN when the socket buffer is full.
+PK_EXPORT int64_t pk_sendmsg(int32_t fd, const void *buf, uint64_t len, const int32_t *fds,
+                             uint32_t nfds) {
+  if (nfds > PK_MAX_FDS) return -EINVAL;
+  struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+  union {
+    char bytes[CMSG_SPACE(sizeof(int) * PK_MAX_FDS)];
+    struct cmsghdr align;
+  } control;
+  if (nfds > 0) {
+    memset(&control, 0, sizeof control);
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
+  }
+  ssize_t n;
+  do n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : (int64_t)n;
+}
+
+// Receives one message into `buf` and up to `max_fds` descriptors into
+// `fds_out` (close-on-exec); descriptors beyond `max_fds` are closed.
+// `out_flags` gets MSG_TRUNC when the message was longer than `cap` and
+// MSG_CTRUNC when descriptors were dropped. Returns the bytes received
+// (0 when the peer has closed); -EAGAIN when nothing is waiting.
+PK_EXPORT int64_t pk_recvmsg(int32_t fd, void *buf, uint64_t cap, int32_t *fds_out,
+                             uint32_t max_fds, int32_t *out_nfds, int32_t *out_flags) {
+  struct iovec iov = {.iov_base = buf, .iov_len = cap};
+  union {
+    char bytes[CMSG_SPACE(sizeof(int) * PK_MAX_FDS)];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg = {
+      .msg_iov = &iov,
+      .msg_iovlen = 1,
+      .msg_control = control.bytes,
+      .msg_controllen = sizeof control.bytes,
+  };
+  ssize_t n;
+  do n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  uint32_t got = 0;
+  int32_t flags = msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC);
+  for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL;
+       cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int received;
+      memcpy(&received, CMSG_DATA(cmsg) + i * sizeof(int), sizeof received);
+      if (got < max_fds) {
+        fds_out[got++] = received;
+      } else {
+        close(received);
+        flags |= MSG_CTRUNC;
+      }
+    }
+  }
+  *out_nfds = (int32_t)got;
+  *out_flags = flags;
+  return (int64_t)n;
+}
+
+// Raises this process's soft limit of open files to its hard limit, as a
+// server that holds a memfd per object and a socket per client needs.
+// Returns the new soft limit (capped at INT32_MAX).
+PK_EXPORT int64_t pk_raise_nofile_limit(void) {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) < 0) return -errno;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) < 0) return -errno;
+  }
+  return limit.rlim_cur > INT32_MAX ? INT32_MAX : (int64_t)limit.rlim_cur;
+}
+
+// ===========================================================================
+// 7. epoll, eventfd and the reactor thread
+// ===========================================================================
+
+PK_EXPORT int32_t pk_epoll_create(void) {
+  int fd = epoll_create1(EPOLL_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+PK_EXPORT int32_t pk_epoll_ctl(int32_t epfd, int32_t op, int32_t fd, uint32_t events,
+                               uint64_t data) {
+  struct epoll_event event = {.events = events, .data.u64 = data};
+  return epoll_ctl(epfd, op, fd, &event) < 0 ? -errno : 0;
+}
+
+// Waits up to `timeout_ms` (-1: forever) and writes the data and events of at
+// most `max` ready entries. Returns how many; 0 on timeout or signal.
+PK_EXPORT int32_t pk_epoll_wait(int32_t epfd, uint64_t *out_data, uint32_t *out_events,
+                                int32_t max, int32_t timeout_ms) {
+  struct epoll_event events[PK_EPOLL_MAX];
+  if (max <= 0) return -EINVAL;
+  if (max > PK_EPOLL_MAX) max = PK_EPOLL_MAX;
+  int n = epoll_wait(epfd, events, max, timeout_ms);
+  if (n < 0) return errno == EINTR ? 0 : -errno;
+  for (int i = 0; i < n; i++) {
+    out_data[i] = events[i].data.u64;
+    out_events[i] = events[i].events;
+  }
+  return n;
+}
+
+PK_EXPORT int32_t pk_eventfd(void) {
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  return fd < 0 ? -errno : fd;
+}
+
+// The reactor thread and its lent waits, for the Unix-socket transport
+// (native/reactor.ts).
+//
+// One thread per process waits in epoll_wait and reports ready events through
+// a callback that Deno runs on the JS thread (Deno.UnsafeCallback.threadSafe).
+// Calling it blocks this thread until the JS side returns, and the JS side
+// drains every ready socket before returning, so the next epoll_wait reports
+// only new events: no call is parked on Deno's blocking pool per wait.
+//
+// Each hop through the callback wakes two threads, which costs tens of
+// microseconds on a VM. So the JS thread may also wait on the sockets itself
+// for a short while, when it has just sent a request (or a reply) and the
+// answer (or the next request) is likely to come back at once: it lends the
+// wait (pk_reactor_lend), the thread parks, the JS thread waits with
+// pk_reactor_poll, and pk_reactor_reclaim hands the wait back. The sockets
+// live in an inner epoll that the JS thread waits on; the thread waits on an
+// outer one holding the inner epoll and its own eventfd, so waking the
+// thread never wakes the JS thread's wait.
+//
+// A lent wait ends when a socket is ready or when the lend's budget, a
+// timerfd in the inner epoll armed once per lend, runs out. Not a timeout
+// per wait: on a VM, arming and cancelling a short timer reprograms the
+// local APIC timer, a VM exit each, which made every wait cost ~7 us more.
+
+// The outer epoll's data for the reactor's eventfd and for the inner epoll.
+#define PK_REACTOR_WAKE 0
+#define PK_REACTOR_SOCKETS 1
+// The inner epoll's token for the lend's timerfd; the JS side's tokens start at 1.
+#define PK_REACTOR_BUDGET 0
+
+typedef void (*pk_ready_fn)(int32_t count);
+
+struct pk_reactor {
+  int epfd;   // inner: the sockets, with the JS side's 32-bit tokens
+  int outer;  // the inner epoll and wakefd, for the thread
+  int wakefd;
+  int timerfd;  // in the inner epoll: the end of the lend's budget
+  int max;
+  pk_ready_fn ready;
+  atomic_int stop;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t reclaimed;
+  int lent;  // guarded by lock: the JS thread waits on the sockets itself
+  atomic_int spent;  // the lend's budget has run out
+  // For each ready entry: its 32-bit token, then its EPOLL* bits.
+  uint32_t slots[2 * PK_EPOLL_MAX];
+};
+
+static void pk_reactor_wait_reclaimed(struct pk_reactor *r) {
+  pthread_mutex_lock(&r->lock);
+  while (r->lent && !atomic_load(&r->stop)) pthread_cond_wait(&r->reclaimed, &r->lock);
+  pthread_mutex_unlock(&r->lock);
+}
+
+static int pk_reactor_lent_now(struct pk_reactor *r) {
+  pthread_mutex_lock(&r->lock);
+  int lent = r->lent;
+  pthread_mutex_unlock(&r->lock);
+  return lent;
+}
+
+// Waits up to `timeout_ms` (-1: no limit) on the inner epoll and writes what
+// is ready into `slots`; returns the count. Consumes the budget's timerfd,
+// noting in `spent` that it ran out.
+static int pk_reactor_take(struct pk_reactor *r, uint32_t *slots, int max, int timeout_ms) {
+  struct epoll_event events[PK_EPOLL_MAX];
+  int n = epoll_wait(r->epfd, events, max, timeout_ms);
+  if (n < 0) return errno == EINTR ? 0 : -errno;
+  int count = 0;
+  for (int i = 0; i < n; i++) {
+    if (events[i].data.u64 == PK_REACTOR_BUDGET) {
+      uint64_t expirations;
+      if (read(r->timerfd, &expirations, sizeof expirations) == sizeof expirations) {
+        atomic_store(&r->spent, 1);
+      }
+      continue;
+    }
+    slots[2 * count] = (uint32_t)events[i].data.u64;
+    slots[2 * count + 1] = events[i].events;
+    count++;
+  }
+  return count;
+}
+
+static void *pk_reactor_loop(void *arg) {
+  struct pk_reactor *r = arg;
+  struct epoll_event events[2];
+  while (!atomic_load(&r->stop)) {
+    pk_reactor_wait_reclaimed(r);
+    if (atomic_load(&r->stop)) break;
+    int n = epoll_wait(r->outer, events, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      r->ready(-errno);
+      break;
+    }
+    int sockets = 0;
+    for (int i = 0; i < n; i++) {
+      if (events[i].data.u64 == PK_REACTOR_WAKE) {
+        uint64_t drained;
+        if (read(r->wakefd, &drained, sizeof drained) < 0) { /* already drained */ }
+      } else {
+        sockets = 1;
+      }
+    }
+    // Events seen while the wait is lent are the JS thread's to take: they
+    // are level-triggered, so whoever waits next sees them again.
+    if (!sockets || atomic_load(&r->stop) || pk_reactor_lent_now(r)) continue;
+    int count = pk_reactor_take(r, r->slots, r->max, 0);
+    if (count < 0) {
+      r->ready(count);
+      break;
+    }
+    if (count > 0 && !atomic_load(&r->stop)) r->ready(count);
+  }
+  return NULL;
+}
+
+static void pk_reactor_free(struct pk_reactor *r) {
+  if (r->epfd >= 0) close(r->epfd);
+  if (r->outer >= 0) close(r->outer);
+  if (r->wakefd >= 0) close(r->wakefd);
+  if (r->timerfd >= 0) close(r->timerfd);
+  pthread_mutex_destroy(&r->lock);
+  pthread_cond_destroy(&r->reclaimed);
+  free(r);
+}
+
+// Creates the epolls and starts the thread that waits on them. Writes the
+// reactor's handle and the address of its slots (2 * max uint32 values,
+// valid until pk_reactor_join) and returns the epoll fd to add sockets to.
+PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out_handle,
+                                   uint64_t *out_slots) {
+  if (max <= 0 || max > PK_EPOLL_MAX) return -EINVAL;
+  pk_pin();
+  struct pk_reactor *r = calloc(1, sizeof *r);
+  if (r == NULL) return -ENOMEM;
+  r->ready = ready;
+  r->max = max;
+  atomic_init(&r->stop, 0);
+  atomic_init(&r->spent, 0);
+  pthread_mutex_init(&r->lock, NULL);
+  pthread_cond_init(&r->reclaimed, NULL);
+  r->epfd = epoll_create1(EPOLL_CLOEXEC);
+  r->outer = epoll_create1(EPOLL_CLOEXEC);
+  r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  r->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  int error = 0;
+  struct epoll_event wake = {.events = EPOLLIN, .data.u64 = PK_REACTOR_WAKE};
+  struct epoll_event sockets = {.events = EPOLLIN, .data.u64 = PK_REACTOR_SOCKETS};
+  struct epoll_event budget = {.events = EPOLLIN, .data.u64 = PK_REACTOR_BUDGET};
+  if (r->epfd < 0 || r->outer < 0 || r->wakefd < 0 || r->timerfd < 0 ||
+      epoll_ctl(r->outer, EPOLL_CTL_ADD, r->wakefd, &wake) < 0 ||
+      epoll_ctl(r->outer, EPOLL_CTL_ADD, r->epfd, &sockets) < 0 ||
+      epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->timerfd, &budget) < 0) {
+    error = errno;
+  } else {
+    error = pthread_create(&r->thread, NULL, pk_reactor_loop, r);
+  }
+  if (error != 0) {
+    pk_reactor_free(r);
+    return -error;
+  }
+  *out_handle = (uint64_t)(uintptr_t)r;
+  *out_slots = (uint64_t)(uintptr_t)r->slots;
+  return r->epfd;
+}
+
+static int32_t pk_reactor_wake(struct pk_reactor *r) {
+  uint64_t one = 1;
+  ssize_t n;
+  do n = write(r->wakefd, &one, sizeof one);
+  while (n < 0 && errno == EINTR);
+  return n < 0 && errno != EAGAIN ? -errno : 0;
+}
+
+static int32_t pk_reactor_arm(struct pk_reactor *r, int64_t budget_ns) {
+  struct itimerspec at = {.it_value = {.tv_sec = budget_ns / 1000000000,
+                                       .tv_nsec = budget_ns % 1000000000}};
+  atomic_store(&r->spent, 0);
+  return timerfd_settime(r->timerfd, 0, &at, NULL) < 0 ? -errno : 0;
+}
+
+// Lends the wait to the calling (JS) thread for `budget_ns` (> 0): the
+// reactor thread parks until pk_reactor_reclaim, and pk_reactor_poll returns
+// 0 once the budget has run out. Lending again while lent renews the budget.
+// Returns at once.
+PK_EXPORT int32_t pk_reactor_lend(void *handle, int64_t budget_ns) {
+  struct pk_reactor *r = handle;
+  if (budget_ns <= 0) return -EINVAL;
+  pthread_mutex_lock(&r->lock);
+  int was_lent = r->lent;
+  r->lent = 1;
+  pthread_mutex_unlock(&r->lock);
+  int32_t armed = pk_reactor_arm(r, budget_ns);
+  if (armed < 0) return armed;
+  return was_lent ? 0 : pk_reactor_wake(r);
+}
+
+// Hands the wait back to the reactor thread.
+PK_EXPORT int32_t pk_reactor_reclaim(void *handle) {
+  struct pk_reactor *r = handle;
+  struct itimerspec off = {0};
+  timerfd_settime(r->timerfd, 0, &off, NULL);
+  pthread_mutex_lock(&r->lock);
+  r->lent = 0;
+  pthread_cond_signal(&r->reclaimed);
+  pthread_mutex_unlock(&r->lock);
+  return 0;
+}
+
+// A poll that takes longer than this lost the CPU meanwhile: one takes ~0.5 us.
+#define PK_SPIN_GAP_NS 5000
+
+static int64_t pk_elapsed_ns(const struct timespec *since) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - since->tv_sec) * 1000000000LL + (now.tv_nsec - since->tv_nsec);
+}
+
+// Waits on the calling thread, which holds the lent wait, for ready sockets
+// and writes at most `max` entries (token, events) into `slots`: for the
+// first `spin_ns` by polling without sleeping, then asleep until a socket is
+// ready or the lend's budget runs out. Waking a sleeping thread on another
+// CPU costs about 25 us on a VM, more than most answers take to come.
+// Stores in out[0] the time waited and in out[1] 1 when the spin lost the
+// CPU (a gap between two polls): then what it found came because this thread
+// let the other side run, not because it spun. Returns how many entries; 0
+// once the budget has run out.
+PK_EXPORT int32_t pk_reactor_poll(void *handle, uint32_t *slots, int32_t max, int64_t spin_ns,
+                                  int64_t *out) {
+  struct pk_reactor *r = handle;
+  if (max <= 0 || max > PK_EPOLL_MAX || spin_ns < 0) return -EINVAL;
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  int n = 0;
+  int64_t waited = 0;
+  int64_t lost = 0;
+  while (spin_ns > 0 && !atomic_load(&r->spent)) {
+    n = pk_reactor_take(r, slots, max, 0);
+    int64_t now = pk_elapsed_ns(&start);
+    if (now - waited > PK_SPIN_GAP_NS) lost = 1;
+    waited = now;
+    if (n != 0 || waited >= spin_ns) break;
+  }
+  while (n == 0 && !atomic_load(&r->spent)) n = pk_reactor_take(r, slots, max, -1);
+  out[0] = pk_elapsed_ns(&start);
+  out[1] = lost;
+  return n;
+}
+
+// Asks the thread to stop and wakes it. Returns at once; pk_reactor_join waits.
+PK_EXPORT int32_t pk_reactor_stop(void *handle) {
+  struct pk_reactor *r = handle;
+  atomic_store(&r->stop, 1);
+  pthread_mutex_lock(&r->lock);
+  pthread_cond_signal(&r->reclaimed);
+  pthread_mutex_unlock(&r->lock);
+  return pk_reactor_wake(r);
+}
+
+// Waits for the stopped thread, then closes the epolls and frees the reactor.
+// Run it off the JS thread: the thread may be waiting for a callback to run.
+PK_EXPORT int32_t pk_reactor_join(void *handle) {
+  struct pk_reactor *r = handle;
+  int error = pthread_join(r->thread, NULL);
+  if (error != 0) return -error;
+  pk_reactor_free(r);
+  return 0;
+}
+
+// ===========================================================================
+// 8. Hashing: XXH64 and SHA-256
+// ===========================================================================
+
 // XXH64 (public algorithm by Yann Collet), little-endian reads.
 
 static const uint64_t P1 = 0x9E3779B185EBCA87ULL;
@@ -602,7 +1184,6 @@ PK_EXPORT uint64_t pk_hash64(const void *ptr, uint64_t len, uint64_t seed) {
   return h;
 }
 
-// ---------------------------------------------------------------------------
 // SHA-256 (FIPS 180-4) of memory the caller owns or maps, for content digests:
 // with the x86 SHA extensions where the CPU has them, in plain C otherwise.
 // JS calls the `_nb` forms on Deno's thread pool, so a large object hashes
@@ -661,8 +1242,6 @@ static void sha256_blocks_c(uint32_t h[8], const uint8_t *p, size_t blocks) {
 }
 
 #if defined(__x86_64__)
-#include <cpuid.h>
-#include <immintrin.h>
 
 __attribute__((target("sha,sse4.1,ssse3"))) static void sha256_blocks_ni(uint32_t h[8],
                                                                          const uint8_t *p,
@@ -800,748 +1379,130 @@ PK_EXPORT void pk_sha256(const void *data, uint64_t len, void *out) {
   pk_sha256_final(&s, out);
 }
 
-// ---------------------------------------------------------------------------
-// Unix sockets: SOCK_SEQPACKET, non-blocking, close-on-exec.
-
-static int32_t unix_address(const char *path, struct sockaddr_un *addr) {
-  size_t len = strlen(path);
-  if (len == 0) return -EINVAL;
-  if (len >= sizeof addr->sun_path) return -ENAMETOOLONG;
-  memset(addr, 0, sizeof *addr);
-  addr->sun_family = AF_UNIX;
-  memcpy(addr->sun_path, path, len);
-  return 0;
-}
-
-// socket + bind + listen; the caller unlinks a stale path first and chmods after.
-PK_EXPORT int32_t pk_uds_listen(const char *path, int32_t backlog) {
-  struct sockaddr_un addr;
-  int32_t bad = unix_address(path, &addr);
-  if (bad < 0) return bad;
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
-  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, backlog) < 0) {
-    int error = errno;
-    close(fd);
-    return -error;
-  }
-  return fd;
-}
-
-// A non-blocking connect: -EAGAIN when the server's backlog is full.
-PK_EXPORT int32_t pk_uds_connect(const char *path) {
-  struct sockaddr_un addr;
-  int32_t bad = unix_address(path, &addr);
-  if (bad < 0) return bad;
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
-  int result;
-  do result = connect(fd, (struct sockaddr *)&addr, sizeof addr);
-  while (result < 0 && errno == EINTR);
-  if (result < 0) {
-    int error = errno;
-    close(fd);
-    return -error;
-  }
-  return fd;
-}
-
-// -EAGAIN when no connection is waiting. The new socket is non-blocking.
-PK_EXPORT int32_t pk_accept(int32_t lfd) {
-  int fd;
-  do fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  while (fd < 0 && errno == EINTR);
-  return fd < 0 ? -errno : fd;
-}
-
-// Sends one message, with `nfds` descriptors attached (SCM_RIGHTS) when > 0.
-// Returns the bytes sent; -EAGAIN when the socket buffer is full.
-PK_EXPORT int64_t pk_sendmsg(int32_t fd, const void *buf, uint64_t len, const int32_t *fds,
-                             uint32_t nfds) {
-  if (nfds > PK_MAX_FDS) return -EINVAL;
-  struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-  union {
-    char bytes[CMSG_SPACE(sizeof(int) * PK_MAX_FDS)];
-    struct cmsghdr align;
-  } control;
-  if (nfds > 0) {
-    memset(&control, 0, sizeof control);
-    msg.msg_control = control.bytes;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
-  }
-  ssize_t n;
-  do n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-  while (n < 0 && errno == EINTR);
-  return n < 0 ? -errno : (int64_t)n;
-}
-
-// Receives one message into `buf` and up to `max_fds` descriptors into
-// `fds_out` (close-on-exec); descriptors beyond `max_fds` are closed.
-// `out_flags` gets MSG_TRUNC when the message was longer than `cap` and
-// MSG_CTRUNC when descriptors were dropped. Returns the bytes received
-// (0 when the peer has closed); -EAGAIN when nothing is waiting.
-PK_EXPORT int64_t pk_recvmsg(int32_t fd, void *buf, uint64_t cap, int32_t *fds_out,
-                             uint32_t max_fds, int32_t *out_nfds, int32_t *out_flags) {
-  struct iovec iov = {.iov_base = buf, .iov_len = cap};
-  union {
-    char bytes[CMSG_SPACE(sizeof(int) * PK_MAX_FDS)];
-    struct cmsghdr align;
-  } control;
-  struct msghdr msg = {
-      .msg_iov = &iov,
-      .msg_iovlen = 1,
-      .msg_control = control.bytes,
-      .msg_controllen = sizeof control.bytes,
-  };
-  ssize_t n;
-  do n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return -errno;
-  uint32_t got = 0;
-  int32_t flags = msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC);
-  for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL;
-       cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; i++) {
-      int received;
-      memcpy(&received, CMSG_DATA(cmsg) + i * sizeof(int), sizeof received);
-      if (got < max_fds) {
-        fds_out[got++] = received;
-      } else {
-        close(received);
-        flags |= MSG_CTRUNC;
-      }
-    }
-  }
-  *out_nfds = (int32_t)got;
-  *out_flags = flags;
-  return (int64_t)n;
-}
-
-PK_EXPORT int32_t pk_set_nonblocking(int32_t fd, int32_t on) {
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0) return -errno;
-  flags = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
-  return fcntl(fd, F_SETFL, flags) < 0 ? -errno : 0;
-}
-
-// Writes pid, uid and gid of the peer process into out[0..2].
-PK_EXPORT int32_t pk_socket_peercred(int32_t fd, int32_t *out) {
-  struct ucred cred;
-  socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -errno;
-  out[0] = (int32_t)cred.pid;
-  out[1] = (int32_t)cred.uid;
-  out[2] = (int32_t)cred.gid;
-  return 0;
-}
-
-// Sets SO_SNDBUF and SO_RCVBUF; a size of 0 leaves that buffer as it is.
-PK_EXPORT int32_t pk_setsockopt_bufsize(int32_t fd, int32_t sndbuf, int32_t rcvbuf) {
-  if (sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) < 0) {
-    return -errno;
-  }
-  if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) < 0) {
-    return -errno;
-  }
-  return 0;
-}
-
-// ---------------------------------------------------------------------------
-// epoll and eventfd
-
-PK_EXPORT int32_t pk_epoll_create(void) {
-  int fd = epoll_create1(EPOLL_CLOEXEC);
-  return fd < 0 ? -errno : fd;
-}
-
-PK_EXPORT int32_t pk_epoll_ctl(int32_t epfd, int32_t op, int32_t fd, uint32_t events,
-                               uint64_t data) {
-  struct epoll_event event = {.events = events, .data.u64 = data};
-  return epoll_ctl(epfd, op, fd, &event) < 0 ? -errno : 0;
-}
-
-// Waits up to `timeout_ms` (-1: forever) and writes the data and events of at
-// most `max` ready entries. Returns how many; 0 on timeout or signal.
-PK_EXPORT int32_t pk_epoll_wait(int32_t epfd, uint64_t *out_data, uint32_t *out_events,
-                                int32_t max, int32_t timeout_ms) {
-  struct epoll_event events[PK_EPOLL_MAX];
-  if (max <= 0) return -EINVAL;
-  if (max > PK_EPOLL_MAX) max = PK_EPOLL_MAX;
-  int n = epoll_wait(epfd, events, max, timeout_ms);
-  if (n < 0) return errno == EINTR ? 0 : -errno;
-  for (int i = 0; i < n; i++) {
-    out_data[i] = events[i].data.u64;
-    out_events[i] = events[i].events;
-  }
-  return n;
-}
-
-PK_EXPORT int32_t pk_eventfd(void) {
-  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  return fd < 0 ? -errno : fd;
-}
-
-// Makes the eventfd readable. A full counter already is, so EAGAIN is success.
-PK_EXPORT int32_t pk_eventfd_signal(int32_t fd) {
-  uint64_t one = 1;
-  ssize_t n;
-  do n = write(fd, &one, sizeof one);
-  while (n < 0 && errno == EINTR);
-  return n < 0 && errno != EAGAIN ? -errno : 0;
-}
-
-// Resets the eventfd. Returns 1 when it was signalled, 0 when it was not.
-PK_EXPORT int32_t pk_eventfd_drain(int32_t fd) {
-  uint64_t count;
-  ssize_t n;
-  do n = read(fd, &count, sizeof count);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return errno == EAGAIN ? 0 : -errno;
-  return 1;
-}
-
 // ===========================================================================
-// Reactor thread and file limits for the Unix-socket transport
-// (transport/uds/reactor.ts), added separately from the functions above.
-//
-// One thread per process waits in epoll_wait and reports ready events through
-// a callback that Deno runs on the JS thread (Deno.UnsafeCallback.threadSafe).
-// Calling it blocks this thread until the JS side returns, and the JS side
-// drains every ready socket before returning, so the next epoll_wait reports
-// only new events: no call is parked on Deno's blocking pool per wait.
-//
-// Each hop through the callback wakes two threads, which costs tens of
-// microseconds on a VM. So the JS thread may also wait on the sockets itself
-// for a short while, when it has just sent a request (or a reply) and the
-// answer (or the next request) is likely to come back at once: it lends the
-// wait (pk_reactor_lend), the thread parks, the JS thread waits with
-// pk_reactor_poll, and pk_reactor_reclaim hands the wait back. The sockets
-// live in an inner epoll that the JS thread waits on; the thread waits on an
-// outer one holding the inner epoll and its own eventfd, so waking the
-// thread never wakes the JS thread's wait.
-//
-// A lent wait ends when a socket is ready or when the lend's budget, a
-// timerfd in the inner epoll armed once per lend, runs out. Not a timeout
-// per wait: on a VM, arming and cancelling a short timer reprograms the
-// local APIC timer, a VM exit each, which made every wait cost ~7 us more.
-
-#include <pthread.h>
-#include <stdatomic.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <sys/timerfd.h>
-#include <time.h>
-
-// The outer epoll's data for the reactor's eventfd and for the inner epoll.
-#define PK_REACTOR_WAKE 0
-#define PK_REACTOR_SOCKETS 1
-// The inner epoll's token for the lend's timerfd; the JS side's tokens start at 1.
-#define PK_REACTOR_BUDGET 0
-
-typedef void (*pk_ready_fn)(int32_t count);
-
-struct pk_reactor {
-  int epfd;   // inner: the sockets, with the JS side's 32-bit tokens
-  int outer;  // the inner epoll and wakefd, for the thread
-  int wakefd;
-  int timerfd;  // in the inner epoll: the end of the lend's budget
-  int max;
-  pk_ready_fn ready;
-  atomic_int stop;
-  pthread_t thread;
-  pthread_mutex_t lock;
-  pthread_cond_t reclaimed;
-  int lent;  // guarded by lock: the JS thread waits on the sockets itself
-  atomic_int spent;  // the lend's budget has run out
-  // For each ready entry: its 32-bit token, then its EPOLL* bits.
-  uint32_t slots[2 * PK_EPOLL_MAX];
-};
-
-static void pk_reactor_wait_reclaimed(struct pk_reactor *r) {
-  pthread_mutex_lock(&r->lock);
-  while (r->lent && !atomic_load(&r->stop)) pthread_cond_wait(&r->reclaimed, &r->lock);
-  pthread_mutex_unlock(&r->lock);
-}
-
-static int pk_reactor_lent_now(struct pk_reactor *r) {
-  pthread_mutex_lock(&r->lock);
-  int lent = r->lent;
-  pthread_mutex_unlock(&r->lock);
-  return lent;
-}
-
-// Waits up to `timeout_ms` (-1: no limit) on the inner epoll and writes what
-// is ready into `slots`; returns the count. Consumes the budget's timerfd,
-// noting in `spent` that it ran out.
-static int pk_reactor_take(struct pk_reactor *r, uint32_t *slots, int max, int timeout_ms) {
-  struct epoll_event events[PK_EPOLL_MAX];
-  int n = epoll_wait(r->epfd, events, max, timeout_ms);
-  if (n < 0) return errno == EINTR ? 0 : -errno;
-  int count = 0;
-  for (int i = 0; i < n; i++) {
-    if (events[i].data.u64 == PK_REACTOR_BUDGET) {
-      uint64_t expirations;
-      if (read(r->timerfd, &expirations, sizeof expirations) == sizeof expirations) {
-        atomic_store(&r->spent, 1);
-      }
-      continue;
-    }
-    slots[2 * count] = (uint32_t)events[i].data.u64;
-    slots[2 * count + 1] = events[i].events;
-    count++;
-  }
-  return count;
-}
-
-static void *pk_reactor_loop(void *arg) {
-  struct pk_reactor *r = arg;
-  struct epoll_event events[2];
-  while (!atomic_load(&r->stop)) {
-    pk_reactor_wait_reclaimed(r);
-    if (atomic_load(&r->stop)) break;
-    int n = epoll_wait(r->outer, events, 2, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      r->ready(-errno);
-      break;
-    }
-    int sockets = 0;
-    for (int i = 0; i < n; i++) {
-      if (events[i].data.u64 == PK_REACTOR_WAKE) {
-        uint64_t drained;
-        if (read(r->wakefd, &drained, sizeof drained) < 0) { /* already drained */ }
-      } else {
-        sockets = 1;
-      }
-    }
-    // Events seen while the wait is lent are the JS thread's to take: they
-    // are level-triggered, so whoever waits next sees them again.
-    if (!sockets || atomic_load(&r->stop) || pk_reactor_lent_now(r)) continue;
-    int count = pk_reactor_take(r, r->slots, r->max, 0);
-    if (count < 0) {
-      r->ready(count);
-      break;
-    }
-    if (count > 0 && !atomic_load(&r->stop)) r->ready(count);
-  }
-  return NULL;
-}
-
-// Keeps this library loaded until the process exits, so that the reactor
-// thread never returns into unmapped code if the library handle is closed.
-static void pk_pin_library(void) {
-  Dl_info info;
-  if (dladdr((void *)pk_pin_library, &info) != 0 && info.dli_fname != NULL) {
-    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-  }
-}
-
-static void pk_reactor_free(struct pk_reactor *r) {
-  if (r->epfd >= 0) close(r->epfd);
-  if (r->outer >= 0) close(r->outer);
-  if (r->wakefd >= 0) close(r->wakefd);
-  if (r->timerfd >= 0) close(r->timerfd);
-  pthread_mutex_destroy(&r->lock);
-  pthread_cond_destroy(&r->reclaimed);
-  free(r);
-}
-
-// Creates the epolls and starts the thread that waits on them. Writes the
-// reactor's handle and the address of its slots (2 * max uint32 values,
-// valid until pk_reactor_join) and returns the epoll fd to add sockets to.
-PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out_handle,
-                                   uint64_t *out_slots) {
-  if (max <= 0 || max > PK_EPOLL_MAX) return -EINVAL;
-  pk_pin_library();
-  struct pk_reactor *r = calloc(1, sizeof *r);
-  if (r == NULL) return -ENOMEM;
-  r->ready = ready;
-  r->max = max;
-  atomic_init(&r->stop, 0);
-  atomic_init(&r->spent, 0);
-  pthread_mutex_init(&r->lock, NULL);
-  pthread_cond_init(&r->reclaimed, NULL);
-  r->epfd = epoll_create1(EPOLL_CLOEXEC);
-  r->outer = epoll_create1(EPOLL_CLOEXEC);
-  r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  r->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-  int error = 0;
-  struct epoll_event wake = {.events = EPOLLIN, .data.u64 = PK_REACTOR_WAKE};
-  struct epoll_event sockets = {.events = EPOLLIN, .data.u64 = PK_REACTOR_SOCKETS};
-  struct epoll_event budget = {.events = EPOLLIN, .data.u64 = PK_REACTOR_BUDGET};
-  if (r->epfd < 0 || r->outer < 0 || r->wakefd < 0 || r->timerfd < 0 ||
-      epoll_ctl(r->outer, EPOLL_CTL_ADD, r->wakefd, &wake) < 0 ||
-      epoll_ctl(r->outer, EPOLL_CTL_ADD, r->epfd, &sockets) < 0 ||
-      epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->timerfd, &budget) < 0) {
-    error = errno;
-  } else {
-    error = pthread_create(&r->thread, NULL, pk_reactor_loop, r);
-  }
-  if (error != 0) {
-    pk_reactor_free(r);
-    return -error;
-  }
-  *out_handle = (uint64_t)(uintptr_t)r;
-  *out_slots = (uint64_t)(uintptr_t)r->slots;
-  return r->epfd;
-}
-
-static int32_t pk_reactor_wake(struct pk_reactor *r) {
-  uint64_t one = 1;
-  ssize_t n;
-  do n = write(r->wakefd, &one, sizeof one);
-  while (n < 0 && errno == EINTR);
-  return n < 0 && errno != EAGAIN ? -errno : 0;
-}
-
-static int32_t pk_reactor_arm(struct pk_reactor *r, int64_t budget_ns) {
-  struct itimerspec at = {.it_value = {.tv_sec = budget_ns / 1000000000,
-                                       .tv_nsec = budget_ns % 1000000000}};
-  atomic_store(&r->spent, 0);
-  return timerfd_settime(r->timerfd, 0, &at, NULL) < 0 ? -errno : 0;
-}
-
-// Lends the wait to the calling (JS) thread for `budget_ns` (> 0): the
-// reactor thread parks until pk_reactor_reclaim, and pk_reactor_poll returns
-// 0 once the budget has run out. Lending again while lent renews the budget.
-// Returns at once.
-PK_EXPORT int32_t pk_reactor_lend(void *handle, int64_t budget_ns) {
-  struct pk_reactor *r = handle;
-  if (budget_ns <= 0) return -EINVAL;
-  pthread_mutex_lock(&r->lock);
-  int was_lent = r->lent;
-  r->lent = 1;
-  pthread_mutex_unlock(&r->lock);
-  int32_t armed = pk_reactor_arm(r, budget_ns);
-  if (armed < 0) return armed;
-  return was_lent ? 0 : pk_reactor_wake(r);
-}
-
-// Hands the wait back to the reactor thread.
-PK_EXPORT int32_t pk_reactor_reclaim(void *handle) {
-  struct pk_reactor *r = handle;
-  struct itimerspec off = {0};
-  timerfd_settime(r->timerfd, 0, &off, NULL);
-  pthread_mutex_lock(&r->lock);
-  r->lent = 0;
-  pthread_cond_signal(&r->reclaimed);
-  pthread_mutex_unlock(&r->lock);
-  return 0;
-}
-
-// A poll that takes longer than this lost the CPU meanwhile: one takes ~0.5 us.
-#define PK_SPIN_GAP_NS 5000
-
-static int64_t pk_elapsed_ns(const struct timespec *since) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return (now.tv_sec - since->tv_sec) * 1000000000LL + (now.tv_nsec - since->tv_nsec);
-}
-
-// Waits on the calling thread, which holds the lent wait, for ready sockets
-// and writes at most `max` entries (token, events) into `slots`: for the
-// first `spin_ns` by polling without sleeping, then asleep until a socket is
-// ready or the lend's budget runs out. Waking a sleeping thread on another
-// CPU costs about 25 us on a VM, more than most answers take to come.
-// Stores in out[0] the time waited and in out[1] 1 when the spin lost the
-// CPU (a gap between two polls): then what it found came because this thread
-// let the other side run, not because it spun. Returns how many entries; 0
-// once the budget has run out.
-PK_EXPORT int32_t pk_reactor_poll(void *handle, uint32_t *slots, int32_t max, int64_t spin_ns,
-                                  int64_t *out) {
-  struct pk_reactor *r = handle;
-  if (max <= 0 || max > PK_EPOLL_MAX || spin_ns < 0) return -EINVAL;
-  struct timespec start;
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  int n = 0;
-  int64_t waited = 0;
-  int64_t lost = 0;
-  while (spin_ns > 0 && !atomic_load(&r->spent)) {
-    n = pk_reactor_take(r, slots, max, 0);
-    int64_t now = pk_elapsed_ns(&start);
-    if (now - waited > PK_SPIN_GAP_NS) lost = 1;
-    waited = now;
-    if (n != 0 || waited >= spin_ns) break;
-  }
-  while (n == 0 && !atomic_load(&r->spent)) n = pk_reactor_take(r, slots, max, -1);
-  out[0] = pk_elapsed_ns(&start);
-  out[1] = lost;
-  return n;
-}
-
-// Asks the thread to stop and wakes it. Returns at once; pk_reactor_join waits.
-PK_EXPORT int32_t pk_reactor_stop(void *handle) {
-  struct pk_reactor *r = handle;
-  atomic_store(&r->stop, 1);
-  pthread_mutex_lock(&r->lock);
-  pthread_cond_signal(&r->reclaimed);
-  pthread_mutex_unlock(&r->lock);
-  return pk_reactor_wake(r);
-}
-
-// Waits for the stopped thread, then closes the epolls and frees the reactor.
-// Run it off the JS thread: the thread may be waiting for a callback to run.
-PK_EXPORT int32_t pk_reactor_join(void *handle) {
-  struct pk_reactor *r = handle;
-  int error = pthread_join(r->thread, NULL);
-  if (error != 0) return -error;
-  pk_reactor_free(r);
-  return 0;
-}
-
-// One munmap of the whole range. pk_munmap unmaps in chunks and yields
-// between them, which costs milliseconds for a large sparse mapping (a 1 GiB
-// read-only mapping with a few pages touched); this is for mappings whose
-// pages are mostly untouched, or that are unmapped off the JS thread.
-PK_EXPORT int32_t pk_munmap_once(void *ptr, uint64_t len) {
-  return munmap(ptr, len) < 0 ? -errno : 0;
-}
-
-// Writes the device and inode numbers of an open file into out[0..1]: two
-// descriptors of one live memfd give the same pair, so a process can tell
-// that a memfd it receives is one it has mapped already.
-PK_EXPORT int32_t pk_fd_identity(int32_t fd, uint64_t *out) {
-  struct stat st;
-  if (fstat(fd, &st) < 0) return -errno;
-  out[0] = (uint64_t)st.st_dev;
-  out[1] = (uint64_t)st.st_ino;
-  return 0;
-}
-
-// Raises this process's soft limit of open files to its hard limit, as a
-// server that holds a memfd per object and a socket per client needs.
-// Returns the new soft limit (capped at INT32_MAX).
-PK_EXPORT int64_t pk_raise_nofile_limit(void) {
-  struct rlimit limit;
-  if (getrlimit(RLIMIT_NOFILE, &limit) < 0) return -errno;
-  if (limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &limit) < 0) return -errno;
-  }
-  return limit.rlim_cur > INT32_MAX ? INT32_MAX : (int64_t)limit.rlim_cur;
-}
-
+// 9. Signal report: a write into a sealed object
 // ===========================================================================
-// Background file I/O for the disk tier (backends/fs/native_io.ts).
+
+// A last word for a write into a sealed object:
 //
-// Long-lived worker threads, at a low CPU priority, take jobs (create a file,
-// write to it from memory, fsync it) off one queue and post each result to a
-// completion list, then signal an eventfd that the JS thread watches. Copying
-// bytes into the page cache costs a core's worth of kernel time under a
-// stream of writes; run at normal priority, as on Deno's blocking pool, it
-// keeps a 2-core machine's JS thread waiting in the run queue for
-// milliseconds. Submitting a job is a mutex and a condition variable, with no
-// thread handed a task per call.
+// Sealed objects are mapped read-only, and JS cannot make a write into
+// read-only memory an exception: the process gets SIGSEGV. This handler runs
+// first and, when the fault is a write into a read-only mapping of a Packice
+// memfd, says so on stderr before the process dies of that same SIGSEGV.
+// Every other fault goes to the handler that was installed before (Rust's
+// stack-overflow report, V8's WebAssembly trap handler) or to the default.
+// Only async-signal-safe calls (open, read, write, close, sigaction).
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
+static struct sigaction pk_prior_segv;
+// Lines of /proc/self/maps, in static memory: a fault on an alternate signal
+// stack of a few KiB has no room for them.
+static char pk_maps[8192];
+static volatile sig_atomic_t pk_maps_busy;
 
-// Bytes one write system call moves: the kernel copies without a preemption
-// point, so a thread that wakes to run the JS event loop waits at most for
-// one chunk.
-#define PK_IO_CHUNK ((uint64_t)256 << 10)
-
-enum pk_io_kind { PK_IO_CREATE = 1, PK_IO_PWRITE = 2, PK_IO_FSYNC = 3 };
-
-struct pk_io_job {
-  struct pk_io_job *next;
-  uint32_t id;
-  int32_t kind;
-  int32_t fd;
-  const char *src;
-  uint64_t len;
-  int64_t off;
-  int64_t result;
-  char *path;
-};
-
-struct pk_io {
-  pthread_mutex_t lock;
-  pthread_cond_t wake;
-  struct pk_io_job *head, *tail;
-  struct pk_io_job *done_head, *done_tail;
-  int eventfd;
-  int nice;
-};
-
-static int64_t pk_io_pwrite_chunked(int fd, const char *src, uint64_t len, int64_t off) {
-  uint64_t done = 0;
-  while (done < len) {
-    uint64_t n = len - done < PK_IO_CHUNK ? len - done : PK_IO_CHUNK;
-    int64_t wrote = pk_pwrite_all(fd, src + done, n, off + (int64_t)done);
-    if (wrote < 0) return wrote;
-    done += (uint64_t)wrote;
+static uintptr_t pk_parse_hex(const char **at, const char *end) {
+  uintptr_t value = 0;
+  for (; *at < end; (*at)++) {
+    char c = **at;
+    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) break;
+    value = value * 16 + (uintptr_t)digit;
   }
-  return (int64_t)done;
+  return value;
 }
 
-static int64_t pk_io_create(const char *path, int64_t size) {
-  int fd;
-  // Only the owner reads objects from disk, as backends/fs/modes.ts says.
-  do fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  while (fd < 0 && errno == EINTR);
-  if (fd < 0) return -errno;
-  if (ftruncate(fd, size) < 0) {
-    int error = errno;
-    close(fd);
-    unlink(path);
-    return -error;
+// Whether the line of /proc/self/maps in [line, end) maps `addr` read-only
+// from a Packice memfd: "start-end r--s offset dev inode /memfd:packice (deleted)".
+static int pk_sealed_line(const char *line, const char *end, uintptr_t addr) {
+  const char *at = line;
+  uintptr_t start = pk_parse_hex(&at, end);
+  if (at >= end || *at != '-') return 0;
+  at++;
+  uintptr_t stop = pk_parse_hex(&at, end);
+  if (addr < start || addr >= stop || end - at < 5) return 0;
+  if (at[2] == 'w') return 0;
+  static const char name[] = "/memfd:packice";
+  for (const char *p = at; p + sizeof name - 1 <= end; p++) {
+    if (memcmp(p, name, sizeof name - 1) == 0) return 1;
   }
-  return fd;
+  return 0;
 }
 
-static void pk_io_run(struct pk_io_job *job) {
-  switch (job->kind) {
-    case PK_IO_CREATE:
-      job->result = pk_io_create(job->path, job->off);
-      break;
-    case PK_IO_PWRITE:
-      job->result = pk_io_pwrite_chunked(job->fd, job->src, job->len, job->off);
-      break;
-    case PK_IO_FSYNC:
-      job->result = fsync(job->fd) < 0 ? -errno : 0;
-      break;
-    default:
-      job->result = -EINVAL;
-  }
-}
-
-static void *pk_io_loop(void *arg) {
-  struct pk_io *io = arg;
-  // Per thread on Linux: only this worker runs at the lower priority.
-  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), io->nice);
-  pthread_setname_np(pthread_self(), "packice-io");
-  pthread_mutex_lock(&io->lock);
+static int pk_in_sealed_mapping(uintptr_t addr) {
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  size_t have = 0;
+  int found = 0;
   for (;;) {
-    while (io->head == NULL) pthread_cond_wait(&io->wake, &io->lock);
-    struct pk_io_job *job = io->head;
-    io->head = job->next;
-    if (io->head == NULL) io->tail = NULL;
-    pthread_mutex_unlock(&io->lock);
-    pk_io_run(job);
-    pthread_mutex_lock(&io->lock);
-    job->next = NULL;
-    if (io->done_tail != NULL) io->done_tail->next = job;
-    else io->done_head = job;
-    io->done_tail = job;
-    pk_eventfd_signal(io->eventfd);
-  }
-  return NULL;
-}
-
-// Starts `threads` workers at nice `nice` that live as long as the process
-// (the library is pinned). Writes the handle; returns the eventfd that
-// becomes readable when results wait for pk_io_reap.
-PK_EXPORT int32_t pk_io_start(int32_t threads, int32_t nice, uint64_t *out_handle) {
-  if (threads <= 0 || threads > 64) return -EINVAL;
-  pk_pin_library();
-  struct pk_io *io = calloc(1, sizeof *io);
-  if (io == NULL) return -ENOMEM;
-  io->nice = nice;
-  io->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (io->eventfd < 0) {
-    int error = errno;
-    free(io);
-    return -error;
-  }
-  pthread_mutex_init(&io->lock, NULL);
-  pthread_cond_init(&io->wake, NULL);
-  for (int32_t i = 0; i < threads; i++) {
-    pthread_t thread;
-    int error = pthread_create(&thread, NULL, pk_io_loop, io);
-    if (error != 0 && i == 0) {
-      close(io->eventfd);
-      free(io);
-      return -error;
+    ssize_t n = read(fd, pk_maps + have, sizeof pk_maps - have);
+    if (n <= 0) break;
+    have += (size_t)n;
+    char *line = pk_maps;
+    char *newline;
+    while ((newline = memchr(line, '\n', have - (size_t)(line - pk_maps))) != NULL) {
+      if (pk_sealed_line(line, newline, addr)) found = 1;
+      line = newline + 1;
     }
-    // Fewer workers than asked for still run every job.
-    if (error != 0) break;
-    pthread_detach(thread);
+    have -= (size_t)(line - pk_maps);
+    memmove(pk_maps, line, have);
+    // A line longer than the buffer: drop it.
+    if (have == sizeof pk_maps) have = 0;
+    if (found) break;
   }
-  *out_handle = (uint64_t)(uintptr_t)io;
-  return io->eventfd;
+  close(fd);
+  return found;
 }
 
-static int32_t pk_io_submit(struct pk_io *io, struct pk_io_job *job) {
-  pthread_mutex_lock(&io->lock);
-  if (io->tail != NULL) io->tail->next = job;
-  else io->head = job;
-  io->tail = job;
-  pthread_cond_signal(&io->wake);
-  pthread_mutex_unlock(&io->lock);
+static void pk_say(const char *text) {
+  size_t length = strlen(text);
+  while (length > 0) {
+    ssize_t n = write(2, text, length);
+    if (n <= 0) return;
+    text += n;
+    length -= (size_t)n;
+  }
+}
+
+static void pk_on_segv(int sig, siginfo_t *info, void *context) {
+  if (info != NULL && info->si_code == SEGV_ACCERR && !pk_maps_busy) {
+    pk_maps_busy = 1;
+    int sealed = pk_in_sealed_mapping((uintptr_t)info->si_addr);
+    pk_maps_busy = 0;
+    if (sealed) {
+      char hex[2 + 16 + 1];
+      uintptr_t addr = (uintptr_t)info->si_addr;
+      hex[0] = '0';
+      hex[1] = 'x';
+      for (int i = 0; i < 16; i++) hex[2 + i] = "0123456789abcdef"[(addr >> (60 - 4 * i)) & 15];
+      hex[18] = '\0';
+      pk_say("packice: this process wrote into the read-only memory of a sealed object at ");
+      pk_say(hex);
+      pk_say(": sealed objects are immutable, and the write ends the process with SIGSEGV. "
+             "Copy the bytes first (handle.bytes.slice()) to change them.\n");
+      // The write runs again on return and now ends the process, as it would have.
+      signal(SIGSEGV, SIG_DFL);
+      return;
+    }
+  }
+  if (pk_prior_segv.sa_flags & SA_SIGINFO) {
+    pk_prior_segv.sa_sigaction(sig, info, context);
+  } else if (pk_prior_segv.sa_handler == SIG_DFL || pk_prior_segv.sa_handler == SIG_IGN) {
+    signal(SIGSEGV, SIG_DFL);
+  } else {
+    pk_prior_segv.sa_handler(sig);
+  }
+}
+
+// Installs the handler once per process; native/load.ts calls it when it loads
+// the library. Returns 0, or -errno.
+PK_EXPORT int32_t pk_report_sealed_writes(void) {
+  static int installed;
+  if (installed) return 0;
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_sigaction = pk_on_segv;
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  if (sigaction(SIGSEGV, &action, &pk_prior_segv) < 0) return -errno;
+  installed = 1;
   return 0;
-}
-
-static struct pk_io_job *pk_io_job_new(uint32_t id, int32_t kind) {
-  struct pk_io_job *job = calloc(1, sizeof *job);
-  if (job != NULL) {
-    job->id = id;
-    job->kind = kind;
-  }
-  return job;
-}
-
-// Queues the creation of a new file (O_EXCL, mode 0644) of `size` bytes;
-// its result is the open fd, read-write. The path is copied.
-PK_EXPORT int32_t pk_io_create_file(void *handle, uint32_t id, const char *path, int64_t size) {
-  struct pk_io_job *job = pk_io_job_new(id, PK_IO_CREATE);
-  if (job == NULL) return -ENOMEM;
-  job->path = strdup(path);
-  if (job->path == NULL) {
-    free(job);
-    return -ENOMEM;
-  }
-  job->off = size;
-  return pk_io_submit(handle, job);
-}
-
-// Queues a write of `len` bytes from `src` at `off`; its result is the bytes
-// written. `src` must stay valid until the result is reaped.
-PK_EXPORT int32_t pk_io_pwrite(void *handle, uint32_t id, int32_t fd, const void *src,
-                               uint64_t len, int64_t off) {
-  struct pk_io_job *job = pk_io_job_new(id, PK_IO_PWRITE);
-  if (job == NULL) return -ENOMEM;
-  job->fd = fd;
-  job->src = src;
-  job->len = len;
-  job->off = off;
-  return pk_io_submit(handle, job);
-}
-
-// Queues an fsync of `fd`; its result is 0.
-PK_EXPORT int32_t pk_io_fsync(void *handle, uint32_t id, int32_t fd) {
-  struct pk_io_job *job = pk_io_job_new(id, PK_IO_FSYNC);
-  if (job == NULL) return -ENOMEM;
-  job->fd = fd;
-  return pk_io_submit(handle, job);
-}
-
-// Resets the eventfd, then takes up to `max` finished jobs: their ids and
-// results (>= 0, or -errno). Returns how many; call again while it returns `max`.
-PK_EXPORT int32_t pk_io_reap(void *handle, uint32_t *out_ids, int64_t *out_results,
-                             int32_t max) {
-  struct pk_io *io = handle;
-  pk_eventfd_drain(io->eventfd);
-  pthread_mutex_lock(&io->lock);
-  int32_t count = 0;
-  while (count < max && io->done_head != NULL) {
-    struct pk_io_job *job = io->done_head;
-    io->done_head = job->next;
-    out_ids[count] = job->id;
-    out_results[count] = job->result;
-    count++;
-    free(job->path);
-    free(job);
-  }
-  if (io->done_head == NULL) io->done_tail = NULL;
-  pthread_mutex_unlock(&io->lock);
-  return count;
 }
