@@ -1,5 +1,6 @@
 import type { Blob } from "./blob.ts";
 import type { BlobStore, StoredObject } from "./blob_store.ts";
+import { checkChunks, checkMemfds, checkOptions, checkRange } from "./call_checks.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import { Deadlines } from "./deadlines.ts";
@@ -17,13 +18,15 @@ import {
 } from "./errors.ts";
 import { Access, type Lease } from "./lease.ts";
 import { type LeaseEnd, type LeaseRecord, leaseRecord, type LeaseStore } from "./lease_store.ts";
+import { type Holding, sealedInfo } from "./holding.ts";
+import { LeasedBlob } from "./leased_blob.ts";
 import { isExpired, objectDeadline } from "./lifecycle.ts";
 import { Lru } from "./lru.ts";
 import { type PeerMode, validateMode } from "./mode.ts";
 import type { ObjectInfo } from "./object.ts";
 import { sameContent, totalSize } from "./object.ts";
 import type { Acquired, AcquireOptions, DirectPutOptions, Peer, PeerStats } from "./peer.ts";
-import { shown } from "./shown.ts";
+import { publicLease } from "./public_lease.ts";
 import {
   newId,
   validateAccess,
@@ -65,23 +68,6 @@ export interface BasePeerOptions extends PeerOptions {
   readonly blobs: BlobStore;
   /** Where leases and the object directory live. */
   readonly leases: LeaseStore;
-}
-
-/** The local bytes of one incarnation of an object, counted by the leases on it. */
-interface Holding {
-  info: ObjectInfo;
-  readonly stored: StoredObject;
-  /** Live leases on this incarnation. */
-  refs: number;
-  /** Removed from lookups: freed when the last lease ends. */
-  removed: boolean;
-  sealed: boolean;
-  /** Views opened through each lease, closed when that lease ends; made for the first lease handed out. */
-  views: Map<string, Array<[Blob, Uint8Array]>> | undefined;
-  /** Settles when a seal in progress is done, so freeing waits for it. */
-  sealing: Promise<unknown> | undefined;
-  /** Settles when the bytes are freed, once freeing has started. */
-  freed: Promise<void> | undefined;
 }
 
 /**
@@ -833,128 +819,4 @@ export class BasePeer implements Peer {
   #checkOpen(): void {
     if (this.#closed) throw new ClosedError("Peer is closed");
   }
-}
-
-/** A blob as one lease sees it: bounded by the lease's access and life. */
-class LeasedBlob implements Blob {
-  readonly #blob: Blob;
-  readonly #lease: LeaseRecord;
-  readonly #holding: Holding;
-  /** The peer's live leases, by id: this lease is live while it maps to {@link LeasedBlob.#holding}. */
-  readonly #held: ReadonlyMap<string, Holding>;
-
-  constructor(
-    blob: Blob,
-    lease: LeaseRecord,
-    holding: Holding,
-    held: ReadonlyMap<string, Holding>,
-  ) {
-    this.#blob = blob;
-    this.#lease = lease;
-    this.#holding = holding;
-    this.#held = held;
-  }
-
-  get size(): number {
-    return this.#blob.size;
-  }
-
-  /** The backend blob's fd, while the lease lasts; see {@link Blob.fd}. */
-  get fd(): number | undefined {
-    this.#checkLive();
-    return this.#blob.fd;
-  }
-
-  openView(): Uint8Array | undefined {
-    this.#checkLive();
-    const view = this.#blob.openView();
-    if (view === undefined) return view;
-    // Most leases open no view here (a transport hands out the fd): the list starts with the first.
-    const views = this.#holding.views ??= new Map();
-    let opened = views.get(this.#lease.id);
-    if (opened === undefined) views.set(this.#lease.id, opened = []);
-    opened.push([this.#blob, view]);
-    return view;
-  }
-
-  closeView(view: Uint8Array): void {
-    const opened = this.#holding.views?.get(this.#lease.id);
-    const index = opened?.findIndex(([, open]) => open === view) ?? -1;
-    if (index < 0) return;
-    opened!.splice(index, 1);
-    this.#blob.closeView(view);
-  }
-
-  read(offset: number, length: number): Promise<Uint8Array> {
-    this.#checkLive();
-    checkRange(offset, length, this.#blob.size, this.#lease.objectId);
-    return this.#blob.read(offset, length);
-  }
-
-  write(offset: number, bytes: Uint8Array): Promise<void> {
-    this.#checkLive();
-    if (!(bytes instanceof Uint8Array)) {
-      throw new InvalidArgumentError(`Invalid bytes: expected a Uint8Array, got ${shown(bytes)}`);
-    }
-    if (this.#lease.access === Access.READ) {
-      throw new WrongAccessError(`Cannot write object ${this.#lease.objectId}: lease is READ`);
-    }
-    if (this.#holding.sealed || this.#holding.sealing !== undefined) {
-      throw new AlreadySealedError(`Cannot write object ${this.#lease.objectId}: sealed`);
-    }
-    checkRange(offset, bytes.length, this.#blob.size, this.#lease.objectId);
-    return this.#blob.write(offset, bytes);
-  }
-
-  #checkLive(): void {
-    if (this.#held.get(this.#lease.id) !== this.#holding) {
-      throw new UnknownLeaseError(`Lease ${this.#lease.id} on ${this.#lease.objectId} has ended`);
-    }
-  }
-}
-
-function checkRange(offset: number, length: number, size: number, objectId: string): void {
-  validateSize(offset, "offset");
-  validateSize(length, "length");
-  if (offset + length > size) {
-    throw new InvalidArgumentError(
-      `Out of range for object ${objectId}: ${offset}+${length} is past its size ${size}`,
-    );
-  }
-}
-
-/** Options of an in-process call: absent or an object; each field is checked where it is used. */
-function checkOptions(options: unknown): void {
-  if (options === null || typeof options !== "object") {
-    throw new InvalidArgumentError(`Invalid options: expected an object, got ${shown(options)}`);
-  }
-}
-
-/** The chunks of a put: a loop, not a callback, as small puts are a hot path. */
-function checkChunks(chunks: unknown): void {
-  let valid = Array.isArray(chunks);
-  for (let i = 0; valid && i < (chunks as unknown[]).length; i++) {
-    valid = (chunks as unknown[])[i] instanceof Uint8Array;
-  }
-  if (!valid) throw new InvalidArgumentError("Invalid chunks: expected an array of Uint8Array");
-}
-
-function checkMemfds(memfds: unknown): void {
-  if (!Array.isArray(memfds) || !memfds.every((fd) => Number.isSafeInteger(fd) && fd >= 0)) {
-    throw new InvalidArgumentError("Invalid memfds: expected an array of file descriptors");
-  }
-}
-
-/** The info of a holding whose object is sealed, the only kind a shared store may re-register. */
-function sealedInfo(holding: Holding | undefined): ObjectInfo | undefined {
-  return holding?.info.state === "SEALED" ? holding.info : undefined;
-}
-
-function publicLease(lease: LeaseRecord): Lease {
-  return {
-    id: lease.id,
-    objectId: lease.objectId,
-    access: lease.access,
-    ...(lease.ttl === undefined ? {} : { ttl: lease.ttl, expiresAt: lease.expiresAt! }),
-  };
 }
