@@ -4,9 +4,9 @@ import type { LeaseRecord, LocalObjects } from "../../core/lease_store.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { creatingArgs, expiryArgs, sealedEntry } from "./codec.ts";
 import type { Exec, RedisLogger } from "./connection.ts";
-import { describeContent, type Reply } from "./replies.ts";
+import { describeContent } from "./replies.ts";
 import { leaseKey, objectKey, SCRIPTS, shardOf } from "./scripts.ts";
-import { byShard, chunks } from "./shard_batches.ts";
+import { byShard, chunks, type ShardCalls } from "./shard_calls.ts";
 
 /** A lease this node granted. */
 export interface OwnLease {
@@ -24,9 +24,8 @@ const VERIFY_LIMIT = 100;
 export interface ReconcilerOptions {
   readonly namespace: string;
   readonly node: string;
-  readonly shards: number;
-  /** The fixed keys of each shard, as shard scripts take them first. */
-  readonly shardKeys: readonly string[][];
+  /** The calls about many leases or objects, shard by shard. */
+  readonly calls: ShardCalls;
   readonly address: string;
   readonly clock: Clock;
   readonly log: RedisLogger | undefined;
@@ -60,43 +59,20 @@ export class Reconciler {
   readonly #log: RedisLogger | undefined;
   readonly #own: Map<string, OwnLease>;
   readonly #granted: Map<string, { version: string; info: ObjectInfo }>;
+  readonly #calls: ShardCalls;
 
   constructor(options: ReconcilerOptions) {
     this.#namespace = options.namespace;
     this.#node = options.node;
-    this.#shards = options.shards;
-    this.#shardKeys = options.shardKeys;
-    this.#epochs = new Array(options.shards).fill(undefined);
+    this.#shards = options.calls.count;
+    this.#shardKeys = options.calls.keys;
+    this.#epochs = new Array(options.calls.count).fill(undefined);
     this.#address = options.address;
     this.#clock = options.clock;
     this.#log = options.log;
     this.#own = options.own;
     this.#granted = options.granted;
-  }
-
-  /** Ends leases of this node, shard by shard; each reply goes into `replies`, by lease id. */
-  async end(
-    exec: Exec,
-    mode: "expire" | "drop",
-    leases: readonly LeaseRecord[],
-    now: number,
-    replies?: Map<string, Reply>,
-  ): Promise<void> {
-    for (const [shard, records] of byShard(this.#shards, leases, (lease) => lease.objectId)) {
-      for (const batch of chunks(records)) {
-        const keys = [...this.#shardKeys[shard]!];
-        const args = [String(now), this.#node, mode];
-        for (const lease of batch) {
-          keys.push(
-            objectKey(this.#namespace, shard, lease.objectId),
-            leaseKey(this.#namespace, shard, lease.id),
-          );
-          args.push(lease.id);
-        }
-        const out = await exec(SCRIPTS.end, keys, args) as Reply[];
-        batch.forEach((lease, i) => replies?.set(lease.id, out[i]!));
-      }
-    }
+    this.#calls = options.calls;
   }
 
   /** Puts this node's objects and leases back into a Redis that lost them. */
@@ -226,7 +202,7 @@ export class Reconciler {
   /** Ends in Redis what ended here while it was away, and stores the leases it lacks. */
   async reconcile(exec: Exec): Promise<void> {
     const pending = [...this.pendingEnds.values()];
-    await this.end(exec, "drop", pending, this.#clock.now());
+    await this.#calls.end(exec, "drop", pending, this.#clock.now());
     for (const lease of pending) this.pendingEnds.delete(lease.id);
     const now = this.#clock.now();
     const missing = [...this.#own.values()].filter((own) =>

@@ -19,7 +19,8 @@ import { checkDiscard, checkGrant, checkLive, checkSeal } from "../../core/lifec
 import type { ObjectInfo } from "../../core/object.ts";
 import { creatingArgs, decodeObject, expiryArgs, type Fields, versionOf } from "./codec.ts";
 import { type Exec, isClusterUrl, RedisConnection, type RedisLogger } from "./connection.ts";
-import { Deadline, LATE } from "./deadline.ts";
+import { LATE } from "./deadline.ts";
+import { ReadFailover } from "./read_failover.ts";
 import { NodeRegistry } from "./node_registry.ts";
 import { type OwnLease, Reconciler } from "./reconciliation.ts";
 import {
@@ -37,16 +38,8 @@ import {
   type Reply,
   timed,
 } from "./replies.ts";
-import {
-  leaseKey,
-  nodeLeasesKey,
-  objectKey,
-  type Script,
-  SCRIPTS,
-  shardKeys,
-  shardOf,
-} from "./scripts.ts";
-import { chunks } from "./shard_batches.ts";
+import { nodeLeasesKey, objectKey, type Script, SCRIPTS, shardOf } from "./scripts.ts";
+import { chunks, ShardCalls } from "./shard_calls.ts";
 
 /** How many ended lease ids are remembered, to tell "expired" from "unknown". */
 const EXPIRED_MEMORY = 4096;
@@ -127,6 +120,7 @@ export class RedisLeaseStore implements LeaseStore {
   readonly #shards: number;
   /** The fixed keys of each shard, as shard scripts take them first. */
   readonly #shardKeys: readonly string[][];
+  readonly #calls: ShardCalls;
   readonly #address: string;
   readonly #clock: Clock;
   readonly #log: RedisLogger | undefined;
@@ -137,9 +131,7 @@ export class RedisLeaseStore implements LeaseStore {
   /** The last version of an object a grant returned, by id. */
   readonly #granted = new Map<string, { version: string; info: ObjectInfo }>();
   readonly #reconciler: Reconciler;
-  readonly #readFailover: Deadline;
-  /** Set when a read found Redis slow: reads of objects held here skip it until it answers. */
-  #degraded = false;
+  readonly #failover: ReadFailover;
   #localReads = 0;
   readonly #gated: Exec;
   #local: LocalObjects | undefined;
@@ -153,10 +145,8 @@ export class RedisLeaseStore implements LeaseStore {
     this.node = checkName(options.node ?? defaultNode(), "node id");
     const url = options.url ?? "redis://127.0.0.1:6379/0";
     this.#shards = checkCount(options.shards ?? (isClusterUrl(url) ? 64 : 1), "shards", 1, false);
-    this.#shardKeys = Array.from(
-      { length: this.#shards },
-      (_, s) => shardKeys(this.namespace, s, this.node),
-    );
+    this.#calls = new ShardCalls(this.namespace, this.node, this.#shards);
+    this.#shardKeys = this.#calls.keys;
     this.#address = options.address ?? "";
     this.#clock = options.clock ?? systemClock;
     this.#registry = new NodeRegistry({
@@ -171,16 +161,16 @@ export class RedisLeaseStore implements LeaseStore {
     this.#reconciler = new Reconciler({
       namespace: this.namespace,
       node: this.node,
-      shards: this.#shards,
-      shardKeys: this.#shardKeys,
+      calls: this.#calls,
       address: this.#address,
       clock: this.#clock,
       log: this.#log,
       own: this.#own,
       granted: this.#granted,
     });
-    this.#readFailover = new Deadline(
+    this.#failover = new ReadFailover(
       checkCount(options.readFailover ?? 200, "readFailover", 1, false),
+      this.#log,
     );
     this.#connection = new RedisConnection({
       url,
@@ -249,7 +239,7 @@ export class RedisLeaseStore implements LeaseStore {
     // An object whose creator's node may be dead: asked, then replaced if it is.
     let dead = "";
     for (;;) {
-      const [status, node] = await this.#onObject(
+      const [status, node] = await this.#calls.onObject(
         this.#gated,
         SCRIPTS.create,
         info.id,
@@ -275,11 +265,11 @@ export class RedisLeaseStore implements LeaseStore {
     if (lease.access === Access.CREATE) checkGrant(objectId, undefined, lease.access);
     const now = this.#clock.now();
     const held = lease.access === Access.READ ? this.#local?.get(objectId) : undefined;
-    if (held !== undefined && this.#degraded) return this.#readHere(lease, held);
+    if (held !== undefined && this.#failover.degraded) return this.#readHere(lease, held);
     const cached = this.#granted.get(objectId);
     let reply: Reply;
     try {
-      const call = this.#onObject(this.#gated, SCRIPTS.grant, objectId, now, [lease.id], [
+      const call = this.#calls.onObject(this.#gated, SCRIPTS.grant, objectId, now, [lease.id], [
         objectId,
         lease.id,
         lease.access,
@@ -289,9 +279,9 @@ export class RedisLeaseStore implements LeaseStore {
       if (held === undefined) {
         reply = await call;
       } else {
-        const answer = await this.#readFailover.within(call);
+        const answer = await this.#failover.deadline.within(call);
         if (answer === LATE) {
-          this.#slow(call);
+          this.#failover.slow(call);
           return this.#readHere(lease, held);
         }
         reply = answer;
@@ -322,18 +312,6 @@ export class RedisLeaseStore implements LeaseStore {
     this.#own.set(lease.id, { record: this.#stamp(lease), creating: undefined, stored: false });
     this.#localReads++;
     return held;
-  }
-
-  /** A read waited `readFailover` for `call`: reads of objects held here skip Redis until it answers. */
-  #slow(call: Promise<unknown>): void {
-    if (!this.#degraded) {
-      this.#degraded = true;
-      this.#log?.warn(
-        `Redis did not answer a read within ${this.#readFailover.ms} ms: objects held here ` +
-          `are read without it until it answers`,
-      );
-    }
-    call.then(() => this.#degraded = false, () => {});
   }
 
   lease(leaseId: string): Promise<LeaseRecord> {
@@ -397,7 +375,7 @@ export class RedisLeaseStore implements LeaseStore {
 
   async release(leaseId: string): Promise<LeaseEnd> {
     const own = this.#owned(leaseId);
-    if (!own.stored || (this.#degraded && own.record.access === Access.READ)) {
+    if (!own.stored || (this.#failover.degraded && own.record.access === Access.READ)) {
       // Granted or renewed while Redis was away, or not put back yet: it ends here,
       // and in Redis (which may have it by now, or soon) at the next reconciliation.
       this.#forget(leaseId, false);
@@ -465,7 +443,7 @@ export class RedisLeaseStore implements LeaseStore {
     const replies = new Map<string, Reply>();
     const stored = due.filter((own) => own.stored).map((own) => own.record);
     try {
-      await this.#reconciler.end(this.#gated, "expire", stored, now, replies);
+      await this.#calls.end(this.#gated, "expire", stored, now, replies);
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
     }
@@ -487,18 +465,32 @@ export class RedisLeaseStore implements LeaseStore {
     if (patch.digest !== undefined) fields.push("digest", patch.digest);
     if (patch.tier !== undefined) fields.push("tier", patch.tier);
     if (fields.length === 0) return;
-    await this.#onObject(this.#gated, SCRIPTS.annotate, objectId, this.#clock.now(), [], fields);
+    await this.#calls.onObject(
+      this.#gated,
+      SCRIPTS.annotate,
+      objectId,
+      this.#clock.now(),
+      [],
+      fields,
+    );
   }
 
   async stat(objectId: string): Promise<ObjectInfo | undefined> {
     const held = this.#local?.get(objectId);
-    if (held !== undefined && this.#degraded) return held;
+    if (held !== undefined && this.#failover.degraded) return held;
     let fields: Fields;
     try {
-      const call = this.#onObject(this.#gated, SCRIPTS.get, objectId, this.#clock.now(), [], []);
-      const answer = held === undefined ? await call : await this.#readFailover.within(call);
+      const call = this.#calls.onObject(
+        this.#gated,
+        SCRIPTS.get,
+        objectId,
+        this.#clock.now(),
+        [],
+        [],
+      );
+      const answer = held === undefined ? await call : await this.#failover.deadline.within(call);
       if (answer === LATE) {
-        this.#slow(call);
+        this.#failover.slow(call);
         return held;
       }
       [fields] = answer as [Fields];
@@ -584,11 +576,11 @@ export class RedisLeaseStore implements LeaseStore {
     clearInterval(this.#heartbeat);
     await this.#ticking;
     await this.#verifying;
-    this.#readFailover.close();
+    this.#failover.close();
     if (this.#connection.available) {
       try {
         const records = [...this.#own.values()].map((own) => own.record);
-        await this.#reconciler.end(this.#gated, "drop", records, this.#clock.now());
+        await this.#calls.end(this.#gated, "drop", records, this.#clock.now());
         await this.#registry.reap(this.#gated, this.node);
       } catch (error) {
         this.#log?.warn(`Cannot leave namespace ${this.namespace}: ${(error as Error).message}`);
@@ -606,26 +598,6 @@ export class RedisLeaseStore implements LeaseStore {
     return this.close();
   }
 
-  /**
-   * Runs a shard script about one object: the keys of its shard, its own key,
-   * the keys of the leases `leases` on it, then `extra` keys.
-   */
-  #onObject(
-    exec: Exec,
-    script: Script,
-    objectId: string,
-    now: number,
-    leases: readonly string[],
-    args: readonly string[],
-    extra: readonly string[] = [],
-  ): Promise<unknown> {
-    const shard = shardOf(objectId, this.#shards);
-    const keys = [...this.#shardKeys[shard]!, objectKey(this.namespace, shard, objectId)];
-    for (const lease of leases) keys.push(leaseKey(this.namespace, shard, lease));
-    keys.push(...extra);
-    return exec(script, keys, [String(now), this.node, ...args]);
-  }
-
   /** Runs a shard script about one lease of this node. */
   #onLease(
     script: Script,
@@ -633,7 +605,7 @@ export class RedisLeaseStore implements LeaseStore {
     now: number,
     args: readonly string[] = [],
   ): Promise<unknown> {
-    return this.#onObject(this.#gated, script, lease.objectId, now, [lease.id], [
+    return this.#calls.onObject(this.#gated, script, lease.objectId, now, [lease.id], [
       lease.id,
       lease.access,
       lease.objectId,
@@ -688,7 +660,7 @@ export class RedisLeaseStore implements LeaseStore {
     const beat = await this.#registry.beat(exec);
     if (!first && beat !== "OK") await this.#reconciler.registerAgain(exec, beat);
     await this.#reconciler.reconcile(exec);
-    this.#degraded = false;
+    this.#failover.degraded = false;
   }
 
   /** Heartbeat, re-registration when Redis lost this node, reconciliation, and reaping of dead nodes. */
