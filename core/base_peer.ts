@@ -3,7 +3,7 @@ import type { BlobStore, StoredObject } from "./blob_store.ts";
 import { checkChunks, checkMemfds, checkOptions, checkRange } from "./call_checks.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
-import { Deadlines } from "./deadlines.ts";
+import { DeadlineTimer } from "./deadline_timer.ts";
 import {
   AlreadyExistsError,
   AlreadySealedError,
@@ -21,6 +21,7 @@ import { type LeaseEnd, type LeaseRecord, leaseRecord, type LeaseStore } from ".
 import { type Holding, sealedInfo } from "./holding.ts";
 import { LeasedBlob } from "./leased_blob.ts";
 import { isExpired, objectDeadline } from "./lifecycle.ts";
+import { evictionVictims } from "./eviction.ts";
 import { Lru } from "./lru.ts";
 import { type PeerMode, validateMode } from "./mode.ts";
 import type { ObjectInfo } from "./object.ts";
@@ -94,9 +95,7 @@ export class BasePeer implements Peer {
   /** Sealed objects held here from least to most recently read, in cache mode. */
   readonly #recency = new Lru<Holding>();
   /** Objects with a TTL, by deadline; one timer waits for the nearest. */
-  readonly #deadlines = new Deadlines<Holding>();
-  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt = Infinity;
+  readonly #deadlines: DeadlineTimer<Holding>;
   #hits = 0;
   #misses = 0;
   #evictions = 0;
@@ -111,6 +110,7 @@ export class BasePeer implements Peer {
     this.#blobs = options.blobs;
     this.#leases = options.leases;
     this.#clock = options.clock ?? systemClock;
+    this.#deadlines = new DeadlineTimer(this.#clock, () => this.#expireDue().catch(() => {}));
     this.#node = options.node;
     this.#digest = options.digest;
     this.#mode = validateMode(options.mode, "store");
@@ -527,8 +527,7 @@ export class BasePeer implements Peer {
     await Promise.all(this.#digesting);
     this.#closed = true;
     clearInterval(this.#sweeper);
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlines.clear();
+    this.#deadlines.close();
     this.#recency.clear();
     const holdings = new Set([...this.#objects.values(), ...this.#held.values()]);
     this.#objects.clear();
@@ -637,7 +636,7 @@ export class BasePeer implements Peer {
     this.#objects.set(info.id, holding);
     this.#bytesHeld += info.size;
     if (holding.sealed && this.#mode === "cache") this.#recency.touch(holding);
-    if (info.expiresAt !== undefined) this.#addDeadline(info.expiresAt, holding);
+    if (info.expiresAt !== undefined) this.#deadlines.add(info.expiresAt, holding);
     return holding;
   }
 
@@ -666,25 +665,8 @@ export class BasePeer implements Peer {
    * @returns Whether any was dropped; false when all of them would not make room.
    */
   async #evictFor(size: number): Promise<boolean> {
-    const { capacity, used } = this.#blobs;
-    if (size > capacity) return false;
-    const needed = used + size - capacity;
-    const victims: Holding[] = [];
-    let found = 0;
-    let steps = this.#recency.size;
-    for (const holding of this.#recency) {
-      if (found >= needed || steps-- <= 0) break;
-      if (
-        holding.refs === 0 && holding.sealed && !holding.removed &&
-        this.#objects.get(holding.info.id) === holding
-      ) {
-        victims.push(holding);
-        found += holding.info.size;
-      }
-    }
-    if (found < needed || victims.length === 0) return false;
     let dropped = 0;
-    for (const holding of victims) {
+    for (const holding of evictionVictims(size, this.#blobs, this.#recency, this.#objects)) {
       if (await this.#remove(holding)) {
         dropped++;
         this.#evictions++;
@@ -730,31 +712,9 @@ export class BasePeer implements Peer {
     return true;
   }
 
-  #addDeadline(at: number, holding: Holding): void {
-    this.#deadlines.add(at, holding);
-    if (at < this.#timerAt) this.#armDeadlines();
-  }
-
-  /** Sets the one timer for the nearest deadline. */
-  #armDeadlines(): void {
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = undefined;
-    this.#timerAt = this.#deadlines.next ?? Infinity;
-    if (this.#timerAt === Infinity || this.#closed) return;
-    const delay = Math.min(Math.max(this.#timerAt - this.#clock.now(), 0), 2 ** 31 - 1);
-    const timer = setTimeout(() => {
-      this.#deadlineTimer = undefined;
-      this.#expireDue().catch(() => {});
-    }, delay);
-    Deno.unrefTimer(timer);
-    this.#deadlineTimer = timer;
-  }
-
   /** Removes every object whose deadline has come, then waits for the next. */
   async #expireDue(): Promise<void> {
-    const due = this.#deadlines.due(this.#clock.now());
-    this.#armDeadlines();
-    for (const holding of due) {
+    for (const holding of this.#deadlines.due()) {
       if (!holding.removed && await this.#remove(holding)) this.#expirations++;
     }
   }
