@@ -21,6 +21,7 @@ import { creatingArgs, decodeObject, expiryArgs, type Fields, versionOf } from "
 import { type Exec, isClusterUrl, RedisConnection, type RedisLogger } from "./connection.ts";
 import { LATE } from "./deadline.ts";
 import { ReadFailover } from "./read_failover.ts";
+import { Heartbeat } from "./heartbeat.ts";
 import { NodeRegistry } from "./node_registry.ts";
 import { type OwnLease, Reconciler } from "./reconciliation.ts";
 import {
@@ -38,8 +39,8 @@ import {
   type Reply,
   timed,
 } from "./replies.ts";
-import { nodeLeasesKey, objectKey, type Script, SCRIPTS, shardOf } from "./scripts.ts";
-import { chunks, ShardCalls } from "./shard_calls.ts";
+import { nodeLeasesKey, type Script, SCRIPTS, shardOf } from "./scripts.ts";
+import { ShardCalls } from "./shard_calls.ts";
 
 /** How many ended lease ids are remembered, to tell "expired" from "unknown". */
 const EXPIRED_MEMORY = 4096;
@@ -118,8 +119,6 @@ export class RedisLeaseStore implements LeaseStore {
   /** The namespace: every key starts with `<namespace>:`. */
   readonly namespace: string;
   readonly #shards: number;
-  /** The fixed keys of each shard, as shard scripts take them first. */
-  readonly #shardKeys: readonly string[][];
   readonly #calls: ShardCalls;
   readonly #address: string;
   readonly #clock: Clock;
@@ -135,9 +134,7 @@ export class RedisLeaseStore implements LeaseStore {
   #localReads = 0;
   readonly #gated: Exec;
   #local: LocalObjects | undefined;
-  #heartbeat: ReturnType<typeof setInterval> | undefined;
-  #ticking: Promise<void> | undefined;
-  #verifying: Promise<void> | undefined;
+  readonly #heartbeat: Heartbeat;
   #closed = false;
 
   private constructor(options: RedisLeaseStoreOptions) {
@@ -146,7 +143,6 @@ export class RedisLeaseStore implements LeaseStore {
     const url = options.url ?? "redis://127.0.0.1:6379/0";
     this.#shards = checkCount(options.shards ?? (isClusterUrl(url) ? 64 : 1), "shards", 1, false);
     this.#calls = new ShardCalls(this.namespace, this.node, this.#shards);
-    this.#shardKeys = this.#calls.keys;
     this.#address = options.address ?? "";
     this.#clock = options.clock ?? systemClock;
     this.#registry = new NodeRegistry({
@@ -182,9 +178,20 @@ export class RedisLeaseStore implements LeaseStore {
       commandTimeout: checkCount(options.commandTimeout ?? 2000, "commandTimeout", 1, false),
       log: options.log,
       scripts: Object.values(SCRIPTS),
-      onReady: (first, exec) => this.#onReady(first, exec),
+      onReady: async (first, exec) => {
+        await this.#heartbeat.onReady(first, exec);
+        this.#failover.degraded = false;
+      },
     });
     this.#gated = (script, keys, args) => this.#connection.run(script, keys, args);
+    this.#heartbeat = new Heartbeat({
+      namespace: this.namespace,
+      registry: this.#registry,
+      reconciler: this.#reconciler,
+      log: this.#log,
+      exec: this.#gated,
+      available: () => this.#connection.available,
+    });
   }
 
   /**
@@ -218,9 +225,7 @@ export class RedisLeaseStore implements LeaseStore {
       await store.#connection.close();
       throw error;
     }
-    const heartbeat = setInterval(() => store.#tick(), store.#registry.interval);
-    Deno.unrefTimer(heartbeat);
-    store.#heartbeat = heartbeat;
+    store.#heartbeat.start();
     return store;
   }
 
@@ -501,41 +506,12 @@ export class RedisLeaseStore implements LeaseStore {
     return decodeObject(objectId, fields);
   }
 
-  async list(): Promise<ObjectInfo[]> {
-    const shards = await Promise.all(this.#shardKeys.map(async (keys, shard) => {
-      const now = String(this.#clock.now());
-      const [sealed, creating] = await this.#gated(SCRIPTS.index, keys, [
-        now,
-        this.node,
-        "list",
-      ]) as [
-        string[],
-        string[],
-      ];
-      const objects: ObjectInfo[] = [];
-      for (const batch of chunks([...sealed, ...creating])) {
-        const replies = await this.#gated(
-          SCRIPTS.get,
-          [...keys, ...batch.map((id) => objectKey(this.namespace, shard, id))],
-          [now, this.node],
-        ) as Fields[];
-        batch.forEach((id, i) => {
-          const info = decodeObject(id, replies[i]!);
-          if (info !== undefined) objects.push(info);
-        });
-      }
-      return objects;
-    }));
-    return shards.flat();
+  list(): Promise<ObjectInfo[]> {
+    return this.#calls.list(this.#gated, this.#clock);
   }
 
   async counts(): Promise<{ objects: number; leases: number }> {
-    const now = String(this.#clock.now());
-    const counts = await Promise.all(
-      this.#shardKeys.map((keys) => this.#gated(SCRIPTS.index, keys, [now, this.node, "count"])),
-    ) as [number, number][];
-    let objects = 0;
-    for (const [sealed, creating] of counts) objects += sealed + creating;
+    const objects = await this.#calls.countObjects(this.#gated, this.#clock.now());
     return { objects, leases: this.#own.size };
   }
 
@@ -573,9 +549,7 @@ export class RedisLeaseStore implements LeaseStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#heartbeat);
-    await this.#ticking;
-    await this.#verifying;
+    await this.#heartbeat.stop();
     this.#failover.close();
     if (this.#connection.available) {
       try {
@@ -643,45 +617,5 @@ export class RedisLeaseStore implements LeaseStore {
     if (this.#expired.size > EXPIRED_MEMORY) {
       this.#expired.delete(this.#expired.values().next().value!);
     }
-  }
-
-  /** Runs on each connection before calls go through. */
-  async #onReady(first: boolean, exec: Exec): Promise<void> {
-    if (first) {
-      if (await this.#registry.beat(exec) === "TAKEN") {
-        this.#log?.warn(
-          `Node ${this.node} was alive in namespace ${this.namespace}: taking over from its ` +
-            `earlier run (or from another daemon with the same node id)`,
-        );
-      }
-      // Whatever an earlier run of this node id left is dead.
-      await this.#registry.reap(exec, this.node);
-    }
-    const beat = await this.#registry.beat(exec);
-    if (!first && beat !== "OK") await this.#reconciler.registerAgain(exec, beat);
-    await this.#reconciler.reconcile(exec);
-    this.#failover.degraded = false;
-  }
-
-  /** Heartbeat, re-registration when Redis lost this node, reconciliation, and reaping of dead nodes. */
-  #tick(): void {
-    if (this.#ticking !== undefined || !this.#connection.available) return;
-    this.#ticking = (async () => {
-      const beat = await this.#registry.beat(this.#gated);
-      if (beat !== "OK") await this.#reconciler.registerAgain(this.#gated, beat);
-      await this.#reconciler.reconcile(this.#gated);
-      await this.#reconciler.checkEpochs(this.#gated);
-      await this.#registry.reap(this.#gated, "");
-      // Apart from the heartbeat, which hashing large copies must not hold up.
-      this.#verifying ??= this.#reconciler.verify(this.#gated).catch((error) => {
-        if (!(error instanceof StoreUnavailableError)) {
-          this.#log?.warn(`Cannot check copies held here: ${(error as Error).message}`);
-        }
-      }).finally(() => this.#verifying = undefined);
-    })().catch((error) => {
-      if (!(error instanceof StoreUnavailableError)) {
-        this.#log?.warn(`Redis heartbeat failed: ${(error as Error).message}`);
-      }
-    }).finally(() => this.#ticking = undefined);
   }
 }

@@ -1,5 +1,8 @@
 /** Script calls as the shard layout wants them: about one object, or many grouped by shard in batches. */
+import type { Clock } from "../../core/clock.ts";
 import type { LeaseRecord } from "../../core/lease_store.ts";
+import type { ObjectInfo } from "../../core/object.ts";
+import { decodeObject, type Fields } from "./codec.ts";
 import type { Exec } from "./connection.ts";
 import type { Reply } from "./replies.ts";
 import { leaseKey, objectKey, type Script, SCRIPTS, shardKeys, shardOf } from "./scripts.ts";
@@ -87,5 +90,44 @@ export class ShardCalls {
         batch.forEach((lease, i) => replies?.set(lease.id, out[i]!));
       }
     }
+  }
+
+  /** Every object of the namespace, sealed or being created, read shard by shard. */
+  async list(exec: Exec, clock: Clock): Promise<ObjectInfo[]> {
+    const shards = await Promise.all(this.keys.map(async (keys, shard) => {
+      const now = String(clock.now());
+      const [sealed, creating] = await exec(SCRIPTS.index, keys, [
+        now,
+        this.#node,
+        "list",
+      ]) as [
+        string[],
+        string[],
+      ];
+      const objects: ObjectInfo[] = [];
+      for (const batch of chunks([...sealed, ...creating])) {
+        const replies = await exec(
+          SCRIPTS.get,
+          [...keys, ...batch.map((id) => objectKey(this.#namespace, shard, id))],
+          [now, this.#node],
+        ) as Fields[];
+        batch.forEach((id, i) => {
+          const info = decodeObject(id, replies[i]!);
+          if (info !== undefined) objects.push(info);
+        });
+      }
+      return objects;
+    }));
+    return shards.flat();
+  }
+
+  /** How many objects the namespace has, sealed or being created. */
+  async countObjects(exec: Exec, now: number): Promise<number> {
+    const counts = await Promise.all(
+      this.keys.map((keys) => exec(SCRIPTS.index, keys, [String(now), this.#node, "count"])),
+    ) as [number, number][];
+    let objects = 0;
+    for (const [sealed, creating] of counts) objects += sealed + creating;
+    return objects;
   }
 }
