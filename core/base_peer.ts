@@ -1,3 +1,4 @@
+/** BasePeer: the lifecycle every peer inherits, over any blob store and lease store. */
 import type { Blob } from "./blob.ts";
 import type { BlobStore, StoredObject } from "./blob_store.ts";
 import { checkChunks, checkMemfds, checkOptions, checkRange } from "./call_checks.ts";

@@ -4,18 +4,11 @@ import type { LeaseRecord, LocalObjects } from "../../core/lease_store.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { creatingArgs, expiryArgs, sealedEntry } from "./codec.ts";
 import type { Exec, RedisLogger } from "./connection.ts";
+import type { GrantedVersions } from "./granted_versions.ts";
+import type { LeaseTable, OwnLease } from "./lease_table.ts";
 import { describeContent } from "./replies.ts";
 import { leaseKey, objectKey, SCRIPTS, shardOf } from "./scripts.ts";
 import { byShard, chunks, type ShardCalls } from "./shard_calls.ts";
-
-/** A lease this node granted. */
-export interface OwnLease {
-  record: LeaseRecord;
-  /** For a CREATE lease until seal: the object being created, which goes when the lease ends. */
-  creating: ObjectInfo | undefined;
-  /** Whether Redis has the lease, as far as this node knows. */
-  stored: boolean;
-}
 
 /** Objects whose copy here is checked against Redis per tick, at most. */
 const VERIFY_LIMIT = 100;
@@ -30,9 +23,9 @@ export interface ReconcilerOptions {
   readonly clock: Clock;
   readonly log: RedisLogger | undefined;
   /** The leases this node granted, by id: the store's own map. */
-  readonly own: Map<string, OwnLease>;
+  readonly own: LeaseTable;
   /** The last version of an object a grant returned, by id: the store's own map. */
-  readonly granted: Map<string, { version: string; info: ObjectInfo }>;
+  readonly granted: GrantedVersions;
 }
 
 /**
@@ -57,8 +50,8 @@ export class Reconciler {
   readonly #address: string;
   readonly #clock: Clock;
   readonly #log: RedisLogger | undefined;
-  readonly #own: Map<string, OwnLease>;
-  readonly #granted: Map<string, { version: string; info: ObjectInfo }>;
+  readonly #own: LeaseTable;
+  readonly #granted: GrantedVersions;
   readonly #calls: ShardCalls;
 
   constructor(options: ReconcilerOptions) {

@@ -1,11 +1,7 @@
+/** RedisLeaseStore: the LeaseStore operations over Redis scripts, and the parts it is made of wired together. */
 import type { Clock } from "../../core/clock.ts";
 import { systemClock } from "../../core/clock.ts";
-import {
-  AlreadyExistsError,
-  LeaseExpiredError,
-  StoreUnavailableError,
-  UnknownLeaseError,
-} from "../../core/errors.ts";
+import { AlreadyExistsError, StoreUnavailableError } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
 import type {
   AnnotatePatch,
@@ -23,7 +19,9 @@ import { LATE } from "./deadline.ts";
 import { ReadFailover } from "./read_failover.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { NodeRegistry } from "./node_registry.ts";
-import { type OwnLease, Reconciler } from "./reconciliation.ts";
+import { GrantedVersions } from "./granted_versions.ts";
+import { LeaseTable } from "./lease_table.ts";
+import { Reconciler } from "./reconciliation.ts";
 import {
   checkCount,
   checkName,
@@ -41,11 +39,6 @@ import {
 } from "./replies.ts";
 import { nodeLeasesKey, type Script, SCRIPTS, shardOf } from "./scripts.ts";
 import { ShardCalls } from "./shard_calls.ts";
-
-/** How many ended lease ids are remembered, to tell "expired" from "unknown". */
-const EXPIRED_MEMORY = 4096;
-/** Objects whose last granted version is kept, so a grant need not send them again. */
-const CACHED_OBJECTS = 4096;
 
 /**
  * Leases and the object directory in Redis, shared by every daemon on one
@@ -125,10 +118,9 @@ export class RedisLeaseStore implements LeaseStore {
   readonly #log: RedisLogger | undefined;
   readonly #registry: NodeRegistry;
   readonly #connection: RedisConnection;
-  readonly #own = new Map<string, OwnLease>();
-  readonly #expired = new Set<string>();
+  readonly #own = new LeaseTable();
   /** The last version of an object a grant returned, by id. */
-  readonly #granted = new Map<string, { version: string; info: ObjectInfo }>();
+  readonly #granted = new GrantedVersions();
   readonly #reconciler: Reconciler;
   readonly #failover: ReadFailover;
   #localReads = 0;
@@ -303,7 +295,7 @@ export class RedisLeaseStore implements LeaseStore {
     }
     this.#own.set(lease.id, { record: this.#stamp(lease), creating: undefined, stored: true });
     if (info === undefined) return cached!.info;
-    this.#remember(objectId, versionOf(fields), info);
+    this.#granted.remember(objectId, versionOf(fields), info);
     // A copy here that Redis does not list is checked against its record at the next tick.
     if (held !== undefined && !listed(info, this.node)) this.#reconciler.unverified.add(objectId);
     return info;
@@ -321,14 +313,14 @@ export class RedisLeaseStore implements LeaseStore {
 
   lease(leaseId: string): Promise<LeaseRecord> {
     try {
-      return Promise.resolve(this.#owned(leaseId).record);
+      return Promise.resolve(this.#own.owned(leaseId, this.#clock.now()).record);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
   async seal(leaseId: string, sealed: SealPatch): Promise<ObjectInfo> {
-    const own = this.#owned(leaseId);
+    const own = this.#own.owned(leaseId, this.#clock.now());
     if (own.record.access !== Access.CREATE) checkSeal(own.record, undefined);
     const now = this.#clock.now();
     const [status, ...fields] = await this.#onLease(SCRIPTS.seal, own.record, now, [
@@ -354,13 +346,13 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async discard(leaseId: string): Promise<LeaseEnd> {
-    const own = this.#owned(leaseId);
+    const own = this.#own.owned(leaseId, this.#clock.now());
     checkDiscard(own.record);
     const now = this.#clock.now();
     const [status, ...fields] = await this.#onLease(SCRIPTS.discard, own.record, now) as Reply;
     switch (status) {
       case "OK": {
-        this.#forget(leaseId, false);
+        this.#own.forget(leaseId, false);
         const { objectId } = own.record;
         // Gone from Redis already (deleted by another node): the bytes here go all the same.
         const removed = decodeObject(objectId, fields) ?? own.creating ??
@@ -379,11 +371,11 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async release(leaseId: string): Promise<LeaseEnd> {
-    const own = this.#owned(leaseId);
+    const own = this.#own.owned(leaseId, this.#clock.now());
     if (!own.stored || (this.#failover.degraded && own.record.access === Access.READ)) {
       // Granted or renewed while Redis was away, or not put back yet: it ends here,
       // and in Redis (which may have it by now, or soon) at the next reconciliation.
-      this.#forget(leaseId, false);
+      this.#own.forget(leaseId, false);
       this.#reconciler.pendingEnds.set(leaseId, own.record);
       return ended(own.record, own.creating);
     }
@@ -396,7 +388,7 @@ export class RedisLeaseStore implements LeaseStore {
         throw error;
       }
       // A read ends here while Redis is away; Redis hears of it when it is back.
-      this.#forget(leaseId, false);
+      this.#own.forget(leaseId, false);
       this.#reconciler.pendingEnds.set(leaseId, own.record);
       return { lease: own.record };
     }
@@ -406,7 +398,7 @@ export class RedisLeaseStore implements LeaseStore {
       // Redis lost the lease (its expiry ran ahead of this clock, or this node was
       // taken for dead): a release ends it here all the same.
       case "UNKNOWN_LEASE":
-        this.#forget(leaseId, false);
+        this.#own.forget(leaseId, false);
         return ended(own.record, decodeObject(own.record.objectId, fields) ?? own.creating);
       case "LEASE_EXPIRED":
         checkLive(own.record, now);
@@ -415,7 +407,7 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async renew(leaseId: string, ttl: number, now: number): Promise<LeaseRecord> {
-    const own = this.#owned(leaseId);
+    const own = this.#own.owned(leaseId, this.#clock.now());
     const expiresAt = now + ttl;
     if (own.stored) {
       let status = "OK";
@@ -459,7 +451,7 @@ export class RedisLeaseStore implements LeaseStore {
       if (reply?.[0] === "LIVE") continue;
       // Not reached (Redis went away, or not stored yet): it ends here, and there when Redis is back.
       if (reply === undefined) this.#reconciler.pendingEnds.set(id, own.record);
-      this.#forget(id, true);
+      this.#own.forget(id, true);
       ends.push(ended(own.record, decodeObject(objectId, reply?.slice(1) ?? []) ?? own.creating));
     }
     return ends;
@@ -590,32 +582,5 @@ export class RedisLeaseStore implements LeaseStore {
 
   #stamp(lease: LeaseRecord): LeaseRecord {
     return { ...lease, node: this.node };
-  }
-
-  #owned(leaseId: string): OwnLease {
-    const own = this.#own.get(leaseId);
-    if (own === undefined) {
-      if (this.#expired.has(leaseId)) throw new LeaseExpiredError(`Lease ${leaseId} has expired`);
-      throw new UnknownLeaseError(`Unknown lease: ${leaseId}`);
-    }
-    checkLive(own.record, this.#clock.now());
-    return own;
-  }
-
-  #remember(objectId: string, version: string, info: ObjectInfo): void {
-    this.#granted.delete(objectId);
-    this.#granted.set(objectId, { version, info });
-    if (this.#granted.size > CACHED_OBJECTS) {
-      this.#granted.delete(this.#granted.keys().next().value!);
-    }
-  }
-
-  #forget(leaseId: string, expired: boolean): void {
-    this.#own.delete(leaseId);
-    if (!expired) return;
-    this.#expired.add(leaseId);
-    if (this.#expired.size > EXPIRED_MEMORY) {
-      this.#expired.delete(this.#expired.values().next().value!);
-    }
   }
 }
