@@ -19,12 +19,13 @@ import {
 } from "./errors.ts";
 import { Access, type Lease } from "./lease.ts";
 import { type LeaseEnd, type LeaseRecord, leaseRecord, type LeaseStore } from "./lease_store.ts";
-import { type Holding, sealedInfo } from "./holding.ts";
+import { closeLeaseViews, closeViews, type Holding, sealedInfo } from "./holding.ts";
 import { LeasedBlob } from "./leased_blob.ts";
 import { isExpired, objectDeadline } from "./lifecycle.ts";
 import { evictionVictims } from "./eviction.ts";
 import { Lru } from "./lru.ts";
 import { type PeerMode, validateMode } from "./mode.ts";
+import type { BasePeerOptions } from "./peer_options.ts";
 import type { ObjectInfo } from "./object.ts";
 import { sameContent, totalSize } from "./object.ts";
 import type { Acquired, AcquireOptions, DirectPutOptions, Peer, PeerStats } from "./peer.ts";
@@ -40,37 +41,7 @@ import {
   validateTtl,
 } from "./validate.ts";
 
-/** What every peer takes besides where its bytes live. */
-export interface PeerOptions {
-  /** Where leases and the object directory live. Default: in this process's memory. */
-  readonly leases?: LeaseStore;
-  /** The clock that decides expiry. Default: the system clock. */
-  readonly clock?: Clock;
-  /** How often expired leases are swept, in milliseconds; 0 sweeps only when asked. Default 1000. */
-  readonly sweepInterval?: number;
-  /** This node's id in a shared lease store. */
-  readonly node?: string;
-  /**
-   * Computes a content digest of each object after seal, in the background,
-   * and records it in the lease store: a shared directory then knows every
-   * sealed object's digest. Without it, digests are computed only on demand.
-   */
-  readonly digest?: (blobs: readonly Blob[]) => Promise<string>;
-  /**
-   * When a new object does not fit: `"cache"` drops the least recently used
-   * sealed objects that no lease holds until it does, `"store"` refuses it
-   * with a `CapacityExceededError`. Default `"store"`.
-   */
-  readonly mode?: PeerMode;
-}
-
-/** What {@link BasePeer} takes: the stores, and the options every peer shares. */
-export interface BasePeerOptions extends PeerOptions {
-  /** Where the bytes live. */
-  readonly blobs: BlobStore;
-  /** Where leases and the object directory live. */
-  readonly leases: LeaseStore;
-}
+export type { BasePeerOptions, PeerOptions } from "./peer_options.ts";
 
 /**
  * The lifecycle every peer inherits: leases, seal, discard, release, expiry,
@@ -382,10 +353,7 @@ export class BasePeer implements Peer {
 
   /** Seals the object of a CREATE lease on `holding` that is not sealed nor being sealed. */
   async #seal(leaseId: string, holding: Holding): Promise<ObjectInfo> {
-    for (const opened of holding.views?.values() ?? []) {
-      for (const [blob, view] of opened) blob.closeView(view);
-      opened.length = 0;
-    }
+    closeViews(holding);
     const sealedAt = this.#clock.now();
     const sealing = this.#blobs.seal(holding.stored, {
       ...holding.info,
@@ -534,7 +502,7 @@ export class BasePeer implements Peer {
     this.#objects.clear();
     this.#held.clear();
     for (const holding of holdings) {
-      this.#closeViews(holding);
+      closeViews(holding);
       await holding.sealing?.catch(() => {});
     }
     this.#bytesHeld = 0;
@@ -756,25 +724,16 @@ export class BasePeer implements Peer {
     }
     if (holding === undefined) return;
     this.#held.delete(end.lease.id);
-    const views = holding.views?.get(end.lease.id);
-    holding.views?.delete(end.lease.id);
-    for (const [blob, view] of views ?? []) blob.closeView(view);
+    closeLeaseViews(holding, end.lease.id);
     holding.refs--;
     if (holding.removed && holding.refs === 0) this.#free(holding);
   }
 
   #free(holding: Holding): void {
-    this.#closeViews(holding);
+    closeViews(holding);
     this.#bytesHeld -= holding.info.size;
     const free = () => this.#blobs.free(holding.stored);
     holding.freed = (holding.sealing ? holding.sealing.then(free, free) : free()).catch(() => {});
-  }
-
-  #closeViews(holding: Holding): void {
-    for (const opened of holding.views?.values() ?? []) {
-      for (const [blob, view] of opened) blob.closeView(view);
-    }
-    holding.views?.clear();
   }
 
   #checkOpen(): void {

@@ -24,3 +24,18 @@ export interface Holding {
 export function sealedInfo(holding: Holding | undefined): ObjectInfo | undefined {
   return holding?.info.state === "SEALED" ? holding.info : undefined;
 }
+
+/** Closes the views opened through every lease on `holding`. */
+export function closeViews(holding: Holding): void {
+  for (const opened of holding.views?.values() ?? []) {
+    for (const [blob, view] of opened) blob.closeView(view);
+  }
+  holding.views?.clear();
+}
+
+/** Closes the views opened through lease `leaseId` on `holding`, as the lease ends. */
+export function closeLeaseViews(holding: Holding, leaseId: string): void {
+  const views = holding.views?.get(leaseId);
+  holding.views?.delete(leaseId);
+  for (const [blob, view] of views ?? []) blob.closeView(view);
+}
