@@ -2,6 +2,7 @@
 import type { Blob } from "./blob.ts";
 import type { BlobStore, StoredObject } from "./blob_store.ts";
 import { checkChunks, checkMemfds, checkOptions, checkRange } from "./call_checks.ts";
+import { creatingInfo } from "./creating_info.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import { DeadlineTimer } from "./deadline_timer.ts";
@@ -21,21 +22,19 @@ import { Access, type Lease } from "./lease.ts";
 import { type LeaseEnd, type LeaseRecord, leaseRecord, type LeaseStore } from "./lease_store.ts";
 import { closeLeaseViews, closeViews, type Holding, sealedInfo } from "./holding.ts";
 import { LeasedBlob } from "./leased_blob.ts";
-import { isExpired, objectDeadline } from "./lifecycle.ts";
+import { isExpired } from "./lifecycle.ts";
 import { evictionVictims } from "./eviction.ts";
 import { Lru } from "./lru.ts";
 import { type PeerMode, validateMode } from "./mode.ts";
 import type { BasePeerOptions } from "./peer_options.ts";
 import type { ObjectInfo } from "./object.ts";
-import { sameContent, totalSize } from "./object.ts";
+import { sameContent } from "./object.ts";
 import type { Acquired, AcquireOptions, DirectPutOptions, Peer, PeerStats } from "./peer.ts";
 import { publicLease } from "./public_lease.ts";
 import {
   newId,
   validateAccess,
-  validateBlobSizes,
   validateLeaseId,
-  validateMeta,
   validateObjectId,
   validateSize,
   validateTtl,
@@ -282,25 +281,13 @@ export class BasePeer implements Peer {
     given?: Uint8Array,
   ): Promise<{ holding: Holding; lease: LeaseRecord; info: ObjectInfo; filled: boolean }> {
     const id = objectId === undefined ? newId() : validateObjectId(objectId);
-    const blobSizes = validateBlobSizes(options.size);
-    const meta = validateMeta(options.meta);
-    const objectTtl = validateTtl(options.objectTtl);
+    const now = this.#clock.now();
+    const info = creatingInfo(id, options, now);
     const memfds = options.memfds;
     if (memfds !== undefined) checkMemfds(memfds);
     if (memfds !== undefined && this.#blobs.allocateFrom === undefined) {
       throw new UnsupportedError("Cannot take over memfds: this peer keeps no blobs in memfds");
     }
-    const now = this.#clock.now();
-    const expiresAt = objectDeadline(now, objectTtl);
-    const info: ObjectInfo = {
-      id,
-      state: "CREATING",
-      size: totalSize(blobSizes),
-      blobSizes,
-      meta,
-      createdAt: now,
-      ...(expiresAt === undefined ? {} : { expiresAt }),
-    };
     const lease = leaseRecord(newId(), id, Access.CREATE, ttl, now, this.#node);
     try {
       await this.#leases.create(info, lease);
@@ -467,13 +454,7 @@ export class BasePeer implements Peer {
    * @returns Whether this peer held the object.
    */
   forget(objectId: string): boolean {
-    const holding = this.#objects.get(objectId);
-    if (holding === undefined || !holding.sealed) return false;
-    holding.removed = true;
-    this.#recency.delete(holding);
-    this.#objects.delete(objectId);
-    if (holding.refs === 0) this.#free(holding);
-    return true;
+    return this.#forfeit(objectId);
   }
 
   /**
@@ -544,10 +525,16 @@ export class BasePeer implements Peer {
     return false;
   }
 
-  /** Drops the sealed copy held here of `objectId`, once its readers let go. */
-  #forfeit(objectId: string): void {
+  /** Drops the sealed copy held here of `objectId`, once its readers let go; whether there was one. */
+  #forfeit(objectId: string): boolean {
     const holding = this.#objects.get(objectId);
-    if (holding === undefined || !holding.sealed) return;
+    if (holding === undefined || !holding.sealed) return false;
+    this.#unlist(holding, objectId);
+    return true;
+  }
+
+  /** Takes `holding`, the incarnation of `objectId`, out of lookups; its bytes go once its last lease ends. */
+  #unlist(holding: Holding, objectId: string): void {
     holding.removed = true;
     this.#recency.delete(holding);
     this.#objects.delete(objectId);
@@ -716,10 +703,7 @@ export class BasePeer implements Peer {
       const current = this.#objects.get(end.removed.id);
       const target = holding ?? current;
       if (target !== undefined && (holding === undefined || current === holding)) {
-        target.removed = true;
-        this.#recency.delete(target);
-        this.#objects.delete(end.removed.id);
-        if (target.refs === 0) this.#free(target);
+        this.#unlist(target, end.removed.id);
       }
     }
     if (holding === undefined) return;
