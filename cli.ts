@@ -1,6 +1,6 @@
 /**
  * The Packice command line: `packice serve` runs the daemon; `put`, `get`,
- * `cat`, `ls`, `stat`, `rm` and `status` talk to it.
+ * `cat`, `ls`, `stat`, `rm`, `status`, `members` and `fetch` talk to it.
  *
  * @example Start the daemon on its default socket, then use it
  * ```sh
@@ -16,7 +16,9 @@ import { report, UsageError } from "./cli/command.ts";
 import { serve } from "./cli/serve.ts";
 import { EXIT_USAGE, exitCodeHelp } from "./cli/exit_codes.ts";
 import { cat, CAT_USAGE, get, GET_USAGE } from "./cli/get.ts";
+import { FETCH_USAGE, fetchUrl } from "./cli/fetch.ts";
 import { ls, LS_USAGE } from "./cli/ls.ts";
+import { members, MEMBERS_USAGE } from "./cli/members.ts";
 import { put, PUT_USAGE } from "./cli/put.ts";
 import { rm, RM_USAGE } from "./cli/rm.ts";
 import { stat, STAT_USAGE } from "./cli/stat.ts";
@@ -35,6 +37,8 @@ Commands:
   stat ID [--json]      show an object
   rm ID...              delete objects
   status [--json]       show the daemon: capacity, use, clients, version
+  members [--json]      list the daemon's cluster: node, state, address
+  fetch URL [-o FILE]   what URL serves, through the daemon's cache
   version               print the version
 
 Commands that talk to a daemon find it by --target, else PACKICE_TARGET, else
@@ -55,6 +59,8 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; usage
   stat: { run: stat, usage: STAT_USAGE },
   rm: { run: rm, usage: RM_USAGE },
   status: { run: status, usage: STATUS_USAGE },
+  members: { run: members, usage: MEMBERS_USAGE },
+  fetch: { run: fetchUrl, usage: FETCH_USAGE },
 };
 
 /**

@@ -23,6 +23,22 @@ export interface DaemonStatus {
   readonly stats: PeerStats;
   /** Its peer's own figures, such as the bytes of each tier (see `Peer.metrics`). */
   readonly metrics: Readonly<Record<string, number>>;
+  /** The cluster as this daemon sees it, itself included; absent for a daemon outside one. */
+  readonly members?: readonly ClusterMemberStatus[];
+}
+
+/** One member of a daemon's cluster, as `packice members` shows it. */
+export interface ClusterMemberStatus {
+  /** Node id. */
+  readonly node: string;
+  /** Its HTTP base URL. */
+  readonly address: string;
+  /** `alive`, `suspect`, `dead` or `left`. */
+  readonly state: string;
+  /** Its incarnation number: a member raises its own to refute a suspicion. */
+  readonly incarnation: number;
+  /** When this daemon saw its state change, in epoch milliseconds. */
+  readonly changedAt: number;
 }
 
 /** An optional capability of a peer behind a transport: ask the daemon for its status. */

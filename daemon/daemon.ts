@@ -173,6 +173,11 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     clients: clients(),
     stats: await peer.stats(),
     metrics: await peer.metrics?.() ?? {},
+    ...(clusterMember === undefined ? {} : {
+      members: clusterMember.membership.list().map((
+        { node, address, state, incarnation, changedAt },
+      ) => ({ node, address, state, incarnation, changedAt })),
+    }),
   });
   let tokenFile: string | undefined;
   let closing: Promise<void> | undefined;

@@ -22,6 +22,8 @@ export interface ListedMember {
 export interface ClusterDaemon {
   readonly node: string;
   readonly url: string;
+  /** Its Unix socket. */
+  readonly socket: string;
   readonly process: Deno.ChildProcess;
   /** `GET /v1/cluster/members` with the token. */
   members(): Promise<ListedMember[]>;
@@ -103,6 +105,7 @@ export async function startCluster(
     const daemon: ClusterDaemon = {
       node,
       url,
+      socket: `${dir}/${node}.sock`,
       process,
       members: async () => {
         const response = await fetch(`${url}/v1/cluster/members`, { headers });

@@ -9,7 +9,7 @@ import type { Blob } from "../../core/blob.ts";
 import type { MemfdSpool } from "../../native/spool.ts";
 import { ProtocolError } from "../../core/errors.ts";
 import type { ByteRange } from "./conditional.ts";
-import { HttpStatusError, tooLarge } from "./errors.ts";
+import { HttpStatusError, metaTooLarge, tooLarge } from "./errors.ts";
 import { Header } from "./protocol.ts";
 
 /** Bytes per chunk of a response body. */
@@ -27,14 +27,20 @@ const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 export async function readJson(request: Request, limit: number): Promise<unknown> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) {
-    throw tooLarge(`Request body too large: ${declared} bytes, the limit is ${limit}`);
+    throw metaTooLarge(
+      `Request body too large: ${declared} bytes, the limit is ${limit}: metadata is too large`,
+    );
   }
   const chunks: Uint8Array[] = [];
   let total = 0;
   try {
     for await (const chunk of request.body ?? []) {
       total += chunk.length;
-      if (total > limit) throw tooLarge(`Request body too large: over the limit of ${limit} bytes`);
+      if (total > limit) {
+        throw metaTooLarge(
+          `Request body too large: over the limit of ${limit} bytes: metadata is too large`,
+        );
+      }
       chunks.push(chunk);
     }
   } catch (error) {

@@ -78,6 +78,14 @@ export function tooLarge(message: string): HttpStatusError {
   return new HttpStatusError(413, new ProtocolError(message));
 }
 
+/**
+ * 413 for metadata over its limit, with the code an in-process peer gives
+ * for it: INVALID_ARGUMENT, so that every transport answers alike.
+ */
+export function metaTooLarge(message: string): HttpStatusError {
+  return new HttpStatusError(413, new InvalidArgumentError(message));
+}
+
 /** 416: a `Range` the object cannot satisfy. */
 export function badRange(message: string, size: number): HttpStatusError {
   return new HttpStatusError(416, new InvalidArgumentError(message), {

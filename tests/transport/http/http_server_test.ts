@@ -457,7 +457,7 @@ Deno.test("bad requests get JSON errors with stable codes, and the server keeps 
       JSON.stringify({ access: "CREATE", size: 1, meta: { a: "x".repeat(200) } }),
     ),
     413,
-    "PROTOCOL",
+    "INVALID_ARGUMENT",
   );
   await assertError(
     await post("/v1/leases", '{"access":"READ","objectId":"no"}'),
@@ -505,7 +505,7 @@ Deno.test("bad requests get JSON errors with stable codes, and the server keeps 
   await assertError(
     await put("m", "x", { "packice-meta": `{"a":"${"x".repeat(200)}"}` }),
     413,
-    "PROTOCOL",
+    "INVALID_ARGUMENT",
   );
   await assertError(await put("m", "x", { "packice-meta": "{oops" }), 400, "PROTOCOL");
   await assertError(await put("m", "x", { "packice-meta": "[]" }), 400, "INVALID_ARGUMENT");

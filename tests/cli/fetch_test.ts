@@ -1,0 +1,66 @@
+/** `packice fetch URL` through a real daemon, against a local origin that counts its requests. */
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { spawnDaemon, testInSocketDir } from "../helpers/uds_daemon.ts";
+
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+
+async function packice(...args: string[]) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(20_000),
+  }).output();
+  return {
+    code: output.code,
+    stdout: output.stdout,
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
+
+testInSocketDir(
+  "packice fetch downloads once, then answers from the daemon's cache",
+  async (dir) => {
+    const body = new Uint8Array(200_000).map((_, i) => (i * 31 + 7) & 255);
+    const seen: (string | null)[] = [];
+    await using origin = Deno.serve(
+      { port: 0, hostname: "127.0.0.1", onListen() {} },
+      (request) => {
+        seen.push(request.headers.get("authorization"));
+        if (new URL(request.url).pathname !== "/model.bin") {
+          return new Response("no", {
+            status: 404,
+          });
+        }
+        return new Response(body, { headers: { "cache-control": "max-age=3600", etag: '"v1"' } });
+      },
+    );
+    const url = `http://127.0.0.1:${origin.addr.port}/model.bin`;
+    await using daemon = await spawnDaemon(`${dir}/packice.sock`);
+    const target = ["--target", daemon.path];
+
+    const first = await packice(
+      "fetch",
+      url,
+      "-o",
+      `${dir}/first.bin`,
+      "-H",
+      "Authorization: Bearer s3",
+      ...target,
+    );
+    assertEquals(first.code, 0, first.stderr);
+    assertEquals(await Deno.readFile(`${dir}/first.bin`), body);
+    const again = await packice("fetch", url, ...target);
+    assertEquals(again.code, 0, again.stderr);
+    assertEquals(again.stdout, body);
+    assertEquals(seen, ["Bearer s3"], "the second fetch is answered by the daemon");
+
+    const reloaded = await packice("fetch", url, "--reload", "-o", "-", ...target);
+    assertEquals(reloaded.code, 0, reloaded.stderr);
+    assertEquals(seen.length, 2);
+
+    const missing = await packice("fetch", `http://127.0.0.1:${origin.addr.port}/nope`, ...target);
+    assert(missing.code !== 0);
+    assert(missing.stderr.includes("404"), missing.stderr);
+  },
+);
