@@ -177,7 +177,7 @@ export function lifecycleSuite(
 
   test(
     "an id whose CREATE lease expired can be created again before a sweep",
-    async (peer, { clock, sweep }) => {
+    async (peer, { clock }) => {
       await peer.acquire("a", Access.CREATE, { size: 4, ttl: 10 });
       clock.advance(10);
       const { lease } = await peer.acquire("a", Access.CREATE, { size: 4 });

@@ -30,7 +30,7 @@ import { MemfdSpool, storeSpool } from "../../native/spool.ts";
 import { loadNative } from "../../native/load.ts";
 import { type ByteRange, noneMatch, parseRange } from "./conditional.ts";
 import { computeDigest } from "../../backends/digest.ts";
-import { describeError, errorResponse, metaTooLarge, tooLarge } from "./errors.ts";
+import { describeError, errorResponse, metaTooLarge } from "./errors.ts";
 import type { HttpRequestEntry } from "./request_log.ts";
 import type { DaemonStatus } from "../../core/status.ts";
 import { LeaseTable } from "./lease_table.ts";
