@@ -54,6 +54,7 @@ export interface RedisLeaseStoreOptions {
   readonly log?: RedisLogger;
 }
 
+/** The node id a daemon or store takes when given none: host and pid. */
 export function defaultNode(): string {
   let host = "node";
   try {
