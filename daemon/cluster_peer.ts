@@ -14,7 +14,8 @@ import { newId } from "../core/validate.ts";
 import type { Peer } from "../core/peer.ts";
 import type { RedisLeaseStore } from "../backends/redis/mod.ts";
 import { MemoryPeer } from "../peers/memory_peer.ts";
-import { ClusterPeer, type ClusterPeerOptions } from "../p2p/cluster_peer.ts";
+import { ClusterPeer } from "../p2p/cluster_peer.ts";
+import type { ClusterPeerOptions } from "../p2p/cluster_options.ts";
 import type { Directory } from "../p2p/directory.ts";
 import type { Members } from "../p2p/members.ts";
 import { RedisDirectory } from "../p2p/directory/redis.ts";
@@ -39,6 +40,10 @@ export interface ClusterWiring {
   readonly removeShared?: ((objectId: string) => Promise<void>) | undefined;
   /** Where fetch failures go. */
   readonly log?: Logger;
+  /** See {@link ClusterPeerOptions.transferBudget}. */
+  readonly transferBudget?: number | undefined;
+  /** See {@link ClusterPeerOptions.maxDownloadRate}. */
+  readonly maxDownloadRate?: number | undefined;
   /** Transfer tuning. */
   readonly transfer?: ClusterPeerOptions["transfer"];
 }
@@ -66,6 +71,8 @@ export function wrapCluster(home: Peer, wiring: ClusterWiring): ClusterPeer {
     token: wiring.token,
     removeShared: wiring.removeShared,
     maxObjectSize: wiring.capacity,
+    maxDownloadRate: wiring.maxDownloadRate,
+    transferBudget: wiring.transferBudget,
     ...(wiring.transfer === undefined ? {} : { transfer: wiring.transfer }),
     ...(wiring.log === undefined ? {} : { log: wiring.log }),
   });

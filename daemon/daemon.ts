@@ -128,6 +128,8 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
           node: member.membership.self,
           capacity: options.impl === "tiered" ? options.hot : options.capacity,
           token: options.token,
+          maxDownloadRate: options.maxDownloadRate,
+          transferBudget: options.transferBudget,
           log,
         });
       } catch (error) {
@@ -147,6 +149,8 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
           ...await redisWiring(options, shared.leases, log),
           capacity: options.impl === "tiered" ? options.hot : options.capacity,
           token: options.token,
+          maxDownloadRate: options.maxDownloadRate,
+          transferBudget: options.transferBudget,
           log,
         });
       } catch (error) {
@@ -216,6 +220,9 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         metrics: () => uds.metrics(),
         routes: member.routes,
         metricsText: () => member.metricsText(),
+        maxUploadRate: options.maxUploadRate,
+        maxUploads: options.maxUploads,
+        repeatWindowMs: options.maxUploads === undefined ? 0 : 400,
       });
       addresses.push(http.url);
       closers.push(() => http.close());

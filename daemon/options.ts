@@ -44,6 +44,14 @@ export interface DaemonOptions {
   readonly gossipProfile: "lan" | "test";
   /** Log verbosity. */
   readonly logLevel: LogLevel;
+  /** Bytes a second of object bodies this daemon's HTTP server sends, if limited. */
+  readonly maxUploadRate: number | undefined;
+  /** Bytes a second this daemon's cluster transfers receive, if limited. */
+  readonly maxDownloadRate: number | undefined;
+  /** Object bodies the HTTP server sends at once, if limited (more wait in line). */
+  readonly maxUploads: number | undefined;
+  /** Bytes of objects this daemon's cluster fetches hold at once, if bounded. */
+  readonly transferBudget: number | undefined;
 }
 
 /** The usage text of `packice serve`. */
@@ -72,6 +80,13 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --advertise URL      the address other members use (default: the bound HTTP address)
   --gossip-profile P   lan (memberlist's LAN timing, default) or test (five times faster)
   --log-level LEVEL    error, warn, info or debug (default info)
+  --max-upload-rate RATE    bytes a second of object bodies served over HTTP, e.g. 200MB
+  --max-download-rate RATE  bytes a second fetched from other daemons, e.g. 200MB
+  --max-uploads N      object bodies served over HTTP at once; more clients wait in line,
+                       more daemons get 503 (and a range sent to a daemon is not sent
+                       again until 400 ms after: receivers of a broadcast relay it)
+  --transfer-budget SIZE  bytes of objects on their way from other daemons at once; more wait
+                       up to 30 s, then fail with CAPACITY_EXCEEDED
 `;
 
 /**
@@ -105,6 +120,10 @@ export function parseServeArgs(args: string[]): DaemonOptions {
         advertise: { type: "string" },
         "gossip-profile": { type: "string", default: "lan" },
         "log-level": { type: "string", default: "info" },
+        "max-upload-rate": { type: "string" },
+        "max-download-rate": { type: "string" },
+        "max-uploads": { type: "string" },
+        "transfer-budget": { type: "string" },
       },
     }));
   } catch (error) {
@@ -158,7 +177,28 @@ export function parseServeArgs(args: string[]): DaemonOptions {
       ["error", "warn", "info", "debug"] as const,
       "--log-level",
     ),
+    maxUploadRate: positiveSize(values["max-upload-rate"], "--max-upload-rate"),
+    maxDownloadRate: positiveSize(values["max-download-rate"], "--max-download-rate"),
+    maxUploads: count(values["max-uploads"], "--max-uploads"),
+    transferBudget: positiveSize(values["transfer-budget"], "--transfer-budget"),
   };
+}
+
+/** A size more than 0, such as `200MB` (a rate in bytes a second, a budget in bytes). */
+function positiveSize(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const bytes = parseSize(text);
+  if (bytes === 0) throw new InvalidArgumentError(`Invalid ${flag}: ${text} (more than 0)`);
+  return bytes;
+}
+
+/** A whole number, 1 or more. */
+function count(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < 1) {
+    throw new InvalidArgumentError(`Invalid ${flag}: ${text} (a whole number, 1 or more)`);
+  }
+  return Number(text);
 }
 
 /** Options that take a value, whose value may start with a dash (`--capacity -1`). */

@@ -14,6 +14,8 @@ export interface ClusterCounts {
   cluster_verify_failures_total: number;
   /** Holders given up mid-fetch: unreachable, wrong status or length, slow, bad bytes. */
   cluster_source_failures_total: number;
+  /** Sources put on the blocklist: bad bytes, a timeout, far slower than their own mean. */
+  cluster_blocked_total: number;
   /** Holders withdrawn from the directory because they could not be reached. */
   cluster_withdrawn_total: number;
   /** Copies dropped because their object was removed or replaced. */
@@ -30,6 +32,7 @@ export function clusterCounts(): ClusterCounts {
     cluster_misses_total: 0,
     cluster_verify_failures_total: 0,
     cluster_source_failures_total: 0,
+    cluster_blocked_total: 0,
     cluster_withdrawn_total: 0,
     cluster_dropped_total: 0,
   };

@@ -5,70 +5,18 @@
  * @module
  */
 import { Access, type Lease } from "../core/lease.ts";
-import {
-  ConflictError,
-  NotFoundError,
-  StoreUnavailableError,
-  UnsupportedError,
-} from "../core/errors.ts";
+import { ConflictError, NotFoundError, StoreUnavailableError } from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "../core/peer.ts";
 import type { Meta } from "../core/validate.ts";
-import { checkRecord, contentRecord } from "./content.ts";
+import { contentRecord } from "./content.ts";
 import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
 import type { ContentRecord, Directory, Holder, Removal } from "./directory.ts";
-import type { Members } from "./members.ts";
-import { SourceError, Transfer, type TransferOptions } from "./transfer.ts";
-
-/** Where a cluster peer reports holders it gave up and entries it could not announce. */
-export interface ClusterLog {
-  /** A fetch that moved to another holder, an announce that failed. */
-  warn(message: string): void;
-  /** A fetch done. */
-  debug(message: string): void;
-}
-
-/** Options of {@link ClusterPeer}. */
-export interface ClusterPeerOptions {
-  /** The daemon's own peer: objects created here, with its lease store (shared or not). */
-  readonly home: Peer;
-  /**
-   * Where copies fetched from other daemons live: a peer of this process's
-   * own (a `MemoryPeer` with its own lease store), so a copy never competes
-   * with an id in a shared lease store.
-   */
-  readonly replicas: Peer;
-  /** Who holds what. */
-  readonly directory: Directory;
-  /**
-   * The cluster's members, when gossip runs: holders it knows to be dead or
-   * gone are not asked, and are withdrawn. Without it every listed holder is
-   * tried.
-   */
-  readonly members?: Members | undefined;
-  /** This daemon's node id. */
-  readonly node: string;
-  /**
-   * This daemon's HTTP base URL, which other daemons fetch from. Without it
-   * the daemon fetches but is never announced as a holder.
-   */
-  readonly address?: string | undefined;
-  /** The cluster token other daemons' HTTP servers want. */
-  readonly token?: string | undefined;
-  /**
-   * With a lease store shared by the cluster (Redis): removes an object
-   * from it when this daemon holds no copy (a delete of an object held
-   * elsewhere). Its presence also means a seal the store admitted makes any
-   * other entry under the id stale, to be replaced.
-   */
-  readonly removeShared?: ((objectId: string) => Promise<void>) | undefined;
-  /** The largest object this daemon fetches, in bytes. Default: unbounded. */
-  readonly maxObjectSize?: number;
-  /** Pieces in flight and piece timeouts of each transfer. */
-  readonly transfer?: Pick<TransferOptions, "inFlight" | "pieceTimeout">;
-  /** Where failures are reported. Default: nowhere. */
-  readonly log?: ClusterLog;
-}
+import type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
+import { Blocklist } from "./swarm/blocklist.ts";
+import { Fetcher } from "./fetcher.ts";
+import { TokenBucket } from "../transport/rate_limit.ts";
+import { TransferBudget } from "./swarm/transfer_budget.ts";
 
 /** The one-call put the transports use when a peer offers it (see `BasePeer.putObject`). */
 type PutObject = (
@@ -115,13 +63,10 @@ export class ClusterPeer implements Peer {
   readonly #home: Peer;
   readonly #replicas: Peer;
   readonly #directory: Directory;
-  readonly #members: Members | undefined;
   readonly #node: string;
   #address: string | undefined;
-  readonly #token: string | undefined;
   readonly #removeShared: ((objectId: string) => Promise<void>) | undefined;
-  readonly #maxObjectSize: number;
-  readonly #transfer: Pick<TransferOptions, "inFlight" | "pieceTimeout">;
+  readonly #fetcher: Fetcher;
   readonly #log: ClusterLog;
   readonly #counts: ClusterCounts = clusterCounts();
   /** Fetched copies held in `replicas`, by id, with their content digest. */
@@ -153,14 +98,33 @@ export class ClusterPeer implements Peer {
     this.#home = options.home;
     this.#replicas = options.replicas;
     this.#directory = options.directory;
-    this.#members = options.members;
     this.#node = options.node;
     this.#address = options.address;
-    this.#token = options.token;
     this.#removeShared = options.removeShared;
-    this.#maxObjectSize = options.maxObjectSize ?? Number.MAX_SAFE_INTEGER;
-    this.#transfer = options.transfer ?? {};
     this.#log = options.log ?? quiet;
+    this.#fetcher = new Fetcher({
+      replicas: options.replicas,
+      directory: options.directory,
+      members: options.members,
+      node: options.node,
+      token: options.token,
+      maxObjectSize: options.maxObjectSize ?? Number.MAX_SAFE_INTEGER,
+      transfer: {
+        ...options.transfer,
+        rate: options.maxDownloadRate === undefined
+          ? undefined
+          : new TokenBucket(options.maxDownloadRate),
+      },
+      blocklist: new Blocklist(options.blockMs ?? 30_000),
+      budget: options.transferBudget === undefined
+        ? undefined
+        : new TransferBudget(options.transferBudget),
+      log: this.#log,
+      address: () => this.#address,
+      counts: this.#counts,
+      signal: this.#abort.signal,
+      later: (work) => this.#later(work),
+    });
     this.#unsubscribe = options.directory.onRemove?.((removal) => this.#removed(removal));
   }
 
@@ -174,6 +138,18 @@ export class ClusterPeer implements Peer {
 
   set address(url: string | undefined) {
     this.#address = url;
+  }
+
+  /**
+   * Bytes of an object still on its way here, as a partial holder serves
+   * them: `read` copies a byte range whose pieces are all verified.
+   *
+   * @returns Undefined when no fetch of `objectId` is under way.
+   */
+  partial(
+    objectId: string,
+  ): { size: number; read(start: number, end: number): Uint8Array | undefined } | undefined {
+    return this.#fetcher.partial(objectId);
   }
 
   /** What this peer counted: local hits, fetches, misses, verification failures. */
@@ -359,7 +335,15 @@ export class ClusterPeer implements Peer {
       this.#forgetSealed(id);
       throw new NotFoundError(`No object: ${id} (the copy here was replaced)`);
     } catch (error) {
-      if (!(error instanceof NotFoundError) || options.local === true) throw error;
+      if (!(error instanceof NotFoundError)) throw error;
+      if (options.local === true) {
+        // On its way here: busy, not missing, so that a daemon asking for a
+        // piece (its HTTP server serves those it has) does not withdraw it.
+        if (this.#fetching.has(id)) {
+          throw new StoreUnavailableError(`Cannot read object ${id} yet: on its way here`);
+        }
+        throw error;
+      }
       let flight = this.#fetching.get(id);
       if (flight === undefined) {
         flight = this.#fetch(id, error).finally(() => this.#fetching.delete(id));
@@ -575,82 +559,10 @@ export class ClusterPeer implements Peer {
   /** Fetches `id` from its holders into a copy in `replicas`, or throws `NotFoundError`. */
   async #fetch(id: string, notFound: NotFoundError): Promise<void> {
     const started = performance.now();
-    const entry = await this.#directory.lookup(id);
-    const holders = shuffled(
-      entry?.holders.filter((holder) => this.#worthAsking(id, holder)) ?? [],
-    );
-    if (entry === undefined || holders.length === 0) {
-      this.#counts.cluster_misses_total++;
-      throw notFound;
-    }
-    let record: ContentRecord;
-    try {
-      record = checkRecord(entry, this.#maxObjectSize);
-    } catch (error) {
-      this.#counts.cluster_misses_total++;
-      this.#log.warn((error as Error).message);
-      throw new NotFoundError(`Cannot fetch object ${id}: ${(error as Error).message}`);
-    }
-    let created: Acquired | undefined;
-    let view: Uint8Array | undefined;
-    let transfer: Transfer | undefined;
-    let sealed = false;
-    const failures: string[] = [];
-    const tried = new Set<string>();
-    try {
-      for (let next = holders; next.length > 0; next = await this.#untried(record, tried)) {
-        const holder = next[0]!;
-        tried.add(`${holder.node} ${holder.address}`);
-        try {
-          if (created === undefined) {
-            const meta = await this.#metaFrom(holder, record);
-            await this.#dropping.get(id)?.catch(() => {});
-            created = await this.#replicas.acquire(id, Access.CREATE, { size: record.size, meta });
-            view = record.size === 0 ? new Uint8Array(0) : created.blobs[0]!.openView();
-            if (view === undefined) {
-              throw new UnsupportedError("Cannot fetch into a peer whose blobs have no view");
-            }
-            transfer = new Transfer(record, view, {
-              token: this.#token,
-              ...this.#transfer,
-              onBytes: (bytes) => this.#counts.cluster_fetch_bytes_total += bytes,
-            });
-          }
-          await transfer!.from(holder, this.#abort.signal);
-          if (transfer!.missing === 0) break;
-        } catch (error) {
-          if (!(error instanceof SourceError)) throw error;
-          failures.push(error.message);
-          this.#sourceFailed(id, error);
-        }
-      }
-      if (transfer === undefined || transfer.missing > 0) {
-        this.#counts.cluster_misses_total++;
-        throw new NotFoundError(
-          `Cannot fetch object ${id}: no holder could send it (${failures.join("; ")})`,
-        );
-      }
-      if (!await transfer.verifyWhole()) {
-        this.#counts.cluster_verify_failures_total++;
-        this.#counts.cluster_misses_total++;
-        throw new NotFoundError(
-          `Cannot fetch object ${id}: its pieces verify but the whole is not ${record.digest}`,
-        );
-      }
-      if (view!.length > 0) created!.blobs[0]!.closeView(view!);
-      await this.#replicas.seal(created!.lease.id);
-      sealed = true;
-      await this.#replicas.recordDigest?.(created!.lease.id, record.digest);
-      this.#copies.set(id, record.digest);
-    } finally {
-      await transfer?.close();
-      if (created !== undefined) {
-        const lease = created.lease.id;
-        // Nothing unverified stays: an unsealed CREATE is discarded.
-        await (sealed ? this.#replicas.release(lease) : this.#replicas.discard(lease))
-          .catch(() => {});
-      }
-    }
+    const record = await this.#fetcher.fetch(id, notFound, {
+      before: async () => await this.#dropping.get(id)?.catch(() => {}),
+      sealed: (record) => void this.#copies.set(id, record.digest),
+    });
     const seconds = (performance.now() - started) / 1000;
     this.#counts.cluster_fetches_total++;
     this.#counts.cluster_fetch_seconds_total += seconds;
@@ -670,108 +582,10 @@ export class ClusterPeer implements Peer {
     }
   }
 
-  /**
-   * Holders of the record's content not tried yet, in random order: the
-   * directory is asked again, as holders come and go during a transfer.
-   */
-  async #untried(record: ContentRecord, tried: ReadonlySet<string>): Promise<Holder[]> {
-    const entry = await this.#directory.lookup(record.id);
-    if (entry === undefined || entry.digest !== record.digest) return [];
-    return shuffled(
-      entry.holders.filter((holder) =>
-        !tried.has(`${holder.node} ${holder.address}`) && this.#worthAsking(record.id, holder)
-      ),
-    );
-  }
-
-  /**
-   * Whether to fetch from `holder`: not this daemon, and not a member that
-   * membership knows to be dead or gone (withdrawn, then).
-   */
-  #worthAsking(id: string, holder: Holder): boolean {
-    if (holder.node === this.#node) return false;
-    const state = this.#members?.list().find((member) => member.node === holder.node)?.state;
-    if (state !== "dead" && state !== "left") return true;
-    this.#counts.cluster_withdrawn_total++;
-    this.#later(this.#directory.withdraw(id, holder.node));
-    return false;
-  }
-
-  /** The metadata of `id` as `holder` has it, checked against the record. */
-  async #metaFrom(holder: Holder, record: ContentRecord): Promise<Meta> {
-    const headers: Record<string, string> = {};
-    if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`;
-    let info: Partial<ObjectInfo>;
-    try {
-      const response = await fetch(
-        `${holder.address}/v1/objects/${encodeURIComponent(record.id)}/info`,
-        { headers, signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(4000)]) },
-      );
-      if (!response.ok) {
-        await response.body?.cancel();
-        const fault = response.status === 404 ? "missing" : "status";
-        throw new SourceError(fault, holder, `answered ${response.status} to info`);
-      }
-      info = await response.json();
-    } catch (error) {
-      if (error instanceof SourceError || this.#abort.signal.aborted) throw error;
-      throw new SourceError("unreachable", holder, (error as Error).message, { cause: error });
-    }
-    if (info.state !== "SEALED" || info.size !== record.size) {
-      throw new SourceError(
-        "length",
-        holder,
-        `holds ${record.id} as ${info.state} of ${info.size} bytes, not SEALED of ${record.size}`,
-      );
-    }
-    return info.meta ?? {};
-  }
-
-  #sourceFailed(id: string, error: SourceError): void {
-    this.#counts.cluster_source_failures_total++;
-    if (error.fault === "digest") this.#counts.cluster_verify_failures_total++;
-    this.#log.warn(`Skipping a holder of object ${id}: ${error.message}`);
-    if (error.fault === "digest") return;
-    // Without the object (dropped, evicted): withdrawn. Cut off, silent,
-    // unreachable or failing: withdrawn if it does not answer a health check either.
-    this.#later((async () => {
-      if (error.fault !== "missing" && await this.#healthy(error.holder)) return;
-      this.#counts.cluster_withdrawn_total++;
-      this.#log.warn(
-        `Withdrawing holder ${error.holder.node} of object ${id}: ${
-          error.fault === "missing" ? "it does not hold it" : "it does not answer"
-        }`,
-      );
-      await this.#directory.withdraw(id, error.holder.node);
-    })());
-  }
-
-  /** Whether `holder` answers `GET /healthz` within 2 s. */
-  async #healthy(holder: Holder): Promise<boolean> {
-    try {
-      const response = await fetch(`${holder.address}/healthz`, {
-        signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(2000)]),
-      });
-      await response.body?.cancel();
-      return response.ok;
-    } catch {
-      return false;
-    }
-  }
-
   #later(work: Promise<void>): void {
     const done = work.catch((error) => this.#log.warn(String(error))).finally(() =>
       this.#background.delete(done)
     );
     this.#background.add(done);
   }
-}
-
-/** The holders in random order, so readers spread over them. */
-function shuffled<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
-  return items;
 }

@@ -16,6 +16,37 @@ export {
 } from "./content.ts";
 export { sha256, type WholeHash, wholeHash } from "./sha256.ts";
 export { RedisDirectory, type RedisDirectoryOptions } from "./directory/redis.ts";
-export { SourceError, type SourceFault, Transfer, type TransferOptions } from "./transfer.ts";
+export { SourceError, type SourceFault } from "./source_error.ts";
+export { type Sources, Transfer, type TransferOptions } from "./transfer.ts";
+export { Blocklist } from "./swarm/blocklist.ts";
+export { type Pick, PiecePicker } from "./swarm/piece_picker.ts";
+export { pieceDeadline, type PieceTimeout } from "./swarm/piece_timeout.ts";
+export { SourceSpeed } from "./swarm/source_speed.ts";
 export { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
-export { type ClusterLog, ClusterPeer, type ClusterPeerOptions } from "./cluster_peer.ts";
+export type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
+export { ClusterPeer } from "./cluster_peer.ts";
+export { type Reservation, TransferBudget } from "./swarm/transfer_budget.ts";
+export {
+  GOSSIP_PROFILES,
+  type GossipConfig,
+  LAN_PROFILE,
+  Membership,
+  type MembershipCounters,
+  type MembershipLog,
+  type MembershipOptions,
+  systemTimers,
+  TEST_PROFILE,
+  type TimerHandle,
+  type Timers,
+} from "./membership/mod.ts";
+export {
+  EmbeddedDirectory,
+  type EmbeddedDirectoryOptions,
+  type EmbeddedDirectoryStats,
+} from "./directory/mod.ts";
+export {
+  type ClusterHandler,
+  type ClusterTransport,
+  HttpClusterTransport,
+  InProcessNetwork,
+} from "./cluster_transport.ts";

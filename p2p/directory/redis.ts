@@ -7,8 +7,9 @@
  * Keys, under `<namespace>:`:
  * - `dir:{<id>}`: a hash: `size`, `digest`, `pieceSize`, `pieces` (the piece
  *   digests' hex, concatenated), and one `@<node>` field per holder valued
- *   with its address. The braces keep an object's keys in one Redis Cluster
- *   hash slot.
+ *   with its address, followed for a partial holder (one still receiving the
+ *   object) by a space and the base64 bitfield of the pieces it has. The
+ *   braces keep an object's keys in one Redis Cluster hash slot.
  * - `drops:{<node>}`: a set of `<digest> <id>` the node must drop: a
  *   removal puts one entry in the set of each holder, which polls it.
  *
@@ -27,6 +28,7 @@ import {
   type RedisLogger,
 } from "../../backends/redis/connection.ts";
 import type { Script } from "../../backends/redis/scripts.ts";
+import { decodeBitfield, encodeBitfield } from "../swarm/bitfield.ts";
 import type {
   AnnounceOptions,
   ContentRecord,
@@ -184,7 +186,9 @@ export class RedisDirectory implements Directory {
       String(record.pieceSize),
       pieces,
       holder.node,
-      holder.address,
+      holder.pieces === undefined
+        ? holder.address
+        : `${holder.address} ${encodeBitfield(holder.pieces)}`,
       options.existing ? "1" : "",
     ) as [string, string?];
     if (status === "CONFLICT") {
@@ -209,7 +213,7 @@ export class RedisDirectory implements Directory {
     const holders: Holder[] = [];
     for (let i = 0; i + 1 < fields.length; i += 2) {
       const name = fields[i]!;
-      if (name.startsWith("@")) holders.push({ node: name.slice(1), address: fields[i + 1]! });
+      if (name.startsWith("@")) holders.push(holderOf(name.slice(1), fields[i + 1]!));
       else values.set(name, fields[i + 1]!);
     }
     const pieces = values.get("pieces") ?? "";
@@ -293,4 +297,14 @@ export class RedisDirectory implements Directory {
   #drops(node: string): string {
     return `${this.#prefix}drops:{${node}}`;
   }
+}
+
+/** A holder from its field's value: an address, and a partial holder's pieces after a space. */
+function holderOf(node: string, value: string): Holder {
+  const space = value.indexOf(" ");
+  if (space < 0) return { node, address: value };
+  const pieces = decodeBitfield(value.slice(space + 1));
+  const address = value.slice(0, space);
+  // Pieces that cannot be read: a holder of none, so it is never asked for any.
+  return { node, address, pieces: pieces ?? new Uint8Array(0) };
 }

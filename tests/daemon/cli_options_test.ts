@@ -30,6 +30,25 @@ Deno.test("parseServeArgs() applies defaults and refuses bad flags", () => {
   assertThrows(() => parseServeArgs(["--socket-mode", "999"]), InvalidArgumentError);
 });
 
+Deno.test("parseServeArgs() reads rate limits and upload slots, and refuses zero", () => {
+  const options = parseServeArgs([
+    "--max-upload-rate",
+    "200MB",
+    "--max-download-rate",
+    "1GiB",
+    "--max-uploads",
+    "8",
+  ]);
+  assertEquals([options.maxUploadRate, options.maxDownloadRate, options.maxUploads], [
+    200e6,
+    1024 ** 3,
+    8,
+  ]);
+  assertEquals(parseServeArgs([]).maxUploadRate, undefined);
+  for (const bad of [["--max-upload-rate", "0"], ["--max-uploads", "0"], ["--max-uploads", "x"]]) {
+    assertThrows(() => parseServeArgs(bad), InvalidArgumentError);
+  }
+});
 Deno.test("parseServeArgs() refuses a capacity of 0 or below, saying why", () => {
   const zero = assertThrows(() => parseServeArgs(["--capacity", "0"]), InvalidArgumentError);
   assert(zero.message.includes("--capacity"), zero.message);

@@ -7,6 +7,7 @@ import {
   NotSealedError,
   type PackiceError,
   ProtocolError,
+  StoreUnavailableError,
 } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
@@ -37,6 +38,7 @@ import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
 import { API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
 import { type RouteContext, type RouteHandler, Router } from "./router.ts";
+import { type PartialHolder, UploadGate } from "./upload_gate.ts";
 
 /** The default TTL of leases held by HTTP clients: 30 seconds. */
 export const DEFAULT_LEASE_TTL = 30_000;
@@ -65,6 +67,22 @@ export interface HttpServerOptions {
   readonly clock?: Clock;
   /** Called with each unexpected failure (500 INTERNAL), such as to log it. Default: `console.error`. */
   readonly onError?: (error: unknown) => void;
+  /** Bytes a second of object bodies sent (uploads to other daemons). Default: unlimited. */
+  readonly maxUploadRate?: number | undefined;
+  /**
+   * Object bodies sent at once. Beyond it, another daemon's request
+   * (`?local=1`) is answered 503 with `Retry-After` (it asks another source
+   * meanwhile); a client's waits in line for a slot, holding no lease.
+   * Default: unlimited.
+   */
+  readonly maxUploads?: number | undefined;
+  /**
+   * Milliseconds after a range was sent to another daemon (`?local=1`)
+   * during which it is not sent again (nor while it is sent): a repeat is
+   * answered 503, so that receivers of a broadcast relay it to each other
+   * (see `repeat_guard.ts`). 0 turns it off. Default 0; the daemon sets 400 with `--max-uploads`.
+   */
+  readonly repeatWindowMs?: number | undefined;
   /** Called once per request when its response is ready, such as to log it. */
   readonly onRequest?: (entry: HttpRequestEntry) => void;
   /** Answers `GET /v1/status`; without it that route is 404. */
@@ -129,6 +147,7 @@ export class HttpServer implements AsyncDisposable {
   readonly #maxBodySize: number;
   readonly #maxMetaSize: number;
   readonly #onError: (error: unknown) => void;
+  readonly #uploads: UploadGate;
   readonly #onRequest: ((entry: HttpRequestEntry) => void) | undefined;
   readonly #status: (() => Promise<DaemonStatus>) | undefined;
   readonly #metricsText: (() => string) | undefined;
@@ -158,6 +177,7 @@ export class HttpServer implements AsyncDisposable {
     this.#maxBodySize = validateSize(options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE, "maxBodySize");
     this.#maxMetaSize = validateSize(options.maxMetaSize ?? MAX_META_BYTES, "maxMetaSize");
     this.#onError = options.onError ?? ((error) => console.error(error));
+    this.#uploads = new UploadGate(options);
     this.#onRequest = options.onRequest;
     this.#status = options.status;
     this.#moreMetrics = options.metrics;
@@ -410,7 +430,29 @@ export class HttpServer implements AsyncDisposable {
     }
     // `?local=1`: this host's copy only, as daemons ask each other.
     const local = url.searchParams.get("local") === "1";
-    const acquired = await peer.acquire(id, Access.READ, local ? { local } : {});
+    const free = await this.#uploads.enter(id, local, request.headers.get("range"));
+    let acquired: Acquired;
+    try {
+      acquired = await peer.acquire(id, Access.READ, local ? { local } : {});
+    } catch (error) {
+      const partial =
+        local && (error instanceof NotFoundError || error instanceof StoreUnavailableError)
+          ? (peer as Peer & PartialHolder).partial?.(id)
+          : undefined;
+      if (partial === undefined || !request.headers.has("range")) {
+        free?.();
+        throw error;
+      }
+      let response: Response;
+      try {
+        response = this.#uploads.partialRange(request, id, partial);
+      } catch (refused) {
+        free?.();
+        throw refused;
+      }
+      if (free !== undefined) info.completed.then(free, free);
+      return response;
+    }
     let sent = false;
     try {
       const object = acquired.object;
@@ -426,15 +468,22 @@ export class HttpServer implements AsyncDisposable {
         headers["content-length"] = String(range.end - range.start);
       }
       if (bytes.end === bytes.start) return new Response(null, { status, headers });
-      const body = await blobStream(acquired.blobs, bytes, true);
+      const stream = await blobStream(acquired.blobs, bytes, true);
+      const body = this.#uploads.limit(stream);
       // Views of the blobs' memory are sent as they are: the lease holds
       // that memory until the response is out.
-      const release = () => peer.release(acquired.lease.id).catch(() => {});
+      const release = () => {
+        free?.();
+        return peer.release(acquired.lease.id).catch(() => {});
+      };
       info.completed.then(release, release);
       sent = true;
       return new Response(body, { status, headers });
     } finally {
-      if (!sent) await peer.release(acquired.lease.id).catch(() => {});
+      if (!sent) {
+        free?.();
+        await peer.release(acquired.lease.id).catch(() => {});
+      }
     }
   }
 

@@ -1,0 +1,109 @@
+/**
+ * Swarm distribution: one object from one holder to 7 daemons at once,
+ * every daemon capped at the same upload rate (`--max-upload-rate`, two
+ * upload slots), so that loopback behaves like links:
+ *
+ * - The holder's upload bytes (counted by a proxy in front of it) against
+ *   the object's size (target <= 1.5x; a naive design uploads 7x).
+ * - The last daemon's finish against one point-to-point transfer of the same
+ *   size from the same holder at the same cap, measured first in the same
+ *   run (target <= 1.5x; a naive design needs 7x). Per-daemon finish times
+ *   are in the line.
+ *
+ * Size and cap: `PACKICE_SWARM_MIB` (default 256) and `PACKICE_SWARM_RATE`
+ * (default 200MB); on a loaded machine use less and say so.
+ *
+ * Usage: deno run -A bench/swarm_bench.ts
+ */
+import { connect } from "../mod.ts";
+import { startRedis } from "../tests/helpers/redis_server.ts";
+import { pattern, startClusterDaemon } from "../tests/helpers/cluster.ts";
+import { startProxy } from "../tests/helpers/proxy.ts";
+import { parseSize } from "../daemon/size.ts";
+import { report } from "./stats.ts";
+
+const SIZE = Number(Deno.env.get("PACKICE_SWARM_MIB") ?? "256") << 20;
+const RATE_TEXT = Deno.env.get("PACKICE_SWARM_RATE") ?? "200MB";
+const RATE = parseSize(RATE_TEXT);
+const RECEIVERS = 7;
+
+const payload = pattern(SIZE, 42);
+await using redis = await startRedis();
+const dir = await Deno.makeTempDir({ prefix: "packice-swarm-bench-" });
+try {
+  const flags = [
+    "--capacity",
+    `${Math.ceil((2 * SIZE) / (1 << 20)) + 64}MiB`,
+    "--max-upload-rate",
+    RATE_TEXT,
+    "--max-uploads",
+    Deno.env.get("PACKICE_SWARM_SLOTS") ?? "2",
+  ];
+  await using holder = await startClusterDaemon(redis.url, dir, "h", "bench", flags);
+  const receivers = await Promise.all(
+    Array.from(
+      { length: RECEIVERS + 1 },
+      (_, i) => startClusterDaemon(redis.url, dir, `r${i}`, "bench", flags),
+    ),
+  );
+  try {
+    await using onHolder = await connect(holder.socket);
+    let uploaded = 0;
+    await using counting = startProxy(holder.url, { onBytes: (sent) => void (uploaded = sent) });
+    const entry = (id: string) => `bench:dir:{${id}}`;
+
+    // Point to point: the last daemon alone, from the holder alone.
+    await onHolder.put(payload, { id: "alone" });
+    await redis.command("HSET", entry("alone"), "@h", counting.url);
+    const single = receivers[RECEIVERS]!;
+    let started = performance.now();
+    {
+      await using client = await connect(single.socket);
+      using handle = await client.get("alone");
+      if (handle.size !== SIZE) throw new Error("Fetched size differs");
+    }
+    const pointMs = performance.now() - started;
+    await onHolder.delete("alone");
+
+    // The broadcast: 7 daemons at once.
+    await onHolder.put(payload, { id: "model" });
+    await redis.command("HSET", entry("model"), "@h", counting.url);
+    const before = uploaded;
+    started = performance.now();
+    const finishes = await Promise.all(
+      receivers.slice(0, RECEIVERS).map(async (daemon) => {
+        await using client = await connect(daemon.socket);
+        using handle = await client.get("model");
+        if (handle.size !== SIZE || handle.bytes[SIZE - 1] !== payload[SIZE - 1]) {
+          throw new Error(`Bytes differ on ${daemon.node}`);
+        }
+        return performance.now() - started;
+      }),
+    );
+    const holderBytes = uploaded - before;
+    const lastMs = Math.max(...finishes);
+    report({
+      bench: "swarm_broadcast_holder_upload",
+      object_mib: SIZE / (1 << 20),
+      cap_bytes_per_s: RATE,
+      receivers: RECEIVERS,
+      holder_upload_mib: holderBytes / (1 << 20),
+      ratio: holderBytes / SIZE,
+      target: 1.5,
+    });
+    report({
+      bench: "swarm_broadcast_last_finish",
+      object_mib: SIZE / (1 << 20),
+      cap_bytes_per_s: RATE,
+      point_to_point_ms: pointMs,
+      last_finish_ms: lastMs,
+      finish_ms: finishes.map((ms) => Math.round(ms)),
+      ratio: lastMs / pointMs,
+      target: 1.5,
+    });
+  } finally {
+    await Promise.all(receivers.map((daemon) => daemon.stop()));
+  }
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}

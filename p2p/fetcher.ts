@@ -1,0 +1,313 @@
+/**
+ * Fetch on miss: an object's holders from the directory, its pieces from
+ * them into a CREATE blob of the replicas' peer, verified, then sealed.
+ *
+ * @module
+ */
+import { Access } from "../core/lease.ts";
+import { ConflictError, NotFoundError, UnsupportedError } from "../core/errors.ts";
+import { sleep } from "../transport/rate_limit.ts";
+import type { Acquired, Peer } from "../core/peer.ts";
+import { checkRecord } from "./content.ts";
+import type { ClusterCounts } from "./cluster_metrics.ts";
+import type { ClusterLog } from "./cluster_options.ts";
+import type { ContentRecord, Directory, Holder } from "./directory.ts";
+import { healthy, metaFrom } from "./holder_http.ts";
+import type { Members } from "./members.ts";
+import { blocks, SourceError, sourceKey } from "./source_error.ts";
+import type { Blocklist } from "./swarm/blocklist.ts";
+import type { TransferBudget } from "./swarm/transfer_budget.ts";
+import { Transfer, type TransferOptions } from "./transfer.ts";
+
+/** How often a transfer under way announces its new pieces. */
+const RELAY_ANNOUNCE_MS = 50;
+
+/** What a fetch tells its cluster peer. */
+export interface FetchHooks {
+  /** Awaited before the CREATE: an older copy of the id is still going. */
+  before(): Promise<void>;
+  /** The copy is sealed (its lease not yet released). */
+  sealed(record: ContentRecord): void;
+}
+
+/** What a {@link Fetcher} works with; the cluster peer's own. */
+export interface FetcherOptions {
+  readonly replicas: Peer;
+  readonly directory: Directory;
+  readonly members: Members | undefined;
+  readonly node: string;
+  readonly token: string | undefined;
+  readonly maxObjectSize: number;
+  readonly transfer: Pick<TransferOptions, "inFlight" | "pieceTimeout" | "maxSources" | "rate">;
+  readonly blocklist: Blocklist;
+  /** Bytes this daemon's fetches may hold at once. Default: unbounded. */
+  readonly budget?: TransferBudget | undefined;
+  readonly log: ClusterLog;
+  /** This daemon's HTTP base URL, once known: a daemon with one relays pieces. */
+  readonly address: () => string | undefined;
+  readonly counts: ClusterCounts;
+  /** Aborted when the peer closes. */
+  readonly signal: AbortSignal;
+  /** Runs background work the peer awaits on close. */
+  readonly later: (work: Promise<void>) => void;
+}
+
+/** Fetches objects on miss for a {@link ClusterPeer}. */
+export class Fetcher {
+  readonly #replicas: Peer;
+  readonly #directory: Directory;
+  readonly #members: Members | undefined;
+  readonly #node: string;
+  readonly #token: string | undefined;
+  readonly #maxObjectSize: number;
+  readonly #transfer: FetcherOptions["transfer"];
+  readonly #blocklist: Blocklist;
+  readonly #budget: TransferBudget | undefined;
+  readonly #log: ClusterLog;
+  readonly #address: () => string | undefined;
+  readonly #counts: ClusterCounts;
+  readonly #signal: AbortSignal;
+  readonly #later: (work: Promise<void>) => void;
+
+  /** Withdrawals of dead holders under way, by `id node`. */
+  readonly #withdrawing = new Set<string>();
+  /** Transfers under way, by id: their verified pieces are served to others. */
+  readonly #partials = new Map<string, Transfer>();
+
+  /** Creates a fetcher working with the peer's parts. */
+  constructor(options: FetcherOptions) {
+    this.#replicas = options.replicas;
+    this.#directory = options.directory;
+    this.#members = options.members;
+    this.#node = options.node;
+    this.#token = options.token;
+    this.#maxObjectSize = options.maxObjectSize;
+    this.#transfer = options.transfer;
+    this.#blocklist = options.blocklist;
+    this.#budget = options.budget;
+    this.#log = options.log;
+    this.#address = options.address;
+    this.#counts = options.counts;
+    this.#signal = options.signal;
+    this.#later = options.later;
+  }
+
+  /**
+   * Fetches `id` from its holders into a sealed copy in `replicas`.
+   *
+   * @returns The content record the copy was verified against.
+   * @throws {NotFoundError} When no holder could send it.
+   */
+  async fetch(id: string, notFound: NotFoundError, hooks: FetchHooks): Promise<ContentRecord> {
+    const entry = await this.#directory.lookup(id);
+    const holders = shuffled(
+      entry?.holders.filter((holder) => this.#worthAsking(id, holder)) ?? [],
+    );
+    if (entry === undefined || holders.length === 0) {
+      this.#counts.cluster_misses_total++;
+      throw notFound;
+    }
+    let record: ContentRecord;
+    try {
+      record = checkRecord(entry, this.#maxObjectSize);
+    } catch (error) {
+      this.#counts.cluster_misses_total++;
+      this.#log.warn((error as Error).message);
+      throw new NotFoundError(`Cannot fetch object ${id}: ${(error as Error).message}`);
+    }
+    // Room in the transfer budget before any blob exists: waits, or refuses typed.
+    const reservation = await this.#budget?.reserve(record.size, `object ${id}`, this.#signal);
+    let created: Acquired | undefined;
+    let view: Uint8Array | undefined;
+    let transfer: Transfer | undefined;
+    let sealed = false;
+    const failures: string[] = [];
+    let first: readonly Holder[] | undefined = holders;
+    const sources = {
+      more: async () => {
+        const next = first ?? await this.#current(record);
+        first = undefined;
+        return next;
+      },
+      failed: (error: SourceError) => this.#sourceFailed(id, error),
+    };
+    try {
+      // The metadata from the first holder that answers; the pieces from all of them.
+      for (const holder of holders) {
+        if (created !== undefined) break;
+        if (this.#blocklist.blocked(sourceKey(holder))) {
+          failures.push(`Holder ${holder.node} at ${holder.address}: on the blocklist`);
+          first = first?.filter((other) => other !== holder);
+          continue;
+        }
+        try {
+          const meta = await metaFrom(holder, record, this.#token, this.#signal);
+          await hooks.before();
+          created = await this.#replicas.acquire(id, Access.CREATE, { size: record.size, meta });
+        } catch (error) {
+          if (!(error instanceof SourceError)) throw error;
+          failures.push(error.message);
+          first = first?.filter((other) => other !== holder);
+          this.#sourceFailed(id, error);
+        }
+      }
+      if (created !== undefined) {
+        view = record.size === 0 ? new Uint8Array(0) : created.blobs[0]!.openView();
+        if (view === undefined) {
+          throw new UnsupportedError("Cannot fetch into a peer whose blobs have no view");
+        }
+        transfer = new Transfer(record, view, {
+          token: this.#token,
+          ...this.#transfer,
+          blocklist: this.#blocklist,
+          onBytes: (bytes) => this.#counts.cluster_fetch_bytes_total += bytes,
+        });
+        this.#partials.set(id, transfer);
+        try {
+          await this.#relaying(record, transfer, transfer.run(sources, this.#signal));
+        } finally {
+          // Before the view closes: no partial read may touch it after.
+          this.#partials.delete(id);
+        }
+        failures.push(...transfer.failures);
+      }
+      if (transfer === undefined || transfer.missing > 0) {
+        this.#counts.cluster_misses_total++;
+        throw new NotFoundError(
+          `Cannot fetch object ${id}: no holder could send it (${failures.join("; ")})`,
+        );
+      }
+      if (!await transfer.verifyWhole()) {
+        this.#counts.cluster_verify_failures_total++;
+        this.#counts.cluster_misses_total++;
+        throw new NotFoundError(
+          `Cannot fetch object ${id}: its pieces verify but the whole is not ${record.digest}`,
+        );
+      }
+      if (view!.length > 0) created!.blobs[0]!.closeView(view!);
+      await this.#replicas.seal(created!.lease.id);
+      sealed = true;
+      await this.#replicas.recordDigest?.(created!.lease.id, record.digest);
+      hooks.sealed(record);
+    } finally {
+      await transfer?.close();
+      reservation?.release();
+      if (created !== undefined) {
+        const lease = created.lease.id;
+        // Nothing unverified stays: an unsealed CREATE is discarded.
+        await (sealed ? this.#replicas.release(lease) : this.#replicas.discard(lease))
+          .catch(() => {});
+      }
+    }
+    return record;
+  }
+
+  /**
+   * The verified bytes of an object on its way here, for a partial read by
+   * another daemon.
+   *
+   * @returns Undefined when no transfer of `id` is under way.
+   */
+  partial(
+    id: string,
+  ): { size: number; read(start: number, end: number): Uint8Array | undefined } | undefined {
+    const transfer = this.#partials.get(id);
+    if (transfer === undefined) return undefined;
+    return { size: transfer.size, read: (start, end) => transfer.copyVerified(start, end) };
+  }
+
+  /**
+   * Awaits `running` while announcing this daemon as a partial holder of the
+   * record, with the pieces it has, whenever it has more: other daemons
+   * fetch those from it at once. A transfer that fails is withdrawn.
+   */
+  async #relaying(record: ContentRecord, transfer: Transfer, running: Promise<void>) {
+    const address = this.#address();
+    if (address === undefined) return await running;
+    const stop = new AbortController();
+    let announced = 0;
+    const announcing = (async () => {
+      while (!stop.signal.aborted) {
+        await sleep(RELAY_ANNOUNCE_MS, stop.signal);
+        const verified = transfer.verified;
+        if (stop.signal.aborted || verified === announced || transfer.missing === 0) continue;
+        announced = verified;
+        const holder = { node: this.#node, address, pieces: transfer.bitfield() };
+        try {
+          await this.#directory.announce(record, holder, { existing: true });
+        } catch (error) {
+          // Removed or replaced meanwhile: the transfer's own end tells.
+          if (error instanceof NotFoundError || error instanceof ConflictError) continue;
+          this.#log.warn(`Cannot announce pieces of ${record.id}: ${(error as Error).message}`);
+        }
+      }
+    })();
+    try {
+      await running;
+    } finally {
+      stop.abort();
+      await announcing;
+      if (announced > 0 && transfer.missing > 0) {
+        this.#later(this.#directory.withdraw(record.id, this.#node));
+      }
+    }
+  }
+
+  /**
+   * Holders of the record's content as the directory lists them now, in
+   * random order: holders come and go during a transfer.
+   */
+  async #current(record: ContentRecord): Promise<Holder[]> {
+    const entry = await this.#directory.lookup(record.id);
+    if (entry === undefined || entry.digest !== record.digest) return [];
+    return shuffled(entry.holders.filter((holder) => this.#worthAsking(record.id, holder)));
+  }
+
+  /**
+   * Whether to fetch from `holder`: not this daemon, and not a member that
+   * membership knows to be dead or gone (withdrawn, then).
+   */
+  #worthAsking(id: string, holder: Holder): boolean {
+    if (holder.node === this.#node) return false;
+    const state = this.#members?.list().find((member) => member.node === holder.node)?.state;
+    if (state !== "dead" && state !== "left") return true;
+    // Transfers look holders up again and again: one withdrawal at a time.
+    const key = `${id} ${holder.node}`;
+    if (this.#withdrawing.has(key)) return false;
+    this.#withdrawing.add(key);
+    this.#counts.cluster_withdrawn_total++;
+    this.#later(
+      this.#directory.withdraw(id, holder.node).finally(() => this.#withdrawing.delete(key)),
+    );
+    return false;
+  }
+
+  #sourceFailed(id: string, error: SourceError): void {
+    this.#counts.cluster_source_failures_total++;
+    if (error.fault === "digest") this.#counts.cluster_verify_failures_total++;
+    if (blocks(error.fault)) this.#counts.cluster_blocked_total++;
+    this.#log.warn(`Skipping a holder of object ${id}: ${error.message}`);
+    if (error.fault === "digest") return;
+    // Without the object (dropped, evicted): withdrawn. Cut off, silent,
+    // unreachable or failing: withdrawn if it does not answer a health check either.
+    this.#later((async () => {
+      if (error.fault !== "missing" && await healthy(error.holder, this.#signal)) return;
+      this.#counts.cluster_withdrawn_total++;
+      this.#log.warn(
+        `Withdrawing holder ${error.holder.node} of object ${id}: ${
+          error.fault === "missing" ? "it does not hold it" : "it does not answer"
+        }`,
+      );
+      await this.#directory.withdraw(id, error.holder.node);
+    })());
+  }
+}
+
+/** The holders in random order, so readers spread over them. */
+function shuffled<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}

@@ -1,0 +1,89 @@
+import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
+import { Blocklist, pieceDeadline, PiecePicker, SourceSpeed } from "../../mod.ts";
+
+/** A clock the test moves by hand. */
+function fakeClock(): { now: number; read: () => number } {
+  const clock = { now: 1000, read: () => clock.now };
+  return clock;
+}
+
+Deno.test("a blocked source stays blocked for its duration, then is asked again", () => {
+  const clock = fakeClock();
+  const blocklist = new Blocklist(30_000, clock.read);
+  assert(!blocklist.blocked("a"));
+  blocklist.block("a");
+  clock.now += 29_999;
+  assert(blocklist.blocked("a"));
+  assertEquals(blocklist.size, 1);
+  clock.now += 1;
+  assert(!blocklist.blocked("a"));
+  assertEquals(blocklist.size, 0);
+  assertThrows(() => new Blocklist(-1), RangeError);
+});
+
+Deno.test("a piece's timeout grows with its size: 4 s + 4 s per MiB by default", () => {
+  assertEquals(pieceDeadline(0), 4000);
+  assertEquals(pieceDeadline(4 << 20), 20_000);
+  assertEquals(pieceDeadline(64 << 20), 260_000);
+  assertEquals(pieceDeadline(1 << 19, { base: 100, perMiB: 1000 }), 600);
+});
+
+Deno.test("a source is slow only when far behind its own mean, after a few pieces", () => {
+  const speed = new SourceSpeed(5, 3);
+  // A slow link is not punished: all its pieces are slow alike.
+  for (let i = 0; i < 10; i++) assert(!speed.record(1 << 20, 1000));
+  assert(!speed.record(1 << 20, 4000));
+  assert(speed.record(1 << 20, 60_000));
+  const fresh = new SourceSpeed(5, 3);
+  // Not judged before its warm-up.
+  assert(!fresh.record(1 << 20, 10));
+  assert(!fresh.record(1 << 20, 10_000));
+});
+
+Deno.test("pieces go rarest first, ties at random, never twice before the endgame", () => {
+  const picker = new PiecePicker(4, () => 0.99);
+  // Piece 2 is held by one source, the others by two.
+  picker.addSource();
+  picker.addSource((piece) => piece !== 2);
+  const mine = new Set<number>();
+  assertEquals(picker.next(() => true, mine), { piece: 2, duplicate: false });
+  // Ties: with random() near 1 the first of the tied pieces is kept.
+  assertEquals(picker.next(() => true, mine), { piece: 0, duplicate: false });
+  const low = new PiecePicker(4, () => 0);
+  // With random() at 0 each later tie replaces the earlier: the last one.
+  assertEquals(low.next(() => true, new Set()), { piece: 3, duplicate: false });
+  // Only pieces the source has.
+  assertEquals(picker.next((piece) => piece === 2 || piece === 3, mine)?.piece, 3);
+  assertEquals(picker.next((piece) => piece === 2, mine), undefined);
+  picker.finish(2, true);
+  assert(picker.done(2));
+  assertEquals(picker.missing, 3);
+  // A failed request gives the piece back.
+  picker.finish(0, false);
+  assertEquals(picker.next(() => true, mine)?.piece, 0);
+});
+
+Deno.test("the endgame duplicates a straggling piece only, never one's own, never a third time", () => {
+  const clock = fakeClock();
+  const picker = new PiecePicker(3, Math.random, clock.read);
+  picker.addSource();
+  const first = new Set<number>();
+  for (let i = 0; i < 3; i++) first.add(picker.next(() => true, first)!.piece);
+  clock.now += 100;
+  picker.finish(0, true);
+  // Mean piece time 100 ms: pieces 1 and 2 (100 ms old) are not straggling yet.
+  assertEquals(picker.next(() => true, new Set()), undefined);
+  clock.now += 150;
+  const other = new Set<number>();
+  const pick = picker.next(() => true, other);
+  assertEquals(pick, { piece: 1, duplicate: true });
+  other.add(1);
+  // The source fetching a piece is never its duplicate.
+  assertEquals(picker.next((piece) => piece === 2, first), undefined);
+  assertEquals(picker.next(() => true, other), { piece: 2, duplicate: true });
+  // Both pieces now have two requests: no third.
+  assertEquals(picker.next(() => true, new Set()), undefined);
+  picker.finish(1, true);
+  picker.finish(1, false);
+  assertEquals(picker.missing, 1);
+});

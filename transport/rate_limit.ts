@@ -1,0 +1,181 @@
+/**
+ * Byte-rate limits and a bound on concurrent work, shared by the HTTP
+ * server (uploads to other daemons) and the cluster's transfers (downloads),
+ * so that one hot object cannot starve a host and so that a loopback
+ * benchmark behaves like a network of real links.
+ *
+ * @module
+ */
+
+/** Milliseconds now; monotonic by default, a test's own clock otherwise. */
+export type RateClock = () => number;
+
+/**
+ * A token bucket of bytes: `rate` bytes a second, bursts of at most `burst`.
+ * A take larger than what is there runs the bucket into debt and waits it
+ * out, so takers of any size get their turn in order and the long-run rate is
+ * exact.
+ *
+ * @example
+ * ```ts
+ * import { TokenBucket } from "@packice/packice";
+ * const bucket = new TokenBucket(200e6); // 200 MB/s
+ * await bucket.take(1 << 20);
+ * ```
+ */
+export class TokenBucket {
+  /** Bytes a second. */
+  readonly rate: number;
+  readonly #burst: number;
+  readonly #clock: RateClock;
+  #tokens: number;
+  #at: number;
+
+  /**
+   * Creates a full bucket.
+   *
+   * @param rate Bytes a second, more than 0.
+   * @param burst Bytes taken at once without waiting. Default: 50 ms at `rate`, at least 64 KiB.
+   * @param clock The time source. Default `performance.now`.
+   * @throws {RangeError} For a rate or burst that is not a positive number.
+   */
+  constructor(rate: number, burst?: number, clock: RateClock = () => performance.now()) {
+    if (!(rate > 0) || !Number.isFinite(rate)) {
+      throw new RangeError(`Cannot limit to ${rate} bytes/s: not a positive rate`);
+    }
+    const size = burst ?? Math.max(64 << 10, rate / 20);
+    if (!(size > 0)) throw new RangeError(`Cannot allow bursts of ${burst} bytes`);
+    this.rate = rate;
+    this.#burst = size;
+    this.#clock = clock;
+    this.#tokens = size;
+    this.#at = clock();
+  }
+
+  /**
+   * Milliseconds to wait before `bytes` may pass; the bytes are taken now.
+   * Callers that cannot wait (tests) use this; others {@link TokenBucket.take}.
+   */
+  reserve(bytes: number): number {
+    const now = this.#clock();
+    this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#at) * this.rate / 1000);
+    this.#at = now;
+    this.#tokens -= bytes;
+    return this.#tokens >= 0 ? 0 : -this.#tokens * 1000 / this.rate;
+  }
+
+  /** Waits until `bytes` may pass; `signal` ends the wait early (the bytes stay taken). */
+  async take(bytes: number, signal?: AbortSignal): Promise<void> {
+    const wait = this.reserve(bytes);
+    if (wait > 0) await sleep(wait, signal);
+  }
+}
+
+/**
+ * At most `limit` holders at once; others wait in order for a slot.
+ *
+ * @example
+ * ```ts
+ * import { Slots } from "@packice/packice";
+ * const slots = new Slots(4);
+ * const release = await slots.acquire();
+ * release();
+ * ```
+ */
+export class Slots {
+  readonly #limit: number;
+  readonly #waiting: Array<() => void> = [];
+  #used = 0;
+
+  /**
+   * Creates free slots.
+   *
+   * @param limit Holders at once, 1 or more.
+   * @throws {RangeError} For a limit that is not a positive integer.
+   */
+  constructor(limit: number) {
+    if (!Number.isInteger(limit) || limit < 1) {
+      throw new RangeError(`Cannot allow ${limit} at once: not a positive integer`);
+    }
+    this.#limit = limit;
+  }
+
+  /** Slots in use. */
+  get used(): number {
+    return this.#used;
+  }
+
+  /** Waiters in line. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /** A slot if one is free now, else undefined; the returned function frees it. */
+  tryAcquire(): (() => void) | undefined {
+    if (this.#used >= this.#limit || this.#waiting.length > 0) return undefined;
+    this.#used++;
+    return this.#freer();
+  }
+
+  /** Waits for a slot; the returned function frees it (once; later calls do nothing). */
+  async acquire(): Promise<() => void> {
+    if (this.#used < this.#limit) this.#used++;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    return this.#freer();
+  }
+
+  #freer(): () => void {
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const next = this.#waiting.shift();
+      if (next === undefined) this.#used--;
+      else next();
+    };
+  }
+}
+
+/** Waits `ms`, or until `signal` aborts; the timer never outlives the wait. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
+
+/**
+ * A stream of the same bytes as `body`, at most `bucket.rate` bytes a second:
+ * chunks larger than a slice are cut, so a 4 MiB zero-copy view does not pass
+ * in one burst.
+ */
+export function limitStream(
+  body: ReadableStream<Uint8Array>,
+  bucket: TokenBucket,
+  slice = 256 << 10,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let rest: Uint8Array | undefined;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (rest === undefined || rest.length === 0) {
+        const next = await reader.read();
+        if (next.done) return controller.close();
+        rest = next.value;
+      }
+      const chunk = rest.subarray(0, slice);
+      rest = rest.subarray(chunk.length);
+      await bucket.take(chunk.length);
+      controller.enqueue(chunk);
+    },
+    async cancel(reason) {
+      await reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
