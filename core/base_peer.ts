@@ -1,8 +1,11 @@
+/** BasePeer: the lifecycle every peer inherits, over any blob store and lease store. */
 import type { Blob } from "./blob.ts";
 import type { BlobStore, StoredObject } from "./blob_store.ts";
+import { checkChunks, checkMemfds, checkOptions, checkRange } from "./call_checks.ts";
+import { creatingInfo } from "./creating_info.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
-import { Deadlines } from "./deadlines.ts";
+import { DeadlineTimer } from "./deadline_timer.ts";
 import {
   AlreadyExistsError,
   AlreadySealedError,
@@ -17,72 +20,27 @@ import {
 } from "./errors.ts";
 import { Access, type Lease } from "./lease.ts";
 import { type LeaseEnd, type LeaseRecord, leaseRecord, type LeaseStore } from "./lease_store.ts";
-import { isExpired, objectDeadline } from "./lifecycle.ts";
+import { closeLeaseViews, closeViews, type Holding, sealedInfo } from "./holding.ts";
+import { LeasedBlob } from "./leased_blob.ts";
+import { isExpired } from "./lifecycle.ts";
+import { evictionVictims } from "./eviction.ts";
 import { Lru } from "./lru.ts";
 import { type PeerMode, validateMode } from "./mode.ts";
+import type { BasePeerOptions } from "./peer_options.ts";
 import type { ObjectInfo } from "./object.ts";
-import { sameContent, totalSize } from "./object.ts";
+import { sameContent } from "./object.ts";
 import type { Acquired, AcquireOptions, DirectPutOptions, Peer, PeerStats } from "./peer.ts";
-import { shown } from "./shown.ts";
+import { publicLease } from "./public_lease.ts";
 import {
   newId,
   validateAccess,
-  validateBlobSizes,
   validateLeaseId,
-  validateMeta,
   validateObjectId,
   validateSize,
   validateTtl,
 } from "./validate.ts";
 
-/** What every peer takes besides where its bytes live. */
-export interface PeerOptions {
-  /** Where leases and the object directory live. Default: in this process's memory. */
-  readonly leases?: LeaseStore;
-  /** The clock that decides expiry. Default: the system clock. */
-  readonly clock?: Clock;
-  /** How often expired leases are swept, in milliseconds; 0 sweeps only when asked. Default 1000. */
-  readonly sweepInterval?: number;
-  /** This node's id in a shared lease store. */
-  readonly node?: string;
-  /**
-   * Computes a content digest of each object after seal, in the background,
-   * and records it in the lease store: a shared directory then knows every
-   * sealed object's digest. Without it, digests are computed only on demand.
-   */
-  readonly digest?: (blobs: readonly Blob[]) => Promise<string>;
-  /**
-   * When a new object does not fit: `"cache"` drops the least recently used
-   * sealed objects that no lease holds until it does, `"store"` refuses it
-   * with a `CapacityExceededError`. Default `"store"`.
-   */
-  readonly mode?: PeerMode;
-}
-
-/** What {@link BasePeer} takes: the stores, and the options every peer shares. */
-export interface BasePeerOptions extends PeerOptions {
-  /** Where the bytes live. */
-  readonly blobs: BlobStore;
-  /** Where leases and the object directory live. */
-  readonly leases: LeaseStore;
-}
-
-/** The local bytes of one incarnation of an object, counted by the leases on it. */
-interface Holding {
-  info: ObjectInfo;
-  readonly stored: StoredObject;
-  /** Live leases on this incarnation. */
-  refs: number;
-  /** Removed from lookups: freed when the last lease ends. */
-  removed: boolean;
-  sealed: boolean;
-  /** Views opened through each lease, closed when that lease ends; made for the first lease handed out. */
-  views: Map<string, Array<[Blob, Uint8Array]>> | undefined;
-  /** Settles when a seal in progress is done, so freeing waits for it. */
-  sealing: Promise<unknown> | undefined;
-  /** Settles when the bytes are freed, once freeing has started. */
-  freed: Promise<void> | undefined;
-}
+export type { BasePeerOptions, PeerOptions } from "./peer_options.ts";
 
 /**
  * The lifecycle every peer inherits: leases, seal, discard, release, expiry,
@@ -108,9 +66,7 @@ export class BasePeer implements Peer {
   /** Sealed objects held here from least to most recently read, in cache mode. */
   readonly #recency = new Lru<Holding>();
   /** Objects with a TTL, by deadline; one timer waits for the nearest. */
-  readonly #deadlines = new Deadlines<Holding>();
-  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt = Infinity;
+  readonly #deadlines: DeadlineTimer<Holding>;
   #hits = 0;
   #misses = 0;
   #evictions = 0;
@@ -125,6 +81,7 @@ export class BasePeer implements Peer {
     this.#blobs = options.blobs;
     this.#leases = options.leases;
     this.#clock = options.clock ?? systemClock;
+    this.#deadlines = new DeadlineTimer(this.#clock, () => this.#expireDue().catch(() => {}));
     this.#node = options.node;
     this.#digest = options.digest;
     this.#mode = validateMode(options.mode, "store");
@@ -324,25 +281,13 @@ export class BasePeer implements Peer {
     given?: Uint8Array,
   ): Promise<{ holding: Holding; lease: LeaseRecord; info: ObjectInfo; filled: boolean }> {
     const id = objectId === undefined ? newId() : validateObjectId(objectId);
-    const blobSizes = validateBlobSizes(options.size);
-    const meta = validateMeta(options.meta);
-    const objectTtl = validateTtl(options.objectTtl);
+    const now = this.#clock.now();
+    const info = creatingInfo(id, options, now);
     const memfds = options.memfds;
     if (memfds !== undefined) checkMemfds(memfds);
     if (memfds !== undefined && this.#blobs.allocateFrom === undefined) {
       throw new UnsupportedError("Cannot take over memfds: this peer keeps no blobs in memfds");
     }
-    const now = this.#clock.now();
-    const expiresAt = objectDeadline(now, objectTtl);
-    const info: ObjectInfo = {
-      id,
-      state: "CREATING",
-      size: totalSize(blobSizes),
-      blobSizes,
-      meta,
-      createdAt: now,
-      ...(expiresAt === undefined ? {} : { expiresAt }),
-    };
     const lease = leaseRecord(newId(), id, Access.CREATE, ttl, now, this.#node);
     try {
       await this.#leases.create(info, lease);
@@ -395,10 +340,7 @@ export class BasePeer implements Peer {
 
   /** Seals the object of a CREATE lease on `holding` that is not sealed nor being sealed. */
   async #seal(leaseId: string, holding: Holding): Promise<ObjectInfo> {
-    for (const opened of holding.views?.values() ?? []) {
-      for (const [blob, view] of opened) blob.closeView(view);
-      opened.length = 0;
-    }
+    closeViews(holding);
     const sealedAt = this.#clock.now();
     const sealing = this.#blobs.seal(holding.stored, {
       ...holding.info,
@@ -512,13 +454,7 @@ export class BasePeer implements Peer {
    * @returns Whether this peer held the object.
    */
   forget(objectId: string): boolean {
-    const holding = this.#objects.get(objectId);
-    if (holding === undefined || !holding.sealed) return false;
-    holding.removed = true;
-    this.#recency.delete(holding);
-    this.#objects.delete(objectId);
-    if (holding.refs === 0) this.#free(holding);
-    return true;
+    return this.#forfeit(objectId);
   }
 
   /**
@@ -541,14 +477,13 @@ export class BasePeer implements Peer {
     await Promise.all(this.#digesting);
     this.#closed = true;
     clearInterval(this.#sweeper);
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlines.clear();
+    this.#deadlines.close();
     this.#recency.clear();
     const holdings = new Set([...this.#objects.values(), ...this.#held.values()]);
     this.#objects.clear();
     this.#held.clear();
     for (const holding of holdings) {
-      this.#closeViews(holding);
+      closeViews(holding);
       await holding.sealing?.catch(() => {});
     }
     this.#bytesHeld = 0;
@@ -590,10 +525,16 @@ export class BasePeer implements Peer {
     return false;
   }
 
-  /** Drops the sealed copy held here of `objectId`, once its readers let go. */
-  #forfeit(objectId: string): void {
+  /** Drops the sealed copy held here of `objectId`, once its readers let go; whether there was one. */
+  #forfeit(objectId: string): boolean {
     const holding = this.#objects.get(objectId);
-    if (holding === undefined || !holding.sealed) return;
+    if (holding === undefined || !holding.sealed) return false;
+    this.#unlist(holding, objectId);
+    return true;
+  }
+
+  /** Takes `holding`, the incarnation of `objectId`, out of lookups; its bytes go once its last lease ends. */
+  #unlist(holding: Holding, objectId: string): void {
     holding.removed = true;
     this.#recency.delete(holding);
     this.#objects.delete(objectId);
@@ -651,7 +592,7 @@ export class BasePeer implements Peer {
     this.#objects.set(info.id, holding);
     this.#bytesHeld += info.size;
     if (holding.sealed && this.#mode === "cache") this.#recency.touch(holding);
-    if (info.expiresAt !== undefined) this.#addDeadline(info.expiresAt, holding);
+    if (info.expiresAt !== undefined) this.#deadlines.add(info.expiresAt, holding);
     return holding;
   }
 
@@ -680,25 +621,8 @@ export class BasePeer implements Peer {
    * @returns Whether any was dropped; false when all of them would not make room.
    */
   async #evictFor(size: number): Promise<boolean> {
-    const { capacity, used } = this.#blobs;
-    if (size > capacity) return false;
-    const needed = used + size - capacity;
-    const victims: Holding[] = [];
-    let found = 0;
-    let steps = this.#recency.size;
-    for (const holding of this.#recency) {
-      if (found >= needed || steps-- <= 0) break;
-      if (
-        holding.refs === 0 && holding.sealed && !holding.removed &&
-        this.#objects.get(holding.info.id) === holding
-      ) {
-        victims.push(holding);
-        found += holding.info.size;
-      }
-    }
-    if (found < needed || victims.length === 0) return false;
     let dropped = 0;
-    for (const holding of victims) {
+    for (const holding of evictionVictims(size, this.#blobs, this.#recency, this.#objects)) {
       if (await this.#remove(holding)) {
         dropped++;
         this.#evictions++;
@@ -744,31 +668,9 @@ export class BasePeer implements Peer {
     return true;
   }
 
-  #addDeadline(at: number, holding: Holding): void {
-    this.#deadlines.add(at, holding);
-    if (at < this.#timerAt) this.#armDeadlines();
-  }
-
-  /** Sets the one timer for the nearest deadline. */
-  #armDeadlines(): void {
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = undefined;
-    this.#timerAt = this.#deadlines.next ?? Infinity;
-    if (this.#timerAt === Infinity || this.#closed) return;
-    const delay = Math.min(Math.max(this.#timerAt - this.#clock.now(), 0), 2 ** 31 - 1);
-    const timer = setTimeout(() => {
-      this.#deadlineTimer = undefined;
-      this.#expireDue().catch(() => {});
-    }, delay);
-    Deno.unrefTimer(timer);
-    this.#deadlineTimer = timer;
-  }
-
   /** Removes every object whose deadline has come, then waits for the next. */
   async #expireDue(): Promise<void> {
-    const due = this.#deadlines.due(this.#clock.now());
-    this.#armDeadlines();
-    for (const holding of due) {
+    for (const holding of this.#deadlines.due()) {
       if (!holding.removed && await this.#remove(holding)) this.#expirations++;
     }
   }
@@ -801,160 +703,24 @@ export class BasePeer implements Peer {
       const current = this.#objects.get(end.removed.id);
       const target = holding ?? current;
       if (target !== undefined && (holding === undefined || current === holding)) {
-        target.removed = true;
-        this.#recency.delete(target);
-        this.#objects.delete(end.removed.id);
-        if (target.refs === 0) this.#free(target);
+        this.#unlist(target, end.removed.id);
       }
     }
     if (holding === undefined) return;
     this.#held.delete(end.lease.id);
-    const views = holding.views?.get(end.lease.id);
-    holding.views?.delete(end.lease.id);
-    for (const [blob, view] of views ?? []) blob.closeView(view);
+    closeLeaseViews(holding, end.lease.id);
     holding.refs--;
     if (holding.removed && holding.refs === 0) this.#free(holding);
   }
 
   #free(holding: Holding): void {
-    this.#closeViews(holding);
+    closeViews(holding);
     this.#bytesHeld -= holding.info.size;
     const free = () => this.#blobs.free(holding.stored);
     holding.freed = (holding.sealing ? holding.sealing.then(free, free) : free()).catch(() => {});
   }
 
-  #closeViews(holding: Holding): void {
-    for (const opened of holding.views?.values() ?? []) {
-      for (const [blob, view] of opened) blob.closeView(view);
-    }
-    holding.views?.clear();
-  }
-
   #checkOpen(): void {
     if (this.#closed) throw new ClosedError("Peer is closed");
   }
-}
-
-/** A blob as one lease sees it: bounded by the lease's access and life. */
-class LeasedBlob implements Blob {
-  readonly #blob: Blob;
-  readonly #lease: LeaseRecord;
-  readonly #holding: Holding;
-  /** The peer's live leases, by id: this lease is live while it maps to {@link LeasedBlob.#holding}. */
-  readonly #held: ReadonlyMap<string, Holding>;
-
-  constructor(
-    blob: Blob,
-    lease: LeaseRecord,
-    holding: Holding,
-    held: ReadonlyMap<string, Holding>,
-  ) {
-    this.#blob = blob;
-    this.#lease = lease;
-    this.#holding = holding;
-    this.#held = held;
-  }
-
-  get size(): number {
-    return this.#blob.size;
-  }
-
-  /** The backend blob's fd, while the lease lasts; see {@link Blob.fd}. */
-  get fd(): number | undefined {
-    this.#checkLive();
-    return this.#blob.fd;
-  }
-
-  openView(): Uint8Array | undefined {
-    this.#checkLive();
-    const view = this.#blob.openView();
-    if (view === undefined) return view;
-    // Most leases open no view here (a transport hands out the fd): the list starts with the first.
-    const views = this.#holding.views ??= new Map();
-    let opened = views.get(this.#lease.id);
-    if (opened === undefined) views.set(this.#lease.id, opened = []);
-    opened.push([this.#blob, view]);
-    return view;
-  }
-
-  closeView(view: Uint8Array): void {
-    const opened = this.#holding.views?.get(this.#lease.id);
-    const index = opened?.findIndex(([, open]) => open === view) ?? -1;
-    if (index < 0) return;
-    opened!.splice(index, 1);
-    this.#blob.closeView(view);
-  }
-
-  read(offset: number, length: number): Promise<Uint8Array> {
-    this.#checkLive();
-    checkRange(offset, length, this.#blob.size, this.#lease.objectId);
-    return this.#blob.read(offset, length);
-  }
-
-  write(offset: number, bytes: Uint8Array): Promise<void> {
-    this.#checkLive();
-    if (!(bytes instanceof Uint8Array)) {
-      throw new InvalidArgumentError(`Invalid bytes: expected a Uint8Array, got ${shown(bytes)}`);
-    }
-    if (this.#lease.access === Access.READ) {
-      throw new WrongAccessError(`Cannot write object ${this.#lease.objectId}: lease is READ`);
-    }
-    if (this.#holding.sealed || this.#holding.sealing !== undefined) {
-      throw new AlreadySealedError(`Cannot write object ${this.#lease.objectId}: sealed`);
-    }
-    checkRange(offset, bytes.length, this.#blob.size, this.#lease.objectId);
-    return this.#blob.write(offset, bytes);
-  }
-
-  #checkLive(): void {
-    if (this.#held.get(this.#lease.id) !== this.#holding) {
-      throw new UnknownLeaseError(`Lease ${this.#lease.id} on ${this.#lease.objectId} has ended`);
-    }
-  }
-}
-
-function checkRange(offset: number, length: number, size: number, objectId: string): void {
-  validateSize(offset, "offset");
-  validateSize(length, "length");
-  if (offset + length > size) {
-    throw new InvalidArgumentError(
-      `Out of range for object ${objectId}: ${offset}+${length} is past its size ${size}`,
-    );
-  }
-}
-
-/** Options of an in-process call: absent or an object; each field is checked where it is used. */
-function checkOptions(options: unknown): void {
-  if (options === null || typeof options !== "object") {
-    throw new InvalidArgumentError(`Invalid options: expected an object, got ${shown(options)}`);
-  }
-}
-
-/** The chunks of a put: a loop, not a callback, as small puts are a hot path. */
-function checkChunks(chunks: unknown): void {
-  let valid = Array.isArray(chunks);
-  for (let i = 0; valid && i < (chunks as unknown[]).length; i++) {
-    valid = (chunks as unknown[])[i] instanceof Uint8Array;
-  }
-  if (!valid) throw new InvalidArgumentError("Invalid chunks: expected an array of Uint8Array");
-}
-
-function checkMemfds(memfds: unknown): void {
-  if (!Array.isArray(memfds) || !memfds.every((fd) => Number.isSafeInteger(fd) && fd >= 0)) {
-    throw new InvalidArgumentError("Invalid memfds: expected an array of file descriptors");
-  }
-}
-
-/** The info of a holding whose object is sealed, the only kind a shared store may re-register. */
-function sealedInfo(holding: Holding | undefined): ObjectInfo | undefined {
-  return holding?.info.state === "SEALED" ? holding.info : undefined;
-}
-
-function publicLease(lease: LeaseRecord): Lease {
-  return {
-    id: lease.id,
-    objectId: lease.objectId,
-    access: lease.access,
-    ...(lease.ttl === undefined ? {} : { ttl: lease.ttl, expiresAt: lease.expiresAt! }),
-  };
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { defaultNode } from "../backends/redis/redis_options.ts";
 import { InvalidArgumentError } from "../core/errors.ts";
 import { HttpClusterTransport } from "../p2p/cluster_transport.ts";
 import { clusterRoutes } from "../p2p/cluster_routes.ts";
@@ -30,17 +31,6 @@ export interface ClusterMember extends AsyncDisposable {
   start(url: string): Promise<void>;
   /** Leaves the cluster and stops. Idempotent. */
   close(): Promise<void>;
-}
-
-/** The node id a daemon takes without `--node`: host and pid, as the Redis store's. */
-export function defaultNodeId(): string {
-  let host = "node";
-  try {
-    host = Deno.hostname();
-  } catch {
-    // No --allow-sys: the pid alone still tells daemons on one host apart.
-  }
-  return `${host}-${Deno.pid}`;
 }
 
 /** `host:port` or a base URL, as a base URL. */
@@ -73,7 +63,7 @@ export function createClusterMember(options: DaemonOptions, log: Logger): Cluste
     options.token === undefined ? {} : { token: options.token },
   );
   const membership = new Membership({
-    node: options.node ?? defaultNodeId(),
+    node: options.node ?? defaultNode(),
     transport,
     config,
     log: { info: log.info, warn: log.warn, debug: log.debug },

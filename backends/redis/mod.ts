@@ -11,5 +11,6 @@
  *
  * @module
  */
-export { RedisLeaseStore, type RedisLeaseStoreOptions } from "./redis_lease_store.ts";
+export { RedisLeaseStore } from "./redis_lease_store.ts";
+export type { RedisLeaseStoreOptions } from "./redis_options.ts";
 export type { RedisBackoff, RedisLogger } from "./connection.ts";

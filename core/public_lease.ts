@@ -1,0 +1,13 @@
+/** The lease a caller is handed, without what only the store keeps. */
+import type { Lease } from "./lease.ts";
+import type { LeaseRecord } from "./lease_store.ts";
+
+/** A stored lease as a caller sees it: the node that granted it stays inside. */
+export function publicLease(lease: LeaseRecord): Lease {
+  return {
+    id: lease.id,
+    objectId: lease.objectId,
+    access: lease.access,
+    ...(lease.ttl === undefined ? {} : { ttl: lease.ttl, expiresAt: lease.expiresAt! }),
+  };
+}
