@@ -1,22 +1,9 @@
 /** `packice fetch URL` through a real daemon, against a local origin that counts its requests. */
 import { assert, assertEquals } from "../helpers/assert.ts";
+import { runCli } from "../helpers/cli.ts";
 import { spawnDaemon, testInSocketDir } from "../helpers/uds_daemon.ts";
 
-const CLI = new URL("../../cli.ts", import.meta.url).pathname;
-
-async function packice(...args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(20_000),
-  }).output();
-  return {
-    code: output.code,
-    stdout: output.stdout,
-    stderr: new TextDecoder().decode(output.stderr),
-  };
-}
+const packice = (...args: string[]) => runCli(args);
 
 testInSocketDir(
   "packice fetch downloads once, then answers from the daemon's cache",
@@ -52,7 +39,7 @@ testInSocketDir(
     assertEquals(await Deno.readFile(`${dir}/first.bin`), body);
     const again = await packice("fetch", url, ...target);
     assertEquals(again.code, 0, again.stderr);
-    assertEquals(again.stdout, body);
+    assertEquals(again.bytes, body);
     assertEquals(seen, ["Bearer s3"], "the second fetch is answered by the daemon");
 
     const reloaded = await packice("fetch", url, "--reload", "-o", "-", ...target);

@@ -1,25 +1,11 @@
 /** `packice members` against real daemons joined with `--join`, through the Unix socket. */
 import { assert, assertEquals } from "../helpers/assert.ts";
+import { runCli } from "../helpers/cli.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { startCluster } from "../p2p/cluster_daemons.ts";
 import { spawnDaemon, testInSocketDir } from "../helpers/uds_daemon.ts";
 
-const CLI = new URL("../../cli.ts", import.meta.url).pathname;
-
-async function packice(...args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(20_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
+const packice = (...args: string[]) => runCli(args);
 
 Deno.test("packice members lists every member of the daemon's cluster with its state", async () => {
   await using cluster = await startCluster(["a", "b", "c"]);
