@@ -115,38 +115,32 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   let cluster: ClusterPeer | undefined;
   let clusterMember: ClusterMember | undefined;
   try {
-    if (options.redis === undefined && options.http !== undefined) {
-      // A cluster over the embedded directory: gossip membership, fetch on miss.
-      const home = await createPeer(options, log);
-      try {
-        const { createClusterMember } = await import("./cluster_member.ts");
-        const { wrapCluster } = await import("./cluster_peer.ts");
-        const member = clusterMember = createClusterMember(options, log);
-        peer = cluster = wrapCluster(home, {
-          directory: member.directory!,
-          members: member.membership,
-          node: member.membership.self,
-          capacity: options.impl === "tiered" ? options.hot : options.capacity,
-          token: options.token,
-          maxDownloadRate: options.maxDownloadRate,
-          transferBudget: options.transferBudget,
-          log,
-        });
-      } catch (error) {
-        await home.close();
-        throw error;
-      }
-    } else if (options.redis === undefined) {
+    if (options.redis === undefined && options.http === undefined) {
       peer = await createPeer(options, log);
     } else {
-      // In a cluster, content digests are computed at seal by the cluster peer.
-      const shared = await connectRedis(options, log);
-      const home = await peerOver(options, shared);
+      // A cluster: over the embedded directory with gossip membership, or over Redis.
+      // Content digests are computed at seal by the cluster peer.
+      const shared = options.redis === undefined ? undefined : await connectRedis(options, log);
+      const home = shared === undefined
+        ? await createPeer(options, log)
+        : await peerOver(options, shared);
       try {
         // Loaded only for a cluster: a daemon on its own starts as fast as before.
         const { redisWiring, wrapCluster } = await import("./cluster_peer.ts");
+        let wiring;
+        if (shared === undefined) {
+          const { createClusterMember } = await import("./cluster_member.ts");
+          const member = clusterMember = createClusterMember(options, log);
+          wiring = {
+            directory: member.directory!,
+            members: member.membership,
+            node: member.membership.self,
+          };
+        } else {
+          wiring = await redisWiring(options, shared.leases, log);
+        }
         peer = cluster = wrapCluster(home, {
-          ...await redisWiring(options, shared.leases, log),
+          ...wiring,
           capacity: options.impl === "tiered" ? options.hot : options.capacity,
           token: options.token,
           maxDownloadRate: options.maxDownloadRate,
