@@ -24,6 +24,7 @@ import { Linux } from "../native/ffi.ts";
 import { loadNative, type Native } from "../native/load.ts";
 import { Reactor } from "../native/reactor.ts";
 import { quantile, report, timeEach } from "./stats.ts";
+import { waitFor } from "./processes.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -221,20 +222,6 @@ function spawn(args: string[], flags = ["-A"]): Deno.ChildProcess {
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-}
-
-/** Waits for `text` on a child's stdout, then drains the rest. */
-async function waitFor(child: Deno.ChildProcess, text: string): Promise<void> {
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  while (!seen.includes(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`A child exited before printing ${text}`);
-    seen += value;
-  }
-  void (async () => {
-    while (!(await reader.read()).done);
-  })();
 }
 
 async function startDaemon(path: string): Promise<Deno.ChildProcess> {
