@@ -11,7 +11,7 @@ import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
 import { Mapping } from "../../native/mapping.ts";
 import { AdoptedSeal } from "./adopted_seal.ts";
-import { checkRange } from "./checks.ts";
+import { checkRange } from "../../core/range.ts";
 import { HeapViews } from "./heap_views.ts";
 import type { FdCloser } from "./closer.ts";
 import { LARGE_BLOB } from "../../native/memfd_pool.ts";
@@ -221,7 +221,7 @@ export class MemfdBlob implements Blob {
   read(offset: number, length: number): Promise<Uint8Array> {
     try {
       this.#checkLive("read");
-      checkRange("read", offset, length, this.size);
+      checkRange("read", offset, length, this.size, "the blob");
       if (this.#heap) {
         return Promise.resolve(new Uint8Array(this.#heap.slice(offset, offset + length)));
       }
@@ -250,7 +250,7 @@ export class MemfdBlob implements Blob {
     try {
       this.#checkLive("write");
       if (this.#state === "sealed") throw new AlreadySealedError("Cannot write blob: sealed");
-      checkRange("write", offset, bytes.length, this.size);
+      checkRange("write", offset, bytes.length, this.size, "the blob");
       const { symbols } = this.#native;
       if (this.#heap) {
         new Uint8Array(this.#heap).set(bytes, offset);
