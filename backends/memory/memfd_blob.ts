@@ -284,8 +284,7 @@ export class MemfdBlob implements Blob {
    *
    * A shared blob is sealed for every process. `F_SEAL_WRITE` can only be
    * added once no writable shared mapping of it is left anywhere, and
-   * unmapping a large written mapping costs more than writing it (5 ms for
-   * 64 MiB), so a large blob is first sealed with `F_SEAL_FUTURE_WRITE` (no
+   * unmapping a large written mapping costs more than writing it, so a large blob is first sealed with `F_SEAL_FUTURE_WRITE` (no
    * new writable mapping and no `write()` from now on, in any process) and
    * its mapping is unmapped on another thread before `F_SEAL_WRITE |
    * F_SEAL_SEAL` are added; {@link MemfdBlob.settled} waits for that. When

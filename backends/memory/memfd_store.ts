@@ -46,7 +46,7 @@ const DEFAULT_POOL_BYTES = 256 * 1024 * 1024;
  *
  * New blobs come from a pool of memfds prepared off the JS thread, or
  * recycled from freed large blobs that no other process received, so that
- * writing an object does not pay for page allocation (2.4 µs a page).
+ * writing an object does not pay for page allocation, page by page.
  *
  * @example
  * ```ts ignore
