@@ -9,7 +9,8 @@ const MISS_COST = 4;
 /**
  * Whether waits on the JS thread poll for a while before they sleep. Waking
  * a sleeping thread on another CPU costs about twice a round trip on a VM,
- * while an answer from a process running on the other CPU often takes less: then a short spin halves the round trip. It does not pay when the
+ * while an answer from a process running on the other CPU often takes less:
+ * then a short spin halves the round trip. It does not pay when the
  * other process waits for this CPU (it cannot answer until this thread
  * sleeps: a spin that finds the answer only after losing its CPU did not
  * pay), nor when no answer is coming; so spins that find nothing cost
