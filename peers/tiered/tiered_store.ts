@@ -1,6 +1,7 @@
+import { HandedOut } from "../../core/handed_out.ts";
 import type { BlobStore, RecoveredObject, StoredObject } from "../../core/blob_store.ts";
 import type { Clock } from "../../core/clock.ts";
-import { CapacityExceededError, ClosedError, InvalidArgumentError } from "../../core/errors.ts";
+import { CapacityExceededError, ClosedError } from "../../core/errors.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import type { PeerMode } from "../../core/mode.ts";
 import { TierMover } from "./mover.ts";
@@ -105,7 +106,7 @@ export class TieredBlobStore implements BlobStore {
   readonly #mover: TierMover;
   /** The newest incarnation of each id. */
   readonly #current = new Map<string, TieredObject>();
-  readonly #handedOut = new WeakSet<TieredObject>();
+  readonly #handedOut = new HandedOut<TieredObject>();
 
   /** @param options The two tiers, their budgets, and the policies. */
   constructor(options: TieredBlobStoreOptions) {
@@ -321,10 +322,7 @@ export class TieredBlobStore implements BlobStore {
 
   #own(stored: StoredObject, action: string): TieredObject {
     this.#checkOpen(`${action} an object`);
-    if (!(stored instanceof TieredObject) || !this.#handedOut.has(stored)) {
-      throw new InvalidArgumentError(`Cannot ${action} an object: not from this store`);
-    }
-    return stored;
+    return this.#handedOut.own(stored, action);
   }
 
   #checkOpen(action: string): void {
