@@ -1,0 +1,100 @@
+/**
+ * A blob that took over a memfd a writer in another process filled (see
+ * `MemfdBlob` and `MemfdBlobStore.allocateFrom`).
+ *
+ * @module
+ */
+import { checkRange } from "../../core/range.ts";
+import { InvalidArgumentError, PackiceError } from "../../core/errors.ts";
+import { Errno, SystemError } from "../../native/errno.ts";
+import { MemfdBlob, type MemfdContext } from "./memfd_blob.ts";
+import { BlobMemfd } from "./memfd_seals.ts";
+
+/**
+ * A blob in a memfd another process filled and handed over, with the size
+ * seals added. Sealing it cannot wait for that writer to unmap, so it gets
+ * `F_SEAL_FUTURE_WRITE` at once and every seal once the writer's mapping is
+ * gone, and readers wait for that in {@link AdoptedMemfdBlob.settled}.
+ */
+export class AdoptedMemfdBlob extends MemfdBlob {
+  readonly #memfd: BlobMemfd;
+
+  /**
+   * @param context What the blobs of the store share.
+   * @param size Size in bytes.
+   * @param fd The memfd, of `size` bytes, with the size seals added and no mapping.
+   */
+  constructor(context: MemfdContext, size: number, fd: number) {
+    super(context, size);
+    this.#memfd = new BlobMemfd(context, fd, size);
+  }
+
+  get fd(): number {
+    this.checkLive("use the fd of");
+    return this.#memfd.fd;
+  }
+
+  openView(): Uint8Array {
+    this.checkLive("open a view of");
+    try {
+      return this.#memfd.mapped(this.state === "creating").openView();
+    } catch (error) {
+      throw sealedByWriter(error);
+    }
+  }
+
+  closeView(view: Uint8Array): void {
+    this.#memfd.mapping?.closeView(view);
+  }
+
+  read(offset: number, length: number): Promise<Uint8Array> {
+    try {
+      this.checkLive("read");
+      checkRange("read", offset, length, this.size, "the blob");
+      return Promise.resolve(this.#memfd.read(offset, length, this.state === "creating"));
+    } catch (error) {
+      return Promise.reject(sealedByWriter(error));
+    }
+  }
+
+  write(offset: number, bytes: Uint8Array): Promise<void> {
+    try {
+      this.checkWritable();
+      checkRange("write", offset, bytes.length, this.size, "the blob");
+      this.#memfd.write(offset, bytes);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(sealedByWriter(error));
+    }
+  }
+
+  seal(): void {
+    this.checkSealable();
+    this.#memfd.sealAdopted(() => this.state === "freed");
+    this.state = "sealed";
+  }
+
+  settled(): Promise<void> | undefined {
+    return this.#memfd.settled();
+  }
+
+  async free(): Promise<void> {
+    if (this.state === "freed") return;
+    this.state = "freed";
+    await this.#memfd.free(false);
+  }
+}
+
+/**
+ * The error for a write, or a writable mapping, refused with EPERM by a
+ * memfd another process filled: it has sealed the memfd against writes since
+ * handing it over.
+ */
+function sealedByWriter(error: unknown): unknown {
+  if (!(error instanceof PackiceError) || !(error.cause instanceof SystemError)) return error;
+  if (error.cause.errno !== Errno.EPERM) return error;
+  return new InvalidArgumentError(
+    "Cannot write or map blob: the process that handed its memfd over has sealed it against writes",
+    { cause: error },
+  );
+}
