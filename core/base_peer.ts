@@ -1,4 +1,15 @@
-/** BasePeer: the lifecycle every peer inherits, over any blob store and lease store. */
+/**
+ * BasePeer: the lifecycle every peer inherits, over any blob store and lease
+ * store. One idea, the state of the objects one peer holds (the current
+ * incarnation of each id, the leases on it, reference counts, recency and
+ * deadlines) and each operation that changes it; they share that private
+ * state, often within one turn, so they stay in one class. What it builds on
+ * lives apart: the rules in `lifecycle.ts` and `range.ts`, a lease's view of
+ * a blob in `leased_blob.ts`, the holding in `holding.ts`, eviction victims
+ * in `eviction.ts`, deadlines in `deadline_timer.ts`.
+ *
+ * @module
+ */
 import type { Blob } from "./blob.ts";
 import type { BlobStore, StoredObject } from "./blob_store.ts";
 import { checkChunks, checkMemfds, checkOptions } from "./call_checks.ts";

@@ -1,3 +1,10 @@
+/**
+ * The memfd pool: one idea, memfds prepared ahead of demand and taken back
+ * from freed blobs, by size class, with the policy that sizes and trims the
+ * pool. Used by the memory backend and by the Unix-socket client.
+ *
+ * @module
+ */
 import { check, Errno, errnoError } from "./errno.ts";
 import type { Native } from "./load.ts";
 import type { Tasks } from "./tasks.ts";

@@ -1,3 +1,12 @@
+/**
+ * FileBlobStore: one idea, the disk tier's layout of objects as files (one
+ * directory per object, blob files and a meta file, written under a
+ * temporary name and renamed at seal) and its recovery after a restart. The
+ * files themselves are `file_blob.ts`, their names `layout.ts`, the meta
+ * file `meta_file.ts`.
+ *
+ * @module
+ */
 import { HandedOut } from "../../core/handed_out.ts";
 import { join } from "node:path";
 import type { BlobStore, RecoveredObject, StoredObject } from "../../core/blob_store.ts";

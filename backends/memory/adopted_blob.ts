@@ -17,6 +17,7 @@ import { BlobMemfd } from "./memfd_seals.ts";
  * gone, and readers wait for that in {@link AdoptedMemfdBlob.settled}.
  */
 export class AdoptedMemfdBlob extends MemfdBlob {
+  readonly #context: MemfdContext;
   readonly #memfd: BlobMemfd;
 
   /**
@@ -25,13 +26,19 @@ export class AdoptedMemfdBlob extends MemfdBlob {
    * @param fd The memfd, of `size` bytes, with the size seals added and no mapping.
    */
   constructor(context: MemfdContext, size: number, fd: number) {
-    super(context, size);
+    super(size);
+    this.#context = context;
     this.#memfd = new BlobMemfd(context, fd, size);
   }
 
   get fd(): number {
     this.checkLive("use the fd of");
     return this.#memfd.fd;
+  }
+
+  get seals(): number {
+    this.checkLive("use the fd of");
+    return this.#memfd.seals();
   }
 
   openView(): Uint8Array {

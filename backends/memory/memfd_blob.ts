@@ -1,6 +1,5 @@
 import type { Blob } from "../../core/blob.ts";
 import { AlreadySealedError, ClosedError } from "../../core/errors.ts";
-import { check } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 import type { MemfdPool } from "../../native/memfd_pool.ts";
 import type { Tasks } from "../../native/tasks.ts";
@@ -17,9 +16,6 @@ export interface MemfdContext {
   /** Takes back a private large blob's memfd for reuse; see {@link MemfdPool.recycle}. */
   readonly pool: MemfdPool;
 }
-
-/** Where a blob is in its life. */
-export type BlobState = "creating" | "sealed" | "freed";
 
 /**
  * A blob that another process can map once it receives {@link MemfdBlob.fd}
@@ -65,17 +61,15 @@ export type BlobState = "creating" | "sealed" | "freed";
 export abstract class MemfdBlob implements Blob {
   /** Size in bytes. */
   readonly size: number;
-  /** What the blobs of the store share. */
-  protected readonly context: MemfdContext;
   /** Where the blob is in its life; the subclasses move it on. */
-  protected state: BlobState = "creating";
+  protected state: "creating" | "sealed" | "freed" = "creating";
 
   /**
-   * @param context What the blobs of the store share.
+   * Made by a subclass, one for each way a blob holds its bytes.
+   *
    * @param size Size in bytes.
    */
-  constructor(context: MemfdContext, size: number) {
-    this.context = context;
+  protected constructor(size: number) {
     this.size = size;
   }
 
@@ -101,9 +95,7 @@ export abstract class MemfdBlob implements Blob {
    *
    * @throws {ClosedError} When the blob is freed.
    */
-  get seals(): number {
-    return check(this.context.native.symbols.pk_get_seals(this.fd), "fcntl(F_GET_SEALS)");
-  }
+  abstract get seals(): number;
 
   /**
    * Opens a view: zero-copy and writable while creating; once sealed, a
@@ -172,18 +164,33 @@ export abstract class MemfdBlob implements Blob {
    */
   abstract free(): Promise<void>;
 
-  /** @throws {ClosedError} When the blob is freed. */
+  /**
+   * Throws unless the blob is live.
+   *
+   * @param what What was asked of the blob, for the message.
+   * @throws {ClosedError} When the blob is freed.
+   */
   protected checkLive(what: string): void {
     if (this.state === "freed") throw new ClosedError(`Cannot ${what} blob: freed`);
   }
 
-  /** @throws {AlreadySealedError} When the blob is sealed. */
+  /**
+   * Throws unless the blob may be written.
+   *
+   * @throws {ClosedError} When the blob is freed.
+   * @throws {AlreadySealedError} When the blob is sealed.
+   */
   protected checkWritable(): void {
     this.checkLive("write");
     if (this.state === "sealed") throw new AlreadySealedError("Cannot write blob: sealed");
   }
 
-  /** @throws {AlreadySealedError} When the blob is sealed already. */
+  /**
+   * Throws unless the blob may be sealed.
+   *
+   * @throws {ClosedError} When the blob is freed.
+   * @throws {AlreadySealedError} When the blob is sealed already.
+   */
   protected checkSealable(): void {
     this.checkLive("seal");
     if (this.state === "sealed") throw new AlreadySealedError("Cannot seal blob: already sealed");

@@ -82,6 +82,11 @@ export class BlobMemfd {
     }
   }
 
+  /** The memfd's seals as the kernel reports them (`F_SEAL_*` bits). */
+  seals(): number {
+    return check(this.#native.symbols.pk_get_seals(this.fd), "fcntl(F_GET_SEALS)");
+  }
+
   /** See `MemfdBlob.settled`. */
   settled(): Promise<void> | undefined {
     this.#adoptedSeal?.poke();

@@ -22,6 +22,7 @@ import { BlobMemfd } from "./memfd_seals.ts";
  * view, the fd, or after seal).
  */
 export class PooledMemfdBlob extends MemfdBlob {
+  readonly #context: MemfdContext;
   readonly #memfd: BlobMemfd;
   /** Whether the fd has been handed out, so that other processes may hold it. */
   #shared = false;
@@ -41,7 +42,8 @@ export class PooledMemfdBlob extends MemfdBlob {
    * unless they are overwritten before anyone can read them.
    */
   constructor(context: MemfdContext, size: number, fd: number, mapping: Mapping, stale: number) {
-    super(context, size);
+    super(size);
+    this.#context = context;
     this.#memfd = new BlobMemfd(context, fd, size, mapping);
     this.#stale = Math.min(stale, size);
   }
@@ -52,12 +54,18 @@ export class PooledMemfdBlob extends MemfdBlob {
     return this.#memfd.fd;
   }
 
+  get seals(): number {
+    this.checkLive("use the fd of");
+    if (!this.#shared) this.#share();
+    return this.#memfd.seals();
+  }
+
   openView(): Uint8Array {
     this.checkLive("open a view of");
     this.#zeroStale();
     const memfd = this.#memfd;
     if (this.state === "sealed" && !this.#shared) {
-      memfd.viewMapping ??= Mapping.map(this.context.native, memfd.fd, this.size);
+      memfd.viewMapping ??= Mapping.map(this.#context.native, memfd.fd, this.size);
       return memfd.viewMapping.openView();
     }
     return memfd.mapped(this.state === "creating").openView();
@@ -87,7 +95,7 @@ export class PooledMemfdBlob extends MemfdBlob {
         // Keep [0, writtenTo) free of stale data: zero any gap this write leaves.
         const gap = Math.min(offset, this.#stale) - this.#writtenTo;
         if (gap > 0) {
-          this.context.native.symbols.pk_zero(this.#memfd.at(this.#writtenTo, true), BigInt(gap));
+          this.#context.native.symbols.pk_zero(this.#memfd.at(this.#writtenTo, true), BigInt(gap));
         }
         this.#writtenTo = Math.max(this.#writtenTo, offset + bytes.length);
       }
@@ -123,7 +131,7 @@ export class PooledMemfdBlob extends MemfdBlob {
   /** Zeroes what is left of a freed object's data, before the bytes can be read. */
   #zeroStale(): void {
     if (this.#stale > this.#writtenTo) {
-      this.context.native.symbols.pk_zero(
+      this.#context.native.symbols.pk_zero(
         this.#memfd.at(this.#writtenTo, this.state === "creating"),
         BigInt(this.#stale - this.#writtenTo),
       );

@@ -19,6 +19,7 @@ import { BlobMemfd } from "./memfd_seals.ts";
  * the memfd is a sealed copy and views stay valid.
  */
 export class SmallMemfdBlob extends MemfdBlob {
+  readonly #context: MemfdContext;
   /** The bytes before the blob has a memfd, and its copy in this process after seal. */
   #heap: ArrayBuffer | undefined;
   /** Open views of `#heap`. */
@@ -32,13 +33,19 @@ export class SmallMemfdBlob extends MemfdBlob {
    * @param heap Memory of `size` bytes that holds the blob's bytes already, which the blob takes over.
    */
   constructor(context: MemfdContext, size: number, heap?: ArrayBuffer) {
-    super(context, size);
+    super(size);
+    this.#context = context;
     this.#heap = heap ?? new ArrayBuffer(size);
   }
 
   get fd(): number {
     this.checkLive("use the fd of");
     return (this.#memfd ?? this.#share()).fd;
+  }
+
+  get seals(): number {
+    this.checkLive("use the fd of");
+    return (this.#memfd ?? this.#share()).seals();
   }
 
   openView(): Uint8Array {
@@ -106,13 +113,13 @@ export class SmallMemfdBlob extends MemfdBlob {
   /** Hands the fd out for the first time: makes the memfd, and seals. */
   #share(): BlobMemfd {
     const heap = this.#heap!;
-    const { symbols } = this.context.native;
+    const { symbols } = this.#context.native;
     const fd = new Int32Array(1);
     check(symbols.pk_memfd_prepare(BigInt(this.size), 1, fd, null), "memfd prepare");
     const written = symbols.pk_pwrite_all(fd[0]!, new Uint8Array(heap), BigInt(this.size), 0n);
-    if (written < 0) this.context.closer.close(fd[0]!);
+    if (written < 0) this.#context.closer.close(fd[0]!);
     check(written, "pwrite");
-    const memfd = this.#memfd = new BlobMemfd(this.context, fd[0]!, this.size);
+    const memfd = this.#memfd = new BlobMemfd(this.#context, fd[0]!, this.size);
     if (this.state === "creating") {
       // The memfd takes over: writes from other processes land there.
       this.#heapViews.closeAll();

@@ -1,3 +1,11 @@
+/**
+ * HttpPeer: one idea, the `Peer` API spoken as HTTP requests to a server of
+ * `server.ts` (leases renewed on timers, bytes moved in request bodies and
+ * ranges). The routes and their bodies are in `protocol.ts`, errors in
+ * `errors.ts`.
+ *
+ * @module
+ */
 import type { Blob } from "../../core/blob.ts";
 import type {
   Acquired,

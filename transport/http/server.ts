@@ -1,3 +1,11 @@
+/**
+ * The HTTP server: one idea, each route of `protocol.ts` turned into calls on
+ * a `Peer`. Routing is `router.ts`, bodies `body.ts`, authentication
+ * `auth.ts`, leases held for clients `lease_table.ts`, uploads in progress
+ * `upload_gate.ts`, counters `metrics.ts`.
+ *
+ * @module
+ */
 import { BasePeer } from "../../core/base_peer.ts";
 import { type Clock, systemClock } from "../../core/clock.ts";
 import {
