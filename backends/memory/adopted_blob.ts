@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { checkRange } from "../../core/range.ts";
 import { InvalidArgumentError, PackiceError } from "../../core/errors.ts";
 import { Errno, SystemError } from "../../native/errno.ts";
 import { MemfdBlob, type MemfdContext } from "./memfd_blob.ts";
@@ -54,25 +53,17 @@ export class AdoptedMemfdBlob extends MemfdBlob {
     this.#memfd.mapping?.closeView(view);
   }
 
-  read(offset: number, length: number): Promise<Uint8Array> {
-    try {
-      this.checkLive("read");
-      checkRange("read", offset, length, this.size, "the blob");
-      return Promise.resolve(this.#memfd.read(offset, length, this.state === "creating"));
-    } catch (error) {
-      return Promise.reject(sealedByWriter(error));
-    }
+  protected copyOut(offset: number, length: number): Uint8Array {
+    return this.#memfd.read(offset, length, this.state === "creating");
   }
 
-  write(offset: number, bytes: Uint8Array): Promise<void> {
-    try {
-      this.checkWritable();
-      checkRange("write", offset, bytes.length, this.size, "the blob");
-      this.#memfd.write(offset, bytes);
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(sealedByWriter(error));
-    }
+  protected copyIn(offset: number, bytes: Uint8Array): void {
+    this.#memfd.write(offset, bytes);
+  }
+
+  /** A write or mapping its writer has sealed against since: see {@link sealedByWriter}. */
+  protected override refused(error: unknown): unknown {
+    return sealedByWriter(error);
   }
 
   seal(): void {

@@ -1,4 +1,5 @@
 import type { Blob } from "../../core/blob.ts";
+import { checkRange } from "../../core/range.ts";
 import { AlreadySealedError, ClosedError } from "../../core/errors.ts";
 import type { Native } from "../../native/load.ts";
 import type { MemfdPool } from "../../native/memfd_pool.ts";
@@ -123,7 +124,15 @@ export abstract class MemfdBlob implements Blob {
    * @throws {InvalidArgumentError} When the range is outside the blob.
    * @throws {ClosedError} When the blob is freed.
    */
-  abstract read(offset: number, length: number): Promise<Uint8Array>;
+  read(offset: number, length: number): Promise<Uint8Array> {
+    try {
+      this.checkLive("read");
+      checkRange("read", offset, length, this.size, "the blob");
+      return Promise.resolve(this.copyOut(offset, length));
+    } catch (error) {
+      return Promise.reject(this.refused(error));
+    }
+  }
 
   /**
    * Copies `bytes` into the blob at `offset`.
@@ -132,7 +141,17 @@ export abstract class MemfdBlob implements Blob {
    * @throws {AlreadySealedError} When the blob is sealed.
    * @throws {ClosedError} When the blob is freed.
    */
-  abstract write(offset: number, bytes: Uint8Array): Promise<void>;
+  write(offset: number, bytes: Uint8Array): Promise<void> {
+    try {
+      this.checkLive("write");
+      if (this.state === "sealed") throw new AlreadySealedError("Cannot write blob: sealed");
+      checkRange("write", offset, bytes.length, this.size, "the blob");
+      this.copyIn(offset, bytes);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(this.refused(error));
+    }
+  }
 
   /**
    * Makes the bytes immutable; called by the store. Detaches every view.
@@ -175,14 +194,30 @@ export abstract class MemfdBlob implements Blob {
   }
 
   /**
-   * Throws unless the blob may be written.
+   * Copies `length` bytes from `offset`, inside the blob, into a new array.
    *
-   * @throws {ClosedError} When the blob is freed.
-   * @throws {AlreadySealedError} When the blob is sealed.
+   * @param offset Where the bytes start.
+   * @param length How many.
+   * @returns The copy.
    */
-  protected checkWritable(): void {
-    this.checkLive("write");
-    if (this.state === "sealed") throw new AlreadySealedError("Cannot write blob: sealed");
+  protected abstract copyOut(offset: number, length: number): Uint8Array;
+
+  /**
+   * Copies `bytes` into the blob at `offset`, inside it, while creating.
+   *
+   * @param offset Where they go.
+   * @param bytes The bytes.
+   */
+  protected abstract copyIn(offset: number, bytes: Uint8Array): void;
+
+  /**
+   * The error a read or a write reports for one it threw.
+   *
+   * @param error What it threw.
+   * @returns The error as it is, unless a kind of blob tells more.
+   */
+  protected refused(error: unknown): unknown {
+    return error;
   }
 
   /**

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { checkRange } from "../../core/range.ts";
 import { Mapping } from "../../native/mapping.ts";
 import { MemfdBlob, type MemfdContext } from "./memfd_blob.ts";
 import { BlobMemfd } from "./memfd_seals.ts";
@@ -76,34 +75,21 @@ export class PooledMemfdBlob extends MemfdBlob {
     this.#memfd.mapping?.closeView(view);
   }
 
-  read(offset: number, length: number): Promise<Uint8Array> {
-    try {
-      this.checkLive("read");
-      checkRange("read", offset, length, this.size, "the blob");
-      this.#zeroStale();
-      return Promise.resolve(this.#memfd.read(offset, length, this.state === "creating"));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  protected copyOut(offset: number, length: number): Uint8Array {
+    this.#zeroStale();
+    return this.#memfd.read(offset, length, this.state === "creating");
   }
 
-  write(offset: number, bytes: Uint8Array): Promise<void> {
-    try {
-      this.checkWritable();
-      checkRange("write", offset, bytes.length, this.size, "the blob");
-      if (this.#stale > this.#writtenTo) {
-        // Keep [0, writtenTo) free of stale data: zero any gap this write leaves.
-        const gap = Math.min(offset, this.#stale) - this.#writtenTo;
-        if (gap > 0) {
-          this.#context.native.symbols.pk_zero(this.#memfd.at(this.#writtenTo, true), BigInt(gap));
-        }
-        this.#writtenTo = Math.max(this.#writtenTo, offset + bytes.length);
+  protected copyIn(offset: number, bytes: Uint8Array): void {
+    if (this.#stale > this.#writtenTo) {
+      // Keep [0, writtenTo) free of stale data: zero any gap this write leaves.
+      const gap = Math.min(offset, this.#stale) - this.#writtenTo;
+      if (gap > 0) {
+        this.#context.native.symbols.pk_zero(this.#memfd.at(this.#writtenTo, true), BigInt(gap));
       }
-      this.#memfd.write(offset, bytes);
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(error);
+      this.#writtenTo = Math.max(this.#writtenTo, offset + bytes.length);
     }
+    this.#memfd.write(offset, bytes);
   }
 
   seal(): void {

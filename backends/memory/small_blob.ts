@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { checkRange } from "../../core/range.ts";
 import { check } from "../../native/errno.ts";
 import { HeapViews } from "./heap_views.ts";
 import { MemfdBlob, type MemfdContext } from "./memfd_blob.ts";
@@ -64,29 +63,14 @@ export class SmallMemfdBlob extends MemfdBlob {
     this.#memfd?.mapping?.closeView(view);
   }
 
-  read(offset: number, length: number): Promise<Uint8Array> {
-    try {
-      this.checkLive("read");
-      checkRange("read", offset, length, this.size, "the blob");
-      if (this.#heap) {
-        return Promise.resolve(new Uint8Array(this.#heap.slice(offset, offset + length)));
-      }
-      return Promise.resolve(this.#memfd!.read(offset, length, this.state === "creating"));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  protected copyOut(offset: number, length: number): Uint8Array {
+    if (this.#heap) return new Uint8Array(this.#heap.slice(offset, offset + length));
+    return this.#memfd!.read(offset, length, this.state === "creating");
   }
 
-  write(offset: number, bytes: Uint8Array): Promise<void> {
-    try {
-      this.checkWritable();
-      checkRange("write", offset, bytes.length, this.size, "the blob");
-      if (this.#heap) new Uint8Array(this.#heap).set(bytes, offset);
-      else this.#memfd!.write(offset, bytes);
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  protected copyIn(offset: number, bytes: Uint8Array): void {
+    if (this.#heap) new Uint8Array(this.#heap).set(bytes, offset);
+    else this.#memfd!.write(offset, bytes);
   }
 
   seal(): void {
