@@ -10,17 +10,11 @@ import {
   openFrameRoom,
   writeOpenFrame,
 } from "../../../transport/uds/open_frame.ts";
-import {
-  encodeTextFrame,
-  Flag,
-  type Header,
-  HEADER_SIZE,
-  Op,
-  readHeader,
-} from "../../../transport/uds/protocol.ts";
+import { Flag, type Header, HEADER_SIZE, Op, readHeader } from "../../../transport/uds/protocol.ts";
 import { ProtocolError } from "../../../core/errors.ts";
 import { RawConnection } from "../../helpers/uds_raw.ts";
 import { openNative } from "../../helpers/native.ts";
+import { encodeTextFrame } from "../../helpers/uds_frames.ts";
 
 const native = openNative();
 

@@ -5,9 +5,7 @@ import {
   decodeRead,
   decodeWrite,
   encodeFrame,
-  encodePutFrame,
   encodeRead,
-  encodeTextFrame,
   encodeWrite,
   Flag,
   type Header,
@@ -18,6 +16,7 @@ import {
   PROTOCOL_VERSION,
   readHeader,
 } from "../../../transport/uds/protocol.ts";
+import { encodePutFrame, encodeTextFrame } from "../../helpers/uds_frames.ts";
 
 Deno.test("encodeFrame() writes a header readHeader() reads back", () => {
   const frame = encodeFrame(Op.ACQUIRE, 0xdeadbeef, Flag.REPLY, new Uint8Array([1, 2, 3]), 2);
