@@ -299,6 +299,76 @@ export function peekHeader(frame: Uint8Array): { op: number; id: number } {
   return { op: frame[3]!, id: readUint32(frame, 4) };
 }
 
+/** The fds of a frame that carries none; never changed. */
+export const NO_FDS: number[] = [];
+
+/**
+ * Walks the frames of a received message, handing each its body and its
+ * share of the message's fds, in order: the one loop over frames of both
+ * sides. Bodies are views of the message, valid until it is reused.
+ *
+ * @example Read the frames of a message
+ * ```ts ignore
+ * const frames = new Frames(message, fds);
+ * for (let header = frames.next(); header !== undefined; header = frames.next()) {
+ *   if (typeof header === "string") break; // the framing is lost
+ *   console.log(header.op, frames.body.length, frames.fds.length);
+ * }
+ * ```
+ */
+export class Frames {
+  readonly #message: Uint8Array;
+  readonly #allFds: readonly number[];
+  #offset = 0;
+  #fdAt = 0;
+  /** The body of the frame {@link Frames.next} returned last. */
+  body: Uint8Array = EMPTY;
+  /** The fds of the frame {@link Frames.next} returned last, taken from the message's. */
+  fds: number[] = NO_FDS;
+
+  /**
+   * @param message The received message.
+   * @param fds The fds that came with it.
+   */
+  constructor(message: Uint8Array, fds: readonly number[] = NO_FDS) {
+    this.#message = message;
+    this.#allFds = fds;
+  }
+
+  /**
+   * Moves to the next frame.
+   *
+   * @returns Its header; undefined after the last; a description of what is
+   *   wrong when the framing is lost, after which it stays on the bad frame.
+   */
+  next(): Header | string | undefined {
+    const message = this.#message;
+    if (this.#offset >= message.length) return undefined;
+    const header = readHeader(message, this.#offset);
+    if (typeof header === "string") return header;
+    const start = this.#offset + HEADER_SIZE;
+    this.#offset = start + header.length;
+    this.body = message.subarray(start, this.#offset);
+    this.fds = header.fds === 0 ? NO_FDS : this.#allFds.slice(this.#fdAt, this.#fdAt + header.fds);
+    this.#fdAt += header.fds;
+    return header;
+  }
+
+  /** The bytes from the frame after the last one returned (or the bad one) to the end. */
+  rest(): Uint8Array {
+    return this.#message.subarray(this.#offset);
+  }
+
+  /** The fds no frame returned so far has taken; none once taken here. */
+  takeRest(): number[] {
+    const rest = this.#allFds.slice(this.#fdAt);
+    this.#fdAt = this.#allFds.length;
+    return rest;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
 /**
  * Decodes a UTF-8 body.
  *
