@@ -56,11 +56,11 @@ interface Running {
  * The thread runs while anything is registered; when the last registration
  * goes it is stopped, and its epoll closed, before `remove()` settles.
  *
- * Each hop from the native thread into JS wakes two threads, tens of
- * microseconds on a VM, and so does a turn of the event loop. A caller that
- * has just sent something whose answer should follow at once can instead
- * have the JS thread wait itself, once the work under way has run: see
- * {@link Reactor.waitSoon}.
+ * Each hop from the native thread into JS wakes two threads, slow on a VM,
+ * and so does a turn of the event loop. A caller that has just sent
+ * something whose answer should follow at once can instead have the JS
+ * thread wait itself, once the work under way has run: see
+ * {@link Reactor.waitSoon}. When that happens is the {@link Schedule}'s.
  */
 export class Reactor {
   static #shared: Reactor | undefined;

@@ -97,8 +97,8 @@ export class Channel {
   #frames: Uint8Array[] = [];
   #frameFds: number[][] = [];
   /**
-   * Where {@link Channel.pushBuilt} builds frames: a new array costs about
-   * 1 µs here, more than encoding a reply. Reused once they are flushed.
+   * Where {@link Channel.pushBuilt} builds frames: a new array costs
+   * more than encoding a reply. Reused once they are flushed.
    */
   #arena: Uint8Array | undefined;
   #arenaUsed = 0;

@@ -24,6 +24,10 @@
  * for blob I/O, and JSON for the rest; an error reply's body is
  * `{ "code", "message" }`.
  *
+ * This module holds one idea, the wire format, hence its length: the frame
+ * header, the frame iterator both sides use, and the body of each operation
+ * but OPEN's (`open_frame.ts`).
+ *
  * @module
  */
 import { ProtocolError } from "../../core/errors.ts";
