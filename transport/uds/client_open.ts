@@ -39,14 +39,23 @@ export class ClientOpens {
   readonly #mappings: MappingCache;
   /** By object id, what the latest OPEN reply said of it, oldest first. */
   readonly #known = new Map<string, Known>();
+  /** Takes a READ lease with ACQUIRE, for a daemon that does not know OPEN. */
+  readonly #acquire: (objectId: string, options: AcquireOptions) => Promise<Acquired>;
   /** Whether the daemon knows OPEN: older ones answer READ leases only to ACQUIRE. */
   #opens = true;
 
-  constructor(native: Native, requests: Requests, leases: ClientLeases, mappings: MappingCache) {
+  constructor(
+    native: Native,
+    requests: Requests,
+    leases: ClientLeases,
+    mappings: MappingCache,
+    acquire: (objectId: string, options: AcquireOptions) => Promise<Acquired>,
+  ) {
     this.#native = native;
     this.#requests = requests;
     this.#leases = leases;
     this.#mappings = mappings;
+    this.#acquire = acquire;
   }
 
   /** Whether the daemon may know OPEN: none has answered that it does not. */
@@ -57,13 +66,9 @@ export class ClientOpens {
   /**
    * Takes a READ lease with OPEN. Against a daemon that does not know OPEN,
    * which answers it with a `PROTOCOL` error, it takes the lease with
-   * `acquire` and does so from then on.
+   * ACQUIRE and does so from then on.
    */
-  async open(
-    objectId: string,
-    options: AcquireOptions,
-    acquire: () => Promise<Acquired>,
-  ): Promise<Acquired> {
+  async open(objectId: string, options: AcquireOptions): Promise<Acquired> {
     const ttl = options.ttl;
     const known = this.#known.get(objectId);
     const pinned = known === undefined ? undefined : this.#pin(known);
@@ -89,7 +94,7 @@ export class ClientOpens {
         isFromDaemon(error)
       ) {
         this.#opens = false;
-        return await acquire();
+        return await this.#acquire(objectId, options);
       }
       throw error;
     } finally {

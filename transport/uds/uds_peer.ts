@@ -138,7 +138,13 @@ export class UdsPeer implements Peer, DirectPut, StatusSource {
     });
     this.#mappings = new MappingCache(native);
     this.#leases = new ClientLeases(native, this.#requests, this.#mappings);
-    this.#opens = new ClientOpens(native, this.#requests, this.#leases, this.#mappings);
+    this.#opens = new ClientOpens(
+      native,
+      this.#requests,
+      this.#leases,
+      this.#mappings,
+      (objectId, options) => this.#acquire(objectId, Access.READ, options),
+    );
     this.#puts = new ClientPuts(native, this.#requests, this.#leases, writeAheadBytes);
   }
 
@@ -161,11 +167,7 @@ export class UdsPeer implements Peer, DirectPut, StatusSource {
       access === Access.READ && objectId !== undefined && options.memfds === undefined &&
       this.#opens.available
     ) {
-      return this.#opens.open(
-        objectId,
-        options,
-        () => this.#acquire(objectId, Access.READ, options),
-      );
+      return this.#opens.open(objectId, options);
     }
     return this.#acquire(objectId, access, options);
   }
