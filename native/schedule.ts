@@ -9,13 +9,14 @@ const MAX_DEFERRALS = 64;
  * When the messages of the Unix-socket transport leave and when the JS
  * thread waits for what comes back: the scheduling policy of the process in
  * one place, beside the spin policy (`spin.ts`) that says how long a wait
- * polls. The reactor owns the one instance ({@link Reactor.schedule}); each
+ * polls. The reactor owns the one instance (`Reactor.schedule`); each
  * connection flushes through a {@link Flusher} of it.
  *
  * Everything here is a microtask or the end of an event-loop turn, never a
- * timer: setting a timer costs more than a request. And the hot path stays
- * in this file whole: each step below is one hop, which a split into
- * smaller pieces would lengthen.
+ * timer: setting a timer costs more than a request. Each policy is one
+ * queued step that flushes and then runs the connection's follow-up inline:
+ * splitting a step (a flush, then its follow-up in a microtask of its own)
+ * would add a hop to every round trip, so keep each step whole.
  */
 export class Schedule {
   #busy = 0;

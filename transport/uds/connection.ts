@@ -203,6 +203,9 @@ export class Connection implements ChannelHandler, Session {
       releaseOneWay(this, body);
       return;
     }
+    // Routed in this turn, and ACQUIRE and OPEN push their replies as soon as
+    // the peer answers: a get's reply leaves with the flush of the turn its
+    // request came in. Keep the path whole: a step between would be a hop.
     let work: Promise<Uint8Array | string | undefined>;
     try {
       work = memfds.length === 0
