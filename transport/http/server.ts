@@ -19,6 +19,7 @@ import {
 } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
+import { checkRange } from "../../core/range.ts";
 import type { Acquired, Peer } from "../../core/peer.ts";
 import {
   acquireRequest,
@@ -525,11 +526,7 @@ export class HttpServer implements AsyncDisposable {
     const offsetText = url.searchParams.get("offset") ?? "0";
     const offset = validateSize(/^\d+$/.test(offsetText) ? Number(offsetText) : -1, "offset");
     const length = uploadLength(request, this.#maxBodySize);
-    if (offset + length > blob.size) {
-      throw new InvalidArgumentError(
-        `Out of range: ${offset}+${length} is past the blob's size ${blob.size}`,
-      );
-    }
+    checkRange("write", offset, length, blob.size, "the blob");
     // An empty write checks the lease allows writing before any byte is read.
     await blob.write(offset, new Uint8Array(0));
     await receive(request.body, length, (chunk, at) => blob.write(offset + at, chunk));
