@@ -108,6 +108,12 @@ export const Op = {
   METRICS: 14,
   /** Empty body; reply JSON `DaemonStatus`, or `UNSUPPORTED` from a server not run by a daemon. */
   STATUS: 15,
+  /**
+   * Body the object id; empty reply. Deletes an object in one request, as
+   * ACQUIRE WRITE then DISCARD would in two. A server from before it answers
+   * `PROTOCOL` ("Unknown operation"), and the client falls back to those.
+   */
+  DELETE: 16,
 } as const;
 
 /** One of {@link Op}. */
