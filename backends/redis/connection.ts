@@ -7,20 +7,15 @@
  * loaded on each connection and run by EVALSHA, falling back to EVAL (which
  * loads them again) on NOSCRIPT, as after a `SCRIPT FLUSH`.
  *
- * A `redis+cluster://host:port,host:port/` URL (or `rediss+cluster://`) names
- * the seed nodes of a Redis Cluster: each call goes to the master of the slot
- * of its first key, and a node that goes away counts as Redis going away.
+ * The client comes from the URL (see `link.ts`): a standalone Redis, or a
+ * Redis Cluster, where each call goes to the master of the slot of its first
+ * key and a node that goes away counts as Redis going away.
  *
  * @module
  */
-// @ts-types="./redis_client.d.ts"
-import { createClient, createCluster, ErrorReply } from "npm:@redis/client@6.3.1";
-import {
-  ClosedError,
-  InternalError,
-  InvalidArgumentError,
-  StoreUnavailableError,
-} from "../../core/errors.ts";
+import { ClosedError, InternalError, StoreUnavailableError } from "../../core/errors.ts";
+import { type Link, link, redact } from "./link.ts";
+import { ErrorReply } from "./resp.ts";
 import type { Script } from "./scripts.ts";
 
 /** Where a Redis store reports connection trouble; a daemon's logger fits. */
@@ -48,18 +43,6 @@ export type Exec = (
   keys: readonly string[],
   args: readonly string[],
 ) => Promise<unknown>;
-
-/** What this class needs of a client, a standalone one or a cluster. */
-interface Link {
-  readonly isOpen: boolean;
-  connect(): Promise<unknown>;
-  close(): Promise<unknown>;
-  destroy(): void;
-  /** Sends a command to the node serving `key`'s slot (any node when undefined). */
-  send(key: string | undefined, args: string[]): Promise<unknown>;
-  /** Whether scripts are loaded up front (a cluster loads each on its node at first use). */
-  readonly preload: boolean;
-}
 
 /** Options of {@link RedisConnection}. */
 export interface RedisConnectionOptions {
@@ -292,104 +275,6 @@ export class RedisConnection {
       : `Metadata store unavailable: ${this.#hung}`;
     return new StoreUnavailableError(message, { cause: error });
   }
-}
-
-/** The protocols of a Redis URL, and whether each names a cluster. */
-const PROTOCOLS: Record<string, boolean> = {
-  "redis:": false,
-  "rediss:": false,
-  "redis+cluster:": true,
-  "rediss+cluster:": true,
-};
-
-/**
- * Checks a Redis URL and returns it without its password, for messages.
- *
- * @throws {InvalidArgumentError} When it is not a `redis://`, `rediss://`,
- *   `redis+cluster://` or `rediss+cluster://` URL.
- */
-export function redact(url: string): string {
-  const parsed = parseUrl(url);
-  if (parsed.password === "") return url;
-  return url.replace(/^([a-z+]+:\/\/[^:@/]*):[^@/]*@/, "$1:***@");
-}
-
-/** Whether a Redis URL names a cluster (`redis+cluster://`). */
-export function isClusterUrl(url: string): boolean {
-  return PROTOCOLS[parseUrl(url).protocol] === true;
-}
-
-function parseUrl(url: string): URL {
-  let parsed: URL;
-  try {
-    // A cluster URL lists its seeds where the host goes: parse with the first seed alone.
-    parsed = new URL(url.replace(/^([a-z+]+:\/\/(?:[^@/]*@)?[^,/]*)(?:,[^/]*)?/, "$1"));
-  } catch {
-    throw new InvalidArgumentError(`Invalid Redis URL: ${JSON.stringify(url)}`);
-  }
-  if (!(parsed.protocol in PROTOCOLS)) {
-    throw new InvalidArgumentError(
-      `Invalid Redis URL: expected redis://, rediss://, redis+cluster:// or ` +
-        `rediss+cluster://, got ${parsed.protocol}//`,
-    );
-  }
-  return parsed;
-}
-
-/** The client of a URL: a standalone Redis, or the seeds of a cluster. */
-function link(url: string, lost: (cause: unknown) => void): Link {
-  const parsed = parseUrl(url);
-  // Fail fast: no queue of calls waiting for a connection, no reconnection
-  // inside the client; RedisConnection reconnects, with timers it can cancel.
-  const common = {
-    // RESP2: this client decodes it several times faster than RESP3 for the
-    // small array replies the scripts give (measured: 100k/s against 24-70k/s).
-    RESP: 2,
-    disableOfflineQueue: true,
-  } as const;
-  if (!isClusterUrl(url)) {
-    const client = createClient({ url, ...common, socket: { reconnectStrategy: false } });
-    // Failures surface through the calls and the "terminated" event.
-    client.on("error", () => {});
-    client.on("terminated", lost);
-    return {
-      get isOpen() {
-        return client.isOpen;
-      },
-      connect: () => client.connect(),
-      close: () => client.close(),
-      destroy: () => client.destroy(),
-      send: (_key, args) => client.sendCommand(args),
-      preload: true,
-    };
-  }
-  const tls = parsed.protocol === "rediss+cluster:";
-  const seeds = url.replace(/^[a-z+]+:\/\/(?:[^@/]*@)?/, "").split("/")[0]!.split(",");
-  const cluster = createCluster({
-    rootNodes: seeds.map((seed) => ({ url: `${tls ? "rediss" : "redis"}://${seed}` })),
-    defaults: {
-      ...(parsed.username === "" ? {} : { username: decodeURIComponent(parsed.username) }),
-      ...(parsed.password === "" ? {} : { password: decodeURIComponent(parsed.password) }),
-      disableOfflineQueue: true,
-      socket: { reconnectStrategy: false, ...(tls ? { tls: true } : {}) },
-    },
-    ...common,
-  });
-  // A node's connection that fails stays closed (no reconnection inside the
-  // client): the whole cluster connection counts as lost, and is made again.
-  cluster.on("error", () => {});
-  cluster.on("node-error", (error: unknown) => lost(error));
-  cluster.on("node-disconnect", () => lost("a cluster node disconnected"));
-  return {
-    get isOpen() {
-      return cluster.isOpen;
-    },
-    connect: () => cluster.connect(),
-    close: () => cluster.close(),
-    destroy: () => cluster.destroy(),
-    send: (key, args) => cluster.sendCommand(key, false, args),
-    preload: false,
-  };
 }
 
 /** The delay before attempt `attempt + 1`: doubling from `initial`, capped at `max`, ±20% jitter. */

@@ -14,7 +14,8 @@ import type {
 import { checkDiscard, checkGrant, checkLive, checkSeal } from "../../core/lifecycle.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { creatingArgs, decodeObject, expiryArgs, type Fields, versionOf } from "./codec.ts";
-import { type Exec, isClusterUrl, RedisConnection, type RedisLogger } from "./connection.ts";
+import { type Exec, RedisConnection, type RedisLogger } from "./connection.ts";
+import { isClusterUrl } from "./link.ts";
 import { LATE } from "./deadline.ts";
 import { ReadFailover } from "./read_failover.ts";
 import { Heartbeat } from "./heartbeat.ts";
