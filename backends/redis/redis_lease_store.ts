@@ -267,13 +267,21 @@ export class RedisLeaseStore implements LeaseStore {
     const cached = this.#granted.get(objectId);
     let reply: Reply;
     try {
-      const call = this.#calls.onObject(this.#gated, SCRIPTS.grant, objectId, now, [lease.id], [
-        objectId,
-        lease.id,
-        lease.access,
-        ...expiryArgs(lease, now),
-        cached?.version ?? "",
-      ]) as Promise<Reply>;
+      const [ttl, expiresAt, px] = expiryArgs(lease, now);
+      const call = this.#gated(
+        SCRIPTS.grant,
+        this.#calls.leaseKeys(objectId, lease.id, ttl !== ""),
+        [
+          this.node,
+          objectId,
+          lease.id,
+          lease.access,
+          ttl,
+          expiresAt,
+          px,
+          cached?.version ?? "",
+        ],
+      ) as Promise<Reply>;
       if (held === undefined) {
         reply = await call;
       } else {
@@ -383,7 +391,14 @@ export class RedisLeaseStore implements LeaseStore {
     const now = this.#clock.now();
     let reply: Reply;
     try {
-      reply = await this.#onLease(SCRIPTS.release, own.record, now) as Reply;
+      const { record } = own;
+      reply = await (record.access === Access.CREATE
+        ? this.#onLease(SCRIPTS.release, record, now)
+        : this.#gated(
+          SCRIPTS.release_use,
+          this.#calls.leaseKeys(record.objectId, record.id, record.ttl !== undefined).slice(1),
+          [String(now), record.id, timed(record)],
+        )) as Reply;
     } catch (error) {
       if (!(error instanceof StoreUnavailableError) || own.record.access !== Access.READ) {
         throw error;

@@ -289,25 +289,28 @@ return { 'OK' }
   ),
 
   /**
-   * KEYS[6..7]: object, lease. ARGV[3..]: objectId, leaseId, access (READ or
-   * WRITE), ttl, expiresAt, px, and the version of the caller's copy of the
-   * object ('' for none): the fields come back only when that copy is stale.
-   * lifecycle.checkGrant.
+   * The hot path, with only the keys it touches: KEYS[1] the object, KEYS[2]
+   * where the lease is kept (the node's leases on the shard for a lease
+   * without a TTL, else the lease's own key). ARGV: node, objectId, leaseId,
+   * access (READ or WRITE), ttl, expiresAt, px, and the version of the
+   * caller's copy of the object ('' for none): the fields come back only when
+   * that copy is stale. lifecycle.checkGrant.
    */
   grant: script(
     "grant",
     ["put_lease"],
     `
-local o = KEYS[6]
+local o = KEYS[1]
 local cur = redis.call('HMGET', o, 'state', 'v')
 if not cur[1] then return { 'NOT_FOUND' } end
-if ARGV[5] == 'READ' and cur[1] ~= 'SEALED' then
+if ARGV[4] == 'READ' and cur[1] ~= 'SEALED' then
   return { 'NOT_SEALED', unpack(redis.call('HGETALL', o)) }
 end
-put_lease(KEYS[7], ARGV[4], ARGV[3], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
-if cur[2] == ARGV[9] then return { 'OK' } end
+put_lease(KEYS[2], ARGV[3], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+if cur[2] == ARGV[8] then return { 'OK' } end
 return { 'OK', unpack(redis.call('HGETALL', o)) }
 `,
+    "local NODE, U = ARGV[1], KEYS[2]",
   ),
 
   /** A lease, then ARGV[7..]: sealedAt, digest (or ''), address. lifecycle.checkSeal. */
@@ -353,7 +356,7 @@ return { 'OK' }
 `,
   ),
 
-  /** A lease. */
+  /** A lease: a CREATE lease, whose end may abandon its object. */
   release: script(
     "release",
     ["get_lease", "expired", "end_lease"],
@@ -364,6 +367,30 @@ if not l then return { 'UNKNOWN_LEASE' } end
 if expired(l) then return { 'LEASE_EXPIRED' } end
 return { 'OK', unpack(end_lease(KEYS[6], lid, l)) }
 `,
+  ),
+
+  /**
+   * The hot path, with only the key it touches: ends a READ or WRITE lease,
+   * which leaves its object as it is. KEYS[1]: where the lease is kept (as
+   * for {@link SCRIPTS.grant}); ARGV: the caller's clock, leaseId, and
+   * whether it has a TTL ('1' or '0').
+   */
+  release_use: script(
+    "release_use",
+    [],
+    `
+local lid, home = ARGV[2], KEYS[1]
+if ARGV[3] == '0' then
+  if redis.call('HDEL', home, lid) == 0 then return { 'UNKNOWN_LEASE' } end
+  return { 'OK' }
+end
+local at = redis.call('HGET', home, 'expiresAt')
+if not at then return { 'UNKNOWN_LEASE' } end
+if tonumber(at) <= tonumber(ARGV[1]) then return { 'LEASE_EXPIRED' } end
+redis.call('DEL', home)
+return { 'OK' }
+`,
+    "",
   ),
 
   /**
