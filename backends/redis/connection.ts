@@ -16,7 +16,7 @@
 import { ClosedError, InternalError, StoreUnavailableError } from "../../core/errors.ts";
 import { type Link, link, redact } from "./link.ts";
 import { ErrorReply } from "./resp.ts";
-import type { Script } from "./scripts.ts";
+import type { Script } from "./lua.ts";
 
 /** Where a Redis store reports connection trouble; a daemon's logger fits. */
 export interface RedisLogger {

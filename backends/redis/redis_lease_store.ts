@@ -1,4 +1,13 @@
-/** RedisLeaseStore: the LeaseStore operations over Redis scripts, and the parts it is made of wired together. */
+/**
+ * RedisLeaseStore, one idea: the {@link LeaseStore} operations, each one
+ * script call whose reply is read through the lifecycle checks of
+ * `core/lifecycle.ts`. The parts it wires together live apart: the
+ * connection (`connection.ts`, `link.ts`, `resp_socket.ts`), the scripts
+ * (`scripts.ts`), shard calls, heartbeat, reconciliation, read failover, the
+ * node registry and the lease table.
+ *
+ * @module
+ */
 import type { Clock } from "../../core/clock.ts";
 import { systemClock } from "../../core/clock.ts";
 import { AlreadyExistsError, StoreUnavailableError } from "../../core/errors.ts";
@@ -38,7 +47,8 @@ import {
   type Reply,
   timed,
 } from "./replies.ts";
-import { nodeLeasesKey, type Script, SCRIPTS, shardOf } from "./scripts.ts";
+import { nodeLeasesKey, shardOf } from "./keys.ts";
+import { type Script, SCRIPTS } from "./scripts.ts";
 import { ShardCalls } from "./shard_calls.ts";
 
 /**

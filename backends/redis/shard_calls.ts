@@ -5,7 +5,8 @@ import type { ObjectInfo } from "../../core/object.ts";
 import { decodeObject, type Fields } from "./codec.ts";
 import type { Exec } from "./connection.ts";
 import type { Reply } from "./replies.ts";
-import { leaseKey, objectKey, type Script, SCRIPTS, shardKeys, shardOf } from "./scripts.ts";
+import { leaseKey, objectKey, shardKeys, shardOf } from "./keys.ts";
+import { type Script, SCRIPTS } from "./scripts.ts";
 
 /** Entries per script call when registering, restoring, ending or reading many. */
 const BATCH = 500;
