@@ -100,19 +100,38 @@ export function link(url: string, lost: (cause: unknown) => void): Link {
   if (!isClusterUrl(url)) {
     const endpoint = endpointOf(parsed);
     let socket: RespSocket | undefined;
+    /** Gives up the connection attempt under way, if any. */
+    let abandon: (() => void) | undefined;
     return {
       get isOpen() {
         return socket?.isOpen ?? false;
       },
-      connect: () => {
-        let mine: RespSocket | undefined;
-        return RespSocket.open(endpoint, (cause) => {
-          // A socket replaced by a newer one is no news.
-          if (mine === socket) lost(cause);
-        }, (opened) => socket = mine = opened);
-      },
+      connect: () =>
+        new Promise((resolve, reject) => {
+          let mine: RespSocket | undefined;
+          let abandoned = false;
+          abandon = () => {
+            abandoned = true;
+            mine?.destroy();
+            reject(new Error("The connection attempt was abandoned"));
+          };
+          RespSocket.open(endpoint, (cause) => {
+            // A socket replaced by a newer one is no news.
+            if (mine === socket) lost(cause);
+          }, (opened) => {
+            mine = opened;
+            if (abandoned) opened.destroy();
+            else socket = opened;
+          }).then((opened) => {
+            abandon = undefined;
+            resolve(opened);
+          }, reject);
+        }),
       close: () => socket?.close() ?? Promise.resolve(),
-      destroy: () => socket?.destroy(),
+      destroy: () => {
+        abandon?.();
+        socket?.destroy();
+      },
       send: (_key, args) =>
         socket === undefined
           ? Promise.reject(new Error("Not connected to Redis"))
