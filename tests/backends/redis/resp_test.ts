@@ -146,9 +146,9 @@ Deno.test(
     const lost: unknown[] = [];
     const socket = await RespSocket.open(endpoint("pw"), (cause) => lost.push(cause), () => {});
     assertEquals(await socket.send(["PING"]), "PONG");
-    const blocked = socket.send(["BLPOP", "nothing", "0"]);
+    const blocked = assertRejects(() => socket.send(["BLPOP", "nothing", "0"]), Error);
     await redis.stop();
-    await assertRejects(() => blocked, Error);
+    await blocked;
     assertEquals(lost.length, 1);
     assert(!socket.isOpen);
     await socket.close();
