@@ -86,12 +86,17 @@ export class RedisConnection {
   #sleep: { timer: ReturnType<typeof setTimeout>; wake: () => void } | undefined;
   #reconnecting: Promise<void> | undefined;
   /**
-   * When each call waiting for Redis started (`performance.now()`), oldest
+   * The watchdog's tick at which each call waiting for Redis started, oldest
    * first: Redis answers in order, so each call that settles takes the oldest.
-   * One watchdog timer looks at the oldest, rather than a timer per call.
+   * One watchdog timer looks at the oldest, rather than a timer per call, and
+   * counts time in its ticks, so that a call reads no clock.
    */
   readonly #waiting: number[] = [];
   #watchdog: ReturnType<typeof setInterval> | undefined;
+  /** Ticks of the watchdog so far, one every quarter of the command timeout. */
+  #tick = 0;
+  /** Ticks after its start at which a call has waited the command timeout for sure. */
+  #patience = 5;
   /** Why the connection was last dropped by the watchdog, until it is ready again. */
   #hung: string | undefined;
 
@@ -117,7 +122,10 @@ export class RedisConnection {
    */
   async open(): Promise<void> {
     const timeout = this.#options.commandTimeout;
-    this.#watchdog = setInterval(() => this.#watch(), Math.max(1, Math.floor(timeout / 4)));
+    const interval = Math.max(1, Math.floor(timeout / 4));
+    // A call starts at some point between two ticks: one tick more than the timeout spans.
+    this.#patience = Math.ceil(timeout / interval) + 1;
+    this.#watchdog = setInterval(() => this.#watch(), interval);
     Deno.unrefTimer(this.#watchdog);
     await this.#connect(this.#options.attempts);
   }
@@ -147,19 +155,17 @@ export class RedisConnection {
   }
 
   readonly #exec: Exec = async (script, keys, args) => {
-    this.#waiting.push(performance.now());
-    const key = keys[0];
-    const count = String(keys.length);
+    this.#waiting.push(this.#tick);
     try {
       try {
-        return await this.#client.send(key, ["EVALSHA", script.sha, count, ...keys, ...args]);
+        return await this.#client.script("EVALSHA", script.sha, keys, args);
       } catch (error) {
         if (!(error instanceof ErrorReply && error.message.startsWith("NOSCRIPT"))) {
           throw this.#wrap(error, `script ${script.name}`);
         }
       }
       try {
-        return await this.#client.send(key, ["EVAL", script.source, count, ...keys, ...args]);
+        return await this.#client.script("EVAL", script.source, keys, args);
       } catch (error) {
         throw this.#wrap(error, `script ${script.name}`);
       }
@@ -170,7 +176,7 @@ export class RedisConnection {
 
   /** Settles as `call` does, watched like {@link RedisConnection.run} calls. */
   async #watched<T>(call: Promise<T>): Promise<T> {
-    this.#waiting.push(performance.now());
+    this.#waiting.push(this.#tick);
     try {
       return await call;
     } finally {
@@ -184,9 +190,10 @@ export class RedisConnection {
    * when Redis goes away (a connection attempt just fails, and is retried).
    */
   #watch(): void {
+    this.#tick++;
     const oldest = this.#waiting[0];
     const timeout = this.#options.commandTimeout;
-    if (oldest === undefined || performance.now() - oldest < timeout) return;
+    if (oldest === undefined || this.#tick - oldest < this.#patience) return;
     this.#hung = `Redis at ${this.#where} did not answer within ${timeout} ms`;
     if (this.#state === "ready") this.#lost(`no answer within ${timeout} ms`);
     else this.#client.destroy();

@@ -25,6 +25,18 @@ export interface Link {
    * @throws {ErrorReply} When Redis answers with an error.
    */
   send(key: string | undefined, args: readonly string[]): Promise<unknown>;
+  /**
+   * Runs a script (`EVALSHA` with its SHA1, or `EVAL` with its source) on the
+   * node serving the slot of its first key.
+   *
+   * @throws {ErrorReply} When Redis answers with an error.
+   */
+  script(
+    command: "EVALSHA" | "EVAL",
+    body: string,
+    keys: readonly string[],
+    args: readonly string[],
+  ): Promise<unknown>;
   /** Whether scripts are loaded up front (a cluster loads each on its node at first use). */
   readonly preload: boolean;
 }
@@ -136,6 +148,10 @@ export function link(url: string, lost: (cause: unknown) => void): Link {
         socket === undefined
           ? Promise.reject(new Error("Not connected to Redis"))
           : socket.send(args),
+      script: (command, body, keys, args) =>
+        socket === undefined
+          ? Promise.reject(new Error("Not connected to Redis"))
+          : socket.sendScript(command, body, keys, args),
       preload: true,
     };
   }
@@ -172,6 +188,9 @@ export function link(url: string, lost: (cause: unknown) => void): Link {
     destroy: () => cluster.destroy(),
     send: (key, args) =>
       cluster.sendCommand(key, false, args).catch((error) => Promise.reject(asErrorReply(error))),
+    script: (command, body, keys, args) =>
+      cluster.sendCommand(keys[0], false, [command, body, String(keys.length), ...keys, ...args])
+        .catch((error) => Promise.reject(asErrorReply(error))),
     preload: false,
   };
 }

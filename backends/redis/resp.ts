@@ -50,6 +50,21 @@ export class CommandBuffer {
     for (let i = 0; i < args.length; i++) this.#bulk(args[i]!);
   }
 
+  /** Appends `command body numkeys ...keys ...args`, as EVAL and EVALSHA take them. */
+  pushScript(
+    command: string,
+    body: string,
+    keys: readonly string[],
+    args: readonly string[],
+  ): void {
+    this.#header(42, /* * */ 3 + keys.length + args.length);
+    this.#bulk(command);
+    this.#bulk(body);
+    this.#bulk(String(keys.length));
+    for (let i = 0; i < keys.length; i++) this.#bulk(keys[i]!);
+    for (let i = 0; i < args.length; i++) this.#bulk(args[i]!);
+  }
+
   /** `$<bytes>\r\n<bytes>\r\n`: ASCII is copied char by char, anything else through encodeInto. */
   #bulk(text: string): void {
     const chars = text.length;

@@ -110,11 +110,36 @@ export class RespSocket {
       return Promise.reject(new Error("The connection to Redis is closed"));
     }
     this.#next.push(args);
+    return this.#sent();
+  }
+
+  /** Schedules the write of the commands of this turn; returns the reply of the one just added. */
+  #sent(): Promise<RespValue> {
     if (!this.#scheduled && !this.#writing) {
       this.#scheduled = true;
       setImmediate(this.#flush);
     }
     return new Promise((resolve, reject) => this.#waiting.push({ resolve, reject }));
+  }
+
+  /**
+   * Sends `EVALSHA` or `EVAL` of a script with its keys and arguments, encoded
+   * from them as they are.
+   *
+   * @returns Its reply.
+   * @throws {ErrorReply} When Redis answers with an error.
+   */
+  sendScript(
+    command: "EVALSHA" | "EVAL",
+    body: string,
+    keys: readonly string[],
+    args: readonly string[],
+  ): Promise<RespValue> {
+    if (this.#state !== "open") {
+      return Promise.reject(new Error("The connection to Redis is closed"));
+    }
+    this.#next.pushScript(command, body, keys, args);
+    return this.#sent();
   }
 
   /** Waits for the replies of the commands sent, then closes. Idempotent. */

@@ -28,6 +28,12 @@ Deno.test("CommandBuffer writes commands back to back, UTF-8 lengths in bytes", 
   );
   buffer.clear();
   assertEquals(buffer.length, 0);
+  // A script call encodes as the command of its parts, flattened.
+  buffer.pushScript("EVALSHA", "abc", ["k1", "{ns:0}:o:é"], ["1", "", "two"]);
+  const flat = new CommandBuffer();
+  flat.push(["EVALSHA", "abc", "2", "k1", "{ns:0}:o:é", "1", "", "two"]);
+  assertEquals(text(buffer.view()), text(flat.view()));
+  buffer.clear();
   // Past its first size, it grows.
   const long = "x".repeat(100_000);
   buffer.push(["ECHO", long, "é".repeat(40_000)]);
