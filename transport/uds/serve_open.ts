@@ -74,11 +74,9 @@ export async function open(session: Session, id: number, body: Uint8Array): Prom
   if (expiresAt !== undefined) reply.expiresAt = expiresAt;
   if (!same) reply.info = json(acquired.object);
   const attached = same ? NO_FDS : fds;
-  session.channel.pushBuilt(
-    openReplyRoom(reply),
-    (into) => writeOpenReply(into, id, Flag.REPLY, reply, attached.length),
-    attached,
-  );
+  const channel = session.channel;
+  const into = channel.reserve(openReplyRoom(reply));
+  channel.commit(into, writeOpenReply(into, id, Flag.REPLY, reply, attached.length), attached);
   return undefined;
 }
 
