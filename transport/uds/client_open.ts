@@ -85,14 +85,20 @@ export class ClientOpens {
     if (options.local === true) request.local = true;
     let taken = false;
     // A promise chain, not an async function: its frame would be most of what a get allocates.
-    return this.#requests.call(
-      Op.OPEN,
-      { room: openFrameRoom(objectId), write: (into, id) => writeOpenFrame(into, id, request) },
-      (body, fds): Acquired => {
-        taken = true;
-        return this.#opened(objectId, ttl, known, pinned, body, fds);
-      },
-    ).then(undefined, (error) => {
+    let replied: Promise<Acquired>;
+    try {
+      replied = this.#requests.call(
+        Op.OPEN,
+        { room: openFrameRoom(objectId), write: (into, id) => writeOpenFrame(into, id, request) },
+        (body, fds): Acquired => {
+          taken = true;
+          return this.#opened(objectId, ttl, known, pinned, body, fds);
+        },
+      );
+    } catch (error) {
+      replied = Promise.reject(error);
+    }
+    return replied.then(undefined, (error) => {
       if (taken) throw error;
       for (const shared of pinned ?? []) shared.release();
       if (

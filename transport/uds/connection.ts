@@ -33,6 +33,11 @@ import { acquire, releaseOneWay } from "./serve_leases.ts";
 import { ServerOpens } from "./serve_open.ts";
 import { closeAll, type Context, json, type Session } from "./session.ts";
 
+/**
+ * Slots for the texts a connection used last: room for the lease ids of a
+ * client with dozens of gets in flight, each released after the others' grants.
+ */
+const RECENT_TEXTS = 64;
 /** Memfds that may wait for one slow client, each a duplicate held open. */
 const MAX_QUEUED_FDS = 1024;
 
@@ -42,7 +47,7 @@ export class Connection implements ChannelHandler, Session {
   readonly peer: Peer;
   readonly channel: Channel;
   readonly leases = new Map<string, Acquired>();
-  readonly recent = new RecentTexts(8);
+  readonly recent = new RecentTexts(RECENT_TEXTS);
   readonly opens = new ServerOpens();
   reading = 0;
   readonly #flusher: Flusher;

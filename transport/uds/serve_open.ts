@@ -44,7 +44,12 @@ export class ServerOpens {
  * same bytes, and the client keeps the old memfd only while it reads.)
  */
 export function open(session: Session, id: number, body: Uint8Array): Promise<undefined> {
-  const request = decodeOpen(body, session.recent);
+  let request;
+  try {
+    request = decodeOpen(body, session.recent);
+  } catch (error) {
+    return Promise.reject(error);
+  }
   if (request === undefined) return Promise.reject(new ProtocolError("Malformed OPEN request"));
   const { objectId, known, ttl, local } = request;
   // A promise chain, not an async function: its frame would cost every get.
