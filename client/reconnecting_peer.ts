@@ -10,6 +10,7 @@ import { ClosedError, LeaseExpiredError, UnknownLeaseError } from "../core/error
 import { Access, type Lease } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { DaemonStatus, StatusSource } from "../core/status.ts";
+import type { OriginReply, OriginRequest, OriginSource } from "../transport/origin_fetch.ts";
 import type { UdsPeer } from "../transport/uds/uds_peer.ts";
 
 /**
@@ -19,7 +20,7 @@ import type { UdsPeer } from "../transport/uds/uds_peer.ts";
  * more on a new one. Leases do not survive: one granted before the loss ends
  * with {@link LeaseExpiredError}, its views detached.
  */
-export class ReconnectingPeer implements Peer, DirectPut, StatusSource {
+export class ReconnectingPeer implements Peer, DirectPut, StatusSource, OriginSource {
   readonly #connect: () => Promise<UdsPeer>;
   #current: UdsPeer;
   #reconnecting: Promise<UdsPeer> | undefined;
@@ -91,6 +92,11 @@ export class ReconnectingPeer implements Peer, DirectPut, StatusSource {
 
   status(): Promise<DaemonStatus> {
     return this.#read((peer) => peer.status());
+  }
+
+  /** Reads a URL through the daemon (see `UdsPeer.fetchOrigin`). */
+  fetchOrigin(request: OriginRequest): Promise<OriginReply> {
+    return this.#read((peer) => peer.fetchOrigin(request));
   }
 
   metrics(): Promise<Readonly<Record<string, number>>> {

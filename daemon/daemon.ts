@@ -14,6 +14,10 @@ import { loadNative } from "../native/load.ts";
 import type { DaemonStatus } from "../core/status.ts";
 import type { ClusterPeer } from "../p2p/cluster_peer.ts";
 import type { ClusterMember } from "./cluster_member.ts";
+import type { Directory } from "../p2p/directory.ts";
+import { HttpClusterTransport } from "../p2p/cluster_transport.ts";
+import { ReadThrough } from "../p2p/origin/read_through.ts";
+import { originRoutes } from "../p2p/origin/routes.ts";
 import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -114,6 +118,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   let peer: Peer;
   let cluster: ClusterPeer | undefined;
   let clusterMember: ClusterMember | undefined;
+  let claims: { directory: Directory; node: string } | undefined;
   try {
     if (options.redis === undefined && options.http === undefined) {
       peer = await createPeer(options, log);
@@ -139,6 +144,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         } else {
           wiring = await redisWiring(options, shared.leases, log);
         }
+        claims = { directory: wiring.directory, node: wiring.node };
         peer = cluster = wrapCluster(home, {
           ...wiring,
           capacity: options.impl === "tiered" ? options.hot : options.capacity,
@@ -177,11 +183,27 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
       ) => ({ node, address, state, incarnation, changedAt })),
     }),
   });
+  const readThrough = new ReadThrough({
+    peer,
+    cluster: claims === undefined ? undefined : {
+      directory: claims.directory,
+      transport: new HttpClusterTransport(
+        options.token === undefined ? {} : { token: options.token },
+      ),
+      self: () => {
+        const address = cluster?.address;
+        return address === undefined ? undefined : { node: claims!.node, address };
+      },
+      token: options.token,
+    },
+    log: log.warn,
+  });
   let tokenFile: string | undefined;
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       try {
+        readThrough.close();
         for (const closer of closers.reverse()) await closer().catch((e) => log.error(String(e)));
         await peer.close();
       } finally {
@@ -195,6 +217,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
       mode: options.socketMode,
       log,
       status,
+      fetch: (request) => readThrough.fetch(request),
     });
     addresses.push(uds.address);
     closers.push(() => uds.close());
@@ -211,8 +234,8 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
         onRequest: (entry) => (entry.status >= 400 ? log.info : log.debug)(formatRequest(entry)),
         status,
-        metrics: () => uds.metrics(),
-        routes: member.routes,
+        metrics: () => ({ ...uds.metrics(), ...readThrough.counts }),
+        routes: [...member.routes, ...originRoutes(readThrough, peer)],
         metricsText: () => member.metricsText(),
         maxUploadRate: options.maxUploadRate,
         maxUploads: options.maxUploads,

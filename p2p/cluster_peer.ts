@@ -5,7 +5,12 @@
  * @module
  */
 import { Access, type Lease } from "../core/lease.ts";
-import { ConflictError, NotFoundError, StoreUnavailableError } from "../core/errors.ts";
+import {
+  ConflictError,
+  NotFoundError,
+  StoreUnavailableError,
+  UnsupportedError,
+} from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "../core/peer.ts";
 import type { Meta } from "../core/validate.ts";
@@ -17,6 +22,7 @@ import { Blocklist } from "./swarm/blocklist.ts";
 import { Fetcher } from "./fetcher.ts";
 import { TokenBucket } from "../transport/rate_limit.ts";
 import { TransferBudget } from "./swarm/transfer_budget.ts";
+import type { AssembleFill, PartialBytes } from "./origin/origin_store.ts";
 
 /** The one-call put the transports use when a peer offers it (see `BasePeer.putObject`). */
 type PutObject = (
@@ -83,6 +89,8 @@ export class ClusterPeer implements Peer {
   readonly #dropping = new Map<string, Promise<void>>();
   /** Fetches under way, by id. */
   readonly #fetching = new Map<string, Promise<void>>();
+  /** Objects being assembled here (see `assemble`), by id: their verified bytes are relayed. */
+  readonly #assembling = new Map<string, PartialBytes>();
   /** Announces and digests under way, awaited by close(). */
   readonly #background = new Set<Promise<void>>();
   readonly #abort = new AbortController();
@@ -149,7 +157,52 @@ export class ClusterPeer implements Peer {
   partial(
     objectId: string,
   ): { size: number; read(start: number, end: number): Uint8Array | undefined } | undefined {
-    return this.#fetcher.partial(objectId);
+    return this.#fetcher.partial(objectId) ?? this.#assembling.get(objectId);
+  }
+
+  /**
+   * Builds a copy of `id` from bytes this daemon gathers itself (an origin
+   * download, or pieces relayed during one): `fill` writes and verifies the
+   * view of a CREATE blob of `size` bytes among the fetched copies, and may
+   * `relay` its verified bytes to other daemons meanwhile; the copy is then
+   * sealed with the record `fill` returns and announced. Nothing is sealed
+   * when `fill` throws.
+   *
+   * @throws {ConflictError} When the directory holds other content under `id`.
+   */
+  async assemble(
+    id: string,
+    size: number,
+    meta: Meta,
+    fill: AssembleFill,
+  ): Promise<ContentRecord> {
+    await this.#dropping.get(id)?.catch(() => {});
+    const old = this.#copies.get(id);
+    if (old !== undefined) await this.#dropCopy(id, old);
+    const { lease, blobs } = await this.#replicas.acquire(id, Access.CREATE, { size, meta });
+    let sealed = false;
+    try {
+      const view = size === 0 ? new Uint8Array(0) : blobs[0]!.openView();
+      if (view === undefined) throw new UnsupportedError("Cannot assemble in blobs without a view");
+      const record = await fill(view, (partial) => this.#assembling.set(id, partial));
+      this.#assembling.delete(id);
+      if (size > 0) blobs[0]!.closeView(view);
+      await this.#replicas.seal(lease.id);
+      sealed = true;
+      await this.#replicas.recordDigest?.(lease.id, record.digest);
+      this.#copies.set(id, record.digest);
+      if (this.#address !== undefined) {
+        await this.#directory.announce(record, { node: this.#node, address: this.#address });
+      }
+      return record;
+    } catch (error) {
+      if (sealed && error instanceof ConflictError) await this.#dropCopy(id, this.#copies.get(id)!);
+      throw error;
+    } finally {
+      this.#assembling.delete(id);
+      await (sealed ? this.#replicas.release(lease.id) : this.#replicas.discard(lease.id))
+        .catch(() => {});
+    }
   }
 
   /** What this peer counted: local hits, fetches, misses, verification failures. */
@@ -339,7 +392,7 @@ export class ClusterPeer implements Peer {
       if (options.local === true) {
         // On its way here: busy, not missing, so that a daemon asking for a
         // piece (its HTTP server serves those it has) does not withdraw it.
-        if (this.#fetching.has(id)) {
+        if (this.#fetching.has(id) || this.#assembling.has(id)) {
           throw new StoreUnavailableError(`Cannot read object ${id} yet: on its way here`);
         }
         throw error;

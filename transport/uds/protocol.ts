@@ -96,6 +96,12 @@ export const Op = {
   METRICS: 14,
   /** Empty body; reply JSON `DaemonStatus`, or `UNSUPPORTED` from a server not run by a daemon. */
   STATUS: 15,
+  /**
+   * Body JSON `OriginRequest` (see `transport/origin_fetch.ts`); reply JSON
+   * `OriginReply`, the object holding the body, or `UNSUPPORTED` from a
+   * server with no read-through.
+   */
+  FETCH: 16,
 } as const;
 
 /** One of {@link Op}. */

@@ -8,6 +8,7 @@ import {
   UnsupportedError,
 } from "../../core/errors.ts";
 import type { DaemonStatus } from "../../core/status.ts";
+import { type OriginReply, type OriginRequest, originRequest } from "../origin_fetch.ts";
 import type { Blob } from "../../core/blob.ts";
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
@@ -30,6 +31,7 @@ import {
   type AcquireReply,
   CHUNK,
   decodeAcquire,
+  decodeJson,
   decodePut,
   decodeRead,
   decodeRenew,
@@ -75,6 +77,8 @@ export interface UdsServerOptions {
   readonly log?: UdsServerLog;
   /** Answers STATUS requests; without it they fail with `UNSUPPORTED`. */
   readonly status?: () => Promise<DaemonStatus>;
+  /** Answers FETCH requests (a daemon's read-through); without it they fail with `UNSUPPORTED`. */
+  readonly fetch?: (request: OriginRequest) => Promise<OriginReply>;
 }
 
 const silent: UdsServerLog = { warn: () => {}, debug: () => {} };
@@ -90,6 +94,7 @@ interface Context {
   readonly maxInflight: number;
   readonly log: UdsServerLog;
   readonly status: (() => Promise<DaemonStatus>) | undefined;
+  readonly fetch: ((request: OriginRequest) => Promise<OriginReply>) | undefined;
   readonly metrics: UdsMetrics;
   /** Called when a connection has ended. */
   forget(connection: Connection): void;
@@ -204,6 +209,7 @@ export class UdsServer implements AsyncDisposable {
       maxInflight: options.maxInflight ?? 256,
       log: options.log ?? silent,
       status: options.status,
+      fetch: options.fetch,
       metrics: new UdsMetrics(),
       forget: (connection) => {
         if (this.#connections.delete(connection)) this.#context.metrics.clients--;
@@ -590,6 +596,11 @@ class Connection implements ChannelHandler {
           throw new UnsupportedError("No status: this server is not a daemon");
         }
         return status().then(json);
+      }
+      case Op.FETCH: {
+        const fetch = this.#context.fetch;
+        if (fetch === undefined) throw new UnsupportedError("No fetch: this server reads no URL");
+        return fetch(originRequest(decodeJson(body))).then(json);
       }
       case Op.READ:
         return this.#read(body);

@@ -21,6 +21,7 @@ import {
 import { Access, type Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import type { DaemonStatus, StatusSource } from "../../core/status.ts";
+import type { OriginReply, OriginRequest, OriginSource } from "../origin_fetch.ts";
 import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import { ensureNative, type Native } from "../../native/load.ts";
@@ -208,7 +209,7 @@ class HeldLease implements BlobOwner {
  * console.log(handle.bytes.length); // 6, mapped from the daemon's memory
  * ```
  */
-export class UdsPeer implements Peer, DirectPut, StatusSource {
+export class UdsPeer implements Peer, OriginSource, DirectPut, StatusSource {
   readonly #native: Native;
   readonly #path: string;
   readonly #reactor: Reactor;
@@ -511,6 +512,16 @@ export class UdsPeer implements Peer, DirectPut, StatusSource {
    */
   status(): Promise<DaemonStatus> {
     return this.#call(Op.STATUS, "", (body) => decodeJson(body) as DaemonStatus);
+  }
+
+  /**
+   * Reads a URL through the daemon (one download per cluster); the reply
+   * names the object holding the body.
+   *
+   * @throws {UnsupportedError} From a server with no read-through.
+   */
+  fetchOrigin(request: OriginRequest): Promise<OriginReply> {
+    return this.#call(Op.FETCH, JSON.stringify(request), (body) => decodeJson(body) as OriginReply);
   }
 
   /**

@@ -1,0 +1,105 @@
+/**
+ * An origin server for the read-through tests: one large file with an
+ * ETag, `Range` and `If-Range` as a real server does them, sent at a
+ * chosen rate, cut off after a chosen number of bytes when asked, and
+ * every request and byte counted.
+ */
+
+/** Options of {@link startCountingOrigin}. */
+export interface CountingOriginOptions {
+  /** The file's bytes. */
+  readonly body: Uint8Array<ArrayBuffer>;
+  /** Bytes per second sent per response. Default: unlimited. */
+  readonly rate?: number;
+  /** The first full (not ranged) response is cut off after this many bytes. */
+  readonly cutAfter?: number;
+  /** Required `Authorization` value; others get 401. */
+  readonly authorization?: string;
+}
+
+/** One request the origin saw. */
+export interface SeenRequest {
+  readonly range: string | null;
+  readonly ifRange: string | null;
+  readonly authorized: boolean;
+  readonly status: number;
+}
+
+/** The running origin. */
+export interface CountingOrigin extends AsyncDisposable {
+  /** The file's URL. */
+  readonly url: string;
+  /** Every request for the file. */
+  readonly requests: SeenRequest[];
+  /** Body bytes sent in all. */
+  readonly sent: number;
+}
+
+/** The ETag of the file. */
+export const ETAG = '"v1"';
+
+/** Starts the origin on a free loopback port. */
+export function startCountingOrigin(options: CountingOriginOptions): CountingOrigin {
+  const { body } = options;
+  const requests: SeenRequest[] = [];
+  let sent = 0;
+  let cut = options.cutAfter;
+  const abort = new AbortController();
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    signal: abort.signal,
+    onListen: () => {},
+  }, (request) => {
+    const range = request.headers.get("range");
+    const ifRange = request.headers.get("if-range");
+    const authorized = options.authorization === undefined ||
+      request.headers.get("authorization") === options.authorization;
+    const seen = (status: number) => requests.push({ range, ifRange, authorized, status });
+    if (!authorized) {
+      seen(401);
+      return new Response("who are you", { status: 401 });
+    }
+    const headers = new Headers({ etag: ETAG, "accept-ranges": "bytes" });
+    let start = 0;
+    const match = range === null ? null : /^bytes=(\d+)-$/.exec(range);
+    if (match !== null && (ifRange === null || ifRange === ETAG)) start = Number(match[1]);
+    const status = match !== null && start > 0 ? 206 : 200;
+    if (status === 206) {
+      headers.set("content-range", `bytes ${start}-${body.length - 1}/${body.length}`);
+    }
+    headers.set("content-length", String(body.length - start));
+    seen(status);
+    const limit = status === 200 ? cut : undefined;
+    if (status === 200) cut = undefined;
+    let at = start;
+    const chunk = 256 << 10;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (at >= body.length) return controller.close();
+        if (limit !== undefined && at - start >= limit) {
+          return controller.error(new Error("cut off on purpose"));
+        }
+        const end = Math.min(body.length, at + chunk);
+        if (options.rate !== undefined) {
+          await new Promise((resolve) => setTimeout(resolve, ((end - at) / options.rate!) * 1000));
+        }
+        controller.enqueue(body.slice(at, end));
+        sent += end - at;
+        at = end;
+      },
+    });
+    return new Response(stream, { status, headers });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/model.bin`,
+    requests,
+    get sent() {
+      return sent;
+    },
+    [Symbol.asyncDispose]: async () => {
+      abort.abort();
+      await server.finished.catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * The read-through across real daemons (embedded directory): many fetches of
+ * one URL at once make one download from the origin, the others pull its
+ * pieces while it downloads.
+ */
+import { connect } from "../../mod.ts";
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { pattern, sameBytes } from "../helpers/cluster.ts";
+import { eventually } from "../helpers/eventually.ts";
+import { type ClusterDaemon, startCluster } from "./cluster_daemons.ts";
+import { startCountingOrigin } from "./counting_origin.ts";
+
+/** Waits until every daemon lists every other alive. */
+async function converged(daemons: readonly ClusterDaemon[]): Promise<void> {
+  await eventually(
+    async () => {
+      for (const daemon of daemons) {
+        const alive = (await daemon.members()).filter((m) => m.state === "alive").length;
+        if (alive !== daemons.length) return false;
+      }
+      return true;
+    },
+    "every daemon sees every other alive",
+    { timeout: 10_000, interval: 50 },
+  );
+}
+
+/** Reads `url` through the daemon's socket, `times` at once; checks each body. */
+async function fetchAll(
+  daemon: ClusterDaemon,
+  url: string,
+  expected: Uint8Array,
+  times: number,
+  init?: RequestInit,
+): Promise<void> {
+  await using client = await connect(daemon.socket);
+  await Promise.all(Array.from({ length: times }, async () => {
+    const response = await client.fetch(url, init);
+    assertEquals(response.status, 200);
+    const body = new Uint8Array(await response.arrayBuffer());
+    assert(sameBytes(body, expected), `the body through ${daemon.node}`);
+  }));
+}
+
+Deno.test("many fetches of one URL across 4 daemons: exactly one download from the origin", async () => {
+  const body = pattern(24 << 20, 3);
+  await using origin = startCountingOrigin({ body, rate: 24e6 });
+  await using cluster = await startCluster(["a", "b", "c", "d"]);
+  await converged(cluster.daemons);
+  await Promise.all(cluster.daemons.map((daemon) => fetchAll(daemon, origin.url, body, 3)));
+  assertEquals(
+    origin.requests.length,
+    1,
+    JSON.stringify(origin.requests) + cluster.daemons.map((d) => d.stderr()).join("\n"),
+  );
+  assert(origin.sent <= 1.05 * body.length, `origin sent ${origin.sent} bytes`);
+  // Later fetches anywhere come from the cluster.
+  await fetchAll(cluster.daemons[3]!, origin.url, body, 1, { cache: "force-cache" });
+  assertEquals(origin.requests.length, 1);
+  const trips = await Promise.all(
+    cluster.daemons.map((daemon) => daemon.metric("packice_origin_trips_total")),
+  );
+  assertEquals(trips.reduce((a, b) => a + b, 0), 1, `trips per daemon: ${trips}`);
+  const downstream = await Promise.all(
+    cluster.daemons.map((daemon) => daemon.metric("packice_origin_downstream_total")),
+  );
+  assert(downstream.reduce((a, b) => a + b, 0) >= 1, `downstream per daemon: ${downstream}`);
+});
