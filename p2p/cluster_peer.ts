@@ -165,10 +165,9 @@ export class ClusterPeer implements Peer {
    * download, or pieces relayed during one): `fill` writes and verifies the
    * view of a CREATE blob of `size` bytes among the fetched copies, and may
    * `relay` its verified bytes to other daemons meanwhile; the copy is then
-   * sealed with the record `fill` returns and announced. Nothing is sealed
-   * when `fill` throws.
-   *
-   * @throws {ConflictError} When the directory holds other content under `id`.
+   * sealed with the record `fill` returns and announced, replacing other
+   * content recorded under `id` (an older version of the same origin URL).
+   * Nothing is sealed when `fill` throws.
    */
   async assemble(
     id: string,
@@ -192,12 +191,15 @@ export class ClusterPeer implements Peer {
       await this.#replicas.recordDigest?.(lease.id, record.digest);
       this.#copies.set(id, record.digest);
       if (this.#address !== undefined) {
-        await this.#directory.announce(record, { node: this.#node, address: this.#address });
+        const holder = { node: this.#node, address: this.#address };
+        await this.#directory.announce(record, holder).catch(async (error) => {
+          if (!(error instanceof ConflictError)) throw error;
+          // A newer version of the same source: the old one goes everywhere.
+          await this.#directory.remove(id);
+          await this.#directory.announce(record, holder);
+        });
       }
       return record;
-    } catch (error) {
-      if (sealed && error instanceof ConflictError) await this.#dropCopy(id, this.#copies.get(id)!);
-      throw error;
     } finally {
       this.#assembling.delete(id);
       await (sealed ? this.#replicas.release(lease.id) : this.#replicas.discard(lease.id))

@@ -11,7 +11,7 @@
 import { pieceCount, pieceSizeFor } from "../content.ts";
 import type { ContentRecord } from "../directory.ts";
 import { sha256, type WholeHash, wholeHash } from "../sha256.ts";
-import { bitfieldOf } from "../swarm/bitfield.ts";
+import { bitfieldOf, hasPiece } from "../swarm/bitfield.ts";
 
 /** The pieces of one object on their way into a view. */
 export class Assembly {
@@ -72,11 +72,21 @@ export class Assembly {
     return this.#have[piece] === 1;
   }
 
-  /** The first piece not verified yet; `count` when none is missing. */
-  firstMissing(): number {
-    let piece = 0;
+  /** The first piece from `from` on not verified yet; `count` when none is missing. */
+  firstMissing(from = 0): number {
+    let piece = from;
     while (piece < this.count && this.#have[piece] === 1) piece++;
     return piece;
+  }
+
+  /** One past the last piece verified here or listed by `bitfields`: where the unknown begins. */
+  frontier(bitfields: readonly Uint8Array[]): number {
+    for (let piece = this.count - 1; piece >= 0; piece--) {
+      if (this.#have[piece] === 1 || bitfields.some((bits) => hasPiece(bits, piece))) {
+        return piece + 1;
+      }
+    }
+    return 0;
   }
 
   /** The bitfield of the pieces verified. */

@@ -52,9 +52,9 @@ export async function askOrigin(
 }
 
 /**
- * Downloads the missing pieces of `assembly` from the origin: from `first`
- * (a 200 response to the plain request) when given, else from the first
- * missing piece with `Range` and `If-Range: validator`. A failure (cut
+ * Downloads the missing pieces of `assembly` from piece `from` on from the
+ * origin: from `first` (a 200 response to the plain request) when given,
+ * else from the first missing piece with `Range` and `If-Range: validator`. A failure (cut
  * off, a wrong status or length) is counted and resumed from the first
  * missing piece, up to {@link MAX_ATTEMPTS} attempts in all.
  *
@@ -66,10 +66,11 @@ export async function download(
   first: Response | undefined,
   trip: OriginTrip,
   validator: string | undefined,
+  from = 0,
 ): Promise<void> {
   let response = first;
   let failure = "";
-  for (let attempt = 0; !assembly.complete; attempt++) {
+  for (let attempt = 0; assembly.firstMissing(from) < assembly.count; attempt++) {
     if (attempt >= MAX_ATTEMPTS) {
       throw new StoreUnavailableError(
         `Cannot fetch ${shown(trip.url)}: ${MAX_ATTEMPTS} attempts failed (last: ${failure})`,
@@ -78,7 +79,7 @@ export async function download(
     if (attempt > 0) await sleep(RETRY_MS * 2 ** (attempt - 1), trip.signal);
     try {
       if (response === undefined) {
-        const { start } = assembly.span(assembly.firstMissing());
+        const { start } = assembly.span(assembly.firstMissing(from));
         trip.counts.origin_resumes_total++;
         response = await askOrigin(trip, {
           range: `bytes=${start}-`,

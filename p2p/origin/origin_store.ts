@@ -39,10 +39,11 @@ export interface Assembler {
 export interface OriginStore {
   /** The metadata of object `id` when this peer (or its cluster) holds it, sealed. */
   held(id: string): Promise<Meta | undefined>;
-  /** Creates `id`, fills it through `fill`, seals it; nothing is sealed when `fill` throws. */
+  /**
+   * Creates `id` (replacing an older version), fills it through `fill`,
+   * seals it; nothing is sealed when `fill` throws.
+   */
   assemble(id: string, size: number, meta: Meta, fill: AssembleFill): Promise<ContentRecord>;
-  /** Deletes `id` (in a cluster, everywhere); a missing one is no error. */
-  remove(id: string): Promise<void>;
   /** Stores bytes under a fresh id for `ttl` ms (a response not to share); returns the id. */
   keep(bytes: Uint8Array, meta: Meta, ttl: number): Promise<string>;
 }
@@ -52,6 +53,14 @@ export function peerStore(peer: Peer): OriginStore {
   const assembler = typeof (peer as Partial<Assembler>).assemble === "function"
     ? peer as Peer & Assembler
     : undefined;
+  const remove = async (id: string) => {
+    try {
+      const { lease } = await peer.acquire(id, Access.WRITE);
+      await peer.discard(lease.id);
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+    }
+  };
   return {
     held: async (id) => {
       try {
@@ -63,15 +72,10 @@ export function peerStore(peer: Peer): OriginStore {
         throw error;
       }
     },
-    assemble: (id, size, meta, fill) =>
-      assembler?.assemble(id, size, meta, fill) ?? assembleIn(peer, id, size, meta, fill),
-    remove: async (id) => {
-      try {
-        const { lease } = await peer.acquire(id, Access.WRITE);
-        await peer.discard(lease.id);
-      } catch (error) {
-        if (!(error instanceof NotFoundError)) throw error;
-      }
+    assemble: async (id, size, meta, fill) => {
+      if (assembler !== undefined) return await assembler.assemble(id, size, meta, fill);
+      await remove(id);
+      return await assembleIn(peer, id, size, meta, fill);
     },
     keep: async (bytes, meta, ttl) => {
       const { lease, blobs } = await peer.acquire(undefined, Access.CREATE, {

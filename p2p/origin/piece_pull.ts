@@ -30,7 +30,9 @@ export interface PullOptions {
 }
 
 /** How the pull ended: every piece in and the whole digest known, or the downloader gone. */
-export type PullOutcome = { readonly digest: string } | { readonly gone: string };
+export type PullOutcome =
+  | { readonly digest: string }
+  | { readonly gone: string; readonly peers: readonly Holder[] };
 
 /** How often the downloader is asked for its progress. */
 const POLL_MS = 100;
@@ -44,7 +46,8 @@ const BENCH_MS = 2000;
  * download) and the peers it lists.
  *
  * @returns The whole digest once every piece is verified and the download
- *   is done; or why the leader is gone (failed, dead, or leading nothing).
+ *   is done; or why the leader is gone (failed, dead, or leading nothing),
+ *   with the peers it last listed.
  */
 export async function pull(
   assembly: Assembly,
@@ -53,25 +56,9 @@ export async function pull(
 ): Promise<PullOutcome> {
   const stop = new AbortController();
   const signal = AbortSignal.any([options.signal, stop.signal]);
-  const client = Deno.createHttpClient({});
-  const record: ContentRecord = {
-    id: assembly.id,
-    size: assembly.size,
-    digest: "",
-    pieceSize: assembly.pieceSize,
-    pieceDigests: assembly.digests,
-  };
   let sources: Holder[] = [];
   let final: string | undefined;
   let gone: string | undefined;
-  const inflight = new Set<number>();
-  const benched = new Map<string, number>();
-  let wake = Promise.withResolvers<void>();
-  const pulse = () => {
-    wake.resolve();
-    wake = Promise.withResolvers<void>();
-  };
-
   const poll = async () => {
     let misses = 0;
     while (!signal.aborted) {
@@ -97,16 +84,11 @@ export async function pull(
         reply.digests?.forEach((digest, piece) => {
           if (digest !== "" && assembly.digests[piece] === "") assembly.digests[piece] = digest;
         });
-        const known = (holder: Holder): Holder => ({
-          ...holder,
-          pieces: holder.pieces ?? new Uint8Array(0),
-        });
         sources = [
-          known({ ...leader, ...(reply.pieces === undefined ? {} : { pieces: reply.pieces }) }),
-          ...(reply.peers ?? []).filter((peer) => peer.node !== options.self.node).map(known),
+          { ...leader, pieces: reply.pieces ?? new Uint8Array(0) },
+          ...(reply.peers ?? []).filter((peer) => peer.node !== options.self.node),
         ];
         if (reply.state === "done") final = reply.digest;
-        pulse();
         if (final !== undefined && assembly.complete) break;
       } catch (error) {
         if (signal.aborted) break;
@@ -119,35 +101,104 @@ export async function pull(
     }
     stop.abort();
   };
+  await Promise.all([
+    poll(),
+    pullPieces(assembly, () => sources, { ...options, signal, leader: leader.node }),
+  ]);
+  if (options.signal.aborted) throw options.signal.reason;
+  if (final !== undefined && assembly.complete) return { digest: final };
+  return {
+    gone: gone ?? "the download ended",
+    peers: sources.filter((source) => source.node !== leader.node),
+  };
+}
 
-  /** A missing piece with a known digest, and a source for it: other peers before the leader. */
+/** Options of {@link pullPieces}. */
+export interface PiecesOptions {
+  /** The cluster token, for piece requests. */
+  readonly token: string | undefined;
+  /** Ends the pull. */
+  readonly signal: AbortSignal;
+  /** Piece requests at once. Default 4. */
+  readonly lanes?: number;
+  /** The node asked only for pieces no other source has (the downloader). */
+  readonly leader?: string;
+  /** The pieces wanted. Default: all. */
+  readonly wanted?: (piece: number) => boolean;
+  /**
+   * Milliseconds to wait while no source has a wanted piece before giving
+   * up. Default: until `signal`.
+   */
+  readonly patience?: number;
+}
+
+/**
+ * Requests missing pieces with known digests from `sources()` (partial
+ * holders with bitfields), each checked against its digest, until every
+ * wanted piece is in.
+ */
+export async function pullPieces(
+  assembly: Assembly,
+  sources: () => readonly Holder[],
+  options: PiecesOptions,
+): Promise<void> {
+  const { signal } = options;
+  const wanted = options.wanted ?? (() => true);
+  const client = Deno.createHttpClient({});
+  const record: ContentRecord = {
+    id: assembly.id,
+    size: assembly.size,
+    digest: "",
+    pieceSize: assembly.pieceSize,
+    pieceDigests: assembly.digests,
+  };
+  const inflight = new Set<number>();
+  const benched = new Map<string, number>();
+  let idleSince: number | undefined;
+  const done = () => {
+    for (let piece = 0; piece < assembly.count; piece++) {
+      if (wanted(piece) && !assembly.has(piece)) return false;
+    }
+    return true;
+  };
+
+  /** A missing piece with a known digest, and a source for it: others before the leader. */
   const choose = (): { piece: number; source: Holder } | undefined => {
     const now = Date.now();
-    const usable = sources.filter((source) => (benched.get(sourceKey(source)) ?? 0) <= now);
+    const usable = sources().filter((source) =>
+      source.pieces !== undefined && (benched.get(sourceKey(source)) ?? 0) <= now
+    );
     const offset = Math.floor(Math.random() * Math.max(1, assembly.count));
     let fallback: { piece: number; source: Holder } | undefined;
     for (let i = 0; i < assembly.count; i++) {
       const piece = (offset + i) % assembly.count;
-      if (assembly.has(piece) || inflight.has(piece) || assembly.digests[piece] === "") continue;
+      if (
+        !wanted(piece) || assembly.has(piece) || inflight.has(piece) ||
+        assembly.digests[piece] === ""
+      ) continue;
       const holders = usable.filter((source) => hasPiece(source.pieces!, piece));
-      const peer = holders.filter((source) => source.node !== leader.node);
-      if (peer.length > 0) return { piece, source: peer[Math.floor(Math.random() * peer.length)]! };
+      const peers = holders.filter((source) => source.node !== options.leader);
+      if (peers.length > 0) {
+        return { piece, source: peers[Math.floor(Math.random() * peers.length)]! };
+      }
       fallback ??= holders[0] === undefined ? undefined : { piece, source: holders[0] };
     }
     return fallback;
   };
 
   const lane = async () => {
-    while (!assembly.complete && !signal.aborted) {
+    while (!done() && !signal.aborted) {
       const pick = choose();
       if (pick === undefined) {
-        await Promise.race([wake.promise, assembly.changed, sleep(POLL_MS, signal)]).catch(
-          () => {},
-        );
+        if (options.patience !== undefined && inflight.size === 0) {
+          idleSince ??= Date.now();
+          if (Date.now() - idleSince > options.patience) return;
+        }
+        await Promise.race([assembly.changed, sleep(POLL_MS / 2, signal)]).catch(() => {});
         continue;
       }
+      idleSince = undefined;
       const { piece, source } = pick;
-      const { start } = assembly.span(piece);
       inflight.add(piece);
       try {
         const ok = await requestPiece({
@@ -155,7 +206,7 @@ export async function pull(
           piece,
           holder: source,
           target: assembly.view,
-          at: start,
+          at: assembly.span(piece).start,
           client,
           token: options.token,
           signal,
@@ -172,12 +223,8 @@ export async function pull(
   };
 
   try {
-    await Promise.all([poll(), ...Array.from({ length: options.lanes ?? 4 }, lane)]);
+    await Promise.all(Array.from({ length: options.lanes ?? 4 }, lane));
   } finally {
-    stop.abort();
     client.close();
   }
-  if (options.signal.aborted) throw options.signal.reason;
-  if (final !== undefined && assembly.complete) return { digest: final };
-  return { gone: gone ?? "the download ended" };
 }

@@ -107,6 +107,16 @@ export class Tracker {
     };
   }
 
+  /** The downstream peers of `id` heard from lately, with their pieces. */
+  peers(id: string): Holder[] {
+    const now = Date.now();
+    const peers: Holder[] = [];
+    for (const { holder, seen } of this.#led.get(id)?.peers.values() ?? []) {
+      if (now - seen <= PEER_TTL_MS) peers.push(holder);
+    }
+    return peers;
+  }
+
   /** Forgets every download. */
   close(): void {
     this.#led.clear();

@@ -25,7 +25,7 @@ import { originId } from "./origin_id.ts";
 import { originMeta, replyOf, requestHeaders, storedHeaders } from "./origin_meta.ts";
 import { type OriginStore, peerStore } from "./origin_store.ts";
 import type { Peer } from "../../core/peer.ts";
-import { pull } from "./piece_pull.ts";
+import { pull, pullPieces } from "./piece_pull.ts";
 import { parseProgress, type Progress, Tracker } from "./progress.ts";
 import { askJson } from "./progress.ts";
 
@@ -233,7 +233,6 @@ export class ReadThrough {
         this.#tracker.end(id, { error: `the origin answered ${response.status}` });
         return await this.#unshared(trip, response);
       }
-      if (stale !== undefined || reload) await this.#store.remove(id);
       const meta = originMeta(trip.url, response);
       const length = response.headers.get("content-length");
       const known = length !== null && /^\d+$/.test(length);
@@ -345,12 +344,23 @@ export class ReadThrough {
               await sleep(50, trip.signal);
               continue;
             }
-            // Taken over: the rest from the origin, from the first missing piece.
+            // Taken over: pieces the other followers have come from them, the
+            // rest from the origin, from the end of what any of them has.
             led = true;
+            const peers = outcome.peers;
             return await this.#claimed(id, self, async () => {
               this.#tracker.lead(id);
               this.#tracker.downloading(id, assembly, meta);
-              await download(assembly, undefined, trip, validatorOf(meta));
+              const from = assembly.frontier(peers.map((peer) => peer.pieces ?? new Uint8Array(0)));
+              const validator = validatorOf(meta);
+              const holes = pullPieces(assembly, () => this.#tracker.peers(id), {
+                token: cluster.token,
+                signal: trip.signal,
+                wanted: (piece) => piece < from,
+                patience: 1000,
+              });
+              await Promise.all([download(assembly, undefined, trip, validator, from), holes]);
+              await download(assembly, undefined, trip, validator);
               return await assembly.record();
             });
           }

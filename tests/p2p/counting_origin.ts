@@ -61,10 +61,14 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
       return new Response("who are you", { status: 401 });
     }
     const headers = new Headers({ etag: ETAG, "accept-ranges": "bytes" });
-    let start = 0;
+    if (request.headers.get("if-none-match") === ETAG) {
+      seen(304);
+      return new Response(null, { status: 304, headers });
+    }
     const match = range === null ? null : /^bytes=(\d+)-$/.exec(range);
-    if (match !== null && (ifRange === null || ifRange === ETAG)) start = Number(match[1]);
-    const status = match !== null && start > 0 ? 206 : 200;
+    const ranged = match !== null && (ifRange === null || ifRange === ETAG);
+    const start = ranged ? Number(match![1]) : 0;
+    const status = ranged ? 206 : 200;
     if (status === 206) {
       headers.set("content-range", `bytes ${start}-${body.length - 1}/${body.length}`);
     }
