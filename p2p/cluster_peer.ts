@@ -23,6 +23,7 @@ import { Fetcher } from "./fetcher.ts";
 import { TokenBucket } from "../transport/rate_limit.ts";
 import { TransferBudget } from "./swarm/transfer_budget.ts";
 import type { AssembleFill, PartialBytes } from "./origin/origin_store.ts";
+import { PutClaims } from "./put_claims.ts";
 
 /** The one-call put the transports use when a peer offers it (see `BasePeer.putObject`). */
 type PutObject = (
@@ -91,6 +92,9 @@ export class ClusterPeer implements Peer {
   readonly #fetching = new Map<string, Promise<void>>();
   /** Objects being assembled here (see `assemble`), by id: their verified bytes are relayed. */
   readonly #assembling = new Map<string, PartialBytes>();
+  /** Claims of creates under a given id (without a shared lease store), by lease id. */
+  readonly #putClaims: PutClaims | undefined;
+  readonly #claimed = new Map<string, () => Promise<void>>();
   /** Announces and digests under way, awaited by close(). */
   readonly #background = new Set<Promise<void>>();
   readonly #abort = new AbortController();
@@ -134,6 +138,9 @@ export class ClusterPeer implements Peer {
       later: (work) => this.#later(work),
     });
     this.#unsubscribe = options.directory.onRemove?.((removal) => this.#removed(removal));
+    this.#putClaims = options.removeShared === undefined
+      ? new PutClaims(options.directory, () => this.#holder())
+      : undefined;
   }
 
   /**
@@ -220,14 +227,30 @@ export class ClusterPeer implements Peer {
     if (objectId !== undefined) {
       if (access === Access.READ) return await this.#read(objectId, options);
       if (access === Access.WRITE) return await this.#write(objectId, options);
+      if (this.#putClaims !== undefined) {
+        // One id, one content: a create of an id claimed or held elsewhere is refused.
+        const release = await this.#putClaims.claim(objectId);
+        try {
+          const created = await this.#home.acquire(objectId, access, options);
+          this.#claimed.set(created.lease.id, release);
+          return created;
+        } catch (error) {
+          await release();
+          throw error;
+        }
+      }
     }
     return await this.#home.acquire(objectId, access, options);
   }
 
   async seal(leaseId: string): Promise<ObjectInfo> {
-    const info = await this.#home.seal(leaseId);
-    await this.#announceSealed(info.id);
-    return info;
+    try {
+      const info = await this.#home.seal(leaseId);
+      await this.#announceSealed(info.id);
+      return info;
+    } finally {
+      await this.#unclaim(leaseId);
+    }
   }
 
   /** Stores a sealed object in one step, as `BasePeer.putObject`, and announces it. */
@@ -237,6 +260,22 @@ export class ClusterPeer implements Peer {
     options: { id?: string; meta?: Meta; ttl?: number; transfer?: boolean } = {},
   ): Promise<ObjectInfo> {
     const put = (this.#home as Peer & { putObject?: PutObject }).putObject;
+    const release = options.id === undefined ? undefined : await this.#putClaims?.claim(options.id);
+    try {
+      const info = await this.#putHome(put, chunks, size, options);
+      await this.#announceSealed(info.id);
+      return info;
+    } finally {
+      await release?.();
+    }
+  }
+
+  async #putHome(
+    put: PutObject | undefined,
+    chunks: readonly Uint8Array[],
+    size: number,
+    options: { id?: string; meta?: Meta; ttl?: number; transfer?: boolean },
+  ): Promise<ObjectInfo> {
     let info: ObjectInfo;
     if (put !== undefined) {
       info = await put.call(this.#home, chunks, size, options);
@@ -257,7 +296,6 @@ export class ClusterPeer implements Peer {
         await this.#home.release(lease.id).catch(() => {});
       }
     }
-    await this.#announceSealed(info.id);
     return info;
   }
 
@@ -273,6 +311,7 @@ export class ClusterPeer implements Peer {
       this.#replicaLeases.delete(leaseId);
       return await this.#replicas.discard(leaseId);
     }
+    await this.#unclaim(leaseId);
     await this.#home.discard(leaseId);
     const deleted = this.#homeWrites.get(leaseId);
     if (deleted !== undefined) {
@@ -286,6 +325,7 @@ export class ClusterPeer implements Peer {
     if (this.#replicaLeases.delete(leaseId)) return this.#replicas.release(leaseId);
     if (this.#remoteWrites.delete(leaseId)) return Promise.resolve();
     if (this.#homeWrites.size > 0) this.#homeWrites.delete(leaseId);
+    if (this.#claimed.size > 0) void this.#unclaim(leaseId);
     return this.#home.release(leaseId);
   }
 
@@ -351,6 +391,7 @@ export class ClusterPeer implements Peer {
     this.#closed ??= (async () => {
       this.#abort.abort(new NotFoundError("Peer is closing"));
       this.#unsubscribe?.();
+      await Promise.allSettled([...this.#claimed.keys()].map((lease) => this.#unclaim(lease)));
       await Promise.allSettled([...this.#fetching.values(), ...this.#background]);
       if (this.#address !== undefined) {
         const held = new Set([...this.#sealed.keys(), ...this.#copies.keys()]);
@@ -366,6 +407,19 @@ export class ClusterPeer implements Peer {
   /** Same as {@link ClusterPeer.close}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** This daemon as others reach it, once its address is known. */
+  #holder(): Holder | undefined {
+    return this.#address === undefined ? undefined : { node: this.#node, address: this.#address };
+  }
+
+  /** Lets go of the claim of a create's lease, if it took one. */
+  async #unclaim(leaseId: string): Promise<void> {
+    const release = this.#claimed.get(leaseId);
+    if (release === undefined) return;
+    this.#claimed.delete(leaseId);
+    await release();
   }
 
   #peerOf(leaseId: string): Peer {
