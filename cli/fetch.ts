@@ -1,16 +1,15 @@
-import { createCachedFetch } from "../integrations/cached_fetch.ts";
-import { PackiceCacheStorage } from "../integrations/cache_storage.ts";
 import { CliError, open, parse, positionals, TARGET_FLAGS, TARGET_USAGE } from "./command.ts";
 
 /** The usage text of `packice fetch`. */
 export const FETCH_USAGE = `Usage: packice fetch URL [-o FILE|-] [-H 'Name: value' …] [--reload]
 
-Writes what URL serves to FILE (default: standard output), through the
-daemon's cache: a response it holds is answered from it, revalidated with the
-origin where the origin gave an ETag or Last-Modified; anything else is
-downloaded once and kept for the next caller on this host (the same cache as
-cachedFetch()). Requests with -H headers such as Authorization pass them to
-the origin; they are never stored.
+Writes what URL serves to FILE (default: standard output), read through the
+daemon (client.fetch()): a response any daemon of its cluster holds is
+answered from the cluster while fresh, and revalidated with the origin where
+the origin gave an ETag or Last-Modified; anything else is downloaded from the
+origin once per cluster, by one daemon, while the others pull its pieces.
+Headers given with -H, such as Authorization, go to the origin and are never
+stored.
 
   -o, --output FILE  where to write (- for standard output)
   -H, --header H     a request header, 'Name: value'; repeatable
@@ -37,8 +36,10 @@ export async function fetchUrl(args: string[]): Promise<number> {
     headers.append(header.slice(0, colon).trim(), header.slice(colon + 1).trim());
   }
   await using client = await open(values);
-  const fetch = createCachedFetch({ cache: new PackiceCacheStorage(client).open("fetch") });
-  const response = await fetch(url!, { headers, ...(values.reload ? { cache: "reload" } : {}) });
+  const response = await client.fetch(url!, {
+    headers,
+    ...(values.reload ? { cache: "reload" } : {}),
+  });
   if (!response.ok) {
     await response.body?.cancel();
     throw new CliError(`${url} answered ${response.status} ${response.statusText}`, 1);

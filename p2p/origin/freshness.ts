@@ -58,3 +58,16 @@ export function storable(request: Headers, response: Response): boolean {
   if (noStore(request) || noStore(response.headers)) return false;
   return !(response.headers.get("vary") ?? "").split(",").some((field) => field.trim() === "*");
 }
+
+/**
+ * Whether a response may be kept as the one object of its URL: storable,
+ * and varying at most by `Accept-Encoding` (always `identity` here), since
+ * one object answers every request for the URL.
+ */
+export function shareable(request: Headers, response: Response): boolean {
+  if (!storable(request, response)) return false;
+  const vary = (response.headers.get("vary") ?? "").split(",").map((field) =>
+    field.trim().toLowerCase()
+  );
+  return vary.every((field) => field === "" || field === "accept-encoding");
+}

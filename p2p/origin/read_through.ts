@@ -18,7 +18,7 @@ import { sleep } from "../../transport/rate_limit.ts";
 import type { ClusterTransport } from "../cluster_transport.ts";
 import type { ContentRecord, Directory, Holder } from "../directory.ts";
 import { Assembly } from "./assembly.ts";
-import { isFresh, rangeValidator, storable, validators } from "./freshness.ts";
+import { isFresh, rangeValidator, shareable, validators } from "./freshness.ts";
 import { type OriginCounts, originCounts } from "./origin_counts.ts";
 import { askOrigin, download, type OriginTrip, shown } from "./origin_download.ts";
 import { originId } from "./origin_id.ts";
@@ -229,7 +229,7 @@ export class ReadThrough {
         }
       }
       const response = await askOrigin(trip);
-      if (!storable(trip.headers, response)) {
+      if (!shareable(trip.headers, response)) {
         this.#tracker.end(id, { error: `the origin answered ${response.status}` });
         return await this.#unshared(trip, response);
       }

@@ -38,7 +38,10 @@ async function claimRules(
   await directories[w]!.unclaim!(key, nodes[other]!); // not the holder: a no-op
   assertEquals((await directories[other]!.claim!(key, holder(nodes[other]!), 400)).node, winner);
   await directories[w]!.unclaim!(key, winner);
-  assertEquals((await directories[other]!.claim!(key, holder(nodes[other]!), 300)).node, nodes[other]);
+  assertEquals(
+    (await directories[other]!.claim!(key, holder(nodes[other]!), 300)).node,
+    nodes[other],
+  );
   // Not renewed: it expires.
   await new Promise((resolve) => setTimeout(resolve, 450));
   assertEquals((await directories[w]!.claim!(key, holder(winner), 300)).node, winner);
@@ -93,19 +96,23 @@ Deno.test("embedded claims: a claim outlives its deciding owner; a dead holder's
   );
 });
 
-Deno.test("Redis claims: SET NX PX, renewed by the holder, on one server", redisTestOptions, async () => {
-  await using redis = await startRedis();
-  const nodes = ["one", "two", "three"];
-  const directories = await Promise.all(
-    nodes.map((node) => RedisDirectory.connect({ url: redis.url, node })),
-  );
-  try {
-    await claimRules(directories, nodes, "origin-y");
-    assertEquals(await redis.command("EXISTS", "packice:claim:{origin-y}"), 0);
-  } finally {
-    await Promise.all(directories.map((directory) => directory.close()));
-  }
-});
+Deno.test(
+  "Redis claims: SET NX PX, renewed by the holder, on one server",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const nodes = ["one", "two", "three"];
+    const directories = await Promise.all(
+      nodes.map((node) => RedisDirectory.connect({ url: redis.url, node })),
+    );
+    try {
+      await claimRules(directories, nodes, "origin-y");
+      assertEquals(await redis.command("EXISTS", "packice:claim:{origin-y}"), 0);
+    } finally {
+      await Promise.all(directories.map((directory) => directory.close()));
+    }
+  },
+);
 
 Deno.test("Redis claims on a Redis Cluster", redisTestOptions, async () => {
   await using cluster = await startRedisCluster();
@@ -114,7 +121,9 @@ Deno.test("Redis claims on a Redis Cluster", redisTestOptions, async () => {
     nodes.map((node) => RedisDirectory.connect({ url: cluster.url, node })),
   );
   try {
-    for (const key of ["origin-a", "origin-b", "origin-c"]) await claimRules(directories, nodes, key);
+    for (const key of ["origin-a", "origin-b", "origin-c"]) {
+      await claimRules(directories, nodes, key);
+    }
   } finally {
     await Promise.all(directories.map((directory) => directory.close()));
   }
