@@ -46,7 +46,11 @@ async function fetchThrough(socket: string, url: string, started: number): Promi
 
 // One daemon alone, from the origin alone.
 let started = performance.now();
-const aloneMs = await fetchThrough(cluster.daemons[DAEMONS]!.socket, `${origin.url}?alone`, started);
+const aloneMs = await fetchThrough(
+  cluster.daemons[DAEMONS]!.socket,
+  `${origin.url}?alone`,
+  started,
+);
 const before = origin.sent;
 started = performance.now();
 const finishes = await Promise.all(

@@ -9,18 +9,23 @@
 import { InvalidArgumentError } from "../core/errors.ts";
 import { isPlainObject } from "../core/plain_object.ts";
 
-/** The cache modes of `RequestInit.cache` a read-through honours. */
-export const CACHE_MODES = [
+/** A cache mode of `RequestInit.cache`, as a read-through honours it. */
+export type CacheMode =
+  | "default"
+  | "no-store"
+  | "reload"
+  | "no-cache"
+  | "force-cache"
+  | "only-if-cached";
+
+const CACHE_MODES: readonly CacheMode[] = [
   "default",
   "no-store",
   "reload",
   "no-cache",
   "force-cache",
   "only-if-cached",
-] as const;
-
-/** One of {@link CACHE_MODES}. */
-export type CacheMode = typeof CACHE_MODES[number];
+];
 
 /** What a client asks a daemon to read through. */
 export interface OriginRequest {

@@ -26,8 +26,14 @@ import { originMeta, replyOf, requestHeaders, storedHeaders } from "./origin_met
 import { type OriginStore, peerStore } from "./origin_store.ts";
 import type { Peer } from "../../core/peer.ts";
 import { pull, pullPieces } from "./piece_pull.ts";
-import { parseProgress, type Progress, Tracker } from "./progress.ts";
-import { askJson } from "./progress.ts";
+import {
+  askJson,
+  parseAsk,
+  parseProgress,
+  type Progress,
+  progressJson,
+  Tracker,
+} from "./progress.ts";
 
 /** A cluster's part in a read-through: claims, progress requests, this daemon's place. */
 export interface ReadThroughCluster {
@@ -95,9 +101,14 @@ export class ReadThrough {
     this.#log = options.log ?? (() => {});
   }
 
-  /** The downloads this daemon leads, for `POST /v1/cluster/origin/progress`. */
-  get tracker(): Tracker {
-    return this.#tracker;
+  /**
+   * Answers a downstream peer's progress request (`POST
+   * /v1/cluster/origin/progress`) about a download this daemon leads.
+   *
+   * @throws {ProtocolError} For a malformed request.
+   */
+  progress(body: unknown): unknown {
+    return progressJson(this.#tracker.answer(parseAsk(body)));
   }
 
   /**

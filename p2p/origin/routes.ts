@@ -11,7 +11,6 @@ import type { HttpRoute } from "../../transport/http/server.ts";
 import { originRequest } from "../../transport/origin_fetch.ts";
 import { CLUSTER_PREFIX } from "../cluster_transport.ts";
 import { responseOf } from "./object_response.ts";
-import { parseAsk, progressJson } from "./progress.ts";
 import type { ReadThrough } from "./read_through.ts";
 
 /**
@@ -49,9 +48,7 @@ export function originRoutes(readThrough: ReadThrough, peer: Peer): HttpRoute[] 
       method: "POST",
       pattern: `${CLUSTER_PREFIX}/origin/progress`,
       handler: async ({ request }) =>
-        Response.json(
-          progressJson(readThrough.tracker.answer(parseAsk(await readJson(request, 1 << 20)))),
-        ),
+        Response.json(readThrough.progress(await readJson(request, 1 << 20))),
     },
   ];
 }
