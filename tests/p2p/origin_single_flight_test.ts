@@ -3,7 +3,9 @@
  * one URL at once make one download from the origin, the others pull its
  * pieces while it downloads.
  */
-import { connect } from "../../mod.ts";
+import { connect, originId } from "../../mod.ts";
+import { startClusterDaemon } from "../helpers/cluster.ts";
+import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { pattern, sameBytes } from "../helpers/cluster.ts";
 import { eventually } from "../helpers/eventually.ts";
@@ -66,3 +68,32 @@ Deno.test("many fetches of one URL across 4 daemons: exactly one download from t
   );
   assert(downstream.reduce((a, b) => a + b, 0) >= 1, `downstream per daemon: ${downstream}`);
 });
+
+Deno.test(
+  "with --redis: fetches of one URL on 3 daemons, one download (the claim in Redis)",
+  redisTestOptions,
+  async () => {
+    const body = pattern(12 << 20, 4);
+    await using origin = startCountingOrigin({ body, rate: 24e6 });
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir({ prefix: "packice-origin-redis-" });
+    try {
+      const daemons = await Promise.all(
+        ["r1", "r2", "r3"].map((node) => startClusterDaemon(redis.url, dir, node, "origin")),
+      );
+      try {
+        await Promise.all(daemons.map(async (daemon) => {
+          await using client = await connect(daemon.socket);
+          const response = await client.fetch(origin.url);
+          assert(sameBytes(new Uint8Array(await response.arrayBuffer()), body));
+        }));
+        assertEquals(origin.requests.length, 1, JSON.stringify(origin.requests));
+        assertEquals(await redis.command("EXISTS", `origin:claim:{${originId(origin.url)}}`), 0);
+      } finally {
+        await Promise.all(daemons.map((daemon) => daemon.stop()));
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
