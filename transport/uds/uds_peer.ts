@@ -961,6 +961,8 @@ export class UdsPeer implements Peer, OriginSource, DirectPut, StatusSource {
   /** Fails the requests that have waited longer than the timeout, oldest first. */
   #expire(): void {
     for (const [id, pending] of this.#pending) {
+      // A read-through lasts as long as its download: the socket closing ends it.
+      if (pending.op === Op.FETCH) continue;
       if ((UdsPeer.#sweeps - pending.sentInSweep - 1) * SWEEP_MS < this.#requestTimeout) break;
       this.#pending.delete(id);
       if (pending.op === Op.ACQUIRE || pending.op === Op.OPEN) this.#abandoned.add(id);
