@@ -14,7 +14,7 @@ import {
   type OriginRequest,
   originRequest,
 } from "../transport/origin_fetch.ts";
-import { ReadThrough } from "../p2p/origin/read_through.ts";
+import type { ReadThrough } from "../p2p/origin/read_through.ts";
 import type { ObjectHandle } from "./object_handle.ts";
 
 /** A peer that answers `GET /v1/fetch` itself (`HttpPeer`). */
@@ -57,7 +57,12 @@ export async function fetchThrough(
     if (offersOrigin(peer)) reply = await peer.fetchOrigin(asked);
     else {
       let readThrough = local.get(peer);
-      if (readThrough === undefined) local.set(peer, readThrough = new ReadThrough({ peer }));
+      if (readThrough === undefined) {
+        // Loaded only here: a client of a daemon never needs it.
+        const { ReadThrough } = await import("../p2p/origin/read_through.ts");
+        readThrough = local.get(peer) ?? new ReadThrough({ peer });
+        local.set(peer, readThrough);
+      }
       reply = await readThrough.fetch(asked);
     }
   } catch (error) {
