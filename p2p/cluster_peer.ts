@@ -92,6 +92,8 @@ export class ClusterPeer implements Peer {
   readonly #fetching = new Map<string, Promise<void>>();
   /** Objects being assembled here (see `assemble`), by id: their verified bytes are relayed. */
   readonly #assembling = new Map<string, PartialBytes>();
+  /** Assembled copies sealed here and not announced yet: served before the directory lists them. */
+  readonly #announcing = new Set<string>();
   /** Claims of creates under a given id (without a shared lease store), by lease id. */
   readonly #putClaims: PutClaims | undefined;
   readonly #claimed = new Map<string, () => Promise<void>>();
@@ -199,12 +201,13 @@ export class ClusterPeer implements Peer {
       this.#copies.set(id, record.digest);
       if (this.#address !== undefined) {
         const holder = { node: this.#node, address: this.#address };
+        this.#announcing.add(id);
         await this.#directory.announce(record, holder).catch(async (error) => {
           if (!(error instanceof ConflictError)) throw error;
           // A newer version of the same source: the old one goes everywhere.
           await this.#directory.remove(id);
           await this.#directory.announce(record, holder);
-        });
+        }).finally(() => this.#announcing.delete(id));
       }
       return record;
     } finally {
@@ -498,7 +501,7 @@ export class ClusterPeer implements Peer {
         }
         current = digest;
       }
-      if (current !== digest) {
+      if (current !== digest && !this.#announcing.has(id)) {
         await this.#replicas.release(acquired.lease.id).catch(() => {});
         await this.#dropCopy(id, digest);
         return undefined;
