@@ -15,9 +15,7 @@ import type { DaemonStatus } from "../core/status.ts";
 import type { ClusterPeer } from "../p2p/cluster_peer.ts";
 import type { ClusterMember } from "./cluster_member.ts";
 import type { Directory } from "../p2p/directory.ts";
-import { HttpClusterTransport } from "../p2p/cluster_transport.ts";
-import { ReadThrough } from "../p2p/origin/read_through.ts";
-import { originRoutes } from "../p2p/origin/routes.ts";
+import type { ReadThrough } from "../p2p/origin/read_through.ts";
 import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -183,27 +181,37 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
       ) => ({ node, address, state, incarnation, changedAt })),
     }),
   });
-  const readThrough = new ReadThrough({
-    peer,
-    cluster: claims === undefined ? undefined : {
-      directory: claims.directory,
-      transport: new HttpClusterTransport(
-        options.token === undefined ? {} : { token: options.token },
-      ),
-      self: () => {
-        const address = cluster?.address;
-        return address === undefined ? undefined : { node: claims!.node, address };
-      },
-      token: options.token,
-    },
-    log: log.warn,
-  });
+  // The read-through, loaded at the first fetch (or with the HTTP server): a daemon starts as fast.
+  let readThrough: ReadThrough | undefined;
+  let loading: Promise<ReadThrough> | undefined;
+  const readThroughOf = () =>
+    loading ??= (async () => {
+      const [{ ReadThrough }, { HttpClusterTransport }] = await Promise.all([
+        import("../p2p/origin/read_through.ts"),
+        import("../p2p/cluster_transport.ts"),
+      ]);
+      return readThrough = new ReadThrough({
+        peer,
+        cluster: claims === undefined ? undefined : {
+          directory: claims.directory,
+          transport: new HttpClusterTransport(
+            options.token === undefined ? {} : { token: options.token },
+          ),
+          self: () => {
+            const address = cluster?.address;
+            return address === undefined ? undefined : { node: claims!.node, address };
+          },
+          token: options.token,
+        },
+        log: log.warn,
+      });
+    })();
   let tokenFile: string | undefined;
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       try {
-        readThrough.close();
+        readThrough?.close();
         for (const closer of closers.reverse()) await closer().catch((e) => log.error(String(e)));
         await peer.close();
       } finally {
@@ -217,7 +225,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
       mode: options.socketMode,
       log,
       status,
-      fetch: (request) => readThrough.fetch(request),
+      fetch: async (request) => await (await readThroughOf()).fetch(request),
     });
     addresses.push(uds.address);
     closers.push(() => uds.close());
@@ -234,8 +242,11 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
         onRequest: (entry) => (entry.status >= 400 ? log.info : log.debug)(formatRequest(entry)),
         status,
-        metrics: () => ({ ...uds.metrics(), ...readThrough.counts }),
-        routes: [...member.routes, ...originRoutes(readThrough, peer)],
+        metrics: () => ({ ...uds.metrics(), ...readThrough?.counts }),
+        routes: [
+          ...member.routes,
+          ...(await import("../p2p/origin/routes.ts")).originRoutes(await readThroughOf(), peer),
+        ],
         metricsText: () => member.metricsText(),
         maxUploadRate: options.maxUploadRate,
         maxUploads: options.maxUploads,
