@@ -252,7 +252,7 @@ export class ClusterPeer implements Peer {
       await this.#announceSealed(info.id);
       return info;
     } finally {
-      await this.#unclaim(leaseId);
+      if (this.#claimed.size > 0) this.#later(this.#unclaim(leaseId));
     }
   }
 
@@ -269,7 +269,7 @@ export class ClusterPeer implements Peer {
       await this.#announceSealed(info.id);
       return info;
     } finally {
-      await release?.();
+      if (release !== undefined) this.#later(release());
     }
   }
 
@@ -314,7 +314,7 @@ export class ClusterPeer implements Peer {
       this.#replicaLeases.delete(leaseId);
       return await this.#replicas.discard(leaseId);
     }
-    await this.#unclaim(leaseId);
+    if (this.#claimed.size > 0) this.#later(this.#unclaim(leaseId));
     await this.#home.discard(leaseId);
     const deleted = this.#homeWrites.get(leaseId);
     if (deleted !== undefined) {
@@ -328,7 +328,7 @@ export class ClusterPeer implements Peer {
     if (this.#replicaLeases.delete(leaseId)) return this.#replicas.release(leaseId);
     if (this.#remoteWrites.delete(leaseId)) return Promise.resolve();
     if (this.#homeWrites.size > 0) this.#homeWrites.delete(leaseId);
-    if (this.#claimed.size > 0) void this.#unclaim(leaseId);
+    if (this.#claimed.size > 0) this.#later(this.#unclaim(leaseId));
     return this.#home.release(leaseId);
   }
 
