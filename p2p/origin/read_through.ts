@@ -87,6 +87,7 @@ export class ReadThrough {
   readonly #log: (message: string) => void;
   readonly #tracker = new Tracker();
   readonly #flights = new Map<string, Promise<OriginReply>>();
+  readonly #revalidating = new Map<string, Promise<boolean>>();
   readonly #abort = new AbortController();
   /** What this read-through counted. */
   readonly counts: OriginCounts = originCounts();
@@ -154,12 +155,18 @@ export class ReadThrough {
         }
         const conditional = validators(stored);
         if (conditional !== undefined) {
-          const answer = await askOrigin(trip, Object.fromEntries(conditional));
-          await answer.body?.cancel();
-          if (answer.status === 304) {
-            this.counts.origin_not_modified_total++;
-            return replyOf(id, meta);
+          // Revalidations of one id at once on this daemon ask the origin once.
+          let asking = this.#revalidating.get(id);
+          if (asking === undefined) {
+            asking = (async () => {
+              const answer = await askOrigin(trip, Object.fromEntries(conditional));
+              await answer.body?.cancel();
+              if (answer.status === 304) this.counts.origin_not_modified_total++;
+              return answer.status === 304;
+            })().finally(() => this.#revalidating.delete(id));
+            this.#revalidating.set(id, asking);
           }
+          if (await asking) return replyOf(id, meta);
         }
         stale = meta;
       }
