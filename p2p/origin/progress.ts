@@ -13,7 +13,7 @@ import type { Meta } from "../../core/validate.ts";
 import type { Holder } from "../directory.ts";
 import { digest, type HolderJson, holderJson, objectId, parseHolder } from "../directory/wire.ts";
 import { object } from "../membership/messages.ts";
-import { decodeBitfield, encodeBitfield } from "../swarm/bitfield.ts";
+import { bitfieldOf, decodeBitfield, encodeBitfield, hasPiece } from "../swarm/bitfield.ts";
 import type { Assembly } from "./assembly.ts";
 
 /** Where a download led here stands. */
@@ -41,6 +41,8 @@ export interface Progress {
 
 /** How long a downstream peer is listed after its last progress request. */
 const PEER_TTL_MS = 2000;
+/** How long a piece is offered to its one downstream peer before it is offered to all. */
+const RELAY_GRACE_MS = 600;
 /** How long a finished or failed download still answers. */
 const KEEP_MS = 30_000;
 
@@ -52,6 +54,8 @@ interface Led {
   error?: string;
   /** When it ended, in epoch ms. */
   ended?: number;
+  /** When each piece was first offered, in epoch ms (0: not yet). */
+  seen?: number[];
   readonly peers: Map<string, { holder: Holder; seen: number }>;
 }
 
@@ -98,13 +102,38 @@ export class Tracker {
       ...(assembly === undefined ? {} : {
         size: assembly.size,
         digests: assembly.digests,
-        pieces: assembly.bitfield(),
+        pieces: this.#offered(led, assembly, ask.holder.node, now),
       }),
       ...(led.meta === undefined ? {} : { meta: led.meta }),
       ...(led.digest === undefined ? {} : { digest: led.digest }),
       ...(led.error === undefined ? {} : { error: led.error }),
       peers,
     };
+  }
+
+  /**
+   * The pieces the downloader offers `node`, as BitTorrent's super-seeding
+   * does: each new piece to one downstream peer (by turns), from which the
+   * others take it; any piece no other peer has relayed within
+   * {@link RELAY_GRACE_MS} to everyone, so nothing stalls on a slow peer.
+   * After the download, everything.
+   */
+  #offered(led: Led, assembly: Assembly, node: string, now: number): Uint8Array {
+    if (led.state === "done") return assembly.bitfield();
+    const followers = [...led.peers.keys()].sort();
+    const seen = led.seen ??= new Array(assembly.count).fill(0);
+    return bitfieldOf(assembly.count, (piece) => {
+      if (!assembly.has(piece)) return false;
+      if (seen[piece] === 0) seen[piece] = now;
+      if (followers[piece % followers.length] === node) return true;
+      if (now - seen[piece]! < RELAY_GRACE_MS) return false;
+      for (const [other, { holder }] of led.peers) {
+        if (other !== node && holder.pieces !== undefined && hasPiece(holder.pieces, piece)) {
+          return false;
+        }
+      }
+      return true;
+    });
   }
 
   /** The downstream peers of `id` heard from lately, with their pieces. */

@@ -9,7 +9,7 @@ import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { pattern, sameBytes } from "../helpers/cluster.ts";
 import { eventually } from "../helpers/eventually.ts";
-import { type ClusterDaemon, startCluster } from "./cluster_daemons.ts";
+import { type ClusterDaemon, startCluster, TOKEN } from "./cluster_daemons.ts";
 import { startCountingOrigin } from "./counting_origin.ts";
 
 /** Waits until every daemon lists every other alive. */
@@ -67,6 +67,22 @@ Deno.test("many fetches of one URL across 4 daemons: exactly one download from t
     cluster.daemons.map((daemon) => daemon.metric("packice_origin_downstream_total")),
   );
   assert(downstream.reduce((a, b) => a + b, 0) >= 1, `downstream per daemon: ${downstream}`);
+  // Followers relayed pieces to each other: ranges served by daemons other than the downloader.
+  const served = await Promise.all(cluster.daemons.map(async (daemon) => {
+    const text = await (await fetch(`${daemon.url}/metrics`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    })).text();
+    const line = text.split("\n").find((l) =>
+      l.startsWith('packice_http_requests_total{route="GET /v1/objects/:id",status="206"}')
+    );
+    return Number(line?.split(" ").at(-1) ?? 0);
+  }));
+  const leader = trips.findIndex((count) => count === 1);
+  const relayed = served.filter((_, i) => i !== leader).reduce((a, b) => a + b, 0);
+  assert(relayed > 0, `pieces served per daemon: ${served} (downloader ${leader})`);
+  // Each new piece goes to one follower first (super-seeding): the downloader sends the
+  // object about once, not once per follower (3 x 6 pieces).
+  assert(served[leader]! <= 12, `the downloader served ${served[leader]} pieces of 6`);
 });
 
 Deno.test(
