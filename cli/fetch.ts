@@ -1,4 +1,5 @@
 import { CliError, open, parse, positionals, TARGET_FLAGS, TARGET_USAGE } from "./command.ts";
+import { getTo, type Sink } from "./transfer.ts";
 
 /** The usage text of `packice fetch`. */
 export const FETCH_USAGE = `Usage: packice fetch URL [-o FILE|-] [-H 'Name: value' …] [--reload]
@@ -45,15 +46,27 @@ export async function fetchUrl(args: string[]): Promise<number> {
     throw new CliError(`${url} answered ${response.status} ${response.statusText}`, 1);
   }
   const output = values.output ?? "-";
+  // From a local daemon the bytes go from the object's mapping to the file, as `get` does.
+  const id = response.headers.get("packice-object");
+  const mapped = id !== null && !("fetchThrough" in client.peer);
+  if (mapped) await response.body?.cancel();
+  const write = async (sink: Sink, label: string | undefined) => {
+    if (mapped) await getTo(client, id!, sink, label);
+    else {
+      for await (const chunk of response.body ?? []) {
+        for (let at = 0; at < chunk.length;) at += await sink.write(chunk.subarray(at));
+      }
+    }
+  };
   if (output === "-") {
-    await response.body?.pipeTo(Deno.stdout.writable, { preventClose: true });
+    await write(Deno.stdout, undefined);
     return 0;
   }
   const temp = `${output}.packice-${Deno.pid}.tmp`;
   try {
     {
-      const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
-      await (response.body ?? ReadableStream.from([])).pipeTo(file.writable);
+      using file = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
+      await write(file, `fetch ${url}`);
     }
     await Deno.rename(temp, output);
   } catch (error) {

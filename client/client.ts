@@ -243,8 +243,10 @@ export class Client implements AsyncDisposable {
    * member holds the response, from the origin only when none does (one
    * download per cluster, by the daemon), stored with the origin's status
    * and headers. The body streams from the object (mapped shared memory on
-   * a Unix socket). Headers such as `Authorization` go to the origin and are
-   * never stored. `init.cache` is honoured as by `fetch` (see `ReadThrough`).
+   * a Unix socket); its id is in the `Packice-Object` header, so
+   * `client.get(id)` reads the bytes in place with no copy. Headers such as
+   * `Authorization` go to the origin and are never stored. `init.cache` is
+   * honoured as by `fetch` (see `ReadThrough`).
    *
    * @example Read a URL through the local daemon
    * ```ts ignore
