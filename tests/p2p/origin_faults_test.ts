@@ -4,6 +4,8 @@
  * download off (resumed), and credentials for the origin never stored.
  */
 import { connect } from "../../mod.ts";
+import { type ClusterDaemon as RedisDaemon, startClusterDaemon } from "../helpers/cluster.ts";
+import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { pattern, sameBytes } from "../helpers/cluster.ts";
 import { eventually } from "../helpers/eventually.ts";
@@ -112,3 +114,47 @@ Deno.test("an Authorization for the origin reaches it and is never stored nor lo
   assertEquals(origin.requests.map((request) => request.authorized), [false, true, true]);
   assert(!daemon.stderr().includes("s3cret"), "the daemon's log");
 });
+
+Deno.test(
+  "with --redis: the downloader killed, its claim expires, another daemon resumes with Range",
+  redisTestOptions,
+  async () => {
+    const body = pattern(24 << 20, 13);
+    await using origin = startCountingOrigin({ body, rate: 6e6 });
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir({ prefix: "packice-origin-redis-kill-" });
+    try {
+      const [a, b] = await Promise.all(
+        ["k1", "k2"].map((node) => startClusterDaemon(redis.url, dir, node, "takeover")),
+      ) as [RedisDaemon, RedisDaemon];
+      try {
+        const first = (async () => {
+          await using client = await connect(a.socket);
+          await (await client.fetch(origin.url)).arrayBuffer();
+        })().catch((error) => error);
+        await eventually(() => origin.sent >= 6 << 20, "the origin sent 6 MiB", {
+          timeout: 10_000,
+        });
+        const second = (async () => {
+          await using client = await connect(b.socket);
+          return new Uint8Array(await (await client.fetch(origin.url)).arrayBuffer());
+        })();
+        await eventually(
+          async () => ((await b.metrics())["origin_downstream_total"] ?? 0) >= 1,
+          "b follows the download",
+          { timeout: 5000, interval: 20 },
+        );
+        await a.stop("SIGKILL");
+        assert(sameBytes(await second, body), "the body after the takeover");
+        assert((await first) instanceof Error);
+        assertEquals(origin.requests.filter((request) => request.range === null).length, 1);
+        const ranged = origin.requests.filter((request) => request.range !== null);
+        assertEquals(ranged.map((request) => request.status), [206]);
+      } finally {
+        await Promise.all([a, b].map((daemon) => daemon.stop()));
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
