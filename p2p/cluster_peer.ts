@@ -13,7 +13,7 @@ import {
 } from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "../core/peer.ts";
-import type { Meta } from "../core/validate.ts";
+import { type Meta, validateObjectId } from "../core/validate.ts";
 import { contentRecord } from "./content.ts";
 import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
 import type { ContentRecord, Directory, Holder, Removal } from "./directory.ts";
@@ -230,9 +230,9 @@ export class ClusterPeer implements Peer {
     if (objectId !== undefined) {
       if (access === Access.READ) return await this.#read(objectId, options);
       if (access === Access.WRITE) return await this.#write(objectId, options);
-      if (this.#putClaims !== undefined) {
+      if (access === Access.CREATE && this.#putClaims !== undefined) {
         // One id, one content: a create of an id claimed or held elsewhere is refused.
-        const release = await this.#putClaims.claim(objectId);
+        const release = await this.#putClaims.claim(validateObjectId(objectId));
         try {
           const created = await this.#home.acquire(objectId, access, options);
           this.#claimed.set(created.lease.id, release);
@@ -263,7 +263,11 @@ export class ClusterPeer implements Peer {
     options: { id?: string; meta?: Meta; ttl?: number; transfer?: boolean } = {},
   ): Promise<ObjectInfo> {
     const put = (this.#home as Peer & { putObject?: PutObject }).putObject;
-    const release = options.id === undefined ? undefined : await this.#putClaims?.claim(options.id);
+    // Bad options are the home peer's to refuse, with its typed error.
+    const id = (options as { id?: unknown } | null)?.id;
+    const release = typeof id === "string" && this.#putClaims !== undefined
+      ? await this.#putClaims.claim(validateObjectId(id))
+      : undefined;
     try {
       const info = await this.#putHome(put, chunks, size, options);
       await this.#announceSealed(info.id);
