@@ -13,6 +13,7 @@ import {
 } from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "../core/peer.ts";
+import { putInSteps } from "../core/put_in_steps.ts";
 import { type Meta, validateObjectId } from "../core/validate.ts";
 import { contentRecord } from "./content.ts";
 import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
@@ -283,27 +284,12 @@ export class ClusterPeer implements Peer {
     size: number,
     options: { id?: string; meta?: Meta; ttl?: number; transfer?: boolean },
   ): Promise<ObjectInfo> {
-    let info: ObjectInfo;
-    if (put !== undefined) {
-      info = await put.call(this.#home, chunks, size, options);
-    } else {
-      const { lease, blobs } = await this.#home.acquire(options.id, Access.CREATE, {
-        size,
-        ...(options.meta === undefined ? {} : { meta: options.meta }),
-        ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
-      });
-      try {
-        let at = 0;
-        for (const chunk of chunks) {
-          await blobs[0]!.write(at, chunk);
-          at += chunk.length;
-        }
-        info = await this.#home.seal(lease.id);
-      } finally {
-        await this.#home.release(lease.id).catch(() => {});
-      }
-    }
-    return info;
+    if (put !== undefined) return await put.call(this.#home, chunks, size, options);
+    return await putInSteps(this.#home, options.id, chunks, {
+      size,
+      ...(options.meta === undefined ? {} : { meta: options.meta }),
+      ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+    });
   }
 
   async discard(leaseId: string): Promise<void> {
