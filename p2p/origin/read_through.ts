@@ -87,7 +87,7 @@ export class ReadThrough {
   readonly #log: (message: string) => void;
   readonly #tracker = new Tracker();
   readonly #flights = new Map<string, Promise<OriginReply>>();
-  readonly #revalidating = new Map<string, Promise<boolean>>();
+  readonly #revalidating = new Map<string, Promise<Headers | undefined>>();
   readonly #abort = new AbortController();
   /** What this read-through counted. */
   readonly counts: OriginCounts = originCounts();
@@ -161,12 +161,15 @@ export class ReadThrough {
             asking = (async () => {
               const answer = await askOrigin(trip, Object.fromEntries(conditional));
               await answer.body?.cancel();
-              if (answer.status === 304) this.counts.origin_not_modified_total++;
-              return answer.status === 304;
+              if (answer.status !== 304) return undefined;
+              this.counts.origin_not_modified_total++;
+              return answer.headers;
             })().finally(() => this.#revalidating.delete(id));
             this.#revalidating.set(id, asking);
           }
-          if (await asking) return replyOf(id, meta);
+          const current = await asking;
+          // Still current: the stored body, with the headers the 304 updated.
+          if (current !== undefined) return withHeaders(replyOf(id, meta), current);
         }
         stale = meta;
       }
@@ -425,6 +428,15 @@ export class ReadThrough {
     const meta = originMeta(trip.url, response);
     return replyOf(await this.#store.keep(body, meta, UNSHARED_TTL), meta);
   }
+}
+
+/** A reply with the headers of a 304 over the stored ones (but the body's length). */
+function withHeaders(reply: OriginReply, updated: Headers): OriginReply {
+  const headers = new Headers(reply.headers as [string, string][]);
+  for (const [name, value] of updated) {
+    if (name !== "content-length" && name !== "content-encoding") headers.set(name, value);
+  }
+  return { ...reply, headers: [...headers] };
 }
 
 /** The validator `If-Range` takes, from stored metadata. */

@@ -61,3 +61,25 @@ Deno.test("client.fetch over HTTP: GET /v1/fetch, the body streamed from the dae
     readThrough.close();
   }
 });
+
+Deno.test("client.fetch: a 304 serves the stored body with the headers it updated", async () => {
+  let asked = 0;
+  await using origin = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    asked++;
+    if (request.headers.get("if-none-match") === '"v"') {
+      return new Response(null, {
+        status: 304,
+        headers: { etag: '"v"', "x-checked": String(asked) },
+      });
+    }
+    return new Response("body", { headers: { etag: '"v"', "x-checked": "0" } });
+  });
+  await using client = await connect();
+  const url = `http://127.0.0.1:${origin.addr.port}/x`;
+  const first = await client.fetch(url);
+  assertEquals(first.headers.get("x-checked"), "0");
+  assertEquals(await first.text(), "body");
+  const again = await client.fetch(url);
+  assertEquals(again.headers.get("x-checked"), "2");
+  assertEquals(await again.text(), "body");
+});
