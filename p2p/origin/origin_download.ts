@@ -81,13 +81,15 @@ export async function download(
       if (response === undefined) {
         const { start } = assembly.span(assembly.firstMissing(from));
         trip.counts.origin_resumes_total++;
-        response = await askOrigin(trip, {
-          range: `bytes=${start}-`,
-          ...(validator === undefined ? {} : { "if-range": validator }),
-        });
+        // Without a validator a range could splice two versions: the whole body
+        // again, the pieces held compared with it.
+        response = await askOrigin(
+          trip,
+          validator === undefined ? {} : { range: `bytes=${start}-`, "if-range": validator },
+        );
       }
       const at = startOf(response, assembly, validator, trip);
-      await pump(response, at, assembly, trip);
+      await pump(response, at, assembly, trip, validator === undefined);
     } catch (error) {
       await response?.body?.cancel().catch(() => {});
       if (error instanceof ConflictError || trip.signal.aborted) throw error;
@@ -138,12 +140,16 @@ function startOf(
   throw fail(`the origin answered ${response.status} during the download`);
 }
 
-/** Writes the body into the view from byte `at`, hashing each piece it completes. */
+/**
+ * Writes the body into the view from byte `at`, hashing each piece it
+ * completes; with `compare`, the bytes of pieces held must be the same.
+ */
 async function pump(
   response: Response,
   at: number,
   assembly: Assembly,
   trip: OriginTrip,
+  compare: boolean,
 ): Promise<void> {
   if (response.body === null) {
     if (assembly.size === at) return;
@@ -168,7 +174,13 @@ async function pump(
         const span = assembly.span(piece);
         const from = Math.max(span.start, position);
         const to = Math.min(span.end, end);
-        if (!assembly.has(piece)) view.set(value.subarray(from - position, to - position), from);
+        const bytes = value.subarray(from - position, to - position);
+        if (!assembly.has(piece)) view.set(bytes, from);
+        else if (compare && !same(view, from, bytes)) {
+          throw new ConflictError(
+            `Cannot fetch ${shown(trip.url)}: the origin's content changed during the download`,
+          );
+        }
         if (to === span.end && !assembly.has(piece)) hashes.push(assembly.hashed(piece));
       }
       position = end;
@@ -176,7 +188,10 @@ async function pump(
   } catch (error) {
     await reader.cancel().catch(() => {});
     await Promise.allSettled(hashes);
-    if (error instanceof StoreUnavailableError || trip.signal.aborted) throw error;
+    if (
+      error instanceof StoreUnavailableError || error instanceof ConflictError ||
+      trip.signal.aborted
+    ) throw error;
     trip.counts.origin_failures_total++;
     throw new StoreUnavailableError(`cut off: ${(error as Error).message}`);
   }
@@ -185,6 +200,12 @@ async function pump(
     trip.counts.origin_failures_total++;
     throw new StoreUnavailableError(`the origin sent ${position - at} of ${size - at} bytes`);
   }
+}
+
+/** Whether `view[at..]` holds `bytes`. */
+function same(view: Uint8Array, at: number, bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (view[at + i] !== bytes[i]) return false;
+  return true;
 }
 
 /** A URL as logs and errors show it: without user and password. */

@@ -15,6 +15,10 @@ export interface CountingOriginOptions {
   readonly cutAfter?: number;
   /** Required `Authorization` value; others get 401. */
   readonly authorization?: string;
+  /** Whether it sends an ETag (and honours If-Range, If-None-Match). Default true. */
+  readonly etag?: boolean;
+  /** What it serves after the first response: other bytes of the same length. */
+  readonly then?: Uint8Array<ArrayBuffer>;
 }
 
 /** One request the origin saw. */
@@ -40,7 +44,7 @@ export const ETAG = '"v1"';
 
 /** Starts the origin on a free loopback port. */
 export function startCountingOrigin(options: CountingOriginOptions): CountingOrigin {
-  const { body } = options;
+  let body = options.body;
   const requests: SeenRequest[] = [];
   let sent = 0;
   let cut = options.cutAfter;
@@ -60,12 +64,13 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
       seen(401);
       return new Response("who are you", { status: 401 });
     }
-    const headers = new Headers({ etag: ETAG, "accept-ranges": "bytes" });
-    if (request.headers.get("if-none-match") === ETAG) {
+    const tagged = options.etag !== false;
+    const headers = new Headers(tagged ? { etag: ETAG, "accept-ranges": "bytes" } : {});
+    if (tagged && request.headers.get("if-none-match") === ETAG) {
       seen(304);
       return new Response(null, { status: 304, headers });
     }
-    const match = range === null ? null : /^bytes=(\d+)-$/.exec(range);
+    const match = range === null || !tagged ? null : /^bytes=(\d+)-$/.exec(range);
     const ranged = match !== null && (ifRange === null || ifRange === ETAG);
     const start = ranged ? Number(match![1]) : 0;
     const status = ranged ? 206 : 200;
@@ -76,19 +81,21 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
     seen(status);
     const limit = status === 200 ? cut : undefined;
     if (status === 200) cut = undefined;
+    const sending = body;
+    if (options.then !== undefined) body = options.then;
     let at = start;
     const chunk = 256 << 10;
     const stream = new ReadableStream<Uint8Array>({
       async pull(controller) {
-        if (at >= body.length) return controller.close();
+        if (at >= sending.length) return controller.close();
         if (limit !== undefined && at - start >= limit) {
           return controller.error(new Error("cut off on purpose"));
         }
-        const end = Math.min(body.length, at + chunk);
+        const end = Math.min(sending.length, at + chunk);
         if (options.rate !== undefined) {
           await new Promise((resolve) => setTimeout(resolve, ((end - at) / options.rate!) * 1000));
         }
-        controller.enqueue(body.slice(at, end));
+        controller.enqueue(sending.slice(at, end));
         sent += end - at;
         at = end;
       },

@@ -3,7 +3,7 @@
  * (another daemon takes over and resumes with Range), the origin cutting a
  * download off (resumed), and credentials for the origin never stored.
  */
-import { connect } from "../../mod.ts";
+import { connect, originId } from "../../mod.ts";
 import { type ClusterDaemon as RedisDaemon, startClusterDaemon } from "../helpers/cluster.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
@@ -158,3 +158,28 @@ Deno.test(
     }
   },
 );
+
+Deno.test("without a validator a resume asks for the whole body again and checks what it held", async () => {
+  const body = pattern(20 << 20, 21);
+  await using cluster = await startCluster(["solo"]);
+  const daemon = cluster.daemons[0]!;
+  {
+    await using origin = startCountingOrigin({ body, cutAfter: 10 << 20, etag: false });
+    const { response, body: got } = await fetchBody(daemon, origin.url);
+    assertEquals(response.status, 200);
+    assert(sameBytes(got, body), "the body after the resume");
+    assertEquals(origin.requests.map((request) => request.range), [null, null]);
+  }
+  // Other bytes behind the same URL after the cut: refused, nothing stored.
+  const other = pattern(20 << 20, 22);
+  await using changing = startCountingOrigin({
+    body,
+    cutAfter: 10 << 20,
+    etag: false,
+    then: other,
+  });
+  await using client = await connect(daemon.socket);
+  const error = await client.fetch(changing.url).then(() => undefined, (error) => error);
+  assertEquals(error?.code, "CONFLICT", String(error));
+  assertEquals(await client.has(originId(changing.url)), false);
+});
