@@ -202,6 +202,34 @@ async function pump(
   }
 }
 
+/** A whole body of no stated length, up to `limit` bytes, counted. */
+export async function gatherBody(
+  trip: OriginTrip,
+  response: Response,
+  limit: number,
+): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of response.body ?? []) {
+    total += chunk.length;
+    trip.counts.origin_bytes_total += chunk.length;
+    if (total > limit) {
+      await response.body?.cancel().catch(() => {});
+      throw new StoreUnavailableError(
+        `Cannot fetch ${shown(trip.url)}: a body of no stated length is over ${limit} bytes`,
+      );
+    }
+    chunks.push(chunk);
+  }
+  const body = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.length;
+  }
+  return body;
+}
+
 /** Whether `view[at..]` holds `bytes`. */
 function same(view: Uint8Array, at: number, bytes: Uint8Array): boolean {
   for (let i = 0; i < bytes.length; i++) if (view[at + i] !== bytes[i]) return false;

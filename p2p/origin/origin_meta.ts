@@ -9,6 +9,7 @@
 import { InvalidArgumentError } from "../../core/errors.ts";
 import type { Meta } from "../../core/validate.ts";
 import type { OriginReply } from "../../transport/origin_fetch.ts";
+import { rangeValidator } from "./freshness.ts";
 
 /** Headers that describe a connection, not the response: neither stored nor passed on. */
 const HOP_BY_HOP = new Set([
@@ -97,4 +98,25 @@ export function requestHeaders(pairs: readonly (readonly [string, string])[]): H
   }
   headers.set("accept-encoding", "identity");
   return headers;
+}
+
+/** A reply with the headers of a 304 over the stored ones (but the body's length). */
+export function withHeaders(reply: OriginReply, updated: Headers): OriginReply {
+  const headers = new Headers(reply.headers as [string, string][]);
+  for (const [name, value] of updated) {
+    if (name !== "content-length" && name !== "content-encoding") headers.set(name, value);
+  }
+  return { ...reply, headers: [...headers] };
+}
+
+/** The validator `If-Range` takes, from stored metadata. */
+export function validatorOf(meta: Meta): string | undefined {
+  return rangeValidator(storedHeaders(meta));
+}
+
+/** Whether two stored responses are one version by their validators. */
+export function sameVersion(a: Meta, b: Meta | undefined): boolean {
+  if (b === undefined) return false;
+  const [x, y] = [storedHeaders(a), storedHeaders(b)];
+  return (x.get("etag") ?? x.get("last-modified")) === (y.get("etag") ?? y.get("last-modified"));
 }

@@ -11,29 +11,29 @@
  *
  * @module
  */
-import { ConflictError, NotFoundError, StoreUnavailableError } from "../../core/errors.ts";
+import { NotFoundError, StoreUnavailableError } from "../../core/errors.ts";
+import type { Peer } from "../../core/peer.ts";
 import type { Meta } from "../../core/validate.ts";
 import { type OriginReply, type OriginRequest, originUrl } from "../../transport/origin_fetch.ts";
 import { sleep } from "../../transport/rate_limit.ts";
 import type { ClusterTransport } from "../cluster_transport.ts";
-import type { ContentRecord, Directory, Holder } from "../directory.ts";
+import type { Directory, Holder } from "../directory.ts";
 import { Assembly } from "./assembly.ts";
+import { follow } from "./follow.ts";
 import { isFresh, rangeValidator, shareable, validators } from "./freshness.ts";
 import { type OriginCounts, originCounts } from "./origin_counts.ts";
-import { askOrigin, download, type OriginTrip, shown } from "./origin_download.ts";
+import { askOrigin, download, gatherBody, type OriginTrip, shown } from "./origin_download.ts";
 import { originId } from "./origin_id.ts";
-import { originMeta, replyOf, requestHeaders, storedHeaders } from "./origin_meta.ts";
-import { type OriginStore, peerStore } from "./origin_store.ts";
-import type { Peer } from "../../core/peer.ts";
-import { pull, pullPieces } from "./piece_pull.ts";
 import {
-  askJson,
-  parseAsk,
-  parseProgress,
-  type Progress,
-  progressJson,
-  Tracker,
-} from "./progress.ts";
+  originMeta,
+  replyOf,
+  requestHeaders,
+  sameVersion,
+  storedHeaders,
+  withHeaders,
+} from "./origin_meta.ts";
+import { type OriginStore, peerStore } from "./origin_store.ts";
+import { parseAsk, progressJson, Tracker } from "./progress.ts";
 
 /** A cluster's part in a read-through: claims, progress requests, this daemon's place. */
 export interface ReadThroughCluster {
@@ -208,7 +208,15 @@ export class ReadThrough {
       if (holder.node === self.node) {
         return await this.#claimed(id, self, () => this.#lead(id, trip, stale, reload));
       }
-      const reply = await this.#follow(id, trip, holder, self);
+      const reply = await follow({
+        store: this.#store,
+        tracker: this.#tracker,
+        cluster,
+        counts: this.counts,
+        claimTtl: this.#claimTtl,
+        log: this.#log,
+        claimed: <T>(work: () => Promise<T>) => this.#claimed(id, self, work),
+      }, { id, trip, leader: holder, self });
       if (reply !== undefined) return reply;
       await sleep(20 + Math.random() * 80, trip.signal);
     }
@@ -257,7 +265,7 @@ export class ReadThrough {
       const meta = originMeta(trip.url, response);
       const length = response.headers.get("content-length");
       const known = length !== null && /^\d+$/.test(length);
-      const body = known ? undefined : await this.#gather(trip, response, this.#maxBody);
+      const body = known ? undefined : await gatherBody(trip, response, this.#maxBody);
       const size = known ? Number(length) : body!.length;
       const validator = rangeValidator(response.headers);
       const record = await this.#store.assemble(id, size, meta, async (view, relay) => {
@@ -283,170 +291,10 @@ export class ReadThrough {
     }
   }
 
-  /**
-   * Pulls `id` from the daemon that claimed its download, and from the
-   * other daemons following it; takes the download over when the leader
-   * dies and this daemon wins the claim.
-   *
-   * @returns Undefined when the leader went without a copy to pull (try again).
-   */
-  async #follow(
-    id: string,
-    trip: OriginTrip,
-    leader: Holder,
-    self: Holder,
-  ): Promise<OriginReply | undefined> {
-    const cluster = this.#cluster!;
-    let progress: Progress | undefined;
-    for (let misses = 0; misses < 3;) {
-      try {
-        progress = parseProgress(
-          await cluster.transport.send(
-            leader.address,
-            "origin/progress",
-            askJson(id, self),
-            2000,
-            trip.signal,
-          ),
-        );
-      } catch {
-        misses++;
-        continue;
-      }
-      if (progress.state === "downloading" && progress.size !== undefined) break;
-      if (progress.state !== "starting") break;
-      await sleep(25, trip.signal);
-    }
-    if (progress?.state === "done") {
-      const meta = await this.#store.held(id);
-      if (meta !== undefined) {
-        this.counts.origin_cluster_hits_total++;
-        return replyOf(id, meta);
-      }
-    }
-    if (
-      progress?.state !== "downloading" || progress.size === undefined ||
-      progress.meta === undefined
-    ) {
-      return undefined;
-    }
-    this.counts.origin_downstream_total++;
-    const { size, meta } = progress;
-    let led = false;
-    let record: ContentRecord;
-    try {
-      record = await this.#store.assemble(id, size, meta, async (view, relay) => {
-        const assembly = new Assembly(id, size, view);
-        relay(assembly);
-        try {
-          let current = leader;
-          for (let round = 0; round < MAX_ROUNDS; round++) {
-            const outcome = await pull(assembly, current, {
-              transport: cluster.transport,
-              token: cluster.token,
-              self,
-              signal: trip.signal,
-            });
-            if ("digest" in outcome) {
-              const record = await assembly.record();
-              if (record.digest !== outcome.digest) {
-                throw new ConflictError(
-                  `Cannot fetch ${
-                    shown(trip.url)
-                  }: its pieces verify but the whole is not ${outcome.digest}`,
-                );
-              }
-              return record;
-            }
-            this.#log(`The download of ${id} by ${current.node} ended: ${outcome.gone}`);
-            const holder = await cluster.directory.claim!(id, self, this.#claimTtl);
-            if (holder.node !== self.node) {
-              current = holder;
-              await sleep(50, trip.signal);
-              continue;
-            }
-            // Taken over: pieces the other followers have come from them, the
-            // rest from the origin, from the end of what any of them has.
-            led = true;
-            const peers = outcome.peers;
-            return await this.#claimed(id, self, async () => {
-              this.#tracker.lead(id);
-              this.#tracker.downloading(id, assembly, meta);
-              const from = assembly.frontier(peers.map((peer) => peer.pieces ?? new Uint8Array(0)));
-              const validator = validatorOf(meta);
-              const holes = pullPieces(assembly, () => this.#tracker.peers(id), {
-                token: cluster.token,
-                signal: trip.signal,
-                wanted: (piece) => piece < from,
-                patience: 1000,
-              });
-              await Promise.all([download(assembly, undefined, trip, validator, from), holes]);
-              await download(assembly, undefined, trip, validator);
-              return await assembly.record();
-            });
-          }
-          throw new StoreUnavailableError(`Cannot fetch ${shown(trip.url)}: no download finished`);
-        } finally {
-          await assembly.settled();
-        }
-      });
-    } catch (error) {
-      if (led) this.#tracker.end(id, { error: (error as Error).message });
-      throw error;
-    }
-    if (led) this.#tracker.end(id, { digest: record.digest });
-    return replyOf(id, meta);
-  }
-
-  /** A whole body of unknown length, up to `limit` bytes. */
-  async #gather(trip: OriginTrip, response: Response, limit: number): Promise<Uint8Array> {
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    for await (const chunk of response.body ?? []) {
-      total += chunk.length;
-      trip.counts.origin_bytes_total += chunk.length;
-      if (total > limit) {
-        await response.body?.cancel().catch(() => {});
-        throw new StoreUnavailableError(
-          `Cannot fetch ${shown(trip.url)}: a body of no stated length is over ${limit} bytes`,
-        );
-      }
-      chunks.push(chunk);
-    }
-    const body = new Uint8Array(total);
-    let at = 0;
-    for (const chunk of chunks) {
-      body.set(chunk, at);
-      at += chunk.length;
-    }
-    return body;
-  }
-
   /** Keeps a response not to be shared for its caller alone, for a minute. */
   async #unshared(trip: OriginTrip, response: Response): Promise<OriginReply> {
-    const body = await this.#gather(trip, response, this.#maxUnshared);
+    const body = await gatherBody(trip, response, this.#maxUnshared);
     const meta = originMeta(trip.url, response);
     return replyOf(await this.#store.keep(body, meta, UNSHARED_TTL), meta);
   }
-}
-
-/** A reply with the headers of a 304 over the stored ones (but the body's length). */
-function withHeaders(reply: OriginReply, updated: Headers): OriginReply {
-  const headers = new Headers(reply.headers as [string, string][]);
-  for (const [name, value] of updated) {
-    if (name !== "content-length" && name !== "content-encoding") headers.set(name, value);
-  }
-  return { ...reply, headers: [...headers] };
-}
-
-/** The validator `If-Range` takes, from stored metadata. */
-function validatorOf(meta: Meta): string | undefined {
-  return rangeValidator(storedHeaders(meta));
-}
-
-/** Whether two stored responses are one version by their validators. */
-function sameVersion(a: Meta, b: Meta | undefined): boolean {
-  if (b === undefined) return false;
-  const [x, y] = [storedHeaders(a), storedHeaders(b)];
-  return (x.get("etag") ?? x.get("last-modified")) === (y.get("etag") ?? y.get("last-modified"));
 }
