@@ -78,6 +78,17 @@ export interface Directory extends AsyncDisposable {
    * so it drops its copy (after its readers release). Returns an unsubscribe.
    */
   onRemove?(listener: (removal: Removal) => void): () => void;
+  /**
+   * Optional: takes `key` for `claimant` for `ttl` ms when no live claim
+   * holds it, or renews the claimant's own (an exclusive CREATE). A claim
+   * whose holder stops renewing it expires, and one of a member known dead
+   * goes at once.
+   *
+   * @returns The holder of the claim now: `claimant` when it was granted.
+   */
+  claim?(key: string, claimant: Holder, ttl: number): Promise<Holder>;
+  /** Optional: lets go of `key` when `node` holds it. */
+  unclaim?(key: string, node: string): Promise<void>;
   /** Ends the directory's connections and timers. Idempotent. */
   close(): Promise<void>;
 }

@@ -50,3 +50,20 @@ export {
   HttpClusterTransport,
   InProcessNetwork,
 } from "./cluster_transport.ts";
+export {
+  type CacheMode,
+  type OriginReply,
+  type OriginRequest,
+  type OriginSource,
+} from "../transport/origin_fetch.ts";
+export type { AssembleFill, PartialBytes } from "./origin/origin_store.ts";
+export {
+  ORIGIN_HEADER_PREFIX,
+  type OriginCounts,
+  originId,
+  originRoutes,
+  ReadThrough,
+  type ReadThroughCluster,
+  type ReadThroughOptions,
+  responseOf,
+} from "./origin/mod.ts";

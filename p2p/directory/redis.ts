@@ -12,6 +12,9 @@
  *   braces keep an object's keys in one Redis Cluster hash slot.
  * - `drops:{<node>}`: a set of `<digest> <id>` the node must drop: a
  *   removal puts one entry in the set of each holder, which polls it.
+ * - `claim:{<key>}`: a string `<node> <address>` with a TTL, an exclusive
+ *   claim (`SET NX PX`, renewed by its holder only); the braces put a claim
+ *   on an object id in the slot of the object's entry.
  *
  * @module
  */
@@ -106,6 +109,28 @@ for i = 1, #f, 2 do
 end
 redis.call('DEL', KEYS[1])
 return out
+`,
+  ),
+  /**
+   * KEYS[1]: a claim; ARGV: `<node> <address>`, ttl ms. `SET NX PX`, or a
+   * renewal by the same node; returns the holder's value.
+   */
+  claim: script(
+    "dir_claim",
+    `
+local cur = redis.call('GET', KEYS[1])
+if cur and string.match(cur, '^[^ ]*') ~= string.match(ARGV[1], '^[^ ]*') then return cur end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+`,
+  ),
+  /** KEYS[1]: a claim; ARGV[1]: node. Deleted only when that node holds it. */
+  unclaim: script(
+    "dir_unclaim",
+    `
+local cur = redis.call('GET', KEYS[1])
+if cur and string.match(cur, '^[^ ]*') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 'OK'
 `,
   ),
   /** KEYS[1]: a node's removals; ARGV[1]: `<digest> <id>`. */
@@ -242,6 +267,23 @@ export class RedisDirectory implements Directory {
     );
   }
 
+  /** Takes `key` for `claimant` for `ttl` ms, or renews its claim; returns the holder now. */
+  async claim(key: string, claimant: Holder, ttl: number): Promise<Holder> {
+    const value = await this.#run(
+      SCRIPTS.claim,
+      this.#claim(key),
+      `${claimant.node} ${claimant.address}`,
+      String(Math.max(1, Math.round(ttl))),
+    ) as string;
+    const space = value.indexOf(" ");
+    return { node: value.slice(0, space), address: value.slice(space + 1) };
+  }
+
+  /** Lets go of `key` when `node` holds it. */
+  async unclaim(key: string, node: string): Promise<void> {
+    await this.#run(SCRIPTS.unclaim, this.#claim(key), node);
+  }
+
   onRemove(listener: (removal: Removal) => void): () => void {
     this.#listeners.add(listener);
     if (this.#poller === undefined && !this.#closed) {
@@ -291,6 +333,11 @@ export class RedisDirectory implements Directory {
   /** The key of `id`'s entry. */
   #entry(id: string): string {
     return `${this.#prefix}dir:{${id}}`;
+  }
+
+  /** The key of a claim: in the slot of the object `key` names. */
+  #claim(key: string): string {
+    return `${this.#prefix}claim:{${key}}`;
   }
 
   /** The key of `node`'s removals. */

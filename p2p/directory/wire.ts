@@ -193,3 +193,38 @@ function base64(bytes: Uint8Array): string {
   }
   return btoa(text);
 }
+
+/** A claim message: `{ key, holder, ttl, force? }` (`force`: a copy from the primary owner). */
+export interface ClaimItem {
+  readonly key: string;
+  readonly holder: Holder;
+  readonly ttl: number;
+  readonly force: boolean;
+}
+
+/** The longest claim, in milliseconds: a holder renews long before. */
+export const MAX_CLAIM_TTL = 10 * 60_000;
+
+/** Parses a claim message. */
+export function parseClaim(value: unknown): ClaimItem {
+  const fields = object(value, "claim");
+  const ttl = count(fields.ttl, "claim ttl", 1);
+  if (ttl > MAX_CLAIM_TTL) {
+    throw new ProtocolError(`Malformed claim ttl: ${ttl} ms, the limit is ${MAX_CLAIM_TTL}`);
+  }
+  if (fields.force !== undefined && typeof fields.force !== "boolean") {
+    throw new ProtocolError("Malformed claim force: expected a boolean");
+  }
+  return {
+    key: objectId(fields.key, "claim key"),
+    holder: parseHolder(fields.holder),
+    ttl,
+    force: fields.force === true,
+  };
+}
+
+/** Parses `{ key, node }`, a claim let go. */
+export function parseUnclaim(value: unknown): { key: string; node: string } {
+  const fields = object(value, "unclaim");
+  return { key: objectId(fields.key, "claim key"), node: nodeId(fields.node, "unclaim node") };
+}
