@@ -160,6 +160,7 @@ export class Fetcher {
           token: this.#token,
           ...this.#transfer,
           blocklist: this.#blocklist,
+          budget: this.#budget,
           onBytes: (bytes) => this.#counts.cluster_fetch_bytes_total += bytes,
         });
         this.#partials.set(id, transfer);

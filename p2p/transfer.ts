@@ -23,11 +23,12 @@ import { pieceCount } from "./content.ts";
 import { type WholeHash, wholeHash } from "./sha256.ts";
 import { blocks, SourceError, sourceKey } from "./source_error.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
-import { PiecePicker } from "./swarm/piece_picker.ts";
-import { requestPiece } from "./swarm/piece_request.ts";
+import { type Pick, PiecePicker } from "./swarm/piece_picker.ts";
+import { checkPiece, requestPieces } from "./swarm/piece_request.ts";
 import type { PieceTimeout } from "./swarm/piece_timeout.ts";
 import { SourceSpeed } from "./swarm/source_speed.ts";
 import { bitfieldOf, hasPiece } from "./swarm/bitfield.ts";
+import type { Reservation, TransferBudget } from "./swarm/transfer_budget.ts";
 import { sleep, type TokenBucket } from "../transport/rate_limit.ts";
 
 /** Options of {@link Transfer}. */
@@ -49,6 +50,8 @@ export interface TransferOptions {
   readonly onBytes?: (bytes: number) => void;
   /** The daemon's download rate limit, shared by its transfers. Default: unlimited. */
   readonly rate?: TokenBucket | undefined;
+  /** The daemon's transfer budget, which endgame scratch pieces take from. Default: none. */
+  readonly budget?: TransferBudget | undefined;
 }
 
 /** Where a transfer finds sources and reports the ones it gives up. */
@@ -68,6 +71,10 @@ interface Source {
   pieces: Uint8Array | undefined;
   /** Whether the source has a piece (of `pieces`). */
   readonly has: (piece: number) => boolean;
+  /** Checks of its pieces under way. */
+  readonly checks: Set<Promise<void>>;
+  /** Why it is given up, once it is. */
+  failure: SourceError | undefined;
 }
 
 /** How long a lane waits after a 503 before asking its source again (jittered). */
@@ -75,6 +82,9 @@ const BUSY_BACKOFF_MS = 150;
 
 /** How often the directory is asked again during a transfer: partial holders gain pieces. */
 const REFRESH_MS = 100;
+
+/** The most bytes asked of a source in one request. */
+const MAX_RUN_BYTES = 32 << 20;
 
 /** The pieces of one object arriving into `view`, verified as they complete. */
 export class Transfer {
@@ -86,11 +96,18 @@ export class Transfer {
   /** Pieces of the object. */
   readonly #pieces: number;
   readonly #blocklist: Blocklist;
+  readonly #budget: TransferBudget | undefined;
   readonly #whole: WholeHash = wholeHash();
   /** Abort controllers of the requests of each piece, cancelled when it verifies. */
   readonly #requests = new Map<number, Set<AbortController>>();
   readonly #tried = new Set<string>();
   readonly #failures: string[] = [];
+  /** Piece checks under way: they read the view. */
+  readonly #checks = new Set<Promise<void>>();
+  /** Stops of the sources running. */
+  readonly #stops = new Set<AbortController>();
+  /** An error that is no source's fault, ending the transfer. */
+  #broken: unknown;
   /** Pieces before this one are verified and in the whole hash. */
   #hashed = 0;
   /** Sources running now. */
@@ -112,6 +129,7 @@ export class Transfer {
     this.#pieces = pieceCount(record.size, record.pieceSize);
     this.#picker = new PiecePicker(this.#pieces);
     this.#blocklist = options.blocklist ?? new Blocklist();
+    this.#budget = options.budget;
   }
 
   /** The object's size in bytes. */
@@ -137,13 +155,13 @@ export class Transfer {
    */
   async run(sources: Sources, signal?: AbortSignal): Promise<void> {
     const running = new Set<Promise<void>>();
-    const stops = new Set<AbortController>();
+    const stops = this.#stops;
     const maxSources = Math.max(1, this.#options.maxSources ?? 8);
     let waiting: Holder[] = [];
     const active = new Map<string, Source>();
     let looked = -Infinity;
     try {
-      while (this.#picker.missing > 0 && signal?.aborted !== true) {
+      while (this.#picker.missing > 0 && signal?.aborted !== true && this.#broken === undefined) {
         const now = performance.now();
         if ((running.size < maxSources && waiting.length === 0) || now - looked >= REFRESH_MS) {
           looked = now;
@@ -173,6 +191,8 @@ export class Transfer {
             speed: new SourceSpeed(),
             pieces: holder.pieces,
             has: (piece) => source.pieces === undefined || hasPiece(source.pieces, piece),
+            checks: new Set(),
+            failure: undefined,
           };
           stops.add(source.stop);
           active.set(key, source);
@@ -198,6 +218,7 @@ export class Transfer {
       for (const stop of stops) stop.abort();
       await Promise.allSettled(running);
     }
+    if (this.#broken !== undefined) throw this.#broken;
     if (signal?.aborted) throw signal.reason;
   }
 
@@ -252,6 +273,7 @@ export class Transfer {
     } catch {
       // Closed already.
     }
+    await Promise.allSettled(this.#checks);
     await this.#whole.settled();
   }
 
@@ -278,59 +300,87 @@ export class Transfer {
       ? source.stop.signal
       : AbortSignal.any([signal, source.stop.signal]);
     const lanes = Math.max(1, this.#options.inFlight ?? 3);
-    let failure: SourceError | undefined;
     const aborted = abortion(stop);
     await Promise.all(Array.from({ length: lanes }, async () => {
       while (this.#picker.missing > 0 && !stop.aborted) {
-        const pick = this.#picker.next(source.has, source.mine, source.pieces === undefined);
+        const full = source.pieces === undefined;
+        const pick = this.#picker.next(source.has, source.mine, full, this.#runFor(source));
         if (pick === undefined) {
           // All in flight elsewhere: wait for a piece to verify, come back or straggle.
           await Promise.race([this.#changed.promise, aborted, sleep(ENDGAME_POLL_MS, stop)]);
           continue;
         }
         try {
-          await this.#piece(source, pick.piece, pick.duplicate, stop);
+          await this.#run(source, pick, stop);
         } catch (error) {
           if (!(error instanceof SourceError)) throw error;
           if (error.fault === "busy") {
-            // The piece went back to the others; this source is asked again shortly.
+            // The pieces went back to the others; this source is asked again shortly.
             await sleep(BUSY_BACKOFF_MS * (0.5 + Math.random()), stop);
             continue;
           }
-          failure ??= error;
-          source.stop.abort();
+          this.#fail(source, error);
         }
       }
     }));
+    // A piece still being checked may yet fail the source.
+    await Promise.allSettled(source.checks);
+    const failure = source.failure;
     if (failure === undefined) return;
     this.#failures.push(failure.message);
     if (blocks(failure.fault)) this.#blocklist.block(sourceKey(source.holder));
     sources.failed(failure);
   }
 
-  async #piece(
-    source: Source,
-    piece: number,
-    duplicate: boolean,
-    stop: AbortSignal,
-  ): Promise<void> {
+  /**
+   * Pieces to ask at once of `source`: a run from a lone whole holder, so
+   * that a request's round trip is paid per run, not per piece; shorter as
+   * the end nears, so that the lanes finish together. One piece at a time
+   * from a partial holder, and whenever partial holders are about: pieces
+   * must spread over the receivers of a broadcast.
+   */
+  #runFor(source: Source): number {
+    if (source.pieces !== undefined || this.#picker.partialSources > 0) return 1;
+    const lanes = Math.max(1, this.#options.inFlight ?? 3) * Math.max(1, this.#sources);
+    const most = Math.max(1, Math.floor(MAX_RUN_BYTES / this.#record.pieceSize));
+    return Math.max(1, Math.min(most, Math.floor(this.#picker.missing / (2 * lanes))));
+  }
+
+  #fail(source: Source, error: SourceError): void {
+    source.failure ??= error;
+    source.stop.abort();
+  }
+
+  /** One request: the pieces of `pick` from `source`, each checked as it lands. */
+  async #run(source: Source, pick: Pick, stop: AbortSignal): Promise<void> {
+    const { piece: first, count, duplicate } = pick;
     const { size, pieceSize } = this.#record;
-    const start = piece * pieceSize;
-    const length = Math.min(size, start + pieceSize) - start;
+    const start = first * pieceSize;
+    const end = Math.min(size, (first + count) * pieceSize);
+    // An endgame duplicate lands in a scratch piece, whose bytes the budget counts.
+    let room: Reservation | undefined;
+    if (duplicate && this.#budget !== undefined) {
+      room = this.#budget.tryReserve(end - start);
+      if (room === undefined) {
+        this.#picker.finish(first, false);
+        return await sleep(ENDGAME_POLL_MS, stop);
+      }
+    }
+    const target = duplicate ? new Uint8Array(end - start) : this.#view;
     const cancel = new AbortController();
-    let requests = this.#requests.get(piece);
-    if (requests === undefined) this.#requests.set(piece, requests = new Set());
-    requests.add(cancel);
-    source.mine.add(piece);
-    const began = performance.now();
-    let verified = false;
-    let slow = false;
+    for (let piece = first; piece < first + count; piece++) {
+      let requests = this.#requests.get(piece);
+      if (requests === undefined) this.#requests.set(piece, requests = new Set());
+      requests.add(cancel);
+      source.mine.add(piece);
+    }
+    let next = first;
+    let began = performance.now();
     try {
-      // An endgame duplicate lands in a scratch piece: the first request may still write the view.
-      const target = duplicate ? new Uint8Array(length) : this.#view;
-      verified = await requestPiece({
+      await requestPieces({
         record: this.#record,
-        piece,
+        piece: first,
+        count,
         holder: source.holder,
         target,
         at: duplicate ? 0 : start,
@@ -338,34 +388,94 @@ export class Transfer {
         token: this.#options.token,
         timeout: this.#options.pieceTimeout,
         signal: AbortSignal.any([stop, cancel.signal]),
-        onChunk: async (bytes) => {
+        onChunk: async (bytes, piece) => {
           if (this.#picker.done(piece)) return false;
           await this.#options.rate?.take(bytes, stop);
           if (this.#picker.done(piece)) return false;
           this.#options.onBytes?.(bytes);
           return true;
         },
+        landed: (piece, from, to) => {
+          next = piece + 1;
+          const now = performance.now();
+          if (next < first + count) this.#picker.restart(next);
+          const bytes = target.subarray(from, to);
+          this.#check(source, piece, bytes, duplicate, cancel, now - began, room);
+          began = now;
+        },
       });
-      if (!verified || this.#picker.done(piece)) return;
-      if (duplicate) this.#view.set(target, start);
-      for (const other of requests) if (other !== cancel) other.abort();
-      // Far behind its own mean: given up only while other sources remain.
-      slow = source.speed.record(length, performance.now() - began) && this.#sources > 1;
     } finally {
-      requests.delete(cancel);
-      if (requests.size === 0) this.#requests.delete(piece);
-      source.mine.delete(piece);
-      this.#picker.finish(piece, verified);
-      if (verified) this.#hashVerified();
+      for (let piece = next; piece < first + count; piece++) {
+        this.#settle(source, piece, cancel, false);
+      }
+      if (next === first) room?.release();
       this.#pulse();
     }
-    if (slow) {
-      throw new SourceError(
-        "slow",
-        source.holder,
-        `piece ${piece} of ${this.#record.id} took far longer per byte than its mean`,
-      );
-    }
+  }
+
+  /**
+   * Checks a piece that landed, without holding up its request: verified,
+   * it is in (a duplicate's scratch copied into the view first) and other
+   * requests for it stop; wrong, its source fails, unless another verified
+   * it meanwhile.
+   */
+  #check(
+    source: Source,
+    piece: number,
+    bytes: Uint8Array,
+    duplicate: boolean,
+    cancel: AbortController,
+    ms: number,
+    room: Reservation | undefined,
+  ): void {
+    const check = (async () => {
+      let verified = false;
+      try {
+        await checkPiece(this.#record, piece, bytes, source.holder);
+        if (this.#picker.done(piece)) return;
+        if (duplicate) this.#view.set(bytes, piece * this.#record.pieceSize);
+        verified = true;
+        for (const other of this.#requests.get(piece) ?? []) if (other !== cancel) other.abort();
+        // Far behind its own mean: given up only while other sources remain.
+        if (source.speed.record(bytes.length, ms) && this.#sources > 1) {
+          this.#fail(
+            source,
+            new SourceError(
+              "slow",
+              source.holder,
+              `piece ${piece} of ${this.#record.id} took far longer per byte than its mean`,
+            ),
+          );
+        }
+      } catch (error) {
+        if (!(error instanceof SourceError)) throw error;
+        if (!this.#picker.done(piece)) this.#fail(source, error);
+      } finally {
+        room?.release();
+        this.#settle(source, piece, cancel, verified);
+        if (verified) this.#hashVerified();
+        this.#pulse();
+      }
+    })();
+    source.checks.add(check);
+    this.#checks.add(check);
+    check.catch((error) => {
+      // Not the source's fault (the hash itself failed): the transfer ends with it.
+      this.#broken ??= error;
+      for (const stop of this.#stops) stop.abort();
+    }).finally(() => {
+      source.checks.delete(check);
+      this.#checks.delete(check);
+    });
+  }
+
+  /** A request for `piece` by `cancel` is over: checked, or given back. */
+  #settle(source: Source, piece: number, cancel: AbortController, verified: boolean): void {
+    const requests = this.#requests.get(piece);
+    requests?.delete(cancel);
+    if (requests?.size === 0) this.#requests.delete(piece);
+    source.mine.delete(piece);
+    this.#picker.finish(piece, verified);
   }
 
   /** Feeds the whole hash the verified pieces that follow those it has. */

@@ -12,6 +12,11 @@
  * (a daemon still receiving it) has: in a broadcast the first holder then
  * sends each piece about once, and the receivers relay it to each other.
  *
+ * A pick may be a run of pieces that follow the first one, free and as rare,
+ * asked in one request: a lone source then pays one round trip per run, not
+ * per piece. Each piece of a run is timed from when its own bytes start
+ * ({@link PiecePicker.restart}), so the end of a long run is no straggler.
+ *
  * @module
  */
 import { type Clock, monotonic } from "./clock.ts";
@@ -22,6 +27,8 @@ export interface Pick {
   readonly piece: number;
   /** Whether another source fetches it already (an endgame duplicate). */
   readonly duplicate: boolean;
+  /** Pieces in the run, from `piece` on: 1 for an endgame duplicate. */
+  readonly count: number;
 }
 
 /** Pieces missing, requested, and how many known sources hold each. */
@@ -34,6 +41,7 @@ export class PiecePicker {
   readonly #random: () => number;
   readonly #clock: Clock;
   #missing: number;
+  #partialSources = 0;
   #pieceMs = 0;
   #timed = 0;
 
@@ -60,6 +68,11 @@ export class PiecePicker {
     return this.#missing;
   }
 
+  /** Sources counted as partial holders now. */
+  get partialSources(): number {
+    return this.#partialSources;
+  }
+
   /** Whether `piece` is verified. */
   done(piece: number): boolean {
     return this.#done[piece] === true;
@@ -79,6 +92,7 @@ export class PiecePicker {
   }
 
   #count(has: (piece: number) => boolean, partial: boolean, by: number): void {
+    if (partial) this.#partialSources += by;
     for (let piece = 0; piece < this.#holders.length; piece++) {
       if (!has(piece)) continue;
       this.#holders[piece]! += by;
@@ -88,10 +102,16 @@ export class PiecePicker {
 
   /**
    * The next piece for a source that holds `has` and fetches `mine` already,
-   * marked requested; undefined when there is nothing for it. A `full`
-   * holder gets no piece a partial holder has, but in the endgame.
+   * with up to `run - 1` pieces after it, all marked requested; undefined
+   * when there is nothing for it. A `full` holder gets no piece a partial
+   * holder has, but in the endgame.
    */
-  next(has: (piece: number) => boolean, mine: ReadonlySet<number>, full = false): Pick | undefined {
+  next(
+    has: (piece: number) => boolean,
+    mine: ReadonlySet<number>,
+    full = false,
+    run = 1,
+  ): Pick | undefined {
     let best = -1;
     let bestRarity = Infinity;
     let ties = 0;
@@ -119,7 +139,21 @@ export class PiecePicker {
     const piece = best >= 0 ? best : endgame;
     if (piece < 0) return undefined;
     if (this.#requests[piece]!++ === 0) this.#started[piece] = this.#clock();
-    return { piece, duplicate: best < 0 };
+    if (best < 0) return { piece, duplicate: true, count: 1 };
+    let count = 1;
+    for (let next = piece + 1; count < run && next < this.#done.length; next++, count++) {
+      const free = !this.#done[next] && this.#requests[next] === 0 && !mine.has(next) &&
+        has(next) && !(full && this.#partials[next]! > 0) && this.#holders[next]! <= bestRarity;
+      if (!free) break;
+      this.#requests[next]!++;
+      this.#started[next] = this.#clock();
+    }
+    return { piece, duplicate: false, count };
+  }
+
+  /** The bytes of `piece`, requested in a run, start arriving now: its time starts. */
+  restart(piece: number): void {
+    if (this.#requests[piece]! > 0) this.#started[piece] = this.#clock();
   }
 
   /** A request for `piece` ended; `verified` when its bytes are in and checked. */

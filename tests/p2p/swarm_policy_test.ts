@@ -46,12 +46,12 @@ Deno.test("pieces go rarest first, ties at random, never twice before the endgam
   picker.addSource();
   picker.addSource((piece) => piece !== 2);
   const mine = new Set<number>();
-  assertEquals(picker.next(() => true, mine), { piece: 2, duplicate: false });
+  assertEquals(picker.next(() => true, mine), { piece: 2, duplicate: false, count: 1 });
   // Ties: with random() near 1 the first of the tied pieces is kept.
-  assertEquals(picker.next(() => true, mine), { piece: 0, duplicate: false });
+  assertEquals(picker.next(() => true, mine), { piece: 0, duplicate: false, count: 1 });
   const low = new PiecePicker(4, () => 0);
   // With random() at 0 each later tie replaces the earlier: the last one.
-  assertEquals(low.next(() => true, new Set()), { piece: 3, duplicate: false });
+  assertEquals(low.next(() => true, new Set()), { piece: 3, duplicate: false, count: 1 });
   // Only pieces the source has.
   assertEquals(picker.next((piece) => piece === 2 || piece === 3, mine)?.piece, 3);
   assertEquals(picker.next((piece) => piece === 2, mine), undefined);
@@ -76,11 +76,11 @@ Deno.test("the endgame duplicates a straggling piece only, never one's own, neve
   clock.now += 150;
   const other = new Set<number>();
   const pick = picker.next(() => true, other);
-  assertEquals(pick, { piece: 1, duplicate: true });
+  assertEquals(pick, { piece: 1, duplicate: true, count: 1 });
   other.add(1);
   // The source fetching a piece is never its duplicate.
   assertEquals(picker.next((piece) => piece === 2, first), undefined);
-  assertEquals(picker.next(() => true, other), { piece: 2, duplicate: true });
+  assertEquals(picker.next(() => true, other), { piece: 2, duplicate: true, count: 1 });
   // Both pieces now have two requests: no third.
   assertEquals(picker.next(() => true, new Set()), undefined);
   picker.finish(1, true);
