@@ -64,6 +64,7 @@ export class ClusterPeer implements Peer {
   readonly #replicas: Peer;
   readonly #directory: Directory;
   readonly #node: string;
+  readonly #token: string | undefined;
   #address: string | undefined;
   readonly #removeShared: ((objectId: string) => Promise<void>) | undefined;
   readonly #fetcher: Fetcher;
@@ -99,6 +100,7 @@ export class ClusterPeer implements Peer {
     this.#replicas = options.replicas;
     this.#directory = options.directory;
     this.#node = options.node;
+    this.#token = options.token;
     this.#address = options.address;
     this.#removeShared = options.removeShared;
     this.#log = options.log ?? quiet;
@@ -522,7 +524,7 @@ export class ClusterPeer implements Peer {
     const { lease, blobs } = await this.#home.acquire(id, Access.READ, { local: true });
     let record: ContentRecord;
     try {
-      record = await contentRecord(id, blobs);
+      record = await contentRecord(id, blobs, this.#token);
     } catch (error) {
       await this.#home.release(lease.id).catch(() => {});
       throw error;

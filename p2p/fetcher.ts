@@ -9,6 +9,7 @@ import { ConflictError, NotFoundError, UnsupportedError } from "../core/errors.t
 import { sleep } from "../transport/rate_limit.ts";
 import type { Acquired, Peer } from "../core/peer.ts";
 import { checkRecord } from "./content.ts";
+import { checkBinding } from "./record_binding.ts";
 import type { ClusterCounts } from "./cluster_metrics.ts";
 import type { ClusterLog } from "./cluster_options.ts";
 import type { ContentRecord, Directory, Holder } from "./directory.ts";
@@ -108,8 +109,15 @@ export class Fetcher {
       throw notFound;
     }
     let record: ContentRecord;
+    let bound: boolean;
     try {
       record = checkRecord(entry, this.#maxObjectSize);
+      const binding = checkBinding(record, this.#token);
+      if (binding === "forged") {
+        this.#counts.cluster_verify_failures_total++;
+        throw new Error("its binding does not match its digests (altered, or another token)");
+      }
+      bound = binding === "bound";
     } catch (error) {
       this.#counts.cluster_misses_total++;
       this.#log.warn((error as Error).message);
@@ -161,6 +169,7 @@ export class Fetcher {
           ...this.#transfer,
           blocklist: this.#blocklist,
           budget: this.#budget,
+          whole: !bound,
           onBytes: (bytes) => this.#counts.cluster_fetch_bytes_total += bytes,
         });
         this.#partials.set(id, transfer);

@@ -52,6 +52,12 @@ export interface TransferOptions {
   readonly rate?: TokenBucket | undefined;
   /** The daemon's transfer budget, which endgame scratch pieces take from. Default: none. */
   readonly budget?: TransferBudget | undefined;
+  /**
+   * Whether to hash the whole object against the content digest. Default
+   * true; false when the record's binding ties that digest to the piece
+   * digests, which then prove the whole.
+   */
+  readonly whole?: boolean;
 }
 
 /** Where a transfer finds sources and reports the ones it gives up. */
@@ -97,7 +103,8 @@ export class Transfer {
   readonly #pieces: number;
   readonly #blocklist: Blocklist;
   readonly #budget: TransferBudget | undefined;
-  readonly #whole: WholeHash = wholeHash();
+  /** The whole object's hash, fed in order; undefined when the pieces prove it. */
+  readonly #whole: WholeHash | undefined;
   /** Abort controllers of the requests of each piece, cancelled when it verifies. */
   readonly #requests = new Map<number, Set<AbortController>>();
   readonly #tried = new Set<string>();
@@ -130,6 +137,7 @@ export class Transfer {
     this.#picker = new PiecePicker(this.#pieces);
     this.#blocklist = options.blocklist ?? new Blocklist();
     this.#budget = options.budget;
+    this.#whole = options.whole === false ? undefined : wholeHash();
   }
 
   /** The object's size in bytes. */
@@ -260,6 +268,7 @@ export class Transfer {
    */
   async verifyWhole(): Promise<boolean> {
     if (this.#picker.missing > 0) return false;
+    if (this.#whole === undefined) return true;
     return await this.#whole.digest() === this.#record.digest;
   }
 
@@ -274,7 +283,7 @@ export class Transfer {
       // Closed already.
     }
     await Promise.allSettled(this.#checks);
-    await this.#whole.settled();
+    await this.#whole?.settled();
   }
 
   /** Whether `holder` is neither tried nor blocked; `report` notes a block among the failures. */
@@ -480,6 +489,7 @@ export class Transfer {
 
   /** Feeds the whole hash the verified pieces that follow those it has. */
   #hashVerified(): void {
+    if (this.#whole === undefined) return;
     const { size, pieceSize } = this.#record;
     const count = pieceCount(size, pieceSize);
     while (this.#hashed < count && this.#picker.done(this.#hashed)) {
