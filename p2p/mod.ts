@@ -15,7 +15,7 @@ export {
   pieceSizeFor,
 } from "./content.ts";
 export { sha256, type WholeHash, wholeHash } from "./sha256.ts";
-export { bindRecord, type Binding, checkBinding } from "./record_binding.ts";
+export { type Binding, bindRecord, checkBinding } from "./record_binding.ts";
 export { RedisDirectory, type RedisDirectoryOptions } from "./directory/redis.ts";
 export { SourceError, type SourceFault } from "./source_error.ts";
 export { type Sources, Transfer, type TransferOptions } from "./transfer.ts";

@@ -21,14 +21,13 @@
 import type { ContentRecord, Holder } from "./directory.ts";
 import { pieceCount } from "./content.ts";
 import { type WholeHash, wholeHash } from "./sha256.ts";
-import { blocks, SourceError, sourceKey } from "./source_error.ts";
+import { blocks, type SourceError, sourceKey } from "./source_error.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
-import { type Pick, PiecePicker } from "./swarm/piece_picker.ts";
-import { checkPiece, requestPieces } from "./swarm/piece_request.ts";
+import { PiecePicker } from "./swarm/piece_picker.ts";
 import type { PieceTimeout } from "./swarm/piece_timeout.ts";
-import { SourceSpeed } from "./swarm/source_speed.ts";
-import { bitfieldOf, hasPiece } from "./swarm/bitfield.ts";
-import type { Reservation, TransferBudget } from "./swarm/transfer_budget.ts";
+import { bitfieldOf } from "./swarm/bitfield.ts";
+import { Lanes, type Source, sourceOf } from "./swarm/source_lanes.ts";
+import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { sleep, type TokenBucket } from "../transport/rate_limit.ts";
 
 /** Options of {@link Transfer}. */
@@ -68,29 +67,8 @@ export interface Sources {
   failed(error: SourceError): void;
 }
 
-interface Source {
-  readonly holder: Holder;
-  readonly stop: AbortController;
-  readonly mine: Set<number>;
-  readonly speed: SourceSpeed;
-  /** The pieces a partial holder has, as last listed; undefined for a whole copy. */
-  pieces: Uint8Array | undefined;
-  /** Whether the source has a piece (of `pieces`). */
-  readonly has: (piece: number) => boolean;
-  /** Checks of its pieces under way. */
-  readonly checks: Set<Promise<void>>;
-  /** Why it is given up, once it is. */
-  failure: SourceError | undefined;
-}
-
-/** How long a lane waits after a 503 before asking its source again (jittered). */
-const BUSY_BACKOFF_MS = 150;
-
 /** How often the directory is asked again during a transfer: partial holders gain pieces. */
 const REFRESH_MS = 100;
-
-/** The most bytes asked of a source in one request. */
-const MAX_RUN_BYTES = 32 << 20;
 
 /** The pieces of one object arriving into `view`, verified as they complete. */
 export class Transfer {
@@ -102,15 +80,11 @@ export class Transfer {
   /** Pieces of the object. */
   readonly #pieces: number;
   readonly #blocklist: Blocklist;
-  readonly #budget: TransferBudget | undefined;
+  readonly #lanes: Lanes;
   /** The whole object's hash, fed in order; undefined when the pieces prove it. */
   readonly #whole: WholeHash | undefined;
-  /** Abort controllers of the requests of each piece, cancelled when it verifies. */
-  readonly #requests = new Map<number, Set<AbortController>>();
   readonly #tried = new Set<string>();
   readonly #failures: string[] = [];
-  /** Piece checks under way: they read the view. */
-  readonly #checks = new Set<Promise<void>>();
   /** Stops of the sources running. */
   readonly #stops = new Set<AbortController>();
   /** An error that is no source's fault, ending the transfer. */
@@ -119,7 +93,6 @@ export class Transfer {
   #hashed = 0;
   /** Sources running now. */
   #sources = 0;
-  #changed = Promise.withResolvers<void>();
 
   /**
    * Starts a transfer; nothing is fetched before {@link Transfer.run}.
@@ -136,7 +109,24 @@ export class Transfer {
     this.#pieces = pieceCount(record.size, record.pieceSize);
     this.#picker = new PiecePicker(this.#pieces);
     this.#blocklist = options.blocklist ?? new Blocklist();
-    this.#budget = options.budget;
+    this.#lanes = new Lanes({
+      record,
+      view,
+      picker: this.#picker,
+      client: this.#client,
+      token: options.token,
+      inFlight: options.inFlight,
+      pieceTimeout: options.pieceTimeout,
+      rate: options.rate,
+      onBytes: options.onBytes,
+      budget: options.budget,
+      sources: () => this.#sources,
+      verified: () => this.#hashVerified(),
+      broken: (error) => {
+        this.#broken ??= error;
+        for (const stop of this.#stops) stop.abort();
+      },
+    });
     this.#whole = options.whole === false ? undefined : wholeHash();
   }
 
@@ -192,16 +182,7 @@ export class Transfer {
           if (!this.#fresh(holder)) continue;
           const key = sourceKey(holder);
           this.#tried.add(key);
-          const source: Source = {
-            holder,
-            stop: new AbortController(),
-            mine: new Set(),
-            speed: new SourceSpeed(),
-            pieces: holder.pieces,
-            has: (piece) => source.pieces === undefined || hasPiece(source.pieces, piece),
-            checks: new Set(),
-            failure: undefined,
-          };
+          const source = sourceOf(holder);
           stops.add(source.stop);
           active.set(key, source);
           this.#picker.addSource(source.has, source.pieces !== undefined);
@@ -211,7 +192,7 @@ export class Transfer {
             stops.delete(source.stop);
             running.delete(done);
             this.#sources = running.size;
-            this.#pulse();
+            this.#lanes.pulse();
           });
           running.add(done);
           this.#sources = running.size;
@@ -258,7 +239,7 @@ export class Transfer {
     this.#picker.removeSource(source.has, source.pieces !== undefined);
     source.pieces = pieces;
     this.#picker.addSource(source.has, source.pieces !== undefined);
-    this.#pulse();
+    this.#lanes.pulse();
   }
 
   /**
@@ -282,7 +263,7 @@ export class Transfer {
     } catch {
       // Closed already.
     }
-    await Promise.allSettled(this.#checks);
+    await this.#lanes.settled();
     await this.#whole?.settled();
   }
 
@@ -298,193 +279,14 @@ export class Transfer {
     return false;
   }
 
-  #pulse(): void {
-    this.#changed.resolve();
-    this.#changed = Promise.withResolvers<void>();
-  }
-
-  /** Runs the lanes of one source until nothing is missing or it fails. */
+  /** Runs the lanes of one source until nothing is missing or it fails; reports a failure. */
   async #source(source: Source, sources: Sources, signal: AbortSignal | undefined): Promise<void> {
-    const stop = signal === undefined
-      ? source.stop.signal
-      : AbortSignal.any([signal, source.stop.signal]);
-    const lanes = Math.max(1, this.#options.inFlight ?? 3);
-    const aborted = abortion(stop);
-    await Promise.all(Array.from({ length: lanes }, async () => {
-      while (this.#picker.missing > 0 && !stop.aborted) {
-        const full = source.pieces === undefined;
-        const pick = this.#picker.next(source.has, source.mine, full, this.#runFor(source));
-        if (pick === undefined) {
-          // All in flight elsewhere: wait for a piece to verify, come back or straggle.
-          await Promise.race([this.#changed.promise, aborted, sleep(ENDGAME_POLL_MS, stop)]);
-          continue;
-        }
-        try {
-          await this.#run(source, pick, stop);
-        } catch (error) {
-          if (!(error instanceof SourceError)) throw error;
-          if (error.fault === "busy") {
-            // The pieces went back to the others; this source is asked again shortly.
-            await sleep(BUSY_BACKOFF_MS * (0.5 + Math.random()), stop);
-            continue;
-          }
-          this.#fail(source, error);
-        }
-      }
-    }));
-    // A piece still being checked may yet fail the source.
-    await Promise.allSettled(source.checks);
+    await this.#lanes.run(source, signal);
     const failure = source.failure;
     if (failure === undefined) return;
     this.#failures.push(failure.message);
     if (blocks(failure.fault)) this.#blocklist.block(sourceKey(source.holder));
     sources.failed(failure);
-  }
-
-  /**
-   * Pieces to ask at once of `source`: a run from a lone whole holder, so
-   * that a request's round trip is paid per run, not per piece; shorter as
-   * the end nears, so that the lanes finish together. One piece at a time
-   * from a partial holder, and whenever partial holders are about: pieces
-   * must spread over the receivers of a broadcast.
-   */
-  #runFor(source: Source): number {
-    if (source.pieces !== undefined || this.#picker.partialSources > 0) return 1;
-    const lanes = Math.max(1, this.#options.inFlight ?? 3) * Math.max(1, this.#sources);
-    const most = Math.max(1, Math.floor(MAX_RUN_BYTES / this.#record.pieceSize));
-    return Math.max(1, Math.min(most, Math.floor(this.#picker.missing / (2 * lanes))));
-  }
-
-  #fail(source: Source, error: SourceError): void {
-    source.failure ??= error;
-    source.stop.abort();
-  }
-
-  /** One request: the pieces of `pick` from `source`, each checked as it lands. */
-  async #run(source: Source, pick: Pick, stop: AbortSignal): Promise<void> {
-    const { piece: first, count, duplicate } = pick;
-    const { size, pieceSize } = this.#record;
-    const start = first * pieceSize;
-    const end = Math.min(size, (first + count) * pieceSize);
-    // An endgame duplicate lands in a scratch piece, whose bytes the budget counts.
-    let room: Reservation | undefined;
-    if (duplicate && this.#budget !== undefined) {
-      room = this.#budget.tryReserve(end - start);
-      if (room === undefined) {
-        this.#picker.finish(first, false);
-        return await sleep(ENDGAME_POLL_MS, stop);
-      }
-    }
-    const target = duplicate ? new Uint8Array(end - start) : this.#view;
-    const cancel = new AbortController();
-    for (let piece = first; piece < first + count; piece++) {
-      let requests = this.#requests.get(piece);
-      if (requests === undefined) this.#requests.set(piece, requests = new Set());
-      requests.add(cancel);
-      source.mine.add(piece);
-    }
-    let next = first;
-    let began = performance.now();
-    try {
-      await requestPieces({
-        record: this.#record,
-        piece: first,
-        count,
-        holder: source.holder,
-        target,
-        at: duplicate ? 0 : start,
-        client: this.#client,
-        token: this.#options.token,
-        timeout: this.#options.pieceTimeout,
-        signal: AbortSignal.any([stop, cancel.signal]),
-        onChunk: async (bytes, piece) => {
-          if (this.#picker.done(piece)) return false;
-          await this.#options.rate?.take(bytes, stop);
-          if (this.#picker.done(piece)) return false;
-          this.#options.onBytes?.(bytes);
-          return true;
-        },
-        landed: (piece, from, to) => {
-          next = piece + 1;
-          const now = performance.now();
-          if (next < first + count) this.#picker.restart(next);
-          const bytes = target.subarray(from, to);
-          this.#check(source, piece, bytes, duplicate, cancel, now - began, room);
-          began = now;
-        },
-      });
-    } finally {
-      for (let piece = next; piece < first + count; piece++) {
-        this.#settle(source, piece, cancel, false);
-      }
-      if (next === first) room?.release();
-      this.#pulse();
-    }
-  }
-
-  /**
-   * Checks a piece that landed, without holding up its request: verified,
-   * it is in (a duplicate's scratch copied into the view first) and other
-   * requests for it stop; wrong, its source fails, unless another verified
-   * it meanwhile.
-   */
-  #check(
-    source: Source,
-    piece: number,
-    bytes: Uint8Array,
-    duplicate: boolean,
-    cancel: AbortController,
-    ms: number,
-    room: Reservation | undefined,
-  ): void {
-    const check = (async () => {
-      let verified = false;
-      try {
-        await checkPiece(this.#record, piece, bytes, source.holder);
-        if (this.#picker.done(piece)) return;
-        if (duplicate) this.#view.set(bytes, piece * this.#record.pieceSize);
-        verified = true;
-        for (const other of this.#requests.get(piece) ?? []) if (other !== cancel) other.abort();
-        // Far behind its own mean: given up only while other sources remain.
-        if (source.speed.record(bytes.length, ms) && this.#sources > 1) {
-          this.#fail(
-            source,
-            new SourceError(
-              "slow",
-              source.holder,
-              `piece ${piece} of ${this.#record.id} took far longer per byte than its mean`,
-            ),
-          );
-        }
-      } catch (error) {
-        if (!(error instanceof SourceError)) throw error;
-        if (!this.#picker.done(piece)) this.#fail(source, error);
-      } finally {
-        room?.release();
-        this.#settle(source, piece, cancel, verified);
-        if (verified) this.#hashVerified();
-        this.#pulse();
-      }
-    })();
-    source.checks.add(check);
-    this.#checks.add(check);
-    check.catch((error) => {
-      // Not the source's fault (the hash itself failed): the transfer ends with it.
-      this.#broken ??= error;
-      for (const stop of this.#stops) stop.abort();
-    }).finally(() => {
-      source.checks.delete(check);
-      this.#checks.delete(check);
-    });
-  }
-
-  /** A request for `piece` by `cancel` is over: checked, or given back. */
-  #settle(source: Source, piece: number, cancel: AbortController, verified: boolean): void {
-    const requests = this.#requests.get(piece);
-    requests?.delete(cancel);
-    if (requests?.size === 0) this.#requests.delete(piece);
-    source.mine.delete(piece);
-    this.#picker.finish(piece, verified);
   }
 
   /** Feeds the whole hash the verified pieces that follow those it has. */
@@ -498,15 +300,4 @@ export class Transfer {
       this.#hashed++;
     }
   }
-}
-
-/** How often an idle source looks for a straggling piece to duplicate. */
-const ENDGAME_POLL_MS = 100;
-
-/** A promise settled when `signal` aborts (never rejected). */
-function abortion(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) =>
-    signal.addEventListener("abort", () => resolve(), { once: true })
-  );
 }
