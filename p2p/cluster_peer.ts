@@ -344,6 +344,12 @@ export class ClusterPeer implements Peer {
         if (this.#fetching.has(id)) {
           throw new StoreUnavailableError(`Cannot read object ${id} yet: on its way here`);
         }
+        // Sealed here while the lease store was asked: the copy, not a miss.
+        const arrived = this.#copies.get(id);
+        const acquired = arrived === undefined
+          ? undefined
+          : await this.#readCopy(id, arrived, options, true);
+        if (acquired !== undefined) return acquired;
         throw error;
       }
       let flight = this.#fetching.get(id);

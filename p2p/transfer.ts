@@ -25,8 +25,8 @@ import { blocks, type SourceError, sourceKey } from "./source_error.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
 import { PiecePicker } from "./swarm/piece_picker.ts";
 import type { PieceTimeout } from "./swarm/piece_timeout.ts";
-import { bitfieldOf } from "./swarm/bitfield.ts";
-import { Lanes, type Source, sourceOf } from "./swarm/source_lanes.ts";
+import { announcedBitfield } from "./swarm/bitfield.ts";
+import { holdingOf, Lanes, type Source, sourceOf } from "./swarm/source_lanes.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { sleep, type TokenBucket } from "../transport/rate_limit.ts";
 
@@ -68,7 +68,7 @@ export interface Sources {
 }
 
 /** How often the directory is asked again during a transfer: partial holders gain pieces. */
-const REFRESH_MS = 100;
+const REFRESH_MS = 50;
 
 /** The pieces of one object arriving into `view`, verified as they complete. */
 export class Transfer {
@@ -182,12 +182,12 @@ export class Transfer {
           if (!this.#fresh(holder)) continue;
           const key = sourceKey(holder);
           this.#tried.add(key);
-          const source = sourceOf(holder);
+          const source = sourceOf(holder, this.#pieces);
           stops.add(source.stop);
           active.set(key, source);
-          this.#picker.addSource(source.has, source.pieces !== undefined);
+          this.#picker.addSource(source.has, source.pieces !== undefined, source.covers);
           const done = this.#source(source, sources, signal).finally(() => {
-            this.#picker.removeSource(source.has, source.pieces !== undefined);
+            this.#picker.removeSource(source.has, source.pieces !== undefined, source.covers);
             active.delete(key);
             stops.delete(source.stop);
             running.delete(done);
@@ -211,9 +211,21 @@ export class Transfer {
     if (signal?.aborted) throw signal.reason;
   }
 
-  /** The bitfield of the pieces verified so far. */
+  /**
+   * What this daemon announces as a partial holder: the bitfield of the
+   * pieces verified so far, then that of the pieces a source is sending.
+   */
   bitfield(): Uint8Array {
-    return bitfieldOf(this.#pieces, (piece) => this.#picker.done(piece));
+    return announcedBitfield(
+      this.#pieces,
+      (piece) => this.#picker.done(piece),
+      (piece) => this.#lanes.coming(piece),
+    );
+  }
+
+  /** Settles at the next change of {@link Transfer.bitfield} (or of the sources). */
+  get changed(): Promise<void> {
+    return this.#lanes.changed;
   }
 
   /** Pieces verified so far. */
@@ -236,9 +248,9 @@ export class Transfer {
 
   /** A source's pieces as the directory lists them now; the picker's counts follow. */
   #update(source: Source, pieces: Uint8Array | undefined): void {
-    this.#picker.removeSource(source.has, source.pieces !== undefined);
+    const count = this.#pieces;
+    this.#picker.replaceSource(holdingOf(source.pieces, count), holdingOf(pieces, count));
     source.pieces = pieces;
-    this.#picker.addSource(source.has, source.pieces !== undefined);
     this.#lanes.pulse();
   }
 

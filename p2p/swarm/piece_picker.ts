@@ -9,8 +9,11 @@
  * that would otherwise hold the transfer up.
  *
  * A holder of the whole object is not asked for a piece that a partial holder
- * (a daemon still receiving it) has: in a broadcast the first holder then
- * sends each piece about once, and the receivers relay it to each other.
+ * (a daemon still receiving it) has or has on its way: in a broadcast the
+ * first holder then sends each piece about once, and the receivers relay it
+ * to each other. Should a piece only on its way stay away for long (its
+ * receiver slow, or gone), the whole holder is asked for it when it has
+ * nothing else to send.
  *
  * A pick may be a run of pieces that follow the first one, free and as rare,
  * asked in one request: a lone source then pays one round trip per run, not
@@ -20,6 +23,20 @@
  * @module
  */
 import { type Clock, monotonic } from "./clock.ts";
+
+/**
+ * How long a piece that partial holders expect, and none has, must have
+ * stayed away (at least; else twice the mean piece time) before a whole
+ * holder with nothing else to send is asked for it.
+ */
+const AWAY_MIN_MS = 2000;
+
+/** The pieces a source holds, as {@link PiecePicker.addSource} counts them. */
+export interface Holding {
+  readonly has: (piece: number) => boolean;
+  readonly partial: boolean;
+  readonly covers: (piece: number) => boolean;
+}
 
 /** What a source asks of the picker. */
 export interface Pick {
@@ -36,7 +53,12 @@ export class PiecePicker {
   readonly #done: boolean[];
   readonly #requests: number[];
   readonly #holders: number[];
+  /** Partial holders that have or expect each piece. */
   readonly #partials: number[];
+  /** Partial holders that have each piece. */
+  readonly #partialsWith: number[];
+  /** Since when each piece has had a partial holder. */
+  readonly #coveredAt: number[];
   readonly #started: number[];
   readonly #random: () => number;
   readonly #clock: Clock;
@@ -57,6 +79,8 @@ export class PiecePicker {
     this.#requests = new Array(count).fill(0);
     this.#holders = new Array(count).fill(0);
     this.#partials = new Array(count).fill(0);
+    this.#partialsWith = new Array(count).fill(0);
+    this.#coveredAt = new Array(count).fill(0);
     this.#started = new Array(count).fill(0);
     this.#random = random;
     this.#clock = clock;
@@ -80,23 +104,55 @@ export class PiecePicker {
 
   /**
    * Counts a source holding the pieces for which `has` is true: all for a
-   * full holder, some for a `partial` one.
+   * full holder, some for a `partial` one, which also `covers` the pieces on
+   * their way to it.
    */
-  addSource(has: (piece: number) => boolean = () => true, partial = false): void {
-    this.#count(has, partial, 1);
+  addSource(
+    has: (piece: number) => boolean = () => true,
+    partial = false,
+    covers: (piece: number) => boolean = has,
+  ): void {
+    this.#count(has, partial, covers, 1);
   }
 
-  /** Uncounts a source added with {@link PiecePicker.addSource}. */
-  removeSource(has: (piece: number) => boolean = () => true, partial = false): void {
-    this.#count(has, partial, -1);
+  /** Uncounts a source added with {@link PiecePicker.addSource}, with the same arguments. */
+  removeSource(
+    has: (piece: number) => boolean = () => true,
+    partial = false,
+    covers: (piece: number) => boolean = has,
+  ): void {
+    this.#count(has, partial, covers, -1);
   }
 
-  #count(has: (piece: number) => boolean, partial: boolean, by: number): void {
+  /**
+   * Counts a source's pieces anew, as {@link PiecePicker.removeSource} then
+   * {@link PiecePicker.addSource} would, but a piece that partial holders
+   * covered before and after keeps its time away.
+   */
+  replaceSource(before: Holding, after: Holding): void {
+    const since = [...this.#coveredAt];
+    const wasCovered = this.#partials.map((count) => count > 0);
+    this.#count(before.has, before.partial, before.covers, -1);
+    this.#count(after.has, after.partial, after.covers, 1);
+    for (let piece = 0; piece < since.length; piece++) {
+      if (wasCovered[piece] && this.#partials[piece]! > 0) this.#coveredAt[piece] = since[piece]!;
+    }
+  }
+
+  #count(
+    has: (piece: number) => boolean,
+    partial: boolean,
+    covers: (piece: number) => boolean,
+    by: number,
+  ): void {
     if (partial) this.#partialSources += by;
+    const now = this.#clock();
     for (let piece = 0; piece < this.#holders.length; piece++) {
-      if (!has(piece)) continue;
-      this.#holders[piece]! += by;
-      if (partial) this.#partials[piece]! += by;
+      if (has(piece)) this.#holders[piece]! += by;
+      if (!partial || !covers(piece)) continue;
+      if (has(piece)) this.#partialsWith[piece]! += by;
+      if (this.#partials[piece] === 0) this.#coveredAt[piece] = now;
+      this.#partials[piece]! += by;
     }
   }
 
@@ -116,16 +172,27 @@ export class PiecePicker {
     let bestRarity = Infinity;
     let ties = 0;
     let endgame = -1;
+    let away = -1;
+    const now = this.#clock();
     // Until a piece has verified, nothing counts as a straggler.
-    const straggling = this.#timed === 0 ? -Infinity : this.#clock() - 2 * this.#pieceMs;
+    const straggling = this.#timed === 0 ? -Infinity : now - 2 * this.#pieceMs;
+    const longAway = now - Math.max(AWAY_MIN_MS, 4 * this.#pieceMs);
     for (let piece = 0; piece < this.#done.length; piece++) {
       if (this.#done[piece] || mine.has(piece) || !has(piece)) continue;
       const requests = this.#requests[piece]!;
       if (requests > 0) {
-        if (requests === 1 && endgame < 0 && this.#started[piece]! < straggling) endgame = piece;
+        // A whole holder duplicates no piece a partial holder covers: it would send it twice.
+        const spare = !(full && this.#partials[piece]! > 0);
+        if (requests === 1 && endgame < 0 && spare && this.#started[piece]! < straggling) {
+          endgame = piece;
+        }
         continue;
       }
-      if (full && this.#partials[piece]! > 0) continue;
+      if (full && this.#partials[piece]! > 0) {
+        const only = this.#partialsWith[piece] === 0;
+        if (away < 0 && only && this.#coveredAt[piece]! < longAway) away = piece;
+        continue;
+      }
       const rarity = this.#holders[piece]!;
       if (rarity < bestRarity) {
         best = piece;
@@ -135,6 +202,10 @@ export class PiecePicker {
         // Reservoir sampling: each tied piece is kept with probability 1/ties.
         best = piece;
       }
+    }
+    if (best < 0 && away >= 0) {
+      best = away;
+      bestRarity = this.#holders[away]!;
     }
     const piece = best >= 0 ? best : endgame;
     if (piece < 0) return undefined;

@@ -37,6 +37,8 @@ export interface PieceRequest {
    * quietly.
    */
   readonly onChunk?: (bytes: number, piece: number) => Promise<boolean> | boolean;
+  /** The source answered with the range: the pieces are on their way. */
+  readonly accepted?: () => void;
   /** A piece's bytes are all in, at `target[from..to)`; called in order. */
   readonly landed: (piece: number, from: number, to: number) => void;
 }
@@ -85,6 +87,7 @@ export async function requestPieces(request: PieceRequest): Promise<number> {
       }/${size}`,
     );
   }
+  request.accepted?.();
   // Object offsets map to `target` indices by `base`.
   const base = request.at - start;
   const last = base + end;

@@ -12,8 +12,8 @@
 import type { ContentRecord, Holder } from "../directory.ts";
 import { SourceError } from "../source_error.ts";
 import { sleep, type TokenBucket } from "../../transport/rate_limit.ts";
-import { hasPiece } from "./bitfield.ts";
-import type { Pick, PiecePicker } from "./piece_picker.ts";
+import { hasPiece, isComing } from "./bitfield.ts";
+import type { Holding, Pick, PiecePicker } from "./piece_picker.ts";
 import { checkPiece, requestPieces } from "./piece_request.ts";
 import type { PieceTimeout } from "./piece_timeout.ts";
 import { SourceSpeed } from "./source_speed.ts";
@@ -31,14 +31,18 @@ export interface Source {
   pieces: Uint8Array | undefined;
   /** Whether the source has a piece (of `pieces`). */
   readonly has: (piece: number) => boolean;
+  /** Whether it has a piece or has it on its way (of `pieces`). */
+  readonly covers: (piece: number) => boolean;
   /** Checks of its pieces under way. */
   readonly checks: Set<Promise<void>>;
+  /** Its requests under way. */
+  requesting: number;
   /** Why it is given up, once it is. */
   failure: SourceError | undefined;
 }
 
-/** A fresh source for `holder`. */
-export function sourceOf(holder: Holder): Source {
+/** A fresh source for `holder` of an object of `count` pieces. */
+export function sourceOf(holder: Holder, count: number): Source {
   const source: Source = {
     holder,
     stop: new AbortController(),
@@ -46,10 +50,23 @@ export function sourceOf(holder: Holder): Source {
     speed: new SourceSpeed(),
     pieces: holder.pieces,
     has: (piece) => source.pieces === undefined || hasPiece(source.pieces, piece),
+    covers: (piece) =>
+      source.has(piece) || (source.pieces !== undefined && isComing(source.pieces, count, piece)),
     checks: new Set(),
+    requesting: 0,
     failure: undefined,
   };
   return source;
+}
+
+/** What a holder listed with `pieces` holds of an object of `count` pieces. */
+export function holdingOf(pieces: Uint8Array | undefined, count: number): Holding {
+  if (pieces === undefined) return { has: () => true, covers: () => true, partial: false };
+  return {
+    has: (piece) => hasPiece(pieces, piece),
+    covers: (piece) => hasPiece(pieces, piece) || isComing(pieces, count, piece),
+    partial: true,
+  };
 }
 
 /** What the lanes of one transfer share. */
@@ -93,11 +110,23 @@ export class Lanes {
   readonly #requests = new Map<number, Set<AbortController>>();
   /** Piece checks under way: they read the view. */
   readonly #checks = new Set<Promise<void>>();
+  /** Pieces whose source is sending them, by the requests sending them. */
+  readonly #coming = new Map<number, number>();
   #changed = Promise.withResolvers<void>();
 
   /** Creates the lanes of one transfer; none runs before {@link Lanes.run}. */
   constructor(options: LanesOptions) {
     this.#options = options;
+  }
+
+  /** Settles at the next change: a piece asked, verified or given back, a source updated. */
+  get changed(): Promise<void> {
+    return this.#changed.promise;
+  }
+
+  /** Whether a source is sending `piece` (its request was answered) and it is not verified. */
+  coming(piece: number): boolean {
+    return (this.#coming.get(piece) ?? 0) > 0;
   }
 
   /** Wakes the lanes waiting for a piece: something changed. */
@@ -124,12 +153,19 @@ export class Lanes {
     await Promise.all(Array.from({ length: Math.max(1, this.#options.inFlight ?? 3) }, async () => {
       while (picker.missing > 0 && !stop.aborted) {
         const full = source.pieces === undefined;
-        const pick = picker.next(source.has, source.mine, full, this.#runFor(source));
+        // With partial holders about, one request at a time to a whole holder:
+        // its uploads spread over the receivers, each piece goes out once, and a
+        // receiver that dies takes at most one piece no one else has.
+        const spread = full && picker.partialSources > 0 && source.requesting > 0;
+        const pick = spread
+          ? undefined
+          : picker.next(source.has, source.mine, full, this.#runFor(source));
         if (pick === undefined) {
           // All in flight elsewhere: wait for a piece to verify, come back or straggle.
           await Promise.race([this.#changed.promise, aborted, sleep(ENDGAME_POLL_MS, stop)]);
           continue;
         }
+        source.requesting++;
         try {
           await this.#request(source, pick, stop);
         } catch (error) {
@@ -140,6 +176,8 @@ export class Lanes {
             continue;
           }
           this.#fail(source, error);
+        } finally {
+          source.requesting--;
         }
       }
     }));
@@ -183,6 +221,8 @@ export class Lanes {
     }
     const target = duplicate ? new Uint8Array(end - start) : this.#options.view;
     const cancel = new AbortController();
+    /** The pieces of this request counted in `#coming`. */
+    const sending = new Set<number>();
     for (let piece = first; piece < first + count; piece++) {
       let requests = this.#requests.get(piece);
       if (requests === undefined) this.#requests.set(piece, requests = new Set());
@@ -203,6 +243,14 @@ export class Lanes {
         token: this.#options.token,
         timeout: this.#options.pieceTimeout,
         signal: AbortSignal.any([stop, cancel.signal]),
+        accepted: () => {
+          // Announced as coming: others leave these pieces to this daemon.
+          for (let piece = first; piece < first + count; piece++) {
+            this.#coming.set(piece, (this.#coming.get(piece) ?? 0) + 1);
+            sending.add(piece);
+          }
+          this.pulse();
+        },
         onChunk: async (bytes, piece) => {
           if (this.#options.picker.done(piece)) return false;
           await this.#options.rate?.take(bytes, stop);
@@ -215,13 +263,13 @@ export class Lanes {
           const now = performance.now();
           if (next < first + count) this.#options.picker.restart(next);
           const bytes = target.subarray(from, to);
-          this.#check(source, piece, bytes, duplicate, cancel, now - began, room);
+          this.#check(source, piece, bytes, { duplicate, cancel, ms: now - began, room, sending });
           began = now;
         },
       });
     } finally {
       for (let piece = next; piece < first + count; piece++) {
-        this.#settle(source, piece, cancel, false);
+        this.#settle(source, piece, cancel, false, sending);
       }
       if (next === first) room?.release();
       this.pulse();
@@ -238,11 +286,18 @@ export class Lanes {
     source: Source,
     piece: number,
     bytes: Uint8Array,
-    duplicate: boolean,
-    cancel: AbortController,
-    ms: number,
-    room: Reservation | undefined,
+    request: {
+      /** Whether `bytes` is an endgame duplicate's scratch piece. */
+      readonly duplicate: boolean;
+      readonly cancel: AbortController;
+      /** How long the piece's bytes took. */
+      readonly ms: number;
+      /** The budget's bytes of the scratch piece. */
+      readonly room: Reservation | undefined;
+      readonly sending: Set<number>;
+    },
   ): void {
+    const { duplicate, cancel, ms, room, sending } = request;
     const check = (async () => {
       let verified = false;
       try {
@@ -267,7 +322,7 @@ export class Lanes {
         if (!this.#options.picker.done(piece)) this.#fail(source, error);
       } finally {
         room?.release();
-        this.#settle(source, piece, cancel, verified);
+        this.#settle(source, piece, cancel, verified, sending);
         if (verified) this.#options.verified(piece);
         this.pulse();
       }
@@ -284,7 +339,18 @@ export class Lanes {
   }
 
   /** A request for `piece` by `cancel` is over: checked, or given back. */
-  #settle(source: Source, piece: number, cancel: AbortController, verified: boolean): void {
+  #settle(
+    source: Source,
+    piece: number,
+    cancel: AbortController,
+    verified: boolean,
+    sending: Set<number>,
+  ): void {
+    if (sending.delete(piece)) {
+      const left = this.#coming.get(piece)! - 1;
+      if (left === 0) this.#coming.delete(piece);
+      else this.#coming.set(piece, left);
+    }
     const requests = this.#requests.get(piece);
     requests?.delete(cancel);
     if (requests?.size === 0) this.#requests.delete(piece);
