@@ -190,7 +190,7 @@ export class PiecePicker {
       }
       if (full && this.#partials[piece]! > 0) {
         const only = this.#partialsWith[piece] === 0;
-        if (away < 0 && only && this.#coveredAt[piece]! < longAway) away = piece;
+        if (away < 0 && only && this.#coveredAt[piece]! <= longAway) away = piece;
         continue;
       }
       const rarity = this.#holders[piece]!;
