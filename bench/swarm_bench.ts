@@ -9,6 +9,12 @@
  *   size from the same holder at the same cap, measured first in the same
  *   run (target <= 1.5x; a naive design needs 7x). Per-daemon finish times
  *   are in the line.
+ * - Memory: every daemon's RSS, sampled every 20 ms during the broadcast,
+ *   against what it had before (idle, the holder with its object in): the
+ *   growth must stay within its transfer budget (`--transfer-budget`, the
+ *   object plus two pieces for endgame scratch) plus the objects it gains.
+ *
+ * One transfer without a cap against a bare HTTP GET is `bench/p2p_bench.ts`.
  *
  * Size and cap: `PACKICE_SWARM_MIB` (default 256) and `PACKICE_SWARM_RATE`
  * (default 200MB); on a loaded machine use less and say so.
@@ -31,9 +37,12 @@ const payload = pattern(SIZE, 42);
 await using redis = await startRedis();
 const dir = await Deno.makeTempDir({ prefix: "packice-swarm-bench-" });
 try {
+  const budget = SIZE + (8 << 20);
   const flags = [
     "--capacity",
     `${Math.ceil((2 * SIZE) / (1 << 20)) + 64}MiB`,
+    "--transfer-budget",
+    `${budget >> 20}MiB`,
     "--max-upload-rate",
     RATE_TEXT,
     "--max-uploads",
@@ -69,6 +78,12 @@ try {
     await onHolder.put(payload, { id: "model" });
     await redis.command("HSET", entry("model"), "@h", counting.url);
     const before = uploaded;
+    const daemons = [holder, ...receivers.slice(0, RECEIVERS)];
+    const base = daemons.map((daemon) => rss(daemon.pid));
+    const peak = [...base];
+    const sampling = setInterval(() => {
+      daemons.forEach((daemon, i) => peak[i] = Math.max(peak[i]!, rss(daemon.pid)));
+    }, 20);
     started = performance.now();
     const finishes = await Promise.all(
       receivers.slice(0, RECEIVERS).map(async (daemon) => {
@@ -80,7 +95,10 @@ try {
         return performance.now() - started;
       }),
     );
+    clearInterval(sampling);
     const holderBytes = uploaded - before;
+    const growth = peak.map((bytes, i) => bytes - base[i]!);
+    const mib = (bytes: number) => Math.round(bytes / (1 << 20));
     const lastMs = Math.max(...finishes);
     report({
       bench: "swarm_broadcast_holder_upload",
@@ -101,9 +119,28 @@ try {
       ratio: lastMs / pointMs,
       target: 1.5,
     });
+    // A receiver gains one object (the copy), which its budget holds while it arrives.
+    const bound = budget;
+    report({
+      bench: "swarm_broadcast_rss",
+      object_mib: SIZE / (1 << 20),
+      transfer_budget_mib: mib(budget),
+      holder_base_mib: mib(base[0]!),
+      holder_growth_mib: mib(growth[0]!),
+      receiver_base_mib: base.slice(1).map(mib),
+      receiver_growth_mib: growth.slice(1).map(mib),
+      ratio: Math.max(...growth.slice(1)) / bound,
+      target: 1,
+    });
   } finally {
     await Promise.all(receivers.map((daemon) => daemon.stop()));
   }
 } finally {
   await Deno.remove(dir, { recursive: true });
+}
+
+/** The resident set of process `pid`, in bytes (`VmRSS` of its status). */
+function rss(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
 }
