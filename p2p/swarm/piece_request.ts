@@ -13,6 +13,9 @@ import { sha256 } from "../sha256.ts";
 import { SourceError, type SourceFault } from "../source_error.ts";
 import { pieceDeadline, type PieceTimeout } from "./piece_timeout.ts";
 
+/** The most bytes taken from a response body at once. */
+const READ_BYTES = 1 << 20;
+
 /** What {@link requestPieces} needs. */
 export interface PieceRequest {
   readonly record: ContentRecord;
@@ -95,11 +98,14 @@ export async function requestPieces(request: PieceRequest): Promise<number> {
   // The piece the next byte belongs to, and where it ends in `target`.
   let current = piece;
   let edge = Math.min(last, base + (current + 1) * pieceSize);
-  const reader = response.body.getReader();
+  // One scratch buffer, read into again and again: no new buffer per chunk.
+  const reader = response.body.getReader({ mode: "byob" });
+  let scratch = new Uint8Array(READ_BYTES);
   try {
     for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
+      const { done, value } = await reader.read(scratch);
+      if (done || value === undefined) break;
+      scratch = new Uint8Array(value.buffer);
       if (
         signal.aborted || await request.onChunk?.(value.length, current) === false ||
         signal.aborted

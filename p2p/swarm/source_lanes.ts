@@ -37,6 +37,8 @@ export interface Source {
   readonly checks: Set<Promise<void>>;
   /** Its requests under way. */
   requesting: number;
+  /** Whether it answered 503 (busy): other daemons are asking it too. */
+  contended: boolean;
   /** Why it is given up, once it is. */
   failure: SourceError | undefined;
 }
@@ -54,6 +56,7 @@ export function sourceOf(holder: Holder, count: number): Source {
       source.has(piece) || (source.pieces !== undefined && isComing(source.pieces, count, piece)),
     checks: new Set(),
     requesting: 0,
+    contended: false,
     failure: undefined,
   };
   return source;
@@ -153,10 +156,12 @@ export class Lanes {
     await Promise.all(Array.from({ length: Math.max(1, this.#options.inFlight ?? 3) }, async () => {
       while (picker.missing > 0 && !stop.aborted) {
         const full = source.pieces === undefined;
-        // With partial holders about, one request at a time to a whole holder:
-        // its uploads spread over the receivers, each piece goes out once, and a
-        // receiver that dies takes at most one piece no one else has.
-        const spread = full && picker.partialSources > 0 && source.requesting > 0;
+        // One request at a time to a whole holder others ask too (it answered
+        // busy, or partial holders are about): its uploads spread over the
+        // receivers, each piece goes out once, and a receiver that dies takes
+        // at most one piece no one else has.
+        const shared = source.contended || picker.partialSources > 0;
+        const spread = full && shared && source.requesting > 0;
         const pick = spread
           ? undefined
           : picker.next(source.has, source.mine, full, this.#runFor(source));
@@ -171,6 +176,7 @@ export class Lanes {
         } catch (error) {
           if (!(error instanceof SourceError)) throw error;
           if (error.fault === "busy") {
+            source.contended = true;
             // The pieces went back to the others; this source is asked again shortly.
             await sleep(BUSY_BACKOFF_MS * (0.5 + Math.random()), stop);
             continue;
