@@ -325,6 +325,10 @@ export class ClusterPeer implements Peer {
       const acquired = await this.#readCopy(id, copy, options, true);
       if (acquired !== undefined) return acquired;
     }
+    if (options.local === true && this.#fetching.has(id)) {
+      // On its way here (its verified pieces are served as they are): no lease to ask for.
+      throw new StoreUnavailableError(`Cannot read object ${id} yet: on its way here`);
+    }
     try {
       const acquired = await this.#home.acquire(id, Access.READ, options);
       if (this.#holds(acquired.object)) {
