@@ -37,8 +37,13 @@ export interface Source {
   readonly checks: Set<Promise<void>>;
   /** Its requests under way. */
   requesting: number;
-  /** Whether it answered 503 (busy): other daemons are asking it too. */
-  contended: boolean;
+  /** Its requests it answered and is sending now. */
+  sending: number;
+  /**
+   * The most requests to have under way with it: after a 503 (busy), as many
+   * as it was sending then, at least one. Unbounded at first.
+   */
+  limit: number;
   /** Why it is given up, once it is. */
   failure: SourceError | undefined;
 }
@@ -56,7 +61,8 @@ export function sourceOf(holder: Holder, count: number): Source {
       source.has(piece) || (source.pieces !== undefined && isComing(source.pieces, count, piece)),
     checks: new Set(),
     requesting: 0,
-    contended: false,
+    sending: 0,
+    limit: Infinity,
     failure: undefined,
   };
   return source;
@@ -156,12 +162,12 @@ export class Lanes {
     await Promise.all(Array.from({ length: Math.max(1, this.#options.inFlight ?? 3) }, async () => {
       while (picker.missing > 0 && !stop.aborted) {
         const full = source.pieces === undefined;
-        // One request at a time to a whole holder others ask too (it answered
-        // busy, or partial holders are about): its uploads spread over the
-        // receivers, each piece goes out once, and a receiver that dies takes
-        // at most one piece no one else has.
-        const shared = source.contended || picker.partialSources > 0;
-        const spread = full && shared && source.requesting > 0;
+        // One request at a time to a whole holder while partial holders are
+        // about: its uploads spread over the receivers, each piece goes out
+        // once, and a receiver that dies takes at most one piece no one else
+        // has. No more requests than it took at once when it last said busy.
+        const limit = full && picker.partialSources > 0 ? 1 : source.limit;
+        const spread = source.requesting >= limit;
         const pick = spread
           ? undefined
           : picker.next(source.has, source.mine, full, this.#runFor(source));
@@ -176,7 +182,7 @@ export class Lanes {
         } catch (error) {
           if (!(error instanceof SourceError)) throw error;
           if (error.fault === "busy") {
-            source.contended = true;
+            source.limit = Math.max(1, source.sending);
             // The pieces went back to the others; this source is asked again shortly.
             await sleep(BUSY_BACKOFF_MS * (0.5 + Math.random()), stop);
             continue;
@@ -236,6 +242,7 @@ export class Lanes {
       source.mine.add(piece);
     }
     let next = first;
+    let answered = false;
     let began = performance.now();
     try {
       await requestPieces({
@@ -250,6 +257,8 @@ export class Lanes {
         timeout: this.#options.pieceTimeout,
         signal: AbortSignal.any([stop, cancel.signal]),
         accepted: () => {
+          answered = true;
+          source.sending++;
           // Announced as coming: others leave these pieces to this daemon.
           for (let piece = first; piece < first + count; piece++) {
             this.#coming.set(piece, (this.#coming.get(piece) ?? 0) + 1);
@@ -274,6 +283,7 @@ export class Lanes {
         },
       });
     } finally {
+      if (answered) source.sending--;
       for (let piece = next; piece < first + count; piece++) {
         this.#settle(source, piece, cancel, false, sending);
       }
