@@ -33,8 +33,11 @@ const AWAY_MIN_MS = 2000;
 
 /** The pieces a source holds, as {@link PiecePicker.addSource} counts them. */
 export interface Holding {
+  /** Whether it has a piece. */
   readonly has: (piece: number) => boolean;
+  /** Whether it is a partial holder (still receiving the object). */
   readonly partial: boolean;
+  /** Whether it has a piece or has it on its way. */
   readonly covers: (piece: number) => boolean;
 }
 
