@@ -72,6 +72,7 @@ export class ClusterPeer implements Peer {
   readonly #replicas: Peer;
   readonly #directory: Directory;
   readonly #node: string;
+  readonly #token: string | undefined;
   #address: string | undefined;
   readonly #removeShared: ((objectId: string) => Promise<void>) | undefined;
   readonly #fetcher: Fetcher;
@@ -114,6 +115,7 @@ export class ClusterPeer implements Peer {
     this.#replicas = options.replicas;
     this.#directory = options.directory;
     this.#node = options.node;
+    this.#token = options.token;
     this.#address = options.address;
     this.#removeShared = options.removeShared;
     this.#log = options.log ?? quiet;
@@ -425,6 +427,10 @@ export class ClusterPeer implements Peer {
       const acquired = await this.#readCopy(id, copy, options, true);
       if (acquired !== undefined) return acquired;
     }
+    if (options.local === true && this.#fetching.has(id)) {
+      // On its way here (its verified pieces are served as they are): no lease to ask for.
+      throw new StoreUnavailableError(`Cannot read object ${id} yet: on its way here`);
+    }
     try {
       const acquired = await this.#home.acquire(id, Access.READ, options);
       if (this.#holds(acquired.object)) {
@@ -444,6 +450,12 @@ export class ClusterPeer implements Peer {
         if (this.#fetching.has(id) || this.#assembling.has(id)) {
           throw new StoreUnavailableError(`Cannot read object ${id} yet: on its way here`);
         }
+        // Sealed here while the lease store was asked: the copy, not a miss.
+        const arrived = this.#copies.get(id);
+        const acquired = arrived === undefined
+          ? undefined
+          : await this.#readCopy(id, arrived, options, true);
+        if (acquired !== undefined) return acquired;
         throw error;
       }
       let flight = this.#fetching.get(id);
@@ -624,7 +636,7 @@ export class ClusterPeer implements Peer {
     const { lease, blobs } = await this.#home.acquire(id, Access.READ, { local: true });
     let record: ContentRecord;
     try {
-      record = await contentRecord(id, blobs);
+      record = await contentRecord(id, blobs, this.#token);
     } catch (error) {
       await this.#home.release(lease.id).catch(() => {});
       throw error;

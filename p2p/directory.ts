@@ -33,6 +33,12 @@ export interface ContentRecord {
   readonly pieceSize: number;
   /** Digest of each piece in order, `sha256:<hex>`. */
   readonly pieceDigests: readonly string[];
+  /**
+   * `hmac-sha256:<hex>` of the fields above, keyed by the cluster token
+   * (see `record_binding.ts`): it ties the content digest to the piece
+   * digests. Absent from records sealed by older daemons or without a token.
+   */
+  readonly binding?: string;
 }
 
 /** A directory entry: the content and the holders of exactly that content. */

@@ -15,11 +15,12 @@ export {
   pieceSizeFor,
 } from "./content.ts";
 export { sha256, type WholeHash, wholeHash } from "./sha256.ts";
+export { type Binding, bindRecord, checkBinding } from "./record_binding.ts";
 export { RedisDirectory, type RedisDirectoryOptions } from "./directory/redis.ts";
 export { SourceError, type SourceFault } from "./source_error.ts";
 export { type Sources, Transfer, type TransferOptions } from "./transfer.ts";
 export { Blocklist } from "./swarm/blocklist.ts";
-export { type Pick, PiecePicker } from "./swarm/piece_picker.ts";
+export { type Holding, type Pick, PiecePicker } from "./swarm/piece_picker.ts";
 export { pieceDeadline, type PieceTimeout } from "./swarm/piece_timeout.ts";
 export { SourceSpeed } from "./swarm/source_speed.ts";
 export { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";

@@ -68,7 +68,10 @@ function script(name: string, body: string): Script {
 
 /** Each script takes its one key in `KEYS[1]`, so it runs on Redis Cluster too. */
 const SCRIPTS = {
-  /** KEYS[1]: the entry; ARGV: size, digest, pieceSize, pieces, node, address, join ('1' or ''). */
+  /**
+   * KEYS[1]: the entry; ARGV: size, digest, pieceSize, pieces, node, address, join ('1' or ''),
+   * binding ('' for none).
+   */
   announce: script(
     "dir_announce",
     `
@@ -78,6 +81,7 @@ if cur and cur ~= ARGV[2] then return { 'CONFLICT', cur } end
 if not cur then
   if ARGV[7] == '1' then return { 'NOT_FOUND' } end
   redis.call('HSET', k, 'size', ARGV[1], 'digest', ARGV[2], 'pieceSize', ARGV[3], 'pieces', ARGV[4])
+  if ARGV[8] ~= '' then redis.call('HSET', k, 'binding', ARGV[8]) end
 end
 redis.call('HSET', k, '@' .. ARGV[5], ARGV[6])
 return { 'OK' }
@@ -215,6 +219,7 @@ export class RedisDirectory implements Directory {
         ? holder.address
         : `${holder.address} ${encodeBitfield(holder.pieces)}`,
       options.existing ? "1" : "",
+      record.binding ?? "",
     ) as [string, string?];
     if (status === "CONFLICT") {
       throw new ConflictError(
@@ -249,12 +254,14 @@ export class RedisDirectory implements Directory {
     for (let at = 0; at < pieces.length; at += 64) {
       pieceDigests.push(`sha256:${pieces.slice(at, at + 64)}`);
     }
+    const binding = values.get("binding");
     return {
       id,
       size: Number(values.get("size")),
       digest: values.get("digest") ?? "",
       pieceSize: Number(values.get("pieceSize")),
       pieceDigests,
+      ...(binding === undefined ? {} : { binding }),
       holders,
     };
   }

@@ -80,13 +80,18 @@ export function parseRecord(value: unknown): ContentRecord {
       `Malformed content record: ${pieces.length} piece digests for ${size} bytes in pieces of ${pieceSize}`,
     );
   }
-  return {
+  const record = {
     id: objectId(fields.id),
     size,
     digest: digest(fields.digest, "record digest"),
     pieceSize,
     pieceDigests: pieces,
   };
+  if (fields.binding === undefined) return record;
+  if (typeof fields.binding !== "string" || fields.binding.length > 100) {
+    throw new ProtocolError("Malformed record binding: expected hmac-sha256:<hex>");
+  }
+  return { ...record, binding: fields.binding };
 }
 
 /** Parses a holder. */
@@ -122,8 +127,9 @@ export function entryJson(entry: DirectoryEntry): unknown {
 
 /** A record as JSON, without any other field the object carries. */
 export function recordJson(record: ContentRecord): ContentRecord {
-  const { id, size, digest, pieceSize, pieceDigests } = record;
-  return { id, size, digest, pieceSize, pieceDigests };
+  const { id, size, digest, pieceSize, pieceDigests, binding } = record;
+  const json = { id, size, digest, pieceSize, pieceDigests };
+  return binding === undefined ? json : { ...json, binding };
 }
 
 /** Parses an entry. */
