@@ -10,7 +10,7 @@ import type { ClusterTransport } from "../cluster_transport.ts";
 import type { ContentRecord, Holder } from "../directory.ts";
 import { SourceError, sourceKey } from "../source_error.ts";
 import { hasPiece } from "../swarm/bitfield.ts";
-import { requestPiece } from "../swarm/piece_request.ts";
+import { checkPiece, requestPieces } from "../swarm/piece_request.ts";
 import { sleep } from "../../transport/rate_limit.ts";
 import type { Assembly } from "./assembly.ts";
 import { askJson, parseProgress } from "./progress.ts";
@@ -201,17 +201,23 @@ export async function pullPieces(
       const { piece, source } = pick;
       inflight.add(piece);
       try {
-        const ok = await requestPiece({
+        const { start, end } = assembly.span(piece);
+        const landed = await requestPieces({
           record,
           piece,
+          count: 1,
           holder: source,
           target: assembly.view,
-          at: assembly.span(piece).start,
+          at: start,
           client,
           token: options.token,
           signal,
+          landed: () => {},
         });
-        if (ok) assembly.verifiedPiece(piece);
+        if (landed === 1) {
+          await checkPiece(record, piece, assembly.view.subarray(start, end), source);
+          assembly.verifiedPiece(piece);
+        }
       } catch (error) {
         if (!(error instanceof SourceError)) throw error;
         // Busy: asked again shortly; anything else: left alone for a while.
