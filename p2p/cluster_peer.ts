@@ -9,10 +9,12 @@ import { ConflictError, NotFoundError, StoreUnavailableError } from "../core/err
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "../core/peer.ts";
 import type { Meta } from "../core/validate.ts";
-import { contentRecord } from "./content.ts";
 import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
-import type { ContentRecord, Directory, Holder, Removal } from "./directory.ts";
+import type { Directory, Removal } from "./directory.ts";
 import type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
+import { FetchedCopies } from "./fetched_copies.ts";
+import { SealedHere } from "./sealed_here.ts";
+import { WriteLeases } from "./write_leases.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
 import { Fetcher } from "./fetcher.ts";
 import { TokenBucket } from "../transport/rate_limit.ts";
@@ -61,7 +63,6 @@ const quiet: ClusterLog = { warn: () => {}, debug: () => {} };
  */
 export class ClusterPeer implements Peer {
   readonly #home: Peer;
-  readonly #replicas: Peer;
   readonly #directory: Directory;
   readonly #node: string;
   #address: string | undefined;
@@ -69,18 +70,11 @@ export class ClusterPeer implements Peer {
   readonly #fetcher: Fetcher;
   readonly #log: ClusterLog;
   readonly #counts: ClusterCounts = clusterCounts();
-  /** Fetched copies held in `replicas`, by id, with their content digest. */
-  readonly #copies = new Map<string, string>();
-  /** The content digest of objects sealed in `home`, by id. */
-  readonly #sealed = new Map<string, string>();
-  /** Leases granted by `replicas`. */
-  readonly #replicaLeases = new Set<string>();
-  /** WRITE leases of `home`, by lease id: their discard is a cluster-wide delete. */
-  readonly #homeWrites = new Map<string, string>();
-  /** WRITE leases on objects this daemon does not hold, by lease id: only a discard is possible. */
-  readonly #remoteWrites = new Map<string, string>();
-  /** Copies being dropped, by id: a new copy of the id waits for its predecessor to go. */
-  readonly #dropping = new Map<string, Promise<void>>();
+  /** Fetched copies, held in `replicas`. */
+  readonly #copies: FetchedCopies;
+  /** Objects sealed in `home`. */
+  readonly #sealed: SealedHere;
+  readonly #writes: WriteLeases;
   /** Fetches under way, by id. */
   readonly #fetching = new Map<string, Promise<void>>();
   /** Announces and digests under way, awaited by close(). */
@@ -96,12 +90,30 @@ export class ClusterPeer implements Peer {
    */
   constructor(options: ClusterPeerOptions) {
     this.#home = options.home;
-    this.#replicas = options.replicas;
     this.#directory = options.directory;
     this.#node = options.node;
     this.#address = options.address;
     this.#removeShared = options.removeShared;
     this.#log = options.log ?? quiet;
+    const later = (work: Promise<void>) => this.#later(work);
+    this.#copies = new FetchedCopies(
+      options.replicas,
+      options.directory,
+      options.node,
+      this.#counts,
+      later,
+    );
+    this.#writes = new WriteLeases(options.home, options.directory, this.#copies);
+    this.#sealed = new SealedHere({
+      home: options.home,
+      directory: options.directory,
+      node: options.node,
+      address: () => this.#address,
+      removeShared: options.removeShared,
+      log: this.#log,
+      counts: this.#counts,
+      later,
+    });
     this.#fetcher = new Fetcher({
       replicas: options.replicas,
       directory: options.directory,
@@ -123,7 +135,7 @@ export class ClusterPeer implements Peer {
       address: () => this.#address,
       counts: this.#counts,
       signal: this.#abort.signal,
-      later: (work) => this.#later(work),
+      later,
     });
     this.#unsubscribe = options.directory.onRemove?.((removal) => this.#removed(removal));
   }
@@ -164,7 +176,7 @@ export class ClusterPeer implements Peer {
   ): Promise<Acquired> {
     if (objectId !== undefined) {
       if (access === Access.READ) return await this.#read(objectId, options);
-      if (access === Access.WRITE) return await this.#write(objectId, options);
+      if (access === Access.WRITE) return await this.#writes.acquire(objectId, options);
     }
     return await this.#home.acquire(objectId, access, options);
   }
@@ -207,43 +219,33 @@ export class ClusterPeer implements Peer {
   }
 
   async discard(leaseId: string): Promise<void> {
-    const remote = this.#remoteWrites.get(leaseId);
+    const remote = this.#writes.takeRemote(leaseId);
     if (remote !== undefined) {
-      this.#remoteWrites.delete(leaseId);
       await this.#removeShared?.(remote);
       await this.#removeEverywhere(remote);
       return;
     }
-    if (this.#replicaLeases.has(leaseId)) {
-      this.#replicaLeases.delete(leaseId);
-      return await this.#replicas.discard(leaseId);
-    }
+    const copy = this.#copies.discard(leaseId);
+    if (copy !== undefined) return await copy;
     await this.#home.discard(leaseId);
-    const deleted = this.#homeWrites.get(leaseId);
+    const deleted = this.#writes.takeLocal(leaseId);
     if (deleted !== undefined) {
-      this.#homeWrites.delete(leaseId);
       this.#sealed.delete(deleted);
       await this.#removeEverywhere(deleted);
     }
   }
 
   release(leaseId: string): Promise<void> {
-    if (this.#replicaLeases.delete(leaseId)) return this.#replicas.release(leaseId);
-    if (this.#remoteWrites.delete(leaseId)) return Promise.resolve();
-    if (this.#homeWrites.size > 0) this.#homeWrites.delete(leaseId);
+    const copy = this.#copies.release(leaseId);
+    if (copy !== undefined) return copy;
+    if (this.#writes.takeRemote(leaseId) !== undefined) return Promise.resolve();
+    this.#writes.takeLocal(leaseId);
     return this.#home.release(leaseId);
   }
 
   renew(leaseId: string, ttl?: number): Promise<Lease> {
-    const remote = this.#remoteWrites.get(leaseId);
-    if (remote !== undefined) {
-      return Promise.resolve({
-        id: leaseId,
-        objectId: remote,
-        access: Access.WRITE,
-        ...(ttl === undefined ? {} : { ttl, expiresAt: Date.now() + ttl }),
-      });
-    }
+    const remote = this.#writes.renewRemote(leaseId, ttl);
+    if (remote !== undefined) return Promise.resolve(remote);
     return this.#peerOf(leaseId).renew(leaseId, ttl);
   }
 
@@ -252,14 +254,14 @@ export class ClusterPeer implements Peer {
       return await this.#home.stat(objectId);
     } catch (error) {
       if (!(error instanceof NotFoundError) || !this.#copies.has(objectId)) throw error;
-      return await this.#replicas.stat(objectId);
+      return await this.#copies.peer.stat(objectId);
     }
   }
 
   async list(): Promise<ObjectInfo[]> {
     const listed = await this.#home.list();
     const ids = new Set(listed.map((info) => info.id));
-    for (const info of await this.#replicas.list()) if (!ids.has(info.id)) listed.push(info);
+    for (const info of await this.#copies.peer.list()) if (!ids.has(info.id)) listed.push(info);
     return listed;
   }
 
@@ -268,7 +270,7 @@ export class ClusterPeer implements Peer {
   }
 
   async stats(): Promise<PeerStats> {
-    const [home, replicas] = await Promise.all([this.#home.stats(), this.#replicas.stats()]);
+    const [home, replicas] = await Promise.all([this.#home.stats(), this.#copies.peer.stats()]);
     return {
       ...home,
       leases: home.leases + replicas.leases,
@@ -298,10 +300,11 @@ export class ClusterPeer implements Peer {
       this.#unsubscribe?.();
       await Promise.allSettled([...this.#fetching.values(), ...this.#background]);
       if (this.#address !== undefined) {
-        const held = new Set([...this.#sealed.keys(), ...this.#copies.keys()]);
+        const held = new Set([...this.#sealed.ids(), ...this.#copies.ids()]);
         await Promise.allSettled([...held].map((id) => this.#directory.withdraw(id, this.#node)));
       }
-      await this.#replicas.close();
+      this.#sealed.close();
+      await this.#copies.close();
       await this.#home.close();
       await this.#directory.close();
     })();
@@ -314,13 +317,13 @@ export class ClusterPeer implements Peer {
   }
 
   #peerOf(leaseId: string): Peer {
-    return this.#replicaLeases.has(leaseId) ? this.#replicas : this.#home;
+    return this.#copies.owns(leaseId) ? this.#copies.peer : this.#home;
   }
 
   async #read(id: string, options: AcquireOptions): Promise<Acquired> {
-    const copy = this.#copies.get(id);
+    const copy = this.#copies.digest(id);
     if (copy !== undefined) {
-      const acquired = await this.#readCopy(id, copy, options, true);
+      const acquired = await this.#copies.read(id, copy, options, true);
       if (acquired !== undefined) return acquired;
     }
     try {
@@ -332,7 +335,7 @@ export class ClusterPeer implements Peer {
       // A shared lease store granted another incarnation of the id (deleted
       // elsewhere, then put again) than the bytes held here: those go.
       await this.#home.release(acquired.lease.id).catch(() => {});
-      this.#forgetSealed(id);
+      this.#sealed.forget(id);
       throw new NotFoundError(`No object: ${id} (the copy here was replaced)`);
     } catch (error) {
       if (!(error instanceof NotFoundError)) throw error;
@@ -351,98 +354,19 @@ export class ClusterPeer implements Peer {
       }
       await flight;
     }
-    const fetched = this.#copies.get(id);
+    const fetched = this.#copies.digest(id);
     const acquired = fetched === undefined
       ? undefined
-      : await this.#readCopy(id, fetched, options, false);
+      : await this.#copies.read(id, fetched, options, false);
     if (acquired === undefined) throw new NotFoundError(`No object: ${id}`);
     return acquired;
-  }
-
-  /**
-   * A READ lease on the fetched copy of `id`; undefined, with the copy
-   * dropped, when the directory no longer lists its content.
-   */
-  async #readCopy(
-    id: string,
-    digest: string,
-    options: AcquireOptions,
-    check: boolean,
-  ): Promise<Acquired | undefined> {
-    let acquired: Acquired;
-    try {
-      acquired = await this.#replicas.acquire(id, Access.READ, options);
-    } catch (error) {
-      if (!(error instanceof NotFoundError)) throw error;
-      if (this.#copies.get(id) === digest) this.#copies.delete(id);
-      return undefined;
-    }
-    if (check) {
-      let current: string | undefined;
-      try {
-        current = (await this.#directory.lookup(id))?.digest;
-      } catch (error) {
-        // The directory is away: the copy is served as it stands.
-        if (!(error instanceof StoreUnavailableError)) {
-          await this.#replicas.release(acquired.lease.id).catch(() => {});
-          throw error;
-        }
-        current = digest;
-      }
-      if (current !== digest) {
-        await this.#replicas.release(acquired.lease.id).catch(() => {});
-        await this.#dropCopy(id, digest);
-        return undefined;
-      }
-      this.#counts.cluster_local_hits_total++;
-    }
-    this.#replicaLeases.add(acquired.lease.id);
-    return acquired;
-  }
-
-  async #write(id: string, options: AcquireOptions): Promise<Acquired> {
-    let info: ObjectInfo | undefined;
-    try {
-      const acquired = await this.#home.acquire(id, Access.WRITE, options);
-      this.#homeWrites.set(acquired.lease.id, id);
-      return acquired;
-    } catch (error) {
-      if (!(error instanceof NotFoundError)) throw error;
-      // Held elsewhere, or only as a copy here: a WRITE lease allows its delete.
-      info = await this.#home.stat(id).catch(() => undefined);
-      const entry = info === undefined && !this.#copies.has(id)
-        ? await this.#directory.lookup(id)
-        : undefined;
-      if (info === undefined && entry !== undefined) {
-        info = {
-          id,
-          state: "SEALED",
-          size: entry.size,
-          blobSizes: [entry.size],
-          meta: {},
-          createdAt: 0,
-          digest: entry.digest,
-        };
-      }
-      info ??= this.#copies.has(id) ? await this.#replicas.stat(id) : undefined;
-      if (info === undefined) throw error;
-    }
-    const ttl = options.ttl;
-    const lease: Lease = {
-      id: `cluster-${crypto.randomUUID()}`,
-      objectId: id,
-      access: Access.WRITE,
-      ...(ttl === undefined ? {} : { ttl, expiresAt: Date.now() + ttl }),
-    };
-    this.#remoteWrites.set(lease.id, id);
-    return { lease, object: info, blobs: [] };
   }
 
   /** Forgets `id` in the directory, which tells every holder, and drops the copy here. */
   async #removeEverywhere(id: string): Promise<void> {
     await this.#directory.remove(id);
-    const copy = this.#copies.get(id);
-    if (copy !== undefined) await this.#dropCopy(id, copy);
+    const copy = this.#copies.digest(id);
+    if (copy !== undefined) await this.#copies.drop(id, copy);
   }
 
   /**
@@ -458,110 +382,23 @@ export class ClusterPeer implements Peer {
 
   /** A removal for this node: drops the copy or home object of exactly that content. */
   #removed({ id, digest }: Removal): void {
-    if (this.#copies.get(id) === digest) this.#later(this.#dropCopy(id, digest));
-    if (this.#sealed.get(id) === digest) this.#forgetSealed(id);
+    if (this.#copies.digest(id) === digest) this.#later(this.#copies.drop(id, digest));
+    if (this.#sealed.digest(id) === digest) this.#sealed.forget(id);
   }
 
-  /** Drops the bytes of an object sealed here whose record is gone. */
-  #forgetSealed(id: string): void {
-    this.#sealed.delete(id);
-    if (this.#removeShared === undefined) {
-      // The lease store is this daemon's own: the object leaves through it.
-      this.#later(this.#discardHome(id));
-      return;
-    }
-    const home = this.#home as Peer & { forget?: (objectId: string) => boolean };
-    if (home.forget?.(id) === true) this.#counts.cluster_dropped_total++;
-  }
-
-  /** Deletes an object of `home` (readers keep its bytes until they release). */
-  async #discardHome(id: string): Promise<void> {
-    try {
-      const { lease } = await this.#home.acquire(id, Access.WRITE);
-      await this.#home.discard(lease.id);
-      this.#counts.cluster_dropped_total++;
-    } catch (error) {
-      if (!(error instanceof NotFoundError)) throw error;
-    }
-  }
-
-  /** Removes a fetched copy; readers keep its bytes until they release. */
-  async #dropCopy(id: string, digest: string): Promise<void> {
-    if (this.#copies.get(id) !== digest) return;
-    this.#copies.delete(id);
-    this.#counts.cluster_dropped_total++;
-    const dropping = (async () => {
-      try {
-        const { lease } = await this.#replicas.acquire(id, Access.WRITE);
-        await this.#replicas.discard(lease.id);
-      } catch (error) {
-        if (!(error instanceof NotFoundError)) throw error;
-      }
-    })().finally(() => this.#dropping.delete(id));
-    this.#dropping.set(id, dropping);
-    await dropping;
-  }
-
-  /**
-   * Computes the content record of an object just sealed here, records its
-   * digest, announces it. The seal stands whatever happens here (the object
-   * deleted at once, the directory away): a failure is reported, and the
-   * object is then served by this daemon only.
-   */
+  /** Records and announces an object just sealed here, in place of a copy of its id. */
   async #announceSealed(id: string): Promise<void> {
-    try {
-      await this.#recordAndAnnounce(id);
-    } catch (error) {
-      this.#log.warn(`Cannot record or announce object ${id}: ${(error as Error).message}`);
-    }
-  }
-
-  async #recordAndAnnounce(id: string): Promise<void> {
-    const copy = this.#copies.get(id);
-    if (copy !== undefined) await this.#dropCopy(id, copy);
-    const { lease, blobs } = await this.#home.acquire(id, Access.READ, { local: true });
-    let record: ContentRecord;
-    try {
-      record = await contentRecord(id, blobs);
-    } catch (error) {
-      await this.#home.release(lease.id).catch(() => {});
-      throw error;
-    }
-    this.#sealed.set(id, record.digest);
-    // The digest goes to the lease store while the directory hears of the holder.
-    const recorded = (async () => {
-      try {
-        await this.#home.recordDigest?.(lease.id, record.digest);
-      } finally {
-        await this.#home.release(lease.id).catch(() => {});
-      }
-    })();
-    await Promise.all([recorded, this.#announce(record)]);
-  }
-
-  /** Announces this daemon as holder of `record`, an object sealed here. */
-  async #announce(record: ContentRecord): Promise<void> {
-    if (this.#address === undefined) return;
-    const holder: Holder = { node: this.#node, address: this.#address };
-    try {
-      await this.#directory.announce(record, holder);
-    } catch (error) {
-      if (!(error instanceof ConflictError) || this.#removeShared === undefined) {
-        this.#log.warn(`Cannot announce object ${record.id}: ${(error as Error).message}`);
-        return;
-      }
-      // The shared lease store let this seal through: the other entry is stale.
-      await this.#directory.remove(record.id);
-      await this.#directory.announce(record, holder);
-    }
+    const copy = this.#copies.digest(id);
+    if (copy !== undefined) await this.#copies.drop(id, copy);
+    await this.#sealed.announce(id);
   }
 
   /** Fetches `id` from its holders into a copy in `replicas`, or throws `NotFoundError`. */
   async #fetch(id: string, notFound: NotFoundError): Promise<void> {
     const started = performance.now();
     const record = await this.#fetcher.fetch(id, notFound, {
-      before: async () => await this.#dropping.get(id)?.catch(() => {}),
-      sealed: (record) => void this.#copies.set(id, record.digest),
+      before: () => this.#copies.gone(id),
+      sealed: (record) => this.#copies.add(id, record.digest),
     });
     const seconds = (performance.now() - started) / 1000;
     this.#counts.cluster_fetches_total++;
@@ -575,7 +412,7 @@ export class ClusterPeer implements Peer {
     } catch (error) {
       if (error instanceof NotFoundError || error instanceof ConflictError) {
         // Removed, or replaced, while it was on its way: the copy goes.
-        await this.#dropCopy(id, record.digest);
+        await this.#copies.drop(id, record.digest);
         throw new NotFoundError(`No object: ${id} (removed while it was fetched)`);
       }
       this.#log.warn(`Cannot announce the copy of object ${id}: ${(error as Error).message}`);
