@@ -7,7 +7,14 @@
 import { Access, type Lease } from "../core/lease.ts";
 import { ConflictError, NotFoundError, StoreUnavailableError } from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
-import type { Acquired, AcquireOptions, Peer, PeerStats } from "../core/peer.ts";
+import type {
+  Acquired,
+  AcquireOptions,
+  ArrivingObject,
+  ArrivingRead,
+  Peer,
+  PeerStats,
+} from "../core/peer.ts";
 import type { Meta } from "../core/validate.ts";
 import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
 import type { Directory, Removal } from "./directory.ts";
@@ -16,7 +23,8 @@ import { FetchedCopies } from "./fetched_copies.ts";
 import { SealedHere } from "./sealed_here.ts";
 import { WriteLeases } from "./write_leases.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
-import { Fetcher } from "./fetcher.ts";
+import { Fetcher, type FetchHooks } from "./fetcher.ts";
+import { Arrival, arrivingBody, type SealedCopy } from "./arrival.ts";
 import { TokenBucket } from "../transport/rate_limit.ts";
 import { TransferBudget } from "./swarm/transfer_budget.ts";
 
@@ -61,7 +69,7 @@ const quiet: ClusterLog = { warn: () => {}, debug: () => {} };
  * });
  * ```
  */
-export class ClusterPeer implements Peer {
+export class ClusterPeer implements Peer, ArrivingRead {
   readonly #home: Peer;
   readonly #directory: Directory;
   readonly #node: string;
@@ -76,7 +84,7 @@ export class ClusterPeer implements Peer {
   readonly #sealed: SealedHere;
   readonly #writes: WriteLeases;
   /** Fetches under way, by id. */
-  readonly #fetching = new Map<string, Promise<void>>();
+  readonly #fetching = new Map<string, Arrival>();
   /** Announces and digests under way, awaited by close(). */
   readonly #background = new Set<Promise<void>>();
   readonly #abort = new AbortController();
@@ -162,6 +170,30 @@ export class ClusterPeer implements Peer {
     objectId: string,
   ): { size: number; read(start: number, end: number): Uint8Array | undefined } | undefined {
     return this.#fetcher.partial(objectId);
+  }
+
+  /**
+   * Streams an object on its way here, each byte as soon as its piece has
+   * verified: starts (or joins) its fetch and answers once the transfer
+   * began. The stream closes once the copy is sealed and announced, and fails
+   * with the fetch's error (`NotFoundError` when no holder could send it).
+   *
+   * @returns Undefined when the object is held here, or was sealed before
+   *   its transfer could be streamed: read it with a READ lease.
+   */
+  async readArriving(objectId: string): Promise<ArrivingObject | undefined> {
+    if (this.#copies.has(objectId) || await this.#home.has(objectId)) return undefined;
+    const arrival = this.#flight(objectId, new NotFoundError(`No object: ${objectId}`));
+    arrival.streamed();
+    while (arrival.object === undefined) {
+      const ended = await Promise.race([
+        arrival.flight.then(() => true),
+        arrival.changed().then(() => false),
+      ]);
+      if (ended) return undefined;
+    }
+    const object = arrival.object;
+    return { object, body: arrivingBody(arrival, () => this.#sealedCopy(objectId, object)) };
   }
 
   /** What this peer counted: local hits, fetches, misses, verification failures. */
@@ -298,7 +330,8 @@ export class ClusterPeer implements Peer {
     this.#closed ??= (async () => {
       this.#abort.abort(new NotFoundError("Peer is closing"));
       this.#unsubscribe?.();
-      await Promise.allSettled([...this.#fetching.values(), ...this.#background]);
+      const flights = [...this.#fetching.values()].map((arrival) => arrival.flight);
+      await Promise.allSettled([...flights, ...this.#background]);
       if (this.#address !== undefined) {
         const held = new Set([...this.#sealed.ids(), ...this.#copies.ids()]);
         await Promise.allSettled([...held].map((id) => this.#directory.withdraw(id, this.#node)));
@@ -347,12 +380,7 @@ export class ClusterPeer implements Peer {
         }
         throw error;
       }
-      let flight = this.#fetching.get(id);
-      if (flight === undefined) {
-        flight = this.#fetch(id, error).finally(() => this.#fetching.delete(id));
-        this.#fetching.set(id, flight);
-      }
-      await flight;
+      await this.#flight(id, error).flight;
     }
     const fetched = this.#copies.digest(id);
     const acquired = fetched === undefined
@@ -393,12 +421,31 @@ export class ClusterPeer implements Peer {
     await this.#sealed.announce(id);
   }
 
+  /** The fetch of `id` under way, or a new one: concurrent reads of an id start one. */
+  #flight(id: string, notFound: NotFoundError): Arrival {
+    let arrival = this.#fetching.get(id);
+    if (arrival === undefined) {
+      const flight = this.#fetch(id, notFound, {
+        started: (object, transfer) => arrival!.started(object, transfer),
+        prefix: (bytes) => arrival!.grew(bytes),
+      }).finally(() => this.#fetching.delete(id));
+      arrival = new Arrival(flight);
+      this.#fetching.set(id, arrival);
+    }
+    return arrival;
+  }
+
   /** Fetches `id` from its holders into a copy in `replicas`, or throws `NotFoundError`. */
-  async #fetch(id: string, notFound: NotFoundError): Promise<void> {
+  async #fetch(
+    id: string,
+    notFound: NotFoundError,
+    progress: Pick<FetchHooks, "started" | "prefix">,
+  ): Promise<void> {
     const started = performance.now();
     const record = await this.#fetcher.fetch(id, notFound, {
       before: () => this.#copies.gone(id),
       sealed: (record) => this.#copies.add(id, record.digest),
+      ...progress,
     });
     const seconds = (performance.now() - started) / 1000;
     this.#counts.cluster_fetches_total++;
@@ -417,6 +464,16 @@ export class ClusterPeer implements Peer {
       }
       this.#log.warn(`Cannot announce the copy of object ${id}: ${(error as Error).message}`);
     }
+  }
+
+  /** A READ lease on the copy of `object` just fetched, for a reader that streamed its start. */
+  async #sealedCopy(id: string, object: ObjectInfo): Promise<SealedCopy> {
+    const digest = object.digest!;
+    const acquired = this.#copies.digest(id) === digest
+      ? await this.#copies.read(id, digest, {}, false)
+      : undefined;
+    if (acquired === undefined) throw new NotFoundError(`No object: ${id} (removed as it arrived)`);
+    return { blob: acquired.blobs[0]!, release: () => this.release(acquired.lease.id) };
   }
 
   #later(work: Promise<void>): void {

@@ -49,6 +49,11 @@ export interface TransferOptions {
   readonly onBytes?: (bytes: number) => void;
   /** The daemon's download rate limit, shared by its transfers. Default: unlimited. */
   readonly rate?: TokenBucket | undefined;
+  /**
+   * Called each time the verified prefix grows, with its length in bytes:
+   * every piece before it is verified, so a local reader may stream it.
+   */
+  readonly onPrefix?: (bytes: number) => void;
 }
 
 /** Where a transfer finds sources and reports the ones it gives up. */
@@ -199,6 +204,11 @@ export class Transfer {
       await Promise.allSettled(running);
     }
     if (signal?.aborted) throw signal.reason;
+  }
+
+  /** From now on, pieces equally rare are fetched in order: a local reader streams the object. */
+  inOrder(): void {
+    this.#picker.inOrder = true;
   }
 
   /** The bitfield of the pieces verified so far. */
@@ -372,11 +382,13 @@ export class Transfer {
   #hashVerified(): void {
     const { size, pieceSize } = this.#record;
     const count = pieceCount(size, pieceSize);
+    const before = this.#hashed;
     while (this.#hashed < count && this.#picker.done(this.#hashed)) {
       const from = this.#hashed * pieceSize;
       this.#whole.update(this.#view.subarray(from, Math.min(size, from + pieceSize)));
       this.#hashed++;
     }
+    if (this.#hashed > before) this.#options.onPrefix?.(Math.min(size, this.#hashed * pieceSize));
   }
 }
 
