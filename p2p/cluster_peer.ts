@@ -5,7 +5,7 @@
  * @module
  */
 import { Access, type Lease } from "../core/lease.ts";
-import { ConflictError, NotFoundError, StoreUnavailableError } from "../core/errors.ts";
+import { NotFoundError, StoreUnavailableError } from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type {
   Acquired,
@@ -22,11 +22,7 @@ import type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
 import { FetchedCopies } from "./fetched_copies.ts";
 import { SealedHere } from "./sealed_here.ts";
 import { WriteLeases } from "./write_leases.ts";
-import { Blocklist } from "./swarm/blocklist.ts";
-import { Fetcher, type FetchHooks } from "./fetcher.ts";
-import { Arrival, arrivingBody, type SealedCopy } from "./arrival.ts";
-import { TokenBucket } from "../transport/rate_limit.ts";
-import { TransferBudget } from "./swarm/transfer_budget.ts";
+import { Fetches } from "./fetches.ts";
 
 /** The one-call put the transports use when a peer offers it (see `BasePeer.putObject`). */
 type PutObject = (
@@ -75,7 +71,6 @@ export class ClusterPeer implements Peer, ArrivingRead {
   readonly #node: string;
   #address: string | undefined;
   readonly #removeShared: ((objectId: string) => Promise<void>) | undefined;
-  readonly #fetcher: Fetcher;
   readonly #log: ClusterLog;
   readonly #counts: ClusterCounts = clusterCounts();
   /** Fetched copies, held in `replicas`. */
@@ -84,7 +79,7 @@ export class ClusterPeer implements Peer, ArrivingRead {
   readonly #sealed: SealedHere;
   readonly #writes: WriteLeases;
   /** Fetches under way, by id. */
-  readonly #fetching = new Map<string, Arrival>();
+  readonly #fetches: Fetches;
   /** Announces and digests under way, awaited by close(). */
   readonly #background = new Set<Promise<void>>();
   readonly #abort = new AbortController();
@@ -122,26 +117,11 @@ export class ClusterPeer implements Peer, ArrivingRead {
       counts: this.#counts,
       later,
     });
-    this.#fetcher = new Fetcher({
-      replicas: options.replicas,
-      directory: options.directory,
-      members: options.members,
-      node: options.node,
-      token: options.token,
-      maxObjectSize: options.maxObjectSize ?? Number.MAX_SAFE_INTEGER,
-      transfer: {
-        ...options.transfer,
-        rate: options.maxDownloadRate === undefined
-          ? undefined
-          : new TokenBucket(options.maxDownloadRate),
-      },
-      blocklist: new Blocklist(options.blockMs ?? 30_000),
-      budget: options.transferBudget === undefined
-        ? undefined
-        : new TransferBudget(options.transferBudget),
-      log: this.#log,
+    this.#fetches = new Fetches(options, {
+      copies: this.#copies,
       address: () => this.#address,
       counts: this.#counts,
+      log: this.#log,
       signal: this.#abort.signal,
       later,
     });
@@ -169,7 +149,7 @@ export class ClusterPeer implements Peer, ArrivingRead {
   partial(
     objectId: string,
   ): { size: number; read(start: number, end: number): Uint8Array | undefined } | undefined {
-    return this.#fetcher.partial(objectId);
+    return this.#fetches.partial(objectId);
   }
 
   /**
@@ -183,17 +163,7 @@ export class ClusterPeer implements Peer, ArrivingRead {
    */
   async readArriving(objectId: string): Promise<ArrivingObject | undefined> {
     if (this.#copies.has(objectId) || await this.#home.has(objectId)) return undefined;
-    const arrival = this.#flight(objectId, new NotFoundError(`No object: ${objectId}`));
-    arrival.streamed();
-    while (arrival.object === undefined) {
-      const ended = await Promise.race([
-        arrival.flight.then(() => true),
-        arrival.changed().then(() => false),
-      ]);
-      if (ended) return undefined;
-    }
-    const object = arrival.object;
-    return { object, body: arrivingBody(arrival, () => this.#sealedCopy(objectId, object)) };
+    return await this.#fetches.stream(objectId);
   }
 
   /** What this peer counted: local hits, fetches, misses, verification failures. */
@@ -330,8 +300,7 @@ export class ClusterPeer implements Peer, ArrivingRead {
     this.#closed ??= (async () => {
       this.#abort.abort(new NotFoundError("Peer is closing"));
       this.#unsubscribe?.();
-      const flights = [...this.#fetching.values()].map((arrival) => arrival.flight);
-      await Promise.allSettled([...flights, ...this.#background]);
+      await Promise.allSettled([this.#fetches.settled(), ...this.#background]);
       if (this.#address !== undefined) {
         const held = new Set([...this.#sealed.ids(), ...this.#copies.ids()]);
         await Promise.allSettled([...held].map((id) => this.#directory.withdraw(id, this.#node)));
@@ -375,12 +344,12 @@ export class ClusterPeer implements Peer, ArrivingRead {
       if (options.local === true) {
         // On its way here: busy, not missing, so that a daemon asking for a
         // piece (its HTTP server serves those it has) does not withdraw it.
-        if (this.#fetching.has(id)) {
+        if (this.#fetches.has(id)) {
           throw new StoreUnavailableError(`Cannot read object ${id} yet: on its way here`);
         }
         throw error;
       }
-      await this.#flight(id, error).flight;
+      await this.#fetches.start(id, error).flight;
     }
     const fetched = this.#copies.digest(id);
     const acquired = fetched === undefined
@@ -419,61 +388,6 @@ export class ClusterPeer implements Peer, ArrivingRead {
     const copy = this.#copies.digest(id);
     if (copy !== undefined) await this.#copies.drop(id, copy);
     await this.#sealed.announce(id);
-  }
-
-  /** The fetch of `id` under way, or a new one: concurrent reads of an id start one. */
-  #flight(id: string, notFound: NotFoundError): Arrival {
-    let arrival = this.#fetching.get(id);
-    if (arrival === undefined) {
-      const flight = this.#fetch(id, notFound, {
-        started: (object, transfer) => arrival!.started(object, transfer),
-        prefix: (bytes) => arrival!.grew(bytes),
-      }).finally(() => this.#fetching.delete(id));
-      arrival = new Arrival(flight);
-      this.#fetching.set(id, arrival);
-    }
-    return arrival;
-  }
-
-  /** Fetches `id` from its holders into a copy in `replicas`, or throws `NotFoundError`. */
-  async #fetch(
-    id: string,
-    notFound: NotFoundError,
-    progress: Pick<FetchHooks, "started" | "prefix">,
-  ): Promise<void> {
-    const started = performance.now();
-    const record = await this.#fetcher.fetch(id, notFound, {
-      before: () => this.#copies.gone(id),
-      sealed: (record) => this.#copies.add(id, record.digest),
-      ...progress,
-    });
-    const seconds = (performance.now() - started) / 1000;
-    this.#counts.cluster_fetches_total++;
-    this.#counts.cluster_fetch_seconds_total += seconds;
-    this.#log.debug(`Fetched object ${id} (${record.size} bytes) in ${seconds.toFixed(3)} s`);
-    if (this.#address === undefined) return;
-    try {
-      await this.#directory.announce(record, { node: this.#node, address: this.#address }, {
-        existing: true,
-      });
-    } catch (error) {
-      if (error instanceof NotFoundError || error instanceof ConflictError) {
-        // Removed, or replaced, while it was on its way: the copy goes.
-        await this.#copies.drop(id, record.digest);
-        throw new NotFoundError(`No object: ${id} (removed while it was fetched)`);
-      }
-      this.#log.warn(`Cannot announce the copy of object ${id}: ${(error as Error).message}`);
-    }
-  }
-
-  /** A READ lease on the copy of `object` just fetched, for a reader that streamed its start. */
-  async #sealedCopy(id: string, object: ObjectInfo): Promise<SealedCopy> {
-    const digest = object.digest!;
-    const acquired = this.#copies.digest(id) === digest
-      ? await this.#copies.read(id, digest, {}, false)
-      : undefined;
-    if (acquired === undefined) throw new NotFoundError(`No object: ${id} (removed as it arrived)`);
-    return { blob: acquired.blobs[0]!, release: () => this.release(acquired.lease.id) };
   }
 
   #later(work: Promise<void>): void {
