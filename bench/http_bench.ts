@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     await using member = new ClusterPeer({
       home: new MemoryPeer({ capacity: 2 * 1024 ** 3 }),
       replicas: new MemoryPeer({ capacity: 1 << 20 }),
-      directory: directoryOfOne,
+      directory: directoryOfOne(),
       node: "bench",
       address: "http://127.0.0.1:9",
     });
@@ -143,14 +143,16 @@ async function main(): Promise<void> {
 }
 
 /** The directory of a cluster of one: announces go nowhere, lookups find nothing. */
-const directoryOfOne: Directory = {
-  announce: () => Promise.resolve(),
-  withdraw: () => Promise.resolve(),
-  lookup: () => Promise.resolve(undefined),
-  remove: () => Promise.resolve(),
-  close: () => Promise.resolve(),
-  [Symbol.asyncDispose]: () => Promise.resolve(),
-};
+function directoryOfOne(): Directory {
+  return {
+    announce: () => Promise.resolve(),
+    withdraw: () => Promise.resolve(),
+    lookup: () => Promise.resolve(undefined),
+    remove: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+    [Symbol.asyncDispose]: () => Promise.resolve(),
+  };
+}
 
 /** A figure of one side: its median, and the median CPU time of this process (the servers) per run. */
 interface Side {
