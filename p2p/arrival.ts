@@ -84,9 +84,10 @@ export interface SealedCopy {
 
 /**
  * The bytes of `arrival` in order, each chunk as soon as it is verified:
- * from the transfer while it runs, then from the sealed copy (`sealedCopy`). Closes once the
- * fetch sealed and announced the copy; fails with the fetch's error (a typed
- * one) when it did not, never with unverified bytes.
+ * from the transfer while it runs, then from the sealed copy (a READ lease
+ * from `sealedCopy`, ended with the stream). Closes once the fetch sealed and
+ * announced the copy; fails with the fetch's error (a typed one) when it did
+ * not, never with unverified bytes.
  */
 export function arrivingBody(
   arrival: Arrival,
@@ -96,48 +97,61 @@ export function arrivingBody(
   let at = 0;
   let failed: { error: unknown } | undefined;
   let sealed: SealedCopy | undefined;
+  let ended = false;
   const done = async () => {
+    ended = true;
     const lease = sealed;
     sealed = undefined;
     await lease?.release();
   };
+  const next = async (controller: ReadableStreamDefaultController<Uint8Array>) => {
+    while (!ended) {
+      if (failed !== undefined) throw failed.error;
+      if (sealed !== undefined) {
+        if (at >= size) {
+          await done();
+          controller.close();
+          return;
+        }
+        const length = Math.min(CHUNK, size - at);
+        controller.enqueue(await sealed.blob.read(at, length));
+        at += length;
+        return;
+      }
+      const end = Math.min(arrival.prefix, at + CHUNK);
+      const bytes = end > at ? arrival.transfer?.read(at, end) : undefined;
+      if (bytes !== undefined) {
+        controller.enqueue(bytes);
+        at = end;
+        return;
+      }
+      const event = await Promise.race([
+        arrival.flight.then(() => "sealed" as const, (error) => {
+          failed = { error };
+          return "failed" as const;
+        }),
+        arrival.changed().then(() => "changed" as const),
+      ]);
+      if (event === "sealed") {
+        // Sealed and announced: the rest comes from the copy.
+        try {
+          sealed = await sealedCopy();
+        } catch (error) {
+          failed = { error };
+        }
+        // Cancelled meanwhile: the lease just taken goes too.
+        if (ended) await done();
+      }
+    }
+  };
   return new ReadableStream<Uint8Array>({
     pull: async (controller) => {
-      while (true) {
-        if (failed !== undefined) throw failed.error;
-        if (sealed !== undefined) {
-          if (at >= size) {
-            await done();
-            controller.close();
-            return;
-          }
-          const length = Math.min(CHUNK, size - at);
-          controller.enqueue(await sealed.blob.read(at, length));
-          at += length;
-          return;
-        }
-        const end = Math.min(arrival.prefix, at + CHUNK);
-        const bytes = end > at ? arrival.transfer?.read(at, end) : undefined;
-        if (bytes !== undefined) {
-          controller.enqueue(bytes);
-          at = end;
-          return;
-        }
-        const next = await Promise.race([
-          arrival.flight.then(() => "sealed" as const, (error) => {
-            failed = { error };
-            return "failed" as const;
-          }),
-          arrival.changed().then(() => "changed" as const),
-        ]);
-        if (next === "sealed") {
-          // Sealed and announced: the rest comes from the copy.
-          try {
-            sealed = await sealedCopy();
-          } catch (error) {
-            failed = { error };
-          }
-        }
+      try {
+        await next(controller);
+      } catch (error) {
+        // A stream that fails is not cancelled: its lease ends here.
+        await done();
+        throw error;
       }
     },
     cancel: done,

@@ -77,3 +77,26 @@ Deno.test("an in-process stream fails with NotFoundError when its only holder st
   await assertRejects(() => arriving.bytes(), NotFoundError);
   assertEquals(await onB.has("w"), false);
 });
+
+Deno.test("a reader that cancels its stream early holds nothing; the fetch goes on", async () => {
+  await using cluster = pair(16e6);
+  await using onA = await connect(cluster.a);
+  await using onB = await connect(cluster.b);
+  const bytes = pattern(16 * MiB, 33);
+  await onA.put(bytes, { id: "w" });
+  const arriving = await onB.open("w");
+  const reader = arriving.stream().getReader();
+  assert(!(await reader.read()).done);
+  await reader.cancel();
+  await arriving.close();
+  using handle = await onB.get("w");
+  assert(sameBytes(handle.bytes, bytes));
+  await handle.close();
+  assertEquals((await cluster.b.stats()).leases, 0);
+  // Cancelled once the copy is sealed: the lease on the copy ends too.
+  const late = await onB.open("w");
+  const lateReader = late.stream().getReader();
+  assert(!(await lateReader.read()).done);
+  await lateReader.cancel();
+  assertEquals((await cluster.b.stats()).leases, 0);
+});
