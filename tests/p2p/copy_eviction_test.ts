@@ -58,3 +58,28 @@ Deno.test("a fetched copy evicted for room leaves the copies and withdraws this 
     await a.close();
   }
 });
+
+Deno.test("an object evicted from a member's own peer withdraws that member only", async () => {
+  const entries: Entries = new Map();
+  const peer = (node: string, capacity: number) =>
+    new ClusterPeer({
+      home: new MemoryPeer({ capacity, mode: "cache" }),
+      replicas: new MemoryPeer({ capacity: 64 * MiB }),
+      directory: memoryDirectory(entries),
+      node,
+      address: `http://${node}.invalid`,
+    });
+  await using a = peer("a", 7 * MiB);
+  await using b = peer("b", 64 * MiB);
+  await using onA = await connect(a);
+  await using onB = await connect(b);
+  await onA.put(pattern(3 * MiB, 50), { id: "x" });
+  await onB.put(pattern(3 * MiB, 50), { id: "x" }); // the same bytes, held by both
+  await onA.put(pattern(3 * MiB, 51), { id: "y" });
+  assertEquals(holders(entries, "x"), ["a", "b"]);
+  await onA.put(pattern(3 * MiB, 52), { id: "z" }); // x, least recently read on a, goes
+  assertEquals(await onA.has("x"), false);
+  assertEquals(holders(entries, "x"), ["b"]);
+  assertEquals(holders(entries, "y"), ["a"]);
+  assertEquals(holders(entries, "z"), ["a"]);
+});
