@@ -162,7 +162,9 @@ export class ClusterPeer implements Peer, ArrivingRead {
    *   its transfer could be streamed: read it with a READ lease.
    */
   async readArriving(objectId: string): Promise<ArrivingObject | undefined> {
-    if (this.#copies.has(objectId) || await this.#home.has(objectId)) return undefined;
+    // Held here: answered from memory, so a GET of a local object costs no I/O more.
+    if (this.#copies.has(objectId) || this.#sealed.digest(objectId) !== undefined) return undefined;
+    if (await this.#home.has(objectId)) return undefined;
     return await this.#fetches.stream(objectId);
   }
 
