@@ -51,6 +51,8 @@ const quiet: ClusterLog = { warn: () => {}, debug: () => {} };
  * - A fetched copy is checked against the directory on each read, so an
  *   object deleted (and maybe put again with other bytes) is never served
  *   from an old copy; `delete` anywhere removes the object cluster-wide.
+ * - A copy or object evicted to make room withdraws this node as its holder.
+ * - {@link ClusterPeer.readArriving} streams an object while it arrives.
  *
  * @example Wrap a daemon's peer
  * ```ts ignore
