@@ -11,6 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Blob } from "../core/blob.ts";
+import { writeBigUint64 } from "../core/little_endian.ts";
 import { loadNative } from "../native/load.ts";
 
 /** Bytes hashed per step. */
@@ -54,9 +55,9 @@ export async function computeDigest(blobs: readonly Blob[]): Promise<string> {
   }
   const digests: bigint[] = [];
   await eachChunk(blobs, (chunk) => digests.push(hash(chunk)));
-  const joined = new DataView(new ArrayBuffer(digests.length * 8));
-  digests.forEach((digest, index) => joined.setBigUint64(index * 8, digest, true));
-  const whole = hash(new Uint8Array(joined.buffer));
+  const joined = new Uint8Array(digests.length * 8);
+  digests.forEach((digest, index) => writeBigUint64(joined, index * 8, digest));
+  const whole = hash(joined);
   return `xxh64:${whole.toString(16).padStart(16, "0")}`;
 }
 

@@ -2,6 +2,7 @@ import { setImmediate } from "node:timers";
 import { check } from "./errno.ts";
 import { Linux } from "./ffi.ts";
 import type { Native } from "./load.ts";
+import { Schedule } from "./schedule.ts";
 import { SpinPolicy } from "./spin.ts";
 
 /** Something registered with the {@link Reactor}: told when its fd is ready. */
@@ -30,9 +31,6 @@ const LEND_BUDGET_NS = BigInt(LEND_BUDGET_MS * 1_000_000);
 /** A wait that ends with the budget after this long found the sockets idle, in nanoseconds. */
 const BUSY_NS = 50_000;
 
-/** How many times a wait steps back behind newer microtasks while work is under way. */
-const MAX_DEFERRALS = 64;
-
 /** The callback the native thread calls with the number of ready entries. */
 const READY = { parameters: ["i32"], result: "void" } as const;
 
@@ -58,11 +56,11 @@ interface Running {
  * The thread runs while anything is registered; when the last registration
  * goes it is stopped, and its epoll closed, before `remove()` settles.
  *
- * Each hop from the native thread into JS wakes two threads, tens of
- * microseconds on a VM, and so does a turn of the event loop. A caller that
- * has just sent something whose answer should follow at once can instead
- * have the JS thread wait itself, once the work under way has run: see
- * {@link Reactor.waitSoon}.
+ * Each hop from the native thread into JS wakes two threads, slow on a VM,
+ * and so does a turn of the event loop. A caller that has just sent
+ * something whose answer should follow at once can instead have the JS
+ * thread wait itself, once the work under way has run: see
+ * {@link Reactor.waitSoon}. When that happens is the {@link Schedule}'s.
  */
 export class Reactor {
   static #shared: Reactor | undefined;
@@ -85,8 +83,6 @@ export class Reactor {
   /** Whether a wait was asked for since the last one. */
   #wanted = false;
   #waitScheduled = false;
-  /** Work under way that a wait must not hold up; see {@link Reactor.busy}. */
-  #busy = 0;
   /** Whether the JS thread keeps the wait, while the native thread parks. */
   #lent = false;
   #pollingHere = false;
@@ -94,6 +90,9 @@ export class Reactor {
   readonly #polled = new Uint32Array(MAX_EVENTS * 2);
   readonly #waited = new BigInt64Array(2);
   readonly #spin = new SpinPolicy();
+  readonly #waitNow = () => this.#wait();
+  /** When messages leave and waits start: the process's scheduling policy. */
+  readonly schedule: Schedule = new Schedule();
   /** The stop of the previous run, which a new run waits for. */
   #stopped: Promise<void> = Promise.resolve();
 
@@ -178,7 +177,7 @@ export class Reactor {
 
   /**
    * Has the JS thread wait itself for registered fds to become ready, once
-   * the work under way has run (see {@link Reactor.busy}), and hand what is
+   * the work under way has run (see `Schedule.busy`), and hand what is
    * ready to the handlers as the native thread would. For right after
    * sending a request (or a reply) whose answer (or the next request)
    * usually comes back within microseconds: it saves the hops through the
@@ -196,12 +195,7 @@ export class Reactor {
   #scheduleWait(): void {
     if (this.#waitScheduled) return;
     this.#waitScheduled = true;
-    let deferrals = 0;
-    const step = () => {
-      if (this.#busy > 0 && deferrals++ < MAX_DEFERRALS) queueMicrotask(step);
-      else this.#wait();
-    };
-    queueMicrotask(step);
+    this.schedule.afterWork(this.#waitNow);
   }
 
   /**
@@ -210,16 +204,6 @@ export class Reactor {
    */
   get pollingHere(): boolean {
     return this.#pollingHere;
-  }
-
-  /**
-   * Counts work under way, such as a request being served or a message
-   * waiting to be flushed, that {@link Reactor.waitSoon} lets run first.
-   *
-   * @param delta +1 when work starts, -1 when it ends.
-   */
-  busy(delta: number): void {
-    this.#busy += delta;
   }
 
   /**

@@ -20,8 +20,8 @@ import {
   Op,
   PROTOCOL_VERSION,
   writeHeader,
-  writeUint32,
 } from "../../transport/uds/protocol.ts";
+import { writeUint32 } from "../../core/little_endian.ts";
 import { fc, fuzz } from "./budget.ts";
 import { FUZZ_IMPLS, type FuzzDaemon, SEED_IDS, startFuzzDaemon } from "./fuzz_daemon.ts";
 import { acquireFields, anyId, oddId, putFields, ttl, wild } from "./values.ts";

@@ -97,8 +97,8 @@ export class Channel {
   #frames: Uint8Array[] = [];
   #frameFds: number[][] = [];
   /**
-   * Where {@link Channel.pushBuilt} builds frames: a new array costs about
-   * 1 µs here, more than encoding a reply. Reused once they are flushed.
+   * Where {@link Channel.pushBuilt} builds frames: a new array costs
+   * more than encoding a reply. Reused once they are flushed.
    */
   #arena: Uint8Array | undefined;
   #arenaUsed = 0;
@@ -156,7 +156,7 @@ export class Channel {
   push(frame: Uint8Array, fds: readonly number[] = []): void {
     if (this.#closed) return;
     // A reactor wait lets the flush of these frames go first.
-    if (this.#frames.length === 0) this.#reactor.busy(1);
+    if (this.#frames.length === 0) this.#reactor.schedule.busy(1);
     this.#frames.push(frame);
     this.#frameFds.push(fds as number[]);
   }
@@ -194,7 +194,7 @@ export class Channel {
     const frames = this.#frames;
     const frameFds = this.#frameFds;
     if (frames.length === 0) return;
-    this.#reactor.busy(-1);
+    this.#reactor.schedule.busy(-1);
     this.#frames = [];
     this.#frameFds = [];
     if (this.#closed) return;
@@ -351,7 +351,7 @@ export class Channel {
 
   #end(): void {
     this.#closed = true;
-    if (this.#frames.length > 0) this.#reactor.busy(-1);
+    if (this.#frames.length > 0) this.#reactor.schedule.busy(-1);
     this.#frames = [];
     this.#frameFds = [];
     this.#arena = undefined;

@@ -26,37 +26,13 @@
  *
  * @module
  */
-import {
-  decodeText,
-  HEADER_SIZE,
-  Op,
-  readUint32,
-  writeHeader,
-  writeText,
-  writeUint32,
-} from "./protocol.ts";
+import { readFloat64, readUint32, writeFloat64, writeUint32 } from "../../core/little_endian.ts";
+import { decodeText, HEADER_SIZE, Op, writeHeader, writeText } from "./protocol.ts";
 
 const REQUEST_FIXED = 13;
 const REPLY_FIXED = 14;
 /** The longest lease id an OPEN reply carries. */
 const MAX_LEASE_ID = 255;
-
-/**
- * Converts f64 fields without a `DataView` per frame, in the platform's byte
- * order: little-endian, as the protocol says, on x86-64 and AArch64.
- */
-const float = new Float64Array(1);
-const floatBytes = new Uint8Array(float.buffer);
-
-function writeFloat64(bytes: Uint8Array, at: number, value: number): void {
-  float[0] = value;
-  bytes.set(floatBytes, at);
-}
-
-function readFloat64(bytes: Uint8Array, at: number): number {
-  for (let i = 0; i < 8; i++) floatBytes[i] = bytes[at + i]!;
-  return float[0]!;
-}
 
 /** Flags of an OPEN reply. */
 export const OpenReplyFlag = {

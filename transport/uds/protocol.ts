@@ -24,6 +24,10 @@
  * for blob I/O, and JSON for the rest; an error reply's body is
  * `{ "code", "message" }`.
  *
+ * This module holds one idea, the wire format, hence its length: the frame
+ * header, the frame iterator both sides use, and the body of each operation
+ * but OPEN's (`open_frame.ts`).
+ *
  * @module
  */
 import { ProtocolError } from "../../core/errors.ts";
@@ -36,6 +40,14 @@ import {
 } from "../../core/requests.ts";
 import type { Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
+import {
+  readFloat64,
+  readUint16,
+  readUint32,
+  writeFloat64,
+  writeUint16,
+  writeUint32,
+} from "../../core/little_endian.ts";
 
 /** The protocol version this implementation speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -81,7 +93,7 @@ export const Op = {
   READ: 10,
   /** Blob I/O for peers without memfds: body {@link encodeWrite}; empty reply. */
   WRITE: 11,
-  /** A small object in one step: body {@link encodePutFrame}; reply JSON `ObjectInfo`. */
+  /** A small object in one step: body {@link writePutFrame}; reply JSON `ObjectInfo`. */
   PUT: 12,
   /**
    * A READ lease in compact form, for `get`: see `open_frame.ts`. The reply
@@ -184,18 +196,6 @@ export function encodeFrame(
   return frame;
 }
 
-/** Builds a frame whose body is a string (an id, or JSON), encoded straight into the frame. */
-export function encodeTextFrame(
-  op: number,
-  id: number,
-  flags: number,
-  text: string,
-  fds = 0,
-): Uint8Array {
-  const room = new Uint8Array(textFrameRoom(text));
-  return room.subarray(0, writeTextFrame(room, op, id, flags, text, fds));
-}
-
 /** The most bytes a text frame of `text` takes. */
 export function textFrameRoom(text: string): number {
   // UTF-8 needs at most three bytes per UTF-16 unit.
@@ -203,8 +203,8 @@ export function textFrameRoom(text: string): number {
 }
 
 /**
- * Writes a text frame, as {@link encodeTextFrame} builds it, into `room`
- * of at least {@link textFrameRoom} bytes.
+ * Writes a frame whose body is a string (an id, or JSON), encoded straight
+ * into the frame, into `room` of at least {@link textFrameRoom} bytes.
  *
  * @returns The frame's length.
  */
@@ -235,8 +235,7 @@ export function writeHeader(
   fds: number,
 ): void {
   if (length > MAX_BODY) throw new ProtocolError(`Frame body too large: ${length} bytes`);
-  frame[0] = MAGIC & 0xff;
-  frame[1] = MAGIC >>> 8;
+  writeUint16(frame, 0, MAGIC);
   frame[2] = PROTOCOL_VERSION;
   frame[3] = op;
   writeUint32(frame, 4, id);
@@ -245,19 +244,6 @@ export function writeHeader(
   frame[13] = fds;
   frame[14] = 0;
   frame[15] = 0;
-}
-
-/** Writes a little-endian u32 at `at`: cheaper than a `DataView` made for it. */
-export function writeUint32(bytes: Uint8Array, at: number, value: number): void {
-  bytes[at] = value;
-  bytes[at + 1] = value >>> 8;
-  bytes[at + 2] = value >>> 16;
-  bytes[at + 3] = value >>> 24;
-}
-
-/** Reads a little-endian u32 at `at`. */
-export function readUint32(bytes: Uint8Array, at: number): number {
-  return (bytes[at]! | bytes[at + 1]! << 8 | bytes[at + 2]! << 16 | bytes[at + 3]! << 24) >>> 0;
 }
 
 /**
@@ -289,7 +275,7 @@ export function readHeader(message: Uint8Array, offset: number): Header | string
   if (message.length - offset < HEADER_SIZE) {
     return `truncated header: ${message.length - offset} bytes`;
   }
-  if ((message[offset]! | message[offset + 1]! << 8) !== MAGIC) return "bad magic";
+  if (readUint16(message, offset) !== MAGIC) return "bad magic";
   const header: Header = {
     version: message[offset + 2]!,
     op: message[offset + 3]!,
@@ -313,10 +299,79 @@ export function readHeader(message: Uint8Array, offset: number): Header | string
  */
 export function peekHeader(frame: Uint8Array): { op: number; id: number } {
   if (frame.length < 8) return { op: 0, id: 0 };
-  const view = new DataView(frame.buffer, frame.byteOffset, 8);
-  if (view.getUint16(0, true) !== MAGIC) return { op: 0, id: 0 };
-  return { op: view.getUint8(3), id: view.getUint32(4, true) };
+  if (readUint16(frame, 0) !== MAGIC) return { op: 0, id: 0 };
+  return { op: frame[3]!, id: readUint32(frame, 4) };
 }
+
+/** The fds of a frame that carries none; never changed. */
+export const NO_FDS: number[] = [];
+
+/**
+ * Walks the frames of a received message, handing each its body and its
+ * share of the message's fds, in order: the one loop over frames of both
+ * sides. Bodies are views of the message, valid until it is reused.
+ *
+ * @example Read the frames of a message
+ * ```ts ignore
+ * const frames = new Frames(message, fds);
+ * for (let header = frames.next(); header !== undefined; header = frames.next()) {
+ *   if (typeof header === "string") break; // the framing is lost
+ *   console.log(header.op, frames.body.length, frames.fds.length);
+ * }
+ * ```
+ */
+export class Frames {
+  readonly #message: Uint8Array;
+  readonly #allFds: readonly number[];
+  #offset = 0;
+  #fdAt = 0;
+  /** The body of the frame {@link Frames.next} returned last. */
+  body: Uint8Array = EMPTY;
+  /** The fds of the frame {@link Frames.next} returned last, taken from the message's. */
+  fds: number[] = NO_FDS;
+
+  /**
+   * @param message The received message.
+   * @param fds The fds that came with it.
+   */
+  constructor(message: Uint8Array, fds: readonly number[] = NO_FDS) {
+    this.#message = message;
+    this.#allFds = fds;
+  }
+
+  /**
+   * Moves to the next frame.
+   *
+   * @returns Its header; undefined after the last; a description of what is
+   *   wrong when the framing is lost, after which it stays on the bad frame.
+   */
+  next(): Header | string | undefined {
+    const message = this.#message;
+    if (this.#offset >= message.length) return undefined;
+    const header = readHeader(message, this.#offset);
+    if (typeof header === "string") return header;
+    const start = this.#offset + HEADER_SIZE;
+    this.#offset = start + header.length;
+    this.body = message.subarray(start, this.#offset);
+    this.fds = header.fds === 0 ? NO_FDS : this.#allFds.slice(this.#fdAt, this.#fdAt + header.fds);
+    this.#fdAt += header.fds;
+    return header;
+  }
+
+  /** The bytes from the frame after the last one returned (or the bad one) to the end. */
+  rest(): Uint8Array {
+    return this.#message.subarray(this.#offset);
+  }
+
+  /** The fds no frame returned so far has taken; none once taken here. */
+  takeRest(): number[] {
+    const rest = this.#allFds.slice(this.#fdAt);
+    this.#fdAt = this.#allFds.length;
+    return rest;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
 
 /**
  * Decodes a UTF-8 body.
@@ -413,10 +468,9 @@ export interface ReadRequest {
 export function encodeRead(request: ReadRequest): Uint8Array {
   const lease = encoder.encode(request.lease);
   const body = new Uint8Array(16 + lease.length);
-  const view = new DataView(body.buffer);
-  view.setUint32(0, request.blob, true);
-  view.setFloat64(4, request.offset, true);
-  view.setUint32(12, request.length, true);
+  writeUint32(body, 0, request.blob);
+  writeFloat64(body, 4, request.offset);
+  writeUint32(body, 12, request.length);
   body.set(lease, 16);
   return body;
 }
@@ -424,11 +478,10 @@ export function encodeRead(request: ReadRequest): Uint8Array {
 /** Decodes a READ body, or returns undefined when it is too short. */
 export function decodeRead(body: Uint8Array): ReadRequest | undefined {
   if (body.length < 16) return undefined;
-  const view = new DataView(body.buffer, body.byteOffset, 16);
   return {
-    blob: view.getUint32(0, true),
-    offset: view.getFloat64(4, true),
-    length: view.getUint32(12, true),
+    blob: readUint32(body, 0),
+    offset: readFloat64(body, 4),
+    length: readUint32(body, 12),
     lease: decodeText(body.subarray(16)),
   };
 }
@@ -449,10 +502,9 @@ export interface WriteRequest {
 export function encodeWrite(request: WriteRequest): Uint8Array {
   const lease = encoder.encode(request.lease);
   const body = new Uint8Array(16 + lease.length + request.bytes.length);
-  const view = new DataView(body.buffer);
-  view.setUint32(0, request.blob, true);
-  view.setFloat64(4, request.offset, true);
-  view.setUint32(12, lease.length, true);
+  writeUint32(body, 0, request.blob);
+  writeFloat64(body, 4, request.offset);
+  writeUint32(body, 12, lease.length);
   body.set(lease, 16);
   body.set(request.bytes, 16 + lease.length);
   return body;
@@ -461,12 +513,11 @@ export function encodeWrite(request: WriteRequest): Uint8Array {
 /** Decodes a WRITE body, or returns undefined when it is malformed. */
 export function decodeWrite(body: Uint8Array): WriteRequest | undefined {
   if (body.length < 16) return undefined;
-  const view = new DataView(body.buffer, body.byteOffset, 16);
-  const leaseLength = view.getUint32(12, true);
+  const leaseLength = readUint32(body, 12);
   if (16 + leaseLength > body.length) return undefined;
   return {
-    blob: view.getUint32(0, true),
-    offset: view.getFloat64(4, true),
+    blob: readUint32(body, 0),
+    offset: readFloat64(body, 4),
     lease: decodeText(body.subarray(16, 16 + leaseLength)),
     // A copy: the message buffer is reused as soon as the frame is parsed.
     bytes: body.slice(16 + leaseLength),
@@ -483,29 +534,14 @@ export interface PutRequest {
   readonly ttl?: number;
 }
 
-/**
- * Builds a PUT frame: its body is the u32 length of the JSON fields, the
- * JSON, then the object's bytes, all written into one array.
- */
-export function encodePutFrame(
-  id: number,
-  request: PutRequest,
-  chunks: readonly Uint8Array[],
-  size: number,
-): Uint8Array {
-  const fields = JSON.stringify(request);
-  const room = new Uint8Array(putFrameRoom(fields, size));
-  return room.subarray(0, writePutFrame(room, id, fields, chunks, size));
-}
-
 /** The most bytes a PUT frame takes, given its fields as JSON. */
 export function putFrameRoom(fields: string, size: number): number {
   return HEADER_SIZE + 4 + fields.length * 3 + size;
 }
 
 /**
- * Writes a PUT frame, as {@link encodePutFrame} builds it, into `room` of
- * at least {@link putFrameRoom} bytes.
+ * Writes a PUT frame into `room` of at least {@link putFrameRoom} bytes: its
+ * body is the u32 length of the JSON fields, the JSON, then the object's bytes.
  *
  * @returns The frame's length.
  */

@@ -8,9 +8,9 @@ import { Tasks } from "../../native/tasks.ts";
  * Memfds a client fills itself for large puts, allocated, mapped and
  * faulted in ahead of time on another thread. Writing into memory the
  * daemon allocated means faulting in every page of it in this process
- * first, which costs several times the copy (15 ms against 3 ms for 64 MiB
- * here); a put into one of these memfds costs the copy alone, and the
- * daemon takes the memfd over as the object's blob.
+ * first, which costs several times the copy; a put into one of these
+ * memfds costs the copy alone, and the daemon takes the memfd over as the
+ * object's blob.
  *
  * A put that finds no memfd of its size class ready goes the usual way and
  * has one prepared for the next put of that class (see {@link MemfdPool}).
@@ -94,8 +94,7 @@ export class WriteAhead {
    * any, on another thread and in steps that each hold the address-space
    * lock briefly (the daemon can seal the memfd for good only once no
    * writable mapping of it is left), and has the next memfd of its size
-   * class prepared. Both cost more than the copy (unmapping 64 MiB takes
-   * 5 ms here, faulting it in 30 ms), so they start once the caller has
+   * class prepared. Both cost more than the copy, so they start once the caller has
    * gone on with the put's answer, instead of competing with it for the CPU.
    *
    * @param size The put's size.

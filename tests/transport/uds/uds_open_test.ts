@@ -10,17 +10,11 @@ import {
   openFrameRoom,
   writeOpenFrame,
 } from "../../../transport/uds/open_frame.ts";
-import {
-  encodeTextFrame,
-  Flag,
-  type Header,
-  HEADER_SIZE,
-  Op,
-  readHeader,
-} from "../../../transport/uds/protocol.ts";
+import { Flag, type Header, HEADER_SIZE, Op, readHeader } from "../../../transport/uds/protocol.ts";
 import { ProtocolError } from "../../../core/errors.ts";
 import { RawConnection } from "../../helpers/uds_raw.ts";
 import { openNative } from "../../helpers/native.ts";
+import { encodeTextFrame } from "../../helpers/uds_frames.ts";
 
 const native = openNative();
 
@@ -126,8 +120,12 @@ class OldDaemon implements Disposable {
   #client = -1;
   #timer: ReturnType<typeof setInterval>;
 
-  constructor(dir: string, upstream: string) {
+  readonly #message: string;
+
+  /** `message` is what it says of OPEN, with the code `PROTOCOL`. */
+  constructor(dir: string, upstream: string, message: string) {
     this.path = `${dir}/old.sock`;
+    this.#message = message;
     this.#listener = this.#native.symbols.pk_uds_listen(encode(`${this.path}\0`), 4);
     this.#upstream = new RawConnection(upstream);
     this.#timer = setInterval(() => this.#relay(), 1);
@@ -148,7 +146,7 @@ class OldDaemon implements Disposable {
           continue;
         }
         this.refused.push(header.id);
-        const error = new ProtocolError(`Unknown operation: ${header.op}`);
+        const error = new ProtocolError(this.#message);
         const body = JSON.stringify({ code: error.code, message: error.message });
         this.#send(
           this.#client,
@@ -208,30 +206,37 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return bytes;
 }
 
-Deno.test({
-  name: "a client falls back to ACQUIRE against a daemon that does not know OPEN",
-  ignore: native === undefined,
-  async fn() {
-    await using daemon = await served();
-    await using client = new Client(await UdsPeer.connect(daemon.path));
-    await client.put("old daemon", { id: "o" });
-    const dir = await Deno.makeTempDir({ prefix: "packice-open-old-" });
-    try {
-      using old = new OldDaemon(dir, daemon.path);
-      await using oldClient = new Client(await UdsPeer.connect(old.path));
-      for (let i = 0; i < 3; i++) {
-        using handle = await oldClient.get("o");
-        assertEquals(new TextDecoder().decode(handle.bytes), "old daemon");
+for (
+  const [wording, message] of [
+    ["", `Unknown operation: ${Op.OPEN}`],
+    [", whatever its message says", "No such operation"],
+  ] as const
+) {
+  Deno.test({
+    name: `a client falls back to ACQUIRE against a daemon that does not know OPEN${wording}`,
+    ignore: native === undefined,
+    async fn() {
+      await using daemon = await served();
+      await using client = new Client(await UdsPeer.connect(daemon.path));
+      await client.put("old daemon", { id: "o" });
+      const dir = await Deno.makeTempDir({ prefix: "packice-open-old-" });
+      try {
+        using old = new OldDaemon(dir, daemon.path, message);
+        await using oldClient = new Client(await UdsPeer.connect(old.path));
+        for (let i = 0; i < 3; i++) {
+          using handle = await oldClient.get("o");
+          assertEquals(new TextDecoder().decode(handle.bytes), "old daemon");
+        }
+        assertEquals(old.refused.length, 1, "the client stops sending OPEN once refused");
+        await oldClient.close();
+        // The last release reaches the daemon with the relay's next turn.
+        for (let i = 0; i < 100 && (await daemon.peer.stats()).leases > 0; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        assertEquals((await daemon.peer.stats()).leases, 0);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
       }
-      assertEquals(old.refused.length, 1, "the client stops sending OPEN once refused");
-      await oldClient.close();
-      // The last release reaches the daemon with the relay's next turn.
-      for (let i = 0; i < 100 && (await daemon.peer.stats()).leases > 0; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      assertEquals((await daemon.peer.stats()).leases, 0);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
+    },
+  });
+}

@@ -5,11 +5,10 @@ import {
   decodeRead,
   decodeWrite,
   encodeFrame,
-  encodePutFrame,
   encodeRead,
-  encodeTextFrame,
   encodeWrite,
   Flag,
+  Frames,
   type Header,
   HEADER_SIZE,
   MAX_BODY,
@@ -18,6 +17,7 @@ import {
   PROTOCOL_VERSION,
   readHeader,
 } from "../../../transport/uds/protocol.ts";
+import { encodePutFrame, encodeTextFrame } from "../../helpers/uds_frames.ts";
 
 Deno.test("encodeFrame() writes a header readHeader() reads back", () => {
   const frame = encodeFrame(Op.ACQUIRE, 0xdeadbeef, Flag.REPLY, new Uint8Array([1, 2, 3]), 2);
@@ -92,4 +92,22 @@ Deno.test("peekHeader() finds the request id of a cut or bad frame", () => {
   assertEquals(peekHeader(frame.subarray(0, 8)), { op: Op.SEAL, id: 42 });
   assertEquals(peekHeader(frame.subarray(0, 7)), { op: 0, id: 0 });
   assertEquals(peekHeader(new TextEncoder().encode("GET / HTTP")), { op: 0, id: 0 });
+});
+
+Deno.test("Frames hands each frame its body and its fds, and stops on a bad frame", () => {
+  const a = encodeFrame(Op.ACQUIRE, 1, 0, Uint8Array.of(1), 2);
+  const b = encodeFrame(Op.STAT, 2, 0, Uint8Array.of(2, 3));
+  const message = new Uint8Array([...a, ...b, 0xff, 0xff]);
+  const frames = new Frames(message, [10, 11, 12]);
+  const first = frames.next() as Header;
+  assertEquals([first.id, [...frames.body], frames.fds], [1, [1], [10, 11]]);
+  const second = frames.next() as Header;
+  assertEquals([second.id, [...frames.body], frames.fds], [2, [2, 3], []]);
+  assertEquals(typeof frames.next(), "string");
+  assertEquals([...frames.rest()], [0xff, 0xff]);
+  assertEquals(frames.takeRest(), [12]);
+  assertEquals(frames.takeRest(), []);
+  assertEquals(new Frames(a).next() !== undefined, true);
+  const empty = new Frames(new Uint8Array(0));
+  assertEquals(empty.next(), undefined);
 });

@@ -6,15 +6,9 @@ import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
 import { StoreUnavailableError, UdsPeer } from "../../../mod.ts";
 import { Errno } from "../../../native/errno.ts";
 import type { Native } from "../../../native/load.ts";
-import {
-  decodeText,
-  encodeTextFrame,
-  Flag,
-  HEADER_SIZE,
-  Op,
-  readHeader,
-} from "../../../transport/uds/protocol.ts";
+import { decodeText, Flag, HEADER_SIZE, Op, readHeader } from "../../../transport/uds/protocol.ts";
 import { openNative } from "../../helpers/native.ts";
+import { encodeTextFrame } from "../../helpers/uds_frames.ts";
 import { openReplyRoom, writeOpenReply } from "../../../transport/uds/open_frame.ts";
 import type { Header } from "../../../transport/uds/protocol.ts";
 

@@ -15,7 +15,8 @@ import {
 } from "../../../mod.ts";
 import type { AcquireOptions } from "../../../core/peer.ts";
 import { Linux } from "../../../native/ffi.ts";
-import { encodeFrame, encodeTextFrame, Flag, Op } from "../../../transport/uds/protocol.ts";
+import { encodeFrame, Flag, Op } from "../../../transport/uds/protocol.ts";
+import { encodeTextFrame } from "../../helpers/uds_frames.ts";
 import { RawConnection, type RawReply } from "../../helpers/uds_raw.ts";
 
 const MiB = 1024 * 1024;

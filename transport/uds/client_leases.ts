@@ -1,0 +1,165 @@
+/**
+ * The client side's lease table: the leases held on one connection, each
+ * with this process's hold on its blobs (mappings, memfds), and how the
+ * memfds of a reply become those blobs.
+ *
+ * @module
+ */
+import { ProtocolError } from "../../core/errors.ts";
+import { Access, type Lease } from "../../core/lease.ts";
+import type { ObjectInfo } from "../../core/object.ts";
+import type { Native } from "../../native/load.ts";
+import type { MappingCache } from "./mapping_cache.ts";
+import { type AcquireReply, encodeRead, encodeWrite, Op } from "./protocol.ts";
+import { type Call, none, type Requests } from "./requests.ts";
+import { type BlobOwner, type BlobSource, type OwnMemfd, UdsBlob } from "./uds_blob.ts";
+
+/** A lease held on this connection, with this process's hold on its blobs. */
+export class HeldLease implements BlobOwner {
+  lease: Lease;
+  object: ObjectInfo;
+  readonly blobs: UdsBlob[] = [];
+  ended = false;
+  /** Sealed, as far as this side knows. */
+  done: boolean;
+  /** A seal through this lease is under way. */
+  sealing = false;
+  readonly #call: Call;
+
+  constructor(call: Call, reply: AcquireReply) {
+    this.#call = call;
+    this.lease = reply.lease;
+    this.object = reply.object;
+    this.done = reply.object.state === "SEALED";
+  }
+
+  get leaseId(): string {
+    return this.lease.id;
+  }
+
+  get objectId(): string {
+    return this.lease.objectId;
+  }
+
+  get access(): Access {
+    return this.lease.access;
+  }
+
+  get sealed(): boolean {
+    return this.done || this.sealing;
+  }
+
+  readRemote(index: number, offset: number, length: number): Promise<Uint8Array> {
+    return this.#call(
+      Op.READ,
+      encodeRead({ lease: this.lease.id, blob: index, offset, length }),
+      (body) => body.slice(),
+    );
+  }
+
+  writeRemote(index: number, offset: number, bytes: Uint8Array): Promise<void> {
+    return this.#call(
+      Op.WRITE,
+      encodeWrite({ lease: this.lease.id, blob: index, offset, bytes }),
+      none,
+    );
+  }
+
+  /** Ends the lease on this side: views detach, mappings and memfds go. */
+  end(): void {
+    this.ended = true;
+    for (const blob of this.blobs) blob.end();
+  }
+}
+
+/** The leases of one connection, by id. */
+export class ClientLeases {
+  readonly #native: Native;
+  readonly #requests: Requests;
+  readonly #mappings: MappingCache;
+  readonly #leases = new Map<string, HeldLease>();
+  /** How a lease's blobs make their remote calls. */
+  readonly call: Call;
+
+  constructor(native: Native, requests: Requests, mappings: MappingCache) {
+    this.#native = native;
+    this.#requests = requests;
+    this.#mappings = mappings;
+    this.call = (op, body, decode) => requests.call(op, body, decode);
+  }
+
+  /** The lease held under `leaseId`, if any. */
+  get(leaseId: string): HeldLease | undefined {
+    return this.#leases.get(leaseId);
+  }
+
+  /** Records a lease whose blobs are in place. */
+  add(held: HeldLease): void {
+    this.#leases.set(held.lease.id, held);
+  }
+
+  /** Every lease held, for a seal that must unmap the other writers of its object. */
+  values(): IterableIterator<HeldLease> {
+    return this.#leases.values();
+  }
+
+  /** Ends a lease on this side, if it is held. */
+  end(leaseId: string): void {
+    const held = this.#leases.get(leaseId);
+    if (held === undefined) return;
+    this.#leases.delete(leaseId);
+    held.end();
+  }
+
+  /** Ends every lease on this side. */
+  endAll(): void {
+    for (const held of this.#leases.values()) held.end();
+    this.#leases.clear();
+  }
+
+  /**
+   * Takes over the memfds of an acquired object and records the lease: a
+   * READ lease maps each one read-only and closes it, a CREATE or WRITE
+   * lease keeps it until the lease ends. `own` is the memfd of this
+   * process's that a CREATE handed over, which becomes the blob.
+   */
+  hold(reply: AcquireReply, fds: number[], own?: OwnMemfd): HeldLease {
+    const { symbols } = this.#native;
+    const held = new HeldLease(this.call, reply);
+    const sizes = reply.object.blobSizes;
+    let taken = 0;
+    try {
+      // The blob takes the memfd over first, so that it goes with the lease whatever happens.
+      if (own !== undefined) held.blobs.push(new UdsBlob(this.#native, held, 0, own.size, own));
+      if (own !== undefined && (sizes.length !== 1 || sizes[0] !== own.size)) {
+        throw new ProtocolError(`Reply describes blobs of ${sizes} bytes for one of ${own.size}`);
+      }
+      if (fds.length !== 0 && fds.length !== sizes.length) {
+        throw new ProtocolError(`Reply carries ${fds.length} fds for ${sizes.length} blobs`);
+      }
+      for (let i = held.blobs.length; i < sizes.length; i++) {
+        const fd = fds[i];
+        let source: BlobSource = {};
+        if (fd !== undefined && held.access === Access.READ) {
+          try {
+            source = { shared: this.#mappings.map(fd, sizes[i]!) };
+          } finally {
+            symbols.pk_close(fd);
+            taken++;
+          }
+        } else if (fd !== undefined) {
+          source = { fd };
+          taken++;
+        }
+        held.blobs.push(new UdsBlob(this.#native, held, i, sizes[i]!, source));
+      }
+    } catch (error) {
+      for (const fd of fds.slice(taken)) symbols.pk_close(fd);
+      held.end();
+      this.#requests.release(reply.lease.id);
+      throw error;
+    }
+    this.#leases.set(reply.lease.id, held);
+    return held;
+  }
+}

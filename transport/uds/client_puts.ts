@@ -1,0 +1,239 @@
+/**
+ * The client side's ways to create an object, by size: inline in one PUT
+ * request up to 64 KiB; from 1 MiB, through a memfd this process faulted in
+ * ahead (the write-ahead pool) and hands over with the CREATE; otherwise,
+ * and with memfds the caller filled, through the CREATE lease's memfd.
+ *
+ * @module
+ */
+import { UnsupportedError } from "../../core/errors.ts";
+import { Access } from "../../core/lease.ts";
+import type { ObjectInfo } from "../../core/object.ts";
+import type { AcquireOptions, Peer, PutOptions } from "../../core/peer.ts";
+import type { PreparedMemfd } from "../../native/memfd_pool.ts";
+import type { Native } from "../../native/load.ts";
+import type { ClientLeases, HeldLease } from "./client_leases.ts";
+import {
+  type AcquireReply,
+  type AcquireRequest,
+  decodeJson,
+  Op,
+  putFrameRoom,
+  writePutFrame,
+} from "./protocol.ts";
+import type { Built, Decode, Requests } from "./requests.ts";
+import type { OwnMemfd } from "./uds_blob.ts";
+import { WriteAhead } from "./write_ahead.ts";
+
+/** The largest object {@link ClientPuts.putObject} sends inline. */
+const INLINE_PUT = 64 * 1024;
+/** The smallest object {@link ClientPuts.putObject} writes into a memfd of its own. */
+const WRITE_AHEAD_PUT = 1024 * 1024;
+
+/** Decodes a reply whose body is an `ObjectInfo`. */
+const decodeInfo: Decode<ObjectInfo> = (body) => decodeJson(body) as ObjectInfo;
+
+/** How one connection creates objects. */
+export class ClientPuts {
+  readonly #native: Native;
+  readonly #requests: Requests;
+  readonly #leases: ClientLeases;
+  /** Memfds this side fills for large puts; gone when the daemon cannot take them. */
+  #writeAhead: WriteAhead | undefined;
+  #retired: Promise<void> | undefined;
+
+  /**
+   * @param writeAheadBytes Bytes the write-ahead pool may keep ready; 0 for none.
+   */
+  constructor(
+    native: Native,
+    requests: Requests,
+    leases: ClientLeases,
+    writeAheadBytes: number,
+  ) {
+    this.#native = native;
+    this.#requests = requests;
+    this.#leases = leases;
+    if (writeAheadBytes > 0) this.#writeAhead = new WriteAhead(native, writeAheadBytes);
+  }
+
+  /**
+   * Takes a CREATE lease of `size` bytes in one blob on a memfd of the
+   * write-ahead pool, when one is ready; undefined when none is or the
+   * daemon cannot take memfds (a memfd is then prepared for the next
+   * object of this size).
+   */
+  async createAhead(request: AcquireRequest, size: number): Promise<HeldLease | undefined> {
+    const writeAhead = size >= WRITE_AHEAD_PUT ? this.#writeAhead : undefined;
+    const memfd = this.#requests.closedReason === undefined ? writeAhead?.take(size) : undefined;
+    // None ready: one is prepared for the next object of this size.
+    if (memfd === undefined) {
+      writeAhead?.done(size);
+      return undefined;
+    }
+    return await this.#createOwn(request, { memfd, size, writeAhead: writeAhead! });
+  }
+
+  /**
+   * Takes a CREATE lease on an object whose blobs are memfds the caller
+   * filled (`AcquireOptions.memfds`), handed to the daemon with the request:
+   * one, the most a request carries. This process's descriptor is closed
+   * once the daemon has taken its own.
+   */
+  async createFrom(request: AcquireRequest, memfds: readonly number[]): Promise<HeldLease> {
+    if (memfds.length !== 1) {
+      throw new UnsupportedError(
+        `Cannot hand over ${memfds.length} memfds: one per request over a Unix socket`,
+      );
+    }
+    const held = await this.#requests.call(
+      Op.ACQUIRE,
+      JSON.stringify(request),
+      (body, fds) => this.#leases.hold(decodeJson(body) as AcquireReply, fds),
+      memfds[0],
+    );
+    this.#native.symbols.pk_close(memfds[0]!);
+    return held;
+  }
+
+  /**
+   * Takes a CREATE lease on an object whose blob is a memfd this process
+   * faulted in ahead: writes into it cost no page faults. Undefined when
+   * the daemon cannot take memfds.
+   */
+  async #createOwn(request: AcquireRequest, own: OwnMemfd): Promise<HeldLease | undefined> {
+    const { memfd, size, writeAhead } = own;
+    let taken = false;
+    try {
+      return await this.#requests.call(
+        Op.ACQUIRE,
+        JSON.stringify(request),
+        (body, fds) => {
+          // The daemon's copy of the memfd: this process has its own.
+          for (const fd of fds) this.#native.symbols.pk_close(fd);
+          taken = true;
+          return this.#leases.hold(decodeJson(body) as AcquireReply, [], own);
+        },
+        memfd.fd,
+      );
+    } catch (error) {
+      if (!(error instanceof UnsupportedError)) throw error;
+      this.#retire(writeAhead);
+      return undefined;
+    } finally {
+      if (!taken) writeAhead.done(size, memfd);
+    }
+  }
+
+  /**
+   * Creates, fills and seals an object through `peer`, the connection's:
+   * see `UdsPeer.putObject`.
+   */
+  async putObject(
+    peer: Peer,
+    chunks: readonly Uint8Array[],
+    size: number,
+    options: PutOptions,
+  ): Promise<ObjectInfo> {
+    const plain = options.id === undefined && options.meta === undefined &&
+      options.ttl === undefined;
+    const fields = plain ? {} : {
+      ...(options.meta === undefined ? {} : { meta: options.meta }),
+      ...(options.ttl === undefined ? {} : { ttl: options.ttl, objectTtl: options.ttl }),
+    };
+    const request = options.id === undefined ? fields : { id: options.id, ...fields };
+    if (size <= INLINE_PUT) {
+      const fields = plain ? "{}" : JSON.stringify(request);
+      const frame: Built = {
+        room: putFrameRoom(fields, size),
+        write: (into, id) => writePutFrame(into, id, fields, chunks, size),
+      };
+      return await this.#requests.call(Op.PUT, frame, decodeInfo);
+    }
+    const writeAhead = size >= WRITE_AHEAD_PUT ? this.#writeAhead : undefined;
+    const memfd = this.#requests.closedReason === undefined ? writeAhead?.take(size) : undefined;
+    try {
+      if (memfd !== undefined) {
+        const info = await this.#putOwn(writeAhead!, memfd, chunks, { ...request, size });
+        if (info !== undefined) return info;
+        // This daemon keeps no blobs in memfds: write into the ones it gives.
+        this.#retire(writeAhead!);
+      }
+      return await putInto(peer, chunks, options.id, { ...fields, size });
+    } finally {
+      writeAhead?.done(size, memfd);
+    }
+  }
+
+  /**
+   * Puts an object through a memfd of this process's: the CREATE request
+   * that hands it over leaves first, and the bytes are copied in while it
+   * travels; then the seal. Undefined when the daemon cannot take memfds.
+   */
+  async #putOwn(
+    writeAhead: WriteAhead,
+    memfd: PreparedMemfd,
+    chunks: readonly Uint8Array[],
+    request: PutOptions & { size: number },
+  ): Promise<ObjectInfo | undefined> {
+    const acquiring = this.#requests.call(
+      Op.ACQUIRE,
+      JSON.stringify({ ...request, access: Access.CREATE }),
+      (body, fds) => {
+        for (const fd of fds) this.#native.symbols.pk_close(fd);
+        return decodeJson(body) as AcquireReply;
+      },
+      memfd.fd,
+    );
+    try {
+      writeAhead.copy(memfd, chunks);
+    } catch (error) {
+      const granted = await acquiring.catch(() => undefined);
+      if (granted) this.#requests.release(granted.lease.id);
+      throw error;
+    }
+    let lease: string;
+    try {
+      lease = (await acquiring).lease.id;
+    } catch (error) {
+      if (error instanceof UnsupportedError) return undefined;
+      throw error;
+    }
+    try {
+      return await this.#requests.call(Op.SEAL, lease, decodeInfo);
+    } finally {
+      this.#requests.release(lease);
+    }
+  }
+
+  /** The daemon keeps no blobs in memfds: the write-ahead pool goes. */
+  #retire(writeAhead: WriteAhead): void {
+    this.#retired = writeAhead.close();
+    this.#writeAhead = undefined;
+  }
+
+  /** Gives back the memory of the write-ahead pool. */
+  close(): Promise<void> | undefined {
+    return this.#writeAhead?.close();
+  }
+}
+
+/** Puts an object by writing its bytes into the memfd the daemon gives it. */
+async function putInto(
+  peer: Peer,
+  chunks: readonly Uint8Array[],
+  id: string | undefined,
+  options: AcquireOptions,
+): Promise<ObjectInfo> {
+  const { lease, blobs } = await peer.acquire(id, Access.CREATE, options);
+  try {
+    let at = 0;
+    for (const chunk of chunks) {
+      await blobs[0]!.write(at, chunk);
+      at += chunk.length;
+    }
+    return await peer.seal(lease.id);
+  } finally {
+    await peer.release(lease.id).catch(() => {});
+  }
+}

@@ -1,0 +1,319 @@
+/**
+ * The client side's requests on one connection: ids, replies matched to
+ * them (with the fds they carry), time-outs, and the leases granted by
+ * replies that come after their time-out, released at once.
+ *
+ * @module
+ */
+import {
+  ClosedError,
+  errorFromCode,
+  ProtocolError,
+  StoreUnavailableError,
+} from "../../core/errors.ts";
+import { Linux } from "../../native/ffi.ts";
+import type { Native } from "../../native/load.ts";
+import type { Reactor } from "../../native/reactor.ts";
+import type { Flusher } from "../../native/schedule.ts";
+import type { Channel } from "./channel.ts";
+import { decodeOpenReply } from "./open_frame.ts";
+import {
+  type AcquireReply,
+  decodeJson,
+  encodeFrame,
+  Flag,
+  Frames,
+  type Header,
+  NO_FDS,
+  Op,
+  textFrameRoom,
+  writeTextFrame,
+} from "./protocol.ts";
+
+/** How often requests are checked for time-outs, in milliseconds. */
+const SWEEP_MS = 100;
+
+/** Decodes a reply body (valid only during the call) and the fds that came with it. */
+export type Decode<T> = (body: Uint8Array, fds: number[]) => T;
+
+/** A whole request frame, written in place for a request id. */
+export interface Built {
+  /** The most bytes the frame takes. */
+  readonly room: number;
+  /** Writes the frame into `into`; returns its length. */
+  write(into: Uint8Array, id: number): number;
+}
+
+/** A request body: bytes, a string (an id, or JSON) to encode straight into the frame, or a whole frame. */
+export type Body = Uint8Array | string | Built;
+
+/** Sends a request and resolves with its decoded reply. */
+export type Call = <T>(op: number, body: Body, decode: Decode<T>) => Promise<T>;
+
+/** What a 0-length reply decodes to. */
+export const none: Decode<void> = () => {};
+
+interface Pending {
+  readonly op: number;
+  /** The time-out sweep during which the request was sent: a clock without a call per request. */
+  readonly sentInSweep: number;
+  readonly decode: Decode<unknown>;
+  /** Whether the decoder takes over the fds of the reply; otherwise they are closed. */
+  readonly takesFds: boolean;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: Error) => void;
+  /** Earlier parts of a reply split with {@link Flag.MORE}. */
+  parts?: Uint8Array[];
+}
+
+/** Errors the daemon sent in reply, as opposed to those of this side. */
+const fromDaemon = new WeakSet<Error>();
+
+/**
+ * Whether `error` is one the daemon replied with.
+ *
+ * @param error An error a request failed with.
+ */
+export function isFromDaemon(error: unknown): boolean {
+  return error instanceof Error && fromDaemon.has(error);
+}
+
+/** What {@link Requests} needs from its connection. */
+export interface RequestsOptions {
+  readonly native: Native;
+  readonly reactor: Reactor;
+  readonly channel: Channel;
+  /** The socket path, for messages. */
+  readonly path: string;
+  /** How long a request waits for its reply, in milliseconds; 0 for ever. */
+  readonly timeout: number;
+  /** Ends the connection when a reply cannot be framed. */
+  fail(reason: string): void;
+}
+
+/**
+ * The requests of one connection and their replies. Requests made in the
+ * same turn leave in one message at its end (see `Schedule`). A request is
+ * written straight into the channel and a reply settles its request from
+ * the message handler: the round trip of a get runs through this class
+ * whole, with no step between that would cost it a hop.
+ */
+export class Requests {
+  readonly #native: Native;
+  readonly #reactor: Reactor;
+  readonly #channel: Channel;
+  readonly #flusher: Flusher;
+  readonly #path: string;
+  readonly #timeout: number;
+  readonly #failConnection: (reason: string) => void;
+  readonly #pending = new Map<number, Pending>();
+  /** ACQUIRE and OPEN requests given up on, whose late replies would grant leases to release. */
+  readonly #abandoned = new Set<number>();
+  #nextId = 1;
+  #closedReason: string | undefined;
+  /** After the flush of requests: the JS thread waits for their replies itself. */
+  readonly #flushed = () => {
+    if (this.#pending.size > 0) this.#reactor.waitSoon();
+  };
+
+  constructor(options: RequestsOptions) {
+    this.#native = options.native;
+    this.#reactor = options.reactor;
+    this.#channel = options.channel;
+    this.#path = options.path;
+    this.#timeout = options.timeout;
+    this.#failConnection = options.fail;
+    this.#flusher = options.reactor.schedule.flusher(() => options.channel.flush());
+    if (this.#timeout > 0) Requests.#watch(this);
+  }
+
+  /**
+   * Sends a request and waits for its reply. A request with a memfd (a
+   * CREATE that hands it over) leaves at once, not at the end of the turn,
+   * so that its caller can fill the memfd while it travels.
+   */
+  call<T>(op: number, body: Body, decode: Decode<T>, memfd?: number): Promise<T> {
+    if (this.#closedReason !== undefined) return Promise.reject(this.closedError());
+    const id = this.#nextId;
+    this.#nextId = id === 0xffff_ffff ? 1 : id + 1;
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    this.#pending.set(id, {
+      op,
+      sentInSweep: Requests.#sweeps,
+      decode,
+      takesFds: op === Op.ACQUIRE || op === Op.OPEN,
+      resolve: resolve as (value: unknown) => void,
+      reject,
+    });
+    this.#send(op, id, 0, body, memfd);
+    if (memfd !== undefined) this.#channel.flush();
+    return promise;
+  }
+
+  /** Ends a lease on the daemon without waiting: nobody waits for a one-way request. */
+  release(leaseId: string): void {
+    this.#send(Op.RELEASE, 0, Flag.ONE_WAY, leaseId);
+  }
+
+  #send(op: number, id: number, flags: number, body: Body, memfd?: number): void {
+    const fds = memfd === undefined ? NO_FDS : [memfd];
+    if (typeof body === "string") {
+      this.#channel.pushBuilt(
+        textFrameRoom(body),
+        (into) => writeTextFrame(into, op, id, flags, body, fds.length),
+        fds,
+      );
+    } else if (body instanceof Uint8Array) {
+      this.#channel.push(encodeFrame(op, id, flags, body, fds.length), fds);
+    } else {
+      this.#channel.pushBuilt(body.room, (into) => body.write(into, id), fds);
+    }
+    if (flags & Flag.ONE_WAY) this.#flusher.nextTurn();
+    else this.#flusher.endOfTurn(this.#flushed);
+  }
+
+  /** Handles a message from the daemon: each frame settles its request. */
+  message(bytes: Uint8Array, fds: number[], flags: number): void {
+    const symbols = this.#native.symbols;
+    const lost = flags & (Linux.MSG_TRUNC | Linux.MSG_CTRUNC);
+    const frames = new Frames(bytes, fds);
+    try {
+      for (let header = frames.next(); header !== undefined; header = frames.next()) {
+        if (typeof header === "string") {
+          this.#failConnection(`malformed reply: ${header}`);
+          return;
+        }
+        const { body, fds: frameFds } = frames;
+        const pending = this.#pending.get(header.id);
+        if (pending === undefined || !(header.flags & Flag.REPLY)) {
+          for (const fd of frameFds) symbols.pk_close(fd);
+          if (this.#abandoned.delete(header.id)) this.#releaseLate(header, body);
+          continue;
+        }
+        if (header.flags & Flag.MORE) {
+          for (const fd of frameFds) symbols.pk_close(fd);
+          (pending.parts ??= []).push(body.slice());
+          continue;
+        }
+        this.#pending.delete(header.id);
+        const failed = header.flags & Flag.ERROR || lost || frameFds.length !== header.fds;
+        if (failed || !pending.takesFds) {
+          for (const fd of frameFds) symbols.pk_close(fd);
+        }
+        if (header.flags & Flag.ERROR) {
+          pending.reject(remoteError(body));
+        } else if (failed) {
+          pending.reject(new ProtocolError("Reply truncated: the message or its fds were cut"));
+        } else {
+          try {
+            pending.resolve(pending.decode(joined(pending.parts, body), frameFds));
+          } catch (error) {
+            pending.reject(error as Error);
+          }
+        }
+      }
+    } finally {
+      for (const fd of frames.takeRest()) symbols.pk_close(fd);
+    }
+  }
+
+  /** Fails every request under way, and those to come, with a {@link ClosedError}. */
+  close(reason: string): void {
+    if (this.#closedReason !== undefined) return;
+    this.#closedReason = reason;
+    Requests.#unwatch(this);
+    this.#abandoned.clear();
+    const error = this.closedError();
+    for (const pending of this.#pending.values()) pending.reject(error);
+    this.#pending.clear();
+  }
+
+  /** Why the connection ended, or undefined while it is open. */
+  get closedReason(): string | undefined {
+    return this.#closedReason;
+  }
+
+  /** The error of a request on an ended connection. */
+  closedError(): ClosedError {
+    return new ClosedError(this.#closedReason ?? "Connection closed");
+  }
+
+  /** Connections whose requests time out, all checked by one timer. */
+  static readonly #timed = new Set<Requests>();
+  static #sweeper: ReturnType<typeof setInterval> | undefined;
+  /** Time-out sweeps so far: a request sent during sweep n is at least (m - n - 1) sweeps old at sweep m. */
+  static #sweeps = 0;
+
+  /**
+   * Checks `requests` for time-outs from now on. One timer serves every
+   * connection: setting a timer costs more than a request, and a process
+   * may hold a thousand idle connections.
+   */
+  static #watch(requests: Requests): void {
+    Requests.#timed.add(requests);
+    if (Requests.#sweeper !== undefined) return;
+    const sweeper = Requests.#sweeper = setInterval(() => {
+      Requests.#sweeps++;
+      for (const timed of Requests.#timed) timed.#expire();
+    }, SWEEP_MS);
+    Deno.unrefTimer(sweeper);
+  }
+
+  static #unwatch(requests: Requests): void {
+    if (!Requests.#timed.delete(requests) || Requests.#timed.size > 0) return;
+    clearInterval(Requests.#sweeper);
+    Requests.#sweeper = undefined;
+  }
+
+  /** Fails the requests that have waited longer than the timeout, oldest first. */
+  #expire(): void {
+    for (const [id, pending] of this.#pending) {
+      if ((Requests.#sweeps - pending.sentInSweep - 1) * SWEEP_MS < this.#timeout) break;
+      this.#pending.delete(id);
+      if (pending.op === Op.ACQUIRE || pending.op === Op.OPEN) this.#abandoned.add(id);
+      pending.reject(
+        new StoreUnavailableError(`No reply from ${this.#path} within ${this.#timeout} ms`),
+      );
+    }
+  }
+
+  /** Releases the lease a reply to an abandoned ACQUIRE or OPEN granted, if it granted one. */
+  #releaseLate(header: Header, body: Uint8Array): void {
+    if (!(header.flags & Flag.REPLY) || header.flags & (Flag.ERROR | Flag.MORE)) return;
+    let lease: unknown;
+    try {
+      lease = header.op === Op.OPEN
+        ? decodeOpenReply(body)?.leaseId
+        : (decodeJson(body) as AcquireReply).lease?.id;
+    } catch {
+      return;
+    }
+    if (typeof lease === "string") this.release(lease);
+  }
+}
+
+function joined(parts: Uint8Array[] | undefined, last: Uint8Array): Uint8Array {
+  if (parts === undefined) return last;
+  const total = parts.reduce((sum, part) => sum + part.length, last.length);
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const part of [...parts, last]) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return bytes;
+}
+
+function remoteError(body: Uint8Array): Error {
+  try {
+    const { code, message } = decodeJson(body) as { code: unknown; message: unknown };
+    if (typeof code === "string" && typeof message === "string") {
+      const error = errorFromCode(code, message);
+      fromDaemon.add(error);
+      return error;
+    }
+  } catch {
+    // Not JSON: described below.
+  }
+  return new ProtocolError("Malformed error reply");
+}

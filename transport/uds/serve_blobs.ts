@@ -1,0 +1,68 @@
+/**
+ * The server's handlers of the operations that move an object's bytes over
+ * the socket: READ and WRITE, for peers whose blobs have no memfd, and PUT,
+ * a small object inline in one request.
+ *
+ * @module
+ */
+import { InvalidArgumentError, ProtocolError } from "../../core/errors.ts";
+import type { Blob } from "../../core/blob.ts";
+import { Access } from "../../core/lease.ts";
+import type { DirectPut, Peer } from "../../core/peer.ts";
+import { putRequest } from "../../core/requests.ts";
+import { CHUNK, decodePut, decodeRead, decodeWrite } from "./protocol.ts";
+import { empty, owned, type Session, written } from "./session.ts";
+
+export async function read(session: Session, body: Uint8Array): Promise<Uint8Array> {
+  const request = decodeRead(body);
+  if (request === undefined) throw new ProtocolError("Malformed READ request");
+  if (request.length > CHUNK) {
+    throw new InvalidArgumentError(`Invalid length: at most ${CHUNK} bytes per read`);
+  }
+  session.reading += request.length;
+  try {
+    return await blobOf(session, request.lease, request.blob).read(request.offset, request.length);
+  } finally {
+    session.reading -= request.length;
+  }
+}
+
+export async function write(session: Session, body: Uint8Array): Promise<Uint8Array> {
+  const request = decodeWrite(body);
+  if (request === undefined) throw new ProtocolError("Malformed WRITE request");
+  await blobOf(session, request.lease, request.blob).write(request.offset, request.bytes);
+  return empty;
+}
+
+/** Creates, writes, seals and releases a small object whose bytes came inline. */
+export async function put(session: Session, body: Uint8Array): Promise<string> {
+  const decoded = decodePut(body);
+  if (decoded === undefined) throw new ProtocolError("Malformed PUT request");
+  const { bytes } = decoded;
+  const request = putRequest(decoded.request);
+  const peer = session.peer as Peer & Partial<DirectPut>;
+  if (typeof peer.putObject === "function") {
+    // The bytes are a copy of the request's, this put's to give up.
+    const put = { ...request, transfer: true };
+    return written(session, await peer.putObject([bytes], bytes.length, put));
+  }
+  const { id, meta, ttl } = request;
+  const { lease, blobs } = await peer.acquire(id, Access.CREATE, {
+    size: bytes.length,
+    ...(meta === undefined ? {} : { meta }),
+    ...(ttl === undefined ? {} : { ttl, objectTtl: ttl }),
+  });
+  try {
+    await blobs[0]!.write(0, bytes);
+    return written(session, await peer.seal(lease.id));
+  } finally {
+    await peer.release(lease.id).catch(() => {});
+  }
+}
+
+/** A blob of a lease on this connection, for peers whose blobs have no fd. */
+function blobOf(session: Session, lease: string, index: number): Blob {
+  const blob = session.leases.get(owned(session, lease))!.blobs[index];
+  if (blob === undefined) throw new InvalidArgumentError(`Invalid blob index: ${index}`);
+  return blob;
+}

@@ -1,0 +1,89 @@
+/**
+ * The server's handler of OPEN, the compact READ lease of `get`, and what
+ * it remembers of each connection's replies: the info and fds it sent for
+ * each object, under a serial, so that a client that still maps an object
+ * gets a reply of a few bytes, without them.
+ *
+ * @module
+ */
+import { ProtocolError } from "../../core/errors.ts";
+import { Access } from "../../core/lease.ts";
+import type { AcquireOptions } from "../../core/peer.ts";
+import { setNewest } from "./newest.ts";
+import { decodeOpen, type OpenReply, openReplyRoom, writeOpenReply } from "./open_frame.ts";
+import { Flag } from "./protocol.ts";
+import { keep } from "./serve_leases.ts";
+import { json, type Session } from "./session.ts";
+
+/** The options of most OPENs, and of local-only ones: shared, as no peer changes its options. */
+const NO_OPTIONS: AcquireOptions = Object.freeze({});
+const LOCAL: AcquireOptions = Object.freeze({ local: true });
+/** How many objects a connection remembers sending to its client in OPEN replies. */
+const MAX_SENT = 1024;
+
+/** What an OPEN reply sent a client about an object, under a serial. */
+interface Sent {
+  readonly serial: number;
+  /** The info object the peer handed out: a new one whenever the object changes. */
+  readonly info: unknown;
+  readonly fds: readonly number[];
+}
+
+/** What the OPEN replies of one connection sent, by object id, oldest first. */
+export class ServerOpens {
+  readonly sent = new Map<string, Sent>();
+  lastSerial = 0;
+}
+
+/**
+ * Grants a READ lease in compact form (see `open_frame.ts`). The info and
+ * the fds are left out when this connection sent the client, under the
+ * serial it names, the same info object with the same fds: the same
+ * sealed bytes, which it still maps. (A tiered peer may have moved those
+ * bytes to another memfd with the same fd number meanwhile; they are the
+ * same bytes, and the client keeps the old memfd only while it reads.)
+ */
+export async function open(session: Session, id: number, body: Uint8Array): Promise<undefined> {
+  const request = decodeOpen(body, session.recent);
+  if (request === undefined) throw new ProtocolError("Malformed OPEN request");
+  const { objectId, known, ttl, local } = request;
+  const acquired = await session.peer.acquire(
+    objectId,
+    Access.READ,
+    ttl === undefined ? (local ? LOCAL : NO_OPTIONS) : { ttl, ...(local ? LOCAL : {}) },
+  );
+  const fds = keep(session, acquired);
+  if (fds === undefined) return undefined;
+  session.context.metrics.readBytes += acquired.object.size;
+  // Its release will spell it.
+  session.recent.add(acquired.lease.id);
+  const opens = session.opens;
+  const sent = opens.sent.get(objectId);
+  const same = known !== 0 && sent !== undefined && sent.serial === known &&
+    sent.info === acquired.object && sameFds(sent.fds, fds);
+  let serial = known;
+  if (!same) {
+    serial = opens.lastSerial = opens.lastSerial === 0xffff_ffff ? 1 : opens.lastSerial + 1;
+    setNewest(opens.sent, objectId, { serial, info: acquired.object, fds }, MAX_SENT);
+  }
+  const expiresAt = acquired.lease.expiresAt;
+  const reply: OpenReply = {
+    serial,
+    leaseId: acquired.lease.id,
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+    ...(same ? {} : { info: json(acquired.object) }),
+  };
+  const attached = same ? [] : fds;
+  session.channel.pushBuilt(
+    openReplyRoom(reply),
+    (into) => writeOpenReply(into, id, Flag.REPLY, reply, attached.length),
+    attached,
+  );
+  return undefined;
+}
+
+function sameFds(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,40 @@
+/**
+ * The server's handlers of the operations that ask and change nothing:
+ * STAT, LIST, HAS, STATS, STATUS and METRICS.
+ *
+ * @module
+ */
+import { UnsupportedError } from "../../core/errors.ts";
+import { hasRequest, statRequest } from "../../core/requests.ts";
+import { decodeText } from "./protocol.ts";
+import { json, type Session } from "./session.ts";
+
+export function stat(session: Session, body: Uint8Array): Promise<string> {
+  return session.peer.stat(statRequest(decodeText(body))).then(json);
+}
+
+export function list(session: Session): Promise<string> {
+  return session.peer.list().then(json);
+}
+
+export function has(session: Session, body: Uint8Array): Promise<Uint8Array> {
+  return session.peer.has(hasRequest(decodeText(body))).then((has) => Uint8Array.of(has ? 1 : 0));
+}
+
+export function stats(session: Session): Promise<string> {
+  return session.peer.stats().then(json);
+}
+
+export function status(session: Session): Promise<string> {
+  const status = session.context.status;
+  if (status === undefined) {
+    throw new UnsupportedError("No status: this server is not a daemon");
+  }
+  return status().then(json);
+}
+
+/** The peer's metrics and the server's counters, for METRICS. */
+export async function metrics(session: Session): Promise<string> {
+  const own = await session.peer.metrics?.();
+  return json({ ...own, ...session.context.metrics.snapshot() });
+}
