@@ -1,6 +1,8 @@
 import type {
   Acquired,
   AcquireOptions,
+  ArrivingObject,
+  ArrivingRead,
   DirectPut,
   Peer,
   PeerStats,
@@ -19,7 +21,7 @@ import type { UdsPeer } from "../transport/uds/uds_peer.ts";
  * more on a new one. Leases do not survive: one granted before the loss ends
  * with {@link LeaseExpiredError}, its views detached.
  */
-export class ReconnectingPeer implements Peer, DirectPut, StatusSource {
+export class ReconnectingPeer implements Peer, DirectPut, StatusSource, ArrivingRead {
   readonly #connect: () => Promise<UdsPeer>;
   #current: UdsPeer;
   #reconnecting: Promise<UdsPeer> | undefined;
@@ -71,6 +73,11 @@ export class ReconnectingPeer implements Peer, DirectPut, StatusSource {
 
   renew(leaseId: string, ttl?: number): Promise<Lease> {
     return this.#onLease(leaseId, (peer) => peer.renew(leaseId, ttl), false);
+  }
+
+  /** See `UdsPeer.readArriving`; a stream does not outlive its connection. */
+  readArriving(objectId: string): Promise<ArrivingObject | undefined> {
+    return this.#read((peer) => peer.readArriving(objectId));
   }
 
   stat(objectId: string): Promise<ObjectInfo> {

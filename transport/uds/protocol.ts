@@ -108,6 +108,20 @@ export const Op = {
   METRICS: 14,
   /** Empty body; reply JSON `DaemonStatus`, or `UNSUPPORTED` from a server not run by a daemon. */
   STATUS: 15,
+  /**
+   * Body the object id; reply JSON `{ object, stream }` for an object on its
+   * way to the daemon (see `ArrivingRead`), or `null` when it is held there
+   * (read it with OPEN or ACQUIRE).
+   */
+  ARRIVE: 16,
+  /**
+   * Body the stream number of an ARRIVE reply, as text; reply the next bytes
+   * of the object as soon as they are verified, empty once it is sealed and
+   * all sent, or an error when it cannot be fetched whole.
+   */
+  ARRIVE_NEXT: 17,
+  /** Body the stream number; empty reply. The stream ends: its bytes are not wanted any more. */
+  ARRIVE_CANCEL: 18,
 } as const;
 
 /** One of {@link Op}. */

@@ -8,6 +8,7 @@ import { decodeAcquire, Op } from "./protocol.ts";
 import { put, read, write } from "./serve_blobs.ts";
 import { acquire, discard, release, renew, seal } from "./serve_leases.ts";
 import { open } from "./serve_open.ts";
+import { arrive, arriveCancel, arriveNext } from "./serve_arriving.ts";
 import { has, list, metrics, stat, stats, status } from "./serve_queries.ts";
 import type { Session } from "./session.ts";
 
@@ -55,6 +56,12 @@ export function route(
       return open(session, id, body);
     case Op.METRICS:
       return metrics(session);
+    case Op.ARRIVE:
+      return arrive(session, body);
+    case Op.ARRIVE_NEXT:
+      return arriveNext(session, body);
+    case Op.ARRIVE_CANCEL:
+      return arriveCancel(session, body);
     default:
       throw new ProtocolError(`Unknown operation: ${op}`);
   }
