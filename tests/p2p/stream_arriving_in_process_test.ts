@@ -76,6 +76,8 @@ Deno.test("an in-process stream fails with NotFoundError when its only holder st
   }, NotFoundError);
   await assertRejects(() => arriving.bytes(), NotFoundError);
   assertEquals(await onB.has("w"), false);
+  // No holder at all: the open itself fails, typed.
+  await assertRejects(() => onB.open("nowhere"), NotFoundError);
 });
 
 Deno.test("a reader that cancels its stream early holds nothing; the fetch goes on", async () => {
