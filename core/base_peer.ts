@@ -1,14 +1,25 @@
-/** BasePeer: the lifecycle every peer inherits, over any blob store and lease store. */
+/**
+ * BasePeer: the lifecycle every peer inherits, over any blob store and lease
+ * store. One idea, the state of the objects one peer holds (the current
+ * incarnation of each id, the leases on it, reference counts, recency and
+ * deadlines) and each operation that changes it; they share that private
+ * state, often within one turn, so they stay in one class. What it builds on
+ * lives apart: the rules in `lifecycle.ts` and `range.ts`, a lease's view of
+ * a blob in `leased_blob.ts`, the holding in `holding.ts`, eviction victims
+ * in `eviction.ts`, deadlines in `deadline_timer.ts`.
+ *
+ * @module
+ */
 import type { Blob } from "./blob.ts";
 import type { BlobStore, StoredObject } from "./blob_store.ts";
-import { checkChunks, checkMemfds, checkOptions, checkRange } from "./call_checks.ts";
+import { checkChunks, checkMemfds, checkOptions } from "./call_checks.ts";
+import { checkRange } from "./range.ts";
 import { creatingInfo } from "./creating_info.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import { DeadlineTimer } from "./deadline_timer.ts";
 import {
   AlreadyExistsError,
-  AlreadySealedError,
   CapacityExceededError,
   ClosedError,
   InvalidArgumentError,
@@ -16,13 +27,12 @@ import {
   NotSealedError,
   UnknownLeaseError,
   UnsupportedError,
-  WrongAccessError,
 } from "./errors.ts";
 import { Access, type Lease } from "./lease.ts";
 import { type LeaseEnd, type LeaseRecord, leaseRecord, type LeaseStore } from "./lease_store.ts";
 import { closeLeaseViews, closeViews, type Holding, sealedInfo } from "./holding.ts";
 import { LeasedBlob } from "./leased_blob.ts";
-import { isExpired } from "./lifecycle.ts";
+import { checkSealable, isExpired } from "./lifecycle.ts";
 import { evictionVictims } from "./eviction.ts";
 import { Lru } from "./lru.ts";
 import { type PeerMode, validateMode } from "./mode.ts";
@@ -263,7 +273,7 @@ export class BasePeer implements Peer {
       const blob = holding.stored.blobs[0]!;
       let at = 0;
       for (const chunk of filled ? [] : chunks) {
-        checkRange(at, chunk.length, blob.size, lease.objectId);
+        checkRange("write", at, chunk.length, blob.size, lease.objectId);
         await blob.write(at, chunk);
         at += chunk.length;
       }
@@ -335,19 +345,9 @@ export class BasePeer implements Peer {
     this.#checkOpen();
     validateLeaseId(leaseId);
     const lease = await this.#leases.lease(leaseId);
-    if (lease.access !== Access.CREATE) {
-      throw new WrongAccessError(
-        `Cannot seal object ${lease.objectId}: lease is ${lease.access}, not CREATE`,
-      );
-    }
-    const holding = this.#holdingOf(leaseId);
-    if (holding.sealed) {
-      throw new AlreadySealedError(`Cannot seal object ${lease.objectId}: already sealed`);
-    }
-    if (holding.sealing !== undefined) {
-      throw new AlreadySealedError(`Cannot seal object ${lease.objectId}: seal in progress`);
-    }
-    return await this.#seal(leaseId, holding);
+    const holding = this.#held.get(leaseId);
+    checkSealable(lease, holding?.sealed === true || holding?.sealing !== undefined);
+    return await this.#seal(leaseId, holding ?? this.#holdingOf(leaseId));
   }
 
   /** Seals the object of a CREATE lease on `holding` that is not sealed nor being sealed. */

@@ -1,17 +1,6 @@
 /** Checks of the arguments of in-process peer calls that the validators of `validate.ts` do not cover. */
 import { InvalidArgumentError } from "./errors.ts";
 import { shown } from "./shown.ts";
-import { validateSize } from "./validate.ts";
-
-export function checkRange(offset: number, length: number, size: number, objectId: string): void {
-  validateSize(offset, "offset");
-  validateSize(length, "length");
-  if (offset + length > size) {
-    throw new InvalidArgumentError(
-      `Out of range for object ${objectId}: ${offset}+${length} is past its size ${size}`,
-    );
-  }
-}
 
 /** Options of an in-process call: absent or an object; each field is checked where it is used. */
 export function checkOptions(options: unknown): void {

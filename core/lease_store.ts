@@ -31,6 +31,15 @@ export interface LeaseStore {
   /**
    * Grants a READ or WRITE lease on an existing object and returns the object.
    *
+   * Identity of the returned info is part of the contract: a store returns a
+   * new object whenever anything of the object changed (seal, annotate, a new
+   * object under the id), never the old one patched in place, so that a
+   * caller may take "the same object as last time" to mean "nothing changed"
+   * (the Unix-socket OPEN leaves out what the client has seen). A store that
+   * keeps its objects in memory returns the identical object while nothing
+   * changed, so that the shortcut hits; a store that parses a reply each time
+   * returns a new one each time, which only costs the shortcut.
+   *
    * @throws {NotFoundError} When no object has the id.
    * @throws {NotSealedError} For READ of an object still being created.
    */

@@ -1,14 +1,9 @@
 /** A blob as one lease sees it: reads and writes bounded by the lease's access and life. */
 import type { Blob } from "./blob.ts";
-import { checkRange } from "./call_checks.ts";
-import {
-  AlreadySealedError,
-  InvalidArgumentError,
-  UnknownLeaseError,
-  WrongAccessError,
-} from "./errors.ts";
+import { checkRange } from "./range.ts";
+import { InvalidArgumentError, UnknownLeaseError } from "./errors.ts";
 import type { Holding } from "./holding.ts";
-import { Access } from "./lease.ts";
+import { checkWrite } from "./lifecycle.ts";
 import type { LeaseRecord } from "./lease_store.ts";
 import { shown } from "./shown.ts";
 
@@ -64,7 +59,7 @@ export class LeasedBlob implements Blob {
 
   read(offset: number, length: number): Promise<Uint8Array> {
     this.#checkLive();
-    checkRange(offset, length, this.#blob.size, this.#lease.objectId);
+    checkRange("read", offset, length, this.#blob.size, this.#lease.objectId);
     return this.#blob.read(offset, length);
   }
 
@@ -73,13 +68,8 @@ export class LeasedBlob implements Blob {
     if (!(bytes instanceof Uint8Array)) {
       throw new InvalidArgumentError(`Invalid bytes: expected a Uint8Array, got ${shown(bytes)}`);
     }
-    if (this.#lease.access === Access.READ) {
-      throw new WrongAccessError(`Cannot write object ${this.#lease.objectId}: lease is READ`);
-    }
-    if (this.#holding.sealed || this.#holding.sealing !== undefined) {
-      throw new AlreadySealedError(`Cannot write object ${this.#lease.objectId}: sealed`);
-    }
-    checkRange(offset, bytes.length, this.#blob.size, this.#lease.objectId);
+    checkWrite(this.#lease, this.#holding.sealed || this.#holding.sealing !== undefined);
+    checkRange("write", offset, bytes.length, this.#blob.size, this.#lease.objectId);
     return this.#blob.write(offset, bytes);
   }
 

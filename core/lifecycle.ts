@@ -32,18 +32,28 @@ export function checkGrant(
   return info;
 }
 
+/** What the seal and write rules need of a lease: a lease store's record, or a transport's view of one. */
+export type LeaseAccess = Pick<LeaseRecord, "access" | "objectId">;
+
 /** Seal only with a CREATE lease, and only once. */
 export function checkSeal(lease: LeaseRecord, info: ObjectInfo | undefined): ObjectInfo {
+  checkSealable(lease, info?.state === "SEALED");
+  if (info === undefined) throw new NotFoundError(`No object: ${lease.objectId}`);
+  return info;
+}
+
+/**
+ * The seal rule where the caller holds the object and knows whether it is sealed.
+ *
+ * @param sealed Whether the object is sealed, or a seal of it is under way.
+ */
+export function checkSealable(lease: LeaseAccess, sealed: boolean): void {
   if (lease.access !== Access.CREATE) {
     throw new WrongAccessError(
       `Cannot seal object ${lease.objectId}: lease is ${lease.access}, not CREATE`,
     );
   }
-  if (info === undefined) throw new NotFoundError(`No object: ${lease.objectId}`);
-  if (info.state === "SEALED") {
-    throw new AlreadySealedError(`Cannot seal object ${lease.objectId}: already sealed`);
-  }
-  return info;
+  if (sealed) throw new AlreadySealedError(`Cannot seal object ${lease.objectId}: already sealed`);
 }
 
 /** Discard needs CREATE or WRITE. */
@@ -53,14 +63,16 @@ export function checkDiscard(lease: LeaseRecord): void {
   }
 }
 
-/** Writes need CREATE or WRITE on an object not yet sealed. */
-export function checkWrite(lease: LeaseRecord, info: ObjectInfo): void {
+/**
+ * Writes need CREATE or WRITE on an object not yet sealed.
+ *
+ * @param sealed Whether the object is sealed, or a seal of it is under way.
+ */
+export function checkWrite(lease: LeaseAccess, sealed: boolean): void {
   if (lease.access === Access.READ) {
     throw new WrongAccessError(`Cannot write object ${lease.objectId}: lease is READ`);
   }
-  if (info.state === "SEALED") {
-    throw new AlreadySealedError(`Cannot write object ${lease.objectId}: sealed`);
-  }
+  if (sealed) throw new AlreadySealedError(`Cannot write object ${lease.objectId}: sealed`);
 }
 
 /** A lease is live until its expiry. */

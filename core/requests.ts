@@ -96,31 +96,17 @@ export function acquireRequest(value: unknown): AcquireRequest {
 }
 
 /**
- * Checks the lease id of SEAL.
+ * Checks the lease id of SEAL: a lease id, as for DISCARD and RELEASE.
  *
  * @throws {InvalidArgumentError} When it is not a lease id.
  */
-export function sealRequest(leaseId: unknown): string {
-  return validateLeaseId(leaseId);
-}
+export const sealRequest: (leaseId: unknown) => string = validateLeaseId;
 
-/**
- * Checks the lease id of DISCARD.
- *
- * @throws {InvalidArgumentError} When it is not a lease id.
- */
-export function discardRequest(leaseId: unknown): string {
-  return validateLeaseId(leaseId);
-}
+/** Checks the lease id of DISCARD; see {@link sealRequest}. */
+export const discardRequest: (leaseId: unknown) => string = validateLeaseId;
 
-/**
- * Checks the lease id of RELEASE.
- *
- * @throws {InvalidArgumentError} When it is not a lease id.
- */
-export function releaseRequest(leaseId: unknown): string {
-  return validateLeaseId(leaseId);
-}
+/** Checks the lease id of RELEASE; see {@link sealRequest}. */
+export const releaseRequest: (leaseId: unknown) => string = validateLeaseId;
 
 /**
  * Checks RENEW `{ leaseId, ttl? }`.
@@ -135,42 +121,22 @@ export function renewRequest(value: unknown): RenewRequest {
 }
 
 /**
- * Checks the object id of GET, a READ lease on an object. (The socket's
- * OPEN, the same for `get`, decodes its id as a string; the peer checks it,
- * once per object it holds.)
+ * Checks the object id of GET, a READ lease on an object: an object id, as
+ * for STAT, HAS and DELETE. (The socket's OPEN, the same for `get`, decodes
+ * its id as a string; the peer checks it, once per object it holds.)
  *
  * @throws {InvalidArgumentError} When it is not a valid object id.
  */
-export function getRequest(objectId: unknown): string {
-  return validateObjectId(objectId);
-}
+export const getRequest: (objectId: unknown) => string = validateObjectId;
 
-/**
- * Checks the object id of STAT.
- *
- * @throws {InvalidArgumentError} When it is not a valid object id.
- */
-export function statRequest(objectId: unknown): string {
-  return validateObjectId(objectId);
-}
+/** Checks the object id of STAT; see {@link getRequest}. */
+export const statRequest: (objectId: unknown) => string = validateObjectId;
 
-/**
- * Checks the object id of HAS.
- *
- * @throws {InvalidArgumentError} When it is not a valid object id.
- */
-export function hasRequest(objectId: unknown): string {
-  return validateObjectId(objectId);
-}
+/** Checks the object id of HAS; see {@link getRequest}. */
+export const hasRequest: (objectId: unknown) => string = validateObjectId;
 
-/**
- * Checks the object id of DELETE.
- *
- * @throws {InvalidArgumentError} When it is not a valid object id.
- */
-export function deleteRequest(objectId: unknown): string {
-  return validateObjectId(objectId);
-}
+/** Checks the object id of DELETE; see {@link getRequest}. */
+export const deleteRequest: (objectId: unknown) => string = validateObjectId;
 
 /**
  * Checks PUT `{ id?, meta?, ttl? }`; `{}` comes back as one shared object.

@@ -1,3 +1,10 @@
+/**
+ * The memfd pool: one idea, memfds prepared ahead of demand and taken back
+ * from freed blobs, by size class, with the policy that sizes and trims the
+ * pool. Used by the memory backend and by the Unix-socket client.
+ *
+ * @module
+ */
 import { check, Errno, errnoError } from "./errno.ts";
 import type { Native } from "./load.ts";
 import type { Tasks } from "./tasks.ts";
@@ -157,7 +164,7 @@ class ClassPool {
 /**
  * Memfds for large blobs, allocated, mapped and faulted in ahead of demand
  * on Deno's blocking thread pool, so that writing a new object does not pay
- * 2.4 µs per page on the JS thread; and memfds of freed blobs that no other
+ * for each page on the JS thread; and memfds of freed blobs that no other
  * process received, handed out again.
  *
  * A take that leaves its size class with nothing ready or coming refills
@@ -382,7 +389,7 @@ export class MemfdPool {
 
   /**
    * Notes a use, and has the pool looked at once it may have gone idle. A
-   * timer costs about 0.1 ms to set or clear here, so one runs at a time,
+   * timer costs more to set or clear than a use, so one runs at a time,
    * not one per use: when it fires early, it waits for the rest.
    */
   #used(): void {

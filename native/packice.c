@@ -851,7 +851,7 @@ PK_EXPORT int32_t pk_eventfd(void) {
 // A lent wait ends when a socket is ready or when the lend's budget, a
 // timerfd in the inner epoll armed once per lend, runs out. Not a timeout
 // per wait: on a VM, arming and cancelling a short timer reprograms the
-// local APIC timer, a VM exit each, which made every wait cost ~7 us more.
+// local APIC timer, a VM exit each, which made every wait cost more.
 
 // The outer epoll's data for the reactor's eventfd and for the inner epoll.
 #define PK_REACTOR_WAKE 0
@@ -1041,7 +1041,7 @@ PK_EXPORT int32_t pk_reactor_reclaim(void *handle) {
   return 0;
 }
 
-// A poll that takes longer than this lost the CPU meanwhile: one takes ~0.5 us.
+// A poll that takes longer than this lost the CPU meanwhile: one takes a small fraction of it.
 #define PK_SPIN_GAP_NS 5000
 
 static int64_t pk_elapsed_ns(const struct timespec *since) {
@@ -1054,7 +1054,7 @@ static int64_t pk_elapsed_ns(const struct timespec *since) {
 // and writes at most `max` entries (token, events) into `slots`: for the
 // first `spin_ns` by polling without sleeping, then asleep until a socket is
 // ready or the lend's budget runs out. Waking a sleeping thread on another
-// CPU costs about 25 us on a VM, more than most answers take to come.
+// CPU costs, on a VM, more than most answers take to come.
 // Stores in out[0] the time waited and in out[1] 1 when the spin lost the
 // CPU (a gap between two polls): then what it found came because this thread
 // let the other side run, not because it spun. Returns how many entries; 0

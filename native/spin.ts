@@ -10,10 +10,10 @@ const MISS_COST = 4;
  * Whether waits on the JS thread poll for a while before they sleep. Waking
  * a sleeping thread on another CPU is slow on a VM, and a round trip wakes
  * two, while an answer from a process running on the other CPU often takes
- * less than one wake-up: then a short spin halves the round trip. It does not pay when the
- * other process waits for this CPU (it cannot answer until this thread
- * sleeps: a spin that finds the answer only after losing its CPU did not
- * pay), nor when no answer is coming; so spins that find nothing cost
+ * less than one wake-up: then a short spin halves the round trip. It does
+ * not pay when the other process waits for this CPU (it cannot answer until
+ * this thread sleeps: a spin that finds the answer only after losing its CPU
+ * did not pay), nor when no answer is coming; so spins that find nothing cost
  * credit, and without credit only one wait in {@link PROBE_EVERY} spins.
  */
 export class SpinPolicy {

@@ -15,6 +15,7 @@ import type {
   Peer,
   PeerStats,
 } from "../core/peer.ts";
+import { putInSteps } from "../core/put_in_steps.ts";
 import type { Meta } from "../core/validate.ts";
 import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
 import type { Directory, Removal } from "./directory.ts";
@@ -204,21 +205,11 @@ export class ClusterPeer implements Peer, ArrivingRead {
     if (put !== undefined) {
       info = await put.call(this.#home, chunks, size, options);
     } else {
-      const { lease, blobs } = await this.#home.acquire(options.id, Access.CREATE, {
+      info = await putInSteps(this.#home, options.id, chunks, {
         size,
         ...(options.meta === undefined ? {} : { meta: options.meta }),
         ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
       });
-      try {
-        let at = 0;
-        for (const chunk of chunks) {
-          await blobs[0]!.write(at, chunk);
-          at += chunk.length;
-        }
-        info = await this.#home.seal(lease.id);
-      } finally {
-        await this.#home.release(lease.id).catch(() => {});
-      }
     }
     await this.#announceSealed(info.id);
     return info;

@@ -5,7 +5,7 @@ import {
   InternalError,
   InvalidArgumentError,
 } from "../../core/errors.ts";
-import { validateSize } from "../../core/validate.ts";
+import { checkRange } from "../../core/range.ts";
 import { type BlobFile, type BlobFileOpener, DenoBlobFile, denoBlobFiles } from "./blob_file.ts";
 import { fromFsError } from "./io.ts";
 
@@ -218,13 +218,7 @@ export class FileBlob implements Blob {
 
   #checkRange(action: "read" | "write", offset: number, length: number): void {
     if (this.#state === "RELEASED") throw this.#released(action);
-    validateSize(offset, "offset");
-    validateSize(length, "length");
-    if (offset + length > this.size) {
-      throw new InvalidArgumentError(
-        `Cannot ${action} ${length} bytes at offset ${offset} of ${this.#label}: it holds ${this.size} bytes`,
-      );
-    }
+    checkRange(action, offset, length, this.size, this.#label);
   }
 
   #released(action: "read" | "write"): ClosedError {

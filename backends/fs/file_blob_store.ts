@@ -1,3 +1,13 @@
+/**
+ * FileBlobStore: one idea, the disk tier's layout of objects as files (one
+ * directory per object, blob files and a meta file, written under a
+ * temporary name and renamed at seal) and its recovery after a restart. The
+ * files themselves are `file_blob.ts`, their names `layout.ts`, the meta
+ * file `meta_file.ts`.
+ *
+ * @module
+ */
+import { HandedOut } from "../../core/handed_out.ts";
 import { join } from "node:path";
 import type { BlobStore, RecoveredObject, StoredObject } from "../../core/blob_store.ts";
 import {
@@ -114,7 +124,7 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
   /** The directories under `tmp/` of allocations under way. */
   readonly #allocating = new Set<string>();
   /** Every object this store ever handed out, freed or not. */
-  readonly #handedOut = new WeakSet<FileObject>();
+  readonly #handedOut = new HandedOut<FileObject>();
   #used = 0;
   #prepared = false;
   #closing: Promise<void> | undefined;
@@ -376,10 +386,7 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
 
   #own(stored: StoredObject, action: string): FileObject {
     this.#checkOpen(`${action} an object`);
-    if (!(stored instanceof FileObject) || !this.#handedOut.has(stored)) {
-      throw new InvalidArgumentError(`Cannot ${action} an object: not from this store`);
-    }
-    return stored;
+    return this.#handedOut.own(stored, action);
   }
 
   #checkOpen(action: string): void {

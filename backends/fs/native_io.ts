@@ -63,15 +63,9 @@ export class NativeFileIo implements BlobFileOpener {
   #nextId = 1;
   /** The Reactor registration, while jobs are under way. */
   #token: number | undefined;
-  #completed = 0;
 
   private constructor(native: Native) {
     this.#native = native;
-  }
-
-  /** Jobs finished since the process started: for tests. */
-  get completed(): number {
-    return this.#completed;
   }
 
   /** Creates a new file of `size` bytes (it must not exist), open for reading and writing. */
@@ -165,7 +159,6 @@ export class NativeFileIo implements BlobFileOpener {
         const job = this.#jobs.get(id);
         if (job === undefined) continue;
         this.#jobs.delete(id);
-        this.#completed++;
         if (result < 0) job.reject(new SystemError(job.operation, -result));
         else job.resolve(result);
       }

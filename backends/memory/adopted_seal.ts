@@ -5,7 +5,7 @@ import { FULL_SEALS } from "./seals.ts";
 /**
  * How long the writer has to unmap, in milliseconds, before the bytes are
  * copied: its client unmaps on another thread as soon as it has sent the
- * memfd, about 5 ms for 64 MiB here.
+ * memfd, which takes milliseconds for a large one.
  */
 const UNMAP_GRACE_MS = 1000;
 /** The pauses between tries of `F_SEAL_WRITE` start at 1 ms and double up to this. */

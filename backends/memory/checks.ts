@@ -1,4 +1,4 @@
-import { CapacityExceededError, InvalidArgumentError } from "../../core/errors.ts";
+import { CapacityExceededError } from "../../core/errors.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { validateSize } from "../../core/validate.ts";
 
@@ -26,19 +26,4 @@ export function checkRoom(info: ObjectInfo, total: number, used: number, capacit
       capacity - used
     } of ${capacity} bytes free`,
   );
-}
-
-/**
- * Checks that `length` bytes at `offset` lie inside a blob of `size` bytes.
- *
- * @throws {InvalidArgumentError} When they do not.
- */
-export function checkRange(what: string, offset: number, length: number, size: number): void {
-  validateSize(offset, "offset");
-  validateSize(length, "length");
-  if (offset + length > size) {
-    throw new InvalidArgumentError(
-      `Cannot ${what} ${length} bytes at offset ${offset}: the blob holds ${size} bytes`,
-    );
-  }
 }

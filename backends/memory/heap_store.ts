@@ -3,7 +3,8 @@ import type { BlobStore, RecoveredObject, StoredObject } from "../../core/blob_s
 import { AlreadySealedError, ClosedError, InvalidArgumentError } from "../../core/errors.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { validateSize } from "../../core/validate.ts";
-import { blobSizes, checkRange, checkRoom } from "./checks.ts";
+import { checkRange } from "../../core/range.ts";
+import { blobSizes, checkRoom } from "./checks.ts";
 import { HeapViews } from "./heap_views.ts";
 
 /** Whether views can be detached one by one, which needs FFI permission. */
@@ -75,7 +76,7 @@ export class HeapBlob implements Blob {
   read(offset: number, length: number): Promise<Uint8Array> {
     try {
       this.#checkLive("read");
-      checkRange("read", offset, length, this.size);
+      checkRange("read", offset, length, this.size, "the blob");
       return Promise.resolve(new Uint8Array(this.#buffer.slice(offset, offset + length)));
     } catch (error) {
       return Promise.reject(error);
@@ -93,7 +94,7 @@ export class HeapBlob implements Blob {
     try {
       this.#checkLive("write");
       if (this.#sealed) throw new AlreadySealedError("Cannot write blob: sealed");
-      checkRange("write", offset, bytes.length, this.size);
+      checkRange("write", offset, bytes.length, this.size, "the blob");
       new Uint8Array(this.#buffer).set(bytes, offset);
       return Promise.resolve();
     } catch (error) {

@@ -9,8 +9,10 @@ import { Mapping } from "../../native/mapping.ts";
 import { takeAdoptable } from "./adoptable.ts";
 import { blobSizes, checkRoom } from "./checks.ts";
 import { FdCloser } from "./closer.ts";
-import { MemfdBlob } from "./memfd_blob.ts";
-import type { MemfdContext } from "./memfd_blob.ts";
+import { AdoptedMemfdBlob } from "./adopted_blob.ts";
+import { MemfdBlob, type MemfdContext } from "./memfd_blob.ts";
+import { PooledMemfdBlob } from "./pooled_blob.ts";
+import { SmallMemfdBlob } from "./small_blob.ts";
 import { LARGE_BLOB, MemfdPool, POOL_IDLE_MS } from "../../native/memfd_pool.ts";
 import type { PreparedMemfd } from "../../native/memfd_pool.ts";
 import { Tasks } from "../../native/tasks.ts";
@@ -46,7 +48,7 @@ const DEFAULT_POOL_BYTES = 256 * 1024 * 1024;
  *
  * New blobs come from a pool of memfds prepared off the JS thread, or
  * recycled from freed large blobs that no other process received, so that
- * writing an object does not pay for page allocation (2.4 µs a page).
+ * writing an object does not pay for page allocation, page by page.
  *
  * @example
  * ```ts ignore
@@ -134,7 +136,7 @@ export class MemfdBlobStore implements BlobStore {
         // Small blobs live on the heap: nothing to wait for.
         let blobs: MemfdBlob[];
         try {
-          blobs = sizes.map((size) => new MemfdBlob(this.#context, size));
+          blobs = sizes.map((size) => new SmallMemfdBlob(this.#context, size));
         } catch (error) {
           this.#used -= total;
           throw error;
@@ -178,7 +180,7 @@ export class MemfdBlobStore implements BlobStore {
     checkRoom(info, total, this.#used, this.capacity);
     this.#used += total;
     this.#pool.trim(this.capacity - this.#used);
-    const blob = new MemfdBlob(this.#context, size, { heap: buffer.transfer() });
+    const blob = new SmallMemfdBlob(this.#context, size, buffer.transfer());
     this.#blobs.add(blob);
     return { blobs: [blob] };
   }
@@ -228,7 +230,7 @@ export class MemfdBlobStore implements BlobStore {
     this.#used += total;
     this.#pool.trim(this.capacity - this.#used);
     const blobs = sizes.map((size, i) => {
-      const blob = new MemfdBlob(this.#context, size, { fd: memfds[i]!, adopted: true });
+      const blob = new AdoptedMemfdBlob(this.#context, size, memfds[i]!);
       this.#blobs.add(blob);
       return blob;
     });
@@ -274,7 +276,7 @@ export class MemfdBlobStore implements BlobStore {
   async #allocateBlob(size: number): Promise<MemfdBlob> {
     const blob = size > LARGE_BLOB
       ? this.#adopt(await this.#pool.obtain(size), size)
-      : new MemfdBlob(this.#context, size);
+      : new SmallMemfdBlob(this.#context, size);
     this.#blobs.add(blob);
     return blob;
   }
@@ -287,7 +289,7 @@ export class MemfdBlobStore implements BlobStore {
       check(result, "ftruncate");
     }
     const mapping = new Mapping(this.#native, prepared.pointer, prepared.capacity, size);
-    return new MemfdBlob(this.#context, size, { fd: prepared.fd, mapping, stale: prepared.stale });
+    return new PooledMemfdBlob(this.#context, size, prepared.fd, mapping, prepared.stale);
   }
 
   async #freeBlob(blob: MemfdBlob): Promise<void> {

@@ -111,29 +111,12 @@ export async function spoolBody(
   limit: number,
 ): Promise<void> {
   if (body === null) return;
-  const reader = body.getReader();
-  try {
-    while (true) {
-      let next: ReadableStreamReadResult<Uint8Array>;
-      try {
-        next = await reader.read();
-      } catch (error) {
-        throw new ProtocolError(
-          `Upload cut off after ${spool.size} bytes: ${(error as Error).message}`,
-        );
-      }
-      if (next.done) return;
-      if (spool.size + next.value.length > limit) {
-        throw tooLarge(`Upload too large: over the limit of ${limit} bytes`);
-      }
-      spool.write(next.value);
+  await eachChunk(body, () => `${spool.size} bytes`, (chunk) => {
+    if (spool.size + chunk.length > limit) {
+      throw tooLarge(`Upload too large: over the limit of ${limit} bytes`);
     }
-  } catch (error) {
-    await reader.cancel(error).catch(() => {});
-    throw error;
-  } finally {
-    reader.releaseLock();
-  }
+    spool.write(chunk);
+  });
 }
 
 /**
@@ -154,35 +137,49 @@ export async function receive(
 ): Promise<void> {
   let at = 0;
   if (body !== null) {
-    const reader = body.getReader();
-    try {
-      while (true) {
-        let next: ReadableStreamReadResult<Uint8Array>;
-        try {
-          next = await reader.read();
-        } catch (error) {
-          throw new ProtocolError(
-            `Upload cut off after ${at} of ${length} bytes: ${(error as Error).message}`,
-          );
-        }
-        if (next.done) break;
-        const chunk = next.value;
-        if (at + chunk.length > length) {
-          throw new ProtocolError(`Upload longer than its declared ${length} bytes`);
-        }
-        await write(chunk, at);
-        at += chunk.length;
-        await progress?.();
+    await eachChunk(body, () => `${at} of ${length} bytes`, async (chunk) => {
+      if (at + chunk.length > length) {
+        throw new ProtocolError(`Upload longer than its declared ${length} bytes`);
       }
-    } catch (error) {
-      // The rest of the body is not wanted: drop it rather than read it.
-      await reader.cancel(error).catch(() => {});
-      throw error;
-    } finally {
-      reader.releaseLock();
-    }
+      await write(chunk, at);
+      at += chunk.length;
+      await progress?.();
+    });
   }
   if (at !== length) throw new ProtocolError(`Upload ended after ${at} of ${length} bytes`);
+}
+
+/**
+ * Hands each chunk of a request body to `take` as it arrives. A failed read
+ * is an upload cut off after `received()`; when anything fails, the rest of
+ * the body is not wanted: it is dropped rather than read.
+ */
+async function eachChunk(
+  body: ReadableStream<Uint8Array>,
+  received: () => string,
+  take: (chunk: Uint8Array) => void | Promise<void>,
+): Promise<void> {
+  const reader = body.getReader();
+  try {
+    while (true) {
+      let next: ReadableStreamReadResult<Uint8Array>;
+      try {
+        next = await reader.read();
+      } catch (error) {
+        throw new ProtocolError(
+          `Upload cut off after ${received()}: ${(error as Error).message}`,
+        );
+      }
+      if (next.done) return;
+      const taken = take(next.value);
+      if (taken !== undefined) await taken;
+    }
+  } catch (error) {
+    await reader.cancel(error).catch(() => {});
+    throw error;
+  } finally {
+    reader.releaseLock();
+  }
 }
 
 /**

@@ -1,3 +1,11 @@
+/**
+ * HttpPeer: one idea, the `Peer` API spoken as HTTP requests to a server of
+ * `server.ts` (leases renewed on timers, bytes moved in request bodies and
+ * ranges). The routes and their bodies are in `protocol.ts`, errors in
+ * `errors.ts`.
+ *
+ * @module
+ */
 import type { Blob } from "../../core/blob.ts";
 import type {
   Acquired,
@@ -22,7 +30,8 @@ import {
 import type { DaemonStatus, StatusSource } from "../../core/status.ts";
 import type { Access, Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
-import { validateObjectId, validateSize } from "../../core/validate.ts";
+import { checkRange } from "../../core/range.ts";
+import { validateObjectId } from "../../core/validate.ts";
 import { errorOf } from "./errors.ts";
 import { arrivingOf } from "./arriving.ts";
 import {
@@ -413,7 +422,7 @@ class HttpBlob implements Blob {
   closeView(_view: Uint8Array): void {}
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    this.#checkRange(offset, length);
+    checkRange("read", offset, length, this.size, "the blob");
     return length === 0 ? new Uint8Array(0) : await this.#read(offset, length);
   }
 
@@ -421,17 +430,7 @@ class HttpBlob implements Blob {
     if (!(bytes instanceof Uint8Array)) {
       throw new InvalidArgumentError("Invalid bytes: expected a Uint8Array");
     }
-    this.#checkRange(offset, bytes.length);
+    checkRange("write", offset, bytes.length, this.size, "the blob");
     await this.#write(offset, bytes);
-  }
-
-  #checkRange(offset: number, length: number): void {
-    validateSize(offset, "offset");
-    validateSize(length, "length");
-    if (offset + length > this.size) {
-      throw new InvalidArgumentError(
-        `Out of range: ${offset}+${length} is past the blob's size ${this.size}`,
-      );
-    }
   }
 }

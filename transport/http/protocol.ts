@@ -26,9 +26,8 @@
  *
  * @module
  */
-import type { Access } from "../../core/lease.ts";
+import type { AcquireRequest } from "../../core/requests.ts";
 import type { ErrorCode } from "../../core/errors.ts";
-import type { Meta } from "../../core/validate.ts";
 
 /** The version prefix of every API path. */
 export const API_PREFIX = "/v1";
@@ -48,23 +47,8 @@ export const Header = {
 /** The metadata key whose string value becomes the `Content-Type` of an object's bytes. */
 export const CONTENT_TYPE_KEY = "content-type";
 
-/** The body of `POST /v1/leases`. */
-export interface AcquireBody {
-  /** The object; absent with CREATE to pick a fresh id. */
-  readonly objectId?: string;
-  /** READ, CREATE or WRITE. */
-  readonly access: Access;
-  /** Lease TTL in milliseconds; the server's default when absent. */
-  readonly ttl?: number;
-  /** CREATE only: the object's TTL in milliseconds, from the create. */
-  readonly objectTtl?: number;
-  /** CREATE only: the size, or each blob's size. */
-  readonly size?: number | readonly number[];
-  /** CREATE only: metadata. */
-  readonly meta?: Meta;
-  /** READ only: this host's copy only (see `AcquireOptions.local`). */
-  readonly local?: boolean;
-}
+/** The body of `POST /v1/leases`: the fields of an ACQUIRE, as every transport carries them. */
+export type AcquireBody = AcquireRequest;
 
 /** The body of `POST /v1/leases/:lease/renew`. */
 export interface RenewBody {

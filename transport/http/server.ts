@@ -1,3 +1,11 @@
+/**
+ * The HTTP server: one idea, each route of `protocol.ts` turned into calls on
+ * a `Peer`. Routing is `router.ts`, bodies `body.ts`, authentication
+ * `auth.ts`, leases held for clients `lease_table.ts`, uploads in progress
+ * `upload_gate.ts`, counters `metrics.ts`.
+ *
+ * @module
+ */
 import { BasePeer } from "../../core/base_peer.ts";
 import { type Clock, systemClock } from "../../core/clock.ts";
 import {
@@ -11,6 +19,7 @@ import {
 } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
+import { checkRange } from "../../core/range.ts";
 import { type Acquired, offersArrivingRead, type Peer } from "../../core/peer.ts";
 import {
   acquireRequest,
@@ -532,11 +541,7 @@ export class HttpServer implements AsyncDisposable {
     const offsetText = url.searchParams.get("offset") ?? "0";
     const offset = validateSize(/^\d+$/.test(offsetText) ? Number(offsetText) : -1, "offset");
     const length = uploadLength(request, this.#maxBodySize);
-    if (offset + length > blob.size) {
-      throw new InvalidArgumentError(
-        `Out of range: ${offset}+${length} is past the blob's size ${blob.size}`,
-      );
-    }
+    checkRange("write", offset, length, blob.size, "the blob");
     // An empty write checks the lease allows writing before any byte is read.
     await blob.write(offset, new Uint8Array(0));
     await receive(request.body, length, (chunk, at) => blob.write(offset + at, chunk));

@@ -9,7 +9,8 @@
 import { UnsupportedError } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
-import type { AcquireOptions, Peer, PutOptions } from "../../core/peer.ts";
+import { putInSteps } from "../../core/put_in_steps.ts";
+import type { Peer, PutOptions } from "../../core/peer.ts";
 import type { PreparedMemfd } from "../../native/memfd_pool.ts";
 import type { Native } from "../../native/load.ts";
 import type { ClientLeases, HeldLease } from "./client_leases.ts";
@@ -159,7 +160,7 @@ export class ClientPuts {
         // This daemon keeps no blobs in memfds: write into the ones it gives.
         this.#retire(writeAhead!);
       }
-      return await putInto(peer, chunks, options.id, { ...fields, size });
+      return await putInSteps(peer, options.id, chunks, { ...fields, size });
     } finally {
       writeAhead?.done(size, memfd);
     }
@@ -215,25 +216,5 @@ export class ClientPuts {
   /** Gives back the memory of the write-ahead pool. */
   close(): Promise<void> | undefined {
     return this.#writeAhead?.close();
-  }
-}
-
-/** Puts an object by writing its bytes into the memfd the daemon gives it. */
-async function putInto(
-  peer: Peer,
-  chunks: readonly Uint8Array[],
-  id: string | undefined,
-  options: AcquireOptions,
-): Promise<ObjectInfo> {
-  const { lease, blobs } = await peer.acquire(id, Access.CREATE, options);
-  try {
-    let at = 0;
-    for (const chunk of chunks) {
-      await blobs[0]!.write(at, chunk);
-      at += chunk.length;
-    }
-    return await peer.seal(lease.id);
-  } finally {
-    await peer.release(lease.id).catch(() => {});
   }
 }

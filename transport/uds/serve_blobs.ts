@@ -7,7 +7,7 @@
  */
 import { InvalidArgumentError, ProtocolError } from "../../core/errors.ts";
 import type { Blob } from "../../core/blob.ts";
-import { Access } from "../../core/lease.ts";
+import { putInSteps } from "../../core/put_in_steps.ts";
 import type { DirectPut, Peer } from "../../core/peer.ts";
 import { putRequest } from "../../core/requests.ts";
 import { CHUNK, decodePut, decodeRead, decodeWrite } from "./protocol.ts";
@@ -47,17 +47,12 @@ export async function put(session: Session, body: Uint8Array): Promise<string> {
     return written(session, await peer.putObject([bytes], bytes.length, put));
   }
   const { id, meta, ttl } = request;
-  const { lease, blobs } = await peer.acquire(id, Access.CREATE, {
+  const info = await putInSteps(peer, id, [bytes], {
     size: bytes.length,
     ...(meta === undefined ? {} : { meta }),
     ...(ttl === undefined ? {} : { ttl, objectTtl: ttl }),
   });
-  try {
-    await blobs[0]!.write(0, bytes);
-    return written(session, await peer.seal(lease.id));
-  } finally {
-    await peer.release(lease.id).catch(() => {});
-  }
+  return written(session, info);
 }
 
 /** A blob of a lease on this connection, for peers whose blobs have no fd. */

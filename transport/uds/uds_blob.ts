@@ -1,12 +1,8 @@
 import type { Blob } from "../../core/blob.ts";
-import {
-  AlreadySealedError,
-  InvalidArgumentError,
-  UnknownLeaseError,
-  WrongAccessError,
-} from "../../core/errors.ts";
+import { InvalidArgumentError, UnknownLeaseError } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
-import { validateSize } from "../../core/validate.ts";
+import { checkWrite } from "../../core/lifecycle.ts";
+import { checkRange } from "../../core/range.ts";
 import { check } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 import { Mapping } from "../../native/mapping.ts";
@@ -141,7 +137,7 @@ export class UdsBlob implements Blob {
   read(offset: number, length: number): Promise<Uint8Array> {
     try {
       this.#checkLive();
-      this.#checkRange(offset, length);
+      checkRange("read", offset, length, this.size, this.#owner.objectId);
       if (this.#remote) return this.#readRemote(offset, length);
       if (this.#mapping !== undefined || this.#shared !== undefined) {
         return Promise.resolve(this.#view().slice(offset, offset + length));
@@ -159,19 +155,13 @@ export class UdsBlob implements Blob {
   write(offset: number, bytes: Uint8Array): Promise<void> {
     try {
       this.#checkLive();
-      const { access, objectId } = this.#owner;
-      if (access === Access.READ) {
-        throw new WrongAccessError(`Cannot write object ${objectId}: lease is READ`);
-      }
-      if (this.#owner.sealed) {
-        throw new AlreadySealedError(`Cannot write object ${objectId}: sealed or being sealed`);
-      }
+      checkWrite(this.#owner, this.#owner.sealed);
       if (!(bytes instanceof Uint8Array)) {
         throw new InvalidArgumentError(
-          `Cannot write object ${objectId}: bytes must be a Uint8Array`,
+          `Cannot write object ${this.#owner.objectId}: bytes must be a Uint8Array`,
         );
       }
-      this.#checkRange(offset, bytes.length);
+      checkRange("write", offset, bytes.length, this.size, this.#owner.objectId);
       if (this.#remote) return this.#writeRemote(offset, bytes);
       if (this.#mapping !== undefined) {
         this.#view().set(bytes, offset);
@@ -285,16 +275,6 @@ export class UdsBlob implements Blob {
     if (this.#owner.ended) {
       throw new UnknownLeaseError(
         `Lease ${this.#owner.leaseId} on ${this.#owner.objectId} has ended`,
-      );
-    }
-  }
-
-  #checkRange(offset: number, length: number): void {
-    validateSize(offset, "offset");
-    validateSize(length, "length");
-    if (offset + length > this.size) {
-      throw new InvalidArgumentError(
-        `Out of range for object ${this.#owner.objectId}: ${offset}+${length} is past its size ${this.size}`,
       );
     }
   }

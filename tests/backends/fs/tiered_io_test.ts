@@ -6,6 +6,7 @@ import { check, SystemError } from "../../../native/errno.ts";
 import { Linux } from "../../../native/ffi.ts";
 import { loadNative } from "../../../native/load.ts";
 import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
+import { countJobs } from "../../helpers/native_io_jobs.ts";
 import { assertPattern, openTempTiered, pattern, tempDir, tiers } from "../../helpers/tiered.ts";
 
 const native = loadNative();
@@ -97,7 +98,7 @@ Deno.test({
       lowWatermark: 0.25,
     });
     const { client, peer } = tiered;
-    const io = NativeFileIo.of(native!);
+    using io = countJobs(NativeFileIo.of(native!));
     const before = io.completed;
     await client.put(pattern("big", 100 * KiB), { id: "big" });
     // Creating its file, writing it, flushing it.

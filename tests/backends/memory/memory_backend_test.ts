@@ -17,6 +17,7 @@ import {
 } from "../../../backends/memory/mod.ts";
 import { FdCloser } from "../../../backends/memory/closer.ts";
 import { LARGE_BLOB, MemfdPool, sizeClass } from "../../../native/memfd_pool.ts";
+import { PooledMemfdBlob } from "../../../backends/memory/pooled_blob.ts";
 import { Tasks } from "../../../native/tasks.ts";
 import { Errno, SystemError } from "../../../native/errno.ts";
 import { Linux } from "../../../native/ffi.ts";
@@ -448,7 +449,7 @@ Deno.test({
       const mapping = new Mapping(native!, Deno.UnsafePointer.create(pointer[0]!), size);
       mapping.openView().fill(0xee);
       mapping.closeViews();
-      const blob = new MemfdBlob(context, size, { fd: fd[0]!, mapping, stale: size });
+      const blob = new PooledMemfdBlob(context, size, fd[0]!, mapping, size);
       // Writes out of order keep what they wrote and zero the gaps.
       await blob.write(MiB, new Uint8Array([1, 2]));
       await blob.write(10, new Uint8Array([3]));
