@@ -7,11 +7,10 @@
  */
 import type { ObjectInfo } from "../core/object.ts";
 import type { Blob } from "../core/blob.ts";
+import type { ArrivingTransfer } from "./fetcher.ts";
 
 /** Bytes per chunk of an arriving stream. */
 const CHUNK = 1 << 20;
-
-import type { ArrivingTransfer } from "./fetcher.ts";
 
 /** The progress of one fetch, fed by its hooks, awaited by its readers. */
 export class Arrival {
