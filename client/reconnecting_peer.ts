@@ -3,6 +3,7 @@ import type {
   AcquireOptions,
   ArrivingObject,
   ArrivingRead,
+  DirectDelete,
   DirectPut,
   Peer,
   PeerStats,
@@ -21,7 +22,7 @@ import type { UdsPeer } from "../transport/uds/uds_peer.ts";
  * more on a new one. Leases do not survive: one granted before the loss ends
  * with {@link LeaseExpiredError}, its views detached.
  */
-export class ReconnectingPeer implements Peer, DirectPut, StatusSource, ArrivingRead {
+export class ReconnectingPeer implements Peer, DirectPut, DirectDelete, StatusSource, ArrivingRead {
   readonly #connect: () => Promise<UdsPeer>;
   #current: UdsPeer;
   #reconnecting: Promise<UdsPeer> | undefined;
@@ -110,6 +111,10 @@ export class ReconnectingPeer implements Peer, DirectPut, StatusSource, Arriving
     options: PutOptions,
   ): Promise<ObjectInfo> {
     return await (await this.#peer()).putObject(chunks, size, options);
+  }
+
+  async deleteObject(objectId: string): Promise<void> {
+    return await (await this.#peer()).deleteObject(objectId);
   }
 
   /** Closes the connection; no other is made. Idempotent. */

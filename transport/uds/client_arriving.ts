@@ -6,21 +6,33 @@
  */
 import type { ObjectInfo } from "../../core/object.ts";
 import type { ArrivingObject } from "../../core/peer.ts";
-import { ProtocolError } from "../../core/errors.ts";
+import { ErrorCode, ProtocolError } from "../../core/errors.ts";
 import { isPlainObject } from "../../core/plain_object.ts";
 import { decodeJson, Op } from "./protocol.ts";
-import { none, type Requests } from "./requests.ts";
+import { isFromDaemon, none, type Requests } from "./requests.ts";
 
 /**
  * Asks the daemon for `objectId` as it arrives.
  *
- * @returns Undefined when the daemon holds it already (read it with a lease).
+ * @returns Undefined when the daemon holds it already, or knows no ARRIVE
+ *   (read it with a lease).
  */
 export async function readArriving(
   requests: Pick<Requests, "call">,
   objectId: string,
 ): Promise<ArrivingObject | undefined> {
-  const reply = await requests.call(Op.ARRIVE, objectId, decodeJson);
+  let reply: unknown;
+  try {
+    reply = await requests.call(Op.ARRIVE, objectId, decodeJson);
+  } catch (error) {
+    // A daemon from before ARRIVE: the object is read once it is sealed.
+    if (
+      error instanceof ProtocolError && error.code === ErrorCode.PROTOCOL && isFromDaemon(error)
+    ) {
+      return undefined;
+    }
+    throw error;
+  }
   if (reply === null) return undefined;
   if (!isPlainObject(reply) || typeof reply.stream !== "number" || !isPlainObject(reply.object)) {
     throw new ProtocolError("Malformed ARRIVE reply: expected { object, stream }");
