@@ -17,6 +17,10 @@ import type {
 } from "../core/peer.ts";
 import { putInSteps } from "../core/put_in_steps.ts";
 import type { Meta } from "../core/validate.ts";
+import type { ContentRecord, Holder } from "./directory.ts";
+import type { AssembleFill } from "./origin/origin_store.ts";
+import { Assembly } from "./assembly.ts";
+import { CreateClaims } from "./create_claims.ts";
 import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
 import type { Directory, Removal } from "./directory.ts";
 import type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
@@ -83,6 +87,9 @@ export class ClusterPeer implements Peer, ArrivingRead {
   readonly #writes: WriteLeases;
   /** Fetches under way, by id. */
   readonly #fetches: Fetches;
+  readonly #assembly: Assembly;
+  /** Claims of creates under a given id (without a shared lease store). */
+  readonly #claims: CreateClaims | undefined;
   /** Announces and digests under way, awaited by close(). */
   readonly #background = new Set<Promise<void>>();
   readonly #abort = new AbortController();
@@ -116,6 +123,7 @@ export class ClusterPeer implements Peer, ArrivingRead {
       node: options.node,
       address: () => this.#address,
       removeShared: options.removeShared,
+      token: options.token,
       log: this.#log,
       counts: this.#counts,
       later,
@@ -128,7 +136,11 @@ export class ClusterPeer implements Peer, ArrivingRead {
       signal: this.#abort.signal,
       later,
     });
+    this.#assembly = new Assembly(this.#copies, options.directory, () => this.#holder());
     this.#unsubscribe = options.directory.onRemove?.((removal) => this.#removed(removal));
+    this.#claims = options.removeShared === undefined
+      ? new CreateClaims(options.directory, () => this.#holder())
+      : undefined;
   }
 
   /**
@@ -152,7 +164,20 @@ export class ClusterPeer implements Peer, ArrivingRead {
   partial(
     objectId: string,
   ): { size: number; read(start: number, end: number): Uint8Array | undefined } | undefined {
-    return this.#fetches.partial(objectId);
+    return this.#fetches.partial(objectId) ?? this.#assembly.partial(objectId);
+  }
+
+  /**
+   * Builds a copy of `id` from bytes this daemon gathers itself (an origin
+   * download, or pieces relayed during one): `fill` writes and verifies the
+   * view of a CREATE blob of `size` bytes among the fetched copies, and may
+   * `relay` its verified bytes to other daemons meanwhile; the copy is then
+   * sealed with the record `fill` returns and announced, replacing other
+   * content recorded under `id` (an older version of the same origin URL).
+   * Nothing is sealed when `fill` throws.
+   */
+  assemble(id: string, size: number, meta: Meta, fill: AssembleFill): Promise<ContentRecord> {
+    return this.#assembly.assemble(id, size, meta, fill);
   }
 
   /**
@@ -184,14 +209,30 @@ export class ClusterPeer implements Peer, ArrivingRead {
     if (objectId !== undefined) {
       if (access === Access.READ) return await this.#read(objectId, options);
       if (access === Access.WRITE) return await this.#writes.acquire(objectId, options);
+      if (access === Access.CREATE && this.#claims !== undefined) {
+        // One id, one content: a create of an id claimed or held elsewhere is refused.
+        const release = await this.#claims.claim(objectId);
+        try {
+          const created = await this.#home.acquire(objectId, access, options);
+          this.#claims.hold(created.lease.id, release);
+          return created;
+        } catch (error) {
+          await release();
+          throw error;
+        }
+      }
     }
     return await this.#home.acquire(objectId, access, options);
   }
 
   async seal(leaseId: string): Promise<ObjectInfo> {
-    const info = await this.#home.seal(leaseId);
-    await this.#announceSealed(info.id);
-    return info;
+    try {
+      const info = await this.#home.seal(leaseId);
+      await this.#announceSealed(info.id);
+      return info;
+    } finally {
+      this.#unclaim(leaseId);
+    }
   }
 
   /** Stores a sealed object in one step, as `BasePeer.putObject`, and announces it. */
@@ -200,19 +241,32 @@ export class ClusterPeer implements Peer, ArrivingRead {
     size: number,
     options: { id?: string; meta?: Meta; ttl?: number; transfer?: boolean } = {},
   ): Promise<ObjectInfo> {
-    const put = (this.#home as Peer & { putObject?: PutObject }).putObject;
-    let info: ObjectInfo;
-    if (put !== undefined) {
-      info = await put.call(this.#home, chunks, size, options);
-    } else {
-      info = await putInSteps(this.#home, options.id, chunks, {
-        size,
-        ...(options.meta === undefined ? {} : { meta: options.meta }),
-        ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
-      });
+    // Bad options are the home peer's to refuse, with its typed error.
+    const id = (options as { id?: unknown } | null)?.id;
+    const release = typeof id === "string" && this.#claims !== undefined
+      ? await this.#claims.claim(id)
+      : undefined;
+    try {
+      const info = await this.#putHome(chunks, size, options);
+      await this.#announceSealed(info.id);
+      return info;
+    } finally {
+      if (release !== undefined) this.#later(release());
     }
-    await this.#announceSealed(info.id);
-    return info;
+  }
+
+  async #putHome(
+    chunks: readonly Uint8Array[],
+    size: number,
+    options: { id?: string; meta?: Meta; ttl?: number; transfer?: boolean },
+  ): Promise<ObjectInfo> {
+    const put = (this.#home as Peer & { putObject?: PutObject }).putObject;
+    if (put !== undefined) return await put.call(this.#home, chunks, size, options);
+    return await putInSteps(this.#home, options.id, chunks, {
+      size,
+      ...(options.meta === undefined ? {} : { meta: options.meta }),
+      ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+    });
   }
 
   async discard(leaseId: string): Promise<void> {
@@ -224,6 +278,7 @@ export class ClusterPeer implements Peer, ArrivingRead {
     }
     const copy = this.#copies.discard(leaseId);
     if (copy !== undefined) return await copy;
+    this.#unclaim(leaseId);
     await this.#home.discard(leaseId);
     const deleted = this.#writes.takeLocal(leaseId);
     if (deleted !== undefined) {
@@ -237,6 +292,7 @@ export class ClusterPeer implements Peer, ArrivingRead {
     if (copy !== undefined) return copy;
     if (this.#writes.takeRemote(leaseId) !== undefined) return Promise.resolve();
     this.#writes.takeLocal(leaseId);
+    this.#unclaim(leaseId);
     return this.#home.release(leaseId);
   }
 
@@ -295,6 +351,7 @@ export class ClusterPeer implements Peer, ArrivingRead {
     this.#closed ??= (async () => {
       this.#abort.abort(new NotFoundError("Peer is closing"));
       this.#unsubscribe?.();
+      await this.#claims?.close();
       await Promise.allSettled([this.#fetches.settled(), ...this.#background]);
       if (this.#address !== undefined) {
         const held = new Set([...this.#sealed.ids(), ...this.#copies.ids()]);
@@ -313,6 +370,18 @@ export class ClusterPeer implements Peer, ArrivingRead {
     return this.close();
   }
 
+  /** This daemon as others reach it, once its address is known. */
+  #holder(): Holder | undefined {
+    return this.#address === undefined ? undefined : { node: this.#node, address: this.#address };
+  }
+
+  /** Lets go, in the background, of the claim of a create's lease, if it took one. */
+  #unclaim(leaseId: string): void {
+    if (this.#claims !== undefined && this.#claims.size > 0) {
+      this.#later(this.#claims.unclaim(leaseId));
+    }
+  }
+
   #peerOf(leaseId: string): Peer {
     return this.#copies.owns(leaseId) ? this.#copies.peer : this.#home;
   }
@@ -322,6 +391,10 @@ export class ClusterPeer implements Peer, ArrivingRead {
     if (copy !== undefined) {
       const acquired = await this.#copies.read(id, copy, options, true);
       if (acquired !== undefined) return acquired;
+    }
+    if (options.local === true && this.#fetches.has(id)) {
+      // On its way here (its verified pieces are served as they are): no lease to ask for.
+      throw new StoreUnavailableError(`Cannot read object ${id} yet: on its way here`);
     }
     try {
       const acquired = await this.#home.acquire(id, Access.READ, options);
@@ -339,9 +412,15 @@ export class ClusterPeer implements Peer, ArrivingRead {
       if (options.local === true) {
         // On its way here: busy, not missing, so that a daemon asking for a
         // piece (its HTTP server serves those it has) does not withdraw it.
-        if (this.#fetches.has(id)) {
+        if (this.#fetches.has(id) || this.#assembly.has(id)) {
           throw new StoreUnavailableError(`Cannot read object ${id} yet: on its way here`);
         }
+        // Sealed here while the lease store was asked: the copy, not a miss.
+        const arrived = this.#copies.digest(id);
+        const acquired = arrived === undefined
+          ? undefined
+          : await this.#copies.read(id, arrived, options, true);
+        if (acquired !== undefined) return acquired;
         throw error;
       }
       await this.#fetches.start(id, error).flight;

@@ -30,6 +30,8 @@ export function offersEvict(peer: Peer): peer is Peer & Evicting {
 export class FetchedCopies {
   /** The peer the copies live in. */
   readonly peer: Peer;
+  /** Copies assembled here, sealed and not announced yet: served before the directory lists them. */
+  readonly announcing = new Set<string>();
   readonly #directory: Directory;
   readonly #node: string;
   readonly #counts: ClusterCounts;
@@ -136,7 +138,7 @@ export class FetchedCopies {
         }
         current = digest;
       }
-      if (current !== digest) {
+      if (current !== digest && !this.announcing.has(id)) {
         await this.peer.release(acquired.lease.id).catch(() => {});
         await this.drop(id, digest);
         return undefined;

@@ -19,6 +19,8 @@ export interface SealedHereOptions {
   readonly home: Peer;
   readonly directory: Directory;
   readonly node: string;
+  /** The cluster token, which binds content records (see `contentRecord`). */
+  readonly token: string | undefined;
   /** This daemon's HTTP base URL, once known: only then is it announced. */
   readonly address: () => string | undefined;
   /** See `ClusterPeerOptions.removeShared`. */
@@ -114,7 +116,7 @@ export class SealedHere {
     const { lease, blobs } = await home.acquire(id, Access.READ, { local: true });
     let record: ContentRecord;
     try {
-      record = await contentRecord(id, blobs);
+      record = await contentRecord(id, blobs, this.#options.token);
     } catch (error) {
       await home.release(lease.id).catch(() => {});
       throw error;

@@ -115,20 +115,26 @@ export const Op = {
    */
   DELETE: 16,
   /**
+   * Body JSON `OriginRequest` (see `transport/origin_fetch.ts`); reply JSON
+   * `OriginReply`, the object holding the body, or `UNSUPPORTED` from a
+   * server with no read-through.
+   */
+  FETCH: 17,
+  /**
    * Body the object id; reply JSON `{ object, stream }` for an object on its
    * way to the daemon (see `ArrivingRead`), or `null` when it is held there
    * (read it with OPEN or ACQUIRE). A server from before it answers
    * `PROTOCOL`, and the client reads the object once it is sealed.
    */
-  ARRIVE: 17,
+  ARRIVE: 18,
   /**
    * Body the stream number of an ARRIVE reply, as text; reply the next bytes
    * of the object as soon as they are verified, empty once it is sealed and
    * all sent, or an error when it cannot be fetched whole.
    */
-  ARRIVE_NEXT: 18,
+  ARRIVE_NEXT: 19,
   /** Body the stream number; empty reply. The stream ends: its bytes are not wanted any more. */
-  ARRIVE_CANCEL: 19,
+  ARRIVE_CANCEL: 20,
 } as const;
 
 /** One of {@link Op}. */

@@ -10,7 +10,7 @@ import { acquire, discard, release, renew, seal } from "./serve_leases.ts";
 import { remove } from "./serve_delete.ts";
 import { open } from "./serve_open.ts";
 import { arrive, arriveCancel, arriveNext } from "./serve_arriving.ts";
-import { has, list, metrics, stat, stats, status } from "./serve_queries.ts";
+import { fetchOrigin, has, list, metrics, stat, stats, status } from "./serve_queries.ts";
 import type { Session } from "./session.ts";
 
 /**
@@ -59,6 +59,8 @@ export function route(
       return metrics(session);
     case Op.DELETE:
       return remove(session, body);
+    case Op.FETCH:
+      return fetchOrigin(session, body);
     case Op.ARRIVE:
       return arrive(session, body);
     case Op.ARRIVE_NEXT:
