@@ -32,6 +32,7 @@ import { route } from "./router.ts";
 import { acquire, releaseOneWay } from "./serve_leases.ts";
 import { ServerOpens } from "./serve_open.ts";
 import { closeAll, type Context, json, type Session } from "./session.ts";
+import { ServerArrivals } from "./serve_arriving.ts";
 
 /**
  * Slots for the texts a connection used last: room for the lease ids of a
@@ -49,6 +50,7 @@ export class Connection implements ChannelHandler, Session {
   readonly leases = new Map<string, Acquired>();
   readonly recent = new RecentTexts(RECENT_TEXTS);
   readonly opens = new ServerOpens();
+  readonly arrivals = new ServerArrivals();
   reading = 0;
   readonly #flusher: Flusher;
   #inflight = 0;
@@ -185,7 +187,10 @@ export class Connection implements ChannelHandler, Session {
     this.#backlog = undefined;
     const leases = [...this.leases.keys()];
     this.leases.clear();
-    await Promise.all(leases.map((lease) => this.peer.release(lease).catch(() => {})));
+    await Promise.all([
+      this.arrivals.close(),
+      ...leases.map((lease) => this.peer.release(lease).catch(() => {})),
+    ]);
   }
 
   /** Starts a request; the memfds an ACQUIRE carries are closed unless the peer takes them. */
