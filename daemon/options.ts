@@ -251,7 +251,7 @@ function tokenOf(
       "Invalid arguments: --token and --token-file exclude each other",
     );
   }
-  if (flag !== undefined) return { token: nonEmpty(flag, "--token"), tokenFrom: "--token" };
+  if (flag !== undefined) return { token: checkToken(flag, "--token"), tokenFrom: "--token" };
   if (file !== undefined) {
     let text: string;
     try {
@@ -260,16 +260,22 @@ function tokenOf(
       throw new InvalidArgumentError(`Invalid --token-file: ${file}: ${(error as Error).message}`);
     }
     const token = text.split("\n")[0]!.trim();
-    return { token: nonEmpty(token, `--token-file ${file}`), tokenFrom: "--token-file" };
+    return { token: checkToken(token, `--token-file ${file}`), tokenFrom: "--token-file" };
   }
   const env = Deno.env.get("PACKICE_TOKEN");
   return env
-    ? { token: env, tokenFrom: "PACKICE_TOKEN" }
+    ? { token: checkToken(env, "PACKICE_TOKEN"), tokenFrom: "PACKICE_TOKEN" }
     : { token: undefined, tokenFrom: undefined };
 }
 
-function nonEmpty(token: string, from: string): string {
+/** A token goes into an `Authorization` header: visible ASCII only, so one read whole from a file fails here, not at each request. */
+function checkToken(token: string, from: string): string {
   if (token.length === 0) throw new InvalidArgumentError(`Invalid ${from}: the token is empty`);
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    throw new InvalidArgumentError(
+      `Invalid ${from}: the token holds spaces, line breaks or non-ASCII characters; use the first line of a token file (--token-file reads just that)`,
+    );
+  }
   return token;
 }
 

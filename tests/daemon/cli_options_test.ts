@@ -94,3 +94,12 @@ Deno.test("parseServeArgs() asks a cluster member (--redis with --http) for a sh
   const options = parseServeArgs(["--redis", "redis://x:1", "--http", ":0", "--token", "t"]);
   assertEquals(options.token, "t");
 });
+
+Deno.test("parseServeArgs() refuses a token that cannot go into an Authorization header", () => {
+  const made = "21f59e76\nhttp://127.0.0.1:7070"; // a whole token file read as the token
+  for (const bad of [made, "two words", "tab\there", "naïve"]) {
+    const error = assertThrows(() => parseServeArgs(["--token", bad]), InvalidArgumentError);
+    assert(error.message.includes("first line"), error.message);
+  }
+  assertEquals(parseServeArgs(["--token", "Zm9v.YmFy~_-+/="]).token, "Zm9v.YmFy~_-+/=");
+});
