@@ -25,10 +25,6 @@ export async function fetchUrl(args: string[]): Promise<number> {
     header: { type: "string", short: "H", multiple: true },
     reload: { type: "boolean" },
   });
-  if (values.help) {
-    console.log(FETCH_USAGE);
-    return 0;
-  }
   const [url] = positionals(rest, ["URL"]);
   const headers = new Headers();
   for (const header of values.header ?? []) {

@@ -23,10 +23,6 @@ export async function get(args: string[]): Promise<number> {
     ...TARGET_FLAGS,
     output: { type: "string", short: "o" },
   });
-  if (values.help) {
-    console.log(GET_USAGE);
-    return 0;
-  }
   const [id] = positionals(rest, ["ID"]);
   const output = values.output ?? id!;
   await using client = await open(values);
@@ -49,10 +45,6 @@ export async function get(args: string[]): Promise<number> {
 /** `packice cat`. */
 export async function cat(args: string[]): Promise<number> {
   const { values, positionals: rest } = parse(args, TARGET_FLAGS);
-  if (values.help) {
-    console.log(CAT_USAGE);
-    return 0;
-  }
   const [id] = positionals(rest, ["ID"]);
   await using client = await open(values);
   return await toStdout(client, id!);

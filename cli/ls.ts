@@ -17,10 +17,6 @@ export async function ls(args: string[]): Promise<number> {
     long: { type: "boolean", short: "l" },
     json: { type: "boolean" },
   });
-  if (values.help) {
-    console.log(LS_USAGE);
-    return 0;
-  }
   positionals(rest, []);
   await using client = await open(values);
   const objects = (await client.list()).sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);

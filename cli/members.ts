@@ -1,7 +1,14 @@
 import { UnsupportedError } from "../core/errors.ts";
-import type { StatusSource } from "../core/status.ts";
 import { table } from "./format.ts";
-import { open, parse, positionals, TARGET_FLAGS, TARGET_USAGE, targetOf } from "./command.ts";
+import {
+  daemonStatus,
+  open,
+  parse,
+  positionals,
+  TARGET_FLAGS,
+  TARGET_USAGE,
+  targetOf,
+} from "./command.ts";
 
 /** The usage text of `packice members`. */
 export const MEMBERS_USAGE = `Usage: packice members [--json]
@@ -15,17 +22,9 @@ ${TARGET_USAGE}`;
 /** `packice members`. */
 export async function members(args: string[]): Promise<number> {
   const { values, positionals: rest } = parse(args, { ...TARGET_FLAGS, json: { type: "boolean" } });
-  if (values.help) {
-    console.log(MEMBERS_USAGE);
-    return 0;
-  }
   positionals(rest, []);
   await using client = await open(values);
-  const peer = client.peer as Partial<StatusSource>;
-  if (typeof peer.status !== "function") {
-    throw new UnsupportedError(`No members: ${targetOf(values.target)} is not a daemon`);
-  }
-  const { members } = await peer.status();
+  const { members } = await daemonStatus(client, values.target, "members");
   if (members === undefined) {
     throw new UnsupportedError(
       `No members: the daemon at ${

@@ -12,10 +12,6 @@ ${TARGET_USAGE}`;
 /** `packice stat`. */
 export async function stat(args: string[]): Promise<number> {
   const { values, positionals: rest } = parse(args, { ...TARGET_FLAGS, json: { type: "boolean" } });
-  if (values.help) {
-    console.log(STAT_USAGE);
-    return 0;
-  }
   const [id] = positionals(rest, ["ID"]);
   await using client = await open(values);
   const info = await client.stat(id!);
