@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { toHex } from "../../core/hex.ts";
 
 /** Where the daemon on `socket` keeps the token of its HTTP server. */
 export function tokenFilePath(socket: string): string {
@@ -28,7 +29,7 @@ export interface TokenFile {
  */
 export function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return toHex(bytes);
 }
 
 /**
