@@ -296,8 +296,8 @@ export class TieredBlobStore implements BlobStore {
 
   /**
    * Places a new object on disk without waiting for its files: making them
-   * waits on the file system's journal, for milliseconds while the disk is
-   * busy with demotions, so it runs in the background and the object's first
+   * waits on the file system's journal, long while the disk is busy with
+   * demotions, so it runs in the background and the object's first
    * write waits for it instead of `create`.
    */
   async #placeCold(object: TieredObject): Promise<void> {
