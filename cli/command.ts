@@ -38,6 +38,12 @@ export const TARGET_FLAGS = {
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
 
+/** {@link TARGET_FLAGS} and `--json`, for the commands that show something. */
+export const SHOW_FLAGS = {
+  ...TARGET_FLAGS,
+  json: { type: "boolean" },
+} as const satisfies ParseArgsConfig["options"];
+
 /** The usage lines of {@link TARGET_FLAGS}. */
 export const TARGET_USAGE =
   `  -t, --target T   the daemon: a socket path, unix:///path or http(s)://host:port

@@ -1,11 +1,11 @@
 import { UnsupportedError } from "../core/errors.ts";
-import { table } from "./format.ts";
+import { formatJson, table } from "./format.ts";
 import {
   daemonStatus,
   open,
   parse,
   positionals,
-  TARGET_FLAGS,
+  SHOW_FLAGS,
   TARGET_USAGE,
   targetOf,
 } from "./command.ts";
@@ -21,7 +21,7 @@ ${TARGET_USAGE}`;
 
 /** `packice members`. */
 export async function members(args: string[]): Promise<number> {
-  const { values, positionals: rest } = parse(args, { ...TARGET_FLAGS, json: { type: "boolean" } });
+  const { values, positionals: rest } = parse(args, SHOW_FLAGS);
   positionals(rest, []);
   await using client = await open(values);
   const { members } = await daemonStatus(client, values.target, "members");
@@ -33,7 +33,7 @@ export async function members(args: string[]): Promise<number> {
     );
   }
   if (values.json) {
-    console.log(JSON.stringify(members, null, 2));
+    console.log(formatJson(members));
     return 0;
   }
   const rows = [...members].sort((a, b) => a.node.localeCompare(b.node)).map((member) => [

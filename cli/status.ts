@@ -1,8 +1,8 @@
 import denoJson from "../deno.json" with { type: "json" };
 import type { PeerStats } from "../core/peer.ts";
 import type { DaemonStatus } from "../core/status.ts";
-import { formatDuration, formatSize, table } from "./format.ts";
-import { daemonStatus, open, parse, positionals, TARGET_FLAGS, TARGET_USAGE } from "./command.ts";
+import { formatDuration, formatJson, formatSize, table } from "./format.ts";
+import { daemonStatus, open, parse, positionals, SHOW_FLAGS, TARGET_USAGE } from "./command.ts";
 
 /** The usage text of `packice status`. */
 export const STATUS_USAGE = `Usage: packice status [--json]
@@ -15,11 +15,11 @@ ${TARGET_USAGE}`;
 
 /** `packice status`. */
 export async function status(args: string[]): Promise<number> {
-  const { values, positionals: rest } = parse(args, { ...TARGET_FLAGS, json: { type: "boolean" } });
+  const { values, positionals: rest } = parse(args, SHOW_FLAGS);
   positionals(rest, []);
   await using client = await open(values);
   const daemon = await daemonStatus(client, values.target, "status");
-  console.log(values.json ? JSON.stringify(daemon, null, 2) : describe(daemon));
+  console.log(values.json ? formatJson(daemon) : describe(daemon));
   return 0;
 }
 
