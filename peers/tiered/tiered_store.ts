@@ -177,8 +177,7 @@ export class TieredBlobStore implements BlobStore {
         await tiers.move(object, tiers.copy(object, "cold"));
       } catch (error) {
         // Keeps the room, so that sealing again retries the write-through.
-        tiers.reserved += object.size;
-        object.reserved = true;
+        tiers.holdRoom(object);
         throw error;
       }
     }
