@@ -1,5 +1,6 @@
 import { createCachedFetch } from "../integrations/cached_fetch.ts";
 import { PackiceCacheStorage } from "../integrations/cache_storage.ts";
+import { writeWhole } from "../integrations/file_io.ts";
 import { CliError, open, parse, positionals, TARGET_FLAGS, TARGET_USAGE } from "./command.ts";
 
 /** The usage text of `packice fetch`. */
@@ -44,16 +45,11 @@ export async function fetchUrl(args: string[]): Promise<number> {
     await response.body?.pipeTo(Deno.stdout.writable, { preventClose: true });
     return 0;
   }
-  const temp = `${output}.packice-${Deno.pid}.tmp`;
-  try {
-    {
-      const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
-      await (response.body ?? ReadableStream.from([])).pipeTo(file.writable);
-    }
-    await Deno.rename(temp, output);
-  } catch (error) {
-    await Deno.remove(temp).catch(() => {});
-    throw error;
-  }
+  await writeWhole(
+    output,
+    (file) =>
+      (response.body ?? ReadableStream.from([])).pipeTo(file.writable, { preventClose: true }),
+    0o644,
+  );
   return 0;
 }

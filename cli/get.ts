@@ -1,3 +1,4 @@
+import { writeWhole } from "../integrations/file_io.ts";
 import { open, parse, positionals, TARGET_FLAGS, TARGET_USAGE } from "./command.ts";
 import { getTo } from "./transfer.ts";
 
@@ -27,18 +28,9 @@ export async function get(args: string[]): Promise<number> {
   const output = values.output ?? id!;
   await using client = await open(values);
   if (output === "-") return await toStdout(client, id!);
-  // Written beside the target and renamed once whole.
-  const temp = `${output}.packice-${Deno.pid}.tmp`;
-  try {
-    {
-      using file = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
-      await getTo(client, id!, file, `get ${id}`);
-    }
-    await Deno.rename(temp, output);
-  } catch (error) {
-    await Deno.remove(temp).catch(() => {});
-    throw error;
-  }
+  await writeWhole(output, async (file) => {
+    await getTo(client, id!, file, `get ${id}`);
+  }, 0o644);
   return 0;
 }
 
