@@ -11,6 +11,12 @@ const output = new URL("./build/libpackice.so", import.meta.url);
 const sourcePath = decodeURIComponent(source.pathname);
 const outputPath = decodeURIComponent(output.pathname);
 
+/** The C compilers a build tries, in order: this task's and the build on first use (`load.ts`). */
+export const C_COMPILERS: readonly string[] = ["cc", "gcc"];
+
+/** The compiler flags of every build of the library; this task adds warnings. */
+export const LIBRARY_FLAGS: readonly string[] = ["-O2", "-shared", "-fPIC"];
+
 /** What {@link buildNative} did. */
 export type BuildResult = "built" | "up to date";
 
@@ -32,11 +38,11 @@ export async function buildNative(force = false): Promise<BuildResult> {
   await Deno.mkdir(new URL("./build/", import.meta.url), { recursive: true });
   const temp = `${outputPath}.${Deno.pid}.tmp`;
   const failures: string[] = [];
-  for (const compiler of ["cc", "gcc"]) {
+  for (const compiler of C_COMPILERS) {
     let result: Deno.CommandOutput;
     try {
       result = await new Deno.Command(compiler, {
-        args: ["-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-o", temp, sourcePath],
+        args: [...LIBRARY_FLAGS, "-Wall", "-Wextra", "-o", temp, sourcePath],
         stdout: "inherit",
         stderr: "piped",
       }).output();

@@ -13,6 +13,7 @@
  */
 import denoJson from "../deno.json" with { type: "json" };
 import { NativeUnavailableError } from "../core/errors.ts";
+import { C_COMPILERS, LIBRARY_FLAGS } from "./build.ts";
 import { NATIVE_ABI_VERSION, symbols } from "./ffi.ts";
 import type { NativeSymbols } from "./ffi.ts";
 
@@ -183,11 +184,11 @@ function compile(source: string, output: string): void {
   Deno.writeTextFileSync(sourcePath, source);
   try {
     const failures: string[] = [];
-    for (const compiler of ["cc", "gcc"]) {
+    for (const compiler of C_COMPILERS) {
       let result: Deno.CommandOutput;
       try {
         result = new Deno.Command(compiler, {
-          args: ["-O2", "-shared", "-fPIC", "-o", output, sourcePath],
+          args: [...LIBRARY_FLAGS, "-o", output, sourcePath],
           stdout: "null",
           stderr: "piped",
         }).outputSync();
