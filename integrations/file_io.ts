@@ -6,6 +6,7 @@
  * @module
  */
 import type { Client, PutOptions } from "../client/client.ts";
+import { writeThroughTemporary } from "../native/write_through_temporary.ts";
 
 /** Something bytes can be read from, as a file: fills some of `bytes`, null at the end. */
 export interface Reader {
@@ -72,19 +73,12 @@ export async function writeWhole(
   write: (file: Deno.FsFile) => Promise<void>,
   mode?: number,
 ): Promise<void> {
-  const temporary = `${path}.packice-${crypto.randomUUID()}.tmp`;
-  try {
-    {
-      using file = await Deno.open(temporary, {
-        write: true,
-        createNew: true,
-        ...(mode === undefined ? {} : { mode }),
-      });
-      await write(file);
-    }
-    await Deno.rename(temporary, path);
-  } catch (error) {
-    await Deno.remove(temporary).catch(() => {});
-    throw error;
-  }
+  await writeThroughTemporary(path, async (temporary) => {
+    using file = await Deno.open(temporary, {
+      write: true,
+      createNew: true,
+      ...(mode === undefined ? {} : { mode }),
+    });
+    await write(file);
+  });
 }
