@@ -7,6 +7,9 @@
 //
 // Build (native/build.ts): cc -O2 -shared -fPIC -Wall -Wextra -o libpackice.so packice.c
 //
+// One file, as the library is built on demand from its source alone (an
+// import by URL fetches just this file); the contents below keep it readable.
+//
 // Contents
 //   1. Library: ABI version and pinning
 //   2. Shared helpers: chunked mapping, eventfd
