@@ -5,7 +5,9 @@
  * - GET of 64 MiB: Packice streaming an object vs a handler sending a 64 MiB
  *   `Uint8Array` (target >= 0.8x).
  * - PUT of 64 MiB: Packice creating and sealing an object vs a handler that
- *   drains the body (target >= 0.7x).
+ *   drains the body (target >= 0.7x); and the same PUT into a cluster member
+ *   (a `ClusterPeer`, which hashes each object at seal for its content
+ *   record) vs into the plain peer: the cost of that hash.
  * - Small requests at 32 connections with wrk, stat (`GET /v1/objects/:id/info`)
  *   and a conditional GET answered 304, vs a handler answering `{"ok":true}`
  *   (target >= 0.5x). (wrk cannot measure HEAD: it waits for the body the
@@ -22,6 +24,8 @@
  */
 import process from "node:process";
 import { MemoryPeer } from "../peers/memory_peer.ts";
+import { ClusterPeer } from "../p2p/cluster_peer.ts";
+import type { Directory } from "../p2p/directory.ts";
 import { serveHttp } from "../transport/http/server.ts";
 import { report } from "./stats.ts";
 
@@ -100,6 +104,21 @@ async function main(): Promise<void> {
     );
     reportVersus("http_put_64MiB", ">= 0.7", put, TRANSFER);
 
+    // A member of a cluster of one: what it adds to a put is the hash at seal.
+    await using member = new ClusterPeer({
+      home: new MemoryPeer({ capacity: 2 * 1024 ** 3 }),
+      replicas: new MemoryPeer({ capacity: 1 << 20 }),
+      directory: directoryOfOne(),
+      node: "bench",
+      address: "http://127.0.0.1:9",
+    });
+    await using memberServer = serveHttp(member, { port: 0 });
+    const hashed = await compare(
+      () => child("put", `${server.url}/v1/objects/plain`),
+      () => child("put", `${memberServer.url}/v1/objects/member`),
+    );
+    reportVersus("http_put_64MiB_cluster_member_vs_plain", "report", hashed, TRANSFER);
+
     if (!await hasWrk()) {
       console.error("wrk not found: skipping the small-request figures");
       return;
@@ -121,6 +140,18 @@ async function main(): Promise<void> {
     abort.abort();
     await bare.finished;
   }
+}
+
+/** The directory of a cluster of one: announces go nowhere, lookups find nothing. */
+function directoryOfOne(): Directory {
+  return {
+    announce: () => Promise.resolve(),
+    withdraw: () => Promise.resolve(),
+    lookup: () => Promise.resolve(undefined),
+    remove: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+    [Symbol.asyncDispose]: () => Promise.resolve(),
+  };
 }
 
 /** A figure of one side: its median, and the median CPU time of this process (the servers) per run. */

@@ -9,6 +9,7 @@ import {
   type Acquired,
   type AcquireOptions,
   type DirectPutOptions,
+  offersArrivingRead,
   offersDirectDelete,
   offersDirectPut,
   type Peer,
@@ -17,6 +18,7 @@ import {
 } from "../core/peer.ts";
 import { metricsOf } from "../core/metrics.ts";
 import { ObjectHandle } from "./object_handle.ts";
+import { ArrivingHandle } from "./arriving_handle.ts";
 import { ObjectWriter } from "./object_writer.ts";
 import { fetchThrough } from "./fetch_through.ts";
 
@@ -171,6 +173,29 @@ export class Client implements AsyncDisposable {
       await this.#peer.release(acquired.lease.id).catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * Opens an object for reading as it arrives: where the peer is fetching it
+   * from another daemon (or will now), {@link ArrivingHandle.stream} yields
+   * its verified bytes in order long before the last piece lands, and
+   * {@link ArrivingHandle.bytes} waits for the seal. A sealed object held
+   * here is opened as {@link Client.get} does. Close the handle (or use
+   * `using`).
+   *
+   * @throws {NotFoundError} When no one holds the object.
+   */
+  async open(id: string, options: GetOptions = {}): Promise<ArrivingHandle> {
+    this.#checkOpen();
+    const peer = this.#peer;
+    const arriving = options.local === true || !offersArrivingRead(peer)
+      ? undefined
+      : await peer.readArriving(id);
+    const sealed = () => this.get(id, options);
+    if (arriving !== undefined) return new ArrivingHandle(arriving.object, arriving.body, sealed);
+    // Held here: the stream's lease ends with it; `bytes` takes one of its own.
+    const handle = await this.get(id, options);
+    return new ArrivingHandle(handle.info, handle.stream(), sealed);
   }
 
   /**

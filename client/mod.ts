@@ -6,4 +6,5 @@
 export * from "./client.ts";
 export * from "./connect.ts";
 export * from "./object_handle.ts";
+export * from "./arriving_handle.ts";
 export * from "./object_writer.ts";

@@ -1,6 +1,8 @@
 import type {
   Acquired,
   AcquireOptions,
+  ArrivingObject,
+  ArrivingRead,
   DirectDelete,
   DirectPut,
   Peer,
@@ -21,7 +23,8 @@ import type { UdsPeer } from "../transport/uds/uds_peer.ts";
  * more on a new one. Leases do not survive: one granted before the loss ends
  * with {@link LeaseExpiredError}, its views detached.
  */
-export class ReconnectingPeer implements Peer, DirectPut, DirectDelete, StatusSource, OriginSource {
+export class ReconnectingPeer
+  implements Peer, DirectPut, DirectDelete, StatusSource, OriginSource, ArrivingRead {
   readonly #connect: () => Promise<UdsPeer>;
   #current: UdsPeer;
   #reconnecting: Promise<UdsPeer> | undefined;
@@ -73,6 +76,11 @@ export class ReconnectingPeer implements Peer, DirectPut, DirectDelete, StatusSo
 
   renew(leaseId: string, ttl?: number): Promise<Lease> {
     return this.#onLease(leaseId, (peer) => peer.renew(leaseId, ttl), false);
+  }
+
+  /** See `UdsPeer.readArriving`; a stream does not outlive its connection. */
+  readArriving(objectId: string): Promise<ArrivingObject | undefined> {
+    return this.#read((peer) => peer.readArriving(objectId));
   }
 
   stat(objectId: string): Promise<ObjectInfo> {

@@ -81,6 +81,7 @@ export class BasePeer implements Peer {
   #misses = 0;
   #evictions = 0;
   #expirations = 0;
+  readonly #evicted = new Set<(info: ObjectInfo) => void>();
 
   /**
    * Creates the instance.
@@ -112,6 +113,17 @@ export class BasePeer implements Peer {
   /** The blob store, for subclasses and transports that need backend details. */
   protected get blobStore(): BlobStore {
     return this.#blobs;
+  }
+
+  /**
+   * Calls `listener` with each object dropped to make room (cache mode), as
+   * it leaves lookups: a cluster withdraws this node as its holder.
+   *
+   * @returns A function that stops the calls.
+   */
+  onEvict(listener: (info: ObjectInfo) => void): () => void {
+    this.#evicted.add(listener);
+    return () => void this.#evicted.delete(listener);
   }
 
   /** The clock this peer uses. */
@@ -626,6 +638,7 @@ export class BasePeer implements Peer {
       if (await this.#remove(holding)) {
         dropped++;
         this.#evictions++;
+        for (const listener of this.#evicted) listener(holding.info);
         await holding.freed;
       }
     }

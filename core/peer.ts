@@ -204,3 +204,37 @@ export function offersDirectDelete(peer: Peer): peer is Peer & DirectDelete {
 export function offersDirectPut(peer: Peer): peer is Peer & DirectPut {
   return typeof (peer as Partial<DirectPut>).putObject === "function";
 }
+
+/** What {@link ArrivingRead.readArriving} hands out: an object still arriving and its bytes. */
+export interface ArrivingObject {
+  /** The object as it began to arrive: state `CREATING`, its size, metadata and digest. */
+  readonly object: ObjectInfo;
+  /**
+   * Its bytes in order, each as soon as the piece holding it has arrived and
+   * verified; the stream closes once the object is sealed, and fails with a
+   * typed error when it cannot be. Cancel it to stop early.
+   */
+  readonly body: ReadableStream<Uint8Array>;
+}
+
+/**
+ * An optional capability of a peer that fetches objects from elsewhere (a
+ * cluster peer) or reaches such a peer over a network: read an object while
+ * it is still on its way here, its bytes verified piece by piece, long
+ * before the last piece lands.
+ */
+export interface ArrivingRead {
+  /**
+   * Starts or joins the fetch of `objectId` and streams it as it arrives.
+   *
+   * @returns Undefined when the object is held here already (read it with a
+   *   READ lease) or was sealed before its first byte could be streamed.
+   * @throws {NotFoundError} When no one holds it, or the fetch failed before it began.
+   */
+  readArriving(objectId: string): Promise<ArrivingObject | undefined>;
+}
+
+/** Whether `peer` offers {@link ArrivingRead}. */
+export function offersArrivingRead(peer: Peer): peer is Peer & ArrivingRead {
+  return typeof (peer as Partial<ArrivingRead>).readArriving === "function";
+}

@@ -51,7 +51,7 @@ export interface ClusterWiring {
 /**
  * Wraps a daemon's peer for a cluster: fetch on miss, content records at
  * seal, cluster-wide delete. Fetched copies live in a `MemoryPeer` of
- * `capacity` bytes with a lease store of its own.
+ * `capacity` bytes with a lease store of its own, in cache mode.
  *
  * @example With a directory of your own
  * ```ts ignore
@@ -63,7 +63,9 @@ export interface ClusterWiring {
 export function wrapCluster(home: Peer, wiring: ClusterWiring): ClusterPeer {
   return new ClusterPeer({
     home,
-    replicas: new MemoryPeer({ capacity: wiring.capacity }),
+    // Copies are a cache whatever `--mode` says: the least recently read idle
+    // ones make room for new fetches, and this node withdraws as their holder.
+    replicas: new MemoryPeer({ capacity: wiring.capacity, mode: "cache" }),
     directory: wiring.directory,
     members: wiring.members,
     node: wiring.node,

@@ -8,6 +8,7 @@ import { Access } from "../core/lease.ts";
 import { ConflictError, NotFoundError, UnsupportedError } from "../core/errors.ts";
 import { sleep } from "../transport/rate_limit.ts";
 import type { Acquired, Peer } from "../core/peer.ts";
+import type { ObjectInfo } from "../core/object.ts";
 import { checkRecord } from "./content.ts";
 import { checkBinding } from "./record_binding.ts";
 import type { ClusterCounts } from "./cluster_metrics.ts";
@@ -32,6 +33,21 @@ export interface FetchHooks {
   before(): Promise<void>;
   /** The copy is sealed (its lease not yet released). */
   sealed(record: ContentRecord): void;
+  /**
+   * Optional: the transfer begins, into a CREATE of `object` (its size,
+   * metadata, digest).
+   */
+  started?(object: ObjectInfo, transfer: ArrivingTransfer): void;
+  /** Optional: see `TransferOptions.onPrefix`. */
+  prefix?(bytes: number): void;
+}
+
+/** A transfer under way as a local reader of its object sees it. */
+export interface ArrivingTransfer {
+  /** Copies verified bytes `start` to `end`; undefined once the transfer ended. */
+  read(start: number, end: number): Uint8Array | undefined;
+  /** Fetches pieces in order from now on, so the verified prefix grows steadily. */
+  inOrder(): void;
 }
 
 /** What a {@link Fetcher} works with; the cluster peer's own. */
@@ -174,8 +190,15 @@ export class Fetcher {
           budget: this.#budget,
           whole: !bound,
           onBytes: (bytes) => this.#counts.cluster_fetch_bytes_total += bytes,
+          ...(hooks.prefix === undefined ? {} : { onPrefix: hooks.prefix }),
         });
         this.#partials.set(id, transfer);
+        const running = transfer;
+        hooks.started?.({ ...created.object, digest: record.digest }, {
+          read: (start, end) =>
+            this.#partials.get(id) === running ? running.copyVerified(start, end) : undefined,
+          inOrder: () => running.inOrder(),
+        });
         try {
           await this.#relaying(record, transfer, transfer.run(sources, this.#signal));
         } finally {

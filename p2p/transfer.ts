@@ -57,6 +57,11 @@ export interface TransferOptions {
    * digests, which then prove the whole.
    */
   readonly whole?: boolean;
+  /**
+   * Called each time the verified prefix grows, with its length in bytes:
+   * every piece before it is verified, so a local reader may stream it.
+   */
+  readonly onPrefix?: (bytes: number) => void;
 }
 
 /** Where a transfer finds sources and reports the ones it gives up. */
@@ -89,7 +94,7 @@ export class Transfer {
   readonly #stops = new Set<AbortController>();
   /** An error that is no source's fault, ending the transfer. */
   #broken: unknown;
-  /** Pieces before this one are verified and in the whole hash. */
+  /** Pieces before this one are verified (and in the whole hash, when kept). */
   #hashed = 0;
   /** Sources running now. */
   #sources = 0;
@@ -211,6 +216,11 @@ export class Transfer {
     if (signal?.aborted) throw signal.reason;
   }
 
+  /** From now on, pieces equally rare are fetched in order: a local reader streams the object. */
+  inOrder(): void {
+    this.#picker.inOrder = true;
+  }
+
   /**
    * What this daemon announces as a partial holder: the bitfield of the
    * pieces verified so far, then that of the pieces a source is sending.
@@ -301,15 +311,19 @@ export class Transfer {
     sources.failed(failure);
   }
 
-  /** Feeds the whole hash the verified pieces that follow those it has. */
+  /**
+   * Moves the verified prefix on over the pieces verified since: the whole
+   * hash (when kept) takes them, and `onPrefix` hears of it.
+   */
   #hashVerified(): void {
-    if (this.#whole === undefined) return;
     const { size, pieceSize } = this.#record;
     const count = pieceCount(size, pieceSize);
+    const before = this.#hashed;
     while (this.#hashed < count && this.#picker.done(this.#hashed)) {
       const from = this.#hashed * pieceSize;
-      this.#whole.update(this.#view.subarray(from, Math.min(size, from + pieceSize)));
+      this.#whole?.update(this.#view.subarray(from, Math.min(size, from + pieceSize)));
       this.#hashed++;
     }
+    if (this.#hashed > before) this.#options.onPrefix?.(Math.min(size, this.#hashed * pieceSize));
   }
 }

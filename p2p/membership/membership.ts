@@ -9,68 +9,22 @@
  * @module
  */
 import { ClosedError, NotFoundError, ProtocolError } from "../../core/errors.ts";
-import type { ClusterTransport } from "../cluster_transport.ts";
 import type { Member, Members } from "../members.ts";
 import { Awareness } from "./awareness.ts";
 import { BroadcastQueue } from "./broadcast_queue.ts";
 import { type GossipConfig, LAN_PROFILE, pushPullScale } from "./config.ts";
 import { type MemberEntry, MemberTable } from "./member_table.ts";
-import {
-  type Envelope,
-  parseEnvelope,
-  parsePingReply,
-  parsePingReq,
-  parsePingReqReply,
-  parseSync,
-  parseSyncReply,
-  type PingReqBody,
-  type SyncBody,
-  type Update,
-} from "./messages.ts";
+import { type Envelope, parseEnvelope, parsePingReq, parseSync, type Update } from "./messages.ts";
+import type { MembershipCounters, MembershipLog, MembershipOptions } from "./membership_options.ts";
+import { membershipMetricsText } from "./metrics_text.ts";
+import { Prober, shuffle } from "./prober.ts";
+import { gossipRound, pushPull } from "./gossip.ts";
+import type { MemberContext } from "./member_context.ts";
+import type { ClusterTransport } from "../cluster_transport.ts";
 import { ReplayGuard } from "./replay_guard.ts";
 import { systemTimers, type TimerHandle, type Timers } from "./timers.ts";
 
-/** Where the membership reports what it does. */
-export interface MembershipLog {
-  /** Joins, verdicts, refutations. */
-  info(message: string): void;
-  /** Refused gossip, seeds that do not answer. */
-  warn(message: string): void;
-  /** Every state change. */
-  debug(message: string): void;
-}
-
-/** Options of {@link Membership}. */
-export interface MembershipOptions {
-  /** This member's node id, unique in the cluster. */
-  readonly node: string;
-  /** How messages reach other members: `HttpClusterTransport` with the cluster token. */
-  readonly transport: ClusterTransport;
-  /** The profile. Default {@link LAN_PROFILE}. */
-  readonly config?: GossipConfig;
-  /** The clock and timers. Default: the system's. */
-  readonly timers?: Timers;
-  /** Where events go. Default: nowhere. */
-  readonly log?: MembershipLog;
-}
-
-/** Counts since start, for `/metrics`. */
-export interface MembershipCounters {
-  /** Probes sent. */
-  readonly probes: number;
-  /** Probes answered by neither the target nor any indirect prober. */
-  readonly probeFailures: number;
-  /** Indirect probes asked of other members. */
-  readonly indirectProbes: number;
-  /** Members this member began to suspect (by its probes or by gossip). */
-  readonly suspicions: number;
-  /** Accusations of this member it refuted. */
-  readonly refutations: number;
-  /** Members this member saw die. */
-  readonly deaths: number;
-  /** Incoming gossip messages refused: malformed, replayed or misaddressed. */
-  readonly rejected: number;
-}
+export type { MembershipCounters, MembershipLog, MembershipOptions };
 
 /** Changes carried by one message at most. */
 const MAX_PIGGYBACK = 64;
@@ -113,9 +67,9 @@ export class Membership implements Members, AsyncDisposable {
   readonly #abort = new AbortController();
   readonly #tasks = new Set<Promise<unknown>>();
   readonly #handles = new Map<string, TimerHandle>();
-  readonly #counters = { probes: 0, probeFailures: 0, indirectProbes: 0, rejected: 0 };
-  #order: string[] = [];
-  #orderIndex = 0;
+  readonly #context: MemberContext;
+  readonly #prober: Prober;
+  #rejected = 0;
   #seeds: readonly string[] = [];
   #started = false;
   #stopped = false;
@@ -141,18 +95,26 @@ export class Membership implements Members, AsyncDisposable {
       queue: this.#queue,
       log: (message) => this.#log.info(message),
     });
+    this.#context = {
+      self: options.node,
+      config: this.config,
+      table: this.#table,
+      awareness: this.#awareness,
+      timers: this.#timers,
+      log: this.#log,
+      stopped: () => this.#stopped,
+      send: (address, path, body, timeout) => this.#send(address, path, body, timeout),
+      envelope: (to, updates) => this.#envelope(to, updates),
+      piggyback: () => this.#piggyback(),
+      applyAll: (updates) => this.#applyAll(updates),
+      pick: (k, accept) => this.#pick(k, accept),
+    };
+    this.#prober = new Prober(this.#context);
     this.#table.onChange((member) => {
       this.#log.debug(
         `Member ${member.node} is ${member.state} (incarnation ${member.incarnation})`,
       );
-      if (
-        member.node !== this.self && member.state === "alive" && !this.#order.includes(member.node)
-      ) {
-        // A newcomer goes to a random place in the rest of this round, as memberlist does.
-        const at = this.#orderIndex +
-          Math.floor(Math.random() * (this.#order.length - this.#orderIndex + 1));
-        this.#order.splice(at, 0, member.node);
-      }
+      if (member.state === "alive") this.#prober.admit(member.node);
     });
   }
 
@@ -191,7 +153,7 @@ export class Membership implements Members, AsyncDisposable {
 
   /** Counts since start. */
   counters(): MembershipCounters {
-    return { ...this.#counters, ...this.#table.counters };
+    return { ...this.#prober.counters, rejected: this.#rejected, ...this.#table.counters };
   }
 
   /**
@@ -226,7 +188,7 @@ export class Membership implements Members, AsyncDisposable {
   async join(seeds: readonly string[]): Promise<number> {
     const results = await Promise.all(seeds.map(async (seed) => {
       try {
-        await this.#pushPull(seed, undefined, true);
+        await pushPull(this.#context, seed, undefined, true);
         return 1;
       } catch (error) {
         this.#log.warn(`Cannot join through ${seed}: ${(error as Error).message}`);
@@ -291,7 +253,7 @@ export class Membership implements Members, AsyncDisposable {
         case "ping-req": {
           const message = parsePingReq(body);
           this.#accept(message);
-          const ack = await this.#pingFor(message);
+          const ack = await this.#prober.pingFor(message);
           return { ack, updates: this.#piggyback() };
         }
         case "gossip": {
@@ -309,7 +271,7 @@ export class Membership implements Members, AsyncDisposable {
       }
     } catch (error) {
       if (error instanceof ProtocolError) {
-        this.#counters.rejected++;
+        this.#rejected++;
         this.#log.warn(`Refused gossip: ${error.message}`);
       }
       throw error;
@@ -318,57 +280,7 @@ export class Membership implements Members, AsyncDisposable {
 
   /** Prometheus text: members by state, probes, suspicions, refutations, health. */
   metricsText(): string {
-    const byState = { alive: 0, suspect: 0, dead: 0, left: 0 };
-    for (const member of this.#table.list()) byState[member.state]++;
-    const counters = this.counters();
-    const lines = [
-      "# HELP packice_cluster_members Members known to this daemon, by state.",
-      "# TYPE packice_cluster_members gauge",
-      ...Object.entries(byState).map(([state, n]) =>
-        `packice_cluster_members{state="${state}"} ${n}`
-      ),
-    ];
-    const metric = (name: string, type: string, help: string, value: number) =>
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
-    metric("packice_cluster_probes_total", "counter", "Probes sent.", counters.probes);
-    metric(
-      "packice_cluster_probe_failures_total",
-      "counter",
-      "Probes no one answered.",
-      counters.probeFailures,
-    );
-    metric(
-      "packice_cluster_indirect_probes_total",
-      "counter",
-      "Indirect probes asked of other members.",
-      counters.indirectProbes,
-    );
-    metric(
-      "packice_cluster_suspicions_total",
-      "counter",
-      "Members this daemon began to suspect.",
-      counters.suspicions,
-    );
-    metric(
-      "packice_cluster_refutations_total",
-      "counter",
-      "Accusations of this daemon it refuted.",
-      counters.refutations,
-    );
-    metric("packice_cluster_deaths_total", "counter", "Members seen to die.", counters.deaths);
-    metric(
-      "packice_cluster_gossip_rejected_total",
-      "counter",
-      "Gossip messages refused as malformed, replayed or misaddressed.",
-      counters.rejected,
-    );
-    metric(
-      "packice_cluster_health_score",
-      "gauge",
-      "Local health (Lifeguard awareness): 0 is healthy.",
-      this.#awareness.score,
-    );
-    return `${lines.join("\n")}\n`;
+    return membershipMetricsText(this.#table.list(), this.counters(), this.#awareness.score);
   }
 
   #accept(message: Envelope): void {
@@ -440,8 +352,8 @@ export class Membership implements Members, AsyncDisposable {
 
   async #probeTick(): Promise<void> {
     const started = this.#timers.now();
-    const target = this.#nextTarget();
-    if (target !== undefined && !this.#table.leaving) await this.#probe(target);
+    const target = this.#prober.nextTarget();
+    if (target !== undefined && !this.#table.leaving) await this.#prober.probe(target);
     const interval = this.#awareness.scale(this.config.probeInterval);
     this.#schedule(
       "probe",
@@ -450,146 +362,8 @@ export class Membership implements Members, AsyncDisposable {
     );
   }
 
-  /** The next member of a shuffled round robin; a new round reaps and reshuffles. */
-  #nextTarget(): MemberEntry | undefined {
-    for (let looked = 0; looked <= this.#order.length; looked++) {
-      if (this.#orderIndex >= this.#order.length) {
-        this.#table.reap();
-        this.#order = this.#table.list()
-          .filter((m) => m.node !== this.self && (m.state === "alive" || m.state === "suspect"))
-          .map((m) => m.node);
-        shuffle(this.#order);
-        this.#orderIndex = 0;
-        if (this.#order.length === 0) return undefined;
-      }
-      const member = this.#table.get(this.#order[this.#orderIndex++]!);
-      if (member !== undefined && (member.state === "alive" || member.state === "suspect")) {
-        return member;
-      }
-    }
-    return undefined;
-  }
-
-  async #probe(target: MemberEntry): Promise<void> {
-    this.#counters.probes++;
-    const interval = this.#awareness.scale(this.config.probeInterval);
-    const started = this.#timers.now();
-    const updates = this.#piggyback();
-    if (target.state === "suspect") {
-      // Tell a suspect at once, so it can refute.
-      updates.push({
-        kind: "suspect",
-        node: target.node,
-        incarnation: target.incarnation,
-        from: this.self,
-      });
-    }
-    try {
-      const reply = parsePingReply(
-        await this.#send(
-          target.address,
-          "ping",
-          this.#envelope(target.node, updates),
-          this.config.probeTimeout,
-        ),
-      );
-      if (reply.node === target.node) {
-        this.#applyAll(reply.updates);
-        this.#awareness.apply(-1);
-        return;
-      }
-    } catch {
-      // No ack: ask others.
-    }
-    if (this.#stopped) return;
-    const helpers = this.#pick(
-      this.config.indirectChecks,
-      (m) => m.node !== target.node && m.state === "alive",
-    );
-    // At least a probe timeout, so an indirect probe always has time to answer.
-    const remaining = Math.max(started + interval - this.#timers.now(), this.config.probeTimeout);
-    this.#counters.indirectProbes += helpers.length;
-    const answers = await Promise.all(helpers.map(async (helper) => {
-      const body: PingReqBody = {
-        ...this.#envelope(helper.node, this.#piggyback()),
-        target: target.node,
-        targetAddress: target.address,
-      };
-      try {
-        const reply = parsePingReqReply(
-          await this.#send(helper.address, "ping-req", body, remaining),
-        );
-        this.#applyAll(reply.updates);
-        return reply.ack ? "ack" : "nack";
-      } catch {
-        return "none";
-      }
-    }));
-    if (answers.includes("ack")) {
-      this.#awareness.apply(-1);
-      return;
-    }
-    if (this.#stopped || this.#table.leaving) return;
-    const elapsed = this.#timers.now() - started;
-    if (elapsed > this.config.probeTimeout + remaining + this.config.probeTimeout) {
-      // This member stalled (paused, or its event loop blocked) while probing:
-      // its own timeouts say nothing about the target.
-      this.#awareness.apply(1);
-      this.#log.info(`Probe of ${target.node} took ${elapsed} ms: not judging it`);
-      return;
-    }
-    const nacks = answers.filter((answer) => answer === "nack").length;
-    this.#awareness.apply(helpers.length > 0 ? helpers.length - nacks : 1);
-    this.#counters.probeFailures++;
-    const current = this.#table.get(target.node);
-    if (current === undefined || current.state === "dead" || current.state === "left") return;
-    this.#log.info(`Suspecting ${target.node}: no ack, direct or indirect`);
-    this.#table.suspect({
-      kind: "suspect",
-      node: target.node,
-      incarnation: current.incarnation,
-      from: this.self,
-    });
-  }
-
-  /** Probes a target for another member; a nack (false) when it does not answer in time. */
-  async #pingFor(message: PingReqBody): Promise<boolean> {
-    try {
-      const reply = parsePingReply(
-        await this.#send(
-          message.targetAddress,
-          "ping",
-          this.#envelope(message.target, this.#piggyback()),
-          Math.floor(this.config.probeTimeout * 0.8),
-        ),
-      );
-      this.#applyAll(reply.updates);
-      return reply.node === message.target;
-    } catch {
-      return false;
-    }
-  }
-
   #gossipTick(): void {
-    if (this.#queue.size > 0) {
-      const now = this.#timers.now();
-      const targets = this.#pick(
-        this.config.gossipNodes,
-        (m) =>
-          m.state === "alive" || m.state === "suspect" ||
-          (m.state === "dead" && now - m.changedAt < this.config.gossipToTheDeadTime),
-      );
-      for (const target of targets) {
-        const updates = this.#piggyback();
-        if (updates.length === 0) break;
-        this.#send(
-          target.address,
-          "gossip",
-          this.#envelope(target.node, updates),
-          this.config.requestTimeout,
-        ).catch(() => {});
-      }
-    }
+    if (this.#queue.size > 0) gossipRound(this.#context);
     this.#schedule("gossip", this.config.gossipInterval, () => this.#gossipTick());
   }
 
@@ -599,7 +373,7 @@ export class Membership implements Members, AsyncDisposable {
     } else {
       const [peer] = this.#pick(1, (m) => m.state === "alive");
       if (peer !== undefined) {
-        await this.#pushPull(peer.address, peer.node, false).catch((error) =>
+        await pushPull(this.#context, peer.address, peer.node, false).catch((error) =>
           this.#log.debug(`Push/pull with ${peer.node} failed: ${error.message}`)
         );
       }
@@ -610,30 +384,8 @@ export class Membership implements Members, AsyncDisposable {
       () => this.#syncTick(),
     );
   }
-
-  async #pushPull(address: string, node: string | undefined, join: boolean): Promise<void> {
-    const body: SyncBody = {
-      ...this.#envelope(node, []),
-      join,
-      members: this.#table.records(),
-    };
-    const reply = parseSyncReply(
-      await this.#send(address, "sync", body, this.config.requestTimeout),
-    );
-    if (node !== undefined && reply.node !== node) {
-      throw new ProtocolError(`Sync reply from ${reply.node}, expected ${node}`);
-    }
-    this.#table.merge(reply.members);
-  }
 }
 
 function toMember({ node, address, state, incarnation, changedAt }: MemberEntry): Member {
   return { node, address, state, incarnation, changedAt };
-}
-
-function shuffle<T>(items: T[]): void {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
 }

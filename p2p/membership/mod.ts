@@ -6,7 +6,9 @@
  * Each policy is a file of its own: `suspicion.ts` (the timer that shrinks
  * with confirmations), `awareness.ts` (the local health multiplier),
  * `broadcast_queue.ts` (bounded retransmits), `member_table.ts` (the state
- * table and its rules), `messages.ts` (the wire and its parsing).
+ * table and its rules), `messages.ts` (the wire and its parsing),
+ * `prober.ts` (probes and verdicts), `gossip.ts` (gossip rounds and
+ * push/pull), `metrics_text.ts` (what `/metrics` shows of it).
  *
  * @module
  */

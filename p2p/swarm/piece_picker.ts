@@ -67,6 +67,11 @@ export class PiecePicker {
   readonly #clock: Clock;
   #missing: number;
   #partialSources = 0;
+  /**
+   * Ties go to the lowest piece, not a random one: set while a local reader
+   * streams the object, whose bytes it can only have in order.
+   */
+  inOrder = false;
   #pieceMs = 0;
   #timed = 0;
 
@@ -201,7 +206,7 @@ export class PiecePicker {
         best = piece;
         bestRarity = rarity;
         ties = 1;
-      } else if (rarity === bestRarity && this.#random() * ++ties < 1) {
+      } else if (rarity === bestRarity && !this.inOrder && this.#random() * ++ties < 1) {
         // Reservoir sampling: each tied piece is kept with probability 1/ties.
         best = piece;
       }

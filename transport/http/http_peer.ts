@@ -10,6 +10,8 @@ import type { Blob } from "../../core/blob.ts";
 import type {
   Acquired,
   AcquireOptions,
+  ArrivingObject,
+  ArrivingRead,
   DirectPut,
   Peer,
   PeerStats,
@@ -32,6 +34,7 @@ import type { ObjectInfo } from "../../core/object.ts";
 import { checkRange } from "../../core/range.ts";
 import { validateObjectId } from "../../core/validate.ts";
 import { errorOf } from "./errors.ts";
+import { arrivingOf } from "./arriving.ts";
 import {
   type AcquireBody,
   API_PREFIX,
@@ -69,7 +72,7 @@ export interface HttpPeerOptions {
  * console.log(new TextDecoder().decode(handle.bytes)); // "hello"
  * ```
  */
-export class HttpPeer implements Peer, DirectPut, StreamPut, StatusSource {
+export class HttpPeer implements Peer, DirectPut, StreamPut, StatusSource, ArrivingRead {
   readonly #base: string;
   readonly #authorization: string | undefined;
   readonly #client: Deno.HttpClient;
@@ -175,6 +178,15 @@ export class HttpPeer implements Peer, DirectPut, StreamPut, StatusSource {
   renew(leaseId: string, ttl?: number): Promise<Lease> {
     const body: RenewBody = ttl === undefined ? {} : { ttl };
     return this.#json("POST", this.#leasePath(leaseId, "renew"), body);
+  }
+
+  /**
+   * The bytes of an object in one streamed `GET /v1/objects/:id`: a daemon
+   * fetching it from another sends each piece once it has verified.
+   */
+  async readArriving(objectId: string): Promise<ArrivingObject> {
+    validateObjectId(objectId);
+    return arrivingOf(objectId, await this.#fetch("GET", objectPath(objectId), {}));
   }
 
   stat(objectId: string): Promise<ObjectInfo> {

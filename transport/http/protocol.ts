@@ -40,6 +40,8 @@ export const Header = {
   SIZE: "packice-size",
   /** The TTL in milliseconds of an object uploaded in one request (or `?ttl=`); see `objectDeadline`. */
   TTL: "packice-ttl",
+  /** `CREATING` on the bytes of an object still arriving, sent as its pieces verify. */
+  STATE: "packice-state",
 } as const;
 
 /** The metadata key whose string value becomes the `Content-Type` of an object's bytes. */

@@ -20,7 +20,7 @@ import {
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { checkRange } from "../../core/range.ts";
-import type { Acquired, Peer } from "../../core/peer.ts";
+import { type Acquired, offersArrivingRead, type Peer } from "../../core/peer.ts";
 import {
   acquireRequest,
   deleteRequest,
@@ -45,7 +45,7 @@ import type { HttpRequestEntry } from "./request_log.ts";
 import type { DaemonStatus } from "../../core/status.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
-import { API_PREFIX, CONTENT_TYPE_KEY, Header, objectPath } from "./protocol.ts";
+import { API_PREFIX, CONTENT_TYPE_KEY, Header, headerJson, objectPath } from "./protocol.ts";
 import { type RouteContext, type RouteHandler, Router } from "./router.ts";
 import { type PartialHolder, UploadGate } from "./upload_gate.ts";
 
@@ -440,6 +440,21 @@ export class HttpServer implements AsyncDisposable {
     // `?local=1`: this host's copy only, as daemons ask each other.
     const local = url.searchParams.get("local") === "1";
     const free = await this.#uploads.enter(id, local, request.headers.get("range"));
+    if (!local && !head && ifNoneMatch === null && offersArrivingRead(peer)) {
+      const arriving = request.headers.has("range")
+        ? undefined
+        : await peer.readArriving(id).catch((error) => {
+          free?.();
+          throw error;
+        });
+      if (arriving !== undefined) {
+        // Each chunk goes as soon as its piece has verified.
+        if (free !== undefined) info.completed.then(free, free);
+        const { object, body } = arriving;
+        const headers = { ...objectHeaders(object, object.digest!), [Header.STATE]: "CREATING" };
+        return new Response(this.#uploads.limit(body), { headers });
+      }
+    }
     let acquired: Acquired;
     try {
       acquired = await peer.acquire(id, Access.READ, local ? { local } : {});
@@ -581,14 +596,22 @@ function notModified(digest: string): Response {
   return new Response(null, { status: 304, headers: { etag: etagOf(digest) } });
 }
 
-/** Headers of an object's bytes; `Content-Type` from `meta["content-type"]`. */
+/**
+ * Headers of an object's bytes; `Content-Type` from `meta["content-type"]`,
+ * the whole metadata in `Packice-Meta` when there is any.
+ */
 function objectHeaders(object: ObjectInfo, digest: string): Record<string, string> {
   const type = object.meta[CONTENT_TYPE_KEY];
   const valid = typeof type === "string" && /^[\x20-\x7e]+$/.test(type);
-  return {
+  const headers: Record<string, string> = {
     "content-type": valid ? type : "application/octet-stream",
     "content-length": String(object.size),
     "accept-ranges": "bytes",
     etag: etagOf(digest),
   };
+  for (const _ in object.meta) {
+    headers[Header.META] = headerJson(object.meta);
+    break;
+  }
+  return headers;
 }

@@ -32,6 +32,7 @@ import { route } from "./router.ts";
 import { acquire, releaseOneWay } from "./serve_leases.ts";
 import { ServerOpens } from "./serve_open.ts";
 import { closeAll, type Context, json, type Session } from "./session.ts";
+import { ServerArrivals } from "./serve_arriving.ts";
 
 /** Memfds that may wait for one slow client, each a duplicate held open. */
 const MAX_QUEUED_FDS = 1024;
@@ -44,6 +45,7 @@ export class Connection implements ChannelHandler, Session {
   readonly leases = new Map<string, Acquired>();
   readonly recent = new RecentTexts(8);
   readonly opens = new ServerOpens();
+  readonly arrivals = new ServerArrivals();
   reading = 0;
   readonly #flusher: Flusher;
   #inflight = 0;
@@ -180,7 +182,10 @@ export class Connection implements ChannelHandler, Session {
     this.#backlog = undefined;
     const leases = [...this.leases.keys()];
     this.leases.clear();
-    await Promise.all(leases.map((lease) => this.peer.release(lease).catch(() => {})));
+    await Promise.all([
+      this.arrivals.close(),
+      ...leases.map((lease) => this.peer.release(lease).catch(() => {})),
+    ]);
   }
 
   /** Starts a request; the memfds an ACQUIRE carries are closed unless the peer takes them. */

@@ -120,6 +120,21 @@ export const Op = {
    * server with no read-through.
    */
   FETCH: 17,
+  /**
+   * Body the object id; reply JSON `{ object, stream }` for an object on its
+   * way to the daemon (see `ArrivingRead`), or `null` when it is held there
+   * (read it with OPEN or ACQUIRE). A server from before it answers
+   * `PROTOCOL`, and the client reads the object once it is sealed.
+   */
+  ARRIVE: 18,
+  /**
+   * Body the stream number of an ARRIVE reply, as text; reply the next bytes
+   * of the object as soon as they are verified, empty once it is sealed and
+   * all sent, or an error when it cannot be fetched whole.
+   */
+  ARRIVE_NEXT: 19,
+  /** Body the stream number; empty reply. The stream ends: its bytes are not wanted any more. */
+  ARRIVE_CANCEL: 20,
 } as const;
 
 /** One of {@link Op}. */

@@ -9,6 +9,7 @@ import { put, read, write } from "./serve_blobs.ts";
 import { acquire, discard, release, renew, seal } from "./serve_leases.ts";
 import { remove } from "./serve_delete.ts";
 import { open } from "./serve_open.ts";
+import { arrive, arriveCancel, arriveNext } from "./serve_arriving.ts";
 import { fetchOrigin, has, list, metrics, stat, stats, status } from "./serve_queries.ts";
 import type { Session } from "./session.ts";
 
@@ -60,6 +61,12 @@ export function route(
       return remove(session, body);
     case Op.FETCH:
       return fetchOrigin(session, body);
+    case Op.ARRIVE:
+      return arrive(session, body);
+    case Op.ARRIVE_NEXT:
+      return arriveNext(session, body);
+    case Op.ARRIVE_CANCEL:
+      return arriveCancel(session, body);
     default:
       throw new ProtocolError(`Unknown operation: ${op}`);
   }

@@ -16,6 +16,7 @@ import type { Connection } from "./connection.ts";
 import type { UdsMetrics } from "./metrics.ts";
 import type { RecentTexts } from "./recent_texts.ts";
 import type { ServerOpens } from "./serve_open.ts";
+import type { ServerArrivals } from "./serve_arriving.ts";
 
 /** Where a `UdsServer` reports events. */
 export interface UdsServerLog {
@@ -51,6 +52,8 @@ export interface Session {
   readonly recent: RecentTexts;
   /** What OPEN replies sent this client. */
   readonly opens: ServerOpens;
+  /** Objects this client streams as they arrive (ARRIVE). */
+  readonly arrivals: ServerArrivals;
   /** Bytes of the READs under way: replies the send queue may yet have to hold. */
   reading: number;
 }

@@ -1,6 +1,8 @@
 import type {
   Acquired,
   AcquireOptions,
+  ArrivingObject,
+  ArrivingRead,
   DirectDelete,
   DirectPut,
   Peer,
@@ -25,6 +27,7 @@ import { Channel } from "./channel.ts";
 import { ClientLeases, type HeldLease } from "./client_leases.ts";
 import { ClientOpens } from "./client_open.ts";
 import { ClientPuts } from "./client_puts.ts";
+import { readArriving } from "./client_arriving.ts";
 import { MappingCache } from "./mapping_cache.ts";
 import { type AcquireReply, type AcquireRequest, decodeJson, MAX_FDS, Op } from "./protocol.ts";
 import { isFromDaemon, none, Requests } from "./requests.ts";
@@ -74,7 +77,8 @@ const DEFAULT_REQUEST_TIMEOUT = 60_000;
  * console.log(handle.bytes.length); // 6, mapped from the daemon's memory
  * ```
  */
-export class UdsPeer implements Peer, DirectPut, DirectDelete, StatusSource, OriginSource {
+export class UdsPeer
+  implements Peer, DirectPut, DirectDelete, StatusSource, OriginSource, ArrivingRead {
   readonly #path: string;
   readonly #channel: Channel;
   readonly #requests: Requests;
@@ -280,6 +284,14 @@ export class UdsPeer implements Peer, DirectPut, DirectDelete, StatusSource, Ori
     const held = this.#leases.get(leaseId);
     if (held !== undefined) held.lease = lease;
     return lease;
+  }
+
+  /**
+   * An object the daemon is still fetching from another, streamed as its
+   * pieces verify there (ARRIVE); undefined when the daemon holds it.
+   */
+  readArriving(objectId: string): Promise<ArrivingObject | undefined> {
+    return readArriving(this.#requests, objectId);
   }
 
   stat(objectId: string): Promise<ObjectInfo> {

@@ -1,0 +1,75 @@
+/**
+ * Copies a cluster peer builds from bytes it gathers itself (an origin
+ * download, or pieces relayed during one), relayed to other daemons as they
+ * verify, then sealed among the fetched copies and announced.
+ *
+ * @module
+ */
+import { Access } from "../core/lease.ts";
+import { ConflictError, UnsupportedError } from "../core/errors.ts";
+import type { Meta } from "../core/validate.ts";
+import type { ContentRecord, Directory, Holder } from "./directory.ts";
+import type { FetchedCopies } from "./fetched_copies.ts";
+import type { AssembleFill, PartialBytes } from "./origin/origin_store.ts";
+
+/** Objects being assembled here, by id. */
+export class Assembly {
+  readonly #copies: FetchedCopies;
+  readonly #directory: Directory;
+  readonly #holder: () => Holder | undefined;
+  /** Objects being assembled, by id: their verified bytes are relayed. */
+  readonly #assembling = new Map<string, PartialBytes>();
+
+  /** Assembles among `copies`, announcing to `directory` as `holder`. */
+  constructor(copies: FetchedCopies, directory: Directory, holder: () => Holder | undefined) {
+    this.#copies = copies;
+    this.#directory = directory;
+    this.#holder = holder;
+  }
+
+  /** Whether `id` is being assembled here. */
+  has(id: string): boolean {
+    return this.#assembling.has(id);
+  }
+
+  /** The verified bytes of `id` being assembled, for a partial read by another daemon. */
+  partial(id: string): PartialBytes | undefined {
+    return this.#assembling.get(id);
+  }
+
+  /** See `ClusterPeer.assemble`. */
+  async assemble(id: string, size: number, meta: Meta, fill: AssembleFill): Promise<ContentRecord> {
+    const copies = this.#copies;
+    await copies.gone(id);
+    const old = copies.digest(id);
+    if (old !== undefined) await copies.drop(id, old);
+    const { lease, blobs } = await copies.peer.acquire(id, Access.CREATE, { size, meta });
+    let sealed = false;
+    try {
+      const view = size === 0 ? new Uint8Array(0) : blobs[0]!.openView();
+      if (view === undefined) throw new UnsupportedError("Cannot assemble in blobs without a view");
+      const record = await fill(view, (partial) => this.#assembling.set(id, partial));
+      this.#assembling.delete(id);
+      if (size > 0) blobs[0]!.closeView(view);
+      await copies.peer.seal(lease.id);
+      sealed = true;
+      await copies.peer.recordDigest?.(lease.id, record.digest);
+      copies.add(id, record.digest);
+      const holder = this.#holder();
+      if (holder !== undefined) {
+        copies.announcing.add(id);
+        await this.#directory.announce(record, holder).catch(async (error) => {
+          if (!(error instanceof ConflictError)) throw error;
+          // A newer version of the same source: the old one goes everywhere.
+          await this.#directory.remove(id);
+          await this.#directory.announce(record, holder);
+        }).finally(() => copies.announcing.delete(id));
+      }
+      return record;
+    } finally {
+      this.#assembling.delete(id);
+      await (sealed ? copies.peer.release(lease.id) : copies.peer.discard(lease.id))
+        .catch(() => {});
+    }
+  }
+}
