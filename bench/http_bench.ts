@@ -52,7 +52,7 @@ const WRK: Figure = {
 };
 
 if (Deno.args[0] === "client") {
-  await client(Deno.args[1]!, Deno.args[2]!, Number(Deno.args[3]));
+  await client(Deno.args[1]!, Deno.args[2]!, Number(Deno.args[3]), Deno.args[4]);
 } else {
   await main();
 }
@@ -195,22 +195,26 @@ async function child(mode: "get" | "put", url: string): Promise<number> {
 /**
  * The client process: `requests` GETs draining the body, or PUTs of 64 MiB
  * (to `url-<n>`, each object deleted after it is timed), after one warm-up;
- * prints GB/s.
+ * prints GB/s. With `token`, every request carries it as a bearer token.
  */
-async function client(mode: string, url: string, requests: number): Promise<void> {
+async function client(mode: string, url: string, requests: number, token?: string): Promise<void> {
   const body = new Uint8Array(SIZE);
+  const headers: HeadersInit = token === undefined ? {} : { authorization: `Bearer ${token}` };
   let elapsed = 0;
   for (let i = -1; i < requests; i++) {
     const target = mode === "put" && url.includes("/v1/") ? `${url}-${i + 1}` : url;
     const start = performance.now();
-    const response = await fetch(target, mode === "put" ? { method: "PUT", body } : {});
+    const response = await fetch(
+      target,
+      mode === "put" ? { method: "PUT", body, headers } : { headers },
+    );
     let received = 0;
     for await (const chunk of response.body ?? []) received += chunk.length;
     if (!response.ok || (mode === "get" && received !== SIZE)) {
       throw new Error(`${mode} ${target}: HTTP ${response.status}, ${received} bytes`);
     }
     if (i >= 0) elapsed += performance.now() - start;
-    if (target !== url) await (await fetch(target, { method: "DELETE" })).body?.cancel();
+    if (target !== url) await (await fetch(target, { method: "DELETE", headers })).body?.cancel();
   }
   console.log(String((SIZE * requests) / (elapsed / 1000) / 1e9));
 }

@@ -70,6 +70,15 @@ export async function startDaemon(socket: string, http?: string): Promise<Deno.C
   return daemon;
 }
 
+/**
+ * The bearer token a daemon started without one made for its HTTP server:
+ * the first line of `<socket>.token`, which it writes before it serves.
+ */
+export async function daemonToken(socket: string): Promise<string> {
+  const text = await Deno.readTextFile(`${socket}.token`);
+  return text.split("\n")[0]!.trim();
+}
+
 /** Stops a child by its pid and waits for it; quiet when it has already exited. */
 export async function stop(child: Deno.ChildProcess): Promise<void> {
   try {

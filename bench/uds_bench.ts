@@ -15,6 +15,9 @@
  * same CPU a few. So the get is also measured against the ping-pong with
  * both pairs pinned (`taskset`) to one CPU, and to two.
  *
+ * Usage: `deno run -A bench/uds_bench.ts [FILTER]`: with a filter, only the
+ * figures whose name holds it (`put_4KiB` runs the puts of 4 KiB objects).
+ *
  * Child roles (spawned by this script): `pingpong PATH`, `reactor-pingpong PATH`,
  * `idle PATH COUNT` and `placed-client DAEMON_PATH PING_PATH`.
  */
@@ -305,7 +308,20 @@ async function putRate(pool: Client[], loops: number, rounds: number, perRound: 
   return total / (elapsed / 1000);
 }
 
-async function main(): Promise<void> {
+/** 4 KiB puts, each deleted at once, per second from `loops` loops over `pool`. */
+async function putDeleteRate(pool: Client[], loops: number, pairs: number): Promise<number> {
+  const payload = new Uint8Array(4 * KiB).fill(6);
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(Array.from({ length: loops }, async (_, i) => {
+    const client = pool[i % pool.length]!;
+    while (next++ < pairs) await client.delete(await client.put(payload));
+  }));
+  return pairs / ((performance.now() - start) / 1000);
+}
+
+async function main(filter = ""): Promise<void> {
+  const wanted = (...benches: string[]) => benches.some((bench) => bench.includes(filter));
   const dir = await Deno.makeTempDir({ prefix: "packice-bench-" });
   const path = `${dir}/daemon.sock`;
   const daemon = await startDaemon(path);
@@ -321,7 +337,7 @@ async function main(): Promise<void> {
 
     // Get of a sealed object vs the bare ping-pong, and vs the ping-pong on the reactor.
     const small = await client.put(new Uint8Array(KiB).fill(1));
-    {
+    if (wanted("uds_get_1KiB_vs_pingpong")) {
       const blockPath = `${dir}/ping.sock`;
       const reactorPath = `${dir}/reactor-ping.sock`;
       const blockServer = spawn([self, "pingpong", blockPath]);
@@ -355,6 +371,9 @@ async function main(): Promise<void> {
 
     // The same, with each pair of processes pinned to one CPU, then to two.
     for (const [placement, cpus] of [["one_cpu", [0, 0]], ["two_cpus", [0, 1]]] as const) {
+      if (!wanted(`uds_get_1KiB_vs_pingpong_${placement}`, `uds_get_1GiB_vs_1KiB_${placement}`)) {
+        continue;
+      }
       const figures = await placed(dir, cpus[0], cpus[1]);
       if (figures === undefined) break;
       report({
@@ -376,7 +395,7 @@ async function main(): Promise<void> {
     }
 
     // Get of 1 GiB vs 1 KiB.
-    {
+    if (wanted("uds_get_1GiB_vs_1KiB")) {
       const writer = await client.create(GiB, { id: "large" });
       writer.buffer!.fill(7);
       await writer.seal();
@@ -394,7 +413,7 @@ async function main(): Promise<void> {
     // Put of 64 MiB vs a copy into touched memory. Between puts (untimed) the
     // daemon has time to prepare memory for the next one, as between puts in
     // real use; back to back, its page allocation sets the pace instead.
-    {
+    if (wanted("uds_put_64MiB_vs_copy")) {
       const payload = new Uint8Array(64 * MiB).fill(3);
       const touched = new Uint8Array(64 * MiB).fill(1);
       const copies: number[] = [];
@@ -426,7 +445,7 @@ async function main(): Promise<void> {
     // Small puts from one client (pipelined) and from 32 (one at a time each).
     const many = await clients(path, 32);
     opened.push(...many);
-    {
+    if (wanted("uds_put_4KiB_one_client", "uds_put_4KiB_32_clients")) {
       const sequential = await putRate([client], 1, 3, 3000);
       const pipelined = await putRate([client], 16, 3, 10_000);
       report({
@@ -440,8 +459,22 @@ async function main(): Promise<void> {
       report({ bench: "uds_put_4KiB_32_clients", puts_per_s: together, target: ">= 60000" });
     }
 
+    // Puts each deleted at once: what a cache that turns its objects over does.
+    if (wanted("uds_put_delete_4KiB")) {
+      const sequential = await putDeleteRate([client], 1, 3000);
+      const pipelined = await putDeleteRate([client], 16, 10_000);
+      const together = await putDeleteRate(many, 32, 15_000);
+      report({
+        bench: "uds_put_delete_4KiB",
+        pairs_per_s_one_client: pipelined,
+        in_flight: 16,
+        sequential_pairs_per_s: sequential,
+        pairs_per_s_32_clients: together,
+      });
+    }
+
     // 32 busy connections alone, then beside 1000 idle ones in another process.
-    {
+    if (wanted("uds_32_busy_with_1000_idle")) {
       const getOn = async (c: Client) => {
         using handle = await c.get(small);
         if (handle.bytes[0] === 255) throw new Error("Unexpected byte");
@@ -576,5 +609,5 @@ if (import.meta.main) {
   else if (role === "reactor-pingpong") await reactorPingServer(args[0]!);
   else if (role === "idle") await idle(args[0]!, Number(args[1]));
   else if (role === "placed-client") await placedClient(args[0]!, args[1]!);
-  else await main();
+  else await main(role);
 }

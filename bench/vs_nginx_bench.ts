@@ -16,7 +16,7 @@
  * nginx or curl it installs nothing and says it skipped the pair.
  */
 import { connect } from "../mod.ts";
-import { cpuMs, installed, median, startDaemon, stop } from "./processes.ts";
+import { cpuMs, daemonToken, installed, median, startDaemon, stop } from "./processes.ts";
 import { report } from "./stats.ts";
 
 const REQUESTS = 15;
@@ -41,6 +41,8 @@ async function main(): Promise<void> {
   const nginx = await startNginx(dir, files, nginxPort);
   const daemon = await startDaemon(`${dir}/daemon.sock`, `127.0.0.1:${httpPort}`);
   try {
+    // Both servers get the daemon's token, so each request is the same; nginx ignores it.
+    const token = await daemonToken(`${dir}/daemon.sock`);
     await using client = await connect(`${dir}/daemon.sock`);
     for (const [name, size] of SIZES) {
       const bytes = new Uint8Array(size);
@@ -51,18 +53,18 @@ async function main(): Promise<void> {
       const nginxUrl = `http://127.0.0.1:${nginxPort}/${name}`;
       const ourUrl = `http://127.0.0.1:${httpPort}/v1/objects/${name}`;
       // One untimed request each: page cache, V8's optimizations.
-      await curl(nginxUrl, size);
-      await curl(ourUrl, size);
+      await curl(nginxUrl, size, token);
+      await curl(ourUrl, size, token);
       const theirs = { speeds: [] as number[], cpuMs: 0 };
       const ours = { speeds: [] as number[], cpuMs: 0 };
       const nginxPids = [nginx.pid, ...childrenOf(nginx.pid)];
       const nginxCpu = () => nginxPids.reduce((sum, pid) => sum + cpuMs(pid), 0);
       for (let i = 0; i < REQUESTS; i++) {
         let before = nginxCpu();
-        theirs.speeds.push(await curl(nginxUrl, size));
+        theirs.speeds.push(await curl(nginxUrl, size, token));
         theirs.cpuMs += nginxCpu() - before;
         before = cpuMs(daemon.pid);
-        ours.speeds.push(await curl(ourUrl, size));
+        ours.speeds.push(await curl(ourUrl, size, token));
         ours.cpuMs += cpuMs(daemon.pid) - before;
       }
       report({
@@ -79,8 +81,8 @@ async function main(): Promise<void> {
       if (size === FETCH_SIZE) {
         const fetched = { theirs: [] as number[], ours: [] as number[] };
         for (let round = 0; round < FETCH_ROUNDS; round++) {
-          fetched.theirs.push(await fetchClient(nginxUrl));
-          fetched.ours.push(await fetchClient(ourUrl));
+          fetched.theirs.push(await fetchClient(nginxUrl, token));
+          fetched.ours.push(await fetchClient(ourUrl, token));
         }
         report({
           bench: `vs_nginx_http_get_${name}_fetch`,
@@ -163,9 +165,10 @@ function childrenOf(pid: number): number[] {
 }
 
 /** Bytes per second of one curl download of `url`, checking its size. */
-async function curl(url: string, size: number): Promise<number> {
+async function curl(url: string, size: number, token: string): Promise<number> {
   const output = await new Deno.Command("curl", {
-    args: ["-s", "-f", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}", url],
+    args: ["-s", "-f", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}"]
+      .concat(["-H", `Authorization: Bearer ${token}`, url]),
   }).output();
   const [speed, received] = new TextDecoder().decode(output.stdout).split(" ").map(Number);
   if (!output.success || received !== size) {
@@ -175,10 +178,10 @@ async function curl(url: string, size: number): Promise<number> {
 }
 
 /** GB/s of the `fetch` client of `http_bench.ts`, in a process of its own, getting `url`. */
-async function fetchClient(url: string): Promise<number> {
+async function fetchClient(url: string, token: string): Promise<number> {
   const script = new URL("http_bench.ts", import.meta.url).pathname;
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, "client", "get", url, "8"],
+    args: ["run", "-A", script, "client", "get", url, "8", token],
     stderr: "inherit",
   }).output();
   if (!output.success) throw new Error(`The fetch client failed on ${url}`);

@@ -2,12 +2,14 @@ import { ClosedError, InvalidArgumentError } from "../core/errors.ts";
 import { MemfdSpool, storeSpool } from "../native/spool.ts";
 import { loadNative } from "../native/load.ts";
 import type { Blob } from "../core/blob.ts";
+import { deleteInSteps } from "../core/delete_in_steps.ts";
 import { Access } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import {
   type Acquired,
   type AcquireOptions,
   type DirectPutOptions,
+  offersDirectDelete,
   offersDirectPut,
   type Peer,
   type PutOptions,
@@ -193,8 +195,9 @@ export class Client implements AsyncDisposable {
    */
   async delete(id: string): Promise<void> {
     this.#checkOpen();
-    const { lease } = await this.#peer.acquire(id, Access.WRITE);
-    await this.#peer.discard(lease.id);
+    const peer = this.#peer;
+    if (offersDirectDelete(peer)) await peer.deleteObject(id);
+    else await deleteInSteps(peer, id);
   }
 
   /** Whether an object exists, sealed or being created. */

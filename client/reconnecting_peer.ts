@@ -1,6 +1,7 @@
 import type {
   Acquired,
   AcquireOptions,
+  DirectDelete,
   DirectPut,
   Peer,
   PeerStats,
@@ -19,7 +20,7 @@ import type { UdsPeer } from "../transport/uds/uds_peer.ts";
  * more on a new one. Leases do not survive: one granted before the loss ends
  * with {@link LeaseExpiredError}, its views detached.
  */
-export class ReconnectingPeer implements Peer, DirectPut, StatusSource {
+export class ReconnectingPeer implements Peer, DirectPut, DirectDelete, StatusSource {
   readonly #connect: () => Promise<UdsPeer>;
   #current: UdsPeer;
   #reconnecting: Promise<UdsPeer> | undefined;
@@ -103,6 +104,10 @@ export class ReconnectingPeer implements Peer, DirectPut, StatusSource {
     options: PutOptions,
   ): Promise<ObjectInfo> {
     return await (await this.#peer()).putObject(chunks, size, options);
+  }
+
+  async deleteObject(objectId: string): Promise<void> {
+    return await (await this.#peer()).deleteObject(objectId);
   }
 
   /** Closes the connection; no other is made. Idempotent. */

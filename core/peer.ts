@@ -179,6 +179,27 @@ export interface StreamPut {
   putStream(chunks: Iterable<Uint8Array>, size: number, options: PutOptions): Promise<ObjectInfo>;
 }
 
+/**
+ * An optional capability of a peer behind a network: delete an object in one
+ * request, as `acquire` WRITE then `discard` would in two (see
+ * `deleteInSteps`), with no lease or blobs handed out in between.
+ */
+export interface DirectDelete {
+  /**
+   * Deletes an object: it leaves lookups at once, and readers holding it
+   * keep their bytes until they close.
+   *
+   * @param objectId The object.
+   * @throws {NotFoundError} When there is no such object.
+   */
+  deleteObject(objectId: string): Promise<void>;
+}
+
+/** Whether `peer` offers {@link DirectDelete}. */
+export function offersDirectDelete(peer: Peer): peer is Peer & DirectDelete {
+  return typeof (peer as Partial<DirectDelete>).deleteObject === "function";
+}
+
 /** Whether `peer` offers {@link DirectPut}. */
 export function offersDirectPut(peer: Peer): peer is Peer & DirectPut {
   return typeof (peer as Partial<DirectPut>).putObject === "function";

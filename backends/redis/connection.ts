@@ -7,21 +7,16 @@
  * loaded on each connection and run by EVALSHA, falling back to EVAL (which
  * loads them again) on NOSCRIPT, as after a `SCRIPT FLUSH`.
  *
- * A `redis+cluster://host:port,host:port/` URL (or `rediss+cluster://`) names
- * the seed nodes of a Redis Cluster: each call goes to the master of the slot
- * of its first key, and a node that goes away counts as Redis going away.
+ * The client comes from the URL (see `link.ts`): a standalone Redis, or a
+ * Redis Cluster, where each call goes to the master of the slot of its first
+ * key and a node that goes away counts as Redis going away.
  *
  * @module
  */
-// @ts-types="./redis_client.d.ts"
-import { createClient, createCluster, ErrorReply } from "npm:@redis/client@6.3.1";
-import {
-  ClosedError,
-  InternalError,
-  InvalidArgumentError,
-  StoreUnavailableError,
-} from "../../core/errors.ts";
-import type { Script } from "./scripts.ts";
+import { ClosedError, InternalError, StoreUnavailableError } from "../../core/errors.ts";
+import { type Link, link, redact } from "./link.ts";
+import { ErrorReply } from "./resp.ts";
+import type { Script } from "./lua.ts";
 
 /** Where a Redis store reports connection trouble; a daemon's logger fits. */
 export interface RedisLogger {
@@ -48,18 +43,6 @@ export type Exec = (
   keys: readonly string[],
   args: readonly string[],
 ) => Promise<unknown>;
-
-/** What this class needs of a client, a standalone one or a cluster. */
-interface Link {
-  readonly isOpen: boolean;
-  connect(): Promise<unknown>;
-  close(): Promise<unknown>;
-  destroy(): void;
-  /** Sends a command to the node serving `key`'s slot (any node when undefined). */
-  send(key: string | undefined, args: string[]): Promise<unknown>;
-  /** Whether scripts are loaded up front (a cluster loads each on its node at first use). */
-  readonly preload: boolean;
-}
 
 /** Options of {@link RedisConnection}. */
 export interface RedisConnectionOptions {
@@ -103,12 +86,17 @@ export class RedisConnection {
   #sleep: { timer: ReturnType<typeof setTimeout>; wake: () => void } | undefined;
   #reconnecting: Promise<void> | undefined;
   /**
-   * When each call waiting for Redis started (`performance.now()`), oldest
+   * The watchdog's tick at which each call waiting for Redis started, oldest
    * first: Redis answers in order, so each call that settles takes the oldest.
-   * One watchdog timer looks at the oldest, rather than a timer per call.
+   * One watchdog timer looks at the oldest, rather than a timer per call, and
+   * counts time in its ticks, so that a call reads no clock.
    */
   readonly #waiting: number[] = [];
   #watchdog: ReturnType<typeof setInterval> | undefined;
+  /** Ticks of the watchdog so far, one every quarter of the command timeout. */
+  #tick = 0;
+  /** Ticks after its start at which a call has waited the command timeout for sure. */
+  #patience = 5;
   /** Why the connection was last dropped by the watchdog, until it is ready again. */
   #hung: string | undefined;
 
@@ -134,7 +122,10 @@ export class RedisConnection {
    */
   async open(): Promise<void> {
     const timeout = this.#options.commandTimeout;
-    this.#watchdog = setInterval(() => this.#watch(), Math.max(1, Math.floor(timeout / 4)));
+    const interval = Math.max(1, Math.floor(timeout / 4));
+    // A call starts at some point between two ticks: one tick more than the timeout spans.
+    this.#patience = Math.ceil(timeout / interval) + 1;
+    this.#watchdog = setInterval(() => this.#watch(), interval);
     Deno.unrefTimer(this.#watchdog);
     await this.#connect(this.#options.attempts);
   }
@@ -164,19 +155,17 @@ export class RedisConnection {
   }
 
   readonly #exec: Exec = async (script, keys, args) => {
-    this.#waiting.push(performance.now());
-    const key = keys[0];
-    const count = String(keys.length);
+    this.#waiting.push(this.#tick);
     try {
       try {
-        return await this.#client.send(key, ["EVALSHA", script.sha, count, ...keys, ...args]);
+        return await this.#client.script("EVALSHA", script.sha, keys, args);
       } catch (error) {
         if (!(error instanceof ErrorReply && error.message.startsWith("NOSCRIPT"))) {
           throw this.#wrap(error, `script ${script.name}`);
         }
       }
       try {
-        return await this.#client.send(key, ["EVAL", script.source, count, ...keys, ...args]);
+        return await this.#client.script("EVAL", script.source, keys, args);
       } catch (error) {
         throw this.#wrap(error, `script ${script.name}`);
       }
@@ -187,7 +176,7 @@ export class RedisConnection {
 
   /** Settles as `call` does, watched like {@link RedisConnection.run} calls. */
   async #watched<T>(call: Promise<T>): Promise<T> {
-    this.#waiting.push(performance.now());
+    this.#waiting.push(this.#tick);
     try {
       return await call;
     } finally {
@@ -201,9 +190,10 @@ export class RedisConnection {
    * when Redis goes away (a connection attempt just fails, and is retried).
    */
   #watch(): void {
+    this.#tick++;
     const oldest = this.#waiting[0];
     const timeout = this.#options.commandTimeout;
-    if (oldest === undefined || performance.now() - oldest < timeout) return;
+    if (oldest === undefined || this.#tick - oldest < this.#patience) return;
     this.#hung = `Redis at ${this.#where} did not answer within ${timeout} ms`;
     if (this.#state === "ready") this.#lost(`no answer within ${timeout} ms`);
     else this.#client.destroy();
@@ -292,104 +282,6 @@ export class RedisConnection {
       : `Metadata store unavailable: ${this.#hung}`;
     return new StoreUnavailableError(message, { cause: error });
   }
-}
-
-/** The protocols of a Redis URL, and whether each names a cluster. */
-const PROTOCOLS: Record<string, boolean> = {
-  "redis:": false,
-  "rediss:": false,
-  "redis+cluster:": true,
-  "rediss+cluster:": true,
-};
-
-/**
- * Checks a Redis URL and returns it without its password, for messages.
- *
- * @throws {InvalidArgumentError} When it is not a `redis://`, `rediss://`,
- *   `redis+cluster://` or `rediss+cluster://` URL.
- */
-export function redact(url: string): string {
-  const parsed = parseUrl(url);
-  if (parsed.password === "") return url;
-  return url.replace(/^([a-z+]+:\/\/[^:@/]*):[^@/]*@/, "$1:***@");
-}
-
-/** Whether a Redis URL names a cluster (`redis+cluster://`). */
-export function isClusterUrl(url: string): boolean {
-  return PROTOCOLS[parseUrl(url).protocol] === true;
-}
-
-function parseUrl(url: string): URL {
-  let parsed: URL;
-  try {
-    // A cluster URL lists its seeds where the host goes: parse with the first seed alone.
-    parsed = new URL(url.replace(/^([a-z+]+:\/\/(?:[^@/]*@)?[^,/]*)(?:,[^/]*)?/, "$1"));
-  } catch {
-    throw new InvalidArgumentError(`Invalid Redis URL: ${JSON.stringify(url)}`);
-  }
-  if (!(parsed.protocol in PROTOCOLS)) {
-    throw new InvalidArgumentError(
-      `Invalid Redis URL: expected redis://, rediss://, redis+cluster:// or ` +
-        `rediss+cluster://, got ${parsed.protocol}//`,
-    );
-  }
-  return parsed;
-}
-
-/** The client of a URL: a standalone Redis, or the seeds of a cluster. */
-function link(url: string, lost: (cause: unknown) => void): Link {
-  const parsed = parseUrl(url);
-  // Fail fast: no queue of calls waiting for a connection, no reconnection
-  // inside the client; RedisConnection reconnects, with timers it can cancel.
-  const common = {
-    // RESP2: this client decodes it several times faster than RESP3 for the
-    // small array replies the scripts give (measured: 100k/s against 24-70k/s).
-    RESP: 2,
-    disableOfflineQueue: true,
-  } as const;
-  if (!isClusterUrl(url)) {
-    const client = createClient({ url, ...common, socket: { reconnectStrategy: false } });
-    // Failures surface through the calls and the "terminated" event.
-    client.on("error", () => {});
-    client.on("terminated", lost);
-    return {
-      get isOpen() {
-        return client.isOpen;
-      },
-      connect: () => client.connect(),
-      close: () => client.close(),
-      destroy: () => client.destroy(),
-      send: (_key, args) => client.sendCommand(args),
-      preload: true,
-    };
-  }
-  const tls = parsed.protocol === "rediss+cluster:";
-  const seeds = url.replace(/^[a-z+]+:\/\/(?:[^@/]*@)?/, "").split("/")[0]!.split(",");
-  const cluster = createCluster({
-    rootNodes: seeds.map((seed) => ({ url: `${tls ? "rediss" : "redis"}://${seed}` })),
-    defaults: {
-      ...(parsed.username === "" ? {} : { username: decodeURIComponent(parsed.username) }),
-      ...(parsed.password === "" ? {} : { password: decodeURIComponent(parsed.password) }),
-      disableOfflineQueue: true,
-      socket: { reconnectStrategy: false, ...(tls ? { tls: true } : {}) },
-    },
-    ...common,
-  });
-  // A node's connection that fails stays closed (no reconnection inside the
-  // client): the whole cluster connection counts as lost, and is made again.
-  cluster.on("error", () => {});
-  cluster.on("node-error", (error: unknown) => lost(error));
-  cluster.on("node-disconnect", () => lost("a cluster node disconnected"));
-  return {
-    get isOpen() {
-      return cluster.isOpen;
-    },
-    connect: () => cluster.connect(),
-    close: () => cluster.close(),
-    destroy: () => cluster.destroy(),
-    send: (key, args) => cluster.sendCommand(key, false, args),
-    preload: false,
-  };
 }
 
 /** The delay before attempt `attempt + 1`: doubling from `initial`, capped at `max`, ±20% jitter. */

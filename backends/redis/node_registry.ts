@@ -1,7 +1,8 @@
 /** This node's membership of a namespace: its heartbeat, the liveness of the others, and the reaping of dead ones. */
 import type { Clock } from "../../core/clock.ts";
 import type { Exec } from "./connection.ts";
-import { nodeKeys, objectKey, SCRIPTS, shardKeys } from "./scripts.ts";
+import { nodeKeys, objectKey, shardKeys } from "./keys.ts";
+import { SCRIPTS } from "./scripts.ts";
 
 /** Entries a reap script ends per call, so one call never holds Redis for long. */
 const REAP_LIMIT = 1000;

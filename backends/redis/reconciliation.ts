@@ -7,7 +7,8 @@ import type { Exec, RedisLogger } from "./connection.ts";
 import type { GrantedVersions } from "./granted_versions.ts";
 import type { LeaseTable, OwnLease } from "./lease_table.ts";
 import { describeContent } from "./replies.ts";
-import { leaseKey, objectKey, SCRIPTS, shardOf } from "./scripts.ts";
+import { leaseKey, objectKey, shardOf } from "./keys.ts";
+import { SCRIPTS } from "./scripts.ts";
 import { byShard, chunks, type ShardCalls } from "./shard_calls.ts";
 
 /** Objects whose copy here is checked against Redis per tick, at most. */

@@ -3,28 +3,6 @@
 // type checker and `deno doc` cannot resolve without @types/node: one warning
 // per file on every run.
 
-/** Options of {@link createClient} that the backend sets. */
-export interface RedisClientOptions {
-  url?: string;
-  RESP?: 2 | 3;
-  disableOfflineQueue?: boolean;
-  socket?: { reconnectStrategy?: false | ((retries: number, cause: Error) => number | Error) };
-}
-
-/** A connection, as the backend drives it. */
-export interface RedisClient {
-  readonly isOpen: boolean;
-  on(event: "error", listener: (error: unknown) => void): this;
-  on(event: "terminated", listener: (cause: unknown) => void): this;
-  connect(): Promise<RedisClient>;
-  close(): Promise<void>;
-  destroy(): void;
-  sendCommand(args: readonly string[]): Promise<unknown>;
-}
-
-/** Makes a client; it connects on `connect()`. */
-export function createClient(options: RedisClientOptions): RedisClient;
-
 /** An error reply of Redis. */
 export class ErrorReply extends Error {}
 
@@ -39,6 +17,8 @@ export interface RedisClusterOptions {
   };
   RESP?: 2 | 3;
   disableOfflineQueue?: boolean;
+  /** Options of every command; a `timeout` of 0 sets none. */
+  commandOptions?: { timeout?: number };
 }
 
 /** A connection to a Redis Cluster, as a backend drives it. */

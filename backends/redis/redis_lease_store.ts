@@ -1,4 +1,13 @@
-/** RedisLeaseStore: the LeaseStore operations over Redis scripts, and the parts it is made of wired together. */
+/**
+ * RedisLeaseStore, one idea: the {@link LeaseStore} operations, each one
+ * script call whose reply is read through the lifecycle checks of
+ * `core/lifecycle.ts`. The parts it wires together live apart: the
+ * connection (`connection.ts`, `link.ts`, `resp_socket.ts`), the scripts
+ * (`scripts.ts`), shard calls, heartbeat, reconciliation, read failover, the
+ * node registry and the lease table.
+ *
+ * @module
+ */
 import type { Clock } from "../../core/clock.ts";
 import { systemClock } from "../../core/clock.ts";
 import { AlreadyExistsError, StoreUnavailableError } from "../../core/errors.ts";
@@ -14,7 +23,8 @@ import type {
 import { checkDiscard, checkGrant, checkLive, checkSeal } from "../../core/lifecycle.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { creatingArgs, decodeObject, expiryArgs, type Fields, versionOf } from "./codec.ts";
-import { type Exec, isClusterUrl, RedisConnection, type RedisLogger } from "./connection.ts";
+import { type Exec, RedisConnection, type RedisLogger } from "./connection.ts";
+import { isClusterUrl } from "./link.ts";
 import { LATE } from "./deadline.ts";
 import { ReadFailover } from "./read_failover.ts";
 import { Heartbeat } from "./heartbeat.ts";
@@ -37,7 +47,8 @@ import {
   type Reply,
   timed,
 } from "./replies.ts";
-import { nodeLeasesKey, type Script, SCRIPTS, shardOf } from "./scripts.ts";
+import { nodeLeasesKey, shardOf } from "./keys.ts";
+import { type Script, SCRIPTS } from "./scripts.ts";
 import { ShardCalls } from "./shard_calls.ts";
 
 /**
@@ -266,13 +277,21 @@ export class RedisLeaseStore implements LeaseStore {
     const cached = this.#granted.get(objectId);
     let reply: Reply;
     try {
-      const call = this.#calls.onObject(this.#gated, SCRIPTS.grant, objectId, now, [lease.id], [
-        objectId,
-        lease.id,
-        lease.access,
-        ...expiryArgs(lease, now),
-        cached?.version ?? "",
-      ]) as Promise<Reply>;
+      const [ttl, expiresAt, px] = expiryArgs(lease, now);
+      const call = this.#gated(
+        SCRIPTS.grant,
+        this.#calls.leaseKeys(objectId, lease.id, ttl !== ""),
+        [
+          this.node,
+          objectId,
+          lease.id,
+          lease.access,
+          ttl,
+          expiresAt,
+          px,
+          cached?.version ?? "",
+        ],
+      ) as Promise<Reply>;
       if (held === undefined) {
         reply = await call;
       } else {
@@ -382,7 +401,14 @@ export class RedisLeaseStore implements LeaseStore {
     const now = this.#clock.now();
     let reply: Reply;
     try {
-      reply = await this.#onLease(SCRIPTS.release, own.record, now) as Reply;
+      const { record } = own;
+      reply = await (record.access === Access.CREATE
+        ? this.#onLease(SCRIPTS.release, record, now)
+        : this.#gated(
+          SCRIPTS.release_use,
+          this.#calls.leaseKeys(record.objectId, record.id, record.ttl !== undefined).slice(1),
+          [String(now), record.id, timed(record)],
+        )) as Reply;
     } catch (error) {
       if (!(error instanceof StoreUnavailableError) || own.record.access !== Access.READ) {
         throw error;

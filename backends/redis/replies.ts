@@ -2,7 +2,7 @@
 import { InternalError, LeaseExpiredError } from "../../core/errors.ts";
 import type { LeaseEnd, LeaseRecord } from "../../core/lease_store.ts";
 import type { ObjectInfo } from "../../core/object.ts";
-import type { Script } from "./scripts.ts";
+import type { Script } from "./lua.ts";
 
 /** What most scripts return: a status, then the fields of the object they saw or removed. */
 export type Reply = [status: string, ...fields: string[]];

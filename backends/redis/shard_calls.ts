@@ -5,7 +5,8 @@ import type { ObjectInfo } from "../../core/object.ts";
 import { decodeObject, type Fields } from "./codec.ts";
 import type { Exec } from "./connection.ts";
 import type { Reply } from "./replies.ts";
-import { leaseKey, objectKey, type Script, SCRIPTS, shardKeys, shardOf } from "./scripts.ts";
+import { leaseKey, objectKey, shardKeys, shardOf } from "./keys.ts";
+import { type Script, SCRIPTS } from "./scripts.ts";
 
 /** Entries per script call when registering, restoring, ending or reading many. */
 const BATCH = 500;
@@ -65,6 +66,19 @@ export class ShardCalls {
     for (const lease of leases) keys.push(leaseKey(this.#namespace, shard, lease));
     keys.push(...extra);
     return exec(script, keys, [String(now), this.#node, ...args]);
+  }
+
+  /**
+   * The keys of a hot-path script about one lease: the object's, then where
+   * the lease is kept (its own key when `timed`, else this node's leases on
+   * the shard).
+   */
+  leaseKeys(objectId: string, leaseId: string, timed: boolean): [string, string] {
+    const shard = shardOf(objectId, this.count);
+    return [
+      objectKey(this.#namespace, shard, objectId),
+      timed ? leaseKey(this.#namespace, shard, leaseId) : this.keys[shard]![0]!,
+    ];
   }
 
   /** Ends leases of this node, shard by shard; each reply goes into `replies`, by lease id. */

@@ -90,6 +90,7 @@ function bodyFor(op: number): fc.Arbitrary<Body> {
       .map(({ lease, ttl }) => ({ kind: "renew" as const, lease, ttl })),
     [Op.STAT]: anyId.map((text) => ({ kind: "text" as const, text })),
     [Op.HAS]: anyId.map((text) => ({ kind: "text" as const, text })),
+    [Op.DELETE]: anyId.map((text) => ({ kind: "text" as const, text })),
     [Op.READ]: fc.record({
       lease: leaseRef,
       blob: fc.oneof(fc.constantFrom(0, 1, 0xffff_ffff), fc.nat(4)),
@@ -122,7 +123,7 @@ function bodyFor(op: number): fc.Arbitrary<Body> {
 
 const op = fc.oneof(
   { weight: 20, arbitrary: fc.integer({ min: Op.ACQUIRE, max: Op.OPEN }) },
-  { weight: 1, arbitrary: fc.constantFrom(0, 14, 99, 255) },
+  { weight: 1, arbitrary: fc.constantFrom(0, 14, Op.DELETE, 99, 255) },
 );
 
 const frame: fc.Arbitrary<Frame> = op.chain((op) =>

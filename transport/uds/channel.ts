@@ -2,7 +2,7 @@ import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
 import type { ByteCounters } from "./metrics.ts";
-import { MAX_FDS, MAX_MESSAGE } from "./protocol.ts";
+import { MAX_FDS, MAX_MESSAGE, NO_FDS } from "./protocol.ts";
 import type { Reactor } from "../../native/reactor.ts";
 
 /** What a {@link Channel} tells its owner. */
@@ -153,7 +153,7 @@ export class Channel {
    * {@link Channel.flush}, which copies them to the kernel (or duplicates them
    * into the queue).
    */
-  push(frame: Uint8Array, fds: readonly number[] = []): void {
+  push(frame: Uint8Array, fds: readonly number[] = NO_FDS): void {
     if (this.#closed) return;
     // A reactor wait lets the flush of these frames go first.
     if (this.#frames.length === 0) this.#reactor.schedule.busy(1);
@@ -170,7 +170,11 @@ export class Channel {
    * @param build Writes the frame; returns its length.
    * @param fds As for {@link Channel.push}.
    */
-  pushBuilt(room: number, build: (into: Uint8Array) => number, fds: readonly number[] = []): void {
+  pushBuilt(
+    room: number,
+    build: (into: Uint8Array) => number,
+    fds: readonly number[] = NO_FDS,
+  ): void {
     if (this.#closed) return;
     const at = this.#arenaUsed;
     if (room > ARENA_BYTES - at) {
@@ -276,8 +280,9 @@ export class Channel {
         return;
       }
       this.#counters.received += result;
-      const fds: number[] = [];
-      for (let i = 0; i < count[0]!; i++) fds.push(fdsIn[i]!);
+      const received = count[0]!;
+      const fds: number[] = received === 0 ? NO_FDS : [];
+      for (let i = 0; i < received; i++) fds.push(fdsIn[i]!);
       this.#handler.message(receive.subarray(0, result), fds, flags[0]!);
       // The next wait reports the rest, without a read that finds nothing.
       if (this.#closed || this.#reactor.pollingHere) return;

@@ -18,7 +18,7 @@ import { setNewest } from "./newest.ts";
 import { decodeOpenReply, openFrameRoom, type OpenRequest, writeOpenFrame } from "./open_frame.ts";
 import { Op } from "./protocol.ts";
 import { isFromDaemon, type Requests } from "./requests.ts";
-import { UdsBlob } from "./uds_blob.ts";
+import { type BlobSource, UdsBlob } from "./uds_blob.ts";
 
 /** An object as an OPEN reply described it, under the serial the daemon gave it. */
 interface Known {
@@ -27,6 +27,9 @@ interface Known {
   /** The mapping of each blob, by its key in the cache; none when the blobs have no memfds. */
   readonly keys: readonly string[];
 }
+
+/** The source of a blob without a memfd: shared, as a blob only reads it. */
+const NO_SOURCE: BlobSource = Object.freeze({});
 
 /** How many objects a connection remembers from OPEN replies. */
 const MAX_KNOWN = 1024;
@@ -72,12 +75,12 @@ export class ClientOpens {
     const ttl = options.ttl;
     const known = this.#known.get(objectId);
     const pinned = known === undefined ? undefined : this.#pin(known);
-    const request: OpenRequest = {
+    const request: { -readonly [K in keyof OpenRequest]: OpenRequest[K] } = {
       objectId,
       known: pinned === undefined ? 0 : known!.serial,
-      ...(ttl === undefined ? {} : { ttl }),
-      ...(options.local === true ? { local: true } : {}),
     };
+    if (ttl !== undefined) request.ttl = ttl;
+    if (options.local === true) request.local = true;
     let taken = false;
     try {
       return await this.#requests.call(
@@ -133,20 +136,21 @@ export class ClientOpens {
       const reply = decodeOpenReply(body);
       if (reply === undefined) throw new ProtocolError("Malformed OPEN reply");
       leaseId = reply.leaseId;
-      const lease: Lease = {
+      const lease: { -readonly [K in keyof Lease]: Lease[K] } = {
         id: reply.leaseId,
         objectId,
         access: Access.READ,
-        ...(ttl === undefined ? {} : { ttl }),
-        ...(reply.expiresAt === undefined ? {} : { expiresAt: reply.expiresAt }),
       };
+      if (ttl !== undefined) lease.ttl = ttl;
+      if (reply.expiresAt !== undefined) lease.expiresAt = reply.expiresAt;
       let object: ObjectInfo;
       if (reply.info === undefined) {
         if (known === undefined || pinned === undefined || reply.serial !== known.serial) {
           throw new ProtocolError(`OPEN reply names serial ${reply.serial}, not a known one`);
         }
         object = known.info;
-        shared.push(...pinned.splice(0));
+        for (const used of pinned) shared.push(used);
+        pinned.length = 0;
       } else {
         object = JSON.parse(reply.info) as ObjectInfo;
         const sizes = object.blobSizes;
@@ -158,10 +162,11 @@ export class ClientOpens {
         setNewest(this.#known, objectId, { serial: reply.serial, info: object, keys }, MAX_KNOWN);
       }
       const held = new HeldLease(this.#leases.call, { lease, object });
-      object.blobSizes.forEach((size, index) => {
-        const source = shared.length === 0 ? {} : { shared: shared[index]! };
-        held.blobs.push(new UdsBlob(this.#native, held, index, size, source));
-      });
+      const blobSizes = object.blobSizes;
+      for (let index = 0; index < blobSizes.length; index++) {
+        const source = shared.length === 0 ? NO_SOURCE : { shared: shared[index]! };
+        held.blobs.push(new UdsBlob(this.#native, held, index, blobSizes[index]!, source));
+      }
       shared.length = 0;
       this.#leases.add(held);
       return held;

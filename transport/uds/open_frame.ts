@@ -65,11 +65,11 @@ export function openFrameRoom(objectId: string): number {
  * @returns The frame's length.
  */
 export function writeOpenFrame(room: Uint8Array, id: number, request: OpenRequest): number {
-  const body = room.subarray(HEADER_SIZE);
-  const written = writeText(body.subarray(REQUEST_FIXED), request.objectId);
-  writeUint32(body, 0, request.known);
-  body[4] = (request.ttl === undefined ? 0 : 1) | (request.local === true ? 2 : 0);
-  writeFloat64(body, 5, request.ttl ?? 0);
+  const body = HEADER_SIZE;
+  const written = writeText(room, request.objectId, body + REQUEST_FIXED);
+  writeUint32(room, body, request.known);
+  room[body + 4] = (request.ttl === undefined ? 0 : 1) | (request.local === true ? 2 : 0);
+  writeFloat64(room, body + 5, request.ttl ?? 0);
   writeHeader(room, Op.OPEN, id, 0, REQUEST_FIXED + written, 0);
   return HEADER_SIZE + REQUEST_FIXED + written;
 }
@@ -96,10 +96,12 @@ export function decodeOpen(
   const objectId = texts.decode(body.subarray(REQUEST_FIXED));
   const known = readUint32(body, 0);
   const flags = body[4]!;
-  const request: OpenRequest = flags & 1
-    ? { objectId, known, ttl: readFloat64(body, 5) }
-    : { objectId, known };
-  return flags & 2 ? { ...request, local: true } : request;
+  if (flags & 2) {
+    return flags & 1
+      ? { objectId, known, ttl: readFloat64(body, 5), local: true }
+      : { objectId, known, local: true };
+  }
+  return flags & 1 ? { objectId, known, ttl: readFloat64(body, 5) } : { objectId, known };
 }
 
 /** The fields of an OPEN reply. */
@@ -132,16 +134,16 @@ export function writeOpenReply(
   reply: OpenReply,
   fds: number,
 ): number {
-  const body = room.subarray(HEADER_SIZE);
-  const lease = writeText(body.subarray(REPLY_FIXED), reply.leaseId);
+  const body = HEADER_SIZE;
+  const lease = writeText(room, reply.leaseId, body + REPLY_FIXED);
   if (lease > MAX_LEASE_ID) throw new RangeError(`Lease id too long: ${reply.leaseId}`);
   let length = REPLY_FIXED + lease;
-  if (reply.info !== undefined) length += writeText(body.subarray(length), reply.info);
-  writeUint32(body, 0, reply.serial);
-  body[4] = (reply.info === undefined ? 0 : OpenReplyFlag.INFO) |
+  if (reply.info !== undefined) length += writeText(room, reply.info, body + length);
+  writeUint32(room, body, reply.serial);
+  room[body + 4] = (reply.info === undefined ? 0 : OpenReplyFlag.INFO) |
     (reply.expiresAt === undefined ? 0 : OpenReplyFlag.EXPIRES);
-  body[5] = lease;
-  writeFloat64(body, 6, reply.expiresAt ?? 0);
+  room[body + 5] = lease;
+  writeFloat64(room, body + 6, reply.expiresAt ?? 0);
   writeHeader(room, Op.OPEN, id, flags, length, fds);
   return HEADER_SIZE + length;
 }
@@ -158,12 +160,11 @@ export function decodeOpenReply(body: Uint8Array): OpenReply | undefined {
   if (leaseEnd > body.length) return undefined;
   const serial = readUint32(body, 0);
   const leaseId = decodeText(body.subarray(REPLY_FIXED, leaseEnd));
-  const expiresAt = flags & OpenReplyFlag.EXPIRES ? readFloat64(body, 6) : undefined;
-  const info = flags & OpenReplyFlag.INFO ? decodeText(body.subarray(leaseEnd)) : undefined;
-  return {
+  const reply: { serial: number; leaseId: string; expiresAt?: number; info?: string } = {
     serial,
     leaseId,
-    ...(expiresAt === undefined ? {} : { expiresAt }),
-    ...(info === undefined ? {} : { info }),
   };
+  if (flags & OpenReplyFlag.EXPIRES) reply.expiresAt = readFloat64(body, 6);
+  if (flags & OpenReplyFlag.INFO) reply.info = decodeText(body.subarray(leaseEnd));
+  return reply;
 }

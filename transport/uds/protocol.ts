@@ -108,6 +108,12 @@ export const Op = {
   METRICS: 14,
   /** Empty body; reply JSON `DaemonStatus`, or `UNSUPPORTED` from a server not run by a daemon. */
   STATUS: 15,
+  /**
+   * Body the object id; empty reply. Deletes an object in one request, as
+   * ACQUIRE WRITE then DISCARD would in two. A server from before it answers
+   * `PROTOCOL` ("Unknown operation"), and the client falls back to those.
+   */
+  DELETE: 16,
 } as const;
 
 /** One of {@link Op}. */
@@ -216,7 +222,7 @@ export function writeTextFrame(
   text: string,
   fds = 0,
 ): number {
-  const written = writeText(room.subarray(HEADER_SIZE), text);
+  const written = writeText(room, text, HEADER_SIZE);
   writeHeader(room, op, id, flags, written, fds);
   return HEADER_SIZE + written;
 }
@@ -247,21 +253,22 @@ export function writeHeader(
 }
 
 /**
- * Writes `text` as UTF-8 at the start of `into`, which has room for three
+ * Writes `text` as UTF-8 into `into` from `at`, where there is room for three
  * bytes per UTF-16 unit; returns the bytes written. Short ASCII text, such
- * as ids, is copied here: cheaper than a call into the runtime.
+ * as ids, is copied here, without a view of `into` to pass: cheaper than a
+ * call into the runtime.
  */
-export function writeText(into: Uint8Array, text: string): number {
+export function writeText(into: Uint8Array, text: string, at = 0): number {
   if (text.length <= SHORT_TEXT) {
     let i = 0;
     for (; i < text.length; i++) {
       const code = text.charCodeAt(i);
       if (code >= 0x80) break;
-      into[i] = code;
+      into[at + i] = code;
     }
     if (i === text.length) return i;
   }
-  return encoder.encodeInto(text, into).written;
+  return encoder.encodeInto(text, at === 0 ? into : into.subarray(at)).written;
 }
 
 /**
@@ -552,7 +559,7 @@ export function writePutFrame(
   chunks: readonly Uint8Array[],
   size: number,
 ): number {
-  const written = writeText(room.subarray(HEADER_SIZE + 4), fields);
+  const written = writeText(room, fields, HEADER_SIZE + 4);
   const length = 4 + written + size;
   writeHeader(room, Op.PUT, id, 0, length, 0);
   writeUint32(room, HEADER_SIZE, written);

@@ -7,6 +7,7 @@ import { ProtocolError } from "../../core/errors.ts";
 import { decodeAcquire, Op } from "./protocol.ts";
 import { put, read, write } from "./serve_blobs.ts";
 import { acquire, discard, release, renew, seal } from "./serve_leases.ts";
+import { remove } from "./serve_delete.ts";
 import { open } from "./serve_open.ts";
 import { has, list, metrics, stat, stats, status } from "./serve_queries.ts";
 import type { Session } from "./session.ts";
@@ -55,6 +56,8 @@ export function route(
       return open(session, id, body);
     case Op.METRICS:
       return metrics(session);
+    case Op.DELETE:
+      return remove(session, body);
     default:
       throw new ProtocolError(`Unknown operation: ${op}`);
   }

@@ -11,7 +11,7 @@ import { Access } from "../../core/lease.ts";
 import type { AcquireOptions } from "../../core/peer.ts";
 import { setNewest } from "./newest.ts";
 import { decodeOpen, type OpenReply, openReplyRoom, writeOpenReply } from "./open_frame.ts";
-import { Flag } from "./protocol.ts";
+import { Flag, NO_FDS } from "./protocol.ts";
 import { keep } from "./serve_leases.ts";
 import { json, type Session } from "./session.ts";
 
@@ -50,7 +50,7 @@ export async function open(session: Session, id: number, body: Uint8Array): Prom
   const acquired = await session.peer.acquire(
     objectId,
     Access.READ,
-    ttl === undefined ? (local ? LOCAL : NO_OPTIONS) : { ttl, ...(local ? LOCAL : {}) },
+    ttl === undefined ? (local ? LOCAL : NO_OPTIONS) : local ? { ttl, local } : { ttl },
   );
   const fds = keep(session, acquired);
   if (fds === undefined) return undefined;
@@ -66,14 +66,14 @@ export async function open(session: Session, id: number, body: Uint8Array): Prom
     serial = opens.lastSerial = opens.lastSerial === 0xffff_ffff ? 1 : opens.lastSerial + 1;
     setNewest(opens.sent, objectId, { serial, info: acquired.object, fds }, MAX_SENT);
   }
-  const expiresAt = acquired.lease.expiresAt;
-  const reply: OpenReply = {
+  const reply: { -readonly [K in keyof OpenReply]: OpenReply[K] } = {
     serial,
     leaseId: acquired.lease.id,
-    ...(expiresAt === undefined ? {} : { expiresAt }),
-    ...(same ? {} : { info: json(acquired.object) }),
   };
-  const attached = same ? [] : fds;
+  const expiresAt = acquired.lease.expiresAt;
+  if (expiresAt !== undefined) reply.expiresAt = expiresAt;
+  if (!same) reply.info = json(acquired.object);
+  const attached = same ? NO_FDS : fds;
   session.channel.pushBuilt(
     openReplyRoom(reply),
     (into) => writeOpenReply(into, id, Flag.REPLY, reply, attached.length),

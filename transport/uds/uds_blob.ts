@@ -80,7 +80,7 @@ export class UdsBlob implements Blob {
   #mapping: Mapping | undefined;
   /** A READ lease's mapping, and the views this lease opened of it. */
   #shared: SharedMapping | undefined;
-  readonly #sharedViews = new Set<Uint8Array>();
+  #sharedViews: Uint8Array[] | undefined;
   #writableMapping = false;
   /** A view kept for reads and writes through the mapping. */
   #own: Uint8Array | undefined;
@@ -123,14 +123,19 @@ export class UdsBlob implements Blob {
     this.#checkLive();
     if (this.#shared === undefined) return this.#mapped()?.openView();
     const view = this.#shared.mapping.openView();
-    this.#sharedViews.add(view);
+    (this.#sharedViews ??= []).push(view);
     return view;
   }
 
   /** Detaches a view from {@link UdsBlob.openView}: it drops to length 0. */
   closeView(view: Uint8Array): void {
     if (this.#shared === undefined) this.#mapping?.closeView(view);
-    else if (this.#sharedViews.delete(view)) this.#shared.mapping.closeView(view);
+    else {
+      const at = this.#sharedViews?.indexOf(view) ?? -1;
+      if (at < 0) return;
+      this.#sharedViews!.splice(at, 1);
+      this.#shared.mapping.closeView(view);
+    }
   }
 
   /** Copies `length` bytes from `offset`: from the mapping, the memfd, or the server. */
@@ -205,8 +210,8 @@ export class UdsBlob implements Blob {
   /** Detaches every view, unmaps and closes the memfd: the lease has ended. Idempotent. */
   end(): void {
     if (this.#shared !== undefined) {
-      for (const view of this.#sharedViews) this.#shared.mapping.closeView(view);
-      this.#sharedViews.clear();
+      for (const view of this.#sharedViews ?? []) this.#shared.mapping.closeView(view);
+      this.#sharedViews = undefined;
       this.#own = undefined;
       this.#shared.release();
       this.#shared = undefined;

@@ -1,14 +1,18 @@
 import type {
   Acquired,
   AcquireOptions,
+  DirectDelete,
   DirectPut,
   Peer,
   PeerStats,
   PutOptions,
 } from "../../core/peer.ts";
+import { deleteInSteps } from "../../core/delete_in_steps.ts";
 import {
+  ErrorCode,
   InvalidArgumentError,
   NativeUnavailableError,
+  ProtocolError,
   UnknownLeaseError,
 } from "../../core/errors.ts";
 import { Access, type Lease } from "../../core/lease.ts";
@@ -22,7 +26,7 @@ import { ClientOpens } from "./client_open.ts";
 import { ClientPuts } from "./client_puts.ts";
 import { MappingCache } from "./mapping_cache.ts";
 import { type AcquireReply, type AcquireRequest, decodeJson, MAX_FDS, Op } from "./protocol.ts";
-import { none, Requests } from "./requests.ts";
+import { isFromDaemon, none, Requests } from "./requests.ts";
 import { connectRetrying } from "./socket.ts";
 
 /** Options of {@link UdsPeer.connect}. */
@@ -69,7 +73,7 @@ const DEFAULT_REQUEST_TIMEOUT = 60_000;
  * console.log(handle.bytes.length); // 6, mapped from the daemon's memory
  * ```
  */
-export class UdsPeer implements Peer, DirectPut, StatusSource {
+export class UdsPeer implements Peer, DirectPut, DirectDelete, StatusSource {
   readonly #path: string;
   readonly #channel: Channel;
   readonly #requests: Requests;
@@ -77,6 +81,8 @@ export class UdsPeer implements Peer, DirectPut, StatusSource {
   readonly #mappings: MappingCache;
   readonly #opens: ClientOpens;
   readonly #puts: ClientPuts;
+  /** Whether the daemon may know DELETE: none has answered that it does not. */
+  #deletes = true;
   #closing: Promise<void> | undefined;
 
   /**
@@ -328,6 +334,27 @@ export class UdsPeer implements Peer, DirectPut, StatusSource {
     options: PutOptions,
   ): Promise<ObjectInfo> {
     return this.#puts.putObject(this, chunks, size, options);
+  }
+
+  /**
+   * Deletes an object with one DELETE request; `Client.delete` uses it.
+   * Against a daemon that does not know DELETE, which answers it with a
+   * `PROTOCOL` error, it takes a WRITE lease and discards it, and does so
+   * from then on.
+   */
+  async deleteObject(objectId: string): Promise<void> {
+    if (this.#deletes) {
+      try {
+        return await this.#requests.call(Op.DELETE, objectId, none);
+      } catch (error) {
+        if (
+          !(error instanceof ProtocolError && error.code === ErrorCode.PROTOCOL &&
+            isFromDaemon(error))
+        ) throw error;
+        this.#deletes = false;
+      }
+    }
+    await deleteInSteps(this, objectId);
   }
 
   /**

@@ -19,6 +19,8 @@ function freePort(): number {
 }
 /** Well under the daemon's Redis command timeout (2 s). */
 const BOUND_MS = 1000;
+/** Longer than the daemon's longest reconnection delay (5 s, +20% jitter), and a connection. */
+const RECONNECT_MS = 8000;
 
 Deno.test(
   "gets of held objects go on while Redis restarts, is down or hangs; CREATE fails fast",
@@ -87,9 +89,12 @@ Deno.test(
         await redis.restart();
       }
       // Up but not answering, once the daemon is back in it: it meets the hang on a read.
+      // Restarts that its attempts missed may have backed it off to the longest delay
+      // (5 s, +20% jitter): the wait is longer than that.
       await eventually(
         () => client.put("back", { id: "back" }).then(() => true, () => false),
         "the daemon is back in Redis",
+        { timeout: RECONNECT_MS },
       );
       Deno.kill(redis.pid!, "SIGSTOP");
       await pause(2500);
@@ -97,6 +102,7 @@ Deno.test(
       await eventually(
         () => client.put("after", { id: "after" }).then(() => true, () => false),
         "the daemon is back in Redis again",
+        { timeout: RECONNECT_MS },
       );
       streaming = false;
       await stream;

@@ -1,0 +1,214 @@
+/**
+ * The scripts of one lease or one object's life: create, grant, seal,
+ * discard, release, renew, annotate. Those about one lease of the general
+ * kind take, after the shard's keys, `KEYS[6]` the object's key and
+ * `KEYS[7]` the lease's key, and `ARGV[3..6]`: lease id, access, object id,
+ * and whether it has a TTL ('1', '0', or '' when unknown). The hot paths
+ * (grant, and the release of a READ or WRITE lease) take only the keys they
+ * touch.
+ *
+ * @module
+ */
+import { type Script, script } from "./lua.ts";
+
+/** The scripts of one lease or one object's life, by operation. */
+export const LEASE_SCRIPTS = {
+  /**
+   * KEYS[6..7]: object, lease, and with a node known to be dead, KEYS[8]:
+   * its leases on the shard. ARGV[3..]: objectId, leaseId, ttl, expiresAt,
+   * px, size, blobs, meta, createdAt, and that node ('' for none). An object
+   * still CREATING whose CREATE lease has ended is replaced; when that lease
+   * has no TTL and its node is another, the reply is `{'ASK', node}`: call
+   * again naming the node if it is dead.
+   */
+  create: script(
+    "create",
+    ["remove_object", "put_lease", "server_ms", "bump"],
+    `
+local id, lid, ttl, px = ARGV[3], ARGV[4], ARGV[5], ARGV[7]
+local o, lk = KEYS[6], KEYS[7]
+local cur = redis.call('HMGET', o, 'state', 'creator', 'cnode', 'cexp')
+if cur[1] then
+  if cur[1] ~= 'CREATING' then return { 'ALREADY_EXISTS' } end
+  if cur[4] and cur[4] ~= '' then
+    if tonumber(cur[4]) > NOW then return { 'ALREADY_EXISTS' } end
+  elseif cur[3] == NODE then
+    if redis.call('HEXISTS', U, cur[2]) == 1 then return { 'ALREADY_EXISTS' } end
+  elseif cur[3] ~= ARGV[12] then
+    return { 'ASK', cur[3] }
+  else
+    redis.call('HDEL', KEYS[8], cur[2])
+  end
+  remove_object(o, id)
+end
+redis.call('HSET', o, 'state', 'CREATING', 'size', ARGV[8], 'blobs', ARGV[9], 'meta', ARGV[10],
+  'createdAt', ARGV[11], 'creator', lid, 'cnode', NODE, 'cexp', ARGV[6])
+bump(o)
+put_lease(lk, lid, id, 'CREATE', ttl, ARGV[6], px)
+if ttl == '' then
+  redis.call('ZADD', CREATING, '+inf', id)
+else
+  redis.call('PEXPIRE', o, px)
+  redis.call('ZADD', CREATING, server_ms() + tonumber(px), id)
+end
+return { 'OK' }
+`,
+  ),
+
+  /**
+   * The hot path, with only the keys it touches: KEYS[1] the object, KEYS[2]
+   * where the lease is kept (the node's leases on the shard for a lease
+   * without a TTL, else the lease's own key). ARGV: node, objectId, leaseId,
+   * access (READ or WRITE), ttl, expiresAt, px, and the version of the
+   * caller's copy of the object ('' for none): the fields come back only when
+   * that copy is stale. lifecycle.checkGrant.
+   */
+  grant: script(
+    "grant",
+    ["put_lease"],
+    `
+local o = KEYS[1]
+local cur = redis.call('HMGET', o, 'state', 'v')
+if not cur[1] then return { 'NOT_FOUND' } end
+if ARGV[4] == 'READ' and cur[1] ~= 'SEALED' then
+  return { 'NOT_SEALED', unpack(redis.call('HGETALL', o)) }
+end
+put_lease(KEYS[2], ARGV[3], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+if cur[2] == ARGV[8] then return { 'OK' } end
+return { 'OK', unpack(redis.call('HGETALL', o)) }
+`,
+    "local NODE, U = ARGV[1], KEYS[2]",
+  ),
+
+  /** A lease, then ARGV[7..]: sealedAt, digest (or ''), address. lifecycle.checkSeal. */
+  seal: script(
+    "seal",
+    ["get_lease", "expired", "bump"],
+    `
+local lid, id, o = ARGV[3], ARGV[5], KEYS[6]
+local l = get_lease(KEYS[7], lid, ARGV[6])
+if not l then return { 'UNKNOWN_LEASE' } end
+if expired(l) then return { 'LEASE_EXPIRED' } end
+if l.access ~= 'CREATE' then return { 'WRONG_ACCESS' } end
+local cur = redis.call('HMGET', o, 'state', 'creator')
+if not cur[1] or cur[2] ~= lid then return { 'NOT_FOUND' } end
+if cur[1] == 'SEALED' then return { 'ALREADY_SEALED', unpack(redis.call('HGETALL', o)) } end
+redis.call('HSET', o, 'state', 'SEALED', 'sealedAt', ARGV[7], '@' .. NODE, ARGV[9])
+if ARGV[8] ~= '' then redis.call('HSET', o, 'digest', ARGV[8]) end
+bump(o)
+redis.call('PERSIST', o)
+redis.call('ZREM', CREATING, id)
+redis.call('SADD', SEALED, id)
+redis.call('ZADD', H, 0, NODE .. '\\n' .. id)
+return { 'OK', unpack(redis.call('HGETALL', o)) }
+`,
+  ),
+
+  /** A lease. lifecycle.checkDiscard; the object leaves lookups in any state. */
+  discard: script(
+    "discard",
+    ["get_lease", "expired", "drop_lease", "remove_object"],
+    `
+local lid, id, o = ARGV[3], ARGV[5], KEYS[6]
+local l = get_lease(KEYS[7], lid, ARGV[6])
+if not l then return { 'UNKNOWN_LEASE' } end
+if expired(l) then return { 'LEASE_EXPIRED' } end
+if l.access == 'READ' then return { 'WRONG_ACCESS' } end
+drop_lease(l)
+local cur = redis.call('HMGET', o, 'state', 'creator')
+if cur[1] and (l.access ~= 'CREATE' or cur[2] == lid) then
+  return { 'OK', unpack(remove_object(o, id)) }
+end
+return { 'OK' }
+`,
+  ),
+
+  /** A lease: a CREATE lease, whose end may abandon its object. */
+  release: script(
+    "release",
+    ["get_lease", "expired", "end_lease"],
+    `
+local lid = ARGV[3]
+local l = get_lease(KEYS[7], lid, ARGV[6])
+if not l then return { 'UNKNOWN_LEASE' } end
+if expired(l) then return { 'LEASE_EXPIRED' } end
+return { 'OK', unpack(end_lease(KEYS[6], lid, l)) }
+`,
+  ),
+
+  /**
+   * The hot path, with only the key it touches: ends a READ or WRITE lease,
+   * which leaves its object as it is. KEYS[1]: where the lease is kept (as
+   * for {@link LEASE_SCRIPTS.grant}); ARGV: the caller's clock, leaseId, and
+   * whether it has a TTL ('1' or '0').
+   */
+  release_use: script(
+    "release_use",
+    [],
+    `
+local lid, home = ARGV[2], KEYS[1]
+if ARGV[3] == '0' then
+  if redis.call('HDEL', home, lid) == 0 then return { 'UNKNOWN_LEASE' } end
+  return { 'OK' }
+end
+local at = redis.call('HGET', home, 'expiresAt')
+if not at then return { 'UNKNOWN_LEASE' } end
+if tonumber(at) <= tonumber(ARGV[1]) then return { 'LEASE_EXPIRED' } end
+redis.call('DEL', home)
+return { 'OK' }
+`,
+    "",
+  ),
+
+  /**
+   * A lease, then ARGV[7..]: ttl, expiresAt. A CREATING object's record
+   * follows its CREATE lease.
+   */
+  renew: script(
+    "renew",
+    ["get_lease", "expired", "put_lease", "server_ms"],
+    `
+local lid, id, ttl, o = ARGV[3], ARGV[5], ARGV[7], KEYS[6]
+local l = get_lease(KEYS[7], lid, ARGV[6])
+if not l then return { 'UNKNOWN_LEASE' } end
+if expired(l) then return { 'LEASE_EXPIRED' } end
+if not l.timed then redis.call('HDEL', U, lid) end
+put_lease(KEYS[7], lid, id, l.access, ttl, ARGV[8], ttl)
+if l.access == 'CREATE' then
+  local cur = redis.call('HMGET', o, 'state', 'creator')
+  if cur[1] == 'CREATING' and cur[2] == lid then
+    redis.call('HSET', o, 'cexp', ARGV[8])
+    redis.call('PEXPIRE', o, ttl)
+    redis.call('ZADD', CREATING, server_ms() + tonumber(ttl), id)
+  end
+end
+return { 'OK' }
+`,
+  ),
+
+  /**
+   * KEYS[6]: an object; ARGV[3..]: field, value pairs to set, if it exists.
+   * A digest is recorded only by a holder, and never over another one: the
+   * record's digest is the content its holders were checked against.
+   */
+  annotate: script(
+    "annotate",
+    ["bump"],
+    `
+local o = KEYS[6]
+if redis.call('EXISTS', o) == 0 then return { 'OK' } end
+local cur = redis.call('HMGET', o, 'digest', '@' .. NODE)
+local set = {}
+for i = 3, #ARGV - 1, 2 do
+  if ARGV[i] ~= 'digest' or (cur[2] and (not cur[1] or cur[1] == ARGV[i + 1])) then
+    set[#set + 1] = ARGV[i]
+    set[#set + 1] = ARGV[i + 1]
+  end
+end
+if #set == 0 then return { 'OK' } end
+redis.call('HSET', o, unpack(set))
+bump(o)
+return { 'OK' }
+`,
+  ),
+} as const satisfies Record<string, Script>;
