@@ -10,6 +10,7 @@ import {
   ProtocolError,
   StoreUnavailableError,
 } from "../../core/errors.ts";
+import { deleteInSteps } from "../../core/delete_in_steps.ts";
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import type { Acquired, Peer } from "../../core/peer.ts";
@@ -158,8 +159,7 @@ export async function deleteObject(
   server: ServerContext,
   { params }: RouteContext,
 ): Promise<Response> {
-  const { lease } = await server.peer.acquire(deleteRequest(params.id), Access.WRITE);
-  await server.peer.discard(lease.id);
+  await deleteInSteps(server.peer, deleteRequest(params.id));
   return new Response(null, { status: 204 });
 }
 
