@@ -9,6 +9,13 @@
  *   size from the same holder at the same cap, measured first in the same
  *   run (target <= 1.5x; a naive design needs 7x). Per-daemon finish times
  *   are in the line.
+ * - Memory: every daemon's RSS, sampled every 20 ms during the broadcast,
+ *   against what it had before (idle after one small fetch of its own, the
+ *   holder with its object in): besides its objects (the shared memory of
+ *   its memfds, reported apart), it must grow by no more than its transfer
+ *   budget (`--transfer-budget`, the object plus two pieces of scratch).
+ *
+ * One transfer without a cap against a bare HTTP GET is `bench/p2p_bench.ts`.
  *
  * Size and cap: `PACKICE_SWARM_MIB` (default 256) and `PACKICE_SWARM_RATE`
  * (default 200MB); on a loaded machine use less and say so.
@@ -31,9 +38,12 @@ const payload = pattern(SIZE, 42);
 await using redis = await startRedis();
 const dir = await Deno.makeTempDir({ prefix: "packice-swarm-bench-" });
 try {
+  const budget = SIZE + (8 << 20);
   const flags = [
     "--capacity",
     `${Math.ceil((2 * SIZE) / (1 << 20)) + 64}MiB`,
+    "--transfer-budget",
+    `${budget >> 20}MiB`,
     "--max-upload-rate",
     RATE_TEXT,
     "--max-uploads",
@@ -65,10 +75,31 @@ try {
     const pointMs = performance.now() - started;
     await onHolder.delete("alone");
 
+    // Every receiver fetches once before its RSS is taken: the runtime's first use of
+    // its HTTP client and the code paths of a fetch are not a broadcast's cost.
+    await onHolder.put(payload.subarray(0, 8 << 20), { id: "warm-up" });
+    await Promise.all(
+      receivers.slice(0, RECEIVERS).map(async (daemon) => {
+        await using client = await connect(daemon.socket);
+        (await client.get("warm-up")).close();
+      }),
+    );
+    await onHolder.delete("warm-up");
+
     // The broadcast: 7 daemons at once.
     await onHolder.put(payload, { id: "model" });
     await redis.command("HSET", entry("model"), "@h", counting.url);
     const before = uploaded;
+    const daemons = [holder, ...receivers.slice(0, RECEIVERS)];
+    const base = daemons.map((daemon) => memory(daemon.pid));
+    const peak = base.map((taken) => ({ ...taken }));
+    const sampling = setInterval(() => {
+      daemons.forEach((daemon, i) => {
+        const now = memory(daemon.pid);
+        peak[i]!.unshared = Math.max(peak[i]!.unshared, now.unshared);
+        peak[i]!.shared = Math.max(peak[i]!.shared, now.shared);
+      });
+    }, 20);
     started = performance.now();
     const finishes = await Promise.all(
       receivers.slice(0, RECEIVERS).map(async (daemon) => {
@@ -80,7 +111,10 @@ try {
         return performance.now() - started;
       }),
     );
+    clearInterval(sampling);
     const holderBytes = uploaded - before;
+    const growth = peak.map((taken, i) => taken.unshared - base[i]!.unshared);
+    const mib = (bytes: number) => Math.round(bytes / (1 << 20));
     const lastMs = Math.max(...finishes);
     report({
       bench: "swarm_broadcast_holder_upload",
@@ -101,9 +135,31 @@ try {
       ratio: lastMs / pointMs,
       target: 1.5,
     });
+    // Objects live in memfds, RSS's shared part (counted once per mapping: a
+    // sealed copy is mapped twice); the rest must stay in the transfer budget.
+    report({
+      bench: "swarm_broadcast_rss",
+      object_mib: SIZE / (1 << 20),
+      transfer_budget_mib: mib(budget),
+      holder_base_mib: mib(base[0]!.unshared),
+      holder_growth_mib: mib(growth[0]!),
+      receiver_base_mib: base.slice(1).map((taken) => mib(taken.unshared)),
+      receiver_growth_mib: growth.slice(1).map(mib),
+      receiver_shared_peak_mib: peak.slice(1).map((taken) => mib(taken.shared)),
+      ratio: Math.max(...growth.slice(1)) / budget,
+      target: 1,
+    });
   } finally {
     await Promise.all(receivers.map((daemon) => daemon.stop()));
   }
 } finally {
   await Deno.remove(dir, { recursive: true });
+}
+
+/** The resident set of process `pid` in bytes: shared (memfds) and the rest. */
+function memory(pid: number): { unshared: number; shared: number } {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = (field: string) =>
+    Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+  return { unshared: kb("RssAnon") + kb("RssFile"), shared: kb("RssShmem") };
 }

@@ -1,17 +1,17 @@
-import { createCachedFetch } from "../integrations/cached_fetch.ts";
-import { PackiceCacheStorage } from "../integrations/cache_storage.ts";
 import { writeWhole } from "../integrations/file_io.ts";
 import { CliError, open, parse, positionals, TARGET_FLAGS, TARGET_USAGE } from "./command.ts";
+import { getTo, type Sink, writeAll } from "./transfer.ts";
 
 /** The usage text of `packice fetch`. */
 export const FETCH_USAGE = `Usage: packice fetch URL [-o FILE|-] [-H 'Name: value' …] [--reload]
 
-Writes what URL serves to FILE (default: standard output), through the
-daemon's cache: a response it holds is answered from it, revalidated with the
-origin where the origin gave an ETag or Last-Modified; anything else is
-downloaded once and kept for the next caller on this host (the same cache as
-cachedFetch()). Requests with -H headers such as Authorization pass them to
-the origin; they are never stored.
+Writes what URL serves to FILE (default: standard output), read through the
+daemon (client.fetch()): a response any daemon of its cluster holds is
+answered from the cluster while fresh, and revalidated with the origin where
+the origin gave an ETag or Last-Modified; anything else is downloaded from the
+origin once per cluster, by one daemon, while the others pull its pieces.
+Headers given with -H, such as Authorization, go to the origin and are never
+stored.
 
   -o, --output FILE  where to write (- for standard output)
   -H, --header H     a request header, 'Name: value'; repeatable
@@ -34,22 +34,29 @@ export async function fetchUrl(args: string[]): Promise<number> {
     headers.append(header.slice(0, colon).trim(), header.slice(colon + 1).trim());
   }
   await using client = await open(values);
-  const fetch = createCachedFetch({ cache: new PackiceCacheStorage(client).open("fetch") });
-  const response = await fetch(url!, { headers, ...(values.reload ? { cache: "reload" } : {}) });
+  const response = await client.fetch(url!, {
+    headers,
+    ...(values.reload ? { cache: "reload" } : {}),
+  });
   if (!response.ok) {
     await response.body?.cancel();
     throw new CliError(`${url} answered ${response.status} ${response.statusText}`, 1);
   }
   const output = values.output ?? "-";
+  // From a local daemon the bytes go from the object's mapping to the file, as `get` does.
+  const id = response.headers.get("packice-object");
+  const mapped = id !== null && !("fetchThrough" in client.peer);
+  if (mapped) await response.body?.cancel();
+  const write = async (sink: Sink, label: string | undefined) => {
+    if (mapped) await getTo(client, id!, sink, label);
+    else {
+      for await (const chunk of response.body ?? []) await writeAll(sink, chunk);
+    }
+  };
   if (output === "-") {
-    await response.body?.pipeTo(Deno.stdout.writable, { preventClose: true });
+    await write(Deno.stdout, undefined);
     return 0;
   }
-  await writeWhole(
-    output,
-    (file) =>
-      (response.body ?? ReadableStream.from([])).pipeTo(file.writable, { preventClose: true }),
-    0o644,
-  );
+  await writeWhole(output, (file) => write(file, `fetch ${url}`), 0o644);
   return 0;
 }

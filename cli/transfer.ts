@@ -101,7 +101,8 @@ export async function getTo(
   }
 }
 
-async function writeAll(sink: Sink, bytes: Uint8Array): Promise<void> {
+/** Writes all of `bytes` to a sink that may take part of them per call. */
+export async function writeAll(sink: Sink, bytes: Uint8Array): Promise<void> {
   let at = 0;
   while (at < bytes.length) at += await sink.write(bytes.subarray(at));
 }

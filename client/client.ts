@@ -18,6 +18,7 @@ import {
 import { metricsOf } from "../core/metrics.ts";
 import { ObjectHandle } from "./object_handle.ts";
 import { ObjectWriter } from "./object_writer.ts";
+import { fetchThrough } from "./fetch_through.ts";
 
 export type { PutOptions };
 
@@ -238,6 +239,32 @@ export class Client implements AsyncDisposable {
     this.#checkOpen();
     const [stats, extra] = await Promise.all([this.#peer.stats(), this.#peer.metrics?.()]);
     return metricsOf(stats, extra);
+  }
+
+  /**
+   * Reads a URL through Packice, as `fetch` does: from the cluster when any
+   * member holds the response, from the origin only when none does (one
+   * download per cluster, by the daemon), stored with the origin's status
+   * and headers. The body streams from the object (mapped shared memory on
+   * a Unix socket); its id is in the `Packice-Object` header, so
+   * `client.get(id)` reads the bytes in place with no copy. Headers such as
+   * `Authorization` go to the origin and are never stored. `init.cache` is
+   * honoured as by `fetch` (see `ReadThrough`).
+   *
+   * @example Read a URL through the local daemon
+   * ```ts ignore
+   * import { connect } from "@packice/packice";
+   * await using client = await connect("local");
+   * const response = await client.fetch("https://example.com/model.bin");
+   * const bytes = new Uint8Array(await response.arrayBuffer());
+   * ```
+   *
+   * @throws {TypeError} For a request other than GET, or a miss with `only-if-cached`.
+   * @throws {StoreUnavailableError} When the origin cannot be reached.
+   */
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    this.#checkOpen();
+    return fetchThrough(this.#peer, (id) => this.get(id), input, init);
   }
 
   /** Closes the client and what it owns. Idempotent. */

@@ -11,6 +11,7 @@ import { ClosedError, LeaseExpiredError, UnknownLeaseError } from "../core/error
 import { Access, type Lease } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { DaemonStatus, StatusSource } from "../core/status.ts";
+import type { OriginReply, OriginRequest, OriginSource } from "../transport/origin_fetch.ts";
 import type { UdsPeer } from "../transport/uds/uds_peer.ts";
 
 /**
@@ -20,7 +21,7 @@ import type { UdsPeer } from "../transport/uds/uds_peer.ts";
  * more on a new one. Leases do not survive: one granted before the loss ends
  * with {@link LeaseExpiredError}, its views detached.
  */
-export class ReconnectingPeer implements Peer, DirectPut, DirectDelete, StatusSource {
+export class ReconnectingPeer implements Peer, DirectPut, DirectDelete, StatusSource, OriginSource {
   readonly #connect: () => Promise<UdsPeer>;
   #current: UdsPeer;
   #reconnecting: Promise<UdsPeer> | undefined;
@@ -92,6 +93,11 @@ export class ReconnectingPeer implements Peer, DirectPut, DirectDelete, StatusSo
 
   status(): Promise<DaemonStatus> {
     return this.#read((peer) => peer.status());
+  }
+
+  /** Reads a URL through the daemon (see `UdsPeer.fetchOrigin`). */
+  fetchOrigin(request: OriginRequest): Promise<OriginReply> {
+    return this.#read((peer) => peer.fetchOrigin(request));
   }
 
   metrics(): Promise<Readonly<Record<string, number>>> {

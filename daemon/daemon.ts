@@ -14,6 +14,8 @@ import { loadNative } from "../native/load.ts";
 import type { DaemonStatus } from "../core/status.ts";
 import type { ClusterPeer } from "../p2p/cluster_peer.ts";
 import type { ClusterMember } from "./cluster_member.ts";
+import type { Directory } from "../p2p/directory.ts";
+import type { ReadThrough } from "../p2p/origin/read_through.ts";
 import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -114,6 +116,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   let peer: Peer;
   let cluster: ClusterPeer | undefined;
   let clusterMember: ClusterMember | undefined;
+  let claims: { directory: Directory; node: string } | undefined;
   try {
     if (options.redis === undefined && options.http === undefined) {
       peer = await createPeer(options, log);
@@ -139,6 +142,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         } else {
           wiring = await redisWiring(options, shared.leases, log);
         }
+        claims = { directory: wiring.directory, node: wiring.node };
         peer = cluster = wrapCluster(home, {
           ...wiring,
           capacity: options.impl === "tiered" ? options.hot : options.capacity,
@@ -177,11 +181,37 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
       ) => ({ node, address, state, incarnation, changedAt })),
     }),
   });
+  // The read-through, loaded at the first fetch (or with the HTTP server): a daemon starts as fast.
+  let readThrough: ReadThrough | undefined;
+  let loading: Promise<ReadThrough> | undefined;
+  const readThroughOf = () =>
+    loading ??= (async () => {
+      const [{ ReadThrough }, { HttpClusterTransport }] = await Promise.all([
+        import("../p2p/origin/read_through.ts"),
+        import("../p2p/cluster_transport.ts"),
+      ]);
+      return readThrough = new ReadThrough({
+        peer,
+        cluster: claims === undefined ? undefined : {
+          directory: claims.directory,
+          transport: new HttpClusterTransport(
+            options.token === undefined ? {} : { token: options.token },
+          ),
+          self: () => {
+            const address = cluster?.address;
+            return address === undefined ? undefined : { node: claims!.node, address };
+          },
+          token: options.token,
+        },
+        log: log.warn,
+      });
+    })();
   let tokenFile: string | undefined;
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       try {
+        readThrough?.close();
         for (const closer of closers.reverse()) await closer().catch((e) => log.error(String(e)));
         await peer.close();
       } finally {
@@ -195,6 +225,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
       mode: options.socketMode,
       log,
       status,
+      fetch: async (request) => await (await readThroughOf()).fetch(request),
     });
     addresses.push(uds.address);
     closers.push(() => uds.close());
@@ -211,8 +242,11 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
         onRequest: (entry) => (entry.status >= 400 ? log.info : log.debug)(formatRequest(entry)),
         status,
-        metrics: () => uds.metrics(),
-        routes: member.routes,
+        metrics: () => ({ ...uds.metrics(), ...readThrough?.counts }),
+        routes: [
+          ...member.routes,
+          ...(await import("../p2p/origin/routes.ts")).originRoutes(await readThroughOf(), peer),
+        ],
         metricsText: () => member.metricsText(),
         maxUploadRate: options.maxUploadRate,
         maxUploads: options.maxUploads,

@@ -1,4 +1,7 @@
 import { connect } from "../client/connect.ts";
+import type { Client } from "../client/client.ts";
+import { offersOrigin } from "../transport/origin_fetch.ts";
+import { isFresh, storable as storableResponse, validators } from "../p2p/origin/freshness.ts";
 import type { PackiceCache } from "./cache.ts";
 import { PackiceCacheStorage } from "./cache_storage.ts";
 
@@ -7,13 +10,21 @@ export type FetchFunction = (input: RequestInfo | URL, init?: RequestInit) => Pr
 
 /** Options of {@link createCachedFetch}. */
 export interface CachedFetchOptions {
-  /** Where responses are kept. */
-  readonly cache: PackiceCache | Promise<PackiceCache>;
+  /** Where responses are kept; a function is called at the first request that needs the cache. */
+  readonly cache: PackiceCache | Promise<PackiceCache> | (() => Promise<PackiceCache>);
   /**
    * What answers a miss: the network by default. A daemon's read-through
    * (one download per cluster) plugs in here.
    */
   readonly fetch?: FetchFunction;
+  /**
+   * A client of a daemon (Unix socket or HTTP): GET and HEAD requests then go
+   * to the daemon's read-through (`client.fetch`), which keeps one object
+   * per URL for the whole cluster and goes to the origin once per cluster,
+   * with the same `init.cache` and revalidation rules; `cache` serves only
+   * clients of a peer in this process.
+   */
+  readonly client?: Client | Promise<Client>;
 }
 
 /**
@@ -34,7 +45,9 @@ export interface CachedFetchOptions {
  *   carry no `Content-Encoding`. A fetched body is stored first (streamed into Packice without being held
  *   whole when its length is known) and then served from Packice.
  * - Misses of one URL at once, in any processes sharing the peer, download
- *   it once: the first fetches, the others wait and read its entry.
+ *   it once: the first fetches, the others wait and read its entry. With a
+ *   `client` of a daemon in a cluster, once per cluster (see
+ *   {@link CachedFetchOptions.client}).
  *
  * @example Cache responses of a local server in a private peer
  * ```ts ignore
@@ -49,13 +62,22 @@ export interface CachedFetchOptions {
  */
 export function createCachedFetch(options: CachedFetchOptions): FetchFunction {
   const network = options.fetch ?? globalThis.fetch;
+  let opened: Promise<PackiceCache> | undefined;
+  const open = () =>
+    opened ??= typeof options.cache === "function"
+      ? options.cache()
+      : Promise.resolve(options.cache);
   return async (input, init) => {
     const request = new Request(input, withoutCacheMode(init));
     const mode = init?.cache ?? "default";
     if ((request.method !== "GET" && request.method !== "HEAD") || mode === "no-store") {
       return await network(request);
     }
-    const cache = await options.cache;
+    const client = await options.client;
+    if (client !== undefined && readsThrough(client)) {
+      return await throughDaemon(client, network, request, mode);
+    }
+    const cache = await open();
     if (request.method === "HEAD") {
       const asGet = new Request(request, { method: "GET" });
       const stored = mode === "reload" ? undefined : await cache.match(asGet);
@@ -104,13 +126,41 @@ export function createCachedFetch(options: CachedFetchOptions): FetchFunction {
   };
 }
 
+/** Whether `client`'s peer is a daemon's, which reads URLs through itself. */
+function readsThrough(client: Client): boolean {
+  const peer = client.peer as unknown as { fetchThrough?: unknown };
+  return offersOrigin(peer) || typeof peer.fetchThrough === "function";
+}
+
+/** A GET or HEAD answered by the daemon's read-through, as `init.cache` says. */
+async function throughDaemon(
+  client: Client,
+  network: FetchFunction,
+  request: Request,
+  mode: RequestCache,
+): Promise<Response> {
+  if (request.method === "GET") return await client.fetch(request, { cache: mode });
+  // HEAD: the stored response's head when the cluster has one, else the origin's.
+  try {
+    const stored = await client.fetch(new Request(request, { method: "GET" }), {
+      cache: "only-if-cached",
+    });
+    await stored.body?.cancel();
+    return new Response(null, stored);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    return await network(request);
+  }
+}
+
 let defaultFetch: FetchFunction | undefined;
 
 /**
- * {@link createCachedFetch} over a default cache, the cache `fetch` of a
- * {@link PackiceCacheStorage} on the peer `PACKICE_TARGET` names (a socket
- * path or URL, as `connect` takes; read where `--allow-env` grants it), else
- * on a private in-memory peer of this process.
+ * {@link createCachedFetch} on the peer `PACKICE_TARGET` names (a socket
+ * path or URL, as `connect` takes; read where `--allow-env` grants it): a
+ * daemon's read-through there (one download per cluster), else the cache
+ * `fetch` of a {@link PackiceCacheStorage} on a private in-memory peer of
+ * this process.
  *
  * @example Fetch through the cache
  * ```ts ignore
@@ -120,12 +170,13 @@ let defaultFetch: FetchFunction | undefined;
  * ```
  */
 export function cachedFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
-  defaultFetch ??= createCachedFetch({
-    cache: (async () => {
-      const client = await connect(defaultTarget());
-      return await new PackiceCacheStorage(client).open("fetch");
-    })(),
-  });
+  if (defaultFetch === undefined) {
+    const client = connect(defaultTarget());
+    defaultFetch = createCachedFetch({
+      client,
+      cache: async () => await new PackiceCacheStorage(await client).open("fetch"),
+    });
+  }
   return defaultFetch(input, init);
 }
 
@@ -180,47 +231,7 @@ function decoded(response: Response): Response {
 }
 
 function storable(request: Request, response: Response): boolean {
-  if (!response.ok || response.status === 206) return false;
-  if (noStore(request.headers) || noStore(response.headers)) return false;
-  return !(response.headers.get("vary") ?? "").split(",").some((field) => field.trim() === "*");
-}
-
-function noStore(headers: Headers): boolean {
-  return directives(headers).has("no-store");
-}
-
-/** Cache-Control directives by lowercase name, with their values. */
-function directives(headers: Headers): Map<string, string> {
-  const found = new Map<string, string>();
-  for (const part of (headers.get("cache-control") ?? "").split(",")) {
-    const [name, value = ""] = part.split("=", 2);
-    if (name?.trim()) found.set(name.trim().toLowerCase(), value.trim().replace(/^"|"$/g, ""));
-  }
-  return found;
-}
-
-/** Whether a stored response may be served without asking the origin. */
-function isFresh(headers: Headers): boolean {
-  const control = directives(headers);
-  if (control.has("no-cache")) return false;
-  if (control.has("immutable")) return true;
-  const date = Date.parse(headers.get("date") ?? "");
-  if (Number.isNaN(date)) return false;
-  const age = Math.max(0, Date.now() - date) / 1000 + (Number(headers.get("age")) || 0);
-  const maxAge = control.get("s-maxage") ?? control.get("max-age");
-  if (maxAge !== undefined) return /^\d+$/.test(maxAge) && age < Number(maxAge);
-  const expires = Date.parse(headers.get("expires") ?? "");
-  return !Number.isNaN(expires) && Date.now() < expires;
-}
-
-/** The conditional headers that revalidate a stored response, if it has validators. */
-function validators(headers: Headers): [string, string][] | undefined {
-  const found: [string, string][] = [];
-  const etag = headers.get("etag");
-  if (etag !== null) found.push(["if-none-match", etag]);
-  const modified = headers.get("last-modified");
-  if (modified !== null) found.push(["if-modified-since", modified]);
-  return found.length === 0 ? undefined : found;
+  return storableResponse(request.headers, response);
 }
 
 function withoutCacheMode(init: RequestInit | undefined): RequestInit | undefined {

@@ -5,11 +5,16 @@
  * @module
  */
 import { Access, type Lease } from "../core/lease.ts";
-import { ConflictError, NotFoundError, StoreUnavailableError } from "../core/errors.ts";
+import {
+  ConflictError,
+  NotFoundError,
+  StoreUnavailableError,
+  UnsupportedError,
+} from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, AcquireOptions, Peer, PeerStats } from "../core/peer.ts";
 import { putInSteps } from "../core/put_in_steps.ts";
-import type { Meta } from "../core/validate.ts";
+import { type Meta, validateObjectId } from "../core/validate.ts";
 import { contentRecord } from "./content.ts";
 import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
 import type { ContentRecord, Directory, Holder, Removal } from "./directory.ts";
@@ -18,6 +23,8 @@ import { Blocklist } from "./swarm/blocklist.ts";
 import { Fetcher } from "./fetcher.ts";
 import { TokenBucket } from "../transport/rate_limit.ts";
 import { TransferBudget } from "./swarm/transfer_budget.ts";
+import type { AssembleFill, PartialBytes } from "./origin/origin_store.ts";
+import { PutClaims } from "./put_claims.ts";
 
 /** The one-call put the transports use when a peer offers it (see `BasePeer.putObject`). */
 type PutObject = (
@@ -65,6 +72,7 @@ export class ClusterPeer implements Peer {
   readonly #replicas: Peer;
   readonly #directory: Directory;
   readonly #node: string;
+  readonly #token: string | undefined;
   #address: string | undefined;
   readonly #removeShared: ((objectId: string) => Promise<void>) | undefined;
   readonly #fetcher: Fetcher;
@@ -84,6 +92,13 @@ export class ClusterPeer implements Peer {
   readonly #dropping = new Map<string, Promise<void>>();
   /** Fetches under way, by id. */
   readonly #fetching = new Map<string, Promise<void>>();
+  /** Objects being assembled here (see `assemble`), by id: their verified bytes are relayed. */
+  readonly #assembling = new Map<string, PartialBytes>();
+  /** Assembled copies sealed here and not announced yet: served before the directory lists them. */
+  readonly #announcing = new Set<string>();
+  /** Claims of creates under a given id (without a shared lease store), by lease id. */
+  readonly #putClaims: PutClaims | undefined;
+  readonly #claimed = new Map<string, () => Promise<void>>();
   /** Announces and digests under way, awaited by close(). */
   readonly #background = new Set<Promise<void>>();
   readonly #abort = new AbortController();
@@ -100,6 +115,7 @@ export class ClusterPeer implements Peer {
     this.#replicas = options.replicas;
     this.#directory = options.directory;
     this.#node = options.node;
+    this.#token = options.token;
     this.#address = options.address;
     this.#removeShared = options.removeShared;
     this.#log = options.log ?? quiet;
@@ -127,6 +143,9 @@ export class ClusterPeer implements Peer {
       later: (work) => this.#later(work),
     });
     this.#unsubscribe = options.directory.onRemove?.((removal) => this.#removed(removal));
+    this.#putClaims = options.removeShared === undefined
+      ? new PutClaims(options.directory, () => this.#holder())
+      : undefined;
   }
 
   /**
@@ -150,7 +169,55 @@ export class ClusterPeer implements Peer {
   partial(
     objectId: string,
   ): { size: number; read(start: number, end: number): Uint8Array | undefined } | undefined {
-    return this.#fetcher.partial(objectId);
+    return this.#fetcher.partial(objectId) ?? this.#assembling.get(objectId);
+  }
+
+  /**
+   * Builds a copy of `id` from bytes this daemon gathers itself (an origin
+   * download, or pieces relayed during one): `fill` writes and verifies the
+   * view of a CREATE blob of `size` bytes among the fetched copies, and may
+   * `relay` its verified bytes to other daemons meanwhile; the copy is then
+   * sealed with the record `fill` returns and announced, replacing other
+   * content recorded under `id` (an older version of the same origin URL).
+   * Nothing is sealed when `fill` throws.
+   */
+  async assemble(
+    id: string,
+    size: number,
+    meta: Meta,
+    fill: AssembleFill,
+  ): Promise<ContentRecord> {
+    await this.#dropping.get(id)?.catch(() => {});
+    const old = this.#copies.get(id);
+    if (old !== undefined) await this.#dropCopy(id, old);
+    const { lease, blobs } = await this.#replicas.acquire(id, Access.CREATE, { size, meta });
+    let sealed = false;
+    try {
+      const view = size === 0 ? new Uint8Array(0) : blobs[0]!.openView();
+      if (view === undefined) throw new UnsupportedError("Cannot assemble in blobs without a view");
+      const record = await fill(view, (partial) => this.#assembling.set(id, partial));
+      this.#assembling.delete(id);
+      if (size > 0) blobs[0]!.closeView(view);
+      await this.#replicas.seal(lease.id);
+      sealed = true;
+      await this.#replicas.recordDigest?.(lease.id, record.digest);
+      this.#copies.set(id, record.digest);
+      if (this.#address !== undefined) {
+        const holder = { node: this.#node, address: this.#address };
+        this.#announcing.add(id);
+        await this.#directory.announce(record, holder).catch(async (error) => {
+          if (!(error instanceof ConflictError)) throw error;
+          // A newer version of the same source: the old one goes everywhere.
+          await this.#directory.remove(id);
+          await this.#directory.announce(record, holder);
+        }).finally(() => this.#announcing.delete(id));
+      }
+      return record;
+    } finally {
+      this.#assembling.delete(id);
+      await (sealed ? this.#replicas.release(lease.id) : this.#replicas.discard(lease.id))
+        .catch(() => {});
+    }
   }
 
   /** What this peer counted: local hits, fetches, misses, verification failures. */
@@ -166,14 +233,30 @@ export class ClusterPeer implements Peer {
     if (objectId !== undefined) {
       if (access === Access.READ) return await this.#read(objectId, options);
       if (access === Access.WRITE) return await this.#write(objectId, options);
+      if (access === Access.CREATE && this.#putClaims !== undefined) {
+        // One id, one content: a create of an id claimed or held elsewhere is refused.
+        const release = await this.#putClaims.claim(validateObjectId(objectId));
+        try {
+          const created = await this.#home.acquire(objectId, access, options);
+          this.#claimed.set(created.lease.id, release);
+          return created;
+        } catch (error) {
+          await release();
+          throw error;
+        }
+      }
     }
     return await this.#home.acquire(objectId, access, options);
   }
 
   async seal(leaseId: string): Promise<ObjectInfo> {
-    const info = await this.#home.seal(leaseId);
-    await this.#announceSealed(info.id);
-    return info;
+    try {
+      const info = await this.#home.seal(leaseId);
+      await this.#announceSealed(info.id);
+      return info;
+    } finally {
+      if (this.#claimed.size > 0) this.#later(this.#unclaim(leaseId));
+    }
   }
 
   /** Stores a sealed object in one step, as `BasePeer.putObject`, and announces it. */
@@ -183,18 +266,32 @@ export class ClusterPeer implements Peer {
     options: { id?: string; meta?: Meta; ttl?: number; transfer?: boolean } = {},
   ): Promise<ObjectInfo> {
     const put = (this.#home as Peer & { putObject?: PutObject }).putObject;
-    let info: ObjectInfo;
-    if (put !== undefined) {
-      info = await put.call(this.#home, chunks, size, options);
-    } else {
-      info = await putInSteps(this.#home, options.id, chunks, {
-        size,
-        ...(options.meta === undefined ? {} : { meta: options.meta }),
-        ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
-      });
+    // Bad options are the home peer's to refuse, with its typed error.
+    const id = (options as { id?: unknown } | null)?.id;
+    const release = typeof id === "string" && this.#putClaims !== undefined
+      ? await this.#putClaims.claim(validateObjectId(id))
+      : undefined;
+    try {
+      const info = await this.#putHome(put, chunks, size, options);
+      await this.#announceSealed(info.id);
+      return info;
+    } finally {
+      if (release !== undefined) this.#later(release());
     }
-    await this.#announceSealed(info.id);
-    return info;
+  }
+
+  async #putHome(
+    put: PutObject | undefined,
+    chunks: readonly Uint8Array[],
+    size: number,
+    options: { id?: string; meta?: Meta; ttl?: number; transfer?: boolean },
+  ): Promise<ObjectInfo> {
+    if (put !== undefined) return await put.call(this.#home, chunks, size, options);
+    return await putInSteps(this.#home, options.id, chunks, {
+      size,
+      ...(options.meta === undefined ? {} : { meta: options.meta }),
+      ...(options.ttl === undefined ? {} : { ttl: options.ttl }),
+    });
   }
 
   async discard(leaseId: string): Promise<void> {
@@ -209,6 +306,7 @@ export class ClusterPeer implements Peer {
       this.#replicaLeases.delete(leaseId);
       return await this.#replicas.discard(leaseId);
     }
+    if (this.#claimed.size > 0) this.#later(this.#unclaim(leaseId));
     await this.#home.discard(leaseId);
     const deleted = this.#homeWrites.get(leaseId);
     if (deleted !== undefined) {
@@ -222,6 +320,7 @@ export class ClusterPeer implements Peer {
     if (this.#replicaLeases.delete(leaseId)) return this.#replicas.release(leaseId);
     if (this.#remoteWrites.delete(leaseId)) return Promise.resolve();
     if (this.#homeWrites.size > 0) this.#homeWrites.delete(leaseId);
+    if (this.#claimed.size > 0) this.#later(this.#unclaim(leaseId));
     return this.#home.release(leaseId);
   }
 
@@ -287,6 +386,7 @@ export class ClusterPeer implements Peer {
     this.#closed ??= (async () => {
       this.#abort.abort(new NotFoundError("Peer is closing"));
       this.#unsubscribe?.();
+      await Promise.allSettled([...this.#claimed.keys()].map((lease) => this.#unclaim(lease)));
       await Promise.allSettled([...this.#fetching.values(), ...this.#background]);
       if (this.#address !== undefined) {
         const held = new Set([...this.#sealed.keys(), ...this.#copies.keys()]);
@@ -304,6 +404,19 @@ export class ClusterPeer implements Peer {
     return this.close();
   }
 
+  /** This daemon as others reach it, once its address is known. */
+  #holder(): Holder | undefined {
+    return this.#address === undefined ? undefined : { node: this.#node, address: this.#address };
+  }
+
+  /** Lets go of the claim of a create's lease, if it took one. */
+  async #unclaim(leaseId: string): Promise<void> {
+    const release = this.#claimed.get(leaseId);
+    if (release === undefined) return;
+    this.#claimed.delete(leaseId);
+    await release();
+  }
+
   #peerOf(leaseId: string): Peer {
     return this.#replicaLeases.has(leaseId) ? this.#replicas : this.#home;
   }
@@ -313,6 +426,10 @@ export class ClusterPeer implements Peer {
     if (copy !== undefined) {
       const acquired = await this.#readCopy(id, copy, options, true);
       if (acquired !== undefined) return acquired;
+    }
+    if (options.local === true && this.#fetching.has(id)) {
+      // On its way here (its verified pieces are served as they are): no lease to ask for.
+      throw new StoreUnavailableError(`Cannot read object ${id} yet: on its way here`);
     }
     try {
       const acquired = await this.#home.acquire(id, Access.READ, options);
@@ -330,9 +447,15 @@ export class ClusterPeer implements Peer {
       if (options.local === true) {
         // On its way here: busy, not missing, so that a daemon asking for a
         // piece (its HTTP server serves those it has) does not withdraw it.
-        if (this.#fetching.has(id)) {
+        if (this.#fetching.has(id) || this.#assembling.has(id)) {
           throw new StoreUnavailableError(`Cannot read object ${id} yet: on its way here`);
         }
+        // Sealed here while the lease store was asked: the copy, not a miss.
+        const arrived = this.#copies.get(id);
+        const acquired = arrived === undefined
+          ? undefined
+          : await this.#readCopy(id, arrived, options, true);
+        if (acquired !== undefined) return acquired;
         throw error;
       }
       let flight = this.#fetching.get(id);
@@ -380,7 +503,7 @@ export class ClusterPeer implements Peer {
         }
         current = digest;
       }
-      if (current !== digest) {
+      if (current !== digest && !this.#announcing.has(id)) {
         await this.#replicas.release(acquired.lease.id).catch(() => {});
         await this.#dropCopy(id, digest);
         return undefined;
@@ -513,7 +636,7 @@ export class ClusterPeer implements Peer {
     const { lease, blobs } = await this.#home.acquire(id, Access.READ, { local: true });
     let record: ContentRecord;
     try {
-      record = await contentRecord(id, blobs);
+      record = await contentRecord(id, blobs, this.#token);
     } catch (error) {
       await this.#home.release(lease.id).catch(() => {});
       throw error;

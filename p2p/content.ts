@@ -13,6 +13,7 @@
 import type { Blob } from "../core/blob.ts";
 import { InvalidArgumentError } from "../core/errors.ts";
 import type { ContentRecord } from "./directory.ts";
+import { bindRecord } from "./record_binding.ts";
 import { sha256, wholeHash } from "./sha256.ts";
 
 /** The smallest piece, and the piece of every object up to 2 GiB: 4 MiB. */
@@ -50,8 +51,13 @@ export function pieceCount(size: number, pieceSize: number): number {
  *
  * @param id The object id.
  * @param blobs Its blobs, under a live lease.
+ * @param token The cluster token, which keys the record's binding; without it, no binding.
  */
-export async function contentRecord(id: string, blobs: readonly Blob[]): Promise<ContentRecord> {
+export async function contentRecord(
+  id: string,
+  blobs: readonly Blob[],
+  token?: string,
+): Promise<ContentRecord> {
   let size = 0;
   for (const blob of blobs) size += blob.size;
   const pieceSize = pieceSizeFor(size);
@@ -93,7 +99,8 @@ export async function contentRecord(id: string, blobs: readonly Blob[]): Promise
     }
     if (spanning !== undefined) pieces.push(sha256(spanning.subarray(0, filled)));
     const digest = await whole.digest();
-    return { id, size, digest, pieceSize, pieceDigests: await Promise.all(pieces) };
+    const record = { id, size, digest, pieceSize, pieceDigests: await Promise.all(pieces) };
+    return token === undefined ? record : { ...record, binding: bindRecord(record, token) };
   } finally {
     // Nothing may still read a view when it closes.
     await Promise.allSettled(pieces);

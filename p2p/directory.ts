@@ -33,6 +33,12 @@ export interface ContentRecord {
   readonly pieceSize: number;
   /** Digest of each piece in order, `sha256:<hex>`. */
   readonly pieceDigests: readonly string[];
+  /**
+   * `hmac-sha256:<hex>` of the fields above, keyed by the cluster token
+   * (see `record_binding.ts`): it ties the content digest to the piece
+   * digests. Absent from records sealed by older daemons or without a token.
+   */
+  readonly binding?: string;
 }
 
 /** A directory entry: the content and the holders of exactly that content. */
@@ -78,6 +84,17 @@ export interface Directory extends AsyncDisposable {
    * so it drops its copy (after its readers release). Returns an unsubscribe.
    */
   onRemove?(listener: (removal: Removal) => void): () => void;
+  /**
+   * Optional: takes `key` for `claimant` for `ttl` ms when no live claim
+   * holds it, or renews the claimant's own (an exclusive CREATE). A claim
+   * whose holder stops renewing it expires, and one of a member known dead
+   * goes at once.
+   *
+   * @returns The holder of the claim now: `claimant` when it was granted.
+   */
+  claim?(key: string, claimant: Holder, ttl: number): Promise<Holder>;
+  /** Optional: lets go of `key` when `node` holds it. */
+  unclaim?(key: string, node: string): Promise<void>;
   /** Ends the directory's connections and timers. Idempotent. */
   close(): Promise<void>;
 }

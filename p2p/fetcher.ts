@@ -9,6 +9,7 @@ import { ConflictError, NotFoundError, UnsupportedError } from "../core/errors.t
 import { sleep } from "../transport/rate_limit.ts";
 import type { Acquired, Peer } from "../core/peer.ts";
 import { checkRecord } from "./content.ts";
+import { checkBinding } from "./record_binding.ts";
 import type { ClusterCounts } from "./cluster_metrics.ts";
 import type { ClusterLog } from "./cluster_options.ts";
 import type { ContentRecord, Directory, Holder } from "./directory.ts";
@@ -19,8 +20,11 @@ import type { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { Transfer, type TransferOptions } from "./transfer.ts";
 
-/** How often a transfer under way announces its new pieces. */
-const RELAY_ANNOUNCE_MS = 50;
+/**
+ * The least time between two announces of a transfer's pieces: each is a
+ * directory call, and a change waits at most this long to be told.
+ */
+const RELAY_GAP_MS = 20;
 
 /** What a fetch tells its cluster peer. */
 export interface FetchHooks {
@@ -108,8 +112,15 @@ export class Fetcher {
       throw notFound;
     }
     let record: ContentRecord;
+    let bound: boolean;
     try {
       record = checkRecord(entry, this.#maxObjectSize);
+      const binding = checkBinding(record, this.#token);
+      if (binding === "forged") {
+        this.#counts.cluster_verify_failures_total++;
+        throw new Error("its binding does not match its digests (altered, or another token)");
+      }
+      bound = binding === "bound";
     } catch (error) {
       this.#counts.cluster_misses_total++;
       this.#log.warn((error as Error).message);
@@ -160,6 +171,8 @@ export class Fetcher {
           token: this.#token,
           ...this.#transfer,
           blocklist: this.#blocklist,
+          budget: this.#budget,
+          whole: !bound,
           onBytes: (bytes) => this.#counts.cluster_fetch_bytes_total += bytes,
         });
         this.#partials.set(id, transfer);
@@ -218,28 +231,41 @@ export class Fetcher {
 
   /**
    * Awaits `running` while announcing this daemon as a partial holder of the
-   * record, with the pieces it has, whenever it has more: other daemons
-   * fetch those from it at once. A transfer that fails is withdrawn.
+   * record, with the pieces it has and those on their way, as soon as they
+   * change: other daemons fetch the first from it at once, and leave the
+   * others to it. A transfer that fails is withdrawn.
    */
   async #relaying(record: ContentRecord, transfer: Transfer, running: Promise<void>) {
     const address = this.#address();
     if (address === undefined) return await running;
     const stop = new AbortController();
-    let announced = 0;
+    let announced = false;
+    const stopped = new Promise<void>((resolve) =>
+      stop.signal.addEventListener("abort", () => resolve(), { once: true })
+    );
     const announcing = (async () => {
-      while (!stop.signal.aborted) {
-        await sleep(RELAY_ANNOUNCE_MS, stop.signal);
-        const verified = transfer.verified;
-        if (stop.signal.aborted || verified === announced || transfer.missing === 0) continue;
-        announced = verified;
-        const holder = { node: this.#node, address, pieces: transfer.bitfield() };
-        try {
-          await this.#directory.announce(record, holder, { existing: true });
-        } catch (error) {
-          // Removed or replaced meanwhile: the transfer's own end tells.
-          if (error instanceof NotFoundError || error instanceof ConflictError) continue;
-          this.#log.warn(`Cannot announce pieces of ${record.id}: ${(error as Error).message}`);
+      let last = "";
+      while (!stop.signal.aborted && transfer.missing > 0) {
+        // Taken before the bitfield is read: a change from now on settles it.
+        const next = transfer.changed;
+        const pieces = transfer.bitfield();
+        const text = String.fromCharCode(...pieces);
+        if (text !== last && pieces.some((byte) => byte !== 0)) {
+          last = text;
+          announced = true;
+          try {
+            await this.#directory.announce(record, { node: this.#node, address, pieces }, {
+              existing: true,
+            });
+          } catch (error) {
+            // Removed or replaced meanwhile: the transfer's own end tells.
+            if (!(error instanceof NotFoundError || error instanceof ConflictError)) {
+              this.#log.warn(`Cannot announce pieces of ${record.id}: ${(error as Error).message}`);
+            }
+          }
         }
+        await sleep(RELAY_GAP_MS, stop.signal);
+        await Promise.race([next, stopped]);
       }
     })();
     try {
@@ -247,7 +273,7 @@ export class Fetcher {
     } finally {
       stop.abort();
       await announcing;
-      if (announced > 0 && transfer.missing > 0) {
+      if (announced && transfer.missing > 0) {
         this.#later(this.#directory.withdraw(record.id, this.#node));
       }
     }

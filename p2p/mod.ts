@@ -15,11 +15,12 @@ export {
   pieceSizeFor,
 } from "./content.ts";
 export { sha256, type WholeHash, wholeHash } from "./sha256.ts";
+export { type Binding, bindRecord, checkBinding } from "./record_binding.ts";
 export { RedisDirectory, type RedisDirectoryOptions } from "./directory/redis.ts";
 export { SourceError, type SourceFault } from "./source_error.ts";
 export { type Sources, Transfer, type TransferOptions } from "./transfer.ts";
 export { Blocklist } from "./swarm/blocklist.ts";
-export { type Pick, PiecePicker } from "./swarm/piece_picker.ts";
+export { type Holding, type Pick, PiecePicker } from "./swarm/piece_picker.ts";
 export { pieceDeadline, type PieceTimeout } from "./swarm/piece_timeout.ts";
 export { SourceSpeed } from "./swarm/source_speed.ts";
 export { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
@@ -50,3 +51,20 @@ export {
   HttpClusterTransport,
   InProcessNetwork,
 } from "./cluster_transport.ts";
+export {
+  type CacheMode,
+  type OriginReply,
+  type OriginRequest,
+  type OriginSource,
+} from "../transport/origin_fetch.ts";
+export type { AssembleFill, PartialBytes } from "./origin/origin_store.ts";
+export {
+  ORIGIN_HEADER_PREFIX,
+  type OriginCounts,
+  originId,
+  originRoutes,
+  ReadThrough,
+  type ReadThroughCluster,
+  type ReadThroughOptions,
+  responseOf,
+} from "./origin/mod.ts";

@@ -21,13 +21,13 @@
 import type { ContentRecord, Holder } from "./directory.ts";
 import { pieceCount } from "./content.ts";
 import { type WholeHash, wholeHash } from "./sha256.ts";
-import { blocks, SourceError, sourceKey } from "./source_error.ts";
+import { blocks, type SourceError, sourceKey } from "./source_error.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
 import { PiecePicker } from "./swarm/piece_picker.ts";
-import { requestPiece } from "./swarm/piece_request.ts";
 import type { PieceTimeout } from "./swarm/piece_timeout.ts";
-import { SourceSpeed } from "./swarm/source_speed.ts";
-import { bitfieldOf, hasPiece } from "./swarm/bitfield.ts";
+import { announcedBitfield } from "./swarm/bitfield.ts";
+import { holdingOf, Lanes, type Source, sourceOf } from "./swarm/source_lanes.ts";
+import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { sleep, type TokenBucket } from "../transport/rate_limit.ts";
 
 /** Options of {@link Transfer}. */
@@ -49,6 +49,14 @@ export interface TransferOptions {
   readonly onBytes?: (bytes: number) => void;
   /** The daemon's download rate limit, shared by its transfers. Default: unlimited. */
   readonly rate?: TokenBucket | undefined;
+  /** The daemon's transfer budget, which endgame scratch pieces take from. Default: none. */
+  readonly budget?: TransferBudget | undefined;
+  /**
+   * Whether to hash the whole object against the content digest. Default
+   * true; false when the record's binding ties that digest to the piece
+   * digests, which then prove the whole.
+   */
+  readonly whole?: boolean;
 }
 
 /** Where a transfer finds sources and reports the ones it gives up. */
@@ -59,22 +67,8 @@ export interface Sources {
   failed(error: SourceError): void;
 }
 
-interface Source {
-  readonly holder: Holder;
-  readonly stop: AbortController;
-  readonly mine: Set<number>;
-  readonly speed: SourceSpeed;
-  /** The pieces a partial holder has, as last listed; undefined for a whole copy. */
-  pieces: Uint8Array | undefined;
-  /** Whether the source has a piece (of `pieces`). */
-  readonly has: (piece: number) => boolean;
-}
-
-/** How long a lane waits after a 503 before asking its source again (jittered). */
-const BUSY_BACKOFF_MS = 150;
-
 /** How often the directory is asked again during a transfer: partial holders gain pieces. */
-const REFRESH_MS = 100;
+const REFRESH_MS = 50;
 
 /** The pieces of one object arriving into `view`, verified as they complete. */
 export class Transfer {
@@ -86,16 +80,19 @@ export class Transfer {
   /** Pieces of the object. */
   readonly #pieces: number;
   readonly #blocklist: Blocklist;
-  readonly #whole: WholeHash = wholeHash();
-  /** Abort controllers of the requests of each piece, cancelled when it verifies. */
-  readonly #requests = new Map<number, Set<AbortController>>();
+  readonly #lanes: Lanes;
+  /** The whole object's hash, fed in order; undefined when the pieces prove it. */
+  readonly #whole: WholeHash | undefined;
   readonly #tried = new Set<string>();
   readonly #failures: string[] = [];
+  /** Stops of the sources running. */
+  readonly #stops = new Set<AbortController>();
+  /** An error that is no source's fault, ending the transfer. */
+  #broken: unknown;
   /** Pieces before this one are verified and in the whole hash. */
   #hashed = 0;
   /** Sources running now. */
   #sources = 0;
-  #changed = Promise.withResolvers<void>();
 
   /**
    * Starts a transfer; nothing is fetched before {@link Transfer.run}.
@@ -112,6 +109,25 @@ export class Transfer {
     this.#pieces = pieceCount(record.size, record.pieceSize);
     this.#picker = new PiecePicker(this.#pieces);
     this.#blocklist = options.blocklist ?? new Blocklist();
+    this.#lanes = new Lanes({
+      record,
+      view,
+      picker: this.#picker,
+      client: this.#client,
+      token: options.token,
+      inFlight: options.inFlight,
+      pieceTimeout: options.pieceTimeout,
+      rate: options.rate,
+      onBytes: options.onBytes,
+      budget: options.budget,
+      sources: () => this.#sources,
+      verified: () => this.#hashVerified(),
+      broken: (error) => {
+        this.#broken ??= error;
+        for (const stop of this.#stops) stop.abort();
+      },
+    });
+    this.#whole = options.whole === false ? undefined : wholeHash();
   }
 
   /** The object's size in bytes. */
@@ -137,13 +153,13 @@ export class Transfer {
    */
   async run(sources: Sources, signal?: AbortSignal): Promise<void> {
     const running = new Set<Promise<void>>();
-    const stops = new Set<AbortController>();
+    const stops = this.#stops;
     const maxSources = Math.max(1, this.#options.maxSources ?? 8);
     let waiting: Holder[] = [];
     const active = new Map<string, Source>();
     let looked = -Infinity;
     try {
-      while (this.#picker.missing > 0 && signal?.aborted !== true) {
+      while (this.#picker.missing > 0 && signal?.aborted !== true && this.#broken === undefined) {
         const now = performance.now();
         if ((running.size < maxSources && waiting.length === 0) || now - looked >= REFRESH_MS) {
           looked = now;
@@ -166,24 +182,17 @@ export class Transfer {
           if (!this.#fresh(holder)) continue;
           const key = sourceKey(holder);
           this.#tried.add(key);
-          const source: Source = {
-            holder,
-            stop: new AbortController(),
-            mine: new Set(),
-            speed: new SourceSpeed(),
-            pieces: holder.pieces,
-            has: (piece) => source.pieces === undefined || hasPiece(source.pieces, piece),
-          };
+          const source = sourceOf(holder, this.#pieces);
           stops.add(source.stop);
           active.set(key, source);
-          this.#picker.addSource(source.has, source.pieces !== undefined);
+          this.#picker.addSource(source.has, source.pieces !== undefined, source.covers);
           const done = this.#source(source, sources, signal).finally(() => {
-            this.#picker.removeSource(source.has, source.pieces !== undefined);
+            this.#picker.removeSource(source.has, source.pieces !== undefined, source.covers);
             active.delete(key);
             stops.delete(source.stop);
             running.delete(done);
             this.#sources = running.size;
-            this.#pulse();
+            this.#lanes.pulse();
           });
           running.add(done);
           this.#sources = running.size;
@@ -198,12 +207,25 @@ export class Transfer {
       for (const stop of stops) stop.abort();
       await Promise.allSettled(running);
     }
+    if (this.#broken !== undefined) throw this.#broken;
     if (signal?.aborted) throw signal.reason;
   }
 
-  /** The bitfield of the pieces verified so far. */
+  /**
+   * What this daemon announces as a partial holder: the bitfield of the
+   * pieces verified so far, then that of the pieces a source is sending.
+   */
   bitfield(): Uint8Array {
-    return bitfieldOf(this.#pieces, (piece) => this.#picker.done(piece));
+    return announcedBitfield(
+      this.#pieces,
+      (piece) => this.#picker.done(piece),
+      (piece) => this.#lanes.coming(piece),
+    );
+  }
+
+  /** Settles at the next change of {@link Transfer.bitfield} (or of the sources). */
+  get changed(): Promise<void> {
+    return this.#lanes.changed;
   }
 
   /** Pieces verified so far. */
@@ -226,10 +248,10 @@ export class Transfer {
 
   /** A source's pieces as the directory lists them now; the picker's counts follow. */
   #update(source: Source, pieces: Uint8Array | undefined): void {
-    this.#picker.removeSource(source.has, source.pieces !== undefined);
+    const count = this.#pieces;
+    this.#picker.replaceSource(holdingOf(source.pieces, count), holdingOf(pieces, count));
     source.pieces = pieces;
-    this.#picker.addSource(source.has, source.pieces !== undefined);
-    this.#pulse();
+    this.#lanes.pulse();
   }
 
   /**
@@ -239,6 +261,7 @@ export class Transfer {
    */
   async verifyWhole(): Promise<boolean> {
     if (this.#picker.missing > 0) return false;
+    if (this.#whole === undefined) return true;
     return await this.#whole.digest() === this.#record.digest;
   }
 
@@ -252,7 +275,8 @@ export class Transfer {
     } catch {
       // Closed already.
     }
-    await this.#whole.settled();
+    await this.#lanes.settled();
+    await this.#whole?.settled();
   }
 
   /** Whether `holder` is neither tried nor blocked; `report` notes a block among the failures. */
@@ -267,109 +291,19 @@ export class Transfer {
     return false;
   }
 
-  #pulse(): void {
-    this.#changed.resolve();
-    this.#changed = Promise.withResolvers<void>();
-  }
-
-  /** Runs the lanes of one source until nothing is missing or it fails. */
+  /** Runs the lanes of one source until nothing is missing or it fails; reports a failure. */
   async #source(source: Source, sources: Sources, signal: AbortSignal | undefined): Promise<void> {
-    const stop = signal === undefined
-      ? source.stop.signal
-      : AbortSignal.any([signal, source.stop.signal]);
-    const lanes = Math.max(1, this.#options.inFlight ?? 3);
-    let failure: SourceError | undefined;
-    const aborted = abortion(stop);
-    await Promise.all(Array.from({ length: lanes }, async () => {
-      while (this.#picker.missing > 0 && !stop.aborted) {
-        const pick = this.#picker.next(source.has, source.mine, source.pieces === undefined);
-        if (pick === undefined) {
-          // All in flight elsewhere: wait for a piece to verify, come back or straggle.
-          await Promise.race([this.#changed.promise, aborted, sleep(ENDGAME_POLL_MS, stop)]);
-          continue;
-        }
-        try {
-          await this.#piece(source, pick.piece, pick.duplicate, stop);
-        } catch (error) {
-          if (!(error instanceof SourceError)) throw error;
-          if (error.fault === "busy") {
-            // The piece went back to the others; this source is asked again shortly.
-            await sleep(BUSY_BACKOFF_MS * (0.5 + Math.random()), stop);
-            continue;
-          }
-          failure ??= error;
-          source.stop.abort();
-        }
-      }
-    }));
+    await this.#lanes.run(source, signal);
+    const failure = source.failure;
     if (failure === undefined) return;
     this.#failures.push(failure.message);
     if (blocks(failure.fault)) this.#blocklist.block(sourceKey(source.holder));
     sources.failed(failure);
   }
 
-  async #piece(
-    source: Source,
-    piece: number,
-    duplicate: boolean,
-    stop: AbortSignal,
-  ): Promise<void> {
-    const { size, pieceSize } = this.#record;
-    const start = piece * pieceSize;
-    const length = Math.min(size, start + pieceSize) - start;
-    const cancel = new AbortController();
-    let requests = this.#requests.get(piece);
-    if (requests === undefined) this.#requests.set(piece, requests = new Set());
-    requests.add(cancel);
-    source.mine.add(piece);
-    const began = performance.now();
-    let verified = false;
-    let slow = false;
-    try {
-      // An endgame duplicate lands in a scratch piece: the first request may still write the view.
-      const target = duplicate ? new Uint8Array(length) : this.#view;
-      verified = await requestPiece({
-        record: this.#record,
-        piece,
-        holder: source.holder,
-        target,
-        at: duplicate ? 0 : start,
-        client: this.#client,
-        token: this.#options.token,
-        timeout: this.#options.pieceTimeout,
-        signal: AbortSignal.any([stop, cancel.signal]),
-        onChunk: async (bytes) => {
-          if (this.#picker.done(piece)) return false;
-          await this.#options.rate?.take(bytes, stop);
-          if (this.#picker.done(piece)) return false;
-          this.#options.onBytes?.(bytes);
-          return true;
-        },
-      });
-      if (!verified || this.#picker.done(piece)) return;
-      if (duplicate) this.#view.set(target, start);
-      for (const other of requests) if (other !== cancel) other.abort();
-      // Far behind its own mean: given up only while other sources remain.
-      slow = source.speed.record(length, performance.now() - began) && this.#sources > 1;
-    } finally {
-      requests.delete(cancel);
-      if (requests.size === 0) this.#requests.delete(piece);
-      source.mine.delete(piece);
-      this.#picker.finish(piece, verified);
-      if (verified) this.#hashVerified();
-      this.#pulse();
-    }
-    if (slow) {
-      throw new SourceError(
-        "slow",
-        source.holder,
-        `piece ${piece} of ${this.#record.id} took far longer per byte than its mean`,
-      );
-    }
-  }
-
   /** Feeds the whole hash the verified pieces that follow those it has. */
   #hashVerified(): void {
+    if (this.#whole === undefined) return;
     const { size, pieceSize } = this.#record;
     const count = pieceCount(size, pieceSize);
     while (this.#hashed < count && this.#picker.done(this.#hashed)) {
@@ -378,15 +312,4 @@ export class Transfer {
       this.#hashed++;
     }
   }
-}
-
-/** How often an idle source looks for a straggling piece to duplicate. */
-const ENDGAME_POLL_MS = 100;
-
-/** A promise settled when `signal` aborts (never rejected). */
-function abortion(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) =>
-    signal.addEventListener("abort", () => resolve(), { once: true })
-  );
 }

@@ -1,6 +1,9 @@
 /** Runs each script in examples/ as a user would, with small sizes, against a real daemon. */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { socketDir, spawnDaemon } from "./helpers/uds_daemon.ts";
+import { startCluster } from "./p2p/cluster_daemons.ts";
+import { startCountingOrigin } from "./p2p/counting_origin.ts";
+import { pattern } from "./helpers/cluster.ts";
 
 const examples = new URL("../examples/", import.meta.url);
 
@@ -54,4 +57,22 @@ Deno.test("examples run against a daemon shared by their processes", async (t) =
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("cluster_fetch.ts: three daemons read one URL through, the origin serves it once", async () => {
+  const body = pattern(6 << 20, 5);
+  await using origin = startCountingOrigin({ body, rate: 12e6 });
+  await using cluster = await startCluster(["a", "b", "c"]);
+  const sockets = cluster.daemons.map((daemon) => daemon.socket);
+  for (let tries = 0; tries < 200; tries++) {
+    const views = await Promise.all(cluster.daemons.map((daemon) => daemon.members()));
+    if (views.every((view) => view.filter((m) => m.state === "alive").length === 3)) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const lines = (await run("cluster_fetch.ts", origin.url, ...sockets)).trim().split("\n");
+  assertEquals(lines.length, 3);
+  const answers = new Set(lines.map((line) => line.slice(line.indexOf(":") + 1)));
+  assertEquals(answers.size, 1, lines.join("\n"));
+  assert([...answers][0]!.startsWith(` 200, ${body.length} bytes, sha256 `), lines[0]);
+  assertEquals(origin.requests.length, 1);
 });

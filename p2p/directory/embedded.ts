@@ -26,6 +26,7 @@ import type {
 } from "../directory.ts";
 import type { Member, Members } from "../members.ts";
 import { systemTimers, type TimerHandle, type Timers } from "../membership/timers.ts";
+import { ClaimStore } from "./claim_store.ts";
 import { EntryStore } from "./entry_store.ts";
 import { owners, weight } from "./rendezvous.ts";
 import {
@@ -35,11 +36,13 @@ import {
   holderJson,
   MAX_BATCH,
   parseAnnounce,
+  parseClaim,
   parseEntry,
   parseHolder,
   parseId,
   parseRecord,
   parseStatuses,
+  parseUnclaim,
   parseWithdraw,
   recordJson,
 } from "./wire.ts";
@@ -108,6 +111,7 @@ export class EmbeddedDirectory implements Directory {
   readonly #timers: Timers;
   readonly #log: (message: string) => void;
   readonly #store: EntryStore;
+  readonly #claims: ClaimStore;
   readonly #held = new Map<string, Held>();
   readonly #abort = new AbortController();
   readonly #tasks = new Set<Promise<unknown>>();
@@ -138,6 +142,7 @@ export class EmbeddedDirectory implements Directory {
     this.#timers = options.timers ?? systemTimers;
     this.#log = options.log ?? (() => {});
     this.#store = new EntryStore(this.#timers, options.tombstoneTtl ?? 60_000);
+    this.#claims = new ClaimStore(this.#timers);
     this.#unsubscribe = this.#members.onChange((member) => this.#changed(member));
   }
 
@@ -304,6 +309,53 @@ export class EmbeddedDirectory implements Directory {
   }
 
   /**
+   * Takes `key` for `claimant` (or renews its claim). The owner of highest
+   * weight decides, as a compare-and-set; the other owners keep a copy of a
+   * claim granted, so that when the deciding owner dies the next one (which
+   * then owns the key) still knows it. An owner that does not answer is
+   * passed over for the next. Owners forget the claims of a member as soon
+   * as the membership says it is dead or gone, and every claim expires
+   * `ttl` ms after its last renewal.
+   *
+   * @returns The holder of the claim now: `claimant` when granted.
+   * @throws {StoreUnavailableError} When no owner answered.
+   */
+  async claim(key: string, claimant: Holder, ttl: number): Promise<Holder> {
+    this.#open();
+    const targets = this.owners(key);
+    const body = { key, holder: holderJson(claimant), ttl };
+    for (let i = 0; i < targets.length; i++) {
+      let holder: Holder;
+      try {
+        holder = parseHolder(object(await this.#call(targets[i]!, "claim", body), "claim").holder);
+      } catch (error) {
+        if (!(error instanceof StoreUnavailableError)) throw error;
+        this.#log(`Cannot claim ${key} at ${targets[i]!.node}: ${error.message}`);
+        continue;
+      }
+      if (holder.node === claimant.node) {
+        await Promise.all(
+          targets.slice(i + 1).map((owner) =>
+            this.#call(owner, "claim", { ...body, force: true }).catch(() => undefined)
+          ),
+        );
+      }
+      return holder;
+    }
+    throw new StoreUnavailableError(`Cannot claim ${key}: none of its owners answered`);
+  }
+
+  /** Lets go of `key` on every owner when `node` holds it. */
+  async unclaim(key: string, node: string): Promise<void> {
+    this.#open();
+    await Promise.all(
+      this.owners(key).map((owner) =>
+        this.#call(owner, "unclaim", { key, node }).catch(() => undefined)
+      ),
+    );
+  }
+
+  /**
    * Calls `listener` for each removal of content this member holds, so it
    * drops its copy. Returns the unsubscribe.
    */
@@ -330,7 +382,7 @@ export class EmbeddedDirectory implements Directory {
 
   /**
    * Answers a directory message from another member: `announce`,
-   * `withdraw`, `lookup`, `remove` or `drop`.
+   * `withdraw`, `lookup`, `remove`, `drop`, `claim` or `unclaim`.
    *
    * @throws {ProtocolError} For a malformed message (nothing of it applied).
    */
@@ -361,6 +413,15 @@ export class EmbeddedDirectory implements Directory {
         const { id } = parseId(body, "remove");
         const entry = this.#store.remove(id, this.#held.get(id)?.record.digest);
         return { entry: entry === undefined ? null : entryJson(entry) };
+      }
+      case "claim": {
+        const { key, holder, ttl, force } = parseClaim(body);
+        return { holder: holderJson(this.#claims.claim(key, holder, ttl, force)) };
+      }
+      case "unclaim": {
+        const { key, node } = parseUnclaim(body);
+        this.#claims.unclaim(key, node);
+        return {};
       }
       case "drop": {
         const { id, digest } = parseId(body, "drop");
@@ -487,6 +548,7 @@ export class EmbeddedDirectory implements Directory {
     if (this.#closed || member.node === this.#members.self) return;
     if (member.state === "dead" || member.state === "left") {
       this.#store.dropHolder(member.node);
+      this.#claims.dropHolder(member.node);
       this.#joined.delete(member.node);
       this.#departed.add(member.node);
     } else if (member.state === "alive") {

@@ -12,6 +12,9 @@
  *   braces keep an object's keys in one Redis Cluster hash slot.
  * - `drops:{<node>}`: a set of `<digest> <id>` the node must drop: a
  *   removal puts one entry in the set of each holder, which polls it.
+ * - `claim:{<key>}`: a string `<node> <address>` with a TTL, an exclusive
+ *   claim (`SET NX PX`, renewed by its holder only); the braces put a claim
+ *   on an object id in the slot of the object's entry.
  *
  * @module
  */
@@ -65,7 +68,10 @@ function script(name: string, body: string): Script {
 
 /** Each script takes its one key in `KEYS[1]`, so it runs on Redis Cluster too. */
 const SCRIPTS = {
-  /** KEYS[1]: the entry; ARGV: size, digest, pieceSize, pieces, node, address, join ('1' or ''). */
+  /**
+   * KEYS[1]: the entry; ARGV: size, digest, pieceSize, pieces, node, address, join ('1' or ''),
+   * binding ('' for none).
+   */
   announce: script(
     "dir_announce",
     `
@@ -75,6 +81,7 @@ if cur and cur ~= ARGV[2] then return { 'CONFLICT', cur } end
 if not cur then
   if ARGV[7] == '1' then return { 'NOT_FOUND' } end
   redis.call('HSET', k, 'size', ARGV[1], 'digest', ARGV[2], 'pieceSize', ARGV[3], 'pieces', ARGV[4])
+  if ARGV[8] ~= '' then redis.call('HSET', k, 'binding', ARGV[8]) end
 end
 redis.call('HSET', k, '@' .. ARGV[5], ARGV[6])
 return { 'OK' }
@@ -106,6 +113,28 @@ for i = 1, #f, 2 do
 end
 redis.call('DEL', KEYS[1])
 return out
+`,
+  ),
+  /**
+   * KEYS[1]: a claim; ARGV: `<node> <address>`, ttl ms. `SET NX PX`, or a
+   * renewal by the same node; returns the holder's value.
+   */
+  claim: script(
+    "dir_claim",
+    `
+local cur = redis.call('GET', KEYS[1])
+if cur and string.match(cur, '^[^ ]*') ~= string.match(ARGV[1], '^[^ ]*') then return cur end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+`,
+  ),
+  /** KEYS[1]: a claim; ARGV[1]: node. Deleted only when that node holds it. */
+  unclaim: script(
+    "dir_unclaim",
+    `
+local cur = redis.call('GET', KEYS[1])
+if cur and string.match(cur, '^[^ ]*') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 'OK'
 `,
   ),
   /** KEYS[1]: a node's removals; ARGV[1]: `<digest> <id>`. */
@@ -190,6 +219,7 @@ export class RedisDirectory implements Directory {
         ? holder.address
         : `${holder.address} ${encodeBitfield(holder.pieces)}`,
       options.existing ? "1" : "",
+      record.binding ?? "",
     ) as [string, string?];
     if (status === "CONFLICT") {
       throw new ConflictError(
@@ -224,12 +254,14 @@ export class RedisDirectory implements Directory {
     for (let at = 0; at < pieces.length; at += 64) {
       pieceDigests.push(`sha256:${pieces.slice(at, at + 64)}`);
     }
+    const binding = values.get("binding");
     return {
       id,
       size: Number(values.get("size")),
       digest: values.get("digest") ?? "",
       pieceSize: Number(values.get("pieceSize")),
       pieceDigests,
+      ...(binding === undefined ? {} : { binding }),
       holders,
     };
   }
@@ -240,6 +272,23 @@ export class RedisDirectory implements Directory {
     await Promise.all(
       holders.map((node) => this.#run(SCRIPTS.tell, this.#drops(node), `${digest} ${id}`)),
     );
+  }
+
+  /** Takes `key` for `claimant` for `ttl` ms, or renews its claim; returns the holder now. */
+  async claim(key: string, claimant: Holder, ttl: number): Promise<Holder> {
+    const value = await this.#run(
+      SCRIPTS.claim,
+      this.#claim(key),
+      `${claimant.node} ${claimant.address}`,
+      String(Math.max(1, Math.round(ttl))),
+    ) as string;
+    const space = value.indexOf(" ");
+    return { node: value.slice(0, space), address: value.slice(space + 1) };
+  }
+
+  /** Lets go of `key` when `node` holds it. */
+  async unclaim(key: string, node: string): Promise<void> {
+    await this.#run(SCRIPTS.unclaim, this.#claim(key), node);
   }
 
   onRemove(listener: (removal: Removal) => void): () => void {
@@ -291,6 +340,11 @@ export class RedisDirectory implements Directory {
   /** The key of `id`'s entry. */
   #entry(id: string): string {
     return `${this.#prefix}dir:{${id}}`;
+  }
+
+  /** The key of a claim: in the slot of the object `key` names. */
+  #claim(key: string): string {
+    return `${this.#prefix}claim:{${key}}`;
   }
 
   /** The key of `node`'s removals. */

@@ -80,13 +80,18 @@ export function parseRecord(value: unknown): ContentRecord {
       `Malformed content record: ${pieces.length} piece digests for ${size} bytes in pieces of ${pieceSize}`,
     );
   }
-  return {
+  const record = {
     id: objectId(fields.id),
     size,
     digest: digest(fields.digest, "record digest"),
     pieceSize,
     pieceDigests: pieces,
   };
+  if (fields.binding === undefined) return record;
+  if (typeof fields.binding !== "string" || fields.binding.length > 100) {
+    throw new ProtocolError("Malformed record binding: expected hmac-sha256:<hex>");
+  }
+  return { ...record, binding: fields.binding };
 }
 
 /** Parses a holder. */
@@ -122,8 +127,9 @@ export function entryJson(entry: DirectoryEntry): unknown {
 
 /** A record as JSON, without any other field the object carries. */
 export function recordJson(record: ContentRecord): ContentRecord {
-  const { id, size, digest, pieceSize, pieceDigests } = record;
-  return { id, size, digest, pieceSize, pieceDigests };
+  const { id, size, digest, pieceSize, pieceDigests, binding } = record;
+  const json = { id, size, digest, pieceSize, pieceDigests };
+  return binding === undefined ? json : { ...json, binding };
 }
 
 /** Parses an entry. */
@@ -192,4 +198,39 @@ function base64(bytes: Uint8Array): string {
     text += String.fromCharCode(...bytes.subarray(i, i + 8192));
   }
   return btoa(text);
+}
+
+/** A claim message: `{ key, holder, ttl, force? }` (`force`: a copy from the primary owner). */
+export interface ClaimItem {
+  readonly key: string;
+  readonly holder: Holder;
+  readonly ttl: number;
+  readonly force: boolean;
+}
+
+/** The longest claim, in milliseconds: a holder renews long before. */
+export const MAX_CLAIM_TTL = 10 * 60_000;
+
+/** Parses a claim message. */
+export function parseClaim(value: unknown): ClaimItem {
+  const fields = object(value, "claim");
+  const ttl = count(fields.ttl, "claim ttl", 1);
+  if (ttl > MAX_CLAIM_TTL) {
+    throw new ProtocolError(`Malformed claim ttl: ${ttl} ms, the limit is ${MAX_CLAIM_TTL}`);
+  }
+  if (fields.force !== undefined && typeof fields.force !== "boolean") {
+    throw new ProtocolError("Malformed claim force: expected a boolean");
+  }
+  return {
+    key: objectId(fields.key, "claim key"),
+    holder: parseHolder(fields.holder),
+    ttl,
+    force: fields.force === true,
+  };
+}
+
+/** Parses `{ key, node }`, a claim let go. */
+export function parseUnclaim(value: unknown): { key: string; node: string } {
+  const fields = object(value, "unclaim");
+  return { key: objectId(fields.key, "claim key"), node: nodeId(fields.node, "unclaim node") };
 }

@@ -3,6 +3,13 @@
  * most significant bit first (as BitTorrent's), and their text form in a
  * directory entry (base64).
  *
+ * A partial holder announces two bitfields back to back: the pieces it has,
+ * then the pieces on their way to it ({@link announcedBitfield}). A reader
+ * that knows only the first sees what it has, as before; one that knows
+ * both does not ask a holder of the whole object for a piece already on its
+ * way to another receiver, which is how a broadcast's first holder sends
+ * each piece about once even when receivers learn of each other late.
+ *
  * @module
  */
 
@@ -18,6 +25,25 @@ export function bitfieldOf(count: number, has: (piece: number) => boolean): Uint
 /** Whether `bits` has `piece`. */
 export function hasPiece(bits: Uint8Array, piece: number): boolean {
   return ((bits[piece >> 3] ?? 0) & (0x80 >> (piece & 7))) !== 0;
+}
+
+/** The two bitfields a partial holder announces: the pieces it has, then those coming. */
+export function announcedBitfield(
+  count: number,
+  has: (piece: number) => boolean,
+  coming: (piece: number) => boolean,
+): Uint8Array {
+  const half = Math.ceil(count / 8);
+  const bits = new Uint8Array(2 * half);
+  bits.set(bitfieldOf(count, has));
+  bits.set(bitfieldOf(count, (piece) => !has(piece) && coming(piece)), half);
+  return bits;
+}
+
+/** Whether announced `bits` of an object of `count` pieces say `piece` is on its way. */
+export function isComing(bits: Uint8Array, count: number, piece: number): boolean {
+  const half = Math.ceil(count / 8);
+  return bits.length >= 2 * half && hasPiece(bits.subarray(half), piece);
 }
 
 /** Base64 of a bitfield. */

@@ -9,12 +9,37 @@
  * that would otherwise hold the transfer up.
  *
  * A holder of the whole object is not asked for a piece that a partial holder
- * (a daemon still receiving it) has: in a broadcast the first holder then
- * sends each piece about once, and the receivers relay it to each other.
+ * (a daemon still receiving it) has or has on its way: in a broadcast the
+ * first holder then sends each piece about once, and the receivers relay it
+ * to each other. Should a piece only on its way stay away for long (its
+ * receiver slow, or gone), the whole holder is asked for it when it has
+ * nothing else to send.
+ *
+ * A pick may be a run of pieces that follow the first one, free and as rare,
+ * asked in one request: a lone source then pays one round trip per run, not
+ * per piece. Each piece of a run is timed from when its own bytes start
+ * ({@link PiecePicker.restart}), so the end of a long run is no straggler.
  *
  * @module
  */
 import { type Clock, monotonic } from "./clock.ts";
+
+/**
+ * How long a piece that partial holders expect, and none has, must have
+ * stayed away (at least; else twice the mean piece time) before a whole
+ * holder with nothing else to send is asked for it.
+ */
+const AWAY_MIN_MS = 2000;
+
+/** The pieces a source holds, as {@link PiecePicker.addSource} counts them. */
+export interface Holding {
+  /** Whether it has a piece. */
+  readonly has: (piece: number) => boolean;
+  /** Whether it is a partial holder (still receiving the object). */
+  readonly partial: boolean;
+  /** Whether it has a piece or has it on its way. */
+  readonly covers: (piece: number) => boolean;
+}
 
 /** What a source asks of the picker. */
 export interface Pick {
@@ -22,6 +47,8 @@ export interface Pick {
   readonly piece: number;
   /** Whether another source fetches it already (an endgame duplicate). */
   readonly duplicate: boolean;
+  /** Pieces in the run, from `piece` on: 1 for an endgame duplicate. */
+  readonly count: number;
 }
 
 /** Pieces missing, requested, and how many known sources hold each. */
@@ -29,11 +56,17 @@ export class PiecePicker {
   readonly #done: boolean[];
   readonly #requests: number[];
   readonly #holders: number[];
+  /** Partial holders that have or expect each piece. */
   readonly #partials: number[];
+  /** Partial holders that have each piece. */
+  readonly #partialsWith: number[];
+  /** Since when each piece has had a partial holder. */
+  readonly #coveredAt: number[];
   readonly #started: number[];
   readonly #random: () => number;
   readonly #clock: Clock;
   #missing: number;
+  #partialSources = 0;
   #pieceMs = 0;
   #timed = 0;
 
@@ -49,6 +82,8 @@ export class PiecePicker {
     this.#requests = new Array(count).fill(0);
     this.#holders = new Array(count).fill(0);
     this.#partials = new Array(count).fill(0);
+    this.#partialsWith = new Array(count).fill(0);
+    this.#coveredAt = new Array(count).fill(0);
     this.#started = new Array(count).fill(0);
     this.#random = random;
     this.#clock = clock;
@@ -60,6 +95,11 @@ export class PiecePicker {
     return this.#missing;
   }
 
+  /** Sources counted as partial holders now. */
+  get partialSources(): number {
+    return this.#partialSources;
+  }
+
   /** Whether `piece` is verified. */
   done(piece: number): boolean {
     return this.#done[piece] === true;
@@ -67,45 +107,95 @@ export class PiecePicker {
 
   /**
    * Counts a source holding the pieces for which `has` is true: all for a
-   * full holder, some for a `partial` one.
+   * full holder, some for a `partial` one, which also `covers` the pieces on
+   * their way to it.
    */
-  addSource(has: (piece: number) => boolean = () => true, partial = false): void {
-    this.#count(has, partial, 1);
+  addSource(
+    has: (piece: number) => boolean = () => true,
+    partial = false,
+    covers: (piece: number) => boolean = has,
+  ): void {
+    this.#count(has, partial, covers, 1);
   }
 
-  /** Uncounts a source added with {@link PiecePicker.addSource}. */
-  removeSource(has: (piece: number) => boolean = () => true, partial = false): void {
-    this.#count(has, partial, -1);
+  /** Uncounts a source added with {@link PiecePicker.addSource}, with the same arguments. */
+  removeSource(
+    has: (piece: number) => boolean = () => true,
+    partial = false,
+    covers: (piece: number) => boolean = has,
+  ): void {
+    this.#count(has, partial, covers, -1);
   }
 
-  #count(has: (piece: number) => boolean, partial: boolean, by: number): void {
+  /**
+   * Counts a source's pieces anew, as {@link PiecePicker.removeSource} then
+   * {@link PiecePicker.addSource} would, but a piece that partial holders
+   * covered before and after keeps its time away.
+   */
+  replaceSource(before: Holding, after: Holding): void {
+    const since = [...this.#coveredAt];
+    const wasCovered = this.#partials.map((count) => count > 0);
+    this.#count(before.has, before.partial, before.covers, -1);
+    this.#count(after.has, after.partial, after.covers, 1);
+    for (let piece = 0; piece < since.length; piece++) {
+      if (wasCovered[piece] && this.#partials[piece]! > 0) this.#coveredAt[piece] = since[piece]!;
+    }
+  }
+
+  #count(
+    has: (piece: number) => boolean,
+    partial: boolean,
+    covers: (piece: number) => boolean,
+    by: number,
+  ): void {
+    if (partial) this.#partialSources += by;
+    const now = this.#clock();
     for (let piece = 0; piece < this.#holders.length; piece++) {
-      if (!has(piece)) continue;
-      this.#holders[piece]! += by;
-      if (partial) this.#partials[piece]! += by;
+      if (has(piece)) this.#holders[piece]! += by;
+      if (!partial || !covers(piece)) continue;
+      if (has(piece)) this.#partialsWith[piece]! += by;
+      if (this.#partials[piece] === 0) this.#coveredAt[piece] = now;
+      this.#partials[piece]! += by;
     }
   }
 
   /**
    * The next piece for a source that holds `has` and fetches `mine` already,
-   * marked requested; undefined when there is nothing for it. A `full`
-   * holder gets no piece a partial holder has, but in the endgame.
+   * with up to `run - 1` pieces after it, all marked requested; undefined
+   * when there is nothing for it. A `full` holder gets no piece a partial
+   * holder has, but in the endgame.
    */
-  next(has: (piece: number) => boolean, mine: ReadonlySet<number>, full = false): Pick | undefined {
+  next(
+    has: (piece: number) => boolean,
+    mine: ReadonlySet<number>,
+    full = false,
+    run = 1,
+  ): Pick | undefined {
     let best = -1;
     let bestRarity = Infinity;
     let ties = 0;
     let endgame = -1;
+    let away = -1;
+    const now = this.#clock();
     // Until a piece has verified, nothing counts as a straggler.
-    const straggling = this.#timed === 0 ? -Infinity : this.#clock() - 2 * this.#pieceMs;
+    const straggling = this.#timed === 0 ? -Infinity : now - 2 * this.#pieceMs;
+    const longAway = now - Math.max(AWAY_MIN_MS, 4 * this.#pieceMs);
     for (let piece = 0; piece < this.#done.length; piece++) {
       if (this.#done[piece] || mine.has(piece) || !has(piece)) continue;
       const requests = this.#requests[piece]!;
       if (requests > 0) {
-        if (requests === 1 && endgame < 0 && this.#started[piece]! < straggling) endgame = piece;
+        // A whole holder duplicates no piece a partial holder covers: it would send it twice.
+        const spare = !(full && this.#partials[piece]! > 0);
+        if (requests === 1 && endgame < 0 && spare && this.#started[piece]! < straggling) {
+          endgame = piece;
+        }
         continue;
       }
-      if (full && this.#partials[piece]! > 0) continue;
+      if (full && this.#partials[piece]! > 0) {
+        const only = this.#partialsWith[piece] === 0;
+        if (away < 0 && only && this.#coveredAt[piece]! <= longAway) away = piece;
+        continue;
+      }
       const rarity = this.#holders[piece]!;
       if (rarity < bestRarity) {
         best = piece;
@@ -116,10 +206,28 @@ export class PiecePicker {
         best = piece;
       }
     }
+    if (best < 0 && away >= 0) {
+      best = away;
+      bestRarity = this.#holders[away]!;
+    }
     const piece = best >= 0 ? best : endgame;
     if (piece < 0) return undefined;
     if (this.#requests[piece]!++ === 0) this.#started[piece] = this.#clock();
-    return { piece, duplicate: best < 0 };
+    if (best < 0) return { piece, duplicate: true, count: 1 };
+    let count = 1;
+    for (let next = piece + 1; count < run && next < this.#done.length; next++, count++) {
+      const free = !this.#done[next] && this.#requests[next] === 0 && !mine.has(next) &&
+        has(next) && !(full && this.#partials[next]! > 0) && this.#holders[next]! <= bestRarity;
+      if (!free) break;
+      this.#requests[next]!++;
+      this.#started[next] = this.#clock();
+    }
+    return { piece, duplicate: false, count };
+  }
+
+  /** The bytes of `piece`, requested in a run, start arriving now: its time starts. */
+  restart(piece: number): void {
+    if (this.#requests[piece]! > 0) this.#started[piece] = this.#clock();
   }
 
   /** A request for `piece` ended; `verified` when its bytes are in and checked. */

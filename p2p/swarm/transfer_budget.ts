@@ -3,7 +3,9 @@
  * object's size before its CREATE blob exists, and gives it back when the
  * copy is sealed or dropped. A full budget makes a fetch wait, for a bounded
  * time, then refuse with `CapacityExceededError`: memory for transfers never
- * grows past the budget, whatever number of objects is asked for.
+ * grows past the budget, whatever number of objects is asked for. An
+ * endgame's scratch piece takes its bytes from the same budget, without
+ * waiting: when there is no room, the straggler is simply not duplicated.
  *
  * @module
  */
@@ -60,6 +62,22 @@ export class TransferBudget {
     } else {
       this.#used += bytes;
     }
+    return this.#held(bytes);
+  }
+
+  /**
+   * Reserves `bytes` if they fit now and no one waits: never waits, never
+   * jumps the line.
+   *
+   * @returns Undefined when there is no room.
+   */
+  tryReserve(bytes: number): Reservation | undefined {
+    if (this.#waiting.length > 0 || this.#used + bytes > this.limit) return undefined;
+    this.#used += bytes;
+    return this.#held(bytes);
+  }
+
+  #held(bytes: number): Reservation {
     let held = true;
     return {
       release: () => {

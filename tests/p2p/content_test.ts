@@ -8,7 +8,7 @@ import {
   MIN_PIECE_SIZE,
   pieceSizeFor,
 } from "../../p2p/content.ts";
-import { InvalidArgumentError, MemoryPeer } from "../../mod.ts";
+import { bindRecord, checkBinding, InvalidArgumentError, MemoryPeer } from "../../mod.ts";
 import { Access } from "../../core/lease.ts";
 
 const hex = (bytes: Uint8Array) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
@@ -63,4 +63,28 @@ Deno.test("checkRecord() refuses records whose fields disagree", () => {
     const error = assertThrows(() => checkRecord(record, 100), InvalidArgumentError);
     assertEquals(error.message.startsWith("Invalid directory record of object x: "), true);
   }
+});
+
+Deno.test("a record's binding ties its digest to its pieces under the cluster token", async () => {
+  const bytes = pattern(5 << 20, 2);
+  await using peer = new MemoryPeer({ capacity: 16 << 20 });
+  const { lease, blobs } = await peer.acquire("bound", Access.CREATE, { size: bytes.length });
+  await blobs[0]!.write(0, bytes);
+  await peer.seal(lease.id);
+  const record = await contentRecord("bound", blobs, "secret");
+  const unbound = await contentRecord("bound", blobs);
+  await peer.release(lease.id);
+  assertEquals(record.binding, bindRecord(unbound, "secret"));
+  assertEquals(unbound.binding, undefined);
+  assertEquals(checkBinding(record, "secret"), "bound");
+  // Without a binding, or without a token to check it: the whole is to be hashed.
+  assertEquals(checkBinding(unbound, "secret"), "unbound");
+  assertEquals(checkBinding(record, undefined), "unbound");
+  // Any field altered, or another token: forged.
+  const zero = `sha256:${"0".repeat(64)}`;
+  assertEquals(checkBinding({ ...record, digest: zero }, "secret"), "forged");
+  assertEquals(checkBinding({ ...record, pieceDigests: [zero, zero] }, "secret"), "forged");
+  assertEquals(checkBinding({ ...record, id: "other" }, "secret"), "forged");
+  assertEquals(checkBinding(record, "other-secret"), "forged");
+  assertEquals(checkBinding({ ...record, binding: "hmac-sha256:xyz" }, "secret"), "forged");
 });

@@ -84,7 +84,15 @@ Deno.test("the embedded directory on real daemons: owners keep entries, a killed
   );
 
   const record = await put(b, "shared", "hello cluster");
-  await put(c, "shared", "hello cluster");
+  // One id, one content: c takes its copy from b (a put of the id on c is refused).
+  const refused = await fetch(`${c.url}/v1/objects/shared`, {
+    method: "PUT",
+    headers,
+    body: "other bytes",
+  });
+  assertEquals(refused.status, 409, await refused.text());
+  const copy = await fetch(`${c.url}/v1/objects/shared`, { headers });
+  assertEquals(await copy.text(), "hello cluster");
   const holder = (d: ClusterDaemon) => ({ node: d.node, address: d.url });
   await tester.directory.announce(record, holder(b));
   await tester.directory.announce(record, holder(c));

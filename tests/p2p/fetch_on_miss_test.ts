@@ -137,8 +137,8 @@ Deno.test(
       assert(error.message.includes("answered 500"), error.message);
       assert(error.message.includes("cut off"), error.message);
       await assertRejects(() => client.get("y", { local: true }), NotFoundError);
-      // Both answer a health check: they stay listed.
-      assertEquals(await redis.command("HLEN", entry("y")), 6);
+      // Both answer a health check: they stay listed (beside size, digests, binding).
+      assertEquals(await redis.command("HLEN", entry("y")), 7);
       const failed = await b.metrics();
       assert(failed.cluster_source_failures_total! >= 2);
       assert(failed.cluster_misses_total! >= 1);
@@ -331,15 +331,22 @@ Deno.test(
       const digest = await redis.command("HGET", entry("real"), "digest") as string;
       await redis.command("HSET", entry("real"), "size", String(bytes.length + (4 << 20)));
       await assertRejects(() => onB.get("real"), NotFoundError, "Invalid directory record");
+      // The digest altered: the binding no longer matches, nothing is fetched.
       await redis.command("HSET", entry("real"), "size", String(bytes.length), "digest", zero);
+      await assertRejects(() => onB.get("real"), NotFoundError, "binding does not match");
+      // Without a binding (as an older daemon records it), the whole is hashed and fails.
+      const binding = await redis.command("HGET", entry("real"), "binding") as string;
+      await redis.command("HDEL", entry("real"), "binding");
       await assertRejects(() => onB.get("real"), NotFoundError, "the whole is not");
       await assertRejects(() => onB.get("real", { local: true }), NotFoundError);
       const metrics = await b.metrics();
       assert(metrics.cluster_verify_failures_total! >= 1);
       assertEquals(metrics.cluster_fetches_total, 0);
 
-      // Put right again, the same daemon fetches it.
+      // Put right again but left without a binding, as an older daemon records
+      // it: the same daemon fetches it, hashing the whole.
       await redis.command("HSET", entry("real"), "digest", digest);
+      assert(binding.startsWith("hmac-sha256:"), binding);
       using handle = await onB.get("real");
       assert(sameBytes(handle.bytes, bytes));
     } finally {

@@ -69,3 +69,18 @@ Deno.test(
     }
   },
 );
+
+Deno.test("an endgame scratch piece takes budget only if there is room now, never jumping the line", async () => {
+  const budget = new TransferBudget(100);
+  const object = await budget.reserve(70, "object");
+  const scratch = budget.tryReserve(30);
+  assert(scratch !== undefined);
+  assertEquals(budget.tryReserve(1), undefined);
+  scratch.release();
+  // Someone waits for room: a scratch piece does not pass them.
+  const waiting = budget.reserve(40, "next");
+  assertEquals(budget.tryReserve(10), undefined);
+  object.release();
+  (await waiting).release();
+  assertEquals(budget.used, 0);
+});

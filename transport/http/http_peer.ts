@@ -26,6 +26,7 @@ import {
   UnsupportedError,
 } from "../../core/errors.ts";
 import type { DaemonStatus, StatusSource } from "../../core/status.ts";
+import type { OriginRequest } from "../origin_fetch.ts";
 import type { Access, Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { checkRange } from "../../core/range.ts";
@@ -350,6 +351,39 @@ export class HttpPeer implements Peer, DirectPut, StreamPut, StatusSource {
       body === undefined ? {} : { body: body as Uint8Array<ArrayBuffer> },
     );
     await response.body?.cancel();
+  }
+
+  /**
+   * Reads a URL through the daemon, `GET /v1/fetch`: the origin's response
+   * as stored, its body streamed from the object. Headers for the origin go
+   * as `Packice-Origin-<name>`, beside this peer's own token.
+   *
+   * @throws {PackiceError} The daemon's own error (the origin's statuses are answered as they are).
+   */
+  async fetchThrough(request: OriginRequest): Promise<Response> {
+    const query = new URLSearchParams({ url: request.url });
+    if (request.cache !== undefined) query.set("cache", request.cache);
+    const headers: Record<string, string> = {};
+    for (const [name, value] of request.headers) {
+      const key = `packice-origin-${name.toLowerCase()}`;
+      headers[key] = headers[key] === undefined ? value : `${headers[key]}, ${value}`;
+    }
+    const response = await this.#fetchRaw(`${API_PREFIX}/fetch?${query}`, headers);
+    if (response.ok || response.headers.has("packice-object")) return response;
+    throw await errorOf(response);
+  }
+
+  async #fetchRaw(path: string, extra: Record<string, string>): Promise<Response> {
+    if (this.#closing !== undefined) throw new ClosedError("Peer is closed");
+    const headers = { ...extra };
+    if (this.#authorization !== undefined) headers.authorization = this.#authorization;
+    try {
+      return await fetch(`${this.#base}${path}`, { headers, client: this.#client });
+    } catch (error) {
+      throw new ClosedError(`Cannot reach peer at ${this.#base}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
   }
 
   /** One request of an open peer; a failed response becomes the error a local peer would throw. */

@@ -114,6 +114,12 @@ export const Op = {
    * `PROTOCOL` ("Unknown operation"), and the client falls back to those.
    */
   DELETE: 16,
+  /**
+   * Body JSON `OriginRequest` (see `transport/origin_fetch.ts`); reply JSON
+   * `OriginReply`, the object holding the body, or `UNSUPPORTED` from a
+   * server with no read-through.
+   */
+  FETCH: 17,
 } as const;
 
 /** One of {@link Op}. */

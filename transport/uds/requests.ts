@@ -268,6 +268,8 @@ export class Requests {
   /** Fails the requests that have waited longer than the timeout, oldest first. */
   #expire(): void {
     for (const [id, pending] of this.#pending) {
+      // A read-through lasts as long as its download: the socket closing ends it.
+      if (pending.op === Op.FETCH) continue;
       if ((Requests.#sweeps - pending.sentInSweep - 1) * SWEEP_MS < this.#timeout) break;
       this.#pending.delete(id);
       if (pending.op === Op.ACQUIRE || pending.op === Op.OPEN) this.#abandoned.add(id);

@@ -9,7 +9,7 @@ import { put, read, write } from "./serve_blobs.ts";
 import { acquire, discard, release, renew, seal } from "./serve_leases.ts";
 import { remove } from "./serve_delete.ts";
 import { open } from "./serve_open.ts";
-import { has, list, metrics, stat, stats, status } from "./serve_queries.ts";
+import { fetchOrigin, has, list, metrics, stat, stats, status } from "./serve_queries.ts";
 import type { Session } from "./session.ts";
 
 /**
@@ -58,6 +58,8 @@ export function route(
       return metrics(session);
     case Op.DELETE:
       return remove(session, body);
+    case Op.FETCH:
+      return fetchOrigin(session, body);
     default:
       throw new ProtocolError(`Unknown operation: ${op}`);
   }

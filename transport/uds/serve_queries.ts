@@ -1,12 +1,14 @@
 /**
  * The server's handlers of the operations that ask and change nothing:
- * STAT, LIST, HAS, STATS, STATUS and METRICS.
+ * STAT, LIST, HAS, STATS, STATUS and METRICS, and FETCH, which the daemon's
+ * read-through answers.
  *
  * @module
  */
 import { UnsupportedError } from "../../core/errors.ts";
 import { hasRequest, statRequest } from "../../core/requests.ts";
-import { decodeText } from "./protocol.ts";
+import { decodeJson, decodeText } from "./protocol.ts";
+import { originRequest } from "../origin_fetch.ts";
 import { json, type Session } from "./session.ts";
 
 export function stat(session: Session, body: Uint8Array): Promise<string> {
@@ -31,6 +33,13 @@ export function status(session: Session): Promise<string> {
     throw new UnsupportedError("No status: this server is not a daemon");
   }
   return status().then(json);
+}
+
+/** A URL read through the daemon, for FETCH: the object holding the body. */
+export function fetchOrigin(session: Session, body: Uint8Array): Promise<string> {
+  const fetch = session.context.fetch;
+  if (fetch === undefined) throw new UnsupportedError("No fetch: this server reads no URL");
+  return fetch(originRequest(decodeJson(body))).then(json);
 }
 
 /** The peer's metrics and the server's counters, for METRICS. */

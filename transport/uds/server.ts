@@ -5,6 +5,7 @@ import {
   NativeUnavailableError,
 } from "../../core/errors.ts";
 import type { DaemonStatus } from "../../core/status.ts";
+import type { OriginReply, OriginRequest } from "../origin_fetch.ts";
 import type { Peer } from "../../core/peer.ts";
 import { Errno, errnoError } from "../../native/errno.ts";
 import { Linux } from "../../native/ffi.ts";
@@ -29,6 +30,8 @@ export interface UdsServerOptions {
   readonly log?: UdsServerLog;
   /** Answers STATUS requests; without it they fail with `UNSUPPORTED`. */
   readonly status?: () => Promise<DaemonStatus>;
+  /** Answers FETCH requests (a daemon's read-through); without it they fail with `UNSUPPORTED`. */
+  readonly fetch?: (request: OriginRequest) => Promise<OriginReply>;
 }
 
 const silent: UdsServerLog = { warn: () => {}, debug: () => {} };
@@ -128,6 +131,7 @@ export class UdsServer implements AsyncDisposable {
       maxInflight: options.maxInflight ?? 256,
       log: options.log ?? silent,
       status: options.status,
+      fetch: options.fetch,
       metrics: new UdsMetrics(),
       forget: (connection) => {
         if (this.#connections.delete(connection)) this.#context.metrics.clients--;

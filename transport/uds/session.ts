@@ -8,6 +8,7 @@ import { UnknownLeaseError } from "../../core/errors.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import type { Acquired, Peer } from "../../core/peer.ts";
 import type { DaemonStatus } from "../../core/status.ts";
+import type { OriginReply, OriginRequest } from "../origin_fetch.ts";
 import type { Native } from "../../native/load.ts";
 import type { Reactor } from "../../native/reactor.ts";
 import type { Channel } from "./channel.ts";
@@ -33,6 +34,7 @@ export interface Context {
   readonly maxInflight: number;
   readonly log: UdsServerLog;
   readonly status: (() => Promise<DaemonStatus>) | undefined;
+  readonly fetch: ((request: OriginRequest) => Promise<OriginReply>) | undefined;
   readonly metrics: UdsMetrics;
   /** Called when a connection has ended. */
   forget(connection: Connection): void;

@@ -18,6 +18,7 @@ import {
 import { Access, type Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import type { DaemonStatus, StatusSource } from "../../core/status.ts";
+import type { OriginReply, OriginRequest, OriginSource } from "../origin_fetch.ts";
 import { ensureNative, type Native } from "../../native/load.ts";
 import { Reactor } from "../../native/reactor.ts";
 import { Channel } from "./channel.ts";
@@ -73,7 +74,7 @@ const DEFAULT_REQUEST_TIMEOUT = 60_000;
  * console.log(handle.bytes.length); // 6, mapped from the daemon's memory
  * ```
  */
-export class UdsPeer implements Peer, DirectPut, DirectDelete, StatusSource {
+export class UdsPeer implements Peer, DirectPut, DirectDelete, StatusSource, OriginSource {
   readonly #path: string;
   readonly #channel: Channel;
   readonly #requests: Requests;
@@ -304,6 +305,20 @@ export class UdsPeer implements Peer, DirectPut, DirectDelete, StatusSource {
    */
   status(): Promise<DaemonStatus> {
     return this.#requests.call(Op.STATUS, "", (body) => decodeJson(body) as DaemonStatus);
+  }
+
+  /**
+   * Reads a URL through the daemon (one download per cluster); the reply
+   * names the object holding the body.
+   *
+   * @throws {UnsupportedError} From a server with no read-through.
+   */
+  fetchOrigin(request: OriginRequest): Promise<OriginReply> {
+    return this.#requests.call(
+      Op.FETCH,
+      JSON.stringify(request),
+      (body) => decodeJson(body) as OriginReply,
+    );
   }
 
   /**

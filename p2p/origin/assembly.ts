@@ -1,0 +1,165 @@
+/**
+ * An origin object being put together here, piece by piece, in the
+ * writable view of its CREATE blob: from the origin (its pieces hashed as
+ * they complete, the digests becoming the object's record) or from other
+ * daemons (each piece checked against the digest its downloader published).
+ * The whole is hashed in order as pieces are verified. Verified pieces are
+ * served to other daemons at once.
+ *
+ * @module
+ */
+import { pieceCount, pieceSizeFor } from "../content.ts";
+import type { ContentRecord } from "../directory.ts";
+import { sha256, type WholeHash, wholeHash } from "../sha256.ts";
+import { bitfieldOf, hasPiece } from "../swarm/bitfield.ts";
+
+/** The pieces of one object on their way into a view. */
+export class Assembly {
+  /** The object id. */
+  readonly id: string;
+  /** Its size in bytes. */
+  readonly size: number;
+  /** Its piece length. */
+  readonly pieceSize: number;
+  /** How many pieces it has. */
+  readonly count: number;
+  /** The CREATE blob's writable view. */
+  readonly view: Uint8Array;
+  /**
+   * Piece digests known so far, `sha256:<hex>` (from the origin's bytes, or
+   * as the downloader published them); a live array, read by piece requests.
+   */
+  readonly digests: string[];
+  readonly #have: Uint8Array;
+  #verified = 0;
+  readonly #whole: WholeHash = wholeHash();
+  #hashed = 0;
+  readonly #hashing = new Set<Promise<unknown>>();
+  #changed = Promise.withResolvers<void>();
+
+  /**
+   * @param id The object id.
+   * @param size Its size.
+   * @param view Where its bytes go, `size` bytes long.
+   */
+  constructor(id: string, size: number, view: Uint8Array) {
+    this.id = id;
+    this.size = size;
+    this.pieceSize = pieceSizeFor(size);
+    this.count = pieceCount(size, this.pieceSize);
+    this.view = view;
+    this.digests = new Array(this.count).fill("");
+    this.#have = new Uint8Array(this.count);
+  }
+
+  /** Pieces verified so far. */
+  get verified(): number {
+    return this.#verified;
+  }
+
+  /** Whether every piece is in and verified. */
+  get complete(): boolean {
+    return this.#verified === this.count;
+  }
+
+  /** Settles at the next piece verified. */
+  get changed(): Promise<void> {
+    return this.#changed.promise;
+  }
+
+  /** Whether piece `piece` is in and verified. */
+  has(piece: number): boolean {
+    return this.#have[piece] === 1;
+  }
+
+  /** The first piece from `from` on not verified yet; `count` when none is missing. */
+  firstMissing(from = 0): number {
+    let piece = from;
+    while (piece < this.count && this.#have[piece] === 1) piece++;
+    return piece;
+  }
+
+  /** One past the last piece verified here or listed by `bitfields`: where the unknown begins. */
+  frontier(bitfields: readonly Uint8Array[]): number {
+    for (let piece = this.count - 1; piece >= 0; piece--) {
+      if (this.#have[piece] === 1 || bitfields.some((bits) => hasPiece(bits, piece))) {
+        return piece + 1;
+      }
+    }
+    return 0;
+  }
+
+  /** The bitfield of the pieces verified. */
+  bitfield(): Uint8Array {
+    return bitfieldOf(this.count, (piece) => this.#have[piece] === 1);
+  }
+
+  /** Bytes `[start, end)` of piece `piece`. */
+  span(piece: number): { start: number; end: number } {
+    const start = piece * this.pieceSize;
+    return { start, end: Math.min(this.size, start + this.pieceSize) };
+  }
+
+  /**
+   * Hashes piece `piece`, whose bytes are all in the view (from the origin):
+   * its digest becomes the record's, and the piece counts as verified.
+   */
+  async hashed(piece: number): Promise<void> {
+    const { start, end } = this.span(piece);
+    const hashing = sha256(this.view.subarray(start, end) as Uint8Array<ArrayBuffer>);
+    this.#hashing.add(hashing);
+    try {
+      this.digests[piece] = await hashing;
+    } finally {
+      this.#hashing.delete(hashing);
+    }
+    this.verifiedPiece(piece);
+  }
+
+  /** Marks piece `piece` verified (its digest checked by the caller). */
+  verifiedPiece(piece: number): void {
+    if (this.#have[piece] === 1) return;
+    this.#have[piece] = 1;
+    this.#verified++;
+    while (this.#hashed < this.count && this.#have[this.#hashed] === 1) {
+      const { start, end } = this.span(this.#hashed);
+      this.#whole.update(this.view.subarray(start, end));
+      this.#hashed++;
+    }
+    this.#changed.resolve();
+    this.#changed = Promise.withResolvers<void>();
+  }
+
+  /**
+   * A copy of bytes `start` to `end` (exclusive) when every piece they
+   * touch is verified: what other daemons are served.
+   */
+  read(start: number, end: number): Uint8Array | undefined {
+    if (start < 0 || end > this.size || start >= end) return undefined;
+    for (let piece = Math.floor(start / this.pieceSize); piece * this.pieceSize < end; piece++) {
+      if (this.#have[piece] !== 1) return undefined;
+    }
+    return this.view.slice(start, end);
+  }
+
+  /**
+   * The record of the whole object, once every piece is verified: the
+   * piece digests and the digest of the whole.
+   */
+  async record(): Promise<ContentRecord> {
+    if (!this.complete) throw new RangeError(`Object ${this.id} is missing pieces`);
+    return {
+      id: this.id,
+      size: this.size,
+      digest: await this.#whole.digest(),
+      pieceSize: this.pieceSize,
+      pieceDigests: [...this.digests],
+    };
+  }
+
+  /** Settles once no hash reads the view: only then may its blob go. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#hashing]);
+    await this.#whole.settled();
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * A downstream peer of a read-through: the daemons that lost the claim of a
+ * URL pull its pieces from the winner and from each other while it
+ * downloads, and one of them takes the download over when the winner dies.
+ *
+ * @module
+ */
+import { ConflictError, StoreUnavailableError } from "../../core/errors.ts";
+import type { OriginReply } from "../../transport/origin_fetch.ts";
+import { sleep } from "../../transport/rate_limit.ts";
+import type { ContentRecord, Holder } from "../directory.ts";
+import { Assembly } from "./assembly.ts";
+import type { OriginCounts } from "./origin_counts.ts";
+import { download, type OriginTrip, shown } from "./origin_download.ts";
+import { replyOf, validatorOf } from "./origin_meta.ts";
+import type { OriginStore } from "./origin_store.ts";
+import { pull, pullPieces } from "./piece_pull.ts";
+import { askJson, parseProgress, type Progress, type Tracker } from "./progress.ts";
+import type { ReadThroughCluster } from "./read_through.ts";
+
+/** Rounds of following before a fetch gives up. */
+const MAX_ROUNDS = 50;
+
+/** What a follower works with: its read-through's parts. */
+export interface FollowContext {
+  readonly store: OriginStore;
+  readonly tracker: Tracker;
+  readonly cluster: ReadThroughCluster;
+  readonly counts: OriginCounts;
+  readonly claimTtl: number;
+  readonly log: (message: string) => void;
+  /** Runs `work` under this daemon's claim of the id, renewed, let go after. */
+  readonly claimed: <T>(work: () => Promise<T>) => Promise<T>;
+}
+
+/**
+ * Pulls `id` from the daemon that claimed its download, and from the
+ * other daemons following it; takes the download over when the leader
+ * dies and this daemon wins the claim.
+ *
+ * @returns Undefined when the leader went without a copy to pull (try again).
+ */
+export async function follow(
+  context: FollowContext,
+  { id, trip, leader, self }: { id: string; trip: OriginTrip; leader: Holder; self: Holder },
+): Promise<OriginReply | undefined> {
+  const { store, tracker, cluster, counts } = context;
+  let progress: Progress | undefined;
+  for (let misses = 0; misses < 3;) {
+    try {
+      progress = parseProgress(
+        await cluster.transport.send(
+          leader.address,
+          "origin/progress",
+          askJson(id, self),
+          2000,
+          trip.signal,
+        ),
+      );
+    } catch {
+      misses++;
+      continue;
+    }
+    if (progress.state === "downloading" && progress.size !== undefined) break;
+    if (progress.state !== "starting") break;
+    await sleep(25, trip.signal);
+  }
+  if (progress?.state === "done") {
+    const meta = await store.held(id);
+    if (meta !== undefined) {
+      counts.origin_cluster_hits_total++;
+      return replyOf(id, meta);
+    }
+  }
+  if (
+    progress?.state !== "downloading" || progress.size === undefined ||
+    progress.meta === undefined
+  ) {
+    return undefined;
+  }
+  counts.origin_downstream_total++;
+  const { size, meta } = progress;
+  let led = false;
+  let record: ContentRecord;
+  try {
+    record = await store.assemble(id, size, meta, async (view, relay) => {
+      const assembly = new Assembly(id, size, view);
+      relay(assembly);
+      try {
+        let current = leader;
+        for (let round = 0; round < MAX_ROUNDS; round++) {
+          const outcome = await pull(assembly, current, {
+            transport: cluster.transport,
+            token: cluster.token,
+            self,
+            signal: trip.signal,
+          });
+          if ("digest" in outcome) {
+            const record = await assembly.record();
+            if (record.digest !== outcome.digest) {
+              throw new ConflictError(
+                `Cannot fetch ${
+                  shown(trip.url)
+                }: its pieces verify but the whole is not ${outcome.digest}`,
+              );
+            }
+            return record;
+          }
+          context.log(`The download of ${id} by ${current.node} ended: ${outcome.gone}`);
+          const holder = await cluster.directory.claim!(id, self, context.claimTtl);
+          if (holder.node !== self.node) {
+            current = holder;
+            await sleep(50, trip.signal);
+            continue;
+          }
+          // Taken over: pieces the other followers have come from them, the
+          // rest from the origin, from the end of what any of them has.
+          led = true;
+          const peers = outcome.peers;
+          return await context.claimed(async () => {
+            tracker.lead(id);
+            tracker.downloading(id, assembly, meta);
+            const from = assembly.frontier(peers.map((peer) => peer.pieces ?? new Uint8Array(0)));
+            const validator = validatorOf(meta);
+            const holes = pullPieces(assembly, () => tracker.peers(id), {
+              token: cluster.token,
+              signal: trip.signal,
+              wanted: (piece) => piece < from,
+              patience: 1000,
+            });
+            await Promise.all([download(assembly, undefined, trip, validator, from), holes]);
+            await download(assembly, undefined, trip, validator);
+            return await assembly.record();
+          });
+        }
+        throw new StoreUnavailableError(`Cannot fetch ${shown(trip.url)}: no download finished`);
+      } finally {
+        await assembly.settled();
+      }
+    });
+  } catch (error) {
+    if (led) tracker.end(id, { error: (error as Error).message });
+    throw error;
+  }
+  if (led) tracker.end(id, { digest: record.digest });
+  return replyOf(id, meta);
+}

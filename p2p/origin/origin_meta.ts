@@ -1,0 +1,122 @@
+/**
+ * What an origin object's metadata keeps of the response (status, status
+ * text, headers, URL), and which request headers go to the origin. Request
+ * headers are never stored: an `Authorization` reaches the origin and
+ * nothing else.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from "../../core/errors.ts";
+import type { Meta } from "../../core/validate.ts";
+import type { OriginReply } from "../../transport/origin_fetch.ts";
+import { rangeValidator } from "./freshness.ts";
+
+/** Headers that describe a connection, not the response: neither stored nor passed on. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/** Response headers never stored: cookies are the user's, and the body is stored decoded. */
+const NOT_STORED = new Set(["set-cookie", "set-cookie2", "content-encoding"]);
+
+/** The largest total size of stored response headers. */
+const MAX_HEADER_BYTES = 32 * 1024;
+
+/**
+ * The metadata of an origin object: `origin` holds the URL, status, status
+ * text and the response headers worth keeping.
+ */
+export function originMeta(url: string, response: Response): Meta {
+  const connection = new Set(
+    (response.headers.get("connection") ?? "").split(",").map((name) => name.trim().toLowerCase()),
+  );
+  const headers: [string, string][] = [];
+  let bytes = 0;
+  for (const [name, value] of response.headers) {
+    if (HOP_BY_HOP.has(name) || NOT_STORED.has(name) || connection.has(name)) continue;
+    bytes += name.length + value.length;
+    if (bytes > MAX_HEADER_BYTES) break;
+    headers.push([name, value]);
+  }
+  return {
+    origin: {
+      url,
+      status: response.status,
+      statusText: response.statusText,
+      headers,
+      fetchedAt: Date.now(),
+    },
+  };
+}
+
+/**
+ * The response head stored in an origin object's metadata.
+ *
+ * @throws {InvalidArgumentError} When the metadata is not an origin object's.
+ */
+export function replyOf(id: string, meta: Meta): OriginReply {
+  const origin = meta.origin as Record<string, unknown> | undefined;
+  if (
+    typeof origin !== "object" || origin === null || typeof origin.status !== "number" ||
+    !Array.isArray(origin.headers)
+  ) {
+    throw new InvalidArgumentError(`Object ${id} is not a stored origin response`);
+  }
+  return {
+    id,
+    status: origin.status,
+    statusText: typeof origin.statusText === "string" ? origin.statusText : "",
+    headers: origin.headers as [string, string][],
+  };
+}
+
+/** The stored response headers of an origin object. */
+export function storedHeaders(meta: Meta): Headers {
+  const origin = meta.origin as { headers?: [string, string][] } | undefined;
+  return new Headers(Array.isArray(origin?.headers) ? origin.headers : []);
+}
+
+/**
+ * The headers sent to the origin: the caller's, without hop-by-hop ones and
+ * with `Accept-Encoding: identity`, so the bytes stored are the bytes
+ * `Content-Length` counts.
+ */
+export function requestHeaders(pairs: readonly (readonly [string, string])[]): Headers {
+  const headers = new Headers();
+  for (const [name, value] of pairs) {
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || lower === "host" || lower === "accept-encoding") continue;
+    headers.append(name, value);
+  }
+  headers.set("accept-encoding", "identity");
+  return headers;
+}
+
+/** A reply with the headers of a 304 over the stored ones (but the body's length). */
+export function withHeaders(reply: OriginReply, updated: Headers): OriginReply {
+  const headers = new Headers(reply.headers as [string, string][]);
+  for (const [name, value] of updated) {
+    if (name !== "content-length" && name !== "content-encoding") headers.set(name, value);
+  }
+  return { ...reply, headers: [...headers] };
+}
+
+/** The validator `If-Range` takes, from stored metadata. */
+export function validatorOf(meta: Meta): string | undefined {
+  return rangeValidator(storedHeaders(meta));
+}
+
+/** Whether two stored responses are one version by their validators. */
+export function sameVersion(a: Meta, b: Meta | undefined): boolean {
+  if (b === undefined) return false;
+  const [x, y] = [storedHeaders(a), storedHeaders(b)];
+  return (x.get("etag") ?? x.get("last-modified")) === (y.get("etag") ?? y.get("last-modified"));
+}

@@ -1,0 +1,225 @@
+/**
+ * The downloader of an origin URL as its downstream peers see it: each
+ * asks it, every 100 ms, `POST /v1/cluster/origin/progress` with the pieces
+ * it has, and hears the object's size and metadata, the piece digests
+ * known so far, the whole digest once done, and the other downstream peers
+ * with their pieces (the downloader is their tracker), so they pull pieces
+ * from it and from each other while it still downloads.
+ *
+ * @module
+ */
+import { ProtocolError } from "../../core/errors.ts";
+import type { Meta } from "../../core/validate.ts";
+import type { Holder } from "../directory.ts";
+import { digest, type HolderJson, holderJson, objectId, parseHolder } from "../directory/wire.ts";
+import { object } from "../membership/messages.ts";
+import { bitfieldOf, decodeBitfield, encodeBitfield, hasPiece } from "../swarm/bitfield.ts";
+import type { Assembly } from "./assembly.ts";
+
+/** Where a download led here stands. */
+export type ProgressState = "starting" | "downloading" | "done" | "failed";
+
+/** The downloader's answer. */
+export interface Progress {
+  /** `none` when this daemon leads no download of the id. */
+  readonly state: ProgressState | "none";
+  /** The object's size, once the origin answered. */
+  readonly size?: number;
+  /** Its metadata (the origin's status and headers). */
+  readonly meta?: Meta;
+  /** The pieces the downloader has, as a bitfield. */
+  readonly pieces?: Uint8Array;
+  /** Piece digests, `""` for those not known yet. */
+  readonly digests?: readonly string[];
+  /** The whole object's digest, once done. */
+  readonly digest?: string;
+  /** The other downstream peers, with their pieces. */
+  readonly peers?: readonly Holder[];
+  /** Why a failed download failed. */
+  readonly error?: string;
+}
+
+/** How long a downstream peer is listed after its last progress request. */
+const PEER_TTL_MS = 2000;
+/** How long a piece is offered to its one downstream peer before it is offered to all. */
+const RELAY_GRACE_MS = 600;
+/** How long a finished or failed download still answers. */
+const KEEP_MS = 30_000;
+
+interface Led {
+  state: ProgressState;
+  assembly?: Assembly;
+  meta?: Meta;
+  digest?: string;
+  error?: string;
+  /** When it ended, in epoch ms. */
+  ended?: number;
+  /** When each piece was first offered, in epoch ms (0: not yet). */
+  seen?: number[];
+  readonly peers: Map<string, { holder: Holder; seen: number }>;
+}
+
+/** The downloads this daemon leads, and what it tells their downstream peers. */
+export class Tracker {
+  readonly #led = new Map<string, Led>();
+
+  /** Starts leading `id`: asked before the origin answers, it says `starting`. */
+  lead(id: string): void {
+    this.#sweep();
+    this.#led.set(id, { state: "starting", peers: this.#led.get(id)?.peers ?? new Map() });
+  }
+
+  /** The origin answered: pieces arrive into `assembly`. */
+  downloading(id: string, assembly: Assembly, meta: Meta): void {
+    const led = this.#led.get(id);
+    if (led === undefined) return;
+    Object.assign(led, { state: "downloading", assembly, meta });
+  }
+
+  /** Ends leading `id`: done with `digest`, or failed with `error`; answered a while longer. */
+  end(id: string, outcome: { digest: string } | { error: string }): void {
+    const led = this.#led.get(id);
+    if (led === undefined) return;
+    if ("digest" in outcome) Object.assign(led, { state: "done", digest: outcome.digest });
+    else Object.assign(led, { state: "failed", error: outcome.error });
+    led.ended = Date.now();
+  }
+
+  /** Answers a downstream peer's progress request (a parsed {@link ProgressAsk}). */
+  answer(ask: ProgressAsk): Progress {
+    const led = this.#led.get(ask.id);
+    if (led === undefined) return { state: "none" };
+    const now = Date.now();
+    led.peers.set(ask.holder.node, { holder: ask.holder, seen: now });
+    const peers: Holder[] = [];
+    for (const [node, { holder, seen }] of led.peers) {
+      if (now - seen > PEER_TTL_MS) led.peers.delete(node);
+      else if (node !== ask.holder.node) peers.push(holder);
+    }
+    const assembly = led.assembly;
+    return {
+      state: led.state,
+      ...(assembly === undefined ? {} : {
+        size: assembly.size,
+        digests: assembly.digests,
+        pieces: this.#offered(led, assembly, ask.holder.node, now),
+      }),
+      ...(led.meta === undefined ? {} : { meta: led.meta }),
+      ...(led.digest === undefined ? {} : { digest: led.digest }),
+      ...(led.error === undefined ? {} : { error: led.error }),
+      peers,
+    };
+  }
+
+  /**
+   * The pieces the downloader offers `node`, as BitTorrent's super-seeding
+   * does: each new piece to one downstream peer (by turns), from which the
+   * others take it; any piece no other peer has relayed within
+   * {@link RELAY_GRACE_MS} to everyone, so nothing stalls on a slow peer.
+   * After the download, everything.
+   */
+  #offered(led: Led, assembly: Assembly, node: string, now: number): Uint8Array {
+    if (led.state === "done") return assembly.bitfield();
+    const followers = [...led.peers.keys()].sort();
+    const seen = led.seen ??= new Array(assembly.count).fill(0);
+    return bitfieldOf(assembly.count, (piece) => {
+      if (!assembly.has(piece)) return false;
+      if (seen[piece] === 0) seen[piece] = now;
+      if (followers[piece % followers.length] === node) return true;
+      if (now - seen[piece]! < RELAY_GRACE_MS) return false;
+      for (const [other, { holder }] of led.peers) {
+        if (other !== node && holder.pieces !== undefined && hasPiece(holder.pieces, piece)) {
+          return false;
+        }
+      }
+      return true;
+    });
+  }
+
+  /** The downstream peers of `id` heard from lately, with their pieces. */
+  peers(id: string): Holder[] {
+    const now = Date.now();
+    const peers: Holder[] = [];
+    for (const { holder, seen } of this.#led.get(id)?.peers.values() ?? []) {
+      if (now - seen <= PEER_TTL_MS) peers.push(holder);
+    }
+    return peers;
+  }
+
+  /** Forgets every download. */
+  close(): void {
+    this.#led.clear();
+  }
+
+  /** Forgets downloads that ended a while ago. */
+  #sweep(): void {
+    const now = Date.now();
+    for (const [id, led] of this.#led) {
+      if (led.ended !== undefined && now - led.ended > KEEP_MS) this.#led.delete(id);
+    }
+  }
+}
+
+/** A downstream peer's progress request: the id, and itself with its pieces. */
+export interface ProgressAsk {
+  readonly id: string;
+  readonly holder: Holder;
+}
+
+/** The JSON of a progress request. */
+export function askJson(id: string, holder: Holder): { id: string; holder: HolderJson } {
+  return { id, holder: holderJson(holder) };
+}
+
+/** Parses a progress request. */
+export function parseAsk(value: unknown): ProgressAsk {
+  const fields = object(value, "origin progress request");
+  return { id: objectId(fields.id), holder: parseHolder(fields.holder) };
+}
+
+/** The JSON of an answer. */
+export function progressJson(progress: Progress): unknown {
+  const { pieces, peers, ...rest } = progress;
+  return {
+    ...rest,
+    ...(pieces === undefined ? {} : { pieces: encodeBitfield(pieces) }),
+    ...(peers === undefined ? {} : { peers: peers.map(holderJson) }),
+  };
+}
+
+const STATES = ["none", "starting", "downloading", "done", "failed"];
+
+/** Parses an answer: a malformed one is a {@link ProtocolError}. */
+export function parseProgress(value: unknown): Progress {
+  const fields = object(value, "origin progress");
+  if (!STATES.includes(fields.state as string)) {
+    throw new ProtocolError(`Malformed origin progress state: ${String(fields.state)}`);
+  }
+  const size = fields.size;
+  if (size !== undefined && (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0)) {
+    throw new ProtocolError("Malformed origin progress size");
+  }
+  const digests = fields.digests;
+  if (
+    digests !== undefined &&
+    (!Array.isArray(digests) ||
+      !digests.every((item) => item === "" || digest(item, "piece digest") === item))
+  ) {
+    throw new ProtocolError("Malformed origin progress digests");
+  }
+  const meta = fields.meta;
+  if (meta !== undefined && (typeof meta !== "object" || meta === null || Array.isArray(meta))) {
+    throw new ProtocolError("Malformed origin progress meta");
+  }
+  const pieces = typeof fields.pieces === "string" ? decodeBitfield(fields.pieces) : undefined;
+  return {
+    state: fields.state as Progress["state"],
+    ...(pieces === undefined ? {} : { pieces }),
+    ...(size === undefined ? {} : { size }),
+    ...(meta === undefined ? {} : { meta: meta as Meta }),
+    ...(digests === undefined ? {} : { digests }),
+    ...(fields.digest === undefined ? {} : { digest: digest(fields.digest, "origin digest") }),
+    ...(typeof fields.error === "string" ? { error: fields.error } : {}),
+    peers: Array.isArray(fields.peers) ? fields.peers.map(parseHolder) : [],
+  };
+}

@@ -1,0 +1,300 @@
+/**
+ * A daemon's read-through of origin URLs, one download per cluster: the
+ * object behind a URL comes from the cluster when any member holds it, and
+ * from the origin only when none does. Of all daemons that miss one URL at
+ * once, the one that claims it in the directory (an exclusive CREATE with
+ * a lease) downloads it; the others become its downstream peers and pull
+ * its pieces, from it and from each other, while it still downloads. A
+ * downloader that dies stops renewing its claim; the claim expires (at
+ * once, in the embedded directory, when membership declares it dead) and
+ * one of the others takes over, resuming from the origin with `Range`.
+ *
+ * @module
+ */
+import { NotFoundError, StoreUnavailableError } from "../../core/errors.ts";
+import type { Peer } from "../../core/peer.ts";
+import type { Meta } from "../../core/validate.ts";
+import { type OriginReply, type OriginRequest, originUrl } from "../../transport/origin_fetch.ts";
+import { sleep } from "../../transport/rate_limit.ts";
+import type { ClusterTransport } from "../cluster_transport.ts";
+import type { Directory, Holder } from "../directory.ts";
+import { Assembly } from "./assembly.ts";
+import { follow } from "./follow.ts";
+import { isFresh, rangeValidator, shareable, validators } from "./freshness.ts";
+import { type OriginCounts, originCounts } from "./origin_counts.ts";
+import { askOrigin, download, gatherBody, type OriginTrip, shown } from "./origin_download.ts";
+import { originId } from "./origin_id.ts";
+import {
+  originMeta,
+  replyOf,
+  requestHeaders,
+  sameVersion,
+  storedHeaders,
+  withHeaders,
+} from "./origin_meta.ts";
+import { type OriginStore, peerStore } from "./origin_store.ts";
+import { parseAsk, progressJson, Tracker } from "./progress.ts";
+
+/** A cluster's part in a read-through: claims, progress requests, this daemon's place. */
+export interface ReadThroughCluster {
+  /** The directory whose `claim` makes one download per cluster. */
+  readonly directory: Directory;
+  /** How progress requests reach other daemons. */
+  readonly transport: ClusterTransport;
+  /** This daemon as others reach it, once its HTTP server listens. */
+  readonly self: () => Holder | undefined;
+  /** The cluster token, for piece requests. */
+  readonly token?: string | undefined;
+}
+
+/** Options of {@link ReadThrough}. */
+export interface ReadThroughOptions {
+  /** The peer objects are kept in (a `ClusterPeer` in a cluster). */
+  readonly peer: Peer;
+  /** The cluster, when the daemon is in one; without it: one download per daemon. */
+  readonly cluster?: ReadThroughCluster | undefined;
+  /** How long a claim lasts without renewal, in ms. Default 3000; renewed every third of it. */
+  readonly claimTtl?: number;
+  /** The largest body of a response not stored (an error) that is kept for its caller. */
+  readonly maxUnsharedBytes?: number;
+  /** The largest body of no stated length, gathered in memory before it is stored. Default 1 GiB. */
+  readonly maxBodyBytes?: number;
+  /** Where failures go. */
+  readonly log?: (message: string) => void;
+}
+
+/** How long a response not to be shared (an error status) is kept for its caller, in ms. */
+const UNSHARED_TTL = 60_000;
+/** Rounds of claim-or-follow before a fetch gives up. */
+const MAX_ROUNDS = 50;
+
+/**
+ * Reads origin URLs through a peer: see the module's description.
+ *
+ * @example In a daemon (see `daemon/daemon.ts`)
+ * ```ts ignore
+ * const readThrough = new ReadThrough({ peer: clusterPeer, cluster: { directory, transport, self } });
+ * const reply = await readThrough.fetch({ url: "https://example.com/model.bin", headers: [] });
+ * using handle = await client.get(reply.id);
+ * ```
+ */
+export class ReadThrough {
+  readonly #store: OriginStore;
+  readonly #cluster: ReadThroughCluster | undefined;
+  readonly #claimTtl: number;
+  readonly #maxUnshared: number;
+  readonly #maxBody: number;
+  readonly #log: (message: string) => void;
+  readonly #tracker = new Tracker();
+  readonly #flights = new Map<string, Promise<OriginReply>>();
+  readonly #revalidating = new Map<string, Promise<Headers | undefined>>();
+  readonly #abort = new AbortController();
+  /** What this read-through counted. */
+  readonly counts: OriginCounts = originCounts();
+
+  /** Creates a read-through over `options.peer`; it does not own the peer. */
+  constructor(options: ReadThroughOptions) {
+    this.#store = peerStore(options.peer);
+    this.#cluster = options.cluster?.directory.claim === undefined ? undefined : options.cluster;
+    this.#claimTtl = options.claimTtl ?? 3000;
+    this.#maxUnshared = options.maxUnsharedBytes ?? 64 << 20;
+    this.#maxBody = options.maxBodyBytes ?? 1 << 30;
+    this.#log = options.log ?? (() => {});
+  }
+
+  /**
+   * Answers a downstream peer's progress request (`POST
+   * /v1/cluster/origin/progress`) about a download this daemon leads.
+   *
+   * @throws {ProtocolError} For a malformed request.
+   */
+  progress(body: unknown): unknown {
+    return progressJson(this.#tracker.answer(parseAsk(body)));
+  }
+
+  /**
+   * The object holding the response to `request`, and the response's head.
+   *
+   * `request.cache` as `RequestInit.cache`: `default` serves a held copy
+   * while it is fresh by its headers and revalidates a stale one (a
+   * conditional request; 304 keeps it); `no-cache` always revalidates;
+   * `force-cache` serves any held copy; `only-if-cached` never asks the
+   * origin; `reload` downloads again (once per cluster); `no-store` asks the
+   * origin and shares nothing. A response that may not be stored (an
+   * error, `no-store`) is kept for this caller alone, for a minute.
+   *
+   * @throws {NotFoundError} With `only-if-cached` when no member holds it.
+   * @throws {StoreUnavailableError} When the origin cannot be reached.
+   * @throws {ConflictError} When its content changed in the middle of a download.
+   */
+  async fetch(request: OriginRequest): Promise<OriginReply> {
+    const url = originUrl(request.url);
+    const id = originId(url);
+    const mode = request.cache ?? "default";
+    const trip: OriginTrip = {
+      url,
+      headers: requestHeaders(request.headers),
+      counts: this.counts,
+      signal: this.#abort.signal,
+    };
+    if (mode === "no-store") return await this.#unshared(trip, await askOrigin(trip));
+    let stale: Meta | undefined;
+    if (mode !== "reload") {
+      const meta = await this.#store.held(id);
+      if (meta === undefined && mode === "only-if-cached") {
+        throw new NotFoundError(`Not cached: ${shown(url)} ("only-if-cached")`);
+      }
+      if (meta !== undefined) {
+        const stored = storedHeaders(meta);
+        if (
+          mode === "force-cache" || mode === "only-if-cached" ||
+          (mode === "default" && isFresh(stored))
+        ) {
+          this.counts.origin_cluster_hits_total++;
+          return replyOf(id, meta);
+        }
+        const conditional = validators(stored);
+        if (conditional !== undefined) {
+          // Revalidations of one id at once on this daemon ask the origin once.
+          let asking = this.#revalidating.get(id);
+          if (asking === undefined) {
+            asking = (async () => {
+              const answer = await askOrigin(trip, Object.fromEntries(conditional));
+              await answer.body?.cancel();
+              if (answer.status !== 304) return undefined;
+              this.counts.origin_not_modified_total++;
+              return answer.headers;
+            })().finally(() => this.#revalidating.delete(id));
+            this.#revalidating.set(id, asking);
+          }
+          const current = await asking;
+          // Still current: the stored body, with the headers the 304 updated.
+          if (current !== undefined) return withHeaders(replyOf(id, meta), current);
+        }
+        stale = meta;
+      }
+    }
+    // One flight per daemon; the claim makes it one per cluster.
+    let flight = this.#flights.get(id);
+    if (flight === undefined) {
+      flight = this.#single(id, trip, stale, mode === "reload").finally(() =>
+        this.#flights.delete(id)
+      );
+      this.#flights.set(id, flight);
+    }
+    return await flight;
+  }
+
+  /** Stops downloads under way and the tracker. */
+  close(): void {
+    this.#abort.abort(new StoreUnavailableError("The read-through is closing"));
+    this.#tracker.close();
+  }
+
+  /** Claims the download or follows its claimant, until one of them has the object. */
+  async #single(
+    id: string,
+    trip: OriginTrip,
+    stale: Meta | undefined,
+    reload: boolean,
+  ): Promise<OriginReply> {
+    const cluster = this.#cluster;
+    const self = cluster?.self();
+    if (cluster === undefined || self === undefined) {
+      return await this.#lead(id, trip, stale, reload);
+    }
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const holder = await cluster.directory.claim!(id, self, this.#claimTtl);
+      if (holder.node === self.node) {
+        return await this.#claimed(id, self, () => this.#lead(id, trip, stale, reload));
+      }
+      const reply = await follow({
+        store: this.#store,
+        tracker: this.#tracker,
+        cluster,
+        counts: this.counts,
+        claimTtl: this.#claimTtl,
+        log: this.#log,
+        claimed: <T>(work: () => Promise<T>) => this.#claimed(id, self, work),
+      }, { id, trip, leader: holder, self });
+      if (reply !== undefined) return reply;
+      await sleep(20 + Math.random() * 80, trip.signal);
+    }
+    throw new StoreUnavailableError(`Cannot fetch ${shown(trip.url)}: no download went through`);
+  }
+
+  /** Runs `work` under this daemon's claim of `id`, renewing it, and lets it go after. */
+  async #claimed<T>(id: string, self: Holder, work: () => Promise<T>): Promise<T> {
+    const directory = this.#cluster!.directory;
+    const timer = setInterval(() => {
+      directory.claim!(id, self, this.#claimTtl).then((holder) => {
+        if (holder.node !== self.node) this.#log(`Lost the claim of ${id} to ${holder.node}`);
+      }).catch(() => {});
+    }, this.#claimTtl / 3);
+    try {
+      return await work();
+    } finally {
+      clearInterval(timer);
+      await directory.unclaim?.(id, self.node).catch(() => {});
+    }
+  }
+
+  /** Downloads `id` from the origin, as the one daemon that claimed it. */
+  async #lead(
+    id: string,
+    trip: OriginTrip,
+    stale: Meta | undefined,
+    reload: boolean,
+  ): Promise<OriginReply> {
+    this.#tracker.lead(id);
+    try {
+      if (!reload) {
+        // Someone may have stored it meanwhile (or a newer version than the stale one).
+        const meta = await this.#store.held(id);
+        if (meta !== undefined && !sameVersion(meta, stale)) {
+          this.#tracker.end(id, { error: "held already" });
+          this.counts.origin_cluster_hits_total++;
+          return replyOf(id, meta);
+        }
+      }
+      const response = await askOrigin(trip);
+      if (!shareable(trip.headers, response)) {
+        this.#tracker.end(id, { error: `the origin answered ${response.status}` });
+        return await this.#unshared(trip, response);
+      }
+      const meta = originMeta(trip.url, response);
+      const length = response.headers.get("content-length");
+      const known = length !== null && /^\d+$/.test(length);
+      const body = known ? undefined : await gatherBody(trip, response, this.#maxBody);
+      const size = known ? Number(length) : body!.length;
+      const validator = rangeValidator(response.headers);
+      const record = await this.#store.assemble(id, size, meta, async (view, relay) => {
+        const assembly = new Assembly(id, size, view);
+        relay(assembly);
+        this.#tracker.downloading(id, assembly, meta);
+        try {
+          if (body === undefined) await download(assembly, response, trip, validator);
+          else {
+            view.set(body);
+            await Promise.all(Array.from({ length: assembly.count }, (_, i) => assembly.hashed(i)));
+          }
+          return await assembly.record();
+        } finally {
+          await assembly.settled();
+        }
+      });
+      this.#tracker.end(id, { digest: record.digest });
+      return replyOf(id, meta);
+    } catch (error) {
+      this.#tracker.end(id, { error: (error as Error).message });
+      throw error;
+    }
+  }
+
+  /** Keeps a response not to be shared for its caller alone, for a minute. */
+  async #unshared(trip: OriginTrip, response: Response): Promise<OriginReply> {
+    const body = await gatherBody(trip, response, this.#maxUnshared);
+    const meta = originMeta(trip.url, response);
+    return replyOf(await this.#store.keep(body, meta, UNSHARED_TTL), meta);
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * An origin server for the read-through tests: one large file with an
+ * ETag, `Range` and `If-Range` as a real server does them, sent at a
+ * chosen rate, cut off after a chosen number of bytes when asked, and
+ * every request and byte counted.
+ */
+
+/** Options of {@link startCountingOrigin}. */
+export interface CountingOriginOptions {
+  /** The file's bytes. */
+  readonly body: Uint8Array<ArrayBuffer>;
+  /** Bytes per second sent per response. Default: unlimited. */
+  readonly rate?: number;
+  /** The first full (not ranged) response is cut off after this many bytes. */
+  readonly cutAfter?: number;
+  /** Required `Authorization` value; others get 401. */
+  readonly authorization?: string;
+  /** Whether it sends an ETag (and honours If-Range, If-None-Match). Default true. */
+  readonly etag?: boolean;
+  /** What it serves after the first response: other bytes of the same length. */
+  readonly then?: Uint8Array<ArrayBuffer>;
+}
+
+/** One request the origin saw. */
+export interface SeenRequest {
+  readonly range: string | null;
+  readonly ifRange: string | null;
+  readonly authorized: boolean;
+  readonly status: number;
+}
+
+/** The running origin. */
+export interface CountingOrigin extends AsyncDisposable {
+  /** The file's URL. */
+  readonly url: string;
+  /** Every request for the file. */
+  readonly requests: SeenRequest[];
+  /** Body bytes sent in all. */
+  readonly sent: number;
+}
+
+/** The ETag of the file. */
+export const ETAG = '"v1"';
+
+/** Starts the origin on a free loopback port. */
+export function startCountingOrigin(options: CountingOriginOptions): CountingOrigin {
+  let body = options.body;
+  const requests: SeenRequest[] = [];
+  let sent = 0;
+  let cut = options.cutAfter;
+  const abort = new AbortController();
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    signal: abort.signal,
+    onListen: () => {},
+  }, (request) => {
+    const range = request.headers.get("range");
+    const ifRange = request.headers.get("if-range");
+    const authorized = options.authorization === undefined ||
+      request.headers.get("authorization") === options.authorization;
+    const seen = (status: number) => requests.push({ range, ifRange, authorized, status });
+    if (!authorized) {
+      seen(401);
+      return new Response("who are you", { status: 401 });
+    }
+    const tagged = options.etag !== false;
+    const headers = new Headers(tagged ? { etag: ETAG, "accept-ranges": "bytes" } : {});
+    if (tagged && request.headers.get("if-none-match") === ETAG) {
+      seen(304);
+      return new Response(null, { status: 304, headers });
+    }
+    const match = range === null || !tagged ? null : /^bytes=(\d+)-$/.exec(range);
+    const ranged = match !== null && (ifRange === null || ifRange === ETAG);
+    const start = ranged ? Number(match![1]) : 0;
+    const status = ranged ? 206 : 200;
+    if (status === 206) {
+      headers.set("content-range", `bytes ${start}-${body.length - 1}/${body.length}`);
+    }
+    headers.set("content-length", String(body.length - start));
+    seen(status);
+    const limit = status === 200 ? cut : undefined;
+    if (status === 200) cut = undefined;
+    const sending = body;
+    if (options.then !== undefined) body = options.then;
+    let at = start;
+    const chunk = 256 << 10;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (at >= sending.length) return controller.close();
+        if (limit !== undefined && at - start >= limit) {
+          return controller.error(new Error("cut off on purpose"));
+        }
+        const end = Math.min(sending.length, at + chunk);
+        if (options.rate !== undefined) {
+          await new Promise((resolve) => setTimeout(resolve, ((end - at) / options.rate!) * 1000));
+        }
+        controller.enqueue(sending.slice(at, end));
+        sent += end - at;
+        at = end;
+      },
+    });
+    return new Response(stream, { status, headers });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/model.bin`,
+    requests,
+    get sent() {
+      return sent;
+    },
+    [Symbol.asyncDispose]: async () => {
+      abort.abort();
+      await server.finished.catch(() => {});
+    },
+  };
+}

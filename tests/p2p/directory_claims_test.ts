@@ -1,0 +1,130 @@
+/**
+ * Claims, the exclusive CREATE a read-through downloads under: in the
+ * embedded directory (between members in one process) and in Redis (one
+ * server, and a Redis Cluster).
+ */
+import { owners } from "../../p2p/directory/rendezvous.ts";
+import { RedisDirectory } from "../../p2p/directory/redis.ts";
+import type { Directory, Holder } from "../../p2p/directory.ts";
+import { ProtocolError } from "../../core/errors.ts";
+import { assertEquals, assertRejects } from "../helpers/assert.ts";
+import { eventually } from "../helpers/eventually.ts";
+import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
+import { startRedisCluster } from "../helpers/redis_cluster.ts";
+import { inProcessCluster, type InProcessMember } from "./in_process_cluster.ts";
+
+const holder = (node: string): Holder => ({
+  node,
+  address: `http://127.0.0.1:${1000 + node.charCodeAt(0)}`,
+});
+
+/** Many claimants at once: exactly one is granted, all agree on it; renewals and expiry. */
+async function claimRules(
+  directories: readonly Directory[],
+  nodes: readonly string[],
+  key: string,
+): Promise<void> {
+  const winners = await Promise.all(
+    directories.map((directory, i) => directory.claim!(key, holder(nodes[i]!), 400)),
+  );
+  const winner = winners[0]!.node;
+  assertEquals(new Set(winners.map((w) => w.node)).size, 1, JSON.stringify(winners));
+  const w = nodes.indexOf(winner);
+  // Its holder renews; the others still see it.
+  assertEquals((await directories[w]!.claim!(key, holder(winner), 400)).node, winner);
+  const other = (w + 1) % nodes.length;
+  assertEquals((await directories[other]!.claim!(key, holder(nodes[other]!), 400)).node, winner);
+  // Let go: the next claimant gets it.
+  await directories[w]!.unclaim!(key, nodes[other]!); // not the holder: a no-op
+  assertEquals((await directories[other]!.claim!(key, holder(nodes[other]!), 400)).node, winner);
+  await directories[w]!.unclaim!(key, winner);
+  assertEquals(
+    (await directories[other]!.claim!(key, holder(nodes[other]!), 300)).node,
+    nodes[other],
+  );
+  // Not renewed: it expires.
+  await new Promise((resolve) => setTimeout(resolve, 450));
+  assertEquals((await directories[w]!.claim!(key, holder(winner), 300)).node, winner);
+  await directories[w]!.unclaim!(key, winner);
+}
+
+async function joined(members: InProcessMember[]): Promise<void> {
+  await eventually(
+    () => members.every((m) => m.membership.live().length === members.length),
+    "every member sees every other",
+  );
+}
+
+Deno.test("embedded claims: one claimant of many, renewals, release, expiry", async () => {
+  await using cluster = await inProcessCluster(["a", "b", "c", "d"]);
+  await joined(cluster.members);
+  await claimRules(cluster.members.map((m) => m.directory), ["a", "b", "c", "d"], "origin-x");
+  await assertRejects(
+    () => cluster.members[0]!.directory.handle("claim", { key: "k", holder: {}, ttl: 5 }),
+    ProtocolError,
+  );
+});
+
+Deno.test("embedded claims: a claim outlives its deciding owner; a dead holder's claim goes", async () => {
+  await using cluster = await inProcessCluster(["a", "b", "c", "d", "e"]);
+  await joined(cluster.members);
+  const nodes = cluster.members.map((m) => m.node);
+  // A key whose deciding owner is neither the claimant nor the later claimant.
+  const key = Array.from({ length: 200 }, (_, i) => `origin-${i}`).find((id) => {
+    const [first] = owners(id, nodes, 2);
+    return first !== "a" && first !== "b";
+  })!;
+  const [primary] = owners(key, nodes, 2);
+  const byNode = new Map(cluster.members.map((m) => [m.node, m]));
+  const a = byNode.get("a")!;
+  const b = byNode.get("b")!;
+  assertEquals((await a.directory.claim(key, holder("a"), 60_000)).node, "a");
+  await cluster.kill(byNode.get(primary!)!);
+  await eventually(
+    () => b.membership.list().find((m) => m.node === primary)?.state === "dead",
+    "b sees the owner dead",
+    { timeout: 5000 },
+  );
+  // The next owner had a copy: a still holds it.
+  assertEquals((await b.directory.claim(key, holder("b"), 60_000)).node, "a");
+  // a dies: its claim goes as soon as the owners learn it, long before it would expire.
+  await cluster.kill(a);
+  await eventually(
+    async () => (await b.directory.claim(key, holder("b"), 60_000)).node === "b",
+    "b takes the claim of dead a",
+    { timeout: 6000, interval: 50 },
+  );
+});
+
+Deno.test(
+  "Redis claims: SET NX PX, renewed by the holder, on one server",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const nodes = ["one", "two", "three"];
+    const directories = await Promise.all(
+      nodes.map((node) => RedisDirectory.connect({ url: redis.url, node })),
+    );
+    try {
+      await claimRules(directories, nodes, "origin-y");
+      assertEquals(await redis.command("EXISTS", "packice:claim:{origin-y}"), 0);
+    } finally {
+      await Promise.all(directories.map((directory) => directory.close()));
+    }
+  },
+);
+
+Deno.test("Redis claims on a Redis Cluster", redisTestOptions, async () => {
+  await using cluster = await startRedisCluster();
+  const nodes = ["one", "two"];
+  const directories = await Promise.all(
+    nodes.map((node) => RedisDirectory.connect({ url: cluster.url, node })),
+  );
+  try {
+    for (const key of ["origin-a", "origin-b", "origin-c"]) {
+      await claimRules(directories, nodes, key);
+    }
+  } finally {
+    await Promise.all(directories.map((directory) => directory.close()));
+  }
+});
