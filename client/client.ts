@@ -163,16 +163,33 @@ export class Client implements AsyncDisposable {
    * @throws {NotFoundError} When there is no such object.
    * @throws {NotSealedError} When it is still being created.
    */
-  async get(id: string, options: GetOptions = {}): Promise<ObjectHandle> {
-    this.#checkOpen();
-    const acquired = await this.#peer.acquire(id, Access.READ, options);
+  get(id: string, options: GetOptions = {}): Promise<ObjectHandle> {
+    try {
+      this.#checkOpen();
+      // A promise chain, not an async function: its frame would cost a get more than the chain.
+      return this.#peer.acquire(id, Access.READ, options).then(this.#handleOf);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The handle of a READ lease; the lease is released when its bytes cannot be had. */
+  readonly #handleOf = (acquired: Acquired): ObjectHandle | Promise<ObjectHandle> => {
     try {
       const views = viewsOf(acquired);
-      return new ObjectHandle(this.#peer, acquired, Array.isArray(views) ? views : await views);
+      if (Array.isArray(views)) return new ObjectHandle(this.#peer, acquired, views);
+      return views.then(
+        (copies) => new ObjectHandle(this.#peer, acquired, copies),
+        (error) => this.#releaseThenThrow(acquired, error),
+      );
     } catch (error) {
-      await this.#peer.release(acquired.lease.id).catch(() => {});
-      throw error;
+      return this.#releaseThenThrow(acquired, error);
     }
+  };
+
+  async #releaseThenThrow(acquired: Acquired, error: unknown): Promise<never> {
+    await this.#peer.release(acquired.lease.id).catch(() => {});
+    throw error;
   }
 
   /**
@@ -313,12 +330,15 @@ export class Client implements AsyncDisposable {
  * copy. Synchronous when every blob has a view.
  */
 function viewsOf(acquired: Acquired): Uint8Array[] | Promise<Uint8Array[]> {
-  const views: Uint8Array[] = [];
   const blobs = acquired.blobs;
+  const views = new Array<Uint8Array>(blobs.length);
   for (let i = 0; i < blobs.length; i++) {
     const view = blobs[i]!.openView();
-    if (view === undefined) return withCopies(blobs.slice(i), views);
-    views.push(view);
+    if (view === undefined) {
+      views.length = i;
+      return withCopies(blobs.slice(i), views);
+    }
+    views[i] = view;
   }
   return views;
 }

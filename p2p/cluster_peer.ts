@@ -326,6 +326,7 @@ export class ClusterPeer implements Peer, ArrivingRead {
     const [home, replicas] = await Promise.all([this.#home.stats(), this.#copies.peer.stats()]);
     return {
       ...home,
+      objects: home.objects + replicas.objects,
       leases: home.leases + replicas.leases,
       bytes: home.bytes + replicas.bytes,
       capacity: home.capacity + replicas.capacity,

@@ -39,6 +39,9 @@ Deno.test("a fetched copy evicted for room leaves the copies and withdraws this 
     for (const { id } of objects.slice(0, 2)) (await onB.get(id)).close();
     assertEquals(holders(entries, "x"), ["a", "b"]);
     assertEquals(holders(entries, "y"), ["a", "b"]);
+    const held = await b.stats();
+    assertEquals(held.objects, 2, "stats count the fetched copies");
+    assertEquals(held.capacity, 64 * MiB + 7 * MiB, "stats show both pools");
     // A third copy does not fit: x, the least recently read, goes.
     using z = await onB.get("z");
     assert(sameBytes(z.bytes, objects[2]!.bytes));

@@ -163,8 +163,7 @@ export class Channel {
 
   /**
    * Adds a frame that `build` writes into `room` bytes or more, returning
-   * its length: in this channel's own memory when it fits there until the
-   * next flush, else in a new array.
+   * its length: {@link Channel.reserve} and {@link Channel.commit} in one call.
    *
    * @param room The most bytes the frame takes.
    * @param build Writes the frame; returns its length.
@@ -175,17 +174,38 @@ export class Channel {
     build: (into: Uint8Array) => number,
     fds: readonly number[] = NO_FDS,
   ): void {
-    if (this.#closed) return;
+    const into = this.reserve(room);
+    this.commit(into, build(into), fds);
+  }
+
+  /**
+   * Room for a frame of at most `room` bytes, to write and then hand to
+   * {@link Channel.commit} before anything else is pushed: in this
+   * channel's own memory when it fits there until the next flush, else in
+   * a new array. For the hot paths, where a builder closure per frame
+   * would cost more than the frame.
+   *
+   * @param room The most bytes the frame takes.
+   * @returns Where to write the frame.
+   */
+  reserve(room: number): Uint8Array {
     const at = this.#arenaUsed;
-    if (room > ARENA_BYTES - at) {
-      const into = new Uint8Array(room);
-      this.push(into.subarray(0, build(into)), fds);
-      return;
-    }
+    if (this.#closed || room > ARENA_BYTES - at) return new Uint8Array(room);
     this.#arena ??= new Uint8Array(ARENA_BYTES);
-    const length = build(this.#arena.subarray(at, at + room));
-    this.#arenaUsed = at + length;
-    this.push(this.#arena.subarray(at, at + length), fds);
+    return this.#arena.subarray(at, at + room);
+  }
+
+  /**
+   * Adds the frame written into `into`, from {@link Channel.reserve}.
+   *
+   * @param into What {@link Channel.reserve} returned.
+   * @param length The frame's length.
+   * @param fds As for {@link Channel.push}.
+   */
+  commit(into: Uint8Array, length: number, fds: readonly number[] = NO_FDS): void {
+    if (this.#closed) return;
+    if (into.buffer === this.#arena?.buffer) this.#arenaUsed = into.byteOffset + length;
+    this.push(length === into.length ? into : into.subarray(0, length), fds);
   }
 
   /** Whether frames are waiting for {@link Channel.flush}. */

@@ -18,7 +18,7 @@ import { type BlobOwner, type BlobSource, type OwnMemfd, UdsBlob } from "./uds_b
 export class HeldLease implements BlobOwner {
   lease: Lease;
   object: ObjectInfo;
-  readonly blobs: UdsBlob[] = [];
+  blobs: UdsBlob[] = [];
   ended = false;
   /** Sealed, as far as this side knows. */
   done: boolean;

@@ -30,6 +30,8 @@ interface Known {
 
 /** The source of a blob without a memfd: shared, as a blob only reads it. */
 const NO_SOURCE: BlobSource = Object.freeze({});
+/** No mappings: the blobs have taken them, or none were made. */
+const NO_MAPPINGS: readonly SharedMapping[] = Object.freeze([]);
 
 /** How many objects a connection remembers from OPEN replies. */
 const MAX_KNOWN = 1024;
@@ -71,7 +73,7 @@ export class ClientOpens {
    * which answers it with a `PROTOCOL` error, it takes the lease with
    * ACQUIRE and does so from then on.
    */
-  async open(objectId: string, options: AcquireOptions): Promise<Acquired> {
+  open(objectId: string, options: AcquireOptions): Promise<Acquired> {
     const ttl = options.ttl;
     const known = this.#known.get(objectId);
     const pinned = known === undefined ? undefined : this.#pin(known);
@@ -82,40 +84,46 @@ export class ClientOpens {
     if (ttl !== undefined) request.ttl = ttl;
     if (options.local === true) request.local = true;
     let taken = false;
+    // A promise chain, not an async function: its frame would be most of what a get allocates.
+    let replied: Promise<Acquired>;
     try {
-      return await this.#requests.call(
+      replied = this.#requests.call(
         Op.OPEN,
         { room: openFrameRoom(objectId), write: (into, id) => writeOpenFrame(into, id, request) },
-        (body, fds) => {
+        (body, fds): Acquired => {
           taken = true;
           return this.#opened(objectId, ttl, known, pinned, body, fds);
         },
       );
     } catch (error) {
+      replied = Promise.reject(error);
+    }
+    return replied.then(undefined, (error) => {
+      if (taken) throw error;
+      for (const shared of pinned ?? []) shared.release();
       if (
-        !taken && error instanceof ProtocolError && error.code === ErrorCode.PROTOCOL &&
-        isFromDaemon(error)
+        error instanceof ProtocolError && error.code === ErrorCode.PROTOCOL && isFromDaemon(error)
       ) {
         this.#opens = false;
-        return await this.#acquire(objectId, options);
+        return this.#acquire(objectId, options);
       }
       throw error;
-    } finally {
-      if (!taken) { for (const shared of pinned ?? []) shared.release(); }
-    }
+    });
   }
 
   /** Another use of each mapping of a known object; undefined when one is gone. */
   #pin(known: Known): SharedMapping[] | undefined {
-    const pinned: SharedMapping[] = [];
-    for (const key of known.keys) {
-      const shared = this.#mappings.share(key);
+    const keys = known.keys;
+    // Sized up front: an array grown from empty reserves room for 16.
+    const pinned = new Array<SharedMapping>(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const shared = this.#mappings.share(keys[i]!);
       if (shared === undefined) {
-        for (const used of pinned) used.release();
+        for (let used = 0; used < i; used++) pinned[used]!.release();
         this.#known.delete(known.info.id);
         return undefined;
       }
-      pinned.push(shared);
+      pinned[i] = shared;
     }
     return pinned;
   }
@@ -130,7 +138,7 @@ export class ClientOpens {
     fds: number[],
   ): HeldLease {
     const { symbols } = this.#native;
-    const shared: SharedMapping[] = [];
+    let shared: readonly SharedMapping[] = NO_MAPPINGS;
     let leaseId: string | undefined;
     try {
       const reply = decodeOpenReply(body);
@@ -149,25 +157,29 @@ export class ClientOpens {
           throw new ProtocolError(`OPEN reply names serial ${reply.serial}, not a known one`);
         }
         object = known.info;
-        for (const used of pinned) shared.push(used);
-        pinned.length = 0;
+        // The pinned mappings become the blobs' (and are no longer released below).
+        shared = pinned;
+        pinned = undefined;
       } else {
         object = JSON.parse(reply.info) as ObjectInfo;
         const sizes = object.blobSizes;
         if (fds.length !== 0 && fds.length !== sizes.length) {
           throw new ProtocolError(`Reply carries ${fds.length} fds for ${sizes.length} blobs`);
         }
-        for (let i = 0; i < fds.length; i++) shared.push(this.#mappings.map(fds[i]!, sizes[i]!));
-        const keys = shared.map((used) => used.key);
+        const mapped: SharedMapping[] = [];
+        shared = mapped;
+        for (let i = 0; i < fds.length; i++) mapped.push(this.#mappings.map(fds[i]!, sizes[i]!));
+        const keys = mapped.map((used) => used.key);
         setNewest(this.#known, objectId, { serial: reply.serial, info: object, keys }, MAX_KNOWN);
       }
       const held = new HeldLease(this.#leases.call, { lease, object });
       const blobSizes = object.blobSizes;
+      const blobs = held.blobs = new Array(blobSizes.length);
       for (let index = 0; index < blobSizes.length; index++) {
         const source = shared.length === 0 ? NO_SOURCE : { shared: shared[index]! };
-        held.blobs.push(new UdsBlob(this.#native, held, index, blobSizes[index]!, source));
+        blobs[index] = new UdsBlob(this.#native, held, index, blobSizes[index]!, source);
       }
-      shared.length = 0;
+      shared = NO_MAPPINGS;
       this.#leases.add(held);
       return held;
     } catch (error) {

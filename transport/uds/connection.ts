@@ -34,6 +34,11 @@ import { ServerOpens } from "./serve_open.ts";
 import { closeAll, type Context, json, type Session } from "./session.ts";
 import { ServerArrivals } from "./serve_arriving.ts";
 
+/**
+ * Slots for the texts a connection used last: room for the lease ids of a
+ * client with dozens of gets in flight, each released after the others' grants.
+ */
+const RECENT_TEXTS = 64;
 /** Memfds that may wait for one slow client, each a duplicate held open. */
 const MAX_QUEUED_FDS = 1024;
 
@@ -43,7 +48,7 @@ export class Connection implements ChannelHandler, Session {
   readonly peer: Peer;
   readonly channel: Channel;
   readonly leases = new Map<string, Acquired>();
-  readonly recent = new RecentTexts(8);
+  readonly recent = new RecentTexts(RECENT_TEXTS);
   readonly opens = new ServerOpens();
   readonly arrivals = new ServerArrivals();
   reading = 0;

@@ -6,20 +6,29 @@ import { decodeText } from "./protocol.ts";
  * to V8 is hashed the first time it keys a map, which costs more than
  * comparing a few short strings: a reader that opens one object over and
  * over, and releases each lease it was just granted, sends no new string.
+ *
+ * A direct-mapped table, not a list to scan: a client with many gets in
+ * flight releases each lease after the grants of the others, more than a
+ * short list would still hold, and a lookup costs the same however many are
+ * kept. Only ASCII texts are kept: others are never spelled by their bytes.
  */
 export class RecentTexts {
-  readonly #texts: string[];
-  #next = 0;
+  readonly #slots: string[];
+  readonly #mask: number;
 
-  /** @param size How many texts to keep. */
+  /** @param size How many slots to keep texts in: a power of two. */
   constructor(size: number) {
-    this.#texts = new Array<string>(size).fill("");
+    if (size < 1 || (size & (size - 1)) !== 0) {
+      throw new RangeError(`Cannot keep recent texts: size must be a power of two, not ${size}`);
+    }
+    this.#slots = new Array<string>(size).fill("");
+    this.#mask = size - 1;
   }
 
-  /** Keeps `text` among the recent ones. */
+  /** Keeps `text` among the recent ones, in place of the one in its slot. */
   add(text: string): void {
-    this.#texts[this.#next] = text;
-    this.#next = (this.#next + 1) % this.#texts.length;
+    const hash = textHash(text);
+    if (hash >= 0) this.#slots[hash & this.#mask] = text;
   }
 
   /**
@@ -29,21 +38,50 @@ export class RecentTexts {
    * @throws {ProtocolError} When it is not UTF-8.
    */
   decode(bytes: Uint8Array): string {
-    for (const text of this.#texts) {
-      if (spells(bytes, text)) return text;
-    }
+    const known = this.#slots[bytesHash(bytes) & this.#mask]!;
+    if (spells(bytes, known)) return known;
     const text = decodeText(bytes);
     this.add(text);
     return text;
   }
 }
 
+/** How many bytes at each end of a text its hash reads: ids differ at their start or end. */
+const ENDS = 8;
+
+/**
+ * A hash of the bytes, the same as {@link textHash} of the ASCII text they
+ * spell: the length and up to {@link ENDS} bytes at each end.
+ */
+function bytesHash(bytes: Uint8Array): number {
+  const length = bytes.length;
+  let hash = length;
+  const head = Math.min(ENDS, length);
+  for (let i = 0; i < head; i++) hash = Math.imul(hash ^ bytes[i]!, 0x9e3779b1);
+  for (let i = Math.max(head, length - ENDS); i < length; i++) {
+    hash = Math.imul(hash ^ bytes[i]!, 0x9e3779b1);
+  }
+  return (hash ^ (hash >>> 15)) & 0x7fffffff;
+}
+
+/** {@link bytesHash} of the text's bytes; -1 when it is not ASCII. */
+function textHash(text: string): number {
+  const length = text.length;
+  for (let i = 0; i < length; i++) if (text.charCodeAt(i) >= 0x80) return -1;
+  let hash = length;
+  const head = Math.min(ENDS, length);
+  for (let i = 0; i < head; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x9e3779b1);
+  for (let i = Math.max(head, length - ENDS); i < length; i++) {
+    hash = Math.imul(hash ^ text.charCodeAt(i), 0x9e3779b1);
+  }
+  return (hash ^ (hash >>> 15)) & 0x7fffffff;
+}
+
 /** Whether `bytes` are `text`, an ASCII one. */
 function spells(bytes: Uint8Array, text: string): boolean {
   if (bytes.length !== text.length || text.length === 0) return false;
   for (let i = 0; i < bytes.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code >= 0x80 || bytes[i] !== code) return false;
+    if (bytes[i] !== text.charCodeAt(i)) return false;
   }
   return true;
 }

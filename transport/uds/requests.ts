@@ -157,16 +157,15 @@ export class Requests {
 
   #send(op: number, id: number, flags: number, body: Body, memfd?: number): void {
     const fds = memfd === undefined ? NO_FDS : [memfd];
+    const channel = this.#channel;
     if (typeof body === "string") {
-      this.#channel.pushBuilt(
-        textFrameRoom(body),
-        (into) => writeTextFrame(into, op, id, flags, body, fds.length),
-        fds,
-      );
+      const into = channel.reserve(textFrameRoom(body));
+      channel.commit(into, writeTextFrame(into, op, id, flags, body, fds.length), fds);
     } else if (body instanceof Uint8Array) {
-      this.#channel.push(encodeFrame(op, id, flags, body, fds.length), fds);
+      channel.push(encodeFrame(op, id, flags, body, fds.length), fds);
     } else {
-      this.#channel.pushBuilt(body.room, (into) => body.write(into, id), fds);
+      const into = channel.reserve(body.room);
+      channel.commit(into, body.write(into, id), fds);
     }
     if (flags & Flag.ONE_WAY) this.#flusher.nextTurn();
     else this.#flusher.endOfTurn(this.#flushed);

@@ -8,7 +8,7 @@
  */
 import { ProtocolError } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
-import type { AcquireOptions } from "../../core/peer.ts";
+import type { Acquired, AcquireOptions } from "../../core/peer.ts";
 import { setNewest } from "./newest.ts";
 import { decodeOpen, type OpenReply, openReplyRoom, writeOpenReply } from "./open_frame.ts";
 import { Flag, NO_FDS } from "./protocol.ts";
@@ -43,15 +43,31 @@ export class ServerOpens {
  * bytes to another memfd with the same fd number meanwhile; they are the
  * same bytes, and the client keeps the old memfd only while it reads.)
  */
-export async function open(session: Session, id: number, body: Uint8Array): Promise<undefined> {
-  const request = decodeOpen(body, session.recent);
-  if (request === undefined) throw new ProtocolError("Malformed OPEN request");
+export function open(session: Session, id: number, body: Uint8Array): Promise<undefined> {
+  let request;
+  try {
+    request = decodeOpen(body, session.recent);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  if (request === undefined) return Promise.reject(new ProtocolError("Malformed OPEN request"));
   const { objectId, known, ttl, local } = request;
-  const acquired = await session.peer.acquire(
+  // A promise chain, not an async function: its frame would cost every get.
+  return session.peer.acquire(
     objectId,
     Access.READ,
     ttl === undefined ? (local ? LOCAL : NO_OPTIONS) : local ? { ttl, local } : { ttl },
-  );
+  ).then((acquired) => opened(session, id, objectId, known, acquired));
+}
+
+/** Pushes the reply of an OPEN whose lease the peer granted. */
+function opened(
+  session: Session,
+  id: number,
+  objectId: string,
+  known: number,
+  acquired: Acquired,
+): undefined {
   const fds = keep(session, acquired);
   if (fds === undefined) return undefined;
   session.context.metrics.readBytes += acquired.object.size;
@@ -74,11 +90,9 @@ export async function open(session: Session, id: number, body: Uint8Array): Prom
   if (expiresAt !== undefined) reply.expiresAt = expiresAt;
   if (!same) reply.info = json(acquired.object);
   const attached = same ? NO_FDS : fds;
-  session.channel.pushBuilt(
-    openReplyRoom(reply),
-    (into) => writeOpenReply(into, id, Flag.REPLY, reply, attached.length),
-    attached,
-  );
+  const channel = session.channel;
+  const into = channel.reserve(openReplyRoom(reply));
+  channel.commit(into, writeOpenReply(into, id, Flag.REPLY, reply, attached.length), attached);
   return undefined;
 }
 

@@ -123,7 +123,8 @@ export class UdsBlob implements Blob {
     this.#checkLive();
     if (this.#shared === undefined) return this.#mapped()?.openView();
     const view = this.#shared.mapping.openView();
-    (this.#sharedViews ??= []).push(view);
+    if (this.#sharedViews === undefined) this.#sharedViews = [view];
+    else this.#sharedViews.push(view);
     return view;
   }
 
