@@ -12,7 +12,7 @@
  * @module
  */
 import denoJson from "./deno.json" with { type: "json" };
-import { report, UsageError } from "./cli/command.ts";
+import { HelpRequest, report, UsageError } from "./cli/command.ts";
 import { serve } from "./cli/serve.ts";
 import { EXIT_USAGE, exitCodeHelp } from "./cli/exit_codes.ts";
 import { cat, CAT_USAGE, get, GET_USAGE } from "./cli/get.ts";
@@ -93,6 +93,10 @@ export async function main(args: string[]): Promise<number> {
   try {
     return await entry.run(rest);
   } catch (error) {
+    if (error instanceof HelpRequest) {
+      console.log(entry.usage);
+      return 0;
+    }
     return report(error, error instanceof UsageError ? entry.usage : undefined);
   }
 }

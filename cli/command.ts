@@ -4,12 +4,17 @@ import {
   PackiceError,
   StoreUnavailableError,
   UnauthorizedError,
+  UnsupportedError,
 } from "../core/errors.ts";
+import type { DaemonStatus, StatusSource } from "../core/status.ts";
 import { type Client, connect, localTarget } from "../client/mod.ts";
 import { EXIT_CODES, EXIT_FILE, EXIT_USAGE } from "./exit_codes.ts";
 
 /** Wrong use of the command line: exits with {@link EXIT_USAGE} after the usage text. */
 export class UsageError extends Error {}
+
+/** `--help` was given: the usage text goes to standard output, and the command exits 0. */
+export class HelpRequest extends Error {}
 
 /** A failure with a message for people and an exit code of its own. */
 export class CliError extends Error {
@@ -33,6 +38,12 @@ export const TARGET_FLAGS = {
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
 
+/** {@link TARGET_FLAGS} and `--json`, for the commands that show something. */
+export const SHOW_FLAGS = {
+  ...TARGET_FLAGS,
+  json: { type: "boolean" },
+} as const satisfies ParseArgsConfig["options"];
+
 /** The usage lines of {@link TARGET_FLAGS}. */
 export const TARGET_USAGE =
   `  -t, --target T   the daemon: a socket path, unix:///path or http(s)://host:port
@@ -40,16 +51,23 @@ export const TARGET_USAGE =
   --token TOKEN    bearer token for http(s) targets (default: $PACKICE_TOKEN, the file
                    $PACKICE_TOKEN_FILE names, or the local daemon's <socket>.token)`;
 
-/** Parses a command's arguments, turning parseArgs' errors into {@link UsageError}. */
+/**
+ * Parses a command's arguments, turning parseArgs' errors into
+ * {@link UsageError}, and `--help` into {@link HelpRequest}: the caller
+ * that holds the command's usage text answers both.
+ */
 export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(
   args: string[],
   options: T,
 ) {
+  let parsed;
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+  if ((parsed.values as { help?: unknown }).help === true) throw new HelpRequest();
+  return parsed;
 }
 
 /**
@@ -87,6 +105,25 @@ export async function open(values: { target?: string; token?: string }): Promise
     }
     throw error;
   }
+}
+
+/**
+ * The status of the daemon a command talks to, for the commands that
+ * describe it.
+ *
+ * @param what What the command shows, for the message: "status", "members".
+ * @throws {UnsupportedError} When the target is a peer but not a daemon.
+ */
+export async function daemonStatus(
+  client: Client,
+  target: string | undefined,
+  what: string,
+): Promise<DaemonStatus> {
+  const peer = client.peer as Partial<StatusSource>;
+  if (typeof peer.status !== "function") {
+    throw new UnsupportedError(`No ${what}: ${targetOf(target)} is not a daemon`);
+  }
+  return await peer.status();
 }
 
 /**

@@ -1,5 +1,6 @@
+import { writeWhole } from "../integrations/file_io.ts";
 import { CliError, open, parse, positionals, TARGET_FLAGS, TARGET_USAGE } from "./command.ts";
-import { getTo, type Sink } from "./transfer.ts";
+import { getTo, type Sink, writeAll } from "./transfer.ts";
 
 /** The usage text of `packice fetch`. */
 export const FETCH_USAGE = `Usage: packice fetch URL [-o FILE|-] [-H 'Name: value' …] [--reload]
@@ -25,10 +26,6 @@ export async function fetchUrl(args: string[]): Promise<number> {
     header: { type: "string", short: "H", multiple: true },
     reload: { type: "boolean" },
   });
-  if (values.help) {
-    console.log(FETCH_USAGE);
-    return 0;
-  }
   const [url] = positionals(rest, ["URL"]);
   const headers = new Headers();
   for (const header of values.header ?? []) {
@@ -53,25 +50,13 @@ export async function fetchUrl(args: string[]): Promise<number> {
   const write = async (sink: Sink, label: string | undefined) => {
     if (mapped) await getTo(client, id!, sink, label);
     else {
-      for await (const chunk of response.body ?? []) {
-        for (let at = 0; at < chunk.length;) at += await sink.write(chunk.subarray(at));
-      }
+      for await (const chunk of response.body ?? []) await writeAll(sink, chunk);
     }
   };
   if (output === "-") {
     await write(Deno.stdout, undefined);
     return 0;
   }
-  const temp = `${output}.packice-${Deno.pid}.tmp`;
-  try {
-    {
-      using file = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
-      await write(file, `fetch ${url}`);
-    }
-    await Deno.rename(temp, output);
-  } catch (error) {
-    await Deno.remove(temp).catch(() => {});
-    throw error;
-  }
+  await writeWhole(output, (file) => write(file, `fetch ${url}`), 0o644);
   return 0;
 }

@@ -3,6 +3,11 @@ import { formatSize } from "../daemon/size.ts";
 
 export { formatSize };
 
+/** What `--json` prints: the value as JSON, indented by two spaces. */
+export function formatJson(value: unknown): string {
+  return JSON.stringify(value, null, 2);
+}
+
 /** Seconds for people: `42s`, `3m 05s`, `2h 10m`, `3d 4h`. */
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));

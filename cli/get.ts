@@ -1,3 +1,4 @@
+import { writeWhole } from "../integrations/file_io.ts";
 import { open, parse, positionals, TARGET_FLAGS, TARGET_USAGE } from "./command.ts";
 import { getTo } from "./transfer.ts";
 
@@ -23,36 +24,19 @@ export async function get(args: string[]): Promise<number> {
     ...TARGET_FLAGS,
     output: { type: "string", short: "o" },
   });
-  if (values.help) {
-    console.log(GET_USAGE);
-    return 0;
-  }
   const [id] = positionals(rest, ["ID"]);
   const output = values.output ?? id!;
   await using client = await open(values);
   if (output === "-") return await toStdout(client, id!);
-  // Written beside the target and renamed once whole.
-  const temp = `${output}.packice-${Deno.pid}.tmp`;
-  try {
-    {
-      using file = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
-      await getTo(client, id!, file, `get ${id}`);
-    }
-    await Deno.rename(temp, output);
-  } catch (error) {
-    await Deno.remove(temp).catch(() => {});
-    throw error;
-  }
+  await writeWhole(output, async (file) => {
+    await getTo(client, id!, file, `get ${id}`);
+  }, 0o644);
   return 0;
 }
 
 /** `packice cat`. */
 export async function cat(args: string[]): Promise<number> {
   const { values, positionals: rest } = parse(args, TARGET_FLAGS);
-  if (values.help) {
-    console.log(CAT_USAGE);
-    return 0;
-  }
   const [id] = positionals(rest, ["ID"]);
   await using client = await open(values);
   return await toStdout(client, id!);

@@ -1,5 +1,5 @@
-import { formatSize, formatTime, table } from "./format.ts";
-import { open, parse, positionals, TARGET_FLAGS, TARGET_USAGE } from "./command.ts";
+import { formatJson, formatSize, formatTime, table } from "./format.ts";
+import { open, parse, positionals, SHOW_FLAGS, TARGET_USAGE } from "./command.ts";
 
 /** The usage text of `packice ls`. */
 export const LS_USAGE = `Usage: packice ls [--long] [--json]
@@ -13,19 +13,14 @@ ${TARGET_USAGE}`;
 /** `packice ls`. */
 export async function ls(args: string[]): Promise<number> {
   const { values, positionals: rest } = parse(args, {
-    ...TARGET_FLAGS,
+    ...SHOW_FLAGS,
     long: { type: "boolean", short: "l" },
-    json: { type: "boolean" },
   });
-  if (values.help) {
-    console.log(LS_USAGE);
-    return 0;
-  }
   positionals(rest, []);
   await using client = await open(values);
   const objects = (await client.list()).sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
   if (values.json) {
-    console.log(JSON.stringify(objects, null, 2));
+    console.log(formatJson(objects));
   } else if (values.long) {
     const rows = objects.map((info) => [
       formatSize(info.size),

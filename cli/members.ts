@@ -1,7 +1,14 @@
 import { UnsupportedError } from "../core/errors.ts";
-import type { StatusSource } from "../core/status.ts";
-import { table } from "./format.ts";
-import { open, parse, positionals, TARGET_FLAGS, TARGET_USAGE, targetOf } from "./command.ts";
+import { formatJson, table } from "./format.ts";
+import {
+  daemonStatus,
+  open,
+  parse,
+  positionals,
+  SHOW_FLAGS,
+  TARGET_USAGE,
+  targetOf,
+} from "./command.ts";
 
 /** The usage text of `packice members`. */
 export const MEMBERS_USAGE = `Usage: packice members [--json]
@@ -14,18 +21,10 @@ ${TARGET_USAGE}`;
 
 /** `packice members`. */
 export async function members(args: string[]): Promise<number> {
-  const { values, positionals: rest } = parse(args, { ...TARGET_FLAGS, json: { type: "boolean" } });
-  if (values.help) {
-    console.log(MEMBERS_USAGE);
-    return 0;
-  }
+  const { values, positionals: rest } = parse(args, SHOW_FLAGS);
   positionals(rest, []);
   await using client = await open(values);
-  const peer = client.peer as Partial<StatusSource>;
-  if (typeof peer.status !== "function") {
-    throw new UnsupportedError(`No members: ${targetOf(values.target)} is not a daemon`);
-  }
-  const { members } = await peer.status();
+  const { members } = await daemonStatus(client, values.target, "members");
   if (members === undefined) {
     throw new UnsupportedError(
       `No members: the daemon at ${
@@ -34,7 +33,7 @@ export async function members(args: string[]): Promise<number> {
     );
   }
   if (values.json) {
-    console.log(JSON.stringify(members, null, 2));
+    console.log(formatJson(members));
     return 0;
   }
   const rows = [...members].sort((a, b) => a.node.localeCompare(b.node)).map((member) => [

@@ -22,10 +22,6 @@ export async function put(args: string[]): Promise<number> {
     meta: { type: "string", multiple: true },
     ttl: { type: "string" },
   });
-  if (values.help) {
-    console.log(PUT_USAGE);
-    return 0;
-  }
   const [path] = positionals(rest, ["FILE (or - for standard input)"]);
   const options: PutOptions = {
     ...(values.id === undefined ? {} : { id: values.id }),

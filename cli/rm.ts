@@ -11,10 +11,6 @@ ${TARGET_USAGE}`;
 /** `packice rm`. */
 export async function rm(args: string[]): Promise<number> {
   const { values, positionals: ids } = parse(args, TARGET_FLAGS);
-  if (values.help) {
-    console.log(RM_USAGE);
-    return 0;
-  }
   if (ids.length === 0) throw new UsageError("missing ID");
   await using client = await open(values);
   let code = 0;

@@ -1,5 +1,5 @@
-import { describeObject } from "./format.ts";
-import { open, parse, positionals, TARGET_FLAGS, TARGET_USAGE } from "./command.ts";
+import { describeObject, formatJson } from "./format.ts";
+import { open, parse, positionals, SHOW_FLAGS, TARGET_USAGE } from "./command.ts";
 
 /** The usage text of `packice stat`. */
 export const STAT_USAGE = `Usage: packice stat ID [--json]
@@ -11,14 +11,10 @@ ${TARGET_USAGE}`;
 
 /** `packice stat`. */
 export async function stat(args: string[]): Promise<number> {
-  const { values, positionals: rest } = parse(args, { ...TARGET_FLAGS, json: { type: "boolean" } });
-  if (values.help) {
-    console.log(STAT_USAGE);
-    return 0;
-  }
+  const { values, positionals: rest } = parse(args, SHOW_FLAGS);
   const [id] = positionals(rest, ["ID"]);
   await using client = await open(values);
   const info = await client.stat(id!);
-  console.log(values.json ? JSON.stringify(info, null, 2) : describeObject(info));
+  console.log(values.json ? formatJson(info) : describeObject(info));
   return 0;
 }

@@ -1,9 +1,8 @@
 import denoJson from "../deno.json" with { type: "json" };
-import { UnsupportedError } from "../core/errors.ts";
 import type { PeerStats } from "../core/peer.ts";
-import type { DaemonStatus, StatusSource } from "../core/status.ts";
-import { formatDuration, formatSize, table } from "./format.ts";
-import { open, parse, positionals, TARGET_FLAGS, TARGET_USAGE, targetOf } from "./command.ts";
+import type { DaemonStatus } from "../core/status.ts";
+import { formatDuration, formatJson, formatSize, table } from "./format.ts";
+import { daemonStatus, open, parse, positionals, SHOW_FLAGS, TARGET_USAGE } from "./command.ts";
 
 /** The usage text of `packice status`. */
 export const STATUS_USAGE = `Usage: packice status [--json]
@@ -16,19 +15,11 @@ ${TARGET_USAGE}`;
 
 /** `packice status`. */
 export async function status(args: string[]): Promise<number> {
-  const { values, positionals: rest } = parse(args, { ...TARGET_FLAGS, json: { type: "boolean" } });
-  if (values.help) {
-    console.log(STATUS_USAGE);
-    return 0;
-  }
+  const { values, positionals: rest } = parse(args, SHOW_FLAGS);
   positionals(rest, []);
   await using client = await open(values);
-  const peer = client.peer as Partial<StatusSource>;
-  if (typeof peer.status !== "function") {
-    throw new UnsupportedError(`No status: ${targetOf(values.target)} is not a daemon`);
-  }
-  const daemon = await peer.status();
-  console.log(values.json ? JSON.stringify(daemon, null, 2) : describe(daemon));
+  const daemon = await daemonStatus(client, values.target, "status");
+  console.log(values.json ? formatJson(daemon) : describe(daemon));
   return 0;
 }
 

@@ -1,6 +1,7 @@
 import type { Client, PutOptions } from "../client/mod.ts";
 import { Access } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
+import { putFromReader, type Reader } from "../integrations/file_io.ts";
 import { Progress } from "./progress.ts";
 
 /** Bytes moved per system call, and the most held in JS memory at once where no mapping exists. */
@@ -11,44 +12,32 @@ export interface Sink {
   write(bytes: Uint8Array): Promise<number>;
 }
 
-/** Something bytes can be read from: a file or stdin. */
-export interface Source {
-  read(bytes: Uint8Array): Promise<number | null>;
-}
-
 /**
  * Stores a file of known size: read straight into the object's memory where
- * the peer maps it (a local daemon), else in chunks through `write`.
+ * the peer maps it (a local daemon), else in chunks through `write`; with a
+ * progress bar.
  *
  * @returns The sealed object's id.
  */
 export async function putSized(
   client: Client,
-  source: Source,
+  source: Reader,
   size: number,
   options: PutOptions,
   label: string,
 ): Promise<string> {
   const progress = new Progress(label, size);
-  await using writer = await client.create(size, options);
-  const buffer = writer.buffer;
-  const scratch = buffer === undefined ? new Uint8Array(Math.min(CHUNK, size)) : undefined;
-  let at = 0;
-  while (at < size) {
-    const room = Math.min(CHUNK, size - at);
-    const target = buffer?.subarray(at, at + room) ?? scratch!.subarray(0, room);
-    const read = await source.read(target);
-    if (read === null) throw new Deno.errors.UnexpectedEof(`${label}: input shrank while read`);
-    if (buffer === undefined) await writer.write(target.subarray(0, read), at);
-    at += read;
-    progress.add(read);
-  }
-  if ((await source.read(new Uint8Array(1))) !== null) {
-    throw new Deno.errors.InvalidData(`${label}: input grew while read`);
-  }
+  const id = await putFromReader(client, source, size, options, {
+    piece: CHUNK,
+    step: CHUNK,
+    onRead: (bytes) => progress.add(bytes),
+    changed: (how) =>
+      how === "shrank"
+        ? new Deno.errors.UnexpectedEof(`${label}: input shrank while read`)
+        : new Deno.errors.InvalidData(`${label}: input grew while read`),
+  });
   progress.finish();
-  await writer.seal();
-  return writer.id;
+  return id;
 }
 
 /** Stores a stream of unknown length, such as a pipe, with a progress bar of bytes and rate. */
@@ -112,7 +101,8 @@ export async function getTo(
   }
 }
 
-async function writeAll(sink: Sink, bytes: Uint8Array): Promise<void> {
+/** Writes all of `bytes` to a sink that may take part of them per call. */
+export async function writeAll(sink: Sink, bytes: Uint8Array): Promise<void> {
   let at = 0;
   while (at < bytes.length) at += await sink.write(bytes.subarray(at));
 }

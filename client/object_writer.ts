@@ -1,5 +1,6 @@
 import { AlreadySealedError, ClosedError } from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
+import { checkRange } from "../core/range.ts";
 import type { Acquired, Peer } from "../core/peer.ts";
 
 /**
@@ -64,9 +65,7 @@ export class ObjectWriter implements AsyncDisposable {
     this.#checkOpen();
     const blob = this.#acquired.blobs[0]!;
     if (this.#buffer !== undefined && this.#acquired.blobs.length === 1) {
-      if (offset + bytes.length > this.size || offset < 0 || !Number.isSafeInteger(offset)) {
-        await blob.write(offset, bytes); // throws the range error
-      }
+      checkRange("write", offset, bytes.length, this.size, this.id);
       this.#buffer.set(bytes, offset);
     } else {
       await blob.write(offset, bytes);

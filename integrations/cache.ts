@@ -1,7 +1,16 @@
+/**
+ * PackiceCache: one idea, the Web Cache API over a Packice client, each
+ * method with the checks and matching the specification asks for. What it
+ * builds on lives apart: entries and how a request matches one in
+ * `cache_entry.ts`, the list of entries in `index_chain.ts`, bodies in
+ * `body.ts`, the lock that lets one process of many fetch in `peer_lock.ts`.
+ *
+ * @module
+ */
 import type { Client } from "../client/client.ts";
 import type { ObjectHandle } from "../client/object_handle.ts";
-import { AlreadyExistsError, NotFoundError } from "../core/errors.ts";
-import { Access } from "../core/lease.ts";
+import { NotFoundError } from "../core/errors.ts";
+import { toHex } from "../core/hex.ts";
 import { bodyStream, putBody } from "./body.ts";
 import {
   type CacheEntry,
@@ -14,16 +23,12 @@ import {
   varyFields,
 } from "./cache_entry.ts";
 import { IndexChain } from "./index_chain.ts";
+import { runOnce } from "./peer_lock.ts";
 
 export type { CacheQueryOptions } from "./cache_entry.ts";
 
 /** Headers of a 304 answer that describe its own (empty) body, not the stored one. */
 const UNMERGED_HEADERS = new Set(["content-length", "content-encoding", "transfer-encoding"]);
-
-/** How long a lock of {@link PackiceCache.once} outlives a holder that stops renewing it. */
-const LOCK_TTL_MS = 15_000;
-/** How often a caller waiting on such a lock looks whether it is gone. */
-const LOCK_POLL_MS = 10;
 
 /** How much of a URL a body's metadata keeps, for people listing objects. */
 const MAX_URL_META = 2048;
@@ -245,36 +250,14 @@ export class PackiceCache {
   /**
    * @internal Runs `fn` unless a caller in any process sharing the peer is
    * running it for the same key; then waits until that one ends and returns
-   * `{ ran: false }`. The lock is an object under CREATE that is never
-   * sealed, so it ends with its holder: released, expired unrenewed, or its
-   * connection gone.
+   * `{ ran: false }` (see `peer_lock.ts`).
    */
   async once<T>(
     key: string,
     fn: () => Promise<T>,
   ): Promise<{ ran: true; value: T } | { ran: false }> {
     const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
-    const id = `${this.#lockPrefix}${Array.from(new Uint8Array(digest), hex).join("")}`;
-    const peer = this.#client.peer;
-    let lease;
-    try {
-      ({ lease } = await peer.acquire(id, Access.CREATE, { size: 0, ttl: LOCK_TTL_MS }));
-    } catch (error) {
-      if (!(error instanceof AlreadyExistsError)) throw error;
-      while (await this.#client.has(id)) {
-        await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
-      }
-      return { ran: false };
-    }
-    // Renewed while the holder lives, so a long download keeps it and a dead holder's expires.
-    const renewal = setInterval(() => peer.renew(lease.id).catch(() => {}), LOCK_TTL_MS / 3);
-    try {
-      return { ran: true, value: await fn() };
-    } finally {
-      clearInterval(renewal);
-      // Releasing an unsealed CREATE lease discards the lock object.
-      await peer.release(lease.id).catch(() => {});
-    }
+    return await runOnce(this.#client, `${this.#lockPrefix}${toHex(new Uint8Array(digest))}`, fn);
   }
 
   /** @internal Deletes every object of the cache, for `PackiceCacheStorage.delete`. */
@@ -439,8 +422,4 @@ function toResponse(entry: CacheEntry, handle: ObjectHandle | undefined): Respon
     Object.defineProperty(response, "url", { value: entry.responseUrl });
   }
   return response;
-}
-
-function hex(byte: number): string {
-  return byte.toString(16).padStart(2, "0");
 }

@@ -1,4 +1,5 @@
 import type { Client, PutOptions } from "../client/client.ts";
+import { putFromReader, writeWhole } from "./file_io.ts";
 
 /** Reads and writes for peers without memory of their own go in pieces of this size. */
 const PIECE = 4 << 20;
@@ -31,20 +32,11 @@ export async function putFile(
 ): Promise<string> {
   using file = await Deno.open(path, { read: true });
   const { size } = await file.stat();
-  await using writer = await client.create(size, options);
-  const target = writer.buffer;
-  const piece = target === undefined ? new Uint8Array(Math.min(PIECE, size)) : undefined;
-  let offset = 0;
-  while (offset < size) {
-    const into = target?.subarray(offset) ?? piece!.subarray(0, Math.min(PIECE, size - offset));
-    const read = await file.read(into);
-    if (read === null) throw changed(path, size);
-    if (piece !== undefined) await writer.write(piece.subarray(0, read), offset);
-    offset += read;
-  }
-  if ((await file.read(new Uint8Array(1))) !== null) throw changed(path, size);
-  await writer.seal();
-  return writer.id;
+  return await putFromReader(client, file, size, options, {
+    piece: PIECE,
+    changed: () =>
+      new TypeError(`Cannot store ${path}: its size changed from ${size} bytes while it was read`),
+  });
 }
 
 /**
@@ -60,27 +52,14 @@ export async function putFile(
  * @throws {NotFoundError} When there is no such object.
  */
 export async function getFile(client: Client, id: string, path: string | URL): Promise<number> {
-  const target = path instanceof URL ? path.pathname : path;
-  const temporary = `${target}.packice-${crypto.randomUUID()}`;
   await using handle = await client.get(id);
-  try {
-    using file = await Deno.open(temporary, { write: true, createNew: true });
+  await writeWhole(path instanceof URL ? path.pathname : path, async (file) => {
     for (const blob of handle.blobs) {
       let offset = 0;
       // Each write ends before the next starts and before the handle closes, so no write
       // is in flight when the mapping goes away.
       while (offset < blob.length) offset += await file.write(blob.subarray(offset));
     }
-    await Deno.rename(temporary, target);
-  } catch (error) {
-    await Deno.remove(temporary).catch(() => {});
-    throw error;
-  }
+  });
   return handle.size;
-}
-
-function changed(path: string | URL, size: number): TypeError {
-  return new TypeError(
-    `Cannot store ${path}: its size changed from ${size} bytes while it was read`,
-  );
 }

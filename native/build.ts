@@ -5,11 +5,18 @@
  *
  * @module
  */
+import { writeThroughTemporary } from "./write_through_temporary.ts";
 
 const source = new URL("./packice.c", import.meta.url);
 const output = new URL("./build/libpackice.so", import.meta.url);
 const sourcePath = decodeURIComponent(source.pathname);
 const outputPath = decodeURIComponent(output.pathname);
+
+/** The C compilers a build tries, in order: this task's and the build on first use (`load.ts`). */
+export const C_COMPILERS: readonly string[] = ["cc", "gcc"];
+
+/** The compiler flags of every build of the library; this task adds warnings. */
+export const LIBRARY_FLAGS: readonly string[] = ["-O2", "-shared", "-fPIC"];
 
 /** What {@link buildNative} did. */
 export type BuildResult = "built" | "up to date";
@@ -30,34 +37,34 @@ export type BuildResult = "built" | "up to date";
 export async function buildNative(force = false): Promise<BuildResult> {
   if (!force && await isUpToDate()) return "up to date";
   await Deno.mkdir(new URL("./build/", import.meta.url), { recursive: true });
-  const temp = `${outputPath}.${Deno.pid}.tmp`;
-  const failures: string[] = [];
-  for (const compiler of ["cc", "gcc"]) {
-    let result: Deno.CommandOutput;
-    try {
-      result = await new Deno.Command(compiler, {
-        args: ["-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-o", temp, sourcePath],
-        stdout: "inherit",
-        stderr: "piped",
-      }).output();
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-      failures.push(`${compiler}: not found`);
-      continue;
+  await writeThroughTemporary(outputPath, async (temp) => {
+    const failures: string[] = [];
+    for (const compiler of C_COMPILERS) {
+      let result: Deno.CommandOutput;
+      try {
+        result = await new Deno.Command(compiler, {
+          args: [...LIBRARY_FLAGS, "-Wall", "-Wextra", "-o", temp, sourcePath],
+          stdout: "inherit",
+          stderr: "piped",
+        }).output();
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        failures.push(`${compiler}: not found`);
+        continue;
+      }
+      const messages = new TextDecoder().decode(result.stderr).trim();
+      if (!result.success) {
+        throw new Error(`Cannot build ${outputPath}: ${compiler} failed:\n${messages}`);
+      }
+      if (messages) console.error(messages);
+      return;
     }
-    const messages = new TextDecoder().decode(result.stderr).trim();
-    if (!result.success) {
-      await Deno.remove(temp).catch(() => {});
-      throw new Error(`Cannot build ${outputPath}: ${compiler} failed:\n${messages}`);
-    }
-    if (messages) console.error(messages);
-    await Deno.rename(temp, output);
-    return "built";
-  }
-  throw new Error(
-    `Cannot build ${outputPath}: no C compiler (${failures.join(", ")}); ` +
-      "install gcc, or run with PACKICE_NATIVE_LIB=none to use the pure-TypeScript fallback",
-  );
+    throw new Error(
+      `Cannot build ${outputPath}: no C compiler (${failures.join(", ")}); ` +
+        "install gcc, or run with PACKICE_NATIVE_LIB=none to use the pure-TypeScript fallback",
+    );
+  });
+  return "built";
 }
 
 async function isUpToDate(): Promise<boolean> {

@@ -1,5 +1,6 @@
 /**
- * The symbol table of `libpackice.so` (native/packice.c): every function
+ * The symbol table of `libpackice.so` (native/packice.c), one idea, hence
+ * its length: each symbol with its C signature beside it. Every function
  * returns >= 0 on success and `-errno` on failure; pointer results go through
  * out-parameter buffers. `"buffer"` parameters take typed arrays (memory JS
  * owns, or a view of a mapping); `"pointer"` parameters take handles such as

@@ -13,7 +13,9 @@
  */
 import denoJson from "../deno.json" with { type: "json" };
 import { NativeUnavailableError } from "../core/errors.ts";
+import { C_COMPILERS, LIBRARY_FLAGS } from "./build.ts";
 import { NATIVE_ABI_VERSION, symbols } from "./ffi.ts";
+import { writeThroughTemporarySync } from "./write_through_temporary.ts";
 import type { NativeSymbols } from "./ffi.ts";
 
 /** An opened native library. */
@@ -183,11 +185,11 @@ function compile(source: string, output: string): void {
   Deno.writeTextFileSync(sourcePath, source);
   try {
     const failures: string[] = [];
-    for (const compiler of ["cc", "gcc"]) {
+    for (const compiler of C_COMPILERS) {
       let result: Deno.CommandOutput;
       try {
         result = new Deno.Command(compiler, {
-          args: ["-O2", "-shared", "-fPIC", "-o", output, sourcePath],
+          args: [...LIBRARY_FLAGS, "-o", output, sourcePath],
           stdout: "null",
           stderr: "piped",
         }).outputSync();
@@ -205,22 +207,10 @@ function compile(source: string, output: string): void {
   }
 }
 
-/** Writes a file through a temporary name and a rename, so readers never see half of it. */
+/** Writes a file whole or not at all, in a directory made if needed. */
 function writeAtomically(path: string, write: (temp: string) => void): void {
-  const dir = path.slice(0, path.lastIndexOf("/"));
-  Deno.mkdirSync(dir, { recursive: true });
-  const temp = `${path}.${Deno.pid}.${crypto.randomUUID()}.tmp`;
-  try {
-    write(temp);
-    Deno.renameSync(temp, path);
-  } catch (error) {
-    try {
-      Deno.removeSync(temp);
-    } catch {
-      // The temporary file was never written.
-    }
-    throw error;
-  }
+  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  writeThroughTemporarySync(path, write);
 }
 
 function open(location: string | URL): Native {

@@ -168,8 +168,8 @@ class ClassPool {
  * process received, handed out again.
  *
  * A take that leaves its size class with nothing ready or coming refills
- * the class at the next macrotask (faulting in new memory takes tens of
- * milliseconds on another core, and should not compete with the write that
+ * the class at the next macrotask (faulting in new memory is slow, even on
+ * another core, and should not compete with the write that
  * follows the take), with as many memfds as its target count, which starts
  * at one and doubles whenever a take finds none, up to what fits in half the
  * pool. While objects are freed as fast as they are made, recycling alone

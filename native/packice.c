@@ -7,6 +7,9 @@
 //
 // Build (native/build.ts): cc -O2 -shared -fPIC -Wall -Wextra -o libpackice.so packice.c
 //
+// One file, as the library is built on demand from its source alone (an
+// import by URL fetches just this file); the contents below keep it readable.
+//
 // Contents
 //   1. Library: ABI version and pinning
 //   2. Shared helpers: chunked mapping, eventfd
@@ -60,8 +63,8 @@
 #define PK_COPY_CHUNK (1 << 20)
 // Chunk of populating and unmapping: each step holds the address-space lock
 // briefly, and the thread yields between steps, so other threads (the JS
-// thread changing page protections for its JIT, say) are not stalled for the
-// milliseconds a whole large range takes.
+// thread changing page protections for its JIT, say) are not stalled for as
+// long as a whole large range takes.
 #define PK_MAP_CHUNK ((uint64_t)2 << 20)
 
 #ifndef MADV_POPULATE_WRITE
@@ -334,9 +337,9 @@ PK_EXPORT int32_t pk_mmap(int32_t fd, uint64_t len, int64_t offset, int32_t writ
 PK_EXPORT int32_t pk_munmap(void *ptr, uint64_t len) { return unmap_chunked(ptr, len); }
 
 // One munmap of the whole range. pk_munmap unmaps in chunks and yields
-// between them, which costs milliseconds for a large sparse mapping (a 1 GiB
-// read-only mapping with a few pages touched); this is for mappings whose
-// pages are mostly untouched, or that are unmapped off the JS thread.
+// between them, which is slow for a large sparse mapping (a read-only
+// mapping with a few pages touched); this is for mappings whose pages are
+// mostly untouched, or that are unmapped off the JS thread.
 PK_EXPORT int32_t pk_munmap_once(void *ptr, uint64_t len) {
   return munmap(ptr, len) < 0 ? -errno : 0;
 }
@@ -449,9 +452,9 @@ PK_EXPORT int32_t pk_open(const char *path, int32_t flags, uint32_t mode) {
 // completion list, then signal an eventfd that the JS thread watches. Copying
 // bytes into the page cache costs a core's worth of kernel time under a
 // stream of writes; run at normal priority, as on Deno's blocking pool, it
-// keeps a 2-core machine's JS thread waiting in the run queue for
-// milliseconds. Submitting a job is a mutex and a condition variable, with no
-// thread handed a task per call.
+// keeps the JS thread waiting in the run queue whenever every core is busy.
+// Submitting a job is a mutex and a condition variable, with no thread
+// handed a task per call.
 
 // Bytes one write system call moves: the kernel copies without a preemption
 // point, so a thread that wakes to run the JS event loop waits at most for
@@ -838,9 +841,8 @@ PK_EXPORT int32_t pk_eventfd(void) {
 // drains every ready socket before returning, so the next epoll_wait reports
 // only new events: no call is parked on Deno's blocking pool per wait.
 //
-// Each hop through the callback wakes two threads, which costs tens of
-// microseconds on a VM. So the JS thread may also wait on the sockets itself
-// for a short while, when it has just sent a request (or a reply) and the
+// Each hop through the callback wakes two threads, which is slow on a VM.
+// So the JS thread may also wait on the sockets itself for a short while, when it has just sent a request (or a reply) and the
 // answer (or the next request) is likely to come back at once: it lends the
 // wait (pk_reactor_lend), the thread parks, the JS thread waits with
 // pk_reactor_poll, and pk_reactor_reclaim hands the wait back. The sockets

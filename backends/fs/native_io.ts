@@ -33,8 +33,7 @@ interface Job {
  *
  * Copying bytes into the page cache costs as much CPU as the disk takes
  * bytes; on Deno's blocking pool that work competes as an equal with the JS
- * thread, which then waits in the run queue for milliseconds whenever both
- * cores are busy. Here a job is queued by a synchronous call that only
+ * thread, which then waits in the run queue whenever every core is busy. Here a job is queued by a synchronous call that only
  * takes a mutex, and results come back through an eventfd that the
  * process's {@link Reactor} watches while jobs are under way.
  *

@@ -177,8 +177,7 @@ export class TieredBlobStore implements BlobStore {
         await tiers.move(object, tiers.copy(object, "cold"));
       } catch (error) {
         // Keeps the room, so that sealing again retries the write-through.
-        tiers.reserved += object.size;
-        object.reserved = true;
+        tiers.holdRoom(object);
         throw error;
       }
     }
@@ -296,8 +295,8 @@ export class TieredBlobStore implements BlobStore {
 
   /**
    * Places a new object on disk without waiting for its files: making them
-   * waits on the file system's journal, for milliseconds while the disk is
-   * busy with demotions, so it runs in the background and the object's first
+   * waits on the file system's journal, long while the disk is busy with
+   * demotions, so it runs in the background and the object's first
    * write waits for it instead of `create`.
    */
   async #placeCold(object: TieredObject): Promise<void> {

@@ -105,14 +105,13 @@ export class Tiers {
    */
   async claimCold(object: TieredObject): Promise<void> {
     const { mode, coldCapacity } = this.options;
-    const free = () => coldCapacity - this.usage.cold.bytes - this.reserved;
-    for (let tries = this.coldLru.size; free() < object.size; tries--) {
+    for (let tries = this.coldLru.size; this.coldFree < object.size; tries--) {
       const victim = mode === "cache" && tries >= 0 && object.size <= coldCapacity
         ? this.idleLeast(this.coldLru)
         : undefined;
       if (victim === undefined) {
         throw new CapacityExceededError(
-          `Cannot place ${object.size} bytes of object ${object.id}: ${free()} of ${coldCapacity} bytes free on disk and ${
+          `Cannot place ${object.size} bytes of object ${object.id}: ${this.coldFree} of ${coldCapacity} bytes free on disk and ${
             mode === "store" ? "store mode drops nothing" : "no idle object to drop"
           }`,
         );
@@ -164,14 +163,24 @@ export class Tiers {
 
   /** Reserves disk room for the write-through copy of a new object (store mode). */
   reserve(object: TieredObject): void {
-    const free = this.options.coldCapacity - this.usage.cold.bytes - this.reserved;
+    const free = this.coldFree;
     if (object.size > free) {
       throw new CapacityExceededError(
         `Cannot allocate ${object.size} bytes for object ${object.id}: ${free} of ${this.options.coldCapacity} bytes free on disk`,
       );
     }
+    this.holdRoom(object);
+  }
+
+  /** Counts disk room for the write-through copy of `object` as promised, without a check. */
+  holdRoom(object: TieredObject): void {
     this.reserved += object.size;
     object.reserved = true;
+  }
+
+  /** Disk bytes neither used nor promised to a write-through copy. */
+  get coldFree(): number {
+    return this.options.coldCapacity - this.usage.cold.bytes - this.reserved;
   }
 
   unreserve(object: TieredObject): void {

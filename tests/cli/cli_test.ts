@@ -116,6 +116,17 @@ testInSocketDir(
   },
 );
 
+Deno.test("a command's --help prints its usage on standard output, before anything else is checked", async () => {
+  // No daemon, and `put` without its FILE: the help comes first all the same.
+  for (const command of ["put", "members"]) {
+    const help = await runCli([command, "--help"], {
+      env: { PACKICE_TARGET: "/nonexistent.sock" },
+    });
+    assertEquals([help.code, help.stderr], [0, ""]);
+    assert(help.stdout.startsWith(`Usage: packice ${command}`), help.stdout);
+  }
+});
+
 testInSocketDir("status shows capacity, use, clients, version and zero-copy", async (dir) => {
   await using daemon = await spawnDaemon(`${dir}/packice.sock`, ["--capacity", "8MiB"]);
   const env = { PACKICE_TARGET: `unix://${daemon.path}` };

@@ -88,6 +88,14 @@ Deno.test("write() past the size is refused", async () => {
   await using writer = await client.create(2);
   await assertRejects(() => writer.write(new Uint8Array(3)), InvalidArgumentError);
   await assertRejects(() => writer.write(new Uint8Array(1), 2), InvalidArgumentError);
+  // Through the zero-copy buffer too, which the writer fills itself.
+  assert(writer.buffer !== undefined);
+  await assertRejects(() => writer.write(new Uint8Array(3)), InvalidArgumentError);
+  await assertRejects(() => writer.write(new Uint8Array(1), 2), InvalidArgumentError);
+  await assertRejects(() => writer.write(new Uint8Array(1), -1), InvalidArgumentError);
+  await assertRejects(() => writer.write(new Uint8Array(1), 0.5), InvalidArgumentError);
+  await writer.write(new Uint8Array([7, 8]));
+  assertEquals([...writer.buffer], [7, 8]);
 });
 
 Deno.test("delete() hides an object at once while open handles keep their bytes", async () => {

@@ -1,8 +1,11 @@
 /**
- * The HTTP server: one idea, each route of `protocol.ts` turned into calls on
- * a `Peer`. Routing is `router.ts`, bodies `body.ts`, authentication
- * `auth.ts`, leases held for clients `lease_table.ts`, uploads in progress
- * `upload_gate.ts`, counters `metrics.ts`.
+ * The HTTP server: it listens, checks the token, routes each request of
+ * `protocol.ts` to its handler and turns failures into error responses,
+ * counted and logged. The handlers are `serve_objects.ts` and
+ * `serve_leases.ts`, over what they share (`server_context.ts`); routing is
+ * `router.ts`, bodies `body.ts`, authentication `auth.ts`, leases held for
+ * clients `lease_table.ts`, uploads in progress `upload_gate.ts`, counters
+ * `metrics.ts`.
  *
  * @module
  */
@@ -12,42 +15,23 @@ import {
   ErrorCode,
   InvalidArgumentError,
   NotFoundError,
-  NotSealedError,
   type PackiceError,
-  ProtocolError,
-  StoreUnavailableError,
 } from "../../core/errors.ts";
-import { Access } from "../../core/lease.ts";
-import type { ObjectInfo } from "../../core/object.ts";
-import { checkRange } from "../../core/range.ts";
-import { type Acquired, offersArrivingRead, type Peer } from "../../core/peer.ts";
-import {
-  acquireRequest,
-  deleteRequest,
-  discardRequest,
-  getRequest,
-  putRequest,
-  releaseRequest,
-  renewRequest,
-  sealRequest,
-  statRequest,
-} from "../../core/requests.ts";
+import type { Peer } from "../../core/peer.ts";
+import type { DaemonStatus } from "../../core/status.ts";
 import { MAX_META_BYTES, validateSize, validateTtl } from "../../core/validate.ts";
 import { isLoopback, urlHost } from "./address.ts";
 import { BearerAuth } from "./auth.ts";
-import { blobStream, readJson, receive, spoolBody, uploadLength } from "./body.ts";
-import { MemfdSpool, storeSpool } from "../../native/spool.ts";
-import { loadNative } from "../../native/load.ts";
-import { type ByteRange, noneMatch, parseRange } from "./conditional.ts";
-import { computeDigest } from "../../backends/digest.ts";
-import { describeError, errorResponse, metaTooLarge } from "./errors.ts";
-import type { HttpRequestEntry } from "./request_log.ts";
-import type { DaemonStatus } from "../../core/status.ts";
+import { describeError, errorResponse } from "./errors.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
-import { API_PREFIX, CONTENT_TYPE_KEY, Header, headerJson, objectPath } from "./protocol.ts";
-import { type RouteContext, type RouteHandler, Router } from "./router.ts";
-import { type PartialHolder, UploadGate } from "./upload_gate.ts";
+import { API_PREFIX } from "./protocol.ts";
+import type { HttpRequestEntry } from "./request_log.ts";
+import { type RouteHandler, Router } from "./router.ts";
+import { deleteObject, download, objectInfo, upload } from "./serve_objects.ts";
+import { acquire, discard, readBlob, release, renew, seal, writeBlob } from "./serve_leases.ts";
+import type { ServerContext } from "./server_context.ts";
+import { UploadGate } from "./upload_gate.ts";
 
 /** The default TTL of leases held by HTTP clients: 30 seconds. */
 export const DEFAULT_LEASE_TTL = 30_000;
@@ -114,9 +98,6 @@ export interface HttpRoute {
   readonly handler: RouteHandler;
 }
 
-/** JSON bodies of control requests may hold metadata and this much more. */
-const JSON_OVERHEAD = 4096;
-
 /**
  * Serves a peer over HTTP/1.1 with `Deno.serve`: JSON control routes under
  * `/v1`, object bytes streamed both ways, `/healthz` and `/metrics`. See
@@ -152,15 +133,10 @@ export class HttpServer implements AsyncDisposable {
   readonly addr: Deno.NetAddr;
   readonly #peer: Peer;
   readonly #auth: BearerAuth | undefined;
-  readonly #leaseTtl: number;
-  readonly #maxBodySize: number;
-  readonly #maxMetaSize: number;
-  readonly #onError: (error: unknown) => void;
-  readonly #uploads: UploadGate;
+  readonly #context: ServerContext;
   readonly #onRequest: ((entry: HttpRequestEntry) => void) | undefined;
   readonly #status: (() => Promise<DaemonStatus>) | undefined;
   readonly #metricsText: (() => string) | undefined;
-  readonly #leases: LeaseTable;
   readonly #metrics = new RequestMetrics();
   readonly #router = new Router();
   readonly #abort = new AbortController();
@@ -182,17 +158,20 @@ export class HttpServer implements AsyncDisposable {
     }
     this.#peer = peer;
     this.#auth = options.token === undefined ? undefined : new BearerAuth(options.token);
-    this.#leaseTtl = validateTtl(options.leaseTtl) ?? DEFAULT_LEASE_TTL;
-    this.#maxBodySize = validateSize(options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE, "maxBodySize");
-    this.#maxMetaSize = validateSize(options.maxMetaSize ?? MAX_META_BYTES, "maxMetaSize");
-    this.#onError = options.onError ?? ((error) => console.error(error));
-    this.#uploads = new UploadGate(options);
+    this.#context = {
+      peer,
+      leaseTtl: validateTtl(options.leaseTtl) ?? DEFAULT_LEASE_TTL,
+      maxBodySize: validateSize(options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE, "maxBodySize"),
+      maxMetaSize: validateSize(options.maxMetaSize ?? MAX_META_BYTES, "maxMetaSize"),
+      onError: options.onError ?? ((error) => console.error(error)),
+      uploads: new UploadGate(options),
+      leases: new LeaseTable(
+        options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
+      ),
+    };
     this.#onRequest = options.onRequest;
     this.#status = options.status;
     this.#moreMetrics = options.metrics;
-    this.#leases = new LeaseTable(
-      options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
-    );
     this.#metricsText = options.metricsText;
     this.#routes();
     for (const route of options.routes ?? []) {
@@ -219,7 +198,8 @@ export class HttpServer implements AsyncDisposable {
     }
     this.addr = this.#server.addr;
     this.url = `http://${urlHost(this.addr.hostname, this.addr.port)}`;
-    const pruner = setInterval(() => this.#leases.prune(), Math.min(this.#leaseTtl, 60_000));
+    const { leases, leaseTtl } = this.#context;
+    const pruner = setInterval(() => leases.prune(), Math.min(leaseTtl, 60_000));
     Deno.unrefTimer(pruner);
     this.#pruner = pruner;
   }
@@ -238,8 +218,9 @@ export class HttpServer implements AsyncDisposable {
       clearInterval(this.#pruner);
       this.#abort.abort();
       await this.#server.finished;
-      const ids = this.#leases.ids;
-      for (const id of ids) this.#leases.delete(id);
+      const { leases } = this.#context;
+      const ids = leases.ids;
+      for (const id of ids) leases.delete(id);
       await Promise.all(ids.map((id) => this.#peer.release(id).catch(() => {})));
     })();
     return this.#closing;
@@ -263,7 +244,7 @@ export class HttpServer implements AsyncDisposable {
       response = await match.handler({ request, url, params: match.params, info });
     } catch (thrown) {
       const { status, error, headers } = describeError(thrown);
-      if (error.code === ErrorCode.INTERNAL) this.#onError(thrown);
+      if (error.code === ErrorCode.INTERNAL) this.#context.onError(thrown);
       response = errorResponse(status, error, headers, request.method === "HEAD");
       refused = error;
     }
@@ -285,6 +266,7 @@ export class HttpServer implements AsyncDisposable {
     const objects = `${API_PREFIX}/objects`;
     const leases = `${API_PREFIX}/leases`;
     const peer = this.#peer;
+    const server = this.#context;
     this.#router
       .add("GET", "/healthz", () => Response.json({ status: "ok" }))
       .add(
@@ -309,309 +291,24 @@ export class HttpServer implements AsyncDisposable {
         return Response.json(await this.#status());
       })
       .add("GET", objects, async () => Response.json(await peer.list()))
-      .add("POST", objects, (context) => this.#upload(context, undefined))
-      .add("PUT", `${objects}/:id`, (context) => this.#upload(context, context.params.id))
-      .add("GET", `${objects}/:id`, (context) => this.#download(context, false))
-      .add("HEAD", `${objects}/:id`, (context) => this.#download(context, true))
-      .add("DELETE", `${objects}/:id`, async ({ params }) => {
-        const { lease } = await peer.acquire(deleteRequest(params.id), Access.WRITE);
-        await peer.discard(lease.id);
-        return new Response(null, { status: 204 });
-      })
-      .add(
-        "GET",
-        `${objects}/:id/info`,
-        async ({ params }) => Response.json(await peer.stat(statRequest(params.id))),
-      )
-      .add("POST", leases, (context) => this.#acquire(context))
-      .add("DELETE", `${leases}/:lease`, async ({ params }) => {
-        const leaseId = releaseRequest(params.lease);
-        await peer.release(leaseId);
-        this.#leases.delete(leaseId);
-        return new Response(null, { status: 204 });
-      })
-      .add(
-        "POST",
-        `${leases}/:lease/seal`,
-        async ({ params }) => Response.json(await peer.seal(sealRequest(params.lease))),
-      )
-      .add("POST", `${leases}/:lease/discard`, async ({ params }) => {
-        const leaseId = discardRequest(params.lease);
-        await peer.discard(leaseId);
-        this.#leases.delete(leaseId);
-        return new Response(null, { status: 204 });
-      })
-      .add("POST", `${leases}/:lease/renew`, async ({ request, params }) => {
-        const body = asObject(await readJson(request, JSON_OVERHEAD));
-        const { leaseId, ttl } = renewRequest({ ...body, leaseId: params.lease });
-        const lease = await peer.renew(leaseId, ttl);
-        this.#leases.renewed(lease);
-        return Response.json(lease);
-      })
-      .add("GET", `${leases}/:lease/blobs/:index`, (context) => this.#readBlob(context))
-      .add("PATCH", `${leases}/:lease/blobs/:index`, (context) => this.#writeBlob(context));
+      .add("POST", objects, (route) => upload(server, route, undefined))
+      .add("PUT", `${objects}/:id`, (route) => upload(server, route, route.params.id))
+      .add("GET", `${objects}/:id`, (route) => download(server, route, false))
+      .add("HEAD", `${objects}/:id`, (route) => download(server, route, true))
+      .add("DELETE", `${objects}/:id`, (route) => deleteObject(server, route))
+      .add("GET", `${objects}/:id/info`, (route) => objectInfo(server, route))
+      .add("POST", leases, (route) => acquire(server, route))
+      .add("DELETE", `${leases}/:lease`, (route) => release(server, route))
+      .add("POST", `${leases}/:lease/seal`, (route) => seal(server, route))
+      .add("POST", `${leases}/:lease/discard`, (route) => discard(server, route))
+      .add("POST", `${leases}/:lease/renew`, (route) => renew(server, route))
+      .add("GET", `${leases}/:lease/blobs/:index`, (route) => readBlob(server, route))
+      .add("PATCH", `${leases}/:lease/blobs/:index`, (route) => writeBlob(server, route));
   }
-
-  /** POST /v1/leases: every lease an HTTP client holds has a TTL. */
-  async #acquire({ request }: RouteContext): Promise<Response> {
-    const body = asObject(await readJson(request, this.#maxMetaSize + JSON_OVERHEAD));
-    const { objectId, access, ttl, objectTtl, size, meta, local } = acquireRequest(body);
-    if (meta !== undefined) this.#checkMetaSize(encoder.encode(JSON.stringify(meta)).length);
-    const acquired = await this.#peer.acquire(objectId, access, {
-      ttl: ttl ?? this.#leaseTtl,
-      ...(objectTtl === undefined ? {} : { objectTtl }),
-      ...(size === undefined ? {} : { size }),
-      ...(meta === undefined ? {} : { meta }),
-      ...(local === true ? { local } : {}),
-    });
-    this.#leases.add(acquired);
-    return Response.json({ lease: acquired.lease, object: acquired.object }, { status: 201 });
-  }
-
-  /**
-   * PUT /v1/objects/:id and POST /v1/objects: creates, fills and seals an
-   * object in one request. A body cut off or of the wrong length discards it.
-   * A body of no declared length (chunked) is gathered in a memfd first,
-   * where the native library loads; else it is refused with 411.
-   */
-  async #upload({ request, url }: RouteContext, id: string | undefined): Promise<Response> {
-    const native = loadNative();
-    const size = uploadLength(request, this.#maxBodySize, native !== undefined);
-    // The object's TTL, from `?ttl=` or the header; the lease's is the server's own.
-    const ttlText = url.searchParams.get("ttl") ?? request.headers.get(Header.TTL);
-    const put = putRequest({
-      id,
-      meta: this.#metaOf(request),
-      ttl: ttlText === null ? undefined : ttlNumber(ttlText),
-    });
-    const { meta } = put;
-    const ttl = this.#leaseTtl;
-    const fields = {
-      ttl,
-      ...(put.ttl === undefined ? {} : { objectTtl: put.ttl }),
-      ...(meta === undefined ? {} : { meta }),
-    };
-    const peer = this.#peer;
-    if (size === undefined) {
-      // A body of unknown length goes into a memfd first, then becomes the object.
-      using spool = new MemfdSpool(native!);
-      await spoolBody(request.body, spool, this.#maxBodySize);
-      const info = await storeSpool(peer, spool, put.id, fields);
-      return Response.json(info, { status: 201, headers: { location: objectPath(info.id) } });
-    }
-    const { lease, blobs } = await peer.acquire(put.id, Access.CREATE, { size, ...fields });
-    let info: ObjectInfo;
-    try {
-      const blob = blobs[0]!;
-      let renewed = performance.now();
-      await receive(request.body, size, (chunk, at) => blob.write(at, chunk), async () => {
-        if (performance.now() - renewed < ttl / 3) return;
-        renewed = performance.now();
-        await peer.renew(lease.id);
-      });
-      info = await peer.seal(lease.id);
-    } catch (error) {
-      await peer.discard(lease.id).catch(() => {});
-      throw error;
-    }
-    await peer.release(lease.id);
-    return Response.json(info, { status: 201, headers: { location: objectPath(info.id) } });
-  }
-
-  /** GET and HEAD /v1/objects/:id: the bytes, with entity tag, range and type. */
-  async #download(
-    { request, params, info, url }: RouteContext,
-    head: boolean,
-  ): Promise<Response> {
-    const peer = this.#peer;
-    const id = getRequest(params.id);
-    const ifNoneMatch = request.headers.get("if-none-match");
-    if (head || ifNoneMatch !== null) {
-      // Answered from the directory when the digest is known: no lease needed.
-      const known = await peer.stat(id);
-      if (known.state !== "SEALED") {
-        throw new NotSealedError(`Cannot read object ${id}: not sealed`);
-      }
-      if (known.digest !== undefined) {
-        if (noneMatch(ifNoneMatch, etagOf(known.digest))) return notModified(known.digest);
-        if (head) return new Response(null, { headers: objectHeaders(known, known.digest) });
-      }
-    }
-    // `?local=1`: this host's copy only, as daemons ask each other.
-    const local = url.searchParams.get("local") === "1";
-    const free = await this.#uploads.enter(id, local, request.headers.get("range"));
-    if (!local && !head && ifNoneMatch === null && offersArrivingRead(peer)) {
-      const arriving = request.headers.has("range")
-        ? undefined
-        : await peer.readArriving(id).catch((error) => {
-          free?.();
-          throw error;
-        });
-      if (arriving !== undefined) {
-        // Each chunk goes as soon as its piece has verified.
-        if (free !== undefined) info.completed.then(free, free);
-        const { object, body } = arriving;
-        const headers = { ...objectHeaders(object, object.digest!), [Header.STATE]: "CREATING" };
-        return new Response(this.#uploads.limit(body), { headers });
-      }
-    }
-    let acquired: Acquired;
-    try {
-      acquired = await peer.acquire(id, Access.READ, local ? { local } : {});
-    } catch (error) {
-      const partial =
-        local && (error instanceof NotFoundError || error instanceof StoreUnavailableError)
-          ? (peer as Peer & PartialHolder).partial?.(id)
-          : undefined;
-      if (partial === undefined || !request.headers.has("range")) {
-        free?.();
-        throw error;
-      }
-      let response: Response;
-      try {
-        response = this.#uploads.partialRange(request, id, partial);
-      } catch (refused) {
-        free?.();
-        throw refused;
-      }
-      if (free !== undefined) info.completed.then(free, free);
-      return response;
-    }
-    let sent = false;
-    try {
-      const object = acquired.object;
-      const digest = object.digest ?? await this.#digest(acquired);
-      if (noneMatch(ifNoneMatch, etagOf(digest))) return notModified(digest);
-      const headers = objectHeaders(object, digest);
-      if (head) return new Response(null, { headers });
-      const range = parseRange(request.headers.get("range"), object.size);
-      const status = range === undefined ? 200 : 206;
-      const bytes: ByteRange = range ?? { start: 0, end: object.size };
-      if (range !== undefined) {
-        headers["content-range"] = `bytes ${range.start}-${range.end - 1}/${object.size}`;
-        headers["content-length"] = String(range.end - range.start);
-      }
-      if (bytes.end === bytes.start) return new Response(null, { status, headers });
-      const stream = await blobStream(acquired.blobs, bytes, true);
-      const body = this.#uploads.limit(stream);
-      // Views of the blobs' memory are sent as they are: the lease holds
-      // that memory until the response is out.
-      const release = () => {
-        free?.();
-        return peer.release(acquired.lease.id).catch(() => {});
-      };
-      info.completed.then(release, release);
-      sent = true;
-      return new Response(body, { status, headers });
-    } finally {
-      if (!sent) {
-        free?.();
-        await peer.release(acquired.lease.id).catch(() => {});
-      }
-    }
-  }
-
-  /** The digest of an object read under a lease, remembered by peers that can. */
-  async #digest(acquired: Acquired): Promise<string> {
-    const digest = await computeDigest(acquired.blobs);
-    await this.#peer.recordDigest?.(acquired.lease.id, digest).catch(this.#onError);
-    return digest;
-  }
-
-  /** GET /v1/leases/:lease/blobs/:index: copies, as the client's lease may end mid-response. */
-  async #readBlob({ request, params }: RouteContext): Promise<Response> {
-    const blob = this.#leases.blob(params.lease!, params.index!);
-    const range = parseRange(request.headers.get("range"), blob.size);
-    const bytes: ByteRange = range ?? { start: 0, end: blob.size };
-    const headers: Record<string, string> = {
-      "content-type": "application/octet-stream",
-      "content-length": String(bytes.end - bytes.start),
-    };
-    if (range !== undefined) {
-      headers["content-range"] = `bytes ${range.start}-${range.end - 1}/${blob.size}`;
-    }
-    const status = range === undefined ? 200 : 206;
-    if (bytes.end === bytes.start) return new Response(null, { status, headers });
-    return new Response(await blobStream([blob], bytes, false), { status, headers });
-  }
-
-  /** PATCH /v1/leases/:lease/blobs/:index?offset=N: writes the body into the blob. */
-  async #writeBlob({ request, url, params }: RouteContext): Promise<Response> {
-    const blob = this.#leases.blob(params.lease!, params.index!);
-    const offsetText = url.searchParams.get("offset") ?? "0";
-    const offset = validateSize(/^\d+$/.test(offsetText) ? Number(offsetText) : -1, "offset");
-    const length = uploadLength(request, this.#maxBodySize);
-    checkRange("write", offset, length, blob.size, "the blob");
-    // An empty write checks the lease allows writing before any byte is read.
-    await blob.write(offset, new Uint8Array(0));
-    await receive(request.body, length, (chunk, at) => blob.write(offset + at, chunk));
-    return new Response(null, { status: 204 });
-  }
-
-  #checkMetaSize(bytes: number): void {
-    if (bytes > this.#maxMetaSize) {
-      throw metaTooLarge(`Metadata too large: ${bytes} bytes, the limit is ${this.#maxMetaSize}`);
-    }
-  }
-
-  /** The metadata of an upload, from its `Packice-Meta` header (ASCII: one byte a character). */
-  #metaOf(request: Request): unknown {
-    const text = request.headers.get(Header.META);
-    if (text === null) return undefined;
-    this.#checkMetaSize(text.length);
-    try {
-      return JSON.parse(text);
-    } catch (error) {
-      throw new ProtocolError(`Malformed ${Header.META} header: ${(error as Error).message}`);
-    }
-  }
-}
-
-const encoder = new TextEncoder();
-
-function asObject(value: unknown): Record<string, unknown> {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new ProtocolError("Malformed JSON body: expected an object");
-  }
-  return value as Record<string, unknown>;
 }
 
 function remoteOf(addr: Deno.Addr): string {
   return addr.transport === "tcp" || addr.transport === "udp"
     ? urlHost(addr.hostname, addr.port)
     : addr.transport;
-}
-
-/** A TTL header's number, of digits only; any other text is left for the check to refuse. */
-function ttlNumber(text: string): number | string {
-  const trimmed = text.trim();
-  return /^\d+$/.test(trimmed) ? Number(trimmed) : text;
-}
-
-function etagOf(digest: string): string {
-  return `"${digest}"`;
-}
-
-function notModified(digest: string): Response {
-  return new Response(null, { status: 304, headers: { etag: etagOf(digest) } });
-}
-
-/**
- * Headers of an object's bytes; `Content-Type` from `meta["content-type"]`,
- * the whole metadata in `Packice-Meta` when there is any.
- */
-function objectHeaders(object: ObjectInfo, digest: string): Record<string, string> {
-  const type = object.meta[CONTENT_TYPE_KEY];
-  const valid = typeof type === "string" && /^[\x20-\x7e]+$/.test(type);
-  const headers: Record<string, string> = {
-    "content-type": valid ? type : "application/octet-stream",
-    "content-length": String(object.size),
-    "accept-ranges": "bytes",
-    etag: etagOf(digest),
-  };
-  for (const _ in object.meta) {
-    headers[Header.META] = headerJson(object.meta);
-    break;
-  }
-  return headers;
 }

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { toHex } from "../../core/hex.ts";
+import { writeThroughTemporary } from "../../native/write_through_temporary.ts";
 
 /** Where the daemon on `socket` keeps the token of its HTTP server. */
 export function tokenFilePath(socket: string): string {
@@ -28,7 +30,7 @@ export interface TokenFile {
  */
 export function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return toHex(bytes);
 }
 
 /**
@@ -40,17 +42,12 @@ export function randomToken(): string {
  * @param file The token and the URLs it serves.
  */
 export async function writeTokenFile(path: string, file: TokenFile): Promise<void> {
-  const temp = `${path}.${Deno.pid}.${crypto.randomUUID()}.tmp`;
-  try {
-    await Deno.writeTextFile(temp, [file.token, ...file.urls, ""].join("\n"), {
+  await writeThroughTemporary(path, async (temporary) => {
+    await Deno.writeTextFile(temporary, [file.token, ...file.urls, ""].join("\n"), {
       createNew: true,
       mode: 0o600,
     });
-    await Deno.rename(temp, path);
-  } catch (error) {
-    await Deno.remove(temp).catch(() => {});
-    throw error;
-  }
+  });
 }
 
 /**

@@ -1,0 +1,212 @@
+/**
+ * The object routes of the HTTP server: an object put in one request, its
+ * bytes read with entity tags and ranges, its info, and its deletion.
+ *
+ * @module
+ */
+import {
+  NotFoundError,
+  NotSealedError,
+  ProtocolError,
+  StoreUnavailableError,
+} from "../../core/errors.ts";
+import { deleteInSteps } from "../../core/delete_in_steps.ts";
+import { Access } from "../../core/lease.ts";
+import type { ObjectInfo } from "../../core/object.ts";
+import { type Acquired, offersArrivingRead, type Peer } from "../../core/peer.ts";
+import { deleteRequest, getRequest, putRequest, statRequest } from "../../core/requests.ts";
+import { computeDigest } from "../../backends/digest.ts";
+import { loadNative } from "../../native/load.ts";
+import { MemfdSpool, storeSpool } from "../../native/spool.ts";
+import { blobStream, receive, spoolBody, uploadLength } from "./body.ts";
+import { noneMatch, parseRange } from "./conditional.ts";
+import { etagOf, notModified, objectHeaders, sentRange } from "./object_headers.ts";
+import { Header, objectPath } from "./protocol.ts";
+import type { RouteContext } from "./router.ts";
+import { checkMetaSize, type ServerContext } from "./server_context.ts";
+import type { PartialHolder } from "./upload_gate.ts";
+
+/**
+ * PUT /v1/objects/:id and POST /v1/objects: creates, fills and seals an
+ * object in one request. A body cut off or of the wrong length discards it.
+ * A body of no declared length (chunked) is gathered in a memfd first,
+ * where the native library loads; else it is refused with 411.
+ */
+export async function upload(
+  server: ServerContext,
+  { request, url }: RouteContext,
+  id: string | undefined,
+): Promise<Response> {
+  const native = loadNative();
+  const size = uploadLength(request, server.maxBodySize, native !== undefined);
+  // The object's TTL, from `?ttl=` or the header; the lease's is the server's own.
+  const ttlText = url.searchParams.get("ttl") ?? request.headers.get(Header.TTL);
+  const put = putRequest({
+    id,
+    meta: metaOf(server, request),
+    ttl: ttlText === null ? undefined : ttlNumber(ttlText),
+  });
+  const { meta } = put;
+  const ttl = server.leaseTtl;
+  const fields = {
+    ttl,
+    ...(put.ttl === undefined ? {} : { objectTtl: put.ttl }),
+    ...(meta === undefined ? {} : { meta }),
+  };
+  const peer = server.peer;
+  if (size === undefined) {
+    // A body of unknown length goes into a memfd first, then becomes the object.
+    using spool = new MemfdSpool(native!);
+    await spoolBody(request.body, spool, server.maxBodySize);
+    const info = await storeSpool(peer, spool, put.id, fields);
+    return Response.json(info, { status: 201, headers: { location: objectPath(info.id) } });
+  }
+  const { lease, blobs } = await peer.acquire(put.id, Access.CREATE, { size, ...fields });
+  let info: ObjectInfo;
+  try {
+    const blob = blobs[0]!;
+    let renewed = performance.now();
+    await receive(request.body, size, (chunk, at) => blob.write(at, chunk), async () => {
+      if (performance.now() - renewed < ttl / 3) return;
+      renewed = performance.now();
+      await peer.renew(lease.id);
+    });
+    info = await peer.seal(lease.id);
+  } catch (error) {
+    await peer.discard(lease.id).catch(() => {});
+    throw error;
+  }
+  await peer.release(lease.id);
+  return Response.json(info, { status: 201, headers: { location: objectPath(info.id) } });
+}
+
+/** GET and HEAD /v1/objects/:id: the bytes, with entity tag, range and type. */
+export async function download(
+  server: ServerContext,
+  { request, params, info, url }: RouteContext,
+  head: boolean,
+): Promise<Response> {
+  const peer = server.peer;
+  const id = getRequest(params.id);
+  const ifNoneMatch = request.headers.get("if-none-match");
+  if (head || ifNoneMatch !== null) {
+    // Answered from the directory when the digest is known: no lease needed.
+    const known = await peer.stat(id);
+    if (known.state !== "SEALED") {
+      throw new NotSealedError(`Cannot read object ${id}: not sealed`);
+    }
+    if (known.digest !== undefined) {
+      if (noneMatch(ifNoneMatch, etagOf(known.digest))) return notModified(known.digest);
+      if (head) return new Response(null, { headers: objectHeaders(known, known.digest) });
+    }
+  }
+  // `?local=1`: this host's copy only, as daemons ask each other.
+  const local = url.searchParams.get("local") === "1";
+  const free = await server.uploads.enter(id, local, request.headers.get("range"));
+  if (!local && !head && ifNoneMatch === null && offersArrivingRead(peer)) {
+    const arriving = request.headers.has("range")
+      ? undefined
+      : await peer.readArriving(id).catch((error) => {
+        free?.();
+        throw error;
+      });
+    if (arriving !== undefined) {
+      // Each chunk goes as soon as its piece has verified.
+      if (free !== undefined) info.completed.then(free, free);
+      const { object, body } = arriving;
+      const headers = { ...objectHeaders(object, object.digest!), [Header.STATE]: "CREATING" };
+      return new Response(server.uploads.limit(body), { headers });
+    }
+  }
+  let acquired: Acquired;
+  try {
+    acquired = await peer.acquire(id, Access.READ, local ? { local } : {});
+  } catch (error) {
+    const partial =
+      local && (error instanceof NotFoundError || error instanceof StoreUnavailableError)
+        ? (peer as Peer & PartialHolder).partial?.(id)
+        : undefined;
+    if (partial === undefined || !request.headers.has("range")) {
+      free?.();
+      throw error;
+    }
+    let response: Response;
+    try {
+      response = server.uploads.partialRange(request, id, partial);
+    } catch (refused) {
+      free?.();
+      throw refused;
+    }
+    if (free !== undefined) info.completed.then(free, free);
+    return response;
+  }
+  let sent = false;
+  try {
+    const object = acquired.object;
+    const digest = object.digest ?? await digestOf(server, acquired);
+    if (noneMatch(ifNoneMatch, etagOf(digest))) return notModified(digest);
+    const headers = objectHeaders(object, digest);
+    if (head) return new Response(null, { headers });
+    const range = parseRange(request.headers.get("range"), object.size);
+    const { bytes, status } = sentRange(range, object.size, headers);
+    if (bytes.end === bytes.start) return new Response(null, { status, headers });
+    const stream = await blobStream(acquired.blobs, bytes, true);
+    const body = server.uploads.limit(stream);
+    // Views of the blobs' memory are sent as they are: the lease holds
+    // that memory until the response is out.
+    const release = () => {
+      free?.();
+      return peer.release(acquired.lease.id).catch(() => {});
+    };
+    info.completed.then(release, release);
+    sent = true;
+    return new Response(body, { status, headers });
+  } finally {
+    if (!sent) {
+      free?.();
+      await peer.release(acquired.lease.id).catch(() => {});
+    }
+  }
+}
+
+/** DELETE /v1/objects/:id. */
+export async function deleteObject(
+  server: ServerContext,
+  { params }: RouteContext,
+): Promise<Response> {
+  await deleteInSteps(server.peer, deleteRequest(params.id));
+  return new Response(null, { status: 204 });
+}
+
+/** GET /v1/objects/:id/info. */
+export async function objectInfo(
+  server: ServerContext,
+  { params }: RouteContext,
+): Promise<Response> {
+  return Response.json(await server.peer.stat(statRequest(params.id)));
+}
+
+/** The digest of an object read under a lease, remembered by peers that can. */
+async function digestOf(server: ServerContext, acquired: Acquired): Promise<string> {
+  const digest = await computeDigest(acquired.blobs);
+  await server.peer.recordDigest?.(acquired.lease.id, digest).catch(server.onError);
+  return digest;
+}
+
+/** The metadata of an upload, from its `Packice-Meta` header (ASCII: one byte a character). */
+function metaOf(server: ServerContext, request: Request): unknown {
+  const text = request.headers.get(Header.META);
+  if (text === null) return undefined;
+  checkMetaSize(server, text.length);
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new ProtocolError(`Malformed ${Header.META} header: ${(error as Error).message}`);
+  }
+}
+
+/** A TTL header's number, of digits only; any other text is left for the check to refuse. */
+function ttlNumber(text: string): number | string {
+  const trimmed = text.trim();
+  return /^\d+$/.test(trimmed) ? Number(trimmed) : text;
+}
