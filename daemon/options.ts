@@ -268,12 +268,15 @@ function tokenOf(
     : { token: undefined, tokenFrom: undefined };
 }
 
-/** A token goes into an `Authorization` header: visible ASCII only, so one read whole from a file fails here, not at each request. */
+/**
+ * A token goes into an `Authorization` header: printable ASCII, no space at
+ * either end, so a token file read whole fails here, not at each request.
+ */
 function checkToken(token: string, from: string): string {
   if (token.length === 0) throw new InvalidArgumentError(`Invalid ${from}: the token is empty`);
-  if (!/^[\x21-\x7e]+$/.test(token)) {
+  if (!/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(token)) {
     throw new InvalidArgumentError(
-      `Invalid ${from}: the token holds spaces, line breaks or non-ASCII characters; use the first line of a token file (--token-file reads just that)`,
+      `Invalid ${from}: the token holds line breaks, tabs, spaces at its ends or non-ASCII characters; use the first line of a token file (--token-file reads just that)`,
     );
   }
   return token;
