@@ -2,7 +2,7 @@ import { ClosedError, InvalidArgumentError } from "../core/errors.ts";
 import { MemfdSpool, storeSpool } from "../native/spool.ts";
 import { loadNative } from "../native/load.ts";
 import type { Blob } from "../core/blob.ts";
-import { deleteInSteps } from "../core/delete_in_steps.ts";
+import { deleteObject } from "../core/delete_in_steps.ts";
 import { Access } from "../core/lease.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import {
@@ -10,7 +10,6 @@ import {
   type AcquireOptions,
   type DirectPutOptions,
   offersArrivingRead,
-  offersDirectDelete,
   offersDirectPut,
   type Peer,
   type PutOptions,
@@ -238,9 +237,7 @@ export class Client implements AsyncDisposable {
    */
   async delete(id: string): Promise<void> {
     this.#checkOpen();
-    const peer = this.#peer;
-    if (offersDirectDelete(peer)) await peer.deleteObject(id);
-    else await deleteInSteps(peer, id);
+    await deleteObject(this.#peer, id);
   }
 
   /** Whether an object exists, sealed or being created. */

@@ -1,6 +1,10 @@
 /**
  * A daemon's peer in a cluster: its own peer, plus fetch on miss from the
- * other daemons through the object directory.
+ * other daemons through the object directory. One idea, the routing of each
+ * `Peer` call between the daemon's own objects and its fetched copies; what
+ * it routes to lives apart (`fetches.ts`, `fetched_copies.ts`,
+ * `sealed_here.ts`, `write_leases.ts`, `arrival.ts`, `assembly.ts`,
+ * `create_claims.ts`), hence its length.
  *
  * @module
  */

@@ -7,6 +7,12 @@
  * changes; owners drop a dead or departed member's holdings as soon as the
  * membership says so.
  *
+ * One idea, the directory protocol between holders and owners: both sides
+ * of each call (the asking in the public methods, the answering in
+ * `handle`) stay in one file so that a change to a message is made once,
+ * hence its length; entries and claims are kept in `entry_store.ts` and
+ * `claim_store.ts`.
+ *
  * @module
  */
 import {

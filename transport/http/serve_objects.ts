@@ -10,7 +10,7 @@ import {
   ProtocolError,
   StoreUnavailableError,
 } from "../../core/errors.ts";
-import { deleteInSteps } from "../../core/delete_in_steps.ts";
+import { deleteObject as removeObject } from "../../core/delete_in_steps.ts";
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { type Acquired, offersArrivingRead, type Peer } from "../../core/peer.ts";
@@ -174,7 +174,7 @@ export async function deleteObject(
   server: ServerContext,
   { params }: RouteContext,
 ): Promise<Response> {
-  await deleteInSteps(server.peer, deleteRequest(params.id));
+  await removeObject(server.peer, deleteRequest(params.id));
   return new Response(null, { status: 204 });
 }
 

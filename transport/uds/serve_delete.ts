@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { deleteInSteps } from "../../core/delete_in_steps.ts";
-import { offersDirectDelete } from "../../core/peer.ts";
+import { deleteObject } from "../../core/delete_in_steps.ts";
 import { deleteRequest } from "../../core/requests.ts";
 import { decodeText } from "./protocol.ts";
 import { empty, type Session } from "./session.ts";
@@ -14,9 +13,5 @@ import { empty, type Session } from "./session.ts";
 /** Deletes the object the body names; an empty reply once it has left lookups. */
 export function remove(session: Session, body: Uint8Array): Promise<Uint8Array> {
   const objectId = deleteRequest(decodeText(body));
-  const peer = session.peer;
-  const removing = offersDirectDelete(peer)
-    ? peer.deleteObject(objectId)
-    : deleteInSteps(peer, objectId);
-  return removing.then(() => empty);
+  return deleteObject(session.peer, objectId).then(() => empty);
 }

@@ -1,3 +1,12 @@
+/**
+ * UdsPeer: one idea, the `Peer` API spoken to a daemon over its Unix socket.
+ * Each call is a few lines handing over to the file that holds its part
+ * (`requests.ts`, `client_leases.ts`, `client_open.ts`, `client_puts.ts`,
+ * `client_arriving.ts`); the class stays whole as the one place that lists
+ * what the transport offers, hence its length.
+ *
+ * @module
+ */
 import type {
   Acquired,
   AcquireOptions,
