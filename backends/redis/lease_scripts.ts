@@ -23,7 +23,7 @@ export const LEASE_SCRIPTS = {
    */
   create: script(
     "create",
-    ["remove_object", "put_lease", "server_ms", "bump"],
+    ["remove_object", "put_lease", "start_creating"],
     `
 local id, lid, ttl, px = ARGV[3], ARGV[4], ARGV[5], ARGV[7]
 local o, lk = KEYS[6], KEYS[7]
@@ -41,16 +41,8 @@ if cur[1] then
   end
   remove_object(o, id)
 end
-redis.call('HSET', o, 'state', 'CREATING', 'size', ARGV[8], 'blobs', ARGV[9], 'meta', ARGV[10],
-  'createdAt', ARGV[11], 'creator', lid, 'cnode', NODE, 'cexp', ARGV[6])
-bump(o)
+start_creating(o, id, lid, ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[6], ttl, px)
 put_lease(lk, lid, id, 'CREATE', ttl, ARGV[6], px)
-if ttl == '' then
-  redis.call('ZADD', CREATING, '+inf', id)
-else
-  redis.call('PEXPIRE', o, px)
-  redis.call('ZADD', CREATING, server_ms() + tonumber(px), id)
-end
 return { 'OK' }
 `,
   ),

@@ -119,6 +119,23 @@ local function remove_object(o, id)
   return f
 end`,
   },
+  // Makes the object in key o CREATING under the lease lid, and registers its
+  // expiry: never without a TTL, else px milliseconds from the server's clock.
+  start_creating: {
+    uses: ["bump", "server_ms"],
+    code: `
+local function start_creating(o, id, lid, size, blobs, meta, created_at, cexp, ttl, px)
+  redis.call('HSET', o, 'state', 'CREATING', 'size', size, 'blobs', blobs, 'meta', meta,
+    'createdAt', created_at, 'creator', lid, 'cnode', NODE, 'cexp', cexp)
+  bump(o)
+  if ttl == '' then
+    redis.call('ZADD', CREATING, '+inf', id)
+  else
+    redis.call('PEXPIRE', o, px)
+    redis.call('ZADD', CREATING, server_ms() + tonumber(px), id)
+  end
+end`,
+  },
   // Ends a lease on the object in key o. lifecycle.endRemovesObject: ending the
   // CREATE lease of an unsealed object abandons the object. Returns the removed
   // object's fields, or {}.

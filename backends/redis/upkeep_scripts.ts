@@ -158,7 +158,7 @@ return out
    */
   restore: script(
     "restore",
-    ["get_lease", "put_lease", "server_ms", "bump"],
+    ["get_lease", "put_lease", "bump", "start_creating"],
     `
 local out = {}
 for i, x in ipairs(cjson.decode(ARGV[3])) do
@@ -169,15 +169,7 @@ for i, x in ipairs(cjson.decode(ARGV[3])) do
     local cur = redis.call('HMGET', o, 'state', 'creator')
     if type(c) == 'table' then
       if not cur[1] then
-        redis.call('HSET', o, 'state', 'CREATING', 'size', c[1], 'blobs', c[2], 'meta', c[3],
-          'createdAt', c[4], 'creator', lid, 'cnode', NODE, 'cexp', x[5])
-        bump(o)
-        if ttl == '' then
-          redis.call('ZADD', CREATING, '+inf', id)
-        else
-          redis.call('PEXPIRE', o, px)
-          redis.call('ZADD', CREATING, server_ms() + tonumber(px), id)
-        end
+        start_creating(o, id, lid, c[1], c[2], c[3], c[4], x[5], ttl, px)
       elseif cur[2] ~= lid then
         status = 'TAKEN'
       end
