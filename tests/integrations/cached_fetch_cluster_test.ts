@@ -6,9 +6,8 @@
 import { connect } from "../../mod.ts";
 import { createCachedFetch, PackiceCacheStorage } from "../../integrations/mod.ts";
 import { assertEquals, assertRejects } from "../helpers/assert.ts";
-import { eventually } from "../helpers/eventually.ts";
 import { startOrigin } from "./origin.ts";
-import { startCluster } from "../p2p/cluster_daemons.ts";
+import { converged, startCluster } from "../p2p/cluster_daemons.ts";
 
 Deno.test("cachedFetch through daemons in a cluster: one download per cluster, init.cache kept", async () => {
   await using origin = startOrigin({
@@ -19,16 +18,7 @@ Deno.test("cachedFetch through daemons in a cluster: one download per cluster, i
     },
   });
   await using cluster = await startCluster(["a", "b", "c"]);
-  await eventually(
-    async () => {
-      for (const daemon of cluster.daemons) {
-        if ((await daemon.members()).filter((m) => m.state === "alive").length !== 3) return false;
-      }
-      return true;
-    },
-    "every daemon sees every other alive",
-    { timeout: 10_000, interval: 50 },
-  );
+  await converged(cluster.daemons);
   const clients = await Promise.all(cluster.daemons.map((daemon) => connect(daemon.socket)));
   try {
     // The cache serves peers in this process only: never opened here.

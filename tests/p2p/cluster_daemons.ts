@@ -2,6 +2,7 @@
  * Real daemons in a cluster: `cli.ts serve` processes on loopback, each with
  * its own socket and HTTP port 0, the test gossip profile and one token.
  */
+import { eventually } from "../helpers/eventually.ts";
 import { startTaskFlags } from "../helpers/uds_daemon.ts";
 
 const cli = new URL("../../cli.ts", import.meta.url).pathname;
@@ -157,4 +158,21 @@ export async function startCluster(
 /** The state of `node` in a member list. */
 export function stateIn(members: readonly ListedMember[], node: string): string | undefined {
   return members.find((m) => m.node === node)?.state;
+}
+
+/** Waits until every daemon lists all of them, each alive. */
+export async function converged(
+  daemons: readonly ClusterDaemon[],
+  timeout = 10_000,
+): Promise<void> {
+  await eventually(
+    async () => {
+      const views = await Promise.all(daemons.map((d) => d.members()));
+      return views.every((members) =>
+        members.length === daemons.length && members.every((m) => m.state === "alive")
+      );
+    },
+    `all ${daemons.length} daemons see each other alive`,
+    { timeout, interval: 50 },
+  );
 }

@@ -6,7 +6,7 @@
 import { failureDetectionBounds, TEST_PROFILE } from "../../p2p/membership/config.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { eventually } from "../helpers/eventually.ts";
-import { type ClusterDaemon, startCluster, stateIn, TOKEN } from "./cluster_daemons.ts";
+import { type ClusterDaemon, converged, startCluster, stateIn, TOKEN } from "./cluster_daemons.ts";
 
 /** Slack for a machine shared with other test processes. */
 const SLACK = 2000;
@@ -16,22 +16,9 @@ async function allSee(daemons: readonly ClusterDaemon[], node: string, state: st
   return views.every((members) => stateIn(members, node) === state);
 }
 
-async function converged(daemons: readonly ClusterDaemon[]): Promise<void> {
-  await eventually(
-    async () => {
-      const views = await Promise.all(daemons.map((d) => d.members()));
-      return views.every((members) =>
-        members.length === daemons.length && members.every((m) => m.state === "alive")
-      );
-    },
-    `all ${daemons.length} daemons see each other alive`,
-    { timeout: 5000, interval: 50 },
-  );
-}
-
 Deno.test("daemons that --join see each other alive; a clean shutdown shows left", async () => {
   await using cluster = await startCluster(["a", "b", "c"]);
-  await converged(cluster.daemons);
+  await converged(cluster.daemons, 5000);
   const [a, b, c] = cluster.daemons as [ClusterDaemon, ClusterDaemon, ClusterDaemon];
   const listed = await b.members();
   assertEquals(listed.map((m) => m.node).sort(), ["a", "b", "c"]);
@@ -44,7 +31,7 @@ Deno.test("daemons that --join see each other alive; a clean shutdown shows left
 
 Deno.test("a SIGKILLed daemon is suspected, then dead within the documented bound", async () => {
   await using cluster = await startCluster(["a", "b", "c", "d"]);
-  await converged(cluster.daemons);
+  await converged(cluster.daemons, 5000);
   const [victim, ...others] = [...cluster.daemons].reverse() as [ClusterDaemon, ...ClusterDaemon[]];
   const bound = failureDetectionBounds(TEST_PROFILE, 4);
   const started = performance.now();
@@ -63,7 +50,7 @@ Deno.test("a SIGKILLed daemon is suspected, then dead within the documented boun
 
 Deno.test("a daemon paused with SIGSTOP refutes and stays; no healthy member is declared dead", async () => {
   await using cluster = await startCluster(["a", "b", "c", "d"]);
-  await converged(cluster.daemons);
+  await converged(cluster.daemons, 5000);
   const [a, b, c, d] = cluster.daemons as [
     ClusterDaemon,
     ClusterDaemon,
@@ -96,7 +83,7 @@ Deno.test("a daemon paused with SIGSTOP refutes and stays; no healthy member is 
 
 Deno.test("gossip without the token, malformed or replayed is refused and the daemon lives", async () => {
   await using cluster = await startCluster(["a", "b"]);
-  await converged(cluster.daemons);
+  await converged(cluster.daemons, 5000);
   const [a, b] = cluster.daemons as [ClusterDaemon, ClusterDaemon];
   const ping = JSON.stringify({ from: "intruder", to: "a", id: "m1", updates: [] });
   const post = (path: string, body: string, token?: string) =>

@@ -9,22 +9,8 @@ import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { pattern, sameBytes } from "../helpers/cluster.ts";
 import { eventually } from "../helpers/eventually.ts";
-import { type ClusterDaemon, startCluster, TOKEN } from "./cluster_daemons.ts";
+import { type ClusterDaemon, converged, startCluster, TOKEN } from "./cluster_daemons.ts";
 import { ETAG, startCountingOrigin } from "./counting_origin.ts";
-
-async function converged(daemons: readonly ClusterDaemon[]): Promise<void> {
-  await eventually(
-    async () => {
-      for (const daemon of daemons) {
-        const alive = (await daemon.members()).filter((m) => m.state === "alive").length;
-        if (alive !== daemons.length) return false;
-      }
-      return true;
-    },
-    "every daemon sees every other alive",
-    { timeout: 10_000, interval: 50 },
-  );
-}
 
 async function fetchBody(daemon: ClusterDaemon, url: string, init?: RequestInit) {
   await using client = await connect(daemon.socket);

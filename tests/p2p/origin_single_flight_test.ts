@@ -8,24 +8,8 @@ import { startClusterDaemon } from "../helpers/cluster.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { pattern, sameBytes } from "../helpers/cluster.ts";
-import { eventually } from "../helpers/eventually.ts";
-import { type ClusterDaemon, startCluster, TOKEN } from "./cluster_daemons.ts";
+import { type ClusterDaemon, converged, startCluster, TOKEN } from "./cluster_daemons.ts";
 import { startCountingOrigin } from "./counting_origin.ts";
-
-/** Waits until every daemon lists every other alive. */
-async function converged(daemons: readonly ClusterDaemon[]): Promise<void> {
-  await eventually(
-    async () => {
-      for (const daemon of daemons) {
-        const alive = (await daemon.members()).filter((m) => m.state === "alive").length;
-        if (alive !== daemons.length) return false;
-      }
-      return true;
-    },
-    "every daemon sees every other alive",
-    { timeout: 10_000, interval: 50 },
-  );
-}
 
 /** Reads `url` through the daemon's socket, `times` at once; checks each body. */
 async function fetchAll(

@@ -6,21 +6,11 @@
  */
 import { AlreadyExistsError, connect } from "../../mod.ts";
 import { assertEquals, assertRejects } from "../helpers/assert.ts";
-import { eventually } from "../helpers/eventually.ts";
-import { type ClusterDaemon, startCluster } from "./cluster_daemons.ts";
+import { type ClusterDaemon, converged, startCluster } from "./cluster_daemons.ts";
 
 Deno.test("puts of one id on two daemons at once: one wins, the other gets ALREADY_EXISTS", async () => {
   await using cluster = await startCluster(["a", "b", "c"]);
-  await eventually(
-    async () => {
-      for (const daemon of cluster.daemons) {
-        if ((await daemon.members()).filter((m) => m.state === "alive").length !== 3) return false;
-      }
-      return true;
-    },
-    "every daemon sees every other alive",
-    { timeout: 10_000, interval: 50 },
-  );
+  await converged(cluster.daemons);
   const [a, b, c] = cluster.daemons as [ClusterDaemon, ClusterDaemon, ClusterDaemon];
   await using one = await connect(a.socket);
   await using two = await connect(b.socket);
