@@ -164,6 +164,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   const closers: Array<() => Promise<void>> = [];
   const addresses: string[] = [];
   let clients = () => 0;
+  let httpFast: string | undefined;
   const zeroCopy = loadNative() !== undefined && options.impl !== "fs";
   const status = async (): Promise<DaemonStatus> => ({
     version: denoJson.version,
@@ -172,6 +173,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     zeroCopy,
     impl: options.impl,
     addresses: [...addresses],
+    ...(httpFast === undefined ? {} : { httpFast }),
     clients: clients(),
     stats: await peer.stats(),
     metrics: await peer.metrics?.() ?? {},
@@ -251,8 +253,10 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         maxUploadRate: options.maxUploadRate,
         maxUploads: options.maxUploads,
         repeatWindowMs: options.maxUploads === undefined ? 0 : 400,
+        ...(options.httpFast === undefined ? {} : { fastGet: parseListenAddress(options.httpFast) }),
       });
       addresses.push(http.url);
+      httpFast = http.fastUrl;
       closers.push(() => http.close());
       // Closed before the server, so it leaves while it still answers.
       closers.push(() => member.close());
@@ -280,7 +284,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   log.info(
     `Packice ${denoJson.version} (pid ${Deno.pid}): ${options.impl} peer, ${budget}, on ${
       addresses.join(", ")
-    }; zero-copy sharing ${zeroCopy ? "on" : "off"}${token}`,
+    }${httpFast === undefined ? "" : `, GET of sealed objects also on ${httpFast}`}; zero-copy sharing ${zeroCopy ? "on" : "off"}${token}`,
   );
   return {
     peer,

@@ -20,22 +20,28 @@
 //   7. epoll, eventfd and the reactor thread
 //   8. Hashing: XXH64 and SHA-256
 //   9. Signal report: a write into a sealed object
+//  10. HTTP GET of sealed objects: a listener serving their memfds with sendfile
 
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -53,7 +59,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 9
+#define PK_ABI_VERSION 10
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -1506,5 +1512,660 @@ PK_EXPORT int32_t pk_report_sealed_writes(void) {
   sigemptyset(&action.sa_mask);
   if (sigaction(SIGSEGV, &action, &pk_prior_segv) < 0) return -errno;
   installed = 1;
+  return 0;
+}
+
+// ===========================================================================
+// 10. HTTP GET of sealed objects: a listener serving their memfds with sendfile
+// ===========================================================================
+
+// Deno.serve gives no socket fd, so its responses are copied from the
+// object's mapping into the socket. This listener, on its own port and
+// thread, answers GET and HEAD of the objects JS has registered (a sealed
+// memfd each, dup'd here, with their response headers made by JS) with
+// sendfile(2): the pages go to the socket without a copy in this process.
+// It answers only what it can answer exactly as the Deno server would: a
+// request it does not take (another route, a query, a token that is not the
+// one, an object not registered, a conditional or odd range) hands the whole
+// connection to the Deno server, whose bytes it then relays both ways, so
+// every refusal is the Deno server's own typed JSON error.
+//
+// An object removed from the table is not served to new requests; a
+// response under way holds a reference, and the fd is closed after its last
+// byte.
+
+#define PK_HG_HEAD_MAX 16384
+#define PK_HG_RELAY_BUF 65536
+#define PK_HG_BUCKETS 4096
+#define PK_HG_SENDFILE_MAX ((size_t)1 << 30)
+// epoll data of the listening socket and the wake-up eventfd; connections
+// are their struct's address, the upstream side with bit 0 set.
+#define PK_HG_LISTEN 0
+#define PK_HG_WAKE 2
+
+struct pk_hg_object {
+  struct pk_hg_object *next;
+  int refs;  // 1 for the table, 1 per response under way; guarded by the table lock
+  int fd;
+  uint64_t size;
+  uint32_t id_len;
+  uint32_t head_len;
+  char *id;    // not NUL-terminated
+  char *head;  // header lines, each ending in CRLF, without length, range and connection
+};
+
+enum pk_hg_state { PK_HG_READ, PK_HG_SEND, PK_HG_RELAY };
+
+struct pk_hg_conn {
+  struct pk_hg_conn *prev, *next;
+  int fd;
+  int up;  // the Deno server's side while relaying, else -1
+  enum pk_hg_state state;
+  int close_after;
+  size_t in_len;  // request bytes in `in`
+  char in[PK_HG_HEAD_MAX];
+  char *out;  // response head
+  size_t out_len, out_at;
+  struct pk_hg_object *object;  // body under way
+  uint64_t body_at, body_end;
+  // Relay buffers: client to upstream, upstream to client.
+  char *c2u, *u2c;
+  size_t c2u_len, c2u_at, u2c_len, u2c_at;
+  int c_eof, u_eof;
+};
+
+struct pk_hg {
+  int listen_fd;
+  int epfd;
+  int wakefd;
+  atomic_int stop;
+  pthread_t thread;
+  pthread_mutex_t lock;  // the table and the objects' refs
+  struct pk_hg_object *buckets[PK_HG_BUCKETS];
+  struct sockaddr_storage upstream;
+  socklen_t upstream_len;
+  char *token;
+  size_t token_len;
+  struct pk_hg_conn *conns;  // the thread's only
+  atomic_uint_fast64_t served, relayed, bytes;
+};
+
+static uint32_t pk_hg_hash(const char *id, size_t len) {
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)id[i]) * 16777619u;
+  return h % PK_HG_BUCKETS;
+}
+
+// Drops one reference; the last one closes the fd. Takes the lock.
+static void pk_hg_unref(struct pk_hg *s, struct pk_hg_object *o) {
+  pthread_mutex_lock(&s->lock);
+  int last = --o->refs == 0;
+  pthread_mutex_unlock(&s->lock);
+  if (!last) return;
+  close(o->fd);
+  free(o->id);
+  free(o->head);
+  free(o);
+}
+
+// Unlinks the entry of `id`, if any, and returns it (the table's reference
+// now the caller's). Call with the lock held.
+static struct pk_hg_object *pk_hg_unlink(struct pk_hg *s, const char *id, size_t len) {
+  struct pk_hg_object **at = &s->buckets[pk_hg_hash(id, len)];
+  for (; *at != NULL; at = &(*at)->next) {
+    struct pk_hg_object *o = *at;
+    if (o->id_len == len && memcmp(o->id, id, len) == 0) {
+      *at = o->next;
+      return o;
+    }
+  }
+  return NULL;
+}
+
+// Registers a sealed object: its id, fd (dup'd here), size and header lines.
+// Replaces an entry of the same id.
+PK_EXPORT int32_t pk_hg_put(void *handle, const char *id, uint32_t id_len, int32_t fd,
+                            uint64_t size, const char *head, uint32_t head_len) {
+  struct pk_hg *s = handle;
+  if (id_len == 0 || id_len > 1024 || head_len > PK_HG_HEAD_MAX) return -EINVAL;
+  struct pk_hg_object *o = calloc(1, sizeof *o);
+  if (o == NULL) return -ENOMEM;
+  o->id = malloc(id_len);
+  o->head = malloc(head_len + 1);
+  o->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (o->id == NULL || o->head == NULL || o->fd < 0) {
+    int error = o->fd < 0 ? errno : ENOMEM;
+    if (o->fd >= 0) close(o->fd);
+    free(o->id);
+    free(o->head);
+    free(o);
+    return -error;
+  }
+  memcpy(o->id, id, id_len);
+  memcpy(o->head, head, head_len);
+  o->id_len = id_len;
+  o->head_len = head_len;
+  o->size = size;
+  o->refs = 1;
+  pthread_mutex_lock(&s->lock);
+  struct pk_hg_object *old = pk_hg_unlink(s, id, id_len);
+  uint32_t bucket = pk_hg_hash(id, id_len);
+  o->next = s->buckets[bucket];
+  s->buckets[bucket] = o;
+  pthread_mutex_unlock(&s->lock);
+  if (old != NULL) pk_hg_unref(s, old);
+  return 0;
+}
+
+// Stops serving `id` to new requests. Returns 1 when it was registered, else 0.
+PK_EXPORT int32_t pk_hg_remove(void *handle, const char *id, uint32_t id_len) {
+  struct pk_hg *s = handle;
+  pthread_mutex_lock(&s->lock);
+  struct pk_hg_object *old = pk_hg_unlink(s, id, id_len);
+  pthread_mutex_unlock(&s->lock);
+  if (old == NULL) return 0;
+  pk_hg_unref(s, old);
+  return 1;
+}
+
+// The entry of `id` with a reference for the caller, or NULL.
+static struct pk_hg_object *pk_hg_find(struct pk_hg *s, const char *id, size_t len) {
+  pthread_mutex_lock(&s->lock);
+  struct pk_hg_object *o = s->buckets[pk_hg_hash(id, len)];
+  while (o != NULL && !(o->id_len == len && memcmp(o->id, id, len) == 0)) o = o->next;
+  if (o != NULL) o->refs++;
+  pthread_mutex_unlock(&s->lock);
+  return o;
+}
+
+static void pk_hg_close_conn(struct pk_hg *s, struct pk_hg_conn *c) {
+  if (c->prev != NULL) c->prev->next = c->next;
+  else s->conns = c->next;
+  if (c->next != NULL) c->next->prev = c->prev;
+  close(c->fd);  // closing drops it from the epoll
+  if (c->up >= 0) close(c->up);
+  if (c->object != NULL) pk_hg_unref(s, c->object);
+  free(c->out);
+  free(c->c2u);
+  free(c->u2c);
+  free(c);
+}
+
+static int pk_hg_lower_eq(const char *a, size_t len, const char *lower) {
+  size_t n = strlen(lower);
+  if (len != n) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char ch = a[i];
+    if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
+    if (ch != lower[i]) return 0;
+  }
+  return 1;
+}
+
+// Parses decimal digits [p, end) into *out; 0 when empty, not all digits or too large.
+static int pk_hg_number(const char *p, const char *end, uint64_t *out) {
+  if (p == end || end - p > 18) return 0;
+  uint64_t n = 0;
+  for (; p < end; p++) {
+    if (*p < '0' || *p > '9') return 0;
+    n = n * 10 + (uint64_t)(*p - '0');
+  }
+  *out = n;
+  return 1;
+}
+
+// `Authorization: Bearer <token>` with the one token, as transport/http/auth.ts takes it.
+static int pk_hg_token_ok(struct pk_hg *s, const char *v, size_t len) {
+  if (len < 7 || !pk_hg_lower_eq(v, 6, "bearer") || (v[6] != ' ' && v[6] != '\t')) return 0;
+  size_t i = 6;
+  while (i < len && (v[i] == ' ' || v[i] == '\t')) i++;
+  size_t start = i;
+  while (i < len && v[i] != ' ' && v[i] != '\t') i++;
+  size_t given = i - start;
+  while (i < len && (v[i] == ' ' || v[i] == '\t')) i++;
+  if (i != len) return 0;
+  unsigned diff = (unsigned)(given ^ s->token_len);
+  for (size_t k = 0; k < given; k++) {
+    diff |= (uint8_t)v[start + k] ^ (uint8_t)s->token[k % s->token_len];
+  }
+  return diff == 0;
+}
+
+// A single `bytes=first-last`, `bytes=first-` or `bytes=-suffix` within
+// `size`, as transport/http/conditional.ts reads it; 0 for anything else (the
+// Deno server then answers).
+static int pk_hg_range(const char *v, size_t len, uint64_t size, uint64_t *start,
+                       uint64_t *end) {
+  if (len < 7 || !pk_hg_lower_eq(v, 6, "bytes=")) return 0;
+  const char *p = v + 6, *stop = v + len;
+  const char *dash = memchr(p, '-', (size_t)(stop - p));
+  if (dash == NULL) return 0;
+  uint64_t first, last;
+  if (dash == p) {
+    if (!pk_hg_number(dash + 1, stop, &last) || last == 0) return 0;
+    *start = last >= size ? 0 : size - last;
+    *end = size;
+  } else {
+    if (!pk_hg_number(p, dash, &first)) return 0;
+    if (dash + 1 == stop) {
+      *end = size;
+    } else {
+      if (!pk_hg_number(dash + 1, stop, &last) || last < first) return 0;
+      *end = last + 1 < size ? last + 1 : size;
+    }
+    *start = first;
+  }
+  return *start < size;
+}
+
+enum pk_hg_verdict { PK_HG_MORE, PK_HG_ANSWER, PK_HG_HAND_OVER };
+
+// Reads the request head in `c->in`: answers it (the response head in
+// `c->out`, the body range set), hands the connection over, or asks for more
+// bytes. `*used` is the length of the head answered.
+static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, size_t *used) {
+  char *in = c->in;
+  size_t n = c->in_len;
+  char *end = NULL;
+  for (size_t i = 3; i < n; i++) {
+    if (in[i] == '\n' && in[i - 1] == '\r' && in[i - 2] == '\n' && in[i - 3] == '\r') {
+      end = in + i + 1;
+      break;
+    }
+  }
+  if (end == NULL) return n == PK_HG_HEAD_MAX ? PK_HG_HAND_OVER : PK_HG_MORE;
+  *used = (size_t)(end - in);
+  char *line_end = memchr(in, '\r', (size_t)(end - in));
+  int head_only;
+  char *p;
+  if (line_end - in > 4 && memcmp(in, "GET ", 4) == 0) {
+    head_only = 0;
+    p = in + 4;
+  } else if (line_end - in > 5 && memcmp(in, "HEAD ", 5) == 0) {
+    head_only = 1;
+    p = in + 5;
+  } else {
+    return PK_HG_HAND_OVER;
+  }
+  static const char prefix[] = "/v1/objects/";
+  size_t prefix_len = sizeof prefix - 1;
+  char *target_end = memchr(p, ' ', (size_t)(line_end - p));
+  if (target_end == NULL || (size_t)(target_end - p) <= prefix_len ||
+      memcmp(p, prefix, prefix_len) != 0) {
+    return PK_HG_HAND_OVER;
+  }
+  char *id = p + prefix_len;
+  size_t id_len = (size_t)(target_end - id);
+  for (size_t i = 0; i < id_len; i++) {
+    char ch = id[i];
+    if (ch == '/' || ch == '?' || ch == '%' || ch == '#' || (uint8_t)ch <= 0x20 ||
+        (uint8_t)ch >= 0x7f) {
+      return PK_HG_HAND_OVER;
+    }
+  }
+  size_t version_len = (size_t)(line_end - target_end - 1);
+  if (version_len == 8 && memcmp(target_end + 1, "HTTP/1.1", 8) == 0) {
+    c->close_after = 0;
+  } else if (version_len == 8 && memcmp(target_end + 1, "HTTP/1.0", 8) == 0) {
+    c->close_after = 1;
+  } else {
+    return PK_HG_HAND_OVER;
+  }
+  const char *range = NULL;
+  size_t range_len = 0;
+  int authorized = s->token == NULL;
+  for (char *line = line_end + 2; line < end - 2;) {
+    char *eol = memchr(line, '\r', (size_t)(end - line));
+    if (eol == NULL || eol[1] != '\n' || *line == ' ' || *line == '\t') return PK_HG_HAND_OVER;
+    char *colon = memchr(line, ':', (size_t)(eol - line));
+    if (colon == NULL) return PK_HG_HAND_OVER;
+    char *v = colon + 1;
+    char *v_end = eol;
+    while (v < v_end && (*v == ' ' || *v == '\t')) v++;
+    while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t')) v_end--;
+    size_t name_len = (size_t)(colon - line);
+    size_t v_len = (size_t)(v_end - v);
+    if (pk_hg_lower_eq(line, name_len, "authorization")) {
+      if (s->token != NULL) authorized = pk_hg_token_ok(s, v, v_len);
+    } else if (pk_hg_lower_eq(line, name_len, "range")) {
+      if (range != NULL) return PK_HG_HAND_OVER;
+      range = v;
+      range_len = v_len;
+    } else if (pk_hg_lower_eq(line, name_len, "connection")) {
+      if (pk_hg_lower_eq(v, v_len, "close")) c->close_after = 1;
+      else if (!pk_hg_lower_eq(v, v_len, "keep-alive")) return PK_HG_HAND_OVER;
+    } else if (pk_hg_lower_eq(line, name_len, "content-length")) {
+      if (!pk_hg_lower_eq(v, v_len, "0")) return PK_HG_HAND_OVER;
+    } else if ((name_len >= 3 && pk_hg_lower_eq(line, 3, "if-")) ||
+               pk_hg_lower_eq(line, name_len, "transfer-encoding") ||
+               pk_hg_lower_eq(line, name_len, "expect") ||
+               pk_hg_lower_eq(line, name_len, "upgrade")) {
+      return PK_HG_HAND_OVER;
+    }
+    line = eol + 2;
+  }
+  if (!authorized) return PK_HG_HAND_OVER;
+  struct pk_hg_object *o = pk_hg_find(s, id, id_len);
+  if (o == NULL) return PK_HG_HAND_OVER;
+  uint64_t start = 0, stop = o->size;
+  int partial = range != NULL;
+  if (partial && !pk_hg_range(range, range_len, o->size, &start, &stop)) {
+    pk_hg_unref(s, o);
+    return PK_HG_HAND_OVER;
+  }
+  free(c->out);
+  c->out = malloc(o->head_len + 320);
+  if (c->out == NULL) {
+    pk_hg_unref(s, o);
+    return PK_HG_HAND_OVER;
+  }
+  int len = snprintf(c->out, 64, "HTTP/1.1 %s\r\n", partial ? "206 Partial Content" : "200 OK");
+  memcpy(c->out + len, o->head, o->head_len);
+  len += (int)o->head_len;
+  len += snprintf(c->out + len, 192, "content-length: %llu\r\n",
+                  (unsigned long long)(stop - start));
+  if (partial) {
+    len += snprintf(c->out + len, 128, "content-range: bytes %llu-%llu/%llu\r\n",
+                    (unsigned long long)start, (unsigned long long)(stop - 1),
+                    (unsigned long long)o->size);
+  }
+  time_t now = time(NULL);
+  struct tm utc;
+  gmtime_r(&now, &utc);
+  len += (int)strftime(c->out + len, 64, "date: %a, %d %b %Y %H:%M:%S GMT\r\n", &utc);
+  if (c->close_after) len += snprintf(c->out + len, 32, "connection: close\r\n");
+  len += snprintf(c->out + len, 8, "\r\n");
+  c->out_len = (size_t)len;
+  c->out_at = 0;
+  c->object = o;
+  c->body_at = head_only ? stop : start;
+  c->body_end = stop;
+  return PK_HG_ANSWER;
+}
+
+// Connects to the Deno server and relays the connection from now on,
+// starting with the bytes read so far.
+static int pk_hg_hand_over(struct pk_hg *s, struct pk_hg_conn *c) {
+  int up = socket(s->upstream.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (up < 0) return -1;
+  if (connect(up, (struct sockaddr *)&s->upstream, s->upstream_len) < 0 ||
+      fcntl(up, F_SETFL, O_NONBLOCK) < 0) {
+    close(up);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(up, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  c->c2u = malloc(PK_HG_RELAY_BUF);
+  c->u2c = malloc(PK_HG_RELAY_BUF);
+  if (c->c2u == NULL || c->u2c == NULL) {
+    close(up);
+    return -1;
+  }
+  struct epoll_event event = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                              .data.u64 = (uint64_t)(uintptr_t)c | 1};
+  if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, up, &event) < 0) {
+    close(up);
+    return -1;
+  }
+  c->up = up;
+  memcpy(c->c2u, c->in, c->in_len);
+  c->c2u_len = c->in_len;
+  c->c2u_at = 0;
+  c->in_len = 0;
+  c->state = PK_HG_RELAY;
+  atomic_fetch_add(&s->relayed, 1);
+  return 0;
+}
+
+// Moves bytes from `from` through `buf` to `to` until either would block.
+// Returns -1 on an error, else whether anything moved; sets *eof at the end
+// of `from`, shutting the writing side of `to` once the buffer is empty.
+static int pk_hg_pump(int from, int to, char *buf, size_t *len, size_t *at, int *eof) {
+  int moved = 0;
+  while (1) {
+    if (*at < *len) {
+      ssize_t w = send(to, buf + *at, *len - *at, MSG_NOSIGNAL);
+      if (w < 0) return errno == EAGAIN || errno == EINTR ? moved : -1;
+      *at += (size_t)w;
+      moved = 1;
+      continue;
+    }
+    *at = *len = 0;
+    if (*eof) return moved;
+    ssize_t r = recv(from, buf, PK_HG_RELAY_BUF, 0);
+    if (r < 0) return errno == EAGAIN || errno == EINTR ? moved : -1;
+    if (r == 0) {
+      *eof = 1;
+      shutdown(to, SHUT_WR);
+      return 1;
+    }
+    *len = (size_t)r;
+    moved = 1;
+  }
+}
+
+// Makes every step a connection can make now. Returns -1 when it is done.
+static int pk_hg_drive(struct pk_hg *s, struct pk_hg_conn *c) {
+  while (1) {
+    if (c->state == PK_HG_RELAY) {
+      int a = pk_hg_pump(c->fd, c->up, c->c2u, &c->c2u_len, &c->c2u_at, &c->c_eof);
+      int b = pk_hg_pump(c->up, c->fd, c->u2c, &c->u2c_len, &c->u2c_at, &c->u_eof);
+      if (a < 0 || b < 0 || (c->c_eof && c->u_eof)) return -1;
+      if (a == 0 && b == 0) return 0;
+      continue;
+    }
+    if (c->state == PK_HG_SEND) {
+      if (c->out_at < c->out_len) {
+        int more = c->body_at < c->body_end ? MSG_MORE : 0;
+        ssize_t w = send(c->fd, c->out + c->out_at, c->out_len - c->out_at, MSG_NOSIGNAL | more);
+        if (w < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        c->out_at += (size_t)w;
+        continue;
+      }
+      if (c->body_at < c->body_end) {
+        off_t offset = (off_t)c->body_at;
+        size_t count = c->body_end - c->body_at;
+        if (count > PK_HG_SENDFILE_MAX) count = PK_HG_SENDFILE_MAX;
+        ssize_t w = sendfile(c->fd, c->object->fd, &offset, count);
+        if (w < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        if (w == 0) return -1;  // the file is shorter than registered
+        c->body_at += (uint64_t)w;
+        atomic_fetch_add(&s->bytes, (uint64_t)w);
+        continue;
+      }
+      pk_hg_unref(s, c->object);
+      c->object = NULL;
+      atomic_fetch_add(&s->served, 1);
+      if (c->close_after) return -1;
+      c->state = PK_HG_READ;
+      continue;
+    }
+    // PK_HG_READ: a head already buffered (pipelined), else read more.
+    if (c->in_len > 0) {
+      size_t used = 0;
+      enum pk_hg_verdict verdict = pk_hg_parse(s, c, &used);
+      if (verdict == PK_HG_ANSWER) {
+        memmove(c->in, c->in + used, c->in_len - used);
+        c->in_len -= used;
+        c->state = PK_HG_SEND;
+        continue;
+      }
+      if (verdict == PK_HG_HAND_OVER) {
+        if (pk_hg_hand_over(s, c) < 0) return -1;
+        continue;
+      }
+    }
+    ssize_t r = recv(c->fd, c->in + c->in_len, PK_HG_HEAD_MAX - c->in_len, 0);
+    if (r < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    if (r == 0) return -1;
+    c->in_len += (size_t)r;
+  }
+}
+
+static void pk_hg_accept(struct pk_hg *s) {
+  while (1) {
+    int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;  // EAGAIN, or a failure the next event retries
+    struct pk_hg_conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+      close(fd);
+      continue;
+    }
+    c->fd = fd;
+    c->up = -1;
+    c->state = PK_HG_READ;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct epoll_event event = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                .data.u64 = (uint64_t)(uintptr_t)c};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &event) < 0) {
+      close(fd);
+      free(c);
+      continue;
+    }
+    c->next = s->conns;
+    if (s->conns != NULL) s->conns->prev = c;
+    s->conns = c;
+  }
+}
+
+static void *pk_hg_loop(void *arg) {
+  struct pk_hg *s = arg;
+  struct epoll_event events[256];
+  while (!atomic_load(&s->stop)) {
+    int n = epoll_wait(s->epfd, events, 256, -1);
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < n && !atomic_load(&s->stop); i++) {
+      uint64_t data = events[i].data.u64;
+      if (data == PK_HG_LISTEN) {
+        pk_hg_accept(s);
+      } else if (data != PK_HG_WAKE) {
+        struct pk_hg_conn *c = (struct pk_hg_conn *)(uintptr_t)(data & ~(uint64_t)1);
+        // A connection closed earlier in this batch may still have an event
+        // here: both of its fds' events come in one batch, so drive once.
+        int seen = 0;
+        for (int k = 0; k < i; k++) {
+          if ((events[k].data.u64 & ~(uint64_t)1) == (data & ~(uint64_t)1)) seen = 1;
+        }
+        if (seen) continue;
+        if (pk_hg_drive(s, c) < 0) pk_hg_close_conn(s, c);
+      }
+    }
+  }
+  while (s->conns != NULL) pk_hg_close_conn(s, s->conns);
+  return NULL;
+}
+
+static int pk_hg_address(const char *host, uint16_t port, struct sockaddr_storage *out,
+                         socklen_t *len) {
+  memset(out, 0, sizeof *out);
+  struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+  if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    *len = sizeof *v4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    *len = sizeof *v6;
+    return 0;
+  }
+  return -EINVAL;
+}
+
+static void pk_hg_free(struct pk_hg *s) {
+  if (s->listen_fd >= 0) close(s->listen_fd);
+  if (s->epfd >= 0) close(s->epfd);
+  if (s->wakefd >= 0) close(s->wakefd);
+  for (int i = 0; i < PK_HG_BUCKETS; i++) {
+    while (s->buckets[i] != NULL) {
+      struct pk_hg_object *o = s->buckets[i];
+      s->buckets[i] = o->next;
+      pk_hg_unref(s, o);
+    }
+  }
+  pthread_mutex_destroy(&s->lock);
+  free(s->token);
+  free(s);
+}
+
+// Listens on `host`:`port` (NUL-terminated numeric address; port 0 picks a
+// free one) and starts the thread. Requests it does not answer go to the
+// Deno server at `up_host`:`up_port`. `token` (`token_len` bytes; 0 for
+// none) is the bearer token requests must carry. Writes the handle; returns
+// the port listened on.
+PK_EXPORT int32_t pk_hg_start(const char *host, int32_t port, const char *up_host,
+                              int32_t up_port, const char *token, uint32_t token_len,
+                              uint64_t *out_handle) {
+  if (port < 0 || port > 65535 || up_port <= 0 || up_port > 65535) return -EINVAL;
+  pk_pin();
+  struct pk_hg *s = calloc(1, sizeof *s);
+  if (s == NULL) return -ENOMEM;
+  s->listen_fd = s->epfd = s->wakefd = -1;
+  pthread_mutex_init(&s->lock, NULL);
+  atomic_init(&s->stop, 0);
+  struct sockaddr_storage address;
+  socklen_t address_len;
+  int error = -pk_hg_address(host, (uint16_t)port, &address, &address_len);
+  if (error == 0) error = -pk_hg_address(up_host, (uint16_t)up_port, &s->upstream, &s->upstream_len);
+  if (error == 0 && token_len > 0) {
+    s->token = malloc(token_len);
+    if (s->token == NULL) error = ENOMEM;
+    else memcpy(s->token, token, token_len);
+    s->token_len = token_len;
+  }
+  int one = 1;
+  if (error == 0) {
+    s->listen_fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    s->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event listen_event = {.events = EPOLLIN, .data.u64 = PK_HG_LISTEN};
+    struct epoll_event wake_event = {.events = EPOLLIN, .data.u64 = PK_HG_WAKE};
+    if (s->listen_fd < 0 || s->epfd < 0 || s->wakefd < 0 ||
+        setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(s->listen_fd, (struct sockaddr *)&address, address_len) < 0 ||
+        listen(s->listen_fd, 512) < 0 ||
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->listen_fd, &listen_event) < 0 ||
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wakefd, &wake_event) < 0) {
+      error = errno;
+    }
+  }
+  if (error == 0) {
+    address_len = sizeof address;
+    if (getsockname(s->listen_fd, (struct sockaddr *)&address, &address_len) < 0) error = errno;
+  }
+  if (error == 0) error = pthread_create(&s->thread, NULL, pk_hg_loop, s);
+  if (error != 0) {
+    pk_hg_free(s);
+    return -error;
+  }
+  *out_handle = (uint64_t)(uintptr_t)s;
+  return ntohs(address.ss_family == AF_INET ? ((struct sockaddr_in *)&address)->sin_port
+                                            : ((struct sockaddr_in6 *)&address)->sin6_port);
+}
+
+// Writes the requests answered here, the connections handed to the Deno
+// server and the body bytes sent.
+PK_EXPORT int32_t pk_hg_counts(void *handle, uint64_t *out) {
+  struct pk_hg *s = handle;
+  out[0] = atomic_load(&s->served);
+  out[1] = atomic_load(&s->relayed);
+  out[2] = atomic_load(&s->bytes);
+  return 0;
+}
+
+// Stops the thread, closes every connection (responses under way are cut)
+// and the listener, and frees the table.
+PK_EXPORT int32_t pk_hg_close(void *handle) {
+  struct pk_hg *s = handle;
+  atomic_store(&s->stop, 1);
+  uint64_t one = 1;
+  if (write(s->wakefd, &one, sizeof one) < 0) { /* a pending wake-up is enough */ }
+  int error = pthread_join(s->thread, NULL);
+  if (error != 0) return -error;
+  pk_hg_free(s);
   return 0;
 }

@@ -11,13 +11,15 @@
 import { Access, type Lease } from "../core/lease.ts";
 import { NotFoundError, StoreUnavailableError } from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
-import type {
-  Acquired,
-  AcquireOptions,
-  ArrivingObject,
-  ArrivingRead,
-  Peer,
-  PeerStats,
+import {
+  type Acquired,
+  type AcquireOptions,
+  type ArrivingObject,
+  type ArrivingRead,
+  offersRemovalEvents,
+  type Peer,
+  type PeerStats,
+  type RemovalEvents,
 } from "../core/peer.ts";
 import { putInSteps } from "../core/put_in_steps.ts";
 import type { Meta } from "../core/validate.ts";
@@ -76,7 +78,7 @@ const quiet: ClusterLog = { warn: () => {}, debug: () => {} };
  * });
  * ```
  */
-export class ClusterPeer implements Peer, ArrivingRead {
+export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents {
   readonly #home: Peer;
   readonly #directory: Directory;
   readonly #node: string;
@@ -157,6 +159,19 @@ export class ClusterPeer implements Peer, ArrivingRead {
 
   set address(url: string | undefined) {
     this.#address = url;
+  }
+
+  /**
+   * Calls `listener` with the id of each object as it leaves this daemon's
+   * lookups, among its own objects or the copies it fetched (see
+   * {@link RemovalEvents}); none are reported of a home peer that does not tell.
+   *
+   * @returns A function that stops the calls.
+   */
+  onRemove(listener: (objectId: string) => void): () => void {
+    const stops = [this.#home, this.#copies.peer]
+      .flatMap((peer) => offersRemovalEvents(peer) ? [peer.onRemove(listener)] : []);
+    return () => stops.forEach((stop) => stop());
   }
 
   /**
