@@ -253,7 +253,9 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         maxUploadRate: options.maxUploadRate,
         maxUploads: options.maxUploads,
         repeatWindowMs: options.maxUploads === undefined ? 0 : 400,
-        ...(options.httpFast === undefined ? {} : { fastGet: parseListenAddress(options.httpFast) }),
+        ...(options.httpFast === undefined
+          ? {}
+          : { fastGet: parseListenAddress(options.httpFast) }),
       });
       addresses.push(http.url);
       httpFast = http.fastUrl;
@@ -284,7 +286,9 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   log.info(
     `Packice ${denoJson.version} (pid ${Deno.pid}): ${options.impl} peer, ${budget}, on ${
       addresses.join(", ")
-    }${httpFast === undefined ? "" : `, GET of sealed objects also on ${httpFast}`}; zero-copy sharing ${zeroCopy ? "on" : "off"}${token}`,
+    }${
+      httpFast === undefined ? "" : `, GET of sealed objects also on ${httpFast}`
+    }; zero-copy sharing ${zeroCopy ? "on" : "off"}${token}`,
   );
   return {
     peer,

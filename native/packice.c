@@ -1554,7 +1554,11 @@ struct pk_hg_object {
   char *head;  // header lines, each ending in CRLF, without length, range and connection
 };
 
-enum pk_hg_state { PK_HG_READ, PK_HG_SEND, PK_HG_RELAY };
+// READ: waiting for a request head; SEND: answering one here; RELAY: one
+// request and its response between the client and the Deno server, after
+// which the connection reads again; TUNNEL: every byte both ways until
+// either side closes, for exchanges whose end is not known from their heads.
+enum pk_hg_state { PK_HG_READ, PK_HG_SEND, PK_HG_RELAY, PK_HG_TUNNEL };
 
 struct pk_hg_conn {
   struct pk_hg_conn *prev, *next;
@@ -1572,6 +1576,13 @@ struct pk_hg_conn {
   char *c2u, *u2c;
   size_t c2u_len, c2u_at, u2c_len, u2c_at;
   int c_eof, u_eof;
+  // The exchange relayed: request bytes still to read from the client, whether
+  // its response has no body (HEAD), whether that response's head has arrived,
+  // and its body bytes still to read.
+  uint64_t req_left;
+  int head_request;
+  int resp_body;
+  uint64_t resp_left;
 };
 
 struct pk_hg {
@@ -1883,9 +1894,78 @@ static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, siz
   return PK_HG_ANSWER;
 }
 
-// Connects to the Deno server and relays the connection from now on,
-// starting with the bytes read so far.
-static int pk_hg_hand_over(struct pk_hg *s, struct pk_hg_conn *c) {
+// The body length a request head of `len` bytes declares (Content-Length),
+// or -1 when the end of the request cannot be told from its head (chunked,
+// Expect, Upgrade, a malformed length): the connection is then tunnelled.
+static int64_t pk_hg_request_body(const char *in, size_t len) {
+  int64_t body = 0;
+  const char *end = in + len;
+  const char *line = memchr(in, '\n', len);
+  for (line = line == NULL ? end : line + 1; line < end - 2;) {
+    const char *eol = memchr(line, '\n', (size_t)(end - line));
+    if (eol == NULL) return -1;
+    const char *colon = memchr(line, ':', (size_t)(eol - line));
+    if (colon == NULL) return -1;
+    size_t name_len = (size_t)(colon - line);
+    const char *v = colon + 1;
+    const char *v_end = eol[-1] == '\r' ? eol - 1 : eol;
+    while (v < v_end && (*v == ' ' || *v == '\t')) v++;
+    while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t')) v_end--;
+    if (pk_hg_lower_eq(line, name_len, "content-length")) {
+      uint64_t n;
+      if (!pk_hg_number(v, v_end, &n)) return -1;
+      body = (int64_t)n;
+    } else if (pk_hg_lower_eq(line, name_len, "transfer-encoding") ||
+               pk_hg_lower_eq(line, name_len, "expect") ||
+               pk_hg_lower_eq(line, name_len, "upgrade")) {
+      return -1;
+    }
+    line = eol + 1;
+  }
+  return body;
+}
+
+// The body length of a response head of `len` bytes to a request that was
+// HEAD or not, or -1 when its end is not known from its head (chunked, read
+// to the close, an interim 1xx, `Connection: close`).
+static int64_t pk_hg_response_body(const char *in, size_t len, int head_request) {
+  if (len < 12 || memcmp(in, "HTTP/1.1 ", 9) != 0) return -1;
+  int status = (in[9] - '0') * 100 + (in[10] - '0') * 10 + (in[11] - '0');
+  if (status < 200) return -1;
+  int64_t body = -1;
+  const char *end = in + len;
+  const char *line = memchr(in, '\n', len);
+  for (line = line == NULL ? end : line + 1; line < end - 2;) {
+    const char *eol = memchr(line, '\n', (size_t)(end - line));
+    if (eol == NULL) return -1;
+    const char *colon = memchr(line, ':', (size_t)(eol - line));
+    if (colon == NULL) return -1;
+    size_t name_len = (size_t)(colon - line);
+    const char *v = colon + 1;
+    const char *v_end = eol[-1] == '\r' ? eol - 1 : eol;
+    while (v < v_end && (*v == ' ' || *v == '\t')) v++;
+    while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t')) v_end--;
+    if (pk_hg_lower_eq(line, name_len, "content-length")) {
+      uint64_t n;
+      if (!pk_hg_number(v, v_end, &n)) return -1;
+      body = (int64_t)n;
+    } else if (pk_hg_lower_eq(line, name_len, "transfer-encoding")) {
+      return -1;
+    } else if (pk_hg_lower_eq(line, name_len, "connection") &&
+               pk_hg_lower_eq(v, (size_t)(v_end - v), "close")) {
+      return -1;
+    }
+    line = eol + 1;
+  }
+  if (head_request || status == 204 || status == 304) return 0;
+  return body;
+}
+
+// Opens a connection to the Deno server for the next exchange.
+static int pk_hg_connect_up(struct pk_hg *s, struct pk_hg_conn *c) {
+  if (c->c2u == NULL) c->c2u = malloc(PK_HG_RELAY_BUF);
+  if (c->u2c == NULL) c->u2c = malloc(PK_HG_RELAY_BUF);
+  if (c->c2u == NULL || c->u2c == NULL) return -1;
   int up = socket(s->upstream.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (up < 0) return -1;
   if (connect(up, (struct sockaddr *)&s->upstream, s->upstream_len) < 0 ||
@@ -1895,12 +1975,6 @@ static int pk_hg_hand_over(struct pk_hg *s, struct pk_hg_conn *c) {
   }
   int one = 1;
   setsockopt(up, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  c->c2u = malloc(PK_HG_RELAY_BUF);
-  c->u2c = malloc(PK_HG_RELAY_BUF);
-  if (c->c2u == NULL || c->u2c == NULL) {
-    close(up);
-    return -1;
-  }
   struct epoll_event event = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                               .data.u64 = (uint64_t)(uintptr_t)c | 1};
   if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, up, &event) < 0) {
@@ -1908,19 +1982,43 @@ static int pk_hg_hand_over(struct pk_hg *s, struct pk_hg_conn *c) {
     return -1;
   }
   c->up = up;
-  memcpy(c->c2u, c->in, c->in_len);
-  c->c2u_len = c->in_len;
-  c->c2u_at = 0;
-  c->in_len = 0;
-  c->state = PK_HG_RELAY;
-  atomic_fetch_add(&s->relayed, 1);
+  c->c2u_len = c->c2u_at = c->u2c_len = c->u2c_at = 0;
+  c->c_eof = c->u_eof = 0;
   return 0;
 }
 
-// Moves bytes from `from` through `buf` to `to` until either would block.
-// Returns -1 on an error, else whether anything moved; sets *eof at the end
-// of `from`, shutting the writing side of `to` once the buffer is empty.
-static int pk_hg_pump(int from, int to, char *buf, size_t *len, size_t *at, int *eof) {
+// Hands the request at the start of `c->in` (its head `used` bytes long; 0
+// when it did not end within the buffer) to the Deno server: as one
+// exchange when its end and its response's can be told from their heads,
+// else as a tunnel for the rest of the connection.
+static int pk_hg_hand_over(struct pk_hg *s, struct pk_hg_conn *c, size_t used) {
+  if (pk_hg_connect_up(s, c) < 0) return -1;
+  atomic_fetch_add(&s->relayed, 1);
+  int64_t body = used == 0 ? -1 : pk_hg_request_body(c->in, used);
+  size_t take = c->in_len;
+  if (body < 0) {
+    c->state = PK_HG_TUNNEL;
+  } else {
+    uint64_t request = used + (uint64_t)body;
+    if (take > request) take = (size_t)request;
+    c->req_left = request - take;
+    c->head_request = memcmp(c->in, "HEAD ", 5) == 0;
+    c->resp_body = 0;
+    c->state = PK_HG_RELAY;
+  }
+  memcpy(c->c2u, c->in, take);
+  c->c2u_len = take;
+  memmove(c->in, c->in + take, c->in_len - take);
+  c->in_len -= take;
+  return 0;
+}
+
+// Moves bytes from `from` through `buf` to `to` until either would block,
+// reading at most *left bytes when `left` is given. Returns -1 on an error,
+// else whether anything moved; sets *eof at the end of `from`, shutting the
+// writing side of `to` once the buffer is empty.
+static int pk_hg_pump(int from, int to, char *buf, size_t *len, size_t *at, int *eof,
+                      uint64_t *left) {
   int moved = 0;
   while (1) {
     if (*at < *len) {
@@ -1931,8 +2029,10 @@ static int pk_hg_pump(int from, int to, char *buf, size_t *len, size_t *at, int 
       continue;
     }
     *at = *len = 0;
-    if (*eof) return moved;
-    ssize_t r = recv(from, buf, PK_HG_RELAY_BUF, 0);
+    if (*eof || (left != NULL && *left == 0)) return moved;
+    size_t room = PK_HG_RELAY_BUF;
+    if (left != NULL && *left < room) room = (size_t)*left;
+    ssize_t r = recv(from, buf, room, 0);
     if (r < 0) return errno == EAGAIN || errno == EINTR ? moved : -1;
     if (r == 0) {
       *eof = 1;
@@ -1940,18 +2040,91 @@ static int pk_hg_pump(int from, int to, char *buf, size_t *len, size_t *at, int 
       return 1;
     }
     *len = (size_t)r;
+    if (left != NULL) *left -= (uint64_t)r;
     moved = 1;
   }
+}
+
+// Reads the Deno server's response head into `u2c`, then sends it on. Returns
+// -1 on an error, else whether anything moved.
+static int pk_hg_response_head(struct pk_hg_conn *c) {
+  int moved = 0;
+  while (!c->resp_body) {
+    ssize_t r = recv(c->up, c->u2c + c->u2c_len, PK_HG_RELAY_BUF - c->u2c_len, 0);
+    if (r < 0) return errno == EAGAIN || errno == EINTR ? moved : -1;
+    if (r == 0) return -1;
+    moved = 1;
+    size_t from = c->u2c_len < 3 ? 0 : c->u2c_len - 3;
+    c->u2c_len += (size_t)r;
+    size_t head = 0;
+    for (size_t i = from + 3; i < c->u2c_len; i++) {
+      if (memcmp(c->u2c + i - 3, "\r\n\r\n", 4) == 0) {
+        head = i + 1;
+        break;
+      }
+    }
+    if (head == 0) {
+      if (c->u2c_len == PK_HG_RELAY_BUF) c->state = PK_HG_TUNNEL;
+      if (c->state == PK_HG_TUNNEL) return moved;
+      continue;
+    }
+    int64_t body = pk_hg_response_body(c->u2c, head, c->head_request);
+    uint64_t read_body = c->u2c_len - head;
+    if (body < 0 || read_body > (uint64_t)body) {
+      c->state = PK_HG_TUNNEL;
+      return moved;
+    }
+    c->resp_body = 1;
+    c->resp_left = (uint64_t)body - read_body;
+    c->u2c_at = 0;
+  }
+  return moved;
+}
+
+// Relays one exchange; returns -1 on an error or a side that closed early,
+// else whether anything moved. The state is READ again once it is over.
+static int pk_hg_relay(struct pk_hg *s, struct pk_hg_conn *c) {
+  (void)s;
+  int a = pk_hg_pump(c->fd, c->up, c->c2u, &c->c2u_len, &c->c2u_at, &c->c_eof, &c->req_left);
+  if (a < 0 || c->c_eof) return -1;
+  int b = pk_hg_response_head(c);
+  if (b < 0) return -1;
+  if (c->state == PK_HG_TUNNEL) return 1;
+  if (c->resp_body) {
+    b |= pk_hg_pump(c->up, c->fd, c->u2c, &c->u2c_len, &c->u2c_at, &c->u_eof, &c->resp_left);
+    if (b < 0 || c->u_eof) return -1;
+  }
+  if (c->resp_body && c->resp_left == 0 && c->u2c_at == c->u2c_len && c->req_left == 0 &&
+      c->c2u_at == c->c2u_len) {
+    close(c->up);
+    c->up = -1;
+    c->state = PK_HG_READ;
+    return 1;
+  }
+  return a || b;
 }
 
 // Makes every step a connection can make now. Returns -1 when it is done.
 static int pk_hg_drive(struct pk_hg *s, struct pk_hg_conn *c) {
   while (1) {
-    if (c->state == PK_HG_RELAY) {
-      int a = pk_hg_pump(c->fd, c->up, c->c2u, &c->c2u_len, &c->c2u_at, &c->c_eof);
-      int b = pk_hg_pump(c->up, c->fd, c->u2c, &c->u2c_len, &c->u2c_at, &c->u_eof);
+    if (c->state == PK_HG_TUNNEL) {
+      // Bytes read ahead of an exchange that turned into a tunnel go first.
+      if (c->in_len > 0 && c->c2u_at == c->c2u_len) {
+        memcpy(c->c2u, c->in, c->in_len);
+        c->c2u_len = c->in_len;
+        c->c2u_at = 0;
+        c->in_len = 0;
+      }
+      int a = pk_hg_pump(c->fd, c->up, c->c2u, &c->c2u_len, &c->c2u_at, &c->c_eof, NULL);
+      int b = pk_hg_pump(c->up, c->fd, c->u2c, &c->u2c_len, &c->u2c_at, &c->u_eof, NULL);
       if (a < 0 || b < 0 || (c->c_eof && c->u_eof)) return -1;
       if (a == 0 && b == 0) return 0;
+      continue;
+    }
+    if (c->state == PK_HG_RELAY) {
+      int moved = pk_hg_relay(s, c);
+      if (moved < 0) return -1;
+      if (moved == 0) return 0;
       continue;
     }
     if (c->state == PK_HG_SEND) {
@@ -1991,7 +2164,7 @@ static int pk_hg_drive(struct pk_hg *s, struct pk_hg_conn *c) {
         continue;
       }
       if (verdict == PK_HG_HAND_OVER) {
-        if (pk_hg_hand_over(s, c) < 0) return -1;
+        if (pk_hg_hand_over(s, c, used) < 0) return -1;
         continue;
       }
     }

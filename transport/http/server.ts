@@ -190,6 +190,10 @@ export class HttpServer implements AsyncDisposable {
     for (const route of options.routes ?? []) {
       this.#router.add(route.method, route.pattern, route.handler);
     }
+    // Checked before listening: what is refused leaves nothing running.
+    const nativeGet = options.fastGet === undefined
+      ? undefined
+      : nativeGetOf(peer, options.fastGet, options);
     const port = options.port ?? 7070;
     try {
       this.#server = Deno.serve({
@@ -212,9 +216,7 @@ export class HttpServer implements AsyncDisposable {
     this.addr = this.#server.addr;
     this.url = `http://${urlHost(this.addr.hostname, this.addr.port)}`;
     try {
-      this.#context.nativeGet = options.fastGet === undefined
-        ? undefined
-        : startNativeGet(peer, options.fastGet, options, this.addr);
+      this.#context.nativeGet = nativeGet?.(this.addr);
     } catch (error) {
       this.#abort.abort();
       throw error;
@@ -331,13 +333,15 @@ export class HttpServer implements AsyncDisposable {
   }
 }
 
-/** The native GET listener of `options.fastGet`, relaying to the server at `upstream`. */
-function startNativeGet(
+/**
+ * Checks that `fast` can be served, and gives what starts its native GET
+ * listener once the Deno server listens at `upstream`.
+ */
+function nativeGetOf(
   peer: Peer,
   fast: { readonly hostname?: string; readonly port: number },
   options: HttpServerOptions,
-  upstream: Deno.NetAddr,
-): NativeGet {
+): (upstream: Deno.NetAddr) => NativeGet {
   const token = options.token;
   const hostname = fast.hostname ?? "127.0.0.1";
   if (options.maxUploadRate !== undefined || options.maxUploads !== undefined) {
@@ -361,7 +365,7 @@ function startNativeGet(
       "Cannot serve GET natively: the peer does not report removed objects: serve a memory peer",
     );
   }
-  return new NativeGet(native, peer, { hostname, port: fast.port, upstream, token });
+  return (upstream) => new NativeGet(native, peer, { hostname, port: fast.port, upstream, token });
 }
 
 /** The native GET listener's counts for `/metrics`. */
