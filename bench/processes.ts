@@ -54,12 +54,17 @@ export async function waitFor(child: Deno.ChildProcess, text: string): Promise<v
 
 /**
  * Starts the daemon (`cli.ts serve`) with `deno run` on a Unix socket, and
- * HTTP when `http` is given; resolves once it serves.
+ * HTTP when `http` is given, with `more` flags; resolves once it serves.
  */
-export async function startDaemon(socket: string, http?: string): Promise<Deno.ChildProcess> {
+export async function startDaemon(
+  socket: string,
+  http?: string,
+  ...more: string[]
+): Promise<Deno.ChildProcess> {
   const cli = new URL("../cli.ts", import.meta.url).pathname;
   const args = [cli, "serve", "--socket", socket, "--capacity", "4GiB", "--log-level", "warn"];
   if (http !== undefined) args.push("--http", http);
+  args.push(...more);
   const daemon = new Deno.Command(Deno.execPath(), {
     args: ["run", ...await daemonFlags(), ...args],
     stdin: "null",

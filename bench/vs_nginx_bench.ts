@@ -7,10 +7,13 @@
  * - nginx (Debian package): a config written here in a temp dir, `sendfile on`,
  *   one worker, a free loopback port, the file in /dev/shm; run as this user
  *   with `-p`, `-c` and `-g 'daemon off;'`, stopped by its pid;
- * - Packice: the daemon (`deno run cli.ts serve --http`), the object put
- *   over its Unix socket, `GET /v1/objects/:id`.
+ * - Packice: the daemon (`deno run cli.ts serve --http ... --http-fast ...`),
+ *   the object put over its Unix socket, `GET /v1/objects/:id` of the
+ *   native GET listener (sendfile, as nginx), after one GET through it that
+ *   the Deno server answers and that offers the object to the listener; and
+ *   of the Deno server itself (`via_deno_serve_*`), for comparison.
  *
- * Requests alternate between the two; each figure is the median of
+ * Requests alternate between the servers; each figure is the median of
  * {@link REQUESTS}, with each server's CPU per request (/proc/PID/stat of the
  * daemon, of nginx's master and worker). Target: >= 0.9x nginx. Without
  * nginx or curl it installs nothing and says it skipped the pair.
@@ -38,8 +41,14 @@ async function main(): Promise<void> {
   const files = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "packice-vs-nginx-" });
   const nginxPort = freePort();
   const httpPort = freePort();
+  const fastPort = freePort();
   const nginx = await startNginx(dir, files, nginxPort);
-  const daemon = await startDaemon(`${dir}/daemon.sock`, `127.0.0.1:${httpPort}`);
+  const daemon = await startDaemon(
+    `${dir}/daemon.sock`,
+    `127.0.0.1:${httpPort}`,
+    "--http-fast",
+    `127.0.0.1:${fastPort}`,
+  );
   try {
     // Both servers get the daemon's token, so each request is the same; nginx ignores it.
     const token = await daemonToken(`${dir}/daemon.sock`);
@@ -51,21 +60,27 @@ async function main(): Promise<void> {
       await Deno.writeFile(`${files}/${name}`, bytes);
       await client.put(bytes, { id: name });
       const nginxUrl = `http://127.0.0.1:${nginxPort}/${name}`;
-      const ourUrl = `http://127.0.0.1:${httpPort}/v1/objects/${name}`;
-      // One untimed request each: page cache, V8's optimizations.
+      const ourUrl = `http://127.0.0.1:${fastPort}/v1/objects/${name}`;
+      const denoUrl = `http://127.0.0.1:${httpPort}/v1/objects/${name}`;
+      // One untimed request each: page cache, V8's optimizations, the offer to the listener.
       await curl(nginxUrl, size, token);
       await curl(ourUrl, size, token);
+      await curl(denoUrl, size, token);
       const theirs = { speeds: [] as number[], cpuMs: 0 };
       const ours = { speeds: [] as number[], cpuMs: 0 };
+      const deno = { speeds: [] as number[], cpuMs: 0 };
       const nginxPids = [nginx.pid, ...childrenOf(nginx.pid)];
       const nginxCpu = () => nginxPids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+      const daemonCpu = () => cpuMs(daemon.pid);
+      const timed = async (side: typeof ours, url: string, cpu: () => number) => {
+        const before = cpu();
+        side.speeds.push(await curl(url, size, token));
+        side.cpuMs += cpu() - before;
+      };
       for (let i = 0; i < REQUESTS; i++) {
-        let before = nginxCpu();
-        theirs.speeds.push(await curl(nginxUrl, size, token));
-        theirs.cpuMs += nginxCpu() - before;
-        before = cpuMs(daemon.pid);
-        ours.speeds.push(await curl(ourUrl, size, token));
-        ours.cpuMs += cpuMs(daemon.pid) - before;
+        await timed(theirs, nginxUrl, nginxCpu);
+        await timed(ours, ourUrl, daemonCpu);
+        await timed(deno, denoUrl, daemonCpu);
       }
       report({
         bench: `vs_nginx_http_get_${name}`,
@@ -75,6 +90,9 @@ async function main(): Promise<void> {
         target: ">= 0.9",
         server_cpu_ms_per_request: ours.cpuMs / REQUESTS,
         baseline_server_cpu_ms_per_request: theirs.cpuMs / REQUESTS,
+        via_deno_serve_gb_per_s: median(deno.speeds) / 1e9,
+        via_deno_serve_ratio: median(deno.speeds) / median(theirs.speeds),
+        via_deno_serve_cpu_ms_per_request: deno.cpuMs / REQUESTS,
         client: "curl",
         requests: REQUESTS,
       });

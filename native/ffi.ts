@@ -524,6 +524,7 @@ export const symbols = {
       "pointer", // void *handle
       "buffer", // const char *id
       "u32", // uint32_t id_len
+      "u32", // uint32_t slot: JS's number for it, as pk_hg_touched reports it
       "i32", // int32_t fd (a sealed memfd; dup'd)
       "u64", // uint64_t size
       "buffer", // const char *head: header lines, each ending in CRLF
@@ -538,6 +539,14 @@ export const symbols = {
       "u32", // uint32_t id_len
     ],
     result: "i32", // 1 when it was registered
+  },
+  pk_hg_touched: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // uint32_t *out: slots of the objects served since the last call
+      "i32", // int32_t max
+    ],
+    result: "i32", // how many
   },
   pk_hg_counts: {
     parameters: [

@@ -1545,7 +1545,9 @@ PK_EXPORT int32_t pk_report_sealed_writes(void) {
 
 struct pk_hg_object {
   struct pk_hg_object *next;
-  int refs;  // 1 for the table, 1 per response under way; guarded by the table lock
+  int refs;  // 1 for the table, 1 per response under way, 1 while in `touched`; under the lock
+  int touched;  // served since the last pk_hg_touched; under the lock
+  uint32_t slot;  // JS's number for it
   int fd;
   uint64_t size;
   uint32_t id_len;
@@ -1598,6 +1600,9 @@ struct pk_hg {
   char *token;
   size_t token_len;
   struct pk_hg_conn *conns;  // the thread's only
+  // Objects served since the last pk_hg_touched, each with a reference; under the lock.
+  struct pk_hg_object **touched;
+  size_t touched_len, touched_cap;
   atomic_uint_fast64_t served, relayed, bytes;
 };
 
@@ -1633,10 +1638,10 @@ static struct pk_hg_object *pk_hg_unlink(struct pk_hg *s, const char *id, size_t
   return NULL;
 }
 
-// Registers a sealed object: its id, fd (dup'd here), size and header lines.
-// Replaces an entry of the same id.
-PK_EXPORT int32_t pk_hg_put(void *handle, const char *id, uint32_t id_len, int32_t fd,
-                            uint64_t size, const char *head, uint32_t head_len) {
+// Registers a sealed object: its id, JS's slot number for it, its fd (dup'd
+// here), size and header lines. Replaces an entry of the same id.
+PK_EXPORT int32_t pk_hg_put(void *handle, const char *id, uint32_t id_len, uint32_t slot,
+                            int32_t fd, uint64_t size, const char *head, uint32_t head_len) {
   struct pk_hg *s = handle;
   if (id_len == 0 || id_len > 1024 || head_len > PK_HG_HEAD_MAX) return -EINVAL;
   struct pk_hg_object *o = calloc(1, sizeof *o);
@@ -1657,6 +1662,7 @@ PK_EXPORT int32_t pk_hg_put(void *handle, const char *id, uint32_t id_len, int32
   o->id_len = id_len;
   o->head_len = head_len;
   o->size = size;
+  o->slot = slot;
   o->refs = 1;
   pthread_mutex_lock(&s->lock);
   struct pk_hg_object *old = pk_hg_unlink(s, id, id_len);
@@ -1684,9 +1690,55 @@ static struct pk_hg_object *pk_hg_find(struct pk_hg *s, const char *id, size_t l
   pthread_mutex_lock(&s->lock);
   struct pk_hg_object *o = s->buckets[pk_hg_hash(id, len)];
   while (o != NULL && !(o->id_len == len && memcmp(o->id, id, len) == 0)) o = o->next;
-  if (o != NULL) o->refs++;
+  if (o != NULL) {
+    o->refs++;
+    if (!o->touched) {
+      if (s->touched_len == s->touched_cap) {
+        size_t cap = s->touched_cap == 0 ? 64 : 2 * s->touched_cap;
+        struct pk_hg_object **grown = realloc(s->touched, cap * sizeof *grown);
+        if (grown != NULL) {
+          s->touched = grown;
+          s->touched_cap = cap;
+        }
+      }
+      if (s->touched_len < s->touched_cap) {
+        o->touched = 1;
+        o->refs++;
+        s->touched[s->touched_len++] = o;
+      }
+    }
+  }
   pthread_mutex_unlock(&s->lock);
   return o;
+}
+
+// Writes the slots of at most `max` objects served since the last call (so
+// that JS marks them as read for the peer's recency) and returns how many.
+PK_EXPORT int32_t pk_hg_touched(void *handle, uint32_t *out, int32_t max) {
+  struct pk_hg *s = handle;
+  if (max <= 0) return -EINVAL;
+  struct pk_hg_object *gone[64];
+  int count = 0;
+  while (count < max) {
+    int n_gone = 0;
+    pthread_mutex_lock(&s->lock);
+    while (count < max && n_gone < 64 && s->touched_len > 0) {
+      struct pk_hg_object *o = s->touched[--s->touched_len];
+      o->touched = 0;
+      out[count++] = o->slot;
+      if (--o->refs == 0) gone[n_gone++] = o;
+    }
+    int more = s->touched_len > 0;
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < n_gone; i++) {
+      close(gone[i]->fd);
+      free(gone[i]->id);
+      free(gone[i]->head);
+      free(gone[i]);
+    }
+    if (!more) break;
+  }
+  return count;
 }
 
 static void pk_hg_close_conn(struct pk_hg *s, struct pk_hg_conn *c) {
@@ -2250,6 +2302,8 @@ static int pk_hg_address(const char *host, uint16_t port, struct sockaddr_storag
 }
 
 static void pk_hg_free(struct pk_hg *s) {
+  while (s->touched_len > 0) pk_hg_unref(s, s->touched[--s->touched_len]);
+  free(s->touched);
   if (s->listen_fd >= 0) close(s->listen_fd);
   if (s->epfd >= 0) close(s->epfd);
   if (s->wakefd >= 0) close(s->wakefd);

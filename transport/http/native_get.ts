@@ -11,17 +11,25 @@
  * through the Deno server has read it under a lease, if it lives in one
  * memfd; it stops being served the moment it leaves the peer's lookups
  * (deleted, evicted, expired), as the peer reports (`RemovalEvents`). A
- * removal between the read and the offer cancels the offer.
+ * removal between the read and the offer cancels the offer. What the
+ * listener serves counts as read for the peer's recency: each second, the
+ * objects it served are read once through the peer, so that a cache does
+ * not drop first the objects read most.
  *
  * @module
  */
 import type { Blob } from "../../core/blob.ts";
+import { Access } from "../../core/lease.ts";
 import type { Peer, RemovalEvents } from "../../core/peer.ts";
-import { check } from "../../native/errno.ts";
+import { check, Errno } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 import { urlHost } from "./address.ts";
 
 const encoder = new TextEncoder();
+/** How often the objects the listener served are read through the peer, for its recency. */
+const TOUCH_INTERVAL_MS = 1000;
+/** Offers refused for want of a file descriptor or memory: the Deno server keeps serving them. */
+const OUT_OF_ROOM = new Set<number>([-Errno.EMFILE, -Errno.ENFILE, -Errno.ENOMEM]);
 
 /** Counts of the native GET listener. */
 export interface NativeGetCounts {
@@ -31,6 +39,8 @@ export interface NativeGetCounts {
   readonly relayed: number;
   /** Body bytes it sent. */
   readonly bytes: number;
+  /** Offers it refused for want of a file descriptor or memory. */
+  readonly refused: number;
 }
 
 /** A read that may end in an offer; a removal of its object meanwhile cancels it. */
@@ -56,10 +66,17 @@ export class NativeGet {
   /** Its base URL, such as `http://127.0.0.1:7071`. */
   readonly url: string;
   readonly #native: Native;
+  readonly #peer: Peer;
   #handle: Deno.PointerValue;
-  readonly #served = new Set<string>();
+  /** The slot of each object served, and the object of each slot. */
+  readonly #served = new Map<string, number>();
+  readonly #slots: Array<string | undefined> = [];
+  readonly #freeSlots: number[] = [];
   readonly #watches = new Map<string, Set<NativeGetWatch>>();
   readonly #stopRemovals: () => void;
+  readonly #toucher: ReturnType<typeof setInterval>;
+  readonly #touched = new Uint32Array(1024);
+  #refused = 0;
 
   /**
    * Starts the listener's thread.
@@ -68,6 +85,7 @@ export class NativeGet {
    */
   constructor(native: Native, peer: Peer & RemovalEvents, options: NativeGetOptions) {
     this.#native = native;
+    this.#peer = peer;
     const token = encoder.encode(options.token ?? "");
     const out = new BigUint64Array(1);
     const up = options.upstream;
@@ -91,6 +109,8 @@ export class NativeGet {
     this.#handle = Deno.UnsafePointer.create(out[0]!);
     this.url = `http://${urlHost(options.hostname, port)}`;
     this.#stopRemovals = peer.onRemove((id) => this.#removed(id));
+    this.#toucher = setInterval(() => this.#touch(), TOUCH_INTERVAL_MS);
+    Deno.unrefTimer(this.#toucher);
   }
 
   /**
@@ -135,32 +155,40 @@ export class NativeGet {
     }
     const id = encoder.encode(watch.id);
     const lines = encoder.encode(head);
-    check(
-      this.#native.symbols.pk_hg_put(
-        this.#handle,
-        id,
-        id.length,
-        fd,
-        BigInt(blob.size),
-        lines,
-        lines.length,
-      ),
-      "register an object with the native GET listener",
+    const slot = this.#freeSlots.pop() ?? this.#slots.length;
+    const result = this.#native.symbols.pk_hg_put(
+      this.#handle,
+      id,
+      id.length,
+      slot,
+      fd,
+      BigInt(blob.size),
+      lines,
+      lines.length,
     );
-    this.#served.add(watch.id);
+    if (OUT_OF_ROOM.has(result)) {
+      this.#freeSlots.push(slot);
+      this.#refused++;
+      return;
+    }
+    check(result, "register an object with the native GET listener");
+    this.#slots[slot] = watch.id;
+    this.#served.set(watch.id, slot);
   }
 
   /** What the listener has done so far. */
   counts(): NativeGetCounts {
-    if (this.#handle === null) return { served: 0, relayed: 0, bytes: 0 };
+    const refused = this.#refused;
+    if (this.#handle === null) return { served: 0, relayed: 0, bytes: 0, refused };
     const out = new BigUint64Array(3);
     this.#native.symbols.pk_hg_counts(this.#handle, out);
-    return { served: Number(out[0]), relayed: Number(out[1]), bytes: Number(out[2]) };
+    return { served: Number(out[0]), relayed: Number(out[1]), bytes: Number(out[2]), refused };
   }
 
   /** Stops the listener, cutting responses under way, and lets its fds go. Idempotent. */
   close(): void {
     if (this.#handle === null) return;
+    clearInterval(this.#toucher);
     this.#stopRemovals();
     const handle = this.#handle;
     this.#handle = null;
@@ -171,9 +199,28 @@ export class NativeGet {
 
   #removed(id: string): void {
     for (const watch of this.#watches.get(id) ?? []) watch.removed = true;
-    if (!this.#served.delete(id) || this.#handle === null) return;
+    const slot = this.#served.get(id);
+    if (slot === undefined || this.#handle === null) return;
+    this.#served.delete(id);
+    this.#slots[slot] = undefined;
+    this.#freeSlots.push(slot);
     const bytes = encoder.encode(id);
     this.#native.symbols.pk_hg_remove(this.#handle, bytes, bytes.length);
+  }
+
+  /** Reads once through the peer each object the listener served since the last time. */
+  #touch(): void {
+    if (this.#handle === null) return;
+    const touched = this.#touched;
+    const count = this.#native.symbols.pk_hg_touched(this.#handle, touched, touched.length);
+    for (let i = 0; i < count; i++) {
+      // A slot freed and taken again since names the object now in it: a read too many, at worst.
+      const id = this.#slots[touched[i]!];
+      if (id === undefined) continue;
+      this.#peer.acquire(id, Access.READ, { local: true })
+        .then(({ lease }) => this.#peer.release(lease.id))
+        .catch(() => {});
+    }
   }
 }
 

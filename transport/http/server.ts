@@ -371,11 +371,12 @@ function nativeGetOf(
 /** The native GET listener's counts for `/metrics`. */
 function nativeGetMetrics(nativeGet: NativeGet | undefined): Record<string, number> {
   if (nativeGet === undefined) return {};
-  const { served, relayed, bytes } = nativeGet.counts();
+  const { served, relayed, bytes, refused } = nativeGet.counts();
   return {
     http_fast_served_total: served,
     http_fast_relayed_total: relayed,
     http_fast_bytes_total: bytes,
+    http_fast_offers_refused_total: refused,
   };
 }
 

@@ -104,7 +104,7 @@ Deno.test("the native listener answers GET and HEAD of an offered object as the 
   const bytes = pattern(3 << 20);
   await put(fixture, "obj", bytes, { "content-type": "text/x-test", n: 1 });
   await offered(fixture, "/v1/objects/obj");
-  assertEquals(await counts(fixture), { served: 0, relayed: 1, bytes: 0 });
+  assertEquals(await counts(fixture), { served: 0, relayed: 1, bytes: 0, offers_refused: 0 });
   const ours = await shape(await fetch(`${fixture.fast}/v1/objects/obj`));
   const theirs = await shape(await fixture.fetch("/v1/objects/obj"));
   assertEquals(ours.headers, theirs.headers);
@@ -114,7 +114,7 @@ Deno.test("the native listener answers GET and HEAD of an offered object as the 
   const head = await fetch(`${fixture.fast}/v1/objects/obj`, { method: "HEAD" });
   assertEquals((await shape(head)).headers, theirs.headers);
   assert(head.headers.get("date") !== null);
-  assertEquals(await counts(fixture), { served: 2, relayed: 1, bytes: 3 << 20 });
+  assertEquals(await counts(fixture), { served: 2, relayed: 1, bytes: 3 << 20, offers_refused: 0 });
 });
 
 Deno.test("the native listener answers one Range with 206 as the Deno server, and hands odd ones over", async () => {
@@ -232,7 +232,6 @@ Deno.test("an object that expires or is evicted stops being served", async () =>
   // Cache mode makes room by dropping the least recently read.
   await put(fixture, "o0", pattern(40 << 20));
   await offered(fixture, "/v1/objects/o0");
-  await offered(fixture, "/v1/objects/o0");
   for (let i = 1; i < 3; i++) await put(fixture, `o${i}`, pattern(40 << 20, i));
   await put(fixture, "o3", pattern(40 << 20, 3));
   await eventually(async () => !(await fixture.peer.has("o0")), "o0 evicted");
@@ -306,4 +305,20 @@ Deno.test("close() stops the native listener, and fastGet is refused where it ca
       InvalidArgumentError,
     ).message.includes("upload limits"),
   );
+});
+
+Deno.test("what the native listener serves counts as read for a cache's recency", async () => {
+  await using fixture = startFast();
+  await put(fixture, "o0", pattern(40 << 20));
+  await put(fixture, "o1", pattern(40 << 20, 1));
+  await offered(fixture, "/v1/objects/o0");
+  await offered(fixture, "/v1/objects/o1");
+  // o1 was read last through the peer; o0 is read since, only from the listener.
+  const hits = (await fixture.peer.stats()).hits!;
+  await offered(fixture, "/v1/objects/o0");
+  await eventually(async () => (await fixture.peer.stats()).hits! > hits, "o0 read for recency");
+  await put(fixture, "o2", pattern(40 << 20, 2));
+  await put(fixture, "o3", pattern(40 << 20, 3));
+  assertEquals(await fixture.peer.has("o0"), true, "the object read most recently stays");
+  assertEquals(await fixture.peer.has("o1"), false, "the least recently read goes");
 });
