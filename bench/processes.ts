@@ -9,6 +9,23 @@ export function cpuMs(pid: number | "self"): number {
 }
 
 /**
+ * CPU time a process has used, in milliseconds, summed over its threads from
+ * /proc/PID/task/TID/schedstat (nanoseconds on the CPU): fine enough for one
+ * request, where {@link cpuMs} counts clock ticks of 10 ms.
+ */
+export function threadsCpuMs(pid: number): number {
+  let ns = 0;
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ")[0]);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return ns / 1e6;
+}
+
+/**
  * CPU time in milliseconds from the text of a /proc/PID/stat: the process's
  * own (utime + stime), or with `waited` that of the children it has waited
  * for (cutime + cstime).

@@ -14,12 +14,12 @@
  *   of the Deno server itself (`via_deno_serve_*`), for comparison.
  *
  * Requests alternate between the servers; each figure is the median of
- * {@link REQUESTS}, with each server's CPU per request (/proc/PID/stat of the
- * daemon, of nginx's master and worker). Target: >= 0.9x nginx. Without
+ * {@link REQUESTS}, with each server's CPU per request (the schedstat of
+ * every thread of the daemon, of nginx's master and worker). Target: >= 0.9x nginx. Without
  * nginx or curl it installs nothing and says it skipped the pair.
  */
 import { connect } from "../mod.ts";
-import { cpuMs, daemonToken, installed, median, startDaemon, stop } from "./processes.ts";
+import { daemonToken, installed, median, startDaemon, stop, threadsCpuMs } from "./processes.ts";
 import { report } from "./stats.ts";
 
 const REQUESTS = 15;
@@ -70,8 +70,8 @@ async function main(): Promise<void> {
       const ours = { speeds: [] as number[], cpuMs: 0 };
       const deno = { speeds: [] as number[], cpuMs: 0 };
       const nginxPids = [nginx.pid, ...childrenOf(nginx.pid)];
-      const nginxCpu = () => nginxPids.reduce((sum, pid) => sum + cpuMs(pid), 0);
-      const daemonCpu = () => cpuMs(daemon.pid);
+      const nginxCpu = () => nginxPids.reduce((sum, pid) => sum + threadsCpuMs(pid), 0);
+      const daemonCpu = () => threadsCpuMs(daemon.pid);
       const timed = async (side: typeof ours, url: string, cpu: () => number) => {
         const before = cpu();
         side.speeds.push(await curl(url, size, token));

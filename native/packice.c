@@ -1538,6 +1538,9 @@ PK_EXPORT int32_t pk_report_sealed_writes(void) {
 #define PK_HG_RELAY_BUF 65536
 #define PK_HG_BUCKETS 4096
 #define PK_HG_SENDFILE_MAX ((size_t)1 << 30)
+// A connection that makes no progress for this long is closed, checked this often.
+#define PK_HG_IDLE_S 120
+#define PK_HG_SWEEP_MS 5000
 // epoll data of the listening socket and the wake-up eventfd; connections
 // are their struct's address, the upstream side with bit 0 set.
 #define PK_HG_LISTEN 0
@@ -1568,6 +1571,7 @@ struct pk_hg_conn {
   int up;  // the Deno server's side while relaying, else -1
   enum pk_hg_state state;
   int close_after;
+  time_t active;  // when it last made progress (CLOCK_MONOTONIC seconds)
   size_t in_len;  // request bytes in `in`
   char in[PK_HG_HEAD_MAX];
   char *out;  // response head
@@ -1877,6 +1881,7 @@ static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, siz
   const char *range = NULL;
   size_t range_len = 0;
   int authorized = s->token == NULL;
+  int seen_auth = 0;
   for (char *line = line_end + 2; line < end - 2;) {
     char *eol = memchr(line, '\r', (size_t)(end - line));
     if (eol == NULL || eol[1] != '\n' || *line == ' ' || *line == '\t') return PK_HG_HAND_OVER;
@@ -1889,6 +1894,7 @@ static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, siz
     size_t name_len = (size_t)(colon - line);
     size_t v_len = (size_t)(v_end - v);
     if (pk_hg_lower_eq(line, name_len, "authorization")) {
+      if (seen_auth++) return PK_HG_HAND_OVER;
       if (s->token != NULL) authorized = pk_hg_token_ok(s, v, v_len);
     } else if (pk_hg_lower_eq(line, name_len, "range")) {
       if (range != NULL) return PK_HG_HAND_OVER;
@@ -2227,6 +2233,12 @@ static int pk_hg_drive(struct pk_hg *s, struct pk_hg_conn *c) {
   }
 }
 
+static time_t pk_hg_now(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return now.tv_sec;
+}
+
 static void pk_hg_accept(struct pk_hg *s) {
   while (1) {
     int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -2239,6 +2251,7 @@ static void pk_hg_accept(struct pk_hg *s) {
     c->fd = fd;
     c->up = -1;
     c->state = PK_HG_READ;
+    c->active = pk_hg_now();
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct epoll_event event = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -2257,9 +2270,18 @@ static void pk_hg_accept(struct pk_hg *s) {
 static void *pk_hg_loop(void *arg) {
   struct pk_hg *s = arg;
   struct epoll_event events[256];
+  time_t swept = pk_hg_now();
   while (!atomic_load(&s->stop)) {
-    int n = epoll_wait(s->epfd, events, 256, -1);
+    int n = epoll_wait(s->epfd, events, 256, PK_HG_SWEEP_MS);
     if (n < 0 && errno != EINTR) break;
+    time_t now = pk_hg_now();
+    if (now - swept >= PK_HG_SWEEP_MS / 1000) {
+      swept = now;
+      for (struct pk_hg_conn *c = s->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (now - c->active > PK_HG_IDLE_S) pk_hg_close_conn(s, c);
+      }
+    }
     for (int i = 0; i < n && !atomic_load(&s->stop); i++) {
       uint64_t data = events[i].data.u64;
       if (data == PK_HG_LISTEN) {
@@ -2273,6 +2295,7 @@ static void *pk_hg_loop(void *arg) {
           if ((events[k].data.u64 & ~(uint64_t)1) == (data & ~(uint64_t)1)) seen = 1;
         }
         if (seen) continue;
+        c->active = now;
         if (pk_hg_drive(s, c) < 0) pk_hg_close_conn(s, c);
       }
     }
