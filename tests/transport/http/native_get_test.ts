@@ -5,6 +5,8 @@
  * server with its connection.
  */
 import { InvalidArgumentError, ManualClock, MemoryPeer, serveHttp } from "../../../mod.ts";
+import { startDaemon } from "../../../daemon/daemon.ts";
+import { createLogger } from "../../../daemon/log.ts";
 import { parseServeArgs } from "../../../daemon/options.ts";
 import type { HttpFixture } from "../../helpers/http_fixture.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../../helpers/assert.ts";
@@ -334,4 +336,35 @@ Deno.test("what the native listener serves counts as read for a cache's recency"
   await put(fixture, "o3", pattern(3 << 20, 3));
   assertEquals(await fixture.peer.has("o0"), true, "the object read most recently stays");
   assertEquals(await fixture.peer.has("o1"), false, "the least recently read goes");
+});
+
+Deno.test("a daemon with --http-fast serves GET natively with its token and says where in status", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const socket = `${dir}/packice.sock`;
+    await using daemon = await startDaemon(
+      parseServeArgs(["--socket", socket, "--http", "127.0.0.1:0", "--http-fast", "127.0.0.1:0"]),
+      createLogger("error"),
+    );
+    const status = await daemon.status();
+    const fast = status.httpFast!;
+    assert(/^http:\/\/127\.0\.0\.1:\d+$/.test(fast), fast);
+    const url = daemon.addresses.find((address) => address.startsWith("http://"))!;
+    const token = (await Deno.readTextFile(daemon.tokenFile!)).split("\n")[0]!;
+    const headers = { authorization: `Bearer ${token}` };
+    const bytes = pattern(1 << 20, 9);
+    const put = await fetch(`${url}/v1/objects/x`, { method: "PUT", body: bytes, headers });
+    assertEquals(put.status, 201, await put.text());
+    const refused = await fetch(`${fast}/v1/objects/x`);
+    assertEquals(refused.status, 401);
+    await refused.body?.cancel();
+    for (let i = 0; i < 2; i++) {
+      const response = await fetch(`${fast}/v1/objects/x`, { headers });
+      assertEquals(new Uint8Array(await response.arrayBuffer()), bytes);
+    }
+    const metrics = await (await fetch(`${url}/metrics`, { headers })).text();
+    assert(/^packice_http_fast_served_total 1$/m.test(metrics), metrics);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
