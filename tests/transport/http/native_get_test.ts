@@ -368,3 +368,28 @@ Deno.test("a daemon with --http-fast serves GET natively with its token and says
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("malformed requests on the native listener get what the Deno server answers them", async () => {
+  await using fixture = startFast();
+  await put(fixture, "obj", pattern(1000));
+  await offered(fixture, "/v1/objects/obj");
+  const requests = [
+    "GARBAGE\r\n\r\n",
+    `GET /v1/objects/obj HTTP/1.1\r\nHost: x\r\nX-Big: ${
+      "a".repeat(20_000)
+    }\r\nConnection: close\r\n\r\n`,
+    "GET /v1/objects/obj HTTP/1.7\r\nHost: x\r\n\r\n",
+    "GET /v1/objects/%6fbj HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    "GET /v1/objects/obj HTTP/1.1\r\nHost: x\r\n folded\r\nConnection: close\r\n\r\n",
+    "GET /v1/objects/obj HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n",
+    "DELETE /v1/objects/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+  ];
+  const statusLine = (text: string) => text.slice(0, text.indexOf("\r\n"));
+  for (const request of requests) {
+    const ours = await raw(fixture.fast, request);
+    const theirs = await raw(fixture.server.url, request);
+    assertEquals(statusLine(ours), statusLine(theirs), request.slice(0, 60));
+    assertEquals(ours.slice(ours.indexOf("\r\n\r\n")), theirs.slice(theirs.indexOf("\r\n\r\n")));
+  }
+  assertEquals((await fixture.peer.stat("obj")).size, 1000, "the server keeps serving");
+});
