@@ -1526,15 +1526,20 @@ PK_EXPORT int32_t pk_report_sealed_writes(void) {
 // sendfile(2): the pages go to the socket without a copy in this process.
 // It answers only what it can answer exactly as the Deno server would: a
 // request it does not take (another route, a query, a token that is not the
-// one, an object not registered, a conditional or odd range) hands the whole
-// connection to the Deno server, whose bytes it then relays both ways, so
-// every refusal is the Deno server's own typed JSON error.
+// one, an object not registered, a conditional or odd range) goes to the
+// Deno server on a connection of its own, and the answer comes back, so
+// every refusal is the Deno server's own typed JSON error. The connection
+// then reads the next request here, when the ends of that exchange could be
+// told from the two heads (Content-Length); otherwise it stays a tunnel to
+// the Deno server until either side closes.
 //
 // An object removed from the table is not served to new requests; a
 // response under way holds a reference, and the fd is closed after its last
 // byte.
 
+// The most bytes of a request head read here, and of an object's header lines.
 #define PK_HG_HEAD_MAX 16384
+#define PK_HG_HEAD_LINES_MAX (1 << 20)
 #define PK_HG_RELAY_BUF 65536
 #define PK_HG_BUCKETS 4096
 #define PK_HG_SENDFILE_MAX ((size_t)1 << 30)
@@ -1647,7 +1652,7 @@ static struct pk_hg_object *pk_hg_unlink(struct pk_hg *s, const char *id, size_t
 PK_EXPORT int32_t pk_hg_put(void *handle, const char *id, uint32_t id_len, uint32_t slot,
                             int32_t fd, uint64_t size, const char *head, uint32_t head_len) {
   struct pk_hg *s = handle;
-  if (id_len == 0 || id_len > 1024 || head_len > PK_HG_HEAD_MAX) return -EINVAL;
+  if (id_len == 0 || id_len > PK_HG_HEAD_MAX || head_len > PK_HG_HEAD_LINES_MAX) return -EINVAL;
   struct pk_hg_object *o = calloc(1, sizeof *o);
   if (o == NULL) return -ENOMEM;
   o->id = malloc(id_len);

@@ -146,6 +146,8 @@ export class NativeGet {
   offer(watch: NativeGetWatch, blobs: readonly Blob[], headers: Record<string, string>): void {
     this.unwatch(watch);
     if (watch.removed || this.#handle === null || blobs.length !== 1) return;
+    // Two reads of it at once: the first offer stands.
+    if (this.#served.has(watch.id)) return;
     const blob = blobs[0]!;
     const fd = blob.fd;
     if (fd === undefined) return;
