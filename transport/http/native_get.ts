@@ -94,18 +94,24 @@ export class NativeGet {
       : up.hostname === "::" || up.hostname === "[::]"
       ? "::1"
       : up.hostname;
-    const port = check(
-      native.symbols.pk_hg_start(
-        cString(options.hostname),
-        options.port,
-        cString(upHost),
-        up.port,
-        token,
-        token.length,
-        out,
-      ),
-      `listen on ${urlHost(options.hostname, options.port)}`,
+    const address = urlHost(options.hostname, options.port);
+    const started = native.symbols.pk_hg_start(
+      cString(options.hostname),
+      options.port,
+      cString(upHost),
+      up.port,
+      token,
+      token.length,
+      out,
     );
+    if (started === -Errno.EADDRINUSE) {
+      throw new Deno.errors.AddrInUse(
+        `Cannot serve GET natively on ${address}: address in use by another process: choose another port, such as --http-fast ${
+          urlHost(options.hostname, 0)
+        } for a free one`,
+      );
+    }
+    const port = check(started, `listen on ${address}`);
     this.#handle = Deno.UnsafePointer.create(out[0]!);
     this.url = `http://${urlHost(options.hostname, port)}`;
     this.#stopRemovals = peer.onRemove((id) => this.#removed(id));

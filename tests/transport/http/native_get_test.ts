@@ -393,3 +393,14 @@ Deno.test("malformed requests on the native listener get what the Deno server an
   }
   assertEquals((await fixture.peer.stat("obj")).size, 1000, "the server keeps serving");
 });
+
+Deno.test("a native listener port in use is refused with the address that is taken", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using peer = new MemoryPeer();
+  const port = (taken.addr as Deno.NetAddr).port;
+  const error = assertThrows(
+    () => serveHttp(peer, { port: 0, fastGet: { port } }),
+    Deno.errors.AddrInUse,
+  );
+  assert(error.message.includes(`127.0.0.1:${port}: address in use`), error.message);
+});
