@@ -264,7 +264,10 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
       closers.push(() => member.close());
       if (made !== undefined) {
         const path = tokenFilePath(options.socket);
-        await writeTokenFile(path, { token: made, urls: [http.url] });
+        await writeTokenFile(path, {
+          token: made,
+          urls: http.fastUrl === undefined ? [http.url] : [http.url, http.fastUrl],
+        });
         tokenFile = path;
         closers.push(() => Deno.remove(path).catch(() => {}));
       }

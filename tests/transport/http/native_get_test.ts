@@ -350,7 +350,8 @@ Deno.test("a daemon with --http-fast serves GET natively with its token and says
     const fast = status.httpFast!;
     assert(/^http:\/\/127\.0\.0\.1:\d+$/.test(fast), fast);
     const url = daemon.addresses.find((address) => address.startsWith("http://"))!;
-    const token = (await Deno.readTextFile(daemon.tokenFile!)).split("\n")[0]!;
+    const [token, ...urls] = (await Deno.readTextFile(daemon.tokenFile!)).trim().split("\n");
+    assertEquals(urls, [url, fast], "clients of the listener find the token too");
     const headers = { authorization: `Bearer ${token}` };
     const bytes = pattern(1 << 20, 9);
     const put = await fetch(`${url}/v1/objects/x`, { method: "PUT", body: bytes, headers });
