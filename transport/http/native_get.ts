@@ -19,6 +19,7 @@
  * @module
  */
 import type { Blob } from "../../core/blob.ts";
+import { InvalidArgumentError } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
 import type { Peer, RemovalEvents } from "../../core/peer.ts";
 import { check, Errno } from "../../native/errno.ts";
@@ -81,7 +82,8 @@ export class NativeGet {
   /**
    * Starts the listener's thread.
    *
-   * @throws {SystemError} When it cannot listen, such as on a port in use.
+   * @throws {Deno.errors.AddrInUse} When its port is taken.
+   * @throws {InvalidArgumentError} For an address that is not numeric (`localhost` is taken as 127.0.0.1).
    */
   constructor(native: Native, peer: Peer & RemovalEvents, options: NativeGetOptions) {
     this.#native = native;
@@ -94,9 +96,10 @@ export class NativeGet {
       : up.hostname === "::" || up.hostname === "[::]"
       ? "::1"
       : up.hostname;
-    const address = urlHost(options.hostname, options.port);
+    const hostname = options.hostname === "localhost" ? "127.0.0.1" : options.hostname;
+    const address = urlHost(hostname, options.port);
     const started = native.symbols.pk_hg_start(
-      cString(options.hostname),
+      cString(hostname),
       options.port,
       cString(upHost),
       up.port,
@@ -107,13 +110,18 @@ export class NativeGet {
     if (started === -Errno.EADDRINUSE) {
       throw new Deno.errors.AddrInUse(
         `Cannot serve GET natively on ${address}: address in use by another process: choose another port, such as --http-fast ${
-          urlHost(options.hostname, 0)
+          urlHost(hostname, 0)
         } for a free one`,
+      );
+    }
+    if (started === -Errno.EINVAL) {
+      throw new InvalidArgumentError(
+        `Cannot serve GET natively on ${address}: give a numeric address, such as 127.0.0.1`,
       );
     }
     const port = check(started, `listen on ${address}`);
     this.#handle = Deno.UnsafePointer.create(out[0]!);
-    this.url = `http://${urlHost(options.hostname, port)}`;
+    this.url = `http://${urlHost(hostname, port)}`;
     this.#stopRemovals = peer.onRemove((id) => this.#removed(id));
     this.#toucher = setInterval(() => this.#touch(), TOUCH_INTERVAL_MS);
     Deno.unrefTimer(this.#toucher);
