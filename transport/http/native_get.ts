@@ -4,8 +4,8 @@
  * sendfile (native/packice.c, section 10), without copying their bytes in
  * this process as a `Deno.serve` response does. Every request it does not
  * answer itself (another route, a query, a wrong token, an object it does
- * not hold, a conditional or unusual range) it hands, with its connection,
- * to the Deno server, so refusals are that server's typed JSON errors.
+ * not hold, a conditional or unusual range) it relays to the Deno server,
+ * so refusals are that server's typed JSON errors.
  *
  * Which objects it serves is decided here: an object is offered once a GET
  * through the Deno server has read it under a lease, if it lives in one
