@@ -262,21 +262,28 @@ Deno.test("an object that expires or is evicted stops being served", async () =>
   await evicted.body?.cancel();
 });
 
-Deno.test("pipelined requests on one connection: answers in order, then a handover mid-connection", async () => {
+Deno.test("pipelined requests on one connection: answers in order, relayed ones among them", async () => {
   await using fixture = startFast();
   await put(fixture, "a", encoder.encode("hello world"));
+  await put(fixture, "b", encoder.encode("not offered"));
   await offered(fixture, "/v1/objects/a");
-  const get = (path: string, extra = "") => `GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
+  const ask = (method: string, path: string, extra = "") =>
+    `${method} ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
   const text = await raw(
     fixture.fast,
-    get("/v1/objects/a") + get("/v1/objects/a", "Range: bytes=6-\r\n") +
-      get("/v1/objects/missing", "Connection: close\r\n"),
+    ask("GET", "/v1/objects/a") + ask("GET", "/v1/objects/a", "Range: bytes=6-\r\n") +
+      // Relayed: a HEAD's answer has a length and no body; the next request is answered here.
+      ask("HEAD", "/v1/objects/b") + ask("GET", "/v1/objects/b") + ask("GET", "/v1/objects/a") +
+      ask("GET", "/v1/objects/missing", "Connection: close\r\n"),
   );
   const statuses = [...text.matchAll(/HTTP\/1\.1 (\d+)/g)].map((match) => match[1]);
-  assertEquals(statuses, ["200", "206", "404"], text);
+  assertEquals(statuses, ["200", "206", "200", "200", "200", "404"], text);
   assert(text.includes("\r\n\r\nhello world"), text);
-  assert(text.includes("\r\n\r\nworldHTTP/1.1 404"), text);
+  assert(text.includes("\r\n\r\nworldHTTP/1.1 200"), text);
+  assert(text.includes("\r\n\r\nnot offeredHTTP/1.1 200"), text);
   assert(text.endsWith('{"error":{"code":"NOT_FOUND","message":"No object: missing"}}'), text);
+  const { served, relayed } = await counts(fixture);
+  assertEquals([served, relayed], [3, 4], "a, a, a here; b's HEAD, b and missing relayed");
 });
 
 Deno.test("close() stops the native listener, and fastGet is refused where it cannot hold", async () => {
