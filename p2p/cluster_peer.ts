@@ -9,7 +9,7 @@
  * @module
  */
 import { Access, type Lease } from "../core/lease.ts";
-import { NotFoundError, StoreUnavailableError } from "../core/errors.ts";
+import { NotFoundError, StoreUnavailableError, UnsupportedError } from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import {
   type Acquired,
@@ -164,13 +164,19 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents {
   /**
    * Calls `listener` with the id of each object as it leaves this daemon's
    * lookups, among its own objects or the copies it fetched (see
-   * {@link RemovalEvents}); none are reported of a home peer that does not tell.
+   * {@link RemovalEvents}).
    *
    * @returns A function that stops the calls.
+   * @throws {UnsupportedError} When the home peer or the copies' peer does not report removals.
    */
   onRemove(listener: (objectId: string) => void): () => void {
-    const stops = [this.#home, this.#copies.peer]
-      .flatMap((peer) => offersRemovalEvents(peer) ? [peer.onRemove(listener)] : []);
+    const peers = [this.#home, this.#copies.peer];
+    if (!peers.every(offersRemovalEvents)) {
+      throw new UnsupportedError(
+        "Cannot report removed objects: the peers of this cluster peer do not",
+      );
+    }
+    const stops = peers.map((peer) => peer.onRemove(listener));
     return () => stops.forEach((stop) => stop());
   }
 
