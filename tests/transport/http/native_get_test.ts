@@ -372,6 +372,11 @@ Deno.test("a daemon with --http-fast serves GET natively with its token and says
     }
     const metrics = await (await fetch(`${url}/metrics`, { headers })).text();
     assert(/^packice_http_fast_served_total 1$/m.test(metrics), metrics);
+    // The daemon's peer is a cluster peer: its removals reach the listener too.
+    await (await fetch(`${url}/v1/objects/x`, { method: "DELETE", headers })).body?.cancel();
+    const gone = await fetch(`${fast}/v1/objects/x`, { headers });
+    assertEquals(gone.status, 404);
+    await gone.body?.cancel();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
