@@ -1583,10 +1583,13 @@ struct pk_hg_conn {
   size_t out_len, out_at;
   struct pk_hg_object *object;  // body under way
   uint64_t body_at, body_end;
-  // Relay buffers: client to upstream, upstream to client.
+  // Relay buffers: client to upstream, upstream to client; bodies move
+  // through a pipe of each direction with splice(2) once a buffer is empty.
   char *c2u, *u2c;
   size_t c2u_len, c2u_at, u2c_len, u2c_at;
   int c_eof, u_eof;
+  int c2u_pipe[2], u2c_pipe[2];
+  size_t c2u_piped, u2c_piped;
   // The exchange relayed: request bytes still to read from the client, whether
   // its response has no body (HEAD), whether that response's head has arrived,
   // and its body bytes still to read.
@@ -1756,6 +1759,10 @@ static void pk_hg_close_conn(struct pk_hg *s, struct pk_hg_conn *c) {
   if (c->next != NULL) c->next->prev = c->prev;
   close(c->fd);  // closing drops it from the epoll
   if (c->up >= 0) close(c->up);
+  for (int i = 0; i < 2; i++) {
+    if (c->c2u_pipe[i] >= 0) close(c->c2u_pipe[i]);
+    if (c->u2c_pipe[i] >= 0) close(c->u2c_pipe[i]);
+  }
   if (c->object != NULL) pk_hg_unref(s, c->object);
   free(c->out);
   free(c->c2u);
@@ -2029,6 +2036,13 @@ static int pk_hg_connect_up(struct pk_hg *s, struct pk_hg_conn *c) {
   if (c->c2u == NULL) c->c2u = malloc(PK_HG_RELAY_BUF);
   if (c->u2c == NULL) c->u2c = malloc(PK_HG_RELAY_BUF);
   if (c->c2u == NULL || c->u2c == NULL) return -1;
+  // Without pipes, bodies go through the buffers.
+  if (c->c2u_pipe[0] < 0 && pipe2(c->c2u_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+    c->c2u_pipe[0] = c->c2u_pipe[1] = -1;
+  }
+  if (c->u2c_pipe[0] < 0 && pipe2(c->u2c_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+    c->u2c_pipe[0] = c->u2c_pipe[1] = -1;
+  }
   int up = socket(s->upstream.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (up < 0) return -1;
   if (connect(up, (struct sockaddr *)&s->upstream, s->upstream_len) < 0 ||
@@ -2076,36 +2090,69 @@ static int pk_hg_hand_over(struct pk_hg *s, struct pk_hg_conn *c, size_t used) {
   return 0;
 }
 
-// Moves bytes from `from` through `buf` to `to` until either would block,
-// reading at most *left bytes when `left` is given. Returns -1 on an error,
-// else whether anything moved; sets *eof at the end of `from`, shutting the
-// writing side of `to` once the buffer is empty.
-static int pk_hg_pump(int from, int to, char *buf, size_t *len, size_t *at, int *eof,
-                      uint64_t *left) {
+// One direction of a relay: bytes already read into `buf` (from `at` to
+// `len`) go first, then the rest moves through `pipe` (or `buf`, without one).
+struct pk_hg_way {
+  int from, to;
+  char *buf;
+  size_t *len, *at;
+  int *pipe;
+  size_t *piped;  // bytes in the pipe
+  int *eof;
+  uint64_t *left;  // at most this many more bytes are read, when not NULL
+};
+
+// Moves bytes one way until either side would block. Returns -1 on an
+// error, else whether anything moved; sets *eof at the end of `from`,
+// shutting the writing side of `to` once nothing is left to send.
+static int pk_hg_pump(struct pk_hg_way w) {
   int moved = 0;
+  int splicing = w.pipe[0] >= 0;
+  const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
   while (1) {
-    if (*at < *len) {
-      ssize_t w = send(to, buf + *at, *len - *at, MSG_NOSIGNAL);
-      if (w < 0) return errno == EAGAIN || errno == EINTR ? moved : -1;
-      *at += (size_t)w;
+    ssize_t n;
+    if (*w.at < *w.len) {
+      n = send(w.to, w.buf + *w.at, *w.len - *w.at, MSG_NOSIGNAL);
+      if (n < 0) return errno == EAGAIN || errno == EINTR ? moved : -1;
+      *w.at += (size_t)n;
       moved = 1;
       continue;
     }
-    *at = *len = 0;
-    if (*eof || (left != NULL && *left == 0)) return moved;
+    *w.at = *w.len = 0;
+    if (*w.piped > 0) {
+      n = splice(w.pipe[0], NULL, w.to, NULL, *w.piped, flags);
+      if (n < 0) return errno == EAGAIN || errno == EINTR ? moved : -1;
+      *w.piped -= (size_t)n;
+      moved = 1;
+      continue;
+    }
+    if (*w.eof || (w.left != NULL && *w.left == 0)) return moved;
     size_t room = PK_HG_RELAY_BUF;
-    if (left != NULL && *left < room) room = (size_t)*left;
-    ssize_t r = recv(from, buf, room, 0);
-    if (r < 0) return errno == EAGAIN || errno == EINTR ? moved : -1;
-    if (r == 0) {
-      *eof = 1;
-      shutdown(to, SHUT_WR);
+    if (w.left != NULL && *w.left < room) room = (size_t)*w.left;
+    // The pipe is empty here, so EAGAIN means `from` has nothing to read.
+    n = splicing ? splice(w.from, NULL, w.pipe[1], NULL, room, flags)
+                 : recv(w.from, w.buf, room, 0);
+    if (n < 0) return errno == EAGAIN || errno == EINTR ? moved : -1;
+    if (n == 0) {
+      *w.eof = 1;
+      shutdown(w.to, SHUT_WR);
       return 1;
     }
-    *len = (size_t)r;
-    if (left != NULL) *left -= (uint64_t)r;
+    if (splicing) *w.piped = (size_t)n;
+    else *w.len = (size_t)n;
+    if (w.left != NULL) *w.left -= (uint64_t)n;
     moved = 1;
   }
+}
+
+static struct pk_hg_way pk_hg_c2u(struct pk_hg_conn *c, uint64_t *left) {
+  return (struct pk_hg_way){c->fd, c->up, c->c2u, &c->c2u_len, &c->c2u_at,
+                            c->c2u_pipe, &c->c2u_piped, &c->c_eof, left};
+}
+
+static struct pk_hg_way pk_hg_u2c(struct pk_hg_conn *c, uint64_t *left) {
+  return (struct pk_hg_way){c->up, c->fd, c->u2c, &c->u2c_len, &c->u2c_at,
+                            c->u2c_pipe, &c->u2c_piped, &c->u_eof, left};
 }
 
 // Reads the Deno server's response head into `u2c`, then sends it on. Returns
@@ -2148,17 +2195,18 @@ static int pk_hg_response_head(struct pk_hg_conn *c) {
 // else whether anything moved. The state is READ again once it is over.
 static int pk_hg_relay(struct pk_hg *s, struct pk_hg_conn *c) {
   (void)s;
-  int a = pk_hg_pump(c->fd, c->up, c->c2u, &c->c2u_len, &c->c2u_at, &c->c_eof, &c->req_left);
+  int a = pk_hg_pump(pk_hg_c2u(c, &c->req_left));
   if (a < 0 || c->c_eof) return -1;
   int b = pk_hg_response_head(c);
   if (b < 0) return -1;
   if (c->state == PK_HG_TUNNEL) return 1;
   if (c->resp_body) {
-    b |= pk_hg_pump(c->up, c->fd, c->u2c, &c->u2c_len, &c->u2c_at, &c->u_eof, &c->resp_left);
-    if (b < 0 || c->u_eof) return -1;
+    int body = pk_hg_pump(pk_hg_u2c(c, &c->resp_left));
+    if (body < 0 || c->u_eof) return -1;
+    b |= body;
   }
-  if (c->resp_body && c->resp_left == 0 && c->u2c_at == c->u2c_len && c->req_left == 0 &&
-      c->c2u_at == c->c2u_len) {
+  if (c->resp_body && c->resp_left == 0 && c->u2c_at == c->u2c_len && c->u2c_piped == 0 &&
+      c->req_left == 0 && c->c2u_at == c->c2u_len && c->c2u_piped == 0) {
     close(c->up);
     c->up = -1;
     c->state = PK_HG_READ;
@@ -2172,14 +2220,14 @@ static int pk_hg_drive(struct pk_hg *s, struct pk_hg_conn *c) {
   while (1) {
     if (c->state == PK_HG_TUNNEL) {
       // Bytes read ahead of an exchange that turned into a tunnel go first.
-      if (c->in_len > 0 && c->c2u_at == c->c2u_len) {
+      if (c->in_len > 0 && c->c2u_at == c->c2u_len && c->c2u_piped == 0) {
         memcpy(c->c2u, c->in, c->in_len);
         c->c2u_len = c->in_len;
         c->c2u_at = 0;
         c->in_len = 0;
       }
-      int a = pk_hg_pump(c->fd, c->up, c->c2u, &c->c2u_len, &c->c2u_at, &c->c_eof, NULL);
-      int b = pk_hg_pump(c->up, c->fd, c->u2c, &c->u2c_len, &c->u2c_at, &c->u_eof, NULL);
+      int a = pk_hg_pump(pk_hg_c2u(c, NULL));
+      int b = pk_hg_pump(pk_hg_u2c(c, NULL));
       if (a < 0 || b < 0 || (c->c_eof && c->u_eof)) return -1;
       if (a == 0 && b == 0) return 0;
       continue;
@@ -2255,6 +2303,7 @@ static void pk_hg_accept(struct pk_hg *s) {
     }
     c->fd = fd;
     c->up = -1;
+    c->c2u_pipe[0] = c->c2u_pipe[1] = c->u2c_pipe[0] = c->u2c_pipe[1] = -1;
     c->state = PK_HG_READ;
     c->active = pk_hg_now();
     int one = 1;

@@ -208,6 +208,19 @@ Deno.test("on the native listener, refusals and other routes are the Deno server
   assertEquals((await counts(fixture, auth)).served, 2);
 });
 
+Deno.test("large bodies relayed both ways arrive whole, then the object is served here", async () => {
+  await using fixture = startFast();
+  const bytes = pattern(9 << 20, 4);
+  const upload = await fetch(`${fixture.fast}/v1/objects/big`, { method: "PUT", body: bytes });
+  assertEquals(upload.status, 201, await upload.text());
+  for (const expected of [{ served: 0, relayed: 2 }, { served: 1, relayed: 2 }]) {
+    const response = await fetch(`${fixture.fast}/v1/objects/big`);
+    assertEquals(new Uint8Array(await response.arrayBuffer()), bytes);
+    const { served, relayed } = await counts(fixture);
+    assertEquals({ served, relayed }, expected);
+  }
+});
+
 Deno.test("a deleted object stops being served at once; a download under way ends whole", async () => {
   await using fixture = startFast();
   const bytes = pattern(16 << 20);
