@@ -1929,7 +1929,8 @@ static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, siz
   struct pk_hg_object *o = pk_hg_find(s, id, id_len);
   if (o == NULL) return PK_HG_HAND_OVER;
   uint64_t start = 0, stop = o->size;
-  int partial = range != NULL;
+  // A HEAD answers with the whole object's headers, range or not, as the Deno server's.
+  int partial = range != NULL && !head_only;
   if (partial && !pk_hg_range(range, range_len, o->size, &start, &stop)) {
     pk_hg_unref(s, o);
     return PK_HG_HAND_OVER;
