@@ -1543,7 +1543,8 @@ PK_EXPORT int32_t pk_report_sealed_writes(void) {
 #define PK_HG_RELAY_BUF 65536
 #define PK_HG_BUCKETS 4096
 #define PK_HG_SENDFILE_MAX ((size_t)1 << 30)
-// A connection that makes no progress for this long is closed, checked this often.
+// A connection waiting for a request, or for its client to read an answer
+// sent here, for this long is closed; checked this often.
 #define PK_HG_IDLE_S 120
 #define PK_HG_SWEEP_MS 5000
 // epoll data of the listening socket and the wake-up eventfd; connections
@@ -2334,7 +2335,9 @@ static void *pk_hg_loop(void *arg) {
       swept = now;
       for (struct pk_hg_conn *c = s->conns, *next; c != NULL; c = next) {
         next = c->next;
-        if (now - c->active > PK_HG_IDLE_S) pk_hg_close_conn(s, c);
+        // Relayed exchanges are the Deno server's to time out: it may answer slowly (a fetch).
+        int own = c->state == PK_HG_READ || c->state == PK_HG_SEND;
+        if (own && now - c->active > PK_HG_IDLE_S) pk_hg_close_conn(s, c);
       }
     }
     for (int i = 0; i < n && !atomic_load(&s->stop); i++) {
