@@ -25,6 +25,7 @@ import { blocks, type SourceError, sourceKey } from "./source_error.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
 import { PiecePicker } from "./swarm/piece_picker.ts";
 import type { PieceTimeout } from "./swarm/piece_timeout.ts";
+import { RangeClient } from "./swarm/range_client.ts";
 import { announcedBitfield } from "./swarm/bitfield.ts";
 import { holdingOf, Lanes, type Source, sourceOf } from "./swarm/source_lanes.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
@@ -80,7 +81,7 @@ export class Transfer {
   readonly #record: ContentRecord;
   readonly #view: Uint8Array;
   readonly #options: TransferOptions;
-  readonly #client: Deno.HttpClient;
+  readonly #client: RangeClient;
   readonly #picker: PiecePicker;
   /** Pieces of the object. */
   readonly #pieces: number;
@@ -110,7 +111,7 @@ export class Transfer {
     this.#record = record;
     this.#view = view;
     this.#options = options;
-    this.#client = Deno.createHttpClient({});
+    this.#client = new RangeClient();
     this.#pieces = pieceCount(record.size, record.pieceSize);
     this.#picker = new PiecePicker(this.#pieces);
     this.#blocklist = options.blocklist ?? new Blocklist();
@@ -280,11 +281,7 @@ export class Transfer {
    * only then may the blob behind it go. Idempotent.
    */
   async close(): Promise<void> {
-    try {
-      this.#client.close();
-    } catch {
-      // Closed already.
-    }
+    this.#client.close();
     await this.#lanes.settled();
     await this.#whole?.settled();
   }
