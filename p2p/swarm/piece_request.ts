@@ -21,9 +21,10 @@ const READ_BYTES = 1 << 20;
 
 /**
  * The most bytes received in one native call: the rate limit is asked
- * before each, and one call of the thread pool per few MiB costs nothing.
+ * before each (and a cancelled request has counted at most one step more
+ * than it received); one call of the thread pool per MiB costs little.
  */
-const STEP_BYTES = 4 << 20;
+const STEP_BYTES = 1 << 20;
 
 /** Targets in buffers shorter than this are received through a bounce buffer. */
 const OFF_HEAP_MIN = 64 << 10;
