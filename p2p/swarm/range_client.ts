@@ -12,6 +12,15 @@ import { RangeConnection } from "./range_connection.ts";
 /** Idle connections kept per holder. */
 const IDLE_MAX = 8;
 
+/**
+ * Native requests under way at most, process-wide: each holds a thread of
+ * Deno's blocking pool (32 threads, shared with file-system calls, hashing
+ * and the memfd pool) while it waits for bytes, and a stalled holder holds
+ * it until the piece's deadline. Requests past this many use `fetch`.
+ */
+const NATIVE_MAX = 16;
+let nativeInFlight = 0;
+
 /** Where a native connection goes: an IP address (no brackets) and a port. */
 export interface Endpoint {
   readonly ip: string;
@@ -53,10 +62,12 @@ export class RangeClient {
   /**
    * Where a native connection to the holder at `address` (an origin URL)
    * would go, or undefined when `fetch` is to be used: no native library,
-   * `https:`, or a host name rather than an IP address.
+   * `https:`, a host name rather than an IP address, or as many native
+   * requests under way as the thread pool may give them.
    */
   endpoint(address: URL): Endpoint | undefined {
     if (this.#lib === undefined || this.#closed || address.protocol !== "http:") return undefined;
+    if (nativeInFlight >= NATIVE_MAX) return undefined;
     const name = address.hostname;
     const ip = name.startsWith("[") ? name.slice(1, -1) : name;
     if (!/^[\d.]+$/.test(ip) && !ip.includes(":")) return undefined;
@@ -74,6 +85,7 @@ export class RangeClient {
     const idle = this.#idle.get(key(endpoint))?.pop();
     const connection = idle ?? RangeConnection.open(this.#lib!, endpoint.ip, endpoint.port);
     this.#busy.add(connection);
+    nativeInFlight++;
     return { connection, reused: idle !== undefined };
   }
 
@@ -82,7 +94,8 @@ export class RangeClient {
    * when `reusable` (a response read to its end, no byte more), else closed.
    */
   give(endpoint: Endpoint, connection: RangeConnection, reusable: boolean): void {
-    this.#busy.delete(connection);
+    if (!this.#busy.delete(connection)) return;
+    nativeInFlight--;
     const idle = this.#idle.get(key(endpoint)) ?? [];
     if (!reusable || this.#closed || idle.length >= IDLE_MAX) return connection.close();
     idle.push(connection);

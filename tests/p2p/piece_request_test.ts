@@ -243,3 +243,36 @@ Deno.test("requestPieces natively asks again on a new connection when a kept one
   assertEquals(served, 3);
   assertEquals(target.subarray(0, 3 * PIECE), body.subarray(0, 3 * PIECE));
 });
+
+Deno.test("requests past the native ones the thread pool may hold go through fetch", async () => {
+  await using server = scriptedServer(async (request, conn) => {
+    const { start, end } = rangeOf(request);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await writeAll(conn, answer(206, `bytes ${start}-${end - 1}/${SIZE}`, end - start));
+    await writeAll(conn, body.subarray(start, end));
+    return true;
+  });
+  const client = new RangeClient();
+  const target = new Uint8Array(new ArrayBuffer(SIZE));
+  try {
+    const requests = Array.from({ length: 20 }, () =>
+      requestPieces({
+        record,
+        piece: 1,
+        count: 1,
+        holder: { node: "h", address: `http://127.0.0.1:${server.port}` },
+        target,
+        at: PIECE,
+        client,
+        signal: new AbortController().signal,
+        landed: () => {},
+      }));
+    assertEquals(await Promise.all(requests), new Array(20).fill(1));
+  } finally {
+    client.close();
+  }
+  // Deno's fetch names itself; the native requests do not.
+  const viaFetch = server.requests.filter((request) => /user-agent/i.test(request));
+  assertEquals(server.requests.length, 20);
+  assertEquals(viaFetch.length, 4);
+});
