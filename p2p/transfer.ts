@@ -5,11 +5,13 @@
  * Each source gets a few requests in flight; the {@link PiecePicker} hands
  * out pieces rarest first (random among equals), and in the endgame asks a
  * second source for a piece still in flight, into a scratch piece, cancelling
- * the loser. Bytes go from each response chunk straight into the writable
- * view of the object's CREATE blob: never the whole object in JS. Each piece
- * is checked against its digest as soon as its last byte is in (on another
- * thread), and the whole object against the content digest, hashed in order
- * as pieces are verified.
+ * the loser. Bytes go straight into the writable view of the object's
+ * CREATE blob: from the socket, hashed on the way, over native connections
+ * ({@link RangeClient}), else from each chunk of a `fetch` response; never
+ * the whole object in JS. Each piece is checked against its digest as soon
+ * as its last byte is in, and the whole object against the content digest,
+ * hashed in order as pieces are verified (unless the record's binding ties
+ * it to the piece digests).
  *
  * A source that fails costs the pieces it was fetching, not the transfer:
  * they go back to the others. A source whose bytes do not verify, that

@@ -4,7 +4,10 @@
  * object's blob view, or a scratch piece for an endgame duplicate). Each
  * piece is handed on as soon as its last byte is in, and the request reads
  * on: checking a piece against its digest ({@link checkPiece}) never holds
- * up the bytes of the next.
+ * up the bytes of the next. Over a native connection the bytes go from the
+ * socket into the target on another thread, hashed as they land, and each
+ * piece is handed on with its digest; with `fetch`, each chunk of the body
+ * is copied in. Both check the answer and fault the source alike.
  *
  * @module
  */

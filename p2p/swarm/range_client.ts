@@ -23,7 +23,9 @@ let nativeInFlight = 0;
 
 /** Where a native connection goes: an IP address (no brackets) and a port. */
 export interface Endpoint {
+  /** IPv4 or IPv6 text. */
   readonly ip: string;
+  /** The TCP port. */
   readonly port: number;
   /** The `Host` header's value. */
   readonly host: string;

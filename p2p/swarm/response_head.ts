@@ -7,7 +7,9 @@
 
 /** A response's status and headers (names lower case; repeated fields joined by ", "). */
 export interface ResponseHead {
+  /** The status code; 0 when the head is not HTTP/1.x. */
   readonly status: number;
+  /** Header fields by lower-case name. */
   readonly headers: ReadonlyMap<string, string>;
 }
 
