@@ -280,6 +280,10 @@ async function receivePieces(
         if (left() <= 0) throw fault("timeout", "pieces not received in time");
         const flags = (at === from ? 1 : 0) | (at + step === to ? 2 : 0);
         const into = target.subarray(base + at, base + at + step);
+        // Detached (its mapping closed under the transfer): no byte may land, nor the source be blamed.
+        if (into.length !== step) {
+          throw new RangeError("Cannot receive into a target that was closed");
+        }
         // A small buffer may sit in V8's heap, where it can move while the
         // call writes it: a bounce buffer of its own, then a copy.
         const bounce = target.buffer.byteLength < OFF_HEAP_MIN
