@@ -75,9 +75,6 @@ export interface PieceRequest {
  */
 export async function requestPieces(request: PieceRequest): Promise<number> {
   const { record, piece, count, holder } = request;
-  const url = new URL(`${holder.address}/v1/objects/${encodeURIComponent(record.id)}?local=1`);
-  const client = request.client;
-  const endpoint = client instanceof RangeClient ? client.endpoint(url) : undefined;
   const what = count === 1 ? `piece ${piece}` : `pieces ${piece}-${piece + count - 1}`;
   const run: Run = {
     start: piece * record.pieceSize,
@@ -85,6 +82,15 @@ export async function requestPieces(request: PieceRequest): Promise<number> {
     fault: (kind, message, cause) =>
       new SourceError(kind, holder, `${what} of ${record.id}: ${message}`, { cause }),
   };
+  let url: URL;
+  try {
+    url = new URL(`${holder.address}/v1/objects/${encodeURIComponent(record.id)}?local=1`);
+  } catch (cause) {
+    // A forged or broken address in the directory: that source's fault, as fetch would say.
+    throw run.fault("unreachable", (cause as Error).message, cause);
+  }
+  const client = request.client;
+  const endpoint = client instanceof RangeClient ? client.endpoint(url) : undefined;
   const message = endpoint === undefined ? undefined : requestText(request, url, endpoint, run);
   if (endpoint === undefined || message === undefined) {
     const http = client instanceof RangeClient ? client.http : client;

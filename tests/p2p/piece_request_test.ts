@@ -276,3 +276,24 @@ Deno.test("requests past the native ones the thread pool may hold go through fet
   assertEquals(server.requests.length, 20);
   assertEquals(viaFetch.length, 4);
 });
+
+Deno.test("requestPieces faults a source whose address is no URL: unreachable", async () => {
+  const client = new RangeClient();
+  try {
+    const error = await assertRejects(() =>
+      requestPieces({
+        record,
+        piece: 0,
+        count: 1,
+        holder: { node: "h", address: "http://[not an address" },
+        target: new Uint8Array(new ArrayBuffer(SIZE)),
+        at: 0,
+        client,
+        signal: new AbortController().signal,
+        landed: () => {},
+      }), SourceError);
+    assertEquals(error.fault, "unreachable");
+  } finally {
+    client.close();
+  }
+});
