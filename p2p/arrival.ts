@@ -12,10 +12,21 @@ import type { ArrivingTransfer } from "./fetcher.ts";
 /** Bytes per chunk of an arriving stream. */
 const CHUNK = 1 << 20;
 
+/**
+ * What is known of an object on its way here before its blob exists: that
+ * it comes, since `since` (epoch ms); no blob is listed, as its size may not
+ * be known yet.
+ */
+export function expectedInfo(id: string, since: number): ObjectInfo {
+  return { id, state: "CREATING", size: 0, blobSizes: [], meta: {}, createdAt: since };
+}
+
 /** The progress of one fetch, fed by its hooks, awaited by its readers. */
 export class Arrival {
   /** The fetch: settles once the copy is sealed and announced, or rejects. */
   readonly flight: Promise<void>;
+  /** When the fetch began, in epoch ms. */
+  readonly since: number = Date.now();
   #object: ObjectInfo | undefined;
   #transfer: ArrivingTransfer | undefined;
   #streamed = false;

@@ -1,16 +1,20 @@
 /**
  * Copies a cluster peer builds from bytes it gathers itself (an origin
  * download, or pieces relayed during one), relayed to other daemons as they
- * verify, then sealed among the fetched copies and announced.
+ * verify, then sealed among the fetched copies and announced. An object
+ * expected before its size is known (an origin that has not answered yet,
+ * or a body of no stated length) is known here too, for `stat`.
  *
  * @module
  */
 import { Access } from "../core/lease.ts";
 import { ConflictError, UnsupportedError } from "../core/errors.ts";
+import type { ObjectInfo } from "../core/object.ts";
 import type { Meta } from "../core/validate.ts";
 import type { ContentRecord, Directory, Holder } from "./directory.ts";
 import type { FetchedCopies } from "./fetched_copies.ts";
 import type { AssembleFill, PartialBytes } from "./origin/origin_store.ts";
+import { expectedInfo } from "./arrival.ts";
 
 /** Objects being assembled here, by id. */
 export class Assembly {
@@ -19,6 +23,8 @@ export class Assembly {
   readonly #holder: () => Holder | undefined;
   /** Objects being assembled, by id: their verified bytes are relayed. */
   readonly #assembling = new Map<string, PartialBytes>();
+  /** Objects expected, by id: how many expect them, and since when (epoch ms). */
+  readonly #expected = new Map<string, { count: number; since: number }>();
 
   /** Assembles among `copies`, announcing to `directory` as `holder`. */
   constructor(copies: FetchedCopies, directory: Directory, holder: () => Holder | undefined) {
@@ -30,6 +36,27 @@ export class Assembly {
   /** Whether `id` is being assembled here. */
   has(id: string): boolean {
     return this.#assembling.has(id);
+  }
+
+  /** See `ClusterPeer.expect`. */
+  expect(id: string): Disposable {
+    const entry = this.#expected.get(id) ?? { count: 0, since: Date.now() };
+    entry.count++;
+    this.#expected.set(id, entry);
+    let held = true;
+    return {
+      [Symbol.dispose]: () => {
+        if (!held) return;
+        held = false;
+        if (--entry.count === 0 && this.#expected.get(id) === entry) this.#expected.delete(id);
+      },
+    };
+  }
+
+  /** What is known of `id` while it is expected and has no blob yet (see `expectedInfo`). */
+  expected(id: string): ObjectInfo | undefined {
+    const entry = this.#expected.get(id);
+    return entry === undefined ? undefined : expectedInfo(id, entry.since);
   }
 
   /** The verified bytes of `id` being assembled, for a partial read by another daemon. */

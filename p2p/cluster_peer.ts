@@ -32,6 +32,7 @@ import { FetchedCopies } from "./fetched_copies.ts";
 import { SealedHere } from "./sealed_here.ts";
 import { WriteLeases } from "./write_leases.ts";
 import { Fetches } from "./fetches.ts";
+import { type TransferLimits, transferLimits } from "./transfer_limits.ts";
 
 /** The one-call put the transports use when a peer offers it (see `BasePeer.putObject`). */
 type PutObject = (
@@ -92,6 +93,7 @@ export class ClusterPeer implements Peer, ArrivingRead {
   /** Fetches under way, by id. */
   readonly #fetches: Fetches;
   readonly #assembly: Assembly;
+  readonly #limits: TransferLimits;
   /** Claims of creates under a given id (without a shared lease store). */
   readonly #claims: CreateClaims | undefined;
   /** Announces and digests under way, awaited by close(). */
@@ -132,7 +134,9 @@ export class ClusterPeer implements Peer, ArrivingRead {
       counts: this.#counts,
       later,
     });
+    this.#limits = transferLimits(options);
     this.#fetches = new Fetches(options, {
+      limits: this.#limits,
       copies: this.#copies,
       address: () => this.#address,
       counts: this.#counts,
@@ -160,6 +164,14 @@ export class ClusterPeer implements Peer, ArrivingRead {
   }
 
   /**
+   * The transfer budget and download rate this peer's fetches share, which
+   * the daemon's origin read-through takes its bytes from too.
+   */
+  get limits(): TransferLimits {
+    return this.#limits;
+  }
+
+  /**
    * Bytes of an object still on its way here, as a partial holder serves
    * them: `read` copies a byte range whose pieces are all verified.
    *
@@ -182,6 +194,16 @@ export class ClusterPeer implements Peer, ArrivingRead {
    */
   assemble(id: string, size: number, meta: Meta, fill: AssembleFill): Promise<ContentRecord> {
     return this.#assembly.assemble(id, size, meta, fill);
+  }
+
+  /**
+   * Marks `id` as on its way here before its size is known (an origin that
+   * has not answered yet, a body of no stated length still arriving):
+   * meanwhile {@link ClusterPeer.stat} answers `CREATING` with no blob
+   * listed. Ends when disposed.
+   */
+  expect(id: string): Disposable {
+    return this.#assembly.expect(id);
   }
 
   /**
@@ -306,12 +328,30 @@ export class ClusterPeer implements Peer, ArrivingRead {
     return this.#peerOf(leaseId).renew(leaseId, ttl);
   }
 
+  /**
+   * What is known of an object: held here, or on its way here (`CREATING`:
+   * fetched from other daemons or read through from an origin, its size and
+   * metadata once its blob exists, no blob listed before).
+   */
   async stat(objectId: string): Promise<ObjectInfo> {
     try {
       return await this.#home.stat(objectId);
     } catch (error) {
-      if (!(error instanceof NotFoundError) || !this.#copies.has(objectId)) throw error;
-      return await this.#copies.peer.stat(objectId);
+      if (!(error instanceof NotFoundError)) throw error;
+      if (
+        this.#copies.has(objectId) || this.#fetches.has(objectId) || this.#assembly.has(objectId)
+      ) {
+        // A copy, or one on its way whose blob is made (CREATING, with its size and metadata).
+        try {
+          return await this.#copies.peer.stat(objectId);
+        } catch (missing) {
+          if (!(missing instanceof NotFoundError)) throw missing;
+        }
+      }
+      // On its way, its blob not made yet.
+      const expected = this.#fetches.expected(objectId) ?? this.#assembly.expected(objectId);
+      if (expected === undefined) throw error;
+      return expected;
     }
   }
 

@@ -94,6 +94,7 @@ export async function follow(
             token: cluster.token,
             self,
             signal: trip.signal,
+            rate: trip.rate,
           });
           if ("digest" in outcome) {
             const record = await assembly.record();
@@ -125,6 +126,7 @@ export async function follow(
             const holes = pullPieces(assembly, () => tracker.peers(id), {
               token: cluster.token,
               signal: trip.signal,
+              rate: trip.rate,
               wanted: (piece) => piece < from,
               patience: 1000,
             });
@@ -137,7 +139,7 @@ export async function follow(
       } finally {
         await assembly.settled();
       }
-    });
+    }, trip.signal);
   } catch (error) {
     if (led) tracker.end(id, { error: (error as Error).message });
     throw error;

@@ -11,7 +11,7 @@ import type { ContentRecord, Holder } from "../directory.ts";
 import { SourceError, sourceKey } from "../source_error.ts";
 import { hasPiece } from "../swarm/bitfield.ts";
 import { checkPiece, requestPieces } from "../swarm/piece_request.ts";
-import { sleep } from "../../transport/rate_limit.ts";
+import { sleep, type TokenBucket } from "../../transport/rate_limit.ts";
 import type { Assembly } from "./assembly.ts";
 import { askJson, parseProgress } from "./progress.ts";
 
@@ -27,6 +27,8 @@ export interface PullOptions {
   readonly signal: AbortSignal;
   /** Piece requests at once. Default 4. */
   readonly lanes?: number;
+  /** The daemon's download rate. Default: unlimited. */
+  readonly rate?: TokenBucket | undefined;
 }
 
 /** How the pull ended: every piece in and the whole digest known, or the downloader gone. */
@@ -121,6 +123,8 @@ export interface PiecesOptions {
   readonly signal: AbortSignal;
   /** Piece requests at once. Default 4. */
   readonly lanes?: number;
+  /** The daemon's download rate, which each chunk received takes. Default: unlimited. */
+  readonly rate?: TokenBucket | undefined;
   /** The node asked only for pieces no other source has (the downloader). */
   readonly leader?: string;
   /** The pieces wanted. Default: all. */
@@ -212,6 +216,12 @@ export async function pullPieces(
           client,
           token: options.token,
           signal,
+          ...(options.rate === undefined ? {} : {
+            onChunk: async (bytes: number) => {
+              await options.rate!.take(bytes, signal);
+              return !signal.aborted;
+            },
+          }),
           landed: () => {},
         });
         if (landed === 1) {

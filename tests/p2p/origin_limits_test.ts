@@ -1,0 +1,95 @@
+/**
+ * Origin read-throughs count in a daemon's limits as fetches from other
+ * daemons do: each object's size in `--transfer-budget` before its blob
+ * exists (a larger one refused typed, others waiting their turn), and every
+ * byte, from the origin or pulled from the downloader, in `--max-download-rate`.
+ */
+import { CapacityExceededError, connect, originId } from "../../mod.ts";
+import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
+import { pattern, sameBytes } from "../helpers/cluster.ts";
+import { eventually } from "../helpers/eventually.ts";
+import { type ClusterDaemon, startCluster } from "./cluster_daemons.ts";
+import { startCountingOrigin } from "./counting_origin.ts";
+
+const RATE = 12e6;
+
+/** Reads `url` through the daemon's socket; checks the body, answers the seconds it took. */
+async function timedFetch(daemon: ClusterDaemon, url: string, expected: Uint8Array) {
+  await using client = await connect(daemon.socket);
+  const started = performance.now();
+  const response = await client.fetch(url);
+  const body = new Uint8Array(await response.arrayBuffer());
+  const seconds = (performance.now() - started) / 1000;
+  assertEquals(response.status, 200);
+  assert(sameBytes(body, expected), `the body through ${daemon.node}`);
+  return seconds;
+}
+
+Deno.test("--max-download-rate holds origin downloads, and pieces pulled from the downloader, within 10%", async () => {
+  const body = pattern(24 << 20, 31);
+  const shared = pattern(48 << 20, 34);
+  // The origin sends 4x the limit: only the daemons' own limit holds them back.
+  await using origin = startCountingOrigin({ body, rate: 4 * RATE });
+  await using sharedOrigin = startCountingOrigin({ body: shared, rate: 4 * RATE });
+  await using cluster = await startCluster(["a"]);
+  const a = cluster.daemons[0]!;
+  const b = await cluster.add("b", ["--max-download-rate", `${RATE / 1e6}MB`]);
+  // b alone: the downloader, at its limit.
+  const alone = body.length / await timedFetch(b, `${origin.url}?alone`, body);
+  assert(Math.abs(alone / RATE - 1) <= 0.1, `downloader: ${(alone / 1e6).toFixed(1)} MB/s`);
+  // a downloads (no limit); b follows it from its 2nd MiB on, and pulls pieces at its limit.
+  const leading = timedFetch(a, sharedOrigin.url, shared);
+  await eventually(() => sharedOrigin.sent >= 2 << 20, "a's download began", {
+    timeout: 10_000,
+    interval: 5,
+  });
+  const following = shared.length / await timedFetch(b, sharedOrigin.url, shared);
+  await leading;
+  assertEquals(await b.metric("packice_origin_downstream_total"), 1);
+  assertEquals(sharedOrigin.requests.length, 1, JSON.stringify(sharedOrigin.requests));
+  assert(
+    Math.abs(following / RATE - 1) <= 0.1,
+    `follower: ${(following / 1e6).toFixed(1)} MB/s`,
+  );
+});
+
+Deno.test("--transfer-budget holds origin downloads: a larger one refused typed, two that fit only one at a time wait their turn", async () => {
+  const big = pattern(9 << 20, 32);
+  const body = pattern(6 << 20, 33);
+  await using bigOrigin = startCountingOrigin({ body: big });
+  await using origin = startCountingOrigin({ body, rate: 8e6 });
+  await using cluster = await startCluster(["solo"], { extra: ["--transfer-budget", "8MiB"] });
+  const daemon = cluster.daemons[0]!;
+  await using client = await connect(daemon.socket);
+  await assertRejects(
+    () => client.fetch(bigOrigin.url),
+    CapacityExceededError,
+    "raise --transfer-budget",
+  );
+  const urls = [`${origin.url}?one`, `${origin.url}?two`];
+  // Both at once: 12 MiB in a budget of 8 MiB, so never two blobs at a time.
+  let fetching = true;
+  let both = 0;
+  let blobs = 0;
+  const watch = (async () => {
+    while (fetching) {
+      const made = await Promise.all(urls.map(async (url) => {
+        const info = await client.stat(originId(url)).catch(() => undefined);
+        return info !== undefined && info.state === "CREATING" && info.blobSizes.length > 0;
+      }));
+      const count = made.filter(Boolean).length;
+      if (count === 2) both++;
+      if (count > 0) blobs++;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  try {
+    await Promise.all(urls.map((url) => timedFetch(daemon, url, body)));
+  } finally {
+    fetching = false;
+    await watch;
+  }
+  assert(blobs > 10, `an object under way was seen ${blobs} times`);
+  assertEquals(both, 0, "two objects of 6 MiB on their way at once in 8 MiB");
+  assertEquals(origin.requests.length, 2);
+});
