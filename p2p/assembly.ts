@@ -11,6 +11,7 @@ import { Access } from "../core/lease.ts";
 import { ConflictError, UnsupportedError } from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Meta } from "../core/validate.ts";
+import type { ClusterLog } from "./cluster_options.ts";
 import type { ContentRecord, Directory, Holder } from "./directory.ts";
 import type { FetchedCopies } from "./fetched_copies.ts";
 import type { AssembleFill, PartialBytes } from "./origin/origin_store.ts";
@@ -21,16 +22,23 @@ export class Assembly {
   readonly #copies: FetchedCopies;
   readonly #directory: Directory;
   readonly #holder: () => Holder | undefined;
+  readonly #log: ClusterLog;
   /** Objects being assembled, by id: their verified bytes are relayed. */
   readonly #assembling = new Map<string, PartialBytes>();
   /** Objects expected, by id: how many expect them, and since when (epoch ms). */
   readonly #expected = new Map<string, { count: number; since: number }>();
 
-  /** Assembles among `copies`, announcing to `directory` as `holder`. */
-  constructor(copies: FetchedCopies, directory: Directory, holder: () => Holder | undefined) {
+  /** Assembles among `copies`, announcing to `directory` as `holder`; warns to `log`. */
+  constructor(
+    copies: FetchedCopies,
+    directory: Directory,
+    holder: () => Holder | undefined,
+    log: ClusterLog,
+  ) {
     this.#copies = copies;
     this.#directory = directory;
     this.#holder = holder;
+    this.#log = log;
   }
 
   /** Whether `id` is being assembled here. */
@@ -90,6 +98,9 @@ export class Assembly {
           // A newer version of the same source: the old one goes everywhere.
           await this.#directory.remove(id);
           await this.#directory.announce(record, holder);
+        }).catch((error) => {
+          // The directory is away (Redis down): the copy is sealed and served all the same.
+          this.#log.warn(`Cannot announce the copy of object ${id}: ${(error as Error).message}`);
         }).finally(() => copies.announcing.delete(id));
       }
       return record;

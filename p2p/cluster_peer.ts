@@ -144,7 +144,12 @@ export class ClusterPeer implements Peer, ArrivingRead {
       signal: this.#abort.signal,
       later,
     });
-    this.#assembly = new Assembly(this.#copies, options.directory, () => this.#holder());
+    this.#assembly = new Assembly(
+      this.#copies,
+      options.directory,
+      () => this.#holder(),
+      this.#log,
+    );
     this.#unsubscribe = options.directory.onRemove?.((removal) => this.#removed(removal));
     this.#claims = options.removeShared === undefined
       ? new CreateClaims(options.directory, () => this.#holder())
@@ -338,9 +343,8 @@ export class ClusterPeer implements Peer, ArrivingRead {
       return await this.#home.stat(objectId);
     } catch (error) {
       if (!(error instanceof NotFoundError)) throw error;
-      if (
-        this.#copies.has(objectId) || this.#fetches.has(objectId) || this.#assembly.has(objectId)
-      ) {
+      const expected = this.#fetches.expected(objectId) ?? this.#assembly.expected(objectId);
+      if (this.#copies.has(objectId) || expected !== undefined || this.#assembly.has(objectId)) {
         // A copy, or one on its way whose blob is made (CREATING, with its size and metadata).
         try {
           return await this.#copies.peer.stat(objectId);
@@ -348,8 +352,7 @@ export class ClusterPeer implements Peer, ArrivingRead {
           if (!(missing instanceof NotFoundError)) throw missing;
         }
       }
-      // On its way, its blob not made yet.
-      const expected = this.#fetches.expected(objectId) ?? this.#assembly.expected(objectId);
+      // On its way, its blob not made yet; or not here at all.
       if (expected === undefined) throw error;
       return expected;
     }

@@ -96,8 +96,12 @@ export async function download(
     // Answered from the directory when the digest is known: no lease needed.
     const known = await peer.stat(id);
     if (known.state !== "SEALED") {
-      // Still on its way (or being written): its state, and its size once known.
-      if (head) return new Response(null, { headers: { ...objectHeaders(known), ...CREATING } });
+      // Still on its way (or being written): its state, and its size once known
+      // (with no body at all the server would say `Content-Length: 0`).
+      if (head) {
+        const body = known.blobSizes.length > 0 ? null : ReadableStream.from([]);
+        return new Response(body, { headers: { ...objectHeaders(known), ...CREATING } });
+      }
       throw new NotSealedError(`Cannot read object ${id}: not sealed`);
     }
     if (known.digest !== undefined) {
