@@ -95,6 +95,7 @@ export async function follow(
             self,
             signal: trip.signal,
             rate: trip.rate,
+            counts: trip.counts,
           });
           if ("digest" in outcome) {
             const record = await assembly.record();
@@ -127,6 +128,7 @@ export async function follow(
               token: cluster.token,
               signal: trip.signal,
               rate: trip.rate,
+              counts: trip.counts,
               wanted: (piece) => piece < from,
               patience: 1000,
             });

@@ -13,6 +13,7 @@ import { hasPiece } from "../swarm/bitfield.ts";
 import { checkPiece, requestPieces } from "../swarm/piece_request.ts";
 import { sleep, type TokenBucket } from "../../transport/rate_limit.ts";
 import type { Assembly } from "./assembly.ts";
+import type { OriginCounts } from "./origin_counts.ts";
 import { askJson, parseProgress } from "./progress.ts";
 
 /** What a pull needs. */
@@ -29,6 +30,8 @@ export interface PullOptions {
   readonly lanes?: number;
   /** The daemon's download rate. Default: unlimited. */
   readonly rate?: TokenBucket | undefined;
+  /** Where the bytes pulled are counted. */
+  readonly counts?: OriginCounts | undefined;
 }
 
 /** How the pull ended: every piece in and the whole digest known, or the downloader gone. */
@@ -125,6 +128,8 @@ export interface PiecesOptions {
   readonly lanes?: number;
   /** The daemon's download rate, which each chunk received takes. Default: unlimited. */
   readonly rate?: TokenBucket | undefined;
+  /** Where the bytes pulled are counted (`origin_peer_bytes_total`). */
+  readonly counts?: OriginCounts | undefined;
   /** The node asked only for pieces no other source has (the downloader). */
   readonly leader?: string;
   /** The pieces wanted. Default: all. */
@@ -216,12 +221,11 @@ export async function pullPieces(
           client,
           token: options.token,
           signal,
-          ...(options.rate === undefined ? {} : {
-            onChunk: async (bytes: number) => {
-              await options.rate!.take(bytes, signal);
-              return !signal.aborted;
-            },
-          }),
+          onChunk: async (bytes) => {
+            await options.rate?.take(bytes, signal);
+            if (options.counts !== undefined) options.counts.origin_peer_bytes_total += bytes;
+            return !signal.aborted;
+          },
           landed: () => {},
         });
         if (landed === 1) {
