@@ -21,9 +21,12 @@ export interface TransferLimits {
  * The limits of `--transfer-budget` and `--max-download-rate`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { transferLimits } from "@packice/packice";
  * const limits = transferLimits({ transferBudget: 256 << 20, maxDownloadRate: 200e6 });
- * const held = await limits.budget?.reserve(size, "object x");
+ * const held = await limits.budget!.reserve(4 << 20, "object x");
+ * await limits.rate!.take(4 << 20);
+ * held.release();
  * ```
  */
 export function transferLimits(
