@@ -271,6 +271,7 @@ export class ReadThrough {
     reload: boolean,
   ): Promise<OriginReply> {
     this.#tracker.lead(id);
+    let response: Response | undefined;
     try {
       if (!reload) {
         // Someone may have stored it meanwhile (or a newer version than the stale one).
@@ -281,26 +282,24 @@ export class ReadThrough {
           return replyOf(id, meta);
         }
       }
-      const response = await askOrigin(trip);
-      if (!shareable(trip.headers, response)) {
-        this.#tracker.end(id, { error: `the origin answered ${response.status}` });
-        return await this.#unshared(trip, response);
+      const answer = response = await askOrigin(trip);
+      if (!shareable(trip.headers, answer)) {
+        this.#tracker.end(id, { error: `the origin answered ${answer.status}` });
+        return await this.#unshared(trip, answer);
       }
-      const meta = originMeta(trip.url, response);
-      const length = response.headers.get("content-length");
+      const meta = originMeta(trip.url, answer);
+      const length = answer.headers.get("content-length");
       const known = length !== null && /^\d+$/.test(length);
       // A body of no stated length goes to a file as it comes; its length known, to the blob.
-      using spool = known
-        ? undefined
-        : await Spool.of(trip, response, this.#maxBody, this.#spoolDir);
+      using spool = known ? undefined : await Spool.of(trip, answer, this.#maxBody, this.#spoolDir);
       const size = spool?.size ?? Number(length);
-      const validator = rangeValidator(response.headers);
+      const validator = rangeValidator(answer.headers);
       const record = await this.#store.assemble(id, size, meta, async (view, relay) => {
         const assembly = new Assembly(id, size, view);
         relay(assembly);
         this.#tracker.downloading(id, assembly, meta);
         try {
-          if (spool === undefined) await download(assembly, response, trip, validator);
+          if (spool === undefined) await download(assembly, answer, trip, validator);
           else await spool.fill(assembly);
           return await assembly.record();
         } finally {
@@ -311,6 +310,8 @@ export class ReadThrough {
       return replyOf(id, meta);
     } catch (error) {
       this.#tracker.end(id, { error: (error as Error).message });
+      // Refused before its body was read (no room in the budget): the connection goes.
+      await response?.body?.cancel().catch(() => {});
       throw error;
     }
   }
