@@ -62,7 +62,10 @@ const quiet: ClusterLog = { warn: () => {}, debug: () => {} };
  *   object deleted (and maybe put again with other bytes) is never served
  *   from an old copy; `delete` anywhere removes the object cluster-wide.
  * - A copy or object evicted to make room withdraws this node as its holder.
- * - {@link ClusterPeer.readArriving} streams an object while it arrives.
+ * - {@link ClusterPeer.readArriving} streams an object while it arrives, and
+ *   `stat` of an object on its way answers `CREATING` instead of `NOT_FOUND`.
+ * - Fetches and origin read-throughs share one transfer budget and one
+ *   download rate ({@link ClusterPeer.limits}).
  *
  * @example Wrap a daemon's peer
  * ```ts ignore
