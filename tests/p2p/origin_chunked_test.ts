@@ -5,7 +5,7 @@
  * can store is refused typed, saying what to do; downstream daemons still
  * take it from the one that downloaded it.
  */
-import { CapacityExceededError, connect } from "../../mod.ts";
+import { CapacityExceededError, connect, StoreUnavailableError } from "../../mod.ts";
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { pattern, sameBytes } from "../helpers/cluster.ts";
 import { type ClusterDaemon, startCluster } from "./cluster_daemons.ts";
@@ -56,15 +56,22 @@ Deno.test("a chunked origin body: spooled, not gathered in memory; taken by a se
   assertEquals(await b.metric("packice_origin_bytes_total"), 0);
 });
 
-Deno.test("a chunked origin body longer than the daemon can store: CAPACITY_EXCEEDED, saying what to do", async () => {
-  const body = pattern(40 << 20, 43);
-  await using origin = startCountingOrigin({ body, chunked: true });
+Deno.test("a chunked origin body longer than the daemon can store, or cut off: typed errors, nothing stored", async () => {
+  await using origin = startCountingOrigin({ body: pattern(40 << 20, 43), chunked: true });
+  await using cut = startCountingOrigin({
+    body: pattern(8 << 20, 44),
+    chunked: true,
+    cutAfter: 3 << 20,
+  });
   await using cluster = await startCluster(["solo"], { extra: ["--capacity", "32MiB"] });
-  await using client = await connect(cluster.daemons[0]!.socket);
+  const daemon = cluster.daemons[0]!;
+  await using client = await connect(daemon.socket);
   await assertRejects(
     () => client.fetch(origin.url),
     CapacityExceededError,
     "of no stated length, runs past 33554432 bytes",
   );
+  await assertRejects(() => client.fetch(cut.url), StoreUnavailableError, "cut off");
   assertEquals((await client.list()).length, 0);
+  assertEquals(await daemon.metric("packice_origin_failures_total"), 1);
 });
