@@ -13,8 +13,8 @@ export interface ObjectInfo {
   readonly size: number;
   /**
    * The size of each blob, in order. Empty, with `size` 0, for an object
-   * still on its way to a cluster daemon whose blob is not made yet, its
-   * size not known (state `CREATING`).
+   * still on its way to a cluster daemon whose size is not known yet (state
+   * `CREATING`).
    */
   readonly blobSizes: readonly number[];
   /** The user's metadata. */

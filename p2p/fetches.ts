@@ -77,7 +77,7 @@ export class Fetches {
   /** What is known of `id` while it is on its way here and has no blob yet. */
   expected(id: string): ObjectInfo | undefined {
     const arrival = this.#running.get(id);
-    return arrival === undefined ? undefined : expectedInfo(id, arrival.since);
+    return arrival === undefined ? undefined : expectedInfo(id, arrival.since, arrival.size);
   }
 
   /** Settles once every fetch under way has. */
@@ -95,6 +95,7 @@ export class Fetches {
     if (arrival === undefined) {
       const flight = this.#fetch(id, notFound, {
         started: (object, transfer) => arrival!.started(object, transfer),
+        sized: (size) => arrival!.sized(size),
         prefix: (bytes) => arrival!.grew(bytes),
       }).finally(() => this.#running.delete(id));
       arrival = new Arrival(flight);
@@ -127,7 +128,7 @@ export class Fetches {
   async #fetch(
     id: string,
     notFound: NotFoundError,
-    progress: Pick<FetchHooks, "started" | "prefix">,
+    progress: Pick<FetchHooks, "started" | "prefix" | "sized">,
   ): Promise<void> {
     const { fetcher, copies, directory, node, counts, log } = this.#options;
     const started = performance.now();

@@ -25,31 +25,33 @@ async function seen(daemon: ClusterDaemon, id: string) {
   return { socket, http, head };
 }
 
-/** Waits until all three say CREATING, and checks what they say of the size. */
-async function creating(daemon: ClusterDaemon, id: string, size: number | undefined) {
+/**
+ * Waits until all three say CREATING of each of `ids` at once, and checks
+ * what they say of the size.
+ */
+async function creating(daemon: ClusterDaemon, ids: readonly string[], size: number | undefined) {
   let last: unknown;
+  const says = async (id: string) => {
+    const { socket, http, head } = last = await seen(daemon, id);
+    if (typeof socket === "string" || socket.state !== "CREATING") return false;
+    if (typeof http === "number" || head.headers.get("packice-state") !== "CREATING") return false;
+    if (size !== undefined && socket.blobSizes.length === 0) return false;
+    assertEquals(head.status, 200);
+    assertEquals(head.headers.get("etag"), null);
+    for (const info of [socket, http]) {
+      assertEquals(info.id, id);
+      assertEquals(info.size, size ?? 0);
+      assertEquals(info.blobSizes, size === undefined ? [] : [size]);
+    }
+    assertEquals(
+      head.headers.get("content-length"),
+      size === undefined ? null : String(size),
+    );
+    return true;
+  };
   await eventually(
-    async () => {
-      const { socket, http, head } = last = await seen(daemon, id);
-      if (typeof socket === "string" || socket.state !== "CREATING") return false;
-      if (typeof http === "number" || head.headers.get("packice-state") !== "CREATING") {
-        return false;
-      }
-      if (size !== undefined && socket.blobSizes.length === 0) return false;
-      assertEquals(head.status, 200);
-      assertEquals(head.headers.get("etag"), null);
-      for (const info of [socket, http]) {
-        assertEquals(info.id, id);
-        assertEquals(info.size, size ?? 0);
-        assertEquals(info.blobSizes, size === undefined ? [] : [size]);
-      }
-      assertEquals(
-        head.headers.get("content-length"),
-        size === undefined ? null : String(size),
-      );
-      return true;
-    },
-    `${id} on its way to ${daemon.node}`,
+    async () => (await Promise.all(ids.map(says))).every(Boolean),
+    `${ids} on their way to ${daemon.node}`,
     { timeout: 10_000, interval: 20 },
   ).catch((error) => {
     throw new Error(`${error.message}: last seen ${JSON.stringify(last)}`, { cause: error });
@@ -66,23 +68,25 @@ Deno.test("stat and HEAD of objects on their way to a daemon: CREATING, their si
   });
   await using cluster = await startCluster(["a"]);
   const a = cluster.daemons[0]!;
-  const b = await cluster.add("b", ["--max-download-rate", "8MB"]);
+  const b = await cluster.add("b", ["--max-download-rate", "8MB", "--transfer-budget", "16MiB"]);
   await converged(cluster.daemons);
   await using clientA = await connect(a.socket);
   await using clientB = await connect(b.socket);
   // Read through from an origin that states its length: the size as soon as the blob is made.
   const reading = clientA.fetch(origin.url).then((response) => response.arrayBuffer());
-  await creating(a, originId(origin.url), sized.length);
+  await creating(a, [originId(origin.url)], sized.length);
   // A body of no stated length: no size while it is spooled.
   const spooling = clientA.fetch(chunked.url).then((response) => response.arrayBuffer());
-  await creating(a, originId(chunked.url), undefined);
+  await creating(a, [originId(chunked.url)], undefined);
   await Promise.all([reading, spooling]);
-  // Fetched from another daemon.
+  // Fetched from another daemon: two at once in a budget of one, the second waiting for room
+  // with its size known, before its blob is made.
   await clientA.put(pattern(16 << 20, 53), { id: "on-its-way" });
-  const getting = clientB.get("on-its-way");
-  await creating(b, "on-its-way", 16 << 20);
-  (await getting)[Symbol.dispose]();
-  for (const [daemon, id] of [[a, originId(origin.url)], [b, "on-its-way"]] as const) {
+  await clientA.put(pattern(16 << 20, 54), { id: "waiting" });
+  const getting = ["on-its-way", "waiting"].map((id) => clientB.get(id));
+  await creating(b, ["on-its-way", "waiting"], 16 << 20);
+  for (const handle of await Promise.all(getting)) handle[Symbol.dispose]();
+  for (const [daemon, id] of [[a, originId(origin.url)], [b, "waiting"]] as const) {
     const { socket, head } = await seen(daemon, id);
     assertEquals((socket as ObjectInfo).state, "SEALED");
     assertEquals(head.headers.get("packice-state"), null);
