@@ -25,8 +25,8 @@ export class Assembly {
   readonly #log: ClusterLog;
   /** Objects being assembled, by id: their verified bytes are relayed. */
   readonly #assembling = new Map<string, PartialBytes>();
-  /** Objects expected, by id: how many expect them, and since when (epoch ms). */
-  readonly #expected = new Map<string, { count: number; since: number }>();
+  /** Objects expected, by id: how many expect them, since when (epoch ms), and their size if known. */
+  readonly #expected = new Map<string, { count: number; since: number; size?: number }>();
 
   /** Assembles among `copies`, announcing to `directory` as `holder`; warns to `log`. */
   constructor(
@@ -47,9 +47,10 @@ export class Assembly {
   }
 
   /** See `ClusterPeer.expect`. */
-  expect(id: string): Disposable {
+  expect(id: string, size?: number): Disposable {
     const entry = this.#expected.get(id) ?? { count: 0, since: Date.now() };
     entry.count++;
+    if (size !== undefined) entry.size = size;
     this.#expected.set(id, entry);
     let held = true;
     return {
@@ -64,7 +65,7 @@ export class Assembly {
   /** What is known of `id` while it is expected and has no blob yet (see `expectedInfo`). */
   expected(id: string): ObjectInfo | undefined {
     const entry = this.#expected.get(id);
-    return entry === undefined ? undefined : expectedInfo(id, entry.since);
+    return entry === undefined ? undefined : expectedInfo(id, entry.since, entry.size);
   }
 
   /** The verified bytes of `id` being assembled, for a partial read by another daemon. */

@@ -205,13 +205,14 @@ export class ClusterPeer implements Peer, ArrivingRead {
   }
 
   /**
-   * Marks `id` as on its way here before its size is known (an origin that
-   * has not answered yet, a body of no stated length still arriving):
-   * meanwhile {@link ClusterPeer.stat} answers `CREATING` with no blob
-   * listed. Ends when disposed.
+   * Marks `id` as on its way here before its blob is made (an origin that
+   * has not answered yet, a body of no stated length still arriving, room
+   * awaited in the transfer budget): meanwhile {@link ClusterPeer.stat}
+   * answers `CREATING`, with `size` when given, else with no blob listed.
+   * Ends when disposed.
    */
-  expect(id: string): Disposable {
-    return this.#assembly.expect(id);
+  expect(id: string, size?: number): Disposable {
+    return this.#assembly.expect(id, size);
   }
 
   /**

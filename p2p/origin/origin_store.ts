@@ -36,7 +36,7 @@ export interface Assembler {
   /** See `ClusterPeer.assemble`. */
   assemble(id: string, size: number, meta: Meta, fill: AssembleFill): Promise<ContentRecord>;
   /** See `ClusterPeer.expect`. */
-  expect(id: string): Disposable;
+  expect(id: string, size?: number): Disposable;
 }
 
 /** What a read-through needs of its peer. */
@@ -88,6 +88,8 @@ export function peerStore(peer: Peer, budget?: TransferBudget): OriginStore {
       }
     },
     assemble: async (id, size, meta, fill, signal) => {
+      // Sized while it waits for room, before its blob is made.
+      using _sized = assembler?.expect(id, size);
       const held = await budget?.reserve(size, `object ${id}`, signal);
       try {
         if (assembler !== undefined) return await assembler.assemble(id, size, meta, fill);

@@ -112,6 +112,12 @@ Deno.test("in process: a cluster peer's stat of an object expected, before and a
     using _expected = peer.expect("later");
     const info = await peer.stat("later");
     assertEquals([info.state, info.size, info.blobSizes], ["CREATING", 0, []]);
+    {
+      // Its size known (an origin's Content-Length), its blob not made yet.
+      using _sized = peer.expect("later", 5);
+      const sized = await peer.stat("later");
+      assertEquals([sized.state, sized.size, sized.blobSizes], ["CREATING", 5, [5]]);
+    }
     let during: ObjectInfo | undefined;
     await peer.assemble("later", 5, { a: 1 }, async (view) => {
       during = await peer.stat("later");

@@ -95,19 +95,26 @@ Deno.test("--transfer-budget holds origin downloads: a larger one refused typed,
     "raise --transfer-budget",
   );
   const urls = [`${origin.url}?one`, `${origin.url}?two`];
-  // Both at once: 12 MiB in a budget of 8 MiB, so never two blobs at a time.
+  // Both at once: 12 MiB in a budget of 8 MiB, so never two blobs at a time; the one
+  // waiting for room says its size already.
   let fetching = true;
   let both = 0;
   let blobs = 0;
+  let waiting = 0;
   const watch = (async () => {
     while (fetching) {
-      const made = await Promise.all(urls.map(async (url) => {
-        const info = await client.stat(originId(url)).catch(() => undefined);
-        return info !== undefined && info.state === "CREATING" && info.blobSizes.length > 0;
-      }));
-      const count = made.filter(Boolean).length;
-      if (count === 2) both++;
-      if (count > 0) blobs++;
+      const infos = await Promise.all(
+        urls.map((url) => client.stat(originId(url)).catch(() => undefined)),
+      );
+      // Its metadata is there once its blob is made.
+      const made = infos.filter((info) => info?.state === "CREATING" && info.meta.origin);
+      if (made.length === 2) both++;
+      if (made.length > 0) blobs++;
+      if (
+        infos.some((info) =>
+          info?.state === "CREATING" && !info.meta.origin && info.size === body.length
+        )
+      ) waiting++;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   })();
@@ -118,6 +125,7 @@ Deno.test("--transfer-budget holds origin downloads: a larger one refused typed,
     await watch;
   }
   assert(blobs > 10, `an object under way was seen ${blobs} times`);
+  assert(waiting > 0, "the object waiting for room was seen with its size");
   assertEquals(both, 0, "two objects of 6 MiB on their way at once in 8 MiB");
   assertEquals(origin.requests.length, 2);
 });
