@@ -300,21 +300,38 @@ export function writeText(into: Uint8Array, text: string, at = 0): number {
  * @returns The header, or a description of what is wrong with it.
  */
 export function readHeader(message: Uint8Array, offset: number): Header | string {
+  return readHeaderInto(newHeader(), message, offset);
+}
+
+/** A header to fill with {@link readHeaderInto}. */
+function newHeader(): { -readonly [K in keyof Header]: Header[K] } {
+  return { version: 0, op: 0, id: 0, length: 0, flags: 0, fds: 0 };
+}
+
+/**
+ * {@link readHeader} into `header`, which it returns, or a description of
+ * what is wrong: the frame iterator fills one header for every frame instead
+ * of making one per frame.
+ */
+function readHeaderInto(
+  header: { -readonly [K in keyof Header]: Header[K] },
+  message: Uint8Array,
+  offset: number,
+): Header | string {
   if (message.length - offset < HEADER_SIZE) {
     return `truncated header: ${message.length - offset} bytes`;
   }
   if (readUint16(message, offset) !== MAGIC) return "bad magic";
-  const header: Header = {
-    version: message[offset + 2]!,
-    op: message[offset + 3]!,
-    id: readUint32(message, offset + 4),
-    length: readUint32(message, offset + 8),
-    flags: message[offset + 12]!,
-    fds: message[offset + 13]!,
-  };
-  if (header.length > message.length - offset - HEADER_SIZE) {
-    return `body of ${header.length} bytes overruns the message`;
+  const length = readUint32(message, offset + 8);
+  if (length > message.length - offset - HEADER_SIZE) {
+    return `body of ${length} bytes overruns the message`;
   }
+  header.version = message[offset + 2]!;
+  header.op = message[offset + 3]!;
+  header.id = readUint32(message, offset + 4);
+  header.length = length;
+  header.flags = message[offset + 12]!;
+  header.fds = message[offset + 13]!;
   return header;
 }
 
@@ -337,7 +354,9 @@ export const NO_FDS: number[] = [];
 /**
  * Walks the frames of a received message, handing each its body and its
  * share of the message's fds, in order: the one loop over frames of both
- * sides. Bodies are views of the message, valid until it is reused.
+ * sides. Bodies are views of the message, valid until it is reused, and
+ * the header {@link Frames.next} returns is one object, filled anew for each
+ * frame: read what it holds before the next call.
  *
  * @example Read the frames of a message
  * ```ts ignore
@@ -353,6 +372,7 @@ export class Frames {
   readonly #allFds: readonly number[];
   #offset = 0;
   #fdAt = 0;
+  readonly #header = newHeader();
   /** The body of the frame {@link Frames.next} returned last. */
   body: Uint8Array = EMPTY;
   /** The fds of the frame {@link Frames.next} returned last, taken from the message's. */
@@ -376,7 +396,7 @@ export class Frames {
   next(): Header | string | undefined {
     const message = this.#message;
     if (this.#offset >= message.length) return undefined;
-    const header = readHeader(message, this.#offset);
+    const header = readHeaderInto(this.#header, message, this.#offset);
     if (typeof header === "string") return header;
     const start = this.#offset + HEADER_SIZE;
     this.#offset = start + header.length;
