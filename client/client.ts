@@ -11,6 +11,7 @@ import {
   type DirectPutOptions,
   offersArrivingRead,
   offersDirectPut,
+  offersDirectRead,
   type Peer,
   type PutOptions,
   type StreamPut,
@@ -165,8 +166,11 @@ export class Client implements AsyncDisposable {
   get(id: string, options: GetOptions = {}): Promise<ObjectHandle> {
     try {
       this.#checkOpen();
+      const peer = this.#peer;
+      // The handle is made as the lease's reply is handled, where the peer offers it.
+      if (offersDirectRead(peer)) return peer.acquireRead(id, options, this.#handleOf);
       // A promise chain, not an async function: its frame would cost a get more than the chain.
-      return this.#peer.acquire(id, Access.READ, options).then(this.#handleOf);
+      return peer.acquire(id, Access.READ, options).then(this.#handleOf);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -5,6 +5,7 @@ import type {
   ArrivingRead,
   DirectDelete,
   DirectPut,
+  DirectRead,
   Peer,
   PeerStats,
   PutOptions,
@@ -24,7 +25,7 @@ import type { UdsPeer } from "../transport/uds/uds_peer.ts";
  * with {@link LeaseExpiredError}, its views detached.
  */
 export class ReconnectingPeer
-  implements Peer, DirectPut, DirectDelete, StatusSource, OriginSource, ArrivingRead {
+  implements Peer, DirectPut, DirectDelete, DirectRead, StatusSource, OriginSource, ArrivingRead {
   readonly #connect: () => Promise<UdsPeer>;
   #current: UdsPeer;
   #reconnecting: Promise<UdsPeer> | undefined;
@@ -62,6 +63,27 @@ export class ReconnectingPeer
     return acquired;
   }
 
+  /**
+   * See `UdsPeer.acquireRead`; tried once more on a new connection, as
+   * other reads are, when the connection goes down under it.
+   */
+  acquireRead<T>(
+    objectId: string,
+    options: AcquireOptions,
+    make: (acquired: Acquired) => T | Promise<T>,
+  ): Promise<T> {
+    const current = this.#current;
+    if (current.closed || this.#closing !== undefined) {
+      return this.#read((peer) => peer.acquireRead(objectId, options, make));
+    }
+    return current.acquireRead(objectId, options, make, (error) => {
+      if (!this.#retries(error, current)) return undefined;
+      return Promise.resolve(this.#peer()).then((peer) =>
+        peer.acquireRead(objectId, options, make)
+      );
+    });
+  }
+
   seal(leaseId: string): Promise<ObjectInfo> {
     return this.#onLease(leaseId, (peer) => peer.seal(leaseId), true);
   }
@@ -72,6 +94,13 @@ export class ReconnectingPeer
 
   release(leaseId: string): Promise<void> {
     return this.#onLease(leaseId, (peer) => peer.release(leaseId), true);
+  }
+
+  /** See `UdsPeer.releaseQuietly`. */
+  releaseQuietly(leaseId: string): void {
+    const owner = this.#writers.get(leaseId);
+    if (owner !== undefined) this.#writers.delete(leaseId);
+    (owner ?? this.#current).releaseQuietly(leaseId);
   }
 
   renew(leaseId: string, ttl?: number): Promise<Lease> {
@@ -166,10 +195,15 @@ export class ReconnectingPeer
       ? call(current)
       : Promise.resolve(this.#peer()).then(call);
     return first.catch(async (error) => {
-      if (!(error instanceof ClosedError) || this.#closing !== undefined) throw error;
-      if (this.#current === current && !current.closed) throw error;
+      if (!this.#retries(error, current)) throw error;
       return await call(await this.#peer());
     });
+  }
+
+  /** Whether a read that failed with `error` on `current` is tried again: the connection went down. */
+  #retries(error: unknown, current: UdsPeer): boolean {
+    if (!(error instanceof ClosedError) || this.#closing !== undefined) return false;
+    return this.#current !== current || current.closed;
   }
 
   /** A call on a lease, on the connection that granted it. */

@@ -17,7 +17,7 @@ import type { MappingCache, SharedMapping } from "./mapping_cache.ts";
 import { setNewest } from "./newest.ts";
 import { decodeOpenReply, openFrameRoom, type OpenRequest, writeOpenFrame } from "./open_frame.ts";
 import { Op } from "./protocol.ts";
-import { isFromDaemon, type Requests } from "./requests.ts";
+import { type Built, isFromDaemon, type Pending, type Requests } from "./requests.ts";
 import { type BlobSource, UdsBlob } from "./uds_blob.ts";
 
 /** An object as an OPEN reply described it, under the serial the daemon gave it. */
@@ -69,46 +69,60 @@ export class ClientOpens {
   }
 
   /**
-   * Takes a READ lease with OPEN. Against a daemon that does not know OPEN,
-   * which answers it with a `PROTOCOL` error, it takes the lease with
-   * ACQUIRE and does so from then on.
+   * Takes a READ lease with OPEN and resolves with `make` of it, called as
+   * the reply is handled. Against a daemon that does not know OPEN, which
+   * answers it with a `PROTOCOL` error, it takes the lease with ACQUIRE and
+   * does so from then on.
+   *
+   * @param make Makes what the promise resolves with of the lease granted;
+   *   when it throws, the lease is released.
    */
-  open(objectId: string, options: AcquireOptions): Promise<Acquired> {
-    const ttl = options.ttl;
+  open<T>(
+    objectId: string,
+    options: AcquireOptions,
+    make: (acquired: Acquired) => T | Promise<T>,
+    retry?: (error: Error) => Promise<T> | undefined,
+  ): Promise<T> {
     const known = this.#known.get(objectId);
     const pinned = known === undefined ? undefined : this.#pin(known);
-    const request: { -readonly [K in keyof OpenRequest]: OpenRequest[K] } = {
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    const call = new OpenCall<T>(
+      this,
       objectId,
-      known: pinned === undefined ? 0 : known!.serial,
-    };
-    if (ttl !== undefined) request.ttl = ttl;
-    if (options.local === true) request.local = true;
-    let taken = false;
-    // A promise chain, not an async function: its frame would be most of what a get allocates.
-    let replied: Promise<Acquired>;
+      options,
+      pinned === undefined ? undefined : known,
+      pinned,
+    );
+    call.make = make;
+    call.retry = retry;
+    call.resolve = resolve;
+    call.reject = reject;
     try {
-      replied = this.#requests.call(
-        Op.OPEN,
-        { room: openFrameRoom(objectId), write: (into, id) => writeOpenFrame(into, id, request) },
-        (body, fds): Acquired => {
-          taken = true;
-          return this.#opened(objectId, ttl, known, pinned, body, fds);
-        },
-      );
+      this.#requests.send(call, call);
     } catch (error) {
-      replied = Promise.reject(error);
+      call.fail(error as Error);
     }
-    return replied.then(undefined, (error) => {
-      if (taken) throw error;
-      for (const shared of pinned ?? []) shared.release();
-      if (
-        error instanceof ProtocolError && error.code === ErrorCode.PROTOCOL && isFromDaemon(error)
-      ) {
-        this.#opens = false;
-        return this.#acquire(objectId, options);
-      }
-      throw error;
-    });
+    return promise;
+  }
+
+  /** Ends a lease granted by OPEN that nobody will hold. */
+  abandon(held: HeldLease): void {
+    this.#leases.end(held.leaseId);
+    this.#requests.release(held.leaseId);
+  }
+
+  /** An OPEN the daemon refused: falls back to ACQUIRE when it does not know OPEN. */
+  refused<T>(call: OpenCall<T>, error: Error): void {
+    if (
+      error instanceof ProtocolError && error.code === ErrorCode.PROTOCOL && isFromDaemon(error)
+    ) {
+      this.#opens = false;
+      call.resolve(this.#acquire(call.objectId, call.options).then(call.make));
+      return;
+    }
+    const again = call.retry?.(error);
+    if (again === undefined) call.reject(error);
+    else call.resolve(again);
   }
 
   /** Another use of each mapping of a known object; undefined when one is gone. */
@@ -128,16 +142,14 @@ export class ClientOpens {
     return pinned;
   }
 
-  /** Records the lease an OPEN reply grants; owns `pinned` and `fds` from here on. */
-  #opened(
-    objectId: string,
-    ttl: number | undefined,
-    known: Known | undefined,
-    pinned: SharedMapping[] | undefined,
-    body: Uint8Array,
-    fds: number[],
-  ): HeldLease {
+  /**
+   * Records the lease an OPEN reply grants; owns the pinned mappings of
+   * `call` and `fds` from here on.
+   */
+  opened(call: OpenedCall, body: Uint8Array, fds: number[]): HeldLease {
     const { symbols } = this.#native;
+    const { objectId, ttl, knownAs: known } = call;
+    let pinned = call.takePinned();
     let shared: readonly SharedMapping[] = NO_MAPPINGS;
     let leaseId: string | undefined;
     try {
@@ -190,5 +202,92 @@ export class ClientOpens {
       for (const used of pinned ?? []) used.release();
       for (const fd of fds) symbols.pk_close(fd);
     }
+  }
+}
+
+/** What {@link ClientOpens.opened} reads of an OPEN under way. */
+interface OpenedCall {
+  readonly objectId: string;
+  readonly ttl: number | undefined;
+  readonly knownAs: Known | undefined;
+  takePinned(): SharedMapping[] | undefined;
+}
+
+/**
+ * One OPEN under way: its request (the frame it writes), its pending reply
+ * and what settles its promise, in one object.
+ */
+class OpenCall<T> implements Pending, Built, OpenRequest, OpenedCall {
+  readonly op = Op.OPEN;
+  sentInSweep = 0;
+  readonly takesFds = true;
+  parts?: Uint8Array[];
+  readonly room: number;
+  readonly objectId: string;
+  readonly known: number;
+  readonly ttl: number | undefined;
+  readonly local: boolean;
+  readonly options: AcquireOptions;
+  /** What the object was known as, when `known` names it. */
+  readonly knownAs: Known | undefined;
+  make!: (acquired: Acquired) => T | Promise<T>;
+  /** Tries the read again elsewhere after `error`; undefined when it should fail with it. */
+  retry: ((error: Error) => Promise<T> | undefined) | undefined;
+  resolve!: (value: T | Promise<T>) => void;
+  reject!: (error: Error) => void;
+  readonly #opens: ClientOpens;
+  #pinned: SharedMapping[] | undefined;
+
+  constructor(
+    opens: ClientOpens,
+    objectId: string,
+    options: AcquireOptions,
+    knownAs: Known | undefined,
+    pinned: SharedMapping[] | undefined,
+  ) {
+    this.#opens = opens;
+    this.objectId = objectId;
+    this.options = options;
+    this.ttl = options.ttl;
+    this.local = options.local === true;
+    this.knownAs = knownAs;
+    this.known = knownAs === undefined ? 0 : knownAs.serial;
+    this.#pinned = pinned;
+    this.room = openFrameRoom(objectId);
+  }
+
+  write(into: Uint8Array, id: number): number {
+    return writeOpenFrame(into, id, this);
+  }
+
+  /** The mappings pinned for the reply; the caller owns them from here on. */
+  takePinned(): SharedMapping[] | undefined {
+    const pinned = this.#pinned;
+    this.#pinned = undefined;
+    return pinned;
+  }
+
+  settle(body: Uint8Array, fds: number[]): void {
+    let held: HeldLease;
+    try {
+      held = this.#opens.opened(this, body, fds);
+    } catch (error) {
+      this.reject(error as Error);
+      return;
+    }
+    let made: T | Promise<T>;
+    try {
+      made = this.make(held);
+    } catch (error) {
+      this.#opens.abandon(held);
+      this.reject(error as Error);
+      return;
+    }
+    this.resolve(made);
+  }
+
+  fail(error: Error): void {
+    for (const shared of this.takePinned() ?? []) shared.release();
+    this.#opens.refused(this, error);
   }
 }

@@ -49,9 +49,9 @@ export interface OpenRequest {
   /** The serial the client still maps the object as, from an earlier reply; 0 for none. */
   readonly known: number;
   /** TTL of the READ lease in milliseconds. */
-  readonly ttl?: number;
+  readonly ttl?: number | undefined;
   /** Only this host's copy (see `AcquireOptions.local`). */
-  readonly local?: boolean;
+  readonly local?: boolean | undefined;
 }
 
 /** The most bytes an OPEN request frame takes. */

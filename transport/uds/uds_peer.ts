@@ -14,6 +14,7 @@ import type {
   ArrivingRead,
   DirectDelete,
   DirectPut,
+  DirectRead,
   Peer,
   PeerStats,
   PutOptions,
@@ -87,7 +88,7 @@ const DEFAULT_REQUEST_TIMEOUT = 60_000;
  * ```
  */
 export class UdsPeer
-  implements Peer, DirectPut, DirectDelete, StatusSource, OriginSource, ArrivingRead {
+  implements Peer, DirectPut, DirectDelete, DirectRead, StatusSource, OriginSource, ArrivingRead {
   readonly #path: string;
   readonly #channel: Channel;
   readonly #requests: Requests;
@@ -187,9 +188,33 @@ export class UdsPeer
       access === Access.READ && objectId !== undefined && options.memfds === undefined &&
       this.#opens.available
     ) {
-      return this.#opens.open(objectId, options);
+      return this.#opens.open(objectId, options, asAcquired);
     }
     return this.#acquire(objectId, access, options);
+  }
+
+  /**
+   * A READ lease handed to `make` as its reply is handled (see
+   * `DirectRead`): `Client.get` makes its handle there, with no promise
+   * between the reply and the caller.
+   *
+   * @param retry Tries the read again elsewhere after it failed with the
+   *   error given, or returns undefined to fail with it (a connection that
+   *   reconnects).
+   */
+  acquireRead<T>(
+    objectId: string,
+    options: AcquireOptions,
+    make: (acquired: Acquired) => T | Promise<T>,
+    retry?: (error: Error) => Promise<T> | undefined,
+  ): Promise<T> {
+    if (options.memfds === undefined && this.#opens.available) {
+      return this.#opens.open(objectId, options, make, retry);
+    }
+    const read = this.#acquire(objectId, Access.READ, options).then(make);
+    return retry === undefined
+      ? read
+      : read.catch((error) => retry(error) ?? Promise.reject(error));
   }
 
   /** Takes a lease with ACQUIRE, whose request and reply are JSON. */
@@ -276,15 +301,31 @@ export class UdsPeer
         new UnknownLeaseError(`Lease ${leaseId} was not granted on this connection`),
       );
     }
+    if (this.#endNow(held)) return Promise.resolve();
+    return this.#requests.call(Op.RELEASE, leaseId, none).finally(() => this.#leases.end(leaseId));
+  }
+
+  /** Ends a lease as {@link UdsPeer.release} does, dropping what it would reject with. */
+  releaseQuietly(leaseId: string): void {
+    const held = this.#leases.get(leaseId);
+    if (held === undefined || this.#endNow(held)) return;
+    this.#requests.call(Op.RELEASE, leaseId, none).then(ignore, ignore).finally(() =>
+      this.#leases.end(leaseId)
+    );
+  }
+
+  /**
+   * Ends a lease here at once, and on the daemon before any later request of
+   * this connection, with no reply to wait for; false, with nothing done,
+   * for a lease past its expiry, which waits for the daemon's answer.
+   */
+  #endNow(held: HeldLease): boolean {
     const expiresAt = held.lease.expiresAt;
-    if (expiresAt !== undefined && expiresAt <= Date.now()) {
-      return this.#requests.call(Op.RELEASE, leaseId, none).finally(() =>
-        this.#leases.end(leaseId)
-      );
-    }
+    if (expiresAt !== undefined && expiresAt <= Date.now()) return false;
+    const leaseId = held.lease.id;
     this.#leases.end(leaseId);
     this.#requests.release(leaseId);
-    return Promise.resolve();
+    return true;
   }
 
   async renew(leaseId: string, ttl?: number): Promise<Lease> {
@@ -421,3 +462,10 @@ export class UdsPeer
     this.#mappings.close();
   }
 }
+
+/** The lease an OPEN grants, as `acquire` hands it out. */
+function asAcquired(acquired: Acquired): Acquired {
+  return acquired;
+}
+
+function ignore(): void {}
