@@ -16,6 +16,7 @@ import type { Native } from "../../native/load.ts";
 import type { Reactor } from "../../native/reactor.ts";
 import type { Flusher } from "../../native/schedule.ts";
 import type { Channel } from "./channel.ts";
+import { PendingTable } from "./pending_table.ts";
 import { decodeOpenReply } from "./open_frame.ts";
 import {
   type AcquireReply,
@@ -152,7 +153,7 @@ export class Requests {
   readonly #path: string;
   readonly #timeout: number;
   readonly #failConnection: (reason: string) => void;
-  readonly #pending = new Map<number, Pending>();
+  readonly #pending = new PendingTable<Pending>();
   /** ACQUIRE and OPEN requests given up on, whose late replies would grant leases to release. */
   readonly #abandoned = new Set<number>();
   #nextId = 1;
@@ -271,8 +272,9 @@ export class Requests {
     Requests.#unwatch(this);
     this.#abandoned.clear();
     const error = this.closedError();
-    for (const pending of this.#pending.values()) pending.fail(error);
+    const pending = [...this.#pending.entries()];
     this.#pending.clear();
+    for (const [, request] of pending) request.fail(error);
   }
 
   /** Why the connection ended, or undefined while it is open. */
@@ -312,12 +314,13 @@ export class Requests {
     Requests.#sweeper = undefined;
   }
 
-  /** Fails the requests that have waited longer than the timeout, oldest first. */
+  /** Fails the requests that have waited longer than the timeout. */
   #expire(): void {
-    for (const [id, pending] of this.#pending) {
+    if (this.#pending.size === 0) return;
+    for (const [id, pending] of this.#pending.entries()) {
       // A read-through lasts as long as its download: the socket closing ends it.
       if (pending.op === Op.FETCH) continue;
-      if ((Requests.#sweeps - pending.sentInSweep - 1) * SWEEP_MS < this.#timeout) break;
+      if ((Requests.#sweeps - pending.sentInSweep - 1) * SWEEP_MS < this.#timeout) continue;
       this.#pending.delete(id);
       if (pending.op === Op.ACQUIRE || pending.op === Op.OPEN) this.#abandoned.add(id);
       pending.fail(
