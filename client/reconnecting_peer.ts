@@ -141,16 +141,22 @@ export class ReconnectingPeer
     return this.#read((peer: Peer) => peer.metrics?.() ?? Promise.resolve({}));
   }
 
-  async putObject(
+  putObject(
     chunks: readonly Uint8Array[],
     size: number,
     options: PutOptions,
   ): Promise<ObjectInfo> {
-    return await (await this.#peer()).putObject(chunks, size, options);
+    const peer = this.#peer();
+    return peer instanceof Promise
+      ? peer.then((connected) => connected.putObject(chunks, size, options))
+      : peer.putObject(chunks, size, options);
   }
 
-  async deleteObject(objectId: string): Promise<void> {
-    return await (await this.#peer()).deleteObject(objectId);
+  deleteObject(objectId: string): Promise<void> {
+    const peer = this.#peer();
+    return peer instanceof Promise
+      ? peer.then((connected) => connected.deleteObject(objectId))
+      : peer.deleteObject(objectId);
   }
 
   /** Closes the connection; no other is made. Idempotent. */

@@ -25,6 +25,7 @@ import {
   peekHeader,
   PROTOCOL_VERSION,
   textFrameRoom,
+  writeHeader,
   writeTextFrame,
 } from "./protocol.ts";
 import { RecentTexts } from "./recent_texts.ts";
@@ -289,7 +290,10 @@ export class Connection implements ChannelHandler, Session, ServedBy {
     } else if (body.length > CHUNK) {
       this.#replyChunked(op, id, body);
     } else {
-      this.channel.push(encodeFrame(op, id, Flag.REPLY, body));
+      const into = this.channel.reserve(HEADER_SIZE + body.length);
+      writeHeader(into, op, id, Flag.REPLY, body.length, 0);
+      if (body.length > 0) into.set(body, HEADER_SIZE);
+      this.channel.commit(into, HEADER_SIZE + body.length);
     }
   }
 

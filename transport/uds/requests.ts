@@ -81,20 +81,23 @@ class Decoded<T> implements Pending {
   readonly takesFds: boolean;
   parts?: Uint8Array[];
   readonly #decode: Decode<T>;
-  readonly #resolve: (value: T) => void;
+  readonly #resolve: (value: T | Promise<T>) => void;
   readonly #reject: (error: Error) => void;
+  readonly #recover: Recover<T> | undefined;
 
   constructor(
     op: number,
     decode: Decode<T>,
-    resolve: (value: T) => void,
+    resolve: (value: T | Promise<T>) => void,
     reject: (error: Error) => void,
+    recover: Recover<T> | undefined,
   ) {
     this.op = op;
     this.takesFds = op === Op.ACQUIRE || op === Op.OPEN;
     this.#decode = decode;
     this.#resolve = resolve;
     this.#reject = reject;
+    this.#recover = recover;
   }
 
   settle(body: Uint8Array, fds: number[]): void {
@@ -109,9 +112,14 @@ class Decoded<T> implements Pending {
   }
 
   fail(error: Error): void {
-    this.#reject(error);
+    const again = this.#recover?.(error);
+    if (again === undefined) this.#reject(error);
+    else this.#resolve(again);
   }
 }
+
+/** Settles a failed request another way, or returns undefined to fail it with the error. */
+export type Recover<T> = (error: Error) => Promise<T> | undefined;
 
 /** Errors the daemon sent in reply, as opposed to those of this side. */
 const fromDaemon = new WeakSet<Error>();
@@ -177,12 +185,19 @@ export class Requests {
   /**
    * Sends a request and waits for its reply. A request with a memfd (a
    * CREATE that hands it over) leaves at once, not at the end of the turn,
-   * so that its caller can fill the memfd while it travels.
+   * so that its caller can fill the memfd while it travels. `recover` may
+   * settle a request that failed another way.
    */
-  call<T>(op: number, body: Body, decode: Decode<T>, memfd?: number): Promise<T> {
+  call<T>(
+    op: number,
+    body: Body,
+    decode: Decode<T>,
+    memfd?: number,
+    recover?: Recover<T>,
+  ): Promise<T> {
     if (this.#closedReason !== undefined) return Promise.reject(this.closedError());
     const { promise, resolve, reject } = Promise.withResolvers<T>();
-    this.send(new Decoded(op, decode, resolve, reject), body, memfd);
+    this.send(new Decoded(op, decode, resolve, reject, recover), body, memfd);
     return promise;
   }
 

@@ -419,19 +419,16 @@ export class UdsPeer
    * `PROTOCOL` error, it takes a WRITE lease and discards it, and does so
    * from then on.
    */
-  async deleteObject(objectId: string): Promise<void> {
-    if (this.#deletes) {
-      try {
-        return await this.#requests.call(Op.DELETE, objectId, none);
-      } catch (error) {
-        if (
-          !(error instanceof ProtocolError && error.code === ErrorCode.PROTOCOL &&
-            isFromDaemon(error))
-        ) throw error;
-        this.#deletes = false;
-      }
-    }
-    await deleteInSteps(this, objectId);
+  deleteObject(objectId: string): Promise<void> {
+    if (!this.#deletes) return deleteInSteps(this, objectId);
+    return this.#requests.call(Op.DELETE, objectId, none, undefined, (error) => {
+      if (
+        !(error instanceof ProtocolError && error.code === ErrorCode.PROTOCOL &&
+          isFromDaemon(error))
+      ) return undefined;
+      this.#deletes = false;
+      return deleteInSteps(this, objectId);
+    });
   }
 
   /**
