@@ -181,28 +181,10 @@ export class Channel {
   }
 
   /**
-   * Adds a frame that `build` writes into `room` bytes or more, returning
-   * its length: {@link Channel.reserve} and {@link Channel.commit} in one call.
-   *
-   * @param room The most bytes the frame takes.
-   * @param build Writes the frame; returns its length.
-   * @param fds As for {@link Channel.push}.
-   */
-  pushBuilt(
-    room: number,
-    build: (into: Uint8Array) => number,
-    fds: readonly number[] = NO_FDS,
-  ): void {
-    const into = this.reserve(room);
-    this.commit(into, build(into), fds);
-  }
-
-  /**
    * Room for a frame of at most `room` bytes, to write and then hand to
    * {@link Channel.commit} before anything else is pushed: in this
    * channel's own memory when it fits there until the next flush, else in
-   * a new array. For the hot paths, where a builder closure per frame
-   * would cost more than the frame.
+   * a new array.
    *
    * @param room The most bytes the frame takes.
    * @returns Where to write the frame.

@@ -313,10 +313,8 @@ export class Connection implements ChannelHandler, Session, ServedBy {
   }
 
   #pushText(op: number, id: number, flags: number, text: string): void {
-    this.channel.pushBuilt(
-      textFrameRoom(text),
-      (into) => writeTextFrame(into, op, id, flags, text),
-    );
+    const into = this.channel.reserve(textFrameRoom(text));
+    this.channel.commit(into, writeTextFrame(into, op, id, flags, text));
   }
 
   /**

@@ -60,11 +60,9 @@ export async function acquire(
   // The fds stay open until the flush of this turn: the lease holds the blobs,
   // and only a timer (expiry) or another message (release) could end it.
   const text = json(reply);
-  session.channel.pushBuilt(
-    textFrameRoom(text),
-    (into) => writeTextFrame(into, Op.ACQUIRE, id, Flag.REPLY, text, fds.length),
-    fds,
-  );
+  const channel = session.channel;
+  const into = channel.reserve(textFrameRoom(text));
+  channel.commit(into, writeTextFrame(into, Op.ACQUIRE, id, Flag.REPLY, text, fds.length), fds);
   return undefined;
 }
 
