@@ -204,7 +204,10 @@ export class Client implements AsyncDisposable {
   };
 
   async #releaseThenThrow(acquired: Acquired, error: unknown): Promise<never> {
-    await this.#peer.release(acquired.lease.id).catch(() => {});
+    const peer = this.#peer;
+    // A lease from `acquireRead` may be one its peer ends only through its object.
+    if (offersDirectRead(peer)) peer.releaseQuietly(acquired);
+    else await peer.release(acquired.lease.id).catch(() => {});
     throw error;
   }
 

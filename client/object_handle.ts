@@ -117,12 +117,11 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
       // A copy that cannot be detached (an immutable one) is no longer handed out either.
       this.#bytes.length = 0;
       const peer = this.#peer;
-      const leaseId = this.#acquired.lease.id;
       if (offersDirectRead(peer)) {
-        peer.releaseQuietly(leaseId);
+        peer.releaseQuietly(this.#acquired);
         this.#closing = RELEASED;
       } else {
-        this.#closing = peer.release(leaseId).catch(ignore);
+        this.#closing = peer.release(this.#acquired.lease.id).catch(ignore);
       }
     }
     return this.#closing;

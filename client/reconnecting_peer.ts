@@ -96,11 +96,12 @@ export class ReconnectingPeer
     return this.#onLease(leaseId, (peer) => peer.release(leaseId), true);
   }
 
-  /** See `UdsPeer.releaseQuietly`. */
-  releaseQuietly(leaseId: string): void {
+  /** See `UdsPeer.releaseQuietly`: a lease of a lost connection has ended with it. */
+  releaseQuietly(acquired: Acquired): void {
+    const leaseId = acquired.lease.id;
     const owner = this.#writers.get(leaseId);
     if (owner !== undefined) this.#writers.delete(leaseId);
-    (owner ?? this.#current).releaseQuietly(leaseId);
+    (owner ?? this.#current).releaseQuietly(acquired);
   }
 
   renew(leaseId: string, ttl?: number): Promise<Lease> {

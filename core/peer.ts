@@ -219,12 +219,14 @@ export interface DirectRead {
     make: (acquired: Acquired) => T | Promise<T>,
   ): Promise<T>;
   /**
-   * Ends a lease, as `release` does, with nobody to tell how it went: a
-   * lease that has ended already is left as it is.
+   * Ends a lease from `acquireRead`, as `release` does, with nobody to tell
+   * how it went: a lease that has ended already is left as it is. A peer
+   * may hold such leases apart from those it finds by id (it then ends
+   * them only here).
    *
-   * @param leaseId The lease.
+   * @param acquired What `acquireRead` handed to `make`.
    */
-  releaseQuietly(leaseId: string): void;
+  releaseQuietly(acquired: Acquired): void;
 }
 
 /** Whether `peer` offers {@link DirectRead}. */

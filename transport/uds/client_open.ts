@@ -81,6 +81,7 @@ export class ClientOpens {
     objectId: string,
     options: AcquireOptions,
     make: (acquired: Acquired) => T | Promise<T>,
+    byHandle: boolean,
     retry?: (error: Error) => Promise<T> | undefined,
   ): Promise<T> {
     const known = this.#known.get(objectId);
@@ -94,6 +95,7 @@ export class ClientOpens {
       pinned,
     );
     call.make = make;
+    call.byHandle = byHandle;
     call.retry = retry;
     call.resolve = resolve;
     call.reject = reject;
@@ -107,7 +109,7 @@ export class ClientOpens {
 
   /** Ends a lease granted by OPEN that nobody will hold. */
   abandon(held: HeldLease): void {
-    this.#leases.end(held.leaseId);
+    this.#leases.endHeld(held);
     this.#requests.release(held.leaseId);
   }
 
@@ -192,7 +194,8 @@ export class ClientOpens {
         blobs[index] = new UdsBlob(this.#native, held, index, blobSizes[index]!, source);
       }
       shared = NO_MAPPINGS;
-      this.#leases.add(held);
+      if (call.byHandle) this.#leases.addHeld(held);
+      else this.#leases.add(held);
       return held;
     } catch (error) {
       for (const used of shared) used.release();
@@ -208,6 +211,8 @@ export class ClientOpens {
 /** What {@link ClientOpens.opened} reads of an OPEN under way. */
 interface OpenedCall {
   readonly objectId: string;
+  /** Whether the lease is ended through its object only, never by its id (`DirectRead`). */
+  readonly byHandle: boolean;
   readonly ttl: number | undefined;
   readonly knownAs: Known | undefined;
   takePinned(): SharedMapping[] | undefined;
@@ -231,6 +236,7 @@ class OpenCall<T> implements Pending, Built, OpenRequest, OpenedCall {
   /** What the object was known as, when `known` names it. */
   readonly knownAs: Known | undefined;
   make!: (acquired: Acquired) => T | Promise<T>;
+  byHandle = false;
   /** Tries the read again elsewhere after `error`; undefined when it should fail with it. */
   retry: ((error: Error) => Promise<T> | undefined) | undefined;
   resolve!: (value: T | Promise<T>) => void;

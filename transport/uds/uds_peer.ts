@@ -34,7 +34,7 @@ import type { OriginReply, OriginRequest, OriginSource } from "../origin_fetch.t
 import { ensureNative, type Native } from "../../native/load.ts";
 import { Reactor } from "../../native/reactor.ts";
 import { Channel } from "./channel.ts";
-import { ClientLeases, type HeldLease } from "./client_leases.ts";
+import { ClientLeases, HeldLease } from "./client_leases.ts";
 import { ClientOpens } from "./client_open.ts";
 import { ClientPuts } from "./client_puts.ts";
 import { readArriving } from "./client_arriving.ts";
@@ -188,7 +188,7 @@ export class UdsPeer
       access === Access.READ && objectId !== undefined && options.memfds === undefined &&
       this.#opens.available
     ) {
-      return this.#opens.open(objectId, options, asAcquired);
+      return this.#opens.open(objectId, options, asAcquired, false);
     }
     return this.#acquire(objectId, access, options);
   }
@@ -209,7 +209,7 @@ export class UdsPeer
     retry?: (error: Error) => Promise<T> | undefined,
   ): Promise<T> {
     if (options.memfds === undefined && this.#opens.available) {
-      return this.#opens.open(objectId, options, make, retry);
+      return this.#opens.open(objectId, options, make, true, retry);
     }
     const read = this.#acquire(objectId, Access.READ, options).then(make);
     return retry === undefined
@@ -305,12 +305,18 @@ export class UdsPeer
     return this.#requests.call(Op.RELEASE, leaseId, none).finally(() => this.#leases.end(leaseId));
   }
 
-  /** Ends a lease as {@link UdsPeer.release} does, dropping what it would reject with. */
-  releaseQuietly(leaseId: string): void {
-    const held = this.#leases.get(leaseId);
+  /**
+   * Ends a lease of {@link UdsPeer.acquireRead} (or any lease of this
+   * connection) as {@link UdsPeer.release} does, dropping what it would
+   * reject with.
+   */
+  releaseQuietly(acquired: Acquired): void {
+    const held = acquired instanceof HeldLease && this.#leases.holds(acquired)
+      ? acquired
+      : this.#leases.get(acquired.lease.id);
     if (held === undefined || this.#endNow(held)) return;
-    this.#requests.call(Op.RELEASE, leaseId, none).then(ignore, ignore).finally(() =>
-      this.#leases.end(leaseId)
+    this.#requests.call(Op.RELEASE, held.leaseId, none).then(ignore, ignore).finally(() =>
+      this.#leases.endHeld(held)
     );
   }
 
@@ -322,9 +328,8 @@ export class UdsPeer
   #endNow(held: HeldLease): boolean {
     const expiresAt = held.lease.expiresAt;
     if (expiresAt !== undefined && expiresAt <= Date.now()) return false;
-    const leaseId = held.lease.id;
-    this.#leases.end(leaseId);
-    this.#requests.release(leaseId);
+    this.#leases.endHeld(held);
+    this.#requests.release(held.lease.id);
     return true;
   }
 
