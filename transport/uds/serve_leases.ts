@@ -120,8 +120,10 @@ export function releaseOneWay(session: Session, body: Uint8Array): void {
   }
   // Ended whatever the peer says: a lease that fails to release has expired.
   session.leases.delete(lease);
-  session.peer.release(lease).catch(() => {});
+  session.peer.release(lease).catch(ignore);
 }
+
+function ignore(): void {}
 
 export function renew(session: Session, body: Uint8Array): Promise<string> {
   const { leaseId, ttl } = decodeRenew(body);
