@@ -16,6 +16,7 @@ import type { ObjectInfo } from "../core/object.ts";
 import type { DaemonStatus, StatusSource } from "../core/status.ts";
 import type { OriginReply, OriginRequest, OriginSource } from "../transport/origin_fetch.ts";
 import type { UdsPeer } from "../transport/uds/uds_peer.ts";
+import type { ReadRetry } from "../transport/uds/client_open.ts";
 
 /**
  * A daemon's peer over a Unix socket that outlives the daemon's restarts: a
@@ -34,6 +35,11 @@ export class ReconnectingPeer
   /** Connections lost so far. */
   #lost = 0;
   #closing: Promise<void> | undefined;
+  /** Tries a read that failed once more on a new connection, when its own went down under it. */
+  readonly #retryRead: ReadRetry = (error, objectId, options, make, from) => {
+    if (!this.#retries(error, from as UdsPeer)) return undefined;
+    return Promise.resolve(this.#peer()).then((peer) => peer.acquireRead(objectId, options, make));
+  };
 
   /**
    * @param first The connected peer.
@@ -76,12 +82,7 @@ export class ReconnectingPeer
     if (current.closed || this.#closing !== undefined) {
       return this.#read((peer) => peer.acquireRead(objectId, options, make));
     }
-    return current.acquireRead(objectId, options, make, (error) => {
-      if (!this.#retries(error, current)) return undefined;
-      return Promise.resolve(this.#peer()).then((peer) =>
-        peer.acquireRead(objectId, options, make)
-      );
-    });
+    return current.acquireRead(objectId, options, make, this.#retryRead);
   }
 
   seal(leaseId: string): Promise<ObjectInfo> {
@@ -98,9 +99,10 @@ export class ReconnectingPeer
 
   /** See `UdsPeer.releaseQuietly`: a lease of a lost connection has ended with it. */
   releaseQuietly(acquired: Acquired): void {
-    const leaseId = acquired.lease.id;
-    const owner = this.#writers.get(leaseId);
-    if (owner !== undefined) this.#writers.delete(leaseId);
+    // READ leases are never writers': a get's lease costs no lookup by its new id.
+    const lease = acquired.lease;
+    const owner = lease.access === Access.READ ? undefined : this.#writers.get(lease.id);
+    if (owner !== undefined) this.#writers.delete(lease.id);
     (owner ?? this.#current).releaseQuietly(acquired);
   }
 

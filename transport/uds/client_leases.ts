@@ -34,11 +34,11 @@ export class HeldLease implements BlobOwner {
   listed = false;
   readonly #call: Call;
 
-  constructor(call: Call, reply: AcquireReply) {
+  constructor(call: Call, lease: Lease, object: ObjectInfo) {
     this.#call = call;
-    this.lease = reply.lease;
-    this.object = reply.object;
-    this.done = reply.object.state === "SEALED";
+    this.lease = lease;
+    this.object = object;
+    this.done = object.state === "SEALED";
   }
 
   get leaseId(): string {
@@ -174,7 +174,7 @@ export class ClientLeases {
    */
   hold(reply: AcquireReply, fds: number[], own?: OwnMemfd): HeldLease {
     const { symbols } = this.#native;
-    const held = new HeldLease(this.call, reply);
+    const held = new HeldLease(this.call, reply.lease, reply.object);
     const sizes = reply.object.blobSizes;
     let taken = 0;
     try {
@@ -191,7 +191,7 @@ export class ClientLeases {
         let source: BlobSource = {};
         if (fd !== undefined && held.access === Access.READ) {
           try {
-            source = { shared: this.#mappings.map(fd, sizes[i]!) };
+            source = this.#mappings.map(fd, sizes[i]!);
           } finally {
             symbols.pk_close(fd);
             taken++;

@@ -10,7 +10,7 @@
 import { ErrorCode, ProtocolError } from "../../core/errors.ts";
 import { Access, type Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
-import type { Acquired, AcquireOptions } from "../../core/peer.ts";
+import type { Acquired, AcquireOptions, Peer } from "../../core/peer.ts";
 import type { Native } from "../../native/load.ts";
 import { type ClientLeases, HeldLease } from "./client_leases.ts";
 import type { MappingCache, SharedMapping } from "./mapping_cache.ts";
@@ -46,6 +46,8 @@ export class ClientOpens {
   readonly #known = new Map<string, Known>();
   /** Takes a READ lease with ACQUIRE, for a daemon that does not know OPEN. */
   readonly #acquire: (objectId: string, options: AcquireOptions) => Promise<Acquired>;
+  /** The connection's peer, which a retry is told the read failed on. */
+  readonly #self: Peer;
   /** Whether the daemon knows OPEN: older ones answer READ leases only to ACQUIRE. */
   #opens = true;
 
@@ -55,7 +57,9 @@ export class ClientOpens {
     leases: ClientLeases,
     mappings: MappingCache,
     acquire: (objectId: string, options: AcquireOptions) => Promise<Acquired>,
+    self: Peer,
   ) {
+    this.#self = self;
     this.#native = native;
     this.#requests = requests;
     this.#leases = leases;
@@ -82,7 +86,7 @@ export class ClientOpens {
     options: AcquireOptions,
     make: (acquired: Acquired) => T | Promise<T>,
     byHandle: boolean,
-    retry?: (error: Error) => Promise<T> | undefined,
+    retry?: ReadRetry,
   ): Promise<T> {
     const known = this.#known.get(objectId);
     const pinned = known === undefined ? undefined : this.#pin(known);
@@ -122,7 +126,7 @@ export class ClientOpens {
       call.resolve(this.#acquire(call.objectId, call.options).then(call.make));
       return;
     }
-    const again = call.retry?.(error);
+    const again = call.retry?.(error, call.objectId, call.options, call.make, this.#self);
     if (again === undefined) call.reject(error);
     else call.resolve(again);
   }
@@ -186,11 +190,11 @@ export class ClientOpens {
         const keys = mapped.map((used) => used.key);
         setNewest(this.#known, objectId, { serial: reply.serial, info: object, keys }, MAX_KNOWN);
       }
-      const held = new HeldLease(this.#leases.call, { lease, object });
+      const held = new HeldLease(this.#leases.call, lease, object);
       const blobSizes = object.blobSizes;
       const blobs = held.blobs = new Array(blobSizes.length);
       for (let index = 0; index < blobSizes.length; index++) {
-        const source = shared.length === 0 ? NO_SOURCE : { shared: shared[index]! };
+        const source = shared.length === 0 ? NO_SOURCE : shared[index]!;
         blobs[index] = new UdsBlob(this.#native, held, index, blobSizes[index]!, source);
       }
       shared = NO_MAPPINGS;
@@ -207,6 +211,19 @@ export class ClientOpens {
     }
   }
 }
+
+/**
+ * Tries a read that failed on `from` with `error` again elsewhere (a
+ * connection that reconnects), or returns undefined to fail with the error.
+ * One function serves every read: it is told what the read was.
+ */
+export type ReadRetry = <T>(
+  error: Error,
+  objectId: string,
+  options: AcquireOptions,
+  make: (acquired: Acquired) => T | Promise<T>,
+  from: Peer,
+) => Promise<T> | undefined;
 
 /** What {@link ClientOpens.opened} reads of an OPEN under way. */
 interface OpenedCall {
@@ -237,8 +254,8 @@ class OpenCall<T> implements Pending, Built, OpenRequest, OpenedCall {
   readonly knownAs: Known | undefined;
   make!: (acquired: Acquired) => T | Promise<T>;
   byHandle = false;
-  /** Tries the read again elsewhere after `error`; undefined when it should fail with it. */
-  retry: ((error: Error) => Promise<T> | undefined) | undefined;
+  /** Tries the read again elsewhere after it failed; see {@link ReadRetry}. */
+  retry: ReadRetry | undefined;
   resolve!: (value: T | Promise<T>) => void;
   reject!: (error: Error) => void;
   readonly #opens: ClientOpens;

@@ -35,7 +35,7 @@ import { ensureNative, type Native } from "../../native/load.ts";
 import { Reactor } from "../../native/reactor.ts";
 import { Channel } from "./channel.ts";
 import { ClientLeases, HeldLease } from "./client_leases.ts";
-import { ClientOpens } from "./client_open.ts";
+import { ClientOpens, type ReadRetry } from "./client_open.ts";
 import { ClientPuts } from "./client_puts.ts";
 import { readArriving } from "./client_arriving.ts";
 import { MappingCache } from "./mapping_cache.ts";
@@ -165,6 +165,7 @@ export class UdsPeer
       this.#leases,
       this.#mappings,
       (objectId, options) => this.#acquire(objectId, Access.READ, options),
+      this,
     );
     this.#puts = new ClientPuts(native, this.#requests, this.#leases, writeAheadBytes);
   }
@@ -198,15 +199,14 @@ export class UdsPeer
    * `DirectRead`): `Client.get` makes its handle there, with no promise
    * between the reply and the caller.
    *
-   * @param retry Tries the read again elsewhere after it failed with the
-   *   error given, or returns undefined to fail with it (a connection that
-   *   reconnects).
+   * @param retry Tries the read again elsewhere after it failed (a
+   *   connection that reconnects); see `ReadRetry`.
    */
   acquireRead<T>(
     objectId: string,
     options: AcquireOptions,
     make: (acquired: Acquired) => T | Promise<T>,
-    retry?: (error: Error) => Promise<T> | undefined,
+    retry?: ReadRetry,
   ): Promise<T> {
     if (options.memfds === undefined && this.#opens.available) {
       return this.#opens.open(objectId, options, make, true, retry);
@@ -214,7 +214,7 @@ export class UdsPeer
     const read = this.#acquire(objectId, Access.READ, options).then(make);
     return retry === undefined
       ? read
-      : read.catch((error) => retry(error) ?? Promise.reject(error));
+      : read.catch((error) => retry(error, objectId, options, make, this) ?? Promise.reject(error));
   }
 
   /** Takes a lease with ACQUIRE, whose request and reply are JSON. */
