@@ -109,6 +109,14 @@ export class Channel {
   #arena: Uint8Array | undefined;
   #arenaUsed = 0;
   /**
+   * Bytes of the next arena: more, up to a message, once the frames of a
+   * flush did not fit, so that a connection that sends much between flushes
+   * (pipelined puts) builds them all in place.
+   */
+  #arenaSize = ARENA_BYTES;
+  /** Bytes of the frames pushed since the last flush. */
+  #pushedBytes = 0;
+  /**
    * Whether every frame since the last flush was built in the arena, one
    * after the other from its start: then the arena is the message, sent as
    * it is, with no copy.
@@ -178,6 +186,7 @@ export class Channel {
     this.#frames[at] = bytes;
     this.#lengths[at] = length;
     this.#frameFds[at] = fds;
+    this.#pushedBytes += length;
   }
 
   /**
@@ -191,8 +200,8 @@ export class Channel {
    */
   reserve(room: number): Uint8Array {
     const at = this.#arenaUsed;
-    if (this.#closed || room > ARENA_BYTES - at) return new Uint8Array(room);
-    this.#arena ??= new Uint8Array(ARENA_BYTES);
+    if (this.#closed || room > this.#arenaSize - at) return new Uint8Array(room);
+    this.#arena ??= new Uint8Array(this.#arenaSize);
     return this.#arena.subarray(at, at + room);
   }
 
@@ -248,6 +257,14 @@ export class Channel {
     frameFds.fill(NO_FDS, 0, count);
     // Sent, or copied into the queue: the arena is free again.
     this.#arenaUsed = 0;
+    const pushed = this.#pushedBytes;
+    this.#pushedBytes = 0;
+    if (pushed > this.#arenaSize && this.#arenaSize < MAX_MESSAGE) {
+      // These frames did not fit: the next arena holds as many.
+      while (this.#arenaSize < pushed && this.#arenaSize < MAX_MESSAGE) this.#arenaSize *= 2;
+      this.#arenaSize = Math.min(this.#arenaSize, MAX_MESSAGE);
+      this.#arena = undefined;
+    }
   }
 
   /** Packs frames into as few messages as fit, copying them into `send`. */
@@ -417,6 +434,7 @@ export class Channel {
     this.#lengths.length = 0;
     this.#frameFds.length = 0;
     this.#count = 0;
+    this.#pushedBytes = 0;
     this.#arena = undefined;
     this.#arenaUsed = 0;
     for (const queued of this.#queue) {
