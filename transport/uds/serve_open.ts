@@ -10,7 +10,13 @@ import { ProtocolError } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
 import type { Acquired, AcquireOptions } from "../../core/peer.ts";
 import { setNewest } from "./newest.ts";
-import { decodeOpen, type OpenReply, openReplyRoom, writeOpenReply } from "./open_frame.ts";
+import {
+  type OpenFields,
+  type OpenReply,
+  openReplyRoom,
+  readOpen,
+  writeOpenReply,
+} from "./open_frame.ts";
 import { Flag, NO_FDS } from "./protocol.ts";
 import { keep } from "./serve_leases.ts";
 import { json, type Session } from "./session.ts";
@@ -35,14 +41,10 @@ export class ServerOpens {
   lastSerial = 0;
 }
 
-/** Where an OPEN under way is answered: its request id, and the object it names. */
-export interface OpenCall {
+/** Where an OPEN under way is answered: its request id, and its request's fields. */
+export interface OpenCall extends OpenFields {
   /** The request id. */
   readonly id: number;
-  /** The object id the request names. */
-  objectId: string;
-  /** The serial the client still maps the object as, or 0. */
-  known: number;
 }
 
 /**
@@ -58,11 +60,8 @@ export interface OpenCall {
  * @throws {ProtocolError} When the request is malformed.
  */
 export function open(session: Session, call: OpenCall, body: Uint8Array): Promise<Acquired> {
-  const request = decodeOpen(body, session.recent);
-  if (request === undefined) throw new ProtocolError("Malformed OPEN request");
-  const { objectId, ttl, local } = request;
-  call.objectId = objectId;
-  call.known = request.known;
+  if (!readOpen(body, call, session.recent)) throw new ProtocolError("Malformed OPEN request");
+  const { objectId, ttl, local } = call;
   return session.peer.acquire(
     objectId,
     Access.READ,

@@ -26,6 +26,8 @@ export class Served implements OpenCall {
   flags = 0;
   objectId = "";
   known = 0;
+  ttl: number | undefined = undefined;
+  local = false;
   /** Settles with the work's reply body. */
   readonly answer: (reply: Uint8Array | string | undefined) => void;
   /** Settles with the work's error. */
