@@ -31,7 +31,8 @@ export class HeldLease implements BlobOwner {
    */
   previous: HeldLease | undefined;
   next: HeldLease | undefined;
-  listed = false;
+  /** The leases whose list it is in, if any. */
+  listedIn: ClientLeases | undefined;
   readonly #call: Call;
 
   constructor(call: Call, lease: Lease, object: ObjectInfo) {
@@ -119,17 +120,17 @@ export class ClientLeases {
     held.next = first;
     if (first !== undefined) first.previous = held;
     this.#held = held;
-    held.listed = true;
+    held.listedIn = this;
   }
 
   /** Whether `held` is a lease of this connection's that has not ended. */
   holds(held: HeldLease): boolean {
-    return held.listed || this.#leases.get(held.lease.id) === held;
+    return held.listedIn === this || this.#leases.get(held.lease.id) === held;
   }
 
   /** Ends a lease on this side, by its object. */
   endHeld(held: HeldLease): void {
-    if (!held.listed) {
+    if (held.listedIn !== this) {
       this.end(held.lease.id);
       return;
     }
@@ -143,7 +144,7 @@ export class ClientLeases {
     else previous.next = next;
     if (next !== undefined) next.previous = previous;
     held.previous = held.next = undefined;
-    held.listed = false;
+    held.listedIn = undefined;
   }
 
   /** Every lease held, for a seal that must unmap the other writers of its object. */
