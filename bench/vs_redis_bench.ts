@@ -5,9 +5,9 @@
  * - Redis: `redis-benchmark -s SOCK -c 32 -d 4096 -P IN_FLIGHT -q` (one C thread),
  *   GET of one key, SET of random keys, DEL of random keys;
  * - Packice: the daemon (`deno run cli.ts serve`) and load clients holding 32
- *   connections in all, each with IN_FLIGHT requests in flight: `get` and
- *   `close` of one object; `put` (create, write, seal, release) of new ones;
- *   `put` then `delete`.
+ *   connections in all, each a client as users get one (`connect(socket)`)
+ *   with IN_FLIGHT requests in flight: `get` and `close` of one object;
+ *   `put` (create, write, seal, release) of new ones; `put` then `delete`.
  *
  * The load is split over {@link PROCESSES} client processes: one JS thread
  * spends more CPU per request than the C of redis-benchmark, and a client

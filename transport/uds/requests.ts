@@ -197,7 +197,11 @@ export class Requests {
   ): Promise<T> {
     if (this.#closedReason !== undefined) return Promise.reject(this.closedError());
     const { promise, resolve, reject } = Promise.withResolvers<T>();
-    this.send(new Decoded(op, decode, resolve, reject, recover), body, memfd);
+    try {
+      this.send(new Decoded(op, decode, resolve, reject, recover), body, memfd);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return promise;
   }
 
@@ -214,7 +218,13 @@ export class Requests {
     this.#nextId = id === 0xffff_ffff ? 1 : id + 1;
     pending.sentInSweep = Requests.#sweeps;
     this.#pending.set(id, pending);
-    this.#send(pending.op, id, 0, body, memfd);
+    try {
+      this.#send(pending.op, id, 0, body, memfd);
+    } catch (error) {
+      // Never sent (a frame too large): nothing will answer it.
+      this.#pending.delete(id);
+      throw error;
+    }
     if (memfd !== undefined) this.#channel.flush();
   }
 
