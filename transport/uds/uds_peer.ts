@@ -35,7 +35,7 @@ import { ensureNative, type Native } from "../../native/load.ts";
 import { Reactor } from "../../native/reactor.ts";
 import { Channel } from "./channel.ts";
 import { ClientLeases, HeldLease } from "./client_leases.ts";
-import { ClientOpens, type ReadRetry } from "./client_open.ts";
+import { ClientOpens } from "./client_open.ts";
 import { ClientPuts } from "./client_puts.ts";
 import { readArriving } from "./client_arriving.ts";
 import { MappingCache } from "./mapping_cache.ts";
@@ -199,14 +199,21 @@ export class UdsPeer
    * `DirectRead`): `Client.get` makes its handle there, with no promise
    * between the reply and the caller.
    *
-   * @param retry Tries the read again elsewhere after it failed (a
-   *   connection that reconnects); see `ReadRetry`.
+   * @param retry Tries the read again elsewhere after it failed on `from`
+   *   with `error` (a connection that reconnects), or returns undefined to
+   *   fail with the error; one function serves every read.
    */
   acquireRead<T>(
     objectId: string,
     options: AcquireOptions,
     make: (acquired: Acquired) => T | Promise<T>,
-    retry?: ReadRetry,
+    retry?: <U>(
+      error: Error,
+      objectId: string,
+      options: AcquireOptions,
+      make: (acquired: Acquired) => U | Promise<U>,
+      from: Peer,
+    ) => Promise<U> | undefined,
   ): Promise<T> {
     if (options.memfds === undefined && this.#opens.available) {
       return this.#opens.open(objectId, options, make, true, retry);
