@@ -743,9 +743,11 @@ export class BasePeer implements Peer {
 
   /** The lease and its blobs, for a lease already counted on `holding`. */
   #hand(holding: Holding, lease: LeaseRecord, info: ObjectInfo): Acquired {
-    const blobs = holding.stored.blobs.map((blob) =>
-      new LeasedBlob(blob, lease, holding, this.#held)
-    );
+    const stored = holding.stored.blobs;
+    const blobs = new Array<LeasedBlob>(stored.length);
+    for (let i = 0; i < stored.length; i++) {
+      blobs[i] = new LeasedBlob(stored[i]!, lease, holding, this.#held);
+    }
     return { lease: publicLease(lease), object: info, blobs };
   }
 
