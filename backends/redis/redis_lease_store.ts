@@ -44,12 +44,16 @@ import {
   ended,
   gone,
   listed,
+  objectOf,
   type Reply,
+  statusOf,
   timed,
+  type UseReply,
 } from "./replies.ts";
 import { nodeLeasesKey, shardOf } from "./keys.ts";
 import { type Script, SCRIPTS } from "./scripts.ts";
 import { ShardCalls } from "./shard_calls.ts";
+import { UseBatches } from "./use_batches.ts";
 
 /**
  * Leases and the object directory in Redis, shared by every daemon on one
@@ -136,6 +140,7 @@ export class RedisLeaseStore implements LeaseStore {
   readonly #failover: ReadFailover;
   #localReads = 0;
   readonly #gated: Exec;
+  readonly #uses: UseBatches;
   #local: LocalObjects | undefined;
   readonly #heartbeat: Heartbeat;
   #closed = false;
@@ -187,6 +192,7 @@ export class RedisLeaseStore implements LeaseStore {
       },
     });
     this.#gated = (script, keys, args) => this.#connection.run(script, keys, args);
+    this.#uses = new UseBatches(this.#gated, this.#calls, this.namespace, this.node);
     this.#heartbeat = new Heartbeat({
       namespace: this.namespace,
       registry: this.#registry,
@@ -275,23 +281,9 @@ export class RedisLeaseStore implements LeaseStore {
     const held = lease.access === Access.READ ? this.#local?.get(objectId) : undefined;
     if (held !== undefined && this.#failover.degraded) return this.#readHere(lease, held);
     const cached = this.#granted.get(objectId);
-    let reply: Reply;
+    let reply: UseReply;
     try {
-      const [ttl, expiresAt, px] = expiryArgs(lease, now);
-      const call = this.#gated(
-        SCRIPTS.grant,
-        this.#calls.leaseKeys(objectId, lease.id, ttl !== ""),
-        [
-          this.node,
-          objectId,
-          lease.id,
-          lease.access,
-          ttl,
-          expiresAt,
-          px,
-          cached?.version ?? "",
-        ],
-      ) as Promise<Reply>;
+      const call = this.#uses.grant(objectId, lease, now, cached?.version ?? "");
       if (held === undefined) {
         reply = await call;
       } else {
@@ -306,15 +298,15 @@ export class RedisLeaseStore implements LeaseStore {
       if (held === undefined || !(error instanceof StoreUnavailableError)) throw error;
       return this.#readHere(lease, held);
     }
-    const [status, ...fields] = reply;
-    const info = decodeObject(objectId, fields);
+    const status = statusOf(reply);
+    const info = objectOf(objectId, reply);
     if (status !== "OK") {
       checkGrant(objectId, info, lease.access);
-      throw disagreement(SCRIPTS.grant, status);
+      throw disagreement(SCRIPTS.uses, status);
     }
     this.#own.set(lease.id, { record: this.#stamp(lease), creating: undefined, stored: true });
     if (info === undefined) return cached!.info;
-    this.#granted.remember(objectId, versionOf(fields), info);
+    this.#granted.remember(objectId, versionOf(reply as Reply, 1), info);
     // A copy here that Redis does not list is checked against its record at the next tick.
     if (held !== undefined && !listed(info, this.node)) this.#reconciler.unverified.add(objectId);
     return info;
@@ -399,16 +391,12 @@ export class RedisLeaseStore implements LeaseStore {
       return ended(own.record, own.creating);
     }
     const now = this.#clock.now();
-    let reply: Reply;
+    let reply: UseReply;
     try {
       const { record } = own;
       reply = await (record.access === Access.CREATE
-        ? this.#onLease(SCRIPTS.release, record, now)
-        : this.#gated(
-          SCRIPTS.release_use,
-          this.#calls.leaseKeys(record.objectId, record.id, record.ttl !== undefined).slice(1),
-          [String(now), record.id, timed(record)],
-        )) as Reply;
+        ? this.#onLease(SCRIPTS.release, record, now) as Promise<Reply>
+        : this.#uses.release(record, now));
     } catch (error) {
       if (!(error instanceof StoreUnavailableError) || own.record.access !== Access.READ) {
         throw error;
@@ -418,18 +406,21 @@ export class RedisLeaseStore implements LeaseStore {
       this.#reconciler.pendingEnds.set(leaseId, own.record);
       return { lease: own.record };
     }
-    const [status, ...fields] = reply;
+    const status = statusOf(reply);
     switch (status) {
       case "OK":
       // Redis lost the lease (its expiry ran ahead of this clock, or this node was
       // taken for dead): a release ends it here all the same.
       case "UNKNOWN_LEASE":
         this.#own.forget(leaseId, false);
-        return ended(own.record, decodeObject(own.record.objectId, fields) ?? own.creating);
+        return ended(own.record, objectOf(own.record.objectId, reply) ?? own.creating);
       case "LEASE_EXPIRED":
         checkLive(own.record, now);
     }
-    throw disagreement(SCRIPTS.release, status);
+    throw disagreement(
+      own.record.access === Access.CREATE ? SCRIPTS.release : SCRIPTS.uses,
+      status,
+    );
   }
 
   async renew(leaseId: string, ttl: number, now: number): Promise<LeaseRecord> {
