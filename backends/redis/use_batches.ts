@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { setImmediate } from "node:timers";
 import { InternalError } from "../../core/errors.ts";
 import type { LeaseRecord } from "../../core/lease_store.ts";
 import type { Exec } from "./connection.ts";
@@ -17,6 +16,7 @@ import { leaseKey, objectKey, shardOf } from "./keys.ts";
 import type { UseReply } from "./replies.ts";
 import { SCRIPTS } from "./scripts.ts";
 import type { ShardCalls } from "./shard_calls.ts";
+import { atTurnEnd } from "./turn.ts";
 
 /** Entries per script call, at most: a turn with more sends more calls, in one write. */
 const MAX_ENTRIES = 256;
@@ -114,7 +114,7 @@ export class UseBatches {
     this.#open[shard] = batch;
     if (!this.#scheduled) {
       this.#scheduled = true;
-      setImmediate(this.#flush);
+      atTurnEnd(this.#flush);
     }
     return batch;
   }
