@@ -16,7 +16,7 @@ import { leaseKey, objectKey, shardOf } from "./keys.ts";
 import type { UseReply } from "./replies.ts";
 import { SCRIPTS } from "./scripts.ts";
 import type { ShardCalls } from "./shard_calls.ts";
-import { atTurnEnd } from "./turn.ts";
+import { gatherAtTurnEnd } from "./turn.ts";
 
 /** Entries per script call, at most: a turn with more sends more calls, in one write. */
 const MAX_ENTRIES = 256;
@@ -114,7 +114,7 @@ export class UseBatches {
     this.#open[shard] = batch;
     if (!this.#scheduled) {
       this.#scheduled = true;
-      atTurnEnd(this.#flush);
+      gatherAtTurnEnd(this.#flush);
     }
     return batch;
   }
