@@ -1,8 +1,9 @@
 /**
- * Leases through Redis: READ acquire + release on a RedisLeaseStore (one
- * EVALSHA each, auto-pipelined on one connection across 32 concurrent
- * callers) against `redis-benchmark -c 32 -t set` on the same server in the
- * same run. One operation is an acquire and its release.
+ * Leases through Redis: READ acquire + release on a RedisLeaseStore by 32
+ * concurrent callers (the acquires, then the releases, of one turn go as one
+ * script call on one connection) against `redis-benchmark -c 32 -t set` on
+ * the same server in the same run. One operation is an acquire and its
+ * release.
  *
  * Both sides' CPU per operation comes from /proc/PID/stat over the timed
  * window: redis-server's, and the client's (this process, or the

@@ -1,10 +1,12 @@
 /**
  * RedisLeaseStore, one idea: the {@link LeaseStore} operations, each one
  * script call whose reply is read through the lifecycle checks of
- * `core/lifecycle.ts`. The parts it wires together live apart: the
- * connection (`connection.ts`, `link.ts`, `resp_socket.ts`), the scripts
- * (`scripts.ts`), shard calls, heartbeat, reconciliation, read failover, the
- * node registry and the lease table.
+ * `core/lifecycle.ts` (grants and releases of READ and WRITE leases share a
+ * call with the others of their turn). The parts it wires together live
+ * apart: the connection (`connection.ts`, `link.ts`, `resp_socket.ts`), the
+ * scripts (`scripts.ts`), the batches of the hot path (`use_batches.ts`),
+ * shard calls, heartbeat, reconciliation, read failover, the node registry
+ * and the lease table.
  *
  * @module
  */
@@ -62,9 +64,11 @@ import { UseBatches } from "./use_batches.ts";
  * Every state change is one Lua script applying the rules of
  * `core/lifecycle.ts`, so daemons racing on one id agree; a refusal comes
  * back as an error code, and the error is rebuilt here by running the same
- * lifecycle check on the state the script saw. The sealed objects of the
- * namespace, with their holders, are the directory that `list` and `stat`
- * answer from on every node.
+ * lifecycle check on the state the script saw. Grants and releases of READ
+ * and WRITE leases made in one turn of the event loop go to Redis together,
+ * one script call per shard, each checked as if alone. The sealed objects of
+ * the namespace, with their holders, are the directory that `list` and
+ * `stat` answer from on every node.
  *
  * Redis Cluster: with a `redis+cluster://` URL the namespace is spread over
  * `shards` hash slots by object id; every script touches keys of one slot
