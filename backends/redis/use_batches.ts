@@ -29,9 +29,10 @@ interface Batch {
   readonly args: string[];
   /** The index in `keys` (1-based, as Lua counts) of each object named so far. */
   readonly objects: Map<string, string>;
-  /** Each entry's resolve, then reject. */
-  readonly settle: ((value: never) => void)[];
-  entries: number;
+  /** How each entry's caller hears its reply, in order. */
+  readonly resolves: ((reply: UseReply) => void)[];
+  /** How each entry's caller hears that the call failed, in order. */
+  readonly rejects: ((error: unknown) => void)[];
 }
 
 /** Grants and releases of READ and WRITE leases, gathered per shard and turn. */
@@ -102,14 +103,14 @@ export class UseBatches {
   /** The batch of `shard` to add an entry to; the first of a turn schedules the sending. */
   #batch(shard: number): Batch {
     let batch = this.#open[shard];
-    if (batch !== undefined && batch.entries < MAX_ENTRIES) return batch;
+    if (batch !== undefined && batch.resolves.length < MAX_ENTRIES) return batch;
     if (batch !== undefined) this.#full.push(batch);
     batch = {
       keys: [this.#calls.keys[shard]![0]!],
       args: [this.#node],
       objects: new Map(),
-      settle: [],
-      entries: 0,
+      resolves: [],
+      rejects: [],
     };
     this.#open[shard] = batch;
     if (!this.#scheduled) {
@@ -120,8 +121,10 @@ export class UseBatches {
   }
 
   #entry(batch: Batch): Promise<UseReply> {
-    batch.entries++;
-    return new Promise<UseReply>((resolve, reject) => batch.settle.push(resolve, reject));
+    return new Promise<UseReply>((resolve, reject) => {
+      batch.resolves.push(resolve);
+      batch.rejects.push(reject);
+    });
   }
 
   /** Sends the batches of this turn, each one script call. */
@@ -138,29 +141,21 @@ export class UseBatches {
     for (const batch of batches) {
       this.#exec(SCRIPTS.uses, batch.keys, batch.args).then(
         (replies) => {
-          if (!Array.isArray(replies) || replies.length !== batch.entries) {
-            const count = Array.isArray(replies) ? replies.length : "no";
-            rejectAll(
-              batch,
-              new InternalError(
-                `Redis script uses answered ${count} replies for ${batch.entries} entries`,
-              ),
-            );
-          } else {
-            for (let i = 0; i < batch.entries; i++) {
-              (batch.settle[2 * i] as (value: unknown) => void)(replies[i]);
-            }
+          const { resolves, rejects } = batch;
+          if (Array.isArray(replies) && replies.length === resolves.length) {
+            for (let i = 0; i < resolves.length; i++) resolves[i]!(replies[i]);
+            return;
           }
+          const error = new InternalError(
+            `Redis script uses answered ${Array.isArray(replies) ? replies.length : "no"} ` +
+              `replies for ${resolves.length} entries`,
+          );
+          for (const reject of rejects) reject(error);
         },
-        (error) => rejectAll(batch, error),
+        (error) => {
+          for (const reject of batch.rejects) reject(error);
+        },
       );
     }
   };
-}
-
-/** Rejects every entry of `batch` with `error`. */
-function rejectAll(batch: Batch, error: unknown): void {
-  for (let i = 0; i < batch.entries; i++) {
-    (batch.settle[2 * i + 1] as (error: unknown) => void)(error);
-  }
 }
