@@ -152,7 +152,7 @@ while i <= #ARGV do
       out[#out + 1] = 'OK'
     end
     i = i + 3
-  else
+  elseif op == 'g' or op == 't' then
     local k, id, lid, access = tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     local o = seen[k]
     if not o then
@@ -179,6 +179,8 @@ while i <= #ARGV do
       end
     end
     i = i + (op == 'g' and 6 or 10)
+  else
+    return redis.error_reply('ERR uses: unknown entry ' .. tostring(op))
   end
 end
 if #puts > 0 then redis.call('HSET', U, unpack(puts)) end
