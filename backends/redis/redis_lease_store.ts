@@ -386,7 +386,8 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async release(leaseId: string): Promise<LeaseEnd> {
-    const own = this.#own.owned(leaseId, this.#clock.now());
+    const now = this.#clock.now();
+    const own = this.#own.owned(leaseId, now);
     if (!own.stored || (this.#failover.degraded && own.record.access === Access.READ)) {
       // Granted or renewed while Redis was away, or not put back yet: it ends here,
       // and in Redis (which may have it by now, or soon) at the next reconciliation.
@@ -394,7 +395,6 @@ export class RedisLeaseStore implements LeaseStore {
       this.#reconciler.pendingEnds.set(leaseId, own.record);
       return ended(own.record, own.creating);
     }
-    const now = this.#clock.now();
     let reply: UseReply;
     try {
       const { record } = own;
