@@ -24,9 +24,10 @@
  */
 import { connect } from "../mod.ts";
 import { startRedis } from "../tests/helpers/redis_server.ts";
-import { pattern, startClusterDaemon } from "../tests/helpers/cluster.ts";
+import { pattern, startClusterDaemon, TOKEN } from "../tests/helpers/cluster.ts";
 import { startProxy } from "../tests/helpers/proxy.ts";
 import { parseSize } from "../daemon/size.ts";
+import { cpuMs } from "./processes.ts";
 import { report } from "./stats.ts";
 
 const SIZE = Number(Deno.env.get("PACKICE_SWARM_MIB") ?? "256") << 20;
@@ -66,6 +67,7 @@ try {
     await onHolder.put(payload, { id: "alone" });
     await redis.command("HSET", entry("alone"), "@h", counting.url);
     const single = receivers[RECEIVERS]!;
+    const pointCpu = cpuNow([holder, single], redis.pid);
     let started = performance.now();
     {
       await using client = await connect(single.socket);
@@ -73,6 +75,7 @@ try {
       if (handle.size !== SIZE) throw new Error("Fetched size differs");
     }
     const pointMs = performance.now() - started;
+    const pointSpent = cpuSince(pointCpu);
     await onHolder.delete("alone");
 
     // Every receiver fetches once before its RSS is taken: the runtime's first use of
@@ -100,6 +103,8 @@ try {
         peak[i]!.shared = Math.max(peak[i]!.shared, now.shared);
       });
     }, 20);
+    const requestsBefore = await Promise.all(daemons.map(pieceRequests));
+    const broadcastCpu = cpuNow(daemons, redis.pid);
     started = performance.now();
     const finishes = await Promise.all(
       receivers.slice(0, RECEIVERS).map(async (daemon) => {
@@ -112,6 +117,10 @@ try {
       }),
     );
     clearInterval(sampling);
+    const broadcastSpent = cpuSince(broadcastCpu);
+    const requestsAfter = await Promise.all(daemons.map(pieceRequests));
+    const served = (status: string) =>
+      requestsAfter.map((after, i) => (after[status] ?? 0) - (requestsBefore[i]![status] ?? 0));
     const holderBytes = uploaded - before;
     const growth = peak.map((taken, i) => taken.unshared - base[i]!.unshared);
     const mib = (bytes: number) => Math.round(bytes / (1 << 20));
@@ -135,6 +144,40 @@ try {
       ratio: lastMs / pointMs,
       target: 1.5,
     });
+    // How the pieces were asked: ranges sent (206), asks told to come back
+    // (503), and bytes received past the object's (endgame duplicates).
+    report({
+      bench: "swarm_broadcast_requests",
+      object_mib: SIZE / (1 << 20),
+      cap_bytes_per_s: RATE,
+      sent_206: served("206"),
+      busy_503: served("503"),
+      received_mib: served("fetched").slice(1).reduce((sum, bytes) => sum + bytes, 0) / (1 << 20),
+      ratio: served("fetched").slice(1).reduce((sum, bytes) => sum + bytes, 0) /
+        (RECEIVERS * SIZE),
+    });
+    // Where the CPU went: with the machine's idle share near 0, the run is
+    // bound by CPUs, not by the capped links.
+    for (
+      const [phase, spent, bytes] of [
+        ["point_to_point", pointSpent, SIZE],
+        ["broadcast", broadcastSpent, RECEIVERS * SIZE],
+      ] as const
+    ) {
+      report({
+        bench: `swarm_${phase}_cpu`,
+        object_mib: SIZE / (1 << 20),
+        cap_bytes_per_s: RATE,
+        wall_ms: spent.wallMs,
+        cpu_ms: spent.totalMs,
+        holder_cpu_ms: spent.daemonMs[0],
+        receiver_cpu_ms: spent.daemonMs.slice(1),
+        redis_cpu_ms: spent.redisMs,
+        bench_cpu_ms: spent.selfMs,
+        cpu_ns_per_byte_received: (spent.totalMs * 1e6) / bytes,
+        machine_idle: spent.idle,
+      });
+    }
     // Objects live in memfds, RSS's shared part (counted once per mapping: a
     // sealed copy is mapped twice); the rest must stay in the transfer budget.
     report({
@@ -154,6 +197,72 @@ try {
   }
 } finally {
   await Deno.remove(dir, { recursive: true });
+}
+
+/**
+ * A daemon's object GETs answered so far by status, and its bytes fetched
+ * from other daemons (`fetched`), from its `/metrics`.
+ */
+async function pieceRequests(daemon: { url: string }): Promise<Record<string, number>> {
+  const response = await fetch(`${daemon.url}/metrics`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  const counts: Record<string, number> = {};
+  for (const line of (await response.text()).split("\n")) {
+    const status =
+      /^packice_http_requests_total\{route="GET \/v1\/objects\/:id",status="(\d+)"\} (\S+)$/
+        .exec(line);
+    if (status) counts[status[1]!] = Number(status[2]);
+    const fetched = /^packice_cluster_fetch_bytes_total (\S+)$/.exec(line);
+    if (fetched) counts.fetched = Number(fetched[1]);
+  }
+  return counts;
+}
+
+/** CPU used so far by the daemons, Redis and this process (its proxy), and the machine's. */
+interface CpuMark {
+  readonly at: number;
+  readonly daemons: readonly { pid: number; ms: number }[];
+  readonly redis: { pid: number | undefined; ms: number };
+  readonly self: number;
+  readonly machine: { idle: number; total: number };
+}
+
+function cpuNow(daemons: readonly { pid: number }[], redisPid: number | undefined): CpuMark {
+  return {
+    at: performance.now(),
+    daemons: daemons.map(({ pid }) => ({ pid, ms: cpuMs(pid) })),
+    redis: { pid: redisPid, ms: redisPid === undefined ? 0 : cpuMs(redisPid) },
+    self: cpuMs("self"),
+    machine: machineTicks(),
+  };
+}
+
+function cpuSince(mark: CpuMark) {
+  const daemonMs = mark.daemons.map(({ pid, ms }) => cpuMs(pid) - ms);
+  const redisMs = mark.redis.pid === undefined ? 0 : cpuMs(mark.redis.pid) - mark.redis.ms;
+  const selfMs = cpuMs("self") - mark.self;
+  const machine = machineTicks();
+  return {
+    wallMs: performance.now() - mark.at,
+    daemonMs,
+    redisMs,
+    selfMs,
+    totalMs: daemonMs.reduce((sum, ms) => sum + ms, 0) + redisMs + selfMs,
+    // The share of all CPUs' time that no process used, whoever else ran.
+    idle: (machine.idle - mark.machine.idle) / (machine.total - mark.machine.total),
+  };
+}
+
+/** Idle and total ticks of all CPUs, from the first line of /proc/stat. */
+function machineTicks(): { idle: number; total: number } {
+  const fields = Deno.readTextFileSync("/proc/stat").split("\n")[0]!.trim().split(/\s+/)
+    .slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: idle and iowait are idle.
+  return {
+    idle: fields[3]! + fields[4]!,
+    total: fields.slice(0, 8).reduce((sum, ticks) => sum + ticks, 0),
+  };
 }
 
 /** The resident set of process `pid` in bytes: shared (memfds) and the rest. */

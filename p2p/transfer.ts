@@ -28,6 +28,8 @@ import type { PieceTimeout } from "./swarm/piece_timeout.ts";
 import { announcedBitfield } from "./swarm/bitfield.ts";
 import { holdingOf, Lanes, type Source, sourceOf } from "./swarm/source_lanes.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
+import { ViewLoans } from "./swarm/view_loans.ts";
+import type { LentRange } from "../transport/http/upload_gate.ts";
 import { sleep, type TokenBucket } from "../transport/rate_limit.ts";
 
 /** Options of {@link Transfer}. */
@@ -98,6 +100,8 @@ export class Transfer {
   #hashed = 0;
   /** Sources running now. */
   #sources = 0;
+  /** Ranges of the view lent to relay responses. */
+  readonly #loans = new ViewLoans();
 
   /**
    * Starts a transfer; nothing is fetched before {@link Transfer.run}.
@@ -248,12 +252,35 @@ export class Transfer {
    * is verified: a partial holder serves them to others at once.
    */
   copyVerified(start: number, end: number): Uint8Array | undefined {
+    return this.#isVerified(start, end) ? this.#view.slice(start, end) : undefined;
+  }
+
+  /**
+   * Bytes `start` to `end` (exclusive) of the object's own memory, lent to
+   * one relay response, when every piece they touch is verified and lending
+   * has not ended ({@link Transfer.endLending}).
+   */
+  lendVerified(start: number, end: number): LentRange | undefined {
+    return this.#isVerified(start, end)
+      ? this.#loans.lend(this.#view.subarray(start, end))
+      : undefined;
+  }
+
+  /**
+   * Lends no more, and settles once every range lent is back (or revoked,
+   * after a grace): only then may the view close. Idempotent.
+   */
+  endLending(): Promise<void> {
+    return this.#loans.end();
+  }
+
+  #isVerified(start: number, end: number): boolean {
     const { size, pieceSize } = this.#record;
-    if (start < 0 || end > size || start >= end) return undefined;
+    if (start < 0 || end > size || start >= end) return false;
     for (let piece = Math.floor(start / pieceSize); piece * pieceSize < end; piece++) {
-      if (!this.#picker.done(piece)) return undefined;
+      if (!this.#picker.done(piece)) return false;
     }
-    return this.#view.slice(start, end);
+    return true;
   }
 
   /** A source's pieces as the directory lists them now; the picker's counts follow. */
@@ -276,8 +303,8 @@ export class Transfer {
   }
 
   /**
-   * Ends the HTTP client, and settles once no hash reads the view any more:
-   * only then may the blob behind it go. Idempotent.
+   * Ends the HTTP client, and settles once no hash and no relay reads the
+   * view any more: only then may the blob behind it go. Idempotent.
    */
   async close(): Promise<void> {
     try {
@@ -285,6 +312,7 @@ export class Transfer {
     } catch {
       // Closed already.
     }
+    await this.#loans.end();
     await this.#lanes.settled();
     await this.#whole?.settled();
   }
