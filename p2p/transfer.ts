@@ -25,7 +25,7 @@ import { blocks, type SourceError, sourceKey } from "./source_error.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
 import { PiecePicker } from "./swarm/piece_picker.ts";
 import type { PieceTimeout } from "./swarm/piece_timeout.ts";
-import { announcedBitfield } from "./swarm/bitfield.ts";
+import { announcedBitfield, sameBits } from "./swarm/bitfield.ts";
 import { holdingOf, Lanes, type Source, sourceOf } from "./swarm/source_lanes.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { ViewLoans } from "./swarm/view_loans.ts";
@@ -285,6 +285,8 @@ export class Transfer {
 
   /** A source's pieces as the directory lists them now; the picker's counts follow. */
   #update(source: Source, pieces: Uint8Array | undefined): void {
+    // Listed again as it was: nothing to count anew, and no lane to wake.
+    if (sameBits(source.pieces, pieces)) return;
     const count = this.#pieces;
     this.#picker.replaceSource(holdingOf(source.pieces, count), holdingOf(pieces, count));
     source.pieces = pieces;

@@ -257,6 +257,8 @@ export class Lanes {
         timeout: this.#options.pieceTimeout,
         signal: AbortSignal.any([stop, cancel.signal]),
         accepted: () => {
+          // A piece's time runs from its source's answer: a wait in its line for an upload slot is no slowness.
+          began = performance.now();
           answered = true;
           source.sending++;
           // Announced as coming: others leave these pieces to this daemon.

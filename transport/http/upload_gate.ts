@@ -65,10 +65,11 @@ export class UploadGate {
 
   /**
    * An upload slot, before any lease is taken. A client waits in line. So
-   * does another daemon (`local`), but only behind as many as there are
-   * slots, for at most a second: then its next request is there when a
-   * slot frees, and the slot does not idle for a round trip, while a
-   * longer line is told to come back (503), as it can ask another source
+   * does another daemon (`local`), behind at most {@link LINE_PER_SLOT}
+   * waiters a slot and for at most {@link LINE_WAIT_MS}: its request is then
+   * there when a slot frees, so the slot never idles for a round trip, and
+   * the asker makes no request again and again for nothing. A longer line
+   * is told to come back (503), as the asker can try another source
    * meanwhile. A range being sent, or just sent, to a daemon is refused
    * before it waits (see `repeat_guard.ts`).
    *
@@ -92,7 +93,7 @@ export class UploadGate {
     if (this.#slots === undefined) return sent;
     const line = () => AbortSignal.timeout(LINE_WAIT_MS);
     const free = this.#slots.tryAcquire() ?? await this.#slots.acquireWithin(
-      this.#slots.limit,
+      LINE_PER_SLOT * this.#slots.limit,
       signal === undefined ? line() : AbortSignal.any([signal, line()]),
     );
     if (free === undefined) {
@@ -149,8 +150,17 @@ export class UploadGate {
   }
 }
 
-/** The longest another daemon's request waits in line for an upload slot. */
-const LINE_WAIT_MS = 1000;
+/**
+ * Daemons' requests that may wait in line for an upload slot, per slot: a
+ * whole holder in a broadcast gets one request from each receiver at a time.
+ */
+const LINE_PER_SLOT = 4;
+
+/**
+ * The longest another daemon's request waits in line for an upload slot:
+ * much less than its piece timeout (4 s + 4 s per MiB).
+ */
+const LINE_WAIT_MS = 5000;
 
 function busy(message: string): HttpStatusError {
   return new HttpStatusError(503, new StoreUnavailableError(message), { "retry-after": "1" });
