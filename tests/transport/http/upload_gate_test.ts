@@ -6,7 +6,7 @@
  */
 import type { LentRange } from "../../../transport/http/upload_gate.ts";
 import { startHttp } from "../../helpers/http_fixture.ts";
-import { assert, assertEquals } from "../../helpers/assert.ts";
+import { assertEquals } from "../../helpers/assert.ts";
 import { eventually } from "../../helpers/eventually.ts";
 
 const SIZE = 256 << 10;
