@@ -195,6 +195,8 @@ async function broadcast(rateText: string): Promise<void> {
           redis_cpu_ms: spent.redisMs,
           bench_cpu_ms: spent.selfMs,
           cpu_ns_per_byte_received: (spent.totalMs * 1e6) / bytes,
+          // What the run itself asked of the machine, whoever else ran.
+          share_of_cpus: spent.totalMs / (spent.wallMs * navigator.hardwareConcurrency),
           machine_idle: spent.idle,
         });
       }
