@@ -32,7 +32,7 @@ import { FetchedCopies } from "./fetched_copies.ts";
 import { SealedHere } from "./sealed_here.ts";
 import { WriteLeases } from "./write_leases.ts";
 import { Fetches } from "./fetches.ts";
-import type { Partial as PartialObject } from "../transport/http/upload_gate.ts";
+import type { PartialObject } from "../transport/http/upload_gate.ts";
 
 /** The one-call put the transports use when a peer offers it (see `BasePeer.putObject`). */
 type PutObject = (

@@ -20,7 +20,7 @@ import { blocks, SourceError, sourceKey } from "./source_error.ts";
 import type { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { Transfer, type TransferOptions } from "./transfer.ts";
-import type { Partial as PartialObject } from "../transport/http/upload_gate.ts";
+import type { PartialObject } from "../transport/http/upload_gate.ts";
 
 /**
  * The least time between two announces of a transfer's pieces: each is a

@@ -17,7 +17,7 @@ import { Fetcher, type FetchHooks } from "./fetcher.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
 import { TransferBudget } from "./swarm/transfer_budget.ts";
 import { TokenBucket } from "../transport/rate_limit.ts";
-import type { Partial as PartialObject } from "../transport/http/upload_gate.ts";
+import type { PartialObject } from "../transport/http/upload_gate.ts";
 
 /** What {@link Fetches} shares with its cluster peer. */
 export interface FetchesParts {

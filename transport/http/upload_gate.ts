@@ -13,7 +13,7 @@ import { HttpStatusError } from "./errors.ts";
 import { RepeatGuard } from "./repeat_guard.ts";
 
 /** An object on its way to a peer, whose verified ranges it serves. */
-export interface Partial {
+export interface PartialObject {
   /** The object's size. */
   readonly size: number;
   /** A copy of the range when all of it is verified, else undefined. */
@@ -38,7 +38,7 @@ export interface LentRange {
 /** A peer that relays objects it is still receiving (the cluster peer). */
 export interface PartialHolder {
   /** The object `id` on its way here, if it is. */
-  partial?(id: string): Partial | undefined;
+  partial?(id: string): PartialObject | undefined;
 }
 
 /** Limits of object bodies sent; see `HttpServerOptions`. */
@@ -124,7 +124,7 @@ export class UploadGate {
   partialRange(
     request: Request,
     id: string,
-    partial: Partial,
+    partial: PartialObject,
     completed: Promise<void>,
   ): Response {
     const range = parseRange(request.headers.get("range"), partial.size);
