@@ -198,7 +198,7 @@ function sliceOf(rate: number): number {
 export function limitStream(
   body: ReadableStream<Uint8Array>,
   bucket: TokenBucket,
-  slice = sliceOf(bucket.rate),
+  slice: number = sliceOf(bucket.rate),
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let rest: Uint8Array | undefined;
