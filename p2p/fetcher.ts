@@ -205,7 +205,7 @@ export class Fetcher {
         } finally {
           // Before the view closes: no partial read may touch it after.
           this.#partials.delete(id);
-          await transfer.endLending();
+          transfer.endLending();
         }
         failures.push(...transfer.failures);
       }

@@ -267,11 +267,11 @@ export class Transfer {
   }
 
   /**
-   * Lends no more, and settles once every range lent is back (or revoked,
-   * after a grace): only then may the view close. Idempotent.
+   * Lends no more; the ranges still lent get copies of their bytes: the view
+   * may close at once. Idempotent.
    */
-  endLending(): Promise<void> {
-    return this.#loans.end();
+  endLending(): void {
+    this.#loans.end();
   }
 
   #isVerified(start: number, end: number): boolean {
@@ -314,7 +314,7 @@ export class Transfer {
     } catch {
       // Closed already.
     }
-    await this.#loans.end();
+    this.#loans.end();
     await this.#lanes.settled();
     await this.#whole?.settled();
   }

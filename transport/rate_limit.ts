@@ -221,25 +221,24 @@ export function limitStream(
 }
 
 /**
- * A stream of `bytes` in slices, at most `bucket.rate` bytes a second when
- * there is a bucket. Once `signal` aborts it errors at its next slice and
- * touches `bytes` no more (memory lent to it is taken back).
+ * A stream of `source.bytes` in slices, at most `bucket.rate` bytes a
+ * second when there is a bucket. `source.bytes` is read afresh for each
+ * slice: its owner may swap it for a copy of the same bytes meanwhile (see
+ * `LentRange`).
  */
 export function paced(
-  bytes: Uint8Array,
+  source: { readonly bytes: Uint8Array },
   bucket?: TokenBucket,
-  signal?: AbortSignal,
 ): ReadableStream<Uint8Array> {
   const slice = bucket === undefined ? 1 << 20 : sliceOf(bucket.rate);
   let at = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      if (at >= bytes.length) return controller.close();
-      const chunk = bytes.subarray(at, at + slice);
-      at += chunk.length;
-      await bucket?.take(chunk.length, signal);
-      if (signal?.aborted) return controller.error(signal.reason);
-      controller.enqueue(chunk);
+      const length = Math.min(slice, source.bytes.length - at);
+      if (length <= 0) return controller.close();
+      await bucket?.take(length);
+      controller.enqueue(source.bytes.subarray(at, at + length));
+      at += length;
     },
   }, { highWaterMark: 0 });
 }

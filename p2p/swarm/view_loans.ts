@@ -2,26 +2,27 @@
  * Views of an object's memory lent to the responses that relay its pieces,
  * instead of copies: a 4 MiB copy per relayed piece cost more CPU than
  * sending it (fresh pages to fault in and zero, then to give back), and a
- * broadcast on few cores is bound by CPU. The memory must then stay until
- * every loan is back: the owner ends lending ({@link ViewLoans.end}) before
- * its view closes, and waits. A loan not back within the grace is revoked:
- * its response stops at its next chunk, so an asker that stalls cannot hold
- * the object's seal up for longer than that.
+ * broadcast on few cores is bound by CPU. The view closes when the
+ * transfer ends (it must, before its object is sealed); the loans still
+ * out then are switched to copies of their bytes ({@link ViewLoans.end}),
+ * so that neither the seal waits for a slow asker nor a response is cut.
+ * A slice already being written then still reads the view's memory, which
+ * stays mapped as long as its blob lives, and a freed blob's mapping goes
+ * back to the memfd pool, not to the kernel.
  *
  * @module
  */
 import type { LentRange } from "../../transport/http/upload_gate.ts";
-import { sleep } from "../../transport/rate_limit.ts";
 
-/** How long {@link ViewLoans.end} waits for loans by default before revoking them. */
-const GRACE_MS = 2000;
+/** A loan: its bytes change from the view to a copy when lending ends. */
+interface Loan extends LentRange {
+  bytes: Uint8Array;
+}
 
 /** The loans of one view. */
 export class ViewLoans {
-  /** Loans out, each with what revokes it. */
-  readonly #out = new Set<AbortController>();
+  readonly #out = new Set<Loan>();
   #open = true;
-  #back: PromiseWithResolvers<void> | undefined;
 
   /** Loans out now. */
   get out(): number {
@@ -34,30 +35,19 @@ export class ViewLoans {
    */
   lend(bytes: Uint8Array): LentRange | undefined {
     if (!this.#open) return undefined;
-    const revoke = new AbortController();
-    this.#out.add(revoke);
-    return {
-      bytes,
-      signal: revoke.signal,
-      done: () => {
-        if (!this.#out.delete(revoke)) return;
-        if (this.#out.size === 0) this.#back?.resolve();
-      },
-    };
+    const loan: Loan = { bytes, done: () => void this.#out.delete(loan) };
+    this.#out.add(loan);
+    return loan;
   }
 
   /**
-   * Lends no more, and settles once every loan is back, or once `graceMs`
-   * has passed: the loans still out are then revoked. Idempotent.
+   * Lends no more, and gives every loan still out a copy of its bytes in
+   * place of the view: the view may close as soon as this returns.
+   * Idempotent.
    */
-  async end(graceMs = GRACE_MS): Promise<void> {
+  end(): void {
     this.#open = false;
-    if (this.#out.size === 0) return;
-    this.#back ??= Promise.withResolvers<void>();
-    const late = new AbortController();
-    await Promise.race([this.#back.promise, sleep(graceMs, late.signal)]);
-    late.abort();
-    for (const revoke of this.#out) revoke.abort();
+    for (const loan of this.#out) loan.bytes = loan.bytes.slice();
     this.#out.clear();
   }
 }

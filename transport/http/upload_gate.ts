@@ -25,12 +25,14 @@ export interface PartialObject {
   lend?(start: number, end: number): LentRange | undefined;
 }
 
-/** Bytes of an object's memory lent to one response, which gives them back when it ends. */
+/**
+ * Bytes of an object's memory lent to one response, which gives them back
+ * when it ends. The lender may take its memory back sooner: `bytes` is
+ * then a copy, so the response reads `bytes` afresh for each chunk.
+ */
 export interface LentRange {
-  /** The bytes; never used after `done`, nor after `signal` aborts. */
+  /** The bytes: the lender's memory, or a copy once it took its memory back. */
   readonly bytes: Uint8Array;
-  /** Aborts when the lender takes its memory back: the response stops at its next chunk. */
-  readonly signal: AbortSignal;
   /** Gives the bytes back; later calls do nothing. */
   done(): void;
 }
@@ -146,7 +148,7 @@ export class UploadGate {
     if (this.#rate === undefined && lent === undefined) {
       return new Response(bytes as Uint8Array<ArrayBuffer>, { status: 206, headers });
     }
-    return new Response(paced(bytes, this.#rate, lent?.signal), { status: 206, headers });
+    return new Response(paced(lent ?? { bytes }, this.#rate), { status: 206, headers });
   }
 }
 

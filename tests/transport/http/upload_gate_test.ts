@@ -52,7 +52,6 @@ Deno.test("a holder of the sealed object refuses a range it is sending; a relay 
       let back = false;
       return {
         bytes: bytes.subarray(start, end),
-        signal: new AbortController().signal,
         done: () => void (back || (back = true, out--)),
       };
     },
