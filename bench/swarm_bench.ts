@@ -116,6 +116,10 @@ async function broadcast(rateText: string): Promise<void> {
       const daemons = [holder, ...receivers.slice(0, RECEIVERS)];
       const base = daemons.map((daemon) => memory(daemon.pid));
       const peak = base.map((taken) => ({ ...taken }));
+      // The holder's upload over time: idle at the start (receivers creating
+      // their copies) and at the end (the last pieces spreading by relay).
+      const holderTimeline: number[] = [];
+      const timing = setInterval(() => holderTimeline.push(uploaded - before), 500);
       const sampling = setInterval(() => {
         daemons.forEach((daemon, i) => {
           const now = memory(daemon.pid);
@@ -137,6 +141,7 @@ async function broadcast(rateText: string): Promise<void> {
         }),
       );
       clearInterval(sampling);
+      clearInterval(timing);
       const broadcastSpent = cpuSince(broadcastCpu);
       const requestsAfter = await Promise.all(daemons.map(pieceRequests));
       const served = (status: string) =>
@@ -151,6 +156,7 @@ async function broadcast(rateText: string): Promise<void> {
         cap_bytes_per_s: rate,
         receivers: RECEIVERS,
         holder_upload_mib: holderBytes / (1 << 20),
+        holder_mib_by_500ms: holderTimeline.map((bytes) => Math.round(bytes / (1 << 20))),
         ratio: holderBytes / SIZE,
         target: 1.5,
       });
