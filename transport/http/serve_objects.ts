@@ -102,12 +102,10 @@ export async function download(
   }
   // `?local=1`: this host's copy only, as daemons ask each other.
   const local = url.searchParams.get("local") === "1";
-  // A relay sends the piece it just got to every daemon that asks: a repeat
-  // refused there would only idle its slot. Only a holder of the sealed
-  // object refuses one (see `repeat_guard.ts`).
-  const relaying = local && (peer as Peer & PartialHolder).partial?.(id) !== undefined;
-  const range = relaying ? null : request.headers.get("range");
-  const free = await server.uploads.enter(id, local, range, request.signal);
+  // Another daemon asking for an object on its way here: a relay.
+  const relay = local && (peer as Peer & PartialHolder).partial?.(id) !== undefined;
+  const range = request.headers.get("range");
+  const free = await server.uploads.enter(id, { local, range, relay }, request.signal);
   if (!local && !head && ifNoneMatch === null && offersArrivingRead(peer)) {
     const arriving = request.headers.has("range")
       ? undefined

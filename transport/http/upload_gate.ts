@@ -67,15 +67,21 @@ export class UploadGate {
 
   /**
    * An upload slot, before any lease is taken. A client waits in line. So
-   * does another daemon (`local`), behind at most {@link LINE_PER_SLOT}
-   * waiters a slot and for at most {@link LINE_WAIT_MS}: its request is then
-   * there when a slot frees, so the slot never idles for a round trip, and
-   * the asker makes no request again and again for nothing. A longer line
-   * is told to come back (503), as the asker can try another source
-   * meanwhile. A range being sent, or just sent, to a daemon is refused
-   * before it waits (see `repeat_guard.ts`).
+   * does another daemon (`local`), for at most {@link LINE_WAIT_MS}: its
+   * request is then there when a slot frees, so the slot never idles for a
+   * round trip, and the asker makes no request again and again for
+   * nothing. The line is short: {@link LINE_PER_SLOT} waiters a slot at a
+   * holder of the sealed object, whom every receiver of a broadcast asks
+   * once at a time; one a slot at a relay, as what it has is soon at other
+   * relays too (a longer line there held the last pieces of a broadcast
+   * up). Beyond the line a daemon is told to come back (503), as it can try
+   * another source meanwhile. At a holder of the sealed object, a range
+   * being sent, or just sent, to a daemon is refused before it waits (see
+   * `repeat_guard.ts`); a relay sends the piece it just got to every daemon
+   * that asks, as refusing would only idle its slot.
    *
-   * @param range The range asked, refused when repeated; null for none.
+   * @param asked Who asks (`local`: another daemon), the range asked, and
+   *   whether this daemon relays the object (it is on its way here).
    * @param signal Aborts the wait: the asker went away.
    * @returns What to call when the body is out, or with false when it is
    *   refused after all, when anything is to be freed.
@@ -83,19 +89,19 @@ export class UploadGate {
    */
   async enter(
     id: string,
-    local: boolean,
-    range: string | null,
+    asked: { readonly local: boolean; readonly range: string | null; readonly relay: boolean },
     signal?: AbortSignal,
   ): Promise<((sent?: boolean) => void) | undefined> {
-    if (!local) return await this.#slots?.acquire();
-    const sent = range === null ? undefined : this.#repeats.admit(`${id} ${range}`);
-    if (range !== null && sent === undefined) {
+    if (!asked.local) return await this.#slots?.acquire();
+    const { range, relay } = asked;
+    const sent = range === null || relay ? undefined : this.#repeats.admit(`${id} ${range}`);
+    if (range !== null && !relay && sent === undefined) {
       throw busy(`Busy: range ${range} of ${id} is being or was just sent; retry shortly`);
     }
     if (this.#slots === undefined) return sent;
     const line = () => AbortSignal.timeout(LINE_WAIT_MS);
     const free = this.#slots.tryAcquire() ?? await this.#slots.acquireWithin(
-      LINE_PER_SLOT * this.#slots.limit,
+      (relay ? 1 : LINE_PER_SLOT) * this.#slots.limit,
       signal === undefined ? line() : AbortSignal.any([signal, line()]),
     );
     if (free === undefined) {

@@ -67,3 +67,30 @@ Deno.test("a holder of the sealed object refuses a range it is sending; a relay 
   // Each loan is given back once its response is out.
   await eventually(() => out === 0, "every loan is back");
 });
+
+Deno.test("a relay keeps a line of one a slot; a holder of the sealed object a longer one", async () => {
+  await using http = startHttp(limits);
+  await http.peer.putObject([bytes], SIZE, { id: "held" });
+  const partial = {
+    size: SIZE,
+    read: (start: number, end: number) => bytes.slice(start, end),
+  };
+  Object.assign(http.peer, { partial: (id: string) => id === "arriving" ? partial : undefined });
+  const piece = SIZE / 16;
+  for (const [id, line] of [["arriving", 1], ["held", 4]] as const) {
+    // A quarter of a second to send: 64 KiB past the burst.
+    const sending = await ask(http.server.url, id, 0, SIZE / 2);
+    // Each asks for a range of its own in the other half: no repeat.
+    const asked = Array.from(
+      { length: line + 1 },
+      (_, i) => ask(http.server.url, id, SIZE / 2 + i * piece, SIZE / 2 + (i + 1) * piece),
+    );
+    // The one beyond the line is told at once; the others wait their turn.
+    const statuses = [];
+    for (const response of [sending, ...await Promise.all(asked)]) {
+      statuses.push(response.status);
+      await response.body?.cancel();
+    }
+    assertEquals(statuses.sort(), [...new Array(line + 1).fill(206), 503].sort(), id);
+  }
+});
