@@ -11,7 +11,11 @@ export interface ObjectInfo {
   readonly state: ObjectState;
   /** Total size in bytes of all blobs. */
   readonly size: number;
-  /** The size of each blob, in order. */
+  /**
+   * The size of each blob, in order. Empty, with `size` 0, for an object
+   * still on its way to a cluster daemon whose size is not known yet (state
+   * `CREATING`).
+   */
   readonly blobSizes: readonly number[];
   /** The user's metadata. */
   readonly meta: Meta;

@@ -165,6 +165,9 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   const addresses: string[] = [];
   let clients = () => 0;
   const zeroCopy = loadNative() !== undefined && options.impl !== "fs";
+  // The read-through's counts, once it is loaded, beside the peer's in every report.
+  let readThrough: ReadThrough | undefined;
+  const ownMetrics = (): Readonly<Record<string, number>> => ({ ...readThrough?.counts });
   const status = async (): Promise<DaemonStatus> => ({
     version: denoJson.version,
     pid: Deno.pid,
@@ -174,7 +177,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     addresses: [...addresses],
     clients: clients(),
     stats: await peer.stats(),
-    metrics: await peer.metrics?.() ?? {},
+    metrics: { ...await peer.metrics?.(), ...ownMetrics() },
     ...(clusterMember === undefined ? {} : {
       members: clusterMember.membership.list().map((
         { node, address, state, incarnation, changedAt },
@@ -182,16 +185,19 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     }),
   });
   // The read-through, loaded at the first fetch (or with the HTTP server): a daemon starts as fast.
-  let readThrough: ReadThrough | undefined;
   let loading: Promise<ReadThrough> | undefined;
   const readThroughOf = () =>
     loading ??= (async () => {
-      const [{ ReadThrough }, { HttpClusterTransport }] = await Promise.all([
+      const [{ ReadThrough }, { HttpClusterTransport }, { transferLimits }] = await Promise.all([
         import("../p2p/origin/read_through.ts"),
         import("../p2p/cluster_transport.ts"),
+        import("../p2p/transfer_limits.ts"),
       ]);
       return readThrough = new ReadThrough({
         peer,
+        // One budget and one download rate for fetches from daemons and from origins.
+        limits: cluster?.limits ?? transferLimits(options),
+        maxBodyBytes: options.impl === "tiered" ? options.hot : options.capacity,
         cluster: claims === undefined ? undefined : {
           directory: claims.directory,
           transport: new HttpClusterTransport(
@@ -226,6 +232,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
       log,
       status,
       fetch: async (request) => await (await readThroughOf()).fetch(request),
+      metrics: ownMetrics,
     });
     addresses.push(uds.address);
     closers.push(() => uds.close());
@@ -242,7 +249,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         onError: (error) => log.error(`HTTP: ${error instanceof Error ? error.stack : error}`),
         onRequest: (entry) => (entry.status >= 400 ? log.info : log.debug)(formatRequest(entry)),
         status,
-        metrics: () => ({ ...uds.metrics(), ...readThrough?.counts }),
+        metrics: () => ({ ...uds.metrics(), ...ownMetrics() }),
         routes: [
           ...member.routes,
           ...(await import("../p2p/origin/routes.ts")).originRoutes(await readThroughOf(), peer),

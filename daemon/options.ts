@@ -81,11 +81,11 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --gossip-profile P   lan (memberlist's LAN timing, default) or test (five times faster)
   --log-level LEVEL    error, warn, info or debug (default info)
   --max-upload-rate RATE    bytes a second of object bodies served over HTTP, e.g. 200MB
-  --max-download-rate RATE  bytes a second fetched from other daemons, e.g. 200MB
+  --max-download-rate RATE  bytes a second fetched from other daemons and origins, e.g. 200MB
   --max-uploads N      object bodies served over HTTP at once; more clients wait in line,
                        more daemons get 503 (and a range sent to a daemon is not sent
                        again until 400 ms after: receivers of a broadcast relay it)
-  --transfer-budget SIZE  bytes of objects on their way from other daemons at once; more wait
+  --transfer-budget SIZE  bytes of objects on their way from daemons or origins at once; more wait
                        up to 30 s, then fail with CAPACITY_EXCEEDED
 `;
 

@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 9;
+export const NATIVE_ABI_VERSION = 10;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -505,10 +505,63 @@ export const symbols = {
   // 9. Signal report
   /** int32_t pk_report_sealed_writes(void): says why on stderr when a write into a sealed object's read-only mapping ends the process */
   pk_report_sealed_writes: { parameters: [], result: "i32" },
+
+  // 10. HTTP/1.1 Range receiver: a response body straight into memory, hashed as it lands
+  pk_http_open: {
+    parameters: [
+      "buffer", // const char *ip (IPv4 or IPv6 text, NUL-terminated)
+      "i32", // int32_t port
+      "buffer", // uint64_t *out (the connection's struct, C memory)
+    ],
+    result: "i32",
+  },
+  pk_http_request_nb: {
+    name: "pk_http_request",
+    parameters: [
+      "pointer", // struct pk_http *c (its request written at HTTP_LAYOUT.request)
+      "u32", // uint32_t length of the request
+      "i32", // int32_t timeout_ms
+    ],
+    result: "i32", // length of the response head, at HTTP_LAYOUT.head
+    nonblocking: true,
+  },
+  pk_http_recv_nb: {
+    name: "pk_http_recv",
+    parameters: [
+      "pointer", // struct pk_http *c
+      "pointer", // void *dest (a mapping, or memory kept alive until the call settles)
+      "u64", // uint64_t length
+      "i32", // int32_t timeout_ms
+      "i32", // int32_t flags: 1 starts a SHA-256, 2 writes its digest at HTTP_LAYOUT.digest
+    ],
+    result: "i64", // length
+    nonblocking: true,
+  },
+  /** int32_t pk_http_cancel(struct pk_http *c): ends a call under way on it (shutdown) */
+  pk_http_cancel: { parameters: ["pointer"], result: "i32" },
+  /** int32_t pk_http_close(struct pk_http *c): closes and frees it; no call may be under way */
+  pk_http_close: { parameters: ["pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The functions of a loaded `libpackice.so`. */
 export type NativeSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
+
+/**
+ * Where the buffers of an HTTP connection's struct (`struct pk_http`) sit,
+ * and how long they are.
+ */
+export const HTTP_LAYOUT = {
+  /** int32_t: body bytes read with the head, not yet taken by `pk_http_recv`. */
+  pending: 8,
+  /** The SHA-256 digest `pk_http_recv` writes with flag 2, 32 bytes. */
+  digest: 16,
+  /** The request `pk_http_request` sends. */
+  request: 48,
+  requestMax: 4096,
+  /** The response head `pk_http_request` reads. */
+  head: 48 + 4096,
+  headMax: 8192,
+} as const;
 
 /** Linux constants used with the native functions. */
 export const Linux = {

@@ -20,15 +20,21 @@
 //   7. epoll, eventfd and the reactor thread
 //   8. Hashing: XXH64 and SHA-256
 //   9. Signal report: a write into a sealed object
+//  10. HTTP/1.1 Range receiver: a response body straight into memory, hashed as it lands
 
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +59,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 9
+#define PK_ABI_VERSION 10
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -1507,4 +1513,194 @@ PK_EXPORT int32_t pk_report_sealed_writes(void) {
   if (sigaction(SIGSEGV, &action, &pk_prior_segv) < 0) return -errno;
   installed = 1;
   return 0;
+}
+
+// ===========================================================================
+// 10. HTTP/1.1 Range receiver: a response body straight into memory, hashed as it lands
+// ===========================================================================
+
+// The client side of one keep-alive HTTP/1.1 connection, for the pieces of an
+// object asked of another daemon (p2p/swarm/range_connection.ts). JS writes
+// the request into `request`, calls pk_http_request (sends it, reads the
+// response head into `head`: JS parses and checks it), then pk_http_recv for
+// each run of body bytes: they go from the socket straight into the
+// destination (the object's CREATE mapping) and into a SHA-256 while they are
+// still in cache, so a piece is verified without reading it again and without
+// a copy through JS. Calls run on Deno's thread pool; each has a deadline
+// (poll), and pk_http_cancel (shutdown) ends a call under way at once. The
+// struct is C memory: a call still running when the process exits writes
+// nowhere JS owned.
+
+#define PK_HTTP_REQUEST_MAX 4096
+#define PK_HTTP_HEAD_MAX 8192
+// The most bytes one recv takes: hashed while still in cache.
+#define PK_HTTP_RECV_STEP (256 << 10)
+
+struct pk_http {
+  int32_t fd;
+  // Bytes of `head` that are the head (pk_http_request's result).
+  int32_t head_length;
+  // Body bytes read with the head, at head[head_length..+pending), for pk_http_recv.
+  int32_t pending;
+  int32_t reserved;
+  uint8_t digest[32];
+  char request[PK_HTTP_REQUEST_MAX];
+  char head[PK_HTTP_HEAD_MAX];
+  struct pk_sha256 sha;
+};
+
+// native/ffi.ts mirrors these offsets (HTTP_LAYOUT).
+_Static_assert(offsetof(struct pk_http, pending) == 8, "pending at 8");
+_Static_assert(offsetof(struct pk_http, digest) == 16, "digest at 16");
+_Static_assert(offsetof(struct pk_http, request) == 48, "request at 48");
+_Static_assert(offsetof(struct pk_http, head) == 48 + PK_HTTP_REQUEST_MAX, "head after request");
+
+static int64_t pk_now_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+// Waits until `fd` is ready for `events`, or the deadline: 0, or -ETIMEDOUT.
+// A socket shut down (pk_http_cancel) or in error is ready: the call that
+// follows sees why.
+static int32_t pk_http_wait(int fd, short events, int64_t deadline) {
+  for (;;) {
+    int64_t left = deadline - pk_now_ms();
+    if (left <= 0) return -ETIMEDOUT;
+    struct pollfd p = {.fd = fd, .events = events};
+    int n = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+    if (n > 0) return 0;
+    if (n < 0 && errno != EINTR) return -errno;
+  }
+}
+
+// Starts a connection to `ip` (IPv4 or IPv6 text, NUL-terminated) at `port`;
+// the connect completes in pk_http_request. Stores the struct's address in
+// *out. Returns 0, or -errno (-EINVAL for an address that is not an IP).
+PK_EXPORT int32_t pk_http_open(const char *ip, int32_t port, uint64_t *out) {
+  struct sockaddr_storage addr;
+  memset(&addr, 0, sizeof addr);
+  socklen_t length;
+  struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
+  if (port <= 0 || port > 65535) return -EINVAL;
+  if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    length = sizeof *v4;
+  } else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    length = sizeof *v6;
+  } else {
+    return -EINVAL;
+  }
+  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(fd, (struct sockaddr *)&addr, length) < 0 && errno != EINPROGRESS) {
+    int error = errno;
+    close(fd);
+    return -error;
+  }
+  struct pk_http *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    close(fd);
+    return -ENOMEM;
+  }
+  c->fd = fd;
+  *out = (uint64_t)(uintptr_t)c;
+  return 0;
+}
+
+// Sends the `length` bytes of c->request, then reads the response head into
+// c->head (body bytes read with it are kept for pk_http_recv). Returns the
+// head's length (through its blank line), or -errno: -ETIMEDOUT past
+// `timeout_ms`, -ECONNRESET when the peer closed first (or the call was
+// cancelled), -EMSGSIZE for a head longer than PK_HTTP_HEAD_MAX.
+PK_EXPORT int32_t pk_http_request(struct pk_http *c, uint32_t length, int32_t timeout_ms) {
+  int64_t deadline = pk_now_ms() + timeout_ms;
+  if (length > PK_HTTP_REQUEST_MAX) return -EINVAL;
+  c->head_length = 0;
+  c->pending = 0;
+  for (uint32_t sent = 0; sent < length;) {
+    int32_t waited = pk_http_wait(c->fd, POLLOUT, deadline);
+    if (waited < 0) return waited;
+    ssize_t n = send(c->fd, c->request + sent, length - sent, MSG_NOSIGNAL);
+    if (n > 0) sent += (uint32_t)n;
+    else if (n < 0 && errno != EAGAIN && errno != EINTR) return -errno;
+  }
+  int32_t have = 0;
+  for (;;) {
+    ssize_t n = recv(c->fd, c->head + have, PK_HTTP_HEAD_MAX - have, 0);
+    if (n == 0) return -ECONNRESET;
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EINTR) return -errno;
+      int32_t waited = pk_http_wait(c->fd, POLLIN, deadline);
+      if (waited < 0) return waited;
+      continue;
+    }
+    // The blank line may straddle the bytes read before.
+    int32_t from = have < 3 ? 0 : have - 3;
+    have += (int32_t)n;
+    for (int32_t i = from; i + 4 <= have; i++) {
+      if (memcmp(c->head + i, "\r\n\r\n", 4) == 0) {
+        c->head_length = i + 4;
+        c->pending = have - (i + 4);
+        return c->head_length;
+      }
+    }
+    if (have == PK_HTTP_HEAD_MAX) return -EMSGSIZE;
+  }
+}
+
+// Receives exactly `length` body bytes into [dest, dest + length), feeding
+// them to the connection's SHA-256: `flags` 1 starts a new hash first, 2
+// writes its digest to c->digest after. Never writes outside the range.
+// Returns `length`, or -errno: -ETIMEDOUT past `timeout_ms`, -ECONNRESET when
+// the peer closed first (or the call was cancelled).
+PK_EXPORT int64_t pk_http_recv(struct pk_http *c, void *dest, uint64_t length,
+                               int32_t timeout_ms, int32_t flags) {
+  int64_t deadline = pk_now_ms() + timeout_ms;
+  uint8_t *to = dest;
+  uint64_t got = 0;
+  if (flags & 1) pk_sha256_init(&c->sha);
+  if (c->pending > 0) {
+    uint64_t take = (uint64_t)c->pending < length ? (uint64_t)c->pending : length;
+    memcpy(to, c->head + c->head_length, take);
+    pk_sha256_update(&c->sha, to, take);
+    c->head_length += (int32_t)take;
+    c->pending -= (int32_t)take;
+    got = take;
+  }
+  while (got < length) {
+    uint64_t want = length - got < PK_HTTP_RECV_STEP ? length - got : PK_HTTP_RECV_STEP;
+    ssize_t n = recv(c->fd, to + got, want, 0);
+    if (n == 0) return -ECONNRESET;
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EINTR) return -errno;
+      int32_t waited = pk_http_wait(c->fd, POLLIN, deadline);
+      if (waited < 0) return waited;
+      continue;
+    }
+    pk_sha256_update(&c->sha, to + got, (uint64_t)n);
+    got += (uint64_t)n;
+  }
+  if (flags & 2) pk_sha256_final(&c->sha, c->digest);
+  return (int64_t)got;
+}
+
+// Ends a pk_http_request or pk_http_recv under way on another thread at once
+// (they return -ECONNRESET or another error), and every later one.
+PK_EXPORT int32_t pk_http_cancel(struct pk_http *c) {
+  return shutdown(c->fd, SHUT_RDWR) < 0 && errno != ENOTCONN ? -errno : 0;
+}
+
+// Closes the connection and frees the struct; no call may be under way.
+PK_EXPORT int32_t pk_http_close(struct pk_http *c) {
+  int result = close(c->fd) < 0 ? -errno : 0;
+  free(c);
+  return result;
 }

@@ -12,10 +12,23 @@ import type { ArrivingTransfer } from "./fetcher.ts";
 /** Bytes per chunk of an arriving stream. */
 const CHUNK = 1 << 20;
 
+/**
+ * What is known of an object on its way here before its blob exists: that
+ * it comes, since `since` (epoch ms), and its size when known (its one blob
+ * listed then; none before).
+ */
+export function expectedInfo(id: string, since: number, size?: number): ObjectInfo {
+  const blobSizes = size === undefined ? [] : [size];
+  return { id, state: "CREATING", size: size ?? 0, blobSizes, meta: {}, createdAt: since };
+}
+
 /** The progress of one fetch, fed by its hooks, awaited by its readers. */
 export class Arrival {
   /** The fetch: settles once the copy is sealed and announced, or rejects. */
   readonly flight: Promise<void>;
+  /** When the fetch began, in epoch ms. */
+  readonly since: number = Date.now();
+  #size: number | undefined;
   #object: ObjectInfo | undefined;
   #transfer: ArrivingTransfer | undefined;
   #streamed = false;
@@ -27,6 +40,16 @@ export class Arrival {
     this.flight = flight;
     const pulse = () => this.#pulse();
     flight.then(pulse, pulse);
+  }
+
+  /** Its size, once its record was found. */
+  get size(): number | undefined {
+    return this.#size;
+  }
+
+  /** Its record was found: it has `size` bytes. */
+  sized(size: number): void {
+    this.#size = size;
   }
 
   /** The object once its transfer began: size, metadata, digest. */

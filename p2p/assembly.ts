@@ -1,35 +1,71 @@
 /**
  * Copies a cluster peer builds from bytes it gathers itself (an origin
  * download, or pieces relayed during one), relayed to other daemons as they
- * verify, then sealed among the fetched copies and announced.
+ * verify, then sealed among the fetched copies and announced. An object
+ * expected before its size is known (an origin that has not answered yet,
+ * or a body of no stated length) is known here too, for `stat`.
  *
  * @module
  */
 import { Access } from "../core/lease.ts";
 import { ConflictError, UnsupportedError } from "../core/errors.ts";
+import type { ObjectInfo } from "../core/object.ts";
 import type { Meta } from "../core/validate.ts";
+import type { ClusterLog } from "./cluster_options.ts";
 import type { ContentRecord, Directory, Holder } from "./directory.ts";
 import type { FetchedCopies } from "./fetched_copies.ts";
 import type { AssembleFill, PartialBytes } from "./origin/origin_store.ts";
+import { expectedInfo } from "./arrival.ts";
 
 /** Objects being assembled here, by id. */
 export class Assembly {
   readonly #copies: FetchedCopies;
   readonly #directory: Directory;
   readonly #holder: () => Holder | undefined;
+  readonly #log: ClusterLog;
   /** Objects being assembled, by id: their verified bytes are relayed. */
   readonly #assembling = new Map<string, PartialBytes>();
+  /** Objects expected, by id: how many expect them, since when (epoch ms), and their size if known. */
+  readonly #expected = new Map<string, { count: number; since: number; size?: number }>();
 
-  /** Assembles among `copies`, announcing to `directory` as `holder`. */
-  constructor(copies: FetchedCopies, directory: Directory, holder: () => Holder | undefined) {
+  /** Assembles among `copies`, announcing to `directory` as `holder`; warns to `log`. */
+  constructor(
+    copies: FetchedCopies,
+    directory: Directory,
+    holder: () => Holder | undefined,
+    log: ClusterLog,
+  ) {
     this.#copies = copies;
     this.#directory = directory;
     this.#holder = holder;
+    this.#log = log;
   }
 
   /** Whether `id` is being assembled here. */
   has(id: string): boolean {
     return this.#assembling.has(id);
+  }
+
+  /** See `ClusterPeer.expect`. */
+  expect(id: string, size?: number): Disposable {
+    const entry = this.#expected.get(id) ?? { count: 0, since: Date.now() };
+    entry.count++;
+    if (size !== undefined) entry.size = size;
+    this.#expected.set(id, entry);
+    let held = true;
+    return {
+      [Symbol.dispose]: () => {
+        if (!held) return;
+        held = false;
+        if (--entry.count === 0 && this.#expected.get(id) === entry) this.#expected.delete(id);
+      },
+    };
+  }
+
+  /** What is known of `id` while it is expected and has no blob yet (see `expectedInfo`). */
+  expected(id: string): ObjectInfo | undefined {
+    const entry = this.#expected.get(id);
+    return entry === undefined ? undefined : expectedInfo(id, entry.since, entry.size);
   }
 
   /** The verified bytes of `id` being assembled, for a partial read by another daemon. */
@@ -63,6 +99,9 @@ export class Assembly {
           // A newer version of the same source: the old one goes everywhere.
           await this.#directory.remove(id);
           await this.#directory.announce(record, holder);
+        }).catch((error) => {
+          // The directory is away (Redis down): the copy is sealed and served all the same.
+          this.#log.warn(`Cannot announce the copy of object ${id}: ${(error as Error).message}`);
         }).finally(() => copies.announcing.delete(id));
       }
       return record;

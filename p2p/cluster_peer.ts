@@ -33,6 +33,7 @@ import { SealedHere } from "./sealed_here.ts";
 import { WriteLeases } from "./write_leases.ts";
 import { Fetches } from "./fetches.ts";
 import type { PartialObject } from "../transport/http/upload_gate.ts";
+import { type TransferLimits, transferLimits } from "./transfer_limits.ts";
 
 /** The one-call put the transports use when a peer offers it (see `BasePeer.putObject`). */
 type PutObject = (
@@ -62,7 +63,10 @@ const quiet: ClusterLog = { warn: () => {}, debug: () => {} };
  *   object deleted (and maybe put again with other bytes) is never served
  *   from an old copy; `delete` anywhere removes the object cluster-wide.
  * - A copy or object evicted to make room withdraws this node as its holder.
- * - {@link ClusterPeer.readArriving} streams an object while it arrives.
+ * - {@link ClusterPeer.readArriving} streams an object while it arrives, and
+ *   `stat` of an object on its way answers `CREATING` instead of `NOT_FOUND`.
+ * - Fetches and origin read-throughs share one transfer budget and one
+ *   download rate ({@link ClusterPeer.limits}).
  *
  * @example Wrap a daemon's peer
  * ```ts ignore
@@ -93,6 +97,7 @@ export class ClusterPeer implements Peer, ArrivingRead {
   /** Fetches under way, by id. */
   readonly #fetches: Fetches;
   readonly #assembly: Assembly;
+  readonly #limits: TransferLimits;
   /** Claims of creates under a given id (without a shared lease store). */
   readonly #claims: CreateClaims | undefined;
   /** Announces and digests under way, awaited by close(). */
@@ -133,7 +138,9 @@ export class ClusterPeer implements Peer, ArrivingRead {
       counts: this.#counts,
       later,
     });
+    this.#limits = transferLimits(options);
     this.#fetches = new Fetches(options, {
+      limits: this.#limits,
       copies: this.#copies,
       address: () => this.#address,
       counts: this.#counts,
@@ -141,7 +148,12 @@ export class ClusterPeer implements Peer, ArrivingRead {
       signal: this.#abort.signal,
       later,
     });
-    this.#assembly = new Assembly(this.#copies, options.directory, () => this.#holder());
+    this.#assembly = new Assembly(
+      this.#copies,
+      options.directory,
+      () => this.#holder(),
+      this.#log,
+    );
     this.#unsubscribe = options.directory.onRemove?.((removal) => this.#removed(removal));
     this.#claims = options.removeShared === undefined
       ? new CreateClaims(options.directory, () => this.#holder())
@@ -158,6 +170,14 @@ export class ClusterPeer implements Peer, ArrivingRead {
 
   set address(url: string | undefined) {
     this.#address = url;
+  }
+
+  /**
+   * The transfer budget and download rate this peer's fetches share, which
+   * the daemon's origin read-through takes its bytes from too.
+   */
+  get limits(): TransferLimits {
+    return this.#limits;
   }
 
   /**
@@ -182,6 +202,17 @@ export class ClusterPeer implements Peer, ArrivingRead {
    */
   assemble(id: string, size: number, meta: Meta, fill: AssembleFill): Promise<ContentRecord> {
     return this.#assembly.assemble(id, size, meta, fill);
+  }
+
+  /**
+   * Marks `id` as on its way here before its blob is made (an origin that
+   * has not answered yet, a body of no stated length still arriving, room
+   * awaited in the transfer budget): meanwhile {@link ClusterPeer.stat}
+   * answers `CREATING`, with `size` when given, else with no blob listed.
+   * Ends when disposed.
+   */
+  expect(id: string, size?: number): Disposable {
+    return this.#assembly.expect(id, size);
   }
 
   /**
@@ -306,12 +337,28 @@ export class ClusterPeer implements Peer, ArrivingRead {
     return this.#peerOf(leaseId).renew(leaseId, ttl);
   }
 
+  /**
+   * What is known of an object: held here, or on its way here (`CREATING`:
+   * fetched from other daemons or read through from an origin, its size and
+   * metadata once its blob exists, no blob listed before).
+   */
   async stat(objectId: string): Promise<ObjectInfo> {
     try {
       return await this.#home.stat(objectId);
     } catch (error) {
-      if (!(error instanceof NotFoundError) || !this.#copies.has(objectId)) throw error;
-      return await this.#copies.peer.stat(objectId);
+      if (!(error instanceof NotFoundError)) throw error;
+      const expected = this.#fetches.expected(objectId) ?? this.#assembly.expected(objectId);
+      if (this.#copies.has(objectId) || expected !== undefined || this.#assembly.has(objectId)) {
+        // A copy, or one on its way whose blob is made (CREATING, with its size and metadata).
+        try {
+          return await this.#copies.peer.stat(objectId);
+        } catch (missing) {
+          if (!(missing instanceof NotFoundError)) throw missing;
+        }
+      }
+      // On its way, its blob not made yet; or not here at all.
+      if (expected === undefined) throw error;
+      return expected;
     }
   }
 

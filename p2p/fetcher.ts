@@ -34,6 +34,8 @@ export interface FetchHooks {
   before(): Promise<void>;
   /** The copy is sealed (its lease not yet released). */
   sealed(record: ContentRecord): void;
+  /** Optional: its size is known (its record found), before its room and blob are. */
+  sized?(size: number): void;
   /**
    * Optional: the transfer begins, into a CREATE of `object` (its size,
    * metadata, digest).
@@ -143,6 +145,7 @@ export class Fetcher {
       this.#log.warn((error as Error).message);
       throw new NotFoundError(`Cannot fetch object ${id}: ${(error as Error).message}`);
     }
+    hooks.sized?.(record.size);
     // Room in the transfer budget before any blob exists: waits, or refuses typed.
     const reservation = await this.#budget?.reserve(record.size, `object ${id}`, this.#signal);
     let created: Acquired | undefined;

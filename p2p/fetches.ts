@@ -8,15 +8,14 @@
 import { ConflictError, NotFoundError } from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { ArrivingObject } from "../core/peer.ts";
-import { Arrival, arrivingBody, type SealedCopy } from "./arrival.ts";
+import { Arrival, arrivingBody, expectedInfo, type SealedCopy } from "./arrival.ts";
 import type { ClusterCounts } from "./cluster_metrics.ts";
 import type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
 import type { Directory } from "./directory.ts";
 import type { FetchedCopies } from "./fetched_copies.ts";
 import { Fetcher, type FetchHooks } from "./fetcher.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
-import { TransferBudget } from "./swarm/transfer_budget.ts";
-import { TokenBucket } from "../transport/rate_limit.ts";
+import type { TransferLimits } from "./transfer_limits.ts";
 import type { PartialObject } from "../transport/http/upload_gate.ts";
 
 /** What {@link Fetches} shares with its cluster peer. */
@@ -30,6 +29,8 @@ export interface FetchesParts {
   readonly signal: AbortSignal;
   /** Runs background work the peer awaits on close. */
   readonly later: (work: Promise<void>) => void;
+  /** The daemon's transfer budget and download rate, shared with its other transfers. */
+  readonly limits: TransferLimits;
 }
 
 /** Fetches under way, by id. */
@@ -50,16 +51,9 @@ export class Fetches {
       node: options.node,
       token: options.token,
       maxObjectSize: options.maxObjectSize ?? Number.MAX_SAFE_INTEGER,
-      transfer: {
-        ...options.transfer,
-        rate: options.maxDownloadRate === undefined
-          ? undefined
-          : new TokenBucket(options.maxDownloadRate),
-      },
+      transfer: { ...options.transfer, rate: parts.limits.rate },
       blocklist: new Blocklist(options.blockMs ?? 30_000),
-      budget: options.transferBudget === undefined
-        ? undefined
-        : new TransferBudget(options.transferBudget),
+      budget: parts.limits.budget,
       log: parts.log,
       address: parts.address,
       counts: parts.counts,
@@ -81,6 +75,12 @@ export class Fetches {
     return this.#running.has(id);
   }
 
+  /** What is known of `id` while it is on its way here and has no blob yet. */
+  expected(id: string): ObjectInfo | undefined {
+    const arrival = this.#running.get(id);
+    return arrival === undefined ? undefined : expectedInfo(id, arrival.since, arrival.size);
+  }
+
   /** Settles once every fetch under way has. */
   async settled(): Promise<void> {
     await Promise.allSettled([...this.#running.values()].map((arrival) => arrival.flight));
@@ -96,6 +96,7 @@ export class Fetches {
     if (arrival === undefined) {
       const flight = this.#fetch(id, notFound, {
         started: (object, transfer) => arrival!.started(object, transfer),
+        sized: (size) => arrival!.sized(size),
         prefix: (bytes) => arrival!.grew(bytes),
       }).finally(() => this.#running.delete(id));
       arrival = new Arrival(flight);
@@ -128,7 +129,7 @@ export class Fetches {
   async #fetch(
     id: string,
     notFound: NotFoundError,
-    progress: Pick<FetchHooks, "started" | "prefix">,
+    progress: Pick<FetchHooks, "started" | "prefix" | "sized">,
   ): Promise<void> {
     const { fetcher, copies, directory, node, counts, log } = this.#options;
     const started = performance.now();

@@ -27,6 +27,7 @@ export { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
 export type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
 export { ClusterPeer } from "./cluster_peer.ts";
 export { type Reservation, TransferBudget } from "./swarm/transfer_budget.ts";
+export { type TransferLimits, transferLimits } from "./transfer_limits.ts";
 export {
   GOSSIP_PROFILES,
   type GossipConfig,

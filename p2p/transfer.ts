@@ -5,11 +5,13 @@
  * Each source gets a few requests in flight; the {@link PiecePicker} hands
  * out pieces rarest first (random among equals), and in the endgame asks a
  * second source for a piece still in flight, into a scratch piece, cancelling
- * the loser. Bytes go from each response chunk straight into the writable
- * view of the object's CREATE blob: never the whole object in JS. Each piece
- * is checked against its digest as soon as its last byte is in (on another
- * thread), and the whole object against the content digest, hashed in order
- * as pieces are verified.
+ * the loser. Bytes go straight into the writable view of the object's
+ * CREATE blob: from the socket, hashed on the way, over native connections
+ * ({@link RangeClient}), else from each chunk of a `fetch` response; never
+ * the whole object in JS. Each piece is checked against its digest as soon
+ * as its last byte is in, and the whole object against the content digest,
+ * hashed in order as pieces are verified (unless the record's binding ties
+ * it to the piece digests).
  *
  * A source that fails costs the pieces it was fetching, not the transfer:
  * they go back to the others. A source whose bytes do not verify, that
@@ -25,6 +27,7 @@ import { blocks, type SourceError, sourceKey } from "./source_error.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
 import { PiecePicker } from "./swarm/piece_picker.ts";
 import type { PieceTimeout } from "./swarm/piece_timeout.ts";
+import { RangeClient } from "./swarm/range_client.ts";
 import { announcedBitfield, sameBits } from "./swarm/bitfield.ts";
 import { holdingOf, Lanes, type Source, sourceOf } from "./swarm/source_lanes.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
@@ -82,7 +85,7 @@ export class Transfer {
   readonly #record: ContentRecord;
   readonly #view: Uint8Array;
   readonly #options: TransferOptions;
-  readonly #client: Deno.HttpClient;
+  readonly #client: RangeClient;
   readonly #picker: PiecePicker;
   /** Pieces of the object. */
   readonly #pieces: number;
@@ -114,7 +117,7 @@ export class Transfer {
     this.#record = record;
     this.#view = view;
     this.#options = options;
-    this.#client = Deno.createHttpClient({});
+    this.#client = new RangeClient();
     this.#pieces = pieceCount(record.size, record.pieceSize);
     this.#picker = new PiecePicker(this.#pieces);
     this.#blocklist = options.blocklist ?? new Blocklist();
@@ -309,11 +312,7 @@ export class Transfer {
    * view any more: only then may the blob behind it go. Idempotent.
    */
   async close(): Promise<void> {
-    try {
-      this.#client.close();
-    } catch {
-      // Closed already.
-    }
+    this.#client.close();
     this.#loans.end();
     await this.#lanes.settled();
     await this.#whole?.settled();

@@ -94,6 +94,8 @@ export async function follow(
             token: cluster.token,
             self,
             signal: trip.signal,
+            rate: trip.rate,
+            counts: trip.counts,
           });
           if ("digest" in outcome) {
             const record = await assembly.record();
@@ -125,6 +127,8 @@ export async function follow(
             const holes = pullPieces(assembly, () => tracker.peers(id), {
               token: cluster.token,
               signal: trip.signal,
+              rate: trip.rate,
+              counts: trip.counts,
               wanted: (piece) => piece < from,
               patience: 1000,
             });
@@ -137,7 +141,7 @@ export async function follow(
       } finally {
         await assembly.settled();
       }
-    });
+    }, trip.signal);
   } catch (error) {
     if (led) tracker.end(id, { error: (error as Error).message });
     throw error;

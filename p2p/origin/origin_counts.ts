@@ -21,6 +21,8 @@ export interface OriginCounts {
   origin_cluster_hits_total: number;
   /** Fetches that waited on another daemon's download and pulled its pieces. */
   origin_downstream_total: number;
+  /** Body bytes of those fetches pulled from other daemons instead of the origin. */
+  origin_peer_bytes_total: number;
 }
 
 /** Counters at zero. */
@@ -33,5 +35,6 @@ export function originCounts(): OriginCounts {
     origin_not_modified_total: 0,
     origin_cluster_hits_total: 0,
     origin_downstream_total: 0,
+    origin_peer_bytes_total: 0,
   };
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { ConflictError, StoreUnavailableError } from "../../core/errors.ts";
-import { sleep } from "../../transport/rate_limit.ts";
+import { sleep, type TokenBucket } from "../../transport/rate_limit.ts";
 import type { Assembly } from "./assembly.ts";
 import type { OriginCounts } from "./origin_counts.ts";
 
@@ -20,6 +20,8 @@ export interface OriginTrip {
   readonly counts: OriginCounts;
   /** Ends the trip. */
   readonly signal: AbortSignal;
+  /** The daemon's download rate, which bytes from the origin and from other daemons take. */
+  readonly rate?: TokenBucket | undefined;
 }
 
 /** Attempts at one download: the first and the resumes after failures. */
@@ -169,6 +171,7 @@ async function pump(
         throw new StoreUnavailableError(`the origin sent more than its ${size} bytes`);
       }
       trip.counts.origin_bytes_total += value.length;
+      await trip.rate?.take(value.length, trip.signal);
       // Verified pieces keep their bytes: other daemons may be reading them.
       for (let piece = Math.floor(position / pieceSize); piece * pieceSize < end; piece++) {
         const span = assembly.span(piece);
@@ -202,7 +205,7 @@ async function pump(
   }
 }
 
-/** A whole body of no stated length, up to `limit` bytes, counted. */
+/** A whole body kept for its caller alone (not shared), up to `limit` bytes, counted. */
 export async function gatherBody(
   trip: OriginTrip,
   response: Response,

@@ -35,26 +35,54 @@ const MAX_HEADER_BYTES = 32 * 1024;
  * text and the response headers worth keeping.
  */
 export function originMeta(url: string, response: Response): Meta {
-  const connection = new Set(
-    (response.headers.get("connection") ?? "").split(",").map((name) => name.trim().toLowerCase()),
-  );
-  const headers: [string, string][] = [];
-  let bytes = 0;
-  for (const [name, value] of response.headers) {
-    if (HOP_BY_HOP.has(name) || NOT_STORED.has(name) || connection.has(name)) continue;
-    bytes += name.length + value.length;
-    if (bytes > MAX_HEADER_BYTES) break;
-    headers.push([name, value]);
-  }
   return {
     origin: {
       url,
       status: response.status,
       statusText: response.statusText,
-      headers,
+      headers: kept(response.headers),
       fetchedAt: Date.now(),
     },
   };
+}
+
+/**
+ * Stored metadata as a 304 leaves it (RFC 9111 §4.3.4, §3.2): each header
+ * the 304 carries that may be stored replaces those of its name, but
+ * `Content-Length` and `Content-Range`, which describe the stored body; and
+ * a `Date` of now when it carries none (RFC 9110 §6.6.1), so the freshness
+ * it grants counts from now.
+ */
+export function refreshedMeta(meta: Meta, notModified: Headers): Meta {
+  const origin = meta.origin as Record<string, unknown>;
+  const headers = storedHeaders(meta);
+  const update = kept(notModified).filter(([name]) => !BODY_HEADERS.has(name));
+  for (const [name] of update) headers.delete(name);
+  for (const [name, value] of update) headers.append(name, value);
+  if (!notModified.has("date")) headers.set("date", new Date().toUTCString());
+  return { ...meta, origin: { ...origin, headers: kept(headers) } };
+}
+
+/** Headers of the stored body that a 304 does not change. */
+const BODY_HEADERS = new Set(["content-length", "content-range"]);
+
+/**
+ * The response headers worth keeping: neither hop-by-hop nor named in
+ * `Connection`, no cookie, at most {@link MAX_HEADER_BYTES} in all.
+ */
+function kept(headers: Headers): [string, string][] {
+  const connection = new Set(
+    (headers.get("connection") ?? "").split(",").map((name) => name.trim().toLowerCase()),
+  );
+  const pairs: [string, string][] = [];
+  let bytes = 0;
+  for (const [name, value] of headers) {
+    if (HOP_BY_HOP.has(name) || NOT_STORED.has(name) || connection.has(name)) continue;
+    bytes += name.length + value.length;
+    if (bytes > MAX_HEADER_BYTES) break;
+    pairs.push([name, value]);
+  }
+  return pairs;
 }
 
 /**
@@ -98,15 +126,6 @@ export function requestHeaders(pairs: readonly (readonly [string, string])[]): H
   }
   headers.set("accept-encoding", "identity");
   return headers;
-}
-
-/** A reply with the headers of a 304 over the stored ones (but the body's length). */
-export function withHeaders(reply: OriginReply, updated: Headers): OriginReply {
-  const headers = new Headers(reply.headers as [string, string][]);
-  for (const [name, value] of updated) {
-    if (name !== "content-length" && name !== "content-encoding") headers.set(name, value);
-  }
-  return { ...reply, headers: [...headers] };
 }
 
 /** The validator `If-Range` takes, from stored metadata. */

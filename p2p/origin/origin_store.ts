@@ -2,7 +2,8 @@
  * Where a read-through keeps origin objects: any {@link Peer} through its
  * API, and a `ClusterPeer` through its `assemble`, which keeps the object
  * as a copy of this daemon, relays its pieces while they arrive and
- * announces it.
+ * announces it. Either way the object's size is reserved in the daemon's
+ * transfer budget before its blob exists, as a fetch from another daemon does.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import { Access } from "../../core/lease.ts";
 import type { Peer } from "../../core/peer.ts";
 import type { Meta } from "../../core/validate.ts";
 import type { ContentRecord } from "../directory.ts";
+import type { TransferBudget } from "../swarm/transfer_budget.ts";
 
 /** Bytes of an object still arriving that other daemons may be served. */
 export interface PartialBytes {
@@ -33,6 +35,8 @@ export type AssembleFill = (
 export interface Assembler {
   /** See `ClusterPeer.assemble`. */
   assemble(id: string, size: number, meta: Meta, fill: AssembleFill): Promise<ContentRecord>;
+  /** See `ClusterPeer.expect`. */
+  expect(id: string, size?: number): Disposable;
 }
 
 /** What a read-through needs of its peer. */
@@ -41,15 +45,26 @@ export interface OriginStore {
   held(id: string): Promise<Meta | undefined>;
   /**
    * Creates `id` (replacing an older version), fills it through `fill`,
-   * seals it; nothing is sealed when `fill` throws.
+   * seals it; nothing is sealed when `fill` throws. Its size is reserved in
+   * the transfer budget first, waiting for room until `signal`.
+   *
+   * @throws {CapacityExceededError} When the budget has no room for it.
    */
-  assemble(id: string, size: number, meta: Meta, fill: AssembleFill): Promise<ContentRecord>;
+  assemble(
+    id: string,
+    size: number,
+    meta: Meta,
+    fill: AssembleFill,
+    signal?: AbortSignal,
+  ): Promise<ContentRecord>;
+  /** Marks `id` as on its way here before its size is known (`stat` says CREATING). */
+  expect(id: string): Disposable;
   /** Stores bytes under a fresh id for `ttl` ms (a response not to share); returns the id. */
   keep(bytes: Uint8Array, meta: Meta, ttl: number): Promise<string>;
 }
 
-/** The {@link OriginStore} of `peer`. */
-export function peerStore(peer: Peer): OriginStore {
+/** The {@link OriginStore} of `peer`, its objects' sizes reserved in `budget`. */
+export function peerStore(peer: Peer, budget?: TransferBudget): OriginStore {
   const assembler = typeof (peer as Partial<Assembler>).assemble === "function"
     ? peer as Peer & Assembler
     : undefined;
@@ -72,11 +87,19 @@ export function peerStore(peer: Peer): OriginStore {
         throw error;
       }
     },
-    assemble: async (id, size, meta, fill) => {
-      if (assembler !== undefined) return await assembler.assemble(id, size, meta, fill);
-      await remove(id);
-      return await assembleIn(peer, id, size, meta, fill);
+    assemble: async (id, size, meta, fill, signal) => {
+      // Sized while it waits for room, before its blob is made.
+      using _sized = assembler?.expect(id, size);
+      const held = await budget?.reserve(size, `object ${id}`, signal);
+      try {
+        if (assembler !== undefined) return await assembler.assemble(id, size, meta, fill);
+        await remove(id);
+        return await assembleIn(peer, id, size, meta, fill);
+      } finally {
+        held?.release();
+      }
     },
+    expect: (id) => assembler?.expect(id) ?? { [Symbol.dispose]: () => {} },
     keep: async (bytes, meta, ttl) => {
       const { lease, blobs } = await peer.acquire(undefined, Access.CREATE, {
         size: bytes.length,

@@ -11,8 +11,9 @@ import type { ContentRecord, Holder } from "../directory.ts";
 import { SourceError, sourceKey } from "../source_error.ts";
 import { hasPiece } from "../swarm/bitfield.ts";
 import { checkPiece, requestPieces } from "../swarm/piece_request.ts";
-import { sleep } from "../../transport/rate_limit.ts";
+import { sleep, type TokenBucket } from "../../transport/rate_limit.ts";
 import type { Assembly } from "./assembly.ts";
+import type { OriginCounts } from "./origin_counts.ts";
 import { askJson, parseProgress } from "./progress.ts";
 
 /** What a pull needs. */
@@ -27,6 +28,10 @@ export interface PullOptions {
   readonly signal: AbortSignal;
   /** Piece requests at once. Default 4. */
   readonly lanes?: number;
+  /** The daemon's download rate. Default: unlimited. */
+  readonly rate?: TokenBucket | undefined;
+  /** Where the bytes pulled are counted. */
+  readonly counts?: OriginCounts | undefined;
 }
 
 /** How the pull ended: every piece in and the whole digest known, or the downloader gone. */
@@ -121,6 +126,10 @@ export interface PiecesOptions {
   readonly signal: AbortSignal;
   /** Piece requests at once. Default 4. */
   readonly lanes?: number;
+  /** The daemon's download rate, which each chunk received takes. Default: unlimited. */
+  readonly rate?: TokenBucket | undefined;
+  /** Where the bytes pulled are counted (`origin_peer_bytes_total`). */
+  readonly counts?: OriginCounts | undefined;
   /** The node asked only for pieces no other source has (the downloader). */
   readonly leader?: string;
   /** The pieces wanted. Default: all. */
@@ -212,6 +221,11 @@ export async function pullPieces(
           client,
           token: options.token,
           signal,
+          onChunk: async (bytes) => {
+            await options.rate?.take(bytes, signal);
+            if (options.counts !== undefined) options.counts.origin_peer_bytes_total += bytes;
+            return !signal.aborted;
+          },
           landed: () => {},
         });
         if (landed === 1) {

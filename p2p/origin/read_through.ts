@@ -26,14 +26,17 @@ import { askOrigin, download, gatherBody, type OriginTrip, shown } from "./origi
 import { originId } from "./origin_id.ts";
 import {
   originMeta,
+  refreshedMeta,
   replyOf,
   requestHeaders,
   sameVersion,
   storedHeaders,
-  withHeaders,
 } from "./origin_meta.ts";
 import { type OriginStore, peerStore } from "./origin_store.ts";
 import { parseAsk, progressJson, Tracker } from "./progress.ts";
+import { Revalidated } from "./revalidated.ts";
+import { Spool } from "./spool.ts";
+import type { TransferLimits } from "../transfer_limits.ts";
 
 /** A cluster's part in a read-through: claims, progress requests, this daemon's place. */
 export interface ReadThroughCluster {
@@ -57,8 +60,19 @@ export interface ReadThroughOptions {
   readonly claimTtl?: number;
   /** The largest body of a response not stored (an error) that is kept for its caller. */
   readonly maxUnsharedBytes?: number;
-  /** The largest body of no stated length, gathered in memory before it is stored. Default 1 GiB. */
+  /**
+   * The largest body of no stated length taken (spooled to a file as it
+   * comes, then stored): the most the peer could store. Default 1 GiB.
+   */
   readonly maxBodyBytes?: number;
+  /** Where bodies of no stated length are spooled. Default: the system's temporary directory. */
+  readonly spoolDir?: string | undefined;
+  /**
+   * The daemon's transfer budget, which each object's size is reserved in
+   * before its blob exists, and its download rate, which every byte from
+   * the origin or from other daemons takes: those of its other transfers.
+   */
+  readonly limits?: TransferLimits | undefined;
   /** Where failures go. */
   readonly log?: (message: string) => void;
 }
@@ -84,21 +98,26 @@ export class ReadThrough {
   readonly #claimTtl: number;
   readonly #maxUnshared: number;
   readonly #maxBody: number;
+  readonly #spoolDir: string | undefined;
+  readonly #limits: TransferLimits;
+  readonly #revalidated = new Revalidated();
   readonly #log: (message: string) => void;
   readonly #tracker = new Tracker();
   readonly #flights = new Map<string, Promise<OriginReply>>();
-  readonly #revalidating = new Map<string, Promise<Headers | undefined>>();
+  readonly #revalidating = new Map<string, Promise<Meta | undefined>>();
   readonly #abort = new AbortController();
   /** What this read-through counted. */
   readonly counts: OriginCounts = originCounts();
 
   /** Creates a read-through over `options.peer`; it does not own the peer. */
   constructor(options: ReadThroughOptions) {
-    this.#store = peerStore(options.peer);
+    this.#limits = options.limits ?? {};
+    this.#store = peerStore(options.peer, this.#limits.budget);
     this.#cluster = options.cluster?.directory.claim === undefined ? undefined : options.cluster;
     this.#claimTtl = options.claimTtl ?? 3000;
     this.#maxUnshared = options.maxUnsharedBytes ?? 64 << 20;
     this.#maxBody = options.maxBodyBytes ?? 1 << 30;
+    this.#spoolDir = options.spoolDir;
     this.#log = options.log ?? (() => {});
   }
 
@@ -136,11 +155,12 @@ export class ReadThrough {
       headers: requestHeaders(request.headers),
       counts: this.counts,
       signal: this.#abort.signal,
+      rate: this.#limits.rate,
     };
     if (mode === "no-store") return await this.#unshared(trip, await askOrigin(trip));
     let stale: Meta | undefined;
     if (mode !== "reload") {
-      const meta = await this.#store.held(id);
+      const meta = await this.#held(id);
       if (meta === undefined && mode === "only-if-cached") {
         throw new NotFoundError(`Not cached: ${shown(url)} ("only-if-cached")`);
       }
@@ -163,13 +183,15 @@ export class ReadThrough {
               await answer.body?.cancel();
               if (answer.status !== 304) return undefined;
               this.counts.origin_not_modified_total++;
-              return answer.headers;
+              // Still current: the stored body, with the headers the 304 refreshed.
+              const refreshed = refreshedMeta(meta, answer.headers);
+              this.#revalidated.record(id, refreshed);
+              return refreshed;
             })().finally(() => this.#revalidating.delete(id));
             this.#revalidating.set(id, asking);
           }
           const current = await asking;
-          // Still current: the stored body, with the headers the 304 updated.
-          if (current !== undefined) return withHeaders(replyOf(id, meta), current);
+          if (current !== undefined) return replyOf(id, current);
         }
         stale = meta;
       }
@@ -177,9 +199,11 @@ export class ReadThrough {
     // One flight per daemon; the claim makes it one per cluster.
     let flight = this.#flights.get(id);
     if (flight === undefined) {
-      flight = this.#single(id, trip, stale, mode === "reload").finally(() =>
-        this.#flights.delete(id)
-      );
+      flight = (async () => {
+        // On its way here from now: `stat` says so before its size is known.
+        using _expected = this.#store.expect(id);
+        return await this.#single(id, trip, stale, mode === "reload");
+      })().finally(() => this.#flights.delete(id));
       this.#flights.set(id, flight);
     }
     return await flight;
@@ -247,48 +271,55 @@ export class ReadThrough {
     reload: boolean,
   ): Promise<OriginReply> {
     this.#tracker.lead(id);
+    let response: Response | undefined;
     try {
       if (!reload) {
         // Someone may have stored it meanwhile (or a newer version than the stale one).
-        const meta = await this.#store.held(id);
+        const meta = await this.#held(id);
         if (meta !== undefined && !sameVersion(meta, stale)) {
           this.#tracker.end(id, { error: "held already" });
           this.counts.origin_cluster_hits_total++;
           return replyOf(id, meta);
         }
       }
-      const response = await askOrigin(trip);
-      if (!shareable(trip.headers, response)) {
-        this.#tracker.end(id, { error: `the origin answered ${response.status}` });
-        return await this.#unshared(trip, response);
+      const answer = response = await askOrigin(trip);
+      if (!shareable(trip.headers, answer)) {
+        this.#tracker.end(id, { error: `the origin answered ${answer.status}` });
+        return await this.#unshared(trip, answer);
       }
-      const meta = originMeta(trip.url, response);
-      const length = response.headers.get("content-length");
+      const meta = originMeta(trip.url, answer);
+      const length = answer.headers.get("content-length");
       const known = length !== null && /^\d+$/.test(length);
-      const body = known ? undefined : await gatherBody(trip, response, this.#maxBody);
-      const size = known ? Number(length) : body!.length;
-      const validator = rangeValidator(response.headers);
+      // A body of no stated length goes to a file as it comes; its length known, to the blob.
+      using spool = known ? undefined : await Spool.of(trip, answer, this.#maxBody, this.#spoolDir);
+      const size = spool?.size ?? Number(length);
+      const validator = rangeValidator(answer.headers);
       const record = await this.#store.assemble(id, size, meta, async (view, relay) => {
         const assembly = new Assembly(id, size, view);
         relay(assembly);
         this.#tracker.downloading(id, assembly, meta);
         try {
-          if (body === undefined) await download(assembly, response, trip, validator);
-          else {
-            view.set(body);
-            await Promise.all(Array.from({ length: assembly.count }, (_, i) => assembly.hashed(i)));
-          }
+          if (spool === undefined) await download(assembly, answer, trip, validator);
+          else await spool.fill(assembly);
           return await assembly.record();
         } finally {
           await assembly.settled();
         }
-      });
+      }, trip.signal);
       this.#tracker.end(id, { digest: record.digest });
       return replyOf(id, meta);
     } catch (error) {
       this.#tracker.end(id, { error: (error as Error).message });
+      // Refused before its body was read (no room in the budget): the connection goes.
+      await response?.body?.cancel().catch(() => {});
       throw error;
     }
+  }
+
+  /** The metadata of `id` when held, as its last revalidation here left it. */
+  async #held(id: string): Promise<Meta | undefined> {
+    const meta = await this.#store.held(id);
+    return meta === undefined ? undefined : this.#revalidated.current(id, meta);
   }
 
   /** Keeps a response not to be shared for its caller alone, for a minute. */

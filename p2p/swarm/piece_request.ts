@@ -4,7 +4,10 @@
  * object's blob view, or a scratch piece for an endgame duplicate). Each
  * piece is handed on as soon as its last byte is in, and the request reads
  * on: checking a piece against its digest ({@link checkPiece}) never holds
- * up the bytes of the next.
+ * up the bytes of the next. Over a native connection the bytes go from the
+ * socket into the target on another thread, hashed as they land, and each
+ * piece is handed on with its digest; with `fetch`, each chunk of the body
+ * is copied in. Both check the answer and fault the source alike.
  *
  * @module
  */
@@ -12,9 +15,22 @@ import type { ContentRecord, Holder } from "../directory.ts";
 import { sha256 } from "../sha256.ts";
 import { SourceError, type SourceFault } from "../source_error.ts";
 import { pieceDeadline, type PieceTimeout } from "./piece_timeout.ts";
+import { type Endpoint, RangeClient } from "./range_client.ts";
+import { ConnectionError, type RangeConnection, REQUEST_MAX } from "./range_connection.ts";
+import { parseHead } from "./response_head.ts";
 
-/** The most bytes taken from a response body at once. */
+/** The most bytes taken from a response body at once, with `fetch`. */
 const READ_BYTES = 1 << 20;
+
+/**
+ * The most bytes received in one native call: the rate limit is asked
+ * before each (and a cancelled request has counted at most one step more
+ * than it received); one call of the thread pool per MiB costs little.
+ */
+const STEP_BYTES = 1 << 20;
+
+/** Targets in buffers shorter than this are received through a bounce buffer. */
+const OFF_HEAP_MIN = 64 << 10;
 
 /** What {@link requestPieces} needs. */
 export interface PieceRequest {
@@ -28,7 +44,8 @@ export interface PieceRequest {
   readonly target: Uint8Array;
   /** The index in `target` of the run's first byte. */
   readonly at: number;
-  readonly client: Deno.HttpClient;
+  /** A {@link RangeClient} receives natively where it can; a plain client always uses `fetch`. */
+  readonly client: RangeClient | Deno.HttpClient;
   readonly token?: string | undefined;
   /** The run's deadline: `base`, plus `perMiB` for each MiB of all its pieces. */
   readonly timeout?: PieceTimeout | undefined;
@@ -42,33 +59,91 @@ export interface PieceRequest {
   readonly onChunk?: (bytes: number, piece: number) => Promise<boolean> | boolean;
   /** The source answered with the range: the pieces are on their way. */
   readonly accepted?: () => void;
-  /** A piece's bytes are all in, at `target[from..to)`; called in order. */
-  readonly landed: (piece: number, from: number, to: number) => void;
+  /**
+   * A piece's bytes are all in, at `target[from..to)`; called in order. With
+   * `digest`, their SHA-256 taken as they landed: no need to read them again.
+   */
+  readonly landed: (piece: number, from: number, to: number, digest?: string) => void;
 }
 
 /**
- * Fetches a run of pieces, handing each on as it lands.
+ * Fetches a run of pieces, handing each on as it lands: over a native
+ * connection where the client has one for the holder, else with `fetch`.
  *
  * @returns How many pieces landed: all of them, or fewer when stopped by `signal` or `onChunk`.
  * @throws {SourceError} When the source fails: the pieces not landed are to be asked elsewhere.
  */
 export async function requestPieces(request: PieceRequest): Promise<number> {
-  const { record, piece, count, holder, target, signal } = request;
-  const { id, size, pieceSize } = record;
-  const start = piece * pieceSize;
-  const end = Math.min(size, (piece + count) * pieceSize);
+  const { record, piece, count, holder } = request;
+  const what = count === 1 ? `piece ${piece}` : `pieces ${piece}-${piece + count - 1}`;
+  const run: Run = {
+    start: piece * record.pieceSize,
+    end: Math.min(record.size, (piece + count) * record.pieceSize),
+    fault: (kind, message, cause) =>
+      new SourceError(kind, holder, `${what} of ${record.id}: ${message}`, { cause }),
+  };
+  let url: URL;
+  try {
+    url = new URL(`${holder.address}/v1/objects/${encodeURIComponent(record.id)}?local=1`);
+  } catch (cause) {
+    // A forged or broken address in the directory: that source's fault, as fetch would say.
+    throw run.fault("unreachable", (cause as Error).message, cause);
+  }
+  const client = request.client;
+  const endpoint = client instanceof RangeClient ? client.endpoint(url) : undefined;
+  const message = endpoint === undefined ? undefined : requestText(request, url, endpoint, run);
+  if (endpoint === undefined || message === undefined) {
+    const http = client instanceof RangeClient ? client.http : client;
+    return await fetchPieces(request, url, http, run);
+  }
+  return await receivePieces(request, client as RangeClient, endpoint, message, run);
+}
+
+/** The bytes a request asks for, and how a fault of it is told. */
+interface Run {
+  /** The run's first byte in the object. */
+  readonly start: number;
+  /** The byte after its last. */
+  readonly end: number;
+  readonly fault: (kind: SourceFault, message: string, cause?: unknown) => SourceError;
+}
+
+/** The source's answer, checked: its fault when it is not the range asked. */
+function checkAnswer(
+  status: number,
+  contentRange: string | null,
+  record: ContentRecord,
+  run: Run,
+): SourceError | undefined {
+  if (status !== 206) {
+    const kind = status === 404 ? "missing" : status === 503 ? "busy" : "status";
+    return run.fault(kind, `answered ${status} to a range request`);
+  }
+  const asked = `bytes ${run.start}-${run.end - 1}/${record.size}`;
+  if (contentRange !== asked) {
+    return run.fault("length", `content range ${contentRange}, not ${asked}`);
+  }
+  return undefined;
+}
+
+/** A run of pieces with `fetch`: each chunk of the body copied into the target. */
+async function fetchPieces(
+  request: PieceRequest,
+  url: URL,
+  client: Deno.HttpClient,
+  run: Run,
+): Promise<number> {
+  const { record, piece, count, target, signal } = request;
+  const { pieceSize } = record;
+  const { start, end, fault } = run;
   const deadline = AbortSignal.timeout(pieceDeadline(end - start, request.timeout));
   const headers: Record<string, string> = { range: `bytes=${start}-${end - 1}` };
   if (request.token !== undefined) headers.authorization = `Bearer ${request.token}`;
-  const url = `${holder.address}/v1/objects/${encodeURIComponent(id)}?local=1`;
-  const what = count === 1 ? `piece ${piece}` : `pieces ${piece}-${piece + count - 1}`;
-  const fault = (kind: SourceFault, message: string, cause?: unknown) =>
-    new SourceError(kind, holder, `${what} of ${id}: ${message}`, { cause });
   let response: Response;
   try {
     response = await fetch(url, {
       headers,
-      client: request.client,
+      client,
       signal: AbortSignal.any([signal, deadline]),
     });
   } catch (cause) {
@@ -76,19 +151,10 @@ export async function requestPieces(request: PieceRequest): Promise<number> {
     if (deadline.aborted) throw fault("timeout", "no answer in time", cause);
     throw fault("unreachable", (cause as Error).message, cause);
   }
-  if (response.status !== 206 || response.body === null) {
+  const refused = checkAnswer(response.status, response.headers.get("content-range"), record, run);
+  if (refused !== undefined || response.body === null) {
     await response.body?.cancel();
-    const kind = response.status === 404 ? "missing" : response.status === 503 ? "busy" : "status";
-    throw fault(kind, `answered ${response.status} to a range request`);
-  }
-  if (response.headers.get("content-range") !== `bytes ${start}-${end - 1}/${size}`) {
-    await response.body.cancel();
-    throw fault(
-      "length",
-      `content range ${response.headers.get("content-range")}, not bytes ${start}-${
-        end - 1
-      }/${size}`,
-    );
+    throw refused ?? fault("length", "answered without a body");
   }
   request.accepted?.();
   // Object offsets map to `target` indices by `base`.
@@ -135,10 +201,140 @@ export async function requestPieces(request: PieceRequest): Promise<number> {
   return count;
 }
 
+/** The request of a run for a native connection, or undefined when too long for one. */
+function requestText(
+  request: PieceRequest,
+  url: URL,
+  endpoint: Endpoint,
+  run: Run,
+): string | undefined {
+  let text = `GET ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${endpoint.host}\r\n` +
+    `range: bytes=${run.start}-${run.end - 1}\r\n`;
+  if (request.token !== undefined) text += `authorization: Bearer ${request.token}\r\n`;
+  text += "\r\n";
+  // Header values are checked ASCII without line breaks (the token at start): one byte a char.
+  return text.length <= REQUEST_MAX && /^[\x20-\x7e\r\n]*$/.test(text) ? text : undefined;
+}
+
+/**
+ * A run of pieces over a native connection: the body lands straight in the
+ * target and is hashed on the way, a step of at most {@link STEP_BYTES} per
+ * call, so `onChunk` (the rate limit) is asked before each step.
+ */
+async function receivePieces(
+  request: PieceRequest,
+  client: RangeClient,
+  endpoint: Endpoint,
+  message: string,
+  run: Run,
+): Promise<number> {
+  const { record, piece, count, target, signal } = request;
+  const { pieceSize } = record;
+  const { start, end, fault } = run;
+  if (request.at < 0 || request.at + (end - start) > target.length) {
+    throw new RangeError(`Cannot receive ${end - start} bytes at ${request.at} of the target`);
+  }
+  if (signal.aborted) return 0;
+  const deadline = performance.now() + pieceDeadline(end - start, request.timeout);
+  const left = () => deadline - performance.now();
+  let { connection, reused } = open(client, endpoint, fault);
+  let reusable = false;
+  const cancel = () => connection.cancel();
+  signal.addEventListener("abort", cancel);
+  let current = piece;
+  try {
+    let head: string;
+    for (;;) {
+      try {
+        head = await connection.request(message, left());
+        break;
+      } catch (cause) {
+        if (signal.aborted) return 0;
+        if (!(cause instanceof ConnectionError)) throw cause;
+        if (cause.timedOut) throw fault("timeout", "no answer in time", cause);
+        // A keep-alive connection the holder closed meanwhile: once more on a new one.
+        if (!reused) throw fault("unreachable", cause.message, cause);
+        client.give(endpoint, connection, false);
+        ({ connection, reused } = open(client, endpoint, fault));
+        reused = false;
+      }
+    }
+    const answer = parseHead(head);
+    const refused = checkAnswer(
+      answer.status,
+      answer.headers.get("content-range") ?? null,
+      record,
+      run,
+    );
+    if (refused !== undefined) throw refused;
+    const length = answer.headers.get("content-length") ?? null;
+    if (answer.headers.has("transfer-encoding") || length !== String(end - start)) {
+      throw fault("length", `content length ${length}, not ${end - start}`);
+    }
+    request.accepted?.();
+    const base = request.at - start;
+    for (; current < piece + count; current++) {
+      const from = Math.max(start, current * pieceSize);
+      const to = Math.min(end, from + pieceSize);
+      for (let at = from; at < to; at += STEP_BYTES) {
+        const step = Math.min(STEP_BYTES, to - at);
+        if (
+          signal.aborted || await request.onChunk?.(step, current) === false || signal.aborted
+        ) {
+          return current - piece;
+        }
+        if (left() <= 0) throw fault("timeout", "pieces not received in time");
+        const flags = (at === from ? 1 : 0) | (at + step === to ? 2 : 0);
+        const into = target.subarray(base + at, base + at + step);
+        // Detached (its mapping closed under the transfer): no byte may land, nor the source be blamed.
+        if (into.length !== step) {
+          throw new RangeError("Cannot receive into a target that was closed");
+        }
+        // A small buffer may sit in V8's heap, where it can move while the
+        // call writes it: a bounce buffer of its own, then a copy.
+        const bounce = target.buffer.byteLength < OFF_HEAP_MIN
+          ? new Uint8Array(new ArrayBuffer(step))
+          : undefined;
+        try {
+          await connection.recv(bounce ?? into, left(), flags);
+          if (bounce !== undefined) into.set(bounce);
+        } catch (cause) {
+          if (signal.aborted) return current - piece;
+          if (!(cause instanceof ConnectionError)) throw cause;
+          if (cause.timedOut) throw fault("timeout", "pieces not received in time", cause);
+          throw fault("unreachable", `cut off: ${cause.message}`, cause);
+        }
+      }
+      request.landed(current, base + from, base + to, connection.digest());
+    }
+    reusable = connection.pending === 0 &&
+      !/\bclose\b/i.test(answer.headers.get("connection") ?? "");
+    return count;
+  } finally {
+    signal.removeEventListener("abort", cancel);
+    client.give(endpoint, connection, reusable);
+  }
+}
+
+/** A connection to `endpoint`; a socket that cannot be made is the source's fault. */
+function open(
+  client: RangeClient,
+  endpoint: Endpoint,
+  fault: Run["fault"],
+): { connection: RangeConnection; reused: boolean } {
+  try {
+    return client.take(endpoint);
+  } catch (cause) {
+    if (!(cause instanceof ConnectionError)) throw cause;
+    throw fault("unreachable", cause.message, cause);
+  }
+}
+
 /**
  * Checks one piece's bytes against its digest in the record.
  *
  * @param bytes The piece; its memory must stay as it is, and mapped, until the promise settles.
+ * @param known Their digest, taken as they landed: then they are not read again.
  * @throws {SourceError} `digest` when they hash to something else.
  */
 export async function checkPiece(
@@ -146,8 +342,9 @@ export async function checkPiece(
   piece: number,
   bytes: Uint8Array,
   holder: Holder,
+  known?: string,
 ): Promise<void> {
-  const digest = await sha256(bytes as Uint8Array<ArrayBuffer>);
+  const digest = known ?? await sha256(bytes as Uint8Array<ArrayBuffer>);
   const expected = record.pieceDigests[piece];
   if (digest !== expected) {
     throw new SourceError(

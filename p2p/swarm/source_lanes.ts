@@ -16,6 +16,7 @@ import { hasPiece, isComing } from "./bitfield.ts";
 import type { Holding, Pick, PiecePicker } from "./piece_picker.ts";
 import { checkPiece, requestPieces } from "./piece_request.ts";
 import type { PieceTimeout } from "./piece_timeout.ts";
+import type { RangeClient } from "./range_client.ts";
 import { SourceSpeed } from "./source_speed.ts";
 import type { Reservation, TransferBudget } from "./transfer_budget.ts";
 
@@ -84,7 +85,7 @@ export interface LanesOptions {
   /** The CREATE blob's writable view, where pieces land. */
   readonly view: Uint8Array;
   readonly picker: PiecePicker;
-  readonly client: Deno.HttpClient;
+  readonly client: RangeClient;
   readonly token?: string | undefined;
   /** Requests in flight per source. Default 3. */
   readonly inFlight?: number | undefined;
@@ -298,12 +299,13 @@ export class Lanes {
           this.#options.onBytes?.(bytes);
           return true;
         },
-        landed: (piece, from, to) => {
+        landed: (piece, from, to, digest) => {
           next = piece + 1;
           const now = performance.now();
           if (next < first + count) this.#options.picker.restart(next);
           const bytes = target.subarray(from, to);
-          this.#check(source, piece, bytes, { duplicate, cancel, ms: now - began, room, sending });
+          const ms = now - began;
+          this.#check(source, piece, bytes, { duplicate, cancel, ms, room, sending, digest });
           began = now;
         },
       });
@@ -336,13 +338,15 @@ export class Lanes {
       /** The budget's bytes of the scratch piece. */
       readonly room: Reservation | undefined;
       readonly sending: Set<number>;
+      /** The bytes' digest, taken as they landed. */
+      readonly digest: string | undefined;
     },
   ): void {
-    const { duplicate, cancel, ms, room, sending } = request;
+    const { duplicate, cancel, ms, room, sending, digest } = request;
     const check = (async () => {
       let verified = false;
       try {
-        await checkPiece(this.#options.record, piece, bytes, source.holder);
+        await checkPiece(this.#options.record, piece, bytes, source.holder, digest);
         if (this.#options.picker.done(piece)) return;
         if (duplicate) this.#options.view.set(bytes, piece * this.#options.record.pieceSize);
         verified = true;

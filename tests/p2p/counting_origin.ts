@@ -19,10 +19,14 @@ export interface CountingOriginOptions {
   readonly etag?: boolean;
   /** What it serves after the first response: other bytes of the same length. */
   readonly then?: Uint8Array<ArrayBuffer>;
+  /** Whether it sends the body chunked, with no Content-Length (and no ranges). Default false. */
+  readonly chunked?: boolean;
 }
 
 /** One request the origin saw. */
 export interface SeenRequest {
+  /** The path and query asked for (any serves the file). */
+  readonly path: string;
   readonly range: string | null;
   readonly ifRange: string | null;
   readonly authorized: boolean;
@@ -59,7 +63,9 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
     const ifRange = request.headers.get("if-range");
     const authorized = options.authorization === undefined ||
       request.headers.get("authorization") === options.authorization;
-    const seen = (status: number) => requests.push({ range, ifRange, authorized, status });
+    const { pathname, search } = new URL(request.url);
+    const path = pathname + search;
+    const seen = (status: number) => requests.push({ path, range, ifRange, authorized, status });
     if (!authorized) {
       seen(401);
       return new Response("who are you", { status: 401 });
@@ -70,14 +76,16 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
       seen(304);
       return new Response(null, { status: 304, headers });
     }
-    const match = range === null || !tagged ? null : /^bytes=(\d+)-$/.exec(range);
+    const match = range === null || !tagged || options.chunked
+      ? null
+      : /^bytes=(\d+)-$/.exec(range);
     const ranged = match !== null && (ifRange === null || ifRange === ETAG);
     const start = ranged ? Number(match![1]) : 0;
     const status = ranged ? 206 : 200;
     if (status === 206) {
       headers.set("content-range", `bytes ${start}-${body.length - 1}/${body.length}`);
     }
-    headers.set("content-length", String(body.length - start));
+    if (!options.chunked) headers.set("content-length", String(body.length - start));
     seen(status);
     const limit = status === 200 ? cut : undefined;
     if (status === 200) cut = undefined;

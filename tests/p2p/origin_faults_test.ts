@@ -169,3 +169,53 @@ Deno.test("without a validator a resume asks for the whole body again and checks
   assertEquals(error?.code, "CONFLICT", String(error));
   assertEquals(await client.has(originId(changing.url)), false);
 });
+
+Deno.test(
+  "with --redis: Redis down during a broadcast from the origin, the transfers running finish",
+  redisTestOptions,
+  async () => {
+    const body = pattern(24 << 20, 23);
+    await using origin = startCountingOrigin({ body, rate: 12e6 });
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir({ prefix: "packice-origin-redis-down-" });
+    try {
+      const daemons = await Promise.all(
+        ["d1", "d2", "d3"].map((node) => startClusterDaemon(redis.url, dir, node, "down")),
+      );
+      try {
+        const read = (daemon: RedisDaemon) =>
+          (async () => {
+            await using client = await connect(daemon.socket);
+            return new Uint8Array(await (await client.fetch(origin.url)).arrayBuffer());
+          })();
+        const first = read(daemons[0]!);
+        await eventually(() => origin.sent >= 4 << 20, "the origin sent 4 MiB", {
+          timeout: 10_000,
+        });
+        const others = daemons.slice(1).map(read);
+        await eventually(
+          async () => {
+            const counts = await Promise.all(
+              daemons.slice(1).map(async (daemon) =>
+                (await daemon.metrics())["origin_downstream_total"] ?? 0
+              ),
+            );
+            return counts.every((count) => count >= 1);
+          },
+          "d2 and d3 follow the download",
+          { timeout: 5000, interval: 20 },
+        );
+        await redis.stop("SIGKILL");
+        assert(origin.sent < body.length, "Redis went down mid-download");
+        for (const got of await Promise.all([first, ...others])) {
+          assert(sameBytes(got, body), "a body after Redis went down");
+        }
+        assertEquals(origin.requests.length, 1, JSON.stringify(origin.requests));
+      } finally {
+        await Promise.all(daemons.map((daemon) => daemon.stop()));
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -21,17 +21,19 @@ export function notModified(digest: string): Response {
 
 /**
  * Headers of an object's bytes; `Content-Type` from `meta["content-type"]`,
- * the whole metadata in `Packice-Meta` when there is any.
+ * the whole metadata in `Packice-Meta` when there is any. Without a digest
+ * (an object still on its way) no entity tag, and no length while it lists
+ * no blob (its size not known yet).
  */
-export function objectHeaders(object: ObjectInfo, digest: string): Record<string, string> {
+export function objectHeaders(object: ObjectInfo, digest?: string): Record<string, string> {
   const type = object.meta[CONTENT_TYPE_KEY];
   const valid = typeof type === "string" && /^[\x20-\x7e]+$/.test(type);
   const headers: Record<string, string> = {
     "content-type": valid ? type : "application/octet-stream",
-    "content-length": String(object.size),
     "accept-ranges": "bytes",
-    etag: etagOf(digest),
   };
+  if (object.blobSizes.length > 0) headers["content-length"] = String(object.size);
+  if (digest !== undefined) headers.etag = etagOf(digest);
   for (const _ in object.meta) {
     headers[Header.META] = headerJson(object.meta);
     break;

@@ -80,6 +80,9 @@ export async function upload(
   return Response.json(info, { status: 201, headers: { location: objectPath(info.id) } });
 }
 
+/** The header of a response about an object still on its way. */
+const CREATING = { [Header.STATE]: "CREATING" } as const;
+
 /** GET and HEAD /v1/objects/:id: the bytes, with entity tag, range and type. */
 export async function download(
   server: ServerContext,
@@ -93,6 +96,12 @@ export async function download(
     // Answered from the directory when the digest is known: no lease needed.
     const known = await peer.stat(id);
     if (known.state !== "SEALED") {
+      // Still on its way (or being written): its state, and its size once known
+      // (with no body at all the server would say `Content-Length: 0`).
+      if (head) {
+        const body = known.blobSizes.length > 0 ? null : ReadableStream.from([]);
+        return new Response(body, { headers: { ...objectHeaders(known), ...CREATING } });
+      }
       throw new NotSealedError(`Cannot read object ${id}: not sealed`);
     }
     if (known.digest !== undefined) {
@@ -117,7 +126,7 @@ export async function download(
       // Each chunk goes as soon as its piece has verified.
       if (free !== undefined) info.completed.then(() => free(), () => free());
       const { object, body } = arriving;
-      const headers = { ...objectHeaders(object, object.digest!), [Header.STATE]: "CREATING" };
+      const headers = { ...objectHeaders(object, object.digest!), ...CREATING };
       return new Response(server.uploads.limit(body), { headers });
     }
   }

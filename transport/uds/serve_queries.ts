@@ -42,8 +42,9 @@ export function fetchOrigin(session: Session, body: Uint8Array): Promise<string>
   return fetch(originRequest(decodeJson(body))).then(json);
 }
 
-/** The peer's metrics and the server's counters, for METRICS. */
+/** The peer's metrics, the daemon's own and the server's counters, for METRICS. */
 export async function metrics(session: Session): Promise<string> {
   const own = await session.peer.metrics?.();
-  return json({ ...own, ...session.context.metrics.snapshot() });
+  const { extraMetrics, metrics } = session.context;
+  return json({ ...own, ...extraMetrics?.(), ...metrics.snapshot() });
 }

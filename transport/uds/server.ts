@@ -32,6 +32,11 @@ export interface UdsServerOptions {
   readonly status?: () => Promise<DaemonStatus>;
   /** Answers FETCH requests (a daemon's read-through); without it they fail with `UNSUPPORTED`. */
   readonly fetch?: (request: OriginRequest) => Promise<OriginReply>;
+  /**
+   * Figures of the daemon's own beside the peer's (its read-through's
+   * `origin_*` counts), added to METRICS replies.
+   */
+  readonly metrics?: () => Readonly<Record<string, number>>;
 }
 
 const silent: UdsServerLog = { warn: () => {}, debug: () => {} };
@@ -132,6 +137,7 @@ export class UdsServer implements AsyncDisposable {
       log: options.log ?? silent,
       status: options.status,
       fetch: options.fetch,
+      extraMetrics: options.metrics,
       metrics: new UdsMetrics(),
       forget: (connection) => {
         if (this.#connections.delete(connection)) this.#context.metrics.clients--;

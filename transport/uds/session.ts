@@ -37,6 +37,8 @@ export interface Context {
   readonly status: (() => Promise<DaemonStatus>) | undefined;
   readonly fetch: ((request: OriginRequest) => Promise<OriginReply>) | undefined;
   readonly metrics: UdsMetrics;
+  /** The daemon's own figures, added to METRICS replies. */
+  readonly extraMetrics: (() => Readonly<Record<string, number>>) | undefined;
   /** Called when a connection has ended. */
   forget(connection: Connection): void;
 }
