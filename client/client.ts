@@ -11,6 +11,7 @@ import {
   type DirectPutOptions,
   offersArrivingRead,
   offersDirectPut,
+  offersDirectRead,
   type Peer,
   type PutOptions,
   type StreamPut,
@@ -75,17 +76,21 @@ export class Client implements AsyncDisposable {
    * @param options Id, metadata and TTL.
    * @returns The object id.
    */
-  async put(data: PutData, options: PutOptions = {}): Promise<string> {
-    this.#checkOpen();
-    if (data instanceof ReadableStream) return await this.#putStream(data, options);
-    // Bytes need no conversion, nor a turn to wait for one.
-    const { chunks, total } = data instanceof Uint8Array
-      ? { chunks: [data], total: data.length }
-      : toChunks(data);
-    return await this.#putChunks(chunks, total, options);
+  put(data: PutData, options: PutOptions = {}): Promise<string> {
+    // A promise chain, not an async function: its frame would cost a small put more than the chain.
+    try {
+      this.#checkOpen();
+      if (data instanceof ReadableStream) return this.#putStream(data, options);
+      // Bytes need no conversion, nor a turn to wait for one.
+      if (data instanceof Uint8Array) return this.#putChunks([data], data.length, options);
+      const { chunks, total } = toChunks(data);
+      return this.#putChunks(chunks, total, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
-  async #putChunks(
+  #putChunks(
     chunks: readonly Uint8Array[],
     total: number,
     options: PutOptions,
@@ -93,8 +98,17 @@ export class Client implements AsyncDisposable {
     if (offersDirectPut(this.#peer)) {
       // A peer may keep bytes given up with `transfer`; a user's bytes stay the user's.
       const fields = "transfer" in options ? withoutTransfer(options) : options;
-      return (await this.#peer.putObject(chunks, total, fields)).id;
+      return this.#peer.putObject(chunks, total, fields).then(idOf);
     }
+    return this.#putWritten(chunks, total, options);
+  }
+
+  /** Puts through a CREATE lease: create, a write per chunk, seal. */
+  async #putWritten(
+    chunks: readonly Uint8Array[],
+    total: number,
+    options: PutOptions,
+  ): Promise<string> {
     await using writer = await this.create(total, options);
     for (const chunk of chunks) await writer.write(chunk);
     await writer.seal();
@@ -165,8 +179,11 @@ export class Client implements AsyncDisposable {
   get(id: string, options: GetOptions = {}): Promise<ObjectHandle> {
     try {
       this.#checkOpen();
+      const peer = this.#peer;
+      // The handle is made as the lease's reply is handled, where the peer offers it.
+      if (offersDirectRead(peer)) return peer.acquireRead(id, options, this.#handleOf);
       // A promise chain, not an async function: its frame would cost a get more than the chain.
-      return this.#peer.acquire(id, Access.READ, options).then(this.#handleOf);
+      return peer.acquire(id, Access.READ, options).then(this.#handleOf);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -187,7 +204,10 @@ export class Client implements AsyncDisposable {
   };
 
   async #releaseThenThrow(acquired: Acquired, error: unknown): Promise<never> {
-    await this.#peer.release(acquired.lease.id).catch(() => {});
+    const peer = this.#peer;
+    // A lease from `acquireRead` may be one its peer ends only through its object.
+    if (offersDirectRead(peer)) peer.releaseQuietly(acquired);
+    else await peer.release(acquired.lease.id).catch(() => {});
     throw error;
   }
 
@@ -235,9 +255,13 @@ export class Client implements AsyncDisposable {
    *
    * @throws {NotFoundError} When there is no such object.
    */
-  async delete(id: string): Promise<void> {
-    this.#checkOpen();
-    await deleteObject(this.#peer, id);
+  delete(id: string): Promise<void> {
+    try {
+      this.#checkOpen();
+      return deleteObject(this.#peer, id);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Whether an object exists, sealed or being created. */
@@ -343,6 +367,10 @@ function viewsOf(acquired: Acquired): Uint8Array[] | Promise<Uint8Array[]> {
 async function withCopies(blobs: readonly Blob[], bytes: Uint8Array[]): Promise<Uint8Array[]> {
   for (const blob of blobs) bytes.push(blob.openView() ?? await blob.read(0, blob.size));
   return bytes;
+}
+
+function idOf(info: ObjectInfo): string {
+  return info.id;
 }
 
 function withoutTransfer(options: PutOptions): PutOptions {

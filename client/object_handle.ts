@@ -1,5 +1,5 @@
 import { ClosedError } from "../core/errors.ts";
-import type { Acquired, Peer } from "../core/peer.ts";
+import { type Acquired, offersDirectRead, type Peer } from "../core/peer.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Meta } from "../core/validate.ts";
 
@@ -116,7 +116,13 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
       }
       // A copy that cannot be detached (an immutable one) is no longer handed out either.
       this.#bytes.length = 0;
-      this.#closing = this.#peer.release(this.#acquired.lease.id).catch(ignore);
+      const peer = this.#peer;
+      if (offersDirectRead(peer)) {
+        peer.releaseQuietly(this.#acquired);
+        this.#closing = RELEASED;
+      } else {
+        this.#closing = peer.release(this.#acquired.lease.id).catch(ignore);
+      }
     }
     return this.#closing;
   }
@@ -131,6 +137,9 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
     return this.close();
   }
 }
+
+/** What `close()` returns once the lease is ended without a promise of its own. */
+const RELEASED: Promise<void> = Promise.resolve();
 
 /** A lease that fails to release has ended already (expired, or its connection closed). */
 function ignore(): void {}

@@ -5,6 +5,7 @@ import type {
   ArrivingRead,
   DirectDelete,
   DirectPut,
+  DirectRead,
   Peer,
   PeerStats,
   PutOptions,
@@ -15,6 +16,7 @@ import type { ObjectInfo } from "../core/object.ts";
 import type { DaemonStatus, StatusSource } from "../core/status.ts";
 import type { OriginReply, OriginRequest, OriginSource } from "../transport/origin_fetch.ts";
 import type { UdsPeer } from "../transport/uds/uds_peer.ts";
+import type { ReadRetry } from "../transport/uds/client_open.ts";
 
 /**
  * A daemon's peer over a Unix socket that outlives the daemon's restarts: a
@@ -24,7 +26,7 @@ import type { UdsPeer } from "../transport/uds/uds_peer.ts";
  * with {@link LeaseExpiredError}, its views detached.
  */
 export class ReconnectingPeer
-  implements Peer, DirectPut, DirectDelete, StatusSource, OriginSource, ArrivingRead {
+  implements Peer, DirectPut, DirectDelete, DirectRead, StatusSource, OriginSource, ArrivingRead {
   readonly #connect: () => Promise<UdsPeer>;
   #current: UdsPeer;
   #reconnecting: Promise<UdsPeer> | undefined;
@@ -33,6 +35,11 @@ export class ReconnectingPeer
   /** Connections lost so far. */
   #lost = 0;
   #closing: Promise<void> | undefined;
+  /** Tries a read that failed once more on a new connection, when its own went down under it. */
+  readonly #retryRead: ReadRetry = (error, objectId, options, make, from) => {
+    if (!this.#retries(error, from as UdsPeer)) return undefined;
+    return Promise.resolve(this.#peer()).then((peer) => peer.acquireRead(objectId, options, make));
+  };
 
   /**
    * @param first The connected peer.
@@ -62,6 +69,22 @@ export class ReconnectingPeer
     return acquired;
   }
 
+  /**
+   * See `UdsPeer.acquireRead`; tried once more on a new connection, as
+   * other reads are, when the connection goes down under it.
+   */
+  acquireRead<T>(
+    objectId: string,
+    options: AcquireOptions,
+    make: (acquired: Acquired) => T | Promise<T>,
+  ): Promise<T> {
+    const current = this.#current;
+    if (current.closed || this.#closing !== undefined) {
+      return this.#read((peer) => peer.acquireRead(objectId, options, make));
+    }
+    return current.acquireRead(objectId, options, make, this.#retryRead);
+  }
+
   seal(leaseId: string): Promise<ObjectInfo> {
     return this.#onLease(leaseId, (peer) => peer.seal(leaseId), true);
   }
@@ -72,6 +95,15 @@ export class ReconnectingPeer
 
   release(leaseId: string): Promise<void> {
     return this.#onLease(leaseId, (peer) => peer.release(leaseId), true);
+  }
+
+  /** See `UdsPeer.releaseQuietly`: a lease of a lost connection has ended with it. */
+  releaseQuietly(acquired: Acquired): void {
+    // READ leases are never writers': a get's lease costs no lookup by its new id.
+    const lease = acquired.lease;
+    const owner = lease.access === Access.READ ? undefined : this.#writers.get(lease.id);
+    if (owner !== undefined) this.#writers.delete(lease.id);
+    (owner ?? this.#current).releaseQuietly(acquired);
   }
 
   renew(leaseId: string, ttl?: number): Promise<Lease> {
@@ -112,16 +144,22 @@ export class ReconnectingPeer
     return this.#read((peer: Peer) => peer.metrics?.() ?? Promise.resolve({}));
   }
 
-  async putObject(
+  putObject(
     chunks: readonly Uint8Array[],
     size: number,
     options: PutOptions,
   ): Promise<ObjectInfo> {
-    return await (await this.#peer()).putObject(chunks, size, options);
+    const peer = this.#peer();
+    return peer instanceof Promise
+      ? peer.then((connected) => connected.putObject(chunks, size, options))
+      : peer.putObject(chunks, size, options);
   }
 
-  async deleteObject(objectId: string): Promise<void> {
-    return await (await this.#peer()).deleteObject(objectId);
+  deleteObject(objectId: string): Promise<void> {
+    const peer = this.#peer();
+    return peer instanceof Promise
+      ? peer.then((connected) => connected.deleteObject(objectId))
+      : peer.deleteObject(objectId);
   }
 
   /** Closes the connection; no other is made. Idempotent. */
@@ -166,10 +204,15 @@ export class ReconnectingPeer
       ? call(current)
       : Promise.resolve(this.#peer()).then(call);
     return first.catch(async (error) => {
-      if (!(error instanceof ClosedError) || this.#closing !== undefined) throw error;
-      if (this.#current === current && !current.closed) throw error;
+      if (!this.#retries(error, current)) throw error;
       return await call(await this.#peer());
     });
+  }
+
+  /** Whether a read that failed with `error` on `current` is tried again: the connection went down. */
+  #retries(error: unknown, current: UdsPeer): boolean {
+    if (!(error instanceof ClosedError) || this.#closing !== undefined) return false;
+    return this.#current !== current || current.closed;
   }
 
   /** A call on a lease, on the connection that granted it. */

@@ -82,6 +82,8 @@ export class BasePeer implements Peer {
   #evictions = 0;
   #expirations = 0;
   readonly #evicted = new Set<(info: ObjectInfo) => void>();
+  /** {@link BasePeer.#ended}, made once: a release hands it the lease's end. */
+  readonly #endedBound = (end: LeaseEnd): void => this.#ended(end);
 
   /**
    * Creates the instance.
@@ -424,10 +426,15 @@ export class BasePeer implements Peer {
     this.#ended(await this.#leases.discard(leaseId));
   }
 
-  async release(leaseId: string): Promise<void> {
-    this.#checkOpen();
-    validateLeaseId(leaseId);
-    this.#ended(await this.#leases.release(leaseId));
+  release(leaseId: string): Promise<void> {
+    // A promise chain, not an async function: every get ends with a release.
+    try {
+      this.#checkOpen();
+      validateLeaseId(leaseId);
+      return this.#leases.release(leaseId).then(this.#endedBound);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async renew(leaseId: string, ttl?: number): Promise<Lease> {
@@ -736,9 +743,11 @@ export class BasePeer implements Peer {
 
   /** The lease and its blobs, for a lease already counted on `holding`. */
   #hand(holding: Holding, lease: LeaseRecord, info: ObjectInfo): Acquired {
-    const blobs = holding.stored.blobs.map((blob) =>
-      new LeasedBlob(blob, lease, holding, this.#held)
-    );
+    const stored = holding.stored.blobs;
+    const blobs = new Array<LeasedBlob>(stored.length);
+    for (let i = 0; i < stored.length; i++) {
+      blobs[i] = new LeasedBlob(stored[i]!, lease, holding, this.#held);
+    }
     return { lease: publicLease(lease), object: info, blobs };
   }
 

@@ -142,11 +142,12 @@ export function leaseRecord(
   now: number,
   node?: string,
 ): LeaseRecord {
-  return {
-    id,
-    objectId,
-    access,
-    ...(ttl === undefined ? {} : { ttl, expiresAt: now + ttl }),
-    ...(node === undefined ? {} : { node }),
-  };
+  // Fields set one by one, not spread from objects made for it: a lease per get.
+  const record: { -readonly [K in keyof LeaseRecord]: LeaseRecord[K] } = { id, objectId, access };
+  if (ttl !== undefined) {
+    record.ttl = ttl;
+    record.expiresAt = now + ttl;
+  }
+  if (node !== undefined) record.node = node;
+  return record;
 }

@@ -195,6 +195,45 @@ export interface DirectDelete {
   deleteObject(objectId: string): Promise<void>;
 }
 
+/**
+ * An optional capability of a peer behind a network: a READ lease handed to
+ * the caller's `make` as its reply is handled, and ended without a promise,
+ * so that a get and its close cost the transport no promise of their own.
+ * A client reads through it most of all.
+ */
+export interface DirectRead {
+  /**
+   * Acquires a READ lease, as `acquire` READ does, and resolves with what
+   * `make` returns of it.
+   *
+   * @param objectId The object.
+   * @param options TTL and locality of the lease.
+   * @param make Called once with the lease granted; when it throws, the
+   *   lease is released and the promise rejects with its error.
+   * @throws {NotFoundError} When there is no such object.
+   * @throws {NotSealedError} When it is still being created.
+   */
+  acquireRead<T>(
+    objectId: string,
+    options: AcquireOptions,
+    make: (acquired: Acquired) => T | Promise<T>,
+  ): Promise<T>;
+  /**
+   * Ends a lease from `acquireRead`, as `release` does, with nobody to tell
+   * how it went: a lease that has ended already is left as it is. A peer
+   * may hold such leases apart from those it finds by id (it then ends
+   * them only here).
+   *
+   * @param acquired What `acquireRead` handed to `make`.
+   */
+  releaseQuietly(acquired: Acquired): void;
+}
+
+/** Whether `peer` offers {@link DirectRead}. */
+export function offersDirectRead(peer: Peer): peer is Peer & DirectRead {
+  return typeof (peer as Partial<DirectRead>).acquireRead === "function";
+}
+
 /** Whether `peer` offers {@link DirectDelete}. */
 export function offersDirectDelete(peer: Peer): peer is Peer & DirectDelete {
   return typeof (peer as Partial<DirectDelete>).deleteObject === "function";

@@ -4,10 +4,8 @@ import type { LeaseRecord } from "./lease_store.ts";
 
 /** A stored lease as a caller sees it: the node that granted it stays inside. */
 export function publicLease(lease: LeaseRecord): Lease {
-  return {
-    id: lease.id,
-    objectId: lease.objectId,
-    access: lease.access,
-    ...(lease.ttl === undefined ? {} : { ttl: lease.ttl, expiresAt: lease.expiresAt! }),
-  };
+  const { id, objectId, access, ttl } = lease;
+  return ttl === undefined
+    ? { id, objectId, access }
+    : { id, objectId, access, ttl, expiresAt: lease.expiresAt! };
 }

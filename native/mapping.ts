@@ -11,8 +11,11 @@ export interface MapOptions {
   readonly populate?: boolean;
 }
 
-/** How many spare buffers a mapping keeps for its next views. */
-const MAX_SPARES = 4;
+/**
+ * How many spare buffers a mapping keeps for its next views: as many as a
+ * client usually has gets of one object in flight on one connection.
+ */
+const MAX_SPARES = 16;
 
 /**
  * One shared memory mapping (`mmap`) and the JS views of it.

@@ -62,6 +62,30 @@ export class Flusher {
   #turnQueued = false;
   #nextTurnQueued = false;
   #settleQueued = false;
+  /** What runs after the flush each kind of step does, as asked by the call that queued it. */
+  #afterTurn: () => void = nothing;
+  #afterSettled: () => void = nothing;
+  #inflight: () => number = none;
+  #hops = 0;
+  // Each step made once, not a closure per call: a connection queues one or two per request.
+  readonly #endOfTurnStep = () => {
+    this.#turnQueued = false;
+    this.#flush();
+    this.#afterTurn();
+  };
+  readonly #nextTurnStep = () => {
+    this.#nextTurnQueued = false;
+    this.#flush();
+  };
+  readonly #settleStep = () => {
+    if (this.#inflight() > 0 && this.#hops++ < REPLY_HOPS) {
+      queueMicrotask(this.#settleStep);
+      return;
+    }
+    this.#settleQueued = false;
+    this.#flush();
+    this.#afterSettled();
+  };
 
   constructor(flush: () => void) {
     this.#flush = flush;
@@ -71,11 +95,8 @@ export class Flusher {
   endOfTurn(then: () => void): void {
     if (this.#turnQueued) return;
     this.#turnQueued = true;
-    queueMicrotask(() => {
-      this.#turnQueued = false;
-      this.#flush();
-      then();
-    });
+    this.#afterTurn = then;
+    queueMicrotask(this.#endOfTurnStep);
   }
 
   /**
@@ -85,10 +106,7 @@ export class Flusher {
   nextTurn(): void {
     if (this.#nextTurnQueued) return;
     this.#nextTurnQueued = true;
-    setImmediate(() => {
-      this.#nextTurnQueued = false;
-      this.#flush();
-    });
+    setImmediate(this.#nextTurnStep);
   }
 
   /**
@@ -101,16 +119,15 @@ export class Flusher {
   whenSettled(inflight: () => number, then: () => void): void {
     if (this.#settleQueued) return;
     this.#settleQueued = true;
-    let hops = 0;
-    const tick = () => {
-      if (inflight() > 0 && hops++ < REPLY_HOPS) {
-        queueMicrotask(tick);
-        return;
-      }
-      this.#settleQueued = false;
-      this.#flush();
-      then();
-    };
-    queueMicrotask(tick);
+    this.#inflight = inflight;
+    this.#afterSettled = then;
+    this.#hops = 0;
+    queueMicrotask(this.#settleStep);
   }
+}
+
+function nothing(): void {}
+
+function none(): number {
+  return 0;
 }

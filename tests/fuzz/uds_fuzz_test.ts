@@ -24,7 +24,7 @@ import {
 import { writeUint32 } from "../../core/little_endian.ts";
 import { fc, fuzz } from "./budget.ts";
 import { FUZZ_IMPLS, type FuzzDaemon, SEED_IDS, startFuzzDaemon } from "./fuzz_daemon.ts";
-import { acquireFields, anyId, oddId, putFields, ttl, wild } from "./values.ts";
+import { acquireFields, anyId, oddId, putFields, safeId, ttl, wild } from "./values.ts";
 
 /** A lease a case was granted earlier (by index), or a string that is none. */
 type LeaseRef = { known: number } | { text: string };
@@ -90,7 +90,7 @@ function bodyFor(op: number): fc.Arbitrary<Body> {
       .map(({ lease, ttl }) => ({ kind: "renew" as const, lease, ttl })),
     [Op.STAT]: anyId.map((text) => ({ kind: "text" as const, text })),
     [Op.HAS]: anyId.map((text) => ({ kind: "text" as const, text })),
-    [Op.DELETE]: anyId.map((text) => ({ kind: "text" as const, text })),
+    [Op.DELETE]: safeId.map((text) => ({ kind: "text" as const, text })),
     [Op.READ]: fc.record({
       lease: leaseRef,
       blob: fc.oneof(fc.constantFrom(0, 1, 0xffff_ffff), fc.nat(4)),

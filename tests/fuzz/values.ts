@@ -26,7 +26,7 @@ export const oddId: fc.Arbitrary<string> = fc.oneof(
 );
 
 /** Any id but a seed's: for what may change or delete an object. */
-const safeId: fc.Arbitrary<string> = fc.oneof(
+export const safeId: fc.Arbitrary<string> = fc.oneof(
   { weight: 3, arbitrary: scratchId },
   { weight: 1, arbitrary: oddId },
 );

@@ -74,6 +74,7 @@ const CLOSING = Linux.EPOLLHUP | Linux.EPOLLERR;
 const READ_BUDGET = 64;
 /** Bytes of frames built in place between flushes, per channel. */
 const ARENA_BYTES = 8 * 1024;
+const EMPTY = new Uint8Array(0);
 
 /**
  * One connected `SOCK_SEQPACKET` socket on the {@link Reactor}: frames queued
@@ -93,15 +94,34 @@ export class Channel {
   readonly #maxQueuedFds: number;
   readonly #pauseWhileQueued: boolean;
   readonly #counters: ByteCounters;
-  /** Frames pushed since the last flush, and the fds each carries. */
-  #frames: Uint8Array[] = [];
-  #frameFds: number[][] = [];
   /**
-   * Where {@link Channel.pushBuilt} builds frames: a new array costs
+   * Frames pushed since the last flush: each one's bytes (maybe longer than
+   * the frame), length and fds. The arrays are reused from flush to flush.
+   */
+  readonly #frames: Uint8Array[] = [];
+  readonly #lengths: number[] = [];
+  readonly #frameFds: (readonly number[])[] = [];
+  #count = 0;
+  /**
+   * Where {@link Channel.reserve} builds frames: a new array costs
    * more than encoding a reply. Reused once they are flushed.
    */
   #arena: Uint8Array | undefined;
   #arenaUsed = 0;
+  /**
+   * Bytes of the next arena: more, up to a message, once the frames of a
+   * flush did not fit, so that a connection that sends much between flushes
+   * (pipelined puts) builds them all in place.
+   */
+  #arenaSize = ARENA_BYTES;
+  /** Bytes of the frames pushed since the last flush. */
+  #pushedBytes = 0;
+  /**
+   * Whether every frame since the last flush was built in the arena, one
+   * after the other from its start: then the arena is the message, sent as
+   * it is, with no copy.
+   */
+  #inArena = true;
   /** Messages that met a full socket, oldest first. */
   #queue: Queued[] = [];
   #queuedBytes = 0;
@@ -154,44 +174,34 @@ export class Channel {
    * into the queue).
    */
   push(frame: Uint8Array, fds: readonly number[] = NO_FDS): void {
-    if (this.#closed) return;
-    // A reactor wait lets the flush of these frames go first.
-    if (this.#frames.length === 0) this.#reactor.schedule.busy(1);
-    this.#frames.push(frame);
-    this.#frameFds.push(fds as number[]);
+    this.#add(frame, frame.length, fds);
+    this.#inArena = false;
   }
 
-  /**
-   * Adds a frame that `build` writes into `room` bytes or more, returning
-   * its length: {@link Channel.reserve} and {@link Channel.commit} in one call.
-   *
-   * @param room The most bytes the frame takes.
-   * @param build Writes the frame; returns its length.
-   * @param fds As for {@link Channel.push}.
-   */
-  pushBuilt(
-    room: number,
-    build: (into: Uint8Array) => number,
-    fds: readonly number[] = NO_FDS,
-  ): void {
-    const into = this.reserve(room);
-    this.commit(into, build(into), fds);
+  #add(bytes: Uint8Array, length: number, fds: readonly number[]): void {
+    if (this.#closed) return;
+    const at = this.#count++;
+    // A reactor wait lets the flush of these frames go first.
+    if (at === 0) this.#reactor.schedule.busy(1);
+    this.#frames[at] = bytes;
+    this.#lengths[at] = length;
+    this.#frameFds[at] = fds;
+    this.#pushedBytes += length;
   }
 
   /**
    * Room for a frame of at most `room` bytes, to write and then hand to
    * {@link Channel.commit} before anything else is pushed: in this
    * channel's own memory when it fits there until the next flush, else in
-   * a new array. For the hot paths, where a builder closure per frame
-   * would cost more than the frame.
+   * a new array.
    *
    * @param room The most bytes the frame takes.
    * @returns Where to write the frame.
    */
   reserve(room: number): Uint8Array {
     const at = this.#arenaUsed;
-    if (this.#closed || room > ARENA_BYTES - at) return new Uint8Array(room);
-    this.#arena ??= new Uint8Array(ARENA_BYTES);
+    if (this.#closed || room > this.#arenaSize - at) return new Uint8Array(room);
+    this.#arena ??= new Uint8Array(this.#arenaSize);
     return this.#arena.subarray(at, at + room);
   }
 
@@ -204,35 +214,79 @@ export class Channel {
    */
   commit(into: Uint8Array, length: number, fds: readonly number[] = NO_FDS): void {
     if (this.#closed) return;
-    if (into.buffer === this.#arena?.buffer) this.#arenaUsed = into.byteOffset + length;
-    this.push(length === into.length ? into : into.subarray(0, length), fds);
+    if (into.buffer === this.#arena?.buffer && into.byteOffset === this.#arenaUsed) {
+      this.#arenaUsed += length;
+    } else {
+      this.#inArena = false;
+    }
+    this.#add(into, length, fds);
   }
 
   /** Whether frames are waiting for {@link Channel.flush}. */
   get pending(): boolean {
-    return this.#frames.length > 0;
+    return this.#count > 0;
   }
 
   /** Sends every pushed frame, packed into as few messages as fit. */
   flush(): void {
-    const frames = this.#frames;
-    const frameFds = this.#frameFds;
-    if (frames.length === 0) return;
+    const count = this.#count;
+    if (count === 0) return;
     this.#reactor.schedule.busy(-1);
-    this.#frames = [];
-    this.#frameFds = [];
+    this.#count = 0;
+    const inArena = this.#inArena;
+    this.#inArena = true;
     if (this.#closed) return;
+    const frames = this.#frames;
+    const lengths = this.#lengths;
+    const frameFds = this.#frameFds;
     const { send, fdsOut } = scratchBuffers();
+    let fdCount = 0;
+    for (let i = 0; i < count; i++) fdCount += frameFds[i]!.length;
+    if (inArena && fdCount <= MAX_FDS) {
+      // The frames lie one after the other in the arena: it is the message.
+      fdCount = 0;
+      for (let i = 0; i < count; i++) {
+        for (const fd of frameFds[i]!) fdsOut[fdCount++] = fd;
+      }
+      this.#sendOrQueue(this.#arena!, this.#arenaUsed, fdsOut, fdCount);
+    } else {
+      this.#pack(frames, lengths, frameFds, count, send, fdsOut);
+    }
+    if (this.#closed) return;
+    frames.fill(EMPTY, 0, count);
+    frameFds.fill(NO_FDS, 0, count);
+    // Sent, or copied into the queue: the arena is free again.
+    this.#arenaUsed = 0;
+    const pushed = this.#pushedBytes;
+    this.#pushedBytes = 0;
+    if (pushed > this.#arenaSize && this.#arenaSize < MAX_MESSAGE) {
+      // These frames did not fit: the next arena holds as many.
+      while (this.#arenaSize < pushed && this.#arenaSize < MAX_MESSAGE) this.#arenaSize *= 2;
+      this.#arenaSize = Math.min(this.#arenaSize, MAX_MESSAGE);
+      this.#arena = undefined;
+    }
+  }
+
+  /** Packs frames into as few messages as fit, copying them into `send`. */
+  #pack(
+    frames: readonly Uint8Array[],
+    lengths: readonly number[],
+    frameFds: readonly (readonly number[])[],
+    count: number,
+    send: Uint8Array,
+    fdsOut: Int32Array,
+  ): void {
     let length = 0;
     let fdCount = 0;
     let only: Uint8Array | undefined;
-    for (let i = 0; i < frames.length; i++) {
+    for (let i = 0; i < count; i++) {
       const frame = frames[i]!;
+      const frameLength = lengths[i]!;
       const fds = frameFds[i]!;
       if (
-        length > 0 && (length + frame.length > MAX_MESSAGE || fdCount + fds.length > MAX_FDS)
+        length > 0 && (length + frameLength > MAX_MESSAGE || fdCount + fds.length > MAX_FDS)
       ) {
-        this.#sendOrQueue(only ?? send.subarray(0, length), fdsOut, fdCount);
+        this.#sendOrQueue(only ?? send, length, fdsOut, fdCount);
         if (this.#closed) return;
         length = fdCount = 0;
         only = undefined;
@@ -240,16 +294,14 @@ export class Channel {
       if (length === 0) {
         only = frame;
       } else {
-        if (only !== undefined) send.set(only, 0);
+        if (only !== undefined) send.set(only.subarray(0, length), 0);
         only = undefined;
-        send.set(frame, length);
+        send.set(frameLength === frame.length ? frame : frame.subarray(0, frameLength), length);
       }
-      length += frame.length;
+      length += frameLength;
       for (const fd of fds) fdsOut[fdCount++] = fd;
     }
-    this.#sendOrQueue(only ?? send.subarray(0, length), fdsOut, fdCount);
-    // Sent, or copied into the queue: the arena is free again.
-    if (this.#frames.length === 0) this.#arenaUsed = 0;
+    this.#sendOrQueue(only ?? send, length, fdsOut, fdCount);
   }
 
   /** Stops or resumes reading, for back pressure. */
@@ -309,8 +361,9 @@ export class Channel {
     }
   }
 
-  #sendOrQueue(bytes: Uint8Array, fds: Int32Array, count: number): void {
-    if (this.#queue.length === 0 && this.#send(bytes, fds, count)) return;
+  /** Sends the first `length` bytes of `bytes` as one message, or queues a copy. */
+  #sendOrQueue(bytes: Uint8Array, length: number, fds: Int32Array, count: number): void {
+    if (this.#queue.length === 0 && this.#send(bytes, length, fds, count)) return;
     if (this.#closed) return;
     const copies: number[] = [];
     for (let i = 0; i < count; i++) {
@@ -322,8 +375,8 @@ export class Channel {
       }
       copies.push(copy);
     }
-    this.#queue.push({ bytes: bytes.slice(), fds: copies });
-    this.#queuedBytes += bytes.length;
+    this.#queue.push({ bytes: bytes.slice(0, length), fds: copies });
+    this.#queuedBytes += length;
     this.#queuedFds += copies.length;
     if (this.#queuedBytes > this.#maxQueued || this.#queuedFds > this.#maxQueuedFds) {
       this.#fail(
@@ -334,10 +387,10 @@ export class Channel {
     if (this.#queue.length === 1) this.#watch();
   }
 
-  /** Sends one message now; false when the socket is full. */
-  #send(bytes: Uint8Array, fds: Int32Array, count: number): boolean {
+  /** Sends the first `length` bytes of `bytes` as one message now; false when the socket is full. */
+  #send(bytes: Uint8Array, length: number, fds: Int32Array, count: number): boolean {
     const result = Number(
-      this.#native.symbols.pk_sendmsg(this.#fd, bytes, BigInt(bytes.length), fds, count),
+      this.#native.symbols.pk_sendmsg(this.#fd, bytes, BigInt(length), fds, count),
     );
     if (result >= 0) {
       this.#counters.sent += result;
@@ -353,7 +406,7 @@ export class Channel {
     while (this.#queue.length > 0) {
       const next = this.#queue[0]!;
       for (let i = 0; i < next.fds.length; i++) fdsOut[i] = next.fds[i]!;
-      if (!this.#send(next.bytes, fdsOut, next.fds.length)) return;
+      if (!this.#send(next.bytes, next.bytes.length, fdsOut, next.fds.length)) return;
       this.#queue.shift();
       this.#queuedBytes -= next.bytes.length;
       this.#queuedFds -= next.fds.length;
@@ -376,9 +429,12 @@ export class Channel {
 
   #end(): void {
     this.#closed = true;
-    if (this.#frames.length > 0) this.#reactor.schedule.busy(-1);
-    this.#frames = [];
-    this.#frameFds = [];
+    if (this.#count > 0) this.#reactor.schedule.busy(-1);
+    this.#frames.length = 0;
+    this.#lengths.length = 0;
+    this.#frameFds.length = 0;
+    this.#count = 0;
+    this.#pushedBytes = 0;
     this.#arena = undefined;
     this.#arenaUsed = 0;
     for (const queued of this.#queue) {

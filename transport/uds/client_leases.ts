@@ -24,13 +24,22 @@ export class HeldLease implements BlobOwner {
   done: boolean;
   /** A seal through this lease is under way. */
   sealing = false;
+  /**
+   * For a lease held only by the handle it was made for (see
+   * {@link ClientLeases.addHeld}): its neighbours in the list of those
+   * leases, and whether it is in it.
+   */
+  previous: HeldLease | undefined;
+  next: HeldLease | undefined;
+  /** The leases whose list it is in, if any. */
+  listedIn: ClientLeases | undefined;
   readonly #call: Call;
 
-  constructor(call: Call, reply: AcquireReply) {
+  constructor(call: Call, lease: Lease, object: ObjectInfo) {
     this.#call = call;
-    this.lease = reply.lease;
-    this.object = reply.object;
-    this.done = reply.object.state === "SEALED";
+    this.lease = lease;
+    this.object = object;
+    this.done = object.state === "SEALED";
   }
 
   get leaseId(): string {
@@ -78,6 +87,8 @@ export class ClientLeases {
   readonly #requests: Requests;
   readonly #mappings: MappingCache;
   readonly #leases = new Map<string, HeldLease>();
+  /** The first of the leases held by their handles only; see {@link ClientLeases.addHeld}. */
+  #held: HeldLease | undefined;
   /** How a lease's blobs make their remote calls. */
   readonly call: Call;
 
@@ -98,6 +109,44 @@ export class ClientLeases {
     this.#leases.set(held.lease.id, held);
   }
 
+  /**
+   * Records a lease whose blobs are in place and that is ended only through
+   * its object (see {@link ClientLeases.endHeld}), never by its id: a get's,
+   * whose handle ends it. It goes in a list, not the map by id, so that
+   * holding it costs no hashing of a new id and no allocation.
+   */
+  addHeld(held: HeldLease): void {
+    const first = this.#held;
+    held.next = first;
+    if (first !== undefined) first.previous = held;
+    this.#held = held;
+    held.listedIn = this;
+  }
+
+  /** Whether `held` is a lease of this connection's that has not ended. */
+  holds(held: HeldLease): boolean {
+    return held.listedIn === this || this.#leases.get(held.lease.id) === held;
+  }
+
+  /** Ends a lease on this side, by its object. */
+  endHeld(held: HeldLease): void {
+    if (held.listedIn !== this) {
+      this.end(held.lease.id);
+      return;
+    }
+    this.#unlist(held);
+    held.end();
+  }
+
+  #unlist(held: HeldLease): void {
+    const { previous, next } = held;
+    if (previous === undefined) this.#held = next;
+    else previous.next = next;
+    if (next !== undefined) next.previous = previous;
+    held.previous = held.next = undefined;
+    held.listedIn = undefined;
+  }
+
   /** Every lease held, for a seal that must unmap the other writers of its object. */
   values(): IterableIterator<HeldLease> {
     return this.#leases.values();
@@ -115,6 +164,7 @@ export class ClientLeases {
   endAll(): void {
     for (const held of this.#leases.values()) held.end();
     this.#leases.clear();
+    while (this.#held !== undefined) this.endHeld(this.#held);
   }
 
   /**
@@ -125,7 +175,7 @@ export class ClientLeases {
    */
   hold(reply: AcquireReply, fds: number[], own?: OwnMemfd): HeldLease {
     const { symbols } = this.#native;
-    const held = new HeldLease(this.call, reply);
+    const held = new HeldLease(this.call, reply.lease, reply.object);
     const sizes = reply.object.blobSizes;
     let taken = 0;
     try {
@@ -142,7 +192,7 @@ export class ClientLeases {
         let source: BlobSource = {};
         if (fd !== undefined && held.access === Access.READ) {
           try {
-            source = { shared: this.#mappings.map(fd, sizes[i]!) };
+            source = this.#mappings.map(fd, sizes[i]!);
           } finally {
             symbols.pk_close(fd);
             taken++;

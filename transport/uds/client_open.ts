@@ -10,14 +10,14 @@
 import { ErrorCode, ProtocolError } from "../../core/errors.ts";
 import { Access, type Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
-import type { Acquired, AcquireOptions } from "../../core/peer.ts";
+import type { Acquired, AcquireOptions, Peer } from "../../core/peer.ts";
 import type { Native } from "../../native/load.ts";
 import { type ClientLeases, HeldLease } from "./client_leases.ts";
 import type { MappingCache, SharedMapping } from "./mapping_cache.ts";
 import { setNewest } from "./newest.ts";
 import { decodeOpenReply, openFrameRoom, type OpenRequest, writeOpenFrame } from "./open_frame.ts";
 import { Op } from "./protocol.ts";
-import { isFromDaemon, type Requests } from "./requests.ts";
+import { type Built, isFromDaemon, type Pending, type Requests } from "./requests.ts";
 import { type BlobSource, UdsBlob } from "./uds_blob.ts";
 
 /** An object as an OPEN reply described it, under the serial the daemon gave it. */
@@ -46,6 +46,8 @@ export class ClientOpens {
   readonly #known = new Map<string, Known>();
   /** Takes a READ lease with ACQUIRE, for a daemon that does not know OPEN. */
   readonly #acquire: (objectId: string, options: AcquireOptions) => Promise<Acquired>;
+  /** The connection's peer, which a retry is told the read failed on. */
+  readonly #self: Peer;
   /** Whether the daemon knows OPEN: older ones answer READ leases only to ACQUIRE. */
   #opens = true;
 
@@ -55,7 +57,9 @@ export class ClientOpens {
     leases: ClientLeases,
     mappings: MappingCache,
     acquire: (objectId: string, options: AcquireOptions) => Promise<Acquired>,
+    self: Peer,
   ) {
+    this.#self = self;
     this.#native = native;
     this.#requests = requests;
     this.#leases = leases;
@@ -69,46 +73,62 @@ export class ClientOpens {
   }
 
   /**
-   * Takes a READ lease with OPEN. Against a daemon that does not know OPEN,
-   * which answers it with a `PROTOCOL` error, it takes the lease with
-   * ACQUIRE and does so from then on.
+   * Takes a READ lease with OPEN and resolves with `make` of it, called as
+   * the reply is handled. Against a daemon that does not know OPEN, which
+   * answers it with a `PROTOCOL` error, it takes the lease with ACQUIRE and
+   * does so from then on.
+   *
+   * @param make Makes what the promise resolves with of the lease granted;
+   *   when it throws, the lease is released.
    */
-  open(objectId: string, options: AcquireOptions): Promise<Acquired> {
-    const ttl = options.ttl;
+  open<T>(
+    objectId: string,
+    options: AcquireOptions,
+    make: (acquired: Acquired) => T | Promise<T>,
+    byHandle: boolean,
+    retry?: ReadRetry,
+  ): Promise<T> {
     const known = this.#known.get(objectId);
     const pinned = known === undefined ? undefined : this.#pin(known);
-    const request: { -readonly [K in keyof OpenRequest]: OpenRequest[K] } = {
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    const call = new OpenCall<T>(
+      this,
       objectId,
-      known: pinned === undefined ? 0 : known!.serial,
-    };
-    if (ttl !== undefined) request.ttl = ttl;
-    if (options.local === true) request.local = true;
-    let taken = false;
-    // A promise chain, not an async function: its frame would be most of what a get allocates.
-    let replied: Promise<Acquired>;
+      options,
+      pinned === undefined ? undefined : known,
+      pinned,
+    );
+    call.make = make;
+    call.byHandle = byHandle;
+    call.retry = retry;
+    call.resolve = resolve;
+    call.reject = reject;
     try {
-      replied = this.#requests.call(
-        Op.OPEN,
-        { room: openFrameRoom(objectId), write: (into, id) => writeOpenFrame(into, id, request) },
-        (body, fds): Acquired => {
-          taken = true;
-          return this.#opened(objectId, ttl, known, pinned, body, fds);
-        },
-      );
+      this.#requests.send(call, call);
     } catch (error) {
-      replied = Promise.reject(error);
+      call.fail(error as Error);
     }
-    return replied.then(undefined, (error) => {
-      if (taken) throw error;
-      for (const shared of pinned ?? []) shared.release();
-      if (
-        error instanceof ProtocolError && error.code === ErrorCode.PROTOCOL && isFromDaemon(error)
-      ) {
-        this.#opens = false;
-        return this.#acquire(objectId, options);
-      }
-      throw error;
-    });
+    return promise;
+  }
+
+  /** Ends a lease granted by OPEN that nobody will hold. */
+  abandon(held: HeldLease): void {
+    this.#leases.endHeld(held);
+    this.#requests.release(held.leaseId);
+  }
+
+  /** An OPEN the daemon refused: falls back to ACQUIRE when it does not know OPEN. */
+  refused<T>(call: OpenCall<T>, error: Error): void {
+    if (
+      error instanceof ProtocolError && error.code === ErrorCode.PROTOCOL && isFromDaemon(error)
+    ) {
+      this.#opens = false;
+      call.resolve(this.#acquire(call.objectId, call.options).then(call.make));
+      return;
+    }
+    const again = call.retry?.(error, call.objectId, call.options, call.make, this.#self);
+    if (again === undefined) call.reject(error);
+    else call.resolve(again);
   }
 
   /** Another use of each mapping of a known object; undefined when one is gone. */
@@ -128,16 +148,14 @@ export class ClientOpens {
     return pinned;
   }
 
-  /** Records the lease an OPEN reply grants; owns `pinned` and `fds` from here on. */
-  #opened(
-    objectId: string,
-    ttl: number | undefined,
-    known: Known | undefined,
-    pinned: SharedMapping[] | undefined,
-    body: Uint8Array,
-    fds: number[],
-  ): HeldLease {
+  /**
+   * Records the lease an OPEN reply grants; owns the pinned mappings of
+   * `call` and `fds` from here on.
+   */
+  opened(call: OpenedCall, body: Uint8Array, fds: number[]): HeldLease {
     const { symbols } = this.#native;
+    const { objectId, ttl, knownAs: known } = call;
+    let pinned = call.takePinned();
     let shared: readonly SharedMapping[] = NO_MAPPINGS;
     let leaseId: string | undefined;
     try {
@@ -172,15 +190,16 @@ export class ClientOpens {
         const keys = mapped.map((used) => used.key);
         setNewest(this.#known, objectId, { serial: reply.serial, info: object, keys }, MAX_KNOWN);
       }
-      const held = new HeldLease(this.#leases.call, { lease, object });
+      const held = new HeldLease(this.#leases.call, lease, object);
       const blobSizes = object.blobSizes;
       const blobs = held.blobs = new Array(blobSizes.length);
       for (let index = 0; index < blobSizes.length; index++) {
-        const source = shared.length === 0 ? NO_SOURCE : { shared: shared[index]! };
+        const source = shared.length === 0 ? NO_SOURCE : shared[index]!;
         blobs[index] = new UdsBlob(this.#native, held, index, blobSizes[index]!, source);
       }
       shared = NO_MAPPINGS;
-      this.#leases.add(held);
+      if (call.byHandle) this.#leases.addHeld(held);
+      else this.#leases.add(held);
       return held;
     } catch (error) {
       for (const used of shared) used.release();
@@ -190,5 +209,108 @@ export class ClientOpens {
       for (const used of pinned ?? []) used.release();
       for (const fd of fds) symbols.pk_close(fd);
     }
+  }
+}
+
+/**
+ * Tries a read that failed on `from` with `error` again elsewhere (a
+ * connection that reconnects), or returns undefined to fail with the error.
+ * One function serves every read: it is told what the read was.
+ */
+export type ReadRetry = <T>(
+  error: Error,
+  objectId: string,
+  options: AcquireOptions,
+  make: (acquired: Acquired) => T | Promise<T>,
+  from: Peer,
+) => Promise<T> | undefined;
+
+/** What {@link ClientOpens.opened} reads of an OPEN under way. */
+interface OpenedCall {
+  readonly objectId: string;
+  /** Whether the lease is ended through its object only, never by its id (`DirectRead`). */
+  readonly byHandle: boolean;
+  readonly ttl: number | undefined;
+  readonly knownAs: Known | undefined;
+  takePinned(): SharedMapping[] | undefined;
+}
+
+/**
+ * One OPEN under way: its request (the frame it writes), its pending reply
+ * and what settles its promise, in one object.
+ */
+class OpenCall<T> implements Pending, Built, OpenRequest, OpenedCall {
+  readonly op = Op.OPEN;
+  sentInSweep = 0;
+  readonly takesFds = true;
+  parts?: Uint8Array[];
+  readonly room: number;
+  readonly objectId: string;
+  readonly known: number;
+  readonly ttl: number | undefined;
+  readonly local: boolean;
+  readonly options: AcquireOptions;
+  /** What the object was known as, when `known` names it. */
+  readonly knownAs: Known | undefined;
+  make!: (acquired: Acquired) => T | Promise<T>;
+  byHandle = false;
+  /** Tries the read again elsewhere after it failed; see {@link ReadRetry}. */
+  retry: ReadRetry | undefined;
+  resolve!: (value: T | Promise<T>) => void;
+  reject!: (error: Error) => void;
+  readonly #opens: ClientOpens;
+  #pinned: SharedMapping[] | undefined;
+
+  constructor(
+    opens: ClientOpens,
+    objectId: string,
+    options: AcquireOptions,
+    knownAs: Known | undefined,
+    pinned: SharedMapping[] | undefined,
+  ) {
+    this.#opens = opens;
+    this.objectId = objectId;
+    this.options = options;
+    this.ttl = options.ttl;
+    this.local = options.local === true;
+    this.knownAs = knownAs;
+    this.known = knownAs === undefined ? 0 : knownAs.serial;
+    this.#pinned = pinned;
+    this.room = openFrameRoom(objectId);
+  }
+
+  write(into: Uint8Array, id: number): number {
+    return writeOpenFrame(into, id, this);
+  }
+
+  /** The mappings pinned for the reply; the caller owns them from here on. */
+  takePinned(): SharedMapping[] | undefined {
+    const pinned = this.#pinned;
+    this.#pinned = undefined;
+    return pinned;
+  }
+
+  settle(body: Uint8Array, fds: number[]): void {
+    let held: HeldLease;
+    try {
+      held = this.#opens.opened(this, body, fds);
+    } catch (error) {
+      this.reject(error as Error);
+      return;
+    }
+    let made: T | Promise<T>;
+    try {
+      made = this.make(held);
+    } catch (error) {
+      this.#opens.abandon(held);
+      this.reject(error as Error);
+      return;
+    }
+    this.resolve(made);
+  }
+
+  fail(error: Error): void {
+    for (const shared of this.takePinned() ?? []) shared.release();
+    this.#opens.refused(this, error);
   }
 }

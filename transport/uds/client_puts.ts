@@ -10,7 +10,7 @@ import { UnsupportedError } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { putInSteps } from "../../core/put_in_steps.ts";
-import type { Peer, PutOptions } from "../../core/peer.ts";
+import type { AcquireOptions, Peer, PutOptions } from "../../core/peer.ts";
 import type { PreparedMemfd } from "../../native/memfd_pool.ts";
 import type { Native } from "../../native/load.ts";
 import type { ClientLeases, HeldLease } from "./client_leases.ts";
@@ -130,7 +130,7 @@ export class ClientPuts {
    * Creates, fills and seals an object through `peer`, the connection's:
    * see `UdsPeer.putObject`.
    */
-  async putObject(
+  putObject(
     peer: Peer,
     chunks: readonly Uint8Array[],
     size: number,
@@ -138,19 +138,33 @@ export class ClientPuts {
   ): Promise<ObjectInfo> {
     const plain = options.id === undefined && options.meta === undefined &&
       options.ttl === undefined;
-    const fields = plain ? {} : {
-      ...(options.meta === undefined ? {} : { meta: options.meta }),
-      ...(options.ttl === undefined ? {} : { ttl: options.ttl, objectTtl: options.ttl }),
-    };
-    const request = options.id === undefined ? fields : { id: options.id, ...fields };
     if (size <= INLINE_PUT) {
-      const fields = plain ? "{}" : JSON.stringify(request);
+      // A promise chain, not an async function: the put of a small object is the common one.
+      let fields: string;
+      try {
+        fields = plain ? "{}" : JSON.stringify(putFields(options));
+      } catch (error) {
+        return Promise.reject(error);
+      }
       const frame: Built = {
         room: putFrameRoom(fields, size),
         write: (into, id) => writePutFrame(into, id, fields, chunks, size),
       };
-      return await this.#requests.call(Op.PUT, frame, decodeInfo);
+      return this.#requests.call(Op.PUT, frame, decodeInfo);
     }
+    return this.#putLarge(peer, chunks, size, options, plain);
+  }
+
+  /** {@link ClientPuts.putObject} of an object too large to go inline. */
+  async #putLarge(
+    peer: Peer,
+    chunks: readonly Uint8Array[],
+    size: number,
+    options: PutOptions,
+    plain: boolean,
+  ): Promise<ObjectInfo> {
+    const fields = plain ? {} : lifeFields(options);
+    const request = putFields(options);
     const writeAhead = size >= WRITE_AHEAD_PUT ? this.#writeAhead : undefined;
     const memfd = this.#requests.closedReason === undefined ? writeAhead?.take(size) : undefined;
     try {
@@ -217,4 +231,20 @@ export class ClientPuts {
   close(): Promise<void> | undefined {
     return this.#writeAhead?.close();
   }
+}
+
+type LifeFields = Pick<AcquireOptions, "meta" | "ttl" | "objectTtl">;
+
+/** Metadata and TTL of a put, as its CREATE lease takes them: the TTL is the object's too. */
+function lifeFields(options: PutOptions): LifeFields {
+  return {
+    ...(options.meta === undefined ? {} : { meta: options.meta }),
+    ...(options.ttl === undefined ? {} : { ttl: options.ttl, objectTtl: options.ttl }),
+  };
+}
+
+/** The fields of a put's request: its id, if given, and {@link lifeFields}. */
+function putFields(options: PutOptions): LifeFields & { id?: string } {
+  const fields = lifeFields(options);
+  return options.id === undefined ? fields : { id: options.id, ...fields };
 }

@@ -25,12 +25,14 @@ import {
   peekHeader,
   PROTOCOL_VERSION,
   textFrameRoom,
+  writeHeader,
   writeTextFrame,
 } from "./protocol.ts";
 import { RecentTexts } from "./recent_texts.ts";
 import { route } from "./router.ts";
 import { acquire, releaseOneWay } from "./serve_leases.ts";
-import { ServerOpens } from "./serve_open.ts";
+import { open, opened, ServerOpens } from "./serve_open.ts";
+import { type Served, type ServedBy, ServedPool } from "./served.ts";
 import { closeAll, type Context, json, type Session } from "./session.ts";
 import { ServerArrivals } from "./serve_arriving.ts";
 
@@ -43,7 +45,7 @@ const RECENT_TEXTS = 64;
 const MAX_QUEUED_FDS = 1024;
 
 /** One client of a `UdsServer`: its requests, replies and leases. */
-export class Connection implements ChannelHandler, Session {
+export class Connection implements ChannelHandler, Session, ServedBy {
   readonly context: Context;
   readonly peer: Peer;
   readonly channel: Channel;
@@ -53,6 +55,7 @@ export class Connection implements ChannelHandler, Session {
   readonly arrivals = new ServerArrivals();
   reading = 0;
   readonly #flusher: Flusher;
+  readonly #served = new ServedPool(this);
   #inflight = 0;
   /** Frames received but not started yet, while too many are under way. */
   #backlog: { bytes: Uint8Array; fds: number[] } | undefined;
@@ -216,33 +219,51 @@ export class Connection implements ChannelHandler, Session {
     // Routed in this turn, and ACQUIRE and OPEN push their replies as soon as
     // the peer answers: a get's reply leaves with the flush of the turn its
     // request came in. Keep the path whole: a step between would be a hop.
-    let work: Promise<Uint8Array | string | undefined>;
+    const served = this.#served.take(op, id, flags);
     try {
-      work = memfds.length === 0
-        ? route(this, op, id, body)
-        : acquire(this, id, decodeAcquire(body), memfds);
+      if (op === Op.OPEN && memfds.length === 0) {
+        open(this, served, body).then(served.granted, served.refuse);
+      } else {
+        const work = memfds.length === 0
+          ? route(this, op, id, body)
+          : acquire(this, id, decodeAcquire(body), memfds);
+        work.then(served.answer, served.refuse);
+      }
     } catch (error) {
+      this.#served.give(served);
       this.#refuse(header, memfds, error);
       return;
     }
     this.#inflight++;
     this.context.reactor.schedule.busy(1);
-    work.then(
-      (reply) => {
-        try {
-          if (reply !== undefined && !(flags & Flag.ONE_WAY)) this.#reply(op, id, reply);
-        } finally {
-          this.#settled();
-        }
-      },
-      (error) => {
-        try {
-          if (!(flags & Flag.ONE_WAY)) this.#fail(op, id, error);
-        } finally {
-          this.#settled();
-        }
-      },
-    );
+  }
+
+  answer(served: Served, reply: Uint8Array | string | undefined): void {
+    try {
+      if (reply !== undefined && !(served.flags & Flag.ONE_WAY)) {
+        this.#reply(served.op, served.id, reply);
+      }
+    } finally {
+      this.#settled(served);
+    }
+  }
+
+  refuse(served: Served, error: unknown): void {
+    try {
+      if (!(served.flags & Flag.ONE_WAY)) this.#fail(served.op, served.id, error);
+    } finally {
+      this.#settled(served);
+    }
+  }
+
+  granted(served: Served, acquired: Acquired): void {
+    try {
+      opened(this, served, acquired);
+    } catch (error) {
+      this.refuse(served, error);
+      return;
+    }
+    this.#settled(served);
   }
 
   /** Answers a request that did not start with `error`, and closes the memfds it carries. */
@@ -252,7 +273,8 @@ export class Connection implements ChannelHandler, Session {
   }
 
   /** A request has been answered: the reply may go out, and the next request start. */
-  #settled(): void {
+  #settled(served: Served): void {
+    this.#served.give(served);
     this.#inflight--;
     this.context.reactor.schedule.busy(-1);
     this.#scheduleFlush();
@@ -268,7 +290,10 @@ export class Connection implements ChannelHandler, Session {
     } else if (body.length > CHUNK) {
       this.#replyChunked(op, id, body);
     } else {
-      this.channel.push(encodeFrame(op, id, Flag.REPLY, body));
+      const into = this.channel.reserve(HEADER_SIZE + body.length);
+      writeHeader(into, op, id, Flag.REPLY, body.length, 0);
+      if (body.length > 0) into.set(body, HEADER_SIZE);
+      this.channel.commit(into, HEADER_SIZE + body.length);
     }
   }
 
@@ -288,10 +313,8 @@ export class Connection implements ChannelHandler, Session {
   }
 
   #pushText(op: number, id: number, flags: number, text: string): void {
-    this.channel.pushBuilt(
-      textFrameRoom(text),
-      (into) => writeTextFrame(into, op, id, flags, text),
-    );
+    const into = this.channel.reserve(textFrameRoom(text));
+    this.channel.commit(into, writeTextFrame(into, op, id, flags, text));
   }
 
   /**

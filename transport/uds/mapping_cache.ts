@@ -17,7 +17,8 @@ export interface SharedMapping {
   release(): void;
 }
 
-interface Entry {
+/** A mapping in the cache, and how many use it. */
+export interface Entry {
   readonly key: string;
   readonly mapping: Mapping;
   users: number;
@@ -73,21 +74,16 @@ export class MappingCache {
   #use(entry: Entry): SharedMapping {
     if (entry.users === 0 && entry.idleSince !== 0) this.#idle--;
     entry.users++;
-    const used = entry;
-    let released = false;
-    return {
-      key: used.key,
-      mapping: used.mapping,
-      release: () => {
-        if (released) return;
-        released = true;
-        if (--used.users > 0) return;
-        used.idleSince = Date.now();
-        this.#idle++;
-        if (this.#idle > MAX_IDLE) this.#sweep(Number.POSITIVE_INFINITY);
-        this.#arm();
-      },
-    };
+    return new Use(this, entry);
+  }
+
+  /** A use of `entry` has ended. */
+  unuse(entry: Entry): void {
+    if (--entry.users > 0) return;
+    entry.idleSince = Date.now();
+    this.#idle++;
+    if (this.#idle > MAX_IDLE) this.#sweep(Number.POSITIVE_INFINITY);
+    this.#arm();
   }
 
   /** Unmaps every mapping, detaching views still open. */
@@ -129,5 +125,27 @@ export class MappingCache {
     if (range) {
       check(this.#native.symbols.pk_munmap_once(range.pointer, BigInt(range.length)), "munmap");
     }
+  }
+}
+
+/** One use of a cached mapping, ended once by {@link Use.release}. */
+class Use implements SharedMapping {
+  readonly #cache: MappingCache;
+  #entry: Entry | undefined;
+  readonly key: string;
+  readonly mapping: Mapping;
+
+  constructor(cache: MappingCache, entry: Entry) {
+    this.#cache = cache;
+    this.#entry = entry;
+    this.key = entry.key;
+    this.mapping = entry.mapping;
+  }
+
+  release(): void {
+    const entry = this.#entry;
+    if (entry === undefined) return;
+    this.#entry = undefined;
+    this.#cache.unuse(entry);
   }
 }

@@ -49,9 +49,9 @@ export interface OpenRequest {
   /** The serial the client still maps the object as, from an earlier reply; 0 for none. */
   readonly known: number;
   /** TTL of the READ lease in milliseconds. */
-  readonly ttl?: number;
+  readonly ttl?: number | undefined;
   /** Only this host's copy (see `AcquireOptions.local`). */
-  readonly local?: boolean;
+  readonly local?: boolean | undefined;
 }
 
 /** The most bytes an OPEN request frame takes. */
@@ -76,32 +76,37 @@ export function writeOpenFrame(room: Uint8Array, id: number, request: OpenReques
 
 /** Decodes the text fields of a frame. */
 export interface TextDecoding {
-  /** @throws {ProtocolError} When the bytes are not UTF-8. */
-  decode(bytes: Uint8Array): string;
+  /**
+   * Decodes `bytes` from byte `from` to the end.
+   *
+   * @throws {ProtocolError} When the bytes are not UTF-8.
+   */
+  decode(bytes: Uint8Array, from: number): string;
 }
 
-const plainText: TextDecoding = { decode: decodeText };
+/** Where {@link readOpen} puts the fields of an OPEN request. */
+export interface OpenFields {
+  objectId: string;
+  known: number;
+  ttl: number | undefined;
+  local: boolean;
+}
 
 /**
- * Decodes an OPEN request body; undefined when it is too short.
+ * Decodes an OPEN request body into `into`, a record of the caller's, with
+ * no object of its own; false when it is too short.
  *
  * @param texts Decodes the object id.
  * @throws {ProtocolError} When the object id is not UTF-8.
  */
-export function decodeOpen(
-  body: Uint8Array,
-  texts: TextDecoding = plainText,
-): OpenRequest | undefined {
-  if (body.length < REQUEST_FIXED) return undefined;
-  const objectId = texts.decode(body.subarray(REQUEST_FIXED));
-  const known = readUint32(body, 0);
+export function readOpen(body: Uint8Array, into: OpenFields, texts: TextDecoding): boolean {
+  if (body.length < REQUEST_FIXED) return false;
+  into.objectId = texts.decode(body, REQUEST_FIXED);
+  into.known = readUint32(body, 0);
   const flags = body[4]!;
-  if (flags & 2) {
-    return flags & 1
-      ? { objectId, known, ttl: readFloat64(body, 5), local: true }
-      : { objectId, known, local: true };
-  }
-  return flags & 1 ? { objectId, known, ttl: readFloat64(body, 5) } : { objectId, known };
+  into.ttl = flags & 1 ? readFloat64(body, 5) : undefined;
+  into.local = (flags & 2) !== 0;
+  return true;
 }
 
 /** The fields of an OPEN reply. */

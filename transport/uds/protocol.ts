@@ -197,8 +197,14 @@ export interface Header {
 const encoder = new TextEncoder();
 // A leading U+FEFF is part of the text, an object id say, not a byte-order mark to drop.
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-/** Bodies up to this many bytes are decoded in JS when they are ASCII. */
+/** Texts up to this many UTF-16 units are encoded in JS when they are ASCII. */
 const SHORT_TEXT = 512;
+/**
+ * Bodies up to this many bytes are decoded in JS when they are ASCII: ids and
+ * lease ids. Longer ones (JSON) go to the runtime's decoder, which costs
+ * less from about 50 bytes on than a JS string made of a list of codes.
+ */
+const SHORT_DECODE = 48;
 
 /**
  * Builds a frame: header and body in one array.
@@ -300,21 +306,38 @@ export function writeText(into: Uint8Array, text: string, at = 0): number {
  * @returns The header, or a description of what is wrong with it.
  */
 export function readHeader(message: Uint8Array, offset: number): Header | string {
+  return readHeaderInto(newHeader(), message, offset);
+}
+
+/** A header to fill with {@link readHeaderInto}. */
+function newHeader(): { -readonly [K in keyof Header]: Header[K] } {
+  return { version: 0, op: 0, id: 0, length: 0, flags: 0, fds: 0 };
+}
+
+/**
+ * {@link readHeader} into `header`, which it returns, or a description of
+ * what is wrong: the frame iterator fills one header for every frame instead
+ * of making one per frame.
+ */
+function readHeaderInto(
+  header: { -readonly [K in keyof Header]: Header[K] },
+  message: Uint8Array,
+  offset: number,
+): Header | string {
   if (message.length - offset < HEADER_SIZE) {
     return `truncated header: ${message.length - offset} bytes`;
   }
   if (readUint16(message, offset) !== MAGIC) return "bad magic";
-  const header: Header = {
-    version: message[offset + 2]!,
-    op: message[offset + 3]!,
-    id: readUint32(message, offset + 4),
-    length: readUint32(message, offset + 8),
-    flags: message[offset + 12]!,
-    fds: message[offset + 13]!,
-  };
-  if (header.length > message.length - offset - HEADER_SIZE) {
-    return `body of ${header.length} bytes overruns the message`;
+  const length = readUint32(message, offset + 8);
+  if (length > message.length - offset - HEADER_SIZE) {
+    return `body of ${length} bytes overruns the message`;
   }
+  header.version = message[offset + 2]!;
+  header.op = message[offset + 3]!;
+  header.id = readUint32(message, offset + 4);
+  header.length = length;
+  header.flags = message[offset + 12]!;
+  header.fds = message[offset + 13]!;
   return header;
 }
 
@@ -337,7 +360,9 @@ export const NO_FDS: number[] = [];
 /**
  * Walks the frames of a received message, handing each its body and its
  * share of the message's fds, in order: the one loop over frames of both
- * sides. Bodies are views of the message, valid until it is reused.
+ * sides. Bodies are views of the message, valid until it is reused, and
+ * the header {@link Frames.next} returns is one object, filled anew for each
+ * frame: read what it holds before the next call.
  *
  * @example Read the frames of a message
  * ```ts ignore
@@ -353,6 +378,7 @@ export class Frames {
   readonly #allFds: readonly number[];
   #offset = 0;
   #fdAt = 0;
+  readonly #header = newHeader();
   /** The body of the frame {@link Frames.next} returned last. */
   body: Uint8Array = EMPTY;
   /** The fds of the frame {@link Frames.next} returned last, taken from the message's. */
@@ -376,7 +402,7 @@ export class Frames {
   next(): Header | string | undefined {
     const message = this.#message;
     if (this.#offset >= message.length) return undefined;
-    const header = readHeader(message, this.#offset);
+    const header = readHeaderInto(this.#header, message, this.#offset);
     if (typeof header === "string") return header;
     const start = this.#offset + HEADER_SIZE;
     this.#offset = start + header.length;
@@ -407,9 +433,9 @@ const EMPTY = new Uint8Array(0);
  * @throws {ProtocolError} When it is not valid UTF-8.
  */
 export function decodeText(body: Uint8Array): string {
-  // Most bodies are short ASCII (ids, small JSON): decoding those here skips
-  // a call into the runtime, which costs more than the loop.
-  if (body.length <= SHORT_TEXT) {
+  // Ids and lease ids are short ASCII: decoding those here skips a call into
+  // the runtime, which costs more than the loop.
+  if (body.length <= SHORT_DECODE) {
     let ascii = true;
     for (let i = 0; i < body.length; i++) {
       if (body[i]! >= 0x80) {

@@ -32,15 +32,15 @@ export class RecentTexts {
   }
 
   /**
-   * Decodes a UTF-8 body: a recent text when the bytes spell one, else a
-   * new string, which then counts as recent.
+   * Decodes a UTF-8 body, from byte `from` to its end: a recent text when
+   * the bytes spell one, else a new string, which then counts as recent.
    *
    * @throws {ProtocolError} When it is not UTF-8.
    */
-  decode(bytes: Uint8Array): string {
-    const known = this.#slots[bytesHash(bytes) & this.#mask]!;
-    if (spells(bytes, known)) return known;
-    const text = decodeText(bytes);
+  decode(bytes: Uint8Array, from = 0): string {
+    const known = this.#slots[bytesHash(bytes, from) & this.#mask]!;
+    if (spells(bytes, from, known)) return known;
+    const text = decodeText(from === 0 ? bytes : bytes.subarray(from));
     this.add(text);
     return text;
   }
@@ -53,12 +53,12 @@ const ENDS = 8;
  * A hash of the bytes, the same as {@link textHash} of the ASCII text they
  * spell: the length and up to {@link ENDS} bytes at each end.
  */
-function bytesHash(bytes: Uint8Array): number {
-  const length = bytes.length;
-  let hash = length;
-  const head = Math.min(ENDS, length);
-  for (let i = 0; i < head; i++) hash = Math.imul(hash ^ bytes[i]!, 0x9e3779b1);
-  for (let i = Math.max(head, length - ENDS); i < length; i++) {
+function bytesHash(bytes: Uint8Array, from: number): number {
+  const end = bytes.length;
+  let hash = end - from;
+  const head = Math.min(from + ENDS, end);
+  for (let i = from; i < head; i++) hash = Math.imul(hash ^ bytes[i]!, 0x9e3779b1);
+  for (let i = Math.max(head, end - ENDS); i < end; i++) {
     hash = Math.imul(hash ^ bytes[i]!, 0x9e3779b1);
   }
   return (hash ^ (hash >>> 15)) & 0x7fffffff;
@@ -77,11 +77,12 @@ function textHash(text: string): number {
   return (hash ^ (hash >>> 15)) & 0x7fffffff;
 }
 
-/** Whether `bytes` are `text`, an ASCII one. */
-function spells(bytes: Uint8Array, text: string): boolean {
-  if (bytes.length !== text.length || text.length === 0) return false;
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i] !== text.charCodeAt(i)) return false;
+/** Whether `bytes` from `from` on are `text`, an ASCII one. */
+function spells(bytes: Uint8Array, from: number, text: string): boolean {
+  const length = text.length;
+  if (bytes.length - from !== length || length === 0) return false;
+  for (let i = 0; i < length; i++) {
+    if (bytes[from + i] !== text.charCodeAt(i)) return false;
   }
   return true;
 }

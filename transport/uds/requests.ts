@@ -16,6 +16,7 @@ import type { Native } from "../../native/load.ts";
 import type { Reactor } from "../../native/reactor.ts";
 import type { Flusher } from "../../native/schedule.ts";
 import type { Channel } from "./channel.ts";
+import { PendingTable } from "./pending_table.ts";
 import { decodeOpenReply } from "./open_frame.ts";
 import {
   type AcquireReply,
@@ -53,18 +54,72 @@ export type Call = <T>(op: number, body: Body, decode: Decode<T>) => Promise<T>;
 /** What a 0-length reply decodes to. */
 export const none: Decode<void> = () => {};
 
-interface Pending {
+/**
+ * A request waiting for its reply. Most are made by {@link Requests.call};
+ * a caller with state of its own to carry (the OPEN of a get) makes one
+ * object that is its pending request, its frame and its reply's handler,
+ * and sends it with {@link Requests.send}.
+ */
+export interface Pending {
   readonly op: number;
   /** The time-out sweep during which the request was sent: a clock without a call per request. */
-  readonly sentInSweep: number;
-  readonly decode: Decode<unknown>;
-  /** Whether the decoder takes over the fds of the reply; otherwise they are closed. */
+  sentInSweep: number;
+  /** Whether {@link Pending.settle} takes over the fds of the reply; otherwise they are closed. */
   readonly takesFds: boolean;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: Error) => void;
   /** Earlier parts of a reply split with {@link Flag.MORE}. */
   parts?: Uint8Array[];
+  /** Takes the reply's body (valid only during the call) and, if it takes them, its fds. */
+  settle(body: Uint8Array, fds: number[]): void;
+  /** The request failed: an error reply, a time-out or the connection's end. */
+  fail(error: Error): void;
 }
+
+/** A request of {@link Requests.call}: its reply decoded settles a promise. */
+class Decoded<T> implements Pending {
+  readonly op: number;
+  sentInSweep = 0;
+  readonly takesFds: boolean;
+  parts?: Uint8Array[];
+  readonly #decode: Decode<T>;
+  readonly #resolve: (value: T | Promise<T>) => void;
+  readonly #reject: (error: Error) => void;
+  readonly #recover: Recover<T> | undefined;
+
+  constructor(
+    op: number,
+    decode: Decode<T>,
+    resolve: (value: T | Promise<T>) => void,
+    reject: (error: Error) => void,
+    recover: Recover<T> | undefined,
+  ) {
+    this.op = op;
+    this.takesFds = op === Op.ACQUIRE || op === Op.OPEN;
+    this.#decode = decode;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#recover = recover;
+  }
+
+  settle(body: Uint8Array, fds: number[]): void {
+    let value: T;
+    try {
+      value = this.#decode(body, fds);
+    } catch (error) {
+      this.#reject(error as Error);
+      return;
+    }
+    this.#resolve(value);
+  }
+
+  fail(error: Error): void {
+    const again = this.#recover?.(error);
+    if (again === undefined) this.#reject(error);
+    else this.#resolve(again);
+  }
+}
+
+/** Settles a failed request another way, or returns undefined to fail it with the error. */
+export type Recover<T> = (error: Error) => Promise<T> | undefined;
 
 /** Errors the daemon sent in reply, as opposed to those of this side. */
 const fromDaemon = new WeakSet<Error>();
@@ -106,7 +161,7 @@ export class Requests {
   readonly #path: string;
   readonly #timeout: number;
   readonly #failConnection: (reason: string) => void;
-  readonly #pending = new Map<number, Pending>();
+  readonly #pending = new PendingTable<Pending>();
   /** ACQUIRE and OPEN requests given up on, whose late replies would grant leases to release. */
   readonly #abandoned = new Set<number>();
   #nextId = 1;
@@ -130,24 +185,47 @@ export class Requests {
   /**
    * Sends a request and waits for its reply. A request with a memfd (a
    * CREATE that hands it over) leaves at once, not at the end of the turn,
-   * so that its caller can fill the memfd while it travels.
+   * so that its caller can fill the memfd while it travels. `recover` may
+   * settle a request that failed another way.
    */
-  call<T>(op: number, body: Body, decode: Decode<T>, memfd?: number): Promise<T> {
+  call<T>(
+    op: number,
+    body: Body,
+    decode: Decode<T>,
+    memfd?: number,
+    recover?: Recover<T>,
+  ): Promise<T> {
     if (this.#closedReason !== undefined) return Promise.reject(this.closedError());
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    try {
+      this.send(new Decoded(op, decode, resolve, reject, recover), body, memfd);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return promise;
+  }
+
+  /**
+   * Sends a request whose reply settles `pending`, a request the caller
+   * made (see {@link Pending}); on a closed connection it fails at once.
+   */
+  send(pending: Pending, body: Body, memfd?: number): void {
+    if (this.#closedReason !== undefined) {
+      pending.fail(this.closedError());
+      return;
+    }
     const id = this.#nextId;
     this.#nextId = id === 0xffff_ffff ? 1 : id + 1;
-    const { promise, resolve, reject } = Promise.withResolvers<T>();
-    this.#pending.set(id, {
-      op,
-      sentInSweep: Requests.#sweeps,
-      decode,
-      takesFds: op === Op.ACQUIRE || op === Op.OPEN,
-      resolve: resolve as (value: unknown) => void,
-      reject,
-    });
-    this.#send(op, id, 0, body, memfd);
+    pending.sentInSweep = Requests.#sweeps;
+    this.#pending.set(id, pending);
+    try {
+      this.#send(pending.op, id, 0, body, memfd);
+    } catch (error) {
+      // Never sent (a frame too large): nothing will answer it.
+      this.#pending.delete(id);
+      throw error;
+    }
     if (memfd !== undefined) this.#channel.flush();
-    return promise;
   }
 
   /** Ends a lease on the daemon without waiting: nobody waits for a one-way request. */
@@ -200,15 +278,11 @@ export class Requests {
           for (const fd of frameFds) symbols.pk_close(fd);
         }
         if (header.flags & Flag.ERROR) {
-          pending.reject(remoteError(body));
+          pending.fail(remoteError(body));
         } else if (failed) {
-          pending.reject(new ProtocolError("Reply truncated: the message or its fds were cut"));
+          pending.fail(new ProtocolError("Reply truncated: the message or its fds were cut"));
         } else {
-          try {
-            pending.resolve(pending.decode(joined(pending.parts, body), frameFds));
-          } catch (error) {
-            pending.reject(error as Error);
-          }
+          pending.settle(joined(pending.parts, body), frameFds);
         }
       }
     } finally {
@@ -223,8 +297,9 @@ export class Requests {
     Requests.#unwatch(this);
     this.#abandoned.clear();
     const error = this.closedError();
-    for (const pending of this.#pending.values()) pending.reject(error);
+    const pending = [...this.#pending.entries()];
     this.#pending.clear();
+    for (const [, request] of pending) request.fail(error);
   }
 
   /** Why the connection ended, or undefined while it is open. */
@@ -264,15 +339,16 @@ export class Requests {
     Requests.#sweeper = undefined;
   }
 
-  /** Fails the requests that have waited longer than the timeout, oldest first. */
+  /** Fails the requests that have waited longer than the timeout. */
   #expire(): void {
-    for (const [id, pending] of this.#pending) {
+    if (this.#pending.size === 0) return;
+    for (const [id, pending] of this.#pending.entries()) {
       // A read-through lasts as long as its download: the socket closing ends it.
       if (pending.op === Op.FETCH) continue;
-      if ((Requests.#sweeps - pending.sentInSweep - 1) * SWEEP_MS < this.#timeout) break;
+      if ((Requests.#sweeps - pending.sentInSweep - 1) * SWEEP_MS < this.#timeout) continue;
       this.#pending.delete(id);
       if (pending.op === Op.ACQUIRE || pending.op === Op.OPEN) this.#abandoned.add(id);
-      pending.reject(
+      pending.fail(
         new StoreUnavailableError(`No reply from ${this.#path} within ${this.#timeout} ms`),
       );
     }

@@ -8,7 +8,6 @@ import { decodeAcquire, Op } from "./protocol.ts";
 import { put, read, write } from "./serve_blobs.ts";
 import { acquire, discard, release, renew, seal } from "./serve_leases.ts";
 import { remove } from "./serve_delete.ts";
-import { open } from "./serve_open.ts";
 import { arrive, arriveCancel, arriveNext } from "./serve_arriving.ts";
 import { fetchOrigin, has, list, metrics, stat, stats, status } from "./serve_queries.ts";
 import type { Session } from "./session.ts";
@@ -16,7 +15,10 @@ import type { Session } from "./session.ts";
 /**
  * Parses a request synchronously (the body is reused after this) and starts
  * it. Replies that carry fds are pushed by their handler, which resolves
- * with undefined; the others resolve with the reply's body.
+ * with undefined; the others resolve with the reply's body. OPEN, the
+ * request of every get, is started by the connection itself on a pooled
+ * record (`serve_open.ts`), with no promise of its own between the grant and
+ * the reply.
  *
  * @throws {ProtocolError} For an unknown operation.
  */
@@ -53,8 +55,6 @@ export function route(
       return write(session, body);
     case Op.PUT:
       return put(session, body);
-    case Op.OPEN:
-      return open(session, id, body);
     case Op.METRICS:
       return metrics(session);
     case Op.DELETE:

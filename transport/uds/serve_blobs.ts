@@ -35,24 +35,24 @@ export async function write(session: Session, body: Uint8Array): Promise<Uint8Ar
 }
 
 /** Creates, writes, seals and releases a small object whose bytes came inline. */
-export async function put(session: Session, body: Uint8Array): Promise<string> {
+export function put(session: Session, body: Uint8Array): Promise<string> {
   const decoded = decodePut(body);
   if (decoded === undefined) throw new ProtocolError("Malformed PUT request");
   const { bytes } = decoded;
   const request = putRequest(decoded.request);
   const peer = session.peer as Peer & Partial<DirectPut>;
+  // A promise chain, not an async function: a small put is the common one.
   if (typeof peer.putObject === "function") {
     // The bytes are a copy of the request's, this put's to give up.
     const put = { ...request, transfer: true };
-    return written(session, await peer.putObject([bytes], bytes.length, put));
+    return peer.putObject([bytes], bytes.length, put).then((info) => written(session, info));
   }
   const { id, meta, ttl } = request;
-  const info = await putInSteps(peer, id, [bytes], {
+  return putInSteps(peer, id, [bytes], {
     size: bytes.length,
     ...(meta === undefined ? {} : { meta }),
     ...(ttl === undefined ? {} : { ttl, objectTtl: ttl }),
-  });
-  return written(session, info);
+  }).then((info) => written(session, info));
 }
 
 /** A blob of a lease on this connection, for peers whose blobs have no fd. */

@@ -13,5 +13,9 @@ import { empty, type Session } from "./session.ts";
 /** Deletes the object the body names; an empty reply once it has left lookups. */
 export function remove(session: Session, body: Uint8Array): Promise<Uint8Array> {
   const objectId = deleteRequest(decodeText(body));
-  return deleteObject(session.peer, objectId).then(() => empty);
+  return deleteObject(session.peer, objectId).then(emptyReply);
+}
+
+function emptyReply(): Uint8Array {
+  return empty;
 }

@@ -60,11 +60,9 @@ export async function acquire(
   // The fds stay open until the flush of this turn: the lease holds the blobs,
   // and only a timer (expiry) or another message (release) could end it.
   const text = json(reply);
-  session.channel.pushBuilt(
-    textFrameRoom(text),
-    (into) => writeTextFrame(into, Op.ACQUIRE, id, Flag.REPLY, text, fds.length),
-    fds,
-  );
+  const channel = session.channel;
+  const into = channel.reserve(textFrameRoom(text));
+  channel.commit(into, writeTextFrame(into, Op.ACQUIRE, id, Flag.REPLY, text, fds.length), fds);
   return undefined;
 }
 
@@ -122,8 +120,10 @@ export function releaseOneWay(session: Session, body: Uint8Array): void {
   }
   // Ended whatever the peer says: a lease that fails to release has expired.
   session.leases.delete(lease);
-  session.peer.release(lease).catch(() => {});
+  session.peer.release(lease).catch(ignore);
 }
+
+function ignore(): void {}
 
 export function renew(session: Session, body: Uint8Array): Promise<string> {
   const { leaseId, ttl } = decodeRenew(body);

@@ -10,7 +10,13 @@ import { ProtocolError } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
 import type { Acquired, AcquireOptions } from "../../core/peer.ts";
 import { setNewest } from "./newest.ts";
-import { decodeOpen, type OpenReply, openReplyRoom, writeOpenReply } from "./open_frame.ts";
+import {
+  type OpenFields,
+  type OpenReply,
+  openReplyRoom,
+  readOpen,
+  writeOpenReply,
+} from "./open_frame.ts";
 import { Flag, NO_FDS } from "./protocol.ts";
 import { keep } from "./serve_leases.ts";
 import { json, type Session } from "./session.ts";
@@ -35,41 +41,39 @@ export class ServerOpens {
   lastSerial = 0;
 }
 
+/** Where an OPEN under way is answered: its request id, and its request's fields. */
+export interface OpenCall extends OpenFields {
+  /** The request id. */
+  readonly id: number;
+}
+
 /**
- * Grants a READ lease in compact form (see `open_frame.ts`). The info and
- * the fds are left out when this connection sent the client, under the
- * serial it names, the same info object with the same fds: the same
- * sealed bytes, which it still maps. (A tiered peer may have moved those
- * bytes to another memfd with the same fd number meanwhile; they are the
- * same bytes, and the client keeps the old memfd only while it reads.)
+ * Grants a READ lease in compact form (see `open_frame.ts`): decodes the
+ * request into `call` and starts the lease, whose grant goes to
+ * {@link opened}. The info and the fds are left out when this connection
+ * sent the client, under the serial it names, the same info object with the
+ * same fds: the same sealed bytes, which it still maps. (A tiered peer may
+ * have moved those bytes to another memfd with the same fd number
+ * meanwhile; they are the same bytes, and the client keeps the old memfd
+ * only while it reads.)
+ *
+ * @throws {ProtocolError} When the request is malformed.
  */
-export function open(session: Session, id: number, body: Uint8Array): Promise<undefined> {
-  let request;
-  try {
-    request = decodeOpen(body, session.recent);
-  } catch (error) {
-    return Promise.reject(error);
-  }
-  if (request === undefined) return Promise.reject(new ProtocolError("Malformed OPEN request"));
-  const { objectId, known, ttl, local } = request;
-  // A promise chain, not an async function: its frame would cost every get.
+export function open(session: Session, call: OpenCall, body: Uint8Array): Promise<Acquired> {
+  if (!readOpen(body, call, session.recent)) throw new ProtocolError("Malformed OPEN request");
+  const { objectId, ttl, local } = call;
   return session.peer.acquire(
     objectId,
     Access.READ,
     ttl === undefined ? (local ? LOCAL : NO_OPTIONS) : local ? { ttl, local } : { ttl },
-  ).then((acquired) => opened(session, id, objectId, known, acquired));
+  );
 }
 
 /** Pushes the reply of an OPEN whose lease the peer granted. */
-function opened(
-  session: Session,
-  id: number,
-  objectId: string,
-  known: number,
-  acquired: Acquired,
-): undefined {
+export function opened(session: Session, call: OpenCall, acquired: Acquired): void {
   const fds = keep(session, acquired);
-  if (fds === undefined) return undefined;
+  if (fds === undefined) return;
+  const { id, objectId, known } = call;
   session.context.metrics.readBytes += acquired.object.size;
   // Its release will spell it.
   session.recent.add(acquired.lease.id);
@@ -93,7 +97,6 @@ function opened(
   const channel = session.channel;
   const into = channel.reserve(openReplyRoom(reply));
   channel.commit(into, writeOpenReply(into, id, Flag.REPLY, reply, attached.length), attached);
-  return undefined;
 }
 
 function sameFds(a: readonly number[], b: readonly number[]): boolean {

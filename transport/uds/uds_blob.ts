@@ -45,7 +45,7 @@ export interface OwnMemfd {
 /** Where a {@link UdsBlob}'s bytes are. */
 export type BlobSource =
   /** A READ lease's read-only mapping, maybe shared with other READ leases; its memfd is closed. */
-  | { readonly shared: SharedMapping }
+  | SharedMapping
   /** A CREATE or WRITE lease's memfd, kept until the lease ends and mapped on demand. */
   | { readonly fd: number }
   /** A CREATE lease's memfd of this process's, mapped and faulted in already. */
@@ -102,7 +102,7 @@ export class UdsBlob implements Blob {
     this.#owner = owner;
     this.#index = index;
     this.size = size;
-    this.#shared = "shared" in source ? source.shared : undefined;
+    this.#shared = "mapping" in source ? source : undefined;
     this.#fd = "fd" in source ? source.fd : undefined;
     if ("memfd" in source) {
       const { fd, pointer, capacity } = source.memfd;

@@ -14,6 +14,7 @@ import type {
   ArrivingRead,
   DirectDelete,
   DirectPut,
+  DirectRead,
   Peer,
   PeerStats,
   PutOptions,
@@ -33,7 +34,7 @@ import type { OriginReply, OriginRequest, OriginSource } from "../origin_fetch.t
 import { ensureNative, type Native } from "../../native/load.ts";
 import { Reactor } from "../../native/reactor.ts";
 import { Channel } from "./channel.ts";
-import { ClientLeases, type HeldLease } from "./client_leases.ts";
+import { ClientLeases, HeldLease } from "./client_leases.ts";
 import { ClientOpens } from "./client_open.ts";
 import { ClientPuts } from "./client_puts.ts";
 import { readArriving } from "./client_arriving.ts";
@@ -87,7 +88,7 @@ const DEFAULT_REQUEST_TIMEOUT = 60_000;
  * ```
  */
 export class UdsPeer
-  implements Peer, DirectPut, DirectDelete, StatusSource, OriginSource, ArrivingRead {
+  implements Peer, DirectPut, DirectDelete, DirectRead, StatusSource, OriginSource, ArrivingRead {
   readonly #path: string;
   readonly #channel: Channel;
   readonly #requests: Requests;
@@ -164,6 +165,7 @@ export class UdsPeer
       this.#leases,
       this.#mappings,
       (objectId, options) => this.#acquire(objectId, Access.READ, options),
+      this,
     );
     this.#puts = new ClientPuts(native, this.#requests, this.#leases, writeAheadBytes);
   }
@@ -187,9 +189,39 @@ export class UdsPeer
       access === Access.READ && objectId !== undefined && options.memfds === undefined &&
       this.#opens.available
     ) {
-      return this.#opens.open(objectId, options);
+      return this.#opens.open(objectId, options, asAcquired, false);
     }
     return this.#acquire(objectId, access, options);
+  }
+
+  /**
+   * A READ lease handed to `make` as its reply is handled (see
+   * `DirectRead`): `Client.get` makes its handle there, with no promise
+   * between the reply and the caller.
+   *
+   * @param retry Tries the read again elsewhere after it failed on `from`
+   *   with `error` (a connection that reconnects), or returns undefined to
+   *   fail with the error; one function serves every read.
+   */
+  acquireRead<T>(
+    objectId: string,
+    options: AcquireOptions,
+    make: (acquired: Acquired) => T | Promise<T>,
+    retry?: <U>(
+      error: Error,
+      objectId: string,
+      options: AcquireOptions,
+      make: (acquired: Acquired) => U | Promise<U>,
+      from: Peer,
+    ) => Promise<U> | undefined,
+  ): Promise<T> {
+    if (options.memfds === undefined && this.#opens.available) {
+      return this.#opens.open(objectId, options, make, true, retry);
+    }
+    const read = this.#acquire(objectId, Access.READ, options).then(make);
+    return retry === undefined
+      ? read
+      : read.catch((error) => retry(error, objectId, options, make, this) ?? Promise.reject(error));
   }
 
   /** Takes a lease with ACQUIRE, whose request and reply are JSON. */
@@ -276,15 +308,36 @@ export class UdsPeer
         new UnknownLeaseError(`Lease ${leaseId} was not granted on this connection`),
       );
     }
+    if (this.#endNow(held)) return Promise.resolve();
+    return this.#requests.call(Op.RELEASE, leaseId, none).finally(() => this.#leases.end(leaseId));
+  }
+
+  /**
+   * Ends a lease of {@link UdsPeer.acquireRead} (or any lease of this
+   * connection) as {@link UdsPeer.release} does, dropping what it would
+   * reject with.
+   */
+  releaseQuietly(acquired: Acquired): void {
+    const held = acquired instanceof HeldLease && this.#leases.holds(acquired)
+      ? acquired
+      : this.#leases.get(acquired.lease.id);
+    if (held === undefined || this.#endNow(held)) return;
+    this.#requests.call(Op.RELEASE, held.leaseId, none).then(ignore, ignore).finally(() =>
+      this.#leases.endHeld(held)
+    );
+  }
+
+  /**
+   * Ends a lease here at once, and on the daemon before any later request of
+   * this connection, with no reply to wait for; false, with nothing done,
+   * for a lease past its expiry, which waits for the daemon's answer.
+   */
+  #endNow(held: HeldLease): boolean {
     const expiresAt = held.lease.expiresAt;
-    if (expiresAt !== undefined && expiresAt <= Date.now()) {
-      return this.#requests.call(Op.RELEASE, leaseId, none).finally(() =>
-        this.#leases.end(leaseId)
-      );
-    }
-    this.#leases.end(leaseId);
-    this.#requests.release(leaseId);
-    return Promise.resolve();
+    if (expiresAt !== undefined && expiresAt <= Date.now()) return false;
+    this.#leases.endHeld(held);
+    this.#requests.release(held.lease.id);
+    return true;
   }
 
   async renew(leaseId: string, ttl?: number): Promise<Lease> {
@@ -378,19 +431,16 @@ export class UdsPeer
    * `PROTOCOL` error, it takes a WRITE lease and discards it, and does so
    * from then on.
    */
-  async deleteObject(objectId: string): Promise<void> {
-    if (this.#deletes) {
-      try {
-        return await this.#requests.call(Op.DELETE, objectId, none);
-      } catch (error) {
-        if (
-          !(error instanceof ProtocolError && error.code === ErrorCode.PROTOCOL &&
-            isFromDaemon(error))
-        ) throw error;
-        this.#deletes = false;
-      }
-    }
-    await deleteInSteps(this, objectId);
+  deleteObject(objectId: string): Promise<void> {
+    if (!this.#deletes) return deleteInSteps(this, objectId);
+    return this.#requests.call(Op.DELETE, objectId, none, undefined, (error) => {
+      if (
+        !(error instanceof ProtocolError && error.code === ErrorCode.PROTOCOL &&
+          isFromDaemon(error))
+      ) return undefined;
+      this.#deletes = false;
+      return deleteInSteps(this, objectId);
+    });
   }
 
   /**
@@ -421,3 +471,10 @@ export class UdsPeer
     this.#mappings.close();
   }
 }
+
+/** The lease an OPEN grants, as `acquire` hands it out. */
+function asAcquired(acquired: Acquired): Acquired {
+  return acquired;
+}
+
+function ignore(): void {}

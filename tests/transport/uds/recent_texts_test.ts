@@ -27,3 +27,13 @@ Deno.test("RecentTexts never takes the bytes of a non-ASCII text for it", () => 
 Deno.test("RecentTexts wants a power of two", () => {
   assertThrows(() => new RecentTexts(6), RangeError);
 });
+
+Deno.test("RecentTexts decodes a text that starts inside its bytes, as OPEN's object id does", () => {
+  const recent = new RecentTexts(8);
+  const framed = (text: string) => new Uint8Array([1, 2, 3, ...new TextEncoder().encode(text)]);
+  assertEquals(recent.decode(framed("object-1"), 3), "object-1");
+  // Now recent: the same bytes give the same string, whatever comes before them.
+  assertEquals(recent.decode(new Uint8Array([9, ...framed("object-1")]), 4), "object-1");
+  assertEquals(recent.decode(framed("object-2"), 3), "object-2");
+  assertEquals(recent.decode(framed(""), 3), "");
+});

@@ -149,3 +149,31 @@ Deno.test({
     assertEquals((await client.peer.stats()).leases, 0);
   },
 });
+
+Deno.test({
+  name: "a get's lease, held by its handle only, ends with the handle or with the connection",
+  ignore: native === undefined,
+  async fn() {
+    await using daemon = await served();
+    const peer = await UdsPeer.connect(daemon.path);
+    await using client = new Client(peer);
+    await client.put("held", { id: "h" });
+    const leases = async (count: number) => {
+      for (let i = 0; i < 100 && (await daemon.peer.stats()).leases !== count; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assertEquals((await daemon.peer.stats()).leases, count);
+    };
+    const first = await client.get("h");
+    const second = await client.get("h");
+    await leases(2);
+    await first.close();
+    assertEquals(first.bytes.length, 0);
+    await leases(1);
+    // The connection ends: the lease still held ends here at once, its view detached.
+    await peer.close();
+    assertEquals(second.bytes.length, 0);
+    await second.close();
+    await leases(0);
+  },
+});

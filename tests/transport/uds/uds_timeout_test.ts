@@ -3,10 +3,17 @@
  * a lease granted by an ACQUIRE or OPEN reply that comes too late is released.
  */
 import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
-import { StoreUnavailableError, UdsPeer } from "../../../mod.ts";
+import { ProtocolError, StoreUnavailableError, UdsPeer } from "../../../mod.ts";
 import { Errno } from "../../../native/errno.ts";
 import type { Native } from "../../../native/load.ts";
-import { decodeText, Flag, HEADER_SIZE, Op, readHeader } from "../../../transport/uds/protocol.ts";
+import {
+  decodeText,
+  Flag,
+  HEADER_SIZE,
+  MAX_BODY,
+  Op,
+  readHeader,
+} from "../../../transport/uds/protocol.ts";
 import { openNative } from "../../helpers/native.ts";
 import { encodeTextFrame } from "../../helpers/uds_frames.ts";
 import { openReplyRoom, writeOpenReply } from "../../../transport/uds/open_frame.ts";
@@ -90,6 +97,25 @@ Deno.test({
       await stat;
       const waited = performance.now() - started;
       assert(waited >= 200 && waited < 2000, `failed after ${waited} ms`);
+    } finally {
+      await peer.close();
+      server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "a request whose frame is too large is refused at once, and leaves nothing to time out",
+  ignore: native === undefined,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "packice-timeout-" });
+    const server = new SilentServer(native!, dir);
+    const peer = await UdsPeer.connect(server.path, { requestTimeout: 100 });
+    try {
+      // Never sent: a rejected promise, not a throw, and no request left waiting for a reply.
+      await assertRejects(() => peer.stat("x".repeat(MAX_BODY + 1)), ProtocolError, "too large");
+      await new Promise((resolve) => setTimeout(resolve, 400));
     } finally {
       await peer.close();
       server.close();
