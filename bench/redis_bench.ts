@@ -1,8 +1,9 @@
 /**
- * Leases through Redis: READ acquire + release on a RedisLeaseStore (one
- * EVALSHA each, auto-pipelined on one connection across 32 concurrent
- * callers) against `redis-benchmark -c 32 -t set` on the same server in the
- * same run. One operation is an acquire and its release.
+ * Leases through Redis: READ acquire + release on a RedisLeaseStore by 32
+ * concurrent callers (the acquires, then the releases, of one turn go as one
+ * script call on one connection) against `redis-benchmark -c 32 -t set` on
+ * the same server in the same run. One operation is an acquire and its
+ * release.
  *
  * Both sides' CPU per operation comes from /proc/PID/stat over the timed
  * window: redis-server's, and the client's (this process, or the
@@ -42,6 +43,17 @@ interface Side {
   opsPerSecond: number;
   serverCpuUs: number;
   clientCpuUs: number;
+}
+
+/** Script calls (EVALSHA, EVAL) Redis ran since its statistics were reset, and their microseconds. */
+async function scriptStats(): Promise<{ calls: number; usec: number }> {
+  const stats = String(await redis.command("INFO", "commandstats"));
+  let calls = 0, usec = 0;
+  for (const match of stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+),usec=(\d+)/gm)) {
+    calls += Number(match[1]);
+    usec += Number(match[2]);
+  }
+  return { calls, usec };
 }
 
 /** Times `work`, which does `ops` operations, with the CPU the server and the client spent. */
@@ -91,15 +103,19 @@ async function baseline(): Promise<number> {
 // Rounds alternate the two sides, and each keeps its best round, so a burst of
 // other work on the machine does not land on one side only.
 await run(WARMUP_MS);
-let best: Side & { latencies: number[] } | undefined;
+let best: Side & { latencies: number[]; scripts: { calls: number; usec: number } } | undefined;
 let bestBaseline: Side | undefined;
 for (let round = 0; round < ROUNDS; round++) {
   let latencies: number[] = [];
+  await redis.command("CONFIG", "RESETSTAT");
   const side = await measure(() => cpuMs("self"), async () => {
     latencies = await run(RUN_MS);
     return latencies.length;
   });
-  if (best === undefined || side.opsPerSecond > best.opsPerSecond) best = { ...side, latencies };
+  const scripts = await scriptStats();
+  if (best === undefined || side.opsPerSecond > best.opsPerSecond) {
+    best = { ...side, latencies, scripts };
+  }
   let rate = 0;
   const set = await measure(childrenCpuMs, async () => {
     rate = await baseline();
@@ -121,6 +137,9 @@ report({
   p99_us: quantile(best!.latencies, 0.99),
   redis_cpu_us_per_op: best!.serverCpuUs,
   client_cpu_us_per_op: best!.clientCpuUs,
+  // Where the Redis side goes: script calls per operation, and Redis's time in each.
+  script_calls_per_op: best!.scripts.calls / best!.latencies.length,
+  redis_usec_per_script_call: best!.scripts.usec / best!.scripts.calls,
   baseline_redis_cpu_us_per_set: bestBaseline!.serverCpuUs,
   baseline_client_cpu_us_per_set: bestBaseline!.clientCpuUs,
 });

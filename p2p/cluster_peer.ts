@@ -34,6 +34,7 @@ import { FetchedCopies } from "./fetched_copies.ts";
 import { SealedHere } from "./sealed_here.ts";
 import { WriteLeases } from "./write_leases.ts";
 import { Fetches } from "./fetches.ts";
+import type { PartialObject } from "../transport/http/upload_gate.ts";
 import { type TransferLimits, transferLimits } from "./transfer_limits.ts";
 
 /** The one-call put the transports use when a peer offers it (see `BasePeer.putObject`). */
@@ -202,13 +203,12 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents {
 
   /**
    * Bytes of an object still on its way here, as a partial holder serves
-   * them: `read` copies a byte range whose pieces are all verified.
+   * them: `read` copies a byte range whose pieces are all verified, `lend`
+   * lends it to one response.
    *
    * @returns Undefined when no fetch of `objectId` is under way.
    */
-  partial(
-    objectId: string,
-  ): { size: number; read(start: number, end: number): Uint8Array | undefined } | undefined {
+  partial(objectId: string): PartialObject | undefined {
     return this.#fetches.partial(objectId) ?? this.#assembly.partial(objectId);
   }
 

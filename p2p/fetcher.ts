@@ -20,6 +20,7 @@ import { blocks, SourceError, sourceKey } from "./source_error.ts";
 import type { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { Transfer, type TransferOptions } from "./transfer.ts";
+import type { PartialObject } from "../transport/http/upload_gate.ts";
 
 /**
  * The least time between two announces of a transfer's pieces: each is a
@@ -207,6 +208,7 @@ export class Fetcher {
         } finally {
           // Before the view closes: no partial read may touch it after.
           this.#partials.delete(id);
+          transfer.endLending();
         }
         failures.push(...transfer.failures);
       }
@@ -247,12 +249,14 @@ export class Fetcher {
    *
    * @returns Undefined when no transfer of `id` is under way.
    */
-  partial(
-    id: string,
-  ): { size: number; read(start: number, end: number): Uint8Array | undefined } | undefined {
+  partial(id: string): PartialObject | undefined {
     const transfer = this.#partials.get(id);
     if (transfer === undefined) return undefined;
-    return { size: transfer.size, read: (start, end) => transfer.copyVerified(start, end) };
+    return {
+      size: transfer.size,
+      read: (start, end) => transfer.copyVerified(start, end),
+      lend: (start, end) => transfer.lendVerified(start, end),
+    };
   }
 
   /**

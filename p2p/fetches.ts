@@ -16,6 +16,7 @@ import type { FetchedCopies } from "./fetched_copies.ts";
 import { Fetcher, type FetchHooks } from "./fetcher.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferLimits } from "./transfer_limits.ts";
+import type { PartialObject } from "../transport/http/upload_gate.ts";
 
 /** What {@link Fetches} shares with its cluster peer. */
 export interface FetchesParts {
@@ -65,7 +66,7 @@ export class Fetches {
   /** See `ClusterPeer.partial`. */
   partial(
     id: string,
-  ): { size: number; read(start: number, end: number): Uint8Array | undefined } | undefined {
+  ): PartialObject | undefined {
     return this.#options.fetcher.partial(id);
   }
 

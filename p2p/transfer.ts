@@ -28,9 +28,11 @@ import { Blocklist } from "./swarm/blocklist.ts";
 import { PiecePicker } from "./swarm/piece_picker.ts";
 import type { PieceTimeout } from "./swarm/piece_timeout.ts";
 import { RangeClient } from "./swarm/range_client.ts";
-import { announcedBitfield } from "./swarm/bitfield.ts";
+import { announcedBitfield, sameBits } from "./swarm/bitfield.ts";
 import { holdingOf, Lanes, type Source, sourceOf } from "./swarm/source_lanes.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
+import { ViewLoans } from "./swarm/view_loans.ts";
+import type { LentRange } from "../transport/http/upload_gate.ts";
 import { sleep, type TokenBucket } from "../transport/rate_limit.ts";
 
 /** Options of {@link Transfer}. */
@@ -101,6 +103,8 @@ export class Transfer {
   #hashed = 0;
   /** Sources running now. */
   #sources = 0;
+  /** Ranges of the view lent to relay responses. */
+  readonly #loans = new ViewLoans();
 
   /**
    * Starts a transfer; nothing is fetched before {@link Transfer.run}.
@@ -251,16 +255,41 @@ export class Transfer {
    * is verified: a partial holder serves them to others at once.
    */
   copyVerified(start: number, end: number): Uint8Array | undefined {
+    return this.#isVerified(start, end) ? this.#view.slice(start, end) : undefined;
+  }
+
+  /**
+   * Bytes `start` to `end` (exclusive) of the object's own memory, lent to
+   * one relay response, when every piece they touch is verified and lending
+   * has not ended ({@link Transfer.endLending}).
+   */
+  lendVerified(start: number, end: number): LentRange | undefined {
+    return this.#isVerified(start, end)
+      ? this.#loans.lend(this.#view.subarray(start, end))
+      : undefined;
+  }
+
+  /**
+   * Lends no more; the ranges still lent get copies of their bytes: the view
+   * may close at once. Idempotent.
+   */
+  endLending(): void {
+    this.#loans.end();
+  }
+
+  #isVerified(start: number, end: number): boolean {
     const { size, pieceSize } = this.#record;
-    if (start < 0 || end > size || start >= end) return undefined;
+    if (start < 0 || end > size || start >= end) return false;
     for (let piece = Math.floor(start / pieceSize); piece * pieceSize < end; piece++) {
-      if (!this.#picker.done(piece)) return undefined;
+      if (!this.#picker.done(piece)) return false;
     }
-    return this.#view.slice(start, end);
+    return true;
   }
 
   /** A source's pieces as the directory lists them now; the picker's counts follow. */
   #update(source: Source, pieces: Uint8Array | undefined): void {
+    // Listed again as it was: nothing to count anew, and no lane to wake.
+    if (sameBits(source.pieces, pieces)) return;
     const count = this.#pieces;
     this.#picker.replaceSource(holdingOf(source.pieces, count), holdingOf(pieces, count));
     source.pieces = pieces;
@@ -279,11 +308,12 @@ export class Transfer {
   }
 
   /**
-   * Ends the HTTP client, and settles once no hash reads the view any more:
-   * only then may the blob behind it go. Idempotent.
+   * Ends the HTTP client, and settles once no hash and no relay reads the
+   * view any more: only then may the blob behind it go. Idempotent.
    */
   async close(): Promise<void> {
     this.#client.close();
+    this.#loans.end();
     await this.#lanes.settled();
     await this.#whole?.settled();
   }

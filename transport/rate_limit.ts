@@ -100,6 +100,11 @@ export class Slots {
     this.#limit = limit;
   }
 
+  /** Holders at once. */
+  get limit(): number {
+    return this.#limit;
+  }
+
   /** Slots in use. */
   get used(): number {
     return this.#used;
@@ -108,6 +113,32 @@ export class Slots {
   /** Waiters in line. */
   get waiting(): number {
     return this.#waiting.length;
+  }
+
+  /**
+   * A slot now, or once one frees if fewer than `line` wait before this one;
+   * undefined at once when the line is that long, or when `signal` aborts
+   * the wait. The returned function frees the slot.
+   */
+  async acquireWithin(line: number, signal?: AbortSignal): Promise<(() => void) | undefined> {
+    if (this.#used < this.#limit && this.#waiting.length === 0) {
+      this.#used++;
+      return this.#freer();
+    }
+    if (this.#waiting.length >= line || signal?.aborted) return undefined;
+    const handed = await new Promise<boolean>((resolve) => {
+      const wake = () => {
+        signal?.removeEventListener("abort", leave);
+        resolve(true);
+      };
+      const leave = () => {
+        this.#waiting.splice(this.#waiting.indexOf(wake), 1);
+        resolve(false);
+      };
+      this.#waiting.push(wake);
+      signal?.addEventListener("abort", leave, { once: true });
+    });
+    return handed ? this.#freer() : undefined;
   }
 
   /** A slot if one is free now, else undefined; the returned function frees it. */
@@ -151,6 +182,15 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
+ * Bytes sent in one slice at `rate` bytes a second: about 5 ms of it, at
+ * least 64 KiB and at most 1 MiB. Each slice costs a wake-up and a write;
+ * smaller slices only add to them, as the bucket lets bursts of 50 ms through.
+ */
+function sliceOf(rate: number): number {
+  return Math.min(1 << 20, Math.max(64 << 10, Math.floor(rate / 200)));
+}
+
+/**
  * A stream of the same bytes as `body`, at most `bucket.rate` bytes a second:
  * chunks larger than a slice are cut, so a 4 MiB zero-copy view does not pass
  * in one burst.
@@ -158,7 +198,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export function limitStream(
   body: ReadableStream<Uint8Array>,
   bucket: TokenBucket,
-  slice = 256 << 10,
+  slice: number = sliceOf(bucket.rate),
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let rest: Uint8Array | undefined;
@@ -176,6 +216,29 @@ export function limitStream(
     },
     async cancel(reason) {
       await reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * A stream of `source.bytes` in slices, at most `bucket.rate` bytes a
+ * second when there is a bucket. `source.bytes` is read afresh for each
+ * slice: its owner may swap it for a copy of the same bytes meanwhile (see
+ * `LentRange`).
+ */
+export function paced(
+  source: { readonly bytes: Uint8Array },
+  bucket?: TokenBucket,
+): ReadableStream<Uint8Array> {
+  const slice = bucket === undefined ? 1 << 20 : sliceOf(bucket.rate);
+  let at = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const length = Math.min(slice, source.bytes.length - at);
+      if (length <= 0) return controller.close();
+      await bucket?.take(length);
+      controller.enqueue(source.bytes.subarray(at, at + length));
+      at += length;
     },
   }, { highWaterMark: 0 });
 }

@@ -9,20 +9,23 @@ import type { ObjectInfo, ObjectState } from "../../core/object.ts";
 /** A Redis hash as the flat list HGETALL and the scripts return. */
 export type Fields = readonly string[];
 
-/** The version of an object's hash (its `v` field), which changes with every change to it. */
-export function versionOf(fields: Fields): string {
-  for (let i = 0; i + 1 < fields.length; i += 2) {
+/**
+ * The version of an object's hash (its `v` field), which changes with every
+ * change to it; the hash starts at `fields[from]`.
+ */
+export function versionOf(fields: Fields, from = 0): string {
+  for (let i = from; i + 1 < fields.length; i += 2) {
     if (fields[i] === "v") return fields[i + 1]!;
   }
   return "";
 }
 
-/** Rebuilds an object from its hash; undefined for an empty one. */
-export function decodeObject(id: string, fields: Fields): ObjectInfo | undefined {
-  if (fields.length === 0) return undefined;
+/** Rebuilds an object from its hash, which starts at `fields[from]`; undefined for an empty one. */
+export function decodeObject(id: string, fields: Fields, from = 0): ObjectInfo | undefined {
+  if (fields.length <= from) return undefined;
   const values = new Map<string, string>();
   const holders: { node: string; address?: string }[] = [];
-  for (let i = 0; i + 1 < fields.length; i += 2) {
+  for (let i = from; i + 1 < fields.length; i += 2) {
     const name = fields[i]!;
     const value = fields[i + 1]!;
     if (name.startsWith("@")) {

@@ -74,6 +74,17 @@ const encoder = new TextEncoder();
 export function shardOf(id: string, shards: number): number {
   if (shards === 1) return 0;
   let hash = 0x811c9dc5;
+  // An ASCII id is its own UTF-8 bytes: hashed without encoding it.
+  for (let i = 0; i < id.length; i++) {
+    const code = id.charCodeAt(i);
+    if (code >= 0x80) return utf8ShardOf(id, shards);
+    hash = Math.imul(hash ^ code, 0x01000193);
+  }
+  return (hash >>> 0) % shards;
+}
+
+function utf8ShardOf(id: string, shards: number): number {
+  let hash = 0x811c9dc5;
   for (const byte of encoder.encode(id)) hash = Math.imul(hash ^ byte, 0x01000193);
   return (hash >>> 0) % shards;
 }

@@ -1,11 +1,12 @@
 /**
- * The scripts of one lease or one object's life: create, grant, seal,
- * discard, release, renew, annotate. Those about one lease of the general
+ * The scripts of one lease or one object's life: create, uses (grants and
+ * releases of READ and WRITE leases), seal, discard, release (of a CREATE
+ * lease), renew, annotate. Those about one lease of the general
  * kind take, after the shard's keys, `KEYS[6]` the object's key and
  * `KEYS[7]` the lease's key, and `ARGV[3..6]`: lease id, access, object id,
- * and whether it has a TTL ('1', '0', or '' when unknown). The hot paths
- * (grant, and the release of a READ or WRITE lease) take only the keys they
- * touch.
+ * and whether it has a TTL ('1', '0', or '' when unknown). The hot path
+ * (grants of READ and WRITE leases, and their releases) is one script for
+ * many callers, {@link LEASE_SCRIPTS.uses}, with only the keys it touches.
  *
  * @module
  */
@@ -45,31 +46,6 @@ start_creating(o, id, lid, ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[6], ttl, p
 put_lease(lk, lid, id, 'CREATE', ttl, ARGV[6], px)
 return { 'OK' }
 `,
-  ),
-
-  /**
-   * The hot path, with only the keys it touches: KEYS[1] the object, KEYS[2]
-   * where the lease is kept (the node's leases on the shard for a lease
-   * without a TTL, else the lease's own key). ARGV: node, objectId, leaseId,
-   * access (READ or WRITE), ttl, expiresAt, px, and the version of the
-   * caller's copy of the object ('' for none): the fields come back only when
-   * that copy is stale. lifecycle.checkGrant.
-   */
-  grant: script(
-    "grant",
-    ["put_lease"],
-    `
-local o = KEYS[1]
-local cur = redis.call('HMGET', o, 'state', 'v')
-if not cur[1] then return { 'NOT_FOUND' } end
-if ARGV[4] == 'READ' and cur[1] ~= 'SEALED' then
-  return { 'NOT_SEALED', unpack(redis.call('HGETALL', o)) }
-end
-put_lease(KEYS[2], ARGV[3], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
-if cur[2] == ARGV[8] then return { 'OK' } end
-return { 'OK', unpack(redis.call('HGETALL', o)) }
-`,
-    "local NODE, U = ARGV[1], KEYS[2]",
   ),
 
   /** A lease, then ARGV[7..]: sealedAt, digest (or ''), address. lifecycle.checkSeal. */
@@ -129,27 +105,89 @@ return { 'OK', unpack(end_lease(KEYS[6], lid, l)) }
   ),
 
   /**
-   * The hot path, with only the key it touches: ends a READ or WRITE lease,
-   * which leaves its object as it is. KEYS[1]: where the lease is kept (as
-   * for {@link LEASE_SCRIPTS.grant}); ARGV: the caller's clock, leaseId, and
-   * whether it has a TTL ('1' or '0').
+   * The hot path: grants and releases of READ and WRITE leases on one shard,
+   * many callers' in one call (see `use_batches.ts`), each entry checked as
+   * if alone. KEYS[1]: this node's leases without a TTL on the shard; the
+   * other keys (objects, leases with a TTL) are named by their index in
+   * KEYS. ARGV[1]: the node, then entries one after the other:
+   * - `g`, object key, objectId, leaseId, access, version: a grant of a lease
+   *   without a TTL; `version` is that of the caller's copy of the object
+   *   ('' for none), whose fields come back only when that copy is stale.
+   *   lifecycle.checkGrant.
+   * - `t`, the same, then lease key, ttl, expiresAt, px: a grant with a TTL.
+   * - `r`, leaseId: the release of a lease without a TTL. It ends the lease
+   *   whether or not Redis still had it, so its reply is always OK.
+   * - `e`, lease key, the caller's clock: the release of a lease with a TTL.
+   *
+   * Returns a reply per entry: a status alone, or `{status, ...fields}`.
+   * The leases without a TTL go in one HSET and one HDEL, and each object is
+   * read once, however many entries name it.
    */
-  release_use: script(
-    "release_use",
-    [],
+  uses: script(
+    "uses",
+    ["put_lease"],
     `
-local lid, home = ARGV[2], KEYS[1]
-if ARGV[3] == '0' then
-  if redis.call('HDEL', home, lid) == 0 then return { 'UNKNOWN_LEASE' } end
-  return { 'OK' }
+local out, puts, drops, seen = {}, {}, {}, {}
+local function fields(k)
+  local o = seen[k]
+  if not o.fields then o.fields = redis.call('HGETALL', KEYS[k]) end
+  return o.fields
 end
-local at = redis.call('HGET', home, 'expiresAt')
-if not at then return { 'UNKNOWN_LEASE' } end
-if tonumber(at) <= tonumber(ARGV[1]) then return { 'LEASE_EXPIRED' } end
-redis.call('DEL', home)
-return { 'OK' }
+local i = 2
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == 'r' then
+    drops[#drops + 1] = ARGV[i + 1]
+    out[#out + 1] = 'OK'
+    i = i + 2
+  elseif op == 'e' then
+    local lk = KEYS[tonumber(ARGV[i + 1])]
+    local at = redis.call('HGET', lk, 'expiresAt')
+    if not at then
+      out[#out + 1] = 'UNKNOWN_LEASE'
+    elseif tonumber(at) <= tonumber(ARGV[i + 2]) then
+      out[#out + 1] = 'LEASE_EXPIRED'
+    else
+      redis.call('DEL', lk)
+      out[#out + 1] = 'OK'
+    end
+    i = i + 3
+  elseif op == 'g' or op == 't' then
+    local k, id, lid, access = tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    local o = seen[k]
+    if not o then
+      local cur = redis.call('HMGET', KEYS[k], 'state', 'v')
+      o = { state = cur[1], v = cur[2] }
+      seen[k] = o
+    end
+    if not o.state then
+      out[#out + 1] = 'NOT_FOUND'
+    elseif access == 'READ' and o.state ~= 'SEALED' then
+      out[#out + 1] = { 'NOT_SEALED', unpack(fields(k)) }
+    else
+      if op == 'g' then
+        puts[#puts + 1] = lid
+        puts[#puts + 1] = access .. ':' .. id
+      else
+        put_lease(KEYS[tonumber(ARGV[i + 6])], lid, id, access, ARGV[i + 7], ARGV[i + 8],
+          ARGV[i + 9])
+      end
+      if o.v == ARGV[i + 5] then
+        out[#out + 1] = 'OK'
+      else
+        out[#out + 1] = { 'OK', unpack(fields(k)) }
+      end
+    end
+    i = i + (op == 'g' and 6 or 10)
+  else
+    return redis.error_reply('ERR uses: unknown entry ' .. tostring(op))
+  end
+end
+if #puts > 0 then redis.call('HSET', U, unpack(puts)) end
+if #drops > 0 then redis.call('HDEL', U, unpack(drops)) end
+return out
 `,
-    "",
+    "local U, NODE = KEYS[1], ARGV[1]",
   ),
 
   /**

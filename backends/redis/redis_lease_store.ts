@@ -1,10 +1,12 @@
 /**
  * RedisLeaseStore, one idea: the {@link LeaseStore} operations, each one
  * script call whose reply is read through the lifecycle checks of
- * `core/lifecycle.ts`. The parts it wires together live apart: the
- * connection (`connection.ts`, `link.ts`, `resp_socket.ts`), the scripts
- * (`scripts.ts`), shard calls, heartbeat, reconciliation, read failover, the
- * node registry and the lease table.
+ * `core/lifecycle.ts` (grants and releases of READ and WRITE leases share a
+ * call with the others of their turn). The parts it wires together live
+ * apart: the connection (`connection.ts`, `link.ts`, `resp_socket.ts`), the
+ * scripts (`scripts.ts`), the batches of the hot path (`use_batches.ts`),
+ * shard calls, heartbeat, reconciliation, read failover, the node registry
+ * and the lease table.
  *
  * @module
  */
@@ -44,12 +46,16 @@ import {
   ended,
   gone,
   listed,
+  objectOf,
   type Reply,
+  statusOf,
   timed,
+  type UseReply,
 } from "./replies.ts";
 import { nodeLeasesKey, shardOf } from "./keys.ts";
 import { type Script, SCRIPTS } from "./scripts.ts";
 import { ShardCalls } from "./shard_calls.ts";
+import { UseBatches } from "./use_batches.ts";
 
 /**
  * Leases and the object directory in Redis, shared by every daemon on one
@@ -58,9 +64,11 @@ import { ShardCalls } from "./shard_calls.ts";
  * Every state change is one Lua script applying the rules of
  * `core/lifecycle.ts`, so daemons racing on one id agree; a refusal comes
  * back as an error code, and the error is rebuilt here by running the same
- * lifecycle check on the state the script saw. The sealed objects of the
- * namespace, with their holders, are the directory that `list` and `stat`
- * answer from on every node.
+ * lifecycle check on the state the script saw. Grants and releases of READ
+ * and WRITE leases made in one turn of the event loop go to Redis together,
+ * one script call per shard, each checked as if alone. The sealed objects of
+ * the namespace, with their holders, are the directory that `list` and
+ * `stat` answer from on every node.
  *
  * Redis Cluster: with a `redis+cluster://` URL the namespace is spread over
  * `shards` hash slots by object id; every script touches keys of one slot
@@ -136,6 +144,7 @@ export class RedisLeaseStore implements LeaseStore {
   readonly #failover: ReadFailover;
   #localReads = 0;
   readonly #gated: Exec;
+  readonly #uses: UseBatches;
   #local: LocalObjects | undefined;
   readonly #heartbeat: Heartbeat;
   #closed = false;
@@ -187,6 +196,7 @@ export class RedisLeaseStore implements LeaseStore {
       },
     });
     this.#gated = (script, keys, args) => this.#connection.run(script, keys, args);
+    this.#uses = new UseBatches(this.#gated, this.#calls, this.namespace, this.node);
     this.#heartbeat = new Heartbeat({
       namespace: this.namespace,
       registry: this.#registry,
@@ -275,23 +285,9 @@ export class RedisLeaseStore implements LeaseStore {
     const held = lease.access === Access.READ ? this.#local?.get(objectId) : undefined;
     if (held !== undefined && this.#failover.degraded) return this.#readHere(lease, held);
     const cached = this.#granted.get(objectId);
-    let reply: Reply;
+    let reply: UseReply;
     try {
-      const [ttl, expiresAt, px] = expiryArgs(lease, now);
-      const call = this.#gated(
-        SCRIPTS.grant,
-        this.#calls.leaseKeys(objectId, lease.id, ttl !== ""),
-        [
-          this.node,
-          objectId,
-          lease.id,
-          lease.access,
-          ttl,
-          expiresAt,
-          px,
-          cached?.version ?? "",
-        ],
-      ) as Promise<Reply>;
+      const call = this.#uses.grant(objectId, lease, now, cached?.version ?? "");
       if (held === undefined) {
         reply = await call;
       } else {
@@ -306,15 +302,15 @@ export class RedisLeaseStore implements LeaseStore {
       if (held === undefined || !(error instanceof StoreUnavailableError)) throw error;
       return this.#readHere(lease, held);
     }
-    const [status, ...fields] = reply;
-    const info = decodeObject(objectId, fields);
+    const status = statusOf(reply);
+    const info = objectOf(objectId, reply);
     if (status !== "OK") {
       checkGrant(objectId, info, lease.access);
-      throw disagreement(SCRIPTS.grant, status);
+      throw disagreement(SCRIPTS.uses, status);
     }
     this.#own.set(lease.id, { record: this.#stamp(lease), creating: undefined, stored: true });
     if (info === undefined) return cached!.info;
-    this.#granted.remember(objectId, versionOf(fields), info);
+    this.#granted.remember(objectId, versionOf(reply as Reply, 1), info);
     // A copy here that Redis does not list is checked against its record at the next tick.
     if (held !== undefined && !listed(info, this.node)) this.#reconciler.unverified.add(objectId);
     return info;
@@ -390,7 +386,8 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async release(leaseId: string): Promise<LeaseEnd> {
-    const own = this.#own.owned(leaseId, this.#clock.now());
+    const now = this.#clock.now();
+    const own = this.#own.owned(leaseId, now);
     if (!own.stored || (this.#failover.degraded && own.record.access === Access.READ)) {
       // Granted or renewed while Redis was away, or not put back yet: it ends here,
       // and in Redis (which may have it by now, or soon) at the next reconciliation.
@@ -398,17 +395,12 @@ export class RedisLeaseStore implements LeaseStore {
       this.#reconciler.pendingEnds.set(leaseId, own.record);
       return ended(own.record, own.creating);
     }
-    const now = this.#clock.now();
-    let reply: Reply;
+    let reply: UseReply;
     try {
       const { record } = own;
       reply = await (record.access === Access.CREATE
-        ? this.#onLease(SCRIPTS.release, record, now)
-        : this.#gated(
-          SCRIPTS.release_use,
-          this.#calls.leaseKeys(record.objectId, record.id, record.ttl !== undefined).slice(1),
-          [String(now), record.id, timed(record)],
-        )) as Reply;
+        ? this.#onLease(SCRIPTS.release, record, now) as Promise<Reply>
+        : this.#uses.release(record, now));
     } catch (error) {
       if (!(error instanceof StoreUnavailableError) || own.record.access !== Access.READ) {
         throw error;
@@ -418,18 +410,21 @@ export class RedisLeaseStore implements LeaseStore {
       this.#reconciler.pendingEnds.set(leaseId, own.record);
       return { lease: own.record };
     }
-    const [status, ...fields] = reply;
+    const status = statusOf(reply);
     switch (status) {
       case "OK":
       // Redis lost the lease (its expiry ran ahead of this clock, or this node was
       // taken for dead): a release ends it here all the same.
       case "UNKNOWN_LEASE":
         this.#own.forget(leaseId, false);
-        return ended(own.record, decodeObject(own.record.objectId, fields) ?? own.creating);
+        return ended(own.record, objectOf(own.record.objectId, reply) ?? own.creating);
       case "LEASE_EXPIRED":
         checkLive(own.record, now);
     }
-    throw disagreement(SCRIPTS.release, status);
+    throw disagreement(
+      own.record.access === Access.CREATE ? SCRIPTS.release : SCRIPTS.uses,
+      status,
+    );
   }
 
   async renew(leaseId: string, ttl: number, now: number): Promise<LeaseRecord> {

@@ -2,10 +2,27 @@
 import { InternalError, LeaseExpiredError } from "../../core/errors.ts";
 import type { LeaseEnd, LeaseRecord } from "../../core/lease_store.ts";
 import type { ObjectInfo } from "../../core/object.ts";
+import { decodeObject } from "./codec.ts";
 import type { Script } from "./lua.ts";
 
 /** What most scripts return: a status, then the fields of the object they saw or removed. */
 export type Reply = [status: string, ...fields: string[]];
+
+/**
+ * What the `uses` script answers about one entry: a status alone, or a
+ * {@link Reply} when it has fields to send.
+ */
+export type UseReply = string | Reply;
+
+/** The status of a reply. */
+export function statusOf(reply: UseReply): string {
+  return typeof reply === "string" ? reply : reply[0];
+}
+
+/** The object whose fields follow the status of a reply; undefined when none do. */
+export function objectOf(id: string, reply: UseReply): ObjectInfo | undefined {
+  return typeof reply === "string" ? undefined : decodeObject(id, reply, 1);
+}
 
 /** Whether a lease has a TTL, as the scripts take it: they look for it in one place. */
 export function timed(lease: LeaseRecord): string {

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { setImmediate } from "node:timers";
 import { CommandBuffer, ErrorReply, INCOMPLETE, ReplyParser, type RespValue } from "./resp.ts";
+import { writeAtTurnEnd } from "./turn.ts";
 
 /** Where a standalone Redis listens, and how to log in, from its URL. */
 export interface RespEndpoint {
@@ -117,7 +117,7 @@ export class RespSocket {
   #sent(): Promise<RespValue> {
     if (!this.#scheduled && !this.#writing) {
       this.#scheduled = true;
-      setImmediate(this.#flush);
+      writeAtTurnEnd(this.#flush);
     }
     return new Promise((resolve, reject) => this.#waiting.push({ resolve, reject }));
   }

@@ -68,19 +68,6 @@ export class ShardCalls {
     return exec(script, keys, [String(now), this.#node, ...args]);
   }
 
-  /**
-   * The keys of a hot-path script about one lease: the object's, then where
-   * the lease is kept (its own key when `timed`, else this node's leases on
-   * the shard).
-   */
-  leaseKeys(objectId: string, leaseId: string, timed: boolean): [string, string] {
-    const shard = shardOf(objectId, this.count);
-    return [
-      objectKey(this.#namespace, shard, objectId),
-      timed ? leaseKey(this.#namespace, shard, leaseId) : this.keys[shard]![0]!,
-    ];
-  }
-
   /** Ends leases of this node, shard by shard; each reply goes into `replies`, by lease id. */
   async end(
     exec: Exec,

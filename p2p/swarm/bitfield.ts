@@ -65,3 +65,11 @@ export function decodeBitfield(text: string): Uint8Array | undefined {
     return undefined;
   }
 }
+
+/** Whether two listings of a holder's pieces are the same (undefined: a whole copy). */
+export function sameBits(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,8 +1,9 @@
 /**
  * Which piece a source is asked for next: rarest first among the pieces it
- * has and no one is fetching, ties broken at random, so that fetchers of one
- * object spread over its pieces and every piece soon has several holders to
- * relay it. When every missing piece is being fetched, the endgame: a piece
+ * has and no one is fetching, counting the copies on their way to partial
+ * holders as copies, ties broken at random, so that fetchers of one object
+ * spread over its pieces and every piece soon has several holders to relay
+ * it. When every missing piece is being fetched, the endgame: a piece
  * fetched by one other source only, for longer than twice the mean piece time
  * so far (a straggler), is asked of this one too, and the first to verify
  * wins. Duplicating only stragglers keeps the endgame's waste to the pieces
@@ -201,7 +202,7 @@ export class PiecePicker {
         if (away < 0 && only && this.#coveredAt[piece]! <= longAway) away = piece;
         continue;
       }
-      const rarity = this.#holders[piece]!;
+      const rarity = this.#rarity(piece);
       if (rarity < bestRarity) {
         best = piece;
         bestRarity = rarity;
@@ -213,7 +214,7 @@ export class PiecePicker {
     }
     if (best < 0 && away >= 0) {
       best = away;
-      bestRarity = this.#holders[away]!;
+      bestRarity = this.#rarity(away);
     }
     const piece = best >= 0 ? best : endgame;
     if (piece < 0) return undefined;
@@ -222,12 +223,22 @@ export class PiecePicker {
     let count = 1;
     for (let next = piece + 1; count < run && next < this.#done.length; next++, count++) {
       const free = !this.#done[next] && this.#requests[next] === 0 && !mine.has(next) &&
-        has(next) && !(full && this.#partials[next]! > 0) && this.#holders[next]! <= bestRarity;
+        has(next) && !(full && this.#partials[next]! > 0) && this.#rarity(next) <= bestRarity;
       if (!free) break;
       this.#requests[next]!++;
       this.#started[next] = this.#clock();
     }
     return { piece, duplicate: false, count };
+  }
+
+  /**
+   * How many copies of `piece` there are or soon will be: its holders, and
+   * the partial holders that have it on its way. Counting those keeps
+   * receivers from all asking one relay for the piece it just got while
+   * it is already spreading.
+   */
+  #rarity(piece: number): number {
+    return this.#holders[piece]! + this.#partials[piece]! - this.#partialsWith[piece]!;
   }
 
   /** The bytes of `piece`, requested in a run, start arriving now: its time starts. */

@@ -123,6 +123,10 @@ export class Lanes {
   /** Pieces whose source is sending them, by the requests sending them. */
   readonly #coming = new Map<number, number>();
   #changed = Promise.withResolvers<void>();
+  /** Wakes the idle lanes to look for stragglers: one timer for all of them. */
+  #tick: ReturnType<typeof setTimeout> | undefined;
+  /** Lanes running, of every source. */
+  #running = 0;
 
   /** Creates the lanes of one transfer; none runs before {@link Lanes.run}. */
   constructor(options: LanesOptions) {
@@ -158,44 +162,63 @@ export class Lanes {
     const stop = signal === undefined
       ? source.stop.signal
       : AbortSignal.any([signal, source.stop.signal]);
-    const picker = this.#options.picker;
-    const aborted = abortion(stop);
+    const wake = () => this.pulse();
+    stop.addEventListener("abort", wake, { once: true });
     await Promise.all(Array.from({ length: Math.max(1, this.#options.inFlight ?? 3) }, async () => {
-      while (picker.missing > 0 && !stop.aborted) {
-        const full = source.pieces === undefined;
-        // One request at a time to a whole holder while partial holders are
-        // about: its uploads spread over the receivers, each piece goes out
-        // once, and a receiver that dies takes at most one piece no one else
-        // has. No more requests than it took at once when it last said busy.
-        const limit = full && picker.partialSources > 0 ? 1 : source.limit;
-        const spread = source.requesting >= limit;
-        const pick = spread
-          ? undefined
-          : picker.next(source.has, source.mine, full, this.#runFor(source));
-        if (pick === undefined) {
-          // All in flight elsewhere: wait for a piece to verify, come back or straggle.
-          await Promise.race([this.#changed.promise, aborted, sleep(ENDGAME_POLL_MS, stop)]);
-          continue;
-        }
-        source.requesting++;
-        try {
-          await this.#request(source, pick, stop);
-        } catch (error) {
-          if (!(error instanceof SourceError)) throw error;
-          if (error.fault === "busy") {
-            source.limit = Math.max(1, source.sending);
-            // The pieces went back to the others; this source is asked again shortly.
-            await sleep(BUSY_BACKOFF_MS * (0.5 + Math.random()), stop);
-            continue;
-          }
-          this.#fail(source, error);
-        } finally {
-          source.requesting--;
+      this.#running++;
+      try {
+        await this.#lane(source, stop);
+      } finally {
+        if (--this.#running === 0) {
+          clearTimeout(this.#tick);
+          this.#tick = undefined;
         }
       }
     }));
+    stop.removeEventListener("abort", wake);
     // A piece still being checked may yet fail the source.
     await Promise.allSettled(source.checks);
+  }
+
+  /** One lane of `source`: its requests one after another, until nothing is missing or `stop`. */
+  async #lane(source: Source, stop: AbortSignal): Promise<void> {
+    const picker = this.#options.picker;
+    while (picker.missing > 0 && !stop.aborted) {
+      const full = source.pieces === undefined;
+      // One request at a time to a whole holder while partial holders are
+      // about: its uploads spread over the receivers, each piece goes out
+      // once, and a receiver that dies takes at most one piece no one else
+      // has. No more requests than it took at once when it last said busy.
+      const limit = full && picker.partialSources > 0 ? 1 : source.limit;
+      const spread = source.requesting >= limit;
+      const pick = spread
+        ? undefined
+        : picker.next(source.has, source.mine, full, this.#runFor(source));
+      if (pick === undefined) {
+        // All in flight elsewhere: wait for a piece to verify, come back or straggle.
+        this.#tick ??= setTimeout(() => {
+          this.#tick = undefined;
+          this.pulse();
+        }, ENDGAME_POLL_MS);
+        await this.#changed.promise;
+        continue;
+      }
+      source.requesting++;
+      try {
+        await this.#request(source, pick, stop);
+      } catch (error) {
+        if (!(error instanceof SourceError)) throw error;
+        if (error.fault === "busy") {
+          source.limit = Math.max(1, source.sending);
+          // The pieces went back to the others; this source is asked again shortly.
+          await sleep(BUSY_BACKOFF_MS * (0.5 + Math.random()), stop);
+          continue;
+        }
+        this.#fail(source, error);
+      } finally {
+        source.requesting--;
+      }
+    }
   }
 
   /**
@@ -258,6 +281,8 @@ export class Lanes {
         timeout: this.#options.pieceTimeout,
         signal: AbortSignal.any([stop, cancel.signal]),
         accepted: () => {
+          // A piece's time runs from its source's answer: a wait in its line for an upload slot is no slowness.
+          began = performance.now();
           answered = true;
           source.sending++;
           // Announced as coming: others leave these pieces to this daemon.
@@ -377,12 +402,4 @@ export class Lanes {
     source.mine.delete(piece);
     this.#options.picker.finish(piece, verified);
   }
-}
-
-/** A promise settled when `signal` aborts (never rejected). */
-function abortion(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) =>
-    signal.addEventListener("abort", () => resolve(), { once: true })
-  );
 }

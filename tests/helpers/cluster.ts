@@ -36,6 +36,8 @@ export async function startClusterDaemon(
     args: [
       "run",
       "-A",
+      // Such as `--v8-flags=--perf-basic-prof` or `--cpu-prof` to profile the daemons.
+      ...(Deno.env.get("PACKICE_TEST_DENO_FLAGS")?.split(" ").filter(Boolean) ?? []),
       CLI,
       "serve",
       "--impl",

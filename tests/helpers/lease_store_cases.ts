@@ -119,6 +119,51 @@ async function history(leases: LeaseStore, clock: ManualClock): Promise<unknown[
   return out;
 }
 
+/**
+ * Grants and releases of many callers at once, on objects sealed, being
+ * created and missing, with and without a TTL; returns what each call gave or
+ * threw, turn by turn.
+ */
+async function racingUses(leases: LeaseStore, now: number): Promise<unknown[]> {
+  const lease = (id: string, object: string, access: Access, ttl?: number) =>
+    leaseRecord(id, object, access, ttl, now);
+  for (let i = 0; i < 6; i++) {
+    await leases.create(creating(`s${i}`, now), lease(`ms${i}`, `s${i}`, Access.CREATE));
+    await leases.seal(`ms${i}`, { sealedAt: now });
+    await leases.release(`ms${i}`);
+    await leases.create(creating(`c${i}`, now), lease(`mc${i}`, `c${i}`, Access.CREATE));
+  }
+  const settled = async (calls: Promise<unknown>[]) =>
+    (await Promise.allSettled(calls)).map((result) =>
+      result.status === "fulfilled"
+        ? ["ok", strip(result.value)]
+        : [result.reason.constructor.name, result.reason.message]
+    );
+  const grants: Promise<unknown>[] = [];
+  const granted: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    for (
+      const [id, object, access, ttl] of [
+        [`r${i}`, `s${i}`, Access.READ, undefined],
+        [`t${i}`, `s${i}`, Access.READ, 60_000],
+        [`w${i}`, `s${i}`, Access.WRITE, undefined],
+        [`cr${i}`, `c${i}`, Access.READ, undefined],
+        [`cw${i}`, `c${i}`, Access.WRITE, 60_000],
+        [`mr${i}`, `m${i}`, Access.READ, undefined],
+        [`mw${i}`, `m${i}`, Access.WRITE, undefined],
+      ] as const
+    ) {
+      grants.push(leases.grant(object, lease(id, object, access, ttl)));
+      granted.push(id);
+    }
+  }
+  const out: unknown[] = [await settled(grants)];
+  out.push(await settled([...granted, "no-such-lease"].map((id) => leases.release(id))));
+  out.push(await settled(granted.map((id) => leases.release(id))));
+  out.push(strip(await leases.counts()));
+  return out;
+}
+
 /** Drops what only a shared directory records, to compare with the memory store. */
 function strip(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(strip);
@@ -149,6 +194,12 @@ export const LEASE_STORE_CASES: Record<string, (target: Target) => Promise<void>
     const clock = new ManualClock(1_000_000);
     await using leases = await store(target, "a", { clock });
     assertEquals(await history(leases, clock), expected);
+  },
+  "grants and releases racing in one turn each get their own answer": async (target) => {
+    const now = Date.now();
+    const expected = await racingUses(new MemoryLeaseStore(new ManualClock(now)), now);
+    await using leases = await store(target, "a");
+    assertEquals(await racingUses(leases, now), expected);
   },
   "create() of one id by two nodes at once: exactly one wins": async (target) => {
     await using nodes = await twoNodes(target);

@@ -64,6 +64,17 @@ Deno.test("pieces go rarest first, ties at random, never twice before the endgam
   assertEquals(picker.next(() => true, mine)?.piece, 0);
 });
 
+Deno.test("rarest first counts the copies on their way to partial holders", () => {
+  const picker = new PiecePicker(3, () => 0.99);
+  picker.addSource();
+  // A partial holder has piece 0 and has piece 1 coming; another has pieces 1 and 2.
+  picker.addSource((piece) => piece === 0, true, (piece) => piece <= 1);
+  const other = (piece: number) => piece >= 1;
+  picker.addSource(other, true);
+  // Pieces 1 and 2 each have two holders, but piece 1 is on its way to a third.
+  assertEquals(picker.next(other, new Set()), { piece: 2, duplicate: false, count: 1 });
+});
+
 Deno.test("the endgame duplicates a straggling piece only, never one's own, never a third time", () => {
   const clock = fakeClock();
   const picker = new PiecePicker(3, Math.random, clock.read);

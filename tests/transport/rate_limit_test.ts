@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
 import { Slots, TokenBucket } from "../../mod.ts";
+import { paced } from "../../transport/rate_limit.ts";
 
 Deno.test("a token bucket lets a burst through, then makes takers wait for the rate", () => {
   let now = 0;
@@ -45,4 +46,49 @@ Deno.test("slots let a few in at once; the others wait in order", async () => {
   assertEquals(order, [3, 4]);
   assertEquals([slots.used, slots.waiting], [0, 0]);
   assertThrows(() => new Slots(0), RangeError);
+});
+
+Deno.test("slots keep a short line: beyond it, or once its wait is aborted, no slot", async () => {
+  const slots = new Slots(1);
+  const first = await slots.acquireWithin(1);
+  assert(first !== undefined);
+  // One may wait; a second waiter is told at once.
+  const waiting = slots.acquireWithin(1);
+  assertEquals(await slots.acquireWithin(1), undefined);
+  assertEquals(slots.waiting, 1);
+  first();
+  const second = await waiting;
+  assert(second !== undefined);
+  // An aborted wait leaves the line, and the slot goes to the one after it.
+  const leave = new AbortController();
+  const gone = slots.acquireWithin(2, leave.signal);
+  const third = slots.acquireWithin(2);
+  leave.abort();
+  assertEquals(await gone, undefined);
+  assertEquals(slots.waiting, 1);
+  second();
+  (await third)!();
+  assertEquals([slots.used, slots.waiting], [0, 0]);
+});
+
+Deno.test("paced() sends its source's bytes in slices at the rate, read afresh for each slice", async () => {
+  const bytes = new Uint8Array(300 << 10).map((_, i) => i & 255);
+  // 256 KiB/s with a burst of 64 KiB: the 236 KiB after the burst take about 0.9 s.
+  const bucket = new TokenBucket(256 << 10, 64 << 10);
+  const started = performance.now();
+  const chunks = await Array.fromAsync(paced({ bytes }, bucket));
+  const ms = performance.now() - started;
+  assert(ms > 800 && ms < 1500, `${ms} ms`);
+  // Zero-copy: views of the bytes themselves, in 64 KiB slices at this rate.
+  assert(chunks.every((chunk) => chunk.buffer === bytes.buffer));
+  assertEquals(chunks.map((chunk) => chunk.length), [65536, 65536, 65536, 65536, 45056]);
+  // Without a bucket, 1 MiB slices; bytes swapped for a copy midway are read from the copy.
+  const source = { bytes: new Uint8Array(3 << 20).fill(1) };
+  const reader = paced(source).getReader();
+  assertEquals((await reader.read()).value?.length, 1 << 20);
+  const copy = source.bytes.slice().fill(2);
+  source.bytes = copy;
+  const next = (await reader.read()).value!;
+  assert(next.buffer === copy.buffer && next[0] === 2);
+  await reader.cancel();
 });

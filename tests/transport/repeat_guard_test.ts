@@ -20,3 +20,14 @@ Deno.test("a range is not sent again while it is sent, nor in the window after",
   const off = new RepeatGuard(0);
   assert(off.admit("y") !== undefined && off.admit("y") !== undefined);
 });
+
+Deno.test("a range refused after all, with nothing sent, may be asked again at once", () => {
+  const guard = new RepeatGuard(400, () => 0);
+  const refused = guard.admit("x 0-9");
+  assert(refused !== undefined);
+  refused(false);
+  const sent = guard.admit("x 0-9");
+  assert(sent !== undefined);
+  sent();
+  assertEquals(guard.admit("x 0-9"), undefined);
+});

@@ -65,3 +65,4 @@ export type { RouteContext, RouteHandler } from "./router.ts";
 export { isLoopback, type ListenAddress, parseListenAddress } from "./address.ts";
 export { limitStream, type RateClock, Slots, TokenBucket } from "../rate_limit.ts";
 export { formatRequest, type HttpRequestEntry } from "./request_log.ts";
+export type { LentRange, PartialHolder, PartialObject } from "./upload_gate.ts";

@@ -33,9 +33,10 @@ export class RepeatGuard {
   /**
    * Whether `key` may be sent now.
    *
-   * @returns Undefined when it may not; else a function to call when the send ends.
+   * @returns Undefined when it may not; else a function to call when the
+   *   send ends, with false when nothing was sent after all.
    */
-  admit(key: string): (() => void) | undefined {
+  admit(key: string): ((sent?: boolean) => void) | undefined {
     if (this.#windowMs <= 0) return () => {};
     const now = this.#clock();
     const last = this.#sent.get(key);
@@ -47,10 +48,11 @@ export class RepeatGuard {
       }
     }
     let open = true;
-    return () => {
+    return (sent = true) => {
       if (!open) return;
       open = false;
-      this.#sent.set(key, this.#clock());
+      if (sent) this.#sent.set(key, this.#clock());
+      else this.#sent.delete(key);
     };
   }
 }

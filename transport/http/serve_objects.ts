@@ -113,17 +113,20 @@ export async function download(
   }
   // `?local=1`: this host's copy only, as daemons ask each other.
   const local = url.searchParams.get("local") === "1";
-  const free = await server.uploads.enter(id, local, request.headers.get("range"));
+  // Another daemon asking for an object on its way here: a relay.
+  const relay = local && (peer as Peer & PartialHolder).partial?.(id) !== undefined;
+  const range = request.headers.get("range");
+  const free = await server.uploads.enter(id, { local, range, relay }, request.signal);
   if (!local && !head && ifNoneMatch === null && offersArrivingRead(peer)) {
     const arriving = request.headers.has("range")
       ? undefined
       : await peer.readArriving(id).catch((error) => {
-        free?.();
+        free?.(false);
         throw error;
       });
     if (arriving !== undefined) {
       // Each chunk goes as soon as its piece has verified.
-      if (free !== undefined) info.completed.then(free, free);
+      if (free !== undefined) info.completed.then(() => free(), () => free());
       const { object, body } = arriving;
       const headers = { ...objectHeaders(object, object.digest!), ...CREATING };
       return new Response(server.uploads.limit(body), { headers });
@@ -161,17 +164,18 @@ async function read(
         ? (peer as Peer & PartialHolder).partial?.(id)
         : undefined;
     if (partial === undefined || !request.headers.has("range")) {
-      free?.();
+      free?.(false);
       throw error;
     }
     let response: Response;
     try {
-      response = server.uploads.partialRange(request, id, partial);
+      response = server.uploads.partialRange(request, id, partial, info.completed);
     } catch (refused) {
-      free?.();
+      // Nothing went out: the range may be asked again at once.
+      free?.(false);
       throw refused;
     }
-    if (free !== undefined) info.completed.then(free, free);
+    if (free !== undefined) info.completed.then(() => free(), () => free());
     return response;
   }
   let sent = false;
@@ -198,7 +202,7 @@ async function read(
     return new Response(body, { status, headers });
   } finally {
     if (!sent) {
-      free?.();
+      free?.(false);
       await peer.release(acquired.lease.id).catch(() => {});
     }
   }

@@ -7,23 +7,40 @@
  * @module
  */
 import { StoreUnavailableError } from "../../core/errors.ts";
-import { limitStream, Slots, TokenBucket } from "../rate_limit.ts";
+import { limitStream, paced, Slots, TokenBucket } from "../rate_limit.ts";
 import { parseRange } from "./conditional.ts";
 import { HttpStatusError } from "./errors.ts";
 import { RepeatGuard } from "./repeat_guard.ts";
 
 /** An object on its way to a peer, whose verified ranges it serves. */
-export interface Partial {
+export interface PartialObject {
   /** The object's size. */
   readonly size: number;
   /** A copy of the range when all of it is verified, else undefined. */
   read(start: number, end: number): Uint8Array | undefined;
+  /**
+   * Optional: the range itself, not a copy, lent to one response, when all
+   * of it is verified; else undefined.
+   */
+  lend?(start: number, end: number): LentRange | undefined;
+}
+
+/**
+ * Bytes of an object's memory lent to one response, which gives them back
+ * when it ends. The lender may take its memory back sooner: `bytes` is
+ * then a copy, so the response reads `bytes` afresh for each chunk.
+ */
+export interface LentRange {
+  /** The bytes: the lender's memory, or a copy once it took its memory back. */
+  readonly bytes: Uint8Array;
+  /** Gives the bytes back; later calls do nothing. */
+  done(): void;
 }
 
 /** A peer that relays objects it is still receiving (the cluster peer). */
 export interface PartialHolder {
   /** The object `id` on its way here, if it is. */
-  partial?(id: string): Partial | undefined;
+  partial?(id: string): PartialObject | undefined;
 }
 
 /** Limits of object bodies sent; see `HttpServerOptions`. */
@@ -49,28 +66,53 @@ export class UploadGate {
   }
 
   /**
-   * An upload slot, before any lease is taken: another daemon (`local`) is
-   * told to come back (503), as it can ask another source meanwhile; a
-   * client waits in line.
+   * An upload slot, before any lease is taken. A client waits in line. So
+   * does another daemon (`local`), for at most {@link LINE_WAIT_MS}: its
+   * request is then there when a slot frees, so the slot never idles for a
+   * round trip, and the asker makes no request again and again for
+   * nothing. The line is short: {@link LINE_PER_SLOT} waiters a slot at a
+   * holder of the sealed object, whom every receiver of a broadcast asks
+   * once at a time; one a slot at a relay, as what it has is soon at other
+   * relays too (a longer line there held the last pieces of a broadcast
+   * up). Beyond the line a daemon is told to come back (503), as it can try
+   * another source meanwhile. At a holder of the sealed object, a range
+   * being sent, or just sent, to a daemon is refused before it waits (see
+   * `repeat_guard.ts`); a relay sends the piece it just got to every daemon
+   * that asks, as refusing would only idle its slot.
    *
-   * @returns What to call when the body is out (or refused), when anything is to be freed.
-   * @throws {HttpStatusError} 503 to a daemon when no slot is free, or the range was just sent.
+   * @param asked Who asks (`local`: another daemon), the range asked, and
+   *   whether this daemon relays the object (it is on its way here).
+   * @param signal Aborts the wait: the asker went away.
+   * @returns What to call when the body is out, or with false when it is
+   *   refused after all, when anything is to be freed.
+   * @throws {HttpStatusError} 503 to a daemon when the line is full, or the range was just sent.
    */
-  async enter(id: string, local: boolean, range: string | null): Promise<(() => void) | undefined> {
-    if (!local) return await this.#slots?.acquire();
-    const free = this.#slots?.tryAcquire();
-    if (this.#slots !== undefined && free === undefined) {
-      throw busy(`Busy: ${this.#slots.used} uploads at once; retry shortly`);
-    }
-    if (range === null) return free;
-    const sent = this.#repeats.admit(`${id} ${range}`);
-    if (sent === undefined) {
-      free?.();
+  async enter(
+    id: string,
+    asked: { readonly local: boolean; readonly range: string | null; readonly relay: boolean },
+    signal?: AbortSignal,
+  ): Promise<((sent?: boolean) => void) | undefined> {
+    if (!asked.local) return await this.#slots?.acquire();
+    const { range, relay } = asked;
+    const sent = range === null || relay ? undefined : this.#repeats.admit(`${id} ${range}`);
+    if (range !== null && !relay && sent === undefined) {
       throw busy(`Busy: range ${range} of ${id} is being or was just sent; retry shortly`);
     }
-    return () => {
-      sent();
-      free?.();
+    if (this.#slots === undefined) return sent;
+    const line = () => AbortSignal.timeout(LINE_WAIT_MS);
+    const free = this.#slots.tryAcquire() ?? await this.#slots.acquireWithin(
+      (relay ? 1 : LINE_PER_SLOT) * this.#slots.limit,
+      signal === undefined ? line() : AbortSignal.any([signal, line()]),
+    );
+    if (free === undefined) {
+      sent?.(false);
+      throw busy(
+        `Busy: ${this.#slots.used} uploads at once and ${this.#slots.waiting} waiting; retry shortly`,
+      );
+    }
+    return (out = true) => {
+      sent?.(out);
+      free();
     };
   }
 
@@ -81,36 +123,52 @@ export class UploadGate {
 
   /**
    * A range of an object still on its way to this daemon, from the pieces
-   * it has verified (a partial holder relaying them).
+   * it has verified (a partial holder relaying them): sent from the
+   * object's own memory when the partial lends it, until `completed`.
    *
    * @throws {StoreUnavailableError} 503 for a range it does not have yet, so the
    *   asker tries elsewhere without withdrawing it.
    */
-  partialRange(request: Request, id: string, partial: Partial): Response {
+  partialRange(
+    request: Request,
+    id: string,
+    partial: PartialObject,
+    completed: Promise<void>,
+  ): Response {
     const range = parseRange(request.headers.get("range"), partial.size);
-    const bytes = range === undefined ? undefined : partial.read(range.start, range.end);
+    const lent = range === undefined ? undefined : partial.lend?.(range.start, range.end);
+    const bytes = lent?.bytes ??
+      (range === undefined ? undefined : partial.read(range.start, range.end));
     if (range === undefined || bytes === undefined) {
       throw new StoreUnavailableError(
         `Cannot read object ${id} yet: on its way here, the range asked is not in`,
       );
     }
+    if (lent !== undefined) completed.then(lent.done, lent.done);
     const headers = {
       "content-type": "application/octet-stream",
       "content-length": String(bytes.length),
       "content-range": `bytes ${range.start}-${range.end - 1}/${partial.size}`,
     };
-    // The copy is the body as it is: a Blob would copy it twice more.
-    const body = bytes as Uint8Array<ArrayBuffer>;
-    if (this.#rate === undefined) return new Response(body, { status: 206, headers });
-    const stream = new ReadableStream<Uint8Array>({
-      start(controller) {
-        controller.enqueue(body);
-        controller.close();
-      },
-    });
-    return new Response(this.limit(stream), { status: 206, headers });
+    // A copy is the body as it is: a Blob would copy it twice more.
+    if (this.#rate === undefined && lent === undefined) {
+      return new Response(bytes as Uint8Array<ArrayBuffer>, { status: 206, headers });
+    }
+    return new Response(paced(lent ?? { bytes }, this.#rate), { status: 206, headers });
   }
 }
+
+/**
+ * Daemons' requests that may wait in line for an upload slot, per slot: a
+ * whole holder in a broadcast gets one request from each receiver at a time.
+ */
+const LINE_PER_SLOT = 4;
+
+/**
+ * The longest another daemon's request waits in line for an upload slot:
+ * much less than its piece timeout (4 s + 4 s per MiB).
+ */
+const LINE_WAIT_MS = 5000;
 
 function busy(message: string): HttpStatusError {
   return new HttpStatusError(503, new StoreUnavailableError(message), { "retry-after": "1" });
