@@ -149,7 +149,7 @@ async function read(
   { head, local, free, watch }: {
     head: boolean;
     local: boolean;
-    free: (() => void) | undefined;
+    free: ((sent?: boolean) => void) | undefined;
     watch: NativeGetWatch | undefined;
   },
 ): Promise<Response> {
