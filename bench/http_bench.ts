@@ -3,7 +3,8 @@
  * run with the same client:
  *
  * - GET of 64 MiB: Packice streaming an object vs a handler sending a 64 MiB
- *   `Uint8Array` (target >= 0.8x).
+ *   `Uint8Array` (target >= 0.8x); and the same GET from the server's native
+ *   GET listener (`fastGet`, sendfile) vs the same handler.
  * - PUT of 64 MiB: Packice creating and sealing an object vs a handler that
  *   drains the body (target >= 0.7x); and the same PUT into a cluster member
  *   (a `ClusterPeer`, which hashes each object at seal for its content
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
   const bareUrl = `http://127.0.0.1:${bare.addr.port}`;
 
   await using peer = new MemoryPeer({ capacity: 2 * 1024 ** 3 });
-  await using server = serveHttp(peer, { port: 0 });
+  await using server = serveHttp(peer, { port: 0, fastGet: { port: 0 } });
   const seeded = await fetch(`${server.url}/v1/objects/bench`, { method: "PUT", body: payload });
   if (seeded.status !== 201) {
     throw new Error(`Seeding failed: ${seeded.status} ${await seeded.text()}`);
@@ -97,6 +98,11 @@ async function main(): Promise<void> {
       () => child("get", `${server.url}/v1/objects/bench`),
     );
     reportVersus("http_get_64MiB", ">= 0.8", get, TRANSFER);
+    const native = await compare(
+      () => child("get", `${bareUrl}/bytes`),
+      () => child("get", `${server.fastUrl}/v1/objects/bench`),
+    );
+    reportVersus("http_get_64MiB_native", ">= 0.8", native, TRANSFER);
 
     const put = await compare(
       () => child("put", `${bareUrl}/drain`),

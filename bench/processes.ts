@@ -9,6 +9,23 @@ export function cpuMs(pid: number | "self"): number {
 }
 
 /**
+ * CPU time a process has used, in milliseconds, summed over its threads from
+ * /proc/PID/task/TID/schedstat (nanoseconds on the CPU): fine enough for one
+ * request, where {@link cpuMs} counts clock ticks of 10 ms.
+ */
+export function threadsCpuMs(pid: number): number {
+  let ns = 0;
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ")[0]);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return ns / 1e6;
+}
+
+/**
  * CPU time in milliseconds from the text of a /proc/PID/stat: the process's
  * own (utime + stime), or with `waited` that of the children it has waited
  * for (cutime + cstime).
@@ -54,12 +71,17 @@ export async function waitFor(child: Deno.ChildProcess, text: string): Promise<v
 
 /**
  * Starts the daemon (`cli.ts serve`) with `deno run` on a Unix socket, and
- * HTTP when `http` is given; resolves once it serves.
+ * HTTP when `http` is given, with `more` flags; resolves once it serves.
  */
-export async function startDaemon(socket: string, http?: string): Promise<Deno.ChildProcess> {
+export async function startDaemon(
+  socket: string,
+  http?: string,
+  ...more: string[]
+): Promise<Deno.ChildProcess> {
   const cli = new URL("../cli.ts", import.meta.url).pathname;
   const args = [cli, "serve", "--socket", socket, "--capacity", "4GiB", "--log-level", "warn"];
   if (http !== undefined) args.push("--http", http);
+  args.push(...more);
   const daemon = new Deno.Command(Deno.execPath(), {
     args: ["run", ...await daemonFlags(), ...args],
     stdin: "null",

@@ -7,20 +7,27 @@
  * - nginx (Debian package): a config written here in a temp dir, `sendfile on`,
  *   one worker, a free loopback port, the file in /dev/shm; run as this user
  *   with `-p`, `-c` and `-g 'daemon off;'`, stopped by its pid;
- * - Packice: the daemon (`deno run cli.ts serve --http`), the object put
- *   over its Unix socket, `GET /v1/objects/:id`.
+ * - Packice: the daemon (`deno run cli.ts serve --http ... --http-fast ...`),
+ *   the object put over its Unix socket, `GET /v1/objects/:id` of the
+ *   native GET listener (sendfile, as nginx), after one GET through it that
+ *   the Deno server answers and that offers the object to the listener; and
+ *   of the Deno server itself (`via_deno_serve_*`), for comparison.
  *
- * Requests alternate between the two; each figure is the median of
- * {@link REQUESTS}, with each server's CPU per request (/proc/PID/stat of the
- * daemon, of nginx's master and worker). Target: >= 0.9x nginx. Without
+ * Requests alternate between the servers; each figure is the median of
+ * the requests of its size (more of the small ones, whose times vary more
+ * between requests), with each server's CPU per request (the schedstat of
+ * every thread of the daemon, of nginx's master and worker). Target: >= 0.9x nginx. Without
  * nginx or curl it installs nothing and says it skipped the pair.
  */
 import { connect } from "../mod.ts";
-import { cpuMs, daemonToken, installed, median, startDaemon, stop } from "./processes.ts";
+import { daemonToken, installed, median, startDaemon, stop, threadsCpuMs } from "./processes.ts";
 import { report } from "./stats.ts";
 
-const REQUESTS = 15;
-const SIZES: ReadonlyArray<[string, number]> = [["64MiB", 64 << 20], ["1MiB", 1 << 20]];
+/** Each size: its name, its bytes and how many timed requests each server gets. */
+const SIZES: ReadonlyArray<[string, number, number]> = [
+  ["64MiB", 64 << 20, 15],
+  ["1MiB", 1 << 20, 45],
+];
 /** The size the Deno fetch client of `http_bench.ts` downloads, in rounds of 8 requests. */
 const FETCH_SIZE = 64 << 20;
 const FETCH_ROUNDS = 5;
@@ -38,34 +45,46 @@ async function main(): Promise<void> {
   const files = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "packice-vs-nginx-" });
   const nginxPort = freePort();
   const httpPort = freePort();
+  const fastPort = freePort();
   const nginx = await startNginx(dir, files, nginxPort);
-  const daemon = await startDaemon(`${dir}/daemon.sock`, `127.0.0.1:${httpPort}`);
+  const daemon = await startDaemon(
+    `${dir}/daemon.sock`,
+    `127.0.0.1:${httpPort}`,
+    "--http-fast",
+    `127.0.0.1:${fastPort}`,
+  );
   try {
     // Both servers get the daemon's token, so each request is the same; nginx ignores it.
     const token = await daemonToken(`${dir}/daemon.sock`);
     await using client = await connect(`${dir}/daemon.sock`);
-    for (const [name, size] of SIZES) {
+    for (const [name, size, requests] of SIZES) {
       const bytes = new Uint8Array(size);
       crypto.getRandomValues(bytes.subarray(0, 65536));
       for (let at = 65536; at < size; at *= 2) bytes.copyWithin(at, 0, at);
       await Deno.writeFile(`${files}/${name}`, bytes);
       await client.put(bytes, { id: name });
       const nginxUrl = `http://127.0.0.1:${nginxPort}/${name}`;
-      const ourUrl = `http://127.0.0.1:${httpPort}/v1/objects/${name}`;
-      // One untimed request each: page cache, V8's optimizations.
+      const ourUrl = `http://127.0.0.1:${fastPort}/v1/objects/${name}`;
+      const denoUrl = `http://127.0.0.1:${httpPort}/v1/objects/${name}`;
+      // One untimed request each: page cache, V8's optimizations, the offer to the listener.
       await curl(nginxUrl, size, token);
       await curl(ourUrl, size, token);
+      await curl(denoUrl, size, token);
       const theirs = { speeds: [] as number[], cpuMs: 0 };
       const ours = { speeds: [] as number[], cpuMs: 0 };
+      const deno = { speeds: [] as number[], cpuMs: 0 };
       const nginxPids = [nginx.pid, ...childrenOf(nginx.pid)];
-      const nginxCpu = () => nginxPids.reduce((sum, pid) => sum + cpuMs(pid), 0);
-      for (let i = 0; i < REQUESTS; i++) {
-        let before = nginxCpu();
-        theirs.speeds.push(await curl(nginxUrl, size, token));
-        theirs.cpuMs += nginxCpu() - before;
-        before = cpuMs(daemon.pid);
-        ours.speeds.push(await curl(ourUrl, size, token));
-        ours.cpuMs += cpuMs(daemon.pid) - before;
+      const nginxCpu = () => nginxPids.reduce((sum, pid) => sum + threadsCpuMs(pid), 0);
+      const daemonCpu = () => threadsCpuMs(daemon.pid);
+      const timed = async (side: typeof ours, url: string, cpu: () => number) => {
+        const before = cpu();
+        side.speeds.push(await curl(url, size, token));
+        side.cpuMs += cpu() - before;
+      };
+      for (let i = 0; i < requests; i++) {
+        await timed(theirs, nginxUrl, nginxCpu);
+        await timed(ours, ourUrl, daemonCpu);
+        await timed(deno, denoUrl, daemonCpu);
       }
       report({
         bench: `vs_nginx_http_get_${name}`,
@@ -73,10 +92,13 @@ async function main(): Promise<void> {
         baseline_nginx_gb_per_s: median(theirs.speeds) / 1e9,
         ratio: median(ours.speeds) / median(theirs.speeds),
         target: ">= 0.9",
-        server_cpu_ms_per_request: ours.cpuMs / REQUESTS,
-        baseline_server_cpu_ms_per_request: theirs.cpuMs / REQUESTS,
+        server_cpu_ms_per_request: ours.cpuMs / requests,
+        baseline_server_cpu_ms_per_request: theirs.cpuMs / requests,
+        via_deno_serve_gb_per_s: median(deno.speeds) / 1e9,
+        via_deno_serve_ratio: median(deno.speeds) / median(theirs.speeds),
+        via_deno_serve_cpu_ms_per_request: deno.cpuMs / requests,
         client: "curl",
-        requests: REQUESTS,
+        requests,
       });
       if (size === FETCH_SIZE) {
         const fetched = { theirs: [] as number[], ours: [] as number[] };

@@ -40,6 +40,7 @@ function describe(daemon: DaemonStatus): string {
     ["uptime", formatDuration(daemon.uptime)],
     ["peer", daemon.impl],
     ["addresses", daemon.addresses.join(", ")],
+    ...(daemon.httpFast === undefined ? [] : [["GET with sendfile", daemon.httpFast]]),
     ["zero-copy", daemon.zeroCopy ? "on" : "off"],
     ["capacity", formatSize(stats.capacity)],
     ["used", `${formatSize(stats.bytes)}${percent}`],

@@ -39,7 +39,14 @@ import { type PeerMode, validateMode } from "./mode.ts";
 import type { BasePeerOptions } from "./peer_options.ts";
 import type { ObjectInfo } from "./object.ts";
 import { sameContent } from "./object.ts";
-import type { Acquired, AcquireOptions, DirectPutOptions, Peer, PeerStats } from "./peer.ts";
+import type {
+  Acquired,
+  AcquireOptions,
+  DirectPutOptions,
+  Peer,
+  PeerStats,
+  RemovalEvents,
+} from "./peer.ts";
 import { publicLease } from "./public_lease.ts";
 import {
   newId,
@@ -57,7 +64,7 @@ export type { BasePeerOptions, PeerOptions } from "./peer_options.ts";
  * and reference-counted freeing, over any {@link BlobStore} and
  * {@link LeaseStore}. Subclasses choose the stores.
  */
-export class BasePeer implements Peer {
+export class BasePeer implements Peer, RemovalEvents {
   readonly #blobs: BlobStore;
   readonly #leases: LeaseStore;
   readonly #clock: Clock;
@@ -82,6 +89,7 @@ export class BasePeer implements Peer {
   #evictions = 0;
   #expirations = 0;
   readonly #evicted = new Set<(info: ObjectInfo) => void>();
+  readonly #removed = new Set<(objectId: string) => void>();
   /** {@link BasePeer.#ended}, made once: a release hands it the lease's end. */
   readonly #endedBound = (end: LeaseEnd): void => this.#ended(end);
 
@@ -126,6 +134,17 @@ export class BasePeer implements Peer {
   onEvict(listener: (info: ObjectInfo) => void): () => void {
     this.#evicted.add(listener);
     return () => void this.#evicted.delete(listener);
+  }
+
+  /**
+   * Calls `listener` with the id of each object as it leaves lookups, for
+   * whatever reason (see {@link RemovalEvents}).
+   *
+   * @returns A function that stops the calls.
+   */
+  onRemove(listener: (objectId: string) => void): () => void {
+    this.#removed.add(listener);
+    return () => void this.#removed.delete(listener);
   }
 
   /** The clock this peer uses. */
@@ -597,6 +616,7 @@ export class BasePeer implements Peer {
     holding.removed = true;
     this.#recency.delete(holding);
     this.#objects.delete(objectId);
+    for (const listener of this.#removed) listener(objectId);
     if (holding.refs === 0) this.#free(holding);
   }
 

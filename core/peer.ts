@@ -239,6 +239,26 @@ export function offersDirectDelete(peer: Peer): peer is Peer & DirectDelete {
   return typeof (peer as Partial<DirectDelete>).deleteObject === "function";
 }
 
+/**
+ * An optional capability of a peer that holds objects itself: it tells when
+ * an object leaves its lookups (deleted, evicted, expired, dropped), as a
+ * server that serves objects from elsewhere (the native GET listener) must
+ * stop serving it at once.
+ */
+export interface RemovalEvents {
+  /**
+   * Calls `listener`, synchronously, with the id of each object as it leaves lookups.
+   *
+   * @returns A function that stops the calls.
+   */
+  onRemove(listener: (objectId: string) => void): () => void;
+}
+
+/** Whether `peer` offers {@link RemovalEvents}. */
+export function offersRemovalEvents(peer: Peer): peer is Peer & RemovalEvents {
+  return typeof (peer as Partial<RemovalEvents>).onRemove === "function";
+}
+
 /** Whether `peer` offers {@link DirectPut}. */
 export function offersDirectPut(peer: Peer): peer is Peer & DirectPut {
   return typeof (peer as Partial<DirectPut>).putObject === "function";

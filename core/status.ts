@@ -17,6 +17,8 @@ export interface DaemonStatus {
   readonly impl: string;
   /** Where it listens, such as `unix:///run/packice.sock` and `http://127.0.0.1:7070`. */
   readonly addresses: readonly string[];
+  /** The base URL of its native GET listener (`--http-fast`), when it has one. */
+  readonly httpFast?: string;
   /** Clients connected to its Unix socket. */
   readonly clients: number;
   /** Its peer's counts of objects, leases and bytes. */

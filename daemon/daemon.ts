@@ -164,6 +164,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   const closers: Array<() => Promise<void>> = [];
   const addresses: string[] = [];
   let clients = () => 0;
+  let httpFast: string | undefined;
   const zeroCopy = loadNative() !== undefined && options.impl !== "fs";
   // The read-through's counts, once it is loaded, beside the peer's in every report.
   let readThrough: ReadThrough | undefined;
@@ -175,6 +176,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
     zeroCopy,
     impl: options.impl,
     addresses: [...addresses],
+    ...(httpFast === undefined ? {} : { httpFast }),
     clients: clients(),
     stats: await peer.stats(),
     metrics: { ...await peer.metrics?.(), ...ownMetrics() },
@@ -258,14 +260,21 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         maxUploadRate: options.maxUploadRate,
         maxUploads: options.maxUploads,
         repeatWindowMs: options.maxUploads === undefined ? 0 : 400,
+        ...(options.httpFast === undefined
+          ? {}
+          : { fastGet: parseListenAddress(options.httpFast) }),
       });
       addresses.push(http.url);
+      httpFast = http.fastUrl;
       closers.push(() => http.close());
       // Closed before the server, so it leaves while it still answers.
       closers.push(() => member.close());
       if (made !== undefined) {
         const path = tokenFilePath(options.socket);
-        await writeTokenFile(path, { token: made, urls: [http.url] });
+        await writeTokenFile(path, {
+          token: made,
+          urls: http.fastUrl === undefined ? [http.url] : [http.url, http.fastUrl],
+        });
         tokenFile = path;
         closers.push(() => Deno.remove(path).catch(() => {}));
       }
@@ -287,6 +296,8 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   log.info(
     `Packice ${denoJson.version} (pid ${Deno.pid}): ${options.impl} peer, ${budget}, on ${
       addresses.join(", ")
+    }${
+      httpFast === undefined ? "" : `, GET of sealed objects also on ${httpFast}`
     }; zero-copy sharing ${zeroCopy ? "on" : "off"}${token}`,
   );
   return {

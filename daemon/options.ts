@@ -26,6 +26,8 @@ export interface DaemonOptions {
   readonly mode: "store" | "cache";
   /** `host:port` to serve HTTP on, if any. */
   readonly http: string | undefined;
+  /** `host:port` of the native GET listener (sendfile of sealed objects), if any. */
+  readonly httpFast: string | undefined;
   /** Bearer token of the HTTP server; undefined makes a random one, kept in `<socket>.token`. */
   readonly token: string | undefined;
   /** Where the token came from, for the startup line. */
@@ -69,6 +71,9 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --http HOST:PORT     also serve HTTP; on loopback without a token, a random one is
                        made and written to <socket>.token (mode 600), where clients
                        of this user find it; other addresses need a token
+  --http-fast HOST:PORT  also answer GET and HEAD of sealed objects on this port from the
+                       native library, with sendfile (needs --http and --impl mem; no
+                       upload limits); every other request is handed to the --http server
   --token-file FILE    read the bearer token of the HTTP server from FILE (first line)
   --token TOKEN        the bearer token itself; prefer PACKICE_TOKEN or --token-file,
                        as other users can read the command line
@@ -111,6 +116,7 @@ export function parseServeArgs(args: string[]): DaemonOptions {
         cold: { type: "string", default: "16GiB" },
         mode: { type: "string", default: "cache" },
         http: { type: "string" },
+        "http-fast": { type: "string" },
         token: { type: "string" },
         "token-file": { type: "string" },
         redis: { type: "string" },
@@ -137,6 +143,16 @@ export function parseServeArgs(args: string[]): DaemonOptions {
     .filter((s) => s.length > 0);
   if ((join.length > 0 || values.advertise !== undefined) && values.http === undefined) {
     throw new InvalidArgumentError("Invalid arguments: --join and --advertise need --http");
+  }
+  if (values["http-fast"] !== undefined) {
+    if (values.http === undefined || impl !== "mem") {
+      throw new InvalidArgumentError("Invalid arguments: --http-fast needs --http and --impl mem");
+    }
+    if (values["max-upload-rate"] !== undefined || values["max-uploads"] !== undefined) {
+      throw new InvalidArgumentError(
+        "Invalid arguments: --http-fast sends without upload limits: drop --max-upload-rate and --max-uploads, or --http-fast",
+      );
+    }
   }
   if (impl === "mem" && values["data-dir"] !== undefined) {
     throw new InvalidArgumentError(
@@ -165,6 +181,7 @@ export function parseServeArgs(args: string[]): DaemonOptions {
     cold: sizeFlag(values.cold, "--cold", 0),
     mode: oneOf(values.mode, ["store", "cache"] as const, "--mode"),
     http: values.http,
+    httpFast: values["http-fast"],
     ...token,
     redis: values.redis,
     namespace: values.namespace,

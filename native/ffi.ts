@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 10;
+export const NATIVE_ABI_VERSION = 11;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -541,6 +541,62 @@ export const symbols = {
   pk_http_cancel: { parameters: ["pointer"], result: "i32" },
   /** int32_t pk_http_close(struct pk_http *c): closes and frees it; no call may be under way */
   pk_http_close: { parameters: ["pointer"], result: "i32" },
+
+  // 11. HTTP GET of sealed objects (transport/http/native_get.ts)
+  pk_hg_start: {
+    parameters: [
+      "buffer", // const char *host (numeric, NUL-terminated)
+      "i32", // int32_t port (0: a free one)
+      "buffer", // const char *up_host: the Deno server's address (numeric, NUL-terminated)
+      "i32", // int32_t up_port
+      "buffer", // const char *token
+      "u32", // uint32_t token_len (0: no token)
+      "buffer", // uint64_t *out_handle
+    ],
+    result: "i32", // the port listened on
+  },
+  pk_hg_put: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // const char *id
+      "u32", // uint32_t id_len
+      "u32", // uint32_t slot: JS's number for it, as pk_hg_touched reports it
+      "i32", // int32_t fd (a sealed memfd; dup'd)
+      "u64", // uint64_t size
+      "buffer", // const char *head: header lines, each ending in CRLF
+      "u32", // uint32_t head_len
+    ],
+    result: "i32",
+  },
+  pk_hg_remove: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // const char *id
+      "u32", // uint32_t id_len
+    ],
+    result: "i32", // 1 when it was registered
+  },
+  pk_hg_touched: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // uint32_t *out: slots of the objects served since the last call
+      "i32", // int32_t max
+    ],
+    result: "i32", // how many
+  },
+  pk_hg_counts: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // uint64_t out[3]: requests answered, connections handed over, body bytes
+    ],
+    result: "i32",
+  },
+  pk_hg_close: {
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The functions of a loaded `libpackice.so`. */

@@ -21,14 +21,15 @@
 //   8. Hashing: XXH64 and SHA-256
 //   9. Signal report: a write into a sealed object
 //  10. HTTP/1.1 Range receiver: a response body straight into memory, hashed as it lands
+//  11. HTTP GET of sealed objects: a listener serving their memfds with sendfile
 
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -36,12 +37,14 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -59,7 +62,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 10
+#define PK_ABI_VERSION 11
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -1703,4 +1706,967 @@ PK_EXPORT int32_t pk_http_close(struct pk_http *c) {
   int result = close(c->fd) < 0 ? -errno : 0;
   free(c);
   return result;
+}
+
+// ===========================================================================
+// 11. HTTP GET of sealed objects: a listener serving their memfds with sendfile
+// ===========================================================================
+
+// Deno.serve gives no socket fd, so its responses are copied from the
+// object's mapping into the socket. This listener, on its own port and
+// thread, answers GET and HEAD of the objects JS has registered (a sealed
+// memfd each, dup'd here, with their response headers made by JS) with
+// sendfile(2): the pages go to the socket without a copy in this process.
+// It answers only what it can answer exactly as the Deno server would: a
+// request it does not take (another route, a query, a token that is not the
+// one, an object not registered, a conditional or odd range) goes to the
+// Deno server on a connection of its own, and the answer comes back, so
+// every refusal is the Deno server's own typed JSON error. The connection
+// then reads the next request here, when the ends of that exchange could be
+// told from the two heads (Content-Length); otherwise it stays a tunnel to
+// the Deno server until either side closes.
+//
+// An object removed from the table is not served to new requests; a
+// response under way holds a reference, and the fd is closed after its last
+// byte.
+
+// The most bytes of a request head read here, and of an object's header lines.
+#define PK_HG_HEAD_MAX 16384
+#define PK_HG_HEAD_LINES_MAX (1 << 20)
+#define PK_HG_RELAY_BUF 65536
+#define PK_HG_BUCKETS 4096
+#define PK_HG_SENDFILE_MAX ((size_t)1 << 30)
+// A connection waiting for a request, or for its client to read an answer
+// sent here, for this long is closed; checked this often.
+#define PK_HG_IDLE_S 120
+#define PK_HG_SWEEP_MS 5000
+// epoll data of the listening socket and the wake-up eventfd; connections
+// are their struct's address, the upstream side with bit 0 set.
+#define PK_HG_LISTEN 0
+#define PK_HG_WAKE 2
+
+struct pk_hg_object {
+  struct pk_hg_object *next;
+  int refs;  // 1 for the table, 1 per response under way, 1 while in `touched`; under the lock
+  int touched;  // served since the last pk_hg_touched; under the lock
+  uint32_t slot;  // JS's number for it
+  int fd;
+  uint64_t size;
+  uint32_t id_len;
+  uint32_t head_len;
+  char *id;    // not NUL-terminated
+  char *head;  // header lines, each ending in CRLF, without length, range and connection
+};
+
+// READ: waiting for a request head; SEND: answering one here; RELAY: one
+// request and its response between the client and the Deno server, after
+// which the connection reads again; TUNNEL: every byte both ways until
+// either side closes, for exchanges whose end is not known from their heads.
+enum pk_hg_state { PK_HG_READ, PK_HG_SEND, PK_HG_RELAY, PK_HG_TUNNEL };
+
+struct pk_hg_conn {
+  struct pk_hg_conn *prev, *next;
+  int fd;
+  int up;  // the Deno server's side while relaying, else -1
+  enum pk_hg_state state;
+  int close_after;
+  time_t active;  // when it last made progress (CLOCK_MONOTONIC seconds)
+  size_t in_len;  // request bytes in `in`
+  char in[PK_HG_HEAD_MAX];
+  char *out;  // response head
+  size_t out_len, out_at;
+  struct pk_hg_object *object;  // body under way
+  uint64_t body_at, body_end;
+  // Relay buffers: client to upstream, upstream to client; bodies move
+  // through a pipe of each direction with splice(2) once a buffer is empty.
+  char *c2u, *u2c;
+  size_t c2u_len, c2u_at, u2c_len, u2c_at;
+  int c_eof, u_eof;
+  int c2u_pipe[2], u2c_pipe[2];
+  size_t c2u_piped, u2c_piped;
+  // The exchange relayed: request bytes still to read from the client, whether
+  // its response has no body (HEAD), whether that response's head has arrived,
+  // and its body bytes still to read.
+  uint64_t req_left;
+  int head_request;
+  int resp_body;
+  uint64_t resp_left;
+};
+
+struct pk_hg {
+  int listen_fd;
+  int epfd;
+  int wakefd;
+  atomic_int stop;
+  pthread_t thread;
+  pthread_mutex_t lock;  // the table and the objects' refs
+  struct pk_hg_object *buckets[PK_HG_BUCKETS];
+  struct sockaddr_storage upstream;
+  socklen_t upstream_len;
+  char *token;
+  size_t token_len;
+  struct pk_hg_conn *conns;  // the thread's only
+  // Objects served since the last pk_hg_touched, each with a reference; under the lock.
+  struct pk_hg_object **touched;
+  size_t touched_len, touched_cap;
+  atomic_uint_fast64_t served, relayed, bytes;
+};
+
+static uint32_t pk_hg_hash(const char *id, size_t len) {
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)id[i]) * 16777619u;
+  return h % PK_HG_BUCKETS;
+}
+
+// Drops one reference; the last one closes the fd. Takes the lock.
+static void pk_hg_unref(struct pk_hg *s, struct pk_hg_object *o) {
+  pthread_mutex_lock(&s->lock);
+  int last = --o->refs == 0;
+  pthread_mutex_unlock(&s->lock);
+  if (!last) return;
+  close(o->fd);
+  free(o->id);
+  free(o->head);
+  free(o);
+}
+
+// Unlinks the entry of `id`, if any, and returns it (the table's reference
+// now the caller's). Call with the lock held.
+static struct pk_hg_object *pk_hg_unlink(struct pk_hg *s, const char *id, size_t len) {
+  struct pk_hg_object **at = &s->buckets[pk_hg_hash(id, len)];
+  for (; *at != NULL; at = &(*at)->next) {
+    struct pk_hg_object *o = *at;
+    if (o->id_len == len && memcmp(o->id, id, len) == 0) {
+      *at = o->next;
+      return o;
+    }
+  }
+  return NULL;
+}
+
+// Registers a sealed object: its id, JS's slot number for it, its fd (dup'd
+// here), size and header lines. Replaces an entry of the same id.
+PK_EXPORT int32_t pk_hg_put(void *handle, const char *id, uint32_t id_len, uint32_t slot,
+                            int32_t fd, uint64_t size, const char *head, uint32_t head_len) {
+  struct pk_hg *s = handle;
+  if (id_len == 0 || id_len > PK_HG_HEAD_MAX || head_len > PK_HG_HEAD_LINES_MAX) return -EINVAL;
+  struct pk_hg_object *o = calloc(1, sizeof *o);
+  if (o == NULL) return -ENOMEM;
+  o->id = malloc(id_len);
+  o->head = malloc(head_len + 1);
+  o->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (o->id == NULL || o->head == NULL || o->fd < 0) {
+    int error = o->fd < 0 ? errno : ENOMEM;
+    if (o->fd >= 0) close(o->fd);
+    free(o->id);
+    free(o->head);
+    free(o);
+    return -error;
+  }
+  memcpy(o->id, id, id_len);
+  memcpy(o->head, head, head_len);
+  o->id_len = id_len;
+  o->head_len = head_len;
+  o->size = size;
+  o->slot = slot;
+  o->refs = 1;
+  pthread_mutex_lock(&s->lock);
+  struct pk_hg_object *old = pk_hg_unlink(s, id, id_len);
+  uint32_t bucket = pk_hg_hash(id, id_len);
+  o->next = s->buckets[bucket];
+  s->buckets[bucket] = o;
+  pthread_mutex_unlock(&s->lock);
+  if (old != NULL) pk_hg_unref(s, old);
+  return 0;
+}
+
+// Stops serving `id` to new requests. Returns 1 when it was registered, else 0.
+PK_EXPORT int32_t pk_hg_remove(void *handle, const char *id, uint32_t id_len) {
+  struct pk_hg *s = handle;
+  pthread_mutex_lock(&s->lock);
+  struct pk_hg_object *old = pk_hg_unlink(s, id, id_len);
+  pthread_mutex_unlock(&s->lock);
+  if (old == NULL) return 0;
+  pk_hg_unref(s, old);
+  return 1;
+}
+
+// The entry of `id` with a reference for the caller, or NULL.
+static struct pk_hg_object *pk_hg_find(struct pk_hg *s, const char *id, size_t len) {
+  pthread_mutex_lock(&s->lock);
+  struct pk_hg_object *o = s->buckets[pk_hg_hash(id, len)];
+  while (o != NULL && !(o->id_len == len && memcmp(o->id, id, len) == 0)) o = o->next;
+  if (o != NULL) {
+    o->refs++;
+    if (!o->touched) {
+      if (s->touched_len == s->touched_cap) {
+        size_t cap = s->touched_cap == 0 ? 64 : 2 * s->touched_cap;
+        struct pk_hg_object **grown = realloc(s->touched, cap * sizeof *grown);
+        if (grown != NULL) {
+          s->touched = grown;
+          s->touched_cap = cap;
+        }
+      }
+      if (s->touched_len < s->touched_cap) {
+        o->touched = 1;
+        o->refs++;
+        s->touched[s->touched_len++] = o;
+      }
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  return o;
+}
+
+// Writes the slots of at most `max` objects served since the last call (so
+// that JS marks them as read for the peer's recency) and returns how many.
+PK_EXPORT int32_t pk_hg_touched(void *handle, uint32_t *out, int32_t max) {
+  struct pk_hg *s = handle;
+  if (max <= 0) return -EINVAL;
+  struct pk_hg_object *gone[64];
+  int count = 0;
+  while (count < max) {
+    int n_gone = 0;
+    pthread_mutex_lock(&s->lock);
+    while (count < max && n_gone < 64 && s->touched_len > 0) {
+      struct pk_hg_object *o = s->touched[--s->touched_len];
+      o->touched = 0;
+      out[count++] = o->slot;
+      if (--o->refs == 0) gone[n_gone++] = o;
+    }
+    int more = s->touched_len > 0;
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < n_gone; i++) {
+      close(gone[i]->fd);
+      free(gone[i]->id);
+      free(gone[i]->head);
+      free(gone[i]);
+    }
+    if (!more) break;
+  }
+  return count;
+}
+
+static void pk_hg_close_conn(struct pk_hg *s, struct pk_hg_conn *c) {
+  if (c->prev != NULL) c->prev->next = c->next;
+  else s->conns = c->next;
+  if (c->next != NULL) c->next->prev = c->prev;
+  close(c->fd);  // closing drops it from the epoll
+  if (c->up >= 0) close(c->up);
+  for (int i = 0; i < 2; i++) {
+    if (c->c2u_pipe[i] >= 0) close(c->c2u_pipe[i]);
+    if (c->u2c_pipe[i] >= 0) close(c->u2c_pipe[i]);
+  }
+  if (c->object != NULL) pk_hg_unref(s, c->object);
+  free(c->out);
+  free(c->c2u);
+  free(c->u2c);
+  free(c);
+}
+
+static int pk_hg_lower_eq(const char *a, size_t len, const char *lower) {
+  size_t n = strlen(lower);
+  if (len != n) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char ch = a[i];
+    if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
+    if (ch != lower[i]) return 0;
+  }
+  return 1;
+}
+
+// Parses decimal digits [p, end) into *out; 0 when empty, not all digits or too large.
+static int pk_hg_number(const char *p, const char *end, uint64_t *out) {
+  if (p == end || end - p > 18) return 0;
+  uint64_t n = 0;
+  for (; p < end; p++) {
+    if (*p < '0' || *p > '9') return 0;
+    n = n * 10 + (uint64_t)(*p - '0');
+  }
+  *out = n;
+  return 1;
+}
+
+// `Authorization: Bearer <token>` with the one token, as transport/http/auth.ts takes it.
+static int pk_hg_token_ok(struct pk_hg *s, const char *v, size_t len) {
+  if (len < 7 || !pk_hg_lower_eq(v, 6, "bearer") || (v[6] != ' ' && v[6] != '\t')) return 0;
+  size_t i = 6;
+  while (i < len && (v[i] == ' ' || v[i] == '\t')) i++;
+  size_t start = i;
+  while (i < len && v[i] != ' ' && v[i] != '\t') i++;
+  size_t given = i - start;
+  while (i < len && (v[i] == ' ' || v[i] == '\t')) i++;
+  if (i != len) return 0;
+  unsigned diff = (unsigned)(given ^ s->token_len);
+  for (size_t k = 0; k < given; k++) {
+    diff |= (uint8_t)v[start + k] ^ (uint8_t)s->token[k % s->token_len];
+  }
+  return diff == 0;
+}
+
+// A single `bytes=first-last`, `bytes=first-` or `bytes=-suffix` within
+// `size`, as transport/http/conditional.ts reads it; 0 for anything else (the
+// Deno server then answers).
+static int pk_hg_range(const char *v, size_t len, uint64_t size, uint64_t *start,
+                       uint64_t *end) {
+  if (len < 7 || !pk_hg_lower_eq(v, 6, "bytes=")) return 0;
+  const char *p = v + 6, *stop = v + len;
+  const char *dash = memchr(p, '-', (size_t)(stop - p));
+  if (dash == NULL) return 0;
+  uint64_t first, last;
+  if (dash == p) {
+    if (!pk_hg_number(dash + 1, stop, &last) || last == 0) return 0;
+    *start = last >= size ? 0 : size - last;
+    *end = size;
+  } else {
+    if (!pk_hg_number(p, dash, &first)) return 0;
+    if (dash + 1 == stop) {
+      *end = size;
+    } else {
+      if (!pk_hg_number(dash + 1, stop, &last) || last < first) return 0;
+      *end = last + 1 < size ? last + 1 : size;
+    }
+    *start = first;
+  }
+  return *start < size;
+}
+
+enum pk_hg_verdict { PK_HG_MORE, PK_HG_ANSWER, PK_HG_HAND_OVER };
+
+// Reads the request head in `c->in`: answers it (the response head in
+// `c->out`, the body range set), hands the connection over, or asks for more
+// bytes. `*used` is the length of the head answered.
+static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, size_t *used) {
+  char *in = c->in;
+  size_t n = c->in_len;
+  char *end = NULL;
+  for (size_t i = 3; i < n; i++) {
+    if (in[i] == '\n' && in[i - 1] == '\r' && in[i - 2] == '\n' && in[i - 3] == '\r') {
+      end = in + i + 1;
+      break;
+    }
+  }
+  if (end == NULL) return n == PK_HG_HEAD_MAX ? PK_HG_HAND_OVER : PK_HG_MORE;
+  *used = (size_t)(end - in);
+  char *line_end = memchr(in, '\r', (size_t)(end - in));
+  int head_only;
+  char *p;
+  if (line_end - in > 4 && memcmp(in, "GET ", 4) == 0) {
+    head_only = 0;
+    p = in + 4;
+  } else if (line_end - in > 5 && memcmp(in, "HEAD ", 5) == 0) {
+    head_only = 1;
+    p = in + 5;
+  } else {
+    return PK_HG_HAND_OVER;
+  }
+  static const char prefix[] = "/v1/objects/";
+  size_t prefix_len = sizeof prefix - 1;
+  char *target_end = memchr(p, ' ', (size_t)(line_end - p));
+  if (target_end == NULL || (size_t)(target_end - p) <= prefix_len ||
+      memcmp(p, prefix, prefix_len) != 0) {
+    return PK_HG_HAND_OVER;
+  }
+  char *id = p + prefix_len;
+  size_t id_len = (size_t)(target_end - id);
+  for (size_t i = 0; i < id_len; i++) {
+    char ch = id[i];
+    if (ch == '/' || ch == '?' || ch == '%' || ch == '#' || (uint8_t)ch <= 0x20 ||
+        (uint8_t)ch >= 0x7f) {
+      return PK_HG_HAND_OVER;
+    }
+  }
+  size_t version_len = (size_t)(line_end - target_end - 1);
+  if (version_len == 8 && memcmp(target_end + 1, "HTTP/1.1", 8) == 0) {
+    c->close_after = 0;
+  } else if (version_len == 8 && memcmp(target_end + 1, "HTTP/1.0", 8) == 0) {
+    c->close_after = 1;
+  } else {
+    return PK_HG_HAND_OVER;
+  }
+  const char *range = NULL;
+  size_t range_len = 0;
+  int authorized = s->token == NULL;
+  int seen_auth = 0;
+  for (char *line = line_end + 2; line < end - 2;) {
+    char *eol = memchr(line, '\r', (size_t)(end - line));
+    if (eol == NULL || eol[1] != '\n' || *line == ' ' || *line == '\t') return PK_HG_HAND_OVER;
+    char *colon = memchr(line, ':', (size_t)(eol - line));
+    if (colon == NULL) return PK_HG_HAND_OVER;
+    char *v = colon + 1;
+    char *v_end = eol;
+    while (v < v_end && (*v == ' ' || *v == '\t')) v++;
+    while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t')) v_end--;
+    size_t name_len = (size_t)(colon - line);
+    size_t v_len = (size_t)(v_end - v);
+    if (pk_hg_lower_eq(line, name_len, "authorization")) {
+      if (seen_auth++) return PK_HG_HAND_OVER;
+      if (s->token != NULL) authorized = pk_hg_token_ok(s, v, v_len);
+    } else if (pk_hg_lower_eq(line, name_len, "range")) {
+      if (range != NULL) return PK_HG_HAND_OVER;
+      range = v;
+      range_len = v_len;
+    } else if (pk_hg_lower_eq(line, name_len, "connection")) {
+      if (pk_hg_lower_eq(v, v_len, "close")) c->close_after = 1;
+      else if (!pk_hg_lower_eq(v, v_len, "keep-alive")) return PK_HG_HAND_OVER;
+    } else if (pk_hg_lower_eq(line, name_len, "content-length")) {
+      if (!pk_hg_lower_eq(v, v_len, "0")) return PK_HG_HAND_OVER;
+    } else if ((name_len >= 3 && pk_hg_lower_eq(line, 3, "if-")) ||
+               pk_hg_lower_eq(line, name_len, "transfer-encoding") ||
+               pk_hg_lower_eq(line, name_len, "expect") ||
+               pk_hg_lower_eq(line, name_len, "upgrade")) {
+      return PK_HG_HAND_OVER;
+    }
+    line = eol + 2;
+  }
+  if (!authorized) return PK_HG_HAND_OVER;
+  struct pk_hg_object *o = pk_hg_find(s, id, id_len);
+  if (o == NULL) return PK_HG_HAND_OVER;
+  uint64_t start = 0, stop = o->size;
+  // A HEAD answers with the whole object's headers, range or not, as the Deno server's.
+  int partial = range != NULL && !head_only;
+  if (partial && !pk_hg_range(range, range_len, o->size, &start, &stop)) {
+    pk_hg_unref(s, o);
+    return PK_HG_HAND_OVER;
+  }
+  free(c->out);
+  c->out = malloc(o->head_len + 320);
+  if (c->out == NULL) {
+    pk_hg_unref(s, o);
+    return PK_HG_HAND_OVER;
+  }
+  int len = snprintf(c->out, 64, "HTTP/1.1 %s\r\n", partial ? "206 Partial Content" : "200 OK");
+  memcpy(c->out + len, o->head, o->head_len);
+  len += (int)o->head_len;
+  len += snprintf(c->out + len, 192, "content-length: %llu\r\n",
+                  (unsigned long long)(stop - start));
+  if (partial) {
+    len += snprintf(c->out + len, 128, "content-range: bytes %llu-%llu/%llu\r\n",
+                    (unsigned long long)start, (unsigned long long)(stop - 1),
+                    (unsigned long long)o->size);
+  }
+  time_t now = time(NULL);
+  struct tm utc;
+  gmtime_r(&now, &utc);
+  len += (int)strftime(c->out + len, 64, "date: %a, %d %b %Y %H:%M:%S GMT\r\n", &utc);
+  if (c->close_after) len += snprintf(c->out + len, 32, "connection: close\r\n");
+  len += snprintf(c->out + len, 8, "\r\n");
+  c->out_len = (size_t)len;
+  c->out_at = 0;
+  c->object = o;
+  c->body_at = head_only ? stop : start;
+  c->body_end = stop;
+  return PK_HG_ANSWER;
+}
+
+// The body length a request head of `len` bytes declares (Content-Length),
+// or -1 when the end of the request cannot be told from its head (chunked,
+// Expect, Upgrade, a malformed length): the connection is then tunnelled.
+static int64_t pk_hg_request_body(const char *in, size_t len) {
+  int64_t body = 0;
+  const char *end = in + len;
+  const char *line = memchr(in, '\n', len);
+  for (line = line == NULL ? end : line + 1; line < end - 2;) {
+    const char *eol = memchr(line, '\n', (size_t)(end - line));
+    if (eol == NULL) return -1;
+    const char *colon = memchr(line, ':', (size_t)(eol - line));
+    if (colon == NULL) return -1;
+    size_t name_len = (size_t)(colon - line);
+    const char *v = colon + 1;
+    const char *v_end = eol[-1] == '\r' ? eol - 1 : eol;
+    while (v < v_end && (*v == ' ' || *v == '\t')) v++;
+    while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t')) v_end--;
+    if (pk_hg_lower_eq(line, name_len, "content-length")) {
+      uint64_t n;
+      if (!pk_hg_number(v, v_end, &n)) return -1;
+      body = (int64_t)n;
+    } else if (pk_hg_lower_eq(line, name_len, "transfer-encoding") ||
+               pk_hg_lower_eq(line, name_len, "expect") ||
+               pk_hg_lower_eq(line, name_len, "upgrade")) {
+      return -1;
+    }
+    line = eol + 1;
+  }
+  return body;
+}
+
+// The body length of a response head of `len` bytes to a request that was
+// HEAD or not, or -1 when its end is not known from its head (chunked, read
+// to the close, an interim 1xx, `Connection: close`).
+static int64_t pk_hg_response_body(const char *in, size_t len, int head_request) {
+  if (len < 12 || memcmp(in, "HTTP/1.1 ", 9) != 0) return -1;
+  int status = (in[9] - '0') * 100 + (in[10] - '0') * 10 + (in[11] - '0');
+  if (status < 200) return -1;
+  int64_t body = -1;
+  const char *end = in + len;
+  const char *line = memchr(in, '\n', len);
+  for (line = line == NULL ? end : line + 1; line < end - 2;) {
+    const char *eol = memchr(line, '\n', (size_t)(end - line));
+    if (eol == NULL) return -1;
+    const char *colon = memchr(line, ':', (size_t)(eol - line));
+    if (colon == NULL) return -1;
+    size_t name_len = (size_t)(colon - line);
+    const char *v = colon + 1;
+    const char *v_end = eol[-1] == '\r' ? eol - 1 : eol;
+    while (v < v_end && (*v == ' ' || *v == '\t')) v++;
+    while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t')) v_end--;
+    if (pk_hg_lower_eq(line, name_len, "content-length")) {
+      uint64_t n;
+      if (!pk_hg_number(v, v_end, &n)) return -1;
+      body = (int64_t)n;
+    } else if (pk_hg_lower_eq(line, name_len, "transfer-encoding")) {
+      return -1;
+    } else if (pk_hg_lower_eq(line, name_len, "connection") &&
+               pk_hg_lower_eq(v, (size_t)(v_end - v), "close")) {
+      return -1;
+    }
+    line = eol + 1;
+  }
+  if (head_request || status == 204 || status == 304) return 0;
+  return body;
+}
+
+// Opens a connection to the Deno server for the next exchange.
+static int pk_hg_connect_up(struct pk_hg *s, struct pk_hg_conn *c) {
+  if (c->c2u == NULL) c->c2u = malloc(PK_HG_RELAY_BUF);
+  if (c->u2c == NULL) c->u2c = malloc(PK_HG_RELAY_BUF);
+  if (c->c2u == NULL || c->u2c == NULL) return -1;
+  // Without pipes, bodies go through the buffers.
+  if (c->c2u_pipe[0] < 0 && pipe2(c->c2u_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+    c->c2u_pipe[0] = c->c2u_pipe[1] = -1;
+  }
+  if (c->u2c_pipe[0] < 0 && pipe2(c->u2c_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+    c->u2c_pipe[0] = c->u2c_pipe[1] = -1;
+  }
+  int up = socket(s->upstream.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (up < 0) return -1;
+  if (connect(up, (struct sockaddr *)&s->upstream, s->upstream_len) < 0 ||
+      fcntl(up, F_SETFL, O_NONBLOCK) < 0) {
+    close(up);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(up, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct epoll_event event = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                              .data.u64 = (uint64_t)(uintptr_t)c | 1};
+  if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, up, &event) < 0) {
+    close(up);
+    return -1;
+  }
+  c->up = up;
+  c->c2u_len = c->c2u_at = c->u2c_len = c->u2c_at = 0;
+  c->c_eof = c->u_eof = 0;
+  return 0;
+}
+
+// Hands the request at the start of `c->in` (its head `used` bytes long; 0
+// when it did not end within the buffer) to the Deno server: as one
+// exchange when its end and its response's can be told from their heads,
+// else as a tunnel for the rest of the connection.
+static int pk_hg_hand_over(struct pk_hg *s, struct pk_hg_conn *c, size_t used) {
+  if (pk_hg_connect_up(s, c) < 0) return -1;
+  atomic_fetch_add(&s->relayed, 1);
+  int64_t body = used == 0 ? -1 : pk_hg_request_body(c->in, used);
+  size_t take = c->in_len;
+  if (body < 0) {
+    c->state = PK_HG_TUNNEL;
+  } else {
+    uint64_t request = used + (uint64_t)body;
+    if (take > request) take = (size_t)request;
+    c->req_left = request - take;
+    c->head_request = memcmp(c->in, "HEAD ", 5) == 0;
+    c->resp_body = 0;
+    c->state = PK_HG_RELAY;
+  }
+  memcpy(c->c2u, c->in, take);
+  c->c2u_len = take;
+  memmove(c->in, c->in + take, c->in_len - take);
+  c->in_len -= take;
+  return 0;
+}
+
+// One direction of a relay: bytes already read into `buf` (from `at` to
+// `len`) go first, then the rest moves through `pipe` (or `buf`, without one).
+struct pk_hg_way {
+  int from, to;
+  char *buf;
+  size_t *len, *at;
+  int *pipe;
+  size_t *piped;  // bytes in the pipe
+  int *eof;
+  uint64_t *left;  // at most this many more bytes are read, when not NULL
+};
+
+// Moves bytes one way until either side would block. Returns -1 on an
+// error, else whether anything moved; sets *eof at the end of `from`,
+// shutting the writing side of `to` once nothing is left to send.
+static int pk_hg_pump(struct pk_hg_way w) {
+  int moved = 0;
+  int splicing = w.pipe[0] >= 0;
+  const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+  while (1) {
+    ssize_t n;
+    if (*w.at < *w.len) {
+      n = send(w.to, w.buf + *w.at, *w.len - *w.at, MSG_NOSIGNAL);
+      if (n < 0) return errno == EAGAIN || errno == EINTR ? moved : -1;
+      *w.at += (size_t)n;
+      moved = 1;
+      continue;
+    }
+    *w.at = *w.len = 0;
+    if (*w.piped > 0) {
+      n = splice(w.pipe[0], NULL, w.to, NULL, *w.piped, flags);
+      if (n < 0) return errno == EAGAIN || errno == EINTR ? moved : -1;
+      *w.piped -= (size_t)n;
+      moved = 1;
+      continue;
+    }
+    if (*w.eof || (w.left != NULL && *w.left == 0)) return moved;
+    size_t room = PK_HG_RELAY_BUF;
+    if (w.left != NULL && *w.left < room) room = (size_t)*w.left;
+    // The pipe is empty here, so EAGAIN means `from` has nothing to read.
+    n = splicing ? splice(w.from, NULL, w.pipe[1], NULL, room, flags)
+                 : recv(w.from, w.buf, room, 0);
+    if (n < 0) return errno == EAGAIN || errno == EINTR ? moved : -1;
+    if (n == 0) {
+      *w.eof = 1;
+      shutdown(w.to, SHUT_WR);
+      return 1;
+    }
+    if (splicing) *w.piped = (size_t)n;
+    else *w.len = (size_t)n;
+    if (w.left != NULL) *w.left -= (uint64_t)n;
+    moved = 1;
+  }
+}
+
+static struct pk_hg_way pk_hg_c2u(struct pk_hg_conn *c, uint64_t *left) {
+  return (struct pk_hg_way){c->fd, c->up, c->c2u, &c->c2u_len, &c->c2u_at,
+                            c->c2u_pipe, &c->c2u_piped, &c->c_eof, left};
+}
+
+static struct pk_hg_way pk_hg_u2c(struct pk_hg_conn *c, uint64_t *left) {
+  return (struct pk_hg_way){c->up, c->fd, c->u2c, &c->u2c_len, &c->u2c_at,
+                            c->u2c_pipe, &c->u2c_piped, &c->u_eof, left};
+}
+
+// Reads the Deno server's response head into `u2c`, then sends it on. Returns
+// -1 on an error, else whether anything moved.
+static int pk_hg_response_head(struct pk_hg_conn *c) {
+  int moved = 0;
+  while (!c->resp_body) {
+    ssize_t r = recv(c->up, c->u2c + c->u2c_len, PK_HG_RELAY_BUF - c->u2c_len, 0);
+    if (r < 0) return errno == EAGAIN || errno == EINTR ? moved : -1;
+    if (r == 0) return -1;
+    moved = 1;
+    size_t from = c->u2c_len < 3 ? 0 : c->u2c_len - 3;
+    c->u2c_len += (size_t)r;
+    size_t head = 0;
+    for (size_t i = from + 3; i < c->u2c_len; i++) {
+      if (memcmp(c->u2c + i - 3, "\r\n\r\n", 4) == 0) {
+        head = i + 1;
+        break;
+      }
+    }
+    if (head == 0) {
+      if (c->u2c_len == PK_HG_RELAY_BUF) c->state = PK_HG_TUNNEL;
+      if (c->state == PK_HG_TUNNEL) return moved;
+      continue;
+    }
+    int64_t body = pk_hg_response_body(c->u2c, head, c->head_request);
+    uint64_t read_body = c->u2c_len - head;
+    if (body < 0 || read_body > (uint64_t)body) {
+      c->state = PK_HG_TUNNEL;
+      return moved;
+    }
+    c->resp_body = 1;
+    c->resp_left = (uint64_t)body - read_body;
+    c->u2c_at = 0;
+  }
+  return moved;
+}
+
+// Relays one exchange; returns -1 on an error or a side that closed early,
+// else whether anything moved. The state is READ again once it is over.
+static int pk_hg_relay(struct pk_hg *s, struct pk_hg_conn *c) {
+  (void)s;
+  int a = pk_hg_pump(pk_hg_c2u(c, &c->req_left));
+  if (a < 0 || c->c_eof) return -1;
+  int b = pk_hg_response_head(c);
+  if (b < 0) return -1;
+  if (c->state == PK_HG_TUNNEL) return 1;
+  if (c->resp_body) {
+    int body = pk_hg_pump(pk_hg_u2c(c, &c->resp_left));
+    if (body < 0 || c->u_eof) return -1;
+    b |= body;
+  }
+  if (c->resp_body && c->resp_left == 0 && c->u2c_at == c->u2c_len && c->u2c_piped == 0 &&
+      c->req_left == 0 && c->c2u_at == c->c2u_len && c->c2u_piped == 0) {
+    close(c->up);
+    c->up = -1;
+    c->state = PK_HG_READ;
+    return 1;
+  }
+  return a || b;
+}
+
+// Makes every step a connection can make now. Returns -1 when it is done.
+static int pk_hg_drive(struct pk_hg *s, struct pk_hg_conn *c) {
+  while (1) {
+    if (c->state == PK_HG_TUNNEL) {
+      // Bytes read ahead of an exchange that turned into a tunnel go first.
+      if (c->in_len > 0 && c->c2u_at == c->c2u_len && c->c2u_piped == 0) {
+        memcpy(c->c2u, c->in, c->in_len);
+        c->c2u_len = c->in_len;
+        c->c2u_at = 0;
+        c->in_len = 0;
+      }
+      int a = pk_hg_pump(pk_hg_c2u(c, NULL));
+      int b = pk_hg_pump(pk_hg_u2c(c, NULL));
+      if (a < 0 || b < 0 || (c->c_eof && c->u_eof)) return -1;
+      if (a == 0 && b == 0) return 0;
+      continue;
+    }
+    if (c->state == PK_HG_RELAY) {
+      int moved = pk_hg_relay(s, c);
+      if (moved < 0) return -1;
+      if (moved == 0) return 0;
+      continue;
+    }
+    if (c->state == PK_HG_SEND) {
+      if (c->out_at < c->out_len) {
+        int more = c->body_at < c->body_end ? MSG_MORE : 0;
+        ssize_t w = send(c->fd, c->out + c->out_at, c->out_len - c->out_at, MSG_NOSIGNAL | more);
+        if (w < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        c->out_at += (size_t)w;
+        continue;
+      }
+      if (c->body_at < c->body_end) {
+        off_t offset = (off_t)c->body_at;
+        size_t count = c->body_end - c->body_at;
+        if (count > PK_HG_SENDFILE_MAX) count = PK_HG_SENDFILE_MAX;
+        ssize_t w = sendfile(c->fd, c->object->fd, &offset, count);
+        if (w < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        if (w == 0) return -1;  // the file is shorter than registered
+        c->body_at += (uint64_t)w;
+        atomic_fetch_add(&s->bytes, (uint64_t)w);
+        continue;
+      }
+      pk_hg_unref(s, c->object);
+      c->object = NULL;
+      atomic_fetch_add(&s->served, 1);
+      if (c->close_after) return -1;
+      c->state = PK_HG_READ;
+      continue;
+    }
+    // PK_HG_READ: a head already buffered (pipelined), else read more.
+    if (c->in_len > 0) {
+      size_t used = 0;
+      enum pk_hg_verdict verdict = pk_hg_parse(s, c, &used);
+      if (verdict == PK_HG_ANSWER) {
+        memmove(c->in, c->in + used, c->in_len - used);
+        c->in_len -= used;
+        c->state = PK_HG_SEND;
+        continue;
+      }
+      if (verdict == PK_HG_HAND_OVER) {
+        if (pk_hg_hand_over(s, c, used) < 0) return -1;
+        continue;
+      }
+    }
+    ssize_t r = recv(c->fd, c->in + c->in_len, PK_HG_HEAD_MAX - c->in_len, 0);
+    if (r < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    if (r == 0) return -1;
+    c->in_len += (size_t)r;
+  }
+}
+
+static time_t pk_hg_now(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return now.tv_sec;
+}
+
+static void pk_hg_accept(struct pk_hg *s) {
+  while (1) {
+    int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;  // EAGAIN, or a failure the next event retries
+    struct pk_hg_conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+      close(fd);
+      continue;
+    }
+    c->fd = fd;
+    c->up = -1;
+    c->c2u_pipe[0] = c->c2u_pipe[1] = c->u2c_pipe[0] = c->u2c_pipe[1] = -1;
+    c->state = PK_HG_READ;
+    c->active = pk_hg_now();
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct epoll_event event = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                .data.u64 = (uint64_t)(uintptr_t)c};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &event) < 0) {
+      close(fd);
+      free(c);
+      continue;
+    }
+    c->next = s->conns;
+    if (s->conns != NULL) s->conns->prev = c;
+    s->conns = c;
+  }
+}
+
+static void *pk_hg_loop(void *arg) {
+  struct pk_hg *s = arg;
+  struct epoll_event events[256];
+  time_t swept = pk_hg_now();
+  while (!atomic_load(&s->stop)) {
+    int n = epoll_wait(s->epfd, events, 256, PK_HG_SWEEP_MS);
+    if (n < 0 && errno != EINTR) break;
+    time_t now = pk_hg_now();
+    if (now - swept >= PK_HG_SWEEP_MS / 1000) {
+      swept = now;
+      for (struct pk_hg_conn *c = s->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        // Relayed exchanges are the Deno server's to time out: it may answer slowly (a fetch).
+        int own = c->state == PK_HG_READ || c->state == PK_HG_SEND;
+        if (own && now - c->active > PK_HG_IDLE_S) pk_hg_close_conn(s, c);
+      }
+    }
+    for (int i = 0; i < n && !atomic_load(&s->stop); i++) {
+      uint64_t data = events[i].data.u64;
+      if (data == PK_HG_LISTEN) {
+        pk_hg_accept(s);
+      } else if (data != PK_HG_WAKE) {
+        struct pk_hg_conn *c = (struct pk_hg_conn *)(uintptr_t)(data & ~(uint64_t)1);
+        // A connection closed earlier in this batch may still have an event
+        // here: both of its fds' events come in one batch, so drive once.
+        int seen = 0;
+        for (int k = 0; k < i; k++) {
+          if ((events[k].data.u64 & ~(uint64_t)1) == (data & ~(uint64_t)1)) seen = 1;
+        }
+        if (seen) continue;
+        c->active = now;
+        if (pk_hg_drive(s, c) < 0) pk_hg_close_conn(s, c);
+      }
+    }
+  }
+  while (s->conns != NULL) pk_hg_close_conn(s, s->conns);
+  return NULL;
+}
+
+static int pk_hg_address(const char *host, uint16_t port, struct sockaddr_storage *out,
+                         socklen_t *len) {
+  memset(out, 0, sizeof *out);
+  struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+  if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    *len = sizeof *v4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    *len = sizeof *v6;
+    return 0;
+  }
+  return -EINVAL;
+}
+
+static void pk_hg_free(struct pk_hg *s) {
+  while (s->touched_len > 0) pk_hg_unref(s, s->touched[--s->touched_len]);
+  free(s->touched);
+  if (s->listen_fd >= 0) close(s->listen_fd);
+  if (s->epfd >= 0) close(s->epfd);
+  if (s->wakefd >= 0) close(s->wakefd);
+  for (int i = 0; i < PK_HG_BUCKETS; i++) {
+    while (s->buckets[i] != NULL) {
+      struct pk_hg_object *o = s->buckets[i];
+      s->buckets[i] = o->next;
+      pk_hg_unref(s, o);
+    }
+  }
+  pthread_mutex_destroy(&s->lock);
+  free(s->token);
+  free(s);
+}
+
+// Listens on `host`:`port` (NUL-terminated numeric address; port 0 picks a
+// free one) and starts the thread. Requests it does not answer go to the
+// Deno server at `up_host`:`up_port`. `token` (`token_len` bytes; 0 for
+// none) is the bearer token requests must carry. Writes the handle; returns
+// the port listened on.
+PK_EXPORT int32_t pk_hg_start(const char *host, int32_t port, const char *up_host,
+                              int32_t up_port, const char *token, uint32_t token_len,
+                              uint64_t *out_handle) {
+  if (port < 0 || port > 65535 || up_port <= 0 || up_port > 65535) return -EINVAL;
+  pk_pin();
+  struct pk_hg *s = calloc(1, sizeof *s);
+  if (s == NULL) return -ENOMEM;
+  s->listen_fd = s->epfd = s->wakefd = -1;
+  pthread_mutex_init(&s->lock, NULL);
+  atomic_init(&s->stop, 0);
+  struct sockaddr_storage address;
+  socklen_t address_len;
+  int error = -pk_hg_address(host, (uint16_t)port, &address, &address_len);
+  if (error == 0) error = -pk_hg_address(up_host, (uint16_t)up_port, &s->upstream, &s->upstream_len);
+  if (error == 0 && token_len > 0) {
+    s->token = malloc(token_len);
+    if (s->token == NULL) error = ENOMEM;
+    else memcpy(s->token, token, token_len);
+    s->token_len = token_len;
+  }
+  int one = 1;
+  if (error == 0) {
+    s->listen_fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    s->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event listen_event = {.events = EPOLLIN, .data.u64 = PK_HG_LISTEN};
+    struct epoll_event wake_event = {.events = EPOLLIN, .data.u64 = PK_HG_WAKE};
+    if (s->listen_fd < 0 || s->epfd < 0 || s->wakefd < 0 ||
+        setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(s->listen_fd, (struct sockaddr *)&address, address_len) < 0 ||
+        listen(s->listen_fd, 512) < 0 ||
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->listen_fd, &listen_event) < 0 ||
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wakefd, &wake_event) < 0) {
+      error = errno;
+    }
+  }
+  if (error == 0) {
+    address_len = sizeof address;
+    if (getsockname(s->listen_fd, (struct sockaddr *)&address, &address_len) < 0) error = errno;
+  }
+  if (error == 0) error = pthread_create(&s->thread, NULL, pk_hg_loop, s);
+  if (error != 0) {
+    pk_hg_free(s);
+    return -error;
+  }
+  *out_handle = (uint64_t)(uintptr_t)s;
+  return ntohs(address.ss_family == AF_INET ? ((struct sockaddr_in *)&address)->sin_port
+                                            : ((struct sockaddr_in6 *)&address)->sin6_port);
+}
+
+// Writes the requests answered here, the connections handed to the Deno
+// server and the body bytes sent.
+PK_EXPORT int32_t pk_hg_counts(void *handle, uint64_t *out) {
+  struct pk_hg *s = handle;
+  out[0] = atomic_load(&s->served);
+  out[1] = atomic_load(&s->relayed);
+  out[2] = atomic_load(&s->bytes);
+  return 0;
+}
+
+// Stops the thread, closes every connection (responses under way are cut)
+// and the listener, and frees the table.
+PK_EXPORT int32_t pk_hg_close(void *handle) {
+  struct pk_hg *s = handle;
+  atomic_store(&s->stop, 1);
+  uint64_t one = 1;
+  if (write(s->wakefd, &one, sizeof one) < 0) { /* a pending wake-up is enough */ }
+  int error = pthread_join(s->thread, NULL);
+  if (error != 0) return -error;
+  pk_hg_free(s);
+  return 0;
 }

@@ -9,15 +9,17 @@
  * @module
  */
 import { Access, type Lease } from "../core/lease.ts";
-import { NotFoundError, StoreUnavailableError } from "../core/errors.ts";
+import { NotFoundError, StoreUnavailableError, UnsupportedError } from "../core/errors.ts";
 import type { ObjectInfo } from "../core/object.ts";
-import type {
-  Acquired,
-  AcquireOptions,
-  ArrivingObject,
-  ArrivingRead,
-  Peer,
-  PeerStats,
+import {
+  type Acquired,
+  type AcquireOptions,
+  type ArrivingObject,
+  type ArrivingRead,
+  offersRemovalEvents,
+  type Peer,
+  type PeerStats,
+  type RemovalEvents,
 } from "../core/peer.ts";
 import { putInSteps } from "../core/put_in_steps.ts";
 import type { Meta } from "../core/validate.ts";
@@ -81,7 +83,7 @@ const quiet: ClusterLog = { warn: () => {}, debug: () => {} };
  * });
  * ```
  */
-export class ClusterPeer implements Peer, ArrivingRead {
+export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents {
   readonly #home: Peer;
   readonly #directory: Directory;
   readonly #node: string;
@@ -170,6 +172,25 @@ export class ClusterPeer implements Peer, ArrivingRead {
 
   set address(url: string | undefined) {
     this.#address = url;
+  }
+
+  /**
+   * Calls `listener` with the id of each object as it leaves this daemon's
+   * lookups, among its own objects or the copies it fetched (see
+   * {@link RemovalEvents}).
+   *
+   * @returns A function that stops the calls.
+   * @throws {UnsupportedError} When the home peer or the copies' peer does not report removals.
+   */
+  onRemove(listener: (objectId: string) => void): () => void {
+    const peers = [this.#home, this.#copies.peer];
+    if (!peers.every(offersRemovalEvents)) {
+      throw new UnsupportedError(
+        "Cannot report removed objects: the peers of this cluster peer do not",
+      );
+    }
+    const stops = peers.map((peer) => peer.onRemove(listener));
+    return () => stops.forEach((stop) => stop());
   }
 
   /**

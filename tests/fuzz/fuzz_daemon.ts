@@ -91,14 +91,20 @@ function implFlags(impl: FuzzImpl, dir: string): string[] {
   }
 }
 
-/** Starts the daemon and puts the seeds. */
-export async function startFuzzDaemon(impl: FuzzImpl): Promise<FuzzDaemon> {
+/**
+ * Starts the daemon and puts the seeds. With `fast`, it has a native GET
+ * listener (`--http-fast`), and `http` is the listener's URL: every request
+ * goes through it.
+ */
+export async function startFuzzDaemon(impl: FuzzImpl, fast = false): Promise<FuzzDaemon> {
   const dir = await socketDir();
   const socket = `${dir}/packice.sock`;
   const port = freePort();
+  const fastPort = fast ? freePort() : undefined;
   const daemon = await spawnDaemon(socket, [
     "--http",
     `127.0.0.1:${port}`,
+    ...(fastPort === undefined ? [] : ["--http-fast", `127.0.0.1:${fastPort}`]),
     ...implFlags(impl, dir),
   ]);
   let exited = false;
@@ -110,7 +116,7 @@ export async function startFuzzDaemon(impl: FuzzImpl): Promise<FuzzDaemon> {
     await client.put(bytes, { id, meta: { "content-type": "text/plain", seed: index } });
     digests.push(await digestOf(bytes));
   }
-  const http = `http://127.0.0.1:${port}`;
+  const http = `http://127.0.0.1:${fastPort ?? port}`;
   const token = (await Deno.readTextFile(`${socket}.token`)).split("\n")[0]!;
   await eventually(async () => {
     try {

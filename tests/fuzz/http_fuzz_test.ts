@@ -352,11 +352,17 @@ async function releaseAll(daemon: FuzzDaemon, run: Run): Promise<void> {
   }
 }
 
-for (const impl of FUZZ_IMPLS) {
-  const name =
-    `fuzz (${impl}): the HTTP routes answer every request without a 500 and lose nothing`;
+const variants = [
+  ...FUZZ_IMPLS.map((impl) => ({ impl, fast: false })),
+  // Through the native GET listener, which answers or relays every request.
+  { impl: "mem" as const, fast: true },
+];
+for (const { impl, fast } of variants) {
+  const name = `fuzz (${impl}${
+    fast ? ", through --http-fast" : ""
+  }): the HTTP routes answer every request without a 500 and lose nothing`;
   Deno.test(name, async () => {
-    await using daemon = await startFuzzDaemon(impl);
+    await using daemon = await startFuzzDaemon(impl, fast);
     const property = fc.asyncProperty(
       fc.array(call, { minLength: 1, maxLength: 12 }),
       async (calls) => {

@@ -24,6 +24,7 @@ import { etagOf, notModified, objectHeaders, sentRange } from "./object_headers.
 import { Header, objectPath } from "./protocol.ts";
 import type { RouteContext } from "./router.ts";
 import { checkMetaSize, type ServerContext } from "./server_context.ts";
+import type { NativeGetWatch } from "./native_get.ts";
 import type { PartialHolder } from "./upload_gate.ts";
 
 /**
@@ -86,9 +87,10 @@ const CREATING = { [Header.STATE]: "CREATING" } as const;
 /** GET and HEAD /v1/objects/:id: the bytes, with entity tag, range and type. */
 export async function download(
   server: ServerContext,
-  { request, params, info, url }: RouteContext,
+  route: RouteContext,
   head: boolean,
 ): Promise<Response> {
+  const { request, params, info, url } = route;
   const peer = server.peer;
   const id = getRequest(params.id);
   const ifNoneMatch = request.headers.get("if-none-match");
@@ -130,6 +132,29 @@ export async function download(
       return new Response(server.uploads.limit(body), { headers });
     }
   }
+  // Watched from before the lease: a removal from then on cancels the offer.
+  const watch = local || head ? undefined : server.nativeGet?.watch(id);
+  try {
+    return await read(server, route, id, { head, local, free, watch });
+  } finally {
+    if (watch !== undefined) server.nativeGet?.unwatch(watch);
+  }
+}
+
+/** The GET or HEAD of `download` under a READ lease. */
+async function read(
+  server: ServerContext,
+  { request, info }: RouteContext,
+  id: string,
+  { head, local, free, watch }: {
+    head: boolean;
+    local: boolean;
+    free: ((sent?: boolean) => void) | undefined;
+    watch: NativeGetWatch | undefined;
+  },
+): Promise<Response> {
+  const peer = server.peer;
+  const ifNoneMatch = request.headers.get("if-none-match");
   let acquired: Acquired;
   try {
     acquired = await peer.acquire(id, Access.READ, local ? { local } : {});
@@ -159,6 +184,7 @@ export async function download(
     const digest = object.digest ?? await digestOf(server, acquired);
     if (noneMatch(ifNoneMatch, etagOf(digest))) return notModified(digest);
     const headers = objectHeaders(object, digest);
+    if (watch !== undefined) offer(server, watch, acquired, headers);
     if (head) return new Response(null, { headers });
     const range = parseRange(request.headers.get("range"), object.size);
     const { bytes, status } = sentRange(range, object.size, headers);
@@ -179,6 +205,20 @@ export async function download(
       free?.(false);
       await peer.release(acquired.lease.id).catch(() => {});
     }
+  }
+}
+
+/** Hands the object read to the native GET listener; a failure there leaves the response as it is. */
+function offer(
+  server: ServerContext,
+  watch: NativeGetWatch,
+  acquired: Acquired,
+  headers: Record<string, string>,
+): void {
+  try {
+    server.nativeGet?.offer(watch, acquired.blobs, headers);
+  } catch (error) {
+    server.onError(error);
   }
 }
 

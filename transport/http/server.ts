@@ -14,10 +14,12 @@ import { type Clock, systemClock } from "../../core/clock.ts";
 import {
   ErrorCode,
   InvalidArgumentError,
+  NativeUnavailableError,
   NotFoundError,
   type PackiceError,
 } from "../../core/errors.ts";
-import type { Peer } from "../../core/peer.ts";
+import { offersRemovalEvents, type Peer } from "../../core/peer.ts";
+import { loadNative } from "../../native/load.ts";
 import type { DaemonStatus } from "../../core/status.ts";
 import { MAX_META_BYTES, validateSize, validateTtl } from "../../core/validate.ts";
 import { isLoopback, urlHost } from "./address.ts";
@@ -25,6 +27,7 @@ import { BearerAuth } from "./auth.ts";
 import { describeError, errorResponse } from "./errors.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
+import { NativeGet } from "./native_get.ts";
 import { API_PREFIX } from "./protocol.ts";
 import type { HttpRequestEntry } from "./request_log.ts";
 import { type RouteHandler, Router } from "./router.ts";
@@ -86,6 +89,13 @@ export interface HttpServerOptions {
   readonly routes?: readonly HttpRoute[];
   /** More Prometheus text for `/metrics`, such as the cluster's counts. */
   readonly metricsText?: () => string;
+  /**
+   * A port of its own where the native library answers GET and HEAD of
+   * sealed objects held in memfds with sendfile, handing every other request
+   * to this server (see `native_get.ts`). Needs the native library and a
+   * peer that reports removals (`RemovalEvents`). Default: none.
+   */
+  readonly fastGet?: { readonly hostname?: string; readonly port: number };
 }
 
 /** A route added to the server: method, `:name` pattern and handler. */
@@ -131,6 +141,8 @@ export class HttpServer implements AsyncDisposable {
   readonly url: string;
   /** The address it listens on. */
   readonly addr: Deno.NetAddr;
+  /** The base URL of its native GET listener, with `fastGet`. */
+  readonly fastUrl: string | undefined;
   readonly #peer: Peer;
   readonly #auth: BearerAuth | undefined;
   readonly #context: ServerContext;
@@ -168,6 +180,7 @@ export class HttpServer implements AsyncDisposable {
       leases: new LeaseTable(
         options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
       ),
+      nativeGet: undefined,
     };
     this.#onRequest = options.onRequest;
     this.#status = options.status;
@@ -177,6 +190,10 @@ export class HttpServer implements AsyncDisposable {
     for (const route of options.routes ?? []) {
       this.#router.add(route.method, route.pattern, route.handler);
     }
+    // Checked before listening: what is refused leaves nothing running.
+    const nativeGet = options.fastGet === undefined
+      ? undefined
+      : nativeGetOf(peer, options.fastGet, options);
     const port = options.port ?? 7070;
     try {
       this.#server = Deno.serve({
@@ -198,6 +215,13 @@ export class HttpServer implements AsyncDisposable {
     }
     this.addr = this.#server.addr;
     this.url = `http://${urlHost(this.addr.hostname, this.addr.port)}`;
+    try {
+      this.#context.nativeGet = nativeGet?.(this.addr);
+    } catch (error) {
+      this.#abort.abort();
+      throw error;
+    }
+    this.fastUrl = this.#context.nativeGet?.url;
     const { leases, leaseTtl } = this.#context;
     const pruner = setInterval(() => leases.prune(), Math.min(leaseTtl, 60_000));
     Deno.unrefTimer(pruner);
@@ -216,6 +240,7 @@ export class HttpServer implements AsyncDisposable {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#pruner);
+      this.#context.nativeGet?.close();
       this.#abort.abort();
       await this.#server.finished;
       const { leases } = this.#context;
@@ -277,6 +302,7 @@ export class HttpServer implements AsyncDisposable {
             this.#metrics.render(await peer.stats(), {
               ...await peer.metrics?.(),
               ...this.#moreMetrics?.(),
+              ...nativeGetMetrics(this.#context.nativeGet),
             }) + (this.#metricsText?.() ?? ""),
             {
               headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
@@ -305,6 +331,53 @@ export class HttpServer implements AsyncDisposable {
       .add("GET", `${leases}/:lease/blobs/:index`, (route) => readBlob(server, route))
       .add("PATCH", `${leases}/:lease/blobs/:index`, (route) => writeBlob(server, route));
   }
+}
+
+/**
+ * Checks that `fast` can be served, and gives what starts its native GET
+ * listener once the Deno server listens at `upstream`.
+ */
+function nativeGetOf(
+  peer: Peer,
+  fast: { readonly hostname?: string; readonly port: number },
+  options: HttpServerOptions,
+): (upstream: Deno.NetAddr) => NativeGet {
+  const token = options.token;
+  const hostname = fast.hostname ?? "127.0.0.1";
+  if (options.maxUploadRate !== undefined || options.maxUploads !== undefined) {
+    throw new InvalidArgumentError(
+      "Cannot serve GET natively with upload limits: it sends without them: drop maxUploadRate and maxUploads, or fastGet",
+    );
+  }
+  if (token === undefined && !isLoopback(hostname)) {
+    throw new InvalidArgumentError(
+      `Refusing to serve HTTP on ${hostname} without a token: set --token or PACKICE_TOKEN, or listen on 127.0.0.1`,
+    );
+  }
+  const native = loadNative();
+  if (native === undefined) {
+    throw new NativeUnavailableError(
+      "Cannot serve GET natively: the native library is not loaded: build it with deno task build:native",
+    );
+  }
+  if (!offersRemovalEvents(peer)) {
+    throw new InvalidArgumentError(
+      "Cannot serve GET natively: the peer does not report removed objects: serve a memory peer",
+    );
+  }
+  return (upstream) => new NativeGet(native, peer, { hostname, port: fast.port, upstream, token });
+}
+
+/** The native GET listener's counts for `/metrics`. */
+function nativeGetMetrics(nativeGet: NativeGet | undefined): Record<string, number> {
+  if (nativeGet === undefined) return {};
+  const { served, relayed, bytes, refused } = nativeGet.counts();
+  return {
+    http_fast_served_total: served,
+    http_fast_relayed_total: relayed,
+    http_fast_bytes_total: bytes,
+    http_fast_offers_refused_total: refused,
+  };
 }
 
 function remoteOf(addr: Deno.Addr): string {

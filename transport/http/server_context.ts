@@ -7,6 +7,7 @@
 import type { Peer } from "../../core/peer.ts";
 import { metaTooLarge } from "./errors.ts";
 import type { LeaseTable } from "./lease_table.ts";
+import type { NativeGet } from "./native_get.ts";
 import type { UploadGate } from "./upload_gate.ts";
 
 /** JSON bodies of control requests may hold metadata and this much more. */
@@ -28,6 +29,8 @@ export interface ServerContext {
   readonly maxMetaSize: number;
   /** Reports an unexpected failure. */
   readonly onError: (error: unknown) => void;
+  /** The native GET listener, once it runs (`fastGet`), to which GETs offer the objects they read. */
+  nativeGet: NativeGet | undefined;
 }
 
 /**
