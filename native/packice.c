@@ -2159,35 +2159,55 @@ static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, siz
   return PK_HG_ANSWER;
 }
 
+// The next header field of a head whose fields start at *line and which
+// ends at `end` (its blank line included): the field's name, and its value
+// without the blanks around it. Returns 1 and moves *line past the field, 0
+// at the blank line, -1 for a line that is not a field.
+static int pk_hg_next_field(const char **line, const char *end, const char **name,
+                            size_t *name_len, const char **v, const char **v_end) {
+  if (*line >= end - 2) return 0;
+  const char *eol = memchr(*line, '\n', (size_t)(end - *line));
+  if (eol == NULL) return -1;
+  const char *colon = memchr(*line, ':', (size_t)(eol - *line));
+  if (colon == NULL) return -1;
+  *name = *line;
+  *name_len = (size_t)(colon - *line);
+  const char *from = colon + 1;
+  const char *to = eol[-1] == '\r' ? eol - 1 : eol;
+  while (from < to && (*from == ' ' || *from == '\t')) from++;
+  while (to > from && (to[-1] == ' ' || to[-1] == '\t')) to--;
+  *v = from;
+  *v_end = to;
+  *line = eol + 1;
+  return 1;
+}
+
+// Where the fields of a head of `len` bytes start: after its first line.
+static const char *pk_hg_fields(const char *in, size_t len) {
+  const char *line = memchr(in, '\n', len);
+  return line == NULL ? in + len : line + 1;
+}
+
 // The body length a request head of `len` bytes declares (Content-Length),
 // or -1 when the end of the request cannot be told from its head (chunked,
 // Expect, Upgrade, a malformed length): the connection is then tunnelled.
 static int64_t pk_hg_request_body(const char *in, size_t len) {
   int64_t body = 0;
-  const char *end = in + len;
-  const char *line = memchr(in, '\n', len);
-  for (line = line == NULL ? end : line + 1; line < end - 2;) {
-    const char *eol = memchr(line, '\n', (size_t)(end - line));
-    if (eol == NULL) return -1;
-    const char *colon = memchr(line, ':', (size_t)(eol - line));
-    if (colon == NULL) return -1;
-    size_t name_len = (size_t)(colon - line);
-    const char *v = colon + 1;
-    const char *v_end = eol[-1] == '\r' ? eol - 1 : eol;
-    while (v < v_end && (*v == ' ' || *v == '\t')) v++;
-    while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t')) v_end--;
-    if (pk_hg_lower_eq(line, name_len, "content-length")) {
+  const char *line = pk_hg_fields(in, len), *name, *v, *v_end;
+  size_t name_len;
+  int more;
+  while ((more = pk_hg_next_field(&line, in + len, &name, &name_len, &v, &v_end)) > 0) {
+    if (pk_hg_lower_eq(name, name_len, "content-length")) {
       uint64_t n;
       if (!pk_hg_number(v, v_end, &n)) return -1;
       body = (int64_t)n;
-    } else if (pk_hg_lower_eq(line, name_len, "transfer-encoding") ||
-               pk_hg_lower_eq(line, name_len, "expect") ||
-               pk_hg_lower_eq(line, name_len, "upgrade")) {
+    } else if (pk_hg_lower_eq(name, name_len, "transfer-encoding") ||
+               pk_hg_lower_eq(name, name_len, "expect") ||
+               pk_hg_lower_eq(name, name_len, "upgrade")) {
       return -1;
     }
-    line = eol + 1;
   }
-  return body;
+  return more < 0 ? -1 : body;
 }
 
 // The body length of a response head of `len` bytes to a request that was
@@ -2198,30 +2218,22 @@ static int64_t pk_hg_response_body(const char *in, size_t len, int head_request)
   int status = (in[9] - '0') * 100 + (in[10] - '0') * 10 + (in[11] - '0');
   if (status < 200) return -1;
   int64_t body = -1;
-  const char *end = in + len;
-  const char *line = memchr(in, '\n', len);
-  for (line = line == NULL ? end : line + 1; line < end - 2;) {
-    const char *eol = memchr(line, '\n', (size_t)(end - line));
-    if (eol == NULL) return -1;
-    const char *colon = memchr(line, ':', (size_t)(eol - line));
-    if (colon == NULL) return -1;
-    size_t name_len = (size_t)(colon - line);
-    const char *v = colon + 1;
-    const char *v_end = eol[-1] == '\r' ? eol - 1 : eol;
-    while (v < v_end && (*v == ' ' || *v == '\t')) v++;
-    while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t')) v_end--;
-    if (pk_hg_lower_eq(line, name_len, "content-length")) {
+  const char *line = pk_hg_fields(in, len), *name, *v, *v_end;
+  size_t name_len;
+  int more;
+  while ((more = pk_hg_next_field(&line, in + len, &name, &name_len, &v, &v_end)) > 0) {
+    if (pk_hg_lower_eq(name, name_len, "content-length")) {
       uint64_t n;
       if (!pk_hg_number(v, v_end, &n)) return -1;
       body = (int64_t)n;
-    } else if (pk_hg_lower_eq(line, name_len, "transfer-encoding")) {
+    } else if (pk_hg_lower_eq(name, name_len, "transfer-encoding")) {
       return -1;
-    } else if (pk_hg_lower_eq(line, name_len, "connection") &&
+    } else if (pk_hg_lower_eq(name, name_len, "connection") &&
                pk_hg_lower_eq(v, (size_t)(v_end - v), "close")) {
       return -1;
     }
-    line = eol + 1;
   }
+  if (more < 0) return -1;
   if (head_request || status == 204 || status == 304) return 0;
   return body;
 }
