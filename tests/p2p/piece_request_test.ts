@@ -4,7 +4,7 @@ import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { createHash } from "node:crypto";
 import type { ContentRecord } from "../../p2p/directory.ts";
 import { SourceError, type SourceFault } from "../../p2p/source_error.ts";
-import { requestPieces } from "../../p2p/swarm/piece_request.ts";
+import { type PieceRequest, requestPieces } from "../../p2p/swarm/piece_request.ts";
 import { RangeClient } from "../../p2p/swarm/range_client.ts";
 import { scriptedServer } from "../helpers/scripted_http.ts";
 
@@ -28,6 +28,26 @@ const encoder = new TextEncoder();
 function rangeOf(request: string): { start: number; end: number } {
   const match = /range: bytes=(\d+)-(\d+)/i.exec(request)!;
   return { start: Number(match[1]), end: Number(match[2]) + 1 };
+}
+
+/** Asks `address` for the first piece, into a fresh target, with `changes` to that request. */
+function ask(
+  client: RangeClient,
+  address: string,
+  changes: Partial<PieceRequest> = {},
+): Promise<number> {
+  return requestPieces({
+    record,
+    piece: 0,
+    count: 1,
+    holder: { node: "h", address },
+    target: new Uint8Array(new ArrayBuffer(SIZE)),
+    at: 0,
+    client,
+    signal: new AbortController().signal,
+    landed: () => {},
+    ...changes,
+  });
 }
 
 function answer(status: number, range: string, length: number): Uint8Array {
@@ -83,15 +103,11 @@ for (const [kind, makeClient] of Object.entries(clients)) {
     const landed: Array<[number, number, number, string | undefined]> = [];
     try {
       for (const [piece, count] of [[0, 2], [2, 2]] as const) {
-        const got = await requestPieces({
-          record,
+        const got = await ask(client, `http://127.0.0.1:${server.port}`, {
           piece,
           count,
-          holder: { node: "h", address: `http://127.0.0.1:${server.port}` },
           target,
           at: piece * PIECE,
-          client,
-          signal: new AbortController().signal,
           landed: (piece, from, to, digest) => landed.push([piece, from, to, digest]),
         });
         assertEquals(got, count);
@@ -132,16 +148,9 @@ for (const [kind, makeClient] of Object.entries(clients)) {
       try {
         const error = await assertRejects(
           () =>
-            requestPieces({
-              record,
-              piece: 0,
+            ask(client, `http://127.0.0.1:${server.port}`, {
               count: 3,
-              holder: { node: "h", address: `http://127.0.0.1:${server.port}` },
-              target: new Uint8Array(new ArrayBuffer(SIZE)),
-              at: 0,
-              client,
               timeout: { base: 300, perMiB: 0 },
-              signal: new AbortController().signal,
               landed: (piece) => landed.push(piece),
             }),
           SourceError,
@@ -161,17 +170,10 @@ for (const [kind, makeClient] of Object.entries(clients)) {
     const stop = new AbortController();
     try {
       const started = performance.now();
-      const request = requestPieces({
-        record,
-        piece: 0,
+      const request = ask(client, `http://127.0.0.1:${server.port}`, {
         count: 2,
-        holder: { node: "h", address: `http://127.0.0.1:${server.port}` },
-        target: new Uint8Array(new ArrayBuffer(SIZE)),
-        at: 0,
-        client,
         signal: stop.signal,
         accepted: () => setTimeout(() => stop.abort(), 50),
-        landed: () => {},
       });
       assertEquals(await request, 0);
       assert(performance.now() - started < 1000);
@@ -190,18 +192,10 @@ Deno.test("requestPieces natively refuses a length other than the one asked: a l
   });
   const client = new RangeClient();
   try {
-    const error = await assertRejects(() =>
-      requestPieces({
-        record,
-        piece: 0,
-        count: 1,
-        holder: { node: "h", address: `http://127.0.0.1:${server.port}` },
-        target: new Uint8Array(new ArrayBuffer(SIZE)),
-        at: 0,
-        client,
-        signal: new AbortController().signal,
-        landed: () => {},
-      }), SourceError);
+    const error = await assertRejects(
+      () => ask(client, `http://127.0.0.1:${server.port}`),
+      SourceError,
+    );
     assertEquals(error.fault, "length");
   } finally {
     client.close();
@@ -223,17 +217,7 @@ Deno.test("requestPieces natively asks again on a new connection when a kept one
   try {
     for (const piece of [0, 1, 2]) {
       assertEquals(
-        await requestPieces({
-          record,
-          piece,
-          count: 1,
-          holder: { node: "h", address: `http://127.0.0.1:${server.port}` },
-          target,
-          at: piece * PIECE,
-          client,
-          signal: new AbortController().signal,
-          landed: () => {},
-        }),
+        await ask(client, `http://127.0.0.1:${server.port}`, { piece, target, at: piece * PIECE }),
         1,
       );
     }
@@ -255,18 +239,10 @@ Deno.test("requests past the native ones the thread pool may hold go through fet
   const client = new RangeClient();
   const target = new Uint8Array(new ArrayBuffer(SIZE));
   try {
-    const requests = Array.from({ length: 20 }, () =>
-      requestPieces({
-        record,
-        piece: 1,
-        count: 1,
-        holder: { node: "h", address: `http://127.0.0.1:${server.port}` },
-        target,
-        at: PIECE,
-        client,
-        signal: new AbortController().signal,
-        landed: () => {},
-      }));
+    const requests = Array.from(
+      { length: 20 },
+      () => ask(client, `http://127.0.0.1:${server.port}`, { piece: 1, target, at: PIECE }),
+    );
     assertEquals(await Promise.all(requests), new Array(20).fill(1));
   } finally {
     client.close();
@@ -280,18 +256,7 @@ Deno.test("requests past the native ones the thread pool may hold go through fet
 Deno.test("requestPieces faults a source whose address is no URL: unreachable", async () => {
   const client = new RangeClient();
   try {
-    const error = await assertRejects(() =>
-      requestPieces({
-        record,
-        piece: 0,
-        count: 1,
-        holder: { node: "h", address: "http://[not an address" },
-        target: new Uint8Array(new ArrayBuffer(SIZE)),
-        at: 0,
-        client,
-        signal: new AbortController().signal,
-        landed: () => {},
-      }), SourceError);
+    const error = await assertRejects(() => ask(client, "http://[not an address"), SourceError);
     assertEquals(error.fault, "unreachable");
   } finally {
     client.close();
