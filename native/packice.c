@@ -1957,7 +1957,10 @@ static void pk_hg_close_conn(struct pk_hg *s, struct pk_hg_conn *c) {
     if (c->c2u_pipe[i] >= 0) close(c->c2u_pipe[i]);
     if (c->u2c_pipe[i] >= 0) close(c->u2c_pipe[i]);
   }
-  if (c->object != NULL) pk_hg_unref(s, c->object);
+  if (c->object != NULL) {
+    atomic_fetch_sub(&s->bytes, c->body_end - c->body_at);
+    pk_hg_unref(s, c->object);
+  }
   free(c->out);
   free(c->c2u);
   free(c->u2c);
@@ -2156,6 +2159,11 @@ static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, siz
   c->object = o;
   c->body_at = head_only ? stop : start;
   c->body_end = stop;
+  // Counted before the first byte leaves, so that a client holding the whole
+  // answer reads counts that include it; an answer cut short takes back
+  // what it did not send (pk_hg_close_conn).
+  atomic_fetch_add(&s->served, 1);
+  atomic_fetch_add(&s->bytes, c->body_end - c->body_at);
   return PK_HG_ANSWER;
 }
 
@@ -2461,12 +2469,10 @@ static int pk_hg_drive(struct pk_hg *s, struct pk_hg_conn *c) {
         if (w < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
         if (w == 0) return -1;  // the file is shorter than registered
         c->body_at += (uint64_t)w;
-        atomic_fetch_add(&s->bytes, (uint64_t)w);
         continue;
       }
       pk_hg_unref(s, c->object);
       c->object = NULL;
-      atomic_fetch_add(&s->served, 1);
       if (c->close_after) return -1;
       c->state = PK_HG_READ;
       continue;

@@ -34,11 +34,11 @@ const OUT_OF_ROOM = new Set<number>([-Errno.EMFILE, -Errno.ENFILE, -Errno.ENOMEM
 
 /** Counts of the native GET listener. */
 export interface NativeGetCounts {
-  /** Requests it answered itself. */
+  /** Requests it answered itself, counted before their first byte leaves. */
   readonly served: number;
   /** Connections it handed to the Deno server. */
   readonly relayed: number;
-  /** Body bytes it sent. */
+  /** Body bytes it sent, and those of answers still being sent. */
   readonly bytes: number;
   /** Offers it refused for want of a file descriptor or memory. */
   readonly refused: number;
