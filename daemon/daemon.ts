@@ -278,7 +278,8 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         tokenFile = path;
         closers.push(() => Deno.remove(path).catch(() => {}));
       }
-      await member.start(http.url);
+      // Other daemons ask for pieces at the native listener, which hands the rest to the server.
+      await member.start(http.fastUrl ?? http.url);
       if (cluster !== undefined) cluster.address = member.membership.address;
     }
   } catch (error) {
