@@ -278,8 +278,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         tokenFile = path;
         closers.push(() => Deno.remove(path).catch(() => {}));
       }
-      // Other daemons ask for pieces at the native listener, which hands the rest to the server.
-      await member.start(http.fastUrl ?? http.url);
+      await member.start(http.peerUrl);
       if (cluster !== undefined) cluster.address = member.membership.address;
     }
   } catch (error) {

@@ -1731,6 +1731,16 @@ PK_EXPORT int32_t pk_http_close(struct pk_http *c) {
 // response under way holds a reference, and the fd is closed after its last
 // byte.
 //
+// Bodies are sent with send(2) from a read-only mapping of the memfd that
+// the thread keeps while connections use it (and for a second after), not
+// with sendfile: on loopback, sendfile from shmem builds socket buffers of
+// 4 KiB page fragments, and cost both ends about twice the CPU of a copy
+// into fewer, larger buffers (768 MiB at 400 MB/s: 240-350 ms against
+// 140-170 ms for the sender, 250-330 against 130-215 for the receiver).
+// The mapping is only read by the kernel inside send(), so bytes a shrunk
+// file no longer has fail that call (EFAULT) rather than raise SIGBUS; the
+// connection is then closed. Without a mapping, sendfile still serves.
+//
 // With upload limits the Deno server decides every object GET (token, upload
 // slots, the repeat guard, which pieces of an object still arriving are
 // verified): each request it is handed carries a header with the listener's
@@ -1748,6 +1758,8 @@ PK_EXPORT int32_t pk_http_close(struct pk_http *c) {
 #define PK_HG_RELAY_BUF 65536
 #define PK_HG_BUCKETS 4096
 #define PK_HG_SENDFILE_MAX ((size_t)1 << 30)
+// An unused mapping of a memfd is kept this long, for the next body from it.
+#define PK_HG_MAP_LINGER_NS ((int64_t)1000000000)
 // A connection waiting for a request, or for its client to read an answer
 // sent here, for this long is closed; checked this often.
 #define PK_HG_IDLE_S 120
@@ -1840,6 +1852,18 @@ struct pk_hg_object {
   struct pk_hg_object *next_ticket;  // in the list of tickets not yet claimed
 };
 
+// A read-only mapping of a memfd, shared by the connections sending from it;
+// the thread's only.
+struct pk_hg_map {
+  struct pk_hg_map *next;
+  dev_t dev;
+  ino_t ino;
+  uint64_t length;
+  char *addr;
+  int refs;         // connections sending from it
+  int64_t idle_at;  // when the last one stopped (ns)
+};
+
 // READ: waiting for a request head; SEND: answering one here; RELAY: one
 // request and its response between the client and the Deno server, after
 // which the connection reads again; TUNNEL: every byte both ways until
@@ -1877,6 +1901,9 @@ struct pk_hg_conn {
   // when the connection may send again (0: now).
   uint64_t credit;
   int64_t resume_at;
+  // The mapping the body is sent from (NULL: not yet, or sendfile).
+  struct pk_hg_map *map;
+  int no_map;
 };
 
 struct pk_hg {
@@ -1892,6 +1919,7 @@ struct pk_hg {
   char *token;
   size_t token_len;
   struct pk_hg_conn *conns;  // the thread's only
+  struct pk_hg_map *maps;    // the thread's only
   // Objects served since the last pk_hg_touched, each with a reference; under the lock.
   struct pk_hg_object **touched;
   size_t touched_len, touched_cap;
@@ -1937,6 +1965,63 @@ static void pk_hg_unref(struct pk_hg *s, struct pk_hg_object *o) {
   free(o->id);
   free(o->head);
   free(o);
+}
+
+// A mapping of at least `length` bytes of the memfd `fd`, with a reference
+// for the caller, or NULL (then the caller sends with sendfile).
+static struct pk_hg_map *pk_hg_map_get(struct pk_hg *s, int fd, uint64_t length) {
+  struct stat st;
+  if (length == 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size < length) return NULL;
+  for (struct pk_hg_map *m = s->maps; m != NULL; m = m->next) {
+    if (m->dev == st.st_dev && m->ino == st.st_ino && m->length >= length) {
+      m->refs++;
+      return m;
+    }
+  }
+  struct pk_hg_map *m = calloc(1, sizeof *m);
+  if (m == NULL) return NULL;
+  void *addr = mmap(NULL, length, PROT_READ, MAP_SHARED, fd, 0);
+  if (addr == MAP_FAILED) {
+    free(m);
+    return NULL;
+  }
+  m->dev = st.st_dev;
+  m->ino = st.st_ino;
+  m->length = length;
+  m->addr = addr;
+  m->refs = 1;
+  m->next = s->maps;
+  s->maps = m;
+  return m;
+}
+
+// Unmaps the mappings no connection used for PK_HG_MAP_LINGER_NS (all of
+// them with `all`); returns when the next one is due (0: none).
+static int64_t pk_hg_map_sweep(struct pk_hg *s, int64_t now, int all) {
+  int64_t next = 0;
+  for (struct pk_hg_map **at = &s->maps; *at != NULL;) {
+    struct pk_hg_map *m = *at;
+    if (m->refs == 0 && (all || now - m->idle_at >= PK_HG_MAP_LINGER_NS)) {
+      *at = m->next;
+      munmap(m->addr, m->length);
+      free(m);
+      continue;
+    }
+    if (m->refs == 0 && (next == 0 || m->idle_at + PK_HG_MAP_LINGER_NS < next)) {
+      next = m->idle_at + PK_HG_MAP_LINGER_NS;
+    }
+    at = &m->next;
+  }
+  return next;
+}
+
+// Ends the body of `c`: its mapping and its object go.
+static void pk_hg_end_body(struct pk_hg *s, struct pk_hg_conn *c) {
+  if (c->map != NULL && --c->map->refs == 0) c->map->idle_at = pk_hg_ns();
+  c->map = NULL;
+  c->no_map = 0;
+  if (c->object != NULL) pk_hg_unref(s, c->object);
+  c->object = NULL;
 }
 
 // Unlinks the entry of `id`, if any, and returns it (the table's reference
@@ -2066,10 +2151,8 @@ static void pk_hg_close_conn(struct pk_hg *s, struct pk_hg_conn *c) {
     if (c->c2u_pipe[i] >= 0) close(c->c2u_pipe[i]);
     if (c->u2c_pipe[i] >= 0) close(c->u2c_pipe[i]);
   }
-  if (c->object != NULL) {
-    atomic_fetch_sub(&s->bytes, c->body_end - c->body_at);
-    pk_hg_unref(s, c->object);
-  }
+  if (c->object != NULL) atomic_fetch_sub(&s->bytes, c->body_end - c->body_at);
+  pk_hg_end_body(s, c);
   free(c->out);
   free(c->c2u);
   free(c->u2c);
@@ -2667,15 +2750,20 @@ static int pk_hg_drive(struct pk_hg *s, struct pk_hg_conn *c) {
           }
           if (count > c->credit) count = (size_t)c->credit;
         }
-        ssize_t w = sendfile(c->fd, c->object->fd, &offset, count);
+        if (c->map == NULL && !c->no_map) {
+          c->map = pk_hg_map_get(s, c->object->fd, c->object->size);
+          c->no_map = c->map == NULL;
+        }
+        ssize_t w = c->map != NULL
+                        ? send(c->fd, c->map->addr + c->body_at, count, MSG_NOSIGNAL)
+                        : sendfile(c->fd, c->object->fd, &offset, count);
         if (w < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
         if (w == 0) return -1;  // the file is shorter than registered
         c->body_at += (uint64_t)w;
         if (s->bucket != NULL) c->credit -= (uint64_t)w;
         continue;
       }
-      pk_hg_unref(s, c->object);
-      c->object = NULL;
+      pk_hg_end_body(s, c);
       if (c->close_after) return -1;
       c->state = PK_HG_READ;
       continue;
@@ -2747,6 +2835,8 @@ static void *pk_hg_loop(void *arg) {
     for (struct pk_hg_conn *c = s->conns; c != NULL; c = c->next) {
       if (c->resume_at != 0 && (soonest == 0 || c->resume_at < soonest)) soonest = c->resume_at;
     }
+    int64_t unmap_at = pk_hg_map_sweep(s, pk_hg_ns(), 0);
+    if (unmap_at != 0 && (soonest == 0 || unmap_at < soonest)) soonest = unmap_at;
     int timeout = PK_HG_SWEEP_MS;
     if (soonest != 0) {
       int64_t left = (soonest - pk_hg_ns() + 999999) / 1000000;
@@ -2792,6 +2882,7 @@ static void *pk_hg_loop(void *arg) {
     }
   }
   while (s->conns != NULL) pk_hg_close_conn(s, s->conns);
+  pk_hg_map_sweep(s, 0, 1);
   return NULL;
 }
 

@@ -248,6 +248,11 @@ export class NativeGet {
     this.#served.set(watch.id, slot);
   }
 
+  /** Whether it sends bodies by ticket (with upload limits) rather than offered objects. */
+  get tickets(): boolean {
+    return this.#secret !== undefined;
+  }
+
   /** Whether `request` came through the listener, which can then send its body by ticket. */
   handedOver(request: Request): boolean {
     return this.#secret !== undefined && this.#handle !== null &&

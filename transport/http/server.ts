@@ -144,6 +144,12 @@ export class HttpServer implements AsyncDisposable {
   readonly addr: Deno.NetAddr;
   /** The base URL of its native GET listener, with `fastGet`. */
   readonly fastUrl: string | undefined;
+  /**
+   * The base URL other daemons are to ask for pieces: the native GET
+   * listener's when it sends bodies by ticket (`fastGet` with upload
+   * limits), which hands every other request to this server; else {@link HttpServer.url}.
+   */
+  readonly peerUrl: string;
   readonly #peer: Peer;
   readonly #auth: BearerAuth | undefined;
   readonly #context: ServerContext;
@@ -228,6 +234,7 @@ export class HttpServer implements AsyncDisposable {
       throw error;
     }
     this.fastUrl = this.#context.nativeGet?.url;
+    this.peerUrl = this.#context.nativeGet?.tickets === true ? this.fastUrl! : this.url;
     const { leases, leaseTtl } = this.#context;
     const pruner = setInterval(() => leases.prune(), Math.min(leaseTtl, 60_000));
     Deno.unrefTimer(pruner);
