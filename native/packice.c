@@ -2451,11 +2451,23 @@ static int64_t pk_hg_response_body(const char *in, size_t len, int head_request)
   return body;
 }
 
-// Opens a connection to the Deno server for the next exchange.
+// A connection to the Deno server for the next exchange: the one of the
+// last exchange while the server keeps it open (nothing to read on it, not
+// even its end), else a new one.
 static int pk_hg_connect_up(struct pk_hg *s, struct pk_hg_conn *c) {
   if (c->c2u == NULL) c->c2u = malloc(PK_HG_RELAY_BUF);
   if (c->u2c == NULL) c->u2c = malloc(PK_HG_RELAY_BUF);
   if (c->c2u == NULL || c->u2c == NULL) return -1;
+  if (c->up >= 0) {
+    char byte;
+    if (recv(c->up, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN) {
+      c->c2u_len = c->c2u_at = c->u2c_len = c->u2c_at = 0;
+      c->c_eof = c->u_eof = 0;
+      return 0;
+    }
+    close(c->up);  // closing drops it from the epoll
+    c->up = -1;
+  }
   // Without pipes, bodies go through the buffers.
   if (c->c2u_pipe[0] < 0 && pipe2(c->c2u_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
     c->c2u_pipe[0] = c->c2u_pipe[1] = -1;
@@ -2631,8 +2643,11 @@ static int pk_hg_take_ticket(struct pk_hg *s, struct pk_hg_conn *c, size_t head)
     pk_hg_unref(s, o);
     return -1;
   }
-  close(c->up);
-  c->up = -1;
+  // The Deno server's connection stays for the next exchange, unless it ends.
+  if (close_after) {
+    close(c->up);
+    c->up = -1;
+  }
   c->u2c_len = c->u2c_at = 0;
   c->state = PK_HG_SEND;
   return 1;
@@ -2691,8 +2706,7 @@ static int pk_hg_relay(struct pk_hg *s, struct pk_hg_conn *c) {
   }
   if (c->resp_body && c->resp_left == 0 && c->u2c_at == c->u2c_len && c->u2c_piped == 0 &&
       c->req_left == 0 && c->c2u_at == c->c2u_len && c->c2u_piped == 0) {
-    close(c->up);
-    c->up = -1;
+    // Its end was told from the heads: the Deno server's connection stays for the next one.
     c->state = PK_HG_READ;
     return 1;
   }
