@@ -168,7 +168,13 @@ async function read(
       free?.(false);
       throw error;
     }
-    const byTicket = relayByTicket(server, request, partial);
+    let byTicket: NativeTicket | undefined;
+    try {
+      byTicket = relayByTicket(server, request, partial);
+    } catch (error) {
+      free?.(false);
+      throw error;
+    }
     if (byTicket !== undefined) {
       if (free !== undefined) byTicket.done.then(free);
       return new Response(null, { status: 206, headers: byTicket.headers });
@@ -238,8 +244,8 @@ function ticketOf(
   headers: Record<string, string>,
 ): NativeTicket | undefined {
   const nativeGet = server.nativeGet;
-  const blob = acquired.blobs.length === 1 ? acquired.blobs[0]! : undefined;
-  const fd = blob?.localFd ?? blob?.fd;
+  // Small objects (no memfd of their own yet) are answered as usual: cheaper than making one.
+  const fd = acquired.blobs.length === 1 ? acquired.blobs[0]!.localFd : undefined;
   if (fd === undefined || nativeGet === undefined || !nativeGet.handedOver(request)) {
     return undefined;
   }
@@ -264,11 +270,15 @@ function relayByTicket(
   const range = parseRange(request.headers.get("range"), partial.size);
   const lent = range === undefined ? undefined : partial.lend?.(range.start, range.end);
   if (range === undefined || lent === undefined) return undefined;
-  const ticket = nativeGet.ticket(partial.fd, partial.size, range, true, {
-    "content-type": "application/octet-stream",
-  });
-  if (ticket === undefined) lent.done();
-  else ticket.done.then(lent.done);
+  let ticket: NativeTicket | undefined;
+  try {
+    ticket = nativeGet.ticket(partial.fd, partial.size, range, true, {
+      "content-type": "application/octet-stream",
+    });
+  } finally {
+    if (ticket === undefined) lent.done();
+  }
+  ticket?.done.then(lent.done);
   return ticket;
 }
 
