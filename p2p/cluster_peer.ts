@@ -29,7 +29,7 @@ import { Assembly } from "./assembly.ts";
 import { CreateClaims } from "./create_claims.ts";
 import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
 import type { Directory, Removal } from "./directory.ts";
-import type { Holding, HoldingSource } from "./directory/holding.ts";
+import type { HeldContent, HoldingSource } from "./directory/holding.ts";
 import type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
 import { FetchedCopies } from "./fetched_copies.ts";
 import { SealedHere } from "./sealed_here.ts";
@@ -219,7 +219,7 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, HoldingSo
    * (sealed here, or a fetched copy), the bitfields of a fetch under way
    * (the pieces verified, then those coming), or not at all.
    */
-  holding(objectId: string, digest: string): Holding {
+  holding(objectId: string, digest: string): HeldContent {
     if (this.#copies.digest(objectId) === digest || this.#sealed.digest(objectId) === digest) {
       return "whole";
     }

@@ -16,12 +16,12 @@ import type { ContentRecord, Holder } from "../directory.ts";
 import { decodeBitfield, encodeBitfield } from "../swarm/bitfield.ts";
 
 /** How a daemon holds a content: whole, the announced bitfields of a partial holder, or not. */
-export type Holding = "whole" | Uint8Array | undefined;
+export type HeldContent = "whole" | Uint8Array | undefined;
 
 /** A daemon that can say how it holds a content: the cluster peer. */
 export interface HoldingSource {
   /** How this daemon holds content `digest` under `id` now. */
-  holding(id: string, digest: string): Holding;
+  holding(id: string, digest: string): HeldContent;
 }
 
 /** The reply of the route: `state`, and a partial holder's bitfields in base64. */
