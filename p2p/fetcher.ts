@@ -307,6 +307,7 @@ export class Fetcher {
     );
     const announcing = (async () => {
       let last = "";
+      let failing = false;
       while (!stop.signal.aborted && transfer.missing > 0) {
         // Taken before the bitfield is read: a change from now on settles it.
         const next = transfer.changed;
@@ -319,9 +320,12 @@ export class Fetcher {
             await this.#directory.announce(record, { node: this.#node, address, pieces }, {
               existing: true,
             });
+            failing = false;
           } catch (error) {
-            // Removed or replaced meanwhile: the transfer's own end tells.
-            if (!(error instanceof NotFoundError || error instanceof ConflictError)) {
+            // Removed or replaced meanwhile: the transfer's own end tells. The
+            // directory away: said once, and the next change is announced again.
+            if (!(error instanceof NotFoundError || error instanceof ConflictError) && !failing) {
+              failing = true;
               this.#log.warn(`Cannot announce pieces of ${record.id}: ${(error as Error).message}`);
             }
           }
