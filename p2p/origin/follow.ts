@@ -17,7 +17,7 @@ import type { OriginStore } from "./origin_store.ts";
 import { pull, pullPieces } from "./piece_pull.ts";
 import { Spool } from "./spool.ts";
 import { pullSpool } from "./spool_pull.ts";
-import { askJson, parseProgress, type Progress, type Tracker } from "./progress.ts";
+import { askJson, MISSES, parseProgress, type Progress, type Tracker } from "./progress.ts";
 import type { ReadThroughCluster } from "./read_through.ts";
 
 /** Rounds of following before a fetch gives up. */
@@ -72,9 +72,17 @@ async function followWith(
   spooled: { spool?: Spool },
 ): Promise<OriginReply | undefined> {
   const { store, tracker, cluster, counts } = context;
+  const pulling = {
+    transport: cluster.transport,
+    token: cluster.token,
+    self,
+    signal: trip.signal,
+    rate: trip.rate,
+    counts: trip.counts,
+  };
   let progress: Progress | undefined;
   let spool: Spool | undefined;
-  for (let misses = 0; misses < 3;) {
+  for (let misses = 0; misses < MISSES;) {
     try {
       progress = parseProgress(
         await cluster.transport.send(
@@ -96,15 +104,7 @@ async function followWith(
       spool = spooled.spool = await Spool.open(context.spoolDir);
       context.spools.set(id, spool);
       counts.origin_downstream_total++;
-      progress = await pullSpool(id, spool, leader, {
-        transport: cluster.transport,
-        token: cluster.token,
-        self,
-        signal: trip.signal,
-        rate: trip.rate,
-        counts: trip.counts,
-        limit: context.maxBody,
-      });
+      progress = await pullSpool(id, spool, leader, { ...pulling, limit: context.maxBody });
       break;
     }
     await sleep(25, trip.signal);
@@ -137,14 +137,7 @@ async function followWith(
         await spool?.fill(assembly, false);
         let current = leader;
         for (let round = 0; round < MAX_ROUNDS; round++) {
-          const outcome = await pull(assembly, current, {
-            transport: cluster.transport,
-            token: cluster.token,
-            self,
-            signal: trip.signal,
-            rate: trip.rate,
-            counts: trip.counts,
-          });
+          const outcome = await pull(assembly, current, pulling);
           if ("digest" in outcome) {
             const record = await assembly.record();
             if (record.digest !== outcome.digest) {

@@ -45,6 +45,13 @@ export interface Progress {
   readonly error?: string;
 }
 
+/** How often a follower asks the downloader for its progress. */
+export const POLL_MS = 100;
+/** Progress requests that fail in a row before the downloader counts as gone. */
+export const MISSES = 3;
+/** How long a follower does not ask a source that failed, in ms. */
+export const BENCH_MS = 2000;
+
 /** How long a downstream peer is listed after its last progress request. */
 const PEER_TTL_MS = 2000;
 /** How long a piece is offered to its one downstream peer before it is offered to all. */

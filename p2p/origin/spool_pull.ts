@@ -18,7 +18,7 @@ import { sourceKey } from "../source_error.ts";
 import { bitfieldOf, hasPiece } from "../swarm/bitfield.ts";
 import { sleep, type TokenBucket } from "../../transport/rate_limit.ts";
 import type { OriginCounts } from "./origin_counts.ts";
-import { askJson, parseProgress, type Progress } from "./progress.ts";
+import { askJson, BENCH_MS, MISSES, parseProgress, POLL_MS, type Progress } from "./progress.ts";
 import { type Spool, SPOOL_PIECE } from "./spool.ts";
 
 /** What a spool pull needs. */
@@ -39,14 +39,8 @@ export interface SpoolPullOptions {
   readonly limit: number;
 }
 
-/** How often the downloader is asked for its progress. */
-const POLL_MS = 100;
-/** Progress requests that fail in a row before the downloader counts as gone. */
-const MISSES = 3;
 /** Piece requests at once. */
 const LANES = 3;
-/** How long a source that failed is not asked, in ms. */
-const BENCH_MS = 2000;
 /** Milliseconds a spool piece may take. */
 const PIECE_TIMEOUT_MS = 20_000;
 
