@@ -12,6 +12,7 @@ import { Linux } from "../../native/ffi.ts";
 import { ensureNative, type Native } from "../../native/load.ts";
 import { Reactor } from "../../native/reactor.ts";
 import { Connection } from "./connection.ts";
+import { FastOpens } from "./fast_opens.ts";
 import { UdsMetrics } from "./metrics.ts";
 import type { Context, UdsServerLog } from "./session.ts";
 import { connectSocket } from "./socket.ts";
@@ -37,6 +38,12 @@ export interface UdsServerOptions {
    * `origin_*` counts), added to METRICS replies.
    */
   readonly metrics?: () => Readonly<Record<string, number>>;
+  /**
+   * Whether gets of sealed objects read before are answered in C, on the
+   * socket's receive, with no JS per get (see `fast_opens.ts`), where the peer
+   * counts reads served beside its leases (`ReadsBeside`). Default true.
+   */
+  readonly fastPath?: boolean;
 }
 
 const silent: UdsServerLog = { warn: () => {}, debug: () => {} };
@@ -63,6 +70,7 @@ export class UdsServer implements AsyncDisposable {
   readonly #fd: number;
   readonly #token: number;
   readonly #connections = new Set<Connection>();
+  readonly #fast: FastOpens | undefined;
   #accepting = true;
   /** Accept failed for want of fds or memory, and has not succeeded since: warned once. */
   #starved = false;
@@ -128,6 +136,7 @@ export class UdsServer implements AsyncDisposable {
   ) {
     this.#path = path;
     this.#fd = fd;
+    this.#fast = options.fastPath === false ? undefined : FastOpens.start(native, peer);
     this.#context = {
       native,
       reactor: Reactor.of(native),
@@ -139,6 +148,7 @@ export class UdsServer implements AsyncDisposable {
       fetch: options.fetch,
       extraMetrics: options.metrics,
       metrics: new UdsMetrics(),
+      fast: this.#fast,
       forget: (connection) => {
         if (this.#connections.delete(connection)) this.#context.metrics.clients--;
       },
@@ -208,6 +218,7 @@ export class UdsServer implements AsyncDisposable {
       this.#context.native.symbols.pk_close(this.#fd);
       await Deno.remove(this.#path).catch(() => {});
       await Promise.all([...this.#connections].map((connection) => connection.close()));
+      this.#fast?.close();
       await removed;
     })();
     return this.#closing;
