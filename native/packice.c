@@ -2698,12 +2698,11 @@ PK_EXPORT int32_t pk_hg_close(void *handle) {
 // The Unix-socket server (transport/uds/fast_opens.ts) registers here the
 // sealed objects it has served once: id, a dup of their memfd, size and
 // their info as JSON. pk_fp_recv reads a client's message and answers its
-// leading OPEN frames (READ leases without a TTL) of registered objects
-// itself, granting a lease of its own ("n" + this table's random prefix +
-// slot and generation: never a UUID, as the peer's are), and ends the
-// one-way RELEASEs of those leases; it hands the first frame it does not
-// answer, and every frame after it, to JS unread, so requests keep their
-// order and every refusal stays the server's typed error.
+// OPEN frames (READ leases without a TTL) of registered objects itself,
+// granting a lease of its own ("n" + this table's random prefix + slot and
+// generation: never a UUID, as the peer's are), and ends the one-way
+// RELEASEs of those leases; it hands every other frame to JS unread, in its
+// order, so every refusal stays the server's typed error.
 //
 // JS keeps the peer's reader counts right: each lease granted here is a
 // reader of its object's incarnation in the peer, reported as events (the
@@ -3239,17 +3238,19 @@ static void pk_fp_header(uint8_t *frame, uint8_t op, uint32_t id, uint8_t flags,
 }
 
 // Receives one message of the connection, as pk_recvmsg does, and answers
-// its leading frames that are OPENs without a TTL of registered objects and
-// one-way RELEASEs of leases granted here, as one reply message of at most
-// PK_FP_REPLY_CAP bytes. Frames from the first other one on are JS's: out[0]
-// is where they start in `buf` (the message's length when none is left). A
-// message with fds, or cut, is all JS's. `now` is the peer's clock, epoch
-// ms. out[1..8]: OPENs answered, their request bytes, RELEASEs ended, their
-// bytes, object bytes under the leases granted, bytes sent, bytes and fds of
-// the replies put in `spill` (at least PK_FP_REPLY_CAP bytes) and
-// `spill_fds` (PK_MAX_FDS) for JS to queue when the socket was full.
-// Returns what pk_recvmsg returns, or -errno when the replies could be
-// neither sent nor kept (end the connection: its leases end with it).
+// its frames that are OPENs without a TTL of registered objects and one-way
+// RELEASEs of leases granted here, as one reply message of at most
+// PK_FP_REPLY_CAP bytes. The other frames are JS's, moved to the start of
+// `buf` in their order, out[0] bytes of them (pipelined requests have no
+// order among them but that of their replies' ids, which stays; a frame past
+// a malformed one is JS's, as the malformed one is). A message with fds, or
+// cut, is all JS's. `now` is the peer's clock, epoch ms. out[1..8]: OPENs
+// answered, their request bytes, RELEASEs ended, their bytes, object bytes
+// under the leases granted, bytes sent, bytes and fds of the replies put in
+// `spill` (at least PK_FP_REPLY_CAP bytes) and `spill_fds` (PK_MAX_FDS) for
+// JS to queue when the socket was full. Returns what pk_recvmsg returns, or
+// -errno when the replies could be neither sent nor kept (end the
+// connection: its leases end with it).
 PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fds_out,
                              uint32_t max_fds, int32_t *out_nfds, int32_t *out_flags, double now,
                              uint8_t *spill, int32_t *spill_fds, double *out) {
@@ -3257,9 +3258,12 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
   struct pk_fp *fp = c->fp;
   for (int i = 0; i < 9; i++) out[i] = 0;
   int64_t n = pk_recvmsg(c->fd, buf, cap, fds_out, max_fds, out_nfds, out_flags);
+  if (n > 0) out[0] = (double)n;
   if (n <= 0 || *out_nfds != 0 || *out_flags != 0) return n;
   uint32_t len = 0, nfds = 0;
   uint64_t at = 0;
+  // Bytes of the frames left to JS, moved to the start of `buf`.
+  uint64_t kept = 0;
   static const char hex[] = "0123456789abcdef";
   pthread_mutex_lock(&fp->lock);
   while ((uint64_t)n - at >= PK_FRAME_HEADER) {
@@ -3284,17 +3288,17 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
                (body[4] & 1) == 0) {
       uint32_t slot = pk_fp_find(fp, body + PK_OPEN_REQUEST_FIXED,
                                  body_len - PK_OPEN_REQUEST_FIXED);
-      if (slot == PK_FP_NONE) break;
+      if (slot == PK_FP_NONE) goto keep;
       struct pk_fp_entry *e = &fp->entries[slot];
-      if (e->expires_at != 0 && e->expires_at <= now) break;
+      if (e->expires_at != 0 && e->expires_at <= now) goto keep;
       uint32_t known;
       memcpy(&known, body, 4);
       int same = known == e->serial;
       uint32_t room = PK_FRAME_HEADER + PK_OPEN_REPLY_FIXED + PK_FP_LEASE_LEN +
                       (same ? 0 : e->info_len);
-      if (len + room > PK_FP_REPLY_CAP || nfds + 1 > PK_MAX_FDS) break;
+      if (len + room > PK_FP_REPLY_CAP || nfds + 1 > PK_MAX_FDS) goto keep;
       uint32_t lease = pk_fp_lease_new(fp, c, slot);
-      if (lease == PK_FP_NONE) break;
+      if (lease == PK_FP_NONE) goto keep;
       uint8_t *reply = c->reply + len;
       uint8_t *rb = reply + PK_FRAME_HEADER;
       memcpy(rb, &e->serial, 4);
@@ -3320,12 +3324,22 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
       out[2] += PK_FRAME_HEADER + body_len;
       out[5] += (double)e->size;
     } else {
-      break;
+      goto keep;
     }
     at += PK_FRAME_HEADER + body_len;
+    continue;
+  keep:
+    if (kept != at) memmove(buf + kept, buf + at, PK_FRAME_HEADER + body_len);
+    kept += PK_FRAME_HEADER + body_len;
+    at += PK_FRAME_HEADER + body_len;
+  }
+  // A malformed frame and what follows it: JS's, as they are.
+  if (at < (uint64_t)n) {
+    if (kept != at) memmove(buf + kept, buf + at, (uint64_t)n - at);
+    kept += (uint64_t)n - at;
   }
   int32_t flushed = pk_fp_flush(c, len, nfds, spill, spill_fds, out);
   pthread_mutex_unlock(&fp->lock);
-  out[0] = (double)at;
+  out[0] = (double)kept;
   return flushed < 0 ? flushed : n;
 }

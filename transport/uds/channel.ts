@@ -41,9 +41,10 @@ export interface ChannelOptions {
 }
 
 /**
- * A receive that may answer the leading frames of a message itself (the
- * server's native fast path): it receives as `pk_recvmsg` does, and only the
- * frames from {@link Receiver.skip} on reach the handler.
+ * A receive that may answer some frames of a message itself (the server's
+ * native fast path): it receives as `pk_recvmsg` does, and leaves the other
+ * frames, in their order, in the first {@link Receiver.kept} bytes of the
+ * buffer for the handler.
  */
 export interface Receiver {
   /** Receives one message; returns what `pk_recvmsg` returns. */
@@ -55,8 +56,8 @@ export interface Receiver {
     count: Int32Array,
     flags: Int32Array,
   ): number;
-  /** Where the frames left to the handler start in the message received last. */
-  readonly skip: number;
+  /** Bytes of the frames left to the handler, at the buffer's start, of the message received last. */
+  readonly kept: number;
 }
 
 interface Queued {
@@ -383,9 +384,9 @@ export class Channel {
       const received = count[0]!;
       const fds: number[] = received === 0 ? NO_FDS : [];
       for (let i = 0; i < received; i++) fds.push(fdsIn[i]!);
-      const skip = receiver === undefined ? 0 : receiver.skip;
+      const length = receiver === undefined ? result : receiver.kept;
       // Every frame answered by the receiver: nothing for the handler.
-      if (skip < result) this.#handler.message(receive.subarray(skip, result), fds, flags[0]!);
+      if (length > 0) this.#handler.message(receive.subarray(0, length), fds, flags[0]!);
       else this.#handler.answered?.();
       // The next wait reports the rest, without a read that finds nothing.
       if (this.#closed || this.#reactor.pollingHere) return;

@@ -1,11 +1,11 @@
 /**
  * The native fast path of a `UdsServer`'s gets (native/packice.c, section
- * 12): the C library reads each client's messages and answers their leading
- * OPENs (READ leases without a TTL) of objects registered here with READ
+ * 12): the C library reads each client's messages and answers their OPENs
+ * (READ leases without a TTL) of objects registered here with READ
  * leases of its own, and ends those leases when the client releases them,
- * with no JS run per get. Every other frame, and every frame after the first
- * other one, comes to the server's JS as before, so requests keep their
- * order and refusals stay the same typed errors.
+ * with no JS run per get. Every other frame comes to the server's JS as
+ * before, in its order, so refusals stay the same typed errors (pipelined
+ * requests are under way at once either way; their replies name their ids).
  *
  * Which objects it answers for is decided here: an object is registered when
  * the server's JS has granted an OPEN of it (a sealed object of one memfd,
@@ -252,8 +252,8 @@ export class FastOpens {
 
 /** One connection of the fast path: what C answers of its messages, and its leases there. */
 export class FastConnection {
-  /** Where the frames left to JS start in the last message received. */
-  skip = 0;
+  /** Bytes of the frames left to JS, at the buffer's start, of the last message received. */
+  kept = 0;
   readonly #fast: FastOpens;
   readonly #native: Native;
   readonly #handle: NonNullable<Deno.PointerValue>;
@@ -277,9 +277,9 @@ export class FastConnection {
   }
 
   /**
-   * Receives one message as `pk_recvmsg` does, after C has answered its
-   * leading frames (counted in the server's metrics): the rest start at
-   * {@link FastConnection.skip}.
+   * Receives one message as `pk_recvmsg` does, after C has answered the
+   * frames it can (counted in the server's metrics): the others are the
+   * first {@link FastConnection.kept} bytes of `buffer`, in their order.
    */
   receive(
     buffer: Uint8Array,
@@ -306,12 +306,13 @@ export class FastConnection {
         out,
       ),
     );
-    this.skip = result > 0 ? out[0]! : 0;
+    this.kept = out[0]!;
     const opens = out[1]!;
     const releases = out[3]!;
     if (opens === 0 && releases === 0) return result;
     const metrics = this.#metrics;
     metrics.requests[Op.OPEN]! += opens;
+    metrics.nativeOpens += opens;
     metrics.requestBytes[Op.OPEN]! += out[2]!;
     metrics.requests[Op.RELEASE]! += releases;
     metrics.requestBytes[Op.RELEASE]! += out[4]!;
