@@ -161,7 +161,6 @@ export class BasePeer implements Peer, RemovalEvents, ReadsBeside {
     const holding = this.#held.get(leaseId);
     if (holding === undefined || holding.removed || !holding.sealed) return undefined;
     return {
-      info: holding.info,
       hold: (delta) => {
         const change = Math.max(delta, -holding.refs);
         holding.refs += change;

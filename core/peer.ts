@@ -265,8 +265,6 @@ export function offersRemovalEvents(peer: Peer): peer is Peer & RemovalEvents {
  * an object: readers and reads served beside its own leases.
  */
 export interface BesideReads {
-  /** The object's info, as a reader of this incarnation is told. */
-  readonly info: ObjectInfo;
   /**
    * Adds `delta` readers (fewer when negative) of this incarnation, each a
    * lease granted beside the peer's and counted in its `stats().leases`: its

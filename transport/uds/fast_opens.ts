@@ -88,6 +88,8 @@ export class FastOpens {
   readonly #stopRemovals: () => void;
   readonly #sweeper: ReturnType<typeof setInterval>;
   #connections = 0;
+  /** Closing was asked for while connections were still open: done when the last goes. */
+  #closing = false;
 
   /**
    * The fast path for `peer`, or undefined when the peer does not count
@@ -130,7 +132,7 @@ export class FastOpens {
   offer(acquired: Acquired): number | undefined {
     const handle = this.#handle;
     const object = acquired.object;
-    if (handle === null) return undefined;
+    if (handle === null || this.#closing) return undefined;
     const known = this.#byId.get(object.id);
     if (known !== undefined) {
       const registered = this.#slots[known]!;
@@ -190,6 +192,7 @@ export class FastOpens {
   disconnected(): void {
     this.#connections--;
     this.drain();
+    if (this.#closing && this.#connections === 0) this.close();
   }
 
   /** Applies the counts C changed to the peer: readers, reads; and frees slots. */
@@ -223,12 +226,14 @@ export class FastOpens {
   close(): void {
     const handle = this.#handle;
     if (handle === null) return;
-    clearInterval(this.#sweeper);
-    this.#stopRemovals();
+    // Nothing is answered in C from here on; the last connection's end frees the table.
+    this.#closing = true;
     for (const slot of this.#byId.values()) this.#native.symbols.pk_fp_remove(handle, slot);
     this.#byId.clear();
     this.drain();
     if (this.#connections > 0) return;
+    clearInterval(this.#sweeper);
+    this.#stopRemovals();
     this.#handle = null;
     check(this.#native.symbols.pk_fp_close(handle), "close the Unix-socket fast path");
   }
