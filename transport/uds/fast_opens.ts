@@ -39,7 +39,10 @@ import type { Native } from "../../native/load.ts";
 import type { UdsMetrics } from "./metrics.ts";
 import { Op } from "./protocol.ts";
 
-/** The most objects registered at once: each holds a duplicate of its memfd. */
+/**
+ * The most objects registered at once: each holds a duplicate of its memfd,
+ * so at most this many, and a quarter of the process's file descriptors.
+ */
 const MAX_OBJECTS = 65_536;
 /** Events one drain call reports. */
 const EVENTS = 256;
@@ -76,6 +79,7 @@ export interface SpillTarget {
 export class FastOpens {
   readonly #native: Native;
   readonly #peer: Peer & ReadsBeside & RemovalEvents;
+  readonly #maxObjects: number;
   #handle: Deno.PointerValue;
   /** The object of each slot, until C has freed the slot. */
   readonly #slots: Array<Registered | undefined> = [];
@@ -94,15 +98,22 @@ export class FastOpens {
   /**
    * The fast path for `peer`, or undefined when the peer does not count
    * reads served beside its leases.
+   *
+   * @param fds The process's limit of open files.
    */
-  static start(native: Native, peer: Peer): FastOpens | undefined {
+  static start(native: Native, peer: Peer, fds: number): FastOpens | undefined {
     if (!offersReadsBeside(peer)) return undefined;
-    return new FastOpens(native, peer);
+    return new FastOpens(native, peer, Math.min(MAX_OBJECTS, Math.floor(fds / 4)));
   }
 
-  private constructor(native: Native, peer: Peer & ReadsBeside & RemovalEvents) {
+  private constructor(
+    native: Native,
+    peer: Peer & ReadsBeside & RemovalEvents,
+    maxObjects: number,
+  ) {
     this.#native = native;
     this.#peer = peer;
+    this.#maxObjects = maxObjects;
     const out = new BigUint64Array(1);
     check(native.symbols.pk_fp_create(out), "create the Unix-socket fast path");
     this.#handle = Deno.UnsafePointer.create(out[0]!);
@@ -138,7 +149,7 @@ export class FastOpens {
       const registered = this.#slots[known]!;
       return registered.object === object ? registered.serial : undefined;
     }
-    if (acquired.blobs.length !== 1 || this.#byId.size >= MAX_OBJECTS) return undefined;
+    if (acquired.blobs.length !== 1 || this.#byId.size >= this.#maxObjects) return undefined;
     const reads = this.#peer.readsBeside(acquired.lease.id);
     if (reads === undefined) return undefined;
     let fd: number | undefined;

@@ -107,7 +107,7 @@ export class UdsServer implements AsyncDisposable {
       throw new NativeUnavailableError("Cannot serve on a Unix socket: native library unavailable");
     }
     // A memfd per object and a socket per client: the usual soft limit of 1024 is too low.
-    native.symbols.pk_raise_nofile_limit();
+    const fds = Number(native.symbols.pk_raise_nofile_limit());
     await removeStale(native, path);
     const cPath = new TextEncoder().encode(`${path}\0`);
     const fd = native.symbols.pk_uds_listen(cPath, 1024);
@@ -124,7 +124,7 @@ export class UdsServer implements AsyncDisposable {
       await Deno.remove(path).catch(() => {});
       throw error;
     }
-    return new UdsServer(native, peer, path, fd, options);
+    return new UdsServer(native, peer, path, fd, options, fds);
   }
 
   private constructor(
@@ -133,10 +133,11 @@ export class UdsServer implements AsyncDisposable {
     path: string,
     fd: number,
     options: UdsServerOptions,
+    fds: number,
   ) {
     this.#path = path;
     this.#fd = fd;
-    this.#fast = options.fastPath === false ? undefined : FastOpens.start(native, peer);
+    this.#fast = options.fastPath === false ? undefined : FastOpens.start(native, peer, fds);
     this.#context = {
       native,
       reactor: Reactor.of(native),
