@@ -668,12 +668,13 @@ export const symbols = {
       "pointer", // void *conn
       "buffer", // const uint8_t *lease id
       "u32", // uint32_t len
-      "f64", // double ttl: ms
+      "f64", // double ttl: ms; 0 for the lease's own
       "f64", // double now: epoch ms
       "buffer", // uint8_t *out_id: the object's id
       "u32", // uint32_t cap
+      "buffer", // double *out_ttl
     ],
-    result: "i32", // the object id's length; -ENOENT unknown; -ETIMEDOUT expired
+    result: "i32", // the object id's length; -ENOENT unknown; -ETIMEDOUT expired; -EINVAL no TTL
   },
   pk_fp_expire: {
     parameters: [

@@ -2698,7 +2698,7 @@ PK_EXPORT int32_t pk_hg_close(void *handle) {
 // The Unix-socket server (transport/uds/fast_opens.ts) registers here the
 // sealed objects it has served once: id, a dup of their memfd, size and
 // their info as JSON. pk_fp_recv reads a client's message and answers its
-// OPEN frames (READ leases without a TTL) of registered objects itself,
+// OPEN frames (READ leases, with a TTL or not) of registered objects itself,
 // granting a lease of its own ("n" + this table's random prefix + slot and
 // generation: never a UUID, as the peer's are), and ends the one-way
 // RELEASEs of those leases; it hands every other frame to JS unread, in its
@@ -2732,7 +2732,9 @@ PK_EXPORT int32_t pk_hg_close(void *handle) {
 #define PK_FLAG_ONE_WAY 4
 #define PK_OPEN_REQUEST_FIXED 13
 #define PK_OPEN_REPLY_FIXED 14
+#define PK_OPEN_TTL 1
 #define PK_OPEN_REPLY_INFO 1
+#define PK_OPEN_REPLY_EXPIRES 2
 
 struct pk_fp_entry {
   uint8_t *id;
@@ -2754,7 +2756,8 @@ struct pk_fp_lease {
   uint32_t gen;
   uint32_t entry;  // entry slot
   struct pk_fp_conn *conn;  // NULL when free
-  double expires_at;  // 0: none (set by a renew)
+  double expires_at;  // 0: none
+  double ttl;         // what a renew without one gives again; 0: none
   uint32_t prev, next;  // in the connection's list; next links the free list
 };
 
@@ -3062,6 +3065,7 @@ static uint32_t pk_fp_lease_new(struct pk_fp *fp, struct pk_fp_conn *c, uint32_t
   l->entry = slot;
   l->conn = c;
   l->expires_at = 0;
+  l->ttl = 0;
   l->prev = PK_FP_NONE;
   l->next = c->first;
   if (c->first != PK_FP_NONE) fp->leases[c->first].prev = at;
@@ -3150,12 +3154,14 @@ PK_EXPORT int32_t pk_fp_release(void *conn, const uint8_t *id, uint32_t len, dou
   return result;
 }
 
-// Gives a lease of the connection granted here a deadline of now + ttl (ms)
-// and writes its object's id into `out_id` (at most `cap` bytes). Returns the
-// id's length; -ENOENT when the lease names none, -ETIMEDOUT when it has expired
-// (it ends), -ENOSPC when the id does not fit.
+// Gives a lease of the connection granted here a deadline of now + ttl (ms),
+// or its own TTL again when `ttl` is 0, writes the TTL into `out_ttl` and its
+// object's id into `out_id` (at most `cap` bytes). Returns the id's length;
+// -ENOENT when the lease names none, -ETIMEDOUT when it has expired (it
+// ends), -EINVAL when it has no TTL and none was given, -ENOSPC when the id
+// does not fit.
 PK_EXPORT int32_t pk_fp_renew(void *conn, const uint8_t *id, uint32_t len, double ttl,
-                              double now, uint8_t *out_id, uint32_t cap) {
+                              double now, uint8_t *out_id, uint32_t cap, double *out_ttl) {
   struct pk_fp_conn *c = conn;
   struct pk_fp *fp = c->fp;
   pthread_mutex_lock(&fp->lock);
@@ -3167,12 +3173,18 @@ PK_EXPORT int32_t pk_fp_renew(void *conn, const uint8_t *id, uint32_t len, doubl
     pk_fp_lease_end(fp, at);
     result = -ETIMEDOUT;
   } else {
-    struct pk_fp_entry *e = &fp->entries[fp->leases[at].entry];
-    if (e->id_len > cap) {
+    struct pk_fp_lease *l = &fp->leases[at];
+    struct pk_fp_entry *e = &fp->entries[l->entry];
+    double next = ttl > 0 ? ttl : l->ttl;
+    if (next <= 0) {
+      result = -EINVAL;
+    } else if (e->id_len > cap) {
       result = -ENOSPC;
     } else {
-      fp->leases[at].expires_at = now + ttl;
+      l->ttl = next;
+      l->expires_at = now + next;
       memcpy(out_id, e->id, e->id_len);
+      *out_ttl = next;
       result = (int32_t)e->id_len;
     }
   }
@@ -3180,7 +3192,7 @@ PK_EXPORT int32_t pk_fp_renew(void *conn, const uint8_t *id, uint32_t len, doubl
   return result;
 }
 
-// Ends every lease whose deadline (from a renew) has come; returns how many.
+// Ends every lease whose deadline (its TTL, or a renew) has come; returns how many.
 PK_EXPORT int32_t pk_fp_expire(void *handle, double now) {
   struct pk_fp *fp = handle;
   pthread_mutex_lock(&fp->lock);
@@ -3238,7 +3250,7 @@ static void pk_fp_header(uint8_t *frame, uint8_t op, uint32_t id, uint8_t flags,
 }
 
 // Receives one message of the connection, as pk_recvmsg does, and answers
-// its frames that are OPENs without a TTL of registered objects and one-way
+// its frames that are OPENs (with a TTL or not) of registered objects and one-way
 // RELEASEs of leases granted here, as one reply message of at most
 // PK_FP_REPLY_CAP bytes. The other frames are JS's, moved to the start of
 // `buf` in their order, out[0] bytes of them (pipelined requests have no
@@ -3284,8 +3296,13 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
       if (lease != PK_FP_NONE) pk_fp_lease_end(fp, lease);
       out[3] += 1;
       out[4] += PK_FRAME_HEADER + body_len;
-    } else if (op == PK_OP_OPEN && flags == 0 && body_len > PK_OPEN_REQUEST_FIXED &&
-               (body[4] & 1) == 0) {
+    } else if (op == PK_OP_OPEN && flags == 0 && body_len > PK_OPEN_REQUEST_FIXED) {
+      double ttl = 0;
+      if (body[4] & PK_OPEN_TTL) {
+        memcpy(&ttl, body + 5, 8);
+        // A positive safe integer, as the peer takes; any other is JS's to refuse.
+        if (!(ttl >= 1 && ttl <= 9007199254740991.0) || ttl != (double)(int64_t)ttl) goto keep;
+      }
       uint32_t slot = pk_fp_find(fp, body + PK_OPEN_REQUEST_FIXED,
                                  body_len - PK_OPEN_REQUEST_FIXED);
       if (slot == PK_FP_NONE) goto keep;
@@ -3299,12 +3316,15 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
       if (len + room > PK_FP_REPLY_CAP || nfds + 1 > PK_MAX_FDS) goto keep;
       uint32_t lease = pk_fp_lease_new(fp, c, slot);
       if (lease == PK_FP_NONE) goto keep;
+      double expires_at = ttl == 0 ? 0 : now + ttl;
+      fp->leases[lease].expires_at = expires_at;
+      fp->leases[lease].ttl = ttl;
       uint8_t *reply = c->reply + len;
       uint8_t *rb = reply + PK_FRAME_HEADER;
       memcpy(rb, &e->serial, 4);
-      rb[4] = same ? 0 : PK_OPEN_REPLY_INFO;
+      rb[4] = (same ? 0 : PK_OPEN_REPLY_INFO) | (ttl == 0 ? 0 : PK_OPEN_REPLY_EXPIRES);
       rb[5] = PK_FP_LEASE_LEN;
-      memset(rb + 6, 0, 8);
+      memcpy(rb + 6, &expires_at, 8);
       uint8_t *lease_id = rb + PK_OPEN_REPLY_FIXED;
       memcpy(lease_id, fp->prefix, PK_FP_PREFIX_LEN);
       for (int i = 0; i < 6; i++) lease_id[PK_FP_PREFIX_LEN + i] = hex[(lease >> (20 - 4 * i)) & 15];

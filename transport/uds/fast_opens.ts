@@ -1,7 +1,7 @@
 /**
  * The native fast path of a `UdsServer`'s gets (native/packice.c, section
  * 12): the C library reads each client's messages and answers their OPENs
- * (READ leases without a TTL) of objects registered here with READ
+ * (READ leases, with a TTL or not) of objects registered here with READ
  * leases of its own, and ends those leases when the client releases them,
  * with no JS run per get. Every other frame comes to the server's JS as
  * before, in its order, so refusals stay the same typed errors (pipelined
@@ -18,8 +18,8 @@
  * calls made here, on the JS thread, and each such call drains them at once.
  *
  * Lease ids granted in C are `n` + 8 hex + `-` + 14 hex: never a UUID, as
- * the peer's are. A renew gives one a deadline, which C keeps; a sweep ends
- * those past it, on the peer's clock.
+ * the peer's are. C keeps their deadlines (a TTL, a renew); a sweep each
+ * second ends those past theirs, on the peer's clock, as the peer's does.
  *
  * @module
  */
@@ -364,34 +364,45 @@ export class FastConnection {
   }
 
   /**
-   * Gives a lease granted in C on this connection a deadline `ttl` from now.
+   * Gives a lease granted in C on this connection a deadline `ttl` from now,
+   * or its own TTL again.
    *
    * @returns The lease; undefined for an id not granted in C.
    * @throws {UnknownLeaseError} When it names no lease of this connection.
    * @throws {LeaseExpiredError} When it had expired.
+   * @throws {InvalidArgumentError} When it has no TTL and none is given.
    */
   renew(leaseId: string, ttl: number | undefined): Lease | undefined {
     if (!grantedInC(leaseId)) return undefined;
-    if (ttl === undefined) {
-      throw new InvalidArgumentError(
-        `Cannot renew lease ${leaseId}: it has no TTL and none was given`,
-      );
-    }
     const id = encoder.encode(leaseId);
     const room = new Uint8Array(4096);
+    const given = new Float64Array(1);
     const now = this.#fast.now();
-    const result = this.#closed
-      ? -Errno.ENOENT
-      : this.#native.symbols.pk_fp_renew(this.#handle, id, id.length, ttl, now, room, room.length);
+    const result = this.#closed ? -Errno.ENOENT : this.#native.symbols.pk_fp_renew(
+      this.#handle,
+      id,
+      id.length,
+      ttl ?? 0,
+      now,
+      room,
+      room.length,
+      given,
+    );
     if (result === -Errno.ETIMEDOUT) {
       this.#fast.drain();
       throw new LeaseExpiredError(`Lease ${leaseId} has expired`);
+    }
+    if (result === -Errno.EINVAL) {
+      throw new InvalidArgumentError(
+        `Cannot renew lease ${leaseId}: it has no TTL and none was given`,
+      );
     }
     if (result < 0) {
       throw new UnknownLeaseError(`Lease ${leaseId} was not granted on this connection`);
     }
     const objectId = decoder.decode(room.subarray(0, result));
-    return { id: leaseId, objectId, access: Access.READ, ttl, expiresAt: now + ttl };
+    const next = given[0]!;
+    return { id: leaseId, objectId, access: Access.READ, ttl: next, expiresAt: now + next };
   }
 
   /** Ends the connection's leases in C. Idempotent. */

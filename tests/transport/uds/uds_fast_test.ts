@@ -9,6 +9,7 @@
 import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
 import {
   Client,
+  InvalidArgumentError,
   LeaseExpiredError,
   ManualClock,
   MemoryPeer,
@@ -207,6 +208,36 @@ Deno.test({
     await client.put(new Uint8Array(400).fill(4), { id: "d" });
     assertEquals(await client.has("a"), false);
     await assertRejects(() => client.get("a"), NotFoundError);
+    assertEquals(daemon.native(), 1);
+  },
+});
+
+Deno.test({
+  name: "a get with a lease TTL is answered in C, and its lease expires on the peer's clock",
+  ignore: native === undefined,
+  async fn() {
+    const clock = new ManualClock(Date.now());
+    await using daemon = await serve({ clock });
+    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await client.put("timed", { id: "g" });
+    (await client.get("g")).close();
+    const held = await client.get("g", { ttl: 500 });
+    assertEquals(daemon.native(), 1);
+    assertEquals((await daemon.peer.stats()).leases, 1);
+    clock.advance(500);
+    // The sweep, once a second, ends it.
+    await eventually(async () => (await daemon.peer.stats()).leases === 0, "the lease expires");
+    held.close();
+    // A TTL the peer refuses is refused as the peer does.
+    using raw = new RawConnection(daemon.path);
+    const room = new Uint8Array(openFrameRoom("g"));
+    raw.sendRaw(room.subarray(0, writeOpenFrame(room, 7, { objectId: "g", known: 0, ttl: 0.5 })));
+    const refused = (await raw.receive())!.frames[0]!;
+    assert(refused.header.flags & Flag.ERROR);
+    assertEquals(
+      (decodeJson(refused.body) as { code: string }).code,
+      new InvalidArgumentError("").code,
+    );
     assertEquals(daemon.native(), 1);
   },
 });
