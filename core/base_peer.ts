@@ -155,11 +155,13 @@ export class BasePeer implements Peer, RemovalEvents, ReadsBeside {
    * Counts reads served beside this peer's leases as readers and reads of
    * the incarnation that `leaseId` is on (see {@link ReadsBeside}).
    *
-   * @returns Its counts; undefined when it is not sealed or has left lookups.
+   * @returns Its counts; undefined when it is not sealed or has left lookups,
+   *   or its digest is still to come (its info would change).
    */
   readsBeside(leaseId: string): BesideReads | undefined {
     const holding = this.#held.get(leaseId);
     if (holding === undefined || holding.removed || !holding.sealed) return undefined;
+    if (this.#digest !== undefined && holding.info.digest === undefined) return undefined;
     return {
       hold: (delta) => {
         const change = Math.max(delta, -holding.refs);

@@ -289,8 +289,9 @@ export interface ReadsBeside {
    * served beside the peer's leases.
    *
    * @param leaseId A lease of this peer's.
-   * @returns Its counts; undefined when the incarnation is not sealed or has
-   *   left lookups, or the lease is unknown.
+   * @returns Its counts; undefined when the incarnation is not sealed, has
+   *   left lookups or will have its info changed (a digest to come), or the
+   *   lease is unknown.
    */
   readsBeside(leaseId: string): BesideReads | undefined;
 }
