@@ -22,7 +22,7 @@ import {
   openFrameRoom,
   writeOpenFrame,
 } from "../../../transport/uds/open_frame.ts";
-import { decodeJson, Flag, Op } from "../../../transport/uds/protocol.ts";
+import { decodeJson, encodeFrame, Flag, Op } from "../../../transport/uds/protocol.ts";
 import { RawConnection } from "../../helpers/uds_raw.ts";
 import { openNative } from "../../helpers/native.ts";
 
@@ -239,5 +239,50 @@ Deno.test({
       new InvalidArgumentError("").code,
     );
     assertEquals(daemon.native(), 1);
+  },
+});
+
+Deno.test({
+  name: "gets answered in C to a client that reads late are queued, none lost",
+  ignore: native === undefined,
+  async fn() {
+    await using daemon = await serve();
+    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await client.put("q", { id: "q" });
+    (await client.get("q")).close();
+    using raw = new RawConnection(daemon.path);
+    const room = new Uint8Array(openFrameRoom("q"));
+    const one = writeOpenFrame(room, 0, { objectId: "q", known: 0 });
+    const frames = 100;
+    const message = new Uint8Array(one * frames);
+    // Sent without reading a reply, until the daemon stops reading: its replies fill the socket.
+    let sent = 0;
+    for (let i = 0; i < 400; i++) {
+      for (let f = 0; f < frames; f++) {
+        const at = f * one;
+        writeOpenFrame(message.subarray(at, at + one), sent + f + 1, { objectId: "q", known: 0 });
+      }
+      if (raw.sendRaw(message) < 0) break;
+      sent += frames;
+    }
+    const leases = new Set<string>();
+    while (leases.size < sent) {
+      const reply = await raw.receive();
+      assert(reply !== undefined, `${leases.size} of ${sent} replies came`);
+      assertEquals(reply.fds.length, reply.frames.length);
+      for (const fd of reply.fds) raw.native.symbols.pk_close(fd);
+      for (const { header, body } of reply.frames) {
+        assertEquals(header.flags & Flag.ERROR, 0);
+        leases.add(decodeOpenReply(body)!.leaseId);
+      }
+    }
+    assert(daemon.native() === sent, `${daemon.native()} of ${sent} answered in C`);
+    assert(daemon.server.metrics().uds_sent_bytes_total! > 0);
+    assertEquals((await daemon.peer.stats()).leases, sent);
+    for (const lease of leases) {
+      const frame = encodeFrame(Op.RELEASE, 0, Flag.ONE_WAY, new TextEncoder().encode(lease));
+      while (raw.sendRaw(frame) < 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await eventually(async () => (await daemon.peer.stats()).leases === 0, "every lease ends");
   },
 });
