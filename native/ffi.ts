@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 11;
+export const NATIVE_ABI_VERSION = 12;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -596,6 +596,108 @@ export const symbols = {
       "pointer", // void *handle
     ],
     result: "i32",
+  },
+
+  // 12. Unix-socket fast path: gets of sealed objects answered in C
+  pk_fp_create: {
+    parameters: [
+      "buffer", // uint64_t *out_handle
+    ],
+    result: "i32",
+  },
+  pk_fp_put: {
+    parameters: [
+      "pointer", // void *handle
+      "u32", // uint32_t slot: JS's number for it, as pk_fp_drain reports it
+      "buffer", // const uint8_t *id
+      "u32", // uint32_t id_len
+      "i32", // int32_t fd (a sealed memfd; dup'd)
+      "u64", // uint64_t size
+      "buffer", // const uint8_t *info: ObjectInfo JSON
+      "u32", // uint32_t info_len
+      "f64", // double expires_at: epoch ms, 0 for none
+    ],
+    result: "i32", // the serial's low 31 bits; -EEXIST when taken, -E2BIG when the info is too long
+  },
+  pk_fp_remove: {
+    parameters: [
+      "pointer", // void *handle
+      "u32", // uint32_t slot
+    ],
+    result: "i32", // 1 when freed at once, 0 when a drain reports it freed
+  },
+  pk_fp_drain: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // uint32_t *out: (slot, change in readers (int32), reads, flags) per event
+      "i32", // int32_t max events
+    ],
+    result: "i32", // how many events
+  },
+  pk_fp_close: {
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32",
+  },
+  pk_fp_conn_open: {
+    parameters: [
+      "pointer", // void *handle
+      "i32", // int32_t fd: the connection's socket
+      "buffer", // uint64_t *out_conn
+    ],
+    result: "i32",
+  },
+  pk_fp_conn_close: {
+    parameters: [
+      "pointer", // void *conn
+    ],
+    result: "i32",
+  },
+  pk_fp_release: {
+    parameters: [
+      "pointer", // void *conn
+      "buffer", // const uint8_t *lease id
+      "u32", // uint32_t len
+      "f64", // double now: epoch ms
+    ],
+    result: "i32", // 0; -ENOENT unknown; -ETIMEDOUT expired
+  },
+  pk_fp_renew: {
+    parameters: [
+      "pointer", // void *conn
+      "buffer", // const uint8_t *lease id
+      "u32", // uint32_t len
+      "f64", // double ttl: ms; 0 for the lease's own
+      "f64", // double now: epoch ms
+      "buffer", // uint8_t *out_id: the object's id
+      "u32", // uint32_t cap
+      "buffer", // double *out_ttl
+    ],
+    result: "i32", // the object id's length; -ENOENT unknown; -ETIMEDOUT expired; -EINVAL no TTL
+  },
+  pk_fp_expire: {
+    parameters: [
+      "pointer", // void *handle
+      "f64", // double now: epoch ms
+    ],
+    result: "i32", // leases ended
+  },
+  pk_fp_recv: {
+    parameters: [
+      "pointer", // void *conn
+      "buffer", // uint8_t *buf
+      "u64", // uint64_t cap
+      "buffer", // int32_t *fds_out
+      "u32", // uint32_t max_fds
+      "buffer", // int32_t *out_nfds
+      "buffer", // int32_t *out_flags
+      "f64", // double now: epoch ms
+      "buffer", // uint8_t *spill (64 KiB at least)
+      "buffer", // int32_t *spill_fds (253)
+      "buffer", // double out[9]
+    ],
+    result: "i64", // as pk_recvmsg; -errno when replies could not be kept
   },
 } as const satisfies Deno.ForeignLibraryInterface;
 
