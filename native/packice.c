@@ -236,8 +236,9 @@ PK_EXPORT int32_t pk_memfd_prepare(uint64_t size, int32_t populate, int32_t *out
 }
 
 // A new descriptor of the file `fd` is open on, opened read-only: a mapping
-// made through it cannot be made writable, so it does not keep F_SEAL_WRITE
-// out of a memfd (a read-only mapping through a read-write descriptor does).
+// made through it can never be made writable, so it does not keep
+// F_SEAL_WRITE out of a memfd (on kernels before 6.7, a read-only shared
+// mapping through a read-write descriptor does).
 PK_EXPORT int32_t pk_reopen_readonly(int32_t fd) {
   char path[32];
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
