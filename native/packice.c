@@ -1738,30 +1738,35 @@ PK_EXPORT int64_t pk_http_recv_fd(struct pk_http *c, int32_t fd, int64_t offset,
   c->write_error = 0;
   if (c->stage == NULL && (c->stage = malloc(PK_HTTP_RECV_STEP)) == NULL) return -ENOMEM;
   if (flags & 1) pk_sha256_init(&c->sha);
+  // The buffer is filled before it is written: whole pages, which shmem
+  // need not zero, and one pwrite (one hold of the file's lock) per fill.
+  // Body bytes read with the head start it.
+  uint64_t staged = 0;
   if (c->pending > 0) {
     uint64_t take = (uint64_t)c->pending < length ? (uint64_t)c->pending : length;
-    const uint8_t *from = (const uint8_t *)c->head + c->head_length;
-    pk_sha256_update(&c->sha, from, take);
-    int32_t landed = pk_http_land(fd, offset, from, take);
-    if (landed < 0) return -(c->write_error = -landed);
+    if (take > PK_HTTP_RECV_STEP) take = PK_HTTP_RECV_STEP;
+    memcpy(c->stage, c->head + c->head_length, take);
     c->head_length += (int32_t)take;
     c->pending -= (int32_t)take;
-    got = take;
+    staged = take;
   }
   while (got < length) {
-    uint64_t want = length - got < PK_HTTP_RECV_STEP ? length - got : PK_HTTP_RECV_STEP;
-    ssize_t n = recv(c->fd, c->stage, want, 0);
-    if (n == 0) return -ECONNRESET;
+    uint64_t fill = length - got < PK_HTTP_RECV_STEP ? length - got : PK_HTTP_RECV_STEP;
+    ssize_t n = staged == fill ? 0 : recv(c->fd, c->stage + staged, fill - staged, 0);
+    if (n == 0 && staged < fill) return -ECONNRESET;
     if (n < 0) {
       if (errno != EAGAIN && errno != EINTR) return -errno;
       int32_t waited = pk_http_wait(c->fd, POLLIN, deadline);
       if (waited < 0) return waited;
       continue;
     }
-    pk_sha256_update(&c->sha, c->stage, (uint64_t)n);
-    int32_t landed = pk_http_land(fd, offset + (int64_t)got, c->stage, (uint64_t)n);
+    staged += (uint64_t)n;
+    if (staged < fill) continue;
+    pk_sha256_update(&c->sha, c->stage, staged);
+    int32_t landed = pk_http_land(fd, offset + (int64_t)got, c->stage, staged);
     if (landed < 0) return -(c->write_error = -landed);
-    got += (uint64_t)n;
+    got += staged;
+    staged = 0;
   }
   if (flags & 2) pk_sha256_final(&c->sha, c->digest);
   return (int64_t)got;

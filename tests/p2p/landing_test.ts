@@ -17,6 +17,7 @@ import { SourceError } from "../../p2p/source_error.ts";
 import { createLanding, type Landing, MemfdLanding } from "../../p2p/swarm/landing.ts";
 import { requestPieces } from "../../p2p/swarm/piece_request.ts";
 import { RangeClient } from "../../p2p/swarm/range_client.ts";
+import { RangeConnection } from "../../p2p/swarm/range_connection.ts";
 import { Transfer } from "../../p2p/transfer.ts";
 import { scriptedServer } from "../helpers/scripted_http.ts";
 
@@ -231,4 +232,33 @@ Deno.test("a closed landing takes no more bytes", () => {
     refused = error instanceof RangeError;
   }
   assert(refused);
+});
+
+Deno.test("a body sent with its head and in uneven writes lands whole in a memfd, hashed as it lands", async () => {
+  await using server = scriptedServer(async (_request, conn) => {
+    const head = encoder.encode(
+      `HTTP/1.1 206 X\r\ncontent-length: ${SIZE}\r\ncontent-range: bytes 0-${
+        SIZE - 1
+      }/${SIZE}\r\n\r\n`,
+    );
+    await writeAll(conn, new Uint8Array([...head, ...body.subarray(0, 1000)]));
+    for (let at = 1000; at < SIZE; at += 300_001) {
+      await writeAll(conn, body.subarray(at, Math.min(SIZE, at + 300_001)));
+    }
+    return true;
+  });
+  const connection = RangeConnection.open(native.symbols, "127.0.0.1", server.port);
+  const landing = MemfdLanding.open(native, SIZE);
+  try {
+    await connection.request("GET /x HTTP/1.1\r\nhost: test\r\n\r\n", 5000);
+    // Two calls, the first ending mid-page: each lands exactly its range.
+    await connection.recvFd(landing.fd, 0, 5000, 5000, 1);
+    await connection.recvFd(landing.fd, 5000, SIZE - 5000, 5000, 2);
+    assertEquals(connection.digest(), record.digest);
+    assertEquals(connection.pending, 0);
+    assertEquals(landing.view, body);
+  } finally {
+    connection.close();
+    landing.close();
+  }
 });
