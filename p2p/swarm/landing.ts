@@ -80,14 +80,15 @@ export async function createLanding(
   meta: Meta,
 ): Promise<LandingCreate> {
   const native = size > LARGE_BLOB ? nativeOrUndefined() : undefined;
-  if (native !== undefined) {
-    const landing = MemfdLanding.open(native, size);
+  const landing = native === undefined ? undefined : openMemfd(native, size);
+  if (landing !== undefined) {
     try {
       const created = await peer.acquire(id, Access.CREATE, {
         size,
         meta,
-        memfds: [landing.handOver()],
+        memfds: [landing.memfd],
       });
+      landing.handedOver();
       return { created, landing };
     } catch (error) {
       landing.close();
@@ -95,13 +96,27 @@ export async function createLanding(
     }
   }
   const created = await peer.acquire(id, Access.CREATE, { size, meta });
-  const blob = created.blobs[0];
-  const view = size === 0 ? new Uint8Array(0) : blob!.openView();
+  if (size === 0) return { created, landing: viewLanding(new Uint8Array(0)) };
+  const blob = created.blobs[0]!;
+  const view = blob.openView();
   if (view === undefined) {
     await peer.discard(created.lease.id).catch(() => {});
     throw new UnsupportedError("Cannot fetch into a peer whose blobs have no view");
   }
-  return { created, landing: viewLanding(view, () => blob?.closeView(view)) };
+  return { created, landing: viewLanding(view, () => blob.closeView(view)) };
+}
+
+/**
+ * A memfd landing, or undefined where one cannot be made for another reason
+ * than memory (no /proc to reopen it read-only, say): the blob's view then.
+ */
+function openMemfd(native: Native, size: number): MemfdLanding | undefined {
+  try {
+    return MemfdLanding.open(native, size);
+  } catch (error) {
+    if (error instanceof CapacityExceededError) throw error;
+    return undefined;
+  }
 }
 
 /** A landing in a writable view, closed by `close` (the blob's `closeView`). */
@@ -192,12 +207,16 @@ export class MemfdLanding implements Landing {
 
   /**
    * The memfd for the CREATE (`AcquireOptions.memfds`), which takes it over
-   * when it succeeds; a landing closed before then closes it.
+   * when it succeeds (then call {@link MemfdLanding.handedOver}); a landing
+   * closed before then closes it.
    */
-  handOver(): number {
-    const fd = this.#handOver;
+  get memfd(): number {
+    return this.#handOver;
+  }
+
+  /** The CREATE took {@link MemfdLanding.memfd} over: it is no longer the landing's to close. */
+  handedOver(): void {
     this.#handOver = -1;
-    return fd;
   }
 
   get view(): Uint8Array {

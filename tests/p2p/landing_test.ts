@@ -262,3 +262,11 @@ Deno.test("a body sent with its head and in uneven writes lands whole in a memfd
     landing.close();
   }
 });
+
+Deno.test("a CREATE that fails leaves no descriptor of the landing open", async () => {
+  await using peer = new MemoryPeer({ capacity: SIZE - 1 });
+  const open = () => [...Deno.readDirSync("/proc/self/fd")].length;
+  const before = open();
+  await assertRejects(() => createLanding(peer, "too-big", SIZE, {}), CapacityExceededError);
+  assertEquals(open(), before);
+});
