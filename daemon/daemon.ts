@@ -255,6 +255,9 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         routes: [
           ...member.routes,
           ...(await import("../p2p/origin/routes.ts")).originRoutes(await readThroughOf(), peer),
+          ...(cluster === undefined
+            ? []
+            : [(await import("../p2p/directory/holding.ts")).holdingRoute(cluster)]),
         ],
         metricsText: () => member.metricsText(),
         maxUploadRate: options.maxUploadRate,

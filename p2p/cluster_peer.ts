@@ -29,6 +29,7 @@ import { Assembly } from "./assembly.ts";
 import { CreateClaims } from "./create_claims.ts";
 import { type ClusterCounts, clusterCounts } from "./cluster_metrics.ts";
 import type { Directory, Removal } from "./directory.ts";
+import type { HeldContent, HoldingSource } from "./directory/holding.ts";
 import type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
 import { FetchedCopies } from "./fetched_copies.ts";
 import { SealedHere } from "./sealed_here.ts";
@@ -83,7 +84,7 @@ const quiet: ClusterLog = { warn: () => {}, debug: () => {} };
  * });
  * ```
  */
-export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents {
+export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, HoldingSource {
   readonly #home: Peer;
   readonly #directory: Directory;
   readonly #node: string;
@@ -210,6 +211,19 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents {
    */
   partial(objectId: string): PartialObject | undefined {
     return this.#fetches.partial(objectId) ?? this.#assembly.partial(objectId);
+  }
+
+  /**
+   * How this daemon holds content `digest` of `id` now, as another daemon
+   * asks while the directory is away (`GET /v1/cluster/holding/:id`): whole
+   * (sealed here, or a fetched copy), the bitfields of a fetch under way
+   * (the pieces verified, then those coming), or not at all.
+   */
+  holding(objectId: string, digest: string): HeldContent {
+    if (this.#copies.digest(objectId) === digest || this.#sealed.digest(objectId) === digest) {
+      return "whole";
+    }
+    return this.#fetches.pieces(objectId, digest);
   }
 
   /**

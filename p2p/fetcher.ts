@@ -16,6 +16,8 @@ import type { ContentRecord, Directory, Holder } from "./directory.ts";
 import { healthy, metaFrom } from "./holder_http.ts";
 import type { Members } from "./members.ts";
 import { blocks, SourceError, sourceKey } from "./source_error.ts";
+import { askHolding } from "./directory/holding.ts";
+import { HolderListing } from "./holder_listing.ts";
 import type { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { createLanding, type Landing } from "./swarm/landing.ts";
@@ -27,6 +29,9 @@ import type { PartialObject } from "../transport/http/upload_gate.ts";
  * directory call, and a change waits at most this long to be told.
  */
 const RELAY_GAP_MS = 20;
+
+/** Milliseconds a partial holder has to say what it holds while the directory is away. */
+const ASK_TIMEOUT_MS = 1000;
 
 /** What a fetch tells its cluster peer. */
 export interface FetchHooks {
@@ -96,6 +101,8 @@ export class Fetcher {
   readonly #withdrawing = new Set<string>();
   /** Transfers under way, by id: their verified pieces are served to others. */
   readonly #partials = new Map<string, Transfer>();
+  /** The content digest of each transfer under way, by id. */
+  readonly #digests = new Map<string, string>();
 
   /** Creates a fetcher working with the peer's parts. */
   constructor(options: FetcherOptions) {
@@ -123,7 +130,7 @@ export class Fetcher {
    */
   async fetch(id: string, notFound: NotFoundError, hooks: FetchHooks): Promise<ContentRecord> {
     const entry = await this.#directory.lookup(id);
-    const holders = shuffled(
+    const holders = ordered(
       entry?.holders.filter((holder) => this.#worthAsking(id, holder)) ?? [],
     );
     if (entry === undefined || holders.length === 0) {
@@ -154,9 +161,20 @@ export class Fetcher {
     let sealed = false;
     const failures: string[] = [];
     let first: readonly Holder[] | undefined = holders;
+    const listing = new HolderListing({
+      initial: holders,
+      lookup: () => this.#current(record),
+      ask: (holder) => askHolding(holder, record, this.#token, ASK_TIMEOUT_MS, this.#signal),
+      away: (error) =>
+        this.#log.warn(
+          `The directory does not answer (${
+            error instanceof Error ? error.message : "too slow"
+          }): the partial holders of ${id} known are asked what they hold`,
+        ),
+    });
     const sources = {
       more: async () => {
-        const next = first ?? await this.#current(record);
+        const next = first ?? await listing.next();
         first = undefined;
         return next;
       },
@@ -193,6 +211,7 @@ export class Fetcher {
           ...(hooks.prefix === undefined ? {} : { onPrefix: hooks.prefix }),
         });
         this.#partials.set(id, transfer);
+        this.#digests.set(id, record.digest);
         const running = transfer;
         hooks.started?.({ ...created.object, digest: record.digest }, {
           read: (start, end) =>
@@ -204,7 +223,10 @@ export class Fetcher {
         } finally {
           // Before the view closes: no partial read may touch it after.
           this.#partials.delete(id);
+          this.#digests.delete(id);
           transfer.endLending();
+          // A question to a holder still out ends by itself: the peer's close awaits it.
+          this.#later(listing.settled());
         }
         failures.push(...transfer.failures);
       }
@@ -257,6 +279,16 @@ export class Fetcher {
   }
 
   /**
+   * The pieces of content `digest` of `id` on their way here, as this daemon
+   * announces them (see {@link Transfer.bitfield}).
+   *
+   * @returns Undefined when no transfer of that content is under way.
+   */
+  pieces(id: string, digest: string): Uint8Array | undefined {
+    return this.#digests.get(id) === digest ? this.#partials.get(id)?.bitfield() : undefined;
+  }
+
+  /**
    * Awaits `running` while announcing this daemon as a partial holder of the
    * record, with the pieces it has and those on their way, as soon as they
    * change: other daemons fetch the first from it at once, and leave the
@@ -272,6 +304,7 @@ export class Fetcher {
     );
     const announcing = (async () => {
       let last = "";
+      let failing = false;
       while (!stop.signal.aborted && transfer.missing > 0) {
         // Taken before the bitfield is read: a change from now on settles it.
         const next = transfer.changed;
@@ -284,9 +317,12 @@ export class Fetcher {
             await this.#directory.announce(record, { node: this.#node, address, pieces }, {
               existing: true,
             });
+            failing = false;
           } catch (error) {
-            // Removed or replaced meanwhile: the transfer's own end tells.
-            if (!(error instanceof NotFoundError || error instanceof ConflictError)) {
+            // Removed or replaced meanwhile: the transfer's own end tells. The
+            // directory away: said once, and the next change is announced again.
+            if (!(error instanceof NotFoundError || error instanceof ConflictError) && !failing) {
+              failing = true;
               this.#log.warn(`Cannot announce pieces of ${record.id}: ${(error as Error).message}`);
             }
           }
@@ -313,7 +349,7 @@ export class Fetcher {
   async #current(record: ContentRecord): Promise<Holder[]> {
     const entry = await this.#directory.lookup(record.id);
     if (entry === undefined || entry.digest !== record.digest) return [];
-    return shuffled(entry.holders.filter((holder) => this.#worthAsking(record.id, holder)));
+    return ordered(entry.holders.filter((holder) => this.#worthAsking(record.id, holder)));
   }
 
   /**
@@ -356,7 +392,19 @@ export class Fetcher {
   }
 }
 
-/** The holders in random order, so readers spread over them. */
+/**
+ * The holders in random order, so readers spread over them, but partial
+ * holders first: a transfer starts its sources in this order, and a whole
+ * holder started before the partial ones are counted would be asked for
+ * pieces already on their way to them (sent twice by the first holder).
+ */
+function ordered(holders: Holder[]): Holder[] {
+  return shuffled(holders).sort((a, b) =>
+    Number(a.pieces === undefined) - Number(b.pieces === undefined)
+  );
+}
+
+/** The items in random order. */
 function shuffled<T>(items: T[]): T[] {
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));

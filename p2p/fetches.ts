@@ -11,7 +11,8 @@ import type { ArrivingObject } from "../core/peer.ts";
 import { Arrival, arrivingBody, expectedInfo, type SealedCopy } from "./arrival.ts";
 import type { ClusterCounts } from "./cluster_metrics.ts";
 import type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
-import type { Directory } from "./directory.ts";
+import type { ContentRecord, Directory } from "./directory.ts";
+import { sleep } from "../transport/rate_limit.ts";
 import type { FetchedCopies } from "./fetched_copies.ts";
 import { Fetcher, type FetchHooks } from "./fetcher.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
@@ -32,6 +33,11 @@ export interface FetchesParts {
   /** The daemon's transfer budget and download rate, shared with its other transfers. */
   readonly limits: TransferLimits;
 }
+
+/** Milliseconds before the first retry of a copy's announce the directory did not take. */
+const ANNOUNCE_RETRY_MS = 250;
+/** The longest wait between two retries. */
+const ANNOUNCE_RETRY_MAX_MS = 5000;
 
 /** Fetches under way, by id. */
 export class Fetches {
@@ -68,6 +74,11 @@ export class Fetches {
     id: string,
   ): PartialObject | undefined {
     return this.#options.fetcher.partial(id);
+  }
+
+  /** See `Fetcher.pieces`. */
+  pieces(id: string, digest: string): Uint8Array | undefined {
+    return this.#options.fetcher.pieces(id, digest);
   }
 
   /** Whether `id` is on its way here. */
@@ -152,7 +163,34 @@ export class Fetches {
         await copies.drop(id, record.digest);
         throw new NotFoundError(`No object: ${id} (removed while it was fetched)`);
       }
-      log.warn(`Cannot announce the copy of object ${id}: ${(error as Error).message}`);
+      // The directory away: the copy is served as it stands, and announced once it answers.
+      log.warn(
+        `Cannot announce the copy of object ${id} yet (retrying): ${(error as Error).message}`,
+      );
+      this.#options.later(this.#announceLater(record, address));
+    }
+  }
+
+  /**
+   * Announces the copy of `record` until the directory takes it, backing off
+   * up to {@link ANNOUNCE_RETRY_MAX_MS}; stops when the copy goes or the peer
+   * closes. A directory that no longer lists the object (removed meanwhile)
+   * has the copy dropped, as at the first attempt.
+   */
+  async #announceLater(record: ContentRecord, address: string): Promise<void> {
+    const { copies, directory, node, signal } = this.#options;
+    for (let wait = ANNOUNCE_RETRY_MS;; wait = Math.min(2 * wait, ANNOUNCE_RETRY_MAX_MS)) {
+      await sleep(wait, signal);
+      if (signal.aborted || copies.digest(record.id) !== record.digest) return;
+      try {
+        await directory.announce(record, { node, address }, { existing: true });
+        return;
+      } catch (error) {
+        if (error instanceof NotFoundError || error instanceof ConflictError) {
+          await copies.drop(record.id, record.digest);
+          return;
+        }
+      }
     }
   }
 

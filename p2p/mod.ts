@@ -17,6 +17,7 @@ export {
 export { sha256, type WholeHash, wholeHash } from "./sha256.ts";
 export { type Binding, bindRecord, checkBinding } from "./record_binding.ts";
 export { RedisDirectory, type RedisDirectoryOptions } from "./directory/redis.ts";
+export type { HeldContent, HoldingSource } from "./directory/holding.ts";
 export { SourceError, type SourceFault } from "./source_error.ts";
 export { type Sources, Transfer, type TransferOptions } from "./transfer.ts";
 export { Blocklist } from "./swarm/blocklist.ts";

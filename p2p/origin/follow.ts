@@ -15,7 +15,9 @@ import { download, type OriginTrip, shown } from "./origin_download.ts";
 import { replyOf, validatorOf } from "./origin_meta.ts";
 import type { OriginStore } from "./origin_store.ts";
 import { pull, pullPieces } from "./piece_pull.ts";
-import { askJson, parseProgress, type Progress, type Tracker } from "./progress.ts";
+import { Spool } from "./spool.ts";
+import { pullSpool } from "./spool_pull.ts";
+import { askJson, MISSES, parseProgress, type Progress, type Tracker } from "./progress.ts";
 import type { ReadThroughCluster } from "./read_through.ts";
 
 /** Rounds of following before a fetch gives up. */
@@ -31,6 +33,12 @@ export interface FollowContext {
   readonly log: (message: string) => void;
   /** Runs `work` under this daemon's claim of the id, renewed, let go after. */
   readonly claimed: <T>(work: () => Promise<T>) => Promise<T>;
+  /** The spools of this daemon, by id, served to other followers. */
+  readonly spools: Map<string, Spool>;
+  /** Where a spool goes. Default: the system's temporary directory. */
+  readonly spoolDir: string | undefined;
+  /** The most bytes of a body of no stated length taken here. */
+  readonly maxBody: number;
 }
 
 /**
@@ -44,9 +52,37 @@ export async function follow(
   context: FollowContext,
   { id, trip, leader, self }: { id: string; trip: OriginTrip; leader: Holder; self: Holder },
 ): Promise<OriginReply | undefined> {
+  // A body of no stated length, pulled while the downloader spools it: kept until its blob is.
+  const spooled: { spool?: Spool } = {};
+  try {
+    return await followWith(context, { id, trip, leader, self }, spooled);
+  } finally {
+    const spool = spooled.spool;
+    if (spool !== undefined) {
+      if (context.spools.get(id) === spool) context.spools.delete(id);
+      spool[Symbol.dispose]();
+    }
+  }
+}
+
+/** {@link follow}, with a spool of its own (made in `spooled`) for a body of no stated length. */
+async function followWith(
+  context: FollowContext,
+  { id, trip, leader, self }: { id: string; trip: OriginTrip; leader: Holder; self: Holder },
+  spooled: { spool?: Spool },
+): Promise<OriginReply | undefined> {
   const { store, tracker, cluster, counts } = context;
+  const pulling = {
+    transport: cluster.transport,
+    token: cluster.token,
+    self,
+    signal: trip.signal,
+    rate: trip.rate,
+    counts: trip.counts,
+  };
   let progress: Progress | undefined;
-  for (let misses = 0; misses < 3;) {
+  let spool: Spool | undefined;
+  for (let misses = 0; misses < MISSES;) {
     try {
       progress = parseProgress(
         await cluster.transport.send(
@@ -63,9 +99,19 @@ export async function follow(
     }
     if (progress.state === "downloading" && progress.size !== undefined) break;
     if (progress.state !== "starting") break;
+    if (progress.spoolDigests !== undefined && !context.spools.has(id)) {
+      // Its length unknown: its spool pieces into this daemon's spool until it is known.
+      spool = spooled.spool = await Spool.open(context.spoolDir);
+      context.spools.set(id, spool);
+      counts.origin_downstream_total++;
+      progress = await pullSpool(id, spool, leader, { ...pulling, limit: context.maxBody });
+      break;
+    }
     await sleep(25, trip.signal);
   }
-  if (progress?.state === "done") {
+  // Done while this daemon pulled its spooled pieces: the rest of them from the downloader.
+  const resume = spool !== undefined && progress?.state === "done";
+  if (progress?.state === "done" && !resume) {
     const meta = await store.held(id);
     if (meta !== undefined) {
       counts.origin_cluster_hits_total++;
@@ -73,12 +119,12 @@ export async function follow(
     }
   }
   if (
-    progress?.state !== "downloading" || progress.size === undefined ||
+    (progress?.state !== "downloading" && !resume) || progress?.size === undefined ||
     progress.meta === undefined
   ) {
     return undefined;
   }
-  counts.origin_downstream_total++;
+  if (spool === undefined) counts.origin_downstream_total++;
   const { size, meta } = progress;
   let led = false;
   let record: ContentRecord;
@@ -87,16 +133,11 @@ export async function follow(
       const assembly = new Assembly(id, size, view);
       relay(assembly);
       try {
+        // What came while the body was spooled: from this daemon's own file.
+        await spool?.fill(assembly, false);
         let current = leader;
         for (let round = 0; round < MAX_ROUNDS; round++) {
-          const outcome = await pull(assembly, current, {
-            transport: cluster.transport,
-            token: cluster.token,
-            self,
-            signal: trip.signal,
-            rate: trip.rate,
-            counts: trip.counts,
-          });
+          const outcome = await pull(assembly, current, pulling);
           if ("digest" in outcome) {
             const record = await assembly.record();
             if (record.digest !== outcome.digest) {

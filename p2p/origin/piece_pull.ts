@@ -14,7 +14,7 @@ import { checkPiece, requestPieces } from "../swarm/piece_request.ts";
 import { sleep, type TokenBucket } from "../../transport/rate_limit.ts";
 import type { Assembly } from "./assembly.ts";
 import type { OriginCounts } from "./origin_counts.ts";
-import { askJson, parseProgress } from "./progress.ts";
+import { askJson, BENCH_MS, MISSES, parseProgress, POLL_MS } from "./progress.ts";
 
 /** What a pull needs. */
 export interface PullOptions {
@@ -38,13 +38,6 @@ export interface PullOptions {
 export type PullOutcome =
   | { readonly digest: string }
   | { readonly gone: string; readonly peers: readonly Holder[] };
-
-/** How often the downloader is asked for its progress. */
-const POLL_MS = 100;
-/** Progress requests that fail in a row before the downloader counts as gone. */
-const MISSES = 3;
-/** How long a source that failed is not asked, in ms. */
-const BENCH_MS = 2000;
 
 /**
  * Pulls the pieces of `assembly` from `leader` (the daemon that claimed the

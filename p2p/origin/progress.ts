@@ -15,6 +15,7 @@ import { digest, type HolderJson, holderJson, objectId, parseHolder } from "../d
 import { object } from "../membership/messages.ts";
 import { bitfieldOf, decodeBitfield, encodeBitfield, hasPiece } from "../swarm/bitfield.ts";
 import type { Assembly } from "./assembly.ts";
+import type { Spool } from "./spool.ts";
 
 /** Where a download led here stands. */
 export type ProgressState = "starting" | "downloading" | "done" | "failed";
@@ -33,11 +34,23 @@ export interface Progress {
   readonly digests?: readonly string[];
   /** The whole object's digest, once done. */
   readonly digest?: string;
+  /**
+   * While a body of no stated length is spooled (`starting`): the digests of
+   * its spool pieces written so far, in order (see `spool.ts`).
+   */
+  readonly spoolDigests?: readonly string[];
   /** The other downstream peers, with their pieces. */
   readonly peers?: readonly Holder[];
   /** Why a failed download failed. */
   readonly error?: string;
 }
+
+/** How often a follower asks the downloader for its progress. */
+export const POLL_MS = 100;
+/** Progress requests that fail in a row before the downloader counts as gone. */
+export const MISSES = 3;
+/** How long a follower does not ask a source that failed, in ms. */
+export const BENCH_MS = 2000;
 
 /** How long a downstream peer is listed after its last progress request. */
 const PEER_TTL_MS = 2000;
@@ -49,6 +62,7 @@ const KEEP_MS = 30_000;
 interface Led {
   state: ProgressState;
   assembly?: Assembly;
+  spool?: Spool;
   meta?: Meta;
   digest?: string;
   error?: string;
@@ -67,6 +81,12 @@ export class Tracker {
   lead(id: string): void {
     this.#sweep();
     this.#led.set(id, { state: "starting", peers: this.#led.get(id)?.peers ?? new Map() });
+  }
+
+  /** The origin answered with a body of no stated length: it is spooled into `spool`. */
+  spooling(id: string, spool: Spool): void {
+    const led = this.#led.get(id);
+    if (led !== undefined) led.spool = spool;
   }
 
   /** The origin answered: pieces arrive into `assembly`. */
@@ -104,6 +124,9 @@ export class Tracker {
         digests: assembly.digests,
         pieces: this.#offered(led, assembly, ask.holder.node, now),
       }),
+      ...(led.spool === undefined || assembly !== undefined
+        ? {}
+        : { spoolDigests: led.spool.digests }),
       ...(led.meta === undefined ? {} : { meta: led.meta }),
       ...(led.digest === undefined ? {} : { digest: led.digest }),
       ...(led.error === undefined ? {} : { error: led.error }),
@@ -211,6 +234,14 @@ export function parseProgress(value: unknown): Progress {
   if (meta !== undefined && (typeof meta !== "object" || meta === null || Array.isArray(meta))) {
     throw new ProtocolError("Malformed origin progress meta");
   }
+  const spoolDigests = fields.spoolDigests;
+  if (
+    spoolDigests !== undefined &&
+    (!Array.isArray(spoolDigests) ||
+      !spoolDigests.every((item) => digest(item, "spool piece digest") === item))
+  ) {
+    throw new ProtocolError("Malformed origin progress spool digests");
+  }
   const pieces = typeof fields.pieces === "string" ? decodeBitfield(fields.pieces) : undefined;
   return {
     state: fields.state as Progress["state"],
@@ -218,6 +249,7 @@ export function parseProgress(value: unknown): Progress {
     ...(size === undefined ? {} : { size }),
     ...(meta === undefined ? {} : { meta: meta as Meta }),
     ...(digests === undefined ? {} : { digests }),
+    ...(spoolDigests === undefined ? {} : { spoolDigests }),
     ...(fields.digest === undefined ? {} : { digest: digest(fields.digest, "origin digest") }),
     ...(typeof fields.error === "string" ? { error: fields.error } : {}),
     peers: Array.isArray(fields.peers) ? fields.peers.map(parseHolder) : [],

@@ -104,6 +104,8 @@ export class ReadThrough {
   readonly #log: (message: string) => void;
   readonly #tracker = new Tracker();
   readonly #flights = new Map<string, Promise<OriginReply>>();
+  /** Bodies of no stated length spooled here (downloaded or pulled), by id: served to followers. */
+  readonly #spools = new Map<string, Spool>();
   readonly #revalidating = new Map<string, Promise<Meta | undefined>>();
   readonly #abort = new AbortController();
   /** What this read-through counted. */
@@ -129,6 +131,29 @@ export class ReadThrough {
    */
   progress(body: unknown): unknown {
     return progressJson(this.#tracker.answer(parseAsk(body)));
+  }
+
+  /**
+   * Bytes `start` to `end` (exclusive, cut at the body's end once known) of
+   * the body of `id` spooled here, for a follower (`GET
+   * /v1/cluster/origin/spool/:id`).
+   *
+   * @returns Undefined while they are not all here.
+   * @throws {NotFoundError} When no body of `id` is spooled here.
+   */
+  async spoolRange(
+    id: string,
+    start: number,
+    end: number,
+  ): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    const spool = this.#spools.get(id);
+    if (spool === undefined) throw new NotFoundError(`No spooled body of ${id} here`);
+    try {
+      return await spool.read(start, Math.min(end, spool.size ?? end));
+    } catch {
+      // Closed meanwhile: its object is made, or failed.
+      return undefined;
+    }
   }
 
   /**
@@ -239,6 +264,9 @@ export class ReadThrough {
         counts: this.counts,
         claimTtl: this.#claimTtl,
         log: this.#log,
+        spools: this.#spools,
+        spoolDir: this.#spoolDir,
+        maxBody: this.#maxBody,
         claimed: <T>(work: () => Promise<T>) => this.#claimed(id, self, work),
       }, { id, trip, leader: holder, self });
       if (reply !== undefined) return reply;
@@ -290,8 +318,14 @@ export class ReadThrough {
       const meta = originMeta(trip.url, answer);
       const length = answer.headers.get("content-length");
       const known = length !== null && /^\d+$/.test(length);
-      // A body of no stated length goes to a file as it comes; its length known, to the blob.
-      using spool = known ? undefined : await Spool.of(trip, answer, this.#maxBody, this.#spoolDir);
+      // A body of no stated length goes to a file as it comes (its followers pull its
+      // pieces from there meanwhile); its length known, to the blob.
+      using spool = known ? undefined : await Spool.open(this.#spoolDir);
+      if (spool !== undefined) {
+        this.#spools.set(id, spool);
+        this.#tracker.spooling(id, spool);
+        await spool.take(trip, answer, this.#maxBody);
+      }
       const size = spool?.size ?? Number(length);
       const validator = rangeValidator(answer.headers);
       const record = await this.#store.assemble(id, size, meta, async (view, relay) => {
@@ -313,6 +347,8 @@ export class ReadThrough {
       // Refused before its body was read (no room in the budget): the connection goes.
       await response?.body?.cancel().catch(() => {});
       throw error;
+    } finally {
+      this.#spools.delete(id);
     }
   }
 

@@ -1,10 +1,13 @@
 /**
- * The read-through's HTTP routes: `GET /v1/fetch?url=…` for clients, and
+ * The read-through's HTTP routes: `GET /v1/fetch?url=…` for clients,
  * `POST /v1/cluster/origin/progress` for the downstream peers of a
- * download this daemon leads. Both need the daemon's token, as every route.
+ * download this daemon leads, and `GET /v1/cluster/origin/spool/:id` for
+ * the pieces of a body of no stated length spooled here. All need the
+ * daemon's token, as every route.
  *
  * @module
  */
+import { InvalidArgumentError } from "../../core/errors.ts";
 import type { Peer } from "../../core/peer.ts";
 import { readJson } from "../../transport/http/body.ts";
 import type { HttpRoute } from "../../transport/http/server.ts";
@@ -12,6 +15,7 @@ import { originRequest } from "../../transport/origin_fetch.ts";
 import { CLUSTER_PREFIX } from "../cluster_transport.ts";
 import { responseOf } from "./object_response.ts";
 import type { ReadThrough } from "./read_through.ts";
+import { SPOOL_PIECE } from "./spool.ts";
 
 /**
  * The prefix of request headers meant for the origin: `Packice-Origin-Authorization: …`
@@ -42,6 +46,29 @@ export function originRoutes(readThrough: ReadThrough, peer: Peer): HttpRoute[] 
           originRequest({ url: url.searchParams.get("url") ?? "", headers, cache }),
         );
         return await responseOf(peer, reply);
+      },
+    },
+    {
+      method: "GET",
+      pattern: `${CLUSTER_PREFIX}/origin/spool/:id`,
+      handler: async ({ request, params }) => {
+        const range = /^bytes=(\d+)-(\d+)$/.exec(request.headers.get("range") ?? "");
+        if (range === null) {
+          throw new InvalidArgumentError("Cannot read a spool: one Range of bytes=a-b is needed");
+        }
+        const start = Number(range[1]);
+        const end = Number(range[2]) + 1;
+        if (end <= start || end - start > SPOOL_PIECE) {
+          throw new InvalidArgumentError(
+            `Cannot read a spool: a range of 1 to ${SPOOL_PIECE} bytes is needed`,
+          );
+        }
+        const bytes = await readThrough.spoolRange(params.id!, start, end);
+        if (bytes === undefined) return new Response(null, { status: 503 });
+        return new Response(bytes, {
+          status: 206,
+          headers: { "content-range": `bytes ${start}-${start + bytes.length - 1}/*` },
+        });
       },
     },
     {

@@ -1,103 +1,168 @@
 /**
  * An origin body of no stated length (chunked), written to a temporary file
- * as it arrives: memory holds one chunk at a time however long the body
+ * as it arrives: memory holds one piece at a time however long the body
  * is. Once it ends its length is known, the object's blob is made, and the
  * bytes are read from the file into it piece by piece, each piece hashed as
  * it lands. The file is unlinked as soon as it is open, so nothing is left
  * behind by a daemon that dies.
  *
+ * Its length unknown, the body is cut into spool pieces of
+ * {@link SPOOL_PIECE} bytes (the piece size of every object up to 2000 MiB),
+ * each hashed as it is written: the downloader publishes their digests, and
+ * its followers pull them (from it and from each other) into spools of their
+ * own while the body still arrives, each checked against its digest, so that
+ * once the length is known their blobs fill from their own files.
+ *
  * @module
  */
 import { CapacityExceededError, StoreUnavailableError } from "../../core/errors.ts";
+import { MIN_PIECE_SIZE } from "../content.ts";
+import { sha256 } from "../sha256.ts";
+import { bitfieldOf } from "../swarm/bitfield.ts";
 import type { Assembly } from "./assembly.ts";
 import { type OriginTrip, shown } from "./origin_download.ts";
 
-/** The most bytes taken from the body at once. */
-const READ_BYTES = 1 << 20;
+/** The bytes of a spool piece; the last one may be shorter. */
+export const SPOOL_PIECE = MIN_PIECE_SIZE;
 
-/** A body spooled to a file, and its length. */
+/** A body spooled to a file, whole (the downloader's) or piece by piece (a follower's). */
 export class Spool implements Disposable {
-  /** The body's length in bytes. */
-  readonly size: number;
   readonly #file: Deno.FsFile;
+  /** Digests of the spool pieces held, `""` for the others; grows as pieces come. */
+  readonly #digests: string[] = [];
+  /** The body's length, once it ended. */
+  #size: number | undefined;
+  /** File operations one at a time: each moves the file's offset. */
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
 
-  private constructor(file: Deno.FsFile, size: number) {
+  private constructor(file: Deno.FsFile) {
     this.#file = file;
-    this.size = size;
+  }
+
+  /** A new empty spool in `dir` (default: the system's temporary directory). */
+  static async open(dir?: string): Promise<Spool> {
+    const path = await Deno.makeTempFile({ prefix: "packice-origin-", ...(dir ? { dir } : {}) });
+    try {
+      return new Spool(await Deno.open(path, { read: true, write: true }));
+    } finally {
+      await Deno.remove(path).catch(() => {});
+    }
+  }
+
+  /** The body's length in bytes, once it ended (undefined before). */
+  get size(): number | undefined {
+    return this.#size;
+  }
+
+  /** Digests of the spool pieces, in order, `""` for those not held. */
+  get digests(): readonly string[] {
+    return this.#digests;
+  }
+
+  /** Whether spool piece `piece` is held. */
+  has(piece: number): boolean {
+    return (this.#digests[piece] ?? "") !== "";
+  }
+
+  /** The bitfield of the spool pieces held. */
+  bitfield(): Uint8Array {
+    return bitfieldOf(this.#digests.length, (piece) => this.has(piece));
   }
 
   /**
-   * Writes the body of `response` to a file in `dir` (default: the system's
-   * temporary directory), counted and at the trip's download rate.
+   * Writes the body of `response` to the file, counted and at the trip's
+   * download rate, each spool piece hashed once written; sets
+   * {@link Spool.size}.
    *
    * @param limit The most bytes taken: the most the daemon could store.
    * @throws {CapacityExceededError} When the body runs past `limit`.
    * @throws {StoreUnavailableError} When the origin cuts it off.
    */
-  static async of(
-    trip: OriginTrip,
-    response: Response,
-    limit: number,
-    dir?: string,
-  ): Promise<Spool> {
-    const path = await Deno.makeTempFile({ prefix: "packice-origin-", ...(dir ? { dir } : {}) });
-    const file = await Deno.open(path, { read: true, write: true });
-    await Deno.remove(path).catch(() => {});
+  async take(trip: OriginTrip, response: Response, limit: number): Promise<void> {
+    // One piece buffer, read into again and again: no garbage per chunk.
+    const reader = response.body?.getReader({ mode: "byob" });
+    let buffer = new ArrayBuffer(SPOOL_PIECE);
+    let filled = 0;
     let size = 0;
+    const spill = async () => {
+      const piece = new Uint8Array(buffer, 0, filled);
+      await this.#write(size - filled, piece);
+      this.#digests.push(await sha256(piece as Uint8Array<ArrayBuffer>));
+      filled = 0;
+    };
     try {
-      // One scratch buffer, read into again and again: no garbage per chunk.
-      const reader = response.body?.getReader({ mode: "byob" });
-      let scratch = new Uint8Array(READ_BYTES);
-      try {
-        for (;;) {
-          const next = await reader?.read(scratch);
-          if (next === undefined || next.done || next.value === undefined) break;
-          const chunk = next.value;
-          scratch = new Uint8Array(chunk.buffer);
-          size += chunk.length;
-          if (size > limit) {
-            throw new CapacityExceededError(
-              `Cannot fetch ${
-                shown(trip.url)
-              }: its body, of no stated length, runs past ${limit} bytes, the most this daemon stores (raise --capacity, or have the origin send Content-Length)`,
-            );
-          }
-          trip.counts.origin_bytes_total += chunk.length;
-          await trip.rate?.take(chunk.length, trip.signal);
-          for (let at = 0; at < chunk.length;) at += await file.write(chunk.subarray(at));
+      for (;;) {
+        const next = await reader?.read(new Uint8Array(buffer, filled, SPOOL_PIECE - filled));
+        if (next === undefined) break;
+        // The read took the buffer over: its view gives it back, even at the end.
+        if (next.value !== undefined) buffer = next.value.buffer;
+        if (next.done || next.value === undefined) break;
+        const chunk = next.value;
+        size += chunk.length;
+        if (size > limit) {
+          throw new CapacityExceededError(
+            `Cannot fetch ${
+              shown(trip.url)
+            }: its body, of no stated length, runs past ${limit} bytes, the most this daemon stores (raise --capacity, or have the origin send Content-Length)`,
+          );
         }
-      } catch (error) {
-        await reader?.cancel().catch(() => {});
-        if (error instanceof CapacityExceededError || trip.signal.aborted) throw error;
-        trip.counts.origin_failures_total++;
-        throw new StoreUnavailableError(
-          `Cannot fetch ${shown(trip.url)}: cut off: ${(error as Error).message}`,
-          { cause: error },
-        );
+        trip.counts.origin_bytes_total += chunk.length;
+        await trip.rate?.take(chunk.length, trip.signal);
+        filled += chunk.length;
+        if (filled === SPOOL_PIECE) await spill();
       }
-      return new Spool(file, size);
+      if (filled > 0) await spill();
     } catch (error) {
-      file.close();
-      throw error;
+      await reader?.cancel().catch(() => {});
+      if (error instanceof CapacityExceededError || trip.signal.aborted) throw error;
+      trip.counts.origin_failures_total++;
+      throw new StoreUnavailableError(
+        `Cannot fetch ${shown(trip.url)}: cut off: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
+    this.#size = size;
+  }
+
+  /** Writes spool piece `piece`, its bytes checked against `digest` by the caller. */
+  async put(piece: number, bytes: Uint8Array, digest: string): Promise<void> {
+    await this.#write(piece * SPOOL_PIECE, bytes);
+    while (this.#digests.length <= piece) this.#digests.push("");
+    this.#digests[piece] = digest;
   }
 
   /**
-   * Reads the body into `assembly`'s view piece by piece, each piece hashed
-   * (and so offered to other daemons) as soon as it is in.
+   * Bytes `start` to `end` (exclusive) when every spool piece they touch is
+   * held: what other daemons are served.
    */
-  async fill(assembly: Assembly): Promise<void> {
-    await this.#file.seek(0, Deno.SeekMode.Start);
+  async read(start: number, end: number): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    if (start < 0 || start >= end) return undefined;
+    for (let piece = Math.floor(start / SPOOL_PIECE); piece * SPOOL_PIECE < end; piece++) {
+      if (!this.has(piece)) return undefined;
+    }
+    const bytes = new Uint8Array(end - start);
+    const read = await this.#readInto(start, bytes);
+    return read === bytes.length ? bytes : undefined;
+  }
+
+  /**
+   * Reads the spooled bytes into `assembly`'s view piece by piece: with
+   * `hash`, every piece, each hashed (and so offered to other daemons) as
+   * soon as it is in; without, only the pieces whose bytes are all held,
+   * each marked verified (its spool pieces were checked against the
+   * downloader's digests, and the whole is checked against its digest).
+   */
+  async fill(assembly: Assembly, hash = true): Promise<void> {
     const hashes: Promise<void>[] = [];
     try {
       for (let piece = 0; piece < assembly.count; piece++) {
         const { start, end } = assembly.span(piece);
-        for (let at = start; at < end;) {
-          const read = await this.#file.read(assembly.view.subarray(at, end));
-          if (read === null) throw new StoreUnavailableError("The spooled body ended early");
-          at += read;
-        }
-        hashes.push(assembly.hashed(piece));
+        if (!hash && !this.#holds(start, end)) continue;
+        const read = await this.#readInto(start, assembly.view.subarray(start, end));
+        if (read !== end - start) throw new StoreUnavailableError("The spooled body ended early");
+        if (hash) hashes.push(assembly.hashed(piece));
+        else assembly.verifiedPiece(piece);
       }
     } finally {
       await Promise.allSettled(hashes);
@@ -107,10 +172,43 @@ export class Spool implements Disposable {
 
   /** Closes the file, which frees its bytes. Idempotent. */
   [Symbol.dispose](): void {
-    try {
-      this.#file.close();
-    } catch {
-      // Closed already.
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#file.close();
+  }
+
+  /** Whether every spool piece of bytes `[start, end)` is held. */
+  #holds(start: number, end: number): boolean {
+    for (let piece = Math.floor(start / SPOOL_PIECE); piece * SPOOL_PIECE < end; piece++) {
+      if (!this.has(piece)) return false;
     }
+    return true;
+  }
+
+  #write(at: number, bytes: Uint8Array): Promise<void> {
+    return this.#queued(async () => {
+      await this.#file.seek(at, Deno.SeekMode.Start);
+      for (let done = 0; done < bytes.length;) done += await this.#file.write(bytes.subarray(done));
+    });
+  }
+
+  /** Reads from byte `at` into `target` until it is full or the file ends; returns the count. */
+  #readInto(at: number, target: Uint8Array): Promise<number> {
+    return this.#queued(async () => {
+      await this.#file.seek(at, Deno.SeekMode.Start);
+      let done = 0;
+      while (done < target.length) {
+        const read = await this.#file.read(target.subarray(done));
+        if (read === null) break;
+        done += read;
+      }
+      return done;
+    });
+  }
+
+  #queued<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(work);
+    this.#queue = next.catch(() => {});
+    return next;
   }
 }

@@ -98,9 +98,10 @@ export async function download(
     // Answered from the directory when the digest is known: no lease needed.
     const known = await peer.stat(id);
     if (known.state !== "SEALED") {
-      // Still on its way (or being written): its state, and its size once known
-      // (with no body at all the server would say `Content-Length: 0`).
-      if (head) {
+      // On its way here, a GET streams it: its state, and its size once known
+      // (with no body at all the server would say `Content-Length: 0`). Written
+      // under a CREATE lease (held, unsealed), a GET refuses it, and so does HEAD.
+      if (head && offersArrivingRead(peer) && !await peer.has(id)) {
         const body = known.blobSizes.length > 0 ? null : ReadableStream.from([]);
         return new Response(body, { headers: { ...objectHeaders(known), ...CREATING } });
       }

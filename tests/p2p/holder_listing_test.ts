@@ -1,0 +1,68 @@
+/**
+ * A transfer's listing of holders while the directory is away: it never
+ * waits long on a lookup, and asks the partial holders it knows directly.
+ */
+import { StoreUnavailableError } from "../../mod.ts";
+import type { Holder } from "../../p2p/directory.ts";
+import { HolderListing } from "../../p2p/holder_listing.ts";
+import { assert, assertEquals } from "../helpers/assert.ts";
+
+const whole: Holder = { node: "w", address: "http://w" };
+const partial = (node: string, bits: number): Holder => ({
+  node,
+  address: `http://${node}`,
+  pieces: new Uint8Array([bits, 0]),
+});
+
+Deno.test("HolderListing: with the directory down, partial holders say what they hold", async () => {
+  const asked: string[] = [];
+  const listing = new HolderListing({
+    initial: [whole, partial("a", 0x00), partial("b", 0x00), partial("c", 0x00)],
+    lookup: () => Promise.reject(new StoreUnavailableError("Redis is away")),
+    ask: (holder) => {
+      asked.push(holder.node);
+      // a now has two pieces, b is done (whole), c holds none of it.
+      if (holder.node === "a") return Promise.resolve(partial("a", 0xc0));
+      if (holder.node === "b") return Promise.resolve({ node: "b", address: "http://b" });
+      return Promise.resolve(null);
+    },
+  });
+  const listed = await listing.next();
+  assertEquals(asked, ["a", "b", "c"]);
+  assertEquals(listed.map((holder) => [holder.node, holder.pieces?.[0]]), [
+    ["w", undefined],
+    ["a", 0xc0],
+    ["b", undefined],
+  ]);
+  // Asked again only after a while: a request per partial holder each time.
+  await listing.next();
+  assertEquals(asked.length, 3);
+  await listing.settled();
+});
+
+Deno.test("HolderListing: a lookup that hangs holds nobody up; the known holders are asked", async () => {
+  let answer!: (holders: Holder[]) => void;
+  const hanging = new Promise<Holder[]>((resolve) => answer = resolve);
+  let lookups = 0;
+  const asked: string[] = [];
+  const listing = new HolderListing({
+    initial: [partial("a", 0x00)],
+    lookup: () => (lookups++, hanging),
+    ask: (holder) => (asked.push(holder.node), Promise.resolve(undefined)),
+  });
+  const started = performance.now();
+  const first = await listing.next();
+  const waited = performance.now() - started;
+  assert(waited < 200, `waited ${waited} ms`);
+  assertEquals(first.map((holder) => holder.node), ["a"]);
+  // Past the hang limit the partial holders are asked; a holder that says nothing clear stays.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assertEquals(asked, ["a"]);
+  assertEquals((await listing.next()).map((holder) => holder.node), ["a"]);
+  // One lookup at a time however long it hangs; its answer counts once it comes.
+  assertEquals(lookups, 1);
+  answer([whole]);
+  await listing.settled();
+  assertEquals((await listing.next()).map((holder) => holder.node), ["w"]);
+  await listing.settled();
+});
