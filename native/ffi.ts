@@ -94,6 +94,8 @@ export const symbols = {
     ],
     result: "i32",
   },
+  /** int32_t pk_reopen_readonly(int32_t fd): a read-only descriptor of its file, for mappings that leave F_SEAL_WRITE possible */
+  pk_reopen_readonly: { parameters: ["i32"], result: "i32" },
   /** void *pk_alloc(uint64_t size): zeroed memory for `_nb` calls' out-parameters, or null */
   pk_alloc: {
     parameters: [
@@ -506,7 +508,7 @@ export const symbols = {
   /** int32_t pk_report_sealed_writes(void): says why on stderr when a write into a sealed object's read-only mapping ends the process */
   pk_report_sealed_writes: { parameters: [], result: "i32" },
 
-  // 10. HTTP/1.1 Range receiver: a response body straight into memory, hashed as it lands
+  // 10. HTTP/1.1 Range receiver: a response body straight into a memfd or memory, hashed as it lands
   pk_http_open: {
     parameters: [
       "buffer", // const char *ip (IPv4 or IPv6 text, NUL-terminated)
@@ -535,6 +537,19 @@ export const symbols = {
       "i32", // int32_t flags: 1 starts a SHA-256, 2 writes its digest at HTTP_LAYOUT.digest
     ],
     result: "i64", // length
+    nonblocking: true,
+  },
+  pk_http_recv_fd_nb: {
+    name: "pk_http_recv_fd",
+    parameters: [
+      "pointer", // struct pk_http *c
+      "i32", // int32_t fd (a memfd, written with pwrite)
+      "i64", // int64_t offset
+      "u64", // uint64_t length
+      "i32", // int32_t timeout_ms
+      "i32", // int32_t flags: 1 starts a SHA-256, 2 writes its digest at HTTP_LAYOUT.digest
+    ],
+    result: "i64", // length; on a failed write, -errno and the errno at HTTP_LAYOUT.writeError
     nonblocking: true,
   },
   /** int32_t pk_http_cancel(struct pk_http *c): ends a call under way on it (shutdown) */
@@ -711,6 +726,8 @@ export type NativeSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
 export const HTTP_LAYOUT = {
   /** int32_t: body bytes read with the head, not yet taken by `pk_http_recv`. */
   pending: 8,
+  /** int32_t: the errno of the write that ended the last `pk_http_recv_fd`, or 0. */
+  writeError: 12,
   /** The SHA-256 digest `pk_http_recv` writes with flag 2, 32 bytes. */
   digest: 16,
   /** The request `pk_http_request` sends. */
