@@ -42,9 +42,11 @@ import { sameContent } from "./object.ts";
 import type {
   Acquired,
   AcquireOptions,
+  BesideReads,
   DirectPutOptions,
   Peer,
   PeerStats,
+  ReadsBeside,
   RemovalEvents,
 } from "./peer.ts";
 import { publicLease } from "./public_lease.ts";
@@ -64,7 +66,7 @@ export type { BasePeerOptions, PeerOptions } from "./peer_options.ts";
  * and reference-counted freeing, over any {@link BlobStore} and
  * {@link LeaseStore}. Subclasses choose the stores.
  */
-export class BasePeer implements Peer, RemovalEvents {
+export class BasePeer implements Peer, RemovalEvents, ReadsBeside {
   readonly #blobs: BlobStore;
   readonly #leases: LeaseStore;
   readonly #clock: Clock;
@@ -88,6 +90,8 @@ export class BasePeer implements Peer, RemovalEvents {
   #misses = 0;
   #evictions = 0;
   #expirations = 0;
+  /** Leases granted beside this peer's own, on objects it holds (see {@link ReadsBeside}). */
+  #besideLeases = 0;
   readonly #evicted = new Set<(info: ObjectInfo) => void>();
   readonly #removed = new Set<(objectId: string) => void>();
   /** {@link BasePeer.#ended}, made once: a release hands it the lease's end. */
@@ -145,6 +149,31 @@ export class BasePeer implements Peer, RemovalEvents {
   onRemove(listener: (objectId: string) => void): () => void {
     this.#removed.add(listener);
     return () => void this.#removed.delete(listener);
+  }
+
+  /**
+   * Counts reads served beside this peer's leases as readers and reads of
+   * the incarnation that `leaseId` is on (see {@link ReadsBeside}).
+   *
+   * @returns Its counts; undefined when it is not sealed or has left lookups,
+   *   or its digest is still to come (its info would change).
+   */
+  readsBeside(leaseId: string): BesideReads | undefined {
+    const holding = this.#held.get(leaseId);
+    if (holding === undefined || holding.removed || !holding.sealed) return undefined;
+    if (this.#digest !== undefined && holding.info.digest === undefined) return undefined;
+    return {
+      hold: (delta) => {
+        const change = Math.max(delta, -holding.refs);
+        holding.refs += change;
+        this.#besideLeases += change;
+        if (holding.removed && holding.refs === 0 && !this.#closed) this.#free(holding);
+      },
+      read: (count) => {
+        this.#hits += count;
+        if (this.#mode === "cache" && !holding.removed) this.#recency.refresh(holding);
+      },
+    };
   }
 
   /** The clock this peer uses. */
@@ -497,6 +526,7 @@ export class BasePeer implements Peer, RemovalEvents {
     const counts = await this.#leases.counts();
     return {
       ...counts,
+      leases: counts.leases + this.#besideLeases,
       bytes: this.#bytesHeld,
       capacity: this.#blobs.capacity,
       hits: this.#hits,

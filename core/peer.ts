@@ -1,4 +1,5 @@
 import type { Blob } from "./blob.ts";
+import type { Clock } from "./clock.ts";
 import type { Access, Lease } from "./lease.ts";
 import type { ObjectInfo } from "./object.ts";
 import type { Meta } from "./validate.ts";
@@ -257,6 +258,48 @@ export interface RemovalEvents {
 /** Whether `peer` offers {@link RemovalEvents}. */
 export function offersRemovalEvents(peer: Peer): peer is Peer & RemovalEvents {
   return typeof (peer as Partial<RemovalEvents>).onRemove === "function";
+}
+
+/**
+ * What a peer that offers {@link ReadsBeside} counts of one incarnation of
+ * an object: readers and reads served beside its own leases.
+ */
+export interface BesideReads {
+  /**
+   * Adds `delta` readers (fewer when negative) of this incarnation, each a
+   * lease granted beside the peer's and counted in its `stats().leases`: its
+   * bytes are freed only once it has left lookups and no reader is left, and
+   * an object read is never idle (evicted, moved).
+   */
+  hold(delta: number): void;
+  /** Counts `count` reads of it: hits, and recency in cache mode. */
+  read(count: number): void;
+}
+
+/**
+ * An optional capability of a peer that holds objects itself: reads served
+ * beside its leases (the Unix-socket server's native fast path, which grants
+ * READ leases of its own) are counted as its readers and reads.
+ */
+export interface ReadsBeside {
+  /** The clock of the peer's deadlines. */
+  readonly clock: Clock;
+  /**
+   * The incarnation that a live lease of this peer is on, to count reads
+   * served beside the peer's leases.
+   *
+   * @param leaseId A lease of this peer's.
+   * @returns Its counts; undefined when the incarnation is not sealed, has
+   *   left lookups or will have its info changed (a digest to come), or the
+   *   lease is unknown.
+   */
+  readsBeside(leaseId: string): BesideReads | undefined;
+}
+
+/** Whether `peer` offers {@link ReadsBeside} and {@link RemovalEvents}. */
+export function offersReadsBeside(peer: Peer): peer is Peer & ReadsBeside & RemovalEvents {
+  return typeof (peer as Partial<ReadsBeside>).readsBeside === "function" &&
+    offersRemovalEvents(peer);
 }
 
 /** Whether `peer` offers {@link DirectPut}. */

@@ -94,6 +94,8 @@ export const symbols = {
     ],
     result: "i32",
   },
+  /** int32_t pk_reopen_readonly(int32_t fd): a read-only descriptor of its file, for mappings that leave F_SEAL_WRITE possible */
+  pk_reopen_readonly: { parameters: ["i32"], result: "i32" },
   /** void *pk_alloc(uint64_t size): zeroed memory for `_nb` calls' out-parameters, or null */
   pk_alloc: {
     parameters: [
@@ -506,7 +508,7 @@ export const symbols = {
   /** int32_t pk_report_sealed_writes(void): says why on stderr when a write into a sealed object's read-only mapping ends the process */
   pk_report_sealed_writes: { parameters: [], result: "i32" },
 
-  // 10. HTTP/1.1 Range receiver: a response body straight into memory, hashed as it lands
+  // 10. HTTP/1.1 Range receiver: a response body straight into a memfd or memory, hashed as it lands
   pk_http_open: {
     parameters: [
       "buffer", // const char *ip (IPv4 or IPv6 text, NUL-terminated)
@@ -535,6 +537,19 @@ export const symbols = {
       "i32", // int32_t flags: 1 starts a SHA-256, 2 writes its digest at HTTP_LAYOUT.digest
     ],
     result: "i64", // length
+    nonblocking: true,
+  },
+  pk_http_recv_fd_nb: {
+    name: "pk_http_recv_fd",
+    parameters: [
+      "pointer", // struct pk_http *c
+      "i32", // int32_t fd (a memfd, written with pwrite)
+      "i64", // int64_t offset
+      "u64", // uint64_t length
+      "i32", // int32_t timeout_ms
+      "i32", // int32_t flags: 1 starts a SHA-256, 2 writes its digest at HTTP_LAYOUT.digest
+    ],
+    result: "i64", // length; on a failed write, -errno and the errno at HTTP_LAYOUT.writeError
     nonblocking: true,
   },
   /** int32_t pk_http_cancel(struct pk_http *c): ends a call under way on it (shutdown) */
@@ -655,6 +670,108 @@ export const symbols = {
     ],
     result: "i32",
   },
+
+  // 12. Unix-socket fast path: gets of sealed objects answered in C
+  pk_fp_create: {
+    parameters: [
+      "buffer", // uint64_t *out_handle
+    ],
+    result: "i32",
+  },
+  pk_fp_put: {
+    parameters: [
+      "pointer", // void *handle
+      "u32", // uint32_t slot: JS's number for it, as pk_fp_drain reports it
+      "buffer", // const uint8_t *id
+      "u32", // uint32_t id_len
+      "i32", // int32_t fd (a sealed memfd; dup'd)
+      "u64", // uint64_t size
+      "buffer", // const uint8_t *info: ObjectInfo JSON
+      "u32", // uint32_t info_len
+      "f64", // double expires_at: epoch ms, 0 for none
+    ],
+    result: "i32", // the serial's low 31 bits; -EEXIST when taken, -E2BIG when the info is too long
+  },
+  pk_fp_remove: {
+    parameters: [
+      "pointer", // void *handle
+      "u32", // uint32_t slot
+    ],
+    result: "i32", // 1 when freed at once, 0 when a drain reports it freed
+  },
+  pk_fp_drain: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // uint32_t *out: (slot, change in readers (int32), reads, flags) per event
+      "i32", // int32_t max events
+    ],
+    result: "i32", // how many events
+  },
+  pk_fp_close: {
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32",
+  },
+  pk_fp_conn_open: {
+    parameters: [
+      "pointer", // void *handle
+      "i32", // int32_t fd: the connection's socket
+      "buffer", // uint64_t *out_conn
+    ],
+    result: "i32",
+  },
+  pk_fp_conn_close: {
+    parameters: [
+      "pointer", // void *conn
+    ],
+    result: "i32",
+  },
+  pk_fp_release: {
+    parameters: [
+      "pointer", // void *conn
+      "buffer", // const uint8_t *lease id
+      "u32", // uint32_t len
+      "f64", // double now: epoch ms
+    ],
+    result: "i32", // 0; -ENOENT unknown; -ETIMEDOUT expired
+  },
+  pk_fp_renew: {
+    parameters: [
+      "pointer", // void *conn
+      "buffer", // const uint8_t *lease id
+      "u32", // uint32_t len
+      "f64", // double ttl: ms; 0 for the lease's own
+      "f64", // double now: epoch ms
+      "buffer", // uint8_t *out_id: the object's id
+      "u32", // uint32_t cap
+      "buffer", // double *out_ttl
+    ],
+    result: "i32", // the object id's length; -ENOENT unknown; -ETIMEDOUT expired; -EINVAL no TTL
+  },
+  pk_fp_expire: {
+    parameters: [
+      "pointer", // void *handle
+      "f64", // double now: epoch ms
+    ],
+    result: "i32", // leases ended
+  },
+  pk_fp_recv: {
+    parameters: [
+      "pointer", // void *conn
+      "buffer", // uint8_t *buf
+      "u64", // uint64_t cap
+      "buffer", // int32_t *fds_out
+      "u32", // uint32_t max_fds
+      "buffer", // int32_t *out_nfds
+      "buffer", // int32_t *out_flags
+      "f64", // double now: epoch ms
+      "buffer", // uint8_t *spill (64 KiB at least)
+      "buffer", // int32_t *spill_fds (253)
+      "buffer", // double out[9]
+    ],
+    result: "i64", // as pk_recvmsg; -errno when replies could not be kept
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The functions of a loaded `libpackice.so`. */
@@ -667,6 +784,8 @@ export type NativeSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
 export const HTTP_LAYOUT = {
   /** int32_t: body bytes read with the head, not yet taken by `pk_http_recv`. */
   pending: 8,
+  /** int32_t: the errno of the write that ended the last `pk_http_recv_fd`, or 0. */
+  writeError: 12,
   /** The SHA-256 digest `pk_http_recv` writes with flag 2, 32 bytes. */
   digest: 16,
   /** The request `pk_http_request` sends. */

@@ -16,11 +16,15 @@ import {
   type AcquireOptions,
   type ArrivingObject,
   type ArrivingRead,
+  type BesideReads,
+  offersReadsBeside,
   offersRemovalEvents,
   type Peer,
   type PeerStats,
+  type ReadsBeside,
   type RemovalEvents,
 } from "../core/peer.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { putInSteps } from "../core/put_in_steps.ts";
 import type { Meta } from "../core/validate.ts";
 import type { ContentRecord, Holder } from "./directory.ts";
@@ -84,7 +88,7 @@ const quiet: ClusterLog = { warn: () => {}, debug: () => {} };
  * });
  * ```
  */
-export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, HoldingSource {
+export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBeside, HoldingSource {
   readonly #home: Peer;
   readonly #directory: Directory;
   readonly #node: string;
@@ -192,6 +196,32 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, HoldingSo
     }
     const stops = peers.map((peer) => peer.onRemove(listener));
     return () => stops.forEach((stop) => stop());
+  }
+
+  /** The clock of this daemon's deadlines: its home peer's. */
+  get clock(): Clock {
+    return (this.#home as Peer & Partial<ReadsBeside>).clock ?? systemClock;
+  }
+
+  /**
+   * Counts reads served beside this peer's leases (the Unix-socket server's
+   * gets answered in C) as readers, reads and local hits of the object that
+   * `leaseId` is on, held here or a fetched copy (see {@link ReadsBeside}).
+   * None with a lease store shared by the cluster: there, every read asks the
+   * store which content under the id is current.
+   */
+  readsBeside(leaseId: string): BesideReads | undefined {
+    if (this.#removeShared !== undefined) return undefined;
+    const peer = this.#peerOf(leaseId);
+    const reads = offersReadsBeside(peer) ? peer.readsBeside(leaseId) : undefined;
+    if (reads === undefined) return undefined;
+    return {
+      hold: reads.hold,
+      read: (count) => {
+        this.#counts.cluster_local_hits_total += count;
+        reads.read(count);
+      },
+    };
   }
 
   /**

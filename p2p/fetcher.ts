@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { Access } from "../core/lease.ts";
-import { ConflictError, NotFoundError, UnsupportedError } from "../core/errors.ts";
+import { ConflictError, NotFoundError } from "../core/errors.ts";
 import { sleep } from "../transport/rate_limit.ts";
 import type { Acquired, Peer } from "../core/peer.ts";
 import type { ObjectInfo } from "../core/object.ts";
@@ -21,6 +20,7 @@ import { askHolding } from "./directory/holding.ts";
 import { HolderListing } from "./holder_listing.ts";
 import type { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
+import { createLanding, type Landing } from "./swarm/landing.ts";
 import { Transfer, type TransferOptions } from "./transfer.ts";
 import type { PartialObject } from "../transport/http/upload_gate.ts";
 
@@ -158,7 +158,7 @@ export class Fetcher {
     // Room in the transfer budget before any blob exists: waits, or refuses typed.
     const reservation = await this.#budget?.reserve(record.size, `object ${id}`, this.#signal);
     let created: Acquired | undefined;
-    let view: Uint8Array | undefined;
+    let landing: Landing | undefined;
     let transfer: Transfer | undefined;
     let sealed = false;
     const failures: string[] = [];
@@ -194,7 +194,7 @@ export class Fetcher {
         try {
           const meta = await metaFrom(holder, record, this.#token, this.#signal);
           await hooks.before();
-          created = await this.#replicas.acquire(id, Access.CREATE, { size: record.size, meta });
+          ({ created, landing } = await createLanding(this.#replicas, id, record.size, meta));
         } catch (error) {
           if (!(error instanceof SourceError)) throw error;
           failures.push(error.message);
@@ -203,11 +203,7 @@ export class Fetcher {
         }
       }
       if (created !== undefined) {
-        view = record.size === 0 ? new Uint8Array(0) : created.blobs[0]!.openView();
-        if (view === undefined) {
-          throw new UnsupportedError("Cannot fetch into a peer whose blobs have no view");
-        }
-        transfer = new Transfer(record, view, {
+        transfer = new Transfer(record, landing!, {
           token: this.#token,
           ...this.#transfer,
           blocklist: this.#blocklist,
@@ -251,13 +247,14 @@ export class Fetcher {
           `Cannot fetch object ${id}: its pieces verify but the whole is not ${record.digest}`,
         );
       }
-      if (view!.length > 0) created!.blobs[0]!.closeView(view!);
+      landing!.close();
       await this.#replicas.seal(created!.lease.id);
       sealed = true;
       await this.#replicas.recordDigest?.(created!.lease.id, record.digest);
       hooks.sealed(record);
     } finally {
       await transfer?.close();
+      landing?.close();
       reservation?.release();
       if (created !== undefined) {
         const lease = created.lease.id;

@@ -5,8 +5,9 @@
  * Each source gets a few requests in flight; the {@link PiecePicker} hands
  * out pieces rarest first (random among equals), and in the endgame asks a
  * second source for a piece still in flight, into a scratch piece, cancelling
- * the loser. Bytes go straight into the writable view of the object's
- * CREATE blob: from the socket, hashed on the way, over native connections
+ * the loser. Bytes go straight into the object's {@link Landing} (its
+ * memfd, written with `pwrite`, or the CREATE blob's writable view): from
+ * the socket, hashed on the way, over native connections
  * ({@link RangeClient}), else from each chunk of a `fetch` response; never
  * the whole object in JS. Each piece is checked against its digest as soon
  * as its last byte is in, and the whole object against the content digest,
@@ -31,6 +32,7 @@ import { RangeClient } from "./swarm/range_client.ts";
 import { announcedBitfield, sameBits } from "./swarm/bitfield.ts";
 import { holdingOf, Lanes, type Source, sourceOf } from "./swarm/source_lanes.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
+import { type Landing, viewLanding } from "./swarm/landing.ts";
 import { ViewLoans } from "./swarm/view_loans.ts";
 import type { LentRange } from "../transport/http/upload_gate.ts";
 import { sleep, type TokenBucket } from "../transport/rate_limit.ts";
@@ -80,10 +82,10 @@ export interface Sources {
 /** How often the directory is asked again during a transfer: partial holders gain pieces. */
 const REFRESH_MS = 50;
 
-/** The pieces of one object arriving into `view`, verified as they complete. */
+/** The pieces of one object arriving into a {@link Landing}, verified as they complete. */
 export class Transfer {
   readonly #record: ContentRecord;
-  readonly #view: Uint8Array;
+  readonly #landing: Landing;
   readonly #options: TransferOptions;
   readonly #client: RangeClient;
   readonly #picker: PiecePicker;
@@ -110,12 +112,12 @@ export class Transfer {
    * Starts a transfer; nothing is fetched before {@link Transfer.run}.
    *
    * @param record The object's content record, checked already.
-   * @param view The CREATE blob's writable view, `record.size` bytes.
+   * @param landing Where the pieces land, `record.size` bytes (a writable view is one).
    * @param options Token, requests in flight, piece timeouts, blocklist.
    */
-  constructor(record: ContentRecord, view: Uint8Array, options: TransferOptions = {}) {
+  constructor(record: ContentRecord, landing: Landing | Uint8Array, options: TransferOptions = {}) {
     this.#record = record;
-    this.#view = view;
+    this.#landing = landing instanceof Uint8Array ? viewLanding(landing) : landing;
     this.#options = options;
     this.#client = new RangeClient();
     this.#pieces = pieceCount(record.size, record.pieceSize);
@@ -123,7 +125,7 @@ export class Transfer {
     this.#blocklist = options.blocklist ?? new Blocklist();
     this.#lanes = new Lanes({
       record,
-      view,
+      landing: this.#landing,
       picker: this.#picker,
       client: this.#client,
       token: options.token,
@@ -255,7 +257,7 @@ export class Transfer {
    * is verified: a partial holder serves them to others at once.
    */
   copyVerified(start: number, end: number): Uint8Array | undefined {
-    return this.#isVerified(start, end) ? this.#view.slice(start, end) : undefined;
+    return this.#isVerified(start, end) ? this.#landing.view.slice(start, end) : undefined;
   }
 
   /**
@@ -264,9 +266,20 @@ export class Transfer {
    * has not ended ({@link Transfer.endLending}).
    */
   lendVerified(start: number, end: number): LentRange | undefined {
-    return this.#isVerified(start, end)
-      ? this.#loans.lend(this.#view.subarray(start, end))
-      : undefined;
+    if (!this.#isVerified(start, end)) return undefined;
+    const loan = this.#loans.lend(this.#landing.view.subarray(start, end));
+    if (loan === undefined) return undefined;
+    // A chunk of the view may still be on its way out after lending ends: mapped until done.
+    const release = this.#landing.hold();
+    return {
+      get bytes() {
+        return loan.bytes;
+      },
+      done() {
+        loan.done();
+        release();
+      },
+    };
   }
 
   /**
@@ -350,7 +363,7 @@ export class Transfer {
     const before = this.#hashed;
     while (this.#hashed < count && this.#picker.done(this.#hashed)) {
       const from = this.#hashed * pieceSize;
-      this.#whole?.update(this.#view.subarray(from, Math.min(size, from + pieceSize)));
+      this.#whole?.update(this.#landing.view.subarray(from, Math.min(size, from + pieceSize)));
       this.#hashed++;
     }
     if (this.#hashed > before) this.#options.onPrefix?.(Math.min(size, this.#hashed * pieceSize));

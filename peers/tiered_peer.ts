@@ -206,6 +206,15 @@ export class TieredPeer extends BasePeer {
     return { ...acquired, object: { ...acquired.object, tier } };
   }
 
+  /**
+   * None: an object's bytes move between memory and disk while it stays in
+   * lookups, and each read is told its tier, so its reads are never served
+   * beside this peer's leases (a memfd held there would outlive its tier).
+   */
+  override readsBeside(): undefined {
+    return undefined;
+  }
+
   /** What is known of an object, with the tier that serves it. */
   override async stat(objectId: string): Promise<ObjectInfo> {
     return this.#withTier(await super.stat(objectId));

@@ -1,7 +1,7 @@
 /**
  * A run of consecutive pieces of an object asked of one source in one HTTP
  * Range request, their bytes written as they land into a target (the
- * object's blob view, or a scratch piece for an endgame duplicate). Each
+ * object's {@link Landing}, or a scratch piece for an endgame duplicate). Each
  * piece is handed on as soon as its last byte is in, and the request reads
  * on: checking a piece against its digest ({@link checkPiece}) never holds
  * up the bytes of the next. Over a native connection the bytes go from the
@@ -13,9 +13,11 @@
  */
 import type { ContentRecord, Holder } from "../directory.ts";
 import { sha256 } from "../sha256.ts";
+import { PackiceError } from "../../core/errors.ts";
 import { SourceError, type SourceFault } from "../source_error.ts";
 import { pieceDeadline, type PieceTimeout } from "./piece_timeout.ts";
 import { type Endpoint, RangeClient } from "./range_client.ts";
+import type { Landing } from "./landing.ts";
 import { ConnectionError, type RangeConnection, REQUEST_MAX } from "./range_connection.ts";
 import { parseHead } from "./response_head.ts";
 
@@ -40,8 +42,8 @@ export interface PieceRequest {
   /** Pieces in the run, 1 or more. */
   readonly count: number;
   readonly holder: Holder;
-  /** Where the bytes go: `target[at..]` gets the run's first byte. */
-  readonly target: Uint8Array;
+  /** Where the bytes go: memory, or the object's landing; index `at` gets the run's first byte. */
+  readonly target: Uint8Array | Landing;
   /** The index in `target` of the run's first byte. */
   readonly at: number;
   /** A {@link RangeClient} receives natively where it can; a plain client always uses `fetch`. */
@@ -60,7 +62,7 @@ export interface PieceRequest {
   /** The source answered with the range: the pieces are on their way. */
   readonly accepted?: () => void;
   /**
-   * A piece's bytes are all in, at `target[from..to)`; called in order. With
+   * A piece's bytes are all in, at `[from, to)` of the target; called in order. With
    * `digest`, their SHA-256 taken as they landed: no need to read them again.
    */
   readonly landed: (piece: number, from: number, to: number, digest?: string) => void;
@@ -76,7 +78,17 @@ export interface PieceRequest {
 export async function requestPieces(request: PieceRequest): Promise<number> {
   const { record, piece, count, holder } = request;
   const what = count === 1 ? `piece ${piece}` : `pieces ${piece}-${piece + count - 1}`;
+  const target = request.target;
+  const memory = target instanceof Uint8Array
+    ? target
+    : target.fd === undefined
+    ? target.view
+    : undefined;
   const run: Run = {
+    memory,
+    write: memory === undefined
+      ? (at, bytes) => (target as Landing).write(at, bytes)
+      : (at, bytes) => memory.set(bytes, at),
     start: piece * record.pieceSize,
     end: Math.min(record.size, (piece + count) * record.pieceSize),
     fault: (kind, message, cause) =>
@@ -101,6 +113,10 @@ export async function requestPieces(request: PieceRequest): Promise<number> {
 
 /** The bytes a request asks for, and how a fault of it is told. */
 interface Run {
+  /** The target's memory, when bytes are received into memory; undefined for a memfd. */
+  readonly memory: Uint8Array | undefined;
+  /** Writes bytes at an index of the target. */
+  readonly write: (at: number, bytes: Uint8Array) => void;
   /** The run's first byte in the object. */
   readonly start: number;
   /** The byte after its last. */
@@ -133,7 +149,7 @@ async function fetchPieces(
   client: Deno.HttpClient,
   run: Run,
 ): Promise<number> {
-  const { record, piece, count, target, signal } = request;
+  const { record, piece, count, signal } = request;
   const { pieceSize } = record;
   const { start, end, fault } = run;
   const deadline = AbortSignal.timeout(pieceDeadline(end - start, request.timeout));
@@ -182,7 +198,7 @@ async function fetchPieces(
       if (at + value.length > last) {
         throw fault("length", `sent more than the ${end - start} bytes asked`);
       }
-      target.set(value, at);
+      run.write(at, value);
       at += value.length;
       while (at >= edge && current < piece + count) {
         request.landed(current, base + current * pieceSize, edge);
@@ -192,7 +208,8 @@ async function fetchPieces(
     }
   } catch (cause) {
     await reader.cancel().catch(() => {});
-    if (cause instanceof SourceError) throw cause;
+    // Bytes that could not land (no memory): no fault of the source.
+    if (cause instanceof SourceError || cause instanceof PackiceError) throw cause;
     if (signal.aborted) return current - piece;
     if (deadline.aborted) throw fault("timeout", "pieces not received in time", cause);
     throw fault("unreachable", `cut off: ${(cause as Error).message}`, cause);
@@ -230,8 +247,8 @@ async function receivePieces(
 ): Promise<number> {
   const { record, piece, count, target, signal } = request;
   const { pieceSize } = record;
-  const { start, end, fault } = run;
-  if (request.at < 0 || request.at + (end - start) > target.length) {
+  const { start, end, fault, memory } = run;
+  if (request.at < 0 || request.at + (end - start) > (memory?.length ?? (target as Landing).size)) {
     throw new RangeError(`Cannot receive ${end - start} bytes at ${request.at} of the target`);
   }
   if (signal.aborted) return 0;
@@ -285,19 +302,15 @@ async function receivePieces(
         }
         if (left() <= 0) throw fault("timeout", "pieces not received in time");
         const flags = (at === from ? 1 : 0) | (at + step === to ? 2 : 0);
-        const into = target.subarray(base + at, base + at + step);
-        // Detached (its mapping closed under the transfer): no byte may land, nor the source be blamed.
-        if (into.length !== step) {
-          throw new RangeError("Cannot receive into a target that was closed");
-        }
-        // A small buffer may sit in V8's heap, where it can move while the
-        // call writes it: a bounce buffer of its own, then a copy.
-        const bounce = target.buffer.byteLength < OFF_HEAP_MIN
-          ? new Uint8Array(new ArrayBuffer(step))
-          : undefined;
         try {
-          await connection.recv(bounce ?? into, left(), flags);
-          if (bounce !== undefined) into.set(bounce);
+          if (memory === undefined) {
+            // Throws once the landing is closed: no byte may land, nor the source be blamed.
+            const fd = (target as Landing).fd!;
+            await connection.recvFd(fd, base + at, step, left(), flags);
+          } else {
+            const into = memory.subarray(base + at, base + at + step);
+            await receiveInto(connection, into, step, left(), flags);
+          }
         } catch (cause) {
           if (signal.aborted) return current - piece;
           if (!(cause instanceof ConnectionError)) throw cause;
@@ -314,6 +327,27 @@ async function receivePieces(
     signal.removeEventListener("abort", cancel);
     client.give(endpoint, connection, reusable);
   }
+}
+
+/**
+ * Receives into memory: `into` detached (its mapping closed under the
+ * transfer) takes no byte, nor blames the source.
+ */
+async function receiveInto(
+  connection: RangeConnection,
+  into: Uint8Array,
+  step: number,
+  timeoutMs: number,
+  flags: number,
+): Promise<void> {
+  if (into.length !== step) throw new RangeError("Cannot receive into a target that was closed");
+  // A small buffer may sit in V8's heap, where it can move while the
+  // call writes it: a bounce buffer of its own, then a copy.
+  const bounce = into.buffer.byteLength < OFF_HEAP_MIN
+    ? new Uint8Array(new ArrayBuffer(step))
+    : undefined;
+  await connection.recv(bounce ?? into, timeoutMs, flags);
+  if (bounce !== undefined) into.set(bounce);
 }
 
 /** A connection to `endpoint`; a socket that cannot be made is the source's fault. */

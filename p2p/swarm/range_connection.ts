@@ -2,13 +2,13 @@
  * One keep-alive HTTP/1.1 connection to a holder in the native library
  * (section 10 of native/packice.c): the request goes out, the response head
  * comes back to be checked here, and the body goes from the socket straight
- * into the destination memory and into a SHA-256 in the same pass, on Deno's
- * thread pool. No byte of the body passes through JS.
+ * into the destination (an object's memfd, or memory) and into a SHA-256 in
+ * the same pass, on Deno's thread pool. No byte of the body passes through JS.
  *
  * @module
  */
 import { HTTP_LAYOUT } from "../../native/ffi.ts";
-import { Errno, errnoName } from "../../native/errno.ts";
+import { Errno, errnoError, errnoName } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 
 /** A native call on a connection failed: `errno` says why (ETIMEDOUT past its deadline). */
@@ -111,6 +111,39 @@ export class RangeConnection {
     // Kept alive until the call is done.
     void dest.length;
     if (result < 0) throw new ConnectionError(Number(-result), "Receiving a response body");
+  }
+
+  /**
+   * Receives `length` body bytes into the file `fd` (a memfd) at `offset`,
+   * written with `pwrite` and hashed as they land.
+   *
+   * @param flags As for {@link RangeConnection.recv}.
+   * @throws {ConnectionError} When the peer closed first, or the deadline passed.
+   * @throws {CapacityExceededError} When the bytes could not be written for want of memory
+   * (another typed error for another write error): no fault of the peer.
+   */
+  async recvFd(
+    fd: number,
+    offset: number,
+    length: number,
+    timeoutMs: number,
+    flags: number,
+  ): Promise<void> {
+    if (length === 0 && (flags & 2) === 0) return;
+    const result = await this.#call(() =>
+      this.#lib.pk_http_recv_fd_nb(
+        this.#handle,
+        fd,
+        BigInt(offset),
+        BigInt(length),
+        deadline(timeoutMs),
+        flags,
+      )
+    );
+    if (result >= 0) return;
+    const written = new DataView(this.#memory.buffer).getInt32(HTTP_LAYOUT.writeError, true);
+    if (written !== 0) throw errnoError(written, "Landing received bytes (pwrite)");
+    throw new ConnectionError(Number(-result), "Receiving a response body");
   }
 
   /** The digest of the bytes received since the hash started, once ended: `sha256:<hex>`. */

@@ -13,6 +13,7 @@ import type { ContentRecord, Holder } from "../directory.ts";
 import { SourceError } from "../source_error.ts";
 import { sleep, type TokenBucket } from "../../transport/rate_limit.ts";
 import { hasPiece, isComing } from "./bitfield.ts";
+import type { Landing } from "./landing.ts";
 import type { Holding, Pick, PiecePicker } from "./piece_picker.ts";
 import { checkPiece, requestPieces } from "./piece_request.ts";
 import type { PieceTimeout } from "./piece_timeout.ts";
@@ -82,8 +83,8 @@ export function holdingOf(pieces: Uint8Array | undefined, count: number): Holdin
 /** What the lanes of one transfer share. */
 export interface LanesOptions {
   readonly record: ContentRecord;
-  /** The CREATE blob's writable view, where pieces land. */
-  readonly view: Uint8Array;
+  /** Where pieces land. */
+  readonly landing: Landing;
   readonly picker: PiecePicker;
   readonly client: RangeClient;
   readonly token?: string | undefined;
@@ -118,7 +119,7 @@ export class Lanes {
   readonly #options: LanesOptions;
   /** Abort controllers of the requests of each piece, cancelled when it verifies. */
   readonly #requests = new Map<number, Set<AbortController>>();
-  /** Piece checks under way: they read the view. */
+  /** Piece checks under way: they read the landing's view. */
   readonly #checks = new Set<Promise<void>>();
   /** Pieces whose source is sending them, by the requests sending them. */
   readonly #coming = new Map<number, number>();
@@ -149,7 +150,7 @@ export class Lanes {
     this.#changed = Promise.withResolvers<void>();
   }
 
-  /** Settles once no check reads the view any more. */
+  /** Settles once no check reads the landing's view any more. */
   async settled(): Promise<void> {
     await Promise.allSettled(this.#checks);
   }
@@ -207,7 +208,11 @@ export class Lanes {
       try {
         await this.#request(source, pick, stop);
       } catch (error) {
-        if (!(error instanceof SourceError)) throw error;
+        if (!(error instanceof SourceError)) {
+          // No fault of the source (no memory for the bytes): the transfer ends, once every lane has.
+          this.#options.broken(error);
+          return;
+        }
         if (error.fault === "busy") {
           source.limit = Math.max(1, source.sending);
           // The pieces went back to the others; this source is asked again shortly.
@@ -255,7 +260,7 @@ export class Lanes {
         return await sleep(ENDGAME_POLL_MS, stop);
       }
     }
-    const target = duplicate ? new Uint8Array(end - start) : this.#options.view;
+    const target = duplicate ? new Uint8Array(end - start) : this.#options.landing;
     const cancel = new AbortController();
     /** The pieces of this request counted in `#coming`. */
     const sending = new Set<number>();
@@ -303,7 +308,7 @@ export class Lanes {
           next = piece + 1;
           const now = performance.now();
           if (next < first + count) this.#options.picker.restart(next);
-          const bytes = target.subarray(from, to);
+          const bytes = (target instanceof Uint8Array ? target : target.view).subarray(from, to);
           const ms = now - began;
           this.#check(source, piece, bytes, { duplicate, cancel, ms, room, sending, digest });
           began = now;
@@ -321,7 +326,7 @@ export class Lanes {
 
   /**
    * Checks a piece that landed, without holding up its request: verified,
-   * it is in (a duplicate's scratch copied into the view first) and other
+   * it is in (a duplicate's scratch written into the landing first) and other
    * requests for it stop; wrong, its source fails, unless another verified
    * it meanwhile.
    */
@@ -348,7 +353,7 @@ export class Lanes {
       try {
         await checkPiece(this.#options.record, piece, bytes, source.holder, digest);
         if (this.#options.picker.done(piece)) return;
-        if (duplicate) this.#options.view.set(bytes, piece * this.#options.record.pieceSize);
+        if (duplicate) this.#options.landing.write(piece * this.#options.record.pieceSize, bytes);
         verified = true;
         for (const other of this.#requests.get(piece) ?? []) if (other !== cancel) other.abort();
         // Far behind its own mean: given up only while other sources remain.

@@ -94,16 +94,21 @@ function implFlags(impl: FuzzImpl, dir: string): string[] {
 /**
  * Starts the daemon and puts the seeds. With `fast`, it has a native GET
  * listener (`--http-fast`), and `http` is the listener's URL: every request
- * goes through it.
+ * goes through it. With `alone`, it has no HTTP (`http` and `authorization`
+ * are empty): a daemon of no cluster, whose peer is the one the Unix
+ * socket's native gets serve (a cluster's peer does not offer them).
  */
-export async function startFuzzDaemon(impl: FuzzImpl, fast = false): Promise<FuzzDaemon> {
+export async function startFuzzDaemon(
+  impl: FuzzImpl,
+  fast = false,
+  alone = false,
+): Promise<FuzzDaemon> {
   const dir = await socketDir();
   const socket = `${dir}/packice.sock`;
   const port = freePort();
   const fastPort = fast ? freePort() : undefined;
   const daemon = await spawnDaemon(socket, [
-    "--http",
-    `127.0.0.1:${port}`,
+    ...(alone ? [] : ["--http", `127.0.0.1:${port}`]),
     ...(fastPort === undefined ? [] : ["--http-fast", `127.0.0.1:${fastPort}`]),
     ...implFlags(impl, dir),
   ]);
@@ -116,15 +121,17 @@ export async function startFuzzDaemon(impl: FuzzImpl, fast = false): Promise<Fuz
     await client.put(bytes, { id, meta: { "content-type": "text/plain", seed: index } });
     digests.push(await digestOf(bytes));
   }
-  const http = `http://127.0.0.1:${fastPort ?? port}`;
-  const token = (await Deno.readTextFile(`${socket}.token`)).split("\n")[0]!;
-  await eventually(async () => {
-    try {
-      return (await fetch(`${http}/healthz`)).ok;
-    } catch {
-      return false;
-    }
-  }, "the daemon answers on HTTP");
+  const http = alone ? "" : `http://127.0.0.1:${fastPort ?? port}`;
+  const token = alone ? "" : (await Deno.readTextFile(`${socket}.token`)).split("\n")[0]!;
+  if (!alone) {
+    await eventually(async () => {
+      try {
+        return (await fetch(`${http}/healthz`)).ok;
+      } catch {
+        return false;
+      }
+    }, "the daemon answers on HTTP");
+  }
 
   let logged = daemon.stderr().length;
   const settle = async (mayHaveMade: number) => {
@@ -176,7 +183,7 @@ export async function startFuzzDaemon(impl: FuzzImpl, fast = false): Promise<Fuz
   return {
     socket,
     http,
-    authorization: `Bearer ${token}`,
+    authorization: alone ? "" : `Bearer ${token}`,
     client,
     daemon,
     settle,

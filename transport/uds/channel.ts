@@ -18,6 +18,8 @@ export interface ChannelHandler {
   closed(reason: string): void;
   /** Everything queued has been sent; optional. */
   drained?(): void;
+  /** Every frame of a message was answered by the channel's {@link Receiver}; optional. */
+  answered?(): void;
 }
 
 /** Options of {@link Channel}. */
@@ -34,6 +36,28 @@ export interface ChannelOptions {
   readonly pauseWhileQueued?: boolean;
   /** Where to count the bytes sent and received; optional. */
   readonly counters?: ByteCounters;
+  /** Receives each message instead of a plain `recvmsg`, answering some frames itself. */
+  readonly receiver?: Receiver;
+}
+
+/**
+ * A receive that may answer some frames of a message itself (the server's
+ * native fast path): it receives as `pk_recvmsg` does, and leaves the other
+ * frames, in their order, in the first {@link Receiver.kept} bytes of the
+ * buffer for the handler.
+ */
+export interface Receiver {
+  /** Receives one message; returns what `pk_recvmsg` returns. */
+  receive(
+    buffer: Uint8Array,
+    capacity: bigint,
+    fds: Int32Array,
+    maxFds: number,
+    count: Int32Array,
+    flags: Int32Array,
+  ): number;
+  /** Bytes of the frames left to the handler, at the buffer's start, of the message received last. */
+  readonly kept: number;
 }
 
 interface Queued {
@@ -94,6 +118,7 @@ export class Channel {
   readonly #maxQueuedFds: number;
   readonly #pauseWhileQueued: boolean;
   readonly #counters: ByteCounters;
+  readonly #receiver: Receiver | undefined;
   /**
    * Frames pushed since the last flush: each one's bytes (maybe longer than
    * the frame), length and fds. The arrays are reused from flush to flush.
@@ -155,6 +180,7 @@ export class Channel {
     this.#maxQueuedFds = options.maxQueuedFds ?? Number.MAX_SAFE_INTEGER;
     this.#pauseWhileQueued = options.pauseWhileQueued ?? false;
     this.#counters = options.counters ?? { sent: 0, received: 0 };
+    this.#receiver = options.receiver;
     this.#token = reactor.adopt(fd, IN, this);
   }
 
@@ -337,10 +363,13 @@ export class Channel {
   #receive(): void {
     const symbols = this.#native.symbols;
     const { receive, fdsIn, count, flags } = scratchBuffers();
+    const receiver = this.#receiver;
     for (let budget = READ_BUDGET; budget > 0 && this.#reading; budget--) {
-      const result = Number(
-        symbols.pk_recvmsg(this.#fd, receive, RECEIVE_CAPACITY, fdsIn, MAX_FDS, count, flags),
-      );
+      const result = receiver === undefined
+        ? Number(
+          symbols.pk_recvmsg(this.#fd, receive, RECEIVE_CAPACITY, fdsIn, MAX_FDS, count, flags),
+        )
+        : receiver.receive(receive, RECEIVE_CAPACITY, fdsIn, MAX_FDS, count, flags);
       if (result === -Errno.EAGAIN) return;
       if (result <= 0) {
         // A message of no bytes reads as the end of the connection: its fds are closed with it.
@@ -355,10 +384,37 @@ export class Channel {
       const received = count[0]!;
       const fds: number[] = received === 0 ? NO_FDS : [];
       for (let i = 0; i < received; i++) fds.push(fdsIn[i]!);
-      this.#handler.message(receive.subarray(0, result), fds, flags[0]!);
+      const length = receiver === undefined ? result : receiver.kept;
+      // Every frame answered by the receiver: nothing for the handler.
+      if (length > 0) this.#handler.message(receive.subarray(0, length), fds, flags[0]!);
+      else this.#handler.answered?.();
       // The next wait reports the rest, without a read that finds nothing.
       if (this.#closed || this.#reactor.pollingHere) return;
     }
+  }
+
+  /**
+   * Queues a message to send once the socket is writable again, after what
+   * is queued already: for replies a {@link Receiver} could not send.
+   *
+   * @param bytes The message; the channel keeps it.
+   * @param fds Its fds, which the channel takes over and closes once sent.
+   */
+  enqueue(bytes: Uint8Array, fds: number[]): void {
+    if (this.#closed) {
+      for (const fd of fds) this.#native.symbols.pk_close(fd);
+      return;
+    }
+    this.#queue.push({ bytes, fds });
+    this.#queuedBytes += bytes.length;
+    this.#queuedFds += fds.length;
+    if (this.#queuedBytes > this.#maxQueued || this.#queuedFds > this.#maxQueuedFds) {
+      this.#fail(
+        `send queue over ${this.#maxQueued} bytes or ${this.#maxQueuedFds} fds: the peer does not read`,
+      );
+      return;
+    }
+    if (this.#queue.length === 1) this.#watch();
   }
 
   /** Sends the first `length` bytes of `bytes` as one message, or queues a copy. */

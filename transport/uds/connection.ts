@@ -35,6 +35,7 @@ import { open, opened, ServerOpens } from "./serve_open.ts";
 import { type Served, type ServedBy, ServedPool } from "./served.ts";
 import { closeAll, type Context, json, type Session } from "./session.ts";
 import { ServerArrivals } from "./serve_arriving.ts";
+import type { FastConnection } from "./fast_opens.ts";
 
 /**
  * Slots for the texts a connection used last: room for the lease ids of a
@@ -53,6 +54,7 @@ export class Connection implements ChannelHandler, Session, ServedBy {
   readonly recent = new RecentTexts(RECENT_TEXTS);
   readonly opens = new ServerOpens();
   readonly arrivals = new ServerArrivals();
+  readonly fast: FastConnection | undefined;
   reading = 0;
   readonly #flusher: Flusher;
   readonly #served = new ServedPool(this);
@@ -71,12 +73,22 @@ export class Connection implements ChannelHandler, Session, ServedBy {
   constructor(context: Context, fd: number) {
     this.context = context;
     this.peer = context.peer;
-    this.channel = new Channel(context.native, context.reactor, fd, this, {
-      maxQueuedBytes: context.maxQueuedBytes,
-      maxQueuedFds: MAX_QUEUED_FDS,
-      pauseWhileQueued: true,
-      counters: context.metrics,
-    });
+    const spill = {
+      enqueue: (bytes: Uint8Array, fds: number[]) => this.channel.enqueue(bytes, fds),
+    };
+    const fast = this.fast = context.fast?.connect(fd, spill, context.metrics);
+    try {
+      this.channel = new Channel(context.native, context.reactor, fd, this, {
+        maxQueuedBytes: context.maxQueuedBytes,
+        maxQueuedFds: MAX_QUEUED_FDS,
+        pauseWhileQueued: true,
+        counters: context.metrics,
+        ...(fast === undefined ? {} : { receiver: fast }),
+      });
+    } catch (error) {
+      fast?.close();
+      throw error;
+    }
     this.#flusher = context.reactor.schedule.flusher(() => this.channel.flush());
     context.log.debug(`Client connected on fd ${fd}`);
   }
@@ -113,6 +125,11 @@ export class Connection implements ChannelHandler, Session, ServedBy {
 
   drained(): void {
     this.#resume();
+  }
+
+  answered(): void {
+    // Answered in C: the client usually sends its next request as soon as it has the replies.
+    this.context.reactor.waitSoon();
   }
 
   /**
@@ -186,6 +203,7 @@ export class Connection implements ChannelHandler, Session, ServedBy {
 
   async #end(): Promise<void> {
     this.context.forget(this);
+    this.fast?.close();
     closeAll(this, this.#backlog?.fds ?? []);
     this.#backlog = undefined;
     const leases = [...this.leases.keys()];

@@ -101,7 +101,9 @@ export function discard(session: Session, body: Uint8Array): Promise<Uint8Array>
 }
 
 export function release(session: Session, body: Uint8Array): Promise<Uint8Array> {
-  const lease = owned(session, releaseRequest(decodeText(body)));
+  const leaseId = releaseRequest(decodeText(body));
+  if (session.fast?.release(leaseId) === true) return Promise.resolve(empty);
+  const lease = owned(session, leaseId);
   // Ended whatever the peer says: a lease that fails to release has expired.
   session.leases.delete(lease);
   return session.peer.release(lease).then(() => empty);
@@ -114,7 +116,10 @@ export function release(session: Session, body: Uint8Array): Promise<Uint8Array>
 export function releaseOneWay(session: Session, body: Uint8Array): void {
   let lease: string;
   try {
-    lease = owned(session, releaseRequest(session.recent.decode(body)));
+    lease = releaseRequest(session.recent.decode(body));
+    // A lease granted in C, ended there (its expiry is no news to a one-way release).
+    if (session.fast?.release(lease) === true) return;
+    owned(session, lease);
   } catch {
     return;
   }
@@ -127,6 +132,8 @@ function ignore(): void {}
 
 export function renew(session: Session, body: Uint8Array): Promise<string> {
   const { leaseId, ttl } = decodeRenew(body);
+  const renewed = session.fast?.renew(leaseId, ttl);
+  if (renewed !== undefined) return Promise.resolve(json(renewed));
   return session.peer.renew(owned(session, leaseId), ttl).then(json);
 }
 

@@ -12,6 +12,7 @@ import { Linux } from "../../native/ffi.ts";
 import { ensureNative, type Native } from "../../native/load.ts";
 import { Reactor } from "../../native/reactor.ts";
 import { Connection } from "./connection.ts";
+import { FastOpens } from "./fast_opens.ts";
 import { UdsMetrics } from "./metrics.ts";
 import type { Context, UdsServerLog } from "./session.ts";
 import { connectSocket } from "./socket.ts";
@@ -37,6 +38,12 @@ export interface UdsServerOptions {
    * `origin_*` counts), added to METRICS replies.
    */
   readonly metrics?: () => Readonly<Record<string, number>>;
+  /**
+   * Whether gets of sealed objects read before are answered in C, on the
+   * socket's receive, with no JS per get (see `fast_opens.ts`), where the peer
+   * counts reads served beside its leases (`ReadsBeside`). Default true.
+   */
+  readonly fastPath?: boolean;
 }
 
 const silent: UdsServerLog = { warn: () => {}, debug: () => {} };
@@ -63,6 +70,7 @@ export class UdsServer implements AsyncDisposable {
   readonly #fd: number;
   readonly #token: number;
   readonly #connections = new Set<Connection>();
+  readonly #fast: FastOpens | undefined;
   #accepting = true;
   /** Accept failed for want of fds or memory, and has not succeeded since: warned once. */
   #starved = false;
@@ -99,7 +107,7 @@ export class UdsServer implements AsyncDisposable {
       throw new NativeUnavailableError("Cannot serve on a Unix socket: native library unavailable");
     }
     // A memfd per object and a socket per client: the usual soft limit of 1024 is too low.
-    native.symbols.pk_raise_nofile_limit();
+    const fds = Number(native.symbols.pk_raise_nofile_limit());
     await removeStale(native, path);
     const cPath = new TextEncoder().encode(`${path}\0`);
     const fd = native.symbols.pk_uds_listen(cPath, 1024);
@@ -116,7 +124,7 @@ export class UdsServer implements AsyncDisposable {
       await Deno.remove(path).catch(() => {});
       throw error;
     }
-    return new UdsServer(native, peer, path, fd, options);
+    return new UdsServer(native, peer, path, fd, options, fds);
   }
 
   private constructor(
@@ -125,9 +133,11 @@ export class UdsServer implements AsyncDisposable {
     path: string,
     fd: number,
     options: UdsServerOptions,
+    fds: number,
   ) {
     this.#path = path;
     this.#fd = fd;
+    this.#fast = options.fastPath === false ? undefined : FastOpens.start(native, peer, fds);
     this.#context = {
       native,
       reactor: Reactor.of(native),
@@ -139,6 +149,7 @@ export class UdsServer implements AsyncDisposable {
       fetch: options.fetch,
       extraMetrics: options.metrics,
       metrics: new UdsMetrics(),
+      fast: this.#fast,
       forget: (connection) => {
         if (this.#connections.delete(connection)) this.#context.metrics.clients--;
       },
@@ -208,6 +219,7 @@ export class UdsServer implements AsyncDisposable {
       this.#context.native.symbols.pk_close(this.#fd);
       await Deno.remove(this.#path).catch(() => {});
       await Promise.all([...this.#connections].map((connection) => connection.close()));
+      this.#fast?.close();
       await removed;
     })();
     return this.#closing;

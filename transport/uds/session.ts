@@ -17,6 +17,7 @@ import type { UdsMetrics } from "./metrics.ts";
 import type { RecentTexts } from "./recent_texts.ts";
 import type { ServerOpens } from "./serve_open.ts";
 import type { ServerArrivals } from "./serve_arriving.ts";
+import type { FastConnection, FastOpens } from "./fast_opens.ts";
 
 /** Where a `UdsServer` reports events. */
 export interface UdsServerLog {
@@ -37,6 +38,8 @@ export interface Context {
   readonly status: (() => Promise<DaemonStatus>) | undefined;
   readonly fetch: ((request: OriginRequest) => Promise<OriginReply>) | undefined;
   readonly metrics: UdsMetrics;
+  /** The native fast path of gets, when the peer counts reads served beside its leases. */
+  readonly fast: FastOpens | undefined;
   /** The daemon's own figures, added to METRICS replies. */
   readonly extraMetrics: (() => Readonly<Record<string, number>>) | undefined;
   /** Called when a connection has ended. */
@@ -58,6 +61,8 @@ export interface Session {
   readonly arrivals: ServerArrivals;
   /** Bytes of the READs under way: replies the send queue may yet have to hold. */
   reading: number;
+  /** This connection's leases granted in C, by the fast path. */
+  readonly fast: FastConnection | undefined;
 }
 
 /** An empty reply body. */

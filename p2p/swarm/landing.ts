@@ -1,0 +1,280 @@
+/**
+ * Where the pieces of an object arriving from other daemons land: a memfd
+ * of its own that the CREATE takes over, written with `pwrite`, or else the
+ * CREATE blob's writable view.
+ *
+ * A memfd written whole with `pwrite` gets each page as the write comes to
+ * it, neither zeroed first nor faulted into a page table: the object's
+ * memory needs no preparing before its first byte arrives (preparing 256 MiB
+ * took a third of a fetch on miss, before a byte came), and this process
+ * never maps it writable. A write that finds no memory fails with an errno,
+ * a typed CAPACITY_EXCEEDED, where a store through a mapping would have
+ * ended the process with SIGBUS. Verified bytes are read (relayed, streamed,
+ * hashed whole) through a read-only mapping made from a read-only
+ * descriptor, which leaves the blob free to take every seal.
+ *
+ * @module
+ */
+import { Access } from "../../core/lease.ts";
+import { CapacityExceededError, UnsupportedError } from "../../core/errors.ts";
+import type { Acquired, Peer } from "../../core/peer.ts";
+import type { Meta } from "../../core/validate.ts";
+import { check } from "../../native/errno.ts";
+import { loadNative, type Native } from "../../native/load.ts";
+import { Mapping } from "../../native/mapping.ts";
+import { LARGE_BLOB } from "../../native/memfd_pool.ts";
+
+/** Where a transfer's pieces land, and where its verified bytes are read. */
+export interface Landing {
+  /** The object's size in bytes. */
+  readonly size: number;
+  /**
+   * The object's bytes, for reading the ranges verified: read-only over a
+   * memfd. Detached (length 0) once the landing is closed.
+   */
+  readonly view: Uint8Array;
+  /**
+   * The memfd that bytes are written into at their offsets, with `pwrite`;
+   * undefined when they go into {@link Landing.view}, writable then.
+   *
+   * @throws {RangeError} When the landing is closed.
+   */
+  readonly fd: number | undefined;
+  /**
+   * Writes `bytes` at `offset`.
+   *
+   * @throws {CapacityExceededError} When there is no memory for them.
+   * @throws {RangeError} When the landing is closed.
+   */
+  write(offset: number, bytes: Uint8Array): void;
+  /**
+   * Keeps {@link Landing.view}'s memory mapped past {@link Landing.close}
+   * until the function returned is called (once or more): a relay response
+   * still sending from it.
+   */
+  hold(): () => void;
+  /** Ends writing; the view goes once nothing holds it. Idempotent. */
+  close(): void;
+}
+
+/** A CREATE lease of an object and where its pieces land. */
+export interface LandingCreate {
+  readonly created: Acquired;
+  readonly landing: Landing;
+}
+
+/**
+ * Creates the object `id` of `size` bytes in `peer` (a CREATE lease) with
+ * where its pieces are to land: a memfd of its own that the peer takes over
+ * as the object's blob, when the native library loads, the object is larger
+ * than `LARGE_BLOB` and the peer keeps blobs in memfds; else the blob's
+ * writable view.
+ *
+ * @throws {CapacityExceededError} When there is no room or no memory for it.
+ * @throws {UnsupportedError} When the peer's blobs have no view.
+ */
+export async function createLanding(
+  peer: Peer,
+  id: string,
+  size: number,
+  meta: Meta,
+): Promise<LandingCreate> {
+  const native = size > LARGE_BLOB ? nativeOrUndefined() : undefined;
+  const landing = native === undefined ? undefined : openMemfd(native, size);
+  if (landing !== undefined) {
+    try {
+      const created = await peer.acquire(id, Access.CREATE, {
+        size,
+        meta,
+        memfds: [landing.memfd],
+      });
+      landing.handedOver();
+      return { created, landing };
+    } catch (error) {
+      landing.close();
+      if (!(error instanceof UnsupportedError)) throw error;
+    }
+  }
+  const created = await peer.acquire(id, Access.CREATE, { size, meta });
+  if (size === 0) return { created, landing: viewLanding(new Uint8Array(0)) };
+  const blob = created.blobs[0]!;
+  const view = blob.openView();
+  if (view === undefined) {
+    await peer.discard(created.lease.id).catch(() => {});
+    throw new UnsupportedError("Cannot fetch into a peer whose blobs have no view");
+  }
+  return { created, landing: viewLanding(view, () => blob.closeView(view)) };
+}
+
+/**
+ * A memfd landing, or undefined where one cannot be made for another reason
+ * than memory (no /proc to reopen it read-only, say): the blob's view then.
+ */
+function openMemfd(native: Native, size: number): MemfdLanding | undefined {
+  try {
+    return MemfdLanding.open(native, size);
+  } catch (error) {
+    if (error instanceof CapacityExceededError) throw error;
+    return undefined;
+  }
+}
+
+/** A landing in a writable view, closed by `close` (the blob's `closeView`). */
+export function viewLanding(view: Uint8Array, close: () => void = () => {}): Landing {
+  let closed = false;
+  return {
+    size: view.length,
+    view,
+    fd: undefined,
+    write: (offset, bytes) => view.set(bytes, offset),
+    hold: () => () => {},
+    close: () => {
+      if (closed) return;
+      closed = true;
+      close();
+    },
+  };
+}
+
+function nativeOrUndefined(): Native | undefined {
+  try {
+    return loadNative();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A memfd the object's bytes are written into with `pwrite`, and a
+ * read-only mapping of it; see the module comment.
+ */
+export class MemfdLanding implements Landing {
+  readonly size: number;
+  readonly #native: Native;
+  /** The descriptor pieces are written through; -1 once closed. */
+  #fd: number;
+  /** The descriptor handed to the CREATE, until it is. */
+  #handOver: number;
+  readonly #mapping: Mapping;
+  readonly #view: Uint8Array;
+  /** Holds of the view not given back. */
+  #holds = 0;
+  #closed = false;
+
+  private constructor(
+    native: Native,
+    size: number,
+    fd: number,
+    handOver: number,
+    mapping: Mapping,
+  ) {
+    this.size = size;
+    this.#native = native;
+    this.#fd = fd;
+    this.#handOver = handOver;
+    this.#mapping = mapping;
+    this.#view = mapping.openView();
+  }
+
+  /**
+   * A new memfd of `size` bytes, none of them allocated yet, and its
+   * read-only mapping.
+   *
+   * @throws {CapacityExceededError} When the kernel has no memory or descriptor for it.
+   */
+  static open(native: Native, size: number): MemfdLanding {
+    const { symbols } = native;
+    const out = new Int32Array(1);
+    check(symbols.pk_memfd_prepare(BigInt(size), 0, out, null), "memfd_create");
+    const memfd = out[0]!;
+    const opened: number[] = [memfd];
+    try {
+      const fd = check(symbols.pk_dup(memfd), "dup");
+      opened.push(fd);
+      const readOnly = check(symbols.pk_reopen_readonly(memfd), "open read-only");
+      let mapping: Mapping;
+      try {
+        mapping = Mapping.map(native, readOnly, size);
+      } finally {
+        symbols.pk_close(readOnly);
+      }
+      return new MemfdLanding(native, size, fd, memfd, mapping);
+    } catch (error) {
+      for (const fd of opened) symbols.pk_close(fd);
+      throw error;
+    }
+  }
+
+  /**
+   * The memfd for the CREATE (`AcquireOptions.memfds`), which takes it over
+   * when it succeeds (then call {@link MemfdLanding.handedOver}); a landing
+   * closed before then closes it.
+   */
+  get memfd(): number {
+    return this.#handOver;
+  }
+
+  /** The CREATE took {@link MemfdLanding.memfd} over: it is no longer the landing's to close. */
+  handedOver(): void {
+    this.#handOver = -1;
+  }
+
+  get view(): Uint8Array {
+    return this.#view;
+  }
+
+  get fd(): number {
+    if (this.#fd < 0) throw new RangeError("Cannot land bytes: the landing is closed");
+    return this.#fd;
+  }
+
+  write(offset: number, bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    const result = this.#native.symbols.pk_pwrite_all(
+      this.fd,
+      bytes,
+      BigInt(bytes.length),
+      BigInt(offset),
+    );
+    try {
+      check(result, "pwrite");
+    } catch (error) {
+      if (!(error instanceof CapacityExceededError)) throw error;
+      throw new CapacityExceededError(
+        `Cannot land ${bytes.length} bytes of an arriving object: no memory for them`,
+        { cause: error },
+      );
+    }
+  }
+
+  hold(): () => void {
+    this.#holds++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#holds--;
+      this.#unmapIfDone();
+    };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const { symbols } = this.#native;
+    if (this.#handOver >= 0) symbols.pk_close(this.#handOver);
+    this.#handOver = -1;
+    symbols.pk_close(this.#fd);
+    this.#fd = -1;
+    this.#unmapIfDone();
+  }
+
+  #unmapIfDone(): void {
+    if (!this.#closed || this.#holds > 0) return;
+    // One munmap: the mapping is read-only and mostly untouched, unless relays read it.
+    const range = this.#mapping.detach();
+    if (range !== undefined) {
+      check(this.#native.symbols.pk_munmap_once(range.pointer, BigInt(range.length)), "munmap");
+    }
+  }
+}
