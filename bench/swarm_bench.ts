@@ -30,10 +30,11 @@
  *
  * One transfer without a cap against a bare HTTP GET is `bench/p2p_bench.ts`.
  *
- * Every daemon sends pieces from its native GET listener (`--http-fast`: the
- * Deno server admits each request, the native library sends its bytes with
- * sendfile at the shared cap); `PACKICE_SWARM_FAST=0` sends them through
- * `Deno.serve` instead.
+ * `PACKICE_SWARM_FAST=1` has every daemon send pieces from its native GET
+ * listener (`--http-fast`: the Deno server admits each request, the native
+ * library sends its bytes at the shared cap). Off by default: quiet, it
+ * left a quarter of the CPUs idle and finished later (2.6-2.9x against
+ * 1.9x through `Deno.serve`), a stall not understood yet.
  *
  * Size and caps: `PACKICE_SWARM_MIB` (default 256) and `PACKICE_SWARM_RATES`
  * (default `200MB,25MB`); on a loaded machine use less and say so.
@@ -78,7 +79,7 @@ async function broadcast(rateText: string): Promise<void> {
       rateText,
       "--max-uploads",
       Deno.env.get("PACKICE_SWARM_SLOTS") ?? "2",
-      ...(Deno.env.get("PACKICE_SWARM_FAST") === "0" ? [] : ["--http-fast", "127.0.0.1:0"]),
+      ...(Deno.env.get("PACKICE_SWARM_FAST") === "1" ? ["--http-fast", "127.0.0.1:0"] : []),
     ];
     await using holder = await startClusterDaemon(redis.url, dir, "h", namespace, flags);
     const receivers = await Promise.all(
