@@ -3,8 +3,12 @@
  * every daemon capped at the same upload rate (`--max-upload-rate`, two
  * upload slots), so that loopback behaves like links:
  *
- * - The holder's upload bytes (counted by a proxy in front of it) against
- *   the object's size (target <= 1.5x; a naive design uploads 7x).
+ * - The holder's upload bytes (the bytes its upload rate limit let through,
+ *   from its `/metrics`) against the object's size (target <= 1.5x; a naive
+ *   design uploads 7x). `PACKICE_SWARM_PROXY=1` counts them with a proxy in
+ *   front of it instead, as this bench did before the daemons counted
+ *   them: the proxy's own CPU (about 2 ns a byte through it) then competes
+ *   with the daemons'.
  * - The last daemon's finish against one point-to-point transfer of the same
  *   size from the same holder at the same cap, measured first in the same
  *   run (target <= 1.5x; a naive design needs 7x). Per-daemon finish times
@@ -16,7 +20,7 @@
  *   budget (`--transfer-budget`, the object plus two pieces of scratch).
  * - Where the time goes: the ranges sent (206) and the asks told to come
  *   back (503) by each daemon; the CPU time of every daemon, Redis and this
- *   process (its proxy) in each phase, per byte received, and the share of
+ *   process (and its proxy, with one) in each phase, per byte received, and the share of
  *   the machine's CPU time left idle. Near 0 idle, the run is bound by
  *   CPUs, not by the capped links; the lines at a cap that leaves CPU idle
  *   show the design's own limit.
@@ -25,6 +29,12 @@
  * (the issue's example) and 25 MB/s.
  *
  * One transfer without a cap against a bare HTTP GET is `bench/p2p_bench.ts`.
+ *
+ * `PACKICE_SWARM_FAST=1` has every daemon send pieces from its native GET
+ * listener (`--http-fast`: the Deno server admits each request, the native
+ * library sends its bytes at the shared cap). Off by default: quiet, it
+ * left a quarter of the CPUs idle and finished later (2.6-2.9x against
+ * 1.9x through `Deno.serve`), a stall not understood yet.
  *
  * Size and caps: `PACKICE_SWARM_MIB` (default 256) and `PACKICE_SWARM_RATES`
  * (default `200MB,25MB`); on a loaded machine use less and say so.
@@ -69,6 +79,7 @@ async function broadcast(rateText: string): Promise<void> {
       rateText,
       "--max-uploads",
       Deno.env.get("PACKICE_SWARM_SLOTS") ?? "2",
+      ...(Deno.env.get("PACKICE_SWARM_FAST") === "1" ? ["--http-fast", "127.0.0.1:0"] : []),
     ];
     await using holder = await startClusterDaemon(redis.url, dir, "h", namespace, flags);
     const receivers = await Promise.all(
@@ -79,8 +90,9 @@ async function broadcast(rateText: string): Promise<void> {
     );
     try {
       await using onHolder = await connect(holder.socket);
-      let uploaded = 0;
-      await using counting = startProxy(holder.url, { onBytes: (sent) => void (uploaded = sent) });
+      // The holder's own sending path: its native listener when it has one.
+      const holderUrl = (await statusOf(holder)).httpFast ?? holder.url;
+      await using counting = holderCounter(holder, holderUrl);
       const entry = (id: string) => `${namespace}:dir:{${id}}`;
 
       // Point to point: the last daemon alone, from the holder alone.
@@ -112,14 +124,17 @@ async function broadcast(rateText: string): Promise<void> {
       // The broadcast: 7 daemons at once.
       await onHolder.put(payload, { id: "model" });
       await redis.command("HSET", entry("model"), "@h", counting.url);
-      const before = uploaded;
+      const before = await counting.sent();
       const daemons = [holder, ...receivers.slice(0, RECEIVERS)];
       const base = daemons.map((daemon) => memory(daemon.pid));
       const peak = base.map((taken) => ({ ...taken }));
       // The holder's upload over time: idle at the start (receivers creating
       // their copies) and at the end (the last pieces spreading by relay).
       const holderTimeline: number[] = [];
-      const timing = setInterval(() => holderTimeline.push(uploaded - before), 500);
+      const timing = setInterval(
+        () => void counting.sent().then((sent) => holderTimeline.push(sent - before)),
+        500,
+      );
       const sampling = setInterval(() => {
         daemons.forEach((daemon, i) => {
           const now = memory(daemon.pid);
@@ -146,7 +161,7 @@ async function broadcast(rateText: string): Promise<void> {
       const requestsAfter = await Promise.all(daemons.map(pieceRequests));
       const served = (status: string) =>
         requestsAfter.map((after, i) => (after[status] ?? 0) - (requestsBefore[i]![status] ?? 0));
-      const holderBytes = uploaded - before;
+      const holderBytes = await counting.sent() - before;
       const growth = peak.map((taken, i) => taken.unshared - base[i]!.unshared);
       const mib = (bytes: number) => Math.round(bytes / (1 << 20));
       const lastMs = Math.max(...finishes);
@@ -178,6 +193,8 @@ async function broadcast(rateText: string): Promise<void> {
         cap_bytes_per_s: rate,
         sent_206: served("206"),
         busy_503: served("503"),
+        // Of the 206s, those whose bytes the native listener sent.
+        sent_native: served("native"),
         received_mib: served("fetched").slice(1).reduce((sum, bytes) => sum + bytes, 0) / (1 << 20),
         ratio: served("fetched").slice(1).reduce((sum, bytes) => sum + bytes, 0) /
           (RECEIVERS * SIZE),
@@ -229,8 +246,43 @@ async function broadcast(rateText: string): Promise<void> {
 }
 
 /**
- * A daemon's object GETs answered so far by status, and its bytes fetched
- * from other daemons (`fetched`), from its `/metrics`.
+ * What counts the holder's upload: its own `/metrics` (the bytes its upload
+ * rate let through), or a proxy in front of it (`PACKICE_SWARM_PROXY=1`);
+ * `url` is where the others are to ask it.
+ */
+function holderCounter(
+  holder: { url: string },
+  url: string,
+): AsyncDisposable & { url: string; sent(): Promise<number> } {
+  if (Deno.env.get("PACKICE_SWARM_PROXY") === "1") {
+    let uploaded = 0;
+    const proxy = startProxy(url, { onBytes: (sent) => void (uploaded = sent) });
+    return {
+      url: proxy.url,
+      sent: () => Promise.resolve(uploaded),
+      [Symbol.asyncDispose]: () => proxy[Symbol.asyncDispose](),
+    };
+  }
+  return {
+    url,
+    sent: async () => (await pieceRequests(holder)).uploaded ?? 0,
+    [Symbol.asyncDispose]: () => Promise.resolve(),
+  };
+}
+
+/** A daemon's `/v1/status`: where its native listener is, if it has one. */
+async function statusOf(daemon: { url: string }): Promise<{ httpFast?: string }> {
+  const response = await fetch(`${daemon.url}/v1/status`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  return await response.json();
+}
+
+/**
+ * A daemon's object GETs answered so far by status, its bytes fetched from
+ * other daemons (`fetched`), the answers its native listener sent
+ * (`native`) and the bytes its upload rate let through (`uploaded`), from
+ * its `/metrics`.
  */
 async function pieceRequests(daemon: { url: string }): Promise<Record<string, number>> {
   const response = await fetch(`${daemon.url}/metrics`, {
@@ -244,6 +296,10 @@ async function pieceRequests(daemon: { url: string }): Promise<Record<string, nu
     if (status) counts[status[1]!] = Number(status[2]);
     const fetched = /^packice_cluster_fetch_bytes_total (\S+)$/.exec(line);
     if (fetched) counts.fetched = Number(fetched[1]);
+    const native = /^packice_http_fast_served_total (\S+)$/.exec(line);
+    if (native) counts.native = Number(native[1]);
+    const uploaded = /^packice_http_upload_bytes_total (\S+)$/.exec(line);
+    if (uploaded) counts.uploaded = Number(uploaded[1]);
   }
   return counts;
 }

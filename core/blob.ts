@@ -16,6 +16,15 @@ export interface Blob {
    */
   readonly fd?: number | undefined;
   /**
+   * Optional: the memfd holding the bytes, for use inside this process only
+   * (the native GET listener sends ranges of it with sendfile). Unlike
+   * {@link Blob.fd} it is never handed to another process, so taking it
+   * seals nothing and changes no mapping. It holds the blob's bytes where
+   * they have been written, and all of them once sealed. Valid while the
+   * blob is.
+   */
+  readonly localFd?: number | undefined;
+  /**
    * Opens a zero-copy view of the bytes, or returns undefined when this
    * backend has none. Before seal the view is writable.
    */

@@ -37,6 +37,12 @@ export class LeasedBlob implements Blob {
     return this.#blob.fd;
   }
 
+  /** The backend blob's memfd for this process only, while the lease lasts; see {@link Blob.localFd}. */
+  get localFd(): number | undefined {
+    this.#checkLive();
+    return this.#blob.localFd;
+  }
+
   openView(): Uint8Array | undefined {
     this.#checkLive();
     const view = this.#blob.openView();

@@ -281,7 +281,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         tokenFile = path;
         closers.push(() => Deno.remove(path).catch(() => {}));
       }
-      await member.start(http.url);
+      await member.start(http.peerUrl);
       if (cluster !== undefined) cluster.address = member.membership.address;
     }
   } catch (error) {

@@ -72,8 +72,10 @@ export const SERVE_USAGE = `Usage: packice serve [options]
                        made and written to <socket>.token (mode 600), where clients
                        of this user find it; other addresses need a token
   --http-fast HOST:PORT  also answer GET and HEAD of sealed objects on this port from the
-                       native library, with sendfile (needs --http and --impl mem; no
-                       upload limits); every other request is handed to the --http server
+                       native library, with sendfile (needs --http and --impl mem); every
+                       other request is handed to the --http server; other daemons are
+                       told this address. With upload limits the --http server decides
+                       each GET and the native library sends its bytes, paced
   --token-file FILE    read the bearer token of the HTTP server from FILE (first line)
   --token TOKEN        the bearer token itself; prefer PACKICE_TOKEN or --token-file,
                        as other users can read the command line
@@ -147,11 +149,6 @@ export function parseServeArgs(args: string[]): DaemonOptions {
   if (values["http-fast"] !== undefined) {
     if (values.http === undefined || impl !== "mem") {
       throw new InvalidArgumentError("Invalid arguments: --http-fast needs --http and --impl mem");
-    }
-    if (values["max-upload-rate"] !== undefined || values["max-uploads"] !== undefined) {
-      throw new InvalidArgumentError(
-        "Invalid arguments: --http-fast sends without upload limits: drop --max-upload-rate and --max-uploads, or --http-fast",
-      );
     }
   }
   if (impl === "mem" && values["data-dir"] !== undefined) {

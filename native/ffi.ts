@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 12;
+export const NATIVE_ABI_VERSION = 13;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -557,7 +557,22 @@ export const symbols = {
   /** int32_t pk_http_close(struct pk_http *c): closes and frees it; no call may be under way */
   pk_http_close: { parameters: ["pointer"], result: "i32" },
 
-  // 11. HTTP GET of sealed objects (transport/http/native_get.ts)
+  // 11. HTTP GET of sealed objects (transport/http/native_get.ts), its token
+  // bucket (transport/http/native_bucket.ts) and tickets
+  pk_tb_new: {
+    parameters: [
+      "f64", // double rate: bytes a second
+      "f64", // double burst: bytes
+      "buffer", // uint64_t *out_handle
+    ],
+    result: "i32",
+  },
+  /** double pk_tb_reserve(struct pk_tb *b, double bytes): takes them; ms to wait */
+  pk_tb_reserve: { parameters: ["pointer", "f64"], result: "f64" },
+  /** double pk_tb_taken(struct pk_tb *b): the bytes taken so far */
+  pk_tb_taken: { parameters: ["pointer"], result: "f64" },
+  /** int32_t pk_tb_free(struct pk_tb *b): no listener may use it any more */
+  pk_tb_free: { parameters: ["pointer"], result: "i32" },
   pk_hg_start: {
     parameters: [
       "buffer", // const char *host (numeric, NUL-terminated)
@@ -566,6 +581,10 @@ export const symbols = {
       "i32", // int32_t up_port
       "buffer", // const char *token
       "u32", // uint32_t token_len (0: no token)
+      "buffer", // const char *secret: sent to the Deno server in Packice-Native-Offer
+      "u32", // uint32_t secret_len (0: no tickets)
+      "pointer", // struct pk_tb *bucket (NULL: bodies unpaced)
+      "u64", // uint64_t slice: bytes taken from the bucket at once
       "buffer", // uint64_t *out_handle
     ],
     result: "i32", // the port listened on
@@ -599,6 +618,45 @@ export const symbols = {
     ],
     result: "i32", // how many
   },
+  pk_hg_ticket: {
+    parameters: [
+      "pointer", // void *handle
+      "i32", // int32_t fd (a memfd; dup'd)
+      "u64", // uint64_t size: the object's
+      "u64", // uint64_t start
+      "u64", // uint64_t end (exclusive)
+      "i32", // int32_t partial: 206 with Content-Range, else 200
+      "buffer", // const char *head: header lines, each ending in CRLF
+      "u32", // uint32_t head_len
+      "buffer", // uint64_t *out_ticket
+    ],
+    result: "i32",
+  },
+  pk_hg_cancel: {
+    parameters: [
+      "pointer", // void *handle
+      "u64", // uint64_t ticket
+    ],
+    result: "i32", // 1 when taken back before any connection claimed it
+  },
+  pk_hg_done: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // uint64_t *out: tickets done since the last call
+      "i32", // int32_t max
+    ],
+    result: "i32", // how many
+  },
+  pk_hg_wait_done: {
+    parameters: [
+      "pointer", // void *handle
+      "i32", // int32_t timeout_ms
+    ],
+    result: "i32", // 1 when woken, 0 on the timeout
+    nonblocking: true,
+  },
+  /** int32_t pk_hg_wake_done(void *handle): wakes a pk_hg_wait_done under way */
+  pk_hg_wake_done: { parameters: ["pointer"], result: "i32" },
   pk_hg_counts: {
     parameters: [
       "pointer", // void *handle

@@ -101,6 +101,8 @@ export class Fetcher {
   readonly #withdrawing = new Set<string>();
   /** Transfers under way, by id: their verified pieces are served to others. */
   readonly #partials = new Map<string, Transfer>();
+  /** The memfd each transfer lands in, when its blob has one: relays send from it by fd. */
+  readonly #landing = new WeakMap<Transfer, number>();
   /** The content digest of each transfer under way, by id. */
   readonly #digests = new Map<string, string>();
 
@@ -211,6 +213,8 @@ export class Fetcher {
           ...(hooks.prefix === undefined ? {} : { onPrefix: hooks.prefix }),
         });
         this.#partials.set(id, transfer);
+        const fd = created.blobs[0]?.localFd;
+        if (fd !== undefined) this.#landing.set(transfer, fd);
         this.#digests.set(id, record.digest);
         const running = transfer;
         hooks.started?.({ ...created.object, digest: record.digest }, {
@@ -271,10 +275,12 @@ export class Fetcher {
   partial(id: string): PartialObject | undefined {
     const transfer = this.#partials.get(id);
     if (transfer === undefined) return undefined;
+    const fd = this.#landing.get(transfer);
     return {
       size: transfer.size,
       read: (start, end) => transfer.copyVerified(start, end),
       lend: (start, end) => transfer.lendVerified(start, end),
+      ...(fd === undefined ? {} : { fd }),
     };
   }
 

@@ -11,6 +11,20 @@
 export type RateClock = () => number;
 
 /**
+ * What paces bytes: `rate` bytes a second, each taker waiting its turn. A
+ * {@link TokenBucket}, or one that native code takes from too (the upload
+ * bucket of the native GET listener).
+ */
+export interface ByteBucket {
+  /** Bytes a second. */
+  readonly rate: number;
+  /** Bytes taken so far. */
+  readonly taken: number;
+  /** Waits until `bytes` may pass; `signal` ends the wait early (the bytes stay taken). */
+  take(bytes: number, signal?: AbortSignal): Promise<void>;
+}
+
+/**
  * A token bucket of bytes: `rate` bytes a second, bursts of at most `burst`.
  * A take larger than what is there runs the bucket into debt and waits it
  * out, so takers of any size get their turn in order and the long-run rate is
@@ -23,13 +37,14 @@ export type RateClock = () => number;
  * await bucket.take(1 << 20);
  * ```
  */
-export class TokenBucket {
+export class TokenBucket implements ByteBucket {
   /** Bytes a second. */
   readonly rate: number;
   readonly #burst: number;
   readonly #clock: RateClock;
   #tokens: number;
   #at: number;
+  #taken = 0;
 
   /**
    * Creates a full bucket.
@@ -43,13 +58,18 @@ export class TokenBucket {
     if (!(rate > 0) || !Number.isFinite(rate)) {
       throw new RangeError(`Cannot limit to ${rate} bytes/s: not a positive rate`);
     }
-    const size = burst ?? Math.max(64 << 10, rate / 20);
+    const size = burst ?? burstOf(rate);
     if (!(size > 0)) throw new RangeError(`Cannot allow bursts of ${burst} bytes`);
     this.rate = rate;
     this.#burst = size;
     this.#clock = clock;
     this.#tokens = size;
     this.#at = clock();
+  }
+
+  /** Bytes taken so far. */
+  get taken(): number {
+    return this.#taken;
   }
 
   /**
@@ -61,6 +81,7 @@ export class TokenBucket {
     this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#at) * this.rate / 1000);
     this.#at = now;
     this.#tokens -= bytes;
+    this.#taken += bytes;
     return this.#tokens >= 0 ? 0 : -this.#tokens * 1000 / this.rate;
   }
 
@@ -167,6 +188,14 @@ export class Slots {
   }
 }
 
+/**
+ * The burst of a bucket of `rate` bytes a second when none is given: 50 ms
+ * of it, at least 64 KiB.
+ */
+export function burstOf(rate: number): number {
+  return Math.max(64 << 10, rate / 20);
+}
+
 /** Waits `ms`, or until `signal` aborts; the timer never outlives the wait. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -186,7 +215,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * least 64 KiB and at most 1 MiB. Each slice costs a wake-up and a write;
  * smaller slices only add to them, as the bucket lets bursts of 50 ms through.
  */
-function sliceOf(rate: number): number {
+export function sliceOf(rate: number): number {
   return Math.min(1 << 20, Math.max(64 << 10, Math.floor(rate / 200)));
 }
 
@@ -197,7 +226,7 @@ function sliceOf(rate: number): number {
  */
 export function limitStream(
   body: ReadableStream<Uint8Array>,
-  bucket: TokenBucket,
+  bucket: ByteBucket,
   slice: number = sliceOf(bucket.rate),
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
@@ -228,7 +257,7 @@ export function limitStream(
  */
 export function paced(
   source: { readonly bytes: Uint8Array },
-  bucket?: TokenBucket,
+  bucket?: ByteBucket,
 ): ReadableStream<Uint8Array> {
   const slice = bucket === undefined ? 1 << 20 : sliceOf(bucket.rate);
   let at = 0;

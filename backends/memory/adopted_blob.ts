@@ -35,6 +35,12 @@ export class AdoptedMemfdBlob extends MemfdBlob {
     return this.#memfd.fd;
   }
 
+  /** The memfd, for this process only (see `Blob.localFd`): the same as {@link AdoptedMemfdBlob.fd}. */
+  get localFd(): number {
+    this.checkLive("use the fd of");
+    return this.#memfd.fd;
+  }
+
   get seals(): number {
     this.checkLive("use the fd of");
     return this.#memfd.seals();

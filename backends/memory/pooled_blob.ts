@@ -53,6 +53,12 @@ export class PooledMemfdBlob extends MemfdBlob {
     return this.#memfd.fd;
   }
 
+  /** The memfd, for this process only: no seals are added and the mappings stay (see `Blob.localFd`). */
+  get localFd(): number {
+    this.checkLive("use the fd of");
+    return this.#memfd.fd;
+  }
+
   get seals(): number {
     this.checkLive("use the fd of");
     if (!this.#shared) this.#share();

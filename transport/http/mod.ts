@@ -63,6 +63,6 @@ export {
 export { HttpPeer, type HttpPeerOptions } from "./http_peer.ts";
 export type { RouteContext, RouteHandler } from "./router.ts";
 export { isLoopback, type ListenAddress, parseListenAddress } from "./address.ts";
-export { limitStream, type RateClock, Slots, TokenBucket } from "../rate_limit.ts";
+export { type ByteBucket, limitStream, type RateClock, Slots, TokenBucket } from "../rate_limit.ts";
 export { formatRequest, type HttpRequestEntry } from "./request_log.ts";
 export type { LentRange, PartialHolder, PartialObject } from "./upload_gate.ts";

@@ -7,6 +7,16 @@
  * not hold, a conditional or unusual range) it relays to the Deno server,
  * so refusals are that server's typed JSON errors.
  *
+ * With upload limits (`tickets`), no object is offered: the Deno server
+ * decides every GET (slots, the repeat guard, the ranges a relay has
+ * verified) and, for a request the listener handed it (it carries the
+ * listener's secret, {@link NativeGet.handedOver}), answers with a ticket
+ * instead of the bytes ({@link NativeGet.ticket}): the listener sends the
+ * range from the memfd with sendfile, paced by the upload bucket the Deno
+ * server's own bodies take from, and reports when it is done, so that the
+ * slot and the lease held for it are freed then. The bytes never pass
+ * through this process's JS, and cost no copy in it.
+ *
  * Which objects it serves is decided here: an object is offered once a GET
  * through the Deno server has read it under a lease, if it lives in one
  * memfd; it stops being served the moment it leaves the peer's lookups
@@ -24,9 +34,22 @@ import { Access } from "../../core/lease.ts";
 import type { Peer, RemovalEvents } from "../../core/peer.ts";
 import { check, Errno } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
+import { sliceOf } from "../rate_limit.ts";
 import { urlHost } from "./address.ts";
+import type { NativeBucket } from "./native_bucket.ts";
 
 const encoder = new TextEncoder();
+/** The request header with the listener's secret: the request came through it. */
+const OFFER_HEADER = "packice-native-offer";
+/** The response header naming a ticket, which the listener takes out. */
+const TICKET_HEADER = "packice-ticket";
+/**
+ * A ticket no connection claimed within this long is taken back: its
+ * answer never reached the listener (the asker went away meanwhile).
+ */
+const CLAIM_MS = 2000;
+/** The longest one wait for tickets done lasts on the thread pool before it is made again. */
+const WAIT_DONE_MS = 1000;
 /** How often the objects the listener served are read through the peer, for its recency. */
 const TOUCH_INTERVAL_MS = 1000;
 /** Offers refused for want of a file descriptor or memory: the Deno server keeps serving them. */
@@ -60,6 +83,21 @@ export interface NativeGetOptions {
   readonly upstream: Deno.NetAddr;
   /** The bearer token requests must carry, if any. */
   readonly token: string | undefined;
+  /**
+   * Bodies are sent by ticket only, paced by this bucket when there is one
+   * (upload limits): no object is offered. Default: false.
+   */
+  readonly tickets?: boolean | undefined;
+  /** The upload bucket the listener's bodies take from, with `tickets`. */
+  readonly bucket?: NativeBucket | undefined;
+}
+
+/** A range handed to the listener, reported with `done` once it is over. */
+export interface NativeTicket {
+  /** The headers of the Deno server's answer, which the listener replaces by its own. */
+  readonly headers: Record<string, string>;
+  /** Settles when the range is out or cut off (true), or was taken back unsent (false). */
+  readonly done: Promise<boolean>;
 }
 
 /** A running native GET listener and the objects it serves. */
@@ -78,6 +116,15 @@ export class NativeGet {
   readonly #toucher: ReturnType<typeof setInterval>;
   readonly #touched = new Uint32Array(1024);
   #refused = 0;
+  /** With tickets: the secret of requests handed over, else undefined. */
+  readonly #secret: string | undefined;
+  /** Tickets not reported done, by number: what settles them and their claim timer. */
+  readonly #tickets = new Map<
+    bigint,
+    { settle: (sent: boolean) => void; timer: ReturnType<typeof setTimeout> }
+  >();
+  /** The wait for tickets done, while tickets are out. */
+  #waiting: Promise<void> | undefined;
 
   /**
    * Starts the listener's thread.
@@ -89,6 +136,9 @@ export class NativeGet {
     this.#native = native;
     this.#peer = peer;
     const token = encoder.encode(options.token ?? "");
+    this.#secret = options.tickets === true ? crypto.randomUUID() : undefined;
+    const secret = encoder.encode(this.#secret ?? "");
+    const bucket = options.tickets === true ? options.bucket : undefined;
     const out = new BigUint64Array(1);
     const up = options.upstream;
     const upHost = up.hostname === "0.0.0.0"
@@ -105,6 +155,10 @@ export class NativeGet {
       up.port,
       token,
       token.length,
+      secret,
+      secret.length,
+      bucket?.pointer ?? null,
+      BigInt(bucket === undefined ? 0 : sliceOf(bucket.rate)),
       out,
     );
     if (started === -Errno.EADDRINUSE) {
@@ -133,7 +187,9 @@ export class NativeGet {
    * {@link NativeGet.unwatch} when nothing is offered.
    */
   watch(id: string): NativeGetWatch | undefined {
-    if (this.#served.has(id) || this.#handle === null) return undefined;
+    if (this.#served.has(id) || this.#handle === null || this.#secret !== undefined) {
+      return undefined;
+    }
     const watch = { id, removed: false };
     const watches = this.#watches.get(id);
     if (watches === undefined) this.#watches.set(id, new Set([watch]));
@@ -192,6 +248,108 @@ export class NativeGet {
     this.#served.set(watch.id, slot);
   }
 
+  /** Whether it sends bodies by ticket (with upload limits) rather than offered objects. */
+  get tickets(): boolean {
+    return this.#secret !== undefined;
+  }
+
+  /** Whether `request` came through the listener, which can then send its body by ticket. */
+  handedOver(request: Request): boolean {
+    return this.#secret !== undefined && this.#handle !== null &&
+      request.headers.get(OFFER_HEADER) === this.#secret;
+  }
+
+  /**
+   * Hands bytes `start` to `end` (exclusive) of the memfd `fd`, of `size`
+   * bytes, to the listener, to send as the body of the answer whose headers
+   * are the ticket's: call it only for a request it handed over
+   * ({@link NativeGet.handedOver}), and keep the memfd's bytes as they are
+   * until `done` settles.
+   *
+   * @param headers The answer's headers; `content-length` and `content-range` are the listener's.
+   * @param partial Whether the answer is 206 with a `Content-Range`, else 200.
+   * @returns Undefined when the listener cannot take it (out of fds or memory): answer as usual.
+   */
+  ticket(
+    fd: number,
+    size: number,
+    { start, end }: { start: number; end: number },
+    partial: boolean,
+    headers: Record<string, string>,
+  ): NativeTicket | undefined {
+    if (this.#handle === null || this.#secret === undefined) return undefined;
+    let head = "";
+    for (const [name, value] of Object.entries(headers)) {
+      if (name !== "content-length" && name !== "content-range") head += `${name}: ${value}\r\n`;
+    }
+    const lines = encoder.encode(head);
+    const out = new BigUint64Array(1);
+    const result = this.#native.symbols.pk_hg_ticket(
+      this.#handle,
+      fd,
+      BigInt(size),
+      BigInt(start),
+      BigInt(end),
+      partial ? 1 : 0,
+      lines,
+      lines.length,
+      out,
+    );
+    if (OUT_OF_ROOM.has(result)) {
+      this.#refused++;
+      return undefined;
+    }
+    check(result, "hand a range to the native GET listener");
+    const number = out[0]!;
+    const done = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => this.#unclaimed(number), CLAIM_MS);
+      Deno.unrefTimer(timer);
+      this.#tickets.set(number, { settle: resolve, timer });
+    });
+    this.#waitDone();
+    return { headers: { [TICKET_HEADER]: String(number) }, done };
+  }
+
+  /** Takes back a ticket still unclaimed; a claimed one is reported done in time. */
+  #unclaimed(number: bigint): void {
+    const ticket = this.#tickets.get(number);
+    if (ticket === undefined || this.#handle === null) return;
+    if (this.#native.symbols.pk_hg_cancel(this.#handle, number) !== 1) return;
+    this.#tickets.delete(number);
+    ticket.settle(false);
+  }
+
+  /** Waits for tickets done on the thread pool while any is out, and settles them. */
+  #waitDone(): void {
+    if (this.#waiting !== undefined) return;
+    const handle = this.#handle;
+    if (handle === null) return;
+    this.#waiting = (async () => {
+      const out = new BigUint64Array(64);
+      while (this.#tickets.size > 0 && this.#handle !== null) {
+        await this.#native.symbols.pk_hg_wait_done(handle, WAIT_DONE_MS);
+        if (this.#handle === null) return;
+        for (;;) {
+          const count = this.#native.symbols.pk_hg_done(handle, out, out.length);
+          for (let i = 0; i < count; i++) this.#settle(out[i]!, true);
+          if (count < out.length) break;
+        }
+      }
+    })().finally(() => {
+      this.#waiting = undefined;
+      // A ticket handed out as the last wait ended needs a wait of its own.
+      if (this.#tickets.size > 0) this.#waitDone();
+    });
+  }
+
+  #settle(number: bigint, sent: boolean): void {
+    const ticket = this.#tickets.get(number);
+    if (ticket === undefined) return;
+    this.#tickets.delete(number);
+    clearTimeout(ticket.timer);
+    ticket.settle(sent);
+  }
+
   /** What the listener has done so far. */
   counts(): NativeGetCounts {
     const refused = this.#refused;
@@ -201,16 +359,22 @@ export class NativeGet {
     return { served: Number(out[0]), relayed: Number(out[1]), bytes: Number(out[2]), refused };
   }
 
-  /** Stops the listener, cutting responses under way, and lets its fds go. Idempotent. */
-  close(): void {
-    if (this.#handle === null) return;
+  /**
+   * Stops the listener, cutting responses under way (their tickets settle
+   * as sent), and lets its fds go. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#handle === null) return await this.#waiting;
     clearInterval(this.#toucher);
     this.#stopRemovals();
     const handle = this.#handle;
     this.#handle = null;
     this.#served.clear();
     this.#watches.clear();
+    this.#native.symbols.pk_hg_wake_done(handle);
+    await this.#waiting;
     check(this.#native.symbols.pk_hg_close(handle), "stop the native GET listener");
+    for (const number of [...this.#tickets.keys()]) this.#settle(number, true);
   }
 
   #removed(id: string): void {

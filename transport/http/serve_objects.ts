@@ -24,8 +24,9 @@ import { etagOf, notModified, objectHeaders, sentRange } from "./object_headers.
 import { Header, objectPath } from "./protocol.ts";
 import type { RouteContext } from "./router.ts";
 import { checkMetaSize, type ServerContext } from "./server_context.ts";
-import type { NativeGetWatch } from "./native_get.ts";
-import type { PartialHolder } from "./upload_gate.ts";
+import type { NativeGetWatch, NativeTicket } from "./native_get.ts";
+import type { PartialHolder, PartialObject } from "./upload_gate.ts";
+import type { ByteRange } from "./conditional.ts";
 
 /**
  * PUT /v1/objects/:id and POST /v1/objects: creates, fills and seals an
@@ -168,6 +169,17 @@ async function read(
       free?.(false);
       throw error;
     }
+    let byTicket: NativeTicket | undefined;
+    try {
+      byTicket = relayByTicket(server, request, partial);
+    } catch (error) {
+      free?.(false);
+      throw error;
+    }
+    if (byTicket !== undefined) {
+      if (free !== undefined) byTicket.done.then(free);
+      return new Response(null, { status: 206, headers: byTicket.headers });
+    }
     let response: Response;
     try {
       response = server.uploads.partialRange(request, id, partial, info.completed);
@@ -190,6 +202,16 @@ async function read(
     const range = parseRange(request.headers.get("range"), object.size);
     const { bytes, status } = sentRange(range, object.size, headers);
     if (bytes.end === bytes.start) return new Response(null, { status, headers });
+    const ticket = ticketOf(server, request, acquired, bytes, status, headers);
+    if (ticket !== undefined) {
+      // The listener sends the bytes from the memfd; the lease holds it until they are out.
+      ticket.done.then((out) => {
+        free?.(out);
+        return peer.release(acquired.lease.id).catch(() => {});
+      });
+      sent = true;
+      return new Response(null, { status, headers: ticket.headers });
+    }
     const stream = await blobStream(acquired.blobs, bytes, true);
     const body = server.uploads.limit(stream);
     // Views of the blobs' memory are sent as they are: the lease holds
@@ -207,6 +229,58 @@ async function read(
       await peer.release(acquired.lease.id).catch(() => {});
     }
   }
+}
+
+/**
+ * The bytes of a GET handed over by the native GET listener, given back to
+ * it to send by ticket when they are one memfd's (with upload limits);
+ * undefined to answer as usual.
+ */
+function ticketOf(
+  server: ServerContext,
+  request: Request,
+  acquired: Acquired,
+  bytes: ByteRange,
+  status: 200 | 206,
+  headers: Record<string, string>,
+): NativeTicket | undefined {
+  const nativeGet = server.nativeGet;
+  // Small objects (no memfd of their own yet) are answered as usual: cheaper than making one.
+  const fd = acquired.blobs.length === 1 ? acquired.blobs[0]!.localFd : undefined;
+  if (fd === undefined || nativeGet === undefined || !nativeGet.handedOver(request)) {
+    return undefined;
+  }
+  return nativeGet.ticket(fd, acquired.object.size, bytes, status === 206, headers);
+}
+
+/**
+ * A verified range of an object still on its way here, handed over by the
+ * native GET listener, given back to it to send by ticket from the memfd
+ * the object lands in; its loan is given back once the bytes are out.
+ * Undefined to answer as usual (and refuse a range not in yet).
+ */
+function relayByTicket(
+  server: ServerContext,
+  request: Request,
+  partial: PartialObject,
+): NativeTicket | undefined {
+  const nativeGet = server.nativeGet;
+  if (partial.fd === undefined || nativeGet === undefined || !nativeGet.handedOver(request)) {
+    return undefined;
+  }
+  const range = parseRange(request.headers.get("range"), partial.size);
+  const lent = range === undefined ? undefined : partial.lend?.(range.start, range.end);
+  if (range === undefined || lent === undefined) return undefined;
+  let ticket: NativeTicket | undefined;
+  try {
+    ticket = nativeGet.ticket(partial.fd, partial.size, range, true, {
+      "content-type": "application/octet-stream",
+    });
+  } finally {
+    if (ticket === undefined) lent.done();
+  }
+  ticket?.done.then(lent.done);
+  return ticket;
 }
 
 /** Hands the object read to the native GET listener; a failure there leaves the response as it is. */

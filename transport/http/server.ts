@@ -27,6 +27,7 @@ import { BearerAuth } from "./auth.ts";
 import { describeError, errorResponse } from "./errors.ts";
 import { LeaseTable } from "./lease_table.ts";
 import { RequestMetrics } from "./metrics.ts";
+import { NativeBucket } from "./native_bucket.ts";
 import { NativeGet } from "./native_get.ts";
 import { API_PREFIX } from "./protocol.ts";
 import type { HttpRequestEntry } from "./request_log.ts";
@@ -143,6 +144,12 @@ export class HttpServer implements AsyncDisposable {
   readonly addr: Deno.NetAddr;
   /** The base URL of its native GET listener, with `fastGet`. */
   readonly fastUrl: string | undefined;
+  /**
+   * The base URL other daemons are to ask for pieces: the native GET
+   * listener's when it sends bodies by ticket (`fastGet` with upload
+   * limits), which hands every other request to this server; else {@link HttpServer.url}.
+   */
+  readonly peerUrl: string;
   readonly #peer: Peer;
   readonly #auth: BearerAuth | undefined;
   readonly #context: ServerContext;
@@ -155,6 +162,8 @@ export class HttpServer implements AsyncDisposable {
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #pruner: ReturnType<typeof setInterval>;
   readonly #moreMetrics: (() => Readonly<Record<string, number>>) | undefined;
+  /** The upload bucket shared with the native GET listener, with both. */
+  readonly #bucket: NativeBucket | undefined;
   #closing: Promise<void> | undefined;
 
   /** Use {@link serveHttp}. */
@@ -170,13 +179,18 @@ export class HttpServer implements AsyncDisposable {
     }
     this.#peer = peer;
     this.#auth = options.token === undefined ? undefined : new BearerAuth(options.token);
+    // Checked before listening: what is refused leaves nothing running.
+    const nativeGet = options.fastGet === undefined
+      ? undefined
+      : nativeGetOf(peer, options.fastGet, options);
+    this.#bucket = nativeGet?.bucket;
     this.#context = {
       peer,
       leaseTtl: validateTtl(options.leaseTtl) ?? DEFAULT_LEASE_TTL,
       maxBodySize: validateSize(options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE, "maxBodySize"),
       maxMetaSize: validateSize(options.maxMetaSize ?? MAX_META_BYTES, "maxMetaSize"),
       onError: options.onError ?? ((error) => console.error(error)),
-      uploads: new UploadGate(options),
+      uploads: new UploadGate(options, this.#bucket),
       leases: new LeaseTable(
         options.clock ?? (peer instanceof BasePeer ? peer.clock : systemClock),
       ),
@@ -190,10 +204,6 @@ export class HttpServer implements AsyncDisposable {
     for (const route of options.routes ?? []) {
       this.#router.add(route.method, route.pattern, route.handler);
     }
-    // Checked before listening: what is refused leaves nothing running.
-    const nativeGet = options.fastGet === undefined
-      ? undefined
-      : nativeGetOf(peer, options.fastGet, options);
     const port = options.port ?? 7070;
     try {
       this.#server = Deno.serve({
@@ -203,6 +213,7 @@ export class HttpServer implements AsyncDisposable {
         onListen: () => {},
       }, (request, info) => this.#handle(request, info));
     } catch (error) {
+      this.#bucket?.free();
       if (!(error instanceof Deno.errors.AddrInUse)) throw error;
       throw new Deno.errors.AddrInUse(
         `Cannot serve HTTP on ${
@@ -216,12 +227,14 @@ export class HttpServer implements AsyncDisposable {
     this.addr = this.#server.addr;
     this.url = `http://${urlHost(this.addr.hostname, this.addr.port)}`;
     try {
-      this.#context.nativeGet = nativeGet?.(this.addr);
+      this.#context.nativeGet = nativeGet?.start(this.addr);
     } catch (error) {
       this.#abort.abort();
+      this.#bucket?.free();
       throw error;
     }
     this.fastUrl = this.#context.nativeGet?.url;
+    this.peerUrl = this.#context.nativeGet?.tickets === true ? this.fastUrl! : this.url;
     const { leases, leaseTtl } = this.#context;
     const pruner = setInterval(() => leases.prune(), Math.min(leaseTtl, 60_000));
     Deno.unrefTimer(pruner);
@@ -240,9 +253,11 @@ export class HttpServer implements AsyncDisposable {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#pruner);
-      this.#context.nativeGet?.close();
+      await this.#context.nativeGet?.close();
       this.#abort.abort();
       await this.#server.finished;
+      // No body takes from it any more: the listener is stopped, the server finished.
+      this.#bucket?.free();
       const { leases } = this.#context;
       const ids = leases.ids;
       for (const id of ids) leases.delete(id);
@@ -303,6 +318,7 @@ export class HttpServer implements AsyncDisposable {
               ...await peer.metrics?.(),
               ...this.#moreMetrics?.(),
               ...nativeGetMetrics(this.#context.nativeGet),
+              ...uploadMetrics(this.#context.uploads),
             }) + (this.#metricsText?.() ?? ""),
             {
               headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
@@ -335,20 +351,18 @@ export class HttpServer implements AsyncDisposable {
 
 /**
  * Checks that `fast` can be served, and gives what starts its native GET
- * listener once the Deno server listens at `upstream`.
+ * listener once the Deno server listens at `upstream`, and the upload
+ * bucket the two share (with `maxUploadRate`). With upload limits, the
+ * listener sends bodies by ticket only, so that every GET passes the Deno
+ * server's upload gate.
  */
 function nativeGetOf(
   peer: Peer,
   fast: { readonly hostname?: string; readonly port: number },
   options: HttpServerOptions,
-): (upstream: Deno.NetAddr) => NativeGet {
+): { start: (upstream: Deno.NetAddr) => NativeGet; bucket: NativeBucket | undefined } {
   const token = options.token;
   const hostname = fast.hostname ?? "127.0.0.1";
-  if (options.maxUploadRate !== undefined || options.maxUploads !== undefined) {
-    throw new InvalidArgumentError(
-      "Cannot serve GET natively with upload limits: it sends without them: drop maxUploadRate and maxUploads, or fastGet",
-    );
-  }
   if (token === undefined && !isLoopback(hostname)) {
     throw new InvalidArgumentError(
       `Refusing to serve HTTP on ${hostname} without a token: set --token or PACKICE_TOKEN, or listen on 127.0.0.1`,
@@ -365,7 +379,21 @@ function nativeGetOf(
       "Cannot serve GET natively: the peer does not report removed objects: serve a memory peer",
     );
   }
-  return (upstream) => new NativeGet(native, peer, { hostname, port: fast.port, upstream, token });
+  const tickets = options.maxUploadRate !== undefined || options.maxUploads !== undefined;
+  const bucket = options.maxUploadRate === undefined
+    ? undefined
+    : new NativeBucket(native, options.maxUploadRate);
+  return {
+    start: (upstream) =>
+      new NativeGet(native, peer, { hostname, port: fast.port, upstream, token, tickets, bucket }),
+    bucket,
+  };
+}
+
+/** Bytes of object bodies sent under the upload rate, for `/metrics`. */
+function uploadMetrics(uploads: UploadGate): Record<string, number> {
+  const sent = uploads.sent;
+  return sent === undefined ? {} : { http_upload_bytes_total: sent };
 }
 
 /** The native GET listener's counts for `/metrics`. */

@@ -7,7 +7,7 @@
  * @module
  */
 import { StoreUnavailableError } from "../../core/errors.ts";
-import { limitStream, paced, Slots, TokenBucket } from "../rate_limit.ts";
+import { type ByteBucket, limitStream, paced, Slots, TokenBucket } from "../rate_limit.ts";
 import { parseRange } from "./conditional.ts";
 import { HttpStatusError } from "./errors.ts";
 import { RepeatGuard } from "./repeat_guard.ts";
@@ -23,6 +23,12 @@ export interface PartialObject {
    * of it is verified; else undefined.
    */
   lend?(start: number, end: number): LentRange | undefined;
+  /**
+   * Optional: the memfd the object lands in, whose verified ranges (those
+   * `lend` lends) a native listener may send by fd; their bytes stay as they
+   * are until the loan is given back.
+   */
+  readonly fd?: number;
 }
 
 /**
@@ -52,15 +58,20 @@ export interface UploadLimits {
 
 /** The upload limits of one HTTP server. */
 export class UploadGate {
-  readonly #rate: TokenBucket | undefined;
+  readonly #rate: ByteBucket | undefined;
   readonly #slots: Slots | undefined;
   readonly #repeats: RepeatGuard;
 
-  /** Creates the gate of `limits`. */
-  constructor(limits: UploadLimits) {
+  /**
+   * Creates the gate of `limits`.
+   *
+   * @param bucket The upload bucket, when bodies sent elsewhere take from it too
+   *   (the native GET listener's); default a `TokenBucket` of `maxUploadRate`.
+   */
+  constructor(limits: UploadLimits, bucket?: ByteBucket) {
     this.#rate = limits.maxUploadRate === undefined
       ? undefined
-      : new TokenBucket(limits.maxUploadRate);
+      : bucket ?? new TokenBucket(limits.maxUploadRate);
     this.#slots = limits.maxUploads === undefined ? undefined : new Slots(limits.maxUploads);
     this.#repeats = new RepeatGuard(limits.repeatWindowMs ?? 0);
   }
@@ -114,6 +125,14 @@ export class UploadGate {
       sent?.(out);
       free();
     };
+  }
+
+  /**
+   * Bytes of object bodies sent under the upload rate so far (taken from
+   * its bucket, by the native listener too); undefined without a rate.
+   */
+  get sent(): number | undefined {
+    return this.#rate?.taken;
   }
 
   /** `stream` at the upload rate. */

@@ -27,7 +27,15 @@ interface FastFixture extends HttpFixture {
 }
 
 /** A memory peer in cache mode on a manual clock behind a server with a native GET listener. */
-function startFast(options: { token?: string; capacity?: number } = {}): FastFixture {
+function startFast(
+  options: {
+    token?: string;
+    capacity?: number;
+    maxUploadRate?: number;
+    maxUploads?: number;
+    repeatWindowMs?: number;
+  } = {},
+): FastFixture {
   const { capacity = 128 << 20, ...rest } = options;
   const clock = new ManualClock(1_000_000);
   const peer = new MemoryPeer({ capacity, clock, sweepInterval: 0, mode: "cache" });
@@ -313,12 +321,6 @@ Deno.test("close() stops the native listener, and fastGet is refused where it ca
   await using peer = new MemoryPeer();
   assert(
     assertThrows(
-      () => serveHttp(peer, { port: 0, fastGet: { port: 0 }, maxUploads: 2 }),
-      InvalidArgumentError,
-    ).message.includes("upload limits"),
-  );
-  assert(
-    assertThrows(
       () => serveHttp(peer, { port: 0, fastGet: { hostname: "0.0.0.0", port: 0 } }),
       InvalidArgumentError,
     ).message.includes("without a token"),
@@ -328,20 +330,6 @@ Deno.test("close() stops the native listener, and fastGet is refused where it ca
       () => parseServeArgs(["--http-fast", "127.0.0.1:0"]),
       InvalidArgumentError,
     ).message.includes("--http-fast needs --http and --impl mem"),
-  );
-  assert(
-    assertThrows(
-      () =>
-        parseServeArgs([
-          "--http",
-          "127.0.0.1:0",
-          "--http-fast",
-          "127.0.0.1:0",
-          "--max-uploads",
-          "2",
-        ]),
-      InvalidArgumentError,
-    ).message.includes("upload limits"),
   );
 });
 
@@ -432,4 +420,53 @@ Deno.test("a native listener port in use is refused with the address that is tak
     Deno.errors.AddrInUse,
   );
   assert(error.message.includes(`127.0.0.1:${port}: address in use`), error.message);
+});
+
+Deno.test("with upload limits the Deno server admits each GET and the listener sends its bytes by ticket, at the rate", async () => {
+  const rate = 20e6;
+  await using fixture = startFast({ maxUploadRate: rate, maxUploads: 2, repeatWindowMs: 400 });
+  const size = 8 << 20;
+  const bytes = pattern(size, 3);
+  await put(fixture, "obj", bytes, { "content-type": "text/x-test" });
+  const range = { range: "bytes=1048576-5242879" };
+  // What a daemon asks (`?local=1`), the bytes and headers the Deno server sends a client.
+  const ours = await shape(
+    await fetch(`${fixture.fast}/v1/objects/obj?local=1`, { headers: range }),
+  );
+  const theirs = await shape(await fixture.fetch("/v1/objects/obj", { headers: range }));
+  assertEquals(ours.status, 206);
+  assertEquals(ours.headers, theirs.headers);
+  assertEquals(ours.headers["content-range"], `bytes 1048576-5242879/${size}`);
+  assertEquals(theirs.body, ours.body);
+  assert(ours.body.every((byte, i) => byte === bytes[1048576 + i]) && ours.body.length === 4 << 20);
+  // No object is offered: a plain GET passes the upload gate too, and is sent by ticket.
+  const whole = await fetch(`${fixture.fast}/v1/objects/obj`);
+  assertEquals(whole.status, 200);
+  assertEquals(new Uint8Array(await whole.arrayBuffer()).length, size);
+  const after = await counts(fixture);
+  assertEquals([after.served, after.relayed], [2, 2], "the local range and the GET sent here");
+  // The gate's repeat guard holds: the same range asked twice at once by daemons.
+  const twice = await Promise.all(
+    [0, 1].map(async () => {
+      const response = await fetch(`${fixture.fast}/v1/objects/obj?local=1`, {
+        headers: { range: "bytes=0-4194303" },
+      });
+      await response.arrayBuffer();
+      return response.status;
+    }),
+  );
+  assertEquals(twice.sort(), [206, 503]);
+  // The rate: the burst of 50 ms passes at once, the rest at 20 MB/s (within 10%).
+  await new Promise((wake) => setTimeout(wake, 300));
+  const started = performance.now();
+  const timed = await fetch(`${fixture.fast}/v1/objects/obj?local=1`, {
+    headers: { range: `bytes=0-${size - 1}` },
+  });
+  assertEquals((await timed.arrayBuffer()).byteLength, size);
+  const seconds = (performance.now() - started) / 1000;
+  const expected = (size - rate / 20) / rate;
+  assert(Math.abs(seconds / expected - 1) <= 0.1, `${seconds.toFixed(3)} s, not ${expected} s`);
+  const metrics = await (await fixture.fetch("/metrics")).text();
+  const uploaded = Number(/^packice_http_upload_bytes_total (\S+)$/m.exec(metrics)?.[1]);
+  assertEquals(uploaded, (4 << 20) * 2 + size * 2 + (4 << 20), "every body took from one bucket");
 });
