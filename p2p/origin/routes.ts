@@ -51,7 +51,7 @@ export function originRoutes(readThrough: ReadThrough, peer: Peer): HttpRoute[] 
     {
       method: "GET",
       pattern: `${CLUSTER_PREFIX}/origin/spool/:id`,
-      handler: async ({ request, params }) => {
+      handler: async ({ request, params, info, uploads }) => {
         const range = /^bytes=(\d+)-(\d+)$/.exec(request.headers.get("range") ?? "");
         if (range === null) {
           throw new InvalidArgumentError("Cannot read a spool: one Range of bytes=a-b is needed");
@@ -63,11 +63,30 @@ export function originRoutes(readThrough: ReadThrough, peer: Peer): HttpRoute[] 
             `Cannot read a spool: a range of 1 to ${SPOOL_PIECE} bytes is needed`,
           );
         }
-        const bytes = await readThrough.spoolRange(params.id!, start, end);
-        if (bytes === undefined) return new Response(null, { status: 503 });
-        return new Response(bytes, {
+        // Sent as a relay sends a piece: an upload slot, the upload rate.
+        const free = await uploads.enter(
+          `spool:${params.id!}`,
+          { local: true, range: null, relay: true },
+          request.signal,
+        );
+        let bytes;
+        try {
+          bytes = await readThrough.spoolRange(params.id!, start, end);
+        } catch (error) {
+          free?.(false);
+          throw error;
+        }
+        if (bytes === undefined) {
+          free?.(false);
+          return new Response(null, { status: 503 });
+        }
+        if (free !== undefined) info.completed.then(() => free(), () => free());
+        return new Response(uploads.pace(bytes), {
           status: 206,
-          headers: { "content-range": `bytes ${start}-${start + bytes.length - 1}/*` },
+          headers: {
+            "content-length": String(bytes.length),
+            "content-range": `bytes ${start}-${start + bytes.length - 1}/*`,
+          },
         });
       },
     },

@@ -24,12 +24,13 @@ async function fetchedAt(
   return performance.now() - started;
 }
 
-Deno.test("a chunked origin body: followers pull its pieces while it is spooled", async () => {
-  // 2.8 s from the origin; each daemon takes at most 16 MB/s, from the origin or from the others.
+Deno.test("a chunked origin body: followers pull its pieces while it is spooled, under the upload limits", async () => {
+  // 2.8 s from the origin; each daemon takes at most 16 MB/s, from the origin or from the others,
+  // and sends at most 64 MB/s (not the bound here: what it sends is counted by that limit).
   const body = pattern(32 << 20, 71);
   await using origin = startCountingOrigin({ body, rate: 12e6, chunked: true });
   await using cluster = await startCluster(["a", "b", "c"], {
-    extra: ["--max-download-rate", "16MB"],
+    extra: ["--max-download-rate", "16MB", "--max-upload-rate", "64MB"],
   });
   await converged(cluster.daemons);
   const started = performance.now();
@@ -52,4 +53,12 @@ Deno.test("a chunked origin body: followers pull its pieces while it is spooled"
   // 16 MB/s: they were done 2.1 s after the downloader.
   assert(pulled.reduce((a, b) => a + b, 0) >= 8 << 20, figures);
   assert(Math.max(...done) - Math.min(...done) < 1500, figures);
+  // Every byte a daemon took from another (spool pieces, then object pieces) went out
+  // through the sender's upload limit.
+  const sum = async (name: string) =>
+    (await Promise.all(cluster.daemons.map((daemon) => daemon.metric(name))))
+      .reduce((a, b) => a + b, 0);
+  const fromPeers = await sum("packice_origin_peer_bytes_total");
+  const uploaded = await sum("packice_http_upload_bytes_total");
+  assert(uploaded >= fromPeers, `${uploaded} bytes uploaded under the limit, ${fromPeers} taken`);
 });

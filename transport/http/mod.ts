@@ -61,7 +61,7 @@ export {
   serveHttp,
 } from "./server.ts";
 export { HttpPeer, type HttpPeerOptions } from "./http_peer.ts";
-export type { RouteContext, RouteHandler } from "./router.ts";
+export type { RouteContext, RouteHandler, RouteUploads } from "./router.ts";
 export { isLoopback, type ListenAddress, parseListenAddress } from "./address.ts";
 export { type ByteBucket, limitStream, type RateClock, Slots, TokenBucket } from "../rate_limit.ts";
 export { formatRequest, type HttpRequestEntry } from "./request_log.ts";

@@ -11,6 +11,27 @@ export interface RouteContext {
   readonly params: Readonly<Record<string, string>>;
   /** The connection, and when the response has been sent. */
   readonly info: Deno.ServeHandlerInfo;
+  /** The server's upload limits, which bytes a route sends to other daemons count against. */
+  readonly uploads: RouteUploads;
+}
+
+/** The server's upload limits as a route sends bytes under them. */
+export interface RouteUploads {
+  /**
+   * An upload slot for bytes of `id` sent to another daemon, waiting in line
+   * as a relay's piece does; `signal` ends the wait.
+   *
+   * @returns What to call once the body is out (with false when it was not
+   *   sent after all), when there is anything to free.
+   * @throws {HttpStatusError} 503 when the line is full.
+   */
+  enter(
+    id: string,
+    asked: { readonly local: boolean; readonly range: string | null; readonly relay: boolean },
+    signal?: AbortSignal,
+  ): Promise<((sent?: boolean) => void) | undefined>;
+  /** `bytes` as a body sent at the upload rate. */
+  pace(bytes: Uint8Array<ArrayBuffer>): BodyInit;
 }
 
 /** Handles one route. */

@@ -281,7 +281,13 @@ export class HttpServer implements AsyncDisposable {
       const match = this.#router.match(request.method, url.pathname);
       route = match.route;
       if (route !== "GET /healthz") this.#auth?.check(request.headers.get("authorization"));
-      response = await match.handler({ request, url, params: match.params, info });
+      response = await match.handler({
+        request,
+        url,
+        params: match.params,
+        info,
+        uploads: this.#context.uploads,
+      });
     } catch (thrown) {
       const { status, error, headers } = describeError(thrown);
       if (error.code === ErrorCode.INTERNAL) this.#context.onError(thrown);

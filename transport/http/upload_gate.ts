@@ -135,6 +135,11 @@ export class UploadGate {
     return this.#rate?.taken;
   }
 
+  /** `bytes` as a body sent at the upload rate. */
+  pace(bytes: Uint8Array<ArrayBuffer>): BodyInit {
+    return this.#rate === undefined ? bytes : paced({ bytes }, this.#rate);
+  }
+
   /** `stream` at the upload rate. */
   limit(stream: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
     return this.#rate === undefined ? stream : limitStream(stream, this.#rate);
