@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 13;
+export const NATIVE_ABI_VERSION = 14;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -735,6 +735,15 @@ export const symbols = {
       "f64", // double now: epoch ms
     ],
     result: "i32", // 0; -ENOENT unknown; -ETIMEDOUT expired
+  },
+  pk_fp_holds: {
+    parameters: [
+      "pointer", // void *conn
+      "buffer", // const uint8_t *lease id
+      "u32", // uint32_t len
+      "f64", // double now: epoch ms
+    ],
+    result: "i32", // 0 holds; -ENOENT unknown; -ETIMEDOUT expired (ended)
   },
   pk_fp_renew: {
     parameters: [

@@ -65,7 +65,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 13
+#define PK_ABI_VERSION 14
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -3682,6 +3682,24 @@ PK_EXPORT int32_t pk_fp_release(void *conn, const uint8_t *id, uint32_t len, dou
     double expires = fp->leases[at].expires_at;
     pk_fp_lease_end(fp, at);
     if (expires != 0 && expires <= now) result = -ETIMEDOUT;
+  }
+  pthread_mutex_unlock(&fp->lock);
+  return result;
+}
+
+// Whether a lease of the connection was granted here and holds: 0 when it
+// does, -ENOENT when it names none, -ETIMEDOUT when it has expired (it ends).
+PK_EXPORT int32_t pk_fp_holds(void *conn, const uint8_t *id, uint32_t len, double now) {
+  struct pk_fp_conn *c = conn;
+  struct pk_fp *fp = c->fp;
+  pthread_mutex_lock(&fp->lock);
+  uint32_t at = pk_fp_lease_of(fp, c, id, len);
+  int32_t result = 0;
+  if (at == PK_FP_NONE) {
+    result = -ENOENT;
+  } else if (fp->leases[at].expires_at != 0 && fp->leases[at].expires_at <= now) {
+    pk_fp_lease_end(fp, at);
+    result = -ETIMEDOUT;
   }
   pthread_mutex_unlock(&fp->lock);
   return result;

@@ -364,6 +364,22 @@ export class FastConnection {
   }
 
   /**
+   * Whether `leaseId` is a lease granted in C on this connection that holds.
+   *
+   * @throws {LeaseExpiredError} When it had expired (it has ended).
+   */
+  holds(leaseId: string): boolean {
+    if (this.#closed || !grantedInC(leaseId)) return false;
+    const id = encoder.encode(leaseId);
+    const result = this.#native.symbols.pk_fp_holds(this.#handle, id, id.length, this.#fast.now());
+    if (result === -Errno.ETIMEDOUT) {
+      this.#fast.drain();
+      throw new LeaseExpiredError(`Lease ${leaseId} has expired`);
+    }
+    return result === 0;
+  }
+
+  /**
    * Gives a lease granted in C on this connection a deadline `ttl` from now,
    * or its own TTL again.
    *

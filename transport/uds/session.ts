@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { UnknownLeaseError } from "../../core/errors.ts";
+import { UnknownLeaseError, WrongAccessError } from "../../core/errors.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import type { Acquired, Peer } from "../../core/peer.ts";
 import type { DaemonStatus } from "../../core/status.ts";
@@ -77,9 +77,16 @@ export function json(value: unknown): string {
  * `lease`, when it was granted on this connection.
  *
  * @throws {UnknownLeaseError} When it was not.
+ * @throws {WrongAccessError} When it is a READ lease granted in C (the fast path).
+ * @throws {LeaseExpiredError} When it is one that has expired.
  */
 export function owned(session: Session, lease: string): string {
   if (!session.leases.has(lease)) {
+    if (session.fast?.holds(lease) === true) {
+      throw new WrongAccessError(
+        `Cannot write, seal or discard with lease ${lease}: it is a READ lease; acquire CREATE or WRITE for that`,
+      );
+    }
     throw new UnknownLeaseError(`Lease ${lease} was not granted on this connection`);
   }
   return lease;

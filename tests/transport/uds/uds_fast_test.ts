@@ -8,6 +8,7 @@
  */
 import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
 import {
+  Access,
   Client,
   InvalidArgumentError,
   LeaseExpiredError,
@@ -16,6 +17,8 @@ import {
   NotFoundError,
   UdsPeer,
   UdsServer,
+  UnknownLeaseError,
+  WrongAccessError,
 } from "../../../mod.ts";
 import {
   decodeOpenReply,
@@ -284,5 +287,27 @@ Deno.test({
       while (raw.sendRaw(frame) < 0) await new Promise((resolve) => setTimeout(resolve, 1));
     }
     await eventually(async () => (await daemon.peer.stats()).leases === 0, "every lease ends");
+  },
+});
+
+Deno.test({
+  name: "a lease granted in C used to seal or discard is refused as a READ lease, not unknown",
+  ignore: native === undefined,
+  async fn() {
+    await using daemon = await serve();
+    await using peer = await UdsPeer.connect(daemon.path);
+    const client = new Client(peer);
+    await client.put(new Uint8Array(100).fill(1), { id: "r" });
+    (await client.get("r")).close();
+    const acquired = await peer.acquire("r", Access.READ);
+    assertEquals(daemon.native(), 1);
+    assert(acquired.lease.id.startsWith("n"), acquired.lease.id);
+    await assertRejects(() => peer.seal(acquired.lease.id), WrongAccessError, "READ lease");
+    await assertRejects(() => peer.discard(acquired.lease.id), WrongAccessError, "READ lease");
+    // Still a reader's lease, ended by its release; a made-up one of that shape is unknown.
+    assertEquals((await daemon.peer.stats()).leases, 1);
+    await peer.release(acquired.lease.id);
+    await assertRejects(() => peer.seal(acquired.lease.id), UnknownLeaseError);
+    assertEquals((await daemon.peer.stats()).leases, 0);
   },
 });
