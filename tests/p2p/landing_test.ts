@@ -4,7 +4,6 @@
 // whole; a write that finds no memory (/dev/full: ENOSPC) ends the request
 // and the transfer with CAPACITY_EXCEEDED, never as the source's fault.
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
-import { createHash } from "node:crypto";
 import { CapacityExceededError } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
 import { check } from "../../native/errno.ts";
@@ -12,7 +11,6 @@ import { Linux } from "../../native/ffi.ts";
 import { loadNative } from "../../native/load.ts";
 import { FULL_SEALS } from "../../backends/memory/seals.ts";
 import { MemoryPeer } from "../../peers/memory_peer.ts";
-import type { ContentRecord } from "../../p2p/directory.ts";
 import { SourceError } from "../../p2p/source_error.ts";
 import { createLanding, type Landing, MemfdLanding } from "../../p2p/swarm/landing.ts";
 import { requestPieces } from "../../p2p/swarm/piece_request.ts";
@@ -20,23 +18,13 @@ import { RangeClient } from "../../p2p/swarm/range_client.ts";
 import { RangeConnection } from "../../p2p/swarm/range_connection.ts";
 import { Transfer } from "../../p2p/transfer.ts";
 import { scriptedServer } from "../helpers/scripted_http.ts";
+import { pieceRecord } from "../helpers/piece_record.ts";
 
 const native = loadNative()!;
 const PIECE = 256 << 10;
 const SIZE = 4 * PIECE + 5000;
 const body = new Uint8Array(SIZE).map((_, i) => (i * 13 + 5) & 0xff);
-const digestOf = (bytes: Uint8Array) =>
-  `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-const record: ContentRecord = {
-  id: "landed/1",
-  size: SIZE,
-  digest: digestOf(body),
-  pieceSize: PIECE,
-  pieceDigests: Array.from(
-    { length: 5 },
-    (_, i) => digestOf(body.subarray(i * PIECE, Math.min(SIZE, (i + 1) * PIECE))),
-  ),
-};
+const record = pieceRecord("landed/1", body, PIECE);
 const encoder = new TextEncoder();
 
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {

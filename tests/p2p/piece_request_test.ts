@@ -1,27 +1,16 @@
 // requestPieces over a native connection and over fetch, against one scripted
 // holder: the same pieces land, and each bad answer is the same fault.
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
-import { createHash } from "node:crypto";
-import type { ContentRecord } from "../../p2p/directory.ts";
 import { SourceError, type SourceFault } from "../../p2p/source_error.ts";
 import { type PieceRequest, requestPieces } from "../../p2p/swarm/piece_request.ts";
 import { RangeClient } from "../../p2p/swarm/range_client.ts";
 import { scriptedServer } from "../helpers/scripted_http.ts";
+import { pieceRecord } from "../helpers/piece_record.ts";
 
 const PIECE = 64 << 10;
 const SIZE = 3 * PIECE + 1000;
 const body = new Uint8Array(SIZE).map((_, i) => (i * 7 + 3) & 0xff);
-const digestOf = (bytes: Uint8Array) =>
-  `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-const record: ContentRecord = {
-  id: "obj/1",
-  size: SIZE,
-  digest: digestOf(body),
-  pieceSize: PIECE,
-  pieceDigests: [0, 1, 2, 3].map((i) =>
-    digestOf(body.subarray(i * PIECE, Math.min(SIZE, (i + 1) * PIECE)))
-  ),
-};
+const record = pieceRecord("obj/1", body, PIECE);
 const encoder = new TextEncoder();
 
 /** The range a request asks for. */
