@@ -32,3 +32,19 @@ export function startHttp(options: HttpServerOptions & { capacity?: number } = {
     },
   };
 }
+
+/** The bytes of a body of `length` bytes: `first`, read already from `reader`, and the rest of it. */
+export async function readRest(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  first: Uint8Array,
+  length: number,
+): Promise<Uint8Array> {
+  const received = new Uint8Array(length);
+  received.set(first);
+  let at = first.length;
+  for (let next = await reader.read(); !next.done; next = await reader.read()) {
+    received.set(next.value, at);
+    at += next.value.length;
+  }
+  return received.subarray(0, at);
+}

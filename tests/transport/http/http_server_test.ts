@@ -13,7 +13,7 @@ import {
 import { startDaemon } from "../../../daemon/daemon.ts";
 import { createLogger } from "../../../daemon/log.ts";
 import { parseServeArgs } from "../../../daemon/options.ts";
-import { type HttpFixture, startHttp } from "../../helpers/http_fixture.ts";
+import { type HttpFixture, readRest, startHttp } from "../../helpers/http_fixture.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../../helpers/assert.ts";
 import { eventually } from "../../helpers/eventually.ts";
 import { exists } from "../../helpers/uds_daemon.ts";
@@ -340,14 +340,8 @@ Deno.test("a reader mid-download keeps its bytes when the object is deleted", as
   assertEquals((await fixture.fetch("/v1/objects/big", { method: "DELETE" })).status, 204);
   assertEquals(await fixture.peer.has("big"), false);
   await put(fixture, "big", pattern(8 << 20, 3));
-  const received = new Uint8Array(bytes.length);
-  received.set(first.value!);
-  let at = first.value!.length;
-  for (let next = await reader.read(); !next.done; next = await reader.read()) {
-    received.set(next.value, at);
-    at += next.value.length;
-  }
-  assertEquals(at, bytes.length);
+  const received = await readRest(reader, first.value!, bytes.length);
+  assertEquals(received.length, bytes.length);
   assert(received.every((byte, i) => byte === bytes[i]), "the old bytes arrived whole");
   await eventually(
     async () => (await fixture.peer.stats()).bytes === 8 << 20,

@@ -8,7 +8,7 @@ import { InvalidArgumentError, ManualClock, MemoryPeer, serveHttp } from "../../
 import { startDaemon } from "../../../daemon/daemon.ts";
 import { createLogger } from "../../../daemon/log.ts";
 import { parseServeArgs } from "../../../daemon/options.ts";
-import type { HttpFixture } from "../../helpers/http_fixture.ts";
+import { type HttpFixture, readRest } from "../../helpers/http_fixture.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../../helpers/assert.ts";
 import { eventually } from "../../helpers/eventually.ts";
 
@@ -248,14 +248,8 @@ Deno.test("a deleted object stops being served at once; a download under way end
   await put(fixture, "big", replaced);
   const fresh = await shape(await fetch(`${fixture.fast}/v1/objects/big`));
   assertEquals(fresh.body, replaced);
-  const received = new Uint8Array(bytes.length);
-  received.set(first.value!);
-  let at = first.value!.length;
-  for (let next = await reader.read(); !next.done; next = await reader.read()) {
-    received.set(next.value, at);
-    at += next.value.length;
-  }
-  assertEquals(at, bytes.length);
+  const received = await readRest(reader, first.value!, bytes.length);
+  assertEquals(received.length, bytes.length);
   assert(received.every((byte, i) => byte === bytes[i]), "the old bytes arrived whole");
   // Served again natively once offered: the new bytes, not the old.
   assertEquals((await shape(await fetch(`${fixture.fast}/v1/objects/big`))).body, replaced);

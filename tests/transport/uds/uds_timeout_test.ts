@@ -83,25 +83,35 @@ class SilentServer {
   }
 }
 
+/** Runs `fn` with a client, of `requestTimeout` ms, of a server that answers only when told. */
+async function withSilentServer(
+  requestTimeout: number,
+  fn: (peer: UdsPeer, server: SilentServer) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "packice-timeout-" });
+  const server = new SilentServer(native!, dir);
+  const peer = await UdsPeer.connect(server.path, { requestTimeout });
+  try {
+    await fn(peer, server);
+  } finally {
+    await peer.close();
+    server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test({
   name: "a request the daemon does not answer fails with STORE_UNAVAILABLE after the timeout",
   ignore: native === undefined,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "packice-timeout-" });
-    const server = new SilentServer(native!, dir);
-    const peer = await UdsPeer.connect(server.path, { requestTimeout: 200 });
-    try {
+    await withSilentServer(200, async (peer, server) => {
       const started = performance.now();
       const stat = assertRejects(() => peer.stat("anything"), StoreUnavailableError, "200 ms");
       assertEquals((await server.next()).header.op, Op.STAT);
       await stat;
       const waited = performance.now() - started;
       assert(waited >= 200 && waited < 2000, `failed after ${waited} ms`);
-    } finally {
-      await peer.close();
-      server.close();
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -109,18 +119,11 @@ Deno.test({
   name: "a request whose frame is too large is refused at once, and leaves nothing to time out",
   ignore: native === undefined,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "packice-timeout-" });
-    const server = new SilentServer(native!, dir);
-    const peer = await UdsPeer.connect(server.path, { requestTimeout: 100 });
-    try {
+    await withSilentServer(100, async (peer, server) => {
       // Never sent: a rejected promise, not a throw, and no request left waiting for a reply.
       await assertRejects(() => peer.stat("x".repeat(MAX_BODY + 1)), ProtocolError, "too large");
       await new Promise((resolve) => setTimeout(resolve, 400));
-    } finally {
-      await peer.close();
-      server.close();
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -131,10 +134,7 @@ for (
     name: `a lease granted by a ${access} lease's reply that came too late is released`,
     ignore: native === undefined,
     async fn() {
-      const dir = await Deno.makeTempDir({ prefix: "packice-timeout-" });
-      const server = new SilentServer(native!, dir);
-      const peer = await UdsPeer.connect(server.path, { requestTimeout: 100 });
-      try {
+      await withSilentServer(100, async (peer, server) => {
         const acquiring = assertRejects(
           () => peer.acquire("late", access as "READ" | "WRITE"),
           StoreUnavailableError,
@@ -164,11 +164,7 @@ for (
         assertEquals(release.header.op, Op.RELEASE);
         assert(release.header.flags & Flag.ONE_WAY, "the release waits for a reply");
         assertEquals(decodeText(release.body), "lease-1");
-      } finally {
-        await peer.close();
-        server.close();
-        await Deno.remove(dir, { recursive: true });
-      }
+      });
     },
   });
 }
