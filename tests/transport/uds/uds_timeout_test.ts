@@ -119,7 +119,7 @@ Deno.test({
   name: "a request whose frame is too large is refused at once, and leaves nothing to time out",
   ignore: native === undefined,
   async fn() {
-    await withSilentServer(100, async (peer, server) => {
+    await withSilentServer(100, async (peer) => {
       // Never sent: a rejected promise, not a throw, and no request left waiting for a reply.
       await assertRejects(() => peer.stat("x".repeat(MAX_BODY + 1)), ProtocolError, "too large");
       await new Promise((resolve) => setTimeout(resolve, 400));
