@@ -148,7 +148,7 @@ export class ClientPuts {
       }
       const frame: Built = {
         room: putFrameRoom(fields, size),
-        write: (into, id) => writePutFrame(into, id, fields, chunks, size),
+        write: (into, id, at) => writePutFrame(into, id, fields, chunks, size, at),
       };
       return this.#requests.call(Op.PUT, frame, decodeInfo);
     }

@@ -237,7 +237,8 @@ export function textFrameRoom(text: string): number {
 
 /**
  * Writes a frame whose body is a string (an id, or JSON), encoded straight
- * into the frame, into `room` of at least {@link textFrameRoom} bytes.
+ * into the frame, into `room` from `at`, where there are at least
+ * {@link textFrameRoom} bytes.
  *
  * @returns The frame's length.
  */
@@ -248,14 +249,15 @@ export function writeTextFrame(
   flags: number,
   text: string,
   fds = 0,
+  at = 0,
 ): number {
-  const written = writeText(room, text, HEADER_SIZE);
-  writeHeader(room, op, id, flags, written, fds);
+  const written = writeText(room, text, at + HEADER_SIZE);
+  writeHeader(room, op, id, flags, written, fds, at);
   return HEADER_SIZE + written;
 }
 
 /**
- * Writes a frame header at the start of `frame`.
+ * Writes a frame header at the start of `frame`, or from `at`.
  *
  * @throws {ProtocolError} When the body is longer than {@link MAX_BODY}.
  */
@@ -266,17 +268,18 @@ export function writeHeader(
   flags: number,
   length: number,
   fds: number,
+  at = 0,
 ): void {
   if (length > MAX_BODY) throw new ProtocolError(`Frame body too large: ${length} bytes`);
-  writeUint16(frame, 0, MAGIC);
-  frame[2] = PROTOCOL_VERSION;
-  frame[3] = op;
-  writeUint32(frame, 4, id);
-  writeUint32(frame, 8, length);
-  frame[12] = flags;
-  frame[13] = fds;
-  frame[14] = 0;
-  frame[15] = 0;
+  writeUint16(frame, at, MAGIC);
+  frame[at + 2] = PROTOCOL_VERSION;
+  frame[at + 3] = op;
+  writeUint32(frame, at + 4, id);
+  writeUint32(frame, at + 8, length);
+  frame[at + 12] = flags;
+  frame[at + 13] = fds;
+  frame[at + 14] = 0;
+  frame[at + 15] = 0;
 }
 
 /**
@@ -379,8 +382,10 @@ export class Frames {
   #offset = 0;
   #fdAt = 0;
   readonly #header = newHeader();
-  /** The body of the frame {@link Frames.next} returned last. */
-  body: Uint8Array = EMPTY;
+  /** Where the body of the frame {@link Frames.next} returned last starts in the message. */
+  start = 0;
+  /** Where it ends. */
+  end = 0;
   /** The fds of the frame {@link Frames.next} returned last, taken from the message's. */
   fds: number[] = NO_FDS;
 
@@ -406,10 +411,21 @@ export class Frames {
     if (typeof header === "string") return header;
     const start = this.#offset + HEADER_SIZE;
     this.#offset = start + header.length;
-    this.body = message.subarray(start, this.#offset);
+    this.start = start;
+    this.end = this.#offset;
     this.fds = header.fds === 0 ? NO_FDS : this.#allFds.slice(this.#fdAt, this.#fdAt + header.fds);
     this.#fdAt += header.fds;
     return header;
+  }
+
+  /** The message, whose bytes from {@link Frames.start} to {@link Frames.end} are the body. */
+  get message(): Uint8Array {
+    return this.#message;
+  }
+
+  /** The body of the frame {@link Frames.next} returned last: a view of the message. */
+  get body(): Uint8Array {
+    return this.start === this.end ? EMPTY : this.#message.subarray(this.start, this.end);
   }
 
   /** The bytes from the frame after the last one returned (or the bad one) to the end. */
@@ -428,25 +444,36 @@ export class Frames {
 const EMPTY = new Uint8Array(0);
 
 /**
- * Decodes a UTF-8 body.
+ * For each length up to {@link SHORT_DECODE}, an array of that many char
+ * codes: `String.fromCharCode.apply` of a plain array reads it in place,
+ * where applied to the bytes themselves it copies them into a new list first.
+ */
+const shortCodes: number[][] = Array.from(
+  { length: SHORT_DECODE + 1 },
+  (_, n) => new Array(n).fill(0),
+);
+
+/**
+ * Decodes a UTF-8 body, or the bytes of one from `from` to `to`.
  *
  * @throws {ProtocolError} When it is not valid UTF-8.
  */
-export function decodeText(body: Uint8Array): string {
+export function decodeText(body: Uint8Array, from = 0, to = body.length): string {
   // Ids and lease ids are short ASCII: decoding those here skips a call into
   // the runtime, which costs more than the loop.
-  if (body.length <= SHORT_DECODE) {
-    let ascii = true;
-    for (let i = 0; i < body.length; i++) {
-      if (body[i]! >= 0x80) {
-        ascii = false;
-        break;
-      }
+  const length = to - from;
+  if (length <= SHORT_DECODE) {
+    const codes = shortCodes[length]!;
+    let i = 0;
+    for (; i < length; i++) {
+      const code = body[from + i]!;
+      if (code >= 0x80) break;
+      codes[i] = code;
     }
-    if (ascii) return String.fromCharCode.apply(null, body as unknown as number[]);
+    if (i === length) return String.fromCharCode.apply(null, codes);
   }
   try {
-    return decoder.decode(body);
+    return decoder.decode(from === 0 && to === body.length ? body : body.subarray(from, to));
   } catch {
     throw new ProtocolError("Malformed body: not UTF-8");
   }
@@ -594,8 +621,9 @@ export function putFrameRoom(fields: string, size: number): number {
 }
 
 /**
- * Writes a PUT frame into `room` of at least {@link putFrameRoom} bytes: its
- * body is the u32 length of the JSON fields, the JSON, then the object's bytes.
+ * Writes a PUT frame into `room` from `start`, where there are at least
+ * {@link putFrameRoom} bytes: its body is the u32 length of the JSON fields,
+ * the JSON, then the object's bytes.
  *
  * @returns The frame's length.
  */
@@ -605,13 +633,15 @@ export function writePutFrame(
   fields: string,
   chunks: readonly Uint8Array[],
   size: number,
+  start = 0,
 ): number {
-  const written = writeText(room, fields, HEADER_SIZE + 4);
+  const written = writeText(room, fields, start + HEADER_SIZE + 4);
   const length = 4 + written + size;
-  writeHeader(room, Op.PUT, id, 0, length, 0);
-  writeUint32(room, HEADER_SIZE, written);
-  let at = HEADER_SIZE + 4 + written;
-  for (const chunk of chunks) {
+  writeHeader(room, Op.PUT, id, 0, length, 0, start);
+  writeUint32(room, start + HEADER_SIZE, written);
+  let at = start + HEADER_SIZE + 4 + written;
+  for (let i = 0; i < chunks.length; i++) {
+    const chunk = chunks[i]!;
     room.set(chunk, at);
     at += chunk.length;
   }

@@ -41,8 +41,8 @@ export type Decode<T> = (body: Uint8Array, fds: number[]) => T;
 export interface Built {
   /** The most bytes the frame takes. */
   readonly room: number;
-  /** Writes the frame into `into`; returns its length. */
-  write(into: Uint8Array, id: number): number;
+  /** Writes the frame into `into` from `at`; returns its length. */
+  write(into: Uint8Array, id: number, at: number): number;
 }
 
 /** A request body: bytes, a string (an id, or JSON) to encode straight into the frame, or a whole frame. */
@@ -70,6 +70,11 @@ export interface Pending {
   parts?: Uint8Array[];
   /** Takes the reply's body (valid only during the call) and, if it takes them, its fds. */
   settle(body: Uint8Array, fds: number[]): void;
+  /**
+   * As {@link Pending.settle}, with the body given as the bytes of `message`
+   * from `from` to `to`, with no view of them made; optional.
+   */
+  settleIn?(message: Uint8Array, from: number, to: number, fds: number[]): void;
   /** The request failed: an error reply, a time-out or the connection's end. */
   fail(error: Error): void;
 }
@@ -236,14 +241,20 @@ export class Requests {
   #send(op: number, id: number, flags: number, body: Body, memfd?: number): void {
     const fds = memfd === undefined ? NO_FDS : [memfd];
     const channel = this.#channel;
-    if (typeof body === "string") {
-      const into = channel.reserve(textFrameRoom(body));
-      channel.commit(into, writeTextFrame(into, op, id, flags, body, fds.length), fds);
-    } else if (body instanceof Uint8Array) {
+    if (body instanceof Uint8Array) {
       channel.push(encodeFrame(op, id, flags, body, fds.length), fds);
     } else {
-      const into = channel.reserve(body.room);
-      channel.commit(into, body.write(into, id), fds);
+      // Built in place in the channel's memory, with no view of it made, where it fits.
+      const text = typeof body === "string";
+      const room = text ? textFrameRoom(body) : body.room;
+      const at = channel.reserveAt(room);
+      const into = at < 0 ? channel.reserve(room) : channel.arena;
+      const from = at < 0 ? 0 : at;
+      const length = text
+        ? writeTextFrame(into, op, id, flags, body, fds.length, from)
+        : body.write(into, id, from);
+      if (at < 0) channel.commit(into, length, fds);
+      else channel.commitAt(length, fds);
     }
     if (flags & Flag.ONE_WAY) this.#flusher.nextTurn();
     else this.#flusher.endOfTurn(this.#flushed);
@@ -260,16 +271,16 @@ export class Requests {
           this.#failConnection(`malformed reply: ${header}`);
           return;
         }
-        const { body, fds: frameFds } = frames;
+        const frameFds = frames.fds;
         const pending = this.#pending.get(header.id);
         if (pending === undefined || !(header.flags & Flag.REPLY)) {
           for (const fd of frameFds) symbols.pk_close(fd);
-          if (this.#abandoned.delete(header.id)) this.#releaseLate(header, body);
+          if (this.#abandoned.delete(header.id)) this.#releaseLate(header, frames.body);
           continue;
         }
         if (header.flags & Flag.MORE) {
           for (const fd of frameFds) symbols.pk_close(fd);
-          (pending.parts ??= []).push(body.slice());
+          (pending.parts ??= []).push(frames.body.slice());
           continue;
         }
         this.#pending.delete(header.id);
@@ -278,11 +289,13 @@ export class Requests {
           for (const fd of frameFds) symbols.pk_close(fd);
         }
         if (header.flags & Flag.ERROR) {
-          pending.fail(remoteError(body));
+          pending.fail(remoteError(frames.body));
         } else if (failed) {
           pending.fail(new ProtocolError("Reply truncated: the message or its fds were cut"));
+        } else if (pending.parts === undefined && pending.settleIn !== undefined) {
+          pending.settleIn(bytes, frames.start, frames.end, frameFds);
         } else {
-          pending.settle(joined(pending.parts, body), frameFds);
+          pending.settle(joined(pending.parts, frames.body), frameFds);
         }
       }
     } finally {
