@@ -377,8 +377,8 @@ export const NO_FDS: number[] = [];
  * ```
  */
 export class Frames {
-  readonly #message: Uint8Array;
-  readonly #allFds: readonly number[];
+  #message: Uint8Array;
+  #allFds: readonly number[];
   #offset = 0;
   #fdAt = 0;
   readonly #header = newHeader();
@@ -396,6 +396,24 @@ export class Frames {
   constructor(message: Uint8Array, fds: readonly number[] = NO_FDS) {
     this.#message = message;
     this.#allFds = fds;
+  }
+
+  /**
+   * Starts over on another message, as a new walker would: a connection
+   * walks each message it receives with one walker instead of a new one.
+   *
+   * @param message The received message.
+   * @param fds The fds that came with it.
+   * @returns This walker.
+   */
+  reset(message: Uint8Array, fds: readonly number[] = NO_FDS): this {
+    this.#message = message;
+    this.#allFds = fds;
+    this.#offset = 0;
+    this.#fdAt = 0;
+    this.start = this.end = 0;
+    this.fds = NO_FDS;
+    return this;
   }
 
   /**
@@ -418,11 +436,6 @@ export class Frames {
     return header;
   }
 
-  /** The message, whose bytes from {@link Frames.start} to {@link Frames.end} are the body. */
-  get message(): Uint8Array {
-    return this.#message;
-  }
-
   /** The body of the frame {@link Frames.next} returned last: a view of the message. */
   get body(): Uint8Array {
     return this.start === this.end ? EMPTY : this.#message.subarray(this.start, this.end);
@@ -435,6 +448,7 @@ export class Frames {
 
   /** The fds no frame returned so far has taken; none once taken here. */
   takeRest(): number[] {
+    if (this.#fdAt >= this.#allFds.length) return NO_FDS;
     const rest = this.#allFds.slice(this.#fdAt);
     this.#fdAt = this.#allFds.length;
     return rest;

@@ -31,6 +31,8 @@ import {
   writeTextFrame,
 } from "./protocol.ts";
 
+const EMPTY = new Uint8Array(0);
+
 /** How often requests are checked for time-outs, in milliseconds. */
 const SWEEP_MS = 100;
 
@@ -167,6 +169,8 @@ export class Requests {
   readonly #timeout: number;
   readonly #failConnection: (reason: string) => void;
   readonly #pending = new PendingTable<Pending>();
+  /** Walks the frames of each reply message. */
+  readonly #frames = new Frames(new Uint8Array(0));
   /** ACQUIRE and OPEN requests given up on, whose late replies would grant leases to release. */
   readonly #abandoned = new Set<number>();
   #nextId = 1;
@@ -264,7 +268,7 @@ export class Requests {
   message(bytes: Uint8Array, fds: number[], flags: number): void {
     const symbols = this.#native.symbols;
     const lost = flags & (Linux.MSG_TRUNC | Linux.MSG_CTRUNC);
-    const frames = new Frames(bytes, fds);
+    const frames = this.#frames.reset(bytes, fds);
     try {
       for (let header = frames.next(); header !== undefined; header = frames.next()) {
         if (typeof header === "string") {
@@ -299,7 +303,10 @@ export class Requests {
         }
       }
     } finally {
-      for (const fd of frames.takeRest()) symbols.pk_close(fd);
+      const rest = frames.takeRest();
+      for (let i = 0; i < rest.length; i++) symbols.pk_close(rest[i]!);
+      // The message's buffer is reused: the walker lets go of it.
+      frames.reset(EMPTY);
     }
   }
 
