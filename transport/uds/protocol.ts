@@ -93,7 +93,11 @@ export const Op = {
   READ: 10,
   /** Blob I/O for peers without memfds: body {@link encodeWrite}; empty reply. */
   WRITE: 11,
-  /** A small object in one step: body {@link writePutFrame}; reply JSON `ObjectInfo`. */
+  /**
+   * A small object in one step: body {@link writePutFrame}; reply JSON
+   * `ObjectInfo`, or its compact form ({@link writePutReply}) when the
+   * request is flagged {@link Flag.COMPACT} and the object fits that form.
+   */
   PUT: 12,
   /**
    * A READ lease in compact form, for `get`: see `open_frame.ts`. The reply
@@ -150,6 +154,12 @@ export const Flag = {
   ONE_WAY: 4,
   /** The body continues in the next frame of the same request id. */
   MORE: 8,
+  /**
+   * A PUT request whose sender reads a compact reply ({@link writePutReply}).
+   * A server from before it ignores the flag and replies JSON, which the
+   * client tells from the compact form by its first byte.
+   */
+  COMPACT: 16,
 } as const;
 
 /** The body of an ACQUIRE request. */
@@ -636,8 +646,8 @@ export function putFrameRoom(fields: string, size: number): number {
 
 /**
  * Writes a PUT frame into `room` from `start`, where there are at least
- * {@link putFrameRoom} bytes: its body is the u32 length of the JSON fields,
- * the JSON, then the object's bytes.
+ * {@link putFrameRoom} bytes, with `flags` (see {@link Flag.COMPACT}): its
+ * body is the u32 length of the JSON fields, the JSON, then the object's bytes.
  *
  * @returns The frame's length.
  */
@@ -648,10 +658,11 @@ export function writePutFrame(
   chunks: readonly Uint8Array[],
   size: number,
   start = 0,
+  flags = 0,
 ): number {
   const written = writeText(room, fields, start + HEADER_SIZE + 4);
   const length = 4 + written + size;
-  writeHeader(room, Op.PUT, id, 0, length, 0, start);
+  writeHeader(room, Op.PUT, id, flags, length, 0, start);
   writeUint32(room, start + HEADER_SIZE, written);
   let at = start + HEADER_SIZE + 4 + written;
   for (let i = 0; i < chunks.length; i++) {
@@ -660,6 +671,97 @@ export function writePutFrame(
     at += chunk.length;
   }
   return HEADER_SIZE + length;
+}
+
+/** The first byte of a compact PUT reply: a JSON reply's is `{`. */
+const COMPACT_PUT = 0;
+/** Bytes of a compact PUT reply before the id: marker, four f64s, u16 id length. */
+const PUT_REPLY_FIXED = 35;
+/** The fields of `ObjectInfo` a compact PUT reply carries, or implies, outside its JSON tail. */
+const COMPACT_FIELDS = new Set([
+  "id",
+  "state",
+  "size",
+  "blobSizes",
+  "meta",
+  "createdAt",
+  "sealedAt",
+  "expiresAt",
+]);
+
+/**
+ * The compact reply to a PUT flagged {@link Flag.COMPACT}: the info of the
+ * object stored, with no JSON to write or parse for a put's usual fields.
+ * Undefined when the info does not fit the form (several blobs, not sealed,
+ * an id longer than 65535 bytes): reply JSON then.
+ *
+ * | offset | size | field                                            |
+ * | ------ | ---- | ------------------------------------------------ |
+ * | 0      | 1    | 0, where a JSON reply has `{`                    |
+ * | 1      | 8    | f64 size in bytes, of one blob                   |
+ * | 9      | 8    | f64 `createdAt`                                  |
+ * | 17     | 8    | f64 `sealedAt`, NaN when absent                  |
+ * | 25     | 8    | f64 `expiresAt`, NaN when absent                 |
+ * | 33     | 2    | u16 id length in bytes, L                        |
+ * | 35     | L    | id, UTF-8                                        |
+ * | 35 + L | …    | JSON of the other fields (`meta` when not empty, |
+ * |        |      | `digest`, …), or nothing                         |
+ *
+ * @param info The object's info.
+ * @returns The reply body, or undefined.
+ */
+export function writePutReply(info: ObjectInfo): Uint8Array | undefined {
+  if (info.state !== "SEALED" || info.blobSizes.length !== 1) return undefined;
+  const id = encoder.encode(info.id);
+  if (id.length > 0xffff) return undefined;
+  let rest: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(info)) {
+    if (COMPACT_FIELDS.has(key) || value === undefined) continue;
+    (rest ??= {})[key] = value;
+  }
+  if (info.meta !== undefined && Object.keys(info.meta).length > 0) (rest ??= {}).meta = info.meta;
+  const tail = rest === undefined ? EMPTY : encoder.encode(JSON.stringify(rest));
+  const body = new Uint8Array(PUT_REPLY_FIXED + id.length + tail.length);
+  body[0] = COMPACT_PUT;
+  writeFloat64(body, 1, info.size);
+  writeFloat64(body, 9, info.createdAt);
+  writeFloat64(body, 17, info.sealedAt ?? Number.NaN);
+  writeFloat64(body, 25, info.expiresAt ?? Number.NaN);
+  writeUint16(body, 33, id.length);
+  body.set(id, PUT_REPLY_FIXED);
+  body.set(tail, PUT_REPLY_FIXED + id.length);
+  return body;
+}
+
+/**
+ * Decodes a PUT reply, compact ({@link writePutReply}) or JSON.
+ *
+ * @throws {ProtocolError} When it is neither.
+ */
+export function decodePutReply(body: Uint8Array): ObjectInfo {
+  if (body[0] !== COMPACT_PUT) return decodeJson(body) as ObjectInfo;
+  if (body.length < PUT_REPLY_FIXED) throw new ProtocolError("Malformed PUT reply");
+  const idEnd = PUT_REPLY_FIXED + readUint16(body, 33);
+  if (idEnd > body.length) throw new ProtocolError("Malformed PUT reply");
+  const size = readFloat64(body, 1);
+  const info: { -readonly [K in keyof ObjectInfo]: ObjectInfo[K] } = {
+    id: decodeText(body, PUT_REPLY_FIXED, idEnd),
+    state: "SEALED",
+    size,
+    blobSizes: [size],
+    meta: {},
+    createdAt: readFloat64(body, 9),
+  };
+  const sealedAt = readFloat64(body, 17);
+  if (!Number.isNaN(sealedAt)) info.sealedAt = sealedAt;
+  const expiresAt = readFloat64(body, 25);
+  if (!Number.isNaN(expiresAt)) info.expiresAt = expiresAt;
+  if (idEnd < body.length) {
+    const rest = decodeJson(body.subarray(idEnd));
+    if (!isPlainObject(rest)) throw new ProtocolError("Malformed PUT reply");
+    Object.assign(info, rest);
+  }
+  return info;
 }
 
 /** Decodes a PUT body, copying its bytes; undefined when it is malformed. */
