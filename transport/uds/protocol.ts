@@ -712,25 +712,27 @@ const COMPACT_FIELDS = new Set([
  */
 export function writePutReply(info: ObjectInfo): Uint8Array | undefined {
   if (info.state !== "SEALED" || info.blobSizes.length !== 1) return undefined;
-  const id = encoder.encode(info.id);
-  if (id.length > 0xffff) return undefined;
   let rest: Record<string, unknown> | undefined;
-  for (const [key, value] of Object.entries(info)) {
-    if (COMPACT_FIELDS.has(key) || value === undefined) continue;
+  for (const key in info) {
+    const value = info[key as keyof ObjectInfo];
+    if (value === undefined || COMPACT_FIELDS.has(key)) continue;
     (rest ??= {})[key] = value;
   }
-  if (info.meta !== undefined && Object.keys(info.meta).length > 0) (rest ??= {}).meta = info.meta;
-  const tail = rest === undefined ? EMPTY : encoder.encode(JSON.stringify(rest));
-  const body = new Uint8Array(PUT_REPLY_FIXED + id.length + tail.length);
+  const meta = info.meta;
+  if (meta !== undefined && Object.keys(meta).length > 0) (rest ??= {}).meta = meta;
+  const tail = rest === undefined ? "" : JSON.stringify(rest);
+  // UTF-8 takes at most three bytes per UTF-16 unit: written in place, then cut to length.
+  const body = new Uint8Array(PUT_REPLY_FIXED + (info.id.length + tail.length) * 3);
+  const idLength = writeText(body, info.id, PUT_REPLY_FIXED);
+  if (idLength > 0xffff) return undefined;
   body[0] = COMPACT_PUT;
   writeFloat64(body, 1, info.size);
   writeFloat64(body, 9, info.createdAt);
   writeFloat64(body, 17, info.sealedAt ?? Number.NaN);
   writeFloat64(body, 25, info.expiresAt ?? Number.NaN);
-  writeUint16(body, 33, id.length);
-  body.set(id, PUT_REPLY_FIXED);
-  body.set(tail, PUT_REPLY_FIXED + id.length);
-  return body;
+  writeUint16(body, 33, idLength);
+  const end = PUT_REPLY_FIXED + idLength;
+  return body.subarray(0, tail === "" ? end : end + writeText(body, tail, end));
 }
 
 /**
