@@ -311,7 +311,8 @@ export class Channel {
       // The frames lie one after the other in the arena: it is the message.
       fdCount = 0;
       for (let i = 0; i < count; i++) {
-        for (const fd of frameFds[i]!) fdsOut[fdCount++] = fd;
+        const fds = frameFds[i]!;
+        for (let f = 0; f < fds.length; f++) fdsOut[fdCount++] = fds[f]!;
       }
       this.#sendOrQueue(this.#arena!, this.#arenaUsed, fdsOut, fdCount);
     } else {
@@ -366,7 +367,7 @@ export class Channel {
         send.set(frameLength === frame.length ? frame : frame.subarray(0, frameLength), length);
       }
       length += frameLength;
-      for (const fd of fds) fdsOut[fdCount++] = fd;
+      for (let f = 0; f < fds.length; f++) fdsOut[fdCount++] = fds[f]!;
     }
     this.#sendOrQueue(only ?? send, length, fdsOut, fdCount);
   }

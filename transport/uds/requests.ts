@@ -278,19 +278,19 @@ export class Requests {
         const frameFds = frames.fds;
         const pending = this.#pending.get(header.id);
         if (pending === undefined || !(header.flags & Flag.REPLY)) {
-          for (const fd of frameFds) symbols.pk_close(fd);
+          closeAll(symbols, frameFds);
           if (this.#abandoned.delete(header.id)) this.#releaseLate(header, frames.body);
           continue;
         }
         if (header.flags & Flag.MORE) {
-          for (const fd of frameFds) symbols.pk_close(fd);
+          closeAll(symbols, frameFds);
           (pending.parts ??= []).push(frames.body.slice());
           continue;
         }
         this.#pending.delete(header.id);
         const failed = header.flags & Flag.ERROR || lost || frameFds.length !== header.fds;
         if (failed || !pending.takesFds) {
-          for (const fd of frameFds) symbols.pk_close(fd);
+          closeAll(symbols, frameFds);
         }
         if (header.flags & Flag.ERROR) {
           pending.fail(remoteError(frames.body));
@@ -303,8 +303,7 @@ export class Requests {
         }
       }
     } finally {
-      const rest = frames.takeRest();
-      for (let i = 0; i < rest.length; i++) symbols.pk_close(rest[i]!);
+      closeAll(symbols, frames.takeRest());
       // The message's buffer is reused: the walker lets go of it.
       frames.reset(EMPTY);
     }
@@ -387,6 +386,11 @@ export class Requests {
     }
     if (typeof lease === "string") this.release(lease);
   }
+}
+
+/** Closes fds nobody takes; an indexed loop, as this runs for each reply. */
+function closeAll(symbols: Native["symbols"], fds: readonly number[]): void {
+  for (let i = 0; i < fds.length; i++) symbols.pk_close(fds[i]!);
 }
 
 function joined(parts: Uint8Array[] | undefined, last: Uint8Array): Uint8Array {

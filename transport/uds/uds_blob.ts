@@ -223,7 +223,8 @@ export class UdsBlob implements Blob {
     if (this.#shared !== undefined) {
       const mapping = this.#shared.mapping;
       if (this.#sharedView !== undefined) mapping.closeView(this.#sharedView);
-      for (const view of this.#sharedViews ?? NO_VIEWS) mapping.closeView(view);
+      const views = this.#sharedViews ?? NO_VIEWS;
+      for (let i = 0; i < views.length; i++) mapping.closeView(views[i]!);
       this.#sharedView = undefined;
       this.#sharedViews = undefined;
       this.#own = undefined;
