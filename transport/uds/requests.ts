@@ -361,17 +361,20 @@ export class Requests {
   /** Fails the requests that have waited longer than the timeout. */
   #expire(): void {
     if (this.#pending.size === 0) return;
-    for (const [id, pending] of this.#pending.entries()) {
-      // A read-through lasts as long as its download: the socket closing ends it.
-      if (pending.op === Op.FETCH) continue;
-      if ((Requests.#sweeps - pending.sentInSweep - 1) * SWEEP_MS < this.#timeout) continue;
-      this.#pending.delete(id);
-      if (pending.op === Op.ACQUIRE || pending.op === Op.OPEN) this.#abandoned.add(id);
-      pending.fail(
-        new StoreUnavailableError(`No reply from ${this.#path} within ${this.#timeout} ms`),
-      );
-    }
+    this.#pending.forEach(this.#expireOne);
   }
+
+  /** Fails `pending`, under `id`, if it has waited longer than the timeout. */
+  readonly #expireOne = (pending: Pending, id: number): void => {
+    // A read-through lasts as long as its download: the socket closing ends it.
+    if (pending.op === Op.FETCH) return;
+    if ((Requests.#sweeps - pending.sentInSweep - 1) * SWEEP_MS < this.#timeout) return;
+    this.#pending.delete(id);
+    if (pending.op === Op.ACQUIRE || pending.op === Op.OPEN) this.#abandoned.add(id);
+    pending.fail(
+      new StoreUnavailableError(`No reply from ${this.#path} within ${this.#timeout} ms`),
+    );
+  };
 
   /** Releases the lease a reply to an abandoned ACQUIRE or OPEN granted, if it granted one. */
   #releaseLate(header: Header, body: Uint8Array): void {
