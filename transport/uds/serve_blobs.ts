@@ -12,7 +12,7 @@ import type { DirectPut, Peer } from "../../core/peer.ts";
 import { putRequest } from "../../core/requests.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { CHUNK, decodePut, decodeRead, decodeWrite, writePutReply } from "./protocol.ts";
-import { empty, owned, type Session, written } from "./session.ts";
+import { empty, json, owned, type Session, written } from "./session.ts";
 
 export async function read(session: Session, body: Uint8Array): Promise<Uint8Array> {
   const request = decodeRead(body);
@@ -69,7 +69,7 @@ function reply(session: Session, info: ObjectInfo, compact: boolean): string | U
 
 /** The compact form of a PUT reply where the info fits it, else JSON. */
 function compactOrJson(info: ObjectInfo): string | Uint8Array {
-  return writePutReply(info) ?? JSON.stringify(info);
+  return writePutReply(info) ?? json(info);
 }
 
 /** A blob of a lease on this connection, for peers whose blobs have no fd. */
