@@ -42,10 +42,12 @@ import { sameContent } from "./object.ts";
 import type {
   Acquired,
   AcquireOptions,
+  BesidePut,
   BesideReads,
   DirectPutOptions,
   Peer,
   PeerStats,
+  PutsBeside,
   ReadsBeside,
   RemovalEvents,
 } from "./peer.ts";
@@ -66,7 +68,7 @@ export type { BasePeerOptions, PeerOptions } from "./peer_options.ts";
  * and reference-counted freeing, over any {@link BlobStore} and
  * {@link LeaseStore}. Subclasses choose the stores.
  */
-export class BasePeer implements Peer, RemovalEvents, ReadsBeside {
+export class BasePeer implements Peer, RemovalEvents, ReadsBeside, PutsBeside {
   readonly #blobs: BlobStore;
   readonly #leases: LeaseStore;
   readonly #clock: Clock;
@@ -162,6 +164,11 @@ export class BasePeer implements Peer, RemovalEvents, ReadsBeside {
     const holding = this.#held.get(leaseId);
     if (holding === undefined || holding.removed || !holding.sealed) return undefined;
     if (this.#digest !== undefined && holding.info.digest === undefined) return undefined;
+    return this.#besideReads(holding);
+  }
+
+  /** The counts of reads beside this peer's leases of `holding`, a sealed incarnation. */
+  #besideReads(holding: Holding): BesideReads {
     return {
       hold: (delta) => {
         const change = Math.max(delta, -holding.refs);
@@ -174,6 +181,50 @@ export class BasePeer implements Peer, RemovalEvents, ReadsBeside {
         if (this.#mode === "cache" && !holding.removed) this.#recency.refresh(holding);
       },
     };
+  }
+
+  /**
+   * Whether objects stored beside this peer (see {@link PutsBeside}) are
+   * taken: its stores can hold them, and no namespace is shared with other
+   * peers, nor digests computed at seal.
+   */
+  get takesPutsBeside(): boolean {
+    return this.#blobs.adoptBeside !== undefined && this.#leases.insertSealed !== undefined &&
+      this.#digest === undefined && this.#node === undefined;
+  }
+
+  /** Lends room of the blob store for objects stored beside this peer; see {@link PutsBeside.lendRoom}. */
+  lendRoom(bytes: number, reclaim: () => number): number {
+    if (this.#closed || !this.takesPutsBeside) return 0;
+    return this.#blobs.lendRoom?.(bytes, reclaim) ?? 0;
+  }
+
+  /** Gives back room lent that no object took; see {@link PutsBeside.returnRoom}. */
+  returnRoom(bytes: number): void {
+    this.#blobs.returnRoom?.(bytes);
+  }
+
+  /**
+   * Takes in a sealed object stored beside this peer, in room it lent, as
+   * a put of it would have left it; see {@link PutsBeside.adoptBeside}.
+   */
+  adoptBeside(put: BesidePut): { object: ObjectInfo; reads: BesideReads } | undefined {
+    if (this.#closed || !this.takesPutsBeside) return undefined;
+    const { id, size, createdAt } = put;
+    // The fields in the order a put's seal leaves them, as the reply sent in C has them.
+    const info: ObjectInfo = {
+      id,
+      state: "SEALED",
+      size,
+      blobSizes: [size],
+      meta: {},
+      createdAt,
+      sealedAt: createdAt,
+    };
+    if (!this.#leases.insertSealed!(info)) return undefined;
+    // Cannot throw: the store closes only with this peer, checked above.
+    const holding = this.#adopt(info, this.#blobs.adoptBeside!(info, put.bytes));
+    return { object: info, reads: this.#besideReads(holding) };
   }
 
   /** The clock this peer uses. */

@@ -1,5 +1,6 @@
 import type { Blob } from "./blob.ts";
 import type { ObjectInfo } from "./object.ts";
+import type { BesideBytes } from "./peer.ts";
 
 /** The bytes of one object in a backend: a blob per entry of its `blobSizes`. */
 export interface StoredObject {
@@ -45,6 +46,23 @@ export interface BlobStore {
    * @throws {CapacityExceededError} When the bytes do not fit.
    */
   allocateFilled?(info: ObjectInfo, bytes: Uint8Array): Promise<StoredObject>;
+  /**
+   * Optional: lends up to `bytes` of free room for objects stored beside the
+   * peer (see `PutsBeside.lendRoom`); `reclaim` ends the lending when the
+   * store needs the room back, and returns what is left of it.
+   *
+   * @returns The bytes lent.
+   */
+  lendRoom?(bytes: number, reclaim: () => number): number;
+  /** Optional, with `lendRoom`: gives back `bytes` of room lent that no object took. */
+  returnRoom?(bytes: number): void;
+  /**
+   * Optional, with `lendRoom`: a sealed object of one blob whose bytes are
+   * held beside the store, in room it lent; they are released when freed.
+   *
+   * @throws {ClosedError} When the store is closed.
+   */
+  adoptBeside?(info: ObjectInfo, bytes: BesideBytes): StoredObject;
   /** Makes the bytes immutable and durable as far as this store goes. */
   seal(stored: StoredObject, info: ObjectInfo): Promise<void>;
   /** Frees the bytes. Called once, after every view has been closed. */

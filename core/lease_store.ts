@@ -76,6 +76,13 @@ export interface LeaseStore {
   stat(objectId: string): Promise<ObjectInfo | undefined>;
   /** Every object in lookups. */
   list(): Promise<ObjectInfo[]>;
+  /**
+   * Optional, for a store of one peer's own: records a sealed object made
+   * beside the peer, with no lease, at once.
+   *
+   * @returns False when the id is taken (nothing is recorded).
+   */
+  insertSealed?(info: ObjectInfo): boolean;
   /** Counts for metrics and tests. */
   counts(): Promise<{ objects: number; leases: number }>;
   /** Ends the store's connections. */
