@@ -66,6 +66,12 @@ export class MemoryLeaseStore implements LeaseStore {
     return true;
   }
 
+  removeSealed(objectId: string): boolean {
+    if (this.#objects.get(objectId)?.info.state !== "SEALED") return false;
+    this.#objects.delete(objectId);
+    return true;
+  }
+
   grant(objectId: string, lease: LeaseRecord): Promise<ObjectInfo> {
     try {
       const info = checkGrant(objectId, this.#objects.get(objectId)?.info, lease.access);

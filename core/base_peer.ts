@@ -15,6 +15,7 @@ import type { BlobStore, StoredObject } from "./blob_store.ts";
 import { checkChunks, checkMemfds, checkOptions } from "./call_checks.ts";
 import { checkRange } from "./range.ts";
 import { creatingInfo } from "./creating_info.ts";
+import { deleteInSteps } from "./delete_in_steps.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import { DeadlineTimer } from "./deadline_timer.ts";
@@ -42,8 +43,9 @@ import { sameContent } from "./object.ts";
 import type {
   Acquired,
   AcquireOptions,
-  BesidePut,
+  BesideBytes,
   BesideReads,
+  DirectDelete,
   DirectPutOptions,
   Peer,
   PeerStats,
@@ -68,7 +70,7 @@ export type { BasePeerOptions, PeerOptions } from "./peer_options.ts";
  * and reference-counted freeing, over any {@link BlobStore} and
  * {@link LeaseStore}. Subclasses choose the stores.
  */
-export class BasePeer implements Peer, RemovalEvents, ReadsBeside, PutsBeside {
+export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside, PutsBeside {
   readonly #blobs: BlobStore;
   readonly #leases: LeaseStore;
   readonly #clock: Clock;
@@ -169,19 +171,22 @@ export class BasePeer implements Peer, RemovalEvents, ReadsBeside, PutsBeside {
 
   /** The counts of reads beside this peer's leases of `holding`, a sealed incarnation. */
   #besideReads(holding: Holding): BesideReads {
-    return {
-      hold: (delta) => {
-        const change = Math.max(delta, -holding.refs);
-        holding.refs += change;
-        this.#besideLeases += change;
-        if (holding.removed && holding.refs === 0 && !this.#closed) this.#free(holding);
-      },
-      read: (count) => {
-        this.#hits += count;
-        if (this.#mode === "cache" && !holding.removed) this.#recency.refresh(holding);
-      },
-    };
+    return new HoldingReads(holding, this.#counter);
   }
+
+  /** What {@link HoldingReads} change in this peer, made once. */
+  readonly #counter: BesideCounter = {
+    hold: (holding, delta) => {
+      const change = Math.max(delta, -holding.refs);
+      holding.refs += change;
+      this.#besideLeases += change;
+      if (holding.removed && holding.refs === 0 && !this.#closed) this.#free(holding);
+    },
+    read: (holding, count) => {
+      this.#hits += count;
+      if (this.#mode === "cache" && !holding.removed) this.#recency.refresh(holding);
+    },
+  };
 
   /**
    * Whether objects stored beside this peer (see {@link PutsBeside}) are
@@ -208,23 +213,12 @@ export class BasePeer implements Peer, RemovalEvents, ReadsBeside, PutsBeside {
    * Takes in a sealed object stored beside this peer, in room it lent, as
    * a put of it would have left it; see {@link PutsBeside.adoptBeside}.
    */
-  adoptBeside(put: BesidePut): { object: ObjectInfo; reads: BesideReads } | undefined {
-    if (this.#closed || !this.takesPutsBeside) return undefined;
-    const { id, size, createdAt } = put;
-    // The fields in the order a put's seal leaves them, as the reply sent in C has them.
-    const info: ObjectInfo = {
-      id,
-      state: "SEALED",
-      size,
-      blobSizes: [size],
-      meta: {},
-      createdAt,
-      sealedAt: createdAt,
-    };
-    if (!this.#leases.insertSealed!(info)) return undefined;
+  adoptBeside(info: ObjectInfo, bytes: BesideBytes): BesideReads | undefined {
+    if (this.#closed || !this.takesPutsBeside || !this.#leases.insertSealed!(info)) {
+      return undefined;
+    }
     // Cannot throw: the store closes only with this peer, checked above.
-    const holding = this.#adopt(info, this.#blobs.adoptBeside!(info, put.bytes));
-    return { object: info, reads: this.#besideReads(holding) };
+    return this.#besideReads(this.#adopt(info, this.#blobs.adoptBeside!(info, bytes)));
   }
 
   /** The clock this peer uses. */
@@ -480,6 +474,33 @@ export class BasePeer implements Peer, RemovalEvents, ReadsBeside, PutsBeside {
     const holding = this.#adopt(info, stored);
     this.#count(holding, lease);
     return { holding, lease, info, filled };
+  }
+
+  /**
+   * Deletes an object, as `acquire` WRITE then `discard` do: it leaves
+   * lookups at once, and readers holding it keep their bytes until they
+   * close. A sealed object held here, in a lease store of this peer's own,
+   * goes in this call, with no lease in between.
+   *
+   * @throws {NotFoundError} When there is no such object.
+   */
+  deleteObject(objectId: string): Promise<void> {
+    try {
+      this.#checkOpen();
+      const holding = this.#objects.get(objectId);
+      const leases = this.#leases;
+      if (
+        holding === undefined || !holding.sealed || this.#node !== undefined ||
+        leases.removeSealed === undefined || isExpired(holding.info, this.#clock.now()) ||
+        !leases.removeSealed(objectId)
+      ) {
+        return deleteInSteps(this, objectId);
+      }
+      this.#unlist(holding, objectId);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async seal(leaseId: string): Promise<ObjectInfo> {
@@ -885,5 +906,30 @@ export class BasePeer implements Peer, RemovalEvents, ReadsBeside, PutsBeside {
 
   #checkOpen(): void {
     if (this.#closed) throw new ClosedError("Peer is closed");
+  }
+}
+
+/** What the reads beside a peer's leases change in it: see {@link ReadsBeside}. */
+interface BesideCounter {
+  hold(holding: Holding, delta: number): void;
+  read(holding: Holding, count: number): void;
+}
+
+/** The counts of reads beside a peer's leases of one incarnation: one object per incarnation. */
+class HoldingReads implements BesideReads {
+  readonly #holding: Holding;
+  readonly #counter: BesideCounter;
+
+  constructor(holding: Holding, counter: BesideCounter) {
+    this.#holding = holding;
+    this.#counter = counter;
+  }
+
+  hold(delta: number): void {
+    this.#counter.hold(this.#holding, delta);
+  }
+
+  read(count: number): void {
+    this.#counter.read(this.#holding, count);
   }
 }

@@ -83,6 +83,13 @@ export interface LeaseStore {
    * @returns False when the id is taken (nothing is recorded).
    */
   insertSealed?(info: ObjectInfo): boolean;
+  /**
+   * Optional, for a store of one peer's own: takes a sealed object out of
+   * lookups at once, as a WRITE lease's discard would.
+   *
+   * @returns False when no sealed object has the id (nothing changes).
+   */
+  removeSealed?(objectId: string): boolean;
   /** Counts for metrics and tests. */
   counts(): Promise<{ objects: number; leases: number }>;
   /** Ends the store's connections. */

@@ -309,18 +309,6 @@ export interface BesideBytes {
   release(): void;
 }
 
-/** An object stored beside a peer, as the peer takes it in: see {@link PutsBeside}. */
-export interface BesidePut {
-  /** Its id, fresh (a UUID, as `newId` makes). */
-  readonly id: string;
-  /** Its size in bytes: one blob. */
-  readonly size: number;
-  /** When it was stored, by the peer's clock: created and sealed then. */
-  readonly createdAt: number;
-  /** Its bytes. */
-  readonly bytes: BesideBytes;
-}
-
 /**
  * An optional capability of a peer that holds objects itself: sealed
  * objects stored beside it (small puts the Unix-socket server answers in C),
@@ -343,14 +331,17 @@ export interface PutsBeside {
   /** Gives back `bytes` of room lent that no object took. */
   returnRoom(bytes: number): void;
   /**
-   * Takes in, as sealed and in lookups, an object stored beside the peer in
+   * Takes in, as it is and in lookups, an object stored beside the peer in
    * room it lent (its size of that room is used from now on).
    *
-   * @returns Its info and the counts of its reads beside the peer;
-   *   undefined when the peer cannot take it (closed, or the id taken): the
-   *   bytes stay the caller's, and its room is still lent.
+   * @param info The object: sealed, one blob, no TTL, an id fresh as
+   *   `newId` makes them; the peer keeps this very object as its info.
+   * @param bytes Its bytes, the peer's until it lets go.
+   * @returns The counts of its reads beside the peer; undefined when the
+   *   peer cannot take it (closed, or the id taken): the bytes stay the
+   *   caller's, and its room is still lent.
    */
-  adoptBeside(put: BesidePut): { object: ObjectInfo; reads: BesideReads } | undefined;
+  adoptBeside(info: ObjectInfo, bytes: BesideBytes): BesideReads | undefined;
 }
 
 /** Whether `peer` offers {@link PutsBeside} and takes such objects. */

@@ -816,6 +816,12 @@ export const symbols = {
     ],
     result: "i32", // a new descriptor of its sealed memfd; -errno
   },
+  pk_fp_trim: {
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32", // regions given back: only once no object put in C is left
+  },
   pk_fp_unhold: {
     parameters: [
       "pointer", // void *handle

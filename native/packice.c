@@ -3255,6 +3255,8 @@ PK_EXPORT int32_t pk_hg_close(void *handle) {
 #define PK_FP_PREFIX_LEN 10
 #define PK_FP_MAX_LEASES (1u << 24)
 #define PK_FP_NONE UINT32_MAX
+// Room for the info of an object put here (section 13).
+#define PK_FP_PUT_INFO_MAX 256
 // Event flag of pk_fp_drain.
 #define PK_FP_FREED 1
 
@@ -3323,6 +3325,7 @@ struct pk_fp {
   uint64_t budget;      // bytes new objects may still take, lent by JS
   uint32_t *puts;       // slots of objects put here that JS has not taken yet
   uint32_t puts_len, puts_cap;
+  struct pk_slab *slab; // the memory of objects put here
   uint32_t held;        // entries whose bytes JS holds
   uint32_t memfds;      // memfds made here for OPENs of objects put here
   uint32_t max_memfds;  // the most of them, set by JS
@@ -3422,14 +3425,22 @@ static void pk_fp_mark(struct pk_fp *fp, uint32_t slot) {
   fp->dirty[fp->dirty_len++] = slot;
 }
 
+struct pk_slab;
+static void pk_slab_free(struct pk_slab *slab, void *chunk, uint64_t size);
+static void pk_slab_destroy(struct pk_slab *slab);
+
 // Frees entry `slot` and puts it on the free list. Locked.
 static void pk_fp_entry_free(struct pk_fp *fp, uint32_t slot) {
   struct pk_fp_entry *e = &fp->entries[slot];
   if (e->fd >= 0) close(e->fd);
-  if (e->bytes != NULL && e->fd >= 0) fp->memfds--;
-  free(e->id);
-  free(e->info);
-  free(e->bytes);
+  if (e->bytes != NULL) {
+    if (e->fd >= 0) fp->memfds--;
+    pk_slab_free(fp->slab, e->bytes, e->size);
+    pk_slab_free(fp->slab, e->id, e->id_len);
+  } else {
+    free(e->id);
+    free(e->info);
+  }
   memset(e, 0, sizeof *e);
   e->fd = -1;
   e->next_free = fp->free_entry;
@@ -3481,14 +3492,16 @@ PK_EXPORT int32_t pk_fp_create(uint64_t *out_handle) {
 }
 
 // Takes a new entry for `id` (not in lookups yet) and puts it in lookups,
-// with a new serial. Returns the slot, or -errno: -EEXIST when the id is in
-// lookups, -ENOMEM. Locked.
-static int64_t pk_fp_entry_add(struct pk_fp *fp, const uint8_t *id, uint32_t id_len) {
+// with a new serial; its id is a copy in `kept_id`, or in memory of its own
+// when NULL. Returns the slot, or -errno: -EEXIST when the id is in lookups,
+// -ENOMEM. Locked.
+static int64_t pk_fp_entry_add(struct pk_fp *fp, const uint8_t *id, uint32_t id_len,
+                               uint8_t *kept_id) {
   if (pk_fp_find(fp, id, id_len) != PK_FP_NONE) return -EEXIST;
   uint32_t slot = pk_fp_entry_new(fp);
   if (slot == PK_FP_NONE) return -ENOMEM;
   struct pk_fp_entry *e = &fp->entries[slot];
-  e->id = malloc(id_len);
+  e->id = kept_id != NULL ? kept_id : malloc(id_len);
   if (e->id == NULL) {
     pk_fp_entry_free(fp, slot);
     return -ENOMEM;
@@ -3497,6 +3510,7 @@ static int64_t pk_fp_entry_add(struct pk_fp *fp, const uint8_t *id, uint32_t id_
   e->id_len = id_len;
   e->live = 1;
   if (pk_fp_index_add(fp, slot) < 0) {
+    if (kept_id != NULL) e->id = NULL;  // the caller's to free
     pk_fp_entry_free(fp, slot);
     return -ENOMEM;
   }
@@ -3526,7 +3540,7 @@ PK_EXPORT int32_t pk_fp_put(void *handle, const uint8_t *id, uint32_t id_len, in
   }
   memcpy(kept, info, info_len);
   pthread_mutex_lock(&fp->lock);
-  int64_t slot = fp->closing ? -EBUSY : pk_fp_entry_add(fp, id, id_len);
+  int64_t slot = fp->closing ? -EBUSY : pk_fp_entry_add(fp, id, id_len, NULL);
   int32_t result;
   if (slot < 0) {
     close(copy);
@@ -3609,6 +3623,7 @@ static void pk_fp_destroy(struct pk_fp *fp) {
   free(fp->leases);
   free(fp->dirty);
   free(fp->puts);
+  pk_slab_destroy(fp->slab);
   pthread_mutex_destroy(&fp->lock);
   free(fp);
 }
@@ -3885,6 +3900,7 @@ static int64_t pk_fp_put_here(struct pk_fp *fp, uint32_t request, const uint8_t 
                               uint32_t body_len, double now, uint8_t *reply, uint32_t room,
                               uint64_t *out_size);
 static int32_t pk_fp_memfd_here(struct pk_fp *fp, struct pk_fp_entry *e, int limited);
+static uint32_t pk_fp_put_info(const struct pk_fp_entry *e, uint8_t *out);
 
 // Receives one message of the connection, as pk_recvmsg does, and answers
 // its frames that are OPENs (with a TTL or not) of registered objects, one-way
@@ -3951,8 +3967,15 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
       uint32_t known;
       memcpy(&known, body, 4);
       int same = known == e->serial;
+      uint8_t put_info[PK_FP_PUT_INFO_MAX];
+      const uint8_t *info = e->info;
+      uint32_t info_len = e->info_len;
+      if (!same && e->bytes != NULL) {
+        info_len = pk_fp_put_info(e, put_info);
+        info = put_info;
+      }
       uint32_t room = PK_FRAME_HEADER + PK_OPEN_REPLY_FIXED + PK_FP_LEASE_LEN +
-                      (same ? 0 : e->info_len);
+                      (same ? 0 : info_len);
       if (len + room > PK_FP_REPLY_CAP || nfds + 1 > PK_MAX_FDS) goto keep;
       uint32_t lease = pk_fp_lease_new(fp, c, slot);
       if (lease == PK_FP_NONE) goto keep;
@@ -3974,8 +3997,8 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
       }
       uint32_t reply_body = PK_OPEN_REPLY_FIXED + PK_FP_LEASE_LEN;
       if (!same) {
-        memcpy(rb + reply_body, e->info, e->info_len);
-        reply_body += e->info_len;
+        memcpy(rb + reply_body, info, info_len);
+        reply_body += info_len;
         c->reply_fds[nfds++] = e->fd;
       }
       pk_fp_header(reply, PK_OP_OPEN, request, PK_FLAG_REPLY, reply_body, same ? 0 : 1);
@@ -4036,8 +4059,6 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
 // other PUT, the frame is JS's, as before.
 
 #define PK_FP_PUT_MAX (64 * 1024)
-// Room for the info of an object put here.
-#define PK_FP_PUT_INFO_MAX 256
 #define PK_FP_UUID_LEN 36
 // A record of pk_fp_take_puts: slot u32, size u32, created f64, id, serial u32.
 #define PK_FP_PUT_RECORD 56
@@ -4068,6 +4089,131 @@ static int pk_fp_uuid(struct pk_fp *fp, uint8_t *out) {
   return 0;
 }
 
+// The memory of objects put here: chunks in size classes (four per power of
+// two, from 64 bytes), carved from regions of 2 MiB faulted in at once
+// (MADV_POPULATE_WRITE: a fraction of what faulting page by page costs), and
+// kept for the next object of their class when freed: storing an object
+// touches no new page once the table has held as much before. Regions go
+// back to the kernel once no object is left (pk_fp_trim).
+#define PK_SLAB_REGION ((size_t)2 << 20)
+#define PK_SLAB_CLASSES 41
+
+struct pk_slab {
+  uint8_t *cur, *end;  // the rest of the newest region
+  void *free[PK_SLAB_CLASSES];
+  void **regions;
+  uint32_t regions_len, regions_cap;
+  uint64_t used;  // bytes of chunks handed out
+};
+
+// The class of a chunk of `size` bytes (at most 64 KiB) and its size.
+static uint32_t pk_slab_class(uint64_t size, uint64_t *class_size) {
+  if (size <= 64) {
+    *class_size = 64;
+    return 0;
+  }
+  int k = 63 - __builtin_clzll(size - 1);  // 2^k < size <= 2^(k+1), k >= 6
+  uint64_t base = (uint64_t)1 << k, step = base / 4;
+  uint64_t q = (size - base + step - 1) / step;  // 1..4
+  *class_size = base + q * step;
+  return (uint32_t)((k - 6) * 4 + q);
+}
+
+static void *pk_slab_alloc(struct pk_slab *slab, uint64_t size) {
+  uint64_t class_size;
+  uint32_t class = pk_slab_class(size, &class_size);
+  void *chunk = slab->free[class];
+  if (chunk != NULL) {
+    memcpy(&slab->free[class], chunk, sizeof chunk);
+  } else {
+    if ((uint64_t)(slab->end - slab->cur) < class_size) {
+      if (slab->regions_len == slab->regions_cap) {
+        uint32_t cap = slab->regions_cap == 0 ? 16 : slab->regions_cap * 2;
+        void **regions = realloc(slab->regions, cap * sizeof *regions);
+        if (regions == NULL) return NULL;
+        slab->regions = regions;
+        slab->regions_cap = cap;
+      }
+      uint8_t *region = mmap(NULL, PK_SLAB_REGION, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (region == MAP_FAILED) return NULL;
+      // Best effort: without it (an older kernel) pages fault in one by one.
+      madvise(region, PK_SLAB_REGION, MADV_POPULATE_WRITE);
+      slab->regions[slab->regions_len++] = region;
+      // The rest of the last region is left: at most one chunk of 64 KiB.
+      slab->cur = region;
+      slab->end = region + PK_SLAB_REGION;
+    }
+    chunk = slab->cur;
+    slab->cur += class_size;
+  }
+  slab->used += class_size;
+  return chunk;
+}
+
+static void pk_slab_free(struct pk_slab *slab, void *chunk, uint64_t size) {
+  if (chunk == NULL) return;
+  uint64_t class_size;
+  uint32_t class = pk_slab_class(size, &class_size);
+  memcpy(chunk, &slab->free[class], sizeof chunk);
+  slab->free[class] = chunk;
+  slab->used -= class_size;
+}
+
+// Unmaps every region, when no chunk is handed out.
+static int pk_slab_trim(struct pk_slab *slab) {
+  if (slab == NULL || slab->used != 0 || slab->regions_len == 0) return 0;
+  for (uint32_t i = 0; i < slab->regions_len; i++) munmap(slab->regions[i], PK_SLAB_REGION);
+  int count = (int)slab->regions_len;
+  slab->regions_len = 0;
+  slab->cur = slab->end = NULL;
+  memset(slab->free, 0, sizeof slab->free);
+  return count;
+}
+
+static void pk_slab_destroy(struct pk_slab *slab) {
+  if (slab == NULL) return;
+  pk_slab_trim(slab);
+  for (uint32_t i = 0; i < slab->regions_len; i++) munmap(slab->regions[i], PK_SLAB_REGION);
+  free(slab->regions);
+  free(slab);
+}
+
+static uint8_t *pk_put_text(uint8_t *at, const char *text) {
+  size_t len = strlen(text);
+  memcpy(at, text, len);
+  return at + len;
+}
+
+static uint8_t *pk_put_u64(uint8_t *at, uint64_t value) {
+  uint8_t digits[20];
+  int n = 0;
+  do {
+    digits[n++] = (uint8_t)('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  while (n > 0) *at++ = digits[--n];
+  return at;
+}
+
+// Writes the info JSON of the object put here in `e` (at most
+// PK_FP_PUT_INFO_MAX bytes), with its fields in the order the server's JS
+// sends them; returns its length.
+static uint32_t pk_fp_put_info(const struct pk_fp_entry *e, uint8_t *out) {
+  uint8_t *at = pk_put_text(out, "{\"id\":\"");
+  memcpy(at, e->id, e->id_len);
+  at = pk_put_text(at + e->id_len, "\",\"state\":\"SEALED\",\"size\":");
+  at = pk_put_u64(at, e->size);
+  at = pk_put_text(at, ",\"blobSizes\":[");
+  at = pk_put_u64(at, e->size);
+  at = pk_put_text(at, "],\"meta\":{},\"createdAt\":");
+  at = pk_put_u64(at, (uint64_t)e->created_at);
+  at = pk_put_text(at, ",\"sealedAt\":");
+  at = pk_put_u64(at, (uint64_t)e->created_at);
+  *at++ = '}';
+  return (uint32_t)(at - out);
+}
+
 // Answers the PUT frame `request` with `body` as an object of this table,
 // its reply frame written into `reply` (`room` bytes). Returns the reply's
 // length and the object's size in `out_size`; -1 when the frame is JS's.
@@ -4091,34 +4237,22 @@ static int64_t pk_fp_put_here(struct pk_fp *fp, uint32_t request, const uint8_t 
     fp->puts = puts;
     fp->puts_cap = cap;
   }
+  if (fp->slab == NULL && (fp->slab = calloc(1, sizeof *fp->slab)) == NULL) return -1;
   uint8_t id[PK_FP_UUID_LEN];
   if (pk_fp_uuid(fp, id) < 0) return -1;
-  uint8_t *bytes = malloc(size);
-  uint8_t *info = malloc(PK_FP_PUT_INFO_MAX);
-  if (bytes == NULL || info == NULL) {
-    free(bytes);
-    free(info);
-    return -1;
-  }
-  int info_len = snprintf(
-      (char *)info, PK_FP_PUT_INFO_MAX,
-      "{\"id\":\"%.36s\",\"state\":\"SEALED\",\"size\":%llu,\"blobSizes\":[%llu],\"meta\":{},"
-      "\"createdAt\":%lld,\"sealedAt\":%lld}",
-      (const char *)id, (unsigned long long)size, (unsigned long long)size, (long long)now,
-      (long long)now);
-  int64_t slot = info_len <= 0 || info_len >= PK_FP_PUT_INFO_MAX
-                     ? -E2BIG
-                     : pk_fp_entry_add(fp, id, PK_FP_UUID_LEN);
+  uint8_t *bytes = pk_slab_alloc(fp->slab, size);
+  uint8_t *kept_id = pk_slab_alloc(fp->slab, PK_FP_UUID_LEN);
+  int64_t slot = bytes == NULL || kept_id == NULL
+                     ? -ENOMEM
+                     : pk_fp_entry_add(fp, id, PK_FP_UUID_LEN, kept_id);
   if (slot < 0) {
-    free(bytes);
-    free(info);
+    pk_slab_free(fp->slab, bytes, size);
+    pk_slab_free(fp->slab, kept_id, PK_FP_UUID_LEN);
     return -1;
   }
   memcpy(bytes, body + 6, size);
   struct pk_fp_entry *e = &fp->entries[slot];
   e->bytes = bytes;
-  e->info = info;
-  e->info_len = (uint32_t)info_len;
   e->size = size;
   e->expires_at = 0;
   e->created_at = now;
@@ -4126,10 +4260,20 @@ static int64_t pk_fp_put_here(struct pk_fp *fp, uint32_t request, const uint8_t 
   fp->held++;
   fp->budget -= size;
   fp->puts[fp->puts_len++] = (uint32_t)slot;
-  memcpy(reply + PK_FRAME_HEADER, info, (size_t)info_len);
-  pk_fp_header(reply, PK_OP_PUT, request, PK_FLAG_REPLY, (uint32_t)info_len, 0);
+  uint32_t info_len = pk_fp_put_info(e, reply + PK_FRAME_HEADER);
+  pk_fp_header(reply, PK_OP_PUT, request, PK_FLAG_REPLY, info_len, 0);
   *out_size = size;
   return PK_FRAME_HEADER + info_len;
+}
+
+// Gives back the memory of objects put here once none is left; returns
+// the regions unmapped. JS calls it when puts have paused.
+PK_EXPORT int32_t pk_fp_trim(void *handle) {
+  struct pk_fp *fp = handle;
+  pthread_mutex_lock(&fp->lock);
+  int32_t count = pk_slab_trim(fp->slab);
+  pthread_mutex_unlock(&fp->lock);
+  return count;
 }
 
 // Gives the object put here in `e` its memfd, sealed for good, unless it

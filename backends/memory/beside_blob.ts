@@ -18,7 +18,8 @@ import { MemfdBlob, type MemfdContext } from "./memfd_blob.ts";
 export class BesideBlob extends MemfdBlob {
   readonly #context: MemfdContext;
   readonly #bytes: BesideBytes;
-  readonly #views = new HeapViews();
+  /** Views open, once one has been. */
+  #views: HeapViews | undefined;
   /** This blob's descriptor of the memfd, once asked for. */
   #fd: number | undefined;
 
@@ -47,11 +48,11 @@ export class BesideBlob extends MemfdBlob {
     this.checkLive("open a view of");
     const copy = new ArrayBuffer(this.size);
     this.#bytes.copy(0, new Uint8Array(copy));
-    return this.#views.open(copy);
+    return (this.#views ??= new HeapViews()).open(copy);
   }
 
   closeView(view: Uint8Array): void {
-    this.#views.close(view);
+    this.#views?.close(view);
   }
 
   protected copyOut(offset: number, length: number): Uint8Array {
@@ -75,7 +76,7 @@ export class BesideBlob extends MemfdBlob {
   free(): Promise<void> {
     if (this.state !== "freed") {
       this.state = "freed";
-      this.#views.closeAll();
+      this.#views?.closeAll();
       if (this.#fd !== undefined) this.#context.closer.close(this.#fd);
       this.#fd = undefined;
       this.#bytes.release();

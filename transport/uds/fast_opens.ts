@@ -117,6 +117,8 @@ export class FastOpens {
   #lent = 0;
   /** Receives until lending is tried again, after the peer had no room. */
   #lendWait = 0;
+  /** Objects stored in C since the last sweep. */
+  #stored = 0;
   readonly #records = new Uint8Array(PUT_RECORD * PUTS);
   readonly #recordWords = new Uint32Array(this.#records.buffer);
   readonly #recordTimes = new Float64Array(this.#records.buffer);
@@ -292,7 +294,10 @@ export class FastOpens {
    * @param puts How many PUTs C answered in the last receive.
    */
   received(puts: number): void {
-    if (puts > 0) this.#takePuts();
+    if (puts > 0) {
+      this.#stored += puts;
+      this.#takePuts();
+    }
     if (this.#puts !== undefined && this.#lent < LEND_BYTES / 2 && --this.#lendWait <= 0) {
       this.#lend();
     }
@@ -321,15 +326,15 @@ export class FastOpens {
         const id = latin1(records, PUT_RECORD * i + 16, 36);
         this.#lent -= size;
         const bytes = new StoredInC(this, symbols, handle, slot);
-        const adopted = peer.adoptBeside({ id, size, createdAt, bytes });
-        if (adopted === undefined) {
+        const object = putInfo(id, size, createdAt);
+        const reads = peer.adoptBeside(object, bytes);
+        if (reads === undefined) {
           // Closed meanwhile, or a UUID taken: the object goes, and its room back.
           peer.returnRoom(size);
           symbols.pk_fp_remove(handle, slot);
           bytes.release();
           continue;
         }
-        const { object, reads } = adopted;
         this.#slots[slot] = { id, reads, object, serial, put: true };
         this.#byId.set(id, slot);
       }
@@ -376,6 +381,9 @@ export class FastOpens {
   #sweep(): void {
     if (this.#handle === null) return;
     if (this.#native.symbols.pk_fp_expire(this.#handle, this.now()) > 0) this.drain();
+    // Puts have paused: the memory of those stored in C goes back, if none is left.
+    if (this.#stored === 0) this.#native.symbols.pk_fp_trim(this.#handle);
+    this.#stored = 0;
   }
 }
 
@@ -595,6 +603,33 @@ class StoredInC implements BesideBytes {
   #live(): void {
     if (this.#released) throw new ClosedError("Cannot use an object stored in C: released");
   }
+}
+
+/** Metadata of objects stored in C: none, one object for all. */
+const NO_META = Object.freeze({});
+/** Blob sizes of objects stored in C, one array for each size. */
+const blobSizes = new Map<number, readonly number[]>();
+const MAX_SIZES = 1024;
+
+/**
+ * The info of an object C stored for a PUT: what its reply said, the fields
+ * in the order a put's seal leaves them (see `pk_fp_put_info`).
+ */
+function putInfo(id: string, size: number, at: number): ObjectInfo {
+  let sizes = blobSizes.get(size);
+  if (sizes === undefined) {
+    sizes = Object.freeze([size]);
+    if (blobSizes.size < MAX_SIZES) blobSizes.set(size, sizes);
+  }
+  return {
+    id,
+    state: "SEALED",
+    size,
+    blobSizes: sizes,
+    meta: NO_META,
+    createdAt: at,
+    sealedAt: at,
+  };
 }
 
 /** `length` bytes of ASCII from `at` as a string. */
