@@ -199,7 +199,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   }
 
   /** Lends room of the blob store for objects stored beside this peer; see {@link PutsBeside.lendRoom}. */
-  lendRoom(bytes: number, reclaim: () => number): number {
+  lendRoom(bytes: number, reclaim: (bytes: number) => number): number {
     if (this.#closed || !this.takesPutsBeside) return 0;
     return this.#blobs.lendRoom?.(bytes, reclaim) ?? 0;
   }

@@ -48,12 +48,12 @@ export interface BlobStore {
   allocateFilled?(info: ObjectInfo, bytes: Uint8Array): Promise<StoredObject>;
   /**
    * Optional: lends up to `bytes` of free room for objects stored beside the
-   * peer (see `PutsBeside.lendRoom`); `reclaim` ends the lending when the
-   * store needs the room back, and returns what is left of it.
+   * peer (see `PutsBeside.lendRoom`); `reclaim` gives back up to the bytes
+   * the store asks for when it needs room, and returns how many it gave.
    *
    * @returns The bytes lent.
    */
-  lendRoom?(bytes: number, reclaim: () => number): number;
+  lendRoom?(bytes: number, reclaim: (bytes: number) => number): number;
   /** Optional, with `lendRoom`: gives back `bytes` of room lent that no object took. */
   returnRoom?(bytes: number): void;
   /**

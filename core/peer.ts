@@ -323,11 +323,12 @@ export interface PutsBeside {
    * objects do not get until it is given back or used.
    *
    * @param bytes The most to lend.
-   * @param reclaim Called when the peer needs the room back: ends the lending
-   *   and returns what is left of it.
+   * @param reclaim Called when the peer needs room back: gives back up to
+   *   the bytes asked for of what is left of the room lent, and returns how
+   *   many it gave.
    * @returns The bytes lent, fewer when the peer has less room free.
    */
-  lendRoom(bytes: number, reclaim: () => number): number;
+  lendRoom(bytes: number, reclaim: (bytes: number) => number): number;
   /** Gives back `bytes` of room lent that no object took. */
   returnRoom(bytes: number): void;
   /**

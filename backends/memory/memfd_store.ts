@@ -75,8 +75,8 @@ export class MemfdBlobStore implements BlobStore {
   #used = 0;
   /** Room lent for objects stored beside the store (see `PutsBeside`), not used yet. */
   #lent = 0;
-  /** Ends the lending of {@link MemfdBlobStore.#lent}: what is left of it. */
-  #reclaim: (() => number) | undefined;
+  /** Gives back up to the bytes asked for of {@link MemfdBlobStore.#lent}; returns how many. */
+  #reclaim: ((bytes: number) => number) | undefined;
   #closed = false;
 
   /**
@@ -246,12 +246,12 @@ export class MemfdBlobStore implements BlobStore {
   /**
    * Lends up to `bytes` of free room for objects stored beside the store
    * (see `PutsBeside.lendRoom`): room its own objects do not get until
-   * `reclaim` gives back what is left, which it does as soon as one does
-   * not fit otherwise.
+   * `reclaim` gives it back, which it asks for, as much as is missing, as
+   * soon as one does not fit otherwise.
    *
    * @returns The bytes lent.
    */
-  lendRoom(bytes: number, reclaim: () => number): number {
+  lendRoom(bytes: number, reclaim: (bytes: number) => number): number {
     if (this.#closed) return 0;
     this.#reclaim = reclaim;
     const lent = Math.max(0, Math.min(bytes, this.capacity - this.#used - this.#lent));
@@ -359,15 +359,15 @@ export class MemfdBlobStore implements BlobStore {
    * @throws {CapacityExceededError} When they do not fit.
    */
   #checkRoom(info: ObjectInfo, total: number): void {
-    if (this.#lent > 0 && this.#used + this.#lent + total > this.capacity) this.#takeBack();
+    const missing = this.#used + this.#lent + total - this.capacity;
+    if (this.#lent > 0 && missing > 0) this.#takeBack(missing);
     checkRoom(info, total, this.#used + this.#lent, this.capacity);
   }
 
-  /** Ends the lending of room beside: what is left of it is free again. */
-  #takeBack(): void {
-    const reclaim = this.#reclaim;
-    this.#reclaim = undefined;
-    if (reclaim !== undefined) this.#lent = Math.max(0, this.#lent - reclaim());
+  /** Takes back up to `bytes` of the room lent beside (all of it by default). */
+  #takeBack(bytes = Infinity): void {
+    const given = this.#reclaim?.(Math.min(bytes, this.#lent)) ?? 0;
+    this.#lent = Math.max(0, this.#lent - given);
   }
 
   #checkOpen(): void {

@@ -68,8 +68,6 @@ const LEASE_LENGTH = 24;
 const FREED = 1;
 /** Room lent to C for small puts at a time; lent again once half of it is used. */
 const LEND_BYTES = 4 * 1024 * 1024;
-/** Receives after which lending is tried again when the peer had no room. */
-const LEND_RETRY = 64;
 /** Bytes of a record of `pk_fp_take_puts`, and how many one call takes. */
 const PUT_RECORD = 56;
 const PUTS = 256;
@@ -115,14 +113,14 @@ export class FastOpens {
   readonly #slotOut = new Uint32Array(1);
   /** Room lent to C for small puts and not used yet. */
   #lent = 0;
-  /** Receives until lending is tried again, after the peer had no room. */
-  #lendWait = 0;
+  /** C has been told its room (and its limit of memfds) once. */
+  #lentOnce = false;
   /** Objects stored in C since the last sweep. */
   #stored = 0;
   readonly #records = new Uint8Array(PUT_RECORD * PUTS);
   readonly #recordWords = new Uint32Array(this.#records.buffer);
   readonly #recordTimes = new Float64Array(this.#records.buffer);
-  readonly #reclaim = () => this.#takeBackRoom();
+  readonly #reclaim = (bytes: number) => this.#takeBackRoom(bytes);
   readonly #events = new Uint32Array(EVENTS * 4);
   /** The same events, for the change in readers, which may be negative. */
   readonly #changes = new Int32Array(this.#events.buffer);
@@ -289,7 +287,9 @@ export class FastOpens {
 
   /**
    * Takes in the objects C stored for PUTs of the last receive, as the
-   * peer's, and lends C room again once half of it is used.
+   * peer's, and lends C room again once half of it is used (or was taken
+   * back: when the peer has none free, it tries again at each receive,
+   * which costs it a few comparisons).
    *
    * @param puts How many PUTs C answered in the last receive.
    */
@@ -298,9 +298,7 @@ export class FastOpens {
       this.#stored += puts;
       this.#takePuts();
     }
-    if (this.#puts !== undefined && this.#lent < LEND_BYTES / 2 && --this.#lendWait <= 0) {
-      this.#lend();
-    }
+    if (this.#puts !== undefined && this.#lent < LEND_BYTES / 2) this.#lend();
   }
 
   /** @internal The peer let go of the bytes of the object stored in C in `slot`. */
@@ -348,18 +346,20 @@ export class FastOpens {
     const peer = this.#puts;
     if (handle === null || peer === undefined || this.#closing) return;
     const lent = peer.lendRoom(LEND_BYTES - this.#lent, this.#reclaim);
-    this.#lendWait = lent === 0 ? LEND_RETRY : 0;
+    if (lent === 0 && this.#lentOnce) return;
+    this.#lentOnce = true;
     this.#lent += lent;
     this.#native.symbols.pk_fp_budget(handle, this.#lent, this.#maxObjects);
   }
 
-  /** Ends C's lending: what is left of the room, no longer C's. */
-  #takeBackRoom(): number {
-    const left = this.#lent;
-    this.#lent = 0;
-    this.#lendWait = LEND_RETRY;
-    if (this.#handle !== null) this.#native.symbols.pk_fp_budget(this.#handle, 0, this.#maxObjects);
-    return left;
+  /** Takes back up to `bytes` of the room C was lent (all by default); returns how many. */
+  #takeBackRoom(bytes = Infinity): number {
+    const taken = Math.min(bytes, this.#lent);
+    this.#lent -= taken;
+    if (this.#handle !== null) {
+      this.#native.symbols.pk_fp_budget(this.#handle, this.#lent, this.#maxObjects);
+    }
+    return taken;
   }
 
   /** C has freed `slot`: it may name another object from now on. */
