@@ -166,12 +166,12 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     const holding = this.#held.get(leaseId);
     if (holding === undefined || holding.removed || !holding.sealed) return undefined;
     if (this.#digest !== undefined && holding.info.digest === undefined) return undefined;
-    return this.#besideReads(holding);
-  }
-
-  /** The counts of reads beside this peer's leases of `holding`, a sealed incarnation. */
-  #besideReads(holding: Holding): BesideReads {
-    return new HoldingReads(holding, this.#counter);
+    const counter = this.#counter;
+    // Functions of their own: callers may hand them on apart from the object.
+    return {
+      hold: (delta) => counter.hold(holding, delta),
+      read: (count) => counter.read(holding, count),
+    };
   }
 
   /** What {@link HoldingReads} change in this peer, made once. */
@@ -218,7 +218,11 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
       return undefined;
     }
     // Cannot throw: the store closes only with this peer, checked above.
-    return this.#besideReads(this.#adopt(info, this.#blobs.adoptBeside!(info, bytes)));
+    // One object per put, its methods on its class: call them on it.
+    return new HoldingReads(
+      this.#adopt(info, this.#blobs.adoptBeside!(info, bytes)),
+      this.#counter,
+    );
   }
 
   /** The clock this peer uses. */

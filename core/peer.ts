@@ -338,8 +338,8 @@ export interface PutsBeside {
    * @param info The object: sealed, one blob, no TTL, an id fresh as
    *   `newId` makes them; the peer keeps this very object as its info.
    * @param bytes Its bytes, the peer's until it lets go.
-   * @returns The counts of its reads beside the peer; undefined when the
-   *   peer cannot take it (closed, or the id taken): the bytes stay the
+   * @returns The counts of its reads beside the peer (call its methods on
+   *   it); undefined when the peer cannot take it (closed, or the id taken): the bytes stay the
    *   caller's, and its room is still lent.
    */
   adoptBeside(info: ObjectInfo, bytes: BesideBytes): BesideReads | undefined;
