@@ -3307,7 +3307,9 @@ struct pk_fp {
   pthread_mutex_t lock;
   struct pk_fp_entry *entries;
   uint32_t entry_cap;
-  uint32_t *index;  // open addressing: entry slot + 1, 0 empty
+  // Open addressing: the id's hash (low 32 bits) << 32 | entry slot + 1; 0 empty.
+  // Probes compare hashes first, and touch an entry only when they match.
+  uint64_t *index;
   uint32_t index_cap;
   uint32_t indexed;
   struct pk_fp_lease *leases;
@@ -3352,37 +3354,38 @@ static uint64_t pk_fp_hash(const uint8_t *bytes, uint32_t len) {
 static uint32_t pk_fp_find(struct pk_fp *fp, const uint8_t *id, uint32_t len) {
   if (fp->index_cap == 0) return PK_FP_NONE;
   uint32_t mask = fp->index_cap - 1;
-  for (uint32_t i = (uint32_t)pk_fp_hash(id, len) & mask;; i = (i + 1) & mask) {
-    uint32_t at = fp->index[i];
+  uint32_t hash = (uint32_t)pk_fp_hash(id, len);
+  for (uint32_t i = hash & mask;; i = (i + 1) & mask) {
+    uint64_t at = fp->index[i];
     if (at == 0) return PK_FP_NONE;
-    struct pk_fp_entry *e = &fp->entries[at - 1];
-    if (e->id_len == len && memcmp(e->id, id, len) == 0) return at - 1;
+    if ((uint32_t)(at >> 32) != hash) continue;
+    struct pk_fp_entry *e = &fp->entries[(uint32_t)at - 1];
+    if (e->id_len == len && memcmp(e->id, id, len) == 0) return (uint32_t)at - 1;
   }
+}
+
+// Puts `value` (hash << 32 | slot + 1) in the first free place from its home.
+static void pk_fp_index_place(uint64_t *index, uint32_t mask, uint64_t value) {
+  uint32_t i = (uint32_t)(value >> 32) & mask;
+  while (index[i] != 0) i = (i + 1) & mask;
+  index[i] = value;
 }
 
 static int pk_fp_index_add(struct pk_fp *fp, uint32_t slot) {
   if ((fp->indexed + 1) * 2 > fp->index_cap) {
     uint32_t cap = fp->index_cap == 0 ? 64 : fp->index_cap * 2;
-    uint32_t *index = calloc(cap, sizeof *index);
+    uint64_t *index = calloc(cap, sizeof *index);
     if (index == NULL) return -ENOMEM;
-    uint32_t *old = fp->index;
-    uint32_t old_cap = fp->index_cap;
+    for (uint32_t i = 0; i < fp->index_cap; i++) {
+      if (fp->index[i] != 0) pk_fp_index_place(index, cap - 1, fp->index[i]);
+    }
+    free(fp->index);
     fp->index = index;
     fp->index_cap = cap;
-    for (uint32_t i = 0; i < old_cap; i++) {
-      if (old[i] == 0) continue;
-      struct pk_fp_entry *e = &fp->entries[old[i] - 1];
-      uint32_t j = (uint32_t)pk_fp_hash(e->id, e->id_len) & (cap - 1);
-      while (index[j] != 0) j = (j + 1) & (cap - 1);
-      index[j] = old[i];
-    }
-    free(old);
   }
   struct pk_fp_entry *e = &fp->entries[slot];
-  uint32_t mask = fp->index_cap - 1;
-  uint32_t i = (uint32_t)pk_fp_hash(e->id, e->id_len) & mask;
-  while (fp->index[i] != 0) i = (i + 1) & mask;
-  fp->index[i] = slot + 1;
+  uint64_t hash = (uint32_t)pk_fp_hash(e->id, e->id_len);
+  pk_fp_index_place(fp->index, fp->index_cap - 1, hash << 32 | (slot + 1));
   fp->indexed++;
   return 0;
 }
@@ -3392,15 +3395,14 @@ static void pk_fp_index_remove(struct pk_fp *fp, uint32_t slot) {
   struct pk_fp_entry *e = &fp->entries[slot];
   uint32_t mask = fp->index_cap - 1;
   uint32_t i = (uint32_t)pk_fp_hash(e->id, e->id_len) & mask;
-  while (fp->index[i] != slot + 1) {
+  while ((uint32_t)fp->index[i] != slot + 1) {
     if (fp->index[i] == 0) return;
     i = (i + 1) & mask;
   }
   fp->index[i] = 0;
   fp->indexed--;
   for (uint32_t j = (i + 1) & mask; fp->index[j] != 0; j = (j + 1) & mask) {
-    struct pk_fp_entry *m = &fp->entries[fp->index[j] - 1];
-    uint32_t home = (uint32_t)pk_fp_hash(m->id, m->id_len) & mask;
+    uint32_t home = (uint32_t)(fp->index[j] >> 32) & mask;
     // Move it into the hole unless its home lies in (i, j].
     if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
       fp->index[i] = fp->index[j];
