@@ -491,20 +491,30 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   deleteObject(objectId: string): Promise<void> {
     try {
       this.#checkOpen();
-      const holding = this.#objects.get(objectId);
-      const leases = this.#leases;
-      if (
-        holding === undefined || !holding.sealed || this.#node !== undefined ||
-        leases.removeSealed === undefined || isExpired(holding.info, this.#clock.now()) ||
-        !leases.removeSealed(objectId)
-      ) {
-        return deleteInSteps(this, objectId);
-      }
-      this.#unlist(holding, objectId);
-      return Promise.resolve();
+      return this.removeBeside(objectId) ? Promise.resolve() : deleteInSteps(this, objectId);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Deletes a sealed object held here, in a lease store of this peer's own,
+   * at once; see {@link PutsBeside.removeBeside}.
+   *
+   * @returns False when there is none such (nothing changes).
+   */
+  removeBeside(objectId: string): boolean {
+    const holding = this.#objects.get(objectId);
+    const leases = this.#leases;
+    if (
+      this.#closed || holding === undefined || !holding.sealed || this.#node !== undefined ||
+      leases.removeSealed === undefined || isExpired(holding.info, this.#clock.now()) ||
+      !leases.removeSealed(objectId)
+    ) {
+      return false;
+    }
+    this.#unlist(holding, objectId);
+    return true;
   }
 
   async seal(leaseId: string): Promise<ObjectInfo> {

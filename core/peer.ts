@@ -343,6 +343,15 @@ export interface PutsBeside {
    *   caller's, and its room is still lent.
    */
   adoptBeside(info: ObjectInfo, bytes: BesideBytes): BesideReads | undefined;
+  /**
+   * Deletes a sealed object held here at once, as a delete of it would (for
+   * a delete answered beside the peer): it leaves lookups now, and readers
+   * holding it keep their bytes until they close.
+   *
+   * @returns False when no sealed object of this peer's own has the id
+   *   (nothing changes): delete it the usual way.
+   */
+  removeBeside(objectId: string): boolean;
 }
 
 /** Whether `peer` offers {@link PutsBeside} and takes such objects. */

@@ -777,7 +777,7 @@ export const symbols = {
       "f64", // double now: epoch ms
       "buffer", // uint8_t *spill (64 KiB at least)
       "buffer", // int32_t *spill_fds (253)
-      "buffer", // double out[12]
+      "buffer", // double out[14]
     ],
     result: "i64", // as pk_recvmsg; -errno when replies could not be kept
   },
@@ -788,8 +788,17 @@ export const symbols = {
       "pointer", // void *handle
       "f64", // double bytes: what new objects put in C may take
       "u32", // uint32_t max_memfds: made in C for OPENs of them
+      "i32", // int32_t deletes: 1 when DELETEs of them are answered in C
     ],
     result: "i32",
+  },
+  pk_fp_take_deletes: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // uint32_t *out: slots of objects put and deleted in C
+      "i32", // int32_t max
+    ],
+    result: "i32", // how many
   },
   pk_fp_take_puts: {
     parameters: [

@@ -3264,6 +3264,7 @@ PK_EXPORT int32_t pk_hg_close(void *handle) {
 #define PK_FRAME_HEADER 16
 #define PK_OP_RELEASE 4
 #define PK_OP_PUT 12
+#define PK_OP_DELETE 16
 #define PK_OP_OPEN 13
 #define PK_FLAG_REPLY 1
 #define PK_FLAG_ONE_WAY 4
@@ -3327,6 +3328,9 @@ struct pk_fp {
   uint64_t budget;      // bytes new objects may still take, lent by JS
   uint32_t *puts;       // slots of objects put here that JS has not taken yet
   uint32_t puts_len, puts_cap;
+  uint32_t *deleted;    // slots of objects put here deleted here, JS has not been told yet
+  uint32_t deleted_len, deleted_cap;
+  uint8_t deletes;      // DELETEs of objects put here are answered here
   struct pk_slab *slab; // the memory of objects put here
   uint32_t held;        // entries whose bytes JS holds
   uint32_t memfds;      // memfds made here for OPENs of objects put here
@@ -3625,6 +3629,7 @@ static void pk_fp_destroy(struct pk_fp *fp) {
   free(fp->leases);
   free(fp->dirty);
   free(fp->puts);
+  free(fp->deleted);
   pk_slab_destroy(fp->slab);
   pthread_mutex_destroy(&fp->lock);
   free(fp);
@@ -3903,6 +3908,8 @@ static int64_t pk_fp_put_here(struct pk_fp *fp, uint32_t request, const uint8_t 
                               uint64_t *out_size);
 static int32_t pk_fp_memfd_here(struct pk_fp *fp, struct pk_fp_entry *e, int limited);
 static uint32_t pk_fp_put_info(const struct pk_fp_entry *e, uint8_t *out);
+static int64_t pk_fp_delete_here(struct pk_fp *fp, uint32_t request, const uint8_t *body,
+                                 uint32_t body_len, uint8_t *reply, uint32_t room);
 
 // Receives one message of the connection, as pk_recvmsg does, and answers
 // its frames that are OPENs (with a TTL or not) of registered objects, one-way
@@ -3917,7 +3924,8 @@ static uint32_t pk_fp_put_info(const struct pk_fp_entry *e, uint8_t *out);
 // under the leases granted, bytes sent, bytes and fds of the replies put in
 // `spill` (at least PK_FP_REPLY_CAP bytes) and `spill_fds` (PK_MAX_FDS) for
 // JS to queue when the socket was full; out[9..11]: PUTs answered, their
-// request bytes, their objects' bytes. Returns what pk_recvmsg returns, or
+// request bytes, their objects' bytes; out[12..13]: DELETEs answered, their
+// request bytes. Returns what pk_recvmsg returns, or
 // -errno when the replies could be neither sent nor kept (end the
 // connection: its leases end with it).
 PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fds_out,
@@ -3925,7 +3933,7 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
                              uint8_t *spill, int32_t *spill_fds, double *out) {
   struct pk_fp_conn *c = conn;
   struct pk_fp *fp = c->fp;
-  for (int i = 0; i < 12; i++) out[i] = 0;
+  for (int i = 0; i < 14; i++) out[i] = 0;
   int64_t n = pk_recvmsg(c->fd, buf, cap, fds_out, max_fds, out_nfds, out_flags);
   if (n > 0) out[0] = (double)n;
   if (n <= 0 || *out_nfds != 0 || *out_flags != 0) return n;
@@ -4017,6 +4025,13 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
       out[9] += 1;
       out[10] += PK_FRAME_HEADER + body_len;
       out[11] += (double)size;
+    } else if (op == PK_OP_DELETE && flags == 0) {
+      int64_t deleted = pk_fp_delete_here(fp, request, body, body_len, c->reply + len,
+                                          PK_FP_REPLY_CAP - len);
+      if (deleted < 0) goto keep;
+      len += (uint32_t)deleted;
+      out[12] += 1;
+      out[13] += PK_FRAME_HEADER + body_len;
     } else {
       goto keep;
     }
@@ -4058,7 +4073,9 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
 // then on (pk_fp_copy, pk_fp_memfd) until it lets go (pk_fp_unhold), and
 // the entry is freed once it has let go, left lookups and no lease reads it.
 // Puts take room the peer lent (pk_fp_budget); without room, or for any
-// other PUT, the frame is JS's, as before.
+// other PUT, the frame is JS's, as before. A DELETE of such an object that
+// JS holds is answered here too: it leaves lookups at once, and the peer
+// takes it out of its own right after the receive (pk_fp_take_deletes).
 
 #define PK_FP_PUT_MAX (64 * 1024)
 #define PK_FP_UUID_LEN 36
@@ -4308,15 +4325,61 @@ static int32_t pk_fp_memfd_here(struct pk_fp *fp, struct pk_fp_entry *e, int lim
   return 0;
 }
 
-// Sets the bytes new objects put here may take (room the peer lent), and
-// the most memfds made here for OPENs of them.
-PK_EXPORT int32_t pk_fp_budget(void *handle, double bytes, uint32_t max_memfds) {
+// Answers the DELETE frame `request` of an object put here that JS holds
+// (its id the body), its reply frame written into `reply` (`room` bytes):
+// the object leaves lookups, and JS is told (pk_fp_take_deletes). Returns
+// the reply's length; -1 when the frame is JS's. Locked.
+static int64_t pk_fp_delete_here(struct pk_fp *fp, uint32_t request, const uint8_t *body,
+                                 uint32_t body_len, uint8_t *reply, uint32_t room) {
+  if (!fp->deletes || fp->closing || room < PK_FRAME_HEADER || body_len != PK_FP_UUID_LEN) {
+    return -1;
+  }
+  uint32_t slot = pk_fp_find(fp, body, body_len);
+  if (slot == PK_FP_NONE) return -1;
+  struct pk_fp_entry *e = &fp->entries[slot];
+  if (e->bytes == NULL || !e->held) return -1;
+  if (fp->deleted_len == fp->deleted_cap) {
+    uint32_t cap = fp->deleted_cap == 0 ? 256 : fp->deleted_cap * 2;
+    uint32_t *deleted = realloc(fp->deleted, cap * sizeof *deleted);
+    if (deleted == NULL) return -1;
+    fp->deleted = deleted;
+    fp->deleted_cap = cap;
+  }
+  pk_fp_index_remove(fp, slot);
+  e->removed = 1;
+  fp->deleted[fp->deleted_len++] = slot;
+  pk_fp_header(reply, PK_OP_DELETE, request, PK_FLAG_REPLY, 0, 0);
+  return PK_FRAME_HEADER;
+}
+
+// Sets the bytes new objects put here may take (room the peer lent), the
+// most memfds made here for OPENs of them, and whether DELETEs of them are
+// answered here (`deletes` 1).
+PK_EXPORT int32_t pk_fp_budget(void *handle, double bytes, uint32_t max_memfds,
+                               int32_t deletes) {
   struct pk_fp *fp = handle;
   pthread_mutex_lock(&fp->lock);
   fp->budget = fp->closing || !(bytes > 0) ? 0 : (uint64_t)bytes;
   fp->max_memfds = max_memfds;
+  fp->deletes = !fp->closing && deletes == 1;
   pthread_mutex_unlock(&fp->lock);
   return 0;
+}
+
+// Writes the slot of each object put here and deleted here since the last
+// call, oldest first, at most `max`; returns how many. They are out of
+// lookups: JS takes them out of the peer's.
+PK_EXPORT int32_t pk_fp_take_deletes(void *handle, uint32_t *out, int32_t max) {
+  struct pk_fp *fp = handle;
+  pthread_mutex_lock(&fp->lock);
+  uint32_t count = fp->deleted_len < (uint32_t)max ? fp->deleted_len : (uint32_t)max;
+  memcpy(out, fp->deleted, count * sizeof *out);
+  fp->deleted_len -= count;
+  if (fp->deleted_len > 0) {
+    memmove(fp->deleted, fp->deleted + count, fp->deleted_len * sizeof *fp->deleted);
+  }
+  pthread_mutex_unlock(&fp->lock);
+  return (int32_t)count;
 }
 
 // Writes a record (PK_FP_PUT_RECORD bytes: slot u32, size u32, created at

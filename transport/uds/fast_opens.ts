@@ -25,7 +25,9 @@
  * plain small PUTs too (native/packice.c, section 13), in room the peer lent
  * it: each object is in this table at once, and the peer takes it in right
  * after the receive that stored it, in the same call (`#takePuts`), before
- * any other JS runs, so no JS ever sees a put answered and not held.
+ * any other JS runs, so no JS ever sees a put answered and not held. So are
+ * DELETEs of those objects: out of C's lookups at once, out of the peer's
+ * right after that receive (`#takeDeletes`).
  *
  * @module
  */
@@ -48,6 +50,7 @@ import {
   type ReadsBeside,
   type RemovalEvents,
 } from "../../core/peer.ts";
+import { deleteObject } from "../../core/delete_in_steps.ts";
 import { check, Errno } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 import type { UdsMetrics } from "./metrics.ts";
@@ -121,6 +124,7 @@ export class FastOpens {
   readonly #recordWords = new Uint32Array(this.#records.buffer);
   readonly #recordTimes = new Float64Array(this.#records.buffer);
   readonly #reclaim = (bytes: number) => this.#takeBackRoom(bytes);
+  readonly #deleted = new Uint32Array(PUTS);
   readonly #events = new Uint32Array(EVENTS * 4);
   /** The same events, for the change in readers, which may be negative. */
   readonly #changes = new Int32Array(this.#events.buffer);
@@ -292,12 +296,14 @@ export class FastOpens {
    * which costs it a few comparisons).
    *
    * @param puts How many PUTs C answered in the last receive.
+   * @param deletes How many DELETEs C answered in the last receive.
    */
-  received(puts: number): void {
+  received(puts: number, deletes: number): void {
     if (puts > 0) {
       this.#stored += puts;
       this.#takePuts();
     }
+    if (deletes > 0) this.#takeDeletes();
     if (this.#puts !== undefined && this.#lent < LEND_BYTES / 2) this.#lend();
   }
 
@@ -340,6 +346,26 @@ export class FastOpens {
     }
   }
 
+  /** Takes the objects C deleted out of the peer's lookups. */
+  #takeDeletes(): void {
+    const handle = this.#handle;
+    const peer = this.#puts;
+    if (handle === null || peer === undefined) return;
+    const slots = this.#deleted;
+    for (;;) {
+      const count = this.#native.symbols.pk_fp_take_deletes(handle, slots, PUTS);
+      for (let i = 0; i < count; i++) {
+        const registered = this.#slots[slots[i]!];
+        if (registered === undefined) continue;
+        // Out of C's lookups already: the peer's removal event finds nothing to do here.
+        this.#byId.delete(registered.id);
+        // Always taken at once: a sealed object of the peer's own, with no TTL.
+        if (!peer.removeBeside(registered.id)) void deleteObject(peer, registered.id).catch(noop);
+      }
+      if (count < PUTS) return;
+    }
+  }
+
   /** Lends C room for small puts, up to {@link LEND_BYTES} in all. */
   #lend(): void {
     const handle = this.#handle;
@@ -349,7 +375,7 @@ export class FastOpens {
     if (lent === 0 && this.#lentOnce) return;
     this.#lentOnce = true;
     this.#lent += lent;
-    this.#native.symbols.pk_fp_budget(handle, this.#lent, this.#maxObjects);
+    this.#native.symbols.pk_fp_budget(handle, this.#lent, this.#maxObjects, 1);
   }
 
   /** Takes back up to `bytes` of the room C was lent (all by default); returns how many. */
@@ -357,7 +383,8 @@ export class FastOpens {
     const taken = Math.min(bytes, this.#lent);
     this.#lent -= taken;
     if (this.#handle !== null) {
-      this.#native.symbols.pk_fp_budget(this.#handle, this.#lent, this.#maxObjects);
+      const deletes = this.#puts !== undefined && !this.#closing ? 1 : 0;
+      this.#native.symbols.pk_fp_budget(this.#handle, this.#lent, this.#maxObjects, deletes);
     }
     return taken;
   }
@@ -396,7 +423,7 @@ export class FastConnection {
   readonly #handle: NonNullable<Deno.PointerValue>;
   readonly #spill: SpillTarget;
   readonly #metrics: UdsMetrics;
-  readonly #out = new Float64Array(12);
+  readonly #out = new Float64Array(14);
   #closed = false;
 
   constructor(
@@ -447,10 +474,16 @@ export class FastConnection {
     const opens = out[1]!;
     const releases = out[3]!;
     const puts = out[9]!;
-    // Before anything else: no JS may see a put answered and not the peer's.
-    this.#fast.received(puts);
-    if (opens === 0 && releases === 0 && puts === 0) return result;
+    const deletes = out[12]!;
+    // Before anything else: no JS may see a put or delete answered and not the peer's.
+    this.#fast.received(puts, deletes);
+    if (opens === 0 && releases === 0 && puts === 0 && deletes === 0) return result;
     const metrics = this.#metrics;
+    if (deletes > 0) {
+      metrics.requests[Op.DELETE]! += deletes;
+      metrics.nativeDeletes += deletes;
+      metrics.requestBytes[Op.DELETE]! += out[13]!;
+    }
     if (puts > 0) {
       metrics.requests[Op.PUT]! += puts;
       metrics.nativePuts += puts;
@@ -604,6 +637,8 @@ class StoredInC implements BesideBytes {
     if (this.#released) throw new ClosedError("Cannot use an object stored in C: released");
   }
 }
+
+function noop(): void {}
 
 /** Metadata of objects stored in C: none, one object for all. */
 const NO_META = Object.freeze({});

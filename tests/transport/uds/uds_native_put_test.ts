@@ -89,11 +89,44 @@ Deno.test({
     const metrics = daemon.server.metrics();
     assertEquals(metrics['uds_requests_total{op="put"}'], 1);
     assertEquals(metrics.uds_written_object_bytes_total, 4096);
+    // The delete is answered in C too, and the peer drops the object at once.
     await client.delete(id);
+    assertEquals(daemon.server.metrics().uds_native_delete_total, 1);
     assertEquals(await daemon.peer.list(), []);
     assertEquals((await daemon.peer.stats()).bytes, 0);
     await assertRejects(() => client.get(id), NotFoundError);
     await assertRejects(() => client.stat(id), NotFoundError);
+    await assertRejects(() => client.delete(id), NotFoundError);
+  },
+});
+
+Deno.test({
+  name: "a delete answered in C leaves readers their bytes, and only objects stored in C go there",
+  ignore: native === undefined,
+  async fn() {
+    await using daemon = await serve();
+    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using reader = new Client(await UdsPeer.connect(daemon.path));
+    const bytes = pattern(4096, 13);
+    const id = await client.put(bytes);
+    using held = await reader.get(id); // a lease granted in C
+    const { lease, blobs } = await daemon.peer.acquire(id, Access.READ); // and one of the peer's
+    await client.delete(id);
+    assertEquals(daemon.server.metrics().uds_native_delete_total, 1);
+    assertEquals(await client.has(id), false);
+    await assertRejects(() => client.get(id), NotFoundError);
+    assertEquals(held.bytes, bytes);
+    assertEquals(await blobs[0]!.read(0, 4096), bytes);
+    assertEquals((await daemon.peer.stats()).bytes, 4096);
+    await daemon.peer.release(lease.id);
+    held.close();
+    await reader.has(id); // the release, one way, has been read by now
+    assertEquals((await daemon.peer.stats()).bytes, 0);
+    // An object the server's JS stored is deleted by the server's JS.
+    await client.put(bytes, { id: "named" });
+    await client.delete("named");
+    assertEquals(daemon.server.metrics().uds_native_delete_total, 1);
+    assertEquals(await client.has("named"), false);
   },
 });
 
