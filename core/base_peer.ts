@@ -914,6 +914,10 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   #free(holding: Holding): void {
     closeViews(holding);
     this.#bytesHeld -= holding.info.size;
+    if (holding.sealing === undefined && this.#blobs.freeNow?.(holding.stored) === true) {
+      holding.freed = FREED;
+      return;
+    }
     const free = () => this.#blobs.free(holding.stored);
     holding.freed = (holding.sealing ? holding.sealing.then(free, free) : free()).catch(() => {});
   }
@@ -922,6 +926,9 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     if (this.#closed) throw new ClosedError("Peer is closed");
   }
 }
+
+/** What {@link Holding.freed} is once bytes were freed at once. */
+const FREED: Promise<void> = Promise.resolve();
 
 /** What the reads beside a peer's leases change in it: see {@link ReadsBeside}. */
 interface BesideCounter {

@@ -67,6 +67,13 @@ export interface BlobStore {
   seal(stored: StoredObject, info: ObjectInfo): Promise<void>;
   /** Frees the bytes. Called once, after every view has been closed. */
   free(stored: StoredObject): Promise<void>;
+  /**
+   * Optional: frees the bytes at once, as {@link BlobStore.free} would, when
+   * nothing about it waits (an object stored beside the store, say).
+   *
+   * @returns False when it cannot (nothing is freed): call `free`.
+   */
+  freeNow?(stored: StoredObject): boolean;
   /** Sealed objects kept from an earlier run; unfinished ones are removed. */
   recover(): Promise<RecoveredObject[]>;
   /**

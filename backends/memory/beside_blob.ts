@@ -74,13 +74,17 @@ export class BesideBlob extends MemfdBlob {
   }
 
   free(): Promise<void> {
-    if (this.state !== "freed") {
-      this.state = "freed";
-      this.#views?.closeAll();
-      if (this.#fd !== undefined) this.#context.closer.close(this.#fd);
-      this.#fd = undefined;
-      this.#bytes.release();
-    }
+    this.freeNow();
     return Promise.resolve();
+  }
+
+  /** {@link BesideBlob.free}, done in this call: nothing about it waits. */
+  freeNow(): void {
+    if (this.state === "freed") return;
+    this.state = "freed";
+    this.#views?.closeAll();
+    if (this.#fd !== undefined) this.#context.closer.close(this.#fd);
+    this.#fd = undefined;
+    this.#bytes.release();
   }
 }

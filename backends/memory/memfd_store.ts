@@ -302,6 +302,22 @@ export class MemfdBlobStore implements BlobStore {
     await Promise.all(this.#own(stored).map((blob) => this.#freeBlob(blob)));
   }
 
+  /**
+   * Frees an object stored beside the store (see
+   * {@link MemfdBlobStore.adoptBeside}) at once: nothing about it waits.
+   *
+   * @returns False for any other object (nothing is freed).
+   */
+  freeNow(stored: StoredObject): boolean {
+    const blob = stored.blobs.length === 1 ? stored.blobs[0] : undefined;
+    if (!(blob instanceof BesideBlob)) return false;
+    if (this.#blobs.delete(blob)) {
+      this.#used -= blob.size;
+      blob.freeNow();
+    }
+    return true;
+  }
+
   /** Memory does not survive a restart: always empty. */
   recover(): Promise<RecoveredObject[]> {
     return Promise.resolve([]);
