@@ -65,6 +65,13 @@ const MAX_OBJECTS = 65_536;
 const EVENTS = 256;
 /** How often leases given a deadline by a renew are checked, in milliseconds. */
 const SWEEP_MS = 1000;
+/**
+ * Sweeps without a put after which the memory of objects stored in C goes
+ * back to the kernel, once none is left: ten seconds, as jemalloc's default
+ * decay of unused pages, so a cache that turns its objects over keeps
+ * reusing pages it has faulted in.
+ */
+const TRIM_SWEEPS = 10;
 /** The length of a lease id granted in C. */
 const LEASE_LENGTH = 24;
 /** The event flag of a drain (native/packice.c): the slot is free again. */
@@ -120,6 +127,8 @@ export class FastOpens {
   #lentOnce = false;
   /** Objects stored in C since the last sweep. */
   #stored = 0;
+  /** Sweeps in a row that saw no object stored in C. */
+  #idleSweeps = 0;
   readonly #records = new Uint8Array(PUT_RECORD * PUTS);
   readonly #recordWords = new Uint32Array(this.#records.buffer);
   readonly #recordTimes = new Float64Array(this.#records.buffer);
@@ -408,9 +417,10 @@ export class FastOpens {
   #sweep(): void {
     if (this.#handle === null) return;
     if (this.#native.symbols.pk_fp_expire(this.#handle, this.now()) > 0) this.drain();
-    // Puts have paused: the memory of those stored in C goes back, if none is left.
-    if (this.#stored === 0) this.#native.symbols.pk_fp_trim(this.#handle);
+    this.#idleSweeps = this.#stored === 0 ? this.#idleSweeps + 1 : 0;
     this.#stored = 0;
+    // Puts have paused: the memory of those stored in C goes back, if none is left.
+    if (this.#idleSweeps >= TRIM_SWEEPS) this.#native.symbols.pk_fp_trim(this.#handle);
   }
 }
 
