@@ -512,7 +512,8 @@ export class FastConnection {
       for (let i = 0; i < out[8]!; i++) held.push(spillFds[i]!);
       this.#spill.enqueue(spillBytes.slice(0, out[7]!), held);
     }
-    this.#fast.drain();
+    // Only leases change the counts C keeps: puts and deletes leave none to drain.
+    if (opens > 0 || releases > 0) this.#fast.drain();
     return result;
   }
 
