@@ -3268,6 +3268,8 @@ PK_EXPORT int32_t pk_hg_close(void *handle) {
 #define PK_OP_OPEN 13
 #define PK_FLAG_REPLY 1
 #define PK_FLAG_ONE_WAY 4
+// A PUT whose client reads the compact reply (transport/uds/protocol.ts Flag.COMPACT).
+#define PK_FLAG_COMPACT 16
 #define PK_OPEN_REQUEST_FIXED 13
 #define PK_OPEN_REPLY_FIXED 14
 #define PK_OPEN_TTL 1
@@ -3903,9 +3905,9 @@ static void pk_fp_header(uint8_t *frame, uint8_t op, uint32_t id, uint8_t flags,
   frame[14] = frame[15] = 0;
 }
 
-static int64_t pk_fp_put_here(struct pk_fp *fp, uint32_t request, const uint8_t *body,
-                              uint32_t body_len, double now, uint8_t *reply, uint32_t room,
-                              uint64_t *out_size);
+static int64_t pk_fp_put_here(struct pk_fp *fp, uint32_t request, uint32_t flags,
+                              const uint8_t *body, uint32_t body_len, double now,
+                              uint8_t *reply, uint32_t room, uint64_t *out_size);
 static int32_t pk_fp_memfd_here(struct pk_fp *fp, struct pk_fp_entry *e, int limited);
 static uint32_t pk_fp_put_info(const struct pk_fp_entry *e, uint8_t *out);
 static int64_t pk_fp_delete_here(struct pk_fp *fp, uint32_t request, const uint8_t *body,
@@ -4018,7 +4020,7 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
       out[5] += (double)e->size;
     } else if (op == PK_OP_PUT) {
       uint64_t size;
-      int64_t put = pk_fp_put_here(fp, request, body, body_len, now, c->reply + len,
+      int64_t put = pk_fp_put_here(fp, request, flags, body, body_len, now, c->reply + len,
                                    PK_FP_REPLY_CAP - len, &size);
       if (put < 0) goto keep;
       len += (uint32_t)put;
@@ -4233,13 +4235,26 @@ static uint32_t pk_fp_put_info(const struct pk_fp_entry *e, uint8_t *out) {
   return (uint32_t)(at - out);
 }
 
+// Writes the compact PUT reply (transport/uds/protocol.ts writePutReply) of
+// the object put here in `e`: marker 0, f64 size, createdAt, sealedAt,
+// expiresAt (NaN: none), u16 id length, the id; returns its length.
+static uint32_t pk_fp_put_compact(const struct pk_fp_entry *e, uint8_t *out) {
+  double fields[4] = {(double)e->size, e->created_at, e->created_at, __builtin_nan("")};
+  uint16_t id_len = (uint16_t)e->id_len;
+  out[0] = 0;
+  memcpy(out + 1, fields, sizeof fields);
+  memcpy(out + 33, &id_len, 2);
+  memcpy(out + 35, e->id, e->id_len);
+  return 35 + e->id_len;
+}
+
 // Answers the PUT frame `request` with `body` as an object of this table,
 // its reply frame written into `reply` (`room` bytes). Returns the reply's
 // length and the object's size in `out_size`; -1 when the frame is JS's.
 // Locked.
-static int64_t pk_fp_put_here(struct pk_fp *fp, uint32_t request, const uint8_t *body,
-                              uint32_t body_len, double now, uint8_t *reply, uint32_t room,
-                              uint64_t *out_size) {
+static int64_t pk_fp_put_here(struct pk_fp *fp, uint32_t request, uint32_t flags,
+                              const uint8_t *body, uint32_t body_len, double now,
+                              uint8_t *reply, uint32_t room, uint64_t *out_size) {
   uint32_t fields;
   if (body_len < 6 || fp->closing) return -1;
   memcpy(&fields, body, 4);
@@ -4279,7 +4294,8 @@ static int64_t pk_fp_put_here(struct pk_fp *fp, uint32_t request, const uint8_t 
   fp->held++;
   fp->budget -= size;
   fp->puts[fp->puts_len++] = (uint32_t)slot;
-  uint32_t info_len = pk_fp_put_info(e, reply + PK_FRAME_HEADER);
+  uint32_t info_len = flags & PK_FLAG_COMPACT ? pk_fp_put_compact(e, reply + PK_FRAME_HEADER)
+                                              : pk_fp_put_info(e, reply + PK_FRAME_HEADER);
   pk_fp_header(reply, PK_OP_PUT, request, PK_FLAG_REPLY, info_len, 0);
   *out_size = size;
   return PK_FRAME_HEADER + info_len;

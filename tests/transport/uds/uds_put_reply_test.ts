@@ -88,6 +88,34 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "a small put answered in C replies compact to a PUT flagged COMPACT and JSON to one that is not",
+  ignore: native === undefined,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "packice-put-reply-c-" });
+    await using peer = new MemoryPeer();
+    await using server = await UdsServer.listen(peer, `${dir}/s.sock`);
+    try {
+      using raw = new RawConnection(server.path);
+      const bytes = [encodeText("hello")];
+      raw.sendRaw(encodePutFrame(1, {}, bytes, 5));
+      const plain = (await raw.receive())!.frames[0]!;
+      const plainInfo = JSON.parse(new TextDecoder().decode(plain.body));
+      assertEquals(plainInfo, await peer.stat(plainInfo.id));
+      raw.sendRaw(encodePutFrame(2, {}, bytes, 5, Flag.COMPACT));
+      const compact = (await raw.receive())!.frames[0]!;
+      assertEquals([compact.header.op, compact.header.flags], [Op.PUT, Flag.REPLY]);
+      assertEquals(compact.body[0], 0);
+      const info = decodePutReply(compact.body);
+      assertEquals(info, await peer.stat(info.id));
+      assertEquals(server.metrics().uds_native_put_total, 2, "both answered in C");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
   name: "put() over a socket resolves with the info the daemon holds, TTL and metadata too",
   ignore: native === undefined,
   async fn() {
