@@ -100,6 +100,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   readonly #removed = new Set<(objectId: string) => void>();
   /** {@link BasePeer.#ended}, made once: a release hands it the lease's end. */
   readonly #endedBound = (end: LeaseEnd): void => this.#ended(end);
+  /** Takes in the objects stored beside this peer not taken in yet (see {@link PutsBeside.deferAdoption}). */
+  #adoptDeferred: (() => void) | undefined;
 
   /**
    * Creates the instance.
@@ -204,6 +206,16 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     return this.#blobs.lendRoom?.(bytes, reclaim) ?? 0;
   }
 
+  /** Sets what takes in objects stored beside this peer later; see {@link PutsBeside.deferAdoption}. */
+  deferAdoption(adopt: (() => void) | undefined): void {
+    this.#adoptDeferred = adopt;
+  }
+
+  /** Tells listeners of removals of an object never taken in; see {@link PutsBeside.removedBeside}. */
+  removedBeside(objectId: string): void {
+    for (const listener of this.#removed) listener(objectId);
+  }
+
   /** Gives back room lent that no object took; see {@link PutsBeside.returnRoom}. */
   returnRoom(bytes: number): void {
     this.#blobs.returnRoom?.(bytes);
@@ -236,6 +248,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * drop it. Bytes of an incarnation deleted while still read are never idle.
    */
   protected isIdle(objectId: string, stored: StoredObject): boolean {
+    this.#settle();
     const holding = this.#objects.get(objectId);
     return holding !== undefined && holding.stored === stored && holding.refs === 0;
   }
@@ -249,6 +262,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * @returns Whether it was removed.
    */
   protected async drop(objectId: string, stored: StoredObject): Promise<boolean> {
+    this.#settle();
     const holding = this.#objects.get(objectId);
     return holding !== undefined && holding.stored === stored && await this.#remove(holding);
   }
@@ -296,6 +310,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     // most frequent request, and an async frame would be most of what it allocates.
     try {
       this.#checkOpen();
+      this.#settle();
       validateAccess(access);
       checkOptions(options);
       const ttl = validateTtl(options.ttl);
@@ -393,6 +408,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     options: DirectPutOptions = {},
   ): Promise<ObjectInfo> {
     this.#checkOpen();
+    this.#settle();
     checkChunks(chunks);
     validateSize(size, "size");
     checkOptions(options);
@@ -491,6 +507,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   deleteObject(objectId: string): Promise<void> {
     try {
       this.#checkOpen();
+      this.#settle();
       return this.removeBeside(objectId) ? Promise.resolve() : deleteInSteps(this, objectId);
     } catch (error) {
       return Promise.reject(error);
@@ -519,6 +536,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async seal(leaseId: string): Promise<ObjectInfo> {
     this.#checkOpen();
+    this.#settle();
     validateLeaseId(leaseId);
     const lease = await this.#leases.lease(leaseId);
     const holding = this.#held.get(leaseId);
@@ -556,6 +574,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async discard(leaseId: string): Promise<void> {
     this.#checkOpen();
+    this.#settle();
     validateLeaseId(leaseId);
     this.#ended(await this.#leases.discard(leaseId));
   }
@@ -587,6 +606,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async stat(objectId: string): Promise<ObjectInfo> {
     this.#checkOpen();
+    this.#settle();
     validateObjectId(objectId);
     const info = await this.#leases.stat(objectId);
     if (info === undefined || this.#hasExpired(objectId)) {
@@ -597,6 +617,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async list(): Promise<ObjectInfo[]> {
     this.#checkOpen();
+    this.#settle();
     const infos = await this.#leases.list();
     if (this.#deadlines.size === 0) return infos;
     return infos.filter((info) => !this.#hasExpired(info.id));
@@ -604,11 +625,13 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async has(objectId: string): Promise<boolean> {
     this.#checkOpen();
+    this.#settle();
     validateObjectId(objectId);
     return (await this.#leases.stat(objectId)) !== undefined && !this.#hasExpired(objectId);
   }
 
   async stats(): Promise<PeerStats> {
+    this.#settle();
     const counts = await this.#leases.counts();
     return {
       ...counts,
@@ -624,6 +647,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async recordDigest(leaseId: string, digest: string): Promise<void> {
     this.#checkOpen();
+    this.#settle();
     validateLeaseId(leaseId);
     if (typeof digest !== "string" || digest.length === 0) {
       throw new InvalidArgumentError("Invalid digest: expected a non-empty string");
@@ -648,6 +672,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * @returns Whether this peer held the object.
    */
   forget(objectId: string): boolean {
+    this.#settle();
     return this.#forfeit(objectId);
   }
 
@@ -659,6 +684,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * @returns How many leases ended.
    */
   async sweep(): Promise<number> {
+    // Objects not taken in yet have no TTL nor lease: nothing here is theirs.
     if (this.#closed) return 0;
     const ended = await this.#leases.expire(this.#clock.now());
     for (const end of ended) this.#ended(end);
@@ -668,6 +694,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#settle();
+    this.#adoptDeferred = undefined;
     await Promise.all(this.#digesting);
     this.#closed = true;
     clearInterval(this.#sweeper);
@@ -924,6 +952,15 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   #checkOpen(): void {
     if (this.#closed) throw new ClosedError("Peer is closed");
+  }
+
+  /**
+   * Takes in every object stored beside this peer and not taken in yet,
+   * before anything that reads or changes lookups, counts, room or recency
+   * order: so nothing here ever sees the peer without them.
+   */
+  #settle(): void {
+    this.#adoptDeferred?.();
   }
 }
 

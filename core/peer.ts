@@ -332,6 +332,20 @@ export interface PutsBeside {
   /** Gives back `bytes` of room lent that no object took. */
   returnRoom(bytes: number): void;
   /**
+   * Sets what takes in (with `adoptBeside`) the objects stored beside the
+   * peer that it has not taken in yet, or none. The peer calls it before
+   * anything of its own that reads or changes its lookups, counts, room or
+   * recency order, so none of that ever goes without them; meanwhile their
+   * room stays lent.
+   */
+  deferAdoption(adopt: (() => void) | undefined): void;
+  /**
+   * Tells the peer's removal listeners (see {@link RemovalEvents}) that an
+   * object stored beside it, and deleted there before it was ever taken in,
+   * has left lookups.
+   */
+  removedBeside(objectId: string): void;
+  /**
    * Takes in, as it is and in lookups, an object stored beside the peer in
    * room it lent (its size of that room is used from now on).
    *
