@@ -23,11 +23,17 @@
  *
  * Where the peer takes objects stored beside it (`PutsBeside`), C answers
  * plain small PUTs too (native/packice.c, section 13), in room the peer lent
- * it: each object is in this table at once, and the peer takes it in right
- * after the receive that stored it, in the same call (`#takePuts`), before
- * any other JS runs, so no JS ever sees a put answered and not held. So are
- * DELETEs of those objects: out of C's lookups at once, out of the peer's
- * right after that receive (`#takeDeletes`).
+ * it: each object is in this table at once, and its record is kept right
+ * after the receive that stored it (`#takePuts`, `PendingPuts`), with no JS
+ * object made for it. The peer takes it in only when something of its needs
+ * it: anything of the peer's that reads or changes its lookups, counts, room
+ * or recency order takes in every such object first
+ * (`PutsBeside.deferAdoption`), and so does a drain (reads in C count on
+ * objects the peer holds) and the server's closing (they outlive it). So no
+ * JS ever sees a put answered and not held. DELETEs of those objects are
+ * answered in C too: out of C's lookups at once, and right after that
+ * receive (`#takeDeletes`) out of the peer's, or, for one never taken in, its
+ * record dropped, its room given back and the peer's removal listeners told.
  *
  * @module
  */
@@ -306,10 +312,11 @@ export class FastOpens {
   }
 
   /**
-   * Takes in the objects C stored for PUTs of the last receive, as the
-   * peer's, and lends C room again once half of it is used (or was taken
-   * back: when the peer has none free, it tries again at each receive,
-   * which costs it a few comparisons).
+   * Keeps the records of the objects C stored for PUTs of the last receive
+   * (the peer takes them in when it needs them), takes its deletes in, and
+   * lends C room again once half of it is used (or was taken back: when the
+   * peer has none free, it tries again at each receive, which costs it a
+   * few comparisons).
    *
    * @param puts How many PUTs C answered in the last receive.
    * @param deletes How many DELETEs C answered in the last receive.
@@ -321,7 +328,8 @@ export class FastOpens {
       this.#stored += puts;
       this.#takePuts();
     }
-    if (leases) this.#adoptAll();
+    // Closing, the peer takes in what C stored at once: it asks no more.
+    if (leases || this.#closing) this.#adoptAll();
     if (deletes > 0) this.#takeDeletes();
     if (this.#puts !== undefined && this.#lent < LEND_BYTES / 2) this.#lend();
   }

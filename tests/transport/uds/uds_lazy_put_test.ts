@@ -9,8 +9,8 @@ import {
   Access,
   Client,
   MemoryPeer,
-  NotFoundError,
   type MemoryPeerOptions,
+  NotFoundError,
   UdsPeer,
   UdsServer,
 } from "../../../mod.ts";
