@@ -45,6 +45,7 @@ import type {
   AcquireOptions,
   BesideBytes,
   BesideReads,
+  DeferredAdoption,
   DirectDelete,
   DirectPutOptions,
   Peer,
@@ -100,8 +101,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   readonly #removed = new Set<(objectId: string) => void>();
   /** {@link BasePeer.#ended}, made once: a release hands it the lease's end. */
   readonly #endedBound = (end: LeaseEnd): void => this.#ended(end);
-  /** Takes in the objects stored beside this peer not taken in yet (see {@link PutsBeside.deferAdoption}). */
-  #adoptDeferred: (() => void) | undefined;
+  /** The objects stored beside this peer not taken in yet (see {@link PutsBeside.deferAdoption}). */
+  #deferred: DeferredAdoption | undefined;
 
   /**
    * Creates the instance.
@@ -207,8 +208,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   }
 
   /** Sets what takes in objects stored beside this peer later; see {@link PutsBeside.deferAdoption}. */
-  deferAdoption(adopt: (() => void) | undefined): void {
-    this.#adoptDeferred = adopt;
+  deferAdoption(deferred: DeferredAdoption | undefined): void {
+    this.#deferred = deferred;
   }
 
   /** Tells listeners of removals of an object never taken in; see {@link PutsBeside.removedBeside}. */
@@ -631,12 +632,14 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   }
 
   async stats(): Promise<PeerStats> {
-    this.#settle();
     const counts = await this.#leases.counts();
+    // Objects not taken in yet are counted, not taken in: a scrape of
+    // metrics is no reason to make a JS object of each.
+    const deferred = this.#deferred;
     return {
-      ...counts,
+      objects: counts.objects + (deferred?.objects ?? 0),
       leases: counts.leases + this.#besideLeases,
-      bytes: this.#bytesHeld,
+      bytes: this.#bytesHeld + (deferred?.bytes ?? 0),
       capacity: this.#blobs.capacity,
       hits: this.#hits,
       misses: this.#misses,
@@ -695,7 +698,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#settle();
-    this.#adoptDeferred = undefined;
+    this.#deferred = undefined;
     await Promise.all(this.#digesting);
     this.#closed = true;
     clearInterval(this.#sweeper);
@@ -960,7 +963,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * order: so nothing here ever sees the peer without them.
    */
   #settle(): void {
-    this.#adoptDeferred?.();
+    this.#deferred?.adopt();
   }
 }
 

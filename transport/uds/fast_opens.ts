@@ -49,6 +49,7 @@ import {
   type Acquired,
   type BesideBytes,
   type BesideReads,
+  type DeferredAdoption,
   offersPutsBeside,
   offersReadsBeside,
   type Peer,
@@ -137,8 +138,8 @@ export class FastOpens {
   #idleSweeps = 0;
   /** Objects stored in C that the peer has not taken in yet. */
   readonly #pending = new PendingPuts();
-  /** Takes them in: the peer calls it before anything that needs them. */
-  readonly #adoptPending = () => this.#adoptAll();
+  /** The same for the peer, which has them taken in before anything that needs them. */
+  readonly #deferred = deferred(this.#pending, () => this.#adoptAll());
   readonly #reclaim = (bytes: number) => this.#takeBackRoom(bytes);
   readonly #deleted = new Uint32Array(PUTS);
   readonly #events = new Uint32Array(EVENTS * 4);
@@ -176,7 +177,7 @@ export class FastOpens {
     this.#stopRemovals = peer.onRemove((id) => this.#removed(id));
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
     Deno.unrefTimer(this.#sweeper);
-    this.#puts?.deferAdoption(this.#adoptPending);
+    this.#puts?.deferAdoption(this.#deferred);
     this.#lend();
   }
 
@@ -686,6 +687,19 @@ class StoredInC implements BesideBytes {
 }
 
 function noop(): void {}
+
+/** What the peer sees of `pending`: their counts, and `adopt` to have them taken in. */
+function deferred(pending: PendingPuts, adopt: () => void): DeferredAdoption {
+  return {
+    adopt,
+    get objects(): number {
+      return pending.count;
+    },
+    get bytes(): number {
+      return pending.bytes;
+    },
+  };
+}
 
 /** Metadata of objects stored in C: none, one object for all. */
 const NO_META = Object.freeze({});

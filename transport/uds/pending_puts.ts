@@ -24,12 +24,19 @@ export class PendingPuts {
   #length = 0;
   /** Records not dropped. */
   #count = 0;
+  /** Their objects' bytes. */
+  #bytes = 0;
   /** Each slot's record index + 1 while it is here; 0 otherwise. */
   #at = new Int32Array(1024);
 
   /** How many objects wait to be taken in. */
   get count(): number {
     return this.#count;
+  }
+
+  /** Their bytes in all. */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /** Room for `max` more records at the end, for C to write. */
@@ -61,6 +68,7 @@ export class PendingPuts {
     }
     this.#length += count;
     this.#count += count;
+    this.#bytes += bytes;
     return bytes;
   }
 
@@ -105,6 +113,7 @@ export class PendingPuts {
     this.#at[slot] = 0;
     this.#words[14 * i] = DROPPED;
     this.#count--;
+    this.#bytes -= this.#words[14 * i + 1]!;
     if (this.#count === 0) this.#length = 0;
     else if (this.#length > PACK_AT && this.#count * 2 < this.#length) this.#pack();
   }
@@ -118,6 +127,7 @@ export class PendingPuts {
     const words = this.#words;
     this.#length = 0;
     this.#count = 0;
+    this.#bytes = 0;
     for (let i = 0; i < length; i++) {
       const slot = words[14 * i]!;
       if (slot === DROPPED) continue;

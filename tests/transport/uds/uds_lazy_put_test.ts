@@ -64,13 +64,15 @@ Deno.test({
     for (let i = 0; i < 20; i++) ids.push(await client.put(pattern(4096, i)));
     assertEquals(daemon.puts(), 20);
     assertEquals(daemon.peer.adopted, 0);
-    // Counts: all of them, taken in first.
+    // Counted, and not taken in for that.
     const stats = await daemon.peer.stats();
     assertEquals([stats.objects, stats.bytes], [20, 20 * 4096]);
-    assertEquals(daemon.peer.adopted, 20);
+    assertEquals(daemon.peer.adopted, 0);
     for (let i = 0; i < 5; i++) ids.push(await client.put(pattern(4096, 20 + i)));
-    assertEquals(daemon.peer.adopted, 20);
+    assertEquals(daemon.peer.adopted, 0);
     assertEquals(new Set((await daemon.peer.list()).map((info) => info.id)), new Set(ids));
+    const listed = await daemon.peer.stats();
+    assertEquals([listed.objects, listed.bytes], [25, 25 * 4096]);
     assertEquals(daemon.peer.adopted, 25);
     const last = await client.put(pattern(100, 99));
     assertEquals((await daemon.peer.stat(last)).size, 100);
@@ -104,6 +106,8 @@ Deno.test({
     assertEquals(daemon.server.metrics().uds_native_delete_total, 16);
     assertEquals(removed, ids);
     assertEquals(daemon.peer.adopted, 0);
+    const empty = await daemon.peer.stats();
+    assertEquals([empty.objects, empty.bytes], [0, 0]);
     await assertRejects(() => client.get(ids[0]!), NotFoundError);
     // All of the room is the peer's again.
     await client.put(pattern(64 * 1024, 1), { id: "whole" });
