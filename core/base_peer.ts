@@ -311,7 +311,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     // most frequent request, and an async frame would be most of what it allocates.
     try {
       this.#checkOpen();
-      this.#settle();
+      this.#settleFor(objectId);
       validateAccess(access);
       checkOptions(options);
       const ttl = validateTtl(options.ttl);
@@ -409,7 +409,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     options: DirectPutOptions = {},
   ): Promise<ObjectInfo> {
     this.#checkOpen();
-    this.#settle();
+    this.#settleFor(options.id);
     checkChunks(chunks);
     validateSize(size, "size");
     checkOptions(options);
@@ -508,7 +508,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   deleteObject(objectId: string): Promise<void> {
     try {
       this.#checkOpen();
-      this.#settle();
+      this.#settleFor(objectId);
       return this.removeBeside(objectId) ? Promise.resolve() : deleteInSteps(this, objectId);
     } catch (error) {
       return Promise.reject(error);
@@ -537,7 +537,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async seal(leaseId: string): Promise<ObjectInfo> {
     this.#checkOpen();
-    this.#settle();
+    this.#settleFor(undefined);
     validateLeaseId(leaseId);
     const lease = await this.#leases.lease(leaseId);
     const holding = this.#held.get(leaseId);
@@ -575,7 +575,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async discard(leaseId: string): Promise<void> {
     this.#checkOpen();
-    this.#settle();
+    this.#settleFor(undefined);
     validateLeaseId(leaseId);
     this.#ended(await this.#leases.discard(leaseId));
   }
@@ -607,7 +607,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async stat(objectId: string): Promise<ObjectInfo> {
     this.#checkOpen();
-    this.#settle();
+    this.#settleFor(objectId);
     validateObjectId(objectId);
     const info = await this.#leases.stat(objectId);
     if (info === undefined || this.#hasExpired(objectId)) {
@@ -626,7 +626,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async has(objectId: string): Promise<boolean> {
     this.#checkOpen();
-    this.#settle();
+    this.#settleFor(objectId);
     validateObjectId(objectId);
     return (await this.#leases.stat(objectId)) !== undefined && !this.#hasExpired(objectId);
   }
@@ -650,7 +650,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async recordDigest(leaseId: string, digest: string): Promise<void> {
     this.#checkOpen();
-    this.#settle();
+    this.#settleFor(undefined);
     validateLeaseId(leaseId);
     if (typeof digest !== "string" || digest.length === 0) {
       throw new InvalidArgumentError("Invalid digest: expected a non-empty string");
@@ -675,7 +675,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * @returns Whether this peer held the object.
    */
   forget(objectId: string): boolean {
-    this.#settle();
+    this.#settleFor(objectId);
     return this.#forfeit(objectId);
   }
 
@@ -847,6 +847,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * @returns Whether any was dropped; false when all of them would not make room.
    */
   async #evictFor(size: number): Promise<boolean> {
+    // Objects stored beside since this put began are candidates, and use room, too.
+    this.#settle();
     let dropped = 0;
     for (const holding of evictionVictims(size, this.#blobs, this.#recency, this.#objects)) {
       if (await this.#remove(holding)) {
@@ -964,6 +966,18 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    */
   #settle(): void {
     this.#deferred?.adopt();
+  }
+
+  /**
+   * {@link BasePeer.#settle}, for what needs only the object `objectId` of
+   * them (none when undefined): in store mode, that one alone; in cache
+   * mode all, whose recency order is their put order.
+   */
+  #settleFor(objectId: unknown): void {
+    const deferred = this.#deferred;
+    if (deferred === undefined) return;
+    if (this.#mode === "cache") deferred.adopt();
+    else if (typeof objectId === "string") deferred.adoptOne(objectId);
   }
 }
 

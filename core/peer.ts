@@ -376,6 +376,8 @@ export interface DeferredAdoption {
   readonly bytes: number;
   /** Has the peer take them all in (`adoptBeside`), in the order they were stored. */
   adopt(): void;
+  /** Has the peer take in the one with id `objectId`, if there is one. */
+  adoptOne(objectId: string): void;
 }
 
 /** Whether `peer` offers {@link PutsBeside} and takes such objects. */

@@ -808,6 +808,14 @@ export const symbols = {
     ],
     result: "i32", // how many
   },
+  pk_fp_slot_of: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // const uint8_t *id
+      "u32", // uint32_t len
+    ],
+    result: "i32", // the slot of the object put in C with that id that JS holds; -ENOENT
+  },
   pk_fp_copy: {
     parameters: [
       "pointer", // void *handle

@@ -80,6 +80,8 @@ const SWEEP_MS = 1000;
  * reusing pages it has faulted in.
  */
 const TRIM_SWEEPS = 10;
+/** The length of the id of an object stored in C: a UUID. */
+const UUID_LENGTH = 36;
 /** The length of a lease id granted in C. */
 const LEASE_LENGTH = 24;
 /** The event flag of a drain (native/packice.c): the slot is free again. */
@@ -139,7 +141,13 @@ export class FastOpens {
   /** Objects stored in C that the peer has not taken in yet. */
   readonly #pending = new PendingPuts();
   /** The same for the peer, which has them taken in before anything that needs them. */
-  readonly #deferred = deferred(this.#pending, () => this.#adoptAll());
+  readonly #deferred = deferred(
+    this.#pending,
+    () => this.#adoptAll(),
+    (id) => this.#adoptOne(id),
+  );
+  /** An id being looked up in C, as bytes. */
+  readonly #idBytes = new Uint8Array(UUID_LENGTH);
   readonly #reclaim = (bytes: number) => this.#takeBackRoom(bytes);
   readonly #deleted = new Uint32Array(PUTS);
   readonly #events = new Uint32Array(EVENTS * 4);
@@ -359,24 +367,61 @@ export class FastOpens {
     const handle = this.#handle;
     const peer = this.#puts;
     if (pending.count === 0 || handle === null || peer === undefined) return;
+    pending.take((i) =>
+      this.#adopt(
+        handle,
+        peer,
+        pending.slot(i),
+        pending.size(i),
+        pending.id(i),
+        pending.createdAt(i),
+        pending.serial(i),
+      )
+    );
+  }
+
+  /** Takes in the object stored in C with id `objectId`, if the peer has not yet. */
+  #adoptOne(objectId: string): void {
+    const pending = this.#pending;
+    const handle = this.#handle;
+    const peer = this.#puts;
+    if (pending.count === 0 || handle === null || peer === undefined) return;
+    if (objectId.length !== UUID_LENGTH) return;
+    const idBytes = this.#idBytes;
+    if (encoder.encodeInto(objectId, idBytes).written !== UUID_LENGTH) return;
+    const slot = this.#native.symbols.pk_fp_slot_of(handle, idBytes, UUID_LENGTH);
+    const at = slot < 0 ? -1 : pending.indexOf(slot);
+    if (at < 0) return;
+    const size = pending.size(at);
+    const createdAt = pending.createdAt(at);
+    const serial = pending.serial(at);
+    pending.drop(at);
+    this.#adopt(handle, peer, slot, size, objectId, createdAt, serial);
+  }
+
+  /** Has the peer take in the object stored in C in `slot`, and answers for it here as the peer's. */
+  #adopt(
+    handle: NonNullable<Deno.PointerValue>,
+    peer: Peer & PutsBeside,
+    slot: number,
+    size: number,
+    id: string,
+    createdAt: number,
+    serial: number,
+  ): void {
     const symbols = this.#native.symbols;
-    pending.take((i) => {
-      const slot = pending.slot(i);
-      const size = pending.size(i);
-      const id = pending.id(i);
-      const bytes = new StoredInC(this, symbols, handle, slot);
-      const object = putInfo(id, size, pending.createdAt(i));
-      const reads = peer.adoptBeside(object, bytes);
-      if (reads === undefined) {
-        // Closed meanwhile, or a UUID taken: the object goes, and its room back.
-        peer.returnRoom(size);
-        symbols.pk_fp_remove(handle, slot);
-        bytes.release();
-        return;
-      }
-      this.#slots[slot] = { id, reads, object, serial: pending.serial(i), put: true };
-      this.#byId.set(id, slot);
-    });
+    const bytes = new StoredInC(this, symbols, handle, slot);
+    const object = putInfo(id, size, createdAt);
+    const reads = peer.adoptBeside(object, bytes);
+    if (reads === undefined) {
+      // Closed meanwhile, or a UUID taken: the object goes, and its room back.
+      peer.returnRoom(size);
+      symbols.pk_fp_remove(handle, slot);
+      bytes.release();
+      return;
+    }
+    this.#slots[slot] = { id, reads, object, serial, put: true };
+    this.#byId.set(id, slot);
   }
 
   /** Takes the objects C deleted out of the peer's lookups. */
@@ -688,10 +733,15 @@ class StoredInC implements BesideBytes {
 
 function noop(): void {}
 
-/** What the peer sees of `pending`: their counts, and `adopt` to have them taken in. */
-function deferred(pending: PendingPuts, adopt: () => void): DeferredAdoption {
+/** What the peer sees of `pending`: their counts, and functions that have them taken in. */
+function deferred(
+  pending: PendingPuts,
+  adopt: () => void,
+  adoptOne: (objectId: string) => void,
+): DeferredAdoption {
   return {
     adopt,
+    adoptOne,
     get objects(): number {
       return pending.count;
     },

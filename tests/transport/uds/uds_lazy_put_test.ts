@@ -88,6 +88,18 @@ Deno.test({
     await assertRejects(() => client.get(gone), NotFoundError);
     assertEquals(daemon.peer.adopted, 29);
     assertEquals((await daemon.peer.stats()).objects, 28);
+    // What needs one object takes in that one alone.
+    const trio = [];
+    for (let i = 0; i < 3; i++) trio.push(await client.put(pattern(64, 50 + i)));
+    assertEquals((await daemon.peer.stat(trio[1]!)).size, 64);
+    assertEquals(daemon.peer.adopted, 30);
+    await assertRejects(() => daemon.peer.stat("0".repeat(36)), NotFoundError);
+    await assertRejects(() => daemon.peer.stat("none"), NotFoundError);
+    assertEquals(daemon.peer.adopted, 30);
+    assertEquals((await daemon.peer.stats()).objects, 31);
+    using handle = await client.get(trio[2]!);
+    assertEquals(handle.bytes, pattern(64, 52));
+    assertEquals(daemon.peer.adopted, 32);
   },
 });
 
