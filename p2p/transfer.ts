@@ -35,7 +35,7 @@ import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { type Landing, viewLanding } from "./swarm/landing.ts";
 import { ViewLoans } from "./swarm/view_loans.ts";
 import type { LentRange } from "../transport/http/upload_gate.ts";
-import { sleep, type TokenBucket } from "../transport/rate_limit.ts";
+import type { TokenBucket } from "../transport/rate_limit.ts";
 
 /** Options of {@link Transfer}. */
 export interface TransferOptions {
@@ -107,6 +107,8 @@ export class Transfer {
   #sources = 0;
   /** Ranges of the view lent to relay responses. */
   readonly #loans = new ViewLoans();
+  /** Wakes {@link Transfer.run}'s wait: a source ended. */
+  #wake: (() => void) | undefined;
 
   /**
    * Starts a transfer; nothing is fetched before {@link Transfer.run}.
@@ -207,15 +209,21 @@ export class Transfer {
             running.delete(done);
             this.#sources = running.size;
             this.#lanes.pulse();
+            this.#wake?.();
           });
           running.add(done);
           this.#sources = running.size;
         }
         if (running.size === 0) break;
         // Sources end when nothing is missing or when they fail; partial ones gain pieces.
-        const tick = new AbortController();
-        await Promise.race([...running, sleep(REFRESH_MS, tick.signal)]);
-        tick.abort();
+        // One timer and one promise a round: no reaction left on every source's
+        // promise, and no abort (nor its exception) to end the wait.
+        const { promise, resolve } = Promise.withResolvers<void>();
+        this.#wake = resolve;
+        const timer = setTimeout(resolve, REFRESH_MS);
+        await promise;
+        clearTimeout(timer);
+        this.#wake = undefined;
       }
     } finally {
       for (const stop of stops) stop.abort();

@@ -478,7 +478,11 @@ export class EmbeddedDirectory implements Directory {
     try {
       const reply = await this.#call(owner, "announce", {
         items: items.map(({ record, holder, existing }) => ({
-          record: recordJson(record),
+          // A join needs only the digest (the entry has the rest): a partial
+          // holder announces its pieces many times a second, without the piece digests.
+          record: existing === true
+            ? { ...recordJson(record), pieceDigests: [] }
+            : recordJson(record),
           holder: holderJson(holder),
           ...(existing === true ? { existing } : {}),
         })),
@@ -646,13 +650,15 @@ export class EmbeddedDirectory implements Directory {
   }
 }
 
+/** Records checked already, to their checked copies: a partial holder announces one many times. */
+const checkedRecords = new WeakMap<ContentRecord, ContentRecord>();
+
 /** Checks an announce from this process's caller, as a receiving owner would. */
 function checked(record: ContentRecord, holder: Holder): AnnounceItem {
   try {
-    return {
-      record: parseRecord(recordJson(record)),
-      holder: parseHolder(holderJson(holder)),
-    };
+    let copy = checkedRecords.get(record);
+    if (copy === undefined) checkedRecords.set(record, copy = parseRecord(recordJson(record)));
+    return { record: copy, holder: parseHolder(holderJson(holder)) };
   } catch (error) {
     throw new InvalidArgumentError(`Invalid announce: ${(error as Error).message}`);
   }
