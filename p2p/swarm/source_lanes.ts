@@ -48,6 +48,11 @@ export interface Source {
   limit: number;
   /** Why it is given up, once it is. */
   failure: SourceError | undefined;
+  /**
+   * The picker's version and the lanes' ticks when a lane of it last found
+   * nothing to pick: until either moves on, nothing is there.
+   */
+  futile: number;
 }
 
 /** A fresh source for `holder` of an object of `count` pieces. */
@@ -66,6 +71,7 @@ export function sourceOf(holder: Holder, count: number): Source {
     sending: 0,
     limit: Infinity,
     failure: undefined,
+    futile: -1,
   };
   return source;
 }
@@ -128,6 +134,8 @@ export class Lanes {
   #tick: ReturnType<typeof setTimeout> | undefined;
   /** Lanes running, of every source. */
   #running = 0;
+  /** Ticks of {@link Lanes.#tick} so far. */
+  #ticks = 0;
 
   /** Creates the lanes of one transfer; none runs before {@link Lanes.run}. */
   constructor(options: LanesOptions) {
@@ -192,13 +200,18 @@ export class Lanes {
       // has. No more requests than it took at once when it last said busy.
       const limit = full && picker.partialSources > 0 ? 1 : source.limit;
       const spread = source.requesting >= limit;
-      const pick = spread
+      // Another lane of this source found nothing, and nothing changed since:
+      // the lanes of every source wake at each change, most with nothing to do.
+      const stamp = picker.version + this.#ticks;
+      const pick = spread || source.futile === stamp
         ? undefined
         : picker.next(source.has, source.mine, full, this.#runFor(source));
       if (pick === undefined) {
+        if (!spread) source.futile = stamp;
         // All in flight elsewhere: wait for a piece to verify, come back or straggle.
         this.#tick ??= setTimeout(() => {
           this.#tick = undefined;
+          this.#ticks++;
           this.pulse();
         }, ENDGAME_POLL_MS);
         await this.#changed.promise;
