@@ -265,7 +265,7 @@ export class Transfer {
    * is verified: a partial holder serves them to others at once.
    */
   copyVerified(start: number, end: number): Uint8Array | undefined {
-    return this.#isVerified(start, end) ? this.#landing.view.slice(start, end) : undefined;
+    return this.#isVerified(start, end) ? this.#landing.range(start, end).slice() : undefined;
   }
 
   /**
@@ -275,7 +275,7 @@ export class Transfer {
    */
   lendVerified(start: number, end: number): LentRange | undefined {
     if (!this.#isVerified(start, end)) return undefined;
-    const loan = this.#loans.lend(this.#landing.view.subarray(start, end));
+    const loan = this.#loans.lend(this.#landing.range(start, end));
     if (loan === undefined) return undefined;
     // A chunk of the view may still be on its way out after lending ends: mapped until done.
     const release = this.#landing.hold();
@@ -371,7 +371,7 @@ export class Transfer {
     const before = this.#hashed;
     while (this.#hashed < count && this.#picker.done(this.#hashed)) {
       const from = this.#hashed * pieceSize;
-      this.#whole?.update(this.#landing.view.subarray(from, Math.min(size, from + pieceSize)));
+      this.#whole?.update(this.#landing.range(from, Math.min(size, from + pieceSize)));
       this.#hashed++;
     }
     if (this.#hashed > before) this.#options.onPrefix?.(Math.min(size, this.#hashed * pieceSize));

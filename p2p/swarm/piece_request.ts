@@ -367,18 +367,20 @@ function open(
 /**
  * Checks one piece's bytes against its digest in the record.
  *
- * @param bytes The piece; its memory must stay as it is, and mapped, until the promise settles.
+ * @param bytes The piece, or what gives it (called only when `known` is
+ *   not); its memory must stay as it is, and mapped, until the promise settles.
  * @param known Their digest, taken as they landed: then they are not read again.
  * @throws {SourceError} `digest` when they hash to something else.
  */
 export async function checkPiece(
   record: ContentRecord,
   piece: number,
-  bytes: Uint8Array,
+  bytes: Uint8Array | (() => Uint8Array),
   holder: Holder,
   known?: string,
 ): Promise<void> {
-  const digest = known ?? await sha256(bytes as Uint8Array<ArrayBuffer>);
+  const digest = known ??
+    await sha256((typeof bytes === "function" ? bytes() : bytes) as Uint8Array<ArrayBuffer>);
   const expected = record.pieceDigests[piece];
   if (digest !== expected) {
     throw new SourceError(

@@ -321,9 +321,19 @@ export class Lanes {
           next = piece + 1;
           const now = performance.now();
           if (next < first + count) this.#options.picker.restart(next);
-          const bytes = (target instanceof Uint8Array ? target : target.view).subarray(from, to);
+          // Over a memfd, the piece's own buffer, and only when it is to be read.
+          const bytes = target instanceof Uint8Array
+            ? target.subarray(from, to)
+            : () => target.range(from, to);
           const ms = now - began;
-          this.#check(source, piece, bytes, { duplicate, cancel, ms, room, sending, digest });
+          this.#check(source, piece, from, to, bytes, {
+            duplicate,
+            cancel,
+            ms,
+            room,
+            sending,
+            digest,
+          });
           began = now;
         },
       });
@@ -346,9 +356,11 @@ export class Lanes {
   #check(
     source: Source,
     piece: number,
-    bytes: Uint8Array,
+    from: number,
+    to: number,
+    bytes: Uint8Array | (() => Uint8Array),
     request: {
-      /** Whether `bytes` is an endgame duplicate's scratch piece. */
+      /** Whether `bytes` is an endgame duplicate's scratch piece (in memory, then). */
       readonly duplicate: boolean;
       readonly cancel: AbortController;
       /** How long the piece's bytes took. */
@@ -366,11 +378,13 @@ export class Lanes {
       try {
         await checkPiece(this.#options.record, piece, bytes, source.holder, digest);
         if (this.#options.picker.done(piece)) return;
-        if (duplicate) this.#options.landing.write(piece * this.#options.record.pieceSize, bytes);
+        if (duplicate && bytes instanceof Uint8Array) {
+          this.#options.landing.write(piece * this.#options.record.pieceSize, bytes);
+        }
         verified = true;
         for (const other of this.#requests.get(piece) ?? []) if (other !== cancel) other.abort();
         // Far behind its own mean: given up only while other sources remain.
-        if (source.speed.record(bytes.length, ms) && this.#options.sources() > 1) {
+        if (source.speed.record(to - from, ms) && this.#options.sources() > 1) {
           this.#fail(
             source,
             new SourceError(

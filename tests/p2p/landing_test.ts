@@ -58,9 +58,11 @@ function fullLanding(): Landing {
     native.symbols.pk_open(encoder.encode("/dev/full\0"), Linux.O_WRONLY, 0),
     "open /dev/full",
   );
+  const view = new Uint8Array(SIZE);
   return {
     size: SIZE,
-    view: new Uint8Array(SIZE),
+    view,
+    range: (start, end) => view.subarray(start, end),
     fd,
     write: (offset, bytes) =>
       void check(
@@ -207,6 +209,26 @@ Deno.test("a landing's view held by a relay stays mapped past close, until given
   give();
   assertEquals(relayed.length, 0);
   assertEquals(landing.view.length, 0);
+});
+
+Deno.test("a landing's ranges read what landed, refuse bytes outside the object, and go with its close", () => {
+  const landing = MemfdLanding.open(native, SIZE);
+  landing.write(0, body);
+  const range = landing.range(PIECE, 2 * PIECE + 7);
+  assertEquals(range, body.subarray(PIECE, 2 * PIECE + 7));
+  assertEquals(landing.range(SIZE, SIZE).length, 0);
+  for (const [start, end] of [[-1, 4], [5, 4], [0, SIZE + 1], [0.5, 2]]) {
+    let refused = false;
+    try {
+      landing.range(start!, end!);
+    } catch (error) {
+      refused = error instanceof RangeError;
+    }
+    assert(refused, `${start}-${end}`);
+  }
+  landing.close();
+  assertEquals(range.length, 0);
+  assertEquals(landing.range(0, 0).length, 0);
 });
 
 Deno.test("a closed landing takes no more bytes", () => {
