@@ -59,6 +59,14 @@ export interface PieceRequest {
    * quietly.
    */
   readonly onChunk?: (bytes: number, piece: number) => Promise<boolean> | boolean;
+  /** Called with the length of each chunk once it has landed. */
+  readonly received?: ((bytes: number) => void) | undefined;
+  /**
+   * The most bytes received in one native call (`onChunk` is asked before
+   * each). Default 1 MiB, a step a rate limit can pace; with no limit to
+   * ask, a whole piece is one call: fewer round trips through the thread pool.
+   */
+  readonly step?: number | undefined;
   /** The source answered with the range: the pieces are on their way. */
   readonly accepted?: () => void;
   /**
@@ -199,6 +207,7 @@ async function fetchPieces(
         throw fault("length", `sent more than the ${end - start} bytes asked`);
       }
       run.write(at, value);
+      request.received?.(value.length);
       at += value.length;
       while (at >= edge && current < piece + count) {
         request.landed(current, base + current * pieceSize, edge);
@@ -290,11 +299,12 @@ async function receivePieces(
     }
     request.accepted?.();
     const base = request.at - start;
+    const most = Math.max(1, request.step ?? STEP_BYTES);
     for (; current < piece + count; current++) {
       const from = Math.max(start, current * pieceSize);
       const to = Math.min(end, from + pieceSize);
-      for (let at = from; at < to; at += STEP_BYTES) {
-        const step = Math.min(STEP_BYTES, to - at);
+      for (let at = from; at < to; at += most) {
+        const step = Math.min(most, to - at);
         if (
           signal.aborted || await request.onChunk?.(step, current) === false || signal.aborted
         ) {
@@ -317,6 +327,7 @@ async function receivePieces(
           if (cause.timedOut) throw fault("timeout", "pieces not received in time", cause);
           throw fault("unreachable", `cut off: ${cause.message}`, cause);
         }
+        request.received?.(step);
       }
       request.landed(current, base + from, base + to, connection.digest());
     }

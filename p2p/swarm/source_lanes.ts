@@ -313,10 +313,11 @@ export class Lanes {
         onChunk: async (bytes, piece) => {
           if (this.#options.picker.done(piece)) return false;
           await this.#options.rate?.take(bytes, stop);
-          if (this.#options.picker.done(piece)) return false;
-          this.#options.onBytes?.(bytes);
-          return true;
+          return !this.#options.picker.done(piece);
         },
+        received: this.#options.onBytes,
+        // No rate limit to pace the bytes: a piece in one native call.
+        step: this.#options.rate === undefined ? pieceSize : undefined,
         landed: (piece, from, to, digest) => {
           next = piece + 1;
           const now = performance.now();
