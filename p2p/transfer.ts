@@ -107,6 +107,8 @@ export class Transfer {
   #sources = 0;
   /** Ranges of the view lent to relay responses. */
   readonly #loans = new ViewLoans();
+  /** Whether ranges are still lent (until {@link Transfer.endLending}). */
+  #lending = true;
   /** Wakes {@link Transfer.run}'s wait: a source ended. */
   #wake: (() => void) | undefined;
 
@@ -271,20 +273,30 @@ export class Transfer {
   /**
    * Bytes `start` to `end` (exclusive) of the object's own memory, lent to
    * one relay response, when every piece they touch is verified and lending
-   * has not ended ({@link Transfer.endLending}).
+   * has not ended ({@link Transfer.endLending}). The memory stays mapped
+   * until the loan is done; its bytes are looked at only when first read: a
+   * relay that sends them from the memfd (the native listener) never reads
+   * them, and then the landing makes no view (see `Landing.range`).
    */
   lendVerified(start: number, end: number): LentRange | undefined {
-    if (!this.#isVerified(start, end)) return undefined;
-    const loan = this.#loans.lend(this.#landing.range(start, end));
-    if (loan === undefined) return undefined;
+    if (!this.#lending || !this.#isVerified(start, end)) return undefined;
     // A chunk of the view may still be on its way out after lending ends: mapped until done.
     const release = this.#landing.hold();
+    const landing = this.#landing;
+    const loans = this.#loans;
+    let loan: LentRange | undefined;
+    let copy: Uint8Array | undefined;
     return {
       get bytes() {
-        return loan.bytes;
+        if (loan === undefined && copy === undefined) {
+          loan = loans.lend(landing.range(start, end));
+          // Lending ended before the first read: a copy, from memory still held.
+          if (loan === undefined) copy = landing.range(start, end).slice();
+        }
+        return loan?.bytes ?? copy!;
       },
       done() {
-        loan.done();
+        loan?.done();
         release();
       },
     };
@@ -295,6 +307,7 @@ export class Transfer {
    * may close at once. Idempotent.
    */
   endLending(): void {
+    this.#lending = false;
     this.#loans.end();
   }
 
@@ -334,7 +347,7 @@ export class Transfer {
    */
   async close(): Promise<void> {
     this.#client.close();
-    this.#loans.end();
+    this.endLending();
     await this.#lanes.settled();
     await this.#whole?.settled();
   }

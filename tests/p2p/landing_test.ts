@@ -164,6 +164,41 @@ Deno.test("a transfer whose landing has no memory fails with CAPACITY_EXCEEDED; 
   }
 });
 
+Deno.test("a transfer lends verified ranges, read only when a relay reads them; one first read after lending ended gets a copy", async () => {
+  await using server = holder();
+  const landing = MemfdLanding.open(native, SIZE);
+  const transfer = new Transfer(record, landing, { inFlight: 2 });
+  try {
+    let asked = false;
+    await transfer.run({
+      more: () => {
+        if (asked) return Promise.resolve([]);
+        asked = true;
+        return Promise.resolve([{ node: "h", address: `http://127.0.0.1:${server.port}` }]);
+      },
+      failed: () => {},
+    });
+    assertEquals(transfer.missing, 0);
+    const read = transfer.lendVerified(PIECE, 2 * PIECE)!;
+    assertEquals(read.bytes, body.subarray(PIECE, 2 * PIECE));
+    // Sent by a relay from the memfd: its bytes never looked at until lending ends.
+    const late = transfer.lendVerified(0, PIECE + 10)!;
+    const unread = transfer.lendVerified(2 * PIECE, 3 * PIECE)!;
+    transfer.endLending();
+    assertEquals(transfer.lendVerified(0, 1), undefined);
+    landing.close();
+    // Copies, as the landing goes once the loans are done.
+    assertEquals(late.bytes, body.subarray(0, PIECE + 10));
+    assertEquals(read.bytes, body.subarray(PIECE, 2 * PIECE));
+    for (const loan of [read, late, unread]) loan.done();
+    assertEquals(late.bytes, body.subarray(0, PIECE + 10));
+    assertEquals(landing.view.length, 0);
+  } finally {
+    await transfer.close();
+    landing.close();
+  }
+});
+
 Deno.test("createLanding hands the CREATE a memfd of its own, which seals whole: no writable mapping is left", async () => {
   await using peer = new MemoryPeer({ capacity: 64 << 20 });
   const { created, landing } = await createLanding(peer, "big", SIZE, { kind: "test" });
