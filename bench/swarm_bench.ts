@@ -23,7 +23,13 @@
  *   process (and its proxy, with one) in each phase, per byte received, and the share of
  *   the machine's CPU time left idle. Near 0 idle, the run is bound by
  *   CPUs, not by the capped links; the lines at a cap that leaves CPU idle
- *   show the design's own limit.
+ *   show the design's own limit. Of each receiver's CPU, its main (JS)
+ *   thread's and the kernel's (`receiver_main_ms`, `receiver_sys_ms`; the
+ *   rest is hashing and landing on the thread pool, and V8's own threads);
+ *   `uptime_s` is the phase's window on the clock of a daemon's `--cpu-prof`
+ *   (`PACKICE_TEST_DENO_FLAGS="--cpu-prof --cpu-prof-dir=DIR"` profiles every
+ *   daemon): cut its samples to it. On a machine shared with other work,
+ *   compare the CPU figures, not the times.
  *
  * Every line is run at each cap in turn, with daemons of its own: 200 MB/s
  * (the issue's example) and 25 MB/s.
@@ -46,7 +52,7 @@ import { startRedis } from "../tests/helpers/redis_server.ts";
 import { pattern, startClusterDaemon, TOKEN } from "../tests/helpers/cluster.ts";
 import { startProxy } from "../tests/helpers/proxy.ts";
 import { parseSize } from "../daemon/size.ts";
-import { cpuMs, statCpuMs } from "./processes.ts";
+import { cpuMs, statCpuMs, statSysMs } from "./processes.ts";
 import { report } from "./stats.ts";
 
 const SIZE = Number(Deno.env.get("PACKICE_SWARM_MIB") ?? "256") << 20;
@@ -336,11 +342,9 @@ interface Split {
 }
 
 function splitOf(pid: number): Split {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
   return {
     mainMs: statCpuMs(Deno.readTextFileSync(`/proc/${pid}/task/${pid}/stat`)),
-    sysMs: (fields[12]! * 1000) / 100,
+    sysMs: statSysMs(Deno.readTextFileSync(`/proc/${pid}/stat`)),
   };
 }
 
