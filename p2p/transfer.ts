@@ -387,6 +387,11 @@ export class Transfer {
       this.#whole?.update(this.#landing.range(from, Math.min(size, from + pieceSize)));
       this.#hashed++;
     }
+    // Read on another thread later: the memory stays mapped until then, even
+    // past the landing's close (a hash of unmapped memory ends the process).
+    if (this.#whole !== undefined && this.#hashed > before) {
+      this.#whole.settled().then(this.#landing.hold());
+    }
     if (this.#hashed > before) this.#options.onPrefix?.(Math.min(size, this.#hashed * pieceSize));
   }
 }

@@ -374,6 +374,10 @@ export class Lanes {
     },
   ): void {
     const { duplicate, cancel, ms, room, sending, digest } = request;
+    // Bytes of the landing hashed on another thread: mapped until the check is over.
+    const release = digest === undefined && !(bytes instanceof Uint8Array)
+      ? this.#options.landing.hold()
+      : undefined;
     const check = (async () => {
       let verified = false;
       try {
@@ -400,6 +404,7 @@ export class Lanes {
         if (!this.#options.picker.done(piece)) this.#fail(source, error);
       } finally {
         room?.release();
+        release?.();
         this.#settle(source, piece, cancel, verified, sending);
         if (verified) this.#options.verified(piece);
         this.pulse();
