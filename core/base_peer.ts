@@ -409,10 +409,10 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     options: DirectPutOptions = {},
   ): Promise<ObjectInfo> {
     this.#checkOpen();
-    this.#settleFor(options.id);
     checkChunks(chunks);
     validateSize(size, "size");
     checkOptions(options);
+    this.#settleFor(options.id);
     const ttl = validateTtl(options.ttl);
     // Given to put, a TTL is the object's too: see `objectDeadline`.
     const fields: AcquireOptions = {
