@@ -11,6 +11,10 @@ import { parseServeArgs } from "../../../daemon/options.ts";
 import { type HttpFixture, readRest } from "../../helpers/http_fixture.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../../helpers/assert.ts";
 import { eventually } from "../../helpers/eventually.ts";
+import { check } from "../../../native/errno.ts";
+import { Linux } from "../../../native/ffi.ts";
+import { loadNative } from "../../../native/load.ts";
+import { NativeGet } from "../../../transport/http/native_get.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -463,4 +467,51 @@ Deno.test("with upload limits the Deno server admits each GET and the listener s
   const metrics = await (await fixture.fetch("/metrics")).text();
   const uploaded = Number(/^packice_http_upload_bytes_total (\S+)$/m.exec(metrics)?.[1]);
   assertEquals(uploaded, (4 << 20) * 2 + size * 2 + (4 << 20), "every body took from one bucket");
+});
+
+Deno.test("a range sent by ticket from a memfd still written leaves it free to take every seal", async () => {
+  // A relay's object lands in a writable memfd and is sealed once its last piece is in,
+  // while the listener keeps its mapping of the memfd for the next body.
+  const { symbols } = loadNative()!;
+  const size = 1 << 20;
+  const bytes = pattern(size, 9);
+  const fd = check(
+    symbols.pk_memfd_create(encoder.encode("landing\0"), Linux.MFD_ALLOW_SEALING),
+    "memfd_create",
+  );
+  await using peer = new MemoryPeer({ capacity: 16 << 20 });
+  const stop = new AbortController();
+  const sent: Promise<boolean>[] = [];
+  let nativeGet: NativeGet | undefined;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: stop.signal, onListen() {} },
+    (request) => {
+      assert(nativeGet!.handedOver(request));
+      const ticket = nativeGet!.ticket(fd, size, { start: 0, end: size }, false, {
+        "content-type": "application/octet-stream",
+      })!;
+      sent.push(ticket.done);
+      return new Response(null, { headers: ticket.headers });
+    },
+  );
+  try {
+    check(symbols.pk_ftruncate(fd, BigInt(size)), "ftruncate");
+    assertEquals(Number(symbols.pk_pwrite_all(fd, bytes, BigInt(size), 0n)), size);
+    nativeGet = new NativeGet(loadNative()!, peer, {
+      hostname: "127.0.0.1",
+      port: 0,
+      upstream: server.addr,
+      token: undefined,
+      tickets: true,
+    });
+    const response = await fetch(`${nativeGet.url}/v1/objects/landing`);
+    assertEquals(new Uint8Array(await response.arrayBuffer()), bytes);
+    assertEquals(await Promise.all(sent), [true]);
+    assertEquals(symbols.pk_add_seals(fd, Linux.F_SEAL_WRITE), 0, "F_SEAL_WRITE at once");
+  } finally {
+    await nativeGet?.close();
+    stop.abort();
+    await server.finished;
+    symbols.pk_close(fd);
+  }
 });
