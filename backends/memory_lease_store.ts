@@ -60,6 +60,18 @@ export class MemoryLeaseStore implements LeaseStore {
     return Promise.resolve();
   }
 
+  insertSealed(info: ObjectInfo): boolean {
+    if (this.#objects.has(info.id)) return false;
+    this.#objects.set(info.id, { info, creator: "" });
+    return true;
+  }
+
+  removeSealed(objectId: string): boolean {
+    if (this.#objects.get(objectId)?.info.state !== "SEALED") return false;
+    this.#objects.delete(objectId);
+    return true;
+  }
+
   grant(objectId: string, lease: LeaseRecord): Promise<ObjectInfo> {
     try {
       const info = checkGrant(objectId, this.#objects.get(objectId)?.info, lease.access);

@@ -23,8 +23,8 @@ const STREAM_CHUNK = 1 << 20;
 export class ObjectHandle implements Disposable, AsyncDisposable {
   readonly #peer: Peer;
   readonly #acquired: Acquired;
-  /** Emptied by {@link ObjectHandle.close}. */
-  readonly #bytes: Uint8Array[];
+  /** None once {@link ObjectHandle.close} has run. */
+  #bytes: readonly Uint8Array[];
   #closing: Promise<void> | undefined;
 
   /** @internal Built by the client from a READ lease and the blobs' bytes. */
@@ -110,12 +110,14 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       const blobs = this.#acquired.blobs;
+      const bytes = this.#bytes;
       for (let index = 0; index < blobs.length; index++) {
-        const view = this.#bytes[index];
+        const view = bytes[index];
         if (view !== undefined) blobs[index]!.closeView(view);
       }
-      // A copy that cannot be detached (an immutable one) is no longer handed out either.
-      this.#bytes.length = 0;
+      // A copy that cannot be detached (an immutable one) is no longer handed out either. (Not
+      // by emptying the list: setting an array's length is a call into the runtime.)
+      this.#bytes = NO_BYTES;
       const peer = this.#peer;
       if (offersDirectRead(peer)) {
         peer.releaseQuietly(this.#acquired);
@@ -137,6 +139,9 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
     return this.close();
   }
 }
+
+/** The bytes of a closed handle. */
+const NO_BYTES: readonly Uint8Array[] = Object.freeze([]);
 
 /** What `close()` returns once the lease is ended without a promise of its own. */
 const RELEASED: Promise<void> = Promise.resolve();

@@ -15,6 +15,7 @@ import type { BlobStore, StoredObject } from "./blob_store.ts";
 import { checkChunks, checkMemfds, checkOptions } from "./call_checks.ts";
 import { checkRange } from "./range.ts";
 import { creatingInfo } from "./creating_info.ts";
+import { deleteInSteps } from "./delete_in_steps.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import { DeadlineTimer } from "./deadline_timer.ts";
@@ -42,10 +43,13 @@ import { sameContent } from "./object.ts";
 import type {
   Acquired,
   AcquireOptions,
+  BesideBytes,
   BesideReads,
+  DirectDelete,
   DirectPutOptions,
   Peer,
   PeerStats,
+  PutsBeside,
   ReadsBeside,
   RemovalEvents,
 } from "./peer.ts";
@@ -66,7 +70,7 @@ export type { BasePeerOptions, PeerOptions } from "./peer_options.ts";
  * and reference-counted freeing, over any {@link BlobStore} and
  * {@link LeaseStore}. Subclasses choose the stores.
  */
-export class BasePeer implements Peer, RemovalEvents, ReadsBeside {
+export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside, PutsBeside {
   readonly #blobs: BlobStore;
   readonly #leases: LeaseStore;
   readonly #clock: Clock;
@@ -162,18 +166,63 @@ export class BasePeer implements Peer, RemovalEvents, ReadsBeside {
     const holding = this.#held.get(leaseId);
     if (holding === undefined || holding.removed || !holding.sealed) return undefined;
     if (this.#digest !== undefined && holding.info.digest === undefined) return undefined;
+    const counter = this.#counter;
+    // Functions of their own: callers may hand them on apart from the object.
     return {
-      hold: (delta) => {
-        const change = Math.max(delta, -holding.refs);
-        holding.refs += change;
-        this.#besideLeases += change;
-        if (holding.removed && holding.refs === 0 && !this.#closed) this.#free(holding);
-      },
-      read: (count) => {
-        this.#hits += count;
-        if (this.#mode === "cache" && !holding.removed) this.#recency.refresh(holding);
-      },
+      hold: (delta) => counter.hold(holding, delta),
+      read: (count) => counter.read(holding, count),
     };
+  }
+
+  /** What {@link HoldingReads} change in this peer, made once. */
+  readonly #counter: BesideCounter = {
+    hold: (holding, delta) => {
+      const change = Math.max(delta, -holding.refs);
+      holding.refs += change;
+      this.#besideLeases += change;
+      if (holding.removed && holding.refs === 0 && !this.#closed) this.#free(holding);
+    },
+    read: (holding, count) => {
+      this.#hits += count;
+      if (this.#mode === "cache" && !holding.removed) this.#recency.refresh(holding);
+    },
+  };
+
+  /**
+   * Whether objects stored beside this peer (see {@link PutsBeside}) are
+   * taken: its stores can hold them, and no namespace is shared with other
+   * peers, nor digests computed at seal.
+   */
+  get takesPutsBeside(): boolean {
+    return this.#blobs.adoptBeside !== undefined && this.#leases.insertSealed !== undefined &&
+      this.#digest === undefined && this.#node === undefined;
+  }
+
+  /** Lends room of the blob store for objects stored beside this peer; see {@link PutsBeside.lendRoom}. */
+  lendRoom(bytes: number, reclaim: (bytes: number) => number): number {
+    if (this.#closed || !this.takesPutsBeside) return 0;
+    return this.#blobs.lendRoom?.(bytes, reclaim) ?? 0;
+  }
+
+  /** Gives back room lent that no object took; see {@link PutsBeside.returnRoom}. */
+  returnRoom(bytes: number): void {
+    this.#blobs.returnRoom?.(bytes);
+  }
+
+  /**
+   * Takes in a sealed object stored beside this peer, in room it lent, as
+   * a put of it would have left it; see {@link PutsBeside.adoptBeside}.
+   */
+  adoptBeside(info: ObjectInfo, bytes: BesideBytes): BesideReads | undefined {
+    if (this.#closed || !this.takesPutsBeside || !this.#leases.insertSealed!(info)) {
+      return undefined;
+    }
+    // Cannot throw: the store closes only with this peer, checked above.
+    // One object per put, its methods on its class: call them on it.
+    return new HoldingReads(
+      this.#adopt(info, this.#blobs.adoptBeside!(info, bytes)),
+      this.#counter,
+    );
   }
 
   /** The clock this peer uses. */
@@ -429,6 +478,43 @@ export class BasePeer implements Peer, RemovalEvents, ReadsBeside {
     const holding = this.#adopt(info, stored);
     this.#count(holding, lease);
     return { holding, lease, info, filled };
+  }
+
+  /**
+   * Deletes an object, as `acquire` WRITE then `discard` do: it leaves
+   * lookups at once, and readers holding it keep their bytes until they
+   * close. A sealed object held here, in a lease store of this peer's own,
+   * goes in this call, with no lease in between.
+   *
+   * @throws {NotFoundError} When there is no such object.
+   */
+  deleteObject(objectId: string): Promise<void> {
+    try {
+      this.#checkOpen();
+      return this.removeBeside(objectId) ? Promise.resolve() : deleteInSteps(this, objectId);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Deletes a sealed object held here, in a lease store of this peer's own,
+   * at once; see {@link PutsBeside.removeBeside}.
+   *
+   * @returns False when there is none such (nothing changes).
+   */
+  removeBeside(objectId: string): boolean {
+    const holding = this.#objects.get(objectId);
+    const leases = this.#leases;
+    if (
+      this.#closed || holding === undefined || !holding.sealed || this.#node !== undefined ||
+      leases.removeSealed === undefined || isExpired(holding.info, this.#clock.now()) ||
+      !leases.removeSealed(objectId)
+    ) {
+      return false;
+    }
+    this.#unlist(holding, objectId);
+    return true;
   }
 
   async seal(leaseId: string): Promise<ObjectInfo> {
@@ -828,11 +914,43 @@ export class BasePeer implements Peer, RemovalEvents, ReadsBeside {
   #free(holding: Holding): void {
     closeViews(holding);
     this.#bytesHeld -= holding.info.size;
+    if (holding.sealing === undefined && this.#blobs.freeNow?.(holding.stored) === true) {
+      holding.freed = FREED;
+      return;
+    }
     const free = () => this.#blobs.free(holding.stored);
     holding.freed = (holding.sealing ? holding.sealing.then(free, free) : free()).catch(() => {});
   }
 
   #checkOpen(): void {
     if (this.#closed) throw new ClosedError("Peer is closed");
+  }
+}
+
+/** What {@link Holding.freed} is once bytes were freed at once. */
+const FREED: Promise<void> = Promise.resolve();
+
+/** What the reads beside a peer's leases change in it: see {@link ReadsBeside}. */
+interface BesideCounter {
+  hold(holding: Holding, delta: number): void;
+  read(holding: Holding, count: number): void;
+}
+
+/** The counts of reads beside a peer's leases of one incarnation: one object per incarnation. */
+class HoldingReads implements BesideReads {
+  readonly #holding: Holding;
+  readonly #counter: BesideCounter;
+
+  constructor(holding: Holding, counter: BesideCounter) {
+    this.#holding = holding;
+    this.#counter = counter;
+  }
+
+  hold(delta: number): void {
+    this.#counter.hold(this.#holding, delta);
+  }
+
+  read(count: number): void {
+    this.#counter.read(this.#holding, count);
   }
 }

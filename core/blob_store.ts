@@ -1,5 +1,6 @@
 import type { Blob } from "./blob.ts";
 import type { ObjectInfo } from "./object.ts";
+import type { BesideBytes } from "./peer.ts";
 
 /** The bytes of one object in a backend: a blob per entry of its `blobSizes`. */
 export interface StoredObject {
@@ -45,10 +46,34 @@ export interface BlobStore {
    * @throws {CapacityExceededError} When the bytes do not fit.
    */
   allocateFilled?(info: ObjectInfo, bytes: Uint8Array): Promise<StoredObject>;
+  /**
+   * Optional: lends up to `bytes` of free room for objects stored beside the
+   * peer (see `PutsBeside.lendRoom`); `reclaim` gives back up to the bytes
+   * the store asks for when it needs room, and returns how many it gave.
+   *
+   * @returns The bytes lent.
+   */
+  lendRoom?(bytes: number, reclaim: (bytes: number) => number): number;
+  /** Optional, with `lendRoom`: gives back `bytes` of room lent that no object took. */
+  returnRoom?(bytes: number): void;
+  /**
+   * Optional, with `lendRoom`: a sealed object of one blob whose bytes are
+   * held beside the store, in room it lent; they are released when freed.
+   *
+   * @throws {ClosedError} When the store is closed.
+   */
+  adoptBeside?(info: ObjectInfo, bytes: BesideBytes): StoredObject;
   /** Makes the bytes immutable and durable as far as this store goes. */
   seal(stored: StoredObject, info: ObjectInfo): Promise<void>;
   /** Frees the bytes. Called once, after every view has been closed. */
   free(stored: StoredObject): Promise<void>;
+  /**
+   * Optional: frees the bytes at once, as {@link BlobStore.free} would, when
+   * nothing about it waits (an object stored beside the store, say).
+   *
+   * @returns False when it cannot (nothing is freed): call `free`.
+   */
+  freeNow?(stored: StoredObject): boolean;
   /** Sealed objects kept from an earlier run; unfinished ones are removed. */
   recover(): Promise<RecoveredObject[]>;
   /**

@@ -27,10 +27,12 @@ export function sealedInfo(holding: Holding | undefined): ObjectInfo | undefined
 
 /** Closes the views opened through every lease on `holding`. */
 export function closeViews(holding: Holding): void {
-  for (const opened of holding.views?.values() ?? []) {
+  const views = holding.views;
+  if (views === undefined) return;
+  for (const opened of views.values()) {
     for (const [blob, view] of opened) blob.closeView(view);
   }
-  holding.views?.clear();
+  views.clear();
 }
 
 /** Closes the views opened through lease `leaseId` on `holding`, as the lease ends. */

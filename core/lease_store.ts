@@ -76,6 +76,20 @@ export interface LeaseStore {
   stat(objectId: string): Promise<ObjectInfo | undefined>;
   /** Every object in lookups. */
   list(): Promise<ObjectInfo[]>;
+  /**
+   * Optional, for a store of one peer's own: records a sealed object made
+   * beside the peer, with no lease, at once.
+   *
+   * @returns False when the id is taken (nothing is recorded).
+   */
+  insertSealed?(info: ObjectInfo): boolean;
+  /**
+   * Optional, for a store of one peer's own: takes a sealed object out of
+   * lookups at once, as a WRITE lease's discard would.
+   *
+   * @returns False when no sealed object has the id (nothing changes).
+   */
+  removeSealed?(objectId: string): boolean;
   /** Counts for metrics and tests. */
   counts(): Promise<{ objects: number; leases: number }>;
   /** Ends the store's connections. */

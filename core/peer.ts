@@ -296,6 +296,69 @@ export interface ReadsBeside {
   readsBeside(leaseId: string): BesideReads | undefined;
 }
 
+/**
+ * The bytes of a sealed object held beside a peer (by the Unix-socket
+ * server's C, which stored a small put there), lent to the peer until it lets go.
+ */
+export interface BesideBytes {
+  /** Copies `into.length` bytes from `offset` into `into`. */
+  copy(offset: number, into: Uint8Array): void;
+  /** A new descriptor of a sealed memfd of the bytes, the caller's to close. */
+  memfd(): number;
+  /** The peer lets go of the bytes, once, when it frees the object. */
+  release(): void;
+}
+
+/**
+ * An optional capability of a peer that holds objects itself: sealed
+ * objects stored beside it (small puts the Unix-socket server answers in C),
+ * in room it lent, taken in later as its own, with no id, metadata or TTL.
+ * With {@link ReadsBeside}, reads of them are counted too.
+ */
+export interface PutsBeside {
+  /** Whether the peer takes such objects: its stores can, and it shares no namespace. */
+  readonly takesPutsBeside: boolean;
+  /**
+   * Lends room for objects stored beside the peer: room that its own new
+   * objects do not get until it is given back or used.
+   *
+   * @param bytes The most to lend.
+   * @param reclaim Called when the peer needs room back: gives back up to
+   *   the bytes asked for of what is left of the room lent, and returns how
+   *   many it gave.
+   * @returns The bytes lent, fewer when the peer has less room free.
+   */
+  lendRoom(bytes: number, reclaim: (bytes: number) => number): number;
+  /** Gives back `bytes` of room lent that no object took. */
+  returnRoom(bytes: number): void;
+  /**
+   * Takes in, as it is and in lookups, an object stored beside the peer in
+   * room it lent (its size of that room is used from now on).
+   *
+   * @param info The object: sealed, one blob, no TTL, an id fresh as
+   *   `newId` makes them; the peer keeps this very object as its info.
+   * @param bytes Its bytes, the peer's until it lets go.
+   * @returns The counts of its reads beside the peer (call its methods on
+   *   it); undefined when the peer cannot take it (closed, or the id taken): the bytes stay the
+   *   caller's, and its room is still lent.
+   */
+  adoptBeside(info: ObjectInfo, bytes: BesideBytes): BesideReads | undefined;
+  /**
+   * Deletes a sealed object held here at once, as a delete of it would (for
+   * a delete answered beside the peer): it leaves lookups now, and readers
+   * holding it keep their bytes until they close.
+   *
+   * @returns False when no sealed object of this peer's own has the id
+   *   (nothing changes): delete it the usual way.
+   */
+  removeBeside(objectId: string): boolean;
+}
+
+/** Whether `peer` offers {@link PutsBeside} and takes such objects. */
+export function offersPutsBeside(peer: Peer): peer is Peer & PutsBeside {
+  return (peer as Partial<PutsBeside>).takesPutsBeside === true;
+}
+
 /** Whether `peer` offers {@link ReadsBeside} and {@link RemovalEvents}. */
 export function offersReadsBeside(peer: Peer): peer is Peer & ReadsBeside & RemovalEvents {
   return typeof (peer as Partial<ReadsBeside>).readsBeside === "function" &&

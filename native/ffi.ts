@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 14;
+export const NATIVE_ABI_VERSION = 15;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -681,7 +681,6 @@ export const symbols = {
   pk_fp_put: {
     parameters: [
       "pointer", // void *handle
-      "u32", // uint32_t slot: JS's number for it, as pk_fp_drain reports it
       "buffer", // const uint8_t *id
       "u32", // uint32_t id_len
       "i32", // int32_t fd (a sealed memfd; dup'd)
@@ -689,6 +688,7 @@ export const symbols = {
       "buffer", // const uint8_t *info: ObjectInfo JSON
       "u32", // uint32_t info_len
       "f64", // double expires_at: epoch ms, 0 for none
+      "buffer", // uint32_t *out_slot: the table's number for it, as events name it
     ],
     result: "i32", // the serial's low 31 bits; -EEXIST when taken, -E2BIG when the info is too long
   },
@@ -777,9 +777,66 @@ export const symbols = {
       "f64", // double now: epoch ms
       "buffer", // uint8_t *spill (64 KiB at least)
       "buffer", // int32_t *spill_fds (253)
-      "buffer", // double out[9]
+      "buffer", // double out[14]
     ],
     result: "i64", // as pk_recvmsg; -errno when replies could not be kept
+  },
+
+  // 13. Unix-socket small puts answered in C, into the table of section 12
+  pk_fp_budget: {
+    parameters: [
+      "pointer", // void *handle
+      "f64", // double bytes: what new objects put in C may take
+      "u32", // uint32_t max_memfds: made in C for OPENs of them
+      "i32", // int32_t deletes: 1 when DELETEs of them are answered in C
+    ],
+    result: "i32",
+  },
+  pk_fp_take_deletes: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // uint32_t *out: slots of objects put and deleted in C
+      "i32", // int32_t max
+    ],
+    result: "i32", // how many
+  },
+  pk_fp_take_puts: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // uint8_t *out: 56 bytes per object (slot u32, size u32, created f64, id 36, serial u32)
+      "i32", // int32_t max
+    ],
+    result: "i32", // how many
+  },
+  pk_fp_copy: {
+    parameters: [
+      "pointer", // void *handle
+      "u32", // uint32_t slot
+      "u64", // uint64_t offset
+      "buffer", // uint8_t *out
+      "u64", // uint64_t len
+    ],
+    result: "i32", // 0; -ENOENT not held; -ERANGE outside the object
+  },
+  pk_fp_memfd: {
+    parameters: [
+      "pointer", // void *handle
+      "u32", // uint32_t slot
+    ],
+    result: "i32", // a new descriptor of its sealed memfd; -errno
+  },
+  pk_fp_trim: {
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32", // regions given back: only once no object put in C is left
+  },
+  pk_fp_unhold: {
+    parameters: [
+      "pointer", // void *handle
+      "u32", // uint32_t slot
+    ],
+    result: "i32", // 1 freed at once, 0 later (a drain tells), -ENOENT not held
   },
 } as const satisfies Deno.ForeignLibraryInterface;
 

@@ -16,6 +16,8 @@ export interface MapOptions {
  * client usually has gets of one object in flight on one connection.
  */
 const MAX_SPARES = 16;
+/** The most open views tracked in a list, not a set. */
+const MAX_LISTED = 32;
 
 /**
  * One shared memory mapping (`mmap`) and the JS views of it.
@@ -47,7 +49,13 @@ export class Mapping implements Disposable {
   #pointer: Deno.PointerValue;
   readonly #mappedLength: number;
   readonly #length: number;
-  readonly #views = new Set<ArrayBuffer>();
+  /**
+   * The buffers of the open views: in a list while there are few, as a
+   * scan of a few costs less than the hash a set gives each new buffer;
+   * in a set once there are more than {@link MAX_LISTED}.
+   */
+  #views: ArrayBuffer[] = [];
+  #manyViews: Set<ArrayBuffer> | undefined;
   /** Buffers over the mapping that no view uses, moved out of closed views. */
   readonly #spares: ArrayBuffer[] = [];
   #done = false;
@@ -126,7 +134,7 @@ export class Mapping implements Disposable {
 
   /** How many views are open. */
   get openViews(): number {
-    return this.#views.size;
+    return this.#manyViews?.size ?? this.#views.length;
   }
 
   /**
@@ -142,7 +150,11 @@ export class Mapping implements Disposable {
       (this.#pointer === null
         ? new ArrayBuffer(0)
         : Deno.UnsafePointerView.getArrayBuffer(this.#pointer, this.#length));
-    this.#views.add(buffer);
+    if (this.#manyViews !== undefined) this.#manyViews.add(buffer);
+    else if (this.#views.push(buffer) > MAX_LISTED) {
+      this.#manyViews = new Set(this.#views);
+      this.#views = [];
+    }
     return new Uint8Array(buffer);
   }
 
@@ -155,15 +167,27 @@ export class Mapping implements Disposable {
    */
   closeView(view: Uint8Array): void {
     const buffer = view.buffer;
-    if (!(buffer instanceof ArrayBuffer) || !this.#views.delete(buffer) || buffer.detached) return;
+    if (!(buffer instanceof ArrayBuffer) || !this.#forget(buffer) || buffer.detached) return;
     if (this.#spares.length < MAX_SPARES) this.#spares.push(buffer.transfer());
     else buffer.transfer(0);
   }
 
+  /** Stops tracking an open view's buffer; whether it was one. */
+  #forget(buffer: ArrayBuffer): boolean {
+    if (this.#manyViews !== undefined) return this.#manyViews.delete(buffer);
+    const views = this.#views;
+    const at = views.indexOf(buffer);
+    if (at < 0) return false;
+    const last = views.pop()!;
+    if (at < views.length) views[at] = last;
+    return true;
+  }
+
   /** Detaches every open view and keeps the mapping, for new views. */
   closeViews(): void {
-    for (const buffer of this.#views) if (!buffer.detached) buffer.transfer(0);
-    this.#views.clear();
+    for (const buffer of this.#manyViews ?? this.#views) if (!buffer.detached) buffer.transfer(0);
+    this.#views = [];
+    this.#manyViews = undefined;
   }
 
   /** Detaches every open view, then unmaps. Idempotent. */

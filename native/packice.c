@@ -24,6 +24,7 @@
 //  11. HTTP GET of sealed objects: a listener serving their memfds, and the bodies the Deno
 //      server hands it (tickets), paced by a token bucket shared with JS
 //  12. Unix-socket fast path: gets of sealed objects answered in C
+//  13. Unix-socket small puts answered in C, into the table of section 12
 
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -65,7 +66,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 14
+#define PK_ABI_VERSION 15
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -3273,15 +3274,21 @@ PK_EXPORT int32_t pk_hg_close(void *handle) {
 #define PK_FP_PREFIX_LEN 10
 #define PK_FP_MAX_LEASES (1u << 24)
 #define PK_FP_NONE UINT32_MAX
+// Room for the info of an object put here (section 13).
+#define PK_FP_PUT_INFO_MAX 256
 // Event flag of pk_fp_drain.
 #define PK_FP_FREED 1
 
 // Frame layout (transport/uds/protocol.ts and open_frame.ts).
 #define PK_FRAME_HEADER 16
 #define PK_OP_RELEASE 4
+#define PK_OP_PUT 12
+#define PK_OP_DELETE 16
 #define PK_OP_OPEN 13
 #define PK_FLAG_REPLY 1
 #define PK_FLAG_ONE_WAY 4
+// A PUT whose client reads the compact reply (transport/uds/protocol.ts Flag.COMPACT).
+#define PK_FLAG_COMPACT 16
 #define PK_OPEN_REQUEST_FIXED 13
 #define PK_OPEN_REPLY_FIXED 14
 #define PK_OPEN_TTL 1
@@ -3291,17 +3298,22 @@ PK_EXPORT int32_t pk_hg_close(void *handle) {
 struct pk_fp_entry {
   uint8_t *id;
   uint32_t id_len;
-  int fd;  // our dup of the memfd; -1 when the slot is free
+  int fd;  // our memfd (a dup of JS's, or made here for an object put here); -1 when none
+  uint8_t *bytes;  // an object put here: its bytes, until the entry is freed; NULL otherwise
   uint64_t size;
   uint8_t *info;
   uint32_t info_len;
   double expires_at;  // the object's deadline, epoch ms; 0: none
+  double created_at;  // an object put here: when, epoch ms
   uint32_t serial;
   uint32_t readers;   // leases granted here and not ended
   uint32_t reported;  // readers JS counts in the peer
   uint32_t hits;      // reads since the last drain
+  uint32_t next_free; // in the free list of entry slots
+  uint8_t live;       // the slot is in use
   uint8_t removed;    // out of lookups
   uint8_t dirty;      // in the dirty list
+  uint8_t held;       // an object put here whose bytes JS still holds (pk_fp_unhold ends it)
 };
 
 struct pk_fp_lease {
@@ -3317,7 +3329,9 @@ struct pk_fp {
   pthread_mutex_t lock;
   struct pk_fp_entry *entries;
   uint32_t entry_cap;
-  uint32_t *index;  // open addressing: entry slot + 1, 0 empty
+  // Open addressing: the id's hash (low 32 bits) << 32 | entry slot + 1; 0 empty.
+  // Probes compare hashes first, and touch an entry only when they match.
+  uint64_t *index;
   uint32_t index_cap;
   uint32_t indexed;
   struct pk_fp_lease *leases;
@@ -3329,6 +3343,22 @@ struct pk_fp {
   uint32_t next_serial;
   uint32_t conns;
   char prefix[PK_FP_PREFIX_LEN + 1];
+  uint32_t entry_used;  // entry slots ever handed out
+  uint32_t free_entry;  // first free entry slot, or PK_FP_NONE
+  // Small puts answered here (section 13).
+  uint64_t budget;      // bytes new objects may still take, lent by JS
+  uint32_t *puts;       // slots of objects put here that JS has not taken yet
+  uint32_t puts_len, puts_cap;
+  uint32_t *deleted;    // slots of objects put here deleted here, JS has not been told yet
+  uint32_t deleted_len, deleted_cap;
+  uint8_t deletes;      // DELETEs of objects put here are answered here
+  struct pk_slab *slab; // the memory of objects put here
+  uint32_t held;        // entries whose bytes JS holds
+  uint32_t memfds;      // memfds made here for OPENs of objects put here
+  uint32_t max_memfds;  // the most of them, set by JS
+  uint8_t closing;      // pk_fp_close has run: freed once JS holds no bytes
+  uint8_t random[4096];
+  uint32_t random_at;
 };
 
 struct pk_fp_conn {
@@ -3349,37 +3379,38 @@ static uint64_t pk_fp_hash(const uint8_t *bytes, uint32_t len) {
 static uint32_t pk_fp_find(struct pk_fp *fp, const uint8_t *id, uint32_t len) {
   if (fp->index_cap == 0) return PK_FP_NONE;
   uint32_t mask = fp->index_cap - 1;
-  for (uint32_t i = (uint32_t)pk_fp_hash(id, len) & mask;; i = (i + 1) & mask) {
-    uint32_t at = fp->index[i];
+  uint32_t hash = (uint32_t)pk_fp_hash(id, len);
+  for (uint32_t i = hash & mask;; i = (i + 1) & mask) {
+    uint64_t at = fp->index[i];
     if (at == 0) return PK_FP_NONE;
-    struct pk_fp_entry *e = &fp->entries[at - 1];
-    if (e->id_len == len && memcmp(e->id, id, len) == 0) return at - 1;
+    if ((uint32_t)(at >> 32) != hash) continue;
+    struct pk_fp_entry *e = &fp->entries[(uint32_t)at - 1];
+    if (e->id_len == len && memcmp(e->id, id, len) == 0) return (uint32_t)at - 1;
   }
+}
+
+// Puts `value` (hash << 32 | slot + 1) in the first free place from its home.
+static void pk_fp_index_place(uint64_t *index, uint32_t mask, uint64_t value) {
+  uint32_t i = (uint32_t)(value >> 32) & mask;
+  while (index[i] != 0) i = (i + 1) & mask;
+  index[i] = value;
 }
 
 static int pk_fp_index_add(struct pk_fp *fp, uint32_t slot) {
   if ((fp->indexed + 1) * 2 > fp->index_cap) {
     uint32_t cap = fp->index_cap == 0 ? 64 : fp->index_cap * 2;
-    uint32_t *index = calloc(cap, sizeof *index);
+    uint64_t *index = calloc(cap, sizeof *index);
     if (index == NULL) return -ENOMEM;
-    uint32_t *old = fp->index;
-    uint32_t old_cap = fp->index_cap;
+    for (uint32_t i = 0; i < fp->index_cap; i++) {
+      if (fp->index[i] != 0) pk_fp_index_place(index, cap - 1, fp->index[i]);
+    }
+    free(fp->index);
     fp->index = index;
     fp->index_cap = cap;
-    for (uint32_t i = 0; i < old_cap; i++) {
-      if (old[i] == 0) continue;
-      struct pk_fp_entry *e = &fp->entries[old[i] - 1];
-      uint32_t j = (uint32_t)pk_fp_hash(e->id, e->id_len) & (cap - 1);
-      while (index[j] != 0) j = (j + 1) & (cap - 1);
-      index[j] = old[i];
-    }
-    free(old);
   }
   struct pk_fp_entry *e = &fp->entries[slot];
-  uint32_t mask = fp->index_cap - 1;
-  uint32_t i = (uint32_t)pk_fp_hash(e->id, e->id_len) & mask;
-  while (fp->index[i] != 0) i = (i + 1) & mask;
-  fp->index[i] = slot + 1;
+  uint64_t hash = (uint32_t)pk_fp_hash(e->id, e->id_len);
+  pk_fp_index_place(fp->index, fp->index_cap - 1, hash << 32 | (slot + 1));
   fp->indexed++;
   return 0;
 }
@@ -3389,15 +3420,14 @@ static void pk_fp_index_remove(struct pk_fp *fp, uint32_t slot) {
   struct pk_fp_entry *e = &fp->entries[slot];
   uint32_t mask = fp->index_cap - 1;
   uint32_t i = (uint32_t)pk_fp_hash(e->id, e->id_len) & mask;
-  while (fp->index[i] != slot + 1) {
+  while ((uint32_t)fp->index[i] != slot + 1) {
     if (fp->index[i] == 0) return;
     i = (i + 1) & mask;
   }
   fp->index[i] = 0;
   fp->indexed--;
   for (uint32_t j = (i + 1) & mask; fp->index[j] != 0; j = (j + 1) & mask) {
-    struct pk_fp_entry *m = &fp->entries[fp->index[j] - 1];
-    uint32_t home = (uint32_t)pk_fp_hash(m->id, m->id_len) & mask;
+    uint32_t home = (uint32_t)(fp->index[j] >> 32) & mask;
     // Move it into the hole unless its home lies in (i, j].
     if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
       fp->index[i] = fp->index[j];
@@ -3422,12 +3452,54 @@ static void pk_fp_mark(struct pk_fp *fp, uint32_t slot) {
   fp->dirty[fp->dirty_len++] = slot;
 }
 
-static void pk_fp_entry_free(struct pk_fp_entry *e) {
+struct pk_slab;
+static void pk_slab_free(struct pk_slab *slab, void *chunk, uint64_t size);
+static void pk_slab_destroy(struct pk_slab *slab);
+
+// Frees entry `slot` and puts it on the free list. Locked.
+static void pk_fp_entry_free(struct pk_fp *fp, uint32_t slot) {
+  struct pk_fp_entry *e = &fp->entries[slot];
   if (e->fd >= 0) close(e->fd);
-  free(e->id);
-  free(e->info);
+  if (e->bytes != NULL) {
+    if (e->fd >= 0) fp->memfds--;
+    pk_slab_free(fp->slab, e->bytes, e->size);
+    pk_slab_free(fp->slab, e->id, e->id_len);
+  } else {
+    free(e->id);
+    free(e->info);
+  }
   memset(e, 0, sizeof *e);
   e->fd = -1;
+  e->next_free = fp->free_entry;
+  fp->free_entry = slot;
+}
+
+// A free entry slot, or PK_FP_NONE when out of room. Locked.
+static uint32_t pk_fp_entry_new(struct pk_fp *fp) {
+  uint32_t slot = fp->free_entry;
+  if (slot != PK_FP_NONE) {
+    fp->free_entry = fp->entries[slot].next_free;
+    return slot;
+  }
+  if (fp->entry_used == PK_FP_MAX_LEASES) return PK_FP_NONE;
+  if (fp->entry_used == fp->entry_cap) {
+    uint32_t cap = fp->entry_cap == 0 ? 64 : fp->entry_cap * 2;
+    struct pk_fp_entry *entries = realloc(fp->entries, cap * sizeof *entries);
+    if (entries == NULL) return PK_FP_NONE;
+    for (uint32_t i = fp->entry_cap; i < cap; i++) {
+      memset(&entries[i], 0, sizeof entries[i]);
+      entries[i].fd = -1;
+    }
+    fp->entries = entries;
+    fp->entry_cap = cap;
+  }
+  return fp->entry_used++;
+}
+
+// Whether entry `e` may be freed: out of lookups, read by no lease here, with
+// nothing left to report, and its bytes not held by JS.
+static int pk_fp_entry_done(const struct pk_fp_entry *e) {
+  return e->removed && e->readers == 0 && e->reported == 0 && !e->dirty && !e->held;
 }
 
 PK_EXPORT int32_t pk_fp_create(uint64_t *out_handle) {
@@ -3435,6 +3507,8 @@ PK_EXPORT int32_t pk_fp_create(uint64_t *out_handle) {
   if (fp == NULL) return -ENOMEM;
   pthread_mutex_init(&fp->lock, NULL);
   fp->free_lease = PK_FP_NONE;
+  fp->free_entry = PK_FP_NONE;
+  fp->random_at = sizeof fp->random;
   uint32_t random;
   if (getrandom(&random, sizeof random, 0) != sizeof random) {
     random = (uint32_t)time(NULL) ^ (uint32_t)getpid();
@@ -3444,92 +3518,94 @@ PK_EXPORT int32_t pk_fp_create(uint64_t *out_handle) {
   return 0;
 }
 
-// Registers a sealed object under JS's `slot`: its id, a dup of `fd`, its
-// size, info JSON and deadline (epoch ms, 0 for none). Returns the low 31
-// bits of the serial its OPEN replies name (the high bit is set); -EEXIST
-// when the id or slot is taken, -E2BIG when the info is too long to answer
-// with.
-PK_EXPORT int32_t pk_fp_put(void *handle, uint32_t slot, const uint8_t *id, uint32_t id_len,
-                            int32_t fd, uint64_t size, const uint8_t *info, uint32_t info_len,
-                            double expires_at) {
-  struct pk_fp *fp = handle;
-  if (id_len == 0 || id_len > 1024 || slot >= (1u << 24)) return -EINVAL;
-  if (info_len > PK_FP_MAX_INFO) return -E2BIG;
-  pthread_mutex_lock(&fp->lock);
-  int32_t result = 0;
-  if (slot >= fp->entry_cap) {
-    uint32_t cap = fp->entry_cap == 0 ? 64 : fp->entry_cap;
-    while (cap <= slot) cap *= 2;
-    struct pk_fp_entry *entries = realloc(fp->entries, cap * sizeof *entries);
-    if (entries == NULL) {
-      result = -ENOMEM;
-      goto done;
-    }
-    for (uint32_t i = fp->entry_cap; i < cap; i++) {
-      memset(&entries[i], 0, sizeof entries[i]);
-      entries[i].fd = -1;
-    }
-    fp->entries = entries;
-    fp->entry_cap = cap;
-  }
+// Takes a new entry for `id` (not in lookups yet) and puts it in lookups,
+// with a new serial; its id is a copy in `kept_id`, or in memory of its own
+// when NULL. Returns the slot, or -errno: -EEXIST when the id is in lookups,
+// -ENOMEM. Locked.
+static int64_t pk_fp_entry_add(struct pk_fp *fp, const uint8_t *id, uint32_t id_len,
+                               uint8_t *kept_id) {
+  if (pk_fp_find(fp, id, id_len) != PK_FP_NONE) return -EEXIST;
+  uint32_t slot = pk_fp_entry_new(fp);
+  if (slot == PK_FP_NONE) return -ENOMEM;
   struct pk_fp_entry *e = &fp->entries[slot];
-  if (e->fd >= 0 || pk_fp_find(fp, id, id_len) != PK_FP_NONE) {
-    result = -EEXIST;
-    goto done;
-  }
-  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (copy < 0) {
-    result = -errno;
-    goto done;
-  }
-  e->id = malloc(id_len);
-  e->info = malloc(info_len == 0 ? 1 : info_len);
-  if (e->id == NULL || e->info == NULL) {
-    close(copy);
-    free(e->id);
-    free(e->info);
-    e->id = e->info = NULL;
-    result = -ENOMEM;
-    goto done;
+  e->id = kept_id != NULL ? kept_id : malloc(id_len);
+  if (e->id == NULL) {
+    pk_fp_entry_free(fp, slot);
+    return -ENOMEM;
   }
   memcpy(e->id, id, id_len);
-  memcpy(e->info, info, info_len);
   e->id_len = id_len;
-  e->info_len = info_len;
-  e->fd = copy;
-  e->size = size;
-  e->expires_at = expires_at;
+  e->live = 1;
+  if (pk_fp_index_add(fp, slot) < 0) {
+    if (kept_id != NULL) e->id = NULL;  // the caller's to free
+    pk_fp_entry_free(fp, slot);
+    return -ENOMEM;
+  }
   fp->next_serial = (fp->next_serial + 1) & 0x7fffffff;
   // The high bit keeps these serials apart from those the server's JS hands out.
   e->serial = 0x80000000u | fp->next_serial;
-  e->readers = e->reported = e->hits = 0;
-  e->removed = e->dirty = 0;
-  result = pk_fp_index_add(fp, slot);
-  if (result < 0) pk_fp_entry_free(e);
-  else result = (int32_t)fp->next_serial;
-done:
+  return slot;
+}
+
+// Registers a sealed object: its id, a dup of `fd`, its size, info JSON and
+// deadline (epoch ms, 0 for none), in a slot this table picks, written to
+// `out_slot` (events name it). Returns the low 31 bits of the serial its
+// OPEN replies name (the high bit is set); -EEXIST when the id is in
+// lookups, -E2BIG when the info is too long to answer with.
+PK_EXPORT int32_t pk_fp_put(void *handle, const uint8_t *id, uint32_t id_len, int32_t fd,
+                            uint64_t size, const uint8_t *info, uint32_t info_len,
+                            double expires_at, uint32_t *out_slot) {
+  struct pk_fp *fp = handle;
+  if (id_len == 0 || id_len > 1024) return -EINVAL;
+  if (info_len > PK_FP_MAX_INFO) return -E2BIG;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return -errno;
+  uint8_t *kept = malloc(info_len == 0 ? 1 : info_len);
+  if (kept == NULL) {
+    close(copy);
+    return -ENOMEM;
+  }
+  memcpy(kept, info, info_len);
+  pthread_mutex_lock(&fp->lock);
+  int64_t slot = fp->closing ? -EBUSY : pk_fp_entry_add(fp, id, id_len, NULL);
+  int32_t result;
+  if (slot < 0) {
+    close(copy);
+    free(kept);
+    result = (int32_t)slot;
+  } else {
+    struct pk_fp_entry *e = &fp->entries[slot];
+    e->info = kept;
+    e->info_len = info_len;
+    e->fd = copy;
+    e->size = size;
+    e->expires_at = expires_at;
+    *out_slot = (uint32_t)slot;
+    result = (int32_t)(e->serial & 0x7fffffff);
+  }
   pthread_mutex_unlock(&fp->lock);
   return result;
 }
 
 // Takes the object in `slot` out of lookups. Returns 1 when it is freed at
-// once (no lease here reads it: JS may reuse the slot), 0 when it is freed
-// once its last lease ends (a drain reports it), -ENOENT for a free slot.
+// once (no lease here reads it, JS holds none of its bytes: JS forgets the
+// slot), 0 when it is freed later (a drain or pk_fp_unhold tells), -ENOENT
+// for a free slot or one out of lookups already.
 PK_EXPORT int32_t pk_fp_remove(void *handle, uint32_t slot) {
   struct pk_fp *fp = handle;
   pthread_mutex_lock(&fp->lock);
   int32_t result;
-  if (slot >= fp->entry_cap || fp->entries[slot].fd < 0 || fp->entries[slot].removed) {
+  if (slot >= fp->entry_cap || !fp->entries[slot].live || fp->entries[slot].removed) {
     result = -ENOENT;
   } else {
     struct pk_fp_entry *e = &fp->entries[slot];
     pk_fp_index_remove(fp, slot);
     e->removed = 1;
-    if (e->readers == 0 && e->reported == 0 && !e->dirty) {
-      pk_fp_entry_free(e);
+    if (pk_fp_entry_done(e)) {
+      pk_fp_entry_free(fp, slot);
       result = 1;
     } else {
-      pk_fp_mark(fp, slot);
+      if (e->readers != 0 || e->reported != 0) pk_fp_mark(fp, slot);
       result = 0;
     }
   }
@@ -3539,7 +3615,7 @@ PK_EXPORT int32_t pk_fp_remove(void *handle, uint32_t slot) {
 
 // Writes an event (slot, change in readers as int32, reads, flags) for each
 // entry changed since the last drain, at most `max`; returns how many. Frees
-// removed entries that no lease reads any more (flag PK_FP_FREED).
+// removed entries that no lease reads and JS holds no bytes of (flag PK_FP_FREED).
 PK_EXPORT int32_t pk_fp_drain(void *handle, uint32_t *out, int32_t max) {
   struct pk_fp *fp = handle;
   pthread_mutex_lock(&fp->lock);
@@ -3555,8 +3631,8 @@ PK_EXPORT int32_t pk_fp_drain(void *handle, uint32_t *out, int32_t max) {
     event[3] = 0;
     e->reported = e->readers;
     e->hits = 0;
-    if (e->removed && e->readers == 0) {
-      pk_fp_entry_free(e);
+    if (pk_fp_entry_done(e)) {
+      pk_fp_entry_free(fp, slot);
       event[3] = PK_FP_FREED;
     }
     count++;
@@ -3565,19 +3641,43 @@ PK_EXPORT int32_t pk_fp_drain(void *handle, uint32_t *out, int32_t max) {
   return count;
 }
 
-// Frees the table; every connection must be closed first. Closes the memfds.
-PK_EXPORT int32_t pk_fp_close(void *handle) {
-  struct pk_fp *fp = handle;
-  if (fp->conns != 0) return -EBUSY;
-  for (uint32_t i = 0; i < fp->entry_cap; i++) {
-    if (fp->entries[i].fd >= 0) pk_fp_entry_free(&fp->entries[i]);
+static void pk_fp_destroy(struct pk_fp *fp) {
+  for (uint32_t i = 0; i < fp->entry_used; i++) {
+    if (fp->entries[i].live) pk_fp_entry_free(fp, i);
   }
   free(fp->entries);
   free(fp->index);
   free(fp->leases);
   free(fp->dirty);
+  free(fp->puts);
+  free(fp->deleted);
+  pk_slab_destroy(fp->slab);
   pthread_mutex_destroy(&fp->lock);
   free(fp);
+}
+
+// Stops answering: every object leaves lookups, and no object is put here
+// any more. Every connection must be closed first. The table is freed (its
+// memfds closed) at once, or once JS holds the bytes of no object put here
+// (pk_fp_unhold).
+PK_EXPORT int32_t pk_fp_close(void *handle) {
+  struct pk_fp *fp = handle;
+  pthread_mutex_lock(&fp->lock);
+  if (fp->conns != 0 || fp->closing) {
+    pthread_mutex_unlock(&fp->lock);
+    return -EBUSY;
+  }
+  fp->closing = 1;
+  fp->budget = 0;
+  for (uint32_t i = 0; i < fp->entry_used; i++) {
+    struct pk_fp_entry *e = &fp->entries[i];
+    if (!e->live) continue;
+    e->removed = 1;
+    if (!e->held) pk_fp_entry_free(fp, i);
+  }
+  uint32_t held = fp->held;
+  pthread_mutex_unlock(&fp->lock);
+  if (held == 0) pk_fp_destroy(fp);
   return 0;
 }
 
@@ -3589,8 +3689,13 @@ PK_EXPORT int32_t pk_fp_conn_open(void *handle, int32_t fd, uint64_t *out_conn) 
   c->fd = fd;
   c->first = PK_FP_NONE;
   pthread_mutex_lock(&fp->lock);
-  fp->conns++;
+  int closing = fp->closing;
+  if (!closing) fp->conns++;
   pthread_mutex_unlock(&fp->lock);
+  if (closing) {
+    free(c);
+    return -EBUSY;
+  }
   *out_conn = (uint64_t)(uintptr_t)c;
   return 0;
 }
@@ -3819,9 +3924,18 @@ static void pk_fp_header(uint8_t *frame, uint8_t op, uint32_t id, uint8_t flags,
   frame[14] = frame[15] = 0;
 }
 
+static int64_t pk_fp_put_here(struct pk_fp *fp, uint32_t request, uint32_t flags,
+                              const uint8_t *body, uint32_t body_len, double now,
+                              uint8_t *reply, uint32_t room, uint64_t *out_size);
+static int32_t pk_fp_memfd_here(struct pk_fp *fp, struct pk_fp_entry *e, int limited);
+static uint32_t pk_fp_put_info(const struct pk_fp_entry *e, uint8_t *out);
+static int64_t pk_fp_delete_here(struct pk_fp *fp, uint32_t request, const uint8_t *body,
+                                 uint32_t body_len, uint8_t *reply, uint32_t room);
+
 // Receives one message of the connection, as pk_recvmsg does, and answers
-// its frames that are OPENs (with a TTL or not) of registered objects and one-way
-// RELEASEs of leases granted here, as one reply message of at most
+// its frames that are OPENs (with a TTL or not) of registered objects, one-way
+// RELEASEs of leases granted here and PUTs of plain small objects (section
+// 13), as one reply message of at most
 // PK_FP_REPLY_CAP bytes. The other frames are JS's, moved to the start of
 // `buf` in their order, out[0] bytes of them (pipelined requests have no
 // order among them but that of their replies' ids, which stays; a frame past
@@ -3830,7 +3944,9 @@ static void pk_fp_header(uint8_t *frame, uint8_t op, uint32_t id, uint8_t flags,
 // answered, their request bytes, RELEASEs ended, their bytes, object bytes
 // under the leases granted, bytes sent, bytes and fds of the replies put in
 // `spill` (at least PK_FP_REPLY_CAP bytes) and `spill_fds` (PK_MAX_FDS) for
-// JS to queue when the socket was full. Returns what pk_recvmsg returns, or
+// JS to queue when the socket was full; out[9..11]: PUTs answered, their
+// request bytes, their objects' bytes; out[12..13]: DELETEs answered, their
+// request bytes. Returns what pk_recvmsg returns, or
 // -errno when the replies could be neither sent nor kept (end the
 // connection: its leases end with it).
 PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fds_out,
@@ -3838,7 +3954,7 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
                              uint8_t *spill, int32_t *spill_fds, double *out) {
   struct pk_fp_conn *c = conn;
   struct pk_fp *fp = c->fp;
-  for (int i = 0; i < 9; i++) out[i] = 0;
+  for (int i = 0; i < 14; i++) out[i] = 0;
   int64_t n = pk_recvmsg(c->fd, buf, cap, fds_out, max_fds, out_nfds, out_flags);
   if (n > 0) out[0] = (double)n;
   if (n <= 0 || *out_nfds != 0 || *out_flags != 0) return n;
@@ -3878,11 +3994,19 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
       if (slot == PK_FP_NONE) goto keep;
       struct pk_fp_entry *e = &fp->entries[slot];
       if (e->expires_at != 0 && e->expires_at <= now) goto keep;
+      if (e->fd < 0 && pk_fp_memfd_here(fp, e, 1) < 0) goto keep;
       uint32_t known;
       memcpy(&known, body, 4);
       int same = known == e->serial;
+      uint8_t put_info[PK_FP_PUT_INFO_MAX];
+      const uint8_t *info = e->info;
+      uint32_t info_len = e->info_len;
+      if (!same && e->bytes != NULL) {
+        info_len = pk_fp_put_info(e, put_info);
+        info = put_info;
+      }
       uint32_t room = PK_FRAME_HEADER + PK_OPEN_REPLY_FIXED + PK_FP_LEASE_LEN +
-                      (same ? 0 : e->info_len);
+                      (same ? 0 : info_len);
       if (len + room > PK_FP_REPLY_CAP || nfds + 1 > PK_MAX_FDS) goto keep;
       uint32_t lease = pk_fp_lease_new(fp, c, slot);
       if (lease == PK_FP_NONE) goto keep;
@@ -3904,8 +4028,8 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
       }
       uint32_t reply_body = PK_OPEN_REPLY_FIXED + PK_FP_LEASE_LEN;
       if (!same) {
-        memcpy(rb + reply_body, e->info, e->info_len);
-        reply_body += e->info_len;
+        memcpy(rb + reply_body, info, info_len);
+        reply_body += info_len;
         c->reply_fds[nfds++] = e->fd;
       }
       pk_fp_header(reply, PK_OP_OPEN, request, PK_FLAG_REPLY, reply_body, same ? 0 : 1);
@@ -3913,6 +4037,22 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
       out[1] += 1;
       out[2] += PK_FRAME_HEADER + body_len;
       out[5] += (double)e->size;
+    } else if (op == PK_OP_PUT) {
+      uint64_t size;
+      int64_t put = pk_fp_put_here(fp, request, flags, body, body_len, now, c->reply + len,
+                                   PK_FP_REPLY_CAP - len, &size);
+      if (put < 0) goto keep;
+      len += (uint32_t)put;
+      out[9] += 1;
+      out[10] += PK_FRAME_HEADER + body_len;
+      out[11] += (double)size;
+    } else if (op == PK_OP_DELETE && flags == 0) {
+      int64_t deleted = pk_fp_delete_here(fp, request, body, body_len, c->reply + len,
+                                          PK_FP_REPLY_CAP - len);
+      if (deleted < 0) goto keep;
+      len += (uint32_t)deleted;
+      out[12] += 1;
+      out[13] += PK_FRAME_HEADER + body_len;
     } else {
       goto keep;
     }
@@ -3932,4 +4072,436 @@ PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fd
   pthread_mutex_unlock(&fp->lock);
   out[0] = (double)kept;
   return flushed < 0 ? flushed : n;
+}
+
+// ===========================================================================
+// 13. Unix-socket small puts answered in C
+// ===========================================================================
+//
+// pk_fp_recv answers PUT frames of plain objects (fields `{}`: no id,
+// metadata or TTL) of 1 to PK_FP_PUT_MAX bytes itself, with an object of the
+// table of section 12: a fresh UUID v4 id (as crypto.randomUUID gives), its
+// bytes copied into memory of its own, sealed from the start (nothing writes
+// them again), in lookups at once so that OPENs of it are answered here
+// too, and its info JSON as the reply, the same as the server's JS sends.
+// Its memfd is made, and sealed for good (F_SEAL_WRITE, F_SEAL_GROW,
+// F_SEAL_SHRINK, F_SEAL_SEAL), only when an OPEN or JS first asks for it:
+// most small objects never leave the process, and a memfd each would cost
+// system calls and one of the process's few file descriptors.
+//
+// The peer learns of them in batches (pk_fp_take_puts), right after the
+// pk_fp_recv that made them, on the same thread: it holds their bytes from
+// then on (pk_fp_copy, pk_fp_memfd) until it lets go (pk_fp_unhold), and
+// the entry is freed once it has let go, left lookups and no lease reads it.
+// Puts take room the peer lent (pk_fp_budget); without room, or for any
+// other PUT, the frame is JS's, as before. A DELETE of such an object that
+// JS holds is answered here too: it leaves lookups at once, and the peer
+// takes it out of its own right after the receive (pk_fp_take_deletes).
+
+#define PK_FP_PUT_MAX (64 * 1024)
+#define PK_FP_UUID_LEN 36
+// A record of pk_fp_take_puts: slot u32, size u32, created f64, id, serial u32.
+#define PK_FP_PUT_RECORD 56
+
+// Writes a fresh UUID v4 into `out`; -1 when the kernel gives no random bytes.
+static int pk_fp_uuid(struct pk_fp *fp, uint8_t *out) {
+  if (fp->random_at + 16 > sizeof fp->random) {
+    size_t got = 0;
+    while (got < sizeof fp->random) {
+      ssize_t n = getrandom(fp->random + got, sizeof fp->random - got, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return -1;
+      got += (size_t)n;
+    }
+    fp->random_at = 0;
+  }
+  uint8_t *r = fp->random + fp->random_at;
+  fp->random_at += 16;
+  r[6] = (r[6] & 0x0f) | 0x40;
+  r[8] = (r[8] & 0x3f) | 0x80;
+  static const char hex[] = "0123456789abcdef";
+  int o = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
+    out[o++] = hex[r[i] >> 4];
+    out[o++] = hex[r[i] & 15];
+  }
+  return 0;
+}
+
+// The memory of objects put here: chunks in size classes (four per power of
+// two, from 64 bytes), carved from regions of 2 MiB faulted in at once
+// (MADV_POPULATE_WRITE: a fraction of what faulting page by page costs), and
+// kept for the next object of their class when freed: storing an object
+// touches no new page once the table has held as much before. Regions go
+// back to the kernel once no object is left (pk_fp_trim).
+#define PK_SLAB_REGION ((size_t)2 << 20)
+#define PK_SLAB_CLASSES 41
+
+struct pk_slab {
+  uint8_t *cur, *end;  // the rest of the newest region
+  void *free[PK_SLAB_CLASSES];
+  void **regions;
+  uint32_t regions_len, regions_cap;
+  uint64_t used;  // bytes of chunks handed out
+};
+
+// The class of a chunk of `size` bytes (at most 64 KiB) and its size.
+static uint32_t pk_slab_class(uint64_t size, uint64_t *class_size) {
+  if (size <= 64) {
+    *class_size = 64;
+    return 0;
+  }
+  int k = 63 - __builtin_clzll(size - 1);  // 2^k < size <= 2^(k+1), k >= 6
+  uint64_t base = (uint64_t)1 << k, step = base / 4;
+  uint64_t q = (size - base + step - 1) / step;  // 1..4
+  *class_size = base + q * step;
+  return (uint32_t)((k - 6) * 4 + q);
+}
+
+static void *pk_slab_alloc(struct pk_slab *slab, uint64_t size) {
+  uint64_t class_size;
+  uint32_t class = pk_slab_class(size, &class_size);
+  void *chunk = slab->free[class];
+  if (chunk != NULL) {
+    memcpy(&slab->free[class], chunk, sizeof chunk);
+  } else {
+    if ((uint64_t)(slab->end - slab->cur) < class_size) {
+      if (slab->regions_len == slab->regions_cap) {
+        uint32_t cap = slab->regions_cap == 0 ? 16 : slab->regions_cap * 2;
+        void **regions = realloc(slab->regions, cap * sizeof *regions);
+        if (regions == NULL) return NULL;
+        slab->regions = regions;
+        slab->regions_cap = cap;
+      }
+      uint8_t *region = mmap(NULL, PK_SLAB_REGION, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (region == MAP_FAILED) return NULL;
+      // Best effort: without it (an older kernel) pages fault in one by one.
+      madvise(region, PK_SLAB_REGION, MADV_POPULATE_WRITE);
+      slab->regions[slab->regions_len++] = region;
+      // The rest of the last region is left: at most one chunk of 64 KiB.
+      slab->cur = region;
+      slab->end = region + PK_SLAB_REGION;
+    }
+    chunk = slab->cur;
+    slab->cur += class_size;
+  }
+  slab->used += class_size;
+  return chunk;
+}
+
+static void pk_slab_free(struct pk_slab *slab, void *chunk, uint64_t size) {
+  if (chunk == NULL) return;
+  uint64_t class_size;
+  uint32_t class = pk_slab_class(size, &class_size);
+  memcpy(chunk, &slab->free[class], sizeof chunk);
+  slab->free[class] = chunk;
+  slab->used -= class_size;
+}
+
+// Unmaps every region, when no chunk is handed out.
+static int pk_slab_trim(struct pk_slab *slab) {
+  if (slab == NULL || slab->used != 0 || slab->regions_len == 0) return 0;
+  for (uint32_t i = 0; i < slab->regions_len; i++) munmap(slab->regions[i], PK_SLAB_REGION);
+  int count = (int)slab->regions_len;
+  slab->regions_len = 0;
+  slab->cur = slab->end = NULL;
+  memset(slab->free, 0, sizeof slab->free);
+  return count;
+}
+
+static void pk_slab_destroy(struct pk_slab *slab) {
+  if (slab == NULL) return;
+  pk_slab_trim(slab);
+  for (uint32_t i = 0; i < slab->regions_len; i++) munmap(slab->regions[i], PK_SLAB_REGION);
+  free(slab->regions);
+  free(slab);
+}
+
+static uint8_t *pk_put_text(uint8_t *at, const char *text) {
+  size_t len = strlen(text);
+  memcpy(at, text, len);
+  return at + len;
+}
+
+static uint8_t *pk_put_u64(uint8_t *at, uint64_t value) {
+  uint8_t digits[20];
+  int n = 0;
+  do {
+    digits[n++] = (uint8_t)('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  while (n > 0) *at++ = digits[--n];
+  return at;
+}
+
+// Writes the info JSON of the object put here in `e` (at most
+// PK_FP_PUT_INFO_MAX bytes), with its fields in the order the server's JS
+// sends them; returns its length.
+static uint32_t pk_fp_put_info(const struct pk_fp_entry *e, uint8_t *out) {
+  uint8_t *at = pk_put_text(out, "{\"id\":\"");
+  memcpy(at, e->id, e->id_len);
+  at = pk_put_text(at + e->id_len, "\",\"state\":\"SEALED\",\"size\":");
+  at = pk_put_u64(at, e->size);
+  at = pk_put_text(at, ",\"blobSizes\":[");
+  at = pk_put_u64(at, e->size);
+  at = pk_put_text(at, "],\"meta\":{},\"createdAt\":");
+  at = pk_put_u64(at, (uint64_t)e->created_at);
+  at = pk_put_text(at, ",\"sealedAt\":");
+  at = pk_put_u64(at, (uint64_t)e->created_at);
+  *at++ = '}';
+  return (uint32_t)(at - out);
+}
+
+// Writes the compact PUT reply (transport/uds/protocol.ts writePutReply) of
+// the object put here in `e`: marker 0, f64 size, createdAt, sealedAt,
+// expiresAt (NaN: none), u16 id length, the id; returns its length.
+static uint32_t pk_fp_put_compact(const struct pk_fp_entry *e, uint8_t *out) {
+  double fields[4] = {(double)e->size, e->created_at, e->created_at, __builtin_nan("")};
+  uint16_t id_len = (uint16_t)e->id_len;
+  out[0] = 0;
+  memcpy(out + 1, fields, sizeof fields);
+  memcpy(out + 33, &id_len, 2);
+  memcpy(out + 35, e->id, e->id_len);
+  return 35 + e->id_len;
+}
+
+// Answers the PUT frame `request` with `body` as an object of this table,
+// its reply frame written into `reply` (`room` bytes). Returns the reply's
+// length and the object's size in `out_size`; -1 when the frame is JS's.
+// Locked.
+static int64_t pk_fp_put_here(struct pk_fp *fp, uint32_t request, uint32_t flags,
+                              const uint8_t *body, uint32_t body_len, double now,
+                              uint8_t *reply, uint32_t room, uint64_t *out_size) {
+  uint32_t fields;
+  if (body_len < 6 || fp->closing) return -1;
+  memcpy(&fields, body, 4);
+  if (fields != 2 || body[4] != '{' || body[5] != '}') return -1;
+  uint64_t size = body_len - 6;
+  if (size == 0 || size > PK_FP_PUT_MAX || size > fp->budget) return -1;
+  // The peer's clock in whole milliseconds, as JSON has it from JS; any other is JS's.
+  if (!(now >= 0 && now <= 9007199254740991.0) || now != (double)(int64_t)now) return -1;
+  if (room < PK_FRAME_HEADER + PK_FP_PUT_INFO_MAX) return -1;
+  if (fp->puts_len == fp->puts_cap) {
+    uint32_t cap = fp->puts_cap == 0 ? 256 : fp->puts_cap * 2;
+    uint32_t *puts = realloc(fp->puts, cap * sizeof *puts);
+    if (puts == NULL) return -1;
+    fp->puts = puts;
+    fp->puts_cap = cap;
+  }
+  if (fp->slab == NULL && (fp->slab = calloc(1, sizeof *fp->slab)) == NULL) return -1;
+  uint8_t id[PK_FP_UUID_LEN];
+  if (pk_fp_uuid(fp, id) < 0) return -1;
+  uint8_t *bytes = pk_slab_alloc(fp->slab, size);
+  uint8_t *kept_id = pk_slab_alloc(fp->slab, PK_FP_UUID_LEN);
+  int64_t slot = bytes == NULL || kept_id == NULL
+                     ? -ENOMEM
+                     : pk_fp_entry_add(fp, id, PK_FP_UUID_LEN, kept_id);
+  if (slot < 0) {
+    pk_slab_free(fp->slab, bytes, size);
+    pk_slab_free(fp->slab, kept_id, PK_FP_UUID_LEN);
+    return -1;
+  }
+  memcpy(bytes, body + 6, size);
+  struct pk_fp_entry *e = &fp->entries[slot];
+  e->bytes = bytes;
+  e->size = size;
+  e->expires_at = 0;
+  e->created_at = now;
+  e->held = 1;
+  fp->held++;
+  fp->budget -= size;
+  fp->puts[fp->puts_len++] = (uint32_t)slot;
+  uint32_t info_len = flags & PK_FLAG_COMPACT ? pk_fp_put_compact(e, reply + PK_FRAME_HEADER)
+                                              : pk_fp_put_info(e, reply + PK_FRAME_HEADER);
+  pk_fp_header(reply, PK_OP_PUT, request, PK_FLAG_REPLY, info_len, 0);
+  *out_size = size;
+  return PK_FRAME_HEADER + info_len;
+}
+
+// Gives back the memory of objects put here once none is left; returns
+// the regions unmapped. JS calls it when puts have paused.
+PK_EXPORT int32_t pk_fp_trim(void *handle) {
+  struct pk_fp *fp = handle;
+  pthread_mutex_lock(&fp->lock);
+  int32_t count = pk_slab_trim(fp->slab);
+  pthread_mutex_unlock(&fp->lock);
+  return count;
+}
+
+// Gives the object put here in `e` its memfd, sealed for good, unless it
+// has one. With `limited`, refuses past the most memfds JS allows (-EMFILE).
+// Returns 0 or -errno. Locked.
+static int32_t pk_fp_memfd_here(struct pk_fp *fp, struct pk_fp_entry *e, int limited) {
+  if (e->fd >= 0) return 0;
+  if (e->bytes == NULL) return -ENOENT;
+  if (limited && fp->memfds >= fp->max_memfds) return -EMFILE;
+  int fd = memfd_create("packice", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return -errno;
+  uint64_t done = 0;
+  while (done < e->size) {
+    ssize_t n = pwrite(fd, e->bytes + done, e->size - done, (off_t)done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int error = n < 0 ? errno : EIO;
+      close(fd);
+      return -error;
+    }
+    done += (uint64_t)n;
+  }
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+    int error = errno;
+    close(fd);
+    return -error;
+  }
+  e->fd = fd;
+  fp->memfds++;
+  return 0;
+}
+
+// Answers the DELETE frame `request` of an object put here that JS holds
+// (its id the body), its reply frame written into `reply` (`room` bytes):
+// the object leaves lookups, and JS is told (pk_fp_take_deletes). Returns
+// the reply's length; -1 when the frame is JS's. Locked.
+static int64_t pk_fp_delete_here(struct pk_fp *fp, uint32_t request, const uint8_t *body,
+                                 uint32_t body_len, uint8_t *reply, uint32_t room) {
+  if (!fp->deletes || fp->closing || room < PK_FRAME_HEADER || body_len != PK_FP_UUID_LEN) {
+    return -1;
+  }
+  uint32_t slot = pk_fp_find(fp, body, body_len);
+  if (slot == PK_FP_NONE) return -1;
+  struct pk_fp_entry *e = &fp->entries[slot];
+  if (e->bytes == NULL || !e->held) return -1;
+  if (fp->deleted_len == fp->deleted_cap) {
+    uint32_t cap = fp->deleted_cap == 0 ? 256 : fp->deleted_cap * 2;
+    uint32_t *deleted = realloc(fp->deleted, cap * sizeof *deleted);
+    if (deleted == NULL) return -1;
+    fp->deleted = deleted;
+    fp->deleted_cap = cap;
+  }
+  pk_fp_index_remove(fp, slot);
+  e->removed = 1;
+  fp->deleted[fp->deleted_len++] = slot;
+  pk_fp_header(reply, PK_OP_DELETE, request, PK_FLAG_REPLY, 0, 0);
+  return PK_FRAME_HEADER;
+}
+
+// Sets the bytes new objects put here may take (room the peer lent), the
+// most memfds made here for OPENs of them, and whether DELETEs of them are
+// answered here (`deletes` 1).
+PK_EXPORT int32_t pk_fp_budget(void *handle, double bytes, uint32_t max_memfds,
+                               int32_t deletes) {
+  struct pk_fp *fp = handle;
+  pthread_mutex_lock(&fp->lock);
+  fp->budget = fp->closing || !(bytes > 0) ? 0 : (uint64_t)bytes;
+  fp->max_memfds = max_memfds;
+  fp->deletes = !fp->closing && deletes == 1;
+  pthread_mutex_unlock(&fp->lock);
+  return 0;
+}
+
+// Writes the slot of each object put here and deleted here since the last
+// call, oldest first, at most `max`; returns how many. They are out of
+// lookups: JS takes them out of the peer's.
+PK_EXPORT int32_t pk_fp_take_deletes(void *handle, uint32_t *out, int32_t max) {
+  struct pk_fp *fp = handle;
+  pthread_mutex_lock(&fp->lock);
+  uint32_t count = fp->deleted_len < (uint32_t)max ? fp->deleted_len : (uint32_t)max;
+  memcpy(out, fp->deleted, count * sizeof *out);
+  fp->deleted_len -= count;
+  if (fp->deleted_len > 0) {
+    memmove(fp->deleted, fp->deleted + count, fp->deleted_len * sizeof *fp->deleted);
+  }
+  pthread_mutex_unlock(&fp->lock);
+  return (int32_t)count;
+}
+
+// Writes a record (PK_FP_PUT_RECORD bytes: slot u32, size u32, created at
+// f64 epoch ms, the 36 bytes of the id, the serial u32) for each object put here since the
+// last call, oldest first, at most `max`; returns how many. JS holds their
+// bytes from then on.
+PK_EXPORT int32_t pk_fp_take_puts(void *handle, uint8_t *out, int32_t max) {
+  struct pk_fp *fp = handle;
+  pthread_mutex_lock(&fp->lock);
+  uint32_t count = fp->puts_len < (uint32_t)max ? fp->puts_len : (uint32_t)max;
+  for (uint32_t i = 0; i < count; i++) {
+    uint32_t slot = fp->puts[i];
+    struct pk_fp_entry *e = &fp->entries[slot];
+    uint8_t *record = out + (size_t)i * PK_FP_PUT_RECORD;
+    uint32_t size = (uint32_t)e->size;
+    memcpy(record, &slot, 4);
+    memcpy(record + 4, &size, 4);
+    memcpy(record + 8, &e->created_at, 8);
+    memcpy(record + 16, e->id, PK_FP_UUID_LEN);
+    memcpy(record + 52, &e->serial, 4);
+  }
+  fp->puts_len -= count;
+  if (fp->puts_len > 0) memmove(fp->puts, fp->puts + count, fp->puts_len * sizeof *fp->puts);
+  pthread_mutex_unlock(&fp->lock);
+  return (int32_t)count;
+}
+
+// The object put here in `slot`, while JS holds its bytes; NULL otherwise. Locked.
+static struct pk_fp_entry *pk_fp_held(struct pk_fp *fp, uint32_t slot) {
+  if (slot >= fp->entry_used) return NULL;
+  struct pk_fp_entry *e = &fp->entries[slot];
+  return e->live && e->held && e->bytes != NULL ? e : NULL;
+}
+
+// Copies `len` bytes from `offset` of the object put here in `slot` into
+// `out`: 0, -ENOENT when JS holds no such object, -ERANGE outside it.
+PK_EXPORT int32_t pk_fp_copy(void *handle, uint32_t slot, uint64_t offset, uint8_t *out,
+                             uint64_t len) {
+  struct pk_fp *fp = handle;
+  pthread_mutex_lock(&fp->lock);
+  struct pk_fp_entry *e = pk_fp_held(fp, slot);
+  int32_t result = 0;
+  if (e == NULL) result = -ENOENT;
+  else if (offset > e->size || len > e->size - offset) result = -ERANGE;
+  else memcpy(out, e->bytes + offset, len);
+  pthread_mutex_unlock(&fp->lock);
+  return result;
+}
+
+// A new descriptor of the sealed memfd of the object put here in `slot`
+// (made now if it has none), JS's to close; -errno otherwise.
+PK_EXPORT int32_t pk_fp_memfd(void *handle, uint32_t slot) {
+  struct pk_fp *fp = handle;
+  pthread_mutex_lock(&fp->lock);
+  struct pk_fp_entry *e = pk_fp_held(fp, slot);
+  int32_t result = e == NULL ? -ENOENT : pk_fp_memfd_here(fp, e, 0);
+  if (result == 0) {
+    result = fcntl(e->fd, F_DUPFD_CLOEXEC, 0);
+    if (result < 0) result = -errno;
+  }
+  pthread_mutex_unlock(&fp->lock);
+  return result;
+}
+
+// JS lets go of the bytes of the object put here in `slot`. Returns 1 when
+// the entry is freed at once (JS forgets the slot), 0 when later (a drain
+// tells), -ENOENT when JS held none there. The last let-go of a closed
+// table frees it.
+PK_EXPORT int32_t pk_fp_unhold(void *handle, uint32_t slot) {
+  struct pk_fp *fp = handle;
+  pthread_mutex_lock(&fp->lock);
+  struct pk_fp_entry *e = pk_fp_held(fp, slot);
+  int32_t result;
+  if (e == NULL) {
+    result = -ENOENT;
+  } else {
+    e->held = 0;
+    fp->held--;
+    if (fp->closing || pk_fp_entry_done(e)) {
+      pk_fp_entry_free(fp, slot);
+      result = 1;
+    } else {
+      result = 0;
+    }
+  }
+  int destroy = fp->closing && fp->held == 0;
+  pthread_mutex_unlock(&fp->lock);
+  if (destroy) pk_fp_destroy(fp);
+  return result;
 }

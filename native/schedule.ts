@@ -20,6 +20,19 @@ const MAX_DEFERRALS = 64;
  */
 export class Schedule {
   #busy = 0;
+  /** Flushers waiting for the event loop to turn: one `setImmediate` serves them all. */
+  #nextTurn: Flusher[] = [];
+  readonly #nextTurnStep = () => {
+    const flushers = this.#nextTurn;
+    this.#nextTurn = [];
+    for (let i = 0; i < flushers.length; i++) flushers[i]!.turned();
+  };
+
+  /** Has `flusher` told when the event loop turns; see {@link Flusher.nextTurn}. */
+  atNextTurn(flusher: Flusher): void {
+    // Setting an immediate costs more than a request: one per turn, however many connections.
+    if (this.#nextTurn.push(flusher) === 1) setImmediate(this.#nextTurnStep);
+  }
 
   /**
    * Counts work under way that a wait lets run first: a request being
@@ -52,12 +65,13 @@ export class Schedule {
    * @param flush Sends what the connection has pushed.
    */
   flusher(flush: () => void): Flusher {
-    return new Flusher(flush);
+    return new Flusher(this, flush);
   }
 }
 
 /** One connection's flushes; see {@link Schedule.flusher}. */
 export class Flusher {
+  readonly #schedule: Schedule;
   readonly #flush: () => void;
   #turnQueued = false;
   #nextTurnQueued = false;
@@ -73,10 +87,6 @@ export class Flusher {
     this.#flush();
     this.#afterTurn();
   };
-  readonly #nextTurnStep = () => {
-    this.#nextTurnQueued = false;
-    this.#flush();
-  };
   readonly #settleStep = () => {
     if (this.#inflight() > 0 && this.#hops++ < REPLY_HOPS) {
       queueMicrotask(this.#settleStep);
@@ -87,7 +97,8 @@ export class Flusher {
     this.#afterSettled();
   };
 
-  constructor(flush: () => void) {
+  constructor(schedule: Schedule, flush: () => void) {
+    this.#schedule = schedule;
     this.#flush = flush;
   }
 
@@ -106,7 +117,13 @@ export class Flusher {
   nextTurn(): void {
     if (this.#nextTurnQueued) return;
     this.#nextTurnQueued = true;
-    setImmediate(this.#nextTurnStep);
+    this.#schedule.atNextTurn(this);
+  }
+
+  /** The event loop has turned since {@link Flusher.nextTurn}: what waits for it leaves. */
+  turned(): void {
+    this.#nextTurnQueued = false;
+    this.#flush();
   }
 
   /**

@@ -2,6 +2,7 @@ import type { Blob } from "../../core/blob.ts";
 import type { BlobStore, RecoveredObject, StoredObject } from "../../core/blob_store.ts";
 import { CapacityExceededError, ClosedError, InvalidArgumentError } from "../../core/errors.ts";
 import type { ObjectInfo } from "../../core/object.ts";
+import type { BesideBytes } from "../../core/peer.ts";
 import { validateSize } from "../../core/validate.ts";
 import { check } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
@@ -10,6 +11,7 @@ import { takeAdoptable } from "./adoptable.ts";
 import { blobSizes, checkRoom } from "./checks.ts";
 import { FdCloser } from "./closer.ts";
 import { AdoptedMemfdBlob } from "./adopted_blob.ts";
+import { BesideBlob } from "./beside_blob.ts";
 import { MemfdBlob, type MemfdContext } from "./memfd_blob.ts";
 import { PooledMemfdBlob } from "./pooled_blob.ts";
 import { SmallMemfdBlob } from "./small_blob.ts";
@@ -71,6 +73,10 @@ export class MemfdBlobStore implements BlobStore {
   readonly #pool: MemfdPool;
   readonly #blobs = new Set<MemfdBlob>();
   #used = 0;
+  /** Room lent for objects stored beside the store (see `PutsBeside`), not used yet. */
+  #lent = 0;
+  /** Gives back up to the bytes asked for of {@link MemfdBlobStore.#lent}; returns how many. */
+  #reclaim: ((bytes: number) => number) | undefined;
   #closed = false;
 
   /**
@@ -90,7 +96,7 @@ export class MemfdBlobStore implements BlobStore {
     this.#pool = new MemfdPool(
       native,
       poolBytes,
-      () => this.capacity - this.#used,
+      () => this.capacity - this.#used - this.#lent,
       this.#tasks,
       validateSize(options.poolIdleMs ?? POOL_IDLE_MS, "poolIdleMs"),
     );
@@ -129,9 +135,9 @@ export class MemfdBlobStore implements BlobStore {
     try {
       this.#checkOpen();
       const { sizes, total } = blobSizes(info);
-      checkRoom(info, total, this.#used, this.capacity);
+      this.#checkRoom(info, total);
       this.#used += total;
-      this.#pool.trim(this.capacity - this.#used);
+      this.#pool.trim(this.capacity - this.#used - this.#lent);
       if (sizes.every((size) => size <= LARGE_BLOB)) {
         // Small blobs live on the heap: nothing to wait for.
         let blobs: MemfdBlob[];
@@ -177,9 +183,9 @@ export class MemfdBlobStore implements BlobStore {
         `Cannot fill object ${info.id} of ${sizes.length} blobs, ${total} bytes, with ${size} bytes`,
       );
     }
-    checkRoom(info, total, this.#used, this.capacity);
+    this.#checkRoom(info, total);
     this.#used += total;
-    this.#pool.trim(this.capacity - this.#used);
+    this.#pool.trim(this.capacity - this.#used - this.#lent);
     const blob = new SmallMemfdBlob(this.#context, size, buffer.transfer());
     this.#blobs.add(blob);
     return { blobs: [blob] };
@@ -225,16 +231,55 @@ export class MemfdBlobStore implements BlobStore {
         `Cannot take over ${memfds.length} memfds for object ${info.id} of ${sizes.length} blobs`,
       );
     }
-    checkRoom(info, total, this.#used, this.capacity);
+    this.#checkRoom(info, total);
     sizes.forEach((size, i) => takeAdoptable(this.#native, memfds[i]!, size));
     this.#used += total;
-    this.#pool.trim(this.capacity - this.#used);
+    this.#pool.trim(this.capacity - this.#used - this.#lent);
     const blobs = sizes.map((size, i) => {
       const blob = new AdoptedMemfdBlob(this.#context, size, memfds[i]!);
       this.#blobs.add(blob);
       return blob;
     });
     return Promise.resolve({ blobs });
+  }
+
+  /**
+   * Lends up to `bytes` of free room for objects stored beside the store
+   * (see `PutsBeside.lendRoom`): room its own objects do not get until
+   * `reclaim` gives it back, which it asks for, as much as is missing, as
+   * soon as one does not fit otherwise.
+   *
+   * @returns The bytes lent.
+   */
+  lendRoom(bytes: number, reclaim: (bytes: number) => number): number {
+    if (this.#closed) return 0;
+    this.#reclaim = reclaim;
+    const lent = Math.max(0, Math.min(bytes, this.capacity - this.#used - this.#lent));
+    this.#lent += lent;
+    this.#pool.trim(this.capacity - this.#used - this.#lent);
+    return lent;
+  }
+
+  /** Gives back `bytes` of room lent that no object took. */
+  returnRoom(bytes: number): void {
+    this.#lent = Math.max(0, this.#lent - bytes);
+  }
+
+  /**
+   * A sealed object of one blob whose bytes are held beside the store, in
+   * room it lent (see {@link MemfdBlobStore.lendRoom}); they are released
+   * when it is freed.
+   *
+   * @throws {ClosedError} When the store is closed.
+   */
+  adoptBeside(info: ObjectInfo, bytes: BesideBytes): StoredObject {
+    this.#checkOpen();
+    const size = info.size;
+    this.#lent = Math.max(0, this.#lent - size);
+    this.#used += size;
+    const blob = new BesideBlob(this.#context, size, bytes);
+    this.#blobs.add(blob);
+    return { blobs: [blob] };
   }
 
   /**
@@ -257,6 +302,22 @@ export class MemfdBlobStore implements BlobStore {
     await Promise.all(this.#own(stored).map((blob) => this.#freeBlob(blob)));
   }
 
+  /**
+   * Frees an object stored beside the store (see
+   * {@link MemfdBlobStore.adoptBeside}) at once: nothing about it waits.
+   *
+   * @returns False for any other object (nothing is freed).
+   */
+  freeNow(stored: StoredObject): boolean {
+    const blob = stored.blobs.length === 1 ? stored.blobs[0] : undefined;
+    if (!(blob instanceof BesideBlob)) return false;
+    if (this.#blobs.delete(blob)) {
+      this.#used -= blob.size;
+      blob.freeNow();
+    }
+    return true;
+  }
+
   /** Memory does not survive a restart: always empty. */
   recover(): Promise<RecoveredObject[]> {
     return Promise.resolve([]);
@@ -266,6 +327,7 @@ export class MemfdBlobStore implements BlobStore {
   async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
+      this.#takeBack();
       this.#pool.close();
       await Promise.all([...this.#blobs].map((blob) => this.#freeBlob(blob)));
       this.#context.closer.flush();
@@ -304,6 +366,24 @@ export class MemfdBlobStore implements BlobStore {
       if (blob instanceof MemfdBlob) return blob;
       throw new InvalidArgumentError("Cannot use blob: it belongs to another store");
     });
+  }
+
+  /**
+   * Throws unless `total` more bytes fit; room lent beside is taken back
+   * first when they would fit without it.
+   *
+   * @throws {CapacityExceededError} When they do not fit.
+   */
+  #checkRoom(info: ObjectInfo, total: number): void {
+    const missing = this.#used + this.#lent + total - this.capacity;
+    if (this.#lent > 0 && missing > 0) this.#takeBack(missing);
+    checkRoom(info, total, this.#used + this.#lent, this.capacity);
+  }
+
+  /** Takes back up to `bytes` of the room lent beside (all of it by default). */
+  #takeBack(bytes = Infinity): void {
+    const given = this.#reclaim?.(Math.min(bytes, this.#lent)) ?? 0;
+    this.#lent = Math.max(0, this.#lent - given);
   }
 
   #checkOpen(): void {

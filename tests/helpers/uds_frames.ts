@@ -31,8 +31,9 @@ export function encodePutFrame(
   request: PutRequest,
   chunks: readonly Uint8Array[],
   size: number,
+  flags = 0,
 ): Uint8Array {
   const fields = JSON.stringify(request);
   const room = new Uint8Array(putFrameRoom(fields, size));
-  return room.subarray(0, writePutFrame(room, id, fields, chunks, size));
+  return room.subarray(0, writePutFrame(room, id, fields, chunks, size, 0, flags));
 }

@@ -424,3 +424,33 @@ try { loadNative(); } catch (error) { console.log(error.name, error.code); }`,
     assertEquals(stdout, `${NativeUnavailableError.name} NATIVE_UNAVAILABLE\n`);
   },
 });
+
+Deno.test({
+  name: "a mapping detaches every view still open when it closes, few or many",
+  ignore,
+  fn() {
+    for (const count of [4, 40]) {
+      const fd = memfd(4096);
+      try {
+        const mapping = Mapping.map(native!, fd, 4096);
+        const views = Array.from({ length: count }, () => mapping.openView());
+        assertEquals(mapping.openViews, count);
+        // Closed out of order, twice over: each counts once, and stays detached.
+        for (const at of [1, 0, count - 1]) {
+          mapping.closeView(views[at]!);
+          mapping.closeView(views[at]!);
+        }
+        assertEquals(mapping.openViews, count - 3);
+        assertEquals([views[0]!.length, views[1]!.length, views[2]!.length], [0, 0, 4096]);
+        const reopened = mapping.openView();
+        assertEquals(reopened.length, 4096);
+        mapping.close();
+        assertEquals(mapping.openViews, 0);
+        assert(views.every((view) => view.length === 0), "a view outlived its mapping");
+        assertEquals(reopened.length, 0);
+      } finally {
+        pk.pk_close(fd);
+      }
+    }
+  },
+});

@@ -59,3 +59,16 @@ Deno.test("Schedule.afterWork() lets busy work run first, but not for ever", asy
   await turn();
   assertEquals(order.at(-1), "wait again", "still busy, yet it runs");
 });
+
+Deno.test("Flusher.nextTurn() of many flushers flushes each once when the event loop turns", async () => {
+  const schedule = new Schedule();
+  const flushes = [0, 0, 0];
+  const flushers = flushes.map((_, i) => schedule.flusher(() => flushes[i]!++));
+  for (const flusher of flushers) flusher.nextTurn();
+  flushers[1]!.nextTurn();
+  await turn();
+  assertEquals(flushes, [1, 1, 1]);
+  flushers[2]!.nextTurn();
+  await turn();
+  assertEquals(flushes, [1, 1, 2], "asked again after the turn: flushed again");
+});

@@ -121,9 +121,11 @@ export class Channel {
   readonly #receiver: Receiver | undefined;
   /**
    * Frames pushed since the last flush: each one's bytes (maybe longer than
-   * the frame), length and fds. The arrays are reused from flush to flush.
+   * the frame), where in them it starts, its length and fds. The arrays are
+   * reused from flush to flush.
    */
   readonly #frames: Uint8Array[] = [];
+  readonly #offsets: number[] = [];
   readonly #lengths: number[] = [];
   readonly #frameFds: (readonly number[])[] = [];
   #count = 0;
@@ -200,16 +202,17 @@ export class Channel {
    * into the queue).
    */
   push(frame: Uint8Array, fds: readonly number[] = NO_FDS): void {
-    this.#add(frame, frame.length, fds);
+    this.#add(frame, 0, frame.length, fds);
     this.#inArena = false;
   }
 
-  #add(bytes: Uint8Array, length: number, fds: readonly number[]): void {
+  #add(bytes: Uint8Array, offset: number, length: number, fds: readonly number[]): void {
     if (this.#closed) return;
     const at = this.#count++;
     // A reactor wait lets the flush of these frames go first.
     if (at === 0) this.#reactor.schedule.busy(1);
     this.#frames[at] = bytes;
+    this.#offsets[at] = offset;
     this.#lengths[at] = length;
     this.#frameFds[at] = fds;
     this.#pushedBytes += length;
@@ -245,7 +248,42 @@ export class Channel {
     } else {
       this.#inArena = false;
     }
-    this.#add(into, length, fds);
+    this.#add(into, 0, length, fds);
+  }
+
+  /**
+   * Where to build a frame of at most `room` bytes in this channel's own
+   * memory, {@link Channel.arena}, with no view of it to make: the offset
+   * to write it from, then hand it to {@link Channel.commitAt} before
+   * anything else is pushed; -1 when it does not fit there until the next
+   * flush (use {@link Channel.reserve}).
+   *
+   * @param room The most bytes the frame takes.
+   * @returns The offset in {@link Channel.arena}, or -1.
+   */
+  reserveAt(room: number): number {
+    const at = this.#arenaUsed;
+    if (this.#closed || room > this.#arenaSize - at) return -1;
+    this.#arena ??= new Uint8Array(this.#arenaSize);
+    return at;
+  }
+
+  /** Where {@link Channel.reserveAt} makes room: valid until the next flush. */
+  get arena(): Uint8Array {
+    return this.#arena ?? EMPTY;
+  }
+
+  /**
+   * Adds the frame written at the offset {@link Channel.reserveAt} returned.
+   *
+   * @param length The frame's length.
+   * @param fds As for {@link Channel.push}.
+   */
+  commitAt(length: number, fds: readonly number[] = NO_FDS): void {
+    if (this.#closed) return;
+    const at = this.#arenaUsed;
+    this.#arenaUsed += length;
+    this.#add(this.#arena!, at, length, fds);
   }
 
   /** Whether frames are waiting for {@link Channel.flush}. */
@@ -263,6 +301,7 @@ export class Channel {
     this.#inArena = true;
     if (this.#closed) return;
     const frames = this.#frames;
+    const offsets = this.#offsets;
     const lengths = this.#lengths;
     const frameFds = this.#frameFds;
     const { send, fdsOut } = scratchBuffers();
@@ -272,11 +311,12 @@ export class Channel {
       // The frames lie one after the other in the arena: it is the message.
       fdCount = 0;
       for (let i = 0; i < count; i++) {
-        for (const fd of frameFds[i]!) fdsOut[fdCount++] = fd;
+        const fds = frameFds[i]!;
+        for (let f = 0; f < fds.length; f++) fdsOut[fdCount++] = fds[f]!;
       }
       this.#sendOrQueue(this.#arena!, this.#arenaUsed, fdsOut, fdCount);
     } else {
-      this.#pack(frames, lengths, frameFds, count, send, fdsOut);
+      this.#pack(frames, offsets, lengths, frameFds, count, send, fdsOut);
     }
     if (this.#closed) return;
     frames.fill(EMPTY, 0, count);
@@ -296,6 +336,7 @@ export class Channel {
   /** Packs frames into as few messages as fit, copying them into `send`. */
   #pack(
     frames: readonly Uint8Array[],
+    offsets: readonly number[],
     lengths: readonly number[],
     frameFds: readonly (readonly number[])[],
     count: number,
@@ -306,8 +347,9 @@ export class Channel {
     let fdCount = 0;
     let only: Uint8Array | undefined;
     for (let i = 0; i < count; i++) {
-      const frame = frames[i]!;
+      const offset = offsets[i]!;
       const frameLength = lengths[i]!;
+      const frame = offset === 0 ? frames[i]! : frames[i]!.subarray(offset, offset + frameLength);
       const fds = frameFds[i]!;
       if (
         length > 0 && (length + frameLength > MAX_MESSAGE || fdCount + fds.length > MAX_FDS)
@@ -325,7 +367,7 @@ export class Channel {
         send.set(frameLength === frame.length ? frame : frame.subarray(0, frameLength), length);
       }
       length += frameLength;
-      for (const fd of fds) fdsOut[fdCount++] = fd;
+      for (let f = 0; f < fds.length; f++) fdsOut[fdCount++] = fds[f]!;
     }
     this.#sendOrQueue(only ?? send, length, fdsOut, fdCount);
   }
@@ -487,6 +529,7 @@ export class Channel {
     this.#closed = true;
     if (this.#count > 0) this.#reactor.schedule.busy(-1);
     this.#frames.length = 0;
+    this.#offsets.length = 0;
     this.#lengths.length = 0;
     this.#frameFds.length = 0;
     this.#count = 0;

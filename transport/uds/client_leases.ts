@@ -18,7 +18,7 @@ import { type BlobOwner, type BlobSource, type OwnMemfd, UdsBlob } from "./uds_b
 export class HeldLease implements BlobOwner {
   lease: Lease;
   object: ObjectInfo;
-  blobs: UdsBlob[] = [];
+  blobs: UdsBlob[];
   ended = false;
   /** Sealed, as far as this side knows. */
   done: boolean;
@@ -35,10 +35,12 @@ export class HeldLease implements BlobOwner {
   listedIn: ClientLeases | undefined;
   readonly #call: Call;
 
-  constructor(call: Call, lease: Lease, object: ObjectInfo) {
+  /** @param blobs Its blobs, or an array to put them in. */
+  constructor(call: Call, lease: Lease, object: ObjectInfo, blobs: UdsBlob[]) {
     this.#call = call;
     this.lease = lease;
     this.object = object;
+    this.blobs = blobs;
     this.done = object.state === "SEALED";
   }
 
@@ -77,7 +79,8 @@ export class HeldLease implements BlobOwner {
   /** Ends the lease on this side: views detach, mappings and memfds go. */
   end(): void {
     this.ended = true;
-    for (const blob of this.blobs) blob.end();
+    const blobs = this.blobs;
+    for (let i = 0; i < blobs.length; i++) blobs[i]!.end();
   }
 }
 
@@ -175,7 +178,7 @@ export class ClientLeases {
    */
   hold(reply: AcquireReply, fds: number[], own?: OwnMemfd): HeldLease {
     const { symbols } = this.#native;
-    const held = new HeldLease(this.call, reply.lease, reply.object);
+    const held = new HeldLease(this.call, reply.lease, reply.object, []);
     const sizes = reply.object.blobSizes;
     let taken = 0;
     try {

@@ -15,7 +15,13 @@ import type { Native } from "../../native/load.ts";
 import { type ClientLeases, HeldLease } from "./client_leases.ts";
 import type { MappingCache, SharedMapping } from "./mapping_cache.ts";
 import { setNewest } from "./newest.ts";
-import { decodeOpenReply, openFrameRoom, type OpenRequest, writeOpenFrame } from "./open_frame.ts";
+import {
+  openFrameRoom,
+  type OpenReplyFields,
+  type OpenRequest,
+  readOpenReply,
+  writeOpenFrame,
+} from "./open_frame.ts";
 import { Op } from "./protocol.ts";
 import { type Built, isFromDaemon, type Pending, type Requests } from "./requests.ts";
 import { type BlobSource, UdsBlob } from "./uds_blob.ts";
@@ -50,6 +56,13 @@ export class ClientOpens {
   readonly #self: Peer;
   /** Whether the daemon knows OPEN: older ones answer READ leases only to ACQUIRE. */
   #opens = true;
+  /** The fields of the reply being handled: one record, filled anew for each. */
+  readonly #reply: OpenReplyFields = {
+    serial: 0,
+    leaseId: "",
+    expiresAt: undefined,
+    info: undefined,
+  };
 
   constructor(
     native: Native,
@@ -97,12 +110,12 @@ export class ClientOpens {
       options,
       pinned === undefined ? undefined : known,
       pinned,
+      make,
+      byHandle,
+      retry,
+      resolve,
+      reject,
     );
-    call.make = make;
-    call.byHandle = byHandle;
-    call.retry = retry;
-    call.resolve = resolve;
-    call.reject = reject;
     try {
       this.#requests.send(call, call);
     } catch (error) {
@@ -149,21 +162,28 @@ export class ClientOpens {
   }
 
   /**
-   * Records the lease an OPEN reply grants; owns the pinned mappings of
-   * `call` and `fds` from here on.
+   * Records the lease an OPEN reply grants, whose body is the bytes of
+   * `message` from `from` to `to`; owns the pinned mappings of `call` and
+   * `fds` from here on.
    */
-  opened(call: OpenedCall, body: Uint8Array, fds: number[]): HeldLease {
+  opened(
+    call: OpenedCall,
+    message: Uint8Array,
+    from: number,
+    to: number,
+    fds: number[],
+  ): HeldLease {
     const { symbols } = this.#native;
     const { objectId, ttl, knownAs: known } = call;
     let pinned = call.takePinned();
     let shared: readonly SharedMapping[] = NO_MAPPINGS;
     let leaseId: string | undefined;
+    const reply = this.#reply;
     try {
-      const reply = decodeOpenReply(body);
-      if (reply === undefined) throw new ProtocolError("Malformed OPEN reply");
+      if (!readOpenReply(message, from, to, reply)) throw new ProtocolError("Malformed OPEN reply");
       leaseId = reply.leaseId;
       const lease: { -readonly [K in keyof Lease]: Lease[K] } = {
-        id: reply.leaseId,
+        id: leaseId,
         objectId,
         access: Access.READ,
       };
@@ -188,11 +208,12 @@ export class ClientOpens {
         shared = mapped;
         for (let i = 0; i < fds.length; i++) mapped.push(this.#mappings.map(fds[i]!, sizes[i]!));
         const keys = mapped.map((used) => used.key);
-        setNewest(this.#known, objectId, { serial: reply.serial, info: object, keys }, MAX_KNOWN);
+        const serial = reply.serial;
+        setNewest(this.#known, objectId, { serial, info: object, keys }, MAX_KNOWN);
       }
-      const held = new HeldLease(this.#leases.call, lease, object);
       const blobSizes = object.blobSizes;
-      const blobs = held.blobs = new Array(blobSizes.length);
+      const blobs = new Array<UdsBlob>(blobSizes.length);
+      const held = new HeldLease(this.#leases.call, lease, object, blobs);
       for (let index = 0; index < blobSizes.length; index++) {
         const source = shared.length === 0 ? NO_SOURCE : shared[index]!;
         blobs[index] = new UdsBlob(this.#native, held, index, blobSizes[index]!, source);
@@ -202,12 +223,12 @@ export class ClientOpens {
       else this.#leases.add(held);
       return held;
     } catch (error) {
-      for (const used of shared) used.release();
+      for (let i = 0; i < shared.length; i++) shared[i]!.release();
       if (leaseId !== undefined) this.#requests.release(leaseId);
       throw error instanceof SyntaxError ? new ProtocolError("Malformed OPEN reply") : error;
     } finally {
-      for (const used of pinned ?? []) used.release();
-      for (const fd of fds) symbols.pk_close(fd);
+      if (pinned !== undefined) { for (let i = 0; i < pinned.length; i++) pinned[i]!.release(); }
+      for (let i = 0; i < fds.length; i++) symbols.pk_close(fds[i]!);
     }
   }
 }
@@ -237,27 +258,23 @@ interface OpenedCall {
 
 /**
  * One OPEN under way: its request (the frame it writes), its pending reply
- * and what settles its promise, in one object.
+ * and what settles its promise, in one object, with a field for each thing
+ * it must carry and none for what it can work out: one is made per get.
  */
 class OpenCall<T> implements Pending, Built, OpenRequest, OpenedCall {
-  readonly op = Op.OPEN;
   sentInSweep = 0;
-  readonly takesFds = true;
-  parts?: Uint8Array[];
-  readonly room: number;
+  /** Set only for a reply split with `MORE`, which an OPEN reply never is. */
+  declare parts?: Uint8Array[];
   readonly objectId: string;
-  readonly known: number;
-  readonly ttl: number | undefined;
-  readonly local: boolean;
   readonly options: AcquireOptions;
   /** What the object was known as, when `known` names it. */
   readonly knownAs: Known | undefined;
-  make!: (acquired: Acquired) => T | Promise<T>;
-  byHandle = false;
+  readonly make: (acquired: Acquired) => T | Promise<T>;
+  readonly byHandle: boolean;
   /** Tries the read again elsewhere after it failed; see {@link ReadRetry}. */
-  retry: ReadRetry | undefined;
-  resolve!: (value: T | Promise<T>) => void;
-  reject!: (error: Error) => void;
+  readonly retry: ReadRetry | undefined;
+  readonly resolve: (value: T | Promise<T>) => void;
+  readonly reject: (error: Error) => void;
   readonly #opens: ClientOpens;
   #pinned: SharedMapping[] | undefined;
 
@@ -267,20 +284,50 @@ class OpenCall<T> implements Pending, Built, OpenRequest, OpenedCall {
     options: AcquireOptions,
     knownAs: Known | undefined,
     pinned: SharedMapping[] | undefined,
+    make: (acquired: Acquired) => T | Promise<T>,
+    byHandle: boolean,
+    retry: ReadRetry | undefined,
+    resolve: (value: T | Promise<T>) => void,
+    reject: (error: Error) => void,
   ) {
     this.#opens = opens;
     this.objectId = objectId;
     this.options = options;
-    this.ttl = options.ttl;
-    this.local = options.local === true;
     this.knownAs = knownAs;
-    this.known = knownAs === undefined ? 0 : knownAs.serial;
     this.#pinned = pinned;
-    this.room = openFrameRoom(objectId);
+    this.make = make;
+    this.byHandle = byHandle;
+    this.retry = retry;
+    this.resolve = resolve;
+    this.reject = reject;
   }
 
-  write(into: Uint8Array, id: number): number {
-    return writeOpenFrame(into, id, this);
+  get op(): number {
+    return Op.OPEN;
+  }
+
+  get takesFds(): boolean {
+    return true;
+  }
+
+  get room(): number {
+    return openFrameRoom(this.objectId);
+  }
+
+  get known(): number {
+    return this.knownAs === undefined ? 0 : this.knownAs.serial;
+  }
+
+  get ttl(): number | undefined {
+    return this.options.ttl;
+  }
+
+  get local(): boolean {
+    return this.options.local === true;
+  }
+
+  write(into: Uint8Array, id: number, at: number): number {
+    return writeOpenFrame(into, id, this, at);
   }
 
   /** The mappings pinned for the reply; the caller owns them from here on. */
@@ -291,9 +338,13 @@ class OpenCall<T> implements Pending, Built, OpenRequest, OpenedCall {
   }
 
   settle(body: Uint8Array, fds: number[]): void {
+    this.settleIn(body, 0, body.length, fds);
+  }
+
+  settleIn(message: Uint8Array, from: number, to: number, fds: number[]): void {
     let held: HeldLease;
     try {
-      held = this.#opens.opened(this, body, fds);
+      held = this.#opens.opened(this, message, from, to, fds);
     } catch (error) {
       this.reject(error as Error);
       return;
@@ -310,7 +361,8 @@ class OpenCall<T> implements Pending, Built, OpenRequest, OpenedCall {
   }
 
   fail(error: Error): void {
-    for (const shared of this.takePinned() ?? []) shared.release();
+    const pinned = this.takePinned();
+    if (pinned !== undefined) { for (let i = 0; i < pinned.length; i++) pinned[i]!.release(); }
     this.#opens.refused(this, error);
   }
 }

@@ -18,6 +18,8 @@ import {
   type AcquireReply,
   type AcquireRequest,
   decodeJson,
+  decodePutReply,
+  Flag,
   Op,
   putFrameRoom,
   writePutFrame,
@@ -33,6 +35,29 @@ const WRITE_AHEAD_PUT = 1024 * 1024;
 
 /** Decodes a reply whose body is an `ObjectInfo`. */
 const decodeInfo: Decode<ObjectInfo> = (body) => decodeJson(body) as ObjectInfo;
+
+/** Decodes the reply to a PUT, compact or JSON. */
+const decodePut: Decode<ObjectInfo> = (body) => decodePutReply(body);
+
+/** The frame of a PUT, written in place for its request id: one object per put. */
+class PutFrame implements Built {
+  readonly room: number;
+  readonly #fields: string;
+  readonly #chunks: readonly Uint8Array[];
+  readonly #size: number;
+
+  constructor(fields: string, chunks: readonly Uint8Array[], size: number) {
+    this.room = putFrameRoom(fields, size);
+    this.#fields = fields;
+    this.#chunks = chunks;
+    this.#size = size;
+  }
+
+  write(into: Uint8Array, id: number, at: number): number {
+    // Compact: the reply's info needs no JSON parsed (a daemon from before replies JSON).
+    return writePutFrame(into, id, this.#fields, this.#chunks, this.#size, at, Flag.COMPACT);
+  }
+}
 
 /** How one connection creates objects. */
 export class ClientPuts {
@@ -146,11 +171,7 @@ export class ClientPuts {
       } catch (error) {
         return Promise.reject(error);
       }
-      const frame: Built = {
-        room: putFrameRoom(fields, size),
-        write: (into, id) => writePutFrame(into, id, fields, chunks, size),
-      };
-      return this.#requests.call(Op.PUT, frame, decodeInfo);
+      return this.#requests.call(Op.PUT, new PutFrame(fields, chunks, size), decodePut);
     }
     return this.#putLarge(peer, chunks, size, options, plain);
   }

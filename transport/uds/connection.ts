@@ -243,7 +243,7 @@ export class Connection implements ChannelHandler, Session, ServedBy {
         open(this, served, body).then(served.granted, served.refuse);
       } else {
         const work = memfds.length === 0
-          ? route(this, op, id, body)
+          ? route(this, op, id, body, flags)
           : acquire(this, id, decodeAcquire(body), memfds);
         work.then(served.answer, served.refuse);
       }

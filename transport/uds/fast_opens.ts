@@ -21,19 +21,36 @@
  * the peer's are. C keeps their deadlines (a TTL, a renew); a sweep each
  * second ends those past theirs, on the peer's clock, as the peer's does.
  *
+ * Where the peer takes objects stored beside it (`PutsBeside`), C answers
+ * plain small PUTs too (native/packice.c, section 13), in room the peer lent
+ * it: each object is in this table at once, and the peer takes it in right
+ * after the receive that stored it, in the same call (`#takePuts`), before
+ * any other JS runs, so no JS ever sees a put answered and not held. So are
+ * DELETEs of those objects: out of C's lookups at once, out of the peer's
+ * right after that receive (`#takeDeletes`).
+ *
  * @module
  */
-import { InvalidArgumentError, LeaseExpiredError, UnknownLeaseError } from "../../core/errors.ts";
+import {
+  ClosedError,
+  InvalidArgumentError,
+  LeaseExpiredError,
+  UnknownLeaseError,
+} from "../../core/errors.ts";
 import { Access, type Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import {
   type Acquired,
+  type BesideBytes,
   type BesideReads,
+  offersPutsBeside,
   offersReadsBeside,
   type Peer,
+  type PutsBeside,
   type ReadsBeside,
   type RemovalEvents,
 } from "../../core/peer.ts";
+import { deleteObject } from "../../core/delete_in_steps.ts";
 import { check, Errno } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 import type { UdsMetrics } from "./metrics.ts";
@@ -48,10 +65,22 @@ const MAX_OBJECTS = 65_536;
 const EVENTS = 256;
 /** How often leases given a deadline by a renew are checked, in milliseconds. */
 const SWEEP_MS = 1000;
+/**
+ * Sweeps without a put after which the memory of objects stored in C goes
+ * back to the kernel, once none is left: ten seconds, as jemalloc's default
+ * decay of unused pages, so a cache that turns its objects over keeps
+ * reusing pages it has faulted in.
+ */
+const TRIM_SWEEPS = 10;
 /** The length of a lease id granted in C. */
 const LEASE_LENGTH = 24;
 /** The event flag of a drain (native/packice.c): the slot is free again. */
 const FREED = 1;
+/** Room lent to C for small puts at a time; lent again once half of it is used. */
+const LEND_BYTES = 4 * 1024 * 1024;
+/** Bytes of a record of `pk_fp_take_puts`, and how many one call takes. */
+const PUT_RECORD = 56;
+const PUTS = 256;
 /** Bytes and fds of replies C could not send (the socket was full), for the queue. */
 const SPILL_BYTES = 64 * 1024;
 const SPILL_FDS = 253;
@@ -67,6 +96,8 @@ interface Registered {
   readonly object: ObjectInfo;
   /** What OPEN replies call it, as C answers them. */
   readonly serial: number;
+  /** Stored in C (a small put): not one of the memfds JS registered. */
+  readonly put: boolean;
 }
 
 /** Where a connection of the fast path queues replies that C could not send. */
@@ -79,13 +110,30 @@ export interface SpillTarget {
 export class FastOpens {
   readonly #native: Native;
   readonly #peer: Peer & ReadsBeside & RemovalEvents;
+  /** The peer, when C answers small puts for it. */
+  readonly #puts: (Peer & PutsBeside) | undefined;
   readonly #maxObjects: number;
   #handle: Deno.PointerValue;
-  /** The object of each slot, until C has freed the slot. */
+  /** The object of each slot (C's numbers), until C has freed the slot. */
   readonly #slots: Array<Registered | undefined> = [];
-  readonly #freeSlots: number[] = [];
   /** The slot of each object in lookups. */
   readonly #byId = new Map<string, number>();
+  /** Objects registered by JS (each a memfd held in C), in lookups or still read. */
+  #offered = 0;
+  readonly #slotOut = new Uint32Array(1);
+  /** Room lent to C for small puts and not used yet. */
+  #lent = 0;
+  /** C has been told its room (and its limit of memfds) once. */
+  #lentOnce = false;
+  /** Objects stored in C since the last sweep. */
+  #stored = 0;
+  /** Sweeps in a row that saw no object stored in C. */
+  #idleSweeps = 0;
+  readonly #records = new Uint8Array(PUT_RECORD * PUTS);
+  readonly #recordWords = new Uint32Array(this.#records.buffer);
+  readonly #recordTimes = new Float64Array(this.#records.buffer);
+  readonly #reclaim = (bytes: number) => this.#takeBackRoom(bytes);
+  readonly #deleted = new Uint32Array(PUTS);
   readonly #events = new Uint32Array(EVENTS * 4);
   /** The same events, for the change in readers, which may be negative. */
   readonly #changes = new Int32Array(this.#events.buffer);
@@ -113,6 +161,7 @@ export class FastOpens {
   ) {
     this.#native = native;
     this.#peer = peer;
+    this.#puts = offersPutsBeside(peer) ? peer : undefined;
     this.#maxObjects = maxObjects;
     const out = new BigUint64Array(1);
     check(native.symbols.pk_fp_create(out), "create the Unix-socket fast path");
@@ -120,6 +169,7 @@ export class FastOpens {
     this.#stopRemovals = peer.onRemove((id) => this.#removed(id));
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
     Deno.unrefTimer(this.#sweeper);
+    this.#lend();
   }
 
   /** The peer's clock, which decides deadlines in C too. */
@@ -149,7 +199,7 @@ export class FastOpens {
       const registered = this.#slots[known]!;
       return registered.object === object ? registered.serial : undefined;
     }
-    if (acquired.blobs.length !== 1 || this.#byId.size >= this.#maxObjects) return undefined;
+    if (acquired.blobs.length !== 1 || this.#offered >= this.#maxObjects) return undefined;
     const reads = this.#peer.readsBeside(acquired.lease.id);
     if (reads === undefined) return undefined;
     let fd: number | undefined;
@@ -161,10 +211,8 @@ export class FastOpens {
     if (fd === undefined) return undefined;
     const id = encoder.encode(object.id);
     const text = encoder.encode(JSON.stringify(object));
-    const slot = this.#freeSlots.pop() ?? this.#slots.length;
     const result = this.#native.symbols.pk_fp_put(
       handle,
-      slot,
       id,
       id.length,
       fd,
@@ -172,15 +220,15 @@ export class FastOpens {
       text,
       text.length,
       object.expiresAt ?? 0,
+      this.#slotOut,
     );
-    if (result < 0) {
-      // Too long an info, or out of fds or memory: the JS path keeps serving it.
-      this.#freeSlots.push(slot);
-      return undefined;
-    }
+    // Too long an info, or out of fds or memory: the JS path keeps serving it.
+    if (result < 0) return undefined;
     const serial = (0x8000_0000 | result) >>> 0;
-    this.#slots[slot] = { id: object.id, reads, object, serial };
+    const slot = this.#slotOut[0]!;
+    this.#slots[slot] = { id: object.id, reads, object, serial, put: false };
     this.#byId.set(object.id, slot);
+    this.#offered++;
     return serial;
   }
 
@@ -221,10 +269,7 @@ export class FastOpens {
         if (registered === undefined) continue;
         if (change !== 0) registered.reads.hold(change);
         if (reads > 0) registered.reads.read(reads);
-        if (events[4 * i + 3]! & FREED) {
-          this.#slots[slot] = undefined;
-          this.#freeSlots.push(slot);
-        }
+        if (events[4 * i + 3]! & FREED) this.#freed(slot);
       }
       if (count < EVENTS) return;
     }
@@ -239,30 +284,143 @@ export class FastOpens {
     if (handle === null) return;
     // Nothing is answered in C from here on; the last connection's end frees the table.
     this.#closing = true;
-    for (const slot of this.#byId.values()) this.#native.symbols.pk_fp_remove(handle, slot);
+    this.#puts?.returnRoom(this.#takeBackRoom());
+    for (const slot of this.#byId.values()) {
+      if (this.#native.symbols.pk_fp_remove(handle, slot) === 1) this.#freed(slot);
+    }
     this.#byId.clear();
     this.drain();
     if (this.#connections > 0) return;
     clearInterval(this.#sweeper);
     this.#stopRemovals();
     this.#handle = null;
+    // Objects stored in C that the peer still holds keep the table until it lets go of them.
     check(this.#native.symbols.pk_fp_close(handle), "close the Unix-socket fast path");
+  }
+
+  /**
+   * Takes in the objects C stored for PUTs of the last receive, as the
+   * peer's, and lends C room again once half of it is used (or was taken
+   * back: when the peer has none free, it tries again at each receive,
+   * which costs it a few comparisons).
+   *
+   * @param puts How many PUTs C answered in the last receive.
+   * @param deletes How many DELETEs C answered in the last receive.
+   */
+  received(puts: number, deletes: number): void {
+    if (puts > 0) {
+      this.#stored += puts;
+      this.#takePuts();
+    }
+    if (deletes > 0) this.#takeDeletes();
+    if (this.#puts !== undefined && this.#lent < LEND_BYTES / 2) this.#lend();
+  }
+
+  /** @internal The peer let go of the bytes of the object stored in C in `slot`. */
+  unheld(slot: number, result: number): void {
+    if (result === 1) this.#freed(slot);
+  }
+
+  #takePuts(): void {
+    const handle = this.#handle;
+    const peer = this.#puts;
+    if (handle === null || peer === undefined) return;
+    const symbols = this.#native.symbols;
+    const records = this.#records;
+    const words = this.#recordWords;
+    const times = this.#recordTimes;
+    for (;;) {
+      const count = symbols.pk_fp_take_puts(handle, records, PUTS);
+      for (let i = 0; i < count; i++) {
+        const slot = words[14 * i]!;
+        const size = words[14 * i + 1]!;
+        const createdAt = times[7 * i + 1]!;
+        const serial = words[14 * i + 13]!;
+        const id = latin1(records, PUT_RECORD * i + 16, 36);
+        this.#lent -= size;
+        const bytes = new StoredInC(this, symbols, handle, slot);
+        const object = putInfo(id, size, createdAt);
+        const reads = peer.adoptBeside(object, bytes);
+        if (reads === undefined) {
+          // Closed meanwhile, or a UUID taken: the object goes, and its room back.
+          peer.returnRoom(size);
+          symbols.pk_fp_remove(handle, slot);
+          bytes.release();
+          continue;
+        }
+        this.#slots[slot] = { id, reads, object, serial, put: true };
+        this.#byId.set(id, slot);
+      }
+      if (count < PUTS) return;
+    }
+  }
+
+  /** Takes the objects C deleted out of the peer's lookups. */
+  #takeDeletes(): void {
+    const handle = this.#handle;
+    const peer = this.#puts;
+    if (handle === null || peer === undefined) return;
+    const slots = this.#deleted;
+    for (;;) {
+      const count = this.#native.symbols.pk_fp_take_deletes(handle, slots, PUTS);
+      for (let i = 0; i < count; i++) {
+        const registered = this.#slots[slots[i]!];
+        if (registered === undefined) continue;
+        // Out of C's lookups already: the peer's removal event finds nothing to do here.
+        this.#byId.delete(registered.id);
+        // Always taken at once: a sealed object of the peer's own, with no TTL.
+        if (!peer.removeBeside(registered.id)) void deleteObject(peer, registered.id).catch(noop);
+      }
+      if (count < PUTS) return;
+    }
+  }
+
+  /** Lends C room for small puts, up to {@link LEND_BYTES} in all. */
+  #lend(): void {
+    const handle = this.#handle;
+    const peer = this.#puts;
+    if (handle === null || peer === undefined || this.#closing) return;
+    const lent = peer.lendRoom(LEND_BYTES - this.#lent, this.#reclaim);
+    if (lent === 0 && this.#lentOnce) return;
+    this.#lentOnce = true;
+    this.#lent += lent;
+    this.#native.symbols.pk_fp_budget(handle, this.#lent, this.#maxObjects, 1);
+  }
+
+  /** Takes back up to `bytes` of the room C was lent (all by default); returns how many. */
+  #takeBackRoom(bytes = Infinity): number {
+    const taken = Math.min(bytes, this.#lent);
+    this.#lent -= taken;
+    if (this.#handle !== null) {
+      const deletes = this.#puts !== undefined && !this.#closing ? 1 : 0;
+      this.#native.symbols.pk_fp_budget(this.#handle, this.#lent, this.#maxObjects, deletes);
+    }
+    return taken;
+  }
+
+  /** C has freed `slot`: it may name another object from now on. */
+  #freed(slot: number): void {
+    const registered = this.#slots[slot];
+    if (registered === undefined) return;
+    this.#slots[slot] = undefined;
+    if (!registered.put) this.#offered--;
   }
 
   #removed(id: string): void {
     const slot = this.#byId.get(id);
     if (slot === undefined || this.#handle === null) return;
     this.#byId.delete(id);
-    if (this.#native.symbols.pk_fp_remove(this.#handle, slot) === 1) {
-      this.#slots[slot] = undefined;
-      this.#freeSlots.push(slot);
-    }
+    if (this.#native.symbols.pk_fp_remove(this.#handle, slot) === 1) this.#freed(slot);
     this.drain();
   }
 
   #sweep(): void {
     if (this.#handle === null) return;
     if (this.#native.symbols.pk_fp_expire(this.#handle, this.now()) > 0) this.drain();
+    this.#idleSweeps = this.#stored === 0 ? this.#idleSweeps + 1 : 0;
+    this.#stored = 0;
+    // Puts have paused: the memory of those stored in C goes back, if none is left.
+    if (this.#idleSweeps >= TRIM_SWEEPS) this.#native.symbols.pk_fp_trim(this.#handle);
   }
 }
 
@@ -275,7 +433,7 @@ export class FastConnection {
   readonly #handle: NonNullable<Deno.PointerValue>;
   readonly #spill: SpillTarget;
   readonly #metrics: UdsMetrics;
-  readonly #out = new Float64Array(9);
+  readonly #out = new Float64Array(14);
   #closed = false;
 
   constructor(
@@ -325,8 +483,23 @@ export class FastConnection {
     this.kept = out[0]!;
     const opens = out[1]!;
     const releases = out[3]!;
-    if (opens === 0 && releases === 0) return result;
+    const puts = out[9]!;
+    const deletes = out[12]!;
+    // Before anything else: no JS may see a put or delete answered and not the peer's.
+    this.#fast.received(puts, deletes);
+    if (opens === 0 && releases === 0 && puts === 0 && deletes === 0) return result;
     const metrics = this.#metrics;
+    if (deletes > 0) {
+      metrics.requests[Op.DELETE]! += deletes;
+      metrics.nativeDeletes += deletes;
+      metrics.requestBytes[Op.DELETE]! += out[13]!;
+    }
+    if (puts > 0) {
+      metrics.requests[Op.PUT]! += puts;
+      metrics.nativePuts += puts;
+      metrics.requestBytes[Op.PUT]! += out[10]!;
+      metrics.writtenBytes += out[11]!;
+    }
     metrics.requests[Op.OPEN]! += opens;
     metrics.nativeOpens += opens;
     metrics.requestBytes[Op.OPEN]! += out[2]!;
@@ -339,7 +512,8 @@ export class FastConnection {
       for (let i = 0; i < out[8]!; i++) held.push(spillFds[i]!);
       this.#spill.enqueue(spillBytes.slice(0, out[7]!), held);
     }
-    this.#fast.drain();
+    // Only leases change the counts C keeps: puts and deletes leave none to drain.
+    if (opens > 0 || releases > 0) this.#fast.drain();
     return result;
   }
 
@@ -428,6 +602,85 @@ export class FastConnection {
     this.#native.symbols.pk_fp_conn_close(this.#handle);
     this.#fast.disconnected();
   }
+}
+
+/** The bytes of an object C stored for a PUT, the peer's until it lets go (`BesideBytes`). */
+class StoredInC implements BesideBytes {
+  readonly #fast: FastOpens;
+  readonly #symbols: Native["symbols"];
+  /** The table, which C keeps until the last such object is let go. */
+  readonly #handle: NonNullable<Deno.PointerValue>;
+  readonly #slot: number;
+  #released = false;
+
+  constructor(
+    fast: FastOpens,
+    symbols: Native["symbols"],
+    handle: NonNullable<Deno.PointerValue>,
+    slot: number,
+  ) {
+    this.#fast = fast;
+    this.#symbols = symbols;
+    this.#handle = handle;
+    this.#slot = slot;
+  }
+
+  copy(offset: number, into: Uint8Array): void {
+    this.#live();
+    check(
+      this.#symbols.pk_fp_copy(this.#handle, this.#slot, BigInt(offset), into, BigInt(into.length)),
+      "copy an object stored in C",
+    );
+  }
+
+  memfd(): number {
+    this.#live();
+    return check(this.#symbols.pk_fp_memfd(this.#handle, this.#slot), "make a memfd");
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#fast.unheld(this.#slot, this.#symbols.pk_fp_unhold(this.#handle, this.#slot));
+  }
+
+  #live(): void {
+    if (this.#released) throw new ClosedError("Cannot use an object stored in C: released");
+  }
+}
+
+function noop(): void {}
+
+/** Metadata of objects stored in C: none, one object for all. */
+const NO_META = Object.freeze({});
+/** Blob sizes of objects stored in C, one array for each size. */
+const blobSizes = new Map<number, readonly number[]>();
+const MAX_SIZES = 1024;
+
+/**
+ * The info of an object C stored for a PUT: what its reply said, the fields
+ * in the order a put's seal leaves them (see `pk_fp_put_info`).
+ */
+function putInfo(id: string, size: number, at: number): ObjectInfo {
+  let sizes = blobSizes.get(size);
+  if (sizes === undefined) {
+    sizes = Object.freeze([size]);
+    if (blobSizes.size < MAX_SIZES) blobSizes.set(size, sizes);
+  }
+  return {
+    id,
+    state: "SEALED",
+    size,
+    blobSizes: sizes,
+    meta: NO_META,
+    createdAt: at,
+    sealedAt: at,
+  };
+}
+
+/** `length` bytes of ASCII from `at` as a string. */
+function latin1(bytes: Uint8Array, at: number, length: number): string {
+  return String.fromCharCode.apply(null, bytes.subarray(at, at + length) as unknown as number[]);
 }
 
 /** Whether a lease id has the form of those granted in C. */

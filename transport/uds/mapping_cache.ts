@@ -7,22 +7,38 @@ const GRACE_MS = 50;
 /** The most mappings kept with no lease using them. */
 const MAX_IDLE = 64;
 
-/** A read-only mapping of a sealed memfd, shared by the READ leases of one connection. */
+/**
+ * A read-only mapping of a sealed memfd, shared by the READ leases of one
+ * connection: each use that {@link MappingCache.map} or
+ * {@link MappingCache.share} hands out is this one object, counted, not an
+ * object of its own (a get makes one).
+ */
 export interface SharedMapping {
   /** Names the mapping in {@link MappingCache.share}. */
   readonly key: string;
   /** The mapping; open and close views of it, never close it. */
   readonly mapping: Mapping;
-  /** Called once by each lease that used it, when the lease ends. */
+  /** Ends one use: called exactly once for each use handed out, when its lease ends. */
   release(): void;
 }
 
 /** A mapping in the cache, and how many use it. */
-export interface Entry {
+class Entry implements SharedMapping {
   readonly key: string;
   readonly mapping: Mapping;
-  users: number;
-  idleSince: number;
+  users = 0;
+  idleSince = 0;
+  readonly #cache: MappingCache;
+
+  constructor(cache: MappingCache, key: string, mapping: Mapping) {
+    this.#cache = cache;
+    this.key = key;
+    this.mapping = mapping;
+  }
+
+  release(): void {
+    this.#cache.unuse(this);
+  }
 }
 
 /**
@@ -56,7 +72,7 @@ export class MappingCache {
     const key = `${this.#identity[0]}:${this.#identity[1]}:${size}`;
     let entry = this.#entries.get(key);
     if (entry === undefined) {
-      entry = { key, mapping: Mapping.map(this.#native, fd, size), users: 0, idleSince: 0 };
+      entry = new Entry(this, key, Mapping.map(this.#native, fd, size));
       this.#entries.set(key, entry);
     }
     return this.#use(entry);
@@ -74,11 +90,13 @@ export class MappingCache {
   #use(entry: Entry): SharedMapping {
     if (entry.users === 0 && entry.idleSince !== 0) this.#idle--;
     entry.users++;
-    return new Use(this, entry);
+    return entry;
   }
 
   /** A use of `entry` has ended. */
   unuse(entry: Entry): void {
+    // Never below none: a stray release cannot start the unmapping of a mapping in use twice over.
+    if (entry.users === 0) return;
     if (--entry.users > 0) return;
     entry.idleSince = Date.now();
     this.#idle++;
@@ -125,27 +143,5 @@ export class MappingCache {
     if (range) {
       check(this.#native.symbols.pk_munmap_once(range.pointer, BigInt(range.length)), "munmap");
     }
-  }
-}
-
-/** One use of a cached mapping, ended once by {@link Use.release}. */
-class Use implements SharedMapping {
-  readonly #cache: MappingCache;
-  #entry: Entry | undefined;
-  readonly key: string;
-  readonly mapping: Mapping;
-
-  constructor(cache: MappingCache, entry: Entry) {
-    this.#cache = cache;
-    this.#entry = entry;
-    this.key = entry.key;
-    this.mapping = entry.mapping;
-  }
-
-  release(): void {
-    const entry = this.#entry;
-    if (entry === undefined) return;
-    this.#entry = undefined;
-    this.#cache.unuse(entry);
   }
 }

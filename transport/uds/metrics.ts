@@ -43,6 +43,10 @@ export class UdsMetrics implements ByteCounters {
   clients = 0;
   /** OPENs answered in C, by the native fast path (counted in `requests` too). */
   nativeOpens = 0;
+  /** PUTs answered in C, by the native fast path (counted in `requests` too). */
+  nativePuts = 0;
+  /** DELETEs answered in C, by the native fast path (counted in `requests` too). */
+  nativeDeletes = 0;
 
   /** Counts a request of operation `op` in a frame of `bytes`; unknown codes are not counted. */
   request(op: number, bytes: number): void {
@@ -69,6 +73,8 @@ export class UdsMetrics implements ByteCounters {
       uds_read_object_bytes_total: this.readBytes,
       uds_written_object_bytes_total: this.writtenBytes,
       uds_native_open_total: this.nativeOpens,
+      uds_native_put_total: this.nativePuts,
+      uds_native_delete_total: this.nativeDeletes,
     };
     const families = [
       ["requests", this.requests],

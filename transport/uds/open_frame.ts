@@ -60,17 +60,23 @@ export function openFrameRoom(objectId: string): number {
 }
 
 /**
- * Writes an OPEN request frame into `room` of at least {@link openFrameRoom} bytes.
+ * Writes an OPEN request frame into `room` from `at`, where there are at
+ * least {@link openFrameRoom} bytes.
  *
  * @returns The frame's length.
  */
-export function writeOpenFrame(room: Uint8Array, id: number, request: OpenRequest): number {
-  const body = HEADER_SIZE;
+export function writeOpenFrame(
+  room: Uint8Array,
+  id: number,
+  request: OpenRequest,
+  at = 0,
+): number {
+  const body = at + HEADER_SIZE;
   const written = writeText(room, request.objectId, body + REQUEST_FIXED);
   writeUint32(room, body, request.known);
   room[body + 4] = (request.ttl === undefined ? 0 : 1) | (request.local === true ? 2 : 0);
   writeFloat64(room, body + 5, request.ttl ?? 0);
-  writeHeader(room, Op.OPEN, id, 0, REQUEST_FIXED + written, 0);
+  writeHeader(room, Op.OPEN, id, 0, REQUEST_FIXED + written, 0, at);
   return HEADER_SIZE + REQUEST_FIXED + written;
 }
 
@@ -153,23 +159,51 @@ export function writeOpenReply(
   return HEADER_SIZE + length;
 }
 
+/** Where {@link readOpenReply} puts the fields of an OPEN reply. */
+export interface OpenReplyFields {
+  serial: number;
+  leaseId: string;
+  expiresAt: number | undefined;
+  info: string | undefined;
+}
+
+/**
+ * Decodes the OPEN reply body in `bytes` from `from` to `to` into `into`, a
+ * record of the caller's, with no object or view of its own; false when it
+ * is malformed.
+ *
+ * @throws {ProtocolError} When its text is not UTF-8.
+ */
+export function readOpenReply(
+  bytes: Uint8Array,
+  from: number,
+  to: number,
+  into: OpenReplyFields,
+): boolean {
+  if (to - from < REPLY_FIXED) return false;
+  const flags = bytes[from + 4]!;
+  const leaseEnd = from + REPLY_FIXED + bytes[from + 5]!;
+  if (leaseEnd > to) return false;
+  into.serial = readUint32(bytes, from);
+  into.leaseId = decodeText(bytes, from + REPLY_FIXED, leaseEnd);
+  into.expiresAt = flags & OpenReplyFlag.EXPIRES ? readFloat64(bytes, from + 6) : undefined;
+  into.info = flags & OpenReplyFlag.INFO ? decodeText(bytes, leaseEnd, to) : undefined;
+  return true;
+}
+
 /**
  * Decodes an OPEN reply body; undefined when it is malformed.
  *
  * @throws {ProtocolError} When its text is not UTF-8.
  */
 export function decodeOpenReply(body: Uint8Array): OpenReply | undefined {
-  if (body.length < REPLY_FIXED) return undefined;
-  const flags = body[4]!;
-  const leaseEnd = REPLY_FIXED + body[5]!;
-  if (leaseEnd > body.length) return undefined;
-  const serial = readUint32(body, 0);
-  const leaseId = decodeText(body.subarray(REPLY_FIXED, leaseEnd));
+  const fields: OpenReplyFields = { serial: 0, leaseId: "", expiresAt: undefined, info: undefined };
+  if (!readOpenReply(body, 0, body.length, fields)) return undefined;
   const reply: { serial: number; leaseId: string; expiresAt?: number; info?: string } = {
-    serial,
-    leaseId,
+    serial: fields.serial,
+    leaseId: fields.leaseId,
   };
-  if (flags & OpenReplyFlag.EXPIRES) reply.expiresAt = readFloat64(body, 6);
-  if (flags & OpenReplyFlag.INFO) reply.info = decodeText(body.subarray(leaseEnd));
+  if (fields.expiresAt !== undefined) reply.expiresAt = fields.expiresAt;
+  if (fields.info !== undefined) reply.info = fields.info;
   return reply;
 }

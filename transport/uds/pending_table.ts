@@ -67,6 +67,25 @@ export class PendingTable<T> {
     yield* [...this.#overflow];
   }
 
+  /**
+   * Calls `visit` with each value held and its id, in no particular order,
+   * with no pair made for each: the time-out sweep visits every request
+   * under way ten times a second. `visit` may delete what it is given.
+   */
+  forEach(visit: (value: T, id: number) => void): void {
+    const ids = this.#ids;
+    const values = this.#values;
+    for (let slot = 0; slot < SLOTS; slot++) {
+      const id = ids[slot]!;
+      if (id !== 0) visit(values[slot]!, id);
+    }
+    if (this.#overflow.size > 0) {
+      for (const [id, value] of [...this.#overflow]) {
+        visit(value, id);
+      }
+    }
+  }
+
   /** Holds nothing. */
   clear(): void {
     this.#ids.fill(0);

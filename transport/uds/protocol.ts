@@ -93,7 +93,11 @@ export const Op = {
   READ: 10,
   /** Blob I/O for peers without memfds: body {@link encodeWrite}; empty reply. */
   WRITE: 11,
-  /** A small object in one step: body {@link writePutFrame}; reply JSON `ObjectInfo`. */
+  /**
+   * A small object in one step: body {@link writePutFrame}; reply JSON
+   * `ObjectInfo`, or its compact form ({@link writePutReply}) when the
+   * request is flagged {@link Flag.COMPACT} and the object fits that form.
+   */
   PUT: 12,
   /**
    * A READ lease in compact form, for `get`: see `open_frame.ts`. The reply
@@ -150,6 +154,12 @@ export const Flag = {
   ONE_WAY: 4,
   /** The body continues in the next frame of the same request id. */
   MORE: 8,
+  /**
+   * A PUT request whose sender reads a compact reply ({@link writePutReply}).
+   * A server from before it ignores the flag and replies JSON, which the
+   * client tells from the compact form by its first byte.
+   */
+  COMPACT: 16,
 } as const;
 
 /** The body of an ACQUIRE request. */
@@ -237,7 +247,8 @@ export function textFrameRoom(text: string): number {
 
 /**
  * Writes a frame whose body is a string (an id, or JSON), encoded straight
- * into the frame, into `room` of at least {@link textFrameRoom} bytes.
+ * into the frame, into `room` from `at`, where there are at least
+ * {@link textFrameRoom} bytes.
  *
  * @returns The frame's length.
  */
@@ -248,14 +259,15 @@ export function writeTextFrame(
   flags: number,
   text: string,
   fds = 0,
+  at = 0,
 ): number {
-  const written = writeText(room, text, HEADER_SIZE);
-  writeHeader(room, op, id, flags, written, fds);
+  const written = writeText(room, text, at + HEADER_SIZE);
+  writeHeader(room, op, id, flags, written, fds, at);
   return HEADER_SIZE + written;
 }
 
 /**
- * Writes a frame header at the start of `frame`.
+ * Writes a frame header at the start of `frame`, or from `at`.
  *
  * @throws {ProtocolError} When the body is longer than {@link MAX_BODY}.
  */
@@ -266,17 +278,18 @@ export function writeHeader(
   flags: number,
   length: number,
   fds: number,
+  at = 0,
 ): void {
   if (length > MAX_BODY) throw new ProtocolError(`Frame body too large: ${length} bytes`);
-  writeUint16(frame, 0, MAGIC);
-  frame[2] = PROTOCOL_VERSION;
-  frame[3] = op;
-  writeUint32(frame, 4, id);
-  writeUint32(frame, 8, length);
-  frame[12] = flags;
-  frame[13] = fds;
-  frame[14] = 0;
-  frame[15] = 0;
+  writeUint16(frame, at, MAGIC);
+  frame[at + 2] = PROTOCOL_VERSION;
+  frame[at + 3] = op;
+  writeUint32(frame, at + 4, id);
+  writeUint32(frame, at + 8, length);
+  frame[at + 12] = flags;
+  frame[at + 13] = fds;
+  frame[at + 14] = 0;
+  frame[at + 15] = 0;
 }
 
 /**
@@ -374,13 +387,15 @@ export const NO_FDS: number[] = [];
  * ```
  */
 export class Frames {
-  readonly #message: Uint8Array;
-  readonly #allFds: readonly number[];
+  #message: Uint8Array;
+  #allFds: readonly number[];
   #offset = 0;
   #fdAt = 0;
   readonly #header = newHeader();
-  /** The body of the frame {@link Frames.next} returned last. */
-  body: Uint8Array = EMPTY;
+  /** Where the body of the frame {@link Frames.next} returned last starts in the message. */
+  start = 0;
+  /** Where it ends. */
+  end = 0;
   /** The fds of the frame {@link Frames.next} returned last, taken from the message's. */
   fds: number[] = NO_FDS;
 
@@ -391,6 +406,24 @@ export class Frames {
   constructor(message: Uint8Array, fds: readonly number[] = NO_FDS) {
     this.#message = message;
     this.#allFds = fds;
+  }
+
+  /**
+   * Starts over on another message, as a new walker would: a connection
+   * walks each message it receives with one walker instead of a new one.
+   *
+   * @param message The received message.
+   * @param fds The fds that came with it.
+   * @returns This walker.
+   */
+  reset(message: Uint8Array, fds: readonly number[] = NO_FDS): this {
+    this.#message = message;
+    this.#allFds = fds;
+    this.#offset = 0;
+    this.#fdAt = 0;
+    this.start = this.end = 0;
+    this.fds = NO_FDS;
+    return this;
   }
 
   /**
@@ -406,10 +439,16 @@ export class Frames {
     if (typeof header === "string") return header;
     const start = this.#offset + HEADER_SIZE;
     this.#offset = start + header.length;
-    this.body = message.subarray(start, this.#offset);
+    this.start = start;
+    this.end = this.#offset;
     this.fds = header.fds === 0 ? NO_FDS : this.#allFds.slice(this.#fdAt, this.#fdAt + header.fds);
     this.#fdAt += header.fds;
     return header;
+  }
+
+  /** The body of the frame {@link Frames.next} returned last: a view of the message. */
+  get body(): Uint8Array {
+    return this.start === this.end ? EMPTY : this.#message.subarray(this.start, this.end);
   }
 
   /** The bytes from the frame after the last one returned (or the bad one) to the end. */
@@ -419,6 +458,7 @@ export class Frames {
 
   /** The fds no frame returned so far has taken; none once taken here. */
   takeRest(): number[] {
+    if (this.#fdAt >= this.#allFds.length) return NO_FDS;
     const rest = this.#allFds.slice(this.#fdAt);
     this.#fdAt = this.#allFds.length;
     return rest;
@@ -428,25 +468,36 @@ export class Frames {
 const EMPTY = new Uint8Array(0);
 
 /**
- * Decodes a UTF-8 body.
+ * For each length up to {@link SHORT_DECODE}, an array of that many char
+ * codes: `String.fromCharCode.apply` of a plain array reads it in place,
+ * where applied to the bytes themselves it copies them into a new list first.
+ */
+const shortCodes: number[][] = Array.from(
+  { length: SHORT_DECODE + 1 },
+  (_, n) => new Array(n).fill(0),
+);
+
+/**
+ * Decodes a UTF-8 body, or the bytes of one from `from` to `to`.
  *
  * @throws {ProtocolError} When it is not valid UTF-8.
  */
-export function decodeText(body: Uint8Array): string {
+export function decodeText(body: Uint8Array, from = 0, to = body.length): string {
   // Ids and lease ids are short ASCII: decoding those here skips a call into
   // the runtime, which costs more than the loop.
-  if (body.length <= SHORT_DECODE) {
-    let ascii = true;
-    for (let i = 0; i < body.length; i++) {
-      if (body[i]! >= 0x80) {
-        ascii = false;
-        break;
-      }
+  const length = to - from;
+  if (length <= SHORT_DECODE) {
+    const codes = shortCodes[length]!;
+    let i = 0;
+    for (; i < length; i++) {
+      const code = body[from + i]!;
+      if (code >= 0x80) break;
+      codes[i] = code;
     }
-    if (ascii) return String.fromCharCode.apply(null, body as unknown as number[]);
+    if (i === length) return String.fromCharCode.apply(null, codes);
   }
   try {
-    return decoder.decode(body);
+    return decoder.decode(from === 0 && to === body.length ? body : body.subarray(from, to));
   } catch {
     throw new ProtocolError("Malformed body: not UTF-8");
   }
@@ -594,7 +645,8 @@ export function putFrameRoom(fields: string, size: number): number {
 }
 
 /**
- * Writes a PUT frame into `room` of at least {@link putFrameRoom} bytes: its
+ * Writes a PUT frame into `room` from `start`, where there are at least
+ * {@link putFrameRoom} bytes, with `flags` (see {@link Flag.COMPACT}): its
  * body is the u32 length of the JSON fields, the JSON, then the object's bytes.
  *
  * @returns The frame's length.
@@ -605,17 +657,113 @@ export function writePutFrame(
   fields: string,
   chunks: readonly Uint8Array[],
   size: number,
+  start = 0,
+  flags = 0,
 ): number {
-  const written = writeText(room, fields, HEADER_SIZE + 4);
+  const written = writeText(room, fields, start + HEADER_SIZE + 4);
   const length = 4 + written + size;
-  writeHeader(room, Op.PUT, id, 0, length, 0);
-  writeUint32(room, HEADER_SIZE, written);
-  let at = HEADER_SIZE + 4 + written;
-  for (const chunk of chunks) {
+  writeHeader(room, Op.PUT, id, flags, length, 0, start);
+  writeUint32(room, start + HEADER_SIZE, written);
+  let at = start + HEADER_SIZE + 4 + written;
+  for (let i = 0; i < chunks.length; i++) {
+    const chunk = chunks[i]!;
     room.set(chunk, at);
     at += chunk.length;
   }
   return HEADER_SIZE + length;
+}
+
+/** The first byte of a compact PUT reply: a JSON reply's is `{`. */
+const COMPACT_PUT = 0;
+/** Bytes of a compact PUT reply before the id: marker, four f64s, u16 id length. */
+const PUT_REPLY_FIXED = 35;
+/** The fields of `ObjectInfo` a compact PUT reply carries, or implies, outside its JSON tail. */
+const COMPACT_FIELDS = new Set([
+  "id",
+  "state",
+  "size",
+  "blobSizes",
+  "meta",
+  "createdAt",
+  "sealedAt",
+  "expiresAt",
+]);
+
+/**
+ * The compact reply to a PUT flagged {@link Flag.COMPACT}: the info of the
+ * object stored, with no JSON to write or parse for a put's usual fields.
+ * Undefined when the info does not fit the form (several blobs, not sealed,
+ * an id longer than 65535 bytes): reply JSON then.
+ *
+ * | offset | size | field                                            |
+ * | ------ | ---- | ------------------------------------------------ |
+ * | 0      | 1    | 0, where a JSON reply has `{`                    |
+ * | 1      | 8    | f64 size in bytes, of one blob                   |
+ * | 9      | 8    | f64 `createdAt`                                  |
+ * | 17     | 8    | f64 `sealedAt`, NaN when absent                  |
+ * | 25     | 8    | f64 `expiresAt`, NaN when absent                 |
+ * | 33     | 2    | u16 id length in bytes, L                        |
+ * | 35     | L    | id, UTF-8                                        |
+ * | 35 + L | …    | JSON of the other fields (`meta` when not empty, |
+ * |        |      | `digest`, …), or nothing                         |
+ *
+ * @param info The object's info.
+ * @returns The reply body, or undefined.
+ */
+export function writePutReply(info: ObjectInfo): Uint8Array | undefined {
+  if (info.state !== "SEALED" || info.blobSizes.length !== 1) return undefined;
+  let rest: Record<string, unknown> | undefined;
+  for (const key in info) {
+    const value = info[key as keyof ObjectInfo];
+    if (value === undefined || COMPACT_FIELDS.has(key)) continue;
+    (rest ??= {})[key] = value;
+  }
+  const meta = info.meta;
+  if (meta !== undefined && Object.keys(meta).length > 0) (rest ??= {}).meta = meta;
+  const tail = rest === undefined ? "" : JSON.stringify(rest);
+  // UTF-8 takes at most three bytes per UTF-16 unit: written in place, then cut to length.
+  const body = new Uint8Array(PUT_REPLY_FIXED + (info.id.length + tail.length) * 3);
+  const idLength = writeText(body, info.id, PUT_REPLY_FIXED);
+  if (idLength > 0xffff) return undefined;
+  body[0] = COMPACT_PUT;
+  writeFloat64(body, 1, info.size);
+  writeFloat64(body, 9, info.createdAt);
+  writeFloat64(body, 17, info.sealedAt ?? Number.NaN);
+  writeFloat64(body, 25, info.expiresAt ?? Number.NaN);
+  writeUint16(body, 33, idLength);
+  const end = PUT_REPLY_FIXED + idLength;
+  return body.subarray(0, tail === "" ? end : end + writeText(body, tail, end));
+}
+
+/**
+ * Decodes a PUT reply, compact ({@link writePutReply}) or JSON.
+ *
+ * @throws {ProtocolError} When it is neither.
+ */
+export function decodePutReply(body: Uint8Array): ObjectInfo {
+  if (body[0] !== COMPACT_PUT) return decodeJson(body) as ObjectInfo;
+  if (body.length < PUT_REPLY_FIXED) throw new ProtocolError("Malformed PUT reply");
+  const idEnd = PUT_REPLY_FIXED + readUint16(body, 33);
+  if (idEnd > body.length) throw new ProtocolError("Malformed PUT reply");
+  const size = readFloat64(body, 1);
+  const info: { -readonly [K in keyof ObjectInfo]: ObjectInfo[K] } = {
+    id: decodeText(body, PUT_REPLY_FIXED, idEnd),
+    state: "SEALED",
+    size,
+    blobSizes: [size],
+    meta: {},
+    createdAt: readFloat64(body, 9),
+  };
+  const sealedAt = readFloat64(body, 17);
+  if (!Number.isNaN(sealedAt)) info.sealedAt = sealedAt;
+  const expiresAt = readFloat64(body, 25);
+  if (!Number.isNaN(expiresAt)) info.expiresAt = expiresAt;
+  if (idEnd < body.length) {
+    const rest = decodeJson(body.subarray(idEnd));
+    if (!isPlainObject(rest)) throw new ProtocolError("Malformed PUT reply");
+    Object.assign(info, rest);
+  }
+  return info;
 }
 
 /** Decodes a PUT body, copying its bytes; undefined when it is malformed. */

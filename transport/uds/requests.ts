@@ -31,6 +31,8 @@ import {
   writeTextFrame,
 } from "./protocol.ts";
 
+const EMPTY = new Uint8Array(0);
+
 /** How often requests are checked for time-outs, in milliseconds. */
 const SWEEP_MS = 100;
 
@@ -41,8 +43,8 @@ export type Decode<T> = (body: Uint8Array, fds: number[]) => T;
 export interface Built {
   /** The most bytes the frame takes. */
   readonly room: number;
-  /** Writes the frame into `into`; returns its length. */
-  write(into: Uint8Array, id: number): number;
+  /** Writes the frame into `into` from `at`; returns its length. */
+  write(into: Uint8Array, id: number, at: number): number;
 }
 
 /** A request body: bytes, a string (an id, or JSON) to encode straight into the frame, or a whole frame. */
@@ -70,6 +72,11 @@ export interface Pending {
   parts?: Uint8Array[];
   /** Takes the reply's body (valid only during the call) and, if it takes them, its fds. */
   settle(body: Uint8Array, fds: number[]): void;
+  /**
+   * As {@link Pending.settle}, with the body given as the bytes of `message`
+   * from `from` to `to`, with no view of them made; optional.
+   */
+  settleIn?(message: Uint8Array, from: number, to: number, fds: number[]): void;
   /** The request failed: an error reply, a time-out or the connection's end. */
   fail(error: Error): void;
 }
@@ -162,6 +169,8 @@ export class Requests {
   readonly #timeout: number;
   readonly #failConnection: (reason: string) => void;
   readonly #pending = new PendingTable<Pending>();
+  /** Walks the frames of each reply message. */
+  readonly #frames = new Frames(new Uint8Array(0));
   /** ACQUIRE and OPEN requests given up on, whose late replies would grant leases to release. */
   readonly #abandoned = new Set<number>();
   #nextId = 1;
@@ -236,14 +245,20 @@ export class Requests {
   #send(op: number, id: number, flags: number, body: Body, memfd?: number): void {
     const fds = memfd === undefined ? NO_FDS : [memfd];
     const channel = this.#channel;
-    if (typeof body === "string") {
-      const into = channel.reserve(textFrameRoom(body));
-      channel.commit(into, writeTextFrame(into, op, id, flags, body, fds.length), fds);
-    } else if (body instanceof Uint8Array) {
+    if (body instanceof Uint8Array) {
       channel.push(encodeFrame(op, id, flags, body, fds.length), fds);
     } else {
-      const into = channel.reserve(body.room);
-      channel.commit(into, body.write(into, id), fds);
+      // Built in place in the channel's memory, with no view of it made, where it fits.
+      const text = typeof body === "string";
+      const room = text ? textFrameRoom(body) : body.room;
+      const at = channel.reserveAt(room);
+      const into = at < 0 ? channel.reserve(room) : channel.arena;
+      const from = at < 0 ? 0 : at;
+      const length = text
+        ? writeTextFrame(into, op, id, flags, body, fds.length, from)
+        : body.write(into, id, from);
+      if (at < 0) channel.commit(into, length, fds);
+      else channel.commitAt(length, fds);
     }
     if (flags & Flag.ONE_WAY) this.#flusher.nextTurn();
     else this.#flusher.endOfTurn(this.#flushed);
@@ -253,40 +268,44 @@ export class Requests {
   message(bytes: Uint8Array, fds: number[], flags: number): void {
     const symbols = this.#native.symbols;
     const lost = flags & (Linux.MSG_TRUNC | Linux.MSG_CTRUNC);
-    const frames = new Frames(bytes, fds);
+    const frames = this.#frames.reset(bytes, fds);
     try {
       for (let header = frames.next(); header !== undefined; header = frames.next()) {
         if (typeof header === "string") {
           this.#failConnection(`malformed reply: ${header}`);
           return;
         }
-        const { body, fds: frameFds } = frames;
+        const frameFds = frames.fds;
         const pending = this.#pending.get(header.id);
         if (pending === undefined || !(header.flags & Flag.REPLY)) {
-          for (const fd of frameFds) symbols.pk_close(fd);
-          if (this.#abandoned.delete(header.id)) this.#releaseLate(header, body);
+          closeAll(symbols, frameFds);
+          if (this.#abandoned.delete(header.id)) this.#releaseLate(header, frames.body);
           continue;
         }
         if (header.flags & Flag.MORE) {
-          for (const fd of frameFds) symbols.pk_close(fd);
-          (pending.parts ??= []).push(body.slice());
+          closeAll(symbols, frameFds);
+          (pending.parts ??= []).push(frames.body.slice());
           continue;
         }
         this.#pending.delete(header.id);
         const failed = header.flags & Flag.ERROR || lost || frameFds.length !== header.fds;
         if (failed || !pending.takesFds) {
-          for (const fd of frameFds) symbols.pk_close(fd);
+          closeAll(symbols, frameFds);
         }
         if (header.flags & Flag.ERROR) {
-          pending.fail(remoteError(body));
+          pending.fail(remoteError(frames.body));
         } else if (failed) {
           pending.fail(new ProtocolError("Reply truncated: the message or its fds were cut"));
+        } else if (pending.parts === undefined && pending.settleIn !== undefined) {
+          pending.settleIn(bytes, frames.start, frames.end, frameFds);
         } else {
-          pending.settle(joined(pending.parts, body), frameFds);
+          pending.settle(joined(pending.parts, frames.body), frameFds);
         }
       }
     } finally {
-      for (const fd of frames.takeRest()) symbols.pk_close(fd);
+      closeAll(symbols, frames.takeRest());
+      // The message's buffer is reused: the walker lets go of it.
+      frames.reset(EMPTY);
     }
   }
 
@@ -342,17 +361,20 @@ export class Requests {
   /** Fails the requests that have waited longer than the timeout. */
   #expire(): void {
     if (this.#pending.size === 0) return;
-    for (const [id, pending] of this.#pending.entries()) {
-      // A read-through lasts as long as its download: the socket closing ends it.
-      if (pending.op === Op.FETCH) continue;
-      if ((Requests.#sweeps - pending.sentInSweep - 1) * SWEEP_MS < this.#timeout) continue;
-      this.#pending.delete(id);
-      if (pending.op === Op.ACQUIRE || pending.op === Op.OPEN) this.#abandoned.add(id);
-      pending.fail(
-        new StoreUnavailableError(`No reply from ${this.#path} within ${this.#timeout} ms`),
-      );
-    }
+    this.#pending.forEach(this.#expireOne);
   }
+
+  /** Fails `pending`, under `id`, if it has waited longer than the timeout. */
+  readonly #expireOne = (pending: Pending, id: number): void => {
+    // A read-through lasts as long as its download: the socket closing ends it.
+    if (pending.op === Op.FETCH) return;
+    if ((Requests.#sweeps - pending.sentInSweep - 1) * SWEEP_MS < this.#timeout) return;
+    this.#pending.delete(id);
+    if (pending.op === Op.ACQUIRE || pending.op === Op.OPEN) this.#abandoned.add(id);
+    pending.fail(
+      new StoreUnavailableError(`No reply from ${this.#path} within ${this.#timeout} ms`),
+    );
+  };
 
   /** Releases the lease a reply to an abandoned ACQUIRE or OPEN granted, if it granted one. */
   #releaseLate(header: Header, body: Uint8Array): void {
@@ -367,6 +389,11 @@ export class Requests {
     }
     if (typeof lease === "string") this.release(lease);
   }
+}
+
+/** Closes fds nobody takes; an indexed loop, as this runs for each reply. */
+function closeAll(symbols: Native["symbols"], fds: readonly number[]): void {
+  for (let i = 0; i < fds.length; i++) symbols.pk_close(fds[i]!);
 }
 
 function joined(parts: Uint8Array[] | undefined, last: Uint8Array): Uint8Array {

@@ -4,7 +4,7 @@
  * @module
  */
 import { ProtocolError } from "../../core/errors.ts";
-import { decodeAcquire, Op } from "./protocol.ts";
+import { decodeAcquire, Flag, Op } from "./protocol.ts";
 import { put, read, write } from "./serve_blobs.ts";
 import { acquire, discard, release, renew, seal } from "./serve_leases.ts";
 import { remove } from "./serve_delete.ts";
@@ -27,6 +27,7 @@ export function route(
   op: number,
   id: number,
   body: Uint8Array,
+  flags = 0,
 ): Promise<Uint8Array | string | undefined> {
   switch (op) {
     case Op.ACQUIRE:
@@ -54,7 +55,7 @@ export function route(
     case Op.WRITE:
       return write(session, body);
     case Op.PUT:
-      return put(session, body);
+      return put(session, body, (flags & Flag.COMPACT) !== 0);
     case Op.METRICS:
       return metrics(session);
     case Op.DELETE:

@@ -10,8 +10,9 @@ import type { Blob } from "../../core/blob.ts";
 import { putInSteps } from "../../core/put_in_steps.ts";
 import type { DirectPut, Peer } from "../../core/peer.ts";
 import { putRequest } from "../../core/requests.ts";
-import { CHUNK, decodePut, decodeRead, decodeWrite } from "./protocol.ts";
-import { empty, owned, type Session, written } from "./session.ts";
+import type { ObjectInfo } from "../../core/object.ts";
+import { CHUNK, decodePut, decodeRead, decodeWrite, writePutReply } from "./protocol.ts";
+import { empty, json, owned, type Session, written } from "./session.ts";
 
 export async function read(session: Session, body: Uint8Array): Promise<Uint8Array> {
   const request = decodeRead(body);
@@ -34,8 +35,15 @@ export async function write(session: Session, body: Uint8Array): Promise<Uint8Ar
   return empty;
 }
 
-/** Creates, writes, seals and releases a small object whose bytes came inline. */
-export function put(session: Session, body: Uint8Array): Promise<string> {
+/**
+ * Creates, writes, seals and releases a small object whose bytes came
+ * inline; its info as the reply, compact when the client reads that form.
+ */
+export function put(
+  session: Session,
+  body: Uint8Array,
+  compact = false,
+): Promise<string | Uint8Array> {
   const decoded = decodePut(body);
   if (decoded === undefined) throw new ProtocolError("Malformed PUT request");
   const { bytes } = decoded;
@@ -45,14 +53,23 @@ export function put(session: Session, body: Uint8Array): Promise<string> {
   if (typeof peer.putObject === "function") {
     // The bytes are a copy of the request's, this put's to give up.
     const put = { ...request, transfer: true };
-    return peer.putObject([bytes], bytes.length, put).then((info) => written(session, info));
+    return peer.putObject([bytes], bytes.length, put).then((info) => reply(session, info, compact));
   }
   const { id, meta, ttl } = request;
   return putInSteps(peer, id, [bytes], {
     size: bytes.length,
     ...(meta === undefined ? {} : { meta }),
     ...(ttl === undefined ? {} : { ttl, objectTtl: ttl }),
-  }).then((info) => written(session, info));
+  }).then((info) => reply(session, info, compact));
+}
+
+function reply(session: Session, info: ObjectInfo, compact: boolean): string | Uint8Array {
+  return compact ? written(session, info, compactOrJson) : written(session, info);
+}
+
+/** The compact form of a PUT reply where the info fits it, else JSON. */
+function compactOrJson(info: ObjectInfo): string | Uint8Array {
+  return writePutReply(info) ?? json(info);
 }
 
 /** A blob of a lease on this connection, for peers whose blobs have no fd. */

@@ -97,8 +97,15 @@ export function closeAll(session: Session, fds: readonly number[]): void {
   for (const fd of fds) session.context.native.symbols.pk_close(fd);
 }
 
-/** Counts the bytes of an object sealed through this server; its info as the reply. */
-export function written(session: Session, info: ObjectInfo): string {
+/**
+ * Counts the bytes of an object sealed through this server; its info as the
+ * reply, JSON unless `form` writes it otherwise.
+ */
+export function written<T = string>(
+  session: Session,
+  info: ObjectInfo,
+  form: (info: ObjectInfo) => T = json as (info: ObjectInfo) => T,
+): T {
   session.context.metrics.writtenBytes += info.size;
-  return json(info);
+  return form(info);
 }

@@ -11,6 +11,9 @@ import type { PreparedMemfd } from "../../native/memfd_pool.ts";
 import type { WriteAhead } from "./write_ahead.ts";
 import { CHUNK } from "./protocol.ts";
 
+/** No views. */
+const NO_VIEWS: readonly Uint8Array[] = Object.freeze([]);
+
 /** Mappings larger than this are unmapped off the JS thread at seal. */
 const LARGE_MAPPING = 1024 * 1024;
 
@@ -78,8 +81,12 @@ export class UdsBlob implements Blob {
   #fd: number | undefined;
   /** A CREATE or WRITE lease's own mapping of its memfd. */
   #mapping: Mapping | undefined;
-  /** A READ lease's mapping, and the views this lease opened of it. */
+  /**
+   * A READ lease's mapping, and the views this lease opened of it: the
+   * first in a field (a get opens one), any more in a list.
+   */
   #shared: SharedMapping | undefined;
+  #sharedView: Uint8Array | undefined;
   #sharedViews: Uint8Array[] | undefined;
   #writableMapping = false;
   /** A view kept for reads and writes through the mapping. */
@@ -123,15 +130,18 @@ export class UdsBlob implements Blob {
     this.#checkLive();
     if (this.#shared === undefined) return this.#mapped()?.openView();
     const view = this.#shared.mapping.openView();
-    if (this.#sharedViews === undefined) this.#sharedViews = [view];
-    else this.#sharedViews.push(view);
+    if (this.#sharedView === undefined) this.#sharedView = view;
+    else (this.#sharedViews ??= []).push(view);
     return view;
   }
 
   /** Detaches a view from {@link UdsBlob.openView}: it drops to length 0. */
   closeView(view: Uint8Array): void {
     if (this.#shared === undefined) this.#mapping?.closeView(view);
-    else {
+    else if (view === this.#sharedView) {
+      this.#sharedView = undefined;
+      this.#shared.mapping.closeView(view);
+    } else {
       const at = this.#sharedViews?.indexOf(view) ?? -1;
       if (at < 0) return;
       this.#sharedViews!.splice(at, 1);
@@ -211,7 +221,11 @@ export class UdsBlob implements Blob {
   /** Detaches every view, unmaps and closes the memfd: the lease has ended. Idempotent. */
   end(): void {
     if (this.#shared !== undefined) {
-      for (const view of this.#sharedViews ?? []) this.#shared.mapping.closeView(view);
+      const mapping = this.#shared.mapping;
+      if (this.#sharedView !== undefined) mapping.closeView(this.#sharedView);
+      const views = this.#sharedViews ?? NO_VIEWS;
+      for (let i = 0; i < views.length; i++) mapping.closeView(views[i]!);
+      this.#sharedView = undefined;
       this.#sharedViews = undefined;
       this.#own = undefined;
       this.#shared.release();

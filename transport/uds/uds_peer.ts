@@ -98,6 +98,11 @@ export class UdsPeer
   readonly #puts: ClientPuts;
   /** Whether the daemon may know DELETE: none has answered that it does not. */
   #deletes = true;
+  /** Whether the daemon knows DELETE: one has succeeded, so none needs a way back. */
+  #deletesKnown = false;
+  readonly #deleted = (): void => {
+    this.#deletesKnown = true;
+  };
   #closing: Promise<void> | undefined;
 
   /**
@@ -433,7 +438,8 @@ export class UdsPeer
    */
   deleteObject(objectId: string): Promise<void> {
     if (!this.#deletes) return deleteInSteps(this, objectId);
-    return this.#requests.call(Op.DELETE, objectId, none, undefined, (error) => {
+    if (this.#deletesKnown) return this.#requests.call(Op.DELETE, objectId, none);
+    return this.#requests.call(Op.DELETE, objectId, this.#deleted, undefined, (error) => {
       if (
         !(error instanceof ProtocolError && error.code === ErrorCode.PROTOCOL &&
           isFromDaemon(error))

@@ -29,3 +29,17 @@ Deno.test("PendingTable holds requests by id, in the ring or, when a slot is tak
     [],
   ]);
 });
+
+Deno.test("PendingTable.forEach() visits every value once, in slots and beyond, and may delete", () => {
+  const table = new PendingTable<string>();
+  for (const [id, value] of [[1, "a"], [257, "b"], [2, "c"], [513, "d"]] as const) {
+    table.set(id, value);
+  }
+  const seen: [number, string][] = [];
+  table.forEach((value, id) => {
+    seen.push([id, value]);
+    table.delete(id);
+  });
+  assertEquals(seen.sort(), [[1, "a"], [2, "c"], [257, "b"], [513, "d"]]);
+  assertEquals([table.size, [...table.entries()]], [0, []]);
+});

@@ -247,6 +247,33 @@ serving(
 );
 
 serving(
+  "requests built in place and requests pushed whole leave in one turn, in order",
+  async ({ client }) => {
+    const c = await client();
+    const id = await c.put(text("abcdef"), { id: "mixed" });
+    const { lease, blobs } = await c.peer.acquire(id, Access.READ);
+    const blob = blobs[0]!;
+    // HAS and STAT are built in the channel's memory, READ's bodies are arrays pushed whole.
+    const replies = await Promise.all([
+      c.has(id),
+      blob.read(0, 3),
+      c.stat(id),
+      blob.read(3, 3),
+      c.has("nope"),
+      blob.read(1, 2),
+    ]);
+    assertEquals(replies[0], true);
+    assertEquals(replies[1], text("abc"));
+    assertEquals((replies[2] as { id: string }).id, id);
+    assertEquals(replies[3], text("def"));
+    assertEquals(replies[4], false);
+    assertEquals(replies[5], text("bc"));
+    await c.peer.release(lease.id);
+  },
+  (dir) => FileSystemPeer.open({ dir: `${dir}/data`, capacity: 64 * MiB }),
+);
+
+serving(
   "put() sends small objects inline and large ones through their memfd",
   async ({ client }) => {
     const c = await client();
