@@ -163,10 +163,19 @@ export class Tracker {
    * does: each new piece to one downstream peer (by turns), from which the
    * others take it; any piece no other peer has relayed within
    * {@link RELAY_GRACE_MS} to everyone, so nothing stalls on a slow peer.
-   * After the download, everything.
+   * After the download, every piece no other peer says it has: those it
+   * takes from them, as it would have had the download lasted longer.
    */
   #offered(led: Led, assembly: Assembly, node: string, now: number): Uint8Array {
-    if (led.state === "done") return assembly.bitfield();
+    const elsewhere = (piece: number) => {
+      for (const [other, { holder }] of led.peers) {
+        if (other !== node && holder.pieces !== undefined && hasPiece(holder.pieces, piece)) {
+          return true;
+        }
+      }
+      return false;
+    };
+    if (led.state === "done") return bitfieldOf(assembly.count, (piece) => !elsewhere(piece));
     const followers = [...led.peers.keys()].sort();
     const seen = led.seen ??= new Array(assembly.count).fill(0);
     const asker = led.peers.get(node)!;
@@ -175,13 +184,7 @@ export class Tracker {
       if (seen[piece] === 0) seen[piece] = now;
       const chosen = followers[piece % followers.length]!;
       if (chosen === node) return true;
-      if (now - seen[piece]! < relayGrace(led.peers.get(chosen)!, asker)) return false;
-      for (const [other, { holder }] of led.peers) {
-        if (other !== node && holder.pieces !== undefined && hasPiece(holder.pieces, piece)) {
-          return false;
-        }
-      }
-      return true;
+      return now - seen[piece]! >= relayGrace(led.peers.get(chosen)!, asker) && !elsewhere(piece);
     });
   }
 

@@ -2,7 +2,8 @@
  * The downloader's super-seeding on a fake clock: each new piece is offered
  * to one downstream peer first, to the others once its grace has passed
  * and no other peer says it has the piece; peers that ask late (a loaded
- * host) stretch that grace, within a bound.
+ * host) stretch that grace, within a bound. After the download, pieces
+ * another peer has still come from it.
  */
 import { Assembly } from "../../p2p/origin/assembly.ts";
 import { Tracker } from "../../p2p/origin/progress.ts";
@@ -49,7 +50,9 @@ function led() {
     }
     throw new Error("Never offered to b");
   };
-  return { clock, assembly, ask, offeredToAll };
+  /** The download ends. */
+  const end = () => tracker.end("model", { digest: `sha256:${"0".repeat(64)}` });
+  return { clock, assembly, ask, offeredToAll, end };
 }
 
 Deno.test("a new piece goes to its one follower for 600 ms while followers ask every 100 ms, then to all", () => {
@@ -79,4 +82,19 @@ Deno.test("the stretch is bounded: 8 x 600 ms at most, however late followers as
   // Every 1.9 s (a follower stays listed for 2 s): 600 + 3 x 1800 = 6000 ms unbounded, 4800 ms
   // bounded, so b is offered it at its third ask, not its fourth.
   assertEquals(led().offeredToAll(1900), 5700);
+});
+
+Deno.test("after the download, a follower is offered every piece but those another says it has", () => {
+  const { assembly, ask, end } = led();
+  ask("a");
+  ask("b");
+  assembly.verifiedPiece(0);
+  assembly.verifiedPiece(1);
+  end();
+  // a has piece 0: b takes it from a; piece 1 no follower has, so the downloader offers it.
+  ask("a", [0]);
+  assertEquals(ask("b"), [1]);
+  // Once b has piece 1, a takes it from b.
+  ask("b", [1]);
+  assertEquals(ask("a", [0]), [0]);
 });
