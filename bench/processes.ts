@@ -38,6 +38,12 @@ export function statCpuMs(stat: string, waited = false): number {
   return (ticks * 1000) / TICKS_PER_SECOND;
 }
 
+/** The part of a process's CPU time spent in the kernel (stime), in milliseconds, from the text of a /proc/PID/stat. */
+export function statSysMs(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+  return (fields[12]! * 1000) / TICKS_PER_SECOND;
+}
+
 /** Whether `command` runs here (looked up on the PATH). */
 export function installed(command: string, versionFlag = "--version"): boolean {
   try {

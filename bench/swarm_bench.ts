@@ -23,7 +23,13 @@
  *   process (and its proxy, with one) in each phase, per byte received, and the share of
  *   the machine's CPU time left idle. Near 0 idle, the run is bound by
  *   CPUs, not by the capped links; the lines at a cap that leaves CPU idle
- *   show the design's own limit.
+ *   show the design's own limit. Of each receiver's CPU, its main (JS)
+ *   thread's and the kernel's (`receiver_main_ms`, `receiver_sys_ms`; the
+ *   rest is hashing and landing on the thread pool, and V8's own threads);
+ *   `uptime_s` is the phase's window on the clock of a daemon's `--cpu-prof`
+ *   (`PACKICE_TEST_DENO_FLAGS="--cpu-prof --cpu-prof-dir=DIR"` profiles every
+ *   daemon): cut its samples to it. On a machine shared with other work,
+ *   compare the CPU figures, not the times.
  *
  * Every line is run at each cap in turn, with daemons of its own: 200 MB/s
  * (the issue's example) and 25 MB/s.
@@ -45,7 +51,7 @@ import { startRedis } from "../tests/helpers/redis_server.ts";
 import { pattern, startClusterDaemon, TOKEN } from "../tests/helpers/cluster.ts";
 import { startProxy } from "../tests/helpers/proxy.ts";
 import { parseSize } from "../daemon/size.ts";
-import { cpuMs } from "./processes.ts";
+import { cpuMs, statCpuMs, statSysMs } from "./processes.ts";
 import { report } from "./stats.ts";
 
 const SIZE = Number(Deno.env.get("PACKICE_SWARM_MIB") ?? "256") << 20;
@@ -214,12 +220,16 @@ async function broadcast(rateText: string): Promise<void> {
           cpu_ms: spent.totalMs,
           holder_cpu_ms: spent.daemonMs[0],
           receiver_cpu_ms: spent.daemonMs.slice(1),
+          // Of it, the receivers' main (JS) threads' and the kernel's (all threads).
+          receiver_main_ms: spent.splits.slice(1).map((split) => split.mainMs),
+          receiver_sys_ms: spent.splits.slice(1).map((split) => split.sysMs),
           redis_cpu_ms: spent.redisMs,
           bench_cpu_ms: spent.selfMs,
           cpu_ns_per_byte_received: (spent.totalMs * 1e6) / bytes,
           // What the run itself asked of the machine, whoever else ran.
           share_of_cpus: spent.totalMs / (spent.wallMs * navigator.hardwareConcurrency),
           machine_idle: spent.idle,
+          uptime_s: spent.uptime,
         });
       }
       // Objects live in memfds, RSS's shared part (counted once per mapping: a
@@ -306,32 +316,62 @@ async function pieceRequests(daemon: { url: string }): Promise<Record<string, nu
 /** CPU used so far by the daemons, Redis and this process (its proxy), and the machine's. */
 interface CpuMark {
   readonly at: number;
-  readonly daemons: readonly { pid: number; ms: number }[];
+  readonly daemons: readonly { pid: number; ms: number; split: Split }[];
   readonly redis: { pid: number | undefined; ms: number };
   readonly self: number;
   readonly machine: { idle: number; total: number };
+  readonly uptime: number;
 }
 
 function cpuNow(daemons: readonly { pid: number }[], redisPid: number | undefined): CpuMark {
   return {
     at: performance.now(),
-    daemons: daemons.map(({ pid }) => ({ pid, ms: cpuMs(pid) })),
+    daemons: daemons.map(({ pid }) => ({ pid, ms: cpuMs(pid), split: splitOf(pid) })),
     redis: { pid: redisPid, ms: redisPid === undefined ? 0 : cpuMs(redisPid) },
     self: cpuMs("self"),
     machine: machineTicks(),
+    uptime: uptimeS(),
   };
+}
+
+/** Of a process's CPU time: its main (JS) thread's, and the time in the kernel of all its threads. */
+interface Split {
+  readonly mainMs: number;
+  readonly sysMs: number;
+}
+
+function splitOf(pid: number): Split {
+  return {
+    mainMs: statCpuMs(Deno.readTextFileSync(`/proc/${pid}/task/${pid}/stat`)),
+    sysMs: statSysMs(Deno.readTextFileSync(`/proc/${pid}/stat`)),
+  };
+}
+
+/**
+ * Seconds since boot (CLOCK_BOOTTIME, the monotonic clock on a VM that does
+ * not suspend): the clock of a daemon's `--cpu-prof` samples, to cut its
+ * profile to a phase.
+ */
+function uptimeS(): number {
+  return Number(Deno.readTextFileSync("/proc/uptime").split(" ")[0]);
 }
 
 function cpuSince(mark: CpuMark) {
   const daemonMs = mark.daemons.map(({ pid, ms }) => cpuMs(pid) - ms);
+  const splits = mark.daemons.map(({ pid, split }) => {
+    const now = splitOf(pid);
+    return { mainMs: now.mainMs - split.mainMs, sysMs: now.sysMs - split.sysMs };
+  });
   const redisMs = mark.redis.pid === undefined ? 0 : cpuMs(mark.redis.pid) - mark.redis.ms;
   const selfMs = cpuMs("self") - mark.self;
   const machine = machineTicks();
   return {
     wallMs: performance.now() - mark.at,
     daemonMs,
+    splits,
     redisMs,
     selfMs,
+    uptime: [mark.uptime, uptimeS()],
     totalMs: daemonMs.reduce((sum, ms) => sum + ms, 0) + redisMs + selfMs,
     // The share of all CPUs' time that no process used, whoever else ran.
     idle: (machine.idle - mark.machine.idle) / (machine.total - mark.machine.total),

@@ -77,6 +77,12 @@ export interface Directory extends AsyncDisposable {
   withdraw(id: string, node: string): Promise<void>;
   /** The entry of `id`, or undefined when no one holds it. */
   lookup(id: string): Promise<DirectoryEntry | undefined>;
+  /**
+   * Optional: the holders of content `digest` of `id` now, without the
+   * record (a transfer's lookups, many a second, need no piece digests);
+   * undefined when no entry of that content is recorded. Without it, {@link Directory.lookup}.
+   */
+  holders?(id: string, digest: string): Promise<readonly Holder[] | undefined>;
   /** Forgets `id` cluster-wide (a delete); holders learn of it and drop their copies. */
   remove(id: string): Promise<void>;
   /**

@@ -21,6 +21,7 @@ import { HolderListing } from "./holder_listing.ts";
 import type { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { createLanding, type Landing } from "./swarm/landing.ts";
+import { sameBits } from "./swarm/bitfield.ts";
 import { Transfer, type TransferOptions } from "./transfer.ts";
 import type { PartialObject } from "../transport/http/upload_gate.ts";
 
@@ -309,15 +310,14 @@ export class Fetcher {
       stop.signal.addEventListener("abort", () => resolve(), { once: true })
     );
     const announcing = (async () => {
-      let last = "";
+      let last: Uint8Array | undefined;
       let failing = false;
       while (!stop.signal.aborted && transfer.missing > 0) {
         // Taken before the bitfield is read: a change from now on settles it.
         const next = transfer.changed;
         const pieces = transfer.bitfield();
-        const text = String.fromCharCode(...pieces);
-        if (text !== last && pieces.some((byte) => byte !== 0)) {
-          last = text;
+        if (!sameBits(pieces, last) && pieces.some((byte) => byte !== 0)) {
+          last = pieces;
           announced = true;
           try {
             await this.#directory.announce(record, { node: this.#node, address, pieces }, {
@@ -353,9 +353,13 @@ export class Fetcher {
    * random order: holders come and go during a transfer.
    */
   async #current(record: ContentRecord): Promise<Holder[]> {
-    const entry = await this.#directory.lookup(record.id);
-    if (entry === undefined || entry.digest !== record.digest) return [];
-    return ordered(entry.holders.filter((holder) => this.#worthAsking(record.id, holder)));
+    const directory = this.#directory;
+    const holders = directory.holders === undefined
+      ? await directory.lookup(record.id).then((entry) =>
+        entry?.digest === record.digest ? entry.holders : undefined
+      )
+      : await directory.holders(record.id, record.digest);
+    return ordered(holders?.filter((holder) => this.#worthAsking(record.id, holder)) ?? []);
   }
 
   /**

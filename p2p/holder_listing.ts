@@ -14,7 +14,6 @@
  * @module
  */
 import type { Holder } from "./directory.ts";
-import { sleep } from "../transport/rate_limit.ts";
 
 /** What a {@link HolderListing} works with. */
 export interface HolderListingOptions {
@@ -62,9 +61,7 @@ export class HolderListing {
    */
   async next(): Promise<readonly Holder[]> {
     this.#refreshing ??= this.#refresh().finally(() => this.#refreshing = undefined);
-    const wait = new AbortController();
-    await Promise.race([this.#refreshing, sleep(LOOKUP_WAIT_MS, wait.signal)]);
-    wait.abort();
+    await within(this.#refreshing, LOOKUP_WAIT_MS, undefined);
     return this.#latest;
   }
 
@@ -76,12 +73,11 @@ export class HolderListing {
 
   async #refresh(): Promise<void> {
     const lookup = this.#lookup ??= this.#options.lookup().finally(() => this.#lookup = undefined);
-    const hung = new AbortController();
-    const outcome = await Promise.race([
+    const outcome = await within(
       lookup.then((holders) => ({ holders }), (error: unknown) => ({ error })),
-      sleep(HUNG_MS, hung.signal).then(() => ({ error: undefined })),
-    ]);
-    hung.abort();
+      HUNG_MS,
+      { error: undefined as unknown },
+    );
     if ("holders" in outcome) {
       this.#latest = outcome.holders;
       this.#away = false;
@@ -111,4 +107,20 @@ export class HolderListing {
     });
     this.#latest = listed;
   }
+}
+
+/**
+ * What `promise` resolves to, or `late` when it rejects or `ms` pass first:
+ * one timer, cleared as the promise settles (a lookup is waited for several
+ * times a second; no abort, nor its exception, ends the wait).
+ */
+function within<T>(promise: Promise<T>, ms: number, late: T): Promise<T> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(late), ms);
+    const done = (value: T) => {
+      clearTimeout(timer);
+      resolve(value);
+    };
+    promise.then(done, () => done(late));
+  });
 }

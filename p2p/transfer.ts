@@ -35,7 +35,7 @@ import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { type Landing, viewLanding } from "./swarm/landing.ts";
 import { ViewLoans } from "./swarm/view_loans.ts";
 import type { LentRange } from "../transport/http/upload_gate.ts";
-import { sleep, type TokenBucket } from "../transport/rate_limit.ts";
+import type { TokenBucket } from "../transport/rate_limit.ts";
 
 /** Options of {@link Transfer}. */
 export interface TransferOptions {
@@ -107,6 +107,10 @@ export class Transfer {
   #sources = 0;
   /** Ranges of the view lent to relay responses. */
   readonly #loans = new ViewLoans();
+  /** Whether ranges are still lent (until {@link Transfer.endLending}). */
+  #lending = true;
+  /** Wakes {@link Transfer.run}'s wait: a source ended. */
+  #wake: (() => void) | undefined;
 
   /**
    * Starts a transfer; nothing is fetched before {@link Transfer.run}.
@@ -207,15 +211,21 @@ export class Transfer {
             running.delete(done);
             this.#sources = running.size;
             this.#lanes.pulse();
+            this.#wake?.();
           });
           running.add(done);
           this.#sources = running.size;
         }
         if (running.size === 0) break;
         // Sources end when nothing is missing or when they fail; partial ones gain pieces.
-        const tick = new AbortController();
-        await Promise.race([...running, sleep(REFRESH_MS, tick.signal)]);
-        tick.abort();
+        // One timer and one promise a round: no reaction left on every source's
+        // promise, and no abort (nor its exception) to end the wait.
+        const { promise, resolve } = Promise.withResolvers<void>();
+        this.#wake = resolve;
+        const timer = setTimeout(resolve, REFRESH_MS);
+        await promise;
+        clearTimeout(timer);
+        this.#wake = undefined;
       }
     } finally {
       for (const stop of stops) stop.abort();
@@ -257,26 +267,36 @@ export class Transfer {
    * is verified: a partial holder serves them to others at once.
    */
   copyVerified(start: number, end: number): Uint8Array | undefined {
-    return this.#isVerified(start, end) ? this.#landing.view.slice(start, end) : undefined;
+    return this.#isVerified(start, end) ? this.#landing.range(start, end).slice() : undefined;
   }
 
   /**
    * Bytes `start` to `end` (exclusive) of the object's own memory, lent to
    * one relay response, when every piece they touch is verified and lending
-   * has not ended ({@link Transfer.endLending}).
+   * has not ended ({@link Transfer.endLending}). The memory stays mapped
+   * until the loan is done; its bytes are looked at only when first read: a
+   * relay that sends them from the memfd (the native listener) never reads
+   * them, and then the landing makes no view (see `Landing.range`).
    */
   lendVerified(start: number, end: number): LentRange | undefined {
-    if (!this.#isVerified(start, end)) return undefined;
-    const loan = this.#loans.lend(this.#landing.view.subarray(start, end));
-    if (loan === undefined) return undefined;
+    if (!this.#lending || !this.#isVerified(start, end)) return undefined;
     // A chunk of the view may still be on its way out after lending ends: mapped until done.
     const release = this.#landing.hold();
+    const landing = this.#landing;
+    const loans = this.#loans;
+    let loan: LentRange | undefined;
+    let copy: Uint8Array | undefined;
     return {
       get bytes() {
-        return loan.bytes;
+        if (loan === undefined && copy === undefined) {
+          loan = loans.lend(landing.range(start, end));
+          // Lending ended before the first read: a copy, from memory still held.
+          if (loan === undefined) copy = landing.range(start, end).slice();
+        }
+        return loan?.bytes ?? copy!;
       },
       done() {
-        loan.done();
+        loan?.done();
         release();
       },
     };
@@ -287,6 +307,7 @@ export class Transfer {
    * may close at once. Idempotent.
    */
   endLending(): void {
+    this.#lending = false;
     this.#loans.end();
   }
 
@@ -326,7 +347,7 @@ export class Transfer {
    */
   async close(): Promise<void> {
     this.#client.close();
-    this.#loans.end();
+    this.endLending();
     await this.#lanes.settled();
     await this.#whole?.settled();
   }
@@ -363,8 +384,13 @@ export class Transfer {
     const before = this.#hashed;
     while (this.#hashed < count && this.#picker.done(this.#hashed)) {
       const from = this.#hashed * pieceSize;
-      this.#whole?.update(this.#landing.view.subarray(from, Math.min(size, from + pieceSize)));
+      this.#whole?.update(this.#landing.range(from, Math.min(size, from + pieceSize)));
       this.#hashed++;
+    }
+    // Read on another thread later: the memory stays mapped until then, even
+    // past the landing's close (a hash of unmapped memory ends the process).
+    if (this.#whole !== undefined && this.#hashed > before) {
+      this.#whole.settled().then(this.#landing.hold());
     }
     if (this.#hashed > before) this.#options.onPrefix?.(Math.min(size, this.#hashed * pieceSize));
   }

@@ -19,6 +19,7 @@ import {
   ConflictError,
   InvalidArgumentError,
   NotFoundError,
+  ProtocolError,
   StoreUnavailableError,
 } from "../../core/errors.ts";
 import type { ClusterTransport } from "../cluster_transport.ts";
@@ -283,6 +284,34 @@ export class EmbeddedDirectory implements Directory {
   }
 
   /**
+   * The holders of content `digest` of `id` that are live members, from its
+   * owners as {@link EmbeddedDirectory.lookup} gathers them, without the
+   * record: an owner answers with the holders alone (one that does not know
+   * the message, with its whole entry).
+   *
+   * @returns Undefined when no owner records that content with a live holder.
+   * @throws {StoreUnavailableError} When no owner could be reached.
+   */
+  async holders(id: string, digest: string): Promise<Holder[] | undefined> {
+    this.#open();
+    const targets = this.owners(id);
+    const answers = await this.#answers(targets.map((owner) => this.#holdersAt(owner, id, digest)));
+    const reached = answers.filter((a) => a !== null);
+    if (targets.length > 0 && reached.length === 0) {
+      throw new StoreUnavailableError(`Cannot look up object ${id}: no owner answered`);
+    }
+    const live = new Set(this.#members.live().map((m) => m.node));
+    const holders = new Map<string, Holder>();
+    for (const answer of reached) {
+      if (answer?.digest !== digest) continue;
+      for (const holder of answer.holders) {
+        if (live.has(holder.node)) holders.set(holder.node, holder);
+      }
+    }
+    return holders.size === 0 ? undefined : [...holders.values()];
+  }
+
+  /**
    * Forgets `id` cluster-wide: its owners drop the entry (and refuse its
    * content for a while), then every holder is told to drop its copy.
    */
@@ -415,6 +444,13 @@ export class EmbeddedDirectory implements Directory {
         const entry = this.#store.lookup(parseId(body, "lookup").id);
         return { entry: entry === undefined ? null : entryJson(entry) };
       }
+      case "holders": {
+        const { id, digest } = parseId(body, "holders");
+        const entry = this.#store.lookup(id);
+        return entry === undefined || entry.digest !== digest
+          ? { holders: null }
+          : { digest: entry.digest, holders: entry.holders.map(holderJson) };
+      }
       case "remove": {
         const { id } = parseId(body, "remove");
         const entry = this.#store.remove(id, this.#held.get(id)?.record.digest);
@@ -478,7 +514,11 @@ export class EmbeddedDirectory implements Directory {
     try {
       const reply = await this.#call(owner, "announce", {
         items: items.map(({ record, holder, existing }) => ({
-          record: recordJson(record),
+          // A join needs only the digest (the entry has the rest): a partial
+          // holder announces its pieces many times a second, without the piece digests.
+          record: existing === true
+            ? { ...recordJson(record), pieceDigests: [] }
+            : recordJson(record),
           holder: holderJson(holder),
           ...(existing === true ? { existing } : {}),
         })),
@@ -511,13 +551,46 @@ export class EmbeddedDirectory implements Directory {
   }
 
   /**
+   * The owner's holders of content `digest` of `id`, undefined when it has
+   * none, null when it could not be reached. An owner that does not know the
+   * message is asked for its whole entry.
+   */
+  async #holdersAt(
+    owner: Member,
+    id: string,
+    digest: string,
+  ): Promise<Pick<DirectoryEntry, "digest" | "holders"> | undefined | null> {
+    let reply: Record<string, unknown>;
+    try {
+      reply = object(await this.#call(owner, "holders", { id, digest }), "holders reply");
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) {
+        this.#log(`Cannot look up ${id} at ${owner.node}: ${(error as Error).message}`);
+        return null;
+      }
+      return await this.#lookupAt(owner, id);
+    }
+    try {
+      if (reply.holders === null) return undefined;
+      if (!Array.isArray(reply.holders)) throw new ProtocolError("Malformed holders reply");
+      return {
+        digest: parseId({ id, digest: reply.digest }, "holders reply").digest!,
+        holders: reply.holders.map(parseHolder),
+      };
+    } catch (error) {
+      this.#log(`Cannot look up ${id} at ${owner.node}: ${(error as Error).message}`);
+      return null;
+    }
+  }
+
+  /**
    * The owners' answers, in owner order: all of them, or those in by
    * {@link LOOKUP_GRACE} ms after the first entry (the rest count as unreached).
    */
-  async #answers(
-    pending: Promise<DirectoryEntry | undefined | null>[],
-  ): Promise<Array<DirectoryEntry | undefined | null>> {
-    const answers: Array<DirectoryEntry | undefined | null> = pending.map(() => null);
+  async #answers<T extends object>(
+    pending: Promise<T | undefined | null>[],
+  ): Promise<Array<T | undefined | null>> {
+    const answers: Array<T | undefined | null> = pending.map(() => null);
     const { promise: enough, resolve } = Promise.withResolvers<void>();
     let timer: TimerHandle | undefined;
     let left = pending.length;
@@ -646,13 +719,15 @@ export class EmbeddedDirectory implements Directory {
   }
 }
 
+/** Records checked already, to their checked copies: a partial holder announces one many times. */
+const checkedRecords = new WeakMap<ContentRecord, ContentRecord>();
+
 /** Checks an announce from this process's caller, as a receiving owner would. */
 function checked(record: ContentRecord, holder: Holder): AnnounceItem {
   try {
-    return {
-      record: parseRecord(recordJson(record)),
-      holder: parseHolder(holderJson(holder)),
-    };
+    let copy = checkedRecords.get(record);
+    if (copy === undefined) checkedRecords.set(record, copy = parseRecord(recordJson(record)));
+    return { record: copy, holder: parseHolder(holderJson(holder)) };
   } catch (error) {
     throw new InvalidArgumentError(`Invalid announce: ${(error as Error).message}`);
   }

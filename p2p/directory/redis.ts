@@ -101,6 +101,22 @@ return 'OK'
   ),
   /** KEYS[1]: the entry. */
   lookup: script("dir_lookup", "return redis.call('HGETALL', KEYS[1])"),
+  /** KEYS[1]: the entry. Its digest ('' without an entry), then its holder fields and values. */
+  holders: script(
+    "dir_holders",
+    `
+local f = redis.call('HGETALL', KEYS[1])
+local out = { '' }
+for i = 1, #f, 2 do
+  if f[i] == 'digest' then out[1] = f[i + 1] end
+  if string.byte(f[i], 1) == 64 then
+    out[#out + 1] = f[i]
+    out[#out + 1] = f[i + 1]
+  end
+end
+return out
+`,
+  ),
   /** KEYS[1]: the entry. Forgets it; returns its digest, then its holders' node ids. */
   remove: script(
     "dir_remove",
@@ -206,20 +222,25 @@ export class RedisDirectory implements Directory {
     holder: Holder,
     options: AnnounceOptions = {},
   ): Promise<void> {
-    const pieces = record.pieceDigests.map((digest) => digest.slice("sha256:".length)).join("");
+    // A join writes no record fields (the entry has them): a partial holder
+    // announces its pieces many times a second, without the piece digests.
+    const join = options.existing === true;
+    const pieces = join
+      ? ""
+      : record.pieceDigests.map((digest) => digest.slice("sha256:".length)).join("");
     const [status, current] = await this.#run(
       SCRIPTS.announce,
       this.#entry(record.id),
-      String(record.size),
+      join ? "" : String(record.size),
       record.digest,
-      String(record.pieceSize),
+      join ? "" : String(record.pieceSize),
       pieces,
       holder.node,
       holder.pieces === undefined
         ? holder.address
         : `${holder.address} ${encodeBitfield(holder.pieces)}`,
-      options.existing ? "1" : "",
-      record.binding ?? "",
+      join ? "1" : "",
+      join ? "" : record.binding ?? "",
     ) as [string, string?];
     if (status === "CONFLICT") {
       throw new ConflictError(
@@ -264,6 +285,22 @@ export class RedisDirectory implements Directory {
       ...(binding === undefined ? {} : { binding }),
       holders,
     };
+  }
+
+  /**
+   * The holders of content `digest` of `id`, without the record: what a
+   * transfer looks up again and again, without its piece digests.
+   *
+   * @returns Undefined when the entry is gone or records other content.
+   */
+  async holders(id: string, digest: string): Promise<Holder[] | undefined> {
+    const [current, ...fields] = await this.#run(SCRIPTS.holders, this.#entry(id)) as string[];
+    if (current !== digest) return undefined;
+    const holders: Holder[] = [];
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      holders.push(holderOf(fields[i]!.slice(1), fields[i + 1]!));
+    }
+    return holders;
   }
 
   async remove(id: string): Promise<void> {

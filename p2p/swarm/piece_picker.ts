@@ -75,6 +75,7 @@ export class PiecePicker {
   inOrder = false;
   #pieceMs = 0;
   #timed = 0;
+  #version = 0;
 
   /**
    * Creates a picker with every piece missing.
@@ -99,6 +100,15 @@ export class PiecePicker {
   /** Pieces not verified yet. */
   get missing(): number {
     return this.#missing;
+  }
+
+  /**
+   * Grows with every change that may give a source a pick it had not: a
+   * request ended, a source counted or uncounted. Time passing (stragglers,
+   * pieces long away) is not counted: the caller asks again now and then.
+   */
+  get version(): number {
+    return this.#version;
   }
 
   /** Sources counted as partial holders now. */
@@ -154,6 +164,7 @@ export class PiecePicker {
     covers: (piece: number) => boolean,
     by: number,
   ): void {
+    this.#version++;
     if (partial) this.#partialSources += by;
     const now = this.#clock();
     for (let piece = 0; piece < this.#holders.length; piece++) {
@@ -248,6 +259,7 @@ export class PiecePicker {
 
   /** A request for `piece` ended; `verified` when its bytes are in and checked. */
   finish(piece: number, verified: boolean): void {
+    this.#version++;
     this.#requests[piece]!--;
     if (verified && !this.#done[piece]) {
       this.#done[piece] = true;

@@ -59,6 +59,14 @@ export interface PieceRequest {
    * quietly.
    */
   readonly onChunk?: (bytes: number, piece: number) => Promise<boolean> | boolean;
+  /** Called with the length of each chunk once it has landed. */
+  readonly received?: ((bytes: number) => void) | undefined;
+  /**
+   * The most bytes received in one native call (`onChunk` is asked before
+   * each). Default 1 MiB, a step a rate limit can pace; with no limit to
+   * ask, a whole piece is one call: fewer round trips through the thread pool.
+   */
+  readonly step?: number | undefined;
   /** The source answered with the range: the pieces are on their way. */
   readonly accepted?: () => void;
   /**
@@ -199,6 +207,7 @@ async function fetchPieces(
         throw fault("length", `sent more than the ${end - start} bytes asked`);
       }
       run.write(at, value);
+      request.received?.(value.length);
       at += value.length;
       while (at >= edge && current < piece + count) {
         request.landed(current, base + current * pieceSize, edge);
@@ -290,11 +299,12 @@ async function receivePieces(
     }
     request.accepted?.();
     const base = request.at - start;
+    const most = Math.max(1, request.step ?? STEP_BYTES);
     for (; current < piece + count; current++) {
       const from = Math.max(start, current * pieceSize);
       const to = Math.min(end, from + pieceSize);
-      for (let at = from; at < to; at += STEP_BYTES) {
-        const step = Math.min(STEP_BYTES, to - at);
+      for (let at = from; at < to; at += most) {
+        const step = Math.min(most, to - at);
         if (
           signal.aborted || await request.onChunk?.(step, current) === false || signal.aborted
         ) {
@@ -317,6 +327,7 @@ async function receivePieces(
           if (cause.timedOut) throw fault("timeout", "pieces not received in time", cause);
           throw fault("unreachable", `cut off: ${cause.message}`, cause);
         }
+        request.received?.(step);
       }
       request.landed(current, base + from, base + to, connection.digest());
     }
@@ -367,18 +378,20 @@ function open(
 /**
  * Checks one piece's bytes against its digest in the record.
  *
- * @param bytes The piece; its memory must stay as it is, and mapped, until the promise settles.
+ * @param bytes The piece, or what gives it (called only when `known` is
+ *   not); its memory must stay as it is, and mapped, until the promise settles.
  * @param known Their digest, taken as they landed: then they are not read again.
  * @throws {SourceError} `digest` when they hash to something else.
  */
 export async function checkPiece(
   record: ContentRecord,
   piece: number,
-  bytes: Uint8Array,
+  bytes: Uint8Array | (() => Uint8Array),
   holder: Holder,
   known?: string,
 ): Promise<void> {
-  const digest = known ?? await sha256(bytes as Uint8Array<ArrayBuffer>);
+  const digest = known ??
+    await sha256((typeof bytes === "function" ? bytes() : bytes) as Uint8Array<ArrayBuffer>);
   const expected = record.pieceDigests[piece];
   if (digest !== expected) {
     throw new SourceError(

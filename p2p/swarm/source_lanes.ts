@@ -48,6 +48,11 @@ export interface Source {
   limit: number;
   /** Why it is given up, once it is. */
   failure: SourceError | undefined;
+  /**
+   * The picker's version and the lanes' ticks when a lane of it last found
+   * nothing to pick: until either moves on, nothing is there.
+   */
+  futile: number;
 }
 
 /** A fresh source for `holder` of an object of `count` pieces. */
@@ -66,6 +71,7 @@ export function sourceOf(holder: Holder, count: number): Source {
     sending: 0,
     limit: Infinity,
     failure: undefined,
+    futile: -1,
   };
   return source;
 }
@@ -128,6 +134,8 @@ export class Lanes {
   #tick: ReturnType<typeof setTimeout> | undefined;
   /** Lanes running, of every source. */
   #running = 0;
+  /** Ticks of {@link Lanes.#tick} so far. */
+  #ticks = 0;
 
   /** Creates the lanes of one transfer; none runs before {@link Lanes.run}. */
   constructor(options: LanesOptions) {
@@ -192,13 +200,18 @@ export class Lanes {
       // has. No more requests than it took at once when it last said busy.
       const limit = full && picker.partialSources > 0 ? 1 : source.limit;
       const spread = source.requesting >= limit;
-      const pick = spread
+      // Another lane of this source found nothing, and nothing changed since:
+      // the lanes of every source wake at each change, most with nothing to do.
+      const stamp = picker.version + this.#ticks;
+      const pick = spread || source.futile === stamp
         ? undefined
         : picker.next(source.has, source.mine, full, this.#runFor(source));
       if (pick === undefined) {
+        if (!spread) source.futile = stamp;
         // All in flight elsewhere: wait for a piece to verify, come back or straggle.
         this.#tick ??= setTimeout(() => {
           this.#tick = undefined;
+          this.#ticks++;
           this.pulse();
         }, ENDGAME_POLL_MS);
         await this.#changed.promise;
@@ -300,17 +313,28 @@ export class Lanes {
         onChunk: async (bytes, piece) => {
           if (this.#options.picker.done(piece)) return false;
           await this.#options.rate?.take(bytes, stop);
-          if (this.#options.picker.done(piece)) return false;
-          this.#options.onBytes?.(bytes);
-          return true;
+          return !this.#options.picker.done(piece);
         },
+        received: this.#options.onBytes,
+        // No rate limit to pace the bytes: a piece in one native call.
+        step: this.#options.rate === undefined ? pieceSize : undefined,
         landed: (piece, from, to, digest) => {
           next = piece + 1;
           const now = performance.now();
           if (next < first + count) this.#options.picker.restart(next);
-          const bytes = (target instanceof Uint8Array ? target : target.view).subarray(from, to);
+          // Over a memfd, the piece's own buffer, and only when it is to be read.
+          const bytes = target instanceof Uint8Array
+            ? target.subarray(from, to)
+            : () => target.range(from, to);
           const ms = now - began;
-          this.#check(source, piece, bytes, { duplicate, cancel, ms, room, sending, digest });
+          this.#check(source, piece, from, to, bytes, {
+            duplicate,
+            cancel,
+            ms,
+            room,
+            sending,
+            digest,
+          });
           began = now;
         },
       });
@@ -333,9 +357,11 @@ export class Lanes {
   #check(
     source: Source,
     piece: number,
-    bytes: Uint8Array,
+    from: number,
+    to: number,
+    bytes: Uint8Array | (() => Uint8Array),
     request: {
-      /** Whether `bytes` is an endgame duplicate's scratch piece. */
+      /** Whether `bytes` is an endgame duplicate's scratch piece (in memory, then). */
       readonly duplicate: boolean;
       readonly cancel: AbortController;
       /** How long the piece's bytes took. */
@@ -348,16 +374,22 @@ export class Lanes {
     },
   ): void {
     const { duplicate, cancel, ms, room, sending, digest } = request;
+    // Bytes of the landing hashed on another thread: mapped until the check is over.
+    const release = digest === undefined && !(bytes instanceof Uint8Array)
+      ? this.#options.landing.hold()
+      : undefined;
     const check = (async () => {
       let verified = false;
       try {
         await checkPiece(this.#options.record, piece, bytes, source.holder, digest);
         if (this.#options.picker.done(piece)) return;
-        if (duplicate) this.#options.landing.write(piece * this.#options.record.pieceSize, bytes);
+        if (duplicate && bytes instanceof Uint8Array) {
+          this.#options.landing.write(piece * this.#options.record.pieceSize, bytes);
+        }
         verified = true;
         for (const other of this.#requests.get(piece) ?? []) if (other !== cancel) other.abort();
         // Far behind its own mean: given up only while other sources remain.
-        if (source.speed.record(bytes.length, ms) && this.#options.sources() > 1) {
+        if (source.speed.record(to - from, ms) && this.#options.sources() > 1) {
           this.#fail(
             source,
             new SourceError(
@@ -372,6 +404,7 @@ export class Lanes {
         if (!this.#options.picker.done(piece)) this.#fail(source, error);
       } finally {
         room?.release();
+        release?.();
         this.#settle(source, piece, cancel, verified, sending);
         if (verified) this.#options.verified(piece);
         this.pulse();

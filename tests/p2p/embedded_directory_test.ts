@@ -73,6 +73,52 @@ Deno.test("announce on one member, look up on every other, withdraw", async () =
   assertEquals(await cluster.members[2]!.directory.lookup("x"), undefined);
 });
 
+Deno.test("holders() lists the live holders of one content without its record; a join sends no piece digests", async () => {
+  await using cluster = await inProcessCluster(["a", "b", "c", "d"]);
+  await joined(cluster.members);
+  const [a, b] = cluster.members as [InProcessMember, InProcessMember];
+  await a.directory.announce(record("x"), holderOf(a));
+  // A join of the same content: its digest is all an owner needs.
+  await b.directory.announce(
+    { ...record("x"), size: 99, pieceDigests: [] },
+    { ...holderOf(b), pieces: Uint8Array.of(0x80) },
+    { existing: true },
+  );
+  for (const member of cluster.members) {
+    const holders = await member.directory.holders("x", record("x").digest);
+    assertEquals([...holders!].sort((p, q) => p.node < q.node ? -1 : 1), [
+      holderOf(a),
+      { ...holderOf(b), pieces: Uint8Array.of(0x80) },
+    ]);
+    assertEquals(await member.directory.holders("x", record("x", "e").digest), undefined);
+    assertEquals(await member.directory.holders("never", record("x").digest), undefined);
+    const entry = await member.directory.lookup("x");
+    assertEquals({ size: entry!.size, pieceDigests: entry!.pieceDigests }, {
+      size: 10,
+      pieceDigests: record("x").pieceDigests,
+    });
+  }
+});
+
+Deno.test("holders() asks an owner that does not know the message for its whole entry", async () => {
+  await using cluster = await inProcessCluster(["a", "b", "c"]);
+  await joined(cluster.members);
+  const [a] = cluster.members as [InProcessMember];
+  await a.directory.announce(record("x"), holderOf(a));
+  // Every owner answers as a daemon of an older version would.
+  for (const member of cluster.members) {
+    const handle = member.directory.handle.bind(member.directory);
+    member.directory.handle = (path, body) =>
+      path === "holders"
+        ? Promise.reject(new NotFoundError(`No directory route: ${path}`))
+        : handle(path, body);
+  }
+  for (const member of cluster.members) {
+    assertEquals(await member.directory.holders("x", record("x").digest), [holderOf(a)]);
+    assertEquals(await member.directory.holders("x", record("x", "e").digest), undefined);
+  }
+});
+
 Deno.test("an announce of other content under an id is refused with CONFLICT", async () => {
   await using cluster = await inProcessCluster(["a", "b", "c"]);
   await joined(cluster.members);

@@ -58,9 +58,11 @@ function fullLanding(): Landing {
     native.symbols.pk_open(encoder.encode("/dev/full\0"), Linux.O_WRONLY, 0),
     "open /dev/full",
   );
+  const view = new Uint8Array(SIZE);
   return {
     size: SIZE,
-    view: new Uint8Array(SIZE),
+    view,
+    range: (start, end) => view.subarray(start, end),
     fd,
     write: (offset, bytes) =>
       void check(
@@ -162,6 +164,43 @@ Deno.test("a transfer whose landing has no memory fails with CAPACITY_EXCEEDED; 
   }
 });
 
+Deno.test("a transfer lends verified ranges, read only when a relay reads them; one first read after lending ended gets a copy; a landing closed under the whole hash stays mapped until it is over", async () => {
+  await using server = holder();
+  const landing = MemfdLanding.open(native, SIZE);
+  const transfer = new Transfer(record, landing, { inFlight: 2 });
+  try {
+    let asked = false;
+    await transfer.run({
+      more: () => {
+        if (asked) return Promise.resolve([]);
+        asked = true;
+        return Promise.resolve([{ node: "h", address: `http://127.0.0.1:${server.port}` }]);
+      },
+      failed: () => {},
+    });
+    assertEquals(transfer.missing, 0);
+    const read = transfer.lendVerified(PIECE, 2 * PIECE)!;
+    assertEquals(read.bytes, body.subarray(PIECE, 2 * PIECE));
+    // Sent by a relay from the memfd: its bytes never looked at until lending ends.
+    const late = transfer.lendVerified(0, PIECE + 10)!;
+    const unread = transfer.lendVerified(2 * PIECE, 3 * PIECE)!;
+    transfer.endLending();
+    assertEquals(transfer.lendVerified(0, 1), undefined);
+    landing.close();
+    // Copies, as the landing goes once the loans are done.
+    assertEquals(late.bytes, body.subarray(0, PIECE + 10));
+    assertEquals(read.bytes, body.subarray(PIECE, 2 * PIECE));
+    for (const loan of [read, late, unread]) loan.done();
+    assertEquals(late.bytes, body.subarray(0, PIECE + 10));
+    // The whole hash may still read the landing: mapped until it is over.
+    await transfer.close();
+    assertEquals(landing.view.length, 0);
+  } finally {
+    await transfer.close();
+    landing.close();
+  }
+});
+
 Deno.test("createLanding hands the CREATE a memfd of its own, which seals whole: no writable mapping is left", async () => {
   await using peer = new MemoryPeer({ capacity: 64 << 20 });
   const { created, landing } = await createLanding(peer, "big", SIZE, { kind: "test" });
@@ -207,6 +246,26 @@ Deno.test("a landing's view held by a relay stays mapped past close, until given
   give();
   assertEquals(relayed.length, 0);
   assertEquals(landing.view.length, 0);
+});
+
+Deno.test("a landing's ranges read what landed, refuse bytes outside the object, and go with its close", () => {
+  const landing = MemfdLanding.open(native, SIZE);
+  landing.write(0, body);
+  const range = landing.range(PIECE, 2 * PIECE + 7);
+  assertEquals(range, body.subarray(PIECE, 2 * PIECE + 7));
+  assertEquals(landing.range(SIZE, SIZE).length, 0);
+  for (const [start, end] of [[-1, 4], [5, 4], [0, SIZE + 1], [0.5, 2]]) {
+    let refused = false;
+    try {
+      landing.range(start!, end!);
+    } catch (error) {
+      refused = error instanceof RangeError;
+    }
+    assert(refused, `${start}-${end}`);
+  }
+  landing.close();
+  assertEquals(range.length, 0);
+  assertEquals(landing.range(0, 0).length, 0);
 });
 
 Deno.test("a closed landing takes no more bytes", () => {

@@ -52,6 +52,34 @@ Deno.test(
 );
 
 Deno.test(
+  "RedisDirectory.holders() lists the holders of one content without its record; a join sends no piece digests",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    await using one = await RedisDirectory.connect({ url: redis.url, node: "one" });
+    await one.announce(record("x", "a"), { node: "one", address: "http://a" });
+    // A join of the same content needs its digest only: the entry keeps its record.
+    await one.announce(
+      { ...record("x", "a"), size: 9, pieceDigests: [] },
+      { node: "two", address: "http://b", pieces: Uint8Array.of(0x80, 0x00) },
+      { existing: true },
+    );
+    const holders = await one.holders("x", digest("a"));
+    assertEquals([...holders!].sort((p, q) => p.node < q.node ? -1 : 1), [
+      { node: "one", address: "http://a" },
+      { node: "two", address: "http://b", pieces: Uint8Array.of(0x80, 0x00) },
+    ]);
+    const entry = await one.lookup("x");
+    assertEquals({ size: entry!.size, pieceDigests: entry!.pieceDigests }, {
+      size: 5,
+      pieceDigests: [digest("b")],
+    });
+    assertEquals(await one.holders("x", digest("d")), undefined);
+    assertEquals(await one.holders("never", digest("a")), undefined);
+  },
+);
+
+Deno.test(
   "RedisDirectory.remove() forgets an object and tells each holder of that content",
   redisTestOptions,
   async () => {
