@@ -38,9 +38,8 @@
  *
  * `PACKICE_SWARM_FAST=1` has every daemon send pieces from its native GET
  * listener (`--http-fast`: the Deno server admits each request, the native
- * library sends its bytes at the shared cap). Off by default: quiet, it
- * left a quarter of the CPUs idle and finished later (2.6-2.9x against
- * 1.9x through `Deno.serve`), a stall not understood yet.
+ * library sends its bytes at the shared cap). Off by default, as in the
+ * daemon (it opens a second port); see README for its figures.
  *
  * Size and caps: `PACKICE_SWARM_MIB` (default 256) and `PACKICE_SWARM_RATES`
  * (default `200MB,25MB`); on a loaded machine use less and say so.

@@ -1800,8 +1800,9 @@ PK_EXPORT int32_t pk_http_close(struct pk_http *c) {
 // Deno.serve gives no socket fd, so its responses are copied from the
 // object's mapping into the socket. This listener, on its own port and
 // thread, answers GET and HEAD of the objects JS has registered (a sealed
-// memfd each, dup'd here, with their response headers made by JS) with
-// sendfile(2): the pages go to the socket without a copy in this process.
+// memfd each, reopened read-only here, with their response headers made by
+// JS) with sendfile(2): the pages go to the socket without a copy in this
+// process.
 // It answers only what it can answer exactly as the Deno server would: a
 // request it does not take (another route, a query, a token that is not the
 // one, an object not registered, a conditional or odd range) goes to the
@@ -1815,12 +1816,14 @@ PK_EXPORT int32_t pk_http_close(struct pk_http *c) {
 // response under way holds a reference, and the fd is closed after its last
 // byte.
 //
-// Bodies are sent with send(2) from a read-only mapping of the memfd that
-// the thread keeps while connections use it (and for a second after), not
-// with sendfile: on loopback, sendfile from shmem builds socket buffers of
-// 4 KiB page fragments, and cost both ends about twice the CPU of a copy
-// into fewer, larger buffers (768 MiB at 400 MB/s: 240-350 ms against
-// 140-170 ms for the sender, 250-330 against 130-215 for the receiver).
+// Bodies are sent with send(2) from a read-only mapping of the memfd (made
+// from a read-only descriptor, so that the memfd can still take
+// F_SEAL_WRITE) that the thread keeps while connections use it (and for a
+// second after), not with sendfile: on loopback, sendfile from shmem builds
+// socket buffers of 4 KiB page fragments, and cost both ends about twice the
+// CPU of a copy into fewer, larger buffers (768 MiB at 400 MB/s: 240-350 ms
+// against 140-170 ms for the sender, 250-330 against 130-215 for the
+// receiver).
 // The mapping is only read by the kernel inside send(), so bytes a shrunk
 // file no longer has fail that call (EFAULT) rather than raise SIGBUS; the
 // connection is then closed. Without a mapping, sendfile still serves.
@@ -1934,7 +1937,22 @@ struct pk_hg_object {
   uint64_t start, end;
   int partial;
   struct pk_hg_object *next_ticket;  // in the list of tickets not yet claimed
+  // Whether `fd` is writable (no read-only one could be opened): it is then
+  // never mapped, as its mapping would keep F_SEAL_WRITE out.
+  int writable;
 };
+
+// A read-only descriptor of the memfd `fd`, from which mappings are made: a
+// MAP_SHARED mapping of a writable descriptor, even PROT_READ, keeps
+// F_SEAL_WRITE out (EBUSY) for as long as it lasts, and a relay's object
+// must take every seal the moment its last piece lands, while the mapping
+// lingers for the next body. Without /proc, a duplicate of `fd`, with
+// *writable set: sent with sendfile then, never mapped.
+static int pk_hg_read_only(int fd, int *writable) {
+  int copy = pk_reopen_readonly(fd);
+  *writable = copy < 0;
+  return copy >= 0 ? copy : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
 
 // A read-only mapping of a memfd, shared by the connections sending from it;
 // the thread's only.
@@ -2122,8 +2140,9 @@ static struct pk_hg_object *pk_hg_unlink(struct pk_hg *s, const char *id, size_t
   return NULL;
 }
 
-// Registers a sealed object: its id, JS's slot number for it, its fd (dup'd
-// here), size and header lines. Replaces an entry of the same id.
+// Registers a sealed object: its id, JS's slot number for it, its fd
+// (reopened read-only here), size and header lines. Replaces an entry of the
+// same id.
 PK_EXPORT int32_t pk_hg_put(void *handle, const char *id, uint32_t id_len, uint32_t slot,
                             int32_t fd, uint64_t size, const char *head, uint32_t head_len) {
   struct pk_hg *s = handle;
@@ -2132,7 +2151,7 @@ PK_EXPORT int32_t pk_hg_put(void *handle, const char *id, uint32_t id_len, uint3
   if (o == NULL) return -ENOMEM;
   o->id = malloc(id_len);
   o->head = malloc(head_len + 1);
-  o->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  o->fd = pk_hg_read_only(fd, &o->writable);
   if (o->id == NULL || o->head == NULL || o->fd < 0) {
     int error = o->fd < 0 ? errno : ENOMEM;
     if (o->fd >= 0) close(o->fd);
@@ -2849,7 +2868,7 @@ static int pk_hg_drive(struct pk_hg *s, struct pk_hg_conn *c) {
           if (count > c->credit) count = (size_t)c->credit;
         }
         if (c->map == NULL && !c->no_map) {
-          c->map = pk_hg_map_get(s, c->object->fd, c->object->size);
+          c->map = c->object->writable ? NULL : pk_hg_map_get(s, c->object->fd, c->object->size);
           c->no_map = c->map == NULL;
         }
         ssize_t w = c->map != NULL
@@ -3103,7 +3122,7 @@ PK_EXPORT int32_t pk_hg_start(const char *host, int32_t port, const char *up_hos
                                             : ((struct sockaddr_in6 *)&address)->sin6_port);
 }
 
-// Registers a ticket: bytes [start, end) of the memfd `fd` (dup'd here) of
+// Registers a ticket: bytes [start, end) of the memfd `fd` (reopened here) of
 // `size` bytes, sent with status 206 (`partial`, with Content-Range) or 200
 // and the header lines `head` (each ending in CRLF, without length, range
 // and connection), by the connection whose answer from the Deno server
@@ -3118,7 +3137,7 @@ PK_EXPORT int32_t pk_hg_ticket(void *handle, int32_t fd, uint64_t size, uint64_t
   struct pk_hg_object *o = calloc(1, sizeof *o);
   if (o == NULL) return -ENOMEM;
   o->head = malloc(head_len + 1);
-  o->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  o->fd = pk_hg_read_only(fd, &o->writable);
   if (o->head == NULL || o->fd < 0) {
     int error = o->fd < 0 ? errno : ENOMEM;
     if (o->fd >= 0) close(o->fd);

@@ -54,8 +54,15 @@ export const BENCH_MS = 2000;
 
 /** How long a downstream peer is listed after its last progress request. */
 const PEER_TTL_MS = 2000;
-/** How long a piece is offered to its one downstream peer before it is offered to all. */
+/**
+ * How long a piece is offered to its one downstream peer before it is
+ * offered to all, when peers ask every {@link POLL_MS}: three polls (that
+ * peer hears of it, says it has it, another hears of that) and its transfer.
+ * Peers that ask later stretch it ({@link relayGrace}).
+ */
 const RELAY_GRACE_MS = 600;
+/** The most a late-asking peer stretches {@link RELAY_GRACE_MS}, as Lifeguard bounds its own. */
+const GRACE_STRETCH_MAX = 8;
 /** How long a finished or failed download still answers. */
 const KEEP_MS = 30_000;
 
@@ -70,12 +77,27 @@ interface Led {
   ended?: number;
   /** When each piece was first offered, in epoch ms (0: not yet). */
   seen?: number[];
-  readonly peers: Map<string, { holder: Holder; seen: number }>;
+  readonly peers: Map<string, Follower>;
+}
+
+/** A downstream peer as the downloader knows it. */
+interface Follower {
+  holder: Holder;
+  /** When it last asked, in the tracker's ms. */
+  seen: number;
+  /** How long it lets pass between asks, smoothed; {@link POLL_MS} at first. */
+  gap: number;
 }
 
 /** The downloads this daemon leads, and what it tells their downstream peers. */
 export class Tracker {
   readonly #led = new Map<string, Led>();
+  readonly #clock: () => number;
+
+  /** @param clock Milliseconds now. Default `Date.now`. */
+  constructor(clock: () => number = Date.now) {
+    this.#clock = clock;
+  }
 
   /** Starts leading `id`: asked before the origin answers, it says `starting`. */
   lead(id: string): void {
@@ -102,15 +124,17 @@ export class Tracker {
     if (led === undefined) return;
     if ("digest" in outcome) Object.assign(led, { state: "done", digest: outcome.digest });
     else Object.assign(led, { state: "failed", error: outcome.error });
-    led.ended = Date.now();
+    led.ended = this.#clock();
   }
 
   /** Answers a downstream peer's progress request (a parsed {@link ProgressAsk}). */
   answer(ask: ProgressAsk): Progress {
     const led = this.#led.get(ask.id);
     if (led === undefined) return { state: "none" };
-    const now = Date.now();
-    led.peers.set(ask.holder.node, { holder: ask.holder, seen: now });
+    const now = this.#clock();
+    const known = led.peers.get(ask.holder.node);
+    const gap = known === undefined ? POLL_MS : 0.75 * known.gap + 0.25 * (now - known.seen);
+    led.peers.set(ask.holder.node, { holder: ask.holder, seen: now, gap });
     const peers: Holder[] = [];
     for (const [node, { holder, seen }] of led.peers) {
       if (now - seen > PEER_TTL_MS) led.peers.delete(node);
@@ -139,29 +163,34 @@ export class Tracker {
    * does: each new piece to one downstream peer (by turns), from which the
    * others take it; any piece no other peer has relayed within
    * {@link RELAY_GRACE_MS} to everyone, so nothing stalls on a slow peer.
-   * After the download, everything.
+   * After the download, every piece no other peer says it has: those it
+   * takes from them, as it would have had the download lasted longer.
    */
   #offered(led: Led, assembly: Assembly, node: string, now: number): Uint8Array {
-    if (led.state === "done") return assembly.bitfield();
+    const elsewhere = (piece: number) => {
+      for (const [other, { holder }] of led.peers) {
+        if (other !== node && holder.pieces !== undefined && hasPiece(holder.pieces, piece)) {
+          return true;
+        }
+      }
+      return false;
+    };
+    if (led.state === "done") return bitfieldOf(assembly.count, (piece) => !elsewhere(piece));
     const followers = [...led.peers.keys()].sort();
     const seen = led.seen ??= new Array(assembly.count).fill(0);
+    const asker = led.peers.get(node)!;
     return bitfieldOf(assembly.count, (piece) => {
       if (!assembly.has(piece)) return false;
       if (seen[piece] === 0) seen[piece] = now;
-      if (followers[piece % followers.length] === node) return true;
-      if (now - seen[piece]! < RELAY_GRACE_MS) return false;
-      for (const [other, { holder }] of led.peers) {
-        if (other !== node && holder.pieces !== undefined && hasPiece(holder.pieces, piece)) {
-          return false;
-        }
-      }
-      return true;
+      const chosen = followers[piece % followers.length]!;
+      if (chosen === node) return true;
+      return now - seen[piece]! >= relayGrace(led.peers.get(chosen)!, asker) && !elsewhere(piece);
     });
   }
 
   /** The downstream peers of `id` heard from lately, with their pieces. */
   peers(id: string): Holder[] {
-    const now = Date.now();
+    const now = this.#clock();
     const peers: Holder[] = [];
     for (const { holder, seen } of this.#led.get(id)?.peers.values() ?? []) {
       if (now - seen <= PEER_TTL_MS) peers.push(holder);
@@ -176,11 +205,24 @@ export class Tracker {
 
   /** Forgets downloads that ended a while ago. */
   #sweep(): void {
-    const now = Date.now();
+    const now = this.#clock();
     for (const [id, led] of this.#led) {
       if (led.ended !== undefined && now - led.ended > KEEP_MS) this.#led.delete(id);
     }
   }
+}
+
+/**
+ * How long a piece is offered to `chosen` alone before `asker` may have it:
+ * {@link RELAY_GRACE_MS} while both ask every {@link POLL_MS}, longer when
+ * they ask later (a loaded host): `chosen` hears of the piece and says it
+ * has it a gap of its own apart each, and `asker` hears of that one of its
+ * own later. A piece would otherwise go from the downloader to every peer
+ * whenever peers are slow, which loads it most when the cluster is busiest.
+ */
+function relayGrace(chosen: Follower, asker: Follower): number {
+  const late = 2 * Math.max(0, chosen.gap - POLL_MS) + Math.max(0, asker.gap - POLL_MS);
+  return Math.min(RELAY_GRACE_MS + late, GRACE_STRETCH_MAX * RELAY_GRACE_MS);
 }
 
 /** A downstream peer's progress request: the id, and itself with its pieces. */

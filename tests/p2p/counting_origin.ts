@@ -93,6 +93,9 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
     if (options.then !== undefined) body = options.then;
     let at = start;
     const chunk = 256 << 10;
+    // When each chunk is due: on a schedule, not a sleep after each, so that timers late on
+    // a loaded machine do not slow the origin below its rate (it catches up, 50 ms at most).
+    let due = performance.now();
     const stream = new ReadableStream<Uint8Array>({
       async pull(controller) {
         if (at >= sending.length) return controller.close();
@@ -101,7 +104,9 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
         }
         const end = Math.min(sending.length, at + chunk);
         if (options.rate !== undefined) {
-          await new Promise((resolve) => setTimeout(resolve, ((end - at) / options.rate!) * 1000));
+          due = Math.max(due, performance.now() - 50) + ((end - at) / options.rate) * 1000;
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
         }
         controller.enqueue(sending.slice(at, end));
         sent += end - at;

@@ -2,34 +2,9 @@ import { assert } from "../helpers/assert.ts";
 import { type ClusterDaemon, pattern, sameBytes, startClusterDaemon } from "../helpers/cluster.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { connect } from "../../mod.ts";
+import { middleRate, sampleWhile } from "../helpers/steady_rate.ts";
 
 const RATE = 25e6;
-
-/** A daemon's bytes fetched so far (`cluster_fetch_bytes_total`), read between `from` and `to`. */
-interface Sample {
-  readonly from: number;
-  readonly to: number;
-  readonly bytes: number;
-}
-
-/**
- * When `daemon` had fetched `bytes`: after the start of the last request that
- * read fewer, before the end of the first that read as many (the counter only
- * grows). A loaded machine answers some requests late, but not all: the
- * bracket is as tight as the quickest requests around the crossing.
- *
- * @returns The middle of the bracket, and its half width (the error).
- */
-function crossing(samples: readonly Sample[], bytes: number): { ms: number; error: number } {
-  let after = -Infinity;
-  let before = Infinity;
-  for (const sample of samples) {
-    if (sample.bytes < bytes) after = Math.max(after, sample.from);
-    else before = Math.min(before, sample.to);
-  }
-  assert(Number.isFinite(after) && Number.isFinite(before), `no samples around ${bytes} bytes`);
-  return { ms: (after + before) / 2, error: (before - after) / 2 };
-}
 
 /**
  * Reads `id` on `daemon` while sampling what it fetched, and returns the rate
@@ -42,32 +17,16 @@ async function fetchRate(
   id: string,
   bytes: Uint8Array,
 ): Promise<{ rate: number; precise: boolean }> {
-  const before = (await daemon.metrics()).cluster_fetch_bytes_total ?? 0;
-  const samples: Sample[] = [];
-  let done = false;
-  const sampling = (async () => {
-    while (!done) {
-      const from = performance.now();
-      const fetched = ((await daemon.metrics()).cluster_fetch_bytes_total ?? 0) - before;
-      samples.push({ from, to: performance.now(), bytes: fetched });
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  })();
-  try {
+  const fetching = (async () => {
     await using client = await connect(daemon.socket);
     using handle = await client.get(id);
     assert(sameBytes(handle.bytes, bytes));
-  } finally {
-    done = true;
-    await sampling;
-  }
-  const low = bytes.length / 8;
-  const high = bytes.length - low;
-  const [start, end] = [crossing(samples, low), crossing(samples, high)];
-  const ms = end.ms - start.ms;
-  // The bracket's width is the measurement's own error: kept well under the 10% asserted.
-  // Precise when the brackets' widths, the measurement's own error, stay under half the 10% asserted.
-  return { rate: (high - low) / (ms / 1000), precise: start.error + end.error < ms / 20 };
+  })();
+  const samples = await sampleWhile(
+    async () => (await daemon.metrics()).cluster_fetch_bytes_total ?? 0,
+    fetching,
+  );
+  return middleRate(samples, bytes.length);
 }
 
 /** Measurements of one limit: the first precise one is asserted on. */

@@ -1,0 +1,82 @@
+/**
+ * A limit's own rate, read from a daemon's byte counter while a transfer
+ * runs: over the middle three quarters of its bytes, each crossing
+ * bracketed by the counter requests around it. A loaded machine stretches
+ * a transfer's start and end (lookups, CREATE, seal) and answers some
+ * counter requests late; neither is the limit's doing, and neither moves
+ * this measure beyond the error it reports.
+ */
+import { assert } from "./assert.ts";
+
+/** A counter read between `from` and `to` (ms): `bytes` since the measure began. */
+export interface Sample {
+  readonly from: number;
+  readonly to: number;
+  readonly bytes: number;
+}
+
+/**
+ * When the counter reached `bytes`: after the start of the last request that
+ * read fewer, before the end of the first that read as many (the counter only
+ * grows). A loaded machine answers some requests late, but not all: the
+ * bracket is as tight as the quickest requests around the crossing.
+ *
+ * @returns The middle of the bracket, and its half width (the error).
+ */
+export function crossing(samples: readonly Sample[], bytes: number): { ms: number; error: number } {
+  let after = -Infinity;
+  let before = Infinity;
+  for (const sample of samples) {
+    if (sample.bytes < bytes) after = Math.max(after, sample.from);
+    else before = Math.min(before, sample.to);
+  }
+  assert(Number.isFinite(after) && Number.isFinite(before), `no samples around ${bytes} bytes`);
+  return { ms: (after + before) / 2, error: (before - after) / 2 };
+}
+
+/**
+ * Reads `counter` every 5 ms while `running` runs (and once after), as
+ * bytes past its value before.
+ */
+export async function sampleWhile(
+  counter: () => Promise<number>,
+  running: Promise<unknown>,
+): Promise<Sample[]> {
+  const before = await counter();
+  const samples: Sample[] = [];
+  let done = false;
+  const over = running.finally(() => done = true);
+  over.catch(() => {});
+  do {
+    const from = performance.now();
+    const bytes = await counter() - before;
+    samples.push({ from, to: performance.now(), bytes });
+    if (!done) await new Promise((resolve) => setTimeout(resolve, 5));
+  } while (!done);
+  await over;
+  const from = performance.now();
+  const bytes = await counter() - before;
+  samples.push({ from, to: performance.now(), bytes });
+  return samples;
+}
+
+/**
+ * The rate of the middle three quarters of `total` bytes in `samples`, and
+ * whether it is precise: the brackets' widths, the measure's own error, under
+ * half the 10% the tests assert.
+ */
+export function middleRate(
+  samples: readonly Sample[],
+  total: number,
+): { rate: number; precise: boolean; low: number; high: number } {
+  const low = total / 8;
+  const high = total - low;
+  const [start, end] = [crossing(samples, low), crossing(samples, high)];
+  const ms = end.ms - start.ms;
+  return {
+    rate: (high - low) / (ms / 1000),
+    precise: start.error + end.error < ms / 20,
+    low: start.ms,
+    high: end.ms,
+  };
+}
