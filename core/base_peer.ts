@@ -45,6 +45,7 @@ import type {
   AcquireOptions,
   BesideBytes,
   BesideReads,
+  DeferredAdoption,
   DirectDelete,
   DirectPutOptions,
   Peer,
@@ -100,6 +101,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   readonly #removed = new Set<(objectId: string) => void>();
   /** {@link BasePeer.#ended}, made once: a release hands it the lease's end. */
   readonly #endedBound = (end: LeaseEnd): void => this.#ended(end);
+  /** The objects stored beside this peer not taken in yet (see {@link PutsBeside.deferAdoption}). */
+  #deferred: DeferredAdoption | undefined;
 
   /**
    * Creates the instance.
@@ -204,6 +207,16 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     return this.#blobs.lendRoom?.(bytes, reclaim) ?? 0;
   }
 
+  /** Sets what takes in objects stored beside this peer later; see {@link PutsBeside.deferAdoption}. */
+  deferAdoption(deferred: DeferredAdoption | undefined): void {
+    this.#deferred = deferred;
+  }
+
+  /** Tells listeners of removals of an object never taken in; see {@link PutsBeside.removedBeside}. */
+  removedBeside(objectId: string): void {
+    for (const listener of this.#removed) listener(objectId);
+  }
+
   /** Gives back room lent that no object took; see {@link PutsBeside.returnRoom}. */
   returnRoom(bytes: number): void {
     this.#blobs.returnRoom?.(bytes);
@@ -236,6 +249,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * drop it. Bytes of an incarnation deleted while still read are never idle.
    */
   protected isIdle(objectId: string, stored: StoredObject): boolean {
+    this.#settle();
     const holding = this.#objects.get(objectId);
     return holding !== undefined && holding.stored === stored && holding.refs === 0;
   }
@@ -249,6 +263,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * @returns Whether it was removed.
    */
   protected async drop(objectId: string, stored: StoredObject): Promise<boolean> {
+    this.#settle();
     const holding = this.#objects.get(objectId);
     return holding !== undefined && holding.stored === stored && await this.#remove(holding);
   }
@@ -296,6 +311,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     // most frequent request, and an async frame would be most of what it allocates.
     try {
       this.#checkOpen();
+      this.#settleFor(objectId);
       validateAccess(access);
       checkOptions(options);
       const ttl = validateTtl(options.ttl);
@@ -396,6 +412,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     checkChunks(chunks);
     validateSize(size, "size");
     checkOptions(options);
+    this.#settleFor(options.id);
     const ttl = validateTtl(options.ttl);
     // Given to put, a TTL is the object's too: see `objectDeadline`.
     const fields: AcquireOptions = {
@@ -491,6 +508,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   deleteObject(objectId: string): Promise<void> {
     try {
       this.#checkOpen();
+      this.#settleFor(objectId);
       return this.removeBeside(objectId) ? Promise.resolve() : deleteInSteps(this, objectId);
     } catch (error) {
       return Promise.reject(error);
@@ -519,6 +537,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async seal(leaseId: string): Promise<ObjectInfo> {
     this.#checkOpen();
+    this.#settleFor(undefined);
     validateLeaseId(leaseId);
     const lease = await this.#leases.lease(leaseId);
     const holding = this.#held.get(leaseId);
@@ -556,6 +575,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async discard(leaseId: string): Promise<void> {
     this.#checkOpen();
+    this.#settleFor(undefined);
     validateLeaseId(leaseId);
     this.#ended(await this.#leases.discard(leaseId));
   }
@@ -587,6 +607,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async stat(objectId: string): Promise<ObjectInfo> {
     this.#checkOpen();
+    this.#settleFor(objectId);
     validateObjectId(objectId);
     const info = await this.#leases.stat(objectId);
     if (info === undefined || this.#hasExpired(objectId)) {
@@ -597,6 +618,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async list(): Promise<ObjectInfo[]> {
     this.#checkOpen();
+    this.#settle();
     const infos = await this.#leases.list();
     if (this.#deadlines.size === 0) return infos;
     return infos.filter((info) => !this.#hasExpired(info.id));
@@ -604,16 +626,20 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async has(objectId: string): Promise<boolean> {
     this.#checkOpen();
+    this.#settleFor(objectId);
     validateObjectId(objectId);
     return (await this.#leases.stat(objectId)) !== undefined && !this.#hasExpired(objectId);
   }
 
   async stats(): Promise<PeerStats> {
     const counts = await this.#leases.counts();
+    // Objects not taken in yet are counted, not taken in: a scrape of
+    // metrics is no reason to make a JS object of each.
+    const deferred = this.#deferred;
     return {
-      ...counts,
+      objects: counts.objects + (deferred?.objects ?? 0),
       leases: counts.leases + this.#besideLeases,
-      bytes: this.#bytesHeld,
+      bytes: this.#bytesHeld + (deferred?.bytes ?? 0),
       capacity: this.#blobs.capacity,
       hits: this.#hits,
       misses: this.#misses,
@@ -624,6 +650,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async recordDigest(leaseId: string, digest: string): Promise<void> {
     this.#checkOpen();
+    this.#settleFor(undefined);
     validateLeaseId(leaseId);
     if (typeof digest !== "string" || digest.length === 0) {
       throw new InvalidArgumentError("Invalid digest: expected a non-empty string");
@@ -648,6 +675,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * @returns Whether this peer held the object.
    */
   forget(objectId: string): boolean {
+    this.#settleFor(objectId);
     return this.#forfeit(objectId);
   }
 
@@ -659,6 +687,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * @returns How many leases ended.
    */
   async sweep(): Promise<number> {
+    // Objects not taken in yet have no TTL nor lease: nothing here is theirs.
     if (this.#closed) return 0;
     const ended = await this.#leases.expire(this.#clock.now());
     for (const end of ended) this.#ended(end);
@@ -668,6 +697,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#settle();
+    this.#deferred = undefined;
     await Promise.all(this.#digesting);
     this.#closed = true;
     clearInterval(this.#sweeper);
@@ -816,6 +847,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * @returns Whether any was dropped; false when all of them would not make room.
    */
   async #evictFor(size: number): Promise<boolean> {
+    // Objects stored beside since this put began are candidates, and use room, too.
+    this.#settle();
     let dropped = 0;
     for (const holding of evictionVictims(size, this.#blobs, this.#recency, this.#objects)) {
       if (await this.#remove(holding)) {
@@ -924,6 +957,27 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   #checkOpen(): void {
     if (this.#closed) throw new ClosedError("Peer is closed");
+  }
+
+  /**
+   * Takes in every object stored beside this peer and not taken in yet,
+   * before anything that reads or changes lookups, counts, room or recency
+   * order: so nothing here ever sees the peer without them.
+   */
+  #settle(): void {
+    this.#deferred?.adopt();
+  }
+
+  /**
+   * {@link BasePeer.#settle}, for what needs only the object `objectId` of
+   * them (none when undefined): in store mode, that one alone; in cache
+   * mode all, whose recency order is their put order.
+   */
+  #settleFor(objectId: unknown): void {
+    const deferred = this.#deferred;
+    if (deferred === undefined) return;
+    if (this.#mode === "cache") deferred.adopt();
+    else if (typeof objectId === "string") deferred.adoptOne(objectId);
   }
 }
 

@@ -332,6 +332,20 @@ export interface PutsBeside {
   /** Gives back `bytes` of room lent that no object took. */
   returnRoom(bytes: number): void;
   /**
+   * Sets what takes in (with `adoptBeside`) the objects stored beside the
+   * peer that it has not taken in yet, or none. The peer has them taken in
+   * before anything of its own that reads or changes its lookups, room or
+   * recency order, so none of that ever goes without them, and counts them
+   * in its stats meanwhile; their room stays lent until they are taken in.
+   */
+  deferAdoption(deferred: DeferredAdoption | undefined): void;
+  /**
+   * Tells the peer's removal listeners (see {@link RemovalEvents}) that an
+   * object stored beside it, and deleted there before it was ever taken in,
+   * has left lookups.
+   */
+  removedBeside(objectId: string): void;
+  /**
    * Takes in, as it is and in lookups, an object stored beside the peer in
    * room it lent (its size of that room is used from now on).
    *
@@ -352,6 +366,18 @@ export interface PutsBeside {
    *   (nothing changes): delete it the usual way.
    */
   removeBeside(objectId: string): boolean;
+}
+
+/** Objects stored beside a peer that it has not taken in yet: see {@link PutsBeside.deferAdoption}. */
+export interface DeferredAdoption {
+  /** How many there are. */
+  readonly objects: number;
+  /** Their bytes in all. */
+  readonly bytes: number;
+  /** Has the peer take them all in (`adoptBeside`), in the order they were stored. */
+  adopt(): void;
+  /** Has the peer take in the one with id `objectId`, if there is one. */
+  adoptOne(objectId: string): void;
 }
 
 /** Whether `peer` offers {@link PutsBeside} and takes such objects. */

@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 15;
+export const NATIVE_ABI_VERSION = 16;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -807,6 +807,14 @@ export const symbols = {
       "i32", // int32_t max
     ],
     result: "i32", // how many
+  },
+  pk_fp_slot_of: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // const uint8_t *id
+      "u32", // uint32_t len
+    ],
+    result: "i32", // the slot of the object put in C with that id that JS holds; -ENOENT
   },
   pk_fp_copy: {
     parameters: [

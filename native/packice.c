@@ -66,7 +66,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 15
+#define PK_ABI_VERSION 16
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -4440,6 +4440,21 @@ PK_EXPORT int32_t pk_fp_take_puts(void *handle, uint8_t *out, int32_t max) {
   if (fp->puts_len > 0) memmove(fp->puts, fp->puts + count, fp->puts_len * sizeof *fp->puts);
   pthread_mutex_unlock(&fp->lock);
   return (int32_t)count;
+}
+
+// The slot of the object put here with id `id` (`len` bytes) whose bytes JS
+// holds, in lookups: JS takes it in by its record; -ENOENT when none is.
+PK_EXPORT int32_t pk_fp_slot_of(void *handle, const uint8_t *id, uint32_t len) {
+  struct pk_fp *fp = handle;
+  pthread_mutex_lock(&fp->lock);
+  uint32_t slot = pk_fp_find(fp, id, len);
+  int32_t result = -ENOENT;
+  if (slot != PK_FP_NONE) {
+    struct pk_fp_entry *e = &fp->entries[slot];
+    if (e->bytes != NULL && e->held) result = (int32_t)slot;
+  }
+  pthread_mutex_unlock(&fp->lock);
+  return result;
 }
 
 // The object put here in `slot`, while JS holds its bytes; NULL otherwise. Locked.

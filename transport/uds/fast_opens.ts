@@ -23,11 +23,17 @@
  *
  * Where the peer takes objects stored beside it (`PutsBeside`), C answers
  * plain small PUTs too (native/packice.c, section 13), in room the peer lent
- * it: each object is in this table at once, and the peer takes it in right
- * after the receive that stored it, in the same call (`#takePuts`), before
- * any other JS runs, so no JS ever sees a put answered and not held. So are
- * DELETEs of those objects: out of C's lookups at once, out of the peer's
- * right after that receive (`#takeDeletes`).
+ * it: each object is in this table at once, and its record is kept right
+ * after the receive that stored it (`#takePuts`, `PendingPuts`), with no JS
+ * object made for it. The peer takes it in only when something of its needs
+ * it: anything of the peer's that reads or changes its lookups, counts, room
+ * or recency order takes in every such object first
+ * (`PutsBeside.deferAdoption`), and so does a drain (reads in C count on
+ * objects the peer holds) and the server's closing (they outlive it). So no
+ * JS ever sees a put answered and not held. DELETEs of those objects are
+ * answered in C too: out of C's lookups at once, and right after that
+ * receive (`#takeDeletes`) out of the peer's, or, for one never taken in, its
+ * record dropped, its room given back and the peer's removal listeners told.
  *
  * @module
  */
@@ -43,6 +49,7 @@ import {
   type Acquired,
   type BesideBytes,
   type BesideReads,
+  type DeferredAdoption,
   offersPutsBeside,
   offersReadsBeside,
   type Peer,
@@ -54,6 +61,7 @@ import { deleteObject } from "../../core/delete_in_steps.ts";
 import { check, Errno } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 import type { UdsMetrics } from "./metrics.ts";
+import { PendingPuts } from "./pending_puts.ts";
 import { Op } from "./protocol.ts";
 
 /**
@@ -72,14 +80,15 @@ const SWEEP_MS = 1000;
  * reusing pages it has faulted in.
  */
 const TRIM_SWEEPS = 10;
+/** The length of the id of an object stored in C: a UUID. */
+const UUID_LENGTH = 36;
 /** The length of a lease id granted in C. */
 const LEASE_LENGTH = 24;
 /** The event flag of a drain (native/packice.c): the slot is free again. */
 const FREED = 1;
 /** Room lent to C for small puts at a time; lent again once half of it is used. */
 const LEND_BYTES = 4 * 1024 * 1024;
-/** Bytes of a record of `pk_fp_take_puts`, and how many one call takes. */
-const PUT_RECORD = 56;
+/** Records (or slots) one call of `pk_fp_take_puts` (or `pk_fp_take_deletes`) takes. */
 const PUTS = 256;
 /** Bytes and fds of replies C could not send (the socket was full), for the queue. */
 const SPILL_BYTES = 64 * 1024;
@@ -129,9 +138,16 @@ export class FastOpens {
   #stored = 0;
   /** Sweeps in a row that saw no object stored in C. */
   #idleSweeps = 0;
-  readonly #records = new Uint8Array(PUT_RECORD * PUTS);
-  readonly #recordWords = new Uint32Array(this.#records.buffer);
-  readonly #recordTimes = new Float64Array(this.#records.buffer);
+  /** Objects stored in C that the peer has not taken in yet. */
+  readonly #pending = new PendingPuts();
+  /** The same for the peer, which has them taken in before anything that needs them. */
+  readonly #deferred = deferred(
+    this.#pending,
+    () => this.#adoptAll(),
+    (id) => this.#adoptOne(id),
+  );
+  /** An id being looked up in C, as bytes. */
+  readonly #idBytes = new Uint8Array(UUID_LENGTH);
   readonly #reclaim = (bytes: number) => this.#takeBackRoom(bytes);
   readonly #deleted = new Uint32Array(PUTS);
   readonly #events = new Uint32Array(EVENTS * 4);
@@ -169,6 +185,7 @@ export class FastOpens {
     this.#stopRemovals = peer.onRemove((id) => this.#removed(id));
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
     Deno.unrefTimer(this.#sweeper);
+    this.#puts?.deferAdoption(this.#deferred);
     this.#lend();
   }
 
@@ -179,7 +196,7 @@ export class FastOpens {
 
   /** How many objects are answered for in C now. */
   get size(): number {
-    return this.#byId.size;
+    return this.#byId.size + this.#pending.count;
   }
 
   /**
@@ -261,6 +278,8 @@ export class FastOpens {
     const events = this.#events;
     for (;;) {
       const count = this.#native.symbols.pk_fp_drain(handle, events, EVENTS);
+      // Counts of objects not taken in yet go to theirs: take them in first.
+      if (count > 0) this.#adoptAll();
       for (let i = 0; i < count; i++) {
         const slot = events[4 * i]!;
         const change = this.#changes[4 * i + 1]!;
@@ -284,6 +303,9 @@ export class FastOpens {
     if (handle === null) return;
     // Nothing is answered in C from here on; the last connection's end frees the table.
     this.#closing = true;
+    // Objects stored in C outlive the server: the peer takes them in now.
+    this.#adoptAll();
+    this.#puts?.deferAdoption(undefined);
     this.#puts?.returnRoom(this.#takeBackRoom());
     for (const slot of this.#byId.values()) {
       if (this.#native.symbols.pk_fp_remove(handle, slot) === 1) this.#freed(slot);
@@ -299,19 +321,24 @@ export class FastOpens {
   }
 
   /**
-   * Takes in the objects C stored for PUTs of the last receive, as the
-   * peer's, and lends C room again once half of it is used (or was taken
-   * back: when the peer has none free, it tries again at each receive,
-   * which costs it a few comparisons).
+   * Keeps the records of the objects C stored for PUTs of the last receive
+   * (the peer takes them in when it needs them), takes its deletes in, and
+   * lends C room again once half of it is used (or was taken back: when the
+   * peer has none free, it tries again at each receive, which costs it a
+   * few comparisons).
    *
    * @param puts How many PUTs C answered in the last receive.
    * @param deletes How many DELETEs C answered in the last receive.
+   * @param leases Whether C granted or ended leases in it: their counts
+   *   go to objects the peer holds, so it takes in any it has not yet.
    */
-  received(puts: number, deletes: number): void {
+  received(puts: number, deletes: number, leases: boolean): void {
     if (puts > 0) {
       this.#stored += puts;
       this.#takePuts();
     }
+    // Closing, the peer takes in what C stored at once: it asks no more.
+    if (leases || this.#closing) this.#adoptAll();
     if (deletes > 0) this.#takeDeletes();
     if (this.#puts !== undefined && this.#lent < LEND_BYTES / 2) this.#lend();
   }
@@ -321,38 +348,80 @@ export class FastOpens {
     if (result === 1) this.#freed(slot);
   }
 
+  /** Keeps the records of the objects C stored, for the peer to take in when it needs them. */
   #takePuts(): void {
     const handle = this.#handle;
-    const peer = this.#puts;
-    if (handle === null || peer === undefined) return;
-    const symbols = this.#native.symbols;
-    const records = this.#records;
-    const words = this.#recordWords;
-    const times = this.#recordTimes;
+    if (handle === null || this.#puts === undefined) return;
+    const take = this.#native.symbols.pk_fp_take_puts;
+    const pending = this.#pending;
     for (;;) {
-      const count = symbols.pk_fp_take_puts(handle, records, PUTS);
-      for (let i = 0; i < count; i++) {
-        const slot = words[14 * i]!;
-        const size = words[14 * i + 1]!;
-        const createdAt = times[7 * i + 1]!;
-        const serial = words[14 * i + 13]!;
-        const id = latin1(records, PUT_RECORD * i + 16, 36);
-        this.#lent -= size;
-        const bytes = new StoredInC(this, symbols, handle, slot);
-        const object = putInfo(id, size, createdAt);
-        const reads = peer.adoptBeside(object, bytes);
-        if (reads === undefined) {
-          // Closed meanwhile, or a UUID taken: the object goes, and its room back.
-          peer.returnRoom(size);
-          symbols.pk_fp_remove(handle, slot);
-          bytes.release();
-          continue;
-        }
-        this.#slots[slot] = { id, reads, object, serial, put: true };
-        this.#byId.set(id, slot);
-      }
+      const count = take(handle, pending.room(PUTS), PUTS);
+      this.#lent -= pending.appended(count);
       if (count < PUTS) return;
     }
+  }
+
+  /** Takes in every object stored in C that the peer has not, in the order they were put. */
+  #adoptAll(): void {
+    const pending = this.#pending;
+    const handle = this.#handle;
+    const peer = this.#puts;
+    if (pending.count === 0 || handle === null || peer === undefined) return;
+    pending.take((i) =>
+      this.#adopt(
+        handle,
+        peer,
+        pending.slot(i),
+        pending.size(i),
+        pending.id(i),
+        pending.createdAt(i),
+        pending.serial(i),
+      )
+    );
+  }
+
+  /** Takes in the object stored in C with id `objectId`, if the peer has not yet. */
+  #adoptOne(objectId: string): void {
+    const pending = this.#pending;
+    const handle = this.#handle;
+    const peer = this.#puts;
+    if (pending.count === 0 || handle === null || peer === undefined) return;
+    if (objectId.length !== UUID_LENGTH) return;
+    const idBytes = this.#idBytes;
+    if (encoder.encodeInto(objectId, idBytes).written !== UUID_LENGTH) return;
+    const slot = this.#native.symbols.pk_fp_slot_of(handle, idBytes, UUID_LENGTH);
+    const at = slot < 0 ? -1 : pending.indexOf(slot);
+    if (at < 0) return;
+    const size = pending.size(at);
+    const createdAt = pending.createdAt(at);
+    const serial = pending.serial(at);
+    pending.drop(at);
+    this.#adopt(handle, peer, slot, size, objectId, createdAt, serial);
+  }
+
+  /** Has the peer take in the object stored in C in `slot`, and answers for it here as the peer's. */
+  #adopt(
+    handle: NonNullable<Deno.PointerValue>,
+    peer: Peer & PutsBeside,
+    slot: number,
+    size: number,
+    id: string,
+    createdAt: number,
+    serial: number,
+  ): void {
+    const symbols = this.#native.symbols;
+    const bytes = new StoredInC(this, symbols, handle, slot);
+    const object = putInfo(id, size, createdAt);
+    const reads = peer.adoptBeside(object, bytes);
+    if (reads === undefined) {
+      // Closed meanwhile, or a UUID taken: the object goes, and its room back.
+      peer.returnRoom(size);
+      symbols.pk_fp_remove(handle, slot);
+      bytes.release();
+      return;
+    }
+    this.#slots[slot] = { id, reads, object, serial, put: true };
+    this.#byId.set(id, slot);
   }
 
   /** Takes the objects C deleted out of the peer's lookups. */
@@ -361,10 +430,23 @@ export class FastOpens {
     const peer = this.#puts;
     if (handle === null || peer === undefined) return;
     const slots = this.#deleted;
+    const pending = this.#pending;
     for (;;) {
       const count = this.#native.symbols.pk_fp_take_deletes(handle, slots, PUTS);
       for (let i = 0; i < count; i++) {
-        const registered = this.#slots[slots[i]!];
+        const slot = slots[i]!;
+        const at = pending.indexOf(slot);
+        if (at >= 0) {
+          // Never taken in: its room back, its bytes let go, and listeners told.
+          const size = pending.size(at);
+          const id = pending.id(at);
+          pending.drop(at);
+          peer.returnRoom(size);
+          this.unheld(slot, this.#native.symbols.pk_fp_unhold(handle, slot));
+          peer.removedBeside(id);
+          continue;
+        }
+        const registered = this.#slots[slot];
         if (registered === undefined) continue;
         // Out of C's lookups already: the peer's removal event finds nothing to do here.
         this.#byId.delete(registered.id);
@@ -486,7 +568,7 @@ export class FastConnection {
     const puts = out[9]!;
     const deletes = out[12]!;
     // Before anything else: no JS may see a put or delete answered and not the peer's.
-    this.#fast.received(puts, deletes);
+    this.#fast.received(puts, deletes, opens > 0 || releases > 0);
     if (opens === 0 && releases === 0 && puts === 0 && deletes === 0) return result;
     const metrics = this.#metrics;
     if (deletes > 0) {
@@ -651,6 +733,24 @@ class StoredInC implements BesideBytes {
 
 function noop(): void {}
 
+/** What the peer sees of `pending`: their counts, and functions that have them taken in. */
+function deferred(
+  pending: PendingPuts,
+  adopt: () => void,
+  adoptOne: (objectId: string) => void,
+): DeferredAdoption {
+  return {
+    adopt,
+    adoptOne,
+    get objects(): number {
+      return pending.count;
+    },
+    get bytes(): number {
+      return pending.bytes;
+    },
+  };
+}
+
 /** Metadata of objects stored in C: none, one object for all. */
 const NO_META = Object.freeze({});
 /** Blob sizes of objects stored in C, one array for each size. */
@@ -676,11 +776,6 @@ function putInfo(id: string, size: number, at: number): ObjectInfo {
     createdAt: at,
     sealedAt: at,
   };
-}
-
-/** `length` bytes of ASCII from `at` as a string. */
-function latin1(bytes: Uint8Array, at: number, length: number): string {
-  return String.fromCharCode.apply(null, bytes.subarray(at, at + length) as unknown as number[]);
 }
 
 /** Whether a lease id has the form of those granted in C. */

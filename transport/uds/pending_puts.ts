@@ -1,0 +1,161 @@
+/**
+ * The objects C stored for small puts that the peer has not taken in yet
+ * (`PutsBeside.deferAdoption`): a record each, as `pk_fp_take_puts` writes
+ * them, in put order, in one typed-array table, so a put costs no JS object
+ * until something of the peer's needs it. This table is the one place an
+ * object is C's alone: the server's JS finds every other in the peer.
+ *
+ * @module
+ */
+
+/** Bytes of a record: slot u32, size u32, created f64, id (36 bytes), serial u32. */
+export const PUT_RECORD = 56;
+/** What a dropped record's slot reads as. */
+const DROPPED = 0xffff_ffff;
+/** Records left behind by drops are packed away past this many. */
+const PACK_AT = 4096;
+
+/** Records of objects stored in C and not taken in by the peer yet. */
+export class PendingPuts {
+  #records = new Uint8Array(PUT_RECORD * 256);
+  #words = new Uint32Array(this.#records.buffer);
+  #times = new Float64Array(this.#records.buffer);
+  /** Records written, in put order, those dropped since included. */
+  #length = 0;
+  /** Records not dropped. */
+  #count = 0;
+  /** Their objects' bytes. */
+  #bytes = 0;
+  /** Each slot's record index + 1 while it is here; 0 otherwise. */
+  #at = new Int32Array(1024);
+
+  /** How many objects wait to be taken in. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Their bytes in all. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Room for `max` more records at the end, for C to write. */
+  room(max: number): Uint8Array {
+    const need = (this.#length + max) * PUT_RECORD;
+    if (need > this.#records.length) {
+      const records = new Uint8Array(Math.max(need, this.#records.length * 2));
+      records.set(this.#records.subarray(0, this.#length * PUT_RECORD));
+      this.#records = records;
+      this.#words = new Uint32Array(records.buffer);
+      this.#times = new Float64Array(records.buffer);
+    }
+    return this.#records.subarray(this.#length * PUT_RECORD, need);
+  }
+
+  /**
+   * Keeps the `count` records C wrote into the last {@link PendingPuts.room}.
+   *
+   * @returns Their objects' bytes in all.
+   */
+  appended(count: number): number {
+    const words = this.#words;
+    let bytes = 0;
+    for (let i = this.#length; i < this.#length + count; i++) {
+      const slot = words[14 * i]!;
+      if (slot >= this.#at.length) this.#growAt(slot);
+      this.#at[slot] = i + 1;
+      bytes += words[14 * i + 1]!;
+    }
+    this.#length += count;
+    this.#count += count;
+    this.#bytes += bytes;
+    return bytes;
+  }
+
+  /** The index of the record of the object in `slot`, or -1 when it is not here. */
+  indexOf(slot: number): number {
+    return slot < this.#at.length ? this.#at[slot]! - 1 : -1;
+  }
+
+  /** The slot of record `i`. */
+  slot(i: number): number {
+    return this.#words[14 * i]!;
+  }
+
+  /** The size of record `i`'s object. */
+  size(i: number): number {
+    return this.#words[14 * i + 1]!;
+  }
+
+  /** When record `i`'s object was made, epoch ms. */
+  createdAt(i: number): number {
+    return this.#times[7 * i + 1]!;
+  }
+
+  /** What OPEN replies call record `i`'s object. */
+  serial(i: number): number {
+    return this.#words[14 * i + 13]!;
+  }
+
+  /** The id of record `i`'s object. */
+  id(i: number): string {
+    const at = PUT_RECORD * i + 16;
+    return String.fromCharCode.apply(
+      null,
+      this.#records.subarray(at, at + 36) as unknown as number[],
+    );
+  }
+
+  /** Forgets record `i` (its object deleted in C); read what is needed of it first. */
+  drop(i: number): void {
+    const slot = this.#words[14 * i]!;
+    if (slot === DROPPED) return;
+    this.#at[slot] = 0;
+    this.#words[14 * i] = DROPPED;
+    this.#count--;
+    this.#bytes -= this.#words[14 * i + 1]!;
+    if (this.#count === 0) this.#length = 0;
+    else if (this.#length > PACK_AT && this.#count * 2 < this.#length) this.#pack();
+  }
+
+  /**
+   * Hands each record's index to `visit`, in put order, and forgets them
+   * all: the peer takes their objects in.
+   */
+  take(visit: (i: number) => void): void {
+    const length = this.#length;
+    const words = this.#words;
+    this.#length = 0;
+    this.#count = 0;
+    this.#bytes = 0;
+    for (let i = 0; i < length; i++) {
+      const slot = words[14 * i]!;
+      if (slot === DROPPED) continue;
+      this.#at[slot] = 0;
+      visit(i);
+    }
+  }
+
+  /** Moves the records not dropped to the front. */
+  #pack(): void {
+    const words = this.#words;
+    let to = 0;
+    for (let i = 0; i < this.#length; i++) {
+      const slot = words[14 * i]!;
+      if (slot === DROPPED) continue;
+      if (to !== i) {
+        this.#records.copyWithin(to * PUT_RECORD, i * PUT_RECORD, (i + 1) * PUT_RECORD);
+      }
+      this.#at[slot] = ++to;
+    }
+    this.#length = to;
+  }
+
+  #growAt(slot: number): void {
+    let length = this.#at.length * 2;
+    while (length <= slot) length *= 2;
+    const at = new Int32Array(length);
+    at.set(this.#at);
+    this.#at = at;
+  }
+}
