@@ -212,6 +212,11 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     this.#deferred = deferred;
   }
 
+  /** Takes in what a read beside this peer of `objectId` needs; see {@link PutsBeside.adoptFor}. */
+  adoptFor(objectId: string): void {
+    this.#settleFor(objectId);
+  }
+
   /** Tells listeners of removals of an object never taken in; see {@link PutsBeside.removedBeside}. */
   removedBeside(objectId: string): void {
     for (const listener of this.#removed) listener(objectId);

@@ -340,6 +340,12 @@ export interface PutsBeside {
    */
   deferAdoption(deferred: DeferredAdoption | undefined): void;
   /**
+   * Has the peer take in, of the objects stored beside it and not taken in
+   * yet, what a read of the one with id `objectId` beside it needs: that
+   * one, or all of them when its order needs them (a cache's recency).
+   */
+  adoptFor(objectId: string): void;
+  /**
    * Tells the peer's removal listeners (see {@link RemovalEvents}) that an
    * object stored beside it, and deleted there before it was ever taken in,
    * has left lookups.

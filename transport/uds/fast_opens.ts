@@ -276,12 +276,14 @@ export class FastOpens {
     const handle = this.#handle;
     if (handle === null) return;
     const events = this.#events;
+    const pending = this.#pending;
     for (;;) {
       const count = this.#native.symbols.pk_fp_drain(handle, events, EVENTS);
-      // Counts of objects not taken in yet go to theirs: take them in first.
-      if (count > 0) this.#adoptAll();
       for (let i = 0; i < count; i++) {
         const slot = events[4 * i]!;
+        // Counts of an object not taken in yet go to its own: the peer takes in what that needs.
+        const at = pending.indexOf(slot);
+        if (at >= 0) this.#puts?.adoptFor(pending.id(at));
         const change = this.#changes[4 * i + 1]!;
         const reads = events[4 * i + 2]!;
         const registered = this.#slots[slot];
@@ -329,16 +331,14 @@ export class FastOpens {
    *
    * @param puts How many PUTs C answered in the last receive.
    * @param deletes How many DELETEs C answered in the last receive.
-   * @param leases Whether C granted or ended leases in it: their counts
-   *   go to objects the peer holds, so it takes in any it has not yet.
    */
-  received(puts: number, deletes: number, leases: boolean): void {
+  received(puts: number, deletes: number): void {
     if (puts > 0) {
       this.#stored += puts;
       this.#takePuts();
     }
     // Closing, the peer takes in what C stored at once: it asks no more.
-    if (leases || this.#closing) this.#adoptAll();
+    if (this.#closing) this.#adoptAll();
     if (deletes > 0) this.#takeDeletes();
     if (this.#puts !== undefined && this.#lent < LEND_BYTES / 2) this.#lend();
   }
@@ -568,7 +568,7 @@ export class FastConnection {
     const puts = out[9]!;
     const deletes = out[12]!;
     // Before anything else: no JS may see a put or delete answered and not the peer's.
-    this.#fast.received(puts, deletes, opens > 0 || releases > 0);
+    this.#fast.received(puts, deletes);
     if (opens === 0 && releases === 0 && puts === 0 && deletes === 0) return result;
     const metrics = this.#metrics;
     if (deletes > 0) {

@@ -97,8 +97,12 @@ Deno.test({
     await assertRejects(() => daemon.peer.stat("none"), NotFoundError);
     assertEquals(daemon.peer.adopted, 30);
     assertEquals((await daemon.peer.stats()).objects, 31);
+    // A read in C takes in the object read alone, in store mode.
     using handle = await client.get(trio[2]!);
     assertEquals(handle.bytes, pattern(64, 52));
+    assertEquals(daemon.peer.adopted, 31);
+    assertEquals((await daemon.peer.stats()).objects, 31);
+    assertEquals((await daemon.peer.stat(trio[0]!)).size, 64);
     assertEquals(daemon.peer.adopted, 32);
   },
 });
