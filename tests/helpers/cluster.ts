@@ -109,21 +109,7 @@ export async function startClusterDaemon(
   };
 }
 
-/** Bytes of `size` that differ from object to object with `seed`. */
-export function pattern(size: number, seed: number): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(size);
-  let x = seed * 2654435761 >>> 0 || 1;
-  for (let i = 0; i < size; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    bytes[i] = x & 255;
-    bytes[i + 1] = (x >>> 8) & 255;
-    bytes[i + 2] = (x >>> 16) & 255;
-    bytes[i + 3] = (x >>> 24) & 255;
-  }
-  return bytes;
-}
+export { pattern } from "./pattern.ts";
 
 /** Whether two byte arrays are equal, without one assertion per byte. */
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

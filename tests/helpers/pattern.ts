@@ -1,4 +1,4 @@
-/** Bytes that say where they are in a stream, for tests that check a long stream arrived whole. */
+/** Bytes for tests: patterned so that a wrong offset or a mixed-up object shows. */
 
 /** Chunk `index` of `size` bytes: its index in the first four bytes, then its byte `index & 255`. */
 export function patternChunk(index: number, size: number): Uint8Array {
@@ -17,4 +17,20 @@ export function checkPattern(bytes: Uint8Array, size: number): number {
     if (bytes[at + size - 1] !== fill) return at + size - 1;
   }
   return -1;
+}
+
+/** Bytes of `size` that differ from object to object with `seed`. */
+export function pattern(size: number, seed: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  let x = seed * 2654435761 >>> 0 || 1;
+  for (let i = 0; i < size; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    bytes[i] = x & 255;
+    bytes[i + 1] = (x >>> 8) & 255;
+    bytes[i + 2] = (x >>> 16) & 255;
+    bytes[i + 3] = (x >>> 24) & 255;
+  }
+  return bytes;
 }

@@ -17,6 +17,8 @@ import {
 import type { BesideBytes, BesideReads } from "../../../core/peer.ts";
 import type { ObjectInfo } from "../../../core/object.ts";
 import { openNative } from "../../helpers/native.ts";
+import { pattern } from "../../helpers/pattern.ts";
+import { servePeer } from "../../helpers/served_peer.ts";
 
 const native = openNative();
 
@@ -34,24 +36,8 @@ class CountingPeer extends MemoryPeer {
   }
 }
 
-async function serve(peer = new CountingPeer()) {
-  const dir = await Deno.makeTempDir({ prefix: "packice-lazy-put-" });
-  const server = await UdsServer.listen(peer, `${dir}/s.sock`);
-  return {
-    path: `${dir}/s.sock`,
-    peer,
-    server,
-    puts: () => server.metrics().uds_native_put_total!,
-    async [Symbol.asyncDispose]() {
-      await server.close();
-      await peer.close();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
-
-function pattern(size: number, seed: number): Uint8Array {
-  return new Uint8Array(size).map((_, i) => (i * 7 + seed) & 255);
+function serve(peer = new CountingPeer()) {
+  return servePeer(peer);
 }
 
 Deno.test({

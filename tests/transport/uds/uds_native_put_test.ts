@@ -24,29 +24,13 @@ import { FULL_SEALS } from "../../../backends/memory/seals.ts";
 import { encodePutFrame } from "../../helpers/uds_frames.ts";
 import { RawConnection } from "../../helpers/uds_raw.ts";
 import { openNative } from "../../helpers/native.ts";
+import { pattern } from "../../helpers/pattern.ts";
+import { servePeer } from "../../helpers/served_peer.ts";
 
 const native = openNative();
 
-/** A peer served on a socket; the server may be closed before the peer. */
-async function serve(peer: MemoryPeer | FileSystemPeer = new MemoryPeer()) {
-  const dir = await Deno.makeTempDir({ prefix: "packice-native-put-" });
-  const server = await UdsServer.listen(peer, `${dir}/s.sock`);
-  return {
-    path: `${dir}/s.sock`,
-    peer,
-    server,
-    /** PUTs answered in C so far. */
-    puts: () => server.metrics().uds_native_put_total!,
-    async [Symbol.asyncDispose]() {
-      await server.close();
-      await peer.close();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
-
-function pattern(size: number, seed: number): Uint8Array {
-  return new Uint8Array(size).map((_, i) => (i * 31 + seed) & 255);
+function serve(peer: MemoryPeer | FileSystemPeer = new MemoryPeer()) {
+  return servePeer(peer);
 }
 
 Deno.test({
