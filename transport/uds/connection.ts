@@ -35,7 +35,7 @@ import { open, opened, ServerOpens } from "./serve_open.ts";
 import { type Served, type ServedBy, ServedPool } from "./served.ts";
 import { closeAll, type Context, json, type Session } from "./session.ts";
 import { ServerArrivals } from "./serve_arriving.ts";
-import type { FastConnection } from "./fast_opens.ts";
+import type { FastConnection } from "./fast_connection.ts";
 
 /**
  * Slots for the texts a connection used last: room for the lease ids of a

@@ -25,29 +25,23 @@
  * plain small PUTs too (native/packice.c, section 13), in room the peer lent
  * it: each object is in this table at once, and its record is kept right
  * after the receive that stored it (`#takePuts`, `PendingPuts`), with no JS
- * object made for it. The peer takes it in only when something of its needs
- * it: anything of the peer's that reads or changes its lookups, counts, room
- * or recency order takes in every such object first
- * (`PutsBeside.deferAdoption`), and so does a drain (reads in C count on
- * objects the peer holds) and the server's closing (they outlive it). So no
- * JS ever sees a put answered and not held. DELETEs of those objects are
+ * object made for it (`stored_in_c.ts` is what the peer holds of one once
+ * taken in). The peer takes it in only when something of its needs it:
+ * anything of the peer's that reads or changes its lookups, counts, room or
+ * recency order first takes in what it needs of them
+ * (`PutsBeside.deferAdoption`), and so does a drain for an object read in C
+ * (`PutsBeside.adoptFor`: its reads count on the peer's object), and the
+ * server's closing takes in all (they outlive it). So no JS ever sees a put
+ * answered and not held. DELETEs of those objects are
  * answered in C too: out of C's lookups at once, and right after that
  * receive (`#takeDeletes`) out of the peer's, or, for one never taken in, its
  * record dropped, its room given back and the peer's removal listeners told.
  *
  * @module
  */
-import {
-  ClosedError,
-  InvalidArgumentError,
-  LeaseExpiredError,
-  UnknownLeaseError,
-} from "../../core/errors.ts";
-import { Access, type Lease } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import {
   type Acquired,
-  type BesideBytes,
   type BesideReads,
   type DeferredAdoption,
   offersPutsBeside,
@@ -58,11 +52,12 @@ import {
   type RemovalEvents,
 } from "../../core/peer.ts";
 import { deleteObject } from "../../core/delete_in_steps.ts";
-import { check, Errno } from "../../native/errno.ts";
+import { check } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 import type { UdsMetrics } from "./metrics.ts";
+import { FastConnection, type SpillTarget } from "./fast_connection.ts";
 import { PendingPuts } from "./pending_puts.ts";
-import { Op } from "./protocol.ts";
+import { putInfo, StoredInC } from "./stored_in_c.ts";
 
 /**
  * The most objects registered at once: each holds a duplicate of its memfd,
@@ -82,20 +77,14 @@ const SWEEP_MS = 1000;
 const TRIM_SWEEPS = 10;
 /** The length of the id of an object stored in C: a UUID. */
 const UUID_LENGTH = 36;
-/** The length of a lease id granted in C. */
-const LEASE_LENGTH = 24;
 /** The event flag of a drain (native/packice.c): the slot is free again. */
 const FREED = 1;
 /** Room lent to C for small puts at a time; lent again once half of it is used. */
 const LEND_BYTES = 4 * 1024 * 1024;
 /** Records (or slots) one call of `pk_fp_take_puts` (or `pk_fp_take_deletes`) takes. */
 const PUTS = 256;
-/** Bytes and fds of replies C could not send (the socket was full), for the queue. */
-const SPILL_BYTES = 64 * 1024;
-const SPILL_FDS = 253;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** An object answered for in C: its id, the peer's counts of its incarnation, and its serial. */
 interface Registered {
@@ -107,12 +96,6 @@ interface Registered {
   readonly serial: number;
   /** Stored in C (a small put): not one of the memfds JS registered. */
   readonly put: boolean;
-}
-
-/** Where a connection of the fast path queues replies that C could not send. */
-export interface SpillTarget {
-  /** Queues a message to send once the socket takes it; takes over `fds`. */
-  enqueue(bytes: Uint8Array, fds: number[]): void;
 }
 
 /** The table of objects a server's C answers gets of, and its counts in the peer. */
@@ -506,231 +489,6 @@ export class FastOpens {
   }
 }
 
-/** One connection of the fast path: what C answers of its messages, and its leases there. */
-export class FastConnection {
-  /** Bytes of the frames left to JS, at the buffer's start, of the last message received. */
-  kept = 0;
-  readonly #fast: FastOpens;
-  readonly #native: Native;
-  readonly #handle: NonNullable<Deno.PointerValue>;
-  readonly #spill: SpillTarget;
-  readonly #metrics: UdsMetrics;
-  readonly #out = new Float64Array(14);
-  #closed = false;
-
-  constructor(
-    fast: FastOpens,
-    native: Native,
-    handle: NonNullable<Deno.PointerValue>,
-    spill: SpillTarget,
-    metrics: UdsMetrics,
-  ) {
-    this.#fast = fast;
-    this.#native = native;
-    this.#handle = handle;
-    this.#spill = spill;
-    this.#metrics = metrics;
-  }
-
-  /**
-   * Receives one message as `pk_recvmsg` does, after C has answered the
-   * frames it can (counted in the server's metrics): the others are the
-   * first {@link FastConnection.kept} bytes of `buffer`, in their order.
-   */
-  receive(
-    buffer: Uint8Array,
-    capacity: bigint,
-    fds: Int32Array,
-    maxFds: number,
-    count: Int32Array,
-    flags: Int32Array,
-  ): number {
-    const out = this.#out;
-    const { spillBytes, spillFds } = spillBuffers();
-    const result = Number(
-      this.#native.symbols.pk_fp_recv(
-        this.#handle,
-        buffer,
-        capacity,
-        fds,
-        maxFds,
-        count,
-        flags,
-        this.#fast.now(),
-        spillBytes,
-        spillFds,
-        out,
-      ),
-    );
-    this.kept = out[0]!;
-    const opens = out[1]!;
-    const releases = out[3]!;
-    const puts = out[9]!;
-    const deletes = out[12]!;
-    // Before anything else: no JS may see a put or delete answered and not the peer's.
-    this.#fast.received(puts, deletes);
-    if (opens === 0 && releases === 0 && puts === 0 && deletes === 0) return result;
-    const metrics = this.#metrics;
-    if (deletes > 0) {
-      metrics.requests[Op.DELETE]! += deletes;
-      metrics.nativeDeletes += deletes;
-      metrics.requestBytes[Op.DELETE]! += out[13]!;
-    }
-    if (puts > 0) {
-      metrics.requests[Op.PUT]! += puts;
-      metrics.nativePuts += puts;
-      metrics.requestBytes[Op.PUT]! += out[10]!;
-      metrics.writtenBytes += out[11]!;
-    }
-    metrics.requests[Op.OPEN]! += opens;
-    metrics.nativeOpens += opens;
-    metrics.requestBytes[Op.OPEN]! += out[2]!;
-    metrics.requests[Op.RELEASE]! += releases;
-    metrics.requestBytes[Op.RELEASE]! += out[4]!;
-    metrics.readBytes += out[5]!;
-    metrics.sent += out[6]!;
-    if (out[7]! > 0) {
-      const held: number[] = [];
-      for (let i = 0; i < out[8]!; i++) held.push(spillFds[i]!);
-      this.#spill.enqueue(spillBytes.slice(0, out[7]!), held);
-    }
-    // Only leases change the counts C keeps: puts and deletes leave none to drain.
-    if (opens > 0 || releases > 0) this.#fast.drain();
-    return result;
-  }
-
-  /**
-   * Ends a lease granted in C on this connection.
-   *
-   * @returns Whether it was one: false for any other id.
-   * @throws {LeaseExpiredError} When it had expired (it has ended).
-   */
-  release(leaseId: string): boolean {
-    if (this.#closed || !grantedInC(leaseId)) return false;
-    const id = encoder.encode(leaseId);
-    const result = this.#native.symbols.pk_fp_release(
-      this.#handle,
-      id,
-      id.length,
-      this.#fast.now(),
-    );
-    if (result !== -Errno.ENOENT) this.#fast.drain();
-    if (result === -Errno.ETIMEDOUT) throw new LeaseExpiredError(`Lease ${leaseId} has expired`);
-    return result === 0;
-  }
-
-  /**
-   * Whether `leaseId` is a lease granted in C on this connection that holds.
-   *
-   * @throws {LeaseExpiredError} When it had expired (it has ended).
-   */
-  holds(leaseId: string): boolean {
-    if (this.#closed || !grantedInC(leaseId)) return false;
-    const id = encoder.encode(leaseId);
-    const result = this.#native.symbols.pk_fp_holds(this.#handle, id, id.length, this.#fast.now());
-    if (result === -Errno.ETIMEDOUT) {
-      this.#fast.drain();
-      throw new LeaseExpiredError(`Lease ${leaseId} has expired`);
-    }
-    return result === 0;
-  }
-
-  /**
-   * Gives a lease granted in C on this connection a deadline `ttl` from now,
-   * or its own TTL again.
-   *
-   * @returns The lease; undefined for an id not granted in C.
-   * @throws {UnknownLeaseError} When it names no lease of this connection.
-   * @throws {LeaseExpiredError} When it had expired.
-   * @throws {InvalidArgumentError} When it has no TTL and none is given.
-   */
-  renew(leaseId: string, ttl: number | undefined): Lease | undefined {
-    if (!grantedInC(leaseId)) return undefined;
-    const id = encoder.encode(leaseId);
-    const room = new Uint8Array(4096);
-    const given = new Float64Array(1);
-    const now = this.#fast.now();
-    const result = this.#closed ? -Errno.ENOENT : this.#native.symbols.pk_fp_renew(
-      this.#handle,
-      id,
-      id.length,
-      ttl ?? 0,
-      now,
-      room,
-      room.length,
-      given,
-    );
-    if (result === -Errno.ETIMEDOUT) {
-      this.#fast.drain();
-      throw new LeaseExpiredError(`Lease ${leaseId} has expired`);
-    }
-    if (result === -Errno.EINVAL) {
-      throw new InvalidArgumentError(
-        `Cannot renew lease ${leaseId}: it has no TTL and none was given`,
-      );
-    }
-    if (result < 0) {
-      throw new UnknownLeaseError(`Lease ${leaseId} was not granted on this connection`);
-    }
-    const objectId = decoder.decode(room.subarray(0, result));
-    const next = given[0]!;
-    return { id: leaseId, objectId, access: Access.READ, ttl: next, expiresAt: now + next };
-  }
-
-  /** Ends the connection's leases in C. Idempotent. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#native.symbols.pk_fp_conn_close(this.#handle);
-    this.#fast.disconnected();
-  }
-}
-
-/** The bytes of an object C stored for a PUT, the peer's until it lets go (`BesideBytes`). */
-class StoredInC implements BesideBytes {
-  readonly #fast: FastOpens;
-  readonly #symbols: Native["symbols"];
-  /** The table, which C keeps until the last such object is let go. */
-  readonly #handle: NonNullable<Deno.PointerValue>;
-  readonly #slot: number;
-  #released = false;
-
-  constructor(
-    fast: FastOpens,
-    symbols: Native["symbols"],
-    handle: NonNullable<Deno.PointerValue>,
-    slot: number,
-  ) {
-    this.#fast = fast;
-    this.#symbols = symbols;
-    this.#handle = handle;
-    this.#slot = slot;
-  }
-
-  copy(offset: number, into: Uint8Array): void {
-    this.#live();
-    check(
-      this.#symbols.pk_fp_copy(this.#handle, this.#slot, BigInt(offset), into, BigInt(into.length)),
-      "copy an object stored in C",
-    );
-  }
-
-  memfd(): number {
-    this.#live();
-    return check(this.#symbols.pk_fp_memfd(this.#handle, this.#slot), "make a memfd");
-  }
-
-  release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    this.#fast.unheld(this.#slot, this.#symbols.pk_fp_unhold(this.#handle, this.#slot));
-  }
-
-  #live(): void {
-    if (this.#released) throw new ClosedError("Cannot use an object stored in C: released");
-  }
-}
-
 function noop(): void {}
 
 /** What the peer sees of `pending`: their counts, and functions that have them taken in. */
@@ -749,44 +507,4 @@ function deferred(
       return pending.bytes;
     },
   };
-}
-
-/** Metadata of objects stored in C: none, one object for all. */
-const NO_META = Object.freeze({});
-/** Blob sizes of objects stored in C, one array for each size. */
-const blobSizes = new Map<number, readonly number[]>();
-const MAX_SIZES = 1024;
-
-/**
- * The info of an object C stored for a PUT: what its reply said, the fields
- * in the order a put's seal leaves them (see `pk_fp_put_info`).
- */
-function putInfo(id: string, size: number, at: number): ObjectInfo {
-  let sizes = blobSizes.get(size);
-  if (sizes === undefined) {
-    sizes = Object.freeze([size]);
-    if (blobSizes.size < MAX_SIZES) blobSizes.set(size, sizes);
-  }
-  return {
-    id,
-    state: "SEALED",
-    size,
-    blobSizes: sizes,
-    meta: NO_META,
-    createdAt: at,
-    sealedAt: at,
-  };
-}
-
-/** Whether a lease id has the form of those granted in C. */
-function grantedInC(leaseId: string): boolean {
-  return leaseId.length === LEASE_LENGTH && leaseId.charCodeAt(0) === 0x6e;
-}
-
-let spill: { spillBytes: Uint8Array; spillFds: Int32Array } | undefined;
-
-/** Buffers every connection shares: each is used only within one call. */
-function spillBuffers(): { spillBytes: Uint8Array; spillFds: Int32Array } {
-  spill ??= { spillBytes: new Uint8Array(SPILL_BYTES), spillFds: new Int32Array(SPILL_FDS) };
-  return spill;
 }

@@ -17,7 +17,8 @@ import type { UdsMetrics } from "./metrics.ts";
 import type { RecentTexts } from "./recent_texts.ts";
 import type { ServerOpens } from "./serve_open.ts";
 import type { ServerArrivals } from "./serve_arriving.ts";
-import type { FastConnection, FastOpens } from "./fast_opens.ts";
+import type { FastConnection } from "./fast_connection.ts";
+import type { FastOpens } from "./fast_opens.ts";
 
 /** Where a `UdsServer` reports events. */
 export interface UdsServerLog {
