@@ -20,6 +20,8 @@ export class PendingPuts {
   #records = new Uint8Array(PUT_RECORD * 256);
   #words = new Uint32Array(this.#records.buffer);
   #times = new Float64Array(this.#records.buffer);
+  /** Each record's place in the peer's order of puts and reads (`PutsBeside.orderPuts`). */
+  #orders = new Float64Array(256);
   /** Records written, in put order, those dropped since included. */
   #length = 0;
   /** Records not dropped. */
@@ -48,6 +50,9 @@ export class PendingPuts {
       this.#records = records;
       this.#words = new Uint32Array(records.buffer);
       this.#times = new Float64Array(records.buffer);
+      const orders = new Float64Array(records.length / PUT_RECORD);
+      orders.set(this.#orders.subarray(0, this.#length));
+      this.#orders = orders;
     }
     return this.#records.subarray(this.#length * PUT_RECORD, need);
   }
@@ -55,15 +60,18 @@ export class PendingPuts {
   /**
    * Keeps the `count` records C wrote into the last {@link PendingPuts.room}.
    *
+   * @param order The place of the first in the peer's order; the others follow it.
    * @returns Their objects' bytes in all.
    */
-  appended(count: number): number {
+  appended(count: number, order: number): number {
     const words = this.#words;
+    const orders = this.#orders;
     let bytes = 0;
     for (let i = this.#length; i < this.#length + count; i++) {
       const slot = words[14 * i]!;
       if (slot >= this.#at.length) this.#growAt(slot);
       this.#at[slot] = i + 1;
+      orders[i] = order++;
       bytes += words[14 * i + 1]!;
     }
     this.#length += count;
@@ -75,6 +83,22 @@ export class PendingPuts {
   /** The index of the record of the object in `slot`, or -1 when it is not here. */
   indexOf(slot: number): number {
     return slot < this.#at.length ? this.#at[slot]! - 1 : -1;
+  }
+
+  /**
+   * The index of the first record after record `i` (from the first when -1),
+   * in put order, or -1 when none is left. Indexes hold until a record is
+   * dropped or more are appended.
+   */
+  next(i: number): number {
+    const words = this.#words;
+    for (let at = i + 1; at < this.#length; at++) if (words[14 * at] !== DROPPED) return at;
+    return -1;
+  }
+
+  /** The place of record `i` in the peer's order of puts and reads. */
+  order(i: number): number {
+    return this.#orders[i]!;
   }
 
   /** The slot of record `i`. */
@@ -120,7 +144,7 @@ export class PendingPuts {
 
   /**
    * Hands each record's index to `visit`, in put order, and forgets them
-   * all: the peer takes their objects in.
+   * all (the peer let go of them: it closed).
    */
   take(visit: (i: number) => void): void {
     const length = this.#length;
@@ -145,6 +169,7 @@ export class PendingPuts {
       if (slot === DROPPED) continue;
       if (to !== i) {
         this.#records.copyWithin(to * PUT_RECORD, i * PUT_RECORD, (i + 1) * PUT_RECORD);
+        this.#orders[to] = this.#orders[i]!;
       }
       this.#at[slot] = ++to;
     }

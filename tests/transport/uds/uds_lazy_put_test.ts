@@ -30,9 +30,13 @@ class CountingPeer extends MemoryPeer {
     super(options);
   }
 
-  override adoptBeside(info: ObjectInfo, bytes: BesideBytes): BesideReads | undefined {
+  override adoptBeside(
+    info: ObjectInfo,
+    bytes: BesideBytes,
+    order?: number,
+  ): BesideReads | undefined {
     this.adopted++;
-    return super.adoptBeside(info, bytes);
+    return super.adoptBeside(info, bytes, order);
   }
 }
 
