@@ -225,7 +225,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   /** Adds what takes in objects stored beside this peer later; see {@link PutsBeside.deferAdoption}. */
   deferAdoption(deferred: DeferredAdoption): () => void {
     if (this.#closed) {
-      deferred.discard();
+      void deferred.discard();
       return () => {};
     }
     this.#deferred = [...this.#deferred, deferred];
@@ -646,7 +646,12 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     let infos = await this.#leases.list();
     if (this.#deadlines.size > 0) infos = infos.filter((info) => !this.#hasExpired(info.id));
     if (this.#deferred.length === 0) return infos;
-    const { list, inOrder } = listInPutOrder(infos, this.#objects, this.#deferred, this.#unordered);
+    const { list, inOrder } = await listInPutOrder(
+      infos,
+      this.#objects,
+      this.#deferred,
+      this.#unordered,
+    );
     // Once none is out of put order (they were deleted), no sorting again.
     if (inOrder) this.#unordered = false;
     return list;
@@ -728,7 +733,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     // Let go of, never taken in: the store closes with its room.
     const deferred = this.#deferred;
     this.#deferred = [];
-    for (const waiting of deferred) waiting.discard();
+    for (const waiting of deferred) await waiting.discard();
     await Promise.all(this.#digesting);
     this.#closed = true;
     clearInterval(this.#sweeper);

@@ -404,6 +404,8 @@ export interface DeferredAdoption {
   size(at: number): number;
   /** Record `at`'s object's info (a new object each time). */
   infoAt(at: number): ObjectInfo;
+  /** The records as they are now, in put order, to list a slice at a time. */
+  snapshot(): WaitingList;
   /**
    * Deletes the one with id `objectId`, never taken in: it leaves lookups,
    * its room goes back to the peer and its bytes go. The peer tells its
@@ -412,8 +414,21 @@ export interface DeferredAdoption {
    * @returns Whether there was one.
    */
   remove(objectId: string): boolean;
-  /** The peer closes: lets go of every one, taking none in, and of the peer. */
-  discard(): void;
+  /**
+   * The peer closes: lets go of every one, taking none in, and of the
+   * peer; a slice at a time, yielding to the event loop in between.
+   */
+  discard(): Promise<void>;
+}
+
+/** Objects waiting beside a peer as they were at one moment, in put order: see {@link DeferredAdoption.snapshot}. */
+export interface WaitingList {
+  /** How many. */
+  readonly length: number;
+  /** The place of the `i`th in the peer's order (see {@link PutsBeside.orderPuts}). */
+  order(i: number): number;
+  /** The infos of the `start`th to the one before the `end`th, new objects. */
+  infos(start: number, end: number): ObjectInfo[];
 }
 
 /** Whether `peer` offers {@link PutsBeside} and takes such objects. */

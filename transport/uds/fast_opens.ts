@@ -82,6 +82,8 @@ const UUID_LENGTH = 36;
 const FREED = 1;
 /** Room lent to C for small puts at a time; lent again once half of it is used. */
 const LEND_BYTES = 4 * 1024 * 1024;
+/** Objects stored in C let go of between two turns of the event loop, as the peer closes. */
+const LET_GO = 16_384;
 /** Records (or slots) one call of `pk_fp_take_puts` (or `pk_fp_take_deletes`) takes. */
 const PUTS = 256;
 
@@ -345,8 +347,8 @@ export class FastOpens {
       if (count > 0) this.#lent -= pending.appended(count, peer.orderPuts(count));
       if (count < PUTS) break;
     }
-    // Stored as the peer closed: they go at once.
-    if (this.#peerGone) this.#letGoOfAll();
+    // Stored as the peer closed: they go too.
+    if (this.#peerGone) void this.#letGoOfAll();
   }
 
   /**
@@ -397,20 +399,31 @@ export class FastOpens {
     this.#recordsDropped();
   }
 
-  /** The peer has closed: lets go of every waiting object stored in C, taking none in. */
-  #letGoOfAll(): void {
+  /**
+   * The peer closes: lets go of every waiting object stored in C, taking
+   * none in, a slice at a time. Their records go at once: what comes for
+   * them meanwhile finds none.
+   */
+  async #letGoOfAll(): Promise<void> {
     this.#peerGone = true;
     this.#stopDeferring = undefined;
     // C stores no more for it.
     this.#takeBackRoom();
     const pending = this.#pending;
+    const slots = new Uint32Array(pending.count);
+    let count = 0;
+    pending.take((at) => slots[count++] = pending.slot(at));
     const symbols = this.#native.symbols;
     const table = this.#table;
-    pending.take((at) => {
-      const slot = pending.slot(at);
-      if (this.#handle !== null) symbols.pk_fp_remove(table, slot);
-      this.unheld(slot, symbols.pk_fp_unhold(table, slot));
-    });
+    for (let start = 0; start < count; start += LET_GO) {
+      if (start > 0) await new Promise((resolve) => setTimeout(resolve, 0));
+      for (let i = start; i < Math.min(count, start + LET_GO); i++) {
+        const slot = slots[i]!;
+        if (this.#handle !== null) symbols.pk_fp_remove(table, slot);
+        // The last let-go of a closed table frees it.
+        this.unheld(slot, symbols.pk_fp_unhold(table, slot));
+      }
+    }
   }
 
   /** Once the server has closed and no object waits, the peer has nothing to ask here. */
@@ -443,6 +456,7 @@ export class FastOpens {
       order: (at) => pending.order(at),
       size: (at) => pending.size(at),
       infoAt,
+      snapshot: () => pending.snapshot(),
       remove: (objectId) => {
         const at = this.#recordOf(objectId);
         if (at < 0) return false;

@@ -8,6 +8,10 @@
  * @module
  */
 
+import type { ObjectInfo } from "../../core/object.ts";
+import type { WaitingList } from "../../core/peer.ts";
+import { putInfo } from "./stored_in_c.ts";
+
 /** Bytes of a record: slot u32, size u32, created f64, id (36 bytes), serial u32. */
 export const PUT_RECORD = 56;
 /** What a dropped record's slot reads as. */
@@ -130,6 +134,25 @@ export class PendingPuts {
     );
   }
 
+  /** The records as they are now, to list their objects a slice at a time. */
+  snapshot(): WaitingList {
+    const length = this.#length;
+    if (this.#count === length) {
+      return new PutSnapshot(
+        this.#records.slice(0, length * PUT_RECORD),
+        this.#orders.slice(0, length),
+      );
+    }
+    const records = new Uint8Array(this.#count * PUT_RECORD);
+    const orders = new Float64Array(this.#count);
+    let to = 0;
+    for (let i = this.next(-1); i >= 0; i = this.next(i)) {
+      records.set(this.#records.subarray(i * PUT_RECORD, (i + 1) * PUT_RECORD), to * PUT_RECORD);
+      orders[to++] = this.#orders[i]!;
+    }
+    return new PutSnapshot(records, orders);
+  }
+
   /** Forgets record `i` (its object deleted in C); read what is needed of it first. */
   drop(i: number): void {
     const slot = this.#words[14 * i]!;
@@ -182,5 +205,40 @@ export class PendingPuts {
     const at = new Int32Array(length);
     at.set(this.#at);
     this.#at = at;
+  }
+}
+
+/** Bytes decoded one to one into UTF-16 code units: the ids are ASCII. */
+const latin1 = new TextDecoder("latin1");
+
+/** A copy of the records of waiting objects, for a list (see `DeferredAdoption.snapshot`). */
+class PutSnapshot implements WaitingList {
+  readonly #records: Uint8Array;
+  readonly #orders: Float64Array;
+
+  constructor(records: Uint8Array, orders: Float64Array) {
+    this.#records = records;
+    this.#orders = orders;
+  }
+
+  get length(): number {
+    return this.#orders.length;
+  }
+
+  order(i: number): number {
+    return this.#orders[i]!;
+  }
+
+  infos(start: number, end: number): ObjectInfo[] {
+    // Every id of the slice in one decode: a string each would cost most of a list.
+    const text = latin1.decode(this.#records.subarray(start * PUT_RECORD, end * PUT_RECORD));
+    const words = new Uint32Array(this.#records.buffer, start * PUT_RECORD, (end - start) * 14);
+    const times = new Float64Array(this.#records.buffer, start * PUT_RECORD, (end - start) * 7);
+    const infos = new Array<ObjectInfo>(end - start);
+    for (let i = 0; i < end - start; i++) {
+      const at = PUT_RECORD * i + 16;
+      infos[i] = putInfo(text.substring(at, at + 36), words[14 * i + 1]!, times[7 * i + 1]!);
+    }
+    return infos;
   }
 }

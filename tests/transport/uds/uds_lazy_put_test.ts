@@ -60,40 +60,48 @@ Deno.test({
     assertEquals(daemon.peer.adopted, 0);
     for (let i = 0; i < 5; i++) ids.push(await client.put(pattern(4096, 20 + i)));
     assertEquals(daemon.peer.adopted, 0);
-    assertEquals(new Set((await daemon.peer.list()).map((info) => info.id)), new Set(ids));
+    // Listed from their records, in put order.
+    assertEquals((await daemon.peer.list()).map((info) => info.id), ids);
     const listed = await daemon.peer.stats();
     assertEquals([listed.objects, listed.bytes], [25, 25 * 4096]);
-    assertEquals(daemon.peer.adopted, 25);
+    assertEquals(daemon.peer.adopted, 0);
+    // A stat, a has and a delete are answered from the records too.
     const last = await client.put(pattern(100, 99));
-    assertEquals((await daemon.peer.stat(last)).size, 100);
+    const info = await daemon.peer.stat(last);
+    assertEquals([info.id, info.size, info.state, info.blobSizes], [last, 100, "SEALED", [100]]);
     const next = await client.put(pattern(100, 98));
     assert(await daemon.peer.has(next));
+    const gone = await client.put(pattern(200, 96));
+    const removed: string[] = [];
+    daemon.peer.onRemove((id) => removed.push(id));
+    await daemon.peer.deleteObject(gone);
+    assertEquals(removed, [gone]);
+    await assertRejects(() => client.get(gone), NotFoundError);
+    await assertRejects(() => daemon.peer.stat(gone), NotFoundError);
+    assertEquals(daemon.peer.adopted, 0);
+    assertEquals((await daemon.peer.stats()).objects, 27);
+    // A lease of the peer's own takes in that one alone.
     const read = await client.put(pattern(300, 97));
     const { lease, blobs } = await daemon.peer.acquire(read, Access.READ);
     assertEquals(await blobs[0]!.read(0, 300), pattern(300, 97));
     await daemon.peer.release(lease.id);
-    // A delete through the peer's JS of an object not taken in yet.
-    const gone = await client.put(pattern(200, 96));
-    await daemon.peer.deleteObject(gone);
-    await assertRejects(() => client.get(gone), NotFoundError);
-    assertEquals(daemon.peer.adopted, 29);
-    assertEquals((await daemon.peer.stats()).objects, 28);
-    // What needs one object takes in that one alone.
-    const trio = [];
-    for (let i = 0; i < 3; i++) trio.push(await client.put(pattern(64, 50 + i)));
-    assertEquals((await daemon.peer.stat(trio[1]!)).size, 64);
-    assertEquals(daemon.peer.adopted, 30);
+    assertEquals(daemon.peer.adopted, 1);
     await assertRejects(() => daemon.peer.stat("0".repeat(36)), NotFoundError);
     await assertRejects(() => daemon.peer.stat("none"), NotFoundError);
-    assertEquals(daemon.peer.adopted, 30);
-    assertEquals((await daemon.peer.stats()).objects, 31);
-    // A read in C takes in the object read alone, in store mode.
+    assertEquals(daemon.peer.adopted, 1);
+    assertEquals((await daemon.peer.stats()).objects, 28);
+    // A read in C takes in the object read alone.
+    const trio = [];
+    for (let i = 0; i < 3; i++) trio.push(await client.put(pattern(64, 50 + i)));
     using handle = await client.get(trio[2]!);
     assertEquals(handle.bytes, pattern(64, 52));
-    assertEquals(daemon.peer.adopted, 31);
+    assertEquals(daemon.peer.adopted, 2);
     assertEquals((await daemon.peer.stats()).objects, 31);
-    assertEquals((await daemon.peer.stat(trio[0]!)).size, 64);
-    assertEquals(daemon.peer.adopted, 32);
+    assertEquals(
+      (await daemon.peer.list()).map((info) => info.id),
+      [...ids, last, next, read, ...trio],
+    );
+    assertEquals(daemon.peer.adopted, 2);
   },
 });
 
@@ -132,9 +140,9 @@ Deno.test({
     const first = await client.put(pattern(4096, 1));
     const second = await client.put(pattern(4096, 2));
     assertEquals(daemon.peer.adopted, 0);
-    // Read the first in C: both are taken in, in put order, then the read counts.
+    // Read the first in C: it alone is taken in, then the read counts.
     (await client.get(first)).close();
-    assertEquals(daemon.peer.adopted, 2);
+    assertEquals(daemon.peer.adopted, 1);
     for (let i = 0; i < 7; i++) await client.put(pattern(4096, 10 + i));
     const stats = await daemon.peer.stats();
     assertEquals(stats.hits, 1);
@@ -158,10 +166,16 @@ Deno.test({
     await client.close();
     await server.close();
     await Deno.remove(dir, { recursive: true });
-    assertEquals(peer.adopted, 2);
+    // Still waiting, and still the peer's.
+    assertEquals(peer.adopted, 0);
+    assertEquals((await peer.list()).map((info) => info.id), ids);
     const { lease, blobs } = await peer.acquire(ids[1]!, Access.READ);
     assertEquals(await blobs[0]!.read(0, 100), pattern(100, 4));
     await peer.release(lease.id);
+    assertEquals(peer.adopted, 1);
     assertEquals((await peer.stats()).bytes, 4196);
+    assertEquals((await peer.stat(ids[0]!)).size, 4096);
+    await peer.deleteObject(ids[0]!);
+    assertEquals((await peer.list()).map((info) => info.id), [ids[1]]);
   },
 });
