@@ -7,10 +7,12 @@
 import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
 import {
   Access,
+  CapacityExceededError,
   Client,
   MemoryPeer,
   type MemoryPeerOptions,
   NotFoundError,
+  PackiceError,
   UdsPeer,
   UdsServer,
 } from "../../../mod.ts";
@@ -179,3 +181,168 @@ Deno.test({
     assertEquals((await peer.list()).map((info) => info.id), [ids[1]]);
   },
 });
+
+/** Bytes of `size` for a put with an id of its own, which the server's JS answers. */
+function jsPut(client: Client, id: string, size = 4096): Promise<string> {
+  return client.put(pattern(size, id.length), { id });
+}
+
+for (const mode of ["store", "cache"] as const) {
+  Deno.test({
+    name: `a list in ${mode} mode takes no object in and is in put order, puts in C and JS mixed`,
+    ignore: native === undefined,
+    async fn() {
+      await using daemon = await serve(new CountingPeer({ mode }));
+      await using client = new Client(await UdsPeer.connect(daemon.path));
+      const w1 = await client.put(pattern(4096, 1));
+      const j1 = await jsPut(client, "j1");
+      const w2 = await client.put(pattern(4096, 2));
+      // Taken in early, by a lease of the peer's own: it keeps its place in lists.
+      const { lease } = await daemon.peer.acquire(w2, Access.READ);
+      await daemon.peer.release(lease.id);
+      const j2 = await jsPut(client, "j2");
+      const w3 = await client.put(pattern(4096, 3));
+      // A put of the JS path begun before a put in C and sealed after it: listed as begun.
+      const writer = await client.create(4096, { id: "j3" });
+      const w4 = await client.put(pattern(4096, 4));
+      await writer.seal();
+      await writer.close();
+      assertEquals(daemon.puts(), 4);
+      assertEquals(daemon.peer.adopted, 1);
+      const listed = (await daemon.peer.list()).map((info) => info.id);
+      assertEquals(listed, [w1, j1, w2, j2, w3, "j3", w4]);
+      assertEquals(daemon.peer.adopted, 1);
+      // Over the socket too.
+      assertEquals((await client.list()).map((info) => info.id), listed);
+      assertEquals(daemon.peer.adopted, 1);
+    },
+  });
+}
+
+Deno.test({
+  name: "a stat, has or delete of a waiting object in cache mode takes none in; a read takes in that one",
+  ignore: native === undefined,
+  async fn() {
+    await using daemon = await serve(new CountingPeer({ mode: "cache" }));
+    await using client = new Client(await UdsPeer.connect(daemon.path));
+    const ids = [];
+    for (let i = 0; i < 4; i++) ids.push(await client.put(pattern(1000, i)));
+    assertEquals((await client.stat(ids[1]!)).size, 1000);
+    assertEquals((await daemon.peer.stat(ids[2]!)).size, 1000);
+    assert(await daemon.peer.has(ids[3]!));
+    await daemon.peer.deleteObject(ids[3]!);
+    assertEquals(daemon.peer.adopted, 0);
+    using handle = await client.get(ids[0]!);
+    assertEquals(handle.bytes, pattern(1000, 0));
+    assertEquals(daemon.peer.adopted, 1);
+    const { lease } = await daemon.peer.acquire(ids[1]!, Access.READ);
+    await daemon.peer.release(lease.id);
+    assertEquals(daemon.peer.adopted, 2);
+    assertEquals((await daemon.peer.stats()).objects, 3);
+  },
+});
+
+Deno.test({
+  name: "cache mode evicts the least recently used across objects taken in and waiting, as puts were answered",
+  ignore: native === undefined,
+  async fn() {
+    await using daemon = await serve(new CountingPeer({ capacity: 32 * 1024, mode: "cache" }));
+    await using client = new Client(await UdsPeer.connect(daemon.path));
+    const evicted: string[] = [];
+    daemon.peer.onEvict((info) => evicted.push(info.id));
+    // A put of the JS path sealed after a put answered in C meanwhile: more recent.
+    const writer = await client.create(4096, { id: "a" });
+    const w1 = await client.put(pattern(4096, 1));
+    await writer.seal();
+    await writer.close();
+    await jsPut(client, "j1");
+    const w2 = await client.put(pattern(4096, 2));
+    const w3 = await client.put(pattern(4096, 3));
+    (await client.get(w3)).close();
+    await jsPut(client, "j2");
+    const w4 = await client.put(pattern(4096, 4));
+    const w5 = await client.put(pattern(4096, 5));
+    assertEquals(daemon.puts(), 5);
+    assertEquals(daemon.peer.adopted, 1);
+    assertEquals((await daemon.peer.stats()).bytes, 32 * 1024);
+    await jsPut(client, "big", 12 * 1024);
+    assertEquals(evicted, [w1, "a", "j1"]);
+    assertEquals(daemon.peer.adopted, 1);
+    assertEquals(
+      (await daemon.peer.list()).map((info) => info.id),
+      [w2, w3, "j2", w4, w5, "big"],
+    );
+    const stats = await daemon.peer.stats();
+    assertEquals([stats.objects, stats.bytes, stats.evictions], [6, 32 * 1024, 3]);
+    await assertRejects(() => client.get(w1), NotFoundError);
+  },
+});
+
+Deno.test({
+  name: "room of waiting objects: CAPACITY_EXCEEDED while they hold it, given back exactly when they go",
+  ignore: native === undefined,
+  async fn() {
+    await using daemon = await serve(new CountingPeer({ capacity: 64 * 1024 }));
+    await using client = new Client(await UdsPeer.connect(daemon.path));
+    const ids: string[] = [];
+    for (let i = 0; i < 16; i++) ids.push(await client.put(pattern(4096, i)));
+    assertEquals(daemon.puts(), 16);
+    await assertRejects(() => jsPut(client, "one", 1), CapacityExceededError);
+    await daemon.peer.deleteObject(ids[0]!);
+    await jsPut(client, "four", 4096);
+    await assertRejects(() => jsPut(client, "one", 1), CapacityExceededError);
+    for (const id of ids.slice(1)) await daemon.peer.deleteObject(id);
+    await jsPut(client, "rest", 60 * 1024);
+    const stats = await daemon.peer.stats();
+    assertEquals([stats.objects, stats.bytes], [2, 64 * 1024]);
+    assertEquals(daemon.peer.adopted, 0);
+    // In cache mode, a put as large as the peer drops every waiting object.
+    await using cache = await serve(new CountingPeer({ capacity: 64 * 1024, mode: "cache" }));
+    await using other = new Client(await UdsPeer.connect(cache.path));
+    for (let i = 0; i < 16; i++) await other.put(pattern(4096, i));
+    assertEquals(cache.puts(), 16);
+    await jsPut(other, "whole", 64 * 1024);
+    const full = await cache.peer.stats();
+    assertEquals([full.objects, full.bytes, full.evictions], [1, 64 * 1024, 16]);
+    assertEquals(cache.peer.adopted, 0);
+  },
+});
+
+/** Descriptors open in this process. */
+function openFds(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].length;
+}
+
+for (const peerFirst of [false, true]) {
+  Deno.test({
+    name: `closing ${
+      peerFirst ? "the peer, then the server," : "the server, then the peer,"
+    } with waiting objects takes none in and leaks no descriptor`,
+    ignore: native === undefined,
+    async fn() {
+      const before = openFds();
+      const dir = await Deno.makeTempDir({ prefix: "packice-lazy-close-" });
+      const peer = new CountingPeer({ mode: "cache" });
+      const server = await UdsServer.listen(peer, `${dir}/s.sock`);
+      const client = new Client(await UdsPeer.connect(`${dir}/s.sock`));
+      const ids: string[] = [];
+      for (let i = 0; i < 300; i++) ids.push(await client.put(pattern(2000, i)));
+      // Read in C: a memfd each, made there.
+      for (const id of ids.slice(0, 5)) (await client.get(id)).close();
+      assertEquals(peer.adopted, 5);
+      if (peerFirst) {
+        await peer.close();
+        await assertRejects(() => client.get(ids[100]!), PackiceError);
+      }
+      await client.close();
+      await server.close();
+      if (!peerFirst) {
+        assertEquals((await peer.stats()).objects, 300);
+        await peer.close();
+      }
+      assertEquals(peer.adopted, 5);
+      await Deno.remove(dir, { recursive: true });
+      assertEquals(openFds(), before);
+    },
+  });
+}
