@@ -61,7 +61,10 @@ async function withWaiting<T>(
 /** Figures for the `uds_waiting_100k_pause` line: the worst pause of each operation, in ms. */
 export async function waitingPauses(dir: string): Promise<Record<string, number>> {
   const list = await withWaiting(dir, (peer) => worstPause(() => peer.list()));
-  const stat = await withWaiting(dir, (peer, ids) => worstPause(() => peer.stat(ids[WAITING / 2]!)));
+  const stat = await withWaiting(
+    dir,
+    (peer, ids) => worstPause(() => peer.stat(ids[WAITING / 2]!)),
+  );
   // A put of the JS path (an id of its own) into the full cache: the oldest go.
   const evict = await withWaiting(
     dir,

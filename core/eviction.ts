@@ -34,7 +34,9 @@ export function evictionVictims(
   while (found < needed) {
     let pick = -1;
     for (let k = 0; k < deferred.length; k++) {
-      if (at[k]! >= 0 && (pick < 0 || deferred[k]!.order(at[k]!) < deferred[pick]!.order(at[pick]!))) {
+      if (
+        at[k]! >= 0 && (pick < 0 || deferred[k]!.order(at[k]!) < deferred[pick]!.order(at[pick]!))
+      ) {
         pick = k;
       }
     }

@@ -17,6 +17,9 @@ import {
   UdsServer,
 } from "../../../mod.ts";
 import type { BesideBytes, BesideReads } from "../../../core/peer.ts";
+import { BasePeer } from "../../../core/base_peer.ts";
+import type { BlobStore } from "../../../core/blob_store.ts";
+import { MemfdBlobStore, MemoryLeaseStore } from "../../../mod.ts";
 import type { ObjectInfo } from "../../../core/object.ts";
 import { openNative } from "../../helpers/native.ts";
 import { pattern } from "../../helpers/pattern.ts";
@@ -220,7 +223,8 @@ for (const mode of ["store", "cache"] as const) {
 }
 
 Deno.test({
-  name: "a stat, has or delete of a waiting object in cache mode takes none in; a read takes in that one",
+  name:
+    "a stat, has or delete of a waiting object in cache mode takes none in; a read takes in that one",
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve(new CountingPeer({ mode: "cache" }));
@@ -243,7 +247,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "cache mode evicts the least recently used across objects taken in and waiting, as puts were answered",
+  name:
+    "cache mode evicts the least recently used across objects taken in and waiting, as puts were answered",
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve(new CountingPeer({ capacity: 32 * 1024, mode: "cache" }));
@@ -279,7 +284,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "room of waiting objects: CAPACITY_EXCEEDED while they hold it, given back exactly when they go",
+  name:
+    "room of waiting objects: CAPACITY_EXCEEDED while they hold it, given back exactly when they go",
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve(new CountingPeer({ capacity: 64 * 1024 }));
@@ -346,3 +352,51 @@ for (const peerFirst of [false, true]) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "cache mode: a put answered in C while a put of the JS path seals is the less recently used",
+  ignore: native === undefined,
+  async fn() {
+    // A memory store whose seals wait for a gate while it is shut.
+    const store = new MemfdBlobStore(native!, { capacity: 16 * 1024 });
+    let shut = false;
+    let open = () => {};
+    let sealing = () => {};
+    const entered = new Promise<void>((resolve) => sealing = resolve);
+    const gate = new Promise<void>((resolve) => open = resolve);
+    const blobs = new Proxy(store, {
+      get(target, name) {
+        if (name === "seal") {
+          return async (...args: Parameters<BlobStore["seal"]>) => {
+            if (shut) {
+              sealing();
+              await gate;
+            }
+            return target.seal(...args);
+          };
+        }
+        const value = Reflect.get(target, name, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const peer = new BasePeer({ blobs, leases: new MemoryLeaseStore(), mode: "cache" });
+    await using daemon = await servePeer(peer);
+    await using client = new Client(await UdsPeer.connect(daemon.path));
+    const evicted: string[] = [];
+    peer.onEvict((info) => evicted.push(info.id));
+    shut = true;
+    const first = jsPut(client, "a");
+    await entered;
+    const w1 = await client.put(pattern(4096, 1));
+    shut = false;
+    open();
+    await first;
+    const w2 = await client.put(pattern(4096, 2));
+    const w3 = await client.put(pattern(4096, 3));
+    assertEquals(daemon.puts(), 3);
+    await jsPut(client, "b");
+    assertEquals(evicted, [w1]);
+    assertEquals((await peer.list()).map((info) => info.id), ["a", w2, w3, "b"]);
+  },
+});
