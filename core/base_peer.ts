@@ -6,7 +6,8 @@
  * state, often within one turn, so they stay in one class. What it builds on
  * lives apart: the rules in `lifecycle.ts` and `range.ts`, a lease's view of
  * a blob in `leased_blob.ts`, the holding in `holding.ts`, eviction victims
- * in `eviction.ts`, deadlines in `deadline_timer.ts`.
+ * in `eviction.ts`, lists in put order in `put_order.ts`, deadlines in
+ * `deadline_timer.ts`.
  *
  * @module
  */
@@ -109,7 +110,9 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * (see {@link PutsBeside.orderPuts}): a holding's `order` and `used`.
    */
   #order = 0;
-  /** Objects were taken in from beside after others put later: lookups are out of put order. */
+  /** The latest `order` of an object in lookups: one taken in with an earlier one is out of order. */
+  #newest = 0;
+  /** Lookups may be out of put order: an object came in after objects put later. */
   #unordered = false;
 
   /**
@@ -252,8 +255,6 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     if (this.#closed || !this.takesPutsBeside || !this.#leases.insertSealed!(info)) {
       return undefined;
     }
-    // Lookups list it after objects put since: lists sort them back.
-    if (order !== undefined && order < this.#order) this.#unordered = true;
     // Cannot throw: the store closes only with this peer, checked above.
     // One object per put, its methods on its class: call them on it.
     return new HoldingReads(
@@ -853,7 +854,11 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
       used: order,
     };
     this.#objects.set(info.id, holding);
+    // Lookups list it after objects put since: lists sort them back.
+    if (order < this.#newest) this.#unordered = true;
+    else this.#newest = order;
     this.#bytesHeld += info.size;
+    // Taken in from beside too, as if read now: only what reads it takes one in.
     if (holding.sealed && this.#mode === "cache") this.#touch(holding);
     if (info.expiresAt !== undefined) this.#deadlines.add(info.expiresAt, holding);
     return holding;

@@ -365,14 +365,13 @@ export class FastOpens {
     return slot < 0 ? -1 : pending.indexOf(slot);
   }
 
-  /** Has the peer take in the waiting object stored in C of record `at`. */
-  #adoptAt(at: number): void {
+  /** Has the peer take in the waiting object stored in C of record `at`, whose id is `id`. */
+  #adoptAt(at: number, id = this.#pending.id(at)): void {
     const pending = this.#pending;
     const peer = this.#puts;
     if (peer === undefined) return;
     const slot = pending.slot(at);
     const size = pending.size(at);
-    const id = pending.id(at);
     const createdAt = pending.createdAt(at);
     const serial = pending.serial(at);
     const order = pending.order(at);
@@ -446,7 +445,7 @@ export class FastOpens {
       },
       adoptOne: (objectId) => {
         const at = this.#recordOf(objectId);
-        if (at >= 0) this.#adoptAt(at);
+        if (at >= 0) this.#adoptAt(at, objectId);
       },
       info: (objectId) => {
         const at = this.#recordOf(objectId);
@@ -528,7 +527,7 @@ export class FastOpens {
   #lend(): void {
     const handle = this.#handle;
     const peer = this.#puts;
-    if (handle === null || peer === undefined || this.#closing) return;
+    if (handle === null || peer === undefined || this.#closing || this.#peerGone) return;
     const lent = peer.lendRoom(LEND_BYTES - this.#lent, this.#reclaim);
     if (lent === 0 && this.#lentOnce) return;
     this.#lentOnce = true;
