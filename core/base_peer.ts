@@ -91,6 +91,12 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   readonly #mode: PeerMode;
   /** Sealed objects held here from least to most recently read, in cache mode. */
   readonly #recency = new Lru<Holding>();
+  /**
+   * Objects taken in from beside and not read since, in cache mode: their
+   * recency is still their put's (`used`), a place the LRU's order cannot
+   * give them; the first read moves them to it.
+   */
+  readonly #untouched = new Set<Holding>();
   /** Objects with a TTL, by deadline; one timer waits for the nearest. */
   readonly #deadlines: DeadlineTimer<Holding>;
   #hits = 0;
@@ -258,7 +264,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     // Cannot throw: the store closes only with this peer, checked above.
     // One object per put, its methods on its class: call them on it.
     return new HoldingReads(
-      this.#adopt(info, this.#blobs.adoptBeside!(info, bytes), order),
+      this.#adopt(info, this.#blobs.adoptBeside!(info, bytes), order, order !== undefined),
       this.#counter,
     );
   }
@@ -740,6 +746,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     clearInterval(this.#sweeper);
     this.#deadlines.close();
     this.#recency.clear();
+    this.#untouched.clear();
     const holdings = new Set([...this.#objects.values(), ...this.#held.values()]);
     this.#objects.clear();
     this.#held.clear();
@@ -798,6 +805,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   #unlist(holding: Holding, objectId: string): void {
     holding.removed = true;
     this.#recency.delete(holding);
+    this.#untouched.delete(holding);
     this.#objects.delete(objectId);
     for (const listener of this.#removed) listener(objectId);
     if (holding.refs === 0) this.#free(holding);
@@ -840,7 +848,16 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     this.#digesting.add(work);
   }
 
-  #adopt(info: ObjectInfo, stored: StoredObject, order = ++this.#order): Holding {
+  /**
+   * Puts a holding of `info` in lookups, its place in put order `order`;
+   * `untouched`: taken in from beside, where it was never read since.
+   */
+  #adopt(
+    info: ObjectInfo,
+    stored: StoredObject,
+    order = ++this.#order,
+    untouched = false,
+  ): Holding {
     const holding: Holding = {
       info,
       stored,
@@ -858,8 +875,10 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     if (order < this.#newest) this.#unordered = true;
     else this.#newest = order;
     this.#bytesHeld += info.size;
-    // Taken in from beside too, as if read now: only what reads it takes one in.
-    if (holding.sealed && this.#mode === "cache") this.#touch(holding);
+    if (holding.sealed && this.#mode === "cache") {
+      if (untouched) this.#untouched.add(holding);
+      else this.#touch(holding);
+    }
     if (info.expiresAt !== undefined) this.#deadlines.add(info.expiresAt, holding);
     return holding;
   }
@@ -895,6 +914,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     const victims = evictionVictims(
       used + this.#waitingBytes() + size - capacity,
       this.#recency,
+      this.#untouched,
       this.#objects,
       this.#deferred,
     );
@@ -1029,7 +1049,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   /** Makes `holding` the most recently used when it is in cache mode's order. */
   #refresh(holding: Holding): void {
     holding.used = ++this.#order;
-    this.#recency.refresh(holding);
+    if (this.#untouched.size > 0 && this.#untouched.delete(holding)) this.#recency.touch(holding);
+    else this.#recency.refresh(holding);
   }
 
   /**

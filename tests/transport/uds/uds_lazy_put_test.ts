@@ -7,6 +7,7 @@
 import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
 import {
   Access,
+  AlreadyExistsError,
   CapacityExceededError,
   Client,
   MemoryPeer,
@@ -412,5 +413,31 @@ Deno.test({
     await jsPut(client, "b");
     assertEquals(evicted, [w1]);
     assertEquals((await peer.list()).map((info) => info.id), ["a", w2, w3, "b"]);
+  },
+});
+
+Deno.test({
+  name: "cache mode: an object taken in without a read keeps its put's place in recency",
+  ignore: native === undefined,
+  async fn() {
+    await using daemon = await serve(new CountingPeer({ capacity: 16 * 1024, mode: "cache" }));
+    await using client = new Client(await UdsPeer.connect(daemon.path));
+    const evicted: string[] = [];
+    daemon.peer.onEvict((info) => evicted.push(info.id));
+    const w1 = await client.put(pattern(4096, 1));
+    const w2 = await client.put(pattern(4096, 2));
+    // A put of its id takes it in, and is refused: no read.
+    await assertRejects(() => jsPut(client, w1), AlreadyExistsError);
+    assertEquals(daemon.peer.adopted, 1);
+    await jsPut(client, "j1");
+    await jsPut(client, "j2");
+    await jsPut(client, "j3");
+    assertEquals(evicted, [w1]);
+    await jsPut(client, "j4");
+    assertEquals(evicted, [w1, w2]);
+    // Read once, it is as recent as that read.
+    (await client.get("j1")).close();
+    await jsPut(client, "j5");
+    assertEquals(evicted, [w1, w2, "j2"]);
   },
 });
