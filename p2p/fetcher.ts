@@ -72,8 +72,8 @@ export interface FetcherOptions {
   /** Bytes this daemon's fetches may hold at once. Default: unbounded. */
   readonly budget?: TransferBudget | undefined;
   readonly log: ClusterLog;
-  /** This daemon's HTTP base URL, once known: a daemon with one relays pieces. */
-  readonly address: () => string | undefined;
+  /** This daemon as a holder, once its address is known: a daemon with one relays pieces. */
+  readonly self: () => Holder | undefined;
   readonly counts: ClusterCounts;
   /** Aborted when the peer closes. */
   readonly signal: AbortSignal;
@@ -93,7 +93,7 @@ export class Fetcher {
   readonly #blocklist: Blocklist;
   readonly #budget: TransferBudget | undefined;
   readonly #log: ClusterLog;
-  readonly #address: () => string | undefined;
+  readonly #self: () => Holder | undefined;
   readonly #counts: ClusterCounts;
   readonly #signal: AbortSignal;
   readonly #later: (work: Promise<void>) => void;
@@ -119,7 +119,7 @@ export class Fetcher {
     this.#blocklist = options.blocklist;
     this.#budget = options.budget;
     this.#log = options.log;
-    this.#address = options.address;
+    this.#self = options.self;
     this.#counts = options.counts;
     this.#signal = options.signal;
     this.#later = options.later;
@@ -302,8 +302,8 @@ export class Fetcher {
    * others to it. A transfer that fails is withdrawn.
    */
   async #relaying(record: ContentRecord, transfer: Transfer, running: Promise<void>) {
-    const address = this.#address();
-    if (address === undefined) return await running;
+    const self = this.#self();
+    if (self === undefined) return await running;
     const stop = new AbortController();
     let announced = false;
     const stopped = new Promise<void>((resolve) =>
@@ -320,7 +320,7 @@ export class Fetcher {
           last = pieces;
           announced = true;
           try {
-            await this.#directory.announce(record, { node: this.#node, address, pieces }, {
+            await this.#directory.announce(record, { ...self, pieces }, {
               existing: true,
             });
             failing = false;
