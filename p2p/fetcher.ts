@@ -20,7 +20,7 @@ import { askHolding } from "./directory/holding.ts";
 import { HolderListing } from "./holder_listing.ts";
 import type { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
-import { createLanding, type Landing } from "./swarm/landing.ts";
+import { createLanding, type Landing, MemfdLanding } from "./swarm/landing.ts";
 import { sameBits } from "./swarm/bitfield.ts";
 import { Transfer, type TransferOptions } from "./transfer.ts";
 import type { PartialObject } from "../transport/http/upload_gate.ts";
@@ -162,6 +162,8 @@ export class Fetcher {
     let landing: Landing | undefined;
     let transfer: Transfer | undefined;
     let sealed = false;
+    /** Stops serving the transfer's verified pieces to others. Idempotent. */
+    let endPartial = () => {};
     const failures: string[] = [];
     let first: readonly Holder[] | undefined = holders;
     const listing = new HolderListing({
@@ -218,6 +220,13 @@ export class Fetcher {
         if (fd !== undefined) this.#landing.set(transfer, fd);
         this.#digests.set(id, record.digest);
         const running = transfer;
+        endPartial = () => {
+          if (this.#partials.get(id) !== running) return;
+          // Before the view closes: no partial read may touch it after.
+          this.#partials.delete(id);
+          this.#digests.delete(id);
+          running.endLending();
+        };
         hooks.started?.({ ...created.object, digest: record.digest }, {
           read: (start, end) =>
             this.#partials.get(id) === running ? running.copyVerified(start, end) : undefined,
@@ -226,10 +235,12 @@ export class Fetcher {
         try {
           await this.#relaying(record, transfer, transfer.run(sources, this.#signal));
         } finally {
-          // Before the view closes: no partial read may touch it after.
-          this.#partials.delete(id);
-          this.#digests.delete(id);
-          transfer.endLending();
+          // Pieces landed in a memfd of their own, read through a read-only
+          // mapping that keeps no seal out, are served on through the seal
+          // until the sealed copy is readable here (below): no asker meets a
+          // gap between the last piece and the seal. A writable view (no
+          // memfd) must close before the seal, and ends lending now.
+          if (!(landing instanceof MemfdLanding) || transfer.missing > 0) endPartial();
           // A question to a holder still out ends by itself: the peer's close awaits it.
           this.#later(listing.settled());
         }
@@ -254,6 +265,7 @@ export class Fetcher {
       await this.#replicas.recordDigest?.(created!.lease.id, record.digest);
       hooks.sealed(record);
     } finally {
+      endPartial();
       await transfer?.close();
       landing?.close();
       reservation?.release();

@@ -109,6 +109,8 @@ export class Transfer {
   readonly #loans = new ViewLoans();
   /** Whether ranges are still lent (until {@link Transfer.endLending}). */
   #lending = true;
+  /** Keeps the landing's view mapped past its close while ranges are lent. */
+  readonly #lendingHold: () => void;
   /** Wakes {@link Transfer.run}'s wait: a source ended. */
   #wake: (() => void) | undefined;
 
@@ -122,6 +124,7 @@ export class Transfer {
   constructor(record: ContentRecord, landing: Landing | Uint8Array, options: TransferOptions = {}) {
     this.#record = record;
     this.#landing = landing instanceof Uint8Array ? viewLanding(landing) : landing;
+    this.#lendingHold = this.#landing.hold();
     this.#options = options;
     this.#client = new RangeClient();
     this.#pieces = pieceCount(record.size, record.pieceSize);
@@ -304,11 +307,13 @@ export class Transfer {
 
   /**
    * Lends no more; the ranges still lent get copies of their bytes: the view
-   * may close at once. Idempotent.
+   * may close at once. Until then, a landing closed (its object sealed) keeps
+   * its view mapped for the ranges lent (see `Landing.hold`). Idempotent.
    */
   endLending(): void {
     this.#lending = false;
     this.#loans.end();
+    this.#lendingHold();
   }
 
   #isVerified(start: number, end: number): boolean {
