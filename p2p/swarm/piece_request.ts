@@ -334,7 +334,13 @@ async function receivePieces(
       record,
       run,
     );
-    if (refused !== undefined) throw refused;
+    if (refused !== undefined) {
+      // A refusal's short body (a busy source's JSON error) is read off: the
+      // connection serves the next request, where a new one would cost a
+      // connect here and an accept, and a connection to its server, there.
+      reusable = await drained(connection, answer.headers, left());
+      throw refused;
+    }
     const length = answer.headers.get("content-length") ?? null;
     if (answer.headers.has("transfer-encoding") || length !== String(end - start)) {
       throw fault("length", `content length ${length}, not ${end - start}`);
@@ -380,6 +386,40 @@ async function receivePieces(
     signal.removeEventListener("abort", cancel);
     client.give(endpoint, connection, reusable);
   }
+}
+
+/** The most bytes of a refusal's body read off to keep its connection. */
+const DRAIN_MAX = 16 << 10;
+
+/**
+ * Reads off the body of an answer not taken, when it is short and its
+ * length known, so that the connection can serve the next request.
+ *
+ * @returns Whether the connection can be reused.
+ */
+async function drained(
+  connection: RangeConnection,
+  headers: ReadonlyMap<string, string>,
+  timeoutMs: number,
+): Promise<boolean> {
+  const text = headers.get("content-length") ?? "";
+  const length = Number(text);
+  if (
+    !/^\d{1,5}$/.test(text) || length > DRAIN_MAX ||
+    headers.has("transfer-encoding") || /\bclose\b/i.test(headers.get("connection") ?? "")
+  ) {
+    return false;
+  }
+  // Came with the head, most often: the next request starts after the head.
+  const pending = connection.pending;
+  if (pending >= length) return pending === length;
+  try {
+    // Off V8's heap: the call writes it on another thread.
+    await connection.recv(new Uint8Array(new ArrayBuffer(length)), timeoutMs, 0);
+  } catch {
+    return false;
+  }
+  return connection.pending === 0;
 }
 
 /**
