@@ -22,6 +22,7 @@ import type { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { createLanding, type Landing, MemfdLanding } from "./swarm/landing.ts";
 import { sameBits } from "./swarm/bitfield.ts";
+import { UNREACHABLE_MS } from "./swarm/piece_ports.ts";
 import { Transfer, type TransferOptions } from "./transfer.ts";
 import type { PartialObject } from "../transport/http/upload_gate.ts";
 
@@ -213,6 +214,13 @@ export class Fetcher {
           budget: this.#budget,
           whole: !bound,
           onBytes: (bytes) => this.#counts.cluster_fetch_bytes_total += bytes,
+          onPiecePortUnreachable: (holder, reason) => {
+            this.#counts.cluster_piece_port_unreachable_total++;
+            this.#log.warn(
+              `Holder ${holder.node}'s piece port ${holder.piecePort} does not answer (${reason}): ` +
+                `its pieces are asked at ${holder.address} for ${UNREACHABLE_MS / 1000} s`,
+            );
+          },
           ...(hooks.prefix === undefined ? {} : { onPrefix: hooks.prefix }),
         });
         this.#partials.set(id, transfer);

@@ -54,6 +54,8 @@ export interface TransferOptions {
   readonly blocklist?: Blocklist;
   /** Called with the bytes of each chunk as it lands, for metrics. */
   readonly onBytes?: (bytes: number) => void;
+  /** Called when a holder's piece port did not answer: its pieces are asked at its address. */
+  readonly onPiecePortUnreachable?: (holder: Holder, reason: string) => void;
   /** The daemon's download rate limit, shared by its transfers. Default: unlimited. */
   readonly rate?: TokenBucket | undefined;
   /** The daemon's transfer budget, which endgame scratch pieces take from. Default: none. */
@@ -140,6 +142,7 @@ export class Transfer {
       pieceTimeout: options.pieceTimeout,
       rate: options.rate,
       onBytes: options.onBytes,
+      onPiecePortUnreachable: options.onPiecePortUnreachable,
       budget: options.budget,
       sources: () => this.#sources,
       verified: () => this.#hashVerified(),

@@ -77,6 +77,11 @@ export interface PieceRequest {
   /** The source answered with the range: the pieces are on their way. */
   readonly accepted?: () => void;
   /**
+   * The holder's piece port did not answer (see `piece_ports.ts`): the run
+   * is asked at its address, and so are its next ones for a while.
+   */
+  readonly piecePortUnreachable?: ((reason: string) => void) | undefined;
+  /**
    * A piece's bytes are all in, at `[from, to)` of the target; called in order. With
    * `digest`, their SHA-256 taken as they landed: no need to read them again.
    */
@@ -132,6 +137,7 @@ export async function requestPieces(request: PieceRequest): Promise<number> {
       } catch (error) {
         if (!(error instanceof PortUnreachable)) throw error;
         piecePortUnreachable(port!);
+        request.piecePortUnreachable?.(error.message);
       }
     }
   }

@@ -91,6 +91,7 @@ Deno.test("a piece port that refuses connections: pieces are asked at the addres
   assertEquals(await cluster.sentNatively(), 0);
   assertEquals(cluster.b.counts.cluster_source_failures_total, 0);
   assertEquals(cluster.b.counts.cluster_blocked_total, 0);
+  assert(cluster.b.counts.cluster_piece_port_unreachable_total >= 1, "counted");
 });
 
 Deno.test("a piece port that accepts and stays silent costs its probation once, not a piece's deadline", async () => {
@@ -106,6 +107,7 @@ Deno.test("a piece port that accepts and stays silent costs its probation once, 
     assert(ms < 8000, `fetched in ${ms} ms`);
     assertEquals(await cluster.sentNatively(), 0);
     assertEquals(cluster.b.counts.cluster_source_failures_total, 0);
+    assert(cluster.b.counts.cluster_piece_port_unreachable_total >= 1, "counted");
   } finally {
     silent.close();
     await accepting.catch(() => {});
