@@ -1,6 +1,7 @@
 import type { Blob } from "./blob.ts";
 import type { Clock } from "./clock.ts";
 import type { Access, Lease } from "./lease.ts";
+import type { ListPage, ListPageOptions } from "./list_page.ts";
 import type { ObjectInfo } from "./object.ts";
 import type { Meta } from "./validate.ts";
 
@@ -95,6 +96,14 @@ export interface Peer extends AsyncDisposable {
   stat(objectId: string): Promise<ObjectInfo>;
   /** Every object in lookups. */
   list(): Promise<ObjectInfo[]>;
+  /**
+   * Optional: one page of the list, in put order (see `list_page.ts`), to
+   * list a peer of any size with bounded memory. A peer without it is paged
+   * from its whole list by `listPageOf`.
+   *
+   * @throws {InvalidArgumentError} For a malformed cursor or a limit out of range.
+   */
+  listPage?(options?: ListPageOptions): Promise<ListPage>;
   /** Whether an object exists, sealed or not. */
   has(objectId: string): Promise<boolean>;
   /** Counts of objects, leases and bytes. */
