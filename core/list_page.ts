@@ -121,13 +121,24 @@ export function pageOf(runs: readonly Placed[][], limit: number): ListPage {
   let bytes = 0;
   for (const { info } of all) {
     if (objects.length === limit) break;
-    bytes += JSON.stringify(info).length + 1;
+    bytes += jsonLength(info);
     if (bytes > MAX_PAGE_BYTES && objects.length > 0) break;
     objects.push(info);
   }
   if (objects.length === all.length) return { objects };
   const last = all[objects.length - 1]!;
   return { objects, next: `${last.order}:${last.info.id}` };
+}
+
+/** About the length of `info` as JSON, or a little over, made only of its metadata and holders. */
+function jsonLength(info: ObjectInfo): number {
+  let length = 320 + 16 * info.blobSizes.length;
+  for (const _ in info.meta) {
+    length += JSON.stringify(info.meta).length;
+    break;
+  }
+  if (info.holders !== undefined) length += JSON.stringify(info.holders).length;
+  return length;
 }
 
 function inOrder(placed: readonly Placed[]): boolean {
