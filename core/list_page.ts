@@ -48,8 +48,15 @@ export interface ListPage {
   readonly next?: string;
 }
 
-/** A place in a peer's put order: see {@link ListPageOptions.after}. */
+/**
+ * A place in a peer's put order: see {@link ListPageOptions.after}. As text,
+ * `<order>:<id>`, or `<stage>.<order>:<id>` from a peer that lists more than
+ * one peer one after the other (a cluster's own objects, then its fetched
+ * copies).
+ */
 export interface ListCursor {
+  /** Which of the peers listed one after the other; 0 for a peer of one. */
+  readonly stage: number;
   /** The put order number of the last object listed. */
   readonly order: number;
   /** Its id, to break ties. */
@@ -64,16 +71,21 @@ export interface Placed {
   readonly info: ObjectInfo;
 }
 
-const CURSOR = /^(0|[1-9][0-9]{0,15}):([^\s]{1,1024})$/;
+const CURSOR = /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15}):([^\s]{0,1024})$/;
 
 /**
  * Checks a page request from a caller or the wire.
  *
+ * @param options The request.
+ * @param stages The peers listed one after the other: cursors of stages past them are refused.
  * @throws {InvalidArgumentError} When `options` is not an object, its cursor
  *   is not one a page returned, or its limit is not an integer from 1 to
  *   {@link MAX_PAGE}.
  */
-export function listPageRequest(options: unknown): { after?: ListCursor; limit: number } {
+export function listPageRequest(
+  options: unknown,
+  stages = 1,
+): { after?: ListCursor; limit: number } {
   if (!isPlainObject(options)) {
     throw new InvalidArgumentError(`Invalid list page: expected an object, got ${shown(options)}`);
   }
@@ -87,12 +99,12 @@ export function listPageRequest(options: unknown): { after?: ListCursor; limit: 
   }
   if (after === undefined) return { limit };
   const match = typeof after === "string" ? CURSOR.exec(after) : null;
-  if (match === null) {
+  if (match === null || Number(match[1] ?? 0) >= stages) {
     throw new InvalidArgumentError(
       `Invalid list cursor: pass the next of a page as it came, got ${shown(after)}`,
     );
   }
-  return { after: { order: Number(match[1]), id: match[2]! }, limit };
+  return { after: { stage: Number(match[1] ?? 0), order: Number(match[2]), id: match[3]! }, limit };
 }
 
 /** Whether an object at `order` with id `id` comes after `cursor`. */

@@ -209,7 +209,7 @@ export class HttpPeer implements Peer, DirectPut, StreamPut, StatusSource, Arriv
   /** A page of the list (`GET /objects?limit=&after=`). */
   async listPage(options: ListPageOptions = {}): Promise<ListPage> {
     const { limit = DEFAULT_PAGE } = options;
-    listPageRequest(options);
+    listPageRequest(options, 10); // Its stage the server checks.
     const query = new URLSearchParams({ limit: String(limit) });
     if (options.after !== undefined) query.set("after", options.after);
     const reply = await this.#json<ListPage | ObjectInfo[]>(

@@ -378,7 +378,7 @@ export class UdsPeer
 
   /** A page of the list (LIST with a body). */
   listPage(options: ListPageOptions = {}): Promise<ListPage> {
-    listPageRequest(options);
+    listPageRequest(options, 10); // Its stage the server checks.
     return this.#requests.call(Op.LIST, JSON.stringify(options), (body) => {
       const reply = decodeJson(body);
       // A server from before pages answers the whole list.
