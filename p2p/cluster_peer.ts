@@ -12,8 +12,8 @@ import { Access, type Lease } from "../core/lease.ts";
 import { NotFoundError, StoreUnavailableError, UnsupportedError } from "../core/errors.ts";
 import {
   type ListPage,
-  type ListPageOptions,
   listPageOf,
+  type ListPageOptions,
   listPageRequest,
 } from "../core/list_page.ts";
 import type { ObjectInfo } from "../core/object.ts";
