@@ -678,17 +678,15 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     let infos = await this.#leases.list();
     if (this.#deadlines.size > 0) infos = infos.filter((info) => !this.#hasExpired(info.id));
     const objects = this.#objects;
-    const runs = [
-      placedAfter(infos, (info, before) => objects.get(info.id)?.order ?? before, after, limit),
-    ];
-    // Waiting records are in put order: the first `limit + 1` after the cursor of each.
+    const orderOf = (info: ObjectInfo) => objects.get(info.id)?.order;
+    const runs = [placedAfter(infos, orderOf, after, limit, !this.#unordered)];
+    // Waiting records are in put order, one place each: the first `limit + 1` after the cursor's place.
     for (const deferred of this.#deferred) {
       if (deferred.objects === 0) continue;
       const run: Placed[] = [];
-      for (let at = deferred.next(-1); at >= 0 && run.length <= limit; at = deferred.next(at)) {
-        const order = deferred.order(at);
-        if (after !== undefined && order <= after.order) continue;
-        run.push({ order, info: deferred.infoAt(at) });
+      const from = after === undefined ? deferred.next(-1) : deferred.after(after.order);
+      for (let at = from; at >= 0 && run.length <= limit; at = deferred.next(at)) {
+        run.push({ order: deferred.order(at), info: deferred.infoAt(at) });
       }
       runs.push(run);
     }

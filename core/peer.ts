@@ -407,6 +407,8 @@ export interface DeferredAdoption {
   info(objectId: string): ObjectInfo | undefined;
   /** The index of the first record after record `at` (from the first when -1), or -1. */
   next(at: number): number;
+  /** The index of the first record placed after `order` in the peer's order, or -1: where a page of a list starts. */
+  after(order: number): number;
   /** Record `at`'s place in the peer's order (see {@link PutsBeside.orderPuts}). */
   order(at: number): number;
   /** Record `at`'s object's size. */
