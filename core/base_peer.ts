@@ -679,7 +679,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     if (this.#deadlines.size > 0) infos = infos.filter((info) => !this.#hasExpired(info.id));
     const objects = this.#objects;
     const orderOf = (info: ObjectInfo) => objects.get(info.id)?.order;
-    const runs = [placedAfter(infos, orderOf, after, limit, !this.#unordered)];
+    const runs = [placedAfter(infos, orderOf, after, limit)];
     // Waiting records are in put order, one place each: the first `limit + 1` after the cursor's place.
     for (const deferred of this.#deferred) {
       if (deferred.objects === 0) continue;

@@ -160,55 +160,34 @@ function inOrder(placed: readonly Placed[]): boolean {
 
 /**
  * The candidates of a page among `infos`, in their order: those after the
- * cursor, the first `limit + 1` of them in put order.
+ * cursor, the first `limit + 1` of them in put order. Every one is read: a
+ * store's list need not be in put order (a shared one's is not).
  *
  * @param orderOf An object's place in put order; undefined for one of no
  *   known place, which takes the place of the one before it.
- * @param ordered Whether `infos` are in put order already, each with a
- *   place: the page's start is then found without reading those before it.
  */
 export function placedAfter(
   infos: readonly ObjectInfo[],
   orderOf: (info: ObjectInfo) => number | undefined,
   after: ListCursor | undefined,
   limit: number,
-  ordered = false,
 ): Placed[] {
-  const start = ordered && after !== undefined ? firstAfter(infos, orderOf, after) : 0;
   const placed: Placed[] = [];
-  let before = start > 0 ? orderOf(infos[start - 1]!) ?? 0 : 0;
+  let before = 0;
   let sorted = true;
-  for (let i = start; i < infos.length; i++) {
-    const info = infos[i]!;
+  for (const info of infos) {
     const order = orderOf(info) ?? before;
     before = order;
     if (!isAfter(order, info.id, after)) continue;
     const one = { order, info };
-    if (sorted && placed.length > 0 && byPlace(placed[placed.length - 1]!, one) > 0) sorted = false;
+    const last = placed[placed.length - 1];
+    // Past the first `limit + 1` in order: not in this page. Any later may be earlier, though.
+    if (sorted && placed.length > limit && byPlace(last!, one) < 0) continue;
+    if (last !== undefined && byPlace(last, one) > 0) sorted = false;
     placed.push(one);
-    if (sorted && placed.length > limit) break;
   }
   if (!sorted) placed.sort(byPlace);
   return placed.length > limit + 1 ? placed.slice(0, limit + 1) : placed;
-}
-
-/** The index of the first of `infos`, in put order, after `cursor`; 0 when one probed has no place. */
-function firstAfter(
-  infos: readonly ObjectInfo[],
-  orderOf: (info: ObjectInfo) => number | undefined,
-  cursor: ListCursor,
-): number {
-  let low = 0;
-  let high = infos.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    const info = infos[middle]!;
-    const order = orderOf(info);
-    if (order === undefined) return 0;
-    if (isAfter(order, info.id, cursor)) high = middle;
-    else low = middle + 1;
-  }
-  return low;
 }
 
 /**

@@ -7,7 +7,7 @@ import {
   MemoryPeer,
   type ObjectInfo,
 } from "../../mod.ts";
-import { MAX_PAGE_BYTES } from "../../core/list_page.ts";
+import { listPageRequest, MAX_PAGE_BYTES, pageOf, placedAfter } from "../../core/list_page.ts";
 
 function ids(infos: readonly ObjectInfo[]): string[] {
   return infos.map((info) => info.id);
@@ -67,4 +67,22 @@ Deno.test("bad page options get InvalidArgumentError", async () => {
     await assertRejects(() => peer.listPage(options), InvalidArgumentError);
   }
   await assertRejects(() => peer.listPage("x" as never), InvalidArgumentError);
+});
+
+Deno.test("a store's list out of put order is paged in put order, none skipped", () => {
+  const infos = [5, 1, 4, 2, 6, 3, 7].map((order) =>
+    ({ id: `o${order}`, blobSizes: [1], meta: {} }) as unknown as ObjectInfo
+  );
+  const orderOf = (info: ObjectInfo) => Number(info.id.slice(1));
+  const seen: string[] = [];
+  let after: string | undefined;
+  do {
+    const { after: cursor, limit } = listPageRequest(
+      after === undefined ? { limit: 2 } : { after, limit: 2 },
+    );
+    const page = pageOf([placedAfter(infos, orderOf, cursor, limit)], limit);
+    seen.push(...ids(page.objects));
+    after = page.next;
+  } while (after !== undefined);
+  assertEquals(seen, ["o1", "o2", "o3", "o4", "o5", "o6", "o7"]);
 });
