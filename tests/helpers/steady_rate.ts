@@ -1,10 +1,13 @@
 /**
- * A limit's own rate, read from a daemon's byte counter while a transfer
- * runs: over the middle three quarters of its bytes, each crossing
- * bracketed by the counter requests around it. A loaded machine stretches
- * a transfer's start and end (lookups, CREATE, seal) and answers some
- * counter requests late; neither is the limit's doing, and neither moves
- * this measure beyond the error it reports.
+ * A limit's own rate while a transfer runs, measured so that a loaded
+ * machine does not move it: a loaded machine stretches a transfer's start
+ * and end (lookups, CREATE, seal) and answers some counter requests late;
+ * neither is the limit's doing. Two ways: over the middle three quarters of
+ * its bytes, each crossing bracketed by the counter requests around it
+ * ({@link middleRate}); or a least-squares line through many points
+ * ({@link fittedRate}), from a record the sender keeps itself (an origin's
+ * bytes sent and when: no request to the daemon at all) or from counter
+ * reads, leaving out those answered far later than most ({@link samplePoints}).
  */
 import { assert } from "./assert.ts";
 
