@@ -26,7 +26,7 @@ async function fetchChecked(daemon: ClusterDaemon, url: string, expected: Uint8A
 /** Measurements of one limit: the first precise one is asserted on. */
 const ATTEMPTS = 3;
 /** How often the follower's counter is read, in ms: often enough for a line, not a load. */
-const SAMPLE_MS = 20;
+const SAMPLE_MS = 50;
 
 /**
  * The steady rate of a download from `origin` (see `fittedRate`), read from
