@@ -4,10 +4,10 @@
  * and end (lookups, CREATE, seal) and answers some counter requests late;
  * neither is the limit's doing. Two ways: over the middle three quarters of
  * its bytes, each crossing bracketed by the counter requests around it
- * ({@link middleRate}); or a least-squares line through many points
- * ({@link fittedRate}), from a record the sender keeps itself (an origin's
- * bytes sent and when: no request to the daemon at all) or from counter
- * reads, leaving out those answered far later than most ({@link samplePoints}).
+ * ({@link middleRate}); or a least-squares line through many counter
+ * reads, leaving out those answered far later than most
+ * ({@link samplePoints}, {@link fittedRate}): a few late answers move a line
+ * through dozens of points little, where they widen a bracket.
  */
 import { assert } from "./assert.ts";
 
@@ -94,7 +94,7 @@ export interface Point {
 /**
  * The least-squares rate of the points whose bytes are in `[low, high]`:
  * a line through all of them, not through the two that bracket the window,
- * so a few late points (a stalled event loop, a late answer) move it little;
+ * so a few late points (a late answer) move it little;
  * and whether it is precise: ten points at least, and twice its standard
  * error, from the points' scatter about the line, under half the 10% the
  * tests assert.

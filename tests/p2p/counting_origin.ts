@@ -12,8 +12,6 @@ export interface CountingOriginOptions {
   readonly body: Uint8Array<ArrayBuffer>;
   /** Bytes per second sent per response. Default: unlimited. */
   readonly rate?: number;
-  /** Bytes sent at a time. Default 256 KiB. */
-  readonly chunk?: number;
   /** The first full (not ranged) response is cut off after this many bytes. */
   readonly cutAfter?: number;
   /** Required `Authorization` value; others get 401. */
@@ -51,12 +49,6 @@ export interface CountingOrigin extends AsyncDisposable {
   readonly requests: SeenRequest[];
   /** Body bytes sent in all. */
   readonly sent: number;
-  /**
-   * When each chunk was sent, in `performance.now()` ms, with the body bytes
-   * sent in all by then: the origin's own record of its egress, which a
-   * measure of a downloader's rate reads without asking the downloader.
-   */
-  readonly timeline: readonly { readonly at: number; readonly sent: number }[];
   /** Settles once the first full response paused at `pauseAt`. */
   readonly paused: Promise<void>;
 }
@@ -72,7 +64,6 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
   const paused = Promise.withResolvers<void>();
   const requests: SeenRequest[] = [];
   let sent = 0;
-  const timeline: { at: number; sent: number }[] = [];
   let cut = options.cutAfter;
   const abort = new AbortController();
   const server = Deno.serve({
@@ -122,7 +113,7 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
     }
     let at = start;
     const gone = Promise.withResolvers<void>();
-    const chunk = options.chunk ?? 256 << 10;
+    const chunk = 256 << 10;
     // When each chunk is due: on a schedule, not a sleep after each, so that timers late on
     // a loaded machine do not slow the origin below its rate (it catches up, 50 ms at most).
     let due = performance.now();
@@ -148,7 +139,6 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
         }
         controller.enqueue(sending.slice(at, end));
         sent += end - at;
-        timeline.push({ at: performance.now(), sent });
         at = end;
       },
       cancel: () => gone.resolve(),
@@ -161,7 +151,6 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
     get sent() {
       return sent;
     },
-    timeline,
     paused: paused.promise,
     [Symbol.asyncDispose]: async () => {
       abort.abort();
