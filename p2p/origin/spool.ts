@@ -11,7 +11,11 @@
  * each hashed as it is written: the downloader publishes their digests, and
  * its followers pull them (from it and from each other) into spools of their
  * own while the body still arrives, each checked against its digest, so that
- * once the length is known their blobs fill from their own files.
+ * once the length is known their blobs fill from their own files. A spool
+ * outlives the downloader its pieces came from: the daemon that takes the
+ * download over spools the rest after them (`spool_resume.ts`), the others
+ * keep pulling into theirs; a spool of another version than the
+ * downloader's is emptied ({@link Spool.reset}).
  *
  * @module
  */
