@@ -81,6 +81,11 @@ for (const chunked of [false, true]) {
     // Once the object, and what was in flight at the kill (the fourth piece's MiB).
     const inFlight = atKill - HELD;
     assert(origin.sent <= SIZE + inFlight, `the origin sent ${origin.sent} bytes`);
+    // No follower pulled a piece twice: what it had from the dead downloader stayed.
+    for (const daemon of cluster.daemons.slice(1)) {
+      const pulled = await daemon.metric("packice_origin_peer_bytes_total");
+      assert(pulled <= SIZE, `${daemon.node} pulled ${pulled} bytes`);
+    }
   });
 
   Deno.test(`the downloader of ${kind} killed and the origin's body changed: every daemon takes the new one whole`, async () => {
@@ -108,5 +113,10 @@ for (const chunked of [false, true]) {
     assertEquals(origin.requests.map((request) => request.status), [200, 200], requests);
     assertEquals(origin.requests[1]!.ifRange, ETAG, requests);
     assert(origin.sent <= atKill + then.length, `the origin sent ${origin.sent} bytes`);
+    // The old pieces pulled, then the new body's once at most.
+    for (const daemon of cluster.daemons.slice(1)) {
+      const pulled = await daemon.metric("packice_origin_peer_bytes_total");
+      assert(pulled <= HELD + then.length, `${daemon.node} pulled ${pulled} bytes`);
+    }
   });
 }
