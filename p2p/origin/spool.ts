@@ -111,7 +111,7 @@ export class Spool implements Disposable {
           throw new ConflictError(
             `Cannot fetch ${
               shown(trip.url)
-            }: the origin's content changed under the same validator (spool piece ${index})`,
+            }: the origin's content changed during the download (spool piece ${index} differs from the one held)`,
           );
         }
       } else {

@@ -120,3 +120,18 @@ for (const chunked of [false, true]) {
     }
   });
 }
+
+Deno.test("the downloader of a chunked body with no validator killed: the taker asks the whole body again and checks what it held", async () => {
+  const body = pattern(SIZE, 87);
+  await using origin = startCountingOrigin({ body, chunked: true, etag: false, pauseAt: PAUSE });
+  await using cluster = await startCluster(["a", "b", "c"]);
+  await converged(cluster.daemons);
+  const { results, atKill } = await killDownloader(cluster.daemons, origin);
+  for (const { status, body: got } of results) {
+    assertEquals(status, 200);
+    assert(sameBytes(got, body), "the body after the takeover");
+  }
+  // A range could splice two versions: none asked.
+  assertEquals(origin.requests.map((request) => request.range), [null, null]);
+  assert(origin.sent <= atKill + SIZE, `the origin sent ${origin.sent} bytes`);
+});
