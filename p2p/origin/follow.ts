@@ -36,6 +36,8 @@ export interface Flight {
   spool?: Spool;
   /** Whether this daemon was counted as a downstream peer of the id already. */
   followed?: boolean;
+  /** The last spool digests its downloader published, and the other followers with their pieces. */
+  known?: { readonly digests: readonly string[]; readonly peers: readonly Holder[] };
 }
 
 /** What a follower works with: its read-through's parts. */
@@ -113,7 +115,11 @@ export async function follow(
       spool = flight.spool ??= await Spool.open(context.spoolDir);
       context.spools.set(id, spool);
       followed();
-      progress = await pullSpool(id, spool, leader, { ...pulling, limit: context.maxBody });
+      progress = await pullSpool(id, spool, leader, {
+        ...pulling,
+        limit: context.maxBody,
+        seen: (digests, peers) => flight.known = { digests, peers },
+      });
       break;
     }
     await sleep(25, trip.signal);

@@ -44,7 +44,7 @@ import {
 import { type OriginStore, peerStore } from "./origin_store.ts";
 import { parseAsk, progressJson, Tracker } from "./progress.ts";
 import { Revalidated } from "./revalidated.ts";
-import { resumeOf, spooledFrom } from "./spool_resume.ts";
+import { gather, resumeOf, spooledFrom } from "./spool_resume.ts";
 import { Spool } from "./spool.ts";
 import type { TransferLimits } from "../transfer_limits.ts";
 
@@ -352,6 +352,19 @@ export class ReadThrough {
           this.counts.origin_cluster_hits_total++;
           return replyOf(id, meta);
         }
+      }
+      const self = this.#cluster?.self();
+      if (first === undefined && flight.spool !== undefined && self !== undefined) {
+        // What the other followers hold past this daemon's pieces: from them, not the origin.
+        await gather(id, flight.spool, flight.known, {
+          transport: this.#cluster!.transport,
+          token: this.#cluster!.token,
+          self,
+          signal: trip.signal,
+          rate: trip.rate,
+          counts: trip.counts,
+          limit: this.#maxBody,
+        });
       }
       const resume = first === undefined ? resumeOf(flight.spool) : undefined;
       if (resume !== undefined) trip.counts.origin_resumes_total++;

@@ -41,6 +41,12 @@ export interface SpoolPullOptions {
   readonly counts?: OriginCounts | undefined;
   /** The most bytes the body may have here: the most the daemon stores. */
   readonly limit: number;
+  /**
+   * Told the downloader's spool digests and its other followers (with the
+   * spool pieces they hold) at each of its answers: what a daemon that
+   * takes the download over pulls from them before it asks the origin.
+   */
+  readonly seen?: (digests: readonly string[], peers: readonly Holder[]) => void;
 }
 
 /** Piece requests at once. */
@@ -91,9 +97,11 @@ export async function pullSpool(
             `Cannot fetch ${id}: its body, of no stated length, runs past ${options.limit} bytes, the most this daemon stores (raise --capacity)`,
           );
         }
+        const peers = (reply.peers ?? []).filter((peer) => peer.node !== options.self.node);
+        options.seen?.(digests, peers);
         sources = [
           { ...leader, pieces: bitfieldOf(digests.length, (piece) => digests[piece] !== "") },
-          ...(reply.peers ?? []).filter((peer) => peer.node !== options.self.node),
+          ...peers,
         ];
       } catch (error) {
         if (signal.aborted) break;
@@ -179,7 +187,7 @@ function adopt(spool: Spool, meta: Meta | undefined, digests: readonly string[])
  * @returns Undefined when the source does not have it yet (503).
  * @throws When the source fails otherwise.
  */
-async function spoolPiece(
+export async function spoolPiece(
   id: string,
   piece: number,
   source: Holder,

@@ -135,3 +135,37 @@ Deno.test("the downloader of a chunked body with no validator killed: the taker 
   assertEquals(origin.requests.map((request) => request.range), [null, null]);
   assert(origin.sent <= atKill + SIZE, `the origin sent ${origin.sent} bytes`);
 });
+
+Deno.test("the downloader of a chunked body killed while one follower holds less: the pieces the other holds do not come from the origin again", async () => {
+  const body = pattern(SIZE, 88);
+  await using origin = startCountingOrigin({ body, chunked: true, pauseAt: PAUSE });
+  await using cluster = await startCluster(["a", "b"]);
+  // c takes 4 MB/s: it holds less than b when a dies, whichever of them takes over.
+  const c = await cluster.add("c", ["--max-download-rate", "4MB"]);
+  await converged(cluster.daemons);
+  const [a, b] = cluster.daemons as [ClusterDaemon, ClusterDaemon];
+  const first = fetchBody(a, origin.url).catch((error) => error);
+  await origin.paused;
+  const fromB = fetchBody(b, origin.url);
+  await eventually(
+    async () => (await b.metric("packice_origin_peer_bytes_total")) >= HELD,
+    "b pulled the pieces a holds",
+    { timeout: 15_000, interval: 20 },
+  );
+  const fromC = fetchBody(c, origin.url);
+  await eventually(
+    async () => (await c.metric("packice_origin_downstream_total")) >= 1,
+    "c follows a",
+    { timeout: 15_000, interval: 20 },
+  );
+  const atKill = origin.sent;
+  await a.signal("SIGKILL");
+  assert((await first) instanceof Error, "the killed daemon's client saw an error");
+  for (const { status, body: got } of await Promise.all([fromB, fromC])) {
+    assertEquals(status, 200);
+    assert(sameBytes(got, body), "the body after the takeover");
+  }
+  const requests = JSON.stringify(origin.requests);
+  assertEquals(origin.requests.map((request) => request.range), [null, `bytes=${HELD}-`], requests);
+  assert(origin.sent <= SIZE + atKill - HELD, `the origin sent ${origin.sent} bytes`);
+});
