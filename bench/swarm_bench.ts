@@ -36,10 +36,10 @@
  *
  * One transfer without a cap against a bare HTTP GET is `bench/p2p_bench.ts`.
  *
- * `PACKICE_SWARM_FAST=1` has every daemon send pieces from its native GET
- * listener (`--http-fast`: the Deno server admits each request, the native
- * library sends its bytes at the shared cap). Off by default, as in the
- * daemon (it opens a second port); see README for its figures.
+ * Every daemon sends pieces from its native GET listener (the daemon's
+ * default, `--http-fast`: the Deno server admits each request, the native
+ * library sends its bytes at the shared cap); `PACKICE_SWARM_FAST=0` runs
+ * them with `--http-fast off`, so that pieces leave through `Deno.serve`.
  *
  * Size and caps: `PACKICE_SWARM_MIB` (default 256) and `PACKICE_SWARM_RATES`
  * (default `200MB,25MB`); on a loaded machine use less and say so.
@@ -84,7 +84,7 @@ async function broadcast(rateText: string): Promise<void> {
       rateText,
       "--max-uploads",
       Deno.env.get("PACKICE_SWARM_SLOTS") ?? "2",
-      ...(Deno.env.get("PACKICE_SWARM_FAST") === "1" ? ["--http-fast", "127.0.0.1:0"] : []),
+      ...(Deno.env.get("PACKICE_SWARM_FAST") === "0" ? ["--http-fast", "off"] : []),
     ];
     await using holder = await startClusterDaemon(redis.url, dir, "h", namespace, flags);
     const receivers = await Promise.all(

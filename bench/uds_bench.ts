@@ -6,7 +6,9 @@
  * - get of a 1 GiB object vs get of a 1 KiB object;
  * - put of 64 MiB vs copying 64 MiB into already-touched memory;
  * - puts of 4 KiB objects from one client and from 32;
- * - 32 busy connections with 1000 idle ones beside them vs the 32 alone.
+ * - 32 busy connections with 1000 idle ones beside them vs the 32 alone;
+ * - the longest the event loop stops while a peer lists, evicts among, stats
+ *   one of, or closes with, 100k objects put in C and not taken in yet.
  *
  * Latencies on a small VM swing with how idle its CPUs are, so each figure
  * and its baseline are measured in alternating rounds and compared on all
@@ -28,6 +30,7 @@ import { loadNative, type Native } from "../native/load.ts";
 import { Reactor } from "../native/reactor.ts";
 import { quantile, report, timeEach } from "./stats.ts";
 import { waitFor } from "./processes.ts";
+import { WAITING, waitingPauses } from "./waiting_pause.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -471,6 +474,11 @@ async function main(filter = ""): Promise<void> {
         sequential_pairs_per_s: sequential,
         pairs_per_s_32_clients: together,
       });
+    }
+
+    // Objects C stored for small puts, not taken in yet, listed, evicted, one stat'd, closed.
+    if (wanted("uds_waiting_100k_pause")) {
+      report({ bench: "uds_waiting_100k_pause", waiting: WAITING, ...await waitingPauses(dir) });
     }
 
     // 32 busy connections alone, then beside 1000 idle ones in another process.

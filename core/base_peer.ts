@@ -6,7 +6,8 @@
  * state, often within one turn, so they stay in one class. What it builds on
  * lives apart: the rules in `lifecycle.ts` and `range.ts`, a lease's view of
  * a blob in `leased_blob.ts`, the holding in `holding.ts`, eviction victims
- * in `eviction.ts`, deadlines in `deadline_timer.ts`.
+ * in `eviction.ts`, lists in put order in `put_order.ts`, deadlines in
+ * `deadline_timer.ts`.
  *
  * @module
  */
@@ -35,6 +36,7 @@ import { closeLeaseViews, closeViews, type Holding, sealedInfo } from "./holding
 import { LeasedBlob } from "./leased_blob.ts";
 import { checkSealable, isExpired } from "./lifecycle.ts";
 import { evictionVictims } from "./eviction.ts";
+import { listInPutOrder } from "./put_order.ts";
 import { Lru } from "./lru.ts";
 import { type PeerMode, validateMode } from "./mode.ts";
 import type { BasePeerOptions } from "./peer_options.ts";
@@ -89,6 +91,12 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   readonly #mode: PeerMode;
   /** Sealed objects held here from least to most recently read, in cache mode. */
   readonly #recency = new Lru<Holding>();
+  /**
+   * Objects taken in from beside and not read since, in cache mode: their
+   * recency is still their put's (`used`), a place the LRU's order cannot
+   * give them; the first read moves them to it.
+   */
+  readonly #untouched = new Set<Holding>();
   /** Objects with a TTL, by deadline; one timer waits for the nearest. */
   readonly #deadlines: DeadlineTimer<Holding>;
   #hits = 0;
@@ -102,7 +110,16 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   /** {@link BasePeer.#ended}, made once: a release hands it the lease's end. */
   readonly #endedBound = (end: LeaseEnd): void => this.#ended(end);
   /** The objects stored beside this peer not taken in yet (see {@link PutsBeside.deferAdoption}). */
-  #deferred: DeferredAdoption | undefined;
+  #deferred: readonly DeferredAdoption[] = [];
+  /**
+   * The last place given in the one order of puts, seals and reads here
+   * (see {@link PutsBeside.orderPuts}): a holding's `order` and `used`.
+   */
+  #order = 0;
+  /** The latest `order` of an object in lookups: one taken in with an earlier one is out of order. */
+  #newest = 0;
+  /** Lookups may be out of put order: an object came in after objects put later. */
+  #unordered = false;
 
   /**
    * Creates the instance.
@@ -187,7 +204,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     },
     read: (holding, count) => {
       this.#hits += count;
-      if (this.#mode === "cache" && !holding.removed) this.#recency.refresh(holding);
+      if (this.#mode === "cache" && !holding.removed) this.#refresh(holding);
     },
   };
 
@@ -207,14 +224,23 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     return this.#blobs.lendRoom?.(bytes, reclaim) ?? 0;
   }
 
-  /** Sets what takes in objects stored beside this peer later; see {@link PutsBeside.deferAdoption}. */
-  deferAdoption(deferred: DeferredAdoption | undefined): void {
-    this.#deferred = deferred;
+  /** Numbers puts answered beside this peer; see {@link PutsBeside.orderPuts}. */
+  orderPuts(count: number): number {
+    const first = this.#order + 1;
+    this.#order += count;
+    return first;
   }
 
-  /** Takes in what a read beside this peer of `objectId` needs; see {@link PutsBeside.adoptFor}. */
-  adoptFor(objectId: string): void {
-    this.#settleFor(objectId);
+  /** Adds what takes in objects stored beside this peer later; see {@link PutsBeside.deferAdoption}. */
+  deferAdoption(deferred: DeferredAdoption): () => void {
+    if (this.#closed) {
+      void deferred.discard();
+      return () => {};
+    }
+    this.#deferred = [...this.#deferred, deferred];
+    return () => {
+      this.#deferred = this.#deferred.filter((other) => other !== deferred);
+    };
   }
 
   /** Tells listeners of removals of an object never taken in; see {@link PutsBeside.removedBeside}. */
@@ -231,14 +257,14 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * Takes in a sealed object stored beside this peer, in room it lent, as
    * a put of it would have left it; see {@link PutsBeside.adoptBeside}.
    */
-  adoptBeside(info: ObjectInfo, bytes: BesideBytes): BesideReads | undefined {
+  adoptBeside(info: ObjectInfo, bytes: BesideBytes, order?: number): BesideReads | undefined {
     if (this.#closed || !this.takesPutsBeside || !this.#leases.insertSealed!(info)) {
       return undefined;
     }
     // Cannot throw: the store closes only with this peer, checked above.
     // One object per put, its methods on its class: call them on it.
     return new HoldingReads(
-      this.#adopt(info, this.#blobs.adoptBeside!(info, bytes)),
+      this.#adopt(info, this.#blobs.adoptBeside!(info, bytes), order, order !== undefined),
       this.#counter,
     );
   }
@@ -254,7 +280,6 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * drop it. Bytes of an incarnation deleted while still read are never idle.
    */
   protected isIdle(objectId: string, stored: StoredObject): boolean {
-    this.#settle();
     const holding = this.#objects.get(objectId);
     return holding !== undefined && holding.stored === stored && holding.refs === 0;
   }
@@ -268,7 +293,6 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * @returns Whether it was removed.
    */
   protected async drop(objectId: string, stored: StoredObject): Promise<boolean> {
-    this.#settle();
     const holding = this.#objects.get(objectId);
     return holding !== undefined && holding.stored === stored && await this.#remove(holding);
   }
@@ -316,7 +340,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     // most frequent request, and an async frame would be most of what it allocates.
     try {
       this.#checkOpen();
-      this.#settleFor(objectId);
+      this.#takeIn(objectId);
       validateAccess(access);
       checkOptions(options);
       const ttl = validateTtl(options.ttl);
@@ -359,7 +383,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     }
     if (access === Access.READ) {
       this.#hits++;
-      if (this.#mode === "cache") this.#recency.refresh(holding);
+      if (this.#mode === "cache") this.#refresh(holding);
       const blobs = holding.stored.blobs;
       for (let i = 0; i < blobs.length; i++) {
         const settling = blobs[i]!.settled?.();
@@ -417,7 +441,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     checkChunks(chunks);
     validateSize(size, "size");
     checkOptions(options);
-    this.#settleFor(options.id);
+    this.#takeIn(options.id);
     const ttl = validateTtl(options.ttl);
     // Given to put, a TTL is the object's too: see `objectDeadline`.
     const fields: AcquireOptions = {
@@ -472,12 +496,15 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
       throw new UnsupportedError("Cannot take over memfds: this peer keeps no blobs in memfds");
     }
     const lease = leaseRecord(newId(), id, Access.CREATE, ttl, now, this.#node);
+    // Its place in lists: taken as the lease store adds it (at once, for one in memory).
+    let order = ++this.#order;
     try {
       await this.#leases.create(info, lease);
     } catch (error) {
       if (!(error instanceof AlreadyExistsError)) throw error;
       // The holder of that id may have expired without a sweep yet.
       await this.sweep();
+      order = ++this.#order;
       await this.#leases.create(info, lease);
     }
     let stored: StoredObject;
@@ -497,7 +524,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
       await this.#leases.release(lease.id).catch(() => {});
       throw error;
     }
-    const holding = this.#adopt(info, stored);
+    const holding = this.#adopt(info, stored, order);
     this.#count(holding, lease);
     return { holding, lease, info, filled };
   }
@@ -513,8 +540,9 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   deleteObject(objectId: string): Promise<void> {
     try {
       this.#checkOpen();
-      this.#settleFor(objectId);
-      return this.removeBeside(objectId) ? Promise.resolve() : deleteInSteps(this, objectId);
+      return this.#removeWaiting(objectId) || this.removeBeside(objectId)
+        ? Promise.resolve()
+        : deleteInSteps(this, objectId);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -542,7 +570,6 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async seal(leaseId: string): Promise<ObjectInfo> {
     this.#checkOpen();
-    this.#settleFor(undefined);
     validateLeaseId(leaseId);
     const lease = await this.#leases.lease(leaseId);
     const holding = this.#held.get(leaseId);
@@ -570,7 +597,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
         ? sealed
         : { ...sealed, expiresAt };
       holding.info = info;
-      if (this.#mode === "cache" && !holding.removed) this.#recency.touch(holding);
+      if (this.#mode === "cache" && !holding.removed) this.#touch(holding);
       if (this.#digest !== undefined) this.#digestLater(info.id, this.#digest);
       return info;
     } finally {
@@ -580,7 +607,6 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async discard(leaseId: string): Promise<void> {
     this.#checkOpen();
-    this.#settleFor(undefined);
     validateLeaseId(leaseId);
     this.#ended(await this.#leases.discard(leaseId));
   }
@@ -612,8 +638,9 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async stat(objectId: string): Promise<ObjectInfo> {
     this.#checkOpen();
-    this.#settleFor(objectId);
     validateObjectId(objectId);
+    const waiting = this.#waitingInfo(objectId);
+    if (waiting !== undefined) return waiting;
     const info = await this.#leases.stat(objectId);
     if (info === undefined || this.#hasExpired(objectId)) {
       throw new NotFoundError(`No object: ${objectId}`);
@@ -623,16 +650,24 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async list(): Promise<ObjectInfo[]> {
     this.#checkOpen();
-    this.#settle();
-    const infos = await this.#leases.list();
-    if (this.#deadlines.size === 0) return infos;
-    return infos.filter((info) => !this.#hasExpired(info.id));
+    let infos = await this.#leases.list();
+    if (this.#deadlines.size > 0) infos = infos.filter((info) => !this.#hasExpired(info.id));
+    if (this.#deferred.length === 0) return infos;
+    const { list, inOrder } = await listInPutOrder(
+      infos,
+      this.#objects,
+      this.#deferred,
+      this.#unordered,
+    );
+    // Once none is out of put order (they were deleted), no sorting again.
+    if (inOrder) this.#unordered = false;
+    return list;
   }
 
   async has(objectId: string): Promise<boolean> {
     this.#checkOpen();
-    this.#settleFor(objectId);
     validateObjectId(objectId);
+    if (this.#waitingInfo(objectId) !== undefined) return true;
     return (await this.#leases.stat(objectId)) !== undefined && !this.#hasExpired(objectId);
   }
 
@@ -640,11 +675,12 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     const counts = await this.#leases.counts();
     // Objects not taken in yet are counted, not taken in: a scrape of
     // metrics is no reason to make a JS object of each.
-    const deferred = this.#deferred;
+    let waiting = 0;
+    for (const deferred of this.#deferred) waiting += deferred.objects;
     return {
-      objects: counts.objects + (deferred?.objects ?? 0),
+      objects: counts.objects + waiting,
       leases: counts.leases + this.#besideLeases,
-      bytes: this.#bytesHeld + (deferred?.bytes ?? 0),
+      bytes: this.#bytesHeld + this.#waitingBytes(),
       capacity: this.#blobs.capacity,
       hits: this.#hits,
       misses: this.#misses,
@@ -655,7 +691,6 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async recordDigest(leaseId: string, digest: string): Promise<void> {
     this.#checkOpen();
-    this.#settleFor(undefined);
     validateLeaseId(leaseId);
     if (typeof digest !== "string" || digest.length === 0) {
       throw new InvalidArgumentError("Invalid digest: expected a non-empty string");
@@ -680,7 +715,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * @returns Whether this peer held the object.
    */
   forget(objectId: string): boolean {
-    this.#settleFor(objectId);
+    this.#takeIn(objectId);
     return this.#forfeit(objectId);
   }
 
@@ -702,13 +737,16 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#settle();
-    this.#deferred = undefined;
+    // Let go of, never taken in: the store closes with its room.
+    const deferred = this.#deferred;
+    this.#deferred = [];
+    for (const waiting of deferred) await waiting.discard();
     await Promise.all(this.#digesting);
     this.#closed = true;
     clearInterval(this.#sweeper);
     this.#deadlines.close();
     this.#recency.clear();
+    this.#untouched.clear();
     const holdings = new Set([...this.#objects.values(), ...this.#held.values()]);
     this.#objects.clear();
     this.#held.clear();
@@ -767,6 +805,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   #unlist(holding: Holding, objectId: string): void {
     holding.removed = true;
     this.#recency.delete(holding);
+    this.#untouched.delete(holding);
     this.#objects.delete(objectId);
     for (const listener of this.#removed) listener(objectId);
     if (holding.refs === 0) this.#free(holding);
@@ -809,7 +848,16 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     this.#digesting.add(work);
   }
 
-  #adopt(info: ObjectInfo, stored: StoredObject): Holding {
+  /**
+   * Puts a holding of `info` in lookups, its place in put order `order`;
+   * `untouched`: taken in from beside, where it was never read since.
+   */
+  #adopt(
+    info: ObjectInfo,
+    stored: StoredObject,
+    order = ++this.#order,
+    untouched = false,
+  ): Holding {
     const holding: Holding = {
       info,
       stored,
@@ -819,10 +867,18 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
       views: undefined,
       sealing: undefined,
       freed: undefined,
+      order,
+      used: order,
     };
     this.#objects.set(info.id, holding);
+    // Lookups list it after objects put since: lists sort them back.
+    if (order < this.#newest) this.#unordered = true;
+    else this.#newest = order;
     this.#bytesHeld += info.size;
-    if (holding.sealed && this.#mode === "cache") this.#recency.touch(holding);
+    if (holding.sealed && this.#mode === "cache") {
+      if (untouched) this.#untouched.add(holding);
+      else this.#touch(holding);
+    }
     if (info.expiresAt !== undefined) this.#deadlines.add(info.expiresAt, holding);
     return holding;
   }
@@ -852,18 +908,38 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    * @returns Whether any was dropped; false when all of them would not make room.
    */
   async #evictFor(size: number): Promise<boolean> {
-    // Objects stored beside since this put began are candidates, and use room, too.
-    this.#settle();
+    const { capacity, used } = this.#blobs;
+    if (size > capacity) return false;
+    // Objects stored beside and not taken in use room too, and are candidates.
+    const victims = evictionVictims(
+      used + this.#waitingBytes() + size - capacity,
+      this.#recency,
+      this.#untouched,
+      this.#objects,
+      this.#deferred,
+    );
     let dropped = 0;
-    for (const holding of evictionVictims(size, this.#blobs, this.#recency, this.#objects)) {
-      if (await this.#remove(holding)) {
-        dropped++;
-        this.#evictions++;
-        for (const listener of this.#evicted) listener(holding.info);
-        await holding.freed;
+    for (const victim of victims) {
+      if (!("stored" in victim)) {
+        // Never taken in: it goes at once, with no lease, its room with it.
+        if (!victim.deferred.remove(victim.info.id)) continue;
+        this.#evictedOne(victim.info);
+        for (const listener of this.#removed) listener(victim.info.id);
+      } else if (await this.#remove(victim)) {
+        this.#evictedOne(victim.info);
+        await victim.freed;
+      } else {
+        continue;
       }
+      dropped++;
     }
     return dropped > 0;
+  }
+
+  /** Counts an object dropped to make room, and tells listeners. */
+  #evictedOne(info: ObjectInfo): void {
+    this.#evictions++;
+    for (const listener of this.#evicted) listener(info);
   }
 
   /**
@@ -964,25 +1040,63 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     if (this.#closed) throw new ClosedError("Peer is closed");
   }
 
-  /**
-   * Takes in every object stored beside this peer and not taken in yet,
-   * before anything that reads or changes lookups, counts, room or recency
-   * order: so nothing here ever sees the peer without them.
-   */
-  #settle(): void {
-    this.#deferred?.adopt();
+  /** Makes `holding` the most recently used, in cache mode's order. */
+  #touch(holding: Holding): void {
+    holding.used = ++this.#order;
+    this.#recency.touch(holding);
+  }
+
+  /** Makes `holding` the most recently used when it is in cache mode's order. */
+  #refresh(holding: Holding): void {
+    holding.used = ++this.#order;
+    if (this.#untouched.size > 0 && this.#untouched.delete(holding)) this.#recency.touch(holding);
+    else this.#recency.refresh(holding);
   }
 
   /**
-   * {@link BasePeer.#settle}, for what needs only the object `objectId` of
-   * them (none when undefined): in store mode, that one alone; in cache
-   * mode all, whose recency order is their put order.
+   * Takes in the object `objectId` stored beside this peer, if it waits:
+   * before anything that needs it as an object here (a lease on it, a put of
+   * its id). Objects here are never waiting as well.
    */
-  #settleFor(objectId: unknown): void {
+  #takeIn(objectId: unknown): void {
     const deferred = this.#deferred;
-    if (deferred === undefined) return;
-    if (this.#mode === "cache") deferred.adopt();
-    else if (typeof objectId === "string") deferred.adoptOne(objectId);
+    if (deferred.length === 0 || typeof objectId !== "string") return;
+    for (const waiting of deferred) {
+      if (waiting.objects > 0 && !this.#objects.has(objectId)) waiting.adoptOne(objectId);
+    }
+  }
+
+  /** The info of the object `objectId` stored beside this peer and waiting; undefined when none waits. */
+  #waitingInfo(objectId: string): ObjectInfo | undefined {
+    const deferred = this.#deferred;
+    if (deferred.length === 0 || this.#objects.has(objectId)) return undefined;
+    for (const waiting of deferred) {
+      const info = waiting.objects > 0 ? waiting.info(objectId) : undefined;
+      if (info !== undefined) return info;
+    }
+    return undefined;
+  }
+
+  /** Deletes the object `objectId` stored beside this peer and waiting, if there is one. */
+  #removeWaiting(objectId: string): boolean {
+    const deferred = this.#deferred;
+    if (deferred.length === 0 || typeof objectId !== "string" || this.#objects.has(objectId)) {
+      return false;
+    }
+    for (const waiting of deferred) {
+      if (waiting.objects > 0 && waiting.remove(objectId)) {
+        for (const listener of this.#removed) listener(objectId);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Bytes of the objects stored beside this peer and waiting. */
+  #waitingBytes(): number {
+    let bytes = 0;
+    for (const waiting of this.#deferred) bytes += waiting.bytes;
+    return bytes;
   }
 }
 

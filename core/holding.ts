@@ -18,6 +18,10 @@ export interface Holding {
   sealing: Promise<unknown> | undefined;
   /** Settles when the bytes are freed, once freeing has started. */
   freed: Promise<void> | undefined;
+  /** Its place in the peer's order when its put began (or it was stored beside): lists follow it. */
+  readonly order: number;
+  /** Its place in the peer's order when it was last sealed or read: cache mode evicts by it. */
+  used: number;
 }
 
 /** The info of a holding whose object is sealed, the only kind a shared store may re-register. */

@@ -332,19 +332,25 @@ export interface PutsBeside {
   /** Gives back `bytes` of room lent that no object took. */
   returnRoom(bytes: number): void;
   /**
-   * Sets what takes in (with `adoptBeside`) the objects stored beside the
-   * peer that it has not taken in yet, or none. The peer has them taken in
-   * before anything of its own that reads or changes its lookups, room or
-   * recency order, so none of that ever goes without them, and counts them
-   * in its stats meanwhile; their room stays lent until they are taken in.
+   * Numbers `count` puts just answered beside the peer, in the one order
+   * of its puts, seals and reads: their place among its own objects, in
+   * lists, and, never read since, in its recency (cache mode).
+   *
+   * @returns The first of `count` consecutive numbers, above any given before.
    */
-  deferAdoption(deferred: DeferredAdoption | undefined): void;
+  orderPuts(count: number): number;
   /**
-   * Has the peer take in, of the objects stored beside it and not taken in
-   * yet, what a read of the one with id `objectId` beside it needs: that
-   * one, or all of them when its order needs them (a cache's recency).
+   * Adds what takes in (with `adoptBeside`) the objects stored beside the
+   * peer that it has not taken in yet. The peer answers from their records
+   * what they can answer (a stat, a list, a delete, an eviction) and takes
+   * in the one that something of its own needs as an object (a lease on
+   * it, a put of its id) before that runs, so none of that ever goes
+   * without them; it counts them in its stats meanwhile, and lets go of
+   * them when it closes. Their room stays lent until they are taken in.
+   *
+   * @returns A function that removes it again.
    */
-  adoptFor(objectId: string): void;
+  deferAdoption(deferred: DeferredAdoption): () => void;
   /**
    * Tells the peer's removal listeners (see {@link RemovalEvents}) that an
    * object stored beside it, and deleted there before it was ever taken in,
@@ -358,11 +364,13 @@ export interface PutsBeside {
    * @param info The object: sealed, one blob, no TTL, an id fresh as
    *   `newId` makes them; the peer keeps this very object as its info.
    * @param bytes Its bytes, the peer's until it lets go.
+   * @param order Its place in the peer's order (see `orderPuts`), for an
+   *   object the peer did not take in when it was put.
    * @returns The counts of its reads beside the peer (call its methods on
    *   it); undefined when the peer cannot take it (closed, or the id taken): the bytes stay the
    *   caller's, and its room is still lent.
    */
-  adoptBeside(info: ObjectInfo, bytes: BesideBytes): BesideReads | undefined;
+  adoptBeside(info: ObjectInfo, bytes: BesideBytes, order?: number): BesideReads | undefined;
   /**
    * Deletes a sealed object held here at once, as a delete of it would (for
    * a delete answered beside the peer): it leaves lookups now, and readers
@@ -374,16 +382,53 @@ export interface PutsBeside {
   removeBeside(objectId: string): boolean;
 }
 
-/** Objects stored beside a peer that it has not taken in yet: see {@link PutsBeside.deferAdoption}. */
+/**
+ * Objects stored beside a peer that it has not taken in yet, in put order:
+ * see {@link PutsBeside.deferAdoption}. Records are found by index, which
+ * holds only until one is taken in, removed or added: use them at once.
+ */
 export interface DeferredAdoption {
   /** How many there are. */
   readonly objects: number;
   /** Their bytes in all. */
   readonly bytes: number;
-  /** Has the peer take them all in (`adoptBeside`), in the order they were stored. */
-  adopt(): void;
   /** Has the peer take in the one with id `objectId`, if there is one. */
   adoptOne(objectId: string): void;
+  /** The info of the one with id `objectId`, without taking it in; undefined when none has it. */
+  info(objectId: string): ObjectInfo | undefined;
+  /** The index of the first record after record `at` (from the first when -1), or -1. */
+  next(at: number): number;
+  /** Record `at`'s place in the peer's order (see {@link PutsBeside.orderPuts}). */
+  order(at: number): number;
+  /** Record `at`'s object's size. */
+  size(at: number): number;
+  /** Record `at`'s object's info (a new object each time). */
+  infoAt(at: number): ObjectInfo;
+  /** The records as they are now, in put order, to list a slice at a time. */
+  snapshot(): WaitingList;
+  /**
+   * Deletes the one with id `objectId`, never taken in: it leaves lookups,
+   * its room goes back to the peer and its bytes go. The peer tells its
+   * own listeners.
+   *
+   * @returns Whether there was one.
+   */
+  remove(objectId: string): boolean;
+  /**
+   * The peer closes: lets go of every one, taking none in, and of the
+   * peer; a slice at a time, yielding to the event loop in between.
+   */
+  discard(): Promise<void>;
+}
+
+/** Objects waiting beside a peer as they were at one moment, in put order: see {@link DeferredAdoption.snapshot}. */
+export interface WaitingList {
+  /** How many. */
+  readonly length: number;
+  /** The place of the `i`th in the peer's order (see {@link PutsBeside.orderPuts}). */
+  order(i: number): number;
+  /** The infos of the `start`th to the one before the `end`th, new objects. */
+  infos(start: number, end: number): ObjectInfo[];
 }
 
 /** Whether `peer` offers {@link PutsBeside} and takes such objects. */

@@ -37,6 +37,30 @@ export interface Daemon extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/**
+ * Where the HTTP server's native GET listener goes: `--http-fast`'s address
+ * (it must start), or by default the `--http` host at a free port, where it
+ * can run (`--impl mem`, the native library, no `--advertise`, whose host
+ * this daemon cannot tell is reachable at another port); one that cannot
+ * start then is logged, and pieces go out through the `--http` server.
+ */
+function fastGetOf(
+  options: DaemonOptions,
+  log: Logger,
+): { fastGet?: { hostname: string; port: number; optional?: (error: Error) => void } } {
+  if (options.httpFast === "off") return {};
+  if (options.httpFast !== undefined) return { fastGet: parseListenAddress(options.httpFast) };
+  if (options.impl !== "mem" || options.advertise !== undefined || loadNative() === undefined) {
+    return {};
+  }
+  const { hostname } = parseListenAddress(options.http!);
+  const optional = (error: Error) =>
+    log.warn(
+      `No native GET listener (pieces go out through the HTTP server): ${error.message}`,
+    );
+  return { fastGet: { hostname, port: 0, optional } };
+}
+
 /** Builds the peer that `options` describe; with `--redis`, its leases and directory live in Redis. */
 export async function createPeer(options: DaemonOptions, log?: Logger): Promise<Peer> {
   if (options.redis === undefined) return await peerOver(options, {});
@@ -263,9 +287,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         maxUploadRate: options.maxUploadRate,
         maxUploads: options.maxUploads,
         repeatWindowMs: options.maxUploads === undefined ? 0 : 400,
-        ...(options.httpFast === undefined
-          ? {}
-          : { fastGet: parseListenAddress(options.httpFast) }),
+        ...fastGetOf(options, log),
       });
       addresses.push(http.url);
       httpFast = http.fastUrl;
@@ -281,8 +303,12 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
         tokenFile = path;
         closers.push(() => Deno.remove(path).catch(() => {}));
       }
-      await member.start(http.peerUrl);
-      if (cluster !== undefined) cluster.address = member.membership.address;
+      await member.start(http.url);
+      if (cluster !== undefined) {
+        cluster.address = member.membership.address;
+        // Members ask for pieces at the listener's port, on the host of this daemon's address.
+        if (http.fastUrl !== undefined) cluster.piecePort = Number(new URL(http.fastUrl).port);
+      }
     }
   } catch (error) {
     await close();

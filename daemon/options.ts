@@ -26,7 +26,11 @@ export interface DaemonOptions {
   readonly mode: "store" | "cache";
   /** `host:port` to serve HTTP on, if any. */
   readonly http: string | undefined;
-  /** `host:port` of the native GET listener (sendfile of sealed objects), if any. */
+  /**
+   * `host:port` of the native GET listener (sendfile of sealed objects, and
+   * the pieces other members ask for); `off` for none; undefined for the
+   * default: on the `--http` host at a free port, where it can run.
+   */
   readonly httpFast: string | undefined;
   /** Bearer token of the HTTP server; undefined makes a random one, kept in `<socket>.token`. */
   readonly token: string | undefined;
@@ -71,11 +75,15 @@ export const SERVE_USAGE = `Usage: packice serve [options]
   --http HOST:PORT     also serve HTTP; on loopback without a token, a random one is
                        made and written to <socket>.token (mode 600), where clients
                        of this user find it; other addresses need a token
-  --http-fast HOST:PORT  also answer GET and HEAD of sealed objects on this port from the
-                       native library, with sendfile (needs --http and --impl mem); every
-                       other request is handed to the --http server; other daemons are
-                       told this address. With upload limits the --http server decides
-                       each GET and the native library sends its bytes, paced
+  --http-fast HOST:PORT|off  the native GET listener: sends the pieces other members ask
+                       for, and answers GET and HEAD of sealed objects, from the native
+                       library off the JS thread (needs --http and --impl mem); every other
+                       request is handed to the --http server. Its port is announced with
+                       this daemon's holdings; members ask for pieces there, on the host of
+                       this daemon's address, and at that address when they cannot reach
+                       it. Default: on the --http host at a free port, with --impl mem and
+                       the native library, without --advertise; off: pieces go out through
+                       the --http server
   --token-file FILE    read the bearer token of the HTTP server from FILE (first line)
   --token TOKEN        the bearer token itself; prefer PACKICE_TOKEN or --token-file,
                        as other users can read the command line
@@ -146,7 +154,7 @@ export function parseServeArgs(args: string[]): DaemonOptions {
   if ((join.length > 0 || values.advertise !== undefined) && values.http === undefined) {
     throw new InvalidArgumentError("Invalid arguments: --join and --advertise need --http");
   }
-  if (values["http-fast"] !== undefined) {
+  if (values["http-fast"] !== undefined && values["http-fast"] !== "off") {
     if (values.http === undefined || impl !== "mem") {
       throw new InvalidArgumentError("Invalid arguments: --http-fast needs --http and --impl mem");
     }

@@ -20,6 +20,8 @@ export interface ClusterCounts {
   cluster_withdrawn_total: number;
   /** Copies dropped because their object was removed or replaced. */
   cluster_dropped_total: number;
+  /** Holders' piece ports found unreachable: their pieces asked at their address for a while. */
+  cluster_piece_port_unreachable_total: number;
 }
 
 /** Every counter at zero. */
@@ -35,5 +37,6 @@ export function clusterCounts(): ClusterCounts {
     cluster_blocked_total: 0,
     cluster_withdrawn_total: 0,
     cluster_dropped_total: 0,
+    cluster_piece_port_unreachable_total: 0,
   };
 }

@@ -41,6 +41,11 @@ export interface ClusterPeerOptions {
    * the daemon fetches but is never announced as a holder.
    */
   readonly address?: string | undefined;
+  /**
+   * The port of this daemon's native piece listener on the host of
+   * `address`, announced with it: other daemons ask for pieces there.
+   */
+  readonly piecePort?: number | undefined;
   /** The cluster token other daemons' HTTP servers want. */
   readonly token?: string | undefined;
   /**

@@ -93,6 +93,7 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
   readonly #directory: Directory;
   readonly #node: string;
   #address: string | undefined;
+  #piecePort: number | undefined;
   readonly #removeShared: ((objectId: string) => Promise<void>) | undefined;
   readonly #log: ClusterLog;
   readonly #counts: ClusterCounts = clusterCounts();
@@ -123,6 +124,7 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
     this.#directory = options.directory;
     this.#node = options.node;
     this.#address = options.address;
+    this.#piecePort = options.piecePort;
     this.#removeShared = options.removeShared;
     this.#log = options.log ?? quiet;
     const later = (work: Promise<void>) => this.#later(work);
@@ -138,7 +140,7 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
       home: options.home,
       directory: options.directory,
       node: options.node,
-      address: () => this.#address,
+      self: () => this.#holder(),
       removeShared: options.removeShared,
       token: options.token,
       log: this.#log,
@@ -149,7 +151,7 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
     this.#fetches = new Fetches(options, {
       limits: this.#limits,
       copies: this.#copies,
-      address: () => this.#address,
+      self: () => this.#holder(),
       counts: this.#counts,
       log: this.#log,
       signal: this.#abort.signal,
@@ -177,6 +179,19 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
 
   set address(url: string | undefined) {
     this.#address = url;
+  }
+
+  /**
+   * The port of this daemon's native piece listener, on the host of
+   * {@link ClusterPeer.address}, announced with it; set it once the
+   * listener runs. Undefined: other daemons ask for pieces at the address.
+   */
+  get piecePort(): number | undefined {
+    return this.#piecePort;
+  }
+
+  set piecePort(port: number | undefined) {
+    this.#piecePort = port;
   }
 
   /**
@@ -489,7 +504,9 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
 
   /** This daemon as others reach it, once its address is known. */
   #holder(): Holder | undefined {
-    return this.#address === undefined ? undefined : { node: this.#node, address: this.#address };
+    if (this.#address === undefined) return undefined;
+    const holder = { node: this.#node, address: this.#address };
+    return this.#piecePort === undefined ? holder : { ...holder, piecePort: this.#piecePort };
   }
 
   /** Lets go, in the background, of the claim of a create's lease, if it took one. */

@@ -14,6 +14,13 @@ export interface Holder {
   /** Its HTTP base URL, such as `http://127.0.0.1:7070`. */
   readonly address: string;
   /**
+   * The port of its native piece listener (`--http-fast`) on the host of
+   * {@link Holder.address}, when it announced one: pieces are asked there
+   * (sent with sendfile, off its JS thread), everything else at `address`.
+   * Absent (older daemons, no listener): pieces are asked at `address`.
+   */
+  readonly piecePort?: number;
+  /**
    * Pieces it holds while still receiving the object, as a bitfield (bit i of
    * byte i >> 3, most significant first); absent for a holder of the whole
    * sealed object.

@@ -20,8 +20,9 @@ import { askHolding } from "./directory/holding.ts";
 import { HolderListing } from "./holder_listing.ts";
 import type { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
-import { createLanding, type Landing } from "./swarm/landing.ts";
+import { createLanding, type Landing, MemfdLanding } from "./swarm/landing.ts";
 import { sameBits } from "./swarm/bitfield.ts";
+import { UNREACHABLE_MS } from "./swarm/piece_ports.ts";
 import { Transfer, type TransferOptions } from "./transfer.ts";
 import type { PartialObject } from "../transport/http/upload_gate.ts";
 
@@ -72,8 +73,8 @@ export interface FetcherOptions {
   /** Bytes this daemon's fetches may hold at once. Default: unbounded. */
   readonly budget?: TransferBudget | undefined;
   readonly log: ClusterLog;
-  /** This daemon's HTTP base URL, once known: a daemon with one relays pieces. */
-  readonly address: () => string | undefined;
+  /** This daemon as a holder, once its address is known: a daemon with one relays pieces. */
+  readonly self: () => Holder | undefined;
   readonly counts: ClusterCounts;
   /** Aborted when the peer closes. */
   readonly signal: AbortSignal;
@@ -93,7 +94,7 @@ export class Fetcher {
   readonly #blocklist: Blocklist;
   readonly #budget: TransferBudget | undefined;
   readonly #log: ClusterLog;
-  readonly #address: () => string | undefined;
+  readonly #self: () => Holder | undefined;
   readonly #counts: ClusterCounts;
   readonly #signal: AbortSignal;
   readonly #later: (work: Promise<void>) => void;
@@ -119,7 +120,7 @@ export class Fetcher {
     this.#blocklist = options.blocklist;
     this.#budget = options.budget;
     this.#log = options.log;
-    this.#address = options.address;
+    this.#self = options.self;
     this.#counts = options.counts;
     this.#signal = options.signal;
     this.#later = options.later;
@@ -162,6 +163,8 @@ export class Fetcher {
     let landing: Landing | undefined;
     let transfer: Transfer | undefined;
     let sealed = false;
+    /** Stops serving the transfer's verified pieces to others. Idempotent. */
+    let endPartial = () => {};
     const failures: string[] = [];
     let first: readonly Holder[] | undefined = holders;
     const listing = new HolderListing({
@@ -211,6 +214,13 @@ export class Fetcher {
           budget: this.#budget,
           whole: !bound,
           onBytes: (bytes) => this.#counts.cluster_fetch_bytes_total += bytes,
+          onPiecePortUnreachable: (holder, reason) => {
+            this.#counts.cluster_piece_port_unreachable_total++;
+            this.#log.warn(
+              `Holder ${holder.node}'s piece port ${holder.piecePort} does not answer (${reason}): ` +
+                `its pieces are asked at ${holder.address} for ${UNREACHABLE_MS / 1000} s`,
+            );
+          },
           ...(hooks.prefix === undefined ? {} : { onPrefix: hooks.prefix }),
         });
         this.#partials.set(id, transfer);
@@ -218,6 +228,13 @@ export class Fetcher {
         if (fd !== undefined) this.#landing.set(transfer, fd);
         this.#digests.set(id, record.digest);
         const running = transfer;
+        endPartial = () => {
+          if (this.#partials.get(id) !== running) return;
+          // Before the view closes: no partial read may touch it after.
+          this.#partials.delete(id);
+          this.#digests.delete(id);
+          running.endLending();
+        };
         hooks.started?.({ ...created.object, digest: record.digest }, {
           read: (start, end) =>
             this.#partials.get(id) === running ? running.copyVerified(start, end) : undefined,
@@ -226,10 +243,12 @@ export class Fetcher {
         try {
           await this.#relaying(record, transfer, transfer.run(sources, this.#signal));
         } finally {
-          // Before the view closes: no partial read may touch it after.
-          this.#partials.delete(id);
-          this.#digests.delete(id);
-          transfer.endLending();
+          // Pieces landed in a memfd of their own, read through a read-only
+          // mapping that keeps no seal out, are served on through the seal
+          // until the sealed copy is readable here (below): no asker meets a
+          // gap between the last piece and the seal. A writable view (no
+          // memfd) must close before the seal, and ends lending now.
+          if (!(landing instanceof MemfdLanding) || transfer.missing > 0) endPartial();
           // A question to a holder still out ends by itself: the peer's close awaits it.
           this.#later(listing.settled());
         }
@@ -254,6 +273,7 @@ export class Fetcher {
       await this.#replicas.recordDigest?.(created!.lease.id, record.digest);
       hooks.sealed(record);
     } finally {
+      endPartial();
       await transfer?.close();
       landing?.close();
       reservation?.release();
@@ -302,8 +322,8 @@ export class Fetcher {
    * others to it. A transfer that fails is withdrawn.
    */
   async #relaying(record: ContentRecord, transfer: Transfer, running: Promise<void>) {
-    const address = this.#address();
-    if (address === undefined) return await running;
+    const self = this.#self();
+    if (self === undefined) return await running;
     const stop = new AbortController();
     let announced = false;
     const stopped = new Promise<void>((resolve) =>
@@ -320,7 +340,7 @@ export class Fetcher {
           last = pieces;
           announced = true;
           try {
-            await this.#directory.announce(record, { node: this.#node, address, pieces }, {
+            await this.#directory.announce(record, { ...self, pieces }, {
               existing: true,
             });
             failing = false;

@@ -11,7 +11,7 @@ import type { ArrivingObject } from "../core/peer.ts";
 import { Arrival, arrivingBody, expectedInfo, type SealedCopy } from "./arrival.ts";
 import type { ClusterCounts } from "./cluster_metrics.ts";
 import type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
-import type { ContentRecord, Directory } from "./directory.ts";
+import type { ContentRecord, Directory, Holder } from "./directory.ts";
 import { sleep } from "../transport/rate_limit.ts";
 import type { FetchedCopies } from "./fetched_copies.ts";
 import { Fetcher, type FetchHooks } from "./fetcher.ts";
@@ -22,8 +22,8 @@ import type { PartialObject } from "../transport/http/upload_gate.ts";
 /** What {@link Fetches} shares with its cluster peer. */
 export interface FetchesParts {
   readonly copies: FetchedCopies;
-  /** This daemon's HTTP base URL, once known: only then is a copy announced. */
-  readonly address: () => string | undefined;
+  /** This daemon as a holder, once its address is known: only then is a copy announced. */
+  readonly self: () => Holder | undefined;
   readonly counts: ClusterCounts;
   readonly log: ClusterLog;
   /** Aborted when the peer closes. */
@@ -44,7 +44,6 @@ export class Fetches {
   readonly #options: FetchesParts & {
     readonly fetcher: Fetcher;
     readonly directory: Directory;
-    readonly node: string;
   };
   readonly #running = new Map<string, Arrival>();
 
@@ -61,12 +60,12 @@ export class Fetches {
       blocklist: new Blocklist(options.blockMs ?? 30_000),
       budget: parts.limits.budget,
       log: parts.log,
-      address: parts.address,
+      self: parts.self,
       counts: parts.counts,
       signal: parts.signal,
       later: parts.later,
     });
-    this.#options = { ...parts, fetcher, directory: options.directory, node: options.node };
+    this.#options = { ...parts, fetcher, directory: options.directory };
   }
 
   /** See `ClusterPeer.partial`. */
@@ -142,7 +141,7 @@ export class Fetches {
     notFound: NotFoundError,
     progress: Pick<FetchHooks, "started" | "prefix" | "sized">,
   ): Promise<void> {
-    const { fetcher, copies, directory, node, counts, log } = this.#options;
+    const { fetcher, copies, directory, counts, log } = this.#options;
     const started = performance.now();
     const record = await fetcher.fetch(id, notFound, {
       before: () => copies.gone(id),
@@ -153,10 +152,10 @@ export class Fetches {
     counts.cluster_fetches_total++;
     counts.cluster_fetch_seconds_total += seconds;
     log.debug(`Fetched object ${id} (${record.size} bytes) in ${seconds.toFixed(3)} s`);
-    const address = this.#options.address();
-    if (address === undefined) return;
+    const self = this.#options.self();
+    if (self === undefined) return;
     try {
-      await directory.announce(record, { node, address }, { existing: true });
+      await directory.announce(record, self, { existing: true });
     } catch (error) {
       if (error instanceof NotFoundError || error instanceof ConflictError) {
         // Removed, or replaced, while it was on its way: the copy goes.
@@ -167,7 +166,7 @@ export class Fetches {
       log.warn(
         `Cannot announce the copy of object ${id} yet (retrying): ${(error as Error).message}`,
       );
-      this.#options.later(this.#announceLater(record, address));
+      this.#options.later(this.#announceLater(record, self));
     }
   }
 
@@ -177,13 +176,13 @@ export class Fetches {
    * closes. A directory that no longer lists the object (removed meanwhile)
    * has the copy dropped, as at the first attempt.
    */
-  async #announceLater(record: ContentRecord, address: string): Promise<void> {
-    const { copies, directory, node, signal } = this.#options;
+  async #announceLater(record: ContentRecord, self: Holder): Promise<void> {
+    const { copies, directory, signal } = this.#options;
     for (let wait = ANNOUNCE_RETRY_MS;; wait = Math.min(2 * wait, ANNOUNCE_RETRY_MAX_MS)) {
       await sleep(wait, signal);
       if (signal.aborted || copies.digest(record.id) !== record.digest) return;
       try {
-        await directory.announce(record, { node, address }, { existing: true });
+        await directory.announce(record, self, { existing: true });
         return;
       } catch (error) {
         if (error instanceof NotFoundError || error instanceof ConflictError) {

@@ -21,8 +21,8 @@ export interface SealedHereOptions {
   readonly node: string;
   /** The cluster token, which binds content records (see `contentRecord`). */
   readonly token: string | undefined;
-  /** This daemon's HTTP base URL, once known: only then is it announced. */
-  readonly address: () => string | undefined;
+  /** This daemon as a holder, once its address is known: only then is it announced. */
+  readonly self: () => Holder | undefined;
   /** See `ClusterPeerOptions.removeShared`. */
   readonly removeShared: ((objectId: string) => Promise<void>) | undefined;
   readonly log: ClusterLog;
@@ -135,10 +135,9 @@ export class SealedHere {
 
   /** Announces this daemon as holder of `record`, an object sealed here. */
   async #announce(record: ContentRecord): Promise<void> {
-    const { directory, node, removeShared, log } = this.#options;
-    const address = this.#options.address();
-    if (address === undefined) return;
-    const holder: Holder = { node, address };
+    const { directory, removeShared, log } = this.#options;
+    const holder = this.#options.self();
+    if (holder === undefined) return;
     try {
       await directory.announce(record, holder);
     } catch (error) {

@@ -54,6 +54,8 @@ export interface TransferOptions {
   readonly blocklist?: Blocklist;
   /** Called with the bytes of each chunk as it lands, for metrics. */
   readonly onBytes?: (bytes: number) => void;
+  /** Called when a holder's piece port did not answer: its pieces are asked at its address. */
+  readonly onPiecePortUnreachable?: (holder: Holder, reason: string) => void;
   /** The daemon's download rate limit, shared by its transfers. Default: unlimited. */
   readonly rate?: TokenBucket | undefined;
   /** The daemon's transfer budget, which endgame scratch pieces take from. Default: none. */
@@ -109,6 +111,8 @@ export class Transfer {
   readonly #loans = new ViewLoans();
   /** Whether ranges are still lent (until {@link Transfer.endLending}). */
   #lending = true;
+  /** Keeps the landing's view mapped past its close while ranges are lent. */
+  readonly #lendingHold: () => void;
   /** Wakes {@link Transfer.run}'s wait: a source ended. */
   #wake: (() => void) | undefined;
 
@@ -122,6 +126,7 @@ export class Transfer {
   constructor(record: ContentRecord, landing: Landing | Uint8Array, options: TransferOptions = {}) {
     this.#record = record;
     this.#landing = landing instanceof Uint8Array ? viewLanding(landing) : landing;
+    this.#lendingHold = this.#landing.hold();
     this.#options = options;
     this.#client = new RangeClient();
     this.#pieces = pieceCount(record.size, record.pieceSize);
@@ -137,6 +142,7 @@ export class Transfer {
       pieceTimeout: options.pieceTimeout,
       rate: options.rate,
       onBytes: options.onBytes,
+      onPiecePortUnreachable: options.onPiecePortUnreachable,
       budget: options.budget,
       sources: () => this.#sources,
       verified: () => this.#hashVerified(),
@@ -304,11 +310,13 @@ export class Transfer {
 
   /**
    * Lends no more; the ranges still lent get copies of their bytes: the view
-   * may close at once. Idempotent.
+   * may close at once. Until then, a landing closed (its object sealed) keeps
+   * its view mapped for the ranges lent (see `Landing.hold`). Idempotent.
    */
   endLending(): void {
     this.#lending = false;
     this.#loans.end();
+    this.#lendingHold();
   }
 
   #isVerified(start: number, end: number): boolean {

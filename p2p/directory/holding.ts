@@ -86,7 +86,10 @@ export async function askHolding(
     }
     const reply = await response.json() as Partial<HoldingReply>;
     if (reply.state === "none") return null;
-    if (reply.state === "whole") return { node: holder.node, address: holder.address };
+    if (reply.state === "whole") {
+      const { node, address, piecePort } = holder;
+      return piecePort === undefined ? { node, address } : { node, address, piecePort };
+    }
     const pieces = reply.state === "partial" && typeof reply.pieces === "string"
       ? decodeBitfield(reply.pieces)
       : undefined;

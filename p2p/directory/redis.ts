@@ -8,8 +8,14 @@
  * - `dir:{<id>}`: a hash: `size`, `digest`, `pieceSize`, `pieces` (the piece
  *   digests' hex, concatenated), and one `@<node>` field per holder valued
  *   with its address, followed for a partial holder (one still receiving the
- *   object) by a space and the base64 bitfield of the pieces it has. The
- *   braces keep an object's keys in one Redis Cluster hash slot.
+ *   object) by a space and the base64 bitfield of the pieces it has; and
+ *   a `^<node>` field valued `<port> <address>` with the port of the
+ *   holder's native piece listener, when it announced one. A field of its
+ *   own: older daemons read only the `@` fields, and ask for pieces at the
+ *   address. It counts only while the holder's address is the one it was
+ *   announced with: an `@` field written without it (by an older daemon
+ *   under the same node id) leaves no stale port in force. The braces keep
+ *   an object's keys in one Redis Cluster hash slot.
  * - `drops:{<node>}`: a set of `<digest> <id>` the node must drop: a
  *   removal puts one entry in the set of each holder, which polls it.
  * - `claim:{<key>}`: a string `<node> <address>` with a TTL, an exclusive
@@ -70,7 +76,7 @@ function script(name: string, body: string): Script {
 const SCRIPTS = {
   /**
    * KEYS[1]: the entry; ARGV: size, digest, pieceSize, pieces, node, address, join ('1' or ''),
-   * binding ('' for none).
+   * binding ('' for none), piece port ('' for none).
    */
   announce: script(
     "dir_announce",
@@ -84,6 +90,8 @@ if not cur then
   if ARGV[8] ~= '' then redis.call('HSET', k, 'binding', ARGV[8]) end
 end
 redis.call('HSET', k, '@' .. ARGV[5], ARGV[6])
+if ARGV[9] ~= '' then redis.call('HSET', k, '^' .. ARGV[5], ARGV[9])
+else redis.call('HDEL', k, '^' .. ARGV[5]) end
 return { 'OK' }
 `,
   ),
@@ -91,7 +99,7 @@ return { 'OK' }
   withdraw: script(
     "dir_withdraw",
     `
-redis.call('HDEL', KEYS[1], '@' .. ARGV[1])
+redis.call('HDEL', KEYS[1], '@' .. ARGV[1], '^' .. ARGV[1])
 for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.byte(name, 1) == 64 then return 'OK' end
 end
@@ -101,7 +109,10 @@ return 'OK'
   ),
   /** KEYS[1]: the entry. */
   lookup: script("dir_lookup", "return redis.call('HGETALL', KEYS[1])"),
-  /** KEYS[1]: the entry. Its digest ('' without an entry), then its holder fields and values. */
+  /**
+   * KEYS[1]: the entry. Its digest ('' without an entry), then its holder
+   * and piece port fields and values.
+   */
   holders: script(
     "dir_holders",
     `
@@ -109,7 +120,8 @@ local f = redis.call('HGETALL', KEYS[1])
 local out = { '' }
 for i = 1, #f, 2 do
   if f[i] == 'digest' then out[1] = f[i + 1] end
-  if string.byte(f[i], 1) == 64 then
+  local first = string.byte(f[i], 1)
+  if first == 64 or first == 94 then
     out[#out + 1] = f[i]
     out[#out + 1] = f[i + 1]
   end
@@ -241,6 +253,7 @@ export class RedisDirectory implements Directory {
         : `${holder.address} ${encodeBitfield(holder.pieces)}`,
       join ? "1" : "",
       join ? "" : record.binding ?? "",
+      holder.piecePort === undefined ? "" : `${holder.piecePort} ${holder.address}`,
     ) as [string, string?];
     if (status === "CONFLICT") {
       throw new ConflictError(
@@ -261,12 +274,13 @@ export class RedisDirectory implements Directory {
     const fields = await this.#run(SCRIPTS.lookup, this.#entry(id)) as string[];
     if (fields.length === 0) return undefined;
     const values = new Map<string, string>();
-    const holders: Holder[] = [];
+    const holderFields: string[] = [];
     for (let i = 0; i + 1 < fields.length; i += 2) {
       const name = fields[i]!;
-      if (name.startsWith("@")) holders.push(holderOf(name.slice(1), fields[i + 1]!));
+      if (name.startsWith("@") || name.startsWith("^")) holderFields.push(name, fields[i + 1]!);
       else values.set(name, fields[i + 1]!);
     }
+    const holders = holdersOf(holderFields);
     const pieces = values.get("pieces") ?? "";
     if (pieces.length % 64 !== 0) {
       throw new InvalidArgumentError(`Invalid directory record of object ${id}: piece digests`);
@@ -296,11 +310,7 @@ export class RedisDirectory implements Directory {
   async holders(id: string, digest: string): Promise<Holder[] | undefined> {
     const [current, ...fields] = await this.#run(SCRIPTS.holders, this.#entry(id)) as string[];
     if (current !== digest) return undefined;
-    const holders: Holder[] = [];
-    for (let i = 0; i + 1 < fields.length; i += 2) {
-      holders.push(holderOf(fields[i]!.slice(1), fields[i + 1]!));
-    }
-    return holders;
+    return holdersOf(fields);
   }
 
   async remove(id: string): Promise<void> {
@@ -390,6 +400,27 @@ export class RedisDirectory implements Directory {
   }
 }
 
+/**
+ * The holders of an entry from its `@<node>` and `^<node>` fields, names and
+ * values in turn. A piece port counts only beside the address it was
+ * announced with.
+ */
+function holdersOf(fields: readonly string[]): Holder[] {
+  const ports = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i]!.startsWith("^")) ports.set(fields[i]!.slice(1), fields[i + 1]!);
+  }
+  const holders: Holder[] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (!fields[i]!.startsWith("@")) continue;
+    const node = fields[i]!.slice(1);
+    const holder = holderOf(node, fields[i + 1]!);
+    const piecePort = portOf(ports.get(node), holder.address);
+    holders.push(piecePort === undefined ? holder : { ...holder, piecePort });
+  }
+  return holders;
+}
+
 /** A holder from its field's value: an address, and a partial holder's pieces after a space. */
 function holderOf(node: string, value: string): Holder {
   const space = value.indexOf(" ");
@@ -398,4 +429,17 @@ function holderOf(node: string, value: string): Holder {
   const address = value.slice(0, space);
   // Pieces that cannot be read: a holder of none, so it is never asked for any.
   return { node, address, pieces: pieces ?? new Uint8Array(0) };
+}
+
+/**
+ * The port of a `^<node>` field's value (`<port> <address>`) when it was
+ * announced with `address`; undefined for none, another address, or a value
+ * that is not a port (pieces are then asked at the address).
+ */
+function portOf(value: string | undefined, address: string): number | undefined {
+  if (value === undefined) return undefined;
+  const space = value.indexOf(" ");
+  if (space < 0 || value.slice(space + 1) !== address) return undefined;
+  const port = Number(value.slice(0, space));
+  return Number.isInteger(port) && port >= 1 && port <= 65535 ? port : undefined;
 }

@@ -15,6 +15,7 @@ export interface HolderJson {
   readonly node: string;
   readonly address: string;
   readonly pieces?: string;
+  readonly piecePort?: number;
 }
 
 /** One announce: the content, the holder, and whether only an existing entry may take it. */
@@ -97,10 +98,11 @@ export function parseRecord(value: unknown): ContentRecord {
 /** Parses a holder. */
 export function parseHolder(value: unknown): Holder {
   const fields = object(value, "holder");
-  const holder = {
+  const holder: { node: string; address: string; piecePort?: number } = {
     node: nodeId(fields.node, "holder node"),
     address: baseUrl(fields.address, "holder address"),
   };
+  if (fields.piecePort !== undefined) holder.piecePort = piecePort(fields.piecePort);
   if (fields.pieces === undefined) return holder;
   if (typeof fields.pieces !== "string" || fields.pieces.length > (MAX_PIECES >> 2)) {
     throw new ProtocolError("Malformed holder pieces: expected a base64 bitfield");
@@ -114,10 +116,27 @@ export function parseHolder(value: unknown): Holder {
   return { ...holder, pieces };
 }
 
+/**
+ * A holder's piece port: a TCP port number.
+ *
+ * @throws {ProtocolError} For anything else.
+ */
+export function piecePort(value: unknown): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65535) {
+    throw new ProtocolError("Malformed holder piece port: expected a port from 1 to 65535");
+  }
+  return value;
+}
+
 /** A holder as JSON. */
 export function holderJson(holder: Holder): HolderJson {
-  const { node, address, pieces } = holder;
-  return pieces === undefined ? { node, address } : { node, address, pieces: base64(pieces) };
+  const { node, address, pieces, piecePort } = holder;
+  return {
+    node,
+    address,
+    ...(pieces === undefined ? {} : { pieces: base64(pieces) }),
+    ...(piecePort === undefined ? {} : { piecePort }),
+  };
 }
 
 /** An entry as JSON. */

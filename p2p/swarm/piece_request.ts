@@ -16,6 +16,13 @@ import { sha256 } from "../sha256.ts";
 import { PackiceError } from "../../core/errors.ts";
 import { SourceError, type SourceFault } from "../source_error.ts";
 import { pieceDeadline, type PieceTimeout } from "./piece_timeout.ts";
+import {
+  piecePortAnswered,
+  piecePortProven,
+  piecePortUnreachable,
+  piecePortUrl,
+  PROBATION_MS,
+} from "./piece_ports.ts";
 import { type Endpoint, RangeClient } from "./range_client.ts";
 import type { Landing } from "./landing.ts";
 import { ConnectionError, type RangeConnection, REQUEST_MAX } from "./range_connection.ts";
@@ -70,6 +77,11 @@ export interface PieceRequest {
   /** The source answered with the range: the pieces are on their way. */
   readonly accepted?: () => void;
   /**
+   * The holder's piece port did not answer (see `piece_ports.ts`): the run
+   * is asked at its address, and so are its next ones for a while.
+   */
+  readonly piecePortUnreachable?: ((reason: string) => void) | undefined;
+  /**
    * A piece's bytes are all in, at `[from, to)` of the target; called in order. With
    * `digest`, their SHA-256 taken as they landed: no need to read them again.
    */
@@ -110,6 +122,25 @@ export async function requestPieces(request: PieceRequest): Promise<number> {
     throw run.fault("unreachable", (cause as Error).message, cause);
   }
   const client = request.client;
+  if (client instanceof RangeClient) {
+    // At the holder's piece listener first, where it has one (see `piece_ports.ts`).
+    const port = piecePortUrl(holder, url);
+    const endpoint = port === undefined ? undefined : client.endpoint(port);
+    const message = endpoint === undefined ? undefined : requestText(request, port!, endpoint, run);
+    if (message !== undefined) {
+      const piecePort = {
+        probation: !piecePortProven(port!),
+        answered: () => piecePortAnswered(port!),
+      };
+      try {
+        return await receivePieces(request, client, endpoint!, message, run, piecePort);
+      } catch (error) {
+        if (!(error instanceof PortUnreachable)) throw error;
+        piecePortUnreachable(port!);
+        request.piecePortUnreachable?.(error.message);
+      }
+    }
+  }
   const endpoint = client instanceof RangeClient ? client.endpoint(url) : undefined;
   const message = endpoint === undefined ? undefined : requestText(request, url, endpoint, run);
   if (endpoint === undefined || message === undefined) {
@@ -118,6 +149,12 @@ export async function requestPieces(request: PieceRequest): Promise<number> {
   }
   return await receivePieces(request, client as RangeClient, endpoint, message, run);
 }
+
+/**
+ * A holder's piece port did not answer (refused, reset, or silent on
+ * probation) before its answer's head: the run is asked at its address.
+ */
+class PortUnreachable extends Error {}
 
 /** The bytes a request asks for, and how a fault of it is told. */
 interface Run {
@@ -246,6 +283,11 @@ function requestText(
  * A run of pieces over a native connection: the body lands straight in the
  * target and is hashed on the way, a step of at most {@link STEP_BYTES} per
  * call, so `onChunk` (the rate limit) is asked before each step.
+ *
+ * @param piecePort When `endpoint` is a holder's piece port: whether it is on
+ *   probation, and what to tell once it answered. No answer's head from it
+ *   (refused, reset, or on probation none within {@link PROBATION_MS})
+ *   throws {@link PortUnreachable}.
  */
 async function receivePieces(
   request: PieceRequest,
@@ -253,6 +295,7 @@ async function receivePieces(
   endpoint: Endpoint,
   message: string,
   run: Run,
+  piecePort?: { readonly probation: boolean; readonly answered: () => void },
 ): Promise<number> {
   const { record, piece, count, target, signal } = request;
   const { pieceSize } = record;
@@ -263,7 +306,7 @@ async function receivePieces(
   if (signal.aborted) return 0;
   const deadline = performance.now() + pieceDeadline(end - start, request.timeout);
   const left = () => deadline - performance.now();
-  let { connection, reused } = open(client, endpoint, fault);
+  let { connection, reused } = open(client, endpoint, fault, piecePort !== undefined);
   let reusable = false;
   const cancel = () => connection.cancel();
   signal.addEventListener("abort", cancel);
@@ -272,19 +315,24 @@ async function receivePieces(
     let head: string;
     for (;;) {
       try {
-        head = await connection.request(message, left());
+        const wait = piecePort?.probation === true ? Math.min(left(), PROBATION_MS) : left();
+        head = await connection.request(message, wait);
         break;
       } catch (cause) {
         if (signal.aborted) return 0;
         if (!(cause instanceof ConnectionError)) throw cause;
+        if (piecePort !== undefined && !reused && (!cause.timedOut || piecePort.probation)) {
+          throw new PortUnreachable(cause.message, { cause });
+        }
         if (cause.timedOut) throw fault("timeout", "no answer in time", cause);
         // A keep-alive connection the holder closed meanwhile: once more on a new one.
         if (!reused) throw fault("unreachable", cause.message, cause);
         client.give(endpoint, connection, false);
-        ({ connection, reused } = open(client, endpoint, fault));
+        ({ connection, reused } = open(client, endpoint, fault, piecePort !== undefined));
         reused = false;
       }
     }
+    piecePort?.answered();
     const answer = parseHead(head);
     const refused = checkAnswer(
       answer.status,
@@ -292,7 +340,13 @@ async function receivePieces(
       record,
       run,
     );
-    if (refused !== undefined) throw refused;
+    if (refused !== undefined) {
+      // A refusal's short body (a busy source's JSON error) is read off: the
+      // connection serves the next request, where a new one would cost a
+      // connect here and an accept, and a connection to its server, there.
+      reusable = await drained(connection, answer.headers, left());
+      throw refused;
+    }
     const length = answer.headers.get("content-length") ?? null;
     if (answer.headers.has("transfer-encoding") || length !== String(end - start)) {
       throw fault("length", `content length ${length}, not ${end - start}`);
@@ -340,6 +394,40 @@ async function receivePieces(
   }
 }
 
+/** The most bytes of a refusal's body read off to keep its connection. */
+const DRAIN_MAX = 16 << 10;
+
+/**
+ * Reads off the body of an answer not taken, when it is short and its
+ * length known, so that the connection can serve the next request.
+ *
+ * @returns Whether the connection can be reused.
+ */
+async function drained(
+  connection: RangeConnection,
+  headers: ReadonlyMap<string, string>,
+  timeoutMs: number,
+): Promise<boolean> {
+  const text = headers.get("content-length") ?? "";
+  const length = Number(text);
+  if (
+    !/^\d{1,5}$/.test(text) || length > DRAIN_MAX ||
+    headers.has("transfer-encoding") || /\bclose\b/i.test(headers.get("connection") ?? "")
+  ) {
+    return false;
+  }
+  // Came with the head, most often: the next request starts after the head.
+  const pending = connection.pending;
+  if (pending >= length) return pending === length;
+  try {
+    // Off V8's heap: the call writes it on another thread.
+    await connection.recv(new Uint8Array(new ArrayBuffer(length)), timeoutMs, 0);
+  } catch {
+    return false;
+  }
+  return connection.pending === 0;
+}
+
 /**
  * Receives into memory: `into` detached (its mapping closed under the
  * transfer) takes no byte, nor blames the source.
@@ -361,16 +449,21 @@ async function receiveInto(
   if (bounce !== undefined) into.set(bounce);
 }
 
-/** A connection to `endpoint`; a socket that cannot be made is the source's fault. */
+/**
+ * A connection to `endpoint`; a socket that cannot be made is the source's
+ * fault, or at a piece port (`piecePort`), that port's.
+ */
 function open(
   client: RangeClient,
   endpoint: Endpoint,
   fault: Run["fault"],
+  piecePort: boolean,
 ): { connection: RangeConnection; reused: boolean } {
   try {
     return client.take(endpoint);
   } catch (cause) {
     if (!(cause instanceof ConnectionError)) throw cause;
+    if (piecePort) throw new PortUnreachable(cause.message, { cause });
     throw fault("unreachable", cause.message, cause);
   }
 }

@@ -101,6 +101,8 @@ export interface LanesOptions {
   readonly rate?: TokenBucket | undefined;
   /** Called with the bytes of each chunk as it lands. */
   readonly onBytes?: ((bytes: number) => void) | undefined;
+  /** Called when a holder's piece port did not answer (its pieces are asked at its address). */
+  readonly onPiecePortUnreachable?: ((holder: Holder, reason: string) => void) | undefined;
   /** Where endgame scratch pieces take their bytes from. */
   readonly budget?: TransferBudget | undefined;
   /** Sources running now. */
@@ -316,6 +318,8 @@ export class Lanes {
           return !this.#options.picker.done(piece);
         },
         received: this.#options.onBytes,
+        piecePortUnreachable: (reason) =>
+          this.#options.onPiecePortUnreachable?.(source.holder, reason),
         // No rate limit to pace the bytes: a piece in one native call.
         step: this.#options.rate === undefined ? pieceSize : undefined,
         landed: (piece, from, to, digest) => {

@@ -2,7 +2,7 @@
  * Views of an object's memory lent to the responses that relay its pieces,
  * instead of copies: a 4 MiB copy per relayed piece cost more CPU than
  * sending it (fresh pages to fault in and zero, then to give back), and a
- * broadcast on few cores is bound by CPU. The view closes when the
+ * broadcast on few cores is bound by CPU. A writable view closes when the
  * transfer ends (it must, before its object is sealed); the loans still
  * out then are switched to copies of their bytes ({@link ViewLoans.end}),
  * so that neither the seal waits for a slow asker nor a response is cut.

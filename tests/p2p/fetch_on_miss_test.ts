@@ -130,7 +130,7 @@ Deno.test(
       }
       await using failing = startProxy(a.url, { rangeStatus: 500 });
       await using short = startProxy(a.url, { shortBy: 1000 });
-      await redis.command("HDEL", entry("y"), "@a");
+      await redis.command("HDEL", entry("y"), "@a", "^a");
       await redis.command("HSET", entry("y"), "@failing", failing.url, "@short", short.url);
       await using client = await connect(b.socket);
       const error = await assertRejects(() => client.get("y"), NotFoundError);

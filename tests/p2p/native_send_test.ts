@@ -1,6 +1,6 @@
 /**
  * Daemons with `--http-fast` and upload limits: other daemons ask their
- * native listener for pieces (it is the address they advertise), the Deno
+ * native listener for pieces (the piece port they announce), the Deno
  * server admits each ask, and the listener sends the bytes by ticket, from
  * the sealed object or from the verified pieces of one still arriving.
  */

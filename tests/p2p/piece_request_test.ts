@@ -217,6 +217,39 @@ Deno.test("requestPieces natively asks again on a new connection when a kept one
   assertEquals(target.subarray(0, 3 * PIECE), body.subarray(0, 3 * PIECE));
 });
 
+Deno.test("requestPieces natively keeps a connection whose answer was a short refusal", async () => {
+  let asked = 0;
+  await using server = scriptedServer(async (request, conn) => {
+    // Busy first, with a JSON error as the Deno server sends it; then the range.
+    if (asked++ === 0) {
+      const error = encoder.encode('{"error":{"code":"STORE_UNAVAILABLE","message":"Busy"}}');
+      await writeAll(
+        conn,
+        encoder.encode(`HTTP/1.1 503 X\r\ncontent-length: ${error.length}\r\n\r\n`),
+      );
+      // Its body apart from its head: read off, not found with it.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await writeAll(conn, error);
+      return true;
+    }
+    const { start, end } = rangeOf(request);
+    await writeAll(conn, answer(206, `bytes ${start}-${end - 1}/${SIZE}`, end - start));
+    await writeAll(conn, body.subarray(start, end));
+    return true;
+  });
+  const client = new RangeClient();
+  try {
+    const address = `http://127.0.0.1:${server.port}`;
+    const busy = await assertRejects(() => ask(client, address), SourceError);
+    assertEquals(busy.fault, "busy");
+    assertEquals(await ask(client, address), 1);
+    assertEquals(await ask(client, address, { piece: 1, at: PIECE }), 1);
+  } finally {
+    client.close();
+  }
+  assertEquals(server.connections(), 1, "one connection for the refusal and both ranges");
+});
+
 Deno.test("requests past the native ones the thread pool may hold go through fetch", async () => {
   await using server = scriptedServer(async (request, conn) => {
     const { start, end } = rangeOf(request);

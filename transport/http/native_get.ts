@@ -7,15 +7,17 @@
  * not hold, a conditional or unusual range) it relays to the Deno server,
  * so refusals are that server's typed JSON errors.
  *
- * With upload limits (`tickets`), no object is offered: the Deno server
- * decides every GET (slots, the repeat guard, the ranges a relay has
- * verified) and, for a request the listener handed it (it carries the
- * listener's secret, {@link NativeGet.handedOver}), answers with a ticket
- * instead of the bytes ({@link NativeGet.ticket}): the listener sends the
- * range from the memfd with sendfile, paced by the upload bucket the Deno
- * server's own bodies take from, and reports when it is done, so that the
- * slot and the lease held for it are freed then. The bytes never pass
- * through this process's JS, and cost no copy in it.
+ * A request the listener hands to the Deno server carries the listener's
+ * secret ({@link NativeGet.handedOver}), and the Deno server may answer it
+ * with a ticket instead of the bytes ({@link NativeGet.ticket}): the
+ * listener sends the range from the memfd itself (paced by the upload bucket
+ * the Deno server's own bodies take from, with upload limits), and reports
+ * when it is done, so that the slot and the lease held for it are freed
+ * then. The bytes never pass through this process's JS, and cost no copy in
+ * it. Pieces other daemons ask for (`?local=1`, objects sealed or still
+ * arriving) always go so. With upload limits (`tickets`), no object is
+ * offered either: the Deno server decides every GET (slots, the repeat
+ * guard, the ranges a relay has verified).
  *
  * Which objects it serves is decided here: an object is offered once a GET
  * through the Deno server has read it under a lease, if it lives in one
@@ -85,7 +87,8 @@ export interface NativeGetOptions {
   readonly token: string | undefined;
   /**
    * Bodies are sent by ticket only, paced by this bucket when there is one
-   * (upload limits): no object is offered. Default: false.
+   * (upload limits): no object is offered. Default: false (objects read are
+   * offered; requests handed over may still be answered by ticket).
    */
   readonly tickets?: boolean | undefined;
   /** The upload bucket the listener's bodies take from, with `tickets`. */
@@ -116,8 +119,10 @@ export class NativeGet {
   readonly #toucher: ReturnType<typeof setInterval>;
   readonly #touched = new Uint32Array(1024);
   #refused = 0;
-  /** With tickets: the secret of requests handed over, else undefined. */
-  readonly #secret: string | undefined;
+  /** The secret of requests handed over. */
+  readonly #secret: string;
+  /** Whether bodies go by ticket only (no object offered). */
+  readonly #ticketsOnly: boolean;
   /** Tickets not reported done, by number: what settles them and their claim timer. */
   readonly #tickets = new Map<
     bigint,
@@ -136,8 +141,9 @@ export class NativeGet {
     this.#native = native;
     this.#peer = peer;
     const token = encoder.encode(options.token ?? "");
-    this.#secret = options.tickets === true ? crypto.randomUUID() : undefined;
-    const secret = encoder.encode(this.#secret ?? "");
+    this.#secret = crypto.randomUUID();
+    this.#ticketsOnly = options.tickets === true;
+    const secret = encoder.encode(this.#secret);
     const bucket = options.tickets === true ? options.bucket : undefined;
     const out = new BigUint64Array(1);
     const up = options.upstream;
@@ -187,7 +193,7 @@ export class NativeGet {
    * {@link NativeGet.unwatch} when nothing is offered.
    */
   watch(id: string): NativeGetWatch | undefined {
-    if (this.#served.has(id) || this.#handle === null || this.#secret !== undefined) {
+    if (this.#served.has(id) || this.#handle === null || this.#ticketsOnly) {
       return undefined;
     }
     const watch = { id, removed: false };
@@ -248,15 +254,20 @@ export class NativeGet {
     this.#served.set(watch.id, slot);
   }
 
-  /** Whether it sends bodies by ticket (with upload limits) rather than offered objects. */
+  /** Whether it sends bodies by ticket only (with upload limits), offering no object. */
   get tickets(): boolean {
-    return this.#secret !== undefined;
+    return this.#ticketsOnly;
   }
 
-  /** Whether `request` came through the listener, which can then send its body by ticket. */
+  /**
+   * Whether `request` came through the listener, which can then send its
+   * body by ticket. The Deno server does so for every GET with upload limits
+   * ({@link NativeGet.tickets}), and for another daemon's (`?local=1`:
+   * pieces, of objects sealed or still arriving) always; a client's GET
+   * without limits is answered as usual, its object then offered.
+   */
   handedOver(request: Request): boolean {
-    return this.#secret !== undefined && this.#handle !== null &&
-      request.headers.get(OFFER_HEADER) === this.#secret;
+    return this.#handle !== null && request.headers.get(OFFER_HEADER) === this.#secret;
   }
 
   /**
@@ -277,7 +288,7 @@ export class NativeGet {
     partial: boolean,
     headers: Record<string, string>,
   ): NativeTicket | undefined {
-    if (this.#handle === null || this.#secret === undefined) return undefined;
+    if (this.#handle === null) return undefined;
     let head = "";
     for (const [name, value] of Object.entries(headers)) {
       if (name !== "content-length" && name !== "content-range") head += `${name}: ${value}\r\n`;

@@ -202,7 +202,7 @@ async function read(
     const range = parseRange(request.headers.get("range"), object.size);
     const { bytes, status } = sentRange(range, object.size, headers);
     if (bytes.end === bytes.start) return new Response(null, { status, headers });
-    const ticket = ticketOf(server, request, acquired, bytes, status, headers);
+    const ticket = ticketOf(server, request, acquired, bytes, status, headers, local);
     if (ticket !== undefined) {
       // The listener sends the bytes from the memfd; the lease holds it until they are out.
       ticket.done.then((out) => {
@@ -233,8 +233,8 @@ async function read(
 
 /**
  * The bytes of a GET handed over by the native GET listener, given back to
- * it to send by ticket when they are one memfd's (with upload limits);
- * undefined to answer as usual.
+ * it to send by ticket when they are one memfd's (with upload limits, or
+ * for another daemon: `local`); undefined to answer as usual.
  */
 function ticketOf(
   server: ServerContext,
@@ -243,11 +243,15 @@ function ticketOf(
   bytes: ByteRange,
   status: 200 | 206,
   headers: Record<string, string>,
+  local: boolean,
 ): NativeTicket | undefined {
   const nativeGet = server.nativeGet;
   // Small objects (no memfd of their own yet) are answered as usual: cheaper than making one.
   const fd = acquired.blobs.length === 1 ? acquired.blobs[0]!.localFd : undefined;
-  if (fd === undefined || nativeGet === undefined || !nativeGet.handedOver(request)) {
+  if (
+    fd === undefined || nativeGet === undefined || !(local || nativeGet.tickets) ||
+    !nativeGet.handedOver(request)
+  ) {
     return undefined;
   }
   return nativeGet.ticket(fd, acquired.object.size, bytes, status === 206, headers);
@@ -265,6 +269,7 @@ function relayByTicket(
   partial: PartialObject,
 ): NativeTicket | undefined {
   const nativeGet = server.nativeGet;
+  // Only another daemon's (`?local=1`) request gets here.
   if (partial.fd === undefined || nativeGet === undefined || !nativeGet.handedOver(request)) {
     return undefined;
   }

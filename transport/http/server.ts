@@ -94,9 +94,16 @@ export interface HttpServerOptions {
    * A port of its own where the native library answers GET and HEAD of
    * sealed objects held in memfds with sendfile, handing every other request
    * to this server (see `native_get.ts`). Needs the native library and a
-   * peer that reports removals (`RemovalEvents`). Default: none.
+   * peer that reports removals (`RemovalEvents`). With `optional`, a
+   * listener that cannot start (no native library, a peer without removal
+   * events, an address it cannot take) is reported there and the server runs
+   * without one; else the server does not start. Default: none.
    */
-  readonly fastGet?: { readonly hostname?: string; readonly port: number };
+  readonly fastGet?: {
+    readonly hostname?: string;
+    readonly port: number;
+    readonly optional?: (error: Error) => void;
+  };
 }
 
 /** A route added to the server: method, `:name` pattern and handler. */
@@ -142,14 +149,12 @@ export class HttpServer implements AsyncDisposable {
   readonly url: string;
   /** The address it listens on. */
   readonly addr: Deno.NetAddr;
-  /** The base URL of its native GET listener, with `fastGet`. */
-  readonly fastUrl: string | undefined;
   /**
-   * The base URL other daemons are to ask for pieces: the native GET
-   * listener's when it sends bodies by ticket (`fastGet` with upload
-   * limits), which hands every other request to this server; else {@link HttpServer.url}.
+   * The base URL of its native GET listener, with `fastGet`: other daemons
+   * are to ask for pieces there (it hands every request it does not answer
+   * to this server, and sends the bodies this server gives it by ticket).
    */
-  readonly peerUrl: string;
+  readonly fastUrl: string | undefined;
   readonly #peer: Peer;
   readonly #auth: BearerAuth | undefined;
   readonly #context: ServerContext;
@@ -180,9 +185,16 @@ export class HttpServer implements AsyncDisposable {
     this.#peer = peer;
     this.#auth = options.token === undefined ? undefined : new BearerAuth(options.token);
     // Checked before listening: what is refused leaves nothing running.
-    const nativeGet = options.fastGet === undefined
-      ? undefined
-      : nativeGetOf(peer, options.fastGet, options);
+    const optional = options.fastGet?.optional;
+    let nativeGet: ReturnType<typeof nativeGetOf> | undefined;
+    try {
+      nativeGet = options.fastGet === undefined
+        ? undefined
+        : nativeGetOf(peer, options.fastGet, options);
+    } catch (error) {
+      if (optional === undefined) throw error;
+      optional(error as Error);
+    }
     this.#bucket = nativeGet?.bucket;
     this.#context = {
       peer,
@@ -229,12 +241,14 @@ export class HttpServer implements AsyncDisposable {
     try {
       this.#context.nativeGet = nativeGet?.start(this.addr);
     } catch (error) {
-      this.#abort.abort();
-      this.#bucket?.free();
-      throw error;
+      if (optional === undefined) {
+        this.#abort.abort();
+        this.#bucket?.free();
+        throw error;
+      }
+      optional(error as Error);
     }
     this.fastUrl = this.#context.nativeGet?.url;
-    this.peerUrl = this.#context.nativeGet?.tickets === true ? this.fastUrl! : this.url;
     const { leases, leaseTtl } = this.#context;
     const pruner = setInterval(() => leases.prune(), Math.min(leaseTtl, 60_000));
     Deno.unrefTimer(pruner);

@@ -26,16 +26,17 @@
  * it: each object is in this table at once, and its record is kept right
  * after the receive that stored it (`#takePuts`, `PendingPuts`), with no JS
  * object made for it (`stored_in_c.ts` is what the peer holds of one once
- * taken in). The peer takes it in only when something of its needs it:
- * anything of the peer's that reads or changes its lookups, counts, room or
- * recency order first takes in what it needs of them
- * (`PutsBeside.deferAdoption`), and so does a drain for an object read in C
- * (`PutsBeside.adoptFor`: its reads count on the peer's object), and the
- * server's closing takes in all (they outlive it). So no JS ever sees a put
- * answered and not held. DELETEs of those objects are
- * answered in C too: out of C's lookups at once, and right after that
- * receive (`#takeDeletes`) out of the peer's, or, for one never taken in, its
- * record dropped, its room given back and the peer's removal listeners told.
+ * taken in). The peer answers from the records what they answer (stats,
+ * stat, list, delete, eviction: `PutsBeside.deferAdoption`) and takes in one
+ * only when something of its own needs it as an object (a lease on it, a
+ * put of its id); a drain takes in one read in C (its reads count on the
+ * peer's object). So no JS ever sees a put answered and not held. The
+ * records outlive the server: its closing hands them on to the peer as
+ * they are, and the peer's closing lets go of them, taking none in. DELETEs
+ * of those objects are answered in C too: out of C's lookups at once, and
+ * right after that receive (`#takeDeletes`) out of the peer's, or, for one
+ * never taken in, its record dropped, its room given back and the peer's
+ * removal listeners told.
  *
  * @module
  */
@@ -81,6 +82,8 @@ const UUID_LENGTH = 36;
 const FREED = 1;
 /** Room lent to C for small puts at a time; lent again once half of it is used. */
 const LEND_BYTES = 4 * 1024 * 1024;
+/** Objects stored in C let go of between two turns of the event loop, as the peer closes. */
+const LET_GO = 16_384;
 /** Records (or slots) one call of `pk_fp_take_puts` (or `pk_fp_take_deletes`) takes. */
 const PUTS = 256;
 
@@ -106,6 +109,11 @@ export class FastOpens {
   readonly #puts: (Peer & PutsBeside) | undefined;
   readonly #maxObjects: number;
   #handle: Deno.PointerValue;
+  /**
+   * The same table, for the objects stored in C: C keeps it, after it is
+   * closed, until the peer lets go of the last of them.
+   */
+  readonly #table: NonNullable<Deno.PointerValue>;
   /** The object of each slot (C's numbers), until C has freed the slot. */
   readonly #slots: Array<Registered | undefined> = [];
   /** The slot of each object in lookups. */
@@ -123,12 +131,10 @@ export class FastOpens {
   #idleSweeps = 0;
   /** Objects stored in C that the peer has not taken in yet. */
   readonly #pending = new PendingPuts();
-  /** The same for the peer, which has them taken in before anything that needs them. */
-  readonly #deferred = deferred(
-    this.#pending,
-    () => this.#adoptAll(),
-    (id) => this.#adoptOne(id),
-  );
+  /** Stops the peer asking about them; undefined once it has. */
+  #stopDeferring: (() => void) | undefined;
+  /** The peer closed and let go of them: any stored later goes at once. */
+  #peerGone = false;
   /** An id being looked up in C, as bytes. */
   readonly #idBytes = new Uint8Array(UUID_LENGTH);
   readonly #reclaim = (bytes: number) => this.#takeBackRoom(bytes);
@@ -164,11 +170,12 @@ export class FastOpens {
     this.#maxObjects = maxObjects;
     const out = new BigUint64Array(1);
     check(native.symbols.pk_fp_create(out), "create the Unix-socket fast path");
-    this.#handle = Deno.UnsafePointer.create(out[0]!);
+    this.#table = Deno.UnsafePointer.create(out[0]!)!;
+    this.#handle = this.#table;
     this.#stopRemovals = peer.onRemove((id) => this.#removed(id));
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
     Deno.unrefTimer(this.#sweeper);
-    this.#puts?.deferAdoption(this.#deferred);
+    this.#stopDeferring = this.#puts?.deferAdoption(this.#waiting());
     this.#lend();
   }
 
@@ -264,9 +271,9 @@ export class FastOpens {
       const count = this.#native.symbols.pk_fp_drain(handle, events, EVENTS);
       for (let i = 0; i < count; i++) {
         const slot = events[4 * i]!;
-        // Counts of an object not taken in yet go to its own: the peer takes in what that needs.
+        // Counts of an object not taken in yet go to its own: the peer takes it in.
         const at = pending.indexOf(slot);
-        if (at >= 0) this.#puts?.adoptFor(pending.id(at));
+        if (at >= 0) this.#adoptAt(at);
         const change = this.#changes[4 * i + 1]!;
         const reads = events[4 * i + 2]!;
         const registered = this.#slots[slot];
@@ -288,9 +295,7 @@ export class FastOpens {
     if (handle === null) return;
     // Nothing is answered in C from here on; the last connection's end frees the table.
     this.#closing = true;
-    // Objects stored in C outlive the server: the peer takes them in now.
-    this.#adoptAll();
-    this.#puts?.deferAdoption(undefined);
+    // Objects stored in C outlive the server: their records stay the peer's, as they are.
     this.#puts?.returnRoom(this.#takeBackRoom());
     for (const slot of this.#byId.values()) {
       if (this.#native.symbols.pk_fp_remove(handle, slot) === 1) this.#freed(slot);
@@ -301,6 +306,7 @@ export class FastOpens {
     clearInterval(this.#sweeper);
     this.#stopRemovals();
     this.#handle = null;
+    this.#recordsDropped();
     // Objects stored in C that the peer still holds keep the table until it lets go of them.
     check(this.#native.symbols.pk_fp_close(handle), "close the Unix-socket fast path");
   }
@@ -320,8 +326,6 @@ export class FastOpens {
       this.#stored += puts;
       this.#takePuts();
     }
-    // Closing, the peer takes in what C stored at once: it asks no more.
-    if (this.#closing) this.#adoptAll();
     if (deletes > 0) this.#takeDeletes();
     if (this.#puts !== undefined && this.#lent < LEND_BYTES / 2) this.#lend();
   }
@@ -337,74 +341,156 @@ export class FastOpens {
     if (handle === null || this.#puts === undefined) return;
     const take = this.#native.symbols.pk_fp_take_puts;
     const pending = this.#pending;
+    const peer = this.#puts;
     for (;;) {
       const count = take(handle, pending.room(PUTS), PUTS);
-      this.#lent -= pending.appended(count);
-      if (count < PUTS) return;
+      if (count > 0) this.#lent -= pending.appended(count, peer.orderPuts(count));
+      if (count < PUTS) break;
     }
+    // Stored as the peer closed: they go too.
+    if (this.#peerGone) void this.#letGoOfAll();
   }
 
-  /** Takes in every object stored in C that the peer has not, in the order they were put. */
-  #adoptAll(): void {
+  /**
+   * The record of the waiting object stored in C with id `objectId`: its
+   * index in {@link FastOpens.#pending}, or -1 when none waits.
+   */
+  #recordOf(objectId: string): number {
     const pending = this.#pending;
-    const handle = this.#handle;
-    const peer = this.#puts;
-    if (pending.count === 0 || handle === null || peer === undefined) return;
-    pending.take((i) =>
-      this.#adopt(
-        handle,
-        peer,
-        pending.slot(i),
-        pending.size(i),
-        pending.id(i),
-        pending.createdAt(i),
-        pending.serial(i),
-      )
-    );
-  }
-
-  /** Takes in the object stored in C with id `objectId`, if the peer has not yet. */
-  #adoptOne(objectId: string): void {
-    const pending = this.#pending;
-    const handle = this.#handle;
-    const peer = this.#puts;
-    if (pending.count === 0 || handle === null || peer === undefined) return;
-    if (objectId.length !== UUID_LENGTH) return;
+    // None waiting: the table may be gone.
+    if (pending.count === 0 || objectId.length !== UUID_LENGTH) return -1;
     const idBytes = this.#idBytes;
-    if (encoder.encodeInto(objectId, idBytes).written !== UUID_LENGTH) return;
-    const slot = this.#native.symbols.pk_fp_slot_of(handle, idBytes, UUID_LENGTH);
-    const at = slot < 0 ? -1 : pending.indexOf(slot);
-    if (at < 0) return;
+    if (encoder.encodeInto(objectId, idBytes).written !== UUID_LENGTH) return -1;
+    const slot = this.#native.symbols.pk_fp_slot_of(this.#table, idBytes, UUID_LENGTH);
+    return slot < 0 ? -1 : pending.indexOf(slot);
+  }
+
+  /** Has the peer take in the waiting object stored in C of record `at`, whose id is `id`. */
+  #adoptAt(at: number, id = this.#pending.id(at)): void {
+    const pending = this.#pending;
+    const peer = this.#puts;
+    if (peer === undefined) return;
+    const slot = pending.slot(at);
     const size = pending.size(at);
     const createdAt = pending.createdAt(at);
     const serial = pending.serial(at);
+    const order = pending.order(at);
     pending.drop(at);
-    this.#adopt(handle, peer, slot, size, objectId, createdAt, serial);
+    this.#adopt(peer, slot, size, id, createdAt, serial, order);
+    this.#recordsDropped();
+  }
+
+  /**
+   * Drops record `at` of a waiting object stored in C, never taken in: its
+   * room goes back to the peer, its bytes go, and, unless C took it out of
+   * its lookups already (`inLookups` false), it leaves them now.
+   */
+  #dropRecord(at: number, inLookups: boolean): void {
+    const pending = this.#pending;
+    const slot = pending.slot(at);
+    const size = pending.size(at);
+    pending.drop(at);
+    if (!this.#peerGone) this.#puts?.returnRoom(size);
+    const symbols = this.#native.symbols;
+    if (inLookups && this.#handle !== null) symbols.pk_fp_remove(this.#table, slot);
+    // The last let-go of a closed table frees it: nothing here calls C after that.
+    this.unheld(slot, symbols.pk_fp_unhold(this.#table, slot));
+    this.#recordsDropped();
+  }
+
+  /**
+   * The peer closes: lets go of every waiting object stored in C, taking
+   * none in, a slice at a time. Their records go at once: what comes for
+   * them meanwhile finds none.
+   */
+  async #letGoOfAll(): Promise<void> {
+    this.#peerGone = true;
+    this.#stopDeferring = undefined;
+    // C stores no more for it.
+    this.#takeBackRoom();
+    const pending = this.#pending;
+    const slots = new Uint32Array(pending.count);
+    let count = 0;
+    pending.take((at) => slots[count++] = pending.slot(at));
+    const symbols = this.#native.symbols;
+    const table = this.#table;
+    for (let start = 0; start < count; start += LET_GO) {
+      if (start > 0) await new Promise((resolve) => setTimeout(resolve, 0));
+      for (let i = start; i < Math.min(count, start + LET_GO); i++) {
+        const slot = slots[i]!;
+        if (this.#handle !== null) symbols.pk_fp_remove(table, slot);
+        // The last let-go of a closed table frees it.
+        this.unheld(slot, symbols.pk_fp_unhold(table, slot));
+      }
+    }
+  }
+
+  /** Once the server has closed and no object waits, the peer has nothing to ask here. */
+  #recordsDropped(): void {
+    if (this.#handle !== null || this.#pending.count > 0) return;
+    this.#stopDeferring?.();
+    this.#stopDeferring = undefined;
+  }
+
+  /** What the peer sees of the waiting objects stored in C (`PutsBeside.deferAdoption`). */
+  #waiting(): DeferredAdoption {
+    const pending = this.#pending;
+    const infoAt = (at: number) => putInfo(pending.id(at), pending.size(at), pending.createdAt(at));
+    return {
+      get objects(): number {
+        return pending.count;
+      },
+      get bytes(): number {
+        return pending.bytes;
+      },
+      adoptOne: (objectId) => {
+        const at = this.#recordOf(objectId);
+        if (at >= 0) this.#adoptAt(at, objectId);
+      },
+      info: (objectId) => {
+        const at = this.#recordOf(objectId);
+        return at < 0 ? undefined : infoAt(at);
+      },
+      next: (at) => pending.next(at),
+      order: (at) => pending.order(at),
+      size: (at) => pending.size(at),
+      infoAt,
+      snapshot: () => pending.snapshot(),
+      remove: (objectId) => {
+        const at = this.#recordOf(objectId);
+        if (at < 0) return false;
+        this.#dropRecord(at, true);
+        return true;
+      },
+      discard: () => this.#letGoOfAll(),
+    };
   }
 
   /** Has the peer take in the object stored in C in `slot`, and answers for it here as the peer's. */
   #adopt(
-    handle: NonNullable<Deno.PointerValue>,
     peer: Peer & PutsBeside,
     slot: number,
     size: number,
     id: string,
     createdAt: number,
     serial: number,
+    order: number,
   ): void {
     const symbols = this.#native.symbols;
-    const bytes = new StoredInC(this, symbols, handle, slot);
+    const table = this.#table;
+    const bytes = new StoredInC(this, symbols, table, slot);
     const object = putInfo(id, size, createdAt);
-    const reads = peer.adoptBeside(object, bytes);
+    const reads = peer.adoptBeside(object, bytes, order);
     if (reads === undefined) {
       // Closed meanwhile, or a UUID taken: the object goes, and its room back.
       peer.returnRoom(size);
-      symbols.pk_fp_remove(handle, slot);
+      if (this.#handle !== null) symbols.pk_fp_remove(table, slot);
       bytes.release();
       return;
     }
     this.#slots[slot] = { id, reads, object, serial, put: true };
-    this.#byId.set(id, slot);
+    // Answered for in C, unless the server has closed.
+    if (this.#handle !== null) this.#byId.set(id, slot);
   }
 
   /** Takes the objects C deleted out of the peer's lookups. */
@@ -421,11 +507,8 @@ export class FastOpens {
         const at = pending.indexOf(slot);
         if (at >= 0) {
           // Never taken in: its room back, its bytes let go, and listeners told.
-          const size = pending.size(at);
           const id = pending.id(at);
-          pending.drop(at);
-          peer.returnRoom(size);
-          this.unheld(slot, this.#native.symbols.pk_fp_unhold(handle, slot));
+          this.#dropRecord(at, false);
           peer.removedBeside(id);
           continue;
         }
@@ -444,7 +527,7 @@ export class FastOpens {
   #lend(): void {
     const handle = this.#handle;
     const peer = this.#puts;
-    if (handle === null || peer === undefined || this.#closing) return;
+    if (handle === null || peer === undefined || this.#closing || this.#peerGone) return;
     const lent = peer.lendRoom(LEND_BYTES - this.#lent, this.#reclaim);
     if (lent === 0 && this.#lentOnce) return;
     this.#lentOnce = true;
@@ -490,21 +573,3 @@ export class FastOpens {
 }
 
 function noop(): void {}
-
-/** What the peer sees of `pending`: their counts, and functions that have them taken in. */
-function deferred(
-  pending: PendingPuts,
-  adopt: () => void,
-  adoptOne: (objectId: string) => void,
-): DeferredAdoption {
-  return {
-    adopt,
-    adoptOne,
-    get objects(): number {
-      return pending.count;
-    },
-    get bytes(): number {
-      return pending.bytes;
-    },
-  };
-}

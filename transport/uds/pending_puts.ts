@@ -8,6 +8,10 @@
  * @module
  */
 
+import type { ObjectInfo } from "../../core/object.ts";
+import type { WaitingList } from "../../core/peer.ts";
+import { putInfo } from "./stored_in_c.ts";
+
 /** Bytes of a record: slot u32, size u32, created f64, id (36 bytes), serial u32. */
 export const PUT_RECORD = 56;
 /** What a dropped record's slot reads as. */
@@ -20,6 +24,8 @@ export class PendingPuts {
   #records = new Uint8Array(PUT_RECORD * 256);
   #words = new Uint32Array(this.#records.buffer);
   #times = new Float64Array(this.#records.buffer);
+  /** Each record's place in the peer's order of puts and reads (`PutsBeside.orderPuts`). */
+  #orders = new Float64Array(256);
   /** Records written, in put order, those dropped since included. */
   #length = 0;
   /** Records not dropped. */
@@ -48,6 +54,9 @@ export class PendingPuts {
       this.#records = records;
       this.#words = new Uint32Array(records.buffer);
       this.#times = new Float64Array(records.buffer);
+      const orders = new Float64Array(records.length / PUT_RECORD);
+      orders.set(this.#orders.subarray(0, this.#length));
+      this.#orders = orders;
     }
     return this.#records.subarray(this.#length * PUT_RECORD, need);
   }
@@ -55,15 +64,18 @@ export class PendingPuts {
   /**
    * Keeps the `count` records C wrote into the last {@link PendingPuts.room}.
    *
+   * @param order The place of the first in the peer's order; the others follow it.
    * @returns Their objects' bytes in all.
    */
-  appended(count: number): number {
+  appended(count: number, order: number): number {
     const words = this.#words;
+    const orders = this.#orders;
     let bytes = 0;
     for (let i = this.#length; i < this.#length + count; i++) {
       const slot = words[14 * i]!;
       if (slot >= this.#at.length) this.#growAt(slot);
       this.#at[slot] = i + 1;
+      orders[i] = order++;
       bytes += words[14 * i + 1]!;
     }
     this.#length += count;
@@ -75,6 +87,22 @@ export class PendingPuts {
   /** The index of the record of the object in `slot`, or -1 when it is not here. */
   indexOf(slot: number): number {
     return slot < this.#at.length ? this.#at[slot]! - 1 : -1;
+  }
+
+  /**
+   * The index of the first record after record `i` (from the first when -1),
+   * in put order, or -1 when none is left. Indexes hold until a record is
+   * dropped or more are appended.
+   */
+  next(i: number): number {
+    const words = this.#words;
+    for (let at = i + 1; at < this.#length; at++) if (words[14 * at] !== DROPPED) return at;
+    return -1;
+  }
+
+  /** The place of record `i` in the peer's order of puts and reads. */
+  order(i: number): number {
+    return this.#orders[i]!;
   }
 
   /** The slot of record `i`. */
@@ -106,6 +134,25 @@ export class PendingPuts {
     );
   }
 
+  /** The records as they are now, to list their objects a slice at a time. */
+  snapshot(): WaitingList {
+    const length = this.#length;
+    if (this.#count === length) {
+      return new PutSnapshot(
+        this.#records.slice(0, length * PUT_RECORD),
+        this.#orders.slice(0, length),
+      );
+    }
+    const records = new Uint8Array(this.#count * PUT_RECORD);
+    const orders = new Float64Array(this.#count);
+    let to = 0;
+    for (let i = this.next(-1); i >= 0; i = this.next(i)) {
+      records.set(this.#records.subarray(i * PUT_RECORD, (i + 1) * PUT_RECORD), to * PUT_RECORD);
+      orders[to++] = this.#orders[i]!;
+    }
+    return new PutSnapshot(records, orders);
+  }
+
   /** Forgets record `i` (its object deleted in C); read what is needed of it first. */
   drop(i: number): void {
     const slot = this.#words[14 * i]!;
@@ -120,7 +167,7 @@ export class PendingPuts {
 
   /**
    * Hands each record's index to `visit`, in put order, and forgets them
-   * all: the peer takes their objects in.
+   * all (the peer let go of them: it closed).
    */
   take(visit: (i: number) => void): void {
     const length = this.#length;
@@ -145,6 +192,7 @@ export class PendingPuts {
       if (slot === DROPPED) continue;
       if (to !== i) {
         this.#records.copyWithin(to * PUT_RECORD, i * PUT_RECORD, (i + 1) * PUT_RECORD);
+        this.#orders[to] = this.#orders[i]!;
       }
       this.#at[slot] = ++to;
     }
@@ -157,5 +205,40 @@ export class PendingPuts {
     const at = new Int32Array(length);
     at.set(this.#at);
     this.#at = at;
+  }
+}
+
+/** Bytes decoded one to one into UTF-16 code units: the ids are ASCII. */
+const latin1 = new TextDecoder("latin1");
+
+/** A copy of the records of waiting objects, for a list (see `DeferredAdoption.snapshot`). */
+class PutSnapshot implements WaitingList {
+  readonly #records: Uint8Array;
+  readonly #orders: Float64Array;
+
+  constructor(records: Uint8Array, orders: Float64Array) {
+    this.#records = records;
+    this.#orders = orders;
+  }
+
+  get length(): number {
+    return this.#orders.length;
+  }
+
+  order(i: number): number {
+    return this.#orders[i]!;
+  }
+
+  infos(start: number, end: number): ObjectInfo[] {
+    // Every id of the slice in one decode: a string each would cost most of a list.
+    const text = latin1.decode(this.#records.subarray(start * PUT_RECORD, end * PUT_RECORD));
+    const words = new Uint32Array(this.#records.buffer, start * PUT_RECORD, (end - start) * 14);
+    const times = new Float64Array(this.#records.buffer, start * PUT_RECORD, (end - start) * 7);
+    const infos = new Array<ObjectInfo>(end - start);
+    for (let i = 0; i < end - start; i++) {
+      const at = PUT_RECORD * i + 16;
+      infos[i] = putInfo(text.substring(at, at + 36), words[14 * i + 1]!, times[7 * i + 1]!);
+    }
+    return infos;
   }
 }
