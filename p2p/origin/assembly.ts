@@ -79,6 +79,13 @@ export class Assembly {
     return piece;
   }
 
+  /** The first piece from `from` on verified; `count` when none is. */
+  firstHeld(from = 0): number {
+    let piece = from;
+    while (piece < this.count && this.#have[piece] !== 1) piece++;
+    return piece;
+  }
+
   /** One past the last piece verified here or listed by `bitfields`: where the unknown begins. */
   frontier(bitfields: readonly Uint8Array[]): number {
     for (let piece = this.count - 1; piece >= 0; piece--) {

@@ -2,17 +2,24 @@
  * A downstream peer of a read-through: the daemons that lost the claim of a
  * URL pull its pieces from the winner and from each other while it
  * downloads, and one of them takes the download over when the winner dies.
+ * What a follower pulled outlives the downloader it came from: a body of no
+ * stated length in the flight's spool (see `spool_pull.ts`), one of known
+ * length in its blob, which the follower keeps pulling into from the next
+ * downloader, or downloads the rest of itself when it took over. A next
+ * downloader of another version (the origin's body changed) makes every
+ * follower start over with it.
  *
  * @module
  */
 import { ConflictError, StoreUnavailableError } from "../../core/errors.ts";
+import type { Meta } from "../../core/validate.ts";
 import type { OriginReply } from "../../transport/origin_fetch.ts";
 import { sleep } from "../../transport/rate_limit.ts";
 import type { ContentRecord, Holder } from "../directory.ts";
 import { Assembly } from "./assembly.ts";
 import type { OriginCounts } from "./origin_counts.ts";
-import { download, type OriginTrip, shown } from "./origin_download.ts";
-import { replyOf, validatorOf } from "./origin_meta.ts";
+import { ChangedBody, download, type OriginTrip, shown } from "./origin_download.ts";
+import { replyOf, sameVersion, validatorOf } from "./origin_meta.ts";
 import type { OriginStore } from "./origin_store.ts";
 import { pull, pullPieces } from "./piece_pull.ts";
 import { Spool } from "./spool.ts";
@@ -23,6 +30,16 @@ import type { ReadThroughCluster } from "./read_through.ts";
 /** Rounds of following before a fetch gives up. */
 const MAX_ROUNDS = 50;
 
+/** What one fetch of an id on this daemon keeps from one round of claim-or-follow to the next. */
+export interface Flight {
+  /** A body of no stated length, spooled or pulled here: its pieces, kept across downloaders. */
+  spool?: Spool;
+  /** Whether this daemon was counted as a downstream peer of the id already. */
+  followed?: boolean;
+  /** The last spool digests its downloader published, and the other followers with their pieces. */
+  known?: { readonly digests: readonly string[]; readonly peers: readonly Holder[] };
+}
+
 /** What a follower works with: its read-through's parts. */
 export interface FollowContext {
   readonly store: OriginStore;
@@ -31,8 +48,12 @@ export interface FollowContext {
   readonly counts: OriginCounts;
   readonly claimTtl: number;
   readonly log: (message: string) => void;
-  /** Runs `work` under this daemon's claim of the id, renewed, let go after. */
-  readonly claimed: <T>(work: () => Promise<T>) => Promise<T>;
+  /** Holds this daemon's claim of the id (won already), renewed until disposed, then let go. */
+  readonly hold: () => AsyncDisposable;
+  /** Leads the download under the claim held, from the origin's answer `first`. */
+  readonly lead: (first: Response) => Promise<OriginReply>;
+  /** This fetch's own state across rounds. */
+  readonly flight: Flight;
   /** The spools of this daemon, by id, served to other followers. */
   readonly spools: Map<string, Spool>;
   /** Where a spool goes. Default: the system's temporary directory. */
@@ -41,37 +62,22 @@ export interface FollowContext {
   readonly maxBody: number;
 }
 
+/** The next downloader is of another version than the pieces pulled: start over. */
+class Superseded extends Error {}
+
 /**
  * Pulls `id` from the daemon that claimed its download, and from the
  * other daemons following it; takes the download over when the leader
  * dies and this daemon wins the claim.
  *
- * @returns Undefined when the leader went without a copy to pull (try again).
+ * @returns Undefined when the leader went without a copy to pull, or
+ *   another version came (try again).
  */
 export async function follow(
   context: FollowContext,
   { id, trip, leader, self }: { id: string; trip: OriginTrip; leader: Holder; self: Holder },
 ): Promise<OriginReply | undefined> {
-  // A body of no stated length, pulled while the downloader spools it: kept until its blob is.
-  const spooled: { spool?: Spool } = {};
-  try {
-    return await followWith(context, { id, trip, leader, self }, spooled);
-  } finally {
-    const spool = spooled.spool;
-    if (spool !== undefined) {
-      if (context.spools.get(id) === spool) context.spools.delete(id);
-      spool[Symbol.dispose]();
-    }
-  }
-}
-
-/** {@link follow}, with a spool of its own (made in `spooled`) for a body of no stated length. */
-async function followWith(
-  context: FollowContext,
-  { id, trip, leader, self }: { id: string; trip: OriginTrip; leader: Holder; self: Holder },
-  spooled: { spool?: Spool },
-): Promise<OriginReply | undefined> {
-  const { store, tracker, cluster, counts } = context;
+  const { store, tracker, cluster, counts, flight } = context;
   const pulling = {
     transport: cluster.transport,
     token: cluster.token,
@@ -79,6 +85,11 @@ async function followWith(
     signal: trip.signal,
     rate: trip.rate,
     counts: trip.counts,
+  };
+  const followed = () => {
+    if (flight.followed) return;
+    flight.followed = true;
+    counts.origin_downstream_total++;
   };
   let progress: Progress | undefined;
   let spool: Spool | undefined;
@@ -99,12 +110,16 @@ async function followWith(
     }
     if (progress.state === "downloading" && progress.size !== undefined) break;
     if (progress.state !== "starting") break;
-    if (progress.spoolDigests !== undefined && !context.spools.has(id)) {
+    if (progress.spoolDigests !== undefined) {
       // Its length unknown: its spool pieces into this daemon's spool until it is known.
-      spool = spooled.spool = await Spool.open(context.spoolDir);
+      spool = flight.spool ??= await Spool.open(context.spoolDir);
       context.spools.set(id, spool);
-      counts.origin_downstream_total++;
-      progress = await pullSpool(id, spool, leader, { ...pulling, limit: context.maxBody });
+      followed();
+      progress = await pullSpool(id, spool, leader, {
+        ...pulling,
+        limit: context.maxBody,
+        seen: (digests, peers) => flight.known = { digests, peers },
+      });
       break;
     }
     await sleep(25, trip.signal);
@@ -124,9 +139,12 @@ async function followWith(
   ) {
     return undefined;
   }
-  if (spool === undefined) counts.origin_downstream_total++;
+  followed();
   const { size, meta } = progress;
+  // Pieces of another version than the blob's are not filled in from the spool.
+  const filling = spool?.meta !== undefined && sameVersion(spool.meta, meta) ? spool : undefined;
   let led = false;
+  let hold: AsyncDisposable | undefined;
   let record: ContentRecord;
   try {
     record = await store.assemble(id, size, meta, async (view, relay) => {
@@ -134,10 +152,10 @@ async function followWith(
       relay(assembly);
       try {
         // What came while the body was spooled: from this daemon's own file.
-        await spool?.fill(assembly, false);
+        await filling?.fill(assembly, false);
         let current = leader;
         for (let round = 0; round < MAX_ROUNDS; round++) {
-          const outcome = await pull(assembly, current, pulling);
+          const outcome = await pull(assembly, current, { ...pulling, meta });
           if ("digest" in outcome) {
             const record = await assembly.record();
             if (record.digest !== outcome.digest) {
@@ -149,6 +167,7 @@ async function followWith(
             }
             return record;
           }
+          if ("changed" in outcome) throw new Superseded(outcome.changed);
           context.log(`The download of ${id} by ${current.node} ended: ${outcome.gone}`);
           const holder = await cluster.directory.claim!(id, self, context.claimTtl);
           if (holder.node !== self.node) {
@@ -156,27 +175,9 @@ async function followWith(
             await sleep(50, trip.signal);
             continue;
           }
-          // Taken over: pieces the other followers have come from them, the
-          // rest from the origin, from the end of what any of them has.
           led = true;
-          const peers = outcome.peers;
-          return await context.claimed(async () => {
-            tracker.lead(id);
-            tracker.downloading(id, assembly, meta);
-            const from = assembly.frontier(peers.map((peer) => peer.pieces ?? new Uint8Array(0)));
-            const validator = validatorOf(meta);
-            const holes = pullPieces(assembly, () => tracker.peers(id), {
-              token: cluster.token,
-              signal: trip.signal,
-              rate: trip.rate,
-              counts: trip.counts,
-              wanted: (piece) => piece < from,
-              patience: 1000,
-            });
-            await Promise.all([download(assembly, undefined, trip, validator, from), holes]);
-            await download(assembly, undefined, trip, validator);
-            return await assembly.record();
-          });
+          hold = context.hold();
+          return await takeOver(context, { assembly, meta, trip, peers: outcome.peers });
         }
         throw new StoreUnavailableError(`Cannot fetch ${shown(trip.url)}: no download finished`);
       } finally {
@@ -184,9 +185,61 @@ async function followWith(
       }
     }, trip.signal);
   } catch (error) {
+    if (error instanceof Superseded) {
+      context.log(`The download of ${id} starts over: ${error.message}`);
+      return undefined;
+    }
+    // The origin has another version: the download starts over, its blob, with it.
+    if (led && error instanceof ChangedBody) return await context.lead(error.response);
     if (led) tracker.end(id, { error: (error as Error).message });
     throw error;
+  } finally {
+    await hold?.[Symbol.asyncDispose]();
   }
   if (led) tracker.end(id, { digest: record.digest });
   return replyOf(id, meta);
+}
+
+/**
+ * Takes the download over into `assembly`, which holds the pieces this
+ * daemon pulled: the pieces the other followers have come from them, the
+ * rest from the origin, from the end of what any of them has, a run of
+ * missing pieces at a time, each range guarded by `If-Range`.
+ *
+ * @throws {ChangedBody} When the origin has another version now.
+ */
+async function takeOver(
+  context: FollowContext,
+  { assembly, meta, trip, peers }: {
+    assembly: Assembly;
+    meta: Meta;
+    trip: OriginTrip;
+    peers: readonly Holder[];
+  },
+): Promise<ContentRecord> {
+  const { tracker, cluster } = context;
+  tracker.lead(assembly.id);
+  tracker.downloading(assembly.id, assembly, meta);
+  const from = assembly.frontier(peers.map((peer) => peer.pieces ?? new Uint8Array(0)));
+  const validator = validatorOf(meta);
+  // The holes stop with the download: none may write into a view after its blob went.
+  const stop = new AbortController();
+  const holes = pullPieces(assembly, () => tracker.peers(assembly.id), {
+    token: cluster.token,
+    signal: AbortSignal.any([trip.signal, stop.signal]),
+    rate: trip.rate,
+    counts: trip.counts,
+    wanted: (piece) => piece < from,
+    patience: 1000,
+  });
+  try {
+    await download(assembly, undefined, trip, validator, from);
+  } catch (error) {
+    stop.abort();
+    await holes.catch(() => {});
+    throw error;
+  }
+  await holes;
+  await download(assembly, undefined, trip, validator);
+  return await assembly.record();
 }

@@ -1,13 +1,16 @@
 /**
  * Trips to the origin: one request counted, and a download of a body into
  * an {@link Assembly}, its pieces hashed as they complete, resumed with
- * `Range` (guarded by `If-Range`) after a failure or a takeover.
+ * `Range` (guarded by `If-Range`) after a failure or a takeover: each run of
+ * missing pieces asked for on its own, so that the pieces held are not sent
+ * again.
  *
  * @module
  */
 import { ConflictError, StoreUnavailableError } from "../../core/errors.ts";
 import { sleep, type TokenBucket } from "../../transport/rate_limit.ts";
 import type { Assembly } from "./assembly.ts";
+import { rangeValidator } from "./freshness.ts";
 import type { OriginCounts } from "./origin_counts.ts";
 
 /** What every request of one read-through sends, and where it counts. */
@@ -22,6 +25,25 @@ export interface OriginTrip {
   readonly signal: AbortSignal;
   /** The daemon's download rate, which bytes from the origin and from other daemons take. */
   readonly rate?: TokenBucket | undefined;
+}
+
+/**
+ * The origin answered a resume's `If-Range` with the whole body of another
+ * version: what was held is of the old one. Its `response` (body unread) is
+ * the new version's first answer, for a download that starts over with it.
+ */
+export class ChangedBody extends ConflictError {
+  /** The origin's answer: a 200 with the new version's whole body, unread. */
+  readonly response: Response;
+
+  /**
+   * @param url The origin URL, as errors show it.
+   * @param response The answer with the new version.
+   */
+  constructor(url: string, response: Response) {
+    super(`Cannot fetch ${shown(url)}: the origin's content changed during the download`);
+    this.response = response;
+  }
 }
 
 /** Attempts at one download: the first and the resumes after failures. */
@@ -56,11 +78,12 @@ export async function askOrigin(
 /**
  * Downloads the missing pieces of `assembly` from piece `from` on from the
  * origin: from `first` (a 200 response to the plain request) when given,
- * else from the first missing piece with `Range` and `If-Range: validator`. A failure (cut
- * off, a wrong status or length) is counted and resumed from the first
- * missing piece, up to {@link MAX_ATTEMPTS} attempts in all.
+ * else each run of missing pieces with `Range` and `If-Range: validator`. A
+ * failure (cut off, a wrong status or length) is counted and resumed from
+ * the first missing piece, up to {@link MAX_ATTEMPTS} failures in a row.
  *
- * @throws {ConflictError} When the origin's content changed meanwhile.
+ * @throws {ChangedBody} When a resume was answered with another version's whole body.
+ * @throws {ConflictError} When the origin's content changed meanwhile (no validator).
  * @throws {StoreUnavailableError} When every attempt failed.
  */
 export async function download(
@@ -72,30 +95,39 @@ export async function download(
 ): Promise<void> {
   let response = first;
   let failure = "";
-  for (let attempt = 0; assembly.firstMissing(from) < assembly.count; attempt++) {
-    if (attempt >= MAX_ATTEMPTS) {
+  for (let failures = 0; assembly.firstMissing(from) < assembly.count;) {
+    if (failures >= MAX_ATTEMPTS) {
       throw new StoreUnavailableError(
         `Cannot fetch ${shown(trip.url)}: ${MAX_ATTEMPTS} attempts failed (last: ${failure})`,
       );
     }
-    if (attempt > 0) await sleep(RETRY_MS * 2 ** (attempt - 1), trip.signal);
+    if (failures > 0) await sleep(RETRY_MS * 2 ** (failures - 1), trip.signal);
+    let changed = false;
     try {
       if (response === undefined) {
-        const { start } = assembly.span(assembly.firstMissing(from));
+        const missing = assembly.firstMissing(from);
+        const { start } = assembly.span(missing);
+        const { end } = assembly.span(assembly.firstHeld(missing) - 1);
         trip.counts.origin_resumes_total++;
         // Without a validator a range could splice two versions: the whole body
         // again, the pieces held compared with it.
         response = await askOrigin(
           trip,
-          validator === undefined ? {} : { range: `bytes=${start}-`, "if-range": validator },
+          validator === undefined ? {} : {
+            range: `bytes=${start}-${end === assembly.size ? "" : end - 1}`,
+            "if-range": validator,
+          },
         );
       }
-      const at = startOf(response, assembly, validator, trip);
-      await pump(response, at, assembly, trip, validator === undefined);
+      const [at, end] = spanOf(response, assembly, validator, trip);
+      await pump(response, at, end, assembly, trip, validator === undefined);
+      failures = 0;
     } catch (error) {
-      await response?.body?.cancel().catch(() => {});
+      changed = error instanceof ChangedBody;
+      if (!changed) await response?.body?.cancel().catch(() => {});
       if (error instanceof ConflictError || trip.signal.aborted) throw error;
       failure = (error as Error).message;
+      failures++;
     } finally {
       response = undefined;
     }
@@ -103,61 +135,62 @@ export async function download(
 }
 
 /**
- * Where the body of `response` starts in the object: 0 for a 200 of the
- * same size and validator, the range's start for a 206.
+ * Bytes `[start, end)` of the object that the body of `response` holds:
+ * all for a 200 of the same size and validator, the range for a 206.
+ *
+ * @throws {ChangedBody} For a 200 of another version (or size).
  */
-function startOf(
+function spanOf(
   response: Response,
   assembly: Assembly,
   validator: string | undefined,
   trip: OriginTrip,
-): number {
+): [number, number] {
   const fail = (message: string) => {
     trip.counts.origin_failures_total++;
     return new StoreUnavailableError(`Cannot fetch ${shown(trip.url)}: ${message}`);
   };
   if (response.status === 200) {
-    const now = response.headers.get("etag") ?? response.headers.get("last-modified") ??
-      undefined;
     const length = Number(response.headers.get("content-length"));
-    if ((validator !== undefined && now !== validator) || length !== assembly.size) {
-      throw new ConflictError(
-        `Cannot fetch ${shown(trip.url)}: the origin's content changed during the download`,
-      );
-    }
-    return 0;
+    if (
+      (validator !== undefined && rangeValidator(response.headers) !== validator) ||
+      length !== assembly.size
+    ) throw new ChangedBody(trip.url, response);
+    return [0, assembly.size];
   }
   if (response.status === 206) {
     const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers.get("content-range") ?? "");
+    const [start, last] = [Number(range?.[1]), Number(range?.[2])];
     if (
-      range === null || Number(range[3]) !== assembly.size ||
-      Number(range[2]) !== assembly.size - 1 || Number(range[1]) % assembly.pieceSize !== 0
+      range === null || Number(range[3]) !== assembly.size || start % assembly.pieceSize !== 0 ||
+      (last !== assembly.size - 1 && (last + 1) % assembly.pieceSize !== 0) || last < start
     ) {
       throw fail(
         `the origin answered a range request with ${response.headers.get("content-range")}`,
       );
     }
-    return Number(range[1]);
+    return [start, last + 1];
   }
   throw fail(`the origin answered ${response.status} during the download`);
 }
 
 /**
- * Writes the body into the view from byte `at`, hashing each piece it
- * completes; with `compare`, the bytes of pieces held must be the same.
+ * Writes the body into the view from byte `at` to `stop`, hashing each
+ * piece it completes; with `compare`, the bytes of pieces held must be the same.
  */
 async function pump(
   response: Response,
   at: number,
+  stop: number,
   assembly: Assembly,
   trip: OriginTrip,
   compare: boolean,
 ): Promise<void> {
   if (response.body === null) {
-    if (assembly.size === at) return;
+    if (stop === at) return;
     throw new StoreUnavailableError("the origin sent no body");
   }
-  const { view, size, pieceSize } = assembly;
+  const { view, pieceSize } = assembly;
   const hashes: Promise<void>[] = [];
   let position = at;
   const reader = response.body.getReader();
@@ -166,9 +199,9 @@ async function pump(
       const { done, value } = await reader.read();
       if (done) break;
       const end = position + value.length;
-      if (end > size) {
+      if (end > stop) {
         trip.counts.origin_failures_total++;
-        throw new StoreUnavailableError(`the origin sent more than its ${size} bytes`);
+        throw new StoreUnavailableError(`the origin sent more than its ${stop - at} bytes`);
       }
       trip.counts.origin_bytes_total += value.length;
       await trip.rate?.take(value.length, trip.signal);
@@ -199,9 +232,9 @@ async function pump(
     throw new StoreUnavailableError(`cut off: ${(error as Error).message}`);
   }
   await Promise.all(hashes);
-  if (position !== size) {
+  if (position !== stop) {
     trip.counts.origin_failures_total++;
-    throw new StoreUnavailableError(`the origin sent ${position - at} of ${size - at} bytes`);
+    throw new StoreUnavailableError(`the origin sent ${position - at} of ${stop - at} bytes`);
   }
 }
 

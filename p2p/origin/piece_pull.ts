@@ -14,7 +14,9 @@ import { checkPiece, requestPieces } from "../swarm/piece_request.ts";
 import { sleep, type TokenBucket } from "../../transport/rate_limit.ts";
 import type { Assembly } from "./assembly.ts";
 import type { OriginCounts } from "./origin_counts.ts";
-import { askJson, BENCH_MS, MISSES, parseProgress, POLL_MS } from "./progress.ts";
+import type { Meta } from "../../core/validate.ts";
+import { sameVersion } from "./origin_meta.ts";
+import { askJson, BENCH_MS, MISSES, parseProgress, POLL_MS, type Progress } from "./progress.ts";
 
 /** What a pull needs. */
 export interface PullOptions {
@@ -32,12 +34,19 @@ export interface PullOptions {
   readonly rate?: TokenBucket | undefined;
   /** Where the bytes pulled are counted. */
   readonly counts?: OriginCounts | undefined;
+  /** The response the pieces are the body of: a downloader of another version is not pulled from. */
+  readonly meta?: Meta | undefined;
 }
 
-/** How the pull ended: every piece in and the whole digest known, or the downloader gone. */
+/**
+ * How the pull ended: every piece in and the whole digest known; the
+ * downloader gone; or the downloader of another version than the pieces
+ * held (another size, validator or piece digest: start over).
+ */
 export type PullOutcome =
   | { readonly digest: string }
-  | { readonly gone: string; readonly peers: readonly Holder[] };
+  | { readonly gone: string; readonly peers: readonly Holder[] }
+  | { readonly changed: string };
 
 /**
  * Pulls the pieces of `assembly` from `leader` (the daemon that claimed the
@@ -57,6 +66,7 @@ export async function pull(
   let sources: Holder[] = [];
   let final: string | undefined;
   let gone: string | undefined;
+  let changed: string | undefined;
   const poll = async () => {
     let misses = 0;
     while (!signal.aborted) {
@@ -75,10 +85,8 @@ export async function pull(
           gone = reply.error ?? `${leader.node} leads no download of it`;
           break;
         }
-        if (reply.size !== undefined && reply.size !== assembly.size) {
-          gone = `${leader.node} downloads ${reply.size} bytes, not ${assembly.size}`;
-          break;
-        }
+        changed = otherVersion(assembly, reply, options.meta, leader.node);
+        if (changed !== undefined) break;
         reply.digests?.forEach((digest, piece) => {
           if (digest !== "" && assembly.digests[piece] === "") assembly.digests[piece] = digest;
         });
@@ -105,10 +113,35 @@ export async function pull(
   ]);
   if (options.signal.aborted) throw options.signal.reason;
   if (final !== undefined && assembly.complete) return { digest: final };
+  if (changed !== undefined) return { changed };
   return {
     gone: gone ?? "the download ended",
     peers: sources.filter((source) => source.node !== leader.node),
   };
+}
+
+/**
+ * Why the download `reply` describes is of another version than the
+ * pieces of `assembly`, if it is: another size, another validator than
+ * `meta`'s, or another digest for a piece held.
+ */
+function otherVersion(
+  assembly: Assembly,
+  reply: Progress,
+  meta: Meta | undefined,
+  node: string,
+): string | undefined {
+  if (reply.size !== undefined && reply.size !== assembly.size) {
+    return `${node} downloads ${reply.size} bytes, not ${assembly.size}`;
+  }
+  if (reply.meta !== undefined && meta !== undefined && !sameVersion(reply.meta, meta)) {
+    return `${node} downloads another version`;
+  }
+  const piece =
+    reply.digests?.findIndex((digest, piece) =>
+      digest !== "" && assembly.digests[piece] !== "" && assembly.digests[piece] !== digest
+    ) ?? -1;
+  return piece < 0 ? undefined : `${node} has another piece ${piece}`;
 }
 
 /** Options of {@link pullPieces}. */

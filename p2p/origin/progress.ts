@@ -36,7 +36,9 @@ export interface Progress {
   readonly digest?: string;
   /**
    * While a body of no stated length is spooled (`starting`): the digests of
-   * its spool pieces written so far, in order (see `spool.ts`).
+   * its spool pieces, in order, `""` for those the downloader does not hold
+   * (yet: one that took a download over holds those it had pulled) (see
+   * `spool.ts`). With them, `meta` is the response they are the body of.
    */
   readonly spoolDigests?: readonly string[];
   /** The other downstream peers, with their pieces. */
@@ -105,10 +107,13 @@ export class Tracker {
     this.#led.set(id, { state: "starting", peers: this.#led.get(id)?.peers ?? new Map() });
   }
 
-  /** The origin answered with a body of no stated length: it is spooled into `spool`. */
-  spooling(id: string, spool: Spool): void {
+  /**
+   * The origin answered with a body of no stated length, the response `meta`
+   * describes (its validator names the version): it is spooled into `spool`.
+   */
+  spooling(id: string, spool: Spool, meta: Meta): void {
     const led = this.#led.get(id);
-    if (led !== undefined) led.spool = spool;
+    if (led !== undefined) Object.assign(led, { spool, meta });
   }
 
   /** The origin answered: pieces arrive into `assembly`. */
@@ -280,7 +285,7 @@ export function parseProgress(value: unknown): Progress {
   if (
     spoolDigests !== undefined &&
     (!Array.isArray(spoolDigests) ||
-      !spoolDigests.every((item) => digest(item, "spool piece digest") === item))
+      !spoolDigests.every((item) => item === "" || digest(item, "spool piece digest") === item))
   ) {
     throw new ProtocolError("Malformed origin progress spool digests");
   }

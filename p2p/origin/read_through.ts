@@ -19,10 +19,18 @@ import { sleep } from "../../transport/rate_limit.ts";
 import type { ClusterTransport } from "../cluster_transport.ts";
 import type { Directory, Holder } from "../directory.ts";
 import { Assembly } from "./assembly.ts";
-import { follow } from "./follow.ts";
-import { isFresh, rangeValidator, shareable, validators } from "./freshness.ts";
+import { type Flight, follow } from "./follow.ts";
+import { isFresh, shareable, validators } from "./freshness.ts";
 import { type OriginCounts, originCounts } from "./origin_counts.ts";
-import { askOrigin, download, gatherBody, type OriginTrip, shown } from "./origin_download.ts";
+import {
+  askOrigin,
+  ChangedBody,
+  download,
+  gatherBody,
+  MAX_ATTEMPTS,
+  type OriginTrip,
+  shown,
+} from "./origin_download.ts";
 import { originId } from "./origin_id.ts";
 import {
   originMeta,
@@ -31,10 +39,12 @@ import {
   requestHeaders,
   sameVersion,
   storedHeaders,
+  validatorOf,
 } from "./origin_meta.ts";
 import { type OriginStore, peerStore } from "./origin_store.ts";
 import { parseAsk, progressJson, Tracker } from "./progress.ts";
 import { Revalidated } from "./revalidated.ts";
+import { gather, resumeOf, spooledFrom } from "./spool_resume.ts";
 import { Spool } from "./spool.ts";
 import type { TransferLimits } from "../transfer_limits.ts";
 
@@ -247,15 +257,37 @@ export class ReadThrough {
     stale: Meta | undefined,
     reload: boolean,
   ): Promise<OriginReply> {
+    // What this daemon spooled or pulled, kept from one downloader to the next.
+    const flight: Flight = {};
+    try {
+      return await this.#rounds(id, trip, stale, reload, flight);
+    } finally {
+      const spool = flight.spool;
+      if (spool !== undefined) {
+        if (this.#spools.get(id) === spool) this.#spools.delete(id);
+        spool[Symbol.dispose]();
+      }
+    }
+  }
+
+  /** The rounds of claim-or-follow of {@link ReadThrough.#single}. */
+  async #rounds(
+    id: string,
+    trip: OriginTrip,
+    stale: Meta | undefined,
+    reload: boolean,
+    flight: Flight,
+  ): Promise<OriginReply> {
     const cluster = this.#cluster;
     const self = cluster?.self();
     if (cluster === undefined || self === undefined) {
-      return await this.#lead(id, trip, stale, reload);
+      return await this.#lead(id, trip, stale, reload, flight);
     }
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const holder = await cluster.directory.claim!(id, self, this.#claimTtl);
       if (holder.node === self.node) {
-        return await this.#claimed(id, self, () => this.#lead(id, trip, stale, reload));
+        await using _claim = this.#hold(id, self);
+        return await this.#lead(id, trip, stale, reload, flight);
       }
       const reply = await follow({
         store: this.#store,
@@ -267,7 +299,9 @@ export class ReadThrough {
         spools: this.#spools,
         spoolDir: this.#spoolDir,
         maxBody: this.#maxBody,
-        claimed: <T>(work: () => Promise<T>) => this.#claimed(id, self, work),
+        flight,
+        hold: () => this.#hold(id, self),
+        lead: (first) => this.#lead(id, trip, undefined, true, flight, first),
       }, { id, trip, leader: holder, self });
       if (reply !== undefined) return reply;
       await sleep(20 + Math.random() * 80, trip.signal);
@@ -275,33 +309,42 @@ export class ReadThrough {
     throw new StoreUnavailableError(`Cannot fetch ${shown(trip.url)}: no download went through`);
   }
 
-  /** Runs `work` under this daemon's claim of `id`, renewing it, and lets it go after. */
-  async #claimed<T>(id: string, self: Holder, work: () => Promise<T>): Promise<T> {
+  /** Holds this daemon's claim of `id` (won already), renewing it; disposing lets it go. */
+  #hold(id: string, self: Holder): AsyncDisposable {
     const directory = this.#cluster!.directory;
     const timer = setInterval(() => {
       directory.claim!(id, self, this.#claimTtl).then((holder) => {
         if (holder.node !== self.node) this.#log(`Lost the claim of ${id} to ${holder.node}`);
       }).catch(() => {});
     }, this.#claimTtl / 3);
-    try {
-      return await work();
-    } finally {
-      clearInterval(timer);
-      await directory.unclaim?.(id, self.node).catch(() => {});
-    }
+    return {
+      [Symbol.asyncDispose]: async () => {
+        clearInterval(timer);
+        await directory.unclaim?.(id, self.node).catch(() => {});
+      },
+    };
   }
 
-  /** Downloads `id` from the origin, as the one daemon that claimed it. */
+  /**
+   * Downloads `id` from the origin, as the one daemon that claimed it: from
+   * `first` when given (the whole body of a version newer than the one a
+   * download had begun), else with a request of its own, which resumes
+   * with `Range` and `If-Range` after the spool pieces of `flight` when they
+   * are the start of a body (pulled from a downloader that died).
+   */
   async #lead(
     id: string,
     trip: OriginTrip,
     stale: Meta | undefined,
     reload: boolean,
+    flight: Flight,
+    first?: Response,
+    restarts = 0,
   ): Promise<OriginReply> {
     this.#tracker.lead(id);
     let response: Response | undefined;
     try {
-      if (!reload) {
+      if (!reload && first === undefined) {
         // Someone may have stored it meanwhile (or a newer version than the stale one).
         const meta = await this.#held(id);
         if (meta !== undefined && !sameVersion(meta, stale)) {
@@ -310,24 +353,52 @@ export class ReadThrough {
           return replyOf(id, meta);
         }
       }
-      const answer = response = await askOrigin(trip);
-      if (!shareable(trip.headers, answer)) {
-        this.#tracker.end(id, { error: `the origin answered ${answer.status}` });
-        return await this.#unshared(trip, answer);
+      const self = this.#cluster?.self();
+      if (first === undefined && flight.spool !== undefined && self !== undefined) {
+        // What the other followers hold past this daemon's pieces: from them, not the origin.
+        await gather(id, flight.spool, flight.known, {
+          transport: this.#cluster!.transport,
+          token: this.#cluster!.token,
+          self,
+          signal: trip.signal,
+          rate: trip.rate,
+          counts: trip.counts,
+          limit: this.#maxBody,
+        });
       }
-      const meta = originMeta(trip.url, answer);
+      const resume = first === undefined ? resumeOf(flight.spool) : undefined;
+      if (resume !== undefined) trip.counts.origin_resumes_total++;
+      const answer = response = first ?? await askOrigin(trip, resume?.headers);
+      let meta: Meta;
+      let from = 0;
+      if (resume !== undefined && answer.status === 206) {
+        // The rest of the version held: its pieces stay, its response is the first's.
+        from = spooledFrom(answer, resume.at, trip);
+        meta = resume.meta;
+      } else {
+        if (!shareable(trip.headers, answer)) {
+          this.#tracker.end(id, { error: `the origin answered ${answer.status}` });
+          return await this.#unshared(trip, answer);
+        }
+        meta = originMeta(trip.url, answer);
+        // Another version: what was spooled is not of it.
+        const held = flight.spool;
+        if (held?.meta !== undefined && !sameVersion(held.meta, meta)) held.reset(meta);
+      }
       const length = answer.headers.get("content-length");
-      const known = length !== null && /^\d+$/.test(length);
+      const known = from === 0 && length !== null && /^\d+$/.test(length) &&
+        flight.spool?.holdsAny !== true;
       // A body of no stated length goes to a file as it comes (its followers pull its
       // pieces from there meanwhile); its length known, to the blob.
-      using spool = known ? undefined : await Spool.open(this.#spoolDir);
+      const spool = known ? undefined : (flight.spool ??= await Spool.open(this.#spoolDir));
       if (spool !== undefined) {
+        spool.meta = meta;
         this.#spools.set(id, spool);
-        this.#tracker.spooling(id, spool);
-        await spool.take(trip, answer, this.#maxBody);
+        this.#tracker.spooling(id, spool, meta);
+        await spool.take(trip, answer, this.#maxBody, from);
       }
       const size = spool?.size ?? Number(length);
-      const validator = rangeValidator(answer.headers);
+      const validator = validatorOf(meta);
       const record = await this.#store.assemble(id, size, meta, async (view, relay) => {
         const assembly = new Assembly(id, size, view);
         relay(assembly);
@@ -343,12 +414,15 @@ export class ReadThrough {
       this.#tracker.end(id, { digest: record.digest });
       return replyOf(id, meta);
     } catch (error) {
+      // The origin has another version now: the download starts over with its answer.
+      if (error instanceof ChangedBody && restarts < MAX_ATTEMPTS) {
+        return await this.#lead(id, trip, undefined, true, flight, error.response, restarts + 1);
+      }
       this.#tracker.end(id, { error: (error as Error).message });
       // Refused before its body was read (no room in the budget): the connection goes.
       await response?.body?.cancel().catch(() => {});
+      if (error instanceof ChangedBody) await error.response.body?.cancel().catch(() => {});
       throw error;
-    } finally {
-      this.#spools.delete(id);
     }
   }
 

@@ -11,11 +11,16 @@
  * each hashed as it is written: the downloader publishes their digests, and
  * its followers pull them (from it and from each other) into spools of their
  * own while the body still arrives, each checked against its digest, so that
- * once the length is known their blobs fill from their own files.
+ * once the length is known their blobs fill from their own files. A spool
+ * outlives the downloader its pieces came from: the daemon that takes the
+ * download over spools the rest after them (`spool_resume.ts`), the others
+ * keep pulling into theirs; a spool of another version than the
+ * downloader's is emptied ({@link Spool.reset}).
  *
  * @module
  */
-import { CapacityExceededError, StoreUnavailableError } from "../../core/errors.ts";
+import { CapacityExceededError, ConflictError, StoreUnavailableError } from "../../core/errors.ts";
+import type { Meta } from "../../core/validate.ts";
 import { MIN_PIECE_SIZE } from "../content.ts";
 import { sha256 } from "../sha256.ts";
 import { bitfieldOf } from "../swarm/bitfield.ts";
@@ -35,6 +40,13 @@ export class Spool implements Disposable {
   /** File operations one at a time: each moves the file's offset. */
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
+  #generation = 0;
+  /**
+   * The response whose body the pieces are (its status and headers): its
+   * validator tells whether another downloader's pieces are of the same
+   * version. Undefined until known.
+   */
+  meta: Meta | undefined;
 
   private constructor(file: Deno.FsFile) {
     this.#file = file;
@@ -71,24 +83,41 @@ export class Spool implements Disposable {
   }
 
   /**
-   * Writes the body of `response` to the file, counted and at the trip's
+   * Writes the body of `response` to the file from byte `from` (a spool
+   * piece's start: where a resume's range begins), counted and at the trip's
    * download rate, each spool piece hashed once written; sets
-   * {@link Spool.size}.
+   * {@link Spool.size}. A piece held already (pulled from an earlier
+   * downloader) is not written again: the origin's bytes must hash to its
+   * digest.
    *
    * @param limit The most bytes taken: the most the daemon could store.
    * @throws {CapacityExceededError} When the body runs past `limit`.
+   * @throws {ConflictError} When a piece held differs from the origin's bytes.
    * @throws {StoreUnavailableError} When the origin cuts it off.
    */
-  async take(trip: OriginTrip, response: Response, limit: number): Promise<void> {
+  async take(trip: OriginTrip, response: Response, limit: number, from = 0): Promise<void> {
+    if (from % SPOOL_PIECE !== 0) throw new RangeError(`Cannot spool from byte ${from}`);
     // One piece buffer, read into again and again: no garbage per chunk.
     const reader = response.body?.getReader({ mode: "byob" });
     let buffer = new ArrayBuffer(SPOOL_PIECE);
     let filled = 0;
-    let size = 0;
+    let size = from;
     const spill = async () => {
       const piece = new Uint8Array(buffer, 0, filled);
-      await this.#write(size - filled, piece);
-      this.#digests.push(await sha256(piece as Uint8Array<ArrayBuffer>));
+      const index = (size - filled) / SPOOL_PIECE;
+      const digest = await sha256(piece as Uint8Array<ArrayBuffer>);
+      if (this.has(index)) {
+        if (this.#digests[index] !== digest) {
+          throw new ConflictError(
+            `Cannot fetch ${
+              shown(trip.url)
+            }: the origin's content changed during the download (spool piece ${index} differs from the one held)`,
+          );
+        }
+      } else {
+        await this.#write(size - filled, piece);
+        this.#held(index, digest);
+      }
       filled = 0;
     };
     try {
@@ -115,21 +144,59 @@ export class Spool implements Disposable {
       if (filled > 0) await spill();
     } catch (error) {
       await reader?.cancel().catch(() => {});
-      if (error instanceof CapacityExceededError || trip.signal.aborted) throw error;
+      if (
+        error instanceof CapacityExceededError || error instanceof ConflictError ||
+        trip.signal.aborted
+      ) throw error;
       trip.counts.origin_failures_total++;
       throw new StoreUnavailableError(
         `Cannot fetch ${shown(trip.url)}: cut off: ${(error as Error).message}`,
         { cause: error },
       );
     }
+    // Pieces past the end (held of a longer body) are not of this one.
+    this.#digests.length = Math.ceil(size / SPOOL_PIECE);
     this.#size = size;
   }
 
   /** Writes spool piece `piece`, its bytes checked against `digest` by the caller. */
   async put(piece: number, bytes: Uint8Array, digest: string): Promise<void> {
     await this.#write(piece * SPOOL_PIECE, bytes);
-    while (this.#digests.length <= piece) this.#digests.push("");
-    this.#digests[piece] = digest;
+    this.#held(piece, digest);
+  }
+
+  /** Forgets spool piece `piece`: another downloader's digest says it is not this body's. */
+  drop(piece: number): void {
+    if (this.has(piece)) this.#digests[piece] = "";
+  }
+
+  /**
+   * Forgets every piece: they are of another version than `meta`'s, whose
+   * body the spool holds from now on. Pieces on their way in from before
+   * are refused ({@link Spool.generation}).
+   */
+  reset(meta: Meta | undefined): void {
+    this.#digests.length = 0;
+    this.#size = undefined;
+    this.meta = meta;
+    this.#generation++;
+  }
+
+  /** Counts the resets: a piece pulled in one generation is put only if it is still current. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** Bytes from the start that every spool piece holds: where a resume begins. */
+  get contiguous(): number {
+    let piece = 0;
+    while (this.has(piece)) piece++;
+    return piece * SPOOL_PIECE;
+  }
+
+  /** Whether any spool piece is held. */
+  get holdsAny(): boolean {
+    return this.#digests.some((digest) => digest !== "");
   }
 
   /**
@@ -175,6 +242,11 @@ export class Spool implements Disposable {
     if (this.#closed) return;
     this.#closed = true;
     this.#file.close();
+  }
+
+  #held(piece: number, digest: string): void {
+    while (this.#digests.length <= piece) this.#digests.push("");
+    this.#digests[piece] = digest;
   }
 
   /** Whether every spool piece of bytes `[start, end)` is held. */

@@ -5,7 +5,9 @@
  * downloader and from the other followers, into a spool of its own
  * (`GET /v1/cluster/origin/spool/:id` with a `Range`), each checked against
  * its digest. Once the body ended and the downloader made its blob, the
- * follower's blob fills from its own file and only the rest is pulled.
+ * follower's blob fills from its own file and only the rest is pulled. The
+ * spool outlives a downloader that dies: the pieces in it are kept for the
+ * next one, as long as that one spools the same version.
  *
  * @module
  */
@@ -17,6 +19,8 @@ import { sha256 } from "../sha256.ts";
 import { sourceKey } from "../source_error.ts";
 import { bitfieldOf, hasPiece } from "../swarm/bitfield.ts";
 import { sleep, type TokenBucket } from "../../transport/rate_limit.ts";
+import type { Meta } from "../../core/validate.ts";
+import { sameVersion } from "./origin_meta.ts";
 import type { OriginCounts } from "./origin_counts.ts";
 import { askJson, BENCH_MS, MISSES, parseProgress, POLL_MS, type Progress } from "./progress.ts";
 import { type Spool, SPOOL_PIECE } from "./spool.ts";
@@ -37,6 +41,12 @@ export interface SpoolPullOptions {
   readonly counts?: OriginCounts | undefined;
   /** The most bytes the body may have here: the most the daemon stores. */
   readonly limit: number;
+  /**
+   * Told the downloader's spool digests and its other followers (with the
+   * spool pieces they hold) at each of its answers: what a daemon that
+   * takes the download over pulls from them before it asks the origin.
+   */
+  readonly seen?: (digests: readonly string[], peers: readonly Holder[]) => void;
 }
 
 /** Piece requests at once. */
@@ -81,14 +91,17 @@ export async function pullSpool(
           break;
         }
         digests = reply.spoolDigests;
+        adopt(spool, reply.meta, digests);
         if (digests.length * SPOOL_PIECE > options.limit + SPOOL_PIECE) {
           throw new CapacityExceededError(
             `Cannot fetch ${id}: its body, of no stated length, runs past ${options.limit} bytes, the most this daemon stores (raise --capacity)`,
           );
         }
+        const peers = (reply.peers ?? []).filter((peer) => peer.node !== options.self.node);
+        options.seen?.(digests, peers);
         sources = [
-          { ...leader, pieces: bitfieldOf(digests.length, () => true) },
-          ...(reply.peers ?? []).filter((peer) => peer.node !== options.self.node),
+          { ...leader, pieces: bitfieldOf(digests.length, (piece) => digests[piece] !== "") },
+          ...peers,
         ];
       } catch (error) {
         if (signal.aborted) break;
@@ -108,7 +121,7 @@ export async function pullSpool(
     const now = Date.now();
     const usable = sources.filter((source) => (benched.get(sourceKey(source)) ?? 0) <= now);
     for (let piece = 0; piece < digests.length; piece++) {
-      if (spool.has(piece) || inflight.has(piece)) continue;
+      if (spool.has(piece) || inflight.has(piece) || digests[piece] === "") continue;
       const holders = usable.filter((source) =>
         source.pieces !== undefined && hasPiece(source.pieces, piece)
       );
@@ -127,11 +140,15 @@ export async function pullSpool(
         continue;
       }
       const { piece, source } = pick;
+      const { generation } = spool;
       inflight.add(piece);
       try {
         const bytes = await spoolPiece(id, piece, source, options, signal);
-        if (bytes !== undefined && await sha256(bytes) === digests[piece]) {
-          await spool.put(piece, bytes, digests[piece]!);
+        const digest = bytes === undefined ? undefined : await sha256(bytes);
+        // Of a version the spool no longer holds: dropped.
+        if (spool.generation !== generation) continue;
+        if (bytes !== undefined && digest !== undefined && digest === digests[piece]) {
+          await spool.put(piece, bytes, digest);
         } else if (!signal.aborted) {
           benched.set(sourceKey(source), Date.now() + (bytes === undefined ? POLL_MS : BENCH_MS));
         }
@@ -149,12 +166,28 @@ export async function pullSpool(
 }
 
 /**
+ * Keeps in `spool` only the pieces of the body the downloader spools: all
+ * of them go when its response (`meta`) is of another version than the
+ * spool's (the origin's body changed before a takeover), and any whose
+ * digest differs from the downloader's.
+ */
+function adopt(spool: Spool, meta: Meta | undefined, digests: readonly string[]): void {
+  if (meta !== undefined) {
+    if (spool.meta !== undefined && !sameVersion(meta, spool.meta)) spool.reset(meta);
+    spool.meta = meta;
+  }
+  digests.forEach((digest, piece) => {
+    if (digest !== "" && spool.has(piece) && spool.digests[piece] !== digest) spool.drop(piece);
+  });
+}
+
+/**
  * Spool piece `piece` of `id` from `source`.
  *
  * @returns Undefined when the source does not have it yet (503).
  * @throws When the source fails otherwise.
  */
-async function spoolPiece(
+export async function spoolPiece(
   id: string,
   piece: number,
   source: Holder,

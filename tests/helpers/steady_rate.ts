@@ -1,10 +1,13 @@
 /**
- * A limit's own rate, read from a daemon's byte counter while a transfer
- * runs: over the middle three quarters of its bytes, each crossing
- * bracketed by the counter requests around it. A loaded machine stretches
- * a transfer's start and end (lookups, CREATE, seal) and answers some
- * counter requests late; neither is the limit's doing, and neither moves
- * this measure beyond the error it reports.
+ * A limit's own rate while a transfer runs, measured so that a loaded
+ * machine does not move it: a loaded machine stretches a transfer's start
+ * and end (lookups, CREATE, seal) and answers some counter requests late;
+ * neither is the limit's doing. Two ways: over the middle three quarters of
+ * its bytes, each crossing bracketed by the counter requests around it
+ * ({@link middleRate}); or a least-squares line through many counter
+ * reads, leaving out those answered far later than most
+ * ({@link samplePoints}, {@link fittedRate}): a few late answers move a line
+ * through dozens of points little, where they widen a bracket.
  */
 import { assert } from "./assert.ts";
 
@@ -35,12 +38,13 @@ export function crossing(samples: readonly Sample[], bytes: number): { ms: numbe
 }
 
 /**
- * Reads `counter` every 5 ms while `running` runs (and once after), as
- * bytes past its value before.
+ * Reads `counter` every `interval` ms (default 5) while `running` runs (and
+ * once after), as bytes past its value before.
  */
 export async function sampleWhile(
   counter: () => Promise<number>,
   running: Promise<unknown>,
+  interval = 5,
 ): Promise<Sample[]> {
   const before = await counter();
   const samples: Sample[] = [];
@@ -51,7 +55,7 @@ export async function sampleWhile(
     const from = performance.now();
     const bytes = await counter() - before;
     samples.push({ from, to: performance.now(), bytes });
-    if (!done) await new Promise((resolve) => setTimeout(resolve, 5));
+    if (!done) await new Promise((resolve) => setTimeout(resolve, interval));
   } while (!done);
   await over;
   const from = performance.now();
@@ -79,4 +83,55 @@ export function middleRate(
     low: start.ms,
     high: end.ms,
   };
+}
+
+/** A byte count at a time: `bytes` at `at` ms. */
+export interface Point {
+  readonly at: number;
+  readonly bytes: number;
+}
+
+/**
+ * The least-squares rate of the points whose bytes are in `[low, high]`:
+ * a line through all of them, not through the two that bracket the window,
+ * so a few late points (a late answer) move it little;
+ * and whether it is precise: ten points at least, and twice its standard
+ * error, from the points' scatter about the line, under half the 10% the
+ * tests assert.
+ */
+export function fittedRate(
+  points: readonly Point[],
+  low: number,
+  high: number,
+): { rate: number; precise: boolean } {
+  const inside = points.filter((point) => point.bytes >= low && point.bytes <= high);
+  const n = inside.length;
+  // Too few for a line (a loaded machine answered most requests late): not precise.
+  if (n < 10) return { rate: NaN, precise: false };
+  const meanT = inside.reduce((sum, point) => sum + point.at, 0) / n;
+  const meanB = inside.reduce((sum, point) => sum + point.bytes, 0) / n;
+  let stt = 0;
+  let stb = 0;
+  for (const { at, bytes } of inside) {
+    stt += (at - meanT) ** 2;
+    stb += (at - meanT) * (bytes - meanB);
+  }
+  const slope = stb / stt;
+  let residuals = 0;
+  for (const { at, bytes } of inside) residuals += (bytes - meanB - slope * (at - meanT)) ** 2;
+  const error = Math.sqrt(residuals / (n - 2) / stt);
+  return { rate: slope * 1000, precise: 2 * error < slope / 20 };
+}
+
+/**
+ * The counter samples as points: each at the middle of its request, but
+ * those answered far later than most (over three times the median time, and
+ * over 10 ms), whose reading could be from anywhere in a long request.
+ */
+export function samplePoints(samples: readonly Sample[]): Point[] {
+  const widths = samples.map((sample) => sample.to - sample.from).sort((a, b) => a - b);
+  const limit = Math.max(10, 3 * (widths[Math.floor(widths.length / 2)] ?? 0));
+  return samples
+    .filter((sample) => sample.to - sample.from <= limit)
+    .map((sample) => ({ at: (sample.from + sample.to) / 2, bytes: sample.bytes }));
 }

@@ -1,8 +1,9 @@
 /**
  * An origin server for the read-through tests: one large file with an
  * ETag, `Range` and `If-Range` as a real server does them, sent at a
- * chosen rate, cut off after a chosen number of bytes when asked, and
- * every request and byte counted.
+ * chosen rate, cut off or held after a chosen number of bytes when asked,
+ * changed (bytes and ETag) after its first response when asked, and every
+ * request and byte counted.
  */
 
 /** Options of {@link startCountingOrigin}. */
@@ -17,10 +18,17 @@ export interface CountingOriginOptions {
   readonly authorization?: string;
   /** Whether it sends an ETag (and honours If-Range, If-None-Match). Default true. */
   readonly etag?: boolean;
-  /** What it serves after the first response: other bytes of the same length. */
+  /** What it serves after the first response: other bytes (of any length). */
   readonly then?: Uint8Array<ArrayBuffer>;
-  /** Whether it sends the body chunked, with no Content-Length (and no ranges). Default false. */
+  /** The ETag it sends with {@link CountingOriginOptions.then}'s bytes. Default: {@link ETAG}. */
+  readonly thenEtag?: string;
+  /** Whether it sends bodies chunked, with no Content-Length. Default false. */
   readonly chunked?: boolean;
+  /**
+   * The first full response stops sending after this many bytes and holds
+   * its connection open: what it sent so far is all its client gets.
+   */
+  readonly pauseAt?: number;
 }
 
 /** One request the origin saw. */
@@ -41,6 +49,8 @@ export interface CountingOrigin extends AsyncDisposable {
   readonly requests: SeenRequest[];
   /** Body bytes sent in all. */
   readonly sent: number;
+  /** Settles once the first full response paused at `pauseAt`. */
+  readonly paused: Promise<void>;
 }
 
 /** The ETag of the file. */
@@ -49,6 +59,9 @@ export const ETAG = '"v1"';
 /** Starts the origin on a free loopback port. */
 export function startCountingOrigin(options: CountingOriginOptions): CountingOrigin {
   let body = options.body;
+  let etag = ETAG;
+  let pause = options.pauseAt;
+  const paused = Promise.withResolvers<void>();
   const requests: SeenRequest[] = [];
   let sent = 0;
   let cut = options.cutAfter;
@@ -71,27 +84,35 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
       return new Response("who are you", { status: 401 });
     }
     const tagged = options.etag !== false;
-    const headers = new Headers(tagged ? { etag: ETAG, "accept-ranges": "bytes" } : {});
-    if (tagged && request.headers.get("if-none-match") === ETAG) {
+    const headers = new Headers(tagged ? { etag, "accept-ranges": "bytes" } : {});
+    if (tagged && request.headers.get("if-none-match") === etag) {
       seen(304);
       return new Response(null, { status: 304, headers });
     }
-    const match = range === null || !tagged || options.chunked
-      ? null
-      : /^bytes=(\d+)-$/.exec(range);
-    const ranged = match !== null && (ifRange === null || ifRange === ETAG);
+    const match = range === null || !tagged ? null : /^bytes=(\d+)-(\d*)$/.exec(range);
+    const ranged = match !== null && (ifRange === null || ifRange === etag) &&
+      Number(match[1]) < body.length;
     const start = ranged ? Number(match![1]) : 0;
+    const stop = ranged && match![2] !== ""
+      ? Math.min(body.length, Number(match![2]) + 1)
+      : body.length;
     const status = ranged ? 206 : 200;
     if (status === 206) {
-      headers.set("content-range", `bytes ${start}-${body.length - 1}/${body.length}`);
+      headers.set("content-range", `bytes ${start}-${stop - 1}/${body.length}`);
     }
-    if (!options.chunked) headers.set("content-length", String(body.length - start));
+    if (!options.chunked) headers.set("content-length", String(stop - start));
     seen(status);
     const limit = status === 200 ? cut : undefined;
     if (status === 200) cut = undefined;
-    const sending = body;
-    if (options.then !== undefined) body = options.then;
+    const hold = status === 200 ? pause : undefined;
+    if (status === 200) pause = undefined;
+    const sending = body.subarray(0, stop);
+    if (options.then !== undefined) {
+      body = options.then;
+      etag = options.thenEtag ?? etag;
+    }
     let at = start;
+    const gone = Promise.withResolvers<void>();
     const chunk = 256 << 10;
     // When each chunk is due: on a schedule, not a sleep after each, so that timers late on
     // a loaded machine do not slow the origin below its rate (it catches up, 50 ms at most).
@@ -102,7 +123,15 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
         if (limit !== undefined && at - start >= limit) {
           return controller.error(new Error("cut off on purpose"));
         }
-        const end = Math.min(sending.length, at + chunk);
+        if (hold !== undefined && at - start >= hold) {
+          paused.resolve();
+          return await gone.promise;
+        }
+        const end = Math.min(
+          sending.length,
+          at + chunk,
+          hold === undefined ? Infinity : start + hold,
+        );
         if (options.rate !== undefined) {
           due = Math.max(due, performance.now() - 50) + ((end - at) / options.rate) * 1000;
           const wait = due - performance.now();
@@ -112,6 +141,7 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
         sent += end - at;
         at = end;
       },
+      cancel: () => gone.resolve(),
     });
     return new Response(stream, { status, headers });
   });
@@ -121,6 +151,7 @@ export function startCountingOrigin(options: CountingOriginOptions): CountingOri
     get sent() {
       return sent;
     },
+    paused: paused.promise,
     [Symbol.asyncDispose]: async () => {
       abort.abort();
       await server.finished.catch(() => {});

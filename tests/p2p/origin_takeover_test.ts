@@ -1,0 +1,171 @@
+/**
+ * The downloader of an origin URL killed in the middle of its body: the
+ * daemon that takes the download over resumes from the pieces it holds
+ * (the ones it pulled from the dead downloader), the other followers keep
+ * theirs, and the origin sends the body once more only by what was in flight
+ * at the kill. With a body of no stated length (spooled) and with one of
+ * known length; and with a body that changed meanwhile (another ETag), which
+ * every daemon then takes whole, never a mix of both.
+ *
+ * The origin holds its first response after 13 MiB: the downloader has three
+ * whole pieces of 4 MiB and one MiB of the fourth when it is killed, and the
+ * followers have pulled those three pieces.
+ */
+import { connect } from "../../mod.ts";
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { pattern, sameBytes } from "../helpers/cluster.ts";
+import { eventually } from "../helpers/eventually.ts";
+import { type ClusterDaemon, converged, startCluster } from "./cluster_daemons.ts";
+import { ETAG, startCountingOrigin } from "./counting_origin.ts";
+
+const SIZE = 32 << 20;
+const PAUSE = 13 << 20;
+/** What the followers hold at the kill: three whole pieces. */
+const HELD = 12 << 20;
+
+async function fetchBody(daemon: ClusterDaemon, url: string) {
+  await using client = await connect(daemon.socket);
+  const response = await client.fetch(url);
+  return {
+    status: response.status,
+    etag: response.headers.get("etag"),
+    body: new Uint8Array(await response.arrayBuffer()),
+  };
+}
+
+/**
+ * Starts a fetch on `a`, then on `b` and `c` once `a`'s origin response
+ * paused, waits until `b` and `c` each pulled what `a` holds, and kills `a`.
+ *
+ * @returns The fetches of `b` and `c`, and the bytes the origin had sent at the kill.
+ */
+async function killDownloader(
+  daemons: readonly ClusterDaemon[],
+  origin: { url: string; paused: Promise<void>; readonly sent: number },
+) {
+  const [a, b, c] = daemons as [ClusterDaemon, ClusterDaemon, ClusterDaemon];
+  const first = fetchBody(a, origin.url).catch((error) => error);
+  await origin.paused;
+  const others = [b, c].map((daemon) => fetchBody(daemon, origin.url));
+  await eventually(
+    async () =>
+      (await b.metric("packice_origin_peer_bytes_total")) >= HELD &&
+      (await c.metric("packice_origin_peer_bytes_total")) >= HELD,
+    "b and c pulled the pieces a holds",
+    { timeout: 15_000, interval: 20 },
+  );
+  const atKill = origin.sent;
+  await a.signal("SIGKILL");
+  assert((await first) instanceof Error, "the killed daemon's client saw an error");
+  return { results: await Promise.all(others), atKill };
+}
+
+for (const chunked of [false, true]) {
+  const kind = chunked ? "a chunked body (spooled)" : "a body of known length";
+
+  Deno.test(`the downloader of ${kind} killed: the taker resumes from the pieces held, the followers keep theirs`, async () => {
+    const body = pattern(SIZE, chunked ? 81 : 82);
+    await using origin = startCountingOrigin({ body, chunked, pauseAt: PAUSE });
+    await using cluster = await startCluster(["a", "b", "c"]);
+    await converged(cluster.daemons);
+    const { results, atKill } = await killDownloader(cluster.daemons, origin);
+    for (const { status, body: got } of results) {
+      assertEquals(status, 200);
+      assert(sameBytes(got, body), "the body after the takeover");
+    }
+    const requests = JSON.stringify(origin.requests);
+    assertEquals(origin.requests.length, 2, requests);
+    assertEquals(origin.requests[1]!.range, `bytes=${HELD}-`, requests);
+    assertEquals(origin.requests[1]!.ifRange, ETAG, requests);
+    assertEquals(origin.requests[1]!.status, 206, requests);
+    // Once the object, and what was in flight at the kill (the fourth piece's MiB).
+    const inFlight = atKill - HELD;
+    assert(origin.sent <= SIZE + inFlight, `the origin sent ${origin.sent} bytes`);
+    // No follower pulled a piece twice: what it had from the dead downloader stayed.
+    for (const daemon of cluster.daemons.slice(1)) {
+      const pulled = await daemon.metric("packice_origin_peer_bytes_total");
+      assert(pulled <= SIZE, `${daemon.node} pulled ${pulled} bytes`);
+    }
+  });
+
+  Deno.test(`the downloader of ${kind} killed and the origin's body changed: every daemon takes the new one whole`, async () => {
+    const body = pattern(SIZE, chunked ? 83 : 84);
+    // Another length too when chunked (its length is learnt at its end); the same when not,
+    // so that only the validator tells the versions apart.
+    const then = pattern(chunked ? SIZE + (3 << 20) : SIZE, chunked ? 85 : 86);
+    await using origin = startCountingOrigin({
+      body,
+      chunked,
+      pauseAt: PAUSE,
+      then,
+      thenEtag: '"v2"',
+    });
+    await using cluster = await startCluster(["a", "b", "c"]);
+    await converged(cluster.daemons);
+    const { results, atKill } = await killDownloader(cluster.daemons, origin);
+    for (const { status, etag, body: got } of results) {
+      assertEquals(status, 200);
+      assertEquals(etag, '"v2"');
+      assert(sameBytes(got, then), "the new body, whole");
+    }
+    const requests = JSON.stringify(origin.requests);
+    // The resume's If-Range no longer matched: the whole new body, once, in that answer.
+    assertEquals(origin.requests.map((request) => request.status), [200, 200], requests);
+    assertEquals(origin.requests[1]!.ifRange, ETAG, requests);
+    assert(origin.sent <= atKill + then.length, `the origin sent ${origin.sent} bytes`);
+    // The old pieces pulled, then the new body's once at most.
+    for (const daemon of cluster.daemons.slice(1)) {
+      const pulled = await daemon.metric("packice_origin_peer_bytes_total");
+      assert(pulled <= HELD + then.length, `${daemon.node} pulled ${pulled} bytes`);
+    }
+  });
+}
+
+Deno.test("the downloader of a chunked body with no validator killed: the taker asks the whole body again and checks what it held", async () => {
+  const body = pattern(SIZE, 87);
+  await using origin = startCountingOrigin({ body, chunked: true, etag: false, pauseAt: PAUSE });
+  await using cluster = await startCluster(["a", "b", "c"]);
+  await converged(cluster.daemons);
+  const { results, atKill } = await killDownloader(cluster.daemons, origin);
+  for (const { status, body: got } of results) {
+    assertEquals(status, 200);
+    assert(sameBytes(got, body), "the body after the takeover");
+  }
+  // A range could splice two versions: none asked.
+  assertEquals(origin.requests.map((request) => request.range), [null, null]);
+  assert(origin.sent <= atKill + SIZE, `the origin sent ${origin.sent} bytes`);
+});
+
+Deno.test("the downloader of a chunked body killed while one follower holds less: the pieces the other holds do not come from the origin again", async () => {
+  const body = pattern(SIZE, 88);
+  await using origin = startCountingOrigin({ body, chunked: true, pauseAt: PAUSE });
+  await using cluster = await startCluster(["a", "b"]);
+  // c takes 4 MB/s: it holds less than b when a dies, whichever of them takes over.
+  const c = await cluster.add("c", ["--max-download-rate", "4MB"]);
+  await converged(cluster.daemons);
+  const [a, b] = cluster.daemons as [ClusterDaemon, ClusterDaemon];
+  const first = fetchBody(a, origin.url).catch((error) => error);
+  await origin.paused;
+  const fromB = fetchBody(b, origin.url);
+  await eventually(
+    async () => (await b.metric("packice_origin_peer_bytes_total")) >= HELD,
+    "b pulled the pieces a holds",
+    { timeout: 15_000, interval: 20 },
+  );
+  const fromC = fetchBody(c, origin.url);
+  await eventually(
+    async () => (await c.metric("packice_origin_downstream_total")) >= 1,
+    "c follows a",
+    { timeout: 15_000, interval: 20 },
+  );
+  const atKill = origin.sent;
+  await a.signal("SIGKILL");
+  assert((await first) instanceof Error, "the killed daemon's client saw an error");
+  for (const { status, body: got } of await Promise.all([fromB, fromC])) {
+    assertEquals(status, 200);
+    assert(sameBytes(got, body), "the body after the takeover");
+  }
+  const requests = JSON.stringify(origin.requests);
+  assertEquals(origin.requests.map((request) => request.range), [null, `bytes=${HELD}-`], requests);
+  assert(origin.sent <= SIZE + atKill - HELD, `the origin sent ${origin.sent} bytes`);
+});
