@@ -99,8 +99,8 @@ testInSocketDir(
     assertEquals(lines.pop(), "");
     assertEquals(lines.length, put.length);
     assert(lines.every((id, i) => id === put[i]), "ls lists in put order");
-  const json = await runCli(["ls", "--json"], { env: { PACKICE_TARGET: daemon.path } });
-  assertEquals(ids(JSON.parse(json.stdout)), put);
+    const json = await runCli(["ls", "--json"], { env: { PACKICE_TARGET: daemon.path } });
+    assertEquals(ids(JSON.parse(json.stdout)), put);
     assertEquals(daemon.stderr(), "");
   },
 );
