@@ -4,6 +4,7 @@ import { loadNative } from "../native/load.ts";
 import type { Blob } from "../core/blob.ts";
 import { deleteObject } from "../core/delete_in_steps.ts";
 import { Access } from "../core/lease.ts";
+import { DEFAULT_PAGE, listPageOf } from "../core/list_page.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import {
   type Acquired,
@@ -276,10 +277,42 @@ export class Client implements AsyncDisposable {
     return this.#peer.stat(id);
   }
 
-  /** Every object on the peer. */
+  /**
+   * Every object on the peer; over a transport, pulled a page at a time.
+   * For a cache too big to hold as one array, walk {@link Client.objects}.
+   */
   list(): Promise<ObjectInfo[]> {
     this.#checkOpen();
     return this.#peer.list();
+  }
+
+  /**
+   * Every object on the peer, in put order, fetched a page at a time as the
+   * loop asks: walks a cache of any size holding one page. An object
+   * deleted meanwhile is not listed once its page is fetched; none listed is
+   * repeated, and objects put meanwhile come at the end.
+   *
+   * @param options `pageSize`: objects fetched at a time, 1 to 10,000 (1,000).
+   * @throws {InvalidArgumentError} When `pageSize` is out of range.
+   *
+   * @example Total the bytes of a big cache
+   * ```ts
+   * import { connect } from "@packice/packice";
+   * await using client = await connect();
+   * let bytes = 0;
+   * for await (const info of client.objects({ pageSize: 5000 })) bytes += info.size;
+   * console.log(bytes);
+   * ```
+   */
+  async *objects(options: { readonly pageSize?: number } = {}): AsyncGenerator<ObjectInfo> {
+    this.#checkOpen();
+    const limit = options.pageSize ?? DEFAULT_PAGE;
+    let after: string | undefined;
+    do {
+      const page = await listPageOf(this.#peer, after === undefined ? { limit } : { after, limit });
+      yield* page.objects;
+      after = page.next;
+    } while (after !== undefined);
   }
 
   /**

@@ -12,6 +12,7 @@ import type {
 } from "../core/peer.ts";
 import { ClosedError, LeaseExpiredError, UnknownLeaseError } from "../core/errors.ts";
 import { Access, type Lease } from "../core/lease.ts";
+import { listInPages, type ListPage, listPageOf, type ListPageOptions } from "../core/list_page.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { DaemonStatus, StatusSource } from "../core/status.ts";
 import type { OriginReply, OriginRequest, OriginSource } from "../transport/origin_fetch.ts";
@@ -120,7 +121,11 @@ export class ReconnectingPeer
   }
 
   list(): Promise<ObjectInfo[]> {
-    return this.#read((peer) => peer.list());
+    return listInPages(this);
+  }
+
+  listPage(options?: ListPageOptions): Promise<ListPage> {
+    return this.#read((peer) => listPageOf(peer, options));
   }
 
   has(objectId: string): Promise<boolean> {

@@ -37,6 +37,14 @@ import { LeasedBlob } from "./leased_blob.ts";
 import { checkSealable, isExpired } from "./lifecycle.ts";
 import { evictionVictims } from "./eviction.ts";
 import { listInPutOrder } from "./put_order.ts";
+import {
+  type ListPage,
+  type ListPageOptions,
+  listPageRequest,
+  pageOf,
+  type Placed,
+  placedAfter,
+} from "./list_page.ts";
 import { Lru } from "./lru.ts";
 import { type PeerMode, validateMode } from "./mode.ts";
 import type { BasePeerOptions } from "./peer_options.ts";
@@ -662,6 +670,27 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     // Once none is out of put order (they were deleted), no sorting again.
     if (inOrder) this.#unordered = false;
     return list;
+  }
+
+  async listPage(options?: ListPageOptions): Promise<ListPage> {
+    this.#checkOpen();
+    const { after, limit } = listPageRequest(options ?? {});
+    let infos = await this.#leases.list();
+    if (this.#deadlines.size > 0) infos = infos.filter((info) => !this.#hasExpired(info.id));
+    const objects = this.#objects;
+    const orderOf = (info: ObjectInfo) => objects.get(info.id)?.order;
+    const runs = [placedAfter(infos, orderOf, after, limit)];
+    // Waiting records are in put order, one place each: the first `limit + 1` after the cursor's place.
+    for (const deferred of this.#deferred) {
+      if (deferred.objects === 0) continue;
+      const run: Placed[] = [];
+      const from = after === undefined ? deferred.next(-1) : deferred.after(after.order);
+      for (let at = from; at >= 0 && run.length <= limit; at = deferred.next(at)) {
+        run.push({ order: deferred.order(at), info: deferred.infoAt(at) });
+      }
+      runs.push(run);
+    }
+    return pageOf(runs, limit);
   }
 
   async has(objectId: string): Promise<boolean> {

@@ -12,6 +12,13 @@ export * from "./object.ts";
 export type * from "./blob.ts";
 export type * from "./blob_store.ts";
 export type * from "./peer.ts";
+export {
+  DEFAULT_PAGE,
+  type ListPage,
+  listPageOf,
+  type ListPageOptions,
+  MAX_PAGE,
+} from "./list_page.ts";
 export type * from "./status.ts";
 export * from "./lease_store.ts";
 export * from "./lifecycle.ts";

@@ -1,6 +1,7 @@
 import type { Blob } from "./blob.ts";
 import type { Clock } from "./clock.ts";
 import type { Access, Lease } from "./lease.ts";
+import type { ListPage, ListPageOptions } from "./list_page.ts";
 import type { ObjectInfo } from "./object.ts";
 import type { Meta } from "./validate.ts";
 
@@ -95,6 +96,14 @@ export interface Peer extends AsyncDisposable {
   stat(objectId: string): Promise<ObjectInfo>;
   /** Every object in lookups. */
   list(): Promise<ObjectInfo[]>;
+  /**
+   * Optional: one page of the list, in put order (see `list_page.ts`), to
+   * list a peer of any size with bounded memory. A peer without it is paged
+   * from its whole list by `listPageOf`.
+   *
+   * @throws {InvalidArgumentError} For a malformed cursor or a limit out of range.
+   */
+  listPage?(options?: ListPageOptions): Promise<ListPage>;
   /** Whether an object exists, sealed or not. */
   has(objectId: string): Promise<boolean>;
   /** Counts of objects, leases and bytes. */
@@ -398,6 +407,8 @@ export interface DeferredAdoption {
   info(objectId: string): ObjectInfo | undefined;
   /** The index of the first record after record `at` (from the first when -1), or -1. */
   next(at: number): number;
+  /** The index of the first record placed after `order` in the peer's order, or -1: where a page of a list starts. */
+  after(order: number): number;
   /** Record `at`'s place in the peer's order (see {@link PutsBeside.orderPuts}). */
   order(at: number): number;
   /** Record `at`'s object's size. */

@@ -10,6 +10,12 @@
  */
 import { Access, type Lease } from "../core/lease.ts";
 import { NotFoundError, StoreUnavailableError, UnsupportedError } from "../core/errors.ts";
+import {
+  type ListPage,
+  listPageOf,
+  type ListPageOptions,
+  listPageRequest,
+} from "../core/list_page.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import {
   type Acquired,
@@ -447,6 +453,28 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
     const ids = new Set(listed.map((info) => info.id));
     for (const info of await this.#copies.peer.list()) if (!ids.has(info.id)) listed.push(info);
     return listed;
+  }
+
+  /**
+   * A page of the list: this node's own objects in put order, then the
+   * copies fetched from others that it does not hold as its own.
+   */
+  async listPage(options?: ListPageOptions): Promise<ListPage> {
+    const { after, limit } = listPageRequest(options ?? {}, 2);
+    if (after === undefined || after.stage === 0) {
+      const page = await listPageOf(this.#home, options);
+      if (page.next !== undefined) return page;
+      return (await this.#copies.peer.stats()).objects === 0
+        ? page
+        : { objects: page.objects, next: "1.0:" };
+    }
+    const page = await listPageOf(this.#copies.peer, {
+      ...(after.id === "" ? {} : { after: `${after.order}:${after.id}` }),
+      limit,
+    });
+    const objects: ObjectInfo[] = [];
+    for (const info of page.objects) if (!await this.#home.has(info.id)) objects.push(info);
+    return page.next === undefined ? { objects } : { objects, next: `1.${page.next}` };
   }
 
   async has(objectId: string): Promise<boolean> {

@@ -8,6 +8,7 @@ import { systemClock } from "../core/clock.ts";
 import { InvalidArgumentError } from "../core/errors.ts";
 import { validateMode } from "../core/mode.ts";
 import { Access } from "../core/lease.ts";
+import type { ListPage, ListPageOptions } from "../core/list_page.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Acquired, AcquireOptions, PeerStats } from "../core/peer.ts";
 import { validateSize } from "../core/validate.ts";
@@ -223,6 +224,12 @@ export class TieredPeer extends BasePeer {
   /** Every object in lookups, each with the tier that serves it. */
   override async list(): Promise<ObjectInfo[]> {
     return (await super.list()).map((info) => this.#withTier(info));
+  }
+
+  /** A page of the list, each object with the tier that serves it. */
+  override async listPage(options?: ListPageOptions): Promise<ListPage> {
+    const page = await super.listPage(options);
+    return { ...page, objects: page.objects.map((info) => this.#withTier(info)) };
   }
 
   /** Counts of objects, leases and bytes, with hits, misses and evictions (drops from disk). */

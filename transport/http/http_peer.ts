@@ -30,6 +30,13 @@ import {
 import type { DaemonStatus, StatusSource } from "../../core/status.ts";
 import type { OriginRequest } from "../origin_fetch.ts";
 import type { Access, Lease } from "../../core/lease.ts";
+import {
+  DEFAULT_PAGE,
+  listInPages,
+  type ListPage,
+  type ListPageOptions,
+  listPageRequest,
+} from "../../core/list_page.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { checkRange } from "../../core/range.ts";
 import { validateObjectId } from "../../core/validate.ts";
@@ -194,8 +201,23 @@ export class HttpPeer implements Peer, DirectPut, StreamPut, StatusSource, Arriv
     return this.#json("GET", `${objectPath(objectId)}/info`);
   }
 
+  /** Every object, pulled a page at a time. */
   list(): Promise<ObjectInfo[]> {
-    return this.#json("GET", `${API_PREFIX}/objects`);
+    return listInPages(this);
+  }
+
+  /** A page of the list (`GET /objects?limit=&after=`). */
+  async listPage(options: ListPageOptions = {}): Promise<ListPage> {
+    const { limit = DEFAULT_PAGE } = options;
+    listPageRequest(options, 10); // Its stage the server checks.
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (options.after !== undefined) query.set("after", options.after);
+    const reply = await this.#json<ListPage | ObjectInfo[]>(
+      "GET",
+      `${API_PREFIX}/objects?${query}`,
+    );
+    // A server from before pages answers the whole list.
+    return Array.isArray(reply) ? { objects: reply } : reply;
   }
 
   async has(objectId: string): Promise<boolean> {

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { listObjects } from "./serve_list.ts";
 import { BasePeer } from "../../core/base_peer.ts";
 import { type Clock, systemClock } from "../../core/clock.ts";
 import {
@@ -352,7 +353,7 @@ export class HttpServer implements AsyncDisposable {
         }
         return Response.json(await this.#status());
       })
-      .add("GET", objects, async () => Response.json(await peer.list()))
+      .add("GET", objects, (route) => listObjects(peer, route.url))
       .add("POST", objects, (route) => upload(server, route, undefined))
       .add("PUT", `${objects}/:id`, (route) => upload(server, route, route.params.id))
       .add("GET", `${objects}/:id`, (route) => download(server, route, false))

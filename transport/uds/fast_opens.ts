@@ -452,6 +452,7 @@ export class FastOpens {
         return at < 0 ? undefined : infoAt(at);
       },
       next: (at) => pending.next(at),
+      after: (order) => pending.after(order),
       order: (at) => pending.order(at),
       size: (at) => pending.size(at),
       infoAt,

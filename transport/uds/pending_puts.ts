@@ -100,6 +100,22 @@ export class PendingPuts {
     return -1;
   }
 
+  /**
+   * The index of the first record placed after `order` in the peer's order
+   * (see `next` for what indexes hold), or -1: records keep put order.
+   */
+  after(order: number): number {
+    const orders = this.#orders;
+    let low = 0;
+    let high = this.#length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (orders[middle]! <= order) low = middle + 1;
+      else high = middle;
+    }
+    return this.next(low - 1);
+  }
+
   /** The place of record `i` in the peer's order of puts and reads. */
   order(i: number): number {
     return this.#orders[i]!;

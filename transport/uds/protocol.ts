@@ -83,7 +83,17 @@ export const Op = {
   RENEW: 5,
   /** Body the object id; reply JSON `ObjectInfo`. */
   STAT: 6,
-  /** Empty body; reply JSON `ObjectInfo[]`, split with {@link Flag.MORE} when long. */
+  /**
+   * Body JSON `ListPageOptions` (`{ after?, limit? }`, see
+   * `core/list_page.ts`); reply JSON `ListPage` (`{ objects, next? }`): one
+   * page of the list in put order, `next` the cursor of the next page,
+   * absent at the end. A bad cursor or limit gets `INVALID_ARGUMENT`.
+   * An empty body (a client from before pages) gets JSON `ObjectInfo[]`,
+   * the whole list, up to 10,000 objects, or `UNSUPPORTED` beyond, which
+   * says to upgrade. A server from before pages ignores the body and
+   * answers the whole list as an array, which a client takes as its one
+   * page. Replies longer than {@link CHUNK} are split with {@link Flag.MORE}.
+   */
   LIST: 7,
   /** Body the object id; reply one byte, 1 or 0. */
   HAS: 8,

@@ -43,7 +43,7 @@ export function route(
     case Op.STAT:
       return stat(session, body);
     case Op.LIST:
-      return list(session);
+      return list(session, body);
     case Op.HAS:
       return has(session, body);
     case Op.STATS:

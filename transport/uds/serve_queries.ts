@@ -6,6 +6,7 @@
  * @module
  */
 import { UnsupportedError } from "../../core/errors.ts";
+import { listPageOf, type ListPageOptions } from "../../core/list_page.ts";
 import { hasRequest, statRequest } from "../../core/requests.ts";
 import { decodeJson, decodeText } from "./protocol.ts";
 import { originRequest } from "../origin_fetch.ts";
@@ -15,8 +16,29 @@ export function stat(session: Session, body: Uint8Array): Promise<string> {
   return session.peer.stat(statRequest(decodeText(body))).then(json);
 }
 
-export function list(session: Session): Promise<string> {
-  return session.peer.list().then(json);
+/**
+ * LIST: with a body, one page of the list (see `core/list_page.ts`); a bare
+ * LIST, from a client from before pages, the whole list as it was, up to
+ * {@link BARE_LIST_MAX} objects. Beyond that a typed error says to upgrade:
+ * such a client parses only a whole array, and sending one of any size
+ * queues it whole and stops the event loop to make it.
+ */
+export function list(session: Session, body: Uint8Array): Promise<string> {
+  if (body.length === 0) return bareList(session);
+  return listPageOf(session.peer, decodeJson(body) as ListPageOptions).then(json);
+}
+
+/** The most objects a LIST without a body answers with. */
+export const BARE_LIST_MAX = 10_000;
+
+async function bareList(session: Session): Promise<string> {
+  const page = await listPageOf(session.peer, { limit: BARE_LIST_MAX });
+  if (page.next !== undefined) {
+    throw new UnsupportedError(
+      `Cannot list whole: more than ${page.objects.length} objects, more than a LIST without a body answers; upgrade the client to one that lists in pages`,
+    );
+  }
+  return json(page.objects);
 }
 
 export function has(session: Session, body: Uint8Array): Promise<Uint8Array> {

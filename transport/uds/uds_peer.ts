@@ -28,6 +28,12 @@ import {
   UnknownLeaseError,
 } from "../../core/errors.ts";
 import { Access, type Lease } from "../../core/lease.ts";
+import {
+  listInPages,
+  type ListPage,
+  type ListPageOptions,
+  listPageRequest,
+} from "../../core/list_page.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import type { DaemonStatus, StatusSource } from "../../core/status.ts";
 import type { OriginReply, OriginRequest, OriginSource } from "../origin_fetch.ts";
@@ -365,8 +371,19 @@ export class UdsPeer
     return this.#requests.call(Op.STAT, objectId, (body) => decodeJson(body) as ObjectInfo);
   }
 
+  /** Every object, pulled a page at a time. */
   list(): Promise<ObjectInfo[]> {
-    return this.#requests.call(Op.LIST, "", (body) => decodeJson(body) as ObjectInfo[]);
+    return listInPages(this);
+  }
+
+  /** A page of the list (LIST with a body). */
+  listPage(options: ListPageOptions = {}): Promise<ListPage> {
+    listPageRequest(options, 10); // Its stage the server checks.
+    return this.#requests.call(Op.LIST, JSON.stringify(options), (body) => {
+      const reply = decodeJson(body);
+      // A server from before pages answers the whole list.
+      return Array.isArray(reply) ? { objects: reply as ObjectInfo[] } : reply as ListPage;
+    });
   }
 
   has(objectId: string): Promise<boolean> {

@@ -684,6 +684,7 @@ Deno.test("a peer's failure answers 500 INTERNAL and is reported to onError", as
   const errors: unknown[] = [];
   await using fixture = startHttp({ onError: (error) => errors.push(error) });
   fixture.peer.list = () => Promise.reject(new Error("disk on fire"));
+  fixture.peer.listPage = () => Promise.reject(new Error("disk on fire"));
   const message = await assertError(await fixture.fetch("/v1/objects"), 500, "INTERNAL");
   assert(message.includes("disk on fire"), message);
   assertEquals(errors.length, 1);

@@ -1,0 +1,223 @@
+/**
+ * Lists in pages: the one rule of what a page holds and where the next one
+ * starts, for every peer and transport.
+ *
+ * A page's objects follow the peer's put order (`Holding.order`, the
+ * numbers of `PutsBeside.orderPuts`), ties (objects a shared store lists
+ * that this peer holds no place for) broken by id. A cursor names the
+ * place after the last object of a page, not the object: an object deleted
+ * between pages leaves its place behind, so no live object is skipped or
+ * repeated, and objects put meanwhile come later in put order.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from "./errors.ts";
+import type { ObjectInfo } from "./object.ts";
+import type { Peer } from "./peer.ts";
+import { isPlainObject } from "./plain_object.ts";
+import { shown } from "./shown.ts";
+
+/** Objects in a page when the caller names no limit. */
+export const DEFAULT_PAGE = 1_000;
+/** The most objects one page holds. */
+export const MAX_PAGE = 10_000;
+/** About the most bytes of JSON one page holds: a page stops early rather than pass it. */
+export const MAX_PAGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Which page of a peer's list to read.
+ *
+ * @example From the start, 500 objects a page
+ * ```ts
+ * import type { ListPageOptions } from "./list_page.ts";
+ * const first: ListPageOptions = { limit: 500 };
+ * ```
+ */
+export interface ListPageOptions {
+  /** The `next` of the page before; from the start when absent. */
+  readonly after?: string;
+  /** The most objects to return, 1 to {@link MAX_PAGE}; {@link DEFAULT_PAGE} when absent. */
+  readonly limit?: number;
+}
+
+/** One page of a peer's list. */
+export interface ListPage {
+  /** Its objects, in put order. */
+  readonly objects: ObjectInfo[];
+  /** Where the next page starts (pass it as `after`); absent at the end of the list. */
+  readonly next?: string;
+}
+
+/**
+ * A place in a peer's put order: see {@link ListPageOptions.after}. As text,
+ * `<order>:<id>`, or `<stage>.<order>:<id>` from a peer that lists more than
+ * one peer one after the other (a cluster's own objects, then its fetched
+ * copies).
+ */
+export interface ListCursor {
+  /** Which of the peers listed one after the other; 0 for a peer of one. */
+  readonly stage: number;
+  /** The put order number of the last object listed. */
+  readonly order: number;
+  /** Its id, to break ties. */
+  readonly id: string;
+}
+
+/** An object with its place in put order, a candidate for a page. */
+export interface Placed {
+  /** Its place in put order; 0 for one of no known place. */
+  readonly order: number;
+  /** The object. */
+  readonly info: ObjectInfo;
+}
+
+const CURSOR = /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15}):([^\s]{0,1024})$/;
+
+/**
+ * Checks a page request from a caller or the wire.
+ *
+ * @param options The request.
+ * @param stages The peers listed one after the other: cursors of stages past them are refused.
+ * @throws {InvalidArgumentError} When `options` is not an object, its cursor
+ *   is not one a page returned, or its limit is not an integer from 1 to
+ *   {@link MAX_PAGE}.
+ */
+export function listPageRequest(
+  options: unknown,
+  stages = 1,
+): { after?: ListCursor; limit: number } {
+  if (!isPlainObject(options)) {
+    throw new InvalidArgumentError(`Invalid list page: expected an object, got ${shown(options)}`);
+  }
+  const { after, limit = DEFAULT_PAGE } = options as { after?: unknown; limit?: unknown };
+  if (
+    typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE
+  ) {
+    throw new InvalidArgumentError(
+      `Invalid list page limit: expected an integer from 1 to ${MAX_PAGE}, got ${shown(limit)}`,
+    );
+  }
+  if (after === undefined) return { limit };
+  const match = typeof after === "string" ? CURSOR.exec(after) : null;
+  if (match === null || Number(match[1] ?? 0) >= stages) {
+    throw new InvalidArgumentError(
+      `Invalid list cursor: pass the next of a page as it came, got ${shown(after)}`,
+    );
+  }
+  return { after: { stage: Number(match[1] ?? 0), order: Number(match[2]), id: match[3]! }, limit };
+}
+
+/** Whether an object at `order` with id `id` comes after `cursor`. */
+export function isAfter(order: number, id: string, cursor: ListCursor | undefined): boolean {
+  if (cursor === undefined) return true;
+  return order > cursor.order || (order === cursor.order && id > cursor.id);
+}
+
+/** The order of two placed objects in a list. */
+function byPlace(a: Placed, b: Placed): number {
+  return a.order - b.order || (a.info.id < b.info.id ? -1 : a.info.id > b.info.id ? 1 : 0);
+}
+
+/**
+ * The page made of `candidates`: every object after the cursor, in runs
+ * each in put order already (or not: they are sorted). Each run needs hold
+ * only its first `limit + 1`.
+ *
+ * @param runs The candidates, in one or more runs.
+ * @param limit The most objects in the page.
+ */
+export function pageOf(runs: readonly Placed[][], limit: number): ListPage {
+  const all = runs.length === 1 ? runs[0]! : runs.flat();
+  if (!inOrder(all)) all.sort(byPlace);
+  const objects: ObjectInfo[] = [];
+  let bytes = 0;
+  for (const { info } of all) {
+    if (objects.length === limit) break;
+    bytes += jsonLength(info);
+    if (bytes > MAX_PAGE_BYTES && objects.length > 0) break;
+    objects.push(info);
+  }
+  if (objects.length === all.length) return { objects };
+  const last = all[objects.length - 1]!;
+  return { objects, next: `${last.order}:${last.info.id}` };
+}
+
+/** About the length of `info` as JSON, or a little over, made only of its metadata and holders. */
+function jsonLength(info: ObjectInfo): number {
+  let length = 320 + 16 * info.blobSizes.length;
+  for (const _ in info.meta) {
+    length += JSON.stringify(info.meta).length;
+    break;
+  }
+  if (info.holders !== undefined) length += JSON.stringify(info.holders).length;
+  return length;
+}
+
+function inOrder(placed: readonly Placed[]): boolean {
+  for (let i = 1; i < placed.length; i++) if (byPlace(placed[i - 1]!, placed[i]!) > 0) return false;
+  return true;
+}
+
+/**
+ * The candidates of a page among `infos`, in their order: those after the
+ * cursor, the first `limit + 1` of them in put order. Every one is read: a
+ * store's list need not be in put order (a shared one's is not).
+ *
+ * @param orderOf An object's place in put order; undefined for one of no
+ *   known place, which takes the place of the one before it.
+ */
+export function placedAfter(
+  infos: readonly ObjectInfo[],
+  orderOf: (info: ObjectInfo) => number | undefined,
+  after: ListCursor | undefined,
+  limit: number,
+): Placed[] {
+  const placed: Placed[] = [];
+  let before = 0;
+  let sorted = true;
+  for (const info of infos) {
+    const order = orderOf(info) ?? before;
+    before = order;
+    if (!isAfter(order, info.id, after)) continue;
+    const one = { order, info };
+    const last = placed[placed.length - 1];
+    // Past the first `limit + 1` in order: not in this page. Any later may be earlier, though.
+    if (sorted && placed.length > limit && byPlace(last!, one) < 0) continue;
+    if (last !== undefined && byPlace(last, one) > 0) sorted = false;
+    placed.push(one);
+  }
+  if (!sorted) placed.sort(byPlace);
+  return placed.length > limit + 1 ? placed.slice(0, limit + 1) : placed;
+}
+
+/**
+ * A page of `peer`'s list: its own `listPage`, or, for a peer without one,
+ * a page of its whole list in id order (it knows no put order).
+ *
+ * @throws {InvalidArgumentError} For a malformed cursor or a limit out of range.
+ */
+export async function listPageOf(
+  peer: Pick<Peer, "list" | "listPage">,
+  options?: ListPageOptions,
+): Promise<ListPage> {
+  if (peer.listPage !== undefined) return peer.listPage(options);
+  const { after, limit } = listPageRequest(options ?? {});
+  return pageOf([placedAfter(await peer.list(), () => 0, after, limit)], limit);
+}
+
+/**
+ * Every object of `peer`, pulled a page of {@link DEFAULT_PAGE} at a time:
+ * `list()` for a peer whose pages cross a transport.
+ */
+export async function listInPages(
+  peer: Required<Pick<Peer, "listPage">>,
+): Promise<ObjectInfo[]> {
+  const all: ObjectInfo[] = [];
+  let after: string | undefined;
+  do {
+    const page = await peer.listPage(after === undefined ? {} : { after });
+    for (const info of page.objects) all.push(info);
+    after = page.next;
+  } while (after !== undefined);
+  return all;
+}

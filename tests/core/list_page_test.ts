@@ -1,0 +1,88 @@
+/** The paging rule (core/list_page.ts) on peers in this process. */
+import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
+import {
+  Client,
+  InvalidArgumentError,
+  listPageOf,
+  MemoryPeer,
+  type ObjectInfo,
+} from "../../mod.ts";
+import { listPageRequest, MAX_PAGE_BYTES, pageOf, placedAfter } from "../../core/list_page.ts";
+
+function ids(infos: readonly ObjectInfo[]): string[] {
+  return infos.map((info) => info.id);
+}
+
+Deno.test("a memory peer pages in put order; a deleted cursor object skips and repeats nothing", async () => {
+  await using peer = new MemoryPeer();
+  const client = new Client(peer);
+  const put: string[] = [];
+  for (let i = 0; i < 7; i++) put.push(await client.put(new Uint8Array([i]), { id: `z${i}` }));
+  const first = await peer.listPage({ limit: 3 });
+  assertEquals(ids(first.objects), put.slice(0, 3));
+  await client.delete(put[2]!);
+  await client.delete(put[3]!);
+  const late = await client.put("late", { id: "a-late" });
+  const second = await peer.listPage({ after: first.next!, limit: 3 });
+  assertEquals(ids(second.objects), put.slice(4, 7));
+  const third = await peer.listPage({ after: second.next!, limit: 3 });
+  assertEquals(third, { objects: [await peer.stat(late)] });
+  // The same through a client's walk.
+  const walked: string[] = [];
+  for await (const info of client.objects({ pageSize: 2 })) walked.push(info.id);
+  assertEquals(walked, ids(await peer.list()));
+});
+
+Deno.test("a page stops early rather than pass its bytes", async () => {
+  await using peer = new MemoryPeer();
+  const client = new Client(peer);
+  const meta = { big: "x".repeat(60_000) };
+  for (let i = 0; i < 100; i++) await client.put(new Uint8Array(1), { meta });
+  const page = await peer.listPage({ limit: 100 });
+  assert(page.objects.length < 100 && page.objects.length > 10, `${page.objects.length}`);
+  assert(JSON.stringify(page).length <= MAX_PAGE_BYTES);
+  const rest = await peer.listPage({ after: page.next!, limit: 100 });
+  assertEquals(page.objects.length + rest.objects.length, 100);
+});
+
+Deno.test("a peer without listPage is paged from its whole list, in id order", async () => {
+  await using peer = new MemoryPeer();
+  const client = new Client(peer);
+  for (const id of ["c", "a", "d", "b"]) await client.put(id, { id });
+  const whole = { list: () => peer.list() };
+  const first = await listPageOf(whole, { limit: 2 });
+  assertEquals(ids(first.objects), ["a", "b"]);
+  await client.delete("b");
+  const second = await listPageOf(whole, { after: first.next!, limit: 2 });
+  assertEquals(second, { objects: [await peer.stat("c"), await peer.stat("d")] });
+});
+
+Deno.test("bad page options get InvalidArgumentError", async () => {
+  await using peer = new MemoryPeer();
+  for (
+    const options of [{ limit: 0 }, { limit: 10_001 }, { limit: NaN }, { after: "" }, {
+      after: "1",
+    }]
+  ) {
+    await assertRejects(() => peer.listPage(options), InvalidArgumentError);
+  }
+  await assertRejects(() => peer.listPage("x" as never), InvalidArgumentError);
+});
+
+Deno.test("a store's list out of put order is paged in put order, none skipped", () => {
+  const infos = [5, 1, 4, 2, 6, 3, 7].map((order) =>
+    ({ id: `o${order}`, blobSizes: [1], meta: {} }) as unknown as ObjectInfo
+  );
+  const orderOf = (info: ObjectInfo) => Number(info.id.slice(1));
+  const seen: string[] = [];
+  let after: string | undefined;
+  do {
+    const { after: cursor, limit } = listPageRequest(
+      after === undefined ? { limit: 2 } : { after, limit: 2 },
+    );
+    const page = pageOf([placedAfter(infos, orderOf, cursor, limit)], limit);
+    seen.push(...ids(page.objects));
+    after = page.next;
+  } while (after !== undefined);
+  assertEquals(seen, ["o1", "o2", "o3", "o4", "o5", "o6", "o7"]);
+});
