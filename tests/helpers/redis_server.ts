@@ -63,6 +63,8 @@ export interface RedisServer extends AsyncDisposable {
 }
 
 const READY_TIMEOUT_MS = 10_000;
+/** Ports tried on a first start: a free port can be taken before Redis binds it. */
+const START_ATTEMPTS = 5;
 
 /**
  * Starts `redis-server` on loopback and waits until it answers.
@@ -71,7 +73,7 @@ const READY_TIMEOUT_MS = 10_000;
  * @returns The server; dispose of it (idempotent) to stop it and remove its directory.
  */
 export async function startRedis(options: RedisServerOptions = {}): Promise<RedisServer> {
-  const port = options.port ?? freePort();
+  let port = options.port ?? freePort();
   const password = options.password;
   const dir = await Deno.makeTempDir({ prefix: "packice-redis-" });
   let child: Deno.ChildProcess | undefined;
@@ -132,11 +134,21 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     }
   };
 
-  try {
-    await spawn();
-  } catch (error) {
-    await Deno.remove(dir, { recursive: true });
-    throw error;
+  // Another process (an outgoing connection's ephemeral port, a daemon
+  // listening on port 0) may take the free port between its check and
+  // Redis's bind: a server that exits at once gets another port.
+  for (let attempt = 1;; attempt++) {
+    try {
+      await spawn();
+      break;
+    } catch (error) {
+      if (options.port === undefined && attempt < START_ATTEMPTS && error instanceof ExitedError) {
+        port = freePort();
+        continue;
+      }
+      await Deno.remove(dir, { recursive: true });
+      throw error;
+    }
   }
   const auth = password === undefined ? "" : `:${encodeURIComponent(password)}@`;
   return {
@@ -165,6 +177,13 @@ function freePort(): number {
   return port;
 }
 
+/** Redis exited before it answered: on a port of our choosing, most likely taken meanwhile. */
+class ExitedError extends Error {
+  constructor(port: number, code: number) {
+    super(`Cannot start redis-server on port ${port}: exited with code ${code}`);
+  }
+}
+
 /** Polls with PING until the server replies (`+PONG`, or `-NOAUTH` with a password). */
 async function waitUntilAnswering(port: number, child: Deno.ChildProcess): Promise<void> {
   let exit: Deno.CommandStatus | undefined;
@@ -172,9 +191,7 @@ async function waitUntilAnswering(port: number, child: Deno.ChildProcess): Promi
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (await answersPing(port)) return;
-    if (exit !== undefined) {
-      throw new Error(`Cannot start redis-server on port ${port}: exited with code ${exit.code}`);
-    }
+    if (exit !== undefined) throw new ExitedError(port, exit.code);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   throw new Error(`Cannot start redis-server on port ${port}: no answer in ${READY_TIMEOUT_MS} ms`);
