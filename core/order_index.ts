@@ -22,10 +22,13 @@ export class OrderIndex {
   add(holding: Holding): void {
     const chunks = this.#chunks;
     const last = chunks[chunks.length - 1];
-    if (
-      last === undefined || last.length >= CHUNK && holding.order > last[last.length - 1]!.order
-    ) {
+    if (last === undefined) {
       chunks.push([holding]);
+      return;
+    }
+    if (holding.order > last[last.length - 1]!.order) {
+      if (last.length < CHUNK) last.push(holding);
+      else chunks.push([holding]);
       return;
     }
     const c = this.#chunkOf(holding.order);
