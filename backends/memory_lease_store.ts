@@ -157,6 +157,10 @@ export class MemoryLeaseStore implements LeaseStore {
     return Promise.resolve(this.#objects.get(objectId)?.info);
   }
 
+  statHere(objectId: string): ObjectInfo | undefined {
+    return this.#objects.get(objectId)?.info;
+  }
+
   list(): Promise<ObjectInfo[]> {
     return Promise.resolve(Array.from(this.#objects.values(), (entry) => entry.info));
   }

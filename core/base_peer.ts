@@ -38,6 +38,8 @@ import { checkSealable, isExpired } from "./lifecycle.ts";
 import { evictionVictims } from "./eviction.ts";
 import { listInPutOrder } from "./put_order.ts";
 import {
+  isAfter,
+  type ListCursor,
   type ListPage,
   type ListPageOptions,
   listPageRequest,
@@ -46,6 +48,7 @@ import {
   placedAfter,
 } from "./list_page.ts";
 import { Lru } from "./lru.ts";
+import { OrderIndex } from "./order_index.ts";
 import { type PeerMode, validateMode } from "./mode.ts";
 import type { BasePeerOptions } from "./peer_options.ts";
 import type { ObjectInfo } from "./object.ts";
@@ -128,6 +131,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   #newest = 0;
   /** Lookups may be out of put order: an object came in after objects put later. */
   #unordered = false;
+  /** The holdings in lookups by put order, kept when the lease store is this peer's own: pages start in it. */
+  readonly #byOrder: OrderIndex | undefined;
 
   /**
    * Creates the instance.
@@ -137,6 +142,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   constructor(options: BasePeerOptions) {
     this.#blobs = options.blobs;
     this.#leases = options.leases;
+    this.#byOrder = options.leases.statHere === undefined ? undefined : new OrderIndex();
     this.#clock = options.clock ?? systemClock;
     this.#deadlines = new DeadlineTimer(this.#clock, () => this.#expireDue().catch(() => {}));
     this.#node = options.node;
@@ -675,11 +681,11 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   async listPage(options?: ListPageOptions): Promise<ListPage> {
     this.#checkOpen();
     const { after, limit } = listPageRequest(options ?? {});
-    let infos = await this.#leases.list();
-    if (this.#deadlines.size > 0) infos = infos.filter((info) => !this.#hasExpired(info.id));
-    const objects = this.#objects;
-    const orderOf = (info: ObjectInfo) => objects.get(info.id)?.order;
-    const runs = [placedAfter(infos, orderOf, after, limit)];
+    const runs = [
+      this.#byOrder === undefined
+        ? await this.#placedInList(after, limit)
+        : this.#placedHere(this.#byOrder, after, limit),
+    ];
     // Waiting records are in put order, one place each: the first `limit + 1` after the cursor's place.
     for (const deferred of this.#deferred) {
       if (deferred.objects === 0) continue;
@@ -691,6 +697,33 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
       runs.push(run);
     }
     return pageOf(runs, limit);
+  }
+
+  /** The candidates of a page from the lease store's whole list: it may be shared, or not in put order. */
+  async #placedInList(after: ListCursor | undefined, limit: number): Promise<Placed[]> {
+    let infos = await this.#leases.list();
+    if (this.#deadlines.size > 0) infos = infos.filter((info) => !this.#hasExpired(info.id));
+    const objects = this.#objects;
+    const orderOf = (info: ObjectInfo) => objects.get(info.id)?.order;
+    return placedAfter(infos, orderOf, after, limit);
+  }
+
+  /**
+   * The candidates of a page from `index`, the holdings in put order, for a
+   * lease store of this peer's own: it lists only what is held here.
+   */
+  #placedHere(index: OrderIndex, after: ListCursor | undefined, limit: number): Placed[] {
+    const placed: Placed[] = [];
+    const leases = this.#leases;
+    for (const holding of index.from(after?.order ?? 0)) {
+      const id = holding.info.id;
+      if (!isAfter(holding.order, id, after) || this.#objects.get(id) !== holding) continue;
+      const info = leases.statHere!(id);
+      if (info === undefined || this.#deadlines.size > 0 && this.#hasExpired(id)) continue;
+      placed.push({ order: holding.order, info });
+      if (placed.length > limit) break;
+    }
+    return placed;
   }
 
   async has(objectId: string): Promise<boolean> {
@@ -778,6 +811,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     this.#untouched.clear();
     const holdings = new Set([...this.#objects.values(), ...this.#held.values()]);
     this.#objects.clear();
+    this.#byOrder?.clear();
     this.#held.clear();
     for (const holding of holdings) {
       closeViews(holding);
@@ -836,6 +870,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     this.#recency.delete(holding);
     this.#untouched.delete(holding);
     this.#objects.delete(objectId);
+    this.#byOrder?.delete(holding);
     for (const listener of this.#removed) listener(objectId);
     if (holding.refs === 0) this.#free(holding);
   }
@@ -900,6 +935,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
       used: order,
     };
     this.#objects.set(info.id, holding);
+    this.#byOrder?.add(holding);
     // Lookups list it after objects put since: lists sort them back.
     if (order < this.#newest) this.#unordered = true;
     else this.#newest = order;

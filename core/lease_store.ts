@@ -77,6 +77,13 @@ export interface LeaseStore {
   /** Every object in lookups. */
   list(): Promise<ObjectInfo[]>;
   /**
+   * Optional, for a store of one peer's own, in its process: the object
+   * under an id, as {@link stat} gives it, at once. With it a peer pages its
+   * list from its own index in put order instead of reading {@link list}
+   * whole for each page.
+   */
+  statHere?(objectId: string): ObjectInfo | undefined;
+  /**
    * Optional, for a store of one peer's own: records a sealed object made
    * beside the peer, with no lease, at once.
    *
