@@ -69,10 +69,7 @@ for (const chunked of [false, true]) {
     await using cluster = await startCluster(["a", "b", "c"]);
     await converged(cluster.daemons);
     const { results, atKill } = await killDownloader(cluster.daemons, origin);
-    for (const { status, body: got } of results) {
-      assertEquals(status, 200);
-      assert(sameBytes(got, body), "the body after the takeover");
-    }
+    assertEveryBody(results, body);
     const requests = JSON.stringify(origin.requests);
     assertEquals(origin.requests.length, 2, requests);
     assertEquals(origin.requests[1]!.range, `bytes=${HELD}-`, requests);
@@ -127,10 +124,7 @@ Deno.test("the downloader of a chunked body with no validator killed: the taker 
   await using cluster = await startCluster(["a", "b", "c"]);
   await converged(cluster.daemons);
   const { results, atKill } = await killDownloader(cluster.daemons, origin);
-  for (const { status, body: got } of results) {
-    assertEquals(status, 200);
-    assert(sameBytes(got, body), "the body after the takeover");
-  }
+  assertEveryBody(results, body);
   // A range could splice two versions: none asked.
   assertEquals(origin.requests.map((request) => request.range), [null, null]);
   assert(origin.sent <= atKill + SIZE, `the origin sent ${origin.sent} bytes`);
@@ -169,3 +163,14 @@ Deno.test("the downloader of a chunked body killed while one follower holds less
   assertEquals(origin.requests.map((request) => request.range), [null, `bytes=${HELD}-`], requests);
   assert(origin.sent <= SIZE + atKill - HELD, `the origin sent ${origin.sent} bytes`);
 });
+
+/** Every daemon answered 200 with exactly `body`. */
+function assertEveryBody(
+  results: readonly { status: number; body: Uint8Array }[],
+  body: Uint8Array,
+): void {
+  for (const { status, body: got } of results) {
+    assertEquals(status, 200);
+    assert(sameBytes(got, body), "the body after the takeover");
+  }
+}
