@@ -92,7 +92,11 @@ export async function pull(
           if (digest !== "" && assembly.digests[piece] === "") assembly.digests[piece] = digest;
         });
         sources = [
-          { ...leader, pieces: reply.pieces ?? new Uint8Array(0) },
+          {
+            ...leader,
+            ...(reply.piecePort === undefined ? {} : { piecePort: reply.piecePort }),
+            pieces: reply.pieces ?? new Uint8Array(0),
+          },
           ...(reply.peers ?? []).filter((peer) => peer.node !== options.self.node),
         ];
         if (reply.state === "done") final = reply.digest;

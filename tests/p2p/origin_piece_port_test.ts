@@ -7,7 +7,8 @@
  */
 import { connect, MemoryPeer, serveHttp } from "../../mod.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { pattern, sameBytes } from "../helpers/cluster.ts";
+import { pattern, sameBytes, startClusterDaemon } from "../helpers/cluster.ts";
+import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { pieceRecord } from "../helpers/piece_record.ts";
 import { type ClusterDaemon, startCluster } from "./cluster_daemons.ts";
@@ -21,7 +22,11 @@ const MiB = 1 << 20;
 const TOKEN = "origin-piece-port";
 
 /** Reads `url` through the daemon's socket; checks the body. */
-async function fetchChecked(daemon: ClusterDaemon, url: string, expected: Uint8Array) {
+async function fetchChecked(
+  daemon: { node: string; socket: string },
+  url: string,
+  expected: Uint8Array,
+) {
   await using client = await connect(daemon.socket);
   const response = await client.fetch(url);
   const body = new Uint8Array(await response.arrayBuffer());
@@ -64,6 +69,33 @@ Deno.test("a follower of a downloader without a piece port (--http-fast off) pul
   const { fast } = await follow(["--http-fast", "off"], 42);
   assertEquals(fast, 0);
 });
+
+Deno.test(
+  "with --redis, whose claims keep no piece port, a follower learns the downloader's from its progress",
+  redisTestOptions,
+  async () => {
+    const body = pattern(16 * MiB, 45);
+    await using origin = startCountingOrigin({ body, rate: 16e6 });
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir({ prefix: "packice-origin-port-" });
+    try {
+      await using a = await startClusterDaemon(redis.url, dir, "a", "origin");
+      await using b = await startClusterDaemon(redis.url, dir, "b", "origin");
+      const leading = fetchChecked(a, origin.url, body);
+      await eventually(() => origin.sent >= 2 * MiB, "a's download began", {
+        timeout: 10_000,
+        interval: 5,
+      });
+      await fetchChecked(b, origin.url, body);
+      await leading;
+      assertEquals(origin.requests.length, 1);
+      assertEquals((await b.metrics()).origin_peer_bytes_total, body.length);
+      assertEquals((await a.metrics()).http_fast_bytes_total, body.length);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
 /**
  * A holder of `bytes` (object `id`) behind a server with a native GET
