@@ -11,7 +11,7 @@ import { pattern, sameBytes, startClusterDaemon } from "../helpers/cluster.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { pieceRecord } from "../helpers/piece_record.ts";
-import { type ClusterDaemon, startCluster } from "./cluster_daemons.ts";
+import { startCluster } from "./cluster_daemons.ts";
 import { startCountingOrigin } from "./counting_origin.ts";
 import { Assembly } from "../../p2p/origin/assembly.ts";
 import { originCounts } from "../../p2p/origin/origin_counts.ts";
