@@ -237,6 +237,9 @@ async function broadcast(rateText: string): Promise<void> {
           receiver_v8_ms: spent.splits.slice(1).map((split) => split.v8Ms),
           receiver_native_ms: spent.splits.slice(1).map((split) => split.nativeMs),
           receiver_sys_ms: spent.splits.slice(1).map((split) => split.sysMs),
+          // Context switches of the receivers' threads: preempted, and waiting.
+          receiver_preempted: spent.splits.slice(1).map((split) => split.preempted),
+          receiver_waited: spent.splits.slice(1).map((split) => split.waited),
           redis_cpu_ms: spent.redisMs,
           bench_cpu_ms: spent.selfMs,
           cpu_ns_per_byte_received: (spent.totalMs * 1e6) / bytes,
@@ -360,14 +363,25 @@ interface Split {
   readonly v8Ms: number;
   readonly nativeMs: number;
   readonly sysMs: number;
+  /**
+   * Context switches of its threads alive at both marks, involuntary
+   * (preempted) and voluntary (waiting): where a busy machine's kernel time goes.
+   */
+  readonly preempted: number;
+  readonly waited: number;
 }
 
 function splitOf(pid: number): Split {
   let v8Ms = 0;
   let nativeMs = 0;
+  let preempted = 0;
+  let waited = 0;
   for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-    if (task.name === String(pid)) continue;
     try {
+      const status = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/status`);
+      preempted += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      waited += Number(/\nvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      if (task.name === String(pid)) continue;
       const stat = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/stat`);
       const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
       if (name.startsWith("V8 ")) v8Ms += statCpuMs(stat);
@@ -381,6 +395,8 @@ function splitOf(pid: number): Split {
     v8Ms,
     nativeMs,
     sysMs: statSysMs(Deno.readTextFileSync(`/proc/${pid}/stat`)),
+    preempted,
+    waited,
   };
 }
 
@@ -402,6 +418,8 @@ function cpuSince(mark: CpuMark) {
       v8Ms: now.v8Ms - split.v8Ms,
       nativeMs: now.nativeMs - split.nativeMs,
       sysMs: now.sysMs - split.sysMs,
+      preempted: now.preempted - split.preempted,
+      waited: now.waited - split.waited,
     };
   });
   const redisMs = mark.redis.pid === undefined ? 0 : cpuMs(mark.redis.pid) - mark.redis.ms;
