@@ -839,6 +839,13 @@ export const symbols = {
     ],
     result: "i32", // regions given back: only once no object put in C is left
   },
+  pk_fp_put_memory: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // double out[5]: region, spare and chunk bytes; regions faulted in ahead, on the receive
+    ],
+    result: "i32", // 0
+  },
   pk_fp_unhold: {
     parameters: [
       "pointer", // void *handle
