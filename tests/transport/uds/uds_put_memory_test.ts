@@ -224,3 +224,31 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "chunks of deleted objects stored in C are reused whole: puts after deletes take no new region",
+  ignore: native === undefined,
+  async fn() {
+    await using daemon = await servePeer(new MemoryPeer());
+    await using client = new Client(await UdsPeer.connect(daemon.path));
+    const memory = () => memoryOf(daemon.server.metrics());
+    const sizes = [100, 4096, 5000, 65536];
+    const putAll = (seed: number) =>
+      Promise.all(
+        Array.from({ length: 400 }, (_, i) => client.put(pattern(sizes[i % 4]!, seed + i))),
+      );
+    const first = await putAll(0);
+    const held = memory();
+    for (const id of first) await client.delete(id);
+    assertEquals(memory().chunks, 0);
+    const second = await putAll(1000);
+    const after = memory();
+    assertEquals(after.region, held.region);
+    assertEquals(after.chunks, held.chunks);
+    for (let i = 0; i < second.length; i++) {
+      using handle = await client.get(second[i]!);
+      assertEquals(handle.bytes, pattern(sizes[i % 4]!, 1000 + i));
+    }
+  },
+});
