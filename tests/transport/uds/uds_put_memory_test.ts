@@ -8,7 +8,14 @@
  */
 import { assert, assertEquals } from "../../helpers/assert.ts";
 import { Client, MemoryPeer, UdsPeer } from "../../../mod.ts";
+import { FULL_SEALS } from "../../../backends/memory/seals.ts";
+import {
+  decodeOpenReply,
+  openFrameRoom,
+  writeOpenFrame,
+} from "../../../transport/uds/open_frame.ts";
 import { encodePutFrame } from "../../helpers/uds_frames.ts";
+import { RawConnection } from "../../helpers/uds_raw.ts";
 import { openNative } from "../../helpers/native.ts";
 import { pattern } from "../../helpers/pattern.ts";
 import { servePeer } from "../../helpers/served_peer.ts";
@@ -249,6 +256,41 @@ Deno.test({
     for (let i = 0; i < second.length; i++) {
       using handle = await client.get(second[i]!);
       assertEquals(handle.bytes, pattern(sizes[i % 4]!, 1000 + i));
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "an object stored in C in memory faulted in ahead reaches its first reader as a memfd sealed for good",
+  ignore: native === undefined,
+  async fn() {
+    await using daemon = await servePeer(new MemoryPeer());
+    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await client.put(pattern(4096, 0));
+    await until(() => memoryOf(daemon.server.metrics()), (m) => m.spare === SPARES * REGION);
+    // Past the first region: these live in regions the thread faulted in.
+    const ids = await Promise.all(
+      Array.from({ length: 600 }, (_, i) => client.put(pattern(4096, i))),
+    );
+    assert(memoryOf(daemon.server.metrics()).ahead >= 1);
+    using raw = new RawConnection(daemon.path);
+    const id = ids[599]!;
+    const room = new Uint8Array(openFrameRoom(id));
+    raw.sendRaw(room.subarray(0, writeOpenFrame(room, 1, { objectId: id, known: 0 })));
+    const reply = (await raw.receive())!;
+    assertEquals(reply.fds.length, 1);
+    assert(decodeOpenReply(reply.frames[0]!.body) !== undefined);
+    const fd = reply.fds[0]!;
+    try {
+      const symbols = raw.native.symbols;
+      assertEquals(symbols.pk_get_seals(fd) & FULL_SEALS, FULL_SEALS);
+      // A client maps the same sealed memfd and reads the bytes put.
+      using handle = await client.get(id);
+      assertEquals(handle.bytes, pattern(4096, 599));
+      assertEquals(daemon.server.metrics().uds_native_open_total, 2);
+    } finally {
+      raw.native.symbols.pk_close(fd);
     }
   },
 });
