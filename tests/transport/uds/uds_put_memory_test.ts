@@ -294,3 +294,55 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "clients that close with their puts unanswered: every put C stored is the peer's, counted once",
+  ignore: native === undefined,
+  async fn() {
+    await using daemon = await servePeer(new MemoryPeer());
+    // Sixteen clients send 20 PUTs each in one message and go at once, replies unread.
+    for (let c = 0; c < 16; c++) {
+      const raw = new RawConnection(daemon.path);
+      const frames = Array.from(
+        { length: 20 },
+        (_, i) => encodePutFrame(i + 1, {}, [pattern(4096, c * 100 + i)], 4096),
+      );
+      const message = new Uint8Array(frames.reduce((sum, frame) => sum + frame.length, 0));
+      let at = 0;
+      for (const frame of frames) {
+        message.set(frame, at);
+        at += frame.length;
+      }
+      assertEquals(raw.sendRaw(message), message.length);
+      raw[Symbol.dispose]();
+    }
+    // The server reads and stores each message before it sees the close.
+    await until(() => daemon.puts() === 320 && daemon.server.connections === 0, (done) => done);
+    assertEquals(daemon.server.connections, 0);
+    assertEquals(daemon.puts(), 320);
+    const stats = await daemon.peer.stats();
+    assertEquals([stats.objects, stats.bytes], [320, 320 * 4096]);
+    assertEquals(memoryOf(daemon.server.metrics()).chunks, 320 * (4096 + 64));
+    // The daemon serves on, and each object reads back whole.
+    await using client = new Client(await UdsPeer.connect(daemon.path));
+    const objects = await client.list();
+    assertEquals(objects.length, 320);
+    const expected = new Map<string, Uint8Array>();
+    for (let c = 0; c < 16; c++) {
+      for (let i = 0; i < 20; i++) {
+        const bytes = pattern(4096, c * 100 + i);
+        expected.set(bytes.subarray(0, 16).join(), bytes);
+      }
+    }
+    for (const object of objects) {
+      using handle = await client.get(object.id);
+      const key = handle.bytes.subarray(0, 16).join();
+      assertEquals(handle.bytes, expected.get(key));
+      expected.delete(key);
+    }
+    assertEquals(expected.size, 0);
+    await client.put(pattern(4096, 9999));
+    assertEquals(daemon.puts(), 321);
+  },
+});
