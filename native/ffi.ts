@@ -247,6 +247,17 @@ export const symbols = {
     ],
     result: "i64", // bytes written
   },
+  pk_pwrite_all_nb: {
+    name: "pk_pwrite_all",
+    parameters: [
+      "i32", // int32_t fd
+      "pointer", // const void *ptr (memory kept alive until the call is done)
+      "u64", // uint64_t len
+      "i64", // int64_t off
+    ],
+    result: "i64", // bytes written
+    nonblocking: true,
+  },
   pk_pread_all: {
     parameters: [
       "i32", // int32_t fd
@@ -841,6 +852,13 @@ export const symbols = {
       "pointer", // void *handle
     ],
     result: "i32", // regions given back: only once no object put in C is left
+  },
+  pk_fp_put_memory: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // double out[5]: region, spare and chunk bytes; regions faulted in ahead, on the receive
+    ],
+    result: "i32", // 0
   },
   pk_fp_unhold: {
     parameters: [
