@@ -182,7 +182,9 @@ export async function pullPieces(
   sources: () => readonly Holder[],
   options: PiecesOptions,
 ): Promise<void> {
-  const { signal } = options;
+  // A lane that fails stops the others: every lane has ended before this returns.
+  const failed = new AbortController();
+  const signal = AbortSignal.any([options.signal, failed.signal]);
   const wanted = options.wanted ?? (() => true);
   // As a transfer's: native connections, at the sources' piece ports where they have them.
   const client = new RangeClient();
@@ -282,7 +284,17 @@ export async function pullPieces(
   };
 
   try {
-    await Promise.all(Array.from({ length: options.lanes ?? 4 }, lane));
+    // Bytes land in the assembly's view on other threads: none may be under way once the
+    // pull ends, as its owner may then unmap the view.
+    const lanes = await Promise.allSettled(
+      Array.from({ length: options.lanes ?? 4 }, () =>
+        lane().catch((error) => {
+          failed.abort();
+          throw error;
+        })),
+    );
+    const failure = lanes.find((lane) => lane.status === "rejected");
+    if (failure !== undefined) throw failure.reason;
   } finally {
     client.close();
   }
