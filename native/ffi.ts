@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 16;
+export const NATIVE_ABI_VERSION = 17;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -838,6 +838,13 @@ export const symbols = {
       "pointer", // void *handle
     ],
     result: "i32", // regions given back: only once no object put in C is left
+  },
+  pk_fp_put_memory: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // double out[5]: region, spare and chunk bytes; regions faulted in ahead, on the receive
+    ],
+    result: "i32", // 0
   },
   pk_fp_unhold: {
     parameters: [
