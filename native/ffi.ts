@@ -247,6 +247,17 @@ export const symbols = {
     ],
     result: "i64", // bytes written
   },
+  pk_pwrite_all_nb: {
+    name: "pk_pwrite_all",
+    parameters: [
+      "i32", // int32_t fd
+      "pointer", // const void *ptr (memory kept alive until the call is done)
+      "u64", // uint64_t len
+      "i64", // int64_t off
+    ],
+    result: "i64", // bytes written
+    nonblocking: true,
+  },
   pk_pread_all: {
     parameters: [
       "i32", // int32_t fd
