@@ -133,6 +133,12 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   #unordered = false;
   /** The holdings in lookups by put order, kept when the lease store is this peer's own: pages start in it. */
   readonly #byOrder: OrderIndex | undefined;
+  /**
+   * With {@link BasePeer.#byOrder}: the puts in flight, in the lease store
+   * and not holdings yet (their blobs are being made), by id, with their
+   * places in put order. A page lists them as the store's list does.
+   */
+  readonly #inFlight = new Map<string, number>();
 
   /**
    * Creates the instance.
@@ -524,6 +530,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     let stored: StoredObject;
     const filled = given !== undefined && memfds === undefined &&
       this.#blobs.allocateFilled !== undefined;
+    if (this.#byOrder !== undefined) this.#inFlight.set(id, order);
     try {
       stored = await this.#withRoom(
         info,
@@ -537,6 +544,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     } catch (error) {
       await this.#leases.release(lease.id).catch(() => {});
       throw error;
+    } finally {
+      this.#inFlight.delete(id);
     }
     const holding = this.#adopt(info, stored, order);
     this.#count(holding, lease);
@@ -681,11 +690,13 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   async listPage(options?: ListPageOptions): Promise<ListPage> {
     this.#checkOpen();
     const { after, limit } = listPageRequest(options ?? {});
-    const runs = [
-      this.#byOrder === undefined
-        ? await this.#placedInList(after, limit)
-        : this.#placedHere(this.#byOrder, after, limit),
-    ];
+    const runs = this.#byOrder !== undefined
+      ? [this.#placedHere(this.#byOrder, after, limit), this.#placedInFlight(after, limit)]
+      : [
+        this.#leases.listAfter !== undefined
+          ? await this.#placedInStore(after, limit)
+          : await this.#placedInList(after, limit),
+      ];
     // Waiting records are in put order, one place each: the first `limit + 1` after the cursor's place.
     for (const deferred of this.#deferred) {
       if (deferred.objects === 0) continue;
@@ -697,6 +708,37 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
       runs.push(run);
     }
     return pageOf(runs, limit);
+  }
+
+  /**
+   * The candidates of a page from a lease store that keeps a put order of
+   * its own (a shared one: the order of every peer on it), read from the
+   * cursor on.
+   */
+  async #placedInStore(after: ListCursor | undefined, limit: number): Promise<Placed[]> {
+    const placed: Placed[] = [];
+    for (let from = after;;) {
+      const ask = limit + 1 - placed.length;
+      const read = await this.#leases.listAfter!(from, ask);
+      for (const one of read) {
+        // Past its deadline here and not removed yet: out of lists, as in list().
+        if (this.#deadlines.size === 0 || !this.#hasExpired(one.info.id)) placed.push(one);
+      }
+      const last = read[read.length - 1];
+      if (read.length < ask || placed.length > limit || last === undefined) return placed;
+      from = { stage: 0, order: last.order, id: last.info.id };
+    }
+  }
+
+  /** The candidates of a page among the puts in flight: see {@link BasePeer.#inFlight}. */
+  #placedInFlight(after: ListCursor | undefined, limit: number): Placed[] {
+    const placed: Placed[] = [];
+    for (const [id, order] of this.#inFlight) {
+      const info = isAfter(order, id, after) ? this.#leases.statHere!(id) : undefined;
+      if (info !== undefined) placed.push({ order, info });
+    }
+    if (placed.length <= limit + 1) return placed;
+    return placed.sort((a, b) => a.order - b.order).slice(0, limit + 1);
   }
 
   /** The candidates of a page from the lease store's whole list: it may be shared, or not in put order. */

@@ -23,6 +23,7 @@ import type {
   SealPatch,
 } from "../../core/lease_store.ts";
 import { checkDiscard, checkGrant, checkLive, checkSeal } from "../../core/lifecycle.ts";
+import type { ListCursor, Placed } from "../../core/list_page.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { creatingArgs, decodeObject, expiryArgs, type Fields, versionOf } from "./codec.ts";
 import { type Exec, RedisConnection, type RedisLogger } from "./connection.ts";
@@ -33,6 +34,7 @@ import { Heartbeat } from "./heartbeat.ts";
 import { NodeRegistry } from "./node_registry.ts";
 import { GrantedVersions } from "./granted_versions.ts";
 import { LeaseTable } from "./lease_table.ts";
+import { ListAfter } from "./list_after.ts";
 import { Reconciler } from "./reconciliation.ts";
 import {
   checkCount,
@@ -56,6 +58,9 @@ import { nodeLeasesKey, shardOf } from "./keys.ts";
 import { type Script, SCRIPTS } from "./scripts.ts";
 import { ShardCalls } from "./shard_calls.ts";
 import { UseBatches } from "./use_batches.ts";
+
+/** Objects a read of {@link RedisLeaseStore.list} takes at a time. */
+const LIST_BATCH = 5_000;
 
 /**
  * Leases and the object directory in Redis, shared by every daemon on one
@@ -141,6 +146,7 @@ export class RedisLeaseStore implements LeaseStore {
   /** The last version of an object a grant returned, by id. */
   readonly #granted = new GrantedVersions();
   readonly #reconciler: Reconciler;
+  readonly #pages: ListAfter;
   readonly #failover: ReadFailover;
   #localReads = 0;
   readonly #gated: Exec;
@@ -176,6 +182,7 @@ export class RedisLeaseStore implements LeaseStore {
       own: this.#own,
       granted: this.#granted,
     });
+    this.#pages = new ListAfter(this.namespace, this.node, this.#calls, () => this.#clock.now());
     this.#failover = new ReadFailover(
       checkCount(options.readFailover ?? 200, "readFailover", 1, false),
       this.#log,
@@ -519,8 +526,27 @@ export class RedisLeaseStore implements LeaseStore {
     return decodeObject(objectId, fields);
   }
 
-  list(): Promise<ObjectInfo[]> {
-    return this.#calls.list(this.#gated, this.#clock);
+  /** Every object of the namespace, in put order (see {@link RedisLeaseStore.listAfter}). */
+  async list(): Promise<ObjectInfo[]> {
+    const all: ObjectInfo[] = [];
+    let after: ListCursor | undefined;
+    for (;;) {
+      const page = await this.listAfter(after, LIST_BATCH);
+      for (const { info } of page) all.push(info);
+      const last = page[page.length - 1];
+      if (page.length < LIST_BATCH || last === undefined) return all;
+      after = { stage: 0, order: last.order, id: last.info.id };
+    }
+  }
+
+  /**
+   * The objects of the namespace in put order, from the first after
+   * `after`: the same order on every node, each object's place given in
+   * Redis when it was put (see `list_after.ts`). A page reads what it
+   * returns, not the whole namespace.
+   */
+  listAfter(after: ListCursor | undefined, count: number): Promise<Placed[]> {
+    return this.#pages.read(this.#gated, after, count);
   }
 
   async counts(): Promise<{ objects: number; leases: number }> {
