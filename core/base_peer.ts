@@ -741,7 +741,10 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     return placed.sort((a, b) => a.order - b.order).slice(0, limit + 1);
   }
 
-  /** The candidates of a page from the lease store's whole list: it may be shared, or not in put order. */
+  /**
+   * The candidates of a page from the lease store's whole list: a shared
+   * store that keeps no put order of its own.
+   */
   async #placedInList(after: ListCursor | undefined, limit: number): Promise<Placed[]> {
     let infos = await this.#leases.list();
     if (this.#deadlines.size > 0) infos = infos.filter((info) => !this.#hasExpired(info.id));

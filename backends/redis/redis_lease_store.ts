@@ -73,13 +73,16 @@ const LIST_BATCH = 5_000;
  * and WRITE leases made in one turn of the event loop go to Redis together,
  * one script call per shard, each checked as if alone. The sealed objects of
  * the namespace, with their holders, are the directory that `list` and
- * `stat` answer from on every node.
+ * `stat` answer from on every node. Objects are listed in put order, one
+ * order for every node, a page reading only its own part (see
+ * {@link RedisLeaseStore.listAfter}).
  *
  * Redis Cluster: with a `redis+cluster://` URL the namespace is spread over
  * `shards` hash slots by object id; every script touches keys of one slot
  * only, all passed in KEYS (see `scripts.ts`). A call about one object costs
- * the same as on a standalone Redis; `list` and `counts` make one call per
- * shard, and reaping a dead node one pass per shard.
+ * the same as on a standalone Redis; a page of `list` reads each shard's
+ * share of it, `counts` makes one call per shard, and reaping a dead node
+ * one pass per shard.
  *
  * Expiry: a lease with a TTL expires by the injected clock, which every
  * script is given; its Redis key carries the same TTL as a Redis expiry, the
