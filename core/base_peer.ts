@@ -134,11 +134,12 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   /** The holdings in lookups by put order, kept when the lease store is this peer's own: pages start in it. */
   readonly #byOrder: OrderIndex | undefined;
   /**
-   * With {@link BasePeer.#byOrder}: the puts in flight, in the lease store
-   * and not holdings yet (their blobs are being made), by id, with their
-   * places in put order. A page lists them as the store's list does.
+   * The puts in flight, in the lease store and not holdings yet (their
+   * blobs are being made), by id, with their places in put order: a page
+   * lists them, at those places, as the store's list does. Kept unless the
+   * store keeps a put order of its own.
    */
-  readonly #inFlight = new Map<string, number>();
+  readonly #inFlight: Map<string, number> | undefined;
 
   /**
    * Creates the instance.
@@ -149,6 +150,9 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     this.#blobs = options.blobs;
     this.#leases = options.leases;
     this.#byOrder = options.leases.statHere === undefined ? undefined : new OrderIndex();
+    this.#inFlight = this.#byOrder !== undefined || options.leases.listAfter === undefined
+      ? new Map()
+      : undefined;
     this.#clock = options.clock ?? systemClock;
     this.#deadlines = new DeadlineTimer(this.#clock, () => this.#expireDue().catch(() => {}));
     this.#node = options.node;
@@ -530,7 +534,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     let stored: StoredObject;
     const filled = given !== undefined && memfds === undefined &&
       this.#blobs.allocateFilled !== undefined;
-    if (this.#byOrder !== undefined) this.#inFlight.set(id, order);
+    this.#inFlight?.set(id, order);
     try {
       stored = await this.#withRoom(
         info,
@@ -545,7 +549,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
       await this.#leases.release(lease.id).catch(() => {});
       throw error;
     } finally {
-      this.#inFlight.delete(id);
+      this.#inFlight?.delete(id);
     }
     const holding = this.#adopt(info, stored, order);
     this.#count(holding, lease);
@@ -733,7 +737,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   /** The candidates of a page among the puts in flight: see {@link BasePeer.#inFlight}. */
   #placedInFlight(after: ListCursor | undefined, limit: number): Placed[] {
     const placed: Placed[] = [];
-    for (const [id, order] of this.#inFlight) {
+    for (const [id, order] of this.#inFlight!) {
       const info = isAfter(order, id, after) ? this.#leases.statHere!(id) : undefined;
       if (info !== undefined) placed.push({ order, info });
     }
@@ -749,7 +753,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     let infos = await this.#leases.list();
     if (this.#deadlines.size > 0) infos = infos.filter((info) => !this.#hasExpired(info.id));
     const objects = this.#objects;
-    const orderOf = (info: ObjectInfo) => objects.get(info.id)?.order;
+    const inFlight = this.#inFlight!;
+    const orderOf = (info: ObjectInfo) => objects.get(info.id)?.order ?? inFlight.get(info.id);
     return placedAfter(infos, orderOf, after, limit);
   }
 
