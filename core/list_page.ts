@@ -116,8 +116,8 @@ export function isAfter(order: number, id: string, cursor: ListCursor | undefine
   return order > cursor.order || (order === cursor.order && id > cursor.id);
 }
 
-/** The order of two placed objects in a list. */
-function byPlace(a: Placed, b: Placed): number {
+/** The order of two placed objects in a list: by place, then by id. */
+export function byPlace(a: Placed, b: Placed): number {
   return a.order - b.order || (a.info.id < b.info.id ? -1 : a.info.id > b.info.id ? 1 : 0);
 }
 

@@ -28,12 +28,20 @@
  *
  * @module
  */
-import { isAfter, type ListCursor, type Placed } from "../../core/list_page.ts";
+import { byPlace, isAfter, type ListCursor, type Placed } from "../../core/list_page.ts";
 import { decodeObject, type Fields } from "./codec.ts";
 import type { Exec } from "./connection.ts";
 import { objectKey, objectPrefix } from "./keys.ts";
 import { SCRIPTS } from "./scripts.ts";
 import { chunks, type ShardCalls } from "./shard_calls.ts";
+
+/**
+ * The most objects one script call reads: Redis runs one script at a time,
+ * and this many keeps other callers waiting a few milliseconds at most. A
+ * page of the default size (`DEFAULT_PAGE`, and the one past it that says
+ * whether there is more) is one call.
+ */
+const MAX_READ = 1_024;
 
 /** A shard's part of a page under way. */
 interface ShardRun {
@@ -48,11 +56,6 @@ interface ShardRun {
   done: boolean;
   /** How many to ask for next. */
   ask: number;
-}
-
-/** The order of two placed objects: by place, then by id. */
-function byPlace(a: Placed, b: Placed): number {
-  return a.order - b.order || (a.info.id < b.info.id ? -1 : a.info.id > b.info.id ? 1 : 0);
 }
 
 /**
@@ -78,7 +81,10 @@ export class ListAfter {
   async read(exec: Exec, after: ListCursor | undefined, count: number): Promise<Placed[]> {
     const shards = this.#calls.count;
     // The cursor's own object may come back (a read starts at its place): one more.
-    const first = shards === 1 ? count + 1 : Math.min(count + 1, Math.ceil(2 * count / shards) + 8);
+    const first = Math.min(
+      MAX_READ,
+      shards === 1 ? count + 1 : Math.min(count + 1, Math.ceil(2 * count / shards) + 8),
+    );
     const runs: ShardRun[] = Array.from({ length: shards }, (_, shard) => ({
       shard,
       from: after === undefined ? "-inf" : String(after.order),
@@ -102,7 +108,9 @@ export class ListAfter {
       if (safe === count) return all.slice(0, count);
       const bound = all.length >= count ? all[count - 1] : undefined;
       wanted = open.filter((run) => bound === undefined || byPlace(run.last!, bound) < 0);
-      for (const run of wanted) run.ask = Math.min(count + 1, run.ask * 2);
+      // One shard left to read: what is missing; several: twice as many as before.
+      const ask = (run: ShardRun) => wanted.length === 1 ? count - safe : run.ask * 2;
+      for (const run of wanted) run.ask = Math.min(MAX_READ, count + 1, ask(run));
     }
   }
 

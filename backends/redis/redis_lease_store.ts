@@ -547,8 +547,31 @@ export class RedisLeaseStore implements LeaseStore {
    * `after`: the same order on every node, each object's place given in
    * Redis when it was put (see `list_after.ts`). A page reads what it
    * returns, not the whole namespace.
+   *
+   * @param after Where to start: the place and id of the last object of the
+   *   page before; from the first when undefined.
+   * @param count The most objects to return.
+   * @returns Up to `count` objects with their places; fewer only at the end.
+   * @throws {RangeError} When `count` is not a positive integer.
+   * @throws {StoreUnavailableError} When Redis cannot be reached.
+   *
+   * @example Two pages of 100
+   * ```ts ignore
+   * import { RedisLeaseStore } from "@packice/packice";
+   * await using leases = await RedisLeaseStore.connect({ url: "redis://127.0.0.1:6379/0" });
+   * const first = await leases.listAfter(undefined, 100);
+   * const last = first.at(-1);
+   * if (last !== undefined) {
+   *   await leases.listAfter({ stage: 0, order: last.order, id: last.info.id }, 100);
+   * }
+   * ```
    */
   listAfter(after: ListCursor | undefined, count: number): Promise<Placed[]> {
+    if (!Number.isSafeInteger(count) || count < 1) {
+      return Promise.reject(
+        new RangeError(`Cannot list objects: count must be a positive integer, got ${count}`),
+      );
+    }
     return this.#pages.read(this.#gated, after, count);
   }
 
