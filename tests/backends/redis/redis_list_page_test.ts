@@ -4,7 +4,7 @@
  * one order shared by every peer on the namespace, with no skip or repeat
  * across deletes, puts and expiries between pages.
  */
-import { assert, assertEquals } from "../../helpers/assert.ts";
+import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
 import { eventually } from "../../helpers/eventually.ts";
 import { createAs, store } from "../../helpers/lease_store_cases.ts";
 import { startRedisCluster } from "../../helpers/redis_cluster.ts";
@@ -179,6 +179,14 @@ Deno.test(
     assertEquals(ids(await pageAll(b, 64)), now);
     assertEquals(ids(await a.list()), now);
     assertEquals(ids(await b.list()), now);
+    // From the store itself, by the places a page gave.
+    await using leases = await store(target, "c");
+    const first = await leases.listAfter(undefined, 7);
+    assertEquals(ids(first.map((one) => one.info)), now.slice(0, 7));
+    const last = first[6]!;
+    const second = await leases.listAfter({ stage: 0, order: last.order, id: last.info.id }, 5);
+    assertEquals(ids(second.map((one) => one.info)), now.slice(7, 12));
+    await assertRejects(() => leases.listAfter(undefined, 0), RangeError);
   },
 );
 
