@@ -110,6 +110,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   readonly #untouched = new Set<Holding>();
   /** Objects with a TTL, by deadline; one timer waits for the nearest. */
   readonly #deadlines: DeadlineTimer<Holding>;
+  /** Objects taken from {@link BasePeer.#deadlines} whose removal is under way. */
+  #expiring = 0;
   #hits = 0;
   #misses = 0;
   #evictions = 0;
@@ -678,7 +680,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   async list(): Promise<ObjectInfo[]> {
     this.#checkOpen();
     let infos = await this.#leases.list();
-    if (this.#deadlines.size > 0) infos = infos.filter((info) => !this.#hasExpired(info.id));
+    if (this.#mayHaveExpired()) infos = infos.filter((info) => !this.#hasExpired(info.id));
     if (this.#deferred.length === 0) return infos;
     const { list, inOrder } = await listInPutOrder(
       infos,
@@ -726,7 +728,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
       const read = await this.#leases.listAfter!(from, ask);
       for (const one of read) {
         // Past its deadline here and not removed yet: out of lists, as in list().
-        if (this.#deadlines.size === 0 || !this.#hasExpired(one.info.id)) placed.push(one);
+        if (!this.#mayHaveExpired() || !this.#hasExpired(one.info.id)) placed.push(one);
       }
       const last = read[read.length - 1];
       if (read.length < ask || placed.length > limit || last === undefined) return placed;
@@ -751,7 +753,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
    */
   async #placedInList(after: ListCursor | undefined, limit: number): Promise<Placed[]> {
     let infos = await this.#leases.list();
-    if (this.#deadlines.size > 0) infos = infos.filter((info) => !this.#hasExpired(info.id));
+    if (this.#mayHaveExpired()) infos = infos.filter((info) => !this.#hasExpired(info.id));
     const objects = this.#objects;
     const inFlight = this.#inFlight!;
     const orderOf = (info: ObjectInfo) => objects.get(info.id)?.order ?? inFlight.get(info.id);
@@ -769,7 +771,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
       const id = holding.info.id;
       if (!isAfter(holding.order, id, after) || this.#objects.get(id) !== holding) continue;
       const info = leases.statHere!(id);
-      if (info === undefined || this.#deadlines.size > 0 && this.#hasExpired(id)) continue;
+      if (info === undefined || this.#mayHaveExpired() && this.#hasExpired(id)) continue;
       placed.push({ order: holding.order, info });
       if (placed.length > limit) break;
     }
@@ -1095,9 +1097,20 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   /** Removes every object whose deadline has come, then waits for the next. */
   async #expireDue(): Promise<void> {
-    for (const holding of this.#deadlines.due()) {
-      if (!holding.removed && await this.#remove(holding)) this.#expirations++;
+    const due = this.#deadlines.due();
+    this.#expiring += due.length;
+    try {
+      for (const holding of due) {
+        if (!holding.removed && await this.#remove(holding)) this.#expirations++;
+      }
+    } finally {
+      this.#expiring -= due.length;
     }
+  }
+
+  /** Whether an object here may be past its deadline: lists then check each. */
+  #mayHaveExpired(): boolean {
+    return this.#deadlines.size > 0 || this.#expiring > 0;
   }
 
   /** Records a new lease on `holding`. */

@@ -81,10 +81,13 @@ Deno.test("20k objects paged through the Redis store", redisTestOptions, async (
     sweepInterval: 0,
   });
   const client = new Client(peer);
-  // Every 997th with an object TTL that has passed when the listing starts.
-  const batches = await putMany(client, 20_000, 250, (i) => i % 997 === 5 ? { ttl: 1000 } : {});
+  // Every 997th with an object TTL that has passed when the listing starts,
+  // and as many whose TTL passes during the listing.
+  const ttl = (i: number) => i % 997 === 5 ? { ttl: 1000 } : i % 997 === 500 ? { ttl: 2000 } : {};
+  const batches = await putMany(client, 20_000, 250, ttl);
   clock.advance(1000);
   const expired = new Set(batches.flat().filter((_, i) => i % 997 === 5));
+  const expiring = new Set(batches.flat().filter((_, i) => i % 997 === 500));
   const batchOf = new Map(batches.flatMap((batch, b) => batch.map((id) => [id, b] as const)));
 
   await t.step("a page reads its own objects, not the namespace", async () => {
@@ -111,6 +114,7 @@ Deno.test("20k objects paged through the Redis store", redisTestOptions, async (
     const other = await store(target, "c", { clock });
     const deleted = new Set<string>();
     const late: string[] = [];
+    let expiredAt = -1;
     const all = batches.flat();
     const seen = await pageAll(peer, 500, async (seen, cursor) => {
       if (seen.length === 5000 || seen.length === 12_000) {
@@ -129,11 +133,23 @@ Deno.test("20k objects paged through the Redis store", redisTestOptions, async (
         late.push(`creating-${seen.length}`);
         await createAs(other, `expiring-${seen.length}`, `el-${seen.length}`, now, 50);
       }
+      if (seen.length === 8000) {
+        clock.advance(1000);
+        expiredAt = batchOf.get(seen[seen.length - 1]!)!;
+      }
       if (seen.length === 12_500) await new Promise((resolve) => setTimeout(resolve, 200));
     });
     const order = ids(seen);
     assertEquals(new Set(order).size, order.length, "no object twice");
-    const live = all.filter((id) => !expired.has(id) && (!deleted.has(id) || order.includes(id)));
+    const listed = new Set(order);
+    // Expired during the listing: listed when put before the cursor of then, not after.
+    for (const id of expiring) {
+      const batch = batchOf.get(id)!;
+      if (batch !== expiredAt) assertEquals(listed.has(id), batch < expiredAt, id);
+    }
+    const live = all.filter((id) =>
+      !expired.has(id) && (!deleted.has(id) && !expiring.has(id) || listed.has(id))
+    );
     assertEquals(order.slice(0, live.length).toSorted(), live.toSorted());
     // In put order: batch by batch (the puts of one batch race), then the late ones.
     const places = order.slice(0, live.length).map((id) => batchOf.get(id)!);
