@@ -13,7 +13,7 @@
  *   size from the same holder at the same cap, measured first in the same
  *   run (target <= 1.5x; a naive design needs 7x). Per-daemon finish times
  *   are in the line.
- * - Memory: every daemon's RSS, sampled every 20 ms during the broadcast,
+ * - Memory: every daemon's RSS, sampled every 50 ms during the broadcast,
  *   against what it had before (idle after one small fetch of its own, the
  *   holder with its object in): besides its objects (the shared memory of
  *   its memfds, reported apart), it must grow by no more than its transfer
@@ -24,8 +24,10 @@
  *   the machine's CPU time left idle. Near 0 idle, the run is bound by
  *   CPUs, not by the capped links; the lines at a cap that leaves CPU idle
  *   show the design's own limit. Of each receiver's CPU, its main (JS)
- *   thread's and the kernel's (`receiver_main_ms`, `receiver_sys_ms`; the
- *   rest is hashing and landing on the thread pool, and V8's own threads);
+ *   thread's, its V8 workers' (compiling, collecting), its native threads'
+ *   (sending pieces) and the kernel's (`receiver_main_ms`, `receiver_v8_ms`,
+ *   `receiver_native_ms`, `receiver_sys_ms`; the rest is receiving, hashing
+ *   and landing on the thread pool);
  *   `uptime_s` is the phase's window on the clock of a daemon's `--cpu-prof`
  *   (`PACKICE_TEST_DENO_FLAGS="--cpu-prof --cpu-prof-dir=DIR"` profiles every
  *   daemon): cut its samples to it. On a machine shared with other work,
@@ -62,6 +64,14 @@ const SIZE = Number(Deno.env.get("PACKICE_SWARM_MIB") ?? "256") << 20;
  */
 const RATES = (Deno.env.get("PACKICE_SWARM_RATES") ?? "200MB,25MB").split(",");
 const RECEIVERS = 7;
+/**
+ * How often the daemons' RSS is read: a read of /proc/PID/status costs this
+ * process about 17 µs of CPU (and the kernel's), taken from the daemons on a
+ * machine bound by its CPUs: every 20 ms for 8 daemons, about a quarter of
+ * this process's CPU in a broadcast. Transfer memory grows a piece (4 MiB,
+ * 20 ms at 200 MB/s) at a time and lasts while pieces arrive.
+ */
+const RSS_SAMPLE_MS = 50;
 
 const payload = pattern(SIZE, 42);
 await using redis = await startRedis();
@@ -146,7 +156,7 @@ async function broadcast(rateText: string): Promise<void> {
           peak[i]!.unshared = Math.max(peak[i]!.unshared, now.unshared);
           peak[i]!.shared = Math.max(peak[i]!.shared, now.shared);
         });
-      }, 20);
+      }, RSS_SAMPLE_MS);
       const requestsBefore = await Promise.all(daemons.map(pieceRequests));
       const broadcastCpu = cpuNow(daemons, redis.pid);
       started = performance.now();
@@ -220,9 +230,16 @@ async function broadcast(rateText: string): Promise<void> {
           cpu_ms: spent.totalMs,
           holder_cpu_ms: spent.daemonMs[0],
           receiver_cpu_ms: spent.daemonMs.slice(1),
-          // Of it, the receivers' main (JS) threads' and the kernel's (all threads).
+          // Of it, the receivers' main (JS) threads', V8 workers', native
+          // (listener) threads' and the kernel's (all threads); the rest is the
+          // thread pool's.
           receiver_main_ms: spent.splits.slice(1).map((split) => split.mainMs),
+          receiver_v8_ms: spent.splits.slice(1).map((split) => split.v8Ms),
+          receiver_native_ms: spent.splits.slice(1).map((split) => split.nativeMs),
           receiver_sys_ms: spent.splits.slice(1).map((split) => split.sysMs),
+          // Context switches of the receivers' threads: preempted, and waiting.
+          receiver_preempted: spent.splits.slice(1).map((split) => split.preempted),
+          receiver_waited: spent.splits.slice(1).map((split) => split.waited),
           redis_cpu_ms: spent.redisMs,
           bench_cpu_ms: spent.selfMs,
           cpu_ns_per_byte_received: (spent.totalMs * 1e6) / bytes,
@@ -334,16 +351,52 @@ function cpuNow(daemons: readonly { pid: number }[], redisPid: number | undefine
   };
 }
 
-/** Of a process's CPU time: its main (JS) thread's, and the time in the kernel of all its threads. */
+/**
+ * Of a process's CPU time: its main (JS) thread's, its V8 worker threads'
+ * (background compiling and garbage collection), its native threads' (the
+ * GET listener that sends pieces, the socket reactor: C threads named as the
+ * main one), and the time in the kernel of all its threads. The rest is
+ * Deno's thread pool: pieces received, hashed and landed, tickets waited on.
+ */
 interface Split {
   readonly mainMs: number;
+  readonly v8Ms: number;
+  readonly nativeMs: number;
   readonly sysMs: number;
+  /**
+   * Context switches of its threads alive at both marks, involuntary
+   * (preempted) and voluntary (waiting): where a busy machine's kernel time goes.
+   */
+  readonly preempted: number;
+  readonly waited: number;
 }
 
 function splitOf(pid: number): Split {
+  let v8Ms = 0;
+  let nativeMs = 0;
+  let preempted = 0;
+  let waited = 0;
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const status = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/status`);
+      preempted += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      waited += Number(/\nvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      if (task.name === String(pid)) continue;
+      const stat = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/stat`);
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (name.startsWith("V8 ")) v8Ms += statCpuMs(stat);
+      else if (name === "deno") nativeMs += statCpuMs(stat);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
   return {
     mainMs: statCpuMs(Deno.readTextFileSync(`/proc/${pid}/task/${pid}/stat`)),
+    v8Ms,
+    nativeMs,
     sysMs: statSysMs(Deno.readTextFileSync(`/proc/${pid}/stat`)),
+    preempted,
+    waited,
   };
 }
 
@@ -360,7 +413,14 @@ function cpuSince(mark: CpuMark) {
   const daemonMs = mark.daemons.map(({ pid, ms }) => cpuMs(pid) - ms);
   const splits = mark.daemons.map(({ pid, split }) => {
     const now = splitOf(pid);
-    return { mainMs: now.mainMs - split.mainMs, sysMs: now.sysMs - split.sysMs };
+    return {
+      mainMs: now.mainMs - split.mainMs,
+      v8Ms: now.v8Ms - split.v8Ms,
+      nativeMs: now.nativeMs - split.nativeMs,
+      sysMs: now.sysMs - split.sysMs,
+      preempted: now.preempted - split.preempted,
+      waited: now.waited - split.waited,
+    };
   });
   const redisMs = mark.redis.pid === undefined ? 0 : cpuMs(mark.redis.pid) - mark.redis.ms;
   const selfMs = cpuMs("self") - mark.self;

@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 16;
+export const NATIVE_ABI_VERSION = 17;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -246,6 +246,17 @@ export const symbols = {
       "i64", // int64_t off
     ],
     result: "i64", // bytes written
+  },
+  pk_pwrite_all_nb: {
+    name: "pk_pwrite_all",
+    parameters: [
+      "i32", // int32_t fd
+      "pointer", // const void *ptr (memory kept alive until the call is done)
+      "u64", // uint64_t len
+      "i64", // int64_t off
+    ],
+    result: "i64", // bytes written
+    nonblocking: true,
   },
   pk_pread_all: {
     parameters: [
@@ -838,6 +849,13 @@ export const symbols = {
       "pointer", // void *handle
     ],
     result: "i32", // regions given back: only once no object put in C is left
+  },
+  pk_fp_put_memory: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // double out[5]: region, spare and chunk bytes; regions faulted in ahead, on the receive
+    ],
+    result: "i32", // 0
   },
   pk_fp_unhold: {
     parameters: [

@@ -66,7 +66,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 16
+#define PK_ABI_VERSION 17
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -4135,8 +4135,17 @@ static int pk_fp_uuid(struct pk_fp *fp, uint8_t *out) {
 // kept for the next object of their class when freed: storing an object
 // touches no new page once the table has held as much before. Regions go
 // back to the kernel once no object is left (pk_fp_trim).
+//
+// Faulting a region in (zeroing 512 fresh pages) takes most of a millisecond,
+// and on the receive it would hold up every connection's puts meanwhile: a
+// thread of the slab's own keeps up to PK_SLAB_SPARE regions faulted in ahead,
+// in idle time, from the first region taken until the slab is trimmed. The
+// receive takes a ready one, and faults one in itself only when none is
+// (puts faster than the thread, or no thread). So the memory held beyond the
+// objects' chunks is at most the rest of the newest region and the spares.
 #define PK_SLAB_REGION ((size_t)2 << 20)
 #define PK_SLAB_CLASSES 41
+#define PK_SLAB_SPARE 2
 
 struct pk_slab {
   uint8_t *cur, *end;  // the rest of the newest region
@@ -4144,7 +4153,85 @@ struct pk_slab {
   void **regions;
   uint32_t regions_len, regions_cap;
   uint64_t used;  // bytes of chunks handed out
+  // Regions faulted in ahead by the thread, guarded by `spare_lock` (taken
+  // inside the table's lock, never the other way round).
+  pthread_mutex_t spare_lock;
+  pthread_cond_t spare_wake;
+  void *spare[PK_SLAB_SPARE];
+  uint32_t spare_len;
+  uint32_t want;         // spares the thread keeps ready: 0 until a region is taken, and once trimmed
+  uint8_t stop;          // the thread ends
+  uint8_t thread_state;  // 0 not started, 1 running, 2 could not start
+  pthread_t thread;
+  uint64_t faulted_ahead;  // regions the thread faulted in
+  uint64_t faulted_here;   // regions the receive had to fault in itself
 };
+
+// A new region of PK_SLAB_REGION bytes faulted in, or NULL.
+static void *pk_slab_region_new(void) {
+  void *region = mmap(NULL, PK_SLAB_REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                      -1, 0);
+  if (region == MAP_FAILED) return NULL;
+  // Best effort: without it (an older kernel) pages fault in one by one.
+  madvise(region, PK_SLAB_REGION, MADV_POPULATE_WRITE);
+  return region;
+}
+
+static void *pk_slab_ahead(void *arg) {
+  struct pk_slab *slab = arg;
+  pthread_mutex_lock(&slab->spare_lock);
+  for (;;) {
+    while (!slab->stop && slab->spare_len >= slab->want) {
+      pthread_cond_wait(&slab->spare_wake, &slab->spare_lock);
+    }
+    if (slab->stop) break;
+    pthread_mutex_unlock(&slab->spare_lock);
+    void *region = pk_slab_region_new();
+    pthread_mutex_lock(&slab->spare_lock);
+    if (region == NULL) {
+      // Out of memory: the receive tries on its own; this thread waits for the next take.
+      slab->want = slab->spare_len;
+      continue;
+    }
+    if (slab->stop || slab->spare_len >= slab->want) {
+      munmap(region, PK_SLAB_REGION);
+      continue;
+    }
+    slab->spare[slab->spare_len++] = region;
+    slab->faulted_ahead++;
+  }
+  pthread_mutex_unlock(&slab->spare_lock);
+  return NULL;
+}
+
+static struct pk_slab *pk_slab_new(void) {
+  struct pk_slab *slab = calloc(1, sizeof *slab);
+  if (slab == NULL) return NULL;
+  pthread_mutex_init(&slab->spare_lock, NULL);
+  pthread_cond_init(&slab->spare_wake, NULL);
+  return slab;
+}
+
+// A region for the receive: a spare when one is ready, else one faulted in
+// here; the thread is asked to keep spares ready from now on.
+static void *pk_slab_region_take(struct pk_slab *slab) {
+  void *region = NULL;
+  pthread_mutex_lock(&slab->spare_lock);
+  if (slab->spare_len > 0) region = slab->spare[--slab->spare_len];
+  slab->want = PK_SLAB_SPARE;
+  if (slab->thread_state == 0) {
+    // The library is pinned, so the thread never returns into unmapped code.
+    pk_pin();
+    slab->thread_state = pthread_create(&slab->thread, NULL, pk_slab_ahead, slab) == 0 ? 1 : 2;
+  }
+  pthread_cond_signal(&slab->spare_wake);
+  pthread_mutex_unlock(&slab->spare_lock);
+  if (region == NULL) {
+    region = pk_slab_region_new();
+    if (region != NULL) slab->faulted_here++;
+  }
+  return region;
+}
 
 // The class of a chunk of `size` bytes (at most 64 KiB) and its size.
 static uint32_t pk_slab_class(uint64_t size, uint64_t *class_size) {
@@ -4174,11 +4261,8 @@ static void *pk_slab_alloc(struct pk_slab *slab, uint64_t size) {
         slab->regions = regions;
         slab->regions_cap = cap;
       }
-      uint8_t *region = mmap(NULL, PK_SLAB_REGION, PROT_READ | PROT_WRITE,
-                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (region == MAP_FAILED) return NULL;
-      // Best effort: without it (an older kernel) pages fault in one by one.
-      madvise(region, PK_SLAB_REGION, MADV_POPULATE_WRITE);
+      uint8_t *region = pk_slab_region_take(slab);
+      if (region == NULL) return NULL;
       slab->regions[slab->regions_len++] = region;
       // The rest of the last region is left: at most one chunk of 64 KiB.
       slab->cur = region;
@@ -4200,9 +4284,19 @@ static void pk_slab_free(struct pk_slab *slab, void *chunk, uint64_t size) {
   slab->used -= class_size;
 }
 
-// Unmaps every region, when no chunk is handed out.
+// Gives the spares back and has the thread keep none until a region is taken again.
+static void pk_slab_drop_spares(struct pk_slab *slab) {
+  pthread_mutex_lock(&slab->spare_lock);
+  slab->want = 0;
+  while (slab->spare_len > 0) munmap(slab->spare[--slab->spare_len], PK_SLAB_REGION);
+  pthread_mutex_unlock(&slab->spare_lock);
+}
+
+// Gives the spares back, and unmaps every region when no chunk is handed out.
 static int pk_slab_trim(struct pk_slab *slab) {
-  if (slab == NULL || slab->used != 0 || slab->regions_len == 0) return 0;
+  if (slab == NULL) return 0;
+  pk_slab_drop_spares(slab);
+  if (slab->used != 0 || slab->regions_len == 0) return 0;
   for (uint32_t i = 0; i < slab->regions_len; i++) munmap(slab->regions[i], PK_SLAB_REGION);
   int count = (int)slab->regions_len;
   slab->regions_len = 0;
@@ -4213,9 +4307,16 @@ static int pk_slab_trim(struct pk_slab *slab) {
 
 static void pk_slab_destroy(struct pk_slab *slab) {
   if (slab == NULL) return;
-  pk_slab_trim(slab);
+  pthread_mutex_lock(&slab->spare_lock);
+  slab->stop = 1;
+  pthread_cond_signal(&slab->spare_wake);
+  pthread_mutex_unlock(&slab->spare_lock);
+  if (slab->thread_state == 1) pthread_join(slab->thread, NULL);
+  pk_slab_drop_spares(slab);
   for (uint32_t i = 0; i < slab->regions_len; i++) munmap(slab->regions[i], PK_SLAB_REGION);
   free(slab->regions);
+  pthread_mutex_destroy(&slab->spare_lock);
+  pthread_cond_destroy(&slab->spare_wake);
   free(slab);
 }
 
@@ -4290,7 +4391,7 @@ static int64_t pk_fp_put_here(struct pk_fp *fp, uint32_t request, uint32_t flags
     fp->puts = puts;
     fp->puts_cap = cap;
   }
-  if (fp->slab == NULL && (fp->slab = calloc(1, sizeof *fp->slab)) == NULL) return -1;
+  if (fp->slab == NULL && (fp->slab = pk_slab_new()) == NULL) return -1;
   uint8_t id[PK_FP_UUID_LEN];
   if (pk_fp_uuid(fp, id) < 0) return -1;
   uint8_t *bytes = pk_slab_alloc(fp->slab, size);
@@ -4328,6 +4429,28 @@ PK_EXPORT int32_t pk_fp_trim(void *handle) {
   int32_t count = pk_slab_trim(fp->slab);
   pthread_mutex_unlock(&fp->lock);
   return count;
+}
+
+// The memory of objects put here, into `out`: bytes of the regions holding
+// them, bytes of the spares faulted in ahead, bytes of the chunks handed out,
+// then regions faulted in ahead by the slab's thread, and faulted in on the
+// receive for want of a ready one, since the start.
+PK_EXPORT int32_t pk_fp_put_memory(void *handle, double *out) {
+  struct pk_fp *fp = handle;
+  for (int i = 0; i < 5; i++) out[i] = 0;
+  pthread_mutex_lock(&fp->lock);
+  struct pk_slab *slab = fp->slab;
+  if (slab != NULL) {
+    out[0] = (double)slab->regions_len * PK_SLAB_REGION;
+    out[2] = (double)slab->used;
+    out[4] = (double)slab->faulted_here;
+    pthread_mutex_lock(&slab->spare_lock);
+    out[1] = (double)slab->spare_len * PK_SLAB_REGION;
+    out[3] = (double)slab->faulted_ahead;
+    pthread_mutex_unlock(&slab->spare_lock);
+  }
+  pthread_mutex_unlock(&fp->lock);
+  return 0;
 }
 
 // Gives the object put here in `e` its memfd, sealed for good, unless it

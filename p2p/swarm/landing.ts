@@ -62,6 +62,17 @@ export interface Landing {
    */
   write(offset: number, bytes: Uint8Array): void;
   /**
+   * Writes `bytes` at `offset` as {@link Landing.write} does, but into a
+   * memfd off the JS thread: a write there waits for the file's lock while
+   * the pieces still arriving are written on other threads (up to half a
+   * second on a loaded machine, seen), and the event loop must not wait
+   * with it. `bytes` must stay as they are until the promise settles.
+   *
+   * @throws {CapacityExceededError} When there is no memory for them.
+   * @throws {RangeError} When the landing is closed.
+   */
+  land(offset: number, bytes: Uint8Array): Promise<void>;
+  /**
    * Keeps {@link Landing.view}'s memory mapped past {@link Landing.close}
    * until the function returned is called (once or more): a relay response
    * still sending from it.
@@ -70,6 +81,9 @@ export interface Landing {
   /** Ends writing; the view goes once nothing holds it. Idempotent. */
   close(): void;
 }
+
+/** Buffers shorter than this may sit in V8's heap; see {@link MemfdLanding.land}. */
+const OFF_HEAP_MIN = 64 << 10;
 
 /** A CREATE lease of an object and where its pieces land. */
 export interface LandingCreate {
@@ -145,6 +159,7 @@ export function viewLanding(view: Uint8Array, close: () => void = () => {}): Lan
     },
     fd: undefined,
     write: (offset, bytes) => view.set(bytes, offset),
+    land: (offset, bytes) => Promise.resolve(view.set(bytes, offset)),
     hold: () => () => {},
     close: () => {
       if (closed) return;
@@ -261,14 +276,30 @@ export class MemfdLanding implements Landing {
       BigInt(bytes.length),
       BigInt(offset),
     );
+    landed(result, bytes.length);
+  }
+
+  async land(offset: number, bytes: Uint8Array): Promise<void> {
+    if (bytes.length === 0) return;
+    const { symbols } = this.#native;
+    // A descriptor of its own: the landing may close meanwhile, and its
+    // number be another file's by the time the thread writes.
+    const fd = check(symbols.pk_dup(this.fd), "dup");
+    // A small buffer may sit in V8's heap, where it can move while the
+    // thread reads it: a copy outside it.
+    const from = bytes.buffer.byteLength < OFF_HEAP_MIN ? offHeap(bytes) : bytes;
     try {
-      check(result, "pwrite");
-    } catch (error) {
-      if (!(error instanceof CapacityExceededError)) throw error;
-      throw new CapacityExceededError(
-        `Cannot land ${bytes.length} bytes of an arriving object: no memory for them`,
-        { cause: error },
+      const result = await symbols.pk_pwrite_all_nb(
+        fd,
+        Deno.UnsafePointer.of(from as Uint8Array<ArrayBuffer>),
+        BigInt(from.length),
+        BigInt(offset),
       );
+      // Kept alive until the call is done.
+      void from.length;
+      landed(result, from.length);
+    } finally {
+      symbols.pk_close(fd);
     }
   }
 
@@ -301,6 +332,26 @@ export class MemfdLanding implements Landing {
     if (range !== undefined) {
       check(this.#native.symbols.pk_munmap_once(range.pointer, BigInt(range.length)), "munmap");
     }
+  }
+}
+
+/** A copy of `bytes` in a buffer of its own, outside V8's heap. */
+function offHeap(bytes: Uint8Array): Uint8Array {
+  const copy = new Uint8Array(new ArrayBuffer(bytes.length));
+  copy.set(bytes);
+  return copy;
+}
+
+/** Checks what `pwrite` of `length` bytes returned; no memory for them is CAPACITY_EXCEEDED. */
+function landed(result: number | bigint, length: number): void {
+  try {
+    check(result, "pwrite");
+  } catch (error) {
+    if (!(error instanceof CapacityExceededError)) throw error;
+    throw new CapacityExceededError(
+      `Cannot land ${length} bytes of an arriving object: no memory for them`,
+      { cause: error },
+    );
   }
 }
 

@@ -127,6 +127,12 @@ export class Lanes {
   readonly #options: LanesOptions;
   /** Abort controllers of the requests of each piece, cancelled when it verifies. */
   readonly #requests = new Map<number, Set<AbortController>>();
+  /**
+   * The requests writing each piece into the landing, settled once they
+   * wrote their last byte: an endgame duplicate that verified first lands
+   * only after them, so no late byte of theirs overwrites it.
+   */
+  readonly #writing = new Map<number, Set<Promise<void>>>();
   /** Piece checks under way: they read the landing's view. */
   readonly #checks = new Set<Promise<void>>();
   /** Pieces whose source is sending them, by the requests sending them. */
@@ -279,11 +285,17 @@ export class Lanes {
     const cancel = new AbortController();
     /** The pieces of this request counted in `#coming`. */
     const sending = new Set<number>();
+    const writing = duplicate ? undefined : Promise.withResolvers<void>();
     for (let piece = first; piece < first + count; piece++) {
       let requests = this.#requests.get(piece);
       if (requests === undefined) this.#requests.set(piece, requests = new Set());
       requests.add(cancel);
       source.mine.add(piece);
+      if (writing !== undefined) {
+        let writers = this.#writing.get(piece);
+        if (writers === undefined) this.#writing.set(piece, writers = new Set());
+        writers.add(writing.promise);
+      }
     }
     let next = first;
     let answered = false;
@@ -343,6 +355,14 @@ export class Lanes {
         },
       });
     } finally {
+      if (writing !== undefined) {
+        for (let piece = first; piece < first + count; piece++) {
+          const writers = this.#writing.get(piece);
+          writers?.delete(writing.promise);
+          if (writers?.size === 0) this.#writing.delete(piece);
+        }
+        writing.resolve();
+      }
       if (answered) source.sending--;
       for (let piece = next; piece < first + count; piece++) {
         this.#settle(source, piece, cancel, false, sending);
@@ -387,11 +407,15 @@ export class Lanes {
       try {
         await checkPiece(this.#options.record, piece, bytes, source.holder, digest);
         if (this.#options.picker.done(piece)) return;
+        for (const other of this.#requests.get(piece) ?? []) if (other !== cancel) other.abort();
         if (duplicate && bytes instanceof Uint8Array) {
-          this.#options.landing.write(piece * this.#options.record.pieceSize, bytes);
+          // Off the JS thread, once the requests stopped above wrote their last byte.
+          await Promise.all(this.#writing.get(piece) ?? []);
+          if (this.#options.picker.done(piece)) return;
+          await this.#options.landing.land(piece * this.#options.record.pieceSize, bytes);
+          if (this.#options.picker.done(piece)) return;
         }
         verified = true;
-        for (const other of this.#requests.get(piece) ?? []) if (other !== cancel) other.abort();
         // Far behind its own mean: given up only while other sources remain.
         if (source.speed.record(to - from, ms) && this.#options.sources() > 1) {
           this.#fail(

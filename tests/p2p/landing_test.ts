@@ -69,6 +69,16 @@ function fullLanding(): Landing {
         native.symbols.pk_pwrite_all(fd, bytes, BigInt(bytes.length), BigInt(offset)),
         "pwrite",
       ),
+    land: async (offset, bytes) =>
+      void check(
+        await native.symbols.pk_pwrite_all_nb(
+          fd,
+          Deno.UnsafePointer.of(bytes as Uint8Array<ArrayBuffer>),
+          BigInt(bytes.length),
+          BigInt(offset),
+        ),
+        "pwrite",
+      ),
     hold: () => () => {},
     close: () => void native.symbols.pk_close(fd),
   };
@@ -266,6 +276,45 @@ Deno.test("a landing's ranges read what landed, refuse bytes outside the object,
   landing.close();
   assertEquals(range.length, 0);
   assertEquals(landing.range(0, 0).length, 0);
+});
+
+Deno.test("a landing lands bytes off the JS thread: a write waiting for its file's lock holds no event loop", async () => {
+  // An endgame duplicate lands while the pieces still arriving are written
+  // into the same memfd on other threads: here one long write holds the
+  // file's lock (shmem writes one call at a time), and the duplicate waits
+  // for it without the event loop waiting too.
+  const busy = 128 << 20;
+  const landing = MemfdLanding.open(native, busy + SIZE);
+  const long = new Uint8Array(new ArrayBuffer(busy)).fill(7);
+  const writing = native.symbols.pk_pwrite_all_nb(
+    landing.fd,
+    Deno.UnsafePointer.of(long),
+    BigInt(busy),
+    BigInt(SIZE),
+  );
+  // Under way once the memfd has pages: the lock is held until it is over.
+  const path = `/proc/self/fd/${landing.fd}`;
+  for (let i = 0; i < 1e6 && (Deno.statSync(path).blocks ?? 0) === 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  const started = performance.now();
+  const landing_ = landing.land(0, body);
+  const returned = performance.now() - started;
+  await landing_;
+  const waited = performance.now() - started - returned;
+  assertEquals(Number(await writing), busy);
+  void long.length;
+  assert(
+    waited > 5 * Math.max(1, returned),
+    `returned after ${returned} ms, then waited ${waited} ms`,
+  );
+  assertEquals(landing.range(0, SIZE), body);
+  assertEquals(landing.range(SIZE + busy - 3, SIZE + busy), new Uint8Array([7, 7, 7]));
+  // A small buffer, maybe in V8's heap, is copied out first; none lands after close.
+  await landing.land(5, new Uint8Array([1, 2, 3]));
+  assertEquals(landing.range(4, 9), new Uint8Array([body[4]!, 1, 2, 3, body[8]!]));
+  landing.close();
+  await assertRejects(() => landing.land(0, body), RangeError);
 });
 
 Deno.test("a closed landing takes no more bytes", () => {

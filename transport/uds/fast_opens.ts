@@ -55,7 +55,7 @@ import {
 import { deleteObject } from "../../core/delete_in_steps.ts";
 import { check } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
-import type { UdsMetrics } from "./metrics.ts";
+import type { PutMemory, UdsMetrics } from "./metrics.ts";
 import { FastConnection, type SpillTarget } from "./fast_connection.ts";
 import { PendingPuts } from "./pending_puts.ts";
 import { putInfo, StoredInC } from "./stored_in_c.ts";
@@ -139,6 +139,7 @@ export class FastOpens {
   readonly #idBytes = new Uint8Array(UUID_LENGTH);
   readonly #reclaim = (bytes: number) => this.#takeBackRoom(bytes);
   readonly #deleted = new Uint32Array(PUTS);
+  readonly #memory = new Float64Array(5);
   readonly #events = new Uint32Array(EVENTS * 4);
   /** The same events, for the change in readers, which may be negative. */
   readonly #changes = new Int32Array(this.#events.buffer);
@@ -237,6 +238,20 @@ export class FastOpens {
     this.#byId.set(object.id, slot);
     this.#offered++;
     return serial;
+  }
+
+  /** The memory C holds for the objects of small puts; none once the server has closed. */
+  putMemory(): PutMemory {
+    const memory = this.#memory;
+    memory.fill(0);
+    if (this.#handle !== null) this.#native.symbols.pk_fp_put_memory(this.#handle, memory);
+    return {
+      regionBytes: memory[0]!,
+      spareBytes: memory[1]!,
+      chunkBytes: memory[2]!,
+      regionsAhead: memory[3]!,
+      regionsInline: memory[4]!,
+    };
   }
 
   /**

@@ -16,6 +16,22 @@ export interface ByteCounters {
   received: number;
 }
 
+/**
+ * The memory C holds for the objects of small puts (native/packice.c section 13).
+ */
+export interface PutMemory {
+  /** Bytes of the regions that hold the objects' chunks. */
+  readonly regionBytes: number;
+  /** Bytes of the regions faulted in ahead of puts and not used yet (at most two regions). */
+  readonly spareBytes: number;
+  /** Bytes of the chunks objects take, each rounded up to its size class. */
+  readonly chunkBytes: number;
+  /** Regions faulted in ahead, by a thread of C's, since the start. */
+  readonly regionsAhead: number;
+  /** Regions faulted in on a receive, none being ready, since the start. */
+  readonly regionsInline: number;
+}
+
 /** Operation names by code, for labels: `uds_requests_total{op="open"}`. */
 const OP_NAMES: readonly string[] = (() => {
   const names: string[] = [];
@@ -47,6 +63,8 @@ export class UdsMetrics implements ByteCounters {
   nativePuts = 0;
   /** DELETEs answered in C, by the native fast path (counted in `requests` too). */
   nativeDeletes = 0;
+  /** Where the memory of objects stored in C is read from; none without the fast path. */
+  putMemory: (() => PutMemory) | undefined = undefined;
 
   /** Counts a request of operation `op` in a frame of `bytes`; unknown codes are not counted. */
   request(op: number, bytes: number): void {
@@ -76,6 +94,14 @@ export class UdsMetrics implements ByteCounters {
       uds_native_put_total: this.nativePuts,
       uds_native_delete_total: this.nativeDeletes,
     };
+    const memory = this.putMemory?.();
+    if (memory !== undefined) {
+      figures.uds_native_put_memory_bytes = memory.regionBytes;
+      figures.uds_native_put_spare_bytes = memory.spareBytes;
+      figures.uds_native_put_chunk_bytes = memory.chunkBytes;
+      figures.uds_native_put_regions_ahead_total = memory.regionsAhead;
+      figures.uds_native_put_regions_inline_total = memory.regionsInline;
+    }
     const families = [
       ["requests", this.requests],
       ["errors", this.errors],

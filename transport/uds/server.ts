@@ -154,6 +154,8 @@ export class UdsServer implements AsyncDisposable {
         if (this.#connections.delete(connection)) this.#context.metrics.clients--;
       },
     };
+    const fast = this.#fast;
+    if (fast !== undefined) this.#context.metrics.putMemory = () => fast.putMemory();
     this.#token = this.#context.reactor.adopt(fd, Linux.EPOLLIN, { ready: () => this.#accept() });
   }
 
