@@ -13,6 +13,7 @@ import {
   offersArrivingRead,
   offersDirectPut,
   offersDirectRead,
+  offersIdPut,
   type Peer,
   type PutOptions,
   type StreamPut,
@@ -77,18 +78,26 @@ export class Client implements AsyncDisposable {
    * @param options Id, metadata and TTL.
    * @returns The object id.
    */
-  put(data: PutData, options: PutOptions = {}): Promise<string> {
+  put(data: PutData, options: PutOptions = NO_OPTIONS): Promise<string> {
     // A promise chain, not an async function: its frame would cost a small put more than the chain.
     try {
       this.#checkOpen();
       if (data instanceof ReadableStream) return this.#putStream(data, options);
       // Bytes need no conversion, nor a turn to wait for one.
-      if (data instanceof Uint8Array) return this.#putChunks([data], data.length, options);
+      if (data instanceof Uint8Array) return this.#putBytes(data, options);
       const { chunks, total } = toChunks(data);
       return this.#putChunks(chunks, total, options);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  #putBytes(bytes: Uint8Array, options: PutOptions): Promise<string> {
+    // Only the id is wanted: a peer that answers with it alone makes no info.
+    if (offersIdPut(this.#peer) && !("transfer" in options)) {
+      return this.#peer.putId(bytes, options);
+    }
+    return this.#putChunks([bytes], bytes.length, options);
   }
 
   #putChunks(
@@ -401,6 +410,9 @@ async function withCopies(blobs: readonly Blob[], bytes: Uint8Array[]): Promise<
   for (const blob of blobs) bytes.push(blob.openView() ?? await blob.read(0, blob.size));
   return bytes;
 }
+
+/** The options of a put given none: one object, not one per put. */
+const NO_OPTIONS: PutOptions = Object.freeze({});
 
 function idOf(info: ObjectInfo): string {
   return info.id;

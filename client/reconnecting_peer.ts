@@ -6,6 +6,7 @@ import type {
   DirectDelete,
   DirectPut,
   DirectRead,
+  IdPut,
   Peer,
   PeerStats,
   PutOptions,
@@ -27,7 +28,15 @@ import type { ReadRetry } from "../transport/uds/client_open.ts";
  * with {@link LeaseExpiredError}, its views detached.
  */
 export class ReconnectingPeer
-  implements Peer, DirectPut, DirectDelete, DirectRead, StatusSource, OriginSource, ArrivingRead {
+  implements
+    Peer,
+    DirectPut,
+    IdPut,
+    DirectDelete,
+    DirectRead,
+    StatusSource,
+    OriginSource,
+    ArrivingRead {
   readonly #connect: () => Promise<UdsPeer>;
   #current: UdsPeer;
   #reconnecting: Promise<UdsPeer> | undefined;
@@ -158,6 +167,13 @@ export class ReconnectingPeer
     return peer instanceof Promise
       ? peer.then((connected) => connected.putObject(chunks, size, options))
       : peer.putObject(chunks, size, options);
+  }
+
+  putId(bytes: Uint8Array, options: PutOptions): Promise<string> {
+    const peer = this.#peer();
+    return peer instanceof Promise
+      ? peer.then((connected) => connected.putId(bytes, options))
+      : peer.putId(bytes, options);
   }
 
   deleteObject(objectId: string): Promise<void> {

@@ -110,6 +110,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   readonly #untouched = new Set<Holding>();
   /** Objects with a TTL, by deadline; one timer waits for the nearest. */
   readonly #deadlines: DeadlineTimer<Holding>;
+  /** Objects taken from {@link BasePeer.#deadlines} whose removal is under way. */
+  #expiring = 0;
   #hits = 0;
   #misses = 0;
   #evictions = 0;
@@ -133,6 +135,13 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   #unordered = false;
   /** The holdings in lookups by put order, kept when the lease store is this peer's own: pages start in it. */
   readonly #byOrder: OrderIndex | undefined;
+  /**
+   * The puts in flight, in the lease store and not holdings yet (their
+   * blobs are being made), by id, with their places in put order: a page
+   * lists them, at those places, as the store's list does. Kept unless the
+   * store keeps a put order of its own.
+   */
+  readonly #inFlight: Map<string, number> | undefined;
 
   /**
    * Creates the instance.
@@ -143,6 +152,9 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     this.#blobs = options.blobs;
     this.#leases = options.leases;
     this.#byOrder = options.leases.statHere === undefined ? undefined : new OrderIndex();
+    this.#inFlight = this.#byOrder !== undefined || options.leases.listAfter === undefined
+      ? new Map()
+      : undefined;
     this.#clock = options.clock ?? systemClock;
     this.#deadlines = new DeadlineTimer(this.#clock, () => this.#expireDue().catch(() => {}));
     this.#node = options.node;
@@ -524,6 +536,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     let stored: StoredObject;
     const filled = given !== undefined && memfds === undefined &&
       this.#blobs.allocateFilled !== undefined;
+    this.#inFlight?.set(id, order);
     try {
       stored = await this.#withRoom(
         info,
@@ -537,6 +550,8 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     } catch (error) {
       await this.#leases.release(lease.id).catch(() => {});
       throw error;
+    } finally {
+      this.#inFlight?.delete(id);
     }
     const holding = this.#adopt(info, stored, order);
     this.#count(holding, lease);
@@ -665,7 +680,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   async list(): Promise<ObjectInfo[]> {
     this.#checkOpen();
     let infos = await this.#leases.list();
-    if (this.#deadlines.size > 0) infos = infos.filter((info) => !this.#hasExpired(info.id));
+    if (this.#mayHaveExpired()) infos = infos.filter((info) => !this.#hasExpired(info.id));
     if (this.#deferred.length === 0) return infos;
     const { list, inOrder } = await listInPutOrder(
       infos,
@@ -681,11 +696,13 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   async listPage(options?: ListPageOptions): Promise<ListPage> {
     this.#checkOpen();
     const { after, limit } = listPageRequest(options ?? {});
-    const runs = [
-      this.#byOrder === undefined
-        ? await this.#placedInList(after, limit)
-        : this.#placedHere(this.#byOrder, after, limit),
-    ];
+    const runs = this.#byOrder !== undefined
+      ? [this.#placedHere(this.#byOrder, after, limit), this.#placedInFlight(after, limit)]
+      : [
+        this.#leases.listAfter !== undefined
+          ? await this.#placedInStore(after, limit)
+          : await this.#placedInList(after, limit),
+      ];
     // Waiting records are in put order, one place each: the first `limit + 1` after the cursor's place.
     for (const deferred of this.#deferred) {
       if (deferred.objects === 0) continue;
@@ -699,12 +716,47 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     return pageOf(runs, limit);
   }
 
-  /** The candidates of a page from the lease store's whole list: it may be shared, or not in put order. */
+  /**
+   * The candidates of a page from a lease store that keeps a put order of
+   * its own (a shared one: the order of every peer on it), read from the
+   * cursor on.
+   */
+  async #placedInStore(after: ListCursor | undefined, limit: number): Promise<Placed[]> {
+    const placed: Placed[] = [];
+    for (let from = after;;) {
+      const ask = limit + 1 - placed.length;
+      const read = await this.#leases.listAfter!(from, ask);
+      for (const one of read) {
+        // Past its deadline here and not removed yet: out of lists, as in list().
+        if (!this.#mayHaveExpired() || !this.#hasExpired(one.info.id)) placed.push(one);
+      }
+      const last = read[read.length - 1];
+      if (read.length < ask || placed.length > limit || last === undefined) return placed;
+      from = { stage: 0, order: last.order, id: last.info.id };
+    }
+  }
+
+  /** The candidates of a page among the puts in flight: see {@link BasePeer.#inFlight}. */
+  #placedInFlight(after: ListCursor | undefined, limit: number): Placed[] {
+    const placed: Placed[] = [];
+    for (const [id, order] of this.#inFlight!) {
+      const info = isAfter(order, id, after) ? this.#leases.statHere!(id) : undefined;
+      if (info !== undefined) placed.push({ order, info });
+    }
+    if (placed.length <= limit + 1) return placed;
+    return placed.sort((a, b) => a.order - b.order).slice(0, limit + 1);
+  }
+
+  /**
+   * The candidates of a page from the lease store's whole list: a shared
+   * store that keeps no put order of its own.
+   */
   async #placedInList(after: ListCursor | undefined, limit: number): Promise<Placed[]> {
     let infos = await this.#leases.list();
-    if (this.#deadlines.size > 0) infos = infos.filter((info) => !this.#hasExpired(info.id));
+    if (this.#mayHaveExpired()) infos = infos.filter((info) => !this.#hasExpired(info.id));
     const objects = this.#objects;
-    const orderOf = (info: ObjectInfo) => objects.get(info.id)?.order;
+    const inFlight = this.#inFlight!;
+    const orderOf = (info: ObjectInfo) => objects.get(info.id)?.order ?? inFlight.get(info.id);
     return placedAfter(infos, orderOf, after, limit);
   }
 
@@ -719,7 +771,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
       const id = holding.info.id;
       if (!isAfter(holding.order, id, after) || this.#objects.get(id) !== holding) continue;
       const info = leases.statHere!(id);
-      if (info === undefined || this.#deadlines.size > 0 && this.#hasExpired(id)) continue;
+      if (info === undefined || this.#mayHaveExpired() && this.#hasExpired(id)) continue;
       placed.push({ order: holding.order, info });
       if (placed.length > limit) break;
     }
@@ -1045,9 +1097,20 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
 
   /** Removes every object whose deadline has come, then waits for the next. */
   async #expireDue(): Promise<void> {
-    for (const holding of this.#deadlines.due()) {
-      if (!holding.removed && await this.#remove(holding)) this.#expirations++;
+    const due = this.#deadlines.due();
+    this.#expiring += due.length;
+    try {
+      for (const holding of due) {
+        if (!holding.removed && await this.#remove(holding)) this.#expirations++;
+      }
+    } finally {
+      this.#expiring -= due.length;
     }
+  }
+
+  /** Whether an object here may be past its deadline: lists then check each. */
+  #mayHaveExpired(): boolean {
+    return this.#deadlines.size > 0 || this.#expiring > 0;
   }
 
   /** Records a new lease on `holding`. */

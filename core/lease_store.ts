@@ -1,4 +1,5 @@
 import type { Access, Lease } from "./lease.ts";
+import type { ListCursor, Placed } from "./list_page.ts";
 import type { ObjectInfo } from "./object.ts";
 
 /** A lease as a store keeps it. */
@@ -76,6 +77,15 @@ export interface LeaseStore {
   stat(objectId: string): Promise<ObjectInfo | undefined>;
   /** Every object in lookups. */
   list(): Promise<ObjectInfo[]>;
+  /**
+   * Optional, for a store that keeps its objects in a put order of its own
+   * (a shared one, whose order every peer on it sees): the first `count`
+   * objects after `after` in that order, each with its place, fewer only at
+   * the end, with no more work than the page needs. A peer pages its list
+   * from it, in that order, instead of reading {@link list} whole for each
+   * page. Objects being created are in it as in {@link list}.
+   */
+  listAfter?(after: ListCursor | undefined, count: number): Promise<Placed[]>;
   /**
    * Optional, for a store of one peer's own, in its process: the object
    * under an id, as {@link stat} gives it, at once. With it a peer pages its

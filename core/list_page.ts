@@ -3,8 +3,11 @@
  * starts, for every peer and transport.
  *
  * A page's objects follow the peer's put order (`Holding.order`, the
- * numbers of `PutsBeside.orderPuts`), ties (objects a shared store lists
- * that this peer holds no place for) broken by id. A cursor names the
+ * numbers of `PutsBeside.orderPuts`), or, on a shared lease store that keeps
+ * a put order of its own (`LeaseStore.listAfter`: Redis), the store's, the
+ * same for every peer on it; ties (objects of one place, or a store's that
+ * this peer holds no place for) broken by id. Objects being created are in
+ * a page as in the peer's `list()`. A cursor names the
  * place after the last object of a page, not the object: an object deleted
  * between pages leaves its place behind, so no live object is skipped or
  * repeated, and objects put meanwhile come later in put order.
@@ -113,8 +116,8 @@ export function isAfter(order: number, id: string, cursor: ListCursor | undefine
   return order > cursor.order || (order === cursor.order && id > cursor.id);
 }
 
-/** The order of two placed objects in a list. */
-function byPlace(a: Placed, b: Placed): number {
+/** The order of two placed objects in a list: by place, then by id. */
+export function byPlace(a: Placed, b: Placed): number {
   return a.order - b.order || (a.info.id < b.info.id ? -1 : a.info.id > b.info.id ? 1 : 0);
 }
 

@@ -14,10 +14,12 @@ export type * from "./blob_store.ts";
 export type * from "./peer.ts";
 export {
   DEFAULT_PAGE,
+  type ListCursor,
   type ListPage,
   listPageOf,
   type ListPageOptions,
   MAX_PAGE,
+  type Placed,
 } from "./list_page.ts";
 export type * from "./status.ts";
 export * from "./lease_store.ts";

@@ -173,6 +173,23 @@ export interface DirectPut {
 }
 
 /**
+ * An optional capability of a peer behind a network: {@link DirectPut} of
+ * one array of bytes, answered with the new object's id alone. `Client.put`
+ * returns only the id, so a peer that can skip making the object's info
+ * offers it: a small put then costs the caller one promise.
+ */
+export interface IdPut {
+  /**
+   * Creates, fills and seals an object of `bytes`, which stay the caller's.
+   *
+   * @param bytes The object's bytes.
+   * @param options Id, metadata and TTL.
+   * @returns The object's id.
+   */
+  putId(bytes: Uint8Array, options: PutOptions): Promise<string>;
+}
+
+/**
  * An optional capability of a peer behind a network: store a whole object
  * whose bytes come from an iterable, one chunk held at a time, in one
  * request. A client uses it for streams too long to gather.
@@ -451,6 +468,11 @@ export function offersPutsBeside(peer: Peer): peer is Peer & PutsBeside {
 export function offersReadsBeside(peer: Peer): peer is Peer & ReadsBeside & RemovalEvents {
   return typeof (peer as Partial<ReadsBeside>).readsBeside === "function" &&
     offersRemovalEvents(peer);
+}
+
+/** Whether `peer` offers {@link IdPut}. */
+export function offersIdPut(peer: Peer): peer is Peer & IdPut {
+  return typeof (peer as Partial<IdPut>).putId === "function";
 }
 
 /** Whether `peer` offers {@link DirectPut}. */

@@ -3,7 +3,7 @@ import { check } from "./errno.ts";
 import { Linux } from "./ffi.ts";
 import type { Native } from "./load.ts";
 import { Schedule } from "./schedule.ts";
-import { SpinPolicy } from "./spin.ts";
+import { SPIN_NS, SpinPolicy } from "./spin.ts";
 
 /** Something registered with the {@link Reactor}: told when its fd is ready. */
 export interface Ready {
@@ -30,6 +30,9 @@ const LEND_BUDGET_MS = 1;
 const LEND_BUDGET_NS = BigInt(LEND_BUDGET_MS * 1_000_000);
 /** A wait that ends with the budget after this long found the sockets idle, in nanoseconds. */
 const BUSY_NS = 50_000;
+
+/** {@link SPIN_NS} as the poll takes it: not a BigInt made per wait. */
+const SPIN_BIG = BigInt(SPIN_NS);
 
 /** The callback the native thread calls with the number of ready entries. */
 const READY = { parameters: ["i32"], result: "void" } as const;
@@ -89,6 +92,8 @@ export class Reactor {
   #reclaimQueued = false;
   readonly #polled = new Uint32Array(MAX_EVENTS * 2);
   readonly #waited = new BigInt64Array(2);
+  /** The same memory as 32-bit words: read without making a BigInt per wait. */
+  readonly #waitedWords = new Uint32Array(this.#waited.buffer);
   readonly #spin = new SpinPolicy();
   readonly #waitNow = () => this.#wait();
   /** When messages leave and waits start: the process's scheduling policy. */
@@ -226,11 +231,13 @@ export class Reactor {
       running.handle,
       this.#polled,
       MAX_EVENTS,
-      spin === 0 ? 0n : BigInt(spin),
+      spin === 0 ? 0n : spin === SPIN_NS ? SPIN_BIG : BigInt(spin),
       this.#waited,
     );
-    const waited = Number(this.#waited[0]);
-    this.#spin.record(spin, count > 0, waited, this.#waited[1] !== 0n);
+    // Both values are >= 0; little-endian words.
+    const words = this.#waitedWords;
+    const waited = words[0]! + words[1]! * 2 ** 32;
+    this.#spin.record(spin, count > 0, waited, (words[2]! | words[3]!) !== 0);
     if (count < 0) {
       this.#reclaim(running);
       console.error(`Packice: waiting on Unix sockets failed: errno ${-count}`);

@@ -1,5 +1,5 @@
 /** The longest a wait on the JS thread polls before it sleeps, in nanoseconds. */
-const SPIN_NS = 30_000;
+export const SPIN_NS = 30_000;
 /** While spinning does not pay, one wait in this many tries again. */
 const PROBE_EVERY = 64;
 const MAX_CREDIT = 16;

@@ -15,7 +15,12 @@
  * - `{ns:s}:creating`: ids of objects being created, scored by when their
  *   record expires in Redis time.
  * - `{ns:s}:version`: where object versions come from, a hash: the shard's
- *   `epoch` (new when the shard lost its state) and a counter `n`.
+ *   `epoch` (new when the shard lost its state) and a counter `n`; and the
+ *   last place in put order it gave, `order`.
+ * - `{ns:s}:order`: every object in lookups (sealed or being created), a
+ *   sorted set scored by its place in put order: microseconds of the
+ *   server's clock when it was put, unique on the shard (see
+ *   `list_after.ts`), so a cursor means the same on every node.
  *
  * Then, on the shard of their object: `{ns:s}:o:<id>`, an object, a hash:
  * `state`, `size`, `blobs`, `meta`, `createdAt`, `sealedAt`, `digest`,
@@ -45,6 +50,7 @@ export function shardKeys(namespace: string, shard: number, node: string): strin
     `${tag}:sealed`,
     `${tag}:creating`,
     `${tag}:version`,
+    `${tag}:order`,
   ];
 }
 
@@ -55,7 +61,12 @@ export function nodeLeasesKey(namespace: string, shard: number, node: string): s
 
 /** The key of an object's hash. */
 export function objectKey(namespace: string, shard: number, id: string): string {
-  return `${shardTag(namespace, shard)}:o:${id}`;
+  return `${objectPrefix(namespace, shard)}${id}`;
+}
+
+/** What the keys of a shard's objects start with, before the object id. */
+export function objectPrefix(namespace: string, shard: number): string {
+  return `${shardTag(namespace, shard)}:o:`;
 }
 
 /** The key a lease with a TTL has, on the shard of its object. */

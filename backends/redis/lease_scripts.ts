@@ -2,8 +2,8 @@
  * The scripts of one lease or one object's life: create, uses (grants and
  * releases of READ and WRITE leases), seal, discard, release (of a CREATE
  * lease), renew, annotate. Those about one lease of the general
- * kind take, after the shard's keys, `KEYS[6]` the object's key and
- * `KEYS[7]` the lease's key, and `ARGV[3..6]`: lease id, access, object id,
+ * kind take, after the shard's keys, `KEYS[7]` the object's key and
+ * `KEYS[8]` the lease's key, and `ARGV[3..6]`: lease id, access, object id,
  * and whether it has a TTL ('1', '0', or '' when unknown). The hot path
  * (grants of READ and WRITE leases, and their releases) is one script for
  * many callers, {@link LEASE_SCRIPTS.uses}, with only the keys it touches.
@@ -15,7 +15,7 @@ import { type Script, script } from "./lua.ts";
 /** The scripts of one lease or one object's life, by operation. */
 export const LEASE_SCRIPTS = {
   /**
-   * KEYS[6..7]: object, lease, and with a node known to be dead, KEYS[8]:
+   * KEYS[7..8]: object, lease, and with a node known to be dead, KEYS[9]:
    * its leases on the shard. ARGV[3..]: objectId, leaseId, ttl, expiresAt,
    * px, size, blobs, meta, createdAt, and that node ('' for none). An object
    * still CREATING whose CREATE lease has ended is replaced; when that lease
@@ -27,7 +27,7 @@ export const LEASE_SCRIPTS = {
     ["remove_object", "put_lease", "start_creating"],
     `
 local id, lid, ttl, px = ARGV[3], ARGV[4], ARGV[5], ARGV[7]
-local o, lk = KEYS[6], KEYS[7]
+local o, lk = KEYS[7], KEYS[8]
 local cur = redis.call('HMGET', o, 'state', 'creator', 'cnode', 'cexp')
 if cur[1] then
   if cur[1] ~= 'CREATING' then return { 'ALREADY_EXISTS' } end
@@ -38,7 +38,7 @@ if cur[1] then
   elseif cur[3] ~= ARGV[12] then
     return { 'ASK', cur[3] }
   else
-    redis.call('HDEL', KEYS[8], cur[2])
+    redis.call('HDEL', KEYS[9], cur[2])
   end
   remove_object(o, id)
 end
@@ -53,8 +53,8 @@ return { 'OK' }
     "seal",
     ["get_lease", "expired", "bump"],
     `
-local lid, id, o = ARGV[3], ARGV[5], KEYS[6]
-local l = get_lease(KEYS[7], lid, ARGV[6])
+local lid, id, o = ARGV[3], ARGV[5], KEYS[7]
+local l = get_lease(KEYS[8], lid, ARGV[6])
 if not l then return { 'UNKNOWN_LEASE' } end
 if expired(l) then return { 'LEASE_EXPIRED' } end
 if l.access ~= 'CREATE' then return { 'WRONG_ACCESS' } end
@@ -77,8 +77,8 @@ return { 'OK', unpack(redis.call('HGETALL', o)) }
     "discard",
     ["get_lease", "expired", "drop_lease", "remove_object"],
     `
-local lid, id, o = ARGV[3], ARGV[5], KEYS[6]
-local l = get_lease(KEYS[7], lid, ARGV[6])
+local lid, id, o = ARGV[3], ARGV[5], KEYS[7]
+local l = get_lease(KEYS[8], lid, ARGV[6])
 if not l then return { 'UNKNOWN_LEASE' } end
 if expired(l) then return { 'LEASE_EXPIRED' } end
 if l.access == 'READ' then return { 'WRONG_ACCESS' } end
@@ -97,10 +97,10 @@ return { 'OK' }
     ["get_lease", "expired", "end_lease"],
     `
 local lid = ARGV[3]
-local l = get_lease(KEYS[7], lid, ARGV[6])
+local l = get_lease(KEYS[8], lid, ARGV[6])
 if not l then return { 'UNKNOWN_LEASE' } end
 if expired(l) then return { 'LEASE_EXPIRED' } end
-return { 'OK', unpack(end_lease(KEYS[6], lid, l)) }
+return { 'OK', unpack(end_lease(KEYS[7], lid, l)) }
 `,
   ),
 
@@ -198,12 +198,12 @@ return out
     "renew",
     ["get_lease", "expired", "put_lease", "server_ms"],
     `
-local lid, id, ttl, o = ARGV[3], ARGV[5], ARGV[7], KEYS[6]
-local l = get_lease(KEYS[7], lid, ARGV[6])
+local lid, id, ttl, o = ARGV[3], ARGV[5], ARGV[7], KEYS[7]
+local l = get_lease(KEYS[8], lid, ARGV[6])
 if not l then return { 'UNKNOWN_LEASE' } end
 if expired(l) then return { 'LEASE_EXPIRED' } end
 if not l.timed then redis.call('HDEL', U, lid) end
-put_lease(KEYS[7], lid, id, l.access, ttl, ARGV[8], ttl)
+put_lease(KEYS[8], lid, id, l.access, ttl, ARGV[8], ttl)
 if l.access == 'CREATE' then
   local cur = redis.call('HMGET', o, 'state', 'creator')
   if cur[1] == 'CREATING' and cur[2] == lid then
@@ -217,7 +217,7 @@ return { 'OK' }
   ),
 
   /**
-   * KEYS[6]: an object; ARGV[3..]: field, value pairs to set, if it exists.
+   * KEYS[7]: an object; ARGV[3..]: field, value pairs to set, if it exists.
    * A digest is recorded only by a holder, and never over another one: the
    * record's digest is the content its holders were checked against.
    */
@@ -225,7 +225,7 @@ return { 'OK' }
     "annotate",
     ["bump"],
     `
-local o = KEYS[6]
+local o = KEYS[7]
 if redis.call('EXISTS', o) == 0 then return { 'OK' } end
 local cur = redis.call('HMGET', o, 'digest', '@' .. NODE)
 local set = {}

@@ -104,7 +104,25 @@ local function drop_lease(l)
   if l.timed then redis.call('DEL', l.key) else redis.call('HDEL', U, l.id) end
 end`,
   },
-  // Removes an object from lookups and from the holder index; returns its fields.
+  // A new place in the shard's put order: the server's clock in microseconds,
+  // or one past the last place when that is later (a clock gone back, or more
+  // than one place a microsecond). Never given twice on a shard, and a shard
+  // that lost its state starts past every place it gave before. Passed to
+  // redis.call as a number, which Redis writes with 17 digits: never with
+  // tostring or '..', which keep 14.
+  next_order: {
+    uses: [],
+    code: `
+local function next_order()
+  local t = redis.call('TIME')
+  local order = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('HGET', VERSION, 'order') or 0)
+  if order <= last then order = last + 1 end
+  redis.call('HSET', VERSION, 'order', order)
+  return order
+end`,
+  },
+  // Removes an object from lookups, from the holder index and from put order; returns its fields.
   remove_object: {
     uses: [],
     code: `
@@ -116,18 +134,33 @@ local function remove_object(o, id)
   redis.call('DEL', o)
   redis.call('SREM', SEALED, id)
   redis.call('ZREM', CREATING, id)
+  redis.call('ZREM', ORDER, id)
   return f
 end`,
   },
-  // Makes the object in key o CREATING under the lease lid, and registers its
-  // expiry: never without a TTL, else px milliseconds from the server's clock.
+  // Forgets the shard's CREATING objects whose record expired (Redis expired
+  // their keys with their CREATE leases): out of lookups and of put order.
+  forget_expired: {
+    uses: ["server_ms"],
+    code: `
+local function forget_expired()
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', CREATING, '-inf', server_ms())) do
+    redis.call('ZREM', CREATING, id)
+    redis.call('ZREM', ORDER, id)
+  end
+end`,
+  },
+  // Makes the object in key o CREATING under the lease lid, gives it the next
+  // place in put order, and registers its expiry: never without a TTL, else px
+  // milliseconds from the server's clock.
   start_creating: {
-    uses: ["bump", "server_ms"],
+    uses: ["bump", "server_ms", "next_order"],
     code: `
 local function start_creating(o, id, lid, size, blobs, meta, created_at, cexp, ttl, px)
   redis.call('HSET', o, 'state', 'CREATING', 'size', size, 'blobs', blobs, 'meta', meta,
     'createdAt', created_at, 'creator', lid, 'cnode', NODE, 'cexp', cexp)
   bump(o)
+  redis.call('ZADD', ORDER, next_order(), id)
   if ttl == '' then
     redis.call('ZADD', CREATING, '+inf', id)
   else
@@ -177,9 +210,10 @@ export function script(
 /**
  * The arguments every shard script starts with: `ARGV[1]` the caller's clock
  * in milliseconds (expiry is decided by it; Redis expiries are the backstop),
- * `ARGV[2]` the caller's node id, and the shard's own keys in `KEYS[1..5]`.
+ * `ARGV[2]` the caller's node id, and the shard's own keys in `KEYS[1..6]`.
  */
 export const SHARD = "local NOW, NODE = tonumber(ARGV[1]), ARGV[2]\n" +
-  "local U, H, SEALED, CREATING, VERSION = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]";
+  "local U, H, SEALED, CREATING, VERSION, ORDER = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], " +
+  "KEYS[6]";
 /** The arguments of node scripts: `ARGV[2]` the node, `KEYS[1..3]` the liveness keys. */
 export const NODES = "local NODE = ARGV[2]\nlocal ALIVE, INC, NODES = KEYS[1], KEYS[2], KEYS[3]";

@@ -8,13 +8,13 @@ import { type Script, script } from "./lua.ts";
 
 /** The scripts that read the namespace, by operation. */
 export const NAMESPACE_SCRIPTS = {
-  /** KEYS[6..]: objects. Returns the fields of each, {} for one not in lookups. */
+  /** KEYS[7..]: objects. Returns the fields of each, {} for one not in lookups. */
   get: script(
     "get",
     [],
     `
 local out = {}
-for i = 6, #KEYS do out[#out + 1] = redis.call('HGETALL', KEYS[i]) end
+for i = 7, #KEYS do out[#out + 1] = redis.call('HGETALL', KEYS[i]) end
 return out
 `,
   ),
@@ -29,13 +29,84 @@ return out
    */
   index: script(
     "index",
-    ["server_ms"],
+    ["forget_expired"],
     `
-redis.call('ZREMRANGEBYSCORE', CREATING, '-inf', server_ms())
+forget_expired()
 if ARGV[3] == 'count' then
   return { redis.call('SCARD', SEALED), redis.call('ZCARD', CREATING) }
 end
 return { redis.call('SMEMBERS', SEALED), redis.call('ZRANGE', CREATING, 0, -1) }
+`,
+  ),
+
+  /**
+   * A page of the shard in put order (see `list_after.ts`). ARGV[3]: the
+   * place to start at (inclusive; '-inf' for the first); ARGV[4]: how many;
+   * ARGV[5]: what the keys of the shard's objects start with; ARGV[6]: '1'
+   * to answer `{'UNINDEXED'}` instead when the shard has objects that are
+   * not in put order (recorded by a version before it, which the caller
+   * then adds with {@link NAMESPACE_SCRIPTS.reindex}). Returns up to that
+   * many objects, each `{order, id, fields}`, fewer only at the end of the
+   * shard. An entry whose object is gone (a CREATING record Redis expired)
+   * is skipped and removed.
+   *
+   * The object keys are not in KEYS, as they are known only here: they all
+   * carry the shard's hash tag, so they are in the slot of the ones that
+   * are, which is what Redis Cluster requires of a script.
+   */
+  page: script(
+    "page",
+    ["forget_expired"],
+    `
+forget_expired()
+local want, prefix = tonumber(ARGV[4]), ARGV[5]
+if ARGV[6] == '1' and
+  redis.call('ZCARD', ORDER) < redis.call('SCARD', SEALED) + redis.call('ZCARD', CREATING) then
+  return { 'UNINDEXED' }
+end
+local out, from = {}, ARGV[3]
+while #out < want do
+  local batch = redis.call('ZRANGE', ORDER, from, '+inf', 'BYSCORE', 'LIMIT', 0, want - #out,
+    'WITHSCORES')
+  if #batch == 0 then break end
+  for i = 1, #batch, 2 do
+    local id = batch[i]
+    local f = redis.call('HGETALL', prefix .. id)
+    if #f == 0 then
+      redis.call('ZREM', ORDER, id)
+      redis.call('SREM', SEALED, id)
+      redis.call('ZREM', CREATING, id)
+    else
+      out[#out + 1] = { batch[i + 1], id, f }
+    end
+  end
+  from = '(' .. batch[#batch]
+end
+return out
+`,
+  ),
+
+  /**
+   * Gives objects recorded without a place in put order (by a version
+   * before it) the next places, in the order given. KEYS[7..]: the objects;
+   * ARGV[3..]: their ids. One placed meanwhile keeps its place; the id of
+   * one whose record is gone leaves the shard's lists.
+   */
+  reindex: script(
+    "reindex",
+    ["next_order"],
+    `
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  if redis.call('EXISTS', KEYS[4 + i]) == 0 then
+    redis.call('SREM', SEALED, id)
+    redis.call('ZREM', CREATING, id)
+    redis.call('ZREM', ORDER, id)
+  elseif not redis.call('ZSCORE', ORDER, id) then
+    redis.call('ZADD', ORDER, next_order(), id)
+  end
+end
+return 'OK'
 `,
   ),
 } as const satisfies Record<string, Script>;

@@ -23,6 +23,7 @@ import type {
   SealPatch,
 } from "../../core/lease_store.ts";
 import { checkDiscard, checkGrant, checkLive, checkSeal } from "../../core/lifecycle.ts";
+import type { ListCursor, Placed } from "../../core/list_page.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { creatingArgs, decodeObject, expiryArgs, type Fields, versionOf } from "./codec.ts";
 import { type Exec, RedisConnection, type RedisLogger } from "./connection.ts";
@@ -33,6 +34,7 @@ import { Heartbeat } from "./heartbeat.ts";
 import { NodeRegistry } from "./node_registry.ts";
 import { GrantedVersions } from "./granted_versions.ts";
 import { LeaseTable } from "./lease_table.ts";
+import { ListAfter } from "./list_after.ts";
 import { Reconciler } from "./reconciliation.ts";
 import {
   checkCount,
@@ -57,6 +59,9 @@ import { type Script, SCRIPTS } from "./scripts.ts";
 import { ShardCalls } from "./shard_calls.ts";
 import { UseBatches } from "./use_batches.ts";
 
+/** Objects a read of {@link RedisLeaseStore.list} takes at a time. */
+const LIST_BATCH = 5_000;
+
 /**
  * Leases and the object directory in Redis, shared by every daemon on one
  * namespace; the bytes stay on the nodes that hold them.
@@ -68,13 +73,16 @@ import { UseBatches } from "./use_batches.ts";
  * and WRITE leases made in one turn of the event loop go to Redis together,
  * one script call per shard, each checked as if alone. The sealed objects of
  * the namespace, with their holders, are the directory that `list` and
- * `stat` answer from on every node.
+ * `stat` answer from on every node. Objects are listed in put order, one
+ * order for every node, a page reading only its own part (see
+ * {@link RedisLeaseStore.listAfter}).
  *
  * Redis Cluster: with a `redis+cluster://` URL the namespace is spread over
  * `shards` hash slots by object id; every script touches keys of one slot
  * only, all passed in KEYS (see `scripts.ts`). A call about one object costs
- * the same as on a standalone Redis; `list` and `counts` make one call per
- * shard, and reaping a dead node one pass per shard.
+ * the same as on a standalone Redis; a page of `list` reads each shard's
+ * share of it, `counts` makes one call per shard, and reaping a dead node
+ * one pass per shard.
  *
  * Expiry: a lease with a TTL expires by the injected clock, which every
  * script is given; its Redis key carries the same TTL as a Redis expiry, the
@@ -141,6 +149,7 @@ export class RedisLeaseStore implements LeaseStore {
   /** The last version of an object a grant returned, by id. */
   readonly #granted = new GrantedVersions();
   readonly #reconciler: Reconciler;
+  readonly #pages: ListAfter;
   readonly #failover: ReadFailover;
   #localReads = 0;
   readonly #gated: Exec;
@@ -176,6 +185,7 @@ export class RedisLeaseStore implements LeaseStore {
       own: this.#own,
       granted: this.#granted,
     });
+    this.#pages = new ListAfter(this.namespace, this.node, this.#calls, () => this.#clock.now());
     this.#failover = new ReadFailover(
       checkCount(options.readFailover ?? 200, "readFailover", 1, false),
       this.#log,
@@ -519,8 +529,50 @@ export class RedisLeaseStore implements LeaseStore {
     return decodeObject(objectId, fields);
   }
 
-  list(): Promise<ObjectInfo[]> {
-    return this.#calls.list(this.#gated, this.#clock);
+  /** Every object of the namespace, in put order (see {@link RedisLeaseStore.listAfter}). */
+  async list(): Promise<ObjectInfo[]> {
+    const all: ObjectInfo[] = [];
+    let after: ListCursor | undefined;
+    for (;;) {
+      const page = await this.listAfter(after, LIST_BATCH);
+      for (const { info } of page) all.push(info);
+      const last = page[page.length - 1];
+      if (page.length < LIST_BATCH || last === undefined) return all;
+      after = { stage: 0, order: last.order, id: last.info.id };
+    }
+  }
+
+  /**
+   * The objects of the namespace in put order, from the first after
+   * `after`: the same order on every node, each object's place given in
+   * Redis when it was put (see `list_after.ts`). A page reads what it
+   * returns, not the whole namespace.
+   *
+   * @param after Where to start: the place and id of the last object of the
+   *   page before; from the first when undefined.
+   * @param count The most objects to return.
+   * @returns Up to `count` objects with their places; fewer only at the end.
+   * @throws {RangeError} When `count` is not a positive integer.
+   * @throws {StoreUnavailableError} When Redis cannot be reached.
+   *
+   * @example Two pages of 100
+   * ```ts ignore
+   * import { RedisLeaseStore } from "@packice/packice";
+   * await using leases = await RedisLeaseStore.connect({ url: "redis://127.0.0.1:6379/0" });
+   * const first = await leases.listAfter(undefined, 100);
+   * const last = first.at(-1);
+   * if (last !== undefined) {
+   *   await leases.listAfter({ stage: 0, order: last.order, id: last.info.id }, 100);
+   * }
+   * ```
+   */
+  listAfter(after: ListCursor | undefined, count: number): Promise<Placed[]> {
+    if (!Number.isSafeInteger(count) || count < 1) {
+      return Promise.reject(
+        new RangeError(`Cannot list objects: count must be a positive integer, got ${count}`),
+      );
+    }
+    return this.#pages.read(this.#gated, after, count);
   }
 
   async counts(): Promise<{ objects: number; leases: number }> {

@@ -8,8 +8,9 @@
  * Replies are flat arrays: a status (`OK` or an error code), then the fields
  * of the object the script saw or removed, if any.
  *
- * Redis Cluster: every key a script touches is passed in KEYS, and all of
- * them are in one hash slot (see `keys.ts`); what needs a shard and node
+ * Redis Cluster: every key a script touches is passed in KEYS (but the
+ * objects a page finds in its index, whose keys carry the same hash tag),
+ * and all of them are in one hash slot (see `keys.ts`); what needs a shard and node
  * liveness both (reaping a dead node, replacing an object whose creator's
  * node died) takes two steps from the TypeScript side.
  *

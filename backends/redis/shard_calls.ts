@@ -1,5 +1,4 @@
 /** Script calls as the shard layout wants them: about one object, or many grouped by shard in batches. */
-import type { Clock } from "../../core/clock.ts";
 import type { LeaseRecord } from "../../core/lease_store.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { decodeObject, type Fields } from "./codec.ts";
@@ -93,33 +92,36 @@ export class ShardCalls {
     }
   }
 
-  /** Every object of the namespace, sealed or being created, read shard by shard. */
-  async list(exec: Exec, clock: Clock): Promise<ObjectInfo[]> {
-    const shards = await Promise.all(this.keys.map(async (keys, shard) => {
-      const now = String(clock.now());
-      const [sealed, creating] = await exec(SCRIPTS.index, keys, [
-        now,
-        this.#node,
-        "list",
-      ]) as [
-        string[],
-        string[],
-      ];
-      const objects: ObjectInfo[] = [];
-      for (const batch of chunks([...sealed, ...creating])) {
-        const replies = await exec(
-          SCRIPTS.get,
-          [...keys, ...batch.map((id) => objectKey(this.#namespace, shard, id))],
-          [now, this.#node],
-        ) as Fields[];
-        batch.forEach((id, i) => {
-          const info = decodeObject(id, replies[i]!);
-          if (info !== undefined) objects.push(info);
-        });
-      }
-      return objects;
-    }));
-    return shards.flat();
+  /**
+   * The ids of a shard's objects, sealed or being created, from its indexes
+   * of each (not from its index by put order: see `list_after.ts`).
+   */
+  async idsOf(exec: Exec, shard: number, now: number): Promise<string[]> {
+    const [sealed, creating] = await exec(SCRIPTS.index, this.keys[shard]!, [
+      String(now),
+      this.#node,
+      "list",
+    ]) as [string[], string[]];
+    return [...sealed, ...creating];
+  }
+
+  /** The objects of a shard under `ids`, in batches; undefined for one that is gone. */
+  async infosOf(
+    exec: Exec,
+    shard: number,
+    ids: readonly string[],
+    now: number,
+  ): Promise<(ObjectInfo | undefined)[]> {
+    const infos: (ObjectInfo | undefined)[] = [];
+    for (const batch of chunks(ids)) {
+      const replies = await exec(
+        SCRIPTS.get,
+        [...this.keys[shard]!, ...batch.map((id) => objectKey(this.#namespace, shard, id))],
+        [String(now), this.#node],
+      ) as Fields[];
+      batch.forEach((id, i) => infos.push(decodeObject(id, replies[i]!)));
+    }
+    return infos;
   }
 
   /** How many objects the namespace has, sealed or being created. */

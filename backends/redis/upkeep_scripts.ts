@@ -10,7 +10,7 @@ import { type Script, script } from "./lua.ts";
 /** The scripts of reconciliation and reaping, by operation. */
 export const UPKEEP_SCRIPTS = {
   /**
-   * Leases of this node: KEYS[6..] an object key and a lease key per lease;
+   * Leases of this node: KEYS[7..] an object key and a lease key per lease;
    * ARGV[3]: 'expire' ends the leases past their expiry, 'drop' ends them
    * all; ARGV[4..]: the lease ids. Returns per lease
    * `{'OK', ...removedFields}`, `{'LIVE'}` (not expired) or `{'GONE'}` (not in
@@ -23,7 +23,7 @@ export const UPKEEP_SCRIPTS = {
 local out = {}
 for i = 0, #ARGV - 4 do
   local lid = ARGV[4 + i]
-  local o, lk = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
+  local o, lk = KEYS[7 + 2 * i], KEYS[8 + 2 * i]
   local l = get_lease(lk, lid, '')
   if not l then
     out[#out + 1] = { 'GONE' }
@@ -62,7 +62,7 @@ return { redis.call('HRANDFIELD', U, n, 'WITHVALUES'), held }
    * shard's indexes: its leases without a TTL (abandoning the objects they
    * were creating) and its holdings (a sealed object left without a holder
    * leaves lookups). Leases with a TTL end by their Redis expiry. KEYS[1]:
-   * the node's leases on the shard; KEYS[6..]: the object of each lease, then
+   * the node's leases on the shard; KEYS[7..]: the object of each lease, then
    * of each holding; ARGV[3]: the node; ARGV[4]: how many leases; ARGV[5..]:
    * the lease ids, then the object ids it holds. An entry no longer there is
    * skipped.
@@ -75,10 +75,10 @@ local node, leases = ARGV[3], tonumber(ARGV[4])
 for i = 1, leases do
   local lid = ARGV[4 + i]
   local l = get_lease(false, lid, '0')
-  if l then end_lease(KEYS[5 + i], lid, l) end
+  if l then end_lease(KEYS[6 + i], lid, l) end
 end
 for i = leases + 1, #ARGV - 4 do
-  local id, o = ARGV[4 + i], KEYS[5 + i]
+  local id, o = ARGV[4 + i], KEYS[6 + i]
   if redis.call('ZREM', H, node .. '\\n' .. id) == 1 then
     redis.call('HDEL', o, '@' .. node)
     local held = false
@@ -100,7 +100,7 @@ return 'OK'
    * Registers this node as holder of sealed objects it holds, recording those
    * Redis lacks. Holders are kept per content: a copy joins an object already
    * recorded only when its size, blob sizes and digest match the record's.
-   * KEYS[6..]: the objects; ARGV[3]: address; ARGV[4]: JSON array of
+   * KEYS[7..]: the objects; ARGV[3]: address; ARGV[4]: JSON array of
    * [id, size, blobs, meta, createdAt, sealedAt, digest, tier, join], all
    * strings but `join`, true to join a recorded object only, never record one.
    * Returns a status per entry: 'OK' (holder now), 'CONFLICT' (the record
@@ -110,12 +110,12 @@ return 'OK'
    */
   register: script(
     "register",
-    ["bump"],
+    ["bump", "next_order"],
     `
 local out = {}
 local function algo(d) return string.sub(d, 1, (string.find(d, ':', 1, true) or 0)) end
 for i, x in ipairs(cjson.decode(ARGV[4])) do
-  local id, digest, o = x[1], x[7], KEYS[5 + i]
+  local id, digest, o = x[1], x[7], KEYS[6 + i]
   local cur = redis.call('HMGET', o, 'state', 'size', 'blobs', 'digest', '@' .. NODE)
   local status = 'OK'
   if not cur[1] then
@@ -127,6 +127,7 @@ for i, x in ipairs(cjson.decode(ARGV[4])) do
       if digest ~= '' then redis.call('HSET', o, 'digest', digest) end
       if x[8] ~= '' then redis.call('HSET', o, 'tier', x[8]) end
       redis.call('SADD', SEALED, id)
+      redis.call('ZADD', ORDER, next_order(), id)
     end
   elseif cur[1] ~= 'SEALED' then
     status = 'CREATING'
@@ -149,7 +150,7 @@ return out
   ),
 
   /**
-   * Puts back leases of this node that Redis lacks. KEYS[6..]: an object key
+   * Puts back leases of this node that Redis lacks. KEYS[7..]: an object key
    * and a lease key per lease; ARGV[3]: JSON array of [leaseId, objectId,
    * access, ttl, expiresAt, px, creating], where `creating` is [size, blobs,
    * meta, createdAt] for the CREATE lease of an unsealed object (recorded
@@ -163,7 +164,7 @@ return out
 local out = {}
 for i, x in ipairs(cjson.decode(ARGV[3])) do
   local lid, id, access, ttl, px, c = x[1], x[2], x[3], x[4], x[6], x[7]
-  local o, lk = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
+  local o, lk = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
   local status = 'OK'
   if not get_lease(lk, lid, '') then
     local cur = redis.call('HMGET', o, 'state', 'creator')

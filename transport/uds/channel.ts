@@ -14,6 +14,12 @@ export interface ChannelHandler {
    * `MSG_CTRUNC` when descriptors were dropped.
    */
   message(bytes: Uint8Array, fds: number[], flags: number): void;
+  /**
+   * As {@link ChannelHandler.message}, with the message given as the first
+   * `length` bytes of `buffer`, so that no view of it is made; optional,
+   * used instead of `message` when present.
+   */
+  messageIn?(buffer: Uint8Array, length: number, fds: number[], flags: number): void;
   /** The connection ended: the other side closed, an error, or overflow. Called once. */
   closed(reason: string): void;
   /** Everything queued has been sent; optional. */
@@ -428,8 +434,9 @@ export class Channel {
       for (let i = 0; i < received; i++) fds.push(fdsIn[i]!);
       const length = receiver === undefined ? result : receiver.kept;
       // Every frame answered by the receiver: nothing for the handler.
-      if (length > 0) this.#handler.message(receive.subarray(0, length), fds, flags[0]!);
-      else this.#handler.answered?.();
+      if (length === 0) this.#handler.answered?.();
+      else if (this.#handler.messageIn) this.#handler.messageIn(receive, length, fds, flags[0]!);
+      else this.#handler.message(receive.subarray(0, length), fds, flags[0]!);
       // The next wait reports the rest, without a read that finds nothing.
       if (this.#closed || this.#reactor.pollingHere) return;
     }
@@ -488,7 +495,7 @@ export class Channel {
   /** Sends the first `length` bytes of `bytes` as one message now; false when the socket is full. */
   #send(bytes: Uint8Array, length: number, fds: Int32Array, count: number): boolean {
     const result = Number(
-      this.#native.symbols.pk_sendmsg(this.#fd, bytes, BigInt(length), fds, count),
+      this.#native.symbols.pk_sendmsg(this.#fd, bytes, bigLength(length), fds, count),
     );
     if (result >= 0) {
       this.#counters.sent += result;
@@ -545,4 +552,19 @@ export class Channel {
     this.#removed = this.#reactor.remove(this.#fd, this.#token);
     this.#native.symbols.pk_close(this.#fd);
   }
+}
+
+let lastLength = 0;
+let lastBig = 0n;
+
+/**
+ * A message length as `pk_sendmsg` takes it, a BigInt: the one made last
+ * when the length is the same, as it is for a run of puts of one size.
+ */
+function bigLength(length: number): bigint {
+  if (length !== lastLength) {
+    lastLength = length;
+    lastBig = BigInt(length);
+  }
+  return lastBig;
 }

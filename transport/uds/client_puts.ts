@@ -19,12 +19,14 @@ import {
   type AcquireRequest,
   decodeJson,
   decodePutReply,
+  decodePutReplyId,
   Flag,
   Op,
   putFrameRoom,
+  writePlainPutFrame,
   writePutFrame,
 } from "./protocol.ts";
-import type { Built, Decode, Requests } from "./requests.ts";
+import type { Built, Decode, Pending, Requests } from "./requests.ts";
 import type { OwnMemfd } from "./uds_blob.ts";
 import { WriteAhead } from "./write_ahead.ts";
 
@@ -56,6 +58,59 @@ class PutFrame implements Built {
   write(into: Uint8Array, id: number, at: number): number {
     // Compact: the reply's info needs no JSON parsed (a daemon from before replies JSON).
     return writePutFrame(into, id, this.#fields, this.#chunks, this.#size, at, Flag.COMPACT);
+  }
+}
+
+/** Room of a plain PUT frame beyond its bytes: fields `{}`. */
+const PLAIN_PUT_ROOM = putFrameRoom("{}", 0);
+
+/**
+ * A plain put whose caller wants only the id (`Client.put`): one object is
+ * its pending request, its frame and its reply's handler, and the reply
+ * settles the caller's promise with the id read straight from the message,
+ * with no `ObjectInfo` made.
+ */
+class PlainPut implements Pending, Built {
+  readonly op = Op.PUT;
+  sentInSweep = 0;
+  readonly takesFds = false;
+  parts?: Uint8Array[];
+  readonly room: number;
+  readonly promise: Promise<string>;
+  readonly #bytes: Uint8Array;
+  readonly #resolve: (id: string) => void;
+  readonly #reject: (error: Error) => void;
+
+  constructor(bytes: Uint8Array) {
+    const { promise, resolve, reject } = Promise.withResolvers<string>();
+    this.promise = promise;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#bytes = bytes;
+    this.room = PLAIN_PUT_ROOM + bytes.length;
+  }
+
+  write(into: Uint8Array, id: number, at: number): number {
+    return writePlainPutFrame(into, id, this.#bytes, at, Flag.COMPACT);
+  }
+
+  settle(body: Uint8Array): void {
+    this.settleIn(body, 0, body.length);
+  }
+
+  settleIn(message: Uint8Array, from: number, to: number): void {
+    let id: string;
+    try {
+      id = decodePutReplyId(message, from, to);
+    } catch (error) {
+      this.#reject(error as Error);
+      return;
+    }
+    this.#resolve(id);
+  }
+
+  fail(error: Error): void {
+    this.#reject(error);
   }
 }
 
@@ -176,6 +231,25 @@ export class ClientPuts {
     return this.#putLarge(peer, chunks, size, options, plain);
   }
 
+  /**
+   * As {@link ClientPuts.putObject}, of one array of bytes, resolving with
+   * the object's id only: see `UdsPeer.putId`.
+   */
+  putId(peer: Peer, bytes: Uint8Array, options: PutOptions): Promise<string> {
+    const plain = options.id === undefined && options.meta === undefined &&
+      options.ttl === undefined;
+    if (!plain || bytes.length > INLINE_PUT) {
+      return this.putObject(peer, [bytes], bytes.length, options).then(idOf);
+    }
+    const put = new PlainPut(bytes);
+    try {
+      this.#requests.send(put, put);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return put.promise;
+  }
+
   /** {@link ClientPuts.putObject} of an object too large to go inline. */
   async #putLarge(
     peer: Peer,
@@ -252,6 +326,10 @@ export class ClientPuts {
   close(): Promise<void> | undefined {
     return this.#writeAhead?.close();
   }
+}
+
+function idOf(info: ObjectInfo): string {
+  return info.id;
 }
 
 type LifeFields = Pick<AcquireOptions, "meta" | "ttl" | "objectTtl">;

@@ -346,13 +346,14 @@ function readHeaderInto(
   header: { -readonly [K in keyof Header]: Header[K] },
   message: Uint8Array,
   offset: number,
+  end = message.length,
 ): Header | string {
-  if (message.length - offset < HEADER_SIZE) {
-    return `truncated header: ${message.length - offset} bytes`;
+  if (end - offset < HEADER_SIZE) {
+    return `truncated header: ${end - offset} bytes`;
   }
   if (readUint16(message, offset) !== MAGIC) return "bad magic";
   const length = readUint32(message, offset + 8);
-  if (length > message.length - offset - HEADER_SIZE) {
+  if (length > end - offset - HEADER_SIZE) {
     return `body of ${length} bytes overruns the message`;
   }
   header.version = message[offset + 2]!;
@@ -398,6 +399,7 @@ export const NO_FDS: number[] = [];
  */
 export class Frames {
   #message: Uint8Array;
+  #length: number;
   #allFds: readonly number[];
   #offset = 0;
   #fdAt = 0;
@@ -415,6 +417,7 @@ export class Frames {
    */
   constructor(message: Uint8Array, fds: readonly number[] = NO_FDS) {
     this.#message = message;
+    this.#length = message.length;
     this.#allFds = fds;
   }
 
@@ -422,12 +425,14 @@ export class Frames {
    * Starts over on another message, as a new walker would: a connection
    * walks each message it receives with one walker instead of a new one.
    *
-   * @param message The received message.
+   * @param message The received message, or a buffer that holds it from its start.
    * @param fds The fds that came with it.
+   * @param length The message's length: the buffer's when not given.
    * @returns This walker.
    */
-  reset(message: Uint8Array, fds: readonly number[] = NO_FDS): this {
+  reset(message: Uint8Array, fds: readonly number[] = NO_FDS, length = message.length): this {
     this.#message = message;
+    this.#length = length;
     this.#allFds = fds;
     this.#offset = 0;
     this.#fdAt = 0;
@@ -444,8 +449,8 @@ export class Frames {
    */
   next(): Header | string | undefined {
     const message = this.#message;
-    if (this.#offset >= message.length) return undefined;
-    const header = readHeaderInto(this.#header, message, this.#offset);
+    if (this.#offset >= this.#length) return undefined;
+    const header = readHeaderInto(this.#header, message, this.#offset, this.#length);
     if (typeof header === "string") return header;
     const start = this.#offset + HEADER_SIZE;
     this.#offset = start + header.length;
@@ -463,7 +468,7 @@ export class Frames {
 
   /** The bytes from the frame after the last one returned (or the bad one) to the end. */
   rest(): Uint8Array {
-    return this.#message.subarray(this.#offset);
+    return this.#message.subarray(this.#offset, this.#length);
   }
 
   /** The fds no frame returned so far has taken; none once taken here. */
@@ -655,6 +660,28 @@ export function putFrameRoom(fields: string, size: number): number {
 }
 
 /**
+ * Writes the frame of a plain PUT (no id, metadata or TTL: fields `{}`) of
+ * `bytes` into `room` from `start`, flagged `flags`; returns its length.
+ * Room: {@link putFrameRoom} of `"{}"`.
+ */
+export function writePlainPutFrame(
+  room: Uint8Array,
+  id: number,
+  bytes: Uint8Array,
+  start: number,
+  flags: number,
+): number {
+  const length = 4 + 2 + bytes.length;
+  writeHeader(room, Op.PUT, id, flags, length, 0, start);
+  const at = start + HEADER_SIZE;
+  writeUint32(room, at, 2);
+  room[at + 4] = 0x7b; // {
+  room[at + 5] = 0x7d; // }
+  room.set(bytes, at + 6);
+  return HEADER_SIZE + length;
+}
+
+/**
  * Writes a PUT frame into `room` from `start`, where there are at least
  * {@link putFrameRoom} bytes, with `flags` (see {@link Flag.COMPACT}): its
  * body is the u32 length of the JSON fields, the JSON, then the object's bytes.
@@ -743,6 +770,26 @@ export function writePutReply(info: ObjectInfo): Uint8Array | undefined {
   writeUint16(body, 33, idLength);
   const end = PUT_REPLY_FIXED + idLength;
   return body.subarray(0, tail === "" ? end : end + writeText(body, tail, end));
+}
+
+/**
+ * The id in the reply to a PUT, compact or JSON, with no info made: all a
+ * put that returns the id needs. Takes the body as the bytes of `message`
+ * from `from` to `to`.
+ *
+ * @throws {ProtocolError} When the reply is neither form or has no id.
+ */
+export function decodePutReplyId(message: Uint8Array, from: number, to: number): string {
+  if (message[from] !== COMPACT_PUT) {
+    const { id } = decodeJson(message.subarray(from, to)) as Partial<ObjectInfo>;
+    if (typeof id !== "string") throw new ProtocolError("Malformed PUT reply: no id");
+    return id;
+  }
+  const idStart = from + PUT_REPLY_FIXED;
+  if (idStart > to) throw new ProtocolError("Malformed PUT reply");
+  const idEnd = idStart + readUint16(message, from + 33);
+  if (idEnd > to) throw new ProtocolError("Malformed PUT reply");
+  return decodeText(message, idStart, idEnd);
 }
 
 /**

@@ -266,9 +266,14 @@ export class Requests {
 
   /** Handles a message from the daemon: each frame settles its request. */
   message(bytes: Uint8Array, fds: number[], flags: number): void {
+    this.messageIn(bytes, bytes.length, fds, flags);
+  }
+
+  /** As {@link Requests.message}, of the first `length` bytes of `buffer`. */
+  messageIn(buffer: Uint8Array, length: number, fds: number[], flags: number): void {
     const symbols = this.#native.symbols;
     const lost = flags & (Linux.MSG_TRUNC | Linux.MSG_CTRUNC);
-    const frames = this.#frames.reset(bytes, fds);
+    const frames = this.#frames.reset(buffer, fds, length);
     try {
       for (let header = frames.next(); header !== undefined; header = frames.next()) {
         if (typeof header === "string") {
@@ -297,7 +302,7 @@ export class Requests {
         } else if (failed) {
           pending.fail(new ProtocolError("Reply truncated: the message or its fds were cut"));
         } else if (pending.parts === undefined && pending.settleIn !== undefined) {
-          pending.settleIn(bytes, frames.start, frames.end, frameFds);
+          pending.settleIn(buffer, frames.start, frames.end, frameFds);
         } else {
           pending.settle(joined(pending.parts, frames.body), frameFds);
         }

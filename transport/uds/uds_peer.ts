@@ -15,6 +15,7 @@ import type {
   DirectDelete,
   DirectPut,
   DirectRead,
+  IdPut,
   Peer,
   PeerStats,
   PutOptions,
@@ -94,7 +95,15 @@ const DEFAULT_REQUEST_TIMEOUT = 60_000;
  * ```
  */
 export class UdsPeer
-  implements Peer, DirectPut, DirectDelete, DirectRead, StatusSource, OriginSource, ArrivingRead {
+  implements
+    Peer,
+    DirectPut,
+    IdPut,
+    DirectDelete,
+    DirectRead,
+    StatusSource,
+    OriginSource,
+    ArrivingRead {
   readonly #path: string;
   readonly #channel: Channel;
   readonly #requests: Requests;
@@ -158,6 +167,8 @@ export class UdsPeer
     const reactor = Reactor.of(native);
     this.#channel = new Channel(native, reactor, fd, {
       message: (bytes, fds, flags) => this.#requests.message(bytes, fds, flags),
+      messageIn: (buffer, length, fds, flags) =>
+        this.#requests.messageIn(buffer, length, fds, flags),
       closed: (reason) => this.#shutdown(`Connection to ${path} lost: ${reason}`),
     }, { maxQueuedBytes: Number.MAX_SAFE_INTEGER });
     this.#requests = new Requests({
@@ -445,6 +456,15 @@ export class UdsPeer
     options: PutOptions,
   ): Promise<ObjectInfo> {
     return this.#puts.putObject(this, chunks, size, options);
+  }
+
+  /**
+   * As {@link UdsPeer.putObject}, answered with the id alone: a plain put of
+   * up to 64 KiB is one request whose reply settles the returned promise
+   * with the id read from it, with no info made; `Client.put` uses it.
+   */
+  putId(bytes: Uint8Array, options: PutOptions): Promise<string> {
+    return this.#puts.putId(this, bytes, options);
   }
 
   /**

@@ -1,0 +1,164 @@
+/**
+ * The namespace's objects in put order, a page at a time, from each shard's
+ * index by put order (`{ns:s}:order`, see `keys.ts`) instead of its whole
+ * list.
+ *
+ * Every object has its place in put order in Redis: microseconds of the
+ * clock of its shard's Redis when it was put (or one past the shard's last
+ * place, so places are unique on a shard), written by the script that
+ * records it and removed by the one that removes it. A cursor thus means
+ * the same on every node. On one Redis every shard has one clock, so the
+ * order is the order puts reached Redis. On a Redis Cluster, each shard is
+ * in the order of its master's clock: an object put while a list is under
+ * way, on a master whose clock is behind, may take a place before the
+ * cursor and miss that list (never an object that was there all along).
+ *
+ * A page reads, on each shard, only its part of the page: a shard of one
+ * answers it in one script call (an index range and the records it names,
+ * in one round trip), and shards of many share it out, each asked for a
+ * few more than its share, then those that fell short for more. Entries
+ * whose record Redis expired (a CREATING object's, with its CREATE lease)
+ * are skipped and removed on the way.
+ *
+ * Records made by a version before the index (or by such a daemon still
+ * running) are found when a shard counts fewer places than objects: they
+ * are given places then, in the order they were created, after the places
+ * given so far (a migration on first use, in batches; the page is read
+ * after it).
+ *
+ * @module
+ */
+import { byPlace, isAfter, type ListCursor, type Placed } from "../../core/list_page.ts";
+import { decodeObject, type Fields } from "./codec.ts";
+import type { Exec } from "./connection.ts";
+import { objectKey, objectPrefix } from "./keys.ts";
+import { SCRIPTS } from "./scripts.ts";
+import { chunks, type ShardCalls } from "./shard_calls.ts";
+
+/**
+ * The most objects one script call reads: Redis runs one script at a time,
+ * and this many keeps other callers waiting a few milliseconds at most. A
+ * page of the default size (`DEFAULT_PAGE`, and the one past it that says
+ * whether there is more) is one call.
+ */
+const MAX_READ = 1_024;
+
+/** A shard's part of a page under way. */
+interface ShardRun {
+  readonly shard: number;
+  /** Where its next read starts: a score, inclusive, or `(score`, after it. */
+  from: string;
+  /** The objects read from it so far that come after the cursor. */
+  readonly placed: Placed[];
+  /** The place of the last object read, or undefined before any. */
+  last: Placed | undefined;
+  /** Whether it has nothing more. */
+  done: boolean;
+  /** How many to ask for next. */
+  ask: number;
+}
+
+/**
+ * Reads pages of a namespace in put order.
+ */
+export class ListAfter {
+  readonly #namespace: string;
+  readonly #node: string;
+  readonly #calls: ShardCalls;
+  readonly #now: () => number;
+
+  constructor(namespace: string, node: string, calls: ShardCalls, now: () => number) {
+    this.#namespace = namespace;
+    this.#node = node;
+    this.#calls = calls;
+    this.#now = now;
+  }
+
+  /**
+   * The first `count` objects after `after` in put order, each with its
+   * place; fewer only at the end of the namespace.
+   */
+  async read(exec: Exec, after: ListCursor | undefined, count: number): Promise<Placed[]> {
+    const shards = this.#calls.count;
+    // The cursor's own object may come back (a read starts at its place): one more.
+    const first = Math.min(
+      MAX_READ,
+      shards === 1 ? count + 1 : Math.min(count + 1, Math.ceil(2 * count / shards) + 8),
+    );
+    const runs: ShardRun[] = Array.from({ length: shards }, (_, shard) => ({
+      shard,
+      from: after === undefined ? "-inf" : String(after.order),
+      placed: [],
+      last: undefined,
+      done: false,
+      ask: first,
+    }));
+    let wanted = runs;
+    for (;;) {
+      await Promise.all(wanted.map((run) => this.#readShard(exec, run, after)));
+      const all = runs.length === 1 ? runs[0]!.placed : runs.flatMap((run) => run.placed);
+      if (runs.length > 1) all.sort(byPlace);
+      const open = runs.filter((run) => !run.done);
+      if (open.length === 0) return all.slice(0, count);
+      // Past the least last place of a shard with more, an object of that shard may come first.
+      let frontier = open[0]!.last!;
+      for (const run of open) if (byPlace(run.last!, frontier) < 0) frontier = run.last!;
+      let safe = 0;
+      while (safe < all.length && safe < count && byPlace(all[safe]!, frontier) <= 0) safe++;
+      if (safe === count) return all.slice(0, count);
+      const bound = all.length >= count ? all[count - 1] : undefined;
+      wanted = open.filter((run) => bound === undefined || byPlace(run.last!, bound) < 0);
+      // One shard left to read: what is missing; several: twice as many as before.
+      const ask = (run: ShardRun) => wanted.length === 1 ? count - safe : run.ask * 2;
+      for (const run of wanted) run.ask = Math.min(MAX_READ, count + 1, ask(run));
+    }
+  }
+
+  /** Reads the next objects of one shard into its run. */
+  async #readShard(exec: Exec, run: ShardRun, after: ListCursor | undefined): Promise<void> {
+    const { shard } = run;
+    const args = [
+      String(this.#now()),
+      this.#node,
+      run.from,
+      String(run.ask),
+      objectPrefix(this.#namespace, shard),
+    ];
+    const keys = this.#calls.keys[shard]!;
+    let reply = await exec(SCRIPTS.page, keys, [...args, "1"]) as unknown[];
+    if (reply[0] === "UNINDEXED") {
+      await this.#reindex(exec, shard);
+      reply = await exec(SCRIPTS.page, keys, [...args, "0"]) as unknown[];
+    }
+    const entries = reply as [string, string, Fields][];
+    for (const [score, id, fields] of entries) {
+      const one = { order: Number(score), info: decodeObject(id, fields)! };
+      run.last = one;
+      if (isAfter(one.order, id, after)) run.placed.push(one);
+    }
+    if (entries.length < run.ask) run.done = true;
+    else run.from = `(${entries[entries.length - 1]![0]}`;
+  }
+
+  /**
+   * Gives the objects of a shard recorded without a place (by an earlier
+   * version) places in put order, in the order they were created; ids the
+   * shard lists whose record is gone leave its lists.
+   */
+  async #reindex(exec: Exec, shard: number): Promise<void> {
+    const now = this.#now();
+    const ids = await this.#calls.idsOf(exec, shard, now);
+    const infos = await this.#calls.infosOf(exec, shard, ids, now);
+    const living = infos.filter((info) => info !== undefined);
+    living.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const gone = ids.filter((_, i) => infos[i] === undefined);
+    const keys = this.#calls.keys[shard]!;
+    for (const batch of chunks([...living.map((info) => info.id), ...gone])) {
+      await exec(
+        SCRIPTS.reindex,
+        [...keys, ...batch.map((id) => objectKey(this.#namespace, shard, id))],
+        [String(this.#now()), this.#node, ...batch],
+      );
+    }
+  }
+}

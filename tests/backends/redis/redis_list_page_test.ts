@@ -1,0 +1,261 @@
+/**
+ * Pages of a peer whose lease store is Redis come from the store's index by
+ * put order (`backends/redis/list_after.ts`): each reads its own part, in
+ * one order shared by every peer on the namespace, with no skip or repeat
+ * across deletes, puts and expiries between pages.
+ */
+import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
+import { eventually } from "../../helpers/eventually.ts";
+import { createAs, store } from "../../helpers/lease_store_cases.ts";
+import { startRedisCluster } from "../../helpers/redis_cluster.ts";
+import { type RedisServer, redisTestOptions, startRedis } from "../../helpers/redis_server.ts";
+import { Client, ManualClock, MemoryPeer, type ObjectInfo } from "../../../mod.ts";
+
+const MiB = 1024 * 1024;
+
+function ids(infos: readonly ObjectInfo[]): string[] {
+  return infos.map((info) => info.id);
+}
+
+/** Puts `count` objects through `client`, `batch` at a time; returns the ids batch by batch. */
+async function putMany(
+  client: Client,
+  count: number,
+  batch: number,
+  options: (i: number) => { ttl?: number } = () => ({}),
+): Promise<string[][]> {
+  const batches: string[][] = [];
+  for (let start = 0; start < count; start += batch) {
+    const end = Math.min(count, start + batch);
+    batches.push(
+      await Promise.all(
+        Array.from(
+          { length: end - start },
+          (_, k) => client.put(`o${start + k}`, options(start + k)),
+        ),
+      ),
+    );
+  }
+  return batches;
+}
+
+/** Every object of `peer`, a page of `limit` at a time, calling `between` after each page. */
+async function pageAll(
+  peer: MemoryPeer | MemoryPeer[],
+  limit: number,
+  between: (seen: string[], cursor: string) => Promise<void> = () => Promise.resolve(),
+): Promise<ObjectInfo[]> {
+  const peers = Array.isArray(peer) ? peer : [peer];
+  const seen: ObjectInfo[] = [];
+  let after: string | undefined;
+  for (let page = 0;; page++) {
+    const { objects, next } = await peers[page % peers.length]!.listPage(
+      after === undefined ? { limit } : { after, limit },
+    );
+    seen.push(...objects);
+    if (next === undefined) return seen;
+    after = next;
+    await between(ids(seen), next);
+  }
+}
+
+/** Calls per command Redis ran since its statistics were reset, scripts' own included. */
+async function commandCalls(redis: RedisServer): Promise<Map<string, number>> {
+  const stats = String(await redis.command("INFO", "commandstats"));
+  const calls = new Map<string, number>();
+  for (const match of stats.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)) {
+    calls.set(match[1]!, Number(match[2]));
+  }
+  return calls;
+}
+
+Deno.test("20k objects paged through the Redis store", redisTestOptions, async (t) => {
+  await using redis = await startRedis();
+  const clock = new ManualClock(Date.now());
+  const target = { url: redis.url, namespace: "pages" };
+  await using peer = new MemoryPeer({
+    leases: await store(target, "a", { clock }),
+    node: "a",
+    clock,
+    capacity: 64 * MiB,
+    sweepInterval: 0,
+  });
+  const client = new Client(peer);
+  // Every 997th with an object TTL that has passed when the listing starts,
+  // and as many whose TTL passes during the listing.
+  const ttl = (i: number) => i % 997 === 5 ? { ttl: 1000 } : i % 997 === 500 ? { ttl: 2000 } : {};
+  const batches = await putMany(client, 20_000, 250, ttl);
+  clock.advance(1000);
+  const expired = new Set(batches.flat().filter((_, i) => i % 997 === 5));
+  const expiring = new Set(batches.flat().filter((_, i) => i % 997 === 500));
+  const batchOf = new Map(batches.flatMap((batch, b) => batch.map((id) => [id, b] as const)));
+
+  await t.step("a page reads its own objects, not the namespace", async () => {
+    // The objects past their TTL leave (a list finds them), before the count starts.
+    await peer.list();
+    await eventually(
+      async () => (await peer.stats()).objects === 20_000 - expired.size,
+      "the objects past their TTL are gone",
+    );
+    const { next } = await peer.listPage({ limit: 10_000 });
+    await redis.command("CONFIG", "RESETSTAT");
+    const page = await peer.listPage({ after: next!, limit: 100 });
+    assertEquals(page.objects.length, 100);
+    const calls = await commandCalls(redis);
+    const total = [...calls.values()].reduce((a, b) => a + b, 0);
+    // One script call; in it the index range, the records it names, and O(1) checks.
+    assertEquals(calls.get("evalsha"), 1);
+    assert((calls.get("hgetall") ?? 0) <= 102, `hgetall: ${calls.get("hgetall")}`);
+    assertEquals(calls.get("smembers"), undefined);
+    assert(total < 120, `${total} commands for a page of 100: ${[...calls]}`);
+  });
+
+  await t.step("no skip or repeat across deletes, puts and expiries between pages", async () => {
+    const other = await store(target, "c", { clock });
+    const deleted = new Set<string>();
+    const late: string[] = [];
+    let expiredAt = -1;
+    const all = batches.flat();
+    const seen = await pageAll(peer, 500, async (seen, cursor) => {
+      if (seen.length === 5000 || seen.length === 12_000) {
+        // The cursor's own object, one before it, and ones ahead.
+        const own = cursor.slice(cursor.indexOf(":") + 1);
+        assertEquals(own, seen[seen.length - 1]);
+        const ahead = all.slice(seen.length + 3000, seen.length + 3003);
+        for (const id of [own, seen[seen.length - 2]!, ...ahead]) {
+          await client.delete(id);
+          deleted.add(id);
+        }
+        for (let i = 0; i < 3; i++) late.push(await client.put(`late ${i}`));
+        // Being created elsewhere: one stays, one's record Redis expires before its turn.
+        const now = clock.now();
+        await createAs(other, `creating-${seen.length}`, `cl-${seen.length}`, now);
+        late.push(`creating-${seen.length}`);
+        await createAs(other, `expiring-${seen.length}`, `el-${seen.length}`, now, 50);
+      }
+      if (seen.length === 8000) {
+        clock.advance(1000);
+        expiredAt = batchOf.get(seen[seen.length - 1]!)!;
+      }
+      if (seen.length === 12_500) await new Promise((resolve) => setTimeout(resolve, 200));
+    });
+    const order = ids(seen);
+    assertEquals(new Set(order).size, order.length, "no object twice");
+    const listed = new Set(order);
+    // Expired during the listing: listed when put before the cursor of then, not after.
+    for (const id of expiring) {
+      const batch = batchOf.get(id)!;
+      if (batch !== expiredAt) assertEquals(listed.has(id), batch < expiredAt, id);
+    }
+    const live = all.filter((id) =>
+      !expired.has(id) && (!deleted.has(id) && !expiring.has(id) || listed.has(id))
+    );
+    assertEquals(order.slice(0, live.length).toSorted(), live.toSorted());
+    // In put order: batch by batch (the puts of one batch race), then the late ones.
+    const places = order.slice(0, live.length).map((id) => batchOf.get(id)!);
+    assert(places.every((b, i) => i === 0 || places[i - 1]! <= b), "batches in put order");
+    assertEquals(order.slice(live.length), late);
+    assertEquals(seen.find((info) => info.id === "creating-5000")?.state, "CREATING");
+    // The expired records' entries went with them.
+    for (const id of ["expiring-5000", "expiring-12000"]) {
+      assertEquals(await redis.command("ZSCORE", "{pages:0}:order", id), null);
+    }
+    // The bare list shows the same objects in the same order.
+    assertEquals(ids(await peer.list()), ids(await pageAll(peer, 1000)));
+    await other.close();
+  });
+});
+
+Deno.test(
+  "two peers on one Redis page one order, a cursor of one going on at the other",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const target = { url: redis.url, namespace: "shared" };
+    await using a = new MemoryPeer({ leases: await store(target, "a"), node: "a" });
+    await using b = new MemoryPeer({ leases: await store(target, "b"), node: "b" });
+    const clients = [new Client(a), new Client(b)];
+    const put: string[] = [];
+    for (let i = 0; i < 600; i++) put.push(await clients[i % 2]!.put(`object ${i}`));
+    const deleted: string[] = [];
+    const late: string[] = [];
+    const seen = await pageAll([a, b], 50, async (seen) => {
+      if (seen.length === 200) {
+        // Each by the peer that holds it.
+        for (const id of [seen[199]!, put[300]!]) {
+          await clients[put.indexOf(id) % 2]!.delete(id);
+          deleted.push(id);
+        }
+        late.push(await clients[0]!.put("late on a"), await clients[1]!.put("late on b"));
+      }
+    });
+    assertEquals(ids(seen), [...put.filter((id) => id !== put[300]), ...late]);
+    const now = [...put.filter((id) => !deleted.includes(id)), ...late];
+    assertEquals(ids(await pageAll(a, 64)), now);
+    assertEquals(ids(await pageAll(b, 64)), now);
+    assertEquals(ids(await a.list()), now);
+    assertEquals(ids(await b.list()), now);
+    // From the store itself, by the places a page gave.
+    await using leases = await store(target, "c");
+    const first = await leases.listAfter(undefined, 7);
+    assertEquals(ids(first.map((one) => one.info)), now.slice(0, 7));
+    const last = first[6]!;
+    const second = await leases.listAfter({ stage: 0, order: last.order, id: last.info.id }, 5);
+    assertEquals(ids(second.map((one) => one.info)), now.slice(7, 12));
+    await assertRejects(() => leases.listAfter(undefined, 0), RangeError);
+  },
+);
+
+Deno.test(
+  "records made before the index get places on first use, in the order they were made",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const clock = new ManualClock(1_000_000);
+    const leases = await store({ url: redis.url, namespace: "old" }, "a", { clock });
+    await using peer = new MemoryPeer({ leases, node: "a", clock });
+    const client = new Client(peer);
+    const put: string[] = [];
+    for (let i = 0; i < 1200; i++) {
+      put.push(await client.put(`object ${i}`));
+      clock.advance(1);
+    }
+    // As a version before the index left them; and an id whose record is gone.
+    await redis.command("DEL", "{old:0}:order");
+    await redis.command("HDEL", "{old:0}:version", "order");
+    await redis.command("SADD", "{old:0}:sealed", "gone");
+    assertEquals(ids(await pageAll(peer, 100)), put);
+    assertEquals(await redis.command("ZCARD", "{old:0}:order"), 1200);
+    assertEquals(await redis.command("SISMEMBER", "{old:0}:sealed", "gone"), 0);
+    // Put since comes after them.
+    const late = await client.put("late");
+    assertEquals(ids(await peer.list()), [...put, late]);
+  },
+);
+
+Deno.test(
+  "pages on a Redis Cluster: every shard read in its part, one order for two peers",
+  redisTestOptions,
+  async () => {
+    await using cluster = await startRedisCluster();
+    const target = { url: cluster.url, namespace: "cpages" };
+    await using a = new MemoryPeer({ leases: await store(target, "a"), node: "a" });
+    await using b = new MemoryPeer({ leases: await store(target, "b"), node: "b" });
+    const clients = [new Client(a), new Client(b)];
+    const put: string[] = [];
+    for (let i = 0; i < 800; i++) put.push(await clients[i % 2]!.put(`object ${i}`));
+    const late: string[] = [];
+    const seen = await pageAll([a, b], 37, async (seen) => {
+      if (seen.length === 37 * 8) {
+        const own = seen[seen.length - 1]!;
+        await clients[put.indexOf(own) % 2]!.delete(own);
+        await clients[700 % 2]!.delete(put[700]!);
+        late.push(await clients[1]!.put("late"));
+      }
+    });
+    assertEquals(ids(seen), [...put.filter((id) => id !== put[700]), ...late]);
+    const now = ids(await pageAll(b, 1000));
+    assertEquals(ids(await a.list()), now);
+    assertEquals(now.length, 799);
+  },
+);
