@@ -406,7 +406,15 @@ function nativeGetOf(
     : new NativeBucket(native, options.maxUploadRate);
   return {
     start: (upstream) =>
-      new NativeGet(native, peer, { hostname, port: fast.port, upstream, token, tickets, bucket }),
+      new NativeGet(native, peer, {
+        hostname,
+        port: fast.port,
+        upstream,
+        token,
+        tickets,
+        bucket,
+        maxUploads: options.maxUploads,
+      }),
     bucket,
   };
 }
@@ -420,12 +428,13 @@ function uploadMetrics(uploads: UploadGate): Record<string, number> {
 /** The native GET listener's counts for `/metrics`. */
 function nativeGetMetrics(nativeGet: NativeGet | undefined): Record<string, number> {
   if (nativeGet === undefined) return {};
-  const { served, relayed, bytes, refused } = nativeGet.counts();
+  const { served, relayed, bytes, refused, relayServed } = nativeGet.counts();
   return {
     http_fast_served_total: served,
     http_fast_relayed_total: relayed,
     http_fast_bytes_total: bytes,
     http_fast_offers_refused_total: refused,
+    http_fast_relay_served_total: relayServed,
   };
 }
 

@@ -47,6 +47,33 @@ export interface LentRange {
 export interface PartialHolder {
   /** The object `id` on its way here, if it is. */
   partial?(id: string): PartialObject | undefined;
+  /**
+   * Optional: hands each object that lands in a memfd from now on to `sink`
+   * (undefined: to none), which serves its verified pieces itself.
+   */
+  relayTo?(sink: RelaySink | undefined): void;
+}
+
+/**
+ * What serves the verified pieces of objects still arriving off the JS
+ * thread (the native GET listener): another daemon's range inside them is
+ * answered there, any other request still here.
+ */
+export interface RelaySink {
+  /**
+   * Serves the pieces of `id`, landing in the memfd `fd` of `size` bytes in
+   * pieces of `pieceSize`, as each is reported verified; undefined when it
+   * cannot (they are served here then).
+   */
+  relay(id: string, fd: number, size: number, pieceSize: number): RelayedPieces | undefined;
+}
+
+/** An object whose verified pieces a {@link RelaySink} serves. */
+export interface RelayedPieces {
+  /** Piece `piece` verified: its bytes stay as they are from now on. */
+  verified(piece: number): void;
+  /** Stops serving it (sealed, failed or aborted); answers under way finish. Idempotent. */
+  end(): void;
 }
 
 /** Limits of object bodies sent; see `HttpServerOptions`. */
