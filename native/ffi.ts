@@ -629,7 +629,7 @@ export const symbols = {
       "i32", // int32_t fd (the memfd the object lands in; reopened read-only)
       "u64", // uint64_t size
       "u64", // uint64_t piece_size
-      "u32", // uint32_t max_uploads: relay bodies at once (0: no limit)
+      "u32", // uint32_t max_uploads: answered here below this many bodies under way (0: no limit)
       "buffer", // const char *head: header lines, each ending in CRLF
       "u32", // uint32_t head_len
       "buffer", // uint64_t *out_relay
@@ -700,7 +700,7 @@ export const symbols = {
   pk_hg_counts: {
     parameters: [
       "pointer", // void *handle
-      "buffer", // uint64_t out[4]: requests answered, connections handed over, body bytes, relay ranges answered
+      "buffer", // uint64_t out[5]: answered, handed over, body bytes, relay ranges answered, under way
     ],
     result: "i32",
   },

@@ -1943,8 +1943,9 @@ struct pk_hg_object {
   // An object still arriving (pk_hg_relay_put): a Range of `?local=1` inside
   // the pieces verified so far is answered here; a bit per piece of
   // `piece_size` bytes, set by JS (pk_hg_relay_verified) with release order,
-  // read here with acquire order. `max_uploads` bodies of relays at most at
-  // once (0: no limit); beyond, the Deno server answers as for any relay.
+  // read here with acquire order. A range is answered here while fewer than
+  // `max_uploads` bodies are under way on the listener (0: no limit);
+  // beyond, the Deno server answers, in one of its upload slots.
   _Atomic uint8_t *pieces;
   uint64_t piece_size;
   uint32_t piece_count;
@@ -2016,8 +2017,8 @@ struct pk_hg_conn {
   // The mapping the body is sent from (NULL: not yet, or sendfile).
   struct pk_hg_map *map;
   int no_map;
-  // The body is a relay's, counted in `relay_uploads`.
-  int relay_slot;
+  // A body is under way, counted in `uploads` (and a relay's in `relay_bodies`).
+  int counted, relay_body;
 };
 
 struct pk_hg {
@@ -2037,9 +2038,11 @@ struct pk_hg {
   // Objects served since the last pk_hg_touched, each with a reference; under the lock.
   struct pk_hg_object **touched;
   size_t touched_len, touched_cap;
-  atomic_uint_fast64_t served, relayed, bytes, relay_served;
-  // Bodies of objects still arriving under way; the thread's only.
-  uint32_t relay_uploads;
+  atomic_uint_fast64_t served, relayed, bytes, relay_served, relay_bodies;
+  // Bodies under way (tickets' too: the Deno server holds an upload slot
+  // for each), which a relay's range answered here must find below its
+  // limit; the thread's only.
+  uint32_t uploads;
   // Limits (pk_hg_start): the bucket bodies take from (NULL: none), its slice,
   // and the header line with the secret added to requests handed over.
   struct pk_tb *bucket;
@@ -2134,8 +2137,9 @@ static int64_t pk_hg_map_sweep(struct pk_hg *s, int64_t now, int all) {
 
 // Ends the body of `c`: its mapping and its object go.
 static void pk_hg_end_body(struct pk_hg *s, struct pk_hg_conn *c) {
-  if (c->relay_slot) s->relay_uploads--;
-  c->relay_slot = 0;
+  if (c->counted) s->uploads--;
+  if (c->relay_body) atomic_fetch_sub(&s->relay_bodies, 1);
+  c->counted = c->relay_body = 0;
   if (c->map != NULL && --c->map->refs == 0) c->map->idle_at = pk_hg_ns();
   c->map = NULL;
   c->no_map = 0;
@@ -2217,8 +2221,8 @@ PK_EXPORT int32_t pk_hg_remove(void *handle, const char *id, uint32_t id_len) {
 
 // Registers an object still arriving in the memfd `fd` (reopened read-only
 // here) of `size` bytes, in pieces of `piece_size`, none verified yet, with
-// the header lines of its answers; `max_uploads` of its kind sent at once at
-// most (0: no limit). Replaces an entry of the same id. Writes a handle for
+// the header lines of its answers; its ranges are answered here while fewer
+// than `max_uploads` bodies are under way (0: no limit). Replaces an entry of the same id. Writes a handle for
 // pk_hg_relay_verified and pk_hg_relay_end, which JS must call once.
 PK_EXPORT int32_t pk_hg_relay_put(void *handle, const char *id, uint32_t id_len, int32_t fd,
                                   uint64_t size, uint64_t piece_size, uint32_t max_uploads,
@@ -2467,6 +2471,8 @@ static int pk_hg_answer(struct pk_hg *s, struct pk_hg_conn *c, struct pk_hg_obje
   c->body_end = stop;
   c->credit = 0;
   c->resume_at = 0;
+  c->counted = 1;
+  s->uploads++;
   // Counted before the first byte leaves, so that a client holding the whole
   // answer reads counts that include it; an answer cut short takes back
   // what it did not send (pk_hg_close_conn).
@@ -2580,7 +2586,7 @@ static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, siz
   // upload slot; the Deno server answers the rest (a range not in: 503).
   if ((partial && !pk_hg_range(range, range_len, o->size, &start, &stop)) || local != relay ||
       (relay && (!partial || !pk_hg_relay_has(o, start, stop) ||
-                 (o->max_uploads != 0 && s->relay_uploads >= o->max_uploads)))) {
+                 (o->max_uploads != 0 && s->uploads >= o->max_uploads)))) {
     pk_hg_unref(s, o);
     return PK_HG_HAND_OVER;
   }
@@ -2589,8 +2595,8 @@ static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, siz
     return PK_HG_HAND_OVER;
   }
   if (relay) {
-    c->relay_slot = 1;
-    s->relay_uploads++;
+    c->relay_body = 1;
+    atomic_fetch_add(&s->relay_bodies, 1);
     atomic_fetch_add(&s->relay_served, 1);
   }
   return PK_HG_ANSWER;
@@ -3343,13 +3349,15 @@ PK_EXPORT int32_t pk_hg_wake_done(void *handle) {
 }
 
 // Writes the requests answered here, the connections handed to the Deno
-// server, the body bytes sent, and the ranges of relays answered here.
+// server, the body bytes sent, the ranges of relays answered here, and
+// those of them under way.
 PK_EXPORT int32_t pk_hg_counts(void *handle, uint64_t *out) {
   struct pk_hg *s = handle;
   out[0] = atomic_load(&s->served);
   out[1] = atomic_load(&s->relayed);
   out[2] = atomic_load(&s->bytes);
   out[3] = atomic_load(&s->relay_served);
+  out[4] = atomic_load(&s->relay_bodies);
   return 0;
 }
 

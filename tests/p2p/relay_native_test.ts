@@ -143,3 +143,46 @@ Deno.test("a relay's range under way when the relay ends arrives whole", async (
     await peer.close();
   }
 });
+
+Deno.test("a relay's ranges keep to the upload slots: the listener's own bodies fill them too", async () => {
+  const native = loadNative()!;
+  const peer = new RelayingPeer({ capacity: 64 << 20, sweepInterval: 0 });
+  const server = serveHttp(peer, {
+    port: 0,
+    fastGet: { port: 0 },
+    maxUploadRate: 4e6,
+    maxUploads: 1,
+  });
+  const size = 32 * PIECE;
+  const landing = MemfdLanding.open(native, size);
+  const relay = peer.sink!.relay("arriving", landing.fd, size, PIECE)!;
+  try {
+    const bytes = pattern(size);
+    landing.write(0, bytes);
+    peer.landing = landing;
+    for (let piece = 0; piece < 32; piece++) {
+      peer.verified.add(piece);
+      relay.verified(piece);
+    }
+    // Half a second of the rate: under way while the second asks.
+    const first = await ask(server.fastUrl!, 0, size);
+    assertEquals(first.status, 206);
+    // The listener's body fills the one slot: the Deno server's gate says busy.
+    const second = await ask(server.fastUrl!, 0, PIECE);
+    assertEquals(second.status, 503);
+    assertEquals(second.headers.get("retry-after"), "1");
+    await second.body?.cancel();
+    assertEquals(await relayServed(server.url), 1);
+    assertEquals(new Uint8Array(await first.arrayBuffer()), bytes);
+    // Once it is out, the listener answers again.
+    const third = await ask(server.fastUrl!, 0, PIECE);
+    assertEquals(third.status, 206);
+    assertEquals(new Uint8Array(await third.arrayBuffer()), bytes.subarray(0, PIECE));
+    assertEquals(await relayServed(server.url), 2);
+  } finally {
+    relay.end();
+    landing.close();
+    await server.close();
+    await peer.close();
+  }
+});

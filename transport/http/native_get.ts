@@ -70,6 +70,8 @@ export interface NativeGetCounts {
   readonly refused: number;
   /** Ranges of objects still arriving it answered without the Deno server. */
   readonly relayServed: number;
+  /** Of those, the ones under way: each takes an upload slot the Deno server's gate does not hold. */
+  readonly relayBodies: number;
 }
 
 /** A read that may end in an offer; a removal of its object meanwhile cancels it. */
@@ -96,7 +98,11 @@ export interface NativeGetOptions {
   readonly tickets?: boolean | undefined;
   /** The upload bucket the listener's bodies take from, with `tickets`. */
   readonly bucket?: NativeBucket | undefined;
-  /** Pieces of objects still arriving sent at once at most by the listener. Default: no limit. */
+  /**
+   * Bodies under way on the listener (tickets included) below which it
+   * answers a relay's range itself; at the limit, the Deno server's upload
+   * gate decides. Default: no limit.
+   */
   readonly maxUploads?: number | undefined;
 }
 
@@ -200,10 +206,10 @@ export class NativeGet implements RelaySink {
   /**
    * Serves another daemon's ranges (`?local=1`) of the pieces of `id`
    * verified so far, while the object lands in the memfd `fd`: from the
-   * listener's own descriptor of it, paced by the upload bucket, at most
-   * `maxUploads` at once; every other request for it (a piece not verified
-   * yet: 503) goes to the Deno server as before. Ends at the seal, a failure
-   * or the listener's close.
+   * listener's own descriptor of it, paced by the upload bucket, while
+   * fewer than `maxUploads` bodies are under way there; every other request
+   * for it (a piece not verified yet: 503) goes to the Deno server as
+   * before. Ends at the seal, a failure or the listener's close.
    *
    * @returns Undefined when the listener cannot take it (closed, out of fds or memory).
    */
@@ -424,8 +430,10 @@ export class NativeGet implements RelaySink {
   /** What the listener has done so far. */
   counts(): NativeGetCounts {
     const refused = this.#refused;
-    if (this.#handle === null) return { served: 0, relayed: 0, bytes: 0, refused, relayServed: 0 };
-    const out = new BigUint64Array(4);
+    if (this.#handle === null) {
+      return { served: 0, relayed: 0, bytes: 0, refused, relayServed: 0, relayBodies: 0 };
+    }
+    const out = new BigUint64Array(5);
     this.#native.symbols.pk_hg_counts(this.#handle, out);
     return {
       served: Number(out[0]),
@@ -433,6 +441,7 @@ export class NativeGet implements RelaySink {
       bytes: Number(out[2]),
       refused,
       relayServed: Number(out[3]),
+      relayBodies: Number(out[4]),
     };
   }
 

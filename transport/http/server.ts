@@ -250,6 +250,8 @@ export class HttpServer implements AsyncDisposable {
       optional(error as Error);
     }
     this.fastUrl = this.#context.nativeGet?.url;
+    const fast = this.#context.nativeGet;
+    if (fast !== undefined) this.#context.uploads.sendingElsewhere(() => fast.counts().relayBodies);
     const { leases, leaseTtl } = this.#context;
     const pruner = setInterval(() => leases.prune(), Math.min(leaseTtl, 60_000));
     Deno.unrefTimer(pruner);

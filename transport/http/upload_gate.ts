@@ -88,6 +88,8 @@ export class UploadGate {
   readonly #rate: ByteBucket | undefined;
   readonly #slots: Slots | undefined;
   readonly #repeats: RepeatGuard;
+  /** Relay bodies under way that hold no slot here (the native listener's). */
+  #elsewhere: () => number = () => 0;
 
   /**
    * Creates the gate of `limits`.
@@ -137,6 +139,12 @@ export class UploadGate {
       throw busy(`Busy: range ${range} of ${id} is being or was just sent; retry shortly`);
     }
     if (this.#slots === undefined) return sent;
+    // Slots a relay's listener fills itself are not waited for (their end
+    // wakes no one here): the asker tries elsewhere meanwhile.
+    const elsewhere = relay ? this.#elsewhere() : 0;
+    if (elsewhere > 0 && this.#slots.used + elsewhere >= this.#slots.limit) {
+      throw busy(`Busy: ${this.#slots.used + elsewhere} uploads at once; retry shortly`);
+    }
     const line = () => AbortSignal.timeout(LINE_WAIT_MS);
     const free = this.#slots.tryAcquire() ?? await this.#slots.acquireWithin(
       (relay ? 1 : LINE_PER_SLOT) * this.#slots.limit,
@@ -152,6 +160,15 @@ export class UploadGate {
       sent?.(out);
       free();
     };
+  }
+
+  /**
+   * Counts relay bodies sent elsewhere (the native GET listener's ranges of
+   * objects still arriving, which it admits itself) against the upload
+   * slots when a relay's range is asked here.
+   */
+  sendingElsewhere(count: () => number): void {
+    this.#elsewhere = count;
   }
 
   /**
