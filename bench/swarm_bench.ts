@@ -210,6 +210,8 @@ async function broadcast(rateText: string): Promise<void> {
         busy_503: served("503"),
         // Of the 206s, those whose bytes the native listener sent.
         sent_native: served("native"),
+        // Of those, a relay's ranges its listener answered without the Deno server (not in sent_206).
+        relay_native: served("relay_native"),
         received_mib: served("fetched").slice(1).reduce((sum, bytes) => sum + bytes, 0) / (1 << 20),
         ratio: served("fetched").slice(1).reduce((sum, bytes) => sum + bytes, 0) /
           (RECEIVERS * SIZE),
@@ -307,7 +309,8 @@ async function statusOf(daemon: { url: string }): Promise<{ httpFast?: string }>
 /**
  * A daemon's object GETs answered so far by status, its bytes fetched from
  * other daemons (`fetched`), the answers its native listener sent
- * (`native`) and the bytes its upload rate let through (`uploaded`), from
+ * (`native`; of them, ranges of objects still arriving it answered
+ * without the Deno server: `relay_native`) and the bytes its upload rate let through (`uploaded`), from
  * its `/metrics`.
  */
 async function pieceRequests(daemon: { url: string }): Promise<Record<string, number>> {
@@ -324,6 +327,8 @@ async function pieceRequests(daemon: { url: string }): Promise<Record<string, nu
     if (fetched) counts.fetched = Number(fetched[1]);
     const native = /^packice_http_fast_served_total (\S+)$/.exec(line);
     if (native) counts.native = Number(native[1]);
+    const relayNative = /^packice_http_fast_relay_served_total (\S+)$/.exec(line);
+    if (relayNative) counts.relay_native = Number(relayNative[1]);
     const uploaded = /^packice_http_upload_bytes_total (\S+)$/.exec(line);
     if (uploaded) counts.uploaded = Number(uploaded[1]);
   }

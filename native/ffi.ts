@@ -624,6 +624,35 @@ export const symbols = {
     ],
     result: "i32", // 1 when it was registered
   },
+  pk_hg_relay_put: {
+    parameters: [
+      "pointer", // void *handle
+      "buffer", // const char *id
+      "u32", // uint32_t id_len
+      "i32", // int32_t fd (the memfd the object lands in; reopened read-only)
+      "u64", // uint64_t size
+      "u64", // uint64_t piece_size
+      "u32", // uint32_t max_uploads: answered here below this many bodies under way (0: no limit)
+      "buffer", // const char *head: header lines, each ending in CRLF
+      "u32", // uint32_t head_len
+      "buffer", // uint64_t *out_relay
+    ],
+    result: "i32",
+  },
+  pk_hg_relay_verified: {
+    parameters: [
+      "pointer", // void *relay
+      "u32", // uint32_t piece
+    ],
+    result: "i32",
+  },
+  pk_hg_relay_end: {
+    parameters: [
+      "pointer", // void *handle
+      "pointer", // void *relay
+    ],
+    result: "i32",
+  },
   pk_hg_touched: {
     parameters: [
       "pointer", // void *handle
@@ -674,7 +703,7 @@ export const symbols = {
   pk_hg_counts: {
     parameters: [
       "pointer", // void *handle
-      "buffer", // uint64_t out[3]: requests answered, connections handed over, body bytes
+      "buffer", // uint64_t out[5]: answered, handed over, body bytes, relay ranges answered, under way
     ],
     result: "i32",
   },

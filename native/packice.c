@@ -1959,6 +1959,17 @@ struct pk_hg_object {
   // Whether `fd` is writable (no read-only one could be opened): it is then
   // never mapped, as its mapping would keep F_SEAL_WRITE out.
   int writable;
+  // An object still arriving (pk_hg_relay_put): a Range of `?local=1` inside
+  // the pieces verified so far is answered here; a bit per piece of
+  // `piece_size` bytes, set by JS (pk_hg_relay_verified) with release order,
+  // read here with acquire order. A range is answered here while fewer than
+  // `max_uploads` bodies are under way on the listener (0: no limit);
+  // beyond, the Deno server answers, in one of its upload slots.
+  _Atomic uint8_t *pieces;
+  uint64_t piece_size;
+  uint32_t piece_count;
+  uint32_t max_uploads;
+  int linked;  // still in the table; under the lock
 };
 
 // A read-only descriptor of the memfd `fd`, from which mappings are made: a
@@ -2025,6 +2036,8 @@ struct pk_hg_conn {
   // The mapping the body is sent from (NULL: not yet, or sendfile).
   struct pk_hg_map *map;
   int no_map;
+  // A body is under way, counted in `uploads` (and a relay's in `relay_bodies`).
+  int counted, relay_body;
 };
 
 struct pk_hg {
@@ -2044,7 +2057,11 @@ struct pk_hg {
   // Objects served since the last pk_hg_touched, each with a reference; under the lock.
   struct pk_hg_object **touched;
   size_t touched_len, touched_cap;
-  atomic_uint_fast64_t served, relayed, bytes;
+  atomic_uint_fast64_t served, relayed, bytes, relay_served, relay_bodies;
+  // Bodies under way (tickets' too: the Deno server holds an upload slot
+  // for each), which a relay's range answered here must find below its
+  // limit; the thread's only.
+  uint32_t uploads;
   // Limits (pk_hg_start): the bucket bodies take from (NULL: none), its slice,
   // and the header line with the secret added to requests handed over.
   struct pk_tb *bucket;
@@ -2085,6 +2102,7 @@ static void pk_hg_unref(struct pk_hg *s, struct pk_hg_object *o) {
   close(o->fd);
   free(o->id);
   free(o->head);
+  free((void *)o->pieces);
   free(o);
 }
 
@@ -2138,6 +2156,9 @@ static int64_t pk_hg_map_sweep(struct pk_hg *s, int64_t now, int all) {
 
 // Ends the body of `c`: its mapping and its object go.
 static void pk_hg_end_body(struct pk_hg *s, struct pk_hg_conn *c) {
+  if (c->counted) s->uploads--;
+  if (c->relay_body) atomic_fetch_sub(&s->relay_bodies, 1);
+  c->counted = c->relay_body = 0;
   if (c->map != NULL && --c->map->refs == 0) c->map->idle_at = pk_hg_ns();
   c->map = NULL;
   c->no_map = 0;
@@ -2153,11 +2174,14 @@ static struct pk_hg_object *pk_hg_unlink(struct pk_hg *s, const char *id, size_t
     struct pk_hg_object *o = *at;
     if (o->id_len == len && memcmp(o->id, id, len) == 0) {
       *at = o->next;
+      o->linked = 0;
       return o;
     }
   }
   return NULL;
 }
+
+static void pk_hg_link(struct pk_hg *s, struct pk_hg_object *o);
 
 // Registers a sealed object: its id, JS's slot number for it, its fd
 // (reopened read-only here), size and header lines. Replaces an entry of the
@@ -2186,14 +2210,21 @@ PK_EXPORT int32_t pk_hg_put(void *handle, const char *id, uint32_t id_len, uint3
   o->size = size;
   o->slot = slot;
   o->refs = 1;
+  pk_hg_link(s, o);
+  return 0;
+}
+
+// Puts `o` in the table (with the caller's reference, which becomes the
+// table's), replacing an entry of the same id.
+static void pk_hg_link(struct pk_hg *s, struct pk_hg_object *o) {
   pthread_mutex_lock(&s->lock);
-  struct pk_hg_object *old = pk_hg_unlink(s, id, id_len);
-  uint32_t bucket = pk_hg_hash(id, id_len);
+  struct pk_hg_object *old = pk_hg_unlink(s, o->id, o->id_len);
+  uint32_t bucket = pk_hg_hash(o->id, o->id_len);
   o->next = s->buckets[bucket];
+  o->linked = 1;
   s->buckets[bucket] = o;
   pthread_mutex_unlock(&s->lock);
   if (old != NULL) pk_hg_unref(s, old);
-  return 0;
 }
 
 // Stops serving `id` to new requests. Returns 1 when it was registered, else 0.
@@ -2204,6 +2235,83 @@ PK_EXPORT int32_t pk_hg_remove(void *handle, const char *id, uint32_t id_len) {
   pthread_mutex_unlock(&s->lock);
   if (old == NULL) return 0;
   pk_hg_unref(s, old);
+  return 1;
+}
+
+// Registers an object still arriving in the memfd `fd` (reopened read-only
+// here) of `size` bytes, in pieces of `piece_size`, none verified yet, with
+// the header lines of its answers; its ranges are answered here while fewer
+// than `max_uploads` bodies are under way (0: no limit). Replaces an entry of the same id. Writes a handle for
+// pk_hg_relay_verified and pk_hg_relay_end, which JS must call once.
+PK_EXPORT int32_t pk_hg_relay_put(void *handle, const char *id, uint32_t id_len, int32_t fd,
+                                  uint64_t size, uint64_t piece_size, uint32_t max_uploads,
+                                  const char *head, uint32_t head_len, uint64_t *out_relay) {
+  struct pk_hg *s = handle;
+  if (id_len == 0 || id_len > PK_HG_HEAD_MAX || head_len > PK_HG_HEAD_LINES_MAX ||
+      size == 0 || piece_size == 0 || (size + piece_size - 1) / piece_size > UINT32_MAX) {
+    return -EINVAL;
+  }
+  uint32_t count = (uint32_t)((size + piece_size - 1) / piece_size);
+  struct pk_hg_object *o = calloc(1, sizeof *o);
+  if (o == NULL) return -ENOMEM;
+  o->id = malloc(id_len);
+  o->head = malloc(head_len + 1);
+  o->pieces = calloc(((size_t)count + 7) / 8, 1);
+  o->fd = pk_hg_read_only(fd, &o->writable);
+  if (o->id == NULL || o->head == NULL || o->pieces == NULL || o->fd < 0) {
+    int error = o->fd < 0 ? errno : ENOMEM;
+    if (o->fd >= 0) close(o->fd);
+    free(o->id);
+    free(o->head);
+    free((void *)o->pieces);
+    free(o);
+    return -error;
+  }
+  memcpy(o->id, id, id_len);
+  memcpy(o->head, head, head_len);
+  o->id_len = id_len;
+  o->head_len = head_len;
+  o->size = size;
+  o->piece_size = piece_size;
+  o->piece_count = count;
+  o->max_uploads = max_uploads;
+  o->slot = UINT32_MAX;  // never reported by pk_hg_touched: JS reads it as it lands
+  o->refs = 2;           // the table's and JS's, until pk_hg_relay_end
+  pk_hg_link(s, o);
+  *out_relay = (uint64_t)(uintptr_t)o;
+  return 0;
+}
+
+// Piece `piece` of a relay has verified: its bytes are in the memfd for good.
+PK_EXPORT int32_t pk_hg_relay_verified(void *relay, uint32_t piece) {
+  struct pk_hg_object *o = relay;
+  if (piece >= o->piece_count) return -EINVAL;
+  atomic_fetch_or_explicit(&o->pieces[piece / 8], (uint8_t)(1u << (piece % 8)),
+                           memory_order_release);
+  return 0;
+}
+
+// Ends a relay (sealed, failed or aborted): new requests for it are the Deno
+// server's again; answers under way finish from the listener's own fd.
+PK_EXPORT int32_t pk_hg_relay_end(void *handle, void *relay) {
+  struct pk_hg *s = handle;
+  struct pk_hg_object *o = relay;
+  pthread_mutex_lock(&s->lock);
+  struct pk_hg_object *linked = NULL;
+  // A sealed object offered since under the same id replaced it: that one stays.
+  if (o->linked) linked = pk_hg_unlink(s, o->id, o->id_len);
+  pthread_mutex_unlock(&s->lock);
+  if (linked != NULL) pk_hg_unref(s, linked);
+  pk_hg_unref(s, o);
+  return 0;
+}
+
+// Whether every piece of bytes [start, stop) of relay `o` has verified.
+static int pk_hg_relay_has(struct pk_hg_object *o, uint64_t start, uint64_t stop) {
+  for (uint64_t p = start / o->piece_size; p <= (stop - 1) / o->piece_size; p++) {
+    uint8_t bits = atomic_load_explicit(&o->pieces[p / 8], memory_order_acquire);
+    if (!(bits & (1u << (p % 8)))) return 0;
+  }
   return 1;
 }
 
@@ -2256,6 +2364,7 @@ PK_EXPORT int32_t pk_hg_touched(void *handle, uint32_t *out, int32_t max) {
       close(gone[i]->fd);
       free(gone[i]->id);
       free(gone[i]->head);
+      free((void *)gone[i]->pieces);
       free(gone[i]);
     }
     if (!more) break;
@@ -2381,6 +2490,8 @@ static int pk_hg_answer(struct pk_hg *s, struct pk_hg_conn *c, struct pk_hg_obje
   c->body_end = stop;
   c->credit = 0;
   c->resume_at = 0;
+  c->counted = 1;
+  s->uploads++;
   // Counted before the first byte leaves, so that a client holding the whole
   // answer reads counts that include it; an answer cut short takes back
   // what it did not send (pk_hg_close_conn).
@@ -2427,6 +2538,12 @@ static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, siz
   }
   char *id = p + prefix_len;
   size_t id_len = (size_t)(target_end - id);
+  // `?local=1`, as daemons ask each other for pieces: only a relay's are answered here.
+  static const char local_query[] = "?local=1";
+  size_t local_len = sizeof local_query - 1;
+  int local = id_len > local_len &&
+              memcmp(target_end - local_len, local_query, local_len) == 0;
+  if (local) id_len -= local_len;
   for (size_t i = 0; i < id_len; i++) {
     char ch = id[i];
     if (ch == '/' || ch == '?' || ch == '%' || ch == '#' || (uint8_t)ch <= 0x20 ||
@@ -2483,13 +2600,23 @@ static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, siz
   uint64_t start = 0, stop = o->size;
   // A HEAD answers with the whole object's headers, range or not, as the Deno server's.
   int partial = range != NULL && !head_only;
-  if (partial && !pk_hg_range(range, range_len, o->size, &start, &stop)) {
+  int relay = o->pieces != NULL;
+  // A relay answers another daemon's range of verified pieces, in a free
+  // upload slot; the Deno server answers the rest (a range not in: 503).
+  if ((partial && !pk_hg_range(range, range_len, o->size, &start, &stop)) || local != relay ||
+      (relay && (!partial || !pk_hg_relay_has(o, start, stop) ||
+                 (o->max_uploads != 0 && s->uploads >= o->max_uploads)))) {
     pk_hg_unref(s, o);
     return PK_HG_HAND_OVER;
   }
   if (pk_hg_answer(s, c, o, partial, start, stop, head_only) < 0) {
     pk_hg_unref(s, o);
     return PK_HG_HAND_OVER;
+  }
+  if (relay) {
+    c->relay_body = 1;
+    atomic_fetch_add(&s->relay_bodies, 1);
+    atomic_fetch_add(&s->relay_served, 1);
   }
   return PK_HG_ANSWER;
 }
@@ -3242,12 +3369,15 @@ PK_EXPORT int32_t pk_hg_wake_done(void *handle) {
 }
 
 // Writes the requests answered here, the connections handed to the Deno
-// server and the body bytes sent.
+// server, the body bytes sent, the ranges of relays answered here, and
+// those of them under way.
 PK_EXPORT int32_t pk_hg_counts(void *handle, uint64_t *out) {
   struct pk_hg *s = handle;
   out[0] = atomic_load(&s->served);
   out[1] = atomic_load(&s->relayed);
   out[2] = atomic_load(&s->bytes);
+  out[3] = atomic_load(&s->relay_served);
+  out[4] = atomic_load(&s->relay_bodies);
   return 0;
 }
 

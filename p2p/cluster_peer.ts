@@ -45,7 +45,7 @@ import { FetchedCopies } from "./fetched_copies.ts";
 import { SealedHere } from "./sealed_here.ts";
 import { WriteLeases } from "./write_leases.ts";
 import { Fetches } from "./fetches.ts";
-import type { PartialObject } from "../transport/http/upload_gate.ts";
+import type { PartialObject, RelaySink } from "../transport/http/upload_gate.ts";
 import { type TransferLimits, transferLimits } from "./transfer_limits.ts";
 
 /** The one-call put the transports use when a peer offers it (see `BasePeer.putObject`). */
@@ -262,6 +262,15 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
    */
   partial(objectId: string): PartialObject | undefined {
     return this.#fetches.partial(objectId) ?? this.#assembly.partial(objectId);
+  }
+
+  /**
+   * Hands each object fetched from other daemons into a memfd from now on to
+   * `sink` (the native GET listener), which then serves its verified pieces
+   * to other daemons itself; undefined hands them to none.
+   */
+  relayTo(sink: RelaySink | undefined): void {
+    this.#fetches.relayTo(sink);
   }
 
   /**

@@ -24,7 +24,7 @@ import { createLanding, type Landing, MemfdLanding } from "./swarm/landing.ts";
 import { sameBits } from "./swarm/bitfield.ts";
 import { UNREACHABLE_MS } from "./swarm/piece_ports.ts";
 import { Transfer, type TransferOptions } from "./transfer.ts";
-import type { PartialObject } from "../transport/http/upload_gate.ts";
+import type { PartialObject, RelayedPieces, RelaySink } from "../transport/http/upload_gate.ts";
 
 /**
  * The least time between two announces of a transfer's pieces: each is a
@@ -107,6 +107,8 @@ export class Fetcher {
   readonly #landing = new WeakMap<Transfer, number>();
   /** The content digest of each transfer under way, by id. */
   readonly #digests = new Map<string, string>();
+  /** Where transfers landing in a memfd are handed, to serve their verified pieces off this thread. */
+  #relaySink: RelaySink | undefined;
 
   /** Creates a fetcher working with the peer's parts. */
   constructor(options: FetcherOptions) {
@@ -165,6 +167,8 @@ export class Fetcher {
     let sealed = false;
     /** Stops serving the transfer's verified pieces to others. Idempotent. */
     let endPartial = () => {};
+    /** The transfer's verified pieces as the relay sink serves them. */
+    let relayed: RelayedPieces | undefined;
     const failures: string[] = [];
     let first: readonly Holder[] | undefined = holders;
     const listing = new HolderListing({
@@ -222,13 +226,18 @@ export class Fetcher {
             );
           },
           ...(hooks.prefix === undefined ? {} : { onPrefix: hooks.prefix }),
+          onPiece: (piece) => relayed?.verified(piece),
         });
         this.#partials.set(id, transfer);
         const fd = created.blobs[0]?.localFd;
         if (fd !== undefined) this.#landing.set(transfer, fd);
+        relayed = fd === undefined
+          ? undefined
+          : this.#relaySink?.relay(id, fd, record.size, record.pieceSize);
         this.#digests.set(id, record.digest);
         const running = transfer;
         endPartial = () => {
+          relayed?.end();
           if (this.#partials.get(id) !== running) return;
           // Before the view closes: no partial read may touch it after.
           this.#partials.delete(id);
@@ -285,6 +294,11 @@ export class Fetcher {
       }
     }
     return record;
+  }
+
+  /** Hands each transfer landing in a memfd from now on to `sink` (undefined: to none). */
+  relayTo(sink: RelaySink | undefined): void {
+    this.#relaySink = sink;
   }
 
   /**

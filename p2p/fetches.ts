@@ -17,7 +17,7 @@ import type { FetchedCopies } from "./fetched_copies.ts";
 import { Fetcher, type FetchHooks } from "./fetcher.ts";
 import { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferLimits } from "./transfer_limits.ts";
-import type { PartialObject } from "../transport/http/upload_gate.ts";
+import type { PartialObject, RelaySink } from "../transport/http/upload_gate.ts";
 
 /** What {@link Fetches} shares with its cluster peer. */
 export interface FetchesParts {
@@ -73,6 +73,11 @@ export class Fetches {
     id: string,
   ): PartialObject | undefined {
     return this.#options.fetcher.partial(id);
+  }
+
+  /** See `Fetcher.relayTo`. */
+  relayTo(sink: RelaySink | undefined): void {
+    this.#options.fetcher.relayTo(sink);
   }
 
   /** See `Fetcher.pieces`. */

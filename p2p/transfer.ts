@@ -71,6 +71,8 @@ export interface TransferOptions {
    * every piece before it is verified, so a local reader may stream it.
    */
   readonly onPrefix?: (bytes: number) => void;
+  /** Called as each piece verifies, with its index: its bytes stay as they are from then on. */
+  readonly onPiece?: (piece: number) => void;
 }
 
 /** Where a transfer finds sources and reports the ones it gives up. */
@@ -145,7 +147,10 @@ export class Transfer {
       onPiecePortUnreachable: options.onPiecePortUnreachable,
       budget: options.budget,
       sources: () => this.#sources,
-      verified: () => this.#hashVerified(),
+      verified: (piece) => {
+        options.onPiece?.(piece);
+        this.#hashVerified();
+      },
       broken: (error) => {
         this.#broken ??= error;
         for (const stop of this.#stops) stop.abort();

@@ -61,7 +61,9 @@ Deno.test("many fetches of one URL across 4 daemons: exactly one download from t
     const line = text.split("\n").find((l) =>
       l.startsWith('packice_http_requests_total{route="GET /v1/objects/:id",status="206"}')
     );
-    return Number(line?.split(" ").at(-1) ?? 0);
+    // Ranges a relay's native listener answered itself never reach the Deno server.
+    const own = /^packice_http_fast_relay_served_total (\S+)$/m.exec(text)?.[1];
+    return Number(line?.split(" ").at(-1) ?? 0) + Number(own ?? 0);
   }));
   const leader = trips.findIndex((count) => count === 1);
   const relayed = served.filter((_, i) => i !== leader).reduce((a, b) => a + b, 0);

@@ -65,4 +65,10 @@ export type { RouteContext, RouteHandler, RouteUploads } from "./router.ts";
 export { isLoopback, type ListenAddress, parseListenAddress } from "./address.ts";
 export { type ByteBucket, limitStream, type RateClock, Slots, TokenBucket } from "../rate_limit.ts";
 export { formatRequest, type HttpRequestEntry } from "./request_log.ts";
-export type { LentRange, PartialHolder, PartialObject } from "./upload_gate.ts";
+export type {
+  LentRange,
+  PartialHolder,
+  PartialObject,
+  RelayedPieces,
+  RelaySink,
+} from "./upload_gate.ts";

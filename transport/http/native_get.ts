@@ -39,6 +39,7 @@ import type { Native } from "../../native/load.ts";
 import { sliceOf } from "../rate_limit.ts";
 import { urlHost } from "./address.ts";
 import type { NativeBucket } from "./native_bucket.ts";
+import type { PartialHolder, RelayedPieces, RelaySink } from "./upload_gate.ts";
 
 const encoder = new TextEncoder();
 /** The request header with the listener's secret: the request came through it. */
@@ -67,6 +68,10 @@ export interface NativeGetCounts {
   readonly bytes: number;
   /** Offers it refused for want of a file descriptor or memory. */
   readonly refused: number;
+  /** Ranges of objects still arriving it answered without the Deno server. */
+  readonly relayServed: number;
+  /** Of those, the ones under way: each takes an upload slot the Deno server's gate does not hold. */
+  readonly relayBodies: number;
 }
 
 /** A read that may end in an offer; a removal of its object meanwhile cancels it. */
@@ -93,6 +98,12 @@ export interface NativeGetOptions {
   readonly tickets?: boolean | undefined;
   /** The upload bucket the listener's bodies take from, with `tickets`. */
   readonly bucket?: NativeBucket | undefined;
+  /**
+   * Bodies under way on the listener (tickets included) below which it
+   * answers a relay's range itself; at the limit, the Deno server's upload
+   * gate decides. Default: no limit.
+   */
+  readonly maxUploads?: number | undefined;
 }
 
 /** A range handed to the listener, reported with `done` once it is over. */
@@ -104,7 +115,7 @@ export interface NativeTicket {
 }
 
 /** A running native GET listener and the objects it serves. */
-export class NativeGet {
+export class NativeGet implements RelaySink {
   /** Its base URL, such as `http://127.0.0.1:7071`. */
   readonly url: string;
   readonly #native: Native;
@@ -130,6 +141,9 @@ export class NativeGet {
   >();
   /** The wait for tickets done, while tickets are out. */
   #waiting: Promise<void> | undefined;
+  readonly #maxUploads: number;
+  /** Objects still arriving it serves pieces of, each ended once. */
+  readonly #relays = new Set<() => void>();
 
   /**
    * Starts the listener's thread.
@@ -143,6 +157,7 @@ export class NativeGet {
     const token = encoder.encode(options.token ?? "");
     this.#secret = crypto.randomUUID();
     this.#ticketsOnly = options.tickets === true;
+    this.#maxUploads = options.maxUploads ?? 0;
     const secret = encoder.encode(this.#secret);
     const bucket = options.tickets === true ? options.bucket : undefined;
     const out = new BigUint64Array(1);
@@ -185,6 +200,57 @@ export class NativeGet {
     this.#stopRemovals = peer.onRemove((id) => this.#removed(id));
     this.#toucher = setInterval(() => this.#touch(), TOUCH_INTERVAL_MS);
     Deno.unrefTimer(this.#toucher);
+    (peer as Peer & PartialHolder).relayTo?.(this);
+  }
+
+  /**
+   * Serves another daemon's ranges (`?local=1`) of the pieces of `id`
+   * verified so far, while the object lands in the memfd `fd`: from the
+   * listener's own descriptor of it, paced by the upload bucket, while
+   * fewer than `maxUploads` bodies are under way there; every other request
+   * for it (a piece not verified yet: 503) goes to the Deno server as
+   * before. Ends at the seal, a failure or the listener's close.
+   *
+   * @returns Undefined when the listener cannot take it (closed, out of fds or memory).
+   */
+  relay(id: string, fd: number, size: number, pieceSize: number): RelayedPieces | undefined {
+    const handle = this.#handle;
+    if (handle === null || size === 0) return undefined;
+    const ids = encoder.encode(id);
+    const lines = encoder.encode("content-type: application/octet-stream\r\n");
+    const out = new BigUint64Array(1);
+    const result = this.#native.symbols.pk_hg_relay_put(
+      handle,
+      ids,
+      ids.length,
+      fd,
+      BigInt(size),
+      BigInt(pieceSize),
+      this.#maxUploads,
+      lines,
+      lines.length,
+      out,
+    );
+    if (OUT_OF_ROOM.has(result)) {
+      this.#refused++;
+      return undefined;
+    }
+    check(result, "register an object arriving with the native GET listener");
+    let relay: Deno.PointerValue = Deno.UnsafePointer.create(out[0]!);
+    const symbols = this.#native.symbols;
+    const end = () => {
+      if (relay === null) return;
+      this.#relays.delete(end);
+      symbols.pk_hg_relay_end(handle, relay);
+      relay = null;
+    };
+    this.#relays.add(end);
+    return {
+      verified: (piece) => {
+        if (relay !== null) symbols.pk_hg_relay_verified(relay, piece);
+      },
+      end,
+    };
   }
 
   /**
@@ -364,10 +430,19 @@ export class NativeGet {
   /** What the listener has done so far. */
   counts(): NativeGetCounts {
     const refused = this.#refused;
-    if (this.#handle === null) return { served: 0, relayed: 0, bytes: 0, refused };
-    const out = new BigUint64Array(3);
+    if (this.#handle === null) {
+      return { served: 0, relayed: 0, bytes: 0, refused, relayServed: 0, relayBodies: 0 };
+    }
+    const out = new BigUint64Array(5);
     this.#native.symbols.pk_hg_counts(this.#handle, out);
-    return { served: Number(out[0]), relayed: Number(out[1]), bytes: Number(out[2]), refused };
+    return {
+      served: Number(out[0]),
+      relayed: Number(out[1]),
+      bytes: Number(out[2]),
+      refused,
+      relayServed: Number(out[3]),
+      relayBodies: Number(out[4]),
+    };
   }
 
   /**
@@ -378,6 +453,8 @@ export class NativeGet {
     if (this.#handle === null) return await this.#waiting;
     clearInterval(this.#toucher);
     this.#stopRemovals();
+    (this.#peer as Peer & PartialHolder).relayTo?.(undefined);
+    for (const end of [...this.#relays]) end();
     const handle = this.#handle;
     this.#handle = null;
     this.#served.clear();

@@ -250,6 +250,8 @@ export class HttpServer implements AsyncDisposable {
       optional(error as Error);
     }
     this.fastUrl = this.#context.nativeGet?.url;
+    const fast = this.#context.nativeGet;
+    if (fast !== undefined) this.#context.uploads.sendingElsewhere(() => fast.counts().relayBodies);
     const { leases, leaseTtl } = this.#context;
     const pruner = setInterval(() => leases.prune(), Math.min(leaseTtl, 60_000));
     Deno.unrefTimer(pruner);
@@ -406,7 +408,15 @@ function nativeGetOf(
     : new NativeBucket(native, options.maxUploadRate);
   return {
     start: (upstream) =>
-      new NativeGet(native, peer, { hostname, port: fast.port, upstream, token, tickets, bucket }),
+      new NativeGet(native, peer, {
+        hostname,
+        port: fast.port,
+        upstream,
+        token,
+        tickets,
+        bucket,
+        maxUploads: options.maxUploads,
+      }),
     bucket,
   };
 }
@@ -420,12 +430,13 @@ function uploadMetrics(uploads: UploadGate): Record<string, number> {
 /** The native GET listener's counts for `/metrics`. */
 function nativeGetMetrics(nativeGet: NativeGet | undefined): Record<string, number> {
   if (nativeGet === undefined) return {};
-  const { served, relayed, bytes, refused } = nativeGet.counts();
+  const { served, relayed, bytes, refused, relayServed } = nativeGet.counts();
   return {
     http_fast_served_total: served,
     http_fast_relayed_total: relayed,
     http_fast_bytes_total: bytes,
     http_fast_offers_refused_total: refused,
+    http_fast_relay_served_total: relayServed,
   };
 }
 

@@ -47,6 +47,33 @@ export interface LentRange {
 export interface PartialHolder {
   /** The object `id` on its way here, if it is. */
   partial?(id: string): PartialObject | undefined;
+  /**
+   * Optional: hands each object that lands in a memfd from now on to `sink`
+   * (undefined: to none), which serves its verified pieces itself.
+   */
+  relayTo?(sink: RelaySink | undefined): void;
+}
+
+/**
+ * What serves the verified pieces of objects still arriving off the JS
+ * thread (the native GET listener): another daemon's range inside them is
+ * answered there, any other request still here.
+ */
+export interface RelaySink {
+  /**
+   * Serves the pieces of `id`, landing in the memfd `fd` of `size` bytes in
+   * pieces of `pieceSize`, as each is reported verified; undefined when it
+   * cannot (they are served here then).
+   */
+  relay(id: string, fd: number, size: number, pieceSize: number): RelayedPieces | undefined;
+}
+
+/** An object whose verified pieces a {@link RelaySink} serves. */
+export interface RelayedPieces {
+  /** Piece `piece` verified: its bytes stay as they are from now on. */
+  verified(piece: number): void;
+  /** Stops serving it (sealed, failed or aborted); answers under way finish. Idempotent. */
+  end(): void;
 }
 
 /** Limits of object bodies sent; see `HttpServerOptions`. */
@@ -61,6 +88,8 @@ export class UploadGate {
   readonly #rate: ByteBucket | undefined;
   readonly #slots: Slots | undefined;
   readonly #repeats: RepeatGuard;
+  /** Relay bodies under way that hold no slot here (the native listener's). */
+  #elsewhere: () => number = () => 0;
 
   /**
    * Creates the gate of `limits`.
@@ -110,6 +139,12 @@ export class UploadGate {
       throw busy(`Busy: range ${range} of ${id} is being or was just sent; retry shortly`);
     }
     if (this.#slots === undefined) return sent;
+    // Slots a relay's listener fills itself are not waited for (their end
+    // wakes no one here): the asker tries elsewhere meanwhile.
+    const elsewhere = relay ? this.#elsewhere() : 0;
+    if (elsewhere > 0 && this.#slots.used + elsewhere >= this.#slots.limit) {
+      throw busy(`Busy: ${this.#slots.used + elsewhere} uploads at once; retry shortly`);
+    }
     const line = () => AbortSignal.timeout(LINE_WAIT_MS);
     const free = this.#slots.tryAcquire() ?? await this.#slots.acquireWithin(
       (relay ? 1 : LINE_PER_SLOT) * this.#slots.limit,
@@ -125,6 +160,15 @@ export class UploadGate {
       sent?.(out);
       free();
     };
+  }
+
+  /**
+   * Counts relay bodies sent elsewhere (the native GET listener's ranges of
+   * objects still arriving, which it admits itself) against the upload
+   * slots when a relay's range is asked here.
+   */
+  sendingElsewhere(count: () => number): void {
+    this.#elsewhere = count;
   }
 
   /**
