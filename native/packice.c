@@ -2183,23 +2183,24 @@ static struct pk_hg_object *pk_hg_unlink(struct pk_hg *s, const char *id, size_t
 
 static void pk_hg_link(struct pk_hg *s, struct pk_hg_object *o);
 
-// Registers a sealed object: its id, JS's slot number for it, its fd
-// (reopened read-only here), size and header lines. Replaces an entry of the
-// same id.
-PK_EXPORT int32_t pk_hg_put(void *handle, const char *id, uint32_t id_len, uint32_t slot,
-                            int32_t fd, uint64_t size, const char *head, uint32_t head_len) {
-  struct pk_hg *s = handle;
-  if (id_len == 0 || id_len > PK_HG_HEAD_MAX || head_len > PK_HG_HEAD_LINES_MAX) return -EINVAL;
+// A new entry with one reference: copies of `id` and `head`, `fd` reopened
+// read-only, and a cleared bit per piece when `piece_count` is not 0. Writes
+// it to `out` and returns 0, or returns -errno.
+static int32_t pk_hg_object_new(const char *id, uint32_t id_len, int32_t fd, uint64_t size,
+                                const char *head, uint32_t head_len, uint32_t piece_count,
+                                struct pk_hg_object **out) {
   struct pk_hg_object *o = calloc(1, sizeof *o);
   if (o == NULL) return -ENOMEM;
   o->id = malloc(id_len);
   o->head = malloc(head_len + 1);
+  if (piece_count > 0) o->pieces = calloc(((size_t)piece_count + 7) / 8, 1);
   o->fd = pk_hg_read_only(fd, &o->writable);
-  if (o->id == NULL || o->head == NULL || o->fd < 0) {
+  if (o->id == NULL || o->head == NULL || (piece_count > 0 && o->pieces == NULL) || o->fd < 0) {
     int error = o->fd < 0 ? errno : ENOMEM;
     if (o->fd >= 0) close(o->fd);
     free(o->id);
     free(o->head);
+    free((void *)o->pieces);
     free(o);
     return -error;
   }
@@ -2208,8 +2209,22 @@ PK_EXPORT int32_t pk_hg_put(void *handle, const char *id, uint32_t id_len, uint3
   o->id_len = id_len;
   o->head_len = head_len;
   o->size = size;
-  o->slot = slot;
   o->refs = 1;
+  *out = o;
+  return 0;
+}
+
+// Registers a sealed object: its id, JS's slot number for it, its fd
+// (reopened read-only here), size and header lines. Replaces an entry of the
+// same id.
+PK_EXPORT int32_t pk_hg_put(void *handle, const char *id, uint32_t id_len, uint32_t slot,
+                            int32_t fd, uint64_t size, const char *head, uint32_t head_len) {
+  struct pk_hg *s = handle;
+  if (id_len == 0 || id_len > PK_HG_HEAD_MAX || head_len > PK_HG_HEAD_LINES_MAX) return -EINVAL;
+  struct pk_hg_object *o;
+  int32_t made = pk_hg_object_new(id, id_len, fd, size, head, head_len, 0, &o);
+  if (made < 0) return made;
+  o->slot = slot;
   pk_hg_link(s, o);
   return 0;
 }
@@ -2252,26 +2267,9 @@ PK_EXPORT int32_t pk_hg_relay_put(void *handle, const char *id, uint32_t id_len,
     return -EINVAL;
   }
   uint32_t count = (uint32_t)((size + piece_size - 1) / piece_size);
-  struct pk_hg_object *o = calloc(1, sizeof *o);
-  if (o == NULL) return -ENOMEM;
-  o->id = malloc(id_len);
-  o->head = malloc(head_len + 1);
-  o->pieces = calloc(((size_t)count + 7) / 8, 1);
-  o->fd = pk_hg_read_only(fd, &o->writable);
-  if (o->id == NULL || o->head == NULL || o->pieces == NULL || o->fd < 0) {
-    int error = o->fd < 0 ? errno : ENOMEM;
-    if (o->fd >= 0) close(o->fd);
-    free(o->id);
-    free(o->head);
-    free((void *)o->pieces);
-    free(o);
-    return -error;
-  }
-  memcpy(o->id, id, id_len);
-  memcpy(o->head, head, head_len);
-  o->id_len = id_len;
-  o->head_len = head_len;
-  o->size = size;
+  struct pk_hg_object *o;
+  int32_t made = pk_hg_object_new(id, id_len, fd, size, head, head_len, count, &o);
+  if (made < 0) return made;
   o->piece_size = piece_size;
   o->piece_count = count;
   o->max_uploads = max_uploads;
