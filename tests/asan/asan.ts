@@ -6,7 +6,8 @@
  * loads that build too. Fails when a test fails or any process reported a
  * memory error, whose report it prints.
  *
- * Usage: `deno task test:asan [--runs=N] [test files or folders...]`.
+ * Usage: `deno task test:asan [--runs=N] [test files or folders...]`; with
+ * `tests/`, every test.
  *
  * Options, and why: leaks are not errors here (the library is pinned, and
  * Deno frees little at exit); an error aborts its process at once;
@@ -25,6 +26,22 @@ const DEFAULT_TARGETS = [
   "tests/daemon/",
   "tests/backends/memory/",
   "tests/peers/",
+];
+
+/**
+ * Tests whose failure under ASAN is no memory error, by part of their name:
+ * they measure a process's memory, which ASAN's shadow and quarantine grow
+ * past their budgets; or time what ASAN slows down; or build and load a
+ * library of their own rather than the one named in PACKICE_NATIVE_LIB. A
+ * run whose only failures are these passes.
+ */
+const EXPECTED_FAILURES = [
+  "imported by an http URL",
+  "memory stays in the budget",
+  "spooled, not gathered in memory",
+  "with little client memory",
+  "serve starts fast",
+  "lets the event loop turn",
 ];
 
 const ASAN_OPTIONS = [
@@ -65,19 +82,38 @@ async function main(): Promise<number> {
   try {
     for (let run = 1; run <= runs; run++) {
       const started = performance.now();
-      const { code } = await new Deno.Command(Deno.execPath(), {
+      const child = new Deno.Command(Deno.execPath(), {
         args: ["test", "--allow-all", "--parallel", ...targets],
         env: {
           LD_PRELOAD: runtime,
           ASAN_OPTIONS: [...ASAN_OPTIONS, `log_path=${logs}/asan`].join(":"),
           PACKICE_NATIVE_LIB: libraryPath("address"),
+          NO_COLOR: "1",
         },
-        stdout: "inherit",
+        stdout: "piped",
         stderr: "inherit",
-      }).output();
+      }).spawn();
+      let output = "";
+      const decoder = new TextDecoder();
+      for await (const chunk of child.stdout) {
+        await Deno.stdout.write(chunk);
+        output += decoder.decode(chunk, { stream: true });
+      }
+      const { code } = await child.status;
       const seconds = ((performance.now() - started) / 1000).toFixed(0);
-      console.log(`ASAN run ${run} of ${runs}: exit code ${code}, ${seconds} s`);
-      if (code !== 0) failed++;
+      const failures = [...output.matchAll(/^(?:\S+ => )?(.*) \.\.\. FAILED/gm)].map((m) => m[1]!);
+      const unexpected = failures.filter((name) =>
+        !EXPECTED_FAILURES.some((part) => name.includes(part))
+      );
+      // A test process that died (a crash, an ASAN abort) ends the run without its summary.
+      const finished = /^(ok|FAILED) \| \d+ passed/m.test(output);
+      console.log(
+        `ASAN run ${run} of ${runs}: exit code ${code}, ${seconds} s, ` +
+          `${failures.length} failed (${unexpected.length} unexpected)` +
+          (finished ? "" : ", no summary: a test process died"),
+      );
+      for (const name of unexpected) console.log(`  unexpected failure: ${name}`);
+      if (code !== 0 && (unexpected.length > 0 || !finished)) failed++;
     }
     let reports = 0;
     for await (const entry of Deno.readDir(logs)) {
