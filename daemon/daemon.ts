@@ -229,9 +229,13 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
           transport: new HttpClusterTransport(
             options.token === undefined ? {} : { token: options.token },
           ),
+          // As the cluster peer announces itself: its followers pull at its piece port.
           self: () => {
             const address = cluster?.address;
-            return address === undefined ? undefined : { node: claims!.node, address };
+            if (address === undefined) return undefined;
+            const piecePort = cluster?.piecePort;
+            const self = { node: claims!.node, address };
+            return piecePort === undefined ? self : { ...self, piecePort };
           },
           token: options.token,
         },

@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 17;
+export const NATIVE_ABI_VERSION = 18;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -574,12 +574,15 @@ export const symbols = {
     parameters: [
       "f64", // double rate: bytes a second
       "f64", // double burst: bytes
+      "f64", // double catch_up: the most bytes kept for late wake-ups
       "buffer", // uint64_t *out_handle
     ],
     result: "i32",
   },
   /** double pk_tb_reserve(struct pk_tb *b, double bytes): takes them; ms to wait */
   pk_tb_reserve: { parameters: ["pointer", "f64"], result: "f64" },
+  /** void pk_tb_overslept(struct pk_tb *b, double ms): a wait ended that late */
+  pk_tb_overslept: { parameters: ["pointer", "f64"], result: "void" },
   /** double pk_tb_taken(struct pk_tb *b): the bytes taken so far */
   pk_tb_taken: { parameters: ["pointer"], result: "f64" },
   /** int32_t pk_tb_free(struct pk_tb *b): no listener may use it any more */

@@ -66,7 +66,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 17
+#define PK_ABI_VERSION 18
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -1873,22 +1873,27 @@ static int64_t pk_hg_ns(void) {
 
 // A token bucket of bytes, as TokenBucket in transport/rate_limit.ts: `rate`
 // bytes a second, bursts of at most `burst`; a take larger than what is there
-// runs it into debt, and the taker waits the debt out.
+// runs it into debt, and the taker waits the debt out. A wait that ends late
+// is made up (pk_tb_overslept): the bucket then holds more than `burst`, up to
+// `catch_up`, until that is spent.
 struct pk_tb {
   pthread_mutex_t lock;
-  double rate, burst, tokens;
+  double rate, burst, catch_up, tokens;
+  double cap;  // the most tokens held: `burst`, raised by late wake-ups until spent
   double taken;  // bytes taken so far
   int64_t at;  // ns, CLOCK_MONOTONIC
 };
 
-PK_EXPORT int32_t pk_tb_new(double rate, double burst, uint64_t *out_handle) {
-  if (!(rate > 0) || !(burst > 0)) return -EINVAL;
+PK_EXPORT int32_t pk_tb_new(double rate, double burst, double catch_up, uint64_t *out_handle) {
+  if (!(rate > 0) || !(burst > 0) || !(catch_up > 0)) return -EINVAL;
   struct pk_tb *b = calloc(1, sizeof *b);
   if (b == NULL) return -ENOMEM;
   pthread_mutex_init(&b->lock, NULL);
   b->rate = rate;
   b->burst = burst;
+  b->catch_up = catch_up > burst ? catch_up : burst;
   b->tokens = burst;
+  b->cap = burst;
   b->at = pk_hg_ns();
   *out_handle = (uint64_t)(uintptr_t)b;
   return 0;
@@ -1900,12 +1905,26 @@ PK_EXPORT double pk_tb_reserve(void *handle, double bytes) {
   pthread_mutex_lock(&b->lock);
   int64_t now = pk_hg_ns();
   double tokens = b->tokens + (double)(now - b->at) * b->rate / 1e9;
-  b->tokens = (tokens < b->burst ? tokens : b->burst) - bytes;
+  if (tokens > b->cap) tokens = b->cap;
+  b->cap = tokens > b->burst ? tokens : b->burst;
+  b->tokens = tokens - bytes;
   b->taken += bytes;
   b->at = now;
   double wait = b->tokens >= 0 ? 0 : -b->tokens * 1000 / b->rate;
   pthread_mutex_unlock(&b->lock);
   return wait;
+}
+
+// A taker came back `ms` after the end of the wait pk_tb_reserve gave it: the
+// bytes of that time are kept for it, up to `catch_up` (the most late, not
+// the sum, when several were late at once).
+PK_EXPORT void pk_tb_overslept(void *handle, double ms) {
+  struct pk_tb *b = handle;
+  if (!(ms > 0)) return;
+  pthread_mutex_lock(&b->lock);
+  double kept = b->burst + ms * b->rate / 1000;
+  if (kept > b->cap) b->cap = kept < b->catch_up ? kept : b->catch_up;
+  pthread_mutex_unlock(&b->lock);
 }
 
 // The bytes taken so far.
@@ -2860,6 +2879,7 @@ static int pk_hg_drive(struct pk_hg *s, struct pk_hg_conn *c) {
           // A slice at a time from the bucket; its debt is waited out here.
           int64_t now = pk_hg_ns();
           if (c->resume_at > now) return 0;
+          if (c->resume_at != 0) pk_tb_overslept(s->bucket, (double)(now - c->resume_at) / 1e6);
           c->resume_at = 0;
           if (c->credit == 0) {
             uint64_t want = s->slice < count ? s->slice : count;

@@ -16,6 +16,7 @@ import type { ContentRecord, Directory, Holder } from "./directory.ts";
 import type { FetchedCopies } from "./fetched_copies.ts";
 import type { AssembleFill, PartialBytes } from "./origin/origin_store.ts";
 import { expectedInfo } from "./arrival.ts";
+import type { PartialObject } from "../transport/http/upload_gate.ts";
 
 /** Objects being assembled here, by id. */
 export class Assembly {
@@ -24,7 +25,7 @@ export class Assembly {
   readonly #holder: () => Holder | undefined;
   readonly #log: ClusterLog;
   /** Objects being assembled, by id: their verified bytes are relayed. */
-  readonly #assembling = new Map<string, PartialBytes>();
+  readonly #assembling = new Map<string, PartialObject>();
   /** Objects expected, by id: how many expect them, since when (epoch ms), and their size if known. */
   readonly #expected = new Map<string, { count: number; since: number; size?: number }>();
 
@@ -69,7 +70,7 @@ export class Assembly {
   }
 
   /** The verified bytes of `id` being assembled, for a partial read by another daemon. */
-  partial(id: string): PartialBytes | undefined {
+  partial(id: string): PartialObject | undefined {
     return this.#assembling.get(id);
   }
 
@@ -84,7 +85,8 @@ export class Assembly {
     try {
       const view = size === 0 ? new Uint8Array(0) : blobs[0]!.openView();
       if (view === undefined) throw new UnsupportedError("Cannot assemble in blobs without a view");
-      const record = await fill(view, (partial) => this.#assembling.set(id, partial));
+      const fd = size === 0 ? undefined : blobs[0]!.localFd;
+      const record = await fill(view, (partial) => this.#assembling.set(id, relayed(partial, fd)));
       this.#assembling.delete(id);
       if (size > 0) blobs[0]!.closeView(view);
       await copies.peer.seal(lease.id);
@@ -111,4 +113,18 @@ export class Assembly {
         .catch(() => {});
     }
   }
+}
+
+/**
+ * `partial` as another daemon's piece requests see it: with the memfd it
+ * lands in (`fd`), where the blob has one, so that the native listener
+ * sends its verified ranges from there by ticket.
+ */
+function relayed(partial: PartialBytes, fd: number | undefined): PartialObject {
+  return {
+    size: partial.size,
+    read: (start, end) => partial.read(start, end),
+    ...(partial.lend === undefined ? {} : { lend: (start, end) => partial.lend!(start, end) }),
+    ...(fd === undefined ? {} : { fd }),
+  };
 }

@@ -30,6 +30,16 @@ export interface ByteBucket {
  * out, so takers of any size get their turn in order and the long-run rate is
  * exact.
  *
+ * A wait that ends late (a loaded machine ran the timer, or the process,
+ * late) is made up: the bytes the taker could have had since the wait's end
+ * are kept for it, beyond `burst`, up to `catchUp` bytes. So a limit means a
+ * long-run average equal to it whenever the link and the CPU allow, and a
+ * daemon starved for a while catches up rather than losing that time for
+ * good. What bounds the bursts: after idle time, `burst` (50 ms of the rate);
+ * after a late wake-up, the bytes of that lateness, at most `catchUp` (1 s of
+ * the rate). Only lateness in a wait the bucket imposed counts: a taker that
+ * was not waiting may have had nothing to send.
+ *
  * @example
  * ```ts
  * import { TokenBucket } from "@packice/packice";
@@ -41,8 +51,11 @@ export class TokenBucket implements ByteBucket {
   /** Bytes a second. */
   readonly rate: number;
   readonly #burst: number;
+  readonly #catchUp: number;
   readonly #clock: RateClock;
   #tokens: number;
+  // The most tokens the bucket holds: `burst`, raised by late wake-ups until spent.
+  #cap: number;
   #at: number;
   #taken = 0;
 
@@ -50,20 +63,31 @@ export class TokenBucket implements ByteBucket {
    * Creates a full bucket.
    *
    * @param rate Bytes a second, more than 0.
-   * @param burst Bytes taken at once without waiting. Default: 50 ms at `rate`, at least 64 KiB.
+   * @param burst Bytes taken at once without waiting. Default: {@link burstOf} `rate`.
    * @param clock The time source. Default `performance.now`.
-   * @throws {RangeError} For a rate or burst that is not a positive number.
+   * @param catchUp The most bytes kept for takers whose waits ended late.
+   *   Default: {@link catchUpOf} `rate`, and never less than `burst`.
+   * @throws {RangeError} For a rate, burst or catch-up that is not a positive number.
    */
-  constructor(rate: number, burst?: number, clock: RateClock = () => performance.now()) {
+  constructor(
+    rate: number,
+    burst?: number,
+    clock: RateClock = () => performance.now(),
+    catchUp?: number,
+  ) {
     if (!(rate > 0) || !Number.isFinite(rate)) {
       throw new RangeError(`Cannot limit to ${rate} bytes/s: not a positive rate`);
     }
     const size = burst ?? burstOf(rate);
     if (!(size > 0)) throw new RangeError(`Cannot allow bursts of ${burst} bytes`);
+    const most = catchUp ?? catchUpOf(rate);
+    if (!(most > 0)) throw new RangeError(`Cannot catch up ${catchUp} bytes`);
     this.rate = rate;
     this.#burst = size;
+    this.#catchUp = Math.max(size, most);
     this.#clock = clock;
     this.#tokens = size;
+    this.#cap = size;
     this.#at = clock();
   }
 
@@ -74,21 +98,36 @@ export class TokenBucket implements ByteBucket {
 
   /**
    * Milliseconds to wait before `bytes` may pass; the bytes are taken now.
-   * Callers that cannot wait (tests) use this; others {@link TokenBucket.take}.
+   * Callers that cannot wait (tests) use this, and {@link TokenBucket.overslept}
+   * when they come back late; others {@link TokenBucket.take}.
    */
   reserve(bytes: number): number {
     const now = this.#clock();
-    this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#at) * this.rate / 1000);
+    this.#tokens = Math.min(this.#cap, this.#tokens + (now - this.#at) * this.rate / 1000);
+    // What late wake-ups kept and is not spent yet stays; nothing more piles up.
+    this.#cap = Math.max(this.#burst, this.#tokens);
     this.#at = now;
     this.#tokens -= bytes;
     this.#taken += bytes;
     return this.#tokens >= 0 ? 0 : -this.#tokens * 1000 / this.rate;
   }
 
+  /**
+   * A taker came back `ms` after the end of the wait {@link TokenBucket.reserve}
+   * gave it: the bytes of that time are kept for it, up to the catch-up. Late
+   * takers at once were late together (one stalled process): the most late
+   * counts, not their sum.
+   */
+  overslept(ms: number): void {
+    if (!(ms > 0)) return;
+    const kept = this.#burst + ms * this.rate / 1000;
+    this.#cap = Math.min(this.#catchUp, Math.max(this.#cap, kept));
+  }
+
   /** Waits until `bytes` may pass; `signal` ends the wait early (the bytes stay taken). */
   async take(bytes: number, signal?: AbortSignal): Promise<void> {
     const wait = this.reserve(bytes);
-    if (wait > 0) await sleep(wait, signal);
+    if (wait > 0) await waitOut(wait, (late) => this.overslept(late), signal, this.#clock);
   }
 }
 
@@ -190,10 +229,36 @@ export class Slots {
 
 /**
  * The burst of a bucket of `rate` bytes a second when none is given: 50 ms
- * of it, at least 64 KiB.
+ * of it, at least 64 KiB. What passes at once after idle time.
  */
 export function burstOf(rate: number): number {
   return Math.max(64 << 10, rate / 20);
+}
+
+/**
+ * The most bytes a bucket of `rate` bytes a second keeps for takers whose
+ * waits ended late, when none is given: 1 s of it (what Uber Kraken allows
+ * as a whole burst), at least {@link burstOf} it. A stall up to that long
+ * is made up in full; the rest of a longer one is lost, so that a stall
+ * never turns into a burst of more than a second's bytes.
+ */
+export function catchUpOf(rate: number): number {
+  return Math.max(burstOf(rate), rate);
+}
+
+/**
+ * Waits `ms` (a bucket's wait), or until `signal` aborts; a wait that ended
+ * later than asked tells `late` by how many ms of `clock`.
+ */
+export async function waitOut(
+  ms: number,
+  late: (ms: number) => void,
+  signal?: AbortSignal,
+  clock: RateClock = () => performance.now(),
+): Promise<void> {
+  const due = clock() + ms;
+  await sleep(ms, signal);
+  if (signal?.aborted !== true) late(clock() - due);
 }
 
 /** Waits `ms`, or until `signal` aborts; the timer never outlives the wait. */

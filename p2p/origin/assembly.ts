@@ -12,6 +12,7 @@ import { pieceCount, pieceSizeFor } from "../content.ts";
 import type { ContentRecord } from "../directory.ts";
 import { sha256, type WholeHash, wholeHash } from "../sha256.ts";
 import { bitfieldOf, hasPiece } from "../swarm/bitfield.ts";
+import type { LentRange } from "../../transport/http/upload_gate.ts";
 
 /** The pieces of one object on their way into a view. */
 export class Assembly {
@@ -142,11 +143,34 @@ export class Assembly {
    * touch is verified: what other daemons are served.
    */
   read(start: number, end: number): Uint8Array | undefined {
-    if (start < 0 || end > this.size || start >= end) return undefined;
+    return this.#inVerified(start, end) ? this.view.slice(start, end) : undefined;
+  }
+
+  /**
+   * Bytes `start` to `end` (exclusive) lent to one response when every piece
+   * they touch is verified (their bytes stay as they are): the native
+   * listener sends them from the blob's memfd by ticket, and never reads
+   * `bytes`; a response of the Deno server reads `bytes` when it is made,
+   * a copy taken then, as {@link Assembly.read}.
+   */
+  lend(start: number, end: number): LentRange | undefined {
+    if (!this.#inVerified(start, end)) return undefined;
+    const view = this.view;
+    let copy: Uint8Array | undefined;
+    return {
+      get bytes() {
+        return copy ??= view.slice(start, end);
+      },
+      done() {},
+    };
+  }
+
+  #inVerified(start: number, end: number): boolean {
+    if (start < 0 || end > this.size || start >= end) return false;
     for (let piece = Math.floor(start / this.pieceSize); piece * this.pieceSize < end; piece++) {
-      if (this.#have[piece] !== 1) return undefined;
+      if (this.#have[piece] !== 1) return false;
     }
-    return this.view.slice(start, end);
+    return true;
   }
 
   /**

@@ -23,6 +23,11 @@ export interface OriginCounts {
   origin_downstream_total: number;
   /** Body bytes of those fetches pulled from other daemons instead of the origin. */
   origin_peer_bytes_total: number;
+  /**
+   * Pulls from another daemon's piece port that could not reach it, and
+   * were asked at its address instead (see `p2p/swarm/piece_ports.ts`).
+   */
+  origin_piece_port_unreachable_total: number;
 }
 
 /** Counters at zero. */
@@ -36,5 +41,6 @@ export function originCounts(): OriginCounts {
     origin_cluster_hits_total: 0,
     origin_downstream_total: 0,
     origin_peer_bytes_total: 0,
+    origin_piece_port_unreachable_total: 0,
   };
 }

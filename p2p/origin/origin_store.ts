@@ -13,6 +13,7 @@ import type { Peer } from "../../core/peer.ts";
 import type { Meta } from "../../core/validate.ts";
 import type { ContentRecord } from "../directory.ts";
 import type { TransferBudget } from "../swarm/transfer_budget.ts";
+import type { LentRange } from "../../transport/http/upload_gate.ts";
 
 /** Bytes of an object still arriving that other daemons may be served. */
 export interface PartialBytes {
@@ -20,6 +21,8 @@ export interface PartialBytes {
   readonly size: number;
   /** A copy of `[start, end)` when every piece it touches is verified. */
   read(start: number, end: number): Uint8Array | undefined;
+  /** Optional: `[start, end)` lent to one response when every piece it touches is verified. */
+  lend?(start: number, end: number): LentRange | undefined;
 }
 
 /**

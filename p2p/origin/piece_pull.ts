@@ -11,6 +11,7 @@ import type { ContentRecord, Holder } from "../directory.ts";
 import { SourceError, sourceKey } from "../source_error.ts";
 import { hasPiece } from "../swarm/bitfield.ts";
 import { checkPiece, requestPieces } from "../swarm/piece_request.ts";
+import { RangeClient } from "../swarm/range_client.ts";
 import { sleep, type TokenBucket } from "../../transport/rate_limit.ts";
 import type { Assembly } from "./assembly.ts";
 import type { OriginCounts } from "./origin_counts.ts";
@@ -91,7 +92,11 @@ export async function pull(
           if (digest !== "" && assembly.digests[piece] === "") assembly.digests[piece] = digest;
         });
         sources = [
-          { ...leader, pieces: reply.pieces ?? new Uint8Array(0) },
+          {
+            ...leader,
+            ...(reply.piecePort === undefined ? {} : { piecePort: reply.piecePort }),
+            pieces: reply.pieces ?? new Uint8Array(0),
+          },
           ...(reply.peers ?? []).filter((peer) => peer.node !== options.self.node),
         ];
         if (reply.state === "done") final = reply.digest;
@@ -177,9 +182,12 @@ export async function pullPieces(
   sources: () => readonly Holder[],
   options: PiecesOptions,
 ): Promise<void> {
-  const { signal } = options;
+  // A lane that fails stops the others: every lane has ended before this returns.
+  const failed = new AbortController();
+  const signal = AbortSignal.any([options.signal, failed.signal]);
   const wanted = options.wanted ?? (() => true);
-  const client = Deno.createHttpClient({});
+  // As a transfer's: native connections, at the sources' piece ports where they have them.
+  const client = new RangeClient();
   const record: ContentRecord = {
     id: assembly.id,
     size: assembly.size,
@@ -237,6 +245,8 @@ export async function pullPieces(
       inflight.add(piece);
       try {
         const { start, end } = assembly.span(piece);
+        // The piece's digest, when taken as it landed (natively): not hashed again.
+        let known: string | undefined;
         const landed = await requestPieces({
           record,
           piece,
@@ -252,10 +262,15 @@ export async function pullPieces(
             if (options.counts !== undefined) options.counts.origin_peer_bytes_total += bytes;
             return !signal.aborted;
           },
-          landed: () => {},
+          // No rate limit to pace the bytes: a piece in one native call.
+          step: options.rate === undefined ? assembly.pieceSize : undefined,
+          piecePortUnreachable: () => {
+            if (options.counts !== undefined) options.counts.origin_piece_port_unreachable_total++;
+          },
+          landed: (_piece, _from, _to, digest) => known = digest,
         });
         if (landed === 1) {
-          await checkPiece(record, piece, assembly.view.subarray(start, end), source);
+          await checkPiece(record, piece, assembly.view.subarray(start, end), source, known);
           assembly.verifiedPiece(piece);
         }
       } catch (error) {
@@ -269,7 +284,17 @@ export async function pullPieces(
   };
 
   try {
-    await Promise.all(Array.from({ length: options.lanes ?? 4 }, lane));
+    // Bytes land in the assembly's view on other threads: none may be under way once the
+    // pull ends, as its owner may then unmap the view.
+    const lanes = await Promise.allSettled(
+      Array.from({ length: options.lanes ?? 4 }, () =>
+        lane().catch((error) => {
+          failed.abort();
+          throw error;
+        })),
+    );
+    const failure = lanes.find((lane) => lane.status === "rejected");
+    if (failure !== undefined) throw failure.reason;
   } finally {
     client.close();
   }

@@ -11,7 +11,14 @@
 import { ProtocolError } from "../../core/errors.ts";
 import type { Meta } from "../../core/validate.ts";
 import type { Holder } from "../directory.ts";
-import { digest, type HolderJson, holderJson, objectId, parseHolder } from "../directory/wire.ts";
+import {
+  digest,
+  type HolderJson,
+  holderJson,
+  objectId,
+  parseHolder,
+  piecePort,
+} from "../directory/wire.ts";
 import { object } from "../membership/messages.ts";
 import { bitfieldOf, decodeBitfield, encodeBitfield, hasPiece } from "../swarm/bitfield.ts";
 import type { Assembly } from "./assembly.ts";
@@ -45,6 +52,12 @@ export interface Progress {
   readonly peers?: readonly Holder[];
   /** Why a failed download failed. */
   readonly error?: string;
+  /**
+   * The downloader's piece port, on the host of the address it was asked at
+   * (see `p2p/swarm/piece_ports.ts`): a claim in Redis keeps only a node and
+   * an address.
+   */
+  readonly piecePort?: number;
 }
 
 /** How often a follower asks the downloader for its progress. */
@@ -299,6 +312,7 @@ export function parseProgress(value: unknown): Progress {
     ...(spoolDigests === undefined ? {} : { spoolDigests }),
     ...(fields.digest === undefined ? {} : { digest: digest(fields.digest, "origin digest") }),
     ...(typeof fields.error === "string" ? { error: fields.error } : {}),
+    ...(fields.piecePort === undefined ? {} : { piecePort: piecePort(fields.piecePort) }),
     peers: Array.isArray(fields.peers) ? fields.peers.map(parseHolder) : [],
   };
 }

@@ -140,7 +140,11 @@ export class ReadThrough {
    * @throws {ProtocolError} For a malformed request.
    */
   progress(body: unknown): unknown {
-    return progressJson(this.#tracker.answer(parseAsk(body)));
+    const answer = this.#tracker.answer(parseAsk(body));
+    const piecePort = this.#cluster?.self()?.piecePort;
+    return progressJson(
+      answer.state === "none" || piecePort === undefined ? answer : { ...answer, piecePort },
+    );
   }
 
   /**

@@ -121,33 +121,49 @@ export async function requestPieces(request: PieceRequest): Promise<number> {
     // A forged or broken address in the directory: that source's fault, as fetch would say.
     throw run.fault("unreachable", (cause as Error).message, cause);
   }
-  const client = request.client;
-  if (client instanceof RangeClient) {
-    // At the holder's piece listener first, where it has one (see `piece_ports.ts`).
-    const port = piecePortUrl(holder, url);
-    const endpoint = port === undefined ? undefined : client.endpoint(port);
-    const message = endpoint === undefined ? undefined : requestText(request, port!, endpoint, run);
-    if (message !== undefined) {
-      const piecePort = {
-        probation: !piecePortProven(port!),
-        answered: () => piecePortAnswered(port!),
-      };
-      try {
-        return await receivePieces(request, client, endpoint!, message, run, piecePort);
-      } catch (error) {
-        if (!(error instanceof PortUnreachable)) throw error;
-        piecePortUnreachable(port!);
-        request.piecePortUnreachable?.(error.message);
-      }
+  // At the holder's piece listener first, where it has one (see `piece_ports.ts`).
+  const port = piecePortUrl(holder, url);
+  if (port !== undefined) {
+    const piecePort = {
+      probation: !piecePortProven(port),
+      answered: () => piecePortAnswered(port),
+    };
+    try {
+      return await requestAt(request, port, run, piecePort);
+    } catch (error) {
+      if (!(error instanceof PortUnreachable)) throw error;
+      piecePortUnreachable(port);
+      request.piecePortUnreachable?.(error.message);
     }
   }
+  return await requestAt(request, url, run);
+}
+
+/**
+ * The run asked at `url`: over a native connection where the client has one
+ * for it, else with `fetch`; at a piece port (`piecePort`), one that does not
+ * answer throws {@link PortUnreachable}.
+ */
+async function requestAt(
+  request: PieceRequest,
+  url: URL,
+  run: Run,
+  piecePort?: PiecePortTrial,
+): Promise<number> {
+  const client = request.client;
   const endpoint = client instanceof RangeClient ? client.endpoint(url) : undefined;
   const message = endpoint === undefined ? undefined : requestText(request, url, endpoint, run);
   if (endpoint === undefined || message === undefined) {
     const http = client instanceof RangeClient ? client.http : client;
-    return await fetchPieces(request, url, http, run);
+    return await fetchPieces(request, url, http, run, piecePort);
   }
-  return await receivePieces(request, client as RangeClient, endpoint, message, run);
+  return await receivePieces(request, client as RangeClient, endpoint, message, run, piecePort);
+}
+
+/** A request at a holder's piece port: whether it is on probation, and what to tell once it answered. */
+interface PiecePortTrial {
+  readonly probation: boolean;
+  readonly answered: () => void;
 }
 
 /**
@@ -193,6 +209,7 @@ async function fetchPieces(
   url: URL,
   client: Deno.HttpClient,
   run: Run,
+  piecePort?: PiecePortTrial,
 ): Promise<number> {
   const { record, piece, count, signal } = request;
   const { pieceSize } = record;
@@ -200,18 +217,29 @@ async function fetchPieces(
   const deadline = AbortSignal.timeout(pieceDeadline(end - start, request.timeout));
   const headers: Record<string, string> = { range: `bytes=${start}-${end - 1}` };
   if (request.token !== undefined) headers.authorization = `Bearer ${request.token}`;
+  // A piece port on probation has PROBATION_MS for its answer's head, not the whole deadline.
+  const probation = new AbortController();
+  const timer = piecePort?.probation === true
+    ? setTimeout(() => probation.abort(), PROBATION_MS)
+    : undefined;
   let response: Response;
   try {
     response = await fetch(url, {
       headers,
       client,
-      signal: AbortSignal.any([signal, deadline]),
+      signal: AbortSignal.any([signal, deadline, probation.signal]),
     });
   } catch (cause) {
     if (signal.aborted) return 0;
+    if (piecePort !== undefined && (!deadline.aborted || probation.signal.aborted)) {
+      throw new PortUnreachable((cause as Error).message, { cause });
+    }
     if (deadline.aborted) throw fault("timeout", "no answer in time", cause);
     throw fault("unreachable", (cause as Error).message, cause);
+  } finally {
+    clearTimeout(timer);
   }
+  piecePort?.answered();
   const refused = checkAnswer(response.status, response.headers.get("content-range"), record, run);
   if (refused !== undefined || response.body === null) {
     await response.body?.cancel();
@@ -295,7 +323,7 @@ async function receivePieces(
   endpoint: Endpoint,
   message: string,
   run: Run,
-  piecePort?: { readonly probation: boolean; readonly answered: () => void },
+  piecePort?: PiecePortTrial,
 ): Promise<number> {
   const { record, piece, count, target, signal } = request;
   const { pieceSize } = record;

@@ -1,6 +1,8 @@
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
 import { Slots, TokenBucket } from "../../mod.ts";
-import { paced } from "../../transport/rate_limit.ts";
+import { type ByteBucket, paced } from "../../transport/rate_limit.ts";
+import { NativeBucket } from "../../transport/http/native_bucket.ts";
+import { loadNative } from "../../native/load.ts";
 
 Deno.test("a token bucket lets a burst through, then makes takers wait for the rate", () => {
   let now = 0;
@@ -18,6 +20,119 @@ Deno.test("a token bucket lets a burst through, then makes takers wait for the r
   assertEquals(bucket.reserve(1), 1);
   assertThrows(() => new TokenBucket(0), RangeError);
   assertThrows(() => new TokenBucket(Infinity), RangeError);
+});
+
+/**
+ * A taker of `chunk` bytes at a time from a bucket of 1 MB/s (burst 50 KB),
+ * for 10 s of a fake clock, that comes back `late(i)` ms after the end of its
+ * i-th wait and works 1 ms between takes: its average rate in bytes a second.
+ */
+function averageRate(late: (i: number) => number, catchUp?: number): number {
+  let now = 0;
+  const bucket = new TokenBucket(1e6, 50e3, () => now, catchUp);
+  let waits = 0;
+  while (now < 10_000) {
+    const wait = bucket.reserve(20e3);
+    if (wait > 0) {
+      const overslept = late(waits++);
+      now += wait + overslept;
+      bucket.overslept(overslept);
+    }
+    now += 1;
+  }
+  return bucket.taken / now * 1000;
+}
+
+Deno.test("a token bucket makes up waits that end late, so the long run keeps its rate", () => {
+  // Every 4th wait ends 200 ms late, a starved process's timer: 4x the 50 ms burst.
+  const starved = (i: number) => i % 4 === 0 ? 200 : 0;
+  const made = averageRate(starved);
+  assert(Math.abs(made / 1e6 - 1) < 0.02, `${made} B/s`);
+  // Kept to the burst alone (the catch-up no larger), most of that time is lost.
+  const lost = averageRate(starved, 50e3);
+  assert(lost < 0.8e6, `${lost} B/s`);
+  // On time, both keep the rate.
+  assert(Math.abs(averageRate(() => 0) / 1e6 - 1) < 0.02);
+  assert(Math.abs(averageRate(() => 0, 50e3) / 1e6 - 1) < 0.02);
+});
+
+Deno.test("a token bucket's catch-up is bounded in bytes, and idle time refills the burst only", () => {
+  let now = 0;
+  // 1000 B/s, burst 100 B, at most 1000 B made up.
+  const bucket = new TokenBucket(1000, 100, () => now, 1000);
+  assertEquals(bucket.reserve(100), 0);
+  assertEquals(bucket.reserve(100), 100);
+  // Back 400 ms after the wait's end: those 400 bytes are kept.
+  now += 500;
+  bucket.overslept(400);
+  assertEquals(bucket.reserve(400), 0);
+  assertEquals(bucket.reserve(1), 1);
+  // A 5 s stall in a wait: 1000 bytes at most, however long the stall.
+  now += 1 + 5000;
+  bucket.overslept(5000);
+  assertEquals(bucket.reserve(1000), 0);
+  assertEquals(bucket.reserve(1), 1);
+  // Several takers late at once (one stalled process): the most late counts, not their sum.
+  now += 1 + 300;
+  bucket.overslept(300);
+  bucket.overslept(250);
+  assertEquals(bucket.reserve(300), 0);
+  assertEquals(bucket.reserve(1), 1);
+  // Credit not spent stays until it is; once spent, the burst is the cap again.
+  now += 1 + 200;
+  bucket.overslept(200);
+  assertEquals(bucket.reserve(100), 0);
+  now += 10_000;
+  assertEquals(bucket.reserve(200), 0);
+  assertEquals(bucket.reserve(1), 1);
+  now += 10_000;
+  assertEquals(bucket.reserve(100), 0);
+  assertEquals(bucket.reserve(1), 1);
+  // Late while a debt was still owed: nothing more than the refill itself comes of it.
+  now += 1;
+  assertEquals(bucket.reserve(500), 500);
+  bucket.overslept(100);
+  now += 300;
+  assertEquals(bucket.reserve(0), 200);
+  assertThrows(() => new TokenBucket(1000, 100, () => now, 0), RangeError);
+});
+
+/**
+ * Takes 50 KB from a full bucket of 1 MB/s, burst 50 KB (its debt: a 50 ms
+ * wait), while the thread is kept busy for 300 ms, so the wait ends about
+ * 250 ms late; then `reserve(250e3)`: the milliseconds it is told to wait.
+ */
+async function afterLateWait(bucket: ByteBucket, reserve: (bytes: number) => number) {
+  reserve(50e3);
+  const taking = bucket.take(50e3);
+  const busy = performance.now() + 300;
+  while (performance.now() < busy) { /* a starved process */ }
+  await taking;
+  return reserve(250e3);
+}
+
+Deno.test("take() makes up a wait that ended late, in TokenBucket and the native bucket alike", async () => {
+  const bucket = new TokenBucket(1e6, 50e3);
+  // 250 KB kept for it (the refill alone stops at the 50 KB burst: a 200 ms wait).
+  assertEquals(await afterLateWait(bucket, (bytes) => bucket.reserve(bytes)), 0);
+  const native = loadNative();
+  assert(native !== undefined, "the native library is built");
+  const shared = new NativeBucket(native, 1e6);
+  const plain = new NativeBucket(native, 1e6);
+  try {
+    const reserve = (on: NativeBucket) => (bytes: number) =>
+      native.symbols.pk_tb_reserve(on.pointer, bytes);
+    assertEquals(await afterLateWait(shared, reserve(shared)), 0);
+    // Late the same, but not in a wait the bucket gave: the refill stops at its burst (64 KiB).
+    reserve(plain)(50e3);
+    reserve(plain)(50e3);
+    const busy = performance.now() + 300;
+    while (performance.now() < busy) { /* the same stall, outside a wait */ }
+    assert(reserve(plain)(250e3) > 150);
+  } finally {
+    shared.free();
+    plain.free();
+  }
 });
 
 Deno.test("a token bucket holds a long run to its rate", async () => {

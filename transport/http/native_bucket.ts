@@ -8,7 +8,7 @@
  */
 import { check } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
-import { burstOf, type ByteBucket, sleep } from "../rate_limit.ts";
+import { burstOf, type ByteBucket, catchUpOf, waitOut } from "../rate_limit.ts";
 
 /** A token bucket of bytes kept in the native library; see `TokenBucket` for its rules. */
 export class NativeBucket implements ByteBucket {
@@ -18,7 +18,8 @@ export class NativeBucket implements ByteBucket {
   #handle: Deno.PointerValue;
 
   /**
-   * Creates a full bucket of `rate` bytes a second, bursts of 50 ms of it.
+   * Creates a full bucket of `rate` bytes a second, bursts of `burstOf` it,
+   * late wake-ups made up to `catchUpOf` it.
    *
    * @throws {RangeError} For a rate that is not a positive number.
    */
@@ -27,7 +28,10 @@ export class NativeBucket implements ByteBucket {
       throw new RangeError(`Cannot limit to ${rate} bytes/s: not a positive rate`);
     }
     const out = new BigUint64Array(1);
-    check(native.symbols.pk_tb_new(rate, burstOf(rate), out), "create a token bucket");
+    check(
+      native.symbols.pk_tb_new(rate, burstOf(rate), catchUpOf(rate), out),
+      "create a token bucket",
+    );
     this.rate = rate;
     this.#native = native;
     this.#handle = Deno.UnsafePointer.create(out[0]!);
@@ -47,7 +51,12 @@ export class NativeBucket implements ByteBucket {
   async take(bytes: number, signal?: AbortSignal): Promise<void> {
     if (this.#handle === null) return;
     const wait = this.#native.symbols.pk_tb_reserve(this.#handle, bytes);
-    if (wait > 0) await sleep(wait, signal);
+    if (wait > 0) await waitOut(wait, (late) => this.#overslept(late), signal);
+  }
+
+  #overslept(ms: number): void {
+    // Freed while waiting: nothing to make up.
+    if (this.#handle !== null) this.#native.symbols.pk_tb_overslept(this.#handle, ms);
   }
 
   /** Frees it; call once no listener uses it. Later takes wait for nothing. Idempotent. */
