@@ -1848,9 +1848,14 @@ PK_EXPORT int32_t pk_http_close(struct pk_http *c) {
 // An unused mapping of a memfd is kept this long, for the next body from it.
 #define PK_HG_MAP_LINGER_NS ((int64_t)1000000000)
 // A connection waiting for a request, or for its client to read an answer
-// sent here, for this long is closed; checked this often.
+// sent here, for this long is closed; checked this often. A test build
+// shortens both (-D) to sweep within its time.
+#ifndef PK_HG_IDLE_S
 #define PK_HG_IDLE_S 120
+#endif
+#ifndef PK_HG_SWEEP_MS
 #define PK_HG_SWEEP_MS 5000
+#endif
 // epoll data of the listening socket and the wake-up eventfd; connections
 // are their struct's address, the upstream side with bit 0 set.
 #define PK_HG_LISTEN 0
@@ -3107,15 +3112,6 @@ static void *pk_hg_loop(void *arg) {
     int n = epoll_wait(s->epfd, events, 256, timeout);
     if (n < 0 && errno != EINTR) break;
     time_t now = pk_hg_now();
-    if (now - swept >= PK_HG_SWEEP_MS / 1000) {
-      swept = now;
-      for (struct pk_hg_conn *c = s->conns, *next; c != NULL; c = next) {
-        next = c->next;
-        // Relayed exchanges are the Deno server's to time out: it may answer slowly (a fetch).
-        int own = c->state == PK_HG_READ || c->state == PK_HG_SEND;
-        if (own && now - c->active > PK_HG_IDLE_S) pk_hg_close_conn(s, c);
-      }
-    }
     for (int i = 0; i < n && !atomic_load(&s->stop); i++) {
       uint64_t data = events[i].data.u64;
       if (data == PK_HG_LISTEN) {
@@ -3140,6 +3136,17 @@ static void *pk_hg_loop(void *arg) {
         if (c->resume_at == 0 || c->resume_at > at) continue;
         c->active = now;
         if (pk_hg_drive(s, c) < 0) pk_hg_close_conn(s, c);
+      }
+    }
+    // After this batch's events: a connection closed here may have one in it,
+    // and its memory must not be read once freed.
+    if (now - swept >= PK_HG_SWEEP_MS / 1000) {
+      swept = now;
+      for (struct pk_hg_conn *c = s->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        // Relayed exchanges are the Deno server's to time out: it may answer slowly (a fetch).
+        int own = c->state == PK_HG_READ || c->state == PK_HG_SEND;
+        if (own && now - c->active > PK_HG_IDLE_S) pk_hg_close_conn(s, c);
       }
     }
   }

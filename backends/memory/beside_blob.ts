@@ -48,7 +48,8 @@ export class BesideBlob extends MemfdBlob {
     this.checkLive("open a view of");
     const copy = new ArrayBuffer(this.size);
     this.#bytes.copy(0, new Uint8Array(copy));
-    return (this.#views ??= new HeapViews()).open(copy);
+    // The view holds the copy: an alias of it would not keep it alive.
+    return (this.#views ??= new HeapViews()).adopt(copy);
   }
 
   closeView(view: Uint8Array): void {

@@ -39,6 +39,20 @@ export class HeapViews {
   }
 
   /**
+   * Opens a view of the whole of `buffer` itself, for memory that nothing
+   * else holds (a copy made for this view): the view keeps it alive, where
+   * an alias from {@link HeapViews.open} would not, and
+   * {@link HeapViews.close} detaches it.
+   *
+   * @param buffer The memory, the view's from now on.
+   * @returns A view that {@link HeapViews.close} detaches.
+   */
+  adopt(buffer: ArrayBuffer): Uint8Array {
+    (this.#views ??= new Set()).add(buffer);
+    return new Uint8Array(buffer);
+  }
+
+  /**
    * Opens a view of a copy of the whole of `buffer`, for a reader of sealed
    * bytes: nothing written into it reaches `buffer`. Where the runtime has
    * immutable `ArrayBuffer`s (V8's `--js-immutable-arraybuffer`), the copy is

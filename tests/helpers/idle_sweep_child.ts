@@ -1,0 +1,73 @@
+/**
+ * Drives the native GET listener of a library built with a sweep of idle
+ * connections every second and no idle time allowed (the library's path is
+ * the argument), for tests/transport/http/native_get_sweep_test.ts: clients
+ * send a byte each every few milliseconds, so that the sweep closes
+ * connections whose events wait in the same batch. Prints how many
+ * connections the listener closed, and exits 0 when it survived.
+ */
+const library = Deno.dlopen(Deno.args[0]!, {
+  pk_hg_start: {
+    parameters: [
+      "buffer",
+      "i32",
+      "buffer",
+      "i32",
+      "buffer",
+      "u32",
+      "buffer",
+      "u32",
+      "pointer",
+      "u64",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  pk_hg_close: { parameters: ["pointer"], result: "i32" },
+});
+const { pk_hg_start, pk_hg_close } = library.symbols;
+
+const CLIENTS = 16;
+const RUN_MS = 3500;
+const encoder = new TextEncoder();
+const out = new BigUint64Array(1);
+const none = new Uint8Array(1);
+const port = pk_hg_start(
+  encoder.encode("127.0.0.1\0"),
+  0,
+  encoder.encode("127.0.0.1\0"),
+  // Never reached: no request head is ever whole.
+  1,
+  none,
+  0,
+  none,
+  0,
+  null,
+  0n,
+  out,
+);
+if (port < 0) throw new Error(`Cannot start the listener: errno ${-port}`);
+const handle = Deno.UnsafePointer.create(out[0]!);
+
+let closed = 0;
+const end = performance.now() + RUN_MS;
+const byte = encoder.encode("G");
+await Promise.all(Array.from({ length: CLIENTS }, async (_, index) => {
+  await new Promise((go) => setTimeout(go, index));
+  while (performance.now() < end) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      while (performance.now() < end) {
+        await conn.write(byte);
+        await new Promise((go) => setTimeout(go, 3));
+      }
+    } catch {
+      closed++;
+    } finally {
+      conn.close();
+    }
+  }
+}));
+if (pk_hg_close(handle) !== 0) throw new Error("Cannot close the listener");
+library.close();
+console.log(`closed ${closed}`);
