@@ -1426,7 +1426,9 @@ static struct sigaction pk_prior_segv;
 // Lines of /proc/self/maps, in static memory: a fault on an alternate signal
 // stack of a few KiB has no room for them.
 static char pk_maps[8192];
-static volatile sig_atomic_t pk_maps_busy;
+// Taken by one faulting thread at a time: two threads faulting at once would
+// share the buffer (the second goes straight to the prior handler).
+static atomic_flag pk_maps_busy = ATOMIC_FLAG_INIT;
 
 static uintptr_t pk_parse_hex(const char **at, const char *end) {
   uintptr_t value = 0;
@@ -1492,10 +1494,9 @@ static void pk_say(const char *text) {
 }
 
 static void pk_on_segv(int sig, siginfo_t *info, void *context) {
-  if (info != NULL && info->si_code == SEGV_ACCERR && !pk_maps_busy) {
-    pk_maps_busy = 1;
+  if (info != NULL && info->si_code == SEGV_ACCERR && !atomic_flag_test_and_set(&pk_maps_busy)) {
     int sealed = pk_in_sealed_mapping((uintptr_t)info->si_addr);
-    pk_maps_busy = 0;
+    atomic_flag_clear(&pk_maps_busy);
     if (sealed) {
       char hex[2 + 16 + 1];
       uintptr_t addr = (uintptr_t)info->si_addr;
