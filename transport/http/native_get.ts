@@ -231,11 +231,9 @@ export class NativeGet implements RelaySink {
       lines.length,
       out,
     );
-    if (OUT_OF_ROOM.has(result)) {
-      this.#refused++;
+    if (!this.#took(result, "register an object arriving with the native GET listener")) {
       return undefined;
     }
-    check(result, "register an object arriving with the native GET listener");
     let relay: Deno.PointerValue = Deno.UnsafePointer.create(out[0]!);
     const symbols = this.#native.symbols;
     const end = () => {
@@ -310,12 +308,10 @@ export class NativeGet implements RelaySink {
       lines,
       lines.length,
     );
-    if (OUT_OF_ROOM.has(result)) {
+    if (!this.#took(result, "register an object with the native GET listener")) {
       this.#freeSlots.push(slot);
-      this.#refused++;
       return;
     }
-    check(result, "register an object with the native GET listener");
     this.#slots[slot] = watch.id;
     this.#served.set(watch.id, slot);
   }
@@ -372,11 +368,7 @@ export class NativeGet implements RelaySink {
       lines.length,
       out,
     );
-    if (OUT_OF_ROOM.has(result)) {
-      this.#refused++;
-      return undefined;
-    }
-    check(result, "hand a range to the native GET listener");
+    if (!this.#took(result, "hand a range to the native GET listener")) return undefined;
     const number = out[0]!;
     const done = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => this.#unclaimed(number), CLAIM_MS);
@@ -385,6 +377,20 @@ export class NativeGet implements RelaySink {
     });
     this.#waitDone();
     return { headers: { [TICKET_HEADER]: String(number) }, done };
+  }
+
+  /**
+   * Whether the listener took what `result` answers for: out of fds or
+   * memory is a refusal, counted, and the caller serves through the Deno
+   * server; any other error throws.
+   */
+  #took(result: number, what: string): boolean {
+    if (OUT_OF_ROOM.has(result)) {
+      this.#refused++;
+      return false;
+    }
+    check(result, what);
+    return true;
   }
 
   /** Takes back a ticket still unclaimed; a claimed one is reported done in time. */
