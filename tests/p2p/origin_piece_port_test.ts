@@ -17,6 +17,7 @@ import { Assembly } from "../../p2p/origin/assembly.ts";
 import { originCounts } from "../../p2p/origin/origin_counts.ts";
 import { pullPieces } from "../../p2p/origin/piece_pull.ts";
 import { requestPieces } from "../../p2p/swarm/piece_request.ts";
+import { readMetric } from "../helpers/metrics.ts";
 
 const MiB = 1 << 20;
 const TOKEN = "origin-piece-port";
@@ -111,12 +112,7 @@ async function holderOf(id: string, bytes: Uint8Array) {
   return {
     url: server.url,
     port: Number(new URL(server.fastUrl!).port),
-    sent: async () => {
-      const text = await (await fetch(`${server.url}/metrics`, {
-        headers: { authorization: `Bearer ${TOKEN}` },
-      })).text();
-      return Number(/^packice_http_fast_bytes_total (\d+)$/m.exec(text)?.[1]);
-    },
+    sent: () => readMetric(server.url, TOKEN, "packice_http_fast_bytes_total"),
     [Symbol.asyncDispose]: async () => {
       await server.close();
       await peer.close();

@@ -10,6 +10,7 @@ import { holderJson, parseHolder } from "../../p2p/directory/wire.ts";
 import { startDaemon } from "../../daemon/daemon.ts";
 import { createLogger } from "../../daemon/log.ts";
 import { parseServeArgs } from "../../daemon/options.ts";
+import { readMetric } from "../helpers/metrics.ts";
 
 const TOKEN = "in-process";
 const MiB = 1 << 20;
@@ -39,12 +40,7 @@ function pair(piecePort: (listener: number) => number | undefined) {
     b,
     entries,
     /** Body bytes a's native listener sent. */
-    sentNatively: async () => {
-      const text = await (await fetch(`${server.url}/metrics`, {
-        headers: { authorization: `Bearer ${TOKEN}` },
-      })).text();
-      return Number(/^packice_http_fast_bytes_total (\d+)$/m.exec(text)?.[1]);
-    },
+    sentNatively: () => readMetric(server.url, TOKEN, "packice_http_fast_bytes_total"),
     [Symbol.asyncDispose]: async () => {
       await server.close();
       await a.close();
