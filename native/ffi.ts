@@ -575,6 +575,7 @@ export const symbols = {
       "f64", // double rate: bytes a second
       "f64", // double burst: bytes
       "f64", // double catch_up: the most bytes kept for late wake-ups
+      "f64", // double bridge_ms: the longest gap after a debt whose bytes are kept
       "buffer", // uint64_t *out_handle
     ],
     result: "i32",

@@ -1876,23 +1876,27 @@ static int64_t pk_hg_ns(void) {
 // bytes a second, bursts of at most `burst`; a take larger than what is there
 // runs it into debt, and the taker waits the debt out. A wait that ends late
 // is made up (pk_tb_overslept): the bucket then holds more than `burst`, up to
-// `catch_up`, until that is spent.
+// `catch_up`, until that is spent. So is a short stall right after a wait: a
+// take at most `bridge_ms` after the bucket's debt was paid off keeps all the
+// bytes of that gap (BRIDGE_MS in rate_limit.ts).
 struct pk_tb {
   pthread_mutex_t lock;
-  double rate, burst, catch_up, tokens;
+  double rate, burst, catch_up, bridge_ms, tokens;
   double cap;  // the most tokens held: `burst`, raised by late wake-ups until spent
   double taken;  // bytes taken so far
   int64_t at;  // ns, CLOCK_MONOTONIC
 };
 
-PK_EXPORT int32_t pk_tb_new(double rate, double burst, double catch_up, uint64_t *out_handle) {
-  if (!(rate > 0) || !(burst > 0) || !(catch_up > 0)) return -EINVAL;
+PK_EXPORT int32_t pk_tb_new(double rate, double burst, double catch_up, double bridge_ms,
+                            uint64_t *out_handle) {
+  if (!(rate > 0) || !(burst > 0) || !(catch_up > 0) || !(bridge_ms >= 0)) return -EINVAL;
   struct pk_tb *b = calloc(1, sizeof *b);
   if (b == NULL) return -ENOMEM;
   pthread_mutex_init(&b->lock, NULL);
   b->rate = rate;
   b->burst = burst;
   b->catch_up = catch_up > burst ? catch_up : burst;
+  b->bridge_ms = bridge_ms;
   b->tokens = burst;
   b->cap = burst;
   b->at = pk_hg_ns();
@@ -1906,7 +1910,11 @@ PK_EXPORT double pk_tb_reserve(void *handle, double bytes) {
   pthread_mutex_lock(&b->lock);
   int64_t now = pk_hg_ns();
   double tokens = b->tokens + (double)(now - b->at) * b->rate / 1e9;
-  if (tokens > b->cap) tokens = b->cap;
+  // In debt at the last take: `tokens` is what the time since the debt's end
+  // brought, kept whole when that gap is short enough to be the taker's own work.
+  int bridged = b->tokens < 0 && tokens <= b->bridge_ms * b->rate / 1000;
+  double most = bridged ? b->catch_up : b->cap;
+  if (tokens > most) tokens = most;
   b->cap = tokens > b->burst ? tokens : b->burst;
   b->tokens = tokens - bytes;
   b->taken += bytes;
