@@ -155,6 +155,15 @@ export class ReadThrough {
    * @returns Undefined while they are not all here.
    * @throws {NotFoundError} When no body of `id` is spooled here.
    */
+  /**
+   * The file behind bytes `start` to `end` of the body of `id` spooled here,
+   * for the native GET listener to send (see `Spool.file`); undefined when
+   * no body of it is spooled here, or not those bytes, or no file can be lent.
+   */
+  spoolFile(id: string, start: number, end: number): ReturnType<Spool["file"]> {
+    return this.#spools.get(id)?.file(start, end);
+  }
+
   async spoolRange(
     id: string,
     start: number,
