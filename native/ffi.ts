@@ -636,6 +636,8 @@ export const symbols = {
       "u32", // uint32_t max_uploads: answered here below this many bodies under way (0: no limit)
       "buffer", // const char *head: header lines, each ending in CRLF
       "u32", // uint32_t head_len
+      "buffer", // const char *refusal: the JSON body of the 503 to a range not verified yet
+      "u32", // uint32_t refusal_len (0: the Deno server answers those)
       "buffer", // uint64_t *out_relay
     ],
     result: "i32",

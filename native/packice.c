@@ -1808,7 +1808,9 @@ PK_EXPORT int32_t pk_http_close(struct pk_http *c) {
 // request it does not take (another route, a query, a token that is not the
 // one, an object not registered, a conditional or odd range) goes to the
 // Deno server on a connection of its own, and the answer comes back, so
-// every refusal is the Deno server's own typed JSON error. The connection
+// every refusal is the Deno server's own typed JSON error (a relay's range
+// not verified yet is refused here, with the body JS gave at its
+// registration, pk_hg_relay_put). The connection
 // then reads the next request here, when the ends of that exchange could be
 // told from the two heads (Content-Length); otherwise it stays a tunnel to
 // the Deno server until either side closes.
@@ -1983,6 +1985,10 @@ struct pk_hg_object {
   uint64_t piece_size;
   uint32_t piece_count;
   uint32_t max_uploads;
+  // The body (JSON) of the 503 a range touching a piece not verified gets
+  // here (NULL: the Deno server answers those).
+  char *refusal;
+  uint32_t refusal_len;
   int linked;  // still in the table; under the lock
 };
 
@@ -2116,6 +2122,7 @@ static void pk_hg_unref(struct pk_hg *s, struct pk_hg_object *o) {
   close(o->fd);
   free(o->id);
   free(o->head);
+  free(o->refusal);
   free((void *)o->pieces);
   free(o);
 }
@@ -2270,20 +2277,36 @@ PK_EXPORT int32_t pk_hg_remove(void *handle, const char *id, uint32_t id_len) {
 // Registers an object still arriving in the memfd `fd` (reopened read-only
 // here) of `size` bytes, in pieces of `piece_size`, none verified yet, with
 // the header lines of its answers; its ranges are answered here while fewer
-// than `max_uploads` bodies are under way (0: no limit). Replaces an entry of the same id. Writes a handle for
-// pk_hg_relay_verified and pk_hg_relay_end, which JS must call once.
+// than `max_uploads` bodies are under way (0: no limit). A range touching a
+// piece not verified is answered 503 here with the JSON body `refusal`
+// (`refusal_len` bytes; 0: by the Deno server). Replaces an entry of the
+// same id. Writes a handle for pk_hg_relay_verified and pk_hg_relay_end,
+// which JS must call once.
 PK_EXPORT int32_t pk_hg_relay_put(void *handle, const char *id, uint32_t id_len, int32_t fd,
                                   uint64_t size, uint64_t piece_size, uint32_t max_uploads,
-                                  const char *head, uint32_t head_len, uint64_t *out_relay) {
+                                  const char *head, uint32_t head_len, const char *refusal,
+                                  uint32_t refusal_len, uint64_t *out_relay) {
   struct pk_hg *s = handle;
   if (id_len == 0 || id_len > PK_HG_HEAD_MAX || head_len > PK_HG_HEAD_LINES_MAX ||
-      size == 0 || piece_size == 0 || (size + piece_size - 1) / piece_size > UINT32_MAX) {
+      refusal_len > PK_HG_HEAD_MAX || size == 0 || piece_size == 0 ||
+      (size + piece_size - 1) / piece_size > UINT32_MAX) {
     return -EINVAL;
   }
   uint32_t count = (uint32_t)((size + piece_size - 1) / piece_size);
+  char *copy = NULL;
+  if (refusal_len > 0) {
+    copy = malloc(refusal_len);
+    if (copy == NULL) return -ENOMEM;
+    memcpy(copy, refusal, refusal_len);
+  }
   struct pk_hg_object *o;
   int32_t made = pk_hg_object_new(id, id_len, fd, size, head, head_len, count, &o);
-  if (made < 0) return made;
+  if (made < 0) {
+    free(copy);
+    return made;
+  }
+  o->refusal = copy;
+  o->refusal_len = refusal_len;
   o->piece_size = piece_size;
   o->piece_count = count;
   o->max_uploads = max_uploads;
@@ -2512,6 +2535,34 @@ static int pk_hg_answer(struct pk_hg *s, struct pk_hg_conn *c, struct pk_hg_obje
   return 0;
 }
 
+// Puts the 503 of a relay's range not verified yet (its `refusal` body, no
+// upload slot taken) in `c->out`, and sets `c` to send it. -1 without memory
+// (nothing changed).
+static int pk_hg_not_in(struct pk_hg_conn *c, const struct pk_hg_object *o) {
+  char *out = malloc(o->refusal_len + 256);
+  if (out == NULL) return -1;
+  free(c->out);
+  c->out = out;
+  int len = snprintf(out, 192,
+                     "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+                     "content-length: %u\r\n",
+                     o->refusal_len);
+  time_t now = time(NULL);
+  struct tm utc;
+  gmtime_r(&now, &utc);
+  len += (int)strftime(out + len, 64, "date: %a, %d %b %Y %H:%M:%S GMT\r\n", &utc);
+  if (c->close_after) len += snprintf(out + len, 32, "connection: close\r\n");
+  len += snprintf(out + len, 8, "\r\n");
+  memcpy(out + len, o->refusal, o->refusal_len);
+  c->out_len = (size_t)len + o->refusal_len;
+  c->out_at = 0;
+  c->object = NULL;
+  c->body_at = c->body_end = 0;
+  c->credit = 0;
+  c->resume_at = 0;
+  return 0;
+}
+
 enum pk_hg_verdict { PK_HG_MORE, PK_HG_ANSWER, PK_HG_HAND_OVER };
 
 // Reads the request head in `c->in`: answers it (the response head in
@@ -2614,7 +2665,15 @@ static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, siz
   int partial = range != NULL && !head_only;
   int relay = o->pieces != NULL;
   // A relay answers another daemon's range of verified pieces, in a free
-  // upload slot; the Deno server answers the rest (a range not in: 503).
+  // upload slot, and refuses one touching a piece not verified (503, with the
+  // body JS gave); the Deno server answers the rest.
+  if (relay && local && partial && o->refusal != NULL &&
+      pk_hg_range(range, range_len, o->size, &start, &stop) &&
+      !pk_hg_relay_has(o, start, stop)) {
+    int refused = pk_hg_not_in(c, o);
+    pk_hg_unref(s, o);
+    return refused < 0 ? PK_HG_HAND_OVER : PK_HG_ANSWER;
+  }
   if ((partial && !pk_hg_range(range, range_len, o->size, &start, &stop)) || local != relay ||
       (relay && (!partial || !pk_hg_relay_has(o, start, stop) ||
                  (o->max_uploads != 0 && s->uploads >= o->max_uploads)))) {
