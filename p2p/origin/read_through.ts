@@ -155,15 +155,6 @@ export class ReadThrough {
    * @returns Undefined while they are not all here.
    * @throws {NotFoundError} When no body of `id` is spooled here.
    */
-  /**
-   * The file behind bytes `start` to `end` of the body of `id` spooled here,
-   * for the native GET listener to send (see `Spool.file`); undefined when
-   * no body of it is spooled here, or not those bytes, or no file can be lent.
-   */
-  spoolFile(id: string, start: number, end: number): ReturnType<Spool["file"]> {
-    return this.#spools.get(id)?.file(start, end);
-  }
-
   async spoolRange(
     id: string,
     start: number,
@@ -177,6 +168,22 @@ export class ReadThrough {
       // Closed meanwhile: its object is made, or failed.
       return undefined;
     }
+  }
+
+  /**
+   * The file behind bytes `start` to `end` of the body of `id` spooled here,
+   * for the native GET listener to send: a read-only descriptor of it, valid
+   * while the spool is; the byte after the range, cut at the body's end; the
+   * body's length, or that byte while the length is unknown. Undefined when
+   * no body of it is spooled here, or not all those bytes, or without the
+   * native library.
+   */
+  spoolFile(
+    id: string,
+    start: number,
+    end: number,
+  ): { fd: number; end: number; size: number } | undefined {
+    return this.#spools.get(id)?.file(start, end);
   }
 
   /**
