@@ -169,7 +169,25 @@ export function formatCursor(cursor: ListCursor): string {
   return `${text}:${cursor.id}`;
 }
 
-/** The cursor of a page that ends at `placed`. */
+/**
+ * The cursor of a page that ends at `placed`: the one a store that keeps a
+ * put order per shard gave it, or its place and id.
+ *
+ * @example After an object at place 42
+ * ```ts
+ * import { cursorAfter } from "./list_page.ts";
+ * const info = {
+ *   id: "abc",
+ *   state: "SEALED",
+ *   size: 0,
+ *   blobSizes: [],
+ *   meta: {},
+ *   createdAt: 0,
+ * } as const;
+ * const cursor = cursorAfter({ order: 42, info });
+ * console.assert(cursor.order === 42 && cursor.id === "abc");
+ * ```
+ */
 export function cursorAfter(placed: Placed): ListCursor {
   return placed.next?.() ?? { stage: 0, order: placed.order, id: placed.info.id };
 }
