@@ -92,8 +92,9 @@ export interface Placed {
 /** The most shards a cursor names: as many as a Redis Cluster has hash slots. */
 export const MAX_CURSOR_SHARDS = 16_384;
 
+// The id: any an object can have, spaces too (see `core/validate.ts`).
 const CURSOR =
-  /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15})(?:~([1-9a-z][0-9a-z]{0,2})((?:\.[0-9a-z]{0,11})*))?:([^\s]{0,1024})$/;
+  /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15})(?:~([1-9a-z][0-9a-z]{0,2})((?:\.[0-9a-z]{0,11})*))?:([^\u0000-\u001f\u007f]{0,1024})$/;
 
 /**
  * Checks a page request from a caller or the wire.

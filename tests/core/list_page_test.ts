@@ -3,6 +3,7 @@ import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import {
   Client,
   InvalidArgumentError,
+  type ListPage,
   listPageOf,
   MemoryPeer,
   type ObjectInfo,
@@ -37,6 +38,26 @@ Deno.test("a memory peer pages in put order; a deleted cursor object skips and r
   const walked: string[] = [];
   for await (const info of client.objects({ pageSize: 2 })) walked.push(info.id);
   assertEquals(walked, ids(await peer.list()));
+});
+
+Deno.test("a page ending at an id with spaces gives a cursor its peer takes", async () => {
+  await using peer = new MemoryPeer();
+  const client = new Client(peer);
+  const put: string[] = [];
+  for (const id of ["a b", "c\u00a0d", "e\u2028f", " g ", "h"]) {
+    put.push(await client.put("x", { id }));
+  }
+  const listed: string[] = [];
+  let after: string | undefined;
+  do {
+    const page: ListPage = await peer.listPage(
+      after === undefined ? { limit: 1 } : { after, limit: 1 },
+    );
+    listed.push(...ids(page.objects));
+    after = page.next;
+  } while (after !== undefined);
+  assertEquals(listed, put);
+  await assertRejects(() => peer.listPage({ after: "1:a\nb" }), InvalidArgumentError);
 });
 
 Deno.test("a page stops early rather than pass its bytes", async () => {
@@ -101,7 +122,7 @@ Deno.test("a malformed or foreign cursor with shard positions gets InvalidArgume
       "9~2.01:x", // A lag with a leading zero.
       "9~cn5:x", // More shards than a cluster has slots.
       "9~2.A:x", // Not base 36 in lower case.
-      "9~2 :x", // A space.
+      "9~2 :x", // A space in the lags.
     ]
   ) {
     assert(
