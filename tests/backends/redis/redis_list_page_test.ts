@@ -291,79 +291,80 @@ Deno.test(
 );
 
 Deno.test(
-  "a listing on a Redis Cluster misses no object put during it on a master whose clock is behind",
+  "a Redis Cluster with a master's clock behind: listings miss no put, cursors are checked",
   redisTestOptions,
-  async () => {
+  async (t) => {
     await using cluster = await startRedisCluster({ behindMs: [60_000, 0, 0] });
     const [slow, fast] = cluster.ports as [number, number];
     const seconds = async (port: number) =>
       Number((await cluster.cli(port, "TIME")).split("\n")[0]);
     assert((await seconds(fast)) - (await seconds(slow)) >= 59, "one master is a minute behind");
-    const target = { url: cluster.url, namespace: "skew" };
-    await using a = new MemoryPeer({ leases: await store(target, "a"), node: "a" });
-    await using b = new MemoryPeer({ leases: await store(target, "b"), node: "b" });
-    const clients = [new Client(a), new Client(b)];
-    const onSlow = await shardsOn(cluster, slow, "skew", 64);
-    const put: string[] = [];
-    for (let i = 0; i < 600; i++) put.push(await clients[i % 2]!.put(`object ${i}`));
-    // The slow master's objects come first: the cursor soon passes its clock.
-    const late: string[] = [];
-    let n = 0;
-    const lateId = (slowOne: boolean) => {
-      while (onSlow.has(shardOf(`late ${n}`, 64)) !== slowOne) n++;
-      return `late ${n++}`;
-    };
-    const cursors: string[] = [];
-    const seen = await pageAll([a, b], 50, async (_, cursor) => {
-      cursors.push(cursor);
-      // One put on the slow master and one on another between every two pages.
-      for (const slowOne of [true, false]) {
-        late.push(await clients[late.length % 2]!.put("late", { id: lateId(slowOne) }));
-      }
-    });
-    const listed = ids(seen);
-    assertEquals(new Set(listed).size, listed.length, "no object twice");
-    const missed = late.filter((id) => !listed.includes(id));
-    assertEquals(missed, [], "every put during the listing is listed");
-    assertEquals(listed.toSorted(), [...put, ...late].toSorted());
-    // Positions of the shards behind, a few bytes each.
-    assert(cursors.some((cursor) => /~1s\.[.0-9a-z]*[1-9a-z]/.test(cursor)), cursors.at(-1));
-    assert(cursors.every((cursor) => cursor.length < 300), cursors.join("\n"));
-    // Both peers list one order, from the start or from a cursor of the other.
-    const now = ids(await pageAll(a, 64));
-    assertEquals(now.toSorted(), listed.toSorted());
-    assertEquals(ids(await pageAll([b, a], 64)), now);
-    assertEquals(ids(await b.list()), now);
-  },
-);
 
-Deno.test(
-  "a Redis Cluster takes a cursor of the version before and refuses one of other shards",
-  redisTestOptions,
-  async () => {
-    await using cluster = await startRedisCluster();
-    const target = { url: cluster.url, namespace: "old" };
-    await using a = new MemoryPeer({ leases: await store(target, "a"), node: "a" });
-    const client = new Client(a);
-    const put: string[] = [];
-    for (let i = 0; i < 300; i++) put.push(await client.put(`object ${i}`));
-    const first = await a.listPage({ limit: 100 });
-    // As the version before wrote it: the place and id alone.
-    const old = first.next!.replace(/~[^:]*/, "");
-    assert(old !== first.next && /^\d+:/.test(old), old);
-    const rest = await pageAll(a, 100, undefined, old);
-    assertEquals([...ids(first.objects), ...ids(rest)].toSorted(), put.toSorted());
-    for (const after of [first.next!.replace(/~1s/, "~3"), "5~1s.6:x"]) {
-      const error = await assertRejects(() => a.listPage({ after }), InvalidArgumentError);
-      assertEquals(error.code, "INVALID_ARGUMENT");
-    }
-    // A cursor of the cluster on a single Redis.
-    await using redis = await startRedis();
-    await using single = new MemoryPeer({
-      leases: await store({ url: redis.url, namespace: "old" }, "a"),
-      node: "a",
+    await t.step("a listing misses no object put during it on any master", async () => {
+      const target = { url: cluster.url, namespace: "skew" };
+      await using a = new MemoryPeer({ leases: await store(target, "a"), node: "a" });
+      await using b = new MemoryPeer({ leases: await store(target, "b"), node: "b" });
+      const clients = [new Client(a), new Client(b)];
+      const onSlow = await shardsOn(cluster, slow, "skew", 64);
+      const put: string[] = [];
+      for (let i = 0; i < 600; i++) put.push(await clients[i % 2]!.put(`object ${i}`));
+      // The slow master's objects come first: the cursor soon passes its clock.
+      const late: string[] = [];
+      let n = 0;
+      const lateId = (slowOne: boolean) => {
+        while (onSlow.has(shardOf(`late ${n}`, 64)) !== slowOne) n++;
+        return `late ${n++}`;
+      };
+      const cursors: string[] = [];
+      const seen = await pageAll([a, b], 50, async (_, cursor) => {
+        cursors.push(cursor);
+        // One put on the slow master and one on another between every two pages.
+        for (const slowOne of [true, false]) {
+          late.push(await clients[late.length % 2]!.put("late", { id: lateId(slowOne) }));
+        }
+      });
+      const listed = ids(seen);
+      assertEquals(new Set(listed).size, listed.length, "no object twice");
+      const missed = late.filter((id) => !listed.includes(id));
+      assertEquals(missed, [], "every put during the listing is listed");
+      assertEquals(listed.toSorted(), [...put, ...late].toSorted());
+      // Positions of the shards behind, a few bytes each.
+      assert(cursors.some((cursor) => /~1s\.[.0-9a-z]*[1-9a-z]/.test(cursor)), cursors.at(-1));
+      assert(cursors.every((cursor) => cursor.length < 300), cursors.join("\n"));
+      // Both peers list one order, from the start or from a cursor of the other.
+      const now = ids(await pageAll(a, 64));
+      assertEquals(now.toSorted(), listed.toSorted());
+      assertEquals(ids(await pageAll([b, a], 64)), now);
+      assertEquals(ids(await b.list()), now);
     });
-    await new Client(single).put("x");
-    await assertRejects(() => single.listPage({ after: first.next! }), InvalidArgumentError);
+
+    await t.step(
+      "a cursor of the version before is taken, one of other shards refused",
+      async () => {
+        const target = { url: cluster.url, namespace: "old" };
+        await using a = new MemoryPeer({ leases: await store(target, "a"), node: "a" });
+        const client = new Client(a);
+        const put: string[] = [];
+        for (let i = 0; i < 300; i++) put.push(await client.put(`object ${i}`));
+        const first = await a.listPage({ limit: 100 });
+        // As the version before wrote it: the place and id alone.
+        const old = first.next!.replace(/~[^:]*/, "");
+        assert(old !== first.next && /^\d+:/.test(old), old);
+        const rest = await pageAll(a, 100, undefined, old);
+        assertEquals([...ids(first.objects), ...ids(rest)].toSorted(), put.toSorted());
+        for (const after of [first.next!.replace(/~1s/, "~3"), "5~1s.6:x"]) {
+          const error = await assertRejects(() => a.listPage({ after }), InvalidArgumentError);
+          assertEquals(error.code, "INVALID_ARGUMENT");
+        }
+        // A cursor of the cluster on a single Redis.
+        await using redis = await startRedis();
+        await using single = new MemoryPeer({
+          leases: await store({ url: redis.url, namespace: "old" }, "a"),
+          node: "a",
+        });
+        await new Client(single).put("x");
+        await assertRejects(() => single.listPage({ after: first.next! }), InvalidArgumentError);
+      },
+    );
   },
 );
