@@ -93,8 +93,8 @@ export interface Placed {
 export const MAX_CURSOR_SHARDS = 16_384;
 
 // The id: any an object can have, spaces too (see `core/validate.ts`).
-// deno-lint-ignore no-control-regex
 const CURSOR =
+  // deno-lint-ignore no-control-regex
   /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15})(?:~([1-9a-z][0-9a-z]{0,2})((?:\.[0-9a-z]{0,11})*))?:([^\u0000-\u001f\u007f]{0,1024})$/;
 
 /**
