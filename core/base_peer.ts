@@ -699,7 +699,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
     const { after, limit } = listPageRequest(options ?? {});
     if (after?.lags !== undefined && (this.#byOrder !== undefined || !this.#leases.listAfter)) {
       throw new InvalidArgumentError(
-        `Invalid list cursor: this peer's list has no shards; pass the next of one of its pages`,
+        "Invalid list cursor: this peer's list has no shards; pass the next of one of its pages",
       );
     }
     const runs = this.#byOrder !== undefined
