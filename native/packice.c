@@ -4323,11 +4323,27 @@ struct pk_slab {
   uint64_t faulted_here;   // regions the receive had to fault in itself
 };
 
-// A new region of PK_SLAB_REGION bytes faulted in, or NULL.
-static void *pk_slab_region_new(void) {
-  void *region = mmap(NULL, PK_SLAB_REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                      -1, 0);
-  if (region == MAP_FAILED) return NULL;
+// A new region of PK_SLAB_REGION bytes faulted in, or NULL. With `huge`, on
+// a boundary of its size and asked to be one huge page (MADV_HUGEPAGE, where
+// transparent huge pages are on for those who ask): one fault that zeroes
+// 2 MiB instead of 512, about a quarter of the CPU (measured 0.05-0.25 ms
+// against 0.65-0.95 ms), and one TLB entry. Only the slab's thread asks for
+// it: a huge page the kernel must first find or make room for can take longer
+// than small pages do, and the receive never waits for that.
+static void *pk_slab_region_new(int huge) {
+  size_t span = huge ? 2 * PK_SLAB_REGION : PK_SLAB_REGION;
+  uint8_t *mapped = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapped == MAP_FAILED) return NULL;
+  uint8_t *region = mapped;
+  if (huge) {
+    // Keep the one aligned region inside the double span.
+    region = (uint8_t *)(((uintptr_t)mapped + PK_SLAB_REGION - 1) & ~(uintptr_t)(PK_SLAB_REGION - 1));
+    if (region > mapped) munmap(mapped, (size_t)(region - mapped));
+    size_t tail = (size_t)(mapped + span - (region + PK_SLAB_REGION));
+    if (tail > 0) munmap(region + PK_SLAB_REGION, tail);
+    // Best effort: without it (THP off, an older kernel) the pages are small.
+    madvise(region, PK_SLAB_REGION, MADV_HUGEPAGE);
+  }
   // Best effort: without it (an older kernel) pages fault in one by one.
   madvise(region, PK_SLAB_REGION, MADV_POPULATE_WRITE);
   return region;
@@ -4342,7 +4358,7 @@ static void *pk_slab_ahead(void *arg) {
     }
     if (slab->stop) break;
     pthread_mutex_unlock(&slab->spare_lock);
-    void *region = pk_slab_region_new();
+    void *region = pk_slab_region_new(1);
     pthread_mutex_lock(&slab->spare_lock);
     if (region == NULL) {
       // Out of memory: the receive tries on its own; this thread waits for the next take.
@@ -4383,7 +4399,7 @@ static void *pk_slab_region_take(struct pk_slab *slab) {
   pthread_cond_signal(&slab->spare_wake);
   pthread_mutex_unlock(&slab->spare_lock);
   if (region == NULL) {
-    region = pk_slab_region_new();
+    region = pk_slab_region_new(0);
     if (region != NULL) slab->faulted_here++;
   }
   return region;
