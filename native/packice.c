@@ -4048,7 +4048,7 @@ static int32_t pk_fp_flush(struct pk_fp_conn *c, uint32_t len, uint32_t nfds, ui
   if (len == 0) return 0;
   int64_t sent = pk_sendmsg(c->fd, c->reply, len, c->reply_fds, nfds);
   if (sent >= 0) {
-    out[6] = (double)sent;
+    out[6] += (double)sent;
     return 0;
   }
   if (sent != -EAGAIN) return (int32_t)sent;
@@ -4087,6 +4087,9 @@ static int32_t pk_fp_memfd_here(struct pk_fp *fp, struct pk_fp_entry *e, int lim
 static uint32_t pk_fp_put_info(const struct pk_fp_entry *e, uint8_t *out);
 static int64_t pk_fp_delete_here(struct pk_fp *fp, uint32_t request, const uint8_t *body,
                                  uint32_t body_len, uint8_t *reply, uint32_t room);
+static int64_t pk_fp_recv_in(struct pk_fp_conn *c, uint8_t *buf, uint64_t cap, int32_t *fds_out,
+                             uint32_t max_fds, int32_t *out_nfds, int32_t *out_flags, double now,
+                             uint8_t *spill, int32_t *spill_fds, double *out);
 
 // Receives one message of the connection, as pk_recvmsg does, and answers
 // its frames that are OPENs (with a TTL or not) of registered objects, one-way
@@ -4108,9 +4111,59 @@ static int64_t pk_fp_delete_here(struct pk_fp *fp, uint32_t request, const uint8
 PK_EXPORT int64_t pk_fp_recv(void *conn, uint8_t *buf, uint64_t cap, int32_t *fds_out,
                              uint32_t max_fds, int32_t *out_nfds, int32_t *out_flags, double now,
                              uint8_t *spill, int32_t *spill_fds, double *out) {
-  struct pk_fp_conn *c = conn;
-  struct pk_fp *fp = c->fp;
   for (int i = 0; i < 14; i++) out[i] = 0;
+  return pk_fp_recv_in(conn, buf, cap, fds_out, max_fds, out_nfds, out_flags, now, spill,
+                       spill_fds, out);
+}
+
+// The room lent for puts below which pk_fp_recv_each hands back to JS, which
+// lends more: five messages' worth (MAX_MESSAGE in transport/uds/protocol.ts),
+// so that no message of a pass finds the room gone and its puts go to JS.
+#define PK_FP_EACH_ROOM ((uint64_t)1 << 20)
+
+// pk_fp_recv of one message on each of `count` connections (conns[i], as
+// pk_fp_conn_open gave them), in their order, in one call: for a server
+// whose JS thread finds many sockets ready at once, where a call per socket
+// (and the JS around it) would cost more than C's answers. out[1..13] sum
+// the figures of pk_fp_recv over them and out[14] the bytes received of
+// those whose message was answered whole here (or that had none: -EAGAIN).
+// It stops after the first connection whose message is not (frames left to
+// JS, fds, a cut message, its end, an error, replies spilled): out[15] is
+// that receive's result, out[16] 1, out[0] and out[7..8] and the buffers as
+// pk_fp_recv leaves them; and after any connection once the room lent for
+// puts is under PK_FP_EACH_ROOM (out[16] 0). Returns how many connections
+// it went through: at least one when `count` > 0.
+PK_EXPORT int32_t pk_fp_recv_each(const uint64_t *conns, int32_t count, uint8_t *buf,
+                                  uint64_t cap, int32_t *fds_out, uint32_t max_fds,
+                                  int32_t *out_nfds, int32_t *out_flags, double now,
+                                  uint8_t *spill, int32_t *spill_fds, double *out) {
+  for (int i = 0; i < 17; i++) out[i] = 0;
+  int32_t done = 0;
+  while (done < count) {
+    struct pk_fp_conn *c = (struct pk_fp_conn *)(uintptr_t)conns[done++];
+    out[0] = out[7] = out[8] = 0;
+    *out_nfds = *out_flags = 0;
+    int64_t n = pk_fp_recv_in(c, buf, cap, fds_out, max_fds, out_nfds, out_flags, now, spill,
+                              spill_fds, out);
+    if (n != -EAGAIN && !(n > 0 && out[0] == 0 && out[7] == 0)) {
+      out[15] = (double)n;
+      out[16] = 1;
+      break;
+    }
+    if (n > 0) out[14] += (double)n;
+    pthread_mutex_lock(&c->fp->lock);
+    int low = c->fp->budget < PK_FP_EACH_ROOM;
+    pthread_mutex_unlock(&c->fp->lock);
+    if (low) break;
+  }
+  return done;
+}
+
+// pk_fp_recv, adding its figures to out[1..13] (pk_fp_recv_each sums them).
+static int64_t pk_fp_recv_in(struct pk_fp_conn *c, uint8_t *buf, uint64_t cap, int32_t *fds_out,
+                             uint32_t max_fds, int32_t *out_nfds, int32_t *out_flags, double now,
+                             uint8_t *spill, int32_t *spill_fds, double *out) {
+  struct pk_fp *fp = c->fp;
   int64_t n = pk_recvmsg(c->fd, buf, cap, fds_out, max_fds, out_nfds, out_flags);
   if (n > 0) out[0] = (double)n;
   if (n <= 0 || *out_nfds != 0 || *out_flags != 0) return n;
