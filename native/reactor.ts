@@ -401,11 +401,12 @@ export class Reactor {
     if (run.length > 0) this.#readyAll(group!);
   }
 
-  /** Hands the run gathered to `group`, and empties it. */
+  /** Hands the run gathered to `group` (a lone handler, to itself), and empties it. */
   #readyAll(group: Together): void {
     const run = this.#run;
     try {
-      group.readyAll(run, run.length);
+      if (run.length === 1) run[0]!.ready(Linux.EPOLLIN);
+      else group.readyAll(run, run.length);
     } catch (error) {
       console.error("Packice: a Unix socket handler failed:", error);
     } finally {
