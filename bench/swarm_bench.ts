@@ -26,8 +26,8 @@
  *   show the design's own limit. Of each receiver's CPU, its main (JS)
  *   thread's, its V8 workers' (compiling, collecting), its native threads'
  *   (sending pieces) and the kernel's (`receiver_main_ms`, `receiver_v8_ms`,
- *   `receiver_native_ms`, `receiver_sys_ms`; the rest is receiving, hashing
- *   and landing on the thread pool);
+ *   `receiver_native_ms`, `receiver_sys_ms`; the rest, `receiver_pool_ms`, is
+ *   receiving, hashing and landing on the thread pool);
  *   `uptime_s` is the phase's window on the clock of a daemon's `--cpu-prof`
  *   (`PACKICE_TEST_DENO_FLAGS="--cpu-prof --cpu-prof-dir=DIR"` profiles every
  *   daemon): cut its samples to it. On a machine shared with other work,
@@ -238,6 +238,12 @@ async function broadcast(rateText: string): Promise<void> {
           receiver_main_ms: spent.splits.slice(1).map((split) => split.mainMs),
           receiver_v8_ms: spent.splits.slice(1).map((split) => split.v8Ms),
           receiver_native_ms: spent.splits.slice(1).map((split) => split.nativeMs),
+          // The thread pool's: pieces received, hashed and landed, mostly. A
+          // recv, a SHA-256 and a pwrite of every byte bound it from below
+          // (bench/landing_bench.ts measures the pwrite): compare it with them.
+          receiver_pool_ms: spent.splits.slice(1).map((split, i) =>
+            spent.daemonMs[i + 1]! - split.mainMs - split.v8Ms - split.nativeMs
+          ),
           receiver_sys_ms: spent.splits.slice(1).map((split) => split.sysMs),
           // Context switches of the receivers' threads: preempted, and waiting.
           receiver_preempted: spent.splits.slice(1).map((split) => split.preempted),

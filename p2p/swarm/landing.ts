@@ -7,7 +7,11 @@
  * it, neither zeroed first nor faulted into a page table: the object's
  * memory needs no preparing before its first byte arrives (preparing 256 MiB
  * took a third of a fetch on miss, before a byte came), and this process
- * never maps it writable. A write that finds no memory fails with an errno,
+ * never maps it writable. It is also the least CPU a byte can cost to land
+ * (bench/landing_bench.ts: a receive straight into mapped pages, which fault
+ * in one at a time, costs about 2.5 times as much; pages made ahead on
+ * another thread, 1.1 to 1.6 times, counting that thread), which matters
+ * where a broadcast keeps every CPU busy. A write that finds no memory fails with an errno,
  * a typed CAPACITY_EXCEEDED, where a store through a mapping would have
  * ended the process with SIGBUS. Verified bytes are read (relayed, streamed,
  * hashed whole) through a read-only mapping made from a read-only
