@@ -364,6 +364,12 @@ function anonHugeKiB(pid: number): number {
   return Number(/AnonHugePages:\s+(\d+) kB/.exec(text)?.[1] ?? 0);
 }
 
+/** Huge-page faults the kernel served with small pages, machine-wide (/proc/vmstat). */
+function thpFallbacks(): number {
+  const text = Deno.readTextFileSync("/proc/vmstat");
+  return Number(/^thp_fault_fallback (\d+)$/m.exec(text)?.[1] ?? 0);
+}
+
 Deno.test({
   name: "a daemon's regions faulted in ahead are huge pages where the kernel gives them on request",
   // With THP off there are no huge pages to ask for: the regions stay in small pages.
@@ -377,8 +383,14 @@ Deno.test({
       await using client = new Client(await UdsPeer.connect(daemon.path));
       // The first region is faulted in on the receive (small pages); the thread readies two more.
       const id = await client.put(pattern(4096, 3));
-      const huge = await until(() => anonHugeKiB(pid) - before, (kib) => kib >= SPARES * 2048);
-      assert(huge >= SPARES * 2048, `${huge} KiB in huge pages`);
+      // A kernel that found no huge page free (fragmented memory) falls back to small ones, as
+      // the daemon must then too: only the bytes below are asserted in that case.
+      const fallbacks = thpFallbacks();
+      const huge = await until(
+        () => anonHugeKiB(pid) - before,
+        (kib) => kib >= SPARES * 2048 || thpFallbacks() > fallbacks,
+      );
+      if (thpFallbacks() === fallbacks) assert(huge >= SPARES * 2048, `${huge} KiB in huge pages`);
       // 1000 more objects fill the first region and go on in those made ahead.
       const ids = [id];
       for (let i = 0; i < 1000; i += 50) {
