@@ -46,6 +46,8 @@ export interface Source {
    * as it was sending then, at least one. Unbounded at first.
    */
   limit: number;
+  /** Its busy answers (503) in a row: each doubles the wait before it is asked again, up to 4x. */
+  busy: number;
   /** Why it is given up, once it is. */
   failure: SourceError | undefined;
   /**
@@ -70,6 +72,7 @@ export function sourceOf(holder: Holder, count: number): Source {
     requesting: 0,
     sending: 0,
     limit: Infinity,
+    busy: 0,
     failure: undefined,
     futile: -1,
   };
@@ -236,8 +239,10 @@ export class Lanes {
         }
         if (error.fault === "busy") {
           source.limit = Math.max(1, source.sending);
-          // The pieces went back to the others; this source is asked again shortly.
-          await sleep(BUSY_BACKOFF_MS * (0.5 + Math.random()), stop);
+          // The pieces went back to the others; this source is asked again shortly, later
+          // each time it is still busy: its slots are long taken by the other receivers.
+          const backoff = BUSY_BACKOFF_MS * 2 ** Math.min(source.busy++, 2);
+          await sleep(backoff * (0.5 + Math.random()), stop);
           continue;
         }
         this.#fail(source, error);
@@ -317,6 +322,7 @@ export class Lanes {
           began = performance.now();
           answered = true;
           source.sending++;
+          source.busy = 0;
           // Announced as coming: others leave these pieces to this daemon.
           for (let piece = first; piece < first + count; piece++) {
             this.#coming.set(piece, (this.#coming.get(piece) ?? 0) + 1);
