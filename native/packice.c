@@ -2407,12 +2407,22 @@ PK_EXPORT int32_t pk_hg_touched(void *handle, uint32_t *out, int32_t max) {
   return count;
 }
 
+// Closes a socket of a connection, out of the epoll first. A registration
+// lasts as long as the socket's file, not this descriptor: a child process
+// forked meanwhile holds a copy of every descriptor until its exec, and an
+// event of the socket would then come with the address of a connection
+// already freed (driven after free: a double free, a heap corrupted).
+static void pk_hg_close_socket(struct pk_hg *s, int fd) {
+  epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+  close(fd);
+}
+
 static void pk_hg_close_conn(struct pk_hg *s, struct pk_hg_conn *c) {
   if (c->prev != NULL) c->prev->next = c->next;
   else s->conns = c->next;
   if (c->next != NULL) c->next->prev = c->prev;
-  close(c->fd);  // closing drops it from the epoll
-  if (c->up >= 0) close(c->up);
+  pk_hg_close_socket(s, c->fd);
+  if (c->up >= 0) pk_hg_close_socket(s, c->up);
   for (int i = 0; i < 2; i++) {
     if (c->c2u_pipe[i] >= 0) close(c->c2u_pipe[i]);
     if (c->u2c_pipe[i] >= 0) close(c->u2c_pipe[i]);
@@ -2785,7 +2795,7 @@ static int pk_hg_connect_up(struct pk_hg *s, struct pk_hg_conn *c) {
       c->c_eof = c->u_eof = 0;
       return 0;
     }
-    close(c->up);  // closing drops it from the epoll
+    pk_hg_close_socket(s, c->up);
     c->up = -1;
   }
   // Without pipes, bodies go through the buffers.
@@ -2965,7 +2975,7 @@ static int pk_hg_take_ticket(struct pk_hg *s, struct pk_hg_conn *c, size_t head)
   }
   // The Deno server's connection stays for the next exchange, unless it ends.
   if (close_after) {
-    close(c->up);
+    pk_hg_close_socket(s, c->up);
     c->up = -1;
   }
   c->u2c_len = c->u2c_at = 0;
