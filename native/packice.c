@@ -2089,8 +2089,8 @@ struct pk_hg {
   char secret_line[PK_HG_SECRET_MAX + 64];
   size_t secret_line_len;
   // Tickets not yet claimed, the next number, and those done not yet
-  // collected (room kept for every live ticket); under the lock. `donefd` is
-  // an eventfd written when one is done.
+  // collected (room kept beside them for every live ticket); under the
+  // lock. `donefd` is an eventfd written when one is done.
   struct pk_hg_object *tickets;
   uint64_t next_ticket;
   uint64_t *done;
@@ -3383,8 +3383,9 @@ PK_EXPORT int32_t pk_hg_ticket(void *handle, int32_t fd, uint64_t size, uint64_t
   o->partial = partial != 0;
   o->refs = 1;
   pthread_mutex_lock(&s->lock);
-  // Room in `done` for every live ticket, so that reporting one never fails.
-  if (s->live_tickets + 1 > s->done_cap) {
+  // Room in `done` for every live ticket beside those done and not yet
+  // collected (pk_hg_done), so that reporting one never fails.
+  if (s->done_len + s->live_tickets + 1 > s->done_cap) {
     size_t cap = s->done_cap == 0 ? 64 : 2 * s->done_cap;
     uint64_t *grown = realloc(s->done, cap * sizeof *grown);
     if (grown == NULL) {
