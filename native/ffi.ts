@@ -446,20 +446,6 @@ export const symbols = {
     ],
     result: "i32", // ready entries; 0 once the lend's budget has run out
   },
-  pk_recvmsg_each: {
-    parameters: [
-      "buffer", // const int32_t *socks
-      "i32", // int32_t count
-      "buffer", // uint8_t *buf
-      "u64", // uint64_t cap
-      "u64", // uint64_t room: bytes each receive is offered
-      "buffer", // int32_t *fds_out
-      "u32", // uint32_t fds_cap
-      "u32", // uint32_t max_fds: descriptors each receive is offered
-      "buffer", // int32_t out[3 * count]: result, descriptors, flags
-    ],
-    result: "i32", // sockets gone through
-  },
   pk_reactor_join_nb: {
     name: "pk_reactor_join",
     parameters: [

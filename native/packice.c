@@ -1127,36 +1127,6 @@ PK_EXPORT int32_t pk_reactor_join(void *handle) {
   return 0;
 }
 
-// Receives one message on each of the first `count` sockets of `socks`, in
-// their order, as pk_recvmsg would with `room` bytes and `max_fds`
-// descriptors: the messages into `buf` one after the other, their
-// descriptors into `fds_out` one after the other. For socket i, out[3i] is
-// what pk_recvmsg returns (-EAGAIN when nothing was waiting), out[3i+1] its
-// descriptors and out[3i+2] its flags. For the sockets a wait finds readable
-// together: one call instead of one each. It stops before a socket when less
-// than `room` bytes or `max_fds` descriptors are left. Returns how many
-// sockets it went through (none when `cap` < `room` or `fds_cap` < `max_fds`).
-PK_EXPORT int32_t pk_recvmsg_each(const int32_t *socks, int32_t count, uint8_t *buf,
-                                  uint64_t cap, uint64_t room, int32_t *fds_out,
-                                  uint32_t fds_cap, uint32_t max_fds, int32_t *out) {
-  if (count < 0 || room > INT32_MAX) return -EINVAL;
-  uint64_t used = 0;
-  uint32_t fds_used = 0;
-  int32_t i = 0;
-  for (; i < count && cap - used >= room && fds_cap - fds_used >= max_fds; i++) {
-    int32_t got = 0;
-    int32_t flags = 0;
-    int64_t n = pk_recvmsg(socks[i], buf + used, room, fds_out + fds_used, max_fds, &got, &flags);
-    if (n < 0) got = flags = 0;
-    out[3 * i] = (int32_t)n;
-    out[3 * i + 1] = got;
-    out[3 * i + 2] = flags;
-    if (n > 0) used += (uint64_t)n;
-    fds_used += (uint32_t)got;
-  }
-  return i;
-}
-
 // ===========================================================================
 // 8. Hashing: XXH64 and SHA-256
 // ===========================================================================

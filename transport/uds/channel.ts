@@ -152,46 +152,6 @@ const EMPTY = new Uint8Array(0);
 const members: Receiver[] = [];
 
 /**
- * Channels with no {@link Receiver} that a wait finds readable together: a
- * message of each received in one call (`pk_recvmsg_each`).
- */
-const plainReceives: Together = {
-  readyAll(handlers: readonly Ready[], count: number): void {
-    Channel.receivePlainTogether(handlers as readonly Channel[], count);
-  },
-};
-
-/** Bytes the messages of one `pk_recvmsg_each` call share: each is offered {@link MAX_MESSAGE}. */
-const BATCH_BYTES = 4 * MAX_MESSAGE;
-const BATCH_CAPACITY = BigInt(BATCH_BYTES);
-/** Descriptors they share: each is offered {@link MAX_FDS}. */
-const BATCH_FDS = 4 * MAX_FDS;
-
-/** Where `pk_recvmsg_each` receives: used only within one synchronous call. */
-interface Batch {
-  readonly bytes: Uint8Array;
-  readonly fds: Int32Array;
-  socks: Int32Array;
-  out: Int32Array;
-}
-
-let batch: Batch | undefined;
-
-function batchBuffers(count: number): Batch {
-  batch ??= {
-    bytes: new Uint8Array(BATCH_BYTES),
-    fds: new Int32Array(BATCH_FDS),
-    socks: new Int32Array(64),
-    out: new Int32Array(64 * 3),
-  };
-  if (batch.socks.length < count) {
-    batch.socks = new Int32Array(count);
-    batch.out = new Int32Array(count * 3);
-  }
-  return batch;
-}
-
-/**
  * One connected `SOCK_SEQPACKET` socket on the {@link Reactor}: frames queued
  * with {@link Channel.push} go out together on {@link Channel.flush} as few
  * messages as fit, received messages go to the handler. Every socket call is
@@ -491,67 +451,7 @@ export class Channel {
    * in one call.
    */
   get together(): Together | undefined {
-    if (this.#closed || !this.#reading) return undefined;
-    const receiver = this.#receiver;
-    return receiver === undefined ? plainReceives : receiver.group;
-  }
-
-  /**
-   * Receives one message on each of the first `count` of `channels` (found
-   * readable together, with no {@link Receiver}) in one call of C for those
-   * in a row that still read, and hands each to its handler as
-   * {@link Channel.ready} would. A message received goes to its handler even
-   * when a handler before it paused its reading meanwhile: it has left the
-   * socket.
-   */
-  static receivePlainTogether(channels: readonly Channel[], count: number): void {
-    const { bytes, fds, socks, out } = batchBuffers(count);
-    const { fdsIn, count: received, flags } = scratchBuffers();
-    let at = 0;
-    while (at < count) {
-      let n = 0;
-      while (at + n < count) {
-        const channel = channels[at + n]!;
-        if (channel.#closed || !channel.#reading || channel.#receiver !== undefined) break;
-        socks[n++] = channel.#fd;
-      }
-      if (n === 0) {
-        channels[at++]!.ready(Linux.EPOLLIN);
-        continue;
-      }
-      const done = channels[at]!.#native.symbols.pk_recvmsg_each(
-        socks,
-        n,
-        bytes,
-        BATCH_CAPACITY,
-        RECEIVE_CAPACITY,
-        fds,
-        BATCH_FDS,
-        MAX_FDS,
-        out,
-      );
-      if (done <= 0) {
-        // No room offered (cannot happen with these sizes): one at a time.
-        channels[at++]!.ready(Linux.EPOLLIN);
-        continue;
-      }
-      let offset = 0;
-      let fdAt = 0;
-      for (let i = 0; i < done; i++) {
-        const result = out[i * 3]!;
-        if (result === -Errno.EAGAIN) continue;
-        const got = out[i * 3 + 1]!;
-        // The handler reads the message from the buffer's start: those before it are done.
-        if (result > 0 && offset > 0) bytes.copyWithin(0, offset, offset + result);
-        for (let f = 0; f < got; f++) fdsIn[f] = fds[fdAt + f]!;
-        received[0] = got;
-        flags[0] = out[i * 3 + 2]!;
-        channels[at + i]!.#take(result, bytes);
-        if (result > 0) offset += result;
-        fdAt += got;
-      }
-      at += done;
-    }
+    return this.#closed || !this.#reading ? undefined : this.#receiver?.group;
   }
 
   /**
@@ -621,11 +521,10 @@ export class Channel {
 
   /**
    * Hands the message just received into the scratch buffers (`result` as
-   * `pk_recvmsg` returns, not `-EAGAIN`) to the handler, or ends the channel;
-   * its bytes at the start of `receive`.
+   * `pk_recvmsg` returns, not `-EAGAIN`) to the handler, or ends the channel.
    */
-  #take(result: number, receive: Uint8Array = scratchBuffers().receive): void {
-    const { fdsIn, count, flags } = scratchBuffers();
+  #take(result: number): void {
+    const { receive, fdsIn, count, flags } = scratchBuffers();
     if (this.#closed) {
       // Ended meanwhile, by a handler of a channel received with it: what came goes.
       for (let i = 0; result > 0 && i < count[0]!; i++) this.#native.symbols.pk_close(fdsIn[i]!);
