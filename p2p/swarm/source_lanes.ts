@@ -41,6 +41,13 @@ export interface Source {
   requesting: number;
   /** Its lanes waiting for one of its requests to end (at its {@link Source.limit}). */
   spread: number;
+  /**
+   * Whether one of its lanes waits for the picker to change: the others wait
+   * for their turn ({@link Source.turn}), as all of its lanes would pick alike.
+   */
+  watching: boolean;
+  /** Settles when the lane watching found a pick or ended: the next lane looks. */
+  turn: PromiseWithResolvers<void> | undefined;
   /** Its requests it answered and is sending now. */
   sending: number;
   /**
@@ -71,12 +78,20 @@ export function sourceOf(holder: Holder, count: number): Source {
     checks: new Set(),
     requesting: 0,
     spread: 0,
+    watching: false,
+    turn: undefined,
     sending: 0,
     limit: Infinity,
     failure: undefined,
     futile: -1,
   };
   return source;
+}
+
+/** Wakes the lanes of `source` waiting for their turn to look for a pick. */
+function turn(source: Source): void {
+  source.turn?.resolve();
+  source.turn = undefined;
 }
 
 /** What a holder listed with `pieces` holds of an object of `count` pieces. */
@@ -218,6 +233,7 @@ export class Lanes {
     const wake = () => {
       this.pulse();
       this.#wake();
+      turn(source);
     };
     stop.addEventListener("abort", wake, { once: true });
     await Promise.all(Array.from({ length: Math.max(1, this.#options.inFlight ?? 3) }, async () => {
@@ -225,6 +241,7 @@ export class Lanes {
       try {
         await this.#lane(source, stop);
       } finally {
+        turn(source);
         if (--this.#running === 0) {
           clearTimeout(this.#tick);
           this.#tick = undefined;
@@ -261,11 +278,22 @@ export class Lanes {
           this.#ticks++;
           this.pulse();
         }, ENDGAME_POLL_MS);
-        if (spread) source.spread++;
-        await this.#picks.promise;
-        if (spread) source.spread--;
+        if (spread) {
+          source.spread++;
+          await this.#picks.promise;
+          source.spread--;
+        } else if (source.watching) {
+          // Another lane of this source looks at each change; this one, once that one has a pick.
+          await (source.turn ??= Promise.withResolvers<void>()).promise;
+        } else {
+          source.watching = true;
+          await this.#picks.promise;
+          source.watching = false;
+        }
         continue;
       }
+      // The next lane of this source may find a pick as well.
+      turn(source);
       source.requesting++;
       try {
         await this.#request(source, pick, stop);
