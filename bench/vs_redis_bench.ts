@@ -12,6 +12,10 @@
  * The load is split over {@link PROCESSES} client processes: one JS thread
  * spends more CPU per request than the C of redis-benchmark, and a client
  * that saturates its own thread would measure the client, not the daemon.
+ * For information beside it, puts one at a time are also measured from one
+ * client process holding all 32 connections, the shape redis-benchmark has
+ * (`vs_redis_put_4KiB_p1_one_process`, no target): two processes switch on
+ * two CPUs where one does not, and a switch is dear on a VM.
  * Both sides' CPU per operation comes from /proc/PID/stat (utime + stime) of
  * the server and of the client processes over the timed window. Rounds
  * alternate the two sides; each figure is the median of its rounds.
@@ -81,11 +85,13 @@ async function main(): Promise<void> {
     await redisBenchmark(redisSocket, redis.pid, ["-t", "set"], 1, 1000);
     for (const inFlight of PIPELINES) {
       const figures = { get: [] as Run[], put: [] as Run[], putdel: [] as Run[] };
+      const oneProcess: Run[] = [];
       const baseline = { get: [] as Run[], set: [] as Run[], del: [] as Run[] };
       for (let round = 0; round < ROUNDS; round++) {
         for (const mode of ["get", "put", "putdel"] as const) {
           figures[mode].push(await packice(daemonSocket, daemon.pid, mode, inFlight));
         }
+        if (inFlight === 1) oneProcess.push(await packice(daemonSocket, daemon.pid, "put", 1, 1));
         const run = (args: string[]) => redisBenchmark(redisSocket, redis.pid, args, inFlight);
         baseline.get.push(await run(["-t", "get"]));
         baseline.set.push(await run(["-t", "set", "-r", "1000000"]));
@@ -102,6 +108,12 @@ async function main(): Promise<void> {
       const shape = { connections: CONNECTIONS, in_flight: inFlight, client_processes: PROCESSES };
       versus(`vs_redis_get_4KiB_p${inFlight}`, ours("get"), medianRun(baseline.get), 1, shape);
       versus(`vs_redis_put_4KiB_p${inFlight}`, ours("put"), set, 1, shape);
+      if (oneProcess.length > 0) {
+        versus("vs_redis_put_4KiB_p1_one_process", medianRun(oneProcess), set, undefined, {
+          ...shape,
+          client_processes: 1,
+        });
+      }
       versus(`vs_redis_put_delete_4KiB_p${inFlight}`, ours("putdel"), pair, 0.5, shape);
     }
   } finally {
@@ -111,11 +123,12 @@ async function main(): Promise<void> {
   }
 }
 
+/** Reports one line; with no `target`, for information. */
 function versus(
   bench: string,
   ours: Run,
   redis: Run,
-  target: number,
+  target: number | undefined,
   shape: Record<string, number>,
 ): void {
   report({
@@ -123,7 +136,7 @@ function versus(
     ops_per_s: ours.opsPerSecond,
     baseline_redis_ops_per_s: redis.opsPerSecond,
     ratio: ours.opsPerSecond / redis.opsPerSecond,
-    target: `>= ${target}`,
+    target: target === undefined ? "none (information)" : `>= ${target}`,
     server_cpu_us_per_op: ours.serverCpuUs,
     client_cpu_us_per_op: ours.clientCpuUs,
     baseline_server_cpu_us_per_op: redis.serverCpuUs,
@@ -199,12 +212,18 @@ interface LoadResult {
   readonly cpuMs: number;
 }
 
-/** One timed run of {@link PROCESSES} load children against the daemon. */
-async function packice(socket: string, daemonPid: number, mode: Mode, inFlight: number) {
+/** One timed run of `processes` load children against the daemon. */
+async function packice(
+  socket: string,
+  daemonPid: number,
+  mode: Mode,
+  inFlight: number,
+  processes = PROCESSES,
+) {
   const self = new URL(import.meta.url).pathname;
-  const limit = mode === "put" ? Math.ceil(PUTS / PROCESSES) : 0;
-  const children = Array.from({ length: PROCESSES }, (_, i) => {
-    const connections = Math.floor(CONNECTIONS / PROCESSES) + (i < CONNECTIONS % PROCESSES ? 1 : 0);
+  const limit = mode === "put" ? Math.ceil(PUTS / processes) : 0;
+  const children = Array.from({ length: processes }, (_, i) => {
+    const connections = Math.floor(CONNECTIONS / processes) + (i < CONNECTIONS % processes ? 1 : 0);
     return new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", self, "load", socket, mode, String(connections), String(inFlight)]
         .concat(String(limit)),

@@ -38,6 +38,7 @@ import { checkSealable, isExpired } from "./lifecycle.ts";
 import { evictionVictims } from "./eviction.ts";
 import { listInPutOrder } from "./put_order.ts";
 import {
+  cursorAfter,
   isAfter,
   type ListCursor,
   type ListPage,
@@ -696,6 +697,11 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   async listPage(options?: ListPageOptions): Promise<ListPage> {
     this.#checkOpen();
     const { after, limit } = listPageRequest(options ?? {});
+    if (after?.lags !== undefined && (this.#byOrder !== undefined || !this.#leases.listAfter)) {
+      throw new InvalidArgumentError(
+        "Invalid list cursor: this peer's list has no shards; pass the next of one of its pages",
+      );
+    }
     const runs = this.#byOrder !== undefined
       ? [this.#placedHere(this.#byOrder, after, limit), this.#placedInFlight(after, limit)]
       : [
@@ -732,7 +738,7 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
       }
       const last = read[read.length - 1];
       if (read.length < ask || placed.length > limit || last === undefined) return placed;
-      from = { stage: 0, order: last.order, id: last.info.id };
+      from = cursorAfter(last);
     }
   }
 

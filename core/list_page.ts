@@ -55,7 +55,10 @@ export interface ListPage {
  * A place in a peer's put order: see {@link ListPageOptions.after}. As text,
  * `<order>:<id>`, or `<stage>.<order>:<id>` from a peer that lists more than
  * one peer one after the other (a cluster's own objects, then its fetched
- * copies).
+ * copies). A store that keeps a put order per shard (a Redis Cluster, whose
+ * masters' clocks differ) adds its shards' positions after the order:
+ * `<order>~<shards>.<lag>.<lag>…:<id>`, numbers in base 36, a lag of 0 left
+ * empty and trailing ones left out.
  */
 export interface ListCursor {
   /** Which of the peers listed one after the other; 0 for a peer of one. */
@@ -64,6 +67,13 @@ export interface ListCursor {
   readonly order: number;
   /** Its id, to break ties. */
   readonly id: string;
+  /**
+   * For a store that keeps a put order per shard, one per shard: on shard
+   * `i`, the objects listed are those placed up to `order - lags[i]`, and
+   * only those (the id breaks no tie). Absent: those before `order` and
+   * `id`, on every shard.
+   */
+  readonly lags?: readonly number[];
 }
 
 /** An object with its place in put order, a candidate for a page. */
@@ -72,9 +82,20 @@ export interface Placed {
   readonly order: number;
   /** The object. */
   readonly info: ObjectInfo;
+  /**
+   * From a store that keeps a put order per shard: the cursor of a page
+   * that ends at this object. Absent: its place and id.
+   */
+  readonly next?: () => ListCursor;
 }
 
-const CURSOR = /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15}):([^\s]{0,1024})$/;
+/** The most shards a cursor names: as many as a Redis Cluster has hash slots. */
+export const MAX_CURSOR_SHARDS = 16_384;
+
+// The id: any an object can have, spaces too (see `core/validate.ts`).
+const CURSOR =
+  // deno-lint-ignore no-control-regex
+  /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15})(?:~([1-9a-z][0-9a-z]{0,2})((?:\.[0-9a-z]{0,11})*))?:([^\u0000-\u001f\u007f]{0,1024})$/;
 
 /**
  * Checks a page request from a caller or the wire.
@@ -102,12 +123,75 @@ export function listPageRequest(
   }
   if (after === undefined) return { limit };
   const match = typeof after === "string" ? CURSOR.exec(after) : null;
-  if (match === null || Number(match[1] ?? 0) >= stages) {
+  const order = Number(match?.[2]);
+  const lags = match?.[3] === undefined ? undefined : lagsOf(match[3], match[4]!, order);
+  if (match === null || Number(match[1] ?? 0) >= stages || lags === null) {
     throw new InvalidArgumentError(
       `Invalid list cursor: pass the next of a page as it came, got ${shown(after)}`,
     );
   }
-  return { after: { stage: Number(match[1] ?? 0), order: Number(match[2]), id: match[3]! }, limit };
+  const cursor = { stage: Number(match[1] ?? 0), order, id: match[5]! };
+  return { after: lags === undefined ? cursor : { ...cursor, lags }, limit };
+}
+
+/** The lags of a cursor's text, or null when they are not ones a page gives. */
+function lagsOf(count: string, text: string, order: number): number[] | null {
+  const shards = parseInt(count, 36);
+  const parts = text === "" ? [] : text.slice(1).split(".");
+  if (shards > MAX_CURSOR_SHARDS || parts.length > shards || parts.at(-1) === "") return null;
+  const lags = new Array<number>(shards).fill(0);
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    if (part === "") continue;
+    const lag = parseInt(part, 36);
+    if (part[0] === "0" || lag > order) return null;
+    lags[i] = lag;
+  }
+  return lags;
+}
+
+/**
+ * A cursor as text, as {@link listPageRequest} reads it.
+ *
+ * @example The cursor after object "abc" at place 42
+ * ```ts
+ * import { formatCursor } from "./list_page.ts";
+ * console.assert(formatCursor({ stage: 0, order: 42, id: "abc" }) === "42:abc");
+ * ```
+ */
+export function formatCursor(cursor: ListCursor): string {
+  let text = cursor.stage === 0 ? `${cursor.order}` : `${cursor.stage}.${cursor.order}`;
+  const { lags } = cursor;
+  if (lags !== undefined) {
+    let end = lags.length;
+    while (end > 0 && lags[end - 1] === 0) end--;
+    text += `~${lags.length.toString(36)}`;
+    for (let i = 0; i < end; i++) text += lags[i] === 0 ? "." : `.${lags[i]!.toString(36)}`;
+  }
+  return `${text}:${cursor.id}`;
+}
+
+/**
+ * The cursor of a page that ends at `placed`: the one a store that keeps a
+ * put order per shard gave it, or its place and id.
+ *
+ * @example After an object at place 42
+ * ```ts
+ * import { cursorAfter } from "./list_page.ts";
+ * const info = {
+ *   id: "abc",
+ *   state: "SEALED",
+ *   size: 0,
+ *   blobSizes: [],
+ *   meta: {},
+ *   createdAt: 0,
+ * } as const;
+ * const cursor = cursorAfter({ order: 42, info });
+ * console.assert(cursor.order === 42 && cursor.id === "abc");
+ * ```
+ */
+export function cursorAfter(placed: Placed): ListCursor {
+  return placed.next?.() ?? { stage: 0, order: placed.order, id: placed.info.id };
 }
 
 /** Whether an object at `order` with id `id` comes after `cursor`. */
@@ -141,8 +225,7 @@ export function pageOf(runs: readonly Placed[][], limit: number): ListPage {
     objects.push(info);
   }
   if (objects.length === all.length) return { objects };
-  const last = all[objects.length - 1]!;
-  return { objects, next: `${last.order}:${last.info.id}` };
+  return { objects, next: formatCursor(cursorAfter(all[objects.length - 1]!)) };
 }
 
 /** About the length of `info` as JSON, or a little over, made only of its metadata and holders. */

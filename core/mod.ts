@@ -13,6 +13,7 @@ export type * from "./blob.ts";
 export type * from "./blob_store.ts";
 export type * from "./peer.ts";
 export {
+  cursorAfter,
   DEFAULT_PAGE,
   type ListCursor,
   type ListPage,

@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 19;
+export const NATIVE_ABI_VERSION = 20;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -823,6 +823,23 @@ export const symbols = {
       "buffer", // double out[14]
     ],
     result: "i64", // as pk_recvmsg; -errno when replies could not be kept
+  },
+  pk_fp_recv_each: {
+    parameters: [
+      "buffer", // const uint64_t *conns
+      "i32", // int32_t count
+      "buffer", // uint8_t *buf
+      "u64", // uint64_t cap
+      "buffer", // int32_t *fds_out
+      "u32", // uint32_t max_fds
+      "buffer", // int32_t *out_nfds
+      "buffer", // int32_t *out_flags
+      "f64", // double now: epoch ms
+      "buffer", // uint8_t *spill (64 KiB at least)
+      "buffer", // int32_t *spill_fds (253)
+      "buffer", // double out[17]
+    ],
+    result: "i32", // connections gone through
   },
 
   // 13. Unix-socket small puts answered in C, into the table of section 12

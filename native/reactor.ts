@@ -16,6 +16,23 @@ export interface Ready {
    * that is still readable again.
    */
   ready(events: number): void;
+  /**
+   * Where this handler goes, with the others of a run that share it, when a
+   * wait on the JS thread finds them readable (`EPOLLIN` alone) together:
+   * one call for the run instead of a `ready` each. Read at each wait;
+   * undefined for a handler told alone.
+   */
+  readonly together?: Together | undefined;
+}
+
+/** Handlers told of their readiness in one call; see {@link Ready.together}. */
+export interface Together {
+  /**
+   * Handles the first `count` of `handlers`, found readable together by a
+   * wait on the JS thread, in their order, as a `ready(EPOLLIN)` each would.
+   * The array is the reactor's, reused: keep no reference to it.
+   */
+  readyAll(handlers: readonly Ready[], count: number): void;
 }
 
 /** How many events one wait reports. */
@@ -91,6 +108,8 @@ export class Reactor {
   #pollingHere = false;
   #reclaimQueued = false;
   readonly #polled = new Uint32Array(MAX_EVENTS * 2);
+  /** The run of handlers sharing a {@link Together}, of the wait being handed out. */
+  readonly #run: Ready[] = [];
   readonly #waited = new BigInt64Array(2);
   /** The same memory as 32-bit words: read without making a BigInt per wait. */
   readonly #waitedWords = new Uint32Array(this.#waited.buffer);
@@ -263,7 +282,7 @@ export class Reactor {
     }
     this.#pollingHere = true;
     try {
-      this.#ready(this.#polled, count);
+      this.#ready(this.#polled, count, true);
     } finally {
       this.#pollingHere = false;
     }
@@ -350,19 +369,48 @@ export class Reactor {
     })();
   }
 
-  #ready(slots: Uint32Array, count: number): void {
+  /**
+   * Hands the ready entries to their handlers, in their order; on the JS
+   * thread's own wait (`here`), each run of readable handlers sharing a
+   * {@link Together} in one call.
+   */
+  #ready(slots: Uint32Array, count: number, here = false): void {
     if (count < 0) {
       console.error(`Packice: the Unix socket reactor failed: errno ${-count}`);
       return;
     }
+    const run = this.#run;
+    let group: Together | undefined;
     for (let i = 0; i < count; i++) {
       const handler = this.#handlers.get(slots[i * 2]!);
       if (handler === undefined) continue;
+      const events = slots[i * 2 + 1]!;
+      const together = here && events === Linux.EPOLLIN ? handler.together : undefined;
+      if (together !== group && run.length > 0) this.#readyAll(group!);
+      group = together;
+      if (together !== undefined) {
+        run.push(handler);
+        continue;
+      }
       try {
-        handler.ready(slots[i * 2 + 1]!);
+        handler.ready(events);
       } catch (error) {
         console.error("Packice: a Unix socket handler failed:", error);
       }
+    }
+    if (run.length > 0) this.#readyAll(group!);
+  }
+
+  /** Hands the run gathered to `group` (a lone handler, to itself), and empties it. */
+  #readyAll(group: Together): void {
+    const run = this.#run;
+    try {
+      if (run.length === 1) run[0]!.ready(Linux.EPOLLIN);
+      else group.readyAll(run, run.length);
+    } catch (error) {
+      console.error("Packice: a Unix socket handler failed:", error);
+    } finally {
+      run.length = 0;
     }
   }
 }

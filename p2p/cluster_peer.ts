@@ -11,6 +11,7 @@
 import { Access, type Lease } from "../core/lease.ts";
 import { NotFoundError, StoreUnavailableError, UnsupportedError } from "../core/errors.ts";
 import {
+  formatCursor,
   type ListPage,
   listPageOf,
   type ListPageOptions,
@@ -478,7 +479,7 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
         : { objects: page.objects, next: "1.0:" };
     }
     const page = await listPageOf(this.#copies.peer, {
-      ...(after.id === "" ? {} : { after: `${after.order}:${after.id}` }),
+      ...(after.id === "" ? {} : { after: formatCursor({ ...after, stage: 0 }) }),
       limit,
     });
     const objects: ObjectInfo[] = [];

@@ -16,7 +16,8 @@
  *   record expires in Redis time.
  * - `{ns:s}:version`: where object versions come from, a hash: the shard's
  *   `epoch` (new when the shard lost its state) and a counter `n`; and the
- *   last place in put order it gave, `order`.
+ *   last place in put order it gave, `order` (raised to the server's clock
+ *   by a page that reads the shard to its end: see `list_after.ts`).
  * - `{ns:s}:order`: every object in lookups (sealed or being created), a
  *   sorted set scored by its place in put order: microseconds of the
  *   server's clock when it was put, unique on the shard (see

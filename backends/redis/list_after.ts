@@ -5,13 +5,24 @@
  *
  * Every object has its place in put order in Redis: microseconds of the
  * clock of its shard's Redis when it was put (or one past the shard's last
- * place, so places are unique on a shard), written by the script that
+ * place, so places only grow on a shard), written by the script that
  * records it and removed by the one that removes it. A cursor thus means
  * the same on every node. On one Redis every shard has one clock, so the
- * order is the order puts reached Redis. On a Redis Cluster, each shard is
- * in the order of its master's clock: an object put while a list is under
- * way, on a master whose clock is behind, may take a place before the
- * cursor and miss that list (never an object that was there all along).
+ * order is the order puts reached Redis, and a cursor is a place.
+ *
+ * On a Redis Cluster each shard follows its master's clock, so an object
+ * put during a listing, on a master whose clock is behind, may take a place
+ * below the last one listed. A cursor there holds a position per shard
+ * (`ListCursor.lags`): on each shard, the last place listed or passed
+ * over, which every later put on that shard comes after. A page merges the
+ * shards' objects after their positions by place, then id: a late put on a
+ * slow master comes at the head of the next page. After a page that ends
+ * at place `p`, a shard's position is `p` (`p - 1` for an object placed
+ * at `p` there and not listed), or, for a shard read to its end, the least
+ * of `p` and where the shard ends (see the `page` script): a shard's
+ * position trails `p` only by how far its master's clock is behind, so the
+ * cursor stays short. A cursor without positions (from an older version)
+ * is taken as a place on every shard.
  *
  * A page reads, on each shard, only its part of the page: a shard of one
  * answers it in one script call (an index range and the records it names,
@@ -28,10 +39,17 @@
  *
  * @module
  */
-import { byPlace, isAfter, type ListCursor, type Placed } from "../../core/list_page.ts";
+import { InvalidArgumentError } from "../../core/errors.ts";
+import {
+  byPlace,
+  formatCursor,
+  isAfter,
+  type ListCursor,
+  type Placed,
+} from "../../core/list_page.ts";
 import { decodeObject, type Fields } from "./codec.ts";
 import type { Exec } from "./connection.ts";
-import { objectKey, objectPrefix } from "./keys.ts";
+import { objectKey, objectPrefix, shardOf } from "./keys.ts";
 import { SCRIPTS } from "./scripts.ts";
 import { chunks, type ShardCalls } from "./shard_calls.ts";
 
@@ -56,6 +74,8 @@ interface ShardRun {
   done: boolean;
   /** How many to ask for next. */
   ask: number;
+  /** Once done, on a namespace of shards: the place every later put on it comes after. */
+  end: number;
 }
 
 /**
@@ -80,6 +100,13 @@ export class ListAfter {
    */
   async read(exec: Exec, after: ListCursor | undefined, count: number): Promise<Placed[]> {
     const shards = this.#calls.count;
+    const lags = after?.lags;
+    if (lags !== undefined && (shards === 1 || lags.length !== shards)) {
+      throw new InvalidArgumentError(
+        `Invalid list cursor: it is of ${lags.length} shards, not of the ${shards} of namespace ` +
+          `${this.#namespace}; pass the next of one of its pages, got ${formatCursor(after!)}`,
+      );
+    }
     // The cursor's own object may come back (a read starts at its place): one more.
     const first = Math.min(
       MAX_READ,
@@ -87,11 +114,16 @@ export class ListAfter {
     );
     const runs: ShardRun[] = Array.from({ length: shards }, (_, shard) => ({
       shard,
-      from: after === undefined ? "-inf" : String(after.order),
+      from: after === undefined
+        ? "-inf"
+        : lags === undefined
+        ? String(after.order)
+        : `(${after.order - lags[shard]!}`,
       placed: [],
       last: undefined,
       done: false,
       ask: first,
+      end: 0,
     }));
     let wanted = runs;
     for (;;) {
@@ -99,19 +131,44 @@ export class ListAfter {
       const all = runs.length === 1 ? runs[0]!.placed : runs.flatMap((run) => run.placed);
       if (runs.length > 1) all.sort(byPlace);
       const open = runs.filter((run) => !run.done);
-      if (open.length === 0) return all.slice(0, count);
+      if (open.length === 0) return this.#withCursors(all, count, runs);
       // Past the least last place of a shard with more, an object of that shard may come first.
       let frontier = open[0]!.last!;
       for (const run of open) if (byPlace(run.last!, frontier) < 0) frontier = run.last!;
       let safe = 0;
       while (safe < all.length && safe < count && byPlace(all[safe]!, frontier) <= 0) safe++;
-      if (safe === count) return all.slice(0, count);
+      if (safe === count) return this.#withCursors(all, count, runs);
       const bound = all.length >= count ? all[count - 1] : undefined;
       wanted = open.filter((run) => bound === undefined || byPlace(run.last!, bound) < 0);
       // One shard left to read: what is missing; several: twice as many as before.
       const ask = (run: ShardRun) => wanted.length === 1 ? count - safe : run.ask * 2;
       for (const run of wanted) run.ask = Math.min(MAX_READ, count + 1, ask(run));
     }
+  }
+
+  /**
+   * The first `count` of `all`, the objects read after the cursor in list
+   * order; on a namespace of shards, each with the cursor of a page that
+   * ends at it (see the module's doc). Each is at or before the last place
+   * read of every shard with more, so a shard's objects not read come after
+   * it.
+   */
+  #withCursors(all: Placed[], count: number, runs: readonly ShardRun[]): Placed[] {
+    const page = all.length > count ? all.slice(0, count) : all;
+    const shards = runs.length;
+    if (shards === 1) return page;
+    const cursorAt = (at: number): ListCursor => {
+      const { order, info } = all[at]!;
+      const lags = new Array<number>(shards).fill(0);
+      for (const run of runs) if (run.done && run.end < order) lags[run.shard] = order - run.end;
+      // Objects of other shards at the same place, after this one: not listed yet.
+      for (let j = at + 1; j < all.length && all[j]!.order === order; j++) {
+        const shard = shardOf(all[j]!.info.id, shards);
+        lags[shard] = Math.max(lags[shard]!, 1);
+      }
+      return { stage: 0, order, id: info.id, lags };
+    };
+    return page.map((one, at) => ({ order: one.order, info: one.info, next: () => cursorAt(at) }));
   }
 
   /** Reads the next objects of one shard into its run. */
@@ -124,20 +181,25 @@ export class ListAfter {
       String(run.ask),
       objectPrefix(this.#namespace, shard),
     ];
+    const ends = this.#calls.count === 1 ? "0" : "1";
     const keys = this.#calls.keys[shard]!;
-    let reply = await exec(SCRIPTS.page, keys, [...args, "1"]) as unknown[];
+    let reply = await exec(SCRIPTS.page, keys, [...args, "1", ends]) as unknown[];
     if (reply[0] === "UNINDEXED") {
       await this.#reindex(exec, shard);
-      reply = await exec(SCRIPTS.page, keys, [...args, "0"]) as unknown[];
+      reply = await exec(SCRIPTS.page, keys, [...args, "0", ends]) as unknown[];
     }
-    const entries = reply as [string, string, Fields][];
+    const [entries, end] = reply as [[string, string, Fields][], number | string];
+    // Read after the shard's position, all are after the cursor; from an old cursor's place, not.
+    const from = after?.lags === undefined ? after : undefined;
     for (const [score, id, fields] of entries) {
       const one = { order: Number(score), info: decodeObject(id, fields)! };
       run.last = one;
-      if (isAfter(one.order, id, after)) run.placed.push(one);
+      if (isAfter(one.order, id, from)) run.placed.push(one);
     }
-    if (entries.length < run.ask) run.done = true;
-    else run.from = `(${entries[entries.length - 1]![0]}`;
+    if (entries.length < run.ask) {
+      run.done = true;
+      run.end = Number(end);
+    } else run.from = `(${entries[entries.length - 1]![0]}`;
   }
 
   /**

@@ -41,14 +41,19 @@ return { redis.call('SMEMBERS', SEALED), redis.call('ZRANGE', CREATING, 0, -1) }
 
   /**
    * A page of the shard in put order (see `list_after.ts`). ARGV[3]: the
-   * place to start at (inclusive; '-inf' for the first); ARGV[4]: how many;
-   * ARGV[5]: what the keys of the shard's objects start with; ARGV[6]: '1'
-   * to answer `{'UNINDEXED'}` instead when the shard has objects that are
-   * not in put order (recorded by a version before it, which the caller
-   * then adds with {@link NAMESPACE_SCRIPTS.reindex}). Returns up to that
-   * many objects, each `{order, id, fields}`, fewer only at the end of the
-   * shard. An entry whose object is gone (a CREATING record Redis expired)
-   * is skipped and removed.
+   * place to start at (inclusive, or after it with a '('; '-inf' for the
+   * first); ARGV[4]: how many; ARGV[5]: what the keys of the shard's objects
+   * start with; ARGV[6]: '1' to answer `{'UNINDEXED'}` instead when the
+   * shard has objects that are not in put order (recorded by a version
+   * before it, which the caller then adds with
+   * {@link NAMESPACE_SCRIPTS.reindex}); ARGV[7]: '1' to learn, at the end
+   * of the shard, where it ends. Returns `{objects, end}`: up to that many
+   * objects, each `{order, id, fields}`, fewer only at the end of the
+   * shard; and there, when asked, the place every later put on the shard
+   * comes after: its last place, first raised to its clock (as a put would
+   * do), so a clock that goes back cannot place a put before it. An entry
+   * whose object is gone (a CREATING record Redis expired) is skipped and
+   * removed.
    *
    * The object keys are not in KEYS, as they are known only here: they all
    * carry the shard's hash tag, so they are in the slot of the ones that
@@ -82,7 +87,17 @@ while #out < want do
   end
   from = '(' .. batch[#batch]
 end
-return out
+local ending = ''
+if ARGV[7] == '1' and #out < want then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  ending = tonumber(redis.call('HGET', VERSION, 'order') or 0)
+  if now > ending then
+    ending = now
+    redis.call('HSET', VERSION, 'order', ending)
+  end
+end
+return { out, ending }
 `,
   ),
 

@@ -23,7 +23,12 @@ import type {
   SealPatch,
 } from "../../core/lease_store.ts";
 import { checkDiscard, checkGrant, checkLive, checkSeal } from "../../core/lifecycle.ts";
-import type { ListCursor, Placed } from "../../core/list_page.ts";
+import {
+  cursorAfter,
+  type ListCursor,
+  MAX_CURSOR_SHARDS,
+  type Placed,
+} from "../../core/list_page.ts";
 import type { ObjectInfo } from "../../core/object.ts";
 import { creatingArgs, decodeObject, expiryArgs, type Fields, versionOf } from "./codec.ts";
 import { type Exec, RedisConnection, type RedisLogger } from "./connection.ts";
@@ -162,7 +167,9 @@ export class RedisLeaseStore implements LeaseStore {
     this.namespace = checkName(options.namespace ?? "packice", "namespace");
     this.node = checkName(options.node ?? defaultNode(), "node id");
     const url = options.url ?? "redis://127.0.0.1:6379/0";
-    this.#shards = checkCount(options.shards ?? (isClusterUrl(url) ? 64 : 1), "shards", 1, false);
+    const shards = options.shards ?? (isClusterUrl(url) ? 64 : 1);
+    // A cursor names a position per shard (see list_after.ts): no more than it can hold.
+    this.#shards = checkCount(shards, "shards", 1, false, MAX_CURSOR_SHARDS);
     this.#calls = new ShardCalls(this.namespace, this.node, this.#shards);
     this.#address = options.address ?? "";
     this.#clock = options.clock ?? systemClock;
@@ -538,7 +545,7 @@ export class RedisLeaseStore implements LeaseStore {
       for (const { info } of page) all.push(info);
       const last = page[page.length - 1];
       if (page.length < LIST_BATCH || last === undefined) return all;
-      after = { stage: 0, order: last.order, id: last.info.id };
+      after = cursorAfter(last);
     }
   }
 
@@ -546,24 +553,27 @@ export class RedisLeaseStore implements LeaseStore {
    * The objects of the namespace in put order, from the first after
    * `after`: the same order on every node, each object's place given in
    * Redis when it was put (see `list_after.ts`). A page reads what it
-   * returns, not the whole namespace.
+   * returns, not the whole namespace. On a namespace of shards, each object
+   * comes with the cursor of a page that ends at it (`Placed.next`): it
+   * holds a position per shard, so that a put on a master whose clock is
+   * behind is not passed over.
    *
-   * @param after Where to start: the place and id of the last object of the
-   *   page before; from the first when undefined.
+   * @param after Where to start: the cursor of the last object of the page
+   *   before (`cursorAfter`); from the first when undefined.
    * @param count The most objects to return.
    * @returns Up to `count` objects with their places; fewer only at the end.
    * @throws {RangeError} When `count` is not a positive integer.
+   * @throws {InvalidArgumentError} When `after` holds positions of another
+   *   number of shards than the namespace's.
    * @throws {StoreUnavailableError} When Redis cannot be reached.
    *
    * @example Two pages of 100
    * ```ts ignore
-   * import { RedisLeaseStore } from "@packice/packice";
+   * import { cursorAfter, RedisLeaseStore } from "@packice/packice";
    * await using leases = await RedisLeaseStore.connect({ url: "redis://127.0.0.1:6379/0" });
    * const first = await leases.listAfter(undefined, 100);
    * const last = first.at(-1);
-   * if (last !== undefined) {
-   *   await leases.listAfter({ stage: 0, order: last.order, id: last.info.id }, 100);
-   * }
+   * if (last !== undefined) await leases.listAfter(cursorAfter(last), 100);
    * ```
    */
   listAfter(after: ListCursor | undefined, count: number): Promise<Placed[]> {

@@ -15,8 +15,9 @@ export interface RedisLeaseStoreOptions {
   /**
    * How many hash slots the objects of the namespace are spread over, each
    * with its own indexes: `list` and `counts` make one call per shard. Every
-   * daemon of a namespace must use the same count. Default 1 for a standalone
-   * Redis, 64 for a cluster.
+   * daemon of a namespace must use the same count, at most 16,384 (a Redis
+   * Cluster's hash slots). Default 1 for a standalone Redis, 64 for a
+   * cluster.
    */
   readonly shards?: number;
   /** Every key is `<namespace>:...`; daemons sharing a namespace share objects. Default `packice`. */
@@ -75,10 +76,20 @@ export function checkName(value: string, what: string): string {
   return value;
 }
 
-export function checkCount(value: number, what: string, min: number, endless: boolean): number {
+export function checkCount(
+  value: number,
+  what: string,
+  min: number,
+  endless: boolean,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (endless && value === Infinity) return value;
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new InvalidArgumentError(`Invalid ${what}: expected an integer of at least ${min}`);
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(
+      max === Number.MAX_SAFE_INTEGER
+        ? `Invalid ${what}: expected an integer of at least ${min}`
+        : `Invalid ${what}: expected an integer from ${min} to ${max}`,
+    );
   }
   return value;
 }

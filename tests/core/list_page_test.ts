@@ -3,11 +3,18 @@ import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import {
   Client,
   InvalidArgumentError,
+  type ListPage,
   listPageOf,
   MemoryPeer,
   type ObjectInfo,
 } from "../../mod.ts";
-import { listPageRequest, MAX_PAGE_BYTES, pageOf, placedAfter } from "../../core/list_page.ts";
+import {
+  formatCursor,
+  listPageRequest,
+  MAX_PAGE_BYTES,
+  pageOf,
+  placedAfter,
+} from "../../core/list_page.ts";
 
 function ids(infos: readonly ObjectInfo[]): string[] {
   return infos.map((info) => info.id);
@@ -31,6 +38,26 @@ Deno.test("a memory peer pages in put order; a deleted cursor object skips and r
   const walked: string[] = [];
   for await (const info of client.objects({ pageSize: 2 })) walked.push(info.id);
   assertEquals(walked, ids(await peer.list()));
+});
+
+Deno.test("a page ending at an id with spaces gives a cursor its peer takes", async () => {
+  await using peer = new MemoryPeer();
+  const client = new Client(peer);
+  const put: string[] = [];
+  for (const id of ["a b", "c\u00a0d", "e\u2028f", " g ", "h"]) {
+    put.push(await client.put("x", { id }));
+  }
+  const listed: string[] = [];
+  let after: string | undefined;
+  do {
+    const page: ListPage = await peer.listPage(
+      after === undefined ? { limit: 1 } : { after, limit: 1 },
+    );
+    listed.push(...ids(page.objects));
+    after = page.next;
+  } while (after !== undefined);
+  assertEquals(listed, put);
+  await assertRejects(() => peer.listPage({ after: "1:a\nb" }), InvalidArgumentError);
 });
 
 Deno.test("a page stops early rather than pass its bytes", async () => {
@@ -67,6 +94,57 @@ Deno.test("bad page options get InvalidArgumentError", async () => {
     await assertRejects(() => peer.listPage(options), InvalidArgumentError);
   }
   await assertRejects(() => peer.listPage("x" as never), InvalidArgumentError);
+});
+
+Deno.test("a cursor with shard positions reads back as it was written", () => {
+  for (
+    const after of [
+      { stage: 0, order: 42, id: "abc" },
+      { stage: 1, order: 42, id: "a:b~c" },
+      { stage: 0, order: 1_765_000_000_000_000, id: "x", lags: new Array(64).fill(0) },
+      { stage: 1, order: 1_765_000_000_000_000, id: "x", lags: [0, 60_000_000, 0, 1, 0, 0] },
+    ]
+  ) {
+    const text = formatCursor(after);
+    assertEquals(listPageRequest({ after: text }, 2), { after, limit: 1000 });
+  }
+  assertEquals(formatCursor({ stage: 0, order: 9, id: "x", lags: [0, 0, 3, 0] }), "9~4...3:x");
+});
+
+Deno.test("a malformed or foreign cursor with shard positions gets InvalidArgumentError", async () => {
+  for (
+    const after of [
+      "9~0:x", // No shards.
+      "9~04:x", // A count with a leading zero.
+      "9~2.a:x", // A lag past the order.
+      "9~2.1.1.1:x", // More lags than shards.
+      "9~2.1.:x", // A trailing empty lag.
+      "9~2.01:x", // A lag with a leading zero.
+      "9~cn5:x", // More shards than a cluster has slots.
+      "9~2.A:x", // Not base 36 in lower case.
+      "9~2 :x", // A space in the lags.
+    ]
+  ) {
+    assert(
+      (() => {
+        try {
+          listPageRequest({ after });
+          return false;
+        } catch (error) {
+          return error instanceof InvalidArgumentError && error.code === "INVALID_ARGUMENT";
+        }
+      })(),
+      after,
+    );
+  }
+  // A peer whose list has no shards refuses one, well formed or not.
+  await using peer = new MemoryPeer();
+  await new Client(peer).put("x");
+  const error = await assertRejects(
+    () => peer.listPage({ after: "9~2.1:x" }),
+    InvalidArgumentError,
+  );
+  assert(error.message.includes("pass the next of one of its pages"), error.message);
 });
 
 Deno.test("a store's list out of put order is paged in put order, none skipped", () => {

@@ -5,6 +5,9 @@
  * every node reports `cluster_state:ok`. Stopped by pid with `await using`:
  *
  * Tests that use it take `redisTestOptions`: `redis-cli` comes with `redis-server`.
+ * A master's clock can be set behind the others' (`behindMs`): it then runs
+ * with clock_behind.c preloaded, built with `cc` into the cluster's
+ * directory.
  *
  * ```ts ignore
  * await using cluster = await startRedisCluster();
@@ -29,6 +32,12 @@ export interface RedisCluster extends AsyncDisposable {
   restart(port: number): Promise<void>;
 }
 
+/** Options of {@link startRedisCluster}. */
+export interface RedisClusterOptions {
+  /** By how many milliseconds each master's wall clock is behind, in the order of `ports`. */
+  readonly behindMs?: readonly number[];
+}
+
 const MASTERS = 3;
 const READY_TIMEOUT_MS = 15_000;
 
@@ -37,8 +46,9 @@ const READY_TIMEOUT_MS = 15_000;
  *
  * @returns The cluster; dispose of it to stop its servers and remove their directory.
  */
-export async function startRedisCluster(): Promise<RedisCluster> {
+export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisCluster> {
   const dir = await Deno.makeTempDir({ prefix: "packice-redis-cluster-" });
+  const envs = new Map<number, Record<string, string>>();
   const children = new Map<number, Deno.ChildProcess>();
   const stopOne = async (port: number, signal: Deno.Signal = "SIGKILL") => {
     const child = children.get(port);
@@ -62,6 +72,7 @@ export async function startRedisCluster(): Promise<RedisCluster> {
         args: ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"]
           .concat(["--cluster-config-file", `${dir}/${port}/nodes.conf`, "--dir", `${dir}/${port}`])
           .concat(["--save", "", "--appendonly", "no"]),
+        env: envs.get(port) ?? {},
         stdin: "null",
         stdout: "null",
         stderr: "null",
@@ -77,8 +88,16 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   };
   try {
     const ports = clusterPorts(MASTERS);
-    for (const port of ports) {
+    const behind = options.behindMs ?? [];
+    const shim = behind.some((ms) => ms !== 0) ? await buildClockBehind(dir) : undefined;
+    for (const [i, port] of ports.entries()) {
       await Deno.mkdir(`${dir}/${port}`);
+      if (shim !== undefined && (behind[i] ?? 0) !== 0) {
+        envs.set(port, {
+          LD_PRELOAD: shim,
+          PACKICE_CLOCK_BEHIND_US: String(Math.round(behind[i]! * 1000)),
+        });
+      }
       spawn(port);
     }
     await until(async () => {
@@ -121,6 +140,25 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     await stop();
     throw error;
   }
+}
+
+/** Builds clock_behind.c into `dir`; returns the library's path. */
+async function buildClockBehind(dir: string): Promise<string> {
+  const out = `${dir}/clock_behind.so`;
+  const { code, stderr } = await new Deno.Command("cc", {
+    args: [
+      "-O2",
+      "-shared",
+      "-fPIC",
+      "-o",
+      out,
+      new URL("clock_behind.c", import.meta.url).pathname,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (code !== 0) throw new Error(`cc clock_behind.c failed: ${new TextDecoder().decode(stderr)}`);
+  return out;
 }
 
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {

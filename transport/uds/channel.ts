@@ -3,7 +3,7 @@ import { Linux } from "../../native/ffi.ts";
 import type { Native } from "../../native/load.ts";
 import type { ByteCounters } from "./metrics.ts";
 import { MAX_FDS, MAX_MESSAGE, NO_FDS } from "./protocol.ts";
-import type { Reactor } from "../../native/reactor.ts";
+import type { Reactor, Ready, Together } from "../../native/reactor.ts";
 
 /** What a {@link Channel} tells its owner. */
 export interface ChannelHandler {
@@ -64,6 +64,49 @@ export interface Receiver {
   ): number;
   /** Bytes of the frames left to the handler, at the buffer's start, of the message received last. */
   readonly kept: number;
+  /** Receivers that take a message each of many channels in one call; optional. */
+  readonly group?: ReceiverGroup;
+}
+
+/**
+ * Receivers whose receives of several channels' messages are made in one
+ * call (the server's native fast path, for the many sockets a wait finds
+ * ready at once): to the reactor, a {@link Together} of those channels.
+ */
+export abstract class ReceiverGroup implements Together {
+  /**
+   * Whether the last {@link ReceiverGroup.receiveEach} left the message of
+   * the last receiver it went through (some of its frames, its fds, the
+   * connection's end or an error) to its handler, with
+   * {@link ReceiverGroup.leftResult} as its result.
+   */
+  leftToHandler = false;
+  /** What the receive of the message left to its handler returned, as `pk_recvmsg` returns. */
+  leftResult = 0;
+
+  /**
+   * Receives one message on each of the first `count` of `members`, in
+   * their order, as each one's {@link Receiver.receive} would, counting the
+   * bytes of the messages answered whole as their channels' counters would;
+   * it stops after one whose message is left to its handler (see
+   * {@link ReceiverGroup.leftToHandler}), whose {@link Receiver.kept} it sets.
+   *
+   * @returns How many receivers it went through: at least one.
+   */
+  abstract receiveEach(
+    members: readonly Receiver[],
+    count: number,
+    buffer: Uint8Array,
+    capacity: bigint,
+    fds: Int32Array,
+    maxFds: number,
+    countOut: Int32Array,
+    flags: Int32Array,
+  ): number;
+
+  readyAll(handlers: readonly Ready[], count: number): void {
+    Channel.receiveTogether(this, handlers as readonly Channel[], count);
+  }
 }
 
 interface Queued {
@@ -105,6 +148,8 @@ const READ_BUDGET = 64;
 /** Bytes of frames built in place between flushes, per channel. */
 const ARENA_BYTES = 8 * 1024;
 const EMPTY = new Uint8Array(0);
+/** The receivers of one call of {@link ReceiverGroup.receiveEach}, reused. */
+const members: Receiver[] = [];
 
 /**
  * One connected `SOCK_SEQPACKET` socket on the {@link Reactor}: frames queued
@@ -400,6 +445,55 @@ export class Channel {
     return this.#removed ?? Promise.resolve();
   }
 
+  /**
+   * The group this channel's messages are received with, while it reads
+   * them: runs of its members that a wait finds readable together go to it
+   * in one call.
+   */
+  get together(): Together | undefined {
+    return this.#closed || !this.#reading ? undefined : this.#receiver?.group;
+  }
+
+  /**
+   * Receives one message on each of the first `count` of `channels` (found
+   * readable together, members of `group`), in their order, through calls of
+   * `group` that each go through many; a message left to its handler, or the
+   * end, reaches it as {@link Channel.ready} would have it.
+   */
+  static receiveTogether(group: ReceiverGroup, channels: readonly Channel[], count: number): void {
+    const { receive, fdsIn, count: received, flags } = scratchBuffers();
+    let at = 0;
+    while (at < count) {
+      // Handlers run between calls: whether each still reads is read again before each.
+      let n = 0;
+      while (at + n < count) {
+        const channel = channels[at + n]!;
+        const receiver = channel.#receiver;
+        if (channel.#closed || !channel.#reading || receiver?.group !== group) break;
+        members[n++] = receiver;
+      }
+      if (n === 0) {
+        channels[at++]!.ready(Linux.EPOLLIN);
+        continue;
+      }
+      const done = group.receiveEach(
+        members,
+        n,
+        receive,
+        RECEIVE_CAPACITY,
+        fdsIn,
+        MAX_FDS,
+        received,
+        flags,
+      );
+      const left = group.leftToHandler;
+      for (let i = 0; i < (left ? done - 1 : done); i++) channels[at + i]!.#handler.answered?.();
+      if (left) channels[at + done - 1]!.#take(group.leftResult);
+      at += done;
+    }
+    members.length = 0;
+  }
+
   ready(events: number): void {
     if (this.#closed) return;
     if (events & OUT) this.#drain();
@@ -419,27 +513,42 @@ export class Channel {
         )
         : receiver.receive(receive, RECEIVE_CAPACITY, fdsIn, MAX_FDS, count, flags);
       if (result === -Errno.EAGAIN) return;
-      if (result <= 0) {
-        // A message of no bytes reads as the end of the connection: its fds are closed with it.
-        // (A failed read sets no count.)
-        if (result === 0) {
-          for (let i = 0; i < count[0]!; i++) symbols.pk_close(fdsIn[i]!);
-        }
-        this.#fail(result === 0 ? "connection closed" : errnoError(-result, "recvmsg").message);
-        return;
-      }
-      this.#counters.received += result;
-      const received = count[0]!;
-      const fds: number[] = received === 0 ? NO_FDS : [];
-      for (let i = 0; i < received; i++) fds.push(fdsIn[i]!);
-      const length = receiver === undefined ? result : receiver.kept;
-      // Every frame answered by the receiver: nothing for the handler.
-      if (length === 0) this.#handler.answered?.();
-      else if (this.#handler.messageIn) this.#handler.messageIn(receive, length, fds, flags[0]!);
-      else this.#handler.message(receive.subarray(0, length), fds, flags[0]!);
+      this.#take(result);
       // The next wait reports the rest, without a read that finds nothing.
       if (this.#closed || this.#reactor.pollingHere) return;
     }
+  }
+
+  /**
+   * Hands the message just received into the scratch buffers (`result` as
+   * `pk_recvmsg` returns, not `-EAGAIN`) to the handler, or ends the channel.
+   */
+  #take(result: number): void {
+    const { receive, fdsIn, count, flags } = scratchBuffers();
+    if (this.#closed) {
+      // Ended meanwhile, by a handler of a channel received with it: what came goes.
+      for (let i = 0; result > 0 && i < count[0]!; i++) this.#native.symbols.pk_close(fdsIn[i]!);
+      return;
+    }
+    if (result <= 0) {
+      // A message of no bytes reads as the end of the connection: its fds are closed with it.
+      // (A failed read sets no count.)
+      if (result === 0) {
+        for (let i = 0; i < count[0]!; i++) this.#native.symbols.pk_close(fdsIn[i]!);
+      }
+      this.#fail(result === 0 ? "connection closed" : errnoError(-result, "recvmsg").message);
+      return;
+    }
+    this.#counters.received += result;
+    const received = count[0]!;
+    const fds: number[] = received === 0 ? NO_FDS : [];
+    for (let i = 0; i < received; i++) fds.push(fdsIn[i]!);
+    const receiver = this.#receiver;
+    const length = receiver === undefined ? result : receiver.kept;
+    // Every frame answered by the receiver: nothing for the handler.
+    if (length === 0) this.#handler.answered?.();
+    else if (this.#handler.messageIn) this.#handler.messageIn(receive, length, fds, flags[0]!);
+    else this.#handler.message(receive.subarray(0, length), fds, flags[0]!);
   }
 
   /**

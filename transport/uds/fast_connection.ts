@@ -9,6 +9,7 @@ import { InvalidArgumentError, LeaseExpiredError, UnknownLeaseError } from "../.
 import { Access, type Lease } from "../../core/lease.ts";
 import { Errno } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
+import type { ReceiverGroup } from "./channel.ts";
 import type { FastOpens } from "./fast_opens.ts";
 import type { UdsMetrics } from "./metrics.ts";
 import { Op } from "./protocol.ts";
@@ -32,6 +33,8 @@ export interface SpillTarget {
 export class FastConnection {
   /** Bytes of the frames left to JS, at the buffer's start, of the last message received. */
   kept = 0;
+  /** The connection in C, as `pk_fp_recv_each` takes it. */
+  readonly address: bigint;
   readonly #fast: FastOpens;
   readonly #native: Native;
   readonly #handle: NonNullable<Deno.PointerValue>;
@@ -52,6 +55,12 @@ export class FastConnection {
     this.#handle = handle;
     this.#spill = spill;
     this.#metrics = metrics;
+    this.address = BigInt(Deno.UnsafePointer.value(handle));
+  }
+
+  /** The server's connections whose messages are received together with this one's. */
+  get group(): ReceiverGroup {
+    return this.#fast.receives;
   }
 
   /**
@@ -85,14 +94,29 @@ export class FastConnection {
       ),
     );
     this.kept = out[0]!;
+    this.answeredInC(out);
+    return result;
+  }
+
+  /**
+   * Takes in what C answered, from the figures of `pk_fp_recv` (or their
+   * sums from `pk_fp_recv_each`, whose last receive was this connection's):
+   * the puts and deletes first, then the server's counts, the replies C
+   * could not send (this connection's), and the peer's counts of readers.
+   *
+   * @param out The figures.
+   * @param bytes Bytes of the messages answered whole, when `pk_fp_recv_each` received them.
+   */
+  answeredInC(out: Float64Array, bytes = 0): void {
     const opens = out[1]!;
     const releases = out[3]!;
     const puts = out[9]!;
     const deletes = out[12]!;
     // Before anything else: no JS may see a put or delete answered and not the peer's.
     this.#fast.received(puts, deletes);
-    if (opens === 0 && releases === 0 && puts === 0 && deletes === 0) return result;
     const metrics = this.#metrics;
+    metrics.received += bytes;
+    if (opens === 0 && releases === 0 && puts === 0 && deletes === 0) return;
     if (deletes > 0) {
       metrics.requests[Op.DELETE]! += deletes;
       metrics.nativeDeletes += deletes;
@@ -112,13 +136,13 @@ export class FastConnection {
     metrics.readBytes += out[5]!;
     metrics.sent += out[6]!;
     if (out[7]! > 0) {
+      const { spillBytes, spillFds } = spillBuffers();
       const held: number[] = [];
       for (let i = 0; i < out[8]!; i++) held.push(spillFds[i]!);
       this.#spill.enqueue(spillBytes.slice(0, out[7]!), held);
     }
     // Only leases change the counts C keeps: puts and deletes leave none to drain.
     if (opens > 0 || releases > 0) this.#fast.drain();
-    return result;
   }
 
   /**
@@ -216,7 +240,7 @@ function grantedInC(leaseId: string): boolean {
 let spill: { spillBytes: Uint8Array; spillFds: Int32Array } | undefined;
 
 /** Buffers every connection shares: each is used only within one call. */
-function spillBuffers(): { spillBytes: Uint8Array; spillFds: Int32Array } {
+export function spillBuffers(): { spillBytes: Uint8Array; spillFds: Int32Array } {
   spill ??= { spillBytes: new Uint8Array(SPILL_BYTES), spillFds: new Int32Array(SPILL_FDS) };
   return spill;
 }

@@ -57,6 +57,7 @@ import { check } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
 import type { PutMemory, UdsMetrics } from "./metrics.ts";
 import { FastConnection, type SpillTarget } from "./fast_connection.ts";
+import { FastReceives } from "./fast_receives.ts";
 import { PendingPuts } from "./pending_puts.ts";
 import { putInfo, StoredInC } from "./stored_in_c.ts";
 
@@ -146,6 +147,8 @@ export class FastOpens {
   readonly #stopRemovals: () => void;
   readonly #sweeper: ReturnType<typeof setInterval>;
   #connections = 0;
+  /** The receives of this table's connections found readable together, in one call. */
+  readonly receives: FastReceives;
   /** Closing was asked for while connections were still open: done when the last goes. */
   #closing = false;
 
@@ -169,6 +172,7 @@ export class FastOpens {
     this.#peer = peer;
     this.#puts = offersPutsBeside(peer) ? peer : undefined;
     this.#maxObjects = maxObjects;
+    this.receives = new FastReceives(native, () => this.now());
     const out = new BigUint64Array(1);
     check(native.symbols.pk_fp_create(out), "create the Unix-socket fast path");
     this.#table = Deno.UnsafePointer.create(out[0]!)!;

@@ -2,14 +2,22 @@
  * Pages of a peer whose lease store is Redis come from the store's index by
  * put order (`backends/redis/list_after.ts`): each reads its own part, in
  * one order shared by every peer on the namespace, with no skip or repeat
- * across deletes, puts and expiries between pages.
+ * across deletes, puts and expiries between pages; on a Redis Cluster, none
+ * missed either when a master's clock is behind.
  */
 import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
+import { shardOf } from "../../../backends/redis/keys.ts";
 import { eventually } from "../../helpers/eventually.ts";
 import { createAs, store } from "../../helpers/lease_store_cases.ts";
-import { startRedisCluster } from "../../helpers/redis_cluster.ts";
+import { type RedisCluster, startRedisCluster } from "../../helpers/redis_cluster.ts";
 import { type RedisServer, redisTestOptions, startRedis } from "../../helpers/redis_server.ts";
-import { Client, ManualClock, MemoryPeer, type ObjectInfo } from "../../../mod.ts";
+import {
+  Client,
+  InvalidArgumentError,
+  ManualClock,
+  MemoryPeer,
+  type ObjectInfo,
+} from "../../../mod.ts";
 
 const MiB = 1024 * 1024;
 
@@ -39,15 +47,19 @@ async function putMany(
   return batches;
 }
 
-/** Every object of `peer`, a page of `limit` at a time, calling `between` after each page. */
+/**
+ * Every object of `peer` (of each in turn), a page of `limit` at a time,
+ * from `from` or the start, calling `between` after each page.
+ */
 async function pageAll(
   peer: MemoryPeer | MemoryPeer[],
   limit: number,
   between: (seen: string[], cursor: string) => Promise<void> = () => Promise.resolve(),
+  from?: string,
 ): Promise<ObjectInfo[]> {
   const peers = Array.isArray(peer) ? peer : [peer];
   const seen: ObjectInfo[] = [];
-  let after: string | undefined;
+  let after = from;
   for (let page = 0;; page++) {
     const { objects, next } = await peers[page % peers.length]!.listPage(
       after === undefined ? { limit } : { after, limit },
@@ -57,6 +69,24 @@ async function pageAll(
     after = next;
     await between(ids(seen), next);
   }
+}
+
+/** The shards of `namespace` (of `shards`) whose hash slots the master on `port` serves. */
+async function shardsOn(
+  cluster: RedisCluster,
+  port: number,
+  namespace: string,
+  shards: number,
+): Promise<Set<number>> {
+  const nodes = await cluster.cli(port, "CLUSTER", "NODES");
+  const myself = nodes.split("\n").find((line) => line.includes("myself"))!;
+  const ranges = myself.split(" ").slice(8).map((range) => range.split("-").map(Number));
+  const served = new Set<number>();
+  for (let shard = 0; shard < shards; shard++) {
+    const slot = Number(await cluster.cli(port, "CLUSTER", "KEYSLOT", `{${namespace}:${shard}}`));
+    if (ranges.some(([from, to = from]) => slot >= from! && slot <= to!)) served.add(shard);
+  }
+  return served;
 }
 
 /** Calls per command Redis ran since its statistics were reset, scripts' own included. */
@@ -257,5 +287,84 @@ Deno.test(
     const now = ids(await pageAll(b, 1000));
     assertEquals(ids(await a.list()), now);
     assertEquals(now.length, 799);
+  },
+);
+
+Deno.test(
+  "a Redis Cluster with a master's clock behind: listings miss no put, cursors are checked",
+  redisTestOptions,
+  async (t) => {
+    await using cluster = await startRedisCluster({ behindMs: [60_000, 0, 0] });
+    const [slow, fast] = cluster.ports as [number, number];
+    const seconds = async (port: number) =>
+      Number((await cluster.cli(port, "TIME")).split("\n")[0]);
+    assert((await seconds(fast)) - (await seconds(slow)) >= 59, "one master is a minute behind");
+
+    await t.step("a listing misses no object put during it on any master", async () => {
+      const target = { url: cluster.url, namespace: "skew" };
+      await using a = new MemoryPeer({ leases: await store(target, "a"), node: "a" });
+      await using b = new MemoryPeer({ leases: await store(target, "b"), node: "b" });
+      const clients = [new Client(a), new Client(b)];
+      const onSlow = await shardsOn(cluster, slow, "skew", 64);
+      const put: string[] = [];
+      for (let i = 0; i < 600; i++) put.push(await clients[i % 2]!.put(`object ${i}`));
+      // The slow master's objects come first: the cursor soon passes its clock.
+      const late: string[] = [];
+      let n = 0;
+      const lateId = (slowOne: boolean) => {
+        while (onSlow.has(shardOf(`late ${n}`, 64)) !== slowOne) n++;
+        return `late ${n++}`;
+      };
+      const cursors: string[] = [];
+      const seen = await pageAll([a, b], 50, async (_, cursor) => {
+        cursors.push(cursor);
+        // One put on the slow master and one on another between every two pages.
+        for (const slowOne of [true, false]) {
+          late.push(await clients[late.length % 2]!.put("late", { id: lateId(slowOne) }));
+        }
+      });
+      const listed = ids(seen);
+      assertEquals(new Set(listed).size, listed.length, "no object twice");
+      const missed = late.filter((id) => !listed.includes(id));
+      assertEquals(missed, [], "every put during the listing is listed");
+      assertEquals(listed.toSorted(), [...put, ...late].toSorted());
+      // Positions of the shards behind, a few bytes each.
+      assert(cursors.some((cursor) => /~1s\.[.0-9a-z]*[1-9a-z]/.test(cursor)), cursors.at(-1));
+      assert(cursors.every((cursor) => cursor.length < 300), cursors.join("\n"));
+      // Both peers list one order, from the start or from a cursor of the other.
+      const now = ids(await pageAll(a, 64));
+      assertEquals(now.toSorted(), listed.toSorted());
+      assertEquals(ids(await pageAll([b, a], 64)), now);
+      assertEquals(ids(await b.list()), now);
+    });
+
+    await t.step(
+      "a cursor of the version before is taken, one of other shards refused",
+      async () => {
+        const target = { url: cluster.url, namespace: "old" };
+        await using a = new MemoryPeer({ leases: await store(target, "a"), node: "a" });
+        const client = new Client(a);
+        const put: string[] = [];
+        for (let i = 0; i < 300; i++) put.push(await client.put(`object ${i}`));
+        const first = await a.listPage({ limit: 100 });
+        // As the version before wrote it: the place and id alone.
+        const old = first.next!.replace(/~[^:]*/, "");
+        assert(old !== first.next && /^\d+:/.test(old), old);
+        const rest = await pageAll(a, 100, undefined, old);
+        assertEquals([...ids(first.objects), ...ids(rest)].toSorted(), put.toSorted());
+        for (const after of [first.next!.replace(/~1s/, "~3"), "5~1s.6:x"]) {
+          const error = await assertRejects(() => a.listPage({ after }), InvalidArgumentError);
+          assertEquals(error.code, "INVALID_ARGUMENT");
+        }
+        // A cursor of the cluster on a single Redis.
+        await using redis = await startRedis();
+        await using single = new MemoryPeer({
+          leases: await store({ url: redis.url, namespace: "old" }, "a"),
+          node: "a",
+        });
+        await new Client(single).put("x");
+        await assertRejects(() => single.listPage({ after: first.next! }), InvalidArgumentError);
+      },
+    );
   },
 );

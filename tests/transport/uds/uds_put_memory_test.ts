@@ -19,6 +19,7 @@ import { RawConnection } from "../../helpers/uds_raw.ts";
 import { openNative } from "../../helpers/native.ts";
 import { pattern } from "../../helpers/pattern.ts";
 import { servePeer } from "../../helpers/served_peer.ts";
+import { socketDir, spawnDaemon } from "../../helpers/uds_daemon.ts";
 
 const native = openNative();
 const REGION = 2 * 1024 * 1024;
@@ -344,5 +345,69 @@ Deno.test({
     assertEquals(expected.size, 0);
     await client.put(pattern(4096, 9999));
     assertEquals(daemon.puts(), 321);
+  },
+});
+
+/** How transparent huge pages are set for this machine: "always", "madvise" or "never". */
+function hugePages(): string {
+  try {
+    const text = Deno.readTextFileSync("/sys/kernel/mm/transparent_hugepage/enabled");
+    return /\[(\w+)\]/.exec(text)?.[1] ?? "never";
+  } catch {
+    return "never";
+  }
+}
+
+/** Kilobytes of a process's anonymous memory in huge pages, from /proc/PID/smaps_rollup. */
+function anonHugeKiB(pid: number): number {
+  const text = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
+  return Number(/AnonHugePages:\s+(\d+) kB/.exec(text)?.[1] ?? 0);
+}
+
+/** Huge-page faults the kernel served with small pages, machine-wide (/proc/vmstat). */
+function thpFallbacks(): number {
+  const text = Deno.readTextFileSync("/proc/vmstat");
+  return Number(/^thp_fault_fallback (\d+)$/m.exec(text)?.[1] ?? 0);
+}
+
+Deno.test({
+  name: "a daemon's regions faulted in ahead are huge pages where the kernel gives them on request",
+  // With THP off there are no huge pages to ask for: the regions stay in small pages.
+  ignore: native === undefined || hugePages() === "never",
+  async fn() {
+    const dir = await socketDir();
+    try {
+      await using daemon = await spawnDaemon(`${dir}/packice.sock`, ["--capacity", "256MiB"]);
+      const pid = daemon.process.pid;
+      const before = anonHugeKiB(pid);
+      await using client = new Client(await UdsPeer.connect(daemon.path));
+      // The first region is faulted in on the receive (small pages); the thread readies two more.
+      const id = await client.put(pattern(4096, 3));
+      // A kernel that found no huge page free (fragmented memory) falls back to small ones, as
+      // the daemon must then too: only the bytes below are asserted in that case.
+      const fallbacks = thpFallbacks();
+      const huge = await until(
+        () => anonHugeKiB(pid) - before,
+        (kib) => kib >= SPARES * 2048 || thpFallbacks() > fallbacks,
+      );
+      if (thpFallbacks() === fallbacks) assert(huge >= SPARES * 2048, `${huge} KiB in huge pages`);
+      // 1000 more objects fill the first region and go on in those made ahead.
+      const ids = [id];
+      for (let i = 0; i < 1000; i += 50) {
+        ids.push(
+          ...await Promise.all(
+            Array.from({ length: 50 }, (_, k) => client.put(pattern(4096, 10 + i + k))),
+          ),
+        );
+      }
+      for (let i = 1; i < ids.length; i += 99) {
+        using handle = await client.get(ids[i]!);
+        assertEquals(handle.bytes, pattern(4096, 10 + i - 1));
+      }
+      await client.close();
+      assertEquals((await daemon.stop()).code, 0, daemon.stderr());
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
