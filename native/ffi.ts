@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 20;
+export const NATIVE_ABI_VERSION = 21;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -575,6 +575,7 @@ export const symbols = {
       "f64", // double rate: bytes a second
       "f64", // double burst: bytes
       "f64", // double catch_up: the most bytes kept for late wake-ups
+      "f64", // double bridge_ms: the longest gap after a debt whose bytes are kept
       "buffer", // uint64_t *out_handle
     ],
     result: "i32",
@@ -635,6 +636,8 @@ export const symbols = {
       "u32", // uint32_t max_uploads: answered here below this many bodies under way (0: no limit)
       "buffer", // const char *head: header lines, each ending in CRLF
       "u32", // uint32_t head_len
+      "buffer", // const char *refusal: the JSON body of the 503 to a range not verified yet
+      "u32", // uint32_t refusal_len (0: the Deno server answers those)
       "buffer", // uint64_t *out_relay
     ],
     result: "i32",

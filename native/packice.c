@@ -66,7 +66,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 20
+#define PK_ABI_VERSION 21
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -1808,7 +1808,9 @@ PK_EXPORT int32_t pk_http_close(struct pk_http *c) {
 // request it does not take (another route, a query, a token that is not the
 // one, an object not registered, a conditional or odd range) goes to the
 // Deno server on a connection of its own, and the answer comes back, so
-// every refusal is the Deno server's own typed JSON error. The connection
+// every refusal is the Deno server's own typed JSON error (a relay's range
+// not verified yet is refused here, with the body JS gave at its
+// registration, pk_hg_relay_put). The connection
 // then reads the next request here, when the ends of that exchange could be
 // told from the two heads (Content-Length); otherwise it stays a tunnel to
 // the Deno server until either side closes.
@@ -1876,23 +1878,27 @@ static int64_t pk_hg_ns(void) {
 // bytes a second, bursts of at most `burst`; a take larger than what is there
 // runs it into debt, and the taker waits the debt out. A wait that ends late
 // is made up (pk_tb_overslept): the bucket then holds more than `burst`, up to
-// `catch_up`, until that is spent.
+// `catch_up`, until that is spent. So is a short stall right after a wait: a
+// take at most `bridge_ms` after the bucket's debt was paid off keeps all the
+// bytes of that gap (BRIDGE_MS in rate_limit.ts).
 struct pk_tb {
   pthread_mutex_t lock;
-  double rate, burst, catch_up, tokens;
+  double rate, burst, catch_up, bridge_ms, tokens;
   double cap;  // the most tokens held: `burst`, raised by late wake-ups until spent
   double taken;  // bytes taken so far
   int64_t at;  // ns, CLOCK_MONOTONIC
 };
 
-PK_EXPORT int32_t pk_tb_new(double rate, double burst, double catch_up, uint64_t *out_handle) {
-  if (!(rate > 0) || !(burst > 0) || !(catch_up > 0)) return -EINVAL;
+PK_EXPORT int32_t pk_tb_new(double rate, double burst, double catch_up, double bridge_ms,
+                            uint64_t *out_handle) {
+  if (!(rate > 0) || !(burst > 0) || !(catch_up > 0) || !(bridge_ms >= 0)) return -EINVAL;
   struct pk_tb *b = calloc(1, sizeof *b);
   if (b == NULL) return -ENOMEM;
   pthread_mutex_init(&b->lock, NULL);
   b->rate = rate;
   b->burst = burst;
   b->catch_up = catch_up > burst ? catch_up : burst;
+  b->bridge_ms = bridge_ms;
   b->tokens = burst;
   b->cap = burst;
   b->at = pk_hg_ns();
@@ -1906,7 +1912,11 @@ PK_EXPORT double pk_tb_reserve(void *handle, double bytes) {
   pthread_mutex_lock(&b->lock);
   int64_t now = pk_hg_ns();
   double tokens = b->tokens + (double)(now - b->at) * b->rate / 1e9;
-  if (tokens > b->cap) tokens = b->cap;
+  // In debt at the last take: `tokens` is what the time since the debt's end
+  // brought, kept whole when that gap is short enough to be the taker's own work.
+  int bridged = b->tokens < 0 && tokens <= b->bridge_ms * b->rate / 1000;
+  double most = bridged ? b->catch_up : b->cap;
+  if (tokens > most) tokens = most;
   b->cap = tokens > b->burst ? tokens : b->burst;
   b->tokens = tokens - bytes;
   b->taken += bytes;
@@ -1975,6 +1985,10 @@ struct pk_hg_object {
   uint64_t piece_size;
   uint32_t piece_count;
   uint32_t max_uploads;
+  // The body (JSON) of the 503 a range touching a piece not verified gets
+  // here (NULL: the Deno server answers those).
+  char *refusal;
+  uint32_t refusal_len;
   int linked;  // still in the table; under the lock
 };
 
@@ -2108,6 +2122,7 @@ static void pk_hg_unref(struct pk_hg *s, struct pk_hg_object *o) {
   close(o->fd);
   free(o->id);
   free(o->head);
+  free(o->refusal);
   free((void *)o->pieces);
   free(o);
 }
@@ -2262,20 +2277,36 @@ PK_EXPORT int32_t pk_hg_remove(void *handle, const char *id, uint32_t id_len) {
 // Registers an object still arriving in the memfd `fd` (reopened read-only
 // here) of `size` bytes, in pieces of `piece_size`, none verified yet, with
 // the header lines of its answers; its ranges are answered here while fewer
-// than `max_uploads` bodies are under way (0: no limit). Replaces an entry of the same id. Writes a handle for
-// pk_hg_relay_verified and pk_hg_relay_end, which JS must call once.
+// than `max_uploads` bodies are under way (0: no limit). A range touching a
+// piece not verified is answered 503 here with the JSON body `refusal`
+// (`refusal_len` bytes; 0: by the Deno server). Replaces an entry of the
+// same id. Writes a handle for pk_hg_relay_verified and pk_hg_relay_end,
+// which JS must call once.
 PK_EXPORT int32_t pk_hg_relay_put(void *handle, const char *id, uint32_t id_len, int32_t fd,
                                   uint64_t size, uint64_t piece_size, uint32_t max_uploads,
-                                  const char *head, uint32_t head_len, uint64_t *out_relay) {
+                                  const char *head, uint32_t head_len, const char *refusal,
+                                  uint32_t refusal_len, uint64_t *out_relay) {
   struct pk_hg *s = handle;
   if (id_len == 0 || id_len > PK_HG_HEAD_MAX || head_len > PK_HG_HEAD_LINES_MAX ||
-      size == 0 || piece_size == 0 || (size + piece_size - 1) / piece_size > UINT32_MAX) {
+      refusal_len > PK_HG_HEAD_MAX || size == 0 || piece_size == 0 ||
+      (size + piece_size - 1) / piece_size > UINT32_MAX) {
     return -EINVAL;
   }
   uint32_t count = (uint32_t)((size + piece_size - 1) / piece_size);
+  char *copy = NULL;
+  if (refusal_len > 0) {
+    copy = malloc(refusal_len);
+    if (copy == NULL) return -ENOMEM;
+    memcpy(copy, refusal, refusal_len);
+  }
   struct pk_hg_object *o;
   int32_t made = pk_hg_object_new(id, id_len, fd, size, head, head_len, count, &o);
-  if (made < 0) return made;
+  if (made < 0) {
+    free(copy);
+    return made;
+  }
+  o->refusal = copy;
+  o->refusal_len = refusal_len;
   o->piece_size = piece_size;
   o->piece_count = count;
   o->max_uploads = max_uploads;
@@ -2504,6 +2535,34 @@ static int pk_hg_answer(struct pk_hg *s, struct pk_hg_conn *c, struct pk_hg_obje
   return 0;
 }
 
+// Puts the 503 of a relay's range not verified yet (its `refusal` body, no
+// upload slot taken) in `c->out`, and sets `c` to send it. -1 without memory
+// (nothing changed).
+static int pk_hg_not_in(struct pk_hg_conn *c, const struct pk_hg_object *o) {
+  char *out = malloc(o->refusal_len + 256);
+  if (out == NULL) return -1;
+  free(c->out);
+  c->out = out;
+  int len = snprintf(out, 192,
+                     "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+                     "content-length: %u\r\n",
+                     o->refusal_len);
+  time_t now = time(NULL);
+  struct tm utc;
+  gmtime_r(&now, &utc);
+  len += (int)strftime(out + len, 64, "date: %a, %d %b %Y %H:%M:%S GMT\r\n", &utc);
+  if (c->close_after) len += snprintf(out + len, 32, "connection: close\r\n");
+  len += snprintf(out + len, 8, "\r\n");
+  memcpy(out + len, o->refusal, o->refusal_len);
+  c->out_len = (size_t)len + o->refusal_len;
+  c->out_at = 0;
+  c->object = NULL;
+  c->body_at = c->body_end = 0;
+  c->credit = 0;
+  c->resume_at = 0;
+  return 0;
+}
+
 enum pk_hg_verdict { PK_HG_MORE, PK_HG_ANSWER, PK_HG_HAND_OVER };
 
 // Reads the request head in `c->in`: answers it (the response head in
@@ -2606,7 +2665,15 @@ static enum pk_hg_verdict pk_hg_parse(struct pk_hg *s, struct pk_hg_conn *c, siz
   int partial = range != NULL && !head_only;
   int relay = o->pieces != NULL;
   // A relay answers another daemon's range of verified pieces, in a free
-  // upload slot; the Deno server answers the rest (a range not in: 503).
+  // upload slot, and refuses one touching a piece not verified (503, with the
+  // body JS gave); the Deno server answers the rest.
+  if (relay && local && partial && o->refusal != NULL &&
+      pk_hg_range(range, range_len, o->size, &start, &stop) &&
+      !pk_hg_relay_has(o, start, stop)) {
+    int refused = pk_hg_not_in(c, o);
+    pk_hg_unref(s, o);
+    return refused < 0 ? PK_HG_HAND_OVER : PK_HG_ANSWER;
+  }
   if ((partial && !pk_hg_range(range, range_len, o->size, &start, &stop)) || local != relay ||
       (relay && (!partial || !pk_hg_relay_has(o, start, stop) ||
                  (o->max_uploads != 0 && s->uploads >= o->max_uploads)))) {

@@ -35,10 +35,17 @@ export interface ByteBucket {
  * are kept for it, beyond `burst`, up to `catchUp` bytes. So a limit means a
  * long-run average equal to it whenever the link and the CPU allow, and a
  * daemon starved for a while catches up rather than losing that time for
- * good. What bounds the bursts: after idle time, `burst` (50 ms of the rate);
- * after a late wake-up, the bytes of that lateness, at most `catchUp` (1 s of
- * the rate). Only lateness in a wait the bucket imposed counts: a taker that
- * was not waiting may have had nothing to send.
+ * good. The same goes for a short stall right after a wait: a take that
+ * comes at most {@link BRIDGE_MS} after the bucket's debt was paid off keeps
+ * all the bytes of that gap, as a transfer under way spent it on its own work
+ * (reading the next chunk, a busy event loop), not idle. What bounds the
+ * bursts: after idle time (no take within {@link BRIDGE_MS} of the last
+ * debt's end, or no debt at all), `burst` (50 ms of the rate); after a gap
+ * that short, the bytes of the gap, which the bucket would have let through
+ * in it; after a late wake-up, the bytes of that lateness, at most `catchUp`
+ * (1 s of the rate). Only lateness in a wait the bucket imposed, or a gap
+ * right after one, counts: a taker that was not waiting may have had nothing
+ * to send.
  *
  * @example
  * ```ts
@@ -103,7 +110,11 @@ export class TokenBucket implements ByteBucket {
    */
   reserve(bytes: number): number {
     const now = this.#clock();
-    this.#tokens = Math.min(this.#cap, this.#tokens + (now - this.#at) * this.rate / 1000);
+    const refilled = this.#tokens + (now - this.#at) * this.rate / 1000;
+    // In debt at the last take, so `refilled` is what the time since the debt's end
+    // brought: kept whole when that gap is short enough to be the taker's own work.
+    const bridged = this.#tokens < 0 && refilled <= BRIDGE_MS * this.rate / 1000;
+    this.#tokens = Math.min(bridged ? this.#catchUp : this.#cap, refilled);
     // What late wake-ups kept and is not spent yet stays; nothing more piles up.
     this.#cap = Math.max(this.#burst, this.#tokens);
     this.#at = now;
@@ -226,6 +237,16 @@ export class Slots {
     };
   }
 }
+
+/**
+ * The longest gap, in ms, between the end of a bucket's debt (the wait it
+ * imposed) and the next take that still counts as the same transfer under
+ * way: the bytes of that gap are kept for it, where idle time refills the
+ * burst only. Long enough for the stalls of a loaded daemon (a busy event
+ * loop, a late read), short enough that a link idle for longer starts from
+ * the burst. The native bucket (`pk_tb_new`) is given the same.
+ */
+export const BRIDGE_MS = 250;
 
 /**
  * The burst of a bucket of `rate` bytes a second when none is given: 50 ms

@@ -171,6 +171,22 @@ export class ReadThrough {
   }
 
   /**
+   * The file behind bytes `start` to `end` of the body of `id` spooled here,
+   * for the native GET listener to send: a read-only descriptor of it, valid
+   * while the spool is; the byte after the range, cut at the body's end; the
+   * body's length, or that byte while the length is unknown. Undefined when
+   * no body of it is spooled here, or not all those bytes, or without the
+   * native library.
+   */
+  spoolFile(
+    id: string,
+    start: number,
+    end: number,
+  ): { fd: number; end: number; size: number } | undefined {
+    return this.#spools.get(id)?.file(start, end);
+  }
+
+  /**
    * The object holding the response to `request`, and the response's head.
    *
    * `request.cache` as `RequestInit.cache`: `default` serves a held copy

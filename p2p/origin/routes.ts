@@ -51,7 +51,7 @@ export function originRoutes(readThrough: ReadThrough, peer: Peer): HttpRoute[] 
     {
       method: "GET",
       pattern: `${CLUSTER_PREFIX}/origin/spool/:id`,
-      handler: async ({ request, params, info, uploads }) => {
+      handler: async ({ request, params, info, uploads, sendFile }) => {
         const range = /^bytes=(\d+)-(\d+)$/.exec(request.headers.get("range") ?? "");
         if (range === null) {
           throw new InvalidArgumentError("Cannot read a spool: one Range of bytes=a-b is needed");
@@ -69,6 +69,21 @@ export function originRoutes(readThrough: ReadThrough, peer: Peer): HttpRoute[] 
           { local: true, range: null, relay: true },
           request.signal,
         );
+        // Through the native GET listener (the piece port), it sends them from the file.
+        const file = readThrough.spoolFile(params.id!, start, end);
+        let sent;
+        try {
+          sent = file && sendFile(file.fd, file.size, { start, end: file.end }, {
+            "content-type": "application/octet-stream",
+          });
+        } catch (error) {
+          free?.(false);
+          throw error;
+        }
+        if (sent !== undefined) {
+          if (free !== undefined) sent.done.then(free);
+          return sent.response;
+        }
         let bytes;
         try {
           bytes = await readThrough.spoolRange(params.id!, start, end);

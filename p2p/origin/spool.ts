@@ -26,6 +26,9 @@ import { sha256 } from "../sha256.ts";
 import { bitfieldOf } from "../swarm/bitfield.ts";
 import type { Assembly } from "./assembly.ts";
 import { type OriginTrip, shown } from "./origin_download.ts";
+import { loadNative } from "../../native/load.ts";
+
+const encoder = new TextEncoder();
 
 /** The bytes of a spool piece; the last one may be shorter. */
 export const SPOOL_PIECE = MIN_PIECE_SIZE;
@@ -33,6 +36,8 @@ export const SPOOL_PIECE = MIN_PIECE_SIZE;
 /** A body spooled to a file, whole (the downloader's) or piece by piece (a follower's). */
 export class Spool implements Disposable {
   readonly #file: Deno.FsFile;
+  /** A read-only descriptor of the file, for the native GET listener; none without the library. */
+  readonly #fd: number | undefined;
   /** Digests of the spool pieces held, `""` for the others; grows as pieces come. */
   readonly #digests: string[] = [];
   /** The body's length, once it ended. */
@@ -48,15 +53,22 @@ export class Spool implements Disposable {
    */
   meta: Meta | undefined;
 
-  private constructor(file: Deno.FsFile) {
+  private constructor(file: Deno.FsFile, fd: number | undefined) {
     this.#file = file;
+    this.#fd = fd;
   }
 
   /** A new empty spool in `dir` (default: the system's temporary directory). */
   static async open(dir?: string): Promise<Spool> {
     const path = await Deno.makeTempFile({ prefix: "packice-origin-", ...(dir ? { dir } : {}) });
+    let fd: number | undefined;
     try {
-      return new Spool(await Deno.open(path, { read: true, write: true }));
+      const file = await Deno.open(path, { read: true, write: true });
+      const native = loadNative()?.symbols;
+      // O_RDONLY (0): the listener maps what it sends, and a read-only mapping is all it needs.
+      const opened = native?.pk_open(encoder.encode(`${path}\0`), 0, 0) ?? -1;
+      fd = opened >= 0 ? opened : undefined;
+      return new Spool(file, fd);
     } finally {
       await Deno.remove(path).catch(() => {});
     }
@@ -214,6 +226,21 @@ export class Spool implements Disposable {
   }
 
   /**
+   * The file behind bytes `start` to `end` (exclusive, cut at the body's end)
+   * when every spool piece they touch is held: a read-only descriptor of it,
+   * valid until the spool is disposed, and the body's length, or `end` while
+   * that is unknown. Undefined without the native library. The file never
+   * shrinks; a reset writes another version's pieces over it, which a
+   * receiver finds by their digests.
+   */
+  file(start: number, end: number): { fd: number; end: number; size: number } | undefined {
+    if (this.#fd === undefined || this.#closed) return undefined;
+    const last = Math.min(end, this.#size ?? end);
+    if (start < 0 || start >= last || !this.#holds(start, last)) return undefined;
+    return { fd: this.#fd, end: last, size: this.#size ?? last };
+  }
+
+  /**
    * Reads the spooled bytes into `assembly`'s view piece by piece: with
    * `hash`, every piece, each hashed (and so offered to other daemons) as
    * soon as it is in; without, only the pieces whose bytes are all held,
@@ -242,6 +269,7 @@ export class Spool implements Disposable {
     if (this.#closed) return;
     this.#closed = true;
     this.#file.close();
+    if (this.#fd !== undefined) loadNative()?.symbols.pk_close(this.#fd);
   }
 
   #held(piece: number, digest: string): void {

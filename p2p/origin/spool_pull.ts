@@ -3,8 +3,9 @@
  * downloader spools it (its length unknown, no blob made anywhere), the
  * follower pulls its spool pieces as their digests are published, from the
  * downloader and from the other followers, into a spool of its own
- * (`GET /v1/cluster/origin/spool/:id` with a `Range`), each checked against
- * its digest. Once the body ended and the downloader made its blob, the
+ * (`GET /v1/cluster/origin/spool/:id` with a `Range`, at a source's piece
+ * port where it has one, as pieces are asked: see `piece_ports.ts`), each
+ * checked against its digest. Once the body ended and the downloader made its blob, the
  * follower's blob fills from its own file and only the rest is pulled. The
  * spool outlives a downloader that dies: the pieces in it are kept for the
  * next one, as long as that one spools the same version.
@@ -18,6 +19,7 @@ import type { Holder } from "../directory.ts";
 import { sha256 } from "../sha256.ts";
 import { sourceKey } from "../source_error.ts";
 import { bitfieldOf, hasPiece } from "../swarm/bitfield.ts";
+import { atPiecePort, fetchHead } from "../swarm/piece_request.ts";
 import { sleep, type TokenBucket } from "../../transport/rate_limit.ts";
 import type { Meta } from "../../core/validate.ts";
 import { sameVersion } from "./origin_meta.ts";
@@ -100,7 +102,11 @@ export async function pullSpool(
         const peers = (reply.peers ?? []).filter((peer) => peer.node !== options.self.node);
         options.seen?.(digests, peers);
         sources = [
-          { ...leader, pieces: bitfieldOf(digests.length, (piece) => digests[piece] !== "") },
+          {
+            ...leader,
+            ...(reply.piecePort === undefined ? {} : { piecePort: reply.piecePort }),
+            pieces: bitfieldOf(digests.length, (piece) => digests[piece] !== ""),
+          },
           ...peers,
         ];
       } catch (error) {
@@ -197,10 +203,17 @@ export async function spoolPiece(
   const start = piece * SPOOL_PIECE;
   const headers: Record<string, string> = { range: `bytes=${start}-${start + SPOOL_PIECE - 1}` };
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  const url = new URL(`${source.address}${CLUSTER_PREFIX}/origin/spool/${encodeURIComponent(id)}`);
   await options.rate?.take(SPOOL_PIECE, signal);
-  const response = await fetch(
-    `${source.address}${CLUSTER_PREFIX}/origin/spool/${encodeURIComponent(id)}`,
-    { headers, signal: AbortSignal.any([signal, AbortSignal.timeout(PIECE_TIMEOUT_MS)]) },
+  const deadline = AbortSignal.timeout(PIECE_TIMEOUT_MS);
+  // At the source's piece port, where its native listener sends the bytes from its spool file.
+  const response = await atPiecePort(
+    source,
+    url,
+    (at, piecePort) => fetchHead(at, { headers, signal }, deadline, piecePort),
+    () => {
+      if (options.counts !== undefined) options.counts.origin_piece_port_unreachable_total++;
+    },
   );
   if (response.status === 503) {
     await response.body?.cancel();

@@ -121,7 +121,26 @@ export async function requestPieces(request: PieceRequest): Promise<number> {
     // A forged or broken address in the directory: that source's fault, as fetch would say.
     throw run.fault("unreachable", (cause as Error).message, cause);
   }
-  // At the holder's piece listener first, where it has one (see `piece_ports.ts`).
+  return await atPiecePort(
+    holder,
+    url,
+    (at, piecePort) => requestAt(request, at, run, piecePort),
+    request.piecePortUnreachable,
+  );
+}
+
+/**
+ * Asks `ask` at the holder's piece listener first, where it has one (see
+ * `piece_ports.ts`), else at `url`, a request to the holder's address; and
+ * at `url` when `ask` throws {@link PortUnreachable} at the port, which is
+ * then left alone for a while (`unreachable` is told why).
+ */
+export async function atPiecePort<T>(
+  holder: Holder,
+  url: URL,
+  ask: (at: URL, piecePort?: PiecePortTrial) => Promise<T>,
+  unreachable?: (reason: string) => void,
+): Promise<T> {
   const port = piecePortUrl(holder, url);
   if (port !== undefined) {
     const piecePort = {
@@ -129,14 +148,52 @@ export async function requestPieces(request: PieceRequest): Promise<number> {
       answered: () => piecePortAnswered(port),
     };
     try {
-      return await requestAt(request, port, run, piecePort);
+      return await ask(port, piecePort);
     } catch (error) {
       if (!(error instanceof PortUnreachable)) throw error;
       piecePortUnreachable(port);
-      request.piecePortUnreachable?.(error.message);
+      unreachable?.(error.message);
     }
   }
-  return await requestAt(request, url, run);
+  return await ask(url);
+}
+
+/**
+ * The answer's head of a `fetch` of `url` within `deadline`. At a piece
+ * port (`piecePort`), one that does not answer (refused, reset, silent on
+ * probation for {@link PROBATION_MS}, or till the deadline) throws
+ * {@link PortUnreachable}; other failures, and any once `init.signal`
+ * aborted, are thrown as `fetch` threw them.
+ */
+export async function fetchHead(
+  url: URL,
+  init: RequestInit & { readonly signal: AbortSignal; readonly client?: Deno.HttpClient },
+  deadline: AbortSignal,
+  piecePort?: PiecePortTrial,
+): Promise<Response> {
+  const probation = new AbortController();
+  const timer = piecePort?.probation === true
+    ? setTimeout(() => probation.abort(), PROBATION_MS)
+    : undefined;
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      ...init,
+      signal: AbortSignal.any([init.signal, deadline, probation.signal]),
+    });
+  } catch (cause) {
+    if (
+      !init.signal.aborted && piecePort !== undefined &&
+      (!deadline.aborted || probation.signal.aborted)
+    ) {
+      throw new PortUnreachable((cause as Error).message, { cause });
+    }
+    throw cause;
+  } finally {
+    clearTimeout(timer);
+  }
+  piecePort?.answered();
+  return response;
 }
 
 /**
@@ -161,7 +218,7 @@ async function requestAt(
 }
 
 /** A request at a holder's piece port: whether it is on probation, and what to tell once it answered. */
-interface PiecePortTrial {
+export interface PiecePortTrial {
   readonly probation: boolean;
   readonly answered: () => void;
 }
@@ -170,7 +227,7 @@ interface PiecePortTrial {
  * A holder's piece port did not answer (refused, reset, or silent on
  * probation) before its answer's head: the run is asked at its address.
  */
-class PortUnreachable extends Error {}
+export class PortUnreachable extends Error {}
 
 /** The bytes a request asks for, and how a fault of it is told. */
 interface Run {
@@ -217,29 +274,15 @@ async function fetchPieces(
   const deadline = AbortSignal.timeout(pieceDeadline(end - start, request.timeout));
   const headers: Record<string, string> = { range: `bytes=${start}-${end - 1}` };
   if (request.token !== undefined) headers.authorization = `Bearer ${request.token}`;
-  // A piece port on probation has PROBATION_MS for its answer's head, not the whole deadline.
-  const probation = new AbortController();
-  const timer = piecePort?.probation === true
-    ? setTimeout(() => probation.abort(), PROBATION_MS)
-    : undefined;
   let response: Response;
   try {
-    response = await fetch(url, {
-      headers,
-      client,
-      signal: AbortSignal.any([signal, deadline, probation.signal]),
-    });
+    response = await fetchHead(url, { headers, client, signal }, deadline, piecePort);
   } catch (cause) {
+    if (cause instanceof PortUnreachable) throw cause;
     if (signal.aborted) return 0;
-    if (piecePort !== undefined && (!deadline.aborted || probation.signal.aborted)) {
-      throw new PortUnreachable((cause as Error).message, { cause });
-    }
     if (deadline.aborted) throw fault("timeout", "no answer in time", cause);
     throw fault("unreachable", (cause as Error).message, cause);
-  } finally {
-    clearTimeout(timer);
   }
-  piecePort?.answered();
   const refused = checkAnswer(response.status, response.headers.get("content-range"), record, run);
   if (refused !== undefined || response.body === null) {
     await response.body?.cancel();

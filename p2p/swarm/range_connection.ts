@@ -130,16 +130,24 @@ export class RangeConnection {
     flags: number,
   ): Promise<void> {
     if (length === 0 && (flags & 2) === 0) return;
-    const result = await this.#call(() =>
-      this.#lib.pk_http_recv_fd_nb(
-        this.#handle,
-        fd,
-        BigInt(offset),
-        BigInt(length),
-        deadline(timeoutMs),
-        flags,
-      )
-    );
+    // A descriptor of its own for the call on another thread: one closed meanwhile takes no byte.
+    const own = this.#lib.pk_dup(fd);
+    if (own < 0) throw errnoError(-own, "Landing received bytes (dup)");
+    let result;
+    try {
+      result = await this.#call(() =>
+        this.#lib.pk_http_recv_fd_nb(
+          this.#handle,
+          own,
+          BigInt(offset),
+          BigInt(length),
+          deadline(timeoutMs),
+          flags,
+        )
+      );
+    } finally {
+      this.#lib.pk_close(own);
+    }
     if (result >= 0) return;
     const written = new DataView(this.#memory.buffer).getInt32(HTTP_LAYOUT.writeError, true);
     if (written !== 0) throw errnoError(written, "Landing received bytes (pwrite)");

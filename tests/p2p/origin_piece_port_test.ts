@@ -39,9 +39,9 @@ async function fetchChecked(
  * a downloads `body` from a slow origin (`aFlags` its own), b fetches the same URL
  * meanwhile and follows it: every byte b has it pulled from a.
  */
-async function follow(aFlags: readonly string[], seed: number) {
+async function follow(aFlags: readonly string[], seed: number, chunked = false) {
   const body = pattern(24 * MiB, seed);
-  await using origin = startCountingOrigin({ body, rate: 16e6 });
+  await using origin = startCountingOrigin({ body, rate: 16e6, chunked });
   await using cluster = await startCluster(["a"], { extra: aFlags });
   const a = cluster.daemons[0]!;
   const b = await cluster.add("b", ["--http-fast", "127.0.0.1:0"]);
@@ -63,6 +63,13 @@ async function follow(aFlags: readonly string[], seed: number) {
 Deno.test("a follower of an origin download pulls its pieces at the downloader's piece port, sent by its native listener", async () => {
   const { size, fast } = await follow([], 41);
   // Every piece b pulled left a's listener by ticket, from the memfd it lands in.
+  assertEquals(fast, size);
+});
+
+Deno.test("a follower of a chunked origin download pulls its spool pieces at the downloader's piece port too", async () => {
+  // No length: b pulls spool pieces while a spools the body, then the rest as pieces of the
+  // object. Every one left a's listener, sent from a's spool file or the object's memfd.
+  const { size, fast } = await follow([], 46, true);
   assertEquals(fast, size);
 });
 

@@ -2,7 +2,8 @@
  * A partial holder's verified pieces served by its native GET listener: a
  * range inside the pieces verified leaves from the listener (its own
  * descriptor of the memfd the object lands in) without the Deno server; a
- * range touching a piece not verified gets the Deno server's answer (503);
+ * range touching a piece not verified gets the Deno server's answer (503)
+ * from the listener itself;
  * once the relay ends, requests get the Deno server's answer for an object
  * it no longer has.
  */
@@ -52,6 +53,12 @@ async function relayServed(url: string): Promise<number> {
   return Number(/^packice_http_fast_relay_served_total (\d+)$/m.exec(text)?.[1]);
 }
 
+/** Connections the listener handed to the Deno server so far. */
+async function handedOver(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^packice_http_fast_relayed_total (\d+)$/m.exec(text)?.[1]);
+}
+
 async function ask(fast: string, start: number, end: number): Promise<Response> {
   return await fetch(`${fast}/v1/objects/arriving?local=1`, {
     headers: { range: `bytes=${start}-${end - 1}` },
@@ -91,17 +98,32 @@ Deno.test("a partial holder's native listener serves verified pieces, refuses ot
     );
     assertEquals(await relayServed(server.url), 1);
 
-    // Touching piece 2, not verified: the Deno server's refusal, as before.
+    // Touching piece 2, not verified: the listener's own refusal, the Deno server's answer
+    // (asked there directly) without a trip to it.
+    const handed = await handedOver(server.url);
     const outside = await ask(fast, 2 * PIECE - 10, 2 * PIECE + 10);
     assertEquals(outside.status, 503);
-    await outside.body?.cancel();
+    assertEquals(outside.headers.get("content-type"), "application/json");
+    const refusal = await outside.json();
+    assertEquals(refusal.error.code, "STORE_UNAVAILABLE");
+    assertEquals(await handedOver(server.url), handed);
+    const deno = await ask(server.url, 2 * PIECE - 10, 2 * PIECE + 10);
+    assertEquals(deno.status, 503);
+    assertEquals(await deno.json(), refusal);
     assertEquals(await relayServed(server.url), 1);
+    // The connection serves the next request.
+    const again = await fetch(`${fast}/v1/objects/arriving?local=1`, {
+      headers: { range: `bytes=0-9` },
+    });
+    assertEquals(again.status, 206);
+    await again.body?.cancel();
+    assertEquals(await relayServed(server.url), 2);
 
     // A client's GET (no `local=1`) is not a relay's to answer.
     const client = await fetch(`${fast}/v1/objects/arriving`, { headers: { range: "bytes=0-9" } });
     assert(client.status !== 206, `a client's range: ${client.status}`);
     await client.body?.cancel();
-    assertEquals(await relayServed(server.url), 1);
+    assertEquals(await relayServed(server.url), 2);
 
     // Ended (the fetch failed): the listener answers nothing of it; the Deno
     // server, which no longer has it either, says so.
@@ -110,7 +132,7 @@ Deno.test("a partial holder's native listener serves verified pieces, refuses ot
     const after = await ask(fast, 0, 100);
     assertEquals(after.status, 404);
     await after.body?.cancel();
-    assertEquals(await relayServed(server.url), 1);
+    assertEquals(await relayServed(server.url), 2);
   } finally {
     relay?.end();
     landing.close();

@@ -23,22 +23,28 @@ Deno.test("a token bucket lets a burst through, then makes takers wait for the r
 });
 
 /**
- * A taker of `chunk` bytes at a time from a bucket of 1 MB/s (burst 50 KB),
- * for 10 s of a fake clock, that comes back `late(i)` ms after the end of its
- * i-th wait and works 1 ms between takes: its average rate in bytes a second.
+ * A taker of 20 KB at a time from a bucket of 1 MB/s (burst 50 KB), for 10 s
+ * of a fake clock, that comes back `late(i)` ms after the end of its i-th
+ * wait, then works `stall(i)` ms before its next take (1 ms after takes that
+ * did not wait): its average rate in bytes a second.
  */
-function averageRate(late: (i: number) => number, catchUp?: number): number {
+function averageRate(
+  late: (i: number) => number,
+  catchUp?: number,
+  stall: (i: number) => number = () => 1,
+): number {
   let now = 0;
   const bucket = new TokenBucket(1e6, 50e3, () => now, catchUp);
   let waits = 0;
   while (now < 10_000) {
     const wait = bucket.reserve(20e3);
     if (wait > 0) {
-      const overslept = late(waits++);
+      const i = waits++;
+      const overslept = late(i);
       now += wait + overslept;
       bucket.overslept(overslept);
-    }
-    now += 1;
+      now += stall(i);
+    } else now += 1;
   }
   return bucket.taken / now * 1000;
 }
@@ -54,6 +60,47 @@ Deno.test("a token bucket makes up waits that end late, so the long run keeps it
   // On time, both keep the rate.
   assert(Math.abs(averageRate(() => 0) / 1e6 - 1) < 0.02);
   assert(Math.abs(averageRate(() => 0, 50e3) / 1e6 - 1) < 0.02);
+});
+
+Deno.test("a token bucket keeps the bytes of a short stall after a wait, not of a long one", () => {
+  // On time out of every wait, but every 4th is followed by 150 ms of the daemon's own work
+  // (3x the 50 ms burst) before the next take: that time is made up.
+  const busy = averageRate(() => 0, undefined, (i) => i % 4 === 0 ? 150 : 1);
+  assert(Math.abs(busy / 1e6 - 1) < 0.02, `${busy} B/s`);
+  // Kept to the burst alone (the catch-up no larger), most of it is lost.
+  const lost = averageRate(() => 0, 50e3, (i) => i % 4 === 0 ? 150 : 1);
+  assert(lost < 0.7e6, `${lost} B/s`);
+  // 400 ms after a wait is idle, not a stall: the burst only, as after any idle time.
+  const idle = averageRate(() => 0, undefined, (i) => i % 4 === 0 ? 400 : 1);
+  assert(idle < 0.5e6, `${idle} B/s`);
+});
+
+Deno.test("a token bucket lets through at once no more than the bytes of a short gap after its debt", () => {
+  let now = 0;
+  // 1000 B/s, burst 100 B.
+  const bucket = new TokenBucket(1000, 100, () => now);
+  assertEquals(bucket.reserve(100), 0);
+  assertEquals(bucket.reserve(100), 100);
+  // The debt ends at 100 ms; a take 200 ms later has those 200 bytes, not one more.
+  now += 300;
+  assertEquals(bucket.reserve(200), 0);
+  assertEquals(bucket.reserve(1), 1);
+  // The same gap once the debt's end is 250 ms behind: idle, the burst only.
+  now += 1 + 251;
+  assertEquals(bucket.reserve(100), 0);
+  assertEquals(bucket.reserve(1), 1);
+  // A gap after takes that never waited is idle time too.
+  now += 1 + 10_000;
+  assertEquals(bucket.reserve(50), 0);
+  now += 200;
+  assertEquals(bucket.reserve(100), 0);
+  assertEquals(bucket.reserve(1), 1);
+  // The catch-up bounds a gap's bytes as it does a late wake-up's.
+  const small = new TokenBucket(1000, 100, () => now, 150);
+  assertEquals(small.reserve(200), 100);
+  now += 100 + 200;
+  assertEquals(small.reserve(150), 0);
+  assertEquals(small.reserve(1), 1);
 });
 
 Deno.test("a token bucket's catch-up is bounded in bytes, and idle time refills the burst only", () => {
@@ -102,6 +149,12 @@ Deno.test("a token bucket's catch-up is bounded in bytes, and idle time refills 
  * wait), while the thread is kept busy for 300 ms, so the wait ends about
  * 250 ms late; then `reserve(250e3)`: the milliseconds it is told to wait.
  */
+/** Keeps the thread busy for `ms`, as a starved process. */
+function stall(ms: number) {
+  const until = performance.now() + ms;
+  while (performance.now() < until) { /* busy */ }
+}
+
 async function afterLateWait(bucket: ByteBucket, reserve: (bytes: number) => number) {
   reserve(50e3);
   const taking = bucket.take(50e3);
@@ -119,19 +172,27 @@ Deno.test("take() makes up a wait that ended late, in TokenBucket and the native
   assert(native !== undefined, "the native library is built");
   const shared = new NativeBucket(native, 1e6);
   const plain = new NativeBucket(native, 1e6);
+  const idle = new NativeBucket(native, 1e6);
   try {
     const reserve = (on: NativeBucket) => (bytes: number) =>
       native.symbols.pk_tb_reserve(on.pointer, bytes);
     assertEquals(await afterLateWait(shared, reserve(shared)), 0);
-    // Late the same, but not in a wait the bucket gave: the refill stops at its burst (64 KiB).
-    reserve(plain)(50e3);
-    reserve(plain)(50e3);
-    const busy = performance.now() + 300;
-    while (performance.now() < busy) { /* the same stall, outside a wait */ }
-    assert(reserve(plain)(250e3) > 150);
+    // Not late in the wait, but busy 150 ms after it: kept as well (a wait of 50 ms without).
+    for (const on of [bucket, plain]) {
+      const take = on === bucket ? (bytes: number) => bucket.reserve(bytes) : reserve(plain);
+      await on.take(100e3);
+      stall(150);
+      const wait = take(150e3);
+      assert(wait < 20, `${wait} ms to wait after a 150 ms stall`);
+    }
+    // Stalled 600 ms after the wait: idle, the refill stops at the burst (64 KiB). A bucket of
+    // its own: what a late wake-up above kept and was not spent would still be there.
+    stall(reserve(idle)(100e3) + 600);
+    assert(reserve(idle)(250e3) > 150);
   } finally {
     shared.free();
     plain.free();
+    idle.free();
   }
 });
 

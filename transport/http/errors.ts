@@ -111,6 +111,12 @@ export function describeError(
   return { status: STATUS[error.code] ?? 500, error, headers };
 }
 
+/** The JSON body of an error's response, `{ "error": { "code", "message" } }`. */
+export function errorBody(error: PackiceError): string {
+  const body: ErrorBody = { error: error.toJSON() };
+  return JSON.stringify(body);
+}
+
 /** The JSON response of an error, `{ "error": { "code", "message" } }`. */
 export function errorResponse(
   status: number,
@@ -118,8 +124,7 @@ export function errorResponse(
   headers: Record<string, string> = {},
   head = false,
 ): Response {
-  const body: ErrorBody = { error: error.toJSON() };
-  return new Response(head ? null : JSON.stringify(body), {
+  return new Response(head ? null : errorBody(error), {
     status,
     headers: { "content-type": "application/json", ...headers },
   });

@@ -8,7 +8,7 @@
  */
 import { check } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
-import { burstOf, type ByteBucket, catchUpOf, waitOut } from "../rate_limit.ts";
+import { BRIDGE_MS, burstOf, type ByteBucket, catchUpOf, waitOut } from "../rate_limit.ts";
 
 /** A token bucket of bytes kept in the native library; see `TokenBucket` for its rules. */
 export class NativeBucket implements ByteBucket {
@@ -19,7 +19,8 @@ export class NativeBucket implements ByteBucket {
 
   /**
    * Creates a full bucket of `rate` bytes a second, bursts of `burstOf` it,
-   * late wake-ups made up to `catchUpOf` it.
+   * late wake-ups made up to `catchUpOf` it, gaps after a debt of up to
+   * `BRIDGE_MS` kept whole.
    *
    * @throws {RangeError} For a rate that is not a positive number.
    */
@@ -29,7 +30,7 @@ export class NativeBucket implements ByteBucket {
     }
     const out = new BigUint64Array(1);
     check(
-      native.symbols.pk_tb_new(rate, burstOf(rate), catchUpOf(rate), out),
+      native.symbols.pk_tb_new(rate, burstOf(rate), catchUpOf(rate), BRIDGE_MS, out),
       "create a token bucket",
     );
     this.rate = rate;

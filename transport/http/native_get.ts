@@ -5,7 +5,8 @@
  * this process as a `Deno.serve` response does. Every request it does not
  * answer itself (another route, a query, a wrong token, an object it does
  * not hold, a conditional or unusual range) it relays to the Deno server,
- * so refusals are that server's typed JSON errors.
+ * so refusals are that server's typed JSON errors (the one it answers
+ * itself, a relay's range not verified yet, has the body that server gave).
  *
  * A request the listener hands to the Deno server carries the listener's
  * secret ({@link NativeGet.handedOver}), and the Deno server may answer it
@@ -39,7 +40,8 @@ import type { Native } from "../../native/load.ts";
 import { sliceOf } from "../rate_limit.ts";
 import { urlHost } from "./address.ts";
 import type { NativeBucket } from "./native_bucket.ts";
-import type { PartialHolder, RelayedPieces, RelaySink } from "./upload_gate.ts";
+import { errorBody } from "./errors.ts";
+import { notInYet, type PartialHolder, type RelayedPieces, type RelaySink } from "./upload_gate.ts";
 
 const encoder = new TextEncoder();
 /** The request header with the listener's secret: the request came through it. */
@@ -207,9 +209,11 @@ export class NativeGet implements RelaySink {
    * Serves another daemon's ranges (`?local=1`) of the pieces of `id`
    * verified so far, while the object lands in the memfd `fd`: from the
    * listener's own descriptor of it, paced by the upload bucket, while
-   * fewer than `maxUploads` bodies are under way there; every other request
-   * for it (a piece not verified yet: 503) goes to the Deno server as
-   * before. Ends at the seal, a failure or the listener's close.
+   * fewer than `maxUploads` bodies are under way there, and refuses one
+   * touching a piece not verified yet itself (503 `STORE_UNAVAILABLE`, the
+   * Deno server's answer, in no upload slot); every other request for it
+   * goes to the Deno server as before. Ends at the seal, a failure or the
+   * listener's close.
    *
    * @returns Undefined when the listener cannot take it (closed, out of fds or memory).
    */
@@ -218,6 +222,7 @@ export class NativeGet implements RelaySink {
     if (handle === null || size === 0) return undefined;
     const ids = encoder.encode(id);
     const lines = encoder.encode("content-type: application/octet-stream\r\n");
+    const refusal = encoder.encode(errorBody(notInYet(id)));
     const out = new BigUint64Array(1);
     const result = this.#native.symbols.pk_hg_relay_put(
       handle,
@@ -229,6 +234,8 @@ export class NativeGet implements RelaySink {
       this.#maxUploads,
       lines,
       lines.length,
+      refusal,
+      refusal.length,
       out,
     );
     if (!this.#took(result, "register an object arriving with the native GET listener")) {

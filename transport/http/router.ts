@@ -13,6 +13,19 @@ export interface RouteContext {
   readonly info: Deno.ServeHandlerInfo;
   /** The server's upload limits, which bytes a route sends to other daemons count against. */
   readonly uploads: RouteUploads;
+  /**
+   * Bytes `start` to `end` (exclusive) of the file `fd` (`size` bytes long,
+   * and never shorter while sent) as a 206 answer's body sent by the
+   * server's native GET listener, when the request came through it: the
+   * answer to return, and what settles once the bytes are out (true) or
+   * were never claimed (false). Undefined to answer as usual.
+   */
+  readonly sendFile: (
+    fd: number,
+    size: number,
+    range: { readonly start: number; readonly end: number },
+    headers: Record<string, string>,
+  ) => { response: Response; done: Promise<boolean> } | undefined;
 }
 
 /** The server's upload limits as a route sends bytes under them. */

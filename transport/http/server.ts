@@ -304,6 +304,15 @@ export class HttpServer implements AsyncDisposable {
         params: match.params,
         info,
         uploads: this.#context.uploads,
+        sendFile: (fd, size, range, headers) => {
+          const nativeGet = this.#context.nativeGet;
+          if (nativeGet === undefined || !nativeGet.handedOver(request)) return undefined;
+          const ticket = nativeGet.ticket(fd, size, range, true, headers);
+          return ticket && {
+            response: new Response(null, { status: 206, headers: ticket.headers }),
+            done: ticket.done,
+          };
+        },
       });
     } catch (thrown) {
       const { status, error, headers } = describeError(thrown);

@@ -207,11 +207,7 @@ export class UploadGate {
     const lent = range === undefined ? undefined : partial.lend?.(range.start, range.end);
     const bytes = lent?.bytes ??
       (range === undefined ? undefined : partial.read(range.start, range.end));
-    if (range === undefined || bytes === undefined) {
-      throw new StoreUnavailableError(
-        `Cannot read object ${id} yet: on its way here, the range asked is not in`,
-      );
-    }
+    if (range === undefined || bytes === undefined) throw notInYet(id);
     if (lent !== undefined) completed.then(lent.done, lent.done);
     const headers = {
       "content-type": "application/octet-stream",
@@ -224,6 +220,17 @@ export class UploadGate {
     }
     return new Response(paced(lent ?? { bytes }, this.#rate), { status: 206, headers });
   }
+}
+
+/**
+ * The refusal of a range of object `id`, on its way to this daemon, that
+ * touches a piece not verified yet (503): the asker tries elsewhere without
+ * withdrawing it. The native GET listener answers with it too.
+ */
+export function notInYet(id: string): StoreUnavailableError {
+  return new StoreUnavailableError(
+    `Cannot read object ${id} yet: on its way here, the range asked is not in`,
+  );
 }
 
 /**
