@@ -136,8 +136,9 @@ export class Fetcher {
    */
   async fetch(id: string, notFound: NotFoundError, hooks: FetchHooks): Promise<ContentRecord> {
     const entry = await this.#directory.lookup(id);
+    const gone = this.#gone();
     const holders = ordered(
-      entry?.holders.filter((holder) => this.#worthAsking(id, holder)) ?? [],
+      entry?.holders.filter((holder) => this.#worthAsking(id, holder, gone)) ?? [],
     );
     if (entry === undefined || holders.length === 0) {
       this.#counts.cluster_misses_total++;
@@ -393,17 +394,29 @@ export class Fetcher {
         entry?.digest === record.digest ? entry.holders : undefined
       )
       : await directory.holders(record.id, record.digest);
-    return ordered(holders?.filter((holder) => this.#worthAsking(record.id, holder)) ?? []);
+    const gone = this.#gone();
+    return ordered(holders?.filter((holder) => this.#worthAsking(record.id, holder, gone)) ?? []);
+  }
+
+  /**
+   * The members membership knows to be dead or gone, by node: read once a
+   * lookup (a transfer's come many a second), not once a holder listed.
+   */
+  #gone(): ReadonlySet<string> {
+    const gone = new Set<string>();
+    for (const member of this.#members?.list() ?? []) {
+      if (member.state === "dead" || member.state === "left") gone.add(member.node);
+    }
+    return gone;
   }
 
   /**
    * Whether to fetch from `holder`: not this daemon, and not a member that
-   * membership knows to be dead or gone (withdrawn, then).
+   * membership knows to be dead or gone (`gone`; withdrawn, then).
    */
-  #worthAsking(id: string, holder: Holder): boolean {
+  #worthAsking(id: string, holder: Holder, gone: ReadonlySet<string>): boolean {
     if (holder.node === this.#node) return false;
-    const state = this.#members?.list().find((member) => member.node === holder.node)?.state;
-    if (state !== "dead" && state !== "left") return true;
+    if (!gone.has(holder.node)) return true;
     // Transfers look holders up again and again: one withdrawal at a time.
     const key = `${id} ${holder.node}`;
     if (this.#withdrawing.has(key)) return false;

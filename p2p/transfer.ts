@@ -30,7 +30,7 @@ import { PiecePicker } from "./swarm/piece_picker.ts";
 import type { PieceTimeout } from "./swarm/piece_timeout.ts";
 import { RangeClient } from "./swarm/range_client.ts";
 import { announcedBitfield, sameBits } from "./swarm/bitfield.ts";
-import { holdingOf, Lanes, type Source, sourceOf } from "./swarm/source_lanes.ts";
+import { holdingOf, Lanes, type Source, sourceOf, STOPPED } from "./swarm/source_lanes.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { type Landing, viewLanding } from "./swarm/landing.ts";
 import { ViewLoans } from "./swarm/view_loans.ts";
@@ -153,7 +153,7 @@ export class Transfer {
       },
       broken: (error) => {
         this.#broken ??= error;
-        for (const stop of this.#stops) stop.abort();
+        for (const stop of this.#stops) stop.abort(STOPPED);
       },
     });
     this.#whole = options.whole === false ? undefined : wholeHash();
@@ -239,7 +239,7 @@ export class Transfer {
         this.#wake = undefined;
       }
     } finally {
-      for (const stop of stops) stop.abort();
+      for (const stop of stops) stop.abort(STOPPED);
       await Promise.allSettled(running);
     }
     if (this.#broken !== undefined) throw this.#broken;

@@ -39,6 +39,15 @@ export interface Source {
   readonly checks: Set<Promise<void>>;
   /** Its requests under way. */
   requesting: number;
+  /** Its lanes waiting for one of its requests to end (at its {@link Source.limit}). */
+  spread: number;
+  /**
+   * Whether one of its lanes waits for the picker to change: the others wait
+   * for their turn ({@link Source.turn}), as all of its lanes would pick alike.
+   */
+  watching: boolean;
+  /** Settles when the lane watching found a pick or ended: the next lane looks. */
+  turn: PromiseWithResolvers<void> | undefined;
   /** Its requests it answered and is sending now. */
   sending: number;
   /**
@@ -70,6 +79,9 @@ export function sourceOf(holder: Holder, count: number): Source {
       source.has(piece) || (source.pieces !== undefined && isComing(source.pieces, count, piece)),
     checks: new Set(),
     requesting: 0,
+    spread: 0,
+    watching: false,
+    turn: undefined,
     sending: 0,
     limit: Infinity,
     busy: 0,
@@ -77,6 +89,12 @@ export function sourceOf(holder: Holder, count: number): Source {
     futile: -1,
   };
   return source;
+}
+
+/** Wakes the lanes of `source` waiting for their turn to look for a pick. */
+function turn(source: Source): void {
+  source.turn?.resolve();
+  source.turn = undefined;
 }
 
 /** What a holder listed with `pieces` holds of an object of `count` pieces. */
@@ -116,6 +134,14 @@ export interface LanesOptions {
   readonly broken: (error: unknown) => void;
 }
 
+/**
+ * Why a request or a source is stopped: one reason for all of them, since
+ * none is read, where an `abort()` without one makes a `DOMException`
+ * (and its stack) each time: a broadcast stops many requests, the endgame's
+ * losers and each source's at its end.
+ */
+export const STOPPED: DOMException = new DOMException("The transfer stopped it", "AbortError");
+
 /** How long a lane waits after a 503 before asking its source again (jittered). */
 const BUSY_BACKOFF_MS = 150;
 
@@ -141,6 +167,15 @@ export class Lanes {
   /** Pieces whose source is sending them, by the requests sending them. */
   readonly #coming = new Map<number, number>();
   #changed = Promise.withResolvers<void>();
+  /**
+   * Wakes the lanes waiting for a pick: settled only when the picker's
+   * version or the ticks moved on (else a waiting lane would find what it
+   * found before: nothing), when a request of a source with lanes at its
+   * limit ended, or when a source stops.
+   */
+  #picks = Promise.withResolvers<void>();
+  /** The picker's version and the ticks when the lanes were last woken. */
+  #wokenAt = -1;
   /** Wakes the idle lanes to look for stragglers: one timer for all of them. */
   #tick: ReturnType<typeof setTimeout> | undefined;
   /** Lanes running, of every source. */
@@ -163,10 +198,26 @@ export class Lanes {
     return (this.#coming.get(piece) ?? 0) > 0;
   }
 
-  /** Wakes the lanes waiting for a piece: something changed. */
+  /**
+   * Something changed: settles {@link Lanes.changed}, and wakes the lanes
+   * waiting for a piece when it may give them one.
+   */
   pulse(): void {
     this.#changed.resolve();
     this.#changed = Promise.withResolvers<void>();
+    if (this.#stamp() !== this.#wokenAt) this.#wake();
+  }
+
+  /** The picker's version and the ticks: a lane that found nothing finds nothing until it moves. */
+  #stamp(): number {
+    return this.#options.picker.version + this.#ticks;
+  }
+
+  /** Wakes every lane waiting for a piece. */
+  #wake(): void {
+    this.#wokenAt = this.#stamp();
+    this.#picks.resolve();
+    this.#picks = Promise.withResolvers<void>();
   }
 
   /** Settles once no check reads the landing's view any more. */
@@ -182,13 +233,18 @@ export class Lanes {
     const stop = signal === undefined
       ? source.stop.signal
       : AbortSignal.any([signal, source.stop.signal]);
-    const wake = () => this.pulse();
+    const wake = () => {
+      this.pulse();
+      this.#wake();
+      turn(source);
+    };
     stop.addEventListener("abort", wake, { once: true });
     await Promise.all(Array.from({ length: Math.max(1, this.#options.inFlight ?? 3) }, async () => {
       this.#running++;
       try {
         await this.#lane(source, stop);
       } finally {
+        turn(source);
         if (--this.#running === 0) {
           clearTimeout(this.#tick);
           this.#tick = undefined;
@@ -213,7 +269,7 @@ export class Lanes {
       const spread = source.requesting >= limit;
       // Another lane of this source found nothing, and nothing changed since:
       // the lanes of every source wake at each change, most with nothing to do.
-      const stamp = picker.version + this.#ticks;
+      const stamp = this.#stamp();
       const pick = spread || source.futile === stamp
         ? undefined
         : picker.next(source.has, source.mine, full, this.#runFor(source));
@@ -225,9 +281,22 @@ export class Lanes {
           this.#ticks++;
           this.pulse();
         }, ENDGAME_POLL_MS);
-        await this.#changed.promise;
+        if (spread) {
+          source.spread++;
+          await this.#picks.promise;
+          source.spread--;
+        } else if (source.watching) {
+          // Another lane of this source looks at each change; this one, once that one has a pick.
+          await (source.turn ??= Promise.withResolvers<void>()).promise;
+        } else {
+          source.watching = true;
+          await this.#picks.promise;
+          source.watching = false;
+        }
         continue;
       }
+      // The next lane of this source may find a pick as well.
+      turn(source);
       source.requesting++;
       try {
         await this.#request(source, pick, stop);
@@ -248,6 +317,8 @@ export class Lanes {
         this.#fail(source, error);
       } finally {
         source.requesting--;
+        // Its lanes at the limit may ask now; the others of every source need no waking.
+        if (source.spread > 0) this.#wake();
       }
     }
   }
@@ -268,7 +339,7 @@ export class Lanes {
 
   #fail(source: Source, error: SourceError): void {
     source.failure ??= error;
-    source.stop.abort();
+    source.stop.abort(STOPPED);
   }
 
   /** One request: the pieces of `pick` from `source`, each checked as it lands. */
@@ -413,7 +484,9 @@ export class Lanes {
       try {
         await checkPiece(this.#options.record, piece, bytes, source.holder, digest);
         if (this.#options.picker.done(piece)) return;
-        for (const other of this.#requests.get(piece) ?? []) if (other !== cancel) other.abort();
+        for (const other of this.#requests.get(piece) ?? []) {
+          if (other !== cancel) other.abort(STOPPED);
+        }
         if (duplicate && bytes instanceof Uint8Array) {
           // Off the JS thread, once the requests stopped above wrote their last byte.
           await Promise.all(this.#writing.get(piece) ?? []);

@@ -56,7 +56,7 @@ Deno.test("HolderListing: a lookup that hangs holds nobody up; the known holders
   assert(waited < 200, `waited ${waited} ms`);
   assertEquals(first.map((holder) => holder.node), ["a"]);
   // Past the hang limit the partial holders are asked; a holder that says nothing clear stays.
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await new Promise((resolve) => setTimeout(resolve, 600));
   assertEquals(asked, ["a"]);
   assertEquals((await listing.next()).map((holder) => holder.node), ["a"]);
   // One lookup at a time however long it hangs; its answer counts once it comes.
@@ -64,5 +64,22 @@ Deno.test("HolderListing: a lookup that hangs holds nobody up; the known holders
   answer([whole]);
   await listing.settled();
   assertEquals((await listing.next()).map((holder) => holder.node), ["w"]);
+  await listing.settled();
+});
+
+Deno.test("HolderListing: a slow lookup that answers is waited for; no holder is asked", async () => {
+  const asked: string[] = [];
+  const listing = new HolderListing({
+    initial: [partial("a", 0x00)],
+    // Slower than the 50 ms a transfer waits, as lookups are now and then on a loaded machine.
+    lookup: () => new Promise((resolve) => setTimeout(() => resolve([partial("a", 0x80)]), 350)),
+    ask: (holder) => (asked.push(holder.node), Promise.resolve(undefined)),
+  });
+  // Asked again and again meanwhile, as a transfer does every 50 ms.
+  const until = performance.now() + 450;
+  while (performance.now() < until) await listing.next();
+  await listing.settled();
+  assertEquals(asked, []);
+  assertEquals((await listing.next()).map((holder) => holder.pieces?.[0]), [0x80]);
   await listing.settled();
 });
