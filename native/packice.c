@@ -2089,8 +2089,8 @@ struct pk_hg {
   char secret_line[PK_HG_SECRET_MAX + 64];
   size_t secret_line_len;
   // Tickets not yet claimed, the next number, and those done not yet
-  // collected (room kept for every live ticket); under the lock. `donefd` is
-  // an eventfd written when one is done.
+  // collected (room kept beside them for every live ticket); under the
+  // lock. `donefd` is an eventfd written when one is done.
   struct pk_hg_object *tickets;
   uint64_t next_ticket;
   uint64_t *done;
@@ -2407,12 +2407,22 @@ PK_EXPORT int32_t pk_hg_touched(void *handle, uint32_t *out, int32_t max) {
   return count;
 }
 
+// Closes a socket of a connection, out of the epoll first. A registration
+// lasts as long as the socket's file, not this descriptor: a child process
+// forked meanwhile holds a copy of every descriptor until its exec, and an
+// event of the socket would then come with the address of a connection
+// already freed (driven after free: a double free, a heap corrupted).
+static void pk_hg_close_socket(struct pk_hg *s, int fd) {
+  epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+  close(fd);
+}
+
 static void pk_hg_close_conn(struct pk_hg *s, struct pk_hg_conn *c) {
   if (c->prev != NULL) c->prev->next = c->next;
   else s->conns = c->next;
   if (c->next != NULL) c->next->prev = c->prev;
-  close(c->fd);  // closing drops it from the epoll
-  if (c->up >= 0) close(c->up);
+  pk_hg_close_socket(s, c->fd);
+  if (c->up >= 0) pk_hg_close_socket(s, c->up);
   for (int i = 0; i < 2; i++) {
     if (c->c2u_pipe[i] >= 0) close(c->c2u_pipe[i]);
     if (c->u2c_pipe[i] >= 0) close(c->u2c_pipe[i]);
@@ -2785,7 +2795,7 @@ static int pk_hg_connect_up(struct pk_hg *s, struct pk_hg_conn *c) {
       c->c_eof = c->u_eof = 0;
       return 0;
     }
-    close(c->up);  // closing drops it from the epoll
+    pk_hg_close_socket(s, c->up);
     c->up = -1;
   }
   // Without pipes, bodies go through the buffers.
@@ -2965,7 +2975,7 @@ static int pk_hg_take_ticket(struct pk_hg *s, struct pk_hg_conn *c, size_t head)
   }
   // The Deno server's connection stays for the next exchange, unless it ends.
   if (close_after) {
-    close(c->up);
+    pk_hg_close_socket(s, c->up);
     c->up = -1;
   }
   c->u2c_len = c->u2c_at = 0;
@@ -3373,8 +3383,9 @@ PK_EXPORT int32_t pk_hg_ticket(void *handle, int32_t fd, uint64_t size, uint64_t
   o->partial = partial != 0;
   o->refs = 1;
   pthread_mutex_lock(&s->lock);
-  // Room in `done` for every live ticket, so that reporting one never fails.
-  if (s->live_tickets + 1 > s->done_cap) {
+  // Room in `done` for every live ticket beside those done and not yet
+  // collected (pk_hg_done), so that reporting one never fails.
+  if (s->done_len + s->live_tickets + 1 > s->done_cap) {
     size_t cap = s->done_cap == 0 ? 64 : 2 * s->done_cap;
     uint64_t *grown = realloc(s->done, cap * sizeof *grown);
     if (grown == NULL) {
