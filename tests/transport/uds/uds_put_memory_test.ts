@@ -388,9 +388,11 @@ Deno.test({
       const fallbacks = thpFallbacks();
       const huge = await until(
         () => anonHugeKiB(pid) - before,
-        (kib) => kib >= SPARES * 2048 || thpFallbacks() > fallbacks,
+        (kib) => kib >= 2048 || thpFallbacks() > fallbacks,
       );
-      if (thpFallbacks() === fallbacks) assert(huge >= SPARES * 2048, `${huge} KiB in huge pages`);
+      // The first region made ahead is asked for as a huge page; one that cost over 0.5 ms (a
+      // loaded machine) sends the next ones to small pages, so only the first is certain.
+      if (thpFallbacks() === fallbacks) assert(huge >= 2048, `${huge} KiB in huge pages`);
       // 1000 more objects fill the first region and go on in those made ahead.
       const ids = [id];
       for (let i = 0; i < 1000; i += 50) {
