@@ -8,6 +8,7 @@
  * connection it freed. Prints how many connections it closed under a held
  * descriptor, and exits 0 when it survived.
  */
+import { startListener } from "./listener_start.ts";
 import { loadNative } from "../../native/load.ts";
 
 const native = loadNative();
@@ -16,24 +17,8 @@ const { pk_hg_start, pk_hg_close, pk_dup, pk_close } = native.symbols;
 
 const ROUNDS = 8;
 const encoder = new TextEncoder();
-const out = new BigUint64Array(1);
-const none = new Uint8Array(1);
-const port = pk_hg_start(
-  encoder.encode("127.0.0.1\0"),
-  0,
-  encoder.encode("127.0.0.1\0"),
-  // Nothing listens there: each request handed over fails, and the listener closes its connection.
-  1,
-  none,
-  0,
-  none,
-  0,
-  null,
-  0n,
-  out,
-);
-if (port < 0) throw new Error(`Cannot start the listener: errno ${-port}`);
-const handle = Deno.UnsafePointer.create(out[0]!);
+// Nothing listens at port 1: each request handed over fails, and the listener closes its connection.
+const { port, handle } = startListener(pk_hg_start, 1);
 
 /** The inode of the socket whose local port is `local` and remote port `remote`, from /proc/net/tcp. */
 async function socketInode(local: number, remote: number): Promise<string | undefined> {

@@ -6,6 +6,7 @@
  * connections whose events wait in the same batch. Prints how many
  * connections the listener closed, and exits 0 when it survived.
  */
+import { startListener } from "./listener_start.ts";
 const library = Deno.dlopen(Deno.args[0]!, {
   pk_hg_start: {
     parameters: [
@@ -37,24 +38,8 @@ const CLIENTS = 16;
 const SLOW_MS = 1500;
 const RUN_MS = 3500;
 const encoder = new TextEncoder();
-const out = new BigUint64Array(1);
-const none = new Uint8Array(1);
-const port = pk_hg_start(
-  encoder.encode("127.0.0.1\0"),
-  0,
-  encoder.encode("127.0.0.1\0"),
-  // Never reached: no request head is ever whole.
-  1,
-  none,
-  0,
-  none,
-  0,
-  null,
-  0n,
-  out,
-);
-if (port < 0) throw new Error(`Cannot start the listener: errno ${-port}`);
-const handle = Deno.UnsafePointer.create(out[0]!);
+// Port 1 is never reached: no request head is ever whole.
+const { port, handle } = startListener(pk_hg_start, 1);
 
 let closed = 0;
 const end = performance.now() + RUN_MS;

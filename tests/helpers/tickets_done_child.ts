@@ -5,6 +5,7 @@
  * for tickets done is late on a busy thread pool. Collects them all at the
  * end, prints how many, and exits 0 when it survived.
  */
+import { startListener } from "./listener_start.ts";
 import { loadNative } from "../../native/load.ts";
 
 const native = loadNative();
@@ -44,23 +45,9 @@ const upstream = Deno.serve(
 );
 
 const secret = encoder.encode("tickets-secret");
-const none = new Uint8Array(1);
-const out = new BigUint64Array(1);
-const port = symbols.pk_hg_start(
-  encoder.encode("127.0.0.1\0"),
-  0,
-  encoder.encode("127.0.0.1\0"),
-  upstream.addr.port,
-  none,
-  0,
-  secret,
-  secret.length,
-  null,
-  0n,
-  out,
-);
-if (port < 0) throw new Error(`Cannot start the listener: errno ${-port}`);
-handle = Deno.UnsafePointer.create(out[0]!);
+const started = startListener(symbols.pk_hg_start, upstream.addr.port, secret);
+const port = started.port;
+handle = started.handle;
 
 const conn = await Deno.connect({ hostname: "127.0.0.1", port });
 const decoder = new TextDecoder();
