@@ -36,6 +36,26 @@ async function fetchChecked(
 }
 
 /**
+ * a fetches the origin's `body`, and b the same URL once a's download began;
+ * checks both bodies and that the origin was asked once.
+ */
+async function leadAndFollow(
+  a: { node: string; socket: string },
+  b: { node: string; socket: string },
+  origin: { url: string; readonly sent: number; readonly requests: readonly unknown[] },
+  body: Uint8Array,
+) {
+  const leading = fetchChecked(a, origin.url, body);
+  await eventually(() => origin.sent >= 2 * MiB, "a's download began", {
+    timeout: 10_000,
+    interval: 5,
+  });
+  await fetchChecked(b, origin.url, body);
+  await leading;
+  assertEquals(origin.requests.length, 1);
+}
+
+/**
  * a downloads `body` from a slow origin (`aFlags` its own), b fetches the same URL
  * meanwhile and follows it: every byte b has it pulled from a.
  */
@@ -45,14 +65,7 @@ async function follow(aFlags: readonly string[], seed: number, chunked = false) 
   await using cluster = await startCluster(["a"], { extra: aFlags });
   const a = cluster.daemons[0]!;
   const b = await cluster.add("b", ["--http-fast", "127.0.0.1:0"]);
-  const leading = fetchChecked(a, origin.url, body);
-  await eventually(() => origin.sent >= 2 * MiB, "a's download began", {
-    timeout: 10_000,
-    interval: 5,
-  });
-  await fetchChecked(b, origin.url, body);
-  await leading;
-  assertEquals(origin.requests.length, 1);
+  await leadAndFollow(a, b, origin, body);
   assertEquals(await b.metric("packice_origin_downstream_total"), 1);
   assertEquals(await b.metric("packice_origin_peer_bytes_total"), body.length);
   // No listener, no line.
@@ -89,14 +102,7 @@ Deno.test(
     try {
       await using a = await startClusterDaemon(redis.url, dir, "a", "origin");
       await using b = await startClusterDaemon(redis.url, dir, "b", "origin");
-      const leading = fetchChecked(a, origin.url, body);
-      await eventually(() => origin.sent >= 2 * MiB, "a's download began", {
-        timeout: 10_000,
-        interval: 5,
-      });
-      await fetchChecked(b, origin.url, body);
-      await leading;
-      assertEquals(origin.requests.length, 1);
+      await leadAndFollow(a, b, origin, body);
       assertEquals((await b.metrics()).origin_peer_bytes_total, body.length);
       assertEquals((await a.metrics()).http_fast_bytes_total, body.length);
     } finally {
