@@ -9,6 +9,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { Errno, errnoError } from "../native/errno.ts";
 import { loadNative, type Native } from "../native/load.ts";
 
 let native: { symbols: Native["symbols"] | undefined } | undefined;
@@ -65,19 +66,22 @@ export async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   if (bytes.length < OFF_THREAD_MIN) {
     return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
   }
-  // A buffer of its own: never in V8's heap, so it stays put while the call writes it.
-  const out = new Uint8Array(new ArrayBuffer(32));
   if (hashing >= HASH_THREADS) await new Promise<void>((go) => waiting.push(go));
   hashing++;
+  let out: Deno.PointerObject | undefined;
   try {
-    await lib.pk_sha256_nb(pointerOf(bytes), BigInt(bytes.length), pointerOf(out));
+    out = cMemory(lib, 32);
+    await lib.pk_sha256_nb(pointerOf(bytes), BigInt(bytes.length), out);
+    // Kept alive until the call is done.
+    void bytes.length;
+    const digest = new Uint8Array(32);
+    lib.pk_copy_out(digest, out, 32n);
+    return `sha256:${hex(digest)}`;
   } finally {
+    if (out !== undefined) lib.pk_free(out);
     hashing--;
     waiting.shift()?.();
   }
-  // Kept alive until the call is done.
-  void bytes.length;
-  return `sha256:${hex(out)}`;
 }
 
 /** An incremental SHA-256 of a whole object, fed in order. */
@@ -114,13 +118,16 @@ export function wholeHash(): WholeHash {
         return;
       }
       chain = chain.then(async () => {
-        await lib.pk_sha256_update_nb(
-          pointerOf(context),
-          pointerOf(bytes),
-          BigInt(bytes.length),
-        );
-        // Kept alive until the call is done.
-        void bytes.length;
+        const state = cMemory(lib, context.length);
+        try {
+          lib.pk_copy_in(state, context, BigInt(context.length));
+          await lib.pk_sha256_update_nb(state, pointerOf(bytes), BigInt(bytes.length));
+          // Kept alive until the call is done.
+          void bytes.length;
+          lib.pk_copy_out(context, state, BigInt(context.length));
+        } finally {
+          lib.pk_free(state);
+        }
       });
     },
     async digest() {
@@ -131,6 +138,18 @@ export function wholeHash(): WholeHash {
     },
     settled: () => chain.catch(() => {}),
   };
+}
+
+/**
+ * Memory the library owns, for what a call on the thread pool writes: the
+ * runtime frees the memory of JS buffers when it ends (a test module's
+ * worker does at the module's end, not waiting for the pool), and a call
+ * still running would then write into freed heap, corrupting it.
+ */
+function cMemory(lib: Native["symbols"], bytes: number): Deno.PointerObject {
+  const memory = lib.pk_alloc(BigInt(bytes));
+  if (memory === null) throw errnoError(Errno.ENOMEM, "allocating a SHA-256 state");
+  return memory;
 }
 
 function pointerOf(bytes: Uint8Array): Deno.PointerValue {
