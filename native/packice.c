@@ -1675,7 +1675,7 @@ struct b3_chunk {
   uint8_t blocks_done;
 };
 
-// An incremental hash; JS keeps it in a buffer of pk_blake3_ctx_size bytes.
+// An incremental hash (the Range receiver's, section 10).
 // The stack holds the CVs of whole subtrees to the left of the chunk, merged
 // lazily: a CV is merged only once input after it shows it is not the root.
 struct pk_blake3 {
@@ -1758,15 +1758,13 @@ static void b3_subtree(const uint8_t *in, size_t chunks, uint64_t counter, uint8
   memcpy(pair, cvs, 64);
 }
 
-PK_EXPORT int32_t pk_blake3_ctx_size(void) { return (int32_t)sizeof(struct pk_blake3); }
-
-PK_EXPORT void pk_blake3_init(void *ctx) {
+static void pk_blake3_init(void *ctx) {
   struct pk_blake3 *s = ctx;
   b3_chunk_reset(&s->chunk, 0);
   s->depth = 0;
 }
 
-PK_EXPORT void pk_blake3_update(void *ctx, const void *data, uint64_t len) {
+static void pk_blake3_update(void *ctx, const void *data, uint64_t len) {
   struct pk_blake3 *s = ctx;
   const uint8_t *p = data;
   struct b3_chunk *c = &s->chunk;
@@ -1811,7 +1809,7 @@ PK_EXPORT void pk_blake3_update(void *ctx, const void *data, uint64_t len) {
 }
 
 // Writes the 32-byte hash to `out`; the context is spent.
-PK_EXPORT void pk_blake3_final(void *ctx, void *out) {
+static void pk_blake3_final(void *ctx, void *out) {
   struct pk_blake3 *s = ctx;
   uint32_t cv[8];
   size_t depth = s->depth;
@@ -1977,8 +1975,10 @@ PK_EXPORT int32_t pk_report_sealed_writes(void) {
 // response head into `head`: JS parses and checks it), then pk_http_recv_fd
 // (into the object's memfd, with pwrite) or pk_http_recv (into memory, such
 // as a scratch piece) for each run of body bytes: they go from the socket to
-// their destination and into a SHA-256 while they are still in cache, so a
-// piece is verified without reading it again and without a copy through JS. Calls run on Deno's thread pool; each has a deadline
+// their destination and into the piece's hash (SHA-256 or BLAKE3, as its
+// record names) while they are still in cache, so a piece is verified
+// without reading it again and without a copy through JS. Calls run on
+// Deno's thread pool; each has a deadline
 // (poll), and pk_http_cancel (shutdown) ends a call under way at once. The
 // struct is C memory: a call still running when the process exits writes
 // nowhere JS owned.
@@ -1987,6 +1987,12 @@ PK_EXPORT int32_t pk_report_sealed_writes(void) {
 #define PK_HTTP_HEAD_MAX 8192
 // The most bytes one recv takes: hashed while still in cache.
 #define PK_HTTP_RECV_STEP (256 << 10)
+// pk_http_recv hashes once this many bytes wait, still in cache: BLAKE3 hashes
+// whole KiB chunks many at a time, not the few KiB one recv may bring.
+#define PK_HTTP_HASH_STEP (128 << 10)
+// pk_http_recv's `flags`: start a hash, end it into c->digest, and (with
+// the first) make it BLAKE3 rather than SHA-256.
+enum { PK_HASH_START = 1, PK_HASH_END = 2, PK_HASH_BLAKE3 = 4 };
 
 struct pk_http {
   int32_t fd;
@@ -2000,10 +2006,31 @@ struct pk_http {
   uint8_t digest[32];
   char request[PK_HTTP_REQUEST_MAX];
   char head[PK_HTTP_HEAD_MAX];
+  // The hash under way: BLAKE3 when `blake3` is 1.
+  int32_t blake3;
   struct pk_sha256 sha;
+  struct pk_blake3 b3;
   // pk_http_recv_fd's staging buffer, PK_HTTP_RECV_STEP bytes, made on first use.
   uint8_t *stage;
 };
+
+static void pk_http_hash_start(struct pk_http *c, int32_t flags) {
+  if (!(flags & PK_HASH_START)) return;
+  c->blake3 = (flags & PK_HASH_BLAKE3) != 0;
+  if (c->blake3) pk_blake3_init(&c->b3);
+  else pk_sha256_init(&c->sha);
+}
+
+static void pk_http_hash(struct pk_http *c, const uint8_t *p, uint64_t length) {
+  if (c->blake3) pk_blake3_update(&c->b3, p, length);
+  else pk_sha256_update(&c->sha, p, length);
+}
+
+static void pk_http_hash_end(struct pk_http *c, int32_t flags) {
+  if (!(flags & PK_HASH_END)) return;
+  if (c->blake3) pk_blake3_final(&c->b3, c->digest);
+  else pk_sha256_final(&c->sha, c->digest);
+}
 
 // native/ffi.ts mirrors these offsets (HTTP_LAYOUT).
 _Static_assert(offsetof(struct pk_http, pending) == 8, "pending at 8");
@@ -2114,20 +2141,20 @@ PK_EXPORT int32_t pk_http_request(struct pk_http *c, uint32_t length, int32_t ti
 }
 
 // Receives exactly `length` body bytes into [dest, dest + length), feeding
-// them to the connection's SHA-256: `flags` 1 starts a new hash first, 2
-// writes its digest to c->digest after. Never writes outside the range.
+// them to the connection's hash: `flags` PK_HASH_START starts a new one
+// first (BLAKE3 with PK_HASH_BLAKE3), PK_HASH_END writes its digest to
+// c->digest after. Never writes outside the range.
 // Returns `length`, or -errno: -ETIMEDOUT past `timeout_ms`, -ECONNRESET when
 // the peer closed first (or the call was cancelled).
 PK_EXPORT int64_t pk_http_recv(struct pk_http *c, void *dest, uint64_t length,
                                int32_t timeout_ms, int32_t flags) {
   int64_t deadline = pk_now_ms() + timeout_ms;
   uint8_t *to = dest;
-  uint64_t got = 0;
-  if (flags & 1) pk_sha256_init(&c->sha);
+  uint64_t got = 0, hashed = 0;
+  pk_http_hash_start(c, flags);
   if (c->pending > 0) {
     uint64_t take = (uint64_t)c->pending < length ? (uint64_t)c->pending : length;
     memcpy(to, c->head + c->head_length, take);
-    pk_sha256_update(&c->sha, to, take);
     c->head_length += (int32_t)take;
     c->pending -= (int32_t)take;
     got = take;
@@ -2142,10 +2169,15 @@ PK_EXPORT int64_t pk_http_recv(struct pk_http *c, void *dest, uint64_t length,
       if (waited < 0) return waited;
       continue;
     }
-    pk_sha256_update(&c->sha, to + got, (uint64_t)n);
     got += (uint64_t)n;
+    if (got - hashed >= PK_HTTP_HASH_STEP) {
+      uint64_t whole = (got - hashed) & ~(uint64_t)(B3_CHUNK - 1);
+      pk_http_hash(c, to + hashed, whole);
+      hashed += whole;
+    }
   }
-  if (flags & 2) pk_sha256_final(&c->sha, c->digest);
+  pk_http_hash(c, to + hashed, got - hashed);
+  pk_http_hash_end(c, flags);
   return (int64_t)got;
 }
 
@@ -2175,7 +2207,7 @@ PK_EXPORT int64_t pk_http_recv_fd(struct pk_http *c, int32_t fd, int64_t offset,
   uint64_t got = 0;
   c->write_error = 0;
   if (c->stage == NULL && (c->stage = malloc(PK_HTTP_RECV_STEP)) == NULL) return -ENOMEM;
-  if (flags & 1) pk_sha256_init(&c->sha);
+  pk_http_hash_start(c, flags);
   // The buffer is filled before it is written: whole pages, which shmem
   // need not zero, and one pwrite (one hold of the file's lock) per fill.
   // Body bytes read with the head start it.
@@ -2200,13 +2232,13 @@ PK_EXPORT int64_t pk_http_recv_fd(struct pk_http *c, int32_t fd, int64_t offset,
     }
     staged += (uint64_t)n;
     if (staged < fill) continue;
-    pk_sha256_update(&c->sha, c->stage, staged);
+    pk_http_hash(c, c->stage, staged);
     int32_t landed = pk_http_land(fd, offset + (int64_t)got, c->stage, staged);
     if (landed < 0) return -(c->write_error = -landed);
     got += staged;
     staged = 0;
   }
-  if (flags & 2) pk_sha256_final(&c->sha, c->digest);
+  pk_http_hash_end(c, flags);
   return (int64_t)got;
 }
 
