@@ -1452,18 +1452,19 @@ static const uint8_t B3_SCHEDULE[7][16] = {
 #define B3_ROUNDS(v, m, rot)                                                                       \
   _Pragma("GCC unroll 7") for (int r = 0; r < 7; r++) {                                            \
     const uint8_t *s = B3_SCHEDULE[r];                                                             \
-    B3_G(v, 0, 4, 8, 12, m[s[0]], m[s[1]], rot);                                                        \
-    B3_G(v, 1, 5, 9, 13, m[s[2]], m[s[3]], rot);                                                        \
-    B3_G(v, 2, 6, 10, 14, m[s[4]], m[s[5]], rot);                                                       \
-    B3_G(v, 3, 7, 11, 15, m[s[6]], m[s[7]], rot);                                                       \
-    B3_G(v, 0, 5, 10, 15, m[s[8]], m[s[9]], rot);                                                       \
-    B3_G(v, 1, 6, 11, 12, m[s[10]], m[s[11]], rot);                                                     \
-    B3_G(v, 2, 7, 8, 13, m[s[12]], m[s[13]], rot);                                                      \
-    B3_G(v, 3, 4, 9, 14, m[s[14]], m[s[15]], rot);                                                      \
+    B3_G(v, 0, 4, 8, 12, m[s[0]], m[s[1]], rot);                                                   \
+    B3_G(v, 1, 5, 9, 13, m[s[2]], m[s[3]], rot);                                                   \
+    B3_G(v, 2, 6, 10, 14, m[s[4]], m[s[5]], rot);                                                  \
+    B3_G(v, 3, 7, 11, 15, m[s[6]], m[s[7]], rot);                                                  \
+    B3_G(v, 0, 5, 10, 15, m[s[8]], m[s[9]], rot);                                                  \
+    B3_G(v, 1, 6, 11, 12, m[s[10]], m[s[11]], rot);                                                \
+    B3_G(v, 2, 7, 8, 13, m[s[12]], m[s[13]], rot);                                                 \
+    B3_G(v, 3, 4, 9, 14, m[s[14]], m[s[15]], rot);                                                 \
   }
 
 // One compression in plain C: the first 8 words of its output, which are the
-// next CV (or, with B3_ROOT, the 32-byte hash). Words are read little-endian.
+// next CV (or, with B3_ROOT, the 32-byte hash). Words are in the host's order,
+// little-endian on every CPU this library builds for, as the specification's.
 static void b3_compress(uint32_t cv[8], const uint8_t block[64], uint32_t block_len,
                         uint64_t counter, uint32_t flags) {
   uint32_t m[16], v[16];
@@ -1531,10 +1532,11 @@ __attribute__((target("avx2"))) static void b3_transpose8(__m256i r[8]) {
   }
 }
 
-// AVX2 has no rotate: by 16 and 8 bits, a byte shuffle (one instruction, not three).
+// AVX2 has no rotate: by 16 and 8 bits, a byte shuffle (one instruction, not
+// three) by the masks b3_rot16 and b3_rot8 of the function using it.
 #define b3_rotr8(x, n)                                                                             \
-  ((n) == 16  ? (b3x8)_mm256_shuffle_epi8((__m256i)(x), b3_rot16)                                  \
-   : (n) == 8 ? (b3x8)_mm256_shuffle_epi8((__m256i)(x), b3_rot8)                                   \
+  ((n) == 16  ? (b3x8)_mm256_shuffle_epi8((__m256i)(x), b3_rot16)                                 \
+   : (n) == 8 ? (b3x8)_mm256_shuffle_epi8((__m256i)(x), b3_rot8)                                  \
               : B3_ROTR(x, n))
 
 // Eight inputs of `job` from input `first`, one per lane.
