@@ -54,32 +54,25 @@ const SCHEDULE = [
 ] as const;
 const CHUNK_START = 1, CHUNK_END = 2, PARENT = 4, ROOT = 8;
 
-/** The next CV (or with ROOT the hash) from `cv` and a block of up to 64 bytes. */
-function compress(
-  cv: Uint32Array,
-  block: Uint8Array,
-  counter: number,
-  flags: number,
-): Uint32Array {
-  const m = new Uint32Array(16);
-  for (let i = 0; i < block.length; i++) m[i >> 2]! |= block[i]! << (8 * (i & 3));
-  const v = new Uint32Array(16);
+// The state and message words of the compression under way: one set, reused.
+const v = new Uint32Array(16);
+const m = new Uint32Array(16);
+
+/** Makes `cv` the next CV (or with ROOT the hash) from a block of up to 64 bytes. */
+function compress(cv: Uint32Array, block: Uint8Array, counter: number, flags: number): void {
+  if (block.length === 64) {
+    const words = new DataView(block.buffer, block.byteOffset, 64);
+    for (let i = 0; i < 16; i++) m[i] = words.getUint32(4 * i, true);
+  } else {
+    m.fill(0);
+    for (let i = 0; i < block.length; i++) m[i >> 2]! |= block[i]! << (8 * (i & 3));
+  }
   v.set(cv);
-  v.set(IV.slice(0, 4), 8);
+  v.set(IV_HALF, 8);
   v[12] = counter >>> 0;
   v[13] = Math.floor(counter / 2 ** 32);
   v[14] = block.length;
   v[15] = flags;
-  const g = (a: number, b: number, c: number, d: number, x: number, y: number) => {
-    v[a] = v[a]! + v[b]! + x;
-    v[d] = rotr(v[d]! ^ v[a]!, 16);
-    v[c] = v[c]! + v[d]!;
-    v[b] = rotr(v[b]! ^ v[c]!, 12);
-    v[a] = v[a]! + v[b]! + y;
-    v[d] = rotr(v[d]! ^ v[a]!, 8);
-    v[c] = v[c]! + v[d]!;
-    v[b] = rotr(v[b]! ^ v[c]!, 7);
-  };
   for (const s of SCHEDULE) {
     g(0, 4, 8, 12, m[s[0]]!, m[s[1]]!);
     g(1, 5, 9, 13, m[s[2]]!, m[s[3]]!);
@@ -90,9 +83,20 @@ function compress(
     g(2, 7, 8, 13, m[s[12]]!, m[s[13]]!);
     g(3, 4, 9, 14, m[s[14]]!, m[s[15]]!);
   }
-  const out = new Uint32Array(8);
-  for (let i = 0; i < 8; i++) out[i] = v[i]! ^ v[i + 8]!;
-  return out;
+  for (let i = 0; i < 8; i++) cv[i] = v[i]! ^ v[i + 8]!;
+}
+
+const IV_HALF = IV.slice(0, 4);
+
+function g(a: number, b: number, c: number, d: number, x: number, y: number): void {
+  v[a] = v[a]! + v[b]! + x;
+  v[d] = rotr(v[d]! ^ v[a]!, 16);
+  v[c] = v[c]! + v[d]!;
+  v[b] = rotr(v[b]! ^ v[c]!, 12);
+  v[a] = v[a]! + v[b]! + y;
+  v[d] = rotr(v[d]! ^ v[a]!, 8);
+  v[c] = v[c]! + v[d]!;
+  v[b] = rotr(v[b]! ^ v[c]!, 7);
 }
 
 function rotr(x: number, n: number): number {
@@ -102,10 +106,10 @@ function rotr(x: number, n: number): number {
 /** The CV of chunk number `counter` (1 KiB at most), or with ROOT the hash. */
 function chunk(bytes: Uint8Array, counter: number, root: number): Uint32Array {
   const blocks = Math.max(1, Math.ceil(bytes.length / 64));
-  let cv: Uint32Array = Uint32Array.from(IV);
+  const cv = Uint32Array.from(IV);
   for (let b = 0; b < blocks; b++) {
     const flags = (b === 0 ? CHUNK_START : 0) | (b === blocks - 1 ? CHUNK_END | root : 0);
-    cv = compress(cv, bytes.subarray(64 * b, 64 * b + 64), counter, flags);
+    compress(cv, bytes.subarray(64 * b, 64 * b + 64), counter, flags);
   }
   return cv;
 }
@@ -114,7 +118,9 @@ function parent(left: Uint32Array, right: Uint32Array, root: number): Uint32Arra
   const block = new Uint8Array(64);
   block.set(new Uint8Array(left.buffer, left.byteOffset, 32));
   block.set(new Uint8Array(right.buffer, right.byteOffset, 32), 32);
-  return compress(Uint32Array.from(IV), block, 0, PARENT | root);
+  const cv = Uint32Array.from(IV);
+  compress(cv, block, 0, PARENT | root);
+  return cv;
 }
 
 /**

@@ -17,7 +17,7 @@ export {
 export { sha256, type WholeHash, wholeHash } from "./sha256.ts";
 export { blake3 } from "./blake3.ts";
 export {
-  PIECE_ALGORITHM,
+  newPieceAlgorithm,
   type PieceAlgorithm,
   pieceAlgorithm,
   pieceDigest,

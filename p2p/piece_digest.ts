@@ -1,21 +1,35 @@
 /**
  * Piece digests: which algorithm a digest string names, and how to check
  * bytes against one. New records name BLAKE3 (`blake3:<hex>`), which a
- * receiver hashes several times faster than SHA-256; records made by older
- * daemons, or stored before, name SHA-256 (`sha256:<hex>`) and still verify.
- * The whole-object digest, the object's identity, stays SHA-256.
+ * receiver hashes several times faster than SHA-256 (see `newPieceAlgorithm`);
+ * records made by older daemons, or stored before, name SHA-256
+ * (`sha256:<hex>`) and still verify. The whole-object digest, the object's
+ * identity, stays SHA-256.
  *
  * @module
  */
 import { InvalidArgumentError } from "../core/errors.ts";
 import { blake3 } from "./blake3.ts";
+import { hashSymbols } from "./hash_threads.ts";
 import { sha256 } from "./sha256.ts";
 
 /** An algorithm a piece digest may name. */
 export type PieceAlgorithm = "sha256" | "blake3";
 
-/** The algorithm of the piece digests of new records. */
-export const PIECE_ALGORITHM: PieceAlgorithm = "blake3";
+/**
+ * The algorithm of the piece digests of new records: BLAKE3 with the native
+ * library; without it SHA-256, which WebCrypto hashes off the JS thread
+ * (BLAKE3 in TypeScript is slow, and runs on it: it only checks others' pieces).
+ *
+ * @example
+ * ```ts
+ * import { newPieceAlgorithm } from "@packice/packice";
+ * console.log(newPieceAlgorithm()); // "blake3" where the native library loads
+ * ```
+ */
+export function newPieceAlgorithm(): PieceAlgorithm {
+  return hashSymbols() === undefined ? "sha256" : "blake3";
+}
 
 const PIECE_DIGEST = /^(sha256|blake3):[0-9a-f]{64}$/;
 
@@ -57,7 +71,7 @@ export function onePieceAlgorithm(digests: readonly string[]): boolean {
  */
 export function pieceDigest(
   bytes: Uint8Array,
-  algorithm: PieceAlgorithm = PIECE_ALGORITHM,
+  algorithm: PieceAlgorithm = newPieceAlgorithm(),
 ): Promise<string> {
   return algorithm === "blake3" ? blake3(bytes) : sha256(bytes as Uint8Array<ArrayBuffer>);
 }
@@ -70,7 +84,7 @@ export function pieceDigest(
  * @param bytes A view; its memory must stay as it is, and mapped, until the promise settles.
  */
 export function digestLike(bytes: Uint8Array, expected: string): Promise<string> {
-  return pieceDigest(bytes, pieceAlgorithm(expected) ?? PIECE_ALGORITHM);
+  return pieceDigest(bytes, pieceAlgorithm(expected) ?? newPieceAlgorithm());
 }
 
 /**

@@ -12,7 +12,7 @@
  * @module
  */
 import type { ContentRecord, Holder } from "../directory.ts";
-import { digestLike, PIECE_ALGORITHM, pieceAlgorithm } from "../piece_digest.ts";
+import { digestLike, newPieceAlgorithm, pieceAlgorithm } from "../piece_digest.ts";
 import { PackiceError } from "../../core/errors.ts";
 import { SourceError, type SourceFault } from "../source_error.ts";
 import { pieceDeadline, type PieceTimeout } from "./piece_timeout.ts";
@@ -433,7 +433,7 @@ async function receivePieces(
     const most = Math.max(1, request.step ?? STEP_BYTES);
     for (; current < piece + count; current++) {
       // Hashed as its record names: a record from an older daemon names SHA-256.
-      const algorithm = pieceAlgorithm(record.pieceDigests[current] ?? "") ?? PIECE_ALGORITHM;
+      const algorithm = pieceAlgorithm(record.pieceDigests[current] ?? "") ?? newPieceAlgorithm();
       const from = Math.max(start, current * pieceSize);
       const to = Math.min(end, from + pieceSize);
       for (let at = from; at < to; at += most) {

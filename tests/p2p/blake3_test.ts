@@ -168,3 +168,29 @@ Deno.test("the Range receiver hashes pieces with BLAKE3 as they land, in memory 
     lib.pk_close(fd);
   }
 });
+
+Deno.test("without the native library, new records' pieces are SHA-256 and BLAKE3 still checks in TypeScript", async () => {
+  // A child without permissions: the library cannot load there.
+  const script = `
+    import { digestLike, newPieceAlgorithm } from "${new URL(
+    "../../p2p/piece_digest.ts",
+    import.meta.url,
+  )}";
+    const bytes = new Uint8Array(102400).map((_, i) => i % 251);
+    console.log(newPieceAlgorithm(), await digestLike(bytes, "blake3:" + "0".repeat(64)));
+  `;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", "--quiet", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(script));
+  await writer.close();
+  const output = await child.output();
+  assertEquals(output.code, 0);
+  const [algorithm, digest] = new TextDecoder().decode(output.stdout).trim().split(" ");
+  assertEquals(algorithm, "sha256");
+  assertEquals(digest, `blake3:${VECTORS.at(-1)![1]}`);
+});
