@@ -228,16 +228,19 @@ export class Spool implements Disposable {
   /**
    * The file behind bytes `start` to `end` (exclusive, cut at the body's end)
    * when every spool piece they touch is held: a read-only descriptor of it,
-   * valid until the spool is disposed, and the body's length, or `end` while
-   * that is unknown. Undefined without the native library. The file never
-   * shrinks; a reset writes another version's pieces over it, which a
+   * valid until the spool is disposed, and the body's length, undefined
+   * while that is unknown. Undefined without the native library. The file
+   * never shrinks; a reset writes another version's pieces over it, which a
    * receiver finds by their digests.
    */
-  file(start: number, end: number): { fd: number; end: number; size: number } | undefined {
+  file(
+    start: number,
+    end: number,
+  ): { fd: number; end: number; size: number | undefined } | undefined {
     if (this.#fd === undefined || this.#closed) return undefined;
     const last = Math.min(end, this.#size ?? end);
     if (start < 0 || start >= last || !this.#holds(start, last)) return undefined;
-    return { fd: this.#fd, end: last, size: this.#size ?? last };
+    return { fd: this.#fd, end: last, size: this.#size };
   }
 
   /**
