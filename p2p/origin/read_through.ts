@@ -411,7 +411,7 @@ export class ReadThrough {
         flight.spool?.holdsAny !== true;
       // A body of no stated length goes to a file as it comes (its followers pull its
       // pieces from there meanwhile); its length known, to the blob.
-      const spool = known ? undefined : (flight.spool ??= await Spool.open(this.#spoolDir));
+      const spool = known ? undefined : (flight.spool ??= Spool.open(this.#spoolDir));
       if (spool !== undefined) {
         spool.meta = meta;
         this.#spools.set(id, spool);
