@@ -17,11 +17,12 @@
  * keep pulling into theirs; a spool of another version than the
  * downloader's is emptied ({@link Spool.reset}).
  *
- * A reset moves the spool to a new file, so that no byte of a file is ever
- * written twice: a range handed out before it (to the native GET listener,
- * which sends it later from a descriptor of its own) stays of one version,
- * never a mix of two, and the old file's bytes are freed once the last such
- * descriptor closes.
+ * A reset moves the spool to a new file rather than write the next version
+ * over the old one: a range handed out before it (to the native GET
+ * listener, which sends it later from a descriptor of its own) stays of one
+ * version, never a mix of two, and the old file's bytes are freed once the
+ * last such descriptor closes. (Only a piece dropped and put again in one
+ * version is written over in place: {@link Spool.drop}.)
  *
  * @module
  */
@@ -193,9 +194,11 @@ export class Spool implements Disposable {
    * closed once what was queued on it is done.
    */
   reset(meta: Meta | undefined): void {
-    const old = this.#current;
-    this.#current = newFile(this.#dir);
-    this.#queue = this.#queue.then(() => closeFile(old)).catch(() => {});
+    if (!this.#closed) {
+      const old = this.#current;
+      this.#current = newFile(this.#dir);
+      this.#queue = this.#queue.then(() => closeFile(old)).catch(() => {});
+    }
     this.#digests.length = 0;
     this.#size = undefined;
     this.meta = meta;
@@ -237,9 +240,9 @@ export class Spool implements Disposable {
    * The file behind bytes `start` to `end` (exclusive, cut at the body's end)
    * when every spool piece they touch is held: a read-only descriptor of it,
    * valid until the spool is disposed, and the body's length, undefined
-   * while that is unknown. Undefined without the native library. The bytes
-   * in the file never change (a reset moves the spool to another file), nor
-   * does it shrink.
+   * while that is unknown. Undefined without the native library. The file
+   * never shrinks, and a reset moves the spool to another one: the bytes
+   * handed out stay those of their version.
    */
   file(
     start: number,
