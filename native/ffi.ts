@@ -697,7 +697,7 @@ export const symbols = {
       "u64", // uint64_t size: the object's
       "u64", // uint64_t start
       "u64", // uint64_t end (exclusive)
-      "i32", // int32_t partial: 206 with Content-Range, else 200
+      "i32", // int32_t partial: 1 206 with Content-Range, 2 its total `*`, 0 200
       "buffer", // const char *head: header lines, each ending in CRLF
       "u32", // uint32_t head_len
       "buffer", // uint64_t *out_ticket
