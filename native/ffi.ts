@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 22;
+export const NATIVE_ABI_VERSION = 23;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
