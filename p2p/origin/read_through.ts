@@ -19,6 +19,7 @@ import { sleep } from "../../transport/rate_limit.ts";
 import type { ClusterTransport } from "../cluster_transport.ts";
 import type { Directory, Holder } from "../directory.ts";
 import { Assembly } from "./assembly.ts";
+import { tryClaim } from "./claim.ts";
 import { type Flight, follow } from "./follow.ts";
 import { isFresh, shareable, validators } from "./freshness.ts";
 import { type OriginCounts, originCounts } from "./origin_counts.ts";
@@ -304,7 +305,16 @@ export class ReadThrough {
       return await this.#lead(id, trip, stale, reload, flight);
     }
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const holder = await cluster.directory.claim!(id, self, this.#claimTtl);
+      const holder = await tryClaim(cluster.directory, {
+        id,
+        self,
+        ttl: this.#claimTtl,
+        log: this.#log,
+      });
+      if (holder === undefined) {
+        await sleep(20 + Math.random() * 80, trip.signal);
+        continue;
+      }
       if (holder.node === self.node) {
         await using _claim = this.#hold(id, self);
         return await this.#lead(id, trip, stale, reload, flight);

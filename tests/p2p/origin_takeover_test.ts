@@ -11,17 +11,19 @@
  * whole pieces of 4 MiB and one MiB of the fourth when it is killed, and the
  * followers have pulled those three pieces.
  */
-import { connect } from "../../mod.ts";
+import { connect, originId } from "../../mod.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { pattern, sameBytes } from "../helpers/cluster.ts";
 import { eventually } from "../helpers/eventually.ts";
-import { type ClusterDaemon, converged, startCluster } from "./cluster_daemons.ts";
+import { type ClusterDaemon, converged, startCluster, TOKEN } from "./cluster_daemons.ts";
 import { ETAG, startCountingOrigin } from "./counting_origin.ts";
 
 const SIZE = 32 << 20;
 const PAUSE = 13 << 20;
 /** What the followers hold at the kill: three whole pieces. */
 const HELD = 12 << 20;
+/** The pieces' size. */
+const PIECE = 4 << 20;
 
 async function fetchBody(daemon: ClusterDaemon, url: string) {
   await using client = await connect(daemon.socket);
@@ -118,6 +120,40 @@ for (const chunked of [false, true]) {
   });
 }
 
+Deno.test("the downloader killed while a follower is stopped: it is granted the claim after another follower took over and finished, and pulls the rest from it", async () => {
+  const body = pattern(SIZE, 89);
+  await using origin = startCountingOrigin({ body, pauseAt: PAUSE });
+  await using cluster = await startCluster(["a", "b", "c"]);
+  await converged(cluster.daemons);
+  const [a, b, c] = cluster.daemons as [ClusterDaemon, ClusterDaemon, ClusterDaemon];
+  const first = fetchBody(a, origin.url).catch((error) => error);
+  await origin.paused;
+  // Each settled: a failure shows as the one it is, not as a rejection no one awaited yet.
+  const [fromB, fromC] = [b, c].map((daemon) =>
+    fetchBody(daemon, origin.url).then((result) => ({ result }), (error) => ({ error }))
+  );
+  await eventually(
+    async () => (await holdsPieces(b, origin.url)) && (await holdsPieces(c, origin.url)),
+    "b and c hold the pieces a holds",
+    { timeout: 15_000, interval: 20 },
+  );
+  // b learns of a's death only once c took the download over, finished it and let its
+  // claim go: b is then granted the claim, with the object sealed at c.
+  await b.signal("SIGSTOP");
+  try {
+    await a.signal("SIGKILL");
+    assert((await first) instanceof Error, "the killed daemon's client saw an error");
+    assertEveryBody([settled(await fromC!)], body);
+  } finally {
+    await b.signal("SIGCONT");
+  }
+  assertEveryBody([settled(await fromB!)], body);
+  const requests = JSON.stringify(origin.requests);
+  assertEquals(origin.requests.map((request) => request.range), [null, `bytes=${HELD}-`], requests);
+  const pulled = await b.metric("packice_origin_peer_bytes_total");
+  assert(pulled <= SIZE, `b pulled ${pulled} bytes`);
+});
+
 Deno.test("the downloader of a chunked body with no validator killed: the taker asks the whole body again and checks what it held", async () => {
   const body = pattern(SIZE, 87);
   await using origin = startCountingOrigin({ body, chunked: true, etag: false, pauseAt: PAUSE });
@@ -163,6 +199,27 @@ Deno.test("the downloader of a chunked body killed while one follower holds less
   assertEquals(origin.requests.map((request) => request.range), [null, `bytes=${HELD}-`], requests);
   assert(origin.sent <= SIZE + atKill - HELD, `the origin sent ${origin.sent} bytes`);
 });
+
+/**
+ * Whether `daemon` holds the pieces of `url`'s object that the downloader
+ * held at its pause, verified: it serves their last bytes to another daemon.
+ */
+async function holdsPieces(daemon: ClusterDaemon, url: string): Promise<boolean> {
+  for (let end = PIECE; end <= HELD; end += PIECE) {
+    const response = await fetch(`${daemon.url}/v1/objects/${originId(url)}?local=1`, {
+      headers: { authorization: `Bearer ${TOKEN}`, range: `bytes=${end - 1}-${end - 1}` },
+    });
+    await response.body?.cancel();
+    if (response.status !== 206) return false;
+  }
+  return true;
+}
+
+/** The result of a fetch that settled, or its failure thrown. */
+function settled<T>(outcome: { result: T } | { error: unknown }): T {
+  if ("error" in outcome) throw outcome.error;
+  return outcome.result;
+}
 
 /** Every daemon answered 200 with exactly `body`. */
 function assertEveryBody(
