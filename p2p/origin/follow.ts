@@ -17,7 +17,7 @@ import type { OriginReply } from "../../transport/origin_fetch.ts";
 import { sleep } from "../../transport/rate_limit.ts";
 import type { ContentRecord, Holder } from "../directory.ts";
 import { Assembly } from "./assembly.ts";
-import { tryClaim } from "./claim.ts";
+import { type HeldClaim, tryClaim } from "./claim.ts";
 import type { OriginCounts } from "./origin_counts.ts";
 import { ChangedBody, download, type OriginTrip, shown } from "./origin_download.ts";
 import { replyOf, sameVersion, validatorOf } from "./origin_meta.ts";
@@ -50,7 +50,7 @@ export interface FollowContext {
   readonly claimTtl: number;
   readonly log: (message: string) => void;
   /** Holds this daemon's claim of the id (won already), renewed until disposed, then let go. */
-  readonly hold: () => AsyncDisposable;
+  readonly hold: () => HeldClaim;
   /** Leads the download under the claim held, from the origin's answer `first`. */
   readonly lead: (first: Response) => Promise<OriginReply>;
   /** This fetch's own state across rounds. */
@@ -145,7 +145,7 @@ export async function follow(
   // Pieces of another version than the blob's are not filled in from the spool.
   const filling = spool?.meta !== undefined && sameVersion(spool.meta, meta) ? spool : undefined;
   let led = false;
-  let hold: AsyncDisposable | undefined;
+  let hold: HeldClaim | undefined;
   let record: ContentRecord;
   try {
     record = await store.assemble(id, size, meta, async (view, relay) => {
@@ -197,7 +197,18 @@ export async function follow(
             continue;
           }
           led = true;
-          return await takeOver(context, { assembly, meta, trip, peers });
+          try {
+            const signal = AbortSignal.any([trip.signal, hold.lost]);
+            return await takeOver(context, { assembly, meta, trip: { ...trip, signal }, peers });
+          } catch (error) {
+            if (!hold.lost.aborted || trip.signal.aborted) throw error;
+            // Another daemon holds the claim now: its download is followed, into the pieces here.
+            tracker.end(id, { error: (error as Error).message });
+            led = false;
+            current = hold.holder ?? current;
+            await hold[Symbol.asyncDispose]();
+            hold = undefined;
+          }
         }
         throw new StoreUnavailableError(`Cannot fetch ${shown(trip.url)}: no download finished`);
       } finally {

@@ -13,8 +13,9 @@
  */
 import { connect, originId } from "../../mod.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { pattern, sameBytes } from "../helpers/cluster.ts";
+import { pattern, sameBytes, startClusterDaemon } from "../helpers/cluster.ts";
 import { eventually } from "../helpers/eventually.ts";
+import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { type ClusterDaemon, converged, startCluster, TOKEN } from "./cluster_daemons.ts";
 import { ETAG, startCountingOrigin } from "./counting_origin.ts";
 
@@ -25,7 +26,7 @@ const HELD = 12 << 20;
 /** The pieces' size. */
 const PIECE = 4 << 20;
 
-async function fetchBody(daemon: ClusterDaemon, url: string) {
+async function fetchBody(daemon: { readonly socket: string }, url: string) {
   await using client = await connect(daemon.socket);
   const response = await client.fetch(url);
   return {
@@ -199,6 +200,66 @@ Deno.test("the downloader of a chunked body killed while one follower holds less
   assertEquals(origin.requests.map((request) => request.range), [null, `bytes=${HELD}-`], requests);
   assert(origin.sent <= SIZE + atKill - HELD, `the origin sent ${origin.sent} bytes`);
 });
+
+for (const finished of [true, false]) {
+  const meanwhile = finished
+    ? "another daemon downloaded the body"
+    : "another daemon claimed it and still downloads";
+  Deno.test(
+    `a downloader stopped past its claim's lease while ${meanwhile}: it stops its own download and takes the other's (Redis)`,
+    redisTestOptions,
+    async () => {
+      const body = pattern(SIZE, finished ? 90 : 91);
+      // Only the first response pauses: a download that went on after its lease never ends.
+      // Unfinished: the second takes 2 s, over the end of the stop.
+      await using origin = startCountingOrigin({
+        body,
+        pauseAt: PAUSE,
+        ...(finished ? {} : { rate: SIZE / 2 }),
+      });
+      await using redis = await startRedis();
+      const dir = await Deno.makeTempDir({ prefix: "packice-lease-" });
+      try {
+        await using a = await startClusterDaemon(redis.url, dir, "a", "lease");
+        await using b = await startClusterDaemon(redis.url, dir, "b", "lease");
+        const fromA = fetchBody(a, origin.url).then(
+          (result) => ({ result }),
+          (error) => ({ error }),
+        );
+        await origin.paused;
+        Deno.kill(a.pid, "SIGSTOP");
+        let fromB;
+        try {
+          // a's claim (3 s, renewed every second) expires in Redis: b claims it and downloads.
+          await new Promise((resolve) => setTimeout(resolve, 3500));
+          fromB = fetchBody(b, origin.url);
+          if (finished) await fromB;
+          else {await eventually(() => origin.sent > SIZE / 4 + PAUSE, "b downloads", {
+              interval: 20,
+            });}
+        } finally {
+          Deno.kill(a.pid, "SIGCONT");
+        }
+        assertEveryBody([await fromB], body);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const outcome = await Promise.race([
+          fromA,
+          new Promise<{ error: unknown }>((resolve) => {
+            timer = setTimeout(
+              () => resolve({ error: new Error("a's fetch did not end") }),
+              10_000,
+            );
+          }),
+        ]).finally(() => clearTimeout(timer));
+        assertEveryBody([settled(outcome)], body);
+        const requests = JSON.stringify(origin.requests);
+        assertEquals(origin.requests.map((request) => request.range), [null, null], requests);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
 
 /**
  * Whether `daemon` holds the pieces of `url`'s object that the downloader
