@@ -8,6 +8,8 @@
  * downloader that dies stops renewing its claim; the claim expires (at
  * once, in the embedded directory, when membership declares it dead) and
  * one of the others takes over, resuming from the origin with `Range`.
+ * A downloader that loses its claim (see `claim.ts`) stops and follows the
+ * daemon that holds it now.
  *
  * @module
  */

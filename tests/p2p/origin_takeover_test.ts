@@ -5,7 +5,11 @@
  * theirs, and the origin sends the body once more only by what was in flight
  * at the kill. With a body of no stated length (spooled) and with one of
  * known length; and with a body that changed meanwhile (another ETag), which
- * every daemon then takes whole, never a mix of both.
+ * every daemon then takes whole, never a mix of both. Daemons stopped
+ * (SIGSTOP) at the wrong moment, as a loaded host stalls them: a follower
+ * granted the claim after another took over and finished; a downloader
+ * stopped past its lease while another daemon claimed the download. Each
+ * time the origin is asked once per byte range.
  *
  * The origin holds its first response after 13 MiB: the downloader has three
  * whole pieces of 4 MiB and one MiB of the fourth when it is killed, and the
