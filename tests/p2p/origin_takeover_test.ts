@@ -9,7 +9,7 @@
  * (SIGSTOP) at the wrong moment, as a loaded host stalls them: a follower
  * granted the claim after another took over and finished; a downloader
  * stopped past its lease while another daemon claimed the download. Each
- * time the origin is asked once per byte range.
+ * time no download from the origin starts after the stall.
  *
  * The origin holds its first response after 13 MiB: the downloader has three
  * whole pieces of 4 MiB and one MiB of the fourth when it is killed, and the
