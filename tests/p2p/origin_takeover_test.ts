@@ -19,6 +19,7 @@ import { connect, originId } from "../../mod.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { pattern, sameBytes, startClusterDaemon } from "../helpers/cluster.ts";
 import { eventually } from "../helpers/eventually.ts";
+import { owners } from "../../p2p/directory/rendezvous.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { type ClusterDaemon, converged, startCluster, TOKEN } from "./cluster_daemons.ts";
 import { ETAG, startCountingOrigin } from "./counting_origin.ts";
@@ -125,39 +126,50 @@ for (const chunked of [false, true]) {
   });
 }
 
-Deno.test("the downloader killed while a follower is stopped: it is granted the claim after another follower took over and finished, and pulls the rest from it", async () => {
-  const body = pattern(SIZE, 89);
-  await using origin = startCountingOrigin({ body, pauseAt: PAUSE });
-  await using cluster = await startCluster(["a", "b", "c"]);
-  await converged(cluster.daemons);
-  const [a, b, c] = cluster.daemons as [ClusterDaemon, ClusterDaemon, ClusterDaemon];
-  const first = fetchBody(a, origin.url).catch((error) => error);
-  await origin.paused;
-  // Each settled: a failure shows as the one it is, not as a rejection no one awaited yet.
-  const [fromB, fromC] = [b, c].map((daemon) =>
-    fetchBody(daemon, origin.url).then((result) => ({ result }), (error) => ({ error }))
-  );
-  await eventually(
-    async () => (await holdsPieces(b, origin.url)) && (await holdsPieces(c, origin.url)),
-    "b and c hold the pieces a holds",
-    { timeout: 15_000, interval: 20 },
-  );
-  // b learns of a's death only once c took the download over, finished it and let its
-  // claim go: b is then granted the claim, with the object sealed at c.
-  await b.signal("SIGSTOP");
-  try {
-    await a.signal("SIGKILL");
-    assert((await first) instanceof Error, "the killed daemon's client saw an error");
-    assertEveryBody([settled(await fromC!)], body);
-  } finally {
-    await b.signal("SIGCONT");
-  }
-  assertEveryBody([settled(await fromB!)], body);
-  const requests = JSON.stringify(origin.requests);
-  assertEquals(origin.requests.map((request) => request.range), [null, `bytes=${HELD}-`], requests);
-  const pulled = await b.metric("packice_origin_peer_bytes_total");
-  assert(pulled <= SIZE, `b pulled ${pulled} bytes`);
-});
+// The owners of the claim in the embedded directory (2 of 3 members). c, b: c takes over at
+// once, and b, granted the claim once c finished and let it go, must not resume again. b, a: the
+// stopped follower and the dead downloader, who cannot answer c's claim until the membership
+// calls them dead; c must try again meanwhile, not fail its fetch.
+for (const claimOwners of [["c", "b"], ["b", "a"]] as const) {
+  Deno.test(`the downloader killed while a follower is stopped, claim owners ${claimOwners}: the origin resumes once, the stopped follower pulls the rest from the taker`, async () => {
+    const body = pattern(SIZE, 89);
+    await using origin = startCountingOrigin({ body, pauseAt: PAUSE });
+    const url = ownedBy(origin.url, claimOwners);
+    await using cluster = await startCluster(["a", "b", "c"]);
+    await converged(cluster.daemons);
+    const [a, b, c] = cluster.daemons as [ClusterDaemon, ClusterDaemon, ClusterDaemon];
+    const first = fetchBody(a, url).catch((error) => error);
+    await origin.paused;
+    // Each settled: a failure shows as the one it is, not as a rejection no one awaited yet.
+    const [fromB, fromC] = [b, c].map((daemon) =>
+      fetchBody(daemon, url).then((result) => ({ result }), (error) => ({ error }))
+    );
+    await eventually(
+      async () => (await holdsPieces(b, url)) && (await holdsPieces(c, url)),
+      "b and c hold the pieces a holds",
+      { timeout: 15_000, interval: 20 },
+    );
+    // b learns of a's death only once c took the download over, finished it and let its
+    // claim go: b is then granted the claim, with the object sealed at c.
+    await b.signal("SIGSTOP");
+    try {
+      await a.signal("SIGKILL");
+      assert((await first) instanceof Error, "the killed daemon's client saw an error");
+      assertEveryBody([settled(await fromC!)], body);
+    } finally {
+      await b.signal("SIGCONT");
+    }
+    assertEveryBody([settled(await fromB!)], body);
+    const requests = JSON.stringify(origin.requests);
+    assertEquals(
+      origin.requests.map((request) => request.range),
+      [null, `bytes=${HELD}-`],
+      requests,
+    );
+    const pulled = await b.metric("packice_origin_peer_bytes_total");
+    assert(pulled <= SIZE, `b pulled ${pulled} bytes`);
+  });
+}
 
 Deno.test("the downloader of a chunked body with no validator killed: the taker asks the whole body again and checks what it held", async () => {
   const body = pattern(SIZE, 87);
@@ -263,6 +275,15 @@ for (const finished of [true, false]) {
       }
     },
   );
+}
+
+/** `url` with a query that makes `first` and `second` the owners of its claim, in that order. */
+function ownedBy(url: string, [first, second]: readonly [string, string]): string {
+  for (let i = 0;; i++) {
+    const candidate = `${url}?owners=${i}`;
+    const chosen = owners(originId(candidate), ["a", "b", "c"], 2);
+    if (chosen[0] === first && chosen[1] === second) return candidate;
+  }
 }
 
 /**
