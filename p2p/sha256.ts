@@ -9,41 +9,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { loadNative, type Native } from "../native/load.ts";
-
-let native: { symbols: Native["symbols"] | undefined } | undefined;
-
-/**
- * Inputs shorter than this hash on the JS thread. Besides saving a trip to
- * the thread pool, this keeps small typed arrays, whose bytes V8 may keep in
- * its heap and move while a call on another thread reads them, off that path:
- * a view this long sits in a buffer of its own, outside the heap.
- */
-const OFF_THREAD_MIN = 64 << 10;
-
-/**
- * One-call hashes running on the thread pool at once, process-wide. That
- * pool (32 threads) also serves file-system calls and DNS: a 256 MiB record
- * queues 64 piece hashes, which must not take it over. Two keep two cores
- * busy; a whole-object hash runs beside them.
- */
-const HASH_THREADS = 2;
-let hashing = 0;
-const waiting: Array<() => void> = [];
-
-/** The native library's symbols, or undefined when it cannot be loaded. */
-function symbols(): Native["symbols"] | undefined {
-  if (native === undefined) {
-    let loaded: Native["symbols"] | undefined;
-    try {
-      loaded = loadNative()?.symbols;
-    } catch {
-      // No permission or a broken override: SHA-256 from WebCrypto and node:crypto.
-    }
-    native = { symbols: loaded };
-  }
-  return native.symbols;
-}
+import { hashOffThread, hashSymbols, hex, OFF_THREAD_MIN, pointerOf } from "./hash_threads.ts";
 
 /**
  * The SHA-256 of `bytes` as `sha256:<hex>`, computed on another thread.
@@ -58,26 +24,14 @@ function symbols(): Native["symbols"] | undefined {
  * ```
  */
 export async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const lib = symbols();
+  const lib = hashSymbols();
   if (lib === undefined) {
     return `sha256:${hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)))}`;
   }
   if (bytes.length < OFF_THREAD_MIN) {
     return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
   }
-  // A buffer of its own: never in V8's heap, so it stays put while the call writes it.
-  const out = new Uint8Array(new ArrayBuffer(32));
-  if (hashing >= HASH_THREADS) await new Promise<void>((go) => waiting.push(go));
-  hashing++;
-  try {
-    await lib.pk_sha256_nb(pointerOf(bytes), BigInt(bytes.length), pointerOf(out));
-  } finally {
-    hashing--;
-    waiting.shift()?.();
-  }
-  // Kept alive until the call is done.
-  void bytes.length;
-  return `sha256:${hex(out)}`;
+  return `sha256:${await hashOffThread(bytes, lib.pk_sha256_nb)}`;
 }
 
 /** An incremental SHA-256 of a whole object, fed in order. */
@@ -95,7 +49,7 @@ export interface WholeHash {
 
 /** Starts a {@link WholeHash}. */
 export function wholeHash(): WholeHash {
-  const lib = symbols();
+  const lib = hashSymbols();
   if (lib === undefined) {
     const hash = createHash("sha256");
     return {
@@ -131,14 +85,4 @@ export function wholeHash(): WholeHash {
     },
     settled: () => chain.catch(() => {}),
   };
-}
-
-function pointerOf(bytes: Uint8Array): Deno.PointerValue {
-  return Deno.UnsafePointer.of(bytes as Uint8Array<ArrayBuffer>);
-}
-
-function hex(bytes: Uint8Array): string {
-  let text = "";
-  for (const byte of bytes) text += byte.toString(16).padStart(2, "0");
-  return text;
 }

@@ -29,7 +29,7 @@
 import { CapacityExceededError, ConflictError, StoreUnavailableError } from "../../core/errors.ts";
 import type { Meta } from "../../core/validate.ts";
 import { MIN_PIECE_SIZE } from "../content.ts";
-import { sha256 } from "../sha256.ts";
+import { digestLike } from "../piece_digest.ts";
 import { bitfieldOf } from "../swarm/bitfield.ts";
 import type { Assembly } from "./assembly.ts";
 import { type OriginTrip, shown } from "./origin_download.ts";
@@ -120,7 +120,8 @@ export class Spool implements Disposable {
     const spill = async () => {
       const piece = new Uint8Array(buffer, 0, filled);
       const index = (size - filled) / SPOOL_PIECE;
-      const digest = await sha256(piece as Uint8Array<ArrayBuffer>);
+      // Hashed as the piece held was, by this daemon or an older one.
+      const digest = await digestLike(piece, this.#digests[index] ?? "");
       if (this.has(index)) {
         if (this.#digests[index] !== digest) {
           throw new ConflictError(
