@@ -20,6 +20,12 @@
  * machine whose CPUs are all busy (a broadcast, bench/swarm_bench.ts), work
  * made ahead on another thread is still work: compare the totals.
  *
+ * Then what hashing the same bytes as they land costs (`landing_piece_hash`),
+ * 256 KiB in cache at a time as the receiver hashes them, by each piece
+ * digest algorithm and kernel on this CPU: SHA-256 (the SHA extensions where
+ * the CPU has them), BLAKE3 in plain C and in 8 (AVX2) and 16 (AVX-512)
+ * lanes; `ratio` is SHA-256's time over each one's, in the same run.
+ *
  * Usage: deno run -A bench/landing_bench.ts
  */
 import { loadNative } from "../native/load.ts";
@@ -123,3 +129,48 @@ for (const [way, { prep, write }] of Object.entries(ways)) {
     ns_per_byte: (best.total * 1e6) / SIZE,
   });
 }
+
+/** Hashes SIZE bytes, STEP at a time from the stage. */
+const hashes: Record<string, { lanes: number; hash: () => void }> = {
+  sha256: {
+    lanes: 1,
+    hash: () => {
+      const context = new Uint8Array(symbols.pk_sha256_ctx_size());
+      const out = new Uint8Array(32);
+      for (let at = 0; at < SIZE; at += STEP) {
+        symbols.pk_sha256_init(context);
+        symbols.pk_sha256_update(context, stage, BigInt(STEP));
+        symbols.pk_sha256_final(context, out);
+      }
+    },
+  },
+};
+for (const lanes of [1, 8, 16].filter((lanes) => lanes <= symbols.pk_blake3_lanes(0))) {
+  const out = new Uint8Array(32);
+  hashes[`blake3`.concat(lanes === 1 ? "_c" : `_x${lanes}`)] = {
+    lanes,
+    hash: () => {
+      for (let at = 0; at < SIZE; at += STEP) symbols.pk_blake3(stage, BigInt(STEP), out);
+    },
+  };
+}
+let sha256Ms = 0;
+for (const [algorithm, { lanes, hash }] of Object.entries(hashes)) {
+  symbols.pk_blake3_lanes(lanes);
+  let best = Infinity;
+  for (let round = 0; round < ROUNDS; round++) {
+    const start = threadMs();
+    hash();
+    best = Math.min(best, threadMs() - start);
+  }
+  if (algorithm === "sha256") sha256Ms = best;
+  report({
+    bench: "landing_piece_hash",
+    algorithm,
+    object_mib: SIZE >> 20,
+    cpu_ms: best,
+    gb_per_s: SIZE / best / 1e6,
+    ratio: sha256Ms / best,
+  });
+}
+symbols.pk_blake3_lanes(0);

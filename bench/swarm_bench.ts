@@ -12,7 +12,8 @@
  * - The last daemon's finish against one point-to-point transfer of the same
  *   size from the same holder at the same cap, measured first in the same
  *   run (target <= 1.5x; a naive design needs 7x). Per-daemon finish times
- *   are in the line.
+ *   are in the line, and the algorithm of the piece digests the receivers
+ *   hash (`piece_algorithm`: BLAKE3 from daemons that have it).
  * - Memory: every daemon's RSS, sampled every 50 ms during the broadcast,
  *   against what it had before (idle after one small fetch of its own, the
  *   holder with its object in): besides its objects (the shared memory of
@@ -139,6 +140,9 @@ async function broadcast(rateText: string): Promise<void> {
       // The broadcast: 7 daemons at once.
       await onHolder.put(payload, { id: "model" });
       await redis.command("HSET", entry("model"), "@h", counting.url);
+      // What the receivers hash each piece with (p2p/piece_digest.ts).
+      const pieces = await redis.command("HGET", entry("model"), "pieces") as string;
+      const pieceAlgorithm = /^[a-z0-9]+:/.exec(pieces)?.[0].slice(0, -1) ?? "sha256";
       const before = await counting.sent();
       const daemons = [holder, ...receivers.slice(0, RECEIVERS)];
       const base = daemons.map((daemon) => memory(daemon.pid));
@@ -197,6 +201,7 @@ async function broadcast(rateText: string): Promise<void> {
         point_to_point_ms: pointMs,
         last_finish_ms: lastMs,
         finish_ms: finishes.map((ms) => Math.round(ms)),
+        piece_algorithm: pieceAlgorithm,
         ratio: lastMs / pointMs,
         target: 1.5,
       });

@@ -19,6 +19,7 @@ import type { NativeSymbols } from "./ffi.ts";
 const CALLER_MEMORY = [
   "pk_sha256_nb",
   "pk_sha256_update_nb",
+  "pk_blake3_nb",
   "pk_http_recv_nb",
   "pk_pwrite_all_nb",
 ] as const;

@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 21;
+export const NATIVE_ABI_VERSION = 23;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -455,7 +455,8 @@ export const symbols = {
     nonblocking: true,
   },
 
-  // 8. Hashing: XXH64 and SHA-256 (with the x86 SHA extensions where the CPU has them)
+  // 8. Hashing: XXH64, SHA-256 (with the x86 SHA extensions where the CPU has
+  // them) and BLAKE3 (AVX-512 or AVX2 where the CPU has them)
   pk_hash64: {
     parameters: [
       "buffer", // const void *ptr (JS memory or a view of a mapping)
@@ -514,6 +515,31 @@ export const symbols = {
     result: "void",
     nonblocking: true,
   },
+  // pk_blake3_lanes: used by tests and benches, to run each path on one CPU.
+  pk_blake3_lanes: {
+    parameters: [
+      "i32", // int32_t most: > 0 caps the lanes (1 plain C, 8 AVX2, 16 AVX-512), 0 the CPU's, < 0 neither
+    ],
+    result: "i32", // the lanes in use
+  },
+  pk_blake3: {
+    parameters: [
+      "buffer", // const void *data
+      "u64", // uint64_t len
+      "buffer", // void *out (32 bytes)
+    ],
+    result: "void",
+  },
+  pk_blake3_nb: {
+    name: "pk_blake3",
+    parameters: [
+      "pointer", // const void *data
+      "u64", // uint64_t len
+      "pointer", // void *out (32 bytes)
+    ],
+    result: "void",
+    nonblocking: true,
+  },
 
   // 9. Signal report
   /** int32_t pk_report_sealed_writes(void): says why on stderr when a write into a sealed object's read-only mapping ends the process */
@@ -545,7 +571,7 @@ export const symbols = {
       "pointer", // void *dest (a mapping, or memory kept alive until the call settles)
       "u64", // uint64_t length
       "i32", // int32_t timeout_ms
-      "i32", // int32_t flags: 1 starts a SHA-256, 2 writes its digest at HTTP_LAYOUT.digest
+      "i32", // int32_t flags: 1 starts a hash (4 with it: BLAKE3, else SHA-256), 2 writes its digest at HTTP_LAYOUT.digest
     ],
     result: "i64", // length
     nonblocking: true,
@@ -558,7 +584,7 @@ export const symbols = {
       "i64", // int64_t offset
       "u64", // uint64_t length
       "i32", // int32_t timeout_ms
-      "i32", // int32_t flags: 1 starts a SHA-256, 2 writes its digest at HTTP_LAYOUT.digest
+      "i32", // int32_t flags: 1 starts a hash (4 with it: BLAKE3, else SHA-256), 2 writes its digest at HTTP_LAYOUT.digest
     ],
     result: "i64", // length; on a failed write, -errno and the errno at HTTP_LAYOUT.writeError
     nonblocking: true,
@@ -671,7 +697,7 @@ export const symbols = {
       "u64", // uint64_t size: the object's
       "u64", // uint64_t start
       "u64", // uint64_t end (exclusive)
-      "i32", // int32_t partial: 206 with Content-Range, else 200
+      "i32", // int32_t partial: 1 206 with Content-Range, 2 its total `*`, 0 200
       "buffer", // const char *head: header lines, each ending in CRLF
       "u32", // uint32_t head_len
       "buffer", // uint64_t *out_ticket
@@ -930,7 +956,7 @@ export const HTTP_LAYOUT = {
   pending: 8,
   /** int32_t: the errno of the write that ended the last `pk_http_recv_fd`, or 0. */
   writeError: 12,
-  /** The SHA-256 digest `pk_http_recv` writes with flag 2, 32 bytes. */
+  /** The digest (SHA-256 or BLAKE3) `pk_http_recv` writes with flag 2, 32 bytes. */
   digest: 16,
   /** The request `pk_http_request` sends. */
   request: 48,

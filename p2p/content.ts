@@ -1,6 +1,7 @@
 /**
- * Content records: the SHA-256 of a sealed object and of each of its pieces,
- * computed at seal by its first holder and checked by every fetcher.
+ * Content records: the SHA-256 of a sealed object and the digest of each of
+ * its pieces (BLAKE3 in new records: `piece_digest.ts`), computed at seal by
+ * its first holder and checked by every fetcher.
  *
  * Piece size follows Dragonfly: the next power of two of size / 500, clamped
  * to 4–64 MiB. Up to 2000 MiB that is 4 MiB, Kraken's piece and the chunk the
@@ -14,7 +15,8 @@ import type { Blob } from "../core/blob.ts";
 import { InvalidArgumentError } from "../core/errors.ts";
 import type { ContentRecord } from "./directory.ts";
 import { bindRecord } from "./record_binding.ts";
-import { sha256, wholeHash } from "./sha256.ts";
+import { onePieceAlgorithm, pieceDigest } from "./piece_digest.ts";
+import { wholeHash } from "./sha256.ts";
 
 /** The smallest piece, and the piece of every object up to 2 GiB: 4 MiB. */
 export const MIN_PIECE_SIZE = 4 << 20;
@@ -46,7 +48,7 @@ export function pieceCount(size: number, pieceSize: number): number {
 
 /**
  * Computes the content record of a sealed object: the whole and the pieces
- * hashed side by side on other threads (see `sha256.ts`), through views where the
+ * hashed side by side on other threads (see `hash_threads.ts`), through views where the
  * backend has them (no copy into JS) and in reads of one piece otherwise.
  *
  * @param id The object id.
@@ -84,20 +86,20 @@ export async function contentRecord(
         if (view === undefined) whole.update(bytes);
         offset += length;
         if (spanning === undefined && length === pieceSize) {
-          pieces.push(sha256(bytes));
+          pieces.push(pieceDigest(bytes));
           continue;
         }
         spanning ??= new Uint8Array(pieceSize);
         spanning.set(bytes, filled);
         filled += length;
         if (filled === pieceSize) {
-          pieces.push(sha256(spanning));
+          pieces.push(pieceDigest(spanning));
           spanning = undefined;
           filled = 0;
         }
       }
     }
-    if (spanning !== undefined) pieces.push(sha256(spanning.subarray(0, filled)));
+    if (spanning !== undefined) pieces.push(pieceDigest(spanning.subarray(0, filled)));
     const digest = await whole.digest();
     const record = { id, size, digest, pieceSize, pieceDigests: await Promise.all(pieces) };
     return token === undefined ? record : { ...record, binding: bindRecord(record, token) };
@@ -126,8 +128,10 @@ export function checkRecord(record: ContentRecord, maxSize: number): ContentReco
     ? `piece size ${pieceSize} is not ${pieceSizeFor(size)}`
     : !Array.isArray(pieceDigests) || pieceDigests.length !== pieceCount(size, pieceSize)
     ? `it lists ${pieceDigests?.length} piece digests, not ${pieceCount(size, pieceSize)}`
-    : !DIGEST.test(digest) || !pieceDigests.every((piece) => DIGEST.test(piece))
-    ? "a digest is not sha256:<64 hex digits>"
+    : !DIGEST.test(digest)
+    ? "its digest is not sha256:<64 hex digits>"
+    : !onePieceAlgorithm(pieceDigests)
+    ? "its piece digests are not all sha256:<64 hex digits> or all blake3:<64 hex digits>"
     : undefined;
   if (problem !== undefined) {
     throw new InvalidArgumentError(`Invalid directory record of object ${id}: ${problem}`);

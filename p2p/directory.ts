@@ -38,7 +38,7 @@ export interface ContentRecord {
   readonly digest: string;
   /** Piece length in bytes; the last piece may be shorter. */
   readonly pieceSize: number;
-  /** Digest of each piece in order, `sha256:<hex>`. */
+  /** Digest of each piece in order: `blake3:<hex>`, or `sha256:<hex>` from older daemons. */
   readonly pieceDigests: readonly string[];
   /**
    * `hmac-sha256:<hex>` of the fields above, keyed by the cluster token

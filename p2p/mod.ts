@@ -15,6 +15,13 @@ export {
   pieceSizeFor,
 } from "./content.ts";
 export { sha256, type WholeHash, wholeHash } from "./sha256.ts";
+export { blake3 } from "./blake3.ts";
+export {
+  newPieceAlgorithm,
+  type PieceAlgorithm,
+  pieceAlgorithm,
+  pieceDigest,
+} from "./piece_digest.ts";
 export { type Binding, bindRecord, checkBinding } from "./record_binding.ts";
 export { RedisDirectory, type RedisDirectoryOptions } from "./directory/redis.ts";
 export type { HeldContent, HoldingSource } from "./directory/holding.ts";

@@ -6,7 +6,11 @@
  * It ties the content digest to the piece digests: a fetcher that checked
  * the binding and verified every piece has the bytes the sealer hashed,
  * whose SHA-256 is the content digest, without hashing the whole object a
- * second time. A directory entry altered by anyone without the token no
+ * second time. The piece digests are bound as the strings they are, their
+ * algorithm's name (`blake3:` or `sha256:`) included: a piece is checked
+ * with the algorithm its bound digest names, which no one without the token
+ * can change (to a weaker one, say), and each algorithm's collision
+ * resistance carries the proof. A directory entry altered by anyone without the token no
  * longer matches, and is refused; an entry without a binding (sealed by an
  * older daemon, or in a cluster without a token) is checked the old way,
  * by hashing the whole object.

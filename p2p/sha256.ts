@@ -9,42 +9,14 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { Errno, errnoError } from "../native/errno.ts";
-import { loadNative, type Native } from "../native/load.ts";
-
-let native: { symbols: Native["symbols"] | undefined } | undefined;
-
-/**
- * Inputs shorter than this hash on the JS thread. Besides saving a trip to
- * the thread pool, this keeps small typed arrays, whose bytes V8 may keep in
- * its heap and move while a call on another thread reads them, off that path:
- * a view this long sits in a buffer of its own, outside the heap.
- */
-const OFF_THREAD_MIN = 64 << 10;
-
-/**
- * One-call hashes running on the thread pool at once, process-wide. That
- * pool (32 threads) also serves file-system calls and DNS: a 256 MiB record
- * queues 64 piece hashes, which must not take it over. Two keep two cores
- * busy; a whole-object hash runs beside them.
- */
-const HASH_THREADS = 2;
-let hashing = 0;
-const waiting: Array<() => void> = [];
-
-/** The native library's symbols, or undefined when it cannot be loaded. */
-function symbols(): Native["symbols"] | undefined {
-  if (native === undefined) {
-    let loaded: Native["symbols"] | undefined;
-    try {
-      loaded = loadNative()?.symbols;
-    } catch {
-      // No permission or a broken override: SHA-256 from WebCrypto and node:crypto.
-    }
-    native = { symbols: loaded };
-  }
-  return native.symbols;
-}
+import {
+  cMemory,
+  hashOffThread,
+  hashSymbols,
+  hex,
+  OFF_THREAD_MIN,
+  pointerOf,
+} from "./hash_threads.ts";
 
 /**
  * The SHA-256 of `bytes` as `sha256:<hex>`, computed on another thread.
@@ -59,29 +31,14 @@ function symbols(): Native["symbols"] | undefined {
  * ```
  */
 export async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const lib = symbols();
+  const lib = hashSymbols();
   if (lib === undefined) {
     return `sha256:${hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)))}`;
   }
   if (bytes.length < OFF_THREAD_MIN) {
     return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
   }
-  if (hashing >= HASH_THREADS) await new Promise<void>((go) => waiting.push(go));
-  hashing++;
-  let out: Deno.PointerObject | undefined;
-  try {
-    out = cMemory(lib, 32);
-    await lib.pk_sha256_nb(pointerOf(bytes), BigInt(bytes.length), out);
-    // Kept alive until the call is done.
-    void bytes.length;
-    const digest = new Uint8Array(32);
-    lib.pk_copy_out(digest, out, 32n);
-    return `sha256:${hex(digest)}`;
-  } finally {
-    if (out !== undefined) lib.pk_free(out);
-    hashing--;
-    waiting.shift()?.();
-  }
+  return `sha256:${await hashOffThread(bytes, lib.pk_sha256_nb)}`;
 }
 
 /** An incremental SHA-256 of a whole object, fed in order. */
@@ -99,7 +56,7 @@ export interface WholeHash {
 
 /** Starts a {@link WholeHash}. */
 export function wholeHash(): WholeHash {
-  const lib = symbols();
+  const lib = hashSymbols();
   if (lib === undefined) {
     const hash = createHash("sha256");
     return {
@@ -138,26 +95,4 @@ export function wholeHash(): WholeHash {
     },
     settled: () => chain.catch(() => {}),
   };
-}
-
-/**
- * Memory the library owns, for what a call on the thread pool writes: the
- * runtime frees the memory of JS buffers when it ends (a test module's
- * worker does at the module's end, not waiting for the pool), and a call
- * still running would then write into freed heap, corrupting it.
- */
-function cMemory(lib: Native["symbols"], bytes: number): Deno.PointerObject {
-  const memory = lib.pk_alloc(BigInt(bytes));
-  if (memory === null) throw errnoError(Errno.ENOMEM, "allocating a SHA-256 state");
-  return memory;
-}
-
-function pointerOf(bytes: Uint8Array): Deno.PointerValue {
-  return Deno.UnsafePointer.of(bytes as Uint8Array<ArrayBuffer>);
-}
-
-function hex(bytes: Uint8Array): string {
-  let text = "";
-  for (const byte of bytes) text += byte.toString(16).padStart(2, "0");
-  return text;
 }

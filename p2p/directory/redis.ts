@@ -6,7 +6,7 @@
  *
  * Keys, under `<namespace>:`:
  * - `dir:{<id>}`: a hash: `size`, `digest`, `pieceSize`, `pieces` (the piece
- *   digests' hex, concatenated), and one `@<node>` field per holder valued
+ *   digests' hex, concatenated, after `blake3:` unless SHA-256), and one `@<node>` field per holder valued
  *   with its address, followed for a partial holder (one still receiving the
  *   object) by a space and the base64 bitfield of the pieces it has; and
  *   a `^<node>` field valued `<port> <address>` with the port of the
@@ -38,6 +38,7 @@ import {
 } from "../../backends/redis/connection.ts";
 import type { Script } from "../../backends/redis/scripts.ts";
 import { decodeBitfield, encodeBitfield } from "../swarm/bitfield.ts";
+import { packPieceDigests, unpackPieceDigests } from "../piece_digest.ts";
 import type {
   AnnounceOptions,
   ContentRecord,
@@ -237,9 +238,7 @@ export class RedisDirectory implements Directory {
     // A join writes no record fields (the entry has them): a partial holder
     // announces its pieces many times a second, without the piece digests.
     const join = options.existing === true;
-    const pieces = join
-      ? ""
-      : record.pieceDigests.map((digest) => digest.slice("sha256:".length)).join("");
+    const pieces = join ? "" : packPieceDigests(record.pieceDigests);
     const [status, current] = await this.#run(
       SCRIPTS.announce,
       this.#entry(record.id),
@@ -281,13 +280,9 @@ export class RedisDirectory implements Directory {
       else values.set(name, fields[i + 1]!);
     }
     const holders = holdersOf(holderFields);
-    const pieces = values.get("pieces") ?? "";
-    if (pieces.length % 64 !== 0) {
+    const pieceDigests = unpackPieceDigests(values.get("pieces") ?? "");
+    if (pieceDigests === undefined) {
       throw new InvalidArgumentError(`Invalid directory record of object ${id}: piece digests`);
-    }
-    const pieceDigests: string[] = [];
-    for (let at = 0; at < pieces.length; at += 64) {
-      pieceDigests.push(`sha256:${pieces.slice(at, at + 64)}`);
     }
     const binding = values.get("binding");
     return {

@@ -10,7 +10,8 @@
  */
 import { pieceCount, pieceSizeFor } from "../content.ts";
 import type { ContentRecord } from "../directory.ts";
-import { sha256, type WholeHash, wholeHash } from "../sha256.ts";
+import { pieceDigest } from "../piece_digest.ts";
+import { type WholeHash, wholeHash } from "../sha256.ts";
 import { bitfieldOf, hasPiece } from "../swarm/bitfield.ts";
 import type { LentRange } from "../../transport/http/upload_gate.ts";
 
@@ -27,7 +28,7 @@ export class Assembly {
   /** The CREATE blob's writable view. */
   readonly view: Uint8Array;
   /**
-   * Piece digests known so far, `sha256:<hex>` (from the origin's bytes, or
+   * Piece digests known so far, as `piece_digest.ts` has them (from the origin's bytes, or
    * as the downloader published them); a live array, read by piece requests.
    */
   readonly digests: string[];
@@ -114,7 +115,7 @@ export class Assembly {
    */
   async hashed(piece: number): Promise<void> {
     const { start, end } = this.span(piece);
-    const hashing = sha256(this.view.subarray(start, end) as Uint8Array<ArrayBuffer>);
+    const hashing = pieceDigest(this.view.subarray(start, end));
     this.#hashing.add(hashing);
     try {
       this.digests[piece] = await hashing;

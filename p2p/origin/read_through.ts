@@ -8,6 +8,8 @@
  * downloader that dies stops renewing its claim; the claim expires (at
  * once, in the embedded directory, when membership declares it dead) and
  * one of the others takes over, resuming from the origin with `Range`.
+ * A downloader that loses its claim (see `claim.ts`) stops and follows the
+ * daemon that holds it now.
  *
  * @module
  */
@@ -19,6 +21,7 @@ import { sleep } from "../../transport/rate_limit.ts";
 import type { ClusterTransport } from "../cluster_transport.ts";
 import type { Directory, Holder } from "../directory.ts";
 import { Assembly } from "./assembly.ts";
+import { type HeldClaim, holdClaim, tryClaim } from "./claim.ts";
 import { type Flight, follow } from "./follow.ts";
 import { isFresh, shareable, validators } from "./freshness.ts";
 import { type OriginCounts, originCounts } from "./origin_counts.ts";
@@ -150,7 +153,8 @@ export class ReadThrough {
   /**
    * Bytes `start` to `end` (exclusive, cut at the body's end once known) of
    * the body of `id` spooled here, for a follower (`GET
-   * /v1/cluster/origin/spool/:id`).
+   * /v1/cluster/origin/spool/:id`), and the body's length, undefined while
+   * unknown.
    *
    * @returns Undefined while they are not all here.
    * @throws {NotFoundError} When no body of `id` is spooled here.
@@ -159,11 +163,12 @@ export class ReadThrough {
     id: string,
     start: number,
     end: number,
-  ): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  ): Promise<{ bytes: Uint8Array<ArrayBuffer>; size: number | undefined } | undefined> {
     const spool = this.#spools.get(id);
     if (spool === undefined) throw new NotFoundError(`No spooled body of ${id} here`);
     try {
-      return await spool.read(start, Math.min(end, spool.size ?? end));
+      const bytes = await spool.read(start, Math.min(end, spool.size ?? end));
+      return bytes && { bytes, size: spool.size };
     } catch {
       // Closed meanwhile: its object is made, or failed.
       return undefined;
@@ -174,15 +179,14 @@ export class ReadThrough {
    * The file behind bytes `start` to `end` of the body of `id` spooled here,
    * for the native GET listener to send: a read-only descriptor of it, valid
    * while the spool is; the byte after the range, cut at the body's end; the
-   * body's length, or that byte while the length is unknown. Undefined when
-   * no body of it is spooled here, or not all those bytes, or without the
-   * native library.
+   * body's length, undefined while unknown. Undefined when no body of it is
+   * spooled here, or not all those bytes, or without the native library.
    */
   spoolFile(
     id: string,
     start: number,
     end: number,
-  ): { fd: number; end: number; size: number } | undefined {
+  ): { fd: number; end: number; size: number | undefined } | undefined {
     return this.#spools.get(id)?.file(start, end);
   }
 
@@ -304,10 +308,26 @@ export class ReadThrough {
       return await this.#lead(id, trip, stale, reload, flight);
     }
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const holder = await cluster.directory.claim!(id, self, this.#claimTtl);
+      const holder = await tryClaim(cluster.directory, {
+        id,
+        self,
+        ttl: this.#claimTtl,
+        log: this.#log,
+      });
+      if (holder === undefined) {
+        await sleep(20 + Math.random() * 80, trip.signal);
+        continue;
+      }
       if (holder.node === self.node) {
-        await using _claim = this.#hold(id, self);
-        return await this.#lead(id, trip, stale, reload, flight);
+        await using claim = this.#hold(id, self);
+        try {
+          const signal = AbortSignal.any([trip.signal, claim.lost]);
+          return await this.#lead(id, { ...trip, signal }, stale, reload, flight);
+        } catch (error) {
+          if (!claim.lost.aborted || trip.signal.aborted) throw error;
+          // Another daemon downloads it now: this one follows it, in the next round.
+          continue;
+        }
       }
       const reply = await follow({
         store: this.#store,
@@ -330,19 +350,13 @@ export class ReadThrough {
   }
 
   /** Holds this daemon's claim of `id` (won already), renewing it; disposing lets it go. */
-  #hold(id: string, self: Holder): AsyncDisposable {
-    const directory = this.#cluster!.directory;
-    const timer = setInterval(() => {
-      directory.claim!(id, self, this.#claimTtl).then((holder) => {
-        if (holder.node !== self.node) this.#log(`Lost the claim of ${id} to ${holder.node}`);
-      }).catch(() => {});
-    }, this.#claimTtl / 3);
-    return {
-      [Symbol.asyncDispose]: async () => {
-        clearInterval(timer);
-        await directory.unclaim?.(id, self.node).catch(() => {});
-      },
-    };
+  #hold(id: string, self: Holder): HeldClaim {
+    return holdClaim(this.#cluster!.directory, {
+      id,
+      self,
+      ttl: this.#claimTtl,
+      log: this.#log,
+    });
   }
 
   /**
@@ -410,7 +424,7 @@ export class ReadThrough {
         flight.spool?.holdsAny !== true;
       // A body of no stated length goes to a file as it comes (its followers pull its
       // pieces from there meanwhile); its length known, to the blob.
-      const spool = known ? undefined : (flight.spool ??= await Spool.open(this.#spoolDir));
+      const spool = known ? undefined : (flight.spool ??= Spool.open(this.#spoolDir));
       if (spool !== undefined) {
         spool.meta = meta;
         this.#spools.set(id, spool);

@@ -16,7 +16,7 @@ import { CapacityExceededError } from "../../core/errors.ts";
 import type { ClusterTransport } from "../cluster_transport.ts";
 import { CLUSTER_PREFIX } from "../cluster_transport.ts";
 import type { Holder } from "../directory.ts";
-import { sha256 } from "../sha256.ts";
+import { digestLike } from "../piece_digest.ts";
 import { sourceKey } from "../source_error.ts";
 import { bitfieldOf, hasPiece } from "../swarm/bitfield.ts";
 import { atPiecePort, fetchHead } from "../swarm/piece_request.ts";
@@ -150,7 +150,9 @@ export async function pullSpool(
       inflight.add(piece);
       try {
         const bytes = await spoolPiece(id, piece, source, options, signal);
-        const digest = bytes === undefined ? undefined : await sha256(bytes);
+        const digest = bytes === undefined
+          ? undefined
+          : await digestLike(bytes, digests[piece] ?? "");
         // Of a version the spool no longer holds: dropped.
         if (spool.generation !== generation) continue;
         if (bytes !== undefined && digest !== undefined && digest === digests[piece]) {

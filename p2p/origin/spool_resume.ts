@@ -13,7 +13,7 @@
 import { StoreUnavailableError } from "../../core/errors.ts";
 import type { Meta } from "../../core/validate.ts";
 import type { Holder } from "../directory.ts";
-import { sha256 } from "../sha256.ts";
+import { digestLike } from "../piece_digest.ts";
 import { hasPiece } from "../swarm/bitfield.ts";
 import { type OriginTrip, shown } from "./origin_download.ts";
 import { validatorOf } from "./origin_meta.ts";
@@ -101,7 +101,7 @@ async function pulled(
   for (const peer of [...peers.filter(listed), ...peers.filter((peer) => !listed(peer))]) {
     try {
       const bytes = await spoolPiece(id, piece, peer, options, options.signal);
-      if (bytes !== undefined && await sha256(bytes) === digest) {
+      if (bytes !== undefined && await digestLike(bytes, digest) === digest) {
         await spool.put(piece, bytes, digest);
         return true;
       }

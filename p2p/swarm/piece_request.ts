@@ -12,7 +12,7 @@
  * @module
  */
 import type { ContentRecord, Holder } from "../directory.ts";
-import { sha256 } from "../sha256.ts";
+import { digestLike, newPieceAlgorithm, pieceAlgorithm } from "../piece_digest.ts";
 import { PackiceError } from "../../core/errors.ts";
 import { SourceError, type SourceFault } from "../source_error.ts";
 import { pieceDeadline, type PieceTimeout } from "./piece_timeout.ts";
@@ -25,7 +25,13 @@ import {
 } from "./piece_ports.ts";
 import { type Endpoint, RangeClient } from "./range_client.ts";
 import type { Landing } from "./landing.ts";
-import { ConnectionError, type RangeConnection, REQUEST_MAX } from "./range_connection.ts";
+import {
+  ConnectionError,
+  HASH_END,
+  hashStart,
+  type RangeConnection,
+  REQUEST_MAX,
+} from "./range_connection.ts";
 import { parseHead } from "./response_head.ts";
 
 /** The most bytes taken from a response body at once, with `fetch`. */
@@ -83,7 +89,7 @@ export interface PieceRequest {
   readonly piecePortUnreachable?: ((reason: string) => void) | undefined;
   /**
    * A piece's bytes are all in, at `[from, to)` of the target; called in order. With
-   * `digest`, their SHA-256 taken as they landed: no need to read them again.
+   * `digest`, their digest (as the record names it) taken as they landed: no need to read them again.
    */
   readonly landed: (piece: number, from: number, to: number, digest?: string) => void;
 }
@@ -426,6 +432,8 @@ async function receivePieces(
     const base = request.at - start;
     const most = Math.max(1, request.step ?? STEP_BYTES);
     for (; current < piece + count; current++) {
+      // Hashed as its record names: a record from an older daemon names SHA-256.
+      const algorithm = pieceAlgorithm(record.pieceDigests[current] ?? "") ?? newPieceAlgorithm();
       const from = Math.max(start, current * pieceSize);
       const to = Math.min(end, from + pieceSize);
       for (let at = from; at < to; at += most) {
@@ -436,7 +444,7 @@ async function receivePieces(
           return current - piece;
         }
         if (left() <= 0) throw fault("timeout", "pieces not received in time");
-        const flags = (at === from ? 1 : 0) | (at + step === to ? 2 : 0);
+        const flags = (at === from ? hashStart(algorithm) : 0) | (at + step === to ? HASH_END : 0);
         try {
           if (memory === undefined) {
             // Throws once the landing is closed: no byte may land, nor the source be blamed.
@@ -554,9 +562,9 @@ export async function checkPiece(
   holder: Holder,
   known?: string,
 ): Promise<void> {
+  const expected = record.pieceDigests[piece] ?? "";
   const digest = known ??
-    await sha256((typeof bytes === "function" ? bytes() : bytes) as Uint8Array<ArrayBuffer>);
-  const expected = record.pieceDigests[piece];
+    await digestLike(typeof bytes === "function" ? bytes() : bytes, expected);
   if (digest !== expected) {
     throw new SourceError(
       "digest",

@@ -2,14 +2,16 @@
  * One keep-alive HTTP/1.1 connection to a holder in the native library
  * (section 10 of native/packice.c): the request goes out, the response head
  * comes back to be checked here, and the body goes from the socket straight
- * into the destination (an object's memfd, or memory) and into a SHA-256 in
- * the same pass, on Deno's thread pool. No byte of the body passes through JS.
+ * into the destination (an object's memfd, or memory) and into the piece's
+ * hash (SHA-256 or BLAKE3) in the same pass, on Deno's thread pool. No byte
+ * of the body passes through JS.
  *
  * @module
  */
 import { HTTP_LAYOUT } from "../../native/ffi.ts";
 import { Errno, errnoError, errnoName } from "../../native/errno.ts";
 import type { Native } from "../../native/load.ts";
+import type { PieceAlgorithm } from "../piece_digest.ts";
 
 /** A native call on a connection failed: `errno` says why (ETIMEDOUT past its deadline). */
 export class ConnectionError extends Error {
@@ -33,6 +35,17 @@ export class ConnectionError extends Error {
   }
 }
 
+/** A recv's `flags`: start a hash first (of {@link hashStart}'s algorithm), end it after. */
+export const HASH_START = 1;
+/** See {@link HASH_START}: the hash ends, for {@link RangeConnection.digest}. */
+export const HASH_END = 2;
+const HASH_BLAKE3 = 4;
+
+/** The flags that start a hash with `algorithm`. */
+export function hashStart(algorithm: PieceAlgorithm): number {
+  return HASH_START | (algorithm === "blake3" ? HASH_BLAKE3 : 0);
+}
+
 /** Bytes one request may take (`HTTP_LAYOUT.requestMax`). */
 export const REQUEST_MAX: number = HTTP_LAYOUT.requestMax;
 
@@ -49,6 +62,8 @@ export class RangeConnection {
   readonly #memory: Uint8Array<ArrayBuffer>;
   #closed = false;
   #busy = false;
+  /** The algorithm of the hash started last. */
+  #algorithm: PieceAlgorithm = "sha256";
 
   private constructor(lib: Native["symbols"], handle: Deno.PointerObject) {
     this.#lib = lib;
@@ -99,12 +114,14 @@ export class RangeConnection {
    * Receives `dest.length` body bytes into `dest`, hashing them as they land.
    *
    * @param dest Where the bytes go; its memory must stay mapped until the promise settles.
-   * @param flags 1 starts a new hash first; 2 ends it, for {@link RangeConnection.digest}.
+   * @param flags {@link hashStart} starts a new hash first; {@link HASH_END} ends it, for
+   *   {@link RangeConnection.digest}.
    * @throws {ConnectionError} When the peer closed first, or the deadline passed.
    */
   async recv(dest: Uint8Array, timeoutMs: number, flags: number): Promise<void> {
     if (dest.length === 0 && (flags & 2) === 0) return;
     const at = dest.length === 0 ? null : Deno.UnsafePointer.of(dest as Uint8Array<ArrayBuffer>);
+    this.#started(flags);
     const result = await this.#call(() =>
       this.#lib.pk_http_recv_nb(this.#handle, at, BigInt(dest.length), deadline(timeoutMs), flags)
     );
@@ -133,6 +150,7 @@ export class RangeConnection {
     // A descriptor of its own for the call on another thread: one closed meanwhile takes no byte.
     const own = this.#lib.pk_dup(fd);
     if (own < 0) throw errnoError(-own, "Landing received bytes (dup)");
+    this.#started(flags);
     let result;
     try {
       result = await this.#call(() =>
@@ -154,9 +172,9 @@ export class RangeConnection {
     throw new ConnectionError(Number(-result), "Receiving a response body");
   }
 
-  /** The digest of the bytes received since the hash started, once ended: `sha256:<hex>`. */
+  /** The digest of the bytes received since the hash started, once ended: `<algorithm>:<hex>`. */
   digest(): string {
-    let text = "sha256:";
+    let text = `${this.#algorithm}:`;
     for (let i = HTTP_LAYOUT.digest; i < HTTP_LAYOUT.digest + 32; i++) {
       text += this.#memory[i]!.toString(16).padStart(2, "0");
     }
@@ -176,6 +194,12 @@ export class RangeConnection {
     // Detached before the memory is freed: any view of it drops to length 0.
     this.#memory.buffer.transfer(0);
     this.#lib.pk_http_close(this.#handle);
+  }
+
+  #started(flags: number): void {
+    if ((flags & HASH_START) !== 0) {
+      this.#algorithm = (flags & HASH_BLAKE3) !== 0 ? "blake3" : "sha256";
+    }
   }
 
   async #call<T>(call: () => Promise<T>): Promise<T> {

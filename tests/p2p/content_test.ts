@@ -1,3 +1,4 @@
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { assertEquals, assertThrows } from "../helpers/assert.ts";
 import { pattern } from "../helpers/cluster.ts";
@@ -10,8 +11,11 @@ import {
 } from "../../p2p/content.ts";
 import { bindRecord, checkBinding, InvalidArgumentError, MemoryPeer } from "../../mod.ts";
 import { Access } from "../../core/lease.ts";
+import { blake3Portable } from "../../p2p/blake3.ts";
 
 const hex = (bytes: Uint8Array) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+// The TypeScript BLAKE3, against which the native one's piece digests are checked.
+const b3 = (bytes: Uint8Array) => `blake3:${Buffer.from(blake3Portable(bytes)).toString("hex")}`;
 
 Deno.test("pieceSizeFor() is the power of two of size/500, clamped to 4-64 MiB", () => {
   assertEquals(pieceSizeFor(0), MIN_PIECE_SIZE);
@@ -22,7 +26,7 @@ Deno.test("pieceSizeFor() is the power of two of size/500, clamped to 4-64 MiB",
   assertEquals(pieceSizeFor(1024 ** 4), MAX_PIECE_SIZE);
 });
 
-Deno.test("contentRecord() hashes the whole object and each piece, across blobs", async () => {
+Deno.test("contentRecord() hashes the whole object (SHA-256) and each piece (BLAKE3), across blobs", async () => {
   await using peer = new MemoryPeer({ capacity: 64 << 20 });
   const bytes = pattern((9 << 20) + 5, 1);
   // Three blobs whose borders fall inside pieces.
@@ -42,7 +46,7 @@ Deno.test("contentRecord() hashes the whole object and each piece, across blobs"
     size: bytes.length,
     digest: hex(bytes),
     pieceSize: piece,
-    pieceDigests: [0, 1, 2].map((i) => hex(bytes.subarray(i * piece, (i + 1) * piece))),
+    pieceDigests: [0, 1, 2].map((i) => b3(bytes.subarray(i * piece, (i + 1) * piece))),
   });
   assertEquals(checkRecord(record, bytes.length), record);
 });
@@ -51,7 +55,11 @@ Deno.test("checkRecord() refuses records whose fields disagree", () => {
   const digest = `sha256:${"a".repeat(64)}`;
   const good = { id: "x", size: 10, digest, pieceSize: MIN_PIECE_SIZE, pieceDigests: [digest] };
   checkRecord(good, 100);
+  checkRecord({ ...good, pieceDigests: [`blake3:${"b".repeat(64)}`] }, 100);
   const bad = [
+    { ...good, digest: `blake3:${"a".repeat(64)}` },
+    { ...good, size: 5 << 20, pieceDigests: [digest, `blake3:${"b".repeat(64)}`] },
+    { ...good, pieceDigests: [`md5:${"a".repeat(64)}`] },
     { ...good, size: -1 },
     { ...good, size: 1000 },
     { ...good, pieceSize: 1024 },
@@ -84,6 +92,10 @@ Deno.test("a record's binding ties its digest to its pieces under the cluster to
   const zero = `sha256:${"0".repeat(64)}`;
   assertEquals(checkBinding({ ...record, digest: zero }, "secret"), "forged");
   assertEquals(checkBinding({ ...record, pieceDigests: [zero, zero] }, "secret"), "forged");
+  // A piece digest's algorithm is bound too: the same hex under another name is forged.
+  const renamed = record.pieceDigests.map((piece) => piece.replace(/^blake3:/, "sha256:"));
+  assertEquals(record.pieceDigests[0]!.startsWith("blake3:"), true);
+  assertEquals(checkBinding({ ...record, pieceDigests: renamed }, "secret"), "forged");
   assertEquals(checkBinding({ ...record, id: "other" }, "secret"), "forged");
   assertEquals(checkBinding(record, "other-secret"), "forged");
   assertEquals(checkBinding({ ...record, binding: "hmac-sha256:xyz" }, "secret"), "forged");

@@ -3,7 +3,8 @@ import { eventually } from "../helpers/eventually.ts";
 import { pattern, sameBytes, startClusterDaemon, TOKEN } from "../helpers/cluster.ts";
 import { startProxy } from "../helpers/proxy.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
-import { connect, NotFoundError } from "../../mod.ts";
+import { createHash } from "node:crypto";
+import { bindRecord, connect, NotFoundError } from "../../mod.ts";
 
 Deno.test(
   "an object put on one daemon is read on each other one; the second read is local",
@@ -85,13 +86,16 @@ Deno.test(
         await using client = await connect(a.socket);
         await client.put(bytes, { id: "x" });
       }
+      // Its pieces are checked under BLAKE3, as new records name them.
+      const pieces = await redis.command("HGET", entry("x"), "pieces") as string;
+      assert(pieces.startsWith("blake3:"), pieces.slice(0, 20));
       await using liar = startProxy(a.url, { corrupt: true });
       await redis.command("HDEL", entry("x"), "@a");
       await redis.command("HSET", entry("x"), "@liar", liar.url);
       await using client = await connect(b.socket);
 
       // The liar alone: a typed miss, and nothing sealed.
-      await assertRejects(() => client.get("x"), NotFoundError, "bytes hash to");
+      await assertRejects(() => client.get("x"), NotFoundError, "bytes hash to blake3:");
       await assertRejects(() => client.get("x", { local: true }), NotFoundError);
       const caught = await b.metrics();
       assert(caught.cluster_verify_failures_total! >= 1);
@@ -349,6 +353,65 @@ Deno.test(
       assert(binding.startsWith("hmac-sha256:"), binding);
       using handle = await onB.get("real");
       assert(sameBytes(handle.bytes, bytes));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "a record whose piece digests are sha256:, as older daemons made them, still fetches, and a liar is still caught",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir({ prefix: "packice-cluster-" });
+    try {
+      await using a = await startClusterDaemon(redis.url, dir, "a");
+      await using b = await startClusterDaemon(redis.url, dir, "b");
+      const bytes = pattern(9 << 20, 3);
+      {
+        await using client = await connect(a.socket);
+        await client.put(bytes, { id: "old" });
+      }
+      // The entry as an older daemon wrote it: bare SHA-256 hex per piece, bound by the token.
+      const [size, digest, pieceSize] = await redis.command(
+        "HMGET",
+        entry("old"),
+        "size",
+        "digest",
+        "pieceSize",
+      ) as string[];
+      const piece = Number(pieceSize);
+      const pieceDigests = [0, 1, 2].map((i) =>
+        `sha256:${
+          createHash("sha256").update(bytes.subarray(i * piece, (i + 1) * piece)).digest("hex")
+        }`
+      );
+      const record = {
+        id: "old",
+        size: Number(size),
+        digest: digest!,
+        pieceSize: piece,
+        pieceDigests,
+      };
+      await redis.command(
+        "HSET",
+        entry("old"),
+        "pieces",
+        pieceDigests.map((text) => text.slice("sha256:".length)).join(""),
+        "binding",
+        bindRecord(record, TOKEN),
+      );
+      await using liar = startProxy(a.url, { corrupt: true });
+      await redis.command("HDEL", entry("old"), "@a", "^a");
+      await redis.command("HSET", entry("old"), "@liar", liar.url);
+      await using client = await connect(b.socket);
+      await assertRejects(() => client.get("old"), NotFoundError, "bytes hash to sha256:");
+      await redis.command("HDEL", entry("old"), "@liar");
+      await redis.command("HSET", entry("old"), "@a", a.url);
+      using handle = await client.get("old");
+      assert(sameBytes(handle.bytes, bytes));
+      assertEquals((await b.metrics()).cluster_fetches_total, 1);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
