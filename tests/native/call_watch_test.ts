@@ -28,7 +28,7 @@ Deno.test({
   async fn() {
     const watched = await runLeaving(true);
     assert(
-      /still runs as .*hash_left_running\.ts ends.*pk_sha256_update_nb\n\s+at .*p2p\/sha256\.ts/s
+      /still runs as .*hash_left_running\.ts ends.*pk_sha256_update_nb \(.*\)\n\s+at .*p2p\/sha256\.ts/s
         .test(watched),
       watched,
     );
