@@ -83,6 +83,16 @@ function parseUrl(url: string): URL {
   return parsed;
 }
 
+/**
+ * Where a standalone Redis URL points, with its credentials and database;
+ * undefined for a cluster URL.
+ *
+ * @throws {InvalidArgumentError} When it is not a Redis URL.
+ */
+export function standaloneEndpoint(url: string): RespEndpoint | undefined {
+  return isClusterUrl(url) ? undefined : endpointOf(parseUrl(url));
+}
+
 /** Where a standalone Redis URL points, with its credentials and database. */
 function endpointOf(parsed: URL): RespEndpoint {
   const database = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : 0;

@@ -1,0 +1,127 @@
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { eventually } from "../helpers/eventually.ts";
+import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
+import { RedisDirectory } from "../../p2p/directory/redis.ts";
+import type { ContentRecord, HolderChange } from "../../p2p/directory.ts";
+
+const digest = (c: string) => `sha256:${c.repeat(64)}`;
+const record: ContentRecord = {
+  id: "pushed",
+  size: 12 << 20,
+  digest: digest("a"),
+  pieceSize: 4 << 20,
+  pieceDigests: [digest("b"), digest("c"), digest("d")],
+};
+
+Deno.test(
+  "RedisDirectory pushes holder changes to a watcher of the object, and only while it watches",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    await using one = await RedisDirectory.connect({ url: redis.url, node: "one" });
+    await using two = await RedisDirectory.connect({ url: redis.url, node: "two" });
+    const changes: HolderChange[] = [];
+    const other: HolderChange[] = [];
+    {
+      using watch = two.watch("pushed", (change) => changes.push(change));
+      using _other = two.watch("other", (change) => other.push(change));
+      await eventually(() => watch.live, "the watch is live");
+      assertEquals(await redis.command("PUBSUB", "SHARDNUMSUB", "packice:holders:{pushed}"), [
+        "packice:holders:{pushed}",
+        1,
+      ]);
+
+      await one.announce(record, { node: "one", address: "http://a", piecePort: 9000 });
+      const partial = new Uint8Array([0b1010_0000]);
+      const started = performance.now();
+      await two.announce(record, { node: "two", address: "http://b", pieces: partial }, {
+        existing: true,
+      });
+      await eventually(() => changes.length === 2, "both announces are pushed", { interval: 1 });
+      // Well under a poll: a push, not a lookup.
+      assert(performance.now() - started < 100, `pushed in ${performance.now() - started} ms`);
+      assertEquals(changes, [
+        {
+          kind: "announced",
+          digest: record.digest,
+          holder: { node: "one", address: "http://a", piecePort: 9000 },
+        },
+        {
+          kind: "announced",
+          digest: record.digest,
+          holder: { node: "two", address: "http://b", pieces: partial },
+        },
+      ]);
+      await one.withdraw("pushed", "one");
+      // A holder it does not record: nothing is pushed.
+      await one.withdraw("pushed", "nobody");
+      await one.remove("pushed");
+      await eventually(() => changes.length === 4, "the withdrawal and the removal are pushed");
+      assertEquals(changes.slice(2), [{ kind: "withdrawn", node: "one" }, { kind: "removed" }]);
+      assertEquals(other, []);
+    }
+    // Both watches ended: their channels are unsubscribed, and nothing more arrives.
+    await eventually(async () => {
+      const reply = await redis.command("PUBSUB", "SHARDCHANNELS") as string[];
+      return reply.length === 0;
+    }, "no channel is subscribed");
+    assertEquals(two.watched, 0);
+    await one.announce(record, { node: "one", address: "http://a" });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assertEquals(changes.length, 4);
+  },
+);
+
+Deno.test(
+  "RedisDirectory.announce() answers with the holders just after it when asked for a listing",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    await using one = await RedisDirectory.connect({ url: redis.url, node: "one" });
+    assertEquals(await one.announce(record, { node: "one", address: "http://a" }), undefined);
+    const pieces = new Uint8Array([0b1000_0000]);
+    const listed = await one.announce(
+      record,
+      { node: "two", address: "http://b", pieces, piecePort: 9001 },
+      { existing: true, listing: true },
+    );
+    assertEquals(
+      [...listed!].sort((p, q) => p.node < q.node ? -1 : 1),
+      [
+        { node: "one", address: "http://a" },
+        { node: "two", address: "http://b", pieces, piecePort: 9001 },
+      ],
+    );
+  },
+);
+
+Deno.test(
+  "RedisDirectory watches come back live after Redis restarts, and see changes again",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    await using one = await RedisDirectory.connect({
+      url: redis.url,
+      node: "one",
+      connectAttempts: Infinity,
+      backoff: { initial: 20, max: 100 },
+    });
+    const changes: HolderChange[] = [];
+    using watch = one.watch("pushed", (change) => changes.push(change));
+    await eventually(() => watch.live, "the watch is live");
+    await redis.stop();
+    await eventually(() => !watch.live, "the watch is down with Redis");
+    await redis.restart();
+    await eventually(() => watch.live, "the watch is live again", { timeout: 10_000 });
+    await eventually(async () => {
+      try {
+        await one.announce(record, { node: "one", address: "http://a" });
+        return true;
+      } catch {
+        return false;
+      }
+    }, "Redis answers again");
+    await eventually(() => changes.length > 0, "the announce is pushed");
+    assertEquals(changes[0]!.kind, "announced");
+  },
+);
