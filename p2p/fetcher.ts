@@ -12,7 +12,7 @@ import { checkRecord } from "./content.ts";
 import { checkBinding } from "./record_binding.ts";
 import type { ClusterCounts } from "./cluster_metrics.ts";
 import type { ClusterLog } from "./cluster_options.ts";
-import type { ContentRecord, Directory, Holder } from "./directory.ts";
+import type { ContentRecord, Directory, Holder, HolderWatch } from "./directory.ts";
 import { healthy, metaFrom } from "./holder_http.ts";
 import type { Members } from "./members.ts";
 import { blocks, SourceError, sourceKey } from "./source_error.ts";
@@ -172,8 +172,12 @@ export class Fetcher {
     let relayed: RelayedPieces | undefined;
     const failures: string[] = [];
     let first: readonly Holder[] | undefined = holders;
+    // Changes of the holders pushed by the directory while the fetch runs: a
+    // partial holder's new pieces are known at once, without a lookup.
+    let watch: HolderWatch | undefined;
     const listing = new HolderListing({
       initial: holders,
+      live: () => watch?.live === true,
       lookup: () => this.#current(record),
       ask: (holder) => askHolding(holder, record, this.#token, ASK_TIMEOUT_MS, this.#signal),
       away: (error) =>
@@ -183,6 +187,13 @@ export class Fetcher {
           }): the partial holders of ${id} known are asked what they hold`,
         ),
     });
+    watch = this.#directory.watch?.(id, (change) => {
+      if (change.kind === "announced") {
+        if (change.digest !== record.digest) return;
+        if (!this.#worthAsking(id, change.holder, this.#gone())) return;
+      } else if (change.kind === "withdrawn" && change.node === this.#node) return;
+      listing.apply(change);
+    });
     const sources = {
       more: async () => {
         const next = first ?? await listing.next();
@@ -190,6 +201,7 @@ export class Fetcher {
         return next;
       },
       failed: (error: SourceError) => this.#sourceFailed(id, error),
+      onChange: (changed: () => void) => listing.onChange(changed),
     };
     try {
       // The metadata from the first holder that answers; the pieces from all of them.
@@ -251,7 +263,7 @@ export class Fetcher {
           inOrder: () => running.inOrder(),
         });
         try {
-          await this.#relaying(record, transfer, transfer.run(sources, this.#signal));
+          await this.#relaying(record, transfer, listing, transfer.run(sources, this.#signal));
         } finally {
           // Pieces landed in a memfd of their own, read through a read-only
           // mapping that keeps no seal out, are served on through the seal
@@ -283,6 +295,7 @@ export class Fetcher {
       await this.#replicas.recordDigest?.(created!.lease.id, record.digest);
       hooks.sealed(record);
     } finally {
+      watch?.[Symbol.dispose]();
       endPartial();
       await transfer?.close();
       landing?.close();
@@ -336,7 +349,12 @@ export class Fetcher {
    * change: other daemons fetch the first from it at once, and leave the
    * others to it. A transfer that fails is withdrawn.
    */
-  async #relaying(record: ContentRecord, transfer: Transfer, running: Promise<void>) {
+  async #relaying(
+    record: ContentRecord,
+    transfer: Transfer,
+    listing: HolderListing,
+    running: Promise<void>,
+  ) {
     const self = this.#self();
     if (self === undefined) return await running;
     const stop = new AbortController();
@@ -355,9 +373,16 @@ export class Fetcher {
           last = pieces;
           announced = true;
           try {
-            await this.#directory.announce(record, { ...self, pieces }, {
+            // When a lookup is due, the announce answers for it.
+            const due = listing.wantsListing();
+            const startedAt = performance.now();
+            const listed = await this.#directory.announce(record, { ...self, pieces }, {
               existing: true,
+              ...(due ? { listing: true } : {}),
             });
+            if (due && listed !== undefined) {
+              listing.offer(this.#worthListing(record, listed), startedAt);
+            }
             failing = false;
           } catch (error) {
             // Removed or replaced meanwhile: the transfer's own end tells. The
@@ -394,8 +419,13 @@ export class Fetcher {
         entry?.digest === record.digest ? entry.holders : undefined
       )
       : await directory.holders(record.id, record.digest);
+    return this.#worthListing(record, holders ?? []);
+  }
+
+  /** The holders of `record` worth asking, in random order, partial holders first. */
+  #worthListing(record: ContentRecord, holders: readonly Holder[]): Holder[] {
     const gone = this.#gone();
-    return ordered(holders?.filter((holder) => this.#worthAsking(record.id, holder, gone)) ?? []);
+    return ordered(holders.filter((holder) => this.#worthAsking(record.id, holder, gone)));
   }
 
   /**

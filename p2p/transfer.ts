@@ -81,9 +81,19 @@ export interface Sources {
   more(): Promise<readonly Holder[]>;
   /** A source given up: the transfer goes on without it. */
   failed(error: SourceError): void;
+  /**
+   * Optional: calls `changed` whenever the holders change between two
+   * {@link Sources.more} (the directory pushed it): the transfer asks for
+   * them at once instead of at its next round.
+   */
+  onChange?(changed: () => void): void;
 }
 
-/** How often the directory is asked again during a transfer: partial holders gain pieces. */
+/**
+ * How often the sources are asked again during a transfer: partial holders
+ * gain pieces. Each time a directory lookup when it pushes no changes
+ * (see `holder_listing.ts`); with pushes, a look at the listing they keep.
+ */
 const REFRESH_MS = 50;
 
 /** The pieces of one object arriving into a {@link Landing}, verified as they complete. */
@@ -187,11 +197,21 @@ export class Transfer {
     let waiting: Holder[] = [];
     const active = new Map<string, Source>();
     let looked = -Infinity;
+    /** The holders changed since the last {@link Sources.more}. */
+    let changed = false;
+    sources.onChange?.(() => {
+      changed = true;
+      this.#wake?.();
+    });
     try {
       while (this.#picker.missing > 0 && signal?.aborted !== true && this.#broken === undefined) {
         const now = performance.now();
-        if ((running.size < maxSources && waiting.length === 0) || now - looked >= REFRESH_MS) {
+        if (
+          (running.size < maxSources && waiting.length === 0) || changed ||
+          now - looked >= REFRESH_MS
+        ) {
           looked = now;
+          changed = false;
           let listed: readonly Holder[];
           try {
             listed = await sources.more();
@@ -228,6 +248,7 @@ export class Transfer {
           this.#sources = running.size;
         }
         if (running.size === 0) break;
+        if (changed) continue;
         // Sources end when nothing is missing or when they fail; partial ones gain pieces.
         // One timer and one promise a round: no reaction left on every source's
         // promise, and no abort (nor its exception) to end the wait.
