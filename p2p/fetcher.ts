@@ -188,9 +188,9 @@ export class Fetcher {
         ),
     });
     watch = this.#directory.watch?.(id, (change) => {
+      // A holder announcing now is alive: only this daemon itself is not worth asking.
       if (change.kind === "announced") {
-        if (change.digest !== record.digest) return;
-        if (!this.#worthAsking(id, change.holder, this.#gone())) return;
+        if (change.digest !== record.digest || change.holder.node === this.#node) return;
       } else if (change.kind === "withdrawn" && change.node === this.#node) return;
       listing.apply(change);
     });
@@ -201,7 +201,7 @@ export class Fetcher {
         return next;
       },
       failed: (error: SourceError) => this.#sourceFailed(id, error),
-      onChange: (changed: () => void) => listing.onChange(changed),
+      onChange: (announced: (holder: Holder) => void) => listing.onChange(announced),
     };
     try {
       // The metadata from the first holder that answers; the pieces from all of them.

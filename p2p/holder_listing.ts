@@ -79,8 +79,8 @@ export class HolderListing {
   readonly #pushed = new Map<string, { holder: Holder | null; at: number }>();
   /** The object removed since the listing taken last, and when. */
   #removedAt = -Infinity;
-  /** Told of each change pushed. */
-  #changed: (() => void) | undefined;
+  /** Told of each holder announced by a push. */
+  #announced: ((holder: Holder) => void) | undefined;
 
   /** A listing that starts with `options.initial`. */
   constructor(options: HolderListingOptions) {
@@ -151,12 +151,16 @@ export class HolderListing {
       this.#pushed.set(node, { holder, at });
       this.#latest = merged(this.#latest, node, holder);
     }
-    this.#changed?.();
+    if (change.kind === "announced") this.#announced?.(change.holder);
   }
 
-  /** Calls `changed` with each change pushed from now on (one listener: the transfer's). */
-  onChange(changed: () => void): void {
-    this.#changed = changed;
+  /**
+   * Calls `announced` with each holder a push announces from now on (one
+   * listener: the transfer's). Withdrawals tell it nothing: a source running
+   * ends by itself when its holder goes.
+   */
+  onChange(announced: (holder: Holder) => void): void {
+    this.#announced = announced;
   }
 
   /** Settles once no refresh runs. */

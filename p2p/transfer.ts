@@ -82,11 +82,12 @@ export interface Sources {
   /** A source given up: the transfer goes on without it. */
   failed(error: SourceError): void;
   /**
-   * Optional: calls `changed` whenever the holders change between two
-   * {@link Sources.more} (the directory pushed it): the transfer asks for
-   * them at once instead of at its next round.
+   * Optional: calls `announced` with each holder announced between two
+   * {@link Sources.more} (the directory pushed it): a source running takes
+   * its pieces at once, and a new holder makes the transfer ask for sources
+   * at once instead of at its next round.
    */
-  onChange?(changed: () => void): void;
+  onChange?(announced: (holder: Holder) => void): void;
 }
 
 /**
@@ -197,9 +198,12 @@ export class Transfer {
     let waiting: Holder[] = [];
     const active = new Map<string, Source>();
     let looked = -Infinity;
-    /** The holders changed since the last {@link Sources.more}. */
+    /** A holder not running as a source was announced since the last {@link Sources.more}. */
     let changed = false;
-    sources.onChange?.(() => {
+    sources.onChange?.((holder) => {
+      const source = active.get(sourceKey(holder));
+      if (source !== undefined) return this.#update(source, holder.pieces);
+      if (!this.#fresh(holder)) return;
       changed = true;
       this.#wake?.();
     });
