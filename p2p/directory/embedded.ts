@@ -29,20 +29,25 @@ import type {
   Directory,
   DirectoryEntry,
   Holder,
+  HolderChange,
+  HolderWatch,
   Removal,
 } from "../directory.ts";
 import type { Member, Members } from "../members.ts";
 import { systemTimers, type TimerHandle, type Timers } from "../membership/timers.ts";
 import { ClaimStore } from "./claim_store.ts";
 import { EntryStore } from "./entry_store.ts";
+import { type Watcher, Watchers } from "./watchers.ts";
 import { owners, weight } from "./rendezvous.ts";
 import {
   type AnnounceItem,
   type AnnounceStatus,
+  changeJson,
   entryJson,
   holderJson,
   MAX_BATCH,
   parseAnnounce,
+  parseChanged,
   parseClaim,
   parseEntry,
   parseHolder,
@@ -50,6 +55,8 @@ import {
   parseRecord,
   parseStatuses,
   parseUnclaim,
+  parseUnwatch,
+  parseWatch,
   parseWithdraw,
   recordJson,
 } from "./wire.ts";
@@ -86,6 +93,17 @@ export interface EmbeddedDirectoryStats {
   readonly held: number;
   /** Entries announced again after membership changes. */
   readonly reannounced: number;
+  /** Watches of other members' (and its own) this member keeps as an owner. */
+  readonly watches: number;
+}
+
+/** This member's watch of one object's holders, shared by its listeners. */
+interface Watched {
+  readonly listeners: Set<(change: HolderChange) => void>;
+  /** The owner that took the watch, while it is one. */
+  owner: string | undefined;
+  /** A registration under way. */
+  registering: boolean;
 }
 
 interface Held {
@@ -119,6 +137,10 @@ export class EmbeddedDirectory implements Directory {
   readonly #log: (message: string) => void;
   readonly #store: EntryStore;
   readonly #claims: ClaimStore;
+  /** As an owner: who watches which entry. */
+  readonly #watchers: Watchers;
+  /** As a watcher: the objects watched here, by id. */
+  readonly #watched = new Map<string, Watched>();
   readonly #held = new Map<string, Held>();
   readonly #abort = new AbortController();
   readonly #tasks = new Set<Promise<unknown>>();
@@ -150,12 +172,18 @@ export class EmbeddedDirectory implements Directory {
     this.#log = options.log ?? (() => {});
     this.#store = new EntryStore(this.#timers, options.tombstoneTtl ?? 60_000);
     this.#claims = new ClaimStore(this.#timers);
+    this.#watchers = new Watchers((watcher, items) => this.#pushTo(watcher, items));
     this.#unsubscribe = this.#members.onChange((member) => this.#changed(member));
   }
 
   /** Counts of entries kept and objects held. */
   stats(): EmbeddedDirectoryStats {
-    return { entries: this.#store.size, held: this.#held.size, reannounced: this.#reannounced };
+    return {
+      entries: this.#store.size,
+      held: this.#held.size,
+      reannounced: this.#reannounced,
+      watches: this.#watchers.size,
+    };
   }
 
   /** Prometheus text: entries kept as an owner, objects held, entries announced again. */
@@ -391,6 +419,42 @@ export class EmbeddedDirectory implements Directory {
   }
 
   /**
+   * Calls `listener` with each change of `id`'s holders: one owner of the
+   * entry (the first that answers, highest weight first) takes the watch and
+   * pushes the changes it records (`POST directory/changed`). The watch is
+   * live while that owner still owns the entry; once it does not (members
+   * came or went), the next look at {@link HolderWatch.live} asks the owners
+   * of then. An owner that does not know the message (an older daemon)
+   * leaves it not live: its watcher looks holders up.
+   */
+  watch(id: string, listener: (change: HolderChange) => void): HolderWatch {
+    if (this.#closed) return { live: false, [Symbol.dispose]() {} };
+    let watched = this.#watched.get(id);
+    if (watched === undefined) {
+      this.#watched.set(
+        id,
+        watched = { listeners: new Set(), owner: undefined, registering: false },
+      );
+      this.#register(id, watched);
+    }
+    const state = watched;
+    state.listeners.add(listener);
+    // deno-lint-ignore no-this-alias
+    const directory = this;
+    return {
+      get live() {
+        return directory.#live(id, state);
+      },
+      [Symbol.dispose]() {
+        if (!state.listeners.delete(listener) || state.listeners.size > 0) return;
+        if (directory.#watched.get(id) !== state) return;
+        directory.#watched.delete(id);
+        directory.#unwatch(id, state.owner);
+      },
+    };
+  }
+
+  /**
    * Calls `listener` for each removal of content this member holds, so it
    * drops its copy. Returns the unsubscribe.
    */
@@ -405,6 +469,8 @@ export class EmbeddedDirectory implements Directory {
     this.#closed = true;
     this.#unsubscribe();
     this.#removalListeners.clear();
+    this.#watchers.close();
+    this.#watched.clear();
     if (this.#pass !== undefined) this.#timers.clearTimeout(this.#pass);
     this.#abort.abort();
     await Promise.allSettled([...this.#tasks]);
@@ -417,7 +483,8 @@ export class EmbeddedDirectory implements Directory {
 
   /**
    * Answers a directory message from another member: `announce`,
-   * `withdraw`, `lookup`, `remove`, `drop`, `claim` or `unclaim`.
+   * `withdraw`, `lookup`, `holders`, `remove`, `drop`, `claim`, `unclaim`,
+   * `watch`, `unwatch`, or `changed` (an owner's push to a watcher).
    *
    * @throws {ProtocolError} For a malformed message (nothing of it applied).
    */
@@ -433,12 +500,36 @@ export class EmbeddedDirectory implements Directory {
     switch (path) {
       case "announce":
         return {
-          statuses: parseAnnounce(body).map(({ record, holder, existing }) =>
-            this.#store.announce(record, holder, existing)
-          ),
+          statuses: parseAnnounce(body).map(({ record, holder, existing }) => {
+            const status = this.#store.announce(record, holder, existing);
+            if (status === "ok") {
+              this.#watchers.notify(record.id, {
+                kind: "announced",
+                digest: record.digest,
+                holder,
+              });
+            }
+            return status;
+          }),
         };
       case "withdraw":
-        for (const { id, node } of parseWithdraw(body)) this.#store.withdraw(id, node);
+        for (const { id, node } of parseWithdraw(body)) {
+          if (this.#store.withdraw(id, node)) {
+            this.#watchers.notify(id, { kind: "withdrawn", node });
+          }
+        }
+        return {};
+      case "watch": {
+        const { id, node, address } = parseWatch(body);
+        return { watching: this.#watchers.add(id, { node, address }) };
+      }
+      case "unwatch": {
+        const { id, node } = parseUnwatch(body);
+        this.#watchers.remove(id, node);
+        return {};
+      }
+      case "changed":
+        this.#deliver(parseChanged(body));
         return {};
       case "lookup": {
         const entry = this.#store.lookup(parseId(body, "lookup").id);
@@ -454,6 +545,7 @@ export class EmbeddedDirectory implements Directory {
       case "remove": {
         const { id } = parseId(body, "remove");
         const entry = this.#store.remove(id, this.#held.get(id)?.record.digest);
+        if (entry !== undefined) this.#watchers.notify(id, { kind: "removed" });
         return { entry: entry === undefined ? null : entryJson(entry) };
       }
       case "claim": {
@@ -493,8 +585,82 @@ export class EmbeddedDirectory implements Directory {
     }
   }
 
+  /** Whether the watch of `id` is live; a watch whose owner is gone is taken elsewhere. */
+  #live(id: string, state: Watched): boolean {
+    if (this.#watched.get(id) !== state) return false;
+    const owner = state.owner;
+    if (owner !== undefined && this.owners(id).some((member) => member.node === owner)) return true;
+    this.#register(id, state);
+    return false;
+  }
+
+  /** Asks the owners of `id`, highest weight first, until one takes this member's watch. */
+  #register(id: string, state: Watched): void {
+    if (state.registering || this.#closed) return;
+    const self = this.#members.self;
+    const address = this.#members.list().find((member) => member.node === self)?.address;
+    if (address === undefined) return;
+    state.registering = true;
+    state.owner = undefined;
+    const task = (async () => {
+      for (const owner of this.owners(id)) {
+        try {
+          const reply = object(
+            await this.#call(owner, "watch", { id, node: self, address }),
+            "watch reply",
+          );
+          if (reply.watching !== true) continue;
+        } catch (error) {
+          if (!(error instanceof NotFoundError)) {
+            this.#log(`Cannot watch ${id} at ${owner.node}: ${(error as Error).message}`);
+          }
+          continue;
+        }
+        if (this.#watched.get(id) === state) {
+          state.owner = owner.node;
+        } else {
+          // Disposed of meanwhile.
+          this.#unwatch(id, owner.node);
+        }
+        return;
+      }
+    })().finally(() => state.registering = false);
+    this.#tasks.add(task);
+    task.finally(() => this.#tasks.delete(task));
+  }
+
+  /** Tells `owner` (when there is one) that this member watches `id` no more. */
+  #unwatch(id: string, owner: string | undefined): void {
+    const member = this.#members.live().find((m) => m.node === owner);
+    if (member === undefined || this.#closed) return;
+    const task = this.#call(member, "unwatch", { id, node: this.#members.self }).catch(() => {});
+    this.#tasks.add(task);
+    task.finally(() => this.#tasks.delete(task));
+  }
+
+  /** Sends changes to a watcher, or hands them to this member's own watches. */
+  async #pushTo(watcher: Watcher, items: Array<{ id: string; change: HolderChange }>) {
+    if (watcher.node === this.#members.self) return this.#deliver(items);
+    await this.#call(watcher, "changed", {
+      items: items.map(({ id, change }) => ({ id, change: changeJson(change) })),
+    });
+  }
+
+  /** Hands pushed changes to the listeners of their objects here. */
+  #deliver(items: ReadonlyArray<{ id: string; change: HolderChange }>): void {
+    for (const { id, change } of items) {
+      for (const listener of this.#watched.get(id)?.listeners ?? []) {
+        try {
+          listener(change);
+        } catch (error) {
+          this.#log(`A watch listener failed: ${(error as Error)?.message ?? error}`);
+        }
+      }
+    }
+  }
+
   /** Sends to `owner`, or answers locally when the owner is this member. */
-  async #call(owner: Member | Holder, path: string, body: unknown): Promise<unknown> {
+  async #call(owner: Member | Holder | Watcher, path: string, body: unknown): Promise<unknown> {
     if (owner.node === this.#members.self) return await this.handle(path, body);
     const task = this.#transport.send(
       owner.address,
@@ -627,6 +793,7 @@ export class EmbeddedDirectory implements Directory {
     if (this.#closed || member.node === this.#members.self) return;
     if (member.state === "dead" || member.state === "left") {
       this.#store.dropHolder(member.node);
+      this.#watchers.dropNode(member.node);
       this.#claims.dropHolder(member.node);
       this.#joined.delete(member.node);
       this.#departed.add(member.node);
