@@ -65,6 +65,9 @@ import { object } from "../membership/messages.ts";
 /** Milliseconds a lookup waits for the other owners once one has answered with an entry. */
 export const LOOKUP_GRACE = 50;
 
+/** Milliseconds before owners that took no watch of an object are asked again. */
+const REGISTER_RETRY_MS = 5000;
+
 /** Options of {@link EmbeddedDirectory}. */
 export interface EmbeddedDirectoryOptions {
   /** The membership: its live members own entries, and its changes move them. */
@@ -104,6 +107,8 @@ interface Watched {
   owner: string | undefined;
   /** A registration under way. */
   registering: boolean;
+  /** When no owner took it last, not asked again before (`performance.now()`). */
+  retryAt: number;
 }
 
 interface Held {
@@ -433,7 +438,12 @@ export class EmbeddedDirectory implements Directory {
     if (watched === undefined) {
       this.#watched.set(
         id,
-        watched = { listeners: new Set(), owner: undefined, registering: false },
+        watched = {
+          listeners: new Set(),
+          owner: undefined,
+          registering: false,
+          retryAt: -Infinity,
+        },
       );
       this.#register(id, watched);
     }
@@ -596,7 +606,7 @@ export class EmbeddedDirectory implements Directory {
 
   /** Asks the owners of `id`, highest weight first, until one takes this member's watch. */
   #register(id: string, state: Watched): void {
-    if (state.registering || this.#closed) return;
+    if (state.registering || this.#closed || performance.now() < state.retryAt) return;
     const self = this.#members.self;
     const address = this.#members.list().find((member) => member.node === self)?.address;
     if (address === undefined) return;
@@ -624,6 +634,8 @@ export class EmbeddedDirectory implements Directory {
         }
         return;
       }
+      // Older owners, or full: asked again after a while, not at each look.
+      state.retryAt = performance.now() + REGISTER_RETRY_MS;
     })().finally(() => state.registering = false);
     this.#tasks.add(task);
     task.finally(() => this.#tasks.delete(task));

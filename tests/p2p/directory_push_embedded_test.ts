@@ -1,4 +1,5 @@
 /** The embedded directory pushes holder changes to the members that watch an object. */
+import { NotFoundError } from "../../core/errors.ts";
 import type { ContentRecord, HolderChange } from "../../p2p/directory.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { eventually } from "../helpers/eventually.ts";
@@ -95,4 +96,29 @@ Deno.test("EmbeddedDirectory: a watch whose owner dies is taken by the next owne
   await eventually(() => watch.live, "the watch is live at the next owner", { timeout: 10_000 });
   await holder.directory.announce(record, { node: holder.node, address: holder.address });
   await eventually(() => changes.length === 1, "the announce is pushed");
+});
+
+Deno.test("EmbeddedDirectory: owners that do not know watches (older daemons) leave it not live, and are not asked again at each look", async () => {
+  await using cluster = await inProcessCluster(["a", "b", "c"]);
+  await joined(cluster.members);
+  let asked = 0;
+  for (const member of cluster.members) {
+    const handle = member.directory.handle.bind(member.directory);
+    member.directory.handle = (path, body) => {
+      if (path !== "watch") return handle(path, body);
+      asked++;
+      return Promise.reject(new NotFoundError(`No directory route: ${path}`));
+    };
+  }
+  const [a, b] = cluster.members as [InProcessMember, InProcessMember];
+  using watch = a.directory.watch("pushed", () => {});
+  await eventually(() => asked === 2, "both owners were asked");
+  for (let i = 0; i < 20; i++) {
+    assert(!watch.live);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  assertEquals(asked, 2);
+  // Lookups work as ever.
+  await b.directory.announce(record, { node: b.node, address: b.address });
+  assertEquals((await a.directory.holders("pushed", record.digest))?.map((h) => h.node), [b.node]);
 });

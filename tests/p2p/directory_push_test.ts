@@ -2,7 +2,8 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { RedisDirectory } from "../../p2p/directory/redis.ts";
-import type { ContentRecord, HolderChange } from "../../p2p/directory.ts";
+import type { ContentRecord, Holder, HolderChange } from "../../p2p/directory.ts";
+import { FALLBACK_MS, HolderListing } from "../../p2p/holder_listing.ts";
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 const record: ContentRecord = {
@@ -123,5 +124,59 @@ Deno.test(
     }, "Redis answers again");
     await eventually(() => changes.length > 0, "the announce is pushed");
     assertEquals(changes[0]!.kind, "announced");
+  },
+);
+
+Deno.test(
+  "a transfer's listing learns of a new partial holder from a push, well before its next lookup",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    await using holderSide = await RedisDirectory.connect({ url: redis.url, node: "h" });
+    await using receiver = await RedisDirectory.connect({ url: redis.url, node: "r" });
+    const whole: Holder = { node: "h", address: "http://h" };
+    await holderSide.announce(record, whole);
+    let lookups = 0;
+    const listing: HolderListing = new HolderListing({
+      initial: [whole],
+      lookup: async () => {
+        lookups++;
+        return [...(await receiver.holders(record.id, record.digest) ?? [])];
+      },
+      ask: () => Promise.resolve(undefined),
+      live: () => watch.live,
+    });
+    const watch = receiver.watch(record.id, (change) => listing.apply(change));
+    try {
+      const announced: Holder[] = [];
+      listing.onChange((holder) => announced.push(holder));
+      await eventually(() => watch.live, "the watch is live");
+      // Once live, one lookup catches what came before; then none for a while.
+      await listing.next();
+      await listing.next();
+      assertEquals(lookups, 1);
+      const pieces = new Uint8Array([0b1100_0000, 0]);
+      const started = performance.now();
+      await holderSide.announce(record, { node: "p", address: "http://p", pieces }, {
+        existing: true,
+      });
+      await eventually(() => announced.length === 1, "the partial holder is pushed", {
+        interval: 1,
+      });
+      const ms = performance.now() - started;
+      assert(ms < FALLBACK_MS / 5, `learnt in ${ms.toFixed(1)} ms`);
+      assertEquals(
+        (await listing.next()).map((holder) => [holder.node, holder.pieces]),
+        [["h", undefined], ["p", pieces]],
+      );
+      assertEquals(lookups, 1);
+      // The fallback lookup comes all the same.
+      await new Promise((resolve) => setTimeout(resolve, FALLBACK_MS));
+      await listing.next();
+      assertEquals(lookups, 2);
+    } finally {
+      watch[Symbol.dispose]();
+      await listing.settled();
+    }
   },
 );
