@@ -191,9 +191,9 @@ export class EmbeddedDirectory implements Directory {
     };
   }
 
-  /** Prometheus text: entries kept as an owner, objects held, entries announced again. */
+  /** Prometheus text: entries kept as an owner, objects held, entries announced again, watches. */
   metricsText(): string {
-    const { entries, held, reannounced } = this.stats();
+    const { entries, held, reannounced, watches } = this.stats();
     return [
       "# HELP packice_cluster_directory_entries Directory entries this daemon keeps as an owner.",
       "# TYPE packice_cluster_directory_entries gauge",
@@ -204,6 +204,9 @@ export class EmbeddedDirectory implements Directory {
       "# HELP packice_cluster_directory_reannounced_total Entries announced again after membership changes.",
       "# TYPE packice_cluster_directory_reannounced_total counter",
       `packice_cluster_directory_reannounced_total ${reannounced}`,
+      "# HELP packice_cluster_directory_watches Watches of entries this daemon owns: members pushed their changes.",
+      "# TYPE packice_cluster_directory_watches gauge",
+      `packice_cluster_directory_watches ${watches}`,
       "",
     ].join("\n");
   }
@@ -218,7 +221,10 @@ export class EmbeddedDirectory implements Directory {
   /**
    * Records `holder` as holding `record`'s content, on every owner.
    *
-   * @param options `existing`: only join an entry of the same content (a fetched copy).
+   * @param options `existing`: only join an entry of the same content (a
+   *   fetched copy); `listing`: answer with the holders after it.
+   * @returns With `listing`, the live holders the owners list after it
+   *   (undefined when none answered with them: older owners).
    * @throws {ConflictError} When an owner has other content under the id.
    * @throws {NotFoundError} When the content was just removed cluster-wide, or
    *   with `existing` when no owner has an entry to join.
@@ -228,11 +234,17 @@ export class EmbeddedDirectory implements Directory {
     record: ContentRecord,
     holder: Holder,
     options: AnnounceOptions = {},
-  ): Promise<void> {
+  ): Promise<Holder[] | undefined> {
     this.#open();
     const item = { ...checked(record, holder), existing: options.existing === true };
     const targets = this.owners(record.id);
-    const statuses = await Promise.all(targets.map((owner) => this.#announceTo(owner, [item])));
+    const listed = new Map<string, Holder>();
+    const listing = options.listing === true
+      ? (holders: Holder[]) => holders.forEach((h) => listed.set(h.node, h))
+      : undefined;
+    const statuses = await Promise.all(
+      targets.map((owner) => this.#announceTo(owner, [item], listing)),
+    );
     const reached = statuses.filter((s) => s !== undefined).map((s) => s![0]!);
     const refused = reached.includes("conflict") || reached.includes("removed");
     if (refused) {
@@ -271,6 +283,9 @@ export class EmbeddedDirectory implements Directory {
         ...this.#ownersOf(record.id, targets.map((t) => t.node)),
       });
     }
+    if (listing === undefined || listed.size === 0) return undefined;
+    const live = new Set(this.#members.live().map((m) => m.node));
+    return [...listed.values()].filter((h) => live.has(h.node));
   }
 
   /** Removes `node` as a holder of `id` on every owner. */
@@ -508,20 +523,21 @@ export class EmbeddedDirectory implements Directory {
 
   #answer(path: string, body: unknown): unknown {
     switch (path) {
-      case "announce":
-        return {
-          statuses: parseAnnounce(body).map(({ record, holder, existing }) => {
-            const status = this.#store.announce(record, holder, existing);
-            if (status === "ok") {
-              this.#watchers.notify(record.id, {
-                kind: "announced",
-                digest: record.digest,
-                holder,
-              });
-            }
-            return status;
-          }),
-        };
+      case "announce": {
+        const items = parseAnnounce(body);
+        const statuses = items.map(({ record, holder, existing }) => {
+          const status = this.#store.announce(record, holder, existing);
+          if (status === "ok") {
+            this.#watchers.notify(record.id, { kind: "announced", digest: record.digest, holder });
+          }
+          return status;
+        });
+        // Asked with a listing: the holders of the first item's entry, as it is now.
+        const listing = object(body, "announce").listing === true && statuses[0] === "ok"
+          ? this.#store.lookup(items[0]!.record.id)?.holders.map(holderJson)
+          : undefined;
+        return listing === undefined ? { statuses } : { statuses, holders: listing };
+      }
       case "withdraw":
         for (const { id, node } of parseWithdraw(body)) {
           if (this.#store.withdraw(id, node)) {
@@ -687,10 +703,20 @@ export class EmbeddedDirectory implements Directory {
     return await task;
   }
 
-  /** The statuses of a batch at one owner, or undefined when it could not be reached. */
-  async #announceTo(owner: Member, items: AnnounceItem[]): Promise<AnnounceStatus[] | undefined> {
+  /**
+   * The statuses of a batch at one owner, or undefined when it could not be
+   * reached. With `listed`, the owner is asked for the holders of the first
+   * item's entry after it, and `listed` hears of them (an older owner does
+   * not answer with them).
+   */
+  async #announceTo(
+    owner: Member,
+    items: AnnounceItem[],
+    listed?: (holders: Holder[]) => void,
+  ): Promise<AnnounceStatus[] | undefined> {
     try {
       const reply = await this.#call(owner, "announce", {
+        ...(listed === undefined ? {} : { listing: true }),
         items: items.map(({ record, holder, existing }) => ({
           // A join needs only the digest (the entry has the rest): a partial
           // holder announces its pieces many times a second, without the piece digests.
@@ -701,7 +727,10 @@ export class EmbeddedDirectory implements Directory {
           ...(existing === true ? { existing } : {}),
         })),
       });
-      return parseStatuses(reply, items.length);
+      const statuses = parseStatuses(reply, items.length);
+      const holders = (reply as { holders?: unknown }).holders;
+      if (listed !== undefined && Array.isArray(holders)) listed(holders.map(parseHolder));
+      return statuses;
     } catch (error) {
       this.#log(`Cannot announce to ${owner.node}: ${(error as Error).message}`);
       return undefined;

@@ -122,3 +122,20 @@ Deno.test("EmbeddedDirectory: owners that do not know watches (older daemons) le
   await b.directory.announce(record, { node: b.node, address: b.address });
   assertEquals((await a.directory.holders("pushed", record.digest))?.map((h) => h.node), [b.node]);
 });
+
+Deno.test("EmbeddedDirectory.announce() answers with the holders after it when asked for a listing", async () => {
+  await using cluster = await inProcessCluster(["a", "b", "c"]);
+  await joined(cluster.members);
+  const [a, b] = cluster.members as [InProcessMember, InProcessMember];
+  assertEquals(await a.directory.announce(record, { node: a.node, address: a.address }), undefined);
+  const pieces = new Uint8Array([0b1000_0000, 0]);
+  const listed = await b.directory.announce(
+    record,
+    { node: b.node, address: b.address, pieces },
+    { existing: true, listing: true },
+  );
+  assertEquals(
+    [...listed!].sort((p, q) => p.node < q.node ? -1 : 1),
+    [{ node: a.node, address: a.address }, { node: b.node, address: b.address, pieces }],
+  );
+});
