@@ -12,7 +12,7 @@ import { checkRecord } from "./content.ts";
 import { checkBinding } from "./record_binding.ts";
 import type { ClusterCounts } from "./cluster_metrics.ts";
 import type { ClusterLog } from "./cluster_options.ts";
-import type { ContentRecord, Directory, Holder, HolderWatch } from "./directory.ts";
+import type { ContentRecord, Directory, Holder } from "./directory.ts";
 import { healthy, metaFrom } from "./holder_http.ts";
 import type { Members } from "./members.ts";
 import { blocks, SourceError, sourceKey } from "./source_error.ts";
@@ -173,8 +173,15 @@ export class Fetcher {
     const failures: string[] = [];
     let first: readonly Holder[] | undefined = holders;
     // Changes of the holders pushed by the directory while the fetch runs: a
-    // partial holder's new pieces are known at once, without a lookup.
-    let watch: HolderWatch | undefined;
+    // partial holder's new pieces are known at once, without a lookup. (None
+    // comes before the listing below exists: they arrive from the event loop.)
+    const watch = this.#directory.watch?.(id, (change) => {
+      // A holder announcing now is alive: only this daemon itself is not worth asking.
+      if (change.kind === "announced") {
+        if (change.digest !== record.digest || change.holder.node === this.#node) return;
+      } else if (change.kind === "withdrawn" && change.node === this.#node) return;
+      listing.apply(change);
+    });
     const listing = new HolderListing({
       initial: holders,
       live: () => watch?.live === true,
@@ -186,13 +193,6 @@ export class Fetcher {
             error instanceof Error ? error.message : "too slow"
           }): the partial holders of ${id} known are asked what they hold`,
         ),
-    });
-    watch = this.#directory.watch?.(id, (change) => {
-      // A holder announcing now is alive: only this daemon itself is not worth asking.
-      if (change.kind === "announced") {
-        if (change.digest !== record.digest || change.holder.node === this.#node) return;
-      } else if (change.kind === "withdrawn" && change.node === this.#node) return;
-      listing.apply(change);
     });
     const sources = {
       more: async () => {
