@@ -114,13 +114,18 @@ export class HolderListing {
     return this.#takenAt < this.#liveSince || now - this.#takenAt >= FALLBACK_MS;
   }
 
+  /** Whether the directory's pushes reach the listing now. */
+  get live(): boolean {
+    return this.#options.live?.() === true;
+  }
+
   /**
    * Whether a listing from elsewhere would spare a lookup soon: pushes are
    * live and a lookup is due. Without pushes, lookups come so often that
    * one more listing spares none.
    */
   wantsListing(): boolean {
-    return this.#options.live?.() === true && this.due();
+    return this.live && this.due();
   }
 
   /**
