@@ -203,8 +203,8 @@ export class Fetcher {
         ),
     });
     const sources = {
-      more: async () => {
-        const next = first ?? await listing.next();
+      more: async (stranded?: boolean) => {
+        const next = first ?? await listing.next(stranded);
         first = undefined;
         return next;
       },

@@ -91,10 +91,11 @@ export class HolderListing {
   /**
    * The holders as known now: starts a refresh unless one runs, and waits
    * for it at most {@link LOOKUP_WAIT_MS} before answering with the last
-   * listing. Never rejects.
+   * listing; while pushes are live, only when a lookup is {@link HolderListing.due} or
+   * `force`d (the transfer has no source left). Never rejects.
    */
-  async next(): Promise<readonly Holder[]> {
-    if (!this.due()) return this.#latest;
+  async next(force = false): Promise<readonly Holder[]> {
+    if (!this.due() && !force) return this.#latest;
     this.#refreshing ??= this.#refresh().finally(() => this.#refreshing = undefined);
     await within(this.#refreshing, LOOKUP_WAIT_MS, undefined);
     return this.#latest;

@@ -77,8 +77,12 @@ export interface TransferOptions {
 
 /** Where a transfer finds sources and reports the ones it gives up. */
 export interface Sources {
-  /** Holders to ask next: the transfer skips those it tried and those blocked. */
-  more(): Promise<readonly Holder[]>;
+  /**
+   * Holders to ask next: the transfer skips those it tried and those
+   * blocked. `stranded`: no source runs, so the directory itself is to be
+   * asked now (not a listing kept from its pushes, which may have missed one).
+   */
+  more(stranded?: boolean): Promise<readonly Holder[]>;
   /** A source given up: the transfer goes on without it. */
   failed(error: SourceError): void;
   /**
@@ -218,7 +222,7 @@ export class Transfer {
           changed = false;
           let listed: readonly Holder[];
           try {
-            listed = await sources.more();
+            listed = await sources.more(running.size === 0);
           } catch (error) {
             // The directory away (Redis down): the sources running go on.
             if (running.size === 0) throw error;
