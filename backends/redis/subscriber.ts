@@ -2,17 +2,16 @@
  * Subscriptions to Redis channels over one connection of their own (a
  * subscribed connection takes no other command): sharded pub/sub
  * (`SSUBSCRIBE`, Redis 7), so that on a cluster a message stays on the shard
- * of its channel's slot, or plain `SUBSCRIBE` on an older Redis. A lost
- * connection is made again after a pause and every channel subscribed
- * again; meanwhile, and until Redis confirms a channel, its subscriptions
- * are not {@link Subscription.live}: their owners look things up instead.
+ * of its channel's slot, or plain `SUBSCRIBE` on an older Redis (see
+ * `pushLink` in `link.ts`). A lost connection is made again after a pause
+ * and every channel subscribed again; meanwhile, and until Redis confirms a
+ * channel, its subscriptions are not {@link Subscription.live}: their owners
+ * look things up instead.
  *
  * @module
  */
-import { ErrorReply, type RespValue } from "./resp.ts";
-import type { RespEndpoint } from "./resp_socket.ts";
-import { RespSocket } from "./resp_socket.ts";
 import type { RedisLogger } from "./connection.ts";
+import { type PushLink, pushLink, redact } from "./link.ts";
 
 /** A subscription to one channel; disposing of it ends it. */
 export interface Subscription extends Disposable {
@@ -20,12 +19,8 @@ export interface Subscription extends Disposable {
   readonly live: boolean;
 }
 
-interface Listener {
-  readonly deliver: (payload: string) => void;
-}
-
 interface Channel {
-  readonly listeners: Set<Listener>;
+  readonly listeners: Set<(payload: string) => void>;
   /** Confirmed by Redis on the current connection. */
   live: boolean;
 }
@@ -33,24 +28,32 @@ interface Channel {
 /** Milliseconds between attempts to make a lost connection again. */
 const RETRY_MS = 1000;
 
-/** Channels subscribed on one connection, shared by their listeners. */
+/**
+ * Channels subscribed on one connection, shared by their listeners.
+ *
+ * @example Listen to a channel while a job runs
+ * ```ts ignore
+ * const subscriber = new RedisSubscriber("redis://127.0.0.1:6379/0");
+ * using subscription = subscriber.subscribe("news:{a}", (payload) => console.log(payload));
+ * // ... subscription.live once Redis confirmed it
+ * await subscriber.close();
+ * ```
+ */
 export class RedisSubscriber {
-  readonly #endpoint: RespEndpoint;
+  readonly #url: string;
   readonly #log: RedisLogger | undefined;
   readonly #channels = new Map<string, Channel>();
-  #socket: RespSocket | undefined;
+  #link: PushLink | undefined;
   #opening: Promise<void> | undefined;
   #retry: ReturnType<typeof setTimeout> | undefined;
-  /** Whether Redis knows `SSUBSCRIBE`; false once it said it does not. */
-  #sharded = true;
   #closed = false;
 
   /**
-   * @param endpoint The standalone Redis to subscribe at.
+   * @param url The Redis to subscribe at: standalone or a cluster.
    * @param log Where a lost connection is reported.
    */
-  constructor(endpoint: RespEndpoint, log?: RedisLogger) {
-    this.#endpoint = endpoint;
+  constructor(url: string, log?: RedisLogger) {
+    this.#url = url;
     this.#log = log;
   }
 
@@ -65,13 +68,12 @@ export class RedisSubscriber {
    * it; the last one leaving unsubscribes it.
    */
   subscribe(channel: string, deliver: (payload: string) => void): Subscription {
-    const listener: Listener = { deliver };
     let entry = this.#channels.get(channel);
     if (entry === undefined && !this.#closed) {
       this.#channels.set(channel, entry = { listeners: new Set(), live: false });
       this.#send(channel, true);
     }
-    entry?.listeners.add(listener);
+    entry?.listeners.add(deliver);
     const channels = this.#channels;
     const send = (subscribe: boolean) => this.#send(channel, subscribe);
     return {
@@ -79,7 +81,7 @@ export class RedisSubscriber {
         return entry !== undefined && channels.get(channel) === entry && entry.live;
       },
       [Symbol.dispose]() {
-        if (entry === undefined || !entry.listeners.delete(listener)) return;
+        if (entry === undefined || !entry.listeners.delete(deliver)) return;
         if (entry.listeners.size > 0 || channels.get(channel) !== entry) return;
         channels.delete(channel);
         send(false);
@@ -94,38 +96,29 @@ export class RedisSubscriber {
     clearTimeout(this.#retry);
     for (const channel of this.#channels.values()) channel.live = false;
     this.#channels.clear();
-    await this.#opening?.catch(() => {});
-    this.#socket?.destroy();
-    this.#socket = undefined;
+    await this.#opening;
+    this.#link?.destroy();
+    this.#link = undefined;
   }
 
   /** Subscribes or unsubscribes `channel` on the connection, opening it first when needed. */
   #send(channel: string, subscribe: boolean): void {
     if (this.#closed) return;
-    const socket = this.#socket;
-    if (socket === undefined) {
+    const link = this.#link;
+    if (link === undefined) {
       // The connection, once open, subscribes every channel listened to then.
       if (subscribe) this.#open();
       return;
     }
-    const command = subscribe
-      ? (this.#sharded ? "SSUBSCRIBE" : "SUBSCRIBE")
-      : (this.#sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE");
     const entry = this.#channels.get(channel);
-    socket.send([command, channel]).then(() => {
+    (subscribe ? link.subscribe(channel) : link.unsubscribe(channel)).then(() => {
       // Confirmed for the listeners of then, on the connection of then.
-      const now = this.#channels.get(channel);
-      if (subscribe && now !== undefined && now === entry && this.#socket === socket) {
-        now.live = true;
+      if (subscribe && entry !== undefined && this.#channels.get(channel) === entry) {
+        if (this.#link === link) entry.live = true;
       }
     }, (error) => {
-      if (
-        subscribe && this.#sharded && error instanceof ErrorReply &&
-        /unknown command/i.test(error.message)
-      ) {
-        // A Redis before 7: plain channels, which its announces publish on too.
-        this.#sharded = false;
-        if (this.#channels.has(channel)) this.#send(channel, true);
+      if (subscribe && this.#link === link) {
+        this.#log?.warn(`Cannot subscribe ${channel}: ${(error as Error)?.message ?? error}`);
       }
     });
   }
@@ -133,46 +126,39 @@ export class RedisSubscriber {
   #open(): void {
     if (this.#opening !== undefined || this.#retry !== undefined || this.#closed) return;
     this.#opening = (async () => {
-      let mine: RespSocket | undefined;
+      let link: PushLink | undefined;
       try {
-        mine = await RespSocket.open(
-          this.#endpoint,
-          (cause) => this.#lost(mine, cause),
-          (opened) => mine = opened,
-          (message) => this.#deliver(message),
+        link = await pushLink(
+          this.#url,
+          (channel, payload) => this.#deliver(channel, payload),
+          (cause) => this.#lost(link, cause),
         );
       } catch (error) {
-        mine?.destroy();
         this.#lost(undefined, error);
         return;
       }
       if (this.#closed) {
-        mine.destroy();
+        link.destroy();
         return;
       }
-      this.#socket = mine;
+      this.#link = link;
       for (const channel of this.#channels.keys()) this.#send(channel, true);
     })().finally(() => this.#opening = undefined);
   }
 
-  #deliver(message: RespValue[]): void {
-    const channel = message[1];
-    const payload = message[2];
-    if (typeof channel !== "string" || typeof payload !== "string") return;
-    for (const listener of this.#channels.get(channel)?.listeners ?? []) {
-      listener.deliver(payload);
-    }
+  #deliver(channel: string, payload: string): void {
+    for (const deliver of this.#channels.get(channel)?.listeners ?? []) deliver(payload);
   }
 
   /** The connection went (or could not be made): every channel waits for the next one. */
-  #lost(socket: RespSocket | undefined, cause: unknown): void {
-    if (this.#closed) return;
-    if (socket !== undefined && socket !== this.#socket) return;
-    this.#socket?.destroy();
-    this.#socket = undefined;
+  #lost(link: PushLink | undefined, cause: unknown): void {
+    if (this.#closed || (link !== undefined && link !== this.#link)) return;
+    this.#link?.destroy();
+    this.#link = undefined;
     for (const channel of this.#channels.values()) channel.live = false;
     this.#log?.warn(
-      `Redis subscriptions lost (${(cause as Error)?.message ?? cause}): again in ${RETRY_MS} ms`,
+      `Subscriptions at ${redact(this.#url)} lost (${(cause as Error)?.message ?? cause}): ` +
+        `again in ${RETRY_MS} ms`,
     );
     if (this.#channels.size === 0 || this.#retry !== undefined) return;
     this.#retry = setTimeout(() => {

@@ -37,7 +37,6 @@ import {
   type RedisLogger,
 } from "../../backends/redis/connection.ts";
 import type { Script } from "../../backends/redis/scripts.ts";
-import { standaloneEndpoint } from "../../backends/redis/link.ts";
 import { RedisSubscriber } from "../../backends/redis/subscriber.ts";
 import { decodeBitfield, encodeBitfield } from "../swarm/bitfield.ts";
 import type {
@@ -228,8 +227,8 @@ export class RedisDirectory implements Directory {
   readonly #listeners = new Set<(removal: Removal) => void>();
   readonly #pollInterval: number;
   readonly #log: RedisLogger | undefined;
-  /** Pushes of holder changes; undefined on a cluster (its watchers look holders up). */
-  readonly #subscriber: RedisSubscriber | undefined;
+  /** Pushes of holder changes, over a connection of their own. */
+  readonly #subscriber: RedisSubscriber;
   #poller: ReturnType<typeof setInterval> | undefined;
   #polling: Promise<void> | undefined;
   #closed = false;
@@ -248,10 +247,7 @@ export class RedisDirectory implements Directory {
       scripts: Object.values(SCRIPTS),
       onReady: () => Promise.resolve(),
     });
-    const endpoint = standaloneEndpoint(options.url ?? "redis://127.0.0.1:6379/0");
-    this.#subscriber = endpoint === undefined
-      ? undefined
-      : new RedisSubscriber(endpoint, options.log);
+    this.#subscriber = new RedisSubscriber(options.url ?? "redis://127.0.0.1:6379/0", options.log);
   }
 
   /**
@@ -265,7 +261,7 @@ export class RedisDirectory implements Directory {
       await directory.#connection.open();
     } catch (error) {
       await directory.#connection.close();
-      await directory.#subscriber?.close();
+      await directory.#subscriber.close();
       throw error;
     }
     return directory;
@@ -392,13 +388,12 @@ export class RedisDirectory implements Directory {
   /**
    * Calls `listener` with each change of `id`'s holders, published by the
    * announce, withdraw and remove scripts on the entry's channel (sharded
-   * pub/sub on Redis 7), over a connection of its own shared by every watch.
-   * On Redis Cluster the watch is never live: its watcher looks holders up.
+   * pub/sub on Redis 7: on a cluster, at the master of the entry's slot),
+   * over a connection of its own shared by every watch.
    */
   watch(id: string, listener: (change: HolderChange) => void): HolderWatch {
-    const subscriber = this.#subscriber;
-    if (subscriber === undefined || this.#closed) return { live: false, [Symbol.dispose]() {} };
-    return subscriber.subscribe(this.#channel(id), (payload) => {
+    if (this.#closed) return { live: false, [Symbol.dispose]() {} };
+    return this.#subscriber.subscribe(this.#channel(id), (payload) => {
       const change = changeOf(payload);
       if (change !== undefined) listener(change);
     });
@@ -406,7 +401,7 @@ export class RedisDirectory implements Directory {
 
   /** Channels watched now: each running transfer watches its object's. */
   get watched(): number {
-    return this.#subscriber?.channels ?? 0;
+    return this.#subscriber.channels;
   }
 
   onRemove(listener: (removal: Removal) => void): () => void {
@@ -423,7 +418,7 @@ export class RedisDirectory implements Directory {
     this.#closed = true;
     clearInterval(this.#poller);
     await this.#polling;
-    await this.#subscriber?.close();
+    await this.#subscriber.close();
     await this.#connection.close();
   }
 

@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
+import { startRedisCluster } from "../helpers/redis_cluster.ts";
 import { RedisDirectory } from "../../p2p/directory/redis.ts";
 import type { ContentRecord, Holder, HolderChange } from "../../p2p/directory.ts";
 import { FALLBACK_MS, HolderListing } from "../../p2p/holder_listing.ts";
@@ -178,5 +179,43 @@ Deno.test(
       watch[Symbol.dispose]();
       await listing.settled();
     }
+  },
+);
+
+Deno.test(
+  "RedisDirectory on a three-master Redis Cluster pushes each object's changes from the master of its slot",
+  redisTestOptions,
+  async () => {
+    await using cluster = await startRedisCluster();
+    await using one = await RedisDirectory.connect({ url: cluster.url, node: "one" });
+    await using two = await RedisDirectory.connect({ url: cluster.url, node: "two" });
+    const ids = Array.from({ length: 6 }, (_, i) => `object-${i}`);
+    const heard = new Map<string, HolderChange[]>(ids.map((id) => [id, []]));
+    {
+      const watches = ids.map((id) => two.watch(id, (change) => heard.get(id)!.push(change)));
+      try {
+        await eventually(() => watches.every((watch) => watch.live), "every watch is live");
+        for (const id of ids) {
+          await one.announce({ ...record, id }, { node: "one", address: "http://a" });
+        }
+        await eventually(
+          () => [...heard.values()].every((changes) => changes.length === 1),
+          "each object's announce is pushed to its watch",
+        );
+        for (const id of ids) {
+          assertEquals(heard.get(id), [{
+            kind: "announced",
+            digest: record.digest,
+            holder: { node: "one", address: "http://a" },
+          }]);
+        }
+      } finally {
+        for (const watch of watches) watch[Symbol.dispose]();
+      }
+    }
+    assertEquals(two.watched, 0);
+    for (const id of ids) await one.withdraw(id, "one");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert([...heard.values()].every((changes) => changes.length === 1), "nothing after the end");
   },
 );
