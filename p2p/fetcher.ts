@@ -12,7 +12,7 @@ import { checkRecord } from "./content.ts";
 import { checkBinding } from "./record_binding.ts";
 import type { ClusterCounts } from "./cluster_metrics.ts";
 import type { ClusterLog } from "./cluster_options.ts";
-import type { ContentRecord, Directory, Holder } from "./directory.ts";
+import type { ContentRecord, Directory, Holder, HolderWatch } from "./directory.ts";
 import { healthy, metaFrom } from "./holder_http.ts";
 import type { Members } from "./members.ts";
 import { blocks, SourceError, sourceKey } from "./source_error.ts";
@@ -180,16 +180,13 @@ export class Fetcher {
     let relayed: RelayedPieces | undefined;
     const failures: string[] = [];
     let first: readonly Holder[] | undefined = holders;
-    // Changes of the holders pushed by the directory while the fetch runs: a
-    // partial holder's new pieces are known at once, without a lookup. (None
-    // comes before the listing below exists: they arrive from the event loop.)
-    const watch = this.#directory.watch?.(id, (change) => {
-      // A holder announcing now is alive: only this daemon itself is not worth asking.
-      if (change.kind === "announced") {
-        if (change.digest !== record.digest || change.holder.node === this.#node) return;
-      } else if (change.kind === "withdrawn" && change.node === this.#node) return;
-      listing.apply(change);
-    });
+    /**
+     * Changes of the holders pushed by the directory while the transfer
+     * runs: a partial holder's new pieces are known at once, without a
+     * lookup. Taken once the transfer asks for holders past its first
+     * listing: one that ends in its first round (a small object) takes none.
+     */
+    let watch: HolderWatch | undefined;
     const listing = new HolderListing({
       initial: holders,
       live: () => watch?.live === true,
@@ -204,6 +201,15 @@ export class Fetcher {
     });
     const sources = {
       more: async (stranded?: boolean) => {
+        if (first === undefined && watch === undefined) {
+          watch = this.#directory.watch?.(id, (change) => {
+            // A holder announcing now is alive: only this daemon itself is not worth asking.
+            if (change.kind === "announced") {
+              if (change.digest !== record.digest || change.holder.node === this.#node) return;
+            } else if (change.kind === "withdrawn" && change.node === this.#node) return;
+            listing.apply(change);
+          });
+        }
         const next = first ?? await listing.next(stranded);
         first = undefined;
         return next;
