@@ -56,9 +56,9 @@ export interface ListPage {
  * `<order>:<id>`, or `<stage>.<order>:<id>` from a peer that lists more than
  * one peer one after the other (a cluster's own objects, then its fetched
  * copies). A store that keeps a put order per shard (a Redis Cluster, whose
- * masters' clocks differ) adds its shards' positions after the order:
- * `<order>~<shards>.<lag>.<lag>…:<id>`, numbers in base 36, a lag of 0 left
- * empty and trailing ones left out.
+ * masters' clocks differ) adds its shards' positions after the order, and
+ * a check of the store's own: `<order>~<shards>.<lag>.<lag>…_<check>:<id>`,
+ * numbers in base 36, a lag of 0 left empty and trailing ones left out.
  */
 export interface ListCursor {
   /** Which of the peers listed one after the other; 0 for a peer of one. */
@@ -74,6 +74,13 @@ export interface ListCursor {
    * `id`, on every shard.
    */
   readonly lags?: readonly number[];
+  /**
+   * With `lags`: what the store that made it tells its cursors by (1 to 8
+   * base-36 characters; of its namespace and shard layout, for a Redis
+   * Cluster), so that it refuses a cursor of another. Absent from cursors
+   * made before there was one.
+   */
+  readonly check?: string;
 }
 
 /** An object with its place in put order, a candidate for a page. */
@@ -95,7 +102,7 @@ export const MAX_CURSOR_SHARDS = 16_384;
 // The id: any an object can have, spaces too (see `core/validate.ts`).
 const CURSOR =
   // deno-lint-ignore no-control-regex
-  /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15})(?:~([1-9a-z][0-9a-z]{0,2})((?:\.[0-9a-z]{0,11})*))?:([^\u0000-\u001f\u007f]{0,1024})$/;
+  /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15})(?:~([1-9a-z][0-9a-z]{0,2})((?:\.[0-9a-z]{0,11})*)(?:_([0-9a-z]{1,8}))?)?:([^\u0000-\u001f\u007f]{0,1024})$/;
 
 /**
  * Checks a page request from a caller or the wire.
@@ -130,8 +137,12 @@ export function listPageRequest(
       `Invalid list cursor: pass the next of a page as it came, got ${shown(after)}`,
     );
   }
-  const cursor = { stage: Number(match[1] ?? 0), order, id: match[5]! };
-  return { after: lags === undefined ? cursor : { ...cursor, lags }, limit };
+  const cursor = { stage: Number(match[1] ?? 0), order, id: match[6]! };
+  if (lags === undefined) return { after: cursor, limit };
+  return {
+    after: { ...cursor, lags, ...(match[5] === undefined ? {} : { check: match[5] }) },
+    limit,
+  };
 }
 
 /** The lags of a cursor's text, or null when they are not ones a page gives. */
@@ -167,6 +178,7 @@ export function formatCursor(cursor: ListCursor): string {
     while (end > 0 && lags[end - 1] === 0) end--;
     text += `~${lags.length.toString(36)}`;
     for (let i = 0; i < end; i++) text += lags[i] === 0 ? "." : `.${lags[i]!.toString(36)}`;
+    if (cursor.check !== undefined) text += `_${cursor.check}`;
   }
   return `${text}:${cursor.id}`;
 }

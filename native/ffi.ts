@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 21;
+export const NATIVE_ABI_VERSION = 22;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -671,7 +671,7 @@ export const symbols = {
       "u64", // uint64_t size: the object's
       "u64", // uint64_t start
       "u64", // uint64_t end (exclusive)
-      "i32", // int32_t partial: 206 with Content-Range, else 200
+      "i32", // int32_t partial: 1 206 with Content-Range, 2 its total `*`, 0 200
       "buffer", // const char *head: header lines, each ending in CRLF
       "u32", // uint32_t head_len
       "buffer", // uint64_t *out_ticket

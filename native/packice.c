@@ -66,7 +66,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 21
+#define PK_ABI_VERSION 22
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -1967,7 +1967,7 @@ struct pk_hg_object {
   char *id;    // not NUL-terminated
   char *head;  // header lines, each ending in CRLF, without length, range and connection
   // A ticket (pk_hg_ticket): its number (0 for an object of the table), the
-  // range it sends of the `size` bytes, and whether its status is 206.
+  // range it sends of the `size` bytes, and its answer's form (PK_HG_PARTIAL…).
   uint64_t ticket;
   uint64_t start, end;
   int partial;
@@ -2502,8 +2502,16 @@ static int pk_hg_range(const char *v, size_t len, uint64_t size, uint64_t *start
   return *start < size;
 }
 
+// A ticket's answer (pk_hg_ticket's `partial`): 200, 206 with Content-Range's
+// total the file's `size`, or 206 whose total is `*` (RFC 9110 14.4: a body
+// still arriving whose length is unknown, a spool's; `size` then only bounds
+// the range).
+#define PK_HG_WHOLE 0
+#define PK_HG_PARTIAL 1
+#define PK_HG_PARTIAL_OPEN 2
+
 // Makes the response head of bytes [start, stop) of `o` (the whole, 200, or
-// a range, 206; for a HEAD, the head only) in `c->out`, and sets `c` to send
+// a range, 206, `partial` as a ticket's; for a HEAD, the head only) in `c->out`, and sets `c` to send
 // them; the caller's reference to `o` becomes the connection's. -1 without
 // memory (nothing changed).
 static int pk_hg_answer(struct pk_hg *s, struct pk_hg_conn *c, struct pk_hg_object *o,
@@ -2517,7 +2525,10 @@ static int pk_hg_answer(struct pk_hg *s, struct pk_hg_conn *c, struct pk_hg_obje
   len += (int)o->head_len;
   len += snprintf(c->out + len, 192, "content-length: %llu\r\n",
                   (unsigned long long)(stop - start));
-  if (partial) {
+  if (partial == PK_HG_PARTIAL_OPEN) {
+    len += snprintf(c->out + len, 128, "content-range: bytes %llu-%llu/*\r\n",
+                    (unsigned long long)start, (unsigned long long)(stop - 1));
+  } else if (partial) {
     len += snprintf(c->out + len, 128, "content-range: bytes %llu-%llu/%llu\r\n",
                     (unsigned long long)start, (unsigned long long)(stop - 1),
                     (unsigned long long)o->size);
@@ -3353,8 +3364,8 @@ PK_EXPORT int32_t pk_hg_start(const char *host, int32_t port, const char *up_hos
 }
 
 // Registers a ticket: bytes [start, end) of the memfd `fd` (reopened here) of
-// `size` bytes, sent with status 206 (`partial`, with Content-Range) or 200
-// and the header lines `head` (each ending in CRLF, without length, range
+// `size` bytes, sent with status 206 (`partial` PK_HG_PARTIAL, with
+// Content-Range; PK_HG_PARTIAL_OPEN, its total `*`) or 200 and the header lines `head` (each ending in CRLF, without length, range
 // and connection), by the connection whose answer from the Deno server
 // names it. Writes its number (for the `Packice-Ticket` header) to
 // *out_ticket; pk_hg_done reports it once its last byte left or its
@@ -3363,7 +3374,10 @@ PK_EXPORT int32_t pk_hg_ticket(void *handle, int32_t fd, uint64_t size, uint64_t
                                uint64_t end, int32_t partial, const char *head,
                                uint32_t head_len, uint64_t *out_ticket) {
   struct pk_hg *s = handle;
-  if (start >= end || end > size || head_len > PK_HG_HEAD_LINES_MAX) return -EINVAL;
+  if (start >= end || end > size || head_len > PK_HG_HEAD_LINES_MAX || partial < PK_HG_WHOLE ||
+      partial > PK_HG_PARTIAL_OPEN) {
+    return -EINVAL;
+  }
   struct pk_hg_object *o = calloc(1, sizeof *o);
   if (o == NULL) return -ENOMEM;
   o->head = malloc(head_len + 1);
@@ -3380,7 +3394,7 @@ PK_EXPORT int32_t pk_hg_ticket(void *handle, int32_t fd, uint64_t size, uint64_t
   o->size = size;
   o->start = start;
   o->end = end;
-  o->partial = partial != 0;
+  o->partial = partial;
   o->refs = 1;
   pthread_mutex_lock(&s->lock);
   // Room in `done` for every live ticket beside those done and not yet

@@ -22,7 +22,10 @@
  * of `p` and where the shard ends (see the `page` script): a shard's
  * position trails `p` only by how far its master's clock is behind, so the
  * cursor stays short. A cursor without positions (from an older version)
- * is taken as a place on every shard.
+ * is taken as a place on every shard. A cursor with positions carries a
+ * check of the namespace and its shard count ({@link cursorCheck}): one
+ * made by a peer of another namespace, whose positions mean nothing here,
+ * is refused (one from before there was a check is taken).
  *
  * A page reads, on each shard, only its part of the page: a shard of one
  * answers it in one script call (an index range and the records it names,
@@ -86,12 +89,15 @@ export class ListAfter {
   readonly #node: string;
   readonly #calls: ShardCalls;
   readonly #now: () => number;
+  /** The check of this namespace's cursors. */
+  readonly #check: string;
 
   constructor(namespace: string, node: string, calls: ShardCalls, now: () => number) {
     this.#namespace = namespace;
     this.#node = node;
     this.#calls = calls;
     this.#now = now;
+    this.#check = cursorCheck(namespace, calls.count);
   }
 
   /**
@@ -105,6 +111,13 @@ export class ListAfter {
       throw new InvalidArgumentError(
         `Invalid list cursor: it is of ${lags.length} shards, not of the ${shards} of namespace ` +
           `${this.#namespace}; pass the next of one of its pages, got ${formatCursor(after!)}`,
+      );
+    }
+    if (lags !== undefined && after!.check !== undefined && after!.check !== this.#check) {
+      throw new InvalidArgumentError(
+        `Invalid list cursor: a peer of another namespace than ${this.#namespace} made it; ` +
+          `list from the start (no cursor), or pass the next of one of this namespace's pages, ` +
+          `got ${formatCursor(after!)}`,
       );
     }
     // The cursor's own object may come back (a read starts at its place): one more.
@@ -166,7 +179,7 @@ export class ListAfter {
         const shard = shardOf(all[j]!.info.id, shards);
         lags[shard] = Math.max(lags[shard]!, 1);
       }
-      return { stage: 0, order, id: info.id, lags };
+      return { stage: 0, order, id: info.id, lags, check: this.#check };
     };
     return page.map((one, at) => ({ order: one.order, info: one.info, next: () => cursorAt(at) }));
   }
@@ -223,4 +236,17 @@ export class ListAfter {
       );
     }
   }
+}
+
+/**
+ * The check of the cursors of `namespace` over `shards` shards: four base-36
+ * characters of a hash (FNV-1a, 32 bits) of both, so that a cursor of
+ * another namespace is told apart but for one in 36⁴.
+ */
+function cursorCheck(namespace: string, shards: number): string {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(`${namespace}\n${shards}`)) {
+    hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  }
+  return (hash % 36 ** 4).toString(36).padStart(4, "0");
 }

@@ -112,7 +112,7 @@ export async function follow(
     if (progress.state !== "starting") break;
     if (progress.spoolDigests !== undefined) {
       // Its length unknown: its spool pieces into this daemon's spool until it is known.
-      spool = flight.spool ??= await Spool.open(context.spoolDir);
+      spool = flight.spool ??= Spool.open(context.spoolDir);
       context.spools.set(id, spool);
       followed();
       progress = await pullSpool(id, spool, leader, {

@@ -150,7 +150,8 @@ export class ReadThrough {
   /**
    * Bytes `start` to `end` (exclusive, cut at the body's end once known) of
    * the body of `id` spooled here, for a follower (`GET
-   * /v1/cluster/origin/spool/:id`).
+   * /v1/cluster/origin/spool/:id`), and the body's length, undefined while
+   * unknown.
    *
    * @returns Undefined while they are not all here.
    * @throws {NotFoundError} When no body of `id` is spooled here.
@@ -159,11 +160,12 @@ export class ReadThrough {
     id: string,
     start: number,
     end: number,
-  ): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  ): Promise<{ bytes: Uint8Array<ArrayBuffer>; size: number | undefined } | undefined> {
     const spool = this.#spools.get(id);
     if (spool === undefined) throw new NotFoundError(`No spooled body of ${id} here`);
     try {
-      return await spool.read(start, Math.min(end, spool.size ?? end));
+      const bytes = await spool.read(start, Math.min(end, spool.size ?? end));
+      return bytes && { bytes, size: spool.size };
     } catch {
       // Closed meanwhile: its object is made, or failed.
       return undefined;
@@ -174,15 +176,14 @@ export class ReadThrough {
    * The file behind bytes `start` to `end` of the body of `id` spooled here,
    * for the native GET listener to send: a read-only descriptor of it, valid
    * while the spool is; the byte after the range, cut at the body's end; the
-   * body's length, or that byte while the length is unknown. Undefined when
-   * no body of it is spooled here, or not all those bytes, or without the
-   * native library.
+   * body's length, undefined while unknown. Undefined when no body of it is
+   * spooled here, or not all those bytes, or without the native library.
    */
   spoolFile(
     id: string,
     start: number,
     end: number,
-  ): { fd: number; end: number; size: number } | undefined {
+  ): { fd: number; end: number; size: number | undefined } | undefined {
     return this.#spools.get(id)?.file(start, end);
   }
 
@@ -410,7 +411,7 @@ export class ReadThrough {
         flight.spool?.holdsAny !== true;
       // A body of no stated length goes to a file as it comes (its followers pull its
       // pieces from there meanwhile); its length known, to the blob.
-      const spool = known ? undefined : (flight.spool ??= await Spool.open(this.#spoolDir));
+      const spool = known ? undefined : (flight.spool ??= Spool.open(this.#spoolDir));
       if (spool !== undefined) {
         spool.meta = meta;
         this.#spools.set(id, spool);

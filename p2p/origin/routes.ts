@@ -84,23 +84,25 @@ export function originRoutes(readThrough: ReadThrough, peer: Peer): HttpRoute[] 
           if (free !== undefined) sent.done.then(free);
           return sent.response;
         }
-        let bytes;
+        let read;
         try {
-          bytes = await readThrough.spoolRange(params.id!, start, end);
+          read = await readThrough.spoolRange(params.id!, start, end);
         } catch (error) {
           free?.(false);
           throw error;
         }
-        if (bytes === undefined) {
+        if (read === undefined) {
           free?.(false);
           return new Response(null, { status: 503 });
         }
+        const { bytes, size } = read;
         if (free !== undefined) info.completed.then(() => free(), () => free());
         return new Response(uploads.pace(bytes), {
           status: 206,
           headers: {
             "content-length": String(bytes.length),
-            "content-range": `bytes ${start}-${start + bytes.length - 1}/*`,
+            // As the listener says it: `*` while the body's length is unknown (RFC 9110).
+            "content-range": `bytes ${start}-${start + bytes.length - 1}/${size ?? "*"}`,
           },
         });
       },

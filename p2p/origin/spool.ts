@@ -17,6 +17,13 @@
  * keep pulling into theirs; a spool of another version than the
  * downloader's is emptied ({@link Spool.reset}).
  *
+ * A reset moves the spool to a new file rather than write the next version
+ * over the old one: a range handed out before it (to the native GET
+ * listener, which sends it later from a descriptor of its own) stays of one
+ * version, never a mix of two, and the old file's bytes are freed once the
+ * last such descriptor closes. (Only a piece dropped and put again in one
+ * version is written over in place: {@link Spool.drop}.)
+ *
  * @module
  */
 import { CapacityExceededError, ConflictError, StoreUnavailableError } from "../../core/errors.ts";
@@ -33,11 +40,18 @@ const encoder = new TextEncoder();
 /** The bytes of a spool piece; the last one may be shorter. */
 export const SPOOL_PIECE = MIN_PIECE_SIZE;
 
+/** A spool's file, unlinked, and a read-only descriptor of it for the native GET listener. */
+interface SpoolFile {
+  readonly file: Deno.FsFile;
+  /** None without the native library. */
+  readonly fd: number | undefined;
+}
+
 /** A body spooled to a file, whole (the downloader's) or piece by piece (a follower's). */
 export class Spool implements Disposable {
-  readonly #file: Deno.FsFile;
-  /** A read-only descriptor of the file, for the native GET listener; none without the library. */
-  readonly #fd: number | undefined;
+  readonly #dir: string | undefined;
+  /** The file of this generation's version ({@link Spool.reset} makes another). */
+  #current: SpoolFile;
   /** Digests of the spool pieces held, `""` for the others; grows as pieces come. */
   readonly #digests: string[] = [];
   /** The body's length, once it ended. */
@@ -53,25 +67,14 @@ export class Spool implements Disposable {
    */
   meta: Meta | undefined;
 
-  private constructor(file: Deno.FsFile, fd: number | undefined) {
-    this.#file = file;
-    this.#fd = fd;
+  private constructor(dir: string | undefined) {
+    this.#dir = dir;
+    this.#current = newFile(dir);
   }
 
   /** A new empty spool in `dir` (default: the system's temporary directory). */
-  static async open(dir?: string): Promise<Spool> {
-    const path = await Deno.makeTempFile({ prefix: "packice-origin-", ...(dir ? { dir } : {}) });
-    let fd: number | undefined;
-    try {
-      const file = await Deno.open(path, { read: true, write: true });
-      const native = loadNative()?.symbols;
-      // O_RDONLY (0): the listener maps what it sends, and a read-only mapping is all it needs.
-      const opened = native?.pk_open(encoder.encode(`${path}\0`), 0, 0) ?? -1;
-      fd = opened >= 0 ? opened : undefined;
-      return new Spool(file, fd);
-    } finally {
-      await Deno.remove(path).catch(() => {});
-    }
+  static open(dir?: string): Spool {
+    return new Spool(dir);
   }
 
   /** The body's length in bytes, once it ended (undefined before). */
@@ -173,8 +176,10 @@ export class Spool implements Disposable {
 
   /** Writes spool piece `piece`, its bytes checked against `digest` by the caller. */
   async put(piece: number, bytes: Uint8Array, digest: string): Promise<void> {
+    const generation = this.#generation;
     await this.#write(piece * SPOOL_PIECE, bytes);
-    this.#held(piece, digest);
+    // Reset meanwhile: the bytes went to the old version's file.
+    if (this.#generation === generation) this.#held(piece, digest);
   }
 
   /** Forgets spool piece `piece`: another downloader's digest says it is not this body's. */
@@ -184,10 +189,16 @@ export class Spool implements Disposable {
 
   /**
    * Forgets every piece: they are of another version than `meta`'s, whose
-   * body the spool holds from now on. Pieces on their way in from before
-   * are refused ({@link Spool.generation}).
+   * body the spool holds from now on, in a new file. Pieces on their way in
+   * from before are refused ({@link Spool.generation}); the old file is
+   * closed once what was queued on it is done.
    */
   reset(meta: Meta | undefined): void {
+    if (!this.#closed) {
+      const old = this.#current;
+      this.#current = newFile(this.#dir);
+      this.#queue = this.#queue.then(() => closeFile(old)).catch(() => {});
+    }
     this.#digests.length = 0;
     this.#size = undefined;
     this.meta = meta;
@@ -228,16 +239,20 @@ export class Spool implements Disposable {
   /**
    * The file behind bytes `start` to `end` (exclusive, cut at the body's end)
    * when every spool piece they touch is held: a read-only descriptor of it,
-   * valid until the spool is disposed, and the body's length, or `end` while
-   * that is unknown. Undefined without the native library. The file never
-   * shrinks; a reset writes another version's pieces over it, which a
-   * receiver finds by their digests.
+   * valid until the spool is disposed, and the body's length, undefined
+   * while that is unknown. Undefined without the native library. The file
+   * never shrinks, and a reset moves the spool to another one: the bytes
+   * handed out stay those of their version.
    */
-  file(start: number, end: number): { fd: number; end: number; size: number } | undefined {
-    if (this.#fd === undefined || this.#closed) return undefined;
+  file(
+    start: number,
+    end: number,
+  ): { fd: number; end: number; size: number | undefined } | undefined {
+    const { fd } = this.#current;
+    if (fd === undefined || this.#closed) return undefined;
     const last = Math.min(end, this.#size ?? end);
     if (start < 0 || start >= last || !this.#holds(start, last)) return undefined;
-    return { fd: this.#fd, end: last, size: this.#size ?? last };
+    return { fd, end: last, size: this.#size };
   }
 
   /**
@@ -268,8 +283,7 @@ export class Spool implements Disposable {
   [Symbol.dispose](): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#file.close();
-    if (this.#fd !== undefined) loadNative()?.symbols.pk_close(this.#fd);
+    closeFile(this.#current);
   }
 
   #held(piece: number, digest: string): void {
@@ -285,20 +299,26 @@ export class Spool implements Disposable {
     return true;
   }
 
+  /** Writes `bytes` at byte `at` of the current file (the one at the call, reset or not). */
   #write(at: number, bytes: Uint8Array): Promise<void> {
+    const { file } = this.#current;
     return this.#queued(async () => {
-      await this.#file.seek(at, Deno.SeekMode.Start);
-      for (let done = 0; done < bytes.length;) done += await this.#file.write(bytes.subarray(done));
+      await file.seek(at, Deno.SeekMode.Start);
+      for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
     });
   }
 
-  /** Reads from byte `at` into `target` until it is full or the file ends; returns the count. */
+  /**
+   * Reads from byte `at` of the current file (the one at the call) into
+   * `target` until it is full or the file ends; returns the count.
+   */
   #readInto(at: number, target: Uint8Array): Promise<number> {
+    const { file } = this.#current;
     return this.#queued(async () => {
-      await this.#file.seek(at, Deno.SeekMode.Start);
+      await file.seek(at, Deno.SeekMode.Start);
       let done = 0;
       while (done < target.length) {
-        const read = await this.#file.read(target.subarray(done));
+        const read = await file.read(target.subarray(done));
         if (read === null) break;
         done += read;
       }
@@ -311,4 +331,27 @@ export class Spool implements Disposable {
     this.#queue = next.catch(() => {});
     return next;
   }
+}
+
+/** A new spool file in `dir`, unlinked at once. */
+function newFile(dir: string | undefined): SpoolFile {
+  const path = Deno.makeTempFileSync({ prefix: "packice-origin-", ...(dir ? { dir } : {}) });
+  try {
+    const file = Deno.openSync(path, { read: true, write: true });
+    // O_RDONLY (0): the listener maps what it sends, and a read-only mapping is all it needs.
+    const opened = loadNative()?.symbols.pk_open(encoder.encode(`${path}\0`), 0, 0) ?? -1;
+    return { file, fd: opened >= 0 ? opened : undefined };
+  } finally {
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // Left for the system's cleaning of its temporary directory.
+    }
+  }
+}
+
+/** Closes both descriptors of `spoolFile`: its bytes go once no one else holds one. */
+function closeFile({ file, fd }: SpoolFile): void {
+  file.close();
+  if (fd !== undefined) loadNative()?.symbols.pk_close(fd);
 }

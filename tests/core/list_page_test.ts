@@ -103,12 +103,18 @@ Deno.test("a cursor with shard positions reads back as it was written", () => {
       { stage: 1, order: 42, id: "a:b~c" },
       { stage: 0, order: 1_765_000_000_000_000, id: "x", lags: new Array(64).fill(0) },
       { stage: 1, order: 1_765_000_000_000_000, id: "x", lags: [0, 60_000_000, 0, 1, 0, 0] },
+      { stage: 0, order: 9, id: "x:y", lags: [0, 3], check: "0a9z" },
+      { stage: 1, order: 9, id: "x", lags: [0, 0, 0], check: "k" },
     ]
   ) {
     const text = formatCursor(after);
     assertEquals(listPageRequest({ after: text }, 2), { after, limit: 1000 });
   }
   assertEquals(formatCursor({ stage: 0, order: 9, id: "x", lags: [0, 0, 3, 0] }), "9~4...3:x");
+  assertEquals(
+    formatCursor({ stage: 0, order: 9, id: "x", lags: [0, 0, 3, 0], check: "2bx0" }),
+    "9~4...3_2bx0:x",
+  );
 });
 
 Deno.test("a malformed or foreign cursor with shard positions gets InvalidArgumentError", async () => {
@@ -123,6 +129,11 @@ Deno.test("a malformed or foreign cursor with shard positions gets InvalidArgume
       "9~cn5:x", // More shards than a cluster has slots.
       "9~2.A:x", // Not base 36 in lower case.
       "9~2 :x", // A space in the lags.
+      "9~2.1_:x", // An empty check.
+      "9~2.1_AB:x", // A check not in lower case.
+      "9~2_123456789:x", // A check too long.
+      "9~2_ab.1:x", // A check before the lags.
+      "9_ab:x", // A check without shards.
     ]
   ) {
     assert(

@@ -11,10 +11,14 @@ import { pattern, sameBytes, startClusterDaemon } from "../helpers/cluster.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { pieceRecord } from "../helpers/piece_record.ts";
-import { startCluster } from "./cluster_daemons.ts";
+import { startCluster, TOKEN as CLUSTER_TOKEN } from "./cluster_daemons.ts";
 import { startCountingOrigin } from "./counting_origin.ts";
 import { Assembly } from "../../p2p/origin/assembly.ts";
 import { originCounts } from "../../p2p/origin/origin_counts.ts";
+import { originId } from "../../p2p/origin/origin_id.ts";
+import { askJson, parseProgress, type Progress } from "../../p2p/origin/progress.ts";
+import { SPOOL_PIECE } from "../../p2p/origin/spool.ts";
+import { CLUSTER_PREFIX } from "../../p2p/cluster_transport.ts";
 import { pullPieces } from "../../p2p/origin/piece_pull.ts";
 import { requestPieces } from "../../p2p/swarm/piece_request.ts";
 import { readMetric } from "../helpers/metrics.ts";
@@ -110,6 +114,42 @@ Deno.test(
     }
   },
 );
+
+Deno.test("a spool range sent at the piece port while the body's length is unknown gives its total as *", async () => {
+  const body = pattern(12 * MiB, 47);
+  // The origin holds its answer after 6 MiB: a spools one whole piece, its length unknown.
+  await using origin = startCountingOrigin({ body, chunked: true, pauseAt: 6 * MiB });
+  await using cluster = await startCluster(["a"]);
+  const a = cluster.daemons[0]!;
+  const leading = fetchChecked(a, origin.url, body).catch((error) => error);
+  await origin.paused;
+  const id = originId(origin.url);
+  const headers = { authorization: `Bearer ${CLUSTER_TOKEN}` };
+  let progress: Progress | undefined;
+  await eventually(async () => {
+    const response = await fetch(`${a.url}${CLUSTER_PREFIX}/origin/progress`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(askJson(id, { node: "asker", address: "http://127.0.0.1:9" })),
+    });
+    progress = parseProgress(await response.json());
+    return (progress.spoolDigests?.[0] ?? "") !== "";
+  }, "a spooled its first piece");
+  // At the piece port the listener sends it from the spool file; at the address, the Deno server.
+  for (const [at, fast] of [[`http://127.0.0.1:${progress!.piecePort}`, SPOOL_PIECE], [a.url, 0]]) {
+    const before = await a.metric("packice_http_fast_bytes_total");
+    const response = await fetch(`${at}${CLUSTER_PREFIX}/origin/spool/${id}`, {
+      headers: { ...headers, range: `bytes=0-${SPOOL_PIECE - 1}` },
+    });
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    assertEquals(response.status, 206);
+    assertEquals(response.headers.get("content-range"), `bytes 0-${SPOOL_PIECE - 1}/*`);
+    assert(sameBytes(bytes, body.subarray(0, SPOOL_PIECE)), "the spool piece");
+    assertEquals(await a.metric("packice_http_fast_bytes_total") - before, fast);
+  }
+  await a.signal("SIGKILL");
+  assert((await leading) instanceof Error, "a's client saw its daemon go");
+});
 
 /**
  * A holder of `bytes` (object `id`) behind a server with a native GET

@@ -46,6 +46,8 @@ import { notInYet, type PartialHolder, type RelayedPieces, type RelaySink } from
 const encoder = new TextEncoder();
 /** The request header with the listener's secret: the request came through it. */
 const OFFER_HEADER = "packice-native-offer";
+/** A ticket's answer (`pk_hg_ticket`): 200, 206, or 206 whose `Content-Range` total is `*`. */
+const WHOLE = 0, PARTIAL = 1, PARTIAL_OPEN = 2;
 /** The response header naming a ticket, which the listener takes out. */
 const TICKET_HEADER = "packice-ticket";
 /**
@@ -346,13 +348,15 @@ export class NativeGet implements RelaySink {
    * ({@link NativeGet.handedOver}), and keep the memfd's bytes as they are
    * until `done` settles.
    *
+   * @param size The file's length; undefined while unknown (a body still
+   *   arriving), when a 206's `Content-Range` gives its total as `*`.
    * @param headers The answer's headers; `content-length` and `content-range` are the listener's.
    * @param partial Whether the answer is 206 with a `Content-Range`, else 200.
    * @returns Undefined when the listener cannot take it (out of fds or memory): answer as usual.
    */
   ticket(
     fd: number,
-    size: number,
+    size: number | undefined,
     { start, end }: { start: number; end: number },
     partial: boolean,
     headers: Record<string, string>,
@@ -367,10 +371,10 @@ export class NativeGet implements RelaySink {
     const result = this.#native.symbols.pk_hg_ticket(
       this.#handle,
       fd,
-      BigInt(size),
+      BigInt(size ?? end),
       BigInt(start),
       BigInt(end),
-      partial ? 1 : 0,
+      partial ? (size === undefined ? PARTIAL_OPEN : PARTIAL) : WHOLE,
       lines,
       lines.length,
       out,

@@ -15,14 +15,15 @@ export interface RouteContext {
   readonly uploads: RouteUploads;
   /**
    * Bytes `start` to `end` (exclusive) of the file `fd` (`size` bytes long,
-   * and never shorter while sent) as a 206 answer's body sent by the
+   * and never shorter while sent; undefined while its length is unknown,
+   * when the `Content-Range` total is `*`) as a 206 answer's body sent by the
    * server's native GET listener, when the request came through it: the
    * answer to return, and what settles once the bytes are out (true) or
    * were never claimed (false). Undefined to answer as usual.
    */
   readonly sendFile: (
     fd: number,
-    size: number,
+    size: number | undefined,
     range: { readonly start: number; readonly end: number },
     headers: Record<string, string>,
   ) => { response: Response; done: Promise<boolean> } | undefined;

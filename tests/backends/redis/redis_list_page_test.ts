@@ -339,7 +339,7 @@ Deno.test(
     });
 
     await t.step(
-      "a cursor of the version before is taken, one of other shards refused",
+      "a cursor of a version before is taken, one of other shards or of another namespace refused",
       async () => {
         const target = { url: cluster.url, namespace: "old" };
         await using a = new MemoryPeer({ leases: await store(target, "a"), node: "a" });
@@ -356,6 +356,27 @@ Deno.test(
           const error = await assertRejects(() => a.listPage({ after }), InvalidArgumentError);
           assertEquals(error.code, "INVALID_ARGUMENT");
         }
+        // A cursor of a peer of another namespace with as many shards: its check tells.
+        await using other = new MemoryPeer({
+          leases: await store({ url: cluster.url, namespace: "other" }, "a"),
+          node: "a",
+        });
+        await new Client(other).put("x");
+        await new Client(other).put("y");
+        const foreign = (await other.listPage({ limit: 1 })).next!;
+        assert(/~1s[.0-9a-z]*_[0-9a-z]{4}:/.test(foreign), foreign);
+        const error = await assertRejects(
+          () => a.listPage({ after: foreign }),
+          InvalidArgumentError,
+        );
+        assertEquals(error.code, "INVALID_ARGUMENT");
+        assert(error.message.includes("another namespace than old"), error.message);
+        assert(error.message.includes("list from the start"), error.message);
+        // One made before cursors had a check is taken, as it was.
+        const unchecked = first.next!.replace(/_[0-9a-z]+:/, ":");
+        assert(unchecked !== first.next, unchecked);
+        const after = await pageAll(a, 100, undefined, unchecked);
+        assertEquals([...ids(first.objects), ...ids(after)].toSorted(), put.toSorted());
         // A cursor of the cluster on a single Redis.
         await using redis = await startRedis();
         await using single = new MemoryPeer({

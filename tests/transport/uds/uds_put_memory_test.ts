@@ -16,6 +16,7 @@ import {
 } from "../../../transport/uds/open_frame.ts";
 import { encodePutFrame } from "../../helpers/uds_frames.ts";
 import { RawConnection } from "../../helpers/uds_raw.ts";
+import { joinFrames, openFastPath } from "../../helpers/fast_path.ts";
 import { openNative } from "../../helpers/native.ts";
 import { pattern } from "../../helpers/pattern.ts";
 import { servePeer } from "../../helpers/served_peer.ts";
@@ -132,104 +133,54 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     const symbols = native!.symbols;
-    const dir = await Deno.makeTempDir({ prefix: "packice-put-memory-" });
-    const path = new TextEncoder().encode(`${dir}/s.sock\0`);
-    const listener = symbols.pk_uds_listen(path, 4);
-    assert(listener >= 0);
-    const client = symbols.pk_uds_connect(path);
-    assert(client >= 0);
-    const server = symbols.pk_accept(listener);
-    assert(server >= 0);
-    const out = new BigUint64Array(1);
-    assertEquals(symbols.pk_fp_create(out), 0);
-    const table = Deno.UnsafePointer.create(out[0]!)!;
+    await using fast = await openFastPath(symbols, 1, "packice-put-memory-");
+    const { table, figures } = fast;
+    const pair = fast.pairs[0]!;
     assertEquals(symbols.pk_fp_budget(table, 64 * 1024 * 1024, 0, 0), 0);
-    assertEquals(symbols.pk_fp_conn_open(table, server, out), 0);
-    const conn = Deno.UnsafePointer.create(out[0]!)!;
     const memory = new Float64Array(5);
     const read = () => {
       symbols.pk_fp_put_memory(table, memory);
       return [...memory];
     };
-    const buffer = new Uint8Array(256 * 1024);
-    const fds = new Int32Array(253);
-    const count = new Int32Array(1);
-    const flags = new Int32Array(1);
-    const spill = new Uint8Array(64 * 1024);
-    const spillFds = new Int32Array(253);
-    const figures = new Float64Array(14);
-    const records = new Uint8Array(56 * 64);
     /** Sends `n` plain PUTs of 4 KiB, has C answer them, and returns the slots C took. */
     const put = (n: number) => {
-      const frames = Array.from(
-        { length: n },
-        (_, i) => encodePutFrame(i + 1, {}, [pattern(4096, i)], 4096),
+      const message = joinFrames(
+        ...Array.from({ length: n }, (_, i) => encodePutFrame(i + 1, {}, [pattern(4096, i)], 4096)),
       );
-      const message = new Uint8Array(frames.reduce((sum, f) => sum + f.length, 0));
-      let at = 0;
-      for (const frame of frames) {
-        message.set(frame, at);
-        at += frame.length;
-      }
-      assertEquals(Number(symbols.pk_sendmsg(client, message, BigInt(at), null, 0)), at);
-      const got = Number(symbols.pk_fp_recv(
-        conn,
-        buffer,
-        BigInt(buffer.length),
-        fds,
-        253,
-        count,
-        flags,
-        Date.now(),
-        spill,
-        spillFds,
-        figures,
-      ));
+      const at = message.length;
+      fast.send(pair.client, message);
+      const got = fast.recv(pair);
       assertEquals(got, at);
       assertEquals(figures[9], n);
       assertEquals(figures[0], 0); // nothing left to JS
-      const taken = symbols.pk_fp_take_puts(table, records, 64);
-      assertEquals(taken, n);
-      const view = new DataView(records.buffer);
-      return Array.from({ length: n }, (_, i) => view.getUint32(i * 56, true));
+      const slots = fast.takePuts();
+      assertEquals(slots.length, n);
+      return slots;
     };
-    try {
-      const slots = put(8);
-      // Replies read, so the socket has room.
-      assert(
-        Number(symbols.pk_recvmsg(client, buffer, BigInt(buffer.length), fds, 253, count, flags)) >
-          0,
-      );
-      const ready = await until(read, (m) => m[1] === SPARES * REGION);
-      assertEquals(ready, [REGION, SPARES * REGION, 8 * (4096 + 64), SPARES, 1]);
-      // Every object gone: the trim unmaps the region and the spares.
-      for (const slot of slots) {
-        symbols.pk_fp_remove(table, slot);
-        assertEquals(symbols.pk_fp_unhold(table, slot), 1);
-      }
-      assertEquals(symbols.pk_fp_trim(table), 1);
-      assertEquals(read(), [0, 0, 0, SPARES, 1]);
-      // The thread readies none while no put comes.
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      assertEquals(read().slice(0, 2), [0, 0]);
-      // A put takes a region again (on the receive: none is ready), and spares follow.
-      const again = put(1);
-      const resumed = await until(read, (m) => m[1] === SPARES * REGION);
-      assertEquals(resumed, [REGION, SPARES * REGION, 4096 + 64, 2 * SPARES, 2]);
-      // With objects left, a trim gives back only the spares.
-      assertEquals(symbols.pk_fp_trim(table), 0);
-      assertEquals(read().slice(0, 3), [REGION, 0, 4096 + 64]);
-      symbols.pk_fp_remove(table, again[0]!);
-      symbols.pk_fp_unhold(table, again[0]!);
-    } finally {
-      symbols.pk_fp_conn_close(conn);
-      // Joins the thread and frees the table (no object is held).
-      symbols.pk_fp_close(table);
-      symbols.pk_close(client);
-      symbols.pk_close(server);
-      symbols.pk_close(listener);
-      await Deno.remove(dir, { recursive: true });
+    const slots = put(8);
+    // Replies read, so the socket has room.
+    assert(fast.replies(pair.client) > 0);
+    const ready = await until(read, (m) => m[1] === SPARES * REGION);
+    assertEquals(ready, [REGION, SPARES * REGION, 8 * (4096 + 64), SPARES, 1]);
+    // Every object gone: the trim unmaps the region and the spares.
+    for (const slot of slots) {
+      symbols.pk_fp_remove(table, slot);
+      assertEquals(symbols.pk_fp_unhold(table, slot), 1);
     }
+    assertEquals(symbols.pk_fp_trim(table), 1);
+    assertEquals(read(), [0, 0, 0, SPARES, 1]);
+    // The thread readies none while no put comes.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assertEquals(read().slice(0, 2), [0, 0]);
+    // A put takes a region again (on the receive: none is ready), and spares follow.
+    const again = put(1);
+    const resumed = await until(read, (m) => m[1] === SPARES * REGION);
+    assertEquals(resumed, [REGION, SPARES * REGION, 4096 + 64, 2 * SPARES, 2]);
+    // With objects left, a trim gives back only the spares.
+    assertEquals(symbols.pk_fp_trim(table), 0);
+    assertEquals(read().slice(0, 3), [REGION, 0, 4096 + 64]);
+    symbols.pk_fp_remove(table, again[0]!);
+    symbols.pk_fp_unhold(table, again[0]!);
   },
 });
 
@@ -305,16 +256,12 @@ Deno.test({
     // Sixteen clients send 20 PUTs each in one message and go at once, replies unread.
     for (let c = 0; c < 16; c++) {
       const raw = new RawConnection(daemon.path);
-      const frames = Array.from(
-        { length: 20 },
-        (_, i) => encodePutFrame(i + 1, {}, [pattern(4096, c * 100 + i)], 4096),
+      const message = joinFrames(
+        ...Array.from(
+          { length: 20 },
+          (_, i) => encodePutFrame(i + 1, {}, [pattern(4096, c * 100 + i)], 4096),
+        ),
       );
-      const message = new Uint8Array(frames.reduce((sum, frame) => sum + frame.length, 0));
-      let at = 0;
-      for (const frame of frames) {
-        message.set(frame, at);
-        at += frame.length;
-      }
       assertEquals(raw.sendRaw(message), message.length);
       raw[Symbol.dispose]();
     }

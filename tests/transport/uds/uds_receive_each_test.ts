@@ -5,28 +5,16 @@
  * stops at the first message with frames left to JS, handing it over as
  * `pk_fp_recv` would; the server's JS sees every request exactly once.
  */
-import { assert, assertEquals } from "../../helpers/assert.ts";
+import { assertEquals } from "../../helpers/assert.ts";
 import { Client, MemoryPeer, UdsPeer } from "../../../mod.ts";
 import { HEADER_SIZE, Op, peekHeader } from "../../../transport/uds/protocol.ts";
 import { encodePutFrame, encodeTextFrame } from "../../helpers/uds_frames.ts";
+import { joinFrames as message, openFastPath } from "../../helpers/fast_path.ts";
 import { openNative } from "../../helpers/native.ts";
 import { pattern } from "../../helpers/pattern.ts";
 import { servePeer } from "../../helpers/served_peer.ts";
 
 const native = openNative();
-/** Figures `pk_fp_recv_each` writes. */
-const FIGURES = 17;
-
-/** Joins frames into one message. */
-function message(...frames: Uint8Array[]): Uint8Array {
-  const bytes = new Uint8Array(frames.reduce((sum, frame) => sum + frame.length, 0));
-  let at = 0;
-  for (const frame of frames) {
-    bytes.set(frame, at);
-    at += frame.length;
-  }
-  return bytes;
-}
 
 Deno.test({
   name:
@@ -34,56 +22,12 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     const symbols = native!.symbols;
-    const dir = await Deno.makeTempDir({ prefix: "packice-recv-each-" });
-    const path = new TextEncoder().encode(`${dir}/s.sock\0`);
-    const listener = symbols.pk_uds_listen(path, 8);
-    assert(listener >= 0);
-    const out = new BigUint64Array(1);
-    assertEquals(symbols.pk_fp_create(out), 0);
-    const table = Deno.UnsafePointer.create(out[0]!)!;
-    const pairs = Array.from({ length: 4 }, () => {
-      const client = symbols.pk_uds_connect(path);
-      const server = symbols.pk_accept(listener);
-      assert(client >= 0 && server >= 0);
-      assertEquals(symbols.pk_fp_conn_open(table, server, out), 0);
-      return { client, server, conn: Deno.UnsafePointer.create(out[0]!)!, address: out[0]! };
-    });
-    const buffer = new Uint8Array(256 * 1024);
-    const fds = new Int32Array(253);
-    const count = new Int32Array(1);
-    const flags = new Int32Array(1);
-    const spill = new Uint8Array(64 * 1024);
-    const spillFds = new Int32Array(253);
-    const figures = new Float64Array(FIGURES);
-    const records = new Uint8Array(56 * 64);
-    const conns = new BigUint64Array(4);
-    const send = (client: number, bytes: Uint8Array) =>
-      assertEquals(
-        Number(symbols.pk_sendmsg(client, bytes, BigInt(bytes.length), null, 0)),
-        bytes.length,
-      );
-    const each = (members: number[]) => {
-      members.forEach((member, i) => conns[i] = pairs[member]!.address);
-      return symbols.pk_fp_recv_each(
-        conns,
-        members.length,
-        buffer,
-        BigInt(buffer.length),
-        fds,
-        253,
-        count,
-        flags,
-        Date.now(),
-        spill,
-        spillFds,
-        figures,
-      );
-    };
+    await using fast = await openFastPath(symbols, 4, "packice-recv-each-");
+    const { pairs, table, buffer, figures } = fast;
+    const each = fast.recvEach;
     /** The ops of the reply frames waiting on a client's socket, in one message. */
     const replies = (client: number) => {
-      const got = Number(
-        symbols.pk_recvmsg(client, buffer, BigInt(buffer.length), fds, 253, count, flags),
-      );
+      const got = fast.replies(client);
       const ops: number[] = [];
       for (let at = 0; at < got;) {
         const header = peekHeader(buffer.subarray(at, got));
@@ -94,20 +38,19 @@ Deno.test({
     };
     const slots: number[] = [];
     const take = () => {
-      const taken = symbols.pk_fp_take_puts(table, records, 64);
-      const view = new DataView(records.buffer);
-      for (let i = 0; i < taken; i++) slots.push(view.getUint32(i * 56, true));
-      return taken;
+      const taken = fast.takePuts();
+      slots.push(...taken);
+      return taken.length;
     };
     try {
       assertEquals(symbols.pk_fp_budget(table, 64 * 1024 * 1024, 0, 0), 0);
       const put = (id: number) => encodePutFrame(id, {}, [pattern(4096, id)], 4096);
       const stat = encodeTextFrame(Op.STAT, 9, 0, "some-object");
       const first = message(put(1));
-      send(pairs[0]!.client, first);
+      fast.send(pairs[0]!.client, first);
       // pairs[1] sends nothing: its receive finds none, and the call goes on.
-      send(pairs[2]!.client, message(put(2), stat));
-      send(pairs[3]!.client, message(put(3)));
+      fast.send(pairs[2]!.client, message(put(2), stat));
+      fast.send(pairs[3]!.client, message(put(3)));
       // Through the first three: the third's STAT is JS's, its PUT answered here.
       assertEquals(each([0, 1, 2, 3]), 3);
       assertEquals(figures[9], 2);
@@ -126,8 +69,8 @@ Deno.test({
       assertEquals(replies(pairs[3]!.client), [Op.PUT]);
       // Room for puts running low: back to JS after the first connection, to lend more.
       assertEquals(symbols.pk_fp_budget(table, 1024 * 1024 + 2000, 0, 0), 0);
-      send(pairs[0]!.client, message(put(4)));
-      send(pairs[1]!.client, message(put(5)));
+      fast.send(pairs[0]!.client, message(put(4)));
+      fast.send(pairs[1]!.client, message(put(5)));
       assertEquals(each([0, 1]), 1);
       assertEquals([figures[9], figures[16]], [1, 0]);
       assertEquals(symbols.pk_fp_budget(table, 64 * 1024 * 1024, 0, 0), 0);
@@ -135,7 +78,7 @@ Deno.test({
       assertEquals(figures[9], 1);
       assertEquals(take(), 2);
       // A connection whose peer has gone: its end is JS's.
-      symbols.pk_close(pairs[3]!.client);
+      fast.closeClient(pairs[3]!);
       assertEquals(each([3]), 1);
       assertEquals([figures[16], figures[15]], [1, 0]);
     } finally {
@@ -143,14 +86,6 @@ Deno.test({
         symbols.pk_fp_remove(table, slot);
         symbols.pk_fp_unhold(table, slot);
       }
-      for (const { client, server, conn } of pairs) {
-        symbols.pk_fp_conn_close(conn);
-        symbols.pk_close(client);
-        symbols.pk_close(server);
-      }
-      symbols.pk_fp_close(table);
-      symbols.pk_close(listener);
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });
