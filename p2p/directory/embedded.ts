@@ -494,11 +494,10 @@ export class EmbeddedDirectory implements Directory {
     this.#closed = true;
     this.#unsubscribe();
     this.#removalListeners.clear();
-    this.#watchers.close();
     this.#watched.clear();
     if (this.#pass !== undefined) this.#timers.clearTimeout(this.#pass);
     this.#abort.abort();
-    await Promise.allSettled([...this.#tasks]);
+    await Promise.allSettled([...this.#tasks, this.#watchers.close()]);
   }
 
   /** Closes, as {@link EmbeddedDirectory.close} does. */

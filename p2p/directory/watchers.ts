@@ -42,6 +42,8 @@ export class Watchers {
   readonly #queues = new Map<string, Queue>();
   #watches = 0;
   #closed = false;
+  /** The sending loops running. */
+  readonly #sending = new Set<Promise<void>>();
 
   /** @param push How changes reach a watcher. */
   constructor(push: PushChanges) {
@@ -116,9 +118,10 @@ export class Watchers {
     }
   }
 
-  /** Sends nothing more. */
-  close(): void {
+  /** Sends nothing more; settles once no push is on its way. */
+  async close(): Promise<void> {
     this.#closed = true;
+    await Promise.all(this.#sending);
   }
 
   /**
@@ -128,7 +131,9 @@ export class Watchers {
    */
   #send(node: string, queue: Queue): void {
     queue.sending = true;
-    queueMicrotask(async () => {
+    const sending = (async () => {
+      // After the changes of this turn joined it.
+      await Promise.resolve();
       while (queue.pending.size > 0 && !this.#closed) {
         const items: Array<{ id: string; change: HolderChange }> = [];
         for (const [id, changes] of queue.pending) {
@@ -139,6 +144,8 @@ export class Watchers {
       }
       queue.sending = false;
       if (queue.ids.size === 0 && this.#queues.get(node) === queue) this.#queues.delete(node);
-    });
+    })();
+    this.#sending.add(sending);
+    sending.finally(() => this.#sending.delete(sending));
   }
 }
