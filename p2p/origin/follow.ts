@@ -17,6 +17,7 @@ import type { OriginReply } from "../../transport/origin_fetch.ts";
 import { sleep } from "../../transport/rate_limit.ts";
 import type { ContentRecord, Holder } from "../directory.ts";
 import { Assembly } from "./assembly.ts";
+import { type HeldClaim, tryClaim } from "./claim.ts";
 import type { OriginCounts } from "./origin_counts.ts";
 import { ChangedBody, download, type OriginTrip, shown } from "./origin_download.ts";
 import { replyOf, sameVersion, validatorOf } from "./origin_meta.ts";
@@ -49,7 +50,7 @@ export interface FollowContext {
   readonly claimTtl: number;
   readonly log: (message: string) => void;
   /** Holds this daemon's claim of the id (won already), renewed until disposed, then let go. */
-  readonly hold: () => AsyncDisposable;
+  readonly hold: () => HeldClaim;
   /** Leads the download under the claim held, from the origin's answer `first`. */
   readonly lead: (first: Response) => Promise<OriginReply>;
   /** This fetch's own state across rounds. */
@@ -144,7 +145,7 @@ export async function follow(
   // Pieces of another version than the blob's are not filled in from the spool.
   const filling = spool?.meta !== undefined && sameVersion(spool.meta, meta) ? spool : undefined;
   let led = false;
-  let hold: AsyncDisposable | undefined;
+  let hold: HeldClaim | undefined;
   let record: ContentRecord;
   try {
     record = await store.assemble(id, size, meta, async (view, relay) => {
@@ -154,6 +155,8 @@ export async function follow(
         // What came while the body was spooled: from this daemon's own file.
         await filling?.fill(assembly, false);
         let current = leader;
+        // The other followers as a downloader last listed them: a pull that found it gone lists none.
+        let peers: readonly Holder[] = [];
         for (let round = 0; round < MAX_ROUNDS; round++) {
           const outcome = await pull(assembly, current, { ...pulling, meta });
           if ("digest" in outcome) {
@@ -169,15 +172,43 @@ export async function follow(
           }
           if ("changed" in outcome) throw new Superseded(outcome.changed);
           context.log(`The download of ${id} by ${current.node} ended: ${outcome.gone}`);
-          const holder = await cluster.directory.claim!(id, self, context.claimTtl);
-          if (holder.node !== self.node) {
-            current = holder;
+          if (outcome.peers.length > 0) peers = outcome.peers;
+          const holder = await tryClaim(cluster.directory, {
+            id,
+            self,
+            ttl: context.claimTtl,
+            log: context.log,
+          });
+          if (holder?.node !== self.node) {
+            current = holder ?? current;
             await sleep(50, trip.signal);
             continue;
           }
-          led = true;
           hold = context.hold();
-          return await takeOver(context, { assembly, meta, trip, peers: outcome.peers });
+          // A download that finished lets its claim go, and one slowed down may lose it: a
+          // follower granted the claim goes to the origin only when no other follower leads or
+          // led the download, and no member holds the object.
+          const next = await leading(id, peers, pulling);
+          if (next !== undefined || await sealedElsewhere(cluster, id, self)) {
+            await hold[Symbol.asyncDispose]();
+            hold = undefined;
+            if (next === undefined) throw new Superseded(`${id} is held by another member now`);
+            current = next;
+            continue;
+          }
+          led = true;
+          try {
+            const signal = AbortSignal.any([trip.signal, hold.lost]);
+            return await takeOver(context, { assembly, meta, trip: { ...trip, signal }, peers });
+          } catch (error) {
+            if (!hold.lost.aborted || trip.signal.aborted) throw error;
+            // Another daemon holds the claim now: its download is followed, into the pieces here.
+            tracker.end(id, { error: (error as Error).message });
+            led = false;
+            current = hold.holder ?? current;
+            await hold[Symbol.asyncDispose]();
+            hold = undefined;
+          }
         }
         throw new StoreUnavailableError(`Cannot fetch ${shown(trip.url)}: no download finished`);
       } finally {
@@ -198,6 +229,43 @@ export async function follow(
   }
   if (led) tracker.end(id, { digest: record.digest });
   return replyOf(id, meta);
+}
+
+/**
+ * The first of `peers` (other followers) that leads a download of `id`,
+ * under way or finished: this daemon follows it instead of downloading.
+ */
+async function leading(
+  id: string,
+  peers: readonly Holder[],
+  { transport, self, signal }: {
+    transport: ReadThroughCluster["transport"];
+    self: Holder;
+    signal: AbortSignal;
+  },
+): Promise<Holder | undefined> {
+  const answers = await Promise.all(peers.map(async (peer) => {
+    try {
+      const progress = parseProgress(
+        await transport.send(peer.address, "origin/progress", askJson(id, self), 2000, signal),
+      );
+      return progress.state === "none" || progress.state === "failed" ? undefined : peer;
+    } catch {
+      return undefined;
+    }
+  }));
+  const found = answers.find((peer) => peer !== undefined);
+  return found === undefined ? undefined : { node: found.node, address: found.address };
+}
+
+/** Whether a member other than `self` holds `id` sealed, as the directory says. */
+async function sealedElsewhere(
+  cluster: ReadThroughCluster,
+  id: string,
+  self: Holder,
+): Promise<boolean> {
+  const entry = await cluster.directory.lookup(id).catch(() => undefined);
+  return entry?.holders.some((holder) => holder.node !== self.node) ?? false;
 }
 
 /**

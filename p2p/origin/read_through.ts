@@ -8,6 +8,8 @@
  * downloader that dies stops renewing its claim; the claim expires (at
  * once, in the embedded directory, when membership declares it dead) and
  * one of the others takes over, resuming from the origin with `Range`.
+ * A downloader that loses its claim (see `claim.ts`) stops and follows the
+ * daemon that holds it now.
  *
  * @module
  */
@@ -19,6 +21,7 @@ import { sleep } from "../../transport/rate_limit.ts";
 import type { ClusterTransport } from "../cluster_transport.ts";
 import type { Directory, Holder } from "../directory.ts";
 import { Assembly } from "./assembly.ts";
+import { type HeldClaim, holdClaim, tryClaim } from "./claim.ts";
 import { type Flight, follow } from "./follow.ts";
 import { isFresh, shareable, validators } from "./freshness.ts";
 import { type OriginCounts, originCounts } from "./origin_counts.ts";
@@ -305,10 +308,26 @@ export class ReadThrough {
       return await this.#lead(id, trip, stale, reload, flight);
     }
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const holder = await cluster.directory.claim!(id, self, this.#claimTtl);
+      const holder = await tryClaim(cluster.directory, {
+        id,
+        self,
+        ttl: this.#claimTtl,
+        log: this.#log,
+      });
+      if (holder === undefined) {
+        await sleep(20 + Math.random() * 80, trip.signal);
+        continue;
+      }
       if (holder.node === self.node) {
-        await using _claim = this.#hold(id, self);
-        return await this.#lead(id, trip, stale, reload, flight);
+        await using claim = this.#hold(id, self);
+        try {
+          const signal = AbortSignal.any([trip.signal, claim.lost]);
+          return await this.#lead(id, { ...trip, signal }, stale, reload, flight);
+        } catch (error) {
+          if (!claim.lost.aborted || trip.signal.aborted) throw error;
+          // Another daemon downloads it now: this one follows it, in the next round.
+          continue;
+        }
       }
       const reply = await follow({
         store: this.#store,
@@ -331,19 +350,13 @@ export class ReadThrough {
   }
 
   /** Holds this daemon's claim of `id` (won already), renewing it; disposing lets it go. */
-  #hold(id: string, self: Holder): AsyncDisposable {
-    const directory = this.#cluster!.directory;
-    const timer = setInterval(() => {
-      directory.claim!(id, self, this.#claimTtl).then((holder) => {
-        if (holder.node !== self.node) this.#log(`Lost the claim of ${id} to ${holder.node}`);
-      }).catch(() => {});
-    }, this.#claimTtl / 3);
-    return {
-      [Symbol.asyncDispose]: async () => {
-        clearInterval(timer);
-        await directory.unclaim?.(id, self.node).catch(() => {});
-      },
-    };
+  #hold(id: string, self: Holder): HeldClaim {
+    return holdClaim(this.#cluster!.directory, {
+      id,
+      self,
+      ttl: this.#claimTtl,
+      log: this.#log,
+    });
   }
 
   /**

@@ -5,25 +5,33 @@
  * theirs, and the origin sends the body once more only by what was in flight
  * at the kill. With a body of no stated length (spooled) and with one of
  * known length; and with a body that changed meanwhile (another ETag), which
- * every daemon then takes whole, never a mix of both.
+ * every daemon then takes whole, never a mix of both. Daemons stopped
+ * (SIGSTOP) at the wrong moment, as a loaded host stalls them: a follower
+ * granted the claim after another took over and finished; a downloader
+ * stopped past its lease while another daemon claimed the download. Each
+ * time no download from the origin starts after the stall.
  *
  * The origin holds its first response after 13 MiB: the downloader has three
  * whole pieces of 4 MiB and one MiB of the fourth when it is killed, and the
  * followers have pulled those three pieces.
  */
-import { connect } from "../../mod.ts";
+import { connect, originId } from "../../mod.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { pattern, sameBytes } from "../helpers/cluster.ts";
+import { pattern, sameBytes, startClusterDaemon } from "../helpers/cluster.ts";
 import { eventually } from "../helpers/eventually.ts";
-import { type ClusterDaemon, converged, startCluster } from "./cluster_daemons.ts";
+import { owners } from "../../p2p/directory/rendezvous.ts";
+import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
+import { type ClusterDaemon, converged, startCluster, TOKEN } from "./cluster_daemons.ts";
 import { ETAG, startCountingOrigin } from "./counting_origin.ts";
 
 const SIZE = 32 << 20;
 const PAUSE = 13 << 20;
 /** What the followers hold at the kill: three whole pieces. */
 const HELD = 12 << 20;
+/** The pieces' size. */
+const PIECE = 4 << 20;
 
-async function fetchBody(daemon: ClusterDaemon, url: string) {
+async function fetchBody(daemon: { readonly socket: string }, url: string) {
   await using client = await connect(daemon.socket);
   const response = await client.fetch(url);
   return {
@@ -118,6 +126,51 @@ for (const chunked of [false, true]) {
   });
 }
 
+// The owners of the claim in the embedded directory (2 of 3 members). c, b: c takes over at
+// once, and b, granted the claim once c finished and let it go, must not resume again. b, a: the
+// stopped follower and the dead downloader, who cannot answer c's claim until the membership
+// calls them dead; c must try again meanwhile, not fail its fetch.
+for (const claimOwners of [["c", "b"], ["b", "a"]] as const) {
+  Deno.test(`the downloader killed while a follower is stopped, claim owners ${claimOwners}: the origin resumes once, the stopped follower pulls the rest from the taker`, async () => {
+    const body = pattern(SIZE, 89);
+    await using origin = startCountingOrigin({ body, pauseAt: PAUSE });
+    const url = ownedBy(origin.url, claimOwners);
+    await using cluster = await startCluster(["a", "b", "c"]);
+    await converged(cluster.daemons);
+    const [a, b, c] = cluster.daemons as [ClusterDaemon, ClusterDaemon, ClusterDaemon];
+    const first = fetchBody(a, url).catch((error) => error);
+    await origin.paused;
+    // Each settled: a failure shows as the one it is, not as a rejection no one awaited yet.
+    const [fromB, fromC] = [b, c].map((daemon) =>
+      fetchBody(daemon, url).then((result) => ({ result }), (error) => ({ error }))
+    );
+    await eventually(
+      async () => (await holdsPieces(b, url)) && (await holdsPieces(c, url)),
+      "b and c hold the pieces a holds",
+      { timeout: 15_000, interval: 20 },
+    );
+    // b learns of a's death only once c took the download over, finished it and let its
+    // claim go: b is then granted the claim, with the object sealed at c.
+    await b.signal("SIGSTOP");
+    try {
+      await a.signal("SIGKILL");
+      assert((await first) instanceof Error, "the killed daemon's client saw an error");
+      assertEveryBody([settled(await fromC!)], body);
+    } finally {
+      await b.signal("SIGCONT");
+    }
+    assertEveryBody([settled(await fromB!)], body);
+    const requests = JSON.stringify(origin.requests);
+    assertEquals(
+      origin.requests.map((request) => request.range),
+      [null, `bytes=${HELD}-`],
+      requests,
+    );
+    const pulled = await b.metric("packice_origin_peer_bytes_total");
+    assert(pulled <= SIZE, `b pulled ${pulled} bytes`);
+  });
+}
+
 Deno.test("the downloader of a chunked body with no validator killed: the taker asks the whole body again and checks what it held", async () => {
   const body = pattern(SIZE, 87);
   await using origin = startCountingOrigin({ body, chunked: true, etag: false, pauseAt: PAUSE });
@@ -163,6 +216,96 @@ Deno.test("the downloader of a chunked body killed while one follower holds less
   assertEquals(origin.requests.map((request) => request.range), [null, `bytes=${HELD}-`], requests);
   assert(origin.sent <= SIZE + atKill - HELD, `the origin sent ${origin.sent} bytes`);
 });
+
+for (const finished of [true, false]) {
+  const meanwhile = finished
+    ? "another daemon downloaded the body"
+    : "another daemon claimed it and still downloads";
+  Deno.test(
+    `a downloader stopped past its claim's lease while ${meanwhile}: it stops its own download and takes the other's (Redis)`,
+    redisTestOptions,
+    async () => {
+      const body = pattern(SIZE, finished ? 90 : 91);
+      // Only the first response pauses: a download that went on after its lease never ends.
+      // Unfinished: the second takes 2 s, over the end of the stop.
+      await using origin = startCountingOrigin({
+        body,
+        pauseAt: PAUSE,
+        ...(finished ? {} : { rate: SIZE / 2 }),
+      });
+      await using redis = await startRedis();
+      const dir = await Deno.makeTempDir({ prefix: "packice-lease-" });
+      try {
+        await using a = await startClusterDaemon(redis.url, dir, "a", "lease");
+        await using b = await startClusterDaemon(redis.url, dir, "b", "lease");
+        const fromA = fetchBody(a, origin.url).then(
+          (result) => ({ result }),
+          (error) => ({ error }),
+        );
+        await origin.paused;
+        Deno.kill(a.pid, "SIGSTOP");
+        let fromB;
+        try {
+          // a's claim (3 s, renewed every second) expires in Redis: b claims it and downloads.
+          await new Promise((resolve) => setTimeout(resolve, 3500));
+          fromB = fetchBody(b, origin.url);
+          if (finished) await fromB;
+          else {await eventually(() => origin.sent > SIZE / 4 + PAUSE, "b downloads", {
+              interval: 20,
+            });}
+        } finally {
+          Deno.kill(a.pid, "SIGCONT");
+        }
+        assertEveryBody([await fromB], body);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const outcome = await Promise.race([
+          fromA,
+          new Promise<{ error: unknown }>((resolve) => {
+            timer = setTimeout(
+              () => resolve({ error: new Error("a's fetch did not end") }),
+              10_000,
+            );
+          }),
+        ]).finally(() => clearTimeout(timer));
+        assertEveryBody([settled(outcome)], body);
+        const requests = JSON.stringify(origin.requests);
+        assertEquals(origin.requests.map((request) => request.range), [null, null], requests);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
+
+/** `url` with a query that makes `first` and `second` the owners of its claim, in that order. */
+function ownedBy(url: string, [first, second]: readonly [string, string]): string {
+  for (let i = 0;; i++) {
+    const candidate = `${url}?owners=${i}`;
+    const chosen = owners(originId(candidate), ["a", "b", "c"], 2);
+    if (chosen[0] === first && chosen[1] === second) return candidate;
+  }
+}
+
+/**
+ * Whether `daemon` holds the pieces of `url`'s object that the downloader
+ * held at its pause, verified: it serves their last bytes to another daemon.
+ */
+async function holdsPieces(daemon: ClusterDaemon, url: string): Promise<boolean> {
+  for (let end = PIECE; end <= HELD; end += PIECE) {
+    const response = await fetch(`${daemon.url}/v1/objects/${originId(url)}?local=1`, {
+      headers: { authorization: `Bearer ${TOKEN}`, range: `bytes=${end - 1}-${end - 1}` },
+    });
+    await response.body?.cancel();
+    if (response.status !== 206) return false;
+  }
+  return true;
+}
+
+/** The result of a fetch that settled, or its failure thrown. */
+function settled<T>(outcome: { result: T } | { error: unknown }): T {
+  if ("error" in outcome) throw outcome.error;
+  return outcome.result;
+}
 
 /** Every daemon answered 200 with exactly `body`. */
 function assertEveryBody(
