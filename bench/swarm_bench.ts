@@ -162,6 +162,7 @@ async function broadcast(rateText: string): Promise<void> {
         });
       }, RSS_SAMPLE_MS);
       const requestsBefore = await Promise.all(daemons.map(pieceRequests));
+      const callsBefore = await directoryCalls();
       const broadcastCpu = cpuNow(daemons, redis.pid);
       started = performance.now();
       const finishes = await Promise.all(
@@ -177,6 +178,7 @@ async function broadcast(rateText: string): Promise<void> {
       clearInterval(sampling);
       clearInterval(timing);
       const broadcastSpent = cpuSince(broadcastCpu);
+      const callsAfter = await directoryCalls();
       const requestsAfter = await Promise.all(daemons.map(pieceRequests));
       const served = (status: string) =>
         requestsAfter.map((after, i) => (after[status] ?? 0) - (requestsBefore[i]![status] ?? 0));
@@ -220,6 +222,20 @@ async function broadcast(rateText: string): Promise<void> {
         received_mib: served("fetched").slice(1).reduce((sum, bytes) => sum + bytes, 0) / (1 << 20),
         ratio: served("fetched").slice(1).reduce((sum, bytes) => sum + bytes, 0) /
           (RECEIVERS * SIZE),
+      });
+      // The directory's work in the broadcast: its calls (round trips), and of
+      // them the announces (one HGET each), the listings (an HGETALL each:
+      // lookups, and announces that answer with one), and the changes pushed.
+      report({
+        bench: "swarm_broadcast_directory",
+        object_mib: SIZE / (1 << 20),
+        cap_bytes_per_s: rate,
+        ...Object.fromEntries(
+          Object.entries(callsAfter).map(([name, calls]) => [
+            name,
+            calls - (callsBefore[name] ?? 0),
+          ]),
+        ),
       });
       // Where the CPU went: with the machine's idle share near 0, the run is
       // bound by CPUs, not by the capped links.
@@ -282,6 +298,19 @@ async function broadcast(rateText: string): Promise<void> {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** Redis's calls of the directory so far, from `INFO commandstats`. */
+async function directoryCalls(): Promise<Record<string, number>> {
+  const info = String(await redis.command("INFO", "commandstats"));
+  const calls = (command: string) =>
+    Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, "m").exec(info)?.[1] ?? 0);
+  return {
+    round_trips: calls("evalsha") + calls("eval"),
+    announces: calls("hget"),
+    listings: calls("hgetall"),
+    pushes: calls("spublish") + calls("publish"),
+  };
 }
 
 /**

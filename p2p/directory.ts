@@ -62,6 +62,32 @@ export interface AnnounceOptions {
    * removed while it was being fetched does not come back.
    */
   readonly existing?: boolean;
+  /**
+   * Also answer with the holders of the content as recorded just after this
+   * announce (this holder included), when the directory can say so in the
+   * same call: a transfer that announces its pieces needs no lookup after.
+   */
+  readonly listing?: boolean;
+}
+
+/**
+ * A change of one object's holders, pushed by the directory to a watcher:
+ * a holder announced (or announced again, with more pieces), a holder
+ * withdrawn, or the object removed (no holder left).
+ */
+export type HolderChange =
+  | { readonly kind: "announced"; readonly digest: string; readonly holder: Holder }
+  | { readonly kind: "withdrawn"; readonly node: string }
+  | { readonly kind: "removed" };
+
+/** A watch of one object's holders (see {@link Directory.watch}); disposing of it ends it. */
+export interface HolderWatch extends Disposable {
+  /**
+   * Whether changes reach the listener now: false until the directory has
+   * confirmed the watch, and again once its push connection is lost (until
+   * it is back). While false, a watcher looks holders up as it would without.
+   */
+  readonly live: boolean;
 }
 
 /** An object a holder must drop: removed cluster-wide while it held that content. */
@@ -79,7 +105,11 @@ export interface Removal {
  */
 export interface Directory extends AsyncDisposable {
   /** Records `holder` as holding `record`'s content; refuses a conflicting digest. */
-  announce(record: ContentRecord, holder: Holder, options?: AnnounceOptions): Promise<void>;
+  announce(
+    record: ContentRecord,
+    holder: Holder,
+    options?: AnnounceOptions,
+  ): Promise<readonly Holder[] | void>;
   /** Removes `node` as a holder of `id`; the entry goes when no holder is left. */
   withdraw(id: string, node: string): Promise<void>;
   /** The entry of `id`, or undefined when no one holds it. */
@@ -90,6 +120,14 @@ export interface Directory extends AsyncDisposable {
    * undefined when no entry of that content is recorded. Without it, {@link Directory.lookup}.
    */
   holders?(id: string, digest: string): Promise<readonly Holder[] | undefined>;
+  /**
+   * Optional: calls `listener` with each change of `id`'s holders from now
+   * on, pushed by the directory (no lookup), until the watch is disposed of.
+   * Changes may be lost (a connection drops): a watcher still looks holders
+   * up now and then. Without it, or while the watch is not
+   * {@link HolderWatch.live}, a watcher looks them up often.
+   */
+  watch?(id: string, listener: (change: HolderChange) => void): HolderWatch;
   /** Forgets `id` cluster-wide (a delete); holders learn of it and drop their copies. */
   remove(id: string): Promise<void>;
   /**

@@ -77,13 +77,28 @@ export interface TransferOptions {
 
 /** Where a transfer finds sources and reports the ones it gives up. */
 export interface Sources {
-  /** Holders to ask next: the transfer skips those it tried and those blocked. */
-  more(): Promise<readonly Holder[]>;
+  /**
+   * Holders to ask next: the transfer skips those it tried and those
+   * blocked. `stranded`: no source runs, so the directory itself is to be
+   * asked now (not a listing kept from its pushes, which may have missed one).
+   */
+  more(stranded?: boolean): Promise<readonly Holder[]>;
   /** A source given up: the transfer goes on without it. */
   failed(error: SourceError): void;
+  /**
+   * Optional: calls `announced` with each holder announced between two
+   * {@link Sources.more} (the directory pushed it): a source running takes
+   * its pieces at once, and a new holder makes the transfer ask for sources
+   * at once instead of at its next round.
+   */
+  onChange?(announced: (holder: Holder) => void): void;
 }
 
-/** How often the directory is asked again during a transfer: partial holders gain pieces. */
+/**
+ * How often the sources are asked again during a transfer: partial holders
+ * gain pieces. Each time a directory lookup when it pushes no changes
+ * (see `holder_listing.ts`); with pushes, a look at the listing they keep.
+ */
 const REFRESH_MS = 50;
 
 /** The pieces of one object arriving into a {@link Landing}, verified as they complete. */
@@ -187,14 +202,27 @@ export class Transfer {
     let waiting: Holder[] = [];
     const active = new Map<string, Source>();
     let looked = -Infinity;
+    /** A holder not running as a source was announced since the last {@link Sources.more}. */
+    let changed = false;
+    sources.onChange?.((holder) => {
+      const source = active.get(sourceKey(holder));
+      if (source !== undefined) return this.#update(source, holder.pieces);
+      if (!this.#fresh(holder)) return;
+      changed = true;
+      this.#wake?.();
+    });
     try {
       while (this.#picker.missing > 0 && signal?.aborted !== true && this.#broken === undefined) {
         const now = performance.now();
-        if ((running.size < maxSources && waiting.length === 0) || now - looked >= REFRESH_MS) {
+        if (
+          (running.size < maxSources && waiting.length === 0) || changed ||
+          now - looked >= REFRESH_MS
+        ) {
           looked = now;
+          changed = false;
           let listed: readonly Holder[];
           try {
-            listed = await sources.more();
+            listed = await sources.more(running.size === 0);
           } catch (error) {
             // The directory away (Redis down): the sources running go on.
             if (running.size === 0) throw error;
@@ -228,6 +256,7 @@ export class Transfer {
           this.#sources = running.size;
         }
         if (running.size === 0) break;
+        if (changed) continue;
         // Sources end when nothing is missing or when they fail; partial ones gain pieces.
         // One timer and one promise a round: no reaction left on every source's
         // promise, and no abort (nor its exception) to end the wait.

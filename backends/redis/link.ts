@@ -3,14 +3,19 @@
  * over one auto-pipelined {@link RespSocket}, or the seeds of a Redis Cluster
  * (`redis+cluster://host:port,host:port/`, `rediss+cluster://`) through
  * `@redis/client`, which follows the cluster's slots and redirections. Both
- * report an error reply as an {@link ErrorReply}.
+ * report an error reply as an {@link ErrorReply}. Subscriptions take a
+ * connection of their own ({@link pushLink}).
  *
  * @module
  */
 // @ts-types="./redis_client.d.ts"
-import { createCluster, ErrorReply as ClusterErrorReply } from "npm:@redis/client@6.3.1";
+import {
+  createCluster,
+  ErrorReply as ClusterErrorReply,
+  type RedisClusterOptions,
+} from "npm:@redis/client@6.3.1";
 import { InvalidArgumentError } from "../../core/errors.ts";
-import { ErrorReply } from "./resp.ts";
+import { ErrorReply, type RespValue } from "./resp.ts";
 import { type RespEndpoint, RespSocket } from "./resp_socket.ts";
 
 /** What a connection needs of a client, a standalone one or a cluster. */
@@ -155,25 +160,7 @@ export function link(url: string, lost: (cause: unknown) => void): Link {
       preload: true,
     };
   }
-  const tls = parsed.protocol === "rediss+cluster:";
-  const seeds = url.replace(/^[a-z+]+:\/\/(?:[^@/]*@)?/, "").split("/")[0]!.split(",");
-  const cluster = createCluster({
-    rootNodes: seeds.map((seed) => ({ url: `${tls ? "rediss" : "redis"}://${seed}` })),
-    defaults: {
-      ...(parsed.username === "" ? {} : { username: decodeURIComponent(parsed.username) }),
-      ...(parsed.password === "" ? {} : { password: decodeURIComponent(parsed.password) }),
-      disableOfflineQueue: true,
-      socket: { reconnectStrategy: false, ...(tls ? { tls: true } : {}) },
-    },
-    // RESP2: this client decodes it several times faster than RESP3 for the
-    // small array replies the scripts give (measured: 100k/s against 24-70k/s).
-    RESP: 2,
-    disableOfflineQueue: true,
-    // No timeout per command: each would cost an AbortSignal and its timer (a
-    // third of the CPU of a call, measured); the connection's watchdog times
-    // calls out instead.
-    commandOptions: { timeout: 0 },
-  });
+  const cluster = createCluster(clusterOptions(url, parsed));
   // A node's connection that fails stays closed (no reconnection inside the
   // client): the whole cluster connection counts as lost, and is made again.
   cluster.on("error", () => {});
@@ -192,6 +179,120 @@ export function link(url: string, lost: (cause: unknown) => void): Link {
       cluster.sendCommand(keys[0], false, [command, body, String(keys.length), ...keys, ...args])
         .catch((error) => Promise.reject(asErrorReply(error))),
     preload: false,
+  };
+}
+
+/** Subscriptions to channels over a connection of their own (see `subscriber.ts`). */
+export interface PushLink {
+  /** Subscribes `channel`; settles once Redis confirmed it. */
+  subscribe(channel: string): Promise<void>;
+  /** Unsubscribes `channel`. */
+  unsubscribe(channel: string): Promise<void>;
+  /** Closes the connection now. */
+  destroy(): void;
+}
+
+/**
+ * Opens a {@link PushLink} to the Redis of a URL: on a standalone Redis one
+ * socket, `SSUBSCRIBE` (or `SUBSCRIBE` on a Redis before 7, which does not
+ * know it); on a cluster, the client's sharded subscriptions, each on the
+ * master of its channel's slot.
+ *
+ * @param deliver Given each message published on a channel subscribed.
+ * @param lost Told once when the connection fails or Redis closes it.
+ */
+export async function pushLink(
+  url: string,
+  deliver: (channel: string, payload: string) => void,
+  lost: (cause: unknown) => void,
+): Promise<PushLink> {
+  const parsed = parseUrl(url);
+  if (!isClusterUrl(url)) {
+    let mine: RespSocket | undefined;
+    const onPush = (message: RespValue[]) => {
+      if (typeof message[1] === "string" && typeof message[2] === "string") {
+        deliver(message[1], message[2]);
+      }
+    };
+    const socket = await RespSocket.open(
+      endpointOf(parsed),
+      lost,
+      (opened) => mine = opened,
+      onPush,
+    )
+      .catch((error) => {
+        mine?.destroy();
+        throw error;
+      });
+    let sharded = true;
+    return {
+      subscribe: async (channel) => {
+        try {
+          await socket.send([sharded ? "SSUBSCRIBE" : "SUBSCRIBE", channel]);
+        } catch (error) {
+          const old = error instanceof ErrorReply && /unknown command/i.test(error.message);
+          if (!sharded || !old) throw error;
+          // A Redis before 7: plain channels, which the scripts publish on there too.
+          sharded = false;
+          await socket.send(["SUBSCRIBE", channel]);
+        }
+      },
+      unsubscribe: async (channel) => {
+        await socket.send([sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", channel]);
+      },
+      destroy: () => socket.destroy(),
+    };
+  }
+  const cluster = createCluster(clusterOptions(url, parsed));
+  let gone = false;
+  const once = (cause: unknown) => {
+    if (gone) return;
+    gone = true;
+    lost(cause);
+  };
+  cluster.on("error", () => {});
+  cluster.on("node-error", once);
+  cluster.on("node-disconnect", () => once("a cluster node disconnected"));
+  try {
+    await cluster.connect();
+  } catch (error) {
+    gone = true;
+    cluster.destroy();
+    throw asErrorReply(error);
+  }
+  const listener = (message: string, channel: string) => deliver(channel, message);
+  return {
+    subscribe: (channel) =>
+      cluster.sSubscribe(channel, listener).catch((error) => Promise.reject(asErrorReply(error))),
+    unsubscribe: (channel) =>
+      cluster.sUnsubscribe(channel, listener).catch((error) => Promise.reject(asErrorReply(error))),
+    destroy: () => {
+      gone = true;
+      cluster.destroy();
+    },
+  };
+}
+
+/** The options of a cluster client of `url`: its seeds, credentials and TLS. */
+function clusterOptions(url: string, parsed: URL): RedisClusterOptions {
+  const tls = parsed.protocol === "rediss+cluster:";
+  const seeds = url.replace(/^[a-z+]+:\/\/(?:[^@/]*@)?/, "").split("/")[0]!.split(",");
+  return {
+    rootNodes: seeds.map((seed) => ({ url: `${tls ? "rediss" : "redis"}://${seed}` })),
+    defaults: {
+      ...(parsed.username === "" ? {} : { username: decodeURIComponent(parsed.username) }),
+      ...(parsed.password === "" ? {} : { password: decodeURIComponent(parsed.password) }),
+      disableOfflineQueue: true,
+      socket: { reconnectStrategy: false, ...(tls ? { tls: true } : {}) },
+    },
+    // RESP2: this client decodes it several times faster than RESP3 for the
+    // small array replies the scripts give (measured: 100k/s against 24-70k/s).
+    RESP: 2,
+    disableOfflineQueue: true,
+    // No timeout per command: each would cost an AbortSignal and its timer (a
+    // third of the CPU of a call, measured); the connection's watchdog times
+    // calls out instead.
+    commandOptions: { timeout: 0 },
   };
 }
 

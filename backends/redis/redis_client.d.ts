@@ -33,6 +33,13 @@ export interface RedisCluster {
     isReadonly: boolean | undefined,
     args: readonly string[],
   ): Promise<unknown>;
+  /** Subscribes a sharded channel on the master of its slot; settles once confirmed. */
+  sSubscribe(channel: string, listener: (message: string, channel: string) => void): Promise<void>;
+  /** Unsubscribes the listener of a sharded channel. */
+  sUnsubscribe(
+    channel: string,
+    listener: (message: string, channel: string) => void,
+  ): Promise<void>;
 }
 
 /** Makes a client of a cluster from its seed nodes; it connects on `connect()`. */

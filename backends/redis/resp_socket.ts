@@ -35,6 +35,8 @@ interface Waiter {
 export class RespSocket {
   readonly #conn: Deno.Conn;
   readonly #onLost: (cause: unknown) => void;
+  /** Where published messages go on a subscribed socket; undefined on others. */
+  readonly #onPush: ((message: RespValue[]) => void) | undefined;
   /** Commands issued since the last write began. */
   #next = new CommandBuffer();
   /** Commands being written. */
@@ -49,9 +51,14 @@ export class RespSocket {
   #drained: (() => void) | undefined;
   readonly #reading: Promise<void>;
 
-  private constructor(conn: Deno.Conn, onLost: (cause: unknown) => void) {
+  private constructor(
+    conn: Deno.Conn,
+    onLost: (cause: unknown) => void,
+    onPush: ((message: RespValue[]) => void) | undefined,
+  ) {
     this.#conn = conn;
     this.#onLost = onLost;
+    this.#onPush = onPush;
     this.#reading = this.#read();
   }
 
@@ -62,19 +69,23 @@ export class RespSocket {
    * @param onLost Told once when the connection fails or Redis closes it.
    * @param opened Given the socket as soon as it exists, so that a caller can destroy it
    *   while it logs in.
+   * @param onPush Given each message published on a channel it subscribed
+   *   to (`message` and `smessage` arrays, which answer no command): only a
+   *   socket that subscribes passes one.
    * @throws {ErrorReply} When Redis refuses the credentials or the database.
    */
   static async open(
     endpoint: RespEndpoint,
     onLost: (cause: unknown) => void,
     opened: (socket: RespSocket) => void,
+    onPush?: (message: RespValue[]) => void,
   ): Promise<RespSocket> {
     const { hostname, port } = endpoint;
     const conn = endpoint.tls
       ? await Deno.connectTls({ hostname, port })
       : await Deno.connect({ hostname, port });
     if (!endpoint.tls) (conn as Deno.TcpConn).setNoDelay(true);
-    const socket = new RespSocket(conn, onLost);
+    const socket = new RespSocket(conn, onLost, onPush);
     opened(socket);
     try {
       const login: Promise<RespValue>[] = [];
@@ -197,6 +208,12 @@ export class RespSocket {
   }
 
   #settle(reply: RespValue): void {
+    if (
+      this.#onPush !== undefined && Array.isArray(reply) &&
+      (reply[0] === "smessage" || reply[0] === "message")
+    ) {
+      return this.#onPush(reply);
+    }
     const waiter = this.#waiting[this.#head];
     if (waiter === undefined) throw new Error("Redis sent a reply no command waits for");
     this.#waiting[this.#head++] = undefined!;

@@ -29,20 +29,25 @@ import type {
   Directory,
   DirectoryEntry,
   Holder,
+  HolderChange,
+  HolderWatch,
   Removal,
 } from "../directory.ts";
 import type { Member, Members } from "../members.ts";
 import { systemTimers, type TimerHandle, type Timers } from "../membership/timers.ts";
 import { ClaimStore } from "./claim_store.ts";
 import { EntryStore } from "./entry_store.ts";
+import { type Watcher, Watchers } from "./watchers.ts";
 import { owners, weight } from "./rendezvous.ts";
 import {
   type AnnounceItem,
   type AnnounceStatus,
+  changeJson,
   entryJson,
   holderJson,
   MAX_BATCH,
   parseAnnounce,
+  parseChanged,
   parseClaim,
   parseEntry,
   parseHolder,
@@ -50,6 +55,8 @@ import {
   parseRecord,
   parseStatuses,
   parseUnclaim,
+  parseUnwatch,
+  parseWatch,
   parseWithdraw,
   recordJson,
 } from "./wire.ts";
@@ -57,6 +64,9 @@ import { object } from "../membership/messages.ts";
 
 /** Milliseconds a lookup waits for the other owners once one has answered with an entry. */
 export const LOOKUP_GRACE = 50;
+
+/** Milliseconds before owners that took no watch of an object are asked again. */
+const REGISTER_RETRY_MS = 5000;
 
 /** Options of {@link EmbeddedDirectory}. */
 export interface EmbeddedDirectoryOptions {
@@ -86,6 +96,19 @@ export interface EmbeddedDirectoryStats {
   readonly held: number;
   /** Entries announced again after membership changes. */
   readonly reannounced: number;
+  /** Watches of other members' (and its own) this member keeps as an owner. */
+  readonly watches: number;
+}
+
+/** This member's watch of one object's holders, shared by its listeners. */
+interface Watched {
+  readonly listeners: Set<(change: HolderChange) => void>;
+  /** The owner that took the watch, while it is one. */
+  owner: string | undefined;
+  /** A registration under way. */
+  registering: boolean;
+  /** When no owner took it last, not asked again before (`performance.now()`). */
+  retryAt: number;
 }
 
 interface Held {
@@ -119,6 +142,10 @@ export class EmbeddedDirectory implements Directory {
   readonly #log: (message: string) => void;
   readonly #store: EntryStore;
   readonly #claims: ClaimStore;
+  /** As an owner: who watches which entry. */
+  readonly #watchers: Watchers;
+  /** As a watcher: the objects watched here, by id. */
+  readonly #watched = new Map<string, Watched>();
   readonly #held = new Map<string, Held>();
   readonly #abort = new AbortController();
   readonly #tasks = new Set<Promise<unknown>>();
@@ -150,17 +177,23 @@ export class EmbeddedDirectory implements Directory {
     this.#log = options.log ?? (() => {});
     this.#store = new EntryStore(this.#timers, options.tombstoneTtl ?? 60_000);
     this.#claims = new ClaimStore(this.#timers);
+    this.#watchers = new Watchers((watcher, items) => this.#pushTo(watcher, items));
     this.#unsubscribe = this.#members.onChange((member) => this.#changed(member));
   }
 
   /** Counts of entries kept and objects held. */
   stats(): EmbeddedDirectoryStats {
-    return { entries: this.#store.size, held: this.#held.size, reannounced: this.#reannounced };
+    return {
+      entries: this.#store.size,
+      held: this.#held.size,
+      reannounced: this.#reannounced,
+      watches: this.#watchers.size,
+    };
   }
 
-  /** Prometheus text: entries kept as an owner, objects held, entries announced again. */
+  /** Prometheus text: entries kept as an owner, objects held, entries announced again, watches. */
   metricsText(): string {
-    const { entries, held, reannounced } = this.stats();
+    const { entries, held, reannounced, watches } = this.stats();
     return [
       "# HELP packice_cluster_directory_entries Directory entries this daemon keeps as an owner.",
       "# TYPE packice_cluster_directory_entries gauge",
@@ -171,6 +204,9 @@ export class EmbeddedDirectory implements Directory {
       "# HELP packice_cluster_directory_reannounced_total Entries announced again after membership changes.",
       "# TYPE packice_cluster_directory_reannounced_total counter",
       `packice_cluster_directory_reannounced_total ${reannounced}`,
+      "# HELP packice_cluster_directory_watches Watches of entries this daemon owns: members pushed their changes.",
+      "# TYPE packice_cluster_directory_watches gauge",
+      `packice_cluster_directory_watches ${watches}`,
       "",
     ].join("\n");
   }
@@ -185,7 +221,10 @@ export class EmbeddedDirectory implements Directory {
   /**
    * Records `holder` as holding `record`'s content, on every owner.
    *
-   * @param options `existing`: only join an entry of the same content (a fetched copy).
+   * @param options `existing`: only join an entry of the same content (a
+   *   fetched copy); `listing`: answer with the holders after it.
+   * @returns With `listing`, the live holders the owners list after it
+   *   (undefined when none answered with them: older owners).
    * @throws {ConflictError} When an owner has other content under the id.
    * @throws {NotFoundError} When the content was just removed cluster-wide, or
    *   with `existing` when no owner has an entry to join.
@@ -195,11 +234,17 @@ export class EmbeddedDirectory implements Directory {
     record: ContentRecord,
     holder: Holder,
     options: AnnounceOptions = {},
-  ): Promise<void> {
+  ): Promise<Holder[] | undefined> {
     this.#open();
     const item = { ...checked(record, holder), existing: options.existing === true };
     const targets = this.owners(record.id);
-    const statuses = await Promise.all(targets.map((owner) => this.#announceTo(owner, [item])));
+    const listed = new Map<string, Holder>();
+    const listing = options.listing === true
+      ? (holders: Holder[]) => holders.forEach((h) => listed.set(h.node, h))
+      : undefined;
+    const statuses = await Promise.all(
+      targets.map((owner) => this.#announceTo(owner, [item], listing)),
+    );
     const reached = statuses.filter((s) => s !== undefined).map((s) => s![0]!);
     const refused = reached.includes("conflict") || reached.includes("removed");
     if (refused) {
@@ -238,6 +283,9 @@ export class EmbeddedDirectory implements Directory {
         ...this.#ownersOf(record.id, targets.map((t) => t.node)),
       });
     }
+    if (listing === undefined || listed.size === 0) return undefined;
+    const live = new Set(this.#members.live().map((m) => m.node));
+    return [...listed.values()].filter((h) => live.has(h.node));
   }
 
   /** Removes `node` as a holder of `id` on every owner. */
@@ -391,6 +439,47 @@ export class EmbeddedDirectory implements Directory {
   }
 
   /**
+   * Calls `listener` with each change of `id`'s holders: one owner of the
+   * entry (the first that answers, highest weight first) takes the watch and
+   * pushes the changes it records (`POST directory/changed`). The watch is
+   * live while that owner still owns the entry; once it does not (members
+   * came or went), the next look at {@link HolderWatch.live} asks the owners
+   * of then. An owner that does not know the message (an older daemon)
+   * leaves it not live: its watcher looks holders up.
+   */
+  watch(id: string, listener: (change: HolderChange) => void): HolderWatch {
+    if (this.#closed) return { live: false, [Symbol.dispose]() {} };
+    let watched = this.#watched.get(id);
+    if (watched === undefined) {
+      this.#watched.set(
+        id,
+        watched = {
+          listeners: new Set(),
+          owner: undefined,
+          registering: false,
+          retryAt: -Infinity,
+        },
+      );
+      this.#register(id, watched);
+    }
+    const state = watched;
+    state.listeners.add(listener);
+    // deno-lint-ignore no-this-alias
+    const directory = this;
+    return {
+      get live() {
+        return directory.#live(id, state);
+      },
+      [Symbol.dispose]() {
+        if (!state.listeners.delete(listener) || state.listeners.size > 0) return;
+        if (directory.#watched.get(id) !== state) return;
+        directory.#watched.delete(id);
+        directory.#unwatch(id, state.owner);
+      },
+    };
+  }
+
+  /**
    * Calls `listener` for each removal of content this member holds, so it
    * drops its copy. Returns the unsubscribe.
    */
@@ -405,9 +494,10 @@ export class EmbeddedDirectory implements Directory {
     this.#closed = true;
     this.#unsubscribe();
     this.#removalListeners.clear();
+    this.#watched.clear();
     if (this.#pass !== undefined) this.#timers.clearTimeout(this.#pass);
     this.#abort.abort();
-    await Promise.allSettled([...this.#tasks]);
+    await Promise.allSettled([...this.#tasks, this.#watchers.close()]);
   }
 
   /** Closes, as {@link EmbeddedDirectory.close} does. */
@@ -417,7 +507,8 @@ export class EmbeddedDirectory implements Directory {
 
   /**
    * Answers a directory message from another member: `announce`,
-   * `withdraw`, `lookup`, `remove`, `drop`, `claim` or `unclaim`.
+   * `withdraw`, `lookup`, `holders`, `remove`, `drop`, `claim`, `unclaim`,
+   * `watch`, `unwatch`, or `changed` (an owner's push to a watcher).
    *
    * @throws {ProtocolError} For a malformed message (nothing of it applied).
    */
@@ -431,14 +522,39 @@ export class EmbeddedDirectory implements Directory {
 
   #answer(path: string, body: unknown): unknown {
     switch (path) {
-      case "announce":
-        return {
-          statuses: parseAnnounce(body).map(({ record, holder, existing }) =>
-            this.#store.announce(record, holder, existing)
-          ),
-        };
+      case "announce": {
+        const items = parseAnnounce(body);
+        const statuses = items.map(({ record, holder, existing }) => {
+          const status = this.#store.announce(record, holder, existing);
+          if (status === "ok") {
+            this.#watchers.notify(record.id, { kind: "announced", digest: record.digest, holder });
+          }
+          return status;
+        });
+        // Asked with a listing: the holders of the first item's entry, as it is now.
+        const listing = object(body, "announce").listing === true && statuses[0] === "ok"
+          ? this.#store.lookup(items[0]!.record.id)?.holders.map(holderJson)
+          : undefined;
+        return listing === undefined ? { statuses } : { statuses, holders: listing };
+      }
       case "withdraw":
-        for (const { id, node } of parseWithdraw(body)) this.#store.withdraw(id, node);
+        for (const { id, node } of parseWithdraw(body)) {
+          if (this.#store.withdraw(id, node)) {
+            this.#watchers.notify(id, { kind: "withdrawn", node });
+          }
+        }
+        return {};
+      case "watch": {
+        const { id, node, address } = parseWatch(body);
+        return { watching: this.#watchers.add(id, { node, address }) };
+      }
+      case "unwatch": {
+        const { id, node } = parseUnwatch(body);
+        this.#watchers.remove(id, node);
+        return {};
+      }
+      case "changed":
+        this.#deliver(parseChanged(body));
         return {};
       case "lookup": {
         const entry = this.#store.lookup(parseId(body, "lookup").id);
@@ -454,6 +570,7 @@ export class EmbeddedDirectory implements Directory {
       case "remove": {
         const { id } = parseId(body, "remove");
         const entry = this.#store.remove(id, this.#held.get(id)?.record.digest);
+        if (entry !== undefined) this.#watchers.notify(id, { kind: "removed" });
         return { entry: entry === undefined ? null : entryJson(entry) };
       }
       case "claim": {
@@ -493,8 +610,84 @@ export class EmbeddedDirectory implements Directory {
     }
   }
 
+  /** Whether the watch of `id` is live; a watch whose owner is gone is taken elsewhere. */
+  #live(id: string, state: Watched): boolean {
+    if (this.#watched.get(id) !== state) return false;
+    const owner = state.owner;
+    if (owner !== undefined && this.owners(id).some((member) => member.node === owner)) return true;
+    this.#register(id, state);
+    return false;
+  }
+
+  /** Asks the owners of `id`, highest weight first, until one takes this member's watch. */
+  #register(id: string, state: Watched): void {
+    if (state.registering || this.#closed || performance.now() < state.retryAt) return;
+    const self = this.#members.self;
+    const address = this.#members.list().find((member) => member.node === self)?.address;
+    if (address === undefined) return;
+    state.registering = true;
+    state.owner = undefined;
+    const task = (async () => {
+      for (const owner of this.owners(id)) {
+        try {
+          const reply = object(
+            await this.#call(owner, "watch", { id, node: self, address }),
+            "watch reply",
+          );
+          if (reply.watching !== true) continue;
+        } catch (error) {
+          if (!(error instanceof NotFoundError)) {
+            this.#log(`Cannot watch ${id} at ${owner.node}: ${(error as Error).message}`);
+          }
+          continue;
+        }
+        if (this.#watched.get(id) === state) {
+          state.owner = owner.node;
+        } else {
+          // Disposed of meanwhile.
+          this.#unwatch(id, owner.node);
+        }
+        return;
+      }
+      // Older owners, or full: asked again after a while, not at each look.
+      state.retryAt = performance.now() + REGISTER_RETRY_MS;
+    })().finally(() => state.registering = false);
+    this.#tasks.add(task);
+    task.finally(() => this.#tasks.delete(task));
+  }
+
+  /** Tells `owner` (when there is one) that this member watches `id` no more. */
+  #unwatch(id: string, owner: string | undefined): void {
+    const member = this.#members.live().find((m) => m.node === owner);
+    if (member === undefined || this.#closed) return;
+    const task = this.#call(member, "unwatch", { id, node: this.#members.self }).catch(() => {});
+    this.#tasks.add(task);
+    task.finally(() => this.#tasks.delete(task));
+  }
+
+  /** Sends changes to a watcher, or hands them to this member's own watches. */
+  async #pushTo(watcher: Watcher, items: Array<{ id: string; change: HolderChange }>) {
+    if (watcher.node === this.#members.self) return this.#deliver(items);
+    await this.#call(watcher, "changed", {
+      items: items.map(({ id, change }) => ({ id, change: changeJson(change) })),
+    });
+  }
+
+  /** Hands pushed changes to the listeners of their objects here. */
+  #deliver(items: ReadonlyArray<{ id: string; change: HolderChange }>): void {
+    for (const { id, change } of items) {
+      for (const listener of this.#watched.get(id)?.listeners ?? []) {
+        try {
+          listener(change);
+        } catch (error) {
+          this.#log(`A watch listener failed: ${(error as Error)?.message ?? error}`);
+        }
+      }
+    }
+  }
+
   /** Sends to `owner`, or answers locally when the owner is this member. */
-  async #call(owner: Member | Holder, path: string, body: unknown): Promise<unknown> {
+  async #call(owner: Member | Holder | Watcher, path: string, body: unknown): Promise<unknown> {
     if (owner.node === this.#members.self) return await this.handle(path, body);
     const task = this.#transport.send(
       owner.address,
@@ -509,10 +702,20 @@ export class EmbeddedDirectory implements Directory {
     return await task;
   }
 
-  /** The statuses of a batch at one owner, or undefined when it could not be reached. */
-  async #announceTo(owner: Member, items: AnnounceItem[]): Promise<AnnounceStatus[] | undefined> {
+  /**
+   * The statuses of a batch at one owner, or undefined when it could not be
+   * reached. With `listed`, the owner is asked for the holders of the first
+   * item's entry after it, and `listed` hears of them (an older owner does
+   * not answer with them).
+   */
+  async #announceTo(
+    owner: Member,
+    items: AnnounceItem[],
+    listed?: (holders: Holder[]) => void,
+  ): Promise<AnnounceStatus[] | undefined> {
     try {
       const reply = await this.#call(owner, "announce", {
+        ...(listed === undefined ? {} : { listing: true }),
         items: items.map(({ record, holder, existing }) => ({
           // A join needs only the digest (the entry has the rest): a partial
           // holder announces its pieces many times a second, without the piece digests.
@@ -523,7 +726,10 @@ export class EmbeddedDirectory implements Directory {
           ...(existing === true ? { existing } : {}),
         })),
       });
-      return parseStatuses(reply, items.length);
+      const statuses = parseStatuses(reply, items.length);
+      const holders = (reply as { holders?: unknown }).holders;
+      if (listed !== undefined && Array.isArray(holders)) listed(holders.map(parseHolder));
+      return statuses;
     } catch (error) {
       this.#log(`Cannot announce to ${owner.node}: ${(error as Error).message}`);
       return undefined;
@@ -627,6 +833,7 @@ export class EmbeddedDirectory implements Directory {
     if (this.#closed || member.node === this.#members.self) return;
     if (member.state === "dead" || member.state === "left") {
       this.#store.dropHolder(member.node);
+      this.#watchers.dropNode(member.node);
       this.#claims.dropHolder(member.node);
       this.#joined.delete(member.node);
       this.#departed.add(member.node);

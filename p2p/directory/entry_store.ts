@@ -67,12 +67,16 @@ export class EntryStore {
     return "ok";
   }
 
-  /** Removes `node` as a holder of `id`; the entry goes with its last holder. */
-  withdraw(id: string, node: string): void {
+  /**
+   * Removes `node` as a holder of `id`; the entry goes with its last holder.
+   *
+   * @returns Whether it was one.
+   */
+  withdraw(id: string, node: string): boolean {
     const stored = this.#entries.get(id);
-    if (stored === undefined) return;
-    stored.holders.delete(node);
+    if (stored === undefined || !stored.holders.delete(node)) return false;
     if (stored.holders.size === 0) this.#entries.delete(id);
+    return true;
   }
 
   /** The entry of `id`. */

@@ -37,6 +37,7 @@ import {
   type RedisLogger,
 } from "../../backends/redis/connection.ts";
 import type { Script } from "../../backends/redis/scripts.ts";
+import { RedisSubscriber } from "../../backends/redis/subscriber.ts";
 import { decodeBitfield, encodeBitfield } from "../swarm/bitfield.ts";
 import { packPieceDigests, unpackPieceDigests } from "../piece_digest.ts";
 import type {
@@ -45,6 +46,8 @@ import type {
   Directory,
   DirectoryEntry,
   Holder,
+  HolderChange,
+  HolderWatch,
   Removal,
 } from "../directory.ts";
 
@@ -73,11 +76,20 @@ function script(name: string, body: string): Script {
   return { name, source, sha: createHash("sha1").update(source).digest("hex") };
 }
 
+/**
+ * Picks how a script publishes a change of an entry's holders on its
+ * channel: `SPUBLISH` (Redis 7, which tells its version to scripts), whose
+ * message stays on the shard of the channel's slot, the entry's; `PUBLISH`
+ * before it. The channel carries the entry's hash tag.
+ */
+const PUBLISH = "local publish = redis.REDIS_VERSION_NUM and 'SPUBLISH' or 'PUBLISH'";
+
 /** Each script takes its one key in `KEYS[1]`, so it runs on Redis Cluster too. */
 const SCRIPTS = {
   /**
    * KEYS[1]: the entry; ARGV: size, digest, pieceSize, pieces, node, address, join ('1' or ''),
-   * binding ('' for none), piece port ('' for none).
+   * binding ('' for none), piece port ('' for none), the entry's channel, and '1' to answer
+   * with the holder and piece port fields after the status.
    */
   announce: script(
     "dir_announce",
@@ -93,14 +105,29 @@ end
 redis.call('HSET', k, '@' .. ARGV[5], ARGV[6])
 if ARGV[9] ~= '' then redis.call('HSET', k, '^' .. ARGV[5], ARGV[9])
 else redis.call('HDEL', k, '^' .. ARGV[5]) end
-return { 'OK' }
+${PUBLISH}
+redis.call(publish, ARGV[10], '+\\n' .. ARGV[2] .. '\\n' .. ARGV[5] .. '\\n' .. ARGV[6] .. '\\n' .. ARGV[9])
+if ARGV[11] ~= '1' then return { 'OK' } end
+local out = { 'OK' }
+local f = redis.call('HGETALL', k)
+for i = 1, #f, 2 do
+  local first = string.byte(f[i], 1)
+  if first == 64 or first == 94 then
+    out[#out + 1] = f[i]
+    out[#out + 1] = f[i + 1]
+  end
+end
+return out
 `,
   ),
-  /** KEYS[1]: the entry; ARGV[1]: node. The entry goes with its last holder. */
+  /** KEYS[1]: the entry; ARGV[1]: node, ARGV[2]: its channel. The entry goes with its last holder. */
   withdraw: script(
     "dir_withdraw",
     `
-redis.call('HDEL', KEYS[1], '@' .. ARGV[1], '^' .. ARGV[1])
+if redis.call('HDEL', KEYS[1], '@' .. ARGV[1], '^' .. ARGV[1]) > 0 then
+  ${PUBLISH}
+  redis.call(publish, ARGV[2], '-\\n' .. ARGV[1])
+end
 for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.byte(name, 1) == 64 then return 'OK' end
 end
@@ -130,11 +157,18 @@ end
 return out
 `,
   ),
-  /** KEYS[1]: the entry. Forgets it; returns its digest, then its holders' node ids. */
+  /**
+   * KEYS[1]: the entry; ARGV[1]: its channel. Forgets it; returns its
+   * digest, then its holders' node ids.
+   */
   remove: script(
     "dir_remove",
     `
 local f = redis.call('HGETALL', KEYS[1])
+if #f > 0 then
+  ${PUBLISH}
+  redis.call(publish, ARGV[1], 'x')
+end
 local out = { '' }
 for i = 1, #f, 2 do
   if f[i] == 'digest' then out[1] = f[i + 1] end
@@ -194,6 +228,8 @@ export class RedisDirectory implements Directory {
   readonly #listeners = new Set<(removal: Removal) => void>();
   readonly #pollInterval: number;
   readonly #log: RedisLogger | undefined;
+  /** Pushes of holder changes, over a connection of their own. */
+  readonly #subscriber: RedisSubscriber;
   #poller: ReturnType<typeof setInterval> | undefined;
   #polling: Promise<void> | undefined;
   #closed = false;
@@ -212,6 +248,7 @@ export class RedisDirectory implements Directory {
       scripts: Object.values(SCRIPTS),
       onReady: () => Promise.resolve(),
     });
+    this.#subscriber = new RedisSubscriber(options.url ?? "redis://127.0.0.1:6379/0", options.log);
   }
 
   /**
@@ -225,6 +262,7 @@ export class RedisDirectory implements Directory {
       await directory.#connection.open();
     } catch (error) {
       await directory.#connection.close();
+      await directory.#subscriber.close();
       throw error;
     }
     return directory;
@@ -234,12 +272,12 @@ export class RedisDirectory implements Directory {
     record: ContentRecord,
     holder: Holder,
     options: AnnounceOptions = {},
-  ): Promise<void> {
+  ): Promise<Holder[] | undefined> {
     // A join writes no record fields (the entry has them): a partial holder
     // announces its pieces many times a second, without the piece digests.
     const join = options.existing === true;
     const pieces = join ? "" : packPieceDigests(record.pieceDigests);
-    const [status, current] = await this.#run(
+    const [status, ...fields] = await this.#run(
       SCRIPTS.announce,
       this.#entry(record.id),
       join ? "" : String(record.size),
@@ -253,20 +291,25 @@ export class RedisDirectory implements Directory {
       join ? "1" : "",
       join ? "" : record.binding ?? "",
       holder.piecePort === undefined ? "" : `${holder.piecePort} ${holder.address}`,
-    ) as [string, string?];
+      this.#channel(record.id),
+      options.listing === true ? "1" : "",
+    ) as string[];
     if (status === "CONFLICT") {
       throw new ConflictError(
-        `Cannot announce object ${record.id}: the directory records other content (${current}), ` +
+        `Cannot announce object ${record.id}: the directory records other content (${
+          fields[0]
+        }), ` +
           `not ${record.digest}`,
       );
     }
     if (status === "NOT_FOUND") {
       throw new NotFoundError(`Cannot join object ${record.id}: no longer in the directory`);
     }
+    return options.listing === true ? holdersOf(fields) : undefined;
   }
 
   async withdraw(id: string, node: string): Promise<void> {
-    await this.#run(SCRIPTS.withdraw, this.#entry(id), node);
+    await this.#run(SCRIPTS.withdraw, this.#entry(id), node, this.#channel(id));
   }
 
   async lookup(id: string): Promise<DirectoryEntry | undefined> {
@@ -309,7 +352,11 @@ export class RedisDirectory implements Directory {
   }
 
   async remove(id: string): Promise<void> {
-    const [digest, ...holders] = await this.#run(SCRIPTS.remove, this.#entry(id)) as string[];
+    const [digest, ...holders] = await this.#run(
+      SCRIPTS.remove,
+      this.#entry(id),
+      this.#channel(id),
+    ) as string[];
     // Each node's removals live in a slot of their own: one call per holder.
     await Promise.all(
       holders.map((node) => this.#run(SCRIPTS.tell, this.#drops(node), `${digest} ${id}`)),
@@ -333,6 +380,25 @@ export class RedisDirectory implements Directory {
     await this.#run(SCRIPTS.unclaim, this.#claim(key), node);
   }
 
+  /**
+   * Calls `listener` with each change of `id`'s holders, published by the
+   * announce, withdraw and remove scripts on the entry's channel (sharded
+   * pub/sub on Redis 7: on a cluster, at the master of the entry's slot),
+   * over a connection of its own shared by every watch.
+   */
+  watch(id: string, listener: (change: HolderChange) => void): HolderWatch {
+    if (this.#closed) return { live: false, [Symbol.dispose]() {} };
+    return this.#subscriber.subscribe(this.#channel(id), (payload) => {
+      const change = changeOf(payload);
+      if (change !== undefined) listener(change);
+    });
+  }
+
+  /** Channels watched now: each running transfer watches its object's. */
+  get watched(): number {
+    return this.#subscriber.channels;
+  }
+
   onRemove(listener: (removal: Removal) => void): () => void {
     this.#listeners.add(listener);
     if (this.#poller === undefined && !this.#closed) {
@@ -347,6 +413,7 @@ export class RedisDirectory implements Directory {
     this.#closed = true;
     clearInterval(this.#poller);
     await this.#polling;
+    await this.#subscriber.close();
     await this.#connection.close();
   }
 
@@ -384,6 +451,11 @@ export class RedisDirectory implements Directory {
     return `${this.#prefix}dir:{${id}}`;
   }
 
+  /** The channel of `id`'s holder changes: in the slot of its entry. */
+  #channel(id: string): string {
+    return `${this.#prefix}holders:{${id}}`;
+  }
+
   /** The key of a claim: in the slot of the object `key` names. */
   #claim(key: string): string {
     return `${this.#prefix}claim:{${key}}`;
@@ -414,6 +486,29 @@ function holdersOf(fields: readonly string[]): Holder[] {
     holders.push(piecePort === undefined ? holder : { ...holder, piecePort });
   }
   return holders;
+}
+
+/**
+ * A change of holders as the scripts publish it, lines apart: `+`, the
+ * digest, the node, its `@` value and its `^` value (empty for none); `-`
+ * and the node; or `x`. Undefined for anything else.
+ */
+function changeOf(payload: string): HolderChange | undefined {
+  const parts = payload.split("\n");
+  switch (parts[0]) {
+    case "+": {
+      if (parts.length !== 5) return undefined;
+      const [, digest, node, value, port] = parts as [string, string, string, string, string];
+      const fields = port === "" ? [`@${node}`, value] : [`@${node}`, value, `^${node}`, port];
+      return { kind: "announced", digest, holder: holdersOf(fields)[0]! };
+    }
+    case "-":
+      return parts.length === 2 ? { kind: "withdrawn", node: parts[1]! } : undefined;
+    case "x":
+      return { kind: "removed" };
+    default:
+      return undefined;
+  }
 }
 
 /** A holder from its field's value: an address, and a partial holder's pieces after a space. */

@@ -7,7 +7,7 @@
  */
 import { ProtocolError } from "../../core/errors.ts";
 import { MAX_ID_BYTES } from "../../core/validate.ts";
-import type { ContentRecord, DirectoryEntry, Holder } from "../directory.ts";
+import type { ContentRecord, DirectoryEntry, Holder, HolderChange } from "../directory.ts";
 import { baseUrl, nodeId, object } from "../membership/messages.ts";
 
 /** A holder as JSON: pieces, when present, in base64. */
@@ -252,4 +252,55 @@ export function parseClaim(value: unknown): ClaimItem {
 export function parseUnclaim(value: unknown): { key: string; node: string } {
   const fields = object(value, "unclaim");
   return { key: objectId(fields.key, "claim key"), node: nodeId(fields.node, "unclaim node") };
+}
+
+/** A watch message: `{ id, node, address }`, the watcher and where pushes reach it. */
+export function parseWatch(value: unknown): { id: string; node: string; address: string } {
+  const fields = object(value, "watch");
+  return {
+    id: objectId(fields.id),
+    node: nodeId(fields.node, "watch node"),
+    address: baseUrl(fields.address, "watch address"),
+  };
+}
+
+/** Parses `{ id, node }`, a watch ended. */
+export function parseUnwatch(value: unknown): { id: string; node: string } {
+  const fields = object(value, "unwatch");
+  return { id: objectId(fields.id), node: nodeId(fields.node, "unwatch node") };
+}
+
+/** A change of holders as JSON: a holder's pieces in base64. */
+export function changeJson(change: HolderChange): unknown {
+  return change.kind === "announced" ? { ...change, holder: holderJson(change.holder) } : change;
+}
+
+/** The most changes one push carries. */
+export const MAX_CHANGES = 10_000;
+
+/** Parses `{ items: [{ id, change }] }`, the changes of holders an owner pushes to a watcher. */
+export function parseChanged(value: unknown): Array<{ id: string; change: HolderChange }> {
+  const fields = object(value, "changed");
+  return array(fields.items, MAX_CHANGES, "changed items").map((item) => {
+    const parts = object(item, "changed item");
+    const change = object(parts.change, "holder change");
+    const id = objectId(parts.id);
+    switch (change.kind) {
+      case "announced":
+        return {
+          id,
+          change: {
+            kind: "announced",
+            digest: digest(change.digest, "change digest"),
+            holder: parseHolder(change.holder),
+          },
+        };
+      case "withdrawn":
+        return { id, change: { kind: "withdrawn", node: nodeId(change.node, "change node") } };
+      case "removed":
+        return { id, change: { kind: "removed" } };
+      default:
+        throw new ProtocolError(`Malformed holder change kind: ${JSON.stringify(change.kind)}`);
+    }
+  });
 }

@@ -83,3 +83,61 @@ Deno.test("HolderListing: a slow lookup that answers is waited for; no holder is
   assertEquals((await listing.next()).map((holder) => holder.pieces?.[0]), [0x80]);
   await listing.settled();
 });
+
+Deno.test("HolderListing: a change pushed while a lookup runs stands over the lookup's older picture", async () => {
+  let answer!: (holders: Holder[]) => void;
+  let live = false;
+  const listing = new HolderListing({
+    initial: [partial("a", 0x00)],
+    lookup: () => new Promise<Holder[]>((resolve) => answer = resolve),
+    ask: () => Promise.resolve(undefined),
+    live: () => live,
+  });
+  const heard: string[] = [];
+  listing.onChange((holder) => heard.push(holder.node));
+  const looking = listing.next();
+  // Pushed after the lookup began: a has more pieces, b came, c went.
+  listing.apply({ kind: "announced", digest: "sha256:x", holder: partial("a", 0xf0) });
+  listing.apply({ kind: "announced", digest: "sha256:x", holder: partial("b", 0x80) });
+  listing.apply({ kind: "withdrawn", node: "c" });
+  assertEquals(heard, ["a", "b"]);
+  answer([partial("a", 0x80), partial("c", 0xc0)]);
+  await looking;
+  assertEquals(
+    (await listing.next()).map((holder) => [holder.node, holder.pieces?.[0]]),
+    [["a", 0xf0], ["b", 0x80]],
+  );
+  // Live pushes: no lookup but the one that catches up once they are, and
+  // one when the transfer has no source left.
+  live = true;
+  let lookups = 0;
+  const next = listing.next();
+  answer([partial("a", 0xf0), partial("b", 0x80)]);
+  await next;
+  const counting = new HolderListing({
+    initial: [],
+    lookup: () => (lookups++, Promise.resolve([whole])),
+    ask: () => Promise.resolve(undefined),
+    live: () => live,
+  });
+  await counting.next();
+  await counting.next();
+  await counting.next();
+  assertEquals(lookups, 1);
+  assertEquals(await counting.next(true), [whole]);
+  assertEquals(lookups, 2);
+  // A removal pushed while a lookup runs empties what the lookup answers.
+  const removed = new HolderListing({
+    initial: [whole],
+    lookup: () => new Promise<Holder[]>((resolve) => answer = resolve),
+    ask: () => Promise.resolve(undefined),
+  });
+  const pending = removed.next();
+  removed.apply({ kind: "removed" });
+  answer([whole]);
+  await pending;
+  assertEquals(await removed.next(), []);
+  answer([]);
+  await removed.settled();
+  await listing.settled();
+});
