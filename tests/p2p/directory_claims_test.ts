@@ -6,12 +6,16 @@
 import { owners } from "../../p2p/directory/rendezvous.ts";
 import { RedisDirectory } from "../../p2p/directory/redis.ts";
 import type { Directory, Holder } from "../../p2p/directory.ts";
-import { ProtocolError } from "../../core/errors.ts";
-import { assertEquals, assertRejects } from "../helpers/assert.ts";
+import { ProtocolError, StoreUnavailableError } from "../../core/errors.ts";
+import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { startRedisCluster } from "../helpers/redis_cluster.ts";
-import { inProcessCluster, type InProcessMember } from "./in_process_cluster.ts";
+import {
+  type InProcessCluster,
+  inProcessCluster,
+  type InProcessMember,
+} from "./in_process_cluster.ts";
 
 const holder = (node: string): Holder => ({
   node,
@@ -94,6 +98,77 @@ Deno.test("embedded claims: a claim outlives its deciding owner; a dead holder's
     "b takes the claim of dead a",
     { timeout: 6000, interval: 50 },
   );
+});
+
+/** Stalls `member` as SIGSTOP would, or resumes it: nothing reaches it, nothing it sends arrives. */
+function stall(cluster: InProcessCluster, member: InProcessMember, stalled: boolean): void {
+  cluster.network.pause(member.address, stalled);
+  cluster.network.lag(member.address, stalled ? 3_600_000 : 0);
+}
+
+/** Claims as a read-through does, again after a pause while no owner decides. */
+async function claimUntilDecided(
+  member: InProcessMember,
+  key: string,
+  watched: string,
+): Promise<{ holder: Holder; watchedLive: boolean }> {
+  const until = performance.now() + 20_000;
+  for (;;) {
+    try {
+      const now = await member.directory.claim(key, holder(member.node), 60_000);
+      return { holder: now, watchedLive: member.membership.live().some((m) => m.node === watched) };
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError) || performance.now() > until) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+Deno.test("embedded claims: a stalled decider is passed over only once dead, and grants nothing alone when back", async () => {
+  await using cluster = await inProcessCluster(["a", "b", "c", "d", "e"]);
+  await joined(cluster.members);
+  const nodes = cluster.members.map((m) => m.node);
+  // A key whose deciding owner is none of the claimants.
+  const key = Array.from({ length: 200 }, (_, i) => `origin-${i}`).find((id) =>
+    !["a", "b", "c"].includes(owners(id, nodes, 2)[0]!)
+  )!;
+  const [primary] = owners(key, nodes, 2);
+  const byNode = new Map(cluster.members.map((m) => [m.node, m]));
+  const decider = byNode.get(primary!)!;
+  const [a, b, c] = ["a", "b", "c"].map((node) => byNode.get(node)!) as [
+    InProcessMember,
+    InProcessMember,
+    InProcessMember,
+  ];
+  stall(cluster, decider, true);
+  const started = performance.now();
+  const results = await Promise.all([a, b].map((m) => claimUntilDecided(m, key, primary!)));
+  const took = performance.now() - started;
+  stall(cluster, decider, false);
+  // Nothing is granted while the stalled decider is counted alive or suspect.
+  for (const [i, { holder, watchedLive }] of results.entries()) {
+    const granted = holder.node === ["a", "b"][i];
+    assert(!granted || !watchedLive, `granted to ${holder.node} past a live owner`);
+  }
+  // Once it is dead, the next owner decides: exactly one of them, and both agree.
+  const winner = results[0]!.holder.node;
+  assert(winner === "a" || winner === "b", winner);
+  assertEquals(results[1]!.holder.node, winner);
+  assert(took < 15_000, `the takeover took ${took} ms`);
+  // The decider comes back with no claims and decides again: alone it grants nothing.
+  await eventually(
+    () => cluster.members.every((m) => m.membership.live().length === nodes.length),
+    "every member sees the decider back",
+    { timeout: 15_000 },
+  );
+  assertEquals(c.directory.owners(key)[0]?.node, primary);
+  assertEquals((await c.directory.claim(key, holder("c"), 60_000)).node, winner);
+  const loser = winner === "a" ? b : a;
+  assertEquals((await loser.directory.claim(key, holder(loser.node), 60_000)).node, winner);
+  // The winner renews with the owners of now; the decider learns of it.
+  const won = winner === "a" ? a : b;
+  assertEquals((await won.directory.claim(key, holder(winner), 60_000)).node, winner);
+  assertEquals((await c.directory.claim(key, holder("c"), 60_000)).node, winner);
 });
 
 Deno.test(
