@@ -4,6 +4,7 @@
  * server, and a Redis Cluster).
  */
 import { owners } from "../../p2p/directory/rendezvous.ts";
+import { TEST_PROFILE } from "../../p2p/membership/config.ts";
 import { RedisDirectory } from "../../p2p/directory/redis.ts";
 import type { Directory, Holder } from "../../p2p/directory.ts";
 import { ProtocolError, StoreUnavailableError } from "../../core/errors.ts";
@@ -125,14 +126,18 @@ async function claimUntilDecided(
 }
 
 Deno.test("embedded claims: a stalled decider is passed over only once dead, and grants nothing alone when back", async () => {
-  await using cluster = await inProcessCluster(["a", "b", "c", "d", "e"]);
-  await joined(cluster.members);
-  const nodes = cluster.members.map((m) => m.node);
+  const nodes = ["a", "b", "c", "d", "e"];
   // A key whose deciding owner is none of the claimants.
   const key = Array.from({ length: 200 }, (_, i) => `origin-${i}`).find((id) =>
     !["a", "b", "c"].includes(owners(id, nodes, 2)[0]!)
   )!;
   const [primary] = owners(key, nodes, 2);
+  // A stopped process's timers stop too: the decider declares no one dead while it is stalled
+  // (as it would, cut off with its timers running, and so drop their claims when back).
+  await using cluster = await inProcessCluster(nodes, {
+    config: (node) => node === primary ? { ...TEST_PROFILE, suspicionMult: 1000 } : undefined,
+  });
+  await joined(cluster.members);
   const byNode = new Map(cluster.members.map((m) => [m.node, m]));
   const decider = byNode.get(primary!)!;
   const [a, b, c] = ["a", "b", "c"].map((node) => byNode.get(node)!) as [
