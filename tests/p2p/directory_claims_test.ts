@@ -3,7 +3,10 @@
  * embedded directory (between members in one process) and in Redis (one
  * server, and a Redis Cluster).
  */
+import { InProcessNetwork } from "../../p2p/cluster_transport.ts";
+import { EmbeddedDirectory } from "../../p2p/directory/embedded.ts";
 import { owners } from "../../p2p/directory/rendezvous.ts";
+import type { Members } from "../../p2p/members.ts";
 import { TEST_PROFILE } from "../../p2p/membership/config.ts";
 import { RedisDirectory } from "../../p2p/directory/redis.ts";
 import type { Directory, Holder } from "../../p2p/directory.ts";
@@ -174,6 +177,64 @@ Deno.test("embedded claims: a stalled decider is passed over only once dead, and
   const won = winner === "a" ? a : b;
   assertEquals((await won.directory.claim(key, holder(winner), 60_000)).node, winner);
   assertEquals((await c.directory.claim(key, holder("c"), 60_000)).node, winner);
+});
+
+/** A member's view of the cluster that does not change: `dead` are counted dead. */
+function fixedView(self: string, nodes: readonly string[], dead: readonly string[]): Members {
+  const list = nodes.map((node) => ({
+    node,
+    address: `http://${node}`,
+    state: dead.includes(node) ? "dead" as const : "alive" as const,
+    incarnation: 1,
+    changedAt: 0,
+  }));
+  return {
+    self,
+    list: () => list,
+    live: () => list.filter((m) => m.state === "alive"),
+    onChange: () => () => {},
+  };
+}
+
+Deno.test("embedded claims: members whose views differ on the deciding owner still grant one claim", async () => {
+  const nodes = ["a", "b", "c", "d", "e"];
+  // Keys whose deciding owner is d: a counts d dead, the others count every member alive.
+  const keys = Array.from({ length: 200 }, (_, i) => `origin-${i}`).filter((id) =>
+    owners(id, nodes, 1)[0] === "d"
+  ).slice(0, 3);
+  assertEquals(keys.length, 3);
+  const network = new InProcessNetwork();
+  const directories = new Map(nodes.map((node) => {
+    const directory = new EmbeddedDirectory({
+      members: fixedView(node, nodes, node === "a" ? ["d"] : []),
+      transport: network.from(`http://${node}`),
+      requestTimeout: 500,
+    });
+    network.register(
+      `http://${node}`,
+      (path, body) => directory.handle(path.slice("directory/".length), body),
+    );
+    return [node, directory];
+  }));
+  const claim = (node: string, key: string) =>
+    directories.get(node)!.claim(key, holder(node), 60_000).then((h) => h.node);
+  try {
+    // a first, then b; b first, then a; both at once.
+    assertEquals([await claim("a", keys[0]!), await claim("b", keys[0]!)], ["a", "a"]);
+    assertEquals([await claim("b", keys[1]!), await claim("a", keys[1]!)], ["b", "b"]);
+    const [one, other] = await Promise.all([claim("a", keys[2]!), claim("b", keys[2]!)]);
+    assertEquals(one, other);
+    // The claims hold for the third claimant whichever view it asks with.
+    for (const [i, key] of keys.entries()) {
+      const winner = i === 1 ? "b" : i === 0 ? "a" : one;
+      assertEquals(await claim("c", key), winner);
+    }
+  } finally {
+    for (const [node, directory] of directories) {
+      await directory.close();
+      network.unregister(`http://${node}`);
+    }
+  }
 });
 
 Deno.test(
