@@ -237,6 +237,58 @@ Deno.test("embedded claims: members whose views differ on the deciding owner sti
   }
 });
 
+Deno.test("embedded claims: renewals behind a deciding owner that does not answer keep the claim on the next", async () => {
+  const nodes = ["a", "b", "c", "d", "e"];
+  const key = Array.from({ length: 200 }, (_, i) => `origin-${i}`).find((id) =>
+    owners(id, nodes, 1)[0] === "d"
+  )!;
+  const network = new InProcessNetwork();
+  // Every member counts d alive throughout: it is never passed over.
+  const directories = new Map(nodes.map((node) => {
+    const directory = new EmbeddedDirectory({
+      members: fixedView(node, nodes, []),
+      transport: network.from(`http://${node}`),
+      requestTimeout: 1200,
+    });
+    network.register(
+      `http://${node}`,
+      (path, body) => directory.handle(path.slice("directory/".length), body),
+    );
+    return [node, directory];
+  }));
+  const ttl = 1500;
+  const claim = async (node: string) => {
+    try {
+      return (await directories.get(node)!.claim(key, holder(node), ttl)).node;
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      return undefined;
+    }
+  };
+  try {
+    assertEquals(await claim("a"), "a");
+    network.pause("http://d", true);
+    // a renews every third of its lease, as a read-through does, while b claims all along.
+    const renewals: Promise<string | undefined>[] = [];
+    const others: Promise<string | undefined>[] = [];
+    const renewing = setInterval(() => renewals.push(claim("a")), ttl / 3);
+    const claiming = setInterval(() => others.push(claim("b")), 40);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    clearInterval(renewing);
+    clearInterval(claiming);
+    // No renewal was granted (d does not answer), and none found b holding the claim.
+    assertEquals((await Promise.all(renewals)).filter((node) => node !== undefined), []);
+    assertEquals((await Promise.all(others)).filter((node) => node !== "a"), []);
+    assert(others.length > 0);
+  } finally {
+    network.pause("http://d", false);
+    for (const [node, directory] of directories) {
+      await directory.close();
+      network.unregister(`http://${node}`);
+    }
+  }
+});
+
 Deno.test(
   "Redis claims: SET NX PX, renewed by the holder, on one server",
   redisTestOptions,
