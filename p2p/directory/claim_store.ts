@@ -31,15 +31,14 @@ export class ClaimStore {
 
   /**
    * Grants `key` to `claimant` for `ttl` ms when it is free or already the
-   * claimant's, else leaves it; `force` (a copy from the primary owner)
-   * records the claimant whatever this member had.
+   * claimant's, else leaves it: a compare-and-set.
    *
    * @returns The holder now.
    */
-  claim(key: string, claimant: Holder, ttl: number, force = false): Holder {
+  claim(key: string, claimant: Holder, ttl: number): Holder {
     const now = this.#timers.now();
     const held = this.#claims.get(key);
-    if (!force && held !== undefined && held.until > now && held.holder.node !== claimant.node) {
+    if (held !== undefined && held.until > now && held.holder.node !== claimant.node) {
       return held.holder;
     }
     this.#claims.set(key, { holder: claimant, until: now + ttl });

@@ -392,40 +392,117 @@ export class EmbeddedDirectory implements Directory {
   }
 
   /**
-   * Takes `key` for `claimant` (or renews its claim). The owner of highest
-   * weight decides, as a compare-and-set; the other owners keep a copy of a
-   * claim granted, so that when the deciding owner dies the next one (which
-   * then owns the key) still knows it. An owner that does not answer is
-   * passed over for the next. Owners forget the claims of a member as soon
-   * as the membership says it is dead or gone, and every claim expires
-   * `ttl` ms after its last renewal.
+   * Takes `key` for `claimant` (or renews its claim): a compare-and-set on
+   * each owner in turn, highest weight first, granted only when every owner
+   * grants it. Any two claimants' owners share one (see below), which grants
+   * one of them only, so two claims are never granted at once.
+   *
+   * An owner is passed over only once the membership counts it dead or gone
+   * (then it is no owner at all): one that does not answer while counted
+   * alive or suspect (paused, overloaded, just killed) holds the claim up for
+   * up to the request timeout, then `claim` throws and its caller tries
+   * again; once the membership declares it dead, the next owner decides at
+   * once. Owners forget the claims of a member as soon as the membership says
+   * it is dead or gone, and every claim expires `ttl` ms after its last
+   * renewal.
+   *
+   * Why the owners overlap: the owner sets of two views of the membership
+   * share a member unless the views differ on `replicas` or more members of
+   * highest weight at once. A decider that comes back after it was declared
+   * dead, with old claims or none, grants nothing alone: the next owner,
+   * which took its place meanwhile, still holds the claim granted then. The
+   * window left: views that differ on every owner at once, as with
+   * `replicas: 1` (then a claim granted by the next owner while the first
+   * was counted dead, and one by the first owner back with its old state,
+   * can overlap until the loser's next renewal, a third of `ttl`).
    *
    * @returns The holder of the claim now: `claimant` when granted.
-   * @throws {StoreUnavailableError} When no owner answered.
+   * @throws {StoreUnavailableError} When an owner counted live did not answer
+   *   and was not declared dead within the request timeout.
    */
   async claim(key: string, claimant: Holder, ttl: number): Promise<Holder> {
     this.#open();
-    const targets = this.owners(key);
     const body = { key, holder: holderJson(claimant), ttl };
-    for (let i = 0; i < targets.length; i++) {
+    const deadline = this.#timers.now() + this.#timeout;
+    for (;;) {
+      const outcome = await this.#claimAt(this.owners(key), body, claimant);
+      if ("holder" in outcome) return outcome.holder;
+      const live = new Set(this.#members.live().map((m) => m.node));
+      const silent = outcome.silent.filter((m) => live.has(m.node));
+      // An owner declared dead meanwhile: the owners of now decide, at once.
+      if (silent.length < outcome.silent.length) continue;
+      if (this.#closed || this.#timers.now() >= deadline) {
+        throw new StoreUnavailableError(
+          `Cannot claim ${key}: its owner ${
+            silent.map((m) => m.node).join(", ")
+          } does not answer and is not known dead: try again shortly`,
+        );
+      }
+      await this.#departure(new Set(silent.map((m) => m.node)), deadline);
+    }
+  }
+
+  /**
+   * One round of {@link EmbeddedDirectory.claim} on `targets`: the holder
+   * when every owner answered or one refused, else the owners that did not
+   * answer (the others granted it).
+   */
+  async #claimAt(
+    targets: readonly Member[],
+    body: { key: string; holder: unknown; ttl: number },
+    claimant: Holder,
+  ): Promise<{ holder: Holder } | { silent: Member[] }> {
+    const granted: Member[] = [];
+    const silent: Member[] = [];
+    // A renewal behind an owner that does not answer reaches the next one
+    // within a third of the lease, while its copy there still holds.
+    const timeout = Math.min(this.#timeout, Math.max(1, body.ttl / 3));
+    // One at a time, in weight order, so that the first owner two claimants
+    // share decides between them; asked at once, each could win one owner.
+    for (const owner of targets) {
       let holder: Holder;
       try {
-        holder = parseHolder(object(await this.#call(targets[i]!, "claim", body), "claim").holder);
+        const reply = await this.#call(owner, "claim", body, timeout);
+        holder = parseHolder(object(reply, "claim").holder);
       } catch (error) {
         if (!(error instanceof StoreUnavailableError)) throw error;
-        this.#log(`Cannot claim ${key} at ${targets[i]!.node}: ${error.message}`);
+        this.#log(`Cannot claim ${body.key} at ${owner.node}: ${error.message}`);
+        silent.push(owner);
         continue;
       }
       if (holder.node === claimant.node) {
-        await Promise.all(
-          targets.slice(i + 1).map((owner) =>
-            this.#call(owner, "claim", { ...body, force: true }).catch(() => undefined)
-          ),
-        );
+        granted.push(owner);
+        continue;
       }
-      return holder;
+      // Another holds it there: no owner keeps a grant the others refused.
+      await Promise.all(
+        granted.map((o) =>
+          this.#call(o, "unclaim", { key: body.key, node: claimant.node }).catch(() => undefined)
+        ),
+      );
+      return { holder };
     }
-    throw new StoreUnavailableError(`Cannot claim ${key}: none of its owners answered`);
+    if (targets.length === 0) {
+      throw new StoreUnavailableError(`Cannot claim ${body.key}: no member is live`);
+    }
+    return silent.length === 0 ? { holder: claimant } : { silent };
+  }
+
+  /** Resolves once one of `nodes` is dead or gone, at `deadline` (`timers.now()`), or on close. */
+  #departure(nodes: ReadonlySet<string>, deadline: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        unsubscribe();
+        this.#timers.clearTimeout(timer);
+        this.#abort.signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const unsubscribe = this.#members.onChange((member) => {
+        if (nodes.has(member.node) && (member.state === "dead" || member.state === "left")) done();
+      });
+      const timer = this.#timers.setTimeout(done, deadline - this.#timers.now());
+      this.#abort.signal.addEventListener("abort", done, { once: true });
+    });
   }
 
   /** Lets go of `key` on every owner when `node` holds it. */
@@ -574,8 +651,9 @@ export class EmbeddedDirectory implements Directory {
         return { entry: entry === undefined ? null : entryJson(entry) };
       }
       case "claim": {
-        const { key, holder, ttl, force } = parseClaim(body);
-        return { holder: holderJson(this.#claims.claim(key, holder, ttl, force)) };
+        // `force` (older members' copy of a grant) is a compare-and-set as well.
+        const { key, holder, ttl } = parseClaim(body);
+        return { holder: holderJson(this.#claims.claim(key, holder, ttl)) };
       }
       case "unclaim": {
         const { key, node } = parseUnclaim(body);
@@ -686,14 +764,19 @@ export class EmbeddedDirectory implements Directory {
     }
   }
 
-  /** Sends to `owner`, or answers locally when the owner is this member. */
-  async #call(owner: Member | Holder | Watcher, path: string, body: unknown): Promise<unknown> {
+  /** Sends to `owner`, waiting `timeout` ms at most, or answers locally when it is this member. */
+  async #call(
+    owner: Member | Holder | Watcher,
+    path: string,
+    body: unknown,
+    timeout = this.#timeout,
+  ): Promise<unknown> {
     if (owner.node === this.#members.self) return await this.handle(path, body);
     const task = this.#transport.send(
       owner.address,
       `directory/${path}`,
       body,
-      this.#timeout,
+      timeout,
       this.#abort.signal,
     );
     this.#tasks.add(task);

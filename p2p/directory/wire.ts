@@ -219,7 +219,7 @@ function base64(bytes: Uint8Array): string {
   return btoa(text);
 }
 
-/** A claim message: `{ key, holder, ttl, force? }` (`force`: a copy from the primary owner). */
+/** A claim message: `{ key, holder, ttl, force? }` (`force`: older members' copy of a grant). */
 export interface ClaimItem {
   readonly key: string;
   readonly holder: Holder;

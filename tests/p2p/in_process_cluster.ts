@@ -2,7 +2,7 @@
 import { InProcessNetwork } from "../../p2p/cluster_transport.ts";
 import { EmbeddedDirectory } from "../../p2p/directory/embedded.ts";
 import { Membership } from "../../p2p/membership/membership.ts";
-import { TEST_PROFILE } from "../../p2p/membership/config.ts";
+import { type GossipConfig, TEST_PROFILE } from "../../p2p/membership/config.ts";
 
 /** One member: its membership and directory, at `http://<node>`. */
 export interface InProcessMember {
@@ -24,15 +24,25 @@ export interface InProcessCluster extends AsyncDisposable {
   kill(member: InProcessMember): Promise<void>;
 }
 
+/** Options of {@link inProcessCluster}. */
+export interface InProcessClusterOptions {
+  /** The gossip profile of a member. Default: the test profile. */
+  readonly config?: (node: string) => GossipConfig | undefined;
+}
+
 /** Starts `nodes` members, each joining through the first. */
-export async function inProcessCluster(nodes: readonly string[]): Promise<InProcessCluster> {
+export async function inProcessCluster(
+  nodes: readonly string[],
+  options: InProcessClusterOptions = {},
+): Promise<InProcessCluster> {
   const network = new InProcessNetwork();
   const members: InProcessMember[] = [];
   const killed = new Set<InProcessMember>();
   const add = async (node: string) => {
     const address = `http://${node}`;
     const transport = network.from(address);
-    const membership = new Membership({ node, transport, config: TEST_PROFILE });
+    const config = options.config?.(node) ?? TEST_PROFILE;
+    const membership = new Membership({ node, transport, config });
     const dropped: string[] = [];
     const directory = new EmbeddedDirectory({
       members: membership,
