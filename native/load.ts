@@ -14,6 +14,7 @@
 import denoJson from "../deno.json" with { type: "json" };
 import { NativeUnavailableError } from "../core/errors.ts";
 import { C_COMPILERS, LIBRARY_FLAGS } from "./build.ts";
+import { watchedCalls } from "./call_watch.ts";
 import { NATIVE_ABI_VERSION, symbols } from "./ffi.ts";
 import { writeThroughTemporarySync } from "./write_through_temporary.ts";
 import type { NativeSymbols } from "./ffi.ts";
@@ -229,7 +230,7 @@ function open(location: string | URL): Native {
   // A write into a sealed object's read-only mapping cannot be caught: it is
   // made to say why before it ends the process. Best effort.
   library.symbols.pk_report_sealed_writes();
-  return { path, symbols: library.symbols };
+  return { path, symbols: watchedCalls(library.symbols) };
 }
 
 /** Opens a candidate, or returns undefined when it does not load (a stale or foreign build). */

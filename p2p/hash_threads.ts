@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Errno, errnoError } from "../native/errno.ts";
 import { loadNative, type Native } from "../native/load.ts";
 
 let native: { symbols: Native["symbols"] | undefined } | undefined;
@@ -52,19 +53,37 @@ export async function hashOffThread(
   bytes: Uint8Array,
   call: (data: Deno.PointerValue, length: bigint, out: Deno.PointerValue) => Promise<void>,
 ): Promise<string> {
-  // A buffer of its own: never in V8's heap, so it stays put while the call writes it.
-  const out = new Uint8Array(new ArrayBuffer(32));
   if (hashing >= HASH_THREADS) await new Promise<void>((go) => waiting.push(go));
   hashing++;
+  let out: Deno.PointerObject | undefined;
   try {
-    await call(pointerOf(bytes), BigInt(bytes.length), pointerOf(out));
+    const lib = hashSymbols()!;
+    out = cMemory(lib, 32);
+    await call(pointerOf(bytes), BigInt(bytes.length), out);
+    // Kept alive until the call is done.
+    void bytes.length;
+    const digest = new Uint8Array(32);
+    lib.pk_copy_out(digest, out, 32n);
+    return hex(digest);
   } finally {
+    if (out !== undefined) hashSymbols()!.pk_free(out);
     hashing--;
     waiting.shift()?.();
   }
-  // Kept alive until the call is done.
-  void bytes.length;
-  return hex(out);
+}
+
+/**
+ * Memory the library owns, for what a call on the thread pool writes: the
+ * runtime frees the memory of JS buffers when it ends (a test module's
+ * worker does at the module's end, not waiting for the pool), and a call
+ * still running would then write into freed heap, corrupting it.
+ *
+ * @throws {CapacityExceededError} When there is none.
+ */
+export function cMemory(lib: Native["symbols"], bytes: number): Deno.PointerObject {
+  const memory = lib.pk_alloc(BigInt(bytes));
+  if (memory === null) throw errnoError(Errno.ENOMEM, "allocating a hash's state");
+  return memory;
 }
 
 /** The address of `bytes`, for a call on another thread. */

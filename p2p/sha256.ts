@@ -9,7 +9,14 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { hashOffThread, hashSymbols, hex, OFF_THREAD_MIN, pointerOf } from "./hash_threads.ts";
+import {
+  cMemory,
+  hashOffThread,
+  hashSymbols,
+  hex,
+  OFF_THREAD_MIN,
+  pointerOf,
+} from "./hash_threads.ts";
 
 /**
  * The SHA-256 of `bytes` as `sha256:<hex>`, computed on another thread.
@@ -68,13 +75,16 @@ export function wholeHash(): WholeHash {
         return;
       }
       chain = chain.then(async () => {
-        await lib.pk_sha256_update_nb(
-          pointerOf(context),
-          pointerOf(bytes),
-          BigInt(bytes.length),
-        );
-        // Kept alive until the call is done.
-        void bytes.length;
+        const state = cMemory(lib, context.length);
+        try {
+          lib.pk_copy_in(state, context, BigInt(context.length));
+          await lib.pk_sha256_update_nb(state, pointerOf(bytes), BigInt(bytes.length));
+          // Kept alive until the call is done.
+          void bytes.length;
+          lib.pk_copy_out(context, state, BigInt(context.length));
+        } finally {
+          lib.pk_free(state);
+        }
       });
     },
     async digest() {

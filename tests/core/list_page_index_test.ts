@@ -1,13 +1,7 @@
 /** Pages of a peer whose lease store is its own start in its index in put order (core/order_index.ts). */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import {
-  Client,
-  ManualClock,
-  MemoryLeaseStore,
-  MemoryPeer,
-  type ObjectInfo,
-  UdsPeer,
-} from "../../mod.ts";
+import { udsClient } from "../helpers/uds_client.ts";
+import { Client, ManualClock, MemoryLeaseStore, MemoryPeer, type ObjectInfo } from "../../mod.ts";
 import type { Holding } from "../../core/holding.ts";
 import { OrderIndex } from "../../core/order_index.ts";
 import { openNative } from "../helpers/native.ts";
@@ -86,7 +80,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using served = await servePeer(new MemoryPeer({ capacity: 64 * 1024 * 1024 }));
-    await using client = new Client(await UdsPeer.connect(served.path));
+    await using client = await udsClient(served.path);
     const put: string[] = [];
     for (let i = 0; i < 40; i++) put.push(await client.put(pattern(100, i)));
     const seen: string[] = [];

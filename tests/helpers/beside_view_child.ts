@@ -5,13 +5,14 @@
  * same size filled with 0xee, then prints whether the view still shows the
  * object's bytes: for tests/backends/memory/beside_view_test.ts.
  */
-import { Access, Client, MemoryPeer, UdsPeer } from "../../mod.ts";
+import { Access, MemoryPeer } from "../../mod.ts";
+import { udsClient } from "./uds_client.ts";
 import { servePeer } from "./served_peer.ts";
 
 const SIZE = 4096;
 const gc = (globalThis as { gc?: () => void }).gc!;
 await using daemon = await servePeer(new MemoryPeer());
-await using client = new Client(await UdsPeer.connect(daemon.path));
+await using client = await udsClient(daemon.path);
 const bytes = new Uint8Array(SIZE).fill(0x5a);
 const id = await client.put(bytes);
 if (daemon.puts() !== 1) throw new Error("The put was not answered in C");

@@ -353,7 +353,16 @@ async function runLoader(code: string, env: Record<string, string>) {
   const root = await Deno.makeTempDir();
   await Deno.mkdir(`${root}/native`);
   await Deno.mkdir(`${root}/core`);
-  for (const file of ["ffi.ts", "load.ts", "build.ts", "write_through_temporary.ts", "packice.c"]) {
+  for (
+    const file of [
+      "ffi.ts",
+      "load.ts",
+      "call_watch.ts",
+      "build.ts",
+      "write_through_temporary.ts",
+      "packice.c",
+    ]
+  ) {
     await Deno.copyFile(new URL(`../../native/${file}`, import.meta.url), `${root}/native/${file}`);
   }
   await Deno.copyFile(new URL("../../core/errors.ts", import.meta.url), `${root}/core/errors.ts`);

@@ -196,11 +196,16 @@ Deno.test("an origin pull asks each source at its piece port; one that refuses s
       piecePort: port,
       pieces: new Uint8Array([0xff]),
     };
-    await pullPieces(assembly, () => [source], {
-      token: TOKEN,
-      signal: AbortSignal.timeout(20_000),
-      counts,
-    });
+    try {
+      await pullPieces(assembly, () => [source], {
+        token: TOKEN,
+        signal: AbortSignal.timeout(20_000),
+        counts,
+      });
+    } finally {
+      // Its whole hash reads the view on the thread pool: over before the runtime may free it.
+      await assembly.settled();
+    }
     assert(assembly.complete && sameBytes(assembly.view, bytes), "every piece, verified");
     assertEquals(counts.origin_peer_bytes_total, bytes.length);
     assertEquals(await holder.sent() - before, native ? bytes.length : 0);

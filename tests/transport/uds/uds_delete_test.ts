@@ -5,7 +5,8 @@
  * DISCARD against a daemon that does not know DELETE.
  */
 import { assertEquals, assertRejects } from "../../helpers/assert.ts";
-import { Client, MemoryPeer, NotFoundError, UdsPeer, UdsServer } from "../../../mod.ts";
+import { udsClient } from "../../helpers/uds_client.ts";
+import { MemoryPeer, NotFoundError, UdsServer } from "../../../mod.ts";
 import { Op } from "../../../transport/uds/protocol.ts";
 import { OldDaemon, served } from "../../helpers/old_daemon.ts";
 import { openNative } from "../../helpers/native.ts";
@@ -27,7 +28,7 @@ Deno.test({
     await using peer = new MemoryPeer();
     await using server = await UdsServer.listen(peer, `${dir}/s.sock`);
     try {
-      await using client = new Client(await UdsPeer.connect(server.path));
+      await using client = await udsClient(server.path);
       const id = await client.put("going", { id: "d" });
       using held = await client.get(id);
       const before = requestsOf(server);
@@ -51,12 +52,12 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await served();
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     for (const id of ["a", "b", "c"]) await client.put(id, { id });
     const dir = await Deno.makeTempDir({ prefix: "packice-delete-old-" });
     try {
       using old = new OldDaemon(dir, daemon.path, Op.DELETE, `Unknown operation: ${Op.DELETE}`);
-      await using oldClient = new Client(await UdsPeer.connect(old.path));
+      await using oldClient = await udsClient(old.path);
       for (const id of ["a", "b", "c"]) await oldClient.delete(id);
       assertEquals(old.refused.length, 1, "the client stops sending DELETE once refused");
       for (const id of ["a", "b", "c"]) assertEquals(await client.has(id), false);

@@ -7,6 +7,7 @@
  * answered from the table, object and lease deadlines.
  */
 import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
+import { udsClient } from "../../helpers/uds_client.ts";
 import {
   Access,
   Client,
@@ -63,7 +64,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve();
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const bytes = new Uint8Array(4096).map((_, i) => (i * 7) & 255);
     await client.put(bytes, { id: "x", meta: { "content-type": "text/plain", n: 1 } });
     // The first read is the server's JS; it registers the object for C.
@@ -76,7 +77,7 @@ Deno.test({
     }
     assertEquals(daemon.native(), 3);
     // Another connection's first get is answered in C too, with the info and the memfd.
-    await using other = new Client(await UdsPeer.connect(daemon.path));
+    await using other = await udsClient(daemon.path);
     using handle = await other.get("x");
     assertEquals(handle.bytes, bytes);
     assertEquals(handle.size, 4096);
@@ -93,7 +94,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve();
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     await client.put(new Uint8Array(8192).fill(3), { id: "d" });
     (await client.get("d")).close();
     const held = await client.get("d");
@@ -115,7 +116,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve();
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     await client.put("first", { id: "r" });
     (await client.get("r")).close();
     (await client.get("r")).close();
@@ -138,7 +139,7 @@ Deno.test({
   async fn() {
     const clock = new ManualClock(Date.now());
     await using daemon = await serve({ clock });
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     await client.put("brief", { id: "t", ttl: 1000 });
     (await client.get("t")).close();
     (await client.get("t")).close();
@@ -156,7 +157,7 @@ Deno.test({
   async fn() {
     const clock = new ManualClock(Date.now());
     await using daemon = await serve({ clock });
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     await client.put("lease", { id: "l" });
     (await client.get("l")).close();
     using raw = new RawConnection(daemon.path);
@@ -194,7 +195,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve({ capacity: 1000, mode: "cache" });
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     await client.put(new Uint8Array(400).fill(1), { id: "a" });
     (await client.get("a")).close();
     const held = await client.get("a");
@@ -221,7 +222,7 @@ Deno.test({
   async fn() {
     const clock = new ManualClock(Date.now());
     await using daemon = await serve({ clock });
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     await client.put("timed", { id: "g" });
     (await client.get("g")).close();
     const held = await client.get("g", { ttl: 500 });
@@ -250,7 +251,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve();
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     await client.put("q", { id: "q" });
     (await client.get("q")).close();
     using raw = new RawConnection(daemon.path);

@@ -5,16 +5,16 @@
  * nothing of the peer ever goes without them.
  */
 import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
+import { udsClient } from "../../helpers/uds_client.ts";
 import {
   Access,
   AlreadyExistsError,
   CapacityExceededError,
-  Client,
+  type Client,
   MemoryPeer,
   type MemoryPeerOptions,
   NotFoundError,
   PackiceError,
-  UdsPeer,
   UdsServer,
 } from "../../../mod.ts";
 import type { BesideBytes, BesideReads } from "../../../core/peer.ts";
@@ -55,7 +55,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve();
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const ids: string[] = [];
     for (let i = 0; i < 20; i++) ids.push(await client.put(pattern(4096, i)));
     assertEquals(daemon.puts(), 20);
@@ -116,7 +116,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve(new CountingPeer({ capacity: 64 * 1024 }));
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const removed: string[] = [];
     daemon.peer.onRemove((id) => removed.push(id));
     const ids: string[] = [];
@@ -142,7 +142,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve(new CountingPeer({ capacity: 32 * 1024, mode: "cache" }));
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const first = await client.put(pattern(4096, 1));
     const second = await client.put(pattern(4096, 2));
     assertEquals(daemon.peer.adopted, 0);
@@ -166,7 +166,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "packice-lazy-put-" });
     await using peer = new CountingPeer();
     const server = await UdsServer.listen(peer, `${dir}/s.sock`);
-    const client = new Client(await UdsPeer.connect(`${dir}/s.sock`));
+    const client = await udsClient(`${dir}/s.sock`);
     const ids = [await client.put(pattern(4096, 3)), await client.put(pattern(100, 4))];
     assertEquals(peer.adopted, 0);
     await client.close();
@@ -197,7 +197,7 @@ for (const mode of ["store", "cache"] as const) {
     ignore: native === undefined,
     async fn() {
       await using daemon = await serve(new CountingPeer({ mode }));
-      await using client = new Client(await UdsPeer.connect(daemon.path));
+      await using client = await udsClient(daemon.path);
       const w1 = await client.put(pattern(4096, 1));
       const j1 = await jsPut(client, "j1");
       const w2 = await client.put(pattern(4096, 2));
@@ -229,7 +229,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve(new CountingPeer({ mode: "cache" }));
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const ids = [];
     for (let i = 0; i < 4; i++) ids.push(await client.put(pattern(1000, i)));
     assertEquals((await client.stat(ids[1]!)).size, 1000);
@@ -253,7 +253,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve(new CountingPeer({ capacity: 32 * 1024, mode: "cache" }));
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const evicted: string[] = [];
     daemon.peer.onEvict((info) => evicted.push(info.id));
     // A put of the JS path sealed after a put answered in C meanwhile: more recent.
@@ -290,7 +290,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve(new CountingPeer({ capacity: 64 * 1024 }));
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const ids: string[] = [];
     for (let i = 0; i < 16; i++) ids.push(await client.put(pattern(4096, i)));
     assertEquals(daemon.puts(), 16);
@@ -305,7 +305,7 @@ Deno.test({
     assertEquals(daemon.peer.adopted, 0);
     // In cache mode, a put as large as the peer drops every waiting object.
     await using cache = await serve(new CountingPeer({ capacity: 64 * 1024, mode: "cache" }));
-    await using other = new Client(await UdsPeer.connect(cache.path));
+    await using other = await udsClient(cache.path);
     for (let i = 0; i < 16; i++) await other.put(pattern(4096, i));
     assertEquals(cache.puts(), 16);
     await jsPut(other, "whole", 64 * 1024);
@@ -338,7 +338,7 @@ for (const peerFirst of [false, true]) {
       const dir = await Deno.makeTempDir({ prefix: "packice-lazy-close-" });
       const peer = new CountingPeer({ mode: "cache" });
       const server = await UdsServer.listen(peer, `${dir}/s.sock`);
-      const client = new Client(await UdsPeer.connect(`${dir}/s.sock`));
+      const client = await udsClient(`${dir}/s.sock`);
       const ids: string[] = [];
       // More than the peer lets go of in one turn of the event loop.
       for (let i = 0; i < 17_000; i++) ids.push(await client.put(pattern(64, i)));
@@ -397,7 +397,7 @@ Deno.test({
     });
     const peer = new BasePeer({ blobs, leases: new MemoryLeaseStore(), mode: "cache" });
     await using daemon = await servePeer(peer);
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const evicted: string[] = [];
     peer.onEvict((info) => evicted.push(info.id));
     shut = true;
@@ -421,7 +421,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve(new CountingPeer({ capacity: 16 * 1024, mode: "cache" }));
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const evicted: string[] = [];
     daemon.peer.onEvict((info) => evicted.push(info.id));
     const w1 = await client.put(pattern(4096, 1));

@@ -8,13 +8,13 @@
  * errors and the connection serves on.
  */
 import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
+import { udsClient } from "../../helpers/uds_client.ts";
 import {
-  Client,
+  type Client,
   connect,
   InvalidArgumentError,
   MemoryPeer,
   type ObjectInfo,
-  UdsPeer,
 } from "../../../mod.ts";
 import { ErrorCode } from "../../../core/errors.ts";
 import { Flag, Op } from "../../../transport/uds/protocol.ts";
@@ -110,7 +110,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using served = await servePeer(new MemoryPeer({ capacity: 64 * 1024 * 1024 }));
-    await using client = new Client(await UdsPeer.connect(served.path));
+    await using client = await udsClient(served.path);
     const put: string[] = [];
     for (let i = 0; i < 40; i++) put.push(await client.put(pattern(100, i)));
     // Some taken in by the peer (a read needs them), the rest still records stored in C.
@@ -150,7 +150,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using served = await servePeer(new MemoryPeer());
-    await using client = new Client(await UdsPeer.connect(served.path));
+    await using client = await udsClient(served.path);
     const put: string[] = [];
     for (let i = 0; i < 50; i++) put.push(await client.put(pattern(64, i)));
     using old = new RawConnection(served.path);
@@ -163,7 +163,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using served = await servePeer(new MemoryPeer());
-    await using client = new Client(await UdsPeer.connect(served.path));
+    await using client = await udsClient(served.path);
     const id = await client.put("x");
     using connection = new RawConnection(served.path);
     const bad = [

@@ -7,16 +7,15 @@
  * server has gone.
  */
 import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
+import { udsClient } from "../../helpers/uds_client.ts";
 import {
   Access,
   CapacityExceededError,
-  Client,
   FileSystemPeer,
   MemoryPeer,
   NotFoundError,
   ProtocolError,
   serveHttp,
-  UdsPeer,
   UdsServer,
 } from "../../../mod.ts";
 import { Flag, HEADER_SIZE, Op } from "../../../transport/uds/protocol.ts";
@@ -38,7 +37,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve();
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const bytes = pattern(4096, 1);
     const id = await client.put(bytes);
     assertEquals(daemon.puts(), 1);
@@ -89,8 +88,8 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve();
-    await using client = new Client(await UdsPeer.connect(daemon.path));
-    await using reader = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
+    await using reader = await udsClient(daemon.path);
     const bytes = pattern(4096, 13);
     const id = await client.put(bytes);
     using held = await reader.get(id); // a lease granted in C
@@ -119,7 +118,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve();
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     await using http = serveHttp(daemon.peer, { port: 0, hostname: "127.0.0.1" });
     const bytes = pattern(10_000, 2);
     const id = await client.put(bytes);
@@ -144,7 +143,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve(new MemoryPeer({ capacity: 64 * 1024 }));
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     for (let i = 0; i < 8; i++) await client.put(pattern(4096, i));
     assertEquals(daemon.puts(), 8);
     // A put with an id is the server's JS: the room C was lent comes back for it.
@@ -166,7 +165,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await serve(new MemoryPeer({ capacity: 32 * 1024, mode: "cache" }));
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const ids: string[] = [];
     for (let i = 0; i < 8; i++) ids.push(await client.put(pattern(4096, i)));
     // Read the first: it is the most recently read from now on.
@@ -195,7 +194,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "packice-native-put-" });
     await using peer = new MemoryPeer();
     const server = await UdsServer.listen(peer, `${dir}/s.sock`);
-    const client = new Client(await UdsPeer.connect(`${dir}/s.sock`));
+    const client = await udsClient(`${dir}/s.sock`);
     const ids = [await client.put(pattern(4096, 3)), await client.put(pattern(100, 4))];
     assertEquals(server.metrics().uds_native_put_total, 2);
     await client.close();
@@ -275,7 +274,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "packice-native-put-fs-" });
     try {
       await using daemon = await serve(await FileSystemPeer.open({ dir: `${dir}/data` }));
-      await using client = new Client(await UdsPeer.connect(daemon.path));
+      await using client = await udsClient(daemon.path);
       const id = await client.put(pattern(4096, 8));
       assertEquals(daemon.puts(), 0);
       using handle = await client.get(id);

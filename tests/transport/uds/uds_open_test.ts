@@ -4,6 +4,7 @@
  * client falls back to ACQUIRE against a daemon that does not know OPEN.
  */
 import { assert, assertEquals } from "../../helpers/assert.ts";
+import { udsClient } from "../../helpers/uds_client.ts";
 import { Client, UdsPeer } from "../../../mod.ts";
 import {
   decodeOpenReply,
@@ -27,7 +28,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await served();
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     await client.put("first", { id: "a" });
     using raw = new RawConnection(daemon.path);
     const open = async (id: number, known: number) => {
@@ -63,7 +64,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await served();
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     for (const text of ["one", "two!", "three"]) {
       await client.put(text, { id: "same" });
       for (let i = 0; i < 3; i++) {
@@ -101,19 +102,19 @@ for (
     ignore: native === undefined,
     async fn() {
       await using daemon = await served();
-      await using client = new Client(await UdsPeer.connect(daemon.path));
+      await using client = await udsClient(daemon.path);
       await client.put("old daemon", { id: "o" });
       const dir = await Deno.makeTempDir({ prefix: "packice-open-old-" });
       try {
         using old = new OldDaemon(dir, daemon.path, Op.OPEN, message);
-        await using oldClient = new Client(await UdsPeer.connect(old.path));
+        await using oldClient = await udsClient(old.path);
         for (let i = 0; i < 3; i++) {
           using handle = await oldClient.get("o");
           assertEquals(new TextDecoder().decode(handle.bytes), "old daemon");
         }
         assertEquals(old.refused.length, 1, "the client stops sending OPEN once refused");
-        await oldClient.close();
-        // The last release reaches the daemon with the relay's next turn.
+        // The last release reaches the daemon with the relay's next turn (the client still
+        // open: its close would drop a release not yet sent).
         for (let i = 0; i < 100 && (await daemon.peer.stats()).leases > 0; i++) {
           await new Promise((resolve) => setTimeout(resolve, 10));
         }
@@ -130,7 +131,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await served();
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     // Ids of the longest kind: 64 OPEN frames (and their replies) take far more
     // than the 8 KiB a channel builds frames in between flushes.
     const ids = ["a", "b", "c", "d"].map((letter) => letter.repeat(250));

@@ -7,7 +7,8 @@
  * the regions ready ahead back with the rest.
  */
 import { assert, assertEquals } from "../../helpers/assert.ts";
-import { Client, MemoryPeer, UdsPeer } from "../../../mod.ts";
+import { udsClient } from "../../helpers/uds_client.ts";
+import { MemoryPeer } from "../../../mod.ts";
 import { FULL_SEALS } from "../../../backends/memory/seals.ts";
 import {
   decodeOpenReply,
@@ -53,7 +54,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await servePeer(new MemoryPeer());
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const memory = () => memoryOf(daemon.server.metrics());
     assertEquals(memory(), { region: 0, spare: 0, chunks: 0, ahead: 0, inline: 0 });
     const first = await client.put(pattern(4096, 0));
@@ -98,7 +99,7 @@ Deno.test({
   async fn() {
     await using daemon = await servePeer(new MemoryPeer());
     const clients = await Promise.all(
-      Array.from({ length: 8 }, async () => new Client(await UdsPeer.connect(daemon.path))),
+      Array.from({ length: 8 }, async () => await udsClient(daemon.path)),
     );
     try {
       // 64 KiB objects, 32 to a region, 16 in flight per client: more regions than two ahead.
@@ -190,7 +191,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await servePeer(new MemoryPeer());
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const memory = () => memoryOf(daemon.server.metrics());
     const sizes = [100, 4096, 5000, 65536];
     const putAll = (seed: number) =>
@@ -218,7 +219,7 @@ Deno.test({
   ignore: native === undefined,
   async fn() {
     await using daemon = await servePeer(new MemoryPeer());
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     await client.put(pattern(4096, 0));
     await until(() => memoryOf(daemon.server.metrics()), (m) => m.spare === SPARES * REGION);
     // Past the first region: these live in regions the thread faulted in.
@@ -273,7 +274,7 @@ Deno.test({
     assertEquals([stats.objects, stats.bytes], [320, 320 * 4096]);
     assertEquals(memoryOf(daemon.server.metrics()).chunks, 320 * (4096 + 64));
     // The daemon serves on, and each object reads back whole.
-    await using client = new Client(await UdsPeer.connect(daemon.path));
+    await using client = await udsClient(daemon.path);
     const objects = await client.list();
     assertEquals(objects.length, 320);
     const expected = new Map<string, Uint8Array>();
@@ -327,7 +328,7 @@ Deno.test({
       await using daemon = await spawnDaemon(`${dir}/packice.sock`, ["--capacity", "256MiB"]);
       const pid = daemon.process.pid;
       const before = anonHugeKiB(pid);
-      await using client = new Client(await UdsPeer.connect(daemon.path));
+      await using client = await udsClient(daemon.path);
       // The first region is faulted in on the receive (small pages); the thread readies two more.
       const id = await client.put(pattern(4096, 3));
       // A kernel that found no huge page free (fragmented memory) falls back to small ones, as

@@ -6,7 +6,8 @@
  * `pk_fp_recv` would; the server's JS sees every request exactly once.
  */
 import { assertEquals } from "../../helpers/assert.ts";
-import { Client, MemoryPeer, UdsPeer } from "../../../mod.ts";
+import { udsClient } from "../../helpers/uds_client.ts";
+import { MemoryPeer } from "../../../mod.ts";
 import { HEADER_SIZE, Op, peekHeader } from "../../../transport/uds/protocol.ts";
 import { encodePutFrame, encodeTextFrame } from "../../helpers/uds_frames.ts";
 import { joinFrames as message, openFastPath } from "../../helpers/fast_path.ts";
@@ -96,7 +97,7 @@ Deno.test({
   async fn() {
     await using daemon = await servePeer(new MemoryPeer());
     const clients = await Promise.all(
-      Array.from({ length: 24 }, async () => new Client(await UdsPeer.connect(daemon.path))),
+      Array.from({ length: 24 }, async () => await udsClient(daemon.path)),
     );
     try {
       const rounds = 40;

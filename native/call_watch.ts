@@ -1,0 +1,68 @@
+/**
+ * A check for test runs: calls on Deno's thread pool given memory their
+ * caller may own (a JS buffer) still running when their runtime ends, and
+ * reactor threads still stopping then.
+ *
+ * The test runner ends a test module's runtime once its last test returns,
+ * without waiting for the thread pool, and its op sanitizer does not see FFI
+ * calls. That end frees the module's JS buffers: a call still running then
+ * reads freed memory (SIGSEGV once unmapped), or writes into it, corrupting
+ * the heap of the whole run, which dies later, somewhere else. A reactor
+ * thread still stopping may call its thread-safe callback into the ended
+ * runtime (SIGSEGV in the runner, seen). With
+ * `PACKICE_WATCH_NATIVE_CALLS=1` (the `test` task sets it) such a call
+ * still running at its runtime's `unload` is named on stderr with where it
+ * started: the line before a dead run says which test left it.
+ *
+ * @module
+ */
+import type { NativeSymbols } from "./ffi.ts";
+
+/** The `_nb` calls given memory their caller may own, and why each must be over. */
+const WATCHED = {
+  pk_sha256_nb: "the runtime frees that memory now",
+  pk_sha256_update_nb: "the runtime frees that memory now",
+  pk_blake3_nb: "the runtime frees that memory now",
+  pk_http_recv_nb: "the runtime frees that memory now",
+  pk_pwrite_all_nb: "the runtime frees that memory now",
+  // Not on caller memory: the join of a reactor's thread, which may yet call into the runtime.
+  pk_reactor_join_nb: "the reactor's thread may call into the runtime after its end",
+} as const;
+
+/**
+ * `symbols` with the calls of {@link WATCHED} watched, when
+ * `PACKICE_WATCH_NATIVE_CALLS` is `1`; else `symbols` itself.
+ */
+export function watchedCalls(symbols: NativeSymbols): NativeSymbols {
+  if (!watching()) return symbols;
+  const running = new Map<number, string>();
+  let next = 0;
+  const watched: Record<string, unknown> = { ...symbols };
+  for (const [name, why] of Object.entries(WATCHED)) {
+    const call = symbols[name as keyof typeof WATCHED] as (...args: unknown[]) => Promise<unknown>;
+    watched[name] = (...args: unknown[]) => {
+      const id = next++;
+      const where = new Error().stack?.split("\n").slice(2).join("\n") ?? "";
+      running.set(id, `${name} (${why})\n${where}`);
+      return call(...args).finally(() => running.delete(id));
+    };
+  }
+  globalThis.addEventListener("unload", () => {
+    for (const call of running.values()) {
+      console.error(
+        `Packice: a native call still runs as ${Deno.mainModule} ends (await what started it): ` +
+          call,
+      );
+    }
+  });
+  return watched as NativeSymbols;
+}
+
+function watching(): boolean {
+  try {
+    return Deno.env.get("PACKICE_WATCH_NATIVE_CALLS") === "1";
+  } catch {
+    // No permission to read it: not a test run.
+    return false;
+  }
+}
