@@ -4,7 +4,8 @@
  * returns, and a reactor thread still stopping then may call into it
  * (SIGSEGV in the runner). Checked in a child run with the call watch on.
  */
-import { assert, assertEquals } from "../../helpers/assert.ts";
+import { assert } from "../../helpers/assert.ts";
+import { runWatched } from "../../helpers/watched_run.ts";
 import { loadNative } from "../../../native/load.ts";
 
 Deno.test({
@@ -12,15 +13,9 @@ Deno.test({
     "FileBlobStore.close() on the native I/O threads returns once the reactor's watch has ended",
   ignore: loadNative() === undefined,
   async fn() {
-    const fixture = new URL("../../helpers/native_io_left_child.ts", import.meta.url).pathname;
-    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["test", "--allow-all", fixture],
-      env: { PACKICE_WATCH_NATIVE_CALLS: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
-    assertEquals(code, 0, output);
+    const output = await runWatched(
+      new URL("../../helpers/native_io_left_child.ts", import.meta.url),
+    );
     assert(!output.includes("still runs"), output);
   },
 });
