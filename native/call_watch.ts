@@ -12,7 +12,8 @@
  * runtime (SIGSEGV in the runner, seen). With
  * `PACKICE_WATCH_NATIVE_CALLS=1` (the `test` task sets it) such a call
  * still running at its runtime's `unload` is named on stderr with where it
- * started: the line before a dead run says which test left it.
+ * started, and the module fails: a regression is seen even in a run the
+ * race spares.
  *
  * @module
  */
@@ -53,12 +54,17 @@ export function watchedCalls(symbols: NativeSymbols): NativeSymbols {
   if (!listening) {
     listening = true;
     globalThis.addEventListener("unload", () => {
+      if (running.size === 0) return;
       for (const call of running.values()) {
         console.error(
           `Packice: a native call still runs as ${Deno.mainModule} ends (await what started it): ` +
             call,
         );
       }
+      // Uncaught here, it fails the test module, and the run.
+      throw new Error(
+        `${running.size} native call(s) still run as ${Deno.mainModule} ends: see above`,
+      );
     });
   }
   return watched as NativeSymbols;
