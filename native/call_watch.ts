@@ -12,7 +12,8 @@
  * runtime (SIGSEGV in the runner, seen). With
  * `PACKICE_WATCH_NATIVE_CALLS=1` (the `test` task sets it) such a call
  * still running at its runtime's `unload` is named on stderr with where it
- * started: the line before a dead run says which test left it.
+ * started, and the module fails: a regression is seen even in a run the
+ * race spares.
  *
  * @module
  */
@@ -29,14 +30,17 @@ const WATCHED = {
   pk_reactor_join_nb: "the reactor's thread may call into the runtime after its end",
 } as const;
 
+/** The watched calls running now, each named with why it must be over and where it started. */
+const running = new Map<number, string>();
+let next = 0;
+let listening = false;
+
 /**
  * `symbols` with the calls of {@link WATCHED} watched, when
  * `PACKICE_WATCH_NATIVE_CALLS` is `1`; else `symbols` itself.
  */
 export function watchedCalls(symbols: NativeSymbols): NativeSymbols {
   if (!watching()) return symbols;
-  const running = new Map<number, string>();
-  let next = 0;
   const watched: Record<string, unknown> = { ...symbols };
   for (const [name, why] of Object.entries(WATCHED)) {
     const call = symbols[name as keyof typeof WATCHED] as (...args: unknown[]) => Promise<unknown>;
@@ -47,15 +51,32 @@ export function watchedCalls(symbols: NativeSymbols): NativeSymbols {
       return call(...args).finally(() => running.delete(id));
     };
   }
-  globalThis.addEventListener("unload", () => {
-    for (const call of running.values()) {
-      console.error(
-        `Packice: a native call still runs as ${Deno.mainModule} ends (await what started it): ` +
-          call,
+  if (!listening) {
+    listening = true;
+    globalThis.addEventListener("unload", () => {
+      if (running.size === 0) return;
+      for (const call of running.values()) {
+        console.error(
+          `Packice: a native call still runs as ${Deno.mainModule} ends (await what started it): ` +
+            call,
+        );
+      }
+      // Uncaught here, it fails the test module, and the run.
+      throw new Error(
+        `${running.size} native call(s) still run as ${Deno.mainModule} ends: see above`,
       );
-    }
-  });
+    });
+  }
   return watched as NativeSymbols;
+}
+
+/**
+ * The watched calls running now, each named with why it must be over and
+ * where it started: for a test that checks a close leaves none. Always
+ * empty unless `PACKICE_WATCH_NATIVE_CALLS` is `1`.
+ */
+export function nativeCallsRunning(): string[] {
+  return [...running.values()];
 }
 
 function watching(): boolean {

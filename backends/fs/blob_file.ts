@@ -24,6 +24,11 @@ export interface BlobFileOpener {
    * reading and writing.
    */
   create(path: string, size: number): Promise<BlobFile>;
+  /**
+   * Settles once no work of this opener is under way and nothing it
+   * started may call into the runtime any more; a store's close awaits it.
+   */
+  idle?(): Promise<void>;
 }
 
 /** A {@link BlobFile} over a `Deno.FsFile`: each transfer a seek, then the whole range. */

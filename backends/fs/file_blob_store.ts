@@ -314,6 +314,7 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
     this.#objects.clear();
     this.#used = 0;
     await Promise.all(objects.flatMap((object) => object.blobs.map((blob) => blob.release())));
+    await this.#files?.idle?.();
   }
 
   async #seal(object: FileObject, info: ObjectInfo): Promise<void> {

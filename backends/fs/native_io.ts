@@ -62,6 +62,9 @@ export class NativeFileIo implements BlobFileOpener {
   #nextId = 1;
   /** The Reactor registration, while jobs are under way. */
   #token: number | undefined;
+  /** Settles once no job is under way and the reactor has stopped watching for results. */
+  #idle: Promise<void> = Promise.resolve();
+  #becomeIdle: (() => void) | undefined;
 
   private constructor(native: Native) {
     this.#native = native;
@@ -109,6 +112,16 @@ export class NativeFileIo implements BlobFileOpener {
     );
   }
 
+  /**
+   * Settles once no job is under way and the reactor no longer watches for
+   * results: its thread, if this was its last registration, has stopped and
+   * will call into this runtime no more. An owner's close awaits it, so that
+   * nothing it started outlives it; jobs queued meanwhile are waited for too.
+   */
+  idle(): Promise<void> {
+    return this.#idle;
+  }
+
   #submit(
     operation: string,
     bytes: Uint8Array | undefined,
@@ -146,6 +159,9 @@ export class NativeFileIo implements BlobFileOpener {
     this.#token = Reactor.of(this.#native).add(this.#started!.eventfd, Linux.EPOLLIN, {
       ready: () => this.#reap(),
     });
+    // A watch ending now is still awaited: the next idle follows it.
+    const ending = this.#idle;
+    this.#idle = new Promise<void>((resolve) => this.#becomeIdle = resolve).then(() => ending);
   }
 
   #reap(): void {
@@ -169,10 +185,12 @@ export class NativeFileIo implements BlobFileOpener {
   #unwatchWhenIdle(): void {
     if (this.#jobs.size > 0 || this.#token === undefined) return;
     const token = this.#token;
+    const becomeIdle = this.#becomeIdle!;
     this.#token = undefined;
+    this.#becomeIdle = undefined;
     Reactor.of(this.#native).remove(this.#started!.eventfd, token).catch((error) => {
       console.error("Packice: stopping the watch of the I/O threads failed:", error);
-    });
+    }).finally(becomeIdle);
   }
 }
 

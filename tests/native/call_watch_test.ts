@@ -3,12 +3,12 @@
  * pool, and its op sanitizer does not see FFI calls: a call given JS memory
  * still running then reads and writes freed memory. With
  * PACKICE_WATCH_NATIVE_CALLS=1 (the `test` task's) such a call is named,
- * with where it started.
+ * with where it started, and its module fails.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { loadNative } from "../../native/load.ts";
 
-async function runLeaving(watch: boolean): Promise<string> {
+async function runLeaving(watch: boolean): Promise<{ code: number; output: string }> {
   const fixture = new URL("../helpers/hash_left_running.ts", import.meta.url).pathname;
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["test", "--allow-all", fixture],
@@ -16,9 +16,7 @@ async function runLeaving(watch: boolean): Promise<string> {
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
-  assertEquals(code, 0, output);
-  return output;
+  return { code, output: new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr) };
 }
 
 Deno.test({
@@ -29,9 +27,14 @@ Deno.test({
     const watched = await runLeaving(true);
     assert(
       /still runs as .*hash_left_running\.ts ends.*pk_sha256_update_nb \(.*\)\n\s+at .*p2p\/sha256\.ts/s
-        .test(watched),
-      watched,
+        .test(watched.output),
+      watched.output,
     );
-    assert(!(await runLeaving(false)).includes("still runs"));
+    // The module fails, and with it the run.
+    assertEquals(watched.code, 1, watched.output);
+    assert(watched.output.includes("hash_left_running.ts (uncaught error)"), watched.output);
+    const unwatched = await runLeaving(false);
+    assertEquals(unwatched.code, 0, unwatched.output);
+    assert(!unwatched.output.includes("still runs"), unwatched.output);
   },
 });

@@ -70,6 +70,12 @@ export class UdsServer implements AsyncDisposable {
   readonly #fd: number;
   readonly #token: number;
   readonly #connections = new Set<Connection>();
+  /**
+   * The reactor's release of each connection that ended on its own, until
+   * it settles: the last one stops the reactor's thread, which the close
+   * awaits.
+   */
+  readonly #released = new Set<Promise<void>>();
   readonly #fast: FastOpens | undefined;
   #accepting = true;
   /** Accept failed for want of fds or memory, and has not succeeded since: warned once. */
@@ -151,7 +157,13 @@ export class UdsServer implements AsyncDisposable {
       metrics: new UdsMetrics(),
       fast: this.#fast,
       forget: (connection) => {
-        if (this.#connections.delete(connection)) this.#context.metrics.clients--;
+        if (!this.#connections.delete(connection)) return;
+        this.#context.metrics.clients--;
+        const released = connection.channel.close().catch((error) => {
+          this.#context.log.warn(`Cannot stop watching a client: ${asPackiceError(error).message}`);
+        });
+        this.#released.add(released);
+        void released.finally(() => this.#released.delete(released));
       },
     };
     const fast = this.#fast;
@@ -221,6 +233,7 @@ export class UdsServer implements AsyncDisposable {
       this.#context.native.symbols.pk_close(this.#fd);
       await Deno.remove(this.#path).catch(() => {});
       await Promise.all([...this.#connections].map((connection) => connection.close()));
+      await Promise.all(this.#released);
       this.#fast?.close();
       await removed;
     })();

@@ -52,6 +52,7 @@ Deno.test({
       assertEquals(back, small);
     } finally {
       file.close();
+      await io.idle();
     }
     const bytes = await Deno.readFile(path);
     assertEquals(bytes.length, 400 * KiB);
@@ -84,6 +85,7 @@ Deno.test({
       assert(fromFsError(full, "write") instanceof CapacityExceededError);
     } finally {
       native!.symbols.pk_close(fd);
+      await io.idle();
     }
   },
 });

@@ -1,0 +1,18 @@
+/** Runs a test module in a child `deno test` with the native call watch on (native/call_watch.ts). */
+import { assertEquals } from "./assert.ts";
+
+/**
+ * Runs `fixture` with `deno test` and `PACKICE_WATCH_NATIVE_CALLS=1`, and
+ * returns its output; throws with the output when the run fails.
+ */
+export async function runWatched(fixture: URL): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["test", "--allow-all", fixture.pathname],
+    env: { PACKICE_WATCH_NATIVE_CALLS: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+  assertEquals(code, 0, output);
+  return output;
+}
