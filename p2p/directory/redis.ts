@@ -83,6 +83,15 @@ function script(name: string, body: string): Script {
  * before it. The channel carries the entry's hash tag.
  */
 const PUBLISH = "local publish = redis.REDIS_VERSION_NUM and 'SPUBLISH' or 'PUBLISH'";
+/** Appends to `out` the fields of `f` (an entry's HGETALL) that name holders ('@') and piece ports ('^'). */
+const HOLDER_FIELDS = `
+for i = 1, #f, 2 do
+  local first = string.byte(f[i], 1)
+  if first == 64 or first == 94 then
+    out[#out + 1] = f[i]
+    out[#out + 1] = f[i + 1]
+  end
+end`;
 
 /** Each script takes its one key in `KEYS[1]`, so it runs on Redis Cluster too. */
 const SCRIPTS = {
@@ -110,13 +119,7 @@ redis.call(publish, ARGV[10], '+\\n' .. ARGV[2] .. '\\n' .. ARGV[5] .. '\\n' .. 
 if ARGV[11] ~= '1' then return { 'OK' } end
 local out = { 'OK' }
 local f = redis.call('HGETALL', k)
-for i = 1, #f, 2 do
-  local first = string.byte(f[i], 1)
-  if first == 64 or first == 94 then
-    out[#out + 1] = f[i]
-    out[#out + 1] = f[i + 1]
-  end
-end
+${HOLDER_FIELDS}
 return out
 `,
   ),
@@ -148,12 +151,8 @@ local f = redis.call('HGETALL', KEYS[1])
 local out = { '' }
 for i = 1, #f, 2 do
   if f[i] == 'digest' then out[1] = f[i + 1] end
-  local first = string.byte(f[i], 1)
-  if first == 64 or first == 94 then
-    out[#out + 1] = f[i]
-    out[#out + 1] = f[i + 1]
-  end
 end
+${HOLDER_FIELDS}
 return out
 `,
   ),

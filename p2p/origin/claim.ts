@@ -9,6 +9,15 @@
 import { StoreUnavailableError } from "../../core/errors.ts";
 import type { Directory, Holder } from "../directory.ts";
 
+/** The claim of one download: its object, this daemon, the lease, and where to log. */
+export interface ClaimOptions {
+  readonly id: string;
+  readonly self: Holder;
+  /** How long the claim lasts without renewal, in ms. */
+  readonly ttl: number;
+  readonly log: (message: string) => void;
+}
+
 /**
  * Claims the download of `id` for `self` for `ttl` ms, or renews its claim.
  *
@@ -17,12 +26,7 @@ import type { Directory, Holder } from "../directory.ts";
  */
 export async function tryClaim(
   directory: Directory,
-  { id, self, ttl, log }: {
-    id: string;
-    self: Holder;
-    ttl: number;
-    log: (message: string) => void;
-  },
+  { id, self, ttl, log }: ClaimOptions,
 ): Promise<Holder | undefined> {
   try {
     return await directory.claim!(id, self, ttl);
@@ -55,12 +59,7 @@ export interface HeldClaim extends AsyncDisposable {
  */
 export function holdClaim(
   directory: Directory,
-  { id, self, ttl, log }: {
-    id: string;
-    self: Holder;
-    ttl: number;
-    log: (message: string) => void;
-  },
+  { id, self, ttl, log }: ClaimOptions,
 ): HeldClaim {
   const lost = new AbortController();
   let holder: Holder | undefined;
