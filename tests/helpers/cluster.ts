@@ -117,3 +117,17 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
+
+/** A temporary folder for a test cluster's sockets and files, removed on disposal. */
+export interface ClusterDir extends AsyncDisposable {
+  readonly path: string;
+}
+
+/** Makes a {@link ClusterDir}; declare it before the daemons in it, so they stop first. */
+export async function clusterDir(): Promise<ClusterDir> {
+  const path = await Deno.makeTempDir({ prefix: "packice-cluster-" });
+  return {
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
+  };
+}
