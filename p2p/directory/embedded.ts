@@ -310,6 +310,7 @@ export class EmbeddedDirectory implements Directory {
    */
   async lookup(id: string): Promise<DirectoryEntry | undefined> {
     this.#open();
+    await this.#members.joined?.();
     const targets = this.owners(id);
     const answers = await this.#answers(targets.map((owner) => this.#lookupAt(owner, id)));
     const reached = answers.filter((a) => a !== null);
@@ -342,6 +343,7 @@ export class EmbeddedDirectory implements Directory {
    */
   async holders(id: string, digest: string): Promise<Holder[] | undefined> {
     this.#open();
+    await this.#members.joined?.();
     const targets = this.owners(id);
     const answers = await this.#answers(targets.map((owner) => this.#holdersAt(owner, id, digest)));
     const reached = answers.filter((a) => a !== null);
@@ -422,6 +424,7 @@ export class EmbeddedDirectory implements Directory {
    */
   async claim(key: string, claimant: Holder, ttl: number): Promise<Holder> {
     this.#open();
+    await this.#members.joined?.();
     const body = { key, holder: holderJson(claimant), ttl };
     const deadline = this.#timers.now() + this.#timeout;
     for (;;) {
