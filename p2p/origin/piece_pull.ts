@@ -86,6 +86,10 @@ export async function pull(
           gone = reply.error ?? `${leader.node} leads no download of it`;
           break;
         }
+        // Pieces known by the other algorithm's digests: checked here, not pulled again.
+        for (const [piece, digest] of (reply.digests ?? []).entries()) {
+          await assembly.retake(piece, digest);
+        }
         changed = otherVersion(assembly, reply, options.meta, leader.node);
         if (changed !== undefined) break;
         reply.digests?.forEach((digest, piece) => {
