@@ -24,9 +24,9 @@
  * old one, and a piece dropped and put again in one version (another
  * downloader's digest said it was not this body's) goes to the next layer
  * of the version, a file of its own in which that piece's place was never
- * written, at the same offset (ranges keep their offsets). A spool's files,
- * and the bytes no piece holds any more, are freed once the last descriptor
- * of each closes.
+ * written, at the same offset (ranges keep their offsets). A file's bytes
+ * are freed once the spool let it go (closed, or reset) and the last
+ * descriptor the listener took of it closed.
  *
  * @module
  */

@@ -185,7 +185,9 @@ async function adopt(spool: Spool, meta: Meta | undefined, digests: readonly str
     spool.meta = meta;
   }
   for (const [piece, digest] of digests.entries()) {
-    if (digest !== "" && spool.has(piece)) await spool.check(piece, digest);
+    if (digest !== "" && spool.has(piece) && spool.digests[piece] !== digest) {
+      await spool.check(piece, digest);
+    }
   }
 }
 
