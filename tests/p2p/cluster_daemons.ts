@@ -39,8 +39,15 @@ export interface ClusterDaemon {
 /** Daemons started together; disposing kills those still running and removes their sockets. */
 export interface ClusterDaemons extends AsyncDisposable {
   readonly daemons: ClusterDaemon[];
-  /** Starts one more daemon joining through the first, with `extra` flags of its own. */
-  add(node: string, extra?: readonly string[]): Promise<ClusterDaemon>;
+  /**
+   * Starts one more daemon joining through the first, with `extra` flags and
+   * `env` variables of its own.
+   */
+  add(
+    node: string,
+    extra?: readonly string[],
+    env?: Record<string, string>,
+  ): Promise<ClusterDaemon>;
 }
 
 /** Starts `nodes` daemons, each after the first joining through it. */
@@ -52,7 +59,11 @@ export async function startCluster(
   const flags = await startTaskFlags();
   const daemons: ClusterDaemon[] = [];
   const exits: Promise<unknown>[] = [];
-  const add = async (node: string, own: readonly string[] = []) => {
+  const add = async (
+    node: string,
+    own: readonly string[] = [],
+    env: Record<string, string> = {},
+  ) => {
     const join = daemons.length === 0 ? [] : ["--join", daemons[0]!.url.slice("http://".length)];
     const process = new Deno.Command(Deno.execPath(), {
       args: [
@@ -78,6 +89,7 @@ export async function startCluster(
         ...extra,
         ...own,
       ],
+      env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

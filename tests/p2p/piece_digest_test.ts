@@ -55,3 +55,31 @@ Deno.test("packed piece digests: SHA-256 bare as older daemons read them, BLAKE3
     assertEquals(unpackPieceDigests(bad), undefined, bad);
   }
 });
+
+Deno.test("PACKICE_PIECE_DIGEST=sha256 makes new records' pieces SHA-256; another value is refused by name", async () => {
+  const script = `
+    import { newPieceAlgorithm } from "${new URL("../../p2p/piece_digest.ts", import.meta.url)}";
+    const chosen = [];
+    for (const value of ["sha256", "blake3", "md5"]) {
+      Deno.env.set("PACKICE_PIECE_DIGEST", value);
+      try {
+        chosen.push(newPieceAlgorithm());
+      } catch (error) {
+        chosen.push(error.code);
+      }
+    }
+    console.log(chosen.join(" "));
+  `;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", "--quiet", "--allow-env", "--allow-read", "--allow-ffi", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(script));
+  await writer.close();
+  const output = await child.output();
+  assertEquals(output.code, 0);
+  assertEquals(new TextDecoder().decode(output.stdout).trim(), "sha256 blake3 INVALID_ARGUMENT");
+});
