@@ -105,7 +105,7 @@ export interface Placed {
   readonly next?: () => ListCursor;
 }
 
-/** The most shards a cursor names: as many as a Redis Cluster has hash slots. */
+/** The most shards a cursor of a version before names: as many as a Redis Cluster has hash slots. */
 export const MAX_CURSOR_SHARDS = 16_384;
 
 // The id: any an object can have, spaces too (see `core/validate.ts`).
