@@ -15,9 +15,11 @@
  * place below the last one listed. A page thus brings every shard it read
  * to its end up to where the page ends before it gives a cursor: the
  * place every later put on such a shard comes after is raised to the
- * page's last place, and what was placed there meanwhile is read into the
- * page (the `catch_up` script; one more call only for shards whose end is
- * below the page's, on a page that met a put or a clock behind). So every
+ * highest place the page met (its last one or past it), and what was
+ * placed up to the page's last place meanwhile is read into the page (the
+ * `catch_up` script; one more call only for shards whose end is below the
+ * page's last place, on a page that met a put or a clock behind; raised
+ * that far, they need none on the pages after until a put passes it). So every
  * later put on any shard comes after the cursor, which is a place and an
  * id whatever the number of shards: `<order>-<check>:<id>`, the same
  * length for 1 or 16,384 shards. A late put on a slow master then takes a
@@ -212,7 +214,11 @@ export class ListAfter {
       ? []
       : runs.filter((run) => run.done && run.end < last);
     if (behind.length > 0) {
-      await Promise.all(behind.map((run) => this.#catchUp(exec, run, last!, after)));
+      // Raised to the highest place the page met, the shards behind need no call on the pages
+      // after while nothing is put past it.
+      let high = last!;
+      for (const run of runs) high = Math.max(high, run.done ? run.end : run.last!.order);
+      await Promise.all(behind.map((run) => this.#catchUp(exec, run, last!, high, after)));
       const caught = runs.flatMap((run) => run.placed).sort(byPlace);
       page = caught.length > count ? caught.slice(0, count) : caught;
     }
@@ -226,19 +232,25 @@ export class ListAfter {
 
   /**
    * Raises the place every later put on a shard read to its end comes
-   * after to `to`, and reads what was placed up to there since.
+   * after to `raise`, and reads what was placed up to `to` since.
    */
-  async #catchUp(exec: Exec, run: ShardRun, to: number, after: ListCursor | undefined) {
+  async #catchUp(
+    exec: Exec,
+    run: ShardRun,
+    to: number,
+    raise: number,
+    after: ListCursor | undefined,
+  ): Promise<void> {
     const keys = this.#calls.keys[run.shard]!;
-    const prefix = objectPrefix(this.#namespace, run.shard);
+    const bounds = [String(to), String(MAX_READ), objectPrefix(this.#namespace, run.shard)];
     for (let from = `(${run.end}`;;) {
-      const args = [String(this.#now()), this.#node, from, String(to), String(MAX_READ), prefix];
+      const args = [String(this.#now()), this.#node, from, ...bounds, String(raise)];
       const entries = await exec(SCRIPTS.catch_up, keys, args) as Entry[];
       this.#take(run, entries, after);
       if (entries.length < MAX_READ) break;
       from = `(${entries[entries.length - 1]![0]}`;
     }
-    run.end = to;
+    run.end = raise;
   }
 
   /** Reads the next objects of one shard into its run. */

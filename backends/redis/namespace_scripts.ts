@@ -88,18 +88,19 @@ return { out, ending, epoch() }
   /**
    * Brings a shard a page read to its end up to where the page ends (see
    * `list_after.ts`): raises the place every later put on it comes after to
-   * at least ARGV[4], then returns the objects placed since the read, up to
-   * there. ARGV[3]: after which place to read ('(' and where the shard
-   * ended, or where the last call stopped); ARGV[5]: how many at most;
-   * ARGV[6]: what the keys of the shard's objects start with. Returns the
-   * objects, each `{order, id, fields}`.
+   * at least ARGV[7], then returns the objects placed since the read, up to
+   * where the page ends. ARGV[3]: after which place to read ('(' and where
+   * the shard ended, or where the last call stopped); ARGV[4]: the page's
+   * last place, the last to read; ARGV[5]: how many at most; ARGV[6]: what
+   * the keys of the shard's objects start with; ARGV[7]: the place to raise
+   * to, ARGV[4] or past it. Returns the objects, each `{order, id, fields}`.
    */
   catch_up: script(
     "catch_up",
     ["read_order"],
     `
-if tonumber(ARGV[4]) > tonumber(redis.call('HGET', VERSION, 'order') or 0) then
-  redis.call('HSET', VERSION, 'order', ARGV[4])
+if tonumber(ARGV[7]) > tonumber(redis.call('HGET', VERSION, 'order') or 0) then
+  redis.call('HSET', VERSION, 'order', ARGV[7])
 end
 return read_order(ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6])
 `,

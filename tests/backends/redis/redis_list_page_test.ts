@@ -11,7 +11,11 @@ import { eventually } from "../../helpers/eventually.ts";
 import { createAs, store } from "../../helpers/lease_store_cases.ts";
 import { type RedisCluster, startRedisCluster } from "../../helpers/redis_cluster.ts";
 import { type RedisServer, redisTestOptions, startRedis } from "../../helpers/redis_server.ts";
-import { formatCursor } from "../../../core/list_page.ts";
+import { cursorAfter, formatCursor } from "../../../core/list_page.ts";
+import { type Exec, RedisConnection } from "../../../backends/redis/connection.ts";
+import { ListAfter } from "../../../backends/redis/list_after.ts";
+import { SCRIPTS } from "../../../backends/redis/scripts.ts";
+import { ShardCalls } from "../../../backends/redis/shard_calls.ts";
 import {
   Client,
   InvalidArgumentError,
@@ -476,5 +480,58 @@ Deno.test(
       // About 340 of its shards on the slow master: before, about 6 characters each.
       for (const cursor of cursors) assertCursorBound(cursor);
     });
+
+    await t.step(
+      "a page brings a shard behind up to its end: a put between the two is in it, one after later",
+      async () => {
+        // A namespace of two shards, shard 0 on the slow master, 1 on another.
+        let namespace = "";
+        for (let n = 0; namespace === ""; n++) {
+          const on = await shardsOn(cluster, slow, `race${n}`, 2);
+          if (on.has(0) && !on.has(1)) namespace = `race${n}`;
+        }
+        const leases = await store({ url: cluster.url, namespace }, "a", { shards: 2 });
+        await using peer = new MemoryPeer({ leases, node: "a" });
+        const client = new Client(peer);
+        const onShard = (shard: number, name: string) => {
+          let n = 0;
+          while (shardOf(`${name} ${n}`, 2) !== shard) n++;
+          return client.put(name, { id: `${name} ${n}` });
+        };
+        const early = [await onShard(0, "slow"), await onShard(1, "fast")];
+        await using connection = {
+          link: new RedisConnection({
+            url: cluster.url,
+            attempts: 3,
+            backoff: { initial: 100, max: 1000 },
+            commandTimeout: 10_000,
+            log: undefined,
+            scripts: Object.values(SCRIPTS),
+            onReady: () => Promise.resolve(),
+          }),
+          [Symbol.asyncDispose]() {
+            return this.link.close();
+          },
+        };
+        await connection.link.open();
+        // The slow shard was read to its end, a minute below the other's: before it is brought
+        // up, a put lands on it, below the page's last place.
+        let between: string | undefined;
+        const exec: Exec = async (script, keys, args) => {
+          if (script === SCRIPTS.catch_up && between === undefined) {
+            between = await onShard(0, "between");
+          }
+          return connection.link.run(script, keys, args);
+        };
+        const pages = new ListAfter(namespace, "a", new ShardCalls(namespace, "a", 2), Date.now);
+        const page = await pages.read(exec, undefined, 10);
+        assert(between !== undefined, "the slow shard was brought up");
+        assertEquals(ids(page.map((one) => one.info)), [early[0], between, early[1]]);
+        // One put on it after the page comes after the page's last place.
+        const after = await onShard(0, "after");
+        const next = await pages.read(exec, cursorAfter(page.at(-1)!), 10);
+        assertEquals(ids(next.map((one) => one.info)), [after]);
+      },
+    );
   },
 );
