@@ -18,7 +18,7 @@
  * still printed beside it, for information
  * (`vs_redis_put_4KiB_p1_two_processes`, no target). At 16 in flight one
  * JS thread would be the bottleneck (gets reach 660k/s at 1.3–1.5 µs of
- * client CPU each: a whole CPU), so the load is split over two processes
+ * client CPU each: 0.9–1.0 of a CPU), so the load is split over two processes
  * there: a client that saturates its own thread measures the client.
  * Each load process runs for {@link WARM_MS} before it is timed, puts too,
  * so that V8 has optimized its paths (what it put is deleted first).
