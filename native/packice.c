@@ -17,7 +17,7 @@
 //   4. Mappings and copies into and out of them
 //   5. Files: I/O from and to memory, and the background I/O queue of the disk tier
 //   6. Unix sockets and SCM_RIGHTS
-//   7. epoll, eventfd and the reactor thread
+//   7. epoll, eventfd and the reactor
 //   8. Hashing: XXH64, SHA-256 and BLAKE3
 //   9. Signal report: a write into a sealed object
 //  10. HTTP/1.1 Range receiver: a response body straight into a memfd or memory, hashed as it lands
@@ -66,7 +66,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 23
+#define PK_ABI_VERSION 24
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -97,7 +97,7 @@ PK_EXPORT int32_t pk_version(void) { return PK_ABI_VERSION; }
 // tearing the runtime down, and a thread still inside, say,
 // pk_memfd_prepare_many then ran unmapped code and the process died with
 // SIGSEGV instead of its exit code. Reopened with RTLD_NODELETE, the library
-// stays mapped through every dlclose. The reactor and I/O threads pin it too,
+// stays mapped through every dlclose. The I/O threads pin it too,
 // so that they never return into unmapped code.
 PK_EXPORT int32_t pk_pin(void) {
   Dl_info self;
@@ -821,7 +821,7 @@ PK_EXPORT int64_t pk_raise_nofile_limit(void) {
 }
 
 // ===========================================================================
-// 7. epoll, eventfd and the reactor thread
+// 7. epoll, eventfd and the reactor
 // ===========================================================================
 
 PK_EXPORT int32_t pk_epoll_create(void) {
@@ -856,23 +856,33 @@ PK_EXPORT int32_t pk_eventfd(void) {
   return fd < 0 ? -errno : fd;
 }
 
-// The reactor thread and its lent waits, for the Unix-socket transport
+// The reactor's wait and its lent waits, for the Unix-socket transport
 // (native/reactor.ts).
 //
-// One thread per process waits in epoll_wait and reports ready events through
-// a callback that Deno runs on the JS thread (Deno.UnsafeCallback.threadSafe).
-// Calling it blocks this thread until the JS side returns, and the JS side
-// drains every ready socket before returning, so the next epoll_wait reports
-// only new events: no call is parked on Deno's blocking pool per wait.
+// The JS side keeps one call of pk_reactor_wait running on Deno's blocking
+// pool (`nonblocking: true`) while anything is registered: it waits in
+// epoll_wait and returns the number of ready entries, which the JS side reads
+// from the reactor's slots and handles, draining every ready socket, before
+// it starts the next wait; so each wait reports only new events.
 //
-// Each hop through the callback wakes two threads, which is slow on a VM.
+// Not a thread calling into JS through a Deno.UnsafeCallback.threadSafe: the
+// runtime that made such a callback frees it when it ends, and Deno tells a
+// Worker's runtime nothing before that (no `unload` event, on terminate() or
+// close()); a thread calling it then, or returning from a call the runtime
+// dropped, ended the process (SIGSEGV, or abort). A wait's result is only
+// ever received by its runtime: a runtime that has gone drops it, and the wait
+// touches no memory but the reactor's own. A runtime that ends while its wait
+// runs hands the reactor over with pk_reactor_abandon, when it can (the test
+// runner's modules get `unload`): the wait returns at once and frees it.
+//
+// Each hop through the blocking pool wakes two threads, which is slow on a VM.
 // So the JS thread may also wait on the sockets itself for a short while, when it has just sent a request (or a reply) and the
 // answer (or the next request) is likely to come back at once: it lends the
-// wait (pk_reactor_lend), the thread parks, the JS thread waits with
+// wait (pk_reactor_lend), the pool's wait parks, the JS thread waits with
 // pk_reactor_poll, and pk_reactor_reclaim hands the wait back. The sockets
-// live in an inner epoll that the JS thread waits on; the thread waits on an
-// outer one holding the inner epoll and its own eventfd, so waking the
-// thread never wakes the JS thread's wait.
+// live in an inner epoll that the JS thread waits on; the pool's wait is on an
+// outer one holding the inner epoll and the reactor's eventfd, so waking it
+// never wakes the JS thread's wait.
 //
 // A lent wait ends when a socket is ready or when the lend's budget, a
 // timerfd in the inner epoll armed once per lend, runs out. Not a timeout
@@ -885,21 +895,19 @@ PK_EXPORT int32_t pk_eventfd(void) {
 // The inner epoll's token for the lend's timerfd; the JS side's tokens start at 1.
 #define PK_REACTOR_BUDGET 0
 
-typedef void (*pk_ready_fn)(int32_t count);
-
 struct pk_reactor {
   int epfd;   // inner: the sockets, with the JS side's 32-bit tokens
-  int outer;  // the inner epoll and wakefd, for the thread
+  int outer;  // the inner epoll and wakefd, for pk_reactor_wait
   int wakefd;
   int timerfd;  // in the inner epoll: the end of the lend's budget
   int max;
-  pk_ready_fn ready;
   atomic_int stop;
-  pthread_t thread;
   pthread_mutex_t lock;
   pthread_cond_t reclaimed;
   int lent;  // guarded by lock: the JS thread waits on the sockets itself
   atomic_int spent;  // the lend's budget has run out
+  uint32_t returned;  // guarded by lock: how many calls of pk_reactor_wait have returned
+  int abandoned;  // guarded by lock: its runtime has gone; the wait under way frees it
   // For each ready entry: its 32-bit token, then its EPOLL* bits.
   uint32_t slots[2 * PK_EPOLL_MAX];
 };
@@ -940,17 +948,60 @@ static int pk_reactor_take(struct pk_reactor *r, uint32_t *slots, int max, int t
   return count;
 }
 
-static void *pk_reactor_loop(void *arg) {
-  struct pk_reactor *r = arg;
+static void pk_reactor_free(struct pk_reactor *r) {
+  if (r->epfd >= 0) close(r->epfd);
+  if (r->outer >= 0) close(r->outer);
+  if (r->wakefd >= 0) close(r->wakefd);
+  if (r->timerfd >= 0) close(r->timerfd);
+  pthread_mutex_destroy(&r->lock);
+  pthread_cond_destroy(&r->reclaimed);
+  free(r);
+}
+
+// Creates the epolls. Writes the reactor's handle and the address of its
+// slots (2 * max uint32 values, valid until pk_reactor_close) and returns the
+// epoll fd to add sockets to.
+PK_EXPORT int32_t pk_reactor_start(int32_t max, uint64_t *out_handle, uint64_t *out_slots) {
+  if (max <= 0 || max > PK_EPOLL_MAX) return -EINVAL;
+  struct pk_reactor *r = calloc(1, sizeof *r);
+  if (r == NULL) return -ENOMEM;
+  r->max = max;
+  atomic_init(&r->stop, 0);
+  atomic_init(&r->spent, 0);
+  pthread_mutex_init(&r->lock, NULL);
+  pthread_cond_init(&r->reclaimed, NULL);
+  r->epfd = epoll_create1(EPOLL_CLOEXEC);
+  r->outer = epoll_create1(EPOLL_CLOEXEC);
+  r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  r->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  struct epoll_event wake = {.events = EPOLLIN, .data.u64 = PK_REACTOR_WAKE};
+  struct epoll_event sockets = {.events = EPOLLIN, .data.u64 = PK_REACTOR_SOCKETS};
+  struct epoll_event budget = {.events = EPOLLIN, .data.u64 = PK_REACTOR_BUDGET};
+  if (r->epfd < 0 || r->outer < 0 || r->wakefd < 0 || r->timerfd < 0 ||
+      epoll_ctl(r->outer, EPOLL_CTL_ADD, r->wakefd, &wake) < 0 ||
+      epoll_ctl(r->outer, EPOLL_CTL_ADD, r->epfd, &sockets) < 0 ||
+      epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->timerfd, &budget) < 0) {
+    int error = errno;
+    pk_reactor_free(r);
+    return -error;
+  }
+  *out_handle = (uint64_t)(uintptr_t)r;
+  *out_slots = (uint64_t)(uintptr_t)r->slots;
+  return r->epfd;
+}
+
+// Until the reactor is stopped, waits for ready sockets while the wait is
+// not lent, and writes them into the reactor's slots: returns how many
+// (> 0), -ECANCELED once stopped, or another -errno.
+static int32_t pk_reactor_wait_ready(struct pk_reactor *r) {
   struct epoll_event events[2];
-  while (!atomic_load(&r->stop)) {
+  for (;;) {
     pk_reactor_wait_reclaimed(r);
-    if (atomic_load(&r->stop)) break;
+    if (atomic_load(&r->stop)) return -ECANCELED;
     int n = epoll_wait(r->outer, events, 2, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
-      r->ready(-errno);
-      break;
+      return -errno;
     }
     int sockets = 0;
     for (int i = 0; i < n; i++) {
@@ -965,63 +1016,21 @@ static void *pk_reactor_loop(void *arg) {
     // are level-triggered, so whoever waits next sees them again.
     if (!sockets || atomic_load(&r->stop) || pk_reactor_lent_now(r)) continue;
     int count = pk_reactor_take(r, r->slots, r->max, 0);
-    if (count < 0) {
-      r->ready(count);
-      break;
-    }
-    if (count > 0 && !atomic_load(&r->stop)) r->ready(count);
+    if (count != 0) return count;
   }
-  return NULL;
 }
 
-static void pk_reactor_free(struct pk_reactor *r) {
-  if (r->epfd >= 0) close(r->epfd);
-  if (r->outer >= 0) close(r->outer);
-  if (r->wakefd >= 0) close(r->wakefd);
-  if (r->timerfd >= 0) close(r->timerfd);
-  pthread_mutex_destroy(&r->lock);
-  pthread_cond_destroy(&r->reclaimed);
-  free(r);
-}
-
-// Creates the epolls and starts the thread that waits on them. Writes the
-// reactor's handle and the address of its slots (2 * max uint32 values,
-// valid until pk_reactor_join) and returns the epoll fd to add sockets to.
-PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out_handle,
-                                   uint64_t *out_slots) {
-  if (max <= 0 || max > PK_EPOLL_MAX) return -EINVAL;
-  pk_pin();
-  struct pk_reactor *r = calloc(1, sizeof *r);
-  if (r == NULL) return -ENOMEM;
-  r->ready = ready;
-  r->max = max;
-  atomic_init(&r->stop, 0);
-  atomic_init(&r->spent, 0);
-  pthread_mutex_init(&r->lock, NULL);
-  pthread_cond_init(&r->reclaimed, NULL);
-  r->epfd = epoll_create1(EPOLL_CLOEXEC);
-  r->outer = epoll_create1(EPOLL_CLOEXEC);
-  r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  r->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-  int error = 0;
-  struct epoll_event wake = {.events = EPOLLIN, .data.u64 = PK_REACTOR_WAKE};
-  struct epoll_event sockets = {.events = EPOLLIN, .data.u64 = PK_REACTOR_SOCKETS};
-  struct epoll_event budget = {.events = EPOLLIN, .data.u64 = PK_REACTOR_BUDGET};
-  if (r->epfd < 0 || r->outer < 0 || r->wakefd < 0 || r->timerfd < 0 ||
-      epoll_ctl(r->outer, EPOLL_CTL_ADD, r->wakefd, &wake) < 0 ||
-      epoll_ctl(r->outer, EPOLL_CTL_ADD, r->epfd, &sockets) < 0 ||
-      epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->timerfd, &budget) < 0) {
-    error = errno;
-  } else {
-    error = pthread_create(&r->thread, NULL, pk_reactor_loop, r);
-  }
-  if (error != 0) {
-    pk_reactor_free(r);
-    return -error;
-  }
-  *out_handle = (uint64_t)(uintptr_t)r;
-  *out_slots = (uint64_t)(uintptr_t)r->slots;
-  return r->epfd;
+// The reactor's wait, run on Deno's blocking pool; see pk_reactor_wait_ready.
+// A reactor abandoned meanwhile is freed here, its last user.
+PK_EXPORT int32_t pk_reactor_wait(void *handle) {
+  struct pk_reactor *r = handle;
+  int32_t result = pk_reactor_wait_ready(r);
+  pthread_mutex_lock(&r->lock);
+  r->returned++;
+  int abandoned = r->abandoned;
+  pthread_mutex_unlock(&r->lock);
+  if (abandoned) pk_reactor_free(r);
+  return result;
 }
 
 static int32_t pk_reactor_wake(struct pk_reactor *r) {
@@ -1040,7 +1049,7 @@ static int32_t pk_reactor_arm(struct pk_reactor *r, int64_t budget_ns) {
 }
 
 // Lends the wait to the calling (JS) thread for `budget_ns` (> 0): the
-// reactor thread parks until pk_reactor_reclaim, and pk_reactor_poll returns
+// pool's wait parks until pk_reactor_reclaim, and pk_reactor_poll returns
 // 0 once the budget has run out. Lending again while lent renews the budget.
 // Returns at once.
 PK_EXPORT int32_t pk_reactor_lend(void *handle, int64_t budget_ns) {
@@ -1055,7 +1064,7 @@ PK_EXPORT int32_t pk_reactor_lend(void *handle, int64_t budget_ns) {
   return was_lent ? 0 : pk_reactor_wake(r);
 }
 
-// Hands the wait back to the reactor thread.
+// Hands the wait back to pk_reactor_wait.
 PK_EXPORT int32_t pk_reactor_reclaim(void *handle) {
   struct pk_reactor *r = handle;
   struct itimerspec off = {0};
@@ -1107,7 +1116,8 @@ PK_EXPORT int32_t pk_reactor_poll(void *handle, uint32_t *slots, int32_t max, in
   return n;
 }
 
-// Asks the thread to stop and wakes it. Returns at once; pk_reactor_join waits.
+// Stops the reactor: the wait under way returns -ECANCELED. Returns at once;
+// once that wait has returned, pk_reactor_close frees the reactor.
 PK_EXPORT int32_t pk_reactor_stop(void *handle) {
   struct pk_reactor *r = handle;
   atomic_store(&r->stop, 1);
@@ -1117,14 +1127,28 @@ PK_EXPORT int32_t pk_reactor_stop(void *handle) {
   return pk_reactor_wake(r);
 }
 
-// Waits for the stopped thread, then closes the epolls and frees the reactor.
-// Run it off the JS thread: the thread may be waiting for a callback to run.
-PK_EXPORT int32_t pk_reactor_join(void *handle) {
-  struct pk_reactor *r = handle;
-  int error = pthread_join(r->thread, NULL);
-  if (error != 0) return -error;
-  pk_reactor_free(r);
+// Frees a stopped reactor whose waits have all returned.
+PK_EXPORT int32_t pk_reactor_close(void *handle) {
+  pk_reactor_free(handle);
   return 0;
+}
+
+// For a runtime that is ending, with `started` calls of pk_reactor_wait
+// started in all: stops the reactor and frees it, now if every one has
+// returned, else when the one under way returns (which may be after the
+// runtime has gone). The handle is not to be used again.
+PK_EXPORT int32_t pk_reactor_abandon(void *handle, uint32_t started) {
+  struct pk_reactor *r = handle;
+  atomic_store(&r->stop, 1);
+  pthread_mutex_lock(&r->lock);
+  int idle = r->returned == started;
+  r->abandoned = !idle;
+  pthread_cond_signal(&r->reclaimed);
+  // Woken under the lock: once it is released, the wait may free the reactor.
+  int32_t woken = idle ? 0 : pk_reactor_wake(r);
+  pthread_mutex_unlock(&r->lock);
+  if (idle) pk_reactor_free(r);
+  return woken;
 }
 
 // ===========================================================================
