@@ -1976,19 +1976,25 @@ static void pk_on_segv(int sig, siginfo_t *info, void *context) {
   }
 }
 
-// Installs the handler once per process; native/load.ts calls it when it loads
-// the library. Returns 0, or -errno.
-PK_EXPORT int32_t pk_report_sealed_writes(void) {
-  static int installed;
-  if (installed) return 0;
+static pthread_once_t pk_segv_once = PTHREAD_ONCE_INIT;
+static int32_t pk_segv_installed;
+
+static void pk_install_segv(void) {
   struct sigaction action;
   memset(&action, 0, sizeof action);
   action.sa_sigaction = pk_on_segv;
   action.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sigemptyset(&action.sa_mask);
-  if (sigaction(SIGSEGV, &action, &pk_prior_segv) < 0) return -errno;
-  installed = 1;
-  return 0;
+  pk_segv_installed = sigaction(SIGSEGV, &action, &pk_prior_segv) < 0 ? -errno : 0;
+}
+
+// Installs the handler once per process; native/load.ts calls it when it loads
+// the library, in each runtime, maybe in two at once: installed twice, the
+// handler would take itself for the one before it, and call itself forever on
+// any other fault. Returns 0, or -errno.
+PK_EXPORT int32_t pk_report_sealed_writes(void) {
+  pthread_once(&pk_segv_once, pk_install_segv);
+  return pk_segv_installed;
 }
 
 // ===========================================================================
