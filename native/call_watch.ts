@@ -1,12 +1,15 @@
 /**
  * A check for test runs: calls on Deno's thread pool given memory their
- * caller may own (a JS buffer) still running when their runtime ends.
+ * caller may own (a JS buffer) still running when their runtime ends, and
+ * reactor threads still stopping then.
  *
  * The test runner ends a test module's runtime once its last test returns,
  * without waiting for the thread pool, and its op sanitizer does not see FFI
  * calls. That end frees the module's JS buffers: a call still running then
  * reads freed memory (SIGSEGV once unmapped), or writes into it, corrupting
- * the heap of the whole run, which dies later, somewhere else. With
+ * the heap of the whole run, which dies later, somewhere else. A reactor
+ * thread still stopping may be in a call into the ended runtime, which is
+ * never answered: its join then never returns. With
  * `PACKICE_WATCH_NATIVE_CALLS=1` (the `test` task sets it) such a call
  * still running at its runtime's `unload` is named on stderr with where it
  * started, and the module fails: a regression is seen even in a run the
@@ -23,6 +26,8 @@ const WATCHED = {
   pk_blake3_nb: "the runtime frees that memory now",
   pk_http_recv_nb: "the runtime frees that memory now",
   pk_pwrite_all_nb: "the runtime frees that memory now",
+  // Not on caller memory: the join of a reactor's thread, which may be in a call into the runtime.
+  pk_reactor_join_nb: "the reactor's thread may be in a call the ended runtime never answers",
 } as const;
 
 /** The watched calls running now, each named with why it must be over and where it started. */

@@ -410,6 +410,7 @@ export const symbols = {
   pk_eventfd: { parameters: [], result: "i32" }, // non-blocking, close-on-exec
   pk_reactor_start: {
     parameters: [
+      "function", // void (*ready)(int32_t count): a Deno.UnsafeCallback.threadSafe, or null
       "i32", // int32_t max (events per wait, at most 1024)
       "buffer", // uint64_t *out_handle
       "buffer", // uint64_t *out_slots (2 * max uint32: token, events)
@@ -430,16 +431,23 @@ export const symbols = {
     ],
     result: "i32",
   },
+  pk_reactor_join_nb: {
+    name: "pk_reactor_join",
+    parameters: [
+      "pointer", // void *handle (stopped, with a thread)
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
   pk_reactor_close: {
     parameters: [
-      "pointer", // void *handle (stopped, its waits returned)
+      "pointer", // void *handle (stopped, without a thread, its waits returned)
     ],
     result: "i32",
   },
   pk_reactor_abandon: {
     parameters: [
       "pointer", // void *handle
-      "u32", // uint32_t started: calls of pk_reactor_wait started in all
     ],
     result: "i32",
   },

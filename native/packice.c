@@ -97,7 +97,7 @@ PK_EXPORT int32_t pk_version(void) { return PK_ABI_VERSION; }
 // tearing the runtime down, and a thread still inside, say,
 // pk_memfd_prepare_many then ran unmapped code and the process died with
 // SIGSEGV instead of its exit code. Reopened with RTLD_NODELETE, the library
-// stays mapped through every dlclose. The I/O threads pin it too,
+// stays mapped through every dlclose. The reactor and I/O threads pin it too,
 // so that they never return into unmapped code.
 PK_EXPORT int32_t pk_pin(void) {
   Dl_info self;
@@ -856,33 +856,41 @@ PK_EXPORT int32_t pk_eventfd(void) {
   return fd < 0 ? -errno : fd;
 }
 
-// The reactor's wait and its lent waits, for the Unix-socket transport
+// The reactor and its lent waits, for the Unix-socket transport
 // (native/reactor.ts).
 //
-// The JS side keeps one call of pk_reactor_wait running on Deno's blocking
-// pool (`nonblocking: true`) while anything is registered: it waits in
-// epoll_wait and returns the number of ready entries, which the JS side reads
-// from the reactor's slots and handles, draining every ready socket, before
-// it starts the next wait; so each wait reports only new events.
+// A reactor waits in epoll_wait for ready sockets, writes them into its slots
+// and has the JS side handle them, which drains every ready socket before the
+// next wait, so each wait reports only new events. In one of two ways:
 //
-// Not a thread calling into JS through a Deno.UnsafeCallback.threadSafe: the
-// runtime that made such a callback frees it when it ends, and Deno tells a
-// Worker's runtime nothing before that (no `unload` event, on terminate() or
-// close()); a thread calling it then, or returning from a call the runtime
-// dropped, ended the process (SIGSEGV, or abort). A wait's result is only
-// ever received by its runtime: a runtime that has gone drops it, and the wait
-// touches no memory but the reactor's own. A runtime that ends while its wait
-// runs hands the reactor over with pk_reactor_abandon, when it can (the test
-// runner's modules get `unload`): the wait returns at once and frees it.
+// - With a thread (the main runtime, a test module's): the thread waits and
+//   calls `ready`, a Deno.UnsafeCallback.threadSafe that Deno runs on the JS
+//   thread; the call blocks the thread until the JS side returns. No call is
+//   parked on Deno's blocking pool per wait.
+// - Without (a Worker's): the JS side keeps one call of pk_reactor_wait
+//   running on Deno's blocking pool (`nonblocking: true`), which returns the
+//   number of ready entries. Each hop costs more CPU than a callback (about
+//   twice), but nothing calls into the runtime: Deno frees a runtime's
+//   callbacks when it ends, and tells a Worker's nothing before (no `unload`
+//   event on terminate() or close()), so a thread calling one then ended the
+//   process (SIGSEGV, or an abort). A wait's result is only received, and
+//   dropped by a runtime that has gone.
 //
-// Each hop through the blocking pool wakes two threads, which is slow on a VM.
+// The handshake with a runtime that ends (the test runner's modules, told
+// with `unload`): pk_reactor_abandon, under the reactor's lock, marks it
+// abandoned and stops it; the thread checks that mark under the same lock
+// before each call, so it calls into the runtime no more, and frees the
+// reactor on its way out. A call already made then is never answered (the
+// runtime runs no more tasks): the thread stays blocked in it, harmlessly.
+//
+// Each hop into JS wakes two threads, which is slow on a VM.
 // So the JS thread may also wait on the sockets itself for a short while, when it has just sent a request (or a reply) and the
 // answer (or the next request) is likely to come back at once: it lends the
-// wait (pk_reactor_lend), the pool's wait parks, the JS thread waits with
-// pk_reactor_poll, and pk_reactor_reclaim hands the wait back. The sockets
-// live in an inner epoll that the JS thread waits on; the pool's wait is on an
-// outer one holding the inner epoll and the reactor's eventfd, so waking it
-// never wakes the JS thread's wait.
+// wait (pk_reactor_lend), the reactor's own wait parks, the JS thread waits
+// with pk_reactor_poll, and pk_reactor_reclaim hands the wait back. The
+// sockets live in an inner epoll that the JS thread waits on; the reactor's
+// own wait is on an outer one holding the inner epoll and its eventfd, so
+// waking it never wakes the JS thread's wait.
 //
 // A lent wait ends when a socket is ready or when the lend's budget, a
 // timerfd in the inner epoll armed once per lend, runs out. Not a timeout
@@ -895,19 +903,22 @@ PK_EXPORT int32_t pk_eventfd(void) {
 // The inner epoll's token for the lend's timerfd; the JS side's tokens start at 1.
 #define PK_REACTOR_BUDGET 0
 
+typedef void (*pk_ready_fn)(int32_t count);
+
 struct pk_reactor {
   int epfd;   // inner: the sockets, with the JS side's 32-bit tokens
-  int outer;  // the inner epoll and wakefd, for pk_reactor_wait
+  int outer;  // the inner epoll and wakefd, for the reactor's own wait
   int wakefd;
   int timerfd;  // in the inner epoll: the end of the lend's budget
   int max;
+  pk_ready_fn ready;  // with a thread: the JS side's callback; else NULL
+  pthread_t thread;
   atomic_int stop;
   pthread_mutex_t lock;
   pthread_cond_t reclaimed;
   int lent;  // guarded by lock: the JS thread waits on the sockets itself
   atomic_int spent;  // the lend's budget has run out
-  uint32_t returned;  // guarded by lock: how many calls of pk_reactor_wait have returned
-  int abandoned;  // guarded by lock: its runtime has gone; the wait under way frees it
+  int abandoned;  // guarded by lock: its runtime has gone; its thread, or its wait, frees it
   // For each ready entry: its 32-bit token, then its EPOLL* bits.
   uint32_t slots[2 * PK_EPOLL_MAX];
 };
@@ -958,13 +969,18 @@ static void pk_reactor_free(struct pk_reactor *r) {
   free(r);
 }
 
-// Creates the epolls. Writes the reactor's handle and the address of its
-// slots (2 * max uint32 values, valid until pk_reactor_close) and returns the
-// epoll fd to add sockets to.
-PK_EXPORT int32_t pk_reactor_start(int32_t max, uint64_t *out_handle, uint64_t *out_slots) {
+static void *pk_reactor_loop(void *arg);
+
+// Creates the epolls and, with `ready`, starts the thread that waits on them
+// and calls it; without, pk_reactor_wait waits. Writes the reactor's handle
+// and the address of its slots (2 * max uint32 values, valid until the
+// reactor is freed) and returns the epoll fd to add sockets to.
+PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out_handle,
+                                   uint64_t *out_slots) {
   if (max <= 0 || max > PK_EPOLL_MAX) return -EINVAL;
   struct pk_reactor *r = calloc(1, sizeof *r);
   if (r == NULL) return -ENOMEM;
+  r->ready = ready;
   r->max = max;
   atomic_init(&r->stop, 0);
   atomic_init(&r->spent, 0);
@@ -974,6 +990,7 @@ PK_EXPORT int32_t pk_reactor_start(int32_t max, uint64_t *out_handle, uint64_t *
   r->outer = epoll_create1(EPOLL_CLOEXEC);
   r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   r->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  int error = 0;
   struct epoll_event wake = {.events = EPOLLIN, .data.u64 = PK_REACTOR_WAKE};
   struct epoll_event sockets = {.events = EPOLLIN, .data.u64 = PK_REACTOR_SOCKETS};
   struct epoll_event budget = {.events = EPOLLIN, .data.u64 = PK_REACTOR_BUDGET};
@@ -981,7 +998,12 @@ PK_EXPORT int32_t pk_reactor_start(int32_t max, uint64_t *out_handle, uint64_t *
       epoll_ctl(r->outer, EPOLL_CTL_ADD, r->wakefd, &wake) < 0 ||
       epoll_ctl(r->outer, EPOLL_CTL_ADD, r->epfd, &sockets) < 0 ||
       epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->timerfd, &budget) < 0) {
-    int error = errno;
+    error = errno;
+  } else if (ready != NULL) {
+    pk_pin();
+    error = pthread_create(&r->thread, NULL, pk_reactor_loop, r);
+  }
+  if (error != 0) {
     pk_reactor_free(r);
     return -error;
   }
@@ -1020,13 +1042,32 @@ static int32_t pk_reactor_wait_ready(struct pk_reactor *r) {
   }
 }
 
-// The reactor's wait, run on Deno's blocking pool; see pk_reactor_wait_ready.
-// A reactor abandoned meanwhile is freed here, its last user.
+// The thread of a reactor with a callback. It returns once stopped, for
+// pk_reactor_join; abandoned, it frees the reactor itself.
+static void *pk_reactor_loop(void *arg) {
+  struct pk_reactor *r = arg;
+  for (;;) {
+    int32_t count = pk_reactor_wait_ready(r);
+    pthread_mutex_lock(&r->lock);
+    int abandoned = r->abandoned;
+    pthread_mutex_unlock(&r->lock);
+    if (abandoned) break;
+    if (count == -ECANCELED) return NULL;
+    r->ready(count);
+    if (count < 0) return NULL;
+  }
+  pthread_detach(pthread_self());
+  pk_reactor_free(r);
+  return NULL;
+}
+
+// The wait of a reactor without a thread, run on Deno's blocking pool; see
+// pk_reactor_wait_ready. A reactor abandoned meanwhile is freed here, its
+// last user.
 PK_EXPORT int32_t pk_reactor_wait(void *handle) {
   struct pk_reactor *r = handle;
   int32_t result = pk_reactor_wait_ready(r);
   pthread_mutex_lock(&r->lock);
-  r->returned++;
   int abandoned = r->abandoned;
   pthread_mutex_unlock(&r->lock);
   if (abandoned) pk_reactor_free(r);
@@ -1049,7 +1090,7 @@ static int32_t pk_reactor_arm(struct pk_reactor *r, int64_t budget_ns) {
 }
 
 // Lends the wait to the calling (JS) thread for `budget_ns` (> 0): the
-// pool's wait parks until pk_reactor_reclaim, and pk_reactor_poll returns
+// reactor's own wait parks until pk_reactor_reclaim, and pk_reactor_poll returns
 // 0 once the budget has run out. Lending again while lent renews the budget.
 // Returns at once.
 PK_EXPORT int32_t pk_reactor_lend(void *handle, int64_t budget_ns) {
@@ -1064,7 +1105,7 @@ PK_EXPORT int32_t pk_reactor_lend(void *handle, int64_t budget_ns) {
   return was_lent ? 0 : pk_reactor_wake(r);
 }
 
-// Hands the wait back to pk_reactor_wait.
+// Hands the wait back to the reactor's own wait.
 PK_EXPORT int32_t pk_reactor_reclaim(void *handle) {
   struct pk_reactor *r = handle;
   struct itimerspec off = {0};
@@ -1116,8 +1157,9 @@ PK_EXPORT int32_t pk_reactor_poll(void *handle, uint32_t *slots, int32_t max, in
   return n;
 }
 
-// Stops the reactor: the wait under way returns -ECANCELED. Returns at once;
-// once that wait has returned, pk_reactor_close frees the reactor.
+// Stops the reactor: its thread ends, or the wait under way returns
+// -ECANCELED. Returns at once; then pk_reactor_join, or pk_reactor_close once
+// that wait has returned, frees it.
 PK_EXPORT int32_t pk_reactor_stop(void *handle) {
   struct pk_reactor *r = handle;
   atomic_store(&r->stop, 1);
@@ -1127,27 +1169,36 @@ PK_EXPORT int32_t pk_reactor_stop(void *handle) {
   return pk_reactor_wake(r);
 }
 
-// Frees a stopped reactor whose waits have all returned.
+// Waits for the stopped thread, then frees the reactor. Run it off the JS
+// thread: the thread may be waiting for a callback to run.
+PK_EXPORT int32_t pk_reactor_join(void *handle) {
+  struct pk_reactor *r = handle;
+  int error = pthread_join(r->thread, NULL);
+  if (error != 0) return -error;
+  pk_reactor_free(r);
+  return 0;
+}
+
+// Frees a stopped reactor without a thread whose waits have all returned.
 PK_EXPORT int32_t pk_reactor_close(void *handle) {
   pk_reactor_free(handle);
   return 0;
 }
 
-// For a runtime that is ending, with `started` calls of pk_reactor_wait
-// started in all: stops the reactor and frees it, now if every one has
-// returned, else when the one under way returns (which may be after the
-// runtime has gone). The handle is not to be used again.
-PK_EXPORT int32_t pk_reactor_abandon(void *handle, uint32_t started) {
+// For a runtime that is ending, with the reactor running: stops it and has it
+// call into the runtime no more. Its thread frees it on its way out; without
+// a thread, the wait under way frees it when it returns, which may be after
+// the runtime has gone (with none under way, it is left). The handle is not
+// to be used again.
+PK_EXPORT int32_t pk_reactor_abandon(void *handle) {
   struct pk_reactor *r = handle;
   atomic_store(&r->stop, 1);
   pthread_mutex_lock(&r->lock);
-  int idle = r->returned == started;
-  r->abandoned = !idle;
+  r->abandoned = 1;
   pthread_cond_signal(&r->reclaimed);
-  // Woken under the lock: once it is released, the wait may free the reactor.
-  int32_t woken = idle ? 0 : pk_reactor_wake(r);
+  // Woken under the lock: once it is released, the reactor may be freed.
+  int32_t woken = pk_reactor_wake(r);
   pthread_mutex_unlock(&r->lock);
-  if (idle) pk_reactor_free(r);
   return woken;
 }
 

@@ -51,38 +51,47 @@ const BUSY_NS = 50_000;
 /** {@link SPIN_NS} as the poll takes it: not a BigInt made per wait. */
 const SPIN_BIG = BigInt(SPIN_NS);
 
+/** The callback the native thread calls with the number of ready entries. */
+const READY = { parameters: ["i32"], result: "void" } as const;
+
+/**
+ * Whether this runtime is a Worker's: Deno frees its callbacks when it ends
+ * and tells it nothing before, so its reactor has no thread calling into it.
+ */
+const IN_WORKER = typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope ===
+  "function";
+
 /** One run of the native reactor, from its start to its stop. */
 interface Running {
   readonly handle: NonNullable<Deno.PointerValue>;
   readonly epfd: number;
+  /** The callback of its thread; undefined for a run whose waits are calls on the pool. */
+  readonly callback: Deno.UnsafeCallback<typeof READY> | undefined;
   /** The reactor's memory holding the ready entries, detached when it stops. */
   readonly memory: ArrayBuffer;
   /** Token and events of each ready entry. */
   readonly slots: Uint32Array;
-  /** How many waits were started: the reactor's to compare with those returned. */
-  started: number;
-  /** The last wait started, settled once it has returned and been handled. */
+  /** Without a thread: the last wait started, settled once it has returned and been handled. */
   waiting: Promise<void>;
 }
+
 /**
- * The one event loop of this process's Unix sockets: one native call on
- * Deno's blocking pool waits in `epoll_wait` and returns the ready fds to the
- * JS thread, where every socket call is made synchronously, then the next
- * wait starts. Servers and client connections all share it, so a process
- * with a thousand connections parks one call there, not one per connection
- * (the pool has only 32 threads).
+ * The one event loop of this process's Unix sockets: a native thread waits
+ * in `epoll_wait` and hands the ready fds to the JS thread through a
+ * thread-safe callback, where every socket call is made synchronously.
+ * Servers and client connections all share it, so a process with a thousand
+ * connections uses one thread, and never parks a call per connection on
+ * Deno's blocking pool (it has only 32 threads).
  *
- * Not a native thread calling into JS through a thread-safe callback: a
- * runtime frees its callbacks when it ends, and a Worker's is told nothing
- * before (no `unload`), so such a thread could call freed code. A wait's
- * result is only received, and dropped by a runtime that has gone.
+ * The thread runs while anything is registered; when the last registration
+ * goes it is stopped, and its epoll closed, before `remove()` settles. When
+ * the runtime ends first (a test module's, at `unload`), the reactor is
+ * abandoned to the native library: the thread calls into it no more, and
+ * frees it. A Worker's runtime is told nothing before Deno frees its
+ * callbacks: there, one call on the blocking pool waits instead of the
+ * thread, and returns what is ready, at about twice the CPU per hop.
  *
- * A wait runs while anything is registered; when the last registration goes
- * the reactor is stopped, and its epoll closed, before `remove()` settles. A
- * runtime that ends with registrations left (a test module's, which gets
- * `unload`) hands its reactor to the native library, which frees it.
- *
- * Each hop from the blocking pool into JS wakes two threads, slow on a VM,
+ * Each hop from the native thread into JS wakes two threads, slow on a VM,
  * and so does a turn of the event loop. A caller that has just sent
  * something whose answer should follow at once can instead have the JS
  * thread wait itself, once the work under way has run: see
@@ -109,7 +118,7 @@ export class Reactor {
   /** Whether a wait was asked for since the last one. */
   #wanted = false;
   #waitScheduled = false;
-  /** Whether the JS thread keeps the wait, while the pool's wait parks. */
+  /** Whether the JS thread keeps the wait, while the native thread parks. */
   #lent = false;
   #pollingHere = false;
   #reclaimQueued = false;
@@ -125,9 +134,6 @@ export class Reactor {
   readonly schedule: Schedule = new Schedule();
   /** The stop of the previous run, which a new run waits for. */
   #stopped: Promise<void> = Promise.resolve();
-
-  /** The runs not yet closed: the running one and those stopping. */
-  readonly #unclosed = new Set<Running>();
 
   private constructor(native: Native) {
     this.#native = native;
@@ -153,7 +159,7 @@ export class Reactor {
   }
 
   /**
-   * Watches `fd` for `events`, starting the reactor if it is not running.
+   * Watches `fd` for `events`, starting the thread if it is not running.
    *
    * @param fd A non-blocking fd.
    * @param events `EPOLL*` bits.
@@ -200,7 +206,7 @@ export class Reactor {
 
   /**
    * Stops watching `fd`; call before closing it. When nothing is left
-   * registered the reactor stops, and the returned promise settles once it has.
+   * registered the thread stops, and the returned promise settles once it has.
    */
   remove(fd: number, token: number): Promise<void> {
     if (!this.#handlers.delete(token) || this.#running === undefined) return Promise.resolve();
@@ -212,12 +218,12 @@ export class Reactor {
   /**
    * Has the JS thread wait itself for registered fds to become ready, once
    * the work under way has run (see `Schedule.busy`), and hand what is
-   * ready to the handlers as the pool's wait would. For right after
+   * ready to the handlers as the native thread would. For right after
    * sending a request (or a reply) whose answer (or the next request)
    * usually comes back within microseconds: it saves the hops through the
-   * blocking pool and the event loop. A wait lasts until something is ready
-   * or the lend's budget of {@link LEND_BUDGET_MS} runs out; then the pool's
-   * wait takes it back, and the event loop turns at least that often.
+   * native thread and the event loop. A wait lasts until something is ready
+   * or the lend's budget of {@link LEND_BUDGET_MS} runs out; then the native
+   * thread takes the wait back, and the event loop turns at least that often.
    */
   waitSoon(): void {
     if (this.#running === undefined) return;
@@ -273,7 +279,7 @@ export class Reactor {
       return;
     }
     if (count === 0 && waited >= BUSY_NS) {
-      // Nothing came for a while: the pool's wait takes over from here on.
+      // Nothing came for a while: the native thread waits from here on.
       this.#reclaim(running);
       return;
     }
@@ -300,14 +306,14 @@ export class Reactor {
     this.#scheduleWait();
   }
 
-  /** Takes the wait from the pool's wait, or renews its budget. */
+  /** Takes the wait from the native thread, or renews its budget. */
   #lend(running: Running): void {
     check(this.#native.symbols.pk_reactor_lend(running.handle, LEND_BUDGET_NS), "reactor lend");
     this.#lent = true;
   }
 
   /**
-   * Hands the wait back to the pool's wait when the event loop turns,
+   * Hands the wait back to the native thread when the event loop turns,
    * unless a wait is asked for before then: a client that has its answer
    * usually sends its next request a few microtasks later, and lending the
    * wait anew each time would cost two timer changes and a wake-up.
@@ -321,7 +327,7 @@ export class Reactor {
     });
   }
 
-  /** Hands the wait back to the pool's wait. */
+  /** Hands the wait back to the native thread. */
   #reclaim(running: Running): void {
     if (!this.#lent || this.#running !== running) return;
     this.#lent = false;
@@ -329,12 +335,24 @@ export class Reactor {
   }
 
   #start(): Running {
+    const symbols = this.#native.symbols;
+    // Events of an earlier run that is stopping are dropped: their fds are gone.
+    let current: Running | undefined;
+    const callback = IN_WORKER ? undefined : Deno.UnsafeCallback.threadSafe(READY, (count) => {
+      if (current !== undefined && current === this.#running) this.#ready(current.slots, count);
+    });
     const handle = new BigUint64Array(1);
     const slots = new BigUint64Array(1);
-    const epfd = check(
-      this.#native.symbols.pk_reactor_start(MAX_EVENTS, handle, slots),
-      "reactor start",
-    );
+    let epfd: number;
+    try {
+      epfd = check(
+        symbols.pk_reactor_start(callback?.pointer ?? null, MAX_EVENTS, handle, slots),
+        "reactor start",
+      );
+    } catch (error) {
+      callback?.close();
+      throw error;
+    }
     const memory = Deno.UnsafePointerView.getArrayBuffer(
       Deno.UnsafePointer.create(slots[0]!)!,
       MAX_EVENTS * 2 * Uint32Array.BYTES_PER_ELEMENT,
@@ -342,22 +360,19 @@ export class Reactor {
     const running: Running = {
       handle: Deno.UnsafePointer.create(handle[0]!)!,
       epfd,
+      callback,
       memory,
       slots: new Uint32Array(memory),
-      started: 0,
       waiting: Promise.resolve(),
     };
-    this.#running = running;
-    this.#unclosed.add(running);
-    this.#next(running);
+    this.#running = current = running;
+    if (callback === undefined) this.#next(running);
     return running;
   }
 
-  /** Starts the next wait of `running`, whose result is handled when it returns. */
+  /** Starts the next wait of a run without a thread; its result is handled when it returns. */
   #next(running: Running): void {
-    running.started++;
     running.waiting = this.#native.symbols.pk_reactor_wait_nb(running.handle).then((count) => {
-      // Events of a run that is stopping, or handed over, are dropped: their fds are gone.
       if (running !== this.#running) return;
       this.#ready(running.slots, count);
       if (count > 0 && running === this.#running) this.#next(running);
@@ -374,26 +389,30 @@ export class Reactor {
     const previous = this.#stopped;
     this.#stopped = (async () => {
       await previous;
-      // The wait under way returns at once, stopped.
-      await running.waiting;
-      if (!this.#unclosed.delete(running)) return;
+      if (running.callback !== undefined) {
+        // The thread may be waiting for one last callback: join off this thread.
+        check(await symbols.pk_reactor_join_nb(running.handle), "reactor join");
+        running.callback.close();
+      } else {
+        // The wait under way returns at once, stopped.
+        await running.waiting;
+        symbols.pk_reactor_close(running.handle);
+      }
       running.memory.transfer(0);
-      symbols.pk_reactor_close(running.handle);
     })();
   }
 
   /**
-   * As this runtime ends, has the native library take the runs not yet
-   * closed over: each stops, and is freed once its wait under way, which
-   * may outlive the runtime, has returned.
+   * As this runtime ends, abandons the running reactor to the native
+   * library: it calls into the runtime no more, and frees itself. Runs
+   * stopping are freed as they would be.
    */
   #handOver(): void {
+    const running = this.#running;
+    if (running === undefined) return;
     this.#running = undefined;
     this.#lent = false;
-    for (const run of this.#unclosed) {
-      this.#native.symbols.pk_reactor_abandon(run.handle, run.started);
-    }
-    this.#unclosed.clear();
+    this.#native.symbols.pk_reactor_abandon(running.handle);
   }
 
   /**
