@@ -405,8 +405,9 @@ export const symbols = {
     ],
     result: "i32", // ready entries; 0 on timeout or signal
   },
-  // pk_eventfd: used only by a test of real behaviour, an fd that is not a
-  // memfd sent to a server (tests/transport/uds/hostile_fds_test.ts).
+  // pk_eventfd: used only by tests of real behaviour: an fd that is not a
+  // memfd sent to a server (tests/transport/uds/hostile_fds_test.ts), an fd
+  // always ready for the reactor (tests/native/reactor_teardown_test.ts).
   pk_eventfd: { parameters: [], result: "i32" }, // non-blocking, close-on-exec
   pk_reactor_start: {
     parameters: [

@@ -869,11 +869,11 @@ PK_EXPORT int32_t pk_eventfd(void) {
 //   parked on Deno's blocking pool per wait.
 // - Without (a Worker's): the JS side keeps one call of pk_reactor_wait
 //   running on Deno's blocking pool (`nonblocking: true`), which returns the
-//   number of ready entries. Each hop costs more CPU than a callback (about
-//   twice), but nothing calls into the runtime: Deno frees a runtime's
-//   callbacks when it ends, and tells a Worker's nothing before (no `unload`
-//   event on terminate() or close()), so a thread calling one then ended the
-//   process (SIGSEGV, or an abort). A wait's result is only received, and
+//   number of ready entries. Each hop is a task on the pool, dearer than a
+//   callback under load, but nothing calls into the runtime: Deno frees a
+//   runtime's callbacks when it ends, and tells a Worker's nothing before (no
+//   `unload` event on terminate() or close()), so a thread calling one then
+//   ended the process (SIGSEGV, or an abort). A wait's result is only received, and
 //   dropped by a runtime that has gone.
 //
 // The handshake with a runtime that ends (the test runner's modules, told

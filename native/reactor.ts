@@ -89,7 +89,7 @@ interface Running {
  * abandoned to the native library: the thread calls into it no more, and
  * frees it. A Worker's runtime is told nothing before Deno frees its
  * callbacks: there, one call on the blocking pool waits instead of the
- * thread, and returns what is ready, at about twice the CPU per hop.
+ * thread, and returns what is ready: a task on the pool per hop.
  *
  * Each hop from the native thread into JS wakes two threads, slow on a VM,
  * and so does a turn of the event loop. A caller that has just sent
