@@ -174,6 +174,8 @@ export class EmbeddedDirectory implements Directory {
   readonly #dormant = new Map<string, DroppedClaim[]>();
   /** When another member last joined, came back or went (`timers.now()`). */
   #viewChangedAt = -Infinity;
+  /** The live members as the last change left them: a suspect cleared changes no owner. */
+  readonly #liveNodes: Set<string>;
   #reannounced = 0;
   #closed = false;
 
@@ -196,6 +198,7 @@ export class EmbeddedDirectory implements Directory {
     this.#store = new EntryStore(this.#timers, options.tombstoneTtl ?? 60_000);
     this.#claims = new ClaimStore(this.#timers);
     this.#watchers = new Watchers((watcher, items) => this.#pushTo(watcher, items));
+    this.#liveNodes = new Set(this.#members.live().map((m) => m.node));
     this.#unsubscribe = this.#members.onChange((member) => this.#changed(member));
   }
 
@@ -1118,8 +1121,13 @@ export class EmbeddedDirectory implements Directory {
     } else {
       return; // A suspect is still live: no owner changes.
     }
-    this.#viewChangedAt = now;
-    this.#check();
+    const live = member.state === "alive";
+    if (this.#liveNodes.has(member.node) !== live) {
+      if (live) this.#liveNodes.add(member.node);
+      else this.#liveNodes.delete(member.node);
+      this.#viewChangedAt = now;
+      this.#check();
+    }
     this.#schedulePass(this.#settle);
   }
 
