@@ -522,7 +522,7 @@ export class EmbeddedDirectory implements Directory {
       const outcome = await this.#claimAt(targets, body, claimant);
       if ("holder" in outcome) {
         if (self && outcome.holder.node !== claimant.node) this.#mine.delete(key);
-        else if (self && since !== undefined) this.#mine.set(key, { since, until: sent + ttl });
+        else if (self && since !== undefined) this.#keep(key, since, sent + ttl);
         return { holder: outcome.holder, owners: targets };
       }
       const live = new Set(this.#members.live().map((m) => m.node));
@@ -538,6 +538,14 @@ export class EmbeddedDirectory implements Directory {
       }
       await this.#departure(new Set(silent.map((m) => m.node)), deadline);
     }
+  }
+
+  /** Records this member's claim of `key`; forgets lapsed ones now and then (a holder lets go). */
+  #keep(key: string, since: number, until: number): void {
+    this.#mine.set(key, { since, until });
+    if (this.#mine.size <= 4096) return;
+    const now = this.#timers.now();
+    for (const [other, mine] of this.#mine) if (mine.until <= now) this.#mine.delete(other);
   }
 
   /** The live members that own the claim of `key`, highest weight first. */
