@@ -128,10 +128,10 @@ for (const chunked of [false, true]) {
   });
 }
 
-// The owners of the claim in the embedded directory (2 of 3 members). c, b: c takes over at
-// once, and b, granted the claim once c finished and let it go, must not resume again. b, a: the
-// stopped follower and the dead downloader, who cannot answer c's claim until the membership
-// calls them dead; c must try again meanwhile, not fail its fetch.
+// The first two owners of the claim in the embedded directory (all 3 members own it). c, b: c
+// takes over at once, and b, granted the claim once c finished and let it go, must not resume
+// again. b, a: the stopped follower and the dead downloader, who cannot answer c's claim until the
+// membership calls them dead; c must try again meanwhile, not fail its fetch.
 for (const claimOwners of [["c", "b"], ["b", "a"]] as const) {
   Deno.test(`the downloader killed while a follower is stopped, claim owners ${claimOwners}: the origin resumes once, the stopped follower pulls the rest from the taker`, async () => {
     const body = pattern(SIZE, 89);
