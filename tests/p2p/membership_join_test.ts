@@ -7,6 +7,7 @@ import { EmbeddedDirectory } from "../../p2p/directory/embedded.ts";
 import { type GossipConfig, TEST_PROFILE } from "../../p2p/membership/config.ts";
 import { JOIN_GRACE_PROBES, Membership } from "../../p2p/membership/membership.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
+import { serveMember } from "./in_process_cluster.ts";
 
 /** Full syncs far apart, so that only the join's own retries can make it join in time. */
 const PROFILE: GossipConfig = { ...TEST_PROFILE, pushPullInterval: 20_000 };
@@ -16,13 +17,7 @@ function member(network: InProcessNetwork, node: string) {
   const transport = network.from(address);
   const membership = new Membership({ node, transport, config: PROFILE });
   const directory = new EmbeddedDirectory({ members: membership, transport, requestTimeout: 500 });
-  network.register(
-    address,
-    (path, body) =>
-      path.startsWith("directory/")
-        ? directory.handle(path.slice("directory/".length), body)
-        : membership.handle(path, body),
-  );
+  serveMember(network, address, membership, directory);
   return {
     address,
     membership,

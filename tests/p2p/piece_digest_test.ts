@@ -11,6 +11,7 @@ import {
 import { blake3 } from "../../p2p/blake3.ts";
 import { sha256 } from "../../p2p/sha256.ts";
 import { InvalidArgumentError } from "../../mod.ts";
+import { runDenoScript } from "../helpers/deno_script.ts";
 
 const a = "a".repeat(64), b = "b".repeat(64);
 
@@ -70,16 +71,6 @@ Deno.test("PACKICE_PIECE_DIGEST=sha256 makes new records' pieces SHA-256; anothe
     }
     console.log(chosen.join(" "));
   `;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", "--quiet", "--allow-env", "--allow-read", "--allow-ffi", "-"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(script));
-  await writer.close();
-  const output = await child.output();
-  assertEquals(output.code, 0);
-  assertEquals(new TextDecoder().decode(output.stdout).trim(), "sha256 blake3 INVALID_ARGUMENT");
+  const printed = await runDenoScript(script, ["--allow-env", "--allow-read", "--allow-ffi"]);
+  assertEquals(printed, "sha256 blake3 INVALID_ARGUMENT");
 });
