@@ -40,9 +40,11 @@ static void *install(void *unused) {
 
 static int trial(void) {
   // A report that takes itself for the handler calls itself forever (a tail
-  // call): the timer ends that.
+  // call): the timer ends that. It counts CPU time, not wall time: a round
+  // needs about a millisecond of CPU however busy the machine, and on a busy
+  // one a round can wait longer than any wall-clock limit short enough here.
   struct itimerval limit = {.it_value = {.tv_usec = 200000}};
-  setitimer(ITIMER_REAL, &limit, NULL);
+  setitimer(ITIMER_PROF, &limit, NULL);
   struct sigaction prior;
   memset(&prior, 0, sizeof prior);
   prior.sa_handler = on_segv;
