@@ -249,7 +249,10 @@ for (const finished of [true, false]) {
         let fromB;
         try {
           // a's claim (3 s, renewed every second) expires in Redis: b claims it and downloads.
-          await new Promise((resolve) => setTimeout(resolve, 3500));
+          const claim = `lease:claim:{${originId(origin.url)}}`;
+          assertEquals(await redis.command("EXISTS", claim), 1, "a claimed the download");
+          const expired = async () => await redis.command("EXISTS", claim) === 0;
+          await eventually(expired, "a's claim expires", { timeout: 10_000, interval: 20 });
           fromB = fetchBody(b, origin.url);
           if (finished) await fromB;
           else {await eventually(() => origin.sent > SIZE / 4 + PAUSE, "b downloads", {
