@@ -697,9 +697,11 @@ export class BasePeer implements Peer, DirectDelete, RemovalEvents, ReadsBeside,
   async listPage(options?: ListPageOptions): Promise<ListPage> {
     this.#checkOpen();
     const { after, limit } = listPageRequest(options ?? {});
-    if (after?.lags !== undefined && (this.#byOrder !== undefined || !this.#leases.listAfter)) {
+    const ofStore = after?.lags !== undefined || after?.check !== undefined;
+    if (ofStore && (this.#byOrder !== undefined || !this.#leases.listAfter)) {
       throw new InvalidArgumentError(
-        "Invalid list cursor: this peer's list has no shards; pass the next of one of its pages",
+        "Invalid list cursor: a peer on a shared store made it, and this peer's list is its own; " +
+          "pass the next of one of its pages",
       );
     }
     const runs = this.#byOrder !== undefined

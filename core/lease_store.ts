@@ -83,10 +83,10 @@ export interface LeaseStore {
    * objects after `after` in that order, each with its place, fewer only at
    * the end, with no more work than the page needs. A peer pages its list
    * from it, in that order, instead of reading {@link list} whole for each
-   * page. Objects being created are in it as in {@link list}. A store that
-   * keeps its order per shard gives each object the cursor that goes on
-   * after it (`Placed.next`), takes such cursors back (`ListCursor.lags`)
-   * and refuses, with `InvalidArgumentError`, one of another shard count.
+   * page. Objects being created are in it as in {@link list}. It may give
+   * each object the cursor that goes on after it (`Placed.next`, with a
+   * `ListCursor.check` of the store), and refuse, with
+   * `InvalidArgumentError`, a cursor whose check is another store's.
    */
   listAfter?(after: ListCursor | undefined, count: number): Promise<Placed[]>;
   /**

@@ -55,10 +55,16 @@ export interface ListPage {
  * A place in a peer's put order: see {@link ListPageOptions.after}. As text,
  * `<order>:<id>`, or `<stage>.<order>:<id>` from a peer that lists more than
  * one peer one after the other (a cluster's own objects, then its fetched
- * copies). A store that keeps a put order per shard (a Redis Cluster, whose
- * masters' clocks differ) adds its shards' positions after the order, and
- * a check of the store's own: `<order>~<shards>.<lag>.<lag>…_<check>:<id>`,
- * numbers in base 36, a lag of 0 left empty and trailing ones left out.
+ * copies). A store that keeps a put order of its own (Redis) adds a check of
+ * the store that made it, six base-36 characters: `<order>-<check>:<id>`,
+ * the same length for any number of shards.
+ *
+ * The forms of the versions before are still read (a list started at a
+ * daemon of one goes on at this one): `<order>:<id>` from any store, and
+ * from a Redis Cluster a position per shard after the order, with or
+ * without a check of its namespace and shard count:
+ * `<order>~<shards>.<lag>.<lag>…_<check>:<id>`, numbers in base 36, a lag
+ * of 0 left empty and trailing ones left out. None is made any more.
  */
 export interface ListCursor {
   /** Which of the peers listed one after the other; 0 for a peer of one. */
@@ -68,17 +74,19 @@ export interface ListCursor {
   /** Its id, to break ties. */
   readonly id: string;
   /**
-   * For a store that keeps a put order per shard, one per shard: on shard
-   * `i`, the objects listed are those placed up to `order - lags[i]`, and
-   * only those (the id breaks no tie). Absent: those before `order` and
-   * `id`, on every shard.
+   * Only in a cursor of a version before, from a Redis Cluster: one per
+   * shard; on shard `i`, the objects listed are those placed up to
+   * `order - lags[i]`, and only those (the id breaks no tie). Absent: those
+   * before `order` and `id`, on every shard.
    */
   readonly lags?: readonly number[];
   /**
-   * With `lags`: what the store that made it tells its cursors by (1 to 8
-   * base-36 characters; of its namespace and shard layout, for a Redis
-   * Cluster), so that it refuses a cursor of another. Absent from cursors
-   * made before there was one.
+   * What the store that made it tells its cursors by, so that it refuses a
+   * cursor of another: without `lags`, six base-36 characters (of a Redis
+   * store's namespace, shard count and the epochs of its shards); with
+   * them, one to eight (of a Redis Cluster's namespace and shard count, as
+   * a version before made it). Absent from cursors of a peer without such
+   * a store, and from those made before there was one.
    */
   readonly check?: string;
 }
@@ -90,19 +98,21 @@ export interface Placed {
   /** The object. */
   readonly info: ObjectInfo;
   /**
-   * From a store that keeps a put order per shard: the cursor of a page
-   * that ends at this object. Absent: its place and id.
+   * From a store that keeps a put order of its own: the cursor of a page
+   * that ends at this object, with the store's check. Absent: its place and
+   * id.
    */
   readonly next?: () => ListCursor;
 }
 
-/** The most shards a cursor names: as many as a Redis Cluster has hash slots. */
+/** The most shards a cursor of a version before names: as many as a Redis Cluster has hash slots. */
 export const MAX_CURSOR_SHARDS = 16_384;
 
 // The id: any an object can have, spaces too (see `core/validate.ts`).
+// The forms of the versions before: see `ListCursor`.
 const CURSOR =
   // deno-lint-ignore no-control-regex
-  /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15})(?:~([1-9a-z][0-9a-z]{0,2})((?:\.[0-9a-z]{0,11})*)(?:_([0-9a-z]{1,8}))?)?:([^\u0000-\u001f\u007f]{0,1024})$/;
+  /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15})(?:~([1-9a-z][0-9a-z]{0,2})((?:\.[0-9a-z]{0,11})*)(?:_([0-9a-z]{1,8}))?|-([0-9a-z]{6}))?:([^\u0000-\u001f\u007f]{0,1024})$/;
 
 /**
  * Checks a page request from a caller or the wire.
@@ -137,10 +147,14 @@ export function listPageRequest(
       `Invalid list cursor: pass the next of a page as it came, got ${shown(after)}`,
     );
   }
-  const cursor = { stage: Number(match[1] ?? 0), order, id: match[6]! };
-  if (lags === undefined) return { after: cursor, limit };
+  const cursor = { stage: Number(match[1] ?? 0), order, id: match[7]! };
+  const check = match[5] ?? match[6];
   return {
-    after: { ...cursor, lags, ...(match[5] === undefined ? {} : { check: match[5] }) },
+    after: {
+      ...cursor,
+      ...(lags === undefined ? {} : { lags }),
+      ...(check === undefined ? {} : { check }),
+    },
     limit,
   };
 }
@@ -162,7 +176,8 @@ function lagsOf(count: string, text: string, order: number): number[] | null {
 }
 
 /**
- * A cursor as text, as {@link listPageRequest} reads it.
+ * A cursor as text, as {@link listPageRequest} reads it (one of a version
+ * before as that version wrote it).
  *
  * @example The cursor after object "abc" at place 42
  * ```ts
@@ -179,13 +194,13 @@ export function formatCursor(cursor: ListCursor): string {
     text += `~${lags.length.toString(36)}`;
     for (let i = 0; i < end; i++) text += lags[i] === 0 ? "." : `.${lags[i]!.toString(36)}`;
     if (cursor.check !== undefined) text += `_${cursor.check}`;
-  }
+  } else if (cursor.check !== undefined) text += `-${cursor.check}`;
   return `${text}:${cursor.id}`;
 }
 
 /**
  * The cursor of a page that ends at `placed`: the one a store that keeps a
- * put order per shard gave it, or its place and id.
+ * put order of its own gave it, or its place and id.
  *
  * @example After an object at place 42
  * ```ts

@@ -8,8 +8,8 @@
  * calls. That end frees the module's JS buffers: a call still running then
  * reads freed memory (SIGSEGV once unmapped), or writes into it, corrupting
  * the heap of the whole run, which dies later, somewhere else. A reactor
- * thread still stopping may call its thread-safe callback into the ended
- * runtime (SIGSEGV in the runner, seen). With
+ * thread still stopping may be in a call into the ended runtime, which is
+ * never answered: its join then never returns. With
  * `PACKICE_WATCH_NATIVE_CALLS=1` (the `test` task sets it) such a call
  * still running at its runtime's `unload` is named on stderr with where it
  * started, and the module fails: a regression is seen even in a run the
@@ -26,8 +26,8 @@ const WATCHED = {
   pk_blake3_nb: "the runtime frees that memory now",
   pk_http_recv_nb: "the runtime frees that memory now",
   pk_pwrite_all_nb: "the runtime frees that memory now",
-  // Not on caller memory: the join of a reactor's thread, which may yet call into the runtime.
-  pk_reactor_join_nb: "the reactor's thread may call into the runtime after its end",
+  // Not on caller memory: the join of a reactor's thread, which may be in a call into the runtime.
+  pk_reactor_join_nb: "the reactor's thread may be in a call the ended runtime never answers",
 } as const;
 
 /** The watched calls running now, each named with why it must be over and where it started. */

@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 23;
+export const NATIVE_ABI_VERSION = 24;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -381,7 +381,7 @@ export const symbols = {
   },
   pk_raise_nofile_limit: { parameters: [], result: "i64" }, // the new soft limit
 
-  // 7. epoll, eventfd and the reactor thread (native/reactor.ts)
+  // 7. epoll, eventfd and the reactor (native/reactor.ts)
   // pk_epoll_create and pk_epoll_wait: used only by bench/uds_bench.ts's own
   // server loop (and tests/native/native_test.ts); the reactor uses pk_epoll_ctl.
   pk_epoll_create: { parameters: [], result: "i32" },
@@ -405,19 +405,48 @@ export const symbols = {
     ],
     result: "i32", // ready entries; 0 on timeout or signal
   },
-  // pk_eventfd: used only by a test of real behaviour, an fd that is not a
-  // memfd sent to a server (tests/transport/uds/hostile_fds_test.ts).
+  // pk_eventfd: used only by tests of real behaviour: an fd that is not a
+  // memfd sent to a server (tests/transport/uds/hostile_fds_test.ts), an fd
+  // always ready for the reactor (tests/native/reactor_teardown_test.ts).
   pk_eventfd: { parameters: [], result: "i32" }, // non-blocking, close-on-exec
   pk_reactor_start: {
     parameters: [
-      "function", // void (*ready)(int32_t count), a Deno.UnsafeCallback.threadSafe
+      "function", // void (*ready)(int32_t count): a Deno.UnsafeCallback.threadSafe, or null
       "i32", // int32_t max (events per wait, at most 1024)
       "buffer", // uint64_t *out_handle
       "buffer", // uint64_t *out_slots (2 * max uint32: token, events)
     ],
     result: "i32", // the epoll fd
   },
+  pk_reactor_wait_nb: {
+    name: "pk_reactor_wait",
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32", // ready entries in the slots (> 0); -ECANCELED once stopped
+    nonblocking: true,
+  },
   pk_reactor_stop: {
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32",
+  },
+  pk_reactor_join_nb: {
+    name: "pk_reactor_join",
+    parameters: [
+      "pointer", // void *handle (stopped, with a thread)
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  pk_reactor_close: {
+    parameters: [
+      "pointer", // void *handle (stopped, without a thread, its waits returned)
+    ],
+    result: "i32",
+  },
+  pk_reactor_abandon: {
     parameters: [
       "pointer", // void *handle
     ],
@@ -445,14 +474,6 @@ export const symbols = {
       "buffer", // int64_t out[2]: time waited, whether the spin lost the CPU
     ],
     result: "i32", // ready entries; 0 once the lend's budget has run out
-  },
-  pk_reactor_join_nb: {
-    name: "pk_reactor_join",
-    parameters: [
-      "pointer", // void *handle
-    ],
-    result: "i32",
-    nonblocking: true,
   },
 
   // 8. Hashing: XXH64, SHA-256 (with the x86 SHA extensions where the CPU has

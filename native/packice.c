@@ -17,7 +17,7 @@
 //   4. Mappings and copies into and out of them
 //   5. Files: I/O from and to memory, and the background I/O queue of the disk tier
 //   6. Unix sockets and SCM_RIGHTS
-//   7. epoll, eventfd and the reactor thread
+//   7. epoll, eventfd and the reactor
 //   8. Hashing: XXH64, SHA-256 and BLAKE3
 //   9. Signal report: a write into a sealed object
 //  10. HTTP/1.1 Range receiver: a response body straight into a memfd or memory, hashed as it lands
@@ -66,7 +66,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 23
+#define PK_ABI_VERSION 24
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -821,7 +821,7 @@ PK_EXPORT int64_t pk_raise_nofile_limit(void) {
 }
 
 // ===========================================================================
-// 7. epoll, eventfd and the reactor thread
+// 7. epoll, eventfd and the reactor
 // ===========================================================================
 
 PK_EXPORT int32_t pk_epoll_create(void) {
@@ -856,23 +856,41 @@ PK_EXPORT int32_t pk_eventfd(void) {
   return fd < 0 ? -errno : fd;
 }
 
-// The reactor thread and its lent waits, for the Unix-socket transport
+// The reactor and its lent waits, for the Unix-socket transport
 // (native/reactor.ts).
 //
-// One thread per process waits in epoll_wait and reports ready events through
-// a callback that Deno runs on the JS thread (Deno.UnsafeCallback.threadSafe).
-// Calling it blocks this thread until the JS side returns, and the JS side
-// drains every ready socket before returning, so the next epoll_wait reports
-// only new events: no call is parked on Deno's blocking pool per wait.
+// A reactor waits in epoll_wait for ready sockets, writes them into its slots
+// and has the JS side handle them, which drains every ready socket before the
+// next wait, so each wait reports only new events. In one of two ways:
 //
-// Each hop through the callback wakes two threads, which is slow on a VM.
+// - With a thread (the main runtime, a test module's): the thread waits and
+//   calls `ready`, a Deno.UnsafeCallback.threadSafe that Deno runs on the JS
+//   thread; the call blocks the thread until the JS side returns. No call is
+//   parked on Deno's blocking pool per wait.
+// - Without (a Worker's): the JS side keeps one call of pk_reactor_wait
+//   running on Deno's blocking pool (`nonblocking: true`), which returns the
+//   number of ready entries. Each hop is a task on the pool, dearer than a
+//   callback under load, but nothing calls into the runtime: Deno frees a
+//   runtime's callbacks when it ends, and tells a Worker's nothing before (no
+//   `unload` event on terminate() or close()), so a thread calling one then
+//   ended the process (SIGSEGV, or an abort). A wait's result is only received, and
+//   dropped by a runtime that has gone.
+//
+// The handshake with a runtime that ends (the test runner's modules, told
+// with `unload`): pk_reactor_abandon, under the reactor's lock, marks it
+// abandoned and stops it; the thread checks that mark under the same lock
+// before each call, so it calls into the runtime no more, and frees the
+// reactor on its way out. A call already made then is never answered (the
+// runtime runs no more tasks): the thread stays blocked in it, harmlessly.
+//
+// Each hop into JS wakes two threads, which is slow on a VM.
 // So the JS thread may also wait on the sockets itself for a short while, when it has just sent a request (or a reply) and the
 // answer (or the next request) is likely to come back at once: it lends the
-// wait (pk_reactor_lend), the thread parks, the JS thread waits with
-// pk_reactor_poll, and pk_reactor_reclaim hands the wait back. The sockets
-// live in an inner epoll that the JS thread waits on; the thread waits on an
-// outer one holding the inner epoll and its own eventfd, so waking the
-// thread never wakes the JS thread's wait.
+// wait (pk_reactor_lend), the reactor's own wait parks, the JS thread waits
+// with pk_reactor_poll, and pk_reactor_reclaim hands the wait back. The
+// sockets live in an inner epoll that the JS thread waits on; the reactor's
+// own wait is on an outer one holding the inner epoll and its eventfd, so
+// waking it never wakes the JS thread's wait.
 //
 // A lent wait ends when a socket is ready or when the lend's budget, a
 // timerfd in the inner epoll armed once per lend, runs out. Not a timeout
@@ -889,17 +907,18 @@ typedef void (*pk_ready_fn)(int32_t count);
 
 struct pk_reactor {
   int epfd;   // inner: the sockets, with the JS side's 32-bit tokens
-  int outer;  // the inner epoll and wakefd, for the thread
+  int outer;  // the inner epoll and wakefd, for the reactor's own wait
   int wakefd;
   int timerfd;  // in the inner epoll: the end of the lend's budget
   int max;
-  pk_ready_fn ready;
-  atomic_int stop;
+  pk_ready_fn ready;  // with a thread: the JS side's callback; else NULL
   pthread_t thread;
+  atomic_int stop;
   pthread_mutex_t lock;
   pthread_cond_t reclaimed;
   int lent;  // guarded by lock: the JS thread waits on the sockets itself
   atomic_int spent;  // the lend's budget has run out
+  int abandoned;  // guarded by lock: its runtime has gone; its thread, or its wait, frees it
   // For each ready entry: its 32-bit token, then its EPOLL* bits.
   uint32_t slots[2 * PK_EPOLL_MAX];
 };
@@ -940,40 +959,6 @@ static int pk_reactor_take(struct pk_reactor *r, uint32_t *slots, int max, int t
   return count;
 }
 
-static void *pk_reactor_loop(void *arg) {
-  struct pk_reactor *r = arg;
-  struct epoll_event events[2];
-  while (!atomic_load(&r->stop)) {
-    pk_reactor_wait_reclaimed(r);
-    if (atomic_load(&r->stop)) break;
-    int n = epoll_wait(r->outer, events, 2, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      r->ready(-errno);
-      break;
-    }
-    int sockets = 0;
-    for (int i = 0; i < n; i++) {
-      if (events[i].data.u64 == PK_REACTOR_WAKE) {
-        uint64_t drained;
-        if (read(r->wakefd, &drained, sizeof drained) < 0) { /* already drained */ }
-      } else {
-        sockets = 1;
-      }
-    }
-    // Events seen while the wait is lent are the JS thread's to take: they
-    // are level-triggered, so whoever waits next sees them again.
-    if (!sockets || atomic_load(&r->stop) || pk_reactor_lent_now(r)) continue;
-    int count = pk_reactor_take(r, r->slots, r->max, 0);
-    if (count < 0) {
-      r->ready(count);
-      break;
-    }
-    if (count > 0 && !atomic_load(&r->stop)) r->ready(count);
-  }
-  return NULL;
-}
-
 static void pk_reactor_free(struct pk_reactor *r) {
   if (r->epfd >= 0) close(r->epfd);
   if (r->outer >= 0) close(r->outer);
@@ -984,13 +969,15 @@ static void pk_reactor_free(struct pk_reactor *r) {
   free(r);
 }
 
-// Creates the epolls and starts the thread that waits on them. Writes the
-// reactor's handle and the address of its slots (2 * max uint32 values,
-// valid until pk_reactor_join) and returns the epoll fd to add sockets to.
+static void *pk_reactor_loop(void *arg);
+
+// Creates the epolls and, with `ready`, starts the thread that waits on them
+// and calls it; without, pk_reactor_wait waits. Writes the reactor's handle
+// and the address of its slots (2 * max uint32 values, valid until the
+// reactor is freed) and returns the epoll fd to add sockets to.
 PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out_handle,
                                    uint64_t *out_slots) {
   if (max <= 0 || max > PK_EPOLL_MAX) return -EINVAL;
-  pk_pin();
   struct pk_reactor *r = calloc(1, sizeof *r);
   if (r == NULL) return -ENOMEM;
   r->ready = ready;
@@ -1012,7 +999,8 @@ PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out
       epoll_ctl(r->outer, EPOLL_CTL_ADD, r->epfd, &sockets) < 0 ||
       epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->timerfd, &budget) < 0) {
     error = errno;
-  } else {
+  } else if (ready != NULL) {
+    pk_pin();
     error = pthread_create(&r->thread, NULL, pk_reactor_loop, r);
   }
   if (error != 0) {
@@ -1022,6 +1010,68 @@ PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out
   *out_handle = (uint64_t)(uintptr_t)r;
   *out_slots = (uint64_t)(uintptr_t)r->slots;
   return r->epfd;
+}
+
+// Until the reactor is stopped, waits for ready sockets while the wait is
+// not lent, and writes them into the reactor's slots: returns how many
+// (> 0), -ECANCELED once stopped, or another -errno.
+static int32_t pk_reactor_wait_ready(struct pk_reactor *r) {
+  struct epoll_event events[2];
+  for (;;) {
+    pk_reactor_wait_reclaimed(r);
+    if (atomic_load(&r->stop)) return -ECANCELED;
+    int n = epoll_wait(r->outer, events, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    int sockets = 0;
+    for (int i = 0; i < n; i++) {
+      if (events[i].data.u64 == PK_REACTOR_WAKE) {
+        uint64_t drained;
+        if (read(r->wakefd, &drained, sizeof drained) < 0) { /* already drained */ }
+      } else {
+        sockets = 1;
+      }
+    }
+    // Events seen while the wait is lent are the JS thread's to take: they
+    // are level-triggered, so whoever waits next sees them again.
+    if (!sockets || atomic_load(&r->stop) || pk_reactor_lent_now(r)) continue;
+    int count = pk_reactor_take(r, r->slots, r->max, 0);
+    if (count != 0) return count;
+  }
+}
+
+// The thread of a reactor with a callback. It returns once stopped, for
+// pk_reactor_join; abandoned, it frees the reactor itself.
+static void *pk_reactor_loop(void *arg) {
+  struct pk_reactor *r = arg;
+  for (;;) {
+    int32_t count = pk_reactor_wait_ready(r);
+    pthread_mutex_lock(&r->lock);
+    int abandoned = r->abandoned;
+    pthread_mutex_unlock(&r->lock);
+    if (abandoned) break;
+    if (count == -ECANCELED) return NULL;
+    r->ready(count);
+    if (count < 0) return NULL;
+  }
+  pthread_detach(pthread_self());
+  pk_reactor_free(r);
+  return NULL;
+}
+
+// The wait of a reactor without a thread, run on Deno's blocking pool; see
+// pk_reactor_wait_ready. A reactor abandoned meanwhile is freed here, its
+// last user.
+PK_EXPORT int32_t pk_reactor_wait(void *handle) {
+  struct pk_reactor *r = handle;
+  int32_t result = pk_reactor_wait_ready(r);
+  pthread_mutex_lock(&r->lock);
+  int abandoned = r->abandoned;
+  pthread_mutex_unlock(&r->lock);
+  if (abandoned) pk_reactor_free(r);
+  return result;
 }
 
 static int32_t pk_reactor_wake(struct pk_reactor *r) {
@@ -1040,7 +1090,7 @@ static int32_t pk_reactor_arm(struct pk_reactor *r, int64_t budget_ns) {
 }
 
 // Lends the wait to the calling (JS) thread for `budget_ns` (> 0): the
-// reactor thread parks until pk_reactor_reclaim, and pk_reactor_poll returns
+// reactor's own wait parks until pk_reactor_reclaim, and pk_reactor_poll returns
 // 0 once the budget has run out. Lending again while lent renews the budget.
 // Returns at once.
 PK_EXPORT int32_t pk_reactor_lend(void *handle, int64_t budget_ns) {
@@ -1055,7 +1105,7 @@ PK_EXPORT int32_t pk_reactor_lend(void *handle, int64_t budget_ns) {
   return was_lent ? 0 : pk_reactor_wake(r);
 }
 
-// Hands the wait back to the reactor thread.
+// Hands the wait back to the reactor's own wait.
 PK_EXPORT int32_t pk_reactor_reclaim(void *handle) {
   struct pk_reactor *r = handle;
   struct itimerspec off = {0};
@@ -1107,7 +1157,9 @@ PK_EXPORT int32_t pk_reactor_poll(void *handle, uint32_t *slots, int32_t max, in
   return n;
 }
 
-// Asks the thread to stop and wakes it. Returns at once; pk_reactor_join waits.
+// Stops the reactor: its thread ends, or the wait under way returns
+// -ECANCELED. Returns at once; then pk_reactor_join, or pk_reactor_close once
+// that wait has returned, frees it.
 PK_EXPORT int32_t pk_reactor_stop(void *handle) {
   struct pk_reactor *r = handle;
   atomic_store(&r->stop, 1);
@@ -1117,14 +1169,37 @@ PK_EXPORT int32_t pk_reactor_stop(void *handle) {
   return pk_reactor_wake(r);
 }
 
-// Waits for the stopped thread, then closes the epolls and frees the reactor.
-// Run it off the JS thread: the thread may be waiting for a callback to run.
+// Waits for the stopped thread, then frees the reactor. Run it off the JS
+// thread: the thread may be waiting for a callback to run.
 PK_EXPORT int32_t pk_reactor_join(void *handle) {
   struct pk_reactor *r = handle;
   int error = pthread_join(r->thread, NULL);
   if (error != 0) return -error;
   pk_reactor_free(r);
   return 0;
+}
+
+// Frees a stopped reactor without a thread whose waits have all returned.
+PK_EXPORT int32_t pk_reactor_close(void *handle) {
+  pk_reactor_free(handle);
+  return 0;
+}
+
+// For a runtime that is ending, with the reactor running: stops it and has it
+// call into the runtime no more. Its thread frees it on its way out; without
+// a thread, the wait under way frees it when it returns, which may be after
+// the runtime has gone (with none under way, it is left). The handle is not
+// to be used again.
+PK_EXPORT int32_t pk_reactor_abandon(void *handle) {
+  struct pk_reactor *r = handle;
+  atomic_store(&r->stop, 1);
+  pthread_mutex_lock(&r->lock);
+  r->abandoned = 1;
+  pthread_cond_signal(&r->reclaimed);
+  // Woken under the lock: once it is released, the reactor may be freed.
+  int32_t woken = pk_reactor_wake(r);
+  pthread_mutex_unlock(&r->lock);
+  return woken;
 }
 
 // ===========================================================================
@@ -1952,19 +2027,25 @@ static void pk_on_segv(int sig, siginfo_t *info, void *context) {
   }
 }
 
-// Installs the handler once per process; native/load.ts calls it when it loads
-// the library. Returns 0, or -errno.
-PK_EXPORT int32_t pk_report_sealed_writes(void) {
-  static int installed;
-  if (installed) return 0;
+static pthread_once_t pk_segv_once = PTHREAD_ONCE_INIT;
+static int32_t pk_segv_installed;
+
+static void pk_install_segv(void) {
   struct sigaction action;
   memset(&action, 0, sizeof action);
   action.sa_sigaction = pk_on_segv;
   action.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sigemptyset(&action.sa_mask);
-  if (sigaction(SIGSEGV, &action, &pk_prior_segv) < 0) return -errno;
-  installed = 1;
-  return 0;
+  pk_segv_installed = sigaction(SIGSEGV, &action, &pk_prior_segv) < 0 ? -errno : 0;
+}
+
+// Installs the handler once per process; native/load.ts calls it when it loads
+// the library, in each runtime, maybe in two at once: installed twice, the
+// handler would take itself for the one before it, and call itself forever on
+// any other fault. Returns 0, or -errno.
+PK_EXPORT int32_t pk_report_sealed_writes(void) {
+  pthread_once(&pk_segv_once, pk_install_segv);
+  return pk_segv_installed;
 }
 
 // ===========================================================================

@@ -54,15 +54,25 @@ const SPIN_BIG = BigInt(SPIN_NS);
 /** The callback the native thread calls with the number of ready entries. */
 const READY = { parameters: ["i32"], result: "void" } as const;
 
-/** One run of the native reactor thread. */
+/**
+ * Whether this runtime is a Worker's: Deno frees its callbacks when it ends
+ * and tells it nothing before, so its reactor has no thread calling into it.
+ */
+const IN_WORKER = typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope ===
+  "function";
+
+/** One run of the native reactor, from its start to its stop. */
 interface Running {
   readonly handle: NonNullable<Deno.PointerValue>;
   readonly epfd: number;
-  readonly callback: Deno.UnsafeCallback<typeof READY>;
-  /** The thread's memory holding the ready entries, detached when it stops. */
+  /** The callback of its thread; undefined for a run whose waits are calls on the pool. */
+  readonly callback: Deno.UnsafeCallback<typeof READY> | undefined;
+  /** The reactor's memory holding the ready entries, detached when it stops. */
   readonly memory: ArrayBuffer;
   /** Token and events of each ready entry. */
   readonly slots: Uint32Array;
+  /** Without a thread: the last wait started, settled once it has returned and been handled. */
+  waiting: Promise<void>;
 }
 
 /**
@@ -74,7 +84,12 @@ interface Running {
  * Deno's blocking pool (it has only 32 threads).
  *
  * The thread runs while anything is registered; when the last registration
- * goes it is stopped, and its epoll closed, before `remove()` settles.
+ * goes it is stopped, and its epoll closed, before `remove()` settles. When
+ * the runtime ends first (a test module's, at `unload`), the reactor is
+ * abandoned to the native library: the thread calls into it no more, and
+ * frees it. A Worker's runtime is told nothing before Deno frees its
+ * callbacks: there, one call on the blocking pool waits instead of the
+ * thread, and returns what is ready: a task on the pool per hop.
  *
  * Each hop from the native thread into JS wakes two threads, slow on a VM,
  * and so does a turn of the event loop. A caller that has just sent
@@ -122,6 +137,7 @@ export class Reactor {
 
   private constructor(native: Native) {
     this.#native = native;
+    globalThis.addEventListener("unload", () => this.#handOver());
   }
 
   /**
@@ -322,7 +338,7 @@ export class Reactor {
     const symbols = this.#native.symbols;
     // Events of an earlier run that is stopping are dropped: their fds are gone.
     let current: Running | undefined;
-    const callback = Deno.UnsafeCallback.threadSafe(READY, (count) => {
+    const callback = IN_WORKER ? undefined : Deno.UnsafeCallback.threadSafe(READY, (count) => {
       if (current !== undefined && current === this.#running) this.#ready(current.slots, count);
     });
     const handle = new BigUint64Array(1);
@@ -330,11 +346,11 @@ export class Reactor {
     let epfd: number;
     try {
       epfd = check(
-        symbols.pk_reactor_start(callback.pointer, MAX_EVENTS, handle, slots),
+        symbols.pk_reactor_start(callback?.pointer ?? null, MAX_EVENTS, handle, slots),
         "reactor start",
       );
     } catch (error) {
-      callback.close();
+      callback?.close();
       throw error;
     }
     const memory = Deno.UnsafePointerView.getArrayBuffer(
@@ -347,9 +363,20 @@ export class Reactor {
       callback,
       memory,
       slots: new Uint32Array(memory),
+      waiting: Promise.resolve(),
     };
     this.#running = current = running;
+    if (callback === undefined) this.#next(running);
     return running;
+  }
+
+  /** Starts the next wait of a run without a thread; its result is handled when it returns. */
+  #next(running: Running): void {
+    running.waiting = this.#native.symbols.pk_reactor_wait_nb(running.handle).then((count) => {
+      if (running !== this.#running) return;
+      this.#ready(running.slots, count);
+      if (count > 0 && running === this.#running) this.#next(running);
+    });
   }
 
   #stop(): void {
@@ -362,11 +389,30 @@ export class Reactor {
     const previous = this.#stopped;
     this.#stopped = (async () => {
       await previous;
-      // The thread may be waiting for one last callback: join off this thread.
-      check(await symbols.pk_reactor_join_nb(running.handle), "reactor join");
+      if (running.callback !== undefined) {
+        // The thread may be waiting for one last callback: join off this thread.
+        check(await symbols.pk_reactor_join_nb(running.handle), "reactor join");
+        running.callback.close();
+      } else {
+        // The wait under way returns at once, stopped.
+        await running.waiting;
+        symbols.pk_reactor_close(running.handle);
+      }
       running.memory.transfer(0);
-      running.callback.close();
     })();
+  }
+
+  /**
+   * As this runtime ends, abandons the running reactor to the native
+   * library: it calls into the runtime no more, and frees itself. Runs
+   * stopping are freed as they would be.
+   */
+  #handOver(): void {
+    const running = this.#running;
+    if (running === undefined) return;
+    this.#running = undefined;
+    this.#lent = false;
+    this.#native.symbols.pk_reactor_abandon(running.handle);
   }
 
   /**

@@ -440,7 +440,7 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
    */
   async stat(objectId: string): Promise<ObjectInfo> {
     try {
-      return await this.#home.stat(objectId);
+      return this.#withCopy(await this.#home.stat(objectId));
     } catch (error) {
       if (!(error instanceof NotFoundError)) throw error;
       const expected = this.#fetches.expected(objectId) ?? this.#assembly.expected(objectId);
@@ -610,6 +610,20 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
     await this.#directory.remove(id);
     const copy = this.#copies.digest(id);
     if (copy !== undefined) await this.#copies.drop(id, copy);
+  }
+
+  /**
+   * `info` of a shared lease store, whose holders are the daemons that put
+   * the object, with this daemon added when it holds a copy of that content:
+   * the copies fetched here are recorded in the directory only.
+   */
+  #withCopy(info: ObjectInfo): ObjectInfo {
+    const holders = info.holders;
+    if (holders === undefined || info.digest === undefined) return info;
+    if (this.#copies.digest(info.id) !== info.digest || this.#holds(info)) return info;
+    const address = this.#address;
+    const self = address === undefined ? { node: this.#node } : { node: this.#node, address };
+    return { ...info, holders: [...holders, self] };
   }
 
   /**

@@ -146,6 +146,13 @@ export interface Directory extends AsyncDisposable {
   claim?(key: string, claimant: Holder, ttl: number): Promise<Holder>;
   /** Optional: lets go of `key` when `node` holds it. */
   unclaim?(key: string, node: string): Promise<void>;
+  /**
+   * Optional: calls `listener` whenever this node's claim of `key` should be
+   * renewed at once rather than at its next renewal: the membership changed
+   * (the claim's owners may have), or an owner granted it over this node.
+   * Returns the unsubscribe. A directory of one store (Redis) has no need.
+   */
+  onClaimCheck?(key: string, listener: () => void): () => void;
   /** Ends the directory's connections and timers. Idempotent. */
   close(): Promise<void>;
 }

@@ -33,4 +33,10 @@ export interface Members {
   live(): readonly Member[];
   /** Calls `listener` after each change of the member set or of a member's state. */
   onChange(listener: (member: Member) => void): () => void;
+  /**
+   * Resolves once this daemon has joined the cluster it was told to join, or
+   * has waited for that long enough to go on alone; at once when it was told
+   * to join none. Absent: the view is complete from the start.
+   */
+  joined?(): Promise<void>;
 }

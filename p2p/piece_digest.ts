@@ -20,6 +20,11 @@ export type PieceAlgorithm = "sha256" | "blake3";
  * The algorithm of the piece digests of new records: BLAKE3 with the native
  * library; without it SHA-256, which WebCrypto hashes off the JS thread
  * (BLAKE3 in TypeScript is slow, and runs on it: it only checks others' pieces).
+ * SHA-256 too where the environment variable `PACKICE_PIECE_DIGEST` is
+ * `sha256`: records that daemons older than BLAKE3 records can check, while
+ * a cluster is upgraded.
+ *
+ * @throws {InvalidArgumentError} When `PACKICE_PIECE_DIGEST` is set to another value.
  *
  * @example
  * ```ts
@@ -28,7 +33,22 @@ export type PieceAlgorithm = "sha256" | "blake3";
  * ```
  */
 export function newPieceAlgorithm(): PieceAlgorithm {
-  return hashSymbols() === undefined ? "sha256" : "blake3";
+  return chosen() ?? (hashSymbols() === undefined ? "sha256" : "blake3");
+}
+
+/** The algorithm `PACKICE_PIECE_DIGEST` asks for, if any. */
+function chosen(): PieceAlgorithm | undefined {
+  let value: string | undefined;
+  try {
+    value = Deno.env.get("PACKICE_PIECE_DIGEST");
+  } catch {
+    // No permission to read the environment: the default.
+  }
+  if (value === undefined || value === "" || value === "blake3") return undefined;
+  if (value === "sha256") return "sha256";
+  throw new InvalidArgumentError(
+    `PACKICE_PIECE_DIGEST is ${JSON.stringify(value)}: set it to sha256, or leave it unset`,
+  );
 }
 
 const PIECE_DIGEST = /^(sha256|blake3):[0-9a-f]{64}$/;

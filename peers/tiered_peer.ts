@@ -153,7 +153,7 @@ export class TieredPeer extends BasePeer {
     );
     const native = loadNative();
     // Off the JS thread's CPU: a stream to disk would keep it waiting to run.
-    const files = native === undefined ? undefined : NativeFileIo.of(native);
+    const files = native === undefined ? undefined : NativeFileIo.of(native).opener();
     const cold = new FileBlobStore({
       dir: options.dir,
       capacity: Number.MAX_SAFE_INTEGER,

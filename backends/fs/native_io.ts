@@ -29,7 +29,8 @@ interface Job {
 
 /**
  * Creates, writes and flushes blob files on native worker threads that run
- * at the lowest CPU priority ({@link IO_NICE}), one queue for the process.
+ * at the lowest CPU priority ({@link IO_NICE}), one queue for the process;
+ * each store takes an {@link NativeFileIo.opener} of its own on it.
  *
  * Copying bytes into the page cache costs as much CPU as the disk takes
  * bytes; on Deno's blocking pool that work competes as an equal with the JS
@@ -113,13 +114,26 @@ export class NativeFileIo implements BlobFileOpener {
   }
 
   /**
-   * Settles once no job is under way and the reactor no longer watches for
-   * results: its thread, if this was its last registration, has stopped and
-   * will call into this runtime no more. An owner's close awaits it, so that
-   * nothing it started outlives it; jobs queued meanwhile are waited for too.
+   * Settles once no job of the queue, whoever queued it, is under way and
+   * the reactor no longer watches for results (it has stopped, if this was
+   * its last registration); jobs queued meanwhile are waited for too.
    */
   idle(): Promise<void> {
     return this.#idle;
+  }
+
+  /** How many jobs of the queue are under way. */
+  get underWay(): number {
+    return this.#jobs.size;
+  }
+
+  /**
+   * An opener on this queue whose `idle()` waits for the jobs started
+   * through it only: one per store, so that a store's close never waits for
+   * another store's work.
+   */
+  opener(): BlobFileOpener {
+    return new OwnJobs(this);
   }
 
   #submit(
@@ -191,6 +205,66 @@ export class NativeFileIo implements BlobFileOpener {
     Reactor.of(this.#native).remove(this.#started!.eventfd, token).catch((error) => {
       console.error("Packice: stopping the watch of the I/O threads failed:", error);
     }).finally(becomeIdle);
+  }
+}
+
+/** The jobs started through one {@link NativeFileIo.opener}. */
+class OwnJobs implements BlobFileOpener {
+  readonly #io: NativeFileIo;
+  #underWay = 0;
+  #idle: Promise<void> = Promise.resolve();
+  #becomeIdle: ((settled: Promise<void>) => void) | undefined;
+
+  constructor(io: NativeFileIo) {
+    this.#io = io;
+  }
+
+  async create(path: string, size: number): Promise<BlobFile> {
+    return new OwnBlobFile(await this.track(this.#io.create(path, size)), this);
+  }
+
+  /**
+   * Settles once no job started through this opener is under way and, when
+   * they were the queue's last, the reactor no longer watches for results.
+   */
+  idle(): Promise<void> {
+    return this.#idle;
+  }
+
+  /** Counts `job` as this opener's until it settles; returns it. */
+  track<T>(job: Promise<T>): Promise<T> {
+    if (this.#underWay++ === 0) this.#idle = new Promise((resolve) => this.#becomeIdle = resolve);
+    return job.finally(() => {
+      if (--this.#underWay > 0) return;
+      this.#becomeIdle!(this.#io.underWay === 0 ? this.#io.idle() : Promise.resolve());
+    });
+  }
+}
+
+/** A file made through an {@link OwnJobs}: its writes and flushes are counted there. */
+class OwnBlobFile implements BlobFile {
+  readonly #file: BlobFile;
+  readonly #jobs: OwnJobs;
+
+  constructor(file: BlobFile, jobs: OwnJobs) {
+    this.#file = file;
+    this.#jobs = jobs;
+  }
+
+  write(offset: number, bytes: Uint8Array): Promise<void> {
+    return this.#jobs.track(this.#file.write(offset, bytes));
+  }
+
+  readInto(offset: number, target: Uint8Array): Promise<boolean> {
+    return this.#file.readInto(offset, target);
+  }
+
+  sync(): Promise<void> {
+    return this.#jobs.track(this.#file.sync());
+  }
+
+  close(): void {
+    this.#file.close();
   }
 }
 

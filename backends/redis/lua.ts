@@ -150,6 +150,35 @@ local function forget_expired()
   end
 end`,
   },
+  // Up to want objects of the shard's put order from place from to place to
+  // (ZRANGE BYSCORE bounds), each {place, id, fields}; fewer only when no
+  // more are there. An entry whose object is gone (a CREATING record Redis
+  // expired) is skipped and removed.
+  read_order: {
+    uses: [],
+    code: `
+local function read_order(from, to, want, prefix)
+  local out = {}
+  while #out < want do
+    local batch = redis.call('ZRANGE', ORDER, from, to, 'BYSCORE', 'LIMIT', 0, want - #out,
+      'WITHSCORES')
+    if #batch == 0 then break end
+    for i = 1, #batch, 2 do
+      local id = batch[i]
+      local f = redis.call('HGETALL', prefix .. id)
+      if #f == 0 then
+        redis.call('ZREM', ORDER, id)
+        redis.call('SREM', SEALED, id)
+        redis.call('ZREM', CREATING, id)
+      else
+        out[#out + 1] = { batch[i + 1], id, f }
+      end
+    end
+    from = '(' .. batch[#batch]
+  end
+  return out
+end`,
+  },
   // Makes the object in key o CREATING under the lease lid, gives it the next
   // place in put order, and registers its expiry: never without a TTL, else px
   // milliseconds from the server's clock.

@@ -47,11 +47,12 @@ return { redis.call('SMEMBERS', SEALED), redis.call('ZRANGE', CREATING, 0, -1) }
    * shard has objects that are not in put order (recorded by a version
    * before it, which the caller then adds with
    * {@link NAMESPACE_SCRIPTS.reindex}); ARGV[7]: '1' to learn, at the end
-   * of the shard, where it ends. Returns `{objects, end}`: up to that many
-   * objects, each `{order, id, fields}`, fewer only at the end of the
-   * shard; and there, when asked, the place every later put on the shard
-   * comes after: its last place, first raised to its clock (as a put would
-   * do), so a clock that goes back cannot place a put before it. An entry
+   * of the shard, where it ends. Returns `{objects, end, epoch}`: up to that
+   * many objects, each `{order, id, fields}`, fewer only at the end of the
+   * shard; there, when asked, the place every later put on the shard comes
+   * after: its last place, first raised to its clock (as a put would do),
+   * so a clock that goes back cannot place a put before it; and the shard's
+   * epoch, which the cursors of the namespace are checked by. An entry
    * whose object is gone (a CREATING record Redis expired) is skipped and
    * removed.
    *
@@ -61,32 +62,15 @@ return { redis.call('SMEMBERS', SEALED), redis.call('ZRANGE', CREATING, 0, -1) }
    */
   page: script(
     "page",
-    ["forget_expired"],
+    ["forget_expired", "read_order", "epoch"],
     `
 forget_expired()
-local want, prefix = tonumber(ARGV[4]), ARGV[5]
+local want = tonumber(ARGV[4])
 if ARGV[6] == '1' and
   redis.call('ZCARD', ORDER) < redis.call('SCARD', SEALED) + redis.call('ZCARD', CREATING) then
   return { 'UNINDEXED' }
 end
-local out, from = {}, ARGV[3]
-while #out < want do
-  local batch = redis.call('ZRANGE', ORDER, from, '+inf', 'BYSCORE', 'LIMIT', 0, want - #out,
-    'WITHSCORES')
-  if #batch == 0 then break end
-  for i = 1, #batch, 2 do
-    local id = batch[i]
-    local f = redis.call('HGETALL', prefix .. id)
-    if #f == 0 then
-      redis.call('ZREM', ORDER, id)
-      redis.call('SREM', SEALED, id)
-      redis.call('ZREM', CREATING, id)
-    else
-      out[#out + 1] = { batch[i + 1], id, f }
-    end
-  end
-  from = '(' .. batch[#batch]
-end
+local out = read_order(ARGV[3], '+inf', want, ARGV[5])
 local ending = ''
 if ARGV[7] == '1' and #out < want then
   local t = redis.call('TIME')
@@ -97,7 +81,28 @@ if ARGV[7] == '1' and #out < want then
     redis.call('HSET', VERSION, 'order', ending)
   end
 end
-return { out, ending }
+return { out, ending, epoch() }
+`,
+  ),
+
+  /**
+   * Brings a shard a page read to its end up to where the page ends (see
+   * `list_after.ts`): raises the place every later put on it comes after to
+   * at least ARGV[7], then returns the objects placed since the read, up to
+   * where the page ends. ARGV[3]: after which place to read ('(' and where
+   * the shard ended, or where the last call stopped); ARGV[4]: the page's
+   * last place, the last to read; ARGV[5]: how many at most; ARGV[6]: what
+   * the keys of the shard's objects start with; ARGV[7]: the place to raise
+   * to, ARGV[4] or past it. Returns the objects, each `{order, id, fields}`.
+   */
+  catch_up: script(
+    "catch_up",
+    ["read_order"],
+    `
+if tonumber(ARGV[7]) > tonumber(redis.call('HGET', VERSION, 'order') or 0) then
+  redis.call('HSET', VERSION, 'order', ARGV[7])
+end
+return read_order(ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6])
 `,
   ),
 

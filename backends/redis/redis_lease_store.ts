@@ -168,7 +168,7 @@ export class RedisLeaseStore implements LeaseStore {
     this.node = checkName(options.node ?? defaultNode(), "node id");
     const url = options.url ?? "redis://127.0.0.1:6379/0";
     const shards = options.shards ?? (isClusterUrl(url) ? 64 : 1);
-    // A cursor names a position per shard (see list_after.ts): no more than it can hold.
+    // As many as a Redis Cluster has hash slots: more would share one.
     this.#shards = checkCount(shards, "shards", 1, false, MAX_CURSOR_SHARDS);
     this.#calls = new ShardCalls(this.namespace, this.node, this.#shards);
     this.#address = options.address ?? "";
@@ -553,18 +553,21 @@ export class RedisLeaseStore implements LeaseStore {
    * The objects of the namespace in put order, from the first after
    * `after`: the same order on every node, each object's place given in
    * Redis when it was put (see `list_after.ts`). A page reads what it
-   * returns, not the whole namespace. On a namespace of shards, each object
-   * comes with the cursor of a page that ends at it (`Placed.next`): it
-   * holds a position per shard, so that a put on a master whose clock is
-   * behind is not passed over.
+   * returns, not the whole namespace. Each object comes with the cursor of
+   * a page that ends at it (`Placed.next`): its place, id and a check of
+   * this store, the same length for any number of shards; on a namespace
+   * of shards, a page first brings the shards it read to their end up to
+   * its last place, so that a put on a master whose clock is behind is not
+   * passed over.
    *
    * @param after Where to start: the cursor of the last object of the page
    *   before (`cursorAfter`); from the first when undefined.
    * @param count The most objects to return.
    * @returns Up to `count` objects with their places; fewer only at the end.
    * @throws {RangeError} When `count` is not a positive integer.
-   * @throws {InvalidArgumentError} When `after` holds positions of another
-   *   number of shards than the namespace's.
+   * @throws {InvalidArgumentError} When another store made `after` (its
+   *   check tells), or it holds positions of another number of shards than
+   *   the namespace's.
    * @throws {StoreUnavailableError} When Redis cannot be reached.
    *
    * @example Two pages of 100

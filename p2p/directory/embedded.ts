@@ -35,7 +35,7 @@ import type {
 } from "../directory.ts";
 import type { Member, Members } from "../members.ts";
 import { systemTimers, type TimerHandle, type Timers } from "../membership/timers.ts";
-import { ClaimStore } from "./claim_store.ts";
+import { ClaimStore, type DroppedClaim } from "./claim_store.ts";
 import { EntryStore } from "./entry_store.ts";
 import { type Watcher, Watchers } from "./watchers.ts";
 import { owners, weight } from "./rendezvous.ts";
@@ -49,12 +49,12 @@ import {
   parseAnnounce,
   parseChanged,
   parseClaim,
+  parseClaimOf,
   parseEntry,
   parseHolder,
   parseId,
   parseRecord,
   parseStatuses,
-  parseUnclaim,
   parseUnwatch,
   parseWatch,
   parseWithdraw,
@@ -68,6 +68,13 @@ export const LOOKUP_GRACE = 50;
 /** Milliseconds before owners that took no watch of an object are asked again. */
 const REGISTER_RETRY_MS = 5000;
 
+/**
+ * The least number of owners of a claim (fewer only while fewer members are
+ * live), whatever `replicas` is: a second grant needs views that differ on
+ * every one of them. See {@link EmbeddedDirectory.claim}.
+ */
+export const CLAIM_OWNERS = 3;
+
 /** Options of {@link EmbeddedDirectory}. */
 export interface EmbeddedDirectoryOptions {
   /** The membership: its live members own entries, and its changes move them. */
@@ -78,7 +85,10 @@ export interface EmbeddedDirectoryOptions {
   readonly replicas?: number;
   /** Milliseconds a directory request may take. Default 5000. */
   readonly requestTimeout?: number;
-  /** Milliseconds to let membership changes settle before announcing again. Default 200. */
+  /**
+   * Milliseconds to let membership changes settle before announcing again,
+   * and before a claim granted this soon after a change is confirmed. Default 200.
+   */
   readonly settle?: number;
   /** Milliseconds a removed object's content is refused if announced again. Default 60 s. */
   readonly tombstoneTtl?: number;
@@ -156,6 +166,16 @@ export class EmbeddedDirectory implements Directory {
   readonly #departed = new Set<string>();
   /** The last pass could not reach an owner: the next one looks at every object. */
   #retry = false;
+  /** Claims this member holds, as their claimant: granted when, and until when the last renewal holds. */
+  readonly #mine = new Map<string, { since: number; until: number }>();
+  /** Listeners to call when this member's claim of a key should be checked at once. */
+  readonly #checks = new Map<string, Set<() => void>>();
+  /** Live claims, forgotten here, of members declared dead: they are told to check them when back. */
+  readonly #dormant = new Map<string, DroppedClaim[]>();
+  /** When another member last joined, came back or went (`timers.now()`). */
+  #viewChangedAt = -Infinity;
+  /** The live members as the last change left them: a suspect cleared changes no owner. */
+  readonly #liveNodes: Set<string>;
   #reannounced = 0;
   #closed = false;
 
@@ -178,6 +198,7 @@ export class EmbeddedDirectory implements Directory {
     this.#store = new EntryStore(this.#timers, options.tombstoneTtl ?? 60_000);
     this.#claims = new ClaimStore(this.#timers);
     this.#watchers = new Watchers((watcher, items) => this.#pushTo(watcher, items));
+    this.#liveNodes = new Set(this.#members.live().map((m) => m.node));
     this.#unsubscribe = this.#members.onChange((member) => this.#changed(member));
   }
 
@@ -310,6 +331,7 @@ export class EmbeddedDirectory implements Directory {
    */
   async lookup(id: string): Promise<DirectoryEntry | undefined> {
     this.#open();
+    await this.#members.joined?.();
     const targets = this.owners(id);
     const answers = await this.#answers(targets.map((owner) => this.#lookupAt(owner, id)));
     const reached = answers.filter((a) => a !== null);
@@ -342,6 +364,7 @@ export class EmbeddedDirectory implements Directory {
    */
   async holders(id: string, digest: string): Promise<Holder[] | undefined> {
     this.#open();
+    await this.#members.joined?.();
     const targets = this.owners(id);
     const answers = await this.#answers(targets.map((owner) => this.#holdersAt(owner, id, digest)));
     const reached = answers.filter((a) => a !== null);
@@ -393,9 +416,11 @@ export class EmbeddedDirectory implements Directory {
 
   /**
    * Takes `key` for `claimant` (or renews its claim): a compare-and-set on
-   * each owner in turn, highest weight first, granted only when every owner
-   * grants it. Any two claimants' owners share one (see below), which grants
-   * one of them only, so two claims are never granted at once.
+   * each owner of the claim in turn, highest weight first, granted only when
+   * every owner grants it. A claim has at least {@link CLAIM_OWNERS} owners
+   * (all live members when fewer), more with a larger `replicas`. Any two
+   * claimants' owners share one (see below), which grants one of them only,
+   * so two claims are never granted at once.
    *
    * An owner is passed over only once the membership counts it dead or gone
    * (then it is no owner at all): one that does not answer while counted
@@ -407,14 +432,34 @@ export class EmbeddedDirectory implements Directory {
    * renewal.
    *
    * Why the owners overlap: the owner sets of two views of the membership
-   * share a member unless the views differ on `replicas` or more members of
-   * highest weight at once. A decider that comes back after it was declared
-   * dead, with old claims or none, grants nothing alone: the next owner,
-   * which took its place meanwhile, still holds the claim granted then. The
-   * window left: views that differ on every owner at once, as with
-   * `replicas: 1` (then a claim granted by the next owner while the first
-   * was counted dead, and one by the first owner back with its old state,
-   * can overlap until the loser's next renewal, a third of `ttl`).
+   * share a member unless the views differ on every owner at once (each
+   * counts dead, or does not know, all of the other's owners, or knows as
+   * many members that outweigh them). A decider that comes back after it was
+   * declared dead, with old claims or none, grants nothing alone: the next
+   * owner, which took its place meanwhile, still holds the claim granted then.
+   *
+   * Claims and entries may have different owner counts because nothing
+   * joins them: a claim lives in the owners' claim store only, is never
+   * moved when membership changes (its holder renews it with the owners of
+   * then every third of its lease, and at once on a change: see
+   * {@link EmbeddedDirectory.onClaimCheck}), and is found by asking its own
+   * owners, which every member computes alike. A member with a smaller count
+   * (an older one: `replicas` claim owners) asks the first of the same
+   * owners, so its claims still meet the others'.
+   *
+   * When the views did differ on every owner (a partition; several joins at
+   * once), two claimants can both be granted. Each claim carries when its
+   * holder was granted it, and a renewal takes the claim over from a holder
+   * granted later (then of a higher node id) at an owner that records one:
+   * holders renew at once on every membership change they see, so once the
+   * views converge they meet at one owner, and the later one is told to
+   * check (and loses) within a few messages, not at its next renewal. A
+   * holder an owner forgot because it was declared dead is told to check its
+   * claims when it is alive again, and takes them back from the one granted
+   * since. A new claim asked while this member's view changed in the last
+   * `settle` ms is tentative (it yields to any renewal) until the view has
+   * been still for `settle` ms; it is then confirmed with the owners of then,
+   * and granted only if they still grant it.
    *
    * @returns The holder of the claim now: `claimant` when granted.
    * @throws {StoreUnavailableError} When an owner counted live did not answer
@@ -422,11 +467,67 @@ export class EmbeddedDirectory implements Directory {
    */
   async claim(key: string, claimant: Holder, ttl: number): Promise<Holder> {
     this.#open();
-    const body = { key, holder: holderJson(claimant), ttl };
-    const deadline = this.#timers.now() + this.#timeout;
+    await this.#members.joined?.();
+    const self = claimant.node === this.#members.self;
+    const mine = self ? this.#mine.get(key) : undefined;
+    if (mine !== undefined && this.#timers.now() < mine.until) {
+      return (await this.#decide(key, claimant, ttl, mine.since, true)).holder;
+    }
+    const tentative = self && this.#unsettled();
+    const first = await this.#decide(
+      key,
+      claimant,
+      ttl,
+      tentative ? undefined : this.#timers.now(),
+      false,
+    );
+    if (first.holder.node !== claimant.node || !(tentative || (self && this.#unsettled()))) {
+      return first.holder;
+    }
+    await this.#settled(Math.min(this.#timeout, ttl / 2));
+    // A renewal from now on: it takes over other tentative grants, never a download begun before.
+    const confirmed = await this.#decide(key, claimant, ttl, this.#timers.now(), true);
+    if (confirmed.holder.node !== claimant.node) {
+      // Let go where the first round left it, owners of then included.
+      const body = { key, node: claimant.node };
+      const owners = new Map([...first.owners, ...confirmed.owners].map((m) => [m.node, m]));
+      await Promise.all(
+        [...owners.values()].map((o) => this.#call(o, "unclaim", body).catch(() => undefined)),
+      );
+    }
+    return confirmed.holder;
+  }
+
+  /**
+   * Claims `key` on the owners of now, again while an owner that does not
+   * answer is declared dead meanwhile (see {@link EmbeddedDirectory.claim}):
+   * granted at `since`, or tentative without; a renewal with `renew`.
+   */
+  async #decide(
+    key: string,
+    claimant: Holder,
+    ttl: number,
+    since: number | undefined,
+    renew: boolean,
+  ): Promise<{ holder: Holder; owners: Member[] }> {
+    const self = claimant.node === this.#members.self;
+    const sent = this.#timers.now();
+    const body = {
+      key,
+      holder: holderJson(claimant),
+      ttl,
+      ...(since === undefined ? {} : { since }),
+      ...(renew ? { renew } : {}),
+    };
+    const deadline = sent + this.#timeout;
     for (;;) {
-      const outcome = await this.#claimAt(this.owners(key), body, claimant);
-      if ("holder" in outcome) return outcome.holder;
+      const targets = this.#claimOwners(key);
+      const outcome = await this.#claimAt(targets, body, claimant);
+      if ("holder" in outcome) {
+        if (self && outcome.holder.node !== claimant.node) this.#mine.delete(key);
+        else if (self && since !== undefined) this.#keep(key, since, sent + ttl);
+        return { holder: outcome.holder, owners: targets };
+      }
       const live = new Set(this.#members.live().map((m) => m.node));
       const silent = outcome.silent.filter((m) => live.has(m.node));
       // An owner declared dead meanwhile: the owners of now decide, at once.
@@ -439,6 +540,44 @@ export class EmbeddedDirectory implements Directory {
         );
       }
       await this.#departure(new Set(silent.map((m) => m.node)), deadline);
+    }
+  }
+
+  /** Records this member's claim of `key`; forgets lapsed ones now and then (a holder lets go). */
+  #keep(key: string, since: number, until: number): void {
+    this.#mine.set(key, { since, until });
+    if (this.#mine.size <= 4096) return;
+    const now = this.#timers.now();
+    for (const [other, mine] of this.#mine) if (mine.until <= now) this.#mine.delete(other);
+  }
+
+  /** The live members that own the claim of `key`, highest weight first. */
+  #claimOwners(key: string): Member[] {
+    const live = this.#members.live();
+    const chosen = owners(key, live.map((m) => m.node), Math.max(this.#replicas, CLAIM_OWNERS));
+    return chosen.map((node) => live.find((m) => m.node === node)!);
+  }
+
+  /** Whether another member joined, came back or went in the last `settle` ms. */
+  #unsettled(): boolean {
+    return this.#timers.now() - this.#viewChangedAt < this.#settle;
+  }
+
+  /** Resolves once the view has not changed for `settle` ms, after `most` ms, or on close. */
+  async #settled(most: number): Promise<void> {
+    const end = this.#timers.now() + most;
+    for (;;) {
+      const wait = Math.min(this.#viewChangedAt + this.#settle, end) - this.#timers.now();
+      if (wait <= 0 || this.#closed) return;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.#timers.clearTimeout(timer);
+          this.#abort.signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = this.#timers.setTimeout(done, wait);
+        this.#abort.signal.addEventListener("abort", done, { once: true });
+      });
     }
   }
 
@@ -508,11 +647,53 @@ export class EmbeddedDirectory implements Directory {
   /** Lets go of `key` on every owner when `node` holds it. */
   async unclaim(key: string, node: string): Promise<void> {
     this.#open();
+    if (node === this.#members.self) this.#mine.delete(key);
     await Promise.all(
-      this.owners(key).map((owner) =>
+      this.#claimOwners(key).map((owner) =>
         this.#call(owner, "unclaim", { key, node }).catch(() => undefined)
       ),
     );
+  }
+
+  /**
+   * Calls `listener` whenever this member's claim of `key` should be renewed
+   * at once: on every change of the membership it sees (a join, a member
+   * back, dead or gone), and when an owner granted the claim over it or
+   * learned that it is alive again after it forgot its claims. Returns the
+   * unsubscribe.
+   */
+  onClaimCheck(key: string, listener: () => void): () => void {
+    let listeners = this.#checks.get(key);
+    if (listeners === undefined) this.#checks.set(key, listeners = new Set());
+    const set = listeners;
+    set.add(listener);
+    return () => {
+      if (set.delete(listener) && set.size === 0 && this.#checks.get(key) === set) {
+        this.#checks.delete(key);
+      }
+    };
+  }
+
+  /** Calls the claim checks of `key`, or of every key. */
+  #check(key?: string): void {
+    const sets = key === undefined ? [...this.#checks.values()] : [this.#checks.get(key)];
+    for (const listener of sets.flatMap((set) => [...set ?? []])) {
+      try {
+        listener();
+      } catch (error) {
+        this.#log(`A claim check failed: ${(error as Error)?.message ?? error}`);
+      }
+    }
+  }
+
+  /** Tells `holder` to check its claim of `key` (best effort: it renews soon anyway). */
+  #tell(holder: Holder | Member, key: string): void {
+    if (this.#closed) return;
+    const task = this.#call(holder, "check", { key, node: holder.node }).catch((error) =>
+      this.#log(`Cannot tell ${holder.node} to check its claim of ${key}: ${error.message}`)
+    );
+    this.#tasks.add(task);
+    task.finally(() => this.#tasks.delete(task));
   }
 
   /**
@@ -572,6 +753,7 @@ export class EmbeddedDirectory implements Directory {
     this.#unsubscribe();
     this.#removalListeners.clear();
     this.#watched.clear();
+    this.#checks.clear();
     if (this.#pass !== undefined) this.#timers.clearTimeout(this.#pass);
     this.#abort.abort();
     await Promise.allSettled([...this.#tasks, this.#watchers.close()]);
@@ -585,7 +767,8 @@ export class EmbeddedDirectory implements Directory {
   /**
    * Answers a directory message from another member: `announce`,
    * `withdraw`, `lookup`, `holders`, `remove`, `drop`, `claim`, `unclaim`,
-   * `watch`, `unwatch`, or `changed` (an owner's push to a watcher).
+   * `check` (an owner's word to a claim's holder), `watch`, `unwatch`, or
+   * `changed` (an owner's push to a watcher).
    *
    * @throws {ProtocolError} For a malformed message (nothing of it applied).
    */
@@ -652,12 +835,19 @@ export class EmbeddedDirectory implements Directory {
       }
       case "claim": {
         // `force` (older members' copy of a grant) is a compare-and-set as well.
-        const { key, holder, ttl } = parseClaim(body);
-        return { holder: holderJson(this.#claims.claim(key, holder, ttl)) };
+        const { key, holder, ttl, since, renew } = parseClaim(body);
+        const answer = this.#claims.claim(key, { claimant: holder, ttl, since, renew });
+        if (answer.preempted !== undefined) this.#tell(answer.preempted, key);
+        return { holder: holderJson(answer.holder) };
       }
       case "unclaim": {
-        const { key, node } = parseUnclaim(body);
+        const { key, node } = parseClaimOf(body, "unclaim");
         this.#claims.unclaim(key, node);
+        return {};
+      }
+      case "check": {
+        const { key, node } = parseClaimOf(body, "check");
+        if (node === this.#members.self) this.#check(key);
         return {};
       }
       case "drop": {
@@ -911,20 +1101,43 @@ export class EmbeddedDirectory implements Directory {
     return { owners: [...chosen], floor };
   }
 
-  /** A member changed: owners forget a departed holder; holders announce again, once things settle. */
+  /**
+   * A member changed: owners forget a departed holder, and its claims until it
+   * is back; claim holders check their claims at once; holders announce
+   * again, once things settle.
+   */
   #changed(member: Member): void {
     if (this.#closed || member.node === this.#members.self) return;
+    const now = this.#timers.now();
     if (member.state === "dead" || member.state === "left") {
       this.#store.dropHolder(member.node);
       this.#watchers.dropNode(member.node);
-      this.#claims.dropHolder(member.node);
+      const dropped = this.#claims.dropHolder(member.node);
+      for (const [node, claims] of this.#dormant) {
+        const left = claims.filter((claim) => claim.until > now);
+        if (left.length === 0) this.#dormant.delete(node);
+        else this.#dormant.set(node, left);
+      }
+      if (member.state === "dead" && dropped.length > 0) this.#dormant.set(member.node, dropped);
       this.#joined.delete(member.node);
       this.#departed.add(member.node);
     } else if (member.state === "alive") {
       this.#departed.delete(member.node);
       this.#joined.add(member.node);
+      // Declared dead wrongly: its claims, forgotten here, may have gone to another meanwhile.
+      for (const claim of this.#dormant.get(member.node) ?? []) {
+        if (claim.until > now) this.#tell(member, claim.key);
+      }
+      this.#dormant.delete(member.node);
     } else {
       return; // A suspect is still live: no owner changes.
+    }
+    const live = member.state === "alive";
+    if (this.#liveNodes.has(member.node) !== live) {
+      if (live) this.#liveNodes.add(member.node);
+      else this.#liveNodes.delete(member.node);
+      this.#viewChangedAt = now;
+      this.#check();
     }
     this.#schedulePass(this.#settle);
   }

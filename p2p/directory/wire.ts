@@ -219,11 +219,18 @@ function base64(bytes: Uint8Array): string {
   return btoa(text);
 }
 
-/** A claim message: `{ key, holder, ttl, force? }` (`force`: older members' copy of a grant). */
+/**
+ * A claim message: `{ key, holder, ttl, since?, renew?, force? }`. `since`:
+ * when the claimant was granted it (absent while tentative); `renew`: a
+ * renewal within its lease, which takes over a holder granted later;
+ * `force`: older members' copy of a grant.
+ */
 export interface ClaimItem {
   readonly key: string;
   readonly holder: Holder;
   readonly ttl: number;
+  readonly since: number | undefined;
+  readonly renew: boolean;
   readonly force: boolean;
 }
 
@@ -237,21 +244,28 @@ export function parseClaim(value: unknown): ClaimItem {
   if (ttl > MAX_CLAIM_TTL) {
     throw new ProtocolError(`Malformed claim ttl: ${ttl} ms, the limit is ${MAX_CLAIM_TTL}`);
   }
-  if (fields.force !== undefined && typeof fields.force !== "boolean") {
-    throw new ProtocolError("Malformed claim force: expected a boolean");
+  for (const flag of ["renew", "force"] as const) {
+    if (fields[flag] !== undefined && typeof fields[flag] !== "boolean") {
+      throw new ProtocolError(`Malformed claim ${flag}: expected a boolean`);
+    }
   }
   return {
     key: objectId(fields.key, "claim key"),
     holder: parseHolder(fields.holder),
     ttl,
+    since: fields.since === undefined ? undefined : count(fields.since, "claim since", 0),
+    renew: fields.renew === true,
     force: fields.force === true,
   };
 }
 
-/** Parses `{ key, node }`, a claim let go. */
-export function parseUnclaim(value: unknown): { key: string; node: string } {
-  const fields = object(value, "unclaim");
-  return { key: objectId(fields.key, "claim key"), node: nodeId(fields.node, "unclaim node") };
+/** Parses `{ key, node }`: a claim let go (`unclaim`), or one its holder should check (`check`). */
+export function parseClaimOf(
+  value: unknown,
+  what: "unclaim" | "check",
+): { key: string; node: string } {
+  const fields = object(value, what);
+  return { key: objectId(fields.key, "claim key"), node: nodeId(fields.node, `${what} node`) };
 }
 
 /** A watch message: `{ id, node, address }`, the watcher and where pushes reach it. */

@@ -28,6 +28,8 @@ export type { MembershipCounters, MembershipLog, MembershipOptions };
 
 /** Changes carried by one message at most. */
 const MAX_PIGGYBACK = 64;
+/** Probe intervals {@link Membership.joined} waits for a first seed to answer. */
+export const JOIN_GRACE_PROBES = 5;
 /** Members a leaving member tells directly; gossip takes it further. */
 const LEAVE_FANOUT = 8;
 /** Nothing quiet: the membership works without a log. */
@@ -71,6 +73,9 @@ export class Membership implements Members, AsyncDisposable {
   readonly #prober: Prober;
   #rejected = 0;
   #seeds: readonly string[] = [];
+  /** Joins tried in a row that no seed answered, while alone: the next waits twice as long. */
+  #joinFailures = 0;
+  readonly #joined = Promise.withResolvers<void>();
   #started = false;
   #stopped = false;
   #closing: Promise<void> | undefined;
@@ -151,6 +156,19 @@ export class Membership implements Members, AsyncDisposable {
     return this.#table.onChange((entry) => listener(toMember(entry)));
   }
 
+  /**
+   * Resolves once this member has joined through a seed; at once when it
+   * has no seeds, and after {@link JOIN_GRACE_PROBES} probe intervals when
+   * no seed has answered yet (it then works as a cluster of one and joins
+   * when a seed answers), or when it closes. Until then its view holds only
+   * itself: the directory waits for this before it answers from that view,
+   * so daemons started together do not each take a cluster of one for the
+   * cluster (each claiming the same origin download).
+   */
+  joined(): Promise<void> {
+    return this.#joined.promise;
+  }
+
   /** Counts since start. */
   counters(): MembershipCounters {
     return { ...this.#prober.counters, rejected: this.#rejected, ...this.#table.counters };
@@ -171,12 +189,25 @@ export class Membership implements Members, AsyncDisposable {
     this.#table.announceSelf();
     this.#seeds = seeds.filter((seed) => seed !== address);
     const joined = this.#seeds.length === 0 ? 0 : await this.join(this.#seeds);
-    if (this.#seeds.length > 0 && joined === 0) {
-      this.#log.warn(`No seed answered (${this.#seeds.join(", ")}): retrying at each sync`);
+    const alone = this.#seeds.length > 0 && joined === 0;
+    if (alone) {
+      this.#log.warn(`No seed answered (${this.#seeds.join(", ")}): retrying`);
+      this.#joinFailures = 1;
+      this.#schedule(
+        "join-grace",
+        JOIN_GRACE_PROBES * this.config.probeInterval,
+        () => this.#joined.resolve(),
+      );
+    } else {
+      this.#joined.resolve();
     }
     this.#schedule("probe", this.#stagger(this.config.probeInterval), () => this.#probeTick());
     this.#schedule("gossip", this.#stagger(this.config.gossipInterval), () => this.#gossipTick());
-    this.#schedule("sync", this.#stagger(this.config.pushPullInterval), () => this.#syncTick());
+    this.#schedule(
+      "sync",
+      alone ? this.config.probeInterval : this.#stagger(this.config.pushPullInterval),
+      () => this.#syncTick(),
+    );
     return joined;
   }
 
@@ -223,6 +254,7 @@ export class Membership implements Members, AsyncDisposable {
       for (const handle of this.#handles.values()) this.#timers.clearTimeout(handle);
       this.#handles.clear();
       this.#abort.abort();
+      this.#joined.resolve();
       await Promise.allSettled([...this.#tasks]);
       this.#table.close();
     })();
@@ -368,8 +400,16 @@ export class Membership implements Members, AsyncDisposable {
   }
 
   async #syncTick(): Promise<void> {
+    let next = pushPullScale(this.config.pushPullInterval, this.#table.liveCount());
     if (this.#table.liveCount() <= 1 && this.#seeds.length > 0 && !this.#table.leaving) {
-      if (await this.join(this.#seeds) > 0) this.#log.info("Joined the cluster");
+      if (await this.join(this.#seeds) > 0) {
+        this.#log.info("Joined the cluster");
+        this.#joinFailures = 0;
+        this.#joined.resolve();
+      } else {
+        // Alone with seeds to try: soon at first (daemons started together), then backing off.
+        next = Math.min(next, this.config.probeInterval * 2 ** this.#joinFailures++);
+      }
     } else {
       const [peer] = this.#pick(1, (m) => m.state === "alive");
       if (peer !== undefined) {
@@ -378,11 +418,7 @@ export class Membership implements Members, AsyncDisposable {
         );
       }
     }
-    this.#schedule(
-      "sync",
-      pushPullScale(this.config.pushPullInterval, this.#table.liveCount()),
-      () => this.#syncTick(),
-    );
+    this.#schedule("sync", next, () => this.#syncTick());
   }
 }
 

@@ -6,11 +6,25 @@
  * The whole is hashed in order as pieces are verified. Verified pieces are
  * served to other daemons at once.
  *
+ * A record's piece digests are all of one algorithm, or other daemons refuse
+ * it. In a cluster of daemons of both kinds (SHA-256 and BLAKE3 records),
+ * the pieces hashed here take the algorithm of the digests known already
+ * (those of the downloader whose download this daemon took over); a next
+ * downloader of the other kind has the pieces held checked here against
+ * its digests ({@link Assembly.retake}), not pulled again; and the record
+ * hashes again here whatever pieces are still of the other algorithm.
+ *
  * @module
  */
 import { pieceCount, pieceSizeFor } from "../content.ts";
 import type { ContentRecord } from "../directory.ts";
-import { pieceDigest } from "../piece_digest.ts";
+import {
+  newPieceAlgorithm,
+  onePieceAlgorithm,
+  type PieceAlgorithm,
+  pieceAlgorithm,
+  pieceDigest,
+} from "../piece_digest.ts";
 import { type WholeHash, wholeHash } from "../sha256.ts";
 import { bitfieldOf, hasPiece } from "../swarm/bitfield.ts";
 import type { LentRange } from "../../transport/http/upload_gate.ts";
@@ -114,15 +128,23 @@ export class Assembly {
    * its digest becomes the record's, and the piece counts as verified.
    */
   async hashed(piece: number): Promise<void> {
-    const { start, end } = this.span(piece);
-    const hashing = pieceDigest(this.view.subarray(start, end));
-    this.#hashing.add(hashing);
-    try {
-      this.digests[piece] = await hashing;
-    } finally {
-      this.#hashing.delete(hashing);
-    }
+    this.digests[piece] = await this.#hash(piece, this.#algorithm());
     this.verifiedPiece(piece);
+  }
+
+  /**
+   * Takes `digest` for piece `piece`, known by a digest of the other
+   * algorithm (the next downloader is a daemon of the other kind): a piece
+   * held is hashed with it here and takes it when its bytes match (when
+   * not, the digest known stays, and the difference shows); one not held
+   * takes it.
+   */
+  async retake(piece: number, digest: string): Promise<void> {
+    const known = this.digests[piece] ?? "";
+    const algorithm = pieceAlgorithm(digest);
+    if (known === "" || algorithm === undefined || pieceAlgorithm(known) === algorithm) return;
+    if (this.has(piece) && await this.#hash(piece, algorithm) !== digest) return;
+    if (this.digests[piece] === known) this.digests[piece] = digest;
   }
 
   /** Marks piece `piece` verified (its digest checked by the caller). */
@@ -180,6 +202,14 @@ export class Assembly {
    */
   async record(): Promise<ContentRecord> {
     if (!this.complete) throw new RangeError(`Object ${this.id} is missing pieces`);
+    if (!onePieceAlgorithm(this.digests)) {
+      const algorithm = this.#algorithm();
+      for (let piece = 0; piece < this.count; piece++) {
+        if (pieceAlgorithm(this.digests[piece]!) !== algorithm) {
+          this.digests[piece] = await this.#hash(piece, algorithm);
+        }
+      }
+    }
     return {
       id: this.id,
       size: this.size,
@@ -187,6 +217,24 @@ export class Assembly {
       pieceSize: this.pieceSize,
       pieceDigests: [...this.digests],
     };
+  }
+
+  /** The algorithm of the digests known, if any; else new records'. */
+  #algorithm(): PieceAlgorithm {
+    const known = this.digests.find((digest) => digest !== "");
+    return (known === undefined ? undefined : pieceAlgorithm(known)) ?? newPieceAlgorithm();
+  }
+
+  /** The digest of piece `piece`'s bytes with `algorithm`, its view read until {@link Assembly.settled}. */
+  async #hash(piece: number, algorithm: PieceAlgorithm): Promise<string> {
+    const { start, end } = this.span(piece);
+    const hashing = pieceDigest(this.view.subarray(start, end), algorithm);
+    this.#hashing.add(hashing);
+    try {
+      return await hashing;
+    } finally {
+      this.#hashing.delete(hashing);
+    }
   }
 
   /** Settles once no hash reads the view: only then may its blob go. */

@@ -51,11 +51,13 @@ export interface HeldClaim extends AsyncDisposable {
 
 /**
  * Holds the claim of `id`, granted to `self`: renews it every third of
- * `ttl`, until disposed, which lets it go. A renewal sent more than `ttl`
- * after the last one that succeeded may have found the claim free and taken
- * it anew, after another daemon claimed it and finished meanwhile: the
- * claim then counts as lost when the directory lists another holder of the
- * object.
+ * `ttl`, and at once whenever the directory says it should be checked (the
+ * membership changed, or an owner granted it over this daemon: see
+ * {@link Directory.onClaimCheck}), one renewal at a time, until disposed,
+ * which lets it go. A renewal sent more than `ttl` after the last one that
+ * succeeded may have found the claim free and taken it anew, after another
+ * daemon claimed it and finished meanwhile: the claim then counts as lost
+ * when the directory lists another holder of the object.
  */
 export function holdClaim(
   directory: Directory,
@@ -66,9 +68,13 @@ export function holdClaim(
   let released = false;
   /** When the last renewal that succeeded was sent (the grant first): the lease lasts `ttl` from there. */
   let renewed = performance.now();
+  const stop = () => {
+    clearInterval(timer);
+    unsubscribe();
+  };
   const lose = (to: Holder, why: string) => {
     if (lost.signal.aborted || released) return;
-    clearInterval(timer);
+    stop();
     holder = to;
     log(`Lost the claim of ${id} to ${to.node} (${why}): its download stops here`);
     lost.abort(new StoreUnavailableError(`Lost the claim of ${id} to ${to.node}: ${why}`));
@@ -83,7 +89,23 @@ export function holdClaim(
     const other = (await directory.lookup(id))?.holders.find((h) => h.node !== self.node);
     if (other !== undefined) lose(other, "it holds the object, downloaded while this lease lapsed");
   };
-  const timer = setInterval(() => renew().catch(() => {}), ttl / 3);
+  /** The renewal under way, and whether another was asked for meanwhile. */
+  let renewing: Promise<void> | undefined;
+  let again = false;
+  const check = () => {
+    if (renewing !== undefined) {
+      again = true;
+      return;
+    }
+    renewing = (async () => {
+      do {
+        again = false;
+        await renew().catch(() => {});
+      } while (again && !released && !lost.signal.aborted);
+    })().finally(() => renewing = undefined);
+  };
+  const timer = setInterval(check, ttl / 3);
+  const unsubscribe = directory.onClaimCheck?.(id, check) ?? (() => {});
   return {
     lost: lost.signal,
     get holder() {
@@ -91,7 +113,9 @@ export function holdClaim(
     },
     [Symbol.asyncDispose]: async () => {
       released = true;
-      clearInterval(timer);
+      stop();
+      // A renewal under way would take the claim again after it is let go.
+      await renewing;
       if (!lost.signal.aborted) await directory.unclaim?.(id, self.node).catch(() => {});
     },
   };

@@ -8,6 +8,7 @@
  */
 import type { ClusterTransport } from "../cluster_transport.ts";
 import type { ContentRecord, Holder } from "../directory.ts";
+import { pieceAlgorithm } from "../piece_digest.ts";
 import { SourceError, sourceKey } from "../source_error.ts";
 import { hasPiece } from "../swarm/bitfield.ts";
 import { checkPiece, requestPieces } from "../swarm/piece_request.ts";
@@ -85,6 +86,13 @@ export async function pull(
         if (reply.state === "none" || reply.state === "failed") {
           gone = reply.error ?? `${leader.node} leads no download of it`;
           break;
+        }
+        // Pieces known by the other algorithm's digests: checked here, not pulled again.
+        for (const [piece, digest] of (reply.digests ?? []).entries()) {
+          const known = assembly.digests[piece];
+          if (digest !== "" && known !== "" && known !== digest) {
+            await assembly.retake(piece, digest);
+          }
         }
         changed = otherVersion(assembly, reply, options.meta, leader.node);
         if (changed !== undefined) break;
@@ -270,7 +278,16 @@ export async function pullPieces(
           landed: (_piece, _from, _to, digest) => known = digest,
         });
         if (landed === 1) {
-          await checkPiece(record, piece, assembly.view.subarray(start, end), source, known);
+          // Its digest taken of the other algorithm's meanwhile (a next downloader): hashed again.
+          const current = known !== undefined &&
+            pieceAlgorithm(known) === pieceAlgorithm(assembly.digests[piece] ?? "");
+          await checkPiece(
+            record,
+            piece,
+            assembly.view.subarray(start, end),
+            source,
+            current ? known : undefined,
+          );
           assembly.verifiedPiece(piece);
         }
       } catch (error) {

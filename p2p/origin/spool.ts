@@ -17,19 +17,23 @@
  * keep pulling into theirs; a spool of another version than the
  * downloader's is emptied ({@link Spool.reset}).
  *
- * A reset moves the spool to a new file rather than write the next version
- * over the old one: a range handed out before it (to the native GET
- * listener, which sends it later from a descriptor of its own) stays of one
- * version, never a mix of two, and the old file's bytes are freed once the
- * last such descriptor closes. (Only a piece dropped and put again in one
- * version is written over in place: {@link Spool.drop}.)
+ * No byte of a spool file is written twice. A range handed out (to the
+ * native GET listener, which sends it later from a descriptor of its own,
+ * with no word back when it is done) must keep the bytes it had: so a reset
+ * moves the spool to a new file rather than write the next version over the
+ * old one, and a piece dropped and put again in one version (another
+ * downloader's digest said it was not this body's) goes to the next layer
+ * of the version, a file of its own in which that piece's place was never
+ * written, at the same offset (ranges keep their offsets). A file's bytes
+ * are freed once the spool let it go (closed, or reset) and the last
+ * descriptor the listener took of it closed.
  *
  * @module
  */
 import { CapacityExceededError, ConflictError, StoreUnavailableError } from "../../core/errors.ts";
 import type { Meta } from "../../core/validate.ts";
 import { MIN_PIECE_SIZE } from "../content.ts";
-import { digestLike } from "../piece_digest.ts";
+import { digestLike, pieceAlgorithm } from "../piece_digest.ts";
 import { bitfieldOf } from "../swarm/bitfield.ts";
 import type { Assembly } from "./assembly.ts";
 import { type OriginTrip, shown } from "./origin_download.ts";
@@ -47,13 +51,27 @@ interface SpoolFile {
   readonly fd: number | undefined;
 }
 
+/** Where the bytes of a spool piece held are: a layer of the version, at the piece's offset. */
+interface Place {
+  readonly layer: number;
+  readonly length: number;
+}
+
 /** A body spooled to a file, whole (the downloader's) or piece by piece (a follower's). */
 export class Spool implements Disposable {
   readonly #dir: string | undefined;
-  /** The file of this generation's version ({@link Spool.reset} makes another). */
-  #current: SpoolFile;
+  /**
+   * The files of this generation's version ({@link Spool.reset} makes
+   * others): each piece at its offset in the body, in the first layer, or in
+   * a later one once its place in the earlier ones was written.
+   */
+  #layers: SpoolFile[];
   /** Digests of the spool pieces held, `""` for the others; grows as pieces come. */
   readonly #digests: string[] = [];
+  /** Where each spool piece held is. */
+  #places: (Place | undefined)[] = [];
+  /** Of each spool piece, the layers its place was written in: the next write goes past them. */
+  #written: number[] = [];
   /** The body's length, once it ended. */
   #size: number | undefined;
   /** File operations one at a time: each moves the file's offset. */
@@ -69,7 +87,7 @@ export class Spool implements Disposable {
 
   private constructor(dir: string | undefined) {
     this.#dir = dir;
-    this.#current = newFile(dir);
+    this.#layers = [newFile(dir)];
   }
 
   /** A new empty spool in `dir` (default: the system's temporary directory). */
@@ -131,8 +149,7 @@ export class Spool implements Disposable {
           );
         }
       } else {
-        await this.#write(size - filled, piece);
-        this.#held(index, digest);
+        this.#held(index, digest, await this.#write(index, piece));
       }
       filled = 0;
     };
@@ -171,36 +188,67 @@ export class Spool implements Disposable {
       );
     }
     // Pieces past the end (held of a longer body) are not of this one.
-    this.#digests.length = Math.ceil(size / SPOOL_PIECE);
+    this.#digests.length = this.#places.length = Math.ceil(size / SPOOL_PIECE);
     this.#size = size;
   }
 
   /** Writes spool piece `piece`, its bytes checked against `digest` by the caller. */
   async put(piece: number, bytes: Uint8Array, digest: string): Promise<void> {
     const generation = this.#generation;
-    await this.#write(piece * SPOOL_PIECE, bytes);
+    const place = await this.#write(piece, bytes);
     // Reset meanwhile: the bytes went to the old version's file.
-    if (this.#generation === generation) this.#held(piece, digest);
+    if (this.#generation === generation) this.#held(piece, digest, place);
   }
 
-  /** Forgets spool piece `piece`: another downloader's digest says it is not this body's. */
+  /**
+   * Forgets spool piece `piece`: another downloader's digest says it is not
+   * this body's. Its bytes stay where they are, for the ranges handed out;
+   * put again, it goes to another layer.
+   */
   drop(piece: number): void {
-    if (this.has(piece)) this.#digests[piece] = "";
+    if (!this.has(piece)) return;
+    this.#digests[piece] = "";
+    this.#places[piece] = undefined;
+  }
+
+  /**
+   * Holds spool piece `piece` under `digest`, the downloader's now, when its
+   * bytes are `digest`'s; drops it when not. A digest of another algorithm
+   * than the one held (a downloader of another kind of daemon) is checked
+   * here, the bytes read from the file and hashed with it: not pulled again.
+   */
+  async check(piece: number, digest: string): Promise<void> {
+    const held = this.#digests[piece] ?? "";
+    const place = this.#places[piece];
+    if (held === digest || held === "" || place === undefined) return;
+    if (pieceAlgorithm(held) === pieceAlgorithm(digest)) {
+      this.drop(piece);
+      return;
+    }
+    const bytes = new Uint8Array(place.length);
+    const read = await this.#readInto(piece * SPOOL_PIECE, bytes);
+    const hashed = read === bytes.length ? await digestLike(bytes, digest) : undefined;
+    // Dropped, put again or reset meanwhile: what was checked is not what is held.
+    if (this.#places[piece] !== place) return;
+    if (hashed === digest) this.#digests[piece] = digest;
+    else this.drop(piece);
   }
 
   /**
    * Forgets every piece: they are of another version than `meta`'s, whose
    * body the spool holds from now on, in a new file. Pieces on their way in
-   * from before are refused ({@link Spool.generation}); the old file is
-   * closed once what was queued on it is done.
+   * from before are refused ({@link Spool.generation}); the old files are
+   * closed once what was queued on them is done.
    */
   reset(meta: Meta | undefined): void {
     if (!this.#closed) {
-      const old = this.#current;
-      this.#current = newFile(this.#dir);
-      this.#queue = this.#queue.then(() => closeFile(old)).catch(() => {});
+      const old = this.#layers;
+      this.#layers = [newFile(this.#dir)];
+      this.#queue = this.#queue.then(() => old.forEach(closeFile)).catch(() => {});
     }
     this.#digests.length = 0;
+    this.#places = [];
+    this.#written = [];
     this.#size = undefined;
     this.meta = meta;
     this.#generation++;
@@ -241,19 +289,23 @@ export class Spool implements Disposable {
    * The file behind bytes `start` to `end` (exclusive, cut at the body's end)
    * when every spool piece they touch is held: a read-only descriptor of it,
    * valid until the spool is disposed, and the body's length, undefined
-   * while that is unknown. Undefined without the native library. The file
-   * never shrinks, and a reset moves the spool to another one: the bytes
-   * handed out stay those of their version.
+   * while that is unknown. Undefined without the native library, or when
+   * the pieces are in different layers (then {@link Spool.read} has them).
+   * No byte of the file is ever written again: the bytes handed out stay.
    */
   file(
     start: number,
     end: number,
   ): { fd: number; end: number; size: number | undefined } | undefined {
-    const { fd } = this.#current;
-    if (fd === undefined || this.#closed) return undefined;
+    if (this.#closed) return undefined;
     const last = Math.min(end, this.#size ?? end);
     if (start < 0 || start >= last || !this.#holds(start, last)) return undefined;
-    return { fd, end: last, size: this.#size };
+    const first = this.#places[Math.floor(start / SPOOL_PIECE)]!.layer;
+    for (let piece = Math.floor(start / SPOOL_PIECE); piece * SPOOL_PIECE < last; piece++) {
+      if (this.#places[piece]!.layer !== first) return undefined;
+    }
+    const { fd } = this.#layers[first]!;
+    return fd === undefined ? undefined : { fd, end: last, size: this.#size };
   }
 
   /**
@@ -280,16 +332,17 @@ export class Spool implements Disposable {
     await Promise.all(hashes);
   }
 
-  /** Closes the file, which frees its bytes. Idempotent. */
+  /** Closes the files, which frees their bytes. Idempotent. */
   [Symbol.dispose](): void {
     if (this.#closed) return;
     this.#closed = true;
-    closeFile(this.#current);
+    this.#layers.forEach(closeFile);
   }
 
-  #held(piece: number, digest: string): void {
+  #held(piece: number, digest: string, place: Place): void {
     while (this.#digests.length <= piece) this.#digests.push("");
     this.#digests[piece] = digest;
+    this.#places[piece] = place;
   }
 
   /** Whether every spool piece of bytes `[start, end)` is held. */
@@ -300,28 +353,49 @@ export class Spool implements Disposable {
     return true;
   }
 
-  /** Writes `bytes` at byte `at` of the current file (the one at the call, reset or not). */
-  #write(at: number, bytes: Uint8Array): Promise<void> {
-    const { file } = this.#current;
+  /**
+   * Writes spool piece `piece` at its offset in the first layer of the
+   * current version (the one at the call, reset or not) where its place was
+   * never written; returns where it went.
+   */
+  #write(piece: number, bytes: Uint8Array): Promise<Place> {
+    if (this.#closed) return Promise.reject(new Deno.errors.BadResource("The spool is closed"));
+    const layer = this.#written[piece] ?? 0;
+    this.#written[piece] = layer + 1;
+    const { file } = this.#layers[layer] ??= newFile(this.#dir);
     return this.#queued(async () => {
-      await file.seek(at, Deno.SeekMode.Start);
+      await file.seek(piece * SPOOL_PIECE, Deno.SeekMode.Start);
       for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
+      return { layer, length: bytes.length };
     });
   }
 
   /**
-   * Reads from byte `at` of the current file (the one at the call) into
-   * `target` until it is full or the file ends; returns the count.
+   * Reads the body from byte `at` into `target`, each spool piece from the
+   * layer it is held in at the call (the first layer for a piece not held),
+   * until `target` is full or a piece ends short; returns the count.
    */
   #readInto(at: number, target: Uint8Array): Promise<number> {
-    const { file } = this.#current;
+    const layers = this.#layers;
+    const spans: { file: Deno.FsFile; at: number; length: number }[] = [];
+    for (let done = 0; done < target.length;) {
+      const piece = Math.floor((at + done) / SPOOL_PIECE);
+      const length = Math.min(target.length - done, (piece + 1) * SPOOL_PIECE - (at + done));
+      spans.push({ file: layers[this.#places[piece]?.layer ?? 0]!.file, at: at + done, length });
+      done += length;
+    }
     return this.#queued(async () => {
-      await file.seek(at, Deno.SeekMode.Start);
       let done = 0;
-      while (done < target.length) {
-        const read = await file.read(target.subarray(done));
-        if (read === null) break;
-        done += read;
+      for (const span of spans) {
+        await span.file.seek(span.at, Deno.SeekMode.Start);
+        let got = 0;
+        while (got < span.length) {
+          const read = await span.file.read(target.subarray(done + got, done + span.length));
+          if (read === null) break;
+          got += read;
+        }
+        done += got;
+        if (got < span.length) break;
       }
       return done;
     });

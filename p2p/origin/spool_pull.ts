@@ -93,7 +93,7 @@ export async function pullSpool(
           break;
         }
         digests = reply.spoolDigests;
-        adopt(spool, reply.meta, digests);
+        await adopt(spool, reply.meta, digests);
         if (digests.length * SPOOL_PIECE > options.limit + SPOOL_PIECE) {
           throw new CapacityExceededError(
             `Cannot fetch ${id}: its body, of no stated length, runs past ${options.limit} bytes, the most this daemon stores (raise --capacity)`,
@@ -177,16 +177,18 @@ export async function pullSpool(
  * Keeps in `spool` only the pieces of the body the downloader spools: all
  * of them go when its response (`meta`) is of another version than the
  * spool's (the origin's body changed before a takeover), and any whose
- * digest differs from the downloader's.
+ * bytes are not those of the downloader's digest ({@link Spool.check}).
  */
-function adopt(spool: Spool, meta: Meta | undefined, digests: readonly string[]): void {
+async function adopt(spool: Spool, meta: Meta | undefined, digests: readonly string[]) {
   if (meta !== undefined) {
     if (spool.meta !== undefined && !sameVersion(meta, spool.meta)) spool.reset(meta);
     spool.meta = meta;
   }
-  digests.forEach((digest, piece) => {
-    if (digest !== "" && spool.has(piece) && spool.digests[piece] !== digest) spool.drop(piece);
-  });
+  for (const [piece, digest] of digests.entries()) {
+    if (digest !== "" && spool.has(piece) && spool.digests[piece] !== digest) {
+      await spool.check(piece, digest);
+    }
+  }
 }
 
 /**

@@ -96,11 +96,14 @@ Deno.test("bad page options get InvalidArgumentError", async () => {
   await assertRejects(() => peer.listPage("x" as never), InvalidArgumentError);
 });
 
-Deno.test("a cursor with shard positions reads back as it was written", () => {
+Deno.test("a cursor reads back as it was written", () => {
   for (
     const after of [
       { stage: 0, order: 42, id: "abc" },
       { stage: 1, order: 42, id: "a:b~c" },
+      { stage: 0, order: 1_765_000_000_000_000, id: "x", check: "0a9zq1" },
+      { stage: 1, order: 9, id: "x-y:z", check: "zzzzzz" },
+      // The forms of the versions before, with shard positions.
       { stage: 0, order: 1_765_000_000_000_000, id: "x", lags: new Array(64).fill(0) },
       { stage: 1, order: 1_765_000_000_000_000, id: "x", lags: [0, 60_000_000, 0, 1, 0, 0] },
       { stage: 0, order: 9, id: "x:y", lags: [0, 3], check: "0a9z" },
@@ -110,6 +113,7 @@ Deno.test("a cursor with shard positions reads back as it was written", () => {
     const text = formatCursor(after);
     assertEquals(listPageRequest({ after: text }, 2), { after, limit: 1000 });
   }
+  assertEquals(formatCursor({ stage: 0, order: 9, id: "x", check: "0a9zq1" }), "9-0a9zq1:x");
   assertEquals(formatCursor({ stage: 0, order: 9, id: "x", lags: [0, 0, 3, 0] }), "9~4...3:x");
   assertEquals(
     formatCursor({ stage: 0, order: 9, id: "x", lags: [0, 0, 3, 0], check: "2bx0" }),
@@ -117,7 +121,80 @@ Deno.test("a cursor with shard positions reads back as it was written", () => {
   );
 });
 
-Deno.test("a malformed or foreign cursor with shard positions gets InvalidArgumentError", async () => {
+/**
+ * How each version before read a cursor (from git history: the pattern of
+ * core/list_page.ts at the commit named), to check that every form it made
+ * is still read, and that it refuses every form made now rather than read
+ * it as one of its own.
+ */
+const EARLIER_CURSORS: readonly { commit: string; pattern: RegExp; made: string[] }[] = [
+  { commit: "16142e3", pattern: /^(0|[1-9][0-9]{0,15}):([^\s]{1,1024})$/, made: ["42:abc"] },
+  {
+    commit: "29764b4",
+    pattern: /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15}):([^\s]{0,1024})$/,
+    made: ["42:abc", "1.42:abc", "1.0:"],
+  },
+  {
+    commit: "a944e22",
+    pattern:
+      /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15})(?:~([1-9a-z][0-9a-z]{0,2})((?:\.[0-9a-z]{0,11})*))?:([^\s]{0,1024})$/,
+    made: ["1765000000000000~1s..1x3k...2:abc", "1.1765000000000000~1s:abc"],
+  },
+  {
+    commit: "387e04d",
+    pattern:
+      // deno-lint-ignore no-control-regex
+      /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15})(?:~([1-9a-z][0-9a-z]{0,2})((?:\.[0-9a-z]{0,11})*))?:([^\u0000-\u001f\u007f]{0,1024})$/,
+    made: ["1765000000000000~1s..1x3k:a b"],
+  },
+  {
+    commit: "269ee7f",
+    pattern:
+      // deno-lint-ignore no-control-regex
+      /^(?:([1-9])\.)?(0|[1-9][0-9]{0,15})(?:~([1-9a-z][0-9a-z]{0,2})((?:\.[0-9a-z]{0,11})*)(?:_([0-9a-z]{1,8}))?)?:([^\u0000-\u001f\u007f]{0,1024})$/,
+    made: ["1765000000000000~1s..1x3k_45ti:a b", "1765000000000000~1s_45ti:abc"],
+  },
+];
+
+Deno.test("every cursor form of the versions before is read, and none of them reads one made now", () => {
+  const read = (after: string) => listPageRequest({ after }, 2).after!;
+  assertEquals(read("42:abc"), { stage: 0, order: 42, id: "abc" });
+  assertEquals(read("1.42:abc"), { stage: 1, order: 42, id: "abc" });
+  assertEquals(read("1.0:"), { stage: 1, order: 0, id: "" });
+  const lags = new Array(64).fill(0);
+  lags[1] = parseInt("1x3k", 36);
+  lags[4] = 2;
+  assertEquals(read("1765000000000000~1s..1x3k...2:abc"), {
+    stage: 0,
+    order: 1_765_000_000_000_000,
+    id: "abc",
+    lags,
+  });
+  assertEquals(read("1.1765000000000000~1s:abc").lags, new Array(64).fill(0));
+  assertEquals(read("1765000000000000~1s..1x3k_45ti:a b"), {
+    stage: 0,
+    order: 1_765_000_000_000_000,
+    id: "a b",
+    lags: lags.map((lag, i) => i === 1 ? lag : 0),
+    check: "45ti",
+  });
+  for (const { commit, pattern, made } of EARLIER_CURSORS) {
+    for (const text of made) {
+      assert(pattern.test(text), `${commit} made ${text}`);
+      assertEquals(formatCursor(read(text)), text, `${text} (${commit}) written back`);
+    }
+    for (
+      const now of [
+        formatCursor({ stage: 0, order: 1_765_000_000_000_000, id: "abc", check: "0a9zq1" }),
+        formatCursor({ stage: 1, order: 9, id: "x:y", check: "000000" }),
+      ]
+    ) {
+      assert(!pattern.test(now), `${commit} would read ${now} as its own`);
+    }
+  }
+});
+
+Deno.test("a malformed or foreign cursor of a store gets InvalidArgumentError", async () => {
   for (
     const after of [
       "9~0:x", // No shards.
@@ -134,6 +211,12 @@ Deno.test("a malformed or foreign cursor with shard positions gets InvalidArgume
       "9~2_123456789:x", // A check too long.
       "9~2_ab.1:x", // A check before the lags.
       "9_ab:x", // A check without shards.
+      "9-abc12:x", // A store's check of five characters.
+      "9-abc1234:x", // Of seven.
+      "9-ABC123:x", // Not in lower case.
+      "9~2.1-abc123:x", // Shard positions and a store's check.
+      "9-abc123_ab:x", // Two checks.
+      "9-:x", // An empty check.
     ]
   ) {
     assert(
@@ -148,14 +231,13 @@ Deno.test("a malformed or foreign cursor with shard positions gets InvalidArgume
       after,
     );
   }
-  // A peer whose list has no shards refuses one, well formed or not.
+  // A peer whose list is its own refuses one a store made, well formed or not.
   await using peer = new MemoryPeer();
   await new Client(peer).put("x");
-  const error = await assertRejects(
-    () => peer.listPage({ after: "9~2.1:x" }),
-    InvalidArgumentError,
-  );
-  assert(error.message.includes("pass the next of one of its pages"), error.message);
+  for (const after of ["9~2.1:x", "9-abc123:x"]) {
+    const error = await assertRejects(() => peer.listPage({ after }), InvalidArgumentError);
+    assert(error.message.includes("pass the next of one of its pages"), error.message);
+  }
 });
 
 Deno.test("a store's list out of put order is paged in put order, none skipped", () => {

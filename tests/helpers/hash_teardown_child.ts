@@ -36,5 +36,5 @@ if ((globalThis as { name?: string }).name !== WORKER) {
   sha256(bytes);
   sha256(bytes);
   // The updates start in a microtask; the parent hears once they have.
-  setTimeout(() => self.postMessage("started"), 0);
+  setTimeout(() => (self as unknown as Worker).postMessage("started"), 0);
 }

@@ -19,7 +19,7 @@ Deno.test("a file store on the native I/O threads leaves no native call running 
     const store = new FileBlobStore({
       dir,
       capacity: 1 << 20,
-      files: NativeFileIo.of(loadNative()!),
+      files: NativeFileIo.of(loadNative()!).opener(),
     });
     const stored = await store.allocate({
       id: "left",

@@ -10,6 +10,7 @@ import { blake3, blake3Portable } from "../../p2p/blake3.ts";
 import { sha256 } from "../../p2p/sha256.ts";
 import { HASH_END, hashStart, RangeConnection } from "../../p2p/swarm/range_connection.ts";
 import { scriptedServer } from "../helpers/scripted_http.ts";
+import { runDenoScript } from "../helpers/deno_script.ts";
 
 const lib = loadNative()!.symbols;
 
@@ -179,18 +180,7 @@ Deno.test("without the native library, new records' pieces are SHA-256 and BLAKE
     const bytes = new Uint8Array(102400).map((_, i) => i % 251);
     console.log(newPieceAlgorithm(), await digestLike(bytes, "blake3:" + "0".repeat(64)));
   `;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", "--quiet", "-"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(script));
-  await writer.close();
-  const output = await child.output();
-  assertEquals(output.code, 0);
-  const [algorithm, digest] = new TextDecoder().decode(output.stdout).trim().split(" ");
+  const [algorithm, digest] = (await runDenoScript(script)).split(" ");
   assertEquals(algorithm, "sha256");
   assertEquals(digest, `blake3:${VECTORS.at(-1)![1]}`);
 });

@@ -39,8 +39,15 @@ export interface ClusterDaemon {
 /** Daemons started together; disposing kills those still running and removes their sockets. */
 export interface ClusterDaemons extends AsyncDisposable {
   readonly daemons: ClusterDaemon[];
-  /** Starts one more daemon joining through the first, with `extra` flags of its own. */
-  add(node: string, extra?: readonly string[]): Promise<ClusterDaemon>;
+  /**
+   * Starts one more daemon joining through the first, with `extra` flags and
+   * `env` variables of its own.
+   */
+  add(
+    node: string,
+    extra?: readonly string[],
+    env?: Record<string, string>,
+  ): Promise<ClusterDaemon>;
 }
 
 /**
@@ -57,7 +64,11 @@ export async function startCluster(
   /** Every process spawned, listening yet or not: disposal stops them all. */
   const spawned: Deno.ChildProcess[] = [];
   const exits: Promise<unknown>[] = [];
-  const start = async (node: string, own: readonly string[] = []) => {
+  const start = async (
+    node: string,
+    own: readonly string[] = [],
+    env: Record<string, string> = {},
+  ) => {
     const join = daemons.length === 0 ? [] : ["--join", daemons[0]!.url.slice("http://".length)];
     const process = new Deno.Command(Deno.execPath(), {
       args: [
@@ -83,6 +94,7 @@ export async function startCluster(
         ...extra,
         ...own,
       ],
+      env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -140,8 +152,12 @@ export async function startCluster(
     };
     return daemon;
   };
-  const add = async (node: string, own: readonly string[] = []) => {
-    const daemon = await start(node, own);
+  const add = async (
+    node: string,
+    own: readonly string[] = [],
+    env: Record<string, string> = {},
+  ) => {
+    const daemon = await start(node, own, env);
     daemons.push(daemon);
     return daemon;
   };

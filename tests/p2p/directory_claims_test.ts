@@ -6,7 +6,8 @@
 import { InProcessNetwork } from "../../p2p/cluster_transport.ts";
 import { EmbeddedDirectory } from "../../p2p/directory/embedded.ts";
 import { owners } from "../../p2p/directory/rendezvous.ts";
-import type { Members } from "../../p2p/members.ts";
+import type { Member, Members, MemberState } from "../../p2p/members.ts";
+import { type HeldClaim, holdClaim } from "../../p2p/origin/claim.ts";
 import { TEST_PROFILE } from "../../p2p/membership/config.ts";
 import { RedisDirectory } from "../../p2p/directory/redis.ts";
 import type { Directory, Holder } from "../../p2p/directory.ts";
@@ -179,36 +180,62 @@ Deno.test("embedded claims: a stalled decider is passed over only once dead, and
   assertEquals((await c.directory.claim(key, holder("c"), 60_000)).node, winner);
 });
 
-/** A member's view of the cluster that does not change: `dead` are counted dead. */
-function fixedView(self: string, nodes: readonly string[], dead: readonly string[]): Members {
-  const list = nodes.map((node) => ({
-    node,
-    address: `http://${node}`,
-    state: dead.includes(node) ? "dead" as const : "alive" as const,
-    incarnation: 1,
-    changedAt: 0,
-  }));
-  return {
-    self,
-    list: () => list,
-    live: () => list.filter((m) => m.state === "alive"),
-    onChange: () => () => {},
-  };
+/** A member's view of the cluster that the test sets: `dead` are counted dead, the others alive. */
+class View implements Members {
+  readonly self: string;
+  readonly #listeners = new Set<(member: Member) => void>();
+  #list: Member[];
+
+  constructor(self: string, nodes: readonly string[], dead: readonly string[]) {
+    this.self = self;
+    this.#list = nodes.map((node) => ({
+      node,
+      address: `http://${node}`,
+      state: dead.includes(node) ? "dead" : "alive",
+      incarnation: 1,
+      changedAt: 0,
+    }));
+  }
+
+  list(): readonly Member[] {
+    return this.#list;
+  }
+
+  live(): readonly Member[] {
+    return this.#list.filter((m) => m.state === "alive");
+  }
+
+  onChange(listener: (member: Member) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Counts `dead` dead and the others alive from now on, as membership says each change. */
+  set(dead: readonly string[]): void {
+    for (const [i, member] of this.#list.entries()) {
+      const state: MemberState = dead.includes(member.node) ? "dead" : "alive";
+      if (state === member.state) continue;
+      const now = { ...member, state, incarnation: member.incarnation + 1, changedAt: Date.now() };
+      this.#list = this.#list.with(i, now);
+      for (const listener of this.#listeners) listener(now);
+    }
+  }
 }
 
-Deno.test("embedded claims: members whose views differ on the deciding owner still grant one claim", async () => {
-  const nodes = ["a", "b", "c", "d", "e"];
-  // Keys whose deciding owner is d: a counts d dead, the others count every member alive.
-  const keys = Array.from({ length: 200 }, (_, i) => `origin-${i}`).filter((id) =>
-    owners(id, nodes, 1)[0] === "d"
-  ).slice(0, 3);
-  assertEquals(keys.length, 3);
+/** Directories of `nodes` over one in-process network, each on a {@link View} the test sets. */
+function viewCluster(
+  nodes: readonly string[],
+  dead: (node: string) => readonly string[],
+  options: { replicas?: number; requestTimeout?: number } = {},
+) {
   const network = new InProcessNetwork();
+  const views = new Map(nodes.map((node) => [node, new View(node, nodes, dead(node))]));
   const directories = new Map(nodes.map((node) => {
     const directory = new EmbeddedDirectory({
-      members: fixedView(node, nodes, node === "a" ? ["d"] : []),
+      members: views.get(node)!,
       transport: network.from(`http://${node}`),
-      requestTimeout: 500,
+      requestTimeout: options.requestTimeout ?? 500,
+      ...(options.replicas === undefined ? {} : { replicas: options.replicas }),
     });
     network.register(
       `http://${node}`,
@@ -216,9 +243,44 @@ Deno.test("embedded claims: members whose views differ on the deciding owner sti
     );
     return [node, directory];
   }));
-  const claim = (node: string, key: string) =>
-    directories.get(node)!.claim(key, holder(node), 60_000).then((h) => h.node);
-  try {
+  /** `node` as a claim's holder, reached where its directory answers. */
+  const self = (node: string): Holder => ({ node, address: `http://${node}` });
+  return {
+    network,
+    views,
+    directories,
+    self,
+    claim: (node: string, key: string, ttl = 60_000) =>
+      directories.get(node)!.claim(key, self(node), ttl).then((h) => h.node),
+    /** Holds `node`'s claim of `key` as a read-through does: renewed, checked, lost. */
+    hold: (node: string, key: string, ttl: number): HeldClaim =>
+      holdClaim(directories.get(node)!, { id: key, self: self(node), ttl, log: () => {} }),
+    async [Symbol.asyncDispose]() {
+      for (const [node, directory] of directories) {
+        await directory.close();
+        network.unregister(`http://${node}`);
+      }
+    },
+  };
+}
+
+/** The first of `origin-0`, `origin-1`, … that `pick` takes. */
+function keyWhere(pick: (id: string) => boolean): string {
+  const key = Array.from({ length: 1000 }, (_, i) => `origin-${i}`).find(pick);
+  assert(key !== undefined, "a key of that kind");
+  return key;
+}
+
+for (const replicas of [1, 2]) {
+  Deno.test(`embedded claims: members whose views differ on the deciding owner still grant one claim (replicas ${replicas})`, async () => {
+    const nodes = ["a", "b", "c", "d", "e"];
+    // Keys whose deciding owner is d: a counts d dead, the others count every member alive.
+    const keys = Array.from({ length: 200 }, (_, i) => `origin-${i}`).filter((id) =>
+      owners(id, nodes, 1)[0] === "d"
+    ).slice(0, 3);
+    assertEquals(keys.length, 3);
+    await using cluster = viewCluster(nodes, (node) => node === "a" ? ["d"] : [], { replicas });
+    const { claim } = cluster;
     // a first, then b; b first, then a; both at once.
     assertEquals([await claim("a", keys[0]!), await claim("b", keys[0]!)], ["a", "a"]);
     assertEquals([await claim("b", keys[1]!), await claim("a", keys[1]!)], ["b", "b"]);
@@ -229,45 +291,26 @@ Deno.test("embedded claims: members whose views differ on the deciding owner sti
       const winner = i === 1 ? "b" : i === 0 ? "a" : one;
       assertEquals(await claim("c", key), winner);
     }
-  } finally {
-    for (const [node, directory] of directories) {
-      await directory.close();
-      network.unregister(`http://${node}`);
-    }
-  }
-});
+  });
+}
 
 Deno.test("embedded claims: renewals behind a deciding owner that does not answer keep the claim on the next", async () => {
   const nodes = ["a", "b", "c", "d", "e"];
-  const key = Array.from({ length: 200 }, (_, i) => `origin-${i}`).find((id) =>
-    owners(id, nodes, 1)[0] === "d"
-  )!;
-  const network = new InProcessNetwork();
+  const key = keyWhere((id) => owners(id, nodes, 1)[0] === "d");
   // Every member counts d alive throughout: it is never passed over.
-  const directories = new Map(nodes.map((node) => {
-    const directory = new EmbeddedDirectory({
-      members: fixedView(node, nodes, []),
-      transport: network.from(`http://${node}`),
-      requestTimeout: 1200,
-    });
-    network.register(
-      `http://${node}`,
-      (path, body) => directory.handle(path.slice("directory/".length), body),
-    );
-    return [node, directory];
-  }));
+  await using cluster = viewCluster(nodes, () => [], { requestTimeout: 1200 });
   const ttl = 1500;
   const claim = async (node: string) => {
     try {
-      return (await directories.get(node)!.claim(key, holder(node), ttl)).node;
+      return await cluster.claim(node, key, ttl);
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
       return undefined;
     }
   };
+  assertEquals(await claim("a"), "a");
+  cluster.network.pause("http://d", true);
   try {
-    assertEquals(await claim("a"), "a");
-    network.pause("http://d", true);
     // a renews every third of its lease, as a read-through does, while b claims all along.
     const renewals: Promise<string | undefined>[] = [];
     const others: Promise<string | undefined>[] = [];
@@ -281,12 +324,82 @@ Deno.test("embedded claims: renewals behind a deciding owner that does not answe
     assertEquals((await Promise.all(others)).filter((node) => node !== "a"), []);
     assert(others.length > 0);
   } finally {
-    network.pause("http://d", false);
-    for (const [node, directory] of directories) {
-      await directory.close();
-      network.unregister(`http://${node}`);
-    }
+    cluster.network.pause("http://d", false);
   }
+});
+
+Deno.test("embedded claims: two holders after a partition heals: the one granted later stops as views converge, not at its renewal", async () => {
+  const nodes = ["a", "b", "c", "d", "e"];
+  const left = ["a", "b", "c"];
+  const right = ["d", "e"];
+  // Each side counts the other dead: their claim owners are disjoint, both grant.
+  await using cluster = viewCluster(nodes, (node) => left.includes(node) ? right : left);
+  const key = "origin-partitioned";
+  // A lease long enough that no periodic renewal comes within the test.
+  const ttl = 30_000;
+  assertEquals(await cluster.claim("d", key, ttl), "d");
+  await using d = cluster.hold("d", key, ttl);
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assertEquals(await cluster.claim("a", key, ttl), "a");
+  await using a = cluster.hold("a", key, ttl);
+  // The partition heals: each member learns of the others, one after another.
+  const healed = performance.now();
+  for (const node of nodes) {
+    cluster.views.get(node)!.set([]);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  // The later grant (a's) stops within a few messages of the views meeting; d keeps its claim.
+  await eventually(() => a.lost.aborted, "a loses its claim", { timeout: 3000 });
+  const took = performance.now() - healed;
+  assertEquals(a.holder?.node, "d");
+  assert(!d.lost.aborted, "d keeps its claim");
+  for (const node of ["b", "c", "e"]) assertEquals(await cluster.claim(node, key, ttl), "d");
+  assert(took < ttl / 3, `a lost its claim ${took} ms after the heal`);
+});
+
+Deno.test("embedded claims: a claim asked while the view settles waits, and yields to a holder it meets then", async () => {
+  const nodes = ["a", "b", "c", "d", "e", "f"];
+  const left = ["a", "b", "c"];
+  const right = ["d", "e", "f"];
+  // A key whose claim owners, once every member is alive, are all on d's side.
+  const key = keyWhere((id) => owners(id, nodes, 3).every((node) => right.includes(node)));
+  await using cluster = viewCluster(nodes, (node) => left.includes(node) ? right : left);
+  const ttl = 30_000;
+  assertEquals(await cluster.claim("a", key, ttl), "a");
+  await using a = cluster.hold("a", key, ttl);
+  // d has just seen the others back (a has not yet): its owners are none of a's.
+  cluster.views.get("d")!.set([]);
+  const claimed = cluster.claim("d", key, ttl);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  // a's view converges while d's claim waits: a renews with the owners of now.
+  cluster.views.get("a")!.set([]);
+  // d's claim, confirmed once its view settled, finds a holding it: d never starts.
+  assertEquals(await claimed, "a");
+  assert(!a.lost.aborted, "a keeps its claim");
+  assertEquals(await cluster.claim("e", key, ttl), "a");
+});
+
+Deno.test("embedded claims: a holder wrongly declared dead takes its claim back once alive, and the one granted meanwhile stops", async () => {
+  const nodes = ["a", "b", "c", "d", "e"];
+  // A key a owns no claim of: the owners forget its claim when they count it dead.
+  const key = keyWhere((id) => !owners(id, nodes, 3).includes("a"));
+  await using cluster = viewCluster(nodes, () => []);
+  const ttl = 30_000;
+  assertEquals(await cluster.claim("a", key, ttl), "a");
+  await using a = cluster.hold("a", key, ttl);
+  // Every other member counts a dead (a hears nothing of it): its claim goes, b takes it.
+  for (const node of nodes.filter((node) => node !== "a")) cluster.views.get(node)!.set(["a"]);
+  assertEquals(await cluster.claim("b", key, ttl), "b");
+  await using b = cluster.hold("b", key, ttl);
+  // a refutes: back alive everywhere. Its owners tell it to check: it was granted first.
+  const back = performance.now();
+  for (const node of nodes.filter((node) => node !== "a")) cluster.views.get(node)!.set([]);
+  await eventually(() => b.lost.aborted, "b loses the claim", { timeout: 3000 });
+  const took = performance.now() - back;
+  assertEquals(b.holder?.node, "a");
+  assert(!a.lost.aborted, "a keeps its claim");
+  assertEquals(await cluster.claim("c", key, ttl), "a");
+  assert(took < ttl / 3, `b lost the claim ${took} ms after a was back`);
 });
 
 Deno.test(

@@ -28,6 +28,9 @@ Deno.test(
         assert(sameBytes(handle.bytes, bytes), `bytes on ${daemon.node}`);
         assertEquals(handle.meta, { "content-type": "model/x" });
       }
+      // Its stat lists its own copy beside the daemon that put it.
+      const holders = (await client.stat("weights")).holders?.map((holder) => holder.node);
+      assertEquals(holders, ["a", daemon.node]);
       const first = await daemon.metrics();
       assertEquals(first.cluster_fetches_total, 1);
       assertEquals(first.cluster_fetch_bytes_total, bytes.length);

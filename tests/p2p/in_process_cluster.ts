@@ -30,6 +30,22 @@ export interface InProcessClusterOptions {
   readonly config?: (node: string) => GossipConfig | undefined;
 }
 
+/** Makes `address` answer with `membership`'s routes and `directory`'s (under `directory/`). */
+export function serveMember(
+  network: InProcessNetwork,
+  address: string,
+  membership: Membership,
+  directory: EmbeddedDirectory,
+): void {
+  network.register(
+    address,
+    (path, body) =>
+      path.startsWith("directory/")
+        ? directory.handle(path.slice("directory/".length), body)
+        : membership.handle(path, body),
+  );
+}
+
 /** Starts `nodes` members, each joining through the first. */
 export async function inProcessCluster(
   nodes: readonly string[],
@@ -50,13 +66,7 @@ export async function inProcessCluster(
       settle: 20,
       requestTimeout: 500,
     });
-    network.register(
-      address,
-      (path, body) =>
-        path.startsWith("directory/")
-          ? directory.handle(path.slice("directory/".length), body)
-          : membership.handle(path, body),
-    );
+    serveMember(network, address, membership, directory);
     directory.onRemove(({ id }) => void dropped.push(id));
     const member = { node, address, membership, directory, dropped };
     members.push(member);

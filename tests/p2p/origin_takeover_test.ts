@@ -30,6 +30,8 @@ const PAUSE = 13 << 20;
 const HELD = 12 << 20;
 /** The pieces' size. */
 const PIECE = 4 << 20;
+/** The environment of a daemon whose records' piece digests are SHA-256, as an older one's. */
+const OLDER = { PACKICE_PIECE_DIGEST: "sha256" };
 
 async function fetchBody(daemon: { readonly socket: string }, url: string) {
   await using client = await connect(daemon.socket);
@@ -126,10 +128,10 @@ for (const chunked of [false, true]) {
   });
 }
 
-// The owners of the claim in the embedded directory (2 of 3 members). c, b: c takes over at
-// once, and b, granted the claim once c finished and let it go, must not resume again. b, a: the
-// stopped follower and the dead downloader, who cannot answer c's claim until the membership
-// calls them dead; c must try again meanwhile, not fail its fetch.
+// The first two owners of the claim in the embedded directory (all 3 members own it). c, b: c
+// takes over at once, and b, granted the claim once c finished and let it go, must not resume
+// again. b, a: the stopped follower and the dead downloader, who cannot answer c's claim until the
+// membership calls them dead; c must try again meanwhile, not fail its fetch.
 for (const claimOwners of [["c", "b"], ["b", "a"]] as const) {
   Deno.test(`the downloader killed while a follower is stopped, claim owners ${claimOwners}: the origin resumes once, the stopped follower pulls the rest from the taker`, async () => {
     const body = pattern(SIZE, 89);
@@ -217,6 +219,69 @@ Deno.test("the downloader of a chunked body killed while one follower holds less
   const requests = JSON.stringify(origin.requests);
   assertEquals(origin.requests.map((request) => request.range), [null, `bytes=${HELD}-`], requests);
   assert(origin.sent <= SIZE + atKill - HELD, `the origin sent ${origin.sent} bytes`);
+});
+
+for (const chunked of [true, false]) {
+  const kind = chunked ? "a chunked body's" : "a body's";
+  const pieces = chunked ? "spool pieces" : "pieces";
+  Deno.test(`${kind} downloader of the other piece algorithm killed: a follower keeps the ${pieces} it pulled, checked here, and pulls only the rest`, async () => {
+    const size = 24 << 20;
+    const body = pattern(size, chunked ? 92 : 94);
+    // c's whole download takes 2 s: b finds it downloading, its digests BLAKE3, b's SHA-256.
+    await using origin = startCountingOrigin({ body, chunked, pauseAt: PAUSE, rate: 12e6 });
+    await using cluster = await startCluster(["b", "c"]);
+    const a = await cluster.add("a", [], OLDER);
+    await converged(cluster.daemons);
+    const [b, c] = cluster.daemons as [ClusterDaemon, ClusterDaemon];
+    // c claims first once a is dead, b stopped meanwhile: c takes over with no piece of its own.
+    const url = ownedBy(origin.url, ["c", "b"]);
+    const first = fetchBody(a, url).catch((error) => error);
+    await origin.paused;
+    const fromB = fetchBody(b, url).then((result) => ({ result }), (error) => ({ error }));
+    await eventually(
+      async () => (await b.metric("packice_origin_peer_bytes_total")) >= HELD,
+      `b pulled the ${pieces} a holds`,
+      { timeout: 15_000, interval: 20 },
+    );
+    await b.signal("SIGSTOP");
+    let fromC;
+    try {
+      await a.signal("SIGKILL");
+      assert((await first) instanceof Error, "the killed daemon's client saw an error");
+      fromC = fetchBody(c, url);
+      await eventually(() => origin.requests.length === 2, "c downloads", { interval: 10 });
+    } finally {
+      await b.signal("SIGCONT");
+    }
+    assertEveryBody([settled(await fromB), await fromC], body);
+    const requests = JSON.stringify(origin.requests);
+    assertEquals(origin.requests.map((request) => request.range), [null, null], requests);
+    // b's three pieces from a stayed: the rest from c, once.
+    const pulled = await b.metric("packice_origin_peer_bytes_total");
+    assertEquals(pulled, size, `b pulled ${pulled} bytes`);
+  });
+}
+
+Deno.test("a body's downloader of the other piece algorithm killed: the taker's record is of one algorithm, and a daemon that fetches it later has it from the cluster", async () => {
+  const body = pattern(SIZE, 95);
+  await using origin = startCountingOrigin({ body, pauseAt: PAUSE });
+  await using cluster = await startCluster(["b", "c"]);
+  const a = await cluster.add("a", [], OLDER);
+  await converged(cluster.daemons);
+  const [b, c] = cluster.daemons as [ClusterDaemon, ClusterDaemon];
+  const { results } = await killDownloader([a, b, c], origin);
+  assertEveryBody(results, body);
+  const d = await cluster.add("d");
+  const sent = origin.sent;
+  assertEveryBody([await fetchBody(d, origin.url)], body);
+  // Not from the origin again (it revalidates, 304): a record of both algorithms is refused.
+  const requests = JSON.stringify(origin.requests);
+  assertEquals(origin.sent, sent, requests);
+  assertEquals(
+    origin.requests.map((request) => request.status),
+    [200, 206, 304],
+    requests,
+  );
 });
 
 for (const finished of [true, false]) {

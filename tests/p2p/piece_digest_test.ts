@@ -11,6 +11,7 @@ import {
 import { blake3 } from "../../p2p/blake3.ts";
 import { sha256 } from "../../p2p/sha256.ts";
 import { InvalidArgumentError } from "../../mod.ts";
+import { runDenoScript } from "../helpers/deno_script.ts";
 
 const a = "a".repeat(64), b = "b".repeat(64);
 
@@ -54,4 +55,22 @@ Deno.test("packed piece digests: SHA-256 bare as older daemons read them, BLAKE3
   for (const bad of [`sha256:${a}`, `md5:${a}`, a.slice(1), `blake3:${a}0`, "zz".repeat(32)]) {
     assertEquals(unpackPieceDigests(bad), undefined, bad);
   }
+});
+
+Deno.test("PACKICE_PIECE_DIGEST=sha256 makes new records' pieces SHA-256; another value is refused by name", async () => {
+  const script = `
+    import { newPieceAlgorithm } from "${new URL("../../p2p/piece_digest.ts", import.meta.url)}";
+    const chosen = [];
+    for (const value of ["sha256", "blake3", "md5"]) {
+      Deno.env.set("PACKICE_PIECE_DIGEST", value);
+      try {
+        chosen.push(newPieceAlgorithm());
+      } catch (error) {
+        chosen.push(error.code);
+      }
+    }
+    console.log(chosen.join(" "));
+  `;
+  const printed = await runDenoScript(script, ["--allow-env", "--allow-read", "--allow-ffi"]);
+  assertEquals(printed, "sha256 blake3 INVALID_ARGUMENT");
 });

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { CapacityExceededError } from "../../../core/errors.ts";
+import { FileBlobStore } from "../../../backends/fs/file_blob_store.ts";
 import { fromFsError } from "../../../backends/fs/io.ts";
 import { IO_NICE, NativeFileIo } from "../../../backends/fs/native_io.ts";
 import { check, SystemError } from "../../../native/errno.ts";
@@ -12,6 +13,8 @@ import { assertPattern, openTempTiered, pattern, tempDir, tiers } from "../../he
 const native = loadNative();
 const ignore = native === undefined;
 const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
 
 /** The nice value of each of this process's threads named `name`. */
 function niceOfThreads(name: string): number[] {
@@ -86,6 +89,48 @@ Deno.test({
     } finally {
       native!.symbols.pk_close(fd);
       await io.idle();
+    }
+  },
+});
+
+Deno.test({
+  name: "a file store's close on the native I/O threads waits for its own jobs, not another's",
+  ignore,
+  fn: async () => {
+    await using dirA = await tempDir();
+    await using dirB = await tempDir();
+    // As each TieredPeer's store takes it.
+    const a = new FileBlobStore({
+      dir: dirA.path,
+      capacity: GiB,
+      files: NativeFileIo.of(native!).opener(),
+    });
+    const b = new FileBlobStore({
+      dir: dirB.path,
+      capacity: GiB,
+      files: NativeFileIo.of(native!).opener(),
+    });
+    const info = (id: string, size: number) => ({
+      id,
+      state: "CREATING",
+      size,
+      blobSizes: [size],
+      meta: {},
+      createdAt: Date.now(),
+    } as const);
+    const small = await b.allocate(info("small", 4 * KiB));
+    await small.blobs[0]!.write(0, pattern("small", 4 * KiB));
+    const large = await a.allocate(info("large", 64 * MiB));
+    let written = false;
+    const writing = large.blobs[0]!.write(0, pattern("large", 64 * MiB)).then(() => {
+      written = true;
+    });
+    try {
+      await b.close();
+      assertEquals(written, false, "b's close waited for a's write");
+    } finally {
+      await writing;
+      await a.close();
     }
   },
 });

@@ -11,6 +11,11 @@ import { eventually } from "../../helpers/eventually.ts";
 import { createAs, store } from "../../helpers/lease_store_cases.ts";
 import { type RedisCluster, startRedisCluster } from "../../helpers/redis_cluster.ts";
 import { type RedisServer, redisTestOptions, startRedis } from "../../helpers/redis_server.ts";
+import { cursorAfter, formatCursor } from "../../../core/list_page.ts";
+import { type Exec, RedisConnection } from "../../../backends/redis/connection.ts";
+import { ListAfter } from "../../../backends/redis/list_after.ts";
+import { SCRIPTS } from "../../../backends/redis/scripts.ts";
+import { ShardCalls } from "../../../backends/redis/shard_calls.ts";
 import {
   Client,
   InvalidArgumentError,
@@ -87,6 +92,19 @@ async function shardsOn(
     if (ranges.some(([from, to = from]) => slot >= from! && slot <= to!)) served.add(shard);
   }
   return served;
+}
+
+/**
+ * What a cursor of the Redis store is before its id, for any number of
+ * shards: a place (16 digits for a few centuries more), its store's check:
+ * 23 characters.
+ */
+const CURSOR_HEAD = 23;
+
+/** Asserts that `cursor` is a place, a check and an id, its head within {@link CURSOR_HEAD}. */
+function assertCursorBound(cursor: string): void {
+  const head = cursor.slice(0, cursor.indexOf(":"));
+  assert(/^\d{16}-[0-9a-z]{6}$/.test(head) && head.length <= CURSOR_HEAD, cursor);
 }
 
 /** Calls per command Redis ran since its statistics were reset, scripts' own included. */
@@ -237,6 +255,36 @@ Deno.test(
 );
 
 Deno.test(
+  "a cursor of one Redis is refused on another with a namespace of the same name",
+  redisTestOptions,
+  async () => {
+    await using one = await startRedis();
+    await using two = await startRedis();
+    const peers = [];
+    for (const redis of [one, two]) {
+      const peer = new MemoryPeer({
+        leases: await store({ url: redis.url, namespace: "same" }, "a"),
+        node: "a",
+      });
+      for (const id of ["x", "y", "z"]) await new Client(peer).put(id, { id });
+      peers.push(peer);
+    }
+    await using a = peers[0]!;
+    await using b = peers[1]!;
+    const next = (await a.listPage({ limit: 1 })).next!;
+    assertCursorBound(next);
+    const error = await assertRejects(() => b.listPage({ after: next }), InvalidArgumentError);
+    assertEquals(error.code, "INVALID_ARGUMENT");
+    assert(error.message.includes("list from the start"), error.message);
+    assertEquals(ids((await a.listPage({ after: next })).objects), ["y", "z"]);
+    // Without its check, as the versions before made it: taken, as they could not tell (b lists
+    // from a's place: its own three, put after it).
+    const old = next.replace(/-[0-9a-z]{6}:/, ":");
+    assertEquals(ids((await b.listPage({ after: old })).objects), ["x", "y", "z"]);
+  },
+);
+
+Deno.test(
   "records made before the index get places on first use, in the order they were made",
   redisTestOptions,
   async () => {
@@ -328,9 +376,15 @@ Deno.test(
       const missed = late.filter((id) => !listed.includes(id));
       assertEquals(missed, [], "every put during the listing is listed");
       assertEquals(listed.toSorted(), [...put, ...late].toSorted());
-      // Positions of the shards behind, a few bytes each.
-      assert(cursors.some((cursor) => /~1s\.[.0-9a-z]*[1-9a-z]/.test(cursor)), cursors.at(-1));
-      assert(cursors.every((cursor) => cursor.length < 300), cursors.join("\n"));
+      // A place, the store's check and the id, whatever the shards behind: no position per shard.
+      for (const cursor of cursors) assertCursorBound(cursor);
+      // The pages brought the slow master's shards up to the others' places.
+      const slowShard = [...onSlow][0]!;
+      const raised = Number(
+        await cluster.cli(slow, "HGET", `{skew:${slowShard}}:version`, "order"),
+      );
+      const [s, us] = (await cluster.cli(slow, "TIME")).trim().split("\n").map(Number);
+      assert(raised > s! * 1e6 + us! + 50e6, `${raised} is the slow master's clock or behind`);
       // Both peers list one order, from the start or from a cursor of the other.
       const now = ids(await pageAll(a, 64));
       assertEquals(now.toSorted(), listed.toSorted());
@@ -339,7 +393,7 @@ Deno.test(
     });
 
     await t.step(
-      "a cursor of a version before is taken, one of other shards or of another namespace refused",
+      "every cursor of a version before is taken; one of other shards or another store refused",
       async () => {
         const target = { url: cluster.url, namespace: "old" };
         await using a = new MemoryPeer({ leases: await store(target, "a"), node: "a" });
@@ -347,15 +401,42 @@ Deno.test(
         const put: string[] = [];
         for (let i = 0; i < 300; i++) put.push(await client.put(`object ${i}`));
         const first = await a.listPage({ limit: 100 });
-        // As the version before wrote it: the place and id alone.
-        const old = first.next!.replace(/~[^:]*/, "");
-        assert(old !== first.next && /^\d+:/.test(old), old);
-        const rest = await pageAll(a, 100, undefined, old);
-        assertEquals([...ids(first.objects), ...ids(rest)].toSorted(), put.toSorted());
-        for (const after of [first.next!.replace(/~1s/, "~3"), "5~1s.6:x"]) {
+        const next = first.next!;
+        assertCursorBound(next);
+        const [order, id] = [next.slice(0, next.indexOf("-")), next.slice(next.indexOf(":") + 1)];
+        const rest = put.filter((one) => !ids(first.objects).includes(one));
+        const listedFrom = async (after: string) => ids(await pageAll(a, 100, undefined, after));
+        // Each form a version before made: the place and id alone; a position per shard (all
+        // at the place), without and with the check of namespace "old" of 64 shards ("45ti", as
+        // 269ee7f computed it).
+        for (const old of [`${order}:${id}`, `${order}~1s:${id}`, `${order}~1s_45ti:${id}`]) {
+          assertEquals((await listedFrom(old)).toSorted(), rest.toSorted(), old);
+        }
+        // A position per shard is read as such: one before the last object listed of a shard
+        // (not the cursor's) lists that object again, first.
+        const shardOfId = shardOf(id, 64);
+        const last = first.objects.findLast((info) => shardOf(info.id, 64) !== shardOfId)!.id;
+        const shard = shardOf(last, 64);
+        const place = Number(await cluster.cli(slow, "ZSCORE", `{old:${shard}}:order`, last));
+        const lags = new Array(64).fill(0);
+        lags[shard] = Number(order) - place + 1;
+        const positions = formatCursor({ stage: 0, order: Number(order), id, lags, check: "45ti" });
+        assertEquals(await listedFrom(positions), [last, ...await listedFrom(next)]);
+        for (
+          const after of [
+            `${order}~3:${id}`, // Of 3 shards.
+            "5~1s.6:x", // A lag past the place.
+            `${order}~1s_td6t:${id}`, // Of namespace "skew".
+          ]
+        ) {
           const error = await assertRejects(() => a.listPage({ after }), InvalidArgumentError);
           assertEquals(error.code, "INVALID_ARGUMENT");
         }
+        const refused = async (peer: MemoryPeer, after: string) => {
+          const error = await assertRejects(() => peer.listPage({ after }), InvalidArgumentError);
+          assertEquals(error.code, "INVALID_ARGUMENT");
+          assert(error.message.includes("list from the start"), error.message);
+        };
         // A cursor of a peer of another namespace with as many shards: its check tells.
         await using other = new MemoryPeer({
           leases: await store({ url: cluster.url, namespace: "other" }, "a"),
@@ -363,28 +444,93 @@ Deno.test(
         });
         await new Client(other).put("x");
         await new Client(other).put("y");
-        const foreign = (await other.listPage({ limit: 1 })).next!;
-        assert(/~1s[.0-9a-z]*_[0-9a-z]{4}:/.test(foreign), foreign);
-        const error = await assertRejects(
-          () => a.listPage({ after: foreign }),
-          InvalidArgumentError,
-        );
-        assertEquals(error.code, "INVALID_ARGUMENT");
-        assert(error.message.includes("another namespace than old"), error.message);
-        assert(error.message.includes("list from the start"), error.message);
-        // One made before cursors had a check is taken, as it was.
-        const unchecked = first.next!.replace(/_[0-9a-z]+:/, ":");
-        assert(unchecked !== first.next, unchecked);
-        const after = await pageAll(a, 100, undefined, unchecked);
-        assertEquals([...ids(first.objects), ...ids(after)].toSorted(), put.toSorted());
-        // A cursor of the cluster on a single Redis.
+        await refused(a, (await other.listPage({ limit: 1 })).next!);
+        // Another store with a namespace of the same name and shard count, each way.
         await using redis = await startRedis();
         await using single = new MemoryPeer({
-          leases: await store({ url: redis.url, namespace: "old" }, "a"),
+          leases: await store({ url: redis.url, namespace: "old" }, "a", { shards: 64 }),
           node: "a",
         });
         await new Client(single).put("x");
-        await assertRejects(() => single.listPage({ after: first.next! }), InvalidArgumentError);
+        await new Client(single).put("y");
+        await refused(single, next);
+        await refused(a, (await single.listPage({ limit: 1 })).next!);
+        // A shard that lost its state (a new epoch): the places before mean nothing there.
+        await cluster.cli(slow, "HSET", `{old:${shard}}:version`, "epoch", "1");
+        await refused(a, next);
+        assertEquals(ids(await pageAll(a, 100)).toSorted(), put.toSorted());
+      },
+    );
+
+    await t.step("a cursor does not grow with the shards behind: 1,024 shards", async () => {
+      const target = { url: cluster.url, namespace: "wide" };
+      await using a = new MemoryPeer({
+        leases: await store(target, "a", { shards: 1024 }),
+        node: "a",
+      });
+      const client = new Client(a);
+      const put: string[] = [];
+      for (let i = 0; i < 20; i++) put.push(await client.put(`object ${i}`));
+      const cursors: string[] = [];
+      const seen = await pageAll(a, 5, async (_, cursor) => {
+        cursors.push(cursor);
+        if (cursors.length <= 3) put.push(await client.put(`late ${cursors.length}`));
+      });
+      assertEquals(ids(seen).toSorted(), put.toSorted());
+      // About 340 of its shards on the slow master: before, about 6 characters each.
+      for (const cursor of cursors) assertCursorBound(cursor);
+    });
+
+    await t.step(
+      "a page brings a shard behind up to its end: a put between the two is in it, one after later",
+      async () => {
+        // A namespace of two shards, shard 0 on the slow master, 1 on another.
+        let namespace = "";
+        for (let n = 0; namespace === ""; n++) {
+          const on = await shardsOn(cluster, slow, `race${n}`, 2);
+          if (on.has(0) && !on.has(1)) namespace = `race${n}`;
+        }
+        const leases = await store({ url: cluster.url, namespace }, "a", { shards: 2 });
+        await using peer = new MemoryPeer({ leases, node: "a" });
+        const client = new Client(peer);
+        const onShard = (shard: number, name: string) => {
+          let n = 0;
+          while (shardOf(`${name} ${n}`, 2) !== shard) n++;
+          return client.put(name, { id: `${name} ${n}` });
+        };
+        const early = [await onShard(0, "slow"), await onShard(1, "fast")];
+        await using connection = {
+          link: new RedisConnection({
+            url: cluster.url,
+            attempts: 3,
+            backoff: { initial: 100, max: 1000 },
+            commandTimeout: 10_000,
+            log: undefined,
+            scripts: Object.values(SCRIPTS),
+            onReady: () => Promise.resolve(),
+          }),
+          [Symbol.asyncDispose]() {
+            return this.link.close();
+          },
+        };
+        await connection.link.open();
+        // The slow shard was read to its end, a minute below the other's: before it is brought
+        // up, a put lands on it, below the page's last place.
+        let between: string | undefined;
+        const exec: Exec = async (script, keys, args) => {
+          if (script === SCRIPTS.catch_up && between === undefined) {
+            between = await onShard(0, "between");
+          }
+          return connection.link.run(script, keys, args);
+        };
+        const pages = new ListAfter(namespace, "a", new ShardCalls(namespace, "a", 2), Date.now);
+        const page = await pages.read(exec, undefined, 10);
+        assert(between !== undefined, "the slow shard was brought up");
+        assertEquals(ids(page.map((one) => one.info)), [early[0], between, early[1]]);
+        // One put on it after the page comes after the page's last place.
+        const after = await onShard(0, "after");
+        const next = await pages.read(exec, cursorAfter(page.at(-1)!), 10);
+        assertEquals(ids(next.map((one) => one.info)), [after]);
       },
     );
   },
