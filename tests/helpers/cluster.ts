@@ -109,6 +109,37 @@ export async function startClusterDaemon(
   };
 }
 
+/** Daemons of {@link startClusterDaemons}, in the order of their nodes; disposing stops them all. */
+export type ClusterDaemons<N extends readonly string[]> =
+  & { readonly [K in keyof N]: ClusterDaemon }
+  & AsyncDisposable;
+
+/**
+ * Starts a daemon for each of `nodes` at once, as {@link startClusterDaemon}
+ * does one: all of them, or none left running.
+ */
+export async function startClusterDaemons<const N extends readonly string[]>(
+  redisUrl: string,
+  dir: string,
+  nodes: N,
+  namespace = "cluster",
+  extra: string[] = [],
+): Promise<ClusterDaemons<N>> {
+  const started = await Promise.allSettled(
+    nodes.map((node) => startClusterDaemon(redisUrl, dir, node, namespace, extra)),
+  );
+  const daemons = started.flatMap((outcome) =>
+    outcome.status === "fulfilled" ? [outcome.value] : []
+  );
+  const stop = async () => void await Promise.all(daemons.map((daemon) => daemon.stop()));
+  const failed = started.find((outcome) => outcome.status === "rejected");
+  if (failed !== undefined) {
+    await stop();
+    throw failed.reason;
+  }
+  return Object.assign(daemons, { [Symbol.asyncDispose]: stop }) as unknown as ClusterDaemons<N>;
+}
+
 export { pattern } from "./pattern.ts";
 
 /** Whether two byte arrays are equal, without one assertion per byte. */

@@ -50,7 +50,10 @@ export interface ClusterDaemons extends AsyncDisposable {
   ): Promise<ClusterDaemon>;
 }
 
-/** Starts `nodes` daemons, each after the first joining through it. */
+/**
+ * Starts `nodes` daemons, each after the first joining through it; those
+ * after the first start at once, listed in the order of `nodes`.
+ */
 export async function startCluster(
   nodes: readonly string[],
   { profile = "test", extra = [] }: { profile?: "lan" | "test"; extra?: readonly string[] } = {},
@@ -58,8 +61,10 @@ export async function startCluster(
   const dir = await Deno.makeTempDir({ prefix: "packice-cluster-" });
   const flags = await startTaskFlags();
   const daemons: ClusterDaemon[] = [];
+  /** Every process spawned, listening yet or not: disposal stops them all. */
+  const spawned: Deno.ChildProcess[] = [];
   const exits: Promise<unknown>[] = [];
-  const add = async (
+  const start = async (
     node: string,
     own: readonly string[] = [],
     env: Record<string, string> = {},
@@ -94,6 +99,7 @@ export async function startCluster(
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+    spawned.push(process);
     let errors = "";
     const decoder = new TextDecoder();
     const errorReader = (async () => {
@@ -105,7 +111,7 @@ export async function startCluster(
     while (url === undefined) {
       const { value, done } = await reader.read();
       if (done) {
-        await errorReader;
+        await Promise.all([process.status, errorReader]);
         throw new Error(`Daemon ${node} exited before listening: ${errors}`);
       }
       out += value;
@@ -144,20 +150,35 @@ export async function startCluster(
       },
       stderr: () => errors,
     };
+    return daemon;
+  };
+  const add = async (
+    node: string,
+    own: readonly string[] = [],
+    env: Record<string, string> = {},
+  ) => {
+    const daemon = await start(node, own, env);
     daemons.push(daemon);
     return daemon;
   };
   try {
-    for (const node of nodes) await add(node);
+    const [first, ...rest] = nodes;
+    if (first !== undefined) await add(first);
+    // The others join through the first together, as a cluster's members start.
+    const started = await Promise.allSettled(rest.map((node) => start(node)));
+    for (const outcome of started) {
+      if (outcome.status === "rejected") throw outcome.reason;
+      daemons.push(outcome.value);
+    }
   } catch (error) {
     await dispose();
     throw error;
   }
   async function dispose() {
-    for (const daemon of daemons) {
+    for (const process of spawned) {
       try {
-        daemon.process.kill("SIGCONT");
-        daemon.process.kill("SIGKILL");
+        process.kill("SIGCONT");
+        process.kill("SIGKILL");
       } catch {
         // Already gone.
       }

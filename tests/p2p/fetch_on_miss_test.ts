@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { eventually } from "../helpers/eventually.ts";
-import { clusterDir, pattern, sameBytes, startClusterDaemon, TOKEN } from "../helpers/cluster.ts";
+import { clusterDir, pattern, sameBytes, startClusterDaemons, TOKEN } from "../helpers/cluster.ts";
 import { startProxy } from "../helpers/proxy.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { createHash } from "node:crypto";
@@ -13,9 +13,8 @@ Deno.test(
     await using redis = await startRedis();
     await using tmp = await clusterDir();
     const dir = tmp.path;
-    await using a = await startClusterDaemon(redis.url, dir, "a");
-    await using b = await startClusterDaemon(redis.url, dir, "b");
-    await using c = await startClusterDaemon(redis.url, dir, "c");
+    await using daemons = await startClusterDaemons(redis.url, dir, ["a", "b", "c"]);
+    const [a, b, c] = daemons;
     const bytes = pattern(9 << 20, 1);
     {
       await using client = await connect(a.socket);
@@ -79,8 +78,8 @@ Deno.test(
     await using redis = await startRedis();
     await using tmp = await clusterDir();
     const dir = tmp.path;
-    await using a = await startClusterDaemon(redis.url, dir, "a");
-    await using b = await startClusterDaemon(redis.url, dir, "b");
+    await using daemons = await startClusterDaemons(redis.url, dir, ["a", "b"]);
+    const [a, b] = daemons;
     const bytes = pattern(9 << 20, 2);
     {
       await using client = await connect(a.socket);
@@ -122,8 +121,8 @@ Deno.test(
     await using redis = await startRedis();
     await using tmp = await clusterDir();
     const dir = tmp.path;
-    await using a = await startClusterDaemon(redis.url, dir, "a");
-    await using b = await startClusterDaemon(redis.url, dir, "b");
+    await using daemons = await startClusterDaemons(redis.url, dir, ["a", "b"]);
+    const [a, b] = daemons;
     const bytes = pattern(6 << 20, 8);
     {
       await using client = await connect(a.socket);
@@ -157,9 +156,8 @@ Deno.test(
     await using redis = await startRedis();
     await using tmp = await clusterDir();
     const dir = tmp.path;
-    const a = await startClusterDaemon(redis.url, dir, "a");
-    await using b = await startClusterDaemon(redis.url, dir, "b");
-    await using c = await startClusterDaemon(redis.url, dir, "c");
+    await using daemons = await startClusterDaemons(redis.url, dir, ["a", "b", "c"]);
+    const [a, b, c] = daemons;
     const bytes = pattern(24 << 20, 3);
     {
       await using client = await connect(a.socket);
@@ -215,9 +213,8 @@ Deno.test(
     await using redis = await startRedis();
     await using tmp = await clusterDir();
     const dir = tmp.path;
-    await using a = await startClusterDaemon(redis.url, dir, "a");
-    await using b = await startClusterDaemon(redis.url, dir, "b");
-    await using c = await startClusterDaemon(redis.url, dir, "c");
+    await using daemons = await startClusterDaemons(redis.url, dir, ["a", "b", "c"]);
+    const [a, b, c] = daemons;
     await using onA = await connect(a.socket);
     await using onB = await connect(b.socket);
     await using onC = await connect(c.socket);
@@ -251,8 +248,8 @@ Deno.test(
     await using redis = await startRedis();
     await using tmp = await clusterDir();
     const dir = tmp.path;
-    await using a = await startClusterDaemon(redis.url, dir, "a");
-    await using b = await startClusterDaemon(redis.url, dir, "b");
+    await using daemons = await startClusterDaemons(redis.url, dir, ["a", "b"]);
+    const [a, b] = daemons;
     const bytes = pattern(10 << 20, 6);
     {
       await using client = await connect(a.socket);
@@ -283,8 +280,8 @@ Deno.test(
     await using redis = await startRedis();
     await using tmp = await clusterDir();
     const dir = tmp.path;
-    await using a = await startClusterDaemon(redis.url, dir, "a");
-    await using b = await startClusterDaemon(redis.url, dir, "b");
+    await using daemons = await startClusterDaemons(redis.url, dir, ["a", "b"]);
+    const [a, b] = daemons;
     await using onA = await connect(a.socket);
     await using onB = await connect(b.socket);
     const zero = `sha256:${"0".repeat(64)}`;
@@ -348,8 +345,8 @@ Deno.test(
     await using redis = await startRedis();
     await using tmp = await clusterDir();
     const dir = tmp.path;
-    await using a = await startClusterDaemon(redis.url, dir, "a");
-    await using b = await startClusterDaemon(redis.url, dir, "b");
+    await using daemons = await startClusterDaemons(redis.url, dir, ["a", "b"]);
+    const [a, b] = daemons;
     const bytes = pattern(9 << 20, 3);
     {
       await using client = await connect(a.socket);

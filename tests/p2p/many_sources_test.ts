@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { pattern, sameBytes, startClusterDaemon } from "../helpers/cluster.ts";
+import { pattern, sameBytes, startClusterDaemons } from "../helpers/cluster.ts";
 import { type Proxy, startProxy } from "../helpers/proxy.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { connect } from "../../mod.ts";
@@ -17,10 +17,8 @@ Deno.test(
     await using redis = await startRedis();
     const dir = await Deno.makeTempDir({ prefix: "packice-swarm-" });
     try {
-      await using a = await startClusterDaemon(redis.url, dir, "a");
-      await using b = await startClusterDaemon(redis.url, dir, "b");
-      await using c = await startClusterDaemon(redis.url, dir, "c");
-      await using d = await startClusterDaemon(redis.url, dir, "d");
+      await using daemons = await startClusterDaemons(redis.url, dir, ["a", "b", "c", "d"]);
+      const [a, b, c, d] = daemons;
       const bytes = pattern(48 << 20, 7);
       {
         await using client = await connect(a.socket);
@@ -70,9 +68,8 @@ Deno.test(
     await using redis = await startRedis();
     const dir = await Deno.makeTempDir({ prefix: "packice-swarm-" });
     try {
-      await using a = await startClusterDaemon(redis.url, dir, "a");
-      await using b = await startClusterDaemon(redis.url, dir, "b");
-      await using c = await startClusterDaemon(redis.url, dir, "c");
+      await using daemons = await startClusterDaemons(redis.url, dir, ["a", "b", "c"]);
+      const [a, b, c] = daemons;
       const bytes = pattern(32 << 20, 9);
       {
         await using client = await connect(a.socket);
@@ -112,8 +109,8 @@ Deno.test(
     await using redis = await startRedis();
     const dir = await Deno.makeTempDir({ prefix: "packice-swarm-" });
     try {
-      await using a = await startClusterDaemon(redis.url, dir, "a");
-      await using b = await startClusterDaemon(redis.url, dir, "b");
+      await using daemons = await startClusterDaemons(redis.url, dir, ["a", "b"]);
+      const [a, b] = daemons;
       const bytes = pattern(24 << 20, 17);
       {
         await using client = await connect(a.socket);

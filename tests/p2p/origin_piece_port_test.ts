@@ -7,7 +7,7 @@
  */
 import { connect, MemoryPeer, serveHttp } from "../../mod.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { pattern, sameBytes, startClusterDaemon } from "../helpers/cluster.ts";
+import { pattern, sameBytes, startClusterDaemons } from "../helpers/cluster.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { pieceRecord } from "../helpers/piece_record.ts";
@@ -104,8 +104,8 @@ Deno.test(
     await using redis = await startRedis();
     const dir = await Deno.makeTempDir({ prefix: "packice-origin-port-" });
     try {
-      await using a = await startClusterDaemon(redis.url, dir, "a", "origin");
-      await using b = await startClusterDaemon(redis.url, dir, "b", "origin");
+      await using daemons = await startClusterDaemons(redis.url, dir, ["a", "b"], "origin");
+      const [a, b] = daemons;
       await leadAndFollow(a, b, origin, body);
       assertEquals((await b.metrics()).origin_peer_bytes_total, body.length);
       assertEquals((await a.metrics()).http_fast_bytes_total, body.length);

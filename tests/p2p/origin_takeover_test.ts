@@ -17,7 +17,7 @@
  */
 import { connect, originId } from "../../mod.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { pattern, sameBytes, startClusterDaemon } from "../helpers/cluster.ts";
+import { pattern, sameBytes, startClusterDaemons } from "../helpers/cluster.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { owners } from "../../p2p/directory/rendezvous.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
@@ -189,8 +189,8 @@ Deno.test("the downloader of a chunked body killed while one follower holds less
   const body = pattern(SIZE, 88);
   await using origin = startCountingOrigin({ body, chunked: true, pauseAt: PAUSE });
   await using cluster = await startCluster(["a", "b"]);
-  // c takes 4 MB/s: it holds less than b when a dies, whichever of them takes over.
-  const c = await cluster.add("c", ["--max-download-rate", "4MB"]);
+  // c takes 8 MB/s: it holds less than b when a dies (checked), whichever of them takes over.
+  const c = await cluster.add("c", ["--max-download-rate", "8MB"]);
   await converged(cluster.daemons);
   const [a, b] = cluster.daemons as [ClusterDaemon, ClusterDaemon];
   const first = fetchBody(a, origin.url).catch((error) => error);
@@ -208,7 +208,9 @@ Deno.test("the downloader of a chunked body killed while one follower holds less
     { timeout: 15_000, interval: 20 },
   );
   const atKill = origin.sent;
+  const heldByC = await c.metric("packice_origin_peer_bytes_total");
   await a.signal("SIGKILL");
+  assert(heldByC < HELD, `c pulled ${heldByC} bytes before the kill, as much as b`);
   assert((await first) instanceof Error, "the killed daemon's client saw an error");
   for (const { status, body: got } of await Promise.all([fromB, fromC])) {
     assertEquals(status, 200);
@@ -301,8 +303,8 @@ for (const finished of [true, false]) {
       await using redis = await startRedis();
       const dir = await Deno.makeTempDir({ prefix: "packice-lease-" });
       try {
-        await using a = await startClusterDaemon(redis.url, dir, "a", "lease");
-        await using b = await startClusterDaemon(redis.url, dir, "b", "lease");
+        await using daemons = await startClusterDaemons(redis.url, dir, ["a", "b"], "lease");
+        const [a, b] = daemons;
         const fromA = fetchBody(a, origin.url).then(
           (result) => ({ result }),
           (error) => ({ error }),
@@ -312,7 +314,10 @@ for (const finished of [true, false]) {
         let fromB;
         try {
           // a's claim (3 s, renewed every second) expires in Redis: b claims it and downloads.
-          await new Promise((resolve) => setTimeout(resolve, 3500));
+          const claim = `lease:claim:{${originId(origin.url)}}`;
+          assertEquals(await redis.command("EXISTS", claim), 1, "a claimed the download");
+          const expired = async () => await redis.command("EXISTS", claim) === 0;
+          await eventually(expired, "a's claim expires", { timeout: 10_000, interval: 20 });
           fromB = fetchBody(b, origin.url);
           if (finished) await fromB;
           else {await eventually(() => origin.sent > SIZE / 4 + PAUSE, "b downloads", {

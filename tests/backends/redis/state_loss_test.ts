@@ -54,6 +54,23 @@ async function startDaemon(target: Target, node: string): Promise<Daemon> {
   };
 }
 
+/** Daemons a and b, started at once; disposing stops both. */
+async function startDaemons(target: Target): Promise<{ a: Daemon; b: Daemon } & AsyncDisposable> {
+  const started = await Promise.allSettled([startDaemon(target, "a"), startDaemon(target, "b")]);
+  const running = started.flatMap((outcome) =>
+    outcome.status === "fulfilled" ? [outcome.value] : []
+  );
+  const stop = async () => {
+    await Promise.all(running.map((daemon) => daemon[Symbol.asyncDispose]()));
+  };
+  const [a, b] = started;
+  if (a?.status !== "fulfilled" || b?.status !== "fulfilled") {
+    await stop();
+    throw a?.status === "rejected" ? a.reason : (b as PromiseRejectedResult).reason;
+  }
+  return { a: a.value, b: b.value, [Symbol.asyncDispose]: stop };
+}
+
 async function put(daemon: Daemon, id: string, text: string): Promise<void> {
   const response = await fetch(`${daemon.url}/v1/objects/${id}`, { method: "PUT", body: text });
   await response.body?.cancel();
@@ -135,8 +152,8 @@ async function digested(directory: RedisLeaseStore, ids: readonly string[]): Pro
 
 /** a puts, is frozen past its liveness and reaped; b puts the same ids; a resumes. */
 async function frozen(target: Target): Promise<void> {
-  await using a = await startDaemon(target, "a");
-  await using b = await startDaemon(target, "b");
+  await using daemons = await startDaemons(target);
+  const { a, b } = daemons;
   await using directory = await observer(target);
   // x: other size; y: same size, other bytes; z: the same bytes on both.
   await put(a, "x", "14 bytes of a.");
@@ -172,8 +189,8 @@ async function frozen(target: Target): Promise<void> {
 
 /** a puts and is frozen; Redis loses everything (`wipe`); b puts the same ids; a resumes. */
 async function wiped(target: Target, wipe: () => Promise<void>): Promise<void> {
-  await using a = await startDaemon(target, "a");
-  await using b = await startDaemon(target, "b");
+  await using daemons = await startDaemons(target);
+  const { a, b } = daemons;
   await using directory = await observer(target);
   await put(a, "x", "14 bytes of a.");
   await put(a, "y", "15 bytes of a..");
