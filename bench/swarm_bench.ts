@@ -179,7 +179,7 @@ async function broadcast(rateText: string): Promise<void> {
         });
       }, RSS_SAMPLE_MS);
       const requestsBefore = await Promise.all(daemons.map(pieceRequests));
-      const callsBefore = await directoryCalls(daemons);
+      const callsBefore = await directoryCalls([holder, ...receivers]);
       const broadcastCpu = cpuNow(daemons, redis?.pid);
       started = performance.now();
       const finishes = await Promise.all(
@@ -195,7 +195,7 @@ async function broadcast(rateText: string): Promise<void> {
       clearInterval(sampling);
       clearInterval(timing);
       const broadcastSpent = cpuSince(broadcastCpu);
-      const callsAfter = await directoryCalls(daemons);
+      const callsAfter = await directoryCalls([holder, ...receivers]);
       const requestsAfter = await Promise.all(daemons.map(pieceRequests));
       const served = (status: string) =>
         requestsAfter.map((after, i) => (after[status] ?? 0) - (requestsBefore[i]![status] ?? 0));
@@ -355,7 +355,7 @@ async function allAlive(daemons: readonly { url: string }[]): Promise<void> {
       const response = await fetch(`${daemon.url}/v1/cluster/members`, {
         headers: { authorization: `Bearer ${TOKEN}` },
       });
-      const members = await response.json() as { state: string }[];
+      const { members } = await response.json() as { members: { state: string }[] };
       if (members.filter((member) => member.state === "alive").length === daemons.length) break;
       if (performance.now() > deadline) throw new Error(`${daemon.url} does not see every member`);
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -1,9 +1,10 @@
 /**
- * When a receiving daemon tells the directory the pieces it has (and has
- * coming) again. Each announce is a directory call and, while the directory
- * pushes changes, a push to every other receiver of the object, each one
- * wake of its event loop: in a broadcast to 7 daemons a receiver was woken
- * about 235 times for 64 pieces when each daemon announced every 50 ms.
+ * When a receiving daemon tells the directory again the pieces it has (and
+ * has coming). Each announce is a directory call and, while the directory
+ * pushes changes, a push to every other receiver of the object: one wake
+ * of its event loop each. Announced as soon as they changed, at most every
+ * 50 ms, a 7-daemon broadcast of 64 pieces cost each receiver 20-30
+ * announces and 160-240 pushes, most of them telling one or two pieces.
  *
  * With pushes live, an announce goes out:
  * - at once for the first pieces on their way, and for the first piece
@@ -11,29 +12,42 @@
  *   its first piece on;
  * - at once when {@link PIECES_PER_ANNOUNCE} pieces verified since the last
  *   announce wait to be told;
- * - else {@link TOLD_WITHIN_MS} after the oldest change not yet told.
+ * - else once the oldest change not yet told has waited as long as that
+ *   many pieces take to verify here, on the mean so far, within
+ *   [{@link TOLD_WITHIN_MS}, {@link TOLD_WITHIN_MAX_MS}].
  *
- * The last piece is not waited for: the seal announces the whole copy.
- * Without pushes (others look the entry up every 50 ms) every change is
- * announced, at most every {@link POLLED_GAP_MS}, as before.
+ * So an announce tells about {@link PIECES_PER_ANNOUNCE} pieces however fast
+ * or slow they come (a loaded machine's slow transfer announces no more
+ * often per piece than a quick one), and the announces of a transfer of N
+ * pieces stay near N / 4. The last pieces are not waited for: the seal
+ * announces the whole copy at once. Without pushes (others look the entry
+ * up every 50 ms) every change is announced, at most every
+ * {@link POLLED_GAP_MS}, as before.
  *
  * @module
  */
 import { sameBits } from "./bitfield.ts";
 
 /**
- * Verified pieces told in one announce at the most, unless late: four
- * pieces are 84 ms of one 200 MB/s link's time for 4 MiB pieces, the time a
- * receiver pulling from several sources takes to land about 3 to 4 of them.
+ * Verified pieces told in one announce, unless late. A 4 MiB piece takes 21
+ * ms on a 200 MB/s link; a receiver of a broadcast lands one every 20-30 ms
+ * from its sources together, so four are about 100 ms of news: twice what
+ * an announce told before, for about half as many announces and pushes.
  */
 export const PIECES_PER_ANNOUNCE = 4;
 /**
- * The longest a change waits to be told while pushes are live: five piece
- * times of a 4 MiB piece at 200 MB/s (21 ms). A relay found this much later
- * costs the broadcast's tail at most this once per hop; twice the 50 ms the
- * announces kept before, for about half as many of them.
+ * The least a change not yet told waits for more to join it: four piece
+ * times at 200 MB/s and 4 MiB pieces (84 ms), rounded up. A relay found this
+ * much later costs the broadcast's tail about this once per hop; the tail
+ * had 0.2-0.3 s to spare at 1.5x a point-to-point transfer.
  */
 export const TOLD_WITHIN_MS = 100;
+/**
+ * The longest a change waits to be told, however slowly pieces verify: a
+ * receiver whose pieces on their way are told late may see a holder of the
+ * whole object asked for one of them by another.
+ */
+export const TOLD_WITHIN_MAX_MS = 1000;
 /**
  * The least time between two announces without pushes: others learn of a
  * change from a lookup (every 50 ms) after it, so it is told sooner.
@@ -49,6 +63,8 @@ export class AnnouncePace {
   #toldAt = -Infinity;
   /** When a change not yet told was first seen; undefined when none waits. */
   #since: number | undefined;
+  /** When the first piece verified was seen. */
+  #firstAt: number | undefined;
 
   /**
    * Milliseconds until `pieces` (the announced bitfields, with `verified`
@@ -58,6 +74,7 @@ export class AnnouncePace {
    * @param live Whether the directory pushes changes to the other receivers.
    */
   wait(pieces: Uint8Array, verified: number, now: number, live: boolean): number {
+    if (verified > 0) this.#firstAt ??= now;
     if (sameBits(pieces, this.#told) || !pieces.some((byte) => byte !== 0)) {
       this.#since = undefined;
       return Infinity;
@@ -66,7 +83,7 @@ export class AnnouncePace {
     if (this.#told === undefined || (this.#toldVerified === 0 && verified > 0)) return 0;
     if (verified - this.#toldVerified >= PIECES_PER_ANNOUNCE) return 0;
     this.#since ??= now;
-    return Math.max(0, this.#since + TOLD_WITHIN_MS - now);
+    return Math.max(0, this.#since + this.#within(verified, now) - now);
   }
 
   /** `pieces`, with `verified` pieces verified, are announced at `now`. */
@@ -75,5 +92,12 @@ export class AnnouncePace {
     this.#toldVerified = verified;
     this.#toldAt = now;
     this.#since = undefined;
+  }
+
+  /** How long a change may wait to be told now (see the module's rules). */
+  #within(verified: number, now: number): number {
+    if (verified < 2 || this.#firstAt === undefined) return TOLD_WITHIN_MS;
+    const interval = (now - this.#firstAt) / (verified - 1);
+    return Math.min(TOLD_WITHIN_MAX_MS, Math.max(TOLD_WITHIN_MS, PIECES_PER_ANNOUNCE * interval));
   }
 }
