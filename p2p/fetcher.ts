@@ -369,12 +369,23 @@ export class Fetcher {
         const next = transfer.changed;
         const pieces = transfer.bitfield();
         const verified = transfer.verified;
-        const wait = pace.wait(pieces, verified, performance.now(), listing.live);
+        const live = listing.live;
+        const wait = pace.wait(pieces, verified, performance.now(), live);
+        if (wait === Infinity) {
+          await Promise.race([next, stopped]);
+          continue;
+        }
         if (wait > 0) {
-          // A change, the stop, or the moment it is due, whichever first.
+          // The moment it is due, or the piece verified that makes it due now,
+          // or the stop: not each change meanwhile (requests, pushed sources).
           const { promise, resolve } = Promise.withResolvers<void>();
-          const timer = wait === Infinity ? undefined : setTimeout(resolve, wait);
-          await Promise.race([next, stopped, promise]);
+          const timer = setTimeout(resolve, wait);
+          const due = pace.verifiedDue(live);
+          await Promise.race([
+            promise,
+            stopped,
+            ...(due === Infinity ? [] : [transfer.whenVerified(due)]),
+          ]);
           clearTimeout(timer);
           continue;
         }

@@ -132,6 +132,8 @@ export class Transfer {
   readonly #lendingHold: () => void;
   /** Wakes {@link Transfer.run}'s wait: a source ended. */
   #wake: (() => void) | undefined;
+  /** Settles {@link Transfer.whenVerified}'s promise once so many pieces are verified. */
+  #verifiedWaiter: { count: number; resolve: () => void } | undefined;
 
   /**
    * Starts a transfer; nothing is fetched before {@link Transfer.run}.
@@ -165,6 +167,10 @@ export class Transfer {
       verified: (piece) => {
         options.onPiece?.(piece);
         this.#hashVerified();
+        if (this.#verifiedWaiter !== undefined && this.verified >= this.#verifiedWaiter.count) {
+          this.#verifiedWaiter.resolve();
+          this.#verifiedWaiter = undefined;
+        }
       },
       broken: (error) => {
         this.#broken ??= error;
@@ -300,6 +306,18 @@ export class Transfer {
   /** Pieces verified so far. */
   get verified(): number {
     return this.#pieces - this.#picker.missing;
+  }
+
+  /**
+   * Settles once `count` pieces are verified: unlike {@link Transfer.changed},
+   * not at each request or source change. One waiter: a new call replaces
+   * the last (which then never settles).
+   */
+  whenVerified(count: number): Promise<void> {
+    if (this.verified >= count) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#verifiedWaiter = { count, resolve };
+    return promise;
   }
 
   /**

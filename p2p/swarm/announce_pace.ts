@@ -86,6 +86,16 @@ export class AnnouncePace {
     return Math.max(0, this.#since + this.#within(verified, now) - now);
   }
 
+  /**
+   * Pieces verified that make an announce due at once while pushes are live
+   * (the first, then {@link PIECES_PER_ANNOUNCE} more than told); without
+   * them, Infinity: only the gap counts.
+   */
+  verifiedDue(live: boolean): number {
+    if (!live) return Infinity;
+    return this.#toldVerified === 0 ? 1 : this.#toldVerified + PIECES_PER_ANNOUNCE;
+  }
+
   /** `pieces`, with `verified` pieces verified, are announced at `now`. */
   told(pieces: Uint8Array, verified: number, now: number): void {
     this.#told = pieces;

@@ -33,8 +33,11 @@ Deno.test("AnnouncePace: the first pieces and the first verified at once, then e
   assertEquals(pace.wait(bits(0), 0, 0, true), Infinity, "nothing to tell");
   assertEquals(pace.wait(bits(0, 2), 0, 0, true), 0, "the first pieces coming");
   pace.told(bits(0, 2), 0, 0);
+  assertEquals(pace.verifiedDue(true), 1, "the first piece verified wakes the announcer");
   assertEquals(pace.wait(bits(1, 1), 1, 10, true), 0, "the first piece verified");
   pace.told(bits(1, 1), 1, 10);
+  assertEquals(pace.verifiedDue(true), 1 + PIECES_PER_ANNOUNCE);
+  assertEquals(pace.verifiedDue(false), Infinity, "without pushes, only the gap counts");
   // Pieces every 30 ms: a change waits for 4 pieces' time (120 ms), and the fourth is told at once.
   assertEquals(pace.wait(bits(2, 1), 2, 40, true), 4 * 30, "one piece waits");
   assertEquals(pace.wait(bits(3, 1), 3, 70, true), 4 * 30 - 30);
