@@ -108,7 +108,6 @@ async function broadcast(rateText: string): Promise<void> {
       "--max-uploads",
       Deno.env.get("PACKICE_SWARM_SLOTS") ?? "2",
       ...(Deno.env.get("PACKICE_SWARM_FAST") === "0" ? ["--http-fast", "off"] : []),
-      ...(EMBEDDED ? ["--gossip-profile", "test"] : []),
     ];
     await using holder = await startClusterDaemon(redis?.url, dir, "h", namespace, flags);
     const join = EMBEDDED ? ["--join", new URL(holder.url).host] : [];

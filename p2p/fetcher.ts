@@ -372,7 +372,13 @@ export class Fetcher {
         const live = listing.live;
         const wait = pace.wait(pieces, progress, performance.now(), live);
         if (wait === Infinity) {
-          await Promise.race([next, stopped]);
+          // Nothing new to tell. With pushes, only a piece verified or a whole
+          // holder's answer wakes this (a relay's pieces coming go with it):
+          // not each push of another receiver's pieces.
+          await Promise.race([
+            pace.quiet(live) ? transfer.news(progress.verified + 1, progress.wholeAnswers) : next,
+            stopped,
+          ]);
           continue;
         }
         if (wait > 0) {

@@ -116,6 +116,17 @@ export class AnnouncePace {
     };
   }
 
+  /**
+   * Whether, with nothing new to tell, only a piece verified or a whole
+   * holder's answer need wake the announcer: once something was told and
+   * while pushes are live. A relay's pieces coming here are then told with
+   * the next of those; before the first announce, or without pushes, every
+   * change counts.
+   */
+  quiet(live: boolean): boolean {
+    return live && this.#told !== undefined;
+  }
+
   /** `pieces` are announced at `now`, with `progress` made then. */
   told(pieces: Uint8Array, progress: Progress, now: number): void {
     this.#told = pieces;

@@ -36,6 +36,7 @@ function bits(has: number, coming = 0): Uint8Array {
 
 Deno.test("AnnouncePace: the first pieces, the first verified and a whole holder's pieces coming at once, then every 4 verified, or late ones once they waited", () => {
   const pace = new AnnouncePace();
+  assertEquals(pace.quiet(true), false, "before the first announce every change counts");
   assertEquals(pace.wait(bits(0), at(0), 0, true), Infinity, "nothing to tell");
   assertEquals(pace.wait(bits(0, 2), at(0), 0, true), 0, "the first pieces coming");
   pace.told(bits(0, 2), at(0), 0);
@@ -44,6 +45,8 @@ Deno.test("AnnouncePace: the first pieces, the first verified and a whole holder
   pace.told(bits(1, 1), at(1), 10);
   assertEquals(pace.due(true), at(1 + PIECES_PER_ANNOUNCE));
   assertEquals(pace.due(false), undefined, "without pushes, only the gap counts");
+  assertEquals(pace.quiet(true), true, "then only progress wakes the announcer");
+  assertEquals(pace.quiet(false), false, "but every change without pushes");
   // Pieces every 30 ms: a change waits for 4 pieces' time (120 ms), and the fourth is told at once.
   assertEquals(pace.wait(bits(2, 1), at(2), 40, true), 4 * 30, "one piece waits");
   assertEquals(pace.wait(bits(3, 1), at(3), 70, true), 4 * 30 - 30);
