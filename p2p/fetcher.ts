@@ -368,34 +368,34 @@ export class Fetcher {
         // Taken before the bitfield is read: a change from now on settles it.
         const next = transfer.changed;
         const pieces = transfer.bitfield();
-        const verified = transfer.verified;
+        const progress = { verified: transfer.verified, wholeAnswers: transfer.wholeAnswers };
         const live = listing.live;
-        const wait = pace.wait(pieces, verified, performance.now(), live);
+        const wait = pace.wait(pieces, progress, performance.now(), live);
         if (wait === Infinity) {
-          // Nothing new to tell. With pushes, only a piece verified wakes this
-          // (pieces coming here go with it): not each push of another
-          // receiver's pieces, nor each request.
+          // Nothing new to tell. With pushes, only a piece verified or a whole
+          // holder's answer wakes this (a relay's pieces coming go with it):
+          // not each push of another receiver's pieces.
           await Promise.race([
-            pace.quiet(live) ? transfer.whenVerified(verified + 1) : next,
+            pace.quiet(live) ? transfer.news(progress.verified + 1, progress.wholeAnswers) : next,
             stopped,
           ]);
           continue;
         }
         if (wait > 0) {
-          // The moment it is due, or the piece verified that makes it due now,
-          // or the stop: not each change meanwhile (requests, pushed sources).
+          // The moment it is due, or the progress that makes it due now, or
+          // the stop: not each change meanwhile (requests, pushed sources).
           const { promise, resolve } = Promise.withResolvers<void>();
           const timer = setTimeout(resolve, wait);
-          const due = pace.verifiedDue(live);
+          const due = pace.due(live);
           await Promise.race([
             promise,
             stopped,
-            ...(due === Infinity ? [] : [transfer.whenVerified(due)]),
+            ...(due === undefined ? [] : [transfer.news(due.verified, due.wholeAnswers)]),
           ]);
           clearTimeout(timer);
           continue;
         }
-        pace.told(pieces, verified, performance.now());
+        pace.told(pieces, progress, performance.now());
         announced = true;
         this.#counts.cluster_piece_announces_total++;
         try {

@@ -132,8 +132,8 @@ export class Transfer {
   readonly #lendingHold: () => void;
   /** Wakes {@link Transfer.run}'s wait: a source ended. */
   #wake: (() => void) | undefined;
-  /** Settles {@link Transfer.whenVerified}'s promise once so many pieces are verified. */
-  #verifiedWaiter: { count: number; resolve: () => void } | undefined;
+  /** Settles {@link Transfer.news}'s promise. */
+  #newsWaiter: { verified: number; wholeAnswers: number; resolve: () => void } | undefined;
 
   /**
    * Starts a transfer; nothing is fetched before {@link Transfer.run}.
@@ -167,11 +167,9 @@ export class Transfer {
       verified: (piece) => {
         options.onPiece?.(piece);
         this.#hashVerified();
-        if (this.#verifiedWaiter !== undefined && this.verified >= this.#verifiedWaiter.count) {
-          this.#verifiedWaiter.resolve();
-          this.#verifiedWaiter = undefined;
-        }
+        this.#tellNews();
       },
+      wholeAnswered: () => this.#tellNews(),
       broken: (error) => {
         this.#broken ??= error;
         for (const stop of this.#stops) stop.abort(STOPPED);
@@ -309,15 +307,32 @@ export class Transfer {
   }
 
   /**
-   * Settles once `count` pieces are verified: unlike {@link Transfer.changed},
-   * not at each request or source change. One waiter: a new call replaces
-   * the last (which then never settles).
+   * Requests a holder of the whole object answered so far: each makes its
+   * pieces "coming" here, which others are to know soon (see `announce_pace.ts`).
    */
-  whenVerified(count: number): Promise<void> {
-    if (this.verified >= count) return Promise.resolve();
+  get wholeAnswers(): number {
+    return this.#lanes.wholeAnswers;
+  }
+
+  /**
+   * Settles once `verified` pieces are verified, or once a holder of the
+   * whole object answered more than `wholeAnswers` requests: unlike
+   * {@link Transfer.changed}, not at each other request or source change.
+   * One waiter: a new call replaces the last (which then never settles).
+   */
+  news(verified: number, wholeAnswers: number): Promise<void> {
     const { promise, resolve } = Promise.withResolvers<void>();
-    this.#verifiedWaiter = { count, resolve };
+    this.#newsWaiter = { verified, wholeAnswers, resolve };
+    this.#tellNews();
     return promise;
+  }
+
+  #tellNews(): void {
+    const waiter = this.#newsWaiter;
+    if (waiter === undefined) return;
+    if (this.verified < waiter.verified && this.wholeAnswers <= waiter.wholeAnswers) return;
+    this.#newsWaiter = undefined;
+    waiter.resolve();
   }
 
   /**

@@ -10,6 +10,10 @@
  * - at once for the first pieces on their way, and for the first piece
  *   verified: others leave the first to this daemon, and it is a relay from
  *   its first piece on;
+ * - at once when a holder of the whole object answered a request since the
+ *   last announce: its pieces are now on their way here, and until others
+ *   know it they may ask that holder for them too (in a broadcast its
+ *   upload is what all wait for, and a piece it sends twice costs them all);
  * - at once when {@link PIECES_PER_ANNOUNCE} pieces verified since the last
  *   announce wait to be told;
  * - else once the oldest change not yet told has waited as long as that
@@ -20,11 +24,8 @@
  * or slow they come (a loaded machine's slow transfer announces no more
  * often per piece than a quick one), and the announces of a transfer of N
  * pieces stay near N / 4. The last pieces are not waited for: the seal
- * announces the whole copy at once. Pieces on their way here told 100 ms or
- * so later than before need cost no second copy from a holder of the whole
- * object: it answers 503 to a range asked again while it sends it, or
- * shortly after (`transport/http/repeat_guard.ts`). Without pushes (others
- * look the entry up every 50 ms) every change is announced, at most every
+ * announces the whole copy at once. Without pushes (others look the entry
+ * up every 50 ms) every change is announced, at most every
  * {@link POLLED_GAP_MS}, as before.
  *
  * @module
@@ -57,12 +58,20 @@ export const TOLD_WITHIN_MAX_MS = 1000;
  */
 export const POLLED_GAP_MS = 20;
 
+/** How far a transfer is: pieces verified, and requests a holder of the whole object answered. */
+export interface Progress {
+  readonly verified: number;
+  readonly wholeAnswers: number;
+}
+
 /** The announces of one transfer: when the next is due. */
 export class AnnouncePace {
   /** The pieces announced last; undefined before the first. */
   #told: Uint8Array | undefined;
   /** Pieces verified at the last announce. */
   #toldVerified = 0;
+  /** Requests a holder of the whole object had answered at the last announce. */
+  #toldWhole = 0;
   #toldAt = -Infinity;
   /** When a change not yet told was first seen; undefined when none waits. */
   #since: number | undefined;
@@ -70,13 +79,16 @@ export class AnnouncePace {
   #firstAt: number | undefined;
 
   /**
-   * Milliseconds until `pieces` (the announced bitfields, with `verified`
-   * pieces verified) are due to be announced, seen at `now`: 0 for now,
-   * Infinity when there is nothing new to tell. Call it at each change.
+   * Milliseconds until `pieces` (the announced bitfields) are due to be
+   * announced, seen at `now`: 0 for now, Infinity when there is nothing new
+   * to tell. Call it at each change.
    *
+   * @param progress Pieces verified so far, and requests a holder of the
+   *   whole object answered so far.
    * @param live Whether the directory pushes changes to the other receivers.
    */
-  wait(pieces: Uint8Array, verified: number, now: number, live: boolean): number {
+  wait(pieces: Uint8Array, progress: Progress, now: number, live: boolean): number {
+    const { verified, wholeAnswers } = progress;
     if (verified > 0) this.#firstAt ??= now;
     if (sameBits(pieces, this.#told) || !pieces.some((byte) => byte !== 0)) {
       this.#since = undefined;
@@ -84,35 +96,42 @@ export class AnnouncePace {
     }
     if (!live) return Math.max(0, this.#toldAt + POLLED_GAP_MS - now);
     if (this.#told === undefined || (this.#toldVerified === 0 && verified > 0)) return 0;
+    if (wholeAnswers > this.#toldWhole) return 0;
     if (verified - this.#toldVerified >= PIECES_PER_ANNOUNCE) return 0;
     this.#since ??= now;
     return Math.max(0, this.#since + this.#within(verified, now) - now);
   }
 
   /**
-   * Pieces verified that make an announce due at once while pushes are live
-   * (the first, then {@link PIECES_PER_ANNOUNCE} more than told); without
-   * them, Infinity: only the gap counts.
+   * The progress that makes an announce due at once while pushes are live:
+   * the first piece verified, then {@link PIECES_PER_ANNOUNCE} more than
+   * told, or any request a holder of the whole object answers (more than
+   * `wholeAnswers`); undefined without pushes: only the gap counts.
    */
-  verifiedDue(live: boolean): number {
-    if (!live) return Infinity;
-    return this.#toldVerified === 0 ? 1 : this.#toldVerified + PIECES_PER_ANNOUNCE;
+  due(live: boolean): Progress | undefined {
+    if (!live) return undefined;
+    return {
+      verified: this.#toldVerified === 0 ? 1 : this.#toldVerified + PIECES_PER_ANNOUNCE,
+      wholeAnswers: this.#toldWhole,
+    };
   }
 
   /**
-   * Whether, with nothing new to tell, only a piece verified need wake the
-   * announcer: once something was told and while pushes are live. Pieces
-   * coming here are then told with the next piece verified; before the first
-   * announce, or without pushes, every change counts.
+   * Whether, with nothing new to tell, only a piece verified or a whole
+   * holder's answer need wake the announcer: once something was told and
+   * while pushes are live. A relay's pieces coming here are then told with
+   * the next of those; before the first announce, or without pushes, every
+   * change counts.
    */
   quiet(live: boolean): boolean {
     return live && this.#told !== undefined;
   }
 
-  /** `pieces`, with `verified` pieces verified, are announced at `now`. */
-  told(pieces: Uint8Array, verified: number, now: number): void {
+  /** `pieces` are announced at `now`, with `progress` made then. */
+  told(pieces: Uint8Array, progress: Progress, now: number): void {
     this.#told = pieces;
-    this.#toldVerified = verified;
+    this.#toldVerified = progress.verified;
+    this.#toldWhole = progress.wholeAnswers;
     this.#toldAt = now;
     this.#since = undefined;
   }
