@@ -7,9 +7,15 @@
  * itself (a script that loops), so this process's CPU is the receiver's
  * alone; lookups go one after the other, as a transfer's do.
  *
+ * Also one announce of a partial holder's pieces (the announcer's side: one
+ * round trip of the directory's script, which publishes the push).
+ *
  * Multiply by the counts of `bench/swarm_bench.ts`'s `swarm_broadcast_directory`
- * line (lookups avoided, pushes delivered: each push reaches every receiver)
- * for the balance of a broadcast.
+ * line (lookups avoided, pushes delivered: each push reaches every receiver;
+ * `piece_announces`) for the balance of a broadcast.
+ *
+ * `PACKICE_PUSH_PIECES` (default 64) sets the pieces of the object: what a
+ * whole bitfield in each push costs against a smaller one (a delta).
  *
  * Usage: deno run -A bench/directory_push_bench.ts
  */
@@ -23,7 +29,7 @@ import { report } from "./stats.ts";
 const ROUNDS = Number(Deno.env.get("PACKICE_PUSH_ROUNDS") ?? "2000");
 /** Milliseconds between two lookups, or two pushes. */
 const GAP_MS = 2;
-const PIECES = 64;
+const PIECES = Number(Deno.env.get("PACKICE_PUSH_PIECES") ?? "64");
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 const record: ContentRecord = {
@@ -34,7 +40,8 @@ const record: ContentRecord = {
   pieceDigests: Array.from({ length: PIECES }, () => digest("b")),
 };
 const bits = () => {
-  const pieces = new Uint8Array(PIECES / 4);
+  // Two bitfields back to back: the pieces it has, then those coming.
+  const pieces = new Uint8Array(2 * Math.ceil(PIECES / 8));
   crypto.getRandomValues(pieces);
   return pieces;
 };
@@ -81,6 +88,12 @@ async function perRound(round: () => Promise<unknown>): Promise<number> {
 for (let i = 0; i < 200; i++) await listing.next();
 const lookupUs = await perRound(() => listing.next());
 
+// Announces of a partial holder's pieces, one after the other, 2 ms apart.
+const self = { node: "r", address: "http://127.0.0.1:7100", piecePort: 7101 };
+const announceUs = await perRound(() =>
+  receiver.announce(record, { ...self, pieces: bits() }, { existing: true })
+);
+
 // Pushes, published 2 ms apart by another process (redis-cli): the message
 // of a partial holder's announce, taken into the listing.
 const pushed = Promise.withResolvers<void>();
@@ -126,6 +139,7 @@ report({
   pieces: PIECES,
   rounds: ROUNDS,
   lookup_cpu_us: lookupUs,
+  announce_cpu_us: announceUs,
   push_cpu_us: pushUs,
   // What waking this process (a timer every 2 ms, doing nothing) costs by
   // itself: a push costs about that, being one wake.

@@ -47,6 +47,10 @@
  * Size and caps: `PACKICE_SWARM_MIB` (default 256) and `PACKICE_SWARM_RATES`
  * (default `200MB,25MB`); on a loaded machine use less and say so.
  *
+ * The directory is Redis; `PACKICE_SWARM_DIRECTORY=embedded` runs the
+ * daemons on the embedded one instead (each joins the holder's membership;
+ * the directory line then counts from their `/metrics`).
+ *
  * Usage: deno run -A bench/swarm_bench.ts
  */
 import { connect } from "../mod.ts";
@@ -74,8 +78,16 @@ const RECEIVERS = 7;
  */
 const RSS_SAMPLE_MS = 50;
 
+/** The embedded directory instead of Redis. */
+const EMBEDDED = Deno.env.get("PACKICE_SWARM_DIRECTORY") === "embedded";
+if (EMBEDDED && Deno.env.get("PACKICE_SWARM_PROXY") === "1") {
+  throw new Error(
+    "PACKICE_SWARM_PROXY=1 needs the Redis directory (the proxy's address is set there)",
+  );
+}
+
 const payload = pattern(SIZE, 42);
-await using redis = await startRedis();
+await using redis = EMBEDDED ? undefined : await startRedis();
 for (const rate of RATES) await broadcast(rate);
 
 /** Every line at one upload cap, with daemons of its own. */
@@ -97,14 +109,16 @@ async function broadcast(rateText: string): Promise<void> {
       Deno.env.get("PACKICE_SWARM_SLOTS") ?? "2",
       ...(Deno.env.get("PACKICE_SWARM_FAST") === "0" ? ["--http-fast", "off"] : []),
     ];
-    await using holder = await startClusterDaemon(redis.url, dir, "h", namespace, flags);
+    await using holder = await startClusterDaemon(redis?.url, dir, "h", namespace, flags);
+    const join = EMBEDDED ? ["--join", new URL(holder.url).host] : [];
     const receivers = await Promise.all(
       Array.from(
         { length: RECEIVERS + 1 },
-        (_, i) => startClusterDaemon(redis.url, dir, `r${i}`, namespace, flags),
+        (_, i) => startClusterDaemon(redis?.url, dir, `r${i}`, namespace, [...flags, ...join]),
       ),
     );
     try {
+      if (EMBEDDED) await allAlive([holder, ...receivers]);
       await using onHolder = await connect(holder.socket);
       // The holder's own sending path: its native listener when it has one.
       const holderUrl = (await statusOf(holder)).httpFast ?? holder.url;
@@ -113,9 +127,9 @@ async function broadcast(rateText: string): Promise<void> {
 
       // Point to point: the last daemon alone, from the holder alone.
       await onHolder.put(payload, { id: "alone" });
-      await redis.command("HSET", entry("alone"), "@h", counting.url);
+      await redis?.command("HSET", entry("alone"), "@h", counting.url);
       const single = receivers[RECEIVERS]!;
-      const pointCpu = cpuNow([holder, single], redis.pid);
+      const pointCpu = cpuNow([holder, single], redis?.pid);
       let started = performance.now();
       {
         await using client = await connect(single.socket);
@@ -139,10 +153,12 @@ async function broadcast(rateText: string): Promise<void> {
 
       // The broadcast: 7 daemons at once.
       await onHolder.put(payload, { id: "model" });
-      await redis.command("HSET", entry("model"), "@h", counting.url);
+      await redis?.command("HSET", entry("model"), "@h", counting.url);
       // What the receivers hash each piece with (p2p/piece_digest.ts).
-      const pieces = await redis.command("HGET", entry("model"), "pieces") as string;
-      const pieceAlgorithm = /^[a-z0-9]+:/.exec(pieces)?.[0].slice(0, -1) ?? "sha256";
+      const pieces = await redis?.command("HGET", entry("model"), "pieces") as string | undefined;
+      const pieceAlgorithm = pieces === undefined
+        ? "unknown"
+        : /^[a-z0-9]+:/.exec(pieces)?.[0].slice(0, -1) ?? "sha256";
       const before = await counting.sent();
       const daemons = [holder, ...receivers.slice(0, RECEIVERS)];
       const base = daemons.map((daemon) => memory(daemon.pid));
@@ -162,8 +178,8 @@ async function broadcast(rateText: string): Promise<void> {
         });
       }, RSS_SAMPLE_MS);
       const requestsBefore = await Promise.all(daemons.map(pieceRequests));
-      const callsBefore = await directoryCalls();
-      const broadcastCpu = cpuNow(daemons, redis.pid);
+      const callsBefore = await directoryCalls([holder, ...receivers]);
+      const broadcastCpu = cpuNow(daemons, redis?.pid);
       started = performance.now();
       const finishes = await Promise.all(
         receivers.slice(0, RECEIVERS).map(async (daemon) => {
@@ -178,7 +194,7 @@ async function broadcast(rateText: string): Promise<void> {
       clearInterval(sampling);
       clearInterval(timing);
       const broadcastSpent = cpuSince(broadcastCpu);
-      const callsAfter = await directoryCalls();
+      const callsAfter = await directoryCalls([holder, ...receivers]);
       const requestsAfter = await Promise.all(daemons.map(pieceRequests));
       const served = (status: string) =>
         requestsAfter.map((after, i) => (after[status] ?? 0) - (requestsBefore[i]![status] ?? 0));
@@ -223,11 +239,15 @@ async function broadcast(rateText: string): Promise<void> {
         ratio: served("fetched").slice(1).reduce((sum, bytes) => sum + bytes, 0) /
           (RECEIVERS * SIZE),
       });
-      // The directory's work in the broadcast: its calls (round trips), and of
-      // them the announces (one HGET each), the listings (an HGETALL each:
-      // lookups, and announces that answer with one), and the changes pushed.
+      // The directory's work in the broadcast: on Redis its calls (round
+      // trips), and of them the announces (one HGET each), the listings (an
+      // HGETALL each: lookups, and announces that answer with one), and the
+      // changes published (each reaches every receiver); on both, the
+      // transfers' announces of their pieces, and on the embedded directory
+      // the pushes its owners sent (each one watcher's).
       report({
         bench: "swarm_broadcast_directory",
+        directory: EMBEDDED ? "embedded" : "redis",
         object_mib: SIZE / (1 << 20),
         cap_bytes_per_s: rate,
         ...Object.fromEntries(
@@ -300,8 +320,20 @@ async function broadcast(rateText: string): Promise<void> {
   }
 }
 
-/** Redis's calls of the directory so far, from `INFO commandstats`. */
-async function directoryCalls(): Promise<Record<string, number>> {
+/**
+ * The directory's work so far: Redis's calls, from `INFO commandstats`, and
+ * from the daemons' `/metrics` their announces of pieces and (embedded) the
+ * pushes their owners sent.
+ */
+async function directoryCalls(
+  daemons: readonly { metrics(): Promise<Record<string, number>> }[],
+): Promise<Record<string, number>> {
+  const metrics = await Promise.all(daemons.map((daemon) => daemon.metrics()));
+  const sum = (name: string) => metrics.reduce((total, values) => total + (values[name] ?? 0), 0);
+  const piece_announces = sum("cluster_piece_announces_total");
+  if (redis === undefined) {
+    return { piece_announces, pushes: sum("cluster_directory_pushes_total") };
+  }
   const info = String(await redis.command("INFO", "commandstats"));
   const calls = (command: string) =>
     Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, "m").exec(info)?.[1] ?? 0);
@@ -310,7 +342,24 @@ async function directoryCalls(): Promise<Record<string, number>> {
     announces: calls("hget"),
     listings: calls("hgetall"),
     pushes: calls("spublish") + calls("publish"),
+    piece_announces,
   };
+}
+
+/** Waits until every daemon's membership lists all of them alive (the embedded directory's owners). */
+async function allAlive(daemons: readonly { url: string }[]): Promise<void> {
+  const deadline = performance.now() + 30_000;
+  for (const daemon of daemons) {
+    while (true) {
+      const response = await fetch(`${daemon.url}/v1/cluster/members`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      const { members } = await response.json() as { members: { state: string }[] };
+      if (members.filter((member) => member.state === "alive").length === daemons.length) break;
+      if (performance.now() > deadline) throw new Error(`${daemon.url} does not see every member`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
 }
 
 /**

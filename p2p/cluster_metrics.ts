@@ -22,6 +22,8 @@ export interface ClusterCounts {
   cluster_dropped_total: number;
   /** Holders' piece ports found unreachable: their pieces asked at their address for a while. */
   cluster_piece_port_unreachable_total: number;
+  /** Announces of the pieces of transfers under way, as a partial holder. */
+  cluster_piece_announces_total: number;
 }
 
 /** Every counter at zero. */
@@ -38,5 +40,6 @@ export function clusterCounts(): ClusterCounts {
     cluster_withdrawn_total: 0,
     cluster_dropped_total: 0,
     cluster_piece_port_unreachable_total: 0,
+    cluster_piece_announces_total: 0,
   };
 }

@@ -5,7 +5,6 @@
  * @module
  */
 import { ConflictError, NotFoundError } from "../core/errors.ts";
-import { sleep } from "../transport/rate_limit.ts";
 import type { Acquired, Peer } from "../core/peer.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import { checkRecord } from "./content.ts";
@@ -21,24 +20,10 @@ import { HolderListing } from "./holder_listing.ts";
 import type { Blocklist } from "./swarm/blocklist.ts";
 import type { TransferBudget } from "./swarm/transfer_budget.ts";
 import { createLanding, type Landing, MemfdLanding } from "./swarm/landing.ts";
-import { sameBits } from "./swarm/bitfield.ts";
+import { AnnouncePace } from "./swarm/announce_pace.ts";
 import { UNREACHABLE_MS } from "./swarm/piece_ports.ts";
 import { Transfer, type TransferOptions } from "./transfer.ts";
 import type { PartialObject, RelayedPieces, RelaySink } from "../transport/http/upload_gate.ts";
-
-/**
- * The least time between two announces of a transfer's pieces while the
- * directory pushes them to the object's other receivers: each is a
- * directory call and a push to each, and a change waits at most this long
- * to be told (measured: a quarter fewer announces than at 20 ms, the
- * holder's upload unchanged).
- */
-const RELAY_GAP_MS = 50;
-/**
- * The same without pushes, when others learn of a change from a lookup
- * (every 50 ms) after it: told sooner, so that it is known about as soon.
- */
-const RELAY_GAP_POLLED_MS = 20;
 
 /** Milliseconds a partial holder has to say what it holds while the directory is away. */
 const ASK_TIMEOUT_MS = 1000;
@@ -377,38 +362,62 @@ export class Fetcher {
       stop.signal.addEventListener("abort", () => resolve(), { once: true })
     );
     const announcing = (async () => {
-      let last: Uint8Array | undefined;
+      const pace = new AnnouncePace();
       let failing = false;
       while (!stop.signal.aborted && transfer.missing > 0) {
         // Taken before the bitfield is read: a change from now on settles it.
         const next = transfer.changed;
         const pieces = transfer.bitfield();
-        if (!sameBits(pieces, last) && pieces.some((byte) => byte !== 0)) {
-          last = pieces;
-          announced = true;
-          try {
-            // When a lookup is due, the announce answers for it.
-            const due = listing.wantsListing();
-            const startedAt = performance.now();
-            const listed = await this.#directory.announce(record, { ...self, pieces }, {
-              existing: true,
-              ...(due ? { listing: true } : {}),
-            });
-            if (due && listed !== undefined) {
-              listing.offer(this.#worthListing(record, listed), startedAt);
-            }
-            failing = false;
-          } catch (error) {
-            // Removed or replaced meanwhile: the transfer's own end tells. The
-            // directory away: said once, and the next change is announced again.
-            if (!(error instanceof NotFoundError || error instanceof ConflictError) && !failing) {
-              failing = true;
-              this.#log.warn(`Cannot announce pieces of ${record.id}: ${(error as Error).message}`);
-            }
+        const progress = { verified: transfer.verified, wholeAnswers: transfer.wholeAnswers };
+        const live = listing.live;
+        const wait = pace.wait(pieces, progress, performance.now(), live);
+        if (wait === Infinity) {
+          // Nothing new to tell. With pushes, only a piece verified or a whole
+          // holder's answer wakes this (a relay's pieces coming go with it):
+          // not each push of another receiver's pieces.
+          await Promise.race([
+            pace.quiet(live) ? transfer.news(progress.verified + 1, progress.wholeAnswers) : next,
+            stopped,
+          ]);
+          continue;
+        }
+        if (wait > 0) {
+          // The moment it is due, or the progress that makes it due now, or
+          // the stop: not each change meanwhile (requests, pushed sources).
+          const { promise, resolve } = Promise.withResolvers<void>();
+          const timer = setTimeout(resolve, wait);
+          const due = pace.due(live);
+          await Promise.race([
+            promise,
+            stopped,
+            ...(due === undefined ? [] : [transfer.news(due.verified, due.wholeAnswers)]),
+          ]);
+          clearTimeout(timer);
+          continue;
+        }
+        pace.told(pieces, progress, performance.now());
+        announced = true;
+        this.#counts.cluster_piece_announces_total++;
+        try {
+          // When a lookup is due, the announce answers for it.
+          const due = listing.wantsListing();
+          const startedAt = performance.now();
+          const listed = await this.#directory.announce(record, { ...self, pieces }, {
+            existing: true,
+            ...(due ? { listing: true } : {}),
+          });
+          if (due && listed !== undefined) {
+            listing.offer(this.#worthListing(record, listed), startedAt);
+          }
+          failing = false;
+        } catch (error) {
+          // Removed or replaced meanwhile: the transfer's own end tells. The
+          // directory away: said once, and the next change is announced again.
+          if (!(error instanceof NotFoundError || error instanceof ConflictError) && !failing) {
+            failing = true;
+            this.#log.warn(`Cannot announce pieces of ${record.id}: ${(error as Error).message}`);
           }
         }
-        await sleep(listing.live ? RELAY_GAP_MS : RELAY_GAP_POLLED_MS, stop.signal);
-        await Promise.race([next, stopped]);
       }
     })();
     try {

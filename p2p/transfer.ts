@@ -132,6 +132,8 @@ export class Transfer {
   readonly #lendingHold: () => void;
   /** Wakes {@link Transfer.run}'s wait: a source ended. */
   #wake: (() => void) | undefined;
+  /** Settles {@link Transfer.news}'s promise. */
+  #newsWaiter: { verified: number; wholeAnswers: number; resolve: () => void } | undefined;
 
   /**
    * Starts a transfer; nothing is fetched before {@link Transfer.run}.
@@ -165,7 +167,9 @@ export class Transfer {
       verified: (piece) => {
         options.onPiece?.(piece);
         this.#hashVerified();
+        this.#tellNews();
       },
+      wholeAnswered: () => this.#tellNews(),
       broken: (error) => {
         this.#broken ??= error;
         for (const stop of this.#stops) stop.abort(STOPPED);
@@ -300,6 +304,35 @@ export class Transfer {
   /** Pieces verified so far. */
   get verified(): number {
     return this.#pieces - this.#picker.missing;
+  }
+
+  /**
+   * Requests a holder of the whole object answered so far: each makes its
+   * pieces "coming" here, which others are to know soon (see `announce_pace.ts`).
+   */
+  get wholeAnswers(): number {
+    return this.#lanes.wholeAnswers;
+  }
+
+  /**
+   * Settles once `verified` pieces are verified, or once a holder of the
+   * whole object answered more than `wholeAnswers` requests: unlike
+   * {@link Transfer.changed}, not at each other request or source change.
+   * One waiter: a new call replaces the last (which then never settles).
+   */
+  news(verified: number, wholeAnswers: number): Promise<void> {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#newsWaiter = { verified, wholeAnswers, resolve };
+    this.#tellNews();
+    return promise;
+  }
+
+  #tellNews(): void {
+    const waiter = this.#newsWaiter;
+    if (waiter === undefined) return;
+    if (this.verified < waiter.verified && this.wholeAnswers <= waiter.wholeAnswers) return;
+    this.#newsWaiter = undefined;
+    waiter.resolve();
   }
 
   /**

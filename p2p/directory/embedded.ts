@@ -108,6 +108,8 @@ export interface EmbeddedDirectoryStats {
   readonly reannounced: number;
   /** Watches of other members' (and its own) this member keeps as an owner. */
   readonly watches: number;
+  /** Pushes sent to watchers so far, each one request with the changes merged in it. */
+  readonly pushes: number;
 }
 
 /** This member's watch of one object's holders, shared by its listeners. */
@@ -197,7 +199,10 @@ export class EmbeddedDirectory implements Directory {
     this.#log = options.log ?? (() => {});
     this.#store = new EntryStore(this.#timers, options.tombstoneTtl ?? 60_000);
     this.#claims = new ClaimStore(this.#timers);
-    this.#watchers = new Watchers((watcher, items) => this.#pushTo(watcher, items));
+    this.#watchers = new Watchers(
+      (watcher, items) => this.#pushTo(watcher, items),
+      this.#timers,
+    );
     this.#liveNodes = new Set(this.#members.live().map((m) => m.node));
     this.#unsubscribe = this.#members.onChange((member) => this.#changed(member));
   }
@@ -209,12 +214,13 @@ export class EmbeddedDirectory implements Directory {
       held: this.#held.size,
       reannounced: this.#reannounced,
       watches: this.#watchers.size,
+      pushes: this.#watchers.pushes,
     };
   }
 
   /** Prometheus text: entries kept as an owner, objects held, entries announced again, watches. */
   metricsText(): string {
-    const { entries, held, reannounced, watches } = this.stats();
+    const { entries, held, reannounced, watches, pushes } = this.stats();
     return [
       "# HELP packice_cluster_directory_entries Directory entries this daemon keeps as an owner.",
       "# TYPE packice_cluster_directory_entries gauge",
@@ -228,6 +234,9 @@ export class EmbeddedDirectory implements Directory {
       "# HELP packice_cluster_directory_watches Watches of entries this daemon owns: members pushed their changes.",
       "# TYPE packice_cluster_directory_watches gauge",
       `packice_cluster_directory_watches ${watches}`,
+      "# HELP packice_cluster_directory_pushes_total Pushes of holder changes sent to watchers (changes merged in each).",
+      "# TYPE packice_cluster_directory_pushes_total counter",
+      `packice_cluster_directory_pushes_total ${pushes}`,
       "",
     ].join("\n");
   }

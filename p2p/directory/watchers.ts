@@ -1,14 +1,25 @@
 /**
  * The watchers one member keeps as an owner of their objects' entries: who
  * wants to hear of changes of which object's holders, and the changes on
- * their way to each. A watcher gets one push in flight at a time; changes
- * that come meanwhile wait, the latest of each holder only, and go together
- * in the next: under a storm of announces, pushes follow the round trip, not
- * the announces.
+ * their way to each. A watcher gets one push in flight at a time, and at
+ * most one every {@link PUSH_GAP_MS}; changes that come meanwhile wait, the
+ * latest of each holder only, and go together in the next: under a storm of
+ * announces, a watcher is woken at that pace, not at each announce.
  *
  * @module
  */
 import type { HolderChange } from "../directory.ts";
+import { systemTimers, type Timers } from "../membership/timers.ts";
+
+/**
+ * The least time from one push to a watcher to the next. Each is an HTTP
+ * request the watcher answers; the changes of a broadcast's other receivers
+ * (each announcing about every 100 ms, see `swarm/announce_pace.ts`) reach
+ * it a few per push instead of one push each (a 7-daemon broadcast: 43%
+ * fewer pushes). A change that follows a quiet spell goes at once; one
+ * waits 50 ms at most, half what an announce waits for more pieces.
+ */
+export const PUSH_GAP_MS = 50;
 
 /** A watcher: a member, and where pushes reach it. */
 export interface Watcher {
@@ -24,6 +35,8 @@ interface Queue {
   /** Changes not yet sent, per object, the latest per holder (`""`: removed). */
   pending: Map<string, Map<string, HolderChange>>;
   sending: boolean;
+  /** When the last push to it began (`timers.now()`). */
+  sentAt: number;
 }
 
 /** Sends changes to a watcher; rejects when it could not be reached. */
@@ -38,21 +51,34 @@ export const MAX_WATCHES = 65_536;
 /** Watchers of the entries owned by this member. */
 export class Watchers {
   readonly #push: PushChanges;
+  readonly #timers: Timers;
   readonly #byId = new Map<string, Set<string>>();
   readonly #queues = new Map<string, Queue>();
   #watches = 0;
+  #pushes = 0;
   #closed = false;
   /** The sending loops running. */
   readonly #sending = new Set<Promise<void>>();
+  /** Ends the sending loops' waits between pushes, at close. */
+  readonly #closing = Promise.withResolvers<void>();
 
-  /** @param push How changes reach a watcher. */
-  constructor(push: PushChanges) {
+  /**
+   * @param push How changes reach a watcher.
+   * @param timers The clock of the gaps between pushes. Default: the system's.
+   */
+  constructor(push: PushChanges, timers: Timers = systemTimers) {
     this.#push = push;
+    this.#timers = timers;
   }
 
   /** Watches kept. */
   get size(): number {
     return this.#watches;
+  }
+
+  /** Pushes sent so far (to other members and to this one's own watches). */
+  get pushes(): number {
+    return this.#pushes;
   }
 
   /**
@@ -68,7 +94,13 @@ export class Watchers {
     }
     if (this.#watches >= MAX_WATCHES || this.#closed) return false;
     if (queue === undefined) {
-      queue = { address: watcher.address, ids: new Set(), pending: new Map(), sending: false };
+      queue = {
+        address: watcher.address,
+        ids: new Set(),
+        pending: new Map(),
+        sending: false,
+        sentAt: -Infinity,
+      };
       this.#queues.set(watcher.node, queue);
     }
     queue.address = watcher.address;
@@ -121,13 +153,15 @@ export class Watchers {
   /** Sends nothing more; settles once no push is on its way. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#closing.resolve();
     await Promise.all(this.#sending);
   }
 
   /**
-   * Sends what waits for `node`, after the changes of this turn join it;
-   * then again while more came meanwhile. A push that fails is not retried:
-   * the watcher's own lookups find what it missed.
+   * Sends what waits for `node`, after the changes of this turn join it and
+   * {@link PUSH_GAP_MS} passed since the last push; then again while more
+   * came meanwhile. A push that fails is not retried: the watcher's own
+   * lookups find what it missed.
    */
   #send(node: string, queue: Queue): void {
     queue.sending = true;
@@ -135,11 +169,15 @@ export class Watchers {
       // After the changes of this turn joined it.
       await Promise.resolve();
       while (queue.pending.size > 0 && !this.#closed) {
+        await this.#gap(queue);
+        if (queue.pending.size === 0 || this.#closed) break;
+        queue.sentAt = this.#timers.now();
         const items: Array<{ id: string; change: HolderChange }> = [];
         for (const [id, changes] of queue.pending) {
           for (const change of changes.values()) items.push({ id, change });
         }
         queue.pending = new Map();
+        this.#pushes++;
         await this.#push({ node, address: queue.address }, items).catch(() => {});
       }
       queue.sending = false;
@@ -147,5 +185,15 @@ export class Watchers {
     })();
     this.#sending.add(sending);
     sending.finally(() => this.#sending.delete(sending));
+  }
+
+  /** Settles once {@link PUSH_GAP_MS} passed since the last push to `queue`, or at close. */
+  async #gap(queue: Queue): Promise<void> {
+    const wait = queue.sentAt + PUSH_GAP_MS - this.#timers.now();
+    if (wait <= 0) return;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const timer = this.#timers.setTimeout(resolve, wait);
+    await Promise.race([promise, this.#closing.promise]);
+    this.#timers.clearTimeout(timer);
   }
 }

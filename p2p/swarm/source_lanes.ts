@@ -130,6 +130,8 @@ export interface LanesOptions {
   readonly sources: () => number;
   /** A piece is verified (the picker knows already). */
   readonly verified: (piece: number) => void;
+  /** Called as a holder of the whole object answers a request (see {@link Lanes.wholeAnswers}). */
+  readonly wholeAnswered?: () => void;
   /** An error that is no source's fault: the transfer is to end. */
   readonly broken: (error: unknown) => void;
 }
@@ -166,6 +168,8 @@ export class Lanes {
   readonly #checks = new Set<Promise<void>>();
   /** Pieces whose source is sending them, by the requests sending them. */
   readonly #coming = new Map<number, number>();
+  /** Requests a holder of the whole object answered so far. */
+  #wholeAnswers = 0;
   #changed = Promise.withResolvers<void>();
   /**
    * Wakes the lanes waiting for a pick: settled only when the picker's
@@ -191,6 +195,11 @@ export class Lanes {
   /** Settles at the next change: a piece asked, verified or given back, a source updated. */
   get changed(): Promise<void> {
     return this.#changed.promise;
+  }
+
+  /** Requests a holder of the whole object (not a partial one) answered so far. */
+  get wholeAnswers(): number {
+    return this.#wholeAnswers;
   }
 
   /** Whether a source is sending `piece` (its request was answered) and it is not verified. */
@@ -400,6 +409,10 @@ export class Lanes {
             sending.add(piece);
           }
           this.pulse();
+          if (source.pieces === undefined) {
+            this.#wholeAnswers++;
+            this.#options.wholeAnswered?.();
+          }
         },
         onChunk: async (bytes, piece) => {
           if (this.#options.picker.done(piece)) return false;

@@ -23,9 +23,12 @@ export interface ClusterDaemon extends AsyncDisposable {
 /** The token every test cluster uses. */
 export const TOKEN = "cluster-secret";
 
-/** Starts a daemon named `node` in `dir`, in the Redis namespace `namespace`. */
+/**
+ * Starts a daemon named `node` in `dir`, in the Redis namespace `namespace`;
+ * without `redisUrl`, on the embedded directory (`extra` then has its `--join`).
+ */
 export async function startClusterDaemon(
-  redisUrl: string,
+  redisUrl: string | undefined,
   dir: string,
   node: string,
   namespace = "cluster",
@@ -50,10 +53,7 @@ export async function startClusterDaemon(
       "127.0.0.1:0",
       "--token",
       TOKEN,
-      "--redis",
-      redisUrl,
-      "--namespace",
-      namespace,
+      ...(redisUrl === undefined ? [] : ["--redis", redisUrl, "--namespace", namespace]),
       "--node",
       node,
       "--log-level",
