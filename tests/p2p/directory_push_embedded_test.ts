@@ -1,18 +1,13 @@
 /** The embedded directory pushes holder changes to the members that watch an object. */
 import { NotFoundError } from "../../core/errors.ts";
-import type { ContentRecord, HolderChange } from "../../p2p/directory.ts";
+import type { HolderChange } from "../../p2p/directory.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { inProcessCluster, type InProcessMember } from "./in_process_cluster.ts";
+import { fakeDigest, pushedRecord } from "../helpers/directory_records.ts";
 
-const digest = (c: string) => `sha256:${c.repeat(64)}`;
-const record: ContentRecord = {
-  id: "pushed",
-  size: 12 << 20,
-  digest: digest("a"),
-  pieceSize: 4 << 20,
-  pieceDigests: [digest("b"), digest("c"), digest("d")],
-};
+const digest = fakeDigest;
+const record = pushedRecord;
 
 async function joined(members: InProcessMember[]): Promise<void> {
   await eventually(

@@ -3,17 +3,11 @@ import { eventually } from "../helpers/eventually.ts";
 import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { startRedisCluster } from "../helpers/redis_cluster.ts";
 import { RedisDirectory } from "../../p2p/directory/redis.ts";
-import type { ContentRecord, Holder, HolderChange } from "../../p2p/directory.ts";
+import type { Holder, HolderChange } from "../../p2p/directory.ts";
 import { FALLBACK_MS, HolderListing } from "../../p2p/holder_listing.ts";
+import { pushedRecord } from "../helpers/directory_records.ts";
 
-const digest = (c: string) => `sha256:${c.repeat(64)}`;
-const record: ContentRecord = {
-  id: "pushed",
-  size: 12 << 20,
-  digest: digest("a"),
-  pieceSize: 4 << 20,
-  pieceDigests: [digest("b"), digest("c"), digest("d")],
-};
+const record = pushedRecord;
 
 Deno.test(
   "RedisDirectory pushes holder changes to a watcher of the object, and only while it watches",

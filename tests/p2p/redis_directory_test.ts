@@ -5,8 +5,9 @@ import { startRedisCluster } from "../helpers/redis_cluster.ts";
 import { RedisDirectory } from "../../p2p/directory/redis.ts";
 import type { ContentRecord, Removal } from "../../p2p/directory.ts";
 import { ConflictError, NotFoundError } from "../../mod.ts";
+import { fakeDigest } from "../helpers/directory_records.ts";
 
-const digest = (c: string) => `sha256:${c.repeat(64)}`;
+const digest = fakeDigest;
 const record = (id: string, c: string): ContentRecord => ({
   id,
   size: 5,
