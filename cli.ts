@@ -41,6 +41,9 @@ Commands:
   fetch URL [-o FILE]   what URL serves, through the daemon's cache
   version               print the version
 
+An ID of get, cat, stat or rm may be an http(s) URL: the object that
+packice fetch URL cached it in.
+
 Commands that talk to a daemon find it by --target, else PACKICE_TARGET, else
 the daemon's default socket ($XDG_RUNTIME_DIR/packice.sock, or
 /tmp/packice-$USER.sock); an http(s) target takes --token, else PACKICE_TOKEN,

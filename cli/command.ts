@@ -8,6 +8,7 @@ import {
 } from "../core/errors.ts";
 import type { DaemonStatus, StatusSource } from "../core/status.ts";
 import { type Client, connect, localTarget } from "../client/mod.ts";
+import { originId } from "../p2p/origin/origin_id.ts";
 import { EXIT_CODES, EXIT_FILE, EXIT_USAGE } from "./exit_codes.ts";
 
 /** Wrong use of the command line: exits with {@link EXIT_USAGE} after the usage text. */
@@ -159,6 +160,14 @@ function isFileError(error: Error): boolean {
   return error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied ||
     error instanceof Deno.errors.AlreadyExists || error instanceof Deno.errors.IsADirectory ||
     error instanceof Deno.errors.NotADirectory || error instanceof Deno.errors.FilesystemLoop;
+}
+
+/**
+ * The object an argument names: an id as it is, or an http(s) URL for the
+ * object `packice fetch URL` cached it in (no id holds "://").
+ */
+export function objectId(argument: string): string {
+  return /^https?:\/\//i.test(argument) ? originId(argument) : argument;
 }
 
 /** Exactly `count` positional arguments, or a {@link UsageError} naming them. */

@@ -51,3 +51,30 @@ testInSocketDir(
     assert(missing.stderr.includes("404"), missing.stderr);
   },
 );
+
+testInSocketDir("get, cat, stat and rm name a fetched URL's object by its URL", async (dir) => {
+  const body = new Uint8Array(50_000).map((_, i) => (i * 13) & 255);
+  let gets = 0;
+  await using origin = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, () => {
+    gets++;
+    return new Response(body, { headers: { "cache-control": "max-age=3600" } });
+  });
+  const url = `http://127.0.0.1:${origin.addr.port}/data/weights.bin?rev=2`;
+  await using daemon = await spawnDaemon(`${dir}/packice.sock`);
+  const target = ["--target", daemon.path];
+  assertEquals((await packice("fetch", url, "-o", `${dir}/fetched.bin`, ...target)).code, 0);
+
+  const stat = await packice("stat", url, "--json", ...target);
+  assertEquals(stat.code, 0, stat.stderr);
+  assertEquals(JSON.parse(stat.stdout).size, body.length);
+  assertEquals((await packice("cat", url, ...target)).bytes, body);
+  const got = await runCli(["get", url, ...target], { cwd: dir });
+  assertEquals(got.code, 0, got.stderr);
+  assertEquals(await Deno.readFile(`${dir}/weights.bin`), body, "named by the URL's last segment");
+  const bare = await packice("get", `http://127.0.0.1:${origin.addr.port}/`, ...target);
+  assertEquals(bare.code, 2, "a URL without a file name needs -o");
+  assertEquals(gets, 1, "get, cat and stat never download");
+
+  assertEquals((await packice("rm", url, ...target)).code, 0);
+  assertEquals((await packice("stat", url, ...target)).code, 3);
+});
