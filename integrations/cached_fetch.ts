@@ -1,7 +1,12 @@
 import { connect } from "../client/connect.ts";
 import type { Client } from "../client/client.ts";
 import { offersOrigin } from "../transport/origin_fetch.ts";
-import { isFresh, storable as storableResponse, validators } from "../p2p/origin/freshness.ts";
+import {
+  isFresh,
+  sameRepresentation,
+  storable as storableResponse,
+  validators,
+} from "../p2p/origin/freshness.ts";
 import type { PackiceCache } from "./cache.ts";
 import { PackiceCacheStorage } from "./cache_storage.ts";
 
@@ -38,7 +43,8 @@ export interface CachedFetchOptions {
  *   on a miss; `reload` fetches and stores; `no-store` fetches and leaves the
  *   cache alone.
  * - Revalidation sends `If-None-Match` / `If-Modified-Since` from the stored
- *   `ETag` / `Last-Modified`; a 304 serves the stored body with the new headers.
+ *   `ETag` / `Last-Modified`; a 304 serves the stored body with the new headers
+ *   (so does a 200 with the stored strong `ETag` and length).
  * - Only GET requests and successful responses (2xx but 206) are stored;
  *   never a response or request with `Cache-Control: no-store`, nor `Vary: *`.
  * - A body is stored as `fetch` hands it over, decoded, so its stored headers
@@ -108,7 +114,7 @@ export function createCachedFetch(options: CachedFetchOptions): FetchFunction {
     const headers = new Headers(request.headers);
     for (const [name, value] of conditional) headers.set(name, value);
     const answer = await network(new Request(request, { headers }));
-    if (answer.status !== 304) {
+    if (answer.status !== 304 && !sameRepresentation(stored.headers, answer)) {
       await stored.body?.cancel();
       return await store(cache, network, request, answer);
     }

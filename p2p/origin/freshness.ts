@@ -45,6 +45,20 @@ export function validators(headers: Headers): [string, string][] | undefined {
   return found.length === 0 ? undefined : found;
 }
 
+/**
+ * Whether a 200 to a conditional request carries the representation stored:
+ * the same strong `ETag`, a byte-for-byte promise (RFC 9110 §8.8.1), and no
+ * other length. An origin that ignores `If-None-Match` answers so; its body
+ * need not be downloaded again.
+ */
+export function sameRepresentation(stored: Headers, answer: Response): boolean {
+  const etag = stored.get("etag");
+  if (answer.status !== 200 || etag === null || etag.startsWith("W/")) return false;
+  if (answer.headers.get("etag") !== etag) return false;
+  const length = answer.headers.get("content-length");
+  return length === null || length === stored.get("content-length");
+}
+
 /** The validator `If-Range` takes: a strong `ETag`, else `Last-Modified`. */
 export function rangeValidator(headers: Headers): string | undefined {
   const etag = headers.get("etag");

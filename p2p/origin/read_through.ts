@@ -23,7 +23,7 @@ import type { Directory, Holder } from "../directory.ts";
 import { Assembly } from "./assembly.ts";
 import { type HeldClaim, holdClaim, tryClaim } from "./claim.ts";
 import { type Flight, follow } from "./follow.ts";
-import { isFresh, shareable, validators } from "./freshness.ts";
+import { isFresh, sameRepresentation, shareable, validators } from "./freshness.ts";
 import { type OriginCounts, originCounts } from "./origin_counts.ts";
 import {
   askOrigin,
@@ -240,9 +240,9 @@ export class ReadThrough {
             asking = (async () => {
               const answer = await askOrigin(trip, Object.fromEntries(conditional));
               await answer.body?.cancel();
-              if (answer.status !== 304) return undefined;
+              if (answer.status !== 304 && !sameRepresentation(stored, answer)) return undefined;
               this.counts.origin_not_modified_total++;
-              // Still current: the stored body, with the headers the 304 refreshed.
+              // Still current: the stored body, with the headers the answer refreshed.
               const refreshed = refreshedMeta(meta, answer.headers);
               this.#revalidated.record(id, refreshed);
               return refreshed;

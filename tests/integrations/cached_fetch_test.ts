@@ -17,6 +17,11 @@ async function setup() {
     "/etag": { body: "tagged", headers: { etag: '"v1"' } },
     "/modified": { body: "dated", headers: { "last-modified": DAY } },
     "/plain": { body: "plain" },
+    "/unconditional": {
+      body: (asked) => asked === 0 ? "first" : "other",
+      headers: { etag: '"u1"', "content-length": "5" },
+      ignoresConditions: true,
+    },
     "/nostore": { body: "secret", headers: { "cache-control": "no-store" } },
     "/error": { body: "broken", status: 500 },
   });
@@ -49,6 +54,13 @@ Deno.test("cachedFetch revalidates with If-None-Match and serves the stored body
   assertEquals(again.status, 200);
   assertEquals(await again.text(), "tagged");
   assertEquals(t.origin.requests, ["GET /etag", 'GET /etag "v1"']);
+});
+
+Deno.test("cachedFetch keeps the stored body when a 200 to its revalidation has the same strong ETag and length", async () => {
+  await using t = await setup();
+  assertEquals(await t.text("/unconditional"), "first");
+  assertEquals(await t.text("/unconditional"), "first", "the ETag promised the same bytes");
+  assertEquals(t.origin.requests, ["GET /unconditional", 'GET /unconditional "u1"']);
 });
 
 Deno.test("cachedFetch revalidates with If-Modified-Since", async () => {

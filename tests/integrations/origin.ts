@@ -2,7 +2,10 @@
 
 /** One file the origin serves. */
 export interface OriginFile {
-  readonly body: string | Uint8Array<ArrayBuffer>;
+  /** The body, or a function of how many times the file was asked for before. */
+  readonly body: string | Uint8Array<ArrayBuffer> | ((asked: number) => string);
+  /** Answers conditional requests with the whole body, as some servers do. */
+  readonly ignoresConditions?: boolean;
   readonly headers?: Record<string, string>;
   readonly status?: number;
   /** Milliseconds to wait before answering, or a function of how many times the file was asked for. */
@@ -46,13 +49,13 @@ export function startOrigin(files: Record<string, OriginFile>): Origin {
     const headers = new Headers(file.headers);
     const etag = headers.get("etag");
     const modified = headers.get("last-modified");
-    if (
-      (etag !== null && request.headers.get("if-none-match") === etag) ||
-      (etag === null && modified !== null && request.headers.get("if-modified-since") === modified)
-    ) {
+    const notModified = (etag !== null && request.headers.get("if-none-match") === etag) ||
+      (etag === null && modified !== null && request.headers.get("if-modified-since") === modified);
+    if (notModified && file.ignoresConditions !== true) {
       return new Response(null, { status: 304, headers });
     }
-    return new Response(file.body, { status: file.status ?? 200, headers });
+    const body = typeof file.body === "function" ? file.body(asked) : file.body;
+    return new Response(body, { status: file.status ?? 200, headers });
   });
   return {
     url: `http://127.0.0.1:${server.addr.port}`,

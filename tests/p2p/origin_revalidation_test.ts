@@ -86,3 +86,67 @@ Deno.test("a 304 refreshes the stored headers: later fetches carry them and are 
   );
   assertEquals(metrics.origin_bytes_total, 8);
 });
+
+/** An origin that ignores conditional requests: always a 200 with `etag` and a body of `size()` bytes. */
+function startUnconditionalOrigin(etag: string, size: () => number) {
+  const conditional: (string | null)[] = [];
+  const abort = new AbortController();
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    signal: abort.signal,
+    onListen: () => {},
+  }, (request) => {
+    conditional.push(request.headers.get("if-none-match"));
+    return new Response(new Uint8Array(size()).fill(7), { headers: { etag } });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/blob`,
+    conditional,
+    [Symbol.asyncDispose]: async () => {
+      abort.abort();
+      await server.finished;
+    },
+  };
+}
+
+Deno.test("a 200 with the stored strong ETag and length is not downloaded again; a weak one or another length is", async (t) => {
+  const SIZE = 1 << 20;
+  await using cluster = await startCluster(["solo"]);
+  await using client = await connect(cluster.daemons[0]!.socket);
+  const fetchTwice = async (origin: { url: string }) => {
+    const before = await client.metrics();
+    const ids = [];
+    for (let i = 0; i < 2; i++) {
+      const response = await client.fetch(origin.url);
+      const object = await client.stat(response.headers.get("packice-object")!);
+      assertEquals((await response.bytes()).length, object.size);
+      ids.push(JSON.stringify(object.meta));
+    }
+    const after = await client.metrics();
+    const grew = (name: string) => (after[name] ?? 0) - (before[name] ?? 0);
+    return {
+      bytes: grew("origin_bytes_total"),
+      notModified: grew("origin_not_modified_total"),
+      sameObject: ids[0] === ids[1],
+    };
+  };
+
+  await t.step("same strong ETag and length: kept", async () => {
+    await using origin = startUnconditionalOrigin('"s1"', () => SIZE);
+    const seen = await fetchTwice(origin);
+    assertEquals(origin.conditional, [null, '"s1"'], "the second fetch revalidates");
+    assertEquals(seen, { bytes: SIZE, notModified: 1, sameObject: true });
+  });
+  await t.step("a weak ETag promises no bytes: downloaded again", async () => {
+    await using origin = startUnconditionalOrigin('W/"w1"', () => SIZE);
+    const seen = await fetchTwice(origin);
+    assertEquals(seen, { bytes: 2 * SIZE, notModified: 0, sameObject: false });
+  });
+  await t.step("the same strong ETag with another length: downloaded again", async () => {
+    let asked = 0;
+    await using origin = startUnconditionalOrigin('"s2"', () => asked++ === 0 ? SIZE : SIZE + 1);
+    const seen = await fetchTwice(origin);
+    assertEquals(seen, { bytes: 2 * SIZE + 1, notModified: 0, sameObject: false });
+  });
+});
