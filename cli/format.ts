@@ -50,6 +50,7 @@ export function describeObject(info: ObjectInfo): string {
     ["created", formatTime(info.createdAt)],
   ];
   if (info.sealedAt !== undefined) rows.push(["sealed", formatTime(info.sealedAt)]);
+  if (info.expiresAt !== undefined) rows.push(["expires", formatTime(info.expiresAt)]);
   if (info.blobSizes.length > 1) rows.push(["blobs", info.blobSizes.join(", ")]);
   if (info.digest !== undefined) rows.push(["digest", info.digest]);
   if (info.tier !== undefined) rows.push(["tier", info.tier]);

@@ -1,4 +1,5 @@
 import { EXIT_CODES, EXIT_USAGE } from "../../cli/exit_codes.ts";
+import { formatTime } from "../../cli/format.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { runCli } from "../helpers/cli.ts";
 import { spawnDaemon, testInSocketDir } from "../helpers/uds_daemon.ts";
@@ -30,6 +31,17 @@ testInSocketDir("put, stat, get, cat, ls and rm move files through a real daemon
   }]);
   const human = await runCli(["stat", "in.bin"], { env });
   assert(human.stdout.includes("3.0 MiB (3145728 bytes)"), human.stdout);
+  assert(!human.stdout.includes("expires:"), human.stdout);
+  const expiring = await runCli(["put", "-", "--id", "expiring", "--ttl", "1h"], {
+    env,
+    stdin: new TextEncoder().encode("for an hour"),
+  });
+  assertEquals(expiring.code, 0, expiring.stderr);
+  const expiry =
+    JSON.parse((await runCli(["stat", "expiring", "--json"], { env })).stdout).expiresAt;
+  const shown = (await runCli(["stat", "expiring"], { env })).stdout;
+  assert(shown.includes(`expires:  ${formatTime(expiry)}`), shown);
+  assertEquals((await runCli(["rm", "expiring"], { env })).code, 0);
 
   const get = await runCli(["get", "in.bin", "-o", `${dir}/out.bin`], { env });
   assertEquals([get.code, get.stdout, get.stderr], [0, "", ""]);
