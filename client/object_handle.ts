@@ -1,7 +1,7 @@
-import { ClosedError } from "../core/errors.ts";
 import { type Acquired, offersDirectRead, type Peer } from "../core/peer.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Meta } from "../core/validate.ts";
+import { readableBlob } from "./readable_bytes.ts";
 
 /** Chunk size of {@link ObjectHandle.stream}. */
 const STREAM_CHUNK = 1 << 20;
@@ -56,7 +56,9 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
 
   /**
    * The object's bytes: a zero-copy, read-only view of shared memory where the
-   * peer holds the object in memory, otherwise a copy. Length 0 once closed.
+   * peer holds the object in memory, otherwise a copy. Length 0 once closed,
+   * and once the lease ended under the handle (a lease TTL ran out, the
+   * connection to the daemon was lost): then {@link ObjectHandle.stream} fails.
    * Objects of several blobs: the first blob (see {@link ObjectHandle.blobs}).
    */
   get bytes(): Uint8Array {
@@ -77,22 +79,19 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
    * Streams copies of the bytes, so chunks stay valid after the handle closes.
    * Nothing is read ahead of the reader. The stream closes the handle when it
    * ends or is cancelled (a reader that stops early leaks no lease), and fails
-   * if the handle is closed before the end.
+   * if the handle is closed before the end, or with `LEASE_EXPIRED` if its
+   * lease ended under it (a lease TTL, a lost connection to the daemon).
    */
   stream(): ReadableStream<Uint8Array> {
-    const blobs = this.#bytes;
     let index = 0;
     let offset = 0;
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
-        if (this.closed) {
-          throw new ClosedError(`Cannot read object ${this.id}: the handle was closed`);
-        }
-        while (index < blobs.length && offset >= blobs[index]!.length) {
-          index++;
+        let current = readableBlob(this, index);
+        while (current !== undefined && offset >= current.length) {
+          current = readableBlob(this, ++index);
           offset = 0;
         }
-        const current = blobs[index];
         if (current === undefined) {
           await this.close();
           controller.close();
