@@ -166,7 +166,9 @@ let defaultFetch: FetchFunction | undefined;
  * path or URL, as `connect` takes; read where `--allow-env` grants it): a
  * daemon's read-through there (one download per cluster), else the cache
  * `fetch` of a {@link PackiceCacheStorage} on a private in-memory peer of
- * this process.
+ * this process. Its connection to a daemon is open only while calls, or the
+ * bodies they answered, are under way (read or cancel each body), so it
+ * never keeps the process running.
  *
  * @example Fetch through the cache
  * ```ts ignore
@@ -177,13 +179,100 @@ let defaultFetch: FetchFunction | undefined;
  */
 export function cachedFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
   if (defaultFetch === undefined) {
-    const client = connect(defaultTarget());
-    defaultFetch = createCachedFetch({
-      client,
-      cache: async () => await new PackiceCacheStorage(await client).open("fetch"),
-    });
+    const target = defaultTarget();
+    if (target === undefined || target.startsWith("memory://")) {
+      const client = connect(target);
+      defaultFetch = createCachedFetch({
+        client,
+        cache: async () => await new PackiceCacheStorage(await client).open("fetch"),
+      });
+    } else {
+      const daemon = new ClientWhileUsed(target);
+      defaultFetch = (input, init) =>
+        daemon.use((client) => createCachedFetch({ client, cache: noCache })(input, init));
+    }
   }
   return defaultFetch(input, init);
+}
+
+/** No cache of this process's: a daemon's read-through keeps what it fetched. */
+function noCache(): Promise<PackiceCache> {
+  return Promise.reject(new TypeError("cachedFetch on a daemon keeps no cache of its own"));
+}
+
+/**
+ * The client of a daemon that {@link cachedFetch} uses, which no caller can
+ * close: connected while calls or the bodies they answered are under way,
+ * and closed once none is left, since an open connection to a daemon's
+ * socket keeps the process running.
+ */
+class ClientWhileUsed {
+  readonly #target: string;
+  #client: Promise<Client> | undefined;
+  #users = 0;
+  readonly #unread = new FinalizationRegistry<() => void>((done) => done());
+
+  constructor(target: string) {
+    this.#target = target;
+  }
+
+  async use(call: (client: Client) => Promise<Response>): Promise<Response> {
+    this.#users++;
+    let response: Response;
+    try {
+      this.#client ??= connect(this.#target);
+      response = await call(await this.#client);
+    } catch (error) {
+      this.#done();
+      throw error;
+    }
+    if (response.body === null) {
+      this.#done();
+      return response;
+    }
+    return this.#untilRead(response);
+  }
+
+  /** The response, with a body that lets the client go once it is read, cancelled or dropped. */
+  #untilRead(response: Response): Response {
+    const reader = response.body!.getReader();
+    let done: (() => void) | undefined = () => this.#done();
+    const finish = () => {
+      const once = done;
+      done = undefined;
+      if (once !== undefined) this.#unread.unregister(finish);
+      once?.();
+    };
+    const body = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        try {
+          const next = await reader.read();
+          if (!next.done) return controller.enqueue(next.value);
+          finish();
+          controller.close();
+        } catch (error) {
+          finish();
+          throw error;
+        }
+      },
+      cancel: async (reason) => {
+        finish();
+        await reader.cancel(reason);
+      },
+    }, { highWaterMark: 0 });
+    // Dropped unread: the stream behind it ends its lease then, and the client may go.
+    this.#unread.register(body, finish, finish);
+    const copy = new Response(body, response);
+    Object.defineProperty(copy, "url", { value: response.url });
+    return copy;
+  }
+
+  #done(): void {
+    if (--this.#users > 0) return;
+    const client = this.#client;
+    this.#client = undefined;
+    void client?.then((open) => open.close(), () => {});
+  }
 }
 
 function defaultTarget(): string | undefined {
