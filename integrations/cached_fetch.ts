@@ -89,7 +89,7 @@ export function createCachedFetch(options: CachedFetchOptions): FetchFunction {
       const stored = mode === "reload" ? undefined : await cache.match(asGet);
       if (stored === undefined) return await network(request);
       await stored.body?.cancel();
-      return new Response(null, stored);
+      return withUrl(new Response(null, stored), stored.url);
     }
     if (mode === "reload") return await fetchAndStore(cache, network, request);
     const stored = await cache.match(request);
@@ -124,11 +124,14 @@ export function createCachedFetch(options: CachedFetchOptions): FetchFunction {
     for (const [name, value] of answer.headers) {
       if (name !== "content-length") merged.set(name, value);
     }
-    return new Response(stored.body, {
-      status: stored.status,
-      statusText: stored.statusText,
-      headers: merged,
-    });
+    return withUrl(
+      new Response(stored.body, {
+        status: stored.status,
+        statusText: stored.statusText,
+        headers: merged,
+      }),
+      stored.url,
+    );
   };
 }
 
@@ -152,7 +155,7 @@ async function throughDaemon(
       cache: "only-if-cached",
     });
     await stored.body?.cancel();
-    return new Response(null, stored);
+    return withUrl(new Response(null, stored), stored.url);
   } catch (error) {
     if (!(error instanceof TypeError)) throw error;
     return await network(request);
@@ -262,9 +265,7 @@ class ClientWhileUsed {
     }, { highWaterMark: 0 });
     // Dropped unread: the stream behind it ends its lease then, and the client may go.
     this.#unread.register(body, finish, finish);
-    const copy = new Response(body, response);
-    Object.defineProperty(copy, "url", { value: response.url });
-    return copy;
+    return withUrl(new Response(body, response), response.url);
   }
 
   #done(): void {
@@ -316,13 +317,20 @@ function decoded(response: Response): Response {
   const headers = new Headers(response.headers);
   headers.delete("content-encoding");
   headers.delete("content-length");
-  const copy = new Response(response.body, {
-    status: response.status,
-    statusText: response.statusText,
-    headers,
-  });
-  Object.defineProperty(copy, "url", { value: response.url });
-  return copy;
+  return withUrl(
+    new Response(response.body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers,
+    }),
+    response.url,
+  );
+}
+
+/** `response` with the URL of the one it was made from, which a `new Response` has not. */
+function withUrl(response: Response, url: string): Response {
+  Object.defineProperty(response, "url", { value: url });
+  return response;
 }
 
 function storable(request: Request, response: Response): boolean {

@@ -52,6 +52,7 @@ Deno.test("cachedFetch revalidates with If-None-Match and serves the stored body
   assertEquals(await t.text("/etag"), "tagged");
   const again = await t.fetch(`${t.origin.url}/etag`);
   assertEquals(again.status, 200);
+  assertEquals(again.url, `${t.origin.url}/etag`, "a revalidated response keeps its URL");
   assertEquals(await again.text(), "tagged");
   assertEquals(t.origin.requests, ["GET /etag", 'GET /etag "v1"']);
 });
@@ -202,6 +203,7 @@ Deno.test("cachedFetch answers HEAD from a stored response", async () => {
   await t.text("/fresh");
   const head = await t.fetch(`${t.origin.url}/fresh`, { method: "HEAD" });
   assertEquals(head.status, 200);
+  assertEquals(head.url, `${t.origin.url}/fresh`);
   assertEquals(head.headers.get("cache-control"), "max-age=3600");
   assertEquals(head.body, null);
   assertEquals(t.origin.count("/fresh"), 1);
