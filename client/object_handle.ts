@@ -1,6 +1,7 @@
 import { type Acquired, offersDirectRead, type Peer } from "../core/peer.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Meta } from "../core/validate.ts";
+import { checkRange } from "../core/range.ts";
 import { readableBlob } from "./readable_bytes.ts";
 
 /** Chunk size of {@link ObjectHandle.stream}. */
@@ -81,10 +82,19 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
    * ends or is cancelled (a reader that stops early leaks no lease), and fails
    * if the handle is closed before the end, or with `LEASE_EXPIRED` if its
    * lease ended under it (a lease TTL, a lost connection to the daemon).
+   *
+   * @param range The bytes from `start` up to `end` (exclusive) only; all by default.
+   * @throws {InvalidArgumentError} When the range does not lie inside the object.
    */
-  stream(): ReadableStream<Uint8Array> {
+  stream(range?: { readonly start: number; readonly end: number }): ReadableStream<Uint8Array> {
+    const start = range?.start ?? 0;
+    let left = (range?.end ?? this.size) - start;
+    checkRange("read", start, left, this.size, this.id);
+    // The blob and the offset in it where the range starts.
     let index = 0;
-    let offset = 0;
+    let offset = start;
+    const sizes = this.info.blobSizes;
+    while (index < sizes.length - 1 && offset >= sizes[index]!) offset -= sizes[index++]!;
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         let current = readableBlob(this, index);
@@ -92,13 +102,14 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
           current = readableBlob(this, ++index);
           offset = 0;
         }
-        if (current === undefined) {
+        if (current === undefined || left === 0) {
           await this.close();
           controller.close();
           return;
         }
-        const end = Math.min(offset + STREAM_CHUNK, current.length);
+        const end = Math.min(offset + STREAM_CHUNK, current.length, offset + left);
         controller.enqueue(current.slice(offset, end));
+        left -= end - offset;
         offset = end;
       },
       cancel: () => this.close(),
