@@ -15,8 +15,8 @@ import {
   originRequest,
 } from "../transport/origin_fetch.ts";
 import type { ReadThrough } from "../p2p/origin/read_through.ts";
-import { type ByteRange, parseRange } from "../transport/http/conditional.ts";
 import type { ObjectHandle } from "./object_handle.ts";
+import { rangeResponse } from "./range_response.ts";
 
 /** A peer that answers `GET /v1/fetch` itself (`HttpPeer`). */
 interface FetchThrough {
@@ -80,38 +80,10 @@ export async function fetchThrough(
   head.headers.set("packice-object", reply.id);
   if (NULL_BODY.has(reply.status)) return withUrl(new Response(null, head), asked.url);
   const handle = await get(reply.id);
-  const range = reply.status === 200 ? rangeAsked(request.headers, handle.size) : undefined;
-  if (range instanceof Response) {
-    await handle.close();
-    return withUrl(range, asked.url);
-  }
-  if (range === undefined) {
-    head.headers.set("content-length", String(handle.size));
-    return withUrl(new Response(handle.stream(), head), asked.url);
-  }
-  // A range of the whole response stored: sent from the object as the origin would have.
-  head.headers.set("content-length", String(range.end - range.start));
-  head.headers.set("content-range", `bytes ${range.start}-${range.end - 1}/${handle.size}`);
-  const partial = { ...head, status: 206, statusText: "Partial Content" };
-  return withUrl(new Response(handle.stream(range), partial), asked.url);
-}
-
-/**
- * The one range of `size` bytes a request's `Range` asks for; undefined for
- * the whole response (none asked, several, or an `If-Range` to check at the
- * origin, which RFC 9110 lets a server answer whole), or a 416 response.
- */
-function rangeAsked(headers: Headers, size: number): ByteRange | Response | undefined {
-  if (headers.has("if-range")) return undefined;
-  try {
-    return parseRange(headers.get("range"), size);
-  } catch {
-    return new Response(null, {
-      status: 416,
-      statusText: "Range Not Satisfiable",
-      headers: { "content-range": `bytes */${size}` },
-    });
-  }
+  const partial = rangeResponse(request.headers, head, handle);
+  if (partial !== undefined) return withUrl(await partial, asked.url);
+  head.headers.set("content-length", String(handle.size));
+  return withUrl(new Response(handle.stream(), head), asked.url);
 }
 
 function withUrl(response: Response, url: string): Response {

@@ -1,5 +1,6 @@
 import { connect } from "../client/connect.ts";
 import type { Client } from "../client/client.ts";
+import { rangeResponse } from "../client/range_response.ts";
 import { offersOrigin } from "../transport/origin_fetch.ts";
 import {
   isFresh,
@@ -45,6 +46,8 @@ export interface CachedFetchOptions {
  * - Revalidation sends `If-None-Match` / `If-Modified-Since` from the stored
  *   `ETag` / `Last-Modified`; a 304 serves the stored body with the new headers
  *   (so does a 200 with the stored strong `ETag` and length).
+ * - A `Range` of one span is answered from a stored response with a 206 of
+ *   those bytes, read from the stored object; a miss asks the origin for it.
  * - Only GET requests and successful responses (2xx but 206) are stored;
  *   never a response or request with `Cache-Control: no-store`, nor `Vary: *`.
  * - A body is stored as `fetch` hands it over, decoded, so its stored headers
@@ -91,48 +94,80 @@ export function createCachedFetch(options: CachedFetchOptions): FetchFunction {
       await stored.body?.cancel();
       return withUrl(new Response(null, stored), stored.url);
     }
-    if (mode === "reload") return await fetchAndStore(cache, network, request);
-    const stored = await cache.match(request);
-    if (stored === undefined) {
-      if (mode === "only-if-cached") {
-        throw new TypeError(
-          `Cannot fetch ${request.url}: not cached and cache is "only-if-cached"`,
-        );
+    const whole = async (): Promise<Response> => {
+      if (mode === "reload") return await fetchAndStore(cache, network, request);
+      const stored = await cache.match(request);
+      if (stored === undefined) {
+        if (mode === "only-if-cached") {
+          throw new TypeError(
+            `Cannot fetch ${request.url}: not cached and cache is "only-if-cached"`,
+          );
+        }
+        // One download per peer: whoever misses first fetches, the others wait for its entry.
+        const first = await cache.once(request.url, () => fetchAndStore(cache, network, request));
+        if (first.ran) return first.value;
+        return (await cache.match(request)) ?? await fetchAndStore(cache, network, request);
       }
-      // One download per peer: whoever misses first fetches, the others wait for its entry.
-      const first = await cache.once(request.url, () => fetchAndStore(cache, network, request));
-      if (first.ran) return first.value;
-      return (await cache.match(request)) ?? await fetchAndStore(cache, network, request);
-    }
-    if (mode === "force-cache" || mode === "only-if-cached") return stored;
-    if (mode === "default" && isFresh(stored.headers)) return stored;
-    const conditional = validators(stored.headers);
-    if (conditional === undefined) {
-      await stored.body?.cancel();
-      return await fetchAndStore(cache, network, request);
-    }
-    const headers = new Headers(request.headers);
-    for (const [name, value] of conditional) headers.set(name, value);
-    const answer = await network(new Request(request, { headers }));
-    if (answer.status !== 304 && !sameRepresentation(stored.headers, answer)) {
-      await stored.body?.cancel();
-      return await store(cache, network, request, answer);
-    }
-    await answer.body?.cancel();
-    await cache.refresh(request, answer.headers);
-    const merged = new Headers(stored.headers);
-    for (const [name, value] of answer.headers) {
-      if (name !== "content-length") merged.set(name, value);
-    }
-    return withUrl(
-      new Response(stored.body, {
-        status: stored.status,
-        statusText: stored.statusText,
-        headers: merged,
-      }),
-      stored.url,
-    );
+      if (mode === "force-cache" || mode === "only-if-cached") return stored;
+      if (mode === "default" && isFresh(stored.headers)) return stored;
+      const conditional = validators(stored.headers);
+      if (conditional === undefined) {
+        await stored.body?.cancel();
+        return await fetchAndStore(cache, network, request);
+      }
+      const headers = new Headers(request.headers);
+      for (const [name, value] of conditional) headers.set(name, value);
+      const answer = await network(new Request(request, { headers }));
+      if (answer.status !== 304 && !sameRepresentation(stored.headers, answer)) {
+        await stored.body?.cancel();
+        return await store(cache, network, request, answer);
+      }
+      await answer.body?.cancel();
+      await cache.refresh(request, answer.headers);
+      const merged = new Headers(stored.headers);
+      for (const [name, value] of answer.headers) {
+        if (name !== "content-length") merged.set(name, value);
+      }
+      return withUrl(
+        new Response(stored.body, {
+          status: stored.status,
+          statusText: stored.statusText,
+          headers: merged,
+        }),
+        stored.url,
+      );
+    };
+    return await ranged(cache, request, await whole());
   };
+}
+
+/** Headers that tell one stored representation from another. */
+const REPRESENTATION = ["etag", "last-modified", "content-length"];
+
+/**
+ * A whole response from the cache as the answer to a request's `Range`: a
+ * 206 of those bytes read from the stored object (see `rangeResponse`),
+ * when the entry matched again is the one answered; else the response as it is.
+ */
+async function ranged(
+  cache: PackiceCache,
+  request: Request,
+  response: Response,
+): Promise<Response> {
+  if (response.status !== 200 || !request.headers.has("range")) return response;
+  const found = await cache.matchHandle(request);
+  const handle = found?.handle;
+  if (handle === undefined) return response;
+  const same = REPRESENTATION.every((name) =>
+    found!.response.headers.get(name) === response.headers.get(name)
+  );
+  const partial = same ? rangeResponse(request.headers, response, handle) : undefined;
+  if (partial === undefined) {
+    await handle.close();
+    return response;
+  }
+  await response.body?.cancel();
+  return withUrl(await partial, response.url);
 }
 
 /** Whether `client`'s peer is a daemon's, which reads URLs through itself. */

@@ -260,3 +260,15 @@ Deno.test("cachedFetch stores a compressed response decoded, with headers that s
   assertEquals(await again.text(), text);
   assertEquals(origin.count("/gz"), 1);
 });
+
+Deno.test("cachedFetch answers a Range from a stored response with a 206 of those bytes", async () => {
+  await using t = await setup();
+  await t.text("/fresh");
+  const ranged = await t.fetch(`${t.origin.url}/fresh`, { headers: { range: "bytes=1-3" } });
+  assertEquals([ranged.status, ranged.headers.get("content-range")], [206, "bytes 1-3/5"]);
+  assertEquals(ranged.url, `${t.origin.url}/fresh`);
+  assertEquals(await ranged.text(), "res");
+  const past = await t.fetch(`${t.origin.url}/fresh`, { headers: { range: "bytes=9-" } });
+  assertEquals([past.status, past.headers.get("content-range")], [416, "bytes */5"]);
+  assertEquals(t.origin.count("/fresh"), 1);
+});
