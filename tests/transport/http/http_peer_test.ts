@@ -207,7 +207,10 @@ Deno.test("an expired lease is reported as LeaseExpiredError", async () => {
 
 Deno.test("a wrong token fails at connect with UnauthorizedError; the right one works", async () => {
   await using fixture = startHttp({ token: "s3cret" });
-  await assertRejects(() => connect(fixture.server.url), UnauthorizedError);
+  const missing = await assertRejects(() => connect(fixture.server.url), UnauthorizedError);
+  // What to do, beside what the server said.
+  assert(missing.message.includes("Missing bearer token"), missing.message);
+  assert(missing.message.includes("{ token }") && missing.message.includes("PACKICE_TOKEN"));
   await assertRejects(() => connect(fixture.server.url, { token: "guess" }), UnauthorizedError);
   await using client = await connect(fixture.server.url, { token: "s3cret" });
   assertEquals(await client.has("x"), false);
