@@ -64,7 +64,7 @@ Deno.test("getFile writes into a pipe (or device) at the path, never replaces it
   await using client = await connect();
   const dir = await Deno.makeTempDir({ prefix: "packice-files-" });
   try {
-    // As `packice get -o /dev/null` by root did: the rename over it made /dev/null a file.
+    // As `packice get -o /dev/null` run as root: the rename over it made /dev/null a file.
     const fifo = `${dir}/fifo`;
     const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
     assertEquals(made.code, 0);
