@@ -100,7 +100,10 @@ export async function open(values: { target?: string; token?: string }): Promise
     }
     if (error instanceof UnauthorizedError) {
       throw new CliError(
-        `${target} refused the token: ${error.message}: pass --token, or set PACKICE_TOKEN or PACKICE_TOKEN_FILE (a daemon that made its token keeps it in <socket>.token)`,
+        // The server's words, without the library's advice to pass a token to connect().
+        `${target} refused the token: ${
+          error.cause instanceof Error ? error.cause.message : error.message
+        }: pass --token, or set PACKICE_TOKEN or PACKICE_TOKEN_FILE (a daemon that made its token keeps it in <socket>.token)`,
         EXIT_CODES.UNAUTHORIZED,
       );
     }

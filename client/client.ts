@@ -354,7 +354,9 @@ export class Client implements AsyncDisposable {
    * a Unix socket); its id is in the `Packice-Object` header, so
    * `client.get(id)` reads the bytes in place with no copy. Headers such as
    * `Authorization` go to the origin and are never stored. `init.cache` is
-   * honoured as by `fetch` (see `ReadThrough`).
+   * honoured as by `fetch` (see `ReadThrough`). A `Range` of one span is
+   * answered from the stored response with a 206 of those bytes (in process
+   * and over a Unix socket; a daemon's HTTP address answers it whole).
    *
    * @example Read a URL through the local daemon
    * ```ts ignore

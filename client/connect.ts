@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "../core/errors.ts";
+import { InvalidArgumentError, UnauthorizedError } from "../core/errors.ts";
 import type { Peer } from "../core/peer.ts";
 import { ensureNative } from "../native/load.ts";
 import { MemoryPeer, type MemoryPeerOptions } from "../peers/memory_peer.ts";
@@ -108,7 +108,18 @@ export function localTarget(): string {
 async function connectRemote(target: string, options: ConnectOptions): Promise<Client> {
   if (target.startsWith("http://") || target.startsWith("https://")) {
     const token = options.token ?? await findToken(target);
-    const peer = await HttpPeer.connect(target, token === undefined ? {} : { token });
+    let peer: HttpPeer;
+    try {
+      peer = await HttpPeer.connect(target, token === undefined ? {} : { token });
+    } catch (error) {
+      if (!(error instanceof UnauthorizedError)) throw error;
+      throw new UnauthorizedError(
+        `${target} refused the token: ${error.message}: pass connect(url, { token }), or set ` +
+          `PACKICE_TOKEN or PACKICE_TOKEN_FILE (a daemon that made its token keeps it in ` +
+          `<socket>.token)`,
+        { cause: error },
+      );
+    }
     return new Client(peer, () => peer.close());
   }
   const socket = unixSocketPath(target);

@@ -16,6 +16,7 @@ import {
 } from "../transport/origin_fetch.ts";
 import type { ReadThrough } from "../p2p/origin/read_through.ts";
 import type { ObjectHandle } from "./object_handle.ts";
+import { rangeResponse } from "./range_response.ts";
 
 /** A peer that answers `GET /v1/fetch` itself (`HttpPeer`). */
 interface FetchThrough {
@@ -79,6 +80,8 @@ export async function fetchThrough(
   head.headers.set("packice-object", reply.id);
   if (NULL_BODY.has(reply.status)) return withUrl(new Response(null, head), asked.url);
   const handle = await get(reply.id);
+  const partial = rangeResponse(request.headers, head, handle);
+  if (partial !== undefined) return withUrl(await partial, asked.url);
   head.headers.set("content-length", String(handle.size));
   return withUrl(new Response(handle.stream(), head), asked.url);
 }

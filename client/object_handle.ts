@@ -1,7 +1,8 @@
-import { ClosedError } from "../core/errors.ts";
 import { type Acquired, offersDirectRead, type Peer } from "../core/peer.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Meta } from "../core/validate.ts";
+import { checkRange } from "../core/range.ts";
+import { readableBlob } from "./readable_bytes.ts";
 
 /** Chunk size of {@link ObjectHandle.stream}. */
 const STREAM_CHUNK = 1 << 20;
@@ -56,7 +57,9 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
 
   /**
    * The object's bytes: a zero-copy, read-only view of shared memory where the
-   * peer holds the object in memory, otherwise a copy. Length 0 once closed.
+   * peer holds the object in memory, otherwise a copy. Length 0 once closed,
+   * and once the lease ended under the handle (a lease TTL ran out, the
+   * connection to the daemon was lost): then {@link ObjectHandle.stream} fails.
    * Objects of several blobs: the first blob (see {@link ObjectHandle.blobs}).
    */
   get bytes(): Uint8Array {
@@ -77,29 +80,36 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
    * Streams copies of the bytes, so chunks stay valid after the handle closes.
    * Nothing is read ahead of the reader. The stream closes the handle when it
    * ends or is cancelled (a reader that stops early leaks no lease), and fails
-   * if the handle is closed before the end.
+   * if the handle is closed before the end, or with `LEASE_EXPIRED` if its
+   * lease ended under it (a lease TTL, a lost connection to the daemon).
+   *
+   * @param range The bytes from `start` up to `end` (exclusive) only; all by default.
+   * @throws {InvalidArgumentError} When the range does not lie inside the object.
    */
-  stream(): ReadableStream<Uint8Array> {
-    const blobs = this.#bytes;
+  stream(range?: { readonly start: number; readonly end: number }): ReadableStream<Uint8Array> {
+    const start = range?.start ?? 0;
+    let left = (range?.end ?? this.size) - start;
+    checkRange("read", start, left, this.size, this.id);
+    // The blob and the offset in it where the range starts.
     let index = 0;
-    let offset = 0;
+    let offset = start;
+    const sizes = this.info.blobSizes;
+    while (index < sizes.length - 1 && offset >= sizes[index]!) offset -= sizes[index++]!;
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
-        if (this.closed) {
-          throw new ClosedError(`Cannot read object ${this.id}: the handle was closed`);
-        }
-        while (index < blobs.length && offset >= blobs[index]!.length) {
-          index++;
+        let current = readableBlob(this, index);
+        while (current !== undefined && offset >= current.length) {
+          current = readableBlob(this, ++index);
           offset = 0;
         }
-        const current = blobs[index];
-        if (current === undefined) {
+        if (current === undefined || left === 0) {
           await this.close();
           controller.close();
           return;
         }
-        const end = Math.min(offset + STREAM_CHUNK, current.length);
+        const end = Math.min(offset + STREAM_CHUNK, current.length, offset + left);
         controller.enqueue(current.slice(offset, end));
+        left -= end - offset;
         offset = end;
       },
       cancel: () => this.close(),

@@ -4,7 +4,7 @@
  */
 import type { Client } from "../client/client.ts";
 import type { ObjectHandle } from "../client/object_handle.ts";
-import { ClosedError } from "../core/errors.ts";
+import { readableBlob } from "../client/readable_bytes.ts";
 import type { Meta } from "../core/validate.ts";
 
 /** Writes to a peer without memory of its own go out in pieces of at least this size. */
@@ -81,7 +81,6 @@ export async function putBody(
  * them in its own buffer. Nothing is read ahead of the reader.
  */
 export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
-  const blobs = handle.blobs;
   let index = 0;
   let offset = 0;
   const close = () => {
@@ -92,12 +91,11 @@ export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
     type: "bytes",
     autoAllocateChunkSize: Math.max(1, Math.min(READ_CHUNK, handle.size)),
     pull: async (controller) => {
-      if (handle.closed) throw new ClosedError(`Cannot read object ${handle.id}: handle closed`);
-      while (index < blobs.length && offset >= blobs[index]!.length) {
-        index++;
+      let current = readableBlob(handle, index);
+      while (current !== undefined && offset >= current.length) {
+        current = readableBlob(handle, ++index);
         offset = 0;
       }
-      const current = blobs[index];
       const request = controller.byobRequest!;
       if (current === undefined) {
         await close();

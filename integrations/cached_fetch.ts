@@ -1,5 +1,6 @@
 import { connect } from "../client/connect.ts";
 import type { Client } from "../client/client.ts";
+import { rangeResponse } from "../client/range_response.ts";
 import { offersOrigin } from "../transport/origin_fetch.ts";
 import {
   isFresh,
@@ -45,6 +46,8 @@ export interface CachedFetchOptions {
  * - Revalidation sends `If-None-Match` / `If-Modified-Since` from the stored
  *   `ETag` / `Last-Modified`; a 304 serves the stored body with the new headers
  *   (so does a 200 with the stored strong `ETag` and length).
+ * - A `Range` of one span is answered from a stored response with a 206 of
+ *   those bytes, read from the stored object; a miss asks the origin for it.
  * - Only GET requests and successful responses (2xx but 206) are stored;
  *   never a response or request with `Cache-Control: no-store`, nor `Vary: *`.
  * - A body is stored as `fetch` hands it over, decoded, so its stored headers
@@ -89,47 +92,82 @@ export function createCachedFetch(options: CachedFetchOptions): FetchFunction {
       const stored = mode === "reload" ? undefined : await cache.match(asGet);
       if (stored === undefined) return await network(request);
       await stored.body?.cancel();
-      return new Response(null, stored);
+      return withUrl(new Response(null, stored), stored.url);
     }
-    if (mode === "reload") return await fetchAndStore(cache, network, request);
-    const stored = await cache.match(request);
-    if (stored === undefined) {
-      if (mode === "only-if-cached") {
-        throw new TypeError(
-          `Cannot fetch ${request.url}: not cached and cache is "only-if-cached"`,
-        );
+    const whole = async (): Promise<Response> => {
+      if (mode === "reload") return await fetchAndStore(cache, network, request);
+      const stored = await cache.match(request);
+      if (stored === undefined) {
+        if (mode === "only-if-cached") {
+          throw new TypeError(
+            `Cannot fetch ${request.url}: not cached and cache is "only-if-cached"`,
+          );
+        }
+        // One download per peer: whoever misses first fetches, the others wait for its entry.
+        const first = await cache.once(request.url, () => fetchAndStore(cache, network, request));
+        if (first.ran) return first.value;
+        return (await cache.match(request)) ?? await fetchAndStore(cache, network, request);
       }
-      // One download per peer: whoever misses first fetches, the others wait for its entry.
-      const first = await cache.once(request.url, () => fetchAndStore(cache, network, request));
-      if (first.ran) return first.value;
-      return (await cache.match(request)) ?? await fetchAndStore(cache, network, request);
-    }
-    if (mode === "force-cache" || mode === "only-if-cached") return stored;
-    if (mode === "default" && isFresh(stored.headers)) return stored;
-    const conditional = validators(stored.headers);
-    if (conditional === undefined) {
-      await stored.body?.cancel();
-      return await fetchAndStore(cache, network, request);
-    }
-    const headers = new Headers(request.headers);
-    for (const [name, value] of conditional) headers.set(name, value);
-    const answer = await network(new Request(request, { headers }));
-    if (answer.status !== 304 && !sameRepresentation(stored.headers, answer)) {
-      await stored.body?.cancel();
-      return await store(cache, network, request, answer);
-    }
-    await answer.body?.cancel();
-    await cache.refresh(request, answer.headers);
-    const merged = new Headers(stored.headers);
-    for (const [name, value] of answer.headers) {
-      if (name !== "content-length") merged.set(name, value);
-    }
-    return new Response(stored.body, {
-      status: stored.status,
-      statusText: stored.statusText,
-      headers: merged,
-    });
+      if (mode === "force-cache" || mode === "only-if-cached") return stored;
+      if (mode === "default" && isFresh(stored.headers)) return stored;
+      const conditional = validators(stored.headers);
+      if (conditional === undefined) {
+        await stored.body?.cancel();
+        return await fetchAndStore(cache, network, request);
+      }
+      const headers = new Headers(request.headers);
+      for (const [name, value] of conditional) headers.set(name, value);
+      const answer = await network(new Request(request, { headers }));
+      if (answer.status !== 304 && !sameRepresentation(stored.headers, answer)) {
+        await stored.body?.cancel();
+        return await store(cache, network, request, answer);
+      }
+      await answer.body?.cancel();
+      await cache.refresh(request, answer.headers);
+      const merged = new Headers(stored.headers);
+      for (const [name, value] of answer.headers) {
+        if (name !== "content-length") merged.set(name, value);
+      }
+      return withUrl(
+        new Response(stored.body, {
+          status: stored.status,
+          statusText: stored.statusText,
+          headers: merged,
+        }),
+        stored.url,
+      );
+    };
+    return await ranged(cache, request, await whole());
   };
+}
+
+/** Headers that tell one stored representation from another. */
+const REPRESENTATION = ["etag", "last-modified", "content-length"];
+
+/**
+ * A whole response from the cache as the answer to a request's `Range`: a
+ * 206 of those bytes read from the stored object (see `rangeResponse`),
+ * when the entry matched again is the one answered; else the response as it is.
+ */
+async function ranged(
+  cache: PackiceCache,
+  request: Request,
+  response: Response,
+): Promise<Response> {
+  if (response.status !== 200 || !request.headers.has("range")) return response;
+  const found = await cache.matchHandle(request);
+  const handle = found?.handle;
+  if (handle === undefined) return response;
+  const same = REPRESENTATION.every((name) =>
+    found!.response.headers.get(name) === response.headers.get(name)
+  );
+  const partial = same ? rangeResponse(request.headers, response, handle) : undefined;
+  if (partial === undefined) {
+    await handle.close();
+    return response;
+  }
+  await response.body?.cancel();
+  return withUrl(await partial, response.url);
 }
 
 /** Whether `client`'s peer is a daemon's, which reads URLs through itself. */
@@ -152,7 +190,7 @@ async function throughDaemon(
       cache: "only-if-cached",
     });
     await stored.body?.cancel();
-    return new Response(null, stored);
+    return withUrl(new Response(null, stored), stored.url);
   } catch (error) {
     if (!(error instanceof TypeError)) throw error;
     return await network(request);
@@ -166,7 +204,9 @@ let defaultFetch: FetchFunction | undefined;
  * path or URL, as `connect` takes; read where `--allow-env` grants it): a
  * daemon's read-through there (one download per cluster), else the cache
  * `fetch` of a {@link PackiceCacheStorage} on a private in-memory peer of
- * this process.
+ * this process. Its connection to a daemon is open only while calls, or the
+ * bodies they answered, are under way (read or cancel each body), so it
+ * never keeps the process running.
  *
  * @example Fetch through the cache
  * ```ts ignore
@@ -177,13 +217,98 @@ let defaultFetch: FetchFunction | undefined;
  */
 export function cachedFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
   if (defaultFetch === undefined) {
-    const client = connect(defaultTarget());
-    defaultFetch = createCachedFetch({
-      client,
-      cache: async () => await new PackiceCacheStorage(await client).open("fetch"),
-    });
+    const target = defaultTarget();
+    if (target === undefined || target.startsWith("memory://")) {
+      const client = connect(target);
+      defaultFetch = createCachedFetch({
+        client,
+        cache: async () => await new PackiceCacheStorage(await client).open("fetch"),
+      });
+    } else {
+      const daemon = new ClientWhileUsed(target);
+      defaultFetch = (input, init) =>
+        daemon.use((client) => createCachedFetch({ client, cache: noCache })(input, init));
+    }
   }
   return defaultFetch(input, init);
+}
+
+/** No cache of this process's: a daemon's read-through keeps what it fetched. */
+function noCache(): Promise<PackiceCache> {
+  return Promise.reject(new TypeError("cachedFetch on a daemon keeps no cache of its own"));
+}
+
+/**
+ * The client of a daemon that {@link cachedFetch} uses, which no caller can
+ * close: connected while calls or the bodies they answered are under way,
+ * and closed once none is left, since an open connection to a daemon's
+ * socket keeps the process running.
+ */
+class ClientWhileUsed {
+  readonly #target: string;
+  #client: Promise<Client> | undefined;
+  #users = 0;
+  readonly #unread = new FinalizationRegistry<() => void>((done) => done());
+
+  constructor(target: string) {
+    this.#target = target;
+  }
+
+  async use(call: (client: Client) => Promise<Response>): Promise<Response> {
+    this.#users++;
+    let response: Response;
+    try {
+      this.#client ??= connect(this.#target);
+      response = await call(await this.#client);
+    } catch (error) {
+      this.#done();
+      throw error;
+    }
+    if (response.body === null) {
+      this.#done();
+      return response;
+    }
+    return this.#untilRead(response);
+  }
+
+  /** The response, with a body that lets the client go once it is read, cancelled or dropped. */
+  #untilRead(response: Response): Response {
+    const reader = response.body!.getReader();
+    let done: (() => void) | undefined = () => this.#done();
+    const finish = () => {
+      const once = done;
+      done = undefined;
+      if (once !== undefined) this.#unread.unregister(finish);
+      once?.();
+    };
+    const body = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        try {
+          const next = await reader.read();
+          if (!next.done) return controller.enqueue(next.value);
+          finish();
+          controller.close();
+        } catch (error) {
+          finish();
+          throw error;
+        }
+      },
+      cancel: async (reason) => {
+        finish();
+        await reader.cancel(reason);
+      },
+    }, { highWaterMark: 0 });
+    // Dropped unread: the stream behind it ends its lease then, and the client may go.
+    this.#unread.register(body, finish, finish);
+    return withUrl(new Response(body, response), response.url);
+  }
+
+  #done(): void {
+    if (--this.#users > 0) return;
+    const client = this.#client;
+    this.#client = undefined;
+    void client?.then((open) => open.close(), () => {});
+  }
 }
 
 function defaultTarget(): string | undefined {
@@ -227,13 +352,20 @@ function decoded(response: Response): Response {
   const headers = new Headers(response.headers);
   headers.delete("content-encoding");
   headers.delete("content-length");
-  const copy = new Response(response.body, {
-    status: response.status,
-    statusText: response.statusText,
-    headers,
-  });
-  Object.defineProperty(copy, "url", { value: response.url });
-  return copy;
+  return withUrl(
+    new Response(response.body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers,
+    }),
+    response.url,
+  );
+}
+
+/** `response` with the URL of the one it was made from, which a `new Response` has not. */
+function withUrl(response: Response, url: string): Response {
+  Object.defineProperty(response, "url", { value: url });
+  return response;
 }
 
 function storable(request: Request, response: Response): boolean {

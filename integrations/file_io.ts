@@ -62,17 +62,27 @@ export async function putFromReader(
 /**
  * Writes a file that appears whole or not at all: `write` fills a new
  * temporary file beside `path`, which is renamed over `path` once `write`
- * has finished and removed if it fails.
+ * has finished and removed if it fails. A device, a pipe or a socket at
+ * `path` itself (`/dev/null`, a named pipe) is written into as it is, as `cp`
+ * does: a rename would replace the node with a file.
  *
  * @param path The file, replaced if it exists.
  * @param write Fills the file; it is closed afterwards.
  * @param mode The new file's permissions. Default: 0o666 less the umask.
+ * @throws {Deno.errors.AlreadyExists} When `path` is a link to a device or a
+ *   pipe, which a rename would replace and which writing through may harm (a
+ *   link left in /tmp to a disk).
  */
 export async function writeWhole(
   path: string,
   write: (file: Deno.FsFile) => Promise<void>,
   mode?: number,
 ): Promise<void> {
+  if (await isNode(path)) {
+    using file = await Deno.open(path, { write: true });
+    await write(file);
+    return;
+  }
   await writeThroughTemporary(path, async (temporary) => {
     using file = await Deno.open(temporary, {
       write: true,
@@ -81,4 +91,24 @@ export async function writeWhole(
     });
     await write(file);
   });
+}
+
+/** Whether `path` itself is a device, a pipe or a socket, which only its creator put there. */
+async function isNode(path: string): Promise<boolean> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+  if (info.isFile || info.isDirectory) return false;
+  if (!info.isSymlink) return true;
+  const target = await Deno.stat(path).catch(() => undefined);
+  if (target !== undefined && !target.isFile && !target.isDirectory) {
+    throw new Deno.errors.AlreadyExists(
+      `Cannot write ${path}: it is a link to a device or a pipe; name that itself`,
+    );
+  }
+  return false;
 }

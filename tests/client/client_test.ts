@@ -10,7 +10,7 @@ import {
   NotFoundError,
   NotSealedError,
 } from "../../mod.ts";
-import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../helpers/assert.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -186,4 +186,18 @@ Deno.test("seal() after the CREATE lease expired fails and discards the object",
   await peer.sweep();
   assertEquals(await client.has("late"), false);
   assertEquals((await peer.stats()).leases, 0);
+});
+
+Deno.test("handle.stream(range) streams those bytes only, across chunks", async () => {
+  await using client = await connect();
+  const bytes = new Uint8Array(3 << 20).map((_, i) => i % 251);
+  const id = await client.put(bytes);
+  const read = async (range?: { start: number; end: number }) =>
+    new Uint8Array(await new Response((await client.get(id)).stream(range)).arrayBuffer());
+  assertEquals(await read({ start: 5, end: (2 << 20) + 7 }), bytes.subarray(5, (2 << 20) + 7));
+  assertEquals(await read({ start: 3 << 20, end: 3 << 20 }), new Uint8Array());
+  assertEquals((await read()).length, bytes.length);
+  const handle = await client.get(id);
+  assertThrows(() => handle.stream({ start: 1, end: (3 << 20) + 1 }), InvalidArgumentError);
+  await handle.close();
 });

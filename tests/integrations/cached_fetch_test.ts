@@ -52,6 +52,7 @@ Deno.test("cachedFetch revalidates with If-None-Match and serves the stored body
   assertEquals(await t.text("/etag"), "tagged");
   const again = await t.fetch(`${t.origin.url}/etag`);
   assertEquals(again.status, 200);
+  assertEquals(again.url, `${t.origin.url}/etag`, "a revalidated response keeps its URL");
   assertEquals(await again.text(), "tagged");
   assertEquals(t.origin.requests, ["GET /etag", 'GET /etag "v1"']);
 });
@@ -176,16 +177,20 @@ Deno.test("cachedFetch without setup uses the peer PACKICE_TARGET names", async 
         cache: "force-cache",
       });
       console.log(await response.text());
-      Deno.exit(0);
+      const head = await cachedFetch(${JSON.stringify(`${origin.url}/page`)}, { method: "HEAD" });
+      console.log(head.status);
     `;
     for (let run = 0; run < 2; run++) {
+      // No exit called: its connection to the daemon must not keep the process running.
       const output = await new Deno.Command(Deno.execPath(), {
         args: ["eval", "--ext=ts", script],
         env: { PACKICE_TARGET: daemon.path },
         stdout: "piped",
         stderr: "piped",
+        signal: AbortSignal.timeout(10_000),
       }).output();
-      assertEquals(new TextDecoder().decode(output.stdout), "page\n");
+      assertEquals(new TextDecoder().decode(output.stdout), "page\n200\n");
+      assertEquals(output.code, 0, "it exited by itself");
     }
     assertEquals(origin.count("/page"), 1);
   } finally {
@@ -198,6 +203,7 @@ Deno.test("cachedFetch answers HEAD from a stored response", async () => {
   await t.text("/fresh");
   const head = await t.fetch(`${t.origin.url}/fresh`, { method: "HEAD" });
   assertEquals(head.status, 200);
+  assertEquals(head.url, `${t.origin.url}/fresh`);
   assertEquals(head.headers.get("cache-control"), "max-age=3600");
   assertEquals(head.body, null);
   assertEquals(t.origin.count("/fresh"), 1);
@@ -253,4 +259,16 @@ Deno.test("cachedFetch stores a compressed response decoded, with headers that s
   assertEquals(again.headers.get("content-encoding"), null);
   assertEquals(await again.text(), text);
   assertEquals(origin.count("/gz"), 1);
+});
+
+Deno.test("cachedFetch answers a Range from a stored response with a 206 of those bytes", async () => {
+  await using t = await setup();
+  await t.text("/fresh");
+  const ranged = await t.fetch(`${t.origin.url}/fresh`, { headers: { range: "bytes=1-3" } });
+  assertEquals([ranged.status, ranged.headers.get("content-range")], [206, "bytes 1-3/5"]);
+  assertEquals(ranged.url, `${t.origin.url}/fresh`);
+  assertEquals(await ranged.text(), "res");
+  const past = await t.fetch(`${t.origin.url}/fresh`, { headers: { range: "bytes=9-" } });
+  assertEquals([past.status, past.headers.get("content-range")], [416, "bytes */5"]);
+  assertEquals(t.origin.count("/fresh"), 1);
 });

@@ -59,3 +59,36 @@ Deno.test("putFile and getFile over HTTP", async (t) => {
   await using client = await connect(http.server.url);
   await fileSteps(t, client);
 });
+
+Deno.test("getFile writes into a pipe (or device) at the path, never replaces it; a link to one is refused", async () => {
+  await using client = await connect();
+  const dir = await Deno.makeTempDir({ prefix: "packice-files-" });
+  try {
+    // As `packice get -o /dev/null` run as root: the rename over it made /dev/null a file.
+    const fifo = `${dir}/fifo`;
+    const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assertEquals(made.code, 0);
+    const id = await client.put("through the pipe");
+    // A reader of its own, to end by pid should the pipe be gone.
+    const reader = new Deno.Command("cat", { args: [fifo], stdout: "piped" }).spawn();
+    try {
+      assertEquals(await getFile(client, id, fifo), 16);
+      assertEquals((await Deno.lstat(fifo)).isFifo, true);
+      assertEquals(new TextDecoder().decode((await reader.output()).stdout), "through the pipe");
+    } finally {
+      try {
+        reader.kill();
+      } catch {
+        // It has exited.
+      }
+      await reader.status;
+    }
+
+    await Deno.symlink(fifo, `${dir}/link`);
+    await assertRejects(() => getFile(client, id, `${dir}/link`), Deno.errors.AlreadyExists);
+    assertEquals((await Deno.lstat(`${dir}/link`)).isSymlink, true);
+    assertEquals((await Array.fromAsync(Deno.readDir(dir))).length, 2, "no temporary left");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -20,6 +20,8 @@ export class HeldLease implements BlobOwner {
   object: ObjectInfo;
   blobs: UdsBlob[];
   ended = false;
+  /** Why the lease ended, when its connection was lost under it: uses then fail with `LEASE_EXPIRED`. */
+  lostWith: string | undefined;
   /** Sealed, as far as this side knows. */
   done: boolean;
   /** A seal through this lease is under way. */
@@ -76,9 +78,14 @@ export class HeldLease implements BlobOwner {
     );
   }
 
-  /** Ends the lease on this side: views detach, mappings and memfds go. */
-  end(): void {
+  /**
+   * Ends the lease on this side: views detach, mappings and memfds go.
+   *
+   * @param lost Why, when the connection was lost under the lease.
+   */
+  end(lost?: string): void {
     this.ended = true;
+    this.lostWith = lost;
     const blobs = this.blobs;
     for (let i = 0; i < blobs.length; i++) blobs[i]!.end();
   }
@@ -131,14 +138,14 @@ export class ClientLeases {
     return held.listedIn === this || this.#leases.get(held.lease.id) === held;
   }
 
-  /** Ends a lease on this side, by its object. */
-  endHeld(held: HeldLease): void {
+  /** Ends a lease on this side, by its object; `lost` as {@link HeldLease.end} takes it. */
+  endHeld(held: HeldLease, lost?: string): void {
     if (held.listedIn !== this) {
       this.end(held.lease.id);
       return;
     }
     this.#unlist(held);
-    held.end();
+    held.end(lost);
   }
 
   #unlist(held: HeldLease): void {
@@ -163,11 +170,15 @@ export class ClientLeases {
     held.end();
   }
 
-  /** Ends every lease on this side. */
-  endAll(): void {
-    for (const held of this.#leases.values()) held.end();
+  /**
+   * Ends every lease on this side.
+   *
+   * @param lost Why, when the connection was lost under them.
+   */
+  endAll(lost?: string): void {
+    for (const held of this.#leases.values()) held.end(lost);
     this.#leases.clear();
-    while (this.#held !== undefined) this.endHeld(this.#held);
+    while (this.#held !== undefined) this.endHeld(this.#held, lost);
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { Blob } from "../../core/blob.ts";
-import { InvalidArgumentError, UnknownLeaseError } from "../../core/errors.ts";
+import { InvalidArgumentError, LeaseExpiredError, UnknownLeaseError } from "../../core/errors.ts";
 import { Access } from "../../core/lease.ts";
 import { checkWrite } from "../../core/lifecycle.ts";
 import { checkRange } from "../../core/range.ts";
@@ -27,6 +27,8 @@ export interface BlobOwner {
   readonly access: Access;
   /** Whether the lease has ended on this side. */
   readonly ended: boolean;
+  /** Why it ended, when its connection was lost under it. */
+  readonly lostWith?: string | undefined;
   /** Whether the object has been sealed, or a seal through this lease is under way. */
   readonly sealed: boolean;
   /** Reads bytes of blob `index` from the server, for blobs without a memfd. */
@@ -292,6 +294,12 @@ export class UdsBlob implements Blob {
   }
 
   #checkLive(): void {
+    const lost = this.#owner.lostWith;
+    if (lost !== undefined) {
+      throw new LeaseExpiredError(
+        `Lease ${this.#owner.leaseId} on ${this.#owner.objectId} ended: ${lost}`,
+      );
+    }
     if (this.#owner.ended) {
       throw new UnknownLeaseError(
         `Lease ${this.#owner.leaseId} on ${this.#owner.objectId} has ended`,

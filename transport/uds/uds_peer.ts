@@ -492,7 +492,7 @@ export class UdsPeer
    * Idempotent.
    */
   close(): Promise<void> {
-    this.#shutdown("Connection closed");
+    this.#shutdown("Connection closed", false);
     this.#closing ??= Promise.all([this.#channel.close(), this.#puts.close()]).then(() => {});
     return this.#closing;
   }
@@ -507,10 +507,11 @@ export class UdsPeer
     void this.#channel.close();
   }
 
-  #shutdown(reason: string): void {
+  /** Ends the connection; `lost` when it went down under its leases rather than being closed. */
+  #shutdown(reason: string, lost = true): void {
     if (this.#requests.closedReason !== undefined) return;
     this.#requests.close(reason);
-    this.#leases.endAll();
+    this.#leases.endAll(lost ? `${reason} (did the daemon restart?)` : undefined);
     this.#mappings.close();
   }
 }

@@ -24,6 +24,7 @@ import {
   WrongAccessError,
 } from "../../../mod.ts";
 import { startHttp } from "../../helpers/http_fixture.ts";
+import { runDenoScript } from "../../helpers/deno_script.ts";
 import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
 
 const encoder = new TextEncoder();
@@ -206,7 +207,10 @@ Deno.test("an expired lease is reported as LeaseExpiredError", async () => {
 
 Deno.test("a wrong token fails at connect with UnauthorizedError; the right one works", async () => {
   await using fixture = startHttp({ token: "s3cret" });
-  await assertRejects(() => connect(fixture.server.url), UnauthorizedError);
+  const missing = await assertRejects(() => connect(fixture.server.url), UnauthorizedError);
+  // What to do, beside what the server said.
+  assert(missing.message.includes("Missing bearer token"), missing.message);
+  assert(missing.message.includes("{ token }") && missing.message.includes("PACKICE_TOKEN"));
   await assertRejects(() => connect(fixture.server.url, { token: "guess" }), UnauthorizedError);
   await using client = await connect(fixture.server.url, { token: "s3cret" });
   assertEquals(await client.has("x"), false);
@@ -279,4 +283,48 @@ Deno.test("a server that goes away mid-session gives ClosedError, as a closed so
   await client.put("x", { id: "x" });
   await server.close();
   await assertRejects(() => client.stat("x"), ClosedError);
+});
+
+Deno.test("metadata over the limit is refused with INVALID_ARGUMENT by put as by create", async () => {
+  await using fixture = startHttp();
+  await using client = await connect(fixture.server.url);
+  // Sent in a header, which the server's HTTP layer refused before its handler saw it.
+  const meta = { big: "x".repeat(100_000) };
+  await assertRejects(() => client.put("a", { meta }), InvalidArgumentError);
+  await assertRejects(() => client.put(new Uint8Array(2 << 20), { meta }), InvalidArgumentError);
+  await assertRejects(() => client.create(1, { meta }), InvalidArgumentError);
+  assertEquals(await client.list(), []);
+});
+
+Deno.test("a put or a write of one large array costs the client no copy of it", async () => {
+  await using fixture = startHttp({ capacity: 256 << 20 });
+  const size = 64 << 20;
+  // In a process of its own, whose peak resident memory says what the request held.
+  const grew = async (how: string) =>
+    Number(
+      await runDenoScript(
+        `
+        import { connect } from ${JSON.stringify(new URL("../../../mod.ts", import.meta.url).href)};
+        const peak = () => Number(/VmHWM:\\s+(\\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))![1]) * 1024;
+        await using client = await connect(${JSON.stringify(fixture.server.url)});
+        const bytes = new Uint8Array(${size}).fill(7);
+        await client.put("warm");
+        const before = peak();
+        if (${JSON.stringify(how)} === "put") await client.put(bytes);
+        else {
+          await using writer = await client.create(bytes.length);
+          await writer.write(bytes);
+          await writer.seal();
+        }
+        console.log(peak() - before);
+      `,
+        ["--allow-all"],
+      ),
+    );
+  for (const how of ["put", "write"]) {
+    const growth = await grew(how);
+    assert(growth < size / 4, `${how}: the client grew by ${growth} bytes for ${size}`);
+  }
+  const sizes = (await fixture.peer.list()).map((info) => info.size).sort((a, b) => a - b);
+  assertEquals(sizes, [4, 4, size, size]);
 });
