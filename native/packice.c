@@ -1290,6 +1290,7 @@ static void pk_reactor_bury(struct pk_reactor *r) {
 
 static void *pk_watch_loop(void *arg) {
   (void)arg;
+  pthread_setname_np(pthread_self(), "packice-watch");
   struct epoll_event events[64];
   for (;;) {
     int n = epoll_wait(pk_watch.epfd, events, 64, -1);

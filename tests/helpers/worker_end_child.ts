@@ -2,7 +2,7 @@
  * Run by tests/native/reactor_teardown_test.ts: Workers that each take a
  * READ lease through their own client, then end without closing it
  * (`terminate` by this process, or `close`: `self.close()` inside), COUNT
- * of them one after the other. Prints one JSON line: the daemon's clients,
+ * of them one after the other, all but the first while busy with requests. Prints one JSON line: the daemon's clients,
  * leases and bytes before, while the first Worker holds its lease, once it
  * has ended and once they all have (each polled for up to PATIENCE_MS), the bytes
  * once the object is deleted, and, for COUNT over 3, this process's open fds
@@ -56,16 +56,21 @@ function own(): { fds: number; threads: number } {
   };
 }
 
-/** Runs a Worker until it holds its lease, then ends it. */
+/**
+ * Runs a Worker until it holds its lease, then ends it: the first at once,
+ * the others while they get the object again and again, up to 20 ms later.
+ */
 async function holdAndEnd(): Promise<void> {
   const worker = new Worker(new URL("./worker_end_worker.ts", import.meta.url), { type: "module" });
   const told = new Promise((resolve, reject) => {
     worker.onmessage = resolve;
     worker.onerror = reject;
   });
-  worker.postMessage({ socket, id: ID });
+  const busy = holding !== undefined;
+  worker.postMessage({ socket, id: ID, busy });
   await told;
   holding ??= await daemon();
+  if (busy) await new Promise((later) => setTimeout(later, Math.random() * 20));
   if (end === "terminate") worker.terminate();
   else worker.postMessage("close");
 }
