@@ -981,7 +981,7 @@ static int pk_reactor_take(struct pk_reactor *r, uint32_t *slots, int max, int t
   return count;
 }
 
-// Frees a reactor out of the death watch.
+// Frees a reactor, out of the death watch (or never in it).
 static void pk_reactor_free(struct pk_reactor *r) {
   if (r->epfd >= 0) close(r->epfd);
   if (r->outer >= 0) close(r->outer);
@@ -1251,10 +1251,10 @@ static struct {
   struct pk_reactor *watched;
 } pk_watch = {PTHREAD_MUTEX_INITIALIZER, -1, 1, NULL};
 
-// Takes `r` out of the watch and closes its pipe, holding the watch's lock;
-// returns whether it was in it.
-static int pk_unwatch_locked(struct pk_reactor *r) {
-  if (r->watch_id == 0) return 0;
+// Takes `r` out of the watch, if it is in it, and closes its pipe; holding
+// the watch's lock.
+static void pk_unwatch_locked(struct pk_reactor *r) {
+  if (r->watch_id == 0) return;
   for (struct pk_reactor **at = &pk_watch.watched; *at != NULL; at = &(*at)->watched_next) {
     if (*at != r) continue;
     *at = r->watched_next;
@@ -1264,7 +1264,6 @@ static int pk_unwatch_locked(struct pk_reactor *r) {
   close(r->deathfd);
   r->deathfd = -1;
   r->watch_id = 0;
-  return 1;
 }
 
 static void pk_unwatch(struct pk_reactor *r) {
