@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 24;
+export const NATIVE_ABI_VERSION = 25;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -383,7 +383,8 @@ export const symbols = {
 
   // 7. epoll, eventfd and the reactor (native/reactor.ts)
   // pk_epoll_create and pk_epoll_wait: used only by bench/uds_bench.ts's own
-  // server loop (and tests/native/native_test.ts); the reactor uses pk_epoll_ctl.
+  // server loop (and tests/native/native_test.ts); the reactor uses pk_epoll_ctl
+  // to change what it watches on a fd.
   pk_epoll_create: { parameters: [], result: "i32" },
   pk_epoll_ctl: {
     parameters: [
@@ -418,10 +419,45 @@ export const symbols = {
     ],
     result: "i32", // the epoll fd
   },
+  pk_reactor_add: {
+    parameters: [
+      "pointer", // void *handle
+      "i32", // int32_t fd
+      "u32", // uint32_t events (EPOLL*)
+      "u32", // uint32_t token
+    ],
+    result: "i32",
+  },
+  pk_reactor_remove: {
+    parameters: [
+      "pointer", // void *handle
+      "i32", // int32_t fd
+    ],
+    result: "i32",
+  },
+  pk_reactor_tie: {
+    parameters: [
+      "pointer", // void *handle (without a thread)
+    ],
+    result: "i32", // the read end of its pipe
+  },
+  pk_reactor_watch: {
+    parameters: [
+      "pointer", // void *handle (tied)
+      "i32", // int32_t reader (closed here)
+    ],
+    result: "i32",
+  },
+  pk_reactor_will_wait: {
+    parameters: [
+      "pointer", // void *handle
+    ],
+    result: "i32",
+  },
   pk_reactor_wait_nb: {
     name: "pk_reactor_wait",
     parameters: [
-      "pointer", // void *handle
+      "pointer", // void *handle (announced with pk_reactor_will_wait)
     ],
     result: "i32", // ready entries in the slots (> 0); -ECANCELED once stopped
     nonblocking: true,

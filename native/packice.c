@@ -66,7 +66,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 24
+#define PK_ABI_VERSION 25
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -876,6 +876,18 @@ PK_EXPORT int32_t pk_eventfd(void) {
 //   ended the process (SIGSEGV, or an abort). A wait's result is only received, and
 //   dropped by a runtime that has gone.
 //
+// A Worker's end is seen through a pipe instead (pk_reactor_tie): the runtime
+// holds the only reader, reopened through /proc/self/fd as one of its own
+// resources, which Deno closes when it tears the runtime down (terminate()
+// or close(), a pending wait or not); the process's death watch, one thread,
+// waits on the write ends and sees EPOLLERR once no reader is left. It then
+// closes the sockets that runtime registered (pk_reactor_add), so that their
+// peers, a daemon holding their leases, see them end, and drops the
+// runtime's reference to the reactor. Nothing calls into the runtime. Waits
+// announced (pk_reactor_will_wait) hold references too, so a wait the
+// blocking pool runs after the runtime has gone still finds the reactor; the
+// last reference frees it.
+//
 // The handshake with a runtime that ends (the test runner's modules, told
 // with `unload`): pk_reactor_abandon, under the reactor's lock, marks it
 // abandoned and stops it; the thread checks that mark under the same lock
@@ -918,7 +930,17 @@ struct pk_reactor {
   pthread_cond_t reclaimed;
   int lent;  // guarded by lock: the JS thread waits on the sockets itself
   atomic_int spent;  // the lend's budget has run out
-  int abandoned;  // guarded by lock: its runtime has gone; its thread, or its wait, frees it
+  int abandoned;  // guarded by lock: its runtime has gone; its thread frees it
+  // Without a thread, guarded by lock: references (the runtime's until it
+  // closes, abandons or ends, and one per wait announced), and the fds
+  // registered, which the death watch closes for a runtime that has ended.
+  int refs;
+  int *fds;
+  int nfds, capfds;
+  int deathfd;  // the write end of its pipe (pk_reactor_tie), or -1
+  // In the death watch, guarded by its lock: its id there (0: not in it), the next one.
+  uint64_t watch_id;
+  struct pk_reactor *watched_next;
   // For each ready entry: its 32-bit token, then its EPOLL* bits.
   uint32_t slots[2 * PK_EPOLL_MAX];
 };
@@ -959,14 +981,25 @@ static int pk_reactor_take(struct pk_reactor *r, uint32_t *slots, int max, int t
   return count;
 }
 
+// Frees a reactor, out of the death watch (or never in it).
 static void pk_reactor_free(struct pk_reactor *r) {
   if (r->epfd >= 0) close(r->epfd);
   if (r->outer >= 0) close(r->outer);
   if (r->wakefd >= 0) close(r->wakefd);
   if (r->timerfd >= 0) close(r->timerfd);
+  if (r->deathfd >= 0) close(r->deathfd);
   pthread_mutex_destroy(&r->lock);
   pthread_cond_destroy(&r->reclaimed);
+  free(r->fds);
   free(r);
+}
+
+// Drops a reference to a reactor without a thread; the last frees it.
+static void pk_reactor_unref(struct pk_reactor *r) {
+  pthread_mutex_lock(&r->lock);
+  int last = --r->refs == 0;
+  pthread_mutex_unlock(&r->lock);
+  if (last) pk_reactor_free(r);
 }
 
 static void *pk_reactor_loop(void *arg);
@@ -982,6 +1015,8 @@ PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out
   if (r == NULL) return -ENOMEM;
   r->ready = ready;
   r->max = max;
+  r->refs = 1;
+  r->deathfd = -1;
   atomic_init(&r->stop, 0);
   atomic_init(&r->spent, 0);
   pthread_mutex_init(&r->lock, NULL);
@@ -1010,6 +1045,46 @@ PK_EXPORT int32_t pk_reactor_start(pk_ready_fn ready, int32_t max, uint64_t *out
   *out_handle = (uint64_t)(uintptr_t)r;
   *out_slots = (uint64_t)(uintptr_t)r->slots;
   return r->epfd;
+}
+
+// Watches `fd` for `events` with the JS side's `token`; a reactor without a
+// thread remembers it until pk_reactor_remove.
+PK_EXPORT int32_t pk_reactor_add(void *handle, int32_t fd, uint32_t events, uint32_t token) {
+  struct pk_reactor *r = handle;
+  struct epoll_event event = {.events = events, .data.u64 = token};
+  if (r->ready != NULL) return epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &event) < 0 ? -errno : 0;
+  pthread_mutex_lock(&r->lock);
+  int32_t result = 0;
+  if (r->nfds == r->capfds) {
+    int cap = r->capfds == 0 ? 16 : 2 * r->capfds;
+    int *fds = realloc(r->fds, (size_t)cap * sizeof *fds);
+    if (fds == NULL) {
+      result = -ENOMEM;
+    } else {
+      r->fds = fds;
+      r->capfds = cap;
+    }
+  }
+  if (result == 0 && epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &event) < 0) result = -errno;
+  if (result == 0) r->fds[r->nfds++] = fd;
+  pthread_mutex_unlock(&r->lock);
+  return result;
+}
+
+// Stops watching `fd`, which the caller closes next.
+PK_EXPORT int32_t pk_reactor_remove(void *handle, int32_t fd) {
+  struct pk_reactor *r = handle;
+  int32_t result = epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
+  if (r->ready == NULL) {
+    pthread_mutex_lock(&r->lock);
+    for (int i = r->nfds - 1; i >= 0; i--) {
+      if (r->fds[i] != fd) continue;
+      r->fds[i] = r->fds[--r->nfds];
+      break;
+    }
+    pthread_mutex_unlock(&r->lock);
+  }
+  return result;
 }
 
 // Until the reactor is stopped, waits for ready sockets while the wait is
@@ -1061,16 +1136,24 @@ static void *pk_reactor_loop(void *arg) {
   return NULL;
 }
 
-// The wait of a reactor without a thread, run on Deno's blocking pool; see
-// pk_reactor_wait_ready. A reactor abandoned meanwhile is freed here, its
-// last user.
+// Announces a call of pk_reactor_wait, on the JS thread before making it: it
+// holds a reference, so that a wait run after the runtime has gone finds the
+// reactor.
+PK_EXPORT int32_t pk_reactor_will_wait(void *handle) {
+  struct pk_reactor *r = handle;
+  pthread_mutex_lock(&r->lock);
+  r->refs++;
+  pthread_mutex_unlock(&r->lock);
+  return 0;
+}
+
+// The wait of a reactor without a thread, announced with
+// pk_reactor_will_wait and run on Deno's blocking pool; see
+// pk_reactor_wait_ready. Drops its reference as it returns.
 PK_EXPORT int32_t pk_reactor_wait(void *handle) {
   struct pk_reactor *r = handle;
   int32_t result = pk_reactor_wait_ready(r);
-  pthread_mutex_lock(&r->lock);
-  int abandoned = r->abandoned;
-  pthread_mutex_unlock(&r->lock);
-  if (abandoned) pk_reactor_free(r);
+  pk_reactor_unref(r);
   return result;
 }
 
@@ -1157,6 +1240,126 @@ PK_EXPORT int32_t pk_reactor_poll(void *handle, uint32_t *slots, int32_t max, in
   return n;
 }
 
+// The death watch: one thread for the process, started with the first
+// reactor it watches, waiting for the pipes of pk_reactor_tie to lose their
+// reader. Reactors are known to it by id, not address: an event read before
+// its reactor left the watch names no other reactor.
+static struct {
+  pthread_mutex_t lock;
+  int epfd;  // -1 until the thread starts
+  uint64_t next_id;
+  struct pk_reactor *watched;
+} pk_watch = {PTHREAD_MUTEX_INITIALIZER, -1, 1, NULL};
+
+// Takes `r` out of the watch, if it is in it, and closes its pipe; holding
+// the watch's lock.
+static void pk_unwatch_locked(struct pk_reactor *r) {
+  if (r->watch_id == 0) return;
+  for (struct pk_reactor **at = &pk_watch.watched; *at != NULL; at = &(*at)->watched_next) {
+    if (*at != r) continue;
+    *at = r->watched_next;
+    break;
+  }
+  epoll_ctl(pk_watch.epfd, EPOLL_CTL_DEL, r->deathfd, NULL);
+  close(r->deathfd);
+  r->deathfd = -1;
+  r->watch_id = 0;
+}
+
+static void pk_unwatch(struct pk_reactor *r) {
+  pthread_mutex_lock(&pk_watch.lock);
+  pk_unwatch_locked(r);
+  pthread_mutex_unlock(&pk_watch.lock);
+}
+
+// The runtime of `r` has ended (its reader of the pipe is gone): stops `r`,
+// closes the fds it registered and drops the runtime's reference. Holding
+// the watch's lock.
+static void pk_reactor_bury(struct pk_reactor *r) {
+  pk_unwatch_locked(r);
+  atomic_store(&r->stop, 1);
+  pthread_mutex_lock(&r->lock);
+  for (int i = 0; i < r->nfds; i++) close(r->fds[i]);
+  r->nfds = 0;
+  pthread_cond_signal(&r->reclaimed);
+  pk_reactor_wake(r);
+  pthread_mutex_unlock(&r->lock);
+  pk_reactor_unref(r);
+}
+
+static void *pk_watch_loop(void *arg) {
+  (void)arg;
+  pthread_setname_np(pthread_self(), "packice-watch");
+  struct epoll_event events[64];
+  for (;;) {
+    int n = epoll_wait(pk_watch.epfd, events, 64, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return NULL;
+    }
+    pthread_mutex_lock(&pk_watch.lock);
+    for (int i = 0; i < n; i++) {
+      for (struct pk_reactor *r = pk_watch.watched; r != NULL; r = r->watched_next) {
+        if (r->watch_id != events[i].data.u64) continue;
+        pk_reactor_bury(r);
+        break;
+      }
+    }
+    pthread_mutex_unlock(&pk_watch.lock);
+  }
+}
+
+// Ties a reactor without a thread to the runtime using it: makes a pipe,
+// keeps its write end and returns its read end, which the runtime reopens
+// through /proc/self/fd as a resource of its own and hands to
+// pk_reactor_watch (or closes, and the reactor is not watched).
+PK_EXPORT int32_t pk_reactor_tie(void *handle) {
+  struct pk_reactor *r = handle;
+  if (r->ready != NULL || r->deathfd >= 0) return -EINVAL;
+  int ends[2];
+  if (pipe2(ends, O_CLOEXEC) < 0) return -errno;
+  r->deathfd = ends[1];
+  return ends[0];
+}
+
+// Closes `reader`, the read end pk_reactor_tie returned, now that the
+// runtime holds its own reader, and has the death watch wait for that one to
+// go: then the reactor is buried (pk_reactor_bury).
+PK_EXPORT int32_t pk_reactor_watch(void *handle, int32_t reader) {
+  struct pk_reactor *r = handle;
+  close(reader);
+  if (r->ready != NULL || r->deathfd < 0 || r->watch_id != 0) return -EINVAL;
+  pthread_mutex_lock(&pk_watch.lock);
+  int error = 0;
+  if (pk_watch.epfd < 0) {
+    pthread_t thread;
+    pthread_attr_t detached;
+    pk_watch.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (pk_watch.epfd < 0) error = errno;
+    if (error == 0) {
+      pk_pin();
+      pthread_attr_init(&detached);
+      pthread_attr_setdetachstate(&detached, PTHREAD_CREATE_DETACHED);
+      error = pthread_create(&thread, &detached, pk_watch_loop, NULL);
+      pthread_attr_destroy(&detached);
+      if (error != 0) {
+        close(pk_watch.epfd);
+        pk_watch.epfd = -1;
+      }
+    }
+  }
+  // EPOLLERR, always reported: the pipe has no reader left.
+  struct epoll_event gone = {.events = 0, .data.u64 = pk_watch.next_id};
+  if (error == 0 && epoll_ctl(pk_watch.epfd, EPOLL_CTL_ADD, r->deathfd, &gone) < 0) error = errno;
+  if (error == 0) {
+    r->watch_id = pk_watch.next_id++;
+    r->watched_next = pk_watch.watched;
+    pk_watch.watched = r;
+  }
+  pthread_mutex_unlock(&pk_watch.lock);
+  return -error;
+}
+
 // Stops the reactor: its thread ends, or the wait under way returns
 // -ECANCELED. Returns at once; then pk_reactor_join, or pk_reactor_close once
 // that wait has returned, frees it.
@@ -1181,17 +1384,21 @@ PK_EXPORT int32_t pk_reactor_join(void *handle) {
 
 // Frees a stopped reactor without a thread whose waits have all returned.
 PK_EXPORT int32_t pk_reactor_close(void *handle) {
-  pk_reactor_free(handle);
+  pk_unwatch(handle);
+  pk_reactor_unref(handle);
   return 0;
 }
 
 // For a runtime that is ending, with the reactor running: stops it and has it
 // call into the runtime no more. Its thread frees it on its way out; without
-// a thread, the wait under way frees it when it returns, which may be after
-// the runtime has gone (with none under way, it is left). The handle is not
-// to be used again.
+// a thread, the last wait under way frees it when it returns, which may be
+// after the runtime has gone, or this call, with none. The handle is not to
+// be used again.
 PK_EXPORT int32_t pk_reactor_abandon(void *handle) {
   struct pk_reactor *r = handle;
+  // Read first: once the lock is released, a reactor with a thread may be freed.
+  int threadless = r->ready == NULL;
+  if (threadless) pk_unwatch(r);
   atomic_store(&r->stop, 1);
   pthread_mutex_lock(&r->lock);
   r->abandoned = 1;
@@ -1199,6 +1406,7 @@ PK_EXPORT int32_t pk_reactor_abandon(void *handle) {
   // Woken under the lock: once it is released, the reactor may be freed.
   int32_t woken = pk_reactor_wake(r);
   pthread_mutex_unlock(&r->lock);
+  if (threadless) pk_reactor_unref(r);
   return woken;
 }
 

@@ -73,7 +73,16 @@ interface Running {
   readonly slots: Uint32Array;
   /** Without a thread: the last wait started, settled once it has returned and been handled. */
   waiting: Promise<void>;
+  /**
+   * Without a thread: this runtime's reader of the pipe whose write end the
+   * native death watch waits on (see {@link Reactor.#tie}); undefined when
+   * it could not be opened.
+   */
+  readonly tie: Deno.FsFile | undefined;
 }
+
+/** Whether this runtime has said that its Worker's end cannot be watched. */
+let untiedSaid = false;
 
 /**
  * The one event loop of this process's Unix sockets: a native thread waits
@@ -89,7 +98,11 @@ interface Running {
  * abandoned to the native library: the thread calls into it no more, and
  * frees it. A Worker's runtime is told nothing before Deno frees its
  * callbacks: there, one call on the blocking pool waits instead of the
- * thread, and returns what is ready: a task on the pool per hop.
+ * thread, and returns what is ready: a task on the pool per hop. And the
+ * native side learns of its end as Deno closes the runtime's resources, one
+ * of which is a pipe's reader: it then closes the sockets registered, so
+ * that a daemon drops the leases of the Worker's clients, and frees the
+ * reactor.
  *
  * Each hop from the native thread into JS wakes two threads, slow on a VM,
  * and so does a turn of the event loop. A caller that has just sent
@@ -171,16 +184,7 @@ export class Reactor {
     const token = this.#nextToken;
     this.#nextToken = token === 0xffff_ffff ? 1 : token + 1;
     try {
-      check(
-        this.#native.symbols.pk_epoll_ctl(
-          running.epfd,
-          Linux.EPOLL_CTL_ADD,
-          fd,
-          events,
-          BigInt(token),
-        ),
-        "epoll_ctl",
-      );
+      check(this.#native.symbols.pk_reactor_add(running.handle, fd, events, token), "epoll_ctl");
     } catch (error) {
       if (this.#handlers.size === 0) this.#stop();
       throw error;
@@ -210,7 +214,7 @@ export class Reactor {
    */
   remove(fd: number, token: number): Promise<void> {
     if (!this.#handlers.delete(token) || this.#running === undefined) return Promise.resolve();
-    this.#native.symbols.pk_epoll_ctl(this.#running.epfd, Linux.EPOLL_CTL_DEL, fd, 0, 0n);
+    this.#native.symbols.pk_reactor_remove(this.#running.handle, fd);
     if (this.#handlers.size === 0) this.#stop();
     return this.#handlers.size === 0 ? this.#stopped : Promise.resolve();
   }
@@ -357,22 +361,72 @@ export class Reactor {
       Deno.UnsafePointer.create(slots[0]!)!,
       MAX_EVENTS * 2 * Uint32Array.BYTES_PER_ELEMENT,
     );
+    const pointer = Deno.UnsafePointer.create(handle[0]!)!;
     const running: Running = {
-      handle: Deno.UnsafePointer.create(handle[0]!)!,
+      handle: pointer,
       epfd,
       callback,
       memory,
       slots: new Uint32Array(memory),
       waiting: Promise.resolve(),
+      tie: callback === undefined ? this.#tie(pointer) : undefined,
     };
     this.#running = current = running;
     if (callback === undefined) this.#next(running);
     return running;
   }
 
+  /**
+   * Ties a run without a thread to this runtime, so that the native side
+   * sees it end: a Worker's is told nothing first, not even when it is
+   * terminated. The native side makes a pipe; this runtime reopens its read
+   * end through `/proc/self/fd` (which needs read access there) as a file of
+   * its own, and the native one is closed. Deno closes a runtime's files
+   * when it tears it down, and the death watch, seeing the pipe without a
+   * reader, closes the sockets registered and frees the reactor. Without it
+   * they stay open until the process exits, said once in a debug log.
+   *
+   * @returns This runtime's reader, to close once the run has been closed.
+   */
+  #tie(handle: NonNullable<Deno.PointerValue>): Deno.FsFile | undefined {
+    const symbols = this.#native.symbols;
+    const reader = symbols.pk_reactor_tie(handle);
+    let why = `pipe: errno ${-reader}`;
+    if (reader >= 0) {
+      const path = `/proc/self/fd/${reader}`;
+      let file: Deno.FsFile | undefined;
+      try {
+        // Asked first: a permission not granted is never prompted for.
+        why = `no read access to ${path}`;
+        if (Deno.permissions.querySync({ name: "read", path }).state === "granted") {
+          file = Deno.openSync(path);
+        }
+      } catch (error) {
+        why = error instanceof Error ? error.message : String(error);
+      }
+      if (file === undefined) {
+        symbols.pk_close(reader);
+      } else {
+        const watched = symbols.pk_reactor_watch(handle, reader);
+        if (watched >= 0) return file;
+        file.close();
+        why = `death watch: errno ${-watched}`;
+      }
+    }
+    if (!untiedSaid) {
+      untiedSaid = true;
+      console.debug(
+        `Packice: this Worker's Unix socket connections stay open until the process exits if it ends without closing its clients (${why})`,
+      );
+    }
+    return undefined;
+  }
+
   /** Starts the next wait of a run without a thread; its result is handled when it returns. */
   #next(running: Running): void {
-    running.waiting = this.#native.symbols.pk_reactor_wait_nb(running.handle).then((count) => {
+    const symbols = this.#native.symbols;
+    symbols.pk_reactor_will_wait(running.handle);
+    running.waiting = symbols.pk_reactor_wait_nb(running.handle).then((count) => {
       if (running !== this.#running) return;
       this.#ready(running.slots, count);
       if (count > 0 && running === this.#running) this.#next(running);
@@ -397,6 +451,8 @@ export class Reactor {
         // The wait under way returns at once, stopped.
         await running.waiting;
         symbols.pk_reactor_close(running.handle);
+        // Only once the run is out of the death watch, which would take this for the runtime's end.
+        running.tie?.close();
       }
       running.memory.transfer(0);
     })();
