@@ -174,6 +174,7 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
     this.#claims = options.removeShared === undefined
       ? new CreateClaims(options.directory, () => this.#holder())
       : undefined;
+    if (this.#address !== undefined) this.#later(this.#announceHeld());
   }
 
   /**
@@ -185,7 +186,9 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
   }
 
   set address(url: string | undefined) {
+    const first = this.#address === undefined && url !== undefined;
     this.#address = url;
+    if (first) this.#later(this.#announceHeld());
   }
 
   /**
@@ -545,6 +548,25 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
     if (this.#address === undefined) return undefined;
     const holder = { node: this.#node, address: this.#address };
     return this.#piecePort === undefined ? holder : { ...holder, piecePort: this.#piecePort };
+  }
+
+  /**
+   * Announces, one at a time, the objects held here that no seal announced:
+   * those recovered from the data directory at a restart (a clean stop
+   * withdrew them), and any sealed before this daemon had an address.
+   */
+  async #announceHeld(): Promise<void> {
+    let after: string | undefined;
+    do {
+      const page = await listPageOf(this.#home, after === undefined ? {} : { after });
+      for (const info of page.objects) {
+        if (this.#abort.signal.aborted) return;
+        if (info.state !== "SEALED" || !this.#holds(info)) continue;
+        if (this.#sealed.digest(info.id) !== undefined) continue;
+        await this.#sealed.announceHeld(info.id);
+      }
+      after = page.next;
+    } while (after !== undefined);
   }
 
   /** Lets go, in the background, of the claim of a create's lease, if it took one. */
