@@ -99,6 +99,7 @@ export class Membership implements Members, AsyncDisposable {
       awareness: this.#awareness,
       queue: this.#queue,
       log: (message) => this.#log.info(message),
+      warn: (message) => this.#log.warn(message),
     });
     this.#context = {
       self: options.node,
