@@ -18,9 +18,9 @@
  *   an object's keys in one Redis Cluster hash slot.
  * - `drops:{<node>}`: a set of `<digest> <id>` the node must drop: a
  *   removal puts one entry in the set of each holder, which polls it.
- * - `here:{<node>}`: set by the node's first poll; a poll that finds it
- *   gone finds a Redis that lost the directory (restarted empty, flushed),
- *   and the node announces again the objects it holds whole.
+ * - `here:{<node>}`: set when the node connects; a poll of its removals that
+ *   finds it gone finds a Redis that lost the directory (restarted empty,
+ *   flushed), and the node announces again the objects it holds whole.
  * - `claim:{<key>}`: a string `<node> <address>` with a TTL, an exclusive
  *   claim (`SET NX PX`, renewed by its holder only); the braces put a claim
  *   on an object id in the slot of the object's entry.
@@ -204,6 +204,8 @@ return 'OK'
   ),
   /** KEYS[1]: a node's removals; ARGV[1]: `<digest> <id>`. */
   tell: script("dir_tell", "return redis.call('SADD', KEYS[1], ARGV[1])"),
+  /** KEYS[1]: a node's mark. */
+  mark: script("dir_mark", "return redis.call('SET', KEYS[1], '1')"),
   /**
    * KEYS[1]: a node's removals, KEYS[2]: its mark; ARGV[1]: how many to take.
    * '1' when the mark was missing (set now), else '', then the removals.
@@ -276,6 +278,7 @@ export class RedisDirectory implements Directory {
     const directory = new RedisDirectory(options);
     try {
       await directory.#connection.open();
+      await directory.#run(SCRIPTS.mark, directory.#mark(directory.node));
     } catch (error) {
       await directory.#connection.close();
       await directory.#subscriber.close();
