@@ -1,7 +1,8 @@
 /**
- * Two live daemons started with one `--node` take the id from each other
- * for as long as both run: each says so, and what to do. A daemon
- * restarted under its id (the old one killed) is no such conflict.
+ * A user's mistakes when starting members, each said with what to do: two
+ * live daemons started with one `--node` take the id from each other for as
+ * long as both run (a daemon restarted under its id, the old one killed, is
+ * no such conflict); a daemon with another token than the cluster's cannot join.
  */
 import { assert } from "../helpers/assert.ts";
 import { eventually } from "../helpers/eventually.ts";
@@ -25,4 +26,13 @@ Deno.test("a second live daemon under a member's --node is warned of; a restart 
     "a warning of the two daemons named a",
   );
   assert(!restarted.stderr().includes(WARNING) && !a.stderr().includes("node id b"));
+});
+
+Deno.test("a daemon with another token than the cluster's says why it cannot join", async () => {
+  await using cluster = await startCluster(["a"]);
+  const stranger = await cluster.add("stranger", ["--token", "not-the-cluster-token"]);
+  await eventually(
+    () => stranger.stderr().includes("every member needs the same token"),
+    "the join failure names the token",
+  );
 });
