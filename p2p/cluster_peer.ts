@@ -445,16 +445,16 @@ export class ClusterPeer
   /**
    * What is known of an object: held here, or on its way here (`CREATING`:
    * fetched from other daemons or read through from an origin, its size and
-   * metadata once its blob exists, no blob listed before); else, without a
-   * shared lease store (whose `stat` answers for every daemon already), as a
-   * holder the directory lists has it, with the holders: a `get` here would
-   * fetch it.
+   * metadata once its blob exists, no blob listed before); else as a holder
+   * the directory lists has it, with the holders: a `get` here would fetch
+   * it (a shared lease store answers for the objects put on any daemon, not
+   * for their read-throughs).
    */
   async stat(objectId: string): Promise<ObjectInfo> {
     try {
       return await this.statLocal(objectId);
     } catch (error) {
-      if (!(error instanceof NotFoundError) || this.#removeShared !== undefined) throw error;
+      if (!(error instanceof NotFoundError)) throw error;
       const elsewhere = await this.#statElsewhere(objectId);
       if (elsewhere === undefined) throw error;
       return elsewhere;

@@ -1,11 +1,15 @@
 /**
- * On an embedded cluster, a daemon that does not hold an object another
- * member holds answers `stat`, `HEAD` and `If-None-Match` for it as a `get`
- * would find it, without fetching it: not `NOT_FOUND`.
+ * A daemon that does not hold an object another member holds answers
+ * `stat`, `HEAD` and `If-None-Match` for it as a `get` would find it, without
+ * fetching it: not `NOT_FOUND`. On Redis, whose lease store knows the objects
+ * put on any daemon, that is so of the read-throughs.
  */
 import { connect, NotFoundError } from "../../mod.ts";
 import { assertEquals, assertRejects } from "../helpers/assert.ts";
+import { clusterDir, startClusterDaemons } from "../helpers/cluster.ts";
+import { redisTestOptions, startRedis } from "../helpers/redis_server.ts";
 import { type ClusterDaemon, startCluster, TOKEN } from "./cluster_daemons.ts";
+import { startCountingOrigin } from "./counting_origin.ts";
 
 const headers = { authorization: `Bearer ${TOKEN}` };
 
@@ -46,3 +50,23 @@ Deno.test("stat, HEAD and If-None-Match on a daemon of an embedded cluster find 
   using copy = await atB.get("elsewhere");
   assertEquals(new TextDecoder().decode(copy.bytes), "held by a");
 });
+
+Deno.test(
+  "on Redis, stat on a daemon finds a read-through another daemon holds",
+  redisTestOptions,
+  async () => {
+    await using redis = await startRedis();
+    await using dir = await clusterDir();
+    await using origin = startCountingOrigin({ body: new Uint8Array(1 << 20).fill(3) });
+    await using daemons = await startClusterDaemons(redis.url, dir.path, ["a", "b"]);
+    await using atA = await connect(daemons[0].socket);
+    const response = await atA.fetch(origin.url);
+    await response.bytes();
+    await using atB = await connect(daemons[1].socket);
+    const info = await atB.stat(response.headers.get("packice-object")!);
+    assertEquals(
+      [info.state, info.size, info.holders?.map((h) => h.node)],
+      ["SEALED", 1 << 20, ["a"]],
+    );
+  },
+);
