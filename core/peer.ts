@@ -513,3 +513,19 @@ export interface ArrivingRead {
 export function offersArrivingRead(peer: Peer): peer is Peer & ArrivingRead {
   return typeof (peer as Partial<ArrivingRead>).readArriving === "function";
 }
+
+/**
+ * An optional capability of a peer whose `stat` also answers for objects
+ * held elsewhere (a daemon of an embedded cluster): the same question for
+ * this host alone, as daemons ask it of each other (`?local=1`), so that
+ * one's answer never sends the question on to another.
+ */
+export interface LocalStat {
+  /** What is known of an object held here or on its way here; `NotFoundError` otherwise. */
+  statLocal(objectId: string): Promise<ObjectInfo>;
+}
+
+/** Whether `peer` offers {@link LocalStat}. */
+export function offersLocalStat(peer: Peer): peer is Peer & LocalStat {
+  return typeof (peer as Partial<LocalStat>).statLocal === "function";
+}

@@ -24,6 +24,7 @@ import {
   type ArrivingObject,
   type ArrivingRead,
   type BesideReads,
+  type LocalStat,
   offersReadsBeside,
   offersRemovalEvents,
   type Peer,
@@ -44,6 +45,8 @@ import type { HeldContent, HoldingSource } from "./directory/holding.ts";
 import type { ClusterLog, ClusterPeerOptions } from "./cluster_options.ts";
 import { FetchedCopies } from "./fetched_copies.ts";
 import { SealedHere } from "./sealed_here.ts";
+import { infoFrom } from "./holder_http.ts";
+import { SourceError } from "./source_error.ts";
 import { WriteLeases } from "./write_leases.ts";
 import { Fetches } from "./fetches.ts";
 import type { PartialObject, RelaySink } from "../transport/http/upload_gate.ts";
@@ -95,8 +98,10 @@ const quiet: ClusterLog = { warn: () => {}, debug: () => {} };
  * });
  * ```
  */
-export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBeside, HoldingSource {
+export class ClusterPeer
+  implements Peer, ArrivingRead, LocalStat, RemovalEvents, ReadsBeside, HoldingSource {
   readonly #home: Peer;
+  readonly #token: string | undefined;
   readonly #directory: Directory;
   readonly #node: string;
   #address: string | undefined;
@@ -128,6 +133,7 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
    */
   constructor(options: ClusterPeerOptions) {
     this.#home = options.home;
+    this.#token = options.token;
     this.#directory = options.directory;
     this.#node = options.node;
     this.#address = options.address;
@@ -174,6 +180,7 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
     this.#claims = options.removeShared === undefined
       ? new CreateClaims(options.directory, () => this.#holder())
       : undefined;
+    if (this.#address !== undefined) this.#later(this.#announceHeld());
   }
 
   /**
@@ -185,7 +192,9 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
   }
 
   set address(url: string | undefined) {
+    const first = this.#address === undefined && url !== undefined;
     this.#address = url;
+    if (first) this.#later(this.#announceHeld());
   }
 
   /**
@@ -436,9 +445,24 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
   /**
    * What is known of an object: held here, or on its way here (`CREATING`:
    * fetched from other daemons or read through from an origin, its size and
-   * metadata once its blob exists, no blob listed before).
+   * metadata once its blob exists, no blob listed before); else as a holder
+   * the directory lists has it, with the holders: a `get` here would fetch
+   * it (a shared lease store answers for the objects put on any daemon, not
+   * for their read-throughs).
    */
   async stat(objectId: string): Promise<ObjectInfo> {
+    try {
+      return await this.statLocal(objectId);
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+      const elsewhere = await this.#statElsewhere(objectId);
+      if (elsewhere === undefined) throw error;
+      return elsewhere;
+    }
+  }
+
+  /** What is known of an object held here or on its way here (see {@link LocalStat}). */
+  async statLocal(objectId: string): Promise<ObjectInfo> {
     try {
       return this.#withCopy(await this.#home.stat(objectId));
     } catch (error) {
@@ -545,6 +569,48 @@ export class ClusterPeer implements Peer, ArrivingRead, RemovalEvents, ReadsBesi
     if (this.#address === undefined) return undefined;
     const holder = { node: this.#node, address: this.#address };
     return this.#piecePort === undefined ? holder : { ...holder, piecePort: this.#piecePort };
+  }
+
+  /**
+   * Announces, one at a time, the objects held here that no seal announced:
+   * those recovered from the data directory at a restart (a clean stop
+   * withdrew them), and any sealed before this daemon had an address.
+   */
+  async #announceHeld(): Promise<void> {
+    let after: string | undefined;
+    do {
+      const page = await listPageOf(this.#home, after === undefined ? {} : { after });
+      for (const info of page.objects) {
+        if (this.#abort.signal.aborted) return;
+        if (info.state !== "SEALED" || !this.#holds(info)) continue;
+        if (this.#sealed.digest(info.id) !== undefined) continue;
+        await this.#sealed.announceHeld(info.id);
+      }
+      after = page.next;
+    } while (after !== undefined);
+  }
+
+  /** What the first whole holder the directory lists answers of `id`, with the holders. */
+  async #statElsewhere(id: string): Promise<ObjectInfo | undefined> {
+    const entry = await this.#directory.lookup(id);
+    if (entry === undefined) return undefined;
+    for (const holder of entry.holders) {
+      if (holder.node === this.#node || holder.pieces !== undefined) continue;
+      let info;
+      try {
+        info = await infoFrom(holder, id, this.#token, this.#abort.signal);
+      } catch (error) {
+        if (error instanceof SourceError) continue;
+        throw error;
+      }
+      if (info.state !== "SEALED" || info.size !== entry.size) continue;
+      return {
+        ...info as ObjectInfo,
+        digest: entry.digest,
+        holders: entry.holders.map(({ node, address }) => ({ node, address })),
+      };
+    }
+    return undefined;
   }
 
   /** Lets go, in the background, of the claim of a create's lease, if it took one. */

@@ -12,7 +12,7 @@
  * @module
  */
 import type { Blob } from "../core/blob.ts";
-import { InvalidArgumentError } from "../core/errors.ts";
+import { CapacityExceededError, InvalidArgumentError } from "../core/errors.ts";
 import type { ContentRecord } from "./directory.ts";
 import { bindRecord } from "./record_binding.ts";
 import { onePieceAlgorithm, pieceDigest } from "./piece_digest.ts";
@@ -113,17 +113,17 @@ export async function contentRecord(
 
 /**
  * Checks a record that came from the directory, which may be stale or
- * forged: its fields must agree with each other before any byte is fetched.
+ * forged: its fields must agree with each other before any byte is fetched,
+ * and the object must fit in this daemon.
  *
  * @param maxSize The largest object this daemon would take.
  * @throws {InvalidArgumentError} Naming what is wrong.
+ * @throws {CapacityExceededError} When the object, recorded right, is larger than `maxSize`.
  */
 export function checkRecord(record: ContentRecord, maxSize: number): ContentRecord {
   const { id, size, pieceSize, pieceDigests, digest } = record;
   const problem = !Number.isSafeInteger(size) || size < 0
     ? `size ${size} is not a byte count`
-    : size > maxSize
-    ? `size ${size} is over this peer's capacity ${maxSize}`
     : pieceSize !== pieceSizeFor(size)
     ? `piece size ${pieceSize} is not ${pieceSizeFor(size)}`
     : !Array.isArray(pieceDigests) || pieceDigests.length !== pieceCount(size, pieceSize)
@@ -135,6 +135,12 @@ export function checkRecord(record: ContentRecord, maxSize: number): ContentReco
     : undefined;
   if (problem !== undefined) {
     throw new InvalidArgumentError(`Invalid directory record of object ${id}: ${problem}`);
+  }
+  if (size > maxSize) {
+    throw new CapacityExceededError(
+      `Cannot fetch object ${id}: its ${size} bytes are more than this daemon holds (${maxSize}): ` +
+        "raise --capacity (--hot with --impl tiered)",
+    );
   }
   return record;
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ConflictError, NotFoundError } from "../core/errors.ts";
+import { CapacityExceededError, ConflictError, NotFoundError } from "../core/errors.ts";
 import type { Acquired, Peer } from "../core/peer.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import { checkRecord } from "./content.ts";
@@ -149,6 +149,7 @@ export class Fetcher {
       bound = binding === "bound";
     } catch (error) {
       this.#counts.cluster_misses_total++;
+      if (error instanceof CapacityExceededError) throw error;
       this.#log.warn((error as Error).message);
       throw new NotFoundError(`Cannot fetch object ${id}: ${(error as Error).message}`);
     }

@@ -20,24 +20,7 @@ export async function metaFrom(
   token: string | undefined,
   signal: AbortSignal,
 ): Promise<Meta> {
-  const headers: Record<string, string> = {};
-  if (token !== undefined) headers.authorization = `Bearer ${token}`;
-  let info: Partial<ObjectInfo>;
-  try {
-    const response = await fetch(
-      `${holder.address}/v1/objects/${encodeURIComponent(record.id)}/info`,
-      { headers, signal: AbortSignal.any([signal, AbortSignal.timeout(4000)]) },
-    );
-    if (!response.ok) {
-      await response.body?.cancel();
-      const fault = response.status === 404 ? "missing" : "status";
-      throw new SourceError(fault, holder, `answered ${response.status} to info`);
-    }
-    info = await response.json();
-  } catch (error) {
-    if (error instanceof SourceError || signal.aborted) throw error;
-    throw new SourceError("unreachable", holder, (error as Error).message, { cause: error });
-  }
+  const info = await infoFrom(holder, record.id, token, signal);
   if (info.state !== "SEALED" || info.size !== record.size) {
     throw new SourceError(
       "length",
@@ -46,6 +29,36 @@ export async function metaFrom(
     );
   }
   return info.meta ?? {};
+}
+
+/**
+ * What `holder` knows of object `id` on its own host (`GET /v1/objects/:id/info?local=1`).
+ *
+ * @throws {SourceError} When the holder does not answer, or not with 200.
+ */
+export async function infoFrom(
+  holder: Holder,
+  id: string,
+  token: string | undefined,
+  signal: AbortSignal,
+): Promise<Partial<ObjectInfo>> {
+  const headers: Record<string, string> = {};
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  try {
+    const response = await fetch(
+      `${holder.address}/v1/objects/${encodeURIComponent(id)}/info?local=1`,
+      { headers, signal: AbortSignal.any([signal, AbortSignal.timeout(4000)]) },
+    );
+    if (!response.ok) {
+      await response.body?.cancel();
+      const fault = response.status === 404 ? "missing" : "status";
+      throw new SourceError(fault, holder, `answered ${response.status} to info`);
+    }
+    return await response.json();
+  } catch (error) {
+    if (error instanceof SourceError || signal.aborted) throw error;
+    throw new SourceError("unreachable", holder, (error as Error).message, { cause: error });
+  }
 }
 
 /** Whether `holder` answers `GET /healthz` within 2 s. */

@@ -81,6 +81,24 @@ export class SealedHere {
     }
   }
 
+  /**
+   * As {@link SealedHere.announce}, for an object this daemon held before it
+   * could announce anything (recovered from its data directory at a restart):
+   * when the directory refuses it, holding other bytes under its id or the
+   * object deleted meanwhile, the bytes here are stale and go, as a copy of
+   * other bytes goes when Redis registers them again. With a shared lease
+   * store, that store already said these bytes are the object's.
+   */
+  async announceHeld(id: string): Promise<void> {
+    try {
+      await this.#recordAndAnnounce(id, true);
+    } catch (error) {
+      this.#options.log.warn(
+        `Cannot record or announce object ${id}: ${(error as Error).message}`,
+      );
+    }
+  }
+
   /** Drops the bytes of an object sealed here whose record is gone. */
   forget(id: string): void {
     this.#digests.delete(id);
@@ -111,7 +129,7 @@ export class SealedHere {
     }
   }
 
-  async #recordAndAnnounce(id: string): Promise<void> {
+  async #recordAndAnnounce(id: string, held = false): Promise<void> {
     const { home } = this.#options;
     const { lease, blobs } = await home.acquire(id, Access.READ, { local: true });
     let record: ContentRecord;
@@ -130,17 +148,23 @@ export class SealedHere {
         await home.release(lease.id).catch(() => {});
       }
     })();
-    await Promise.all([recorded, this.#announce(record)]);
+    await Promise.all([recorded, this.#announce(record, held)]);
   }
 
-  /** Announces this daemon as holder of `record`, an object sealed here. */
-  async #announce(record: ContentRecord): Promise<void> {
+  /** Announces this daemon as holder of `record`, an object sealed here (`held`: before). */
+  async #announce(record: ContentRecord, held: boolean): Promise<void> {
     const { directory, removeShared, log } = this.#options;
     const holder = this.#options.self();
     if (holder === undefined) return;
     try {
       await directory.announce(record, holder);
     } catch (error) {
+      const refused = error instanceof ConflictError || error instanceof NotFoundError;
+      if (held && refused && removeShared === undefined) {
+        log.warn(`Dropped the object ${record.id} held here: ${(error as Error).message}`);
+        this.forget(record.id);
+        return;
+      }
       if (!(error instanceof ConflictError) || removeShared === undefined) {
         log.warn(`Cannot announce object ${record.id}: ${(error as Error).message}`);
         return;

@@ -151,6 +151,8 @@ export class RedisLeaseStore implements LeaseStore {
   readonly #registry: NodeRegistry;
   readonly #connection: RedisConnection;
   readonly #own = new LeaseTable();
+  /** The namespace's objects as last counted (see {@link RedisLeaseStore.counts}). */
+  #objects: number | undefined;
   /** The last version of an object a grant returned, by id. */
   readonly #granted = new GrantedVersions();
   readonly #reconciler: Reconciler;
@@ -251,6 +253,7 @@ export class RedisLeaseStore implements LeaseStore {
     const store = new RedisLeaseStore(options);
     try {
       await store.#connection.open();
+      await store.counts();
     } catch (error) {
       await store.#connection.close();
       throw error;
@@ -588,9 +591,19 @@ export class RedisLeaseStore implements LeaseStore {
     return this.#pages.read(this.#gated, after, count);
   }
 
+  /**
+   * The namespace's objects and this node's leases. While Redis is away, the
+   * objects counted when it last answered: nothing puts or deletes meanwhile,
+   * and a daemon's status and metrics (`directory_available` 0 among them)
+   * stay readable through the outage.
+   */
   async counts(): Promise<{ objects: number; leases: number }> {
-    const objects = await this.#calls.countObjects(this.#gated, this.#clock.now());
-    return { objects, leases: this.#own.size };
+    try {
+      this.#objects = await this.#calls.countObjects(this.#gated, this.#clock.now());
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError) || this.#objects === undefined) throw error;
+    }
+    return { objects: this.#objects, leases: this.#own.size };
   }
 
   conflict(local: ObjectInfo, recorded: ObjectInfo): void {

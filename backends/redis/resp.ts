@@ -216,7 +216,10 @@ export class ReplyParser {
         return items;
       }
       default:
-        throw new Error(`Unexpected reply type ${kind} from Redis`);
+        throw new Error(
+          `its reply starts with ${JSON.stringify(String.fromCharCode(kind!))} (byte ${kind}), ` +
+            "not a Redis reply: is a Redis server listening there?",
+        );
     }
   }
 

@@ -18,6 +18,9 @@
  *   an object's keys in one Redis Cluster hash slot.
  * - `drops:{<node>}`: a set of `<digest> <id>` the node must drop: a
  *   removal puts one entry in the set of each holder, which polls it.
+ * - `here:{<node>}`: set when the node connects; a poll of its removals that
+ *   finds it gone finds a Redis that lost the directory (restarted empty,
+ *   flushed), and the node announces again the objects it holds whole.
  * - `claim:{<key>}`: a string `<node> <address>` with a TTL, an exclusive
  *   claim (`SET NX PX`, renewed by its holder only); the braces put a claim
  *   on an object id in the slot of the object's entry.
@@ -201,8 +204,20 @@ return 'OK'
   ),
   /** KEYS[1]: a node's removals; ARGV[1]: `<digest> <id>`. */
   tell: script("dir_tell", "return redis.call('SADD', KEYS[1], ARGV[1])"),
-  /** KEYS[1]: a node's removals; ARGV[1]: how many to take. */
-  drops: script("dir_drops", "return redis.call('SPOP', KEYS[1], ARGV[1])"),
+  /** KEYS[1]: a node's mark. */
+  mark: script("dir_mark", "return redis.call('SET', KEYS[1], '1')"),
+  /**
+   * KEYS[1]: a node's removals, KEYS[2]: its mark; ARGV[1]: how many to take.
+   * '1' when the mark was missing (set now), else '', then the removals.
+   */
+  drops: script(
+    "dir_drops_marked",
+    `
+local out = { redis.call('SET', KEYS[2], '1', 'NX') and '1' or '' }
+for _, entry in ipairs(redis.call('SPOP', KEYS[1], ARGV[1])) do out[#out + 1] = entry end
+return out
+`,
+  ),
 } as const satisfies Record<string, Script>;
 
 /** Removals taken per poll. */
@@ -231,6 +246,10 @@ export class RedisDirectory implements Directory {
   readonly #subscriber: RedisSubscriber;
   #poller: ReturnType<typeof setInterval> | undefined;
   #polling: Promise<void> | undefined;
+  /** What this node announced it holds whole, by id: announced again when Redis lost it. */
+  readonly #held = new Map<string, { record: ContentRecord; holder: Holder }>();
+  /** Whether Redis lost the directory and not all of {@link RedisDirectory.#held} is back yet. */
+  #lost = false;
   #closed = false;
 
   private constructor(options: RedisDirectoryOptions) {
@@ -259,6 +278,7 @@ export class RedisDirectory implements Directory {
     const directory = new RedisDirectory(options);
     try {
       await directory.#connection.open();
+      await directory.#run(SCRIPTS.mark, directory.#mark(directory.node));
     } catch (error) {
       await directory.#connection.close();
       await directory.#subscriber.close();
@@ -304,10 +324,14 @@ export class RedisDirectory implements Directory {
     if (status === "NOT_FOUND") {
       throw new NotFoundError(`Cannot join object ${record.id}: no longer in the directory`);
     }
+    if (holder.node === this.node && holder.pieces === undefined) {
+      this.#held.set(record.id, { record, holder });
+    }
     return options.listing === true ? holdersOf(fields) : undefined;
   }
 
   async withdraw(id: string, node: string): Promise<void> {
+    if (node === this.node) this.#held.delete(id);
     await this.#run(SCRIPTS.withdraw, this.#entry(id), node, this.#channel(id));
   }
 
@@ -351,6 +375,7 @@ export class RedisDirectory implements Directory {
   }
 
   async remove(id: string): Promise<void> {
+    this.#held.delete(id);
     const [digest, ...holders] = await this.#run(
       SCRIPTS.remove,
       this.#entry(id),
@@ -424,21 +449,48 @@ export class RedisDirectory implements Directory {
   #poll(): void {
     if (this.#polling !== undefined || !this.#connection.available) return;
     this.#polling = (async () => {
-      const taken = await this.#run(
+      const [lost, ...taken] = await this.#connection.run(
         SCRIPTS.drops,
-        this.#drops(this.node),
-        String(DROPS_PER_POLL),
+        [this.#drops(this.node), this.#mark(this.node)],
+        [String(DROPS_PER_POLL)],
       ) as string[];
       for (const entry of taken) {
         const space = entry.indexOf(" ");
         const removal = { digest: entry.slice(0, space), id: entry.slice(space + 1) };
+        if (this.#held.get(removal.id)?.record.digest === removal.digest) {
+          this.#held.delete(removal.id);
+        }
         for (const listener of this.#listeners) listener(removal);
       }
+      if (lost === "1" && this.#held.size > 0) {
+        this.#log?.warn(
+          `Redis lost the object directory (it restarted empty, or was flushed): announcing ` +
+            `the ${this.#held.size} objects held by node ${this.node} again`,
+        );
+        this.#lost = true;
+      }
+      if (this.#lost) await this.#announceHeld();
     })().catch((error) => {
       if (!(error instanceof StoreUnavailableError)) {
         this.#log?.warn(`Cannot poll removals of node ${this.node}: ${(error as Error).message}`);
       }
     }).finally(() => this.#polling = undefined);
+  }
+
+  /** Announces again, one at a time, what this node held whole when Redis lost the directory. */
+  async #announceHeld(): Promise<void> {
+    for (const [id, { record, holder }] of [...this.#held]) {
+      if (this.#closed) return;
+      if (this.#held.get(id)?.record !== record) continue; // Withdrawn or replaced meanwhile.
+      try {
+        await this.announce(record, holder);
+      } catch (error) {
+        if (!(error instanceof ConflictError)) throw error;
+        this.#held.delete(id);
+        this.#log?.warn(`Cannot announce object ${id} again: ${error.message}`);
+      }
+    }
+    this.#lost = false;
   }
 
   #run(script: Script, key: string, ...args: string[]): Promise<unknown> {
@@ -463,6 +515,11 @@ export class RedisDirectory implements Directory {
   /** The key of `node`'s removals. */
   #drops(node: string): string {
     return `${this.#prefix}drops:{${node}}`;
+  }
+
+  /** The key of `node`'s mark, in the slot of its removals. */
+  #mark(node: string): string {
+    return `${this.#prefix}here:{${node}}`;
   }
 }
 

@@ -52,6 +52,8 @@ export interface MemberTableOptions {
   readonly queue: BroadcastQueue;
   /** Logs conflicts and verdicts. */
   readonly log?: (message: string) => void;
+  /** Warns of another live daemon under this member's node id. */
+  readonly warn?: (message: string) => void;
 }
 
 /** Every member this one knows of, itself included, and the rules that change them. */
@@ -62,6 +64,12 @@ export class MemberTable {
   readonly #awareness: Awareness;
   readonly #queue: BroadcastQueue;
   readonly #log: (message: string) => void;
+  readonly #warn: (message: string) => void;
+  /**
+   * Other processes heard claiming this member's node id, by boot, with the
+   * incarnation last heard: a restart's stale news stops, a live one refutes.
+   */
+  readonly #claimants = new Map<string, { incarnation: number; warned: boolean }>();
   readonly #entries = new Map<string, MutableEntry>();
   readonly #suspicions = new Map<string, Suspicion>();
   readonly #listeners = new Set<(member: MemberEntry) => void>();
@@ -77,6 +85,7 @@ export class MemberTable {
     this.#awareness = options.awareness;
     this.#queue = options.queue;
     this.#log = options.log ?? (() => {});
+    this.#warn = options.warn ?? this.#log;
     this.#entries.set(this.#self, {
       ...options.self,
       state: "alive",
@@ -175,6 +184,7 @@ export class MemberTable {
       return;
     }
     if (isLocal) {
+      if (update.boot !== entry.boot) this.#claimed(update);
       if (update.incarnation < entry.incarnation) return;
       if (
         update.incarnation === entry.incarnation && update.address === entry.address &&
@@ -303,6 +313,27 @@ export class MemberTable {
       incarnation,
       boot,
     }));
+  }
+
+  /**
+   * Notes another process claiming this member's node id alive. Once it
+   * claims it anew after this one refuted it, it is no stale news of an
+   * earlier start (a restart) but a second live daemon: warned of once.
+   */
+  #claimed(update: AliveUpdate): void {
+    const known = this.#claimants.get(update.boot);
+    if (known === undefined) {
+      this.#claimants.set(update.boot, { incarnation: update.incarnation, warned: false });
+      return;
+    }
+    if (update.incarnation <= known.incarnation) return;
+    known.incarnation = update.incarnation;
+    if (known.warned) return;
+    known.warned = true;
+    this.#warn(
+      `Another live daemon at ${update.address} uses node id ${this.#self}: give each daemon ` +
+        `its own --node (until one stops, the two take the id from each other)`,
+    );
   }
 
   /** Answers an accusation: an incarnation above `accused` and above its own, gossiped as alive. */

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ClosedError, NotFoundError, ProtocolError } from "../../core/errors.ts";
+import { ClosedError, NotFoundError, ProtocolError, UnauthorizedError } from "../../core/errors.ts";
 import type { Member, Members } from "../members.ts";
 import { Awareness } from "./awareness.ts";
 import { BroadcastQueue } from "./broadcast_queue.ts";
@@ -99,6 +99,7 @@ export class Membership implements Members, AsyncDisposable {
       awareness: this.#awareness,
       queue: this.#queue,
       log: (message) => this.#log.info(message),
+      warn: (message) => this.#log.warn(message),
     });
     this.#context = {
       self: options.node,
@@ -222,7 +223,10 @@ export class Membership implements Members, AsyncDisposable {
         await pushPull(this.#context, seed, undefined, true);
         return 1;
       } catch (error) {
-        this.#log.warn(`Cannot join through ${seed}: ${(error as Error).message}`);
+        const hint = error instanceof UnauthorizedError
+          ? ": every member needs the same token (--token-file, PACKICE_TOKEN)"
+          : "";
+        this.#log.warn(`Cannot join through ${seed}: ${(error as Error).message}${hint}`);
         return 0;
       }
     }));

@@ -95,6 +95,11 @@ const UNSHARED_TTL = 60_000;
 /** Rounds of claim-or-follow before a fetch gives up. */
 const MAX_ROUNDS = 50;
 
+/** The origin's answer to a revalidation that is not the stored version, until one download takes it. */
+interface Answer {
+  response: Response | undefined;
+}
+
 /**
  * Reads origin URLs through a peer: see the module's description.
  *
@@ -119,7 +124,8 @@ export class ReadThrough {
   readonly #flights = new Map<string, Promise<OriginReply>>();
   /** Bodies of no stated length spooled here (downloaded or pulled), by id: served to followers. */
   readonly #spools = new Map<string, Spool>();
-  readonly #revalidating = new Map<string, Promise<Meta | undefined>>();
+  /** Revalidations under way: the stored head refreshed, or the origin's other answer. */
+  readonly #revalidating = new Map<string, Promise<{ readonly current: Meta } | Answer>>();
   readonly #abort = new AbortController();
   /** What this read-through counted. */
   readonly counts: OriginCounts = originCounts();
@@ -218,6 +224,8 @@ export class ReadThrough {
     };
     if (mode === "no-store") return await this.#unshared(trip, await askOrigin(trip));
     let stale: Meta | undefined;
+    /** The answer to a revalidation that is not the stored version: the download starts from it. */
+    let answered: Answer | undefined;
     if (mode !== "reload") {
       const meta = await this.#held(id);
       if (meta === undefined && mode === "only-if-cached") {
@@ -239,18 +247,21 @@ export class ReadThrough {
           if (asking === undefined) {
             asking = (async () => {
               const answer = await askOrigin(trip, Object.fromEntries(conditional));
+              if (answer.status !== 304 && !sameRepresentation(stored, answer)) {
+                return { response: answer };
+              }
               await answer.body?.cancel();
-              if (answer.status !== 304 && !sameRepresentation(stored, answer)) return undefined;
               this.counts.origin_not_modified_total++;
               // Still current: the stored body, with the headers the answer refreshed.
               const refreshed = refreshedMeta(meta, answer.headers);
               this.#revalidated.record(id, refreshed);
-              return refreshed;
+              return { current: refreshed };
             })().finally(() => this.#revalidating.delete(id));
             this.#revalidating.set(id, asking);
           }
-          const current = await asking;
-          if (current !== undefined) return replyOf(id, current);
+          const revalidation = await asking;
+          if ("current" in revalidation) return replyOf(id, revalidation.current);
+          answered = revalidation;
         }
         stale = meta;
       }
@@ -258,12 +269,17 @@ export class ReadThrough {
     // One flight per daemon; the claim makes it one per cluster.
     let flight = this.#flights.get(id);
     if (flight === undefined) {
+      // The first caller the revalidation answered takes its answer; the others join it.
+      const first = answered?.response;
+      if (answered !== undefined) answered.response = undefined;
       flight = (async () => {
         // On its way here from now: `stat` says so before its size is known.
         using _expected = this.#store.expect(id);
-        return await this.#single(id, trip, stale, mode === "reload");
+        return await this.#single(id, trip, stale, mode === "reload", first);
       })().finally(() => this.#flights.delete(id));
       this.#flights.set(id, flight);
+    } else {
+      await answered?.response?.body?.cancel().catch(() => {});
     }
     return await flight;
   }
@@ -274,17 +290,22 @@ export class ReadThrough {
     this.#tracker.close();
   }
 
-  /** Claims the download or follows its claimant, until one of them has the object. */
+  /**
+   * Claims the download or follows its claimant, until one of them has the
+   * object; `first`, the origin's answer to a revalidation, is the download
+   * when this daemon claims it (no second request), else it is cancelled.
+   */
   async #single(
     id: string,
     trip: OriginTrip,
     stale: Meta | undefined,
     reload: boolean,
+    first: Response | undefined,
   ): Promise<OriginReply> {
     // What this daemon spooled or pulled, kept from one downloader to the next.
     const flight: Flight = {};
     try {
-      return await this.#rounds(id, trip, stale, reload, flight);
+      return await this.#rounds(id, trip, stale, reload, flight, first);
     } finally {
       const spool = flight.spool;
       if (spool !== undefined) {
@@ -294,59 +315,74 @@ export class ReadThrough {
     }
   }
 
-  /** The rounds of claim-or-follow of {@link ReadThrough.#single}. */
+  /**
+   * The rounds of claim-or-follow of {@link ReadThrough.#single}: `answer`
+   * goes to the first download this daemon leads, and is cancelled when
+   * another daemon's download comes first.
+   */
   async #rounds(
     id: string,
     trip: OriginTrip,
     stale: Meta | undefined,
     reload: boolean,
     flight: Flight,
+    answer: Response | undefined,
   ): Promise<OriginReply> {
-    const cluster = this.#cluster;
-    const self = cluster?.self();
-    if (cluster === undefined || self === undefined) {
-      return await this.#lead(id, trip, stale, reload, flight);
-    }
-    for (let round = 0; round < MAX_ROUNDS; round++) {
-      const holder = await tryClaim(cluster.directory, {
-        id,
-        self,
-        ttl: this.#claimTtl,
-        log: this.#log,
-      });
-      if (holder === undefined) {
-        await sleep(20 + Math.random() * 80, trip.signal);
-        continue;
+    const take = () => {
+      const taken = answer;
+      answer = undefined;
+      return taken;
+    };
+    try {
+      const cluster = this.#cluster;
+      const self = cluster?.self();
+      if (cluster === undefined || self === undefined) {
+        return await this.#lead(id, trip, stale, reload, flight, take());
       }
-      if (holder.node === self.node) {
-        await using claim = this.#hold(id, self);
-        try {
-          const signal = AbortSignal.any([trip.signal, claim.lost]);
-          return await this.#lead(id, { ...trip, signal }, stale, reload, flight);
-        } catch (error) {
-          if (!claim.lost.aborted || trip.signal.aborted) throw error;
-          // Another daemon downloads it now: this one follows it, in the next round.
+      for (let round = 0; round < MAX_ROUNDS; round++) {
+        const holder = await tryClaim(cluster.directory, {
+          id,
+          self,
+          ttl: this.#claimTtl,
+          log: this.#log,
+        });
+        if (holder === undefined) {
+          await sleep(20 + Math.random() * 80, trip.signal);
           continue;
         }
+        if (holder.node === self.node) {
+          await using claim = this.#hold(id, self);
+          try {
+            const signal = AbortSignal.any([trip.signal, claim.lost]);
+            return await this.#lead(id, { ...trip, signal }, stale, reload, flight, take());
+          } catch (error) {
+            if (!claim.lost.aborted || trip.signal.aborted) throw error;
+            // Another daemon downloads it now: this one follows it, in the next round.
+            continue;
+          }
+        }
+        await take()?.body?.cancel().catch(() => {});
+        const reply = await follow({
+          store: this.#store,
+          tracker: this.#tracker,
+          cluster,
+          counts: this.counts,
+          claimTtl: this.#claimTtl,
+          log: this.#log,
+          spools: this.#spools,
+          spoolDir: this.#spoolDir,
+          maxBody: this.#maxBody,
+          flight,
+          hold: () => this.#hold(id, self),
+          lead: (first) => this.#lead(id, trip, undefined, true, flight, first),
+        }, { id, trip, leader: holder, self });
+        if (reply !== undefined) return reply;
+        await sleep(20 + Math.random() * 80, trip.signal);
       }
-      const reply = await follow({
-        store: this.#store,
-        tracker: this.#tracker,
-        cluster,
-        counts: this.counts,
-        claimTtl: this.#claimTtl,
-        log: this.#log,
-        spools: this.#spools,
-        spoolDir: this.#spoolDir,
-        maxBody: this.#maxBody,
-        flight,
-        hold: () => this.#hold(id, self),
-        lead: (first) => this.#lead(id, trip, undefined, true, flight, first),
-      }, { id, trip, leader: holder, self });
-      if (reply !== undefined) return reply;
-      await sleep(20 + Math.random() * 80, trip.signal);
+      throw new StoreUnavailableError(`Cannot fetch ${shown(trip.url)}: no download went through`);
+    } finally {
+      await take()?.body?.cancel().catch(() => {});
     }
-    throw new StoreUnavailableError(`Cannot fetch ${shown(trip.url)}: no download went through`);
   }
 
   /** Holds this daemon's claim of `id` (won already), renewing it; disposing lets it go. */

@@ -150,3 +150,48 @@ Deno.test("a 200 with the stored strong ETag and length is not downloaded again;
     assertEquals(seen, { bytes: 2 * SIZE + 1, notModified: 0, sameObject: false });
   });
 });
+
+Deno.test("a 200 to a revalidation is the new version's download: one request, not two", async (t) => {
+  await using cluster = await startCluster(["solo"]);
+  await using client = await connect(cluster.daemons[0]!.socket);
+  /** An origin that ignores conditional requests; `head(n)` are the headers of its n-th answer. */
+  const startOrigin = (head: (n: number) => Record<string, string>) => {
+    const asked: (string | null)[] = [];
+    const abort = new AbortController();
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      signal: abort.signal,
+      onListen: () => {},
+    }, (request) => {
+      asked.push(
+        request.headers.get("if-none-match") ?? request.headers.get("if-modified-since"),
+      );
+      return new Response(`version ${asked.length}`, { headers: head(asked.length) });
+    });
+    return {
+      url: `http://127.0.0.1:${server.addr.port}/changing`,
+      asked,
+      [Symbol.asyncDispose]: async () => {
+        abort.abort();
+        await server.finished;
+      },
+    };
+  };
+  const bodies = async (url: string) => [
+    await (await client.fetch(url)).text(),
+    await (await client.fetch(url)).text(),
+  ];
+
+  await t.step("a new ETag", async () => {
+    await using origin = startOrigin((n) => ({ etag: `"v${n}"` }));
+    assertEquals(await bodies(origin.url), ["version 1", "version 2"]);
+    assertEquals(origin.asked, [null, '"v1"']);
+  });
+  await t.step("Last-Modified only, If-Modified-Since ignored", async () => {
+    const modified = "Mon, 01 Jan 2024 00:00:00 GMT";
+    await using origin = startOrigin(() => ({ "last-modified": modified }));
+    assertEquals(await bodies(origin.url), ["version 1", "version 2"]);
+    assertEquals(origin.asked, [null, modified]);
+  });
+});

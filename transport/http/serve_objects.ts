@@ -13,7 +13,7 @@ import {
 import { deleteObject as removeObject } from "../../core/delete_in_steps.ts";
 import { Access } from "../../core/lease.ts";
 import type { ObjectInfo } from "../../core/object.ts";
-import { type Acquired, offersArrivingRead, type Peer } from "../../core/peer.ts";
+import { type Acquired, offersArrivingRead, offersLocalStat, type Peer } from "../../core/peer.ts";
 import { deleteRequest, getRequest, putRequest, statRequest } from "../../core/requests.ts";
 import { computeDigest } from "../../backends/digest.ts";
 import { loadNative } from "../../native/load.ts";
@@ -95,9 +95,11 @@ export async function download(
   const peer = server.peer;
   const id = getRequest(params.id);
   const ifNoneMatch = request.headers.get("if-none-match");
+  // `?local=1`: this host's copy only, as daemons ask each other.
+  const local = url.searchParams.get("local") === "1";
   if (head || ifNoneMatch !== null) {
     // Answered from the directory when the digest is known: no lease needed.
-    const known = await peer.stat(id);
+    const known = await statOf(peer, id, local);
     if (known.state !== "SEALED") {
       // On its way here, a GET streams it: its state, and its size once known
       // (with no body at all the server would say `Content-Length: 0`). Written
@@ -113,8 +115,6 @@ export async function download(
       if (head) return new Response(null, { headers: objectHeaders(known, known.digest) });
     }
   }
-  // `?local=1`: this host's copy only, as daemons ask each other.
-  const local = url.searchParams.get("local") === "1";
   // Another daemon asking for an object on its way here: a relay.
   const relay = local && (peer as Peer & PartialHolder).partial?.(id) !== undefined;
   const range = request.headers.get("range");
@@ -314,9 +314,15 @@ export async function deleteObject(
 /** GET /v1/objects/:id/info. */
 export async function objectInfo(
   server: ServerContext,
-  { params }: RouteContext,
+  { params, url }: RouteContext,
 ): Promise<Response> {
-  return Response.json(await server.peer.stat(statRequest(params.id)));
+  const local = url.searchParams.get("local") === "1";
+  return Response.json(await statOf(server.peer, statRequest(params.id), local));
+}
+
+/** `stat`, or with `local` (`?local=1`) what this host alone knows, where the peer tells apart. */
+function statOf(peer: Peer, id: string, local: boolean): Promise<ObjectInfo> {
+  return local && offersLocalStat(peer) ? peer.statLocal(id) : peer.stat(id);
 }
 
 /** The digest of an object read under a lease, remembered by peers that can. */

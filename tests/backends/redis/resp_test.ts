@@ -3,7 +3,7 @@
  * client: byte-exact encoding, replies split at every byte, and a real
  * redis-server for batching, errors, login and connection loss.
  */
-import { assert, assertEquals, assertRejects } from "../../helpers/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../../helpers/assert.ts";
 import { redisTestOptions, startRedis } from "../../helpers/redis_server.ts";
 import {
   CommandBuffer,
@@ -188,3 +188,15 @@ Deno.test(
     assertEquals(lost, []);
   },
 );
+
+Deno.test("ReplyParser says a server that answers like HTTP is no Redis server", () => {
+  const parser = new ReplyParser();
+  const wire = new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n");
+  parser.space().set(wire);
+  parser.feed(wire.length);
+  const error = assertThrows(() => parser.next(), Error);
+  assertEquals(
+    error.message,
+    'its reply starts with "H" (byte 72), not a Redis reply: is a Redis server listening there?',
+  );
+});
