@@ -38,7 +38,9 @@ export interface ConnectOptions {
  * - `connect(peer)`: a peer instance; the client does not close it.
  * - `connect("/path.sock")` or `connect("unix:///path.sock")`: a daemon on a Unix socket. A
  *   client whose daemon restarted connects again on its next call; leases
- *   held across the restart end with `LeaseExpiredError`.
+ *   held across the restart end with `LeaseExpiredError`. An open connection
+ *   keeps the process running: close the client (`await using` does) for a
+ *   script to end.
  * - `connect("http://host:port", { token })`: a peer over HTTP.
  *
  * Zero-copy sharing needs the native library: the first connection builds it
