@@ -27,27 +27,27 @@ export const ORIGIN_HEADER_PREFIX = "packice-origin-";
  * The routes of a read-through over `peer`.
  *
  * `GET /v1/fetch?url=URL[&cache=MODE]` answers with the origin's status and
- * headers (plus `Packice-Object: <id>`) and the stored body.
+ * headers (plus `Packice-Object: <id>`, and `Packice-Response-Url` after a
+ * redirect) and the stored body; a `Range` of one span gets a 206 of those
+ * bytes from it (see `rangeAnswer`). `HEAD` answers the head alone.
  */
 export function originRoutes(readThrough: ReadThrough, peer: Peer): HttpRoute[] {
+  const fetchRoute: HttpRoute["handler"] = async ({ request, url }) => {
+    const headers: [string, string][] = [];
+    for (const [name, value] of request.headers) {
+      if (name.startsWith(ORIGIN_HEADER_PREFIX)) {
+        headers.push([name.slice(ORIGIN_HEADER_PREFIX.length), value]);
+      }
+    }
+    const cache = url.searchParams.get("cache") ?? undefined;
+    const reply = await readThrough.fetch(
+      originRequest({ url: url.searchParams.get("url") ?? "", headers, cache }),
+    );
+    return await responseOf(peer, reply, request.method, request.headers);
+  };
   return [
-    {
-      method: "GET",
-      pattern: "/v1/fetch",
-      handler: async ({ request, url }) => {
-        const headers: [string, string][] = [];
-        for (const [name, value] of request.headers) {
-          if (name.startsWith(ORIGIN_HEADER_PREFIX)) {
-            headers.push([name.slice(ORIGIN_HEADER_PREFIX.length), value]);
-          }
-        }
-        const cache = url.searchParams.get("cache") ?? undefined;
-        const reply = await readThrough.fetch(
-          originRequest({ url: url.searchParams.get("url") ?? "", headers, cache }),
-        );
-        return await responseOf(peer, reply);
-      },
-    },
+    { method: "GET", pattern: "/v1/fetch", handler: fetchRoute },
+    { method: "HEAD", pattern: "/v1/fetch", handler: fetchRoute },
     {
       method: "GET",
       pattern: `${CLUSTER_PREFIX}/origin/spool/:id`,
