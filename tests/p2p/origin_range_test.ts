@@ -176,3 +176,72 @@ Deno.test("client.fetch of a redirected URL reports the origin's last URL, over 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a Range over /v1/fetch of a URL on its way is answered before the download ends", async () => {
+  const dir = await Deno.makeTempDir();
+  const big = new Uint8Array(8 << 20).map((_, i) => (i * 13 + 5) & 255);
+  const half = big.length / 2;
+  const gate = Promise.withResolvers<void>();
+  // Without early answers the span would wait for the whole download: the origin goes on after
+  // 10 s all the same, and the test fails instead of hanging.
+  let released = false;
+  const release = () => {
+    released = true;
+    gate.resolve();
+  };
+  const fallback = setTimeout(release, 10_000);
+  let asked = 0;
+  await using _origin = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => {
+      asked++;
+      // The first half at once, the rest once the test has its span.
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(big.slice(0, half));
+          await gate.promise;
+          controller.enqueue(big.slice(half));
+          controller.close();
+        },
+      });
+      return new Response(body, {
+        headers: { "content-length": String(big.length), etag: '"big"' },
+      });
+    },
+  );
+  const originUrl = `http://127.0.0.1:${_origin.addr.port}/big`;
+  await using daemon = await startClusterDaemon(undefined, dir, "a");
+  try {
+    const through = (range: string) =>
+      fetch(`${daemon.url}/v1/fetch?url=${encodeURIComponent(originUrl)}`, {
+        headers: { authorization: `Bearer ${TOKEN}`, range },
+      });
+    const first = await through("bytes=100-199");
+    assertEquals(released, false, "answered while the download was under way");
+    assertEquals(
+      [first.status, first.headers.get("content-range"), first.headers.get("etag")],
+      [206, `bytes 100-199/${big.length}`, '"big"'],
+    );
+    assertEquals(shown(new Uint8Array(await first.arrayBuffer())), shown(big.slice(100, 200)));
+    // A span across the half not yet there: its first bytes now, the rest once they come.
+    const across = await through(`bytes=${half - 10}-${half + 9}`);
+    assertEquals(across.status, 206);
+    const reader = across.body!.getReader();
+    const got: number[] = [];
+    const firstChunk = await reader.read();
+    got.push(...firstChunk.value!);
+    assertEquals(got, [...big.slice(half - 10, half)]);
+    assertEquals(released, false);
+    release();
+    for (let next = await reader.read(); !next.done; next = await reader.read()) {
+      got.push(...next.value);
+    }
+    assertEquals(got, [...big.slice(half - 10, half + 10)]);
+    assertEquals(asked, 1);
+  } finally {
+    clearTimeout(fallback);
+    release();
+    await daemon.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
