@@ -14,14 +14,18 @@ import {
   type OriginRequest,
   originRequest,
 } from "../transport/origin_fetch.ts";
+import { RESPONSE_URL_HEADER } from "../p2p/origin/object_response.ts";
 import type { ReadThrough } from "../p2p/origin/read_through.ts";
 import type { ObjectHandle } from "./object_handle.ts";
 import { rangeResponse } from "./range_response.ts";
 
 /** A peer that answers `GET /v1/fetch` itself (`HttpPeer`). */
 interface FetchThrough {
-  fetchThrough(request: OriginRequest): Promise<Response>;
+  fetchThrough(request: OriginRequest, answer?: Headers): Promise<Response>;
 }
+
+/** Request headers about the answer (its span), not the origin: the daemon's or this client's. */
+const ANSWER_HEADERS = ["range", "if-range"];
 
 /** Statuses whose responses have no body. */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
@@ -53,7 +57,13 @@ export async function fetchThrough(
   let reply: OriginReply;
   try {
     if (typeof (peer as Partial<FetchThrough>).fetchThrough === "function") {
-      return withUrl(await (peer as Peer & FetchThrough).fetchThrough(asked), asked.url);
+      const answer = new Headers();
+      for (const name of ANSWER_HEADERS) {
+        const value = request.headers.get(name);
+        if (value !== null) answer.set(name, value);
+      }
+      const response = await (peer as Peer & FetchThrough).fetchThrough(asked, answer);
+      return withUrl(response, response.headers.get(RESPONSE_URL_HEADER) ?? asked.url);
     }
     if (offersOrigin(peer)) reply = await peer.fetchOrigin(asked);
     else {
@@ -78,17 +88,27 @@ export async function fetchThrough(
     headers: new Headers(reply.headers as [string, string][]),
   };
   head.headers.set("packice-object", reply.id);
-  if (NULL_BODY.has(reply.status)) return withUrl(new Response(null, head), asked.url);
+  if (reply.url !== undefined) head.headers.set(RESPONSE_URL_HEADER, reply.url);
+  const url = reply.url ?? asked.url;
+  if (NULL_BODY.has(reply.status)) return withUrl(new Response(null, head), url);
   const handle = await get(reply.id);
-  const partial = rangeResponse(request.headers, head, handle);
-  if (partial !== undefined) return withUrl(await partial, asked.url);
+  if (reply.status === 200) head.headers.set("accept-ranges", "bytes");
+  const partial = rangeResponse(request, head, handle);
+  if (partial !== undefined) return withUrl(await partial, url);
   head.headers.set("content-length", String(handle.size));
-  return withUrl(new Response(handle.stream(), head), asked.url);
+  return withUrl(new Response(handle.stream(), head), url);
 }
 
+/**
+ * `response` with the URL it came from, as `fetch` gives it: the origin's
+ * last after redirects (`redirected` then true), else the one asked for.
+ */
 function withUrl(response: Response, url: string): Response {
-  if (response.url === url) return response;
-  Object.defineProperty(response, "url", { value: url });
+  if (response.url !== url) Object.defineProperty(response, "url", { value: url });
+  const redirected = response.headers.has(RESPONSE_URL_HEADER);
+  if (response.redirected !== redirected) {
+    Object.defineProperty(response, "redirected", { value: redirected });
+  }
   return response;
 }
 

@@ -92,7 +92,7 @@ export function createCachedFetch(options: CachedFetchOptions): FetchFunction {
       const stored = mode === "reload" ? undefined : await cache.match(asGet);
       if (stored === undefined) return await network(request);
       await stored.body?.cancel();
-      return withUrl(new Response(null, stored), stored.url);
+      return withUrl(new Response(null, stored), stored);
     }
     const whole = async (): Promise<Response> => {
       if (mode === "reload") return await fetchAndStore(cache, network, request);
@@ -134,7 +134,7 @@ export function createCachedFetch(options: CachedFetchOptions): FetchFunction {
           statusText: stored.statusText,
           headers: merged,
         }),
-        stored.url,
+        stored,
       );
     };
     return await ranged(cache, request, await whole());
@@ -161,13 +161,13 @@ async function ranged(
   const same = REPRESENTATION.every((name) =>
     found!.response.headers.get(name) === response.headers.get(name)
   );
-  const partial = same ? rangeResponse(request.headers, response, handle) : undefined;
+  const partial = same ? rangeResponse(request, response, handle) : undefined;
   if (partial === undefined) {
     await handle.close();
     return response;
   }
   await response.body?.cancel();
-  return withUrl(await partial, response.url);
+  return withUrl(await partial, response);
 }
 
 /** Whether `client`'s peer is a daemon's, which reads URLs through itself. */
@@ -190,7 +190,7 @@ async function throughDaemon(
       cache: "only-if-cached",
     });
     await stored.body?.cancel();
-    return withUrl(new Response(null, stored), stored.url);
+    return withUrl(new Response(null, stored), stored);
   } catch (error) {
     if (!(error instanceof TypeError)) throw error;
     return await network(request);
@@ -300,7 +300,7 @@ class ClientWhileUsed {
     }, { highWaterMark: 0 });
     // Dropped unread: the stream behind it ends its lease then, and the client may go.
     this.#unread.register(body, finish, finish);
-    return withUrl(new Response(body, response), response.url);
+    return withUrl(new Response(body, response), response);
   }
 
   #done(): void {
@@ -358,13 +358,17 @@ function decoded(response: Response): Response {
       statusText: response.statusText,
       headers,
     }),
-    response.url,
+    response,
   );
 }
 
-/** `response` with the URL of the one it was made from, which a `new Response` has not. */
-function withUrl(response: Response, url: string): Response {
-  Object.defineProperty(response, "url", { value: url });
+/**
+ * `response` with the URL of the one it was made from (and whether that one
+ * was redirected), which a `new Response` has not.
+ */
+function withUrl(response: Response, from: Response): Response {
+  Object.defineProperty(response, "url", { value: from.url });
+  if (from.redirected) Object.defineProperty(response, "redirected", { value: true });
   return response;
 }
 

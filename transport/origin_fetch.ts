@@ -47,6 +47,8 @@ export interface OriginReply {
   readonly statusText: string;
   /** The origin's response headers, as stored. */
   readonly headers: readonly (readonly [string, string])[];
+  /** The URL the response came from when the origin redirected there; absent otherwise. */
+  readonly url?: string;
 }
 
 /** An optional capability of a peer: read an origin URL through the daemon. */

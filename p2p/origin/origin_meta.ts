@@ -27,17 +27,25 @@ const HOP_BY_HOP = new Set([
 /** Response headers never stored: cookies are the user's, and the body is stored decoded. */
 const NOT_STORED = new Set(["set-cookie", "set-cookie2", "content-encoding"]);
 
+/**
+ * Request headers not passed to the origin: the download is of the whole
+ * body in `identity`, and a `Range` (with its `If-Range`) is answered from it.
+ */
+const NOT_PASSED = new Set(["host", "accept-encoding", "range", "if-range"]);
+
 /** The largest total size of stored response headers. */
 const MAX_HEADER_BYTES = 32 * 1024;
 
 /**
- * The metadata of an origin object: `origin` holds the URL, status, status
- * text and the response headers worth keeping.
+ * The metadata of an origin object: `origin` holds the URL asked for (the
+ * object's key), status, status text, the response headers worth keeping,
+ * and `responseUrl`, the URL the origin redirected to, when it did.
  */
 export function originMeta(url: string, response: Response): Meta {
   return {
     origin: {
       url,
+      ...(response.redirected && response.url !== "" ? { responseUrl: response.url } : {}),
       status: response.status,
       statusText: response.statusText,
       headers: kept(response.headers),
@@ -103,6 +111,7 @@ export function replyOf(id: string, meta: Meta): OriginReply {
     status: origin.status,
     statusText: typeof origin.statusText === "string" ? origin.statusText : "",
     headers: origin.headers as [string, string][],
+    ...(typeof origin.responseUrl === "string" ? { url: origin.responseUrl } : {}),
   };
 }
 
@@ -121,7 +130,7 @@ export function requestHeaders(pairs: readonly (readonly [string, string])[]): H
   const headers = new Headers();
   for (const [name, value] of pairs) {
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || lower === "host" || lower === "accept-encoding") continue;
+    if (HOP_BY_HOP.has(lower) || NOT_PASSED.has(lower)) continue;
     headers.append(name, value);
   }
   headers.set("accept-encoding", "identity");

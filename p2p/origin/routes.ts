@@ -13,7 +13,8 @@ import { readJson } from "../../transport/http/body.ts";
 import type { HttpRoute } from "../../transport/http/server.ts";
 import { originRequest } from "../../transport/origin_fetch.ts";
 import { CLUSTER_PREFIX } from "../cluster_transport.ts";
-import { responseOf } from "./object_response.ts";
+import { arrivingResponse } from "./arriving_response.ts";
+import { originId } from "./origin_id.ts";
 import type { ReadThrough } from "./read_through.ts";
 import { SPOOL_PIECE } from "./spool.ts";
 
@@ -27,27 +28,29 @@ export const ORIGIN_HEADER_PREFIX = "packice-origin-";
  * The routes of a read-through over `peer`.
  *
  * `GET /v1/fetch?url=URL[&cache=MODE]` answers with the origin's status and
- * headers (plus `Packice-Object: <id>`) and the stored body.
+ * headers (plus `Packice-Object: <id>`, and `Packice-Response-Url` after a
+ * redirect) and the stored body; a `Range` of one span gets a 206 of those
+ * bytes from it (see `rangeAnswer`), from the object as it arrives when it
+ * is on its way (see `arrivingResponse`). `HEAD` answers the head alone.
  */
 export function originRoutes(readThrough: ReadThrough, peer: Peer): HttpRoute[] {
+  const fetchRoute: HttpRoute["handler"] = async ({ request, url }) => {
+    const headers: [string, string][] = [];
+    for (const [name, value] of request.headers) {
+      if (name.startsWith(ORIGIN_HEADER_PREFIX)) {
+        headers.push([name.slice(ORIGIN_HEADER_PREFIX.length), value]);
+      }
+    }
+    const cache = url.searchParams.get("cache") ?? undefined;
+    const asked = originRequest({ url: url.searchParams.get("url") ?? "", headers, cache });
+    // Not stored, or stored only: a download under way is not the answer.
+    const early = cache !== "no-store" && cache !== "only-if-cached";
+    const fetching = readThrough.fetch(asked);
+    return await arrivingResponse(peer, originId(asked.url), fetching, request, early);
+  };
   return [
-    {
-      method: "GET",
-      pattern: "/v1/fetch",
-      handler: async ({ request, url }) => {
-        const headers: [string, string][] = [];
-        for (const [name, value] of request.headers) {
-          if (name.startsWith(ORIGIN_HEADER_PREFIX)) {
-            headers.push([name.slice(ORIGIN_HEADER_PREFIX.length), value]);
-          }
-        }
-        const cache = url.searchParams.get("cache") ?? undefined;
-        const reply = await readThrough.fetch(
-          originRequest({ url: url.searchParams.get("url") ?? "", headers, cache }),
-        );
-        return await responseOf(peer, reply);
-      },
-    },
+    { method: "GET", pattern: "/v1/fetch", handler: fetchRoute },
+    { method: "HEAD", pattern: "/v1/fetch", handler: fetchRoute },
     {
       method: "GET",
       pattern: `${CLUSTER_PREFIX}/origin/spool/:id`,

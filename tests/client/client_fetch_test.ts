@@ -104,9 +104,16 @@ Deno.test("client.fetch answers a Range from the stored response with a 206 of t
   assertEquals(await range("bytes=-5"), [206, "bytes 6-10/11", "5", "bytes"]);
   assertEquals(await range("bytes=0-"), [206, "bytes 0-10/11", "11", "fresh bytes"]);
   assertEquals(await range("bytes=11-"), [416, "bytes */11", null, ""]);
-  // Several ranges, or an If-Range to check at the origin: the whole response, as RFC 9110 allows.
+  // Several ranges: the whole response, as RFC 9110 allows.
   assertEquals(await range("bytes=0-1,3-4"), [200, null, "11", "fresh bytes"]);
+  // An If-Range of the stored ETag gets the span; of another version, the whole response.
   assertEquals(await range("bytes=0-1", { headers: { "if-range": '"f"' } }), [
+    206,
+    "bytes 0-1/11",
+    "2",
+    "fr",
+  ]);
+  assertEquals(await range("bytes=0-1", { headers: { "if-range": '"old"' } }), [
     200,
     null,
     "11",

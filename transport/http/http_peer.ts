@@ -400,14 +400,15 @@ export class HttpPeer implements Peer, DirectPut, StreamPut, StatusSource, Arriv
   /**
    * Reads a URL through the daemon, `GET /v1/fetch`: the origin's response
    * as stored, its body streamed from the object. Headers for the origin go
-   * as `Packice-Origin-<name>`, beside this peer's own token.
+   * as `Packice-Origin-<name>`, beside this peer's own token; `answer`'s
+   * (`Range`, `If-Range`) go as they are, for the daemon's answer.
    *
    * @throws {PackiceError} The daemon's own error (the origin's statuses are answered as they are).
    */
-  async fetchThrough(request: OriginRequest): Promise<Response> {
+  async fetchThrough(request: OriginRequest, answer?: Headers): Promise<Response> {
     const query = new URLSearchParams({ url: request.url });
     if (request.cache !== undefined) query.set("cache", request.cache);
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = Object.fromEntries(answer ?? []);
     for (const [name, value] of request.headers) {
       const key = `packice-origin-${name.toLowerCase()}`;
       headers[key] = headers[key] === undefined ? value : `${headers[key]}, ${value}`;
