@@ -32,6 +32,17 @@ export interface GetOptions {
   readonly ttl?: number;
   /** In a cluster: only this host's copy, never one fetched from another daemon. */
   readonly local?: boolean;
+  /**
+   * Read no bytes before they are asked for. Where the peer maps the object
+   * (in process, a Unix socket) nothing changes: the handle's bytes are
+   * zero-copy views. Where it maps none (HTTP), `get` otherwise copies the
+   * whole object into memory before it resolves; with `lazy` it reads
+   * nothing, {@link ObjectHandle.stream} and {@link ObjectHandle.readInto}
+   * read ranges as they are asked for (a big object streams in about a MiB
+   * of memory, its first bytes come at once), and `bytes` and `blobs` throw
+   * `UnsupportedError`.
+   */
+  readonly lazy?: boolean;
 }
 
 /** What {@link Client.put} accepts. */
@@ -190,10 +201,11 @@ export class Client implements AsyncDisposable {
     try {
       this.#checkOpen();
       const peer = this.#peer;
+      const handleOf = options.lazy === true ? this.#lazyHandleOf : this.#handleOf;
       // The handle is made as the lease's reply is handled, where the peer offers it.
-      if (offersDirectRead(peer)) return peer.acquireRead(id, options, this.#handleOf);
+      if (offersDirectRead(peer)) return peer.acquireRead(id, options, handleOf);
       // A promise chain, not an async function: its frame would cost a get more than the chain.
-      return peer.acquire(id, Access.READ, options).then(this.#handleOf);
+      return peer.acquire(id, Access.READ, options).then(handleOf);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -211,6 +223,11 @@ export class Client implements AsyncDisposable {
     } catch (error) {
       return this.#releaseThenThrow(acquired, error);
     }
+  };
+
+  /** The handle of a READ lease with views of its blobs where each has one, else reading them. */
+  readonly #lazyHandleOf = (acquired: Acquired): ObjectHandle => {
+    return new ObjectHandle(this.#peer, acquired, viewsIfAll(acquired.blobs));
   };
 
   async #releaseThenThrow(acquired: Acquired, error: unknown): Promise<never> {
@@ -371,7 +388,7 @@ export class Client implements AsyncDisposable {
    */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
     this.#checkOpen();
-    return fetchThrough(this.#peer, (id) => this.get(id), input, init);
+    return fetchThrough(this.#peer, (id) => this.get(id, LAZY), input, init);
   }
 
   /** Closes the client and what it owns. Idempotent. */
@@ -408,10 +425,27 @@ function viewsOf(acquired: Acquired): Uint8Array[] | Promise<Uint8Array[]> {
   return views;
 }
 
+/** A zero-copy view of each blob, or undefined when a blob has none. */
+function viewsIfAll(blobs: readonly Blob[]): Uint8Array[] | undefined {
+  const views: Uint8Array[] = [];
+  for (const blob of blobs) {
+    const view = blob.openView();
+    if (view === undefined) {
+      views.forEach((opened, index) => blobs[index]!.closeView(opened));
+      return undefined;
+    }
+    views.push(view);
+  }
+  return views;
+}
+
 async function withCopies(blobs: readonly Blob[], bytes: Uint8Array[]): Promise<Uint8Array[]> {
   for (const blob of blobs) bytes.push(blob.openView() ?? await blob.read(0, blob.size));
   return bytes;
 }
+
+/** The options of a get whose bytes a body streams. */
+const LAZY: GetOptions = Object.freeze({ lazy: true });
 
 /** The options of a put given none: one object, not one per put. */
 const NO_OPTIONS: PutOptions = Object.freeze({});

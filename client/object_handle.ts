@@ -1,8 +1,9 @@
 import { type Acquired, offersDirectRead, type Peer } from "../core/peer.ts";
 import type { ObjectInfo } from "../core/object.ts";
 import type { Meta } from "../core/validate.ts";
+import { UnsupportedError } from "../core/errors.ts";
 import { checkRange } from "../core/range.ts";
-import { readableBlob } from "./readable_bytes.ts";
+import { copyOut } from "./readable_bytes.ts";
 
 /** Chunk size of {@link ObjectHandle.stream}. */
 const STREAM_CHUNK = 1 << 20;
@@ -11,6 +12,12 @@ const STREAM_CHUNK = 1 << 20;
  * A sealed object held for reading. While the handle is open the object's
  * bytes stay valid, even if the object is deleted meanwhile; closing it
  * detaches {@link ObjectHandle.bytes} and ends the lease.
+ *
+ * Where the peer maps the object (in process, a Unix socket) its bytes are
+ * zero-copy views. Over HTTP, `client.get` copies the whole object into
+ * memory before it resolves, unless it is given `lazy: true`: then nothing
+ * is read until {@link ObjectHandle.stream} or {@link ObjectHandle.readInto}
+ * asks, a range at a time.
  *
  * @example Read an object and release it
  * ```ts
@@ -24,12 +31,15 @@ const STREAM_CHUNK = 1 << 20;
 export class ObjectHandle implements Disposable, AsyncDisposable {
   readonly #peer: Peer;
   readonly #acquired: Acquired;
-  /** None once {@link ObjectHandle.close} has run. */
-  #bytes: readonly Uint8Array[];
+  /** None once {@link ObjectHandle.close} has run; undefined while each read goes to the blobs. */
+  #bytes: readonly Uint8Array[] | undefined;
   #closing: Promise<void> | undefined;
 
-  /** @internal Built by the client from a READ lease and the blobs' bytes. */
-  constructor(peer: Peer, acquired: Acquired, bytes: Uint8Array[]) {
+  /**
+   * @internal Built by the client from a READ lease and the blobs' bytes, or
+   * without them for a handle whose reads go to the blobs (`lazy`).
+   */
+  constructor(peer: Peer, acquired: Acquired, bytes: Uint8Array[] | undefined) {
     this.#peer = peer;
     this.#acquired = acquired;
     this.#bytes = bytes;
@@ -61,14 +71,29 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
    * and once the lease ended under the handle (a lease TTL ran out, the
    * connection to the daemon was lost): then {@link ObjectHandle.stream} fails.
    * Objects of several blobs: the first blob (see {@link ObjectHandle.blobs}).
+   *
+   * @throws {UnsupportedError} For a handle got with `lazy: true` from a peer
+   *   that maps no memory (HTTP): it holds no bytes; read them with `stream()`.
    */
   get bytes(): Uint8Array {
-    return this.#bytes[0] ?? new Uint8Array(0);
+    return (this.#bytes ?? this.#notHeld())[0] ?? new Uint8Array(0);
   }
 
-  /** The bytes of each blob, as {@link ObjectHandle.bytes}. */
+  /**
+   * The bytes of each blob, as {@link ObjectHandle.bytes}.
+   *
+   * @throws {UnsupportedError} As {@link ObjectHandle.bytes}.
+   */
   get blobs(): readonly Uint8Array[] {
-    return this.#bytes;
+    return this.#bytes ?? this.#notHeld();
+  }
+
+  #notHeld(): never {
+    throw new UnsupportedError(
+      `Cannot give the bytes of object ${this.id} whole: it was got with lazy: true from a ` +
+        `peer that maps no memory (HTTP); read it with stream() or readInto(), or get it ` +
+        `without lazy to copy it whole into memory`,
+    );
   }
 
   /** Whether {@link ObjectHandle.close} has been called. */
@@ -77,40 +102,51 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
   }
 
   /**
+   * Copies the object's bytes from `offset` into `target`, as many as fit
+   * before the end of the blob that holds `offset`, and gives how many (0
+   * at the end of the object): out of the mapping where the peer maps the
+   * object, else read from the peer (over HTTP, one ranged GET of them).
+   *
+   * @throws {ClosedError} When the handle has been closed.
+   * @throws {LeaseExpiredError} When its lease ended under it (a lease TTL
+   *   ran out, the connection to the daemon was lost).
+   */
+  readInto(offset: number, target: Uint8Array): Promise<number> {
+    return copyOut(this, this.#acquired.blobs, this.#bytes, offset, target);
+  }
+
+  /**
    * Streams copies of the bytes, so chunks stay valid after the handle closes.
-   * Nothing is read ahead of the reader. The stream closes the handle when it
-   * ends or is cancelled (a reader that stops early leaks no lease), and fails
-   * if the handle is closed before the end, or with `LEASE_EXPIRED` if its
-   * lease ended under it (a lease TTL, a lost connection to the daemon).
+   * Nothing is read ahead of the reader: a handle got with `lazy: true` over
+   * HTTP reads the object a chunk (1 MiB) at a time as the reader pulls. The
+   * stream closes the handle when it ends, fails or is cancelled (a reader
+   * that stops early leaks no lease), and fails if the handle is closed
+   * before the end, or with `LEASE_EXPIRED` if its lease ended under it (a
+   * lease TTL, a lost connection to the daemon).
    *
    * @param range The bytes from `start` up to `end` (exclusive) only; all by default.
    * @throws {InvalidArgumentError} When the range does not lie inside the object.
    */
   stream(range?: { readonly start: number; readonly end: number }): ReadableStream<Uint8Array> {
-    const start = range?.start ?? 0;
-    let left = (range?.end ?? this.size) - start;
-    checkRange("read", start, left, this.size, this.id);
-    // The blob and the offset in it where the range starts.
-    let index = 0;
-    let offset = start;
-    const sizes = this.info.blobSizes;
-    while (index < sizes.length - 1 && offset >= sizes[index]!) offset -= sizes[index++]!;
+    let at = range?.start ?? 0;
+    const end = range?.end ?? this.size;
+    checkRange("read", at, end - at, this.size, this.id);
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
-        let current = readableBlob(this, index);
-        while (current !== undefined && offset >= current.length) {
-          current = readableBlob(this, ++index);
-          offset = 0;
-        }
-        if (current === undefined || left === 0) {
+        try {
+          const chunk = new Uint8Array(Math.min(STREAM_CHUNK, end - at));
+          const length = chunk.length === 0 ? 0 : await this.readInto(at, chunk);
+          if (length === 0) {
+            await this.close();
+            controller.close();
+            return;
+          }
+          controller.enqueue(length === chunk.length ? chunk : chunk.slice(0, length));
+          at += length;
+        } catch (error) {
           await this.close();
-          controller.close();
-          return;
+          throw error;
         }
-        const end = Math.min(offset + STREAM_CHUNK, current.length, offset + left);
-        controller.enqueue(current.slice(offset, end));
-        left -= end - offset;
-        offset = end;
       },
       cancel: () => this.close(),
     }, { highWaterMark: 0 });
@@ -120,7 +156,7 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       const blobs = this.#acquired.blobs;
-      const bytes = this.#bytes;
+      const bytes = this.#bytes ?? NO_BYTES;
       for (let index = 0; index < blobs.length; index++) {
         const view = bytes[index];
         if (view !== undefined) blobs[index]!.closeView(view);

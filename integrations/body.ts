@@ -4,7 +4,6 @@
  */
 import type { Client } from "../client/client.ts";
 import type { ObjectHandle } from "../client/object_handle.ts";
-import { readableBlob } from "../client/readable_bytes.ts";
 import type { Meta } from "../core/validate.ts";
 
 /** Writes to a peer without memory of its own go out in pieces of at least this size. */
@@ -78,10 +77,11 @@ export async function putBody(
  * it ends, is cancelled or fails. Each chunk is copied straight out of the
  * handle's bytes (shared memory where the peer maps it) into a buffer the
  * reader owns, so chunks stay valid after the lease ends; a BYOB reader gets
- * them in its own buffer. Nothing is read ahead of the reader.
+ * them in its own buffer. Nothing is read ahead of the reader: a handle got
+ * with `lazy: true` over HTTP reads a range (1 MiB, or the BYOB reader's
+ * buffer) per pull, and never holds the object whole.
  */
 export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
-  let index = 0;
   let offset = 0;
   const close = () => {
     unreadBodies.unregister(handle);
@@ -91,23 +91,24 @@ export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
     type: "bytes",
     autoAllocateChunkSize: Math.max(1, Math.min(READ_CHUNK, handle.size)),
     pull: async (controller) => {
-      let current = readableBlob(handle, index);
-      while (current !== undefined && offset >= current.length) {
-        current = readableBlob(handle, ++index);
-        offset = 0;
-      }
       const request = controller.byobRequest!;
-      if (current === undefined) {
+      const view = request.view!;
+      let length: number;
+      try {
+        length = await handle.readInto(
+          offset,
+          new Uint8Array(view.buffer, view.byteOffset, view.byteLength),
+        );
+      } catch (error) {
+        await close();
+        throw error;
+      }
+      if (length === 0) {
         await close();
         controller.close();
         request.respond(0);
         return;
       }
-      const view = request.view!;
-      const length = Math.min(view.byteLength, current.length - offset);
-      new Uint8Array(view.buffer, view.byteOffset, length).set(
-        current.subarray(offset, offset + length),
-      );
       offset += length;
       request.respond(length);
     },

@@ -99,7 +99,10 @@ export class PackiceCache {
    * Not in the Cache API: the first matching entry with its body as an open
    * {@link ObjectHandle}, whose `bytes` are a zero-copy view of shared memory
    * where the peer maps the object. The response carries status and headers
-   * only. Close the handle when done.
+   * only. Close the handle when done. Over HTTP the handle holds a copy of
+   * the whole object, unless `lazy: true`: then its `stream()` and
+   * `readInto()` read ranges as they are asked for, and `bytes` throws (see
+   * `GetOptions.lazy`).
    *
    * @example Read a cached body without copying it
    * ```ts
@@ -114,9 +117,9 @@ export class PackiceCache {
    */
   async matchHandle(
     request: RequestInfo | URL,
-    options?: CacheQueryOptions,
+    options?: CacheQueryOptions & { readonly lazy?: boolean },
   ): Promise<{ response: Response; handle: ObjectHandle | undefined } | undefined> {
-    const first = (await this.#open(request, options, true))?.[0];
+    const first = (await this.#open(request, options, true, options?.lazy === true))?.[0];
     if (first === undefined) return undefined;
     return { response: toResponse(first.entry, undefined), handle: first.handle };
   }
@@ -272,7 +275,8 @@ export class PackiceCache {
     options: CacheQueryOptions | undefined,
     firstOnly: boolean,
   ): Promise<Response[]> {
-    const found = await this.#open(request, options, firstOnly);
+    // A body reads its object as the reader pulls: over HTTP, never whole in memory.
+    const found = await this.#open(request, options, firstOnly, true);
     return (found ?? []).map(({ entry, handle }) => toResponse(entry, handle));
   }
 
@@ -281,6 +285,7 @@ export class PackiceCache {
     request: RequestInfo | URL | undefined,
     options: CacheQueryOptions | undefined,
     firstOnly: boolean,
+    lazy: boolean,
   ): Promise<{ entry: CacheEntry; handle: ObjectHandle | undefined }[] | undefined> {
     const query = request === undefined ? undefined : queryOf(request, options);
     if (query === null) return undefined;
@@ -293,7 +298,9 @@ export class PackiceCache {
       const handles: (ObjectHandle | undefined)[] = [];
       try {
         for (const entry of found) {
-          handles.push(entry.body === null ? undefined : await this.#client.get(entry.body));
+          handles.push(
+            entry.body === null ? undefined : await this.#client.get(entry.body, { lazy }),
+          );
         }
       } catch (error) {
         for (const handle of handles) await handle?.close();

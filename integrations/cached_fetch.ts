@@ -155,7 +155,7 @@ async function ranged(
   response: Response,
 ): Promise<Response> {
   if (response.status !== 200 || !request.headers.has("range")) return response;
-  const found = await cache.matchHandle(request);
+  const found = await cache.matchHandle(request, { lazy: true });
   const handle = found?.handle;
   if (handle === undefined) return response;
   const same = REPRESENTATION.every((name) =>

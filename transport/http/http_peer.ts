@@ -161,7 +161,7 @@ export class HttpPeer implements Peer, DirectPut, StreamPut, StatusSource, Arriv
     const blobs = object.blobSizes.map((size, index) =>
       new HttpBlob(
         size,
-        (offset, length) => this.#readBlob(lease.id, index, offset, length),
+        (offset, target) => this.#readBlob(lease.id, index, offset, target),
         (offset, bytes) => this.#writeBlob(lease.id, index, offset, bytes),
       )
     );
@@ -323,22 +323,21 @@ export class HttpPeer implements Peer, DirectPut, StreamPut, StatusSource, Arriv
     return this.close();
   }
 
-  /** A ranged GET of a blob under a lease, into one new array. */
-  async #readBlob(leaseId: string, index: number, offset: number, length: number) {
+  /** A ranged GET of a blob under a lease, into `target`, as its body arrives. */
+  async #readBlob(leaseId: string, index: number, offset: number, target: Uint8Array) {
+    const length = target.length;
     const response = await this.#fetch("GET", this.#leasePath(leaseId, "blobs", index), {
       headers: { range: `bytes=${offset}-${offset + length - 1}` },
     });
-    const bytes = new Uint8Array(length);
     let at = 0;
     for await (const chunk of response.body!) {
       if (at + chunk.length > length) {
         throw new ProtocolError(`Response longer than the ${length} bytes asked for`);
       }
-      bytes.set(chunk, at);
+      target.set(chunk, at);
       at += chunk.length;
     }
     if (at !== length) throw new ProtocolError(`Response ended after ${at} of ${length} bytes`);
-    return bytes;
   }
 
   /** A PATCH of bytes into a blob under a lease. */
@@ -485,12 +484,12 @@ function* slices(chunks: Iterable<Uint8Array>): Generator<Uint8Array<ArrayBuffer
 /** A blob of a remote object: bytes move over HTTP under the lease. */
 class HttpBlob implements Blob {
   readonly size: number;
-  readonly #read: (offset: number, length: number) => Promise<Uint8Array>;
+  readonly #read: (offset: number, target: Uint8Array) => Promise<void>;
   readonly #write: (offset: number, bytes: Uint8Array) => Promise<void>;
 
   constructor(
     size: number,
-    read: (offset: number, length: number) => Promise<Uint8Array>,
+    read: (offset: number, target: Uint8Array) => Promise<void>,
     write: (offset: number, bytes: Uint8Array) => Promise<void>,
   ) {
     this.size = size;
@@ -506,7 +505,15 @@ class HttpBlob implements Blob {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     checkRange("read", offset, length, this.size, "the blob");
-    return length === 0 ? new Uint8Array(0) : await this.#read(offset, length);
+    const bytes = new Uint8Array(length);
+    if (length > 0) await this.#read(offset, bytes);
+    return bytes;
+  }
+
+  /** One ranged GET of `target.length` bytes from `offset`, copied into `target` as they come. */
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    checkRange("read", offset, target.length, this.size, "the blob");
+    if (target.length > 0) await this.#read(offset, target);
   }
 
   async write(offset: number, bytes: Uint8Array): Promise<void> {
