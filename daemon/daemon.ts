@@ -16,6 +16,7 @@ import type { ClusterPeer } from "../p2p/cluster_peer.ts";
 import type { ClusterMember } from "./cluster_member.ts";
 import type { Directory } from "../p2p/directory.ts";
 import type { ReadThrough } from "../p2p/origin/read_through.ts";
+import { diskBudget } from "./disk_budget.ts";
 import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -63,14 +64,19 @@ function fastGetOf(
 
 /** Builds the peer that `options` describe; with `--redis`, its leases and directory live in Redis. */
 export async function createPeer(options: DaemonOptions, log?: Logger): Promise<Peer> {
-  if (options.redis === undefined) return await peerOver(options, {});
-  return await peerOver(options, { ...await connectRedis(options, log), digest: computeDigest });
+  if (options.redis === undefined) return await peerOver(options, {}, log);
+  return await peerOver(
+    options,
+    { ...await connectRedis(options, log), digest: computeDigest },
+    log,
+  );
 }
 
 /** The peer of `options` over the lease store given, which it closes on failure. */
 async function peerOver(
   options: DaemonOptions,
   shared: { leases?: RedisLeaseStore; node?: string; digest?: typeof computeDigest },
+  log?: Logger,
 ): Promise<Peer> {
   try {
     switch (options.impl) {
@@ -79,7 +85,7 @@ async function peerOver(
       case "fs":
         return await FileSystemPeer.open({
           dir: options.dataDir!,
-          capacity: options.capacity,
+          capacity: await diskBudget(options.dataDir!, options.capacity, "--capacity", log),
           mode: options.mode,
           ...shared,
         });
@@ -87,7 +93,7 @@ async function peerOver(
         return await TieredPeer.open({
           dir: options.dataDir!,
           hotCapacity: options.hot,
-          coldCapacity: options.cold,
+          coldCapacity: await diskBudget(options.dataDir!, options.cold, "--cold", log),
           mode: options.mode,
           ...shared,
         });
@@ -150,7 +156,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
       const shared = options.redis === undefined ? undefined : await connectRedis(options, log);
       const home = shared === undefined
         ? await createPeer(options, log)
-        : await peerOver(options, shared);
+        : await peerOver(options, shared, log);
       try {
         // Loaded only for a cluster: a daemon on its own starts as fast as before.
         const { redisWiring, wrapCluster } = await import("./cluster_peer.ts");
