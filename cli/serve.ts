@@ -4,7 +4,7 @@ import { createLogger } from "../daemon/log.ts";
 import { parseServeArgs, SERVE_USAGE } from "../daemon/options.ts";
 import { EXIT_USAGE } from "./exit_codes.ts";
 
-/** `packice serve`: runs the daemon until SIGINT or SIGTERM. */
+/** `packice serve`: runs the daemon until SIGINT, SIGTERM or SIGHUP. */
 export async function serve(args: string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
     console.log(SERVE_USAGE);
@@ -27,7 +27,9 @@ export async function serve(args: string[]): Promise<number> {
   }
   for (const address of daemon.addresses) console.log(`Packice listening on ${address}`);
   const stopped = Promise.withResolvers<string>();
-  const signals = ["SIGINT", "SIGTERM"] as const;
+  // SIGHUP too (its terminal closed): by default it would end the daemon with no cleanup,
+  // leaving its socket and token file behind.
+  const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
   const handlers = signals.map((signal) => {
     const handler = () => stopped.resolve(signal);
     Deno.addSignalListener(signal, handler);

@@ -1,5 +1,6 @@
 import denoJson from "../deno.json" with { type: "json" };
 import { computeDigest } from "../backends/digest.ts";
+import { InvalidArgumentError, PackiceError } from "../core/errors.ts";
 import type { RedisLeaseStore } from "../backends/redis/mod.ts";
 import type { Peer } from "../core/peer.ts";
 import { FileSystemPeer } from "../peers/fs_peer.ts";
@@ -100,7 +101,13 @@ async function peerOver(
     }
   } catch (error) {
     await shared.leases?.close();
-    throw error;
+    if (error instanceof PackiceError) throw error;
+    throw new InvalidArgumentError(
+      `Cannot use --data-dir ${options.dataDir}: ${
+        (error as Error).message
+      }: give a directory this user can create and write, on a writable file system`,
+      { cause: error },
+    );
   }
 }
 

@@ -1,0 +1,42 @@
+/**
+ * What an operator running `packice serve` as a service meets: a closed
+ * terminal's SIGHUP stops it cleanly, and a start it cannot make is refused
+ * with a typed error that names the flag and says what to do.
+ */
+import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
+import { exists, spawnDaemon, testInSocketDir } from "../helpers/uds_daemon.ts";
+
+testInSocketDir("SIGHUP stops a daemon cleanly: socket and token file removed", async (dir) => {
+  const path = `${dir}/p.sock`;
+  const daemon = await spawnDaemon(path, ["--http", "127.0.0.1:0"]);
+  assert(await exists(`${path}.token`));
+  const status = await daemon.stop("SIGHUP");
+  assertEquals(status.code, 0, daemon.stderr());
+  assertEquals(await exists(path), false);
+  assertEquals(await exists(`${path}.token`), false);
+});
+
+/** The refusal of a daemon started with `args`: the line it logged. */
+async function refusal(path: string, args: string[]): Promise<string> {
+  const error = await assertRejects(() => spawnDaemon(path, args), Error);
+  return error.message;
+}
+
+testInSocketDir("a start that cannot be made says which flag and what to do", async (dir) => {
+  const missing = await refusal(`${dir}/no/such/dir/p.sock`, []);
+  assert(missing.includes("ERROR INVALID_ARGUMENT: Cannot listen on"), missing);
+  assert(missing.includes(`its directory ${dir}/no/such/dir does not exist`), missing);
+  assert(missing.includes("--socket"), missing);
+
+  const file = `${dir}/a-file`;
+  await Deno.writeTextFile(file, "");
+  for (const impl of ["fs", "tiered"]) {
+    const notDir = await refusal(`${dir}/p.sock`, ["--impl", impl, "--data-dir", file]);
+    assert(notDir.includes(`ERROR INVALID_ARGUMENT: Cannot use --data-dir ${file}`), notDir);
+    assert(notDir.includes("give a directory this user can create and write"), notDir);
+  }
+
+  // 192.0.2.1 is TEST-NET-1: no interface of a test host has it.
+  const absent = await refusal(`${dir}/p.sock`, ["--http", "192.0.2.1:7070", "--token", "t"]);
+  assert(absent.includes("no network interface of this host has that address"), absent);
+});
