@@ -63,6 +63,20 @@ function fastGetOf(
   return { fastGet: { hostname, port: 0, optional } };
 }
 
+/**
+ * Warns when other users of the host can read the token file: with the
+ * token they read and delete objects over HTTP, as the socket's mode forbids.
+ */
+async function warnIfShared(file: string, log: Logger): Promise<void> {
+  const mode = (await Deno.stat(file).catch(() => undefined))?.mode;
+  if (mode === undefined || mode === null || (mode & 0o004) === 0) return;
+  log.warn(
+    `--token-file ${file} can be read by every user of this host (mode ${
+      (mode & 0o777).toString(8)
+    }), and with the token they can read and delete objects over HTTP: chmod o-r ${file}`,
+  );
+}
+
 /** Builds the peer that `options` describe; with `--redis`, its leases and directory live in Redis. */
 export async function createPeer(options: DaemonOptions, log?: Logger): Promise<Peer> {
   if (options.redis === undefined) return await peerOver(options, {}, log);
@@ -150,6 +164,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   // Taken before anything else: a daemon that loses touches neither the socket nor the
   // data directory, where opening an fs or tiered peer removes the winner's unfinished objects.
   const lock = await lockSocket(options.socket);
+  if (options.tokenFile !== undefined) await warnIfShared(options.tokenFile, log);
   let peer: Peer;
   let cluster: ClusterPeer | undefined;
   let clusterMember: ClusterMember | undefined;

@@ -36,6 +36,8 @@ export interface DaemonOptions {
   readonly token: string | undefined;
   /** Where the token came from, for the startup line. */
   readonly tokenFrom: "--token" | "--token-file" | "PACKICE_TOKEN" | undefined;
+  /** The file of `--token-file`, whose mode the daemon checks at start. */
+  readonly tokenFile?: string | undefined;
   /** Redis URL of a shared lease store and directory, if any. */
   readonly redis: string | undefined;
   /** Key prefix in Redis. */
@@ -267,7 +269,7 @@ function sizeFlag(text: string, flag: string, least: number): number {
 function tokenOf(
   flag: string | undefined,
   file: string | undefined,
-): Pick<DaemonOptions, "token" | "tokenFrom"> {
+): Pick<DaemonOptions, "token" | "tokenFrom" | "tokenFile"> {
   if (flag !== undefined && file !== undefined) {
     throw new InvalidArgumentError(
       "Invalid arguments: --token and --token-file exclude each other",
@@ -282,7 +284,11 @@ function tokenOf(
       throw new InvalidArgumentError(`Invalid --token-file: ${file}: ${(error as Error).message}`);
     }
     const token = text.split("\n")[0]!.trim();
-    return { token: checkToken(token, `--token-file ${file}`), tokenFrom: "--token-file" };
+    return {
+      token: checkToken(token, `--token-file ${file}`),
+      tokenFrom: "--token-file",
+      tokenFile: file,
+    };
   }
   const env = Deno.env.get("PACKICE_TOKEN");
   return env

@@ -40,3 +40,26 @@ testInSocketDir("a start that cannot be made says which flag and what to do", as
   const absent = await refusal(`${dir}/p.sock`, ["--http", "192.0.2.1:7070", "--token", "t"]);
   assert(absent.includes("no network interface of this host has that address"), absent);
 });
+
+testInSocketDir(
+  "a token file every user can read is warned of, a private one is not",
+  async (dir) => {
+    const file = `${dir}/token`;
+    await Deno.writeTextFile(file, "a-chosen-token\n");
+    for (const mode of [0o644, 0o600]) {
+      await Deno.chmod(file, mode);
+      await using daemon = await spawnDaemon(`${dir}/p.sock`, [
+        "--http",
+        "127.0.0.1:0",
+        "--token-file",
+        file,
+      ]);
+      await daemon.stop();
+      const warned = daemon.stderr().includes(
+        `WARN --token-file ${file} can be read by every user`,
+      );
+      assertEquals(warned, mode === 0o644, daemon.stderr());
+      if (warned) assert(daemon.stderr().includes(`chmod o-r ${file}`), daemon.stderr());
+    }
+  },
+);
