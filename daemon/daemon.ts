@@ -93,6 +93,10 @@ async function peerOver(
   shared: { leases?: RedisLeaseStore; node?: string; digest?: typeof computeDigest },
   log?: Logger,
 ): Promise<Peer> {
+  const onDamaged = (id: string, dir: string) =>
+    log?.warn(
+      `Removed object ${id} from ${dir}: its files were damaged or incomplete (meta.json unreadable, a blob missing or of another size); it is lost, put it again`,
+    );
   try {
     switch (options.impl) {
       case "mem":
@@ -102,6 +106,7 @@ async function peerOver(
           dir: options.dataDir!,
           capacity: await diskBudget(options.dataDir!, options.capacity, "--capacity", log),
           mode: options.mode,
+          onDamaged,
           ...shared,
         });
       case "tiered":
@@ -110,6 +115,7 @@ async function peerOver(
           hotCapacity: options.hot,
           coldCapacity: await diskBudget(options.dataDir!, options.cold, "--cold", log),
           mode: options.mode,
+          onDamaged,
           ...shared,
         });
     }

@@ -44,6 +44,12 @@ export interface FileBlobStoreOptions {
    * library's low-priority I/O threads.
    */
   readonly files?: BlobFileOpener;
+  /**
+   * Told of each object that {@link FileBlobStore.recover} removes because
+   * its files are damaged or incomplete (its `meta.json` unreadable, a blob
+   * missing or of another size): a sealed object lost on disk.
+   */
+  readonly onDamaged?: (id: string, dir: string) => void;
 }
 
 type FileObjectState = "CREATING" | "SEALED" | "FREED";
@@ -119,6 +125,7 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
   readonly capacity: number;
   readonly #layout: Layout;
   readonly #files: BlobFileOpener | undefined;
+  readonly #onDamaged: ((id: string, dir: string) => void) | undefined;
   /** Every object allocated or recovered and not yet freed. */
   readonly #objects = new Set<FileObject>();
   /** The directories under `tmp/` of allocations under way. */
@@ -142,6 +149,7 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
     this.capacity = validateSize(options.capacity, "capacity");
     this.#layout = new Layout(options.dir);
     this.#files = options.files;
+    this.#onDamaged = options.onDamaged;
   }
 
   /** Bytes of the objects held, sealed or being created. */
@@ -280,6 +288,7 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
       const info = isObjectId(id) ? await readSealedObject(path, id) : undefined;
       if (info === undefined) {
         await removeTree(path);
+        if (isObjectId(id)) this.#onDamaged?.(id, path);
         continue;
       }
       this.#checkOpen("recover");
