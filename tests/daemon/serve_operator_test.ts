@@ -5,6 +5,9 @@
  */
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { exists, spawnDaemon, testInSocketDir } from "../helpers/uds_daemon.ts";
+import { RawConnection } from "../helpers/uds_raw.ts";
+import { Op } from "../../transport/uds/protocol.ts";
+import { connect } from "../../mod.ts";
 
 testInSocketDir("SIGHUP stops a daemon cleanly: socket and token file removed", async (dir) => {
   const path = `${dir}/p.sock`;
@@ -63,3 +66,18 @@ testInSocketDir(
     }
   },
 );
+
+testInSocketDir("a client that exits with a reply unread is no warning", async (dir) => {
+  const path = `${dir}/p.sock`;
+  const daemon = await spawnDaemon(path);
+  for (let i = 0; i < 3; i++) {
+    using raw = new RawConnection(path);
+    raw.send(Op.STATUS, 1, "");
+    // The reply lands unread: closing then resets the daemon's end (ECONNRESET).
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await using client = await connect(path);
+  assertEquals((await client.metrics()).uds_clients, 1);
+  await daemon.stop();
+  assertEquals(daemon.stderr(), "");
+});
