@@ -2,8 +2,8 @@
  * Objects damaged on disk by hand while a daemon was down: the restarted
  * daemon removes them, as before, and now says which and that they are lost.
  */
-import { connect } from "../../mod.ts";
-import { assert, assertEquals } from "../helpers/assert.ts";
+import { connect, InternalError } from "../../mod.ts";
+import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { spawnDaemon, testInSocketDir } from "../helpers/uds_daemon.ts";
 
 for (const impl of ["fs", "tiered"]) {
@@ -39,3 +39,21 @@ for (const impl of ["fs", "tiered"]) {
     },
   );
 }
+
+testInSocketDir("a read of an object damaged on disk while served says what to do", async (dir) => {
+  const path = `${dir}/p.sock`;
+  const data = `${dir}/data`;
+  await using _daemon = await spawnDaemon(path, ["--impl", "fs", "--data-dir", data]);
+  await using client = await connect(path);
+  for (const id of ["short", "gone"]) await client.put(new Uint8Array(100_000).fill(1), { id });
+  await Deno.truncate(`${data}/objects/short/0`, 10);
+  await Deno.remove(`${data}/objects/gone/0`);
+  for (const id of ["short", "gone"]) {
+    const error = await assertRejects(async () => {
+      using handle = await client.get(id);
+      handle.bytes.length;
+    }, InternalError);
+    assert(error.message.includes(`${data}/objects/${id}/0 is`), error.message);
+    assert(error.message.includes("delete it and put it again"), error.message);
+  }
+});
