@@ -18,26 +18,35 @@ export async function serve(args: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   const log = createLogger(options.logLevel);
-  let daemon;
-  try {
-    daemon = await startDaemon(options, log);
-  } catch (error) {
-    log.error(error instanceof PackiceError ? `${error.code}: ${error.message}` : String(error));
-    return 1;
-  }
-  for (const address of daemon.addresses) console.log(`Packice listening on ${address}`);
+  // Listened for from the start: a signal that came while the daemon started (or just after
+  // its listening line, before a listener) would end it with no cleanup, as would SIGHUP
+  // (its terminal closed) at any time, leaving its socket and token file behind.
   const stopped = Promise.withResolvers<string>();
-  // SIGHUP too (its terminal closed): by default it would end the daemon with no cleanup,
-  // leaving its socket and token file behind.
   const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
   const handlers = signals.map((signal) => {
     const handler = () => stopped.resolve(signal);
     Deno.addSignalListener(signal, handler);
     return [signal, handler] as const;
   });
-  const signal = await stopped.promise;
-  for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
-  log.info(`${signal}: shutting down`);
-  await daemon.close();
-  return 0;
+  try {
+    let daemon;
+    try {
+      // A start can wait long (for Redis, say): a signal then ends it at once.
+      daemon = await Promise.race([startDaemon(options, log), stopped.promise]);
+    } catch (error) {
+      log.error(error instanceof PackiceError ? `${error.code}: ${error.message}` : String(error));
+      return 1;
+    }
+    if (typeof daemon === "string") {
+      log.info(`${daemon} while starting: stopped before serving`);
+      return 1;
+    }
+    for (const address of daemon.addresses) console.log(`Packice listening on ${address}`);
+    const signal = await stopped.promise;
+    log.info(`${signal}: shutting down`);
+    await daemon.close();
+    return 0;
+  } finally {
+    for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+  }
 }

@@ -42,6 +42,13 @@ testInSocketDir("a start that cannot be made says which flag and what to do", as
   // 192.0.2.1 is TEST-NET-1: no interface of a test host has it.
   const absent = await refusal(`${dir}/p.sock`, ["--http", "192.0.2.1:7070", "--token", "t"]);
   assert(absent.includes("no network interface of this host has that address"), absent);
+  const fast = await refusal(`${dir}/p.sock`, [
+    "--http",
+    "127.0.0.1:0",
+    "--http-fast",
+    "192.0.2.1:0",
+  ]);
+  assert(fast.includes("Cannot serve GET natively on 192.0.2.1:0: no network interface"), fast);
 });
 
 testInSocketDir(
