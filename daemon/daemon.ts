@@ -93,10 +93,7 @@ async function peerOver(
   shared: { leases?: RedisLeaseStore; node?: string; digest?: typeof computeDigest },
   log?: Logger,
 ): Promise<Peer> {
-  const onDamaged = (id: string, dir: string) =>
-    log?.warn(
-      `Removed object ${id} from ${dir}: its files were damaged or incomplete (meta.json unreadable, a blob missing or of another size); it is lost, put it again`,
-    );
+  const warn = log === undefined ? undefined : (message: string) => log.warn(message);
   try {
     switch (options.impl) {
       case "mem":
@@ -106,7 +103,7 @@ async function peerOver(
           dir: options.dataDir!,
           capacity: await diskBudget(options.dataDir!, options.capacity, "--capacity", log),
           mode: options.mode,
-          onDamaged,
+          ...(warn === undefined ? {} : { warn }),
           ...shared,
         });
       case "tiered":
@@ -115,7 +112,7 @@ async function peerOver(
           hotCapacity: options.hot,
           coldCapacity: await diskBudget(options.dataDir!, options.cold, "--cold", log),
           mode: options.mode,
-          onDamaged,
+          ...(warn === undefined ? {} : { warn }),
           ...shared,
         });
     }

@@ -11,7 +11,7 @@ export interface FileSystemPeerOptions extends PeerOptions {
   /** The most bytes the peer holds on disk. Default 4 GiB. */
   readonly capacity?: number;
   /** Told of each sealed object found damaged on disk at open, and removed. */
-  readonly onDamaged?: (id: string, dir: string) => void;
+  readonly warn?: (message: string) => void;
 }
 
 /**
@@ -45,7 +45,7 @@ export class FileSystemPeer extends BasePeer {
     const blobs = new FileBlobStore({
       dir: options.dir,
       capacity,
-      ...(options.onDamaged === undefined ? {} : { onDamaged: options.onDamaged }),
+      ...(options.warn === undefined ? {} : { warn: options.warn }),
     });
     const peer = new FileSystemPeer({
       blobs,

@@ -33,8 +33,12 @@ export interface TieredPeerOptions extends PeerOptions {
   readonly hotCapacity?: number;
   /** Bytes the disk tier may hold. Default {@link DEFAULT_COLD_CAPACITY}. */
   readonly coldCapacity?: number;
-  /** Told of each sealed object found damaged on disk at open, and removed. */
-  readonly onDamaged?: (id: string, dir: string) => void;
+  /**
+   * Where what the operator should know goes: each sealed object found
+   * damaged on disk at open (and removed), each move between tiers that
+   * failed. By default, only the failed moves, to stderr.
+   */
+  readonly warn?: (message: string) => void;
   /**
    * When both tiers are full: `"store"` refuses new objects with a
    * `CapacityExceededError` and writes every object through to disk at seal,
@@ -160,7 +164,7 @@ export class TieredPeer extends BasePeer {
       dir: options.dir,
       capacity: Number.MAX_SAFE_INTEGER,
       ...(files === undefined ? {} : { files }),
-      ...(options.onDamaged === undefined ? {} : { onDamaged: options.onDamaged }),
+      ...(options.warn === undefined ? {} : { warn: options.warn }),
     });
     // The pool gets room of its own: with memory at its budget, as it is while
     // demotion runs, new objects still find memory made ready on another thread.
@@ -181,6 +185,7 @@ export class TieredPeer extends BasePeer {
       promoteAfterReads,
       promoteWindow,
       clock,
+      warn: options.warn,
     });
     const peer = new TieredPeer(store, hot, {
       leases: options.leases ?? new MemoryLeaseStore(clock),

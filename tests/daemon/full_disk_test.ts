@@ -2,7 +2,8 @@
  * A cache daemon whose data directory's file system fills before its byte
  * budget does: it makes room as a full budget would, on a small tmpfs.
  */
-import { CapacityExceededError, connect } from "../../mod.ts";
+import { CapacityExceededError, connect, InternalError } from "../../mod.ts";
+import { eventually } from "../helpers/eventually.ts";
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { spawnDaemon, testInSocketDir } from "../helpers/uds_daemon.ts";
 
@@ -84,3 +85,47 @@ for (const impl of ["fs", "tiered"]) {
     },
   );
 }
+
+testInSocketDir("a tiered daemon whose disk turns read-only says so, in its log", async (dir) => {
+  const path = `${dir}/p.sock`;
+  const data = `${dir}/disk`;
+  await onSmallDisk(data, "16m", async () => {
+    await using daemon = await spawnDaemon(path, [
+      "--impl",
+      "tiered",
+      "--data-dir",
+      `${data}/d`,
+      "--hot",
+      "4MiB",
+      "--cold",
+      "8MiB",
+    ]);
+    await using client = await connect(path);
+    await client.put(new Uint8Array(MiB), { id: "before" });
+    const remount = (how: string) =>
+      new Deno.Command("mount", { args: ["-o", `remount,${how}`, data] }).output();
+    await remount("ro");
+    try {
+      // Above the high watermark: demotions start, and fail.
+      for (let i = 0; i < 3; i++) await client.put(new Uint8Array(MiB).fill(i));
+      // Too large for memory now: to disk, which refuses.
+      const error = await assertRejects(
+        () => client.put(new Uint8Array(3 * MiB)),
+        InternalError,
+      );
+      assert(error.message.includes("read-only: remount it read-write"), error.message);
+      await eventually(
+        () => daemon.stderr().includes("WARN Moving an object between tiers failed"),
+        "a failed demotion in the daemon's log",
+      );
+      using before = await client.get("before");
+      assertEquals(before.bytes.length, MiB);
+    } finally {
+      await remount("rw");
+    }
+    await daemon.stop();
+    for (const line of daemon.stderr().trim().split("\n")) {
+      assert(/^\S+Z WARN /.test(line), `a line not from the daemon's log: ${line}`);
+    }
+  });
+});
