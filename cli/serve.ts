@@ -4,7 +4,7 @@ import { createLogger } from "../daemon/log.ts";
 import { parseServeArgs, SERVE_USAGE } from "../daemon/options.ts";
 import { EXIT_USAGE } from "./exit_codes.ts";
 
-/** `packice serve`: runs the daemon until SIGINT or SIGTERM. */
+/** `packice serve`: runs the daemon until SIGINT, SIGTERM or SIGHUP. */
 export async function serve(args: string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
     console.log(SERVE_USAGE);
@@ -18,24 +18,35 @@ export async function serve(args: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   const log = createLogger(options.logLevel);
-  let daemon;
-  try {
-    daemon = await startDaemon(options, log);
-  } catch (error) {
-    log.error(error instanceof PackiceError ? `${error.code}: ${error.message}` : String(error));
-    return 1;
-  }
-  for (const address of daemon.addresses) console.log(`Packice listening on ${address}`);
+  // Listened for from the start: a signal that came while the daemon started (or just after
+  // its listening line, before a listener) would end it with no cleanup, as would SIGHUP
+  // (its terminal closed) at any time, leaving its socket and token file behind.
   const stopped = Promise.withResolvers<string>();
-  const signals = ["SIGINT", "SIGTERM"] as const;
+  const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
   const handlers = signals.map((signal) => {
     const handler = () => stopped.resolve(signal);
     Deno.addSignalListener(signal, handler);
     return [signal, handler] as const;
   });
-  const signal = await stopped.promise;
-  for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
-  log.info(`${signal}: shutting down`);
-  await daemon.close();
-  return 0;
+  try {
+    let daemon;
+    try {
+      // A start can wait long (for Redis, say): a signal then ends it at once.
+      daemon = await Promise.race([startDaemon(options, log), stopped.promise]);
+    } catch (error) {
+      log.error(error instanceof PackiceError ? `${error.code}: ${error.message}` : String(error));
+      return 1;
+    }
+    if (typeof daemon === "string") {
+      log.info(`${daemon} while starting: stopped before serving`);
+      return 1;
+    }
+    for (const address of daemon.addresses) console.log(`Packice listening on ${address}`);
+    const signal = await stopped.promise;
+    log.info(`${signal}: shutting down`);
+    await daemon.close();
+    return 0;
+  } finally {
+    for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+  }
 }

@@ -1,5 +1,6 @@
 import denoJson from "../deno.json" with { type: "json" };
 import { computeDigest } from "../backends/digest.ts";
+import { InvalidArgumentError, PackiceError } from "../core/errors.ts";
 import type { RedisLeaseStore } from "../backends/redis/mod.ts";
 import type { Peer } from "../core/peer.ts";
 import { FileSystemPeer } from "../peers/fs_peer.ts";
@@ -16,6 +17,7 @@ import type { ClusterPeer } from "../p2p/cluster_peer.ts";
 import type { ClusterMember } from "./cluster_member.ts";
 import type { Directory } from "../p2p/directory.ts";
 import type { ReadThrough } from "../p2p/origin/read_through.ts";
+import { diskBudget } from "./disk_budget.ts";
 import { lockSocket } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { DaemonOptions } from "./options.ts";
@@ -61,17 +63,37 @@ function fastGetOf(
   return { fastGet: { hostname, port: 0, optional } };
 }
 
+/**
+ * Warns when other users of the host can read the token file: with the
+ * token they read and delete objects over HTTP, as the socket's mode forbids.
+ */
+async function warnIfShared(file: string, log: Logger): Promise<void> {
+  const mode = (await Deno.stat(file).catch(() => undefined))?.mode;
+  if (mode === undefined || mode === null || (mode & 0o004) === 0) return;
+  log.warn(
+    `--token-file ${file} can be read by every user of this host (mode ${
+      (mode & 0o777).toString(8)
+    }), and with the token they can read and delete objects over HTTP: chmod o-r ${file}`,
+  );
+}
+
 /** Builds the peer that `options` describe; with `--redis`, its leases and directory live in Redis. */
 export async function createPeer(options: DaemonOptions, log?: Logger): Promise<Peer> {
-  if (options.redis === undefined) return await peerOver(options, {});
-  return await peerOver(options, { ...await connectRedis(options, log), digest: computeDigest });
+  if (options.redis === undefined) return await peerOver(options, {}, log);
+  return await peerOver(
+    options,
+    { ...await connectRedis(options, log), digest: computeDigest },
+    log,
+  );
 }
 
 /** The peer of `options` over the lease store given, which it closes on failure. */
 async function peerOver(
   options: DaemonOptions,
   shared: { leases?: RedisLeaseStore; node?: string; digest?: typeof computeDigest },
+  log?: Logger,
 ): Promise<Peer> {
+  const warn = log === undefined ? undefined : (message: string) => log.warn(message);
   try {
     switch (options.impl) {
       case "mem":
@@ -79,22 +101,30 @@ async function peerOver(
       case "fs":
         return await FileSystemPeer.open({
           dir: options.dataDir!,
-          capacity: options.capacity,
+          capacity: await diskBudget(options.dataDir!, options.capacity, "--capacity", log),
           mode: options.mode,
+          ...(warn === undefined ? {} : { warn }),
           ...shared,
         });
       case "tiered":
         return await TieredPeer.open({
           dir: options.dataDir!,
           hotCapacity: options.hot,
-          coldCapacity: options.cold,
+          coldCapacity: await diskBudget(options.dataDir!, options.cold, "--cold", log),
           mode: options.mode,
+          ...(warn === undefined ? {} : { warn }),
           ...shared,
         });
     }
   } catch (error) {
     await shared.leases?.close();
-    throw error;
+    if (error instanceof PackiceError) throw error;
+    throw new InvalidArgumentError(
+      `Cannot use --data-dir ${options.dataDir}: ${
+        (error as Error).message
+      }: give a directory this user can create and write, on a writable file system`,
+      { cause: error },
+    );
   }
 }
 
@@ -137,6 +167,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
   // Taken before anything else: a daemon that loses touches neither the socket nor the
   // data directory, where opening an fs or tiered peer removes the winner's unfinished objects.
   const lock = await lockSocket(options.socket);
+  if (options.tokenFile !== undefined) await warnIfShared(options.tokenFile, log);
   let peer: Peer;
   let cluster: ClusterPeer | undefined;
   let clusterMember: ClusterMember | undefined;
@@ -150,7 +181,7 @@ export async function startDaemon(options: DaemonOptions, log: Logger): Promise<
       const shared = options.redis === undefined ? undefined : await connectRedis(options, log);
       const home = shared === undefined
         ? await createPeer(options, log)
-        : await peerOver(options, shared);
+        : await peerOver(options, shared, log);
       try {
         // Loaded only for a cluster: a daemon on its own starts as fast as before.
         const { redisWiring, wrapCluster } = await import("./cluster_peer.ts");

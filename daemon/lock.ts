@@ -1,4 +1,5 @@
-import { AlreadyExistsError } from "../core/errors.ts";
+import { dirname } from "node:path";
+import { AlreadyExistsError, InvalidArgumentError } from "../core/errors.ts";
 
 /** An exclusive lock that one daemon holds on its socket path for its lifetime. */
 export interface SocketLock extends Disposable {
@@ -16,6 +17,7 @@ export interface SocketLock extends Disposable {
  * @param socket The socket path the daemon is about to serve on.
  * @returns The held lock.
  * @throws {AlreadyExistsError} When another daemon holds the lock.
+ * @throws {InvalidArgumentError} When the lock file cannot be made beside the socket.
  *
  * @example Serve on a socket only while holding its lock
  * ```ts ignore
@@ -27,7 +29,18 @@ export async function lockSocket(socket: string): Promise<SocketLock> {
   // The lock file is never removed. Unlinking it on exit would let a daemon that
   // opened the old file before the unlink lock that orphaned inode while the next
   // one creates and locks a new file at the same path: two holders of "the" lock.
-  const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+  let file;
+  try {
+    file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound
+      ? `its directory ${dirname(socket)} does not exist: create it, or`
+      : `${path} cannot be created (${(error as Error).message}):`;
+    throw new InvalidArgumentError(
+      `Cannot listen on ${socket}: ${why} choose another path with --socket`,
+      { cause: error },
+    );
+  }
   let locked;
   try {
     locked = await file.tryLock(true);

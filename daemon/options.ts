@@ -36,6 +36,8 @@ export interface DaemonOptions {
   readonly token: string | undefined;
   /** Where the token came from, for the startup line. */
   readonly tokenFrom: "--token" | "--token-file" | "PACKICE_TOKEN" | undefined;
+  /** The file of `--token-file`, whose mode the daemon checks at start. */
+  readonly tokenFile?: string | undefined;
   /** Redis URL of a shared lease store and directory, if any. */
   readonly redis: string | undefined;
   /** Key prefix in Redis. */
@@ -172,9 +174,14 @@ export function parseServeArgs(args: string[]): DaemonOptions {
       "Invalid arguments: with --http and --redis or --join the daemon is a member of a cluster, whose members share a bearer token: set PACKICE_TOKEN or --token-file",
     );
   }
-  const socketMode = Number.parseInt(values["socket-mode"], 8);
-  if (!Number.isInteger(socketMode) || socketMode < 0 || socketMode > 0o777) {
-    throw new InvalidArgumentError(`Invalid --socket-mode: ${values["socket-mode"]}`);
+  // Whole: parseInt would read "6x" as 6, a socket no one may use.
+  const socketMode = /^0?[0-7]{1,3}$/.test(values["socket-mode"])
+    ? Number.parseInt(values["socket-mode"], 8)
+    : NaN;
+  if (Number.isNaN(socketMode)) {
+    throw new InvalidArgumentError(
+      `Invalid --socket-mode: ${values["socket-mode"]} (an octal mode, such as 600 or 660)`,
+    );
   }
   return {
     socket: values.socket ?? defaultSocketPath(),
@@ -209,7 +216,12 @@ export function parseServeArgs(args: string[]): DaemonOptions {
 /** A size more than 0, such as `200MB` (a rate in bytes a second, a budget in bytes). */
 function positiveSize(text: string | undefined, flag: string): number | undefined {
   if (text === undefined) return undefined;
-  const bytes = parseSize(text);
+  let bytes;
+  try {
+    bytes = parseSize(text);
+  } catch (error) {
+    throw new InvalidArgumentError(`Invalid ${flag}: ${(error as Error).message}`);
+  }
   if (bytes === 0) throw new InvalidArgumentError(`Invalid ${flag}: ${text} (more than 0)`);
   return bytes;
 }
@@ -267,7 +279,7 @@ function sizeFlag(text: string, flag: string, least: number): number {
 function tokenOf(
   flag: string | undefined,
   file: string | undefined,
-): Pick<DaemonOptions, "token" | "tokenFrom"> {
+): Pick<DaemonOptions, "token" | "tokenFrom" | "tokenFile"> {
   if (flag !== undefined && file !== undefined) {
     throw new InvalidArgumentError(
       "Invalid arguments: --token and --token-file exclude each other",
@@ -282,7 +294,11 @@ function tokenOf(
       throw new InvalidArgumentError(`Invalid --token-file: ${file}: ${(error as Error).message}`);
     }
     const token = text.split("\n")[0]!.trim();
-    return { token: checkToken(token, `--token-file ${file}`), tokenFrom: "--token-file" };
+    return {
+      token: checkToken(token, `--token-file ${file}`),
+      tokenFrom: "--token-file",
+      tokenFile: file,
+    };
   }
   const env = Deno.env.get("PACKICE_TOKEN");
   return env

@@ -14,7 +14,7 @@
  */
 
 /** The ABI version native/packice.c reports from `pk_version()`. */
-export const NATIVE_ABI_VERSION = 25;
+export const NATIVE_ABI_VERSION = 26;
 
 /** The symbols of `libpackice.so`, for `Deno.dlopen`. */
 export const symbols = {
@@ -52,6 +52,12 @@ export const symbols = {
       "i32", // int32_t fd
     ],
     result: "i64", // statfs f_type, such as Linux.TMPFS_MAGIC
+  },
+  pk_statfs_room: {
+    parameters: [
+      "buffer", // const char *path (NUL-terminated)
+    ],
+    result: "i64", // bytes free for this user on the file system of path (statfs f_bavail)
   },
   pk_add_seals: {
     parameters: [

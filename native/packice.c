@@ -66,7 +66,7 @@
 
 // Bumped whenever a signature or behaviour changes; native/load.ts refuses a
 // library whose version differs from the one it was written for.
-#define PK_ABI_VERSION 25
+#define PK_ABI_VERSION 26
 
 // The most fds one message may carry (the kernel's SCM_MAX_FD).
 #define PK_MAX_FDS 253
@@ -180,6 +180,12 @@ PK_EXPORT int64_t pk_fstat_size(int32_t fd) {
 PK_EXPORT int64_t pk_fstatfs_type(int32_t fd) {
   struct statfs st;
   return fstatfs(fd, &st) < 0 ? -errno : (int64_t)st.f_type;
+}
+
+// Bytes the file system holding `path` can still give this user (statfs f_bavail).
+PK_EXPORT int64_t pk_statfs_room(const char *path) {
+  struct statfs st;
+  return statfs(path, &st) < 0 ? -errno : (int64_t)st.f_bavail * (int64_t)st.f_bsize;
 }
 
 PK_EXPORT int32_t pk_add_seals(int32_t fd, int32_t seals) {

@@ -10,6 +10,8 @@ export interface FileSystemPeerOptions extends PeerOptions {
   readonly dir: string;
   /** The most bytes the peer holds on disk. Default 4 GiB. */
   readonly capacity?: number;
+  /** Told of each sealed object found damaged on disk at open, and removed. */
+  readonly warn?: (message: string) => void;
 }
 
 /**
@@ -40,7 +42,11 @@ export class FileSystemPeer extends BasePeer {
    */
   static async open(options: FileSystemPeerOptions): Promise<FileSystemPeer> {
     const capacity = validateSize(options.capacity ?? DEFAULT_CAPACITY, "capacity");
-    const blobs = new FileBlobStore({ dir: options.dir, capacity });
+    const blobs = new FileBlobStore({
+      dir: options.dir,
+      capacity,
+      ...(options.warn === undefined ? {} : { warn: options.warn }),
+    });
     const peer = new FileSystemPeer({
       blobs,
       leases: options.leases ?? new MemoryLeaseStore(options.clock),

@@ -34,6 +34,12 @@ export interface TieredPeerOptions extends PeerOptions {
   /** Bytes the disk tier may hold. Default {@link DEFAULT_COLD_CAPACITY}. */
   readonly coldCapacity?: number;
   /**
+   * Where what the operator should know goes: each sealed object found
+   * damaged on disk at open (and removed), each move between tiers that
+   * failed. By default, only the failed moves, to stderr.
+   */
+  readonly warn?: (message: string) => void;
+  /**
    * When both tiers are full: `"store"` refuses new objects with a
    * `CapacityExceededError` and writes every object through to disk at seal,
    * so nothing sealed is lost in a crash; `"cache"` drops the least recently
@@ -158,6 +164,7 @@ export class TieredPeer extends BasePeer {
       dir: options.dir,
       capacity: Number.MAX_SAFE_INTEGER,
       ...(files === undefined ? {} : { files }),
+      ...(options.warn === undefined ? {} : { warn: options.warn }),
     });
     // The pool gets room of its own: with memory at its budget, as it is while
     // demotion runs, new objects still find memory made ready on another thread.
@@ -178,6 +185,7 @@ export class TieredPeer extends BasePeer {
       promoteAfterReads,
       promoteWindow,
       clock,
+      warn: options.warn,
     });
     const peer = new TieredPeer(store, hot, {
       leases: options.leases ?? new MemoryLeaseStore(clock),

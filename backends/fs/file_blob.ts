@@ -116,11 +116,15 @@ export class FileBlob implements Blob {
     }
     this.#checkRange("read", offset, target.length);
     await this.#serially(async () => {
-      const file = await this.#opened();
+      let file;
+      try {
+        file = await this.#opened();
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        throw this.#damaged(`its file ${this.#path} is gone from the data directory`);
+      }
       if (!await file.readInto(offset, target)) {
-        throw new InternalError(
-          `Cannot read ${this.#label}: file is shorter than ${this.size} bytes: ${this.#path}`,
-        );
+        throw this.#damaged(`its file ${this.#path} is shorter than ${this.size} bytes`);
       }
     });
   }
@@ -196,6 +200,13 @@ export class FileBlob implements Blob {
   release(): Promise<void> {
     this.#state = "RELEASED";
     return this.#serially(() => this.#closeFile());
+  }
+
+  /** The error of a read of a blob whose file was changed on disk behind the store. */
+  #damaged(what: string): InternalError {
+    return new InternalError(
+      `Cannot read ${this.#label}: ${what} (changed on disk behind the daemon): the object is damaged; delete it and put it again`,
+    );
   }
 
   async #opened(): Promise<BlobFile> {

@@ -44,6 +44,12 @@ export interface FileBlobStoreOptions {
    * library's low-priority I/O threads.
    */
   readonly files?: BlobFileOpener;
+  /**
+   * Told of each object that {@link FileBlobStore.recover} removes because
+   * its files are damaged or incomplete (its `meta.json` unreadable, a blob
+   * missing or of another size): a sealed object lost on disk.
+   */
+  readonly warn?: (message: string) => void;
 }
 
 type FileObjectState = "CREATING" | "SEALED" | "FREED";
@@ -119,6 +125,7 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
   readonly capacity: number;
   readonly #layout: Layout;
   readonly #files: BlobFileOpener | undefined;
+  readonly #warn: ((message: string) => void) | undefined;
   /** Every object allocated or recovered and not yet freed. */
   readonly #objects = new Set<FileObject>();
   /** The directories under `tmp/` of allocations under way. */
@@ -142,6 +149,7 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
     this.capacity = validateSize(options.capacity, "capacity");
     this.#layout = new Layout(options.dir);
     this.#files = options.files;
+    this.#warn = options.warn;
   }
 
   /** Bytes of the objects held, sealed or being created. */
@@ -280,6 +288,11 @@ export class FileBlobStore implements BlobStore, AsyncDisposable {
       const info = isObjectId(id) ? await readSealedObject(path, id) : undefined;
       if (info === undefined) {
         await removeTree(path);
+        if (isObjectId(id)) {
+          this.#warn?.(
+            `Removed object ${id} from ${path}: its files were damaged or incomplete (meta.json unreadable, a blob missing or of another size); it is lost, put it again`,
+          );
+        }
         continue;
       }
       this.#checkOpen("recover");

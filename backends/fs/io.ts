@@ -1,18 +1,26 @@
-import { CapacityExceededError } from "../../core/errors.ts";
+import { CapacityExceededError, InternalError } from "../../core/errors.ts";
 
 const noSpaceCodes: ReadonlySet<unknown> = new Set(["ENOSPC", "EDQUOT"]);
 
 /**
- * Turns a full disk or an exceeded quota into a {@link CapacityExceededError};
- * returns any other error as it is.
+ * Turns a full disk or an exceeded quota into a {@link CapacityExceededError},
+ * a read-only file system into an {@link InternalError} that says so; returns
+ * any other error as it is.
  *
  * @param error What a file system call threw.
  * @param what What was being done, as in "Cannot <what>: no space left on device".
  * @returns The error to throw.
  */
 export function fromFsError(error: unknown, what: string): unknown {
-  if (error instanceof Error && noSpaceCodes.has((error as { code?: unknown }).code)) {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  if (noSpaceCodes.has(code)) {
     return new CapacityExceededError(`Cannot ${what}: no space left on device`, { cause: error });
+  }
+  if (code === "EROFS") {
+    return new InternalError(
+      `Cannot ${what}: the data directory's file system is read-only: remount it read-write`,
+      { cause: error },
+    );
   }
   return error;
 }

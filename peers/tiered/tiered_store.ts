@@ -77,6 +77,8 @@ export interface TieredBlobStoreOptions {
   readonly promoteWindow: number;
   /** The clock of the promotion window. */
   readonly clock: Clock;
+  /** Where a move between tiers that failed is told; by default stderr. */
+  readonly warn?: ((message: string) => void) | undefined;
 }
 
 /**

@@ -4,7 +4,7 @@
  * every placement and move is made of (charge, copy, make room, free).
  */
 import type { BlobStore, StoredObject } from "../../core/blob_store.ts";
-import { CapacityExceededError, ClosedError, PackiceError } from "../../core/errors.ts";
+import { CapacityExceededError, ClosedError } from "../../core/errors.ts";
 import { Lru } from "../../core/lru.ts";
 import { copyObject } from "./copy.ts";
 import type { Tier, TieredObject } from "./tiered_object.ts";
@@ -216,7 +216,8 @@ export class Tiers {
   failed(error: unknown): void {
     this.counts.failures++;
     if (error instanceof CapacityExceededError || error instanceof ClosedError) return;
-    const message = error instanceof PackiceError ? error.message : error;
-    console.error("Packice: moving an object between tiers failed:", message);
+    const message = error instanceof Error ? error.message : String(error);
+    const warn = this.options.warn ?? ((line: string) => console.error(`Packice: ${line}`));
+    warn(`Moving an object between tiers failed, it stays where it was: ${message}`);
   }
 }

@@ -105,3 +105,20 @@ Deno.test("parseServeArgs() refuses a token that cannot go into an Authorization
     assertEquals(parseServeArgs(["--token", good]).token, good);
   }
 });
+
+Deno.test("parseServeArgs() reads a socket mode whole and names the flag of a bad rate", () => {
+  assertEquals(parseServeArgs(["--socket-mode", "660"]).socketMode, 0o660);
+  assertEquals(parseServeArgs(["--socket-mode", "0600"]).socketMode, 0o600);
+  for (const bad of ["6x", "60 0", "1000", "-1", ""]) {
+    const error = assertThrows(
+      () => parseServeArgs([`--socket-mode=${bad}`]),
+      InvalidArgumentError,
+    );
+    assert(error.message.includes("such as 600"), error.message);
+  }
+  const rate = assertThrows(
+    () => parseServeArgs(["--max-upload-rate", "fast"]),
+    InvalidArgumentError,
+  );
+  assert(rate.message.startsWith("Invalid --max-upload-rate: "), rate.message);
+});

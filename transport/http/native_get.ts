@@ -193,6 +193,11 @@ export class NativeGet implements RelaySink {
         } for a free one`,
       );
     }
+    if (started === -Errno.EADDRNOTAVAIL) {
+      throw new Deno.errors.AddrNotAvailable(
+        `Cannot serve GET natively on ${address}: no network interface of this host has that address: give one it has (ip -brief address), or 127.0.0.1`,
+      );
+    }
     if (started === -Errno.EINVAL) {
       throw new InvalidArgumentError(
         `Cannot serve GET natively on ${address}: give a numeric address, such as 127.0.0.1`,

@@ -227,6 +227,14 @@ export class HttpServer implements AsyncDisposable {
       }, (request, info) => this.#handle(request, info));
     } catch (error) {
       this.#bucket?.free();
+      if (error instanceof Deno.errors.AddrNotAvailable) {
+        throw new Deno.errors.AddrNotAvailable(
+          `Cannot serve HTTP on ${
+            urlHost(hostname, port)
+          }: no network interface of this host has that address: give one it has (ip -brief address), or 127.0.0.1`,
+          { cause: error },
+        );
+      }
       if (!(error instanceof Deno.errors.AddrInUse)) throw error;
       throw new Deno.errors.AddrInUse(
         `Cannot serve HTTP on ${

@@ -536,7 +536,11 @@ export class Channel {
       if (result === 0) {
         for (let i = 0; i < count[0]!; i++) this.#native.symbols.pk_close(fdsIn[i]!);
       }
-      this.#fail(result === 0 ? "connection closed" : errnoError(-result, "recvmsg").message);
+      this.#fail(
+        result === 0 || gone(-result)
+          ? "connection closed"
+          : errnoError(-result, "recvmsg").message,
+      );
       return;
     }
     this.#counters.received += result;
@@ -611,7 +615,7 @@ export class Channel {
       return true;
     }
     if (result === -Errno.EAGAIN) return false;
-    this.#fail(errnoError(-result, "sendmsg").message);
+    this.#fail(gone(-result) ? "connection closed" : errnoError(-result, "sendmsg").message);
     return false;
   }
 
@@ -676,4 +680,13 @@ function bigLength(length: number): bigint {
     lastBig = BigInt(length);
   }
   return lastBig;
+}
+
+/**
+ * Whether `errno` says only that the other side has gone: it closed with a
+ * message unread (ECONNRESET) or before one could reach it (EPIPE), as an
+ * exiting process does; the end of its connection, not a failure.
+ */
+function gone(errno: number): boolean {
+  return errno === Errno.ECONNRESET || errno === Errno.EPIPE;
 }
