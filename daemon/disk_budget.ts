@@ -32,9 +32,12 @@ export async function diskBudget(
     near = dirname(near);
   }
   if (free < 0) return asked;
-  const held = await bytesUnder(dir);
   // Metadata files, directories and the last block of each file take room too.
-  const room = Math.max(0, free + held - Math.min(RESERVE, Math.floor((free + held) / 32)));
+  const reserve = (bytes: number) => Math.min(RESERVE, Math.floor(bytes / 32));
+  // The free space alone holds it: no need to walk a data directory of many files.
+  if (asked <= free - reserve(free)) return asked;
+  const held = await bytesUnder(dir);
+  const room = Math.max(0, free + held - reserve(free + held));
   if (asked <= room) return asked;
   log?.warn(
     `${flag} ${formatSize(asked)} is more than the file system of ${dir} can hold (${
