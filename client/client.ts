@@ -372,8 +372,8 @@ export class Client implements AsyncDisposable {
    * `client.get(id)` reads the bytes in place with no copy. Headers such as
    * `Authorization` go to the origin and are never stored. `init.cache` is
    * honoured as by `fetch` (see `ReadThrough`). A `Range` of one span is
-   * answered from the stored response with a 206 of those bytes (in process
-   * and over a Unix socket; a daemon's HTTP address answers it whole).
+   * answered with a 206 of those bytes, cut from the stored object (the
+   * origin is asked for the whole, once per cluster).
    *
    * @example Read a URL through the local daemon
    * ```ts ignore
