@@ -5,8 +5,14 @@ import { UnsupportedError } from "../core/errors.ts";
 import { checkRange } from "../core/range.ts";
 import { copyOut } from "./readable_bytes.ts";
 
-/** Chunk size of {@link ObjectHandle.stream}. */
-const STREAM_CHUNK = 1 << 20;
+/** Chunk size of {@link ObjectHandle.stream} out of mapped or copied bytes. */
+const VIEW_CHUNK = 1 << 20;
+/**
+ * Chunk size where each read goes to the peer (a lazy handle over HTTP): a
+ * ranged GET costs about a millisecond of its own, so 256 MiB read in 1 MiB
+ * ranges took 350 ms, in 4 MiB ranges 225 ms, as fast as one whole read.
+ */
+const RANGE_CHUNK = 4 << 20;
 
 /**
  * A sealed object held for reading. While the handle is open the object's
@@ -115,10 +121,15 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
     return copyOut(this, this.#acquired.blobs, this.#bytes, offset, target);
   }
 
+  /** The size of the chunks to read this handle's bytes in, as {@link ObjectHandle.stream} does. */
+  get readChunk(): number {
+    return this.#bytes === undefined ? RANGE_CHUNK : VIEW_CHUNK;
+  }
+
   /**
    * Streams copies of the bytes, so chunks stay valid after the handle closes.
    * Nothing is read ahead of the reader: a handle got with `lazy: true` over
-   * HTTP reads the object a chunk (1 MiB) at a time as the reader pulls. The
+   * HTTP reads the object a chunk (4 MiB) at a time as the reader pulls. The
    * stream closes the handle when it ends, fails or is cancelled (a reader
    * that stops early leaks no lease), and fails if the handle is closed
    * before the end, or with `LEASE_EXPIRED` if its lease ended under it (a
@@ -134,7 +145,7 @@ export class ObjectHandle implements Disposable, AsyncDisposable {
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         try {
-          const chunk = new Uint8Array(Math.min(STREAM_CHUNK, end - at));
+          const chunk = new Uint8Array(Math.min(this.readChunk, end - at));
           const length = chunk.length === 0 ? 0 : await this.readInto(at, chunk);
           if (length === 0) {
             await this.close();

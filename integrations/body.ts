@@ -8,8 +8,6 @@ import type { Meta } from "../core/validate.ts";
 
 /** Writes to a peer without memory of its own go out in pieces of at least this size. */
 const WRITE_BATCH = 1 << 20;
-/** The size of the chunks a body stream allocates for readers that bring no buffer. */
-const READ_CHUNK = 1 << 20;
 
 /**
  * Stores a stream as a new sealed object and returns its id.
@@ -78,7 +76,7 @@ export async function putBody(
  * handle's bytes (shared memory where the peer maps it) into a buffer the
  * reader owns, so chunks stay valid after the lease ends; a BYOB reader gets
  * them in its own buffer. Nothing is read ahead of the reader: a handle got
- * with `lazy: true` over HTTP reads a range (1 MiB, or the BYOB reader's
+ * with `lazy: true` over HTTP reads a range (4 MiB, or the BYOB reader's
  * buffer) per pull, and never holds the object whole.
  */
 export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
@@ -89,7 +87,7 @@ export function bodyStream(handle: ObjectHandle): ReadableStream<Uint8Array> {
   };
   const stream = new ReadableStream({
     type: "bytes",
-    autoAllocateChunkSize: Math.max(1, Math.min(READ_CHUNK, handle.size)),
+    autoAllocateChunkSize: Math.max(1, Math.min(handle.readChunk, handle.size)),
     pull: async (controller) => {
       const request = controller.byobRequest!;
       const view = request.view!;

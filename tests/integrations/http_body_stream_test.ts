@@ -102,13 +102,14 @@ testInSocketDir(
     let daemon = await spawnDaemon(path, flags);
     try {
       await using client = await connect(`http://127.0.0.1:${port}`, { token });
-      const size = 3 << 20;
+      const size = 12 << 20;
       await client.put(new Uint8Array(size).fill(7), { id: "big" });
       const cache = await new PackiceCacheStorage(client).open("c");
       await cache.put("https://example.com/a", new Response(new Uint8Array(size).fill(8)));
 
       const stream = (await client.get("big", { lazy: true })).stream().getReader();
-      assertEquals((await stream.read()).value?.length, 1 << 20);
+      const first = (await stream.read()).value!.length;
+      assert(first > 0 && first < size, `a first chunk, not the whole: ${first}`);
       const body = (await cache.match("https://example.com/a"))!.body!.getReader();
       assertEquals((await body.read()).value?.[0], 8);
 
