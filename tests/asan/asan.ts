@@ -39,6 +39,7 @@ const EXPECTED_FAILURES = [
   "imported by an http URL",
   "memory stays in the budget",
   "spooled, not gathered in memory",
+  "costs the client no copy of it",
   "with little client memory",
   "serve starts fast",
   "lets the event loop turn",
